@@ -1,0 +1,29 @@
+# Everything a fresh machine needs: a virtual environment with vmlab and its test tools.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.vmlab-installed
+
+.PHONY: test report bench data clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+## make test: install into .venv and run the whole test suite on all cores
+test: $(STAMP)
+	$(PY) -m pytest -q -n auto tests
+
+## make report: install into .venv and run every notebook on data/ into report/ (open report/index.html)
+report: $(STAMP)
+	$(VENV)/bin/vmlab report --out report
+
+## make bench: run the benchmarks (installs the benchmark-only extras)
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) report .pytest_cache

@@ -1,0 +1,257 @@
+"""The columnar trace model shared by every reader, writer, generator and the engine.
+
+A trace is a set of equally long columns, one entry per record:
+
+===========  =========  =====================================================
+column       dtype      meaning
+===========  =========  =====================================================
+``tid``      unsigned   thread id (dense or not; the engine maps them)
+``asid``     unsigned   address-space id (one ``mmap_sem`` each; default 0)
+``addr``     uint64     virtual address
+``op``       uint8      an :class:`Op` code
+``size``     unsigned   access size in bytes
+``gap_ns``   unsigned   optional: compute time since the same thread's
+                        previous record, in nanoseconds
+===========  =========  =====================================================
+
+Columns may be memory-mapped (see :func:`vmlab.trace.native.open_trace`), so a trace of
+10^9 records costs no memory until it is read.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import TraceFormatError
+
+
+class Op(enum.IntEnum):
+    """Operation codes of a trace record.
+
+    ``LOCK_W`` is not a memory access: the thread takes ``mmap_sem`` for write for
+    ``mmap_cs_ns`` (an mmap/munmap/mprotect call), as MODEL.md section 2 defines it.
+    """
+
+    LOAD = 0
+    STORE = 1
+    IFETCH = 2
+    MODIFY = 3
+    LOCK_W = 4
+
+
+#: One-letter names used by text formats and summaries.
+OP_LETTERS = {Op.LOAD: "L", Op.STORE: "S", Op.IFETCH: "I", Op.MODIFY: "M", Op.LOCK_W: "W"}
+OP_BY_NAME = {}
+for _op in Op:
+    OP_BY_NAME[_op.name.lower()] = _op
+    OP_BY_NAME[OP_LETTERS[_op]] = _op
+    OP_BY_NAME[OP_LETTERS[_op].lower()] = _op
+OP_BY_NAME.update({"read": Op.LOAD, "write": Op.STORE, "ifetch": Op.IFETCH, "lock_w": Op.LOCK_W})
+
+#: Required columns and the dtype kind each must have ("u": unsigned integer).
+REQUIRED_COLUMNS = ("tid", "asid", "addr", "op", "size")
+OPTIONAL_COLUMNS = ("gap_ns",)
+ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+#: The dtype a column gets when vmlab builds it without a better choice.
+DEFAULT_DTYPES = {
+    "tid": np.uint32,
+    "asid": np.uint16,
+    "addr": np.uint64,
+    "op": np.uint8,
+    "size": np.uint32,
+    "gap_ns": np.uint64,
+}
+
+
+def parse_op(name):
+    """Return the :class:`Op` for a name such as ``"load"``, ``"S"`` or ``"lock_w"``."""
+    if isinstance(name, (int, np.integer)):
+        return Op(int(name))
+    try:
+        return OP_BY_NAME[str(name).strip()] if str(name).strip() in OP_BY_NAME else OP_BY_NAME[str(name).strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown operation {name!r}; expected one of load, store, ifetch, modify, lock_w "
+            "(or L, S, I, M, W)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class TraceMeta:
+    """Metadata carried by a trace.
+
+    Attributes
+    ----------
+    page_size : int
+        Bytes per page (a power of two); default 4096.
+    source : str
+        Where the trace came from (a command line, a generator call...).
+    notes : str
+        Free-form notes.
+    """
+
+    page_size: int = 4096
+    source: str = ""
+    notes: str = ""
+
+    def __post_init__(self):
+        ps = self.page_size
+        if not isinstance(ps, (int, np.integer)) or ps <= 0 or (ps & (ps - 1)) != 0:
+            raise TraceFormatError(f"page_size must be a positive power of two, got {ps!r}")
+
+
+class Trace:
+    """A columnar memory-access trace.
+
+    Parameters
+    ----------
+    addr : array_like of uint64
+        Virtual addresses.
+    op : array_like of uint8, optional
+        :class:`Op` codes; default all ``LOAD``.
+    tid, asid : array_like of unsigned int, optional
+        Thread and address-space ids; default all 0.
+    size : array_like of unsigned int, optional
+        Access sizes in bytes; default 8 (0 for ``LOCK_W``).
+    gap_ns : array_like of unsigned int, optional
+        Compute time since the same thread's previous record.
+    meta : TraceMeta, optional
+        Page size, source and notes.
+
+    The arrays are kept as given when they already have an unsigned dtype (no copy), so a
+    trace can wrap memory-mapped columns.
+    """
+
+    __slots__ = ("columns", "meta", "_n_threads")
+
+    def __init__(self, addr, op=None, tid=None, asid=None, size=None, gap_ns=None, meta=None,
+                 *, _n_threads=None):
+        addr = _as_unsigned("addr", addr, np.uint64)
+        n = len(addr)
+        cols = {"addr": addr}
+        cols["op"] = (np.zeros(n, np.uint8) if op is None else _as_unsigned("op", op, np.uint8))
+        cols["tid"] = np.zeros(n, np.uint32) if tid is None else _as_unsigned("tid", tid, np.uint32)
+        cols["asid"] = np.zeros(n, np.uint16) if asid is None else _as_unsigned("asid", asid, np.uint16)
+        if size is None:
+            size = np.full(n, 8, np.uint32)
+            size[cols["op"] == Op.LOCK_W] = 0
+        cols["size"] = _as_unsigned("size", size, np.uint32)
+        if gap_ns is not None:
+            cols["gap_ns"] = _as_unsigned("gap_ns", gap_ns, np.uint64)
+        for name, col in cols.items():
+            if len(col) != n:
+                raise TraceFormatError(f"column {name!r} has {len(col)} records, addr has {n}")
+        self.columns = {k: cols[k] for k in ALL_COLUMNS if k in cols}
+        self.meta = meta if meta is not None else TraceMeta()
+        self._n_threads = _n_threads
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_columns(cls, columns, meta=None, *, n_threads=None):
+        """Build a trace from a mapping of column name to array (see the module docstring)."""
+        unknown = set(columns) - set(ALL_COLUMNS)
+        if unknown:
+            raise TraceFormatError(
+                f"unknown column(s) {sorted(unknown)}; expected {', '.join(ALL_COLUMNS)}")
+        if "addr" not in columns:
+            raise TraceFormatError("a trace needs an 'addr' column")
+        return cls(meta=meta, _n_threads=n_threads, **dict(columns))
+
+    # -- access -------------------------------------------------------------------------
+    def __len__(self):
+        return len(self.columns["addr"])
+
+    def __getattr__(self, name):
+        if name in ALL_COLUMNS:
+            cols = object.__getattribute__(self, "columns")
+            return cols.get(name)
+        raise AttributeError(name)
+
+    @property
+    def n_records(self):
+        return len(self)
+
+    @property
+    def has_gap(self):
+        return "gap_ns" in self.columns
+
+    @property
+    def page_size(self):
+        return self.meta.page_size
+
+    @property
+    def n_threads(self):
+        """Number of distinct thread ids."""
+        if self._n_threads is None:
+            self._n_threads = int(len(np.unique(self.columns["tid"]))) if len(self) else 0
+        return self._n_threads
+
+    def pages(self):
+        """Virtual page numbers (``addr // page_size``) as uint64."""
+        shift = int(self.meta.page_size).bit_length() - 1
+        return self.columns["addr"] >> np.uint64(shift)
+
+    def with_meta(self, **changes):
+        """A trace sharing these columns with some metadata fields changed."""
+        return Trace.from_columns(self.columns, replace(self.meta, **changes),
+                                  n_threads=self._n_threads)
+
+    def __getitem__(self, key):
+        """Slice or boolean/integer index; returns a new trace (views for slices)."""
+        if isinstance(key, (int, np.integer)):
+            raise TypeError("index a trace with a slice or an array; use trace.record(i) for one")
+        cols = {k: v[key] for k, v in self.columns.items()}
+        return Trace.from_columns(cols, self.meta)
+
+    def record(self, i):
+        """Record ``i`` as a dict of Python scalars."""
+        out = {k: int(v[i]) for k, v in self.columns.items()}
+        out["op"] = Op(out["op"])
+        return out
+
+    def save(self, path, **kwargs):
+        """Write this trace in vmlab's native format (see :mod:`vmlab.trace.native`)."""
+        from .native import save_trace
+
+        return save_trace(self, path, **kwargs)
+
+    def __repr__(self):
+        cols = ", ".join(f"{k}:{v.dtype}" for k, v in self.columns.items())
+        return (f"<Trace {len(self):,} records, page_size={self.meta.page_size}, "
+                f"columns=[{cols}], source={self.meta.source!r}>")
+
+    def equals(self, other):
+        """True when both traces have the same records (values, not dtypes) and page size."""
+        if len(self) != len(other) or self.meta.page_size != other.meta.page_size:
+            return False
+        if self.has_gap != other.has_gap:
+            return False
+        return all(np.array_equal(v, other.columns[k]) for k, v in self.columns.items())
+
+
+def _as_unsigned(name, values, default_dtype):
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise TraceFormatError(f"column {name!r} must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "u":
+        return arr
+    if arr.dtype.kind in "ib" or (arr.dtype.kind == "O" and len(arr) == 0) or len(arr) == 0:
+        if len(arr) and arr.dtype.kind == "i" and arr.min() < 0:
+            bad = int(np.argmax(arr < 0))
+            raise TraceFormatError(
+                f"column {name!r} must be non-negative; record {bad} is {int(arr[bad])}")
+        return arr.astype(default_dtype)
+    raise TraceFormatError(
+        f"column {name!r} must hold unsigned integers, got dtype {arr.dtype}")
+
+
+def narrow_dtype(max_value, minimum=np.uint8):
+    """Smallest unsigned dtype (at least ``minimum``) that holds ``max_value``."""
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if np.dtype(dt).itemsize < np.dtype(minimum).itemsize:
+            continue
+        if max_value <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    raise OverflowError(max_value)
