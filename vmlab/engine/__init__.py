@@ -1,0 +1,3 @@
+"""The fault engine: preparation, the numba kernel and ``run`` (raw columns)."""
+from .prepare import index_trace, prepare
+from .run import run

@@ -1,0 +1,1207 @@
+"""The numba event loop: ``_simulate`` replays prepared arrays under the knobs of docs/model.md.
+
+Only numpy and numba here.  Everything is an array or a scalar; policies arrive as rows of
+knob values, backings and replacement policies as integer codes (see ``codes`` below).  The
+plain-Python reference simulator in ``tests/naive_engine.py`` implements the same contract
+independently; the two must agree record for record.
+
+Structure: a binary heap of events keyed ``(time, kind, id)``; a thread runs its own steps
+inline as long as each next step's key is below the heap's top (nothing else can happen
+before it), which makes a stream of page hits a tight loop.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._numba import njit
+from . import codes as C
+
+# ---------------------------------------------------------------------------------------
+# random numbers (docs/model.md section 1)
+
+
+@njit
+def _mix(seed, stream, counter):
+    z = (seed ^ (np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))) + \
+        (np.uint64(counter) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return z
+
+
+@njit
+def _draw(tables, dist, seed, stream, counter):
+    return tables[dist, np.int64(_mix(seed, stream, counter) >> np.uint64(48))]
+
+
+# ---------------------------------------------------------------------------------------
+# the event heap: parallel arrays time / key2 (kind << 40 | id) / generation
+
+
+@njit
+def _key_lt(t1, k1, t2, k2):
+    return t1 < t2 or (t1 == t2 and k1 < k2)
+
+
+@njit
+def _heap_push(ht, hk, hg, n, t, k, g):
+    if n == ht.shape[0]:
+        ht2 = np.empty(2 * n, np.int64)
+        hk2 = np.empty(2 * n, np.int64)
+        hg2 = np.empty(2 * n, np.int64)
+        ht2[:n] = ht
+        hk2[:n] = hk
+        hg2[:n] = hg
+        ht, hk, hg = ht2, hk2, hg2
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if _key_lt(t, k, ht[parent], hk[parent]):
+            ht[i] = ht[parent]
+            hk[i] = hk[parent]
+            hg[i] = hg[parent]
+            i = parent
+        else:
+            break
+    ht[i] = t
+    hk[i] = k
+    hg[i] = g
+    return ht, hk, hg, n + 1
+
+
+@njit
+def _heap_pop(ht, hk, hg, n):
+    """Remove the top (caller has read it); returns the new size."""
+    n -= 1
+    if n == 0:
+        return 0
+    t = ht[n]
+    k = hk[n]
+    g = hg[n]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _key_lt(ht[c + 1], hk[c + 1], ht[c], hk[c]):
+            c += 1
+        if _key_lt(ht[c], hk[c], t, k):
+            ht[i] = ht[c]
+            hk[i] = hk[c]
+            hg[i] = hg[c]
+            i = c
+        else:
+            break
+    ht[i] = t
+    hk[i] = k
+    hg[i] = g
+    return n
+
+
+# ---------------------------------------------------------------------------------------
+# growable record tables
+
+
+@njit
+def _grow(a):
+    b = np.empty((2 * a.shape[0] + 16, a.shape[1]), a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit
+def _grow1(a, need):
+    m = a.shape[0]
+    while m <= need:
+        m = 2 * m + 64
+    b = np.zeros(m, a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit
+def _hist_bucket(x):
+    if x < 64:
+        return x if x > 0 else 0
+    e = 63
+    while (x >> e) == 0:
+        e -= 1
+    return 64 + (e - 6) * 64 + ((x >> (e - 6)) & 63)
+
+
+# ---------------------------------------------------------------------------------------
+# the page-cache list (one doubly linked list over dense page ids; sentinel = n_pages)
+
+
+@njit
+def _list_insert_after(prev, nxt, node, at):
+    b = nxt[at]
+    prev[node] = at
+    nxt[node] = b
+    nxt[at] = node
+    prev[b] = node
+
+
+@njit
+def _list_remove(prev, nxt, node):
+    a = prev[node]
+    b = nxt[node]
+    nxt[a] = b
+    prev[b] = a
+    prev[node] = -1
+    nxt[node] = -1
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@njit
+def _simulate(
+    # records
+    rec_page, rec_gap, has_gap, order, ordered, thr_off, thr_tid,
+    # pages
+    page_vma, page_vpn, page_asid,
+    # vmas
+    vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
+    emap_vma, emap_off,
+    # policies, costs, distributions
+    pol, costs, tables, io_dist, wait_dist,
+    # signals
+    sig_kind, sig_param, sig_start, sig_fatal, sig_times, sig_toff,
+    # adversary
+    adv_kind, adv_param, adv_start, adv_times, adv_target,
+    # page cache
+    memory_pages, replacement, fault_around, preload,
+    # run
+    n_asid, horizon, seed, keep_records, bin_ns,
+):
+    T = thr_off.shape[0] - 1
+    P = page_vma.shape[0]
+    seed = np.uint64(seed)
+
+    access_ns = costs[C.COST_ACCESS]
+    fault_ns = costs[C.COST_FAULT]
+    zero_fill_ns = costs[C.COST_ZERO_FILL]
+    pch_ns = costs[C.COST_PAGECACHE_HIT]
+    sp_ns = costs[C.COST_STRUCT_PAGE]
+    driver_ns = costs[C.COST_DRIVER]
+    pte_ns = costs[C.COST_PTE]
+    remap_fixed_ns = costs[C.COST_REMAP_FIXED]
+    signal_ns = costs[C.COST_SIGNAL]
+    mmap_cs_ns = costs[C.COST_MMAP_CS]
+    wakeup_ns = costs[C.COST_WAKEUP]
+
+    # ---- page state
+    pte = np.zeros(P, np.uint8)
+    resident = np.zeros(P, np.uint8)   # file: in the page cache; context: ready
+    inflight = np.zeros(P, np.uint8)
+    io_done_at = np.zeros(P, np.int64)
+    pinned = np.zeros(P, np.int32)
+    mapped_since_io = np.ones(P, np.uint8)
+    refbit = np.zeros(P, np.uint8)
+    lprev = np.full(P + 1, -1, np.int32)
+    lnext = np.full(P + 1, -1, np.int32)
+    S = P  # sentinel
+    lprev[S] = S
+    lnext[S] = S
+    hand = S
+    n_resident = 0
+    # pages resident, unmapped and unpinned appear here for the adversary (stale entries ok)
+    cand = np.empty(64, np.int32)
+    n_cand = 0
+
+    # ---- locks
+    lk_readers = np.zeros(n_asid, np.int64)
+    lk_writer = np.zeros(n_asid, np.int64)
+    qcap = 4 * T + 16
+    lk_q = np.zeros((n_asid, qcap), np.int64)  # waiting thread*2 + mode, ring
+    lk_qh = np.zeros(n_asid, np.int64)
+    lk_qn = np.zeros(n_asid, np.int64)
+
+    # ---- threads
+    TS = np.zeros((T, C.TS_NCOL), np.int64)
+    TT = np.zeros((T, C.TT_NCOL), np.int64)
+    for th in range(T):
+        TS[th, C.TS_POS] = thr_off[th]
+        TS[th, C.TS_EMAP] = emap_off[th]
+        TS[th, C.TS_FAULT_ROW] = -1
+        TS[th, C.TS_LOCK_ROW] = -1
+        TS[th, C.TS_WAIT_PAGE] = -1
+        TS[th, C.TS_PHASE] = C.PH_START
+        TS[th, C.TS_SEG] = C.CAT_COMPUTE
+        TT[th, C.TT_TID] = thr_tid[th]
+        TT[th, C.TT_STATE] = C.ST_RUNNING
+    pcap = 8
+    pend_t = np.zeros((T, pcap), np.int64)
+    pend_f = np.zeros((T, pcap), np.int64)
+    pend_row = np.zeros((T, pcap), np.int64)
+    pend_h = np.zeros(T, np.int64)
+    pend_n = np.zeros(T, np.int64)
+    sig_cnt = np.zeros(T, np.int64)  # draws / index into explicit times
+
+    # ---- records
+    faults = np.empty((1024 if keep_records else 0, C.F_NCOL), np.int64)
+    nf = 0
+    sigs = np.empty((256 if keep_records else 0, C.S_NCOL), np.int64)
+    ns = 0
+    locks = np.empty((1024 if keep_records else 0, C.L_NCOL), np.int64)
+    nl = 0
+    cnt = np.zeros(C.N_COUNTERS, np.int64)
+    ts_bins = np.zeros((C.TSB_NCOL, 64), np.int64)
+    n_bins = 0
+    hist_fault = np.zeros(64 + 58 * 64, np.int64)
+    hist_sig = np.zeros(64 + 58 * 64, np.int64)
+    io_cnt = 0
+    ctx_cnt = 0
+    adv_cnt = 0
+
+    # per-fault scratch when records are off
+    fstart = np.zeros(T, np.int64)
+
+    # ---- heap
+    ht = np.empty(64, np.int64)
+    hk = np.empty(64, np.int64)
+    hg = np.empty(64, np.int64)
+    hn = 0
+
+    for th in range(T):
+        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, 0, (C.EV_THREAD << 40) | th, 0)
+        k = sig_kind[th]
+        if k == C.SCHED_POISSON:
+            first = sig_start[th] + _draw(tables, sig_param[th], seed, 16 + th, 0)
+            sig_cnt[th] = 1
+            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, first, (C.EV_SIGNAL << 40) | th, 0)
+        elif k == C.SCHED_PERIODIC:
+            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, sig_start[th] + sig_param[th],
+                                        (C.EV_SIGNAL << 40) | th, 0)
+        elif k == C.SCHED_TIMES:
+            if sig_toff[th + 1] > sig_toff[th]:
+                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, sig_times[sig_toff[th]],
+                                            (C.EV_SIGNAL << 40) | th, 0)
+                sig_cnt[th] = 1
+    if adv_kind == C.SCHED_POISSON:
+        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, adv_start + _draw(tables, adv_param, seed, 3, 0),
+                                    C.EV_ADVERSARY << 40, 0)
+        adv_cnt = 1
+    elif adv_kind == C.SCHED_PERIODIC:
+        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, adv_start + adv_param, C.EV_ADVERSARY << 40, 0)
+    elif adv_kind == C.SCHED_TIMES and adv_times.shape[0] > 0:
+        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, adv_times[0], C.EV_ADVERSARY << 40, 0)
+        adv_cnt = 1
+
+    # ---- preload
+    for i in range(preload.shape[0]):
+        p = preload[i]
+        if resident[p] == 0:
+            resident[p] = 1
+            n_resident += 1
+            if replacement == C.REPL_CLOCK:
+                _list_insert_after(lprev, lnext, p, lprev[hand])
+            else:
+                _list_insert_after(lprev, lnext, p, S)
+            if n_cand == cand.shape[0]:
+                cand = _grow1(cand, n_cand)
+            cand[n_cand] = p
+            n_cand += 1
+
+    now = 0
+    while hn > 0:
+        t = ht[0]
+        key = hk[0]
+        gen = hg[0]
+        if t > horizon:
+            break
+        hn = _heap_pop(ht, hk, hg, hn)
+        kind = key >> 40
+        ident = key & ((1 << 40) - 1)
+        now = t
+
+        if kind == C.EV_IO:
+            p = ident
+            inflight[p] = 0
+            if pinned[p] == 0 and pte[p] == 0:
+                if n_cand == cand.shape[0]:
+                    cand = _grow1(cand, n_cand)
+                cand[n_cand] = p
+                n_cand += 1
+            for th in range(T):
+                if TS[th, C.TS_WAIT_PAGE] == p and TS[th, C.TS_PHASE] == C.PH_WAIT_IO:
+                    TS[th, C.TS_WAIT_PAGE] = -1
+                    if TS[th, C.TS_WAIT_DROP] == 1:
+                        # the lock-dropping attempt lets its page go at completion
+                        pinned[p] -= 1
+                        if pinned[p] == 0 and pte[p] == 0:
+                            if n_cand == cand.shape[0]:
+                                cand = _grow1(cand, n_cand)
+                            cand[n_cand] = p
+                            n_cand += 1
+                    TS[th, C.TS_PHASE] = C.PH_WOKEN
+                    TS[th, C.TS_GEN] += 1
+                    ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t + wakeup_ns,
+                                                (C.EV_THREAD << 40) | th, TS[th, C.TS_GEN])
+            continue
+
+        if kind == C.EV_ADVERSARY:
+            j = 0
+            for i in range(n_cand):
+                p = cand[i]
+                if resident[p] == 1 and inflight[p] == 0 and pinned[p] == 0 and pte[p] == 0:
+                    if adv_target[p] == 1:
+                        # evict
+                        if replacement == C.REPL_CLOCK and hand == p:
+                            hand = lnext[p]
+                        _list_remove(lprev, lnext, p)
+                        resident[p] = 0
+                        n_resident -= 1
+                        cnt[C.CNT_ADV_EVICTIONS] += 1
+                        if mapped_since_io[p] == 0:
+                            cnt[C.CNT_WASTED_IO] += 1
+                    else:
+                        cand[j] = p
+                        j += 1
+            n_cand = j
+            nxt_t = -1
+            if adv_kind == C.SCHED_POISSON:
+                nxt_t = t + _draw(tables, adv_param, seed, 3, adv_cnt)
+                adv_cnt += 1
+            elif adv_kind == C.SCHED_PERIODIC:
+                nxt_t = t + adv_param
+            elif adv_kind == C.SCHED_TIMES:
+                if adv_cnt < adv_times.shape[0]:
+                    nxt_t = adv_times[adv_cnt]
+                    adv_cnt += 1
+            if nxt_t >= 0 and nxt_t <= horizon:
+                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt_t, C.EV_ADVERSARY << 40, 0)
+            continue
+
+        if kind == C.EV_SIGNAL:
+            th = ident
+            if TT[th, C.TT_STATE] != C.ST_RUNNING:
+                continue
+            fatal = sig_fatal[th]
+            row = -1
+            if keep_records:
+                if ns == sigs.shape[0]:
+                    sigs = _grow(sigs)
+                row = ns
+                sigs[ns, C.S_THREAD] = th
+                sigs[ns, C.S_ARRIVAL] = t
+                sigs[ns, C.S_DELIVERY] = -1
+                sigs[ns, C.S_FATAL] = fatal
+                sigs[ns, C.S_ABORTED] = 0
+                ns += 1
+            cnt[C.CNT_SIGNALS] += 1
+            # queue it
+            if pend_n[th] == pend_t.shape[1]:
+                m = pend_t.shape[1]
+                a1 = np.zeros((T, 2 * m), np.int64)
+                a2 = np.zeros((T, 2 * m), np.int64)
+                a3 = np.zeros((T, 2 * m), np.int64)
+                for tt in range(T):
+                    for q in range(pend_n[tt]):
+                        src = (pend_h[tt] + q) % m
+                        a1[tt, q] = pend_t[tt, src]
+                        a2[tt, q] = pend_f[tt, src]
+                        a3[tt, q] = pend_row[tt, src]
+                    pend_h[tt] = 0
+                pend_t, pend_f, pend_row = a1, a2, a3
+            m = pend_t.shape[1]
+            slot = (pend_h[th] + pend_n[th]) % m
+            pend_t[th, slot] = t
+            pend_f[th, slot] = fatal
+            pend_row[th, slot] = row
+            pend_n[th] += 1
+            # schedule the next arrival
+            nxt_t = -1
+            sk = sig_kind[th]
+            if sk == C.SCHED_POISSON:
+                nxt_t = t + _draw(tables, sig_param[th], seed, 16 + th, sig_cnt[th])
+                sig_cnt[th] += 1
+            elif sk == C.SCHED_PERIODIC:
+                nxt_t = t + sig_param[th]
+            elif sk == C.SCHED_TIMES:
+                idx = sig_toff[th] + sig_cnt[th]
+                if idx < sig_toff[th + 1]:
+                    nxt_t = sig_times[idx]
+                    sig_cnt[th] += 1
+            if nxt_t >= 0 and nxt_t <= horizon:
+                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt_t, (C.EV_SIGNAL << 40) | th, 0)
+            # an interruptible wait is aborted at once
+            if TS[th, C.TS_INTR] == 1:
+                TS[th, C.TS_PHASE] = C.PH_ABORT
+                TS[th, C.TS_GEN] += 1
+                if keep_records and row >= 0:
+                    sigs[row, C.S_ABORTED] = 1
+                gen = TS[th, C.TS_GEN]
+                # fall through to run the thread now
+            else:
+                continue
+        else:
+            th = ident
+            if gen != TS[th, C.TS_GEN]:
+                continue
+
+        # ================= run thread th at time t =================
+        while True:
+            ph = TS[th, C.TS_PHASE]
+            nxt = -1  # time of this thread's next step; -1: it blocks (someone wakes it)
+
+            if ph == C.PH_START:
+                # account the interval that just ended, start computing
+                seg = TS[th, C.TS_SEG]
+                TT[th, seg] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                ei = TS[th, C.TS_EMAP]
+                if ei < emap_off[th + 1]:
+                    TS[th, C.TS_EMAP] = ei + 1
+                    v = emap_vma[ei]
+                    TS[th, C.TS_CUR_VMA] = v
+                    TS[th, C.TS_LOCK_KIND] = C.LK_REMAP
+                    TS[th, C.TS_LOCK_MODE] = 1
+                    TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
+                    nxt = t
+                elif TS[th, C.TS_POS] >= thr_off[th + 1]:
+                    TT[th, C.TT_STATE] = C.ST_DONE
+                    TT[th, C.TT_END] = t
+                    TS[th, C.TS_SEG] = C.CAT_COMPUTE
+                    break
+                else:
+                    pos = TS[th, C.TS_POS]
+                    r = order[pos] if ordered else pos
+                    g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                    TS[th, C.TS_SEG] = C.CAT_COMPUTE
+                    TS[th, C.TS_PHASE] = C.PH_ACCESS
+                    nxt = t + g
+
+            elif ph == C.PH_ACCESS:
+                seg = TS[th, C.TS_SEG]
+                TT[th, seg] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                p = rec_page[r]
+                if p < 0:
+                    # LOCK_W: the page slot holds -(asid + 1)
+                    TS[th, C.TS_ASID_LOCKW] = -p - 1
+                    TS[th, C.TS_LOCK_KIND] = C.LK_LOCKW
+                    TS[th, C.TS_LOCK_MODE] = 1
+                    TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
+                    nxt = t
+                elif pte[p] == 1:
+                    if TS[th, C.TS_FAULT_ROW] != -1 or TS[th, C.TS_IN_FAULT] == 1:
+                        # re-executed after a return to user space: someone mapped it
+                        TS[th, C.TS_PHASE] = C.PH_FAULT_END
+                        nxt = t
+                    else:
+                        if vma_backing[page_vma[p]] == C.B_FILE:
+                            if replacement == C.REPL_LRU:
+                                if lnext[S] != p:
+                                    _list_remove(lprev, lnext, p)
+                                    _list_insert_after(lprev, lnext, p, S)
+                            elif replacement == C.REPL_CLOCK:
+                                refbit[p] = 1
+                        TS[th, C.TS_SEG] = C.CAT_HIT
+                        TS[th, C.TS_ACCESS_DONE] = 1
+                        TS[th, C.TS_PHASE] = C.PH_REC_END
+                        nxt = t + access_ns
+                else:
+                    if TS[th, C.TS_IN_FAULT] == 0:
+                        TS[th, C.TS_IN_FAULT] = 1
+                        TS[th, C.TS_ATTEMPTS] = 0
+                        TS[th, C.TS_RETRIES] = 0
+                        TS[th, C.TS_MAJOR] = 0
+                        TS[th, C.TS_F_LOCKWAIT] = 0
+                        TS[th, C.TS_F_IOWAIT] = 0
+                        fstart[th] = t
+                        if keep_records:
+                            if nf == faults.shape[0]:
+                                faults = _grow(faults)
+                            faults[nf, C.F_THREAD] = th
+                            faults[nf, C.F_PAGE] = p
+                            faults[nf, C.F_START] = t
+                            faults[nf, C.F_END] = -1
+                            faults[nf, C.F_OUTCOME] = C.OUT_UNFINISHED
+                            TS[th, C.TS_FAULT_ROW] = nf
+                            nf += 1
+                        cnt[C.CNT_FAULTS] += 1
+                        b = t // bin_ns
+                        if b >= ts_bins.shape[1]:
+                            nb = ts_bins.shape[1]
+                            while nb <= b:
+                                nb *= 2
+                            tb = np.zeros((C.TSB_NCOL, nb), np.int64)
+                            tb[:, : ts_bins.shape[1]] = ts_bins
+                            ts_bins = tb
+                        ts_bins[C.TSB_FAULTS, b] += 1
+                        if b + 1 > n_bins:
+                            n_bins = b + 1
+                    TS[th, C.TS_K] = 0
+                    TS[th, C.TS_LOCK_KIND] = C.LK_FAULT
+                    TS[th, C.TS_LOCK_MODE] = 0
+                    TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
+                    nxt = t
+
+            elif ph == C.PH_LOCK_REQ:
+                a = page_asid[0] if P > 0 else 0
+                lkind = TS[th, C.TS_LOCK_KIND]
+                mode = TS[th, C.TS_LOCK_MODE]
+                if lkind == C.LK_FAULT:
+                    pos = TS[th, C.TS_POS]
+                    r = order[pos] if ordered else pos
+                    a = page_asid[rec_page[r]]
+                    TS[th, C.TS_ATTEMPTS] += 1
+                    TS[th, C.TS_WAIT_KIND] = 0
+                    TS[th, C.TS_WAIT_DROP] = 0
+                elif lkind == C.LK_REMAP:
+                    a = vma_asid[TS[th, C.TS_CUR_VMA]]
+                else:
+                    a = TS[th, C.TS_ASID_LOCKW]
+                TS[th, C.TS_LOCK_ASID] = a
+                TS[th, C.TS_REQ_T] = t
+                if keep_records:
+                    if nl == locks.shape[0]:
+                        locks = _grow(locks)
+                    locks[nl, C.L_THREAD] = th
+                    locks[nl, C.L_ASID] = a
+                    locks[nl, C.L_MODE] = mode
+                    locks[nl, C.L_KIND] = lkind
+                    locks[nl, C.L_REQUEST] = t
+                    locks[nl, C.L_ACQUIRE] = -1
+                    locks[nl, C.L_RELEASE] = -1
+                    TS[th, C.TS_LOCK_ROW] = nl
+                    nl += 1
+                if mode == 0:
+                    ok = lk_writer[a] == 0 and lk_qn[a] == 0
+                else:
+                    ok = lk_writer[a] == 0 and lk_readers[a] == 0 and lk_qn[a] == 0
+                TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                if ok:
+                    if mode == 0:
+                        lk_readers[a] += 1
+                    else:
+                        lk_writer[a] = 1
+                    TS[th, C.TS_PHASE] = C.PH_GRANTED
+                    nxt = t
+                else:
+                    if lk_qn[a] == lk_q.shape[1]:
+                        m = lk_q.shape[1]
+                        q2 = np.zeros((n_asid, 2 * m), np.int64)
+                        for aa in range(n_asid):
+                            for q in range(lk_qn[aa]):
+                                q2[aa, q] = lk_q[aa, (lk_qh[aa] + q) % m]
+                            lk_qh[aa] = 0
+                        lk_q = q2
+                    m = lk_q.shape[1]
+                    lk_q[a, (lk_qh[a] + lk_qn[a]) % m] = th * 2 + mode
+                    lk_qn[a] += 1
+                    TS[th, C.TS_PHASE] = C.PH_GRANTED
+                    break  # blocked until a release grants it
+
+            elif ph == C.PH_GRANTED:
+                seg = TS[th, C.TS_SEG]
+                TT[th, seg] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                lkind = TS[th, C.TS_LOCK_KIND]
+                if keep_records:
+                    locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+                if lkind == C.LK_FAULT:
+                    TS[th, C.TS_F_LOCKWAIT] += t - TS[th, C.TS_REQ_T]
+                    pos = TS[th, C.TS_POS]
+                    r = order[pos] if ordered else pos
+                    p = rec_page[r]
+                    v = page_vma[p]
+                    bk = vma_backing[v]
+                    pr = vma_pol[v]
+                    extra = 0
+                    if bk == C.B_FILE:
+                        extra = sp_ns
+                    elif bk == C.B_ANON:
+                        extra = sp_ns + zero_fill_ns
+                    elif bk == C.B_IOMEM:
+                        extra = driver_ns
+                    else:
+                        extra = driver_ns + (sp_ns if pol[pr, C.K_STRUCT_PAGE] == 1 else 0)
+                    if pol[pr, C.K_EAGER] == 1:
+                        extra = driver_ns
+                    TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                    TS[th, C.TS_PHASE] = C.PH_LOOKUP
+                    nxt = t + fault_ns + extra
+                elif lkind == C.LK_LOCKW:
+                    TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
+                    TS[th, C.TS_PHASE] = C.PH_RELEASE_W
+                    nxt = t + mmap_cs_ns
+                else:
+                    v = TS[th, C.TS_CUR_VMA]
+                    TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
+                    TS[th, C.TS_PHASE] = C.PH_RELEASE_W
+                    nxt = t + remap_fixed_ns + vma_npages[v] * pte_ns
+
+            elif ph == C.PH_RELEASE_W:
+                seg = TS[th, C.TS_SEG]
+                TT[th, seg] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                lkind = TS[th, C.TS_LOCK_KIND]
+                if lkind == C.LK_REMAP:
+                    v = TS[th, C.TS_CUR_VMA]
+                    newly = vma_npages[v] - (vma_p1[v] - vma_p0[v])
+                    for q in range(vma_p0[v], vma_p1[v]):
+                        if pte[q] == 0:
+                            pte[q] = 1
+                            newly += 1
+                    cnt[C.CNT_PTES] += newly
+                else:
+                    cnt[C.CNT_LOCK_W] += 1
+                    TT[th, C.TT_RECORDS] += 1
+                    TS[th, C.TS_POS] += 1
+                # release the write lock and grant waiters
+                a = TS[th, C.TS_LOCK_ASID]
+                if keep_records:
+                    locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                lk_writer[a] = 0
+                m = lk_q.shape[1]
+                while lk_qn[a] > 0:
+                    w = lk_q[a, lk_qh[a]]
+                    wth = w >> 1
+                    wmode = w & 1
+                    if wmode == 1:
+                        if lk_readers[a] == 0 and lk_writer[a] == 0:
+                            lk_writer[a] = 1
+                        else:
+                            break
+                    else:
+                        if lk_writer[a] == 0:
+                            lk_readers[a] += 1
+                        else:
+                            break
+                    lk_qh[a] = (lk_qh[a] + 1) % m
+                    lk_qn[a] -= 1
+                    TS[wth, C.TS_GEN] += 1
+                    ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
+                                                TS[wth, C.TS_GEN])
+                    if wmode == 1:
+                        break
+                TS[th, C.TS_PHASE] = C.PH_REC_END
+                nxt = t
+
+            elif ph == C.PH_LOOKUP:
+                seg = TS[th, C.TS_SEG]
+                TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                p = rec_page[r]
+                v = page_vma[p]
+                bk = vma_backing[v]
+                pr = vma_pol[v]
+                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                need_wait = 0
+                if pol[pr, C.K_EAGER] == 1 or bk == C.B_ANON or bk == C.B_DEVICE or (
+                        bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
+                    TS[th, C.TS_PHASE] = C.PH_INSTALL
+                    nxt = t
+                elif bk == C.B_IOMEM:
+                    TS[th, C.TS_PHASE] = C.PH_SIGBUS
+                    nxt = t
+                elif bk == C.B_CONTEXT:
+                    if resident[p] == 1:
+                        TS[th, C.TS_PHASE] = C.PH_INSTALL
+                        nxt = t
+                    else:
+                        need_wait = 2
+                else:  # file
+                    if resident[p] == 1 and inflight[p] == 0:
+                        pinned[p] += 1
+                        TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
+                        nxt = t + pch_ns
+                    elif inflight[p] == 1:
+                        pinned[p] += 1
+                        need_wait = 1
+                    else:
+                        # allocate a frame, evicting if needed, and issue the I/O
+                        if memory_pages >= 0 and n_resident >= memory_pages:
+                            victim = -1
+                            if replacement == C.REPL_CLOCK:
+                                x = hand
+                                guard = 0
+                                while guard < 3 * (n_resident + 1):
+                                    guard += 1
+                                    if x == S:
+                                        x = lnext[S]
+                                        continue
+                                    if inflight[x] == 1 or pinned[x] > 0:
+                                        x = lnext[x]
+                                    elif refbit[x] == 1:
+                                        refbit[x] = 0
+                                        x = lnext[x]
+                                    else:
+                                        victim = x
+                                        break
+                                if victim >= 0:
+                                    hand = lnext[victim]
+                                    if hand == S:
+                                        hand = lnext[S]
+                            else:
+                                x = lprev[S]
+                                while x != S:
+                                    if inflight[x] == 0 and pinned[x] == 0:
+                                        victim = x
+                                        break
+                                    x = lprev[x]
+                            if victim >= 0:
+                                _list_remove(lprev, lnext, victim)
+                                resident[victim] = 0
+                                n_resident -= 1
+                                cnt[C.CNT_EVICTIONS] += 1
+                                if pte[victim] == 1:
+                                    pte[victim] = 0
+                                    cnt[C.CNT_PTES] -= 1
+                                if mapped_since_io[victim] == 0:
+                                    cnt[C.CNT_WASTED_IO] += 1
+                                if hand == victim:
+                                    hand = S
+                        resident[p] = 1
+                        n_resident += 1
+                        refbit[p] = 0
+                        if replacement == C.REPL_CLOCK:
+                            if hand == S:
+                                _list_insert_after(lprev, lnext, p, lprev[S])
+                            else:
+                                _list_insert_after(lprev, lnext, p, lprev[hand])
+                        else:
+                            _list_insert_after(lprev, lnext, p, S)
+                        inflight[p] = 1
+                        mapped_since_io[p] = 0
+                        d = _draw(tables, io_dist, seed, 1, io_cnt)
+                        io_cnt += 1
+                        io_done_at[p] = t + d
+                        cnt[C.CNT_IO] += 1
+                        b = t // bin_ns
+                        if b >= ts_bins.shape[1]:
+                            nb = ts_bins.shape[1]
+                            while nb <= b:
+                                nb *= 2
+                            tb = np.zeros((C.TSB_NCOL, nb), np.int64)
+                            tb[:, : ts_bins.shape[1]] = ts_bins
+                            ts_bins = tb
+                        ts_bins[C.TSB_IOS, b] += 1
+                        if b + 1 > n_bins:
+                            n_bins = b + 1
+                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t + d, (C.EV_IO << 40) | p, 0)
+                        pinned[p] += 1
+                        TS[th, C.TS_MAJOR] = 1
+                        need_wait = 1
+                if need_wait > 0:
+                    if need_wait == 2:
+                        TS[th, C.TS_MAJOR] = 1
+                    retries = TS[th, C.TS_RETRIES]
+                    mr = pol[pr, C.K_MAX_RETRIES]
+                    left = mr < 0 or retries < mr
+                    dla = pol[pr, C.K_DROP_LOCK]
+                    drop = left and (dla < 0 or TS[th, C.TS_K] < dla)
+                    intr = left and (not drop) and pol[pr, C.K_INTERRUPTIBLE] == 1
+                    TS[th, C.TS_WAIT_DROP] = 1 if drop else 0
+                    TS[th, C.TS_WAIT_KIND] = need_wait
+                    TS[th, C.TS_WAIT_START] = t
+                    TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
+                    if drop:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release read lock
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            m = lk_q.shape[1]
+                            w = lk_q[a, lk_qh[a]]
+                            if (w & 1) == 1 and lk_writer[a] == 0:
+                                lk_writer[a] = 1
+                                lk_qh[a] = (lk_qh[a] + 1) % m
+                                lk_qn[a] -= 1
+                                wth = w >> 1
+                                TS[wth, C.TS_GEN] += 1
+                                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t,
+                                                            (C.EV_THREAD << 40) | wth,
+                                                            TS[wth, C.TS_GEN])
+                    if intr and pend_n[th] > 0:
+                        # an interruptible sleep with a signal pending returns at once
+                        TS[th, C.TS_PHASE] = C.PH_ABORT
+                        nxt = t
+                    else:
+                        TS[th, C.TS_INTR] = 1 if intr else 0
+                        if need_wait == 1:
+                            TS[th, C.TS_WAIT_PAGE] = p
+                            TS[th, C.TS_PHASE] = C.PH_WAIT_IO
+                            break  # the I/O completion wakes it
+                        else:
+                            d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
+                            ctx_cnt += 1
+                            if drop:
+                                TS[th, C.TS_PHASE] = C.PH_CTX_READY
+                                nxt = t + d
+                            else:
+                                TS[th, C.TS_PHASE] = C.PH_WOKEN
+                                nxt = t + d + wakeup_ns
+
+            elif ph == C.PH_CTX_READY:
+                # a lock-dropping context wait completed: the context is ready now
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                resident[rec_page[r]] = 1
+                TS[th, C.TS_PHASE] = C.PH_WOKEN
+                nxt = t + wakeup_ns
+
+            elif ph == C.PH_WOKEN:
+                TS[th, C.TS_INTR] = 0
+                TS[th, C.TS_ATT_WAIT] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_F_IOWAIT] += t - TS[th, C.TS_WAIT_START]
+                TS[th, C.TS_ACC] = t
+                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                p = rec_page[r]
+                if TS[th, C.TS_WAIT_DROP] == 1:
+                    # the attempt ends in a retry
+                    TS[th, C.TS_RETRIES] += 1
+                    TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
+                    TS[th, C.TS_ATT_CPU] = 0
+                    TS[th, C.TS_ATT_WAIT] = 0
+                    b = t // bin_ns
+                    if b >= ts_bins.shape[1]:
+                        nb = ts_bins.shape[1]
+                        while nb <= b:
+                            nb *= 2
+                        tb = np.zeros((C.TSB_NCOL, nb), np.int64)
+                        tb[:, : ts_bins.shape[1]] = ts_bins
+                        ts_bins = tb
+                    ts_bins[C.TSB_RETRIES, b] += 1
+                    if b + 1 > n_bins:
+                        n_bins = b + 1
+                    v = page_vma[p]
+                    if pol[vma_pol[v], C.K_CHECK_SIGNAL] == 1 and pend_n[th] > 0:
+                        TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
+                        nxt = t
+                    else:
+                        TS[th, C.TS_K] += 1
+                        TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
+                        nxt = t
+                else:
+                    if TS[th, C.TS_WAIT_KIND] == 2:
+                        resident[p] = 1
+                    TS[th, C.TS_PHASE] = C.PH_INSTALL
+                    nxt = t
+
+            elif ph == C.PH_ABORT:
+                # an interruptible wait aborted by a signal at t
+                TS[th, C.TS_INTR] = 0
+                TS[th, C.TS_ATT_WAIT] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_F_IOWAIT] += t - TS[th, C.TS_WAIT_START]
+                TS[th, C.TS_ACC] = t
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                p = rec_page[r]
+                if TS[th, C.TS_WAIT_KIND] == 1:
+                    TS[th, C.TS_WAIT_PAGE] = -1
+                    pinned[p] -= 1
+                    if pinned[p] == 0 and pte[p] == 0 and inflight[p] == 0:
+                        if n_cand == cand.shape[0]:
+                            cand = _grow1(cand, n_cand)
+                        cand[n_cand] = p
+                        n_cand += 1
+                a = TS[th, C.TS_LOCK_ASID]
+                if keep_records:
+                    locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                lk_readers[a] -= 1
+                if lk_readers[a] == 0 and lk_qn[a] > 0:
+                    m = lk_q.shape[1]
+                    w = lk_q[a, lk_qh[a]]
+                    if (w & 1) == 1 and lk_writer[a] == 0:
+                        lk_writer[a] = 1
+                        lk_qh[a] = (lk_qh[a] + 1) % m
+                        lk_qn[a] -= 1
+                        wth = w >> 1
+                        TS[wth, C.TS_GEN] += 1
+                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
+                                                    TS[wth, C.TS_GEN])
+                TS[th, C.TS_RETRIES] += 1
+                TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
+                TS[th, C.TS_ATT_CPU] = 0
+                TS[th, C.TS_ATT_WAIT] = 0
+                b = t // bin_ns
+                if b >= ts_bins.shape[1]:
+                    nb = ts_bins.shape[1]
+                    while nb <= b:
+                        nb *= 2
+                    tb = np.zeros((C.TSB_NCOL, nb), np.int64)
+                    tb[:, : ts_bins.shape[1]] = ts_bins
+                    ts_bins = tb
+                ts_bins[C.TSB_RETRIES, b] += 1
+                if b + 1 > n_bins:
+                    n_bins = b + 1
+                TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
+                nxt = t
+
+            elif ph == C.PH_DELIVER_REEXEC or ph == C.PH_REC_END:
+                seg = TS[th, C.TS_SEG]
+                if seg < C.TT_NCAT:
+                    TT[th, seg] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                if ph == C.PH_REC_END and TS[th, C.TS_ACCESS_DONE] == 1:
+                    TS[th, C.TS_ACCESS_DONE] = 0
+                    TS[th, C.TS_POS] += 1
+                    TT[th, C.TT_RECORDS] += 1
+                    cnt[C.CNT_ACCESSES] += 1
+                # deliver pending signals from t
+                killed = False
+                d = t
+                m = pend_t.shape[1]
+                while pend_n[th] > 0:
+                    slot = pend_h[th]
+                    arr_t = pend_t[th, slot]
+                    f = pend_f[th, slot]
+                    row = pend_row[th, slot]
+                    pend_h[th] = (slot + 1) % m
+                    pend_n[th] -= 1
+                    if killed:
+                        continue  # dropped after a fatal signal
+                    if keep_records:
+                        sigs[row, C.S_DELIVERY] = d
+                    hist_sig[_hist_bucket(d - arr_t)] += 1
+                    cnt[C.CNT_SIG_DELIVERED] += 1
+                    if f == 1:
+                        killed = True
+                    else:
+                        d += signal_ns
+                TT[th, C.CAT_SIGNAL] += d - t
+                TS[th, C.TS_ACC] = d
+                TS[th, C.TS_SEG] = C.CAT_SIGNAL
+                if killed:
+                    TT[th, C.TT_STATE] = C.ST_KILLED
+                    TT[th, C.TT_END] = d
+                    if TS[th, C.TS_IN_FAULT] == 1 and ph == C.PH_DELIVER_REEXEC:
+                        if keep_records:
+                            fr = TS[th, C.TS_FAULT_ROW]
+                            faults[fr, C.F_END] = d
+                            faults[fr, C.F_OUTCOME] = C.OUT_KILLED
+                            faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
+                            faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
+                            faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
+                            faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
+                        cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
+                        if TS[th, C.TS_MAJOR] == 1:
+                            cnt[C.CNT_MAJOR] += 1
+                        else:
+                            cnt[C.CNT_MINOR] += 1
+                        TS[th, C.TS_IN_FAULT] = 0
+                        TS[th, C.TS_FAULT_ROW] = -1
+                    # the current record (a fault aborted) is abandoned; the rest never run
+                    cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
+                    TS[th, C.TS_POS] = thr_off[th + 1]
+                    break
+                if ph == C.PH_DELIVER_REEXEC:
+                    TS[th, C.TS_PHASE] = C.PH_ACCESS
+                else:
+                    TS[th, C.TS_PHASE] = C.PH_START
+                nxt = d
+
+            elif ph == C.PH_MINOR_MAP:
+                TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                p = rec_page[r]
+                n_around = 0
+                if fault_around > 1:
+                    v = page_vma[p]
+                    lo_vpn = page_vpn[p] - (page_vpn[p] % fault_around)
+                    hi_vpn = lo_vpn + fault_around
+                    q = p - 1
+                    while q >= vma_p0[v] and page_vpn[q] >= lo_vpn:
+                        if resident[q] == 1 and pte[q] == 0 and inflight[q] == 0:
+                            pte[q] = 1
+                            mapped_since_io[q] = 1
+                            n_around += 1
+                        q -= 1
+                    q = p + 1
+                    while q < vma_p1[v] and page_vpn[q] < hi_vpn:
+                        if resident[q] == 1 and pte[q] == 0 and inflight[q] == 0:
+                            pte[q] = 1
+                            mapped_since_io[q] = 1
+                            n_around += 1
+                        q += 1
+                    cnt[C.CNT_PTES] += n_around
+                pinned[p] -= 1
+                TS[th, C.TS_PHASE] = C.PH_INSTALL
+                nxt = t + n_around * pte_ns
+
+            elif ph == C.PH_INSTALL:
+                # map the page, release the read lock: the fault is done
+                TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                p = rec_page[r]
+                if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
+                    pinned[p] -= 1
+                TS[th, C.TS_WAIT_KIND] = 0
+                if pte[p] == 0:
+                    pte[p] = 1
+                    cnt[C.CNT_PTES] += 1
+                mapped_since_io[p] = 1
+                a = TS[th, C.TS_LOCK_ASID]
+                if keep_records:
+                    locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                lk_readers[a] -= 1
+                if lk_readers[a] == 0 and lk_qn[a] > 0:
+                    m = lk_q.shape[1]
+                    w = lk_q[a, lk_qh[a]]
+                    if (w & 1) == 1 and lk_writer[a] == 0:
+                        lk_writer[a] = 1
+                        lk_qh[a] = (lk_qh[a] + 1) % m
+                        lk_qn[a] -= 1
+                        wth = w >> 1
+                        TS[wth, C.TS_GEN] += 1
+                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
+                                                    TS[wth, C.TS_GEN])
+                TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
+                TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+                TS[th, C.TS_ATT_CPU] = 0
+                TS[th, C.TS_ATT_WAIT] = 0
+                TS[th, C.TS_PHASE] = C.PH_FAULT_END
+                nxt = t
+
+            elif ph == C.PH_FAULT_END:
+                # the fault completed at t; the access follows
+                pos = TS[th, C.TS_POS]
+                r = order[pos] if ordered else pos
+                p = rec_page[r]
+                if vma_backing[page_vma[p]] == C.B_FILE:
+                    if replacement == C.REPL_LRU:
+                        if lnext[S] != p and resident[p] == 1:
+                            _list_remove(lprev, lnext, p)
+                            _list_insert_after(lprev, lnext, p, S)
+                    elif replacement == C.REPL_CLOCK:
+                        refbit[p] = 1
+                lat = t - fstart[th]
+                hist_fault[_hist_bucket(lat)] += 1
+                if keep_records:
+                    fr = TS[th, C.TS_FAULT_ROW]
+                    faults[fr, C.F_END] = t
+                    faults[fr, C.F_OUTCOME] = C.OUT_DONE
+                    faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
+                    faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
+                    faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
+                    faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
+                cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
+                if TS[th, C.TS_MAJOR] == 1:
+                    cnt[C.CNT_MAJOR] += 1
+                else:
+                    cnt[C.CNT_MINOR] += 1
+                TS[th, C.TS_IN_FAULT] = 0
+                TS[th, C.TS_FAULT_ROW] = -1
+                TS[th, C.TS_SEG] = C.CAT_HIT
+                TS[th, C.TS_ACCESS_DONE] = 1
+                TS[th, C.TS_PHASE] = C.PH_REC_END
+                nxt = t + access_ns
+
+            elif ph == C.PH_SIGBUS:
+                TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                a = TS[th, C.TS_LOCK_ASID]
+                if keep_records:
+                    locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                lk_readers[a] -= 1
+                if lk_readers[a] == 0 and lk_qn[a] > 0:
+                    m = lk_q.shape[1]
+                    w = lk_q[a, lk_qh[a]]
+                    if (w & 1) == 1 and lk_writer[a] == 0:
+                        lk_writer[a] = 1
+                        lk_qh[a] = (lk_qh[a] + 1) % m
+                        lk_qn[a] -= 1
+                        wth = w >> 1
+                        TS[wth, C.TS_GEN] += 1
+                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
+                                                    TS[wth, C.TS_GEN])
+                TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
+                TS[th, C.TS_ATT_CPU] = 0
+                if keep_records:
+                    fr = TS[th, C.TS_FAULT_ROW]
+                    faults[fr, C.F_END] = t
+                    faults[fr, C.F_OUTCOME] = C.OUT_SIGBUS
+                    faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
+                    faults[fr, C.F_MAJOR] = 0
+                    faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
+                    faults[fr, C.F_IOWAIT] = 0
+                cnt[C.CNT_SIGBUS] += 1
+                cnt[C.CNT_MINOR] += 1
+                cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
+                TS[th, C.TS_IN_FAULT] = 0
+                TS[th, C.TS_FAULT_ROW] = -1
+                TT[th, C.TT_STATE] = C.ST_SIGBUS
+                TT[th, C.TT_END] = t
+                cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
+                TS[th, C.TS_POS] = thr_off[th + 1]
+                # pending signals die with the thread
+                m = pend_t.shape[1]
+                pend_n[th] = 0
+                break
+
+            else:
+                raise RuntimeError("vmlab engine: unknown thread phase")
+
+            # ---- go on inline if nothing else can happen before the next step
+            if nxt < 0:
+                break
+            if nxt > horizon:
+                TS[th, C.TS_GEN] += 1
+                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt, (C.EV_THREAD << 40) | th,
+                                            TS[th, C.TS_GEN])
+                break
+            myk = (C.EV_THREAD << 40) | th
+            if hn == 0 or _key_lt(nxt, myk, ht[0], hk[0]):
+                t = nxt
+                continue
+            TS[th, C.TS_GEN] += 1
+            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt, myk, TS[th, C.TS_GEN])
+            break
+
+    # ---- the horizon: close every unfinished thread's books
+    end_time = 0
+    for th in range(T):
+        if TT[th, C.TT_STATE] == C.ST_RUNNING:
+            TT[th, C.TT_STATE] = C.ST_UNFINISHED
+            TT[th, C.TT_END] = horizon
+            seg = TS[th, C.TS_SEG]
+            dt = horizon - TS[th, C.TS_ACC]
+            if dt < 0:
+                dt = 0
+            if seg == C.CAT_ATT_CPU:
+                TS[th, C.TS_ATT_CPU] += dt
+            elif seg == C.CAT_ATT_WAIT:
+                TS[th, C.TS_ATT_WAIT] += dt
+                TS[th, C.TS_F_IOWAIT] += dt
+            else:
+                TT[th, seg] += dt
+            TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
+            TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+            if seg == C.CAT_LOCK_WAIT and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT:
+                TS[th, C.TS_F_LOCKWAIT] += horizon - TS[th, C.TS_REQ_T]
+            cnt[C.CNT_UNFINISHED] += thr_off[th + 1] - TS[th, C.TS_POS]
+            if TS[th, C.TS_IN_FAULT] == 1:
+                if keep_records:
+                    fr = TS[th, C.TS_FAULT_ROW]
+                    faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
+                    faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
+                    faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
+                    faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
+                cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
+                if TS[th, C.TS_MAJOR] == 1:
+                    cnt[C.CNT_MAJOR] += 1
+                else:
+                    cnt[C.CNT_MINOR] += 1
+                if TS[th, C.TS_RETRIES] >= 1:
+                    cnt[C.CNT_LIVELOCKED] += 1
+        if TT[th, C.TT_END] > end_time:
+            end_time = TT[th, C.TT_END]
+    cnt[C.CNT_END] = end_time
+    cnt[C.CNT_RESIDENT] = n_resident
+    return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, ts_bins[:, :n_bins], hist_fault, hist_sig)

@@ -1,0 +1,308 @@
+"""Turn a Scenario and a policy into the arrays the kernel takes.
+
+This is the one-off preparation the benchmarks report separately from the replay: dense page
+ids, per-thread record order, VMA lookup, quantile tables.  The per-trace part (pages and
+threads) is cached on the trace object, so ``compare`` and ``sweep`` pay it once.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ScenarioError
+from ..model.costs import TABLE_SIZE
+from ..model.scenario import signal_interval_dist
+from ..trace.model import Op
+from . import codes as C
+
+_ASID_BITS = 12
+_VPN_BITS = 52
+_CHUNK = 1 << 24
+#: Traces longer than this get their per-record page ids in a temporary memory-mapped file.
+MEMMAP_RECORDS = 50_000_000
+
+_trace_cache = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class TraceIndex:
+    """Per-trace preparation: dense pages and per-thread order."""
+
+    rec_page: np.ndarray        # int32/int64 dense page id, or -(asid+1) for LOCK_W
+    keys: np.ndarray            # sorted unique (asid << 52 | vpn)
+    first_rec: np.ndarray       # first record index touching each page
+    thr_tid: np.ndarray         # thread index -> tid
+    thr_off: np.ndarray         # thread index -> first position in order
+    order: np.ndarray           # record indices grouped by thread (empty if one thread)
+    ordered: bool
+    n_asid: int
+
+
+def index_trace(trace):
+    """Dense page ids and thread order for ``trace`` (cached per trace object)."""
+    try:
+        return _trace_cache[trace]
+    except (KeyError, TypeError):
+        pass
+    idx = _index_trace(trace)
+    try:
+        _trace_cache[trace] = idx
+    except TypeError:
+        pass
+    return idx
+
+
+def _keys_of(trace, lo, hi, shift):
+    addr = np.asarray(trace.addr[lo:hi])
+    asid = np.asarray(trace.asid[lo:hi]).astype(np.uint64)
+    return (asid << np.uint64(_VPN_BITS)) | (addr >> np.uint64(shift))
+
+
+def _index_trace(trace):
+    n = len(trace)
+    if n == 0:
+        raise ScenarioError("the trace has no records; nothing to simulate")
+    shift = int(trace.page_size).bit_length() - 1
+    if n and int(np.max(trace.asid)) >= 1 << _ASID_BITS:
+        raise ScenarioError(f"address-space ids must be below {1 << _ASID_BITS}")
+    # pass 1: distinct pages (chunked: memory grows with distinct pages, not records)
+    uniq = np.zeros(0, np.uint64)
+    first = np.zeros(0, np.int64)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        op = np.asarray(trace.op[lo:hi])
+        acc = op != Op.LOCK_W
+        k = _keys_of(trace, lo, hi, shift)[acc]
+        u, fi = np.unique(k, return_index=True)
+        fi = np.flatnonzero(acc)[fi] + lo
+        allk = np.concatenate([uniq, u])
+        allf = np.concatenate([first, fi])
+        o = np.argsort(allk, kind="stable")
+        allk, allf = allk[o], allf[o]
+        keep = np.ones(len(allk), bool)
+        keep[1:] = allk[1:] != allk[:-1]
+        uniq, first = allk[keep], allf[keep]
+    ptype = np.int32 if len(uniq) < 2**31 - 1 else np.int64
+    # pass 2: per-record dense ids
+    if n > MEMMAP_RECORDS:
+        fd, path = tempfile.mkstemp(prefix="vmlab-pages-", suffix=".bin")
+        os.close(fd)
+        rec_page = np.memmap(path, dtype=ptype, mode="w+", shape=(n,))
+        os.unlink(path)  # the mapping keeps it alive; nothing is left behind
+    else:
+        rec_page = np.empty(n, ptype)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        op = np.asarray(trace.op[lo:hi])
+        k = _keys_of(trace, lo, hi, shift)
+        d = np.searchsorted(uniq, k).astype(ptype)
+        lw = op == Op.LOCK_W
+        if lw.any():
+            d[lw] = -(np.asarray(trace.asid[lo:hi])[lw].astype(ptype) + 1)
+        rec_page[lo:hi] = d
+    # threads
+    tids = np.unique(np.asarray(trace.tid))
+    T = len(tids)
+    if T == 1:
+        order = np.zeros(0, np.int64)
+        thr_off = np.array([0, n], np.int64)
+        ordered = False
+    else:
+        th = np.searchsorted(tids, np.asarray(trace.tid))
+        order = np.argsort(th, kind="stable").astype(np.int64)
+        thr_off = np.zeros(T + 1, np.int64)
+        thr_off[1:] = np.cumsum(np.bincount(th, minlength=T))
+        ordered = True
+    n_asid = int(np.max(trace.asid)) + 1
+    return TraceIndex(rec_page, uniq, first, tids.astype(np.int64), thr_off, order, ordered,
+                      n_asid)
+
+
+@dataclass
+class Prepared:
+    """Everything the kernel needs, plus what the wrapper needs to label results."""
+
+    args: tuple
+    index: TraceIndex
+    vmas: tuple
+    vma_policies: tuple
+    policy: object
+    page_vma: np.ndarray
+    page_vpn: np.ndarray
+    page_asid: np.ndarray
+
+
+def prepare(scenario, policy=None):
+    """Validate ``scenario`` for ``policy`` and build the kernel's arguments."""
+    pol, vmas, vma_pols = scenario.validate(policy)
+    trace = scenario.trace
+    idx = index_trace(trace)
+    ps = int(trace.page_size)
+    T = len(idx.thr_tid)
+    P = len(idx.keys)
+    page_asid = (idx.keys >> np.uint64(_VPN_BITS)).astype(np.int64)
+    page_vpn = (idx.keys & np.uint64((1 << _VPN_BITS) - 1)).astype(np.int64)
+
+    # VMAs -> dense page ranges
+    nv = len(vmas)
+    vma_asid = np.array([v.asid for v in vmas], np.int64)
+    vma_first_vpn = np.array([v.start // ps for v in vmas], np.int64)
+    vma_end_vpn = np.array([v.end // ps for v in vmas], np.int64)
+    vma_npages = vma_end_vpn - vma_first_vpn
+    vkey0 = (vma_asid.astype(np.uint64) << np.uint64(_VPN_BITS)) | vma_first_vpn.astype(np.uint64)
+    vkey1 = (vma_asid.astype(np.uint64) << np.uint64(_VPN_BITS)) | vma_end_vpn.astype(np.uint64)
+    vma_p0 = np.searchsorted(idx.keys, vkey0).astype(np.int64)
+    vma_p1 = np.searchsorted(idx.keys, vkey1).astype(np.int64)
+    page_vma = np.full(P, -1, np.int32)
+    for i in range(nv):
+        page_vma[vma_p0[i]:vma_p1[i]] = i
+    if P and (page_vma < 0).any():
+        bad = int(np.flatnonzero(page_vma < 0)[0])
+        r = int(idx.first_rec[bad])
+        raise ScenarioError(
+            f"record {r} (thread {int(trace.tid[r])}, address {int(trace.addr[r]):#x}, "
+            f"address space {int(page_asid[bad])}) is in no VMA; add a VMA that covers it "
+            "(or leave vmas=None to infer them from the trace)")
+
+    # policies as rows of knobs
+    uniq_pols = []
+    vma_pol = np.zeros(nv, np.int64)
+    for i, p in enumerate(vma_pols):
+        if p not in uniq_pols:
+            uniq_pols.append(p)
+        vma_pol[i] = uniq_pols.index(p)
+    pol_tab = np.zeros((max(1, len(uniq_pols)), C.K_NCOL), np.int64)
+    for j, p in enumerate(uniq_pols):
+        pol_tab[j, C.K_EAGER] = p.eager
+        pol_tab[j, C.K_STRUCT_PAGE] = p.needs_struct_page
+        pol_tab[j, C.K_DROP_LOCK] = p.drop_lock_attempts
+        pol_tab[j, C.K_INTERRUPTIBLE] = p.interruptible
+        pol_tab[j, C.K_MAX_RETRIES] = p.max_retries
+        pol_tab[j, C.K_CHECK_SIGNAL] = p.check_signal_before_retry
+    vma_backing = np.array([C.BACKING_CODES[v.backing] for v in vmas], np.int64)
+
+    # eager mappings: owner thread, in VMA order
+    emap = [[] for _ in range(T)]
+    for i, (v, p) in enumerate(zip(vmas, vma_pols)):
+        if not p.eager:
+            continue
+        if v.map_thread is not None:
+            j = np.searchsorted(idx.thr_tid, int(v.map_thread))
+            if j >= T or idx.thr_tid[j] != int(v.map_thread):
+                raise ScenarioError(f"VMA {v.label}: map_thread {v.map_thread} is not a thread of the trace")
+        elif vma_p1[i] > vma_p0[i]:
+            r = int(idx.first_rec[vma_p0[i]:vma_p1[i]].min())
+            j = int(np.searchsorted(idx.thr_tid, int(trace.tid[r])))
+        else:
+            j = 0
+        emap[j].append(i)
+    emap_off = np.zeros(T + 1, np.int64)
+    emap_off[1:] = np.cumsum([len(e) for e in emap])
+    emap_vma = np.array([i for e in emap for i in e], np.int64)
+
+    # distributions
+    dists = []
+
+    def dist_index(d):
+        for j, e in enumerate(dists):
+            if e == d:
+                return j
+        dists.append(d)
+        return len(dists) - 1
+
+    costs = scenario.costs
+    io_dist = dist_index(costs.io_ns)
+    wait_dist = dist_index(costs.wait_ns)
+
+    # signals
+    sched = scenario.signal_schedule_of(idx.thr_tid)
+    sig_kind = np.zeros(T, np.int64)
+    sig_param = np.zeros(T, np.int64)
+    sig_start = np.zeros(T, np.int64)
+    sig_fatal = np.zeros(T, np.int64)
+    times = []
+    sig_toff = np.zeros(T + 1, np.int64)
+    for j, tid in enumerate(idx.thr_tid):
+        s = sched.get(int(tid))
+        tl = []
+        if s is not None:
+            sig_kind[j] = C.SCHEDULE_CODES[s.kind]
+            sig_start[j] = s.start_ns
+            sig_fatal[j] = int(s.fatal)
+            if s.kind == "poisson":
+                sig_param[j] = dist_index(signal_interval_dist(s))
+            elif s.kind == "periodic":
+                sig_param[j] = int(s.period_ns)
+            else:
+                tl = list(s.times_ns)
+        times.extend(tl)
+        sig_toff[j + 1] = sig_toff[j] + len(tl)
+    sig_times = np.array(times, np.int64)
+
+    # adversary
+    adv = scenario.adversary
+    adv_target = np.zeros(P, np.uint8)
+    adv_kind, adv_param, adv_start = C.SCHED_NONE, 0, 0
+    adv_times = np.zeros(0, np.int64)
+    if adv is not None:
+        vi = scenario.adversary_vma(vmas)
+        lo = vma_first_vpn[vi] + int(adv.first_page)
+        hi = vma_end_vpn[vi] if adv.n_pages is None else lo + int(adv.n_pages)
+        sel = np.arange(vma_p0[vi], vma_p1[vi])
+        adv_target[sel[(page_vpn[sel] >= lo) & (page_vpn[sel] < hi)]] = 1
+        adv_kind = C.SCHEDULE_CODES[adv.kind]
+        adv_start = int(adv.start_ns)
+        if adv.kind == "poisson":
+            from ..model.costs import Exponential
+
+            adv_param = dist_index(Exponential(1e9 / adv.rate_hz))
+        elif adv.kind == "periodic":
+            adv_param = int(adv.period_ns)
+        else:
+            adv_times = np.array(adv.times_ns, np.int64)
+
+    tables = np.empty((len(dists), TABLE_SIZE), np.int64)
+    for j, d in enumerate(dists):
+        tables[j] = d.table()
+
+    # page cache
+    memory_pages = -1 if scenario.memory_pages is None else int(scenario.memory_pages)
+    if memory_pages >= 0 and memory_pages < 2 * T + 1:
+        raise ScenarioError(
+            f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
+            f"pinned page needs a frame; use at least {2 * T + 1}")
+    preload = np.zeros(0, np.int64)
+    if scenario.preload is not None:
+        pa = np.asarray(scenario.preload, dtype=np.uint64).ravel()
+        shift = ps.bit_length() - 1
+        pk = pa >> np.uint64(shift)  # address space 0
+        pos = np.searchsorted(idx.keys, pk)
+        ok = (pos < P) & (idx.keys[np.minimum(pos, max(P - 1, 0))] == pk) if P else np.zeros(len(pk), bool)
+        pos = pos[ok]
+        pos = pos[vma_backing[page_vma[pos]] == C.B_FILE]
+        # first occurrence order, no duplicates
+        _, first_i = np.unique(pos, return_index=True)
+        preload = pos[np.sort(first_i)].astype(np.int64)
+
+    cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
+    has_gap = trace.has_gap
+    rec_gap = np.asarray(trace.gap_ns) if has_gap else np.zeros(1, np.uint64)
+    args = (
+        idx.rec_page, rec_gap, has_gap, idx.order, idx.ordered,
+        idx.thr_off, idx.thr_tid,
+        page_vma.astype(np.int64), page_vpn, page_asid,
+        vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
+        emap_vma, emap_off,
+        pol_tab, cost_arr, tables, io_dist, wait_dist,
+        sig_kind, sig_param, sig_start, sig_fatal, sig_times, sig_toff,
+        adv_kind, adv_param, adv_start, adv_times, adv_target,
+        memory_pages, C.REPLACEMENT_CODES[scenario.replacement], int(scenario.fault_around_pages),
+        preload,
+        idx.n_asid, int(scenario.horizon_ns), int(scenario.seed), bool(scenario.records),
+        int(scenario.bin_ns),
+    )
+    return Prepared(args, idx, vmas, vma_pols, pol, page_vma, page_vpn, page_asid)

@@ -1,0 +1,5 @@
+"""The model: policies as data, costs and their distributions, scenarios."""
+from .costs import HDD, NVME, SPUFS, Costs, Dist, Empirical, Exponential, Fixed, LogNormal, Uniform
+from .policies import BACKINGS, POLICY_ORDER, PRESETS, Policy, can_serve, get_policy
+from .scenario import (Adversary, Scenario, SignalSchedule, Vma, periodic_signals,
+                       poisson_signals)

@@ -1,0 +1,239 @@
+"""Costs of the model (MODEL.md section 5) and the distributions of random costs.
+
+Every random quantity is drawn from a *quantile table*: ``K = 65536`` integer-nanosecond
+quantiles at ``(i + 0.5) / K``.  The engine and the reference simulator index the same table
+with the same counter-based random bits (``docs/model.md`` section 1), so runs are bit-for-bit
+reproducible in any process.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+
+from ..errors import ScenarioError
+
+TABLE_BITS = 16
+TABLE_SIZE = 1 << TABLE_BITS
+
+
+def _midpoints():
+    return (np.arange(TABLE_SIZE, dtype=np.float64) + 0.5) / TABLE_SIZE
+
+
+def _ndtri(p):
+    """Inverse of the standard normal CDF (Acklam's rational approximation, |err| < 1.2e-9,
+    refined by one Newton step with math.erfc)."""
+    p = np.asarray(p, dtype=np.float64)
+    a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+         1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00]
+    b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+         6.680131188771972e+01, -1.328068155288572e+01]
+    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+         -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00]
+    d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+         3.754408661907416e+00]
+    plow = 0.02425
+    x = np.empty_like(p)
+    lo = p < plow
+    hi = p > 1 - plow
+    mid = ~(lo | hi)
+    q = np.sqrt(-2 * np.log(p[lo]))
+    x[lo] = (((((c[0]*q+c[1])*q+c[2])*q+c[3])*q+c[4])*q+c[5]) / ((((d[0]*q+d[1])*q+d[2])*q+d[3])*q+1)
+    q = np.sqrt(-2 * np.log(1 - p[hi]))
+    x[hi] = -(((((c[0]*q+c[1])*q+c[2])*q+c[3])*q+c[4])*q+c[5]) / ((((d[0]*q+d[1])*q+d[2])*q+d[3])*q+1)
+    q = p[mid] - 0.5
+    r = q * q
+    x[mid] = (((((a[0]*r+a[1])*r+a[2])*r+a[3])*r+a[4])*r+a[5])*q / (((((b[0]*r+b[1])*r+b[2])*r+b[3])*r+b[4])*r+1)
+    erfc = np.vectorize(math.erfc)
+    e = 0.5 * erfc(-x / math.sqrt(2)) - p
+    u = e * math.sqrt(2 * math.pi) * np.exp(x * x / 2)
+    return x - u / (1 + x * u / 2)
+
+
+class Dist:
+    """A distribution of a non-negative time in nanoseconds."""
+
+    kind = "dist"
+
+    def table(self):
+        """The int64 quantile table the engine draws from (``TABLE_SIZE`` entries)."""
+        q = np.rint(self._quantiles(_midpoints()))
+        if not np.all(np.isfinite(q)) or q.min() < 0:
+            raise ScenarioError(f"{self!r} gives negative or infinite times")
+        return q.astype(np.int64)
+
+    def table_mean_ns(self):
+        """Mean of what the engine actually draws (the table's mean)."""
+        return float(self.table().mean())
+
+    def describe(self):
+        return repr(self)
+
+
+@dataclass(frozen=True)
+class Fixed(Dist):
+    """Always ``value_ns``."""
+
+    value_ns: float
+    kind = "fixed"
+
+    def __post_init__(self):
+        _check_nonneg("value_ns", self.value_ns)
+
+    def _quantiles(self, u):
+        return np.full_like(u, float(self.value_ns))
+
+
+@dataclass(frozen=True)
+class Exponential(Dist):
+    """Exponential with mean ``mean_ns`` (the gaps of a Poisson process)."""
+
+    mean_ns: float
+    kind = "exponential"
+
+    def __post_init__(self):
+        _check_nonneg("mean_ns", self.mean_ns)
+
+    def _quantiles(self, u):
+        return -float(self.mean_ns) * np.log1p(-u)
+
+
+@dataclass(frozen=True)
+class LogNormal(Dist):
+    """Log-normal given by its median and 99th percentile (both in ns)."""
+
+    median_ns: float
+    p99_ns: float
+    kind = "lognormal"
+
+    def __post_init__(self):
+        _check_nonneg("median_ns", self.median_ns)
+        if not self.p99_ns >= self.median_ns > 0:
+            raise ScenarioError(
+                f"LogNormal needs 0 < median_ns <= p99_ns, got median_ns={self.median_ns}, "
+                f"p99_ns={self.p99_ns}")
+
+    @property
+    def sigma(self):
+        return math.log(self.p99_ns / self.median_ns) / 2.3263478740408408
+
+    def _quantiles(self, u):
+        return float(self.median_ns) * np.exp(self.sigma * _ndtri(u))
+
+
+@dataclass(frozen=True)
+class Uniform(Dist):
+    """Uniform on ``[low_ns, high_ns]``."""
+
+    low_ns: float
+    high_ns: float
+    kind = "uniform"
+
+    def __post_init__(self):
+        _check_nonneg("low_ns", self.low_ns)
+        if self.high_ns < self.low_ns:
+            raise ScenarioError(f"Uniform needs low_ns <= high_ns, got {self.low_ns} > {self.high_ns}")
+
+    def _quantiles(self, u):
+        return self.low_ns + (self.high_ns - self.low_ns) * u
+
+
+@dataclass(frozen=True, eq=False)
+class Empirical(Dist):
+    """The empirical distribution of measured samples (ns)."""
+
+    samples_ns: tuple
+    kind = "empirical"
+
+    def __init__(self, samples_ns):
+        arr = np.asarray(samples_ns, dtype=np.float64).ravel()
+        if len(arr) == 0:
+            raise ScenarioError("Empirical needs at least one sample")
+        if not np.all(np.isfinite(arr)) or arr.min() < 0:
+            raise ScenarioError("Empirical samples must be finite and non-negative (ns)")
+        object.__setattr__(self, "samples_ns", tuple(np.sort(arr).tolist()))
+
+    def _quantiles(self, u):
+        return np.quantile(np.asarray(self.samples_ns), u, method="inverted_cdf")
+
+    def __repr__(self):
+        return f"Empirical({len(self.samples_ns)} samples)"
+
+    def __eq__(self, other):
+        return isinstance(other, Empirical) and self.samples_ns == other.samples_ns
+
+    def __hash__(self):
+        return hash(self.samples_ns)
+
+
+def _check_nonneg(name, v):
+    if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v < 0:
+        raise ScenarioError(f"{name} must be a finite number of nanoseconds >= 0, got {v!r}")
+
+
+def as_dist(value, name="value"):
+    """A number means :class:`Fixed`; a Dist is returned as is."""
+    if isinstance(value, Dist):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return Fixed(float(value))
+    raise ScenarioError(f"{name} must be a number of ns or a distribution (Fixed, Exponential, "
+                        f"LogNormal, Uniform, Empirical), got {value!r}")
+
+
+#: Measured random 4 KiB major faults on NVMe: median 70 us, p99 about 110 us.
+NVME = LogNormal(median_ns=70_000, p99_ns=110_000)
+#: A disk seek and rotation, from the literature: 8 ms.
+HDD = Fixed(8_000_000)
+#: spufs: a wait of up to one 100 ms time slice.
+SPUFS = Uniform(0, 100_000_000)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Costs in nanoseconds (defaults: MODEL.md section 5).
+
+    ``wakeup_ns`` is vmlab's addition: the delay between the completion of a blocking wait
+    (I/O, context) and the woken thread running again (scheduler wake-up on an idle CPU,
+    a few microseconds).  It is the window in which an ``fadvise`` adversary can evict a page
+    that a lock-dropping fault read but has not mapped yet.
+    """
+
+    access_ns: int = 1
+    fault_ns: int = 500
+    zero_fill_ns: int = 700
+    pagecache_hit_ns: int = 800
+    struct_page_ns: int = 100
+    driver_ns: int = 300
+    pte_ns: int = 60
+    remap_fixed_ns: int = 20_000
+    signal_ns: int = 900
+    mmap_cs_ns: int = 1_300
+    wakeup_ns: int = 2_000
+    io_ns: Dist = NVME
+    wait_ns: Dist = SPUFS
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("io_ns", "wait_ns"):
+                object.__setattr__(self, f.name, as_dist(v, f.name))
+            else:
+                if isinstance(v, float) and v.is_integer():
+                    v = int(v)
+                    object.__setattr__(self, f.name, v)
+                if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+                    raise ScenarioError(
+                        f"cost {f.name} must be a non-negative integer number of ns, got {v!r}")
+
+    def replace(self, **changes):
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ScenarioError(
+                f"unknown cost(s) {sorted(unknown)}; costs are {[f.name for f in fields(self)]}")
+        return replace(self, **changes)
+
+    def scalar_items(self):
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("io_ns", "wait_ns")}

@@ -1,0 +1,135 @@
+"""Fault-handler policies as data: a policy is a row of knob values (MODEL.md section 4).
+
+The kernel reads the knobs; it never tests a policy's name. A new variant is a
+:class:`Policy` built from knobs (``Policy("mine", drop_lock_attempts=2, max_retries=4)``) or a
+preset with some knobs changed (``get_policy("fault_retry").replace(max_retries=3)``); adding a
+preset is one entry in :data:`PRESETS`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..errors import ScenarioError
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Knobs of a fault-handler policy.
+
+    Attributes
+    ----------
+    name : str
+        Label used in results and plots.
+    eager : bool
+        Map the whole VMA at ``mmap()`` time under ``mmap_sem`` held for write
+        (``remap_pfn_range``); later accesses never fault.
+    needs_struct_page : bool
+        The handler returns a ``struct page`` (the ``nopage`` family): it pays
+        ``struct_page_ns`` and cannot serve ``iomem`` (SIGBUS).
+    drop_lock_attempts : int
+        How many in-kernel attempts (from the first) wait for I/O *without* ``mmap_sem``;
+        ``-1`` for every attempt.  Dropping the lock makes the attempt end in a retry.
+    interruptible : bool
+        A wait holding the lock is aborted by a signal; the fault returns to user space and
+        the access executes again (``NOPAGE_REFAULT``).
+    max_retries : int
+        Attempts that may end without completing the fault; ``-1`` for unbounded.  Once the
+        bound is reached the last attempt waits holding the lock, uninterruptibly.
+    check_signal_before_retry : bool
+        Before an in-kernel retry, a pending signal returns the fault to user space
+        (Peter Xu's 5.7 behaviour).
+    """
+
+    name: str
+    eager: bool = False
+    needs_struct_page: bool = True
+    drop_lock_attempts: int = 0
+    interruptible: bool = False
+    max_retries: int = 0
+    check_signal_before_retry: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ScenarioError("a policy needs a non-empty name")
+        for knob in ("drop_lock_attempts", "max_retries"):
+            v = getattr(self, knob)
+            if not isinstance(v, int) or isinstance(v, bool) or v < -1:
+                raise ScenarioError(
+                    f"policy {self.name!r}: {knob} must be an integer >= -1 (-1 = unbounded), got {v!r}")
+        for knob in ("eager", "needs_struct_page", "interruptible", "check_signal_before_retry"):
+            if not isinstance(getattr(self, knob), bool):
+                raise ScenarioError(f"policy {self.name!r}: {knob} must be True or False")
+        if self.eager and (self.interruptible or self.drop_lock_attempts or self.max_retries):
+            raise ScenarioError(
+                f"policy {self.name!r}: an eager policy never waits in a fault, so it takes no "
+                "retry, lock-drop or interruptible knobs")
+
+    def replace(self, **knobs):
+        """A copy with some knobs changed (give ``name=`` to label the variant)."""
+        unknown = set(knobs) - {f.name for f in fields(self)}
+        if unknown:
+            raise ScenarioError(f"unknown policy knob(s) {sorted(unknown)}; knobs are {knob_names()}")
+        return replace(self, **knobs)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def knob_names():
+    return [f.name for f in fields(Policy) if f.name != "name"]
+
+
+#: The seven presets of MODEL.md section 4.
+PRESETS = {
+    p.name: p
+    for p in (
+        Policy("nopage"),
+        Policy("nopage_refault", interruptible=True, max_retries=-1),
+        Policy("fault_retry", drop_lock_attempts=1, max_retries=1),
+        Policy("fault_retry_unbounded", drop_lock_attempts=-1, max_retries=-1),
+        Policy("fault_retry_v57", drop_lock_attempts=1, max_retries=-1,
+               check_signal_before_retry=True),
+        Policy("nopfn", needs_struct_page=False),
+        Policy("remap_pfn_range", eager=True, needs_struct_page=False),
+    )
+}
+
+#: Preset names in the order results and plots list them.
+POLICY_ORDER = tuple(PRESETS)
+
+
+def get_policy(policy):
+    """Return a :class:`Policy` from a preset name or a Policy (returned as is)."""
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, str) and policy in PRESETS:
+        return PRESETS[policy]
+    raise ScenarioError(
+        f"unknown policy {policy!r}; presets are {', '.join(PRESETS)} "
+        "(or build one: vmlab.Policy(name, **knobs))")
+
+
+BACKINGS = ("file", "anon", "device", "iomem", "context")
+
+
+def can_serve(policy, backing):
+    """Whether ``policy`` may be used on a VMA with ``backing`` (MODEL.md section 4).
+
+    Returns ``None`` when allowed, else the reason it is refused.  ``iomem`` under a
+    ``struct page`` policy is allowed: it is a simulated SIGBUS, not a configuration error.
+    """
+    if backing not in BACKINGS:
+        return f"unknown backing {backing!r}; backings are {', '.join(BACKINGS)}"
+    if policy.eager:
+        if backing not in ("device", "iomem"):
+            why = {"file": "page-cache pages are not a fixed PFN range",
+                   "anon": "anonymous memory is allocated on demand",
+                   "context": "the mapping must follow context switches"}[backing]
+            return (f"policy {policy.name!r} maps everything at mmap() time and cannot serve a "
+                    f"{backing!r} VMA ({why}); use it on 'device' or 'iomem' VMAs")
+        return None
+    if not policy.needs_struct_page and backing in ("file", "anon"):
+        return (f"policy {policy.name!r} returns a PFN with no struct page and cannot serve a "
+                f"{backing!r} VMA (page-cache and anonymous pages need struct page); use a "
+                "nopage-family policy there")
+    return None
