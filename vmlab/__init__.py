@@ -1,5 +1,15 @@
-"""vmlab: replay memory-access traces through a model of the Linux page-fault path."""
+"""vmlab: replay memory-access traces through a model of the Linux page-fault path.
+
+Layers, imports pointing one way: ``vmlab.trace`` (traces, formats, generators) ->
+``vmlab.model`` (policies, costs, scenarios) -> ``vmlab.engine`` (numba kernel) ->
+``vmlab.results`` / ``vmlab.analysis`` (pandas) -> ``vmlab.plots`` -> ``vmlab.widgets``.
+"""
 from .errors import ScenarioError, TraceFormatError, VmlabError
 from .trace import Op, Trace, TraceMeta, TraceWriter, open_trace, save_trace
+from .model import (HDD, NVME, SPUFS, Adversary, Costs, Empirical, Exponential, Fixed, LogNormal,
+                    Policy, PRESETS, Scenario, SignalSchedule, Uniform, Vma, get_policy,
+                    periodic_signals, poisson_signals)
+from .analysis import compare, simulate, sweep
+from .results import Result
 
 __version__ = "0.1.0"

@@ -1,0 +1,233 @@
+"""Results as pandas DataFrames: the layer between the engine and plots/notebooks.
+
+:class:`Result` wraps one run: ``faults``, ``signals``, ``locks``, ``threads`` DataFrames, a
+one-row ``summary``, and ``series`` (faults, retries and I/Os per time bin).  Column names
+carry units and mean the same in code, DataFrames, plots and docs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .engine import codes as C
+
+#: Summary columns every run reports (``vmlab run --json`` prints them).
+SUMMARY_KEYS = (
+    "policy", "n_records", "n_accesses", "n_faults", "n_major", "n_minor", "n_retries",
+    "retries_per_fault", "n_sigbus", "n_io", "n_wasted_io", "n_evictions",
+    "n_adversary_evictions", "n_lock_w", "writer_ops_per_s",
+    "fault_latency_ns_mean", "fault_latency_ns_p50", "fault_latency_ns_p90",
+    "fault_latency_ns_p99", "fault_latency_ns_max",
+    "signal_latency_ns_p50", "signal_latency_ns_p99", "signal_latency_ns_max",
+    "lock_wait_ns_total", "elapsed_ns", "n_signals", "n_unfinished_records",
+    "n_abandoned_records", "n_livelocked_threads", "livelock", "n_ptes_end",
+    "page_table_bytes", "struct_page_bytes", "prepare_s", "kernel_s",
+)
+
+#: sizeof(struct page) on 64-bit Linux.
+STRUCT_PAGE_BYTES = 64
+
+
+def _hist_value(b):
+    """Representative value (bucket midpoint) of log-histogram bucket ``b``."""
+    if b < 64:
+        return float(b)
+    e = (b - 64) // 64 + 6
+    sub = (b - 64) % 64
+    lo = (64 + sub) << (e - 6)
+    return lo + ((1 << (e - 6)) - 1) / 2.0
+
+
+def hist_percentile(hist, q):
+    """Percentile ``q`` (0-100) of a log-bucket histogram from the kernel (within ~1.6%)."""
+    hist = np.asarray(hist)
+    total = hist.sum()
+    if total == 0:
+        return math.nan
+    target = q / 100.0 * total
+    c = np.cumsum(hist)
+    b = int(np.searchsorted(c, max(target, 1), side="left"))
+    return _hist_value(b)
+
+
+class Result:
+    """One run of one policy on one scenario.
+
+    Attributes
+    ----------
+    faults : DataFrame
+        One row per faulting access: thread, tid, asid, vpn, vma, start_ns, end_ns,
+        latency_ns, attempts, retries, major, lock_wait_ns, io_wait_ns, outcome.
+    signals : DataFrame
+        thread, arrival_ns, delivery_ns, latency_ns, fatal, aborted_wait.
+    locks : DataFrame
+        Every ``mmap_sem`` request: thread, asid, mode, kind, request_ns, acquire_ns,
+        release_ns, wait_ns, hold_ns.
+    threads : DataFrame
+        Per thread: tid, end_ns, state, records_done and the time breakdown
+        (compute_ns, hit_ns, fault_cpu_ns, io_wait_ns, lock_wait_ns, lock_hold_ns,
+        signal_ns, wasted_ns).
+    summary : dict
+        The figures of :data:`SUMMARY_KEYS` (``summary_frame()`` for a one-row DataFrame).
+    series : DataFrame
+        faults, retries and ios per ``bin_ns`` bin, indexed by the bin's start time.
+    """
+
+    def __init__(self, raw, scenario):
+        self.raw = raw
+        self.scenario = scenario
+        self.policy = raw.policy
+        self.policy_name = raw.policy.name
+        self.vmas = raw.vmas
+        self.counters = dict(raw.counters)
+        self.timing = dict(raw.timing)
+        self._frames = {}
+        self.summary = self._summarize()
+
+    # -- frames --------------------------------------------------------------------------
+    @property
+    def faults(self):
+        if "faults" not in self._frames:
+            df = pd.DataFrame(self.raw.faults)
+            df["latency_ns"] = np.where(df["end_ns"] >= 0, df["end_ns"] - df["start_ns"], -1)
+            df["retries"] = df["attempts"] - 1
+            df["major"] = df["major"].astype(bool)
+            df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype(int),
+                                                      categories=list(C.OUTCOME_NAMES))
+            df["vma_name"] = [self._vma_label(v) for v in df["vma"]] if len(df) else []
+            df = df.sort_values(["start_ns", "thread"], kind="stable").reset_index(drop=True)
+            self._frames["faults"] = df
+        return self._frames["faults"]
+
+    def _vma_label(self, i):
+        v = self.vmas[int(i)]
+        return v.name or f"{v.backing}@{v.start:#x}"
+
+    @property
+    def signals(self):
+        if "signals" not in self._frames:
+            df = pd.DataFrame(self.raw.signals)
+            df["latency_ns"] = np.where(df["delivery_ns"] >= 0,
+                                        df["delivery_ns"] - df["arrival_ns"], -1)
+            df["fatal"] = df["fatal"].astype(bool)
+            df["aborted_wait"] = df["aborted_wait"].astype(bool)
+            self._frames["signals"] = df.sort_values(["arrival_ns", "thread"],
+                                                     kind="stable").reset_index(drop=True)
+        return self._frames["signals"]
+
+    @property
+    def locks(self):
+        if "locks" not in self._frames:
+            df = pd.DataFrame(self.raw.locks)
+            df["mode"] = np.where(df["mode"] == 1, "write", "read")
+            df["kind"] = pd.Categorical.from_codes(df["kind"].astype(int),
+                                                   categories=list(C.LOCK_KIND_NAMES))
+            df["wait_ns"] = np.where(df["acquire_ns"] >= 0, df["acquire_ns"] - df["request_ns"], -1)
+            df["hold_ns"] = np.where((df["release_ns"] >= 0) & (df["acquire_ns"] >= 0),
+                                     df["release_ns"] - df["acquire_ns"], -1)
+            self._frames["locks"] = df.sort_values(["request_ns", "thread"],
+                                                   kind="stable").reset_index(drop=True)
+        return self._frames["locks"]
+
+    @property
+    def threads(self):
+        if "threads" not in self._frames:
+            df = pd.DataFrame(self.raw.threads)
+            df["state"] = pd.Categorical.from_codes(df["state"].astype(int),
+                                                    categories=list(C.STATE_NAMES))
+            self._frames["threads"] = df
+        return self._frames["threads"]
+
+    @property
+    def series(self):
+        if "series" not in self._frames:
+            s = self.raw.series
+            n = len(s["faults"])
+            df = pd.DataFrame({k: np.asarray(v) for k, v in s.items()})
+            df.index = pd.Index(np.arange(n, dtype=np.int64) * self.raw.bin_ns, name="time_ns")
+            self._frames["series"] = df
+        return self._frames["series"]
+
+    def summary_frame(self):
+        """The summary as a one-row DataFrame."""
+        return pd.DataFrame([self.summary])
+
+    # -- summary -------------------------------------------------------------------------
+    def _summarize(self):
+        c = self.counters
+        raw = self.raw
+        s = {"policy": self.policy_name, "n_records": int(raw.n_records)}
+        for k in ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus",
+                  "n_io", "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w",
+                  "elapsed_ns", "n_signals", "n_unfinished_records", "n_abandoned_records",
+                  "n_livelocked_threads", "n_ptes_end"):
+            s[k] = int(c[k])
+        s["retries_per_fault"] = s["n_retries"] / s["n_faults"] if s["n_faults"] else 0.0
+        keep = bool(self.scenario.records)
+        if keep:
+            f = raw.faults
+            done = f["outcome"] == C.OUT_DONE
+            lat = (f["end_ns"] - f["start_ns"])[done]
+            sg = raw.signals
+            dl = sg["delivery_ns"] >= 0
+            slat = (sg["delivery_ns"] - sg["arrival_ns"])[dl]
+        if keep and len(lat):
+            s["fault_latency_ns_mean"] = float(lat.mean())
+            for q, name in ((50, "p50"), (90, "p90"), (99, "p99")):
+                s[f"fault_latency_ns_{name}"] = float(np.percentile(lat, q))
+            s["fault_latency_ns_max"] = float(lat.max())
+        elif not keep and raw.hist_fault.sum():
+            h = raw.hist_fault
+            vals = np.array([_hist_value(b) for b in range(len(h))])
+            s["fault_latency_ns_mean"] = float((vals * h).sum() / h.sum())
+            for q, name in ((50, "p50"), (90, "p90"), (99, "p99"), (100, "max")):
+                s[f"fault_latency_ns_{name}"] = hist_percentile(h, q)
+        else:
+            for name in ("mean", "p50", "p90", "p99", "max"):
+                s[f"fault_latency_ns_{name}"] = math.nan
+        if keep and len(slat):
+            s["signal_latency_ns_p50"] = float(np.percentile(slat, 50))
+            s["signal_latency_ns_p99"] = float(np.percentile(slat, 99))
+            s["signal_latency_ns_max"] = float(slat.max())
+        elif not keep and raw.hist_signal.sum():
+            for q, name in ((50, "p50"), (99, "p99"), (100, "max")):
+                s[f"signal_latency_ns_{name}"] = hist_percentile(raw.hist_signal, q)
+        else:
+            for name in ("p50", "p99", "max"):
+                s[f"signal_latency_ns_{name}"] = math.nan
+        s["lock_wait_ns_total"] = int(np.sum(raw.threads["lock_wait_ns"]))
+        # writer throughput: LOCK_W records per second over the span they ran in
+        lk = raw.locks
+        if keep and s["n_lock_w"] > 0:
+            w = (lk["kind"] == C.LK_LOCKW) & (lk["release_ns"] >= 0)
+            span = lk["release_ns"][w].max() - lk["request_ns"][w].min()
+            s["writer_ops_per_s"] = s["n_lock_w"] * 1e9 / span if span > 0 else math.nan
+        elif s["n_lock_w"] > 0 and s["elapsed_ns"] > 0:
+            s["writer_ops_per_s"] = s["n_lock_w"] * 1e9 / s["elapsed_ns"]
+        else:
+            s["writer_ops_per_s"] = 0.0
+        s["livelock"] = s["n_livelocked_threads"] > 0
+        s["page_table_bytes"] = 4096 * math.ceil(s["n_ptes_end"] / 512)
+        if keep:
+            f = raw.faults
+            ok = f["outcome"] == C.OUT_DONE
+            sp = np.array([p.needs_struct_page and not p.eager for p in raw.vma_policies], bool)
+            if len(f["vma"]):
+                mask = ok & sp[f["vma"]]
+                n_sp = len(np.unique(np.stack([f["asid"][mask], f["vpn"][mask]]), axis=1).T) if mask.any() else 0
+            else:
+                n_sp = 0
+            s["struct_page_bytes"] = STRUCT_PAGE_BYTES * n_sp
+        else:
+            s["struct_page_bytes"] = math.nan
+        s["prepare_s"] = self.timing["prepare_s"]
+        s["kernel_s"] = self.timing["kernel_s"]
+        return {k: s[k] for k in SUMMARY_KEYS}
+
+    def __repr__(self):
+        s = self.summary
+        return (f"<Result {self.policy_name}: {s['n_accesses']:,} accesses, {s['n_faults']:,} "
+                f"faults ({s['n_major']:,} major), {s['n_retries']:,} retries, "
+                f"p99 fault {s['fault_latency_ns_p99']:.0f} ns, elapsed {s['elapsed_ns'] / 1e9:.3f} s>")
