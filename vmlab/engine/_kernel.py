@@ -196,10 +196,13 @@ def _simulate(
     pte = np.zeros(P, np.uint8)
     resident = np.zeros(P, np.uint8)   # file: in the page cache; context: ready
     inflight = np.zeros(P, np.uint8)
-    io_done_at = np.zeros(P, np.int64)
     pinned = np.zeros(P, np.int32)
     mapped_since_io = np.ones(P, np.uint8)
     refbit = np.zeros(P, np.uint8)
+    is_file = np.zeros(P, np.uint8)
+    for q in range(P):
+        if vma_backing[page_vma[q]] == C.B_FILE:
+            is_file[q] = 1
     lprev = np.full(P + 1, -1, np.int32)
     lnext = np.full(P + 1, -1, np.int32)
     S = P  # sentinel
@@ -468,11 +471,57 @@ def _simulate(
                     break
                 else:
                     pos = TS[th, C.TS_POS]
-                    r = order[pos] if ordered else pos
-                    g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
-                    TS[th, C.TS_SEG] = C.CAT_COMPUTE
-                    TS[th, C.TS_PHASE] = C.PH_ACCESS
-                    nxt = t + g
+                    # fast path: a run of hits on mapped pages, while nothing else can happen
+                    # before each one ends and no signal waits for delivery
+                    if pend_n[th] == 0:
+                        end = thr_off[th + 1]
+                        myk = (C.EV_THREAD << 40) | th
+                        lim_t = horizon + 1
+                        lim_k = 0
+                        if hn > 0:
+                            lim_t = ht[0]
+                            lim_k = hk[0]
+                            if horizon < lim_t:
+                                lim_t = horizon + 1
+                                lim_k = 0
+                        gsum = 0
+                        nh = 0
+                        while pos < end:
+                            r = order[pos] if ordered else pos
+                            p = rec_page[r]
+                            if p < 0 or pte[p] == 0:
+                                break
+                            g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                            e = t + g + access_ns
+                            if not _key_lt(e, myk, lim_t, lim_k):
+                                break
+                            if is_file[p] == 1:
+                                if replacement == C.REPL_LRU:
+                                    if lnext[S] != p:
+                                        _list_remove(lprev, lnext, p)
+                                        _list_insert_after(lprev, lnext, p, S)
+                                elif replacement == C.REPL_CLOCK:
+                                    refbit[p] = 1
+                            gsum += g
+                            nh += 1
+                            t = e
+                            pos += 1
+                        if nh > 0:
+                            TT[th, C.CAT_COMPUTE] += gsum
+                            TT[th, C.CAT_HIT] += nh * access_ns
+                            TT[th, C.TT_RECORDS] += nh
+                            cnt[C.CNT_ACCESSES] += nh
+                            TS[th, C.TS_POS] = pos
+                            TS[th, C.TS_ACC] = t
+                            TS[th, C.TS_SEG] = C.CAT_SIGNAL
+                            nxt = t  # PH_START again at the end of the run
+                            TS[th, C.TS_PHASE] = C.PH_START
+                    if nxt < 0:
+                        r = order[pos] if ordered else pos
+                        g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                        TS[th, C.TS_SEG] = C.CAT_COMPUTE
+                        TS[th, C.TS_PHASE] = C.PH_ACCESS
+                        nxt = t + g
 
             elif ph == C.PH_ACCESS:
                 seg = TS[th, C.TS_SEG]
@@ -696,6 +745,8 @@ def _simulate(
                 pr = vma_pol[v]
                 TS[th, C.TS_SEG] = C.CAT_ATT_CPU
                 need_wait = 0
+                io_inline = False
+                io_c = 0
                 if pol[pr, C.K_EAGER] == 1 or bk == C.B_ANON or bk == C.B_DEVICE or (
                         bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
                     TS[th, C.TS_PHASE] = C.PH_INSTALL
@@ -774,7 +825,6 @@ def _simulate(
                         mapped_since_io[p] = 0
                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                         io_cnt += 1
-                        io_done_at[p] = t + d
                         cnt[C.CNT_IO] += 1
                         b = t // bin_ns
                         if b >= ts_bins.shape[1]:
@@ -787,7 +837,13 @@ def _simulate(
                         ts_bins[C.TSB_IOS, b] += 1
                         if b + 1 > n_bins:
                             n_bins = b + 1
-                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t + d, (C.EV_IO << 40) | p, 0)
+                        io_c = t + d
+                        iok = (C.EV_IO << 40) | p
+                        if io_c <= horizon and (hn == 0 or _key_lt(io_c, iok, ht[0], hk[0])):
+                            # nothing else happens before the I/O completes: complete it inline
+                            io_inline = True
+                        else:
+                            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, io_c, iok, 0)
                         pinned[p] += 1
                         TS[th, C.TS_MAJOR] = 1
                         need_wait = 1
@@ -828,7 +884,18 @@ def _simulate(
                         nxt = t
                     else:
                         TS[th, C.TS_INTR] = 1 if intr else 0
-                        if need_wait == 1:
+                        if need_wait == 1 and io_inline:
+                            inflight[p] = 0
+                            if drop:
+                                pinned[p] -= 1
+                            if pinned[p] == 0 and pte[p] == 0:
+                                if n_cand == cand.shape[0]:
+                                    cand = _grow1(cand, n_cand)
+                                cand[n_cand] = p
+                                n_cand += 1
+                            TS[th, C.TS_PHASE] = C.PH_WOKEN
+                            nxt = io_c + wakeup_ns
+                        elif need_wait == 1:
                             TS[th, C.TS_WAIT_PAGE] = p
                             TS[th, C.TS_PHASE] = C.PH_WAIT_IO
                             break  # the I/O completion wakes it

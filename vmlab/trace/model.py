@@ -124,7 +124,7 @@ class Trace:
     trace can wrap memory-mapped columns.
     """
 
-    __slots__ = ("columns", "meta", "_n_threads")
+    __slots__ = ("columns", "meta", "_n_threads", "__weakref__")
 
     def __init__(self, addr, op=None, tid=None, asid=None, size=None, gap_ns=None, meta=None,
                  *, _n_threads=None):
