@@ -746,6 +746,7 @@ def _simulate(
                 TS[th, C.TS_SEG] = C.CAT_ATT_CPU
                 need_wait = 0
                 io_inline = False
+                issued = False
                 io_c = 0
                 if pol[pr, C.K_EAGER] == 1 or bk == C.B_ANON or bk == C.B_DEVICE or (
                         bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
@@ -838,12 +839,7 @@ def _simulate(
                         if b + 1 > n_bins:
                             n_bins = b + 1
                         io_c = t + d
-                        iok = (C.EV_IO << 40) | p
-                        if io_c <= horizon and (hn == 0 or _key_lt(io_c, iok, ht[0], hk[0])):
-                            # nothing else happens before the I/O completes: complete it inline
-                            io_inline = True
-                        else:
-                            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, io_c, iok, 0)
+                        issued = True
                         pinned[p] += 1
                         TS[th, C.TS_MAJOR] = 1
                         need_wait = 1
@@ -878,8 +874,19 @@ def _simulate(
                                 ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t,
                                                             (C.EV_THREAD << 40) | wth,
                                                             TS[wth, C.TS_GEN])
+                    if issued:
+                        iok = (C.EV_IO << 40) | p
+                        if (not (intr and pend_n[th] > 0)) and io_c <= horizon and (
+                                hn == 0 or _key_lt(io_c, iok, ht[0], hk[0])):
+                            # nothing else happens before the I/O completes: complete it inline
+                            io_inline = True
+                        else:
+                            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, io_c, iok, 0)
                     if intr and pend_n[th] > 0:
-                        # an interruptible sleep with a signal pending returns at once
+                        # an interruptible sleep with a signal pending returns at once; the
+                        # oldest pending signal is the one that aborted it
+                        if keep_records:
+                            sigs[pend_row[th, pend_h[th]], C.S_ABORTED] = 1
                         TS[th, C.TS_PHASE] = C.PH_ABORT
                         nxt = t
                     else:
@@ -1017,59 +1024,54 @@ def _simulate(
                     TS[th, C.TS_POS] += 1
                     TT[th, C.TT_RECORDS] += 1
                     cnt[C.CNT_ACCESSES] += 1
-                # deliver pending signals from t
-                killed = False
-                d = t
-                m = pend_t.shape[1]
-                while pend_n[th] > 0:
+                TS[th, C.TS_AFTER] = C.PH_ACCESS if ph == C.PH_DELIVER_REEXEC else C.PH_START
+                TS[th, C.TS_SEG] = C.CAT_SIGNAL
+                TS[th, C.TS_PHASE] = C.PH_DELIVER
+                nxt = t
+
+            elif ph == C.PH_DELIVER:
+                # one pending signal at a time, re-checking after each (the kernel's
+                # exit-to-user loop): a signal arriving during handling joins the batch
+                TT[th, C.CAT_SIGNAL] += t - TS[th, C.TS_ACC]
+                TS[th, C.TS_ACC] = t
+                if pend_n[th] == 0:
+                    TS[th, C.TS_PHASE] = TS[th, C.TS_AFTER]
+                    nxt = t
+                else:
+                    m = pend_t.shape[1]
                     slot = pend_h[th]
-                    arr_t = pend_t[th, slot]
-                    f = pend_f[th, slot]
-                    row = pend_row[th, slot]
                     pend_h[th] = (slot + 1) % m
                     pend_n[th] -= 1
-                    if killed:
-                        continue  # dropped after a fatal signal
                     if keep_records:
-                        sigs[row, C.S_DELIVERY] = d
-                    hist_sig[_hist_bucket(d - arr_t)] += 1
+                        sigs[pend_row[th, slot], C.S_DELIVERY] = t
+                    hist_sig[_hist_bucket(t - pend_t[th, slot])] += 1
                     cnt[C.CNT_SIG_DELIVERED] += 1
-                    if f == 1:
-                        killed = True
-                    else:
-                        d += signal_ns
-                TT[th, C.CAT_SIGNAL] += d - t
-                TS[th, C.TS_ACC] = d
-                TS[th, C.TS_SEG] = C.CAT_SIGNAL
-                if killed:
-                    TT[th, C.TT_STATE] = C.ST_KILLED
-                    TT[th, C.TT_END] = d
-                    if TS[th, C.TS_IN_FAULT] == 1 and ph == C.PH_DELIVER_REEXEC:
-                        if keep_records:
-                            fr = TS[th, C.TS_FAULT_ROW]
-                            faults[fr, C.F_END] = d
-                            faults[fr, C.F_OUTCOME] = C.OUT_KILLED
-                            faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
-                            faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
-                            faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
-                            faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
-                        cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
-                        if TS[th, C.TS_MAJOR] == 1:
-                            cnt[C.CNT_MAJOR] += 1
-                        else:
-                            cnt[C.CNT_MINOR] += 1
-                        TS[th, C.TS_IN_FAULT] = 0
-                        TS[th, C.TS_FAULT_ROW] = -1
-                    # the current record (a fault aborted) is abandoned; the rest never run
-                    cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
-                    TS[th, C.TS_POS] = thr_off[th + 1]
-                    break
-                if ph == C.PH_DELIVER_REEXEC:
-                    TS[th, C.TS_PHASE] = C.PH_ACCESS
-                else:
-                    TS[th, C.TS_PHASE] = C.PH_START
-                nxt = d
-
+                    if pend_f[th, slot] == 1:
+                        # a fatal signal: the thread ends now; later ones are dropped
+                        pend_n[th] = 0
+                        TT[th, C.TT_STATE] = C.ST_KILLED
+                        TT[th, C.TT_END] = t
+                        if TS[th, C.TS_IN_FAULT] == 1 and TS[th, C.TS_AFTER] == C.PH_ACCESS:
+                            if keep_records:
+                                fr = TS[th, C.TS_FAULT_ROW]
+                                faults[fr, C.F_END] = t
+                                faults[fr, C.F_OUTCOME] = C.OUT_KILLED
+                                faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
+                                faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
+                                faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
+                                faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
+                            cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
+                            if TS[th, C.TS_MAJOR] == 1:
+                                cnt[C.CNT_MAJOR] += 1
+                            else:
+                                cnt[C.CNT_MINOR] += 1
+                            TS[th, C.TS_IN_FAULT] = 0
+                            TS[th, C.TS_FAULT_ROW] = -1
+                        # the current record (a fault aborted) is abandoned; the rest never run
+                        cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
+                        TS[th, C.TS_POS] = thr_off[th + 1]
+                        break
+                    nxt = t + signal_ns
             elif ph == C.PH_MINOR_MAP:
                 TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                 TS[th, C.TS_ACC] = t

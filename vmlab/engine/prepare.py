@@ -122,6 +122,18 @@ def _index_trace(trace):
                       n_asid)
 
 
+def _with_extra_pages(idx, extra):
+    """The index with pages no record touches added (preloaded pages): ids are renumbered."""
+    keys = np.union1d(idx.keys, extra)
+    remap = np.searchsorted(keys, idx.keys).astype(idx.rec_page.dtype)
+    rp = np.asarray(idx.rec_page)
+    rec_page = np.where(rp >= 0, remap[np.maximum(rp, 0)], rp).astype(rp.dtype)
+    first = np.full(len(keys), np.iinfo(np.int64).max, np.int64)
+    first[remap] = idx.first_rec
+    return TraceIndex(rec_page, keys, first, idx.thr_tid, idx.thr_off, idx.order, idx.ordered,
+                      idx.n_asid)
+
+
 @dataclass
 class Prepared:
     """Everything the kernel needs, plus what the wrapper needs to label results."""
@@ -141,6 +153,13 @@ def prepare(scenario, policy=None):
     pol, vmas, vma_pols = scenario.validate(policy)
     trace = scenario.trace
     idx = index_trace(trace)
+    preload_keys = None
+    if scenario.preload is not None:
+        shift = int(trace.page_size).bit_length() - 1
+        preload_keys = np.asarray(scenario.preload, dtype=np.uint64).ravel() >> np.uint64(shift)
+        extra = np.setdiff1d(preload_keys, idx.keys)
+        if len(extra):
+            idx = _with_extra_pages(idx, extra)
     ps = int(trace.page_size)
     T = len(idx.thr_tid)
     P = len(idx.keys)
@@ -163,6 +182,10 @@ def prepare(scenario, policy=None):
     if P and (page_vma < 0).any():
         bad = int(np.flatnonzero(page_vma < 0)[0])
         r = int(idx.first_rec[bad])
+        if r >= len(trace):
+            raise ScenarioError(
+                f"preload address {int(page_vpn[bad]) * ps:#x} is in no VMA; preload only "
+                "pages of file VMAs")
         raise ScenarioError(
             f"record {r} (thread {int(trace.tid[r])}, address {int(trace.addr[r]):#x}, "
             f"address space {int(page_asid[bad])}) is in no VMA; add a VMA that covers it "
@@ -276,13 +299,9 @@ def prepare(scenario, policy=None):
             f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
             f"pinned page needs a frame; use at least {2 * T + 1}")
     preload = np.zeros(0, np.int64)
-    if scenario.preload is not None:
-        pa = np.asarray(scenario.preload, dtype=np.uint64).ravel()
-        shift = ps.bit_length() - 1
-        pk = pa >> np.uint64(shift)  # address space 0
-        pos = np.searchsorted(idx.keys, pk)
-        ok = (pos < P) & (idx.keys[np.minimum(pos, max(P - 1, 0))] == pk) if P else np.zeros(len(pk), bool)
-        pos = pos[ok]
+    if preload_keys is not None and len(preload_keys):
+        # preloaded pages are in address space 0; only file pages use the page cache
+        pos = np.searchsorted(idx.keys, preload_keys)
         pos = pos[vma_backing[page_vma[pos]] == C.B_FILE]
         # first occurrence order, no duplicates
         _, first_i = np.unique(pos, return_index=True)
@@ -302,7 +321,7 @@ def prepare(scenario, policy=None):
         adv_kind, adv_param, adv_start, adv_times, adv_target,
         memory_pages, C.REPLACEMENT_CODES[scenario.replacement], int(scenario.fault_around_pages),
         preload,
-        idx.n_asid, int(scenario.horizon_ns), int(scenario.seed), bool(scenario.records),
+        idx.n_asid, int(scenario.horizon_ns), np.uint64(int(scenario.seed)), bool(scenario.records),
         int(scenario.bin_ns),
     )
     return Prepared(args, idx, vmas, vma_pols, pol, page_vma, page_vpn, page_asid)

@@ -1,0 +1,315 @@
+"""Infer the VMAs (mapped address ranges) a trace touches by clustering its pages.
+
+A trace records addresses, not mappings.  :func:`infer_vmas` recovers plausible mappings:
+for each address space it takes the sorted distinct pages the trace touches and starts a new
+range wherever more than ``gap_pages`` untouched pages separate two touched ones.  On a
+``lackey`` trace of a small program this separates text, heap, the shared libraries and the
+stack.  The result is an *inference*: two real VMAs closer than ``gap_pages`` pages come out
+as one range, and a sparsely touched VMA can come out as several.
+
+Memory stays bounded for memory-mapped traces of any length: the records are read in
+chunks of ``chunk_records``; each chunk is reduced to its distinct pages with a count, and
+the chunk results are merged into a running sorted set (linear merges).  Memory is
+proportional to the number of distinct pages, not to the number of records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .._numba import njit
+from .model import Op, Trace
+
+#: Records read at a time by the streaming passes.
+DEFAULT_CHUNK = 1 << 22
+
+#: Lowest address :func:`label_vmas` accepts for a stack (x86-64 user stacks sit just
+#: below 0x7fffffffffff; the mmap area, where vmlab's synthetic files live, is lower).
+STACK_MIN_ADDR = 0x7FF000000000
+
+
+@dataclass(frozen=True)
+class VmaRange:
+    """A range of virtual addresses a trace touches, inferred by :func:`infer_vmas`.
+
+    Attributes
+    ----------
+    asid : int
+        Address-space id.
+    start, end : int
+        Byte addresses, page-aligned; ``end`` is exclusive.
+    pages_touched : int
+        Distinct pages of the range that at least one record touches.
+    records : int
+        Records whose address falls in the range.
+    label : str
+        Heuristic label (``"text"``, ``"data"``, ``"stack"``; see :func:`label_vmas`) or
+        ``""`` when unlabelled.
+    """
+
+    asid: int
+    start: int
+    end: int
+    pages_touched: int
+    records: int
+    label: str = ""
+
+    @property
+    def size(self):
+        """Length of the range in bytes."""
+        return self.end - self.start
+
+    def pages(self, page_size=4096):
+        """Length of the range in pages."""
+        return (self.end - self.start) // page_size
+
+    def __contains__(self, addr):
+        return self.start <= addr < self.end
+
+
+# ---------------------------------------------------------------------------------------
+# Streaming distinct-page sets
+
+
+@njit
+def _merge_counts(ak, ac, bk, bc):
+    """Merge two sorted unique key arrays with counts into one (linear time)."""
+    na, nb = len(ak), len(bk)
+    ok = np.empty(na + nb, np.uint64)
+    oc = np.empty(na + nb, np.int64)
+    i = j = m = 0
+    while i < na and j < nb:
+        if ak[i] < bk[j]:
+            ok[m] = ak[i]
+            oc[m] = ac[i]
+            i += 1
+        elif bk[j] < ak[i]:
+            ok[m] = bk[j]
+            oc[m] = bc[j]
+            j += 1
+        else:
+            ok[m] = ak[i]
+            oc[m] = ac[i] + bc[j]
+            i += 1
+            j += 1
+        m += 1
+    while i < na:
+        ok[m] = ak[i]
+        oc[m] = ac[i]
+        i += 1
+        m += 1
+    while j < nb:
+        ok[m] = bk[j]
+        oc[m] = bc[j]
+        j += 1
+        m += 1
+    return ok[:m].copy(), oc[:m].copy()
+
+
+def unique_counts(keys):
+    """Sorted distinct values of a uint64 array and how often each occurs.
+
+    When the values span a narrow range (at most ``max(2**22, 2 * len(keys))``) they are
+    counted with ``bincount`` (linear time).  Otherwise runs of equal consecutive values
+    are collapsed first (cheap, and traces have much locality) and the run heads sorted.
+    """
+    keys = np.asarray(keys, dtype=np.uint64)
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo < max(1 << 22, 2 * n):
+        c = np.bincount((keys - np.uint64(lo)).astype(np.intp), minlength=hi - lo + 1)
+        nz = np.flatnonzero(c)
+        return nz.astype(np.uint64) + np.uint64(lo), c[nz].astype(np.int64)
+    heads = np.empty(n, bool)
+    heads[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=heads[1:])
+    starts = np.flatnonzero(heads)
+    vals = keys[starts]
+    lens = np.diff(np.append(starts, n))
+    if len(vals) == 1:
+        return vals, lens.astype(np.int64)
+    order = np.argsort(vals, kind="stable")
+    sv = vals[order]
+    sl = lens[order]
+    new = np.empty(len(sv), bool)
+    new[0] = True
+    np.not_equal(sv[1:], sv[:-1], out=new[1:])
+    first = np.flatnonzero(new)
+    return sv[first], np.add.reduceat(sl, first).astype(np.int64)
+
+
+class PageSet:
+    """A growing set of distinct page numbers with a record count per page."""
+
+    __slots__ = ("keys", "counts")
+
+    def __init__(self):
+        self.keys = np.zeros(0, np.uint64)
+        self.counts = np.zeros(0, np.int64)
+
+    def add(self, pages):
+        k, c = unique_counts(pages)
+        if len(self.keys) == 0:
+            self.keys, self.counts = k, c
+        elif len(k):
+            self.keys, self.counts = _merge_counts(self.keys, self.counts, k, c)
+
+    def __len__(self):
+        return len(self.keys)
+
+
+class PageAccumulator:
+    """Streaming collector of distinct pages per address space (and of IFETCH pages).
+
+    Feed it chunks of columns with :meth:`add`; read :attr:`pages` (asid -> PageSet) and
+    :attr:`ifetch` (asid -> PageSet of pages touched by IFETCH records).
+    """
+
+    def __init__(self, page_size):
+        self.shift = np.uint64(int(page_size).bit_length() - 1)
+        self.pages = {}
+        self.ifetch = {}
+
+    def add(self, addr, asid, op):
+        pages = np.asarray(addr) >> self.shift
+        asid = np.asarray(asid)
+        op = np.asarray(op)
+        if len(pages) == 0:
+            return
+        is_if = op == Op.IFETCH
+        any_if = bool(is_if.any())
+        lo, hi = int(asid.min()), int(asid.max())
+        groups = [(lo, None)] if lo == hi else [(int(a), asid == a) for a in np.unique(asid)]
+        for a, mask in groups:
+            p = pages if mask is None else pages[mask]
+            self.pages.setdefault(a, PageSet()).add(p)
+            if any_if:
+                m = is_if if mask is None else (is_if & mask)
+                if m.any():
+                    self.ifetch.setdefault(a, PageSet()).add(pages[m])
+
+    def feed(self, trace, chunk_records=DEFAULT_CHUNK, callback=None):
+        """Add every record of ``trace``, ``chunk_records`` at a time.
+
+        ``callback(lo, hi)`` (optional) is called for each chunk, so one pass over a
+        memory-mapped trace can compute other statistics at the same time.
+        """
+        n = len(trace)
+        cols = trace.columns
+        for lo in range(0, n, chunk_records):
+            hi = min(n, lo + chunk_records)
+            self.add(cols["addr"][lo:hi], cols["asid"][lo:hi], cols["op"][lo:hi])
+            if callback is not None:
+                callback(lo, hi)
+        return self
+
+    @property
+    def distinct_pages(self):
+        return sum(len(s) for s in self.pages.values())
+
+    def vmas(self, page_size, gap_pages=16, label=True):
+        """Cluster the collected pages into :class:`VmaRange` objects."""
+        out, has_if = [], []
+        for a in sorted(self.pages):
+            s = self.pages[a]
+            if len(s) == 0:
+                continue
+            keys, counts = s.keys, s.counts
+            # A new range starts where more than gap_pages untouched pages separate two
+            # consecutive touched pages.
+            split = np.flatnonzero(np.diff(keys) > np.uint64(gap_pages + 1)) + 1
+            starts = np.concatenate(([0], split))
+            ends = np.concatenate((split, [len(keys)]))
+            recs = np.add.reduceat(counts, starts)
+            fk = self.ifetch.get(a)
+            for i, (b, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+                first, last = int(keys[b]), int(keys[e - 1])
+                out.append(VmaRange(asid=a, start=first * page_size, end=(last + 1) * page_size,
+                                    pages_touched=e - b, records=int(recs[i])))
+                if fk is not None and len(fk):
+                    j = np.searchsorted(fk.keys, np.uint64(first))
+                    has_if.append(bool(j < len(fk.keys) and int(fk.keys[j]) <= last))
+                else:
+                    has_if.append(False)
+        return label_vmas(out, has_if) if label else out
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def label_vmas(vmas, has_ifetch=None):
+    """Label inferred ranges ``"stack"``, ``"text"`` or ``"data"`` (a heuristic).
+
+    Rules, in order, applied per address space:
+
+    1. ``"stack"``: the highest range of the address space, if it starts at or above
+       ``STACK_MIN_ADDR`` (0x7ff000000000, where x86-64 Linux puts user stacks);
+    2. ``"text"``: a range touched by at least one ``IFETCH`` record (``has_ifetch[i]``);
+    3. ``"data"``: everything else.
+
+    This is a guess from addresses alone: a JIT's code cache is "text", a thread stack
+    allocated with mmap is "data", and a trace without IFETCH records has no "text".
+
+    Parameters
+    ----------
+    vmas : list of VmaRange
+    has_ifetch : sequence of bool, optional
+        Whether each range was touched by an instruction fetch; default all False.
+
+    Returns
+    -------
+    list of VmaRange
+        New objects with ``label`` set, in the same order.
+    """
+    if has_ifetch is None:
+        has_ifetch = [False] * len(vmas)
+    top = {}
+    for i, v in enumerate(vmas):
+        if v.asid not in top or v.start > vmas[top[v.asid]].start:
+            top[v.asid] = i
+    out = []
+    for i, v in enumerate(vmas):
+        if top.get(v.asid) == i and v.start >= STACK_MIN_ADDR:
+            lab = "stack"
+        elif has_ifetch[i]:
+            lab = "text"
+        else:
+            lab = "data"
+        out.append(replace(v, label=lab))
+    return out
+
+
+def infer_vmas(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK, label=True):
+    """Infer the mapped ranges a trace touches, per address space.
+
+    The distinct pages each address space touches are sorted, and a new range starts
+    wherever the number of untouched pages between two consecutive touched pages exceeds
+    ``gap_pages``.  ``LOCK_W`` records count like other records (their address is usually
+    that of the region being mapped or unmapped).
+
+    Parameters
+    ----------
+    trace : Trace
+        Any trace, memory-mapped ones included (read in chunks; memory grows with the
+        number of distinct pages only).
+    gap_pages : int
+        Largest run of untouched pages kept inside one range (default 16).
+    chunk_records : int
+        Records read per step.
+    label : bool
+        Set each range's ``label`` with :func:`label_vmas` (default True).
+
+    Returns
+    -------
+    list of VmaRange
+        Sorted by address space, then address.
+    """
+    if not isinstance(trace, Trace):
+        raise TypeError(f"infer_vmas() needs a Trace, got {type(trace).__name__}")
+    if gap_pages < 0:
+        raise ValueError(f"gap_pages must be >= 0, got {gap_pages}")
+    acc = PageAccumulator(trace.page_size).feed(trace, chunk_records)
+    return acc.vmas(trace.page_size, gap_pages=gap_pages, label=label)
