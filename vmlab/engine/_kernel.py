@@ -153,6 +153,42 @@ def _list_remove(prev, nxt, node):
     nxt[node] = -1
 
 
+@njit
+def _choose_victim(replacement, hand, S, lprev, lnext, inflight, pinned, refbit, n_resident):
+    """The page to evict (or -1) and the new CLOCK hand (docs/model.md section 8)."""
+    victim = -1
+    if replacement == C.REPL_CLOCK:
+        x = hand
+        guard = 0
+        while guard < 3 * (n_resident + 1):
+            guard += 1
+            if x == S:
+                x = lnext[S]
+                continue
+            if inflight[x] == 1 or pinned[x] > 0:
+                x = lnext[x]
+            elif refbit[x] == 1:
+                refbit[x] = 0
+                x = lnext[x]
+            else:
+                victim = x
+                break
+        if victim >= 0:
+            hand = lnext[victim]
+            if hand == S:
+                hand = lnext[S]
+            if hand == victim:
+                hand = S
+    else:
+        x = lprev[S]
+        while x != S:
+            if inflight[x] == 0 and pinned[x] == 0:
+                victim = x
+                break
+            x = lprev[x]
+    return victim, hand
+
+
 # ---------------------------------------------------------------------------------------
 
 
@@ -297,6 +333,14 @@ def _simulate(
     for i in range(preload.shape[0]):
         p = preload[i]
         if resident[p] == 0:
+            if memory_pages >= 0 and n_resident >= memory_pages:
+                victim, hand = _choose_victim(replacement, hand, S, lprev, lnext, inflight,
+                                              pinned, refbit, n_resident)
+                if victim >= 0:
+                    _list_remove(lprev, lnext, victim)
+                    resident[victim] = 0
+                    n_resident -= 1
+                    cnt[C.CNT_EVICTIONS] += 1
             resident[p] = 1
             n_resident += 1
             if replacement == C.REPL_CLOCK:
@@ -309,7 +353,8 @@ def _simulate(
             n_cand += 1
 
     now = 0
-    while hn > 0:
+    n_alive = T
+    while hn > 0 and n_alive > 0:
         t = ht[0]
         key = hk[0]
         gen = hg[0]
@@ -467,6 +512,7 @@ def _simulate(
                 elif TS[th, C.TS_POS] >= thr_off[th + 1]:
                     TT[th, C.TT_STATE] = C.ST_DONE
                     TT[th, C.TT_END] = t
+                    n_alive -= 1
                     TS[th, C.TS_SEG] = C.CAT_COMPUTE
                     break
                 else:
@@ -772,34 +818,8 @@ def _simulate(
                     else:
                         # allocate a frame, evicting if needed, and issue the I/O
                         if memory_pages >= 0 and n_resident >= memory_pages:
-                            victim = -1
-                            if replacement == C.REPL_CLOCK:
-                                x = hand
-                                guard = 0
-                                while guard < 3 * (n_resident + 1):
-                                    guard += 1
-                                    if x == S:
-                                        x = lnext[S]
-                                        continue
-                                    if inflight[x] == 1 or pinned[x] > 0:
-                                        x = lnext[x]
-                                    elif refbit[x] == 1:
-                                        refbit[x] = 0
-                                        x = lnext[x]
-                                    else:
-                                        victim = x
-                                        break
-                                if victim >= 0:
-                                    hand = lnext[victim]
-                                    if hand == S:
-                                        hand = lnext[S]
-                            else:
-                                x = lprev[S]
-                                while x != S:
-                                    if inflight[x] == 0 and pinned[x] == 0:
-                                        victim = x
-                                        break
-                                    x = lprev[x]
+                            victim, hand = _choose_victim(replacement, hand, S, lprev, lnext,
+                                                          inflight, pinned, refbit, n_resident)
                             if victim >= 0:
                                 _list_remove(lprev, lnext, victim)
                                 resident[victim] = 0
@@ -810,8 +830,6 @@ def _simulate(
                                     cnt[C.CNT_PTES] -= 1
                                 if mapped_since_io[victim] == 0:
                                     cnt[C.CNT_WASTED_IO] += 1
-                                if hand == victim:
-                                    hand = S
                         resident[p] = 1
                         n_resident += 1
                         refbit[p] = 0
@@ -844,8 +862,6 @@ def _simulate(
                         TS[th, C.TS_MAJOR] = 1
                         need_wait = 1
                 if need_wait > 0:
-                    if need_wait == 2:
-                        TS[th, C.TS_MAJOR] = 1
                     retries = TS[th, C.TS_RETRIES]
                     mr = pol[pr, C.K_MAX_RETRIES]
                     left = mr < 0 or retries < mr
@@ -907,6 +923,8 @@ def _simulate(
                             TS[th, C.TS_PHASE] = C.PH_WAIT_IO
                             break  # the I/O completion wakes it
                         else:
+                            # a context wait that begins makes the fault major
+                            TS[th, C.TS_MAJOR] = 1
                             d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
                             ctx_cnt += 1
                             if drop:
@@ -1051,6 +1069,7 @@ def _simulate(
                         pend_n[th] = 0
                         TT[th, C.TT_STATE] = C.ST_KILLED
                         TT[th, C.TT_END] = t
+                        n_alive -= 1
                         if TS[th, C.TS_IN_FAULT] == 1 and TS[th, C.TS_AFTER] == C.PH_ACCESS:
                             if keep_records:
                                 fr = TS[th, C.TS_FAULT_ROW]
@@ -1078,6 +1097,10 @@ def _simulate(
                 pos = TS[th, C.TS_POS]
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
+                if pte[p] == 0:
+                    pte[p] = 1
+                    cnt[C.CNT_PTES] += 1
+                mapped_since_io[p] = 1
                 n_around = 0
                 if fault_around > 1:
                     v = page_vma[p]
@@ -1207,6 +1230,7 @@ def _simulate(
                 TS[th, C.TS_FAULT_ROW] = -1
                 TT[th, C.TT_STATE] = C.ST_SIGBUS
                 TT[th, C.TT_END] = t
+                n_alive -= 1
                 cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
                 TS[th, C.TS_POS] = thr_off[th + 1]
                 # pending signals die with the thread

@@ -249,8 +249,13 @@ def prepare(scenario, policy=None):
     sig_fatal = np.zeros(T, np.int64)
     times = []
     sig_toff = np.zeros(T + 1, np.int64)
+    # a schedule for "every thread" skips threads made only of LOCK_W records
+    access_tids = set(np.unique(np.asarray(trace.tid)[np.asarray(trace.op) != Op.LOCK_W]).tolist()) \
+        if sched else set()
     for j, tid in enumerate(idx.thr_tid):
         s = sched.get(int(tid))
+        if s is not None and s.threads is None and int(tid) not in access_tids:
+            s = None
         tl = []
         if s is not None:
             sig_kind[j] = C.SCHEDULE_CODES[s.kind]

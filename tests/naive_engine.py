@@ -1,0 +1,910 @@
+"""Reference simulator of vmlab's page-fault model, in plain Python.
+
+This is the slow, obviously-right twin of the numba engine (``vmlab/engine/``): it implements
+``docs/model.md`` literally and shares no code with the engine.  Each thread is a Python
+generator that reads like the contract ("take mmap_sem, pay the handler, look the page up,
+wait..."); it suspends by yielding one of three requests to the event loop:
+
+* ``("sleep", dt, category)``: a CPU (or compute, or signal) segment of ``dt`` ns charged to
+  ``category``; the thread resumes as a kind-3 event at ``now + dt``, even when ``dt == 0``.
+* ``("lock", asid, mode, lock_record)``: request ``mmap_sem``; a request granted at once
+  continues in the same step, otherwise the thread resumes when a release grants it.
+* ``("wait",)``: a wait for I/O or a context whose wake-up the caller has arranged (an I/O
+  completion, a pre-computed context completion, or an abort by a signal).
+
+The events are a ``heapq`` of ``(time, kind, id, token)``: kinds 0 (file I/O completes, id =
+dense page id), 1 (adversary), 2 (signal arrives, id = thread), 3 (thread resumes, id = thread).
+``token`` only invalidates a thread's superseded resume (a wake-up cancelled by an abort).
+
+Choices this file makes where ``docs/model.md`` is silent (kept in step with the report that
+introduced it):
+
+* Every CPU segment end is its own kind-3 event, zero-length ones included; an immediate lock
+  grant does not create an event.  An abort by a signal is a kind-3 resume at the arrival time
+  (the signal is pending and marked at kind 2; the thread unpins and releases at kind 3).
+* Signal delivery loops: after each handled signal the thread re-checks its pending set, so a
+  signal arriving during handling is delivered in the same batch (the kernel's exit-to-user loop).
+* Pending signals are also delivered after the last record; a fatal one then kills the thread.
+* When signals are already pending as an interruptible wait would begin, the earliest pending
+  one is marked ``aborted_wait``.  A context wait aborted that way never begins: no ``wait_ns``
+  draw, and it does not make the fault major (section 5: "began a context wait"; the kernel's
+  ``wait_event_interruptible`` returns before sleeping).  A file I/O was issued all the same.
+* A fault's ``end_ns``: the lock release that completes it (after fault-around), the
+  re-execution that found the PTE present, the SIGBUS instant ``h``, or the death of the thread.
+* Fault-around happens on every page-cache-hit lookup, also on an attempt after a retry.
+* Lock waits go to ``lock_wait`` (never ``wasted``); SIGBUS's handler CPU goes to ``fault_cpu``;
+  an attempt still in progress at the horizon counts in ``fault_cpu``/``io_wait``, and its
+  fault's ``lock_wait_ns``/``io_wait_ns`` include the partial wait up to the horizon.
+* The record of a fault ended by SIGBUS or a fatal signal counts as abandoned.
+* A context page is "ready" from its completion instant ``c`` (as if processed before the
+  kind-3 events at ``c``).
+* The run stops when every thread has ended (later adversary calls and I/O completions are
+  not processed), or at the horizon.
+* Signal schedules with ``threads=None`` apply to threads with access records only (the
+  ``SignalSchedule`` docstring); explicit thread ids may name any thread.
+* Preload addresses are in address space 0; those outside every file VMA are skipped.  A preload
+  larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``).
+* ``memory_pages < 2 * threads + 1`` is refused (docs/model.md section 8).
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import OrderedDict, deque
+from types import SimpleNamespace
+
+from vmlab.errors import ScenarioError
+from vmlab.model.costs import Exponential
+from vmlab.trace.model import Op
+
+MASK64 = 0xFFFFFFFFFFFFFFFF
+
+FAULT_COLUMNS = ("thread", "tid", "asid", "vpn", "vma", "start_ns", "end_ns", "attempts", "major",
+                 "lock_wait_ns", "io_wait_ns", "outcome")
+SIGNAL_COLUMNS = ("thread", "arrival_ns", "delivery_ns", "fatal", "aborted_wait")
+LOCK_COLUMNS = ("thread", "asid", "mode", "kind", "request_ns", "acquire_ns", "release_ns")
+THREAD_COLUMNS = ("thread", "tid", "end_ns", "state", "records_done", "compute_ns", "hit_ns",
+                  "fault_cpu_ns", "io_wait_ns", "lock_wait_ns", "lock_hold_ns", "signal_ns",
+                  "wasted_ns")
+COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
+                 "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
+                 "n_signals", "n_unfinished_records", "n_abandoned_records",
+                 "n_livelocked_threads")
+#: Thread time categories, in THREAD_COLUMNS order (column = category + "_ns").
+CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold", "signal",
+              "wasted")
+
+# Fault outcomes, thread states, lock modes and kinds (the integer codes of the output).
+DONE, SIGBUS, KILLED, UNFINISHED = 0, 1, 2, 3
+T_DONE, T_KILLED, T_SIGBUS, T_UNFINISHED = 0, 1, 2, 3
+READ, WRITE = 0, 1
+LOCK_FAULT, LOCK_RECORD, LOCK_REMAP = 0, 1, 2
+
+# Event kinds.
+EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
+
+# Random streams (docs/model.md section 1).
+STREAM_IO, STREAM_WAIT, STREAM_ADVERSARY, STREAM_SIGNAL0 = 1, 2, 3, 16
+
+# How one attempt of a fault ends.
+_COMPLETED, _RETRY_IN_KERNEL, _TO_USER, _DEAD = "completed", "retry", "to_user", "dead"
+
+
+def mix(seed, stream, counter):
+    """The counter-based random function of docs/model.md section 1 (uint64, wrapping)."""
+    z = (seed ^ ((stream * 0xD1B54A32D192ED03) & MASK64)) + (((counter + 1) * 0x9E3779B97F4A7C15) & MASK64)
+    z &= MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+class _Page:
+    """A file page in the page cache (resident or with its I/O in flight)."""
+
+    def __init__(self, in_flight):
+        self.in_flight = in_flight
+        self.pins = 0
+        self.ref = False            # CLOCK reference bit
+        self.unmapped_io = in_flight  # read by an I/O and not mapped since: a wasted I/O if evicted
+        self.waiters = []           # (thread, lock_dropped) waiting for the I/O
+
+
+class _RwSem:
+    """mmap_sem: a fair reader-writer semaphore (docs/model.md section 4)."""
+
+    def __init__(self):
+        self.readers = 0
+        self.writer = False
+        self.queue = deque()        # (thread, mode, lock record)
+
+
+class _Thread:
+    def __init__(self, index, tid):
+        self.index = index
+        self.tid = tid
+        self.records = []
+        self.eager_vmas = []
+        self.schedule = None
+        self.sched_count = 0        # signal arrivals generated so far
+        self.sched_last = 0         # time of the last one
+        self.alive = True
+        self.state = T_UNFINISHED
+        self.end_ns = -1
+        self.records_done = 0
+        self.time = dict.fromkeys(CATEGORIES + ("att_cpu", "att_wait"), 0)
+        self.cat = "compute"
+        self.since = 0
+        self.pending = deque()      # signal records not yet delivered
+        self.fault = None           # the fault in progress
+        self.interruptible = False  # in an interruptible wait
+        self.waiting_on = None      # page key of an I/O wait
+        self.token = 0
+        self.resume_value = None
+        self.gen = None
+
+    def charge_to(self, cat, now):
+        """Close the running time segment and charge what follows to ``cat``."""
+        self.time[self.cat] += now - self.since
+        self.since = now
+        self.cat = cat
+
+    def settle_attempt(self, now, wasted):
+        """Move the current attempt's CPU and wait to their final categories."""
+        self.charge_to(self.cat, now)
+        cpu, wait = self.time["att_cpu"], self.time["att_wait"]
+        self.time["att_cpu"] = self.time["att_wait"] = 0
+        if wasted:
+            self.time["wasted"] += cpu + wait
+        else:
+            self.time["fault_cpu"] += cpu
+            self.time["io_wait"] += wait
+
+
+class _Record:
+    __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key")
+
+
+class NaiveSimulator:
+    """One run of a scenario under a policy.  Use :func:`simulate`."""
+
+    def __init__(self, scenario, policy=None):
+        self.sc = scenario
+        self.policy, self.vmas, self.vma_policies = scenario.validate(policy)
+        self.costs = scenario.costs
+        self.horizon = int(scenario.horizon_ns)
+        self.seed = int(scenario.seed)
+        self.now = 0
+        self.events = []
+        self.draws = {}
+        self.io_table = self.costs.io_ns.table()
+        self.wait_table = self.costs.wait_ns.table()
+        self.exp_tables = {}               # rate_hz -> table of Poisson intervals
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.faults, self.signals, self.locks = [], [], []
+
+        trace = scenario.trace
+        self.page_size = int(trace.meta.page_size)
+        self.shift = self.page_size.bit_length() - 1
+        self._build_threads(trace)
+        self._check_memory()
+        self._build_eager()
+
+        # Page tables, page cache, context readiness, semaphores.
+        self.ptes = set()                  # (asid, vpn) with a PTE installed lazily
+        self.eager_done = [False] * len(self.vmas)
+        self.cache = {}                    # (asid, vpn) -> _Page
+        self.lru_order = OrderedDict()     # lru / fifo: oldest first
+        self.ring = deque()                # clock: ring[0] is under the hand
+        self.context_ready_at = {}         # (asid, vpn) -> time it became ready
+        self.sems = {}
+        self._preload()
+
+    # -- set-up -------------------------------------------------------------------------
+    def _build_threads(self, trace):
+        n = len(trace)
+        tids = [int(t) for t in trace.tid]
+        asids = [int(a) for a in trace.asid]
+        addrs = [int(a) for a in trace.addr]
+        ops = [int(o) for o in trace.op]
+        gaps = [int(g) for g in trace.gap_ns] if trace.has_gap else [0] * n
+        ordered_tids = sorted(set(tids))
+        self.threads = [_Thread(i, t) for i, t in enumerate(ordered_tids)]
+        by_tid = {t: th for t, th in zip(ordered_tids, self.threads)}
+
+        vmas_of_asid = {}
+        for vi, v in enumerate(self.vmas):
+            vmas_of_asid.setdefault(v.asid, []).append(vi)
+        starts = {a: [self.vmas[vi].start for vi in lst] for a, lst in vmas_of_asid.items()}
+
+        keys = set()
+        self.first_toucher = {}
+        for i in range(n):
+            r = _Record()
+            r.index, r.op, r.asid, r.addr, r.gap = i, ops[i], asids[i], addrs[i], gaps[i]
+            r.vpn = r.addr >> self.shift
+            r.key = (r.asid, r.vpn)
+            r.vma = None
+            if r.op != Op.LOCK_W:
+                lst = vmas_of_asid.get(r.asid, [])
+                j = bisect.bisect_right(starts.get(r.asid, []), r.addr) - 1
+                if j < 0 or r.addr >= self.vmas[lst[j]].end:
+                    raise ScenarioError(
+                        f"record {i}: address {r.addr:#x} (address space {r.asid}) is outside "
+                        "every VMA; every access must fall in a VMA")
+                r.vma = lst[j]
+                keys.add(r.key)
+                self.first_toucher.setdefault(r.vma, by_tid[tids[i]].index)
+            by_tid[tids[i]].records.append(r)
+        self.page_id = {k: i for i, k in enumerate(sorted(keys))}
+        self.page_of_id = sorted(keys)
+
+        access_tids = sorted({tids[i] for i in range(n) if ops[i] != Op.LOCK_W})
+        schedules = self.sc.signal_schedule_of(ordered_tids)
+        for tid, s in schedules.items():
+            if s.threads is None and tid not in access_tids:
+                continue
+            by_tid[tid].schedule = s
+
+    def _check_memory(self):
+        mp = self.sc.memory_pages
+        if mp is not None and mp < 2 * len(self.threads) + 1:
+            raise ScenarioError(f"memory_pages must be at least 2 * threads + 1 = "
+                                f"{2 * len(self.threads) + 1}, got {mp}")
+
+    def _build_eager(self):
+        index_of_tid = {th.tid: th.index for th in self.threads}
+        for vi, (v, p) in enumerate(zip(self.vmas, self.vma_policies)):
+            if not p.eager:
+                continue
+            if v.map_thread is not None:
+                if int(v.map_thread) not in index_of_tid:
+                    raise ScenarioError(f"VMA {v.label}: map_thread {v.map_thread} is not a "
+                                        "thread of the trace")
+                owner = index_of_tid[int(v.map_thread)]
+            else:
+                owner = self.first_toucher.get(vi, 0)
+            self.threads[owner].eager_vmas.append(vi)
+
+    def _preload(self):
+        if self.sc.preload is None:
+            return
+        for addr in self.sc.preload:
+            key = (0, int(addr) >> self.shift)
+            vi = self._vma_of(key)
+            if vi is None or self.vmas[vi].backing != "file" or key in self.cache:
+                continue
+            page = self._allocate(key, evict_counter="n_evictions")
+            page.in_flight = False
+            page.unmapped_io = False
+
+    def _vma_of(self, key):
+        asid, vpn = key
+        addr = vpn << self.shift
+        for vi, v in enumerate(self.vmas):
+            if v.asid == asid and v.start <= addr < v.end:
+                return vi
+        return None
+
+    # -- random numbers -----------------------------------------------------------------
+    def _draw(self, stream, table):
+        c = self.draws.get(stream, 0)
+        self.draws[stream] = c + 1
+        return int(table[mix(self.seed, stream, c) >> 48])
+
+    # -- event queue --------------------------------------------------------------------
+    def _push(self, time, kind, ident, token=0):
+        heapq.heappush(self.events, (time, kind, ident, token))
+
+    def _resume_at(self, th, time, value):
+        """Schedule the thread's next step; any earlier scheduled resume becomes stale."""
+        th.token += 1
+        th.resume_value = value
+        self._push(time, EV_THREAD, th.index, th.token)
+
+    def run(self):
+        for th in self.threads:
+            th.gen = self._thread_main(th)
+            self._resume_at(th, 0, None)
+            self._schedule_next_signal(th, first=True)
+        self._schedule_next_adversary(first=True)
+        self.n_alive = len(self.threads)
+
+        while self.events and self.n_alive > 0:
+            time, kind, ident, token = self.events[0]
+            if time > self.horizon:
+                break
+            heapq.heappop(self.events)
+            self.now = time
+            if kind == EV_IO:
+                self._io_completes(self.page_of_id[ident])
+            elif kind == EV_ADVERSARY:
+                self._adversary_call()
+            elif kind == EV_SIGNAL:
+                self._signal_arrives(self.threads[ident])
+            else:
+                th = self.threads[ident]
+                if token == th.token and th.alive:
+                    self._step(th, th.resume_value)
+        if self.n_alive > 0 and not (self.events and self.events[0][0] > self.horizon):
+            raise RuntimeError("reference simulator stalled with live threads and no events")
+        return self._results()
+
+    def _step(self, th, value):
+        """Run one thread until it suspends (docs/model.md section 2: one kind-3 event)."""
+        while True:
+            try:
+                req = th.gen.send(value)
+            except StopIteration:
+                return
+            if req[0] == "sleep":
+                _, dt, cat = req
+                th.charge_to(cat, self.now)
+                self._resume_at(th, self.now + dt, None)
+                return
+            if req[0] == "lock":
+                _, asid, mode, lock = req
+                th.charge_to("lock_wait", self.now)
+                if self._request(th, asid, mode, lock):
+                    value = None
+                    continue
+                return
+            assert req[0] == "wait"
+            th.charge_to("att_wait", self.now)
+            return
+
+    # -- mmap_sem -----------------------------------------------------------------------
+    def _lock_record(self, th, asid, mode, kind):
+        lock = {"thread": th.index, "asid": asid, "mode": mode, "kind": kind,
+                "request_ns": self.now, "acquire_ns": -1, "release_ns": -1}
+        self.locks.append(lock)
+        return lock
+
+    def _sem(self, asid):
+        return self.sems.setdefault(asid, _RwSem())
+
+    def _request(self, th, asid, mode, lock):
+        sem = self._sem(asid)
+        if mode == READ:
+            free = not sem.writer and not sem.queue
+        else:
+            free = not sem.writer and sem.readers == 0 and not sem.queue
+        if free:
+            self._grant(sem, mode, lock)
+            return True
+        sem.queue.append((th, mode, lock))
+        return False
+
+    def _grant(self, sem, mode, lock):
+        if mode == READ:
+            sem.readers += 1
+        else:
+            sem.writer = True
+        lock["acquire_ns"] = self.now
+
+    def _release(self, asid, mode, lock):
+        sem = self._sem(asid)
+        if mode == READ:
+            sem.readers -= 1
+        else:
+            sem.writer = False
+        lock["release_ns"] = self.now
+        while sem.queue:
+            th, qmode, qlock = sem.queue[0]
+            if qmode == WRITE:
+                if sem.readers == 0 and not sem.writer:
+                    sem.queue.popleft()
+                    self._grant(sem, WRITE, qlock)
+                    self._resume_at(th, self.now, None)
+                break
+            if sem.writer:
+                break
+            sem.queue.popleft()
+            self._grant(sem, READ, qlock)
+            self._resume_at(th, self.now, None)
+
+    # -- page tables and page cache -------------------------------------------------------
+    def _mapped(self, rec):
+        return rec.key in self.ptes or self.eager_done[rec.vma]
+
+    def _map(self, key):
+        self.ptes.add(key)
+        page = self.cache.get(key)
+        if page is not None:
+            page.unmapped_io = False
+
+    def _touch(self, rec):
+        """The access is a reference for the replacement policy (file pages only)."""
+        if self.vmas[rec.vma].backing != "file":
+            return
+        if self.sc.replacement == "lru":
+            self.lru_order.move_to_end(rec.key)
+        elif self.sc.replacement == "clock":
+            self.cache[rec.key].ref = True
+
+    @staticmethod
+    def _eligible(page):
+        return not page.in_flight and page.pins == 0
+
+    def _choose_victim(self):
+        if self.sc.replacement in ("lru", "fifo"):
+            for key in self.lru_order:
+                if self._eligible(self.cache[key]):
+                    return key
+        else:
+            for _ in range(2 * len(self.ring) + 1):
+                key = self.ring[0]
+                page = self.cache[key]
+                if self._eligible(page) and not page.ref:
+                    return key
+                if self._eligible(page):
+                    page.ref = False
+                self.ring.rotate(-1)
+        raise RuntimeError("no evictable page (memory_pages too small?)")
+
+    def _evict(self, key):
+        page = self.cache.pop(key)
+        if self.sc.replacement == "clock":
+            self.ring.remove(key)       # the hand moves on if it was on this page
+        else:
+            del self.lru_order[key]
+        self.ptes.discard(key)
+        if page.unmapped_io:
+            self.counters["n_wasted_io"] += 1
+
+    def _allocate(self, key, evict_counter):
+        """Take a frame for ``key`` (evicting a victim if all are taken) and insert it."""
+        mp = self.sc.memory_pages
+        if mp is not None and len(self.cache) >= mp:
+            self._evict(self._choose_victim())
+            self.counters[evict_counter] += 1
+        page = _Page(in_flight=True)
+        self.cache[key] = page
+        if self.sc.replacement == "clock":
+            self.ring.append(key)       # just behind the hand
+        else:
+            self.lru_order[key] = None
+        return page
+
+    def _issue_io(self, key):
+        page = self._allocate(key, evict_counter="n_evictions")
+        self.counters["n_io"] += 1
+        done = self.now + self._draw(STREAM_IO, self.io_table)
+        self._push(done, EV_IO, self.page_id[key])
+        return page
+
+    def _io_completes(self, key):
+        page = self.cache[key]
+        page.in_flight = False
+        for th, lock_dropped in page.waiters:
+            if lock_dropped:
+                page.pins -= 1
+            th.waiting_on = None
+            self._resume_at(th, self.now + self.costs.wakeup_ns, "wake")
+        page.waiters = []
+
+    def _fault_around(self, rec):
+        F = int(self.sc.fault_around_pages)
+        if F <= 1:
+            return 0
+        vma = self.vmas[rec.vma]
+        base = rec.vpn - rec.vpn % F
+        n = 0
+        for vpn in range(base, base + F):
+            addr = vpn << self.shift
+            key = (rec.asid, vpn)
+            if vpn == rec.vpn or not (vma.start <= addr < vma.end) or key in self.ptes:
+                continue
+            page = self.cache.get(key)
+            if page is not None and not page.in_flight:
+                self._map(key)
+                n += 1
+        return n
+
+    # -- adversary and signals ------------------------------------------------------------
+    def _next_time(self, schedule, last, count, stream, first):
+        """Next event time of a schedule, or None; ``count`` = events generated so far."""
+        if schedule.kind == "times":
+            return schedule.times_ns[count] if count < len(schedule.times_ns) else None
+        base = int(schedule.start_ns) if first else last
+        if schedule.kind == "periodic":
+            return base + int(schedule.period_ns)
+        if schedule.rate_hz not in self.exp_tables:
+            self.exp_tables[schedule.rate_hz] = Exponential(1e9 / schedule.rate_hz).table()
+        return base + self._draw(stream, self.exp_tables[schedule.rate_hz])
+
+    def _schedule_next_adversary(self, first=False):
+        adv = self.sc.adversary
+        if adv is None:
+            return
+        if first:
+            self.adv_count, self.adv_last = 0, 0
+            self.adv_vma = self.sc.adversary_vma(self.vmas)
+        t = self._next_time(adv, self.adv_last, self.adv_count, STREAM_ADVERSARY, first)
+        self.adv_count += 1
+        if t is not None and t <= self.horizon:
+            self.adv_last = t
+            self._push(t, EV_ADVERSARY, 0)
+
+    def _adversary_call(self):
+        adv = self.sc.adversary
+        vma = self.vmas[self.adv_vma]
+        first = (vma.start >> self.shift) + int(adv.first_page)
+        last = (vma.end >> self.shift) if adv.n_pages is None else first + int(adv.n_pages)
+        last = min(last, vma.end >> self.shift)
+        for key in [k for k in self.cache if k[0] == vma.asid and first <= k[1] < last]:
+            page = self.cache[key]
+            if self._eligible(page) and key not in self.ptes:
+                self._evict(key)
+                self.counters["n_adversary_evictions"] += 1
+        self._schedule_next_adversary()
+
+    def _schedule_next_signal(self, th, first=False):
+        s = th.schedule
+        if s is None:
+            return
+        if first:
+            th.sched_count, th.sched_last = 0, 0
+        t = self._next_time(s, th.sched_last, th.sched_count, STREAM_SIGNAL0 + th.index, first)
+        th.sched_count += 1
+        if t is not None and t <= self.horizon:
+            th.sched_last = t
+            self._push(t, EV_SIGNAL, th.index)
+
+    def _signal_arrives(self, th):
+        if not th.alive:
+            return                      # arrivals stop once the thread has ended
+        sig = {"thread": th.index, "arrival_ns": self.now, "delivery_ns": -1,
+               "fatal": int(bool(th.schedule.fatal)), "aborted_wait": 0}
+        self.signals.append(sig)
+        th.pending.append(sig)
+        self._schedule_next_signal(th)
+        if th.interruptible:
+            th.interruptible = False
+            sig["aborted_wait"] = 1
+            if th.waiting_on is not None:
+                page = self.cache[th.waiting_on]
+                page.waiters = [w for w in page.waiters if w[0] is not th]
+                th.waiting_on = None
+            self._resume_at(th, self.now, "abort")
+
+    def _deliver(self, th):
+        """Deliver pending signals one by one; returns False if a fatal one killed the thread."""
+        while th.pending:
+            sig = th.pending.popleft()
+            sig["delivery_ns"] = self.now
+            if sig["fatal"]:
+                self._end_thread(th, T_KILLED)
+                return False
+            yield ("sleep", self.costs.signal_ns, "signal")
+        return True
+
+    def _end_thread(self, th, state):
+        th.charge_to(th.cat, self.now)
+        th.settle_attempt(self.now, wasted=False)
+        th.alive = False
+        th.state = state
+        th.end_ns = self.now
+        th.pending.clear()              # dropped: never delivered
+        self.n_alive -= 1
+
+    # -- a thread -------------------------------------------------------------------------
+    def _thread_main(self, th):
+        for vi in th.eager_vmas:
+            yield from self._eager_map(th, vi)
+            if not (yield from self._deliver(th)):
+                return
+        for rec in th.records:
+            yield ("sleep", rec.gap, "compute")
+            if rec.op == Op.LOCK_W:
+                yield from self._lock_w(th, rec)
+                self.counters["n_lock_w"] += 1
+            else:
+                if not (yield from self._access(th, rec)):
+                    return
+                self.counters["n_accesses"] += 1
+            th.records_done += 1
+            if not (yield from self._deliver(th)):
+                return
+        self._end_thread(th, T_DONE)
+
+    def _eager_map(self, th, vi):
+        vma = self.vmas[vi]
+        lock = self._lock_record(th, vma.asid, WRITE, LOCK_REMAP)
+        yield ("lock", vma.asid, WRITE, lock)
+        pages = (vma.end - vma.start) // self.page_size
+        yield ("sleep", self.costs.remap_fixed_ns + pages * self.costs.pte_ns, "lock_hold")
+        self.eager_done[vi] = True
+        self._release(vma.asid, WRITE, lock)
+
+    def _lock_w(self, th, rec):
+        lock = self._lock_record(th, rec.asid, WRITE, LOCK_RECORD)
+        yield ("lock", rec.asid, WRITE, lock)
+        yield ("sleep", self.costs.mmap_cs_ns, "lock_hold")
+        self._release(rec.asid, WRITE, lock)
+
+    def _access(self, th, rec):
+        """An access record; returns False if the thread died during it."""
+        if self._mapped(rec):
+            self._touch(rec)
+            yield ("sleep", self.costs.access_ns, "hit")
+            return True
+        fault = {"thread": th.index, "tid": th.tid, "asid": rec.asid, "vpn": rec.vpn,
+                 "vma": rec.vma, "start_ns": self.now, "end_ns": -1, "attempts": 0, "major": 0,
+                 "lock_wait_ns": 0, "io_wait_ns": 0, "outcome": UNFINISHED,
+                 "retries": 0, "lock_since": None, "wait_since": None}
+        self.faults.append(fault)
+        th.fault = fault
+        k = 0                           # the attempt's index in the kernel
+        while True:
+            how = yield from self._attempt(th, fault, rec, k)
+            if how == _COMPLETED:
+                break
+            if how == _DEAD:
+                return False
+            if how == _RETRY_IN_KERNEL:
+                k += 1
+                continue
+            # Back to user space: signals are delivered, then the access executes again.
+            if not (yield from self._deliver(th)):
+                fault["outcome"], fault["end_ns"] = KILLED, self.now
+                return False
+            if self._mapped(rec):
+                break
+            k = 0
+        fault["outcome"], fault["end_ns"] = DONE, self.now
+        th.fault = None
+        self._touch(rec)
+        yield ("sleep", self.costs.access_ns, "hit")
+        return True
+
+    def _handler_extra(self, backing, pol):
+        c = self.costs
+        if backing == "file":
+            return c.struct_page_ns
+        if backing == "anon":
+            return c.struct_page_ns + c.zero_fill_ns
+        if backing == "iomem":
+            return c.driver_ns
+        return c.driver_ns + (c.struct_page_ns if pol.needs_struct_page else 0)
+
+    def _attempt(self, th, fault, rec, k):
+        """Attempt ``k`` (index in the kernel) of a fault: docs/model.md section 5."""
+        c = self.costs
+        vma, pol = self.vmas[rec.vma], self.vma_policies[rec.vma]
+        backing = vma.backing
+        fault["attempts"] += 1
+
+        # 1. mmap_sem for read.
+        lock = self._lock_record(th, rec.asid, READ, LOCK_FAULT)
+        fault["lock_since"] = self.now
+        yield ("lock", rec.asid, READ, lock)
+        fault["lock_wait_ns"] += self.now - fault["lock_since"]
+        fault["lock_since"] = None
+
+        # 2. Handler CPU.
+        yield ("sleep", c.fault_ns + self._handler_extra(backing, pol), "att_cpu")
+        h = self.now
+
+        # 3. Lookup.
+        if backing == "iomem" and pol.needs_struct_page:
+            self._release(rec.asid, READ, lock)
+            fault["outcome"], fault["end_ns"] = SIGBUS, h
+            th.fault = None
+            self._end_thread(th, T_SIGBUS)
+            return _DEAD
+        if pol.eager or backing in ("anon", "device", "iomem"):
+            self._map(rec.key)
+            return self._complete_attempt(th, rec, lock)
+        if backing == "context" and self.context_ready_at.get(rec.key, h + 1) <= h:
+            self._map(rec.key)
+            return self._complete_attempt(th, rec, lock)
+
+        page = None
+        if backing == "file":
+            page = self.cache.get(rec.key)
+            if page is not None and not page.in_flight:
+                page.pins += 1
+                yield ("sleep", c.pagecache_hit_ns, "att_cpu")
+                self._map(rec.key)
+                extra_ptes = self._fault_around(rec)
+                page.pins -= 1  # docs/model.md: unpin at the install instant
+                yield ("sleep", extra_ptes * c.pte_ns, "att_cpu")
+                return self._complete_attempt(th, rec, lock)
+            if page is None:
+                page = self._issue_io(rec.key)
+                fault["major"] = 1
+            page.pins += 1
+
+        # 4. The wait.
+        left = pol.max_retries < 0 or fault["retries"] < pol.max_retries
+        drop = left and (pol.drop_lock_attempts < 0 or k < pol.drop_lock_attempts)
+        interruptible = left and pol.interruptible and not drop
+        fault["wait_since"] = h
+        aborted_at_once = interruptible and bool(th.pending)
+        context_done = None
+        if page is None and not aborted_at_once:
+            # context, not ready: this thread's own wait begins (a wait that a pending signal
+            # aborts before it begins draws nothing and does not make the fault major).
+            fault["major"] = 1
+            context_done = h + self._draw(STREAM_WAIT, self.wait_table)
+
+        if drop:
+            self._release(rec.asid, READ, lock)
+            if page is not None:
+                page.waiters.append((th, True))
+                th.waiting_on = rec.key
+            else:
+                self._context_ready(rec.key, context_done)
+                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+            yield ("wait",)
+            self._end_wait(fault)
+            self._retry(th, fault)
+            if pol.check_signal_before_retry and th.pending:
+                return _TO_USER
+            return _RETRY_IN_KERNEL
+
+        if aborted_at_once:
+            th.pending[0]["aborted_wait"] = 1
+            outcome = "abort"
+        else:
+            if page is not None:
+                page.waiters.append((th, False))
+                th.waiting_on = rec.key
+            else:
+                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+            th.interruptible = interruptible
+            outcome = yield ("wait",)
+            th.interruptible = False
+        self._end_wait(fault)
+
+        if outcome == "abort":
+            if page is not None:
+                page.pins -= 1
+            self._release(rec.asid, READ, lock)
+            self._retry(th, fault)
+            return _TO_USER
+
+        # Woken with the lock held: install, unpin, release.
+        self._map(rec.key)
+        if page is not None:
+            page.pins -= 1
+        else:
+            self._context_ready(rec.key, self.now)
+        return self._complete_attempt(th, rec, lock)
+
+    def _context_ready(self, key, time):
+        if time < self.context_ready_at.get(key, time + 1):
+            self.context_ready_at[key] = time
+
+    def _end_wait(self, fault):
+        fault["io_wait_ns"] += self.now - fault["wait_since"]
+        fault["wait_since"] = None
+
+    def _retry(self, th, fault):
+        fault["retries"] += 1
+        th.settle_attempt(self.now, wasted=True)
+
+    def _complete_attempt(self, th, rec, lock):
+        self._release(rec.asid, READ, lock)
+        th.settle_attempt(self.now, wasted=False)
+        return _COMPLETED
+
+    # -- results --------------------------------------------------------------------------
+    def _results(self):
+        H = self.horizon
+        cnt = self.counters
+        for th in self.threads:
+            if th.alive:
+                th.charge_to(th.cat, H)
+                th.settle_attempt(H, wasted=False)
+                th.end_ns = H
+                th.state = T_UNFINISHED
+                f = th.fault
+                if f is not None:
+                    if f["lock_since"] is not None:
+                        f["lock_wait_ns"] += H - f["lock_since"]
+                    if f["wait_since"] is not None:
+                        f["io_wait_ns"] += H - f["wait_since"]
+                    if f["retries"] >= 1:
+                        cnt["n_livelocked_threads"] += 1
+                cnt["n_unfinished_records"] += len(th.records) - th.records_done
+            elif th.state != T_DONE:
+                cnt["n_abandoned_records"] += len(th.records) - th.records_done
+
+        cnt["n_faults"] = len(self.faults)
+        cnt["n_major"] = sum(f["major"] for f in self.faults)
+        cnt["n_minor"] = cnt["n_faults"] - cnt["n_major"]
+        cnt["n_retries"] = sum(f["attempts"] - 1 for f in self.faults)
+        cnt["n_sigbus"] = sum(f["outcome"] == SIGBUS for f in self.faults)
+        cnt["n_signals"] = len(self.signals)
+        eager_pages = 0
+        for vi, v in enumerate(self.vmas):
+            if self.eager_done[vi]:
+                eager_pages += (v.end - v.start) // self.page_size
+        lazy = sum(1 for key in self.ptes
+                   if not self.eager_done[self._vma_of(key)])
+        cnt["n_ptes_end"] = eager_pages + lazy
+
+        def columns(rows, names):
+            return {name: [int(r[name]) for r in rows] for name in names}
+
+        thread_rows = []
+        for th in self.threads:
+            row = {"thread": th.index, "tid": th.tid, "end_ns": th.end_ns, "state": th.state,
+                   "records_done": th.records_done}
+            for cat in CATEGORIES:
+                row[cat + "_ns"] = th.time[cat]
+            thread_rows.append(row)
+        return SimpleNamespace(
+            faults=columns(self.faults, FAULT_COLUMNS),
+            signals=columns(self.signals, SIGNAL_COLUMNS),
+            locks=columns(self.locks, LOCK_COLUMNS),
+            threads=columns(thread_rows, THREAD_COLUMNS),
+            counters={k: int(v) for k, v in cnt.items()},
+        )
+
+
+def simulate(scenario, policy=None):
+    """Run ``scenario`` under ``policy`` (default: the scenario's) with the reference simulator.
+
+    Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of column
+    name -> list of ints) and ``counters`` (dict name -> int); see the column tuples above.
+    """
+    return NaiveSimulator(scenario, policy).run()
+
+
+def _rows(table, names, sort_key):
+    cols = [[int(x) for x in table[name]] for name in names]
+    rows = list(zip(*cols)) if cols else []
+    return sorted(rows, key=sort_key)
+
+
+def canonical(result):
+    """A run's records as sorted lists of tuples (columns in the documented order).
+
+    Works for the reference's lists and the engine's numpy arrays alike; faults sorted by
+    (thread, start_ns), signals by (thread, arrival_ns), locks by (thread, request_ns, kind,
+    mode), threads by thread.  Counters become a tuple of (name, value) in COUNTER_NAMES order.
+    """
+    fi = {n: i for i, n in enumerate(FAULT_COLUMNS)}
+    si = {n: i for i, n in enumerate(SIGNAL_COLUMNS)}
+    li = {n: i for i, n in enumerate(LOCK_COLUMNS)}
+    return {
+        "faults": _rows(result.faults, FAULT_COLUMNS,
+                        lambda r: (r[fi["thread"]], r[fi["start_ns"]], r)),
+        "signals": _rows(result.signals, SIGNAL_COLUMNS,
+                         lambda r: (r[si["thread"]], r[si["arrival_ns"]], r)),
+        "locks": _rows(result.locks, LOCK_COLUMNS,
+                       lambda r: (r[li["thread"]], r[li["request_ns"]], r[li["kind"]],
+                                  r[li["mode"]], r)),
+        "threads": _rows(result.threads, THREAD_COLUMNS, lambda r: r[0]),
+        "counters": tuple((name, int(result.counters[name])) for name in COUNTER_NAMES),
+    }
+
+
+COLUMNS = {"faults": FAULT_COLUMNS, "signals": SIGNAL_COLUMNS, "locks": LOCK_COLUMNS,
+           "threads": THREAD_COLUMNS}
+
+
+def first_difference(a, b):
+    """A readable description of the first difference between two canonical results, or None."""
+    for table in ("faults", "signals", "locks", "threads"):
+        ra, rb = a[table], b[table]
+        names = COLUMNS[table]
+        for i in range(max(len(ra), len(rb))):
+            x = ra[i] if i < len(ra) else None
+            y = rb[i] if i < len(rb) else None
+            if x != y:
+                def show(row):
+                    return "missing" if row is None else ", ".join(
+                        f"{n}={v}" for n, v in zip(names, row))
+                cols = [n for n, u, v in zip(names, x or (), y or ()) if u != v]
+                return (f"{table}[{i}] differs (of {len(ra)} vs {len(rb)} rows)"
+                        + (f" in {cols}" if cols else "") + f"\n  engine:    {show(x)}"
+                        f"\n  reference: {show(y)}")
+    diffs = [f"{n}: engine {u} reference {v}" for (n, u), (_, v) in zip(a["counters"], b["counters"])
+             if u != v]
+    if diffs:
+        return "counters differ:\n  " + "\n  ".join(diffs)
+    return None

@@ -1,0 +1,226 @@
+"""Hypothesis strategies for small scenarios and policies (the reference/engine agreement test).
+
+Scenarios are small on purpose: 2-4 threads of 5-60 records, 1-3 VMAs of 1-12 pages, a page
+cache of a few frames, small integer costs.  Everything the model has appears: every backing,
+every replacement, fault-around, random costs, signal schedules (some fatal), an adversary,
+``LOCK_W`` records and ``LOCK_W``-only threads, gaps, preloads, per-VMA policy overrides,
+eager VMAs with a given map thread, a second address space, and short horizons that cut runs.
+
+``fault_ns``, ``mmap_cs_ns`` and ``remap_fixed_ns`` are at least 1 ns: with all of them zero a
+lock grant and the grantee's next step would share an instant, where only the order of kind-3
+events (not the model) decides.  The horizon is always bounded (at most 2 ms of simulated
+time): unbounded retry policies livelock until the horizon by design.
+
+Use :func:`cases` for ``(scenario, policy)`` pairs that ``scenario.validate(policy)`` accepts.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from vmlab.model import (PRESETS, Adversary, Costs, Empirical, Exponential, Fixed, Policy,
+                         Scenario, SignalSchedule, Uniform, Vma, can_serve)
+from vmlab.trace import Op, Trace
+
+PAGE = 4096
+ACCESS_OPS = (Op.LOAD, Op.STORE, Op.IFETCH, Op.MODIFY)
+#: Backings by weight: file most often; iomem rarely (under struct-page policies it is SIGBUS,
+#: which ends the thread at once).
+BACKINGS = ("file", "file", "file", "anon", "device", "device", "iomem", "context", "context")
+LAZY_PRESETS = [p for p in PRESETS.values() if not p.eager]
+
+
+@st.composite
+def random_policies(draw):
+    """A lazy policy built from random knobs."""
+    return Policy(
+        "random",
+        needs_struct_page=draw(st.booleans()),
+        drop_lock_attempts=draw(st.sampled_from([-1, 0, 0, 1, 2])),
+        interruptible=draw(st.booleans()),
+        max_retries=draw(st.sampled_from([-1, 0, 1, 2, 3])),
+        check_signal_before_retry=draw(st.booleans()),
+    )
+
+
+def policies():
+    """Every preset, plus random knob combinations."""
+    return st.one_of(st.sampled_from(list(PRESETS.values())), random_policies())
+
+
+@st.composite
+def dists(draw, scale):
+    """A small random-time distribution: Fixed, Exponential, Uniform or Empirical."""
+    kind = draw(st.sampled_from(["fixed", "exponential", "uniform", "empirical"]))
+    if kind == "fixed":
+        return Fixed(draw(st.integers(0, scale)))
+    if kind == "exponential":
+        return Exponential(draw(st.integers(1, scale)))
+    if kind == "uniform":
+        lo = draw(st.integers(0, scale))
+        return Uniform(lo, lo + draw(st.integers(0, scale)))
+    return Empirical(draw(st.lists(st.integers(0, 2 * scale), min_size=1, max_size=6)))
+
+
+@st.composite
+def costs(draw):
+    small = st.integers(0, 300)
+    return Costs(
+        access_ns=draw(st.integers(0, 3)),
+        fault_ns=draw(st.integers(1, 500)),
+        zero_fill_ns=draw(small),
+        pagecache_hit_ns=draw(small),
+        struct_page_ns=draw(st.integers(0, 50)),
+        driver_ns=draw(st.integers(0, 100)),
+        pte_ns=draw(st.integers(0, 20)),
+        remap_fixed_ns=draw(st.integers(1, 500)),
+        signal_ns=draw(small),
+        mmap_cs_ns=draw(st.integers(1, 500)),
+        wakeup_ns=draw(small),
+        io_ns=draw(dists(5000)),
+        wait_ns=draw(dists(5000)),
+    )
+
+
+def _schedule_fields(draw, min_period):
+    kind = draw(st.sampled_from(["poisson", "periodic", "times"]))
+    start = draw(st.sampled_from([0, 0, draw(st.integers(0, 5000))]))
+    if kind == "poisson":
+        mean_ns = draw(st.integers(min_period, 50_000))
+        return dict(kind=kind, rate_hz=1e9 / mean_ns, start_ns=start)
+    if kind == "periodic":
+        return dict(kind=kind, period_ns=draw(st.integers(min_period, 50_000)), start_ns=start)
+    times = sorted(draw(st.lists(st.integers(0, 100_000), min_size=1, max_size=5)))
+    return dict(kind=kind, times_ns=tuple(times), start_ns=start)
+
+
+def _backing_policy(draw, policy):
+    """A backing and a per-VMA policy override (None) that can serve it."""
+    backing = draw(st.sampled_from(BACKINGS))
+    ok_run = can_serve(policy, backing) is None
+    if ok_run and draw(st.integers(0, 4)) > 0:
+        return backing, None
+    servers = [p for p in PRESETS.values() if can_serve(p, backing) is None]
+    return backing, draw(st.sampled_from(servers))
+
+
+@st.composite
+def scenarios(draw, policy):
+    """A small scenario that ``validate(policy)`` accepts."""
+    n_threads = draw(st.integers(2, 4))
+    tids = sorted(draw(st.lists(st.integers(0, 500), min_size=n_threads, max_size=n_threads,
+                                unique=True)))
+    two_spaces = draw(st.integers(0, 5)) == 0
+
+    # VMAs: 1-3 in address space 0, maybe 1 in address space 1; odd starts so that
+    # fault-around windows straddle VMA boundaries.
+    n_vmas = draw(st.integers(1, 3))
+    vmas = []
+    vpn = 0x400 + draw(st.integers(0, 3))
+    for j in range(n_vmas + int(two_spaces)):
+        asid = 1 if j == n_vmas else 0
+        n_pages = draw(st.integers(1, 12))
+        backing, pol = _backing_policy(draw, policy)
+        vmas.append(Vma(vpn * PAGE, (vpn + n_pages) * PAGE, backing, policy=pol, asid=asid,
+                        name=f"v{j}"))
+        vpn += n_pages + draw(st.integers(0, 3))
+
+    # Threads: the last one may be an mmap/munmap loop (LOCK_W only).
+    lock_w_thread = draw(st.integers(0, 3)) == 0
+    use_lock_w = draw(st.booleans())
+    per_thread = []
+    for i, tid in enumerate(tids):
+        asid = 1 if two_spaces and i == 1 else 0
+        mine = [v for v in vmas if v.asid == asid]
+        if lock_w_thread and i == n_threads - 1:
+            n = draw(st.integers(1, 15))
+            per_thread.append([(tid, asid, 0, Op.LOCK_W)] * n)
+            continue
+        n = draw(st.integers(5, 60))
+        recs = []
+        for _ in range(n):
+            if use_lock_w and draw(st.integers(0, 9)) == 0:
+                recs.append((tid, asid, 0, Op.LOCK_W))
+                continue
+            v = draw(st.sampled_from(mine))
+            page = draw(st.integers(0, (v.end - v.start) // PAGE - 1))
+            addr = v.start + page * PAGE + draw(st.integers(0, PAGE - 1))
+            recs.append((tid, asid, addr, draw(st.sampled_from(ACCESS_OPS))))
+        per_thread.append(recs)
+
+    # Interleave the threads' records (their order within a thread is kept).
+    order = draw(st.permutations([i for i, recs in enumerate(per_thread) for _ in recs]))
+    cursor = [0] * n_threads
+    rows = []
+    for i in order:
+        rows.append(per_thread[i][cursor[i]])
+        cursor[i] += 1
+    tid_col, asid_col, addr_col, op_col = (np.array(c) for c in zip(*rows))
+    gap = None
+    if draw(st.booleans()):
+        gap = np.array(draw(st.lists(st.integers(0, 2000), min_size=len(rows),
+                                     max_size=len(rows))), np.uint64)
+    trace = Trace(addr=addr_col.astype(np.uint64), op=op_col.astype(np.uint8),
+                  tid=tid_col.astype(np.uint32), asid=asid_col.astype(np.uint16), gap_ns=gap)
+
+    # Eager VMAs may name their map thread.
+    vmas = [v if not (v.policy or policy).eager or draw(st.booleans())
+            else Vma(v.start, v.end, v.backing, policy=v.policy, asid=v.asid, name=v.name,
+                     map_thread=draw(st.sampled_from(tids)))
+            for v in vmas]
+
+    memory_pages = None
+    if draw(st.booleans()):
+        memory_pages = 2 * n_threads + 1 + draw(st.integers(0, 6))
+
+    signals = ()
+    if draw(st.booleans()):
+        access_tids = [t for i, t in enumerate(tids) if not (lock_w_thread and i == n_threads - 1)]
+        fields = _schedule_fields(draw, min_period=500)
+        fatal = draw(st.integers(0, 4)) == 0
+        if draw(st.booleans()):
+            signals = (SignalSchedule(fatal=fatal, **fields),)
+        else:
+            chosen = draw(st.lists(st.sampled_from(access_tids), min_size=1, unique=True))
+            signals = (SignalSchedule(fatal=fatal, threads=tuple(chosen), **fields),)
+
+    adversary = None
+    file_vmas = [j for j, v in enumerate(sorted(vmas, key=lambda v: (v.asid, v.start)))
+                 if v.backing == "file"]
+    if file_vmas and draw(st.integers(0, 2)) == 0:
+        fields = _schedule_fields(draw, min_period=200)
+        target = draw(st.sampled_from([None] + file_vmas))
+        first, n_pages = 0, None
+        if draw(st.booleans()):
+            first = draw(st.integers(0, 3))
+            n_pages = draw(st.integers(1, 6))
+        adversary = Adversary(vma=target, first_page=first, n_pages=n_pages, **fields)
+
+    preload = None
+    file_pages = [a for v in vmas if v.backing == "file" and v.asid == 0
+                  for a in range(v.start, v.end, PAGE)]
+    if file_pages and draw(st.booleans()):
+        cap = len(file_pages) if memory_pages is None else min(len(file_pages), memory_pages)
+        chosen = draw(st.lists(st.sampled_from(file_pages), max_size=cap, unique=True))
+        preload = np.array(chosen, dtype=np.uint64)
+
+    horizon = draw(st.sampled_from([2_000_000, 2_000_000, draw(st.integers(100, 50_000))]))
+
+    return Scenario(
+        trace, vmas=tuple(vmas), policy=policy,
+        memory_pages=memory_pages,
+        replacement=draw(st.sampled_from(["lru", "fifo", "clock"])),
+        fault_around_pages=draw(st.sampled_from([1, 2, 4])),
+        costs=draw(costs()),
+        signals=signals, adversary=adversary, preload=preload,
+        horizon_ns=horizon, seed=draw(st.integers(0, 2**64 - 1)),
+    )
+
+
+@st.composite
+def cases(draw):
+    """``(scenario, policy)`` pairs that ``scenario.validate(policy)`` accepts."""
+    policy = draw(policies())
+    scenario = draw(scenarios(policy))
+    scenario.validate(policy)
+    return scenario, policy

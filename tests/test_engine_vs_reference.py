@@ -1,0 +1,120 @@
+"""The numba engine must agree with the reference simulator record for record.
+
+For hypothesis-generated small scenarios (tests/scenario_strategies.py) and policies (every
+preset and random knob rows), ``vmlab.engine.run(scenario, policy)`` and
+``naive_engine.simulate(scenario, policy)`` must give equal canonical records: faults,
+signals, mmap_sem requests, threads and counters.  A failure prints the scenario (trace
+included) and the first differing row.
+
+Run it alone with::
+
+    /work/venv-dev/bin/python -m pytest -q tests/test_engine_vs_reference.py
+
+``VMLAB_AGREEMENT_EXAMPLES=2000`` runs more examples; ``-k hand`` runs only the hand-built
+scenarios of tests/test_naive_engine.py.  Skipped while ``vmlab.engine`` has no ``run``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+engine = pytest.importorskip("vmlab.engine", reason="vmlab.engine is not importable yet")
+if not hasattr(engine, "run"):
+    pytest.skip("vmlab.engine has no run() yet: nothing to compare with the reference",
+                allow_module_level=True)
+
+from naive_engine import canonical, first_difference, simulate  # noqa: E402
+from scenario_strategies import cases  # noqa: E402
+from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
+                         Uniform, Vma)
+from vmlab.trace import Op, Trace  # noqa: E402
+
+N_EXAMPLES = int(os.environ.get("VMLAB_AGREEMENT_EXAMPLES", "150"))
+
+
+def describe(scenario, policy):
+    """Everything needed to rebuild a failing case by hand."""
+    t = scenario.trace
+    recs = []
+    for i in range(len(t)):
+        op = Op(int(t.op[i]))
+        gap = f" +{int(t.gap_ns[i])}" if t.has_gap else ""
+        what = "LOCK_W" if op == Op.LOCK_W else f"{op.name} {int(t.addr[i]):#x}"
+        recs.append(f"  [{i}] tid {int(t.tid[i])} asid {int(t.asid[i])} {what}{gap}")
+    lines = [f"policy: {policy!r}", "vmas:"]
+    lines += [f"  {v!r}" for v in scenario.resolved_vmas()]
+    lines += [f"costs: {scenario.costs!r}",
+              f"memory_pages={scenario.memory_pages} replacement={scenario.replacement} "
+              f"fault_around_pages={scenario.fault_around_pages} horizon_ns={scenario.horizon_ns} "
+              f"seed={scenario.seed}",
+              f"signals: {scenario.signals!r}", f"adversary: {scenario.adversary!r}",
+              f"preload: {None if scenario.preload is None else [hex(int(a)) for a in scenario.preload]}",
+              f"trace ({len(t)} records):"] + recs
+    return "\n".join(lines)
+
+
+def check_agreement(scenario, policy):
+    reference = canonical(simulate(scenario, policy))
+    got = canonical(engine.run(scenario, policy))
+    diff = first_difference(got, reference)
+    if diff is not None:
+        dump = os.environ.get("VMLAB_AGREEMENT_DUMP")
+        if dump:  # keep the failing case for debugging
+            import pickle
+
+            with open(dump, "wb") as f:
+                pickle.dump((scenario, policy), f)
+        pytest.fail(f"engine and reference disagree\n{diff}\n\n{describe(scenario, policy)}",
+                    pytrace=False)
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(cases())
+def test_engine_matches_reference(case):
+    check_agreement(*case)
+
+
+# -- a few fixed scenarios first: quicker to read when they fail ----------------------------
+
+PAGE = 4096
+BASE = 0x400 * PAGE
+
+
+def _trace(rows):
+    return Trace(addr=np.array([0 if a is None else BASE + a * PAGE for _, a, _ in rows], np.uint64),
+                 op=np.array([Op.LOCK_W if a is None else Op.LOAD for _, a, _ in rows], np.uint8),
+                 tid=np.array([t for t, _, _ in rows], np.uint32),
+                 gap_ns=np.array([g for _, _, g in rows], np.uint64))
+
+
+def _hand_cases():
+    io = Costs(io_ns=Fixed(70_000), wait_ns=Uniform(0, 20_000))
+    file_vma = [Vma(BASE, BASE + 16 * PAGE, "file")]
+    mixed = [Vma(BASE, BASE + 8 * PAGE, "file"), Vma(BASE + 8 * PAGE, BASE + 12 * PAGE, "context"),
+             Vma(BASE + 12 * PAGE, BASE + 16 * PAGE, "device", policy="remap_pfn_range")]
+    rows = [(1, i % 13, 100) for i in range(20)] + [(2, None, 5000)] * 5 + [(3, 9, 0), (3, 14, 10)]
+    sig = SignalSchedule("periodic", period_ns=7000, threads=(1, 3))
+    out = []
+    for pol in ("nopage", "nopage_refault", "fault_retry", "fault_retry_unbounded",
+                "fault_retry_v57"):
+        out.append((pol + "-file", Scenario(_trace(rows[:20] + rows[20:25]), vmas=file_vma,
+                                            costs=io, memory_pages=7, replacement="clock"), pol))
+        out.append((pol + "-mixed", Scenario(_trace(rows), vmas=mixed, costs=io, signals=sig,
+                                             memory_pages=7, fault_around_pages=4,
+                                             horizon_ns=500_000), pol))
+    adv = Adversary("periodic", period_ns=1000)
+    out.append(("livelock", Scenario(_trace([(1, 0, 0)]), vmas=file_vma, adversary=adv,
+                                     costs=io.replace(io_ns=Fixed(10_000)), horizon_ns=100_000),
+                "fault_retry_unbounded"))
+    return out
+
+
+@pytest.mark.parametrize("scenario, policy",
+                         [pytest.param(sc, pol, id=name) for name, sc, pol in _hand_cases()])
+def test_engine_matches_reference_on_hand_scenarios(scenario, policy):
+    check_agreement(scenario, policy)
