@@ -1,0 +1,19 @@
+"""Readers of foreign trace formats.
+
+Each module (``lackey``, ``din``, ``csv_format``, ``perf``) has the same interface:
+
+``NAME``
+    format name (``--from`` of the CLI);
+``WITH_GAP``
+    whether records carry ``gap_ns`` (for CSV: when the header has that column);
+``sniff(head: bytes) -> bool``
+    whether the first ~64 KiB of a file look like this format;
+``iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options)``
+    yields dicts of numpy column arrays (keys among tid, asid, addr, op, size, gap_ns) in
+    bounded memory; raises :class:`~vmlab.errors.TraceFormatError` naming file and line;
+``meta_for(path, **options) -> TraceMeta``
+    metadata, with ``source`` like ``"lackey:<file name>"``.
+
+Use them through :mod:`vmlab.trace.convert` (``read_trace``, ``convert``, ``write_trace``,
+``detect_format``), which imports them lazily.
+"""
