@@ -198,12 +198,22 @@ class Result:
             for name in ("p50", "p99", "max"):
                 s[f"signal_latency_ns_{name}"] = math.nan
         s["lock_wait_ns_total"] = int(np.sum(raw.threads["lock_wait_ns"]))
-        # writer throughput: LOCK_W records per second over the span they ran in
+        # writer throughput: LOCK_W records per second while the access threads ran (a loop
+        # thread that outlives its victims would otherwise measure its own free run)
         lk = raw.locks
         if keep and s["n_lock_w"] > 0:
             w = (lk["kind"] == C.LK_LOCKW) & (lk["release_ns"] >= 0)
-            span = lk["release_ns"][w].max() - lk["request_ns"][w].min()
-            s["writer_ops_per_s"] = s["n_lock_w"] * 1e9 / span if span > 0 else math.nan
+            t0 = lk["request_ns"][w].min()
+            t1 = lk["release_ns"][w].max()
+            tr = self.scenario.trace
+            acc_tids = np.unique(np.asarray(tr.tid)[np.asarray(tr.op) != 4])
+            th = raw.threads
+            acc_end = th["end_ns"][np.isin(th["tid"], acc_tids)]
+            if len(acc_end) and acc_end.max() > t0:
+                t1 = min(t1, int(acc_end.max()))
+            n_in = int(np.sum(w & (lk["release_ns"] <= t1)))
+            span = t1 - t0
+            s["writer_ops_per_s"] = n_in * 1e9 / span if span > 0 else math.nan
         elif s["n_lock_w"] > 0 and s["elapsed_ns"] > 0:
             s["writer_ops_per_s"] = s["n_lock_w"] * 1e9 / s["elapsed_ns"]
         else:
