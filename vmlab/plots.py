@@ -1,0 +1,643 @@
+"""Charts of vmlab results: pure functions from Results and DataFrames to matplotlib Axes.
+
+Every function takes an optional ``ax=`` and returns the Axes it drew on; without one it
+makes a new figure with pyplot (so a notebook cell shows it), and nothing here ever calls
+``plt.show()``.  Conventions shared by every chart:
+
+* **One colour and one label per policy**: :data:`POLICY_COLORS` for the seven presets
+  (Okabe-Ito, colour-blind safe), :func:`policy_color` for any name (user-built variants
+  hash into a second palette, Paul Tol's "muted", so a name keeps its colour from chart to
+  chart and run to run), :func:`policy_label` for the text.
+* **Times carry a unit** chosen by :func:`time_unit` (ns, µs, ms or s, whichever gives a
+  typical value of at least 1), and the axis label names it.
+* ``results`` arguments are a dict ``{policy name: Result}`` or a list of Results (named by
+  their policy).
+"""
+from __future__ import annotations
+
+import itertools
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .model.policies import POLICY_ORDER
+from .trace.model import Op
+
+#: Colour of each preset (Okabe-Ito; yellow left out, it vanishes on white).
+POLICY_COLORS = {
+    "nopage": "#0072b2",                 # blue
+    "nopage_refault": "#56b4e9",         # sky blue: nopage's interruptible sibling
+    "fault_retry": "#009e73",            # bluish green
+    "fault_retry_unbounded": "#d55e00",  # vermillion: the variant Morton feared
+    "fault_retry_v57": "#cc79a7",        # reddish purple
+    "nopfn": "#e69f00",                  # orange
+    "remap_pfn_range": "#000000",        # black: eager, no faults at all
+}
+assert tuple(POLICY_COLORS) == POLICY_ORDER
+
+#: Palette for policies that are not presets (Paul Tol's "muted", disjoint from the above).
+EXTRA_COLORS = ("#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77",
+                "#cc6677", "#882255", "#aa4499")
+
+_PRESET_NOTES = {
+    "nopage": "mmap_sem held over I/O",
+    "nopage_refault": "interruptible, re-executes",
+    "fault_retry": "drops mmap_sem, 1 retry",
+    "fault_retry_unbounded": "drops mmap_sem, no bound",
+    "fault_retry_v57": "5.7: retries, signal-aware",
+    "nopfn": "PFN, no struct page",
+    "remap_pfn_range": "eager map at mmap()",
+}
+
+#: Time categories of ``Result.threads`` in stacking order, with their label and colour.
+#: Colours from Paul Tol's "light" scheme, so they are not mistaken for policy colours.
+TIME_CATEGORIES = {
+    "compute_ns": ("compute", "#dddddd"),
+    "hit_ns": ("hit (mapped access)", "#aaaa00"),
+    "fault_cpu_ns": ("fault CPU", "#77aadd"),
+    "io_wait_ns": ("I/O wait", "#99ddff"),
+    "lock_wait_ns": ("mmap_sem wait", "#ee8866"),
+    "lock_hold_ns": ("mmap_sem held for write", "#eedd88"),
+    "signal_ns": ("signal handling", "#44bb99"),
+    "wasted_ns": ("wasted retries", "#ffaabb"),
+}
+
+#: Colours of the lock timeline: held for read, held for write, waiting (hatched).
+LOCK_COLORS = {"read": "#0072b2", "write": "#d55e00", "wait": "#dddddd"}
+
+_UNITS = (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0))
+
+
+def policy_color(name):
+    """The colour of policy ``name``: a preset's own, else a stable hash into a second palette."""
+    name = getattr(name, "name", name)
+    if name in POLICY_COLORS:
+        return POLICY_COLORS[name]
+    return EXTRA_COLORS[zlib.crc32(str(name).encode()) % len(EXTRA_COLORS)]
+
+
+def policy_label(name):
+    """The legend text of policy ``name``: a preset's name with what sets it apart."""
+    name = getattr(name, "name", name)
+    note = _PRESET_NOTES.get(name)
+    return f"{name} ({note})" if note else str(name)
+
+
+def policy_legend(ax, policies, **kwargs):
+    """Add a legend of coloured lines for ``policies`` (names) to ``ax``; returns it."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=policy_color(p), lw=2, label=policy_label(p)) for p in policies]
+    kwargs.setdefault("title", "policy")
+    return ax.legend(handles=handles, **kwargs)
+
+
+def time_unit(ns):
+    """``(unit, ns_per_unit)`` giving a readable number for ``ns`` (a scalar, or an array
+    whose median positive finite value is used)."""
+    v = np.asarray(ns, dtype=float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    typical = float(np.median(v)) if len(v) else 0.0
+    for unit, scale in _UNITS:
+        if typical >= scale:
+            return unit, scale
+    return "ns", 1.0
+
+
+# -- shared helpers -----------------------------------------------------------------------
+
+def _axes(ax, figsize=(9, 4.2)):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _dress(ax, title, xlabel, ylabel, legend=None, legend_title=None, **legend_kw):
+    """Title, axis labels and legend, the same way on every chart.
+
+    ``legend``: None (no legend), True (from the artists' labels) or a list of handles.
+    """
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend is not None:
+        legend_kw.setdefault("fontsize", "small")
+        legend_kw.setdefault("framealpha", 0.9)
+        legend_kw["title"] = legend_title
+        if "loc" not in legend_kw:  # outside, right: a legend never hides data
+            legend_kw.update(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+        if legend is True:
+            ax.legend(**legend_kw)
+        else:
+            ax.legend(handles=legend, **legend_kw)
+    return ax
+
+
+def _plain_log(axis):
+    """Label a log axis with plain numbers (10, 20, 50, 100), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.axes.autoscale_view()
+    lo, hi = axis.get_view_interval()
+    decades = np.log10(hi / lo) if lo > 0 else np.inf
+    subs = (1,) if decades > 3 else (1, 2, 5) if decades > 1 else (1, 2, 3, 5, 7)
+    axis.set_major_locator(LogLocator(10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _num(v):
+    """A number to read at a glance: 0.02, 3.5, 72.6, 1,000, 25,000, 1.2e+08."""
+    a = abs(v)
+    if a == 0 or 1e-3 <= a < 1000:
+        return f"{v:.3g}"
+    if a < 1e7:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def _fmt_ns(v):
+    unit, scale = time_unit(v)
+    return f"{_num(v / scale)} {unit}"
+
+
+def _named(results):
+    """``results`` as an ordered dict name -> Result."""
+    if isinstance(results, dict):
+        return dict(results)
+    if hasattr(results, "policy_name"):
+        return {results.policy_name: results}
+    return {r.policy_name: r for r in results}
+
+
+def _is_time(column):
+    return column.endswith("_ns") or "_ns_" in column
+
+
+def _pretty(column):
+    """``fault_latency_ns_p99`` -> ``fault latency p99``."""
+    return column.replace("_ns", "").replace("_", " ").strip()
+
+
+# -- latency ------------------------------------------------------------------------------
+
+def latency_cdf(results, metric="fault", ax=None, title=None, max_points=2000):
+    """CDF of fault latency (completed faults) or signal latency (delivered signals), one
+    line per policy, on a log time axis.
+
+    A latency of 0 (a signal delivered at once) is drawn at 1 ns, the axis' floor.  Curves
+    of more than ``max_points`` samples are drawn through that many quantiles (tails kept).
+    """
+    if metric not in ("fault", "signal"):
+        raise ValueError(f"metric must be 'fault' or 'signal', got {metric!r}")
+    ax = _axes(ax)
+    data = {}
+    for name, r in _named(results).items():
+        if metric == "fault":
+            f = r.faults
+            v = f["latency_ns"][f["outcome"] == "done"].to_numpy()
+        else:
+            s = r.signals
+            v = s["latency_ns"][s["delivery_ns"] >= 0].to_numpy()
+        data[name] = np.sort(np.maximum(v, 1)).astype(float)
+    unit, scale = time_unit(np.concatenate([v for v in data.values()] + [np.zeros(0)]))
+    for name, v in data.items():
+        n = len(v)
+        if n > max_points:
+            tail = 1 - np.logspace(-6, -1, 50)  # keep the p99.9... tail sharp
+            p = np.unique(np.concatenate([np.linspace(0, 1, max_points), tail]))
+            x, y = np.quantile(v, p, method="inverted_cdf"), p
+        else:
+            x, y = v, np.arange(1, n + 1) / max(n, 1)
+        label = policy_label(name) + ("" if n else f" (no {metric}s)")
+        ax.plot(x / scale, y, drawstyle="steps-post", color=policy_color(name), lw=1.8,
+                label=label, gid=name)
+    ax.set_xscale("log")
+    _plain_log(ax.xaxis)
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, which="major", alpha=0.3)
+    what = {"fault": "completed faults", "signal": "delivered signals"}[metric]
+    floor = ", 0 drawn at 1 ns" if any(len(v) and v[0] <= 1 for v in data.values()) else ""
+    return _dress(ax, title or f"{metric.capitalize()} latency CDF ({what})",
+                  f"{metric} latency ({unit}, log scale{floor})", f"fraction of {what} ≤ x",
+                  legend=True, legend_title="policy")
+
+
+def percentile_bars(summary, metrics=("fault_latency_ns_p50", "fault_latency_ns_p99"), ax=None,
+                    title=None):
+    """Grouped bars from a ``compare()`` DataFrame: a group per policy (in the policy's
+    colour), a bar per metric (told apart by hatching), on a log y axis.
+
+    NaN (no faults) and 0 cannot sit on a log axis: they are written at the group's foot.
+    """
+    from matplotlib.patches import Patch
+
+    ax = _axes(ax)
+    metrics = list(metrics)
+    df = summary.reset_index(drop=True)
+    names = list(df["policy"])
+    vals = df[metrics].to_numpy(dtype=float)
+    timed = all(_is_time(m) for m in metrics)
+    unit, scale = time_unit(vals) if timed else ("", 1.0)
+    hatches = ["", "///", "..", "xx", "\\\\", "oo"]
+    width = 0.8 / len(metrics)
+    pos = vals[np.isfinite(vals) & (vals > 0)] / scale
+    floor = pos.min() / 3 if len(pos) else 1.0
+    for j, m in enumerate(metrics):
+        xs = np.arange(len(names)) - 0.4 + width * (j + 0.5)
+        h = vals[:, j] / scale
+        ok = np.isfinite(h) & (h > 0)
+        ax.bar(xs, np.where(ok, h, np.nan), width * 0.92, color=[policy_color(p) for p in names],
+               edgecolor="white", hatch=hatches[j % len(hatches)], gid=m)
+        for x, v, good in zip(xs, h, ok):
+            text = f"{v:.3g}" if good else ("n/a" if not np.isfinite(v) else "0")
+            ax.annotate(text, (x, v if good else floor), ha="center", va="bottom",
+                        fontsize="x-small", rotation=90, xytext=(0, 2),
+                        textcoords="offset points")
+    ax.set_yscale("log")
+    ax.margins(y=0.15)
+    _plain_log(ax.yaxis)
+    ax.set_xticks(np.arange(len(names)), [policy_label(p) for p in names], rotation=25,
+                  ha="right", fontsize="small")
+    for tick, p in zip(ax.get_xticklabels(), names):
+        tick.set_color(policy_color(p))
+    handles = [Patch(facecolor="#999999", edgecolor="white", hatch=hatches[j % len(hatches)],
+                     label=_pretty(m).split()[-1] if timed else _pretty(m))
+               for j, m in enumerate(metrics)]
+    stem = " ".join(_pretty(metrics[0]).split()[:-1]) if timed else "value"
+    ylabel = f"{stem} ({unit}, log scale)" if timed else "value (log scale)"
+    return _dress(ax, title or f"{stem.capitalize()} percentiles by policy", "policy", ylabel,
+                  legend=handles, legend_title="bar (colour = policy)")
+
+
+# -- time ---------------------------------------------------------------------------------
+
+def time_breakdown(results, ax=None, title=None, per="policy"):
+    """Stacked horizontal bars of where threads' time went (MODEL.md section 6).
+
+    ``per="policy"``: one bar per policy, each category summed over its threads.
+    ``per="thread"``: one bar per thread of a single Result; a bar's length is the thread's
+    ``end_ns`` (the categories split it with nothing lost or counted twice).
+    """
+    if per not in ("policy", "thread"):
+        raise ValueError(f"per must be 'policy' or 'thread', got {per!r}")
+    ax = _axes(ax)
+    named = _named(results)
+    cols = list(TIME_CATEGORIES)
+    if per == "policy":
+        rows = pd.DataFrame([named[n].threads[cols].sum() for n in named])
+        labels = [policy_label(n) for n in named]
+        ylabel, what = "policy", "thread time, summed over threads"
+    else:
+        if len(named) != 1:
+            raise ValueError("per='thread' draws one Result; pass a Result (or a dict of one)")
+        (name, r), = named.items()
+        rows = r.threads[cols]
+        labels = [f"tid {t}" for t in r.threads["tid"]]
+        ylabel, what = "thread", f"thread time under {name}"
+    unit, scale = time_unit(rows.sum(axis=1).max())
+    y = np.arange(len(rows))[::-1]  # first row at the top
+    left = np.zeros(len(rows))
+    for c in cols:
+        w = rows[c].to_numpy(dtype=float) / scale
+        lab, color = TIME_CATEGORIES[c]
+        ax.barh(y, w, left=left, height=0.7, color=color, label=lab, gid=c)
+        left += w
+    ax.set_yticks(y, labels, fontsize="small")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    return _dress(ax, title or f"Where the time goes ({what})", f"{what} ({unit})", ylabel,
+                  legend=True, legend_title="time category")
+
+
+def series_over_time(results, column="retries", ax=None, title=None):
+    """Faults, retries or I/Os per time bin (``Result.series``), one line per policy."""
+    ax = _axes(ax)
+    named = _named(results)
+    ends = [r.series.index[-1] + r.raw.bin_ns for r in named.values() if len(r.series)]
+    unit, scale = time_unit(max(ends) if ends else 0)
+    bin_ns = None
+    for name, r in named.items():
+        s = r.series
+        if column not in s:
+            raise ValueError(f"column must be one of {list(s.columns)}, got {column!r}")
+        bin_ns = r.raw.bin_ns
+        x = np.append(s.index.to_numpy(), s.index[-1] + bin_ns if len(s) else 0) / scale
+        y = np.append(s[column].to_numpy(), s[column].iloc[-1] if len(s) else 0)
+        ax.plot(x, y, drawstyle="steps-post", color=policy_color(name), lw=1.6,
+                label=policy_label(name), gid=name)
+    bu, bs = time_unit(bin_ns or 0)
+    per = f"{column} per {bin_ns / bs:g} {bu} bin" if bin_ns else column
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    return _dress(ax, title or f"{column.capitalize()} over time", f"simulated time ({unit})",
+                  per, legend=True, legend_title="policy")
+
+
+# -- sweeps -------------------------------------------------------------------------------
+
+def sweep_heatmap(df, x, y, value, ax=None, title=None, log=False, fmt=None):
+    """Heatmap of ``value`` over two swept knobs ``x`` and ``y`` of a ``sweep()`` DataFrame.
+
+    Axis values keep the sweep's order (y upward).  Each cell is annotated; empty cells are
+    blank.  A time metric (``*_ns*``) is shown in a readable unit.  More than one row per
+    (x, y) cell is an error: filter the other swept keys first.
+    """
+    from matplotlib.colors import LogNorm, Normalize
+
+    ax = _axes(ax, figsize=(7, 5))
+    if df.duplicated([x, y]).any():
+        others = [c for c in df.columns if c not in (x, y)][:3]
+        raise ValueError(f"several rows per ({x}, {y}) cell: select one value of the other "
+                         f"swept keys first (e.g. df[df[{others[0]!r}] == ...])")
+    xs, ys = pd.unique(df[x]), pd.unique(df[y])
+    grid = (df.pivot(index=y, columns=x, values=value).reindex(index=ys, columns=xs)
+            .to_numpy(dtype=float))
+    timed = _is_time(value)
+    unit, scale = time_unit(grid) if timed else ("", 1.0)
+    z = grid / scale
+    ok = np.isfinite(z) & ((z > 0) if log else True)
+    norm = (LogNorm if log else Normalize)(*(
+        (z[ok].min(), z[ok].max()) if ok.any() else (1, 10)))
+    zm = np.ma.masked_invalid(np.where(ok, z, np.nan))
+    mesh = ax.pcolormesh(np.arange(len(xs) + 1) - 0.5, np.arange(len(ys) + 1) - 0.5, zm,
+                         cmap="viridis", norm=norm, edgecolors="white", linewidth=0.5)
+    cmap = mesh.get_cmap()
+    for (i, j), v in np.ndenumerate(z):
+        if np.isfinite(v):
+            r, g, b, _ = cmap(norm(v)) if ok[i, j] else (1, 1, 1, 1)
+            ax.text(j, i, fmt.format(v) if fmt else _num(v), ha="center", va="center",
+                    fontsize="small",
+                    color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
+    ax.set_xticks(np.arange(len(xs)), [_tick(v, x) for v in xs])
+    ax.set_yticks(np.arange(len(ys)), [_tick(v, y) for v in ys])
+    name = _pretty(value) + (f" ({unit})" if timed else "") + (", log colour" if log else "")
+    cb = ax.figure.colorbar(mesh, ax=ax)
+    cb.set_label(name)
+    if log:
+        _plain_log(cb.ax.yaxis)
+    return _dress(ax, title or f"{_pretty(value).capitalize()} over {x} × {y}", x, y)
+
+
+def _tick(v, key):
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+        return _fmt_ns(v) if _is_time(key) and v > 0 else _num(v)
+    return str(v)
+
+
+def crossover_points(df, x, y, a, b):
+    """The x values where policy ``a``'s curve of ``y`` against ``x`` crosses policy ``b``'s.
+
+    Both curves are piecewise linear through their points (sorted by x); they are compared on
+    the union of their x values within the common range, so the crossings are exact for
+    piecewise-linear curves.  A point where the curves touch counts once.
+    """
+    def curve(p):
+        d = df[df["policy"] == p].groupby(x, sort=True)[y].mean()
+        return d.index.to_numpy(dtype=float), d.to_numpy(dtype=float)
+
+    (xa, ya), (xb, yb) = curve(a), curve(b)
+    if len(xa) == 0 or len(xb) == 0:
+        return []
+    lo, hi = max(xa[0], xb[0]), min(xa[-1], xb[-1])
+    xs = np.union1d(xa, xb)
+    xs = xs[(xs >= lo) & (xs <= hi)]
+    d = np.interp(xs, xa, ya) - np.interp(xs, xb, yb)
+    out = []
+    for i in range(len(xs)):
+        if d[i] == 0:
+            out.append(float(xs[i]))
+        elif i + 1 < len(xs) and d[i] * d[i + 1] < 0:
+            out.append(float(xs[i] + (xs[i + 1] - xs[i]) * d[i] / (d[i] - d[i + 1])))
+    return out
+
+
+def crossover(df, x="touched_fraction", y="total_ns", ax=None, title=None):
+    """Eager-versus-lazy cost: ``y`` against ``x`` per policy, with every crossing of two
+    policies' curves marked and annotated with its x value."""
+    ax = _axes(ax)
+    names = list(pd.unique(df["policy"]))
+    timed = _is_time(y)
+    unit, scale = time_unit(df[y].max()) if timed else ("", 1.0)
+    for p in names:
+        d = df[df["policy"] == p].groupby(x, sort=True)[y].mean()
+        ax.plot(d.index, d.to_numpy(dtype=float) / scale, marker="o", ms=3.5, lw=1.8,
+                color=policy_color(p), label=policy_label(p), gid=p)
+    points = []
+    for a, b in itertools.combinations(names, 2):
+        da = df[df["policy"] == a].groupby(x, sort=True)[y].mean()
+        for xc in crossover_points(df, x, y, a, b):
+            yc = np.interp(xc, da.index.to_numpy(dtype=float), da.to_numpy(dtype=float)) / scale
+            points.append((xc, yc))
+    for k, (xc, yc) in enumerate(sorted(points)):
+        # hollow: visible on any line, the black remap_pfn_range one included
+        ax.plot([xc], [yc], marker="D", ms=8, mfc="white", mec="black", mew=1.5, ls="none",
+                zorder=5, gid="crossover", label=None if k else "crossover")
+        # staggered below the point so close crossings do not write over each other
+        ax.annotate(f"{_num(xc)}", (xc, yc), xytext=(6, -16 - 13 * (k % 4)),
+                    textcoords="offset points", fontsize="small", gid="crossover-label",
+                    arrowprops=dict(arrowstyle="-", color="#888888", lw=0.6),
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ylabel = f"{_pretty(y)} ({unit})" if timed else _pretty(y)
+    xlabel = ("fraction of the mapping's pages touched" if x == "touched_fraction"
+              else _pretty(x))
+    return _dress(ax, title or f"Eager versus lazy: {_pretty(y)} against {_pretty(x)}",
+                  xlabel, ylabel, legend=True, legend_title="policy (◇ = crossover, at x)")
+
+
+# -- mmap_sem -----------------------------------------------------------------------------
+
+def lock_timeline(result, t0_ns=None, t1_ns=None, ax=None, title=None, max_threads=16,
+                  max_spans=20_000):
+    """``mmap_sem`` over time from ``result.locks``: a row per thread; each request is a
+    thin hatched grey span while it waits, then a full-height span while held, coloured by
+    mode (:data:`LOCK_COLORS`).
+
+    Without ``t1_ns`` the window ends where the first ``max_spans`` requests after ``t0_ns``
+    are all drawn (the whole run when it has fewer).  A request still waiting or holding at
+    the end of the run is drawn up to the run's end.  The first ``max_threads`` threads
+    (by index) with requests in the window get rows.
+    """
+    from matplotlib.patches import Patch
+
+    ax = _axes(ax, figsize=(8, 4.5))
+    lk = result.locks
+    times = lk[["request_ns", "acquire_ns", "release_ns"]].to_numpy()
+    end = max(int(result.summary["elapsed_ns"]), int(times.max()) if len(lk) else 0)
+    acq = np.where(lk["acquire_ns"] >= 0, lk["acquire_ns"], end)
+    rel = np.where(lk["release_ns"] >= 0, lk["release_ns"], end)
+    req = lk["request_ns"].to_numpy()
+    t0 = int(t0_ns) if t0_ns is not None else 0
+    if t1_ns is None:
+        after = np.flatnonzero(req >= t0)
+        t1 = int(req[after[max_spans]]) if len(after) > max_spans else end
+    else:
+        t1 = int(t1_ns)
+    sel = (rel >= t0) & (req <= t1)
+    threads = np.unique(lk["thread"].to_numpy()[sel])
+    shown = threads[:max_threads]
+    unit, scale = time_unit(max(t1 - t0, 1) / 10)
+    tid_of = dict(zip(result.threads["thread"], result.threads["tid"]))
+    mode = lk["mode"].to_numpy()
+    thr = lk["thread"].to_numpy()
+    for row, t in enumerate(shown):
+        y = len(shown) - 1 - row
+        m = sel & (thr == t)
+        a, b, c = np.clip(req[m], t0, t1), np.clip(acq[m], t0, t1), np.clip(rel[m], t0, t1)
+        w = b > a
+        if w.any():
+            ax.broken_barh(list(zip(a[w] / scale, (b - a)[w] / scale)), (y - 0.2, 0.4),
+                           facecolors=LOCK_COLORS["wait"], edgecolors="#888888", hatch="////",
+                           linewidth=0.3, gid=f"wait:{t}")
+        for md in ("read", "write"):
+            h = mode[m] == md
+            if h.any():
+                ax.broken_barh(list(zip(b[h] / scale, np.maximum(c - b, 0)[h] / scale)),
+                               (y - 0.4, 0.8), facecolors=LOCK_COLORS[md], linewidth=0,
+                               gid=f"{md}:{t}")
+    ax.set_yticks(np.arange(len(shown))[::-1], [f"tid {tid_of.get(t, t)}" for t in shown],
+                  fontsize="small")
+    ax.set_ylim(-0.6, len(shown) - 0.4)
+    ax.set_xlim(t0 / scale, t1 / scale)
+    handles = [Patch(facecolor=LOCK_COLORS["read"], label="held for read (fault)"),
+               Patch(facecolor=LOCK_COLORS["write"], label="held for write (mmap/munmap, remap)"),
+               Patch(facecolor=LOCK_COLORS["wait"], edgecolor="#888888", hatch="////",
+                     label="waiting for mmap_sem")]
+    more = f", {len(shown)} of {len(threads)} threads" if len(threads) > len(shown) else ""
+    return _dress(ax, title or f"mmap_sem timeline under {result.policy_name}{more}",
+                  f"simulated time ({unit})", "thread", legend=handles, loc="upper left",
+                  bbox_to_anchor=(0, -0.15), ncols=3, frameon=False)
+
+
+# -- traces -------------------------------------------------------------------------------
+
+def access_heatmap(trace, time_bins=200, addr_bins=200, ax=None, title=None, coverage=0.99,
+                   max_ranges=8, gap_pages=256, chunk_records=1 << 20):
+    """Where a trace's accesses fall over time: counts of records per (time, address) cell,
+    log-coloured, the picture DAMON's tools draw.
+
+    Time is the record index, or, when the trace has a ``gap_ns`` column, each record's
+    thread clock (the cumulative ``gap_ns`` of that thread's records so far: the time the
+    thread would have spent if memory were free).
+
+    The address axis is *compressed*: a sparse 64-bit address space is cut into the ranges
+    the trace touches (:func:`vmlab.trace.vmas.infer_vmas` with ``gap_pages``), the empty
+    space between them is dropped, and the ranges are stacked (white lines between them,
+    ticks at their start addresses).  Only the busiest ranges holding ``coverage`` of the
+    accesses are kept (at most ``max_ranges``); each gets axis space in proportion to its
+    pages, but at least a few bins so a small stack stays visible.  ``LOCK_W`` records are
+    not accesses and are left out.  Records are read ``chunk_records`` at a time
+    (``np.histogram2d`` per chunk), so 10^7-record and memory-mapped traces work.
+    """
+    from matplotlib.colors import LogNorm
+
+    from .trace.vmas import infer_vmas
+
+    ax = _axes(ax, figsize=(8, 5))
+    n = len(trace)
+    shift = np.uint64(int(trace.page_size).bit_length() - 1)
+    ranges = [v for v in infer_vmas(trace, gap_pages=gap_pages, label=False)]
+    starts = np.array([v.start >> int(shift) for v in ranges], np.uint64)
+    has_gap = trace.has_gap
+
+    def chunks():
+        for lo in range(0, n, chunk_records):
+            hi = min(n, lo + chunk_records)
+            acc = np.asarray(trace.op[lo:hi]) != Op.LOCK_W
+            page = np.asarray(trace.addr[lo:hi]) >> shift
+            # ranges of different address spaces never share a page key: asid first
+            asid = np.asarray(trace.asid[lo:hi])
+            yield lo, hi, acc, page, asid
+
+    def range_of(page, asid):
+        out = np.full(len(page), -1, np.int64)
+        for a in np.unique(asid):
+            idx = [i for i, v in enumerate(ranges) if v.asid == a]
+            if not idx:
+                continue
+            m = asid == a
+            st = starts[idx]
+            k = np.searchsorted(st, page[m], side="right") - 1
+            out[m] = np.asarray(idx)[np.clip(k, 0, None)]
+        return out
+
+    # pass 1: records per range, and each thread's total gap (the time axis' extent)
+    counts = np.zeros(len(ranges), np.int64)
+    totals = {}
+    for lo, hi, acc, page, asid in chunks():
+        counts += np.bincount(range_of(page[acc], asid[acc]), minlength=len(ranges))
+        if has_gap:
+            u, inv = np.unique(np.asarray(trace.tid[lo:hi]), return_inverse=True)
+            s = np.bincount(inv, weights=np.asarray(trace.gap_ns[lo:hi], dtype=float))
+            for t, v in zip(u.tolist(), s):
+                totals[t] = totals.get(t, 0.0) + v
+    total = counts.sum()
+    order = np.argsort(-counts, kind="stable")
+    keep = order[: max(1, min(max_ranges, int(np.searchsorted(np.cumsum(counts[order]),
+                                                              coverage * total)) + 1))]
+    keep = np.sort(keep[counts[keep] > 0]) if total else np.zeros(0, np.int64)
+    # axis layout: range i spans [y0[i], y0[i] + h[i]) bins
+    npages = np.array([(ranges[i].end - ranges[i].start) >> int(shift) for i in keep], float)
+    minbins = max(1.0, addr_bins / 40)
+    h = np.maximum(npages / max(npages.sum(), 1) * addr_bins, minbins) if len(keep) else np.zeros(0)
+    h *= addr_bins / max(h.sum(), 1e-9)
+    y0 = np.concatenate([[0.0], np.cumsum(h)[:-1]])
+    slot = np.full(len(ranges), -1)
+    slot[keep] = np.arange(len(keep))
+    tmax = max(totals.values()) if has_gap and totals else float(n)
+    tmax = max(tmax, 1.0)
+    H = np.zeros((time_bins, addr_bins))
+    carry = {}
+    for lo, hi, acc, page, asid in chunks():
+        if has_gap:
+            tid = np.asarray(trace.tid[lo:hi])
+            u, inv = np.unique(tid, return_inverse=True)
+            g = np.asarray(trace.gap_ns[lo:hi], dtype=float)
+            o = np.argsort(inv, kind="stable")
+            cs = np.cumsum(g[o])
+            first = np.searchsorted(inv[o], np.arange(len(u)))
+            before = np.concatenate([[0.0], cs])[first]  # cumsum before each thread's first
+            base = np.array([carry.get(t, 0.0) for t in u.tolist()]) - before
+            t = np.empty(len(g))
+            t[o] = cs + base[inv[o]]
+            for tv, sv in zip(u.tolist(), np.bincount(inv, weights=g)):
+                carry[tv] = carry.get(tv, 0.0) + sv
+        else:
+            t = np.arange(lo, hi, dtype=float)
+        s = slot[np.where(acc, range_of(page, asid), -1)] if len(ranges) else np.full(hi - lo, -1)
+        m = s >= 0
+        if not m.any():
+            continue
+        sm = s[m]
+        frac = ((page[m] - starts[keep][sm]).astype(float) + 0.5) / npages[sm]
+        yv = y0[sm] + frac * h[sm]
+        H += np.histogram2d(t[m], yv, bins=(time_bins, addr_bins),
+                            range=((0, tmax), (0, addr_bins)))[0]
+    unit, scale = time_unit(tmax) if has_gap else ("", 1.0)
+    img = ax.imshow(np.ma.masked_equal(H.T, 0), origin="lower", aspect="auto",
+                    extent=(0, tmax / scale, 0, addr_bins), cmap="magma_r",
+                    norm=LogNorm(vmin=1, vmax=max(H.max(), 2)), interpolation="nearest")
+    for b in y0[1:]:
+        ax.axhline(b, color="#4477aa", lw=0.8)
+    ax.set_yticks(y0, [f"{ranges[i].start:#x} ({_bytes(ranges[i].end - ranges[i].start)}"
+                       + (f", as {ranges[i].asid})" if ranges[i].asid else ")") for i in keep],
+                  fontsize="x-small")
+    cb = ax.figure.colorbar(img, ax=ax)
+    cb.set_label("records per cell (log colour)")
+    shown = int(counts[keep].sum())
+    xlabel = (f"thread time, cumulative gap_ns ({unit})" if has_gap else "record index")
+    ylabel = f"address ({len(keep)} of {len(ranges)} touched ranges, gaps cut out)"
+    return _dress(ax, title or f"Access heatmap ({shown / max(total, 1):.1%} of "
+                               f"{total:,} accesses shown)", xlabel, ylabel)
+
+
+def _bytes(n):
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"

@@ -1,0 +1,285 @@
+"""An interactive explorer for notebooks: pick a trace and policies, move sliders, see what
+each policy costs.
+
+Only widget wiring lives here: the trace comes from :mod:`vmlab.trace` (a generator of
+:data:`vmlab.trace.synth.GENERATORS`, a shipped data set, or a file), the run from
+:func:`vmlab.simulate`, the charts from :mod:`vmlab.plots`.  Charts are rendered to PNG
+(``ipywidgets.Image``), so the explorer works with any matplotlib backend and headless.
+
+>>> from vmlab.widgets import explore
+>>> explore(generator="shared_file", n_records=200_000, threads=4)   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import ipywidgets as W
+import pandas as pd
+
+from . import plots
+from .errors import VmlabError
+from .model import Adversary, Costs, LogNormal, POLICY_ORDER, Scenario, poisson_signals
+from .model.costs import NVME
+from .trace import synth
+
+#: Columns of the summary table, in order.
+TABLE_COLUMNS = ("policy", "n_faults", "n_major", "n_retries", "n_wasted_io",
+                 "fault_latency_ns_p50", "fault_latency_ns_p99", "signal_latency_ns_p99",
+                 "lock_wait_ns_total", "writer_ops_per_s", "elapsed_ns", "n_unfinished_records",
+                 "livelock")
+#: Rates offered by the signal and adversary sliders (Hz; 0 = off).
+RATES_HZ = (0, 1, 10, 100, 1_000, 10_000, 100_000)
+#: Choices of the synthetic-trace sliders and of the horizon.
+N_RECORDS = (1_000, 10_000, 100_000, 1_000_000)
+PAGES = (100, 1_000, 20_000, 100_000, 1_000_000)
+HORIZONS_S = (0.1, 1.0, 10.0, 60.0, 600.0)
+#: p99/median of the default NVMe I/O time, kept when the slider moves the median.
+_IO_SPREAD = NVME.p99_ns / NVME.median_ns
+
+
+def _shipped():
+    """``vmlab.datasets`` when the project ships data sets, else None."""
+    try:
+        from . import datasets
+    except ImportError:
+        return None
+    return datasets if hasattr(datasets, "list_shipped") else None
+
+
+def _with(options, value):
+    """Slider options including ``value`` (so any initial value is accepted)."""
+    return sorted(set(options) | {value})
+
+
+def _generator_kwargs(name, n_records, threads, pages, seed):
+    """Arguments for generator ``name`` from the explorer's knobs (by parameter name);
+    None when the generator needs something the explorer does not offer."""
+    known = {"n": n_records, "n_reads": n_records, "n_threads": threads,
+             "n_per_thread": max(1, n_records // threads), "pages": pages, "seed": seed,
+             "gap_ns": 1_000}
+    out = {}
+    for p in inspect.signature(synth.GENERATORS[name]).parameters.values():
+        if p.name in known:
+            out[p.name] = known[p.name]
+        elif p.default is inspect.Parameter.empty:
+            return None
+    return out
+
+
+class Explorer:
+    """Widgets to replay one trace under several policies and compare them.
+
+    Parameters (all optional) set the controls' initial values: ``source`` ("synthetic",
+    "shipped", "file" or "given" with ``trace=``), ``generator``, ``n_records``, ``threads``,
+    ``pages``, ``shipped``, ``path``, ``policies``, ``backing``, ``io_ns`` (median I/O time),
+    ``signal_hz``, ``memory_fraction``, ``adversary_hz``, ``horizon_s``.  ``run=True`` runs
+    once at construction.
+
+    Attributes
+    ----------
+    widget : ipywidgets.Box
+        The whole explorer, to display.
+    controls : dict
+        Control name -> widget; changing a value re-runs (sliders only on release).
+    last_summary : pandas.DataFrame or None
+        The summary table shown (one row per policy, :data:`TABLE_COLUMNS`).
+    last_results : dict
+        Policy name -> :class:`vmlab.Result` of the last run.
+    """
+
+    def __init__(self, *, trace=None, source=None, generator="shared_file", n_records=100_000,
+                 threads=4, pages=20_000, seed=0, shipped=None, path="",
+                 policies=("nopage", "nopage_refault", "fault_retry"), backing="file",
+                 io_ns=NVME.median_ns, signal_hz=0, memory_fraction=1.0, adversary_hz=0,
+                 horizon_s=60.0, run=True):
+        self._given = trace
+        self._traces = {}
+        self.last_summary = None
+        self.last_results = {}
+        ds = _shipped()
+        sources = (["given"] if trace is not None else []) + ["synthetic"] + \
+            (["shipped"] if ds else []) + ["file"]
+        gens = [g for g in synth.GENERATORS if _generator_kwargs(g, 1, 1, 1, 0) is not None]
+        names = [getattr(d, "name", d) for d in ds.list_shipped()] if ds else []
+        slider = dict(continuous_update=False, style={"description_width": "initial"},
+                      layout=W.Layout(width="340px"))
+        c = self.controls = {
+            "source": W.ToggleButtons(options=sources, value=source or sources[0],
+                                      description="trace"),
+            "generator": W.Dropdown(options=gens, value=generator, description="generator"),
+            "n_records": W.SelectionSlider(options=_with(N_RECORDS, n_records),
+                                           value=n_records, description="records", **slider),
+            "threads": W.IntSlider(value=threads, min=1, max=16, description="threads", **slider),
+            "pages": W.SelectionSlider(options=_with(PAGES, pages),
+                                       value=pages, description="file pages", **slider),
+            "seed": W.IntText(value=seed, description="seed", layout=W.Layout(width="160px")),
+            "shipped": W.Dropdown(options=names, value=shipped or (names[0] if names else None),
+                                  description="data set"),
+            "path": W.Text(value=str(path), description="path",
+                           placeholder="trace file (any format vmlab reads)"),
+            "policies": W.SelectMultiple(options=list(POLICY_ORDER), value=tuple(policies),
+                                         rows=len(POLICY_ORDER), description="policies"),
+            "backing": W.Dropdown(options=["file", "anon", "device", "iomem", "context"],
+                                  value=backing, description="backing"),
+            "io_ns": W.FloatLogSlider(value=io_ns, base=10, min=3, max=7.5, step=0.05,
+                                      description="I/O median (ns)", readout_format=".3g",
+                                      **slider),
+            "signal_hz": W.SelectionSlider(options=_with(RATES_HZ, signal_hz), value=signal_hz,
+                                           description="signals (Hz/thread)", **slider),
+            "memory_fraction": W.FloatSlider(value=memory_fraction, min=0.05, max=1.0,
+                                             step=0.05, description="memory (× distinct pages)",
+                                             **slider),
+            "adversary_hz": W.SelectionSlider(options=_with(RATES_HZ, adversary_hz),
+                                              value=adversary_hz,
+                                              description="fadvise adversary (Hz)", **slider),
+            "horizon_s": W.SelectionSlider(options=_with(HORIZONS_S, horizon_s),
+                                           value=horizon_s, description="horizon (s)", **slider),
+        }
+        run_button = W.Button(description="Run", button_style="primary", icon="play")
+        run_button.on_click(lambda _: self.update())
+        self.status = W.HTML()
+        self.table = W.Output()
+        self.cdf_image = W.Image(format="png")
+        self.breakdown_image = W.Image(format="png")
+        trace_box = W.VBox([c["source"], c["generator"], c["n_records"], c["threads"],
+                            c["pages"], c["seed"], c["shipped"], c["path"]])
+        knobs = W.VBox([c["backing"], c["io_ns"], c["signal_hz"], c["memory_fraction"],
+                        c["adversary_hz"], c["horizon_s"], run_button])
+        self.widget = W.VBox([
+            W.HBox([trace_box, c["policies"], knobs]),
+            self.status, self.table,
+            self.cdf_image, self.breakdown_image,
+        ])
+        self._show_source()
+        for k in ("source", "generator"):
+            c[k].observe(lambda _: self._show_source(), "value")
+        for w in c.values():
+            w.observe(self._changed, "value")
+        if run:
+            self.update()
+
+    # -- wiring ---------------------------------------------------------------------------
+    def _changed(self, change):
+        if change["owner"] is self.controls["path"] and not change["new"]:
+            return
+        self.update()
+
+    def _show_source(self):
+        src = self.controls["source"].value
+        synth_only = ("generator", "n_records", "threads", "pages", "seed")
+        for k in synth_only:
+            self.controls[k].layout.display = None if src == "synthetic" else "none"
+        self.controls["shipped"].layout.display = None if src == "shipped" else "none"
+        self.controls["path"].layout.display = None if src == "file" else "none"
+        params = inspect.signature(synth.GENERATORS[self.controls["generator"].value]).parameters
+        self.controls["threads"].disabled = "n_threads" not in params
+
+    def _trace(self):
+        """The selected trace, loaded once per choice (and its distinct-page count)."""
+        c = {k: w.value for k, w in self.controls.items()}
+        src = c["source"]
+        if src == "synthetic":
+            key = (src, c["generator"], c["n_records"], c["threads"], c["pages"], c["seed"])
+        elif src == "shipped":
+            key = (src, c["shipped"])
+        elif src == "file":
+            p = os.path.expanduser(c["path"])
+            key = (src, p, os.path.getmtime(p) if os.path.exists(p) else None)
+        else:
+            key = (src, id(self._given))
+        if key not in self._traces:
+            if src == "synthetic":
+                kw = _generator_kwargs(c["generator"], c["n_records"], c["threads"],
+                                       c["pages"], c["seed"])
+                tr = synth.GENERATORS[c["generator"]](**kw)
+            elif src == "shipped":
+                tr = _shipped().load_shipped(c["shipped"])
+            elif src == "file":
+                from .trace.convert import read_trace
+
+                if key[2] is None:
+                    raise FileNotFoundError(f"no trace file at {c['path']!r}")
+                tr = read_trace(key[1])
+            else:
+                tr = self._given
+            from .trace.stats import summarize
+
+            self._traces = {key: (tr, summarize(tr).distinct_pages)}  # keep one: traces are big
+        return self._traces[key]
+
+    def scenario(self):
+        """The Scenario the controls describe (VMAs inferred from the trace)."""
+        c = {k: w.value for k, w in self.controls.items()}
+        trace, distinct = self._trace()
+        io = LogNormal(median_ns=c["io_ns"], p99_ns=c["io_ns"] * _IO_SPREAD)
+        mem = None
+        if c["memory_fraction"] < 1.0:  # the engine needs 2 * threads + 1 frames at least
+            mem = max(2 * trace.n_threads + 1, round(c["memory_fraction"] * distinct))
+        adversary = None
+        if c["adversary_hz"] and c["backing"] == "file":
+            adversary = Adversary("poisson", rate_hz=float(c["adversary_hz"]))
+        signals = (poisson_signals(float(c["signal_hz"])),) if c["signal_hz"] else ()
+        return Scenario(trace, backing=c["backing"], memory_pages=mem, signals=signals,
+                        adversary=adversary, horizon_ns=int(c["horizon_s"] * 1e9),
+                        costs=Costs(io_ns=io))
+
+    def update(self):
+        """Re-run the selected policies now and refresh the table and charts."""
+        t0 = time.perf_counter()
+        try:
+            sc = self.scenario()
+            runnable, skipped = [], []
+            for p in self.controls["policies"].value:
+                try:
+                    sc.validate(p)
+                    runnable.append(p)
+                except VmlabError as e:
+                    skipped.append(f"{p}: {e}")
+            if not runnable:
+                raise VmlabError("no selected policy can serve this trace's VMAs:<br>"
+                                 + "<br>".join(skipped))
+            from .analysis import simulate
+
+            with ThreadPoolExecutor(max_workers=min(len(runnable), os.cpu_count() or 1)) as ex:
+                results = dict(zip(runnable, ex.map(lambda p: simulate(sc, p), runnable)))
+        except (VmlabError, OSError, ValueError) as e:
+            self.status.value = f"<b style='color:#D55E00'>Cannot run:</b> {e}"
+            return None
+        self.last_results = results
+        summary = pd.DataFrame([r.summary for r in results.values()])
+        self.last_summary = summary[list(TABLE_COLUMNS)].reset_index(drop=True)
+        self._show_table()
+        self.cdf_image.value = self._png(lambda ax: plots.latency_cdf(results, ax=ax))
+        self.breakdown_image.value = self._png(lambda ax: plots.time_breakdown(results, ax=ax))
+        note = f"; skipped {'; '.join(skipped)}" if skipped else ""
+        self.status.value = (f"{len(sc.trace):,} records, {sc.trace.n_threads} threads, "
+                             f"{len(runnable)} policies in {time.perf_counter() - t0:.2f} s{note}")
+        return self.last_summary
+
+    def _show_table(self):
+        shown = self.last_summary.set_index("policy").T
+        shown.index = [i.replace("_ns_", " (ns) ").replace("_ns", " (ns)").replace("_", " ")
+                       for i in shown.index]
+        html = shown.to_html(float_format=lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}")
+        # set the Output's content directly: works headless too (no display() to a kernel)
+        self.table.outputs = ({"output_type": "display_data", "metadata": {},
+                               "data": {"text/html": html, "text/plain": shown.to_string()}},)
+
+    @staticmethod
+    def _png(draw, figsize=(8.5, 3.8)):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize, layout="constrained")
+        draw(fig.add_subplot())
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        return buf.getvalue()
+
+
+def explore(**kwargs):
+    """The :class:`Explorer` widget, ready to display (``explore(generator="zipf")``)."""
+    return Explorer(**kwargs).widget
