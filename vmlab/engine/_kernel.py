@@ -124,9 +124,26 @@ def _grow1(a, need):
 def _hist_bucket(x):
     if x < 64:
         return x if x > 0 else 0
-    e = 63
-    while (x >> e) == 0:
-        e -= 1
+    # e = floor(log2(x)) by halving steps
+    e = 0
+    y = x
+    if y >= (1 << 32):
+        y >>= 32
+        e += 32
+    if y >= (1 << 16):
+        y >>= 16
+        e += 16
+    if y >= (1 << 8):
+        y >>= 8
+        e += 8
+    if y >= (1 << 4):
+        y >>= 4
+        e += 4
+    if y >= (1 << 2):
+        y >>= 2
+        e += 2
+    if y >= 2:
+        e += 1
     return 64 + (e - 6) * 64 + ((x >> (e - 6)) & 63)
 
 
@@ -151,6 +168,23 @@ def _list_remove(prev, nxt, node):
     prev[b] = a
     prev[node] = -1
     nxt[node] = -1
+
+
+@njit
+def _bump(bins, n_bins, row, t, bin_ns):
+    """Count one event at time ``t`` in row ``row`` of the time series (grown as needed)."""
+    b = t // bin_ns
+    if b >= bins.shape[1]:
+        nb = bins.shape[1]
+        while nb <= b:
+            nb *= 2
+        grown = np.zeros((bins.shape[0], nb), np.int64)
+        grown[:, : bins.shape[1]] = bins
+        bins = grown
+    bins[row, b] += 1
+    if b + 1 > n_bins:
+        n_bins = b + 1
+    return bins, n_bins
 
 
 @njit
@@ -532,12 +566,145 @@ def _simulate(
                                 lim_k = 0
                         gsum = 0
                         nh = 0
+                        fcpu = 0
+                        fwait = 0
                         while pos < end:
                             r = order[pos] if ordered else pos
                             p = rec_page[r]
-                            if p < 0 or pte[p] == 0:
+                            if p < 0:
                                 break
                             g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                            if pte[p] == 0:
+                                # an uncontended fault that needs no lock drop, no shared I/O
+                                # and no signal: the same steps as the general path, in one go
+                                a_t = t + g
+                                v = page_vma[p]
+                                bk = vma_backing[v]
+                                pr = vma_pol[v]
+                                asid = page_asid[p]
+                                if lk_writer[asid] != 0 or lk_qn[asid] != 0:
+                                    break
+                                eager = pol[pr, C.K_EAGER] == 1
+                                spn = pol[pr, C.K_STRUCT_PAGE] == 1
+                                dropping = pol[pr, C.K_MAX_RETRIES] != 0 and pol[pr, C.K_DROP_LOCK] != 0
+                                if eager:
+                                    extra = driver_ns
+                                elif bk == C.B_FILE:
+                                    extra = sp_ns
+                                elif bk == C.B_ANON:
+                                    extra = sp_ns + zero_fill_ns
+                                elif bk == C.B_IOMEM:
+                                    if spn:
+                                        break  # SIGBUS: the general path
+                                    extra = driver_ns
+                                else:
+                                    extra = driver_ns + (sp_ns if spn else 0)
+                                h = a_t + fault_ns + extra
+                                kind_w = 0  # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
+                                d = 0
+                                if eager or bk == C.B_ANON or bk == C.B_DEVICE or bk == C.B_IOMEM:
+                                    fend = h
+                                elif bk == C.B_FILE:
+                                    if fault_around > 1 or inflight[p] == 1:
+                                        break
+                                    if resident[p] == 1:
+                                        kind_w = 3
+                                        fend = h + pch_ns
+                                    else:
+                                        if dropping:
+                                            break
+                                        kind_w = 1
+                                        d = _draw(tables, io_dist, seed, 1, io_cnt)
+                                        fend = h + d + wakeup_ns
+                                else:  # context
+                                    if resident[p] == 1:
+                                        fend = h
+                                    else:
+                                        if dropping:
+                                            break
+                                        kind_w = 2
+                                        d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
+                                        fend = h + d + wakeup_ns
+                                e = fend + access_ns
+                                if not _key_lt(e, myk, lim_t, lim_k):
+                                    break
+                                # commit
+                                if kind_w == 1:
+                                    io_cnt += 1
+                                    cnt[C.CNT_IO] += 1
+                                    if memory_pages >= 0 and n_resident >= memory_pages:
+                                        victim, hand = _choose_victim(replacement, hand, S, lprev,
+                                                                      lnext, inflight, pinned,
+                                                                      refbit, n_resident)
+                                        if victim >= 0:
+                                            _list_remove(lprev, lnext, victim)
+                                            resident[victim] = 0
+                                            n_resident -= 1
+                                            cnt[C.CNT_EVICTIONS] += 1
+                                            if pte[victim] == 1:
+                                                pte[victim] = 0
+                                                cnt[C.CNT_PTES] -= 1
+                                            if mapped_since_io[victim] == 0:
+                                                cnt[C.CNT_WASTED_IO] += 1
+                                    resident[p] = 1
+                                    n_resident += 1
+                                    refbit[p] = 0
+                                    if replacement == C.REPL_CLOCK:
+                                        _list_insert_after(lprev, lnext, p, lprev[hand])
+                                    else:
+                                        _list_insert_after(lprev, lnext, p, S)
+                                    ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, h, bin_ns)
+                                elif kind_w == 2:
+                                    ctx_cnt += 1
+                                    resident[p] = 1
+                                pte[p] = 1
+                                cnt[C.CNT_PTES] += 1
+                                mapped_since_io[p] = 1
+                                if is_file[p] == 1:
+                                    if replacement == C.REPL_LRU:
+                                        if lnext[S] != p:
+                                            _list_remove(lprev, lnext, p)
+                                            _list_insert_after(lprev, lnext, p, S)
+                                    elif replacement == C.REPL_CLOCK:
+                                        refbit[p] = 1
+                                cnt[C.CNT_FAULTS] += 1
+                                if kind_w == 1 or kind_w == 2:
+                                    cnt[C.CNT_MAJOR] += 1
+                                else:
+                                    cnt[C.CNT_MINOR] += 1
+                                ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_FAULTS, a_t, bin_ns)
+                                hist_fault[_hist_bucket(fend - a_t)] += 1
+                                wt = d + wakeup_ns if (kind_w == 1 or kind_w == 2) else 0
+                                fwait += wt
+                                fcpu += fend - a_t - wt
+                                if keep_records:
+                                    if nf == faults.shape[0]:
+                                        faults = _grow(faults)
+                                    faults[nf, C.F_THREAD] = th
+                                    faults[nf, C.F_PAGE] = p
+                                    faults[nf, C.F_START] = a_t
+                                    faults[nf, C.F_END] = fend
+                                    faults[nf, C.F_ATTEMPTS] = 1
+                                    faults[nf, C.F_MAJOR] = 1 if (kind_w == 1 or kind_w == 2) else 0
+                                    faults[nf, C.F_LOCKWAIT] = 0
+                                    faults[nf, C.F_IOWAIT] = wt
+                                    faults[nf, C.F_OUTCOME] = C.OUT_DONE
+                                    nf += 1
+                                    if nl == locks.shape[0]:
+                                        locks = _grow(locks)
+                                    locks[nl, C.L_THREAD] = th
+                                    locks[nl, C.L_ASID] = asid
+                                    locks[nl, C.L_MODE] = 0
+                                    locks[nl, C.L_KIND] = C.LK_FAULT
+                                    locks[nl, C.L_REQUEST] = a_t
+                                    locks[nl, C.L_ACQUIRE] = a_t
+                                    locks[nl, C.L_RELEASE] = fend
+                                    nl += 1
+                                gsum += g
+                                nh += 1
+                                t = e
+                                pos += 1
+                                continue
                             e = t + g + access_ns
                             if not _key_lt(e, myk, lim_t, lim_k):
                                 break
@@ -555,6 +722,8 @@ def _simulate(
                         if nh > 0:
                             TT[th, C.CAT_COMPUTE] += gsum
                             TT[th, C.CAT_HIT] += nh * access_ns
+                            TT[th, C.CAT_FAULT_CPU] += fcpu
+                            TT[th, C.CAT_IO_WAIT] += fwait
                             TT[th, C.TT_RECORDS] += nh
                             cnt[C.CNT_ACCESSES] += nh
                             TS[th, C.TS_POS] = pos
@@ -1044,7 +1213,8 @@ def _simulate(
                     cnt[C.CNT_ACCESSES] += 1
                 TS[th, C.TS_AFTER] = C.PH_ACCESS if ph == C.PH_DELIVER_REEXEC else C.PH_START
                 TS[th, C.TS_SEG] = C.CAT_SIGNAL
-                TS[th, C.TS_PHASE] = C.PH_DELIVER
+                # with nothing pending, delivery is a no-op: go straight on
+                TS[th, C.TS_PHASE] = C.PH_DELIVER if pend_n[th] > 0 else TS[th, C.TS_AFTER]
                 nxt = t
 
             elif ph == C.PH_DELIVER:
