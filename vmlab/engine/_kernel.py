@@ -152,22 +152,22 @@ def _hist_bucket(x):
 
 
 @njit
-def _list_insert_after(prev, nxt, node, at):
-    b = nxt[at]
-    prev[node] = at
-    nxt[node] = b
-    nxt[at] = node
-    prev[b] = node
+def _list_insert_after(LL, node, at):
+    b = LL[at, 1]
+    LL[node, 0] = at
+    LL[node, 1] = b
+    LL[at, 1] = node
+    LL[b, 0] = node
 
 
 @njit
-def _list_remove(prev, nxt, node):
-    a = prev[node]
-    b = nxt[node]
-    nxt[a] = b
-    prev[b] = a
-    prev[node] = -1
-    nxt[node] = -1
+def _list_remove(LL, node):
+    a = LL[node, 0]
+    b = LL[node, 1]
+    LL[a, 1] = b
+    LL[b, 0] = a
+    LL[node, 0] = -1
+    LL[node, 1] = -1
 
 
 @njit
@@ -188,7 +188,7 @@ def _bump(bins, n_bins, row, t, bin_ns):
 
 
 @njit
-def _choose_victim(replacement, hand, S, lprev, lnext, inflight, pinned, refbit, n_resident):
+def _choose_victim(replacement, hand, S, LL, PF, n_resident):
     """The page to evict (or -1) and the new CLOCK hand (docs/model.md section 8)."""
     victim = -1
     if replacement == C.REPL_CLOCK:
@@ -197,29 +197,29 @@ def _choose_victim(replacement, hand, S, lprev, lnext, inflight, pinned, refbit,
         while guard < 3 * (n_resident + 1):
             guard += 1
             if x == S:
-                x = lnext[S]
+                x = LL[S, 1]
                 continue
-            if inflight[x] == 1 or pinned[x] > 0:
-                x = lnext[x]
-            elif refbit[x] == 1:
-                refbit[x] = 0
-                x = lnext[x]
+            if PF[x, 2] == 1 or PF[x, 6] > 0:
+                x = LL[x, 1]
+            elif PF[x, 4] == 1:
+                PF[x, 4] = 0
+                x = LL[x, 1]
             else:
                 victim = x
                 break
         if victim >= 0:
-            hand = lnext[victim]
+            hand = LL[victim, 1]
             if hand == S:
-                hand = lnext[S]
+                hand = LL[S, 1]
             if hand == victim:
                 hand = S
     else:
-        x = lprev[S]
+        x = LL[S, 0]
         while x != S:
-            if inflight[x] == 0 and pinned[x] == 0:
+            if PF[x, 2] == 0 and PF[x, 6] == 0:
                 victim = x
                 break
-            x = lprev[x]
+            x = LL[x, 0]
     return victim, hand
 
 
@@ -263,21 +263,19 @@ def _simulate(
     wakeup_ns = costs[C.COST_WAKEUP]
 
     # ---- page state
-    pte = np.zeros(P, np.uint8)
-    resident = np.zeros(P, np.uint8)   # file: in the page cache; context: ready
-    inflight = np.zeros(P, np.uint8)
-    pinned = np.zeros(P, np.int32)
-    mapped_since_io = np.ones(P, np.uint8)
-    refbit = np.zeros(P, np.uint8)
-    is_file = np.zeros(P, np.uint8)
+    # per-page flags packed in one row so a page's state is one cache line:
+    # 0 PTE present, 1 resident (file: in the page cache; context: ready), 2 I/O in flight,
+    # 3 mapped since its last I/O, 4 CLOCK reference bit, 5 file backing, 6 pin count
+    PF = np.zeros((P, 8), np.int32)
+    PF[:, 3] = 1
     for q in range(P):
         if vma_backing[page_vma[q]] == C.B_FILE:
-            is_file[q] = 1
-    lprev = np.full(P + 1, -1, np.int32)
-    lnext = np.full(P + 1, -1, np.int32)
+            PF[q, 5] = 1
+    # the page-cache list: row = (prev, next), sentinel row P
+    LL = np.full((P + 1, 2), -1, np.int32)
     S = P  # sentinel
-    lprev[S] = S
-    lnext[S] = S
+    LL[S, 0] = S
+    LL[S, 1] = S
     hand = S
     n_resident = 0
     # pages resident, unmapped and unpinned appear here for the adversary (stale entries ok)
@@ -366,21 +364,20 @@ def _simulate(
     # ---- preload
     for i in range(preload.shape[0]):
         p = preload[i]
-        if resident[p] == 0:
+        if PF[p, 1] == 0:
             if memory_pages >= 0 and n_resident >= memory_pages:
-                victim, hand = _choose_victim(replacement, hand, S, lprev, lnext, inflight,
-                                              pinned, refbit, n_resident)
+                victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
                 if victim >= 0:
-                    _list_remove(lprev, lnext, victim)
-                    resident[victim] = 0
+                    _list_remove(LL, victim)
+                    PF[victim, 1] = 0
                     n_resident -= 1
                     cnt[C.CNT_EVICTIONS] += 1
-            resident[p] = 1
+            PF[p, 1] = 1
             n_resident += 1
             if replacement == C.REPL_CLOCK:
-                _list_insert_after(lprev, lnext, p, lprev[hand])
+                _list_insert_after(LL, p, LL[hand, 0])
             else:
-                _list_insert_after(lprev, lnext, p, S)
+                _list_insert_after(LL, p, S)
             if n_cand == cand.shape[0]:
                 cand = _grow1(cand, n_cand)
             cand[n_cand] = p
@@ -401,8 +398,8 @@ def _simulate(
 
         if kind == C.EV_IO:
             p = ident
-            inflight[p] = 0
-            if pinned[p] == 0 and pte[p] == 0:
+            PF[p, 2] = 0
+            if PF[p, 6] == 0 and PF[p, 0] == 0:
                 if n_cand == cand.shape[0]:
                     cand = _grow1(cand, n_cand)
                 cand[n_cand] = p
@@ -412,8 +409,8 @@ def _simulate(
                     TS[th, C.TS_WAIT_PAGE] = -1
                     if TS[th, C.TS_WAIT_DROP] == 1:
                         # the lock-dropping attempt lets its page go at completion
-                        pinned[p] -= 1
-                        if pinned[p] == 0 and pte[p] == 0:
+                        PF[p, 6] -= 1
+                        if PF[p, 6] == 0 and PF[p, 0] == 0:
                             if n_cand == cand.shape[0]:
                                 cand = _grow1(cand, n_cand)
                             cand[n_cand] = p
@@ -428,16 +425,16 @@ def _simulate(
             j = 0
             for i in range(n_cand):
                 p = cand[i]
-                if resident[p] == 1 and inflight[p] == 0 and pinned[p] == 0 and pte[p] == 0:
+                if PF[p, 1] == 1 and PF[p, 2] == 0 and PF[p, 6] == 0 and PF[p, 0] == 0:
                     if adv_target[p] == 1:
                         # evict
                         if replacement == C.REPL_CLOCK and hand == p:
-                            hand = lnext[p]
-                        _list_remove(lprev, lnext, p)
-                        resident[p] = 0
+                            hand = LL[p, 1]
+                        _list_remove(LL, p)
+                        PF[p, 1] = 0
                         n_resident -= 1
                         cnt[C.CNT_ADV_EVICTIONS] += 1
-                        if mapped_since_io[p] == 0:
+                        if PF[p, 3] == 0:
                             cnt[C.CNT_WASTED_IO] += 1
                     else:
                         cand[j] = p
@@ -574,7 +571,7 @@ def _simulate(
                             if p < 0:
                                 break
                             g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
-                            if pte[p] == 0:
+                            if PF[p, 0] == 0:
                                 # an uncontended fault that needs no lock drop, no shared I/O
                                 # and no signal: the same steps as the general path, in one go
                                 a_t = t + g
@@ -605,9 +602,9 @@ def _simulate(
                                 if eager or bk == C.B_ANON or bk == C.B_DEVICE or bk == C.B_IOMEM:
                                     fend = h
                                 elif bk == C.B_FILE:
-                                    if fault_around > 1 or inflight[p] == 1:
+                                    if fault_around > 1 or PF[p, 2] == 1:
                                         break
-                                    if resident[p] == 1:
+                                    if PF[p, 1] == 1:
                                         kind_w = 3
                                         fend = h + pch_ns
                                     else:
@@ -617,7 +614,7 @@ def _simulate(
                                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                                         fend = h + d + wakeup_ns
                                 else:  # context
-                                    if resident[p] == 1:
+                                    if PF[p, 1] == 1:
                                         fend = h
                                     else:
                                         if dropping:
@@ -633,40 +630,38 @@ def _simulate(
                                     io_cnt += 1
                                     cnt[C.CNT_IO] += 1
                                     if memory_pages >= 0 and n_resident >= memory_pages:
-                                        victim, hand = _choose_victim(replacement, hand, S, lprev,
-                                                                      lnext, inflight, pinned,
-                                                                      refbit, n_resident)
+                                        victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
                                         if victim >= 0:
-                                            _list_remove(lprev, lnext, victim)
-                                            resident[victim] = 0
+                                            _list_remove(LL, victim)
+                                            PF[victim, 1] = 0
                                             n_resident -= 1
                                             cnt[C.CNT_EVICTIONS] += 1
-                                            if pte[victim] == 1:
-                                                pte[victim] = 0
+                                            if PF[victim, 0] == 1:
+                                                PF[victim, 0] = 0
                                                 cnt[C.CNT_PTES] -= 1
-                                            if mapped_since_io[victim] == 0:
+                                            if PF[victim, 3] == 0:
                                                 cnt[C.CNT_WASTED_IO] += 1
-                                    resident[p] = 1
+                                    PF[p, 1] = 1
                                     n_resident += 1
-                                    refbit[p] = 0
+                                    PF[p, 4] = 0
                                     if replacement == C.REPL_CLOCK:
-                                        _list_insert_after(lprev, lnext, p, lprev[hand])
+                                        _list_insert_after(LL, p, LL[hand, 0])
                                     else:
-                                        _list_insert_after(lprev, lnext, p, S)
+                                        _list_insert_after(LL, p, S)
                                     ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, h, bin_ns)
                                 elif kind_w == 2:
                                     ctx_cnt += 1
-                                    resident[p] = 1
-                                pte[p] = 1
+                                    PF[p, 1] = 1
+                                PF[p, 0] = 1
                                 cnt[C.CNT_PTES] += 1
-                                mapped_since_io[p] = 1
-                                if is_file[p] == 1:
+                                PF[p, 3] = 1
+                                if PF[p, 5] == 1:
                                     if replacement == C.REPL_LRU:
-                                        if lnext[S] != p:
-                                            _list_remove(lprev, lnext, p)
-                                            _list_insert_after(lprev, lnext, p, S)
+                                        if LL[S, 1] != p:
+                                            _list_remove(LL, p)
+                                            _list_insert_after(LL, p, S)
                                     elif replacement == C.REPL_CLOCK:
-                                        refbit[p] = 1
+                                        PF[p, 4] = 1
                                 cnt[C.CNT_FAULTS] += 1
                                 if kind_w == 1 or kind_w == 2:
                                     cnt[C.CNT_MAJOR] += 1
@@ -708,13 +703,13 @@ def _simulate(
                             e = t + g + access_ns
                             if not _key_lt(e, myk, lim_t, lim_k):
                                 break
-                            if is_file[p] == 1:
+                            if PF[p, 5] == 1:
                                 if replacement == C.REPL_LRU:
-                                    if lnext[S] != p:
-                                        _list_remove(lprev, lnext, p)
-                                        _list_insert_after(lprev, lnext, p, S)
+                                    if LL[S, 1] != p:
+                                        _list_remove(LL, p)
+                                        _list_insert_after(LL, p, S)
                                 elif replacement == C.REPL_CLOCK:
-                                    refbit[p] = 1
+                                    PF[p, 4] = 1
                             gsum += g
                             nh += 1
                             t = e
@@ -752,7 +747,7 @@ def _simulate(
                     TS[th, C.TS_LOCK_MODE] = 1
                     TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                     nxt = t
-                elif pte[p] == 1:
+                elif PF[p, 0] == 1:
                     if TS[th, C.TS_FAULT_ROW] != -1 or TS[th, C.TS_IN_FAULT] == 1:
                         # re-executed after a return to user space: someone mapped it
                         TS[th, C.TS_PHASE] = C.PH_FAULT_END
@@ -760,11 +755,11 @@ def _simulate(
                     else:
                         if vma_backing[page_vma[p]] == C.B_FILE:
                             if replacement == C.REPL_LRU:
-                                if lnext[S] != p:
-                                    _list_remove(lprev, lnext, p)
-                                    _list_insert_after(lprev, lnext, p, S)
+                                if LL[S, 1] != p:
+                                    _list_remove(LL, p)
+                                    _list_insert_after(LL, p, S)
                             elif replacement == C.REPL_CLOCK:
-                                refbit[p] = 1
+                                PF[p, 4] = 1
                         TS[th, C.TS_SEG] = C.CAT_HIT
                         TS[th, C.TS_ACCESS_DONE] = 1
                         TS[th, C.TS_PHASE] = C.PH_REC_END
@@ -910,8 +905,8 @@ def _simulate(
                     v = TS[th, C.TS_CUR_VMA]
                     newly = vma_npages[v] - (vma_p1[v] - vma_p0[v])
                     for q in range(vma_p0[v], vma_p1[v]):
-                        if pte[q] == 0:
-                            pte[q] = 1
+                        if PF[q, 0] == 0:
+                            PF[q, 0] = 1
                             newly += 1
                     cnt[C.CNT_PTES] += newly
                 else:
@@ -971,46 +966,45 @@ def _simulate(
                     TS[th, C.TS_PHASE] = C.PH_SIGBUS
                     nxt = t
                 elif bk == C.B_CONTEXT:
-                    if resident[p] == 1:
+                    if PF[p, 1] == 1:
                         TS[th, C.TS_PHASE] = C.PH_INSTALL
                         nxt = t
                     else:
                         need_wait = 2
                 else:  # file
-                    if resident[p] == 1 and inflight[p] == 0:
-                        pinned[p] += 1
+                    if PF[p, 1] == 1 and PF[p, 2] == 0:
+                        PF[p, 6] += 1
                         TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
                         nxt = t + pch_ns
-                    elif inflight[p] == 1:
-                        pinned[p] += 1
+                    elif PF[p, 2] == 1:
+                        PF[p, 6] += 1
                         need_wait = 1
                     else:
                         # allocate a frame, evicting if needed, and issue the I/O
                         if memory_pages >= 0 and n_resident >= memory_pages:
-                            victim, hand = _choose_victim(replacement, hand, S, lprev, lnext,
-                                                          inflight, pinned, refbit, n_resident)
+                            victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
                             if victim >= 0:
-                                _list_remove(lprev, lnext, victim)
-                                resident[victim] = 0
+                                _list_remove(LL, victim)
+                                PF[victim, 1] = 0
                                 n_resident -= 1
                                 cnt[C.CNT_EVICTIONS] += 1
-                                if pte[victim] == 1:
-                                    pte[victim] = 0
+                                if PF[victim, 0] == 1:
+                                    PF[victim, 0] = 0
                                     cnt[C.CNT_PTES] -= 1
-                                if mapped_since_io[victim] == 0:
+                                if PF[victim, 3] == 0:
                                     cnt[C.CNT_WASTED_IO] += 1
-                        resident[p] = 1
+                        PF[p, 1] = 1
                         n_resident += 1
-                        refbit[p] = 0
+                        PF[p, 4] = 0
                         if replacement == C.REPL_CLOCK:
                             if hand == S:
-                                _list_insert_after(lprev, lnext, p, lprev[S])
+                                _list_insert_after(LL, p, LL[S, 0])
                             else:
-                                _list_insert_after(lprev, lnext, p, lprev[hand])
+                                _list_insert_after(LL, p, LL[hand, 0])
                         else:
-                            _list_insert_after(lprev, lnext, p, S)
-                        inflight[p] = 1
-                        mapped_since_io[p] = 0
+                            _list_insert_after(LL, p, S)
+                        PF[p, 2] = 1
+                        PF[p, 3] = 0
                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                         io_cnt += 1
                         cnt[C.CNT_IO] += 1
@@ -1027,7 +1021,7 @@ def _simulate(
                             n_bins = b + 1
                         io_c = t + d
                         issued = True
-                        pinned[p] += 1
+                        PF[p, 6] += 1
                         TS[th, C.TS_MAJOR] = 1
                         need_wait = 1
                 if need_wait > 0:
@@ -1077,10 +1071,10 @@ def _simulate(
                     else:
                         TS[th, C.TS_INTR] = 1 if intr else 0
                         if need_wait == 1 and io_inline:
-                            inflight[p] = 0
+                            PF[p, 2] = 0
                             if drop:
-                                pinned[p] -= 1
-                            if pinned[p] == 0 and pte[p] == 0:
+                                PF[p, 6] -= 1
+                            if PF[p, 6] == 0 and PF[p, 0] == 0:
                                 if n_cand == cand.shape[0]:
                                     cand = _grow1(cand, n_cand)
                                 cand[n_cand] = p
@@ -1107,7 +1101,7 @@ def _simulate(
                 # a lock-dropping context wait completed: the context is ready now
                 pos = TS[th, C.TS_POS]
                 r = order[pos] if ordered else pos
-                resident[rec_page[r]] = 1
+                PF[rec_page[r], 1] = 1
                 TS[th, C.TS_PHASE] = C.PH_WOKEN
                 nxt = t + wakeup_ns
 
@@ -1147,7 +1141,7 @@ def _simulate(
                         nxt = t
                 else:
                     if TS[th, C.TS_WAIT_KIND] == 2:
-                        resident[p] = 1
+                        PF[p, 1] = 1
                     TS[th, C.TS_PHASE] = C.PH_INSTALL
                     nxt = t
 
@@ -1162,8 +1156,8 @@ def _simulate(
                 p = rec_page[r]
                 if TS[th, C.TS_WAIT_KIND] == 1:
                     TS[th, C.TS_WAIT_PAGE] = -1
-                    pinned[p] -= 1
-                    if pinned[p] == 0 and pte[p] == 0 and inflight[p] == 0:
+                    PF[p, 6] -= 1
+                    if PF[p, 6] == 0 and PF[p, 0] == 0 and PF[p, 2] == 0:
                         if n_cand == cand.shape[0]:
                             cand = _grow1(cand, n_cand)
                         cand[n_cand] = p
@@ -1267,10 +1261,10 @@ def _simulate(
                 pos = TS[th, C.TS_POS]
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
-                if pte[p] == 0:
-                    pte[p] = 1
+                if PF[p, 0] == 0:
+                    PF[p, 0] = 1
                     cnt[C.CNT_PTES] += 1
-                mapped_since_io[p] = 1
+                PF[p, 3] = 1
                 n_around = 0
                 if fault_around > 1:
                     v = page_vma[p]
@@ -1278,20 +1272,20 @@ def _simulate(
                     hi_vpn = lo_vpn + fault_around
                     q = p - 1
                     while q >= vma_p0[v] and page_vpn[q] >= lo_vpn:
-                        if resident[q] == 1 and pte[q] == 0 and inflight[q] == 0:
-                            pte[q] = 1
-                            mapped_since_io[q] = 1
+                        if PF[q, 1] == 1 and PF[q, 0] == 0 and PF[q, 2] == 0:
+                            PF[q, 0] = 1
+                            PF[q, 3] = 1
                             n_around += 1
                         q -= 1
                     q = p + 1
                     while q < vma_p1[v] and page_vpn[q] < hi_vpn:
-                        if resident[q] == 1 and pte[q] == 0 and inflight[q] == 0:
-                            pte[q] = 1
-                            mapped_since_io[q] = 1
+                        if PF[q, 1] == 1 and PF[q, 0] == 0 and PF[q, 2] == 0:
+                            PF[q, 0] = 1
+                            PF[q, 3] = 1
                             n_around += 1
                         q += 1
                     cnt[C.CNT_PTES] += n_around
-                pinned[p] -= 1
+                PF[p, 6] -= 1
                 TS[th, C.TS_PHASE] = C.PH_INSTALL
                 nxt = t + n_around * pte_ns
 
@@ -1303,12 +1297,12 @@ def _simulate(
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
                 if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
-                    pinned[p] -= 1
+                    PF[p, 6] -= 1
                 TS[th, C.TS_WAIT_KIND] = 0
-                if pte[p] == 0:
-                    pte[p] = 1
+                if PF[p, 0] == 0:
+                    PF[p, 0] = 1
                     cnt[C.CNT_PTES] += 1
-                mapped_since_io[p] = 1
+                PF[p, 3] = 1
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
@@ -1338,11 +1332,11 @@ def _simulate(
                 p = rec_page[r]
                 if vma_backing[page_vma[p]] == C.B_FILE:
                     if replacement == C.REPL_LRU:
-                        if lnext[S] != p and resident[p] == 1:
-                            _list_remove(lprev, lnext, p)
-                            _list_insert_after(lprev, lnext, p, S)
+                        if LL[S, 1] != p and PF[p, 1] == 1:
+                            _list_remove(LL, p)
+                            _list_insert_after(LL, p, S)
                     elif replacement == C.REPL_CLOCK:
-                        refbit[p] = 1
+                        PF[p, 4] = 1
                 lat = t - fstart[th]
                 hist_fault[_hist_bucket(lat)] += 1
                 if keep_records:
