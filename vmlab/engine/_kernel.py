@@ -223,6 +223,64 @@ def _choose_victim(replacement, hand, S, LL, PF, n_resident):
     return victim, hand
 
 
+@njit
+def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
+    """Handler CPU beyond ``fault_ns`` (docs/model.md section 5, step 2)."""
+    if eager:
+        return driver_ns
+    if bk == C.B_FILE:
+        return sp_ns
+    if bk == C.B_ANON:
+        return sp_ns + zero_fill_ns
+    if bk == C.B_IOMEM:
+        return driver_ns
+    return driver_ns + (sp_ns if struct_page else 0)
+
+
+@njit
+def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk, hg, hn):
+    """Release a read hold of address space ``a``'s mmap_sem at ``t``; the last reader out
+    hands the lock to a writer at the head of the queue."""
+    lk_readers[a] -= 1
+    if lk_readers[a] == 0 and lk_qn[a] > 0:
+        m = lk_q.shape[1]
+        w = lk_q[a, lk_qh[a]]
+        if (w & 1) == 1 and lk_writer[a] == 0:
+            lk_writer[a] = 1
+            lk_qh[a] = (lk_qh[a] + 1) % m
+            lk_qn[a] -= 1
+            wth = w >> 1
+            TS[wth, C.TS_GEN] += 1
+            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
+                                        TS[wth, C.TS_GEN])
+    return ht, hk, hg, hn
+
+
+@njit
+def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, PF, cnt):
+    """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
+    if memory_pages >= 0 and n_resident >= memory_pages:
+        victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
+        if victim >= 0:
+            _list_remove(LL, victim)
+            PF[victim, 1] = 0
+            n_resident -= 1
+            cnt[C.CNT_EVICTIONS] += 1
+            if PF[victim, 0] == 1:
+                PF[victim, 0] = 0
+                cnt[C.CNT_PTES] -= 1
+            if PF[victim, 3] == 0:
+                cnt[C.CNT_WASTED_IO] += 1
+    PF[p, 1] = 1
+    n_resident += 1
+    PF[p, 4] = 0
+    if replacement == C.REPL_CLOCK:
+        _list_insert_after(LL, p, LL[hand, 0])
+    else:
+        _list_insert_after(LL, p, S)
+    return n_resident, hand
+
+
 # ---------------------------------------------------------------------------------------
 
 
@@ -584,19 +642,10 @@ def _simulate(
                                 eager = pol[pr, C.K_EAGER] == 1
                                 spn = pol[pr, C.K_STRUCT_PAGE] == 1
                                 dropping = pol[pr, C.K_MAX_RETRIES] != 0 and pol[pr, C.K_DROP_LOCK] != 0
-                                if eager:
-                                    extra = driver_ns
-                                elif bk == C.B_FILE:
-                                    extra = sp_ns
-                                elif bk == C.B_ANON:
-                                    extra = sp_ns + zero_fill_ns
-                                elif bk == C.B_IOMEM:
-                                    if spn:
-                                        break  # SIGBUS: the general path
-                                    extra = driver_ns
-                                else:
-                                    extra = driver_ns + (sp_ns if spn else 0)
-                                h = a_t + fault_ns + extra
+                                if bk == C.B_IOMEM and spn and not eager:
+                                    break  # SIGBUS: the general path
+                                h = a_t + fault_ns + _handler_extra(bk, eager, spn, sp_ns,
+                                                                    zero_fill_ns, driver_ns)
                                 kind_w = 0  # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
                                 d = 0
                                 if eager or bk == C.B_ANON or bk == C.B_DEVICE or bk == C.B_IOMEM:
@@ -629,25 +678,8 @@ def _simulate(
                                 if kind_w == 1:
                                     io_cnt += 1
                                     cnt[C.CNT_IO] += 1
-                                    if memory_pages >= 0 and n_resident >= memory_pages:
-                                        victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
-                                        if victim >= 0:
-                                            _list_remove(LL, victim)
-                                            PF[victim, 1] = 0
-                                            n_resident -= 1
-                                            cnt[C.CNT_EVICTIONS] += 1
-                                            if PF[victim, 0] == 1:
-                                                PF[victim, 0] = 0
-                                                cnt[C.CNT_PTES] -= 1
-                                            if PF[victim, 3] == 0:
-                                                cnt[C.CNT_WASTED_IO] += 1
-                                    PF[p, 1] = 1
-                                    n_resident += 1
-                                    PF[p, 4] = 0
-                                    if replacement == C.REPL_CLOCK:
-                                        _list_insert_after(LL, p, LL[hand, 0])
-                                    else:
-                                        _list_insert_after(LL, p, S)
+                                    n_resident, hand = _admit(p, memory_pages, n_resident,
+                                                              replacement, hand, S, LL, PF, cnt)
                                     ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, h, bin_ns)
                                 elif kind_w == 2:
                                     ctx_cnt += 1
@@ -784,17 +816,7 @@ def _simulate(
                             TS[th, C.TS_FAULT_ROW] = nf
                             nf += 1
                         cnt[C.CNT_FAULTS] += 1
-                        b = t // bin_ns
-                        if b >= ts_bins.shape[1]:
-                            nb = ts_bins.shape[1]
-                            while nb <= b:
-                                nb *= 2
-                            tb = np.zeros((C.TSB_NCOL, nb), np.int64)
-                            tb[:, : ts_bins.shape[1]] = ts_bins
-                            ts_bins = tb
-                        ts_bins[C.TSB_FAULTS, b] += 1
-                        if b + 1 > n_bins:
-                            n_bins = b + 1
+                        ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_FAULTS, t, bin_ns)
                     TS[th, C.TS_K] = 0
                     TS[th, C.TS_LOCK_KIND] = C.LK_FAULT
                     TS[th, C.TS_LOCK_MODE] = 0
@@ -872,17 +894,9 @@ def _simulate(
                     v = page_vma[p]
                     bk = vma_backing[v]
                     pr = vma_pol[v]
-                    extra = 0
-                    if bk == C.B_FILE:
-                        extra = sp_ns
-                    elif bk == C.B_ANON:
-                        extra = sp_ns + zero_fill_ns
-                    elif bk == C.B_IOMEM:
-                        extra = driver_ns
-                    else:
-                        extra = driver_ns + (sp_ns if pol[pr, C.K_STRUCT_PAGE] == 1 else 0)
-                    if pol[pr, C.K_EAGER] == 1:
-                        extra = driver_ns
+                    extra = _handler_extra(bk, pol[pr, C.K_EAGER] == 1,
+                                           pol[pr, C.K_STRUCT_PAGE] == 1, sp_ns, zero_fill_ns,
+                                           driver_ns)
                     TS[th, C.TS_SEG] = C.CAT_ATT_CPU
                     TS[th, C.TS_PHASE] = C.PH_LOOKUP
                     nxt = t + fault_ns + extra
@@ -981,44 +995,14 @@ def _simulate(
                         need_wait = 1
                     else:
                         # allocate a frame, evicting if needed, and issue the I/O
-                        if memory_pages >= 0 and n_resident >= memory_pages:
-                            victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
-                            if victim >= 0:
-                                _list_remove(LL, victim)
-                                PF[victim, 1] = 0
-                                n_resident -= 1
-                                cnt[C.CNT_EVICTIONS] += 1
-                                if PF[victim, 0] == 1:
-                                    PF[victim, 0] = 0
-                                    cnt[C.CNT_PTES] -= 1
-                                if PF[victim, 3] == 0:
-                                    cnt[C.CNT_WASTED_IO] += 1
-                        PF[p, 1] = 1
-                        n_resident += 1
-                        PF[p, 4] = 0
-                        if replacement == C.REPL_CLOCK:
-                            if hand == S:
-                                _list_insert_after(LL, p, LL[S, 0])
-                            else:
-                                _list_insert_after(LL, p, LL[hand, 0])
-                        else:
-                            _list_insert_after(LL, p, S)
+                        n_resident, hand = _admit(p, memory_pages, n_resident, replacement, hand, S,
+                                                  LL, PF, cnt)
                         PF[p, 2] = 1
                         PF[p, 3] = 0
                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                         io_cnt += 1
                         cnt[C.CNT_IO] += 1
-                        b = t // bin_ns
-                        if b >= ts_bins.shape[1]:
-                            nb = ts_bins.shape[1]
-                            while nb <= b:
-                                nb *= 2
-                            tb = np.zeros((C.TSB_NCOL, nb), np.int64)
-                            tb[:, : ts_bins.shape[1]] = ts_bins
-                            ts_bins = tb
-                        ts_bins[C.TSB_IOS, b] += 1
-                        if b + 1 > n_bins:
-                            n_bins = b + 1
+                        ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, t, bin_ns)
                         io_c = t + d
                         issued = True
                         PF[p, 6] += 1
@@ -1040,19 +1024,8 @@ def _simulate(
                         if keep_records:
                             locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                         # release read lock
-                        lk_readers[a] -= 1
-                        if lk_readers[a] == 0 and lk_qn[a] > 0:
-                            m = lk_q.shape[1]
-                            w = lk_q[a, lk_qh[a]]
-                            if (w & 1) == 1 and lk_writer[a] == 0:
-                                lk_writer[a] = 1
-                                lk_qh[a] = (lk_qh[a] + 1) % m
-                                lk_qn[a] -= 1
-                                wth = w >> 1
-                                TS[wth, C.TS_GEN] += 1
-                                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t,
-                                                            (C.EV_THREAD << 40) | wth,
-                                                            TS[wth, C.TS_GEN])
+                        ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
+                                                      lk_qn, TS, ht, hk, hg, hn)
                     if issued:
                         iok = (C.EV_IO << 40) | p
                         if (not (intr and pend_n[th] > 0)) and io_c <= horizon and (
@@ -1120,17 +1093,7 @@ def _simulate(
                     TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
                     TS[th, C.TS_ATT_CPU] = 0
                     TS[th, C.TS_ATT_WAIT] = 0
-                    b = t // bin_ns
-                    if b >= ts_bins.shape[1]:
-                        nb = ts_bins.shape[1]
-                        while nb <= b:
-                            nb *= 2
-                        tb = np.zeros((C.TSB_NCOL, nb), np.int64)
-                        tb[:, : ts_bins.shape[1]] = ts_bins
-                        ts_bins = tb
-                    ts_bins[C.TSB_RETRIES, b] += 1
-                    if b + 1 > n_bins:
-                        n_bins = b + 1
+                    ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_RETRIES, t, bin_ns)
                     v = page_vma[p]
                     if pol[vma_pol[v], C.K_CHECK_SIGNAL] == 1 and pend_n[th] > 0:
                         TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
@@ -1165,33 +1128,13 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                lk_readers[a] -= 1
-                if lk_readers[a] == 0 and lk_qn[a] > 0:
-                    m = lk_q.shape[1]
-                    w = lk_q[a, lk_qh[a]]
-                    if (w & 1) == 1 and lk_writer[a] == 0:
-                        lk_writer[a] = 1
-                        lk_qh[a] = (lk_qh[a] + 1) % m
-                        lk_qn[a] -= 1
-                        wth = w >> 1
-                        TS[wth, C.TS_GEN] += 1
-                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
-                                                    TS[wth, C.TS_GEN])
+                ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
+                                              lk_qn, TS, ht, hk, hg, hn)
                 TS[th, C.TS_RETRIES] += 1
                 TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
                 TS[th, C.TS_ATT_WAIT] = 0
-                b = t // bin_ns
-                if b >= ts_bins.shape[1]:
-                    nb = ts_bins.shape[1]
-                    while nb <= b:
-                        nb *= 2
-                    tb = np.zeros((C.TSB_NCOL, nb), np.int64)
-                    tb[:, : ts_bins.shape[1]] = ts_bins
-                    ts_bins = tb
-                ts_bins[C.TSB_RETRIES, b] += 1
-                if b + 1 > n_bins:
-                    n_bins = b + 1
+                ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_RETRIES, t, bin_ns)
                 TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
                 nxt = t
 
@@ -1306,18 +1249,8 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                lk_readers[a] -= 1
-                if lk_readers[a] == 0 and lk_qn[a] > 0:
-                    m = lk_q.shape[1]
-                    w = lk_q[a, lk_qh[a]]
-                    if (w & 1) == 1 and lk_writer[a] == 0:
-                        lk_writer[a] = 1
-                        lk_qh[a] = (lk_qh[a] + 1) % m
-                        lk_qn[a] -= 1
-                        wth = w >> 1
-                        TS[wth, C.TS_GEN] += 1
-                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
-                                                    TS[wth, C.TS_GEN])
+                ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
+                                              lk_qn, TS, ht, hk, hg, hn)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
@@ -1365,18 +1298,8 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                lk_readers[a] -= 1
-                if lk_readers[a] == 0 and lk_qn[a] > 0:
-                    m = lk_q.shape[1]
-                    w = lk_q[a, lk_qh[a]]
-                    if (w & 1) == 1 and lk_writer[a] == 0:
-                        lk_writer[a] = 1
-                        lk_qh[a] = (lk_qh[a] + 1) % m
-                        lk_qn[a] -= 1
-                        wth = w >> 1
-                        TS[wth, C.TS_GEN] += 1
-                        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
-                                                    TS[wth, C.TS_GEN])
+                ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
+                                              lk_qn, TS, ht, hk, hg, hn)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TS[th, C.TS_ATT_CPU] = 0
                 if keep_records:
