@@ -91,6 +91,10 @@ def test_vmt_files(tmp_path):
     assert not got.addr.flags.writeable and got.equals(trace)  # memory-mapped, read-only
     again = convert(path, tmp_path / "b.vmt")
     assert open_trace(again).equals(trace)
+    assert read_trace(path, page_size=8192).page_size == 8192
+    assert open_trace(convert(path, tmp_path / "c.vmt", page_size=16384)).page_size == 16384
+    with pytest.raises(TypeError, match="do not apply"):
+        read_trace(path, threads=2)
 
 
 def test_convert_refuses_dst_equal_src(tmp_path):

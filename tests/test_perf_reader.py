@@ -15,6 +15,11 @@ three ways:
   layout plus the data address; tid only, pids from PERF_RECORD_FORK/COMM lines; us times)
 * perf_mmap_faults_default_head.txt: the first 30 lines of plain ``perf script`` (no data
   address: the reader must refuse it).
+
+perf_mmap_faults_callchain_head.txt is the first 130 lines of another, single-process run
+recorded with call chains (``perf record -g ... -- ./mmap_faults small.bin 2 1 0``) and printed
+with ``perf script -F +pid,+addr --show-task-events --show-mmap-events``: perf then prints
+the ip in the call chain, so a sample line carries the data address only.
 """
 from __future__ import annotations
 
@@ -119,6 +124,28 @@ def test_default_layout_is_refused_with_advice():
     # with assume_addr the first address (here the ip) is taken as is
     c = read(DEFAULT, assume_addr=True)
     assert c["addr"][0] == 0xFFFFFFFF81752B6A
+
+
+def test_default_layout_alone_is_refused_at_end_of_file(tmp_path):
+    p = write(tmp_path, DEFAULT.read_text().splitlines(keepends=True)[0])
+    with pytest.raises(TraceFormatError, match="default layout") as e:
+        read(p)
+    assert e.value.line == 1
+
+
+def test_real_callchain_output():
+    path = FIX / "perf_mmap_faults_callchain_head.txt"
+    c = read(path)
+    # 19 page-faults and 6 sys_enter_mmap sample lines (grep -c); call-chain, blank and
+    # PERF_RECORD_MMAP2/COMM lines skipped
+    assert len(c["tid"]) == 25 and set(c["tid"].tolist()) == {19491}
+    assert int((c["op"] == Op.LOCK_W).sum()) == 6
+    assert c["addr"][0] == 0x564CDCD4B0A4  # line 9: the data address, not the ip
+    # lines 94, 99, 101: fault at .052745, mmap at .052753, fault at .052763 (us)
+    i = int(np.flatnonzero(c["op"] == Op.LOCK_W)[0])
+    assert c["addr"][i - 1] == 0x7F46D784E020
+    assert c["gap_ns"][i - 1: i + 2].tolist() == [5000, 8000, 10000]
+    assert perf.sniff(path.read_bytes())
 
 
 def test_chunking_is_bounded_and_lossless():
@@ -326,7 +353,8 @@ def render(procs, layout, recs, t0, comm):
     return "\n".join(out) + "\n"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(perf_traces())
 def test_round_trip(tmp_path, drawn):
     procs, layout, recs, t0, comm = drawn
@@ -365,3 +393,14 @@ def test_convert_detects_and_streams_perf(tmp_path):
     for k, v in want.items():
         np.testing.assert_array_equal(t.columns[k], v, err_msg=k)
     assert "LOAD" in t.meta.notes
+
+
+@pytest.mark.parametrize("bad, expect", [
+    ("  1/2  1.000000001:  page-faults:  1ffffffffffffffff\n", "more than 64 bits"),
+    ("  1/-2  1.000000001:  page-faults:  1000\n", "out of range"),
+])
+def test_out_of_range_values(tmp_path, bad, expect):
+    p = write(tmp_path, "  1/2  1.000000000:  page-faults:  1000\n" + bad)
+    with pytest.raises(TraceFormatError, match=expect) as e:
+        read(p)
+    assert e.value.line == 2

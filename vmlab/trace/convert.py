@@ -92,6 +92,16 @@ def _read_options(options):
     return {k: v for k, v in options.items() if k != "page_size"}
 
 
+def _open_vmt(path, options):
+    """open_trace, with ``page_size`` the only option that applies (it re-labels the trace)."""
+    options = {k: v for k, v in options.items() if k != "show_progress"}
+    page_size = options.pop("page_size", None)
+    if options:
+        raise TypeError(f"options {sorted(options)} do not apply to vmt files")
+    trace = open_trace(path)
+    return trace if page_size is None else trace.with_meta(page_size=page_size)
+
+
 def read_trace(path, fmt=None, **options) -> Trace:
     """Read a trace file of any supported format into memory.
 
@@ -101,9 +111,7 @@ def read_trace(path, fmt=None, **options) -> Trace:
     path = _check_src(path)
     fmt = fmt or detect_format(path)
     if fmt == "vmt":
-        if options:
-            raise TypeError(f"options {sorted(options)} do not apply to vmt files")
-        return open_trace(path)
+        return _open_vmt(path, options)
     mod = reader(fmt)
     meta = mod.meta_for(path, **options)
     parts = {}
@@ -138,9 +146,7 @@ def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
         raise TraceFormatError("refusing to convert a file onto itself (dst is src)", dst)
     fmt = fmt or detect_format(src)
     if fmt == "vmt":
-        if options:
-            raise TypeError(f"options {sorted(options)} do not apply to vmt files")
-        return save_trace(open_trace(src), dst)
+        return Path(save_trace(_open_vmt(src, options), dst))
     mod = reader(fmt)
     meta = mod.meta_for(src, **options)
     chunks = mod.iter_chunks(src, show_progress=show_progress, **_read_options(options))
