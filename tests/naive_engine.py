@@ -16,8 +16,8 @@ The events are a ``heapq`` of ``(time, kind, id, token)``: kinds 0 (file I/O com
 dense page id), 1 (adversary), 2 (signal arrives, id = thread), 3 (thread resumes, id = thread).
 ``token`` only invalidates a thread's superseded resume (a wake-up cancelled by an abort).
 
-Choices this file makes where ``docs/model.md`` is silent (kept in step with the report that
-introduced it):
+Choices this file makes where ``docs/model.md`` is silent or ambiguous (closest to the kernel
+where it had to choose; the lead decides whether docs/model.md adopts them):
 
 * Every CPU segment end is its own kind-3 event, zero-length ones included; an immediate lock
   grant does not create an event.  An abort by a signal is a kind-3 resume at the arrival time
