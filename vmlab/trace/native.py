@@ -91,12 +91,14 @@ class TraceWriter:
                 raise TraceFormatError(f"column {name!r} must be integers, got {col.dtype}")
             if col.dtype.kind == "i" and n and col.min() < 0:
                 raise TraceFormatError(f"column {name!r} has negative values")
-            col = col.astype(DEFAULT_DTYPES[name], copy=False)
+            col = np.ascontiguousarray(col.astype(DEFAULT_DTYPES[name], copy=False))
             if n:
-                self._max[name] = max(self._max[name], int(col.max()))
+                lo, hi = int(col.min()), int(col.max())
+                self._max[name] = max(self._max[name], hi)
                 if name == "tid" and len(self._tids) <= 1 << 16:
-                    self._tids.update(np.unique(col).tolist())
-            self._files[name].write(np.ascontiguousarray(col).astype("<" + col.dtype.str[1:], copy=False).tobytes())
+                    # most traces have one thread or few: avoid sorting when the chunk is uniform
+                    self._tids.update([lo] if lo == hi else np.unique(col).tolist())
+            self._files[name].write(memoryview(col.astype("<" + col.dtype.str[1:], copy=False)).cast("B"))
         self.n_records += n
 
     def close(self):
@@ -159,12 +161,25 @@ class TraceWriter:
         path = os.path.join(self._dir, name)
         if self.n_records == 0:
             return crc
-        data = np.memmap(path, dtype="<" + src.str[1:], mode="r", shape=(self.n_records,))
-        for lo in range(0, self.n_records, step):
-            block = np.asarray(data[lo:lo + step]).astype("<" + dt.str[1:], copy=False).tobytes()
-            crc = zlib.crc32(block, crc)
-            out.write(block)
-        del data
+        # read the temporary column in fixed blocks (no mapping: resident memory stays bounded
+        # whatever the trace length)
+        buf = np.empty(step, dtype="<" + src.str[1:])
+        with open(path, "rb", buffering=0) as f:
+            left = self.n_records
+            while left:
+                k = min(step, left)
+                view = memoryview(buf[:k]).cast("B")
+                got = 0
+                while got < len(view):
+                    r = f.readinto(view[got:])
+                    if not r:
+                        raise OSError(f"temporary column {name!r} is short")
+                    got += r
+                block = buf[:k].astype("<" + dt.str[1:], copy=False)
+                mv = memoryview(np.ascontiguousarray(block)).cast("B")
+                crc = zlib.crc32(mv, crc)
+                out.write(mv)
+                left -= k
         return crc
 
     def abort(self):
