@@ -289,7 +289,7 @@ def _simulate(
     # records
     rec_page, rec_gap, has_gap, order, ordered, thr_off, thr_tid,
     # pages
-    page_vma, page_vpn, page_asid,
+    page_vma, page_vpn, page_asid, page_rank, by_key,
     # vmas
     vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
     emap_vma, emap_off,
@@ -918,7 +918,8 @@ def _simulate(
                 if lkind == C.LK_REMAP:
                     v = TS[th, C.TS_CUR_VMA]
                     newly = vma_npages[v] - (vma_p1[v] - vma_p0[v])
-                    for q in range(vma_p0[v], vma_p1[v]):
+                    for j in range(vma_p0[v], vma_p1[v]):
+                        q = by_key[j]
                         if PF[q, 0] == 0:
                             PF[q, 0] = 1
                             newly += 1
@@ -1213,20 +1214,23 @@ def _simulate(
                     v = page_vma[p]
                     lo_vpn = page_vpn[p] - (page_vpn[p] % fault_around)
                     hi_vpn = lo_vpn + fault_around
-                    q = p - 1
-                    while q >= vma_p0[v] and page_vpn[q] >= lo_vpn:
+                    # neighbours are adjacent in key order (the VMA is a key range)
+                    j = page_rank[p] - 1
+                    while j >= vma_p0[v] and page_vpn[by_key[j]] >= lo_vpn:
+                        q = by_key[j]
                         if PF[q, 1] == 1 and PF[q, 0] == 0 and PF[q, 2] == 0:
                             PF[q, 0] = 1
                             PF[q, 3] = 1
                             n_around += 1
-                        q -= 1
-                    q = p + 1
-                    while q < vma_p1[v] and page_vpn[q] < hi_vpn:
+                        j -= 1
+                    j = page_rank[p] + 1
+                    while j < vma_p1[v] and page_vpn[by_key[j]] < hi_vpn:
+                        q = by_key[j]
                         if PF[q, 1] == 1 and PF[q, 0] == 0 and PF[q, 2] == 0:
                             PF[q, 0] = 1
                             PF[q, 3] = 1
                             n_around += 1
-                        q += 1
+                        j += 1
                     cnt[C.CNT_PTES] += n_around
                 PF[p, 6] -= 1
                 TS[th, C.TS_PHASE] = C.PH_INSTALL
