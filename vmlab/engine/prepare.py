@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ScenarioError
 from ..model.costs import TABLE_SIZE
 from ..model.scenario import signal_interval_dist
+from .._numba import njit
 from ..trace.model import Op
 from . import codes as C
 
@@ -69,8 +70,7 @@ def _index_trace(trace):
     if n == 0:
         raise ScenarioError("the trace has no records; nothing to simulate")
     shift = int(trace.page_size).bit_length() - 1
-    if n and int(np.max(trace.asid)) >= 1 << _ASID_BITS:
-        raise ScenarioError(f"address-space ids must be below {1 << _ASID_BITS}")
+
     # pass 1: distinct pages (chunked: memory grows with distinct pages, not records)
     uniq = np.zeros(0, np.uint64)
     first = np.zeros(0, np.int64)
@@ -96,13 +96,7 @@ def _index_trace(trace):
     by_key[rank] = np.arange(len(uniq), dtype=np.int64)
     by_key_p = by_key.astype(ptype)
     # pass 2: per-record dense ids
-    if n > MEMMAP_RECORDS:
-        fd, path = tempfile.mkstemp(prefix="vmlab-pages-", suffix=".bin")
-        os.close(fd)
-        rec_page = np.memmap(path, dtype=ptype, mode="w+", shape=(n,))
-        os.unlink(path)  # the mapping keeps it alive; nothing is left behind
-    else:
-        rec_page = np.empty(n, ptype)
+    rec_page = _scratch(n, ptype)
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
         op = np.asarray(trace.op[lo:hi])
@@ -113,22 +107,57 @@ def _index_trace(trace):
         if lw.any():
             d[lw] = -(np.asarray(trace.asid[lo:hi])[lw].astype(ptype) + 1)
         rec_page[lo:hi] = d
-    # threads
-    tids = np.unique(np.asarray(trace.tid))
+    # threads: a counting sort by thread, chunk by chunk (no argsort of the whole trace)
+    tids = np.zeros(0, np.int64)
+    n_asid = 1
+    for lo in range(0, n, _CHUNK):
+        tc = np.asarray(trace.tid[lo:lo + _CHUNK])
+        a, b = int(tc.min()), int(tc.max())
+        tids = np.union1d(tids, [a] if a == b else np.unique(tc))
+        n_asid = max(n_asid, int(np.max(trace.asid[lo:lo + _CHUNK])) + 1)
+    if n_asid > 1 << _ASID_BITS:
+        raise ScenarioError(f"address-space ids must be below {1 << _ASID_BITS}")
     T = len(tids)
     if T == 1:
         order = np.zeros(0, np.int64)
         thr_off = np.array([0, n], np.int64)
         ordered = False
     else:
-        th = np.searchsorted(tids, np.asarray(trace.tid))
-        order = np.argsort(th, kind="stable").astype(np.int64)
+        counts = np.zeros(T, np.int64)
+        for lo in range(0, n, _CHUNK):
+            th = np.searchsorted(tids, np.asarray(trace.tid[lo:lo + _CHUNK]))
+            counts += np.bincount(th, minlength=T)
         thr_off = np.zeros(T + 1, np.int64)
-        thr_off[1:] = np.cumsum(np.bincount(th, minlength=T))
+        thr_off[1:] = np.cumsum(counts)
+        order = _scratch(n, np.int64)
+        cursor = thr_off[:-1].copy()
+        for lo in range(0, n, _CHUNK):
+            th = np.searchsorted(tids, np.asarray(trace.tid[lo:lo + _CHUNK]))
+            _fill_order(th, lo, cursor, order)
         ordered = True
-    n_asid = int(np.max(trace.asid)) + 1
     return TraceIndex(rec_page, uniq, first, rank, by_key, tids.astype(np.int64), thr_off, order,
                       ordered, n_asid)
+
+
+@njit
+def _fill_order(th, base, cursor, order):
+    """Scatter record indices ``base + i`` to their thread's next slot (stable)."""
+    for i in range(th.shape[0]):
+        t = th[i]
+        order[cursor[t]] = base + i
+        cursor[t] += 1
+
+
+def _scratch(n, dtype):
+    """An array of ``n`` items; in an unlinked temporary file when the trace is long, so that
+    memory does not grow with trace length."""
+    if n <= MEMMAP_RECORDS:
+        return np.empty(n, dtype)
+    fd, path = tempfile.mkstemp(prefix="vmlab-", suffix=".bin")
+    os.close(fd)
+    arr = np.memmap(path, dtype=dtype, mode="w+", shape=(n,))
+    os.unlink(path)  # the mapping keeps it alive; nothing is left behind
+    return arr
 
 
 def _with_extra_pages(idx, extra):
