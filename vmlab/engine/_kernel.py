@@ -281,6 +281,25 @@ def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, PF, cnt):
     return n_resident, hand
 
 
+@njit
+def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
+    """Write thread ``th``'s fault record (if kept) and count it: one user-visible fault,
+    however many attempts it took."""
+    if keep_records:
+        fr = TS[th, C.TS_FAULT_ROW]
+        faults[fr, C.F_END] = t_end
+        faults[fr, C.F_OUTCOME] = outcome
+        faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
+        faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
+        faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
+        faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
+    cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
+    if TS[th, C.TS_MAJOR] == 1:
+        cnt[C.CNT_MAJOR] += 1
+    else:
+        cnt[C.CNT_MINOR] += 1
+
+
 # ---------------------------------------------------------------------------------------
 
 
@@ -1179,19 +1198,7 @@ def _simulate(
                         TT[th, C.TT_END] = t
                         n_alive -= 1
                         if TS[th, C.TS_IN_FAULT] == 1 and TS[th, C.TS_AFTER] == C.PH_ACCESS:
-                            if keep_records:
-                                fr = TS[th, C.TS_FAULT_ROW]
-                                faults[fr, C.F_END] = t
-                                faults[fr, C.F_OUTCOME] = C.OUT_KILLED
-                                faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
-                                faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
-                                faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
-                                faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
-                            cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
-                            if TS[th, C.TS_MAJOR] == 1:
-                                cnt[C.CNT_MAJOR] += 1
-                            else:
-                                cnt[C.CNT_MINOR] += 1
+                            _close_fault(th, t, C.OUT_KILLED, TS, faults, keep_records, cnt)
                             TS[th, C.TS_IN_FAULT] = 0
                             TS[th, C.TS_FAULT_ROW] = -1
                         # the current record (a fault aborted) is abandoned; the rest never run
@@ -1276,19 +1283,7 @@ def _simulate(
                         PF[p, 4] = 1
                 lat = t - fstart[th]
                 hist_fault[_hist_bucket(lat)] += 1
-                if keep_records:
-                    fr = TS[th, C.TS_FAULT_ROW]
-                    faults[fr, C.F_END] = t
-                    faults[fr, C.F_OUTCOME] = C.OUT_DONE
-                    faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
-                    faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
-                    faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
-                    faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
-                cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
-                if TS[th, C.TS_MAJOR] == 1:
-                    cnt[C.CNT_MAJOR] += 1
-                else:
-                    cnt[C.CNT_MINOR] += 1
+                _close_fault(th, t, C.OUT_DONE, TS, faults, keep_records, cnt)
                 TS[th, C.TS_IN_FAULT] = 0
                 TS[th, C.TS_FAULT_ROW] = -1
                 TS[th, C.TS_SEG] = C.CAT_HIT
@@ -1306,17 +1301,9 @@ def _simulate(
                                               lk_qn, TS, ht, hk, hg, hn)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TS[th, C.TS_ATT_CPU] = 0
-                if keep_records:
-                    fr = TS[th, C.TS_FAULT_ROW]
-                    faults[fr, C.F_END] = t
-                    faults[fr, C.F_OUTCOME] = C.OUT_SIGBUS
-                    faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
-                    faults[fr, C.F_MAJOR] = 0
-                    faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
-                    faults[fr, C.F_IOWAIT] = 0
+                # iomem never waits, so the fault is minor with no I/O wait
+                _close_fault(th, t, C.OUT_SIGBUS, TS, faults, keep_records, cnt)
                 cnt[C.CNT_SIGBUS] += 1
-                cnt[C.CNT_MINOR] += 1
-                cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
                 TS[th, C.TS_IN_FAULT] = 0
                 TS[th, C.TS_FAULT_ROW] = -1
                 TT[th, C.TT_STATE] = C.ST_SIGBUS
@@ -1371,17 +1358,7 @@ def _simulate(
                 TS[th, C.TS_F_LOCKWAIT] += horizon - TS[th, C.TS_REQ_T]
             cnt[C.CNT_UNFINISHED] += thr_off[th + 1] - TS[th, C.TS_POS]
             if TS[th, C.TS_IN_FAULT] == 1:
-                if keep_records:
-                    fr = TS[th, C.TS_FAULT_ROW]
-                    faults[fr, C.F_ATTEMPTS] = TS[th, C.TS_ATTEMPTS]
-                    faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
-                    faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
-                    faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
-                cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
-                if TS[th, C.TS_MAJOR] == 1:
-                    cnt[C.CNT_MAJOR] += 1
-                else:
-                    cnt[C.CNT_MINOR] += 1
+                _close_fault(th, -1, C.OUT_UNFINISHED, TS, faults, keep_records, cnt)
                 if TS[th, C.TS_RETRIES] >= 1:
                     cnt[C.CNT_LIVELOCKED] += 1
         if TT[th, C.TT_END] > end_time:
