@@ -16,6 +16,7 @@ size.  ``verify=True`` recomputes every column's CRC-32 and compares it with the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import publish, temp_beside
 from ..errors import TraceFormatError
 from .model import ALL_COLUMNS, DEFAULT_DTYPES, REQUIRED_COLUMNS, Trace, TraceMeta, narrow_dtype
 
 MAGIC = b"VMLTRACE"
 FORMAT_VERSION = 1
 ALIGN = 4096
+#: Where the addr column starts: the header (magic, version, JSON) must fit before it.
+ADDR_OFFSET = 1 << 16
 _CHUNK = 1 << 24  # bytes per checksum / copy step
 
 
@@ -42,10 +45,11 @@ def _align(n):
 class TraceWriter:
     """Stream records into a native trace file in bounded memory.
 
-    Columns are appended chunk by chunk to temporary per-column files; :meth:`close`
-    narrows each integer column to the smallest dtype its values need, writes the header
-    and the columns into a temporary file beside ``path`` and renames it.  If anything
-    fails (or the ``with`` block raises), no file appears at ``path``.
+    The ``addr`` column (the largest) streams straight into a temporary file beside
+    ``path``, after a reserved header area; the other columns go to temporary per-column
+    files, and :meth:`close` narrows each to the smallest dtype its values need, appends it,
+    writes the header and renames the file to ``path``.  If anything fails (or the ``with``
+    block raises), no file appears at ``path``.
 
     Parameters
     ----------
@@ -60,8 +64,13 @@ class TraceWriter:
         self.path = Path(path)
         self.meta = meta or TraceMeta()
         self.names = list(REQUIRED_COLUMNS) + (["gap_ns"] if with_gap else [])
-        self._dir = tempfile.mkdtemp(prefix=".vmlab-", dir=self.path.parent if self.path.parent.exists() else None)
-        self._files = {n: open(os.path.join(self._dir, n), "wb") for n in self.names}
+        self._out = temp_beside(self.path)
+        self._dir = tempfile.mkdtemp(prefix=".vmlab-", dir=self.path.parent)
+        self._files = {n: open(os.path.join(self._dir, n), "wb") for n in self.names
+                       if n != "addr"}
+        self._files["addr"] = open(self._out, "wb")
+        self._files["addr"].seek(ADDR_OFFSET)
+        self._addr_crc = 0
         self._max = {n: 0 for n in self.names}
         self._tids = set()
         self.n_records = 0
@@ -98,7 +107,10 @@ class TraceWriter:
                 if name == "tid" and len(self._tids) <= 1 << 16:
                     # most traces have one thread or few: avoid sorting when the chunk is uniform
                     self._tids.update([lo] if lo == hi else np.unique(col).tolist())
-            self._files[name].write(memoryview(col.astype("<" + col.dtype.str[1:], copy=False)).cast("B"))
+            mv = memoryview(col.astype("<" + col.dtype.str[1:], copy=False)).cast("B")
+            if name == "addr":
+                self._addr_crc = zlib.crc32(mv, self._addr_crc)
+            self._files[name].write(mv)
         self.n_records += n
 
     def close(self):
@@ -110,40 +122,39 @@ class TraceWriter:
             for f in self._files.values():
                 f.close()
             layout = []
-            offset = 0  # relative to data start
-            for name in self.names:
+            offset = ADDR_OFFSET
+            for name in ["addr"] + [n for n in self.names if n != "addr"]:
                 src = np.dtype(DEFAULT_DTYPES[name])
-                if name == "addr" or name == "op":
-                    dt = src
-                else:
-                    dt = narrow_dtype(self._max[name])
+                dt = src if name in ("addr", "op") else narrow_dtype(self._max[name])
                 layout.append((name, src, dt, offset))
                 offset = _align(offset + self.n_records * dt.itemsize)
             n_threads = len(self._tids) if len(self._tids) <= 1 << 16 else None
-            with atomic_path(self.path) as tmp:
-                with open(tmp, "wb") as out:
-                    cols_hdr = []
-                    header_guess = None
-                    # header size depends on offsets; fix the data start after a first pass
-                    for _ in range(2):
-                        data_start = _align(16 + (header_guess or 0) + 1024)
-                        cols_hdr = [
-                            {"name": n, "dtype": "<" + dt.str[1:], "offset": data_start + off,
-                             "nbytes": self.n_records * dt.itemsize, "crc32": None}
-                            for n, _src, dt, off in layout]
-                        header_guess = len(self._header(cols_hdr, n_threads))
-                    out.truncate(data_start + offset)
-                    for col_hdr, (name, src, dt, _off) in zip(cols_hdr, layout):
-                        out.seek(col_hdr["offset"])
-                        col_hdr["crc32"] = self._copy_column(name, src, dt, out)
-                    hdr = self._header(cols_hdr, n_threads)
-                    if 16 + len(hdr) > cols_hdr[0]["offset"]:
-                        raise AssertionError("header grew past the data start")
-                    out.seek(0)
-                    out.write(MAGIC)
-                    out.write(np.uint32(FORMAT_VERSION).tobytes())
-                    out.write(np.uint32(len(hdr)).tobytes())
-                    out.write(hdr)
+            cols_hdr = [{"name": n, "dtype": "<" + dt.str[1:], "offset": off,
+                         "nbytes": self.n_records * dt.itemsize, "crc32": None}
+                        for n, _src, dt, off in layout]
+            with open(self._out, "r+b") as out:
+                out.truncate(offset)
+                for col_hdr, (name, src, dt, off) in zip(cols_hdr, layout):
+                    if name == "addr":
+                        col_hdr["crc32"] = self._addr_crc
+                        continue
+                    out.seek(off)
+                    col_hdr["crc32"] = self._copy_column(name, src, dt, out)
+                hdr = self._header(cols_hdr, n_threads)
+                if 16 + len(hdr) > ADDR_OFFSET:
+                    raise TraceFormatError(
+                        f"trace metadata too long for the header ({len(hdr)} bytes, at most "
+                        f"{ADDR_OFFSET - 16}): shorten source or notes", self.path)
+                out.seek(0)
+                out.write(MAGIC)
+                out.write(np.uint32(FORMAT_VERSION).tobytes())
+                out.write(np.uint32(len(hdr)).tobytes())
+                out.write(hdr)
+            publish(self._out, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._out)
+            raise
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
         return self.path
@@ -188,6 +199,8 @@ class TraceWriter:
         for f in self._files.values():
             f.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._out)
 
     def __enter__(self):
         return self
