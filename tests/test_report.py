@@ -1,0 +1,130 @@
+"""The batch report and batch runs, on tiny notebooks written to a temporary folder."""
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from vmlab import report
+from vmlab.errors import VmlabError
+from vmlab.notebook import parameters_of, read_records
+
+
+def _notebook(path, params_src, body_src):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = new_code_cell(params_src)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [new_markdown_cell("# tiny"), p, new_code_cell(body_src)]
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("notebooks")
+    _notebook(d / "01_good.ipynb", "X = 2\nY = 10",
+              "from vmlab.notebook import record\n"
+              "record('x_squared', X * X)\nrecord('y_plus_x', {'sum': X + Y})")
+    _notebook(d / "02_bad.ipynb", "Z = 1",
+              "from vmlab.notebook import record\nrecord('before', 1)\nZ / 0")
+    return d
+
+
+@pytest.fixture(scope="module")
+def reported(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return report.run_report(out, parameters={"X": 3}, notebooks_dir=tiny, jobs=2), out
+
+
+def test_report_lists_both_and_flags_the_failure(reported):
+    summary, out = reported
+    assert not summary["ok"] and summary["failed"] == ["02_bad"]
+    nbs = summary["notebooks"]
+    assert list(nbs) == ["01_good", "02_bad"]
+    assert nbs["01_good"]["status"] == "ok" and nbs["01_good"]["records"]["x_squared"] == 9
+    assert nbs["01_good"]["parameters"] == {"X": 3}
+    assert nbs["02_bad"]["status"] == "failed"
+    assert "ZeroDivisionError" in nbs["02_bad"]["error"]
+    assert nbs["02_bad"]["records"] == {"before": 1}  # numbers recorded before the error stay
+    index = (out / "index.html").read_text()
+    for text in ("01_good", "02_bad", "ZeroDivisionError", "x_squared", "failed", "01_good.html"):
+        assert text in index
+    assert "<td class=\"num\">9</td>" in index
+
+
+def test_report_writes_notebooks_html_and_json(reported):
+    summary, out = reported
+    for stem in ("01_good", "02_bad"):
+        assert (out / f"{stem}.ipynb").exists() and (out / f"{stem}.html").exists()
+    assert read_records(out / "01_good.ipynb") == {"x_squared": 9, "y_plus_x": {"sum": 13}}
+    data = json.loads((out / "report.json").read_text())
+    assert data["failed"] == ["02_bad"] and data["notebooks"]["01_good"]["html"] == "01_good.html"
+    assert "<html" in (out / "01_good.html").read_text()[:200].lower()
+
+
+def test_parameters_are_filtered_per_notebook(tiny):
+    paths = report.find_notebooks(tiny)
+    plan = report.plan_parameters(paths, {"X": 5, "Z": 7, "02_bad": {"Z": 8}})
+    assert plan == {"01_good": {"X": 5}, "02_bad": {"Z": 8}}
+    with pytest.raises(VmlabError, match="NOPE"):
+        report.plan_parameters(paths, {"NOPE": 1})
+    with pytest.raises(VmlabError, match="preset"):
+        report.plan_parameters(paths, {}, preset="huge")
+    assert parameters_of(tiny / "01_good.ipynb") == {"X": 2, "Y": 10}
+
+
+def test_find_notebooks_by_name(tiny):
+    assert [p.stem for p in report.find_notebooks(tiny, ["02"])] == ["02_bad"]
+    assert [p.stem for p in report.find_notebooks(tiny, ["good"])] == ["01_good"]
+    with pytest.raises(VmlabError, match="no notebook"):
+        report.find_notebooks(tiny, ["zzz"])
+
+
+def test_main_report_exit_code_and_stderr(tiny, tmp_path, capfd):
+    code = report.main_report(["--out", str(tmp_path / "r"), "--notebooks-dir", str(tiny),
+                               "--only", "02", "--jobs", "1"])
+    err = capfd.readouterr().err
+    assert code == 1
+    assert "02_bad started" in err and "02_bad FAILED" in err and "ZeroDivisionError" in err
+    code = report.main_report(["--out", str(tmp_path / "r2"), "--notebooks-dir", str(tiny),
+                               "--only", "good", "-p", "X", "4"])
+    assert code == 0
+    assert "01_good finished" in capfd.readouterr().err
+    assert report.main_report(["--notebooks-dir", str(tiny), "--only", "nothing"]) == 2
+
+
+def test_run_batch_grid(tiny, tmp_path):
+    out = tmp_path / "batch.csv"
+    df = report.run_batch(tiny / "01_good.ipynb", {"X": [1, 2], "Y": [0, 100]}, out, jobs=2)
+    assert len(df) == 4
+    assert df[["X", "Y"]].values.tolist() == [[1, 0], [1, 100], [2, 0], [2, 100]]
+    assert df["x_squared"].tolist() == [1, 1, 4, 4]
+    assert df["y_plus_x.sum"].tolist() == [1, 101, 2, 102]
+    assert (df["status"] == "ok").all()
+    assert pd.read_csv(out)["x_squared"].tolist() == [1, 1, 4, 4]
+
+
+def test_run_batch_errors(tiny, tmp_path):
+    with pytest.raises(VmlabError, match="does not declare"):
+        report.run_batch(tiny / "01_good.ipynb", {"W": [1]}, tmp_path / "b.csv")
+    with pytest.raises(VmlabError, match=r"\.csv or \.parquet"):
+        report.run_batch(tiny / "01_good.ipynb", {"X": [1]}, tmp_path / "b.xlsx")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        with pytest.raises(VmlabError, match="pyarrow"):
+            report.run_batch(tiny / "01_good.ipynb", {"X": [1]}, tmp_path / "b.parquet")
+
+
+def test_main_batch_parses_grid(tiny, tmp_path):
+    out = tmp_path / "b.csv"
+    assert report.main_batch([str(tiny / "01_good.ipynb"), "--grid", "X=1,3", "--out", str(out),
+                              "-p", "Y", "5", "--jobs", "2"]) == 0
+    assert pd.read_csv(out)["y_plus_x.sum"].tolist() == [6, 8]
+
+
+def test_value_parsing():
+    assert report.parse_value("1e6") == 1e6 and report.parse_value("abc") == "abc"
+    assert report.split_top_level("[1, 2],[3],'a,b'") == ["[1, 2]", "[3]", "'a,b'"]

@@ -1,0 +1,669 @@
+"""The batch report: execute the notebooks with papermill, render them, gather their numbers.
+
+:func:`run_report` executes every notebook under ``notebooks/`` (in parallel processes, one
+notebook each), writes the executed notebooks, an HTML rendering of each, ``index.html``
+(status, runtime, parameters and the numbers each notebook recorded with
+:func:`vmlab.notebook.record`) and ``report.json`` to the output folder.  A failing notebook
+does not stop the others; it is reported by name with its error, on stderr and in the
+index, and the result says something failed.
+
+:func:`run_batch` runs one notebook over the cartesian product of a parameter grid and
+gathers the recorded numbers into one table (one row per grid point).
+
+``vmlab report`` and ``vmlab batch`` (:func:`main_report`, :func:`main_batch`) are the
+command-line front ends.
+
+Parameters reach a notebook only if its cell tagged ``parameters`` declares them
+(papermill would inject any name, and a misspelt one would silently do nothing): an
+unknown name given for *every* notebook is an error, one that some notebooks lack is
+passed to the others only.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures as cf
+import datetime
+import html
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import VmlabError
+from .notebook import RECORD_MIME, parameters_of, read_records
+
+#: The notebooks folder of a source checkout (``<repo>/notebooks``).
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+#: Kernel the notebooks run in.
+KERNEL = "python3"
+
+#: Bigger sizes for ``preset="large"``: each applies to the notebooks that declare it.
+LARGE_PRESET = {
+    # 02 signals
+    "N_THREADS": 32, "N_ACCESSES": 200, "RESTART_RATES_HZ": [1, 3, 10, 30, 100, 300],
+    # 03 mmap_sem
+    "N_READS": 1000, "N_LOCK_OPS": 1_000_000, "GOOGLE_PAGES": 16384,
+    # 04 DoS
+    "N_FAULTS": 40, "RATES_HZ": [1_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 2_000_000,
+                                 3_000_000],
+    "IO_NS_VALUES": [20_000, 70_000, 300_000, 1_000_000, 8_000_000],
+    "STORM_SIGNAL_RATES_HZ": [0, 100, 1_000, 3_000, 10_000, 100_000],
+    "SERIES_VICTIMS": 32, "SERIES_FAULTS": 200,
+    # 05 device
+    "N_PAGES": 65536,
+    "FRACTIONS": [0.005, 0.01, 0.02, 0.03, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.15, 0.2, 0.3,
+                  0.5, 0.75, 1.0],
+    # 06 real programs
+    "MEMORY_FRACTIONS": [1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05],
+    # 07 explorer
+    "N_RECORDS": 1_000_000,
+}
+PRESETS = {"default": {}, "large": LARGE_PRESET}
+
+
+def _log(msg):
+    print(f"vmlab report: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Finding notebooks and their parameters
+
+
+def find_notebooks(notebooks_dir=None, names=None):
+    """The notebooks to run, sorted by file name.
+
+    Parameters
+    ----------
+    notebooks_dir : path, optional
+        Default: :data:`NOTEBOOKS_DIR`.
+    names : sequence of str, optional
+        Select notebooks by stem (``02_signals_spufs``), by its number (``02``), by a prefix
+        or a unique part of the stem (``signals``).  Default: all ``*.ipynb``.
+
+    Returns
+    -------
+    list of Path
+    """
+    d = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
+    if not d.is_dir():
+        raise VmlabError(f"no notebooks folder at {d}")
+    all_nb = sorted(p for p in d.glob("*.ipynb") if not p.name.startswith("."))
+    if not names:
+        if not all_nb:
+            raise VmlabError(f"no notebook (*.ipynb) in {d}")
+        return all_nb
+    out = []
+    for name in names:
+        stem = Path(name).name
+        stem = stem[:-6] if stem.endswith(".ipynb") else stem
+        exact = [p for p in all_nb if p.stem == stem]
+        hits = exact or [p for p in all_nb if p.stem.startswith(stem)] or \
+            [p for p in all_nb if stem in p.stem]
+        if len(hits) != 1:
+            what = "no notebook" if not hits else f"{len(hits)} notebooks ({', '.join(p.stem for p in hits)})"
+            raise VmlabError(f"{what} match {name!r}; notebooks are: "
+                             f"{', '.join(p.stem for p in all_nb) or 'none'}")
+        if hits[0] not in out:
+            out.append(hits[0])
+    return out
+
+
+def _split_parameters(parameters, stems):
+    """Global parameters and per-notebook ones (a key naming a notebook, with a dict)."""
+    glob, per = {}, {}
+    for k, v in (parameters or {}).items():
+        if k in stems and isinstance(v, dict):
+            per[k] = dict(v)
+        else:
+            glob[k] = v
+    return glob, per
+
+
+def plan_parameters(paths, parameters=None, preset="default"):
+    """What each notebook will be given: the preset and ``parameters``, filtered to the
+    names its ``parameters`` cell declares.
+
+    ``parameters`` may hold per-notebook dicts under a notebook's stem.  A global name no
+    notebook declares is an error (so that a typo does not pass unnoticed).
+
+    Returns
+    -------
+    dict
+        notebook stem -> dict of parameters.
+    """
+    if preset not in PRESETS:
+        raise VmlabError(f"unknown preset {preset!r}; presets are {', '.join(PRESETS)}")
+    stems = [p.stem for p in paths]
+    glob, per = _split_parameters(parameters, stems)
+    declared = {p.stem: parameters_of(p) for p in paths}
+    unknown = [k for k in glob if not any(k in d for d in declared.values())]
+    if unknown:
+        names = sorted({n for d in declared.values() for n in d})
+        raise VmlabError(f"parameter(s) {', '.join(unknown)} not declared by any selected "
+                         f"notebook; declared parameters are: {', '.join(names) or 'none'}")
+    plan = {}
+    for stem in stems:
+        d = declared[stem]
+        given = {k: v for k, v in PRESETS[preset].items() if k in d}
+        given.update({k: v for k, v in glob.items() if k in d})
+        for k, v in per.get(stem, {}).items():
+            if k not in d:
+                raise VmlabError(f"notebook {stem} does not declare parameter {k!r}; it "
+                                 f"declares: {', '.join(d) or 'none'}")
+            given[k] = v
+        plan[stem] = given
+    return plan
+
+
+# ---------------------------------------------------------------------------------------
+# Executing one notebook (runs in a worker process)
+
+
+def _error_of(exc):
+    """One line describing a notebook failure."""
+    ename = getattr(exc, "ename", None)
+    if ename:
+        cell = getattr(exc, "exec_count", None)
+        where = f" (cell [{cell}])" if cell else ""
+        return f"{ename}: {getattr(exc, 'evalue', '')}{where}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _html_of(nb_path, html_path):
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    # the recorded numbers are in the index; their invisible outputs need no rendering
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if RECORD_MIME not in o.get("data", {})]
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    Path(html_path).write_text(body, encoding="utf-8")
+
+
+def execute_notebook(path, out_path, parameters=None, kernel=KERNEL, html_path=None,
+                     timeout=None, announce=False):
+    """Execute one notebook with papermill; never raises for a notebook error.
+
+    Returns
+    -------
+    dict
+        ``name``, ``status`` ("ok" or "failed"), ``error`` (one line, or ""),
+        ``runtime_s``, ``records`` (:func:`vmlab.notebook.read_records`), ``parameters``,
+        ``ipynb`` and ``html`` (output paths; ``html`` empty if rendering failed).
+    """
+    import papermill as pm
+
+    path, out_path = Path(path), Path(out_path)
+    if announce:
+        _log(f"{path.stem} started (pid {os.getpid()})")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    status, error = "ok", ""
+    # The kernel process inherits file descriptor 2: send its start-up chatter to
+    # logs/NAME.log beside the output, so that the report's stderr stays one line per event.
+    log_path = out_path.parent / "logs" / (out_path.stem + ".log")
+    log_path.parent.mkdir(exist_ok=True)
+    saved = os.dup(2)
+    try:
+        with open(log_path, "w") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                pm.execute_notebook(str(path), str(out_path), parameters=dict(parameters or {}),
+                                    kernel_name=kernel, cwd=str(path.parent),
+                                    progress_bar=False, log_output=False,
+                                    execution_timeout=timeout)
+            except Exception as e:  # a failing notebook is a result, not a crash of the report
+                status, error = "failed", _error_of(e)
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    runtime = time.perf_counter() - t0
+    records = {}
+    if out_path.exists():
+        try:
+            records = read_records(out_path)
+        except Exception as e:  # pragma: no cover - a corrupt output notebook
+            status, error = "failed", error or f"cannot read the executed notebook: {e}"
+    html_out = ""
+    if html_path is not None and out_path.exists():
+        try:
+            _html_of(out_path, html_path)
+            html_out = str(html_path)
+        except Exception as e:  # pragma: no cover - nbconvert trouble
+            error = error or f"HTML rendering failed: {_error_of(e)}"
+    return {"name": path.stem, "status": status, "error": error, "runtime_s": runtime,
+            "records": records, "parameters": dict(parameters or {}),
+            "ipynb": str(out_path) if out_path.exists() else "", "html": html_out}
+
+
+def _check_kernel(kernel):
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise VmlabError(
+            f"no Jupyter kernel named {kernel!r}; register one for this Python with "
+            f"'{sys.executable} -m ipykernel install --sys-prefix --name {kernel}'") from None
+
+
+def _pool(jobs, n):
+    jobs = max(1, min(int(jobs or os.cpu_count() or 1), n))
+    return cf.ProcessPoolExecutor(max_workers=jobs,
+                                  mp_context=multiprocessing.get_context("spawn")), jobs
+
+
+# ---------------------------------------------------------------------------------------
+# The report
+
+
+def run_report(out_dir="report", parameters=None, preset="default", jobs=None, notebooks=None,
+               notebooks_dir=None, kernel=KERNEL, timeout=None):
+    """Execute every notebook and write the report.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder (created): executed ``NAME.ipynb``, ``NAME.html``, ``index.html``,
+        ``report.json``, and ``logs/NAME.log`` (what the notebook's kernel wrote on stderr).
+    parameters : dict, optional
+        name -> value for every notebook that declares the name; a notebook's stem -> dict
+        for that notebook only.  Applied after the preset.
+    preset : {"default", "large"}
+        ``large`` sets bigger sizes (:data:`LARGE_PRESET`).
+    jobs : int, optional
+        Notebooks executed at once (processes); default the number of CPUs.
+    notebooks : sequence of str, optional
+        Only these (see :func:`find_notebooks`).
+    notebooks_dir : path, optional
+    kernel : str
+    timeout : float, optional
+        Per-cell timeout in seconds (default none).
+
+    Returns
+    -------
+    dict
+        ``ok`` (bool), ``failed`` (names), ``out_dir``, ``index`` (path), ``runtime_s`` and
+        ``notebooks``: name -> the dict of :func:`execute_notebook`.
+    """
+    t0 = time.perf_counter()
+    paths = find_notebooks(notebooks_dir, notebooks)
+    plan = plan_parameters(paths, parameters, preset)
+    _check_kernel(kernel)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    pool, n_jobs = _pool(jobs, len(paths))
+    _log(f"running {len(paths)} notebook(s) with {n_jobs} process(es) into {out}/")
+    with pool:
+        futures = {}
+        for p in paths:
+            f = pool.submit(execute_notebook, p, out / p.name, plan[p.stem], kernel,
+                            out / (p.stem + ".html"), timeout, True)
+            futures[f] = p
+        for f in cf.as_completed(futures):
+            p = futures[f]
+            try:
+                r = f.result()
+            except Exception as e:  # the worker process itself died
+                r = {"name": p.stem, "status": "failed", "error": _error_of(e), "runtime_s": math.nan,
+                     "records": {}, "parameters": plan[p.stem], "ipynb": "", "html": ""}
+            results[p.stem] = r
+            if r["status"] == "ok":
+                _log(f"{p.stem} finished in {r['runtime_s']:.1f} s: ok, "
+                     f"{len(r['records'])} number(s) recorded")
+            else:
+                _log(f"{p.stem} FAILED after {r['runtime_s']:.1f} s: {r['error']}")
+    ordered = {p.stem: results[p.stem] for p in paths}
+    failed = [n for n, r in ordered.items() if r["status"] != "ok"]
+    summary = {"ok": not failed, "failed": failed, "out_dir": str(out),
+               "index": str(out / "index.html"), "runtime_s": time.perf_counter() - t0,
+               "preset": preset, "notebooks": ordered}
+    (out / "report.json").write_text(json.dumps(_portable(summary), indent=1), encoding="utf-8")
+    (out / "index.html").write_text(render_index(summary), encoding="utf-8")
+    if failed:
+        _log(f"{len(failed)} of {len(paths)} notebook(s) failed: {', '.join(failed)}")
+    _log(f"done in {summary['runtime_s']:.1f} s; open {out / 'index.html'}")
+    return summary
+
+
+def _portable(summary):
+    """``summary`` with paths relative to the output folder (for report.json)."""
+    s = json.loads(json.dumps(summary, default=str))
+    for r in s["notebooks"].values():
+        for k in ("ipynb", "html"):
+            if r[k]:
+                r[k] = Path(r[k]).name
+    return s
+
+
+def _fmt(v):
+    if isinstance(v, bool) or v is None:
+        return "n/a" if v is None else str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+            return f"{v:.4g}"
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto;
+       max-width: 70em; color: #222; line-height: 1.4; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #117733; font-weight: 600; }
+.failed { color: #c00; font-weight: 600; }
+.err { color: #c00; font-family: monospace; white-space: pre-wrap; }
+code { background: #f6f6f6; padding: 0 0.2em; }
+"""
+
+
+def render_index(summary):
+    """The HTML of ``index.html`` for a :func:`run_report` result."""
+    e = html.escape
+    nbs = summary["notebooks"]
+    n_ok = sum(r["status"] == "ok" for r in nbs.values())
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    rows = []
+    for name, r in nbs.items():
+        link = (f'<a href="{e(Path(r["html"]).name)}">{e(name)}</a>' if r["html"] else e(name))
+        nb_link = f' (<a href="{e(Path(r["ipynb"]).name)}">ipynb</a>)' if r["ipynb"] else ""
+        params = ", ".join(f"{k}={v!r}" for k, v in r["parameters"].items()) or "defaults"
+        rows.append(
+            f'<tr><td>{link}{nb_link}</td><td class="{e(r["status"])}">{e(r["status"])}</td>'
+            f'<td class="num">{r["runtime_s"]:.1f} s</td><td class="num">{len(r["records"])}</td>'
+            f'<td><code>{e(params)}</code></td><td class="err">{e(r["error"])}</td></tr>')
+    sections = []
+    for name, r in nbs.items():
+        if r["records"]:
+            body = "".join(f'<tr><td><code>{e(k)}</code></td><td class="num">{e(_fmt(v))}</td></tr>'
+                           for k, v in r["records"].items())
+            table = f"<table><tr><th>recorded number</th><th>value</th></tr>{body}</table>"
+        else:
+            table = "<p>No numbers recorded.</p>"
+        status = (f'<span class="{e(r["status"])}">{e(r["status"])}</span>, '
+                  f'{r["runtime_s"]:.1f} s')
+        err = f'<p class="err">{e(r["error"])}</p>' if r["error"] else ""
+        sections.append(f'<h3 id="{e(name)}">{e(name)} ({status})</h3>{err}{table}')
+    verdict = ("" if not summary["failed"] else
+               f'; <span class="failed">{len(summary["failed"])} failed: '
+               f'{e(", ".join(summary["failed"]))}</span>')
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>vmlab report</title>
+<style>{_CSS}</style></head><body>
+<h1>vmlab report</h1>
+<p>{n_ok} of {len(nbs)} notebooks ran{verdict}; {summary['runtime_s']:.1f} s in all,
+preset <code>{e(summary.get('preset', 'default'))}</code>, {e(when)}.
+Each notebook's HTML rendering is linked; the numbers below are those it recorded with
+<code>vmlab.notebook.record()</code>.</p>
+<h2>Notebooks</h2>
+<table><tr><th>notebook</th><th>status</th><th>runtime</th><th>numbers</th>
+<th>parameters</th><th>error</th></tr>
+{''.join(rows)}
+</table>
+<h2>Recorded numbers</h2>
+{''.join(sections)}
+</body></html>
+"""
+
+
+# ---------------------------------------------------------------------------------------
+# Batch runs of one notebook
+
+
+def _flatten(records):
+    out = {}
+    for k, v in records.items():
+        if isinstance(v, dict):
+            for k2, v2 in _flatten(v).items():
+                out[f"{k}.{k2}"] = v2
+        elif isinstance(v, list):
+            out[k] = json.dumps(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _resolve_notebook(notebook, notebooks_dir=None):
+    p = Path(notebook)
+    if p.suffix == ".ipynb" and p.is_file():
+        return p
+    return find_notebooks(notebooks_dir, [str(notebook)])[0]
+
+
+def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=None,
+              kernel=KERNEL, timeout=None, keep_dir=None):
+    """Run one notebook over the cartesian product of ``grid``; gather its numbers.
+
+    Parameters
+    ----------
+    notebook : path or str
+        A notebook file, or a name under ``notebooks/`` (see :func:`find_notebooks`).
+    grid : dict
+        name -> list of values; every name must be declared by the notebook.
+    out : path
+        ``.csv``, or ``.parquet``/``.pq`` (needs pyarrow).
+    jobs : int, optional
+        Grid points executed at once (processes).
+    parameters : dict, optional
+        Fixed parameters for every point.
+    notebooks_dir : path, optional
+    kernel : str
+    timeout : float, optional
+    keep_dir : path, optional
+        Keep the executed notebooks there (default: a temporary folder, removed).
+
+    Returns
+    -------
+    DataFrame
+        One row per grid point, in grid order: the grid's parameters, then ``status``,
+        ``runtime_s``, ``error`` and the recorded numbers (dicts flattened as
+        ``name.key``, lists as JSON).
+    """
+    import pandas as pd
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise VmlabError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    if suffix in (".parquet", ".pq"):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise VmlabError("writing Parquet needs pyarrow, which is not installed; "
+                             "install it (pip install pyarrow) or write a .csv") from None
+    path = _resolve_notebook(notebook, notebooks_dir)
+    declared = parameters_of(path)
+    grid = {k: list(v) for k, v in dict(grid).items()}
+    fixed = dict(parameters or {})
+    unknown = [k for k in list(grid) + list(fixed) if k not in declared]
+    if unknown:
+        raise VmlabError(f"notebook {path.stem} does not declare {', '.join(unknown)}; it "
+                         f"declares: {', '.join(declared) or 'none'}")
+    if not grid or any(len(v) == 0 for v in grid.values()):
+        raise VmlabError("the grid needs at least one parameter with at least one value")
+    _check_kernel(kernel)
+    keys = list(grid)
+    points = [dict(zip(keys, vals)) for vals in itertools.product(*grid.values())]
+    work = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="vmlab-batch-"))
+    work.mkdir(parents=True, exist_ok=True)
+    pool, n_jobs = _pool(jobs, len(points))
+    _log(f"batch: {path.stem} over {len(points)} grid point(s) with {n_jobs} process(es)")
+    rows = [None] * len(points)
+    try:
+        with pool:
+            futures = {}
+            for i, pt in enumerate(points):
+                params = {**fixed, **pt}
+                futures[pool.submit(execute_notebook, path, work / f"{path.stem}_{i:04d}.ipynb",
+                                    params, kernel, None, timeout, False)] = i
+            for f in cf.as_completed(futures):
+                i = futures[f]
+                try:
+                    r = f.result()
+                except Exception as e:
+                    r = {"status": "failed", "error": _error_of(e), "runtime_s": math.nan,
+                         "records": {}}
+                row = dict(points[i])
+                row.update({"status": r["status"], "runtime_s": r["runtime_s"],
+                            "error": r["error"]})
+                row.update(_flatten(r["records"]))
+                rows[i] = row
+                label = ", ".join(f"{k}={v!r}" for k, v in points[i].items())
+                if r["status"] == "ok":
+                    _log(f"batch: point {i + 1}/{len(points)} ({label}) done in {r['runtime_s']:.1f} s")
+                else:
+                    _log(f"batch: point {i + 1}/{len(points)} ({label}) FAILED: {r['error']}")
+    finally:
+        if not keep_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    df = pd.DataFrame(rows)
+    for k in keys:  # list-valued parameters do not fit a table cell
+        if df[k].map(lambda v: isinstance(v, (list, dict))).any():
+            df[k] = df[k].map(json.dumps)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+    n_failed = int((df["status"] != "ok").sum())
+    _log(f"batch: wrote {len(df)} row(s) to {out}" + (f"; {n_failed} point(s) failed" if n_failed else ""))
+    return df
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_value(text):
+    """A command-line value: a Python literal (``10``, ``1e6``, ``[1, 2]``, ``'x'``) or,
+    failing that, the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def split_top_level(text, sep=","):
+    """Split ``text`` at ``sep`` outside brackets and quotes (``[1,2],[3]`` -> 2 parts)."""
+    parts, depth, quote, cur = [], 0, None, []
+    for ch in text:
+        if quote:
+            cur.append(ch)
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts]
+
+
+def _report_parser():
+    p = argparse.ArgumentParser(
+        prog="vmlab report",
+        description="Execute every notebook under notebooks/ with papermill (in parallel) and "
+                    "write the executed notebooks, their HTML and an index.html with every "
+                    "notebook's recorded numbers, runtime and status.")
+    p.add_argument("--out", default="report", help="output folder (default: report)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"),
+                   help="set a parameter in every notebook that declares it (VALUE is a "
+                        "Python literal; repeatable)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="'large' runs bigger sizes")
+    p.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: CPUs)")
+    p.add_argument("--only", nargs="+", metavar="NAME", default=None,
+                   help="run only these notebooks (stem, number or part of the name)")
+    p.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+    return p
+
+
+def main_report(argv=None):
+    """``vmlab report``; returns the exit code (0: every notebook ran, 1: some failed,
+    2: a usage error)."""
+    a = _report_parser().parse_args(argv)
+    params = {name: parse_value(value) for name, value in a.parameter}
+    try:
+        summary = run_report(a.out, parameters=params, preset=a.preset, jobs=a.jobs,
+                             notebooks=a.only, notebooks_dir=a.notebooks_dir, timeout=a.timeout)
+    except VmlabError as e:
+        print(f"vmlab report: error: {e}", file=sys.stderr)
+        return 2
+    return 0 if summary["ok"] else 1
+
+
+def _batch_parser():
+    p = argparse.ArgumentParser(
+        prog="vmlab batch",
+        description="Run one notebook over the cartesian product of a parameter grid and "
+                    "gather the numbers it records into one table (one row per grid point).",
+        epilog="example: vmlab batch 03 --grid N_READS=50,100 --grid IO_NS=8e6,18e6 "
+               "--out mmap_sem.csv")
+    p.add_argument("notebook", help="notebook file, or name under notebooks/ (e.g. 03)")
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="a parameter and its values (Python literals, comma-separated; "
+                        "commas inside brackets do not split); repeatable")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"), help="a fixed parameter for every point")
+    p.add_argument("--out", required=True, help="output table: .csv or .parquet")
+    p.add_argument("--jobs", type=int, default=None, help="grid points at once (default: CPUs)")
+    p.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+    return p
+
+
+def main_batch(argv=None):
+    """``vmlab batch``; returns the exit code (0: every point ran, 1: some failed, 2: a
+    usage error)."""
+    p = _batch_parser()
+    a = p.parse_args(argv)
+    grid = {}
+    for g in a.grid:
+        name, eq, values = g.partition("=")
+        if not eq or not name.strip() or not values.strip():
+            p.error(f"--grid needs NAME=V1,V2,... got {g!r}")
+        grid[name.strip()] = [parse_value(v) for v in split_top_level(values)]
+    fixed = {name: parse_value(value) for name, value in a.parameter}
+    try:
+        df = run_batch(a.notebook, grid, a.out, jobs=a.jobs, parameters=fixed,
+                       notebooks_dir=a.notebooks_dir, timeout=a.timeout)
+    except VmlabError as e:
+        print(f"vmlab batch: error: {e}", file=sys.stderr)
+        return 2
+    return 0 if (df["status"] == "ok").all() else 1
+
+
+__all__ = ["run_report", "run_batch", "main_report", "main_batch", "find_notebooks",
+           "plan_parameters", "execute_notebook", "render_index", "LARGE_PRESET", "PRESETS"]
