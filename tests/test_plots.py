@@ -374,3 +374,20 @@ def test_policy_legend_helper():
     assert [t.get_text() for t in leg.get_texts()] == [plots.policy_label("nopage"), "mine"]
     assert [hex_of(h.get_color()) for h in leg.legend_handles] == \
         [plots.policy_color("nopage"), plots.policy_color("mine")]
+
+
+def test_sweep_heatmap_uniform_grid_draws_every_cell():
+    import pandas as pd
+
+    from vmlab import plots
+
+    df = pd.DataFrame({"a": [1, 1, 2, 2], "b": [3, 4, 3, 4], "v": [1.0] * 4})
+    for log in (False, True):
+        ax = plots.sweep_heatmap(df, "a", "b", "v", log=log)
+        assert [t.get_text() for t in ax.texts] == ["1"] * 4
+
+
+def test_small_tick_values_keep_their_digits():
+    from vmlab.plots import _num
+
+    assert _num(0.0005) == "0.0005" and _num(0.25) == "0.25" and _num(25000) == "25,000"

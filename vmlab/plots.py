@@ -152,7 +152,7 @@ def _plain_log(axis):
 def _num(v):
     """A number to read at a glance: 0.02, 3.5, 72.6, 1,000, 25,000, 1.2e+08."""
     a = abs(v)
-    if a == 0 or 1e-3 <= a < 1000:
+    if a < 1000:  # small values keep their digits (0.0005, not 0)
         return f"{v:.3g}"
     if a < 1e7:
         return f"{v:,.0f}"
@@ -259,6 +259,8 @@ def percentile_bars(summary, metrics=("fault_latency_ns_p50", "fault_latency_ns_
                         textcoords="offset points")
     ax.set_yscale("log")
     ax.margins(y=0.15)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(min(lo, floor / 2), hi)  # keep the "0" and "n/a" labels at the foot in view
     _plain_log(ax.yaxis)
     ax.set_xticks(np.arange(len(names)), [policy_label(p) for p in names], rotation=25,
                   ha="right", fontsize="small")
@@ -360,15 +362,17 @@ def sweep_heatmap(df, x, y, value, ax=None, title=None, log=False, fmt=None):
     unit, scale = time_unit(grid) if timed else ("", 1.0)
     z = grid / scale
     ok = np.isfinite(z) & ((z > 0) if log else True)
-    norm = (LogNorm if log else Normalize)(*(
-        (z[ok].min(), z[ok].max()) if ok.any() else (1, 10)))
+    lo, hi = (float(z[ok].min()), float(z[ok].max())) if ok.any() else (1.0, 10.0)
+    if lo == hi:  # a uniform grid still needs a colour range
+        lo, hi = (lo / 2, hi * 2) if log else (lo - 0.5, hi + 0.5)
+    norm = (LogNorm if log else Normalize)(lo, hi)
     zm = np.ma.masked_invalid(np.where(ok, z, np.nan))
     mesh = ax.pcolormesh(np.arange(len(xs) + 1) - 0.5, np.arange(len(ys) + 1) - 0.5, zm,
                          cmap="viridis", norm=norm, edgecolors="white", linewidth=0.5)
     cmap = mesh.get_cmap()
     for (i, j), v in np.ndenumerate(z):
         if np.isfinite(v):
-            r, g, b, _ = cmap(norm(v)) if ok[i, j] else (1, 1, 1, 1)
+            r, g, b, _ = cmap(float(np.ma.filled(norm(v), 0.5))) if ok[i, j] else (1, 1, 1, 1)
             ax.text(j, i, fmt.format(v) if fmt else _num(v), ha="center", va="center",
                     fontsize="small",
                     color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
