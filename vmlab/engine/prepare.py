@@ -363,6 +363,9 @@ def prepare(scenario, policy=None):
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     has_gap = trace.has_gap
     rec_gap = np.asarray(trace.gap_ns) if has_gap else np.zeros(1, np.uint64)
+    if rec_gap.dtype != np.uint64 and len(rec_gap) <= MEMMAP_RECORDS:
+        # one dtype for the kernel: each new dtype would mean a new compilation (~1 min)
+        rec_gap = rec_gap.astype(np.uint64)
     args = (
         idx.rec_page, rec_gap, has_gap, idx.order, idx.ordered,
         idx.thr_off, idx.thr_tid,
