@@ -16,6 +16,14 @@ import numpy as np
 from .._numba import njit
 from . import codes as C
 
+# per-page flag bits (one byte a page: the whole flag array stays in cache)
+F_PTE = np.uint8(1)      # a PTE maps the page
+F_RES = np.uint8(2)      # file: in the page cache; context: ready
+F_INFL = np.uint8(4)     # I/O in flight
+F_MSIO = np.uint8(8)     # mapped since its last I/O (else an eviction wastes that I/O)
+F_REF = np.uint8(16)     # CLOCK reference bit
+F_FILE = np.uint8(32)    # file backing (its references drive replacement)
+
 # ---------------------------------------------------------------------------------------
 # random numbers (docs/model.md section 1)
 
@@ -188,7 +196,7 @@ def _bump(bins, n_bins, row, t, bin_ns):
 
 
 @njit
-def _choose_victim(replacement, hand, S, LL, PF, n_resident):
+def _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident):
     """The page to evict (or -1) and the new CLOCK hand (docs/model.md section 8)."""
     victim = -1
     if replacement == C.REPL_CLOCK:
@@ -199,10 +207,10 @@ def _choose_victim(replacement, hand, S, LL, PF, n_resident):
             if x == S:
                 x = LL[S, 1]
                 continue
-            if PF[x, 2] == 1 or PF[x, 6] > 0:
+            if (FL[x] & F_INFL) != 0 or PIN[x] > 0:
                 x = LL[x, 1]
-            elif PF[x, 4] == 1:
-                PF[x, 4] = 0
+            elif (FL[x] & F_REF) != 0:
+                FL[x] &= np.uint8(255 - F_REF)
                 x = LL[x, 1]
             else:
                 victim = x
@@ -216,7 +224,7 @@ def _choose_victim(replacement, hand, S, LL, PF, n_resident):
     else:
         x = LL[S, 0]
         while x != S:
-            if PF[x, 2] == 0 and PF[x, 6] == 0:
+            if (FL[x] & F_INFL) == 0 and PIN[x] == 0:
                 victim = x
                 break
             x = LL[x, 0]
@@ -257,23 +265,23 @@ def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk, h
 
 
 @njit
-def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, PF, cnt):
+def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, PIN, cnt):
     """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
     if memory_pages >= 0 and n_resident >= memory_pages:
-        victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
+        victim, hand = _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident)
         if victim >= 0:
             _list_remove(LL, victim)
-            PF[victim, 1] = 0
+            FL[victim] &= np.uint8(255 - F_RES)
             n_resident -= 1
             cnt[C.CNT_EVICTIONS] += 1
-            if PF[victim, 0] == 1:
-                PF[victim, 0] = 0
+            if (FL[victim] & F_PTE) != 0:
+                FL[victim] &= np.uint8(255 - F_PTE)
                 cnt[C.CNT_PTES] -= 1
-            if PF[victim, 3] == 0:
+            if (FL[victim] & F_MSIO) == 0:
                 cnt[C.CNT_WASTED_IO] += 1
-    PF[p, 1] = 1
+    FL[p] |= F_RES
     n_resident += 1
-    PF[p, 4] = 0
+    FL[p] &= np.uint8(255 - F_REF)
     if replacement == C.REPL_CLOCK:
         _list_insert_after(LL, p, LL[hand, 0])
     else:
@@ -340,14 +348,13 @@ def _simulate(
     wakeup_ns = costs[C.COST_WAKEUP]
 
     # ---- page state
-    # per-page flags packed in one row so a page's state is one cache line:
-    # 0 PTE present, 1 resident (file: in the page cache; context: ready), 2 I/O in flight,
-    # 3 mapped since its last I/O, 4 CLOCK reference bit, 5 file backing, 6 pin count
-    PF = np.zeros((P, 8), np.int32)
-    PF[:, 3] = 1
+    # per-page state: flag bits (F_*) and the pin count (faults holding a reference)
+    FL = np.zeros(P, np.uint8)
+    PIN = np.zeros(P, np.int32)
+    FL[:] |= F_MSIO
     for q in range(P):
         if vma_backing[page_vma[q]] == C.B_FILE:
-            PF[q, 5] = 1
+            FL[q] |= F_FILE
     # the page-cache list: row = (prev, next), sentinel row P
     LL = np.full((P + 1, 2), -1, np.int32)
     S = P  # sentinel
@@ -441,15 +448,15 @@ def _simulate(
     # ---- preload
     for i in range(preload.shape[0]):
         p = preload[i]
-        if PF[p, 1] == 0:
+        if (FL[p] & F_RES) == 0:
             if memory_pages >= 0 and n_resident >= memory_pages:
-                victim, hand = _choose_victim(replacement, hand, S, LL, PF, n_resident)
+                victim, hand = _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident)
                 if victim >= 0:
                     _list_remove(LL, victim)
-                    PF[victim, 1] = 0
+                    FL[victim] &= np.uint8(255 - F_RES)
                     n_resident -= 1
                     cnt[C.CNT_EVICTIONS] += 1
-            PF[p, 1] = 1
+            FL[p] |= F_RES
             n_resident += 1
             if replacement == C.REPL_CLOCK:
                 _list_insert_after(LL, p, LL[hand, 0])
@@ -475,8 +482,8 @@ def _simulate(
 
         if kind == C.EV_IO:
             p = ident
-            PF[p, 2] = 0
-            if PF[p, 6] == 0 and PF[p, 0] == 0:
+            FL[p] &= np.uint8(255 - F_INFL)
+            if PIN[p] == 0 and (FL[p] & F_PTE) == 0:
                 if n_cand == cand.shape[0]:
                     cand = _grow1(cand, n_cand)
                 cand[n_cand] = p
@@ -486,8 +493,8 @@ def _simulate(
                     TS[th, C.TS_WAIT_PAGE] = -1
                     if TS[th, C.TS_WAIT_DROP] == 1:
                         # the lock-dropping attempt lets its page go at completion
-                        PF[p, 6] -= 1
-                        if PF[p, 6] == 0 and PF[p, 0] == 0:
+                        PIN[p] -= 1
+                        if PIN[p] == 0 and (FL[p] & F_PTE) == 0:
                             if n_cand == cand.shape[0]:
                                 cand = _grow1(cand, n_cand)
                             cand[n_cand] = p
@@ -502,16 +509,16 @@ def _simulate(
             j = 0
             for i in range(n_cand):
                 p = cand[i]
-                if PF[p, 1] == 1 and PF[p, 2] == 0 and PF[p, 6] == 0 and PF[p, 0] == 0:
+                if (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0 and PIN[p] == 0 and (FL[p] & F_PTE) == 0:
                     if adv_target[p] == 1:
                         # evict
                         if replacement == C.REPL_CLOCK and hand == p:
                             hand = LL[p, 1]
                         _list_remove(LL, p)
-                        PF[p, 1] = 0
+                        FL[p] &= np.uint8(255 - F_RES)
                         n_resident -= 1
                         cnt[C.CNT_ADV_EVICTIONS] += 1
-                        if PF[p, 3] == 0:
+                        if (FL[p] & F_MSIO) == 0:
                             cnt[C.CNT_WASTED_IO] += 1
                     else:
                         cand[j] = p
@@ -648,7 +655,7 @@ def _simulate(
                             if p < 0:
                                 break
                             g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
-                            if PF[p, 0] == 0:
+                            if (FL[p] & F_PTE) == 0:
                                 # an uncontended fault that needs no lock drop, no shared I/O
                                 # and no signal: the same steps as the general path, in one go
                                 a_t = t + g
@@ -670,9 +677,9 @@ def _simulate(
                                 if eager or bk == C.B_ANON or bk == C.B_DEVICE or bk == C.B_IOMEM:
                                     fend = h
                                 elif bk == C.B_FILE:
-                                    if fault_around > 1 or PF[p, 2] == 1:
+                                    if fault_around > 1 or (FL[p] & F_INFL) != 0:
                                         break
-                                    if PF[p, 1] == 1:
+                                    if (FL[p] & F_RES) != 0:
                                         kind_w = 3
                                         fend = h + pch_ns
                                     else:
@@ -682,7 +689,7 @@ def _simulate(
                                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                                         fend = h + d + wakeup_ns
                                 else:  # context
-                                    if PF[p, 1] == 1:
+                                    if (FL[p] & F_RES) != 0:
                                         fend = h
                                     else:
                                         if dropping:
@@ -698,21 +705,22 @@ def _simulate(
                                     io_cnt += 1
                                     cnt[C.CNT_IO] += 1
                                     n_resident, hand = _admit(p, memory_pages, n_resident,
-                                                              replacement, hand, S, LL, PF, cnt)
+                                                              replacement, hand, S, LL, FL,
+                                                              PIN, cnt)
                                     ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, h, bin_ns)
                                 elif kind_w == 2:
                                     ctx_cnt += 1
-                                    PF[p, 1] = 1
-                                PF[p, 0] = 1
+                                    FL[p] |= F_RES
+                                FL[p] |= F_PTE
                                 cnt[C.CNT_PTES] += 1
-                                PF[p, 3] = 1
-                                if PF[p, 5] == 1:
+                                FL[p] |= F_MSIO
+                                if (FL[p] & F_FILE) != 0:
                                     if replacement == C.REPL_LRU:
                                         if LL[S, 1] != p:
                                             _list_remove(LL, p)
                                             _list_insert_after(LL, p, S)
                                     elif replacement == C.REPL_CLOCK:
-                                        PF[p, 4] = 1
+                                        FL[p] |= F_REF
                                 cnt[C.CNT_FAULTS] += 1
                                 if kind_w == 1 or kind_w == 2:
                                     cnt[C.CNT_MAJOR] += 1
@@ -754,13 +762,13 @@ def _simulate(
                             e = t + g + access_ns
                             if not _key_lt(e, myk, lim_t, lim_k):
                                 break
-                            if PF[p, 5] == 1:
+                            if (FL[p] & F_FILE) != 0:
                                 if replacement == C.REPL_LRU:
                                     if LL[S, 1] != p:
                                         _list_remove(LL, p)
                                         _list_insert_after(LL, p, S)
                                 elif replacement == C.REPL_CLOCK:
-                                    PF[p, 4] = 1
+                                    FL[p] |= F_REF
                             gsum += g
                             nh += 1
                             t = e
@@ -798,7 +806,7 @@ def _simulate(
                     TS[th, C.TS_LOCK_MODE] = 1
                     TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                     nxt = t
-                elif PF[p, 0] == 1:
+                elif (FL[p] & F_PTE) != 0:
                     if TS[th, C.TS_FAULT_ROW] != -1 or TS[th, C.TS_IN_FAULT] == 1:
                         # re-executed after a return to user space: someone mapped it
                         TS[th, C.TS_PHASE] = C.PH_FAULT_END
@@ -810,7 +818,7 @@ def _simulate(
                                     _list_remove(LL, p)
                                     _list_insert_after(LL, p, S)
                             elif replacement == C.REPL_CLOCK:
-                                PF[p, 4] = 1
+                                FL[p] |= F_REF
                         TS[th, C.TS_SEG] = C.CAT_HIT
                         TS[th, C.TS_ACCESS_DONE] = 1
                         TS[th, C.TS_PHASE] = C.PH_REC_END
@@ -939,8 +947,8 @@ def _simulate(
                     newly = vma_npages[v] - (vma_p1[v] - vma_p0[v])
                     for j in range(vma_p0[v], vma_p1[v]):
                         q = by_key[j]
-                        if PF[q, 0] == 0:
-                            PF[q, 0] = 1
+                        if (FL[q] & F_PTE) == 0:
+                            FL[q] |= F_PTE
                             newly += 1
                     cnt[C.CNT_PTES] += newly
                 else:
@@ -1000,32 +1008,32 @@ def _simulate(
                     TS[th, C.TS_PHASE] = C.PH_SIGBUS
                     nxt = t
                 elif bk == C.B_CONTEXT:
-                    if PF[p, 1] == 1:
+                    if (FL[p] & F_RES) != 0:
                         TS[th, C.TS_PHASE] = C.PH_INSTALL
                         nxt = t
                     else:
                         need_wait = 2
                 else:  # file
-                    if PF[p, 1] == 1 and PF[p, 2] == 0:
-                        PF[p, 6] += 1
+                    if (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0:
+                        PIN[p] += 1
                         TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
                         nxt = t + pch_ns
-                    elif PF[p, 2] == 1:
-                        PF[p, 6] += 1
+                    elif (FL[p] & F_INFL) != 0:
+                        PIN[p] += 1
                         need_wait = 1
                     else:
                         # allocate a frame, evicting if needed, and issue the I/O
                         n_resident, hand = _admit(p, memory_pages, n_resident, replacement, hand, S,
-                                                  LL, PF, cnt)
-                        PF[p, 2] = 1
-                        PF[p, 3] = 0
+                                                  LL, FL, PIN, cnt)
+                        FL[p] |= F_INFL
+                        FL[p] &= np.uint8(255 - F_MSIO)
                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                         io_cnt += 1
                         cnt[C.CNT_IO] += 1
                         ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, t, bin_ns)
                         io_c = t + d
                         issued = True
-                        PF[p, 6] += 1
+                        PIN[p] += 1
                         TS[th, C.TS_MAJOR] = 1
                         need_wait = 1
                 if need_wait > 0:
@@ -1064,10 +1072,10 @@ def _simulate(
                     else:
                         TS[th, C.TS_INTR] = 1 if intr else 0
                         if need_wait == 1 and io_inline:
-                            PF[p, 2] = 0
+                            FL[p] &= np.uint8(255 - F_INFL)
                             if drop:
-                                PF[p, 6] -= 1
-                            if PF[p, 6] == 0 and PF[p, 0] == 0:
+                                PIN[p] -= 1
+                            if PIN[p] == 0 and (FL[p] & F_PTE) == 0:
                                 if n_cand == cand.shape[0]:
                                     cand = _grow1(cand, n_cand)
                                 cand[n_cand] = p
@@ -1094,7 +1102,7 @@ def _simulate(
                 # a lock-dropping context wait completed: the context is ready now
                 pos = TS[th, C.TS_POS]
                 r = order[pos] if ordered else pos
-                PF[rec_page[r], 1] = 1
+                FL[rec_page[r]] |= F_RES
                 TS[th, C.TS_PHASE] = C.PH_WOKEN
                 nxt = t + wakeup_ns
 
@@ -1124,7 +1132,7 @@ def _simulate(
                         nxt = t
                 else:
                     if TS[th, C.TS_WAIT_KIND] == 2:
-                        PF[p, 1] = 1
+                        FL[p] |= F_RES
                     TS[th, C.TS_PHASE] = C.PH_INSTALL
                     nxt = t
 
@@ -1139,8 +1147,8 @@ def _simulate(
                 p = rec_page[r]
                 if TS[th, C.TS_WAIT_KIND] == 1:
                     TS[th, C.TS_WAIT_PAGE] = -1
-                    PF[p, 6] -= 1
-                    if PF[p, 6] == 0 and PF[p, 0] == 0 and PF[p, 2] == 0:
+                    PIN[p] -= 1
+                    if PIN[p] == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
                         if n_cand == cand.shape[0]:
                             cand = _grow1(cand, n_cand)
                         cand[n_cand] = p
@@ -1212,10 +1220,10 @@ def _simulate(
                 pos = TS[th, C.TS_POS]
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
-                if PF[p, 0] == 0:
-                    PF[p, 0] = 1
+                if (FL[p] & F_PTE) == 0:
+                    FL[p] |= F_PTE
                     cnt[C.CNT_PTES] += 1
-                PF[p, 3] = 1
+                FL[p] |= F_MSIO
                 n_around = 0
                 if fault_around > 1:
                     v = page_vma[p]
@@ -1225,21 +1233,21 @@ def _simulate(
                     j = page_rank[p] - 1
                     while j >= vma_p0[v] and page_vpn[by_key[j]] >= lo_vpn:
                         q = by_key[j]
-                        if PF[q, 1] == 1 and PF[q, 0] == 0 and PF[q, 2] == 0:
-                            PF[q, 0] = 1
-                            PF[q, 3] = 1
+                        if (FL[q] & F_RES) != 0 and (FL[q] & F_PTE) == 0 and (FL[q] & F_INFL) == 0:
+                            FL[q] |= F_PTE
+                            FL[q] |= F_MSIO
                             n_around += 1
                         j -= 1
                     j = page_rank[p] + 1
                     while j < vma_p1[v] and page_vpn[by_key[j]] < hi_vpn:
                         q = by_key[j]
-                        if PF[q, 1] == 1 and PF[q, 0] == 0 and PF[q, 2] == 0:
-                            PF[q, 0] = 1
-                            PF[q, 3] = 1
+                        if (FL[q] & F_RES) != 0 and (FL[q] & F_PTE) == 0 and (FL[q] & F_INFL) == 0:
+                            FL[q] |= F_PTE
+                            FL[q] |= F_MSIO
                             n_around += 1
                         j += 1
                     cnt[C.CNT_PTES] += n_around
-                PF[p, 6] -= 1
+                PIN[p] -= 1
                 TS[th, C.TS_PHASE] = C.PH_INSTALL
                 nxt = t + n_around * pte_ns
 
@@ -1251,12 +1259,12 @@ def _simulate(
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
                 if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
-                    PF[p, 6] -= 1
+                    PIN[p] -= 1
                 TS[th, C.TS_WAIT_KIND] = 0
-                if PF[p, 0] == 0:
-                    PF[p, 0] = 1
+                if (FL[p] & F_PTE) == 0:
+                    FL[p] |= F_PTE
                     cnt[C.CNT_PTES] += 1
-                PF[p, 3] = 1
+                FL[p] |= F_MSIO
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
@@ -1276,11 +1284,11 @@ def _simulate(
                 p = rec_page[r]
                 if vma_backing[page_vma[p]] == C.B_FILE:
                     if replacement == C.REPL_LRU:
-                        if LL[S, 1] != p and PF[p, 1] == 1:
+                        if LL[S, 1] != p and (FL[p] & F_RES) != 0:
                             _list_remove(LL, p)
                             _list_insert_after(LL, p, S)
                     elif replacement == C.REPL_CLOCK:
-                        PF[p, 4] = 1
+                        FL[p] |= F_REF
                 lat = t - fstart[th]
                 hist_fault[_hist_bucket(lat)] += 1
                 _close_fault(th, t, C.OUT_DONE, TS, faults, keep_records, cnt)
