@@ -179,20 +179,14 @@ def _list_remove(LL, node):
 
 
 @njit
-def _bump(bins, n_bins, row, t, bin_ns):
-    """Count one event at time ``t`` in row ``row`` of the time series (grown as needed)."""
-    b = t // bin_ns
-    if b >= bins.shape[1]:
-        nb = bins.shape[1]
-        while nb <= b:
-            nb *= 2
-        grown = np.zeros((bins.shape[0], nb), np.int64)
-        grown[:, : bins.shape[1]] = bins
-        bins = grown
-    bins[row, b] += 1
-    if b + 1 > n_bins:
-        n_bins = b + 1
-    return bins, n_bins
+def _grow_bins(bins, b):
+    """The time-series array widened to hold bin ``b`` (doubling)."""
+    nb = bins.shape[1]
+    while nb <= b:
+        nb *= 2
+    grown = np.zeros((bins.shape[0], nb), np.int64)
+    grown[:, : bins.shape[1]] = bins
+    return grown
 
 
 @njit
@@ -707,7 +701,12 @@ def _simulate(
                                     n_resident, hand = _admit(p, memory_pages, n_resident,
                                                               replacement, hand, S, LL, FL,
                                                               PIN, cnt)
-                                    ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, h, bin_ns)
+                                    b = h // bin_ns
+                                    if b >= ts_bins.shape[1]:
+                                        ts_bins = _grow_bins(ts_bins, b)
+                                    ts_bins[C.TSB_IOS, b] += 1
+                                    if b >= n_bins:
+                                        n_bins = b + 1
                                 elif kind_w == 2:
                                     ctx_cnt += 1
                                     FL[p] |= F_RES
@@ -726,7 +725,12 @@ def _simulate(
                                     cnt[C.CNT_MAJOR] += 1
                                 else:
                                     cnt[C.CNT_MINOR] += 1
-                                ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_FAULTS, a_t, bin_ns)
+                                b = a_t // bin_ns
+                                if b >= ts_bins.shape[1]:
+                                    ts_bins = _grow_bins(ts_bins, b)
+                                ts_bins[C.TSB_FAULTS, b] += 1
+                                if b >= n_bins:
+                                    n_bins = b + 1
                                 hist_fault[_hist_bucket(fend - a_t)] += 1
                                 wt = d + wakeup_ns if (kind_w == 1 or kind_w == 2) else 0
                                 fwait += wt
@@ -843,7 +847,12 @@ def _simulate(
                             TS[th, C.TS_FAULT_ROW] = nf
                             nf += 1
                         cnt[C.CNT_FAULTS] += 1
-                        ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_FAULTS, t, bin_ns)
+                        b = t // bin_ns
+                        if b >= ts_bins.shape[1]:
+                            ts_bins = _grow_bins(ts_bins, b)
+                        ts_bins[C.TSB_FAULTS, b] += 1
+                        if b >= n_bins:
+                            n_bins = b + 1
                     TS[th, C.TS_K] = 0
                     TS[th, C.TS_LOCK_KIND] = C.LK_FAULT
                     TS[th, C.TS_LOCK_MODE] = 0
@@ -1030,7 +1039,12 @@ def _simulate(
                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                         io_cnt += 1
                         cnt[C.CNT_IO] += 1
-                        ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_IOS, t, bin_ns)
+                        b = t // bin_ns
+                        if b >= ts_bins.shape[1]:
+                            ts_bins = _grow_bins(ts_bins, b)
+                        ts_bins[C.TSB_IOS, b] += 1
+                        if b >= n_bins:
+                            n_bins = b + 1
                         io_c = t + d
                         issued = True
                         PIN[p] += 1
@@ -1121,7 +1135,12 @@ def _simulate(
                     TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
                     TS[th, C.TS_ATT_CPU] = 0
                     TS[th, C.TS_ATT_WAIT] = 0
-                    ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_RETRIES, t, bin_ns)
+                    b = t // bin_ns
+                    if b >= ts_bins.shape[1]:
+                        ts_bins = _grow_bins(ts_bins, b)
+                    ts_bins[C.TSB_RETRIES, b] += 1
+                    if b >= n_bins:
+                        n_bins = b + 1
                     v = page_vma[p]
                     if pol[vma_pol[v], C.K_CHECK_SIGNAL] == 1 and pend_n[th] > 0:
                         TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
@@ -1162,7 +1181,12 @@ def _simulate(
                 TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
                 TS[th, C.TS_ATT_WAIT] = 0
-                ts_bins, n_bins = _bump(ts_bins, n_bins, C.TSB_RETRIES, t, bin_ns)
+                b = t // bin_ns
+                if b >= ts_bins.shape[1]:
+                    ts_bins = _grow_bins(ts_bins, b)
+                ts_bins[C.TSB_RETRIES, b] += 1
+                if b >= n_bins:
+                    n_bins = b + 1
                 TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
                 nxt = t
 
