@@ -53,15 +53,20 @@ def _key_lt(t1, k1, t2, k2):
 
 
 @njit
+def _grow_heap(ht, hk, hg):
+    n = ht.shape[0]
+    ht2 = np.empty(2 * n, np.int64)
+    hk2 = np.empty(2 * n, np.int64)
+    hg2 = np.empty(2 * n, np.int64)
+    ht2[:n] = ht
+    hk2[:n] = hk
+    hg2[:n] = hg
+    return ht2, hk2, hg2
+
+
+@njit
 def _heap_push(ht, hk, hg, n, t, k, g):
-    if n == ht.shape[0]:
-        ht2 = np.empty(2 * n, np.int64)
-        hk2 = np.empty(2 * n, np.int64)
-        hg2 = np.empty(2 * n, np.int64)
-        ht2[:n] = ht
-        hk2[:n] = hk
-        hg2[:n] = hg
-        ht, hk, hg = ht2, hk2, hg2
+    """Insert event ``(t, k)`` with generation ``g``; the caller made room.  Returns the size."""
     i = n
     while i > 0:
         parent = (i - 1) >> 1
@@ -75,7 +80,7 @@ def _heap_push(ht, hk, hg, n, t, k, g):
     ht[i] = t
     hk[i] = k
     hg[i] = g
-    return ht, hk, hg, n + 1
+    return n + 1
 
 
 @njit
@@ -242,7 +247,8 @@ def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
 @njit
 def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk, hg, hn):
     """Release a read hold of address space ``a``'s mmap_sem at ``t``; the last reader out
-    hands the lock to a writer at the head of the queue."""
+    hands the lock to a writer at the head of the queue.  The heap must have room for one
+    more event.  Returns the heap size."""
     lk_readers[a] -= 1
     if lk_readers[a] == 0 and lk_qn[a] > 0:
         m = lk_q.shape[1]
@@ -253,9 +259,8 @@ def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk, h
             lk_qn[a] -= 1
             wth = w >> 1
             TS[wth, C.TS_GEN] += 1
-            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
-                                        TS[wth, C.TS_GEN])
-    return ht, hk, hg, hn
+            hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth, TS[wth, C.TS_GEN])
+    return hn
 
 
 @njit
@@ -415,28 +420,39 @@ def _simulate(
     hn = 0
 
     for th in range(T):
-        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, 0, (C.EV_THREAD << 40) | th, 0)
+        if hn == ht.shape[0]:
+            ht, hk, hg = _grow_heap(ht, hk, hg)
+        hn = _heap_push(ht, hk, hg, hn, 0, (C.EV_THREAD << 40) | th, 0)
         k = sig_kind[th]
         if k == C.SCHED_POISSON:
             first = sig_start[th] + _draw(tables, sig_param[th], seed, 16 + th, 0)
             sig_cnt[th] = 1
-            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, first, (C.EV_SIGNAL << 40) | th, 0)
+            if hn == ht.shape[0]:
+                ht, hk, hg = _grow_heap(ht, hk, hg)
+            hn = _heap_push(ht, hk, hg, hn, first, (C.EV_SIGNAL << 40) | th, 0)
         elif k == C.SCHED_PERIODIC:
-            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, sig_start[th] + sig_param[th],
-                                        (C.EV_SIGNAL << 40) | th, 0)
+            if hn == ht.shape[0]:
+                ht, hk, hg = _grow_heap(ht, hk, hg)
+            hn = _heap_push(ht, hk, hg, hn, sig_start[th] + sig_param[th], (C.EV_SIGNAL << 40) | th, 0)
         elif k == C.SCHED_TIMES:
             if sig_toff[th + 1] > sig_toff[th]:
-                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, sig_times[sig_toff[th]],
-                                            (C.EV_SIGNAL << 40) | th, 0)
+                if hn == ht.shape[0]:
+                    ht, hk, hg = _grow_heap(ht, hk, hg)
+                hn = _heap_push(ht, hk, hg, hn, sig_times[sig_toff[th]], (C.EV_SIGNAL << 40) | th, 0)
                 sig_cnt[th] = 1
     if adv_kind == C.SCHED_POISSON:
-        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, adv_start + _draw(tables, adv_param, seed, 3, 0),
-                                    C.EV_ADVERSARY << 40, 0)
+        if hn == ht.shape[0]:
+            ht, hk, hg = _grow_heap(ht, hk, hg)
+        hn = _heap_push(ht, hk, hg, hn, adv_start + _draw(tables, adv_param, seed, 3, 0), C.EV_ADVERSARY << 40, 0)
         adv_cnt = 1
     elif adv_kind == C.SCHED_PERIODIC:
-        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, adv_start + adv_param, C.EV_ADVERSARY << 40, 0)
+        if hn == ht.shape[0]:
+            ht, hk, hg = _grow_heap(ht, hk, hg)
+        hn = _heap_push(ht, hk, hg, hn, adv_start + adv_param, C.EV_ADVERSARY << 40, 0)
     elif adv_kind == C.SCHED_TIMES and adv_times.shape[0] > 0:
-        ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, adv_times[0], C.EV_ADVERSARY << 40, 0)
+        if hn == ht.shape[0]:
+            ht, hk, hg = _grow_heap(ht, hk, hg)
+        hn = _heap_push(ht, hk, hg, hn, adv_times[0], C.EV_ADVERSARY << 40, 0)
         adv_cnt = 1
 
     # ---- preload
@@ -495,8 +511,9 @@ def _simulate(
                             n_cand += 1
                     TS[th, C.TS_PHASE] = C.PH_WOKEN
                     TS[th, C.TS_GEN] += 1
-                    ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t + wakeup_ns,
-                                                (C.EV_THREAD << 40) | th, TS[th, C.TS_GEN])
+                    if hn == ht.shape[0]:
+                        ht, hk, hg = _grow_heap(ht, hk, hg)
+                    hn = _heap_push(ht, hk, hg, hn, t + wakeup_ns, (C.EV_THREAD << 40) | th, TS[th, C.TS_GEN])
             continue
 
         if kind == C.EV_ADVERSARY:
@@ -529,7 +546,9 @@ def _simulate(
                     nxt_t = adv_times[adv_cnt]
                     adv_cnt += 1
             if nxt_t >= 0 and nxt_t <= horizon:
-                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt_t, C.EV_ADVERSARY << 40, 0)
+                if hn == ht.shape[0]:
+                    ht, hk, hg = _grow_heap(ht, hk, hg)
+                hn = _heap_push(ht, hk, hg, hn, nxt_t, C.EV_ADVERSARY << 40, 0)
             continue
 
         if kind == C.EV_SIGNAL:
@@ -583,7 +602,9 @@ def _simulate(
                     nxt_t = sig_times[idx]
                     sig_cnt[th] += 1
             if nxt_t >= 0 and nxt_t <= horizon:
-                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt_t, (C.EV_SIGNAL << 40) | th, 0)
+                if hn == ht.shape[0]:
+                    ht, hk, hg = _grow_heap(ht, hk, hg)
+                hn = _heap_push(ht, hk, hg, hn, nxt_t, (C.EV_SIGNAL << 40) | th, 0)
             # an interruptible wait is aborted at once
             if TS[th, C.TS_INTR] == 1:
                 TS[th, C.TS_PHASE] = C.PH_ABORT
@@ -987,8 +1008,9 @@ def _simulate(
                     lk_qh[a] = (lk_qh[a] + 1) % m
                     lk_qn[a] -= 1
                     TS[wth, C.TS_GEN] += 1
-                    ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth,
-                                                TS[wth, C.TS_GEN])
+                    if hn == ht.shape[0]:
+                        ht, hk, hg = _grow_heap(ht, hk, hg)
+                    hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth, TS[wth, C.TS_GEN])
                     if wmode == 1:
                         break
                 TS[th, C.TS_PHASE] = C.PH_REC_END
@@ -1066,8 +1088,10 @@ def _simulate(
                         if keep_records:
                             locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                         # release read lock
-                        ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
-                                                      lk_qn, TS, ht, hk, hg, hn)
+                        if hn == ht.shape[0]:
+                            ht, hk, hg = _grow_heap(ht, hk, hg)
+                        hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
+                                           hg, hn)
                     if issued:
                         iok = (C.EV_IO << 40) | p
                         if (not (intr and pend_n[th] > 0)) and io_c <= horizon and (
@@ -1075,7 +1099,9 @@ def _simulate(
                             # nothing else happens before the I/O completes: complete it inline
                             io_inline = True
                         else:
-                            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, io_c, iok, 0)
+                            if hn == ht.shape[0]:
+                                ht, hk, hg = _grow_heap(ht, hk, hg)
+                            hn = _heap_push(ht, hk, hg, hn, io_c, iok, 0)
                     if intr and pend_n[th] > 0:
                         # an interruptible sleep with a signal pending returns at once; the
                         # oldest pending signal is the one that aborted it
@@ -1175,8 +1201,10 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
-                                              lk_qn, TS, ht, hk, hg, hn)
+                if hn == ht.shape[0]:
+                    ht, hk, hg = _grow_heap(ht, hk, hg)
+                hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
+                                   hg, hn)
                 TS[th, C.TS_RETRIES] += 1
                 TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
@@ -1292,8 +1320,10 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
-                                              lk_qn, TS, ht, hk, hg, hn)
+                if hn == ht.shape[0]:
+                    ht, hk, hg = _grow_heap(ht, hk, hg)
+                hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
+                                   hg, hn)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
@@ -1329,8 +1359,10 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                ht, hk, hg, hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh,
-                                              lk_qn, TS, ht, hk, hg, hn)
+                if hn == ht.shape[0]:
+                    ht, hk, hg = _grow_heap(ht, hk, hg)
+                hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
+                                   hg, hn)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TS[th, C.TS_ATT_CPU] = 0
                 # iomem never waits, so the fault is minor with no I/O wait
@@ -1356,15 +1388,18 @@ def _simulate(
                 break
             if nxt > horizon:
                 TS[th, C.TS_GEN] += 1
-                ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt, (C.EV_THREAD << 40) | th,
-                                            TS[th, C.TS_GEN])
+                if hn == ht.shape[0]:
+                    ht, hk, hg = _grow_heap(ht, hk, hg)
+                hn = _heap_push(ht, hk, hg, hn, nxt, (C.EV_THREAD << 40) | th, TS[th, C.TS_GEN])
                 break
             myk = (C.EV_THREAD << 40) | th
             if hn == 0 or _key_lt(nxt, myk, ht[0], hk[0]):
                 t = nxt
                 continue
             TS[th, C.TS_GEN] += 1
-            ht, hk, hg, hn = _heap_push(ht, hk, hg, hn, nxt, myk, TS[th, C.TS_GEN])
+            if hn == ht.shape[0]:
+                ht, hk, hg = _grow_heap(ht, hk, hg)
+            hn = _heap_push(ht, hk, hg, hn, nxt, myk, TS[th, C.TS_GEN])
             break
 
     # ---- the horizon: close every unfinished thread's books
