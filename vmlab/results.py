@@ -96,7 +96,9 @@ class Result:
             df["major"] = df["major"].astype(bool)
             df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype(int),
                                                       categories=list(C.OUTCOME_NAMES))
-            df["vma_name"] = [self._vma_label(v) for v in df["vma"]] if len(df) else []
+            labels = [self._vma_label(i) for i in range(len(self.vmas))]
+            df["vma_name"] = pd.Categorical.from_codes(df["vma"].astype(int), categories=labels) \
+                if len(set(labels)) == len(labels) else [labels[v] for v in df["vma"]]
             df = df.sort_values(["start_ns", "thread"], kind="stable").reset_index(drop=True)
             self._frames["faults"] = df
         return self._frames["faults"]
