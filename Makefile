@@ -23,7 +23,9 @@ report: $(STAMP)
 ## make bench: run the benchmarks (installs the benchmark-only extras)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_lackey.py --records 100000000
+	$(PY) benchmarks/bench_synth.py
 
 clean:
 	rm -rf $(VENV) report .pytest_cache
