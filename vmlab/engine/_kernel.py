@@ -289,6 +289,16 @@ def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, PIN, cnt):
 
 
 @njit
+def _attempt_wasted(th, TS, TT):
+    """The attempt in progress ended without completing the fault (a retry or an abort):
+    its CPU and waits are wasted."""
+    TS[th, C.TS_RETRIES] += 1
+    TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
+    TS[th, C.TS_ATT_CPU] = 0
+    TS[th, C.TS_ATT_WAIT] = 0
+
+
+@njit
 def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
     """Write thread ``th``'s fault record (if kept) and count it: one user-visible fault,
     however many attempts it took."""
@@ -1156,11 +1166,7 @@ def _simulate(
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
                 if TS[th, C.TS_WAIT_DROP] == 1:
-                    # the attempt ends in a retry
-                    TS[th, C.TS_RETRIES] += 1
-                    TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
-                    TS[th, C.TS_ATT_CPU] = 0
-                    TS[th, C.TS_ATT_WAIT] = 0
+                    _attempt_wasted(th, TS, TT)  # the attempt ends in a retry
                     b = t // bin_ns
                     if b >= ts_bins.shape[1]:
                         ts_bins = _grow_bins(ts_bins, b)
@@ -1205,10 +1211,7 @@ def _simulate(
                     ht, hk, hg = _grow_heap(ht, hk, hg)
                 hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
                                    hg, hn)
-                TS[th, C.TS_RETRIES] += 1
-                TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
-                TS[th, C.TS_ATT_CPU] = 0
-                TS[th, C.TS_ATT_WAIT] = 0
+                _attempt_wasted(th, TS, TT)
                 b = t // bin_ns
                 if b >= ts_bins.shape[1]:
                     ts_bins = _grow_bins(ts_bins, b)

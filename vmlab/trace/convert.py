@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .readers._text import check_file
 from .._io import same_file
 from ..errors import TraceFormatError
 from .model import Trace
@@ -52,22 +53,13 @@ def reader(fmt):
         raise TraceFormatError(f"the {fmt!r} reader is not available in this vmlab") from None
 
 
-def _check_src(path):
-    path = Path(path)
-    if not path.exists():
-        raise TraceFormatError("no such file", path)
-    if path.is_dir():
-        raise TraceFormatError("is a directory, expected a trace file", path)
-    return path
-
-
 def detect_format(path):
     """Name of the format of ``path`` (``"vmt"`` or one of :data:`FORMATS`).
 
     Looks at the first 64 KiB.  Raises :class:`TraceFormatError` if the file is missing,
     empty, or matches no format.
     """
-    path = _check_src(path)
+    path = check_file(path)
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     if not head:
@@ -108,7 +100,7 @@ def read_trace(path, fmt=None, **options) -> Trace:
     ``fmt`` is detected when ``None``; native ``.vmt`` files are memory-mapped with
     :func:`~vmlab.trace.native.open_trace` (no records read).
     """
-    path = _check_src(path)
+    path = check_file(path)
     fmt = fmt or detect_format(path)
     if fmt == "vmt":
         return _open_vmt(path, options)
@@ -141,7 +133,7 @@ def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
     The output appears atomically: on any error (or Ctrl-C) nothing is left at ``dst``
     (a previous file there is untouched) and no temporary file remains.
     """
-    src, dst = _check_src(src), Path(dst)
+    src, dst = check_file(src), Path(dst)
     if same_file(src, dst) or src.resolve() == dst.resolve():
         raise TraceFormatError("refusing to convert a file onto itself (dst is src)", dst)
     fmt = fmt or detect_format(src)

@@ -402,3 +402,9 @@ def first_index(mask_fn, n, step=1 << 22):
         if len(hits):
             return lo + int(hits[0])
     return -1
+
+
+def address_outputs(cap):
+    """Output columns of the address-only text readers (lackey, din): addr, op, size."""
+    return {"addr": np.empty(cap, np.uint64), "op": np.empty(cap, np.uint8),
+            "size": np.empty(cap, np.uint32)}

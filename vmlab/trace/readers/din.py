@@ -36,7 +36,8 @@ from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import Op, TraceMeta
 from . import _text
-from ._text import ERR_CAPACITY, HEX_VALUE, check_file, check_options, shorten
+from ._text import (ERR_CAPACITY, HEX_VALUE, address_outputs, check_file, check_options,
+                    shorten)
 
 NAME = "din"
 WITH_GAP = False
@@ -162,11 +163,6 @@ def _parse(buf, start, end, default_size, addr, op, size):
     return n, 0, 0, 0
 
 
-def _outputs(cap):
-    return {"addr": np.empty(cap, np.uint64), "op": np.empty(cap, np.uint8),
-            "size": np.empty(cap, np.uint32)}
-
-
 def _describe(err, aux, text):
     t = shorten(text.strip())
     fields = text.split()
@@ -229,7 +225,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
 
     total = 0
     for chunk in _text.parse_blocks(
-            path, _outputs, kernel, _describe, min_line=_MIN_LINE, chunk_records=chunk_records,
+            path, address_outputs, kernel, _describe, min_line=_MIN_LINE, chunk_records=chunk_records,
             block_bytes=options.get("block_bytes"), threads=options.get("threads", 2),
             show_progress=show_progress, desc=f"din {path.name}"):
         total += len(chunk["addr"])

@@ -27,7 +27,8 @@ from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import Op, TraceMeta
 from . import _text
-from ._text import ERR_CAPACITY, HEX_VALUE, check_file, check_options, shorten
+from ._text import (ERR_CAPACITY, HEX_VALUE, address_outputs, check_file, check_options,
+                    shorten)
 
 NAME = "lackey"
 WITH_GAP = False
@@ -137,11 +138,6 @@ def _parse(buf, start, end, addr, op, size):
     return n, 0, 0, 0
 
 
-def _outputs(cap):
-    return {"addr": np.empty(cap, np.uint64), "op": np.empty(cap, np.uint8),
-            "size": np.empty(cap, np.uint32)}
-
-
 def _kernel(buf, start, end, cols):
     return _parse(buf, start, end, cols["addr"], cols["op"], cols["size"])
 
@@ -200,7 +196,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     path = check_file(path)
     total = 0
     for chunk in _text.parse_blocks(
-            path, _outputs, _kernel, _describe, min_line=_MIN_LINE, chunk_records=chunk_records,
+            path, address_outputs, _kernel, _describe, min_line=_MIN_LINE, chunk_records=chunk_records,
             block_bytes=options.get("block_bytes"), threads=options.get("threads", 2),
             show_progress=show_progress, desc=f"lackey {path.name}"):
         total += len(chunk["addr"])
