@@ -223,9 +223,11 @@ class Explorer:
         if c["adversary_hz"] and c["backing"] == "file":
             adversary = Adversary("poisson", rate_hz=float(c["adversary_hz"]))
         signals = (poisson_signals(float(c["signal_hz"])),) if c["signal_hz"] else ()
+        # no per-fault rows: the charts read the kernel's histograms, which keeps a
+        # million-record update quick
         return Scenario(trace, backing=c["backing"], memory_pages=mem, signals=signals,
                         adversary=adversary, horizon_ns=int(c["horizon_s"] * 1e9),
-                        costs=Costs(io_ns=io))
+                        costs=Costs(io_ns=io), records=False)
 
     def update(self):
         """Re-run the selected policies now and refresh the table and charts."""
