@@ -129,7 +129,7 @@ def test_records_false_same_counters_and_close_percentiles(case):
 def test_records_false_summary_percentiles_on_a_large_sample():
     """On a sample large enough for interpolation not to matter, the records=False summary
     percentiles are within 1.6% of the records=True ones (linear interpolation)."""
-    from vmlab.model import Costs, LogNormal, Scenario, Vma, poisson_signals
+    from vmlab.model import Costs, LogNormal, Scenario, poisson_signals
     from vmlab.trace import synth
 
     tr = synth.uniform(20_000, pages=4_096, seed=7)

@@ -13,7 +13,7 @@ from matplotlib.colors import LogNorm, to_hex  # noqa: E402
 import vmlab  # noqa: E402
 from vmlab import plots  # noqa: E402
 from vmlab.model import POLICY_ORDER  # noqa: E402
-from vmlab.trace import Op, Trace, synth  # noqa: E402
+from vmlab.trace import Trace, synth  # noqa: E402
 
 POLICIES = ("nopage", "nopage_refault", "fault_retry")
 

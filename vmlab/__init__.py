@@ -13,3 +13,11 @@ from .analysis import compare, simulate, sweep
 from .results import Result
 
 __version__ = "0.1.0"
+
+__all__ = [
+    'ScenarioError', 'TraceFormatError', 'VmlabError', 'Op', 'Trace', 'TraceMeta',
+    'TraceWriter', 'open_trace', 'save_trace', 'HDD', 'NVME', 'SPUFS', 'Adversary', 'Costs',
+    'Empirical', 'Exponential', 'Fixed', 'LogNormal', 'Policy', 'PRESETS', 'Scenario',
+    'SignalSchedule', 'Uniform', 'Vma', 'get_policy', 'periodic_signals', 'poisson_signals',
+    'compare', 'simulate', 'sweep', 'Result'
+]

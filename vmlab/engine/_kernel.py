@@ -487,7 +487,6 @@ def _simulate(
             cand[n_cand] = p
             n_cand += 1
 
-    now = 0
     n_alive = T
     while hn > 0 and n_alive > 0:
         t = ht[0]
@@ -498,7 +497,6 @@ def _simulate(
         hn = _heap_pop(ht, hk, hg, hn)
         kind = key >> 40
         ident = key & ((1 << 40) - 1)
-        now = t
 
         if kind == C.EV_IO:
             p = ident

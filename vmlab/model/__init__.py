@@ -3,3 +3,9 @@ from .costs import HDD, NVME, SPUFS, Costs, Dist, Empirical, Exponential, Fixed,
 from .policies import BACKINGS, POLICY_ORDER, PRESETS, Policy, can_serve, get_policy
 from .scenario import (Adversary, Scenario, SignalSchedule, Vma, periodic_signals,
                        poisson_signals)
+
+__all__ = [
+    'HDD', 'NVME', 'SPUFS', 'Costs', 'Dist', 'Empirical', 'Exponential', 'Fixed', 'LogNormal',
+    'Uniform', 'BACKINGS', 'POLICY_ORDER', 'PRESETS', 'Policy', 'can_serve', 'get_policy',
+    'Adversary', 'Scenario', 'SignalSchedule', 'Vma', 'periodic_signals', 'poisson_signals'
+]

@@ -8,7 +8,7 @@ reproducible in any process.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import ScenarioError
-from ..trace.model import Op, Trace
+from ..trace.model import Trace
 from .costs import Costs, Exponential
-from .policies import BACKINGS, Policy, can_serve, get_policy
+from .policies import BACKINGS, can_serve, get_policy
 
 REPLACEMENTS = ("lru", "fifo", "clock")
 SCHEDULE_KINDS = ("poisson", "periodic", "times")

@@ -20,7 +20,7 @@ Columns may be memory-mapped (see :func:`vmlab.trace.native.open_trace`), so a t
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
