@@ -208,25 +208,18 @@ class Result:
                 s[f"signal_latency_ns_{name}"] = math.nan
         s["lock_wait_ns_total"] = int(np.sum(raw.threads["lock_wait_ns"]))
         # writer throughput: LOCK_W records per second while the access threads ran (a loop
-        # thread that outlives its victims would otherwise measure its own free run)
-        lk = raw.locks
-        if keep and s["n_lock_w"] > 0:
-            w = (lk["kind"] == C.LK_LOCKW) & (lk["release_ns"] >= 0)
-            t0 = lk["request_ns"][w].min()
-            t1 = lk["release_ns"][w].max()
-            tr = self.scenario.trace
-            acc_tids = np.unique(np.asarray(tr.tid)[np.asarray(tr.op) != 4])
-            th = raw.threads
-            acc_end = th["end_ns"][np.isin(th["tid"], acc_tids)]
-            if len(acc_end) and acc_end.max() > t0:
-                t1 = min(t1, int(acc_end.max()))
-            n_in = int(np.sum(w & (lk["release_ns"] <= t1)))
-            span = t1 - t0
-            s["writer_ops_per_s"] = n_in * 1e9 / span if span > 0 else math.nan
-        elif s["n_lock_w"] > 0 and s["elapsed_ns"] > 0:
-            s["writer_ops_per_s"] = s["n_lock_w"] * 1e9 / s["elapsed_ns"]
+        # thread that outlives its victims would otherwise measure its own free run); the
+        # kernel counts it, so it is the same with or without records
+        t0, t_last, t_acc = (c["lock_w_first_request_ns"], c["lock_w_last_release_ns"],
+                             c["access_threads_end_ns"])
+        if t_acc > t0:
+            t1, n_w = min(t_last, t_acc), c["n_lock_w_while_access"]
+        else:  # no access thread ran beside the writer: its whole span
+            t1, n_w = t_last, s["n_lock_w"]
+        if s["n_lock_w"] > 0 and t1 > t0:
+            s["writer_ops_per_s"] = n_w * 1e9 / (t1 - t0)
         else:
-            s["writer_ops_per_s"] = 0.0
+            s["writer_ops_per_s"] = 0.0 if s["n_lock_w"] == 0 else math.nan
         s["livelock"] = s["n_livelocked_threads"] > 0
         s["page_table_bytes"] = 4096 * math.ceil(s["n_ptes_end"] / 512)
         if keep:

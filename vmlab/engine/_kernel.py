@@ -323,7 +323,7 @@ def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
 @njit
 def _simulate(
     # records
-    rec_page, rec_gap, has_gap, order, ordered, thr_off, thr_tid,
+    rec_page, rec_gap, has_gap, order, ordered, thr_off, thr_tid, thr_access,
     # pages
     page_vma, page_vpn, page_asid, page_rank, by_key,
     # vmas
@@ -488,6 +488,13 @@ def _simulate(
             n_cand += 1
 
     n_alive = T
+    # writer throughput is measured while threads with access records run
+    n_acc_alive = 0
+    for th in range(T):
+        n_acc_alive += thr_access[th]
+    acc_end = -1
+    lw_first = -1
+    lw_last = -1
     while hn > 0 and n_alive > 0:
         t = ht[0]
         key = hk[0]
@@ -651,6 +658,10 @@ def _simulate(
                     TT[th, C.TT_STATE] = C.ST_DONE
                     TT[th, C.TT_END] = t
                     n_alive -= 1
+                    if thr_access[th] == 1:
+                        n_acc_alive -= 1
+                        if n_acc_alive == 0:
+                            acc_end = t
                     TS[th, C.TS_SEG] = C.CAT_COMPUTE
                     break
                 else:
@@ -905,6 +916,8 @@ def _simulate(
                     a = TS[th, C.TS_ASID_LOCKW]
                 TS[th, C.TS_LOCK_ASID] = a
                 TS[th, C.TS_REQ_T] = t
+                if lkind == C.LK_LOCKW and lw_first < 0:
+                    lw_first = t
                 if keep_records:
                     if nl == locks.shape[0]:
                         locks = _grow(locks)
@@ -991,6 +1004,9 @@ def _simulate(
                     cnt[C.CNT_PTES] += newly
                 else:
                     cnt[C.CNT_LOCK_W] += 1
+                    lw_last = t
+                    if acc_end < 0 or t <= acc_end:
+                        cnt[C.CNT_LW_WINDOW] += 1
                     TT[th, C.TT_RECORDS] += 1
                     TS[th, C.TS_POS] += 1
                 # release the write lock and grant waiters
@@ -1258,6 +1274,10 @@ def _simulate(
                         TT[th, C.TT_STATE] = C.ST_KILLED
                         TT[th, C.TT_END] = t
                         n_alive -= 1
+                        if thr_access[th] == 1:
+                            n_acc_alive -= 1
+                            if n_acc_alive == 0:
+                                acc_end = t
                         if TS[th, C.TS_IN_FAULT] == 1 and TS[th, C.TS_AFTER] == C.PH_ACCESS:
                             _close_fault(th, t, C.OUT_KILLED, TS, faults, keep_records, cnt)
                             TS[th, C.TS_IN_FAULT] = 0
@@ -1374,6 +1394,10 @@ def _simulate(
                 TT[th, C.TT_STATE] = C.ST_SIGBUS
                 TT[th, C.TT_END] = t
                 n_alive -= 1
+                if thr_access[th] == 1:
+                    n_acc_alive -= 1
+                    if n_acc_alive == 0:
+                        acc_end = t
                 cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
                 TS[th, C.TS_POS] = thr_off[th + 1]
                 # pending signals die with the thread
@@ -1432,5 +1456,10 @@ def _simulate(
         if TT[th, C.TT_END] > end_time:
             end_time = TT[th, C.TT_END]
     cnt[C.CNT_END] = end_time
+    if n_acc_alive > 0:
+        acc_end = horizon
+    cnt[C.CNT_LW_FIRST] = lw_first
+    cnt[C.CNT_LW_LAST] = lw_last
+    cnt[C.CNT_ACC_END] = acc_end
     cnt[C.CNT_RESIDENT] = n_resident
     return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, ts_bins[:, :n_bins], hist_fault, hist_sig)

@@ -81,10 +81,12 @@ TSB_NCOL = 3
 # counters
 (CNT_ACCESSES, CNT_FAULTS, CNT_MAJOR, CNT_MINOR, CNT_RETRIES, CNT_SIGBUS, CNT_IO, CNT_WASTED_IO,
  CNT_EVICTIONS, CNT_ADV_EVICTIONS, CNT_LOCK_W, CNT_PTES, CNT_SIGNALS, CNT_UNFINISHED,
- CNT_ABANDONED, CNT_LIVELOCKED, CNT_SIG_DELIVERED, CNT_END, CNT_RESIDENT) = range(19)
-N_COUNTERS = 19
+ CNT_ABANDONED, CNT_LIVELOCKED, CNT_SIG_DELIVERED, CNT_END, CNT_RESIDENT, CNT_LW_WINDOW,
+ CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END) = range(23)
+N_COUNTERS = 23
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",
                  "n_livelocked_threads", "n_signals_delivered", "elapsed_ns",
-                 "n_resident_end")
+                 "n_resident_end", "n_lock_w_while_access", "lock_w_first_request_ns",
+                 "lock_w_last_release_ns", "access_threads_end_ns")

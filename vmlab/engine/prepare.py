@@ -160,6 +160,15 @@ def _scratch(n, dtype):
     return arr
 
 
+def _access_tids(trace):
+    """Thread ids that have at least one access record (not only LOCK_W), chunk by chunk."""
+    out = set()
+    for lo in range(0, len(trace), _CHUNK):
+        op = np.asarray(trace.op[lo:lo + _CHUNK])
+        out.update(np.unique(np.asarray(trace.tid[lo:lo + _CHUNK])[op != Op.LOCK_W]).tolist())
+    return out
+
+
 def _with_extra_pages(idx, extra):
     """The index with pages no record touches added (preloaded pages): ids are renumbered."""
     # the new pages get ids after the existing ones, which keep theirs
@@ -297,8 +306,7 @@ def prepare(scenario, policy=None):
     times = []
     sig_toff = np.zeros(T + 1, np.int64)
     # a schedule for "every thread" skips threads made only of LOCK_W records
-    access_tids = set(np.unique(np.asarray(trace.tid)[np.asarray(trace.op) != Op.LOCK_W]).tolist()) \
-        if sched else set()
+    access_tids = _access_tids(trace)
     for j, tid in enumerate(idx.thr_tid):
         s = sched.get(int(tid))
         if s is not None and s.threads is None and int(tid) not in access_tids:
@@ -366,9 +374,11 @@ def prepare(scenario, policy=None):
     if rec_gap.dtype != np.uint64 and len(rec_gap) <= MEMMAP_RECORDS:
         # one dtype for the kernel: each new dtype would mean a new compilation (~1 min)
         rec_gap = rec_gap.astype(np.uint64)
+    thr_access = np.isin(idx.thr_tid, np.fromiter(access_tids, np.int64, len(access_tids))) \
+        .astype(np.int64)
     args = (
         idx.rec_page, rec_gap, has_gap, idx.order, idx.ordered,
-        idx.thr_off, idx.thr_tid,
+        idx.thr_off, idx.thr_tid, thr_access,
         page_vma.astype(np.int64), page_vpn, page_asid, idx.rank, idx.by_key,
         vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
         emap_vma, emap_off,
