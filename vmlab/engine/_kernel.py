@@ -245,10 +245,9 @@ def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
 
 
 @njit
-def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk, hg, hn):
+def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn):
     """Release a read hold of address space ``a``'s mmap_sem at ``t``; the last reader out
-    hands the lock to a writer at the head of the queue.  The heap must have room for one
-    more event.  Returns the heap size."""
+    hands the lock to a writer at the head of the queue, who resumes at ``t``."""
     lk_readers[a] -= 1
     if lk_readers[a] == 0 and lk_qn[a] > 0:
         m = lk_q.shape[1]
@@ -257,10 +256,23 @@ def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk, h
             lk_writer[a] = 1
             lk_qh[a] = (lk_qh[a] + 1) % m
             lk_qn[a] -= 1
-            wth = w >> 1
-            TS[wth, C.TS_GEN] += 1
-            hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth, TS[wth, C.TS_GEN])
-    return hn
+            tn[w >> 1] = t
+
+
+@njit
+def _limit(ht, hk, hn, tn, th):
+    """The smallest pending key other than thread ``th``'s own: ``(found, time, key)``."""
+    found = hn > 0
+    lt = ht[0] if found else 0
+    lk = hk[0] if found else 0
+    for i in range(tn.shape[0]):
+        if i != th and tn[i] >= 0:
+            k = (C.EV_THREAD << 40) | i
+            if not found or _key_lt(tn[i], k, lt, lk):
+                lt = tn[i]
+                lk = k
+                found = True
+    return found, lt, lk
 
 
 @njit
@@ -423,16 +435,15 @@ def _simulate(
     # per-fault scratch when records are off
     fstart = np.zeros(T, np.int64)
 
-    # ---- heap
+    # ---- events: a heap for I/O completions, adversary calls and signal arrivals; each
+    # thread's next step in tn (time, or -1 while it is blocked), scanned for the minimum
+    tn = np.zeros(T, np.int64)
     ht = np.empty(64, np.int64)
     hk = np.empty(64, np.int64)
     hg = np.empty(64, np.int64)
     hn = 0
 
     for th in range(T):
-        if hn == ht.shape[0]:
-            ht, hk, hg = _grow_heap(ht, hk, hg)
-        hn = _heap_push(ht, hk, hg, hn, 0, (C.EV_THREAD << 40) | th, 0)
         k = sig_kind[th]
         if k == C.SCHED_POISSON:
             first = sig_start[th] + _draw(tables, sig_param[th], seed, 16 + th, 0)
@@ -495,15 +506,30 @@ def _simulate(
     acc_end = -1
     lw_first = -1
     lw_last = -1
-    while hn > 0 and n_alive > 0:
-        t = ht[0]
-        key = hk[0]
-        gen = hg[0]
-        if t > horizon:
+    while n_alive > 0:
+        bth = -1
+        bt = 0
+        for i in range(T):
+            if tn[i] >= 0 and (bth < 0 or tn[i] < bt):
+                bt = tn[i]
+                bth = i
+        if hn > 0 and (bth < 0 or _key_lt(ht[0], hk[0], bt, (C.EV_THREAD << 40) | bth)):
+            t = ht[0]
+            key = hk[0]
+            if t > horizon:
+                break
+            hn = _heap_pop(ht, hk, hg, hn)
+            kind = key >> 40
+            ident = key & ((1 << 40) - 1)
+        elif bth >= 0:
+            t = bt
+            if t > horizon:
+                break
+            kind = C.EV_THREAD
+            ident = bth
+            tn[bth] = -1
+        else:
             break
-        hn = _heap_pop(ht, hk, hg, hn)
-        kind = key >> 40
-        ident = key & ((1 << 40) - 1)
 
         if kind == C.EV_IO:
             p = ident
@@ -525,10 +551,7 @@ def _simulate(
                             cand[n_cand] = p
                             n_cand += 1
                     TS[th, C.TS_PHASE] = C.PH_WOKEN
-                    TS[th, C.TS_GEN] += 1
-                    if hn == ht.shape[0]:
-                        ht, hk, hg = _grow_heap(ht, hk, hg)
-                    hn = _heap_push(ht, hk, hg, hn, t + wakeup_ns, (C.EV_THREAD << 40) | th, TS[th, C.TS_GEN])
+                    tn[th] = t + wakeup_ns
             continue
 
         if kind == C.EV_ADVERSARY:
@@ -623,17 +646,14 @@ def _simulate(
             # an interruptible wait is aborted at once
             if TS[th, C.TS_INTR] == 1:
                 TS[th, C.TS_PHASE] = C.PH_ABORT
-                TS[th, C.TS_GEN] += 1
+                tn[th] = -1  # a pending wake-up (context wait) is cancelled
                 if keep_records and row >= 0:
                     sigs[row, C.S_ABORTED] = 1
-                gen = TS[th, C.TS_GEN]
                 # fall through to run the thread now
             else:
                 continue
         else:
             th = ident
-            if gen != TS[th, C.TS_GEN]:
-                continue
 
         # ================= run thread th at time t =================
         while True:
@@ -671,14 +691,10 @@ def _simulate(
                     if pend_n[th] == 0:
                         end = thr_off[th + 1]
                         myk = (C.EV_THREAD << 40) | th
-                        lim_t = horizon + 1
-                        lim_k = 0
-                        if hn > 0:
-                            lim_t = ht[0]
-                            lim_k = hk[0]
-                            if horizon < lim_t:
-                                lim_t = horizon + 1
-                                lim_k = 0
+                        found, lim_t, lim_k = _limit(ht, hk, hn, tn, th)
+                        if not found or horizon < lim_t:
+                            lim_t = horizon + 1
+                            lim_k = 0
                         gsum = 0
                         nh = 0
                         fcpu = 0
@@ -1031,10 +1047,7 @@ def _simulate(
                             break
                     lk_qh[a] = (lk_qh[a] + 1) % m
                     lk_qn[a] -= 1
-                    TS[wth, C.TS_GEN] += 1
-                    if hn == ht.shape[0]:
-                        ht, hk, hg = _grow_heap(ht, hk, hg)
-                    hn = _heap_push(ht, hk, hg, hn, t, (C.EV_THREAD << 40) | wth, TS[wth, C.TS_GEN])
+                    tn[wth] = t
                     if wmode == 1:
                         break
                 TS[th, C.TS_PHASE] = C.PH_REC_END
@@ -1112,14 +1125,12 @@ def _simulate(
                         if keep_records:
                             locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                         # release read lock
-                        if hn == ht.shape[0]:
-                            ht, hk, hg = _grow_heap(ht, hk, hg)
-                        hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
-                                           hg, hn)
+                        _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
                     if issued:
                         iok = (C.EV_IO << 40) | p
+                        found, lt, lk = _limit(ht, hk, hn, tn, th)
                         if (not (intr and pend_n[th] > 0)) and io_c <= horizon and (
-                                hn == 0 or _key_lt(io_c, iok, ht[0], hk[0])):
+                                not found or _key_lt(io_c, iok, lt, lk)):
                             # nothing else happens before the I/O completes: complete it inline
                             io_inline = True
                         else:
@@ -1221,10 +1232,7 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                if hn == ht.shape[0]:
-                    ht, hk, hg = _grow_heap(ht, hk, hg)
-                hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
-                                   hg, hn)
+                _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
                 _attempt_wasted(th, TS, TT)
                 b = t // bin_ns
                 if b >= ts_bins.shape[1]:
@@ -1341,10 +1349,7 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                if hn == ht.shape[0]:
-                    ht, hk, hg = _grow_heap(ht, hk, hg)
-                hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
-                                   hg, hn)
+                _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
@@ -1380,10 +1385,7 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                if hn == ht.shape[0]:
-                    ht, hk, hg = _grow_heap(ht, hk, hg)
-                hn = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, TS, ht, hk,
-                                   hg, hn)
+                _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TS[th, C.TS_ATT_CPU] = 0
                 # iomem never waits, so the fault is minor with no I/O wait
@@ -1412,19 +1414,13 @@ def _simulate(
             if nxt < 0:
                 break
             if nxt > horizon:
-                TS[th, C.TS_GEN] += 1
-                if hn == ht.shape[0]:
-                    ht, hk, hg = _grow_heap(ht, hk, hg)
-                hn = _heap_push(ht, hk, hg, hn, nxt, (C.EV_THREAD << 40) | th, TS[th, C.TS_GEN])
+                tn[th] = nxt
                 break
-            myk = (C.EV_THREAD << 40) | th
-            if hn == 0 or _key_lt(nxt, myk, ht[0], hk[0]):
+            found, lt, lk = _limit(ht, hk, hn, tn, th)
+            if not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk):
                 t = nxt
                 continue
-            TS[th, C.TS_GEN] += 1
-            if hn == ht.shape[0]:
-                ht, hk, hg = _grow_heap(ht, hk, hg)
-            hn = _heap_push(ht, hk, hg, hn, nxt, myk, TS[th, C.TS_GEN])
+            tn[th] = nxt
             break
 
     # ---- the horizon: close every unfinished thread's books
