@@ -412,3 +412,19 @@ def test_latency_cdf_without_records_uses_the_histogram():
     p50 = x[np.searchsorted(y, 0.5)]
     unit, scale = plots.time_unit(np.array([r.summary["fault_latency_ns_p50"]]))
     assert abs(p50 * scale / r.summary["fault_latency_ns_p50"] - 1) < 0.05
+
+
+def test_series_over_time_shows_identical_curves():
+    import vmlab
+    from vmlab import plots
+    from vmlab.trace import synth
+
+    tr = synth.uniform(3000, 400, seed=5)
+    sc = vmlab.Scenario(tr, backing="file", memory_pages=50)
+    res = {p: vmlab.simulate(sc, p) for p in ("fault_retry", "fault_retry_unbounded")}
+    ax = plots.series_over_time(res, column="retries")
+    a, b = ax.get_lines()
+    # without an adversary the two policies retry identically: the second is dashed and named
+    assert a.get_linestyle() == "-" and b.get_linestyle() == "--"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[1].endswith("(same as fault_retry)")

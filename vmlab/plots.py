@@ -333,6 +333,7 @@ def series_over_time(results, column="retries", ax=None, title=None):
     ends = [r.series.index[-1] + r.raw.bin_ns for r in named.values() if len(r.series)]
     unit, scale = time_unit(max(ends) if ends else 0)
     bin_ns = None
+    drawn = {}
     for name, r in named.items():
         s = r.series
         if column not in s:
@@ -340,8 +341,13 @@ def series_over_time(results, column="retries", ax=None, title=None):
         bin_ns = r.raw.bin_ns
         x = np.append(s.index.to_numpy(), s.index[-1] + bin_ns if len(s) else 0) / scale
         y = np.append(s[column].to_numpy(), s[column].iloc[-1] if len(s) else 0)
+        # a curve identical to one already drawn would hide it: dash it and say so
+        same = [k for k, (xk, yk) in drawn.items()
+                if len(xk) == len(x) and np.array_equal(xk, x) and np.array_equal(yk, y)]
+        label = policy_label(name) + (f" (same as {same[0]})" if same else "")
         ax.plot(x, y, drawstyle="steps-post", color=policy_color(name), lw=1.6,
-                label=policy_label(name), gid=name)
+                ls=(0, (4, 3)) if same else "-", label=label, gid=name)
+        drawn[name] = (x, y)
     bu, bs = time_unit(bin_ns or 0)
     per = f"{column} per {bin_ns / bs:g} {bu} bin" if bin_ns else column
     ax.set_ylim(bottom=0)
