@@ -365,7 +365,8 @@ def test_every_chart_renders_to_png(tmp_path, results, lock_result, eager_lazy, 
     ax = plots.latency_cdf(custom)
     line = [ln for ln in ax.get_lines() if ln.get_gid() == "custom"][0]
     assert hex_of(line.get_color()) == plots.policy_color("custom")
-    assert line.get_label() == "custom"
+    # (its curve equals nopage's here, so the label also says so and the line is dashed)
+    assert line.get_label() == "custom (same as nopage)" and line.get_linestyle() == "--"
 
 
 def test_policy_legend_helper():

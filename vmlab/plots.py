@@ -149,6 +149,18 @@ def _plain_log(axis):
     axis.set_minor_formatter(NullFormatter())
 
 
+def _overlap_style(drawn, name, x, y):
+    """Line style and label of policy ``name``'s curve: a curve identical to one already drawn
+    would hide it, so it is dashed and says which one it repeats.  Records it in ``drawn``."""
+    x, y = np.asarray(x), np.asarray(y)
+    same = [k for k, (xk, yk) in drawn.items()
+            if xk.shape == x.shape and np.array_equal(xk, x) and np.array_equal(yk, y)]
+    drawn[name] = (x, y)
+    if same:
+        return (0, (4, 3)), f"{policy_label(name)} (same as {same[0]})"
+    return "-", policy_label(name)
+
+
 def _num(v):
     """A number to read at a glance: 0.02, 3.5, 72.6, 1,000, 25,000, 1.2e+08."""
     a = abs(v)
@@ -211,6 +223,7 @@ def latency_cdf(results, metric="fault", ax=None, title=None, max_points=2000):
             v = s["latency_ns"][s["delivery_ns"] >= 0].to_numpy()
         data[name] = np.sort(np.maximum(v, 1)).astype(float)
     unit, scale = time_unit(np.concatenate([v for v in data.values()] + [np.zeros(0)]))
+    drawn = {}
     for name, v in data.items():
         n = len(v)
         if name in hist:
@@ -223,8 +236,9 @@ def latency_cdf(results, metric="fault", ax=None, title=None, max_points=2000):
             x, y = np.quantile(v, p, method="inverted_cdf"), p
         else:
             x, y = v, np.arange(1, n + 1) / max(n, 1)
-        label = policy_label(name) + ("" if n else f" (no {metric}s)")
-        ax.plot(x / scale, y, drawstyle="steps-post", color=policy_color(name), lw=1.8,
+        ls, label = _overlap_style(drawn, name, x / scale, y)
+        label += "" if n else f" (no {metric}s)"
+        ax.plot(x / scale, y, drawstyle="steps-post", color=policy_color(name), lw=1.8, ls=ls,
                 label=label, gid=name)
     ax.set_xscale("log")
     _plain_log(ax.xaxis)
@@ -341,13 +355,9 @@ def series_over_time(results, column="retries", ax=None, title=None):
         bin_ns = r.raw.bin_ns
         x = np.append(s.index.to_numpy(), s.index[-1] + bin_ns if len(s) else 0) / scale
         y = np.append(s[column].to_numpy(), s[column].iloc[-1] if len(s) else 0)
-        # a curve identical to one already drawn would hide it: dash it and say so
-        same = [k for k, (xk, yk) in drawn.items()
-                if len(xk) == len(x) and np.array_equal(xk, x) and np.array_equal(yk, y)]
-        label = policy_label(name) + (f" (same as {same[0]})" if same else "")
-        ax.plot(x, y, drawstyle="steps-post", color=policy_color(name), lw=1.6,
-                ls=(0, (4, 3)) if same else "-", label=label, gid=name)
-        drawn[name] = (x, y)
+        ls, label = _overlap_style(drawn, name, x, y)
+        ax.plot(x, y, drawstyle="steps-post", color=policy_color(name), lw=1.6, ls=ls,
+                label=label, gid=name)
     bu, bs = time_unit(bin_ns or 0)
     per = f"{column} per {bin_ns / bs:g} {bu} bin" if bin_ns else column
     ax.set_ylim(bottom=0)
