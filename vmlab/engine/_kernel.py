@@ -260,11 +260,11 @@ def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn):
 
 
 @njit
-def _limit(ht, hk, hn, tn, th):
-    """The smallest pending key other than thread ``th``'s own: ``(found, time, key)``."""
-    found = hn > 0
-    lt = ht[0] if found else 0
-    lk = hk[0] if found else 0
+def _other_min(tn, th):
+    """The earliest next step of the threads other than ``th``: ``(found, time, key)``."""
+    found = False
+    lt = 0
+    lk = 0
     for i in range(tn.shape[0]):
         if i != th and tn[i] >= 0:
             k = (C.EV_THREAD << 40) | i
@@ -273,6 +273,14 @@ def _limit(ht, hk, hn, tn, th):
                 lk = k
                 found = True
     return found, lt, lk
+
+
+@njit
+def _limit(ht, hk, hn, o_found, o_t, o_k):
+    """The smallest pending key: the heap's top or the other threads' earliest step."""
+    if hn > 0 and (not o_found or _key_lt(ht[0], hk[0], o_t, o_k)):
+        return True, ht[0], hk[0]
+    return o_found, o_t, o_k
 
 
 @njit
@@ -656,6 +664,8 @@ def _simulate(
             th = ident
 
         # ================= run thread th at time t =================
+        # other threads' next steps change during this run only through grants it makes
+        o_found, o_t, o_k = _other_min(tn, th)
         while True:
             ph = TS[th, C.TS_PHASE]
             nxt = -1  # time of this thread's next step; -1: it blocks (someone wakes it)
@@ -691,7 +701,7 @@ def _simulate(
                     if pend_n[th] == 0:
                         end = thr_off[th + 1]
                         myk = (C.EV_THREAD << 40) | th
-                        found, lim_t, lim_k = _limit(ht, hk, hn, tn, th)
+                        found, lim_t, lim_k = _limit(ht, hk, hn, o_found, o_t, o_k)
                         if not found or horizon < lim_t:
                             lim_t = horizon + 1
                             lim_k = 0
@@ -1048,6 +1058,7 @@ def _simulate(
                     lk_qh[a] = (lk_qh[a] + 1) % m
                     lk_qn[a] -= 1
                     tn[wth] = t
+                    o_found, o_t, o_k = _other_min(tn, th)
                     if wmode == 1:
                         break
                 TS[th, C.TS_PHASE] = C.PH_REC_END
@@ -1126,9 +1137,10 @@ def _simulate(
                             locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                         # release read lock
                         _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                        o_found, o_t, o_k = _other_min(tn, th)
                     if issued:
                         iok = (C.EV_IO << 40) | p
-                        found, lt, lk = _limit(ht, hk, hn, tn, th)
+                        found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
                         if (not (intr and pend_n[th] > 0)) and io_c <= horizon and (
                                 not found or _key_lt(io_c, iok, lt, lk)):
                             # nothing else happens before the I/O completes: complete it inline
@@ -1233,6 +1245,7 @@ def _simulate(
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                 _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                o_found, o_t, o_k = _other_min(tn, th)
                 _attempt_wasted(th, TS, TT)
                 b = t // bin_ns
                 if b >= ts_bins.shape[1]:
@@ -1350,6 +1363,7 @@ def _simulate(
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                 _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                o_found, o_t, o_k = _other_min(tn, th)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
@@ -1386,6 +1400,7 @@ def _simulate(
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                 _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                o_found, o_t, o_k = _other_min(tn, th)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TS[th, C.TS_ATT_CPU] = 0
                 # iomem never waits, so the fault is minor with no I/O wait
@@ -1416,7 +1431,7 @@ def _simulate(
             if nxt > horizon:
                 tn[th] = nxt
                 break
-            found, lt, lk = _limit(ht, hk, hn, tn, th)
+            found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
             if not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk):
                 t = nxt
                 continue
