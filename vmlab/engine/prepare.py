@@ -70,43 +70,10 @@ def _index_trace(trace):
     if n == 0:
         raise ScenarioError("the trace has no records; nothing to simulate")
     shift = int(trace.page_size).bit_length() - 1
-
-    # pass 1: distinct pages (chunked: memory grows with distinct pages, not records)
-    uniq = np.zeros(0, np.uint64)
-    first = np.zeros(0, np.int64)
-    for lo in range(0, n, _CHUNK):
-        hi = min(n, lo + _CHUNK)
-        op = np.asarray(trace.op[lo:hi])
-        acc = op != Op.LOCK_W
-        k = _keys_of(trace, lo, hi, shift)[acc]
-        u, fi = np.unique(k, return_index=True)
-        fi = np.flatnonzero(acc)[fi] + lo
-        allk = np.concatenate([uniq, u])
-        allf = np.concatenate([first, fi])
-        o = np.argsort(allk, kind="stable")
-        allk, allf = allk[o], allf[o]
-        keep = np.ones(len(allk), bool)
-        keep[1:] = allk[1:] != allk[:-1]
-        uniq, first = allk[keep], allf[keep]
-    ptype = np.int32 if len(uniq) < 2**31 - 1 else np.int64
-    # page ids in first-touch order: the pages a trace uses most tend to come first, so their
-    # state sits together in the kernel's arrays (fewer cache misses than key order)
-    rank = np.argsort(first, kind="stable").astype(np.int64)
-    by_key = np.empty(len(uniq), np.int64)
-    by_key[rank] = np.arange(len(uniq), dtype=np.int64)
-    by_key_p = by_key.astype(ptype)
-    # pass 2: per-record dense ids
-    rec_page = _scratch(n, ptype)
-    for lo in range(0, n, _CHUNK):
-        hi = min(n, lo + _CHUNK)
-        op = np.asarray(trace.op[lo:hi])
-        k = _keys_of(trace, lo, hi, shift)
-        d = by_key_p[np.minimum(np.searchsorted(uniq, k), len(uniq) - 1)] if len(uniq) else \
-            np.zeros(len(k), ptype)
-        lw = op == Op.LOCK_W
-        if lw.any():
-            d[lw] = -(np.asarray(trace.asid[lo:hi])[lw].astype(ptype) + 1)
-        rec_page[lo:hi] = d
+    if n <= _CHUNK:
+        uniq, first, rank, by_key, rec_page = _pages_in_one_sort(trace, shift)
+    else:
+        uniq, first, rank, by_key, rec_page = _pages_chunked(trace, shift, n)
     # threads: a counting sort by thread, chunk by chunk (no argsort of the whole trace)
     tids = np.zeros(0, np.int64)
     n_asid = 1
@@ -137,6 +104,81 @@ def _index_trace(trace):
         ordered = True
     return TraceIndex(rec_page, uniq, first, rank, by_key, tids.astype(np.int64), thr_off, order,
                       ordered, n_asid)
+
+
+def _first_touch_order(first):
+    """Page ids in first-touch order: the pages a trace uses most tend to come first, so
+    their state sits together in the kernel's arrays (fewer cache misses than key order).
+    Returns ``rank`` (page id -> key rank) and ``by_key`` (key rank -> page id)."""
+    rank = np.argsort(first, kind="stable").astype(np.int64)
+    by_key = np.empty(len(first), np.int64)
+    by_key[rank] = np.arange(len(first), dtype=np.int64)
+    return rank, by_key
+
+
+def _pages_in_one_sort(trace, shift):
+    """Distinct pages, first touches and per-record ids from one stable sort (a trace that
+    fits in one chunk)."""
+    n = len(trace)
+    op = np.asarray(trace.op)
+    acc = op != Op.LOCK_W
+    keys = _keys_of(trace, 0, n, shift)
+    all_acc = bool(acc.all())
+    ka = keys if all_acc else keys[acc]
+    o = np.argsort(ka, kind="stable")
+    sk = ka[o]
+    keep = np.ones(len(sk), bool)
+    keep[1:] = sk[1:] != sk[:-1]
+    uniq = sk[keep]
+    first = o[keep] if all_acc else np.flatnonzero(acc)[o[keep]]
+    ptype = np.int32 if len(uniq) < 2**31 - 1 else np.int64
+    rank, by_key = _first_touch_order(first)
+    inv = np.empty(len(ka), np.int64)
+    inv[o] = np.cumsum(keep) - 1
+    rec_page = np.empty(n, ptype)
+    if all_acc:
+        rec_page[:] = by_key[inv]
+    else:
+        rec_page[acc] = by_key[inv]
+        rec_page[~acc] = -(np.asarray(trace.asid)[~acc].astype(ptype) + 1)
+    return uniq, first.astype(np.int64), rank, by_key, rec_page
+
+
+def _pages_chunked(trace, shift, n):
+    """Distinct pages and per-record ids chunk by chunk: memory grows with distinct pages,
+    not records (per-record ids go to a temporary file for long traces)."""
+    uniq = np.zeros(0, np.uint64)
+    first = np.zeros(0, np.int64)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        op = np.asarray(trace.op[lo:hi])
+        acc = op != Op.LOCK_W
+        k = _keys_of(trace, lo, hi, shift)[acc]
+        u, fi = np.unique(k, return_index=True)
+        fi = np.flatnonzero(acc)[fi] + lo
+        allk = np.concatenate([uniq, u])
+        allf = np.concatenate([first, fi])
+        o = np.argsort(allk, kind="stable")
+        allk, allf = allk[o], allf[o]
+        keep = np.ones(len(allk), bool)
+        keep[1:] = allk[1:] != allk[:-1]
+        uniq, first = allk[keep], allf[keep]
+    ptype = np.int32 if len(uniq) < 2**31 - 1 else np.int64
+    rank, by_key = _first_touch_order(first)
+    by_key_p = by_key.astype(ptype)
+    # pass 2: per-record dense ids
+    rec_page = _scratch(n, ptype)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        op = np.asarray(trace.op[lo:hi])
+        k = _keys_of(trace, lo, hi, shift)
+        d = by_key_p[np.minimum(np.searchsorted(uniq, k), len(uniq) - 1)] if len(uniq) else \
+            np.zeros(len(k), ptype)
+        lw = op == Op.LOCK_W
+        if lw.any():
+            d[lw] = -(np.asarray(trace.asid[lo:hi])[lw].astype(ptype) + 1)
+        rec_page[lo:hi] = d
+    return uniq, first, rank, by_key, rec_page
 
 
 @njit
