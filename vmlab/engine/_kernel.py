@@ -5,9 +5,10 @@ knob values, backings and replacement policies as integer codes (see ``codes`` b
 plain-Python reference simulator in ``tests/naive_engine.py`` implements the same contract
 independently; the two must agree record for record.
 
-Structure: a binary heap of events keyed ``(time, kind, id)``; a thread runs its own steps
-inline as long as each next step's key is below the heap's top (nothing else can happen
-before it), which makes a stream of page hits a tight loop.
+Structure: events keyed ``(time, kind, id)``: each thread's next step in an array, I/O
+completions, adversary calls and signal arrivals in a binary heap.  A thread runs its own
+steps inline as long as each next step's key is below every other pending key (nothing else
+can happen before it), which makes a stream of page hits or uncontended faults a tight loop.
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def _draw(tables, dist, seed, stream, counter):
 
 
 # ---------------------------------------------------------------------------------------
-# the event heap: parallel arrays time / key2 (kind << 40 | id) / generation
+# the event heap (I/O completions, adversary calls, signal arrivals): parallel arrays of
+# time and key (kind << 40 | id)
 
 
 @njit
@@ -53,45 +55,30 @@ def _key_lt(t1, k1, t2, k2):
 
 
 @njit
-def _grow_heap(ht, hk, hg):
-    n = ht.shape[0]
-    ht2 = np.empty(2 * n, np.int64)
-    hk2 = np.empty(2 * n, np.int64)
-    hg2 = np.empty(2 * n, np.int64)
-    ht2[:n] = ht
-    hk2[:n] = hk
-    hg2[:n] = hg
-    return ht2, hk2, hg2
-
-
-@njit
-def _heap_push(ht, hk, hg, n, t, k, g):
-    """Insert event ``(t, k)`` with generation ``g``; the caller made room.  Returns the size."""
+def _heap_push(ht, hk, n, t, k):
+    """Insert event ``(t, k)`` into the heap of size ``n``; returns the new size."""
     i = n
     while i > 0:
         parent = (i - 1) >> 1
         if _key_lt(t, k, ht[parent], hk[parent]):
             ht[i] = ht[parent]
             hk[i] = hk[parent]
-            hg[i] = hg[parent]
             i = parent
         else:
             break
     ht[i] = t
     hk[i] = k
-    hg[i] = g
     return n + 1
 
 
 @njit
-def _heap_pop(ht, hk, hg, n):
+def _heap_pop(ht, hk, n):
     """Remove the top (caller has read it); returns the new size."""
     n -= 1
     if n == 0:
         return 0
     t = ht[n]
     k = hk[n]
-    g = hg[n]
     i = 0
     while True:
         c = 2 * i + 1
@@ -102,13 +89,11 @@ def _heap_pop(ht, hk, hg, n):
         if _key_lt(ht[c], hk[c], t, k):
             ht[i] = ht[c]
             hk[i] = hk[c]
-            hg[i] = hg[c]
             i = c
         else:
             break
     ht[i] = t
     hk[i] = k
-    hg[i] = g
     return n
 
 
@@ -446,9 +431,10 @@ def _simulate(
     # ---- events: a heap for I/O completions, adversary calls and signal arrivals; each
     # thread's next step in tn (time, or -1 while it is blocked), scanned for the minimum
     tn = np.zeros(T, np.int64)
-    ht = np.empty(64, np.int64)
-    hk = np.empty(64, np.int64)
-    hg = np.empty(64, np.int64)
+    # at most one pending signal a thread, one adversary call and one I/O a page: the heap
+    # never needs to grow
+    ht = np.empty(T + P + 2, np.int64)
+    hk = np.empty(T + P + 2, np.int64)
     hn = 0
 
     for th in range(T):
@@ -456,32 +442,22 @@ def _simulate(
         if k == C.SCHED_POISSON:
             first = sig_start[th] + _draw(tables, sig_param[th], seed, 16 + th, 0)
             sig_cnt[th] = 1
-            if hn == ht.shape[0]:
-                ht, hk, hg = _grow_heap(ht, hk, hg)
-            hn = _heap_push(ht, hk, hg, hn, first, (C.EV_SIGNAL << 40) | th, 0)
+            hn = _heap_push(ht, hk, hn, first, (C.EV_SIGNAL << 40) | th)
         elif k == C.SCHED_PERIODIC:
-            if hn == ht.shape[0]:
-                ht, hk, hg = _grow_heap(ht, hk, hg)
-            hn = _heap_push(ht, hk, hg, hn, sig_start[th] + sig_param[th], (C.EV_SIGNAL << 40) | th, 0)
+            hn = _heap_push(ht, hk, hn, sig_start[th] + sig_param[th],
+                            (C.EV_SIGNAL << 40) | th)
         elif k == C.SCHED_TIMES:
             if sig_toff[th + 1] > sig_toff[th]:
-                if hn == ht.shape[0]:
-                    ht, hk, hg = _grow_heap(ht, hk, hg)
-                hn = _heap_push(ht, hk, hg, hn, sig_times[sig_toff[th]], (C.EV_SIGNAL << 40) | th, 0)
+                hn = _heap_push(ht, hk, hn, sig_times[sig_toff[th]], (C.EV_SIGNAL << 40) | th)
                 sig_cnt[th] = 1
     if adv_kind == C.SCHED_POISSON:
-        if hn == ht.shape[0]:
-            ht, hk, hg = _grow_heap(ht, hk, hg)
-        hn = _heap_push(ht, hk, hg, hn, adv_start + _draw(tables, adv_param, seed, 3, 0), C.EV_ADVERSARY << 40, 0)
+        hn = _heap_push(ht, hk, hn, adv_start + _draw(tables, adv_param, seed, 3, 0),
+                        C.EV_ADVERSARY << 40)
         adv_cnt = 1
     elif adv_kind == C.SCHED_PERIODIC:
-        if hn == ht.shape[0]:
-            ht, hk, hg = _grow_heap(ht, hk, hg)
-        hn = _heap_push(ht, hk, hg, hn, adv_start + adv_param, C.EV_ADVERSARY << 40, 0)
+        hn = _heap_push(ht, hk, hn, adv_start + adv_param, C.EV_ADVERSARY << 40)
     elif adv_kind == C.SCHED_TIMES and adv_times.shape[0] > 0:
-        if hn == ht.shape[0]:
-            ht, hk, hg = _grow_heap(ht, hk, hg)
-        hn = _heap_push(ht, hk, hg, hn, adv_times[0], C.EV_ADVERSARY << 40, 0)
+        hn = _heap_push(ht, hk, hn, adv_times[0], C.EV_ADVERSARY << 40)
         adv_cnt = 1
 
     # ---- preload
@@ -526,7 +502,7 @@ def _simulate(
             key = hk[0]
             if t > horizon:
                 break
-            hn = _heap_pop(ht, hk, hg, hn)
+            hn = _heap_pop(ht, hk, hn)
             kind = key >> 40
             ident = key & ((1 << 40) - 1)
         elif bth >= 0:
@@ -592,9 +568,7 @@ def _simulate(
                     nxt_t = adv_times[adv_cnt]
                     adv_cnt += 1
             if nxt_t >= 0 and nxt_t <= horizon:
-                if hn == ht.shape[0]:
-                    ht, hk, hg = _grow_heap(ht, hk, hg)
-                hn = _heap_push(ht, hk, hg, hn, nxt_t, C.EV_ADVERSARY << 40, 0)
+                hn = _heap_push(ht, hk, hn, nxt_t, C.EV_ADVERSARY << 40)
             continue
 
         if kind == C.EV_SIGNAL:
@@ -648,9 +622,7 @@ def _simulate(
                     nxt_t = sig_times[idx]
                     sig_cnt[th] += 1
             if nxt_t >= 0 and nxt_t <= horizon:
-                if hn == ht.shape[0]:
-                    ht, hk, hg = _grow_heap(ht, hk, hg)
-                hn = _heap_push(ht, hk, hg, hn, nxt_t, (C.EV_SIGNAL << 40) | th, 0)
+                hn = _heap_push(ht, hk, hn, nxt_t, (C.EV_SIGNAL << 40) | th)
             # an interruptible wait is aborted at once
             if TS[th, C.TS_INTR] == 1:
                 TS[th, C.TS_PHASE] = C.PH_ABORT
@@ -1146,9 +1118,7 @@ def _simulate(
                             # nothing else happens before the I/O completes: complete it inline
                             io_inline = True
                         else:
-                            if hn == ht.shape[0]:
-                                ht, hk, hg = _grow_heap(ht, hk, hg)
-                            hn = _heap_push(ht, hk, hg, hn, io_c, iok, 0)
+                            hn = _heap_push(ht, hk, hn, io_c, iok)
                     if intr and pend_n[th] > 0:
                         # an interruptible sleep with a signal pending returns at once; the
                         # oldest pending signal is the one that aborted it
