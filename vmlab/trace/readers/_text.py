@@ -408,3 +408,17 @@ def address_outputs(cap):
     """Output columns of the address-only text readers (lackey, din): addr, op, size."""
     return {"addr": np.empty(cap, np.uint64), "op": np.empty(cap, np.uint8),
             "size": np.empty(cap, np.uint32)}
+
+
+@njit
+def scan_hex(buf, i):
+    """Hex digits from ``buf[i]`` (no prefix): ``(value, end)``; ``end == i`` when there are
+    none.  Callers check the digit count (``end - i > 16`` overflows 64 bits) and the
+    terminator; the buffer ends with a non-digit, so the scan stops."""
+    v = np.uint64(0)
+    while True:
+        d = HEX_VALUE[buf[i]]
+        if d == 255:
+            return v, i
+        v = (v << np.uint64(4)) | np.uint64(d)
+        i += 1

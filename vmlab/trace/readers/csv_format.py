@@ -36,7 +36,7 @@ from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import ALL_COLUMNS, Op, TraceMeta
 from . import _text
-from ._text import ERR_CAPACITY, HEX_VALUE, check_file, check_options, shorten
+from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
 NAME = "csv"
 #: gap_ns is present when the header has that column
@@ -91,12 +91,7 @@ def _parse_int(buf, i):
     if buf[i] == 48 and (buf[i + 1] == 120 or buf[i + 1] == 88):
         i += 2
         s = i
-        while True:
-            d = HEX_VALUE[buf[i]]
-            if d == 255:
-                break
-            v = (v << np.uint64(4)) | np.uint64(d)
-            i += 1
+        v, i = scan_hex(buf, i)
         if i == s:
             return v, i, 1
         if i - s > 16:

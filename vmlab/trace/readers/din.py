@@ -36,8 +36,8 @@ from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import Op, TraceMeta
 from . import _text
-from ._text import (ERR_CAPACITY, HEX_VALUE, address_outputs, check_file, check_options,
-                    shorten)
+from ._text import (ERR_CAPACITY, address_outputs, check_file, check_options,
+                    scan_hex, shorten)
 
 NAME = "din"
 WITH_GAP = False
@@ -88,14 +88,8 @@ def _hex(buf, i):
     """Parse hex (optional 0x) at ``buf[i]``; return (value, end, status 0/1 bad/2 > 64 bits)."""
     if buf[i] == 48 and (buf[i + 1] == 120 or buf[i + 1] == 88):
         i += 2
-    v = np.uint64(0)
     s = i
-    while True:
-        d = HEX_VALUE[buf[i]]
-        if d == 255:
-            break
-        v = (v << np.uint64(4)) | np.uint64(d)
-        i += 1
+    v, i = scan_hex(buf, i)
     if i == s or not _end(buf[i]):
         return v, i, 1
     if i - s > 16:

@@ -27,8 +27,8 @@ from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import Op, TraceMeta
 from . import _text
-from ._text import (ERR_CAPACITY, HEX_VALUE, address_outputs, check_file, check_options,
-                    shorten)
+from ._text import (ERR_CAPACITY, address_outputs, check_file, check_options,
+                    scan_hex, shorten)
 
 NAME = "lackey"
 WITH_GAP = False
@@ -85,14 +85,8 @@ def _parse(buf, start, end, addr, op, size):
         line = i
         i += 3
         # address: hex digits up to ','
-        a = np.uint64(0)
         s = i
-        while True:
-            d = HEX_VALUE[buf[i]]
-            if d == 255:
-                break
-            a = (a << np.uint64(4)) | np.uint64(d)
-            i += 1
+        a, i = scan_hex(buf, i)
         if buf[i] != 44 or i == s:
             return n, ERR_FIELD, line, o
         if i - s > 16:
