@@ -23,3 +23,46 @@ def njit(func=None, **overrides):
     if func is None:
         return lambda f: numba.njit(**options)(f)
     return numba.njit(**options)(func)
+
+
+def _prefetch_intrinsic():
+    """``prefetch(array, i)``: ask the CPU to bring the cache line of ``array[i]`` (first
+    element of row ``i`` for a 2-D array) into cache ahead of use.  A hint only: it never
+    faults and changes no value, so results are the same with or without it."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def prefetch(typingctx, arr, idx):
+        if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            zero = context.get_constant(types.intp, 0)
+            index = context.cast(builder, args[1], signature.args[1], types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary,
+                                           [index] + [zero] * (aryty.ndim - 1),
+                                           wraparound=False, boundscheck=False)
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+            # read, high temporal locality, data cache
+            builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0),
+                              ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return types.void(arr, idx), codegen
+
+    return prefetch
+
+
+if JIT_DISABLED:
+    def prefetch(arr, i):
+        """Pure-Python stand-in (``NUMBA_DISABLE_JIT=1``): a cache hint has nothing to do."""
+        return None
+else:
+    prefetch = _prefetch_intrinsic()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._numba import njit
+from .._numba import njit, prefetch
 from . import codes as C
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
@@ -24,6 +24,9 @@ F_INFL = np.uint8(4)     # I/O in flight
 F_MSIO = np.uint8(8)     # mapped since its last I/O (else an eviction wastes that I/O)
 F_REF = np.uint8(16)     # CLOCK reference bit
 F_FILE = np.uint8(32)    # file backing (its references drive replacement)
+
+# how many records ahead the inline loop prefetches page state
+PF_DIST = 12
 
 # ---------------------------------------------------------------------------------------
 # random numbers (docs/model.md section 1)
@@ -206,12 +209,7 @@ def _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident):
             if hand == victim:
                 hand = S
     else:
-        x = LL[S, 0]
-        while x != S:
-            if (FL[x] & F_INFL) == 0 and PIN[x] == 0:
-                victim = x
-                break
-            x = LL[x, 0]
+        victim = _lru_victim(S, LL, FL, PIN)
     return victim, hand
 
 
@@ -269,28 +267,56 @@ def _limit(ht, hk, hn, o_found, o_t, o_k):
 
 
 @njit
-def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, PIN, cnt):
-    """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
-    if memory_pages >= 0 and n_resident >= memory_pages:
-        victim, hand = _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident)
-        if victim >= 0:
-            _list_remove(LL, victim)
-            FL[victim] &= np.uint8(255 - F_RES)
-            n_resident -= 1
-            cnt[C.CNT_EVICTIONS] += 1
-            if (FL[victim] & F_PTE) != 0:
-                FL[victim] &= np.uint8(255 - F_PTE)
-                cnt[C.CNT_PTES] -= 1
-            if (FL[victim] & F_MSIO) == 0:
-                cnt[C.CNT_WASTED_IO] += 1
+def _lru_victim(S, LL, FL, PIN):
+    """LRU and FIFO: the page nearest the tail that is neither in flight nor pinned (or -1)."""
+    x = LL[S, 0]
+    while x != S:
+        if (FL[x] & F_INFL) == 0 and PIN[x] == 0:
+            return x
+        x = LL[x, 0]
+    return -1
+
+
+@njit
+def _evict(victim, replacement, S, LL, FL, PIN, cnt):
+    """Take ``victim`` out of the page cache (its PTE goes with it)."""
+    _list_remove(LL, victim)
+    FL[victim] &= np.uint8(255 - F_RES)
+    cnt[C.CNT_EVICTIONS] += 1
+    if (FL[victim] & F_PTE) != 0:
+        FL[victim] &= np.uint8(255 - F_PTE)
+        cnt[C.CNT_PTES] -= 1
+    if (FL[victim] & F_MSIO) == 0:
+        cnt[C.CNT_WASTED_IO] += 1
+    if replacement != C.REPL_CLOCK:
+        # the next victim is the new tail: fetch its state for the next eviction
+        nv = LL[S, 0]
+        prefetch(FL, nv)
+        prefetch(PIN, nv)
+        prefetch(LL, LL[nv, 0])
+
+
+@njit
+def _insert(p, replacement, hand, S, LL, FL):
+    """Put file page ``p`` in the page cache: at the head (LRU, FIFO) or behind the hand."""
     FL[p] |= F_RES
-    n_resident += 1
     FL[p] &= np.uint8(255 - F_REF)
     if replacement == C.REPL_CLOCK:
         _list_insert_after(LL, p, LL[hand, 0])
     else:
         _list_insert_after(LL, p, S)
-    return n_resident, hand
+
+
+@njit
+def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, PIN, cnt):
+    """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
+    if memory_pages >= 0 and n_resident >= memory_pages:
+        victim, hand = _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident)
+        if victim >= 0:
+            _evict(victim, replacement, S, LL, FL, PIN, cnt)
+            n_resident -= 1
+    _insert(p, replacement, hand, S, LL, FL)
+    return n_resident + 1, hand
 
 
 @njit
@@ -424,6 +450,13 @@ def _simulate(
     io_cnt = 0
     ctx_cnt = 0
     adv_cnt = 0
+
+    # the fast path's current time bin, and the quantile tables as one flat array
+    bin_b = 0
+    bin_lo = 0
+    bin_hi = bin_ns
+    n_quant = tables.shape[1]
+    tflat = tables.reshape(-1)
 
     # per-fault scratch when records are off
     fstart = np.zeros(T, np.int64)
@@ -682,6 +715,15 @@ def _simulate(
                         fcpu = 0
                         fwait = 0
                         while pos < end:
+                            # the state of the page PF_DIST records ahead is fetched into
+                            # cache while this record is handled
+                            pf = pos + PF_DIST
+                            if pf < end:
+                                p2 = rec_page[order[pf] if ordered else pf]
+                                if p2 >= 0:
+                                    prefetch(FL, p2)
+                                    prefetch(LL, p2)
+                                    prefetch(page_vma, p2)
                             r = order[pos] if ordered else pos
                             p = rec_page[r]
                             if p < 0:
@@ -694,7 +736,7 @@ def _simulate(
                                 v = page_vma[p]
                                 bk = vma_backing[v]
                                 pr = vma_pol[v]
-                                asid = page_asid[p]
+                                asid = vma_asid[v]
                                 if lk_writer[asid] != 0 or lk_qn[asid] != 0:
                                     break
                                 eager = pol[pr, C.K_EAGER] == 1
@@ -735,11 +777,22 @@ def _simulate(
                                 # commit
                                 if kind_w == 1:
                                     io_cnt += 1
+                                    # fetch the table entry of the next I/O time draw
+                                    prefetch(tflat, io_dist * n_quant + np.int64(
+                                        _mix(seed, 1, io_cnt) >> np.uint64(48)))
                                     cnt[C.CNT_IO] += 1
-                                    n_resident, hand = _admit(p, memory_pages, n_resident,
-                                                              replacement, hand, S, LL, FL,
-                                                              PIN, cnt)
-                                    b = h // bin_ns
+                                    if memory_pages >= 0 and n_resident >= memory_pages:
+                                        if replacement == C.REPL_CLOCK:
+                                            victim, hand = _choose_victim(replacement, hand, S,
+                                                                          LL, FL, PIN, n_resident)
+                                        else:
+                                            victim = _lru_victim(S, LL, FL, PIN)
+                                        if victim >= 0:
+                                            _evict(victim, replacement, S, LL, FL, PIN, cnt)
+                                            n_resident -= 1
+                                    _insert(p, replacement, hand, S, LL, FL)
+                                    n_resident += 1
+                                    b = bin_b if bin_lo <= h < bin_hi else h // bin_ns
                                     if b >= ts_bins.shape[1]:
                                         ts_bins = _grow_bins(ts_bins, b)
                                     ts_bins[C.TSB_IOS, b] += 1
@@ -763,7 +816,12 @@ def _simulate(
                                     cnt[C.CNT_MAJOR] += 1
                                 else:
                                     cnt[C.CNT_MINOR] += 1
-                                b = a_t // bin_ns
+                                if a_t < bin_lo or a_t >= bin_hi:
+                                    # the fault's time bin (cached: a division costs more)
+                                    bin_b = a_t // bin_ns
+                                    bin_lo = bin_b * bin_ns
+                                    bin_hi = bin_lo + bin_ns
+                                b = bin_b
                                 if b >= ts_bins.shape[1]:
                                     ts_bins = _grow_bins(ts_bins, b)
                                 ts_bins[C.TSB_FAULTS, b] += 1

@@ -421,7 +421,7 @@ def prepare(scenario, policy=None):
     args = (
         idx.rec_page, rec_gap, has_gap, idx.order, idx.ordered,
         idx.thr_off, idx.thr_tid, thr_access,
-        page_vma.astype(np.int64), page_vpn, page_asid, idx.rank, idx.by_key,
+        page_vma, page_vpn, page_asid, idx.rank, idx.by_key,
         vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
         emap_vma, emap_off,
         pol_tab, cost_arr, tables, io_dist, wait_dist,
