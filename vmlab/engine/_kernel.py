@@ -24,6 +24,7 @@ F_INFL = np.uint8(4)     # I/O in flight
 F_MSIO = np.uint8(8)     # mapped since its last I/O (else an eviction wastes that I/O)
 F_REF = np.uint8(16)     # CLOCK reference bit
 F_FILE = np.uint8(32)    # file backing (its references drive replacement)
+F_PIN = np.uint8(64)     # pinned: PIN[p] > 0 (a copy of the count's sign, one byte to read)
 
 # how many records ahead the inline loop prefetches page state
 PF_DIST = 12
@@ -183,7 +184,7 @@ def _grow_bins(bins, b):
 
 
 @njit
-def _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident):
+def _choose_victim(replacement, hand, S, LL, FL, n_resident):
     """The page to evict (or -1) and the new CLOCK hand (docs/model.md section 8)."""
     victim = -1
     if replacement == C.REPL_CLOCK:
@@ -194,7 +195,7 @@ def _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident):
             if x == S:
                 x = LL[S, 1]
                 continue
-            if (FL[x] & F_INFL) != 0 or PIN[x] > 0:
+            if (FL[x] & F_INFL) != 0 or (FL[x] & F_PIN) != 0:
                 x = LL[x, 1]
             elif (FL[x] & F_REF) != 0:
                 FL[x] &= np.uint8(255 - F_REF)
@@ -209,7 +210,7 @@ def _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident):
             if hand == victim:
                 hand = S
     else:
-        victim = _lru_victim(S, LL, FL, PIN)
+        victim = _lru_victim(S, LL, FL)
     return victim, hand
 
 
@@ -267,18 +268,33 @@ def _limit(ht, hk, hn, o_found, o_t, o_k):
 
 
 @njit
-def _lru_victim(S, LL, FL, PIN):
+def _pin(p, PIN, FL):
+    """A fault takes a reference on page ``p`` (it cannot be evicted while pinned)."""
+    PIN[p] += 1
+    FL[p] |= F_PIN
+
+
+@njit
+def _unpin(p, PIN, FL):
+    """A fault lets go of its reference on page ``p``."""
+    PIN[p] -= 1
+    if PIN[p] == 0:
+        FL[p] &= np.uint8(255 - F_PIN)
+
+
+@njit
+def _lru_victim(S, LL, FL):
     """LRU and FIFO: the page nearest the tail that is neither in flight nor pinned (or -1)."""
     x = LL[S, 0]
     while x != S:
-        if (FL[x] & F_INFL) == 0 and PIN[x] == 0:
+        if (FL[x] & F_INFL) == 0 and (FL[x] & F_PIN) == 0:
             return x
         x = LL[x, 0]
     return -1
 
 
 @njit
-def _evict(victim, replacement, S, LL, FL, PIN, cnt):
+def _evict(victim, replacement, S, LL, FL, cnt):
     """Take ``victim`` out of the page cache (its PTE goes with it)."""
     _list_remove(LL, victim)
     FL[victim] &= np.uint8(255 - F_RES)
@@ -292,7 +308,6 @@ def _evict(victim, replacement, S, LL, FL, PIN, cnt):
         # the next victim is the new tail: fetch its state for the next eviction
         nv = LL[S, 0]
         prefetch(FL, nv)
-        prefetch(PIN, nv)
         prefetch(LL, LL[nv, 0])
 
 
@@ -308,12 +323,12 @@ def _insert(p, replacement, hand, S, LL, FL):
 
 
 @njit
-def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, PIN, cnt):
+def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, cnt):
     """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
     if memory_pages >= 0 and n_resident >= memory_pages:
-        victim, hand = _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident)
+        victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_resident)
         if victim >= 0:
-            _evict(victim, replacement, S, LL, FL, PIN, cnt)
+            _evict(victim, replacement, S, LL, FL, cnt)
             n_resident -= 1
     _insert(p, replacement, hand, S, LL, FL)
     return n_resident + 1, hand
@@ -497,19 +512,9 @@ def _simulate(
     for i in range(preload.shape[0]):
         p = preload[i]
         if (FL[p] & F_RES) == 0:
-            if memory_pages >= 0 and n_resident >= memory_pages:
-                victim, hand = _choose_victim(replacement, hand, S, LL, FL, PIN, n_resident)
-                if victim >= 0:
-                    _list_remove(LL, victim)
-                    FL[victim] &= np.uint8(255 - F_RES)
-                    n_resident -= 1
-                    cnt[C.CNT_EVICTIONS] += 1
-            FL[p] |= F_RES
-            n_resident += 1
-            if replacement == C.REPL_CLOCK:
-                _list_insert_after(LL, p, LL[hand, 0])
-            else:
-                _list_insert_after(LL, p, S)
+            # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing)
+            n_resident, hand = _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL,
+                                      cnt)
             if n_cand == cand.shape[0]:
                 cand = _grow1(cand, n_cand)
             cand[n_cand] = p
@@ -551,7 +556,7 @@ def _simulate(
         if kind == C.EV_IO:
             p = ident
             FL[p] &= np.uint8(255 - F_INFL)
-            if PIN[p] == 0 and (FL[p] & F_PTE) == 0:
+            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
                 if n_cand == cand.shape[0]:
                     cand = _grow1(cand, n_cand)
                 cand[n_cand] = p
@@ -561,8 +566,8 @@ def _simulate(
                     TS[th, C.TS_WAIT_PAGE] = -1
                     if TS[th, C.TS_WAIT_DROP] == 1:
                         # the lock-dropping attempt lets its page go at completion
-                        PIN[p] -= 1
-                        if PIN[p] == 0 and (FL[p] & F_PTE) == 0:
+                        _unpin(p, PIN, FL)
+                        if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
                             if n_cand == cand.shape[0]:
                                 cand = _grow1(cand, n_cand)
                             cand[n_cand] = p
@@ -575,7 +580,7 @@ def _simulate(
             j = 0
             for i in range(n_cand):
                 p = cand[i]
-                if (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0 and PIN[p] == 0 and (FL[p] & F_PTE) == 0:
+                if (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0 and (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
                     if adv_target[p] == 1:
                         # evict
                         if replacement == C.REPL_CLOCK and hand == p:
@@ -784,11 +789,11 @@ def _simulate(
                                     if memory_pages >= 0 and n_resident >= memory_pages:
                                         if replacement == C.REPL_CLOCK:
                                             victim, hand = _choose_victim(replacement, hand, S,
-                                                                          LL, FL, PIN, n_resident)
+                                                                          LL, FL, n_resident)
                                         else:
-                                            victim = _lru_victim(S, LL, FL, PIN)
+                                            victim = _lru_victim(S, LL, FL)
                                         if victim >= 0:
-                                            _evict(victim, replacement, S, LL, FL, PIN, cnt)
+                                            _evict(victim, replacement, S, LL, FL, cnt)
                                             n_resident -= 1
                                     _insert(p, replacement, hand, S, LL, FL)
                                     n_resident += 1
@@ -1124,16 +1129,16 @@ def _simulate(
                         need_wait = 2
                 else:  # file
                     if (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0:
-                        PIN[p] += 1
+                        _pin(p, PIN, FL)
                         TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
                         nxt = t + pch_ns
                     elif (FL[p] & F_INFL) != 0:
-                        PIN[p] += 1
+                        _pin(p, PIN, FL)
                         need_wait = 1
                     else:
                         # allocate a frame, evicting if needed, and issue the I/O
                         n_resident, hand = _admit(p, memory_pages, n_resident, replacement, hand, S,
-                                                  LL, FL, PIN, cnt)
+                                                  LL, FL, cnt)
                         FL[p] |= F_INFL
                         FL[p] &= np.uint8(255 - F_MSIO)
                         d = _draw(tables, io_dist, seed, 1, io_cnt)
@@ -1147,7 +1152,7 @@ def _simulate(
                             n_bins = b + 1
                         io_c = t + d
                         issued = True
-                        PIN[p] += 1
+                        _pin(p, PIN, FL)
                         TS[th, C.TS_MAJOR] = 1
                         need_wait = 1
                 if need_wait > 0:
@@ -1189,8 +1194,8 @@ def _simulate(
                         if need_wait == 1 and io_inline:
                             FL[p] &= np.uint8(255 - F_INFL)
                             if drop:
-                                PIN[p] -= 1
-                            if PIN[p] == 0 and (FL[p] & F_PTE) == 0:
+                                _unpin(p, PIN, FL)
+                            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
                                 if n_cand == cand.shape[0]:
                                     cand = _grow1(cand, n_cand)
                                 cand[n_cand] = p
@@ -1263,8 +1268,8 @@ def _simulate(
                 p = rec_page[r]
                 if TS[th, C.TS_WAIT_KIND] == 1:
                     TS[th, C.TS_WAIT_PAGE] = -1
-                    PIN[p] -= 1
-                    if PIN[p] == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
+                    _unpin(p, PIN, FL)
+                    if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
                         if n_cand == cand.shape[0]:
                             cand = _grow1(cand, n_cand)
                         cand[n_cand] = p
@@ -1369,7 +1374,7 @@ def _simulate(
                             n_around += 1
                         j += 1
                     cnt[C.CNT_PTES] += n_around
-                PIN[p] -= 1
+                _unpin(p, PIN, FL)
                 TS[th, C.TS_PHASE] = C.PH_INSTALL
                 nxt = t + n_around * pte_ns
 
@@ -1381,7 +1386,7 @@ def _simulate(
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
                 if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
-                    PIN[p] -= 1
+                    _unpin(p, PIN, FL)
                 TS[th, C.TS_WAIT_KIND] = 0
                 if (FL[p] & F_PTE) == 0:
                     FL[p] |= F_PTE
