@@ -466,6 +466,28 @@ def _simulate(
     ctx_cnt = 0
     adv_cnt = 0
 
+    # the fast path's view of each VMA: its class (0 no wait, 1 file, 2 context, -1 always the
+    # general path: SIGBUS, or file with fault-around), handler CPU and lock dropping
+    nvma = vma_backing.shape[0]
+    vf_cls = np.zeros(nvma, np.int64)
+    vf_h = np.zeros(nvma, np.int64)
+    vf_drop = np.zeros(nvma, np.bool_)
+    for v in range(nvma):
+        bk = vma_backing[v]
+        pr = vma_pol[v]
+        eager = pol[pr, C.K_EAGER] == 1
+        spn = pol[pr, C.K_STRUCT_PAGE] == 1
+        vf_drop[v] = pol[pr, C.K_MAX_RETRIES] != 0 and pol[pr, C.K_DROP_LOCK] != 0
+        vf_h[v] = fault_ns + _handler_extra(bk, eager, spn, sp_ns, zero_fill_ns, driver_ns)
+        if bk == C.B_IOMEM and spn and not eager:
+            vf_cls[v] = -1
+        elif eager or bk == C.B_ANON or bk == C.B_DEVICE or bk == C.B_IOMEM:
+            vf_cls[v] = 0
+        elif bk == C.B_FILE:
+            vf_cls[v] = 1 if fault_around <= 1 else -1
+        else:
+            vf_cls[v] = 2
+
     # the fast path's current time bin, and the quantile tables as one flat array
     bin_b = 0
     bin_lo = 0
@@ -739,30 +761,25 @@ def _simulate(
                                 # and no signal: the same steps as the general path, in one go
                                 a_t = t + g
                                 v = page_vma[p]
-                                bk = vma_backing[v]
-                                pr = vma_pol[v]
                                 asid = vma_asid[v]
                                 if lk_writer[asid] != 0 or lk_qn[asid] != 0:
                                     break
-                                eager = pol[pr, C.K_EAGER] == 1
-                                spn = pol[pr, C.K_STRUCT_PAGE] == 1
-                                dropping = pol[pr, C.K_MAX_RETRIES] != 0 and pol[pr, C.K_DROP_LOCK] != 0
-                                if bk == C.B_IOMEM and spn and not eager:
-                                    break  # SIGBUS: the general path
-                                h = a_t + fault_ns + _handler_extra(bk, eager, spn, sp_ns,
-                                                                    zero_fill_ns, driver_ns)
+                                cls = vf_cls[v]
+                                if cls < 0:
+                                    break  # SIGBUS or fault-around: the general path
+                                h = a_t + vf_h[v]
                                 kind_w = 0  # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
                                 d = 0
-                                if eager or bk == C.B_ANON or bk == C.B_DEVICE or bk == C.B_IOMEM:
+                                if cls == 0:
                                     fend = h
-                                elif bk == C.B_FILE:
-                                    if fault_around > 1 or (FL[p] & F_INFL) != 0:
+                                elif cls == 1:
+                                    if (FL[p] & F_INFL) != 0:
                                         break
                                     if (FL[p] & F_RES) != 0:
                                         kind_w = 3
                                         fend = h + pch_ns
                                     else:
-                                        if dropping:
+                                        if vf_drop[v]:
                                             break
                                         kind_w = 1
                                         d = _draw(tables, io_dist, seed, 1, io_cnt)
@@ -771,7 +788,7 @@ def _simulate(
                                     if (FL[p] & F_RES) != 0:
                                         fend = h
                                     else:
-                                        if dropping:
+                                        if vf_drop[v]:
                                             break
                                         kind_w = 2
                                         d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
