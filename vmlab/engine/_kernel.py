@@ -231,7 +231,8 @@ def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
 @njit
 def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn):
     """Release a read hold of address space ``a``'s mmap_sem at ``t``; the last reader out
-    hands the lock to a writer at the head of the queue, who resumes at ``t``."""
+    hands the lock to a writer at the head of the queue, who resumes at ``t``.  Returns that
+    writer's thread, or -1."""
     lk_readers[a] -= 1
     if lk_readers[a] == 0 and lk_qn[a] > 0:
         m = lk_q.shape[1]
@@ -241,6 +242,18 @@ def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn):
             lk_qh[a] = (lk_qh[a] + 1) % m
             lk_qn[a] -= 1
             tn[w >> 1] = t
+            return w >> 1
+    return -1
+
+
+@njit
+def _with_step(found, lt, lk, t, th):
+    """The smaller of the pending key ``(lt, lk)`` (if ``found``) and thread ``th``'s step at
+    ``t``: how a grant updates the other threads' earliest step."""
+    k = (C.EV_THREAD << 40) | th
+    if not found or _key_lt(t, k, lt, lk):
+        return True, t, k
+    return found, lt, lk
 
 
 @njit
@@ -551,12 +564,22 @@ def _simulate(
     lw_first = -1
     lw_last = -1
     while n_alive > 0:
+        # the two earliest thread steps, in (time, thread) order: one scan
         bth = -1
         bt = 0
+        sth = -1
+        st = 0
         for i in range(T):
-            if tn[i] >= 0 and (bth < 0 or tn[i] < bt):
-                bt = tn[i]
-                bth = i
+            ti = tn[i]
+            if ti >= 0:
+                if bth < 0 or ti < bt:
+                    sth = bth
+                    st = bt
+                    bth = i
+                    bt = ti
+                elif sth < 0 or ti < st:
+                    sth = i
+                    st = ti
         if hn > 0 and (bth < 0 or _key_lt(ht[0], hk[0], bt, (C.EV_THREAD << 40) | bth)):
             t = ht[0]
             key = hk[0]
@@ -697,7 +720,12 @@ def _simulate(
 
         # ================= run thread th at time t =================
         # other threads' next steps change during this run only through grants it makes
-        o_found, o_t, o_k = _other_min(tn, th)
+        if kind == C.EV_THREAD:
+            o_found = sth >= 0
+            o_t = st
+            o_k = (C.EV_THREAD << 40) | sth
+        else:
+            o_found, o_t, o_k = _other_min(tn, th)
         while True:
             ph = TS[th, C.TS_PHASE]
             nxt = -1  # time of this thread's next step; -1: it blocks (someone wakes it)
@@ -910,6 +938,12 @@ def _simulate(
                     if nxt < 0:
                         r = order[pos] if ordered else pos
                         g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                        # the access comes after the gap: fetch its page's state meanwhile
+                        p = rec_page[r]
+                        if p >= 0:
+                            prefetch(FL, p)
+                            prefetch(LL, p)
+                            prefetch(page_vma, p)
                         TS[th, C.TS_SEG] = C.CAT_COMPUTE
                         TS[th, C.TS_PHASE] = C.PH_ACCESS
                         nxt = t + g
@@ -934,7 +968,7 @@ def _simulate(
                         TS[th, C.TS_PHASE] = C.PH_FAULT_END
                         nxt = t
                     else:
-                        if vma_backing[page_vma[p]] == C.B_FILE:
+                        if (FL[p] & F_FILE) != 0:
                             if replacement == C.REPL_LRU:
                                 if LL[S, 1] != p:
                                     _list_remove(LL, p)
@@ -984,7 +1018,7 @@ def _simulate(
                 if lkind == C.LK_FAULT:
                     pos = TS[th, C.TS_POS]
                     r = order[pos] if ordered else pos
-                    a = page_asid[rec_page[r]]
+                    a = vma_asid[page_vma[rec_page[r]]]
                     TS[th, C.TS_ATTEMPTS] += 1
                     TS[th, C.TS_WAIT_KIND] = 0
                     TS[th, C.TS_WAIT_DROP] = 0
@@ -1110,7 +1144,7 @@ def _simulate(
                     lk_qh[a] = (lk_qh[a] + 1) % m
                     lk_qn[a] -= 1
                     tn[wth] = t
-                    o_found, o_t, o_k = _other_min(tn, th)
+                    o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, wth)
                     if wmode == 1:
                         break
                 TS[th, C.TS_PHASE] = C.PH_REC_END
@@ -1160,6 +1194,8 @@ def _simulate(
                         FL[p] &= np.uint8(255 - F_MSIO)
                         d = _draw(tables, io_dist, seed, 1, io_cnt)
                         io_cnt += 1
+                        prefetch(tflat, io_dist * n_quant + np.int64(
+                            _mix(seed, 1, io_cnt) >> np.uint64(48)))
                         cnt[C.CNT_IO] += 1
                         b = t // bin_ns
                         if b >= ts_bins.shape[1]:
@@ -1188,8 +1224,9 @@ def _simulate(
                         if keep_records:
                             locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                         # release read lock
-                        _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                        o_found, o_t, o_k = _other_min(tn, th)
+                        w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                        if w >= 0:
+                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     if issued:
                         iok = (C.EV_IO << 40) | p
                         found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
@@ -1294,8 +1331,9 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                o_found, o_t, o_k = _other_min(tn, th)
+                w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                if w >= 0:
+                    o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                 _attempt_wasted(th, TS, TT)
                 b = t // bin_ns
                 if b >= ts_bins.shape[1]:
@@ -1412,8 +1450,9 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                o_found, o_t, o_k = _other_min(tn, th)
+                w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                if w >= 0:
+                    o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                 TS[th, C.TS_ATT_CPU] = 0
@@ -1426,7 +1465,7 @@ def _simulate(
                 pos = TS[th, C.TS_POS]
                 r = order[pos] if ordered else pos
                 p = rec_page[r]
-                if vma_backing[page_vma[p]] == C.B_FILE:
+                if (FL[p] & F_FILE) != 0:
                     if replacement == C.REPL_LRU:
                         if LL[S, 1] != p and (FL[p] & F_RES) != 0:
                             _list_remove(LL, p)
@@ -1449,8 +1488,9 @@ def _simulate(
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                o_found, o_t, o_k = _other_min(tn, th)
+                w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                if w >= 0:
+                    o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                 TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                 TS[th, C.TS_ATT_CPU] = 0
                 # iomem never waits, so the fault is minor with no I/O wait
