@@ -933,8 +933,11 @@ def _simulate(
                             TS[th, C.TS_POS] = pos
                             TS[th, C.TS_ACC] = t
                             TS[th, C.TS_SEG] = C.CAT_SIGNAL
-                            nxt = t  # PH_START again at the end of the run
-                            TS[th, C.TS_PHASE] = C.PH_START
+                            if pos >= end:
+                                nxt = t  # PH_START again: the thread ends
+                                TS[th, C.TS_PHASE] = C.PH_START
+                            # else the record that stopped the run starts below, as a new
+                            # PH_START would start it (nothing it depends on has changed)
                     if nxt < 0:
                         r = order[pos] if ordered else pos
                         g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
@@ -979,6 +982,33 @@ def _simulate(
                         TS[th, C.TS_ACCESS_DONE] = 1
                         TS[th, C.TS_PHASE] = C.PH_REC_END
                         nxt = t + access_ns
+                        # when the hit ends before anything else happens, no signal waits
+                        # and the next record cannot run inline (its gap lets other events
+                        # in), do the record's end and the next record's start here: the same
+                        # steps PH_REC_END and PH_START would take, in one go
+                        end = thr_off[th + 1]
+                        if pend_n[th] == 0 and pos + 1 < end and nxt <= horizon:
+                            found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
+                            myk = (C.EV_THREAD << 40) | th
+                            if found and _key_lt(nxt, myk, lt, lk):
+                                r = order[pos + 1] if ordered else pos + 1
+                                g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                                if not _key_lt(nxt + g + access_ns, myk, lt, lk):
+                                    TT[th, C.CAT_HIT] += access_ns
+                                    TT[th, C.TT_RECORDS] += 1
+                                    cnt[C.CNT_ACCESSES] += 1
+                                    TS[th, C.TS_ACCESS_DONE] = 0
+                                    TS[th, C.TS_POS] = pos + 1
+                                    TS[th, C.TS_AFTER] = C.PH_START
+                                    TS[th, C.TS_ACC] = nxt
+                                    TS[th, C.TS_SEG] = C.CAT_COMPUTE
+                                    TS[th, C.TS_PHASE] = C.PH_ACCESS
+                                    p = rec_page[r]
+                                    if p >= 0:
+                                        prefetch(FL, p)
+                                        prefetch(LL, p)
+                                        prefetch(page_vma, p)
+                                    nxt += g
                 else:
                     if TS[th, C.TS_IN_FAULT] == 0:
                         TS[th, C.TS_IN_FAULT] = 1
