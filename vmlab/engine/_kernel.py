@@ -982,33 +982,6 @@ def _simulate(
                         TS[th, C.TS_ACCESS_DONE] = 1
                         TS[th, C.TS_PHASE] = C.PH_REC_END
                         nxt = t + access_ns
-                        # when the hit ends before anything else happens, no signal waits
-                        # and the next record cannot run inline (its gap lets other events
-                        # in), do the record's end and the next record's start here: the same
-                        # steps PH_REC_END and PH_START would take, in one go
-                        end = thr_off[th + 1]
-                        if pend_n[th] == 0 and pos + 1 < end and nxt <= horizon:
-                            found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
-                            myk = (C.EV_THREAD << 40) | th
-                            if found and _key_lt(nxt, myk, lt, lk):
-                                r = order[pos + 1] if ordered else pos + 1
-                                g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
-                                if not _key_lt(nxt + g + access_ns, myk, lt, lk):
-                                    TT[th, C.CAT_HIT] += access_ns
-                                    TT[th, C.TT_RECORDS] += 1
-                                    cnt[C.CNT_ACCESSES] += 1
-                                    TS[th, C.TS_ACCESS_DONE] = 0
-                                    TS[th, C.TS_POS] = pos + 1
-                                    TS[th, C.TS_AFTER] = C.PH_START
-                                    TS[th, C.TS_ACC] = nxt
-                                    TS[th, C.TS_SEG] = C.CAT_COMPUTE
-                                    TS[th, C.TS_PHASE] = C.PH_ACCESS
-                                    p = rec_page[r]
-                                    if p >= 0:
-                                        prefetch(FL, p)
-                                        prefetch(LL, p)
-                                        prefetch(page_vma, p)
-                                    nxt += g
                 else:
                     if TS[th, C.TS_IN_FAULT] == 0:
                         TS[th, C.TS_IN_FAULT] = 1
@@ -1544,6 +1517,38 @@ def _simulate(
 
             else:
                 raise RuntimeError("vmlab engine: unknown thread phase")
+
+            # ---- a record's end (after a hit or a fault) that comes before anything else
+            # happens, with no signal waiting and a next record that cannot run inline (its
+            # gap lets other events in): do what PH_REC_END and PH_START would do, in one go,
+            # and go on to the next record's access
+            if nxt >= 0 and TS[th, C.TS_PHASE] == C.PH_REC_END and pend_n[th] == 0 \
+                    and TS[th, C.TS_ACCESS_DONE] == 1 and nxt <= horizon:
+                pos = TS[th, C.TS_POS]
+                if pos + 1 < thr_off[th + 1]:
+                    found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
+                    myk = (C.EV_THREAD << 40) | th
+                    if found and _key_lt(nxt, myk, lt, lk):
+                        r = order[pos + 1] if ordered else pos + 1
+                        g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                        if not _key_lt(nxt + g + access_ns, myk, lt, lk):
+                            seg = TS[th, C.TS_SEG]
+                            if seg < C.TT_NCAT:
+                                TT[th, seg] += nxt - TS[th, C.TS_ACC]
+                            TT[th, C.TT_RECORDS] += 1
+                            cnt[C.CNT_ACCESSES] += 1
+                            TS[th, C.TS_ACCESS_DONE] = 0
+                            TS[th, C.TS_POS] = pos + 1
+                            TS[th, C.TS_AFTER] = C.PH_START
+                            TS[th, C.TS_ACC] = nxt
+                            TS[th, C.TS_SEG] = C.CAT_COMPUTE
+                            TS[th, C.TS_PHASE] = C.PH_ACCESS
+                            p = rec_page[r]
+                            if p >= 0:
+                                prefetch(FL, p)
+                                prefetch(LL, p)
+                                prefetch(page_vma, p)
+                            nxt += g
 
             # ---- go on inline if nothing else can happen before the next step
             if nxt < 0:
