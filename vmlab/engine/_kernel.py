@@ -744,6 +744,7 @@ def _simulate(
                     TS[th, C.TS_LOCK_MODE] = 1
                     TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                     nxt = t
+                    ph = C.PH_LOCK_REQ
                 elif TS[th, C.TS_POS] >= thr_off[th + 1]:
                     TT[th, C.TT_STATE] = C.ST_DONE
                     TT[th, C.TT_END] = t
@@ -965,6 +966,7 @@ def _simulate(
                     TS[th, C.TS_LOCK_MODE] = 1
                     TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                     nxt = t
+                    ph = C.PH_LOCK_REQ
                 elif (FL[p] & F_PTE) != 0:
                     if TS[th, C.TS_FAULT_ROW] != -1 or TS[th, C.TS_IN_FAULT] == 1:
                         # re-executed after a return to user space: someone mapped it
@@ -1013,8 +1015,11 @@ def _simulate(
                     TS[th, C.TS_LOCK_MODE] = 0
                     TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                     nxt = t
+                    ph = C.PH_LOCK_REQ
 
-            elif ph == C.PH_LOCK_REQ:
+            # (a step that moves on at the same time with nothing new before it sets ``ph``
+            # and falls through to the next phase below, skipping a trip round the loop)
+            if ph == C.PH_LOCK_REQ:
                 a = page_asid[0] if P > 0 else 0
                 lkind = TS[th, C.TS_LOCK_KIND]
                 mode = TS[th, C.TS_LOCK_MODE]
@@ -1057,6 +1062,7 @@ def _simulate(
                         lk_writer[a] = 1
                     TS[th, C.TS_PHASE] = C.PH_GRANTED
                     nxt = t
+                    ph = C.PH_GRANTED
                 else:
                     if lk_qn[a] == lk_q.shape[1]:
                         m = lk_q.shape[1]
@@ -1072,7 +1078,7 @@ def _simulate(
                     TS[th, C.TS_PHASE] = C.PH_GRANTED
                     break  # blocked until a release grants it
 
-            elif ph == C.PH_GRANTED:
+            if ph == C.PH_GRANTED:
                 seg = TS[th, C.TS_SEG]
                 TT[th, seg] += t - TS[th, C.TS_ACC]
                 TS[th, C.TS_ACC] = t
@@ -1172,6 +1178,7 @@ def _simulate(
                         bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
                     TS[th, C.TS_PHASE] = C.PH_INSTALL
                     nxt = t
+                    ph = C.PH_INSTALL
                 elif bk == C.B_IOMEM:
                     TS[th, C.TS_PHASE] = C.PH_SIGBUS
                     nxt = t
@@ -1179,6 +1186,7 @@ def _simulate(
                     if (FL[p] & F_RES) != 0:
                         TS[th, C.TS_PHASE] = C.PH_INSTALL
                         nxt = t
+                        ph = C.PH_INSTALL
                     else:
                         need_wait = 2
                 else:  # file
@@ -1313,6 +1321,7 @@ def _simulate(
                         FL[p] |= F_RES
                     TS[th, C.TS_PHASE] = C.PH_INSTALL
                     nxt = t
+                    ph = C.PH_INSTALL
 
             elif ph == C.PH_ABORT:
                 # an interruptible wait aborted by a signal at t
@@ -1436,7 +1445,7 @@ def _simulate(
                 TS[th, C.TS_PHASE] = C.PH_INSTALL
                 nxt = t + n_around * pte_ns
 
-            elif ph == C.PH_INSTALL:
+            if ph == C.PH_INSTALL:
                 # map the page, release the read lock: the fault is done
                 TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                 TS[th, C.TS_ACC] = t
@@ -1462,8 +1471,10 @@ def _simulate(
                 TS[th, C.TS_ATT_WAIT] = 0
                 TS[th, C.TS_PHASE] = C.PH_FAULT_END
                 nxt = t
+                if w < 0 or th < w:
+                    ph = C.PH_FAULT_END  # (a writer granted now with a lower id goes first)
 
-            elif ph == C.PH_FAULT_END:
+            if ph == C.PH_FAULT_END:
                 # the fault completed at t; the access follows
                 pos = TS[th, C.TS_POS]
                 r = order[pos] if ordered else pos
@@ -1515,7 +1526,7 @@ def _simulate(
                 pend_n[th] = 0
                 break
 
-            else:
+            elif ph < 0 or ph > C.PH_DELIVER:
                 raise RuntimeError("vmlab engine: unknown thread phase")
 
             # ---- a record's end (after a hit or a fault) that comes before anything else
