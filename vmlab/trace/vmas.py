@@ -14,6 +14,7 @@ proportional to the number of distinct pages, not to the number of records.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -311,5 +312,16 @@ def infer_vmas(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK, label=True):
         raise TypeError(f"infer_vmas() needs a Trace, got {type(trace).__name__}")
     if gap_pages < 0:
         raise ValueError(f"gap_pages must be >= 0, got {gap_pages}")
+    key = (int(gap_pages), bool(label))
+    known = _inferred.get(trace)
+    if known is not None and key in known:
+        return list(known[key])
     acc = PageAccumulator(trace.page_size).feed(trace, chunk_records)
-    return acc.vmas(trace.page_size, gap_pages=gap_pages, label=label)
+    out = acc.vmas(trace.page_size, gap_pages=gap_pages, label=label)
+    _inferred.setdefault(trace, {})[key] = tuple(out)
+    return out
+
+
+#: inferred ranges per trace (a scenario without VMAs infers them at every run; compare and
+#: sweep run one trace many times).  VmaRange is frozen, so sharing the ranges is safe.
+_inferred = weakref.WeakKeyDictionary()
