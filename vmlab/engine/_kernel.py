@@ -772,9 +772,10 @@ def _simulate(
                         fwait = 0
                         while pos < end:
                             # the state of the page PF_DIST records ahead is fetched into
-                            # cache while this record is handled
+                            # cache while this record is handled (from the run's second record
+                            # on: with other threads' steps close by, most runs stop at one)
                             pf = pos + PF_DIST
-                            if pf < end:
+                            if nh > 0 and pf < end:
                                 p2 = rec_page[order[pf] if ordered else pf]
                                 if p2 >= 0:
                                     prefetch(FL, p2)
