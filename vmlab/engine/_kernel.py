@@ -29,6 +29,9 @@ F_PIN = np.uint8(64)     # pinned: PIN[p] > 0 (a copy of the count's sign, one b
 # how many records ahead the inline loop prefetches page state
 PF_DIST = 12
 
+# a blocked thread's next step: later than any simulated time
+NO_STEP = np.int64(1 << 62)
+
 # ---------------------------------------------------------------------------------------
 # random numbers (docs/model.md section 1)
 
@@ -263,7 +266,7 @@ def _other_min(tn, th):
     lt = 0
     lk = 0
     for i in range(tn.shape[0]):
-        if i != th and tn[i] >= 0:
+        if i != th and tn[i] != NO_STEP:
             k = (C.EV_THREAD << 40) | i
             if not found or _key_lt(tn[i], k, lt, lk):
                 lt = tn[i]
@@ -512,7 +515,7 @@ def _simulate(
     fstart = np.zeros(T, np.int64)
 
     # ---- events: a heap for I/O completions, adversary calls and signal arrivals; each
-    # thread's next step in tn (time, or -1 while it is blocked), scanned for the minimum
+    # thread's next step in tn (time, or NO_STEP while it is blocked), scanned for the minimum
     tn = np.zeros(T, np.int64)
     # at most one pending signal a thread, one adversary call and one I/O a page: the heap
     # never needs to grow
@@ -564,22 +567,24 @@ def _simulate(
     lw_first = -1
     lw_last = -1
     while n_alive > 0:
-        # the two earliest thread steps, in (time, thread) order: one scan
-        bth = -1
-        bt = 0
+        # the two earliest thread steps, in (time, thread) order: one scan (a blocked
+        # thread's step is NO_STEP, later than any time)
+        bth = 0
+        bt = tn[0]
         sth = -1
-        st = 0
-        for i in range(T):
+        st = NO_STEP
+        for i in range(1, T):
             ti = tn[i]
-            if ti >= 0:
-                if bth < 0 or ti < bt:
-                    sth = bth
-                    st = bt
-                    bth = i
-                    bt = ti
-                elif sth < 0 or ti < st:
-                    sth = i
-                    st = ti
+            if ti < bt:
+                sth = bth
+                st = bt
+                bth = i
+                bt = ti
+            elif ti < st:
+                sth = i
+                st = ti
+        if bt == NO_STEP:
+            bth = -1
         if hn > 0 and (bth < 0 or _key_lt(ht[0], hk[0], bt, (C.EV_THREAD << 40) | bth)):
             t = ht[0]
             key = hk[0]
@@ -594,7 +599,7 @@ def _simulate(
                 break
             kind = C.EV_THREAD
             ident = bth
-            tn[bth] = -1
+            tn[bth] = NO_STEP
         else:
             break
 
@@ -709,7 +714,7 @@ def _simulate(
             # an interruptible wait is aborted at once
             if TS[th, C.TS_INTR] == 1:
                 TS[th, C.TS_PHASE] = C.PH_ABORT
-                tn[th] = -1  # a pending wake-up (context wait) is cancelled
+                tn[th] = NO_STEP  # a pending wake-up (context wait) is cancelled
                 if keep_records and row >= 0:
                     sigs[row, C.S_ABORTED] = 1
                 # fall through to run the thread now
@@ -721,7 +726,7 @@ def _simulate(
         # ================= run thread th at time t =================
         # other threads' next steps change during this run only through grants it makes
         if kind == C.EV_THREAD:
-            o_found = sth >= 0
+            o_found = st != NO_STEP
             o_t = st
             o_k = (C.EV_THREAD << 40) | sth
         else:

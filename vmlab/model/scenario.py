@@ -15,6 +15,8 @@ from .policies import BACKINGS, can_serve, get_policy
 
 REPLACEMENTS = ("lru", "fifo", "clock")
 SCHEDULE_KINDS = ("poisson", "periodic", "times")
+#: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
+MAX_HORIZON_NS = 1 << 62
 #: Default horizon: one simulated hour.  Every run has one (livelocks must end).
 DEFAULT_HORIZON_NS = 3_600 * 10**9
 
@@ -210,6 +212,9 @@ class Scenario:
             raise ScenarioError(f"adversary must be an Adversary, got {self.adversary!r}")
         if int(self.horizon_ns) <= 0:
             raise ScenarioError(f"horizon_ns must be > 0, got {self.horizon_ns}")
+        if int(self.horizon_ns) >= MAX_HORIZON_NS:
+            raise ScenarioError(f"horizon_ns must be below 2**62 ns (146 years), got "
+                                f"{self.horizon_ns}")
         if int(self.bin_ns) <= 0:
             raise ScenarioError(f"bin_ns must be > 0, got {self.bin_ns}")
         if not (0 <= int(self.seed) < 2**64):
