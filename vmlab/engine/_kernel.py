@@ -385,7 +385,7 @@ def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
 @njit
 def _simulate(
     # records
-    rec_page, rec_gap, has_gap, order, ordered, thr_off, thr_tid, thr_access,
+    rec_page, rec_gap, has_gap, thr_off, thr_tid, thr_access,
     # pages
     page_vma, page_vpn, page_asid, page_rank, by_key,
     # vmas
@@ -781,16 +781,15 @@ def _simulate(
                             # on: with other threads' steps close by, most runs stop at one)
                             pf = pos + PF_DIST
                             if nh > 0 and pf < end:
-                                p2 = rec_page[order[pf] if ordered else pf]
+                                p2 = rec_page[pf]
                                 if p2 >= 0:
                                     prefetch(FL, p2)
                                     prefetch(LL, p2)
                                     prefetch(page_vma, p2)
-                            r = order[pos] if ordered else pos
-                            p = rec_page[r]
+                            p = rec_page[pos]
                             if p < 0:
                                 break
-                            g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                            g = np.int64(rec_gap[pos]) if has_gap else np.int64(0)
                             if (FL[p] & F_PTE) == 0:
                                 # an uncontended fault that needs no lock drop, no shared I/O
                                 # and no signal: the same steps as the general path, in one go
@@ -946,10 +945,9 @@ def _simulate(
                             # else the record that stopped the run starts below, as a new
                             # PH_START would start it (nothing it depends on has changed)
                     if nxt < 0:
-                        r = order[pos] if ordered else pos
-                        g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                        g = np.int64(rec_gap[pos]) if has_gap else np.int64(0)
                         # the access comes after the gap: fetch its page's state meanwhile
-                        p = rec_page[r]
+                        p = rec_page[pos]
                         if p >= 0:
                             prefetch(FL, p)
                             prefetch(LL, p)
@@ -963,8 +961,7 @@ def _simulate(
                 TT[th, seg] += t - TS[th, C.TS_ACC]
                 TS[th, C.TS_ACC] = t
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                p = rec_page[r]
+                p = rec_page[pos]
                 if p < 0:
                     # LOCK_W: the page slot holds -(asid + 1)
                     TS[th, C.TS_ASID_LOCKW] = -p - 1
@@ -1031,8 +1028,7 @@ def _simulate(
                 mode = TS[th, C.TS_LOCK_MODE]
                 if lkind == C.LK_FAULT:
                     pos = TS[th, C.TS_POS]
-                    r = order[pos] if ordered else pos
-                    a = vma_asid[page_vma[rec_page[r]]]
+                    a = vma_asid[page_vma[rec_page[pos]]]
                     TS[th, C.TS_ATTEMPTS] += 1
                     TS[th, C.TS_WAIT_KIND] = 0
                     TS[th, C.TS_WAIT_DROP] = 0
@@ -1094,8 +1090,7 @@ def _simulate(
                 if lkind == C.LK_FAULT:
                     TS[th, C.TS_F_LOCKWAIT] += t - TS[th, C.TS_REQ_T]
                     pos = TS[th, C.TS_POS]
-                    r = order[pos] if ordered else pos
-                    p = rec_page[r]
+                    p = rec_page[pos]
                     v = page_vma[p]
                     bk = vma_backing[v]
                     pr = vma_pol[v]
@@ -1170,8 +1165,7 @@ def _simulate(
                 TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                 TS[th, C.TS_ACC] = t
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                p = rec_page[r]
+                p = rec_page[pos]
                 v = page_vma[p]
                 bk = vma_backing[v]
                 pr = vma_pol[v]
@@ -1292,8 +1286,7 @@ def _simulate(
             elif ph == C.PH_CTX_READY:
                 # a lock-dropping context wait completed: the context is ready now
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                FL[rec_page[r]] |= F_RES
+                FL[rec_page[pos]] |= F_RES
                 TS[th, C.TS_PHASE] = C.PH_WOKEN
                 nxt = t + wakeup_ns
 
@@ -1304,8 +1297,7 @@ def _simulate(
                 TS[th, C.TS_ACC] = t
                 TS[th, C.TS_SEG] = C.CAT_ATT_CPU
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                p = rec_page[r]
+                p = rec_page[pos]
                 if TS[th, C.TS_WAIT_DROP] == 1:
                     _attempt_wasted(th, TS, TT)  # the attempt ends in a retry
                     b = t // bin_ns
@@ -1336,8 +1328,7 @@ def _simulate(
                 TS[th, C.TS_F_IOWAIT] += t - TS[th, C.TS_WAIT_START]
                 TS[th, C.TS_ACC] = t
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                p = rec_page[r]
+                p = rec_page[pos]
                 if TS[th, C.TS_WAIT_KIND] == 1:
                     TS[th, C.TS_WAIT_PAGE] = -1
                     _unpin(p, PIN, FL)
@@ -1418,8 +1409,7 @@ def _simulate(
                 TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                 TS[th, C.TS_ACC] = t
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                p = rec_page[r]
+                p = rec_page[pos]
                 if (FL[p] & F_PTE) == 0:
                     FL[p] |= F_PTE
                     cnt[C.CNT_PTES] += 1
@@ -1456,8 +1446,7 @@ def _simulate(
                 TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                 TS[th, C.TS_ACC] = t
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                p = rec_page[r]
+                p = rec_page[pos]
                 if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
                     _unpin(p, PIN, FL)
                 TS[th, C.TS_WAIT_KIND] = 0
@@ -1483,8 +1472,7 @@ def _simulate(
             if ph == C.PH_FAULT_END:
                 # the fault completed at t; the access follows
                 pos = TS[th, C.TS_POS]
-                r = order[pos] if ordered else pos
-                p = rec_page[r]
+                p = rec_page[pos]
                 if (FL[p] & F_FILE) != 0:
                     if replacement == C.REPL_LRU:
                         if LL[S, 1] != p and (FL[p] & F_RES) != 0:
@@ -1546,8 +1534,8 @@ def _simulate(
                     found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
                     myk = (C.EV_THREAD << 40) | th
                     if found and _key_lt(nxt, myk, lt, lk):
-                        r = order[pos + 1] if ordered else pos + 1
-                        g = np.int64(rec_gap[r]) if has_gap else np.int64(0)
+                        nx = pos + 1
+                        g = np.int64(rec_gap[nx]) if has_gap else np.int64(0)
                         if not _key_lt(nxt + g + access_ns, myk, lt, lk):
                             seg = TS[th, C.TS_SEG]
                             if seg < C.TT_NCAT:
@@ -1560,7 +1548,7 @@ def _simulate(
                             TS[th, C.TS_ACC] = nxt
                             TS[th, C.TS_SEG] = C.CAT_COMPUTE
                             TS[th, C.TS_PHASE] = C.PH_ACCESS
-                            p = rec_page[r]
+                            p = rec_page[nx]
                             if p >= 0:
                                 prefetch(FL, p)
                                 prefetch(LL, p)

@@ -33,15 +33,16 @@ _trace_cache = weakref.WeakKeyDictionary()
 class TraceIndex:
     """Per-trace preparation: dense pages and per-thread order."""
 
+    # per position: records grouped by thread (thr_off), in trace order within a thread, so
+    # the kernel reads each thread's records sequentially
     rec_page: np.ndarray        # int32/int64 dense page id, or -(asid+1) for LOCK_W
+    rec_gap: np.ndarray         # uint64 gap_ns (a narrower dtype only for long 1-thread traces)
     keys: np.ndarray            # sorted unique (asid << 52 | vpn); position = key rank
     first_rec: np.ndarray       # first record index touching each page, by key rank
     rank: np.ndarray            # page id -> key rank
     by_key: np.ndarray          # key rank -> page id
     thr_tid: np.ndarray         # thread index -> tid
     thr_off: np.ndarray         # thread index -> first position in order
-    order: np.ndarray           # record indices grouped by thread (empty if one thread)
-    ordered: bool
     n_asid: int
 
 
@@ -86,9 +87,8 @@ def _index_trace(trace):
         raise ScenarioError(f"address-space ids must be below {1 << _ASID_BITS}")
     T = len(tids)
     if T == 1:
-        order = np.zeros(0, np.int64)
         thr_off = np.array([0, n], np.int64)
-        ordered = False
+        rec_gap = _gaps(trace, None)
     else:
         counts = np.zeros(T, np.int64)
         for lo in range(0, n, _CHUNK):
@@ -101,9 +101,37 @@ def _index_trace(trace):
         for lo in range(0, n, _CHUNK):
             th = np.searchsorted(tids, np.asarray(trace.tid[lo:lo + _CHUNK]))
             _fill_order(th, lo, cursor, order)
-        ordered = True
-    return TraceIndex(rec_page, uniq, first, rank, by_key, tids.astype(np.int64), thr_off, order,
-                      ordered, n_asid)
+        rec_page = _gather(rec_page, order)
+        rec_gap = _gaps(trace, order)
+        del order
+    return TraceIndex(rec_page, rec_gap, uniq, first, rank, by_key, tids.astype(np.int64),
+                      thr_off, n_asid)
+
+
+def _gather(col, order):
+    """``col[order]``, chunk by chunk (into a temporary file when the trace is long)."""
+    out = _scratch(len(order), col.dtype)
+    for lo in range(0, len(order), _CHUNK):
+        out[lo:lo + _CHUNK] = col[order[lo:lo + _CHUNK]]
+    return out
+
+
+def _gaps(trace, order):
+    """The trace's gaps as uint64 in position order (``order``, or record order if None).
+
+    One dtype for the kernel: each new dtype would mean a new compilation (~1 min).  A long
+    one-thread trace keeps its own column (no copy of it is made)."""
+    if not trace.has_gap:
+        return np.zeros(1, np.uint64)
+    gap = trace.gap_ns
+    if order is None:
+        if gap.dtype == np.uint64 or len(gap) > MEMMAP_RECORDS:
+            return gap
+        return np.asarray(gap).astype(np.uint64)
+    out = _scratch(len(order), np.uint64)
+    for lo in range(0, len(order), _CHUNK):
+        out[lo:lo + _CHUNK] = np.asarray(gap)[order[lo:lo + _CHUNK]]
+    return out
 
 
 def _first_touch_order(first):
@@ -224,8 +252,8 @@ def _with_extra_pages(idx, extra):
     rank[n_old:] = np.searchsorted(keys, extra)
     by_key = np.empty(len(keys), np.int64)
     by_key[rank] = np.arange(len(keys), dtype=np.int64)
-    return TraceIndex(idx.rec_page, keys, first, rank, by_key, idx.thr_tid, idx.thr_off,
-                      idx.order, idx.ordered, idx.n_asid)
+    return TraceIndex(idx.rec_page, idx.rec_gap, keys, first, rank, by_key, idx.thr_tid,
+                      idx.thr_off, idx.n_asid)
 
 
 @dataclass
@@ -412,14 +440,10 @@ def prepare(scenario, policy=None):
 
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     has_gap = trace.has_gap
-    rec_gap = np.asarray(trace.gap_ns) if has_gap else np.zeros(1, np.uint64)
-    if rec_gap.dtype != np.uint64 and len(rec_gap) <= MEMMAP_RECORDS:
-        # one dtype for the kernel: each new dtype would mean a new compilation (~1 min)
-        rec_gap = rec_gap.astype(np.uint64)
     thr_access = np.isin(idx.thr_tid, np.fromiter(access_tids, np.int64, len(access_tids))) \
         .astype(np.int64)
     args = (
-        idx.rec_page, rec_gap, has_gap, idx.order, idx.ordered,
+        idx.rec_page, idx.rec_gap, has_gap,
         idx.thr_off, idx.thr_tid, thr_access,
         page_vma, page_vpn, page_asid, idx.rank, idx.by_key,
         vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
