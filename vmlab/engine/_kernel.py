@@ -284,6 +284,30 @@ def _limit(ht, hk, hn, o_found, o_t, o_k):
 
 
 @njit
+def _prefetch_ahead(p, pos, end, rec_page, rec_gap, FL, LL, page_vma):
+    """A thread will access page ``p`` (its record at ``pos``) after a gap in which other
+    threads run: fetch the page's state, and the thread's records 16 positions on (each
+    thread's records are a stream of their own; the hardware follows few at once)."""
+    if p >= 0:
+        prefetch(FL, p)
+        prefetch(LL, p)
+        prefetch(page_vma, p)
+    if pos + 16 < end:
+        prefetch(rec_page, pos + 16)
+        prefetch(rec_gap, pos + 16)
+
+
+@njit
+def _note_candidate(cand, n_cand, p):
+    """Note page ``p`` for the adversary: it became resident, unmapped and unpinned (stale
+    notes are skipped when the adversary runs)."""
+    if n_cand == cand.shape[0]:
+        cand = _grow1(cand, n_cand)
+    cand[n_cand] = p
+    return cand, n_cand + 1
+
+
+@njit
 def _pin(p, PIN, FL):
     """A fault takes a reference on page ``p`` (it cannot be evicted while pinned)."""
     PIN[p] += 1
@@ -436,6 +460,7 @@ def _simulate(
     # pages resident, unmapped and unpinned appear here for the adversary (stale entries ok)
     cand = np.empty(64, np.int32)
     n_cand = 0
+    track_cand = adv_kind != C.SCHED_NONE  # (without an adversary nobody reads them)
 
     # ---- locks
     lk_readers = np.zeros(n_asid, np.int64)
@@ -553,10 +578,8 @@ def _simulate(
             # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing)
             n_resident, hand = _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL,
                                       cnt)
-            if n_cand == cand.shape[0]:
-                cand = _grow1(cand, n_cand)
-            cand[n_cand] = p
-            n_cand += 1
+            if track_cand:
+                cand, n_cand = _note_candidate(cand, n_cand, p)
 
     n_alive = T
     # writer throughput is measured while threads with access records run
@@ -607,10 +630,8 @@ def _simulate(
             p = ident
             FL[p] &= np.uint8(255 - F_INFL)
             if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
-                if n_cand == cand.shape[0]:
-                    cand = _grow1(cand, n_cand)
-                cand[n_cand] = p
-                n_cand += 1
+                if track_cand:
+                    cand, n_cand = _note_candidate(cand, n_cand, p)
             for th in range(T):
                 if TS[th, C.TS_WAIT_PAGE] == p and TS[th, C.TS_PHASE] == C.PH_WAIT_IO:
                     TS[th, C.TS_WAIT_PAGE] = -1
@@ -618,10 +639,8 @@ def _simulate(
                         # the lock-dropping attempt lets its page go at completion
                         _unpin(p, PIN, FL)
                         if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
-                            if n_cand == cand.shape[0]:
-                                cand = _grow1(cand, n_cand)
-                            cand[n_cand] = p
-                            n_cand += 1
+                            if track_cand:
+                                cand, n_cand = _note_candidate(cand, n_cand, p)
                     TS[th, C.TS_PHASE] = C.PH_WOKEN
                     tn[th] = t + wakeup_ns
             continue
@@ -947,11 +966,8 @@ def _simulate(
                     if nxt < 0:
                         g = np.int64(rec_gap[pos]) if has_gap else np.int64(0)
                         # the access comes after the gap: fetch its page's state meanwhile
-                        p = rec_page[pos]
-                        if p >= 0:
-                            prefetch(FL, p)
-                            prefetch(LL, p)
-                            prefetch(page_vma, p)
+                        _prefetch_ahead(rec_page[pos], pos, thr_off[th + 1], rec_page, rec_gap,
+                                        FL, LL, page_vma)
                         TS[th, C.TS_SEG] = C.CAT_COMPUTE
                         TS[th, C.TS_PHASE] = C.PH_ACCESS
                         nxt = t + g
@@ -1261,10 +1277,8 @@ def _simulate(
                             if drop:
                                 _unpin(p, PIN, FL)
                             if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
-                                if n_cand == cand.shape[0]:
-                                    cand = _grow1(cand, n_cand)
-                                cand[n_cand] = p
-                                n_cand += 1
+                                if track_cand:
+                                    cand, n_cand = _note_candidate(cand, n_cand, p)
                             TS[th, C.TS_PHASE] = C.PH_WOKEN
                             nxt = io_c + wakeup_ns
                         elif need_wait == 1:
@@ -1333,10 +1347,8 @@ def _simulate(
                     TS[th, C.TS_WAIT_PAGE] = -1
                     _unpin(p, PIN, FL)
                     if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
-                        if n_cand == cand.shape[0]:
-                            cand = _grow1(cand, n_cand)
-                        cand[n_cand] = p
-                        n_cand += 1
+                        if track_cand:
+                            cand, n_cand = _note_candidate(cand, n_cand, p)
                 a = TS[th, C.TS_LOCK_ASID]
                 if keep_records:
                     locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
@@ -1548,11 +1560,8 @@ def _simulate(
                             TS[th, C.TS_ACC] = nxt
                             TS[th, C.TS_SEG] = C.CAT_COMPUTE
                             TS[th, C.TS_PHASE] = C.PH_ACCESS
-                            p = rec_page[nx]
-                            if p >= 0:
-                                prefetch(FL, p)
-                                prefetch(LL, p)
-                                prefetch(page_vma, p)
+                            _prefetch_ahead(rec_page[nx], nx, thr_off[th + 1], rec_page,
+                                            rec_gap, FL, LL, page_vma)
                             nxt += g
 
             # ---- go on inline if nothing else can happen before the next step
