@@ -245,3 +245,27 @@ def test_writer_ops_counted_while_access_threads_run():
     assert r.summary["writer_ops_per_s"] == pytest.approx(n * 1e9 / (t1 - t0), rel=1e-12)
     # blocking nopage: about one mmap/munmap per 1 ms read
     assert 500 < r.summary["writer_ops_per_s"] < 2000
+
+
+def test_time_series_stays_bounded_by_widening_its_bins():
+    """A run longer than MAX_BINS bins gets bins twice as wide (as often as needed): the
+    series keeps every event, on at most MAX_BINS rows, and says which width it used."""
+    from vmlab.engine._kernel import MAX_BINS
+    from vmlab.trace import synth
+
+    tr = synth.zipf(3000, 2000, alpha=0.6, seed=2)
+    sc = vmlab.Scenario(tr, backing="file", memory_pages=200, bin_ns=1,
+                        costs=vmlab.Costs(io_ns=vmlab.Fixed(50_000)))
+    for records in (True, False):
+        r = vmlab.simulate(sc.replace(records=records), "nopage")
+        width = r.raw.bin_ns
+        assert width > 1 and width & (width - 1) == 0          # 1 ns doubled k times
+        assert len(r.series) <= MAX_BINS
+        assert r.summary["elapsed_ns"] // width < MAX_BINS
+        assert int(r.series["faults"].sum()) == r.summary["n_faults"]
+        assert int(r.series["ios"].sum()) == r.summary["n_io"]
+        if records:
+            # each fault sits in the bin of its start time
+            f = r.faults
+            expect = np.bincount(f["start_ns"].to_numpy() // width, minlength=len(r.series))
+            assert np.array_equal(r.series["faults"].to_numpy(), expect[: len(r.series)])

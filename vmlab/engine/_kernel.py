@@ -29,6 +29,9 @@ F_PIN = np.uint8(64)     # pinned: PIN[p] > 0 (a copy of the count's sign, one b
 # how many records ahead the inline loop prefetches page state
 PF_DIST = 12
 
+# most columns of the time series: past this, its bins become twice as wide
+MAX_BINS = 1 << 18
+
 # a blocked thread's next step: later than any simulated time
 NO_STEP = np.int64(1 << 62)
 
@@ -176,14 +179,30 @@ def _list_remove(LL, node):
 
 
 @njit
-def _grow_bins(bins, b):
-    """The time-series array widened to hold bin ``b`` (doubling)."""
-    nb = bins.shape[1]
-    while nb <= b:
-        nb *= 2
-    grown = np.zeros((bins.shape[0], nb), np.int64)
-    grown[:, : bins.shape[1]] = bins
-    return grown
+def _fit_bins(bins, t, bin_ns, n_bins):
+    """Make room in the time series for time ``t``: double the array up to MAX_BINS
+    columns, then make the bins twice as wide (adding pairs) as often as needed, so the
+    series stays bounded however long the run.  Returns ``(bins, bin_ns, b, n_bins)``."""
+    b = t // bin_ns
+    while b >= bins.shape[1]:
+        m = bins.shape[1]
+        if m < MAX_BINS:
+            nb = m
+            while nb <= b and nb < MAX_BINS:
+                nb *= 2
+            grown = np.zeros((bins.shape[0], nb), np.int64)
+            grown[:, :m] = bins
+            bins = grown
+        else:
+            half = m // 2
+            for i in range(half):
+                for row in range(bins.shape[0]):
+                    bins[row, i] = bins[row, 2 * i] + bins[row, 2 * i + 1]
+            bins[:, half:] = 0
+            bin_ns *= 2
+            n_bins = (n_bins + 1) // 2
+            b = t // bin_ns
+    return bins, bin_ns, b, n_bins
 
 
 @njit
@@ -869,7 +888,9 @@ def _simulate(
                                     n_resident += 1
                                     b = bin_b if bin_lo <= h < bin_hi else h // bin_ns
                                     if b >= ts_bins.shape[1]:
-                                        ts_bins = _grow_bins(ts_bins, b)
+                                        ts_bins, bin_ns, b, n_bins = _fit_bins(ts_bins, h, bin_ns,
+                                                                               n_bins)
+                                        bin_hi = 0  # (the cached bin is stale)
                                     ts_bins[C.TSB_IOS, b] += 1
                                     if b >= n_bins:
                                         n_bins = b + 1
@@ -898,7 +919,11 @@ def _simulate(
                                     bin_hi = bin_lo + bin_ns
                                 b = bin_b
                                 if b >= ts_bins.shape[1]:
-                                    ts_bins = _grow_bins(ts_bins, b)
+                                    ts_bins, bin_ns, b, n_bins = _fit_bins(ts_bins, a_t, bin_ns,
+                                                                           n_bins)
+                                    bin_b = b
+                                    bin_lo = b * bin_ns
+                                    bin_hi = bin_lo + bin_ns
                                 ts_bins[C.TSB_FAULTS, b] += 1
                                 if b >= n_bins:
                                     n_bins = b + 1
@@ -1025,7 +1050,8 @@ def _simulate(
                         cnt[C.CNT_FAULTS] += 1
                         b = t // bin_ns
                         if b >= ts_bins.shape[1]:
-                            ts_bins = _grow_bins(ts_bins, b)
+                            ts_bins, bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
+                            bin_hi = 0  # (the fast path's cached bin is stale)
                         ts_bins[C.TSB_FAULTS, b] += 1
                         if b >= n_bins:
                             n_bins = b + 1
@@ -1226,7 +1252,8 @@ def _simulate(
                         cnt[C.CNT_IO] += 1
                         b = t // bin_ns
                         if b >= ts_bins.shape[1]:
-                            ts_bins = _grow_bins(ts_bins, b)
+                            ts_bins, bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
+                            bin_hi = 0  # (the fast path's cached bin is stale)
                         ts_bins[C.TSB_IOS, b] += 1
                         if b >= n_bins:
                             n_bins = b + 1
@@ -1316,7 +1343,8 @@ def _simulate(
                     _attempt_wasted(th, TS, TT)  # the attempt ends in a retry
                     b = t // bin_ns
                     if b >= ts_bins.shape[1]:
-                        ts_bins = _grow_bins(ts_bins, b)
+                        ts_bins, bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
+                        bin_hi = 0  # (the fast path's cached bin is stale)
                     ts_bins[C.TSB_RETRIES, b] += 1
                     if b >= n_bins:
                         n_bins = b + 1
@@ -1358,7 +1386,8 @@ def _simulate(
                 _attempt_wasted(th, TS, TT)
                 b = t // bin_ns
                 if b >= ts_bins.shape[1]:
-                    ts_bins = _grow_bins(ts_bins, b)
+                    ts_bins, bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
+                    bin_hi = 0  # (the fast path's cached bin is stale)
                 ts_bins[C.TSB_RETRIES, b] += 1
                 if b >= n_bins:
                     n_bins = b + 1
@@ -1606,6 +1635,7 @@ def _simulate(
         if TT[th, C.TT_END] > end_time:
             end_time = TT[th, C.TT_END]
     cnt[C.CNT_END] = end_time
+    cnt[C.CNT_BIN_NS] = bin_ns
     if n_acc_alive > 0:
         acc_end = horizon
     cnt[C.CNT_LW_FIRST] = lw_first

@@ -82,8 +82,8 @@ TSB_NCOL = 3
 (CNT_ACCESSES, CNT_FAULTS, CNT_MAJOR, CNT_MINOR, CNT_RETRIES, CNT_SIGBUS, CNT_IO, CNT_WASTED_IO,
  CNT_EVICTIONS, CNT_ADV_EVICTIONS, CNT_LOCK_W, CNT_PTES, CNT_SIGNALS, CNT_UNFINISHED,
  CNT_ABANDONED, CNT_LIVELOCKED, CNT_SIG_DELIVERED, CNT_END, CNT_RESIDENT, CNT_LW_WINDOW,
- CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END) = range(23)
-N_COUNTERS = 23
+ CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END, CNT_BIN_NS) = range(24)
+N_COUNTERS = 24  # the last is not a counter: the series' bin width at the end of the run
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",

@@ -43,6 +43,7 @@ class TraceIndex:
     by_key: np.ndarray          # key rank -> page id
     thr_tid: np.ndarray         # thread index -> tid
     thr_off: np.ndarray         # thread index -> first position in order
+    thr_access: np.ndarray      # thread index -> 1 if it has an access record (not only LOCK_W)
     n_asid: int
 
 
@@ -104,8 +105,14 @@ def _index_trace(trace):
         rec_page = _gather(rec_page, order)
         rec_gap = _gaps(trace, order)
         del order
+    thr_access = np.zeros(T, np.int64)
+    for j in range(T):
+        for lo in range(thr_off[j], thr_off[j + 1], _CHUNK):
+            if (rec_page[lo:min(thr_off[j + 1], lo + _CHUNK)] >= 0).any():
+                thr_access[j] = 1
+                break
     return TraceIndex(rec_page, rec_gap, uniq, first, rank, by_key, tids.astype(np.int64),
-                      thr_off, n_asid)
+                      thr_off, thr_access, n_asid)
 
 
 def _gather(col, order):
@@ -230,15 +237,6 @@ def _scratch(n, dtype):
     return arr
 
 
-def _access_tids(trace):
-    """Thread ids that have at least one access record (not only LOCK_W), chunk by chunk."""
-    out = set()
-    for lo in range(0, len(trace), _CHUNK):
-        op = np.asarray(trace.op[lo:lo + _CHUNK])
-        out.update(np.unique(np.asarray(trace.tid[lo:lo + _CHUNK])[op != Op.LOCK_W]).tolist())
-    return out
-
-
 def _with_extra_pages(idx, extra):
     """The index with pages no record touches added (preloaded pages): ids are renumbered."""
     # the new pages get ids after the existing ones, which keep theirs
@@ -253,7 +251,7 @@ def _with_extra_pages(idx, extra):
     by_key = np.empty(len(keys), np.int64)
     by_key[rank] = np.arange(len(keys), dtype=np.int64)
     return TraceIndex(idx.rec_page, idx.rec_gap, keys, first, rank, by_key, idx.thr_tid,
-                      idx.thr_off, idx.n_asid)
+                      idx.thr_off, idx.thr_access, idx.n_asid)
 
 
 @dataclass
@@ -376,7 +374,7 @@ def prepare(scenario, policy=None):
     times = []
     sig_toff = np.zeros(T + 1, np.int64)
     # a schedule for "every thread" skips threads made only of LOCK_W records
-    access_tids = _access_tids(trace)
+    access_tids = set(idx.thr_tid[idx.thr_access == 1].tolist())
     for j, tid in enumerate(idx.thr_tid):
         s = sched.get(int(tid))
         if s is not None and s.threads is None and int(tid) not in access_tids:
@@ -440,11 +438,9 @@ def prepare(scenario, policy=None):
 
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     has_gap = trace.has_gap
-    thr_access = np.isin(idx.thr_tid, np.fromiter(access_tids, np.int64, len(access_tids))) \
-        .astype(np.int64)
     args = (
         idx.rec_page, idx.rec_gap, has_gap,
-        idx.thr_off, idx.thr_tid, thr_access,
+        idx.thr_off, idx.thr_tid, idx.thr_access,
         page_vma, page_vpn, page_asid, idx.rank, idx.by_key,
         vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
         emap_vma, emap_off,

@@ -77,6 +77,7 @@ def run(scenario, policy=None, prepared=None):
         counters=counters, series=series, hist_fault=hist_f, hist_signal=hist_s,
         vmas=prep.vmas, vma_policies=prep.vma_policies, policy=prep.policy,
         timing={"prepare_s": t1 - t0, "kernel_s": t2 - t1},
-        n_records=len(scenario.trace), bin_ns=int(scenario.bin_ns),
+        # the kernel widens the bins of very long runs (at most MAX_BINS of them)
+        n_records=len(scenario.trace), bin_ns=int(cnt[C.CNT_BIN_NS]),
         horizon_ns=int(scenario.horizon_ns),
     )
