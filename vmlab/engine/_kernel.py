@@ -27,7 +27,7 @@ F_FILE = np.uint8(32)    # file backing (its references drive replacement)
 F_PIN = np.uint8(64)     # pinned: PIN[p] > 0 (a copy of the count's sign, one byte to read)
 
 # how many records ahead the inline loop prefetches page state
-PF_DIST = 12
+PF_DIST = 16
 
 # most columns of the time series: past this, its bins become twice as wide
 MAX_BINS = 1 << 18
@@ -52,6 +52,12 @@ def _mix(seed, stream, counter):
 @njit
 def _draw(tables, dist, seed, stream, counter):
     return tables[dist, np.int64(_mix(seed, stream, counter) >> np.uint64(48))]
+
+
+@njit
+def _io_slot(seed, io_dist, n_quant, counter):
+    """Where I/O draw number ``counter`` is in the flattened tables (``_draw``'s entry)."""
+    return io_dist * n_quant + np.int64(_mix(seed, 1, counter) >> np.uint64(48))
 
 
 # ---------------------------------------------------------------------------------------
@@ -554,6 +560,9 @@ def _simulate(
     bin_hi = bin_ns
     n_quant = tables.shape[1]
     tflat = tables.reshape(-1)
+    # the I/O draw number io_slot_cnt sits at tflat[io_slot] (computed ahead, prefetched)
+    io_slot_cnt = -1
+    io_slot = 0
 
     # per-fault scratch when records are off
     fstart = np.zeros(T, np.int64)
@@ -854,7 +863,9 @@ def _simulate(
                                         if vf_drop[v]:
                                             break
                                         kind_w = 1
-                                        d = _draw(tables, io_dist, seed, 1, io_cnt)
+                                        slot = io_slot if io_slot_cnt == io_cnt else \
+                                            _io_slot(seed, io_dist, n_quant, io_cnt)
+                                        d = tflat[slot]
                                         fend = h + d + wakeup_ns
                                 else:  # context
                                     if (FL[p] & F_RES) != 0:
@@ -871,9 +882,10 @@ def _simulate(
                                 # commit
                                 if kind_w == 1:
                                     io_cnt += 1
-                                    # fetch the table entry of the next I/O time draw
-                                    prefetch(tflat, io_dist * n_quant + np.int64(
-                                        _mix(seed, 1, io_cnt) >> np.uint64(48)))
+                                    # the next I/O time draw's table entry: fetch it now
+                                    io_slot_cnt = io_cnt
+                                    io_slot = _io_slot(seed, io_dist, n_quant, io_cnt)
+                                    prefetch(tflat, io_slot)
                                     cnt[C.CNT_IO] += 1
                                     if memory_pages >= 0 and n_resident >= memory_pages:
                                         if replacement == C.REPL_CLOCK:
@@ -1245,10 +1257,13 @@ def _simulate(
                                                   LL, FL, cnt)
                         FL[p] |= F_INFL
                         FL[p] &= np.uint8(255 - F_MSIO)
-                        d = _draw(tables, io_dist, seed, 1, io_cnt)
+                        slot = io_slot if io_slot_cnt == io_cnt else \
+                            _io_slot(seed, io_dist, n_quant, io_cnt)
+                        d = tflat[slot]
                         io_cnt += 1
-                        prefetch(tflat, io_dist * n_quant + np.int64(
-                            _mix(seed, 1, io_cnt) >> np.uint64(48)))
+                        io_slot_cnt = io_cnt
+                        io_slot = _io_slot(seed, io_dist, n_quant, io_cnt)
+                        prefetch(tflat, io_slot)
                         cnt[C.CNT_IO] += 1
                         b = t // bin_ns
                         if b >= ts_bins.shape[1]:
