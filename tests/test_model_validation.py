@@ -629,11 +629,6 @@ def test_invalid_run_is_refused_by_simulate(make, message):
         simulate(make())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (a valid VMA refused): a VMA ending at 2**64 in address space >= 1 covers nothing, "
-    "because vkey1 = asid << 52 | end_vpn carries end_vpn = 2**52 into the asid bits "
-    "(vmlab/engine/prepare.py, prepare(): 'vkey1 = ...', then searchsorted); its records "
-    "are reported 'in no VMA'"))
 def test_vma_ending_at_the_top_of_an_address_space_is_accepted():
     tr = Trace(np.array([2**64 - PS], np.uint64), asid=np.array([1], np.uint16))
     sc = Scenario(tr, vmas=[Vma(2**64 - 2 * PS, 2**64, asid=1)])

@@ -296,9 +296,13 @@ def prepare(scenario, policy=None):
     vma_end_vpn = np.array([v.end // ps for v in vmas], np.int64)
     vma_npages = vma_end_vpn - vma_first_vpn
     vkey0 = (vma_asid.astype(np.uint64) << np.uint64(_VPN_BITS)) | vma_first_vpn.astype(np.uint64)
-    vkey1 = (vma_asid.astype(np.uint64) << np.uint64(_VPN_BITS)) | vma_end_vpn.astype(np.uint64)
     vma_p0 = np.searchsorted(idx.keys, vkey0).astype(np.int64)
-    vma_p1 = np.searchsorted(idx.keys, vkey1).astype(np.int64)
+    # the end is exclusive and may be the top of the address space (end page 2**52): its key
+    # is then the next address space's first, or past every key
+    vma_p1 = np.array([len(idx.keys) if k >= 1 << 64 else
+                       int(np.searchsorted(idx.keys, np.uint64(k)))
+                       for k in ((int(a) << _VPN_BITS) + int(e)
+                                 for a, e in zip(vma_asid, vma_end_vpn))], np.int64)
     key_vma = np.full(P, -1, np.int32)
     for i in range(nv):
         key_vma[vma_p0[i]:vma_p1[i]] = i
