@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 
 from ._io import progress
+from .engine.prepare import index_trace
 from .engine.run import run
 from .errors import ScenarioError
+from .model._checks import did_you_mean
 from .model.costs import Costs
 from .model.policies import PRESETS, Policy, get_policy, knob_names
 from .results import Result
@@ -38,6 +40,7 @@ def compare(scenario, policies=None, *, n_jobs=None):
                 continue
             policies.append(name)
     pols = [get_policy(p) for p in policies]
+    check_runs([(scenario, p) for p in pols])  # refuse before any run
     results = _map(lambda p: simulate(scenario, p), pols, n_jobs=n_jobs, desc="policies")
     return pd.DataFrame([r.summary for r in results])
 
@@ -58,7 +61,8 @@ def apply_point(scenario, point):
     if unknown:
         raise ScenarioError(
             f"unknown sweep key(s) {unknown}: use scenario fields ({sorted(_SCENARIO_FIELDS)}), "
-            f"costs ({sorted(cost_names)}) or policy knobs ({knob_names()})")
+            f"costs ({sorted(cost_names)}) or policy knobs ({knob_names()})"
+            + did_you_mean(unknown, sorted(_SCENARIO_FIELDS) + sorted(cost_names) + knob_names()))
     sc = scenario.replace(**point) if point else scenario
     if knobs:
         label = base.name + "(" + ",".join(f"{k}={v}" for k, v in knobs.items()) + ")"
@@ -75,6 +79,7 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
     keys = list(grid)
     points = [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
     prepared = [apply_point(scenario, p) for p in points]  # validate everything first
+    check_runs(prepared)
 
     def one(sp):
         sc, pol = sp
@@ -87,6 +92,19 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
         row.update({k: v for k, v in r.items() if k not in row})
         out.append(row)
     return pd.DataFrame(out)
+
+
+def check_runs(runs):
+    """Refuse, before any of them runs, the first ``(scenario, policy)`` of ``runs`` that
+    cannot run: ``scenario.validate(policy)``, then what needs the trace's threads (the
+    page-cache size, the signal schedules' threads)."""
+    for sc, pol in runs:
+        sc.validate(pol)
+    for sc, pol in runs:
+        if sc.memory_pages is None and not sc.signals:
+            continue
+        tids = index_trace(sc.trace).thr_tid  # cached per trace: the runs use it again
+        sc.check_threads(tids)
 
 
 def _label(v):

@@ -4,6 +4,9 @@ Every random quantity is drawn from a *quantile table*: ``K = 65536`` integer-na
 quantiles at ``(i + 0.5) / K``.  The engine and the reference simulator index the same table
 with the same counter-based random bits (``docs/model.md`` section 1), so runs are bit-for-bit
 reproducible in any process.
+
+Every cost and every value a distribution can give must be below ``2**62`` ns (146 years,
+:data:`MAX_NS`): the engine keeps times in int64.
 """
 from __future__ import annotations
 
@@ -13,6 +16,11 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import ScenarioError
+from ._checks import (LIMIT, LIMIT_TEXT, as_whole, checked_keywords, is_finite_number, is_number,
+                      unknown_names)
+
+#: Costs and distribution values must be below this (2**62 ns, 146 years): times are int64.
+MAX_NS = LIMIT
 
 TABLE_BITS = 16
 TABLE_SIZE = 1 << TABLE_BITS
@@ -59,9 +67,13 @@ class Dist:
 
     def table(self):
         """The int64 quantile table the engine draws from (``TABLE_SIZE`` entries)."""
-        q = np.rint(self._quantiles(_midpoints()))
+        with np.errstate(over="ignore", invalid="ignore"):
+            q = np.rint(self._quantiles(_midpoints()))
         if not np.all(np.isfinite(q)) or q.min() < 0:
             raise ScenarioError(f"{self!r} gives negative or infinite times")
+        if q.max() >= MAX_NS:
+            raise ScenarioError(f"{self!r} gives times up to {q.max():.3g} ns; a distribution's "
+                                f"times must be below {LIMIT_TEXT} ns (146 years)")
         return q.astype(np.int64)
 
     def table_mean_ns(self):
@@ -71,7 +83,17 @@ class Dist:
     def describe(self):
         return repr(self)
 
+    def _check_largest(self, names):
+        """Refuse a distribution whose largest table entry (the last midpoint's quantile: every
+        quantile function is increasing) would not fit the engine's times."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            top = float(np.rint(self._quantiles(np.array([(TABLE_SIZE - 0.5) / TABLE_SIZE]))[0]))
+        if not top < MAX_NS:
+            raise ScenarioError(f"{self!r} gives times up to {top:.3g} ns; they must stay below "
+                                f"{LIMIT_TEXT} ns (146 years): use a smaller {names}")
 
+
+@checked_keywords()
 @dataclass(frozen=True)
 class Fixed(Dist):
     """Always ``value_ns``."""
@@ -80,12 +102,13 @@ class Fixed(Dist):
     kind = "fixed"
 
     def __post_init__(self):
-        _check_nonneg("value_ns", self.value_ns)
+        _check_nonneg("value_ns", self.value_ns, self)
 
     def _quantiles(self, u):
         return np.full_like(u, float(self.value_ns))
 
 
+@checked_keywords()
 @dataclass(frozen=True)
 class Exponential(Dist):
     """Exponential with mean ``mean_ns`` (the gaps of a Poisson process)."""
@@ -94,12 +117,14 @@ class Exponential(Dist):
     kind = "exponential"
 
     def __post_init__(self):
-        _check_nonneg("mean_ns", self.mean_ns)
+        _check_nonneg("mean_ns", self.mean_ns, self)
+        self._check_largest("mean_ns")
 
     def _quantiles(self, u):
         return -float(self.mean_ns) * np.log1p(-u)
 
 
+@checked_keywords()
 @dataclass(frozen=True)
 class LogNormal(Dist):
     """Log-normal given by its median and 99th percentile (both in ns)."""
@@ -109,11 +134,15 @@ class LogNormal(Dist):
     kind = "lognormal"
 
     def __post_init__(self):
-        _check_nonneg("median_ns", self.median_ns)
+        _check_nonneg("median_ns", self.median_ns, self)
+        if not is_number(self.p99_ns):
+            _check_nonneg("p99_ns", self.p99_ns, self)
         if not self.p99_ns >= self.median_ns > 0:
             raise ScenarioError(
                 f"LogNormal needs 0 < median_ns <= p99_ns, got median_ns={self.median_ns}, "
                 f"p99_ns={self.p99_ns}")
+        _check_nonneg("p99_ns", self.p99_ns, self)
+        self._check_largest("p99_ns (relative to median_ns)")
 
     @property
     def sigma(self):
@@ -123,6 +152,7 @@ class LogNormal(Dist):
         return float(self.median_ns) * np.exp(self.sigma * _ndtri(u))
 
 
+@checked_keywords()
 @dataclass(frozen=True)
 class Uniform(Dist):
     """Uniform on ``[low_ns, high_ns]``."""
@@ -132,7 +162,8 @@ class Uniform(Dist):
     kind = "uniform"
 
     def __post_init__(self):
-        _check_nonneg("low_ns", self.low_ns)
+        _check_nonneg("low_ns", self.low_ns, self)
+        _check_nonneg("high_ns", self.high_ns, self)
         if self.high_ns < self.low_ns:
             raise ScenarioError(f"Uniform needs low_ns <= high_ns, got {self.low_ns} > {self.high_ns}")
 
@@ -140,6 +171,7 @@ class Uniform(Dist):
         return self.low_ns + (self.high_ns - self.low_ns) * u
 
 
+@checked_keywords()
 @dataclass(frozen=True, eq=False)
 class Empirical(Dist):
     """The empirical distribution of measured samples (ns)."""
@@ -148,11 +180,14 @@ class Empirical(Dist):
     kind = "empirical"
 
     def __init__(self, samples_ns):
-        arr = np.asarray(samples_ns, dtype=np.float64).ravel()
+        arr = _samples(samples_ns)
         if len(arr) == 0:
             raise ScenarioError("Empirical needs at least one sample")
         if not np.all(np.isfinite(arr)) or arr.min() < 0:
             raise ScenarioError("Empirical samples must be finite and non-negative (ns)")
+        if arr.max() >= MAX_NS:
+            raise ScenarioError(f"Empirical samples must be below {LIMIT_TEXT} ns (146 years), "
+                                f"got a sample of {arr.max():.3g} ns")
         object.__setattr__(self, "samples_ns", tuple(np.sort(arr).tolist()))
 
     def _quantiles(self, u):
@@ -168,16 +203,42 @@ class Empirical(Dist):
         return hash(self.samples_ns)
 
 
-def _check_nonneg(name, v):
-    if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v < 0:
-        raise ScenarioError(f"{name} must be a finite number of nanoseconds >= 0, got {v!r}")
+def _samples(samples_ns):
+    """Empirical samples as a 1-D float64 array; refuses anything but numbers."""
+    bad = ScenarioError(f"Empirical samples must be finite and non-negative numbers of ns, got "
+                        f"{samples_ns!r}"[:200])
+    try:
+        raw = np.asarray(samples_ns)
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
+    raw = raw.reshape(-1)
+    if raw.dtype.kind == "O":
+        if not all(is_number(x) for x in raw.tolist()):
+            raise bad
+    elif raw.dtype.kind not in "iuf":
+        raise bad
+    return raw.astype(np.float64)
+
+
+def _check_nonneg(name, v, dist=None):
+    """A distribution parameter: a finite number of ns in [0, 2**62); ``dist`` (the
+    distribution being built) is named in the message."""
+    where = f"{dist!r}: " if dist is not None else ""
+    if not is_number(v):
+        raise ScenarioError(f"{where}{name} must be a finite number of nanoseconds >= 0, got {v!r}")
+    if not is_finite_number(v) or v < 0:
+        where = f"{dist!r} gives negative or infinite times; " if dist is not None else ""
+        raise ScenarioError(f"{where}{name} must be a finite number of nanoseconds >= 0, got {v!r}")
+    if v >= MAX_NS:
+        raise ScenarioError(f"{where}{name} must be below {LIMIT_TEXT} ns (146 years), got {v!r}")
 
 
 def as_dist(value, name="value"):
     """A number means :class:`Fixed`; a Dist is returned as is."""
     if isinstance(value, Dist):
         return value
-    if isinstance(value, (int, float, np.integer, np.floating)):
+    if is_number(value):
+        _check_nonneg(name, value)
         return Fixed(float(value))
     raise ScenarioError(f"{name} must be a number of ns or a distribution (Fixed, Exponential, "
                         f"LogNormal, Uniform, Empirical), got {value!r}")
@@ -191,6 +252,7 @@ HDD = Fixed(8_000_000)
 SPUFS = Uniform(0, 100_000_000)
 
 
+@checked_keywords(lambda unknown: unknown_names("cost", unknown, "costs", cost_names()))
 @dataclass(frozen=True)
 class Costs:
     """Costs in nanoseconds (defaults: MODEL.md section 5).
@@ -221,19 +283,25 @@ class Costs:
             if f.name in ("io_ns", "wait_ns"):
                 object.__setattr__(self, f.name, as_dist(v, f.name))
             else:
-                if isinstance(v, float) and v.is_integer():
-                    v = int(v)
-                    object.__setattr__(self, f.name, v)
-                if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+                w = as_whole(v)
+                if w is None or w < 0:
                     raise ScenarioError(
                         f"cost {f.name} must be a non-negative integer number of ns, got {v!r}")
+                if w >= MAX_NS:
+                    raise ScenarioError(
+                        f"cost {f.name} must be below {LIMIT_TEXT} ns (146 years), got {v!r}")
+                object.__setattr__(self, f.name, w)
 
     def replace(self, **changes):
-        unknown = set(changes) - {f.name for f in fields(self)}
+        unknown = set(changes) - set(cost_names())
         if unknown:
-            raise ScenarioError(
-                f"unknown cost(s) {sorted(unknown)}; costs are {[f.name for f in fields(self)]}")
+            raise ScenarioError(unknown_names("cost", unknown, "costs", cost_names()))
         return replace(self, **changes)
 
     def scalar_items(self):
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("io_ns", "wait_ns")}
+
+
+def cost_names():
+    """The fields of :class:`Costs`, in order."""
+    return [f.name for f in fields(Costs)]

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+import numpy as np
+
 from ..errors import ScenarioError
+from ._checks import LIMIT, LIMIT_TEXT, checked_keywords, is_bool, unknown_names
 
 
+def _unknown_knobs(unknown):
+    return unknown_names("policy knob", unknown, "knobs", knob_names())
+
+
+@checked_keywords(_unknown_knobs)
 @dataclass(frozen=True)
 class Policy:
     """Knobs of a fault-handler policy.
@@ -53,13 +61,21 @@ class Policy:
             raise ScenarioError("a policy needs a non-empty name")
         for knob in ("drop_lock_attempts", "max_retries"):
             v = getattr(self, knob)
-            if not isinstance(v, int) or isinstance(v, bool) or v < -1:
+            w = int(v) if isinstance(v, (int, np.integer)) and not is_bool(v) else None
+            if w is None or w < -1:
                 raise ScenarioError(
                     f"policy {self.name!r}: {knob} must be an integer >= -1 (-1 = unbounded), got {v!r}")
+            if w >= LIMIT:
+                raise ScenarioError(f"policy {self.name!r}: {knob} must be below {LIMIT_TEXT} "
+                                    f"(-1 = unbounded), got {v!r}")
+            object.__setattr__(self, knob, w)
         for knob in ("eager", "needs_struct_page", "interruptible", "check_signal_before_retry"):
-            if not isinstance(getattr(self, knob), bool):
-                raise ScenarioError(f"policy {self.name!r}: {knob} must be True or False")
-        if self.eager and (self.interruptible or self.drop_lock_attempts or self.max_retries):
+            v = getattr(self, knob)
+            if not is_bool(v):
+                raise ScenarioError(f"policy {self.name!r}: {knob} must be True or False, got {v!r}")
+            object.__setattr__(self, knob, bool(v))
+        if self.eager and (self.interruptible or self.drop_lock_attempts or self.max_retries
+                           or self.check_signal_before_retry):
             raise ScenarioError(
                 f"policy {self.name!r}: an eager policy never waits in a fault, so it takes no "
                 "retry, lock-drop or interruptible knobs")
@@ -68,7 +84,7 @@ class Policy:
         """A copy with some knobs changed (give ``name=`` to label the variant)."""
         unknown = set(knobs) - {f.name for f in fields(self)}
         if unknown:
-            raise ScenarioError(f"unknown policy knob(s) {sorted(unknown)}; knobs are {knob_names()}")
+            raise ScenarioError(_unknown_knobs(unknown))
         return replace(self, **knobs)
 
     def to_dict(self):

@@ -1,26 +1,46 @@
 """A scenario: a trace, its VMAs (backing and policy), the page cache, costs, signals, the
 adversary, the horizon and the seed.  Validation happens here, before any kernel runs, with
 messages that say what to change.
+
+Limits (the engine keeps times and counts in int64): every time in ns (horizon, bin width,
+signal and adversary periods, start times and explicit times) and every count (page-cache
+frames, fault-around window, page ranges) is below ``2**62``; address-space ids are below
+:data:`MAX_ASIDS` (4096); addresses are in ``[0, 2**64)``; seeds in ``[0, 2**64)``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from ..errors import ScenarioError
 from ..trace.model import Trace
-from .costs import Costs, Exponential
+from ._checks import LIMIT, LIMIT_TEXT, as_whole, checked_keywords
+from ._checks import did_you_mean as _did_you_mean
+from ._checks import (first_outside, is_bool, is_finite_number, is_number, unknown_names,
+                      whole_values)
+from .costs import Costs, Exponential, cost_names
 from .policies import BACKINGS, can_serve, get_policy
 
 REPLACEMENTS = ("lru", "fifo", "clock")
 SCHEDULE_KINDS = ("poisson", "periodic", "times")
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
-MAX_HORIZON_NS = 1 << 62
+MAX_HORIZON_NS = LIMIT
+#: Address-space ids are below this (the engine's key has 12 asid bits: engine/prepare.py
+#: ``_ASID_BITS``).
+MAX_ASIDS = 1 << 12
+#: Thread ids are below this (the trace's ``tid`` column is uint32).
+MAX_TID = 1 << 32
+#: Highest Poisson rate: one event per ns on average (a faster rate draws gaps of 0 ns).
+MAX_RATE_HZ = 1e9
+#: Lowest Poisson rate: its largest gap (``ln(2 * 65536)`` means) stays below 2**62 ns.
+MIN_RATE_HZ = 1e9 * math.log(2 * 65536) / LIMIT
 #: Default horizon: one simulated hour.  Every run has one (livelocks must end).
 DEFAULT_HORIZON_NS = 3_600 * 10**9
 
 
+@checked_keywords()
 @dataclass(frozen=True)
 class Vma:
     """An address range ``[start, end)`` of one address space with a backing.
@@ -39,20 +59,42 @@ class Vma:
     map_thread: object = None
 
     def __post_init__(self):
+        for name in ("start", "end"):
+            v = getattr(self, name)
+            w = as_whole(v)
+            if w is None:
+                shown = self.name or f"[{self.start!r}, {self.end!r})"
+                raise ScenarioError(f"VMA {shown}: {name} must be an integer address, got {v!r}")
+            object.__setattr__(self, name, w)
         if self.backing not in BACKINGS:
             raise ScenarioError(
                 f"VMA {self.label}: unknown backing {self.backing!r}; backings are {', '.join(BACKINGS)}")
-        if not (0 <= int(self.start) < int(self.end) <= 2**64):
+        if not 0 <= self.start < self.end:
             raise ScenarioError(f"VMA {self.label}: needs 0 <= start < end, got "
                                 f"[{self.start:#x}, {self.end:#x})")
+        if self.end > 2**64:
+            raise ScenarioError(f"VMA {self.label}: needs 0 <= start < end <= 2**64 (the top of an "
+                                f"address space), got end {self.end:#x}")
+        asid = as_whole(self.asid)
+        if asid is None or not 0 <= asid < MAX_ASIDS:
+            raise ScenarioError(f"VMA {self.label}: asid must be an address-space id in "
+                                f"[0, {MAX_ASIDS}), got {self.asid!r}")
+        object.__setattr__(self, "asid", asid)
+        if self.map_thread is not None:
+            t = as_whole(self.map_thread)
+            if t is None or not 0 <= t < MAX_TID:
+                raise ScenarioError(f"VMA {self.label}: map_thread must be a thread id (an "
+                                    f"integer in [0, 2**32)) or None, got {self.map_thread!r}")
+            object.__setattr__(self, "map_thread", t)
         if self.policy is not None:
             object.__setattr__(self, "policy", get_policy(self.policy))
 
     @property
     def label(self):
-        return self.name or f"[{int(self.start):#x}, {int(self.end):#x})"
+        return self.name or f"[{self.start:#x}, {self.end:#x})"
 
 
+@checked_keywords()
 @dataclass(frozen=True)
 class SignalSchedule:
     """Signals sent to threads: Poisson (``rate_hz``), periodic (``period_ns``) or at explicit
@@ -70,13 +112,21 @@ class SignalSchedule:
     threads: tuple | None = None
 
     def __post_init__(self):
-        _check_schedule("signal schedule", self.kind, self.rate_hz, self.period_ns, self.times_ns,
-                        self.start_ns)
-        object.__setattr__(self, "times_ns", tuple(int(t) for t in self.times_ns))
+        _check_schedule(self, "signal schedule")
+        if not is_bool(self.fatal):
+            raise ScenarioError(f"signal schedule: fatal must be True or False, got {self.fatal!r}")
+        object.__setattr__(self, "fatal", bool(self.fatal))
         if self.threads is not None:
-            object.__setattr__(self, "threads", tuple(int(t) for t in np.atleast_1d(self.threads)))
+            ids, bad = whole_values(self.threads)
+            if bad is None:
+                bad = first_outside(ids, 0, MAX_TID)
+            if bad is not None:
+                raise ScenarioError(f"signal schedule: threads must be thread ids (integers in "
+                                    f"[0, 2**32)) or None, got {bad[1]!r}")
+            object.__setattr__(self, "threads", tuple(int(t) for t in ids))
 
 
+@checked_keywords()
 @dataclass(frozen=True)
 class Adversary:
     """A process calling ``fadvise(FADV_DONTNEED)`` on a page range of a file VMA.
@@ -95,24 +145,75 @@ class Adversary:
     n_pages: int | None = None
 
     def __post_init__(self):
-        _check_schedule("adversary", self.kind, self.rate_hz, self.period_ns, self.times_ns,
-                        self.start_ns)
-        object.__setattr__(self, "times_ns", tuple(int(t) for t in self.times_ns))
+        _check_schedule(self, "adversary")
+        v = self.vma
+        if v is not None and not isinstance(v, str):
+            w = as_whole(v)
+            if w is None:
+                raise ScenarioError(f"adversary: vma must be a VMA index, a VMA name or None, "
+                                    f"got {v!r}")
+            object.__setattr__(self, "vma", w)
+        first = as_whole(self.first_page)
+        if first is None or not 0 <= first < LIMIT:
+            raise ScenarioError(f"adversary: first_page must be an integer >= 0 (pages from the "
+                                f"VMA's start), got {self.first_page!r}")
+        object.__setattr__(self, "first_page", first)
+        if self.n_pages is not None:
+            n = as_whole(self.n_pages)
+            if n is None or not 1 <= n < LIMIT:
+                raise ScenarioError(f"adversary: n_pages must be a positive integer or None (to "
+                                    f"the VMA's end), got {self.n_pages!r}")
+            object.__setattr__(self, "n_pages", n)
 
 
-def _check_schedule(what, kind, rate_hz, period_ns, times_ns, start_ns):
+def _check_ns(what, name, v):
+    """A time field of a schedule: an integer number of ns in [0, 2**62), as a Python int."""
+    w = as_whole(v)
+    if w is None:
+        raise ScenarioError(f"{what}: {name} must be a whole number of ns, got {v!r}")
+    if w < 0:
+        raise ScenarioError(f"{what}: {name} must be >= 0, got {v!r}")
+    if w >= LIMIT:
+        raise ScenarioError(f"{what}: {name} must be below {LIMIT_TEXT} ns (146 years), got {v!r}")
+    return w
+
+
+def _check_schedule(sched, what):
+    """Check a SignalSchedule's or an Adversary's schedule fields and store them normalized
+    (integer ns, ``times_ns`` a tuple of ints)."""
+    kind = sched.kind
     if kind not in SCHEDULE_KINDS:
         raise ScenarioError(f"{what}: unknown kind {kind!r}; kinds are {', '.join(SCHEDULE_KINDS)}")
-    if kind == "poisson" and not (rate_hz > 0):
-        raise ScenarioError(f"{what}: a poisson schedule needs rate_hz > 0, got {rate_hz!r}")
-    if kind == "periodic" and not (int(period_ns) > 0):
-        raise ScenarioError(f"{what}: a periodic schedule needs period_ns > 0, got {period_ns!r}")
-    if kind == "times":
-        t = np.asarray(times_ns)
-        if len(t) and (t.min() < 0 or np.any(np.diff(t) < 0)):
-            raise ScenarioError(f"{what}: times_ns must be non-negative and sorted")
-    if start_ns < 0:
-        raise ScenarioError(f"{what}: start_ns must be >= 0, got {start_ns}")
+    rate = sched.rate_hz
+    if kind == "poisson":
+        if not is_number(rate) or not rate > 0:
+            raise ScenarioError(f"{what}: a poisson schedule needs rate_hz > 0, got {rate!r}")
+        if not rate <= MAX_RATE_HZ:
+            raise ScenarioError(f"{what}: rate_hz must be at most 1e9 (one per ns on average), "
+                                f"got {rate!r}")
+        if rate < MIN_RATE_HZ:
+            raise ScenarioError(f"{what}: rate_hz={rate!r} is too low: its gaps would reach "
+                                f"{LIMIT_TEXT} ns; use rate_hz >= {MIN_RATE_HZ:.2g}")
+    elif not is_finite_number(rate) or rate < 0:
+        raise ScenarioError(f"{what}: rate_hz must be a finite number >= 0, got {rate!r}")
+    period = as_whole(sched.period_ns)
+    if period is None:
+        raise ScenarioError(f"{what}: period_ns must be a whole number of ns, got {sched.period_ns!r}")
+    if kind == "periodic" and not period > 0:
+        raise ScenarioError(f"{what}: a periodic schedule needs period_ns > 0, got {sched.period_ns!r}")
+    object.__setattr__(sched, "period_ns", _check_ns(what, "period_ns", period))
+    times, bad = whole_values(sched.times_ns)
+    if bad is not None:
+        raise ScenarioError(f"{what}: times_ns must be whole numbers of ns, got {bad[1]!r}"
+                            + (f" at position {bad[0]}" if bad[0] is not None else ""))
+    times = [int(t) for t in times]
+    if times and (min(times) < 0 or any(b < a for a, b in zip(times, times[1:]))):
+        raise ScenarioError(f"{what}: times_ns must be non-negative and sorted")
+    if times and times[-1] >= LIMIT:
+        raise ScenarioError(f"{what}: times_ns must be below {LIMIT_TEXT} ns (146 years), got "
+                            f"{times[-1]}")
+    object.__setattr__(sched, "times_ns", tuple(times))
+    object.__setattr__(sched, "start_ns", _check_ns(what, "start_ns", sched.start_ns))
 
 
 def poisson_signals(rate_hz, fatal=False, threads=None, start_ns=0):
@@ -122,10 +223,15 @@ def poisson_signals(rate_hz, fatal=False, threads=None, start_ns=0):
 
 def periodic_signals(period_ns, fatal=False, threads=None, start_ns=0):
     """One signal every ``period_ns`` per thread."""
-    return SignalSchedule("periodic", period_ns=int(period_ns), fatal=fatal, threads=threads,
+    return SignalSchedule("periodic", period_ns=period_ns, fatal=fatal, threads=threads,
                           start_ns=start_ns)
 
 
+def _unknown_fields(unknown):
+    return unknown_names("scenario field", unknown, "fields", scenario_fields())
+
+
+@checked_keywords(_unknown_fields)
 @dataclass(frozen=True)
 class Scenario:
     """Everything a run needs but the policy.
@@ -150,7 +256,8 @@ class Scenario:
     signals : list of SignalSchedule
     adversary : Adversary, optional
     preload : array of addresses, optional
-        File pages resident (unmapped) at time 0, in this order.
+        File pages resident (unmapped) at time 0, in this order (kept as a read-only uint64
+        copy).
     horizon_ns : int
         The run stops there; unfinished work is reported, never dropped.
     seed : int
@@ -193,12 +300,21 @@ class Scenario:
         if self.replacement not in REPLACEMENTS:
             raise ScenarioError(
                 f"unknown replacement {self.replacement!r}; choose one of {', '.join(REPLACEMENTS)}")
-        if self.memory_pages is not None and (int(self.memory_pages) != self.memory_pages
-                                              or self.memory_pages < 1):
-            raise ScenarioError(f"memory_pages must be a positive integer or None, got {self.memory_pages!r}")
+        if self.memory_pages is not None:
+            mp = as_whole(self.memory_pages)
+            if mp is None or mp < 1:
+                raise ScenarioError(
+                    f"memory_pages must be a positive integer or None, got {self.memory_pages!r}")
+            if mp >= LIMIT:
+                raise ScenarioError(f"memory_pages must be below {LIMIT_TEXT} (or None: unlimited), "
+                                    f"got {self.memory_pages!r}")
+            object.__setattr__(self, "memory_pages", mp)
         fa = self.fault_around_pages
-        if not isinstance(fa, (int, np.integer)) or fa < 1 or fa & (fa - 1):
+        if not isinstance(fa, (int, np.integer)) or is_bool(fa) or fa < 1 or fa & (fa - 1):
             raise ScenarioError(f"fault_around_pages must be a power of two >= 1, got {fa!r}")
+        if fa >= LIMIT:
+            raise ScenarioError(f"fault_around_pages must be below {LIMIT_TEXT}, got {fa!r}")
+        object.__setattr__(self, "fault_around_pages", int(fa))
         if not isinstance(self.costs, Costs):
             raise ScenarioError("costs must be a vmlab Costs object (Costs(io_ns=..., ...))")
         sig = self.signals
@@ -210,20 +326,47 @@ class Scenario:
                 raise ScenarioError(f"signals must be SignalSchedule objects, got {s!r}")
         if self.adversary is not None and not isinstance(self.adversary, Adversary):
             raise ScenarioError(f"adversary must be an Adversary, got {self.adversary!r}")
-        if int(self.horizon_ns) <= 0:
-            raise ScenarioError(f"horizon_ns must be > 0, got {self.horizon_ns}")
-        if int(self.horizon_ns) >= MAX_HORIZON_NS:
-            raise ScenarioError(f"horizon_ns must be below 2**62 ns (146 years), got "
-                                f"{self.horizon_ns}")
-        if int(self.bin_ns) <= 0:
-            raise ScenarioError(f"bin_ns must be > 0, got {self.bin_ns}")
-        if not (0 <= int(self.seed) < 2**64):
+        for name in ("horizon_ns", "bin_ns"):
+            v = getattr(self, name)
+            w = as_whole(v)
+            if w is None:
+                raise ScenarioError(f"{name} must be a whole number of ns, got {v!r}")
+            if w <= 0:
+                raise ScenarioError(f"{name} must be > 0, got {v}")
+            if w >= MAX_HORIZON_NS:
+                raise ScenarioError(f"{name} must be below 2**62 ns (146 years), got {v}")
+            object.__setattr__(self, name, w)
+        seed = as_whole(self.seed)
+        if seed is None:
+            raise ScenarioError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
+        if not 0 <= seed < 2**64:
             raise ScenarioError(f"seed must be in [0, 2**64), got {self.seed}")
+        object.__setattr__(self, "seed", seed)
+        if not is_bool(self.records):
+            raise ScenarioError(f"records must be True or False, got {self.records!r}")
+        object.__setattr__(self, "records", bool(self.records))
+        if self.preload is not None:
+            addrs, bad = whole_values(self.preload)
+            if bad is None:
+                bad = first_outside(addrs, 0, 2**64)
+            if bad is not None:
+                at = f" (entry {bad[0]})" if bad[0] is not None else ""
+                raise ScenarioError(f"preload must be addresses (integers in [0, 2**64)), got "
+                                    f"{bad[1]!r}{at}")
+            addrs = np.array(addrs, dtype=np.uint64)  # a copy: later changes to the user's don't leak in
+            addrs.setflags(write=False)
+            object.__setattr__(self, "preload", addrs)
 
     def replace(self, **changes):
         """A copy with some fields changed (``costs`` fields may be given directly too)."""
-        cost_names = set(Costs.__dataclass_fields__)
-        cost_changes = {k: changes.pop(k) for k in list(changes) if k in cost_names}
+        costs = cost_names()
+        unknown = [k for k in changes if k not in scenario_fields() and k not in costs]
+        if unknown:
+            raise ScenarioError(
+                f"unknown scenario field(s) or cost(s) {sorted(unknown)}; fields are "
+                f"{scenario_fields()}, costs are {costs}"
+                + _did_you_mean(unknown, scenario_fields() + costs))
+        cost_changes = {k: changes.pop(k) for k in list(changes) if k in costs}
         sc = replace(self, **changes)
         if cost_changes:
             sc = replace(sc, costs=sc.costs.replace(**cost_changes))
@@ -284,10 +427,30 @@ class Scenario:
             idx = int(adv.vma)
             if not 0 <= idx < len(vmas):
                 raise ScenarioError(f"adversary: VMA index {idx} out of range (0..{len(vmas) - 1})")
-        if vmas[idx].backing != "file":
-            raise ScenarioError(f"adversary: VMA {vmas[idx].label} is {vmas[idx].backing!r}; "
+        v = vmas[idx]
+        if v.backing != "file":
+            raise ScenarioError(f"adversary: VMA {v.label} is {v.backing!r}; "
                                 "fadvise(FADV_DONTNEED) acts on file VMAs")
+        n = (v.end - v.start) // int(self.trace.meta.page_size)
+        if adv.first_page >= n:
+            raise ScenarioError(f"adversary: first_page={adv.first_page} is outside VMA {v.label}, "
+                                f"which has {n} pages; use first_page in [0, {n})")
+        if adv.n_pages is not None and adv.first_page + adv.n_pages > n:
+            raise ScenarioError(f"adversary: first_page + n_pages = {adv.first_page + adv.n_pages} "
+                                f"goes past the end of VMA {v.label}, which has {n} pages; use "
+                                f"n_pages <= {n - adv.first_page} (or None: to the VMA's end)")
         return idx
+
+    def check_threads(self, tids):
+        """Checks that need the trace's thread ids ``tids``: the page cache holds every thread's
+        in-flight and pinned pages, and the signal schedules name threads of the trace, one
+        schedule each (the engine's prepare() makes the same checks)."""
+        T = len(tids)
+        if self.memory_pages is not None and self.memory_pages < 2 * T + 1:
+            raise ScenarioError(
+                f"memory_pages={self.memory_pages} is too small for {T} threads: every in-flight or "
+                f"pinned page needs a frame; use at least {2 * T + 1}")
+        self.signal_schedule_of(tids)
 
     def signal_schedule_of(self, tids):
         """Map thread id -> SignalSchedule; refuses two schedules for one thread."""
@@ -303,6 +466,11 @@ class Scenario:
                     raise ScenarioError(f"thread {t} has two signal schedules; give each thread one")
                 out[t] = s
         return out
+
+
+def scenario_fields():
+    """The fields of :class:`Scenario`, in order."""
+    return [f.name for f in fields(Scenario)]
 
 
 def signal_interval_dist(schedule):
