@@ -9,17 +9,14 @@ frames, fault-around window, page ranges) is below ``2**62``; address-space ids 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from ..errors import ScenarioError
 from ..trace.model import Trace
-from ._checks import LIMIT, LIMIT_TEXT, as_whole, checked_keywords
-from ._checks import did_you_mean as _did_you_mean
-from ._checks import (first_outside, is_bool, is_finite_number, is_number, unknown_names,
-                      whole_values)
+from ._checks import (LIMIT, LIMIT_TEXT, as_whole, checked_keywords, did_you_mean, first_outside,
+                      is_bool, is_finite_number, is_number, unknown_names, whole_values)
 from .costs import Costs, Exponential, cost_names
 from .policies import BACKINGS, can_serve, get_policy
 
@@ -34,8 +31,9 @@ MAX_ASIDS = 1 << 12
 MAX_TID = 1 << 32
 #: Highest Poisson rate: one event per ns on average (a faster rate draws gaps of 0 ns).
 MAX_RATE_HZ = 1e9
-#: Lowest Poisson rate: its largest gap (``ln(2 * 65536)`` means) stays below 2**62 ns.
-MIN_RATE_HZ = 1e9 * math.log(2 * 65536) / LIMIT
+#: Lowest Poisson rate (about one event per 12 years): the largest gap of its table,
+#: ``ln(2 * 65536)`` = 11.8 means, stays below 2**62 ns.
+MIN_RATE_HZ = 2.6e-9
 #: Default horizon: one simulated hour.  Every run has one (livelocks must end).
 DEFAULT_HORIZON_NS = 3_600 * 10**9
 
@@ -193,7 +191,7 @@ def _check_schedule(sched, what):
                                 f"got {rate!r}")
         if rate < MIN_RATE_HZ:
             raise ScenarioError(f"{what}: rate_hz={rate!r} is too low: its gaps would reach "
-                                f"{LIMIT_TEXT} ns; use rate_hz >= {MIN_RATE_HZ:.2g}")
+                                f"{LIMIT_TEXT} ns; use rate_hz >= {MIN_RATE_HZ}")
     elif not is_finite_number(rate) or rate < 0:
         raise ScenarioError(f"{what}: rate_hz must be a finite number >= 0, got {rate!r}")
     period = as_whole(sched.period_ns)
@@ -365,7 +363,7 @@ class Scenario:
             raise ScenarioError(
                 f"unknown scenario field(s) or cost(s) {sorted(unknown)}; fields are "
                 f"{scenario_fields()}, costs are {costs}"
-                + _did_you_mean(unknown, scenario_fields() + costs))
+                + did_you_mean(unknown, scenario_fields() + costs))
         cost_changes = {k: changes.pop(k) for k in list(changes) if k in costs}
         sc = replace(self, **changes)
         if cost_changes:
@@ -379,9 +377,14 @@ class Scenario:
         if vmas is None:
             from ..trace.vmas import infer_vmas
 
+            regions = infer_vmas(self.trace)
+            for r in regions:
+                if not 0 <= r.asid < MAX_ASIDS:
+                    raise ScenarioError(f"the trace's address-space ids must be below {MAX_ASIDS}, "
+                                        f"got {r.asid} (the asid column)")
             vmas = tuple(Vma(r.start, r.end, backing=self.backing, asid=r.asid,
                              name=getattr(r, "label", "") and f"{r.label}@{r.start:#x}")
-                         for r in infer_vmas(self.trace))
+                         for r in regions)
         return tuple(sorted(vmas, key=lambda v: (v.asid, v.start)))
 
     def validate(self, policy=None):
