@@ -185,15 +185,18 @@ def scenarios(draw, policy):
             signals = (SignalSchedule(fatal=fatal, threads=tuple(chosen), **fields),)
 
     adversary = None
-    file_vmas = [j for j, v in enumerate(sorted(vmas, key=lambda v: (v.asid, v.start)))
-                 if v.backing == "file"]
+    ordered = sorted(vmas, key=lambda v: (v.asid, v.start))
+    file_vmas = [j for j, v in enumerate(ordered) if v.backing == "file"]
     if file_vmas and draw(st.integers(0, 2)) == 0:
         fields = _schedule_fields(draw, min_period=200)
         target = draw(st.sampled_from([None] + file_vmas))
         first, n_pages = 0, None
         if draw(st.booleans()):
-            first = draw(st.integers(0, 3))
-            n_pages = draw(st.integers(1, 6))
+            # a range within the VMA (one that reaches past it is refused)
+            v = ordered[file_vmas[0] if target is None else target]
+            size = (v.end - v.start) // PAGE
+            first = draw(st.integers(0, min(3, size - 1)))
+            n_pages = draw(st.integers(1, min(6, size - first)))
         adversary = Adversary(vma=target, first_page=first, n_pages=n_pages, **fields)
 
     preload = None
