@@ -317,12 +317,13 @@ def _prefetch_ahead(p, pos, end, rec_page, rec_gap, FL, LL, page_vma):
 
 
 @njit
-def _low_room(keep_records, nf, faults, nl, locks, ns, sigs, track_cand, n_cand, cand, T):
-    """Fewer than REC_MARGIN free rows in a record table or in the adversary's notes."""
-    if keep_records and (nf + REC_MARGIN > faults.shape[0] or nl + REC_MARGIN > locks.shape[0]
-                         or ns + REC_MARGIN > sigs.shape[0]):
+def _low_room(keep_records, nf, cap_f, nl, cap_l, ns, cap_s, track_cand, n_cand, cap_c, T):
+    """Fewer than REC_MARGIN free rows in a record table or in the adversary's notes
+    (capacities given as numbers: an array argument costs reference counting per call)."""
+    if keep_records and (nf + REC_MARGIN > cap_f or nl + REC_MARGIN > cap_l
+                         or ns + REC_MARGIN > cap_s):
         return True
-    return track_cand and n_cand + T + REC_MARGIN > cand.shape[0]
+    return track_cand and n_cand + T + REC_MARGIN > cap_c
 
 
 @njit
@@ -573,10 +574,10 @@ def _simulate(
     # ---- events: a heap for I/O completions, adversary calls and signal arrivals; each
     # thread's next step in tn (time, or NO_STEP while it is blocked), scanned for the minimum
     tn = np.zeros(T, np.int64)
-    # at most one pending signal a thread, one adversary call and one I/O a page: the heap
-    # never needs to grow
-    ht = np.empty(T + P + 2, np.int64)
-    hk = np.empty(T + P + 2, np.int64)
+    # at most one pending signal and one context completion a thread, one adversary call and
+    # one I/O a page: the heap never needs to grow
+    ht = np.empty(2 * T + P + 2, np.int64)
+    hk = np.empty(2 * T + P + 2, np.int64)
     hn = 0
 
     for th in range(T):
@@ -651,8 +652,8 @@ def _simulate(
             pend_full = False
         grow = False
         while n_alive > 0:
-            if _low_room(keep_records, nf, faults, nl, locks, ns, sigs, track_cand, n_cand,
-                         cand, T) or pend_full:
+            if _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns, sigs.shape[0],
+                         track_cand, n_cand, cand.shape[0], T) or pend_full:
                 grow = True
                 break
             # the two earliest thread steps, in (time, thread) order: one scan (a blocked
@@ -693,6 +694,9 @@ def _simulate(
 
             if kind == C.EV_IO:
                 p = ident
+                if (FL[p] & F_FILE) == 0:
+                    FL[p] |= F_RES  # a lock-dropping context wait completed: ready from now
+                    continue
                 FL[p] &= np.uint8(255 - F_INFL)
                 if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
                     if track_cand:
@@ -1342,18 +1346,11 @@ def _simulate(
                                 d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
                                 ctx_cnt += 1
                                 if drop:
-                                    TS[th, C.TS_PHASE] = C.PH_CTX_READY
-                                    nxt = t + d
-                                else:
-                                    TS[th, C.TS_PHASE] = C.PH_WOKEN
-                                    nxt = t + d + wakeup_ns
-
-                elif ph == C.PH_CTX_READY:
-                    # a lock-dropping context wait completed: the context is ready now
-                    pos = TS[th, C.TS_POS]
-                    FL[rec_page[pos]] |= F_RES
-                    TS[th, C.TS_PHASE] = C.PH_WOKEN
-                    nxt = t + wakeup_ns
+                                    # the context is ready from the wait's completion on,
+                                    # before any thread step at that instant: an event
+                                    hn = _heap_push(ht, hk, hn, t + d, (C.EV_IO << 40) | p)
+                                TS[th, C.TS_PHASE] = C.PH_WOKEN
+                                nxt = t + d + wakeup_ns
 
                 elif ph == C.PH_WOKEN:
                     TS[th, C.TS_INTR] = 0
@@ -1625,8 +1622,8 @@ def _simulate(
                     break
                 found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
                 if (not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk)) and not \
-                        _low_room(keep_records, nf, faults, nl, locks, ns, sigs, track_cand,
-                                  n_cand, cand, T):
+                        _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns,
+                                  sigs.shape[0], track_cand, n_cand, cand.shape[0], T):
                     t = nxt
                     continue
                 tn[th] = nxt  # (or the tables need room: the pass ends, the thread goes on)
