@@ -52,12 +52,12 @@ def _mix(seed, stream, counter):
     return z
 
 
-@njit
+@njit(inline="always")
 def _draw(tables, dist, seed, stream, counter):
     return tables[dist, np.int64(_mix(seed, stream, counter) >> np.uint64(48))]
 
 
-@njit
+@njit(inline="always")
 def _io_slot(seed, io_dist, n_quant, counter):
     """Where I/O draw number ``counter`` is in the flattened tables (``_draw``'s entry)."""
     return io_dist * n_quant + np.int64(_mix(seed, 1, counter) >> np.uint64(48))
@@ -168,7 +168,7 @@ def _hist_bucket(x):
 # the page-cache list (one doubly linked list over dense page ids; sentinel = n_pages)
 
 
-@njit
+@njit(inline="always")
 def _list_insert_after(LL, node, at):
     b = LL[at, 1]
     LL[node, 0] = at
@@ -177,7 +177,7 @@ def _list_insert_after(LL, node, at):
     LL[b, 0] = node
 
 
-@njit
+@njit(inline="always")
 def _list_remove(LL, node):
     a = LL[node, 0]
     b = LL[node, 1]
@@ -250,7 +250,7 @@ def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
     return driver_ns + (sp_ns if struct_page else 0)
 
 
-@njit
+@njit(inline="always")
 def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn):
     """Release a read hold of address space ``a``'s mmap_sem at ``t``; the last reader out
     hands the lock to a writer at the head of the queue, who resumes at ``t``.  Returns that
@@ -268,7 +268,7 @@ def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn):
     return -1
 
 
-@njit
+@njit(inline="always")
 def _with_step(found, lt, lk, t, th):
     """The smaller of the pending key ``(lt, lk)`` (if ``found``) and thread ``th``'s step at
     ``t``: how a grant updates the other threads' earliest step."""
@@ -278,7 +278,7 @@ def _with_step(found, lt, lk, t, th):
     return found, lt, lk
 
 
-@njit
+@njit(inline="always")
 def _other_min(tn, th):
     """The earliest next step of the threads other than ``th``: ``(found, time, key)``."""
     found = False
@@ -294,7 +294,7 @@ def _other_min(tn, th):
     return found, lt, lk
 
 
-@njit
+@njit(inline="always")
 def _limit(ht, hk, hn, o_found, o_t, o_k):
     """The smallest pending key: the heap's top or the other threads' earliest step."""
     if hn > 0 and (not o_found or _key_lt(ht[0], hk[0], o_t, o_k)):
@@ -302,7 +302,7 @@ def _limit(ht, hk, hn, o_found, o_t, o_k):
     return o_found, o_t, o_k
 
 
-@njit
+@njit(inline="always")
 def _prefetch_ahead(p, pos, end, rec_page, rec_gap, FL, LL, page_vma):
     """A thread will access page ``p`` (its record at ``pos``) after a gap in which other
     threads run: fetch the page's state, and the thread's records 16 positions on (each
@@ -326,7 +326,7 @@ def _low_room(keep_records, nf, cap_f, nl, cap_l, ns, cap_s, track_cand, n_cand,
     return track_cand and n_cand + T + REC_MARGIN > cap_c
 
 
-@njit
+@njit(inline="always")
 def _note_candidate(cand, n_cand, p):
     """Note page ``p`` for the adversary: it became resident, unmapped and unpinned (stale
     notes are skipped when the adversary runs).  The event loop keeps room for it."""
@@ -334,14 +334,14 @@ def _note_candidate(cand, n_cand, p):
     return n_cand + 1
 
 
-@njit
+@njit(inline="always")
 def _pin(p, PIN, FL):
     """A fault takes a reference on page ``p`` (it cannot be evicted while pinned)."""
     PIN[p] += 1
     FL[p] |= F_PIN
 
 
-@njit
+@njit(inline="always")
 def _unpin(p, PIN, FL):
     """A fault lets go of its reference on page ``p``."""
     PIN[p] -= 1
@@ -349,7 +349,7 @@ def _unpin(p, PIN, FL):
         FL[p] &= np.uint8(255 - F_PIN)
 
 
-@njit
+@njit(inline="always")
 def _lru_victim(S, LL, FL):
     """LRU and FIFO: the page nearest the tail that is neither in flight nor pinned (or -1)."""
     x = LL[S, 0]
@@ -360,7 +360,7 @@ def _lru_victim(S, LL, FL):
     return -1
 
 
-@njit
+@njit(inline="always")
 def _evict(victim, replacement, S, LL, FL, cnt):
     """Take ``victim`` out of the page cache (its PTE goes with it)."""
     _list_remove(LL, victim)
@@ -378,7 +378,7 @@ def _evict(victim, replacement, S, LL, FL, cnt):
         prefetch(LL, LL[nv, 0])
 
 
-@njit
+@njit(inline="always")
 def _insert(p, replacement, hand, S, LL, FL):
     """Put file page ``p`` in the page cache: at the head (LRU, FIFO) or behind the hand."""
     FL[p] |= F_RES
@@ -389,7 +389,7 @@ def _insert(p, replacement, hand, S, LL, FL):
         _list_insert_after(LL, p, S)
 
 
-@njit
+@njit(inline="always")
 def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, cnt):
     """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
     if memory_pages >= 0 and n_resident >= memory_pages:
@@ -401,7 +401,7 @@ def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, cnt):
     return n_resident + 1, hand
 
 
-@njit
+@njit(inline="always")
 def _attempt_wasted(th, TS, TT):
     """The attempt in progress ended without completing the fault (a retry or an abort):
     its CPU and waits are wasted."""
@@ -411,7 +411,7 @@ def _attempt_wasted(th, TS, TT):
     TS[th, C.TS_ATT_WAIT] = 0
 
 
-@njit
+@njit(inline="always")
 def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
     """Write thread ``th``'s fault record (if kept) and count it: one user-visible fault,
     however many attempts it took."""
