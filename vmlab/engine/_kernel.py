@@ -295,25 +295,12 @@ def _other_min(tn, th):
 
 
 @njit(inline="always")
-def _limit(ht, hk, hn, o_found, o_t, o_k):
-    """The smallest pending key: the heap's top or the other threads' earliest step."""
-    if hn > 0 and (not o_found or _key_lt(ht[0], hk[0], o_t, o_k)):
-        return True, ht[0], hk[0]
+def _limit(hn, h_t, h_k, o_found, o_t, o_k):
+    """The smallest pending key: the heap's top ``(h_t, h_k)`` (if ``hn`` > 0) or the other
+    threads' earliest step.  (Scalars only: an array argument costs reference counting.)"""
+    if hn > 0 and (not o_found or _key_lt(h_t, h_k, o_t, o_k)):
+        return True, h_t, h_k
     return o_found, o_t, o_k
-
-
-@njit(inline="always")
-def _prefetch_ahead(p, pos, end, rec_page, rec_gap, FL, LL, page_vma):
-    """A thread will access page ``p`` (its record at ``pos``) after a gap in which other
-    threads run: fetch the page's state, and the thread's records 16 positions on (each
-    thread's records are a stream of their own; the hardware follows few at once)."""
-    if p >= 0:
-        prefetch(FL, p)
-        prefetch(LL, p)
-        prefetch(page_vma, p)
-    if pos + 16 < end:
-        prefetch(rec_page, pos + 16)
-        prefetch(rec_gap, pos + 16)
 
 
 @njit
@@ -842,7 +829,7 @@ def _simulate(
                         if pend_n[th] == 0:
                             end = thr_off[th + 1]
                             myk = (C.EV_THREAD << 40) | th
-                            found, lim_t, lim_k = _limit(ht, hk, hn, o_found, o_t, o_k)
+                            found, lim_t, lim_k = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
                             if not found or horizon < lim_t:
                                 lim_t = horizon + 1
                                 lim_k = 0
@@ -1028,8 +1015,17 @@ def _simulate(
                         if nxt < 0:
                             g = np.int64(rec_gap[pos]) if has_gap else np.int64(0)
                             # the access comes after the gap: fetch its page's state meanwhile
-                            _prefetch_ahead(rec_page[pos], pos, thr_off[th + 1], rec_page, rec_gap,
-                                            FL, LL, page_vma)
+                            # fetch the page's state, and this thread's records 16 positions
+                            # on (each thread's records are a stream of their own; the hardware
+                            # follows few streams at once)
+                            p = rec_page[pos]
+                            if p >= 0:
+                                prefetch(FL, p)
+                                prefetch(LL, p)
+                                prefetch(page_vma, p)
+                            if pos + 16 < thr_off[th + 1]:
+                                prefetch(rec_page, pos + 16)
+                                prefetch(rec_gap, pos + 16)
                             TS[th, C.TS_SEG] = C.CAT_COMPUTE
                             TS[th, C.TS_PHASE] = C.PH_ACCESS
                             nxt = t + g
@@ -1311,7 +1307,7 @@ def _simulate(
                                 o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                         if issued:
                             iok = (C.EV_IO << 40) | p
-                            found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
+                            found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
                             if (not (intr and pend_n[th] > 0)) and io_c <= horizon and (
                                     not found or _key_lt(io_c, iok, lt, lk)):
                                 # nothing else happens before the I/O completes: complete it inline
@@ -1593,7 +1589,7 @@ def _simulate(
                         and TS[th, C.TS_ACCESS_DONE] == 1 and nxt <= horizon:
                     pos = TS[th, C.TS_POS]
                     if pos + 1 < thr_off[th + 1]:
-                        found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
+                        found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
                         myk = (C.EV_THREAD << 40) | th
                         if found and _key_lt(nxt, myk, lt, lk):
                             nx = pos + 1
@@ -1610,8 +1606,14 @@ def _simulate(
                                 TS[th, C.TS_ACC] = nxt
                                 TS[th, C.TS_SEG] = C.CAT_COMPUTE
                                 TS[th, C.TS_PHASE] = C.PH_ACCESS
-                                _prefetch_ahead(rec_page[nx], nx, thr_off[th + 1], rec_page,
-                                                rec_gap, FL, LL, page_vma)
+                                p = rec_page[nx]  # (as for the access after a gap above)
+                                if p >= 0:
+                                    prefetch(FL, p)
+                                    prefetch(LL, p)
+                                    prefetch(page_vma, p)
+                                if nx + 16 < thr_off[th + 1]:
+                                    prefetch(rec_page, nx + 16)
+                                    prefetch(rec_gap, nx + 16)
                                 nxt += g
 
                 # ---- go on inline if nothing else can happen before the next step
@@ -1620,7 +1622,7 @@ def _simulate(
                 if nxt > horizon:
                     tn[th] = nxt
                     break
-                found, lt, lk = _limit(ht, hk, hn, o_found, o_t, o_k)
+                found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
                 if (not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk)) and not \
                         _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns,
                                   sigs.shape[0], track_cand, n_cand, cand.shape[0], T):
