@@ -6,16 +6,17 @@ the baseline it is measured against in the same process.
 
 1. The trace: ``synth.zipf(N, pages, alpha=1.0, seed=1)``, generated in memory (one thread,
    about 12 bytes a record; 1.2 GB at the default 10^8 records).
-2. Page ids of the whole trace by ``_pages_chunked``, the path ``index_trace`` takes for
-   traces above 2^24 records (per-record ids in a temporary memory-mapped file above
-   5*10^7 records), against ``_pages_in_one_sort``, the path of short traces (one stable sort
-   of every record's key; memory grows with the records, about 40 bytes each), run on the
-   same trace: ns/record, ratio, identical outputs, and each one's peak anonymous memory
-   growth (sampled every 20 ms from ``/proc/self/status``, as in bench_large.py).  The
-   chunked path runs ``--repeat`` times (every time printed, the best one compared); its
-   user time is steady but its system time (new page-cache pages of the scratch file) varies
-   a lot between runs on the shared VM.  The one-sort baseline runs once.
-   ``--skip-one-sort`` leaves the baseline out (it needs about 5 GB at 10^8 records).
+2. Page ids of the whole trace by ``_pages_chunked`` (one pass through a hash table of the
+   distinct pages, chunk by chunk; per-record ids in a temporary memory-mapped file above
+   5*10^7 records), the path ``index_trace`` takes at every length, against the one-sort
+   reference of ``tests/reference_index.py`` (one stable sort of every record's key; memory
+   grows with the records, about 40 bytes each), run on the same trace: ns/record, ratio,
+   identical outputs, and each one's peak anonymous memory growth (sampled every 20 ms from
+   ``/proc/self/status``, as in bench_large.py).  The hash pass runs ``--repeat`` times
+   (every time printed, the best one compared); its user time is steady but its system time
+   (new page-cache pages of the scratch file) varies a lot between runs on the shared VM.
+   The one-sort baseline runs once.  ``--skip-one-sort`` leaves the baseline out (it needs
+   about 5 GB at 10^8 records).
 3. The whole ``index_trace`` (page ids, then threads and gaps) on a fresh copy of the trace:
    ns/record, and as a ratio to the page ids alone (section 2's chunked run).
 
@@ -35,9 +36,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import vmlab  # noqa: E402
 from bench_large import MemWatch, fmt_mb  # noqa: E402
+from reference_index import pages_in_one_sort  # noqa: E402
 from vmlab.trace import synth  # noqa: E402
 
 # the module (vmlab.engine exports a function of the same name)
@@ -71,7 +74,7 @@ def warm_up(tr, shift):
         P._pages_chunked(small, shift, len(small))
     finally:
         P._CHUNK = old
-    P._pages_in_one_sort(small, shift)
+    pages_in_one_sort(small, shift)
     P._index_trace(small)
 
 
@@ -85,8 +88,8 @@ def main():
                     help="leave out the one-sort baseline (memory grows with the records)")
     a = ap.parse_args()
     n = a.records
-    if n <= P._CHUNK:
-        ap.error(f"--records must be above {P._CHUNK:,} (the chunked path's threshold)")
+    if n < 1:
+        ap.error("--records must be at least 1")
 
     t0 = time.perf_counter()
     tr = synth.zipf(n, a.pages, alpha=1.0, seed=1)
@@ -115,10 +118,10 @@ def main():
               + "; ".join(f"{el / n * 1e9:.1f} ns/record ({split(m, n)})" for el, m in runs))
     sys.stdout.flush()
     if not a.skip_one_sort:
-        one, el_o, m_o = timed(P._pages_in_one_sort, tr, shift)
+        one, el_o, m_o = timed(pages_in_one_sort, tr, shift)
         same = all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(one, many))
         dt = many[4].dtype == one[4].dtype
-        print(f"    one sort (_pages_in_one_sort):  {el_o:7.2f} s, {el_o / n * 1e9:6.1f} ns/record "
+        print(f"    one sort (reference):           {el_o:7.2f} s, {el_o / n * 1e9:6.1f} ns/record "
               f"({split(m_o, n)}), peak anonymous memory +{fmt_mb(m_o.anon_growth)}")
         print(f"    chunked / one sort: time {el_c / el_o:.3f}x (speed-up {el_o / el_c:.2f}x), "
               f"peak anonymous memory {m_c.anon_growth / max(m_o.anon_growth, 1):.3f}x; "

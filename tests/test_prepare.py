@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vmlab
+from reference_index import pages_in_one_sort
 
 # the module (vmlab.engine exports a function of the same name)
 P = importlib.import_module("vmlab.engine.prepare")
@@ -43,7 +44,7 @@ def test_one_sort_and_chunked_indexing_agree(recs, chunk, slots):
     op = np.array([4 if r[3] and i % 3 == 0 else 0 for i, r in enumerate(recs)], np.uint8)
     tr = vmlab.Trace(addr, op=op, tid=tid, asid=asid)
     shift = 12
-    one = P._pages_in_one_sort(tr, shift)
+    one = pages_in_one_sort(tr, shift)
     _assert_same(one, _chunked(tr, shift, chunk, slots))
     # every access record's id names its own page
     uniq, first, rank, by_key, rec_page = one
@@ -65,7 +66,7 @@ def test_chunked_indexing_of_wide_keys_and_many_pages():
     op = np.where(rng.random(n) < 0.01, 4, 1).astype(np.uint8)
     tr = vmlab.Trace(addr, op=op, asid=asid, meta=vmlab.TraceMeta(page_size=1 << 16))
     shift = 16
-    one = P._pages_in_one_sort(tr, shift)
+    one = pages_in_one_sort(tr, shift)
     old = P.MEMMAP_RECORDS
     try:
         P.MEMMAP_RECORDS = 1000
@@ -80,7 +81,7 @@ def test_chunked_indexing_falls_back_to_int64_ids():
     """More distinct pages than int32 ids hold (a lowered limit here): int64 ids, same
     values; exactly at the limit they stay int32."""
     tr = vmlab.Trace(np.arange(500, dtype=np.uint64) % 37 * 4096, op=np.tile([0, 4], 250))
-    one = P._pages_in_one_sort(tr, 12)
+    one = pages_in_one_sort(tr, 12)
     d = len(one[0])
     for limit, dtype in ((d - 1, np.int64), (d, np.int32), (3, np.int64)):
         many = _chunked(tr, 12, 64, slots=4, max_int32=limit)
@@ -92,7 +93,7 @@ def test_chunked_indexing_falls_back_to_int64_ids():
 def test_chunked_indexing_of_lock_w_only():
     tr = vmlab.Trace(np.zeros(10, np.uint64), op=np.full(10, 4, np.uint8),
                      asid=np.arange(10) % 3)
-    _assert_same(P._pages_in_one_sort(tr, 12), _chunked(tr, 12, 3))
+    _assert_same(pages_in_one_sort(tr, 12), _chunked(tr, 12, 3))
 
 
 def test_index_puts_each_threads_records_together_in_trace_order():

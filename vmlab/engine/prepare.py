@@ -62,21 +62,12 @@ def index_trace(trace):
     return idx
 
 
-def _keys_of(trace, lo, hi, shift):
-    addr = np.asarray(trace.addr[lo:hi])
-    asid = np.asarray(trace.asid[lo:hi]).astype(np.uint64)
-    return (asid << np.uint64(_VPN_BITS)) | (addr >> np.uint64(shift))
-
-
 def _index_trace(trace):
     n = len(trace)
     if n == 0:
         raise ScenarioError("the trace has no records; nothing to simulate")
     shift = int(trace.page_size).bit_length() - 1
-    if n <= _CHUNK:
-        uniq, first, rank, by_key, rec_page = _pages_in_one_sort(trace, shift)
-    else:
-        uniq, first, rank, by_key, rec_page = _pages_chunked(trace, shift, n)
+    uniq, first, rank, by_key, rec_page = _pages_chunked(trace, shift, n)
     # threads: a counting sort by thread, chunk by chunk (no argsort of the whole trace)
     tids = np.zeros(0, np.int64)
     n_asid = 1
@@ -142,44 +133,6 @@ def _gaps(trace, order):
     return out
 
 
-def _first_touch_order(first):
-    """Page ids in first-touch order: the pages a trace uses most tend to come first, so
-    their state sits together in the kernel's arrays (fewer cache misses than key order).
-    Returns ``rank`` (page id -> key rank) and ``by_key`` (key rank -> page id)."""
-    rank = np.argsort(first, kind="stable").astype(np.int64)
-    by_key = np.empty(len(first), np.int64)
-    by_key[rank] = np.arange(len(first), dtype=np.int64)
-    return rank, by_key
-
-
-def _pages_in_one_sort(trace, shift):
-    """Distinct pages, first touches and per-record ids from one stable sort (a trace that
-    fits in one chunk)."""
-    n = len(trace)
-    op = np.asarray(trace.op)
-    acc = op != Op.LOCK_W
-    keys = _keys_of(trace, 0, n, shift)
-    all_acc = bool(acc.all())
-    ka = keys if all_acc else keys[acc]
-    o = np.argsort(ka, kind="stable")
-    sk = ka[o]
-    keep = np.ones(len(sk), bool)
-    keep[1:] = sk[1:] != sk[:-1]
-    uniq = sk[keep]
-    first = o[keep] if all_acc else np.flatnonzero(acc)[o[keep]]
-    ptype = np.int32 if len(uniq) < 2**31 - 1 else np.int64
-    rank, by_key = _first_touch_order(first)
-    inv = np.empty(len(ka), np.int64)
-    inv[o] = np.cumsum(keep) - 1
-    rec_page = np.empty(n, ptype)
-    if all_acc:
-        rec_page[:] = by_key[inv]
-    else:
-        rec_page[acc] = by_key[inv]
-        rec_page[~acc] = -(np.asarray(trace.asid)[~acc].astype(ptype) + 1)
-    return uniq, first.astype(np.int64), rank, by_key, rec_page
-
-
 def _pages_chunked(trace, shift, n):
     """Distinct pages, first touches and per-record ids in one pass over the trace, chunk by
     chunk, through a hash table of the distinct keys: memory grows with distinct pages, not
@@ -187,10 +140,12 @@ def _pages_chunked(trace, shift, n):
 
     A page's id is the order of its first touch, so the id the table hands out when it first
     meets a key is already the final one; sorting the distinct keys at the end gives ``rank``
-    and ``by_key``.  The same outputs as ``_pages_in_one_sort``."""
+    and ``by_key``.  (``tests/reference_index.py`` computes the same with one sort.)"""
+    rec_page = None
     for ptype, limit in ((np.int32, _MAX_INT32_PAGES), (np.int64, np.iinfo(np.int64).max)):
         rec_page = _scratch(n, ptype)
         tab, kid, first, count = _new_page_table()
+        complete = True
         for lo in range(0, n, _CHUNK):
             hi = min(n, lo + _CHUNK)
             out = np.asarray(rec_page[lo:hi])
@@ -199,11 +154,11 @@ def _pages_chunked(trace, shift, n):
                 np.asarray(trace.op[lo:hi]), np.uint64(shift), lo, tab, kid, first, count,
                 limit, out)
             if done < hi - lo:      # more distinct pages than int32 ids hold: int64 ids
+                complete = False
                 break
-        else:
+        del tab
+        if complete:
             break
-        del rec_page
-    del tab
     kid, first = kid[:count], first[:count]
     by_key = np.argsort(kid, kind="stable").astype(np.int64)   # key rank -> page id
     rank = np.empty(count, np.int64)                            # page id -> key rank
@@ -211,7 +166,7 @@ def _pages_chunked(trace, shift, n):
     return kid[by_key], first[by_key], rank, by_key, rec_page
 
 
-#: Most distinct pages with int32 page ids (as in ``_pages_in_one_sort``).
+#: Most distinct pages with int32 page ids.
 _MAX_INT32_PAGES = 2**31 - 2
 #: Multiplier of the page table's hash (2^64 / golden ratio, odd): consecutive page numbers
 #: land far apart.
