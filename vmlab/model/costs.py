@@ -66,7 +66,17 @@ class Dist:
     kind = "dist"
 
     def table(self):
-        """The int64 quantile table the engine draws from (``TABLE_SIZE`` entries)."""
+        """The int64 quantile table the engine draws from (``TABLE_SIZE`` entries; read-only,
+        computed once per distribution object: sweeps and compares reuse it)."""
+        cached = self.__dict__.get("_table")
+        if cached is not None:
+            return cached
+        table = self._table_uncached()
+        table.setflags(write=False)
+        object.__setattr__(self, "_table", table)  # (frozen dataclass: a cache, not a field)
+        return table
+
+    def _table_uncached(self):
         with np.errstate(over="ignore", invalid="ignore"):
             q = np.rint(self._quantiles(_midpoints()))
         if not np.all(np.isfinite(q)) or q.min() < 0:
