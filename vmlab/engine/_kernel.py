@@ -250,21 +250,19 @@ def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
     return driver_ns + (sp_ns if struct_page else 0)
 
 
-@njit(inline="always")
-def _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn):
-    """Release a read hold of address space ``a``'s mmap_sem at ``t``; the last reader out
-    hands the lock to a writer at the head of the queue, who resumes at ``t``.  Returns that
-    writer's thread, or -1."""
-    lk_readers[a] -= 1
-    if lk_readers[a] == 0 and lk_qn[a] > 0:
-        m = lk_q.shape[1]
-        w = lk_q[a, lk_qh[a]]
-        if (w & 1) == 1 and lk_writer[a] == 0:
-            lk_writer[a] = 1
-            lk_qh[a] = (lk_qh[a] + 1) % m
-            lk_qn[a] -= 1
-            tn[w >> 1] = t
-            return w >> 1
+@njit
+def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
+    """The last reader of address space ``a``'s mmap_sem left at ``t``: a writer at the head
+    of its queue takes the lock and resumes at ``t``.  Returns that writer's thread, or -1.
+    (Called only when someone is queued: a call with array arguments costs reference
+    counting, too much for every release.)"""
+    w = lk_q[a, lk_qh[a]]
+    if (w & 1) == 1 and lk_writer[a] == 0:
+        lk_writer[a] = 1
+        lk_qh[a] = (lk_qh[a] + 1) % lk_q.shape[1]
+        lk_qn[a] -= 1
+        tn[w >> 1] = t
+        return w >> 1
     return -1
 
 
@@ -1302,9 +1300,12 @@ def _simulate(
                             if keep_records:
                                 locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                             # release read lock
-                            w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                            if w >= 0:
-                                o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                            w = -1  # release the read hold; the last reader out lets a queued writer go
+                            lk_readers[a] -= 1
+                            if lk_readers[a] == 0 and lk_qn[a] > 0:
+                                w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                                if w >= 0:
+                                    o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                         if issued:
                             iok = (C.EV_IO << 40) | p
                             found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
@@ -1397,9 +1398,12 @@ def _simulate(
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                    if w >= 0:
-                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    w = -1  # release the read hold; the last reader out lets a queued writer go
+                    lk_readers[a] -= 1
+                    if lk_readers[a] == 0 and lk_qn[a] > 0:
+                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                        if w >= 0:
+                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     _attempt_wasted(th, TS, TT)
                     b = t // bin_ns
                     if b >= ts_bins.shape[1]:
@@ -1515,9 +1519,12 @@ def _simulate(
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                    if w >= 0:
-                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    w = -1  # release the read hold; the last reader out lets a queued writer go
+                    lk_readers[a] -= 1
+                    if lk_readers[a] == 0 and lk_qn[a] > 0:
+                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                        if w >= 0:
+                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                     TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                     TS[th, C.TS_ATT_CPU] = 0
@@ -1554,9 +1561,12 @@ def _simulate(
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    w = _release_read(a, t, lk_readers, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                    if w >= 0:
-                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    w = -1  # release the read hold; the last reader out lets a queued writer go
+                    lk_readers[a] -= 1
+                    if lk_readers[a] == 0 and lk_qn[a] > 0:
+                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                        if w >= 0:
+                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                     TS[th, C.TS_ATT_CPU] = 0
                     # iomem never waits, so the fault is minor with no I/O wait
