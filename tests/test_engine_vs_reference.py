@@ -118,3 +118,25 @@ def _hand_cases():
                          [pytest.param(sc, pol, id=name) for name, sc, pol in _hand_cases()])
 def test_engine_matches_reference_on_hand_scenarios(scenario, policy):
     check_agreement(scenario, policy)
+
+
+def test_engine_matches_reference_while_its_tables_grow():
+    """More fault, lock and signal rows than the engine's first tables hold, signals piling
+    up behind long uninterruptible waits, and the adversary's notes growing: the engine
+    grows these between passes of its event loop, and must still agree record for record."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(700):
+        for tid in (1, 2, 3):
+            rows.append((tid, int(rng.integers(0, 300)), int(rng.integers(0, 400))))
+    rows += [(4, None, 3000)] * 60
+    sc = Scenario(_trace(rows), vmas=[Vma(BASE, BASE + 300 * PAGE, "file")],
+                  costs=Costs(io_ns=Fixed(70_000)), memory_pages=40,
+                  signals=SignalSchedule("periodic", period_ns=2_000, threads=(1,)),
+                  adversary=Adversary("periodic", period_ns=5_000), horizon_ns=40_000_000)
+    for policy in ("nopage", "fault_retry"):
+        check_agreement(sc, policy)
+    r = engine.run(sc, "nopage")
+    assert len(r.faults["start_ns"]) > 1024 and len(r.locks["request_ns"]) > 1024
+    assert len(r.signals["arrival_ns"]) > 256
+    assert engine.run(sc, "fault_retry").counters["n_adversary_evictions"] > 64
