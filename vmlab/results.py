@@ -6,6 +6,7 @@ carry units and mean the same in code, DataFrames, plots and docs.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -38,6 +39,15 @@ def _hist_value(b):
     sub = (b - 64) % 64
     lo = (64 + sub) << (e - 6)
     return lo + ((1 << (e - 6)) - 1) / 2.0
+
+
+@functools.lru_cache(maxsize=4)
+def _hist_values(n):
+    """``_hist_value`` of buckets ``0..n-1`` (read-only; computed once: summaries of
+    records-off runs use it at every run)."""
+    vals = np.array([_hist_value(b) for b in range(n)])
+    vals.setflags(write=False)
+    return vals
 
 
 def hist_percentile(hist, q):
@@ -189,7 +199,7 @@ class Result:
             s["fault_latency_ns_max"] = float(lat.max())
         elif not keep and raw.hist_fault.sum():
             h = raw.hist_fault
-            vals = np.array([_hist_value(b) for b in range(len(h))])
+            vals = _hist_values(len(h))
             s["fault_latency_ns_mean"] = float((vals * h).sum() / h.sum())
             for q, name in ((50, "p50"), (90, "p90"), (99, "p99"), (100, "max")):
                 s[f"fault_latency_ns_{name}"] = hist_percentile(h, q)
