@@ -703,7 +703,7 @@ def _simulate(
                 j = 0
                 for i in range(n_cand):
                     p = cand[i]
-                    if (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0 and (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
+                    if (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
                         if adv_target[p] == 1:
                             # evict
                             if replacement == C.REPL_CLOCK and hand == p:
@@ -865,7 +865,8 @@ def _simulate(
                                     if cls < 0:
                                         break  # SIGBUS or fault-around: the general path
                                     h = a_t + vf_h[v]
-                                    kind_w = 0  # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
+                                    # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
+                                    kind_w = 0
                                     d = 0
                                     if cls == 0:
                                         fend = h
@@ -916,7 +917,8 @@ def _simulate(
                                         n_resident += 1
                                         b = bin_b if bin_lo <= h < bin_hi else h // bin_ns
                                         if b >= ts_bins.shape[1]:
-                                            bin_ns, b, n_bins = _fit_bins(ts_bins, h, bin_ns, n_bins)
+                                            bin_ns, b, n_bins = _fit_bins(ts_bins, h, bin_ns,
+                                                                          n_bins)
                                             bin_hi = 0  # (the cached bin is stale)
                                         ts_bins[C.TSB_IOS, b] += 1
                                         if b >= n_bins:
@@ -963,7 +965,8 @@ def _simulate(
                                         faults[nf, C.F_START] = a_t
                                         faults[nf, C.F_END] = fend
                                         faults[nf, C.F_ATTEMPTS] = 1
-                                        faults[nf, C.F_MAJOR] = 1 if (kind_w == 1 or kind_w == 2) else 0
+                                        major = kind_w == 1 or kind_w == 2
+                                        faults[nf, C.F_MAJOR] = 1 if major else 0
                                         faults[nf, C.F_LOCKWAIT] = 0
                                         faults[nf, C.F_IOWAIT] = wt
                                         faults[nf, C.F_OUTCOME] = C.OUT_DONE
@@ -1260,8 +1263,8 @@ def _simulate(
                             need_wait = 1
                         else:
                             # allocate a frame, evicting if needed, and issue the I/O
-                            n_resident, hand = _admit(p, memory_pages, n_resident, replacement, hand, S,
-                                                      LL, FL, cnt)
+                            n_resident, hand = _admit(p, memory_pages, n_resident, replacement,
+                                                      hand, S, LL, FL, cnt)
                             FL[p] |= F_INFL
                             FL[p] &= np.uint8(255 - F_MSIO)
                             slot = io_slot if io_slot_cnt == io_cnt else \
@@ -1300,7 +1303,8 @@ def _simulate(
                             if keep_records:
                                 locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                             # release read lock
-                            w = -1  # release the read hold; the last reader out lets a queued writer go
+                            # release the read hold; the last reader out lets a queued writer go
+                            w = -1
                             lk_readers[a] -= 1
                             if lk_readers[a] == 0 and lk_qn[a] > 0:
                                 w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
@@ -1398,7 +1402,8 @@ def _simulate(
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    w = -1  # release the read hold; the last reader out lets a queued writer go
+                    # release the read hold; the last reader out lets a queued writer go
+                    w = -1
                     lk_readers[a] -= 1
                     if lk_readers[a] == 0 and lk_qn[a] > 0:
                         w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
@@ -1485,7 +1490,7 @@ def _simulate(
                         j = page_rank[p] - 1
                         while j >= vma_p0[v] and page_vpn[by_key[j]] >= lo_vpn:
                             q = by_key[j]
-                            if (FL[q] & F_RES) != 0 and (FL[q] & F_PTE) == 0 and (FL[q] & F_INFL) == 0:
+                            if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES:
                                 FL[q] |= F_PTE
                                 FL[q] |= F_MSIO
                                 n_around += 1
@@ -1493,7 +1498,7 @@ def _simulate(
                         j = page_rank[p] + 1
                         while j < vma_p1[v] and page_vpn[by_key[j]] < hi_vpn:
                             q = by_key[j]
-                            if (FL[q] & F_RES) != 0 and (FL[q] & F_PTE) == 0 and (FL[q] & F_INFL) == 0:
+                            if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES:
                                 FL[q] |= F_PTE
                                 FL[q] |= F_MSIO
                                 n_around += 1
@@ -1519,7 +1524,8 @@ def _simulate(
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    w = -1  # release the read hold; the last reader out lets a queued writer go
+                    # release the read hold; the last reader out lets a queued writer go
+                    w = -1
                     lk_readers[a] -= 1
                     if lk_readers[a] == 0 and lk_qn[a] > 0:
                         w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
@@ -1561,7 +1567,8 @@ def _simulate(
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    w = -1  # release the read hold; the last reader out lets a queued writer go
+                    # release the read hold; the last reader out lets a queued writer go
+                    w = -1
                     lk_readers[a] -= 1
                     if lk_readers[a] == 0 and lk_qn[a] > 0:
                         w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
