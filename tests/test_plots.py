@@ -429,3 +429,16 @@ def test_series_over_time_shows_identical_curves():
     assert a.get_linestyle() == "-" and b.get_linestyle() == "--"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[1].endswith("(same as fault_retry)")
+
+
+def test_latency_cdf_over_many_decades_labels_each_tick_with_its_unit(results):
+    # signal latencies from 0 (drawn at 1 ns: nopage_refault delivers at once) to
+    # milliseconds (nopage holds them over its I/O waits): each tick says its unit
+    ax = plots.latency_cdf(results, metric="signal")
+    ax.figure.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    lo, hi = ax.get_xlim()
+    assert hi / lo > 1e4
+    assert any(t.endswith(" ns") for t in ticks) and any(t.endswith(" ms") or t.endswith(" µs")
+                                                          for t in ticks), ticks
+    assert "log scale" in ax.get_xlabel() and "(ns" not in ax.get_xlabel()

@@ -242,12 +242,21 @@ def latency_cdf(results, metric="fault", ax=None, title=None, max_points=2000):
                 label=label, gid=name)
     ax.set_xscale("log")
     _plain_log(ax.xaxis)
+    lo, hi = ax.xaxis.get_view_interval()
+    if lo > 0 and hi / lo > 1e4:
+        # many decades (1 ns to 100 ms): each tick says its own unit (1 ns, 10 µs, 100 ms)
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_ns(v * scale)))
+        unit_text = "log scale"
+    else:
+        unit_text = f"{unit}, log scale"
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="major", alpha=0.3)
     what = {"fault": "completed faults", "signal": "delivered signals"}[metric]
     floor = ", 0 drawn at 1 ns" if any(len(v) and v[0] <= 1 for v in data.values()) else ""
     return _dress(ax, title or f"{metric.capitalize()} latency CDF ({what})",
-                  f"{metric} latency ({unit}, log scale{floor})", f"fraction of {what} ≤ x",
+                  f"{metric} latency ({unit_text}{floor})", f"fraction of {what} ≤ x",
                   legend=True, legend_title="policy")
 
 
