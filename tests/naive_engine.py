@@ -149,16 +149,16 @@ class _Thread:
         self.since = now
         self.cat = cat
 
-    def settle_attempt(self, now, wasted):
-        """Move the current attempt's CPU and wait to their final categories."""
+    def settle_attempt(self, now, how):
+        """Move the current attempt's CPU and wait to their final categories: ``"done"`` (the
+        fault completed: handler CPU and I/O wait), ``"retry"`` (a lock-dropping wait ran to
+        completion: its CPU is wasted, its wait was I/O wait, the page or context stays) or
+        ``"abort"`` (a signal cut the wait short: CPU and wait are wasted)."""
         self.charge_to(self.cat, now)
         cpu, wait = self.time["att_cpu"], self.time["att_wait"]
         self.time["att_cpu"] = self.time["att_wait"] = 0
-        if wasted:
-            self.time["wasted"] += cpu + wait
-        else:
-            self.time["fault_cpu"] += cpu
-            self.time["io_wait"] += wait
+        self.time["fault_cpu" if how == "done" else "wasted"] += cpu
+        self.time["wasted" if how == "abort" else "io_wait"] += wait
 
 
 class _Record:
@@ -581,7 +581,7 @@ class NaiveSimulator:
 
     def _end_thread(self, th, state):
         th.charge_to(th.cat, self.now)
-        th.settle_attempt(self.now, wasted=False)
+        th.settle_attempt(self.now, "done")
         th.alive = False
         th.state = state
         th.end_ns = self.now
@@ -739,7 +739,7 @@ class NaiveSimulator:
                 self._resume_at(th, context_done + c.wakeup_ns, "wake")
             yield ("wait",)
             self._end_wait(fault)
-            self._retry(th, fault)
+            self._retry(th, fault, "retry")
             if pol.check_signal_before_retry and th.pending:
                 return _TO_USER
             return _RETRY_IN_KERNEL
@@ -762,7 +762,7 @@ class NaiveSimulator:
             if page is not None:
                 page.pins -= 1
             self._release(rec.asid, READ, lock)
-            self._retry(th, fault)
+            self._retry(th, fault, "abort")
             return _TO_USER
 
         # Woken with the lock held: install, unpin, release.
@@ -781,13 +781,13 @@ class NaiveSimulator:
         fault["io_wait_ns"] += self.now - fault["wait_since"]
         fault["wait_since"] = None
 
-    def _retry(self, th, fault):
+    def _retry(self, th, fault, how):
         fault["retries"] += 1
-        th.settle_attempt(self.now, wasted=True)
+        th.settle_attempt(self.now, how)
 
     def _complete_attempt(self, th, rec, lock):
         self._release(rec.asid, READ, lock)
-        th.settle_attempt(self.now, wasted=False)
+        th.settle_attempt(self.now, "done")
         return _COMPLETED
 
     # -- results --------------------------------------------------------------------------
@@ -797,7 +797,7 @@ class NaiveSimulator:
         for th in self.threads:
             if th.alive:
                 th.charge_to(th.cat, H)
-                th.settle_attempt(H, wasted=False)
+                th.settle_attempt(H, "done")
                 th.end_ns = H
                 th.state = T_UNFINISHED
                 f = th.fault

@@ -60,7 +60,7 @@ TIME_CATEGORIES = {
     "lock_wait_ns": ("mmap_sem wait", "#ee8866"),
     "lock_hold_ns": ("mmap_sem held for write", "#eedd88"),
     "signal_ns": ("signal handling", "#44bb99"),
-    "wasted_ns": ("wasted retries", "#ffaabb"),
+    "wasted_ns": ("wasted (retried CPU, aborted waits)", "#ffaabb"),
 }
 
 #: Colours of the lock timeline: held for read, held for write, waiting (hatched).

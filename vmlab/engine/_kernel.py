@@ -387,11 +387,17 @@ def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, cnt):
 
 
 @njit(inline="always")
-def _attempt_wasted(th, TS, TT):
-    """The attempt in progress ended without completing the fault (a retry or an abort):
-    its CPU and waits are wasted."""
+def _attempt_wasted(th, TS, TT, wait_kept):
+    """The attempt in progress ended without completing the fault: its CPU is wasted.  Its
+    wait is I/O wait when ``wait_kept`` (a lock-dropping wait ran to completion: the page
+    or context it waited for stays for the retry), wasted otherwise (a wait cut short by a
+    signal; docs/model.md section 9)."""
     TS[th, C.TS_RETRIES] += 1
-    TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU] + TS[th, C.TS_ATT_WAIT]
+    TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+    if wait_kept:
+        TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+    else:
+        TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_WAIT]
     TS[th, C.TS_ATT_CPU] = 0
     TS[th, C.TS_ATT_WAIT] = 0
 
@@ -1362,7 +1368,7 @@ def _simulate(
                     pos = TS[th, C.TS_POS]
                     p = rec_page[pos]
                     if TS[th, C.TS_WAIT_DROP] == 1:
-                        _attempt_wasted(th, TS, TT)  # the attempt ends in a retry
+                        _attempt_wasted(th, TS, TT, True)  # the attempt ends in a retry
                         b = t // bin_ns
                         if b >= ts_bins.shape[1]:
                             bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
@@ -1409,7 +1415,7 @@ def _simulate(
                         w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
                         if w >= 0:
                             o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
-                    _attempt_wasted(th, TS, TT)
+                    _attempt_wasted(th, TS, TT, False)
                     b = t // bin_ns
                     if b >= ts_bins.shape[1]:
                         bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
