@@ -527,8 +527,9 @@ def _simulate(
     ctx_cnt = 0
     adv_cnt = 0
 
-    # the fast path's view of each VMA: its class (0 no wait, 1 file, 2 context, -1 always the
-    # general path: SIGBUS, or file with fault-around), handler CPU and lock dropping
+    # each VMA, once: the fast path's class (0 no wait, 1 file, 2 context, -1 always the
+    # general path: SIGBUS, or file with fault-around), the handler CPU (fault_ns + extra,
+    # both paths) and whether its policy drops the lock
     nvma = vma_backing.shape[0]
     vf_cls = np.zeros(nvma, np.int64)
     vf_h = np.zeros(nvma, np.int64)
@@ -1160,16 +1161,9 @@ def _simulate(
                     if lkind == C.LK_FAULT:
                         TS[th, C.TS_F_LOCKWAIT] += t - TS[th, C.TS_REQ_T]
                         pos = TS[th, C.TS_POS]
-                        p = rec_page[pos]
-                        v = page_vma[p]
-                        bk = vma_backing[v]
-                        pr = vma_pol[v]
-                        extra = _handler_extra(bk, pol[pr, C.K_EAGER] == 1,
-                                               pol[pr, C.K_STRUCT_PAGE] == 1, sp_ns, zero_fill_ns,
-                                               driver_ns)
                         TS[th, C.TS_SEG] = C.CAT_ATT_CPU
                         TS[th, C.TS_PHASE] = C.PH_LOOKUP
-                        nxt = t + fault_ns + extra
+                        nxt = t + vf_h[page_vma[rec_page[pos]]]  # fault_ns + handler extra
                     elif lkind == C.LK_LOCKW:
                         TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
                         TS[th, C.TS_PHASE] = C.PH_RELEASE_W
