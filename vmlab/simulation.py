@@ -1,4 +1,10 @@
-"""The front door: ``simulate``, ``compare`` and ``sweep``."""
+"""The front door: run scenarios through the engine.
+
+:func:`simulate` runs one scenario under one policy; :func:`simulate_many` runs a list of
+``(scenario, policy)`` pairs in parallel threads (the kernel releases the GIL), refusing a bad
+pair before any run starts; :func:`compare` runs one scenario under several policies and
+:func:`sweep` a grid of variations, both through :func:`simulate_many`.
+"""
 from __future__ import annotations
 
 import itertools
@@ -26,10 +32,27 @@ def simulate(scenario, policy=None):
     return Result(run(scenario, policy), scenario)
 
 
-def compare(scenario, policies=None, *, n_jobs=None):
+def simulate_many(runs, *, keep=None, n_jobs=None, show_progress=None, desc="runs"):
+    """Replay each ``(scenario, policy)`` pair of ``runs``; their Results, in order.
+
+    Every pair is checked (:func:`check_runs`) before the first one runs, so a bad pair
+    fails at once instead of after the others' work.  Pairs run in parallel threads, since
+    the kernel releases the GIL.  ``keep``, a function of a Result, is applied in the
+    worker and its value returned in place of the Result (``keep=lambda r: r.summary``
+    keeps memory flat over many runs with per-fault records).
+    """
+    runs = [(sc, None if p is None else get_policy(p)) for sc, p in runs]
+    check_runs(runs)
+    keep = keep or (lambda r: r)
+    return _map(lambda sp: keep(simulate(*sp)), runs, n_jobs=n_jobs, desc=desc,
+                show_progress=show_progress)
+
+
+def compare(scenario, policies=None, *, n_jobs=None, results=False):
     """Run several policies on one scenario; one tidy row per policy (the summary).
 
-    ``policies`` defaults to every preset the scenario's VMAs can take.
+    ``policies`` defaults to every preset the scenario's VMAs can take.  With
+    ``results=True`` also returns the Results by policy name.
     """
     if policies is None:
         policies = []
@@ -40,9 +63,16 @@ def compare(scenario, policies=None, *, n_jobs=None):
                 continue
             policies.append(name)
     pols = [get_policy(p) for p in policies]
-    check_runs([(scenario, p) for p in pols])  # refuse before any run
-    results = _map(lambda p: simulate(scenario, p), pols, n_jobs=n_jobs, desc="policies")
-    return pd.DataFrame([r.summary for r in results])
+    names = [p.name for p in pols]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ScenarioError(f"compare(): policy names must differ, got {', '.join(twice)} more "
+                            "than once (name a variant: policy.replace(name=...))")
+    runs = simulate_many([(scenario, p) for p in pols], n_jobs=n_jobs, desc="policies")
+    table = pd.DataFrame([r.summary for r in runs])
+    if results:
+        return table, {p.name: r for p, r in zip(pols, runs)}
+    return table
 
 
 _SCENARIO_FIELDS = {"memory_pages", "replacement", "fault_around_pages", "signals", "adversary",
@@ -78,14 +108,9 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
     """
     keys = list(grid)
     points = [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
-    prepared = [apply_point(scenario, p) for p in points]  # validate everything first
-    check_runs(prepared)
-
-    def one(sp):
-        sc, pol = sp
-        return simulate(sc, pol).summary
-
-    rows = _map(one, prepared, n_jobs=n_jobs, desc="sweep", show_progress=show_progress)
+    prepared = [apply_point(scenario, p) for p in points]
+    rows = simulate_many(prepared, keep=lambda r: r.summary, n_jobs=n_jobs, desc="sweep",
+                         show_progress=show_progress)
     out = []
     for p, r in zip(points, rows):
         row = {k: _label(v) for k, v in p.items()}
