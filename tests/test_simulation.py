@@ -50,3 +50,15 @@ def test_compare_refuses_two_policies_of_one_name():
     mine = vmlab.get_policy("fault_retry").replace(name="nopage")
     with pytest.raises(ScenarioError, match="nopage more than once"):
         compare(sc, ["nopage", mine])
+
+
+def test_front_door_examples_run():
+    """The Examples of simulate, simulate_many, compare and sweep run as printed."""
+    import doctest
+
+    import vmlab.simulation as front
+
+    for fn in (front.simulate, front.simulate_many, front.compare, front.sweep):
+        assert "Examples\n    --------\n    >>> " in fn.__doc__, fn.__name__
+    res = doctest.testmod(front, optionflags=doctest.NORMALIZE_WHITESPACE, report=True)
+    assert res.failed == 0 and res.attempted >= 4 * 6
