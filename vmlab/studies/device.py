@@ -4,14 +4,14 @@ Jes Sorensen's 2006 question: a driver maps a large region of device memory of w
 program touches a part.  Mapping it all at ``mmap()`` time holds ``mmap_sem`` for write
 while every PTE is written; faulting it lazily pays a fault per touched page.
 
-=========================  ==========================================================
-:func:`device_mapping`     the scenario: a partly touched device mapping, another thread
-:func:`eager_vs_lazy`      totals, lock hold and memory per touched fraction and policy
-:func:`crossover_fraction` closed form of where eager starts to pay off
-:func:`simulated_crossover` where the simulated curves cross
-:func:`eager_total_ns`,    closed forms of the totals
-:func:`lazy_total_ns`
-=========================  ==========================================================
+===========================  =============================================================
+:func:`device_mapping`       the scenario: a partly touched device mapping, another thread
+:func:`eager_vs_lazy`        totals, lock hold and memory per touched fraction and policy
+:func:`crossover_fraction`   closed form of where eager starts to pay off
+:func:`simulated_crossover`  where the simulated curves cross
+:func:`eager_total_ns`       closed form of the eager total
+:func:`lazy_total_ns`        closed form of a lazy policy's total
+===========================  =============================================================
 
 The costs are those of the device VMA only: the mapping thread's time, PTEs and
 ``struct page`` memory; the second thread's lock wait is reported apart as ``stalled_ns``.

@@ -4,11 +4,11 @@ A fault that drops ``mmap_sem`` during its read retries once the page is in; an 
 calling ``fadvise(FADV_DONTNEED)`` in between evicts the page and the retry reads it again.
 Bounded retries (``fault_retry``) make progress; unbounded ones can livelock.
 
-=======================  ============================================================
-:func:`fadvise_attack`   the scenario: a victim reading a file beside the adversary
-:func:`victim_outcome`   whether the victim finished, and whether it is livelocked
-:func:`grid`             slowdown and livelock over adversary rates, I/O latencies, policies
-=======================  ============================================================
+======================  ====================================================================
+:func:`fadvise_attack`  the scenario: a victim reading a file beside the adversary
+:func:`victim_outcome`  whether the victim finished, and whether it is livelocked
+:func:`grid`            slowdown and livelock over adversary rates, I/O latencies, policies
+======================  ====================================================================
 
 *Livelock* (:func:`grid`): the victim has not finished at the horizon *and* the fault it is
 stuck in has been retried at least ``livelock_retries`` times (default 2, more than the

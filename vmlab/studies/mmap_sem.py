@@ -4,12 +4,12 @@ Under ``nopage`` a fault holds ``mmap_sem`` for read through its disk read, so a
 mmap/munmap loop in the same process (``LOCK_W`` records) waits behind every read;
 ``fault_retry`` drops the lock during the read.
 
-======================  ==============================================================
+======================  ====================================================================
 :func:`lespinasse`      random reads of a file on disk beside an mmap/munmap loop
 :func:`google_reverse`  many threads faulting a file in reverse order beside that loop
 :func:`mmap_sem_table`  per policy: writer throughput and waits, fault latency tails
 :func:`threads_table`   per policy and thread: end, time breakdown, mmap-family calls
-======================  ==============================================================
+======================  ====================================================================
 
 Writer throughput is the summary's ``writer_ops_per_s``: the loop's calls completed while
 the faulting threads still run, over that span (:meth:`vmlab.results.Result.writer_window_ns`).

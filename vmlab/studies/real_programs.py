@@ -1,12 +1,12 @@
 """Real programs: shipped lackey and perf traces replayed under each policy (notebooks 01, 06).
 
-===========================  =======================================================
-:func:`program_scenario`     a shipped trace with its VMAs inferred and given backings
-:func:`vma_table`            the VMAs of a scenario, with the pages each touches
-:func:`distinct_pages`       distinct pages a trace touches (in VMAs of one backing)
-:func:`real_program`         a lackey trace across page-cache sizes
-:func:`perf_replay`          a perf fault trace with its own threads and timing
-===========================  =======================================================
+========================  ==================================================================
+:func:`program_scenario`  a shipped trace with its VMAs inferred and given backings
+:func:`vma_table`         the VMAs of a scenario, with the pages each touches
+:func:`distinct_pages`    distinct pages a trace touches (in VMAs of one backing)
+:func:`real_program`      a lackey trace across page-cache sizes
+:func:`perf_replay`       a perf fault trace with its own threads and timing
+========================  ==================================================================
 """
 from __future__ import annotations
 

@@ -4,13 +4,13 @@ A fault on an SPU's local store waits until the SPU is scheduled, up to a 100 ms
 Under blocking ``nopage`` a signal waits for the end of that wait; ``nopage_refault`` aborts
 the wait and re-executes the access, at the price of starting the wait again.
 
-=======================  ============================================================
-:func:`spufs`            the scenario: faults that wait for a free SPU, Poisson signals
-:func:`signal_table`     signal latency and time to kill, per policy
-:func:`time_to_kill_ns`  per killed thread, fatal signal's arrival to death
-:func:`refault_expected` closed form of ``nopage_refault``'s restarts
-:func:`restart_table`    simulated against closed-form restarts, per signal rate
-=======================  ============================================================
+========================  ==============================================================
+:func:`spufs`             the scenario: faults that wait for a free SPU, Poisson signals
+:func:`signal_table`      signal latency and time to kill, per policy
+:func:`time_to_kill_ns`   per killed thread, fatal signal's arrival to death
+:func:`refault_expected`  closed form of ``nopage_refault``'s restarts
+:func:`restart_table`     simulated against closed-form restarts, per signal rate
+========================  ==============================================================
 """
 from __future__ import annotations
 
