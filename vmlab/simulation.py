@@ -172,7 +172,8 @@ def compare(scenario, policies=None, *, n_jobs=None, results=False):
 
 _SCENARIO_FIELDS = {"memory_pages", "replacement", "fault_around_pages", "signals", "adversary",
                     "preload", "horizon_ns", "seed", "records", "bin_ns", "backing", "vmas",
-                    "trace", "policy"}
+                    "trace", "policy", "fault_model", "ra_pages", "folio_pages", "memory_bytes",
+                    "files"}
 
 
 def apply_point(scenario, point):

@@ -2,12 +2,13 @@
 from .costs import HDD, NVME, SPUFS, Costs, Dist, Empirical, Exponential, Fixed, LogNormal, Uniform
 from .policies import (BACKINGS, POLICY_ORDER, PRESET_ROWS, PRESETS, Policy, Preset, can_serve,
                        get_policy, preset_row)
-from .scenario import (Adversary, Scenario, SignalSchedule, Vma, periodic_signals,
-                       poisson_signals)
+from .scenario import (KERNEL_DEFAULTS, Adversary, File, Scenario, SignalSchedule, Vma,
+                       periodic_signals, poisson_signals)
 
 __all__ = [
     'HDD', 'NVME', 'SPUFS', 'Costs', 'Dist', 'Empirical', 'Exponential', 'Fixed', 'LogNormal',
     'Uniform', 'BACKINGS', 'POLICY_ORDER', 'PRESET_ROWS', 'PRESETS', 'Policy', 'Preset',
     'can_serve', 'get_policy', 'preset_row',
-    'Adversary', 'Scenario', 'SignalSchedule', 'Vma', 'periodic_signals', 'poisson_signals'
+    'KERNEL_DEFAULTS', 'Adversary', 'File', 'Scenario', 'SignalSchedule', 'Vma',
+    'periodic_signals', 'poisson_signals'
 ]

@@ -284,6 +284,10 @@ class Costs:
     signal_ns: int = 900
     mmap_cs_ns: int = 1_300
     wakeup_ns: int = 2_000
+    #: Copying a 4 KiB page (a COW fault on a private file page, docs/model.md section 11.2);
+    #: no host measurement yet, so the cost of clearing one (``zero_fill_ns``): both stream
+    #: one page through the cache.
+    copy_page_ns: int = 700
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
 

@@ -22,6 +22,19 @@ from .policies import BACKINGS, can_serve, get_policy
 
 REPLACEMENTS = ("lru", "fifo", "clock", "twolist")  # one row each: docs/extending.md
 SCHEDULE_KINDS = ("poisson", "periodic", "times")
+#: Fault models (docs/model.md section 11): "page", one fault per first access to a page (every
+#: trace without mappings); "kernel", read/write faults, the zero page, COW, like Linux 6.x.
+FAULT_MODELS = ("page", "kernel")
+#: madvise() hints a VMA may carry (docs/model.md section 11.5: readahead).
+MADVISE = ("normal", "random", "sequential")
+#: Largest folio: a PMD's worth of 4 KiB pages (the kernel's MAX_PAGECACHE_ORDER on x86-64),
+#: so a folio never crosses a page table (docs/model.md section 11.3).
+MAX_FOLIO_PAGES = 512
+#: The knobs a recorded trace replays with (docs/model.md section 11, "Defaults"): the
+#: kernel's fault granularity, fault_around_bytes 64 KiB, ra_pages 32 (128 KiB), the
+#: active/inactive lists.  ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
+KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages": 32,
+                   "replacement": "twolist"}
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
 MAX_HORIZON_NS = LIMIT
 #: Address-space ids are below this (the engine's key has 12 asid bits: engine/prepare.py
@@ -46,6 +59,12 @@ class Vma:
     ``policy`` overrides the scenario's policy for this VMA (``None``: use the run's policy).
     ``map_thread`` is the thread id that maps an eager VMA (default: the first thread that
     touches it).
+
+    The kernel fault model (docs/model.md section 11) also reads: ``prot`` (letters of
+    ``"rwx"``, in any order; ``""`` is ``PROT_NONE``), ``private`` (``MAP_PRIVATE``; False:
+    ``MAP_SHARED``), ``file`` and ``offset`` (a file VMA's file identity and the byte offset of
+    ``start`` in it: VMAs naming one file share its page-cache pages; ``None``: a file of its
+    own), ``madvise`` (``"normal"``, ``"random"``, ``"sequential"``: readahead).
     """
 
     start: int
@@ -55,6 +74,11 @@ class Vma:
     asid: int = 0
     name: str = ""
     map_thread: object = None
+    prot: str = "rw"
+    private: bool = True
+    file: object = None
+    offset: int = 0
+    madvise: str = "normal"
 
     def __post_init__(self):
         for name in ("start", "end"):
@@ -86,10 +110,80 @@ class Vma:
             object.__setattr__(self, "map_thread", t)
         if self.policy is not None:
             object.__setattr__(self, "policy", get_policy(self.policy))
+        self._check_mapping()
+
+    def _check_mapping(self):
+        """The fields of the kernel fault model: prot, private, file, offset, madvise."""
+        prot = self.prot
+        letters = prot.replace("-", "") if isinstance(prot, str) else None
+        if letters is None or set(letters) - set("rwx") or len(set(letters)) != len(letters):
+            raise ScenarioError(f"VMA {self.label}: prot must be letters of 'rwx' (like 'r-x' "
+                                f"or 'rw'; '' is PROT_NONE), got {prot!r}")
+        object.__setattr__(self, "prot", "".join(c for c in "rwx" if c in letters))
+        if not is_bool(self.private):
+            raise ScenarioError(f"VMA {self.label}: private must be True (MAP_PRIVATE) or False "
+                                f"(MAP_SHARED), got {self.private!r}")
+        object.__setattr__(self, "private", bool(self.private))
+        if self.file is not None:
+            if not isinstance(self.file, str) or not self.file:
+                raise ScenarioError(f"VMA {self.label}: file must be a file's identity (a "
+                                    f"non-empty string, such as its path) or None, got {self.file!r}")
+            if self.backing != "file":
+                raise ScenarioError(f"VMA {self.label}: file={self.file!r} needs backing 'file', "
+                                    f"not {self.backing!r}")
+        off = as_whole(self.offset)
+        if off is None or not 0 <= off < LIMIT:
+            raise ScenarioError(f"VMA {self.label}: offset must be a byte offset in the file (an "
+                                f"integer in [0, {LIMIT_TEXT})), got {self.offset!r}")
+        if off and self.backing != "file":
+            raise ScenarioError(f"VMA {self.label}: offset={off} needs backing 'file', not "
+                                f"{self.backing!r}")
+        object.__setattr__(self, "offset", off)
+        if self.madvise not in MADVISE:
+            raise ScenarioError(f"VMA {self.label}: unknown madvise {self.madvise!r}; choose one "
+                                f"of {', '.join(MADVISE)}")
 
     @property
     def label(self):
         return self.name or f"[{self.start:#x}, {self.end:#x})"
+
+
+def _check_folio_pages(what, v):
+    """A folio size: a power of two in [1, MAX_FOLIO_PAGES], as a Python int."""
+    w = as_whole(v)
+    if w is None or not 1 <= w <= MAX_FOLIO_PAGES or w & (w - 1):
+        raise ScenarioError(f"{what}: folio_pages must be a power of two in [1, {MAX_FOLIO_PAGES}] "
+                            f"(pages per page-cache folio), got {v!r}")
+    return w
+
+
+@checked_keywords()
+@dataclass(frozen=True)
+class File:
+    """A file that VMAs map (``Vma(file=name)``): its size, which clips fault-around and
+    readahead, and the size of its page-cache folios (docs/model.md sections 11.3-11.5).
+
+    ``size_bytes``: ``None`` means as long as the furthest VMA that maps it.
+    ``folio_pages``: ``None`` means the scenario's ``folio_pages``.
+    """
+
+    name: str
+    size_bytes: int | None = None
+    folio_pages: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ScenarioError(f"File: name must be a non-empty string (the identity VMAs give as "
+                                f"file=...), got {self.name!r}")
+        if self.size_bytes is not None:
+            n = as_whole(self.size_bytes)
+            if n is None or not 0 <= n < LIMIT:
+                raise ScenarioError(f"File {self.name!r}: size_bytes must be an integer in "
+                                    f"[0, {LIMIT_TEXT}) or None, got {self.size_bytes!r}")
+            object.__setattr__(self, "size_bytes", n)
+        if self.folio_pages is not None:
+            object.__setattr__(self, "folio_pages",
+                               _check_folio_pages(f"File {self.name!r}", self.folio_pages))
 
 
 @checked_keywords()
@@ -265,6 +359,20 @@ class Scenario:
         log-bucket histogram, within 1.6%).
     bin_ns : int
         Width of the time-series bins.
+    fault_model : {"page", "kernel"}
+        "page": one fault per first access to a page (the default, and every trace without
+        mappings); "kernel": read and write faults, the zero page, COW, fault-around before
+        the lookup (docs/model.md section 11).  :data:`KERNEL_DEFAULTS` are the knobs of a
+        recorded trace.
+    ra_pages : int
+        Readahead window in pages on a major fault (0: off; the kernel's default is 32).
+    folio_pages : int
+        Pages per page-cache folio (a power of two; files may override it in ``files``).
+    memory_bytes : int, optional
+        A cgroup-style limit charged by page-cache and anonymous pages (no swap: a limit below
+        the anonymous working set ends the run with an OOM); replaces ``memory_pages``.
+    files : list of File
+        Sizes and folio sizes of the files the VMAs name.
     """
 
     trace: Trace
@@ -282,6 +390,11 @@ class Scenario:
     seed: int = 0
     records: bool = True
     bin_ns: int = 1_000_000
+    fault_model: str = "page"
+    ra_pages: int = 0
+    folio_pages: int = 1
+    memory_bytes: int | None = None
+    files: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -354,6 +467,43 @@ class Scenario:
             addrs = np.array(addrs, dtype=np.uint64)  # a copy: later changes to the user's don't leak in
             addrs.setflags(write=False)
             object.__setattr__(self, "preload", addrs)
+        self._check_granularity()
+
+    def _check_granularity(self):
+        """The knobs of docs/model.md sections 11-12 (fault model, readahead, folios, memory
+        limit, files)."""
+        if self.fault_model not in FAULT_MODELS:
+            raise ScenarioError(f"unknown fault_model {self.fault_model!r}; choose one of "
+                                f"{', '.join(FAULT_MODELS)}")
+        ra = as_whole(self.ra_pages)
+        if ra is None or not 0 <= ra < LIMIT:
+            raise ScenarioError(f"ra_pages must be an integer >= 0 (readahead window in pages; "
+                                f"0: off), got {self.ra_pages!r}")
+        object.__setattr__(self, "ra_pages", ra)
+        object.__setattr__(self, "folio_pages", _check_folio_pages("scenario", self.folio_pages))
+        if self.memory_bytes is not None:
+            mb = as_whole(self.memory_bytes)
+            if mb is None or not 1 <= mb < LIMIT:
+                raise ScenarioError(f"memory_bytes must be a positive integer below {LIMIT_TEXT} "
+                                    f"or None (unlimited), got {self.memory_bytes!r}")
+            if self.memory_pages is not None:
+                raise ScenarioError("give memory_bytes (anonymous and page-cache pages charged to "
+                                    "one limit) or memory_pages (page-cache frames only), not both")
+            object.__setattr__(self, "memory_bytes", mb)
+        files = self.files
+        if isinstance(files, File):
+            files = (files,)
+        if isinstance(files, (str, bytes)) or not hasattr(files, "__iter__"):
+            raise ScenarioError(f"files must be a list of File objects, got {files!r}")
+        files = tuple(files)
+        names = set()
+        for f in files:
+            if not isinstance(f, File):
+                raise ScenarioError(f"files must be File objects, got {f!r}")
+            if f.name in names:
+                raise ScenarioError(f"files: {f.name!r} is given twice; give each file once")
+            names.add(f.name)
+        object.__setattr__(self, "files", files)
 
     def replace(self, **changes):
         """A copy with some fields changed (``costs`` fields may be given directly too)."""
@@ -403,6 +553,16 @@ class Scenario:
                 raise ScenarioError(
                     f"VMAs {a.label} and {b.label} overlap in address space {a.asid}; "
                     "make their ranges disjoint")
+        for v in vmas:
+            if v.offset % ps:
+                raise ScenarioError(f"VMA {v.label}: offset {v.offset} is not a multiple of the "
+                                    f"page size {ps}")
+        named = {v.file for v in vmas if v.file is not None}
+        for f in self.files:
+            if f.name not in named:
+                raise ScenarioError(f"files: no VMA maps {f.name!r} (VMAs name files "
+                                    f"{sorted(named)})" + did_you_mean([f.name], sorted(named)))
+        self._refuse_unimplemented(vmas)
         vma_pols = []
         for v in vmas:
             p = v.policy or pol
@@ -413,6 +573,25 @@ class Scenario:
         if self.adversary is not None:
             self.adversary_vma(vmas)
         return pol, vmas, tuple(vma_pols)
+
+    def _refuse_unimplemented(self, vmas):
+        """One line for the knobs of docs/model.md sections 11-12 the engine does not run yet,
+        instead of a run that silently ignores them."""
+        asked = []
+        if self.fault_model != "page":
+            asked.append(f"fault_model={self.fault_model!r}")
+        if self.ra_pages:
+            asked.append(f"ra_pages={self.ra_pages}")
+        if self.folio_pages != 1 or any(f.folio_pages not in (None, 1) for f in self.files):
+            asked.append("folio_pages > 1")
+        if self.memory_bytes is not None:
+            asked.append("memory_bytes")
+        if any(v.file is not None for v in vmas):
+            asked.append("a VMA's file (page-cache sharing)")
+        if asked:
+            raise ScenarioError(f"{', '.join(asked)}: specified in docs/model.md sections 11-12 "
+                                "but not run by this engine yet; leave "
+                                + ("it" if len(asked) == 1 else "them") + " at the default")
 
     def adversary_vma(self, vmas):
         """Index of the adversary's VMA in ``vmas``; checks it is a file VMA."""
