@@ -60,8 +60,8 @@ from vmlab.trace.model import Op
 
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
-FAULT_COLUMNS = ("thread", "tid", "asid", "vpn", "vma", "start_ns", "end_ns", "attempts", "major",
-                 "lock_wait_ns", "io_wait_ns", "outcome")
+FAULT_COLUMNS = ("thread", "tid", "asid", "vpn", "vma", "start_ns", "end_ns", "attempts", "retries",
+                 "major", "lock_wait_ns", "io_wait_ns", "outcome")
 SIGNAL_COLUMNS = ("thread", "arrival_ns", "delivery_ns", "fatal", "aborted_wait")
 LOCK_COLUMNS = ("thread", "asid", "mode", "kind", "request_ns", "acquire_ns", "release_ns")
 THREAD_COLUMNS = ("thread", "tid", "end_ns", "state", "records_done", "compute_ns", "hit_ns",
@@ -835,7 +835,9 @@ class NaiveSimulator:
                         f["lock_wait_ns"] += H - f["lock_since"]
                     if f["wait_since"] is not None:
                         f["io_wait_ns"] += H - f["wait_since"]
-                    if f["retries"] >= 1:
+                    # livelocked only if it could still retry (docs/model.md section 13)
+                    mr = self.vma_policies[f["vma"]].max_retries
+                    if f["retries"] >= 1 and (mr < 0 or f["retries"] < mr):
                         cnt["n_livelocked_threads"] += 1
                 cnt["n_unfinished_records"] += len(th.records) - th.records_done
             elif th.state != T_DONE:
@@ -844,7 +846,7 @@ class NaiveSimulator:
         cnt["n_faults"] = len(self.faults)
         cnt["n_major"] = sum(f["major"] for f in self.faults)
         cnt["n_minor"] = cnt["n_faults"] - cnt["n_major"]
-        cnt["n_retries"] = sum(f["attempts"] - 1 for f in self.faults)
+        cnt["n_retries"] = sum(f["retries"] for f in self.faults)
         cnt["n_sigbus"] = sum(f["outcome"] == SIGBUS for f in self.faults)
         cnt["n_signals"] = len(self.signals)
         eager_pages = 0

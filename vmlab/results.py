@@ -102,7 +102,6 @@ class Result:
         if "faults" not in self._frames:
             df = pd.DataFrame(self.raw.faults)
             df["latency_ns"] = np.where(df["end_ns"] >= 0, df["end_ns"] - df["start_ns"], -1)
-            df["retries"] = df["attempts"] - 1
             df["major"] = df["major"].astype(bool)
             df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype(int),
                                                       categories=list(C.OUTCOME_NAMES))

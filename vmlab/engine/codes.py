@@ -62,8 +62,9 @@ STATE_NAMES = ("done", "killed", "sigbus", "unfinished")
 TS_NCOL = 29
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
-(F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME) = range(9)
-F_NCOL = 9
+(F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,
+ F_RETRIES) = range(10)
+F_NCOL = 10
 OUT_DONE, OUT_SIGBUS, OUT_KILLED, OUT_UNFINISHED = 0, 1, 2, 3
 OUTCOME_NAMES = ("done", "sigbus", "killed", "unfinished")
 

@@ -37,6 +37,7 @@ def run(scenario, policy=None, prepared=None):
         "start_ns": faults[:, C.F_START],
         "end_ns": faults[:, C.F_END],
         "attempts": faults[:, C.F_ATTEMPTS],
+        "retries": faults[:, C.F_RETRIES],
         "major": faults[:, C.F_MAJOR],
         "lock_wait_ns": faults[:, C.F_LOCKWAIT],
         "io_wait_ns": faults[:, C.F_IOWAIT],

@@ -132,7 +132,10 @@ def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
         faults[fr, C.F_MAJOR] = TS[th, C.TS_MAJOR]
         faults[fr, C.F_LOCKWAIT] = TS[th, C.TS_F_LOCKWAIT]
         faults[fr, C.F_IOWAIT] = TS[th, C.TS_F_IOWAIT]
-    cnt[C.CNT_RETRIES] += TS[th, C.TS_ATTEMPTS] - 1
+        faults[fr, C.F_RETRIES] = TS[th, C.TS_RETRIES]
+    # retries: the attempts that ended in a retry, also the last one when no attempt followed
+    # (the page mapped meanwhile, a fatal signal, the horizon): docs/model.md section 13
+    cnt[C.CNT_RETRIES] += TS[th, C.TS_RETRIES]
     if TS[th, C.TS_MAJOR] == 1:
         cnt[C.CNT_MAJOR] += 1
     else:

@@ -566,6 +566,7 @@ def _simulate(K):
                                         faults[nf, C.F_LOCKWAIT] = 0
                                         faults[nf, C.F_IOWAIT] = wt
                                         faults[nf, C.F_OUTCOME] = C.OUT_DONE
+                                        faults[nf, C.F_RETRIES] = 0
                                         nf += 1
                                         locks[nl, C.L_THREAD] = th
                                         locks[nl, C.L_ASID] = asid
@@ -1269,7 +1270,10 @@ def _simulate(K):
             cnt[C.CNT_UNFINISHED] += thr_off[th + 1] - TS[th, C.TS_POS]
             if TS[th, C.TS_IN_FAULT] == 1:
                 _close_fault(th, -1, C.OUT_UNFINISHED, TS, faults, keep_records, cnt)
-                if TS[th, C.TS_RETRIES] >= 1:
+                # livelocked: retried, and could retry again (docs/model.md section 13)
+                retries = TS[th, C.TS_RETRIES]
+                mr = pol[vma_pol[page_vma[rec_page[TS[th, C.TS_POS]]]], C.K_MAX_RETRIES]
+                if retries >= 1 and (mr < 0 or retries < mr):
                     cnt[C.CNT_LIVELOCKED] += 1
         if TT[th, C.TT_END] > end_time:
             end_time = TT[th, C.TT_END]
