@@ -56,6 +56,7 @@ from types import SimpleNamespace
 
 from vmlab.errors import ScenarioError
 from vmlab.model.costs import Exponential
+from vmlab.model.scenario import refuse_knobs
 from vmlab.trace.model import Op
 
 MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -163,7 +164,7 @@ class _Thread:
 
 
 class _Record:
-    __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key")
+    __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key", "write")
 
 
 class NaiveSimulator:
@@ -172,6 +173,10 @@ class NaiveSimulator:
     def __init__(self, scenario, policy=None):
         self.sc = scenario
         self.policy, self.vmas, self.vma_policies = scenario.validate(policy)
+        # the kernel fault model (docs/model.md 11.1-11.3); readahead, folios, shared files and
+        # the memory limit are not modelled here yet
+        refuse_knobs(scenario, self.vmas, runs=("fault_model",), who="the reference simulator")
+        self.kernel = scenario.fault_model == "kernel"
         self.costs = scenario.costs
         self.horizon = int(scenario.horizon_ns)
         self.seed = int(scenario.seed)
@@ -193,6 +198,10 @@ class NaiveSimulator:
 
         # Page tables, page cache, context readiness, semaphores.
         self.ptes = set()                  # (asid, vpn) with a PTE installed lazily
+        self.readonly = set()              # kernel model: PTEs mapping the zero page or a file
+        #                                    page read-only (the others are writable)
+        self.copied = set()                # kernel model: PTEs mapping a private copy of a file
+        #                                    page (evicting the file page leaves them)
         self.eager_done = [False] * len(self.vmas)
         self.cache = {}                    # (asid, vpn) -> _Page
         self.lru_order = OrderedDict()     # lru / fifo, twolist's inactive list: oldest first
@@ -227,6 +236,7 @@ class NaiveSimulator:
             r.vpn = r.addr >> self.shift
             r.key = (r.asid, r.vpn)
             r.vma = None
+            r.write = r.op in (Op.STORE, Op.MODIFY)
             if r.op != Op.LOCK_W:
                 lst = vmas_of_asid.get(r.asid, [])
                 j = bisect.bisect_right(starts.get(r.asid, []), r.addr) - 1
@@ -235,6 +245,8 @@ class NaiveSimulator:
                         f"record {i}: address {r.addr:#x} (address space {r.asid}) is outside "
                         "every VMA; every access must fall in a VMA")
                 r.vma = lst[j]
+                if self.kernel:
+                    self._check_access(i, r, tids[i])
                 keys.add(r.key)
                 self.first_toucher.setdefault(r.vma, by_tid[tids[i]].index)
             by_tid[tids[i]].records.append(r)
@@ -247,6 +259,14 @@ class NaiveSimulator:
             if s.threads is None and tid not in access_tids:
                 continue
             by_tid[tid].schedule = s
+
+    def _check_access(self, i, rec, tid):
+        """Kernel model: the program would have died of SIGSEGV (docs/model.md 11.1)."""
+        vma = self.vmas[rec.vma]
+        if not vma.prot or (rec.write and "w" not in vma.prot):
+            what = "writes" if rec.write else "accesses"
+            raise ScenarioError(f"record {i}: thread {tid} {what} {rec.addr:#x} in VMA {vma.label}, "
+                                f"whose prot is {vma.prot or 'none'!r}")
 
     def _check_memory(self):
         mp = self.sc.memory_pages
@@ -407,17 +427,36 @@ class NaiveSimulator:
 
     # -- page tables and page cache -------------------------------------------------------
     def _mapped(self, rec):
-        return rec.key in self.ptes or self.eager_done[rec.vma]
+        """The access needs no fault: a PTE allows it (kernel model: a write needs a writable
+        one)."""
+        if self.eager_done[rec.vma]:
+            return True
+        if rec.key not in self.ptes:
+            return False
+        return not (self.kernel and rec.write and rec.key in self.readonly)
 
-    def _map(self, key):
+    def _map(self, key, readonly=False, copy=False):
         self.ptes.add(key)
+        if readonly:
+            self.readonly.add(key)
+        else:
+            self.readonly.discard(key)
+        if copy:
+            self.copied.add(key)
         page = self.cache.get(key)
         if page is not None:
             page.unmapped_io = False
 
-    def _touch(self, rec):
-        """The access is a reference for the replacement policy (file pages only)."""
-        if self.vmas[rec.vma].backing != "file":
+    def _maps_cache_page(self, key):
+        """A PTE maps the page-cache page itself (not a private copy of it)."""
+        return key in self.ptes and key not in self.copied
+
+    def _touch(self, rec, copied=False):
+        """The access is a reference for the replacement policy (file pages only): through a
+        PTE that maps the page-cache page, or (``copied``) the page a COW fault just copied."""
+        if self.vmas[rec.vma].backing != "file" or rec.key not in self.cache:
+            return
+        if rec.key in self.copied and not copied:
             return
         if self.sc.replacement == "lru":
             self.lru_order.move_to_end(rec.key)
@@ -477,7 +516,9 @@ class NaiveSimulator:
             del self.active[key]
         else:
             del self.lru_order[key]
-        self.ptes.discard(key)
+        if key not in self.copied:
+            self.ptes.discard(key)
+            self.readonly.discard(key)
         if page.unmapped_io:
             self.counters["n_wasted_io"] += 1
 
@@ -526,7 +567,7 @@ class NaiveSimulator:
                 continue
             page = self.cache.get(key)
             if page is not None and not page.in_flight:
-                self._map(key)
+                self._map(key, readonly=self.kernel)
                 n += 1
         return n
 
@@ -563,7 +604,7 @@ class NaiveSimulator:
         last = min(last, vma.end >> self.shift)
         for key in [k for k in self.cache if k[0] == vma.asid and first <= k[1] < last]:
             page = self.cache[key]
-            if self._eligible(page) and key not in self.ptes:
+            if self._eligible(page) and not self._maps_cache_page(key):
                 self._evict(key)
                 self.counters["n_adversary_evictions"] += 1
         self._schedule_next_adversary()
@@ -661,7 +702,7 @@ class NaiveSimulator:
         fault = {"thread": th.index, "tid": th.tid, "asid": rec.asid, "vpn": rec.vpn,
                  "vma": rec.vma, "start_ns": self.now, "end_ns": -1, "attempts": 0, "major": 0,
                  "lock_wait_ns": 0, "io_wait_ns": 0, "outcome": UNFINISHED,
-                 "retries": 0, "lock_since": None, "wait_since": None}
+                 "retries": 0, "lock_since": None, "wait_since": None, "cow_lookup": False}
         self.faults.append(fault)
         th.fault = fault
         k = 0                           # the attempt's index in the kernel
@@ -683,7 +724,7 @@ class NaiveSimulator:
             k = 0
         fault["outcome"], fault["end_ns"] = DONE, self.now
         th.fault = None
-        self._touch(rec)
+        self._touch(rec, copied=fault["cow_lookup"])
         yield ("sleep", self.costs.access_ns, "hit")
         return True
 
@@ -696,6 +737,39 @@ class NaiveSimulator:
         if backing == "iomem":
             return c.driver_ns
         return c.driver_ns + (c.struct_page_ns if pol.needs_struct_page else 0)
+
+    def _kernel_case(self, rec, vma):
+        """Kernel model, anon and file VMAs: (handler ``extra``, what the lookup does) for the
+        access and the PTE's state now (docs/model.md 11.2).  Lookups: "done" (the PTE already
+        allows the access), "zero" (map the zero page), "anon" (a writable page), "copy" (a
+        private copy of the mapped file page), "mkwrite" (make the shared file page writable),
+        "read" (fault-around and page-cache lookup), "cow" / "shared" (page-cache lookup, then
+        a private copy / the page writable)."""
+        c = self.costs
+        sp = c.struct_page_ns
+        if self._mapped(rec):
+            return 0, "done"
+        present = rec.key in self.ptes          # (read-only: a write needs more)
+        if vma.backing == "anon":
+            if vma.private and not rec.write:
+                return 0, "zero"
+            return sp + c.zero_fill_ns, "anon"
+        if not rec.write:
+            return sp, "read"
+        if vma.private:
+            return (sp + c.copy_page_ns, "copy") if present else (2 * sp + c.copy_page_ns, "cow")
+        return (0, "mkwrite") if present else (sp, "shared")
+
+    def _install(self, rec, case):
+        """Install the PTE a kernel-model fault of ``case`` leaves (page model: the PTE)."""
+        if case is None:
+            self._map(rec.key)
+        elif case in ("read", "zero"):
+            self._map(rec.key, readonly=True)
+        elif case in ("copy", "cow"):
+            self._map(rec.key, copy=True)
+        elif case != "done":
+            self._map(rec.key)
 
     def _attempt(self, th, fault, rec, k):
         """Attempt ``k`` (index in the kernel) of a fault: docs/model.md section 5."""
@@ -711,9 +785,15 @@ class NaiveSimulator:
         fault["lock_wait_ns"] += self.now - fault["lock_since"]
         fault["lock_since"] = None
 
-        # 2. Handler CPU.
-        yield ("sleep", c.fault_ns + self._handler_extra(backing, pol), "att_cpu")
+        # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant).
+        kernel = self.kernel and not pol.eager and backing in ("anon", "file")
+        if kernel:
+            extra, _ = self._kernel_case(rec, vma)
+        else:
+            extra = self._handler_extra(backing, pol)
+        yield ("sleep", c.fault_ns + extra, "att_cpu")
         h = self.now
+        case = self._kernel_case(rec, vma)[1] if kernel else None   # (the state at the lookup)
 
         # 3. Lookup.
         if backing == "iomem" and pol.needs_struct_page:
@@ -722,6 +802,9 @@ class NaiveSimulator:
             th.fault = None
             self._end_thread(th, T_SIGBUS)
             return _DEAD
+        if case in ("done", "zero", "anon", "copy", "mkwrite"):
+            self._install(rec, case)
+            return self._complete_attempt(th, rec, lock)
         if pol.eager or backing in ("anon", "device", "iomem"):
             self._map(rec.key)
             return self._complete_attempt(th, rec, lock)
@@ -732,11 +815,20 @@ class NaiveSimulator:
         page = None
         if backing == "file":
             page = self.cache.get(rec.key)
+            around = case is None or case == "read"   # write faults get no fault-around
+            if case == "read" and (page is None or page.in_flight):
+                # kernel model: the resident neighbours are mapped before the faulting page's
+                # own lookup (do_fault_around runs before ->fault)
+                yield ("sleep", self._fault_around(rec) * c.pte_ns, "att_cpu")
+                page = self.cache.get(rec.key)
+                around = False
+            if case == "cow":
+                fault["cow_lookup"] = True
             if page is not None and not page.in_flight:
                 page.pins += 1
                 yield ("sleep", c.pagecache_hit_ns, "att_cpu")
-                self._map(rec.key)
-                extra_ptes = self._fault_around(rec)
+                self._install(rec, case)
+                extra_ptes = self._fault_around(rec) if around else 0
                 page.pins -= 1  # docs/model.md: unpin at the install instant
                 yield ("sleep", extra_ptes * c.pte_ns, "att_cpu")
                 return self._complete_attempt(th, rec, lock)
@@ -795,7 +887,7 @@ class NaiveSimulator:
             return _TO_USER
 
         # Woken with the lock held: install, unpin, release.
-        self._map(rec.key)
+        self._install(rec, case)
         if page is not None:
             page.pins -= 1
         else:

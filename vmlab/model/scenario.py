@@ -562,7 +562,6 @@ class Scenario:
             if f.name not in named:
                 raise ScenarioError(f"files: no VMA maps {f.name!r} (VMAs name files "
                                     f"{sorted(named)})" + did_you_mean([f.name], sorted(named)))
-        self._refuse_unimplemented(vmas)
         vma_pols = []
         for v in vmas:
             p = v.policy or pol
@@ -574,24 +573,23 @@ class Scenario:
             self.adversary_vma(vmas)
         return pol, vmas, tuple(vma_pols)
 
-    def _refuse_unimplemented(self, vmas):
-        """One line for the knobs of docs/model.md sections 11-12 the engine does not run yet,
-        instead of a run that silently ignores them."""
-        asked = []
+    def granularity_knobs(self, vmas):
+        """The mechanisms of docs/model.md sections 11-12 this scenario asks for, by name
+        (``"fault_model"``, ``"ra_pages"``, ``"folio_pages"``, ``"memory_bytes"``, ``"file"``),
+        each with how it was asked: an implementation refuses those it does not run
+        (:func:`refuse_knobs`) instead of silently ignoring them."""
+        asked = {}
         if self.fault_model != "page":
-            asked.append(f"fault_model={self.fault_model!r}")
+            asked["fault_model"] = f"fault_model={self.fault_model!r}"
         if self.ra_pages:
-            asked.append(f"ra_pages={self.ra_pages}")
+            asked["ra_pages"] = f"ra_pages={self.ra_pages}"
         if self.folio_pages != 1 or any(f.folio_pages not in (None, 1) for f in self.files):
-            asked.append("folio_pages > 1")
+            asked["folio_pages"] = "folio_pages > 1"
         if self.memory_bytes is not None:
-            asked.append("memory_bytes")
+            asked["memory_bytes"] = "memory_bytes"
         if any(v.file is not None for v in vmas):
-            asked.append("a VMA's file (page-cache sharing)")
-        if asked:
-            raise ScenarioError(f"{', '.join(asked)}: specified in docs/model.md sections 11-12 "
-                                "but not run by this engine yet; leave "
-                                + ("it" if len(asked) == 1 else "them") + " at the default")
+            asked["file"] = "a VMA's file (page-cache sharing)"
+        return asked
 
     def adversary_vma(self, vmas):
         """Index of the adversary's VMA in ``vmas``; checks it is a file VMA."""
@@ -648,6 +646,16 @@ class Scenario:
                     raise ScenarioError(f"thread {t} has two signal schedules; give each thread one")
                 out[t] = s
         return out
+
+
+def refuse_knobs(scenario, vmas, runs=(), who="this engine"):
+    """Raise one ScenarioError naming the knobs of docs/model.md sections 11-12 that
+    ``scenario`` asks for and ``who`` does not run (``runs``: the names it does run)."""
+    asked = [text for name, text in scenario.granularity_knobs(vmas).items() if name not in runs]
+    if asked:
+        raise ScenarioError(f"{', '.join(asked)}: specified in docs/model.md sections 11-12 but "
+                            f"not run by {who} yet; leave "
+                            + ("it" if len(asked) == 1 else "them") + " at the default")
 
 
 def scenario_fields():

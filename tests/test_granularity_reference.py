@@ -1,0 +1,133 @@
+"""The kernel fault model (docs/model.md sections 11.1-11.3) in the reference simulator, on
+hand-built scenarios whose every number is worked out here from the costs.
+
+Costs are vmlab's defaults (fault 500, struct page 100, zero fill 700, copy page 700,
+page-cache hit 800, pte 60, wake-up 2 000, access 1) with a fixed I/O of 70 000 ns; the policy
+is ``nopage`` (the lock is kept during a wait).  The engine does not run the kernel model yet:
+its prepare refuses it (tests/test_granularity_model.py), so these are the reference's alone.
+"""
+import numpy as np
+import pytest
+
+from naive_engine import simulate
+from vmlab import Costs, Fixed, Scenario, ScenarioError, Trace, Vma
+from vmlab.trace import Op
+
+PAGE = 4096
+BASE = 0x400 * PAGE            # aligned to any fault-around window
+IO = 70_000
+COSTS = Costs(io_ns=Fixed(IO))
+R, W, M = Op.LOAD, Op.STORE, Op.MODIFY
+
+
+def run(rows, backing="file", model="kernel", vma=None, **kw):
+    """rows: (op, page index), one thread, no gaps; one VMA of 16 pages."""
+    tr = Trace(addr=np.array([BASE + i * PAGE + 8 for _, i in rows], np.uint64),
+               op=np.array([op for op, _ in rows], np.uint8), tid=np.zeros(len(rows), np.uint32))
+    v = vma or Vma(BASE, BASE + 16 * PAGE, backing)
+    return simulate(Scenario(tr, vmas=[v], costs=COSTS, fault_model=model, **kw), "nopage")
+
+
+def test_anon_read_maps_the_zero_page_and_a_write_copies_it():
+    r = run([(R, 0), (W, 0), (W, 0), (R, 0)], backing="anon")
+    # read: fault 500, no extra (the zero page), ends 500; the access ends 501
+    # write: COW of the zero page, fault 500 + struct page 100 + zero fill 700 = 1300 from 501
+    assert r.faults["start_ns"] == [0, 501] and r.faults["end_ns"] == [500, 1801]
+    assert r.faults["major"] == [0, 0]
+    assert r.threads["end_ns"] == [1801 + 1 + 1 + 1]   # then two hits
+    assert r.counters["n_faults"] == 2 and r.counters["n_ptes_end"] == 1
+    # the page model: one fault (500 + 800), its access and three hits
+    p = run([(R, 0), (W, 0), (W, 0), (R, 0)], backing="anon", model="page")
+    assert p.faults["end_ns"] == [1300] and p.threads["end_ns"] == [1304]
+
+
+def test_anon_write_first_is_one_fault_and_modify_is_a_write():
+    for op in (W, M):
+        r = run([(op, 0), (R, 0), (W, 0)], backing="anon")
+        assert r.faults["end_ns"] == [1300] and r.threads["end_ns"] == [1303]
+
+
+def test_shared_anon_reads_get_a_page_not_the_zero_page():
+    r = run([(R, 0), (W, 0)], vma=Vma(BASE, BASE + 16 * PAGE, "anon", private=False))
+    assert r.faults["end_ns"] == [1300] and r.threads["end_ns"] == [1302]
+
+
+def test_private_file_page_read_then_written_takes_a_cow_fault_and_keeps_its_copy():
+    rows = [(R, 0), (W, 0), (R, 1), (R, 2), (R, 3), (W, 0)]
+    r = run(rows, memory_pages=3)
+    # read 0: 600 handler, I/O at 600, wake-up at 600 + IO + 2000, read-only PTE; access +1
+    t0 = 600 + IO + 2000
+    # write 0: wp_page_copy, 500 + struct page 100 + copy 700, no lookup, minor
+    t1 = t0 + 1 + 1300
+    assert r.faults["end_ns"][:2] == [t0, t1] and r.faults["major"] == [1, 0, 1, 1, 1]
+    # pages 1-3 are major faults; page 3's I/O evicts page 0 (least recently used: the COW
+    # write went to the copy, not the page-cache page), and the copy stays mapped: the last
+    # write is a hit
+    assert r.counters["n_faults"] == 5 and r.counters["n_evictions"] == 1
+    last = t1 + 1 + 3 * (600 + IO + 2000 + 1)
+    assert r.threads["end_ns"] == [last + 1]
+    assert r.counters["n_ptes_end"] == 4
+
+
+def test_private_file_page_written_first_is_one_cow_fault():
+    r = run([(W, 0), (R, 0), (W, 0)])
+    # do_cow_fault: 500 + 2 * struct page 100 + copy 700 = 1400, then the miss: I/O, wake-up
+    assert r.faults["end_ns"] == [1400 + IO + 2000] and r.faults["major"] == [1]
+    assert r.threads["end_ns"] == [1400 + IO + 2000 + 3]
+
+
+def test_shared_file_page_read_then_written_is_made_writable_in_place():
+    v = Vma(BASE, BASE + 16 * PAGE, "file", private=False)
+    r = run([(R, 0), (W, 0), (W, 0)], vma=v)
+    t0 = 600 + IO + 2000
+    # page_mkwrite: 500, no extra, no lookup
+    assert r.faults["end_ns"] == [t0, t0 + 1 + 500]
+    assert r.threads["end_ns"] == [t0 + 1 + 500 + 2]
+
+
+def test_fault_around_maps_resident_neighbours_before_the_lookup():
+    # pages 1-3 resident, page 0 not: the read fault on 0 maps 1-3 at 600 (3 PTEs, 180 ns),
+    # then its own lookup misses at 780
+    pre = [BASE + i * PAGE for i in (1, 2, 3)]
+    rows = [(R, 0), (R, 1), (R, 2), (R, 3), (R, 4)]
+    r = run(rows, fault_around_pages=4, preload=pre)
+    t0 = 780 + IO + 2000
+    assert r.faults["end_ns"][0] == t0 and r.faults["start_ns"][1] == t0 + 4
+    # pages 1-3 were hits; page 4 (next window, not resident) is a major fault
+    assert r.counters["n_faults"] == 2 and r.counters["n_io"] == 2
+    # the page model maps neighbours only at a page-cache hit: page 1 faults (a hit with
+    # fault-around of 2 and 3), so three faults
+    p = run(rows, fault_around_pages=4, preload=pre, model="page")
+    assert p.counters["n_faults"] == 3
+
+
+def test_fault_around_at_a_hit_maps_the_window_read_only():
+    pre = [BASE + i * PAGE for i in range(4)]
+    r = run([(R, 0), (R, 3), (W, 2)], fault_around_pages=4, preload=pre)
+    # hit: 600 + page-cache hit 800, install at 1400 with 3 neighbours, release 1400 + 180
+    assert r.faults["end_ns"][0] == 1580
+    # page 3 is a hit; page 2 was mapped read-only: the write is a COW fault (minor)
+    assert r.faults["start_ns"] == [0, 1582] and r.faults["end_ns"][1] == 1582 + 1300
+    assert r.faults["major"] == [0, 0]
+
+
+def test_write_faults_get_no_fault_around():
+    pre = [BASE + i * PAGE for i in range(4)]
+    r = run([(W, 0), (R, 1)], fault_around_pages=4, preload=pre)
+    # do_cow_fault at a page-cache hit: 500 + 900, hit 800, install: 2200; page 1 unmapped
+    assert r.faults["end_ns"] == [2200, 2201 + 600 + 800 + 2 * 60]
+
+
+@pytest.mark.parametrize("vma, op, message", [
+    (Vma(BASE, BASE + 16 * PAGE, "file", prot="r"), W, "thread 0 writes 0x400008 in VMA"),
+    (Vma(BASE, BASE + 16 * PAGE, "anon", prot=""), R, "thread 0 accesses 0x400008 in VMA"),
+])
+def test_accesses_the_program_could_not_make_are_refused(vma, op, message):
+    with pytest.raises(ScenarioError, match="record 0: " + message):
+        run([(op, 0)], vma=vma)
+    run([(op, 0)], vma=vma, model="page")   # the page model does not read prot
+
+
+def test_knobs_the_reference_does_not_run_are_refused():
+    with pytest.raises(ScenarioError, match="ra_pages=32: .*not run by the reference simulator"):
+        run([(R, 0)], ra_pages=32)
