@@ -740,16 +740,15 @@ class NaiveSimulator:
 
     def _kernel_case(self, rec, vma):
         """Kernel model, anon and file VMAs: (handler ``extra``, what the lookup does) for the
-        access and the PTE's state now (docs/model.md 11.2).  Lookups: "done" (the PTE already
-        allows the access), "zero" (map the zero page), "anon" (a writable page), "copy" (a
-        private copy of the mapped file page), "mkwrite" (make the shared file page writable),
-        "read" (fault-around and page-cache lookup), "cow" / "shared" (page-cache lookup, then
-        a private copy / the page writable)."""
+        access and the PTE's state at the grant (docs/model.md 11.2).  Lookups: "zero" (map
+        the zero page), "anon" (a writable page), "copy" (a private copy of the mapped file
+        page), "mkwrite" (make the shared file page writable), "read" (fault-around and
+        page-cache lookup), "cow" / "shared" (page-cache lookup, then a private copy / the
+        page writable).  A PTE another thread installed meanwhile changes nothing but the
+        case: its work is done in full, as in the page model."""
         c = self.costs
         sp = c.struct_page_ns
-        if self._mapped(rec):
-            return 0, "done"
-        present = rec.key in self.ptes          # (read-only: a write needs more)
+        present = rec.key in self.ptes
         if vma.backing == "anon":
             if vma.private and not rec.write:
                 return 0, "zero"
@@ -765,10 +764,11 @@ class NaiveSimulator:
         if case is None:
             self._map(rec.key)
         elif case in ("read", "zero"):
-            self._map(rec.key, readonly=True)
+            # (never makes a writable PTE, installed meanwhile, read-only again)
+            self._map(rec.key, readonly=rec.key not in self.ptes or rec.key in self.readonly)
         elif case in ("copy", "cow"):
             self._map(rec.key, copy=True)
-        elif case != "done":
+        else:
             self._map(rec.key)
 
     def _attempt(self, th, fault, rec, k):
@@ -786,14 +786,15 @@ class NaiveSimulator:
         fault["lock_since"] = None
 
         # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant).
-        kernel = self.kernel and not pol.eager and backing in ("anon", "file")
-        if kernel:
-            extra, _ = self._kernel_case(rec, vma)
+        case = None
+        if self.kernel and not pol.eager and backing in ("anon", "file"):
+            extra, case = self._kernel_case(rec, vma)
         else:
             extra = self._handler_extra(backing, pol)
         yield ("sleep", c.fault_ns + extra, "att_cpu")
         h = self.now
-        case = self._kernel_case(rec, vma)[1] if kernel else None   # (the state at the lookup)
+        if case in ("copy", "mkwrite") and rec.key not in self.ptes:
+            case = "cow" if case == "copy" else "shared"   # evicted since the grant: look it up
 
         # 3. Lookup.
         if backing == "iomem" and pol.needs_struct_page:
@@ -802,7 +803,7 @@ class NaiveSimulator:
             th.fault = None
             self._end_thread(th, T_SIGBUS)
             return _DEAD
-        if case in ("done", "zero", "anon", "copy", "mkwrite"):
+        if case in ("zero", "anon", "copy", "mkwrite"):
             self._install(rec, case)
             return self._complete_attempt(th, rec, lock)
         if pol.eager or backing in ("anon", "device", "iomem"):

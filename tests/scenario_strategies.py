@@ -11,7 +11,10 @@ lock grant and the grantee's next step would share an instant, where only the or
 events (not the model) decides.  The horizon is always bounded (at most 2 ms of simulated
 time): unbounded retry policies livelock until the horizon by design.
 
-Use :func:`cases` for ``(scenario, policy)`` pairs that ``scenario.validate(policy)`` accepts.
+Use :func:`cases` for ``(scenario, policy)`` pairs that ``scenario.validate(policy)`` accepts,
+and :func:`kernel_cases` for the kernel fault model (docs/model.md section 11): VMAs with
+random ``prot`` and ``private`` (never a store the program could not make), loads and stores
+of every kind.
 """
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ def costs(draw):
         signal_ns=draw(small),
         mmap_cs_ns=draw(st.integers(1, 500)),
         wakeup_ns=draw(small),
+        copy_page_ns=draw(small),
         io_ns=draw(dists(5000)),
         wait_ns=draw(dists(5000)),
     )
@@ -105,8 +109,11 @@ def _backing_policy(draw, policy):
 
 
 @st.composite
-def scenarios(draw, policy):
-    """A small scenario that ``validate(policy)`` accepts."""
+def scenarios(draw, policy, fault_model="page"):
+    """A small scenario that ``validate(policy)`` accepts (under ``fault_model``; the kernel
+    model's VMAs get random ``prot`` and ``private``, and a store only goes to a writable
+    VMA)."""
+    kernel = fault_model == "kernel"
     n_threads = draw(st.integers(2, 4))
     tids = sorted(draw(st.lists(st.integers(0, 500), min_size=n_threads, max_size=n_threads,
                                 unique=True)))
@@ -121,8 +128,12 @@ def scenarios(draw, policy):
         asid = 1 if j == n_vmas else 0
         n_pages = draw(st.integers(1, 12))
         backing, pol = _backing_policy(draw, policy)
+        mapping = {}
+        if kernel:
+            mapping = dict(prot=draw(st.sampled_from(["rw", "rw", "r", "rx", "rwx"])),
+                           private=draw(st.integers(0, 3)) > 0)
         vmas.append(Vma(vpn * PAGE, (vpn + n_pages) * PAGE, backing, policy=pol, asid=asid,
-                        name=f"v{j}"))
+                        name=f"v{j}", **mapping))
         vpn += n_pages + draw(st.integers(0, 3))
 
     # Threads: the last one may be an mmap/munmap loop (LOCK_W only).
@@ -145,7 +156,10 @@ def scenarios(draw, policy):
             v = draw(st.sampled_from(mine))
             page = draw(st.integers(0, (v.end - v.start) // PAGE - 1))
             addr = v.start + page * PAGE + draw(st.integers(0, PAGE - 1))
-            recs.append((tid, asid, addr, draw(st.sampled_from(ACCESS_OPS))))
+            op = draw(st.sampled_from(ACCESS_OPS))
+            if "w" not in v.prot and op in (Op.STORE, Op.MODIFY):
+                op = Op.LOAD          # (the program would have died of SIGSEGV)
+            recs.append((tid, asid, addr, op))
         per_thread.append(recs)
 
     # Interleave the threads' records (their order within a thread is kept).
@@ -166,7 +180,7 @@ def scenarios(draw, policy):
     # Eager VMAs may name their map thread.
     vmas = [v if not (v.policy or policy).eager or draw(st.booleans())
             else Vma(v.start, v.end, v.backing, policy=v.policy, asid=v.asid, name=v.name,
-                     map_thread=draw(st.sampled_from(tids)))
+                     map_thread=draw(st.sampled_from(tids)), prot=v.prot, private=v.private)
             for v in vmas]
 
     memory_pages = None
@@ -217,6 +231,7 @@ def scenarios(draw, policy):
         costs=draw(costs()),
         signals=signals, adversary=adversary, preload=preload,
         horizon_ns=horizon, seed=draw(st.integers(0, 2**64 - 1)),
+        fault_model=fault_model,
     )
 
 
@@ -225,5 +240,14 @@ def cases(draw):
     """``(scenario, policy)`` pairs that ``scenario.validate(policy)`` accepts."""
     policy = draw(policies())
     scenario = draw(scenarios(policy))
+    scenario.validate(policy)
+    return scenario, policy
+
+
+@st.composite
+def kernel_cases(draw):
+    """``(scenario, policy)`` pairs under the kernel fault model (docs/model.md section 11)."""
+    policy = draw(policies())
+    scenario = draw(scenarios(policy, fault_model="kernel"))
     scenario.validate(policy)
     return scenario, policy

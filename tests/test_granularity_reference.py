@@ -131,3 +131,49 @@ def test_accesses_the_program_could_not_make_are_refused(vma, op, message):
 def test_knobs_the_reference_does_not_run_are_refused():
     with pytest.raises(ScenarioError, match="ra_pages=32: .*not run by the reference simulator"):
         run([(R, 0)], ra_pages=32)
+
+
+# -- random scenarios -------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+
+from naive_engine import CATEGORIES, canonical, first_difference  # noqa: E402
+from scenario_strategies import kernel_cases  # noqa: E402
+
+_SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@_SETTINGS
+@given(kernel_cases())
+def test_kernel_model_invariants_on_random_scenarios(case):
+    sc, policy = case
+    r = simulate(sc, policy)
+    for i, end in enumerate(r.threads["end_ns"]):
+        assert sum(r.threads[c + "_ns"][i] for c in CATEGORIES) == end
+    c = r.counters
+    assert (c["n_accesses"] + c["n_lock_w"] + c["n_abandoned_records"]
+            + c["n_unfinished_records"]) == len(sc.trace)
+    assert c["n_retries"] == sum(r.faults["retries"])
+    # a thread completes at most two faults on a page (a read fault, then a write fault)
+    # unless the page was evicted (or the adversary dropped it) in between
+    if c["n_evictions"] == 0 and c["n_adversary_evictions"] == 0:
+        done = [(t, a, v) for t, a, v, o in zip(r.faults["thread"], r.faults["asid"],
+                                                r.faults["vpn"], r.faults["outcome"]) if o == 0]
+        if done:
+            assert np.unique(np.array(done), axis=0, return_counts=True)[1].max() <= 2
+
+
+@_SETTINGS
+@given(kernel_cases())
+def test_kernel_model_is_the_page_model_for_reads_of_non_anonymous_pages(case):
+    """docs/model.md 11.3: with fault_around_pages 1, a read fault on a file page costs what a
+    page model fault costs, and device, iomem and context VMAs are the same in both."""
+    sc, policy = case
+    assume(all(v.backing != "anon" for v in sc.vmas))
+    op = np.where(sc.trace.op == Op.LOCK_W, Op.LOCK_W, Op.LOAD).astype(np.uint8)
+    tr = Trace(addr=sc.trace.addr, op=op, tid=sc.trace.tid, asid=sc.trace.asid,
+               gap_ns=sc.trace.gap_ns if sc.trace.has_gap else None)
+    kernel = sc.replace(trace=tr, fault_around_pages=1)
+    page = kernel.replace(fault_model="page")
+    assert first_difference(canonical(simulate(kernel, policy)),
+                            canonical(simulate(page, policy))) is None
