@@ -817,10 +817,12 @@ class NaiveSimulator:
         if backing == "file":
             page = self.cache.get(rec.key)
             around = case is None or case == "read"   # write faults get no fault-around
-            if case == "read" and (page is None or page.in_flight):
+            if case == "read" and self.sc.fault_around_pages > 1 and (
+                    page is None or page.in_flight):
                 # kernel model: the resident neighbours are mapped before the faulting page's
                 # own lookup (do_fault_around runs before ->fault)
                 yield ("sleep", self._fault_around(rec) * c.pte_ns, "att_cpu")
+                h = self.now                      # the page's own lookup
                 page = self.cache.get(rec.key)
                 around = False
             if case == "cow":

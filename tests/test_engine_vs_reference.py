@@ -27,7 +27,7 @@ if not hasattr(engine, "run"):
                 allow_module_level=True)
 
 from naive_engine import canonical, first_difference, simulate  # noqa: E402
-from scenario_strategies import cases  # noqa: E402
+from scenario_strategies import cases, kernel_cases  # noqa: E402
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
 from vmlab.trace import Op, Trace  # noqa: E402
@@ -140,3 +140,11 @@ def test_engine_matches_reference_while_its_tables_grow():
     assert len(r.faults["start_ns"]) > 1024 and len(r.locks["request_ns"]) > 1024
     assert len(r.signals["arrival_ns"]) > 256
     assert engine.run(sc, "fault_retry").counters["n_adversary_evictions"] > 64
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(kernel_cases())
+def test_engine_matches_reference_under_the_kernel_fault_model(case):
+    check_agreement(*case)

@@ -95,14 +95,13 @@ def test_inconsistent_files_are_refused_by_validate(make, message):
 
 
 @pytest.mark.parametrize("changes, named", [
-    (dict(fault_model="kernel"), "fault_model='kernel'"),
     (dict(ra_pages=32), "ra_pages=32"),
     (dict(folio_pages=16), "folio_pages > 1"),
     (dict(files=[File("lib", folio_pages=4)], vmas=[Vma(BASE, BASE + 4 * PS, file="lib")]),
      "folio_pages > 1, a VMA's file"),
     (dict(memory_bytes=1 << 20), "memory_bytes"),
     (dict(vmas=[Vma(BASE, BASE + 4 * PS, file="lib")]), "a VMA's file (page-cache sharing)"),
-    (KERNEL_DEFAULTS, "fault_model='kernel', ra_pages=32"),
+    (KERNEL_DEFAULTS, "ra_pages=32"),
 ])
 def test_knobs_the_engine_does_not_run_yet_are_refused_before_the_run(changes, named):
     sc = Scenario(trace(), **changes)

@@ -3,13 +3,14 @@ hand-built scenarios whose every number is worked out here from the costs.
 
 Costs are vmlab's defaults (fault 500, struct page 100, zero fill 700, copy page 700,
 page-cache hit 800, pte 60, wake-up 2 000, access 1) with a fixed I/O of 70 000 ns; the policy
-is ``nopage`` (the lock is kept during a wait).  The engine does not run the kernel model yet:
-its prepare refuses it (tests/test_granularity_model.py), so these are the reference's alone.
+is ``nopage`` (the lock is kept during a wait).  Every run is also checked record for record
+against the engine.
 """
 import numpy as np
 import pytest
 
-from naive_engine import simulate
+import vmlab.engine
+from naive_engine import canonical, first_difference, simulate
 from vmlab import Costs, Fixed, Scenario, ScenarioError, Trace, Vma
 from vmlab.trace import Op
 
@@ -21,11 +22,16 @@ R, W, M = Op.LOAD, Op.STORE, Op.MODIFY
 
 
 def run(rows, backing="file", model="kernel", vma=None, **kw):
-    """rows: (op, page index), one thread, no gaps; one VMA of 16 pages."""
+    """rows: (op, page index), one thread, no gaps; one VMA of 16 pages.  The reference's
+    result, after checking that the engine's records are the same."""
     tr = Trace(addr=np.array([BASE + i * PAGE + 8 for _, i in rows], np.uint64),
                op=np.array([op for op, _ in rows], np.uint8), tid=np.zeros(len(rows), np.uint32))
     v = vma or Vma(BASE, BASE + 16 * PAGE, backing)
-    return simulate(Scenario(tr, vmas=[v], costs=COSTS, fault_model=model, **kw), "nopage")
+    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model=model, **kw)
+    r = simulate(sc, "nopage")
+    diff = first_difference(canonical(vmlab.engine.run(sc, "nopage")), canonical(r))
+    assert diff is None, diff
+    return r
 
 
 def test_anon_read_maps_the_zero_page_and_a_write_copies_it():
@@ -123,8 +129,11 @@ def test_write_faults_get_no_fault_around():
     (Vma(BASE, BASE + 16 * PAGE, "anon", prot=""), R, "thread 0 accesses 0x400008 in VMA"),
 ])
 def test_accesses_the_program_could_not_make_are_refused(vma, op, message):
-    with pytest.raises(ScenarioError, match="record 0: " + message):
-        run([(op, 0)], vma=vma)
+    tr = Trace(addr=np.array([BASE + 8], np.uint64), op=np.array([op], np.uint8))
+    sc = Scenario(tr, vmas=[vma], fault_model="kernel")
+    for sim in (simulate, vmlab.engine.run):
+        with pytest.raises(ScenarioError, match="record 0: " + message):
+            sim(sc, "nopage")
     run([(op, 0)], vma=vma, model="page")   # the page model does not read prot
 
 
@@ -137,7 +146,7 @@ def test_knobs_the_reference_does_not_run_are_refused():
 
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 
-from naive_engine import CATEGORIES, canonical, first_difference  # noqa: E402
+from naive_engine import CATEGORIES  # noqa: E402
 from scenario_strategies import kernel_cases  # noqa: E402
 
 _SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))

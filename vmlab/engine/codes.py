@@ -24,9 +24,17 @@ K_NCOL = 6
 
 # cost slots
 (COST_ACCESS, COST_FAULT, COST_ZERO_FILL, COST_PAGECACHE_HIT, COST_STRUCT_PAGE, COST_DRIVER,
- COST_PTE, COST_REMAP_FIXED, COST_SIGNAL, COST_MMAP_CS, COST_WAKEUP) = range(11)
+ COST_PTE, COST_REMAP_FIXED, COST_SIGNAL, COST_MMAP_CS, COST_WAKEUP, COST_COPY_PAGE) = range(12)
 COST_NAMES = ("access_ns", "fault_ns", "zero_fill_ns", "pagecache_hit_ns", "struct_page_ns",
-              "driver_ns", "pte_ns", "remap_fixed_ns", "signal_ns", "mmap_cs_ns", "wakeup_ns")
+              "driver_ns", "pte_ns", "remap_fixed_ns", "signal_ns", "mmap_cs_ns", "wakeup_ns",
+              "copy_page_ns")
+
+# kernel fault model (docs/model.md 11.2): what a fault's lookup does, decided at the grant
+# (CASE_NONE: the page model, and device/iomem/context/eager VMAs)
+(CASE_NONE, CASE_ZERO, CASE_ANON, CASE_COPY, CASE_MKWRITE, CASE_READ, CASE_COW,
+ CASE_SHARED) = range(8)
+# PTE state bits beside FL (kernel model): read-only (with F_PTE), a private copy's PTE
+PT_RO, PT_COPY = 1, 2
 
 # events
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
@@ -58,8 +66,9 @@ STATE_NAMES = ("done", "killed", "sigbus", "unfinished")
 (TS_POS, TS_PHASE, TS_ACC, TS_SEG, TS_EMAP, TS_CUR_VMA, TS_LOCK_KIND, TS_LOCK_MODE,
  TS_LOCK_ASID, TS_LOCK_ROW, TS_REQ_T, TS_ASID_LOCKW, TS_FAULT_ROW, TS_IN_FAULT, TS_ATTEMPTS,
  TS_RETRIES, TS_MAJOR, TS_K, TS_F_LOCKWAIT, TS_F_IOWAIT, TS_ATT_CPU, TS_ATT_WAIT, TS_WAIT_PAGE,
- TS_WAIT_DROP, TS_WAIT_KIND, TS_WAIT_START, TS_INTR, TS_ACCESS_DONE, TS_AFTER) = range(29)
-TS_NCOL = 29
+ TS_WAIT_DROP, TS_WAIT_KIND, TS_WAIT_START, TS_INTR, TS_ACCESS_DONE, TS_AFTER, TS_CASE,
+ TS_AROUND_DONE, TS_COW) = range(32)
+TS_NCOL = 32
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,

@@ -319,10 +319,40 @@ def twolist_ratio(memory_pages, page_size):
     return math.isqrt(10 * gb) if gb else 1
 
 
+def _record_writes(trace, idx, vmas, page_vma, kernel_model):
+    """The kernel model's store flags in the kernel's record order (threads grouped), after
+    refusing an access the program could not have made (docs/model.md 11.1); an empty array
+    for the page model, which does not read them."""
+    if not kernel_model:
+        return np.zeros(0, np.uint8)
+    op = np.asarray(trace.op)
+    write = (op == Op.STORE) | (op == Op.MODIFY)
+    access = op != Op.LOCK_W
+    shift = int(trace.page_size).bit_length() - 1
+    key = (np.asarray(trace.asid).astype(np.uint64) << np.uint64(_VPN_BITS)) | \
+        (np.asarray(trace.addr, np.uint64) >> np.uint64(shift))
+    rec_vma = np.full(len(op), -1, np.int64)
+    pos = np.searchsorted(idx.keys, key[access])
+    rec_vma[access] = page_vma[idx.by_key[pos]]
+    for i, v in enumerate(vmas):
+        bad = access & (rec_vma == i) & (write if v.prot else True)
+        if not v.prot or "w" not in v.prot:
+            hit = np.flatnonzero(bad)
+            if len(hit):
+                r = int(hit[0])
+                what = "writes" if write[r] else "accesses"
+                raise ScenarioError(f"record {r}: thread {int(trace.tid[r])} {what} "
+                                    f"{int(trace.addr[r]):#x} in VMA {v.label}, whose prot is "
+                                    f"{v.prot or 'none'!r}")
+    order = np.argsort(np.searchsorted(idx.thr_tid, np.asarray(trace.tid)), kind="stable")
+    return write[order].astype(np.uint8)
+
+
 def prepare(scenario, policy=None):
     """Validate ``scenario`` for ``policy`` and build the kernel's arguments."""
     pol, vmas, vma_pols = scenario.validate(policy)
-    refuse_knobs(scenario, vmas)
+    refuse_knobs(scenario, vmas, runs=("fault_model",))
+    kernel_model = scenario.fault_model == "kernel"
     trace = scenario.trace
     idx = index_trace(trace)
     preload_keys = None
@@ -387,6 +417,8 @@ def prepare(scenario, policy=None):
         pol_tab[j, C.K_MAX_RETRIES] = p.max_retries
         pol_tab[j, C.K_CHECK_SIGNAL] = p.check_signal_before_retry
     vma_backing = np.array([C.BACKING_CODES[v.backing] for v in vmas], np.int64)
+    vma_private = np.array([int(v.private) for v in vmas], np.int64)
+    rec_write = _record_writes(trace, idx, vmas, page_vma, kernel_model)
 
     # eager mappings: owner thread, in VMA order
     emap = [[] for _ in range(T)]
@@ -495,6 +527,7 @@ def prepare(scenario, policy=None):
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
+        rec_write=rec_write, vma_private=vma_private, kernel_model=kernel_model,
         thr_off=idx.thr_off, thr_tid=idx.thr_tid, thr_access=idx.thr_access,
         page_vma=page_vma, page_vpn=page_vpn, page_rank=idx.rank, by_key=idx.by_key,
         vma_backing=vma_backing, vma_pol=vma_pol, vma_asid=vma_asid, vma_p0=vma_p0,
@@ -510,6 +543,6 @@ def prepare(scenario, policy=None):
         fault_around=int(scenario.fault_around_pages), preload=preload,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns), seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),
-        fast_path=True, event_budget=-1,
+        fast_path=not kernel_model, event_budget=-1,
     )
     return Prepared(inputs, idx, vmas, vma_pols, pol, page_vma, page_vpn, page_asid)

@@ -27,6 +27,7 @@ class KernelInputs(NamedTuple):
     rec_page: np.ndarray     # int32: dense page id, or -(asid + 1) for a LOCK_W record
     rec_gap: np.ndarray      # gap_ns before each record (unused when not has_gap)
     has_gap: bool
+    rec_write: np.ndarray    # uint8: 1 for a store (STORE, MODIFY); read by the kernel model only
     thr_off: np.ndarray      # int64 [T + 1]
     thr_tid: np.ndarray      # int64 [T]: the trace's thread id
     thr_access: np.ndarray   # int64 [T]: 1 if the thread has access records (not only LOCK_W)
@@ -42,6 +43,7 @@ class KernelInputs(NamedTuple):
     vma_p0: np.ndarray       # int64: first key rank of the VMA's touched pages
     vma_p1: np.ndarray       # int64: one past the last
     vma_npages: np.ndarray   # int64: pages the VMA spans (touched or not)
+    vma_private: np.ndarray  # int64: 1 for MAP_PRIVATE (kernel model)
     emap_vma: np.ndarray     # int64: eager mappings, thread by thread (VMA indexes)
     emap_off: np.ndarray     # int64 [T + 1]
     # policies, costs, distributions
@@ -69,6 +71,7 @@ class KernelInputs(NamedTuple):
     replacement: int         # codes.REPL_*
     twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
     fault_around: int        # fault_around_pages
+    kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page ids resident at time 0, in order
     # run
     n_asid: int

@@ -27,6 +27,7 @@ from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _f
                          _grow1, _handler_extra, _hist_bucket, _low_room)
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
+from .granularity import PT_COPY, _allows, _install_case, _kernel_case, _map_window
 from .locks import _wake_writer
 from .pagecache import (F_ACT, F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit, _choose_victim, _evict, _insert, _list_insert_after,
@@ -59,6 +60,7 @@ def _simulate(K):
     fault_around, preload = K.fault_around, K.preload
     n_asid, horizon, seed, keep_records, bin_ns = K.n_asid, K.horizon, K.seed, K.keep_records, K.bin_ns
     fast_path, event_budget = K.fast_path, K.event_budget
+    rec_write, vma_private, kernel_model = K.rec_write, K.vma_private, K.kernel_model
     T = thr_off.shape[0] - 1
     P = page_vma.shape[0]
     seed = np.uint64(seed)
@@ -74,11 +76,13 @@ def _simulate(K):
     signal_ns = costs[C.COST_SIGNAL]
     mmap_cs_ns = costs[C.COST_MMAP_CS]
     wakeup_ns = costs[C.COST_WAKEUP]
+    copy_ns = costs[C.COST_COPY_PAGE]
 
     # ---- page state
     # per-page state: flag bits (F_*) and the pin count (faults holding a reference)
     FL = np.zeros(P, np.uint8)
     PIN = np.zeros(P, np.int32)
+    PT = np.zeros(P, np.uint8)  # the kernel model's PTE state (granularity.py)
     FL[:] |= F_MSIO
     for q in range(P):
         if vma_backing[page_vma[q]] == C.B_FILE:
@@ -417,7 +421,7 @@ def _simulate(K):
                         pos = TS[th, C.TS_POS]
                         # fast path: a run of hits on mapped pages, while nothing else can happen
                         # before each one ends and no signal waits for delivery
-                        if pend_n[th] == 0:
+                        if pend_n[th] == 0 and not kernel_model:
                             end = thr_off[th + 1]
                             myk = (C.EV_THREAD << 40) | th
                             found, lim_t, lim_k = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
@@ -644,13 +648,15 @@ def _simulate(K):
                         TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                         nxt = t
                         ph = C.PH_LOCK_REQ
-                    elif (FL[p] & F_PTE) != 0:
+                    elif ((FL[p] & F_PTE) != 0 and not kernel_model) or (
+                            kernel_model and _allows(p, rec_write[pos] == 1, FL, PT)):
                         if TS[th, C.TS_FAULT_ROW] != -1 or TS[th, C.TS_IN_FAULT] == 1:
                             # re-executed after a return to user space: someone mapped it
                             TS[th, C.TS_PHASE] = C.PH_FAULT_END
                             nxt = t
                         else:
-                            if (FL[p] & F_FILE) != 0:
+                            # (a hit through a private copy is no reference to the file page)
+                            if (FL[p] & F_FILE) != 0 and (FL[p] & F_PTE) != 0:
                                 if replacement == C.REPL_LRU:
                                     if LL[S, 1] != p:
                                         _list_remove(LL, p)
@@ -668,6 +674,7 @@ def _simulate(K):
                             TS[th, C.TS_IN_FAULT] = 1
                             TS[th, C.TS_ATTEMPTS] = 0
                             TS[th, C.TS_RETRIES] = 0
+                            TS[th, C.TS_COW] = 0
                             TS[th, C.TS_MAJOR] = 0
                             TS[th, C.TS_F_LOCKWAIT] = 0
                             TS[th, C.TS_F_IOWAIT] = 0
@@ -757,7 +764,20 @@ def _simulate(K):
                         pos = TS[th, C.TS_POS]
                         TS[th, C.TS_SEG] = C.CAT_ATT_CPU
                         TS[th, C.TS_PHASE] = C.PH_LOOKUP
-                        nxt = t + vf_h[page_vma[rec_page[pos]]]  # fault_ns + handler extra
+                        v = page_vma[rec_page[pos]]
+                        hcpu = vf_h[v]  # fault_ns + handler extra
+                        TS[th, C.TS_CASE] = C.CASE_NONE
+                        TS[th, C.TS_AROUND_DONE] = 0
+                        if kernel_model and pol[vma_pol[v], C.K_EAGER] == 0 and (
+                                vma_backing[v] == C.B_ANON or vma_backing[v] == C.B_FILE):
+                            extra, case = _kernel_case(rec_page[pos], rec_write[pos] == 1,
+                                                       vma_backing[v], vma_private[v] == 1, FL,
+                                                       PT, sp_ns, zero_fill_ns, copy_ns)
+                            TS[th, C.TS_CASE] = case
+                            if case == C.CASE_COW or case == C.CASE_SHARED:
+                                TS[th, C.TS_AROUND_DONE] = 1  # write faults: no fault-around
+                            hcpu = fault_ns + extra
+                        nxt = t + hcpu
                     elif lkind == C.LK_LOCKW:
                         TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
                         TS[th, C.TS_PHASE] = C.PH_RELEASE_W
@@ -832,7 +852,17 @@ def _simulate(K):
                     io_inline = False
                     issued = False
                     io_c = 0
-                    if pol[pr, C.K_EAGER] == 1 or bk == C.B_ANON or bk == C.B_DEVICE or (
+                    case = TS[th, C.TS_CASE]
+                    if (case == C.CASE_COPY or case == C.CASE_MKWRITE) and (FL[p] & F_PTE) == 0 \
+                            and (PT[p] & PT_COPY) == 0:
+                        # the read-only PTE went with its page since the grant: look it up
+                        case = C.CASE_COW if case == C.CASE_COPY else C.CASE_SHARED
+                        TS[th, C.TS_CASE] = case
+                        TS[th, C.TS_AROUND_DONE] = 1
+                    if case == C.CASE_COW:
+                        TS[th, C.TS_COW] = 1
+                    if case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
+                            or bk == C.B_ANON or bk == C.B_DEVICE or (
                             bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
                         TS[th, C.TS_PHASE] = C.PH_INSTALL
                         nxt = t
@@ -848,7 +878,18 @@ def _simulate(K):
                         else:
                             need_wait = 2
                     else:  # file
-                        if (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0:
+                        if case == C.CASE_READ and TS[th, C.TS_AROUND_DONE] == 0 and \
+                                fault_around > 1 and not ((FL[p] & F_RES) != 0 and
+                                                          (FL[p] & F_INFL) == 0):
+                            # kernel model: the resident neighbours are mapped first, a CPU
+                            # segment of its own; the page's own lookup follows (11.3)
+                            n_around = _map_window(p, fault_around, True, page_vma, page_vpn,
+                                                   page_rank, by_key, vma_p0, vma_p1, FL, PT)
+                            cnt[C.CNT_PTES] += n_around
+                            TS[th, C.TS_AROUND_DONE] = 1
+                            TS[th, C.TS_PHASE] = C.PH_LOOKUP
+                            nxt = t + n_around * pte_ns
+                        elif (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0:
                             _pin(p, PIN, FL)
                             TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
                             nxt = t + pch_ns
@@ -1071,34 +1112,18 @@ def _simulate(K):
                     TS[th, C.TS_ACC] = t
                     pos = TS[th, C.TS_POS]
                     p = rec_page[pos]
-                    if (FL[p] & F_PTE) == 0:
-                        FL[p] |= F_PTE
-                        cnt[C.CNT_PTES] += 1
-                    FL[p] |= F_MSIO
+                    case = TS[th, C.TS_CASE]
+                    _install_case(p, case, FL, PT, cnt)
                     n_around = 0
-                    if fault_around > 1:
-                        v = page_vma[p]
-                        lo_vpn = page_vpn[p] - (page_vpn[p] % fault_around)
-                        hi_vpn = lo_vpn + fault_around
-                        # neighbours are adjacent in key order (the VMA is a key range)
-                        j = page_rank[p] - 1
-                        while j >= vma_p0[v] and page_vpn[by_key[j]] >= lo_vpn:
-                            q = by_key[j]
-                            if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES:
-                                FL[q] |= F_PTE
-                                FL[q] |= F_MSIO
-                                n_around += 1
-                            j -= 1
-                        j = page_rank[p] + 1
-                        while j < vma_p1[v] and page_vpn[by_key[j]] < hi_vpn:
-                            q = by_key[j]
-                            if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES:
-                                FL[q] |= F_PTE
-                                FL[q] |= F_MSIO
-                                n_around += 1
-                            j += 1
+                    if fault_around > 1 and TS[th, C.TS_AROUND_DONE] == 0:
+                        n_around = _map_window(p, fault_around, kernel_model, page_vma, page_vpn,
+                                               page_rank, by_key, vma_p0, vma_p1, FL, PT)
                         cnt[C.CNT_PTES] += n_around
                     _unpin(p, PIN, FL)
+                    if kernel_model and track_cand and \
+                            (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
+                        # a private copy maps the page no more: the adversary may take it
+                        n_cand = _note_candidate(cand, n_cand, p)
                     TS[th, C.TS_PHASE] = C.PH_INSTALL
                     nxt = t + n_around * pte_ns
 
@@ -1111,10 +1136,12 @@ def _simulate(K):
                     if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
                         _unpin(p, PIN, FL)
                     TS[th, C.TS_WAIT_KIND] = 0
-                    if (FL[p] & F_PTE) == 0:
-                        FL[p] |= F_PTE
-                        cnt[C.CNT_PTES] += 1
-                    FL[p] |= F_MSIO
+                    case = TS[th, C.TS_CASE]
+                    _install_case(p, case, FL, PT, cnt)
+                    if kernel_model and track_cand and \
+                            (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
+                        # a private copy maps the page no more: the adversary may take it
+                        n_cand = _note_candidate(cand, n_cand, p)
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
@@ -1138,7 +1165,11 @@ def _simulate(K):
                     # the fault completed at t; the access follows
                     pos = TS[th, C.TS_POS]
                     p = rec_page[pos]
-                    if (FL[p] & F_FILE) != 0:
+                    # (kernel model: a reference when the PTE maps the page-cache page, or a
+                    # do_cow_fault copied it; docs/model.md 11.2)
+                    if (FL[p] & F_FILE) != 0 and (not kernel_model or (
+                            (FL[p] & F_RES) != 0 and
+                            ((FL[p] & F_PTE) != 0 or TS[th, C.TS_COW] == 1))):
                         if replacement == C.REPL_LRU:
                             if LL[S, 1] != p and (FL[p] & F_RES) != 0:
                                 _list_remove(LL, p)

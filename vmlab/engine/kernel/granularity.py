@@ -1,0 +1,98 @@
+"""The kernel fault model's verbs (docs/model.md section 11): which case a fault is, what a
+PTE allows, installing a case's PTE and fault-around.  PTE state lives in ``PT`` beside the
+page flags: ``PT_RO`` (with ``F_PTE``: the zero page or a page-cache page mapped read-only)
+and ``PT_COPY`` (the PTE maps a private copy of a file page; ``F_PTE`` is then clear, as the
+page-cache page itself is no longer mapped).  In the page model ``PT`` stays zero."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._numba import njit
+from .. import codes as C
+from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES
+
+PT_RO = np.uint8(C.PT_RO)
+PT_COPY = np.uint8(C.PT_COPY)
+
+
+@njit(inline="always")
+def _allows(p, write, FL, PT):
+    """A PTE lets this access through without a fault (a write needs a writable one)."""
+    if (PT[p] & PT_COPY) != 0:
+        return True
+    if (FL[p] & F_PTE) == 0:
+        return False
+    return not (write and (PT[p] & PT_RO) != 0)
+
+
+@njit(inline="always")
+def _kernel_case(p, write, backing, private, FL, PT, sp_ns, zero_fill_ns, copy_ns):
+    """(handler extra, case) of a kernel-model fault on an anon or file VMA, from the access
+    and the PTE's state at the grant (docs/model.md 11.2)."""
+    present = (FL[p] & F_PTE) != 0 or (PT[p] & PT_COPY) != 0
+    if backing == C.B_ANON:
+        if private and not write:
+            return 0, C.CASE_ZERO
+        return sp_ns + zero_fill_ns, C.CASE_ANON
+    if not write:
+        return sp_ns, C.CASE_READ
+    if private:
+        if present:
+            return sp_ns + copy_ns, C.CASE_COPY
+        return 2 * sp_ns + copy_ns, C.CASE_COW
+    if present:
+        return 0, C.CASE_MKWRITE
+    return sp_ns, C.CASE_SHARED
+
+
+@njit(inline="always")
+def _install_case(p, case, FL, PT, cnt):
+    """Install the PTE a fault of ``case`` leaves (CASE_NONE: the page model's PTE); never
+    turns a writable PTE read-only.  Counts a new PTE in CNT_PTES."""
+    present = (FL[p] & F_PTE) != 0 or (PT[p] & PT_COPY) != 0
+    if not present:
+        cnt[C.CNT_PTES] += 1
+    if case == C.CASE_READ or case == C.CASE_ZERO:
+        if not present:
+            FL[p] |= F_PTE
+            PT[p] = PT_RO
+    elif case == C.CASE_COPY or case == C.CASE_COW:
+        FL[p] &= np.uint8(255 - F_PTE)   # the PTE maps the copy, not the page-cache page
+        PT[p] = PT_COPY
+    else:
+        FL[p] |= F_PTE
+        PT[p] &= np.uint8(255 - PT_RO)
+    FL[p] |= F_MSIO
+
+
+@njit(inline="always")
+def _map_window(p, F, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, vma_p1,
+                FL, PT):
+    """Fault-around: map the resident, not in flight pages with no PTE in ``p``'s aligned
+    window of ``F`` pages within its VMA (read-only in the kernel model); returns how many."""
+    n = 0
+    v = page_vma[p]
+    lo_vpn = page_vpn[p] - (page_vpn[p] % F)
+    hi_vpn = lo_vpn + F
+    # neighbours are adjacent in key order (the VMA is a key range)
+    j = page_rank[p] - 1
+    while j >= vma_p0[v] and page_vpn[by_key[j]] >= lo_vpn:
+        q = by_key[j]
+        if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES and (PT[q] & PT_COPY) == 0:
+            FL[q] |= F_PTE
+            FL[q] |= F_MSIO
+            if kernel_model:
+                PT[q] = PT_RO
+            n += 1
+        j -= 1
+    j = page_rank[p] + 1
+    while j < vma_p1[v] and page_vpn[by_key[j]] < hi_vpn:
+        q = by_key[j]
+        if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES and (PT[q] & PT_COPY) == 0:
+            FL[q] |= F_PTE
+            FL[q] |= F_MSIO
+            if kernel_model:
+                PT[q] = PT_RO
+            n += 1
+        j += 1
+    return n
