@@ -1,6 +1,8 @@
 """``run``: prepare, call the kernel, and return raw columns (no pandas at this layer)."""
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from types import SimpleNamespace
 
@@ -10,18 +12,57 @@ from . import codes as C
 from .kernel.loop import _simulate
 from .prepare import prepare
 
+#: Seconds of compiling after which one line on stderr says what is going on.
+COMPILE_NOTICE_S = 1.0
 
-def run(scenario, policy=None, prepared=None):
+
+def compile_kernel(inputs, notice=True):
+    """Make sure the kernel is compiled for the types of ``inputs`` (a ``KernelInputs``):
+    loaded from numba's on-disk cache when it is there, compiled otherwise.  Returns the
+    seconds it took (0.0 when it was already in memory).  If it takes longer than
+    ``COMPILE_NOTICE_S``, one line on stderr says so (once, while it happens)."""
+    kernel = _simulate
+    if not hasattr(kernel, "compile"):  # NUMBA_DISABLE_JIT=1: plain Python, nothing to compile
+        return 0.0
+    import numba
+
+    sig = (numba.typeof(inputs),)
+    if sig in kernel.overloads:
+        return 0.0
+    timer = None
+    if notice:
+        timer = threading.Timer(COMPILE_NOTICE_S, _compile_notice)
+        timer.daemon = True
+        timer.start()
+    t0 = time.perf_counter()
+    try:
+        kernel.compile(sig)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return time.perf_counter() - t0
+
+
+def _compile_notice():
+    print("vmlab: compiling the fault engine, once per machine (about 10-40 s; later runs load "
+          "it from numba's cache)", file=sys.stderr, flush=True)
+
+
+def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None):
     """Replay ``scenario`` under ``policy``; return raw record columns.
 
     Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of
     numpy columns), ``counters`` (dict of ints), ``series`` (per-bin faults, retries, I/Os),
     ``hist_fault``/``hist_signal`` (log-bucket latency histograms), the resolved ``vmas``,
-    ``policy``, ``vma_policies`` and ``timing`` (prepare and kernel seconds).
+    ``policy``, ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds:
+    ``compile_s`` is the kernel's compile or cache load, 0 once it is in memory).
     """
     t0 = time.perf_counter()
-    prep = prepared if prepared is not None else prepare(scenario, policy)
+    prep = prepared if prepared is not None else prepare(scenario, policy, fast_path=fast_path,
+                                                            event_budget=event_budget)
     t1 = time.perf_counter()
+    compile_s = compile_kernel(prep.inputs)
+    t1c = time.perf_counter()
     faults, sigs, locks, TT, cnt, bins, hist_f, hist_s = _simulate(prep.inputs)
     t2 = time.perf_counter()
 
@@ -76,7 +117,7 @@ def run(scenario, policy=None, prepared=None):
         faults=fault_cols, signals=sig_cols, locks=lock_cols, threads=thread_cols,
         counters=counters, series=series, hist_fault=hist_f, hist_signal=hist_s,
         vmas=prep.vmas, vma_policies=prep.vma_policies, policy=prep.policy,
-        timing={"prepare_s": t1 - t0, "kernel_s": t2 - t1},
+        timing={"prepare_s": t1 - t0, "compile_s": compile_s, "kernel_s": t2 - t1c},
         # the kernel widens the bins of very long runs (at most MAX_BINS of them)
         n_records=len(scenario.trace), bin_ns=int(cnt[C.CNT_BIN_NS]),
         horizon_ns=int(scenario.horizon_ns),
