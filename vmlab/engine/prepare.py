@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ScenarioError
 from ..model.costs import TABLE_SIZE
-from ..model.scenario import signal_interval_dist
+from ..model.scenario import min_memory_pages, signal_interval_dist
 from .._numba import njit, prefetch
 from ..trace.model import Op
 from . import codes as C
@@ -507,10 +507,10 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
 
     # page cache
     memory_pages = -1 if scenario.memory_pages is None else int(scenario.memory_pages)
-    if memory_pages >= 0 and memory_pages < 2 * T + 1:
+    if memory_pages >= 0 and memory_pages < min_memory_pages(T):
         raise ScenarioError(
             f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
-            f"pinned page needs a frame; use at least {2 * T + 1}")
+            f"pinned page needs a frame; use at least {min_memory_pages(T)}")
     preload = np.zeros(0, np.int64)
     if preload_keys is not None and len(preload_keys):
         # preloaded pages are in address space 0; only file pages use the page cache
