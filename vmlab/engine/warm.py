@@ -17,8 +17,7 @@ def warm(verbose=False):
     a gap column.  Returns the seconds it took."""
     from ..model import Scenario, Vma
     from ..trace import Trace
-    from .prepare import prepare
-    from .run import compile_kernel
+    from .run import run
 
     base = 0x7F0000000000
     addr = np.arange(4, dtype=np.uint64) * np.uint64(4096) + np.uint64(base)
@@ -27,8 +26,8 @@ def warm(verbose=False):
               Trace(addr, tid=np.array([1, 2, 1, 2], np.uint32),
                     gap_ns=np.array([10, 20, 30, 40], np.uint64)))
     t0 = time.perf_counter()
-    for tr in traces:
-        compile_kernel(prepare(Scenario(tr, vmas=vmas), "nopage").inputs)
+    for tr in traces:  # (prepare's own numba functions compile on the way)
+        run(Scenario(tr, vmas=vmas, memory_pages=8), "nopage")
     took = time.perf_counter() - t0
     if verbose:
         print(f"vmlab: fault engine ready ({took:.1f} s)", file=sys.stderr)
