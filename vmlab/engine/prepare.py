@@ -543,7 +543,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         memory_pages=memory_pages, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_pages, ps),
         fault_around=int(scenario.fault_around_pages), preload=preload,
-        n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns), seed=np.uint64(int(scenario.seed)),
+        n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
+        seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),
         fast_path=bool(fast_path),
         event_budget=(default_event_budget(len(trace), T) if event_budget is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, prefetch
+from ..._numba import njit
 from .. import codes as C
 
 # most columns of the time series: past this, its bins become twice as wide

@@ -29,7 +29,7 @@ from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _f
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
 from .locks import _wake_writer
-from .pagecache import (F_ACT, F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit, _choose_victim, _evict, _insert, _list_insert_after,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
                         _unpin)
@@ -58,7 +58,8 @@ def _simulate(K):
     adv_times, adv_target = K.adv_times, K.adv_target
     memory_pages, replacement, twolist_ratio = K.memory_pages, K.replacement, K.twolist_ratio
     fault_around, preload = K.fault_around, K.preload
-    n_asid, horizon, seed, keep_records, bin_ns = K.n_asid, K.horizon, K.seed, K.keep_records, K.bin_ns
+    n_asid, horizon, seed = K.n_asid, K.horizon, K.seed
+    keep_records, bin_ns = K.keep_records, K.bin_ns
     fast_path, event_budget = K.fast_path, K.event_budget
     T = thr_off.shape[0] - 1
     P = page_vma.shape[0]
