@@ -94,11 +94,11 @@ def unit_of(name):
     n = str(name).lower()
     if n.endswith("_ns") or "_ns_" in n or n == "ns":
         return "ns"
-    if n.endswith("_per_s"):
+    if n.endswith("_per_s") or "_per_s_" in n:
         return "per_s"
-    if n.endswith("_hz"):
+    if n.endswith("_hz") or "_hz_" in n:
         return "hz"
-    if n.endswith("_bytes"):
+    if n.endswith("_bytes") or "_bytes_" in n:
         return "bytes"
     if n.endswith("_s"):
         return "s"
