@@ -158,7 +158,7 @@ def _legend_below(ax, n_entries, max_chars):
 
     # columns that fit the figure's width ("small" text: about 5 pt a character, plus the
     # handle and the gap between columns)
-    width_pt = ax.figure.get_figwidth() * 72 * 0.95
+    width_pt = ax.figure.get_figwidth() * 72 * min(0.95, ax.get_position().width * 1.15)
     ncols = int(max(1, min(n_entries, 4, width_pt // (max_chars * 5.2 + 45))))
     return dict(loc="upper center", ncols=ncols, frameon=False,
                 bbox_to_anchor=(0.5, 0),
