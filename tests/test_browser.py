@@ -135,6 +135,11 @@ def test_explorer_runs_and_redraws_in_chromium(lab):
         # readouts in natural units (not 7.00e+4)
         io = page.locator(".widget-slider", has_text="I/O median")
         expect(io.locator(".widget-readout")).to_have_text("70.0 µs")
+        # at 1400 px with the file browser open, every slider's readout is inside the panel
+        panel = page.locator(".jp-NotebookPanel:visible").bounding_box()
+        for readout in page.locator(".widget-readout:visible").all():
+            b = readout.bounding_box()
+            assert b["x"] + b["width"] <= panel["x"] + panel["width"], readout.inner_text()
         cdf = charts.first
         cdf.scroll_into_view_if_needed()
         before_src = cdf.get_attribute("src")
@@ -148,3 +153,63 @@ def test_explorer_runs_and_redraws_in_chromium(lab):
         expect(page.locator(".jupyter-widgets table").first).to_contain_text("ns")
         browser.close()
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture(scope="module")
+def offline_report(tmp_path_factory):
+    """A report of one small notebook with a figure, the explorer and a wide table."""
+    why = _missing()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test must run in CI: {why}")
+        pytest.skip(why)
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from vmlab import report
+
+    d = tmp_path_factory.mktemp("offline_nb")
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "vmlab", "display_name": "vmlab", "language": "python"}
+    params = new_code_cell("N = 2000")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell(
+        "import pandas as pd\nfrom vmlab import widgets\nfrom vmlab.notebook import record\n"
+        "e = widgets.Explorer(n_records=N, threads=2, pages=500, policies=('nopage', 'fault_retry'))\n"
+        "record('finding', 'a small run')\ne"),
+        new_code_cell("pd.DataFrame({f'a_rather_long_column_name_{i}': [i * 1e6] for i in range(40)})")]
+    nbformat.write(nb, str(d / "01_offline.ipynb"))
+    out = tmp_path_factory.mktemp("offline_report")
+    summary = report.run_report(out, notebooks_dir=d, jobs=1)
+    assert summary["ok"], summary["notebooks"]["01_offline"]["error"]
+    return out
+
+
+def test_report_shows_completely_with_the_network_off(offline_report):
+    from playwright.sync_api import sync_playwright
+
+    requests, errors = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(offline=True, viewport={"width": 1000, "height": 800})
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url)
+                if not r.url.startswith(("file:", "data:")) else None)
+        for name in ("index.html", "01_offline.html"):
+            page.goto((offline_report / name).as_uri())
+            page.wait_for_load_state("load")
+            # every picture is there (the explorer's charts stand in for the live widget)
+            sizes = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+            assert sizes and all(w > 0 for w in sizes), (name, sizes)
+        # the wide table scrolls inside the page instead of being cut off at its edge
+        wide = page.locator("table", has_text="a_rather_long_column_name_39").last
+        box = wide.evaluate("t => { const p = t.parentElement; const s = getComputedStyle(t); "
+                            "return [t.scrollWidth, t.clientWidth, s.overflowX, s.display]; }")
+        assert box[0] > box[1] and box[2] == "auto", box
+        wide.evaluate("t => t.scrollLeft = t.scrollWidth")
+        assert wide.evaluate("t => t.scrollLeft") > 0
+        browser.close()
+    assert not requests, requests
+    assert not errors, errors

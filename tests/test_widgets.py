@@ -130,6 +130,7 @@ def test_explore_displays_the_widget_with_a_picture_for_static_pages():
     png = base64.b64decode(data["image/png"])
     assert png.startswith(PNG) and len(png) > 10_000
     assert "<table" in data["text/html"]
+    assert f'src="data:image/png;base64,{data["image/png"]}"' in data["text/html"]
 
 
 def test_controls_read_in_natural_units(explorer):

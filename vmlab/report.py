@@ -421,6 +421,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; max-width: 100%; }
 td.thumb img { width: 240px; height: auto; border: 1px solid #ddd; }
 td.finding { max-width: 28em; }
+td.params { max-width: 16em; }
+td.params code { white-space: normal; overflow-wrap: anywhere; }
 .ok { color: #117733; font-weight: 600; }
 .failed { color: #c00; font-weight: 600; }
 .err { color: #c00; font-family: monospace; white-space: pre-wrap; }
@@ -449,7 +451,7 @@ def render_index(summary):
             f'<td class="finding">{e(str(finding))}</td>'
             f'<td class="{e(r["status"])}">{e(r["status"])}</td>'
             f'<td class="num">{r["runtime_s"]:.1f} s</td><td class="num">{len(r["records"])}</td>'
-            f'<td><code>{e(params)}</code></td><td class="err">{e(r["error"])}</td></tr>')
+            f'<td class="params"><code>{e(params)}</code></td><td class="err">{e(r["error"])}</td></tr>')
     sections = []
     for name, r in nbs.items():
         numbers = {k: v for k, v in r["records"].items() if k != FINDING}

@@ -312,11 +312,15 @@ class Explorer:
         data, meta = (bundle if isinstance(bundle, tuple) else (bundle, {}))
         data = dict(data)
         png = self.snapshot_png()
+        html = []
         if png is not None:
             data["image/png"] = base64.b64encode(png).decode("ascii")
+            html.append(f'<img alt="the explorer\'s charts" style="max-width:100%" '
+                        f'src="data:image/png;base64,{data["image/png"]}">')
         if self.last_summary is not None:
-            data["text/html"] = format_table(self.last_summary.set_index("policy").T,
-                                             by="index").to_html()
+            html.append(format_table(self.last_summary.set_index("policy").T, by="index").to_html())
+        if html:  # what a static page shows: the charts, then the table
+            data["text/html"] = "\n".join(html)
         return data, meta
 
     @staticmethod
