@@ -215,3 +215,25 @@ def test_batch_table_is_long_one_row_per_point_and_policy(tmp_path):
     assert df["writer_ops_per_s"].tolist()[1:3] == [2.0, 3.0]
     assert df["scale"].tolist() == [1, 1, 1, 2, 2, 2]
     assert "writer_ops_per_s_fault_retry" not in df.columns
+
+
+def test_papermill_run_checks_injected_parameters(tmp_path):
+    """Run by papermill itself (not vmlab report), the notebook's check_parameters() cell
+    stops a list given as a string with one line, before anything computes with it."""
+    import papermill as pm
+
+    nb = _notebook(tmp_path / "01_pm.ipynb", "RATES_HZ = [1_000, 10_000]\nIO_NS = 70_000",
+                   "from vmlab.notebook import check_parameters, record\ncheck_parameters()\n"
+                   "record('io_type', type(IO_NS).__name__)\nrecord('n_rates', len(RATES_HZ))")
+    ok = tmp_path / "ok.ipynb"
+    pm.execute_notebook(str(nb), str(ok), parameters={"IO_NS": 8e6, "RATES_HZ": [1, 2, 3]},
+                        kernel_name="vmlab", progress_bar=False)
+    assert read_records(ok) == {"io_type": "int", "n_rates": 3}  # 8e6 became 8000000
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(nb), str(tmp_path / "bad.ipynb"),
+                            parameters={"RATES_HZ": "1000,10000"}, kernel_name="vmlab",
+                            progress_bar=False)
+    assert e.value.ename == "VmlabError"
+    assert e.value.evalue.startswith("papermill: parameter RATES_HZ must be a list of integers")
+    assert "-y 'NAME: [1, 2]'" in e.value.evalue
+    assert "n_rates" not in read_records(tmp_path / "bad.ipynb")

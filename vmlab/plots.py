@@ -122,7 +122,9 @@ def _ensure_layout(fig):
     """Give a user's figure (``plt.subplots()``) the constrained layout engine, so that a
     legend or colour bar beside the axes takes room from the figure's margins and is never
     cut off when saved; a figure that already has an engine keeps it."""
-    root = getattr(fig, "get_figure", lambda **_: fig)(root=True) if hasattr(fig, "get_figure") else fig
+    root = fig
+    while getattr(root, "figure", root) is not root:  # a SubFigure's figure is its parent
+        root = root.figure
     try:
         if root.get_layout_engine() is None:
             root.set_layout_engine("constrained")
