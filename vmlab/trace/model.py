@@ -78,6 +78,12 @@ def parse_op(name):
         ) from None
 
 
+#: Page sizes a trace may declare.  Below 512 bytes a 64-bit address's page number would
+#: not leave the engine's int64 page ids room; above 1 GiB no MMU maps pages.
+MIN_PAGE_SIZE = 1 << 9
+MAX_PAGE_SIZE = 1 << 30
+
+
 @dataclass(frozen=True)
 class TraceMeta:
     """Metadata carried by a trace.
@@ -85,7 +91,7 @@ class TraceMeta:
     Attributes
     ----------
     page_size : int
-        Bytes per page (a power of two); default 4096.
+        Bytes per page (a power of two from 512 to 1 GiB); default 4096.
     source : str
         Where the trace came from (a command line, a generator call...).
     notes : str
@@ -98,8 +104,15 @@ class TraceMeta:
 
     def __post_init__(self):
         ps = self.page_size
-        if not isinstance(ps, (int, np.integer)) or ps <= 0 or (ps & (ps - 1)) != 0:
-            raise TraceFormatError(f"page_size must be a positive power of two, got {ps!r}")
+        if (isinstance(ps, bool) or not isinstance(ps, (int, np.integer))
+                or not MIN_PAGE_SIZE <= ps <= MAX_PAGE_SIZE or (ps & (ps - 1)) != 0):
+            raise TraceFormatError(
+                f"page_size must be a power of two from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE} "
+                f"(1 GiB), got {ps!r}")
+        for name in ("source", "notes"):
+            if not isinstance(getattr(self, name), str):
+                raise TraceFormatError(f"{name} must be a string, got "
+                                       f"{type(getattr(self, name)).__name__}")
 
 
 class Trace:
