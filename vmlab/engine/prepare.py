@@ -308,6 +308,10 @@ class Prepared:
 
 def prepare(scenario, policy=None):
     """Validate ``scenario`` for ``policy`` and build the kernel's arguments."""
+    if not callable(getattr(type(scenario), "validate", None)):
+        hint = (": wrap the trace, e.g. Scenario(trace, backing='file')"
+                if hasattr(scenario, "columns") else "")
+        raise ScenarioError(f"simulate() needs a Scenario, got {type(scenario).__name__}{hint}")
     pol, vmas, vma_pols = scenario.validate(policy)
     trace = scenario.trace
     idx = index_trace(trace)

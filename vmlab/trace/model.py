@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -147,18 +148,24 @@ class Trace:
         cols["op"] = (np.zeros(n, np.uint8) if op is None else _as_unsigned("op", op, np.uint8))
         cols["tid"] = np.zeros(n, np.uint32) if tid is None else _as_unsigned("tid", tid, np.uint32)
         cols["asid"] = np.zeros(n, np.uint16) if asid is None else _as_unsigned("asid", asid, np.uint16)
-        if size is None:
-            size = np.full(n, 8, np.uint32)
-            size[cols["op"] == Op.LOCK_W] = 0
-        cols["size"] = _as_unsigned("size", size, np.uint32)
+        if size is not None:
+            cols["size"] = _as_unsigned("size", size, np.uint32)
         if gap_ns is not None:
             cols["gap_ns"] = _as_unsigned("gap_ns", gap_ns, np.uint64)
         for name, col in cols.items():
             if len(col) != n:
                 raise TraceFormatError(f"column {name!r} has {len(col)} records, addr has {n}")
-        self.columns = {k: cols[k] for k in ALL_COLUMNS if k in cols}
+        if size is None:
+            size = np.full(n, 8, np.uint32)
+            size[cols["op"] == Op.LOCK_W] = 0
+            cols["size"] = size
+        # read-only: a column replaced after the length checks could not be trusted
+        self.columns = MappingProxyType({k: cols[k] for k in ALL_COLUMNS if k in cols})
         self.meta = meta if meta is not None else TraceMeta()
         self._n_threads = _n_threads
+
+    def __reduce__(self):  # the read-only mapping does not pickle; rebuild from its columns
+        return (_rebuild, (dict(self.columns), self.meta, self._n_threads))
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -242,6 +249,10 @@ class Trace:
         if self.has_gap != other.has_gap:
             return False
         return all(np.array_equal(v, other.columns[k]) for k, v in self.columns.items())
+
+
+def _rebuild(columns, meta, n_threads):
+    return Trace.from_columns(columns, meta, n_threads=n_threads)
 
 
 def _as_unsigned(name, values, default_dtype):

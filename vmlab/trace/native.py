@@ -20,13 +20,12 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .._io import publish, temp_beside
+from .._io import publish, temp_beside, temp_dir_beside
 from ..errors import TraceFormatError
 from .model import (ALL_COLUMNS, DEFAULT_DTYPES, MAX_PAGE_SIZE, MIN_PAGE_SIZE, REQUIRED_COLUMNS,
                     Op, Trace, TraceMeta, narrow_dtype)
@@ -68,12 +67,18 @@ class TraceWriter:
         self.path = Path(path)
         self.meta = meta or TraceMeta()
         self.names = list(REQUIRED_COLUMNS) + (["gap_ns"] if with_gap else [])
+        self._files = {}
         self._out = temp_beside(self.path)
-        self._dir = tempfile.mkdtemp(prefix=".vmlab-", dir=self.path.parent)
-        self._files = {n: open(os.path.join(self._dir, n), "wb") for n in self.names
-                       if n != "addr"}
-        self._files["addr"] = open(self._out, "wb")
-        self._files["addr"].seek(ADDR_OFFSET)
+        self._dir = None
+        try:
+            self._dir = temp_dir_beside(self.path)
+            for n in self.names:
+                self._files[n] = open(self._out if n == "addr" else os.path.join(self._dir, n),
+                                      "wb")
+            self._files["addr"].seek(ADDR_OFFSET)
+        except BaseException:
+            self.abort()
+            raise
         self._addr_crc = 0
         self._max = {n: 0 for n in self.names}
         self._tids = set()
@@ -218,7 +223,8 @@ class TraceWriter:
         self._closed = True
         for f in self._files.values():
             f.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._out)
 
