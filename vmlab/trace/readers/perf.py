@@ -470,11 +470,13 @@ def _time_ns(text, path, lineno):
 
 def _id(text, what, path, lineno):
     """A thread or process id token (``-?digits``) as an int, refusing absurd lengths."""
-    if len(text.lstrip("-").lstrip("0")) > _ID_DIGITS:
+    # leading zeros stripped first: int() refuses 4,300+ digits even when they are zeros
+    digits = text.lstrip("-").lstrip("0") or "0"
+    if len(digits) > _ID_DIGITS:
         raise TraceFormatError(
             f"{what} {_clip(text, 40)} is out of range; expected at most {_MAX_ID}",
             path, lineno)
-    return int(text)
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 def _default_layout_error(path, lineno):
