@@ -28,8 +28,17 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the rule for every error) pointing at --help."""
+
+    def error(self, message):
+        if len(message) > 300:  # e.g. an invalid value of thousands of digits, quoted
+            message = message[:297] + "..."
+        self.exit(2, f"vmlab: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="vmlab", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Replay memory-access traces through a model of the Linux page-fault path "
                     "and report what each fault-handler policy costs.")
@@ -276,7 +285,7 @@ def _synth(argv):
         raise VmlabError(f"unknown generator {name!r}; generators are {', '.join(GENERATORS)}")
     fn = GENERATORS[name]
     sig = inspect.signature(fn)
-    sp = argparse.ArgumentParser(
+    sp = _Parser(
         prog=f"vmlab trace synth {name}", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=inspect.getdoc(fn))
     sp.add_argument("-o", "--out", required=True, help="output file (.vmt, .csv, .din or .lackey)")
