@@ -9,7 +9,8 @@ fields of the wrong type or range, moved or repeated columns, damaged column byt
 fifth text input is also converted to ``.vmt`` and read back.  Prints, per seed, how many
 inputs were read soundly and how many refused with one line, the most frequent refusal
 messages, the slowest input, and every failure (another exception, a multi-line message, a
-damaged column read, a wrong conversion, or over ``--time-limit`` seconds); failing inputs are
+damaged column read, a wrong conversion, or over ``--time-limit`` seconds of CPU time, ten times
+that of wall time: the machine may be shared); failing inputs are
 saved to ``--save`` to replay.  Exit code 1 if anything failed.
 """
 from __future__ import annotations
@@ -85,13 +86,13 @@ def main():
                       f"{time.perf_counter() - t_start:,.0f} s", flush=True)
     total = time.perf_counter() - t_start
     print(f"\n{a.n:,} inputs (seed {a.seed}) in {total:,.0f} s, "
-          f"{a.n / total:,.0f} inputs/s; time limit {a.time_limit} s per input")
+          f"{a.n / total:,.0f} inputs/s; limit {a.time_limit} s of CPU per input")
     print(f"{'seed':16s} {'read':>8s} {'refused':>8s} {'failed':>8s}")
     for name in names:
         print(f"{name:16s} {counts[(name, 'ok')]:8,} {counts[(name, 'refused')]:8,} "
               f"{counts[(name, 'failure')]:8,}")
     print("mutations applied: " + ", ".join(f"{k} {v:,}" for k, v in mutations.most_common()))
-    print(f"slowest input: {slowest[0]:.3f} s, {slowest[1]}")
+    print(f"slowest input: {slowest[0]:.3f} s of CPU, {slowest[1]}")
     print(f"{len(kinds):,} distinct refusal messages; the most frequent:")
     for k, v in kinds.most_common(12):
         print(f"  {v:7,}  {k}")
