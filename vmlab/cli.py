@@ -70,7 +70,8 @@ def _parser():
                                     "pages and inferred VMAs.")
     i.add_argument("path", help="trace file (any readable format)")
     i.add_argument("--from", dest="fmt", default=None, help="input format (default: detected)")
-    i.add_argument("--verify", action="store_true", help="verify a native trace's checksums")
+    i.add_argument("--verify", action="store_true",
+                   help="read PATH as a native trace (every .vmt read verifies its checksums)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     s = tsub.add_parser(

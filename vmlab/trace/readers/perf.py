@@ -245,7 +245,7 @@ def meta_for(path, **options) -> TraceMeta:
     """The :class:`TraceMeta` of a converted perf recording (the file itself is not read)."""
     _check_options(options)
     return TraceMeta(
-        page_size=int(options.get("page_size", 4096)),
+        page_size=options.get("page_size", 4096),
         source=f"perf script: {Path(path).name}",
         notes=("perf page-fault samples as LOAD records of size "
                f"{int(options.get('fault_size', 8))} (perf does not say read or write); "
