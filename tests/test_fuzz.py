@@ -62,9 +62,10 @@ def test_damaged_vmt_is_refused_or_read_intact(workdir, name, rnd):
 
 def test_the_fuzz_reached_both_outcomes():
     """The mutations are neither all harmless nor all fatal, for every seed."""
-    if not SEEN:
+    ran = {n for n, _ in SEEN}  # under xdist, the seeds of the tests this worker ran
+    if not ran:
         pytest.skip("run with the fuzz tests")
-    for name in SEEDS:
+    for name in ran:
         assert SEEN[(name, "refused")] > 0, name
     assert sum(v for (n, o), v in SEEN.items() if o == "ok") > 0
 
