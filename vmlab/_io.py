@@ -3,18 +3,30 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
+import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from .errors import VmlabError
+
+
+#: Temporary names are ``.<destination name>.vmlab-tmp-<pid>-<random>`` (a file) or the same
+#: with ``.d`` (a folder of column files): the destination and the writing process can be read
+#: back from the name, so the next write to the same destination removes what a killed writer
+#: (SIGKILL, power loss) left, and never what a live one is writing.
+TMP_MARK = ".vmlab-tmp-"
+_TMP_NAME = re.compile(r"\.(?P<dest>.+)\.vmlab-tmp-(?P<pid>\d+)-[0-9a-f]+(?:\.d)?\Z", re.S)
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
 
-    An exception (or Ctrl-C) inside the block removes the temporary file, so an
-    interrupted conversion never leaves a half-written file and never touches ``path``'s
-    previous content.
+    An exception (or Ctrl-C, or SIGTERM under the CLI) inside the block removes the
+    temporary file, so an interrupted conversion never leaves a half-written file and never
+    touches ``path``'s previous content.
     """
     tmp = temp_beside(path)
     try:
@@ -26,22 +38,98 @@ def atomic_path(path):
         raise
 
 
-def temp_beside(path):
-    """A new empty temporary file in ``path``'s folder (created if needed)."""
+def _check_destination(path):
+    """Refuse a destination that is a folder; create its parent folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    if path.is_dir():
+        raise VmlabError(f"{path}: is a directory; expected the name of the file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VmlabError(f"{path}: cannot create its folder {path.parent}: "
+                         f"{e.strerror or e}") from None
+    if not path.parent.is_dir():
+        raise VmlabError(f"{path}: {path.parent} is not a folder")
+    return path
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale(path):
+    """Remove the temporary files and folders of ``path`` left by writers that are dead.
+
+    Only names of the form ``.<path's name>.vmlab-tmp-<pid>-<hex>[.d]`` whose ``pid`` no
+    longer runs are removed (a reused pid keeps them: safe, never wrong).
+    """
+    path = Path(path)
+    prefix = f".{path.name}{TMP_MARK}"
+    try:
+        entries = [e for e in os.scandir(path.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for e in entries:
+        m = _TMP_NAME.match(e.name)
+        if m is None or m["dest"] != path.name or _pid_alive(int(m["pid"])):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(e.path)
+
+
+def _temp_name(path, suffix=""):
+    return path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def temp_beside(path):
+    """A new empty temporary file in ``path``'s folder (created if needed), after removing
+    stale ones (:func:`remove_stale`).
+
+    It is created with mode 0666 less the umask, as ``open()`` would, so :func:`publish`
+    needs no chmod (and nobody sets the process-wide umask to read it).
+    """
+    path = _check_destination(path)
+    remove_stale(path)
+    while True:
+        tmp = _temp_name(path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+
+
+def temp_dir_beside(path):
+    """A new private temporary folder beside ``path`` (same naming as :func:`temp_beside`)."""
+    path = _check_destination(path)
+    while True:
+        tmp = _temp_name(path, ".d")
+        try:
+            os.mkdir(tmp, 0o700)
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def publish(tmp, path):
-    """Give ``tmp`` the mode a plain ``open()`` would (mkstemp makes it 0600) and rename it
-    to ``path`` in one step."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    """Rename ``tmp`` to ``path`` in one step."""
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise VmlabError(f"{path}: is a directory; expected the name of the file to write") \
+            from None
 
 
 def progress(total=None, desc="", unit="records", enabled=None):

@@ -11,8 +11,10 @@ import inspect
 import json
 import math
 import os
+import signal
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from .errors import VmlabError
@@ -31,8 +33,17 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the rule for every error) pointing at --help."""
+
+    def error(self, message):
+        if len(message) > 300:  # e.g. an invalid value of thousands of digits, quoted
+            message = message[:297] + "..."
+        self.exit(2, f"vmlab: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="vmlab", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Replay memory-access traces through a model of the Linux page-fault path "
                     "and report what each fault-handler policy costs.")
@@ -49,10 +60,11 @@ def _parser():
             Convert a trace. Input formats: lackey (valgrind --tool=lackey --trace-mem=yes),
             din (Dinero IV), perf (perf script of perf record -e page-faults -c 1 -d), csv,
             vmt (vmlab's native format). The output format follows DST's suffix: .vmt (native,
-            streamed in bounded memory), .csv, .din. The output is written to a temporary name
-            and renamed when complete; the input is never modified."""))
+            streamed in bounded memory), .csv, .din, .lackey; any other suffix is refused.
+            The output is written to a temporary name and renamed when complete; the input
+            is never modified."""))
     c.add_argument("src", help="input trace file")
-    c.add_argument("dst", help="output file (.vmt, .csv or .din)")
+    c.add_argument("dst", help="output file (.vmt, .csv, .din or .lackey)")
     c.add_argument("--from", dest="fmt", default=None,
                    help="input format (default: detected from the content)")
     c.add_argument("--page-size", type=int, default=None, help="page size in bytes (default 4096)")
@@ -63,7 +75,8 @@ def _parser():
                                     "pages and inferred VMAs.")
     i.add_argument("path", help="trace file (any readable format)")
     i.add_argument("--from", dest="fmt", default=None, help="input format (default: detected)")
-    i.add_argument("--verify", action="store_true", help="verify a native trace's checksums")
+    i.add_argument("--verify", action="store_true",
+                   help="read PATH as a native trace (every .vmt read verifies its checksums)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     s = tsub.add_parser(
@@ -73,7 +86,7 @@ def _parser():
                     "--name value (see `vmlab trace synth NAME --help`).",
         epilog="generators:\n" + "\n".join(f"  {n:32s} {d}" for n, d in _generator_lines()))
     s.add_argument("generator", nargs="?", help="generator name")
-    s.add_argument("-o", "--out", help="output file (.vmt, .csv or .din)")
+    s.add_argument("-o", "--out", help="output file (.vmt, .csv, .din or .lackey)")
 
     # -- run -----------------------------------------------------------------------------
     r = sub.add_parser(
@@ -161,8 +174,21 @@ def _policy_names():
     return list(PRESETS)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, batch schedulers), raised in the main thread so that it
+    unwinds like Ctrl-C: every ``except BaseException`` cleanup runs (temporary files are
+    removed, nothing half-written is published)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(argv)
     except BrokenPipeError:
@@ -178,9 +204,22 @@ def main(argv=None):
     except FileNotFoundError as e:
         print(f"vmlab: error: {e.filename or e}: no such file", file=sys.stderr)
         return 2
+    except Terminated:
+        print("vmlab: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("vmlab: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("vmlab: error: out of memory", file=sys.stderr)
+        return 2
+    except OSError as e:  # permission, disk full, a folder where a file is expected...
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"vmlab: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv):
@@ -218,17 +257,47 @@ def _open_any(path, fmt=None, **options):
     return read_trace(path, fmt, **options)
 
 
+#: Output formats by file suffix.
+OUTPUT_SUFFIXES = {".vmt": "vmt", ".csv": "csv", ".din": "din", ".lackey": "lackey"}
+
+
+def _output_format(path, option):
+    """The format an output file's suffix names; refuses any other suffix (a ``.txt`` must
+    not silently receive a binary ``.vmt``)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise VmlabError(
+            f"{option} {path}: cannot tell the output format from "
+            f"{repr(suffix) if suffix else 'a name without suffix'}; name the file "
+            f"{', '.join(OUTPUT_SUFFIXES)}")
+    return OUTPUT_SUFFIXES[suffix]
+
+
+def _positive_int(name, value, lo=1, hi=None):
+    """``value`` if it is an int in ``[lo, hi]``; else one line naming the option."""
+    if value is None:
+        return None
+    if value < lo or (hi is not None and value > hi):
+        want = f"at least {lo:,}" if hi is None else f"from {lo:,} to {hi:,}"
+        raise VmlabError(f"{name} must be {want}, got {value:,}")
+    return value
+
+
 def _convert(a):
     from .trace.convert import convert, write_trace
+    from .trace.model import MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
     dst = Path(a.dst)
+    fmt = _output_format(dst, "DST")
     opts = {}
-    if a.page_size:
-        opts["page_size"] = a.page_size
-    suffix = dst.suffix.lower()
-    if suffix in (".csv", ".din"):
+    if a.page_size is not None:
+        ps = _positive_int("--page-size", a.page_size, MIN_PAGE_SIZE, MAX_PAGE_SIZE)
+        if ps & (ps - 1):
+            raise VmlabError(f"--page-size must be a power of two, got {ps:,}")
+        opts["page_size"] = ps
+    if fmt != "vmt":
         tr = _open_any(a.src, a.fmt, **opts)
-        write_trace(tr, dst, suffix[1:], show_progress=False if a.quiet else None)
+        write_trace(tr, dst, fmt, show_progress=False if a.quiet else None)
     else:
         convert(a.src, dst, a.fmt, show_progress=False if a.quiet else None, **opts)
     print(f"wrote {dst}", file=sys.stderr)
@@ -262,10 +331,10 @@ def _synth(argv):
         raise VmlabError(f"unknown generator {name!r}; generators are {', '.join(GENERATORS)}")
     fn = GENERATORS[name]
     sig = inspect.signature(fn)
-    sp = argparse.ArgumentParser(
+    sp = _Parser(
         prog=f"vmlab trace synth {name}", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=inspect.getdoc(fn))
-    sp.add_argument("-o", "--out", required=True, help="output file (.vmt, .csv or .din)")
+    sp.add_argument("-o", "--out", required=True, help="output file (.vmt, .csv, .din or .lackey)")
     for pname, par in sig.parameters.items():
         if par.kind in (par.VAR_POSITIONAL, par.VAR_KEYWORD):
             continue
@@ -285,17 +354,21 @@ def _synth(argv):
             except (ValueError, SyntaxError):
                 pass
         kwargs[pname] = v
+    out = Path(a.out)
+    fmt = _output_format(out, "--out")
     try:
         tr = fn(**kwargs)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         if isinstance(e, VmlabError):
             raise
         raise VmlabError(f"{name}: {e}") from None
+    except MemoryError:
+        raise VmlabError(
+            f"{name}: not enough memory for {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}"
+            " (a generated trace is built in memory, about 22 bytes a record)") from None
     from .trace.convert import write_trace
 
-    out = Path(a.out)
-    fmt = out.suffix.lower().lstrip(".") or "vmt"
-    write_trace(tr, out, fmt if fmt in ("csv", "din") else "vmt")
+    write_trace(tr, out, fmt)
     print(f"wrote {out}: {len(tr):,} records", file=sys.stderr)
     return 0
 
@@ -373,6 +446,13 @@ def _run(a):
         for n in pages:
             if n < 1:
                 raise VmlabError(f"--memory-pages must be at least 1, got {n}")
+    # values that cannot mean what was typed, before the trace loads
+    for option, rate in (("--signal-rate-hz", a.signal_rate_hz),
+                         ("--adversary-rate-hz", a.adversary_rate_hz)):
+        if not (math.isfinite(rate) and rate >= 0):
+            raise VmlabError(f"{option} must be a finite rate >= 0 (0: none), got {rate}")
+    _positive_int("--horizon-ns", a.horizon_ns)
+    _positive_int("--fault-around-pages", a.fault_around_pages)
     if a.io == "nvme":
         io = NVME
     elif a.io == "hdd":
@@ -393,7 +473,7 @@ def _run(a):
         fault_around_pages=a.fault_around_pages,
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
-        horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, seed=a.seed, records=not a.no_records,
+        horizon_ns=DEFAULT_HORIZON_NS if a.horizon_ns is None else a.horizon_ns, seed=a.seed, records=not a.no_records,
     )
     base = base.replace(costs=base.costs.replace(io_ns=io))
     rows = []

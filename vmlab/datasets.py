@@ -53,7 +53,7 @@ def shipped_path(name, data_dir=None):
     return path
 
 
-def load_shipped(name, verify=False, data_dir=None):
+def load_shipped(name, verify=True, data_dir=None):
     """Open the shipped trace ``name`` (memory-mapped; see :func:`vmlab.trace.open_trace`)."""
     from .trace.native import open_trace
 

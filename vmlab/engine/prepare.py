@@ -379,6 +379,10 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                                      event_budget < -1):
         raise ScenarioError(f"event_budget={event_budget!r}: give a number of events >= 0, "
                             "or -1 for no bound")
+    if not callable(getattr(type(scenario), "validate", None)):
+        hint = (": wrap the trace, e.g. Scenario(trace, backing='file')"
+                if hasattr(scenario, "columns") else "")
+        raise ScenarioError(f"simulate() needs a Scenario, got {type(scenario).__name__}{hint}")
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_knobs(scenario, vmas, runs=("fault_model",))
     kernel_model = scenario.fault_model == "kernel"

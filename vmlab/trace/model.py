@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -78,6 +79,12 @@ def parse_op(name):
         ) from None
 
 
+#: Page sizes a trace may declare.  Below 512 bytes a 64-bit address's page number would
+#: not leave the engine's int64 page ids room; above 1 GiB no MMU maps pages.
+MIN_PAGE_SIZE = 1 << 9
+MAX_PAGE_SIZE = 1 << 30
+
+
 @dataclass(frozen=True)
 class TraceMeta:
     """Metadata carried by a trace.
@@ -85,7 +92,7 @@ class TraceMeta:
     Attributes
     ----------
     page_size : int
-        Bytes per page (a power of two); default 4096.
+        Bytes per page (a power of two from 512 to 1 GiB); default 4096.
     source : str
         Where the trace came from (a command line, a generator call...).
     notes : str
@@ -98,8 +105,15 @@ class TraceMeta:
 
     def __post_init__(self):
         ps = self.page_size
-        if not isinstance(ps, (int, np.integer)) or ps <= 0 or (ps & (ps - 1)) != 0:
-            raise TraceFormatError(f"page_size must be a positive power of two, got {ps!r}")
+        if (isinstance(ps, bool) or not isinstance(ps, (int, np.integer))
+                or not MIN_PAGE_SIZE <= ps <= MAX_PAGE_SIZE or (ps & (ps - 1)) != 0):
+            raise TraceFormatError(
+                f"page_size must be a power of two from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE} "
+                f"(1 GiB), got {ps!r}")
+        for name in ("source", "notes"):
+            if not isinstance(getattr(self, name), str):
+                raise TraceFormatError(f"{name} must be a string, got "
+                                       f"{type(getattr(self, name)).__name__}")
 
 
 class Trace:
@@ -134,18 +148,24 @@ class Trace:
         cols["op"] = (np.zeros(n, np.uint8) if op is None else _as_unsigned("op", op, np.uint8))
         cols["tid"] = np.zeros(n, np.uint32) if tid is None else _as_unsigned("tid", tid, np.uint32)
         cols["asid"] = np.zeros(n, np.uint16) if asid is None else _as_unsigned("asid", asid, np.uint16)
-        if size is None:
-            size = np.full(n, 8, np.uint32)
-            size[cols["op"] == Op.LOCK_W] = 0
-        cols["size"] = _as_unsigned("size", size, np.uint32)
+        if size is not None:
+            cols["size"] = _as_unsigned("size", size, np.uint32)
         if gap_ns is not None:
             cols["gap_ns"] = _as_unsigned("gap_ns", gap_ns, np.uint64)
         for name, col in cols.items():
             if len(col) != n:
                 raise TraceFormatError(f"column {name!r} has {len(col)} records, addr has {n}")
-        self.columns = {k: cols[k] for k in ALL_COLUMNS if k in cols}
+        if size is None:
+            size = np.full(n, 8, np.uint32)
+            size[cols["op"] == Op.LOCK_W] = 0
+            cols["size"] = size
+        # read-only: a column replaced after the length checks could not be trusted
+        self.columns = MappingProxyType({k: cols[k] for k in ALL_COLUMNS if k in cols})
         self.meta = meta if meta is not None else TraceMeta()
         self._n_threads = _n_threads
+
+    def __reduce__(self):  # the read-only mapping does not pickle; rebuild from its columns
+        return (_rebuild, (dict(self.columns), self.meta, self._n_threads))
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -229,6 +249,10 @@ class Trace:
         if self.has_gap != other.has_gap:
             return False
         return all(np.array_equal(v, other.columns[k]) for k, v in self.columns.items())
+
+
+def _rebuild(columns, meta, n_threads):
+    return Trace.from_columns(columns, meta, n_threads=n_threads)
 
 
 def _as_unsigned(name, values, default_dtype):

@@ -10,9 +10,12 @@ Layout of a file::
     column data, each column little-endian, starting on a 4096-byte boundary
 
 The JSON header holds ``n_records``, ``page_size``, ``source``, ``notes``, ``n_threads`` and a
-list ``columns`` of ``{"name", "dtype", "offset", "nbytes", "crc32"}``.  Opening is a header
-parse and one ``np.memmap`` per column: no record is read, so it takes milliseconds at any
-size.  ``verify=True`` recomputes every column's CRC-32 and compares it with the header.
+list ``columns`` of ``{"name", "dtype", "offset", "nbytes", "crc32"}``.  Opening checks the
+header against its schema (:func:`check_header`: types, ranges, every column after the header,
+inside the file, aligned, not overlapping another) and maps one ``np.memmap`` per column.  By
+default it then reads every column once (:func:`verify_columns`: CRC-32s, op codes, size-0
+accesses), at a few percent of the cost of replaying the file; ``verify=False`` reads no
+record, for milliseconds at any size.
 """
 from __future__ import annotations
 
@@ -20,15 +23,15 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .._io import publish, temp_beside
+from .._io import publish, temp_beside, temp_dir_beside
 from ..errors import TraceFormatError
-from .model import ALL_COLUMNS, DEFAULT_DTYPES, REQUIRED_COLUMNS, Trace, TraceMeta, narrow_dtype
+from .model import (ALL_COLUMNS, DEFAULT_DTYPES, MAX_PAGE_SIZE, MIN_PAGE_SIZE, REQUIRED_COLUMNS,
+                    Op, Trace, TraceMeta, narrow_dtype)
 
 MAGIC = b"VMLTRACE"
 FORMAT_VERSION = 1
@@ -36,6 +39,9 @@ ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
 _CHUNK = 1 << 24  # bytes per checksum / copy step
+#: Largest defined op code, and the one op whose records have size 0.
+MAX_OP = max(int(op) for op in Op)
+LOCK_W = int(Op.LOCK_W)
 
 
 def _align(n):
@@ -64,12 +70,18 @@ class TraceWriter:
         self.path = Path(path)
         self.meta = meta or TraceMeta()
         self.names = list(REQUIRED_COLUMNS) + (["gap_ns"] if with_gap else [])
+        self._files = {}
         self._out = temp_beside(self.path)
-        self._dir = tempfile.mkdtemp(prefix=".vmlab-", dir=self.path.parent)
-        self._files = {n: open(os.path.join(self._dir, n), "wb") for n in self.names
-                       if n != "addr"}
-        self._files["addr"] = open(self._out, "wb")
-        self._files["addr"].seek(ADDR_OFFSET)
+        self._dir = None
+        try:
+            self._dir = temp_dir_beside(self.path)
+            for n in self.names:
+                self._files[n] = open(self._out if n == "addr" else os.path.join(self._dir, n),
+                                      "wb")
+            self._files["addr"].seek(ADDR_OFFSET)
+        except BaseException:
+            self.abort()
+            raise
         self._addr_crc = 0
         self._max = {n: 0 for n in self.names}
         self._tids = set()
@@ -87,6 +99,7 @@ class TraceWriter:
         extra = set(columns) - set(self.names)
         if extra:
             raise TraceFormatError(f"this writer has no column(s) {sorted(extra)}")
+        ready = {}
         for name in self.names:
             col = columns.get(name)
             if col is None:
@@ -100,7 +113,22 @@ class TraceWriter:
                 raise TraceFormatError(f"column {name!r} must be integers, got {col.dtype}")
             if col.dtype.kind == "i" and n and col.min() < 0:
                 raise TraceFormatError(f"column {name!r} has negative values")
-            col = np.ascontiguousarray(col.astype(DEFAULT_DTYPES[name], copy=False))
+            top = np.iinfo(DEFAULT_DTYPES[name]).max
+            if n and np.iinfo(col.dtype).max > top and int(col.max()) > top:
+                raise TraceFormatError(f"column {name!r} has values over {top}", self.path)
+            ready[name] = np.ascontiguousarray(col.astype(DEFAULT_DTYPES[name], copy=False))
+        if n:
+            # what open_trace refuses is never written: undefined op codes, size-0 accesses
+            bad = int(_first_bad_record(ready["op"], ready["size"]))
+            if bad >= 0:
+                o, z = int(ready["op"][bad]), int(ready["size"][bad])
+                raise TraceFormatError(
+                    f"record {self.n_records + bad}: " + (
+                        f"op code {o} is not one of 0 to {MAX_OP}" if o > MAX_OP else
+                        f"a {Op(o).name} of size {z} (only lock_w records have size 0)"),
+                    self.path)
+        for name in self.names:
+            col = ready[name]
             if n:
                 lo, hi = int(col.min()), int(col.max())
                 self._max[name] = max(self._max[name], hi)
@@ -198,7 +226,8 @@ class TraceWriter:
         self._closed = True
         for f in self._files.values():
             f.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._out)
 
@@ -222,10 +251,145 @@ def save_trace(trace, path, chunk_records=1 << 22):
     return Path(path)
 
 
+#: The dtypes a column may have in a file: the widest is the model's (ids and sizes fit in
+#: 32 bits, asids in 16), narrower ones are the writer's narrowing.
+_COLUMN_DTYPES = {name: tuple(f"<u{k}" for k in (1, 2, 4, 8)
+                              if k <= np.dtype(DEFAULT_DTYPES[name]).itemsize)
+                  for name in ALL_COLUMNS}
+_COLUMN_DTYPES["addr"] = ("<u8",)
+#: Largest record count a header may state (every count vmlab keeps stays below 2**62).
+_MAX_RECORDS = 1 << 62
+
+
+class HeaderError(TraceFormatError):
+    """A native trace's header breaks the schema; ``problems`` holds one line per bad field."""
+
+    def __init__(self, problems, path):
+        self.problems = list(problems)
+        super().__init__("bad header: " + "; ".join(self.problems), path)
+
+
+def _int_field(value, what, lo, hi, problems):
+    """``value`` if it is an int in ``[lo, hi]`` (not a bool, not a float), else ``None`` with a
+    problem noted."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        got = "null" if value is None else f"{type(value).__name__} {_short(value)}"
+        problems.append(f"{what} must be an integer, got {got}")
+        return None
+    if not lo <= value <= hi:
+        want = f"at least {lo}" if hi is None or hi >= 1 << 62 else f"{lo} to {hi}"
+        problems.append(f"{what} must be {want}, got {_short(value)}")
+        return None
+    return value
+
+
+def _short(value, n=40):
+    text = repr(value)
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def check_header(hdr, file_size, header_end):
+    """The schema problems of a parsed header (one line per bad field), ``[]`` if none.
+
+    Checks types and ranges of every field vmlab uses, and that each column lies after the
+    header, inside the file, with the size its dtype and ``n_records`` give, without
+    overlapping another column.
+    """
+    if not isinstance(hdr, dict):
+        return [f"the header must be a JSON object, got {type(hdr).__name__}"]
+    problems = []
+    if hdr.get("format", "vmlab-trace") != "vmlab-trace":
+        problems.append(f"format must be 'vmlab-trace', got {_short(hdr['format'])}")
+    if "version" in hdr and (isinstance(hdr["version"], bool)
+                             or hdr["version"] != FORMAT_VERSION):
+        problems.append(f"version must be {FORMAT_VERSION}, got {_short(hdr['version'])}")
+    for key in ("n_records", "page_size", "columns"):
+        if key not in hdr:
+            problems.append(f"{key!r} is missing")
+    n = None
+    if "n_records" in hdr:
+        n = _int_field(hdr["n_records"], "n_records", 0, _MAX_RECORDS, problems)
+    if "page_size" in hdr:
+        ps = _int_field(hdr["page_size"], "page_size", MIN_PAGE_SIZE, MAX_PAGE_SIZE, problems)
+        if ps is not None and ps & (ps - 1):
+            problems.append(f"page_size must be a power of two, got {ps}")
+    for key in ("source", "notes"):
+        if key in hdr and not isinstance(hdr[key], str):
+            problems.append(f"{key} must be a string, got {type(hdr[key]).__name__}")
+    if hdr.get("n_threads") is not None:
+        _int_field(hdr["n_threads"], "n_threads", 1 if n else 0,
+                   min(n, 1 << 32) if n is not None else 1 << 32, problems)
+    cols = hdr.get("columns")
+    if "columns" in hdr and not isinstance(cols, list):
+        problems.append(f"columns must be a list, got {type(cols).__name__}")
+        cols = None
+    spans = []
+    seen = set()
+    for k, c in enumerate(cols or ()):
+        if not isinstance(c, dict):
+            problems.append(f"columns[{k}] must be an object, got {type(c).__name__}")
+            continue
+        name = c.get("name")
+        if not isinstance(name, str) or name not in ALL_COLUMNS:
+            problems.append(f"columns[{k}].name must be one of {', '.join(ALL_COLUMNS)}, "
+                            f"got {_short(name)}")
+            continue
+        if name in seen:
+            problems.append(f"column {name!r} appears twice")
+            continue
+        seen.add(name)
+        where = f"column {name!r}"
+        dtype = None
+        names = _COLUMN_DTYPES[name]
+        if c.get("dtype") in names or (c.get("dtype") == "|u1" and "<u1" in names):
+            dtype = np.dtype(c["dtype"])
+        else:
+            problems.append(f"{where}: dtype must be one of {', '.join(names)}, "
+                            f"got {_short(c.get('dtype'))}")
+        for key in ("offset", "nbytes", "crc32"):
+            if key not in c:
+                problems.append(f"{where}: {key!r} is missing")
+        off = nbytes = None
+        if "offset" in c:
+            off = _int_field(c["offset"], f"{where}: offset (after the {header_end}-byte header)",
+                             header_end, 1 << 63, problems)
+            if off is not None and off % ALIGN:
+                problems.append(f"{where}: offset {off} is not a multiple of {ALIGN}")
+                off = None
+        if "nbytes" in c:
+            nbytes = _int_field(c["nbytes"], f"{where}: nbytes", 0, 1 << 63, problems)
+        if "crc32" in c:
+            _int_field(c["crc32"], f"{where}: crc32", 0, 0xFFFFFFFF, problems)
+        if nbytes is not None and dtype is not None and n is not None \
+                and nbytes != n * dtype.itemsize:
+            problems.append(f"{where}: {nbytes} bytes do not hold {n} records of {dtype.str}")
+            nbytes = None
+        if off is not None and nbytes is not None:
+            if off + nbytes > file_size:
+                problems.append(f"{where}: bytes {off} to {off + nbytes} lie past the end of "
+                                f"the file ({file_size} bytes): the file is truncated")
+            elif nbytes:
+                spans.append((off, off + nbytes, name))
+    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
+    if cols is not None and missing:
+        problems.append(f"column(s) {missing} are missing")
+    spans.sort()
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+        if b0 < a1:
+            problems.append(f"columns {an!r} (bytes {a0}-{a1}) and {bn!r} (bytes {b0}-{b1}) "
+                            "overlap")
+    return problems
+
+
 def read_header(path):
-    """Parse and check the header of a native trace file; return it as a dict."""
+    """Parse and check the header of a native trace file; return it as a dict.
+
+    Raises :class:`HeaderError` listing every bad field (see :func:`check_header`).
+    """
     path = Path(path)
     try:
+        if path.is_dir():
+            raise TraceFormatError("is a directory, expected a vmlab trace file", path)
         size = path.stat().st_size
         with open(path, "rb") as f:
             fixed = f.read(16)
@@ -243,45 +407,46 @@ def read_header(path):
                     f"trace format version {version} is not supported; this vmlab reads "
                     f"version {FORMAT_VERSION}", path)
             hlen = int(np.frombuffer(fixed, "<u4", 1, 12)[0])
+            if hlen > ADDR_OFFSET - 16:
+                raise TraceFormatError(
+                    f"header length {hlen} is over the {ADDR_OFFSET - 16} bytes a header may "
+                    "take: the file is damaged", path)
             raw = f.read(hlen)
     except FileNotFoundError:
         raise TraceFormatError("no such file", path) from None
+    except IsADirectoryError:
+        raise TraceFormatError("is a directory, expected a vmlab trace file", path) from None
+    except PermissionError:
+        raise TraceFormatError("permission denied", path) from None
     if len(raw) < hlen:
         raise TraceFormatError(f"header truncated: expected {hlen} bytes, found {len(raw)}", path)
     try:
         hdr = json.loads(raw)
+    except RecursionError:
+        raise HeaderError(["the JSON is nested too deeply"], path) from None
     except ValueError as e:
-        raise TraceFormatError(f"header is not valid JSON ({e})", path) from None
-    for key in ("n_records", "page_size", "columns"):
-        if key not in hdr:
-            raise TraceFormatError(f"header has no {key!r} field", path)
-    names = [c.get("name") for c in hdr["columns"]]
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise TraceFormatError(f"header lacks column(s) {missing}", path)
-    for c in hdr["columns"]:
-        if c["name"] not in ALL_COLUMNS:
-            raise TraceFormatError(f"header names unknown column {c['name']!r}", path)
-        dt = np.dtype(c["dtype"])
-        if dt.kind != "u" or c["nbytes"] != hdr["n_records"] * dt.itemsize:
-            raise TraceFormatError(
-                f"column {c['name']!r}: dtype {c['dtype']} and {c['nbytes']} bytes do not fit "
-                f"{hdr['n_records']} records", path)
-        if c["offset"] + c["nbytes"] > size:
-            raise TraceFormatError(
-                f"file is truncated: column {c['name']!r} needs bytes up to "
-                f"{c['offset'] + c['nbytes']}, the file has {size}", path)
+        why = ("an integer of thousands of digits" if "integer string conversion" in str(e)
+               else str(e))
+        raise TraceFormatError(f"header is not valid JSON ({_short(why, 100)})", path) from None
+    problems = check_header(hdr, size, 16 + hlen)
+    if problems:
+        raise HeaderError(problems, path)
     return hdr
 
 
-def open_trace(path, verify=False):
-    """Open a native trace without reading its records (memory-mapped, read-only).
+def open_trace(path, verify=True):
+    """Open a native trace memory-mapped and read-only, after checking it.
 
     Parameters
     ----------
     path : str or Path
     verify : bool
-        Recompute each column's CRC-32 and raise :class:`TraceFormatError` on a mismatch.
+        Read every column once (default): recompute its CRC-32 and check that op codes are
+        defined and that only ``LOCK_W`` records have size 0, raising
+        :class:`TraceFormatError` naming the first damaged column.  This costs a few percent
+        of a replay of the same file (``benchmarks/bench_verify.py``).  ``verify=False``
+        checks the header only (types, ranges, column layout) and reads no record: for a
+        file just written, or to look at metadata.
     """
     hdr = read_header(path)
     n = hdr["n_records"]
@@ -299,15 +464,111 @@ def open_trace(path, verify=False):
     return Trace.from_columns(cols, meta, n_threads=hdr.get("n_threads"))
 
 
+def _crc_part(view, lo, hi):
+    crc = 0
+    for a in range(lo, hi, _CHUNK):
+        crc = zlib.crc32(view[a:min(hi, a + _CHUNK)], crc)
+    return crc
+
+
 def verify_columns(path, hdr, cols):
-    """Raise :class:`TraceFormatError` naming the first column whose CRC-32 differs."""
-    for c in hdr["columns"]:
-        arr = cols[c["name"]]
-        crc = 0
-        view = np.asarray(arr).view(np.uint8) if len(arr) else np.zeros(0, np.uint8)
-        for lo in range(0, len(view), _CHUNK):
-            crc = zlib.crc32(view[lo:lo + _CHUNK], crc)
-        if c.get("crc32") is not None and crc != c["crc32"]:
+    """Raise :class:`TraceFormatError` naming the first column whose CRC-32 differs from the
+    header's, or whose values are out of range (op codes, size 0 outside ``LOCK_W``).
+
+    Columns are checksummed in parallel pieces (zlib releases the GIL) combined with
+    :func:`crc32_combine`, so the pass runs at memory speed on every core.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    jobs = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for c in hdr["columns"]:
+            arr = cols[c["name"]]
+            view = np.asarray(arr).reshape(-1).view(np.uint8) if len(arr) else np.zeros(0, np.uint8)
+            step = max(_CHUNK, -(-len(view) // workers))
+            parts = [(lo, min(len(view), lo + step)) for lo in range(0, len(view), step)]
+            jobs.append((c, [(hi - lo, pool.submit(_crc_part, view, lo, hi)) for lo, hi in parts]))
+        if "op" in cols and "size" in cols and len(cols["op"]):
+            bad = pool.submit(_first_bad_record, np.asarray(cols["op"]), np.asarray(cols["size"]))
+        else:
+            bad = None
+        for c, parts in jobs:
+            crc = 0
+            for nbytes, fut in parts:
+                crc = crc32_combine(crc, fut.result(), nbytes)
+            if crc != c["crc32"]:
+                raise TraceFormatError(
+                    f"column {c['name']!r}: checksum mismatch (header says {c['crc32']:#010x}, "
+                    f"the data gives {crc:#010x}): the file is damaged", path)
+        i = int(bad.result()) if bad is not None else -1
+    if i >= 0:
+        o, z = int(cols["op"][i]), int(cols["size"][i])
+        if o > MAX_OP:
             raise TraceFormatError(
-                f"checksum mismatch in column {c['name']!r}: header says {c['crc32']:#010x}, "
-                f"data gives {crc:#010x} (the file is corrupt)", path)
+                f"column 'op': record {i} has op code {o}; expected 0 to {MAX_OP} "
+                f"({', '.join(op.name.lower() for op in Op)}): the file is damaged", path)
+        raise TraceFormatError(
+            f"column 'size': record {i} is a {Op(o).name} of size {z}; only lock_w records "
+            "have size 0: the file is damaged", path)
+
+
+def _first_bad_record(op, size, step=1 << 20):
+    """Index of the first record with an undefined op code or a size-0 access, or -1.
+
+    Block by block: two SIMD reductions (max op, min size) clear a block at memory speed;
+    only a block holding a size 0 (``LOCK_W`` records, or damage) is looked at record by
+    record."""
+    for lo in range(0, len(op), step):
+        o, z = op[lo:lo + step], size[lo:lo + step]
+        if o.max() <= MAX_OP and z.min() > 0:
+            continue
+        hits = np.flatnonzero((o > MAX_OP) | ((z == 0) & (o != LOCK_W)))
+        if len(hits):
+            return lo + int(hits[0])
+    return -1
+
+
+# CRC-32 combination (zlib's crc32_combine, which Python's zlib does not expose): the CRC of
+# A+B from crc(A), crc(B) and len(B), by applying len(B) zero bytes to crc(A) as a GF(2)
+# matrix power (the standard method, Mark Adler's description in zlib's crc32.c).
+_CRC_POLY = 0xEDB88320
+
+
+def _gf2_times(mat, vec):
+    s = 0
+    k = 0
+    while vec:
+        if vec & 1:
+            s ^= mat[k]
+        vec >>= 1
+        k += 1
+    return s
+
+
+def _gf2_square(mat):
+    return [_gf2_times(mat, mat[k]) for k in range(32)]
+
+
+def crc32_combine(crc1, crc2, len2):
+    """CRC-32 of the concatenation of two byte strings, from their CRCs and the second's
+    length (as zlib's ``crc32_combine``)."""
+    if len2 <= 0:
+        return crc1
+    odd = [_CRC_POLY] + [1 << k for k in range(31)]  # operator for one zero bit
+    even = _gf2_square(odd)                          # two zero bits
+    odd = _gf2_square(even)                          # four zero bits
+    while True:
+        even = _gf2_square(odd)  # first pass: one zero byte
+        if len2 & 1:
+            crc1 = _gf2_times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = _gf2_square(even)
+        if len2 & 1:
+            crc1 = _gf2_times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2

@@ -245,7 +245,7 @@ def meta_for(path, **options) -> TraceMeta:
     """The :class:`TraceMeta` of a converted perf recording (the file itself is not read)."""
     _check_options(options)
     return TraceMeta(
-        page_size=int(options.get("page_size", 4096)),
+        page_size=options.get("page_size", 4096),
         source=f"perf script: {Path(path).name}",
         notes=("perf page-fault samples as LOAD records of size "
                f"{int(options.get('fault_size', 8))} (perf does not say read or write); "
@@ -470,11 +470,13 @@ def _time_ns(text, path, lineno):
 
 def _id(text, what, path, lineno):
     """A thread or process id token (``-?digits``) as an int, refusing absurd lengths."""
-    if len(text.lstrip("-").lstrip("0")) > _ID_DIGITS:
+    # leading zeros stripped first: int() refuses 4,300+ digits even when they are zeros
+    digits = text.lstrip("-").lstrip("0") or "0"
+    if len(digits) > _ID_DIGITS:
         raise TraceFormatError(
             f"{what} {_clip(text, 40)} is out of range; expected at most {_MAX_ID}",
             path, lineno)
-    return int(text)
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 def _default_layout_error(path, lineno):
