@@ -11,6 +11,7 @@ from .model import (HDD, NVME, SPUFS, Adversary, Costs, Empirical, Exponential, 
                     periodic_signals, poisson_signals)
 from .analysis import compare, simulate, sweep
 from .results import Result
+from .sampling import fault_curve, sample_trace
 
 __version__ = "0.1.0"
 
@@ -19,5 +20,5 @@ __all__ = [
     'TraceWriter', 'open_trace', 'save_trace', 'HDD', 'NVME', 'SPUFS', 'Adversary', 'Costs',
     'Empirical', 'Exponential', 'Fixed', 'LogNormal', 'Policy', 'PRESETS', 'Scenario',
     'SignalSchedule', 'Uniform', 'Vma', 'get_policy', 'periodic_signals', 'poisson_signals',
-    'compare', 'simulate', 'sweep', 'Result'
+    'compare', 'simulate', 'sweep', 'Result', 'fault_curve', 'sample_trace'
 ]

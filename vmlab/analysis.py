@@ -15,14 +15,18 @@ from .model._checks import did_you_mean
 from .model.costs import Costs
 from .model.policies import PRESETS, Policy, get_policy, knob_names
 from .results import Result
+from .sampling import miniature, run_sampled
 
 
 def simulate(scenario, policy=None):
     """Replay ``scenario`` under ``policy`` (a preset name or a :class:`Policy`).
 
     ``policy`` replaces the scenario's default policy; VMAs with their own policy keep it.
+    A scenario with ``sample_rate`` below 1 replays its miniature (:mod:`vmlab.sampling`).
     Returns a :class:`vmlab.results.Result`.
     """
+    if scenario.sample_rate is not None and scenario.sample_rate < 1:
+        return Result(run_sampled(scenario, policy), scenario)
     return Result(run(scenario, policy), scenario)
 
 
@@ -47,7 +51,7 @@ def compare(scenario, policies=None, *, n_jobs=None):
 
 _SCENARIO_FIELDS = {"memory_pages", "replacement", "fault_around_pages", "signals", "adversary",
                     "preload", "horizon_ns", "seed", "records", "bin_ns", "backing", "vmas",
-                    "trace", "policy"}
+                    "trace", "policy", "sample_rate"}
 
 
 def apply_point(scenario, point):
@@ -101,6 +105,7 @@ def check_runs(runs):
     for sc, pol in runs:
         sc.validate(pol)
     for sc, pol in runs:
+        sc = miniature(sc)  # a sampled run's checks are its miniature's (sampled once, cached)
         if sc.memory_pages is None and not sc.signals:
             continue
         tids = index_trace(sc.trace).thr_tid  # cached per trace: the runs use it again

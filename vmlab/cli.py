@@ -95,6 +95,9 @@ def _parser():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-records", action="store_true",
                    help="keep no per-fault records (summary only; for very long traces)")
+    r.add_argument("--sample-rate", type=float, default=None,
+                   help="spatially sampled replay: keep the pages whose hash is below R, scale "
+                        "the page cache by R and the counts by 1/R (e.g. 0.01)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
     # -- report / batch ------------------------------------------------------------------
@@ -283,6 +286,7 @@ def _run(a):
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
         horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, seed=a.seed, records=not a.no_records,
+        sample_rate=a.sample_rate,
     )
     sc = sc.replace(costs=sc.costs.replace(io_ns=io))
     res = simulate(sc)

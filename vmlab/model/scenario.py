@@ -265,6 +265,10 @@ class Scenario:
         log-bucket histogram, within 1.6%).
     bin_ns : int
         Width of the time-series bins.
+    sample_rate : float, optional
+        Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
+        hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
+        and scale the counts back.  ``None`` (or 1): exact replay.
     """
 
     trace: Trace
@@ -282,6 +286,7 @@ class Scenario:
     seed: int = 0
     records: bool = True
     bin_ns: int = 1_000_000
+    sample_rate: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -354,6 +359,17 @@ class Scenario:
             addrs = np.array(addrs, dtype=np.uint64)  # a copy: later changes to the user's don't leak in
             addrs.setflags(write=False)
             object.__setattr__(self, "preload", addrs)
+        if self.sample_rate is not None:
+            r = self.sample_rate
+            if not is_finite_number(r) or not 0 < r <= 1:
+                raise ScenarioError(f"sample_rate must be a number in (0, 1] (the fraction of "
+                                    f"pages kept) or None, got {r!r}")
+            object.__setattr__(self, "sample_rate", float(r))
+            if r < 1 and self.fault_around_pages > 1:
+                raise ScenarioError(
+                    f"fault_around_pages={self.fault_around_pages} cannot be sampled: fault-around "
+                    "maps a page's neighbours, which spatial sampling leaves out; use "
+                    "fault_around_pages=1 or sample_rate=None")
 
     def replace(self, **changes):
         """A copy with some fields changed (``costs`` fields may be given directly too)."""
