@@ -74,11 +74,13 @@ def apply_point(scenario, point):
     return sc, base
 
 
-def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
+def sweep(scenario, grid, *, n_jobs=None, show_progress=None, client=None, cache=None):
     """Run the cartesian product of ``grid`` (dict of key -> list of values).
 
     Points run in parallel threads (the kernel releases the GIL), one tidy row per point in
-    grid order whatever the number of workers: the grid's keys, then the summary.
+    grid order whatever the number of workers: the grid's keys, then the summary.  With a
+    ``dask.distributed`` ``client`` they run on its cluster instead (:mod:`vmlab.distributed`;
+    ``cache``: a folder of Parquet parts that lets an interrupted sweep resume).
     """
     keys = list(grid)
     points = [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
@@ -89,7 +91,12 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
         sc, pol = sp
         return simulate(sc, pol).summary
 
-    rows = _map(one, prepared, n_jobs=n_jobs, desc="sweep", show_progress=show_progress)
+    if client is not None:
+        from .distributed import run_points
+
+        rows = run_points(client, scenario, points, cache=cache, show_progress=show_progress)
+    else:
+        rows = _map(one, prepared, n_jobs=n_jobs, desc="sweep", show_progress=show_progress)
     out = []
     for p, r in zip(points, rows):
         row = {k: _label(v) for k, v in p.items()}
