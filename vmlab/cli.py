@@ -289,7 +289,7 @@ def _synth(argv):
 
 
 def _run(a):
-    from .analysis import simulate
+    from .simulation import simulate
     from .engine.prepare import index_trace
     from .model import HDD, NVME, Adversary, Scenario, poisson_signals
     from .model.scenario import DEFAULT_HORIZON_NS
@@ -346,7 +346,7 @@ def _grid_values(text):
 
 
 def _sweep(a):
-    from .analysis import sweep
+    from .simulation import sweep
     from .model import Scenario
     from .model.scenario import DEFAULT_HORIZON_NS
 

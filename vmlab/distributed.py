@@ -194,7 +194,7 @@ def write_part(cache, rows, keys):
 def _run_batch(ref, checksum, base, points):
     """On a worker: the summaries of ``points`` (dicts) on the base scenario, and the
     seconds each took."""
-    from .analysis import apply_point, simulate
+    from .simulation import apply_point, simulate
 
     trace = _worker_trace(ref, checksum)
     sc0 = base.replace(trace=trace)

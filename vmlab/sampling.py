@@ -26,6 +26,7 @@ import numpy as np
 
 from ._numba import njit
 from .errors import ScenarioError
+from .model.scenario import min_memory_pages
 from .trace.model import Op, Trace
 from .trace.stats import COLD, reuse_distance
 
@@ -212,12 +213,13 @@ def miniature(scenario):
         from .engine.prepare import index_trace
 
         T = len(index_trace(st).thr_tid)
-        if mini.memory_pages < 2 * T + 1:
+        floor = min_memory_pages(T)
+        if mini.memory_pages < floor:
             raise ScenarioError(
                 f"memory_pages={scenario.memory_pages} at sample_rate={rate:g} scales to "
                 f"{mini.memory_pages} frames, too few for the sample's {T} threads (every "
-                f"in-flight or pinned page needs a frame: at least {2 * T + 1}); use "
-                f"memory_pages >= {math.ceil((2 * T + 1) / rate)} or a larger sample_rate")
+                f"in-flight or pinned page needs a frame: at least {floor}); use "
+                f"memory_pages >= {math.ceil(floor / rate)} or a larger sample_rate")
     return mini
 
 
