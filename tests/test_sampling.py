@@ -210,3 +210,16 @@ def test_fault_curve_skips_lock_w_records():
     c = fault_curve(tr, [1, 4])
     assert c["n_accesses"].tolist() == [9, 9]
     assert c["n_faults"].tolist() == [9, 4]
+
+
+def test_explorer_sample_rate_control():
+    from vmlab.widgets import Explorer
+
+    e = Explorer(generator="zipf", n_records=100_000, pages=20_000, policies=("nopage",),
+                 memory_fraction=0.5, run=False)
+    exact = e.update()
+    assert exact is not None and e.last_results["nopage"].summary["sample_rate"] == 1.0
+    e.controls["sample_rate"].value = 0.1      # the observer re-runs at once
+    s = e.last_results["nopage"].summary
+    assert s["sample_rate"] == 0.1 and math.isnan(s["elapsed_ns"])
+    assert abs(s["n_faults"] / s["n_accesses"] - exact.loc[0, "n_faults"] / 100_000) < 0.05
