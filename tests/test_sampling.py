@@ -223,3 +223,22 @@ def test_explorer_sample_rate_control():
     s = e.last_results["nopage"].summary
     assert s["sample_rate"] == 0.1 and math.isnan(s["elapsed_ns"])
     assert abs(s["n_faults"] / s["n_accesses"] - exact.loc[0, "n_faults"] / 100_000) < 0.05
+
+
+def test_memory_curve_plot_draws_sampled_band_and_exact(zipf):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vmlab import plots
+
+    D = len(index_trace(zipf).keys)
+    grid = {"replacement": ["lru", "fifo"], "memory_pages": [D // 10, D // 2, D]}
+    sc = Scenario(zipf, records=False)
+    s = vmlab.sweep(sc.replace(sample_rate=0.1), grid, n_jobs=1, show_progress=False)
+    e = vmlab.sweep(sc, grid, n_jobs=1, show_progress=False)
+    ax = plots.memory_curve(s, exact=e)
+    assert "R = 0.1" in ax.get_title()
+    assert len(ax.lines) == 4 and len(ax.collections) == 2     # two lines each, two bands
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["lru", "fifo", "exact replay", "95% interval (page sampling)"]
+    matplotlib.pyplot.close(ax.figure)
