@@ -5,7 +5,7 @@ import pytest
 
 import vmlab
 from vmlab import Scenario, VmlabError
-from vmlab.distributed import (_worker_trace, point_keys, read_cache, trace_checksum,
+from vmlab.distributed import (_worker_trace, local_cluster, point_keys, read_cache, trace_checksum,
                                trace_file)
 from vmlab.trace import open_trace, synth
 
@@ -16,8 +16,7 @@ TIMING = ["prepare_s", "kernel_s"]   # wall-clock seconds: the only figures that
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
+    cluster = local_cluster(2)
     c = distributed.Client(cluster)
     yield c
     c.close()
