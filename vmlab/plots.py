@@ -711,7 +711,8 @@ def memory_curve(df, by="replacement", exact=None, ax=None, title=None):
             ax.fill_between(g["memory_pages"], g["n_faults_ci_low"] / g["n_accesses"],
                             g["n_faults_ci_high"] / g["n_accesses"], color=color, alpha=0.2,
                             lw=0)
-        label = "all" if name is None else str(name)
+        label = ("sampled replay" if (g.get("sample_rate", 1.0) < 1).any() else "replay") \
+            if name is None else str(name)
         if exact is not None:
             e = exact[exact[by] == name] if name is not None else exact
             e = e.sort_values("memory_pages")
@@ -727,6 +728,9 @@ def memory_curve(df, by="replacement", exact=None, ax=None, title=None):
                               label="95% interval (page sampling)"))
     ax.set_ylim(0, None)
     ax.set_xlim(0, None)
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # no "1e6" offset
     sampled = f", pages sampled at R = {rate:g}" if rate < 1 else ""
     return _dress(ax, title or f"Fault ratio against page-cache size{sampled}",
                   "page cache (pages)", "faults per access", legend=handles,
