@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_index.py --records 100000000
 	$(PY) benchmarks/bench_large.py --records 1000000000
+	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_large.py --lackey --records 1000000000
 
 clean:
 	rm -rf $(VENV) report .pytest_cache

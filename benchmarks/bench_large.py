@@ -23,6 +23,15 @@ the same process, and as a ratio to it.
    the page-id scratch file, page cache that the OS reclaims under pressure).
 3. Verdict: whether memory grew with trace length, per phase, anonymous and file-backed.
 
+``--lackey`` runs issue 11's pipeline instead: a generated lackey text of ``--records`` lines
+(the same Zipf page stream, 18 bytes a line), converted to ``.vmt``, a sampling pass at
+``--rate`` (0.01), a sampled ``--points``-point (20) LRU memory sweep from 5% to 100% of the
+distinct pages (estimated from the sample), its report (``memory_curve`` PNG and a Markdown
+table), then the one-off index and one exact replay at the 10% point, compared with the
+sampled one.  Each step's time and peak anonymous and file-backed memory are printed; the
+target is lackey -> curve and report under 10 minutes in under 2 GB of anonymous memory.
+The files go to ``--dir`` (default ``$TMPDIR/vmlab-large``): about 42 bytes a record.
+
 The time horizon defaults to "unbounded" (10^18 ns): with Scenario's default (1 h simulated)
 a 10^9-record run at NVMe I/O costs would stop early and leave most records unfinished.
 ``--bin-ns`` defaults to Scenario's default (1 ms time-series bins).
@@ -300,6 +309,139 @@ def verdict(label, big, base, n_ratio):
     return grew(big, base)
 
 
+# ---------------------------------------------------------------------------------------
+# From lackey text to a sampled memory curve and its report (``--lackey``)
+
+#: Bytes of one generated lackey line: `` L 7f00000a1000,8\n`` (12 hex digits).
+LACKEY_LINE = 18
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def lackey_lines(addr):
+    """The lackey ``--trace-mem=yes`` lines of loads of 8 bytes at ``addr`` (12 hex digits)."""
+    out = np.empty((len(addr), LACKEY_LINE), np.uint8)
+    out[:, :3] = np.frombuffer(b" L ", np.uint8)
+    for j in range(12):
+        out[:, 3 + j] = _HEX[((addr >> np.uint64(4 * (11 - j))) & np.uint64(15)).astype(np.intp)]
+    out[:, 15:] = np.frombuffer(b",8\n", np.uint8)
+    return out.tobytes()
+
+
+def write_lackey(path, n):
+    """``n`` lackey lines of the same Zipf page stream as :func:`generate` (reused when a file
+    of the right size is there: the content is a function of ``n`` alone)."""
+    if path.exists() and path.stat().st_size == n * LACKEY_LINE:
+        return None
+    rng, rng_perm, _rng_off, _rng_op = synth._streams(SEED, 4)
+    perm = rng_perm.permutation(PAGES).astype(np.int64)
+    block = 1 << 22
+    addr = np.empty(min(block, n), np.uint64)
+    t0 = time.perf_counter()
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        for lo in range(0, n, block):
+            k = min(block, n - lo)
+            synth._fill_zipf(addr[:k], rng, PAGES, ALPHA, perm, BASE, PAGE_SIZE)
+            f.write(lackey_lines(addr[:k]))
+    tmp.replace(path)
+    return time.perf_counter() - t0
+
+
+def markdown_table(df):
+    """A DataFrame as a Markdown table (numbers to 4 significant digits)."""
+    def cell(v):
+        return f"{v:,.0f}" if isinstance(v, (int, np.integer)) or float(v) >= 1000 else f"{v:.4g}"
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---:|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def pipeline(n, d, rate, points, keep):
+    """lackey text -> .vmt -> sampled 20-point memory sweep -> report; then the one-off
+    index and one exact replay, compared with the sampled point of the same size."""
+    from vmlab import plots
+    from vmlab.sampling import sample_counts, sample_trace
+    from vmlab.trace import convert_trace
+
+    lk, vmt, out = d / f"zipf_{n}.lackey", d / f"zipf_{n}_lackey.vmt", d / f"report_{n}"
+    need = n * (LACKEY_LINE + 12 + WRITE_BYTES_PER_RECORD)
+    if shutil.disk_usage(d).free < need:
+        sys.exit(f"not enough disk in {d}: about {need / 1e9:.0f} GB needed")
+    steps = {}
+    print(f"[1] lackey text: {n:,} lines of Zipf {ALPHA} over {PAGES:,} pages", flush=True)
+    el = write_lackey(lk, n)
+    print(f"    {'reused' if el is None else f'{el:.0f} s'}, {lk.stat().st_size / 1e9:.1f} GB",
+          flush=True)
+    first = warm_up()
+    print(f"    kernel warm-up {first:.2f} s (numba cache; not counted)", flush=True)
+    try:
+        with MemWatch() as m:
+            t0 = time.perf_counter()
+            convert_trace(lk, vmt, "lackey", show_progress=False)
+            steps["convert (lackey -> .vmt)"] = (time.perf_counter() - t0, m)
+        tr = vmlab.open_trace(vmt)
+        vma = (vmlab.Vma(BASE, BASE + PAGES * PAGE_SIZE, backing="file", name="zipf"),)
+        with MemWatch() as m:
+            t0 = time.perf_counter()
+            st = sample_trace(tr, rate)
+            steps[f"sampling pass (R = {rate:g})"] = (time.perf_counter() - t0, m)
+        from vmlab.engine import index_trace
+
+        d_est = len(index_trace(st).keys) / rate        # distinct pages, from the sample
+        sizes = [int(round(f * d_est)) for f in np.linspace(0.05, 1.0, points)]
+        sc = vmlab.Scenario(tr, vmas=vma, records=False, horizon_ns=10**18)
+        with MemWatch() as m:
+            t0 = time.perf_counter()
+            curve = vmlab.sweep(sc.replace(sample_rate=rate), {"memory_pages": sizes},
+                                show_progress=False)
+            steps[f"sampled {points}-point memory sweep (LRU)"] = (time.perf_counter() - t0, m)
+        with MemWatch() as m:
+            t0 = time.perf_counter()
+            out.mkdir(exist_ok=True)
+            ax = plots.memory_curve(curve, title=f"LRU fault ratio, {n:,} lackey records, "
+                                                 f"pages sampled at R = {rate:g}")
+            ax.figure.savefig(out / "curve.png", dpi=100)
+            cols = ["memory_pages", "n_faults", "n_faults_ci_low", "n_faults_ci_high",
+                    "n_accesses"]
+            t = curve[cols].copy()
+            t["fault_ratio"] = t["n_faults"] / t["n_accesses"]
+            (out / "report.md").write_text(
+                f"# Sampled memory curve\n\n{n:,} lackey records ({lk.name}), "
+                f"{sample_counts(tr, rate)[1]:,} accesses kept at R = {rate:g}, about "
+                f"{d_est:,.0f} distinct pages.\n\n![curve](curve.png)\n\n"
+                + markdown_table(t) + "\n")
+            steps["report (figure, table)"] = (time.perf_counter() - t0, m)
+        total = sum(v[0] for v in steps.values())
+        with MemWatch() as m:
+            t0 = time.perf_counter()
+            D = len(index_trace(tr).keys)
+            steps["one-off index (exact)"] = (time.perf_counter() - t0, m)
+        k = 1                                         # the 10% point
+        with MemWatch() as m:
+            t0 = time.perf_counter()
+            ex = vmlab.simulate(sc.replace(memory_pages=sizes[k])).summary
+            steps[f"exact replay at {sizes[k]:,} pages"] = (time.perf_counter() - t0, m)
+        print(f"[2] steps on {n:,} records (load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+        print(f"    {'step':<44}{'time s':>9}{'peak anon MB':>14}{'peak file MB':>14}")
+        for name, (el, m) in steps.items():
+            print(f"    {name:<44}{el:>9.1f}{m.peak_anon / MB:>14,.0f}{m.peak_file / MB:>14,.0f}")
+        peak_anon = max(m.peak_anon for _, m in steps.values())
+        print(f"    lackey -> sampled curve and report: {total:.0f} s (target < 600 s); "
+              f"peak anonymous memory {peak_anon / MB:,.0f} MB (target < 2,048 MB)")
+        sm = curve.iloc[k]
+        print(f"    distinct pages {D:,} (estimated from the sample: {d_est:,.0f}); fault "
+              f"ratio at {sizes[k]:,} pages: exact {ex['n_faults'] / ex['n_accesses']:.4f}, "
+              f"sampled {sm['n_faults'] / sm['n_accesses']:.4f} (95% interval of the count "
+              f"{sm['n_faults_ci_low']:,.0f}..{sm['n_faults_ci_high']:,.0f}, exact "
+              f"{ex['n_faults']:,})")
+        print(f"    report in {out}")
+    finally:
+        if not keep:
+            for q in (lk, vmt):
+                q.unlink(missing_ok=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -315,7 +457,19 @@ def main():
                     help="time-series bin width (default: Scenario's, 1 ms)")
     ap.add_argument("--horizon-ns", type=int, default=10**18,
                     help="simulated time horizon (default 10^18 ns: the whole trace)")
+    ap.add_argument("--lackey", action="store_true",
+                    help="instead: lackey text of --records lines -> .vmt -> sampled memory "
+                         "sweep -> report, then the index and one exact replay")
+    ap.add_argument("--rate", type=float, default=0.01, help="sample rate of --lackey")
+    ap.add_argument("--points", type=int, default=20, help="memory sizes of --lackey")
     a = ap.parse_args()
+    if a.lackey:
+        d = a.dir or Path(tempfile.gettempdir()) / "vmlab-large"
+        d.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        pipeline(a.records, d, a.rate, a.points, a.keep)
+        print(f"total wall time {time.perf_counter() - t0:.0f} s")
+        return
     if a.baseline_records >= a.records:
         ap.error("--baseline-records must be below --records")
     wall0 = time.perf_counter()

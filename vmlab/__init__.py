@@ -12,6 +12,7 @@ from .model import (HDD, NVME, SPUFS, Adversary, Costs, Empirical, Exponential, 
                     periodic_signals, poisson_signals)
 from .simulation import compare, simulate, simulate_many, sweep
 from .results import Result
+from .sampling import fault_curve, sample_trace
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,5 @@ __all__ = [
     'TraceWriter', 'open_trace', 'save_trace', 'HDD', 'NVME', 'SPUFS', 'Adversary', 'Costs',
     'Empirical', 'Exponential', 'File', 'Fixed', 'LogNormal', 'Policy', 'PRESETS', 'Scenario',
     'SignalSchedule', 'Uniform', 'Vma', 'get_policy', 'periodic_signals', 'poisson_signals',
-    'compare', 'simulate', 'simulate_many', 'sweep', 'Result'
+    'compare', 'simulate', 'simulate_many', 'sweep', 'Result', 'fault_curve', 'sample_trace'
 ]

@@ -29,6 +29,8 @@ examples:
   vmlab trace synth zipf --n 1000000 --pages 100000 --alpha 1.0 -o zipf.vmt
   vmlab run zipf.vmt --policy nopage,fault_retry --memory-fraction 0.1,0.5
   vmlab kernel install --user                   # the notebooks' kernel, for any Jupyter
+  vmlab sweep zipf.vmt --grid memory_pages=1000,2000,4000 --policy nopage,fault_retry \
+        --sample-rate 0.01 --scheduler local --out results.parquet
   vmlab report --out report                     # every notebook -> report/index.html
 """
 
@@ -118,6 +120,9 @@ def _parser():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-records", action="store_true",
                    help="keep no per-fault records (summary only; for very long traces)")
+    r.add_argument("--sample-rate", type=float, default=None,
+                   help="spatially sampled replay: keep the pages whose hash is below R, scale "
+                        "the page cache by R and the counts by 1/R (e.g. 0.01)")
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help="print every summary column as JSON, one object per pair and line")
@@ -143,6 +148,32 @@ def _parser():
     where.add_argument("--user", action="store_true", help="for every Jupyter of this user")
     where.add_argument("--prefix", default=None, help="under this environment prefix")
     ki.add_argument("--name", default=KERNEL_NAME, help=argparse.SUPPRESS)
+
+    # -- sweep ---------------------------------------------------------------------------
+    w = sub.add_parser(
+        "sweep", help="replay a trace over a parameter grid (on a dask cluster)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Replay TRACE at every point of a grid and write one row per point (the grid's
+            keys, then the summary) to --out (.parquet or .csv). The points run on a dask
+            cluster: --scheduler local starts one on this machine, an address
+            (tcp://host:8786) uses a running one. Finished points are cached in OUT.cache/,
+            so an interrupted sweep run again resumes where it stopped."""))
+    w.add_argument("trace", help="trace file (any readable format; .vmt travels as its path)")
+    w.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a grid axis: a scenario field, cost or policy knob and its values "
+                        "(repeatable), e.g. memory_pages=1000,2000 or replacement=lru,fifo")
+    w.add_argument("--policy", default="nopage",
+                   help="policy preset, or several separated by commas (a grid axis)")
+    w.add_argument("--backing", default="file", help="backing of the VMAs inferred from the trace")
+    w.add_argument("--sample-rate", type=float, default=None,
+                   help="spatially sampled replay at rate R (see `vmlab run --help`)")
+    w.add_argument("--horizon-ns", type=int, default=None, help="stop each run there")
+    w.add_argument("--scheduler", default="local",
+                   help="local (a LocalCluster of --workers processes) or a scheduler address")
+    w.add_argument("--workers", type=int, default=2, help="worker processes of a local cluster")
+    w.add_argument("--out", required=True, help="output file (.parquet or .csv)")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
 
     # -- report / batch ------------------------------------------------------------------
     rp = sub.add_parser("report", help="execute every notebook into an HTML report",
@@ -244,6 +275,8 @@ def _main(argv):
         p.parse_args(["trace", "--help"])
     if a.cmd == "run":
         return _run(a)
+    if a.cmd == "sweep":
+        return _sweep(a)
     if a.cmd == "kernel":
         if a.kernel_cmd == "install":
             return _kernel_install(a)
@@ -474,6 +507,7 @@ def _run(a):
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
         horizon_ns=DEFAULT_HORIZON_NS if a.horizon_ns is None else a.horizon_ns, seed=a.seed, records=not a.no_records,
+        sample_rate=a.sample_rate,
     )
     base = base.replace(costs=base.costs.replace(io_ns=io))
     rows = []
@@ -517,6 +551,71 @@ def _run(a):
         for cells in [head] + body:
             print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
                             for j, (c, w) in enumerate(zip(cells, widths))).rstrip())
+    return 0
+
+
+def _grid_values(text):
+    """``KEY=V1,V2,...`` -> (key, [values]); each value a Python literal or a bare word."""
+    key, sep, vals = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key or not vals.strip():
+        raise VmlabError(f"--grid {text!r}: expected KEY=V1,V2,... (e.g. memory_pages=1000,2000)")
+    out = []
+    for v in vals.split(","):
+        v = v.strip()
+        try:
+            out.append(ast.literal_eval(v))
+        except (ValueError, SyntaxError):
+            out.append(v)
+    return key, out
+
+
+def _sweep(a):
+    from .simulation import sweep
+    from .model import Scenario
+    from .model.scenario import DEFAULT_HORIZON_NS
+
+    out = Path(a.out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise VmlabError(f"--out {a.out}: the output must end in .parquet or .csv")
+    if a.workers < 1:
+        raise VmlabError(f"--workers must be at least 1, got {a.workers}")
+    grid = {}
+    for g in a.grid:
+        k, vals = _grid_values(g)
+        if k in grid:
+            raise VmlabError(f"--grid {k} given twice; give each key once with all its values")
+        grid[k] = vals
+    pols = [p.strip() for p in a.policy.split(",") if p.strip()]
+    if not pols:
+        raise VmlabError("--policy needs at least one policy name")
+    if len(pols) > 1:
+        grid = {"policy": pols, **grid}
+    if not grid:
+        raise VmlabError("nothing to sweep: give at least one --grid KEY=V1,V2,... (or several "
+                         "--policy names)")
+    tr = _open_any(a.trace)
+    sc = Scenario(tr, backing=a.backing, policy=pols[0], records=False,
+                  horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, sample_rate=a.sample_rate)
+    from .distributed import connect
+
+    client = connect(a.scheduler, a.workers)
+    try:
+        df = sweep(sc, grid, client=client, cache=str(out) + ".cache",
+                   show_progress=False if a.quiet else None)
+    finally:
+        client.close()
+        cluster = getattr(client, "cluster", None)
+        if cluster is not None and a.scheduler == "local":
+            cluster.close()
+    from ._io import atomic_path
+
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+    print(f"wrote {out}: {len(df)} points", file=sys.stderr)
     return 0
 
 

@@ -891,3 +891,56 @@ def _bytes(n):
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n} B"
+
+
+#: Colours of the replacement algorithms in memory curves (Okabe-Ito; a new algorithm gets
+#: a generated colour).
+REPLACEMENT_COLORS = {"lru": "#0072b2", "fifo": "#e69f00", "clock": "#009e73"}
+
+
+def memory_curve(df, by="replacement", exact=None, ax=None, title=None):
+    """Fault ratio against page-cache size from a memory sweep or :func:`vmlab.fault_curve`.
+
+    ``df`` has ``memory_pages``, ``n_faults`` and ``n_accesses`` (and ``by``, one line each,
+    when present).  A sampled sweep's 95% interval of the fault count
+    (``n_faults_ci_low``/``_high``) is drawn as a band around its line.  ``exact``: the
+    same sweep replayed exactly, drawn dashed with markers for comparison.
+    """
+    ax = _axes(ax)
+    groups = list(df.groupby(by, sort=False)) if by in df.columns else [(None, df)]
+    handles = []
+    from matplotlib.lines import Line2D
+
+    for name, g in groups:
+        g = g.sort_values("memory_pages")
+        color = REPLACEMENT_COLORS.get(name) or generated_color(str(name))
+        ratio = g["n_faults"] / g["n_accesses"]
+        ax.plot(g["memory_pages"], ratio, color=color, lw=2)
+        if "n_faults_ci_low" in g.columns and (g.get("sample_rate", 1.0) < 1).any():
+            ax.fill_between(g["memory_pages"], g["n_faults_ci_low"] / g["n_accesses"],
+                            g["n_faults_ci_high"] / g["n_accesses"], color=color, alpha=0.2,
+                            lw=0)
+        label = ("sampled replay" if (g.get("sample_rate", 1.0) < 1).any() else "replay") \
+            if name is None else str(name)
+        if exact is not None:
+            e = exact[exact[by] == name] if name is not None else exact
+            e = e.sort_values("memory_pages")
+            ax.plot(e["memory_pages"], e["n_faults"] / e["n_accesses"], color=color, lw=1,
+                    ls="--", marker="o", ms=3)
+        handles.append(Line2D([], [], color=color, lw=2, label=label))
+    rate = df["sample_rate"].iloc[0] if "sample_rate" in df.columns else 1.0
+    if exact is not None:
+        handles.append(Line2D([], [], color="#555555", lw=1, ls="--", marker="o", ms=3,
+                              label="exact replay"))
+    if rate < 1:
+        handles.append(Line2D([], [], color="#555555", lw=6, alpha=0.2,
+                              label="95% interval (page sampling)"))
+    ax.set_ylim(0, None)
+    ax.set_xlim(0, None)
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # no "1e6" offset
+    sampled = f", pages sampled at R = {rate:g}" if rate < 1 else ""
+    return _dress(ax, title or f"Fault ratio against page-cache size{sampled}",
+                  "page cache (pages)", "faults per access", legend=handles,
+                  legend_title=by if by in df.columns else None)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import codes as C
+from .sampling import scale_summary
 
 #: Summary columns every run reports (``vmlab run --json`` prints them).
 SUMMARY_KEYS = (
@@ -25,6 +26,7 @@ SUMMARY_KEYS = (
     "lock_wait_ns_total", "elapsed_ns", "n_signals", "n_unfinished_records",
     "n_abandoned_records", "n_livelocked_threads", "livelock", "livelock_reason", "n_events",
     "n_ptes_end", "page_table_bytes", "struct_page_bytes", "prepare_s", "kernel_s",
+    "sample_rate", "n_faults_ci_low", "n_faults_ci_high",
 )
 
 #: sizeof(struct page) on 64-bit Linux.
@@ -271,6 +273,12 @@ class Result:
             s["struct_page_bytes"] = math.nan
         s["prepare_s"] = self.timing["prepare_s"]
         s["kernel_s"] = self.timing["kernel_s"]
+        sample = getattr(raw, "sample", None)
+        if sample is not None:
+            s = scale_summary(s, sample)
+        else:  # an exact run: the interval is the count itself
+            s["sample_rate"] = 1.0
+            s["n_faults_ci_low"] = s["n_faults_ci_high"] = float(s["n_faults"])
         return {k: s[k] for k in SUMMARY_KEYS}
 
     def __repr__(self):

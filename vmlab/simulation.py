@@ -21,6 +21,7 @@ from .model._checks import did_you_mean
 from .model.costs import Costs
 from .model.policies import PRESETS, Policy, get_policy, knob_names
 from .results import Result
+from .sampling import miniature, run_sampled
 
 
 def simulate(scenario, policy=None):
@@ -55,7 +56,11 @@ def simulate(scenario, policy=None):
        thread  major  retries outcome
     0       0   True        0    done
     1       0   True        0    done
+
+    A scenario with ``sample_rate`` below 1 replays its miniature (:mod:`vmlab.sampling`).
     """
+    if scenario.sample_rate is not None and scenario.sample_rate < 1:
+        return Result(run_sampled(scenario, policy), scenario)
     return Result(run(scenario, policy), scenario)
 
 
@@ -173,7 +178,7 @@ def compare(scenario, policies=None, *, n_jobs=None, results=False):
 _SCENARIO_FIELDS = {"memory_pages", "replacement", "fault_around_pages", "signals", "adversary",
                     "preload", "horizon_ns", "seed", "records", "bin_ns", "backing", "vmas",
                     "trace", "policy", "fault_model", "ra_pages", "folio_pages", "memory_bytes",
-                    "files"}
+                    "files", "sample_rate"}
 
 
 def apply_point(scenario, point):
@@ -196,7 +201,7 @@ def apply_point(scenario, point):
     return sc, base
 
 
-def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
+def sweep(scenario, grid, *, n_jobs=None, show_progress=None, client=None, cache=None):
     """Run the cartesian product of ``grid``; one tidy row per point.
 
     Points run in parallel threads (the kernel releases the GIL); rows come in grid order
@@ -213,6 +218,11 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
         Worker threads (default: the number of CPUs).
     show_progress : bool, optional
         A progress bar (default: when stderr is a terminal).
+    client : dask.distributed.Client, optional
+        Run the points on its cluster instead (:mod:`vmlab.distributed`): same rows.
+    cache : str or Path, optional
+        With ``client``: a folder of Parquet parts holding finished points, so that an
+        interrupted sweep run again resumes where it stopped.
 
     Returns
     -------
@@ -240,8 +250,14 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None):
     keys = list(grid)
     points = [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
     prepared = [apply_point(scenario, p) for p in points]
-    rows = simulate_many(prepared, keep=lambda r: r.summary, n_jobs=n_jobs, desc="sweep",
-                         show_progress=show_progress)
+    if client is not None:
+        from .distributed import run_points
+
+        check_runs(prepared)
+        rows = run_points(client, scenario, points, cache=cache, show_progress=show_progress)
+    else:
+        rows = simulate_many(prepared, keep=lambda r: r.summary, n_jobs=n_jobs, desc="sweep",
+                             show_progress=show_progress)
     out = []
     for p, r in zip(points, rows):
         row = {k: _label(v) for k, v in p.items()}
@@ -257,6 +273,7 @@ def check_runs(runs):
     for sc, pol in runs:
         sc.validate(pol)
     for sc, pol in runs:
+        sc = miniature(sc)  # a sampled run's checks are its miniature's (sampled once, cached)
         if sc.memory_pages is None and not sc.signals:
             continue
         tids = index_trace(sc.trace).thr_tid  # cached per trace: the runs use it again

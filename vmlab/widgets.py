@@ -41,6 +41,8 @@ HORIZONS_S = (0.1, 1.0, 10.0, 60.0, 600.0)
 #: Median I/O times offered (ns): from a fast SSD's 10 µs to a disk's seek and beyond.
 IO_NS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 70_000, 100_000, 200_000, 500_000,
          1_000_000, 2_000_000, 5_000_000, 8_000_000, 10_000_000, 20_000_000, 30_000_000)
+#: Sample rates offered (1: exact replay; below: pages sampled, see vmlab.sampling).
+SAMPLE_RATES = (1.0, 0.1, 0.01, 0.001)
 #: p99/median of the default NVMe I/O time, kept when the slider moves the median.
 _IO_SPREAD = NVME.p99_ns / NVME.median_ns
 
@@ -89,7 +91,7 @@ class Explorer:
     Parameters (all optional) set the controls' initial values: ``source`` ("synthetic",
     "shipped", "file" or "given" with ``trace=``), ``generator``, ``n_records``, ``threads``,
     ``pages``, ``shipped``, ``path``, ``policies``, ``backing``, ``io_ns`` (median I/O time),
-    ``signal_hz``, ``memory_fraction``, ``adversary_hz``, ``horizon_s``.  ``run=True`` runs
+    ``signal_hz``, ``memory_fraction``, ``adversary_hz``, ``horizon_s``, ``sample_rate``.  ``run=True`` runs
     once at construction.
 
     Attributes
@@ -108,7 +110,7 @@ class Explorer:
                  threads=4, pages=20_000, seed=0, shipped=None, path="",
                  policies=("nopage", "nopage_refault", "fault_retry"), backing="file",
                  io_ns=NVME.median_ns, signal_hz=0, memory_fraction=1.0, adversary_hz=0,
-                 horizon_s=60.0, run=True):
+                 horizon_s=60.0, sample_rate=1.0, run=True):
         self._given = trace
         self._traces = {}
         self.last_summary = None
@@ -154,6 +156,9 @@ class Explorer:
             "horizon_s": W.SelectionSlider(options=_labelled(HORIZONS_S, horizon_s,
                                                              lambda v: fmt_ns(v * 1e9)),
                                            value=horizon_s, description="horizon", **slider),
+            # spatial sampling keeps a 10^8-record trace interactive (vmlab.sampling)
+            "sample_rate": W.Dropdown(options=_with(SAMPLE_RATES, sample_rate),
+                                      value=sample_rate, description="sample rate"),
         }
         run_button = W.Button(description="Run", button_style="primary", icon="play")
         run_button.on_click(lambda _: self.update())
@@ -164,7 +169,7 @@ class Explorer:
         trace_box = W.VBox([c["source"], c["generator"], c["n_records"], c["threads"],
                             c["pages"], c["seed"], c["shipped"], c["path"]])
         knobs = W.VBox([c["backing"], c["io_ns"], c["signal_hz"], c["memory_fraction"],
-                        c["adversary_hz"], c["horizon_s"], run_button])
+                        c["adversary_hz"], c["horizon_s"], c["sample_rate"], run_button])
         # the three columns wrap onto new lines when the panel is too narrow for them
         self.widget = W.VBox([
             W.HBox([trace_box, c["policies"], knobs],
@@ -245,7 +250,8 @@ class Explorer:
         # million-record update quick
         return Scenario(trace, backing=c["backing"], memory_pages=mem, signals=signals,
                         adversary=adversary, horizon_ns=int(c["horizon_s"] * 1e9),
-                        costs=Costs(io_ns=io), records=False)
+                        costs=Costs(io_ns=io), records=False,
+                        sample_rate=None if c["sample_rate"] >= 1 else c["sample_rate"])
 
     def update(self):
         """Re-run the selected policies now and refresh the table and charts."""

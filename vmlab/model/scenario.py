@@ -373,6 +373,10 @@ class Scenario:
         the anonymous working set ends the run with an OOM); replaces ``memory_pages``.
     files : list of File
         Sizes and folio sizes of the files the VMAs name.
+    sample_rate : float, optional
+        Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
+        hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
+        and scale the counts back.  ``None`` (or 1): exact replay.
     """
 
     trace: Trace
@@ -395,6 +399,7 @@ class Scenario:
     folio_pages: int = 1
     memory_bytes: int | None = None
     files: tuple = ()
+    sample_rate: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -504,6 +509,17 @@ class Scenario:
                 raise ScenarioError(f"files: {f.name!r} is given twice; give each file once")
             names.add(f.name)
         object.__setattr__(self, "files", files)
+        if self.sample_rate is not None:
+            r = self.sample_rate
+            if not is_finite_number(r) or not 0 < r <= 1:
+                raise ScenarioError(f"sample_rate must be a number in (0, 1] (the fraction of "
+                                    f"pages kept) or None, got {r!r}")
+            object.__setattr__(self, "sample_rate", float(r))
+            if r < 1 and self.fault_around_pages > 1:
+                raise ScenarioError(
+                    f"fault_around_pages={self.fault_around_pages} cannot be sampled: fault-around "
+                    "maps a page's neighbours, which spatial sampling leaves out; use "
+                    "fault_around_pages=1 or sample_rate=None")
 
     def replace(self, **changes):
         """A copy with some fields changed (``costs`` fields may be given directly too)."""

@@ -1,0 +1,178 @@
+"""Sampled sweeps against exact ones, and sweeps on a dask cluster of 1 and 2 workers.
+
+    python benchmarks/bench_sweep.py [--records 100000000] [--rate 0.01] [--points 20]
+                                     [--replacements lru,fifo,clock] [--dask-records 10000000]
+                                     [--dir DIR] [--keep] [--skip-dask] [--skip-sampling]
+
+1. Sampling (issue 11's targets: R = 0.01 on 10^8 Zipf records, a 20-point memory sweep,
+   mean absolute error of the fault ratio <= 0.005 and maximum <= 0.01 for every
+   replacement algorithm, the sampled sweep >= 50x faster than the exact one).  The trace is
+   ``bench_large``'s (Zipf 1.0 over 10^6 pages, one thread, streamed to a ``.vmt`` and
+   memory-mapped).  Memory sizes: 20 points from 5% to 100% of the distinct pages.  Every
+   algorithm of ``vmlab.model.scenario.REPLACEMENTS`` is measured, so a new one (the
+   two-list policy) joins the table when the engine has it.  Both sweeps run one point at a
+   time (``n_jobs=1``); the one-off trace index (exact) and sampling pass (sampled) are
+   timed apart and added in the end-to-end ratio.
+2. Dask (target: the same rows as the local sweep; 2 worker processes >= 1.7x one): a
+   18-point exact sweep (memory x replacement) of the first trace's configuration on a
+   10^7-record trace, on a ``LocalCluster`` of 1 and then 2 one-thread workers, each
+   warmed up by one sweep first (workers open the trace and load the kernel), timed
+   against the same sweep run locally in this process.
+
+The machine is shared: the load average is printed with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_large  # noqa: E402  (the trace generator)
+
+import vmlab  # noqa: E402
+from vmlab.distributed import local_cluster  # noqa: E402
+from vmlab.engine import index_trace  # noqa: E402
+from vmlab.model.scenario import REPLACEMENTS  # noqa: E402
+from vmlab.sampling import sample_trace  # noqa: E402
+from vmlab.trace import open_trace  # noqa: E402
+
+TIMING = ("prepare_s", "kernel_s")
+
+
+def load():
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def vma_of(trace):
+    """One file VMA over the generator's pages (no inference pass over the trace)."""
+    return (vmlab.Vma(bench_large.BASE, bench_large.BASE + bench_large.PAGES * bench_large.PAGE_SIZE,
+                      backing="file", name="zipf"),)
+
+
+def sampling(path, n, rate, points, replacements):
+    tr = open_trace(path)
+    t0 = time.perf_counter()
+    D = len(index_trace(tr).keys)
+    index_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sample_trace(tr, rate)
+    sample_s = time.perf_counter() - t0
+    sizes = [int(round(f * D)) for f in np.linspace(0.05, 1.0, points)]
+    sc = vmlab.Scenario(tr, vmas=vma_of(tr), records=False, horizon_ns=10**18)
+    print(f"[1] sampling: {n:,} records, {D:,} distinct pages, {points} sizes "
+          f"{sizes[0]:,}..{sizes[-1]:,} pages, R = {rate:g} ({load()})")
+    print(f"    one-off: trace index {index_s:.1f} s (exact), sampling pass {sample_s:.2f} s "
+          f"({len(sample_trace(tr, rate)):,} records kept)")
+    print(f"    {'replacement':<12}{'exact s':>10}{'sampled s':>11}{'speed-up':>10}"
+          f"{'end-to-end':>12}{'MAE':>9}{'max err':>9}{'max at':>10}")
+    tot_e = tot_s = 0.0
+    out = {}
+    for repl in replacements:
+        grid = {"memory_pages": sizes}
+        base = sc.replace(replacement=repl)
+        t0 = time.perf_counter()
+        ex = vmlab.sweep(base, grid, n_jobs=1, show_progress=False)
+        exact_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sm = vmlab.sweep(base.replace(sample_rate=rate), grid, n_jobs=1, show_progress=False)
+        sampled_s = time.perf_counter() - t0
+        err = (sm["n_faults"] / sm["n_accesses"] - ex["n_faults"] / ex["n_accesses"]).abs()
+        worst = int(err.idxmax())
+        e2e = (exact_s + index_s / len(replacements)) / (sampled_s + sample_s / len(replacements))
+        print(f"    {repl:<12}{exact_s:>10.1f}{sampled_s:>11.2f}{exact_s / sampled_s:>9.0f}x"
+              f"{e2e:>11.0f}x{err.mean():>9.4f}{err.max():>9.4f}{sizes[worst]:>10,}")
+        tot_e += exact_s
+        tot_s += sampled_s
+        out[repl] = (ex, sm)
+    print(f"    all: exact {tot_e:.1f} s, sampled {tot_s:.2f} s: {tot_e / tot_s:.0f}x "
+          f"({load()})")
+    print("    targets: MAE <= 0.005, max <= 0.01, speed-up >= 50x", flush=True)
+    return out
+
+
+def dask_scaling(path, n):
+    import distributed
+
+    tr = open_trace(path)
+    D = len(index_trace(tr).keys)
+    sc = vmlab.Scenario(tr, vmas=vma_of(tr), records=False, horizon_ns=10**18)
+    grid = {"replacement": ["lru", "fifo", "clock"],
+            "memory_pages": [int(D * f) for f in (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)]}
+    n_points = len(grid["replacement"]) * len(grid["memory_pages"])
+    warm = {"memory_pages": [int(D * 0.1)], "replacement": ["lru", "clock"]}
+    print(f"[2] dask: {n_points}-point exact sweep on {n:,} records ({load()})", flush=True)
+    vmlab.sweep(sc, warm, n_jobs=1, show_progress=False)
+    t0 = time.perf_counter()
+    local = vmlab.sweep(sc, grid, n_jobs=1, show_progress=False)
+    local_s = time.perf_counter() - t0
+    print(f"    local, one thread: {local_s:.1f} s ({n_points / local_s:.2f} points/s)")
+    rates = {}
+    cols = [c for c in local.columns if c not in TIMING]
+    for workers in (1, 2):
+        cluster = local_cluster(workers)
+        client = distributed.Client(cluster)
+        try:
+            vmlab.sweep(sc, warm, client=client, show_progress=False)
+            t0 = time.perf_counter()
+            df = vmlab.sweep(sc, grid, client=client, show_progress=False)
+            el = time.perf_counter() - t0
+        finally:
+            client.close()
+            cluster.close()
+        same = df[cols].equals(local[cols])
+        rates[workers] = n_points / el
+        print(f"    {workers} worker{'s' if workers > 1 else ' '}: {el:.1f} s "
+              f"({rates[workers]:.2f} points/s), rows identical to the local sweep: {same}",
+              flush=True)
+    print(f"    2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (target 1.7x; {load()})")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--records", type=int, default=100_000_000)
+    p.add_argument("--rate", type=float, default=0.01)
+    p.add_argument("--points", type=int, default=20)
+    p.add_argument("--replacements", default=",".join(REPLACEMENTS))
+    p.add_argument("--dask-records", type=int, default=10_000_000)
+    p.add_argument("--dir", default=None)
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--skip-dask", action="store_true")
+    p.add_argument("--skip-sampling", action="store_true")
+    a = p.parse_args(argv)
+    own = a.dir is None
+    d = Path(tempfile.mkdtemp(prefix="vmlab-bench-sweep-") if own else a.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    wall0 = time.perf_counter()
+    paths = {}
+    try:
+        for n, skip in ((a.records, a.skip_sampling), (a.dask_records, a.skip_dask)):
+            if skip or n in paths:
+                continue
+            paths[n] = d / f"zipf-{n}.vmt"
+            el, size, _ = bench_large.make_trace(paths[n], n)
+            print(f"    trace {n:,} records: " + ("reused" if el is None else f"{el:.0f} s"),
+                  flush=True)
+        if not a.skip_sampling:
+            sampling(paths[a.records], a.records, a.rate, a.points,
+                     [r.strip() for r in a.replacements.split(",") if r.strip()])
+        if not a.skip_dask:
+            dask_scaling(paths[a.dask_records], a.dask_records)
+    finally:
+        if not a.keep:
+            for q in paths.values():
+                q.unlink(missing_ok=True)
+            if own:
+                shutil.rmtree(d, ignore_errors=True)
+    print(f"total wall time {time.perf_counter() - wall0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
