@@ -23,6 +23,10 @@ examples:
   vmlab trace synth zipf --n 1000000 --pages 100000 --alpha 1.0 -o zipf.vmt
   vmlab run zipf.vmt --policy fault_retry --memory-fraction 0.1 --json
   vmlab report --out report                     # every notebook -> report/index.html
+  vmlab record -o gzip.vmt -- gzip -9 -k big.txt # real run: accesses, mappings, page cache
+  vmlab calibrate -o host.json                  # this machine's fault costs
+  vmlab run gzip.vmt --costs host.json
+  vmlab validate -- gzip -9 -c big.txt          # predicted vs the kernel's page faults
 """
 
 
@@ -86,8 +90,10 @@ def _parser():
                    help="page-cache frames as a fraction of the trace's distinct pages")
     r.add_argument("--replacement", default="lru", help="lru, fifo or clock")
     r.add_argument("--fault-around-pages", type=int, default=1)
-    r.add_argument("--io", default="nvme",
-                   help="I/O latency: nvme (lognormal median 70 us), hdd (8 ms) or a number of ns")
+    r.add_argument("--io", default=None,
+                   help="I/O latency: nvme (lognormal median 70 us; the default without "
+                        "--costs), hdd (8 ms) or a number of ns; default with --costs: the "
+                        "profile's io_ns")
     r.add_argument("--signal-rate-hz", type=float, default=0.0, help="Poisson signals per thread")
     r.add_argument("--adversary-rate-hz", type=float, default=0.0,
                    help="fadvise(DONTNEED) calls per second on the first file VMA (Poisson)")
@@ -96,6 +102,45 @@ def _parser():
     r.add_argument("--no-records", action="store_true",
                    help="keep no per-fault records (summary only; for very long traces)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    r.add_argument("--costs", default=None,
+                   help="a costs profile (JSON or TOML, e.g. from `vmlab calibrate`)")
+
+    # -- record / calibrate / validate ---------------------------------------------------
+    rc = sub.add_parser(
+        "record", help="run a real program and record its accesses and mappings",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Run PROGRAM and store, in a native trace, its accesses (lackey: every access;
+            perf: the faults the kernel took, with real threads and times), the mappings of
+            that run (permissions, private/shared, backing, file identity and offset) and
+            which pages of the mapped files were in the page cache when it started."""))
+    rc.add_argument("-o", "--out", required=True, help="output trace (.vmt)")
+    rc.add_argument("--with", dest="tool", choices=("lackey", "perf"), default="lackey",
+                    help="lackey (valgrind, every access; default) or perf (faults)")
+    rc.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")
+    cb = sub.add_parser(
+        "calibrate", help="measure this machine's fault and syscall costs",
+        description="Compile a small C benchmark with the system's C compiler, run it and "
+                    "write a costs profile (JSON, or TOML with a .toml suffix) for "
+                    "`vmlab run --costs` and Costs.from_file.")
+    cb.add_argument("-o", "--out", required=True, help="costs profile to write (.json/.toml)")
+    cb.add_argument("--runs", type=int, default=9, help="repetitions (default 9)")
+    cb.add_argument("--no-major", action="store_true",
+                    help="skip the major-fault measurement (needs to drop a file's cache)")
+    va = sub.add_parser(
+        "validate", help="predicted against measured page faults of a real program",
+        description="Record PROGRAM with lackey, predict its faults with the engine, run it "
+                    "natively under `perf stat -e page-faults,major-faults` (and, as root "
+                    "with a cgroup memory controller, under a sweep of memory limits) and "
+                    "print predicted and measured side by side.")
+    va.add_argument("--runs", type=int, default=3, help="native runs per setting (default 3)")
+    va.add_argument("--limits-mb", default=None,
+                    help="comma-separated memory limits in MB for the cgroup sweep "
+                         "(default: none; 'auto' for a sweep around the measured peak)")
+    va.add_argument("--keep", default=None, help="keep the recorded trace at this path")
+    va.add_argument("--json", action="store_true", help="print JSON")
+    va.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")
 
     # -- report / batch ------------------------------------------------------------------
     rp = sub.add_parser("report", help="execute every notebook into an HTML report",
@@ -164,6 +209,66 @@ def _main(argv):
         p.parse_args(["trace", "--help"])
     if a.cmd == "run":
         return _run(a)
+    if a.cmd == "record":
+        return _record(a)
+    if a.cmd == "calibrate":
+        return _calibrate(a)
+    if a.cmd == "validate":
+        return _validate(a)
+    return 0
+
+
+def _program_argv(a):
+    argv = list(a.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise VmlabError(f"no program given: vmlab {a.cmd} ... -- PROGRAM ARGS...")
+    return argv
+
+
+def _record(a):
+    from .trace.record import record
+
+    path, info = record(_program_argv(a), a.out, tool=a.tool)
+    print(f"wrote {path}: {info['records']:,} records, {info['n_mappings']} mapping rows, "
+          f"{info['n_files']} files; program exit code {info['exit_code']}, "
+          f"{info['seconds']:.2f} s", file=sys.stderr)
+    return 0
+
+
+def _calibrate(a):
+    from .calibrate import calibrate
+
+    prof = calibrate(a.out, runs=a.runs, major=not a.no_major)
+    for k, v in prof["costs"].items():
+        if isinstance(v, dict) and v.get("kind") == "empirical":
+            q = prof["measurements"]["major_fault_ns"]
+            v = (f"empirical, {len(v['samples_ns'])} major faults: p50 {q['p50']:,.0f} ns, "
+                 f"p99 {q['p99']:,.0f} ns")
+        print(f"{k:<18} {v}", file=sys.stderr)
+    print(f"wrote {a.out}", file=sys.stderr)
+    return 0
+
+
+def _validate(a):
+    from .validate import format_table, validate
+
+    limits = None
+    if a.limits_mb:
+        if a.limits_mb == "auto":
+            limits = "auto"
+        else:
+            try:
+                limits = [float(x) for x in a.limits_mb.split(",") if x.strip()]
+            except ValueError:
+                raise VmlabError(f"--limits-mb must be numbers separated by commas or 'auto', "
+                                 f"got {a.limits_mb!r}") from None
+    res = validate(_program_argv(a), runs=a.runs, limits_mb=limits, keep=a.keep)
+    if a.json:
+        print(json.dumps(_jsonable(res), indent=1))
+    else:
+        print(format_table(res))
     return 0
 
 
@@ -262,7 +367,7 @@ def _run(a):
     from .model.scenario import DEFAULT_HORIZON_NS
 
     tr = _open_any(a.trace)
-    if a.io == "nvme":
+    if a.io is None or a.io == "nvme":
         io = NVME
     elif a.io == "hdd":
         io = HDD
@@ -284,7 +389,12 @@ def _run(a):
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
         horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, seed=a.seed, records=not a.no_records,
     )
-    sc = sc.replace(costs=sc.costs.replace(io_ns=io))
+    costs = sc.costs
+    if a.costs:
+        from .model.costs import Costs
+
+        costs = Costs.from_file(a.costs)
+    sc = sc.replace(costs=costs if a.costs and a.io is None else costs.replace(io_ns=io))
     res = simulate(sc)
     if a.json:
         print(json.dumps(_jsonable(res.summary)))
