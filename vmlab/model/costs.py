@@ -279,10 +279,10 @@ class Costs:
     pagecache_hit_ns: int = 800
     struct_page_ns: int = 100
     driver_ns: int = 300
-    pte_ns: int = 60
+    pte_ns: int = 200
     remap_fixed_ns: int = 20_000
-    signal_ns: int = 900
-    mmap_cs_ns: int = 1_300
+    signal_ns: int = 2_600
+    mmap_cs_ns: int = 3_900
     wakeup_ns: int = 2_000
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
