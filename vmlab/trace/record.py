@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import VmlabError
 from .mappings import (FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE,
-                       Backing, Mappings, file_info)
+                       Backing, FileInfo, Mappings, file_info)
 from .model import TraceMeta
 from .native import TraceWriter
 
@@ -275,8 +275,9 @@ def _prot(perms):
 class FileTable:
     """The files of the run, indexed by (dev, inode)."""
 
-    def __init__(self, known):
+    def __init__(self, known, late_when="at_open"):
         self.known = dict(known)   # (dev, inode) -> FileInfo measured before the run
+        self.late_when = late_when  # files first seen later: measured then, or not at all
         self.files = []
         self.index = {}
 
@@ -290,10 +291,12 @@ class FileTable:
             return self.index[key]
         info = self.known.get(key)
         if info is None:
-            info = file_info(path, "at_open") if path else None
+            info = file_info(path, self.late_when) if path and self.late_when else None
             if info is None or not info.inode:
-                from .mappings import FileInfo
-                info = FileInfo(str(path or f"<dev {dev:#x} inode {inode}>"), dev, inode, 0)
+                size = 0
+                with contextlib.suppress(OSError, TypeError):
+                    size = os.stat(path).st_size
+                info = FileInfo(str(path or f"<dev {dev:#x} inode {inode}>"), dev, inode, size)
         self.files.append(info)
         i = len(self.files) - 1
         if inode:
@@ -426,13 +429,13 @@ def initial_space(segs, names, files):
     return space, heap_base
 
 
-def record(argv, out, *, tool="lackey", cwd=None, quiet=False):
+def record(argv, out, *, tool="lackey", cwd=None, quiet=False, stdout=None):
     """Record ``argv`` with ``tool`` (``"lackey"`` or ``"perf"``) into the native trace
     ``out``; see :func:`record_lackey` and :func:`record_perf`."""
     if tool == "lackey":
-        return record_lackey(argv, out, cwd=cwd, quiet=quiet)
+        return record_lackey(argv, out, cwd=cwd, quiet=quiet, stdout=stdout)
     if tool == "perf":
-        return record_perf(argv, out, cwd=cwd, quiet=quiet)
+        return record_perf(argv, out, cwd=cwd, quiet=quiet, stdout=stdout)
     raise VmlabError(f"--with must be lackey or perf, got {tool!r}")
 
 
@@ -440,11 +443,13 @@ def record(argv, out, *, tool="lackey", cwd=None, quiet=False):
 _BLOCK = 1 << 22
 
 
-def record_lackey(argv, out, *, cwd=None, quiet=False):
+def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     """Record ``argv`` under valgrind lackey into the native trace ``out`` (atomically).
 
     Returns ``(trace_path, info)`` with ``info`` a dict: ``records``, ``seconds``,
-    ``exit_code``, ``n_mappings``, ``n_files``.
+    ``exit_code``, ``n_mappings``, ``n_files``.  The program's standard output goes to
+    ``stdout`` (a file object or ``subprocess.DEVNULL``; default: ours); with ``quiet`` its
+    standard error is not shown.
     """
     from .readers import lackey as lk
     from .readers._text import ERR_CAPACITY  # noqa: F401  (capacity is sized to never hit it)
@@ -464,7 +469,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False):
     cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", "--trace-syscalls=yes", "-d",
            "--vgdb=no", f"--log-fd={wfd}", program, *argv[1:]]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, pass_fds=(wfd,), stderr=errf, cwd=cwd)
+    proc = subprocess.Popen(cmd, pass_fds=(wfd,), stderr=errf, cwd=cwd, stdout=stdout)
     os.close(wfd)
     writer = TraceWriter(out, meta)
     n = 0
@@ -563,3 +568,149 @@ def _next_special(block, pos):
         if b >= 0:
             cands.append(b + 1)
     return min(cands) if cands else -1
+
+
+# -- perf --------------------------------------------------------------------------------
+_SPECIAL = ("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
+
+
+def _perf_events(perf):
+    """The perf events to record: the fault tracepoints when this kernel has them (they say
+    read, write or fetch), else the page-faults software event; the mapping syscalls."""
+    lst = subprocess.run([perf, "list", "tracepoint"], capture_output=True, text=True).stdout
+    ev = []
+    if "exceptions:page_fault_user" in lst:
+        ev += ["-e", "exceptions:page_fault_user", "-e", "exceptions:page_fault_kernel"]
+    else:
+        ev += ["-e", "page-faults", "-c", "1"]
+    ev += ["-d"]  # data mmap events (MMAP2 of non-executable mappings) and sample addresses
+    for s in ("mmap", "munmap", "mprotect", "mremap", "brk"):
+        if f"syscalls:sys_enter_{s}" in lst:
+            ev += ["-e", f"syscalls:sys_enter_{s}"]
+    if "syscalls:sys_exit_brk" in lst:
+        ev += ["-e", "syscalls:sys_exit_brk"]
+    return ev
+
+
+def mappings_from_perf(events, files, asid_of_pid):
+    """Build the mappings table from the perf reader's ``mappings_sink`` events."""
+    spaces = {}
+    brk = {}
+    for ev in events:
+        kind, pid = ev[0], ev[1]
+        space = spaces.setdefault(pid, AddressSpace())
+        if kind == "mmap2":
+            _k, _pid, start, length, pgoff, dev, ino, perms, path, at = ev
+            prot = _prot(perms[:3] + "--")
+            shared = 1 if perms[3] == "s" else 0
+            if path == "[stack]":
+                space.add(start, start + length, prot, 0, Backing.STACK, NO_FILE, 0, at)
+            elif path == "[heap]":
+                space.add(start, start + length, prot, 0, Backing.HEAP, NO_FILE, 0, at)
+            elif path in _SPECIAL:
+                space.add(start, start + length, prot, 0, Backing.SPECIAL, NO_FILE, 0, at)
+            elif path.startswith("//anon") or not ino:
+                space.add(start, start + length, prot, shared, Backing.ANON, NO_FILE, 0, at)
+            else:
+                fi = files.add(path, dev, ino)
+                space.add(start, start + length, prot, shared, Backing.FILE, fi, pgoff, at)
+        elif kind == "munmap":
+            args, at = ev[2], ev[3]
+            if "addr" in args and "len" in args:
+                space.carve(args["addr"], args["addr"] + _page_up(args["len"]), at)
+        elif kind == "mprotect":
+            args, at = ev[2], ev[3]
+            if {"start", "len", "prot"} <= set(args):
+                space.protect(args["start"], args["start"] + _page_up(args["len"]),
+                              args["prot"] & 7, at)
+        elif kind == "brk_result":   # the break after a brk() call (sys_exit_brk)
+            value, at = ev[2], ev[3]
+            cur = brk.get(pid)
+            if cur is None:
+                brk[pid] = value          # brk(0) at start: the heap's base
+                continue
+            new, old = _page_up(value), _page_up(cur)
+            if new > old:
+                space.add(old, new, PROT_READ | PROT_WRITE, 0, Backing.HEAP, NO_FILE, 0, at)
+            elif new < old:
+                space.carve(new, old, at)
+            brk[pid] = value
+    tables = [space.table(asid_of_pid.get(pid, 0)) for pid, space in spaces.items()
+              if pid in asid_of_pid]
+    return np.concatenate(tables) if tables else np.zeros(0, MAPPING_DTYPE)
+
+
+def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
+    """Record ``argv`` natively under ``perf record`` into the native trace ``out``: every
+    page fault with its real thread, time (``gap_ns``, each thread's first record offset
+    from the start of the recording) and, with the ``exceptions:page_fault_*`` tracepoints,
+    read/write/fetch; the ``mmap_sem`` writer syscalls as ``LOCK_W``; the mappings from the
+    run's own ``PERF_RECORD_MMAP2`` events and ``munmap``/``mprotect``/``brk`` tracepoints."""
+    from .readers import perf as perf_reader
+
+    perf = require("perf")
+    program = resolve_program(argv)
+    cwd = os.path.abspath(cwd or os.getcwd())
+    files = FileTable(startup_files(program), late_when=None)
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="vmlab-perf-", dir=out.parent) as tmp:
+        data = os.path.join(tmp, "perf.data")
+        events = _perf_events(perf)
+        t0 = time.perf_counter()
+        r = subprocess.run([perf, "record", "-q", "-m", "1024", "-o", data, *events, "--",
+                            program, *argv[1:]], cwd=cwd, stdout=stdout,
+                           stderr=subprocess.PIPE if quiet else None)
+        elapsed = time.perf_counter() - t0
+        if not os.path.exists(data):
+            raise VmlabError(f"perf record wrote no data (exit {r.returncode}); as non-root "
+                             "set kernel.perf_event_paranoid=-1")
+        text = os.path.join(tmp, "perf.txt")
+        with open(text, "wb") as f:
+            s = subprocess.run([perf, "script", "-i", data, "--ns", "--show-mmap-events",
+                                "--show-task-events", "-F",
+                                "comm,pid,tid,time,event,addr,trace"],
+                               stdout=f, stderr=subprocess.PIPE)
+        if s.returncode != 0:
+            raise VmlabError(f"perf script failed: {s.stderr.decode(errors='replace')[:200]}")
+        sink = []
+        meta = TraceMeta(
+            source="vmlab record --with perf -- " + " ".join(argv),
+            notes="perf record " + " ".join(events) + "; fault records (op from the x86 error "
+                  "code when the exceptions tracepoints were recorded), syscalls as LOCK_W, "
+                  "gap_ns from perf times with each thread's first record offset from the "
+                  "recording's start; mappings from PERF_RECORD_MMAP2 and the syscall "
+                  "tracepoints")
+        n = 0
+        pids = {}
+        with TraceWriter(out, meta, with_gap=True) as w:
+            for chunk in perf_reader.iter_chunks(text, thread_start="offset",
+                                                  mappings_sink=sink, other_events="skip",
+                                                  show_progress=False):
+                w.append(**chunk)
+                n += len(chunk["addr"])
+            # asid = pid in order of first appearance, as the reader numbers them
+            for ev in sink:
+                if ev[1] is not None:
+                    pids.setdefault(ev[1], None)
+            asid_of = _asids_in_order(text)
+            w.mappings = Mappings(mappings_from_perf(sink, files, asid_of), files.files,
+                                  "perf PERF_RECORD_MMAP2 + syscalls:sys_enter_{munmap,"
+                                  "mprotect,brk}/sys_exit_brk tracepoints")
+            n_rows = len(w.mappings)
+    return out, {"records": n, "seconds": elapsed, "exit_code": r.returncode,
+                 "n_mappings": n_rows, "n_files": len(files.files)}
+
+
+def _asids_in_order(text):
+    """pid -> asid as the perf reader numbers them (pids in order of their first sample)."""
+    from .readers.perf import _SAMPLE, _event_kind, _OTHER
+
+    asid = {}
+    with open(text, errors="replace") as f:
+        for line in f:
+            if "PERF_RECORD_" in line:
+                continue
+            m = _SAMPLE.match(line)
+            if m and m["id2"] is not None and _event_kind(m["event"]) != _OTHER:
+                asid.setdefault(int(m["id1"]), len(asid))
+    return asid

@@ -68,6 +68,7 @@ expected.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -82,11 +83,17 @@ WITH_GAP = True
 
 #: Software events whose samples are page faults.
 FAULT_EVENTS = frozenset({"page-faults", "faults", "minor-faults", "major-faults"})
+#: Tracepoints whose samples are page faults, with the x86 error code (``error_code=0x..``:
+#: bit 1 write, bit 4 instruction fetch), so a record can be a LOAD, STORE or IFETCH.
+TRACE_FAULT_EVENTS = frozenset({"exceptions:page_fault_user", "exceptions:page_fault_kernel"})
+#: Kernel-mode faults on kernel addresses are not the program's: user space ends here (x86-64).
+USER_TOP = 1 << 47
 #: ``syscalls:`` tracepoints that take ``mmap_sem`` for write.
 LOCK_EVENTS = frozenset({"sys_enter_mmap", "sys_enter_munmap", "sys_enter_mprotect",
                          "sys_enter_mremap", "sys_enter_brk"})
 
-_OPTIONS = ("page_size", "other_events", "assume_addr", "fault_size")
+_OPTIONS = ("page_size", "other_events", "assume_addr", "fault_size", "thread_start",
+            "mappings_sink")
 # Options vmlab.trace.convert passes to every reader: tuning knobs of the block-parsing text
 # readers (this one reads line by line, so they are accepted and ignored) and, to meta_for,
 # the iter_chunks arguments.
@@ -115,10 +122,17 @@ _DIAG = re.compile(r"^(?:Warning:|'\w+' not valid for [\w-]+ events\. Ignoring\.
 _EXPECTED = ("expected a perf script sample line '[comm] [pid/]tid [cpu] seconds.decimals: "
              "[period] event: address ...' (see vmlab.trace.readers.perf)")
 
-_FAULT, _LOCK, _OTHER = 0, 1, 2
+_FAULT, _LOCK, _OTHER, _TFAULT = 0, 1, 2, 3
+_TP_ADDR = re.compile(r"\baddress=0x([0-9a-fA-F]+)")
+_TP_CODE = re.compile(r"\berror_code=0x([0-9a-fA-F]+)")
+_MMAP2 = re.compile(r"PERF_RECORD_MMAP2 (\d+)/\d+: \[0x([0-9a-f]+)\(0x([0-9a-f]+)\) @ "
+                    r"(0x[0-9a-f]+|\d+) ([0-9a-f]+):([0-9a-f]+) (\d+) \d+\]: ([-rwxps]{4}) (.*)$")
+_TP_ARGS = re.compile(r"\b(\w+): 0x([0-9a-fA-F]+)")
 
 
 def _event_kind(event):
+    if event in TRACE_FAULT_EVENTS:
+        return _TFAULT
     parts = event.split(":")
     if parts[0] in FAULT_EVENTS:
         return _FAULT
@@ -135,6 +149,9 @@ def _check_options(options):
     other = options.get("other_events", "error")
     if other not in ("error", "skip"):
         raise TypeError(f"perf reader: other_events must be 'error' or 'skip', got {other!r}")
+    start = options.get("thread_start", "zero")
+    if start not in ("zero", "offset"):
+        raise TypeError(f"perf reader: thread_start must be 'zero' or 'offset', got {start!r}")
 
 
 def _decode(raw):
@@ -213,6 +230,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     skip_other = options.get("other_events", "error") == "skip"
     assume_addr = bool(options.get("assume_addr", False))
     fault_size = int(options.get("fault_size", 8))
+    offset_start = options.get("thread_start", "zero") == "offset"
+    sink = options.get("mappings_sink")
+    t_first = None         # the recording's first timestamp (thread_start="offset")
     chunk_records = max(1, int(chunk_records))
     path = Path(path)
     try:
@@ -262,6 +282,16 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             if "PERF_RECORD_" in line and _TASK.match(line):
                 _note_task(line, pid_of)
                 in_sample = False
+                if offset_start and t_first is None:
+                    tm = re.search(r"\s(\d+)\.(\d{1,9}):\s", line)
+                    if tm and int(tm[1]):  # perf's synthesized kernel mmap is at time 0
+                        t_first = int(tm[1]) * 1_000_000_000 + int(tm[2].ljust(9, "0"))
+                if sink is not None and "PERF_RECORD_MMAP2" in line:
+                    mm = _MMAP2.search(line)
+                    if mm:
+                        sink.append(("mmap2", int(mm[1]), int(mm[2], 16), int(mm[3], 16),
+                                     int(mm[4], 0), os.makedev(int(mm[5], 16), int(mm[6], 16)),
+                                     int(mm[7]), mm[8], mm[9].strip(), n_total))
                 continue
             if in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
                 continue
@@ -274,10 +304,25 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                     f"bad timestamp {m['time']!r}: expected seconds with 1 to 9 decimals "
                     "such as 400.845503 or 400.845503102", path, lineno)
             t_ns = int(tm[1]) * 1_000_000_000 + int(tm[2].ljust(9, "0"))
+            if t_first is None:
+                t_first = t_ns
             kind = _event_kind(m["event"])
             in_sample = True
             tail = m["tail"] or ""
-            if kind == _FAULT:
+            if kind == _TFAULT:
+                am = _TP_ADDR.search(tail)
+                cm = _TP_CODE.search(tail)
+                if am is None or cm is None:
+                    raise TraceFormatError(
+                        f"{m['event']} sample without address=0x... and error_code=0x...; "
+                        "print the trace field (perf script -F ...,trace)", path, lineno)
+                addr = int(am[1], 16)
+                if addr >= USER_TOP:
+                    continue  # a kernel-mode fault on a kernel address: not the program's
+                code = int(cm[1], 16)
+                op = Op.IFETCH if code & 0x10 else Op.STORE if code & 0x2 else Op.LOAD
+                size = fault_size
+            elif kind == _FAULT:
                 addr, looks_default = _fault_addr(tail, m["period"] is not None, path, lineno)
                 if not layout_known:
                     if looks_default:
@@ -289,6 +334,12 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 am = _ARG.search(tail)
                 addr = int(am[1], 16) if am else 0
                 op, size = Op.LOCK_W, 0
+            elif sink is not None and m["event"] == "syscalls:sys_exit_brk":
+                am = _HEX.match(tail.split()[0]) if tail.split() else None
+                if am:
+                    pid = int(m["id1"]) if m["id2"] is not None else pid_of.get(int(m["id1"]))
+                    sink.append(("brk_result", pid, int(am[1], 16), n_total))
+                continue
             elif skip_other:
                 continue
             else:
@@ -309,7 +360,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             asid = asid_of.setdefault(pid, len(asid_of))
             prev = last.get(tid)
             if prev is None:
-                gap = 0
+                gap = t_ns - t_first if offset_start else 0
             else:
                 gap = t_ns - prev[0]
                 if gap < 0:
@@ -325,6 +376,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             cols["size"].append(size)
             cols["gap_ns"].append(gap)
             n_total += 1
+            if sink is not None and kind == _LOCK:
+                args = {k: int(v, 16) for k, v in _TP_ARGS.findall(tail)}
+                sink.append((m["event"].split(":")[1][len("sys_enter_"):], pid, args, n_total))
             if len(cols["addr"]) >= chunk_records:
                 bar.update(done_bytes)
                 done_bytes = 0
