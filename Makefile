@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vmlab-installed
 
-.PHONY: test report bench data clean
+.PHONY: test report bench data clean tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-## make test: install into .venv and run the whole test suite on all cores
-test: $(STAMP)
+## make tools: valgrind, perf and a C compiler for the recording tests (apt-get, as root, when
+## missing; without root or apt-get those tests are skipped and say what to install)
+tools:
+	@missing=""; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	{ command -v perf >/dev/null && perf --version >/dev/null 2>&1; } || missing="$$missing linux-perf"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not installing$$missing (needs root and apt-get): those tests will be skipped"; fi; \
+	fi
+
+## make test: install into .venv (and the recording tools) and run the whole test suite
+test: $(STAMP) tools
 	$(PY) -m pytest -q -n auto tests
 
 ## make report: install into .venv and run every notebook on data/ into report/ (open report/index.html)

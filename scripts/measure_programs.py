@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Measure real programs natively for notebook 08 ("Does vmlab agree with this kernel?").
 
-    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py [--runs 5] [--out data]
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py [--runs 5] [--out data/native]
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --readme-only   # README.md only
 
-Writes, in --out:
+Writes, in --out (default ``data/native``):
 
 * ``native_faults.csv``: one row per native run: program, setting (unlimited or limit),
   limit_bytes, run, page_faults, major_faults, minor_faults, seconds, oom_killed,
@@ -11,7 +12,8 @@ Writes, in --out:
 * ``native_faults.json``: the machine (kernel, CPU, CPUs, page size), the perf version, the
   exact command of every program, how its input was generated, and the method;
 * ``perf_<program>.vmt``: a ``vmlab record --with perf`` trace of one run of each program
-  (faults with read/write, real threads and times, and the run's mappings): small.
+  (faults with read/write, real threads and times, and the run's mappings): small;
+* ``README.md``: what all this is, with the summary table computed from the CSV.
 
 Lackey recordings of the same runs are not shipped: every access of even the smallest of
 these runs is tens of millions of records (hundreds of MB); ``vmlab record`` makes them on
@@ -47,11 +49,9 @@ PROGRAMS = [
      "text.txt: 20,000 generated lines (awk), 1.0 MB",
      [4 * MB, 3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.75 * MB, 0.6 * MB]),
     ("sort", ["sort", "-S", "16M", "-o", "/dev/null", "{dir}/numbers.txt"],
-     "numbers.txt: 200,000 generated pseudo-random integers (awk LCG), 2.0 MB",
+     "numbers.txt: 200,000 generated pseudo-random integers (awk LCG), 2.0 MB; sort uses "
+     "min(CPUs, 8) threads, so two on a 2-CPU machine",
      [24 * MB, 16 * MB, 12 * MB, 8 * MB, 6 * MB, 4 * MB, 3 * MB, 2 * MB]),
-    ("sort_parallel", ["sort", "--parallel=2", "-S", "16M", "-o", "/dev/null",
-                       "{dir}/numbers.txt"],
-     "numbers.txt as for sort; two sorting threads", None),
     ("xz_T2", ["xz", "-T2", "-3", "--block-size=1MiB", "-c", "{dir}/seq.txt"],
      "seq.txt: seq 1 500000, 3.3 MB; two compressor threads", None),
     ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers.txt"],
@@ -89,11 +89,16 @@ def version(cmd):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--out", default="data")
+    p.add_argument("--out", default="data/native")
+    p.add_argument("--readme-only", action="store_true",
+                   help="only rewrite README.md from the CSV and JSON already in --out")
     p.add_argument("--only", default=None, help="comma-separated program names")
     p.add_argument("--no-limits", action="store_true")
     a = p.parse_args(argv)
     out = Path(a.out)
+    if a.readme_only:
+        write_readme(out)
+        return
     out.mkdir(parents=True, exist_ok=True)
     require("perf")
     can_limit = cgroup_version() is not None and not a.no_limits
@@ -138,7 +143,57 @@ def main(argv=None):
                       "(helper_faults)"}
     (out / "native_faults.json").write_text(json.dumps(meta, indent=1) + "\n")
     subprocess.run(["rm", "-rf", work])
+    write_readme(out)
     print(f"wrote {out / 'native_faults.csv'} ({len(rows)} runs)", file=sys.stderr)
+
+
+def summary(out):
+    """Median, min and max of page faults and major faults per program and setting, and the
+    OOM kills, from native_faults.csv (a pandas DataFrame)."""
+    import pandas as pd
+
+    df = pd.read_csv(out / "native_faults.csv")
+    df["limit_mb"] = (df["limit_bytes"] / MB).round(2)
+    g = df.groupby(["program", "setting", "limit_mb"], dropna=False, sort=False)
+    return g.agg(runs=("run", "count"), page_faults=("page_faults", "median"),
+                 pf_min=("page_faults", "min"), pf_max=("page_faults", "max"),
+                 major_faults=("major_faults", "median"), mj_min=("major_faults", "min"),
+                 mj_max=("major_faults", "max"), oom_kills=("oom_killed", "sum")).reset_index()
+
+
+def write_readme(out):
+    out = Path(out)
+    meta = json.loads((out / "native_faults.json").read_text())
+    s = summary(out)
+    m = meta["machine"]
+    lines = [
+        "# Native page-fault measurements (data for notebook 08)", "",
+        "How many page faults and major faults the kernel itself takes on real programs, "
+        "measured with `perf stat -e page-faults,major-faults,minor-faults`, with unlimited "
+        "memory and under a sweep of cgroup memory limits; made by "
+        "`scripts/measure_programs.py` (the measuring code is `vmlab/measure.py`).", "",
+        f"Machine: Linux {m['kernel']} ({m['machine']}, {m['cpu']}, {m['cpus']} CPUs, "
+        f"{m['page_size']}-byte pages), {meta['perf']}, cgroup v{meta['cgroup']} memory "
+        f"controller, no swap; {meta['runs']} runs per setting.", "",
+        f"Method: {meta['method']}.", "",
+        "Files: `native_faults.csv` (one row per run), `native_faults.json` (machine, "
+        "commands, inputs), `perf_<program>.vmt` (one `vmlab record --with perf` run of each "
+        "program: every fault with read/write/fetch from the x86 error code, real threads "
+        "and times, and the run's mappings with the page-cache state of its start-up files). "
+        "Lackey recordings of the same runs are not shipped: the smallest is tens of "
+        "millions of records (hundreds of MB); `vmlab record` makes one in a minute or two.",
+        "", "## Programs", ""]
+    for name, p in meta["programs"].items():
+        lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")
+    lines += ["", "## Summary (median [min-max] over the runs)", "",
+              "| program | memory | page faults | major faults | OOM kills |",
+              "|---|---|---|---|---|"]
+    for r in s.itertuples():
+        mem = "unlimited" if r.setting == "unlimited" else f"{r.limit_mb:g} MB"
+        lines.append(f"| {r.program} | {mem} | {r.page_faults:g} [{r.pf_min}-{r.pf_max}] | "
+                     f"{r.major_faults:g} [{r.mj_min}-{r.mj_max}] | {int(r.oom_kills)}/{r.runs} |")
+    lines += ["", "A killed run's counts stop at the kill.", ""]
+    (out / "README.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

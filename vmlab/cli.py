@@ -82,8 +82,11 @@ def _parser():
         epilog="policies: " + ", ".join(_policy_names()))
     r.add_argument("trace", help="trace file (any readable format)")
     r.add_argument("--policy", default="nopage", help="policy preset (default nopage)")
-    r.add_argument("--backing", default="file",
-                   help="backing of the VMAs inferred from the trace (file, anon, device, iomem, context)")
+    r.add_argument("--backing", default=None,
+                   help="backing of the VMAs inferred from the trace (file, anon, device, iomem, "
+                        "context; default file); a trace recorded with its mappings (vmlab "
+                        "record) takes its VMAs, backings and page-cache state from them "
+                        "unless --backing is given")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--memory-pages", type=int, default=None, help="page-cache frames (default unlimited)")
     g.add_argument("--memory-fraction", type=float, default=None,
@@ -382,8 +385,15 @@ def _run(a):
             raise VmlabError(f"--memory-fraction must be in (0, 1], got {a.memory_fraction}")
         distinct = len(index_trace(tr).keys)
         mem = max(1, int(round(a.memory_fraction * distinct)))
+    where = {"backing": a.backing or "file"}
+    if tr.mappings is not None and a.backing is None:
+        from .model.recorded import preload_within, vmas_for
+
+        vmas = vmas_for(tr)
+        pre = preload_within(tr, vmas, mem)
+        where = {"vmas": vmas, "preload": pre if len(pre) else None}
     sc = Scenario(
-        tr, backing=a.backing, policy=a.policy, memory_pages=mem, replacement=a.replacement,
+        tr, **where, policy=a.policy, memory_pages=mem, replacement=a.replacement,
         fault_around_pages=a.fault_around_pages,
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,

@@ -459,7 +459,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     cwd = os.path.abspath(cwd or os.getcwd())
     known = startup_files(program)
     files = FileTable(known)
-    out = Path(out)
+    out = Path(out).resolve()  # the program (and perf) may run in another folder
     meta = TraceMeta(source="vmlab record --with lackey -- " + " ".join(argv),
                      notes="valgrind --tool=lackey --trace-mem=yes --trace-syscalls=yes -d; "
                            "one thread (lackey does not tell threads apart); mappings from "
@@ -652,7 +652,7 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
     program = resolve_program(argv)
     cwd = os.path.abspath(cwd or os.getcwd())
     files = FileTable(startup_files(program), late_when=None)
-    out = Path(out)
+    out = Path(out).resolve()  # the program (and perf) may run in another folder
     with tempfile.TemporaryDirectory(prefix="vmlab-perf-", dir=out.parent) as tmp:
         data = os.path.join(tmp, "perf.data")
         events = _perf_events(perf)
@@ -661,9 +661,11 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
                             program, *argv[1:]], cwd=cwd, stdout=stdout,
                            stderr=subprocess.PIPE if quiet else None)
         elapsed = time.perf_counter() - t0
-        if not os.path.exists(data):
-            raise VmlabError(f"perf record wrote no data (exit {r.returncode}); as non-root "
-                             "set kernel.perf_event_paranoid=-1")
+        if not os.path.exists(data) or os.path.getsize(data) == 0:
+            said = (r.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise VmlabError(f"perf record wrote no data (exit {r.returncode})"
+                             + (f": {said[-1][:200]}" if said else "")
+                             + "; as non-root set kernel.perf_event_paranoid=-1")
         text = os.path.join(tmp, "perf.txt")
         with open(text, "wb") as f:
             s = subprocess.run([perf, "script", "-i", data, "--ns", "--show-mmap-events",

@@ -45,7 +45,20 @@ What becomes a record
   ``sys_enter_mremap`` or ``sys_enter_brk`` sample -> ``LOCK_W`` (the thread takes
   ``mmap_sem`` for write), ``addr`` = the syscall's first (address) argument when the
   ``trace`` field is printed, else 0; ``size`` = 0;
+* an ``exceptions:page_fault_user`` or ``exceptions:page_fault_kernel`` sample (x86
+  tracepoints, recorded by ``vmlab record --with perf``) -> an access at its
+  ``address=0x...``, with ``op`` from its ``error_code=0x...``: bit 4 (instruction fetch)
+  ``IFETCH``, else bit 1 (write) ``STORE``, else ``LOAD`` (a fault on a kernel address is
+  skipped: it is not the program's);
 * any other event is an error (``other_events="skip"`` ignores them instead).
+
+Two options serve ``vmlab record --with perf`` (:mod:`vmlab.trace.record`):
+``thread_start="offset"`` gives each thread's first record the time since the recording's
+first event as its ``gap_ns`` (default ``"zero"``: 0, as before), so threads started late
+start late in the replay; ``mappings_sink=[]`` collects, in file order and with the number
+of records before each, the ``PERF_RECORD_MMAP2`` lines (``--show-mmap-events``), the
+``munmap``/``mprotect``/``mremap``/``brk``/``mmap`` syscall samples (with their arguments) and
+``syscalls:sys_exit_brk`` results, from which the run's mappings are rebuilt.
 
 Columns: ``tid`` is the real thread id (the engine maps ids itself); ``asid`` numbers the
 distinct pids 0, 1, 2... in order of first appearance (several processes in one recording
