@@ -58,7 +58,8 @@ PROGRAMS = [
      "numbers.txt as for sort", None),
     ("python_dict", ["/usr/bin/python3", "-S", "-c",
                      "d = {i: str(i) for i in range(100000)}"],
-     "no input: CPython builds a 100,000-entry dict", None),
+     "no input: CPython builds a 100,000-entry dict (about 20 MB of heap)",
+     [48 * MB, 40 * MB, 32 * MB, 28 * MB, 24 * MB, 20 * MB, 16 * MB, 12 * MB]),
     ("sqlite", ["sqlite3", ":memory:",
                 "create table t(a integer, b text); "
                 "with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000) "

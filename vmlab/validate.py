@@ -30,7 +30,7 @@ from .model.recorded import scenario_for
 
 def predict(trace, memory_pages=None):
     """The engine's fault counts for a recorded trace: ``{"page_faults", "major_faults"}``."""
-    from .analysis import simulate
+    from .simulation import simulate
 
     res = simulate(scenario_for(trace, memory_pages, records=False))
     s = res.summary

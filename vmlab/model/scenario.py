@@ -449,10 +449,10 @@ class Scenario:
         in-flight and pinned pages, and the signal schedules name threads of the trace, one
         schedule each (the engine's prepare() makes the same checks)."""
         T = len(tids)
-        if self.memory_pages is not None and self.memory_pages < 2 * T + 1:
+        if self.memory_pages is not None and self.memory_pages < min_memory_pages(T):
             raise ScenarioError(
                 f"memory_pages={self.memory_pages} is too small for {T} threads: every in-flight or "
-                f"pinned page needs a frame; use at least {2 * T + 1}")
+                f"pinned page needs a frame; use at least {min_memory_pages(T)}")
         self.signal_schedule_of(tids)
 
     def signal_schedule_of(self, tids):
@@ -479,3 +479,10 @@ def scenario_fields():
 def signal_interval_dist(schedule):
     """The distribution of a Poisson schedule's gaps."""
     return Exponential(1e9 / schedule.rate_hz)
+
+
+def min_memory_pages(n_threads):
+    """The smallest page cache ``memory_pages`` a run with ``n_threads`` threads may have,
+    ``2 * n_threads + 1``: each thread may hold a frame in flight and one pinned, neither
+    evictable, so one more is needed for a victim always to exist (docs/model.md section 8)."""
+    return 2 * int(n_threads) + 1

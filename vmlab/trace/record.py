@@ -705,14 +705,18 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
 
 def _asids_in_order(text):
     """pid -> asid as the perf reader numbers them (pids in order of their first sample)."""
-    from .readers.perf import _SAMPLE, _event_kind, _OTHER
+    from .readers.perf import _OTHER, _event_kind, _parse_sample
 
     asid = {}
     with open(text, errors="replace") as f:
         for line in f:
             if "PERF_RECORD_" in line:
                 continue
-            m = _SAMPLE.match(line)
-            if m and m["id2"] is not None and _event_kind(m["event"]) != _OTHER:
-                asid.setdefault(int(m["id1"]), len(asid))
+            m = _parse_sample(line.split())
+            if m is None:
+                continue
+            id_tok, _time, _period, event, _k = m
+            first, slash, _second = id_tok.partition("/")
+            if slash and _event_kind(event) != _OTHER and first.isdigit():
+                asid.setdefault(int(first), len(asid))
     return asid
