@@ -40,7 +40,7 @@ def main(argv=None):
     exe = resolve_program(prog)
     vg = [shutil.which("valgrind"), "--tool=lackey", "--trace-mem=yes", "--trace-syscalls=yes",
           "-d", "--vgdb=no"]
-    with tempfile.TemporaryDirectory(dir=os.getcwd()) as d:
+    with tempfile.TemporaryDirectory(prefix="vmlab-bench-record-") as d:
         def pipe():
             subprocess.run(" ".join([*vg, "--log-fd=3", exe, *prog[1:]])
                            + " 3>&1 1>/dev/null 2>/dev/null | cat > /dev/null", shell=True)

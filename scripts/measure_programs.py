@@ -104,7 +104,7 @@ def main(argv=None):
     require("perf")
     can_limit = cgroup_version() is not None and not a.no_limits
     rows, commands = [], {}
-    work = tempfile.mkdtemp(prefix="vmlab-measure-", dir=os.getcwd())
+    work = tempfile.mkdtemp(prefix="vmlab-measure-")  # $TMPDIR: must be disk-backed
     make_inputs(work)
     only = set(a.only.split(",")) if a.only else None
     for name, template, what, limits in PROGRAMS:
