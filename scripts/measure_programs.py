@@ -30,55 +30,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from vmlab.calibrate import machine_info
-from vmlab.measure import cgroup_version, measure_program
-from vmlab.trace.record import record_perf, require
-
-MB = 2**20
-
-#: (name, argv with {dir} for the input folder, input description, limits for the sweep)
-PROGRAMS = [
-    ("gzip", ["gzip", "-9", "-c", "{dir}/text.txt"],
-     "text.txt: 20,000 generated lines (awk), 1.0 MB",
-     [4 * MB, 3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.75 * MB, 0.6 * MB]),
-    ("sort", ["sort", "-S", "16M", "-o", "/dev/null", "{dir}/numbers.txt"],
-     "numbers.txt: 200,000 generated pseudo-random integers (awk LCG), 2.0 MB; sort uses "
-     "min(CPUs, 8) threads, so two on a 2-CPU machine",
-     [24 * MB, 16 * MB, 12 * MB, 8 * MB, 6 * MB, 4 * MB, 3 * MB, 2 * MB]),
-    ("xz_T2", ["xz", "-T2", "-3", "--block-size=1MiB", "-c", "{dir}/seq.txt"],
-     "seq.txt: seq 1 500000, 3.3 MB; two compressor threads", None),
-    ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers.txt"],
-     "numbers.txt as for sort", None),
-    ("python_dict", ["/usr/bin/python3", "-S", "-c",
-                     "d = {i: str(i) for i in range(100000)}"],
-     "no input: CPython builds a 100,000-entry dict (about 20 MB of heap)",
-     [48 * MB, 40 * MB, 32 * MB, 28 * MB, 24 * MB, 20 * MB, 16 * MB, 12 * MB]),
-    ("sqlite", ["sqlite3", ":memory:",
-                "create table t(a integer, b text); "
-                "with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000) "
-                "insert into t select x, printf('%08d', x * 7919 % 100003) from c; "
-                "create index i on t(b); select count(*) from t where b like '0001%';"],
-     "no input: an in-memory table of 50,000 rows and an index", None),
-]
-
-
-def make_inputs(d):
-    d = Path(d)
-    subprocess.run(["awk", "BEGIN { for (i = 1; i <= 20000; i++) print \"line \" i \" of a "
-                    "generated text, value \" (i * 7919) % 10007 }"],
-                   stdout=open(d / "text.txt", "w"), check=True)
-    subprocess.run(["awk", "BEGIN { s = 12345; for (i = 0; i < 200000; i++) "
-                    "{ s = (s * 1103515245 + 12345) % 2147483648; print s } }"],
-                   stdout=open(d / "numbers.txt", "w"), check=True)
-    subprocess.run(["seq", "1", "500000"], stdout=open(d / "seq.txt", "w"), check=True)
-
+from vmlab.measure import cgroup_version, measure_programs, summarize_runs
+from vmlab.trace.record import require
 
 def version(cmd):
     try:
@@ -102,29 +60,8 @@ def main(argv=None):
         return
     out.mkdir(parents=True, exist_ok=True)
     require("perf")
-    can_limit = cgroup_version() is not None and not a.no_limits
-    rows, commands = [], {}
-    work = tempfile.mkdtemp(prefix="vmlab-measure-")  # $TMPDIR: must be disk-backed
-    make_inputs(work)
-    only = set(a.only.split(",")) if a.only else None
-    for name, template, what, limits in PROGRAMS:
-        if only and name not in only:
-            continue
-        cmd = [x.replace("{dir}", ".") for x in template]
-        commands[name] = {"command": shlex.join(cmd), "input": what,
-                          "limits_bytes": [int(x) for x in limits] if limits else None}
-        print(f"== {name}: {shlex.join(cmd)}", file=sys.stderr)
-        subprocess.run(cmd, cwd=work, stdout=subprocess.DEVNULL)   # warm the page cache
-        got = measure_program(cmd, runs=a.runs, cwd=work)
-        if limits and can_limit:
-            got += [r for r in measure_program(cmd, runs=a.runs, cwd=work, cold=True,
-                                               limits_bytes=[int(x) for x in limits])
-                    if r["setting"] == "limit"]
-        for r in got:
-            rows.append({"program": name, **r})
-        trace = out / f"perf_{name}.vmt"
-        record_perf(cmd, trace, cwd=work, quiet=True, stdout=subprocess.DEVNULL)
-        os.chmod(trace, 0o644)
+    rows, commands = measure_programs(runs=a.runs, only=set(a.only.split(",")) if a.only else None,
+                                      limits=not a.no_limits, record_dir=out)
     fields = ["program", "setting", "limit_bytes", "run", "page_faults", "major_faults",
               "minor_faults", "seconds", "exit_code", "oom_killed", "peak_bytes", "helper_faults"]
     with open(out / "native_faults.csv", "w", newline="") as f:
@@ -143,29 +80,16 @@ def main(argv=None):
                       "vmlab's cgexec helper, whose own faults are subtracted "
                       "(helper_faults)"}
     (out / "native_faults.json").write_text(json.dumps(meta, indent=1) + "\n")
-    subprocess.run(["rm", "-rf", work])
     write_readme(out)
     print(f"wrote {out / 'native_faults.csv'} ({len(rows)} runs)", file=sys.stderr)
-
-
-def summary(out):
-    """Median, min and max of page faults and major faults per program and setting, and the
-    OOM kills, from native_faults.csv (a pandas DataFrame)."""
-    import pandas as pd
-
-    df = pd.read_csv(out / "native_faults.csv")
-    df["limit_mb"] = (df["limit_bytes"] / MB).round(2)
-    g = df.groupby(["program", "setting", "limit_mb"], dropna=False, sort=False)
-    return g.agg(runs=("run", "count"), page_faults=("page_faults", "median"),
-                 pf_min=("page_faults", "min"), pf_max=("page_faults", "max"),
-                 major_faults=("major_faults", "median"), mj_min=("major_faults", "min"),
-                 mj_max=("major_faults", "max"), oom_kills=("oom_killed", "sum")).reset_index()
 
 
 def write_readme(out):
     out = Path(out)
     meta = json.loads((out / "native_faults.json").read_text())
-    s = summary(out)
+    import pandas as pd
+
+    s = summarize_runs(pd.read_csv(out / "native_faults.csv"))
     m = meta["machine"]
     lines = [
         "# Native page-fault measurements (data for notebook 08)", "",

@@ -446,3 +446,17 @@ def test_validate_puts_predicted_beside_measured(prog):
     assert row["page_fault_ratio"] == pytest.approx(
         row["predicted_page_faults"] / row["measured_page_faults"])
     assert "unlimited" in format_table(res)
+
+
+def test_shipped_native_measurements_load_and_summarize():
+    from vmlab.measure import PROGRAMS, load_native, summarize_runs
+
+    df, meta = load_native()
+    assert meta["machine"]["kernel"] and meta["runs"] >= 3
+    assert set(df["program"]) == {p[0] for p in PROGRAMS}
+    s = summarize_runs(df)
+    swept = set(s.loc[s["setting"] == "limit", "program"])
+    assert len(swept) >= 2
+    un = s[s["setting"] == "unlimited"].set_index("program")
+    assert (un["pf_min"] <= un["page_faults"]).all() and (un["page_faults"] <= un["pf_max"]).all()
+    assert (un["runs"] == meta["runs"]).all()

@@ -282,3 +282,119 @@ def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
                 r = run_limited(argv, int(limit), cwd=cwd, helper=helper)
                 rows.append({"setting": "limit", "run": i, **r})
     return rows
+
+
+# -- the programs of notebook 08 --------------------------------------------------------------
+MB = 2**20
+
+#: The programs of notebook 08 and data/native: (name, argv with {dir} for the input folder,
+#: input description, memory limits in bytes for the cgroup sweep or None).
+PROGRAMS = [
+    ("gzip", ["gzip", "-9", "-c", "{dir}/text.txt"],
+     "text.txt: 20,000 generated lines (awk), 1.0 MB",
+     [4 * MB, 3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.75 * MB, 0.6 * MB]),
+    ("sort", ["sort", "-S", "16M", "-o", "/dev/null", "{dir}/numbers.txt"],
+     "numbers.txt: 200,000 generated pseudo-random integers (awk LCG), 2.0 MB; sort uses "
+     "min(CPUs, 8) threads, so two on a 2-CPU machine",
+     [24 * MB, 16 * MB, 12 * MB, 8 * MB, 6 * MB, 4 * MB, 3 * MB, 2 * MB]),
+    ("xz_T2", ["xz", "-T2", "-3", "--block-size=1MiB", "-c", "{dir}/seq.txt"],
+     "seq.txt: seq 1 500000, 3.3 MB; two compressor threads", None),
+    ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers.txt"],
+     "numbers.txt as for sort", None),
+    ("python_dict", ["/usr/bin/python3", "-S", "-c",
+                     "d = {i: str(i) for i in range(100000)}"],
+     "no input: CPython builds a 100,000-entry dict (about 20 MB of heap)",
+     [48 * MB, 40 * MB, 32 * MB, 28 * MB, 24 * MB, 20 * MB, 16 * MB, 12 * MB]),
+    ("sqlite", ["sqlite3", ":memory:",
+                "create table t(a integer, b text); "
+                "with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000) "
+                "insert into t select x, printf('%08d', x * 7919 % 100003) from c; "
+                "create index i on t(b); select count(*) from t where b like '0001%';"],
+     "no input: an in-memory table of 50,000 rows and an index", None),
+]
+
+
+def make_inputs(d):
+    d = Path(d)
+    subprocess.run(["awk", "BEGIN { for (i = 1; i <= 20000; i++) print \"line \" i \" of a "
+                    "generated text, value \" (i * 7919) % 10007 }"],
+                   stdout=open(d / "text.txt", "w"), check=True)
+    subprocess.run(["awk", "BEGIN { s = 12345; for (i = 0; i < 200000; i++) "
+                    "{ s = (s * 1103515245 + 12345) % 2147483648; print s } }"],
+                   stdout=open(d / "numbers.txt", "w"), check=True)
+    subprocess.run(["seq", "1", "500000"], stdout=open(d / "seq.txt", "w"), check=True)
+
+
+def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):
+    """Measure :data:`PROGRAMS` as ``scripts/measure_programs.py`` does (the notebook calls
+    this when it runs as root on Linux): ``runs`` warm unlimited runs each and, with
+    ``limits`` and a cgroup memory controller, ``runs`` cold runs per limit of the programs
+    that have a sweep.  With ``record_dir``, one ``vmlab record --with perf`` trace of each
+    program is written there.  Returns ``(rows, commands)``: run dicts (with ``program``)
+    and, per program, its command line, input and limits.
+    """
+    import shlex
+
+    from .trace.record import record_perf
+
+    require("perf")
+    can_limit = limits and cgroup_version() is not None
+    rows, commands = [], {}
+    work = tempfile.mkdtemp(prefix="vmlab-measure-")  # $TMPDIR: must be disk-backed
+    try:
+        make_inputs(work)
+        for name, template, what, sweep in PROGRAMS:
+            if only and name not in only:
+                continue
+            cmd = [x.replace("{dir}", ".") for x in template]
+            commands[name] = {"command": shlex.join(cmd), "input": what,
+                              "limits_bytes": [int(x) for x in sweep] if sweep else None}
+            subprocess.run(cmd, cwd=work, stdout=subprocess.DEVNULL)  # warm the page cache
+            got = measure_program(cmd, runs=runs, cwd=work)
+            if sweep and can_limit:
+                got += [r for r in measure_program(cmd, runs=runs, cwd=work, cold=True,
+                                                   limits_bytes=[int(x) for x in sweep])
+                        if r["setting"] == "limit"]
+            rows += [{"program": name, **r} for r in got]
+            if record_dir is not None:
+                trace = Path(record_dir) / f"perf_{name}.vmt"
+                record_perf(cmd, trace, cwd=work, quiet=True, stdout=subprocess.DEVNULL)
+                os.chmod(trace, 0o644)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows, commands
+
+
+def summarize_runs(df):
+    """Median, min and max of page faults and major faults per program and setting, and the
+    OOM kills, from a DataFrame of runs (``data/native/native_faults.csv`` or
+    :func:`measure_programs`'s rows)."""
+    import pandas as pd
+
+    df = pd.DataFrame(df).copy()
+    df["limit_mb"] = (pd.to_numeric(df["limit_bytes"]) / MB).round(2)
+    if "oom_killed" not in df:
+        df["oom_killed"] = False
+    df["oom_killed"] = df["oom_killed"].fillna(False).astype(bool)
+    g = df.groupby(["program", "setting", "limit_mb"], dropna=False, sort=False)
+    return g.agg(runs=("run", "count"), page_faults=("page_faults", "median"),
+                 pf_min=("page_faults", "min"), pf_max=("page_faults", "max"),
+                 major_faults=("major_faults", "median"), mj_min=("major_faults", "min"),
+                 mj_max=("major_faults", "max"), oom_kills=("oom_killed", "sum")).reset_index()
+
+
+def load_native(data_dir=None):
+    """The shipped native measurements: ``(runs DataFrame, metadata dict)`` from
+    ``data/native/native_faults.csv`` and ``.json``."""
+    import json
+
+    import pandas as pd
+
+    d = Path(data_dir) if data_dir else Path(__file__).resolve().parent.parent / "data" / "native"
+    try:
+        df = pd.read_csv(d / "native_faults.csv")
+        meta = json.loads((d / "native_faults.json").read_text())
+    except FileNotFoundError as e:
+        raise VmlabError(f"{e.filename}: no native measurements there (scripts/"
+                         "measure_programs.py makes them)") from None
+    return df, meta

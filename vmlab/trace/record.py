@@ -452,7 +452,6 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     standard error is not shown.
     """
     from .readers import lackey as lk
-    from .readers._text import ERR_CAPACITY  # noqa: F401  (capacity is sized to never hit it)
 
     valgrind = require("valgrind")
     program = resolve_program(argv)
