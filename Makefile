@@ -6,7 +6,7 @@ STAMP := $(VENV)/.vmlab-installed
 # the browser test drives Debian's Chromium (Playwright cannot download its own browser here)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: test report bench data clean
+.PHONY: test report bench data clean tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	$(VENV)/bin/vmlab kernel install    # the 'vmlab' Jupyter kernel the notebooks declare
 	touch $(STAMP)
+
+## make tools: valgrind, perf and a C compiler for the recording tests (apt-get, as root, when
+## missing; without root or apt-get those tests are skipped and say what to install)
+tools:
+	@missing=""; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	{ command -v perf >/dev/null && perf --version >/dev/null 2>&1; } || missing="$$missing linux-perf"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not installing$$missing (needs root and apt-get): those tests will be skipped"; fi; \
+	fi
 
 # as root (CI, a fresh machine) install Chromium; otherwise say how (the test then skips)
 $(CHROMIUM):
@@ -23,8 +37,9 @@ $(CHROMIUM):
 		echo "make: $(CHROMIUM) is missing; the browser test needs it: sudo apt-get install chromium"; \
 	fi
 
-## make test: install into .venv (and Chromium, as root) and run the whole test suite on all cores
-test: $(STAMP) $(CHROMIUM)
+## make test: install into .venv (and Chromium and the recording tools, as root) and run
+## the whole test suite on all cores
+test: $(STAMP) $(CHROMIUM) tools
 	$(PY) -m pytest -q -n auto tests
 
 ## make report: install into .venv and run every notebook on data/ into report/ (open report/index.html)

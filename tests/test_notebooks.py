@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from vmlab import report
+from vmlab import Costs, report
 from vmlab.notebook import parameters_of
 
 NOTEBOOKS = report.find_notebooks()
@@ -135,7 +135,8 @@ def test_05_nopfn_device(executed):
         assert r[f"crossover_fraction_{p}_sim"] == pytest.approx(r[f"crossover_fraction_{p}_closed"],
                                                                  rel=0.05)
     assert r["crossover_fraction_nopage_closed"] < r["crossover_fraction_nopfn_closed"]
-    assert r["mmap_latency_remap_ns"] == 20_000 + 1024 * 60
+    c = Costs()
+    assert r["mmap_latency_remap_ns"] == c.remap_fixed_ns + 1024 * c.pte_ns
     assert r["stalled_remap_ns"] > 0 and r["stalled_lazy_ns"] == 0
     assert r["struct_page_bytes_nopage_full"] == 64 * 512  # the largest fraction, 0.5
     assert r["iomem_sigbus_nopage"] == 1

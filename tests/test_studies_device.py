@@ -8,13 +8,14 @@ from vmlab import Costs, ScenarioError
 from vmlab.studies import device
 
 COSTS = Costs()
+PTE = COSTS.pte_ns  # the default eager cost per page (200 ns since docs/model.md section 14)
 
 
 def test_crossover_fraction_formula():
     # f* = (remap_fixed_ns + N pte_ns) / (N (fault_ns + driver_ns [+ struct_page_ns]))
     n = 4096
-    assert device.crossover_fraction(COSTS, n, "nopfn") == (20_000 + n * 60) / (n * 800)
-    assert device.crossover_fraction(COSTS, n, "nopage") == (20_000 + n * 60) / (n * 900)
+    assert device.crossover_fraction(COSTS, n, "nopfn") == (20_000 + n * PTE) / (n * 800)
+    assert device.crossover_fraction(COSTS, n, "nopage") == (20_000 + n * PTE) / (n * 900)
     c = Costs(remap_fixed_ns=10_000, pte_ns=100, fault_ns=1_000, driver_ns=0)
     assert device.crossover_fraction(c, 1000, "nopfn") == pytest.approx(110_000 / 1_000_000)
     assert device.crossover_fraction(None, n) == device.crossover_fraction(COSTS, n, "nopfn")
@@ -23,7 +24,7 @@ def test_crossover_fraction_formula():
 
 
 def test_crossover_tends_to_pte_over_fault_cost():
-    assert device.crossover_fraction(COSTS, 1 << 30) == pytest.approx(60 / 800, rel=1e-4)
+    assert device.crossover_fraction(COSTS, 1 << 30) == pytest.approx(PTE / 800, rel=1e-4)
 
 
 def test_eager_vs_lazy_totals_are_exact():
@@ -32,11 +33,11 @@ def test_eager_vs_lazy_totals_are_exact():
         k = row["touched_pages"]
         if row["policy"] == "remap_pfn_range":
             assert row["total_ns"] == device.eager_total_ns(COSTS, 2048, k)
-            assert row["mmap_latency_ns"] == 20_000 + 2048 * 60
+            assert row["mmap_latency_ns"] == 20_000 + 2048 * PTE
             assert row["n_faults"] == 0
             assert row["page_table_bytes"] == 4096 * 4
             # the other thread's first fault (at 1 µs) waits for the rest of the remap
-            assert row["stalled_ns"] == 20_000 + 2048 * 60 - 1_000
+            assert row["stalled_ns"] == 20_000 + 2048 * PTE - 1_000
             assert row["struct_page_bytes"] == 0
         else:
             assert row["total_ns"] == device.lazy_total_ns(COSTS, k, row["policy"])
@@ -49,7 +50,7 @@ def test_eager_vs_lazy_totals_are_exact():
 
 @pytest.mark.parametrize("lazy", ["nopfn", "nopage"])
 def test_simulated_crossover_matches_closed_form(lazy):
-    fr = [0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.2]
+    fr = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]  # around f* (22.8% and 25.6% at 4096 pages)
     df = device.eager_vs_lazy(fr, n_pages=4096, policies=(lazy, "remap_pfn_range"), n_jobs=1)
     sim = device.simulated_crossover(df, lazy=lazy)
     assert sim == pytest.approx(device.crossover_fraction(COSTS, 4096, lazy), rel=0.01)

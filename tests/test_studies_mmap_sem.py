@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vmlab import simulate
+from vmlab import Costs, simulate
 from vmlab.simulation import compare
 from vmlab.studies import dos, mmap_sem
 from vmlab.trace.model import Op
@@ -18,13 +18,15 @@ def test_lespinasse_writer_throughput():
     # nopage: one mmap/munmap per 18 ms read (MODEL.md: 55/s before the patch)
     assert t.loc["nopage", "writer_ops_per_s"] == pytest.approx(1e9 / 18_002_800, rel=0.01)
     # fault_retry: the loop runs at its own pace, 1 / (mmap_cs_ns + loop gap)
-    assert t.loc["fault_retry", "writer_ops_per_s"] == pytest.approx(1e9 / 1_800, rel=0.01)
+    loop_ns = Costs().mmap_cs_ns + 500
+    assert t.loc["fault_retry", "writer_ops_per_s"] == pytest.approx(1e9 / loop_ns, rel=0.01)
     assert t.loc["nopage", "writer_wait_ns_max"] >= 18_000_000
     assert t.loc["fault_retry", "writer_wait_ns_max"] < 5_000
 
 
 def test_lespinasse_calibrated_loop_gives_15000_per_s():
-    sc = mmap_sem.lespinasse(n_reads=10, n_lock_ops=1_000, lock_gap_ns=66_667 - 1_300)
+    sc = mmap_sem.lespinasse(n_reads=10, n_lock_ops=1_000,
+                             lock_gap_ns=66_667 - Costs().mmap_cs_ns)
     r = simulate(sc, "fault_retry")
     assert r.summary["writer_ops_per_s"] == pytest.approx(15_000, rel=0.01)
 
@@ -59,11 +61,12 @@ def test_threads_table_counts_lock_calls():
 
 
 def test_writer_alone_is_measured_over_its_whole_span():
-    # no access thread beside the loop: 100 calls of mmap_cs_ns + loop gap = 1.8 µs each,
-    # from the first request (after the first 0.5 µs gap) to the last release
+    # no access thread beside the loop: 100 calls of mmap_cs_ns + loop gap each, from the
+    # first request (after the first 0.5 µs gap) to the last release
     from vmlab import Scenario
     from vmlab.trace import synth
 
+    loop_ns = Costs().mmap_cs_ns + 500
     r = simulate(Scenario(synth.lock_loop(100, tid=0, cs_gap_ns=500)), "nopage")
-    assert r.writer_window_ns() == (500, 100 * 1_800, 100)
-    assert r.summary["writer_ops_per_s"] == 100 * 1e9 / (100 * 1_800 - 500)
+    assert r.writer_window_ns() == (500, 100 * loop_ns, 100)
+    assert r.summary["writer_ops_per_s"] == 100 * 1e9 / (100 * loop_ns - 500)

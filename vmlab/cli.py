@@ -32,6 +32,10 @@ examples:
   vmlab sweep zipf.vmt --grid memory_pages=1000,2000,4000 --policy nopage,fault_retry \
         --sample-rate 0.01 --scheduler local --out results.parquet
   vmlab report --out report                     # every notebook -> report/index.html
+  vmlab record -o gzip.vmt -- gzip -9 -k big.txt # real run: accesses, mappings, page cache
+  vmlab calibrate -o host.json                  # this machine's fault costs
+  vmlab run gzip.vmt --costs host.json
+  vmlab validate -- gzip -9 -c big.txt          # predicted vs the kernel's page faults
 """
 
 
@@ -101,8 +105,11 @@ def _parser():
     r.add_argument("trace", help="trace file (any readable format)")
     r.add_argument("--policy", default="nopage",
                    help="policy preset(s), comma-separated (default nopage)")
-    r.add_argument("--backing", default="file",
-                   help="backing of the VMAs inferred from the trace (file, anon, device, iomem, context)")
+    r.add_argument("--backing", default=None,
+                   help="backing of the VMAs inferred from the trace (file, anon, device, iomem, "
+                        "context; default file); a trace recorded with its mappings (vmlab "
+                        "record) takes its VMAs, backings and page-cache state from them "
+                        "unless --backing is given")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--memory-pages", default=None, metavar="N[,N...]",
                    help="page-cache frames, comma-separated (default unlimited)")
@@ -111,8 +118,10 @@ def _parser():
                         "comma-separated, each in (0, 1]")
     r.add_argument("--replacement", default="lru", help="lru, fifo or clock")
     r.add_argument("--fault-around-pages", type=int, default=1)
-    r.add_argument("--io", default="nvme",
-                   help="I/O latency: nvme (lognormal median 70 us), hdd (8 ms) or a number of ns")
+    r.add_argument("--io", default=None,
+                   help="I/O latency: nvme (lognormal median 70 us; the default without "
+                        "--costs), hdd (8 ms) or a number of ns; default with --costs: the "
+                        "profile's io_ns")
     r.add_argument("--signal-rate-hz", type=float, default=0.0, help="Poisson signals per thread")
     r.add_argument("--adversary-rate-hz", type=float, default=0.0,
                    help="fadvise(DONTNEED) calls per second on the first file VMA (Poisson)")
@@ -148,6 +157,45 @@ def _parser():
     where.add_argument("--user", action="store_true", help="for every Jupyter of this user")
     where.add_argument("--prefix", default=None, help="under this environment prefix")
     ki.add_argument("--name", default=KERNEL_NAME, help=argparse.SUPPRESS)
+
+    r.add_argument("--costs", default=None,
+                   help="a costs profile (JSON or TOML, e.g. from `vmlab calibrate`)")
+
+    # -- record / calibrate / validate ---------------------------------------------------
+    rc = sub.add_parser(
+        "record", help="run a real program and record its accesses and mappings",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Run PROGRAM and store, in a native trace, its accesses (lackey: every access;
+            perf: the faults the kernel took, with real threads and times), the mappings of
+            that run (permissions, private/shared, backing, file identity and offset) and
+            which pages of the mapped files were in the page cache when it started."""))
+    rc.add_argument("-o", "--out", required=True, help="output trace (.vmt)")
+    rc.add_argument("--with", dest="tool", choices=("lackey", "perf"), default="lackey",
+                    help="lackey (valgrind, every access; default) or perf (faults)")
+    rc.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")
+    cb = sub.add_parser(
+        "calibrate", help="measure this machine's fault and syscall costs",
+        description="Compile a small C benchmark with the system's C compiler, run it and "
+                    "write a costs profile (JSON, or TOML with a .toml suffix) for "
+                    "`vmlab run --costs` and Costs.from_file.")
+    cb.add_argument("-o", "--out", required=True, help="costs profile to write (.json/.toml)")
+    cb.add_argument("--runs", type=int, default=9, help="repetitions (default 9)")
+    cb.add_argument("--no-major", action="store_true",
+                    help="skip the major-fault measurement (needs to drop a file's cache)")
+    va = sub.add_parser(
+        "validate", help="predicted against measured page faults of a real program",
+        description="Record PROGRAM with lackey, predict its faults with the engine, run it "
+                    "natively under `perf stat -e page-faults,major-faults` (and, as root "
+                    "with a cgroup memory controller, under a sweep of memory limits) and "
+                    "print predicted and measured side by side.")
+    va.add_argument("--runs", type=int, default=3, help="native runs per setting (default 3)")
+    va.add_argument("--limits-mb", default=None,
+                    help="comma-separated memory limits in MB for the cgroup sweep "
+                         "(default: none; 'auto' for a sweep around the measured peak)")
+    va.add_argument("--keep", default=None, help="keep the recorded trace at this path")
+    va.add_argument("--json", action="store_true", help="print JSON")
+    va.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")
 
     # -- sweep ---------------------------------------------------------------------------
     w = sub.add_parser(
@@ -277,10 +325,70 @@ def _main(argv):
         return _run(a)
     if a.cmd == "sweep":
         return _sweep(a)
+    if a.cmd == "record":
+        return _record(a)
+    if a.cmd == "calibrate":
+        return _calibrate(a)
+    if a.cmd == "validate":
+        return _validate(a)
     if a.cmd == "kernel":
         if a.kernel_cmd == "install":
             return _kernel_install(a)
         p.parse_args(["kernel", "--help"])
+    return 0
+
+
+def _program_argv(a):
+    argv = list(a.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise VmlabError(f"no program given: vmlab {a.cmd} ... -- PROGRAM ARGS...")
+    return argv
+
+
+def _record(a):
+    from .trace.record import record
+
+    path, info = record(_program_argv(a), a.out, tool=a.tool)
+    print(f"wrote {path}: {info['records']:,} records, {info['n_mappings']} mapping rows, "
+          f"{info['n_files']} files; program exit code {info['exit_code']}, "
+          f"{info['seconds']:.2f} s", file=sys.stderr)
+    return 0
+
+
+def _calibrate(a):
+    from .calibrate import calibrate
+
+    prof = calibrate(a.out, runs=a.runs, major=not a.no_major)
+    for k, v in prof["costs"].items():
+        if isinstance(v, dict) and v.get("kind") == "empirical":
+            q = prof["measurements"]["major_fault_ns"]
+            v = (f"empirical, {len(v['samples_ns'])} major faults: p50 {q['p50']:,.0f} ns, "
+                 f"p99 {q['p99']:,.0f} ns")
+        print(f"{k:<18} {v}", file=sys.stderr)
+    print(f"wrote {a.out}", file=sys.stderr)
+    return 0
+
+
+def _validate(a):
+    from .validate import format_table, validate
+
+    limits = None
+    if a.limits_mb:
+        if a.limits_mb == "auto":
+            limits = "auto"
+        else:
+            try:
+                limits = [float(x) for x in a.limits_mb.split(",") if x.strip()]
+            except ValueError:
+                raise VmlabError(f"--limits-mb must be numbers separated by commas or 'auto', "
+                                 f"got {a.limits_mb!r}") from None
+    res = validate(_program_argv(a), runs=a.runs, limits_mb=limits, keep=a.keep)
+    if a.json:
+        print(json.dumps(_jsonable(res), indent=1))
+    else:
+        print(format_table(res))
     return 0
 
 
@@ -486,7 +594,7 @@ def _run(a):
             raise VmlabError(f"{option} must be a finite rate >= 0 (0: none), got {rate}")
     _positive_int("--horizon-ns", a.horizon_ns)
     _positive_int("--fault-around-pages", a.fault_around_pages)
-    if a.io == "nvme":
+    if a.io is None or a.io == "nvme":
         io = NVME
     elif a.io == "hdd":
         io = HDD
@@ -501,15 +609,27 @@ def _run(a):
         sizes = [(f, max(1, int(round(f * distinct)))) for f in fractions]
     else:
         sizes = [(None, n) for n in (pages or [None])]
+    where = {"backing": a.backing or "file"}
+    if tr.mappings is not None and a.backing is None:
+        from .model.recorded import preload_within, vmas_for
+
+        vmas = vmas_for(tr)
+        pre = preload_within(tr, vmas)
+        where = {"vmas": vmas, "preload": pre if len(pre) else None}
     base = Scenario(
-        tr, backing=a.backing, policy=policies[0], replacement=a.replacement,
+        tr, **where, policy=policies[0], replacement=a.replacement,
         fault_around_pages=a.fault_around_pages,
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
         horizon_ns=DEFAULT_HORIZON_NS if a.horizon_ns is None else a.horizon_ns, seed=a.seed, records=not a.no_records,
         sample_rate=a.sample_rate,
     )
-    base = base.replace(costs=base.costs.replace(io_ns=io))
+    costs = base.costs
+    if a.costs:
+        from .model.costs import Costs
+
+        costs = Costs.from_file(a.costs)
+    base = base.replace(costs=costs if a.costs and a.io is None else costs.replace(io_ns=io))
     rows = []
     for fraction, mem in sizes:
         sc = base.replace(memory_pages=mem)
@@ -546,7 +666,10 @@ def _run(a):
                     cells.append(fmt_value(key, v) if key != "policy" else str(v))
             body.append(cells)
         widths = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
-        print(f"vmlab run {a.trace}: {len(tr):,} records, io {a.io}, {a.backing} backing")
+        io_text = a.io or ("the profile's" if a.costs else "nvme")
+        vma_text = (f"{a.backing or 'file'} backing" if "backing" in where
+                    else "VMAs from the recorded mappings")
+        print(f"vmlab run {a.trace}: {len(tr):,} records, io {io_text}, {vma_text}")
         print()
         for cells in [head] + body:
             print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)

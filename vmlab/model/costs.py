@@ -279,10 +279,10 @@ class Costs:
     pagecache_hit_ns: int = 800
     struct_page_ns: int = 100
     driver_ns: int = 300
-    pte_ns: int = 60
+    pte_ns: int = 200
     remap_fixed_ns: int = 20_000
-    signal_ns: int = 900
-    mmap_cs_ns: int = 1_300
+    signal_ns: int = 2_600
+    mmap_cs_ns: int = 3_900
     wakeup_ns: int = 2_000
     #: Copying a 4 KiB page (a COW fault on a private file page, docs/model.md section 11.2);
     #: no host measurement yet, so the cost of clearing one (``zero_fill_ns``): both stream
@@ -314,6 +314,93 @@ class Costs:
 
     def scalar_items(self):
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("io_ns", "wait_ns")}
+
+    def to_dict(self):
+        """The costs as plain JSON/TOML values; distributions as ``{"kind": ..., params}``."""
+        out = dict(self.scalar_items())
+        for name in ("io_ns", "wait_ns"):
+            out[name] = dist_to_dict(getattr(self, name))
+        return out
+
+    @classmethod
+    def from_dict(cls, data, where="costs"):
+        """Costs from :meth:`to_dict`'s form; missing fields keep their defaults, unknown
+        ones are an error naming them."""
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{where}: expected a table of costs, got {type(data).__name__}")
+        unknown = set(data) - set(cost_names())
+        if unknown:
+            raise ScenarioError(f"{where}: " + unknown_names("cost", unknown, "costs", cost_names()))
+        kw = {}
+        for k, v in data.items():
+            kw[k] = dist_from_dict(v, f"{where}.{k}") if isinstance(v, dict) else v
+        try:
+            return cls(**kw)
+        except ScenarioError as e:
+            raise ScenarioError(f"{where}: {e}") from None
+
+    @classmethod
+    def from_file(cls, path):
+        """Costs from a profile file (JSON, or TOML when the name ends in ``.toml``), as
+        written by ``vmlab calibrate``: the table ``costs`` of the file (or the whole file
+        when it has no such table)."""
+        import json
+        import tomllib
+        from pathlib import Path
+
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ScenarioError(f"{path}: no such costs profile") from None
+        except OSError as e:
+            raise ScenarioError(f"{path}: cannot read the costs profile ({e.strerror})") from None
+        try:
+            if path.suffix.lower() == ".toml":
+                data = tomllib.loads(raw.decode("utf-8"))
+            else:
+                data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+            raise ScenarioError(f"{path}: not a valid {kind} costs profile ({e})") from None
+        if isinstance(data, dict) and isinstance(data.get("costs"), dict):
+            data = data["costs"]
+        return cls.from_dict(data, str(path))
+
+
+_DIST_KINDS = {"fixed": ("value_ns",), "exponential": ("mean_ns",),
+               "lognormal": ("median_ns", "p99_ns"), "uniform": ("low_ns", "high_ns"),
+               "empirical": ("samples_ns",)}
+
+
+def dist_to_dict(dist):
+    """A distribution as ``{"kind": ..., <its parameters>}``."""
+    params = _DIST_KINDS[dist.kind]
+    out = {"kind": dist.kind}
+    for p in params:
+        v = getattr(dist, p)
+        out[p] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def dist_from_dict(data, where="distribution"):
+    """The inverse of :func:`dist_to_dict`; errors name ``where``."""
+    kind = data.get("kind")
+    if kind not in _DIST_KINDS:
+        raise ScenarioError(f"{where}: kind must be one of {', '.join(_DIST_KINDS)}, got {kind!r}")
+    params = _DIST_KINDS[kind]
+    extra = set(data) - set(params) - {"kind"}
+    missing = [p for p in params if p not in data]
+    if extra or missing:
+        raise ScenarioError(f"{where}: a {kind} distribution takes {', '.join(params)}"
+                            + (f"; missing {missing}" if missing else "")
+                            + (f"; unknown {sorted(extra)}" if extra else ""))
+    cls = {"fixed": Fixed, "exponential": Exponential, "lognormal": LogNormal,
+           "uniform": Uniform, "empirical": Empirical}[kind]
+    try:
+        return cls(**{p: data[p] for p in params})
+    except ScenarioError as e:
+        raise ScenarioError(f"{where}: {e}") from None
 
 
 def cost_names():

@@ -133,15 +133,18 @@ class Trace:
         Compute time since the same thread's previous record.
     meta : TraceMeta, optional
         Page size, source and notes.
+    mappings : vmlab.trace.mappings.Mappings, optional
+        The mappings of the recorded run and the page-cache state of its files
+        (``vmlab record``); ``None`` for traces that do not carry them.
 
     The arrays are kept as given when they already have an unsigned dtype (no copy), so a
     trace can wrap memory-mapped columns.
     """
 
-    __slots__ = ("columns", "meta", "_n_threads", "__weakref__")
+    __slots__ = ("columns", "meta", "mappings", "_n_threads", "__weakref__")
 
     def __init__(self, addr, op=None, tid=None, asid=None, size=None, gap_ns=None, meta=None,
-                 *, _n_threads=None):
+                 *, mappings=None, _n_threads=None):
         addr = _as_unsigned("addr", addr, np.uint64)
         n = len(addr)
         cols = {"addr": addr}
@@ -162,6 +165,7 @@ class Trace:
         # read-only: a column replaced after the length checks could not be trusted
         self.columns = MappingProxyType({k: cols[k] for k in ALL_COLUMNS if k in cols})
         self.meta = meta if meta is not None else TraceMeta()
+        self.mappings = mappings
         self._n_threads = _n_threads
 
     def __reduce__(self):  # the read-only mapping does not pickle; rebuild from its columns
@@ -169,7 +173,7 @@ class Trace:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_columns(cls, columns, meta=None, *, n_threads=None):
+    def from_columns(cls, columns, meta=None, *, n_threads=None, mappings=None):
         """Build a trace from a mapping of column name to array (see the module docstring)."""
         unknown = set(columns) - set(ALL_COLUMNS)
         if unknown:
@@ -177,7 +181,7 @@ class Trace:
                 f"unknown column(s) {sorted(unknown)}; expected {', '.join(ALL_COLUMNS)}")
         if "addr" not in columns:
             raise TraceFormatError("a trace needs an 'addr' column")
-        return cls(meta=meta, _n_threads=n_threads, **dict(columns))
+        return cls(meta=meta, mappings=mappings, _n_threads=n_threads, **dict(columns))
 
     # -- access -------------------------------------------------------------------------
     def __len__(self):
@@ -216,14 +220,22 @@ class Trace:
     def with_meta(self, **changes):
         """A trace sharing these columns with some metadata fields changed."""
         return Trace.from_columns(self.columns, replace(self.meta, **changes),
-                                  n_threads=self._n_threads)
+                                  n_threads=self._n_threads, mappings=self.mappings)
 
     def __getitem__(self, key):
-        """Slice or boolean/integer index; returns a new trace (views for slices)."""
+        """Slice or boolean/integer index; returns a new trace (views for slices).
+
+        A contiguous slice keeps the mappings, renumbered to the slice's records; any other
+        selection drops them (record numbers no longer say when a mapping existed).
+        """
         if isinstance(key, (int, np.integer)):
             raise TypeError("index a trace with a slice or an array; use trace.record(i) for one")
         cols = {k: v[key] for k, v in self.columns.items()}
-        return Trace.from_columns(cols, self.meta)
+        mappings = None
+        if self.mappings is not None and isinstance(key, slice) and key.step in (None, 1):
+            lo, hi, _ = key.indices(len(self))
+            mappings = self.mappings.window(lo, max(lo, hi))
+        return Trace.from_columns(cols, self.meta, mappings=mappings)
 
     def record(self, i):
         """Record ``i`` as a dict of Python scalars."""

@@ -16,6 +16,20 @@ inside the file, aligned, not overlapping another) and maps one ``np.memmap`` pe
 default it then reads every column once (:func:`verify_columns`: CRC-32s, op codes, size-0
 accesses), at a few percent of the cost of replaying the file; ``verify=False`` reads no
 record, for milliseconds at any size.
+
+Version 2 (written only for a trace that carries mappings, so that a trace without them stays
+readable by older vmlab) adds two optional header fields, after the columns' data, each blob on
+a 4096-byte boundary with its CRC-32 (see :mod:`vmlab.trace.mappings`):
+
+* ``mappings``: ``{"n_rows", "dtype" (the numpy descr of MAPPING_DTYPE), "offset", "nbytes",
+  "crc32", "source"}``: the mappings table, little-endian structured rows;
+* ``files``: a list of ``{"path", "dev", "inode", "size_bytes", "residency_when", "n_pages",
+  "resident"}``, ``resident`` being ``null`` (not measured) or ``{"offset", "nbytes",
+  "crc32"}`` of a bitmap (``numpy.packbits``, little bit order: page ``i`` is bit ``i % 8`` of
+  byte ``i // 8``).
+
+Both versions open; version 1 files have ``trace.mappings = None``.  The tables are small:
+they are read and their CRC-32s checked on every open.
 """
 from __future__ import annotations
 
@@ -35,6 +49,9 @@ from .model import (ALL_COLUMNS, DEFAULT_DTYPES, MAX_PAGE_SIZE, MIN_PAGE_SIZE, R
 
 MAGIC = b"VMLTRACE"
 FORMAT_VERSION = 1
+#: The version of a file whose header carries the optional mappings and files tables.
+MAPPINGS_VERSION = 2
+SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -64,11 +81,15 @@ class TraceWriter:
     meta : TraceMeta, optional
     with_gap : bool
         Whether the trace has a ``gap_ns`` column.
+    mappings : vmlab.trace.mappings.Mappings, optional
+        Tables stored with the records (format version 2); may also be set as the attribute
+        ``mappings`` any time before :meth:`close`.
     """
 
-    def __init__(self, path, meta=None, with_gap=False):
+    def __init__(self, path, meta=None, with_gap=False, mappings=None):
         self.path = Path(path)
         self.meta = meta or TraceMeta()
+        self.mappings = mappings
         self.names = list(REQUIRED_COLUMNS) + (["gap_ns"] if with_gap else [])
         self._files = {}
         self._out = temp_beside(self.path)
@@ -168,14 +189,15 @@ class TraceWriter:
                         continue
                     out.seek(off)
                     col_hdr["crc32"] = self._copy_column(name, src, dt, out)
-                hdr = self._header(cols_hdr, n_threads)
+                tables = _write_tables(out, offset, self.mappings)
+                hdr = self._header(cols_hdr, n_threads, tables)
                 if 16 + len(hdr) > ADDR_OFFSET:
                     raise TraceFormatError(
                         f"trace metadata too long for the header ({len(hdr)} bytes, at most "
                         f"{ADDR_OFFSET - 16}): shorten source or notes", self.path)
                 out.seek(0)
                 out.write(MAGIC)
-                out.write(np.uint32(FORMAT_VERSION).tobytes())
+                out.write(np.uint32(MAPPINGS_VERSION if tables else FORMAT_VERSION).tobytes())
                 out.write(np.uint32(len(hdr)).tobytes())
                 out.write(hdr)
             publish(self._out, self.path)
@@ -187,11 +209,12 @@ class TraceWriter:
             shutil.rmtree(self._dir, ignore_errors=True)
         return self.path
 
-    def _header(self, cols_hdr, n_threads):
+    def _header(self, cols_hdr, n_threads, tables):
         return json.dumps({
-            "format": "vmlab-trace", "version": FORMAT_VERSION, "n_records": self.n_records,
+            "format": "vmlab-trace", "version": MAPPINGS_VERSION if tables else FORMAT_VERSION,
+            "n_records": self.n_records,
             "page_size": int(self.meta.page_size), "source": self.meta.source,
-            "notes": self.meta.notes, "n_threads": n_threads, "columns": cols_hdr,
+            "notes": self.meta.notes, "n_threads": n_threads, "columns": cols_hdr, **tables,
         }, indent=1).encode()
 
     def _copy_column(self, name, src, dt, out):
@@ -244,7 +267,8 @@ class TraceWriter:
 
 def save_trace(trace, path, chunk_records=1 << 22):
     """Write ``trace`` to ``path`` in the native format (atomically). Returns the path."""
-    with TraceWriter(path, trace.meta, with_gap=trace.has_gap) as w:
+    with TraceWriter(path, trace.meta, with_gap=trace.has_gap,
+                     mappings=getattr(trace, "mappings", None)) as w:
         n = len(trace)
         for lo in range(0, max(n, 1), chunk_records):
             w.append(**{k: v[lo:lo + chunk_records] for k, v in trace.columns.items()})
@@ -301,8 +325,9 @@ def check_header(hdr, file_size, header_end):
     if hdr.get("format", "vmlab-trace") != "vmlab-trace":
         problems.append(f"format must be 'vmlab-trace', got {_short(hdr['format'])}")
     if "version" in hdr and (isinstance(hdr["version"], bool)
-                             or hdr["version"] != FORMAT_VERSION):
-        problems.append(f"version must be {FORMAT_VERSION}, got {_short(hdr['version'])}")
+                             or hdr["version"] not in SUPPORTED_VERSIONS):
+        problems.append(f"version must be one of {', '.join(map(str, SUPPORTED_VERSIONS))}, "
+                        f"got {_short(hdr['version'])}")
     for key in ("n_records", "page_size", "columns"):
         if key not in hdr:
             problems.append(f"{key!r} is missing")
@@ -402,10 +427,10 @@ def read_header(path):
                     f"not a vmlab trace: magic is {fixed[:8]!r}, expected {MAGIC!r} "
                     "(convert other formats with `vmlab trace convert`)", path)
             version = int(np.frombuffer(fixed, "<u4", 1, 8)[0])
-            if version != FORMAT_VERSION:
+            if version not in SUPPORTED_VERSIONS:
                 raise TraceFormatError(
                     f"trace format version {version} is not supported; this vmlab reads "
-                    f"version {FORMAT_VERSION}", path)
+                    f"versions {', '.join(map(str, SUPPORTED_VERSIONS))}", path)
             hlen = int(np.frombuffer(fixed, "<u4", 1, 12)[0])
             if hlen > ADDR_OFFSET - 16:
                 raise TraceFormatError(
@@ -461,7 +486,8 @@ def open_trace(path, verify=True):
         verify_columns(path, hdr, cols)
     meta = TraceMeta(page_size=int(hdr["page_size"]), source=hdr.get("source", ""),
                      notes=hdr.get("notes", ""))
-    return Trace.from_columns(cols, meta, n_threads=hdr.get("n_threads"))
+    mappings = read_tables(path, hdr)
+    return Trace.from_columns(cols, meta, n_threads=hdr.get("n_threads"), mappings=mappings)
 
 
 def _crc_part(view, lo, hi):
@@ -572,3 +598,108 @@ def crc32_combine(crc1, crc2, len2):
         if not len2:
             break
     return crc1 ^ crc2
+                f"checksum mismatch in column {c['name']!r}: header says {c['crc32']:#010x}, "
+                f"data gives {crc:#010x} (the file is corrupt)", path)
+
+
+# -- version 2: the mappings and files tables ---------------------------------------------
+def _write_blob(out, offset, data):
+    """Write ``data`` (bytes) at ``offset``; return its header entry and the next aligned
+    offset."""
+    out.seek(offset)
+    out.write(data)
+    return ({"offset": offset, "nbytes": len(data), "crc32": zlib.crc32(data)},
+            _align(offset + len(data)))
+
+
+def _write_tables(out, offset, mappings):
+    """Append the mappings table and the residency bitmaps at ``offset`` (aligned); return
+    the header fields that describe them ({} without mappings)."""
+    if mappings is None:
+        return {}
+    from .mappings import MAPPING_DTYPE
+
+    table = np.ascontiguousarray(mappings.table.astype(MAPPING_DTYPE.newbyteorder("<")))
+    entry, offset = _write_blob(out, offset, table.tobytes())
+    fields = {"mappings": {"n_rows": len(table), "dtype": MAPPING_DTYPE.descr, **entry,
+                           "source": mappings.source}}
+    files = []
+    for f in mappings.files:
+        item = {"path": f.path, "dev": int(f.dev), "inode": int(f.inode),
+                "size_bytes": int(f.size_bytes), "residency_when": f.residency_when,
+                "n_pages": None if f.resident is None else len(f.resident), "resident": None}
+        if f.resident is not None:
+            bits = np.packbits(f.resident, bitorder="little").tobytes()
+            item["resident"], offset = _write_blob(out, offset, bits)
+        files.append(item)
+    fields["files"] = files
+    out.truncate(offset)
+    return fields
+
+
+def _read_blob(path, entry, size, what):
+    try:
+        off, nbytes, crc = int(entry["offset"]), int(entry["nbytes"]), entry.get("crc32")
+    except (KeyError, TypeError, ValueError):
+        raise TraceFormatError(f"header field {what!r} needs offset, nbytes and crc32",
+                               path) from None
+    if off < 0 or nbytes < 0 or off + nbytes > size:
+        raise TraceFormatError(f"file is truncated: {what} needs bytes up to {off + nbytes}, "
+                               f"the file has {size}", path)
+    with open(path, "rb") as f:
+        f.seek(off)
+        data = f.read(nbytes)
+    if crc is not None and zlib.crc32(data) != crc:
+        raise TraceFormatError(f"checksum mismatch in {what} (the file is corrupt)", path)
+    return data
+
+
+def read_tables(path, hdr):
+    """The :class:`~vmlab.trace.mappings.Mappings` of a version-2 file (``None`` when the
+    header has none). The tables are small: they are read and checked at once."""
+    if "mappings" not in hdr:
+        return None
+    from .mappings import MAPPING_DTYPE, FileInfo, Mappings
+
+    path = Path(path)
+    size = path.stat().st_size
+    m = hdr["mappings"]
+    if not isinstance(m, dict) or not isinstance(hdr.get("files"), list):
+        raise TraceFormatError("header field 'mappings' must be an object and 'files' a list",
+                               path)
+    try:
+        dtype = np.dtype([tuple(d) for d in m["dtype"]])
+    except (KeyError, TypeError, ValueError):
+        raise TraceFormatError("header field 'mappings' has no valid dtype", path) from None
+    if dtype.names != MAPPING_DTYPE.names:
+        raise TraceFormatError(f"mappings table has fields {dtype.names}, expected "
+                               f"{MAPPING_DTYPE.names}", path)
+    data = _read_blob(path, m, size, "mappings")
+    n_rows = m.get("n_rows")
+    if not isinstance(n_rows, int) or len(data) != n_rows * dtype.itemsize:
+        raise TraceFormatError(f"mappings table: {len(data)} bytes do not hold {n_rows!r} rows",
+                               path)
+    table = np.frombuffer(data, dtype).astype(MAPPING_DTYPE)
+    files = []
+    for i, item in enumerate(hdr["files"]):
+        try:
+            resident = None
+            if item.get("resident") is not None:
+                n_pages = int(item["n_pages"])
+                bits = _read_blob(path, item["resident"], size, f"files[{i}].resident")
+                if len(bits) * 8 < n_pages:
+                    raise TraceFormatError(f"files[{i}]: residency bitmap shorter than "
+                                           f"{n_pages} pages", path)
+                resident = np.unpackbits(np.frombuffer(bits, np.uint8), count=n_pages,
+                                         bitorder="little").astype(bool)
+            files.append(FileInfo(str(item["path"]), int(item["dev"]), int(item["inode"]),
+                                  int(item["size_bytes"]), resident,
+                                  item.get("residency_when", "unknown")))
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, TraceFormatError):
+                raise
+            raise TraceFormatError(f"header field files[{i}] is malformed ({e})", path) from None
+    try:
+        return Mappings(table, files, m.get("source", ""))
+    except TraceFormatError as e:
+        raise TraceFormatError(e.reason, path) from None

@@ -49,7 +49,20 @@ What becomes a record
   ``sys_enter_mremap`` or ``sys_enter_brk`` sample -> ``LOCK_W`` (the thread takes
   ``mmap_sem`` for write), ``addr`` = the syscall's first (address) argument when the
   ``trace`` field is printed, else 0; ``size`` = 0;
+* an ``exceptions:page_fault_user`` or ``exceptions:page_fault_kernel`` sample (x86
+  tracepoints, recorded by ``vmlab record --with perf``) -> an access at its
+  ``address=0x...``, with ``op`` from its ``error_code=0x...``: bit 4 (instruction fetch)
+  ``IFETCH``, else bit 1 (write) ``STORE``, else ``LOAD`` (a fault on a kernel address is
+  skipped: it is not the program's);
 * any other event is an error (``other_events="skip"`` ignores them instead).
+
+Two options serve ``vmlab record --with perf`` (:mod:`vmlab.trace.record`):
+``thread_start="offset"`` gives each thread's first record the time since the recording's
+first event as its ``gap_ns`` (default ``"zero"``: 0, as before), so threads started late
+start late in the replay; ``mappings_sink=[]`` collects, in file order and with the number
+of records before each, the ``PERF_RECORD_MMAP2`` lines (``--show-mmap-events``), the
+``munmap``/``mprotect``/``mremap``/``brk``/``mmap`` syscall samples (with their arguments) and
+``syscalls:sys_exit_brk`` results, from which the run's mappings are rebuilt.
 
 Columns: ``tid`` is the real thread id (the engine maps ids itself); ``asid`` numbers the
 distinct pids 0, 1, 2... in order of first appearance (several processes in one recording
@@ -72,6 +85,7 @@ expected.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -86,11 +100,17 @@ WITH_GAP = True
 
 #: Software events whose samples are page faults.
 FAULT_EVENTS = frozenset({"page-faults", "faults", "minor-faults", "major-faults"})
+#: Tracepoints whose samples are page faults, with the x86 error code (``error_code=0x..``:
+#: bit 1 write, bit 4 instruction fetch), so a record can be a LOAD, STORE or IFETCH.
+TRACE_FAULT_EVENTS = frozenset({"exceptions:page_fault_user", "exceptions:page_fault_kernel"})
+#: Kernel-mode faults on kernel addresses are not the program's: user space ends here (x86-64).
+USER_TOP = 1 << 47
 #: ``syscalls:`` tracepoints that take ``mmap_sem`` for write.
 LOCK_EVENTS = frozenset({"sys_enter_mmap", "sys_enter_munmap", "sys_enter_mprotect",
                          "sys_enter_mremap", "sys_enter_brk"})
 
-_OPTIONS = ("page_size", "other_events", "assume_addr", "fault_size")
+_OPTIONS = ("page_size", "other_events", "assume_addr", "fault_size", "thread_start",
+            "mappings_sink")
 # Options vmlab.trace.convert passes to every reader: tuning knobs of the block-parsing text
 # readers (this one reads line by line, so they are accepted and ignored) and, to meta_for,
 # the iter_chunks arguments.
@@ -192,10 +212,17 @@ def _task_marker(toks):
 _EXPECTED = ("expected a perf script sample line '[comm] [pid/]tid [cpu] seconds.decimals: "
              "[period] event: address ...' (see vmlab.trace.readers.perf)")
 
-_FAULT, _LOCK, _OTHER = 0, 1, 2
+_FAULT, _LOCK, _OTHER, _TFAULT = 0, 1, 2, 3
+_TP_ADDR = re.compile(r"\baddress=0x([0-9a-fA-F]+)")
+_TP_CODE = re.compile(r"\berror_code=0x([0-9a-fA-F]+)")
+_MMAP2 = re.compile(r"PERF_RECORD_MMAP2 (\d+)/\d+: \[0x([0-9a-f]+)\(0x([0-9a-f]+)\) @ "
+                    r"(0x[0-9a-f]+|\d+) ([0-9a-f]+):([0-9a-f]+) (\d+) \d+\]: ([-rwxps]{4}) (.*)$")
+_TP_ARGS = re.compile(r"\b(\w+): 0x([0-9a-fA-F]+)")
 
 
 def _event_kind(event):
+    if event in TRACE_FAULT_EVENTS:
+        return _TFAULT
     parts = event.split(":")
     if parts[0] in FAULT_EVENTS:
         return _FAULT
@@ -212,6 +239,9 @@ def _check_options(options):
     other = options.get("other_events", "error")
     if other not in ("error", "skip"):
         raise TypeError(f"perf reader: other_events must be 'error' or 'skip', got {other!r}")
+    start = options.get("thread_start", "zero")
+    if start not in ("zero", "offset"):
+        raise TypeError(f"perf reader: thread_start must be 'zero' or 'offset', got {start!r}")
 
 
 def _decode(raw):
@@ -294,6 +324,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
         raise TraceFormatError(f"fault_size must be an integer from 0 to 2**32-1, got "
                                f"{fault_size!r}")
     fault_size = int(fault_size)
+    offset_start = options.get("thread_start", "zero") == "offset"
+    sink = options.get("mappings_sink")
+    t_first = None         # the recording's first timestamp (thread_start="offset")
     chunk_records = max(1, int(chunk_records))
     path = Path(path)
     try:
@@ -353,6 +386,17 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 if k >= 0:
                     _note_task(toks, k, pid_of, path, lineno)
                     in_sample = False
+                    if offset_start and t_first is None:
+                        t_rec = _time_ns(toks[k - 1][:-1], path, lineno)
+                        if t_rec:  # perf's synthesized kernel mmap is at time 0
+                            t_first = t_rec
+                    if sink is not None and toks[k] == "PERF_RECORD_MMAP2":
+                        mm = _MMAP2.search(line)
+                        if mm:
+                            sink.append(("mmap2", int(mm[1]), int(mm[2], 16), int(mm[3], 16),
+                                         int(mm[4], 0),
+                                         os.makedev(int(mm[5], 16), int(mm[6], 16)),
+                                         int(mm[7]), mm[8], mm[9].strip(), n_total))
                     continue
             if in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
                 continue
@@ -361,10 +405,27 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 raise TraceFormatError(f"{_EXPECTED}; got {_clip(line)}", path, lineno)
             id_tok, time_tok, period, event, k = m
             t_ns = _time_ns(time_tok, path, lineno)
+            if t_first is None:
+                t_first = t_ns
             kind = _event_kind(event)
             in_sample = True
             rest = toks[k + 1:]
-            if kind == _FAULT:
+            if kind == _TFAULT:
+                tail = " ".join(rest)
+                am = _TP_ADDR.search(tail)
+                cm = _TP_CODE.search(tail)
+                if am is None or cm is None:
+                    raise TraceFormatError(
+                        f"{_clip(event, 60)} sample without address=0x... and "
+                        "error_code=0x...; print the trace field (perf script -F ...,trace)",
+                        path, lineno)
+                addr = int(am[1], 16)
+                if addr >= USER_TOP:
+                    continue  # a kernel-mode fault on a kernel address: not the program's
+                code = int(cm[1], 16)
+                op = Op.IFETCH if code & 0x10 else Op.STORE if code & 0x2 else Op.LOAD
+                size = fault_size
+            elif kind == _FAULT:
                 addr, looks_default = _fault_addr(rest, period is not None, path, lineno)
                 if not layout_known:
                     if looks_default:
@@ -376,6 +437,14 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 am = _ARG.search(" ".join(rest))
                 addr = int(am[1], 16) if am else 0
                 op, size = Op.LOCK_W, 0
+            elif sink is not None and event == "syscalls:sys_exit_brk":
+                am = _HEX.fullmatch(rest[0]) if rest else None
+                if am:
+                    first, slash, second = id_tok.partition("/")
+                    pid = (_id(first, "process id", path, lineno) if slash
+                           else pid_of.get(_id(first, "thread id", path, lineno)))
+                    sink.append(("brk_result", pid, int(am[1], 16), n_total))
+                continue
             elif skip_other:
                 continue
             else:
@@ -405,7 +474,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 asid = asid_of[pid] = len(asid_of)
             prev = last.get(tid)
             if prev is None:
-                gap = 0
+                gap = t_ns - t_first if offset_start else 0
             else:
                 gap = t_ns - prev[0]
                 if gap < 0:
@@ -421,6 +490,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             cols["size"].append(size)
             cols["gap_ns"].append(gap)
             n_total += 1
+            if sink is not None and kind == _LOCK:
+                args = {a: int(v, 16) for a, v in _TP_ARGS.findall(" ".join(rest))}
+                sink.append((event.split(":")[1][len("sys_enter_"):], pid, args, n_total))
             if len(cols["addr"]) >= chunk_records:
                 bar.update(done_bytes)
                 done_bytes = 0

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Measure real programs natively for notebook 08 ("Does vmlab agree with this kernel?").
+
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py [--runs 5] [--out data/native]
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --readme-only   # README.md only
+
+Writes, in --out (default ``data/native``):
+
+* ``native_faults.csv``: one row per native run: program, setting (unlimited or limit),
+  limit_bytes, run, page_faults, major_faults, minor_faults, seconds, oom_killed,
+  peak_bytes, helper_faults (see :mod:`vmlab.measure`);
+* ``native_faults.json``: the machine (kernel, CPU, CPUs, page size), the perf version, the
+  exact command of every program, how its input was generated, and the method;
+* ``perf_<program>.vmt``: a ``vmlab record --with perf`` trace of one run of each program
+  (faults with read/write, real threads and times, and the run's mappings): small;
+* ``README.md``: what all this is, with the summary table computed from the CSV.
+
+Lackey recordings of the same runs are not shipped: every access of even the smallest of
+these runs is tens of millions of records (hundreds of MB); ``vmlab record`` makes them on
+any machine in a minute or two.
+
+Unlimited runs start from a warm page cache (the programs' files were read by an earlier
+run), as a user sees them.  Memory-limited runs (root, cgroup v1 or v2) start cold: the
+program's files are dropped from the page cache first (``posix_fadvise(DONTNEED)``; shared
+libraries mapped by other processes stay), so the run reads them and they are charged to
+its cgroup, as in KERNEL-2026.md section 1.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from vmlab.calibrate import machine_info
+from vmlab.measure import cgroup_version, measure_programs, summarize_runs
+from vmlab.trace.record import require
+
+def version(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--out", default="data/native")
+    p.add_argument("--readme-only", action="store_true",
+                   help="only rewrite README.md from the CSV and JSON already in --out")
+    p.add_argument("--only", default=None, help="comma-separated program names")
+    p.add_argument("--no-limits", action="store_true")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    if a.readme_only:
+        write_readme(out)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    require("perf")
+    rows, commands = measure_programs(runs=a.runs, only=set(a.only.split(",")) if a.only else None,
+                                      limits=not a.no_limits, record_dir=out)
+    fields = ["program", "setting", "limit_bytes", "run", "page_faults", "major_faults",
+              "minor_faults", "seconds", "exit_code", "oom_killed", "peak_bytes", "helper_faults"]
+    with open(out / "native_faults.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else
+                            round(r[k], 4) if isinstance(r.get(k), float) else r.get(k))
+                        for k in fields})
+    meta = {"machine": machine_info(), "perf": version(["perf", "--version"]),
+            "cgroup": cgroup_version(), "runs": a.runs, "programs": commands,
+            "method": "perf stat -x, -e page-faults,major-faults,minor-faults -- COMMAND in "
+                      "the folder of the generated inputs, stdout to /dev/null; unlimited "
+                      "runs warm, limited runs cold (the program's files dropped with "
+                      "posix_fadvise DONTNEED) in a fresh memory cgroup entered through "
+                      "vmlab's cgexec helper, whose own faults are subtracted "
+                      "(helper_faults)"}
+    (out / "native_faults.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_readme(out)
+    print(f"wrote {out / 'native_faults.csv'} ({len(rows)} runs)", file=sys.stderr)
+
+
+def write_readme(out):
+    out = Path(out)
+    meta = json.loads((out / "native_faults.json").read_text())
+    import pandas as pd
+
+    s = summarize_runs(pd.read_csv(out / "native_faults.csv"))
+    m = meta["machine"]
+    lines = [
+        "# Native page-fault measurements (data for notebook 08)", "",
+        "How many page faults and major faults the kernel itself takes on real programs, "
+        "measured with `perf stat -e page-faults,major-faults,minor-faults`, with unlimited "
+        "memory and under a sweep of cgroup memory limits; made by "
+        "`scripts/measure_programs.py` (the measuring code is `vmlab/measure.py`).", "",
+        f"Machine: Linux {m['kernel']} ({m['machine']}, {m['cpu']}, {m['cpus']} CPUs, "
+        f"{m['page_size']}-byte pages), {meta['perf']}, cgroup v{meta['cgroup']} memory "
+        f"controller, no swap; {meta['runs']} runs per setting.", "",
+        f"Method: {meta['method']}.", "",
+        "Files: `native_faults.csv` (one row per run), `native_faults.json` (machine, "
+        "commands, inputs), `perf_<program>.vmt` (one `vmlab record --with perf` run of each "
+        "program: every fault with read/write/fetch from the x86 error code, real threads "
+        "and times, and the run's mappings with the page-cache state of its start-up files). "
+        "Lackey recordings of the same runs are not shipped: the smallest is tens of "
+        "millions of records (hundreds of MB); `vmlab record` makes one in a minute or two.",
+        "", "## Programs", ""]
+    for name, p in meta["programs"].items():
+        lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")
+    lines += ["", "## Summary (median [min-max] over the runs)", "",
+              "| program | memory | page faults | major faults | OOM kills |",
+              "|---|---|---|---|---|"]
+    for r in s.itertuples():
+        mem = "unlimited" if r.setting == "unlimited" else f"{r.limit_mb:g} MB"
+        lines.append(f"| {r.program} | {mem} | {r.page_faults:g} [{r.pf_min}-{r.pf_max}] | "
+                     f"{r.major_faults:g} [{r.mj_min}-{r.mj_max}] | {int(r.oom_kills)}/{r.runs} |")
+    lines += ["", "A killed run's counts stop at the kill.", ""]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

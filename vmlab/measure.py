@@ -1,0 +1,400 @@
+"""Measure real programs natively: page faults and major faults from ``perf stat``, with
+unlimited memory and under cgroup memory limits (v1 or v2).  Used by ``vmlab validate``,
+``scripts/measure_programs.py`` (the data of notebook 08) and the notebook itself.
+
+A memory-limited run goes through ``cgexec`` (``vmlab/data/cgexec.c``, compiled at run
+time): ``perf stat`` runs ``cgexec PROCS_FILE PROGRAM ARGS``, which moves itself into a fresh
+cgroup and execs the program, so the program and its children are charged to the cgroup
+and perf stays outside.  ``perf stat`` counts cgexec's own few faults before the exec too:
+:func:`helper_faults` measures them (``cgexec`` running ``true`` minus ``true`` alone) and
+:func:`run_limited` subtracts them (the ``helper_faults`` field says how many).
+
+Without swap, a limit below the program's anonymous working set ends in an OOM kill:
+``oom_killed`` is taken from the cgroup's own OOM-kill counter (v1 ``memory.oom_control``,
+v2 ``memory.events``) and confirmed by the program's death by SIGKILL.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import VmlabError
+from .trace.record import require
+
+V1_ROOT = Path("/sys/fs/cgroup/memory")
+V2_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_version():
+    """1 or 2 when this process can create memory cgroups (root and a memory controller),
+    else ``None``."""
+    if os.geteuid() != 0:
+        return None
+    if (V1_ROOT / "memory.limit_in_bytes").exists() and os.access(V1_ROOT, os.W_OK):
+        return 1
+    ctrl = V2_ROOT / "cgroup.controllers"
+    if ctrl.exists() and "memory" in ctrl.read_text().split():
+        return 2
+    return None
+
+
+def why_no_cgroup():
+    """One line saying why memory-limited runs are not possible here (``None`` if they are)."""
+    if os.geteuid() != 0:
+        return "memory-limit runs need root (they create a cgroup)"
+    if cgroup_version() is None:
+        return "no cgroup memory controller (v1 /sys/fs/cgroup/memory or v2 'memory' controller)"
+    return None
+
+
+def _parse_perf_stat(text):
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(",")
+        if len(parts) < 3 or line.startswith("#"):
+            continue
+        value, _unit, event = parts[0], parts[1], parts[2]
+        name = event.split(":")[0].strip()
+        try:
+            out[name] = int(value)
+        except ValueError:
+            out[name] = None   # "<not counted>" / "<not supported>"
+    return out
+
+
+def perf_stat(argv, *, cwd=None, stdin=None, prefix=(), env=None):
+    """Run ``argv`` once under ``perf stat -e page-faults,major-faults,minor-faults``.
+
+    Returns a dict: ``page_faults``, ``major_faults``, ``minor_faults``, ``seconds``,
+    ``exit_code`` (perf's: the workload's exit status when it exited normally).
+    """
+    perf = require("perf")
+    with tempfile.NamedTemporaryFile(prefix="vmlab-perfstat-", suffix=".csv") as tmp:
+        cmd = [perf, "stat", "-x", ",", "-o", tmp.name,
+               "-e", "page-faults,major-faults,minor-faults", "--", *prefix, *argv]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        seconds = time.perf_counter() - t0
+        counts = _parse_perf_stat(Path(tmp.name).read_text())
+    if "page-faults" not in counts:
+        raise VmlabError(f"perf stat printed no page-fault count for {argv[0]!r}: "
+                         f"{r.stderr.decode(errors='replace').strip()[:200]}")
+    code = r.returncode  # perf's own status (a workload killed by a signal still gives 0)
+    return {"page_faults": counts.get("page-faults"), "major_faults": counts.get("major-faults"),
+            "minor_faults": counts.get("minor-faults"), "seconds": seconds, "exit_code": code}
+
+
+class MemoryCgroup:
+    """A fresh memory cgroup (v1 or v2) with a limit, removed on exit."""
+
+    def __init__(self, limit_bytes=None, version=None):
+        self.version = version or cgroup_version()
+        if self.version is None:
+            raise VmlabError(why_no_cgroup())
+        root = V1_ROOT if self.version == 1 else V2_ROOT
+        self.path = root / f"vmlab-{os.getpid()}-{time.monotonic_ns()}"
+        self.limit_bytes = limit_bytes
+
+    def __enter__(self):
+        self.path.mkdir()
+        try:
+            if self.version == 1:
+                if self.limit_bytes is not None:
+                    (self.path / "memory.limit_in_bytes").write_text(str(int(self.limit_bytes)))
+                with contextlib.suppress(OSError):
+                    (self.path / "memory.swappiness").write_text("0")
+            else:
+                if self.limit_bytes is not None:
+                    (self.path / "memory.max").write_text(str(int(self.limit_bytes)))
+                with contextlib.suppress(OSError):
+                    (self.path / "memory.swap.max").write_text("0")
+        except OSError:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    @property
+    def procs(self):
+        return self.path / "cgroup.procs"
+
+    def oom_kills(self):
+        name, key = (("memory.oom_control", "oom_kill") if self.version == 1
+                     else ("memory.events", "oom_kill"))
+        with contextlib.suppress(OSError):
+            for line in (self.path / name).read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == key:
+                    return int(v)
+        return 0
+
+    def peak_bytes(self):
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.path / name).read_text())
+        return None
+
+    def __exit__(self, *exc):
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return False
+            except FileNotFoundError:
+                return False
+            except OSError:
+                # a task may still be exiting; v1 keeps page-cache charges: move them up
+                if self.version == 1:
+                    with contextlib.suppress(OSError):
+                        (self.path / "memory.force_empty").write_text("0")
+                time.sleep(0.02)
+        return False
+
+
+_CGEXEC = {}
+
+
+def cgexec_binary():
+    """The compiled cgexec helper (built once per process, static when possible)."""
+    if "path" not in _CGEXEC:
+        from .calibrate import compile_c
+
+        d = tempfile.mkdtemp(prefix="vmlab-cgexec-")
+        try:
+            path = compile_c("cgexec", d, extra=("-static",))
+        except VmlabError:
+            path = compile_c("cgexec", d)
+        _CGEXEC["path"] = str(path)
+    return _CGEXEC["path"]
+
+
+def helper_faults(runs=5):
+    """Page faults perf stat counts for cgexec itself (median over ``runs`` of cgexec
+    running ``true`` minus ``true`` alone); cgexec moves into the root cgroup here."""
+    true = shutil.which("true") or "/bin/true"
+    version = cgroup_version()
+    procs = (V1_ROOT if version == 1 else V2_ROOT) / "cgroup.procs"
+    with_h = [perf_stat([true], prefix=(cgexec_binary(), str(procs)))["page_faults"]
+              for _ in range(runs)]
+    alone = [perf_stat([true])["page_faults"] for _ in range(runs)]
+    return max(0, round(statistics.median(with_h) - statistics.median(alone)))
+
+
+def run_limited(argv, limit_bytes, *, cwd=None, helper=None):
+    """Run ``argv`` once in a fresh memory cgroup limited to ``limit_bytes`` (``None``: no
+    limit) under perf stat.  Returns :func:`perf_stat`'s dict plus ``limit_bytes``,
+    ``oom_killed``, ``peak_bytes`` and ``helper_faults`` (already subtracted from
+    ``page_faults`` and ``minor_faults``)."""
+    helper = helper_faults() if helper is None else helper
+    with MemoryCgroup(limit_bytes) as cg:
+        res = perf_stat(argv, cwd=cwd, prefix=(cgexec_binary(), str(cg.procs)))
+        time.sleep(0.01)
+        res["oom_killed"] = cg.oom_kills() > 0
+        res["peak_bytes"] = cg.peak_bytes()
+    for k in ("page_faults", "minor_faults"):
+        if res[k] is not None:
+            res[k] = max(0, res[k] - helper)
+    res["limit_bytes"] = limit_bytes
+    res["helper_faults"] = helper
+    return res
+
+
+def repeat(fn, runs, *args, **kwargs):
+    """``[fn(*args, **kwargs) for each run]`` with ``run`` numbered in each dict."""
+    out = []
+    for i in range(runs):
+        r = fn(*args, **kwargs)
+        r["run"] = i
+        out.append(r)
+    return out
+
+
+def auto_limits(peak_bytes, fractions=(1.5, 1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1)):
+    """A sweep of limits around a measured peak (bytes, rounded to pages)."""
+    return [max(4096, int(peak_bytes * f) // 4096 * 4096) for f in fractions]
+
+
+def program_files(argv, cwd=None):
+    """The files a run of ``argv`` reads at start: the executable, its interpreter and
+    libraries, and the arguments that name existing files."""
+    from .trace.record import resolve_program, startup_files
+
+    files = [f.path for f in startup_files(resolve_program(argv)).values()]
+    for a in argv[1:]:
+        p = Path(cwd or ".") / a
+        if p.is_file():
+            files.append(str(p.resolve()))
+    return files
+
+
+def drop_from_cache(paths):
+    """``posix_fadvise(DONTNEED)`` on each file: its clean pages leave the page cache unless
+    a process maps them (shared libraries in use elsewhere stay); needs no root."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
+    """Measure ``argv`` natively: ``runs`` unlimited runs under perf stat and, when
+    ``limits_bytes`` is given (a list, or ``"auto"``: a sweep around the peak measured in an
+    unlimited cgroup), ``runs`` runs per limit in a cgroup.  Returns a list of row dicts
+    with ``setting`` (``"unlimited"`` or ``"limit"``), ``limit_bytes`` and the counts.
+
+    ``cold``: before every run, drop the program's files (:func:`program_files`) from the
+    page cache, so their pages are read again, by the run, and charged to its cgroup (pages
+    already cached are charged to whoever read them first, so a warm run under a limit takes
+    no major fault on them).  The default keeps the cache as it is: warm after the first
+    run, as a user would see it.
+    """
+    rows = []
+    files = program_files(argv, cwd) if cold else []
+
+    def prepare():
+        drop_from_cache(files)
+
+    for i in range(runs):
+        prepare()
+        r = perf_stat(argv, cwd=cwd)
+        rows.append({"setting": "unlimited", "limit_bytes": None, "run": i, **r})
+    if limits_bytes:
+        if cgroup_version() is None:
+            raise VmlabError(why_no_cgroup())
+        helper = helper_faults()
+        if limits_bytes == "auto":
+            prepare()
+            peak = run_limited(argv, None, cwd=cwd, helper=helper)["peak_bytes"]
+            if not peak:
+                raise VmlabError("the cgroup reported no peak memory use; give the limits")
+            limits_bytes = auto_limits(peak)
+        for limit in limits_bytes:
+            for i in range(runs):
+                prepare()
+                r = run_limited(argv, int(limit), cwd=cwd, helper=helper)
+                rows.append({"setting": "limit", "run": i, **r})
+    return rows
+
+
+# -- the programs of notebook 08 --------------------------------------------------------------
+MB = 2**20
+
+#: The programs of notebook 08 and data/native: (name, argv with {dir} for the input folder,
+#: input description, memory limits in bytes for the cgroup sweep or None).
+PROGRAMS = [
+    ("gzip", ["gzip", "-9", "-c", "{dir}/text.txt"],
+     "text.txt: 20,000 generated lines (awk), 1.0 MB",
+     [4 * MB, 3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.75 * MB, 0.6 * MB]),
+    ("sort", ["sort", "-S", "16M", "-o", "/dev/null", "{dir}/numbers.txt"],
+     "numbers.txt: 200,000 generated pseudo-random integers (awk LCG), 2.0 MB; sort uses "
+     "min(CPUs, 8) threads, so two on a 2-CPU machine",
+     [24 * MB, 16 * MB, 12 * MB, 8 * MB, 6 * MB, 4 * MB, 3 * MB, 2 * MB]),
+    ("xz_T2", ["xz", "-T2", "-3", "--block-size=1MiB", "-c", "{dir}/seq.txt"],
+     "seq.txt: seq 1 500000, 3.3 MB; two compressor threads", None),
+    ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers.txt"],
+     "numbers.txt as for sort", None),
+    ("python_dict", ["/usr/bin/python3", "-S", "-c",
+                     "d = {i: str(i) for i in range(100000)}"],
+     "no input: CPython builds a 100,000-entry dict (about 20 MB of heap)",
+     [48 * MB, 40 * MB, 32 * MB, 28 * MB, 24 * MB, 20 * MB, 16 * MB, 12 * MB]),
+    ("sqlite", ["sqlite3", ":memory:",
+                "create table t(a integer, b text); "
+                "with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000) "
+                "insert into t select x, printf('%08d', x * 7919 % 100003) from c; "
+                "create index i on t(b); select count(*) from t where b like '0001%';"],
+     "no input: an in-memory table of 50,000 rows and an index", None),
+]
+
+
+def make_inputs(d):
+    d = Path(d)
+    subprocess.run(["awk", "BEGIN { for (i = 1; i <= 20000; i++) print \"line \" i \" of a "
+                    "generated text, value \" (i * 7919) % 10007 }"],
+                   stdout=open(d / "text.txt", "w"), check=True)
+    subprocess.run(["awk", "BEGIN { s = 12345; for (i = 0; i < 200000; i++) "
+                    "{ s = (s * 1103515245 + 12345) % 2147483648; print s } }"],
+                   stdout=open(d / "numbers.txt", "w"), check=True)
+    subprocess.run(["seq", "1", "500000"], stdout=open(d / "seq.txt", "w"), check=True)
+
+
+def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):
+    """Measure :data:`PROGRAMS` as ``scripts/measure_programs.py`` does (the notebook calls
+    this when it runs as root on Linux): ``runs`` warm unlimited runs each and, with
+    ``limits`` and a cgroup memory controller, ``runs`` cold runs per limit of the programs
+    that have a sweep.  With ``record_dir``, one ``vmlab record --with perf`` trace of each
+    program is written there.  Returns ``(rows, commands)``: run dicts (with ``program``)
+    and, per program, its command line, input and limits.
+    """
+    import shlex
+
+    from .trace.record import record_perf
+
+    require("perf")
+    can_limit = limits and cgroup_version() is not None
+    rows, commands = [], {}
+    work = tempfile.mkdtemp(prefix="vmlab-measure-")  # $TMPDIR: must be disk-backed
+    try:
+        make_inputs(work)
+        for name, template, what, sweep in PROGRAMS:
+            if only and name not in only:
+                continue
+            cmd = [x.replace("{dir}", ".") for x in template]
+            commands[name] = {"command": shlex.join(cmd), "input": what,
+                              "limits_bytes": [int(x) for x in sweep] if sweep else None}
+            subprocess.run(cmd, cwd=work, stdout=subprocess.DEVNULL)  # warm the page cache
+            got = measure_program(cmd, runs=runs, cwd=work)
+            if sweep and can_limit:
+                got += [r for r in measure_program(cmd, runs=runs, cwd=work, cold=True,
+                                                   limits_bytes=[int(x) for x in sweep])
+                        if r["setting"] == "limit"]
+            rows += [{"program": name, **r} for r in got]
+            if record_dir is not None:
+                trace = Path(record_dir) / f"perf_{name}.vmt"
+                record_perf(cmd, trace, cwd=work, quiet=True, stdout=subprocess.DEVNULL)
+                os.chmod(trace, 0o644)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows, commands
+
+
+def summarize_runs(df):
+    """Median, min and max of page faults and major faults per program and setting, and the
+    OOM kills, from a DataFrame of runs (``data/native/native_faults.csv`` or
+    :func:`measure_programs`'s rows)."""
+    import pandas as pd
+
+    df = pd.DataFrame(df).copy()
+    df["limit_mb"] = (pd.to_numeric(df["limit_bytes"]) / MB).round(2)
+    if "oom_killed" not in df:
+        df["oom_killed"] = False
+    df["oom_killed"] = df["oom_killed"].fillna(False).astype(bool)
+    g = df.groupby(["program", "setting", "limit_mb"], dropna=False, sort=False)
+    return g.agg(runs=("run", "count"), page_faults=("page_faults", "median"),
+                 pf_min=("page_faults", "min"), pf_max=("page_faults", "max"),
+                 major_faults=("major_faults", "median"), mj_min=("major_faults", "min"),
+                 mj_max=("major_faults", "max"), oom_kills=("oom_killed", "sum")).reset_index()
+
+
+def load_native(data_dir=None):
+    """The shipped native measurements: ``(runs DataFrame, metadata dict)`` from
+    ``data/native/native_faults.csv`` and ``.json``."""
+    import json
+
+    import pandas as pd
+
+    d = Path(data_dir) if data_dir else Path(__file__).resolve().parent.parent / "data" / "native"
+    try:
+        df = pd.read_csv(d / "native_faults.csv")
+        meta = json.loads((d / "native_faults.json").read_text())
+    except FileNotFoundError as e:
+        raise VmlabError(f"{e.filename}: no native measurements there (scripts/"
+                         "measure_programs.py makes them)") from None
+    return df, meta

@@ -1,0 +1,276 @@
+"""The mappings of a recorded run and the page-cache state of its files.
+
+A trace recorded from a real program (``vmlab record``) carries, beside its records:
+
+* **mappings**: one row per mapping of the run, valid for the records
+  ``[from_record, until_record)`` (a mapping made by ``mmap`` in the middle of the run starts at
+  the first record after the call; one removed by ``munmap`` ends there; an ``mprotect`` ends
+  the old row and starts a new one with the new permissions).  Columns (:data:`MAPPING_DTYPE`):
+
+  ================  ======  ==============================================================
+  ``asid``          uint16  address space (the trace's ``asid``)
+  ``start``         uint64  first byte (page-aligned)
+  ``end``           uint64  one past the last byte (page-aligned)
+  ``prot``          uint8   ``PROT_READ`` 1 | ``PROT_WRITE`` 2 | ``PROT_EXEC`` 4
+  ``shared``        uint8   1 for ``MAP_SHARED``, 0 for private
+  ``backing``       uint8   a :class:`Backing` code: file, anon, stack, heap, special
+  ``file``          uint32  index into :attr:`Mappings.files`, :data:`NO_FILE` if none
+  ``file_offset``   uint64  byte offset in the file of ``start`` (0 without a file)
+  ``from_record``   uint64  first record the mapping exists for
+  ``until_record``  uint64  first record it no longer exists for (:data:`FOREVER`: the end)
+  ================  ======  ==============================================================
+
+* **files**: per mapped file, its identity (path, device, inode), its size and which of its
+  pages were in the page cache (:class:`FileInfo`; ``resident`` is a bool array, one entry
+  per page of the file, or ``None`` when not measured).  ``residency_when`` says when the
+  snapshot was taken: ``"before_run"`` (before the program started: exact),
+  ``"at_open"`` (when the run first opened the file: pages the run read in between count as
+  resident) or ``"unknown"``.
+
+The residency snapshot uses ``mincore(2)`` on a read-only shared mapping of the file (ctypes):
+mapping a file and asking ``mincore`` reads none of its pages, so the snapshot does not
+change what it measures.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import enum
+import mmap
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TraceFormatError
+
+
+class Backing(enum.IntEnum):
+    """What a mapping's pages are backed by (``/proc/PID/maps`` names in brackets)."""
+
+    ANON = 0      # anonymous private or shared memory
+    FILE = 1      # a file's pages (private: copy-on-write on a store)
+    STACK = 2     # the main thread's stack ([stack])
+    HEAP = 3      # the brk heap ([heap])
+    SPECIAL = 4   # [vdso], [vvar], [vsyscall]: the kernel's own pages, never faulted in
+
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+NO_FILE = 0xFFFFFFFF
+FOREVER = 0xFFFFFFFFFFFFFFFF
+
+MAPPING_DTYPE = np.dtype([
+    ("asid", "<u2"), ("start", "<u8"), ("end", "<u8"), ("prot", "u1"), ("shared", "u1"),
+    ("backing", "u1"), ("file", "<u4"), ("file_offset", "<u8"), ("from_record", "<u8"),
+    ("until_record", "<u8")])
+
+RESIDENCY_WHEN = ("before_run", "at_open", "unknown")
+
+
+@dataclass(frozen=True, eq=False)
+class FileInfo:
+    """A mapped file: identity, size and page-cache residency when the run started."""
+
+    path: str
+    dev: int
+    inode: int
+    size_bytes: int
+    resident: np.ndarray | None = None
+    residency_when: str = "unknown"
+
+    def __post_init__(self):
+        if self.residency_when not in RESIDENCY_WHEN:
+            raise TraceFormatError(f"residency_when must be one of {RESIDENCY_WHEN}, "
+                                   f"got {self.residency_when!r}")
+        if self.resident is not None:
+            r = np.asarray(self.resident, dtype=bool)
+            object.__setattr__(self, "resident", r)
+
+    @property
+    def resident_pages(self):
+        """Number of pages of the file that were resident (None when not measured)."""
+        return None if self.resident is None else int(self.resident.sum())
+
+    def __eq__(self, other):
+        if not isinstance(other, FileInfo):
+            return NotImplemented
+        same_res = ((self.resident is None and other.resident is None)
+                    or (self.resident is not None and other.resident is not None
+                        and np.array_equal(self.resident, other.resident)))
+        return (self.path, self.dev, self.inode, self.size_bytes, self.residency_when) == (
+            other.path, other.dev, other.inode, other.size_bytes, other.residency_when) and same_res
+
+
+class Mappings:
+    """The mappings table of a run and its files (see the module docstring).
+
+    Parameters
+    ----------
+    table : numpy structured array of :data:`MAPPING_DTYPE` (or anything convertible)
+    files : sequence of :class:`FileInfo`
+    source : str
+        How the mappings were obtained (e.g. ``"valgrind -d segment table + --trace-syscalls"``).
+    """
+
+    __slots__ = ("table", "files", "source")
+
+    def __init__(self, table, files=(), source=""):
+        table = np.asarray(table)
+        if table.dtype != MAPPING_DTYPE:
+            try:
+                table = table.astype(MAPPING_DTYPE)
+            except (TypeError, ValueError):
+                raise TraceFormatError(
+                    f"mappings table must have the fields {MAPPING_DTYPE.names}") from None
+        self.table = table
+        self.files = tuple(files)
+        self.source = str(source)
+        self.check()
+
+    def check(self):
+        """Raise :class:`TraceFormatError` naming the first inconsistent row."""
+        t = self.table
+        if t.ndim != 1:
+            raise TraceFormatError("mappings table must be one-dimensional")
+        bad = np.flatnonzero(t["end"] <= t["start"])
+        if len(bad):
+            i = int(bad[0])
+            raise TraceFormatError(f"mapping {i}: end {int(t['end'][i]):#x} is not above start "
+                                   f"{int(t['start'][i]):#x}")
+        bad = np.flatnonzero(t["backing"] > max(Backing))
+        if len(bad):
+            raise TraceFormatError(f"mapping {int(bad[0])}: unknown backing code "
+                                   f"{int(t['backing'][bad[0]])}")
+        has_file = t["file"] != NO_FILE
+        bad = np.flatnonzero(has_file & (t["file"] >= len(self.files)))
+        if len(bad):
+            raise TraceFormatError(f"mapping {int(bad[0])}: file index {int(t['file'][bad[0]])} "
+                                   f"but only {len(self.files)} file(s)")
+        bad = np.flatnonzero(t["until_record"] < t["from_record"])
+        if len(bad):
+            raise TraceFormatError(f"mapping {int(bad[0])}: until_record before from_record")
+
+    def __len__(self):
+        return len(self.table)
+
+    def __eq__(self, other):
+        if not isinstance(other, Mappings):
+            return NotImplemented
+        return (np.array_equal(self.table, other.table) and self.files == other.files
+                and self.source == other.source)
+
+    def __repr__(self):
+        return f"<Mappings {len(self.table)} rows, {len(self.files)} files, source={self.source!r}>"
+
+    def at(self, record):
+        """The rows valid for record number ``record`` (the address space at that moment)."""
+        t = self.table
+        return t[(t["from_record"] <= record) & (record < t["until_record"])]
+
+    def window(self, lo, hi):
+        """The mappings of records ``[lo, hi)`` renumbered from 0: rows that exist in the
+        window, with ``from_record``/``until_record`` clipped to it."""
+        t = self.table
+        keep = (t["from_record"] < max(hi, lo + 1)) & (t["until_record"] > lo)
+        out = t[keep].copy()
+        out["from_record"] = np.maximum(out["from_record"], lo) - lo
+        ends = out["until_record"]
+        out["until_record"] = np.where(ends >= hi, FOREVER, ends - lo)
+        return Mappings(out, self.files, self.source)
+
+    def frame(self):
+        """The table as a pandas DataFrame with readable columns (``backing`` and ``perms``
+        as text, ``path``, ``dev``, ``inode`` of the file joined in)."""
+        import pandas as pd
+
+        t = self.table
+        df = pd.DataFrame({name: t[name] for name in MAPPING_DTYPE.names})
+        df["backing"] = [Backing(b).name.lower() for b in t["backing"]]
+        df["perms"] = [perm_string(p, s) for p, s in zip(t["prot"], t["shared"])]
+        paths = [f.path for f in self.files]
+        df["path"] = [paths[f] if f != NO_FILE else "" for f in t["file"]]
+        df["dev"] = [self.files[f].dev if f != NO_FILE else 0 for f in t["file"]]
+        df["inode"] = [self.files[f].inode if f != NO_FILE else 0 for f in t["file"]]
+        df["pages"] = (t["end"] - t["start"]) // 4096
+        return df
+
+    def files_frame(self):
+        """One row per file: path, dev, inode, size, pages, resident pages, when measured."""
+        import pandas as pd
+
+        return pd.DataFrame([{
+            "path": f.path, "dev": f.dev, "inode": f.inode, "size_bytes": f.size_bytes,
+            "pages": None if f.resident is None else len(f.resident),
+            "resident_pages": f.resident_pages, "residency_when": f.residency_when}
+            for f in self.files])
+
+
+def perm_string(prot, shared):
+    """``/proc/PID/maps`` style permissions: ``r-xp``, ``rw-s``..."""
+    prot = int(prot)
+    return ("r" if prot & PROT_READ else "-") + ("w" if prot & PROT_WRITE else "-") + \
+        ("x" if prot & PROT_EXEC else "-") + ("s" if shared else "p")
+
+
+# -- page-cache residency ----------------------------------------------------------------
+_libc = None
+
+
+def _libc_fns():
+    global _libc
+    if _libc is None:
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        lib.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                             ctypes.c_int, ctypes.c_long]
+        lib.mmap.restype = ctypes.c_void_p
+        lib.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        lib.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        _libc = lib
+    return _libc
+
+
+def residency(path, page_size=None):
+    """Which pages of the file at ``path`` are in the page cache now: a bool array, one entry
+    per page (``ceil(size / page_size)`` entries).
+
+    Maps the file read-only and shared (libc ``mmap`` through ctypes) and asks
+    ``mincore(2)``; no page is read.  Raises ``OSError`` when the file cannot be opened or
+    mapped.
+    """
+    page_size = page_size or mmap.PAGESIZE
+    lib = _libc_fns()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        n_pages = -(-size // page_size)
+        if n_pages == 0:
+            return np.zeros(0, bool)
+        addr = lib.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            err = ctypes.get_errno()
+            raise OSError(err, f"mmap: {os.strerror(err)}", str(path))
+    finally:
+        os.close(fd)
+    try:
+        vec = np.zeros(n_pages, np.uint8)
+        if lib.mincore(addr, size, vec.ctypes.data) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mincore: {os.strerror(err)}", str(path))
+        return (vec & 1).astype(bool)
+    finally:
+        lib.munmap(addr, size)
+
+
+def file_info(path, when, page_size=None):
+    """A :class:`FileInfo` for ``path`` with its residency measured now (``when`` says what
+    "now" is: ``before_run`` or ``at_open``).  A file that cannot be read gets its identity
+    (if it can be stat-ed) and ``resident=None``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return FileInfo(str(path), 0, 0, 0, None, "unknown")
+    try:
+        res = residency(path, page_size)
+    except OSError:
+        return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, None, "unknown")
+    return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, res, when)

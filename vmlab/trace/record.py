@@ -1,0 +1,721 @@
+"""``vmlab record``: run a real program and store its accesses with the mappings of that run
+and the page-cache state of its files.
+
+Two tools:
+
+``lackey`` (default): every memory access, from ``valgrind --tool=lackey --trace-mem=yes``.
+    The mappings come from valgrind itself, in the same run: valgrind's address-space
+    manager prints the client's memory layout at start-up (``-d``: the executable, the
+    dynamic loader, the stack and the brk segment, each marked client-owned ``file``/``anon``
+    apart from valgrind's own ``FILE``/``ANON`` segments, with device, inode and offset), and
+    ``--trace-syscalls=yes`` prints every ``mmap``, ``munmap``, ``mprotect``, ``mremap``,
+    ``brk``, ``open``/``openat``, ``dup*`` and ``close`` *in the same stream as lackey's
+    records*, so each change of the address space lands exactly between the two accesses it
+    separates.  This is why valgrind's own view was chosen over ``/proc/PID/maps`` snapshots
+    (which race with the program, and under valgrind also list valgrind's own mappings) and
+    over a separate ``perf`` run (whose addresses are those of another process: valgrind
+    loads the client at its own addresses).
+
+``perf``: the faults the kernel actually took, with real threads and times
+    (``perf record`` of the ``exceptions:page_fault_user``/``page_fault_kernel`` tracepoints,
+    whose ``error_code`` says read, write or instruction fetch, or of the ``page-faults``
+    software event where the tracepoints are missing), plus ``--show-mmap-events`` and the
+    ``munmap``/``mprotect``/``brk``/``mremap`` syscall tracepoints for the mappings
+    (see :mod:`vmlab.trace.readers.perf`).
+
+Page-cache state: before the program starts, the executable, its ELF interpreter and the
+shared libraries it needs (``DT_NEEDED``, followed recursively) are measured with
+``mincore(2)`` (:func:`vmlab.trace.mappings.residency`); each file is measured before vmlab
+reads its ELF headers, so the snapshot is exact (``residency_when = "before_run"``).  Files
+the run opens later (``dlopen``, data files) are measured when the record stream shows their
+``open`` (``"at_open"``: pages the run read before that instant count as resident; valgrind
+reads the symbol tables of every object it maps, so for those the snapshot is an upper bound).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VmlabError
+from .mappings import (FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE,
+                       Backing, FileInfo, Mappings, file_info)
+from .model import TraceMeta
+from .native import TraceWriter
+
+PAGE = 4096
+INSTALL = {"valgrind": "valgrind is not installed: install it (Debian/Ubuntu: "
+                       "`apt-get install valgrind`)",
+           "perf": "perf is not installed: install it (Debian: `apt-get install linux-perf`, "
+                   "Ubuntu: `apt-get install linux-tools-generic`)"}
+
+
+def require(tool):
+    """Raise :class:`VmlabError` with one line saying what to install when ``tool`` is
+    missing; return its path."""
+    path = shutil.which(tool)
+    if path is None:
+        raise VmlabError(INSTALL[tool])
+    if tool == "perf":
+        r = subprocess.run([path, "--version"], capture_output=True, text=True)
+        if r.returncode != 0:  # Debian's /usr/bin/perf wrapper without the kernel's perf
+            raise VmlabError(INSTALL["perf"] + f" ({(r.stderr or r.stdout).strip()[:120]})")
+    return path
+
+
+def resolve_program(argv):
+    """The program's path (``PATH`` lookup), or :class:`VmlabError`."""
+    if not argv:
+        raise VmlabError("no program given: vmlab record -o OUT.vmt -- PROGRAM ARGS...")
+    prog = argv[0]
+    path = prog if "/" in prog else shutil.which(prog)
+    if path is None or not os.path.isfile(path):
+        raise VmlabError(f"program {prog!r} not found (not a file, not on PATH)")
+    if not os.access(path, os.X_OK):
+        raise VmlabError(f"program {path!r} is not executable")
+    return os.path.abspath(path)
+
+
+# -- ELF: the files a program maps at start ----------------------------------------------
+_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
+             "/lib", "/usr/lib", "/usr/local/lib", "/lib/aarch64-linux-gnu",
+             "/usr/lib/aarch64-linux-gnu")
+
+
+def _elf_deps(path):
+    """``(interpreter, needed names, runpath dirs)`` of an ELF file ((None, [], []) for
+    anything else).  Reads the program and section headers only."""
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
+                return None, [], []
+            e = "<" if ident[5] == 1 else ">"
+            phoff, = struct.unpack_from(e + "Q", ident, 32)
+            phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+            interp, dyn, loads = None, None, []
+            for k in range(phnum):
+                p_type, _flags, p_offset, p_vaddr, _pa, p_filesz, _memsz = struct.unpack_from(
+                    e + "IIQQQQQ", ph, k * phentsize)
+                if p_type == 3:  # PT_INTERP
+                    f.seek(p_offset)
+                    interp = f.read(p_filesz).rstrip(b"\0").decode()
+                elif p_type == 2:  # PT_DYNAMIC
+                    dyn = (p_offset, p_filesz)
+                elif p_type == 1:  # PT_LOAD
+                    loads.append((p_vaddr, p_offset, p_filesz))
+            if dyn is None:
+                return interp, [], []
+            f.seek(dyn[0])
+            raw = f.read(dyn[1])
+            needed, runpath, strtab = [], [], None
+            for k in range(0, len(raw) - 15, 16):
+                tag, val = struct.unpack_from(e + "qQ", raw, k)
+                if tag == 0:
+                    break
+                if tag == 5:  # DT_STRTAB (a virtual address)
+                    strtab = val
+                elif tag == 1:
+                    needed.append(val)
+                elif tag in (15, 29):  # DT_RPATH, DT_RUNPATH
+                    runpath.append(val)
+            if strtab is None:
+                return interp, [], []
+            off = next((o + strtab - v for v, o, sz in loads if v <= strtab < v + sz), None)
+            if off is None:
+                return interp, [], []
+
+            def string(i):
+                f.seek(off + i)
+                return f.read(256).split(b"\0", 1)[0].decode(errors="replace")
+
+            origin = os.path.dirname(os.path.abspath(path))
+            dirs = [d.replace("$ORIGIN", origin) for i in runpath for d in string(i).split(":")]
+            return interp, [string(i) for i in needed], dirs
+    except (OSError, struct.error, UnicodeDecodeError):
+        return None, [], []
+
+
+def startup_files(program):
+    """The executable, its interpreter and its ``DT_NEEDED`` closure, each measured for
+    page-cache residency *before* vmlab reads it: ``{(dev, inode): FileInfo}``."""
+    out = {}
+    todo = [program]
+    seen = set()
+    extra = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    while todo:
+        path = os.path.realpath(todo.pop(0))
+        if path in seen:
+            continue
+        seen.add(path)
+        info = file_info(path, "before_run")  # before _elf_deps reads it
+        if info.inode:
+            out.setdefault((info.dev, info.inode), info)
+        interp, needed, runpath = _elf_deps(path)
+        if interp:
+            todo.append(interp)
+        for name in needed:
+            if "/" in name:
+                todo.append(name)
+                continue
+            for d in [*runpath, *extra, *_LIB_DIRS]:
+                cand = os.path.join(d, name)
+                if os.path.isfile(cand):
+                    todo.append(cand)
+                    break
+    return out
+
+
+# -- the address space as valgrind reports it ---------------------------------------------
+class AddressSpace:
+    """Live mappings of one address space; every change closes the rows it overlaps at the
+    record number it happens (rows never overlap at any record number)."""
+
+    def __init__(self):
+        self.live = []     # [start, end, prot, shared, backing, file, offset, from_record]
+        self.done = []
+
+    def carve(self, a, b, at):
+        """Remove ``[a, b)`` from the live rows at record ``at``; return the removed parts'
+        attributes (for mprotect/mremap)."""
+        keep, removed = [], []
+        for row in self.live:
+            s, e = row[0], row[1]
+            if e <= a or s >= b:
+                keep.append(row)
+                continue
+            lo, hi = max(s, a), min(e, b)
+            off = row[6] + (lo - s) if row[5] != NO_FILE else 0
+            part = [lo, hi, row[2], row[3], row[4], row[5], off, row[7]]
+            removed.append(part)
+            if part[7] < at:
+                self.done.append(part + [at])
+            # a part created at this very record and removed at once never existed
+            if s < a:
+                keep.append([s, a, *row[2:]])
+            if e > b:
+                keep.append([b, e, row[2], row[3], row[4], row[5],
+                             row[6] + (b - s) if row[5] != NO_FILE else 0, row[7]])
+        self.live = keep
+        return removed
+
+    def add(self, start, end, prot, shared, backing, file, offset, at):
+        if end <= start:
+            return
+        self.carve(start, end, at)
+        self.live.append([start, end, prot, shared, int(backing), file, offset, at])
+
+    def protect(self, a, b, prot, at):
+        for part in self.carve(a, b, at):
+            part[2] = prot
+            part[7] = at
+            self.live.append(part)
+
+    def table(self, asid=0):
+        rows = self.done + [row + [FOREVER] for row in self.live]
+        t = np.zeros(len(rows), MAPPING_DTYPE)
+        for i, r in enumerate(sorted(rows, key=lambda r: (r[7], r[0]))):
+            t[i] = (asid, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return t
+
+
+def _page_up(x):
+    return (x + PAGE - 1) // PAGE * PAGE
+
+
+_SEG = re.compile(r"aspacem\s+\d+: (file|anon|FILE|ANON|RSVN|    ) ([0-9a-f]+)-([0-9a-f]+)\s+"
+                  r"\S+\s+([-rwxTH]{5})?\s*(SmFixed|SmLower|SmUpper)?"
+                  r"(?:\s*d=0x([0-9a-f]+) i=(\d+)\s+o=(\d+)\s+\((\d+),\d+\))?")
+_SEGNAME = re.compile(r"aspacem \((\d+),\d+,\d+\) (.*)$")
+
+
+def parse_startup_layout(text):
+    """The client segments of valgrind's "Memory layout at client startup" table (``-d``):
+    ``(segments, names)`` with segments as ``(kind, start, end_exclusive, perms, dev, inode,
+    offset, name_index, smode)``."""
+    lines = text.splitlines()
+    try:
+        first = next(i for i, line in enumerate(lines)
+                     if "SHOW_SEGMENTS: Memory layout at client startup" in line)
+    except StopIteration:
+        raise VmlabError("valgrind printed no start-up memory layout (is `valgrind -d` "
+                         "supported by this valgrind?)") from None
+    segs, names = [], {}
+    for line in lines[first + 1:]:
+        if "aspacem >>>" in line:
+            break
+        m = _SEGNAME.search(line)
+        if m:
+            names[int(m[1])] = m[2]
+            continue
+        m = _SEG.search(line)
+        if m:
+            segs.append((m[1], int(m[2], 16), int(m[3], 16) + 1, m[4] or "-----",
+                         int(m[6], 16) if m[6] else 0, int(m[7]) if m[7] else 0,
+                         int(m[8]) if m[8] else 0, int(m[9]) if m[9] else -1, m[5]))
+    return segs, names
+
+
+def _prot(perms):
+    return ((PROT_READ if perms[0] == "r" else 0) | (PROT_WRITE if perms[1] == "w" else 0)
+            | (PROT_EXEC if perms[2] == "x" else 0))
+
+
+class FileTable:
+    """The files of the run, indexed by (dev, inode)."""
+
+    def __init__(self, known, late_when="at_open"):
+        self.known = dict(known)   # (dev, inode) -> FileInfo measured before the run
+        self.late_when = late_when  # files first seen later: measured then, or not at all
+        self.files = []
+        self.index = {}
+
+    def add(self, path=None, dev=0, inode=0):
+        if path is not None and not inode:
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                dev, inode = st.st_dev, st.st_ino
+        key = (dev, inode)
+        if inode and key in self.index:
+            return self.index[key]
+        info = self.known.get(key)
+        if info is None:
+            info = file_info(path, self.late_when) if path and self.late_when else None
+            if info is None or not info.inode:
+                size = 0
+                with contextlib.suppress(OSError, TypeError):
+                    size = os.stat(path).st_size
+                info = FileInfo(str(path or f"<dev {dev:#x} inode {inode}>"), dev, inode, size)
+        self.files.append(info)
+        i = len(self.files) - 1
+        if inode:
+            self.index[key] = i
+        return i
+
+
+_SYSCALL = re.compile(rb"SYSCALL\[(\d+),(\d+)\]\((\d+)\) (.*?)\s*$")
+_RESULT = re.compile(r"(Success|Failure)\(0x([0-9a-fA-F]+)\)")
+_PATHARG = re.compile(r"0x[0-9a-fA-F]+\((.*)\)")
+_AT_FDCWD = 4294967196
+
+
+class SyscallTracker:
+    """Applies valgrind's ``--trace-syscalls`` lines to an :class:`AddressSpace`."""
+
+    def __init__(self, space, files, cwd, heap_base=None):
+        self.space = space
+        self.files = files
+        self.cwd = cwd
+        self.fds = {}           # fd -> file index
+        self.pending = {}       # (pid, tid) -> (name, args)
+        self.brk = heap_base
+        self.heap_base = heap_base
+
+    def line(self, raw, at):
+        m = _SYSCALL.match(raw)
+        if m is None:
+            return
+        key = (int(m[1]), int(m[2]))
+        rest = m[4].decode("utf-8", "replace")
+        if rest.startswith("... [async] -->"):
+            call = self.pending.pop(key, None)
+            if call is not None:
+                self._apply(call[0], call[1], rest, at)
+            return
+        name, _, tail = rest.partition(" ")
+        if not name.startswith("sys_"):
+            return
+        name = name[4:]
+        arrow = tail.rfind("-->")
+        args = tail[:arrow] if arrow >= 0 else tail
+        args = args.strip().removesuffix("[sync]").strip().removeprefix("(").removesuffix(")")
+        result = tail[arrow + 3:] if arrow >= 0 else ""
+        if "[async]" in result and "Success" not in result and "Failure" not in result:
+            self.pending[key] = (name, args)
+            return
+        self._apply(name, args, result, at)
+
+    def _apply(self, name, args, result, at):
+        r = _RESULT.search(result)
+        if r is None or r[1] != "Success":
+            return
+        value = int(r[2], 16)
+        if name in ("open", "openat", "openat2", "creat"):
+            m = _PATHARG.search(args)
+            if m is None:
+                return
+            path = m[1]
+            dirfd = int(args.split(",", 1)[0]) if name.startswith("openat") else _AT_FDCWD
+            if not path.startswith("/"):
+                if dirfd != _AT_FDCWD:
+                    return
+                path = os.path.join(self.cwd, path)
+            self.fds[value] = self.files.add(path)
+            return
+        nums = []
+        for a in args.split(","):
+            a = a.strip()
+            try:
+                nums.append(int(a, 0))
+            except ValueError:
+                nums.append(None)
+        if name == "close":
+            self.fds.pop(nums[0], None)
+        elif name in ("dup", "dup2", "dup3", "fcntl") and nums and nums[0] in self.fds:
+            if name != "fcntl" or (len(nums) > 1 and nums[1] in (0, 1030)):  # F_DUPFD(_CLOEXEC)
+                self.fds[value] = self.fds[nums[0]]
+        elif name == "mmap" and len(nums) >= 6:
+            length, prot, flags, fd, off = nums[1], nums[2], nums[3], nums[4], nums[5]
+            shared = 1 if flags & 0x3 in (0x1, 0x3) else 0
+            if flags & 0x20 or fd in (None, 0xFFFFFFFF):
+                backing, file, off = Backing.ANON, NO_FILE, 0
+            else:
+                backing, file = Backing.FILE, self.fds.get(fd, NO_FILE)
+            self.space.add(value, value + _page_up(length), prot & 7, shared, backing, file,
+                           off, at)
+        elif name == "munmap" and len(nums) >= 2:
+            self.space.carve(nums[0], nums[0] + _page_up(nums[1]), at)
+        elif name == "mprotect" and len(nums) >= 3:
+            self.space.protect(nums[0], nums[0] + _page_up(nums[1]), nums[2] & 7, at)
+        elif name == "mremap" and len(nums) >= 3:
+            old, old_len, new_len = nums[0], _page_up(nums[1]), _page_up(nums[2])
+            parts = self.space.carve(old, old + old_len, at)
+            if parts:
+                p = min(parts, key=lambda q: q[0])
+                self.space.add(value, value + new_len, p[2], p[3], p[4], p[5], p[6], at)
+        elif name == "brk":
+            if self.heap_base is None:
+                self.heap_base = self.brk = value
+            new = _page_up(value)
+            cur = _page_up(self.brk)
+            if new > cur:
+                self.space.add(cur, new, PROT_READ | PROT_WRITE, 0, Backing.HEAP, NO_FILE, 0, at)
+            elif new < cur:
+                self.space.carve(new, cur, at)
+            self.brk = value
+
+
+def initial_space(segs, names, files):
+    """The client's start-up mappings (record 0) from valgrind's layout table; returns
+    ``(space, heap_base)``."""
+    space = AddressSpace()
+    heap_base = None
+    for k, (kind, start, end, perms, dev, inode, off, name, _smode) in enumerate(segs):
+        nxt = segs[k + 1] if k + 1 < len(segs) else None
+        prev = segs[k - 1] if k else None
+        if kind == "file":
+            path = names.get(name)
+            fi = files.add(path, dev, inode) if path else files.add(None, dev, inode)
+            space.add(start, end, _prot(perms), 0, Backing.FILE, fi, off, 0)
+        elif kind == "anon":
+            if nxt is not None and nxt[0] == "RSVN" and nxt[8] == "SmLower":
+                heap_base = start        # valgrind's brk segment: the heap grows from here
+            elif prev is not None and prev[0] == "RSVN" and prev[8] == "SmUpper":
+                # the main stack and the reservation it grows down into
+                space.add(prev[1], end, _prot(perms), 0, Backing.STACK, NO_FILE, 0, 0)
+            else:
+                space.add(start, end, _prot(perms), 0, Backing.ANON, NO_FILE, 0, 0)
+    return space, heap_base
+
+
+def record(argv, out, *, tool="lackey", cwd=None, quiet=False, stdout=None):
+    """Record ``argv`` with ``tool`` (``"lackey"`` or ``"perf"``) into the native trace
+    ``out``; see :func:`record_lackey` and :func:`record_perf`."""
+    if tool == "lackey":
+        return record_lackey(argv, out, cwd=cwd, quiet=quiet, stdout=stdout)
+    if tool == "perf":
+        return record_perf(argv, out, cwd=cwd, quiet=quiet, stdout=stdout)
+    raise VmlabError(f"--with must be lackey or perf, got {tool!r}")
+
+
+# -- lackey ------------------------------------------------------------------------------
+_BLOCK = 1 << 22
+
+
+def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
+    """Record ``argv`` under valgrind lackey into the native trace ``out`` (atomically).
+
+    Returns ``(trace_path, info)`` with ``info`` a dict: ``records``, ``seconds``,
+    ``exit_code``, ``n_mappings``, ``n_files``.  The program's standard output goes to
+    ``stdout`` (a file object or ``subprocess.DEVNULL``; default: ours); with ``quiet`` its
+    standard error is not shown.
+    """
+    from .readers import lackey as lk
+
+    valgrind = require("valgrind")
+    program = resolve_program(argv)
+    cwd = os.path.abspath(cwd or os.getcwd())
+    known = startup_files(program)
+    files = FileTable(known)
+    out = Path(out).resolve()  # the program (and perf) may run in another folder
+    meta = TraceMeta(source="vmlab record --with lackey -- " + " ".join(argv),
+                     notes="valgrind --tool=lackey --trace-mem=yes --trace-syscalls=yes -d; "
+                           "one thread (lackey does not tell threads apart); mappings from "
+                           "valgrind's start-up layout and the syscall trace")
+    errf = tempfile.TemporaryFile()
+    rfd, wfd = os.pipe()
+    cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", "--trace-syscalls=yes", "-d",
+           "--vgdb=no", f"--log-fd={wfd}", program, *argv[1:]]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, pass_fds=(wfd,), stderr=errf, cwd=cwd, stdout=stdout)
+    os.close(wfd)
+    writer = TraceWriter(out, meta)
+    n = 0
+    tracker = None
+    pending_lines = []        # syscall lines seen before the layout table was parsed
+    try:
+        cap = _BLOCK // 7 + 2
+        addr = np.empty(cap, np.uint64)
+        op = np.empty(cap, np.uint8)
+        size = np.empty(cap, np.uint32)
+        carry = b""
+        with os.fdopen(rfd, "rb", buffering=0) as pipe:
+            while True:
+                data = pipe.read(_BLOCK)
+                if not data:
+                    break
+                data = carry + data
+                cut = data.rfind(b"\n") + 1
+                carry = data[cut:]
+                if cut == 0:
+                    continue
+                n = _feed(data[:cut], n, writer, addr, op, size, lk, pending_lines)
+            if carry:
+                n = _feed(carry + b"\n", n, writer, addr, op, size, lk, pending_lines)
+        code = proc.wait()
+        elapsed = time.perf_counter() - t0
+        errf.seek(0)
+        err = errf.read().decode("utf-8", "replace")
+        segs, names = parse_startup_layout(err)
+        space, heap_base = initial_space(segs, names, files)
+        tracker = SyscallTracker(space, files, cwd, heap_base)
+        for raw, at in pending_lines:
+            tracker.line(raw, at)
+        # the program's own stderr went to the same file as valgrind's debug log
+        if not quiet:
+            own = [line for line in err.splitlines()
+                   if not re.match(r"^(--\d+[:-]|==\d+==|\s+/tmp/vgdb-pipe)", line)]
+            if own:
+                sys.stderr.write("\n".join(own) + "\n")
+        if n == 0:
+            raise VmlabError(f"valgrind recorded no access (exit code {code}); is {argv[0]!r} "
+                             "a program valgrind can run?")
+        writer.mappings = Mappings(space.table(), files.files,
+                                   "valgrind -d start-up layout + --trace-syscalls=yes")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+        raise
+    finally:
+        errf.close()
+    return out, {"records": n, "seconds": elapsed, "exit_code": code,
+                 "n_mappings": len(writer.mappings), "n_files": len(files.files)}
+
+
+def _feed(block, n, writer, addr, op, size, lk, syscalls):
+    """Parse one block of complete lines: lackey records go to ``writer``; syscall lines are
+    kept with the number of records before them."""
+    pos = 0
+    end = len(block)
+    buf = np.frombuffer(block, np.uint8)
+    while pos < end:
+        nxt = _next_special(block, pos)
+        seg_end = end if nxt < 0 else nxt
+        if seg_end > pos:
+            k, err, where, _o = lk._parse(buf, pos, seg_end, addr, op, size)
+            if err:
+                line = block[where:block.find(b"\n", where)].decode("utf-8", "replace")
+                raise VmlabError(f"unexpected line in valgrind's output: {line[:100]!r}")
+            if k:
+                writer.append(addr=addr[:k], op=op[:k], size=size[:k])
+                n += k
+        if nxt < 0:
+            break
+        eol = block.find(b"\n", nxt) + 1
+        line = block[nxt:eol]
+        if line.startswith(b"SYSCALL["):
+            syscalls.append((line, n))
+        pos = eol
+    return n
+
+
+def _next_special(block, pos):
+    """Offset of the next line that is neither a lackey record nor a ``==PID==`` line
+    (``SYSCALL[...``, ``--PID--`` or `` --> ...``), -1 if none."""
+    a = block.find(b"SYSCALL[", pos)
+    if pos == 0 and (block.startswith(b"--") or block.startswith(b" -->")):
+        return 0
+    cands = [x for x in (a,) if x >= 0]
+    # "--PID-- message" lines, and " --> result" continuations of a syscall line that
+    # valgrind cut in two (unimplemented syscalls)
+    for pat in (b"\n--", b"\n --> "):
+        b = block.find(pat, pos - 1 if pos else 0)
+        if b >= 0:
+            cands.append(b + 1)
+    return min(cands) if cands else -1
+
+
+# -- perf --------------------------------------------------------------------------------
+_SPECIAL = ("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
+
+
+def _perf_events(perf):
+    """The perf events to record: the fault tracepoints when this kernel has them (they say
+    read, write or fetch), else the page-faults software event; the mapping syscalls."""
+    lst = subprocess.run([perf, "list", "tracepoint"], capture_output=True, text=True).stdout
+    ev = []
+    if "exceptions:page_fault_user" in lst:
+        ev += ["-e", "exceptions:page_fault_user", "-e", "exceptions:page_fault_kernel"]
+    else:
+        ev += ["-e", "page-faults", "-c", "1"]
+    ev += ["-d"]  # data mmap events (MMAP2 of non-executable mappings) and sample addresses
+    for s in ("mmap", "munmap", "mprotect", "mremap", "brk"):
+        if f"syscalls:sys_enter_{s}" in lst:
+            ev += ["-e", f"syscalls:sys_enter_{s}"]
+    if "syscalls:sys_exit_brk" in lst:
+        ev += ["-e", "syscalls:sys_exit_brk"]
+    return ev
+
+
+def mappings_from_perf(events, files, asid_of_pid):
+    """Build the mappings table from the perf reader's ``mappings_sink`` events."""
+    spaces = {}
+    brk = {}
+    for ev in events:
+        kind, pid = ev[0], ev[1]
+        space = spaces.setdefault(pid, AddressSpace())
+        if kind == "mmap2":
+            _k, _pid, start, length, pgoff, dev, ino, perms, path, at = ev
+            prot = _prot(perms[:3] + "--")
+            shared = 1 if perms[3] == "s" else 0
+            if path == "[stack]":
+                space.add(start, start + length, prot, 0, Backing.STACK, NO_FILE, 0, at)
+            elif path == "[heap]":
+                space.add(start, start + length, prot, 0, Backing.HEAP, NO_FILE, 0, at)
+            elif path in _SPECIAL:
+                space.add(start, start + length, prot, 0, Backing.SPECIAL, NO_FILE, 0, at)
+            elif path.startswith("//anon") or not ino:
+                space.add(start, start + length, prot, shared, Backing.ANON, NO_FILE, 0, at)
+            else:
+                fi = files.add(path, dev, ino)
+                space.add(start, start + length, prot, shared, Backing.FILE, fi, pgoff, at)
+        elif kind == "munmap":
+            args, at = ev[2], ev[3]
+            if "addr" in args and "len" in args:
+                space.carve(args["addr"], args["addr"] + _page_up(args["len"]), at)
+        elif kind == "mprotect":
+            args, at = ev[2], ev[3]
+            if {"start", "len", "prot"} <= set(args):
+                space.protect(args["start"], args["start"] + _page_up(args["len"]),
+                              args["prot"] & 7, at)
+        elif kind == "brk_result":   # the break after a brk() call (sys_exit_brk)
+            value, at = ev[2], ev[3]
+            cur = brk.get(pid)
+            if cur is None:
+                brk[pid] = value          # brk(0) at start: the heap's base
+                continue
+            new, old = _page_up(value), _page_up(cur)
+            if new > old:
+                space.add(old, new, PROT_READ | PROT_WRITE, 0, Backing.HEAP, NO_FILE, 0, at)
+            elif new < old:
+                space.carve(new, old, at)
+            brk[pid] = value
+    tables = [space.table(asid_of_pid.get(pid, 0)) for pid, space in spaces.items()
+              if pid in asid_of_pid]
+    return np.concatenate(tables) if tables else np.zeros(0, MAPPING_DTYPE)
+
+
+def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
+    """Record ``argv`` natively under ``perf record`` into the native trace ``out``: every
+    page fault with its real thread, time (``gap_ns``, each thread's first record offset
+    from the start of the recording) and, with the ``exceptions:page_fault_*`` tracepoints,
+    read/write/fetch; the ``mmap_sem`` writer syscalls as ``LOCK_W``; the mappings from the
+    run's own ``PERF_RECORD_MMAP2`` events and ``munmap``/``mprotect``/``brk`` tracepoints."""
+    from .readers import perf as perf_reader
+
+    perf = require("perf")
+    program = resolve_program(argv)
+    cwd = os.path.abspath(cwd or os.getcwd())
+    files = FileTable(startup_files(program), late_when=None)
+    out = Path(out).resolve()  # the program (and perf) may run in another folder
+    with tempfile.TemporaryDirectory(prefix="vmlab-perf-", dir=out.parent) as tmp:
+        data = os.path.join(tmp, "perf.data")
+        events = _perf_events(perf)
+        t0 = time.perf_counter()
+        r = subprocess.run([perf, "record", "-q", "-m", "1024", "-o", data, *events, "--",
+                            program, *argv[1:]], cwd=cwd, stdout=stdout,
+                           stderr=subprocess.PIPE if quiet else None)
+        elapsed = time.perf_counter() - t0
+        if not os.path.exists(data) or os.path.getsize(data) == 0:
+            said = (r.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise VmlabError(f"perf record wrote no data (exit {r.returncode})"
+                             + (f": {said[-1][:200]}" if said else "")
+                             + "; as non-root set kernel.perf_event_paranoid=-1")
+        text = os.path.join(tmp, "perf.txt")
+        with open(text, "wb") as f:
+            s = subprocess.run([perf, "script", "-i", data, "--ns", "--show-mmap-events",
+                                "--show-task-events", "-F",
+                                "comm,pid,tid,time,event,addr,trace"],
+                               stdout=f, stderr=subprocess.PIPE)
+        if s.returncode != 0:
+            raise VmlabError(f"perf script failed: {s.stderr.decode(errors='replace')[:200]}")
+        sink = []
+        meta = TraceMeta(
+            source="vmlab record --with perf -- " + " ".join(argv),
+            notes="perf record " + " ".join(events) + "; fault records (op from the x86 error "
+                  "code when the exceptions tracepoints were recorded), syscalls as LOCK_W, "
+                  "gap_ns from perf times with each thread's first record offset from the "
+                  "recording's start; mappings from PERF_RECORD_MMAP2 and the syscall "
+                  "tracepoints")
+        n = 0
+        pids = {}
+        with TraceWriter(out, meta, with_gap=True) as w:
+            for chunk in perf_reader.iter_chunks(text, thread_start="offset",
+                                                  mappings_sink=sink, other_events="skip",
+                                                  show_progress=False):
+                w.append(**chunk)
+                n += len(chunk["addr"])
+            # asid = pid in order of first appearance, as the reader numbers them
+            for ev in sink:
+                if ev[1] is not None:
+                    pids.setdefault(ev[1], None)
+            asid_of = _asids_in_order(text)
+            w.mappings = Mappings(mappings_from_perf(sink, files, asid_of), files.files,
+                                  "perf PERF_RECORD_MMAP2 + syscalls:sys_enter_{munmap,"
+                                  "mprotect,brk}/sys_exit_brk tracepoints")
+            n_rows = len(w.mappings)
+    return out, {"records": n, "seconds": elapsed, "exit_code": r.returncode,
+                 "n_mappings": n_rows, "n_files": len(files.files)}
+
+
+def _asids_in_order(text):
+    """pid -> asid as the perf reader numbers them (pids in order of their first sample)."""
+    from .readers.perf import _OTHER, _event_kind, _parse_sample
+
+    asid = {}
+    with open(text, errors="replace") as f:
+        for line in f:
+            if "PERF_RECORD_" in line:
+                continue
+            m = _parse_sample(line.split())
+            if m is None:
+                continue
+            id_tok, _time, _period, event, _k = m
+            first, slash, _second = id_tok.partition("/")
+            if slash and _event_kind(event) != _OTHER and first.isdigit():
+                asid.setdefault(int(first), len(asid))
+    return asid
