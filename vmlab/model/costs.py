@@ -284,6 +284,9 @@ class Costs:
     signal_ns: int = 900
     mmap_cs_ns: int = 1_300
     wakeup_ns: int = 2_000
+    vma_lookup_ns: int = 0
+    mmap_lock_line_ns: int = 0
+    vma_lock_line_ns: int = 0
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
 
