@@ -77,3 +77,49 @@ def test_lock_costs_default_to_zero_and_are_refused_until_simulated(cost):
     _scenario().validate("nopage")
     with pytest.raises(ScenarioError, match=f"cost {cost}=5 "):
         _scenario(**{cost: 5}).validate("nopage")
+
+
+# -- writers name their range (docs/model.md section 11.2) --------------------------------
+import numpy as np  # noqa: E402
+
+from vmlab.trace import open_trace, synth  # noqa: E402
+from vmlab.trace.model import Op, lock_w_ranges  # noqa: E402
+from vmlab.trace.native import TraceWriter  # noqa: E402
+
+
+def test_lock_w_ranges_size_zero_is_the_whole_address_space():
+    t = Trace([0x1000, 0x6000, 0x9000], op=[Op.LOAD, Op.LOCK_W, Op.LOCK_W], size=[8, 0x2000, 0])
+    idx, start, end = lock_w_ranges(t)
+    assert idx.tolist() == [1, 2]
+    assert start.tolist() == [0x6000, 0] and end.tolist() == [0x8000, 2**64 - 1]
+
+
+def test_a_range_past_the_address_space_is_refused():
+    t = Trace(np.array([2**64 - 4096], np.uint64), op=[Op.LOCK_W], size=[8192])
+    with pytest.raises(Exception, match="record 0: LOCK_W range .* runs past the end"):
+        lock_w_ranges(t)
+
+
+def test_wide_ranges_widen_the_size_column_never_wrap(tmp_path):
+    t = Trace([0x1000, 0x7F0000000000], op=[Op.LOAD, Op.LOCK_W], size=[8, 2**40])
+    assert t.size.tolist() == [8, 2**40]
+    t.save(tmp_path / "a.vmt")
+    assert open_trace(tmp_path / "a.vmt", verify=True).equals(t)
+    # the streaming writer widens a column whose values outgrow it after earlier chunks
+    with TraceWriter(tmp_path / "b.vmt") as w:
+        w.append(addr=np.arange(3, dtype=np.uint64), size=np.full(3, 8, np.uint32))
+        w.append(addr=np.array([5], np.uint64), op=np.array([Op.LOCK_W], np.uint8),
+                 size=np.array([2**35], np.uint64))
+    assert open_trace(tmp_path / "b.vmt", verify=True).size.tolist() == [8, 8, 8, 2**35]
+
+
+def test_generators_name_the_loops_range():
+    t = synth.random_reads_with_mmap_loop(n_reads=10, pages=64, n_lock_ops=20, seed=1)
+    idx, start, end = lock_w_ranges(t)
+    assert len(idx) == 20 and (start == synth.DEFAULT_LOCK_ADDR).all()
+    assert (end - start == 4096).all()
+    # the loop's range touches no page the reads touch
+    reads = np.asarray(t.addr)[np.asarray(t.op) == Op.LOAD]
+    assert ((reads < start.min()) | (reads >= end.max())).all()
+    whole = synth.random_reads_with_mmap_loop(n_reads=1, pages=4, n_lock_ops=3, seed=1, lock_size=0)
+    assert (lock_w_ranges(whole)[2] == 2**64 - 1).all()

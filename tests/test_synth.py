@@ -72,7 +72,8 @@ def test_lock_loop_all_lock_w():
     t = synth.lock_loop(50, tid=7, cs_gap_ns=250)
     assert len(t) == 50
     assert (t.op == Op.LOCK_W).all()
-    assert (t.tid == 7).all() and (t.size == 0).all()
+    assert (t.tid == 7).all() and (t.size == 4096).all()  # the page it maps and unmaps
+    assert (synth.lock_loop(3, lock_size=0).size == 0).all()  # the whole address space
     assert t.has_gap and (t.gap_ns == 250).all()
     assert t.n_threads == 1
 

@@ -72,6 +72,9 @@ class TraceWriter:
         self._files["addr"].seek(ADDR_OFFSET)
         self._addr_crc = 0
         self._max = {n: 0 for n in self.names}
+        # dtype of each temporary column; a column whose values outgrow it (a LOCK_W range
+        # of 4 GiB or more in the uint32 size column) is widened, never wrapped
+        self._src = {n: np.dtype(DEFAULT_DTYPES[n]) for n in self.names}
         self._tids = set()
         self.n_records = 0
         self._closed = False
@@ -100,7 +103,10 @@ class TraceWriter:
                 raise TraceFormatError(f"column {name!r} must be integers, got {col.dtype}")
             if col.dtype.kind == "i" and n and col.min() < 0:
                 raise TraceFormatError(f"column {name!r} has negative values")
-            col = np.ascontiguousarray(col.astype(DEFAULT_DTYPES[name], copy=False))
+            if n and col.dtype.itemsize > self._src[name].itemsize \
+                    and int(col.max()) > np.iinfo(self._src[name]).max:
+                self._widen(name)
+            col = np.ascontiguousarray(col.astype(self._src[name], copy=False))
             if n:
                 lo, hi = int(col.min()), int(col.max())
                 self._max[name] = max(self._max[name], hi)
@@ -124,7 +130,7 @@ class TraceWriter:
             layout = []
             offset = ADDR_OFFSET
             for name in ["addr"] + [n for n in self.names if n != "addr"]:
-                src = np.dtype(DEFAULT_DTYPES[name])
+                src = self._src[name]
                 dt = src if name in ("addr", "op") else narrow_dtype(self._max[name])
                 layout.append((name, src, dt, offset))
                 offset = _align(offset + self.n_records * dt.itemsize)
@@ -158,6 +164,23 @@ class TraceWriter:
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
         return self.path
+
+    def _widen(self, name):
+        """Rewrite the temporary column ``name`` as uint64 (the records written so far)."""
+        f = self._files[name]
+        f.close()
+        path = os.path.join(self._dir, name)
+        wide = path + ".u8"
+        step = max(1, _CHUNK // self._src[name].itemsize)
+        with open(path, "rb") as src, open(wide, "wb") as dst:   # in blocks: bounded memory
+            while True:
+                block = np.fromfile(src, dtype="<" + self._src[name].str[1:], count=step)
+                if not len(block):
+                    break
+                block.astype("<u8").tofile(dst)
+        os.replace(wide, path)
+        self._files[name] = open(path, "ab")
+        self._src[name] = np.dtype(np.uint64)
 
     def _header(self, cols_hdr, n_threads):
         return json.dumps({

@@ -22,7 +22,8 @@ how to make it again.  Conventions shared by all generators:
   have gaps.
 * **Operations.** ``op`` (a name such as ``"load"``/``"store"`` or a code) for every
   record, except that ``write_fraction`` > 0 turns that fraction of records, chosen at
-  random, into ``STORE``.  ``size`` is the access size in bytes (``LOCK_W`` records have 0).
+  random, into ``STORE``.  ``size`` is the access size in bytes; a ``LOCK_W`` record's
+  ``addr``/``size`` are the range its call modifies (0: the whole address space).
 * **Columns** use the narrowest unsigned dtype that holds them (the trace model accepts
   any unsigned dtype), which keeps 10^8-record traces to about 1.2 GB.
 
@@ -149,6 +150,16 @@ def _check_pos(name, v, allow_zero=False):
     if v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
     return int(v)
+
+
+def _check_lock_range(addr, lock_size):
+    """``lock_size`` checked: a ``LOCK_W`` range ``[addr, addr + lock_size)`` inside the
+    64-bit address space (0: the whole address space)."""
+    ls = _check_pos("lock_size", lock_size, allow_zero=True)
+    addr = _check_pos("addr", addr, allow_zero=True)
+    if addr + ls > 2**64:
+        raise ValueError(f"the range {addr:#x} + lock_size={ls} runs past the 64-bit address space")
+    return ls
 
 
 def _check_page_size(page_size):
@@ -683,14 +694,15 @@ def shared_file(n_threads, n_per_thread, pages, pattern="uniform", alpha=1.0, sh
                    gap_ns=gap_ns, source=src)
 
 
-def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size=4096):
+def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size=4096,
+              lock_size=4096):
     """A thread that only calls mmap/munmap: ``n`` ``LOCK_W`` records.
 
     Each record makes the thread take ``mmap_sem`` for write for the engine's
     ``mmap_cs_ns`` (one mmap+munmap pair); ``cs_gap_ns`` is the thread's own time between
     two calls (loop overhead), stored in the ``gap_ns`` column of every record, the first
-    included.  All records carry ``addr`` (the region being mapped, away from the file
-    mappings) and size 0.
+    included.  All records carry the range they modify, ``addr`` (the region being mapped,
+    away from the file mappings) and size ``lock_size``.
 
     Parameters
     ----------
@@ -706,6 +718,9 @@ def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size
         Address space (default 0).
     page_size : int
         Bytes per page (default 4096).
+    lock_size : int
+        Bytes of the region each call maps and unmaps (default 4096, one page; 0 names the
+        whole address space, the meaning of ``LOCK_W`` records before writers had ranges).
 
     Returns
     -------
@@ -716,11 +731,12 @@ def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size
     asid = _check_pos("asid", asid, allow_zero=True)
     g = _check_pos("cs_gap_ns", cs_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
+    ls = _check_lock_range(addr, lock_size)
     src = _source("lock_loop", n=n, tid=tid, cs_gap_ns=g, addr=addr, asid=asid,
-                  page_size=page_size)
+                  page_size=page_size, lock_size=ls)
     return Trace(np.full(n, addr, np.uint64), op=np.full(n, Op.LOCK_W, np.uint8),
                  tid=np.full(n, tid, narrow_dtype(tid)), asid=np.full(n, asid, narrow_dtype(asid)),
-                 size=np.zeros(n, np.uint8), gap_ns=np.full(n, g, narrow_dtype(g)),
+                 size=np.full(n, ls, narrow_dtype(ls)), gap_ns=np.full(n, g, narrow_dtype(g)),
                  meta=TraceMeta(page_size=page_size, source=src), _n_threads=1 if n else 0)
 
 
@@ -791,7 +807,7 @@ def reverse_file(n_threads=64, pages=1 << 16, split=True, base_addr=DEFAULT_BASE
 def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
                                 read_gap_ns=1000, lock_gap_ns=500, base_addr=DEFAULT_BASE,
                                 lock_addr=DEFAULT_LOCK_ADDR, page_size=4096, aligned=True,
-                                size=8, seed=None):
+                                size=8, seed=None, lock_size=4096):
     """Michel Lespinasse's 2010 workload: random reads of a big file beside an mmap loop.
 
     Thread 0 reads ``n_reads`` pages of a ``pages``-page file mapping chosen uniformly at
@@ -832,6 +848,9 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
         Read size in bytes (default 8).
     seed : int, optional
         Random seed.
+    lock_size : int
+        Bytes each mmap/munmap call maps at ``lock_addr`` (default 4096: a new mapping that
+        touches no file VMA, as in his test; 0 names the whole address space).
 
     Returns
     -------
@@ -844,6 +863,7 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     lg = _check_pos("lock_gap_ns", lock_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
     size = _check_pos("size", size)
+    ls = _check_lock_range(lock_addr, lock_size)
     seed = _seed(seed)
     reads = uniform(nr, pages, base_addr=base_addr, page_size=page_size, aligned=aligned,
                     size=size, seed=seed)
@@ -853,13 +873,13 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     addr = np.concatenate((reads.addr, np.full(nl, lock_addr, np.uint64)))[order]
     op = np.concatenate((np.zeros(nr, np.uint8), np.full(nl, Op.LOCK_W, np.uint8)))[order]
     tid = np.concatenate((np.zeros(nr, np.uint8), np.ones(nl, np.uint8)))[order]
-    sz = np.concatenate((np.full(nr, size, narrow_dtype(size)),
-                         np.zeros(nl, narrow_dtype(size))))[order]
+    sz = np.concatenate((np.full(nr, size, narrow_dtype(max(size, ls))),
+                         np.full(nl, ls, narrow_dtype(max(size, ls)))))[order]
     gap = np.concatenate((np.full(nr, rg, np.uint64), np.full(nl, lg, np.uint64)))[order]
     gap = gap.astype(narrow_dtype(max(rg, lg)))
     src = _source("random_reads_with_mmap_loop", n_reads=nr, pages=pages, n_lock_ops=nl,
                   read_gap_ns=rg, lock_gap_ns=lg, base_addr=base_addr, lock_addr=lock_addr,
-                  page_size=page_size, aligned=aligned, size=size, seed=seed)
+                  page_size=page_size, aligned=aligned, size=size, lock_size=ls, seed=seed)
     return Trace(addr, op=op, tid=tid, asid=np.zeros(nr + nl, np.uint8), size=sz, gap_ns=gap,
                  meta=TraceMeta(page_size=page_size, source=src),
                  _n_threads=(nr > 0) + (nl > 0))

@@ -43,8 +43,9 @@ What becomes a record
   instruction fetch; ``addr`` = the data address; ``size`` = 8 (``fault_size``);
 * a ``syscalls:sys_enter_mmap``, ``sys_enter_munmap``, ``sys_enter_mprotect``,
   ``sys_enter_mremap`` or ``sys_enter_brk`` sample -> ``LOCK_W`` (the thread takes
-  ``mmap_sem`` for write), ``addr`` = the syscall's first (address) argument when the
-  ``trace`` field is printed, else 0; ``size`` = 0;
+  ``mmap_sem`` for write); ``addr``/``size`` = the range the call modifies, from its
+  arguments when the ``trace`` field is printed (:mod:`vmlab.trace.readers._syscall_ranges`
+  says how each call names it), else ``0``/``0`` (the whole address space);
 * any other event is an error (``other_events="skip"`` ignores them instead).
 
 Columns: ``tid`` is the real thread id (the engine maps ids itself); ``asid`` numbers the
@@ -75,7 +76,8 @@ import numpy as np
 
 from ..._io import progress
 from ...errors import TraceFormatError
-from ..model import DEFAULT_DTYPES, Op, TraceMeta
+from ..model import DEFAULT_DTYPES, Op, TraceMeta, narrow_dtype
+from ._syscall_ranges import writer_range
 
 NAME = "perf"
 WITH_GAP = True
@@ -105,7 +107,6 @@ _SAMPLE = re.compile(
 _TIME = re.compile(r"(\d+)\.(\d{1,9})")
 _STRICT_TIME = re.compile(r"\s\d+\.\d{1,9}:\s")
 _HEX = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
-_ARG = re.compile(r"\b\w+: 0x([0-9a-fA-F]+)")
 _TASK = re.compile(r"^\s*(?:.*?\s+)?-?\d+(?:/-?\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s+PERF_RECORD_")
 _FORK = re.compile(r"PERF_RECORD_(?:FORK|EXIT)\((\d+):(\d+)\)")
 _COMM = re.compile(r"PERF_RECORD_COMM(?: exec)?: .*:(\d+)/(\d+)\s*$")
@@ -223,6 +224,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     pid_of = {}            # tid -> pid, from PERF_RECORD_FORK/COMM lines
     asid_of = {}           # pid (None: unknown) -> asid
     last = {}              # tid -> (time_ns, line number) of its previous record
+    last_brk = {}          # pid -> its previous brk() argument (the heap's old end)
     cols = {k: [] for k in ("tid", "asid", "addr", "op", "size", "gap_ns")}
     n_total = 0
     in_sample = False      # the previous line was a sample or a call-chain line
@@ -236,7 +238,10 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     done_bytes = 0
 
     def flush():
-        out = {k: np.array(v, dtype=DEFAULT_DTYPES[k]) for k, v in cols.items()}
+        out = {k: np.array(v, dtype=DEFAULT_DTYPES[k]) for k, v in cols.items() if k != "size"}
+        # a LOCK_W range of 4 GiB or more widens the size column (never wraps)
+        out["size"] = np.array(cols["size"], dtype=narrow_dtype(max(cols["size"], default=0),
+                                                                 DEFAULT_DTYPES["size"]))
         for v in cols.values():
             v.clear()
         return out
@@ -286,9 +291,10 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                         layout_known = True
                 op, size = Op.LOAD, fault_size
             elif kind == _LOCK:
-                am = _ARG.search(tail)
-                addr = int(am[1], 16) if am else 0
-                op, size = Op.LOCK_W, 0
+                proc = int(m["id1"]) if m["id2"] is not None else pid_of.get(int(m["id1"]))
+                addr, size = writer_range(m["event"].rsplit("sys_enter_", 1)[1], tail, last_brk,
+                                          proc)
+                op = Op.LOCK_W
             elif skip_other:
                 continue
             else:
