@@ -487,3 +487,61 @@ def test_lock_ranges_in_a_recording(tmp_path):
     assert c["op"].tolist() == [Op.LOCK_W, Op.LOAD, Op.LOCK_W]
     assert c["addr"].tolist() == [0x7F00000000, 0x7F00001000, NEW_MAPPING_ADDR]
     assert c["size"].tolist() == [0x20000000000, 8, 4096] and c["size"].dtype == np.uint64
+
+
+# --------------------------------------------------------------------------- hostile input
+@pytest.mark.parametrize("text, line, expect", [
+    (" " * 20000 + "x\n", 1, "expected a perf script sample line"),
+    ("  1/2  1.000000000:  page-faults:  1000" + " " * 200_000 + "\n", None, None),
+    ("  1/2 " + "1 " * 100_000 + "\n", 1, "expected a perf script sample line"),
+    ("  1/2  1.000000000: " + "x: " * 100_000 + "\n", 1, "unexpected event"),
+    ("  1/2  1.0:  PERF_RECORD_COMM: " + "PERF_RECORD_COMM: " * 50_000 + "\n", 1, "no perf sample"),
+    ("  1/2  1.000000000:  syscalls:sys_enter_mmap:  " + "a" * 300_000 + "\n", None, None),
+    ("  1/" + "9" * 5000 + "  1.0:  page-faults:  1000\n", 1, "thread id '9999"),
+    ("  " + "9" * 5000 + "/1  1.0:  page-faults:  1000\n", 1, "process id '9999"),
+    ("  1/2  1" + "9" * 5000 + ".0:  page-faults:  1000\n", 1, "timestamp '1999"),
+    ("  1/2  4611686018.427387904:  page-faults:  1000\n", 1, "out of range"),
+    ("  1  1.0:  PERF_RECORD_FORK(1:" + "9" * 5000 + "):(1:1)\n", 1, "thread id '9999"),
+])
+def test_hostile_lines_take_linear_time(tmp_path, text, line, expect):
+    import time
+
+    p = write(tmp_path, text)
+    t0 = time.perf_counter()
+    if expect is None:
+        assert len(read(p)["addr"]) == 1
+    else:
+        with pytest.raises(TraceFormatError, match=expect) as e:
+            read(p)
+        assert e.value.line == line and "\n" not in str(e.value)
+    assert time.perf_counter() - t0 < 1.0
+    assert perf.sniff(p.read_bytes()[:65536]) in (True, False)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_largest_timestamp_and_gap(tmp_path):
+    p = write(tmp_path, "  1/2  0.5:  page-faults:  1000\n"
+                        "  1/2  4611686018.427387903:  page-faults:  2000\n")
+    assert read(p)["gap_ns"].tolist() == [0, (1 << 62) - 1 - 500_000_000]
+
+
+def test_too_many_processes(tmp_path):
+    text = "".join(f" {p}/{p} 1.0: page-faults: 1000\n" for p in range(perf.MAX_PROCESSES + 1))
+    with pytest.raises(TraceFormatError, match="65,536 address spaces") as e:
+        read(write(tmp_path, text))
+    assert e.value.line == perf.MAX_PROCESSES + 1
+
+
+def test_line_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(perf, "MAX_LINE", 1000)
+    p = write(tmp_path, "  1/2  1.0:  page-faults:  1000\n" + "x" * 5000)
+    with pytest.raises(TraceFormatError, match="line longer than") as e:
+        read(p)
+    assert e.value.line == 2
+
+
+def test_bad_fault_size_is_refused(tmp_path):
+    p = write(tmp_path, "  1/2  1.0:  page-faults:  1000\n")
+    for bad in (-1, 1 << 32, 1.5, "8"):
+        with pytest.raises(TraceFormatError, match="fault_size"):
+            read(p, fault_size=bad)

@@ -64,24 +64,79 @@ def check_legend_colours(ax):
 
 # -- colours, labels, units ---------------------------------------------------------------
 
-def test_policy_colours_cover_presets_and_are_distinct():
-    assert tuple(plots.POLICY_COLORS) == POLICY_ORDER
-    assert len(set(plots.POLICY_COLORS.values())) == len(POLICY_ORDER)
-    for p in POLICY_ORDER:
-        assert plots.policy_color(p) == plots.POLICY_COLORS[p]
-        assert plots.policy_label(p).startswith(p)
-    assert plots.policy_color(vmlab.PRESETS["nopfn"]) == plots.POLICY_COLORS["nopfn"]
+def test_policy_colours_come_from_the_preset_rows_and_are_distinct():
+    from vmlab.model.policies import PRESET_ROWS
+
+    colours = [row.color for row in PRESET_ROWS]
+    assert all(c is not None and hex_of(c) == c for c in colours)
+    assert len(set(colours)) == len(PRESET_ROWS)
+    assert not set(colours) & set(plots.EXTRA_COLORS)
+    for row in PRESET_ROWS:
+        p = row.policy.name
+        assert plots.policy_color(p) == row.color
+        assert plots.policy_label(p) == f"{p} ({row.note})"
+    assert plots.policy_color(vmlab.PRESETS["nopfn"]) == plots.policy_color("nopfn")
 
 
 def test_custom_policy_colour_is_stable_and_off_the_preset_palette():
+    from vmlab.model.policies import PRESET_ROWS
+
     name = "fault_retry(max_retries=3)"
     c = plots.policy_color(name)
     assert c == plots.policy_color(name) and c in plots.EXTRA_COLORS
-    assert c not in plots.POLICY_COLORS.values()
+    assert c not in {row.color for row in PRESET_ROWS}
     assert plots.policy_label(name) == name
     # the colour comes from the name only (crc32), not from Python's per-process hash seed
     import zlib
     assert c == plots.EXTRA_COLORS[zlib.crc32(name.encode()) % len(plots.EXTRA_COLORS)]
+    variant = vmlab.get_policy("fault_retry").replace(name="retry3", max_retries=3)
+    assert plots.policy_color(variant) == plots.policy_color("retry3") in plots.EXTRA_COLORS
+
+
+def _run_python(code, hash_seed):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed), MPLBACKEND="Agg",
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_a_new_preset_without_a_colour_does_not_break_plots():
+    """A preset row added without a colour (the import-time assert of old made this an import
+    error): plots import, the new preset gets a generated colour of its own, the same in every
+    process, and its note in the legend."""
+    code = """
+import vmlab.model.policies as P
+row = P.Preset(P.Policy("retry2", drop_lock_attempts=1, max_retries=2), "two retries")
+P.PRESET_ROWS = P.PRESET_ROWS + (row,)
+P.PRESETS[row.policy.name] = row.policy
+import vmlab.plots as plots
+print(plots.policy_color("retry2"), plots.policy_color("nopage"), plots.policy_label("retry2").replace(" ", "_"))
+"""
+    first = _run_python(code, 1)
+    assert first == _run_python(code, 2)
+    colour, nopage, label = first
+    assert colour in plots.EXTRA_COLORS and colour == plots.generated_color("retry2")
+    assert nopage == plots.policy_color("nopage")
+    assert label == "retry2_(two_retries)"
+
+
+def test_generated_colours_avoid_presets_that_took_the_whole_palette(monkeypatch):
+    from vmlab.model import policies
+
+    taken = tuple(policies.Preset(policies.Policy(f"p{i}"), "", c)
+                  for i, c in enumerate(plots.EXTRA_COLORS))
+    monkeypatch.setattr(policies, "PRESET_ROWS", policies.PRESET_ROWS + taken)
+    c = plots.policy_color("retry3")
+    assert c == plots.policy_color("retry3") and hex_of(c) == c
+    assert c not in {row.color for row in policies.PRESET_ROWS}
 
 
 @pytest.mark.parametrize("ns, unit", [(0, "ns"), (999, "ns"), (1_000, "µs"), (72_000, "µs"),

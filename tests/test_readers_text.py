@@ -278,6 +278,8 @@ BAD = [
     ("din", "r 10 100000000\n", 1, "size must be 1 to"),
     ("din", "0 1\n1 10000000000000000\n", 2, "64 bits"),
     ("din", "0 1\n0\n", 2, "expected 'LABEL ADDRESS'"),
+    ("din", "0 1000\n\r\r\n", 2, "unknown din label '\\r\\r'"),
+    ("din", "0 1000\n \t\r \n", 2, "unknown din label '\\r'"),
     ("csv", "addr,op\n0x10,load\n0x20,bogus\n", 3, "column 'op'"),
     ("csv", "tid,addr,size\n1,0x10,4\n1,zz,4\n", 3, "column 'addr': expected a decimal or 0x-hex integer, found 'zz'"),
     ("csv", "addr,foo\n1,2\n", 1, "expected names among tid, asid, addr, op, size, gap_ns"),

@@ -2,14 +2,15 @@
 
 Layers, imports pointing one way: ``vmlab.trace`` (traces, formats, generators) ->
 ``vmlab.model`` (policies, costs, scenarios) -> ``vmlab.engine`` (numba kernel) ->
-``vmlab.results`` / ``vmlab.analysis`` (pandas) -> ``vmlab.plots`` -> ``vmlab.widgets``.
+``vmlab.results`` / ``vmlab.simulation`` (pandas) -> ``vmlab.studies`` / ``vmlab.plots`` ->
+``vmlab.widgets``.
 """
 from .errors import ScenarioError, TraceFormatError, VmlabError
 from .trace import Op, Trace, TraceMeta, TraceWriter, open_trace, save_trace
 from .model import (HDD, NVME, SPUFS, Adversary, Costs, Empirical, Exponential, Fixed, LogNormal,
                     Policy, PRESETS, Scenario, SignalSchedule, Uniform, Vma, get_policy,
                     periodic_signals, poisson_signals)
-from .analysis import compare, simulate, sweep
+from .simulation import compare, simulate, simulate_many, sweep
 from .results import Result
 
 __version__ = "0.1.0"
@@ -19,5 +20,5 @@ __all__ = [
     'TraceWriter', 'open_trace', 'save_trace', 'HDD', 'NVME', 'SPUFS', 'Adversary', 'Costs',
     'Empirical', 'Exponential', 'Fixed', 'LogNormal', 'Policy', 'PRESETS', 'Scenario',
     'SignalSchedule', 'Uniform', 'Vma', 'get_policy', 'periodic_signals', 'poisson_signals',
-    'compare', 'simulate', 'sweep', 'Result'
+    'compare', 'simulate', 'simulate_many', 'sweep', 'Result'
 ]

@@ -256,7 +256,7 @@ def _synth(argv):
 
 
 def _run(a):
-    from .analysis import simulate
+    from .simulation import simulate
     from .engine.prepare import index_trace
     from .model import HDD, NVME, Adversary, Scenario, poisson_signals
     from .model.scenario import DEFAULT_HORIZON_NS

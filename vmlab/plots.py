@@ -4,10 +4,10 @@ Every function takes an optional ``ax=`` and returns the Axes it drew on; withou
 makes a new figure with pyplot (so a notebook cell shows it), and nothing here ever calls
 ``plt.show()``.  Conventions shared by every chart:
 
-* **One colour and one label per policy**: :data:`POLICY_COLORS` for the seven presets
-  (Okabe-Ito, colour-blind safe), :func:`policy_color` for any name (user-built variants
-  hash into a second palette, Paul Tol's "muted", so a name keeps its colour from chart to
-  chart and run to run), :func:`policy_label` for the text.
+* **One colour and one label per policy**: :func:`policy_color` gives a preset the colour of
+  its row in :data:`vmlab.model.policies.PRESET_ROWS` (Okabe-Ito, colour-blind safe) and any
+  other name one from a second palette, Paul Tol's "muted", by a stable hash (so a name keeps
+  its colour from chart to chart and run to run); :func:`policy_label` gives the text.
 * **Times carry a unit** chosen by :func:`time_unit` (ns, µs, ms or s, whichever gives a
   typical value of at least 1), and the axis label names it.
 * ``results`` arguments are a dict ``{policy name: Result}`` or a list of Results (named by
@@ -15,40 +15,20 @@ makes a new figure with pyplot (so a notebook cell shows it), and nothing here e
 """
 from __future__ import annotations
 
+import colorsys
 import itertools
 import zlib
 
 import numpy as np
 import pandas as pd
 
-from .model.policies import POLICY_ORDER
+from .model import policies as _policies
 from .trace.model import Op
 
-#: Colour of each preset (Okabe-Ito; yellow left out, it vanishes on white).
-POLICY_COLORS = {
-    "nopage": "#0072b2",                 # blue
-    "nopage_refault": "#56b4e9",         # sky blue: nopage's interruptible sibling
-    "fault_retry": "#009e73",            # bluish green
-    "fault_retry_unbounded": "#d55e00",  # vermillion: the variant Morton feared
-    "fault_retry_v57": "#cc79a7",        # reddish purple
-    "nopfn": "#e69f00",                  # orange
-    "remap_pfn_range": "#000000",        # black: eager, no faults at all
-}
-assert tuple(POLICY_COLORS) == POLICY_ORDER
-
-#: Palette for policies that are not presets (Paul Tol's "muted", disjoint from the above).
+#: Palette for policies without a colour of their own (user-built variants, or a preset row
+#: given none): Paul Tol's "muted", disjoint from the presets' Okabe-Ito colours.
 EXTRA_COLORS = ("#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77",
                 "#cc6677", "#882255", "#aa4499")
-
-_PRESET_NOTES = {
-    "nopage": "mmap_sem held over I/O",
-    "nopage_refault": "interruptible, re-executes",
-    "fault_retry": "drops mmap_sem, 1 retry",
-    "fault_retry_unbounded": "drops mmap_sem, no bound",
-    "fault_retry_v57": "5.7: retries, signal-aware",
-    "nopfn": "PFN, no struct page",
-    "remap_pfn_range": "eager map at mmap()",
-}
 
 #: Time categories of ``Result.threads`` in stacking order, with their label and colour.
 #: Colours from Paul Tol's "light" scheme, so they are not mistaken for policy colours.
@@ -70,18 +50,39 @@ _UNITS = (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0))
 
 
 def policy_color(name):
-    """The colour of policy ``name``: a preset's own, else a stable hash into a second palette."""
-    name = getattr(name, "name", name)
-    if name in POLICY_COLORS:
-        return POLICY_COLORS[name]
-    return EXTRA_COLORS[zlib.crc32(str(name).encode()) % len(EXTRA_COLORS)]
+    """The colour of policy ``name`` (or a Policy): its preset row's colour, else one from
+    :func:`generated_color`."""
+    row = _policies.preset_row(name)
+    if row is not None and row.color:
+        return row.color
+    return generated_color(str(getattr(name, "name", name)))
+
+
+def generated_color(name):
+    """A colour for a policy that has none of its own, from its name alone.
+
+    The same name gets the same colour in every process and run (crc32 of the name, not
+    Python's seeded ``hash``), taken from :data:`EXTRA_COLORS` less any colour a preset row
+    uses; should the presets take them all, a hue from the name, away from theirs.
+    """
+    taken = {row.color.lower() for row in _policies.PRESET_ROWS if row.color}
+    palette = [c for c in EXTRA_COLORS if c not in taken]
+    h = zlib.crc32(name.encode())
+    if palette:
+        return palette[h % len(palette)]
+    for step in range(360):
+        r, g, b = colorsys.hls_to_rgb(((h + 37 * step) % 360) / 360.0, 0.45, 0.6)
+        c = "#{:02x}{:02x}{:02x}".format(*(round(255 * v) for v in (r, g, b)))
+        if c not in taken:
+            return c
+    return "#777777"  # unreachable: 360 hues against a handful of presets
 
 
 def policy_label(name):
     """The legend text of policy ``name``: a preset's name with what sets it apart."""
     name = getattr(name, "name", name)
-    note = _PRESET_NOTES.get(name)
-    return f"{name} ({note})" if note else str(name)
+    row = _policies.preset_row(name)
+    return f"{name} ({row.note})" if row is not None and row.note else str(name)
 
 
 def policy_legend(ax, policies, **kwargs):

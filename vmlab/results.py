@@ -169,6 +169,31 @@ class Result:
         nz = np.flatnonzero(h)
         return np.array([_hist_value(b) for b in nz]), h[nz]
 
+    def writer_window_ns(self):
+        """The window over which ``summary["writer_ops_per_s"]`` counts the writer's calls.
+
+        Writer throughput is measured while the access threads run: a loop thread that
+        outlives the threads faulting beside it would otherwise measure its own free run.
+        The window runs from the first ``LOCK_W`` request to the earlier of the last
+        ``LOCK_W`` release and the end of the last thread with access records (to the last
+        release when no access thread ran after the first request).  The kernel counts it,
+        so it is the same with or without records.
+
+        Returns
+        -------
+        (int, int, int) or None
+            ``(start_ns, end_ns, n_calls)``, ``n_calls`` the ``LOCK_W`` records completed in
+            the window; None when the run has no completed ``LOCK_W`` record.
+        """
+        c = self.counters
+        if not c["n_lock_w"]:
+            return None
+        t0, t_last, t_acc = (int(c["lock_w_first_request_ns"]), int(c["lock_w_last_release_ns"]),
+                             int(c["access_threads_end_ns"]))
+        if t_acc > t0:
+            return t0, min(t_last, t_acc), int(c["n_lock_w_while_access"])
+        return t0, t_last, int(c["n_lock_w"])
+
     def summary_frame(self):
         """The summary as a one-row DataFrame."""
         return pd.DataFrame([self.summary])
@@ -217,19 +242,12 @@ class Result:
             for name in ("p50", "p99", "max"):
                 s[f"signal_latency_ns_{name}"] = math.nan
         s["lock_wait_ns_total"] = int(np.sum(raw.threads["lock_wait_ns"]))
-        # writer throughput: LOCK_W records per second while the access threads ran (a loop
-        # thread that outlives its victims would otherwise measure its own free run); the
-        # kernel counts it, so it is the same with or without records
-        t0, t_last, t_acc = (c["lock_w_first_request_ns"], c["lock_w_last_release_ns"],
-                             c["access_threads_end_ns"])
-        if t_acc > t0:
-            t1, n_w = min(t_last, t_acc), c["n_lock_w_while_access"]
-        else:  # no access thread ran beside the writer: its whole span
-            t1, n_w = t_last, s["n_lock_w"]
-        if s["n_lock_w"] > 0 and t1 > t0:
-            s["writer_ops_per_s"] = n_w * 1e9 / (t1 - t0)
+        # NaN, not 0, without a writer: 0 would read as a writer starved by the faults
+        window = self.writer_window_ns()
+        if window is not None and window[1] > window[0]:
+            s["writer_ops_per_s"] = window[2] * 1e9 / (window[1] - window[0])
         else:
-            s["writer_ops_per_s"] = 0.0 if s["n_lock_w"] == 0 else math.nan
+            s["writer_ops_per_s"] = math.nan
         s["livelock"] = s["n_livelocked_threads"] > 0
         s["page_table_bytes"] = 4096 * math.ceil(s["n_ptes_end"] / 512)
         if keep:

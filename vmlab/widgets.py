@@ -15,7 +15,6 @@ import inspect
 import io
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import ipywidgets as W
 import pandas as pd
@@ -24,6 +23,7 @@ from . import plots
 from .errors import VmlabError
 from .model import Adversary, Costs, LogNormal, POLICY_ORDER, Scenario, poisson_signals
 from .model.costs import NVME
+from .model.scenario import min_memory_pages
 from .trace import synth
 
 #: Columns of the summary table, in order.
@@ -217,8 +217,8 @@ class Explorer:
         trace, distinct = self._trace()
         io = LogNormal(median_ns=c["io_ns"], p99_ns=c["io_ns"] * _IO_SPREAD)
         mem = None
-        if c["memory_fraction"] < 1.0:  # the engine needs 2 * threads + 1 frames at least
-            mem = max(2 * trace.n_threads + 1, round(c["memory_fraction"] * distinct))
+        if c["memory_fraction"] < 1.0:
+            mem = max(min_memory_pages(trace.n_threads), round(c["memory_fraction"] * distinct))
         adversary = None
         if c["adversary_hz"] and c["backing"] == "file":
             adversary = Adversary("poisson", rate_hz=float(c["adversary_hz"]))
@@ -244,10 +244,9 @@ class Explorer:
             if not runnable:
                 raise VmlabError("no selected policy can serve this trace's VMAs:<br>"
                                  + "<br>".join(skipped))
-            from .analysis import simulate
+            from .simulation import simulate_many
 
-            with ThreadPoolExecutor(max_workers=min(len(runnable), os.cpu_count() or 1)) as ex:
-                results = dict(zip(runnable, ex.map(lambda p: simulate(sc, p), runnable)))
+            results = dict(zip(runnable, simulate_many([(sc, p) for p in runnable])))
         except (VmlabError, OSError, ValueError) as e:
             self.status.value = f"<b style='color:#D55E00'>Cannot run:</b> {e}"
             return None

@@ -3,7 +3,7 @@
 The kernel reads the knobs; it never tests a policy's name. A new variant is a
 :class:`Policy` built from knobs (``Policy("mine", drop_lock_attempts=2, max_retries=4)``) or a
 preset with some knobs changed (``get_policy("fault_retry").replace(max_retries=3)``); adding a
-preset is one entry in :data:`PRESETS`.
+preset is one row of :data:`PRESET_ROWS` (its knobs, what sets it apart, its chart colour).
 """
 from __future__ import annotations
 
@@ -178,42 +178,86 @@ def knob_names():
     return [f.name for f in fields(Policy) if f.name != "name"]
 
 
-#: The seven presets of MODEL.md section 4.
-PRESETS = {
-    p.name: p
-    for p in (
-        Policy("nopage"),
-        Policy("nopage_refault", interruptible=True, max_retries=-1),
-        Policy("fault_retry", drop_lock_attempts=1, max_retries=1),
-        Policy("fault_retry_unbounded", drop_lock_attempts=-1, max_retries=-1),
-        Policy("fault_retry_v57", drop_lock_attempts=1, max_retries=-1,
-               check_signal_before_retry=True),
-        Policy("nopfn", needs_struct_page=False),
-        Policy("remap_pfn_range", eager=True, needs_struct_page=False),
-    )
-}
+@dataclass(frozen=True)
+class Preset:
+    """One row of the preset table.
+
+    Attributes
+    ----------
+    policy : Policy
+        The knobs (and the name).
+    note : str
+        What sets it apart, a few words for legends (``"drops mmap_sem, 1 retry"``).
+    color : str or None
+        Its colour in every chart (``"#rrggbb"``); None lets :func:`vmlab.plots.policy_color`
+        give it one from its name, as for any user-built policy.
+    """
+
+    policy: Policy
+    note: str = ""
+    color: str | None = None
+
+
+#: The seven presets of MODEL.md section 4, one row each, in the order results and plots list
+#: them.  Colours: Okabe-Ito (colour-blind safe; yellow left out, it vanishes on white).
+PRESET_ROWS = (
+    Preset(Policy("nopage"), "mmap_sem held over I/O", "#0072b2"),  # blue
+    # sky blue: nopage's interruptible sibling
+    Preset(Policy("nopage_refault", interruptible=True, max_retries=-1),
+           "interruptible, re-executes", "#56b4e9"),
+    Preset(Policy("fault_retry", drop_lock_attempts=1, max_retries=1),
+           "drops mmap_sem, 1 retry", "#009e73"),  # bluish green
+    # vermillion: the variant Morton feared
+    Preset(Policy("fault_retry_unbounded", drop_lock_attempts=-1, max_retries=-1),
+           "drops mmap_sem, no bound", "#d55e00"),
+    Preset(Policy("fault_retry_v57", drop_lock_attempts=1, max_retries=-1,
+                  check_signal_before_retry=True),
+           "5.7: retries, signal-aware", "#cc79a7"),  # reddish purple
+    Preset(Policy("nopfn", needs_struct_page=False), "PFN, no struct page", "#e69f00"),  # orange
+    # black: eager, no faults at all
+    Preset(Policy("remap_pfn_range", eager=True, needs_struct_page=False),
+           "eager map at mmap()", "#000000"),
+)
+
+#: Preset name -> Policy.
+PRESETS = {row.policy.name: row.policy for row in PRESET_ROWS}
 
 #: Preset names in the order results and plots list them.
 POLICY_ORDER = tuple(PRESETS)
 
-#: The lock designs after 2010 (docs/model.md section 11), names fixed.
+#: The lock designs after 2010 (docs/model.md section 11), names fixed, one row each.
 #: ``VM_FAULT_COMPLETED`` is the knob ``fault_completed=True`` on any of them (or on a
-#: ``fault_retry*`` preset).  They join :data:`PRESETS` once the engine simulates them.
-LOCK_PRESETS = {
-    p.name: p
-    for p in (
-        Policy("per_vma_lock", fault_lock="vma", retry_lock="mmap", drop_lock_attempts=1,
-               max_retries=-1, check_signal_before_retry=True),
-        Policy("per_vma_retry_vma", fault_lock="vma", retry_lock="vma", drop_lock_attempts=1,
-               max_retries=-1, check_signal_before_retry=True),
-        Policy("per_vma_no_retry", fault_lock="vma", drop_lock_attempts=0, max_retries=0),
-        Policy("spf", fault_lock="speculative", drop_lock_attempts=1, max_retries=-1,
-               check_signal_before_retry=True),
-    )
-}
+#: ``fault_retry*`` preset).  They join :data:`PRESET_ROWS` once the engine simulates them.
+#: Colours from Paul Tol's muted scheme (colour-blind safe), apart from the seven above.
+LOCK_PRESET_ROWS = (
+    Preset(Policy("per_vma_lock", fault_lock="vma", retry_lock="mmap", drop_lock_attempts=1,
+                  max_retries=-1, check_signal_before_retry=True),
+           "6.4: VMA lock, retry under mmap_lock", "#882255"),  # wine
+    Preset(Policy("per_vma_retry_vma", fault_lock="vma", retry_lock="vma", drop_lock_attempts=1,
+                  max_retries=-1, check_signal_before_retry=True),
+           "2025-26: retry under the VMA lock", "#44aa99"),  # teal
+    Preset(Policy("per_vma_no_retry", fault_lock="vma", drop_lock_attempts=0, max_retries=0),
+           "VMA lock held over I/O, no retry", "#332288"),  # indigo
+    Preset(Policy("spf", fault_lock="speculative", drop_lock_attempts=1, max_retries=-1,
+                  check_signal_before_retry=True),
+           "speculative, seqcount-validated", "#999933"),  # olive
+)
+
+#: Lock-design preset name -> Policy.
+LOCK_PRESETS = {row.policy.name: row.policy for row in LOCK_PRESET_ROWS}
 
 #: The whole ladder, in the order notebook 09 lists it.
 LADDER_ORDER = ("nopage", "fault_retry", "fault_retry_v57") + tuple(LOCK_PRESETS)
+
+
+def preset_row(policy):
+    """The :class:`Preset` row of ``policy`` (a name or a Policy, matched by name), or None
+    when it is not a preset."""
+    name = getattr(policy, "name", policy)
+    for row in PRESET_ROWS + LOCK_PRESET_ROWS:
+        if row.policy.name == name:
+            return row
+    return None
 
 
 def get_policy(policy):
@@ -227,7 +271,6 @@ def get_policy(policy):
     raise ScenarioError(
         f"unknown policy {policy!r}; presets are {', '.join((*PRESETS, *LOCK_PRESETS))} "
         "(or build one: vmlab.Policy(name, **knobs))")
-
 
 
 def can_serve(policy, backing):

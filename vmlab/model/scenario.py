@@ -450,10 +450,10 @@ class Scenario:
         in-flight and pinned pages, and the signal schedules name threads of the trace, one
         schedule each (the engine's prepare() makes the same checks)."""
         T = len(tids)
-        if self.memory_pages is not None and self.memory_pages < 2 * T + 1:
+        if self.memory_pages is not None and self.memory_pages < min_memory_pages(T):
             raise ScenarioError(
                 f"memory_pages={self.memory_pages} is too small for {T} threads: every in-flight or "
-                f"pinned page needs a frame; use at least {2 * T + 1}")
+                f"pinned page needs a frame; use at least {min_memory_pages(T)}")
         self.signal_schedule_of(tids)
 
     def signal_schedule_of(self, tids):
@@ -501,3 +501,10 @@ def _refuse_unsimulated(policies, costs):
             raise ScenarioError(
                 f"cost {c}={getattr(costs, c)} belongs to the lock designs after 2010 "
                 "(docs/model.md section 11), not yet simulated by the engine; leave it at 0")
+
+
+def min_memory_pages(n_threads):
+    """The smallest page cache ``memory_pages`` a run with ``n_threads`` threads may have:
+    each thread can hold one page in flight (its I/O) and one pinned (mapped by a fault not
+    yet complete), and one frame is left to admit a new page."""
+    return 2 * int(n_threads) + 1

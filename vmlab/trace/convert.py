@@ -73,9 +73,10 @@ def detect_format(path):
             continue
         if mod.sniff(head):
             return fmt
-    first = head.split(b"\n", 1)[0][:60].decode("utf-8", "replace")
+    first = next((line.strip() for line in head.split(b"\n") if line.strip()), b"")
+    first = first[:60].decode("utf-8", "replace")
     raise TraceFormatError(
-        f"cannot tell the trace format (first line {first!r}); expected a vmlab trace, "
+        f"cannot tell the trace format (first non-blank line {first!r}); expected a vmlab trace, "
         f"{', '.join(FORMATS)}; give the format explicitly (fmt=... / --from)", path)
 
 

@@ -159,9 +159,11 @@ def _parse(buf, start, end, default_size, addr, op, size):
 
 def _describe(err, aux, text):
     t = shorten(text.strip())
-    fields = text.split()
     if err == ERR_LABEL:
-        return (f"unknown din label {fields[0]!r} in {t!r}; expected 0 (read), 1 (write), "
+        # the error offset is the label's first byte; the "line" may be only blanks and
+        # stray bytes such as a lone '\r', so take the field from there, never split()[0]
+        label = text.replace("\t", " ").split(" ", 1)[0][:20] if text else "\n"
+        return (f"unknown din label {label!r} in {text[:60]!r}; expected 0 (read), 1 (write), "
                 "2 (instruction fetch) or extended r, w, i")
     if err == ERR_UNSUPPORTED:
         label = chr(aux)

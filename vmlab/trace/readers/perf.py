@@ -21,7 +21,11 @@ Layouts tested on perf 6.1:
 * any ``-F`` list that contains ``tid,time,event,addr``;
 * call chains (``perf record -g``), ``--show-task-events``, ``--show-mmap-events``.
 
-Throughput is about 200,000 lines a second (pure Python, one line at a time).
+Throughput is about 200,000 lines a second (pure Python, one line at a time).  A line is cut
+into whitespace-separated tokens and matched token by token, so any line costs time linear in
+its length; lines longer than 16 MiB are refused.  Every number is checked before use: ids
+(at most 2**32-1), timestamps (below 2**62 ns), addresses (64 bits), at most 65,536 distinct
+processes (the 16-bit ``asid``).
 
 perf's *default* layout (``perf script`` with no ``-F``; perf 6.1) does **not** print the
 data address of a page-fault sample: the one address it prints is the instruction pointer.
@@ -94,24 +98,97 @@ _OPTIONS = ("page_size", "other_events", "assume_addr", "fault_size")
 # the iter_chunks arguments.
 _IGNORED = ("block_bytes", "threads", "chunk_records", "show_progress")
 
-# A sample line: [comm] pid/tid|tid [cpu] time: [period] event: [rest].  The comm is lazy
-# so that a comm holding spaces or digits ("Web Content", "worker 12") is still all comm.
-# The time token is taken loosely here and checked apart, to report "bad timestamp".
-_SAMPLE = re.compile(
-    r"^\s*(?:(?P<comm>.*?)\s+)?"
-    r"(?P<id1>-?\d+)(?:/(?P<id2>-?\d+))?\s+"
-    r"(?:\[(?P<cpu>\d+)\]\s+)?"
-    r"(?P<time>[^\s:/\[\]]+):\s+"
-    r"(?:(?P<period>\d+)\s+)?"
-    r"(?P<event>[^\s(]+?):(?:\s+(?P<tail>.*?))?\s*$")
-_TIME = re.compile(r"(\d+)\.(\d{1,9})")
-_STRICT_TIME = re.compile(r"\s\d+\.\d{1,9}:\s")
+# A sample line: [comm] pid/tid|tid [cpu] time: [period] event: [rest].  Lines are cut into
+# whitespace-separated tokens and matched token by token (no backtracking regular expression:
+# a line of blanks or digits costs time linear in its length).  The comm may hold spaces or
+# digits ("Web Content", "worker 12"): the header is the *first* token that starts a valid
+# ``id [cpu] time:`` sequence followed by an event.  The time token is taken loosely
+# (anything without ``:/[]``) and checked apart, to report "bad timestamp".
+_TIME = re.compile(r"(\d+)\.(\d{1,9})", re.ASCII)
+_STRICT_TIME = re.compile(r"\s\d+\.\d{1,9}:\s", re.ASCII)
 _HEX = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
-_TASK = re.compile(r"^\s*(?:.*?\s+)?-?\d+(?:/-?\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s+PERF_RECORD_")
-_FORK = re.compile(r"PERF_RECORD_(?:FORK|EXIT)\((\d+):(\d+)\)")
-_COMM = re.compile(r"PERF_RECORD_COMM(?: exec)?: .*:(\d+)/(\d+)\s*$")
+_FORK = re.compile(r"PERF_RECORD_(?:FORK|EXIT)\((\d+):(\d+)\)", re.ASCII)
 _CALLCHAIN = re.compile(r"^\s+(?:0x)?[0-9a-fA-F]+(?:\s|$)")
 _DIAG = re.compile(r"^(?:Warning:|'\w+' not valid for [\w-]+ events\. Ignoring\.)")
+_LOOSE_TIME_BAD = frozenset(":/[]")
+
+#: Longest line read (as the other text readers): a file without newlines is not read whole.
+MAX_LINE = 16 << 20
+#: Timestamps (ns) must stay below this (2**62 ns, 146 years), as every time vmlab keeps.
+MAX_TIME_NS = 1 << 62
+#: Digits of the largest thread or process id accepted (ids are 32-bit).
+_ID_DIGITS = 10
+_MAX_ID = 0xFFFFFFFF
+#: Distinct processes a trace can hold (the asid column is 16 bits).
+MAX_PROCESSES = 1 << 16
+
+
+def _is_int(tok):
+    """``-?[0-9]+`` (ASCII digits only)."""
+    if tok[:1] == "-":
+        tok = tok[1:]
+    return tok.isascii() and tok.isdigit()
+
+
+def _is_id(tok):
+    """``-?\\d+`` or ``-?\\d+/-?\\d+``."""
+    a, slash, b = tok.partition("/")
+    return _is_int(a) and (not slash or _is_int(b))
+
+
+def _is_cpu(tok):
+    return len(tok) > 2 and tok[0] == "[" and tok[-1] == "]" and tok[1:-1].isascii() \
+        and tok[1:-1].isdigit()
+
+
+def _is_loose_time(tok):
+    return len(tok) > 1 and tok[-1] == ":" and not _LOOSE_TIME_BAD.intersection(tok[:-1])
+
+
+def _is_event(tok):
+    return len(tok) > 1 and tok[-1] == ":" and "(" not in tok
+
+
+def _header(toks, i):
+    """Index after ``id [cpu] time:`` starting at token ``i``, and the cpu's presence, or -1."""
+    n = len(toks)
+    if not _is_id(toks[i]):
+        return -1
+    j = i + 1
+    if j < n and _is_cpu(toks[j]):
+        j += 1
+    if j >= n or not _is_loose_time(toks[j]):
+        return -1
+    return j + 1
+
+
+def _parse_sample(toks):
+    """``(id_token, time, period, event, event_index)`` of a sample line's tokens, or None."""
+    n = len(toks)
+    for i in range(n - 2):
+        j = _header(toks, i)
+        if j < 0 or j >= n:
+            continue
+        period = None
+        if _is_int(toks[j]) and toks[j][0] != "-" and j + 1 < n:
+            period = toks[j]
+            j += 1
+        if _is_event(toks[j]):
+            time_tok = toks[j - 2] if period is not None else toks[j - 1]
+            return toks[i], time_tok[:-1], period, toks[j][:-1], j
+    return None
+
+
+def _task_marker(toks):
+    """Index of the ``PERF_RECORD_*`` token of a side-band line (``id [cpu] sec.frac:
+    PERF_RECORD_...``), or -1."""
+    n = len(toks)
+    for i in range(n - 2):
+        j = _header(toks, i)
+        if 0 <= j < n and toks[j].startswith("PERF_RECORD_") and _TIME.fullmatch(toks[j - 1][:-1]):
+            return j
+    return -1
+
 
 _EXPECTED = ("expected a perf script sample line '[comm] [pid/]tid [cpu] seconds.decimals: "
              "[period] event: address ...' (see vmlab.trace.readers.perf)")
@@ -156,13 +233,12 @@ def sniff(head: bytes) -> bool:
         line = _decode(raw)
         if not line.strip() or line.lstrip().startswith("#") or _DIAG.match(line):
             continue
-        if _TASK.match(line):
+        toks = line.split()
+        if "PERF_RECORD_" in line and _task_marker(toks) >= 0:
             seen_task = True
             continue
-        m = _SAMPLE.match(line)
-        if m and _TIME.fullmatch(m["time"]):
-            return True
-        return False
+        m = _parse_sample(toks)
+        return m is not None and _TIME.fullmatch(m[1]) is not None
     return seen_task
 
 
@@ -199,7 +275,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     fault_size : int
         ``size`` of page-fault records (default 8).
     page_size : int
-        Only for :func:`meta_for`.
+        Bytes per page: :func:`meta_for`, and the page rounding of ``brk`` ranges.
     block_bytes, threads
         Accepted for :mod:`vmlab.trace.convert` and ignored (line-by-line reader).
 
@@ -213,7 +289,13 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     _check_options(options)
     skip_other = options.get("other_events", "error") == "skip"
     assume_addr = bool(options.get("assume_addr", False))
-    fault_size = int(options.get("fault_size", 8))
+    fault_size = options.get("fault_size", 8)
+    page_size = int(options.get("page_size", 4096))   # brk ranges are whole pages
+    if isinstance(fault_size, bool) or not isinstance(fault_size, (int, np.integer)) \
+            or not 0 <= fault_size <= 0xFFFFFFFF:
+        raise TraceFormatError(f"fault_size must be an integer from 0 to 2**32-1, got "
+                               f"{fault_size!r}")
+    fault_size = int(fault_size)
     chunk_records = max(1, int(chunk_records))
     path = Path(path)
     try:
@@ -248,9 +330,16 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
 
     with open(path, "rb") as f, progress(total, desc=path.name, unit="B",
                                          enabled=show_progress) as bar:
-        for raw in f:
+        while True:
+            raw = f.readline(MAX_LINE + 1)
+            if not raw:
+                break
             lineno += 1
             done_bytes += len(raw)
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                raise TraceFormatError(
+                    f"line longer than {MAX_LINE >> 20} MiB (no newline): not a perf script "
+                    "output?", path, lineno)
             line = _decode(raw)
             stripped = line.strip()
             if suspect is not None:
@@ -264,26 +353,25 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 continue
             if stripped.startswith("#") or _DIAG.match(line):
                 continue
-            if "PERF_RECORD_" in line and _TASK.match(line):
-                _note_task(line, pid_of)
-                in_sample = False
-                continue
+            toks = line.split()
+            if "PERF_RECORD_" in line:
+                k = _task_marker(toks)
+                if k >= 0:
+                    _note_task(toks, k, pid_of, path, lineno)
+                    in_sample = False
+                    continue
             if in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
                 continue
-            m = _SAMPLE.match(line)
+            m = _parse_sample(toks)
             if m is None:
                 raise TraceFormatError(f"{_EXPECTED}; got {_clip(line)}", path, lineno)
-            tm = _TIME.fullmatch(m["time"])
-            if tm is None:
-                raise TraceFormatError(
-                    f"bad timestamp {m['time']!r}: expected seconds with 1 to 9 decimals "
-                    "such as 400.845503 or 400.845503102", path, lineno)
-            t_ns = int(tm[1]) * 1_000_000_000 + int(tm[2].ljust(9, "0"))
-            kind = _event_kind(m["event"])
+            id_tok, time_tok, period, event, k = m
+            t_ns = _time_ns(time_tok, path, lineno)
+            kind = _event_kind(event)
             in_sample = True
-            tail = m["tail"] or ""
+            rest = toks[k + 1:]
             if kind == _FAULT:
-                addr, looks_default = _fault_addr(tail, m["period"] is not None, path, lineno)
+                addr, looks_default = _fault_addr(rest, period is not None, path, lineno)
                 if not layout_known:
                     if looks_default:
                         suspect = lineno
@@ -291,28 +379,38 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                         layout_known = True
                 op, size = Op.LOAD, fault_size
             elif kind == _LOCK:
-                proc = int(m["id1"]) if m["id2"] is not None else pid_of.get(int(m["id1"]))
-                addr, size = writer_range(m["event"].rsplit("sys_enter_", 1)[1], tail, last_brk,
-                                          proc)
-                op = Op.LOCK_W
+                # the range needs the pid (brk follows the process's break): set below
+                op, size, lock_text = Op.LOCK_W, None, " ".join(rest)
             elif skip_other:
                 continue
             else:
                 raise TraceFormatError(
-                    f"unexpected event {m['event']!r}: expected page-faults or "
+                    f"unexpected event {_clip(event, 60)}: expected page-faults or "
                     "syscalls:sys_enter_{mmap,munmap,mprotect,mremap,brk} "
                     "(pass other_events='skip' to ignore other events)", path, lineno)
-            if m["id2"] is not None:
-                pid, tid = int(m["id1"]), int(m["id2"])
+            first, slash, second = id_tok.partition("/")
+            if slash:
+                pid = _id(first, "process id", path, lineno)
+                tid = _id(second, "thread id", path, lineno)
             else:
-                tid = int(m["id1"])
+                tid = _id(first, "thread id", path, lineno)
                 pid = pid_of.get(tid)
-            if not 0 <= tid <= 0xFFFFFFFF:
+            if not 0 <= tid <= _MAX_ID:
                 raise TraceFormatError(f"thread id {tid} is out of range; expected a real tid",
                                        path, lineno)
+            if size is None:
+                addr, size = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text, last_brk,
+                                          pid, page_size)
             if addr >> 64:
                 raise TraceFormatError(f"address {addr:#x} has more than 64 bits", path, lineno)
-            asid = asid_of.setdefault(pid, len(asid_of))
+            asid = asid_of.get(pid)
+            if asid is None:
+                if len(asid_of) >= MAX_PROCESSES:
+                    raise TraceFormatError(
+                        f"process {pid} is the {MAX_PROCESSES + 1:,}th distinct process; a "
+                        f"trace holds at most {MAX_PROCESSES:,} address spaces (16-bit asid)",
+                        path, lineno)
+                asid = asid_of[pid] = len(asid_of)
             prev = last.get(tid)
             if prev is None:
                 gap = 0
@@ -320,7 +418,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 gap = t_ns - prev[0]
                 if gap < 0:
                     raise TraceFormatError(
-                        f"time goes backwards for thread {tid}: {m['time']} is before its "
+                        f"time goes backwards for thread {tid}: {time_tok} is before its "
                         f"previous record on line {prev[1]}; expected perf script's "
                         "time-sorted output (not --deltatime)", path, lineno)
             last[tid] = (t_ns, lineno)
@@ -346,19 +444,45 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
         yield flush()
 
 
-def _fault_addr(tail, has_period, path, lineno):
-    """The data address of a page-fault sample and whether the line looks like perf's
-    default layout (period column, a ``(dso)`` and a single hexadecimal address)."""
-    tokens = tail.split()
+def _fault_addr(tokens, has_period, path, lineno):
+    """The data address of a page-fault sample (from the tokens after the event name) and
+    whether the line looks like perf's default layout (period column, a ``(dso)`` and a
+    single hexadecimal address)."""
     hm = _HEX.fullmatch(tokens[0]) if tokens else None
     if hm is None:
         raise TraceFormatError(
             "page-fault sample has no data address: expected a hexadecimal address after "
             "the event name (record with `perf record -d` and print the addr field, e.g. "
             "`perf script -F comm,pid,tid,time,event,addr,trace`)", path, lineno)
-    looks_default = (has_period and "(" in tail
+    looks_default = (has_period and any("(" in t for t in tokens)
                      and sum(1 for t in tokens if _HEX.fullmatch(t)) < 2)
     return int(hm[1], 16), looks_default
+
+
+def _time_ns(text, path, lineno):
+    """Integer ns of a ``seconds.decimals`` timestamp, checked (no float, bounded)."""
+    tm = _TIME.fullmatch(text)
+    if tm is None:
+        raise TraceFormatError(
+            f"bad timestamp {_clip(text, 40)}: expected seconds with 1 to 9 decimals "
+            "such as 400.845503 or 400.845503102", path, lineno)
+    sec = tm[1].lstrip("0") or "0"
+    t_ns = (int(sec) if len(sec) <= 20 else MAX_TIME_NS) * 1_000_000_000 \
+        + int(tm[2].ljust(9, "0"))
+    if t_ns >= MAX_TIME_NS:
+        raise TraceFormatError(
+            f"timestamp {_clip(text, 40)} is out of range: expected less than "
+            f"{MAX_TIME_NS // 1_000_000_000:,} s (2**62 ns)", path, lineno)
+    return t_ns
+
+
+def _id(text, what, path, lineno):
+    """A thread or process id token (``-?digits``) as an int, refusing absurd lengths."""
+    if len(text.lstrip("-").lstrip("0")) > _ID_DIGITS:
+        raise TraceFormatError(
+            f"{what} {_clip(text, 40)} is out of range; expected at most {_MAX_ID}",
+            path, lineno)
+    return int(text)
 
 
 def _default_layout_error(path, lineno):
@@ -369,14 +493,26 @@ def _default_layout_error(path, lineno):
         "first address is the data address", path, lineno)
 
 
-def _note_task(line, pid_of):
-    m = _FORK.search(line)
-    if m is None:
-        m = _COMM.search(line)
+def _note_task(toks, k, pid_of, path, lineno):
+    """Record the pid of the thread a FORK/EXIT/COMM side-band line names (``toks[k]`` is its
+    ``PERF_RECORD_*`` token)."""
+    m = _FORK.match(toks[k])
     if m is not None:
-        pid_of[int(m[2])] = int(m[1])
+        pid, tid = m[1], m[2]
+    elif toks[k] == "PERF_RECORD_COMM:" or (toks[k] == "PERF_RECORD_COMM"
+                                            and toks[k + 1:k + 2] == ["exec:"]):
+        # ``PERF_RECORD_COMM[ exec]: comm:pid/tid``; the comm may hold spaces or colons
+        if len(toks) < k + 2 + (toks[k] != "PERF_RECORD_COMM:"):
+            return
+        pid, slash, tid = toks[-1].rpartition(":")[2].partition("/")
+        if not (slash and pid.isascii() and pid.isdigit() and tid.isascii() and tid.isdigit()):
+            return
+    else:
+        return
+    pid_of[_id(tid, "thread id", path, lineno)] = _id(pid, "process id", path, lineno)
 
 
 def _clip(line, n=100):
+    """``repr`` of ``line`` stripped, cut to ``n`` characters (a message stays one short line)."""
     line = line.strip()
     return repr(line if len(line) <= n else line[:n] + "...")

@@ -1,0 +1,64 @@
+"""The front door (vmlab.simulation): many runs at once, in order, refused before any runs."""
+import pandas as pd
+import pytest
+
+import vmlab
+from vmlab import Costs, Fixed, Scenario, ScenarioError, compare, simulate, simulate_many
+from vmlab.trace import synth
+
+
+def _scenario(**fields):
+    tr = synth.random_reads_with_mmap_loop(n_reads=10, pages=256, n_lock_ops=50, seed=3)
+    return Scenario(tr, backing="file", costs=Costs(io_ns=Fixed(100_000)), **fields)
+
+
+def test_simulate_many_keeps_order_and_matches_simulate():
+    sc = _scenario()
+    runs = [(sc, "nopage"), (sc.replace(memory_pages=40), "fault_retry"), (sc, None)]
+    for n_jobs in (1, 2):
+        got = simulate_many(runs, n_jobs=n_jobs)
+        for (s, p), r in zip(runs, got):
+            want = simulate(s, p)
+            assert r.policy_name == want.policy_name
+            assert r.counters == want.counters
+            pd.testing.assert_frame_equal(r.faults, want.faults)
+    assert simulate_many(runs, keep=lambda r: r.summary["n_faults"], n_jobs=2) == \
+        [simulate(s, p).summary["n_faults"] for s, p in runs]
+
+
+def test_simulate_many_refuses_before_running_anything():
+    ran = []
+    sc = _scenario()
+    with pytest.raises(ScenarioError, match="too small"):
+        simulate_many([(sc, "nopage"), (sc.replace(memory_pages=2), "nopage")],
+                      keep=ran.append, n_jobs=1)
+    assert ran == []
+
+
+def test_compare_results_are_the_rows():
+    sc = _scenario()
+    table, results = compare(sc, ["nopage", "fault_retry"], results=True, n_jobs=2)
+    assert list(results) == list(table["policy"]) == ["nopage", "fault_retry"]
+    pd.testing.assert_frame_equal(table, pd.DataFrame([r.summary for r in results.values()]))
+    pd.testing.assert_frame_equal(compare(sc, ["nopage", "fault_retry"], n_jobs=1)
+                                  .drop(columns=["prepare_s", "kernel_s"]),
+                                  table.drop(columns=["prepare_s", "kernel_s"]))
+
+
+def test_compare_refuses_two_policies_of_one_name():
+    sc = _scenario()
+    mine = vmlab.get_policy("fault_retry").replace(name="nopage")
+    with pytest.raises(ScenarioError, match="nopage more than once"):
+        compare(sc, ["nopage", mine])
+
+
+def test_front_door_examples_run():
+    """The Examples of simulate, simulate_many, compare and sweep run as printed."""
+    import doctest
+
+    import vmlab.simulation as front
+
+    for fn in (front.simulate, front.simulate_many, front.compare, front.sweep):
+        assert "Examples\n    --------\n    >>> " in fn.__doc__, fn.__name__
+    res = doctest.testmod(front, optionflags=doctest.NORMALIZE_WHITESPACE, report=True)
+    assert res.failed == 0 and res.attempted >= 4 * 6
