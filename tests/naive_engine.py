@@ -49,6 +49,7 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
 from __future__ import annotations
 
 import bisect
+import math
 import heapq
 from collections import OrderedDict, deque
 from types import SimpleNamespace
@@ -105,7 +106,7 @@ class _Page:
     def __init__(self, in_flight):
         self.in_flight = in_flight
         self.pins = 0
-        self.ref = False            # CLOCK reference bit
+        self.ref = False            # CLOCK reference bit; twolist: referenced while inactive
         self.unmapped_io = in_flight  # read by an I/O and not mapped since: a wasted I/O if evicted
         self.waiters = []           # (thread, lock_dropped) waiting for the I/O
 
@@ -194,7 +195,8 @@ class NaiveSimulator:
         self.ptes = set()                  # (asid, vpn) with a PTE installed lazily
         self.eager_done = [False] * len(self.vmas)
         self.cache = {}                    # (asid, vpn) -> _Page
-        self.lru_order = OrderedDict()     # lru / fifo: oldest first
+        self.lru_order = OrderedDict()     # lru / fifo, twolist's inactive list: oldest first
+        self.active = OrderedDict()        # twolist's active list: oldest activation first
         self.ring = deque()                # clock: ring[0] is under the hand
         self.context_ready_at = {}         # (asid, vpn) -> time it became ready
         self.sems = {}
@@ -421,13 +423,38 @@ class NaiveSimulator:
             self.lru_order.move_to_end(rec.key)
         elif self.sc.replacement == "clock":
             self.cache[rec.key].ref = True
+        elif self.sc.replacement == "twolist" and rec.key in self.lru_order:
+            # inactive: the first reference marks the page, the second activates it
+            page = self.cache[rec.key]
+            if page.ref:
+                del self.lru_order[rec.key]
+                self.active[rec.key] = None
+                page.ref = False
+            else:
+                page.ref = True
+
+    def _twolist_ratio(self):
+        """mm/vmscan.c inactive_is_low: keep inactive * int_sqrt(10 * GiB) >= active (ratio 1
+        below 1 GiB of page cache)."""
+        gib = (int(self.sc.memory_pages) * self.page_size) >> 30
+        return math.isqrt(10 * gib) if gib else 1
 
     @staticmethod
     def _eligible(page):
         return not page.in_flight and page.pins == 0
 
     def _choose_victim(self):
-        if self.sc.replacement in ("lru", "fifo"):
+        if self.sc.replacement == "twolist":
+            ratio = self._twolist_ratio()
+            while len(self.lru_order) * ratio < len(self.active):
+                key, _ = self.active.popitem(last=False)   # deactivate the oldest activation
+                self.lru_order[key] = None
+                self.cache[key].ref = False
+            for order in (self.lru_order, self.active):
+                for key in order:
+                    if self._eligible(self.cache[key]):
+                        return key
+        elif self.sc.replacement in ("lru", "fifo"):
             for key in self.lru_order:
                 if self._eligible(self.cache[key]):
                     return key
@@ -446,6 +473,8 @@ class NaiveSimulator:
         page = self.cache.pop(key)
         if self.sc.replacement == "clock":
             self.ring.remove(key)       # the hand moves on if it was on this page
+        elif key in self.active:
+            del self.active[key]
         else:
             del self.lru_order[key]
         self.ptes.discard(key)

@@ -212,7 +212,7 @@ def scenarios(draw, policy):
     return Scenario(
         trace, vmas=tuple(vmas), policy=policy,
         memory_pages=memory_pages,
-        replacement=draw(st.sampled_from(["lru", "fifo", "clock"])),
+        replacement=draw(st.sampled_from(["lru", "fifo", "clock", "twolist"])),
         fault_around_pages=draw(st.sampled_from([1, 2, 4])),
         costs=draw(costs()),
         signals=signals, adversary=adversary, preload=preload,

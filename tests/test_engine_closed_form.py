@@ -384,13 +384,50 @@ def clock_misses(keys, capacity):
     return out
 
 
-REFERENCE = {"lru": lru_misses, "fifo": fifo_misses, "clock": clock_misses}
+def twolist_misses(keys, capacity):
+    """Faulting positions under twolist as docs/model.md section 8 defines it (capacities
+    here are far below 1 GiB, so the inactive ratio is 1).
+
+    Two queues, oldest first: ``inactive`` (new pages) and ``active``.  A reference to an
+    inactive page sets its mark, a second one moves it to the active queue (mark cleared);
+    references to active pages change nothing.  The access that completes a fault is the
+    page's first reference.  A miss with every frame taken first moves the oldest active
+    pages to the inactive queue (marks cleared) while ``len(inactive) < len(active)``, then
+    evicts the oldest inactive page.
+    """
+    inactive, active, marked, out = [], [], set(), []
+    for i, k in enumerate(keys):
+        if k in active:
+            continue
+        if k in inactive:
+            if k in marked:
+                marked.discard(k)
+                inactive.remove(k)
+                active.append(k)
+            else:
+                marked.add(k)
+            continue
+        out.append(i)
+        if len(inactive) + len(active) == capacity:
+            while len(inactive) < len(active):
+                a = active.pop(0)
+                marked.discard(a)
+                inactive.append(a)
+            victim = inactive.pop(0) if inactive else active.pop(0)
+            marked.discard(victim)
+        inactive.append(k)
+        marked.add(k)  # the access that completes the fault is a reference
+    return out
+
+
+REFERENCE = {"lru": lru_misses, "fifo": fifo_misses, "clock": clock_misses,
+             "twolist": twolist_misses}
 
 
 @_SETTINGS
 @given(page_traces(), st.sampled_from(sorted(REFERENCE)))
 def test_replacement_matches_plain_implementation(case, replacement):
-    """Which accesses fault, for LRU, FIFO and CLOCK, against plain implementations.
+    """Which accesses fault, for LRU, FIFO, CLOCK and twolist, against plain implementations.
 
     Source: the policy definitions of docs/model.md section 8 (and section 3 for which
     accesses are references).  Single thread, ``nopage``, one file VMA: the sequence of

@@ -133,6 +133,13 @@ def test_records_outside_every_vma_are_refused():
     # ...then F: the hand (on D, referenced) clears D and takes B; LRU takes D.
     ("clock", "ABCDBEF", "DEF"),
     ("lru", "ABCDBEF", "BEF"),
+    # twolist: the faulting access marks a page, its next reference activates it.  A B C A D:
+    # A is active; D evicts the oldest inactive page, B.
+    ("twolist", "ABCAD", "ACD"),
+    # A A B B: both active.  C D: D finds the inactive list low (1 < 2), deactivates A (the
+    # oldest activation), evicts C; E evicts A.  B stays: twice referenced.  LRU keeps C D E.
+    ("twolist", "AABBCDE", "BDE"),
+    ("lru", "AABBCDE", "CDE"),
 ])
 def test_replacement_victims_with_three_frames(replacement, seq, resident):
     rows = [(1, "ABCDEF".index(ch), 0) for ch in seq]

@@ -8,9 +8,11 @@ B_FILE, B_ANON, B_DEVICE, B_IOMEM, B_CONTEXT = 0, 1, 2, 3, 4
 BACKING_CODES = {"file": B_FILE, "anon": B_ANON, "device": B_DEVICE, "iomem": B_IOMEM,
                  "context": B_CONTEXT}
 
-# replacement
-REPL_LRU, REPL_FIFO, REPL_CLOCK = 0, 1, 2
-REPLACEMENT_CODES = {"lru": REPL_LRU, "fifo": REPL_FIFO, "clock": REPL_CLOCK}
+# replacement algorithms: one row each (docs/model.md section 8; the kernel's branches are in
+# vmlab/engine/kernel/pagecache.py, the reference's in tests/naive_engine.py)
+REPL_LRU, REPL_FIFO, REPL_CLOCK, REPL_TWOLIST = 0, 1, 2, 3
+REPLACEMENT_CODES = {"lru": REPL_LRU, "fifo": REPL_FIFO, "clock": REPL_CLOCK,
+                     "twolist": REPL_TWOLIST}
 
 # schedules (signals, adversary)
 SCHED_NONE, SCHED_POISSON, SCHED_PERIODIC, SCHED_TIMES = 0, 1, 2, 3
@@ -83,7 +85,10 @@ TSB_NCOL = 3
  CNT_EVICTIONS, CNT_ADV_EVICTIONS, CNT_LOCK_W, CNT_PTES, CNT_SIGNALS, CNT_UNFINISHED,
  CNT_ABANDONED, CNT_LIVELOCKED, CNT_SIG_DELIVERED, CNT_END, CNT_RESIDENT, CNT_LW_WINDOW,
  CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END, CNT_BIN_NS) = range(24)
-N_COUNTERS = 24  # the last is not a counter: the series' bin width at the end of the run
+# the last two are state, not counters: the series' bin width at the end of the run, and the
+# pages on twolist's active list
+CNT_ACTIVE = 24
+N_COUNTERS = 25
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",

@@ -6,6 +6,7 @@ threads) is cached on the trace object, so ``compare`` and ``sweep`` pay it once
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import weakref
@@ -19,6 +20,7 @@ from ..model.scenario import signal_interval_dist
 from .._numba import njit, prefetch
 from ..trace.model import Op
 from . import codes as C
+from .kernel import KernelInputs
 
 _ASID_BITS = 12
 _VPN_BITS = 52
@@ -296,7 +298,7 @@ def _with_extra_pages(idx, extra):
 class Prepared:
     """Everything the kernel needs, plus what the wrapper needs to label results."""
 
-    args: tuple
+    inputs: KernelInputs
     index: TraceIndex
     vmas: tuple
     vma_policies: tuple
@@ -304,6 +306,17 @@ class Prepared:
     page_vma: np.ndarray
     page_vpn: np.ndarray
     page_asid: np.ndarray
+
+
+def twolist_ratio(memory_pages, page_size):
+    """twolist's inactive ratio: the kernel's inactive_is_low (mm/vmscan.c) keeps
+    ``inactive * ratio >= active`` with ``ratio = int_sqrt(10 * gb)`` for a list of ``gb``
+    GiB, 1 below 1 GiB.  Reclaim runs only when every frame is taken, so the lists then hold
+    exactly ``memory_pages`` pages: the ratio is a constant of the run."""
+    if memory_pages < 0:
+        return 1
+    gb = (int(memory_pages) * int(page_size)) >> 30
+    return math.isqrt(10 * gb) if gb else 1
 
 
 def prepare(scenario, policy=None):
@@ -479,19 +492,23 @@ def prepare(scenario, policy=None):
         preload = pos[np.sort(first_i)].astype(np.int64)
 
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
-    has_gap = trace.has_gap
-    args = (
-        idx.rec_page, idx.rec_gap, has_gap,
-        idx.thr_off, idx.thr_tid, idx.thr_access,
-        page_vma, page_vpn, page_asid, idx.rank, idx.by_key,
-        vma_backing, vma_pol, vma_asid, vma_p0, vma_p1, vma_npages, vma_first_vpn,
-        emap_vma, emap_off,
-        pol_tab, cost_arr, tables, io_dist, wait_dist,
-        sig_kind, sig_param, sig_start, sig_fatal, sig_times, sig_toff,
-        adv_kind, adv_param, adv_start, adv_times, adv_target,
-        memory_pages, C.REPLACEMENT_CODES[scenario.replacement], int(scenario.fault_around_pages),
-        preload,
-        idx.n_asid, int(scenario.horizon_ns), np.uint64(int(scenario.seed)), bool(scenario.records),
-        int(scenario.bin_ns),
+    inputs = KernelInputs(
+        rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
+        thr_off=idx.thr_off, thr_tid=idx.thr_tid, thr_access=idx.thr_access,
+        page_vma=page_vma, page_vpn=page_vpn, page_rank=idx.rank, by_key=idx.by_key,
+        vma_backing=vma_backing, vma_pol=vma_pol, vma_asid=vma_asid, vma_p0=vma_p0,
+        vma_p1=vma_p1, vma_npages=vma_npages, emap_vma=emap_vma, emap_off=emap_off,
+        pol=pol_tab, costs=cost_arr, tables=tables, tflat=tables.ravel(),
+        io_dist=io_dist, wait_dist=wait_dist,
+        sig_kind=sig_kind, sig_param=sig_param, sig_start=sig_start, sig_fatal=sig_fatal,
+        sig_times=sig_times, sig_toff=sig_toff,
+        adv_kind=adv_kind, adv_param=adv_param, adv_start=adv_start, adv_times=adv_times,
+        adv_target=adv_target,
+        memory_pages=memory_pages, replacement=C.REPLACEMENT_CODES[scenario.replacement],
+        twolist_ratio=twolist_ratio(memory_pages, ps),
+        fault_around=int(scenario.fault_around_pages), preload=preload,
+        n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns), seed=np.uint64(int(scenario.seed)),
+        keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),
+        fast_path=True, event_budget=-1,
     )
-    return Prepared(args, idx, vmas, vma_pols, pol, page_vma, page_vpn, page_asid)
+    return Prepared(inputs, idx, vmas, vma_pols, pol, page_vma, page_vpn, page_asid)

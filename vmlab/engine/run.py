@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import codes as C
-from ._kernel import _simulate
+from .kernel.loop import _simulate
 from .prepare import prepare
 
 
@@ -22,7 +22,7 @@ def run(scenario, policy=None, prepared=None):
     t0 = time.perf_counter()
     prep = prepared if prepared is not None else prepare(scenario, policy)
     t1 = time.perf_counter()
-    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s = _simulate(*prep.args)
+    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s = _simulate(prep.inputs)
     t2 = time.perf_counter()
 
     page = faults[:, C.F_PAGE]

@@ -20,7 +20,7 @@ from ._checks import (LIMIT, LIMIT_TEXT, as_whole, checked_keywords, did_you_mea
 from .costs import Costs, Exponential, cost_names
 from .policies import BACKINGS, can_serve, get_policy
 
-REPLACEMENTS = ("lru", "fifo", "clock")
+REPLACEMENTS = ("lru", "fifo", "clock", "twolist")  # one row each: docs/extending.md
 SCHEDULE_KINDS = ("poisson", "periodic", "times")
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
 MAX_HORIZON_NS = LIMIT
@@ -247,7 +247,7 @@ class Scenario:
         override it.
     memory_pages : int, optional
         Page-cache frames for file pages (``None``: unlimited).
-    replacement : {"lru", "fifo", "clock"}
+    replacement : {"lru", "fifo", "clock", "twolist"}
     fault_around_pages : int
         1 = off (2006 kernels); 16 since Linux 3.15.
     costs : Costs

@@ -1,0 +1,88 @@
+"""The numba fault kernel, by part.
+
+``simulate(inputs)`` replays one :class:`KernelInputs` (built by ``vmlab.engine.prepare``).
+Files: ``events`` (random draws, the event heap, arrivals of signals and adversary calls),
+``pagecache`` (admit, touch, victim, evict, remove: the only code that knows replacement
+algorithms), ``locks`` (mmap_sem), ``accounting`` (record tables, bins, closing a fault),
+``loop`` (the event loop, its fault phases and its fast path).  docs/model.md is the contract.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .accounting import MAX_BINS
+from .loop import _simulate
+
+
+class KernelInputs(NamedTuple):
+    """Everything the kernel reads, by name (arrays are numpy, scalars Python/numpy numbers).
+
+    Pages are dense ids in first-touch order, threads dense indexes in tid order, VMAs in
+    (address space, start) order; see ``vmlab.engine.prepare`` for how each is built.
+    """
+
+    # records, in thread order: thread i's are rec_page[thr_off[i]:thr_off[i + 1]]
+    rec_page: np.ndarray     # int32: dense page id, or -(asid + 1) for a LOCK_W record
+    rec_gap: np.ndarray      # gap_ns before each record (unused when not has_gap)
+    has_gap: bool
+    thr_off: np.ndarray      # int64 [T + 1]
+    thr_tid: np.ndarray      # int64 [T]: the trace's thread id
+    thr_access: np.ndarray   # int64 [T]: 1 if the thread has access records (not only LOCK_W)
+    # pages
+    page_vma: np.ndarray     # int32 [P]: VMA index
+    page_vpn: np.ndarray     # int64 [P]: virtual page number
+    page_rank: np.ndarray    # int64 [P]: rank in (asid, vpn) key order
+    by_key: np.ndarray       # int64 [P]: page id of key rank j (a VMA's pages are a key range)
+    # VMAs
+    vma_backing: np.ndarray  # int64: codes.B_*
+    vma_pol: np.ndarray      # int64: row of ``pol``
+    vma_asid: np.ndarray     # int64
+    vma_p0: np.ndarray       # int64: first key rank of the VMA's touched pages
+    vma_p1: np.ndarray       # int64: one past the last
+    vma_npages: np.ndarray   # int64: pages the VMA spans (touched or not)
+    emap_vma: np.ndarray     # int64: eager mappings, thread by thread (VMA indexes)
+    emap_off: np.ndarray     # int64 [T + 1]
+    # policies, costs, distributions
+    pol: np.ndarray          # int64 [n_policies, codes.K_NCOL]: knob rows
+    costs: np.ndarray        # int64 [codes.COST_*]
+    tables: np.ndarray       # int64 [n_dists, TABLE_SIZE]: quantile tables
+    tflat: np.ndarray        # the same tables, flat (tables.ravel())
+    io_dist: int             # row of ``tables`` for I/O times
+    wait_dist: int           # row of ``tables`` for context waits
+    # signals, per thread: schedule code, parameter (period, or a table row), start, fatal
+    sig_kind: np.ndarray
+    sig_param: np.ndarray
+    sig_start: np.ndarray
+    sig_fatal: np.ndarray
+    sig_times: np.ndarray    # explicit times, thread i's at sig_toff[i]:sig_toff[i + 1]
+    sig_toff: np.ndarray
+    # the adversary (kind SCHED_NONE: none)
+    adv_kind: int
+    adv_param: int
+    adv_start: int
+    adv_times: np.ndarray
+    adv_target: np.ndarray   # uint8 [P]: 1 for the pages of its range
+    # page cache
+    memory_pages: int        # frames, -1 unlimited
+    replacement: int         # codes.REPL_*
+    twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
+    fault_around: int        # fault_around_pages
+    preload: np.ndarray      # int64: page ids resident at time 0, in order
+    # run
+    n_asid: int
+    horizon: int             # horizon_ns
+    seed: np.uint64
+    keep_records: bool
+    bin_ns: int              # initial time-series bin width
+    fast_path: bool          # run uncontended hits and faults inline (same records either way)
+    event_budget: int        # at most this many events (thread steps included); -1: no limit
+
+
+def simulate(inputs):
+    """Run the kernel on ``inputs`` (a :class:`KernelInputs`)."""
+    return _simulate(inputs)
+
+
+__all__ = ["KernelInputs", "MAX_BINS", "simulate"]

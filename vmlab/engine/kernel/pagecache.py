@@ -1,0 +1,203 @@
+"""The page cache: the only place that knows replacement codes (docs/model.md section 8).
+
+Pages are dense ids; their state is one flag byte each (``F_*``) plus a pin count.  The
+resident file pages sit on doubly linked lists over the ids (``LL[p] = (prev, next)``): the
+inactive list (LRU, FIFO, CLOCK, and ``twolist``'s inactive list) with sentinel ``S = P``, and
+``twolist``'s active list with sentinel ``S + 1``."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._numba import njit, prefetch
+from .. import codes as C
+
+# per-page flag bits (one byte a page: the whole flag array stays in cache)
+F_PTE = np.uint8(1)      # a PTE maps the page
+F_RES = np.uint8(2)      # file: in the page cache; context: ready
+F_INFL = np.uint8(4)     # I/O in flight
+F_MSIO = np.uint8(8)     # mapped since its last I/O (else an eviction wastes that I/O)
+F_REF = np.uint8(16)     # reference bit: CLOCK's, and twolist's "referenced on the inactive list"
+F_FILE = np.uint8(32)    # file backing (its references drive replacement)
+F_PIN = np.uint8(64)     # pinned: PIN[p] > 0 (a copy of the count's sign, one byte to read)
+F_ACT = np.uint8(128)    # twolist: on the active list
+
+
+# ---------------------------------------------------------------------------------------
+# the page-cache lists (doubly linked over dense page ids; sentinels n_pages and n_pages + 1)
+
+
+@njit(inline="always")
+def _list_insert_after(LL, node, at):
+    b = LL[at, 1]
+    LL[node, 0] = at
+    LL[node, 1] = b
+    LL[at, 1] = node
+    LL[b, 0] = node
+
+
+@njit(inline="always")
+def _list_remove(LL, node):
+    a = LL[node, 0]
+    b = LL[node, 1]
+    LL[a, 1] = b
+    LL[b, 0] = a
+    LL[node, 0] = -1
+    LL[node, 1] = -1
+
+
+@njit
+def _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio):
+    """The page to evict (or -1) and the new CLOCK hand (docs/model.md section 8)."""
+    victim = -1
+    if replacement == C.REPL_TWOLIST:
+        # age the active list into the inactive one (oldest activation first) while the
+        # inactive list is low, as the kernel's inactive_is_low: inactive * ratio < active
+        n_act = cnt[C.CNT_ACTIVE]
+        while (n_resident - n_act) * twolist_ratio < n_act:
+            x = LL[S + 1, 0]
+            _list_remove(LL, x)
+            _list_insert_after(LL, x, S)
+            FL[x] &= np.uint8(255 - F_ACT - F_REF)
+            n_act -= 1
+        cnt[C.CNT_ACTIVE] = n_act
+        victim = _lru_victim(S, LL, FL)
+        if victim < 0:
+            victim = _lru_victim(S + 1, LL, FL)
+    elif replacement == C.REPL_CLOCK:
+        x = hand
+        guard = 0
+        while guard < 3 * (n_resident + 1):
+            guard += 1
+            if x == S:
+                x = LL[S, 1]
+                continue
+            if (FL[x] & F_INFL) != 0 or (FL[x] & F_PIN) != 0:
+                x = LL[x, 1]
+            elif (FL[x] & F_REF) != 0:
+                FL[x] &= np.uint8(255 - F_REF)
+                x = LL[x, 1]
+            else:
+                victim = x
+                break
+        if victim >= 0:
+            hand = LL[victim, 1]
+            if hand == S:
+                hand = LL[S, 1]
+            if hand == victim:
+                hand = S
+    else:
+        victim = _lru_victim(S, LL, FL)
+    return victim, hand
+
+
+@njit(inline="always")
+def _note_candidate(cand, n_cand, p):
+    """Note page ``p`` for the adversary: it became resident, unmapped and unpinned (stale
+    notes are skipped when the adversary runs).  The event loop keeps room for it."""
+    cand[n_cand] = p
+    return n_cand + 1
+
+
+@njit(inline="always")
+def _pin(p, PIN, FL):
+    """A fault takes a reference on page ``p`` (it cannot be evicted while pinned)."""
+    PIN[p] += 1
+    FL[p] |= F_PIN
+
+
+@njit(inline="always")
+def _unpin(p, PIN, FL):
+    """A fault lets go of its reference on page ``p``."""
+    PIN[p] -= 1
+    if PIN[p] == 0:
+        FL[p] &= np.uint8(255 - F_PIN)
+
+
+@njit(inline="always")
+def _lru_victim(S, LL, FL):
+    """LRU and FIFO: the page nearest the tail that is neither in flight nor pinned (or -1)."""
+    x = LL[S, 0]
+    while x != S:
+        if (FL[x] & F_INFL) == 0 and (FL[x] & F_PIN) == 0:
+            return x
+        x = LL[x, 0]
+    return -1
+
+
+@njit(inline="always")
+def _evict(victim, replacement, S, LL, FL, cnt):
+    """Take ``victim`` out of the page cache (its PTE goes with it)."""
+    _list_remove(LL, victim)
+    if (FL[victim] & F_ACT) != 0:
+        cnt[C.CNT_ACTIVE] -= 1
+    FL[victim] &= np.uint8(255 - F_RES - F_ACT)
+    cnt[C.CNT_EVICTIONS] += 1
+    if (FL[victim] & F_PTE) != 0:
+        FL[victim] &= np.uint8(255 - F_PTE)
+        cnt[C.CNT_PTES] -= 1
+    if (FL[victim] & F_MSIO) == 0:
+        cnt[C.CNT_WASTED_IO] += 1
+    if replacement != C.REPL_CLOCK:
+        # the next victim is the new tail: fetch its state for the next eviction
+        nv = LL[S, 0]
+        prefetch(FL, nv)
+        prefetch(LL, LL[nv, 0])
+
+
+@njit(inline="always")
+def _insert(p, replacement, hand, S, LL, FL):
+    """Put file page ``p`` in the page cache: at the head (LRU, FIFO; twolist: of the inactive
+    list) or behind the hand (CLOCK), its reference bit clear."""
+    FL[p] |= F_RES
+    FL[p] &= np.uint8(255 - F_REF)
+    if replacement == C.REPL_CLOCK:
+        _list_insert_after(LL, p, LL[hand, 0])
+    else:
+        _list_insert_after(LL, p, S)
+
+
+@njit(inline="always")
+def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, cnt, twolist_ratio):
+    """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
+    if memory_pages >= 0 and n_resident >= memory_pages:
+        victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt,
+                                      twolist_ratio)
+        if victim >= 0:
+            _evict(victim, replacement, S, LL, FL, cnt)
+            n_resident -= 1
+    _insert(p, replacement, hand, S, LL, FL)
+    return n_resident + 1, hand
+
+
+
+@njit
+def _touch_twolist(p, S, LL, FL, cnt):
+    """twolist: a reference to resident file page ``p``.  On the inactive list, the first
+    reference sets its bit and the second activates it (head of the active list, bit clear:
+    the kernel's mark_page_accessed); on the active list nothing moves (the active list is
+    aged in activation order, as the kernel deactivates referenced file pages too).  Not
+    inlined: it runs only under twolist, and an inlined helper with branches costs reference
+    counting at every call."""
+    f = FL[p]
+    if (f & F_ACT) != 0:
+        return
+    if (f & F_REF) == 0:
+        FL[p] = f | F_REF
+        return
+    _list_remove(LL, p)
+    _list_insert_after(LL, p, S + 1)
+    FL[p] = (f | F_ACT) & np.uint8(255 - F_REF)
+    cnt[C.CNT_ACTIVE] += 1
+
+
+@njit
+def _remove(p, replacement, hand, S, LL, FL, cnt):
+    """Drop resident page ``p`` from the page cache (the adversary's fadvise); returns the
+    CLOCK hand, moved on if it was on ``p``."""
+    if replacement == C.REPL_CLOCK and hand == p:
+        hand = LL[p, 1]
+    _list_remove(LL, p)
+    if (FL[p] & F_ACT) != 0:
+        cnt[C.CNT_ACTIVE] -= 1
+    FL[p] &= np.uint8(255 - F_RES - F_ACT)
+    return hand
