@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ScenarioError
 from ..model.costs import TABLE_SIZE
-from ..model.scenario import signal_interval_dist
+from ..model.scenario import refuse_lock_designs, signal_interval_dist
 from .._numba import njit, prefetch
 from ..trace.model import Op
 from . import codes as C
@@ -322,6 +322,7 @@ def twolist_ratio(memory_pages, page_size):
 def prepare(scenario, policy=None):
     """Validate ``scenario`` for ``policy`` and build the kernel's arguments."""
     pol, vmas, vma_pols = scenario.validate(policy)
+    refuse_lock_designs(vma_pols)
     trace = scenario.trace
     idx = index_trace(trace)
     preload_keys = None
