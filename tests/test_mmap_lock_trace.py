@@ -125,3 +125,32 @@ def test_other_events_can_be_skipped(tmp_path):
     p = tmp_path / "o.txt"
     p.write_text("x 1/2 1.0: sched:sched_switch: prev=1\n" + NS.read_text())
     assert len(M.read_capture(p, other_events="skip")) == 205
+
+
+def test_wait_summary_bins_and_totals():
+    mode = [0, 0, 0, 1, 1, 0]
+    wait = [500, 2_000_000, 20_000_000, 999, 1_000, -1]    # -1: never granted
+    s = M.wait_summary(mode, wait)
+    assert s["read"]["n"] == 3 and s["read"]["total_ns"] == 22_000_500
+    assert s["read"]["bins"]["<1us"] == 1 and s["read"]["bins"]["1-10ms"] == 1
+    assert s["read"]["bins"]["10-100ms"] == 1 and s["read"]["max_ns"] == 20_000_000
+    assert s["write"]["bins"]["<1us"] == 1 and s["write"]["bins"]["1-10us"] == 1
+    assert s["write"]["p50_ns"] == 999.5
+    assert sum(s["read"]["bins"].values()) == 3
+    empty = M.wait_summary([1], [5])["read"]
+    assert empty["n"] == 0 and empty["total_ns"] == 0 and np.isnan(empty["mean_ns"])
+
+
+def test_a_capture_and_a_run_summarised_alike(tmp_path):
+    c = M.read_capture(NS)
+    s = c.wait_summary()
+    assert s["read"]["n"] + s["write"]["n"] == 205
+    assert s["write"]["total_ns"] == int(c.wait_ns[c.mode == 1].sum())
+    tr = synth.random_reads_with_mmap_loop(n_reads=5, pages=1 << 12, n_lock_ops=500, seed=4)
+    r = simulate(Scenario(tr, backing="file", costs=Costs(io_ns=HDD)), "nopage")
+    run = M.read_capture(r.write_mmap_lock_events(tmp_path / "run.txt")).wait_summary()
+    lk = r.locks
+    direct = M.wait_summary((lk["mode"] == "write").astype(int), lk["wait_ns"])
+    assert run == direct
+    # the mmap loop's waits behind 8 ms disk reads land in the 1-10 ms bin
+    assert run["write"]["bins"]["1-10ms"] >= 1

@@ -110,6 +110,10 @@ class LockCapture:
         return np.where((self.acquire_ns >= 0) & (self.release_ns >= 0),
                         self.release_ns - self.acquire_ns, -1)
 
+    def wait_summary(self):
+        """:func:`wait_summary` of this capture's operations."""
+        return wait_summary(self.mode, self.wait_ns)
+
     def to_trace(self, page_size=4096):
         """The writers as a trace: one ``LOCK_W`` per granted write operation that began as a
         request or a trylock, with its tid and address space, ``gap_ns`` from the same
@@ -135,6 +139,46 @@ class LockCapture:
                                     source=f"mmap_lock capture: {self.source}",
                                     notes="write acquisitions of mmap_lock as LOCK_W (whole "
                                           "address space); gap_ns between a thread's requests"))
+
+
+#: Edges of the wait bins of :func:`wait_summary`, in ns: below 1 µs, 1-10 µs, ...,
+#: 100 ms-1 s, 1 s and more (the 2025-26 measurements count read waits of 1-10 ms and
+#: 10-100 ms).
+WAIT_BIN_EDGES_NS = (0, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000,
+                     1_000_000_000)
+WAIT_BIN_LABELS = ("<1us", "1-10us", "10-100us", "100us-1ms", "1-10ms", "10-100ms",
+                   "100ms-1s", ">=1s")
+
+
+def wait_summary(mode, wait_ns):
+    """Totals, percentiles and decade bins of ``mmap_lock`` waits per mode, the figures the
+    kernel developers compute from these tracepoints with bpftrace.
+
+    ``mode`` (0 read, 1 write) and ``wait_ns`` (request to grant; negative = not granted,
+    left out) are one entry per operation: a :class:`LockCapture`'s ``mode``/``wait_ns`` or
+    a run's lock records.  Returns ``{"read": {...}, "write": {...}}`` with ``n``,
+    ``total_ns``, ``mean_ns``, ``p50_ns``, ``p99_ns``, ``max_ns`` (NaN for no operation) and
+    ``bins`` (a dict label -> count over :data:`WAIT_BIN_LABELS`).
+    """
+    mode = np.asarray(mode)
+    wait = np.asarray(wait_ns, np.int64)
+    if mode.shape != wait.shape:
+        raise ValueError("mode and wait_ns need one entry per operation")
+    out = {}
+    for m, name in ((0, "read"), (1, "write")):
+        w = wait[(mode == m) & (wait >= 0)]
+        counts = np.bincount(np.searchsorted(WAIT_BIN_EDGES_NS, w, side="right") - 1,
+                             minlength=len(WAIT_BIN_LABELS))
+        nan = float("nan")
+        out[name] = {
+            "n": int(len(w)), "total_ns": int(w.sum()),
+            "mean_ns": float(w.mean()) if len(w) else nan,
+            "p50_ns": float(np.percentile(w, 50)) if len(w) else nan,
+            "p99_ns": float(np.percentile(w, 99)) if len(w) else nan,
+            "max_ns": float(w.max()) if len(w) else nan,
+            "bins": dict(zip(WAIT_BIN_LABELS, counts.tolist())),
+        }
+    return out
 
 
 def _parse(toks, path, lineno):
