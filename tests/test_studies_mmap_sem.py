@@ -56,3 +56,14 @@ def test_threads_table_counts_lock_calls():
     assert len(tt) == 4 and set(tt["policy"]) == {"nopage", "fault_retry"}
     assert tt.groupby("policy")["n_lock_w"].max().tolist() == [300, 300]
     assert (tt.groupby("policy")["n_lock_w"].min() == 0).all()
+
+
+def test_writer_alone_is_measured_over_its_whole_span():
+    # no access thread beside the loop: 100 calls of mmap_cs_ns + loop gap = 1.8 µs each,
+    # from the first request (after the first 0.5 µs gap) to the last release
+    from vmlab import Scenario
+    from vmlab.trace import synth
+
+    r = simulate(Scenario(synth.lock_loop(100, tid=0, cs_gap_ns=500)), "nopage")
+    assert r.writer_window_ns() == (500, 100 * 1_800, 100)
+    assert r.summary["writer_ops_per_s"] == 100 * 1e9 / (100 * 1_800 - 500)

@@ -246,7 +246,8 @@ class Explorer:
                                  + "<br>".join(skipped))
             from .simulation import simulate_many
 
-            results = dict(zip(runnable, simulate_many([(sc, p) for p in runnable])))
+            results = dict(zip(runnable, simulate_many([(sc, p) for p in runnable],
+                                                       show_progress=False)))
         except (VmlabError, OSError, ValueError) as e:
             self.status.value = f"<b style='color:#D55E00'>Cannot run:</b> {e}"
             return None

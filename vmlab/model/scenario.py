@@ -509,7 +509,7 @@ def refuse_lock_designs(policies):
 
 
 def min_memory_pages(n_threads):
-    """The smallest page cache ``memory_pages`` a run with ``n_threads`` threads may have:
-    each thread can hold one page in flight (its I/O) and one pinned (mapped by a fault not
-    yet complete), and one frame is left to admit a new page."""
+    """The smallest page cache ``memory_pages`` a run with ``n_threads`` threads may have,
+    ``2 * n_threads + 1``: each thread may hold a frame in flight and one pinned, neither
+    evictable, so one more is needed for a victim always to exist (docs/model.md section 8)."""
     return 2 * int(n_threads) + 1
