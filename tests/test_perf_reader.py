@@ -334,7 +334,7 @@ SYSCALL_TEXT = {  # the kernel's print fmt of each sys_enter tracepoint
 
 def expected_range(kind, addr, pid, breaks):
     """The (addr, size) docs/model.md section 11.2 gives each rendered call."""
-    room = 2**64 - addr
+    top = 2**64 - 1                      # ranges end at or below (addr + size fits 64 bits)
     if kind == "sys_enter_brk":
         if addr == 0:
             return 1 << 63, 4096
@@ -342,11 +342,13 @@ def expected_range(kind, addr, pid, breaks):
         if old is None:
             return 0, 0
         lo = max(0, min(old, addr) - 4096) // 4096 * 4096
-        hi = -(-max(old, addr) // 4096) * 4096
-        return lo, max(hi - lo, 4096)
+        hi = min(-(-max(old, addr) // 4096) * 4096, top)
+        return lo, max(hi - lo, 1)
     if kind == "sys_enter_mmap" and addr == 0:
         return 1 << 63, 0x1000
-    return addr, min(0x2000 if kind == "sys_enter_mremap" else 0x1000, room)
+    if addr == top:
+        return 1 << 63, 1
+    return addr, min(0x2000 if kind == "sys_enter_mremap" else 0x1000, top - addr)
 
 
 def render(procs, layout, recs, t0, comm):
@@ -456,7 +458,9 @@ RANGE_CASES = [
     ("mmap", "addr: 0x7f0000000000, len: 0x10000000000, prot: 0x3, flags: 0x32, fd: 0x3, "
      "off: 0x0", (0x7F0000000000, 0x10000000000)),       # 1 TiB: wider than uint32
     ("munmap", "", (0, 0)),                               # no trace field: whole space
-    ("munmap", "addr: 0xfffffffffffff000, len: 0x00100000", (0xFFFFFFFFFFFFF000, 0x1000)),
+    ("munmap", "addr: 0xfffffffffffff000, len: 0x00100000", (0xFFFFFFFFFFFFF000, 0xFFF)),
+    ("munmap", "addr: 0x0, len: 0xffffffffffffffff", (0, 2**64 - 1)),
+    ("munmap", "addr: 0xffffffffffffffff, len: 0x1000", (NEW_MAPPING_ADDR, 1)),
 ]
 
 

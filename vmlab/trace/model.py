@@ -277,7 +277,7 @@ def lock_w_ranges(trace):
     size = np.asarray(trace.size)[idx].astype(np.uint64)
     whole = size == 0
     end = start + size
-    over = ~whole & (end < start)
+    over = ~whole & (end <= start)     # wrapped: the end (exclusive) must fit in 64 bits
     if over.any():
         i = int(idx[np.argmax(over)])
         raise TraceFormatError(

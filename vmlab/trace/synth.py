@@ -157,7 +157,7 @@ def _check_lock_range(addr, lock_size):
     64-bit address space (0: the whole address space)."""
     ls = _check_pos("lock_size", lock_size, allow_zero=True)
     addr = _check_pos("addr", addr, allow_zero=True)
-    if addr + ls > 2**64:
+    if addr + ls >= 2**64:   # the end (exclusive) must fit in 64 bits
         raise ValueError(f"the range {addr:#x} + lock_size={ls} runs past the 64-bit address space")
     return ls
 

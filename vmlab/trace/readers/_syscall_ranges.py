@@ -61,8 +61,8 @@ def writer_range(syscall, text, last_brk, process, page_size=4096):
         if old is None:
             return 0, 0
         lo = max(0, min(old, new) - page_size) // page_size * page_size
-        hi = -(-max(old, new) // page_size) * page_size
-        return lo, max(hi - lo, page_size)
+        hi = min(-(-max(old, new) // page_size) * page_size, _END)
+        return _clipped(lo, max(hi - lo, 1))
     if syscall == "mremap":
         addr, old_len, new_len = a.get("addr"), a.get("old_len"), a.get("new_len")
         if addr is None or old_len is None or new_len is None:
@@ -73,13 +73,18 @@ def writer_range(syscall, text, last_brk, process, page_size=4096):
     if start is None or length is None:
         return 0, 0
     if syscall == "mmap" and start == 0:
-        return NEW_MAPPING_ADDR, max(min(length, (1 << 63) - 1), 1)
+        return NEW_MAPPING_ADDR, max(min(length, _END - NEW_MAPPING_ADDR), 1)
     return _clipped(start, max(length, 1))
+
+
+#: Ranges end at or below this (exclusive), so that ``addr + size`` fits in 64 bits.
+_END = (1 << 64) - 1
 
 
 def _clipped(addr, length):
     """A range inside the 64-bit address space (the kernel refuses a call whose range wraps;
-    the trace records what the call could have touched)."""
-    if addr >= 1 << 64:
-        return 0, 0
-    return addr, max(1, min(length, (1 << 64) - addr))
+    the trace records what the call could have touched).  A call at the very top, which no
+    user mapping reaches, names the new-mapping range (it modifies no VMA)."""
+    if addr >= _END:
+        return NEW_MAPPING_ADDR, 1
+    return addr, max(1, min(length, _END - addr))
