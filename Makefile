@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vmlab-installed
+# the browser test drives Debian's Chromium (Playwright cannot download its own browser here)
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: test report bench data clean
 
@@ -10,10 +12,19 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(VENV)/bin/vmlab kernel install    # the 'vmlab' Jupyter kernel the notebooks declare
 	touch $(STAMP)
 
-## make test: install into .venv and run the whole test suite on all cores
-test: $(STAMP)
+# as root (CI, a fresh machine) install Chromium; otherwise say how (the test then skips)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "make: $(CHROMIUM) is missing; the browser test needs it: sudo apt-get install chromium"; \
+	fi
+
+## make test: install into .venv (and Chromium, as root) and run the whole test suite on all cores
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q -n auto tests
 
 ## make report: install into .venv and run every notebook on data/ into report/ (open report/index.html)

@@ -87,3 +87,79 @@ def test_bad_lackey_line_names_file_and_line(tmp_path, capsys):
                            "--from", "lackey", "--quiet")
     assert code == 2 and "bad.lackey:3" in err
     assert not (tmp_path / "o.vmt").exists()
+
+
+@pytest.fixture(scope="module")
+def zipf(tmp_path_factory):
+    dst = tmp_path_factory.mktemp("run") / "z.vmt"
+    assert main(["trace", "synth", "zipf", "--n", "5000", "--pages", "500", "--seed", "1",
+                 "-o", str(dst)]) == 0
+    return dst
+
+
+def test_run_matrix_table_csv_and_json(zipf, capsys):
+    import csv
+    import io
+
+    import vmlab
+    from vmlab.trace import open_trace
+
+    argv = ["run", str(zipf), "--policy", "nopage,fault_retry", "--memory-fraction", "0.1,0.5"]
+    code, out, _ = run_cli(capsys, *argv, "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    # one row per (memory, policy) pair, memory-major
+    assert [(r["memory_fraction"], r["policy"]) for r in rows] == [
+        ("0.1", "nopage"), ("0.1", "fault_retry"), ("0.5", "nopage"), ("0.5", "fault_retry")]
+    tr = open_trace(zipf)
+    distinct = len(set(tr.pages().tolist()))
+    assert [int(r["memory_pages"]) for r in rows[::2]] == [round(0.1 * distinct), round(0.5 * distinct)]
+    # each row is the summary of that single run
+    want = vmlab.simulate(vmlab.Scenario(tr, memory_pages=int(rows[2]["memory_pages"]),
+                                         costs=vmlab.Costs(io_ns=vmlab.NVME)), "nopage").summary
+    assert int(rows[2]["n_faults"]) == want["n_faults"]
+    assert float(rows[2]["elapsed_ns"]) == want["elapsed_ns"]
+    code, out, _ = run_cli(capsys, *argv, "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(d["memory_fraction"], d["policy"]) for d in lines] == [
+        (0.1, "nopage"), (0.1, "fault_retry"), (0.5, "nopage"), (0.5, "fault_retry")]
+    assert lines[2]["n_faults"] == want["n_faults"]
+    code, out, _ = run_cli(capsys, *argv)
+    table = out.splitlines()
+    assert table[2].split()[:3] == ["policy", "memory", "faults"]
+    body = table[3:]
+    assert len(body) == 4 and body[2].split()[0] == "nopage"
+    assert f"{want['n_faults']:,}" in body[2].split()
+    assert "µs" in body[2] and "e+" not in out  # times carry units, no raw exponents
+
+
+def test_run_memory_pages_list_and_bad_lists(zipf, capsys):
+    code, out, _ = run_cli(capsys, "run", str(zipf), "--memory-pages", "50,100", "--csv")
+    assert code == 0
+    assert [l.split(",")[1] for l in out.splitlines()[1:]] == ["50", "100"]
+    for argv, needle in ((["--memory-fraction", "0.1,x"], "'x'"),
+                         (["--memory-fraction", "0.1,2"], "(0, 1]"),
+                         (["--policy", "nopage,nopeg"], "nopeg")):
+        code, _, err = run_cli(capsys, "run", str(zipf), *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err
+
+
+def test_run_into_a_closed_pipe_ends_quietly(zipf):
+    import subprocess
+    import sys
+
+    cmd = (f"{sys.executable} -m vmlab.cli run {zipf} --policy nopage,fault_retry "
+           f"--memory-pages 40,60,80,100 --json | head -c 10")
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and len(p.stdout) == 10
+    assert p.stderr == ""  # no BrokenPipeError traceback
+
+
+def test_kernel_install_prefix(tmp_path, capsys):
+    import sys
+
+    code, _, err = run_cli(capsys, "kernel", "install", "--prefix", str(tmp_path))
+    assert code == 0 and "vmlab" in err
+    spec = json.loads((tmp_path / "share/jupyter/kernels/vmlab/kernel.json").read_text())
+    assert spec["argv"][0] == sys.executable and spec["language"] == "python"
+    assert spec["display_name"].startswith("vmlab")

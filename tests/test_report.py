@@ -128,3 +128,112 @@ def test_main_batch_parses_grid(tiny, tmp_path):
 def test_value_parsing():
     assert report.parse_value("1e6") == 1e6 and report.parse_value("abc") == "abc"
     assert report.split_top_level("[1, 2],[3],'a,b'") == ["[1, 2]", "[3]", "'a,b'"]
+
+
+# -- parameter types, offline pages, the index's figures and findings, long batch tables ----
+
+def test_parameter_types_are_checked_before_running(tiny, tmp_path):
+    paths = report.find_notebooks(tiny)
+    # an integral float is an integer (8e6 on a command line), a number where one is expected
+    assert report.plan_parameters(paths, {"X": 4.0})["01_good"] == {"X": 4}
+    assert isinstance(report.plan_parameters(paths, {"X": 4.0})["01_good"]["X"], int)
+    with pytest.raises(VmlabError, match=r"parameter X must be an integer like its default 2, "
+                                         r"got str '1,2'"):
+        report.plan_parameters(paths, {"X": "1,2"})
+    with pytest.raises(VmlabError, match="must be an integer"):
+        report.run_batch(tiny / "01_good.ipynb", {"X": [1, 2.5]}, tmp_path / "b.csv")
+    assert not (tmp_path / "b.csv").exists()
+
+
+def test_list_parameter_message_names_papermill_yaml(tmp_path):
+    from vmlab.notebook import check_parameter
+
+    with pytest.raises(VmlabError) as e:
+        check_parameter("RATES_HZ", [1_000, 10_000], "1000,10000", "notebook 04")
+    msg = str(e.value)
+    assert "\n" not in msg and "a list of integers" in msg and "-y 'NAME: [1, 2]'" in msg
+    assert check_parameter("RATES_HZ", [1_000, 10_000], [1e3, 2e4]) == [1000, 20000]
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory):
+    d = tmp_path_factory.mktemp("figures")
+    _notebook(d / "01_fig.ipynb", "N = 3",
+              "import matplotlib\nmatplotlib.use('module://matplotlib_inline.backend_inline')\n"
+              "import matplotlib.pyplot as plt\nimport ipywidgets as W\n"
+              "from vmlab.notebook import record\n"
+              "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot(range(N))\nplt.show()\n"
+              "display(W.IntSlider(N))\n"
+              "record('finding', f'{N} points make a line')\n"
+              "record('fault_latency_ns_p99', {'nopage': 25_910_000.0, 'fault_retry': 115_000.0})\n"
+              "record('writer_ops_per_s_nopage', 55.5)\nrecord('n_pages', N)")
+    out = tmp_path_factory.mktemp("figures_report")
+    return report.run_report(out, notebooks_dir=d, jobs=1), out
+
+
+def test_pages_load_nothing_from_the_network(figures):
+    import re
+
+    summary, out = figures
+    assert summary["ok"]
+    for page in ("01_fig.html", "index.html"):
+        text = (out / page).read_text()
+        assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I), page
+        assert "require.js" not in text and "mathjax" not in text.lower()
+    page = (out / "01_fig.html").read_text()
+    assert "data:image/png;base64" in page  # the figure is in the page
+    assert "widget-view" not in page and "widget-state" not in page
+
+
+def test_index_shows_thumbnail_finding_and_units(figures):
+    from PIL import Image
+
+    summary, out = figures
+    r = summary["notebooks"]["01_fig"]
+    assert r["thumbnail"] and Image.open(r["thumbnail"]).size[0] == 360
+    index = (out / "index.html").read_text()
+    assert '<img src="01_fig.png"' in index
+    assert "3 points make a line" in index
+    assert "nopage: 25.9 ms" in index and "fault_retry: 115 µs" in index  # not 2.591e+07
+    assert "55.5/s" in index
+    assert json.loads((out / "report.json").read_text())["notebooks"]["01_fig"]["thumbnail"] == "01_fig.png"
+
+
+def test_batch_table_is_long_one_row_per_point_and_policy(tmp_path):
+    d = tmp_path / "nb"
+    d.mkdir()
+    _notebook(d / "01_pol.ipynb", "K = 1",
+              "from vmlab.notebook import record\n"
+              "record('p99_ns', {'nopage': 10 * K, 'fault_retry': 20 * K})\n"
+              "record('writer_ops_per_s_fault_retry_v57', 3.0 * K)\n"
+              "record('writer_ops_per_s_fault_retry', 2.0 * K)\nrecord('scale', K)")
+    df = report.run_batch(d / "01_pol.ipynb", {"K": [1, 2]}, tmp_path / "b.csv", jobs=1)
+    assert df[["K", "policy"]].values.tolist() == [
+        [1, "nopage"], [1, "fault_retry"], [1, "fault_retry_v57"],
+        [2, "nopage"], [2, "fault_retry"], [2, "fault_retry_v57"]]
+    assert df["p99_ns"].tolist()[:2] == [10, 20] and df["p99_ns"].tolist()[3:5] == [20, 40]
+    assert df["writer_ops_per_s"].tolist()[1:3] == [2.0, 3.0]
+    assert df["scale"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert "writer_ops_per_s_fault_retry" not in df.columns
+
+
+def test_papermill_run_checks_injected_parameters(tmp_path):
+    """Run by papermill itself (not vmlab report), the notebook's check_parameters() cell
+    stops a list given as a string with one line, before anything computes with it."""
+    import papermill as pm
+
+    nb = _notebook(tmp_path / "01_pm.ipynb", "RATES_HZ = [1_000, 10_000]\nIO_NS = 70_000",
+                   "from vmlab.notebook import check_parameters, record\ncheck_parameters()\n"
+                   "record('io_type', type(IO_NS).__name__)\nrecord('n_rates', len(RATES_HZ))")
+    ok = tmp_path / "ok.ipynb"
+    pm.execute_notebook(str(nb), str(ok), parameters={"IO_NS": 8e6, "RATES_HZ": [1, 2, 3]},
+                        kernel_name="vmlab", progress_bar=False)
+    assert read_records(ok) == {"io_type": "int", "n_rates": 3}  # 8e6 became 8000000
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(nb), str(tmp_path / "bad.ipynb"),
+                            parameters={"RATES_HZ": "1000,10000"}, kernel_name="vmlab",
+                            progress_bar=False)
+    assert e.value.ename == "VmlabError"
+    assert e.value.evalue.startswith("papermill: parameter RATES_HZ must be a list of integers")
+    assert "-y 'NAME: [1, 2]'" in e.value.evalue
+    assert "n_rates" not in read_records(tmp_path / "bad.ipynb")

@@ -119,6 +119,26 @@ def test_shipped_option_only_with_datasets():
     assert ("shipped" in e.controls["source"].options) == has
 
 
-def test_explore_returns_the_widget():
-    w = explore(**SMALL)
-    assert isinstance(w, W.VBox)
+def test_explore_displays_the_widget_with_a_picture_for_static_pages():
+    import base64
+
+    e = explore(**SMALL)
+    assert isinstance(e, Explorer) and isinstance(e.widget, W.VBox)
+    data, _ = e._repr_mimebundle_()
+    # Jupyter renders the live widget; the offline report and other static views the PNG
+    assert "application/vnd.jupyter.widget-view+json" in data
+    png = base64.b64decode(data["image/png"])
+    assert png.startswith(PNG) and len(png) > 10_000
+    assert "<table" in data["text/html"]
+    assert f'src="data:image/png;base64,{data["image/png"]}"' in data["text/html"]
+
+
+def test_controls_read_in_natural_units(explorer):
+    io = explorer.controls["io_ns"]
+    labels = dict((v, k) for k, v in io.options)
+    assert labels[70_000] == "70.0 µs" and labels[8_000_000] == "8.00 ms"
+    assert io.label == "70.0 µs"  # the NVMe default, not 7.00e+4
+    assert dict((v, k) for k, v in explorer.controls["adversary_hz"].options)[100_000] == "100 kHz"
+    assert dict((v, k) for k, v in explorer.controls["n_records"].options)[1_000_000] == "1.00 M"
+    html = explorer.table.outputs[0]["data"]["text/html"]
+    assert "µs" in html and "e+0" not in html

@@ -10,18 +10,23 @@ import ast
 import inspect
 import json
 import math
+import os
 import sys
 import textwrap
 from pathlib import Path
 
 from .errors import VmlabError
 
+#: Name of the Jupyter kernel the notebooks declare.
+KERNEL_NAME = "vmlab"
+
 EPILOG = """\
 examples:
   vmlab trace convert ls.lackey ls.vmt          # valgrind lackey output -> native trace
   vmlab trace info ls.vmt                       # records, threads, distinct pages, VMAs
   vmlab trace synth zipf --n 1000000 --pages 100000 --alpha 1.0 -o zipf.vmt
-  vmlab run zipf.vmt --policy fault_retry --memory-fraction 0.1 --json
+  vmlab run zipf.vmt --policy nopage,fault_retry --memory-fraction 0.1,0.5
+  vmlab kernel install --user                   # the notebooks' kernel, for any Jupyter
   vmlab report --out report                     # every notebook -> report/index.html
 """
 
@@ -72,18 +77,23 @@ def _parser():
 
     # -- run -----------------------------------------------------------------------------
     r = sub.add_parser(
-        "run", help="replay a trace under one policy",
+        "run", help="replay a trace under policies and memory sizes (the matrix)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Replay TRACE under a fault-handler policy and print the summary.",
-        epilog="policies: " + ", ".join(_policy_names()))
+        description="Replay TRACE under every pair of --policy and memory size and print one "
+                    "row per pair: a table with units, or --csv / --json (one object per line).",
+        epilog="policies: " + ", ".join(_policy_names()) + "\n\nexample:\n"
+               "  vmlab run zipf.vmt --policy nopage,fault_retry --memory-fraction 0.1,0.5")
     r.add_argument("trace", help="trace file (any readable format)")
-    r.add_argument("--policy", default="nopage", help="policy preset (default nopage)")
+    r.add_argument("--policy", default="nopage",
+                   help="policy preset(s), comma-separated (default nopage)")
     r.add_argument("--backing", default="file",
                    help="backing of the VMAs inferred from the trace (file, anon, device, iomem, context)")
     g = r.add_mutually_exclusive_group()
-    g.add_argument("--memory-pages", type=int, default=None, help="page-cache frames (default unlimited)")
-    g.add_argument("--memory-fraction", type=float, default=None,
-                   help="page-cache frames as a fraction of the trace's distinct pages")
+    g.add_argument("--memory-pages", default=None, metavar="N[,N...]",
+                   help="page-cache frames, comma-separated (default unlimited)")
+    g.add_argument("--memory-fraction", default=None, metavar="F[,F...]",
+                   help="page-cache frames as fractions of the trace's distinct pages, "
+                        "comma-separated, each in (0, 1]")
     r.add_argument("--replacement", default="lru", help="lru, fifo or clock")
     r.add_argument("--fault-around-pages", type=int, default=1)
     r.add_argument("--io", default="nvme",
@@ -95,7 +105,31 @@ def _parser():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-records", action="store_true",
                    help="keep no per-fault records (summary only; for very long traces)")
-    r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    out = r.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="print every summary column as JSON, one object per pair and line")
+    out.add_argument("--csv", action="store_true",
+                     help="print every summary column as CSV, one row per pair")
+
+    # -- kernel --------------------------------------------------------------------------
+    kp = sub.add_parser("kernel", help="register the 'vmlab' Jupyter kernel",
+                        description="Manage the 'vmlab' Jupyter kernel: the notebooks declare it, "
+                                    "so that any Jupyter (JupyterLab, papermill) runs them with "
+                                    "the Python that has vmlab installed.")
+    ksub = kp.add_subparsers(dest="kernel_cmd", metavar="SUBCOMMAND")
+    ki = ksub.add_parser(
+        "install", help="register this Python as the 'vmlab' kernel",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Register this Python (the one running vmlab) as the Jupyter kernel 'vmlab'.
+            Default: inside this environment (sys.prefix), seen by the Jupyter installed here.
+            --user: in your home folder, seen by every Jupyter you run (another JupyterLab,
+            papermill in another environment). --prefix DIR: under DIR (a Jupyter
+            installed in the environment DIR)."""))
+    where = ki.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for every Jupyter of this user")
+    where.add_argument("--prefix", default=None, help="under this environment prefix")
+    ki.add_argument("--name", default=KERNEL_NAME, help=argparse.SUPPRESS)
 
     # -- report / batch ------------------------------------------------------------------
     rp = sub.add_parser("report", help="execute every notebook into an HTML report",
@@ -131,6 +165,13 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(argv)
+    except BrokenPipeError:
+        # `vmlab run ... | head`: the reader has gone; end quietly, as cat does.  Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe ended
     except VmlabError as e:
         print(f"vmlab: error: {e}", file=sys.stderr)
         return 2
@@ -164,6 +205,10 @@ def _main(argv):
         p.parse_args(["trace", "--help"])
     if a.cmd == "run":
         return _run(a)
+    if a.cmd == "kernel":
+        if a.kernel_cmd == "install":
+            return _kernel_install(a)
+        p.parse_args(["kernel", "--help"])
     return 0
 
 
@@ -255,13 +300,79 @@ def _synth(argv):
     return 0
 
 
-def _run(a):
-    from .simulation import simulate
-    from .engine.prepare import index_trace
-    from .model import HDD, NVME, Adversary, Scenario, poisson_signals
-    from .model.scenario import DEFAULT_HORIZON_NS
+def _kernel_install(a):
+    path = install_kernel(user=a.user, prefix=a.prefix, name=a.name)
+    print(f"installed the Jupyter kernel {a.name!r} (this Python: {sys.executable}) in {path}",
+          file=sys.stderr)
+    return 0
 
-    tr = _open_any(a.trace)
+
+def install_kernel(user=False, prefix=None, name=KERNEL_NAME):
+    """Register the running Python as Jupyter kernel ``name`` (what the notebooks declare).
+
+    Parameters
+    ----------
+    user : bool
+        In the user's Jupyter folder (every Jupyter of this user finds it).
+    prefix : path, optional
+        Under this environment prefix.  Default (neither): ``sys.prefix``, this environment.
+
+    Returns
+    -------
+    str
+        The folder of the kernelspec written.
+    """
+    from ipykernel.kernelspec import install
+
+    if not user and prefix is None:
+        prefix = sys.prefix
+    return install(user=user, prefix=prefix, kernel_name=name,
+                   display_name=f"vmlab (Python {sys.version_info.major}.{sys.version_info.minor})")
+
+
+def _list(text, what, convert):
+    """A comma-separated option as a list of values, or one line saying what was expected."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            out.append(convert(part))
+        except ValueError:
+            raise VmlabError(f"{what}: expected comma-separated values like 0.1,0.5, got "
+                             f"{part!r} in {text!r}") from None
+    return out
+
+
+#: Columns of ``vmlab run``'s terminal table: (summary key or None, header).
+RUN_COLUMNS = (("policy", "policy"), ("memory_pages", "memory"), ("n_faults", "faults"),
+               ("n_major", "major"), ("n_retries", "retries"),
+               ("fault_latency_ns_p50", "fault p50"), ("fault_latency_ns_p99", "fault p99"),
+               ("signal_latency_ns_p99", "signal p99"), ("lock_wait_ns_total", "lock wait"),
+               ("writer_ops_per_s", "writer ops"), ("elapsed_ns", "elapsed"),
+               ("livelock", "livelock"))
+
+
+def _run(a):
+    import vmlab
+    from .engine.prepare import index_trace
+    from .model import HDD, NVME, Adversary, Scenario, get_policy, poisson_signals
+    from .model.scenario import DEFAULT_HORIZON_NS
+    from .units import fmt_value
+
+    policies = _list(a.policy, "--policy", str)
+    for name in policies:
+        get_policy(name)  # an unknown name fails now, with the valid names
+    fractions = pages = None
+    if a.memory_fraction is not None:
+        fractions = _list(a.memory_fraction, "--memory-fraction", float)
+        for f in fractions:
+            if not 0 < f <= 1:
+                raise VmlabError(f"--memory-fraction must be in (0, 1], got {f:g}")
+    elif a.memory_pages is not None:
+        pages = _list(a.memory_pages, "--memory-pages", int)
+        for n in pages:
+            if n < 1:
+                raise VmlabError(f"--memory-pages must be at least 1, got {n}")
     if a.io == "nvme":
         io = NVME
     elif a.io == "hdd":
@@ -271,36 +382,62 @@ def _run(a):
             io = float(a.io)
         except ValueError:
             raise VmlabError(f"--io must be nvme, hdd or a number of ns, got {a.io!r}") from None
-    mem = a.memory_pages
-    if a.memory_fraction is not None:
-        if not 0 < a.memory_fraction <= 1:
-            raise VmlabError(f"--memory-fraction must be in (0, 1], got {a.memory_fraction}")
+    tr = _open_any(a.trace)
+    if fractions is not None:
         distinct = len(index_trace(tr).keys)
-        mem = max(1, int(round(a.memory_fraction * distinct)))
-    sc = Scenario(
-        tr, backing=a.backing, policy=a.policy, memory_pages=mem, replacement=a.replacement,
+        sizes = [(f, max(1, int(round(f * distinct)))) for f in fractions]
+    else:
+        sizes = [(None, n) for n in (pages or [None])]
+    base = Scenario(
+        tr, backing=a.backing, policy=policies[0], replacement=a.replacement,
         fault_around_pages=a.fault_around_pages,
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
         horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, seed=a.seed, records=not a.no_records,
     )
-    sc = sc.replace(costs=sc.costs.replace(io_ns=io))
-    res = simulate(sc)
-    if a.json:
-        print(json.dumps(_jsonable(res.summary)))
-    else:
-        w = max(len(k) for k in res.summary)
-        for k, v in res.summary.items():
-            print(f"{k:<{w}}  {_fmt(v)}")
+    base = base.replace(costs=base.costs.replace(io_ns=io))
+    rows = []
+    for fraction, mem in sizes:
+        sc = base.replace(memory_pages=mem)
+        for policy in policies:
+            summary = vmlab.simulate(sc, policy).summary
+            row = {"policy": summary["policy"], "memory_pages": mem}
+            if fractions is not None:
+                row["memory_fraction"] = fraction
+            row.update((k, v) for k, v in summary.items() if k != "policy")
+            rows.append(row)
+            if a.json:  # streamed: a long matrix shows its rows as they come
+                print(json.dumps(_jsonable(row)), flush=True)
+    if a.csv:
+        import csv
+
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(_jsonable(r) for r in rows)
+    elif not a.json:
+        head = [h for _, h in RUN_COLUMNS]
+        body = []
+        for row in rows:
+            cells = []
+            for key, _ in RUN_COLUMNS:
+                v = row.get(key)
+                if key == "memory_pages":
+                    cells.append("unlimited" if v is None else (
+                        f"{v:,} pages" + (f" ({row['memory_fraction']:g})" if fractions else "")))
+                elif key == "writer_ops_per_s":
+                    cells.append(fmt_value(key, v) if row["n_lock_w"] else "-")
+                elif key == "signal_latency_ns_p99":
+                    cells.append(fmt_value(key, v) if row["n_signals"] else "-")
+                else:
+                    cells.append(fmt_value(key, v) if key != "policy" else str(v))
+            body.append(cells)
+        widths = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
+        print(f"vmlab run {a.trace}: {len(tr):,} records, io {a.io}, {a.backing} backing")
+        print()
+        for cells in [head] + body:
+            print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                            for j, (c, w) in enumerate(zip(cells, widths))).rstrip())
     return 0
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:,.6g}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return str(v)
 
 
 def _jsonable(obj):

@@ -157,3 +157,143 @@ def parameters_of(notebook_path):
                         out[node.targets[0].id] = None
             return out
     return {}
+
+
+# -- parameter types ------------------------------------------------------------------------
+
+_HINT = ("give lists and dicts as Python literals: vmlab report/batch -p NAME '[1, 2]', "
+         "papermill -y 'NAME: [1, 2]' (papermill's -p passes strings and numbers only)")
+
+
+def _kind(default):
+    """What a parameter whose default is ``default`` accepts, in words."""
+    if isinstance(default, bool):
+        return "True or False"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, (list, tuple)):
+        inner = {_kind(v) for v in default}
+        if len(inner) == 1:
+            return f"a list of {inner.pop().replace('an ', '').replace('a ', '')}s"
+        return "a list"
+    if isinstance(default, dict):
+        return "a dict"
+    return type(default).__name__
+
+
+def _coerce(default, value):
+    """``value`` as the type of ``default``, or raise TypeError."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise TypeError
+    if isinstance(default, (int, float)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise TypeError
+        if isinstance(default, int):
+            if float(value).is_integer():  # 8e6 from a command line means 8,000,000
+                return int(value)
+            raise TypeError
+        return float(value)
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        kinds = {type(v) for v in default}
+        if len(default) and len(kinds) == 1:  # a homogeneous default: its elements' type
+            return [_coerce(default[0], v) for v in value]
+        return list(value)
+    if isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+        raise TypeError
+    return value
+
+
+def check_parameter(name, default, value, where="notebook"):
+    """``value`` for parameter ``name``, checked against the type of its ``default``.
+
+    Integers accept integral floats (``8e6``) and become ``int``; floats accept integers;
+    a list whose default holds one type needs elements of that type.  Anything else raises
+    one :class:`~vmlab.errors.VmlabError` line saying what was expected.
+    """
+    from .errors import VmlabError
+
+    try:
+        return _coerce(default, value)
+    except TypeError:
+        hint = f"; {_HINT}" if isinstance(default, (list, tuple, dict)) else ""
+        raise VmlabError(f"{where}: parameter {name} must be {_kind(default)} like its "
+                         f"default {default!r}, got {type(value).__name__} {value!r}"
+                         f"{hint}") from None
+
+
+def check_parameters_against(defaults, given, where="notebook"):
+    """Every value of ``given`` checked by :func:`check_parameter` against ``defaults``.
+
+    Returns
+    -------
+    dict
+        name -> the value to pass (integral floats made ``int`` where the default is).
+    """
+    return {k: check_parameter(k, defaults.get(k), v, where) if k in defaults else v
+            for k, v in given.items()}
+
+
+def _literal_assignments(src):
+    import ast
+
+    out = {}
+    try:
+        body = ast.parse(src).body
+    except SyntaxError:
+        return out
+    for node in body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                out[node.targets[0].id] = None
+    return out
+
+
+#: First line of the cell papermill injects after the ``parameters`` cell.
+PAPERMILL_INJECTED = "# Parameters"
+
+
+def check_parameters():
+    """In a notebook run by papermill: check the injected parameters against the defaults.
+
+    Call it in the cell right after the ``parameters`` cell.  When the cell before it is the
+    one papermill injected (its first line is ``# Parameters``), each injected value is
+    checked against the default of the same name in the ``parameters`` cell before that
+    (:func:`check_parameter`): a list passed with papermill's ``-p`` (a string) fails here
+    with one line, not deep inside a computation.  Values are converted in place (``8e6``
+    becomes ``8000000`` for an integer default).  Run interactively, it does nothing.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - outside IPython there is nothing to check
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    history = ip.user_ns.get("In") or []
+    if len(history) < 3 or not str(history[-2]).lstrip().startswith(PAPERMILL_INJECTED):
+        return
+    given = _literal_assignments(str(history[-2]))
+    defaults = _literal_assignments(str(history[-3]))
+    checked = check_parameters_against(defaults, {k: ip.user_ns[k] for k in given
+                                                  if k in ip.user_ns}, "papermill")
+    ip.user_ns.update(checked)

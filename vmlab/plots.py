@@ -109,11 +109,63 @@ def time_unit(ns):
 # -- shared helpers -----------------------------------------------------------------------
 
 def _axes(ax, figsize=(9, 4.2)):
+    """``ax``, or a new Axes; either way its figure gets a layout engine."""
     if ax is None:
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    _ensure_layout(ax.figure)
     return ax
+
+
+def _ensure_layout(fig):
+    """Give a user's figure (``plt.subplots()``) the constrained layout engine, so that a
+    legend or colour bar beside the axes takes room from the figure's margins and is never
+    cut off when saved; a figure that already has an engine keeps it."""
+    root = fig
+    while getattr(root, "figure", root) is not root:  # a SubFigure's figure is its parent
+        root = root.figure
+    try:
+        if root.get_layout_engine() is None:
+            root.set_layout_engine("constrained")
+    except (RuntimeError, AttributeError):  # an engine that cannot be changed: leave it
+        pass
+
+
+def _below_offset_pt(ax):
+    """How far below the axes (points) the x tick labels and the x label end."""
+    import matplotlib as mpl
+    from matplotlib.font_manager import FontProperties
+
+    def size(key):
+        return FontProperties(size=mpl.rcParams[key]).get_size_in_points()
+
+    fs = size("xtick.labelsize")
+    height = fs
+    for t in ax.get_xticklabels():  # slanted labels reach further down
+        rot = np.deg2rad(t.get_rotation() % 180)
+        chars = max((len(line) for line in t.get_text().split("\n")), default=0)
+        lines = t.get_text().count("\n") + 1
+        fsize = t.get_fontsize()
+        height = max(height, chars * 0.6 * fsize * abs(np.sin(rot)) + lines * 1.2 * fsize * abs(np.cos(rot)))
+    ticks = height + mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"]
+    label = size("axes.labelsize") * 1.2 + mpl.rcParams["axes.labelpad"]
+    return ticks + (label if ax.get_xlabel() else 0) + 4
+
+
+def _legend_below(ax, n_entries, max_chars):
+    """Keyword arguments placing a legend under the x label, centred, in as many columns
+    as fit: the data area keeps the axes' full width."""
+    from matplotlib.transforms import offset_copy
+
+    # columns that fit the figure's width ("small" text: about 5 pt a character, plus the
+    # handle and the gap between columns)
+    width_pt = ax.figure.get_figwidth() * 72 * min(0.95, ax.get_position().width * 1.15)
+    ncols = int(max(1, min(n_entries, 4, width_pt // (max_chars * 5.2 + 45))))
+    return dict(loc="upper center", ncols=ncols, frameon=False,
+                bbox_to_anchor=(0.5, 0),
+                bbox_transform=offset_copy(ax.transAxes, fig=ax.figure, y=-_below_offset_pt(ax),
+                                           units="points"))
 
 
 def _dress(ax, title, xlabel, ylabel, legend=None, legend_title=None, **legend_kw):
@@ -128,12 +180,13 @@ def _dress(ax, title, xlabel, ylabel, legend=None, legend_title=None, **legend_k
         legend_kw.setdefault("fontsize", "small")
         legend_kw.setdefault("framealpha", 0.9)
         legend_kw["title"] = legend_title
-        if "loc" not in legend_kw:  # outside, right: a legend never hides data
-            legend_kw.update(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
         if legend is True:
-            ax.legend(**legend_kw)
+            handles, labels = ax.get_legend_handles_labels()
         else:
-            ax.legend(handles=legend, **legend_kw)
+            handles, labels = legend, [h.get_label() for h in legend]
+        if "loc" not in legend_kw:  # below the axes: a legend never hides data or narrows it
+            legend_kw.update(_legend_below(ax, len(labels), max(map(len, labels), default=0)))
+        ax.legend(handles=handles, labels=labels, **legend_kw)
     return ax
 
 
@@ -237,6 +290,10 @@ def latency_cdf(results, metric="fault", ax=None, title=None, max_points=2000):
             x, y = np.quantile(v, p, method="inverted_cdf"), p
         else:
             x, y = v, np.arange(1, n + 1) / max(n, 1)
+        if len(x):
+            # the CDF is 0 left of the smallest value: a curve whose values are all equal
+            # (anon faults, a fixed cost) is then a visible step, not a single point
+            x, y = np.concatenate([[x[0]], x]), np.concatenate([[0.0], y])
         ls, label = _overlap_style(drawn, name, x / scale, y)
         label += "" if n else f" (no {metric}s)"
         ax.plot(x / scale, y, drawstyle="steps-post", color=policy_color(name), lw=1.8, ls=ls,
@@ -295,10 +352,13 @@ def percentile_bars(summary, metrics=("fault_latency_ns_p50", "fault_latency_ns_
     ax.set_yscale("log")
     ax.margins(y=0.15)
     lo, hi = ax.get_ylim()
-    ax.set_ylim(min(lo, floor / 2), hi)  # keep the "0" and "n/a" labels at the foot in view
+    top = np.nanmax(np.where(vals > 0, vals, np.nan)) / scale if np.isfinite(vals).any() and (vals > 0).any() else hi
+    # keep the "0" and "n/a" labels at the foot in view, and room above the highest bar for
+    # its value, written upward (a factor of 3 on the log axis)
+    ax.set_ylim(min(lo, floor / 2), max(hi, top * 3))
     _plain_log(ax.yaxis)
-    ax.set_xticks(np.arange(len(names)), [policy_label(p) for p in names], rotation=25,
-                  ha="right", fontsize="small")
+    ax.set_xticks(np.arange(len(names)), names, rotation=20 if len(names) > 3 else 0,
+                  ha="right" if len(names) > 3 else "center", fontsize="small")
     for tick, p in zip(ax.get_xticklabels(), names):
         tick.set_color(policy_color(p))
     handles = [Patch(facecolor="#999999", edgecolor="white", hatch=hatches[j % len(hatches)],
@@ -313,7 +373,8 @@ def percentile_bars(summary, metrics=("fault_latency_ns_p50", "fault_latency_ns_
 # -- time ---------------------------------------------------------------------------------
 
 def time_breakdown(results, ax=None, title=None, per="policy"):
-    """Stacked horizontal bars of where threads' time went (MODEL.md section 6).
+    """Stacked horizontal bars of where threads' time went (MODEL.md section 6); categories
+    no thread spent time in are left out (bars and legend).
 
     ``per="policy"``: one bar per policy, each category summed over its threads.
     ``per="thread"``: one bar per thread of a single Result; a bar's length is the thread's
@@ -326,7 +387,7 @@ def time_breakdown(results, ax=None, title=None, per="policy"):
     cols = list(TIME_CATEGORIES)
     if per == "policy":
         rows = pd.DataFrame([named[n].threads[cols].sum() for n in named])
-        labels = [policy_label(n) for n in named]
+        labels = list(named)  # the names alone: the notes would take the bars' room
         ylabel, what = "policy", "thread time, summed over threads"
     else:
         if len(named) != 1:
@@ -339,6 +400,8 @@ def time_breakdown(results, ax=None, title=None, per="policy"):
     y = np.arange(len(rows))[::-1]  # first row at the top
     left = np.zeros(len(rows))
     for c in cols:
+        if not (rows[c].to_numpy(dtype=float) > 0).any():
+            continue  # a category no thread spent time in has no bar and no legend entry
         w = rows[c].to_numpy(dtype=float) / scale
         lab, color = TIME_CATEGORIES[c]
         ax.barh(y, w, left=left, height=0.7, color=color, label=lab, gid=c)
@@ -346,7 +409,9 @@ def time_breakdown(results, ax=None, title=None, per="policy"):
     ax.set_yticks(y, labels, fontsize="small")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_axisbelow(True)
-    return _dress(ax, title or f"Where the time goes ({what})", f"{what} ({unit})", ylabel,
+    for tick, name in zip(ax.get_yticklabels(), list(named) if per == "policy" else []):
+        tick.set_color(policy_color(name))
+    return _dress(ax, title or "Where the time goes", f"{what} ({unit})", ylabel,
                   legend=True, legend_title="time category")
 
 
@@ -374,6 +439,131 @@ def series_over_time(results, column="retries", ax=None, title=None):
     ax.grid(True, alpha=0.3)
     return _dress(ax, title or f"{column.capitalize()} over time", f"simulated time ({unit})",
                   per, legend=True, legend_title="policy")
+
+
+def thread_series(result, column="faults", bins=120, ax=None, title=None, max_threads=64):
+    """Faults or retries of each thread over time: a row per thread, a column per time bin,
+    coloured by the count (perf's per-thread view: the rows show who stalls and when).
+
+    From ``result.faults`` (needs per-fault records): a fault counts in the bin of its first
+    attempt; ``column="retries"`` weighs it by its retries.  The first ``max_threads``
+    threads (by index) get rows.
+    """
+    from matplotlib.colors import LogNorm
+
+    if column not in ("faults", "retries"):
+        raise ValueError(f"column must be 'faults' or 'retries', got {column!r}")
+    if not result.scenario.records:
+        raise ValueError("thread_series needs per-fault records (a Scenario with records=True)")
+    ax = _axes(ax, figsize=(9, 4.2))
+    f = result.faults
+    end = max(int(result.summary["elapsed_ns"]), 1)
+    threads = np.sort(result.threads["thread"].to_numpy())[:max_threads]
+    tid_of = dict(zip(result.threads["thread"], result.threads["tid"]))
+    unit, scale = time_unit(end)
+    weights = None if column == "faults" else f["retries"].to_numpy(dtype=float)
+    sel = np.isin(f["thread"].to_numpy(), threads)
+    row = np.searchsorted(threads, f["thread"].to_numpy()[sel])
+    H, _, _ = np.histogram2d(f["start_ns"].to_numpy(dtype=float)[sel], row,
+                             bins=(bins, len(threads)),
+                             range=((0, end), (-0.5, len(threads) - 0.5)),
+                             weights=None if weights is None else weights[sel])
+    img = ax.imshow(np.ma.masked_equal(H.T, 0), origin="lower", aspect="auto", cmap="viridis",
+                    norm=LogNorm(vmin=1, vmax=max(H.max(), 2)), interpolation="nearest",
+                    extent=(0, end / scale, -0.5, len(threads) - 0.5))
+    step = max(1, len(threads) // 16)
+    ax.set_yticks(np.arange(0, len(threads), step),
+                  [f"tid {tid_of.get(t, t)}" for t in threads[::step]], fontsize="small")
+    bin_w = end / bins
+    bu, bs = time_unit(bin_w)
+    cb = ax.figure.colorbar(img, ax=ax)
+    cb.set_label(f"{column} per {_num(bin_w / bs)} {bu} bin (log colour)")
+    more = f", first {len(threads)} threads" if len(result.threads) > len(threads) else ""
+    return _dress(ax, title or f"{column.capitalize()} of each thread over time under "
+                               f"{result.policy_name}{more}",
+                  f"simulated time ({unit})", "thread")
+
+
+def fault_heatmap(result, column="retries", time_bins=120, addr_bins=100, ax=None, title=None):
+    """Where and when faults retry: an address x time heatmap of one run (DAMON's picture,
+    for the fault path), from ``result.faults`` (needs per-fault records).
+
+    Each fault counts at its first attempt's time and its page; ``column="retries"`` weighs
+    it by its retries (under an ``fadvise`` adversary, the victims' refaults of pages
+    evicted under them), ``"faults"`` counts faults.  The page axis is the run's distinct
+    faulting pages in address order (gaps between mappings cut out), ticked at each VMA's
+    first faulting page.
+    """
+    from matplotlib.colors import LogNorm
+
+    if column not in ("faults", "retries"):
+        raise ValueError(f"column must be 'faults' or 'retries', got {column!r}")
+    if not result.scenario.records:
+        raise ValueError("fault_heatmap needs per-fault records (a Scenario with records=True)")
+    ax = _axes(ax, figsize=(9, 4.5))
+    f = result.faults
+    end = max(int(result.summary["elapsed_ns"]), 1)
+    key = (f["asid"].to_numpy().astype(np.uint64) << np.uint64(52)) | \
+        f["vpn"].to_numpy().astype(np.uint64)
+    pages, rank = np.unique(key, return_inverse=True)
+    n_pages = max(len(pages), 1)
+    w = None if column == "faults" else f["retries"].to_numpy(dtype=float)
+    H, _, _ = np.histogram2d(f["start_ns"].to_numpy(dtype=float), rank,
+                             bins=(time_bins, min(addr_bins, n_pages)),
+                             range=((0, end), (-0.5, n_pages - 0.5)), weights=w)
+    unit, scale = time_unit(end)
+    img = ax.imshow(np.ma.masked_equal(H.T, 0), origin="lower", aspect="auto", cmap="magma_r",
+                    norm=LogNorm(vmin=1, vmax=max(H.max(), 2)), interpolation="nearest",
+                    extent=(0, end / scale, -0.5, n_pages - 0.5))
+    vma = f["vma_name"].astype(str).to_numpy()
+    first = {}
+    for r_, v in zip(rank.tolist(), vma):
+        first[v] = min(first.get(v, r_), r_)
+    ticks = sorted((r_, v) for v, r_ in first.items())[:12]
+    ax.set_yticks([t for t, _ in ticks], [v for _, v in ticks], fontsize="x-small")
+    cb = ax.figure.colorbar(img, ax=ax)
+    cb.set_label(f"{column} per cell (log colour)")
+    what = {"retries": "Retries (refaults)", "faults": "Faults"}[column]
+    n_adv = int(result.summary.get("n_adversary_evictions") or 0)
+    extra = f"\n({n_adv:,} pages evicted by the adversary in all)" if n_adv else ""
+    return _dress(ax, title or f"{what} by page and time under {result.policy_name}{extra}",
+                  f"simulated time of the first attempt ({unit})",
+                  f"faulting page ({len(pages):,}, by address)")
+
+
+def faults_per_vma(results, ax=None, title=None):
+    """Faults per VMA: a group of horizontal bars per VMA, one bar per policy in its colour,
+    the major faults solid and the minor ones hatched."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
+    ax = _axes(ax, figsize=(9, 4.2))
+    named = _named(results)
+    tables = {}
+    for name, r in named.items():
+        if not r.scenario.records:
+            raise ValueError("faults_per_vma needs per-fault records (a Scenario with records=True)")
+        f = r.faults
+        g = f.groupby(f["vma_name"].astype(str), sort=False)["major"]
+        tables[name] = pd.DataFrame({"major": g.sum(), "all": g.size()})
+    vmas = list(dict.fromkeys(v for t in tables.values() for v in t.index))
+    height = 0.8 / max(len(named), 1)
+    for j, (name, t) in enumerate(tables.items()):
+        t = t.reindex(vmas, fill_value=0)
+        y = np.arange(len(vmas))[::-1] + 0.4 - height * (j + 0.5)
+        color = policy_color(name)
+        ax.barh(y, t["major"], height * 0.9, color=color, gid=f"{name}:major")
+        ax.barh(y, t["all"] - t["major"], height * 0.9, left=t["major"], color="white",
+                edgecolor=color, hatch="///", gid=f"{name}:minor")
+    ax.set_yticks(np.arange(len(vmas))[::-1], vmas, fontsize="small")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
+    handles = [Patch(color=policy_color(p), label=policy_label(p)) for p in named]
+    handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="///",
+                         label="minor faults (hatched; solid: major)"))
+    return _dress(ax, title or "Faults per VMA", "faults", "VMA", legend=handles,
+                  legend_title="policy")
 
 
 # -- sweeps -------------------------------------------------------------------------------
@@ -413,7 +603,12 @@ def sweep_heatmap(df, x, y, value, ax=None, title=None, log=False, fmt=None):
             ax.text(j, i, fmt.format(v) if fmt else _num(v), ha="center", va="center",
                     fontsize="small",
                     color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
-    ax.set_xticks(np.arange(len(xs)), [_tick(v, x) for v in xs])
+    xlabels = [_tick(v, x) for v in xs]
+    ax.set_xticks(np.arange(len(xs)), xlabels)
+    if sum(len(t) + 2 for t in xlabels) > 60:  # crowded: slant them rather than overlap
+        ax.tick_params(axis="x", labelrotation=30)
+        for t in ax.get_xticklabels():
+            t.set_horizontalalignment("right")
     ax.set_yticks(np.arange(len(ys)), [_tick(v, y) for v in ys])
     name = _pretty(value) + (f" ({unit})" if timed else "") + (", log colour" if log else "")
     cb = ax.figure.colorbar(mesh, ax=ax)
@@ -424,9 +619,22 @@ def sweep_heatmap(df, x, y, value, ax=None, title=None, log=False, fmt=None):
 
 
 def _tick(v, key):
+    """A tick label for value ``v`` of column ``key``: in its unit and short (``1 MHz``,
+    ``70 µs``, ``100 k``), so neighbouring labels do not run into each other."""
     if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-        return _fmt_ns(v) if _is_time(key) and v > 0 else _num(v)
+        if _is_time(key):
+            return _fmt_ns(v) if v > 0 else "0"
+        return short_value(key, v)
     return str(v)
+
+
+def short_value(key, v):
+    """:func:`vmlab.units.fmt_value` without the zeros that carry nothing (``1 MHz``)."""
+    import re
+
+    from .units import fmt_value
+
+    return re.sub(r"\.0+(?=\D|$)|(\.\d*?[1-9])0+(?=\D|$)", r"\1", fmt_value(key, v))
 
 
 def crossover_points(df, x, y, a, b):
@@ -477,8 +685,10 @@ def crossover(df, x="touched_fraction", y="total_ns", ax=None, title=None):
         # hollow: visible on any line, the black remap_pfn_range one included
         ax.plot([xc], [yc], marker="D", ms=8, mfc="white", mec="black", mew=1.5, ls="none",
                 zorder=5, gid="crossover", label=None if k else "crossover")
-        # staggered below the point so close crossings do not write over each other
-        ax.annotate(f"{_num(xc)}", (xc, yc), xytext=(6, -16 - 13 * (k % 4)),
+        # above and left of the point, where neither curve is (the lazy curve is below the
+        # eager one before the crossing, above it after); staggered upward so close
+        # crossings do not write over each other
+        ax.annotate(f"{_num(xc)}", (xc, yc), xytext=(-8, 12 + 13 * (k % 4)), ha="right",
                     textcoords="offset points", fontsize="small", gid="crossover-label",
                     arrowprops=dict(arrowstyle="-", color="#888888", lw=0.6),
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
@@ -551,8 +761,7 @@ def lock_timeline(result, t0_ns=None, t1_ns=None, ax=None, title=None, max_threa
                      label="waiting for mmap_sem")]
     more = f", {len(shown)} of {len(threads)} threads" if len(threads) > len(shown) else ""
     return _dress(ax, title or f"mmap_sem timeline under {result.policy_name}{more}",
-                  f"simulated time ({unit})", "thread", legend=handles, loc="upper left",
-                  bbox_to_anchor=(0, -0.15), ncols=3, frameon=False)
+                  f"simulated time ({unit})", "thread", legend=handles)
 
 
 # -- traces -------------------------------------------------------------------------------

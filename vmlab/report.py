@@ -37,12 +37,22 @@ import time
 from pathlib import Path
 
 from .errors import VmlabError
-from .notebook import RECORD_MIME, parameters_of, read_records
+from .notebook import RECORD_MIME, check_parameters_against, parameters_of, read_records
+from .units import fmt_value
 
 #: The notebooks folder of a source checkout (``<repo>/notebooks``).
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-#: Kernel the notebooks run in.
-KERNEL = "python3"
+#: Kernel the notebooks run in (``vmlab kernel install`` registers it; ``make`` does too).
+KERNEL = "vmlab"
+#: nbconvert template of the notebooks' HTML pages: JupyterLab's, loading nothing from the
+#: network (``vmlab/templates/vmlab_offline``).
+HTML_TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Output MIME types a page without the widget manager cannot show; removed from the HTML
+#: (an output that has them also carries a picture or text, which is shown instead).
+WIDGET_MIMES = ("application/vnd.jupyter.widget-view+json",
+                "application/vnd.jupyter.widget-state+json")
+#: Name under which a notebook records its one-line finding for the index.
+FINDING = "finding"
 
 #: Bigger sizes for ``preset="large"``: each applies to the notebooks that declare it.
 LARGE_PRESET = {
@@ -158,7 +168,7 @@ def plan_parameters(paths, parameters=None, preset="default"):
                 raise VmlabError(f"notebook {stem} does not declare parameter {k!r}; it "
                                  f"declares: {', '.join(d) or 'none'}")
             given[k] = v
-        plan[stem] = given
+        plan[stem] = check_parameters_against(d, given, f"notebook {stem}")
     return plan
 
 
@@ -177,16 +187,63 @@ def _error_of(exc):
 
 
 def _html_of(nb_path, html_path):
+    """Render an executed notebook to a page that loads nothing from the network."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(nb_path), as_version=4)
-    # the recorded numbers are in the index; their invisible outputs need no rendering
+    nb.metadata.pop("widgets", None)  # no widget manager offline: no state to load
     for cell in nb.cells:
-        if "outputs" in cell:
-            cell.outputs = [o for o in cell.outputs if RECORD_MIME not in o.get("data", {})]
-    body, _ = HTMLExporter().from_notebook_node(nb)
+        if "outputs" not in cell:
+            continue
+        kept = []
+        # the recorded numbers are in the index; their invisible outputs need no rendering
+        for o in cell.outputs:
+            data = o.get("data", {})
+            if RECORD_MIME in data:
+                continue
+            for m in WIDGET_MIMES:
+                data.pop(m, None)
+            if "data" in o and not data:
+                continue
+            kept.append(o)
+        cell.outputs = kept
+    exporter = HTMLExporter(template_name="vmlab_offline",
+                            extra_template_basedirs=[str(HTML_TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nb)
     Path(html_path).write_text(body, encoding="utf-8")
+
+
+def thumbnail_of(nb_path, width_px=360):
+    """A small PNG (bytes) of an executed notebook's figure, for the index; None if none.
+
+    The figure is the first image of a cell tagged ``thumbnail``, else the notebook's first
+    image.
+    """
+    import base64
+    import io
+
+    from PIL import Image
+
+    nb = json.loads(Path(nb_path).read_text(encoding="utf-8"))
+    tagged, first = None, None
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []) or []:
+            png = (o.get("data") or {}).get("image/png")
+            if not png:
+                continue
+            png = "".join(png) if isinstance(png, list) else png
+            first = first or png
+            if "thumbnail" in (cell.get("metadata") or {}).get("tags", []):
+                tagged = tagged or png
+    png = tagged or first
+    if png is None:
+        return None
+    img = Image.open(io.BytesIO(base64.b64decode(png)))
+    img.thumbnail((width_px, width_px * 2))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 def execute_notebook(path, out_path, parameters=None, kernel=KERNEL, html_path=None,
@@ -234,16 +291,22 @@ def execute_notebook(path, out_path, parameters=None, kernel=KERNEL, html_path=N
             records = read_records(out_path)
         except Exception as e:  # pragma: no cover - a corrupt output notebook
             status, error = "failed", error or f"cannot read the executed notebook: {e}"
-    html_out = ""
+    html_out, thumb = "", ""
     if html_path is not None and out_path.exists():
         try:
             _html_of(out_path, html_path)
             html_out = str(html_path)
+            png = thumbnail_of(out_path)
+            if png:
+                thumb_path = Path(html_path).with_suffix(".png")
+                thumb_path.write_bytes(png)
+                thumb = str(thumb_path)
         except Exception as e:  # pragma: no cover - nbconvert trouble
             error = error or f"HTML rendering failed: {_error_of(e)}"
     return {"name": path.stem, "status": status, "error": error, "runtime_s": runtime,
             "records": records, "parameters": dict(parameters or {}),
-            "ipynb": str(out_path) if out_path.exists() else "", "html": html_out}
+            "ipynb": str(out_path) if out_path.exists() else "", "html": html_out,
+            "thumbnail": thumb}
 
 
 def _check_kernel(kernel):
@@ -253,8 +316,8 @@ def _check_kernel(kernel):
         KernelSpecManager().get_kernel_spec(kernel)
     except NoSuchKernel:
         raise VmlabError(
-            f"no Jupyter kernel named {kernel!r}; register one for this Python with "
-            f"'{sys.executable} -m ipykernel install --sys-prefix --name {kernel}'") from None
+            f"no Jupyter kernel named {kernel!r}; register this Python as it with "
+            f"'vmlab kernel install' (or '{sys.executable} -m vmlab.cli kernel install')") from None
 
 
 def _pool(jobs, n):
@@ -317,7 +380,8 @@ def run_report(out_dir="report", parameters=None, preset="default", jobs=None, n
                 r = f.result()
             except Exception as e:  # the worker process itself died
                 r = {"name": p.stem, "status": "failed", "error": _error_of(e), "runtime_s": math.nan,
-                     "records": {}, "parameters": plan[p.stem], "ipynb": "", "html": ""}
+                     "records": {}, "parameters": plan[p.stem], "ipynb": "", "html": "",
+                     "thumbnail": ""}
             results[p.stem] = r
             if r["status"] == "ok":
                 _log(f"{p.stem} finished in {r['runtime_s']:.1f} s: ok, "
@@ -341,28 +405,10 @@ def _portable(summary):
     """``summary`` with paths relative to the output folder (for report.json)."""
     s = json.loads(json.dumps(summary, default=str))
     for r in s["notebooks"].values():
-        for k in ("ipynb", "html"):
-            if r[k]:
+        for k in ("ipynb", "html", "thumbnail"):
+            if r.get(k):
                 r[k] = Path(r[k]).name
     return s
-
-
-def _fmt(v):
-    if isinstance(v, bool) or v is None:
-        return "n/a" if v is None else str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
-            return f"{v:.4g}"
-        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    if isinstance(v, dict):
-        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return ", ".join(_fmt(x) for x in v)
-    return str(v)
 
 
 _CSS = """
@@ -372,6 +418,11 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; max-width: 100%; }
+td.thumb img { width: 240px; height: auto; border: 1px solid #ddd; }
+td.finding { max-width: 28em; }
+td.params { max-width: 16em; }
+td.params code { white-space: normal; overflow-wrap: anywhere; }
 .ok { color: #117733; font-weight: 600; }
 .failed { color: #c00; font-weight: 600; }
 .err { color: #c00; font-family: monospace; white-space: pre-wrap; }
@@ -390,16 +441,26 @@ def render_index(summary):
         link = (f'<a href="{e(Path(r["html"]).name)}">{e(name)}</a>' if r["html"] else e(name))
         nb_link = f' (<a href="{e(Path(r["ipynb"]).name)}">ipynb</a>)' if r["ipynb"] else ""
         params = ", ".join(f"{k}={v!r}" for k, v in r["parameters"].items()) or "defaults"
+        thumb = ""
+        if r.get("thumbnail"):
+            img = f'<img src="{e(Path(r["thumbnail"]).name)}" alt="a figure of {e(name)}">'
+            thumb = f'<a href="{e(Path(r["html"]).name)}">{img}</a>' if r["html"] else img
+        finding = r["records"].get(FINDING, "")
         rows.append(
-            f'<tr><td>{link}{nb_link}</td><td class="{e(r["status"])}">{e(r["status"])}</td>'
+            f'<tr><td>{link}{nb_link}</td><td class="thumb">{thumb}</td>'
+            f'<td class="finding">{e(str(finding))}</td>'
+            f'<td class="{e(r["status"])}">{e(r["status"])}</td>'
             f'<td class="num">{r["runtime_s"]:.1f} s</td><td class="num">{len(r["records"])}</td>'
-            f'<td><code>{e(params)}</code></td><td class="err">{e(r["error"])}</td></tr>')
+            f'<td class="params"><code>{e(params)}</code></td><td class="err">{e(r["error"])}</td></tr>')
     sections = []
     for name, r in nbs.items():
-        if r["records"]:
-            body = "".join(f'<tr><td><code>{e(k)}</code></td><td class="num">{e(_fmt(v))}</td></tr>'
-                           for k, v in r["records"].items())
-            table = f"<table><tr><th>recorded number</th><th>value</th></tr>{body}</table>"
+        numbers = {k: v for k, v in r["records"].items() if k != FINDING}
+        if numbers:
+            body = "".join(f'<tr><td><code>{e(k)}</code></td>'
+                           f'<td class="num">{e(fmt_value(k, v))}</td></tr>'
+                           for k, v in numbers.items())
+            table = (f'<div class="scroll"><table><tr><th>recorded number</th><th>value</th></tr>'
+                     f'{body}</table></div>')
         else:
             table = "<p>No numbers recorded.</p>"
         status = (f'<span class="{e(r["status"])}">{e(r["status"])}</span>, '
@@ -418,10 +479,10 @@ preset <code>{e(summary.get('preset', 'default'))}</code>, {e(when)}.
 Each notebook's HTML rendering is linked; the numbers below are those it recorded with
 <code>vmlab.notebook.record()</code>.</p>
 <h2>Notebooks</h2>
-<table><tr><th>notebook</th><th>status</th><th>runtime</th><th>numbers</th>
-<th>parameters</th><th>error</th></tr>
+<div class="scroll"><table><tr><th>notebook</th><th>figure</th><th>finding</th><th>status</th>
+<th>runtime</th><th>numbers</th><th>parameters</th><th>error</th></tr>
 {''.join(rows)}
-</table>
+</table></div>
 <h2>Recorded numbers</h2>
 {''.join(sections)}
 </body></html>
@@ -443,6 +504,43 @@ def _flatten(records):
         else:
             out[k] = v
     return out
+
+
+def _policy_of(name, policies):
+    """``(base, policy)`` when record ``name`` ends in ``_<policy>``, else None."""
+    for p in sorted(policies, key=len, reverse=True):  # fault_retry_v57 before fault_retry
+        if name.endswith("_" + p) and len(name) > len(p) + 1:
+            return name[: -len(p) - 1], p
+    return None
+
+
+def _long_rows(point, status, records):
+    """One batch point's rows: one per policy the recorded numbers name.
+
+    A record whose value is a dict keyed by policy names (``{"nopage": 202.4, ...}``) or
+    whose name ends in a policy's name (``writer_ops_per_s_nopage``) goes to that policy's
+    row under its base name (``writer_ops_per_s``); every other record (flattened: dicts as
+    ``name.key``, lists as JSON) is repeated on each row of the point.
+    """
+    from .model.policies import PRESETS as POLICY_PRESETS
+
+    policies = list(POLICY_PRESETS)
+    shared, per = {}, {}
+    for k, v in records.items():
+        if isinstance(v, dict) and v and all(p in policies for p in v):
+            for p, x in v.items():
+                per.setdefault(p, {})[k] = json.dumps(x) if isinstance(x, (list, dict)) else x
+            continue
+        hit = _policy_of(k, policies)
+        if hit and not isinstance(v, (list, dict)):
+            per.setdefault(hit[1], {})[hit[0]] = v
+            continue
+        shared.update(_flatten({k: v}))
+    base = {**point, **status}
+    if not per:
+        return [{**base, **shared}]
+    order = [p for p in policies if p in per]
+    return [{**point, "policy": p, **status, **shared, **per[p]} for p in order]
 
 
 def _resolve_notebook(notebook, notebooks_dir=None):
@@ -477,9 +575,11 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
     Returns
     -------
     DataFrame
-        One row per grid point, in grid order: the grid's parameters, then ``status``,
-        ``runtime_s``, ``error`` and the recorded numbers (dicts flattened as
-        ``name.key``, lists as JSON).
+        Long format, the shape pandas and seaborn group by: one row per grid point and
+        policy, in grid order: the grid's parameters, ``policy``, then ``status``,
+        ``runtime_s``, ``error`` and the recorded numbers (see :func:`_long_rows`).  A
+        notebook that records nothing per policy gives one row per point and no ``policy``
+        column.
     """
     import pandas as pd
 
@@ -503,6 +603,10 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
                          f"declares: {', '.join(declared) or 'none'}")
     if not grid or any(len(v) == 0 for v in grid.values()):
         raise VmlabError("the grid needs at least one parameter with at least one value")
+    where = f"notebook {path.stem}"
+    fixed = check_parameters_against(declared, fixed, where)
+    grid = {k: [check_parameters_against(declared, {k: v}, where)[k] for v in vals]
+            for k, vals in grid.items()}
     _check_kernel(kernel)
     keys = list(grid)
     points = [dict(zip(keys, vals)) for vals in itertools.product(*grid.values())]
@@ -525,11 +629,9 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
                 except Exception as e:
                     r = {"status": "failed", "error": _error_of(e), "runtime_s": math.nan,
                          "records": {}}
-                row = dict(points[i])
-                row.update({"status": r["status"], "runtime_s": r["runtime_s"],
-                            "error": r["error"]})
-                row.update(_flatten(r["records"]))
-                rows[i] = row
+                rows[i] = _long_rows(points[i], {"status": r["status"],
+                                                 "runtime_s": r["runtime_s"],
+                                                 "error": r["error"]}, r["records"])
                 label = ", ".join(f"{k}={v!r}" for k, v in points[i].items())
                 if r["status"] == "ok":
                     _log(f"batch: point {i + 1}/{len(points)} ({label}) done in {r['runtime_s']:.1f} s")
@@ -538,7 +640,7 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
     finally:
         if not keep_dir:
             shutil.rmtree(work, ignore_errors=True)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([row for point_rows in rows for row in point_rows])
     for k in keys:  # list-valued parameters do not fit a table cell
         if df[k].map(lambda v: isinstance(v, (list, dict))).any():
             df[k] = df[k].map(json.dumps)

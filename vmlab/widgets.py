@@ -25,6 +25,7 @@ from .model import Adversary, Costs, LogNormal, POLICY_ORDER, Scenario, poisson_
 from .model.costs import NVME
 from .model.scenario import min_memory_pages
 from .trace import synth
+from .units import fmt_count, fmt_ns, fmt_value, format_table, label_of
 
 #: Columns of the summary table, in order.
 TABLE_COLUMNS = ("policy", "n_faults", "n_major", "n_retries", "n_wasted_io",
@@ -37,6 +38,9 @@ RATES_HZ = (0, 1, 10, 100, 1_000, 10_000, 100_000)
 N_RECORDS = (1_000, 10_000, 100_000, 1_000_000)
 PAGES = (100, 1_000, 20_000, 100_000, 1_000_000)
 HORIZONS_S = (0.1, 1.0, 10.0, 60.0, 600.0)
+#: Median I/O times offered (ns): from a fast SSD's 10 µs to a disk's seek and beyond.
+IO_NS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 70_000, 100_000, 200_000, 500_000,
+         1_000_000, 2_000_000, 5_000_000, 8_000_000, 10_000_000, 20_000_000, 30_000_000)
 #: p99/median of the default NVMe I/O time, kept when the slider moves the median.
 _IO_SPREAD = NVME.p99_ns / NVME.median_ns
 
@@ -53,6 +57,15 @@ def _shipped():
 def _with(options, value):
     """Slider options including ``value`` (so any initial value is accepted)."""
     return sorted(set(options) | {value})
+
+
+def _labelled(options, value, fmt):
+    """``(label, value)`` slider options including ``value``, labels in natural units."""
+    return [(fmt(v), v) for v in _with(options, value)]
+
+
+def _hz(v):
+    return "off" if not v else fmt_value("rate_hz", v)
 
 
 def _generator_kwargs(name, n_records, threads, pages, seed):
@@ -105,16 +118,18 @@ class Explorer:
             (["shipped"] if ds else []) + ["file"]
         gens = [g for g in synth.GENERATORS if _generator_kwargs(g, 1, 1, 1, 0) is not None]
         names = [getattr(d, "name", d) for d in ds.list_shipped()] if ds else []
+        # sliders shrink with the page (a narrow JupyterLab panel, the file browser open)
+        # instead of pushing their readouts out of view
         slider = dict(continuous_update=False, style={"description_width": "initial"},
-                      layout=W.Layout(width="340px"))
+                      layout=W.Layout(width="340px", max_width="100%"))
         c = self.controls = {
             "source": W.ToggleButtons(options=sources, value=source or sources[0],
                                       description="trace"),
             "generator": W.Dropdown(options=gens, value=generator, description="generator"),
-            "n_records": W.SelectionSlider(options=_with(N_RECORDS, n_records),
+            "n_records": W.SelectionSlider(options=_labelled(N_RECORDS, n_records, fmt_count),
                                            value=n_records, description="records", **slider),
             "threads": W.IntSlider(value=threads, min=1, max=16, description="threads", **slider),
-            "pages": W.SelectionSlider(options=_with(PAGES, pages),
+            "pages": W.SelectionSlider(options=_labelled(PAGES, pages, fmt_count),
                                        value=pages, description="file pages", **slider),
             "seed": W.IntText(value=seed, description="seed", layout=W.Layout(width="160px")),
             "shipped": W.Dropdown(options=names, value=shipped or (names[0] if names else None),
@@ -125,32 +140,35 @@ class Explorer:
                                          rows=len(POLICY_ORDER), description="policies"),
             "backing": W.Dropdown(options=["file", "anon", "device", "iomem", "context"],
                                   value=backing, description="backing"),
-            "io_ns": W.FloatLogSlider(value=io_ns, base=10, min=3, max=7.5, step=0.05,
-                                      description="I/O median (ns)", readout_format=".3g",
-                                      **slider),
-            "signal_hz": W.SelectionSlider(options=_with(RATES_HZ, signal_hz), value=signal_hz,
-                                           description="signals (Hz/thread)", **slider),
+            "io_ns": W.SelectionSlider(options=_labelled(IO_NS, io_ns, fmt_ns), value=io_ns,
+                                       description="I/O median", **slider),
+            "signal_hz": W.SelectionSlider(options=_labelled(RATES_HZ, signal_hz, _hz),
+                                           value=signal_hz,
+                                           description="signals per thread", **slider),
             "memory_fraction": W.FloatSlider(value=memory_fraction, min=0.05, max=1.0,
                                              step=0.05, description="memory (× distinct pages)",
                                              **slider),
-            "adversary_hz": W.SelectionSlider(options=_with(RATES_HZ, adversary_hz),
+            "adversary_hz": W.SelectionSlider(options=_labelled(RATES_HZ, adversary_hz, _hz),
                                               value=adversary_hz,
-                                              description="fadvise adversary (Hz)", **slider),
-            "horizon_s": W.SelectionSlider(options=_with(HORIZONS_S, horizon_s),
-                                           value=horizon_s, description="horizon (s)", **slider),
+                                              description="fadvise adversary", **slider),
+            "horizon_s": W.SelectionSlider(options=_labelled(HORIZONS_S, horizon_s,
+                                                             lambda v: fmt_ns(v * 1e9)),
+                                           value=horizon_s, description="horizon", **slider),
         }
         run_button = W.Button(description="Run", button_style="primary", icon="play")
         run_button.on_click(lambda _: self.update())
         self.status = W.HTML()
-        self.table = W.Output()
-        self.cdf_image = W.Image(format="png")
-        self.breakdown_image = W.Image(format="png")
+        self.table = W.Output(layout=W.Layout(overflow="auto", max_width="100%"))
+        self.cdf_image = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.breakdown_image = W.Image(format="png", layout=W.Layout(max_width="100%"))
         trace_box = W.VBox([c["source"], c["generator"], c["n_records"], c["threads"],
                             c["pages"], c["seed"], c["shipped"], c["path"]])
         knobs = W.VBox([c["backing"], c["io_ns"], c["signal_hz"], c["memory_fraction"],
                         c["adversary_hz"], c["horizon_s"], run_button])
+        # the three columns wrap onto new lines when the panel is too narrow for them
         self.widget = W.VBox([
-            W.HBox([trace_box, c["policies"], knobs]),
+            W.HBox([trace_box, c["policies"], knobs],
+                   layout=W.Layout(flex_flow="row wrap", width="100%")),
             self.status, self.table,
             self.cdf_image, self.breakdown_image,
         ])
@@ -263,13 +281,48 @@ class Explorer:
         return self.last_summary
 
     def _show_table(self):
-        shown = self.last_summary.set_index("policy").T
-        shown.index = [i.replace("_ns_", " (ns) ").replace("_ns", " (ns)").replace("_", " ")
-                       for i in shown.index]
-        html = shown.to_html(float_format=lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}")
+        numbers = self.last_summary.set_index("policy").T
+        shown = format_table(numbers, by="index")  # each row in its unit: 25.9 ms, 15.0 k/s
+        shown.index = [label_of(i) for i in shown.index]
+        html = shown.to_html()
         # set the Output's content directly: works headless too (no display() to a kernel)
         self.table.outputs = ({"output_type": "display_data", "metadata": {},
                                "data": {"text/html": html, "text/plain": shown.to_string()}},)
+
+    def snapshot_png(self, figsize=(13, 4.2), dpi=80):
+        """The explorer's two charts for its last run side by side, as PNG bytes (what the
+        HTML report shows in place of the live widget); None before a run."""
+        if not self.last_results:
+            return None
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize, layout="constrained")
+        left, right = fig.subplots(1, 2)
+        plots.latency_cdf(self.last_results, ax=left)
+        plots.time_breakdown(self.last_results, ax=right)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """The live widget for Jupyter, with a picture of the charts beside it for pages
+        that cannot run widgets (the offline HTML report, GitHub's notebook view)."""
+        import base64
+
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        data, meta = (bundle if isinstance(bundle, tuple) else (bundle, {}))
+        data = dict(data)
+        png = self.snapshot_png()
+        html = []
+        if png is not None:
+            data["image/png"] = base64.b64encode(png).decode("ascii")
+            html.append(f'<img alt="the explorer\'s charts" style="max-width:100%" '
+                        f'src="data:image/png;base64,{data["image/png"]}">')
+        if self.last_summary is not None:
+            html.append(format_table(self.last_summary.set_index("policy").T, by="index").to_html())
+        if html:  # what a static page shows: the charts, then the table
+            data["text/html"] = "\n".join(html)
+        return data, meta
 
     @staticmethod
     def _png(draw, figsize=(8.5, 3.8)):
@@ -283,5 +336,6 @@ class Explorer:
 
 
 def explore(**kwargs):
-    """The :class:`Explorer` widget, ready to display (``explore(generator="zipf")``)."""
-    return Explorer(**kwargs).widget
+    """An :class:`Explorer`, ready to display (``explore(generator="zipf")``): Jupyter shows
+    the live widget, a page without widgets a picture of its charts."""
+    return Explorer(**kwargs)
