@@ -5,13 +5,17 @@ against in the same process.
 
 1. The standard trace: 10^7 accesses, Zipf alpha 1.0 over 10^6 pages, one thread, one file
    VMA, memory_pages = 10% of the distinct pages, LRU, nopage: preparation, compile (first
-   call) and replay rate.
+   call) and replay rate, against a bare numba LRU loop over the same dense page ids (the
+   floor of any LRU replay: a linked list, a hit moves its page to the head, a miss evicts
+   the tail), as a percentage of that loop's rate.
 2. libCacheSim's LRU (PyPI package ``libcachesim``, benchmark-only) on the same page sequence:
    throughput ratio and identical miss count.
 3. The reference simulator on a prefix of the same trace: throughput ratio.
 4. Eight threads with signals at 1 kHz each, a LOCK_W loop thread and nopage_refault.
 5. A 16-point sweep on 2 workers against 1 worker.
 6. ``import vmlab`` plus a first small simulation in a fresh process (numba cache warm).
+7. A runaway run: 300 accesses under a 1e9 Hz Poisson signal storm (the default hour's
+   horizon would take days of wall time), stopped by the default event budget.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import vmlab  # noqa: E402
+from vmlab._numba import njit  # noqa: E402
 from vmlab.engine import index_trace  # noqa: E402
 from vmlab.trace import synth  # noqa: E402
 from vmlab.trace.build import interleave  # noqa: E402
@@ -48,20 +53,87 @@ def standard(n):
     return tr, sc, mem, t1 - t0, t2 - t1
 
 
-def bench_standard(n):
+@njit
+def bare_lru(ids, n_pages, capacity):
+    """Misses of an LRU cache of ``capacity`` over dense ids: the baseline loop."""
+    S = n_pages
+    prev = np.full(n_pages + 1, -1, np.int32)
+    nxt = np.full(n_pages + 1, -1, np.int32)
+    prev[S] = S
+    nxt[S] = S
+    n_res = 0
+    misses = 0
+    for i in range(ids.shape[0]):
+        p = ids[i]
+        if prev[p] >= 0:  # resident: move to the head
+            if nxt[S] != p:
+                a = prev[p]
+                b = nxt[p]
+                nxt[a] = b
+                prev[b] = a
+                h = nxt[S]
+                prev[p] = S
+                nxt[p] = h
+                nxt[S] = p
+                prev[h] = p
+            continue
+        misses += 1
+        if n_res >= capacity:  # evict the tail
+            v = prev[S]
+            a = prev[v]
+            nxt[a] = S
+            prev[S] = a
+            prev[v] = -1
+            nxt[v] = -1
+        else:
+            n_res += 1
+        h = nxt[S]
+        prev[p] = S
+        nxt[p] = h
+        nxt[S] = p
+        prev[h] = p
+    return misses
+
+
+def bench_bare(tr, mem, n_faults, repeat):
+    idx = index_trace(tr)
+    ids = idx.rec_page
+    bare_lru(ids[:10], len(idx.keys), mem)
+    rates = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        misses = bare_lru(ids, len(idx.keys), mem)
+        rates.append(len(ids) / (time.perf_counter() - t0))
+    return rates, misses
+
+
+def _range(xs, scale=1e6, unit=""):
+    lo, hi = min(xs) / scale, max(xs) / scale
+    return f"{lo:.1f}{unit}" if len(xs) == 1 else f"{lo:.1f}-{hi:.1f}{unit}"
+
+
+def bench_standard(n, repeat=1):
     tr, sc, mem, gen, index_s = standard(n)
     t0 = time.perf_counter()
     small = vmlab.Scenario(vmlab.Trace(np.array([BASE], np.uint64)),
                            vmas=[vmlab.Vma(BASE, BASE + 4096, "file")])
     vmlab.simulate(small, "nopage")
     first = time.perf_counter() - t0
-    r = vmlab.simulate(sc, "nopage")
-    rate = n / r.timing["kernel_s"]
+    rates = []
+    for _ in range(repeat):
+        r = vmlab.simulate(sc, "nopage")
+        rates.append(n / r.timing["kernel_s"])
+    rate = max(rates)
+    bare, misses = bench_bare(tr, mem, r.summary["n_faults"], repeat)
     print(f"[1] standard trace: {n:,} accesses, {mem * 10:,} distinct pages, memory {mem:,} pages")
     print(f"    generate {gen:.2f} s; one-off: trace index {index_s:.2f} s (page ids, thread order), "
           f"first call {first:.2f} s (compile, or load from the numba cache); per run: "
           f"prepare {r.timing['prepare_s']:.2f} s, replay {r.timing['kernel_s']:.2f} s")
-    print(f"    replay: {rate / 1e6:.1f} M accesses/s; faults {r.summary['n_faults']:,}")
+    print(f"    replay: {_range(rates)} M accesses/s; faults {r.summary['n_faults']:,}")
+    print(f"    bare numba LRU loop, same page ids: {_range(bare)} M accesses/s, misses {misses:,} "
+          f"(equal: {misses == r.summary['n_faults']}); engine = "
+          f"{_range([a / b for a, b in zip(rates, bare)], 0.01, '%')} of the bare loop "
+          f"(run by run)")
     return tr, sc, r, rate
 
 
@@ -116,7 +188,7 @@ def bench_reference(tr, rate, n_ref):
           f"standard-trace engine / reference = {rate / rrate:.0f}x")
 
 
-def bench_threads(n):
+def bench_threads(n, repeat=1):
     per = n // 8
     ws = [synth.zipf(per, 100_000, alpha=1.0, seed=10 + i, gap_ns=200) for i in range(8)]
     lock = synth.lock_loop(max(1, n // 100), cs_gap_ns=20_000)
@@ -124,10 +196,12 @@ def bench_threads(n):
     sc = vmlab.Scenario(tr, backing="file", memory_pages=20_000,
                         signals=[vmlab.poisson_signals(1000)], records=False)
     vmlab.simulate(sc, "nopage_refault")  # compile for this dtype mix
-    r = vmlab.simulate(sc, "nopage_refault")
-    rate = len(tr) / r.timing["kernel_s"]
+    rates = []
+    for _ in range(repeat):
+        r = vmlab.simulate(sc, "nopage_refault")
+        rates.append(len(tr) / r.timing["kernel_s"])
     print(f"[4] 8 threads + LOCK_W loop, 1 kHz signals, nopage_refault: {len(tr):,} records, "
-          f"{rate / 1e6:.1f} M records/s (prepare {r.timing['prepare_s']:.2f} s)")
+          f"{_range(rates)} M records/s (prepare {r.timing['prepare_s']:.2f} s)")
 
 
 def bench_sweep(n):
@@ -161,21 +235,47 @@ def bench_startup():
           f"in-process ({wall:.2f} s wall; a bare interpreter starts in {bare:.2f} s)")
 
 
+def bench_runaway():
+    addr = (BASE + (np.arange(300) % 16) * 4096).astype(np.uint64)
+    sc = vmlab.Scenario(vmlab.Trace(addr), vmas=[vmlab.Vma(BASE, BASE + 16 * 4096, "anon")],
+                        signals=[vmlab.poisson_signals(1e9)])
+    t0 = time.perf_counter()
+    r = vmlab.simulate(sc, "nopage")
+    wall = time.perf_counter() - t0
+    s = r.summary
+    print(f"[7] 1e9 Hz signal storm, default event budget: stopped after {wall:.1f} s wall "
+          f"({s['n_events']:,} events, {s['n_events'] / r.timing['kernel_s'] / 1e6:.1f} M "
+          f"events/s), simulated {s['elapsed_ns'] / 1e6:.2f} ms, livelock {s['livelock']} "
+          f"({s['livelock_reason']}), {s['n_unfinished_records']} of 300 records unfinished")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--accesses", type=int, default=10_000_000)
     ap.add_argument("--reference-accesses", type=int, default=100_000)
     ap.add_argument("--skip-libcachesim", action="store_true")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of [1] and [4] (ranges printed)")
+    ap.add_argument("--only", choices=["1", "4", "7"],
+                    help="run only the standard trace, the threads or the runaway run")
     a = ap.parse_args()
-    tr, sc, r, rate = bench_standard(a.accesses)
+    if a.only == "4":
+        bench_threads(min(a.accesses, 4_000_000), a.repeat)
+        return
+    if a.only == "7":
+        bench_runaway()
+        return
+    tr, sc, r, rate = bench_standard(a.accesses, a.repeat)
+    if a.only == "1":
+        return
     if not a.skip_libcachesim:
         bench_libcachesim(tr, sc.memory_pages, r.summary["n_faults"], rate)
     if not a.skip_reference:
         bench_reference(tr, rate, a.reference_accesses)
-    bench_threads(min(a.accesses, 4_000_000))
+    bench_threads(min(a.accesses, 4_000_000), a.repeat)
     bench_sweep(min(a.accesses, 1_000_000))
     bench_startup()
+    bench_runaway()
 
 
 if __name__ == "__main__":

@@ -182,8 +182,13 @@ class _Record:
 class NaiveSimulator:
     """One run of a scenario under a policy.  Use :func:`simulate`."""
 
-    def __init__(self, scenario, policy=None):
+    def __init__(self, scenario, policy=None, event_budget=None):
         self.sc = scenario
+        # at most this many events (None: no bound); past it the run stops at that event's
+        # time and closes its books as at the horizon (docs/model.md section 10)
+        self.event_budget = event_budget
+        self.n_events = 0
+        self.stopped_by_budget = False
         self.policy, self.vmas, self.vma_policies = scenario.validate(policy)
         self.costs = scenario.costs
         self.horizon = int(scenario.horizon_ns)
@@ -339,6 +344,11 @@ class NaiveSimulator:
             time, kind, ident, token = self.events[0]
             if time > self.horizon:
                 break
+            self.n_events += 1
+            if self.event_budget is not None and self.n_events > self.event_budget:
+                self.stopped_by_budget = True
+                self.horizon = time   # the books close here
+                break
             heapq.heappop(self.events)
             self.now = time
             if kind == EV_IO:
@@ -351,7 +361,8 @@ class NaiveSimulator:
                 th = self.threads[ident]
                 if token == th.token and th.alive:
                     self._step(th, th.resume_value)
-        if self.n_alive > 0 and not (self.events and self.events[0][0] > self.horizon):
+        if self.n_alive > 0 and not self.stopped_by_budget and not (
+                self.events and self.events[0][0] > self.horizon):
             raise RuntimeError("reference simulator stalled with live threads and no events")
         return self._results()
 
@@ -1021,13 +1032,14 @@ class NaiveSimulator:
         )
 
 
-def simulate(scenario, policy=None):
-    """Run ``scenario`` under ``policy`` (default: the scenario's) with the reference simulator.
+def simulate(scenario, policy=None, event_budget=None):
+    """Run ``scenario`` under ``policy`` (default: the scenario's) with the reference simulator
+    (at most ``event_budget`` events, if given).
 
     Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of column
     name -> list of ints) and ``counters`` (dict name -> int); see the column tuples above.
     """
-    return NaiveSimulator(scenario, policy).run()
+    return NaiveSimulator(scenario, policy, event_budget).run()
 
 
 def _rows(table, names, sort_key):

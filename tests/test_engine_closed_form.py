@@ -152,6 +152,7 @@ def test_signal_latency_blocking_wait_is_half_a_record():
     assert_close(mean, se, L / 2, "mean signal latency under nopage (ns)")
 
 
+@pytest.mark.nojit
 def test_signal_latency_interruptible_wait_is_zero():
     """Under ``nopage_refault`` a signal that meets the (interruptible) wait is delivered at
     once: latency exactly 0 (docs/model.md sections 5 and 7, *Interruptible*).
@@ -424,6 +425,7 @@ REFERENCE = {"lru": lru_misses, "fifo": fifo_misses, "clock": clock_misses,
              "twolist": twolist_misses}
 
 
+@pytest.mark.nojit
 @_SETTINGS
 @given(page_traces(), st.sampled_from(sorted(REFERENCE)))
 def test_replacement_matches_plain_implementation(case, replacement):

@@ -114,6 +114,7 @@ def _hand_cases():
     return out
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("scenario, policy",
                          [pytest.param(sc, pol, id=name) for name, sc, pol in _hand_cases()])
 def test_engine_matches_reference_on_hand_scenarios(scenario, policy):

@@ -23,8 +23,8 @@ SUMMARY_KEYS = (
     "fault_latency_ns_p99", "fault_latency_ns_max",
     "signal_latency_ns_p50", "signal_latency_ns_p99", "signal_latency_ns_max",
     "lock_wait_ns_total", "elapsed_ns", "n_signals", "n_unfinished_records",
-    "n_abandoned_records", "n_livelocked_threads", "livelock", "n_ptes_end",
-    "page_table_bytes", "struct_page_bytes", "prepare_s", "kernel_s",
+    "n_abandoned_records", "n_livelocked_threads", "livelock", "livelock_reason", "n_events",
+    "n_ptes_end", "page_table_bytes", "struct_page_bytes", "prepare_s", "kernel_s",
 )
 
 #: sizeof(struct page) on 64-bit Linux.
@@ -83,6 +83,9 @@ class Result:
         The figures of :data:`SUMMARY_KEYS` (``summary_frame()`` for a one-row DataFrame).
     series : DataFrame
         faults, retries and ios per ``bin_ns`` bin, indexed by the bin's start time.
+    timing : dict
+        Wall seconds: ``prepare_s``, ``compile_s`` (compiling the kernel or loading it from
+        numba's cache; 0 once it is in memory: never part of the other two), ``kernel_s``.
     """
 
     def __init__(self, raw, scenario):
@@ -222,7 +225,7 @@ class Result:
         for k in ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus",
                   "n_io", "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w",
                   "elapsed_ns", "n_signals", "n_unfinished_records", "n_abandoned_records",
-                  "n_livelocked_threads", "n_ptes_end"):
+                  "n_livelocked_threads", "n_ptes_end", "n_events"):
             s[k] = int(c[k])
         s["retries_per_fault"] = s["n_retries"] / s["n_faults"] if s["n_faults"] else 0.0
         keep = bool(self.scenario.records)
@@ -264,7 +267,12 @@ class Result:
             s["writer_ops_per_s"] = window[2] * 1e9 / (window[1] - window[0])
         else:
             s["writer_ops_per_s"] = math.nan
-        s["livelock"] = s["n_livelocked_threads"] > 0
+        # livelocked: a thread caught at the horizon in a fault it has retried, or a run that
+        # the event budget stopped (it kept working without finishing: docs/model.md 9-10)
+        budget = bool(c.get("stopped_by_event_budget", 0))
+        s["livelock"] = s["n_livelocked_threads"] > 0 or budget
+        s["livelock_reason"] = ("event_budget" if budget else
+                                "horizon" if s["n_livelocked_threads"] > 0 else "")
         s["page_table_bytes"] = 4096 * math.ceil(s["n_ptes_end"] / 512)
         if keep:
             f = raw.faults

@@ -22,6 +22,9 @@ SCHEDULE_CODES = {"poisson": SCHED_POISSON, "periodic": SCHED_PERIODIC, "times":
 K_EAGER, K_STRUCT_PAGE, K_DROP_LOCK, K_INTERRUPTIBLE, K_MAX_RETRIES, K_CHECK_SIGNAL = range(6)
 K_NCOL = 6
 
+# fast-path classes of a VMA (vmlab/engine/fastpath.py): how the fast path runs a fault there
+FP_GENERAL, FP_NO_WAIT, FP_FILE, FP_CONTEXT = -1, 0, 1, 2
+
 # cost slots
 (COST_ACCESS, COST_FAULT, COST_ZERO_FILL, COST_PAGECACHE_HIT, COST_STRUCT_PAGE, COST_DRIVER,
  COST_PTE, COST_REMAP_FIXED, COST_SIGNAL, COST_MMAP_CS, COST_WAKEUP) = range(11)
@@ -34,10 +37,23 @@ EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
 # lock request kinds
 LK_FAULT, LK_LOCKW, LK_REMAP = 0, 1, 2
 
-# thread phases
-(PH_START, PH_ACCESS, PH_LOCK_REQ, PH_GRANTED, PH_RELEASE_W, PH_LOOKUP, PH_WOKEN,
- PH_ABORT, PH_DELIVER_REEXEC, PH_REC_END, PH_MINOR_MAP, PH_INSTALL, PH_FAULT_END, PH_SIGBUS,
- PH_WAIT_IO, PH_DELIVER) = range(16)
+# thread phases: what a thread does at its next step (TS_PHASE; docs/model.md sections 3-7)
+PH_START = 0           # a record begins: eager mappings first, else the end, else its gap
+PH_ACCESS = 1          # the access after the gap: a hit, a fault, or a LOCK_W record
+PH_LOCK_REQ = 2        # request mmap_sem (TS_LOCK_KIND, TS_LOCK_MODE)
+PH_GRANTED = 3         # the lock is held: the handler (fault), critical section or remap
+PH_RELEASE_W = 4       # end of a write hold (LOCK_W, eager remap): release and grant waiters
+PH_LOOKUP = 5          # the handler's CPU is done: look the page up, issue I/O or wait
+PH_WOKEN = 6           # a wait ended: retry (lock dropped) or install
+PH_ABORT = 7           # an interruptible wait was aborted by a signal
+PH_DELIVER_REEXEC = 8  # back to user space mid-fault: deliver signals, then re-execute
+PH_REC_END = 9         # the record ends: deliver signals, then the next record
+PH_MINOR_MAP = 10      # a page-cache hit: map the page (and fault-around neighbours)
+PH_INSTALL = 11        # install the PTE, release the read lock: the fault is done
+PH_FAULT_END = 12      # the access completes after the fault
+PH_SIGBUS = 13         # the handler failed: SIGBUS ends the thread
+PH_WAIT_IO = 14        # asleep until a file I/O completes (an event wakes it)
+PH_DELIVER = 15        # deliver pending signals one at a time, then TS_AFTER
 
 # time categories: the first TT_NCAT columns of the thread table
 (CAT_COMPUTE, CAT_HIT, CAT_FAULT_CPU, CAT_IO_WAIT, CAT_LOCK_WAIT, CAT_LOCK_HOLD, CAT_SIGNAL,
@@ -47,18 +63,47 @@ CATEGORY_NAMES = ("compute_ns", "hit_ns", "fault_cpu_ns", "io_wait_ns", "lock_wa
                   "lock_hold_ns", "signal_ns", "wasted_ns")
 # pseudo categories of the attempt in progress (kept in TS until the attempt ends)
 CAT_ATT_CPU, CAT_ATT_WAIT = 8, 9
-TT_TID, TT_END, TT_STATE, TT_RECORDS = 8, 9, 10, 11
+# the thread table (TT[th, ...], returned): columns 0..TT_NCAT-1 are the CAT_* times (ns), then
+TT_TID = 8       # the trace's thread id
+TT_END = 9       # when the thread ended: done, killed, SIGBUS, or the run's stop (ns)
+TT_STATE = 10    # ST_*
+TT_RECORDS = 11  # records completed
 TT_NCOL = 12
 
 # thread states
 ST_DONE, ST_KILLED, ST_SIGBUS, ST_UNFINISHED, ST_RUNNING = 0, 1, 2, 3, 4
 STATE_NAMES = ("done", "killed", "sigbus", "unfinished")
 
-# thread scratch columns
-(TS_POS, TS_PHASE, TS_ACC, TS_SEG, TS_EMAP, TS_CUR_VMA, TS_LOCK_KIND, TS_LOCK_MODE,
- TS_LOCK_ASID, TS_LOCK_ROW, TS_REQ_T, TS_ASID_LOCKW, TS_FAULT_ROW, TS_IN_FAULT, TS_ATTEMPTS,
- TS_RETRIES, TS_MAJOR, TS_K, TS_F_LOCKWAIT, TS_F_IOWAIT, TS_ATT_CPU, TS_ATT_WAIT, TS_WAIT_PAGE,
- TS_WAIT_DROP, TS_WAIT_KIND, TS_WAIT_START, TS_INTR, TS_ACCESS_DONE, TS_AFTER) = range(29)
+# thread scratch columns: the kernel's per-thread state, one row a thread (TS[th, TS_*])
+TS_POS = 0          # the current record: an index into rec_page (thr_off[th] .. thr_off[th + 1])
+TS_PHASE = 1        # the thread's next step (PH_*)
+TS_ACC = 2          # when the current accounting segment began (ns)
+TS_SEG = 3          # what that segment is charged to: CAT_*, or CAT_ATT_CPU/CAT_ATT_WAIT
+TS_EMAP = 4         # the next eager mapping to perform (index into emap_vma)
+TS_CUR_VMA = 5      # the VMA of the eager mapping in progress
+TS_LOCK_KIND = 6    # the lock request in progress or last made: LK_*
+TS_LOCK_MODE = 7    # its mode: 0 read, 1 write
+TS_LOCK_ASID = 8    # the address space whose mmap_sem it is
+TS_LOCK_ROW = 9     # its row in the lock records (-1: none, or records off)
+TS_REQ_T = 10       # when it was requested (ns)
+TS_ASID_LOCKW = 11  # the address space a LOCK_W record names
+TS_FAULT_ROW = 12   # the row of the fault in progress in the fault records (-1: none)
+TS_IN_FAULT = 13    # 1 while a fault is open (from its first attempt to its end)
+TS_ATTEMPTS = 14    # the open fault's lock-taking attempts
+TS_RETRIES = 15     # its attempts that ended without completing it (retry or abort)
+TS_MAJOR = 16       # 1 once it waited for an I/O it issued or for a context
+TS_K = 17           # its attempt number k, for drop_lock_attempts (retries so far)
+TS_F_LOCKWAIT = 18  # its mmap_sem wait so far (ns)
+TS_F_IOWAIT = 19    # its I/O and context wait so far (ns)
+TS_ATT_CPU = 20     # CPU of the attempt in progress (ns; charged when the attempt ends)
+TS_ATT_WAIT = 21    # wait of the attempt in progress (ns; idem)
+TS_WAIT_PAGE = 22   # the page whose I/O the thread sleeps on (-1: none)
+TS_WAIT_DROP = 23   # 1 if the current wait dropped mmap_sem (the attempt ends in a retry)
+TS_WAIT_KIND = 24   # the current wait: 0 none, 1 file I/O, 2 context
+TS_WAIT_START = 25  # when it began (ns)
+TS_INTR = 26        # 1 while the wait is interruptible (a signal's arrival aborts it)
+TS_ACCESS_DONE = 27 # 1 once the record's access completed (it ends at PH_REC_END)
+TS_AFTER = 28       # the phase to go to once pending signals are delivered
 TS_NCOL = 29
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
@@ -80,18 +125,18 @@ LOCK_KIND_NAMES = ("fault", "lock_w", "remap")
 TSB_FAULTS, TSB_RETRIES, TSB_IOS = range(3)
 TSB_NCOL = 3
 
-# counters
+# counters: the first len(COUNTER_NAMES) slots are the named counters, the rest kernel state
 (CNT_ACCESSES, CNT_FAULTS, CNT_MAJOR, CNT_MINOR, CNT_RETRIES, CNT_SIGBUS, CNT_IO, CNT_WASTED_IO,
  CNT_EVICTIONS, CNT_ADV_EVICTIONS, CNT_LOCK_W, CNT_PTES, CNT_SIGNALS, CNT_UNFINISHED,
  CNT_ABANDONED, CNT_LIVELOCKED, CNT_SIG_DELIVERED, CNT_END, CNT_RESIDENT, CNT_LW_WINDOW,
- CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END, CNT_BIN_NS) = range(24)
-# the last two are state, not counters: the series' bin width at the end of the run, and the
-# pages on twolist's active list
-CNT_ACTIVE = 24
-N_COUNTERS = 25
+ CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END, CNT_EVENTS, CNT_BUDGET_STOP) = range(25)
+CNT_BIN_NS = 25   # state: the series' bin width at the end of the run
+CNT_ACTIVE = 26   # state: pages on twolist's active list
+N_COUNTERS = 27
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",
                  "n_livelocked_threads", "n_signals_delivered", "elapsed_ns",
                  "n_resident_end", "n_lock_w_while_access", "lock_w_first_request_ns",
-                 "lock_w_last_release_ns", "access_threads_end_ns")
+                 "lock_w_last_release_ns", "access_threads_end_ns", "n_events",
+                 "stopped_by_event_budget")

@@ -16,10 +16,11 @@ import numpy as np
 
 from ..errors import ScenarioError
 from ..model.costs import TABLE_SIZE
-from ..model.scenario import refuse_lock_designs, signal_interval_dist
+from ..model.scenario import min_memory_pages, refuse_lock_designs, signal_interval_dist
 from .._numba import njit, prefetch
 from ..trace.model import Op
 from . import codes as C
+from .fastpath import fast_path_eligibility
 from .kernel import KernelInputs
 
 _ASID_BITS = 12
@@ -243,10 +244,13 @@ def _page_ids_of_chunk(addr, asid, op, shift, base, tab, kid, first, count, limi
                     tab = np.zeros(2 * slots, np.uint64)
                     for j in range(count):
                         _page_table_insert(tab, bits, kid[j], np.uint64(j + 1))
+                    # (copied by a loop: a slice assignment would compile numba's shape
+                    # error message, seconds of compile time)
                     kid2 = np.empty(slots // 2, np.uint64)
-                    kid2[:count] = kid[:count]
                     first2 = np.empty(slots // 2, np.int64)
-                    first2[:count] = first[:count]
+                    for j in range(count):
+                        kid2[j] = kid[j]
+                        first2[j] = first[j]
                     kid, first = kid2, first2
                 break
             if tab[2 * s] == key:
@@ -319,8 +323,33 @@ def twolist_ratio(memory_pages, page_size):
     return math.isqrt(10 * gb) if gb else 1
 
 
-def prepare(scenario, policy=None):
-    """Validate ``scenario`` for ``policy`` and build the kernel's arguments."""
+#: The default event budget: EVENTS_PER_RECORD events for each record and thread, plus
+#: EVENTS_BASE (docs/model.md section 10).  A record takes a few events (access, end, about
+#: four more for a major fault, two a signal), so no legitimate replay comes near it; a
+#: runaway one (a signal storm, an unbounded retry loop under an adversary) meets it after
+#: seconds of wall time instead of running for hours to its horizon.
+EVENTS_PER_RECORD = 64
+EVENTS_BASE = 20_000_000
+
+
+def default_event_budget(n_records, n_threads):
+    """The event budget of a run of ``n_records`` records on ``n_threads`` threads."""
+    return EVENTS_PER_RECORD * (int(n_records) + int(n_threads)) + EVENTS_BASE
+
+
+def prepare(scenario, policy=None, fast_path=True, event_budget=None):
+    """Validate ``scenario`` for ``policy`` and build the kernel's inputs.
+
+    ``fast_path=False`` makes the kernel take every step through its event loop (the same
+    records, slower: a check of the fast path).  ``event_budget`` bounds the events the run
+    may take (``None``: :func:`default_event_budget`; -1: no bound); a run that exceeds it
+    stops there, its unfinished records reported as at a horizon, and counts as livelocked
+    (``livelock_reason`` ``"event_budget"``)."""
+    if event_budget is not None and (isinstance(event_budget, bool) or
+                                     not isinstance(event_budget, (int, np.integer)) or
+                                     event_budget < -1):
+        raise ScenarioError(f"event_budget={event_budget!r}: give a number of events >= 0, "
+                            "or -1 for no bound")
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_lock_designs(vma_pols)
     trace = scenario.trace
@@ -479,10 +508,10 @@ def prepare(scenario, policy=None):
 
     # page cache
     memory_pages = -1 if scenario.memory_pages is None else int(scenario.memory_pages)
-    if memory_pages >= 0 and memory_pages < 2 * T + 1:
+    if memory_pages >= 0 and memory_pages < min_memory_pages(T):
         raise ScenarioError(
             f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
-            f"pinned page needs a frame; use at least {2 * T + 1}")
+            f"pinned page needs a frame; use at least {min_memory_pages(T)}")
     preload = np.zeros(0, np.int64)
     if preload_keys is not None and len(preload_keys):
         # preloaded pages are in address space 0; only file pages use the page cache
@@ -493,12 +522,19 @@ def prepare(scenario, policy=None):
         preload = pos[np.sort(first_i)].astype(np.int64)
 
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
+    fa = int(scenario.fault_around_pages)
+    vma_fast = np.zeros(nv, np.int64)
+    vma_drop = np.zeros(nv, np.bool_)
+    for i in range(nv):
+        vma_fast[i], vma_drop[i] = fast_path_eligibility(int(vma_backing[i]),
+                                                         pol_tab[vma_pol[i]], fa)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
         thr_off=idx.thr_off, thr_tid=idx.thr_tid, thr_access=idx.thr_access,
         page_vma=page_vma, page_vpn=page_vpn, page_rank=idx.rank, by_key=idx.by_key,
         vma_backing=vma_backing, vma_pol=vma_pol, vma_asid=vma_asid, vma_p0=vma_p0,
-        vma_p1=vma_p1, vma_npages=vma_npages, emap_vma=emap_vma, emap_off=emap_off,
+        vma_p1=vma_p1, vma_npages=vma_npages, vma_fast=vma_fast, vma_drop=vma_drop,
+        emap_vma=emap_vma, emap_off=emap_off,
         pol=pol_tab, costs=cost_arr, tables=tables, tflat=tables.ravel(),
         io_dist=io_dist, wait_dist=wait_dist,
         sig_kind=sig_kind, sig_param=sig_param, sig_start=sig_start, sig_fatal=sig_fatal,
@@ -508,8 +544,11 @@ def prepare(scenario, policy=None):
         memory_pages=memory_pages, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_pages, ps),
         fault_around=int(scenario.fault_around_pages), preload=preload,
-        n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns), seed=np.uint64(int(scenario.seed)),
+        n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
+        seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),
-        fast_path=True, event_budget=-1,
+        fast_path=bool(fast_path),
+        event_budget=(default_event_budget(len(trace), T) if event_budget is None
+                      else int(event_budget)),
     )
     return Prepared(inputs, idx, vmas, vma_pols, pol, page_vma, page_vpn, page_asid)

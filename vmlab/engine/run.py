@@ -1,6 +1,8 @@
 """``run``: prepare, call the kernel, and return raw columns (no pandas at this layer)."""
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from types import SimpleNamespace
 
@@ -10,18 +12,124 @@ from . import codes as C
 from .kernel.loop import _simulate
 from .prepare import prepare
 
+#: Seconds of compiling after which one line on stderr says what is going on.
+COMPILE_NOTICE_S = 1.0
 
-def run(scenario, policy=None, prepared=None):
+
+class _CompileWatch:
+    """Listens to numba's compile events while a run prepares and compiles: sums their time
+    (nested compiles counted once) and, when one lasts longer than ``COMPILE_NOTICE_S``,
+    prints one line on stderr (at most once a run)."""
+
+    def __init__(self, notice=True):
+        from numba.core.event import Listener
+
+        watch = self
+
+        class _L(Listener):
+            def on_start(self, event):
+                watch._start()
+
+            def on_end(self, event):
+                watch._end()
+
+        self.listener = _L()
+        self.notice = notice
+        self.seconds = 0.0
+        self._depth = 0
+        self._t0 = 0.0
+        self._timer = None
+        self._said = False
+
+    def _start(self):
+        if self._depth == 0:
+            self._t0 = time.perf_counter()
+            if self.notice and not self._said:
+                self._timer = threading.Timer(COMPILE_NOTICE_S, self._say)
+                self._timer.daemon = True
+                self._timer.start()
+        self._depth += 1
+
+    def _end(self):
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._t0
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _say(self):
+        self._said = True
+        print("vmlab: compiling the fault engine, once per machine (tens of seconds; later runs "
+              "load it from numba's cache)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        from numba.core import event
+
+        event.register("numba:compile", self.listener)
+        return self
+
+    def __exit__(self, *exc):
+        from numba.core import event
+
+        event.unregister("numba:compile", self.listener)
+        if self._timer is not None:
+            self._timer.cancel()
+        return False
+
+
+# the kernel's signature by a cheap key of the inputs' types (numba.typeof of the whole
+# structure takes milliseconds, too much for every run of a sweep)
+_SIGNATURES = {}
+
+
+def _type_key(inputs):
+    return tuple((a.dtype.str, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous,
+                  a.flags.writeable)
+                 if isinstance(a, np.ndarray) else type(a) for a in inputs)
+
+
+def compile_kernel(inputs):
+    """Make sure the kernel is compiled for the types of ``inputs`` (a ``KernelInputs``):
+    loaded from numba's on-disk cache when it is there, compiled otherwise (nothing to do
+    once it is in memory, or under ``NUMBA_DISABLE_JIT=1``).  Returns True if it had to
+    load or compile."""
+    kernel = _simulate
+    if not hasattr(kernel, "compile"):
+        return False
+    key = _type_key(inputs)
+    sig = _SIGNATURES.get(key)
+    if sig is not None and sig in kernel.overloads:
+        return False
+    import numba
+
+    sig = _SIGNATURES[key] = (numba.typeof(inputs),)
+    if sig in kernel.overloads:
+        return False
+    kernel.compile(sig)
+    return True
+
+
+def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None):
     """Replay ``scenario`` under ``policy``; return raw record columns.
 
     Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of
     numpy columns), ``counters`` (dict of ints), ``series`` (per-bin faults, retries, I/Os),
     ``hist_fault``/``hist_signal`` (log-bucket latency histograms), the resolved ``vmas``,
-    ``policy``, ``vma_policies`` and ``timing`` (prepare and kernel seconds).
+    ``policy``, ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds:
+    ``compile_s`` is the kernel's compile or cache load, 0 once it is in memory).
     """
-    t0 = time.perf_counter()
-    prep = prepared if prepared is not None else prepare(scenario, policy)
-    t1 = time.perf_counter()
+    # compiling (numba's, or loading from its cache) is timed apart from preparing and
+    # replaying: the first run of a process would otherwise look slow where it is not
+    with _CompileWatch() as watch:
+        t0 = time.perf_counter()
+        prep = prepared if prepared is not None else prepare(
+            scenario, policy, fast_path=fast_path, event_budget=event_budget)
+        t1 = time.perf_counter()
+        compile_in_prepare = watch.seconds
+        loaded = compile_kernel(prep.inputs)
+        t1c = time.perf_counter()
+    compile_s = compile_in_prepare + (t1c - t1 if loaded else 0.0)
     faults, sigs, locks, TT, cnt, bins, hist_f, hist_s = _simulate(prep.inputs)
     t2 = time.perf_counter()
 
@@ -76,7 +184,8 @@ def run(scenario, policy=None, prepared=None):
         faults=fault_cols, signals=sig_cols, locks=lock_cols, threads=thread_cols,
         counters=counters, series=series, hist_fault=hist_f, hist_signal=hist_s,
         vmas=prep.vmas, vma_policies=prep.vma_policies, policy=prep.policy,
-        timing={"prepare_s": t1 - t0, "kernel_s": t2 - t1},
+        timing={"prepare_s": t1 - t0 - compile_in_prepare, "compile_s": compile_s,
+                "kernel_s": t2 - t1c},
         # the kernel widens the bins of very long runs (at most MAX_BINS of them)
         n_records=len(scenario.trace), bin_ns=int(cnt[C.CNT_BIN_NS]),
         horizon_ns=int(scenario.horizon_ns),

@@ -42,6 +42,8 @@ class KernelInputs(NamedTuple):
     vma_p0: np.ndarray       # int64: first key rank of the VMA's touched pages
     vma_p1: np.ndarray       # int64: one past the last
     vma_npages: np.ndarray   # int64: pages the VMA spans (touched or not)
+    vma_fast: np.ndarray     # int64: fast-path class (codes.FP_*): fastpath.fast_path_eligibility
+    vma_drop: np.ndarray     # bool: a waiting fault there drops mmap_sem (the fast path leaves it)
     emap_vma: np.ndarray     # int64: eager mappings, thread by thread (VMA indexes)
     emap_off: np.ndarray     # int64 [T + 1]
     # policies, costs, distributions
@@ -76,7 +78,7 @@ class KernelInputs(NamedTuple):
     seed: np.uint64
     keep_records: bool
     bin_ns: int              # initial time-series bin width
-    fast_path: bool          # run uncontended hits and faults inline (same records either way)
+    fast_path: bool          # run steps inline while nothing else can happen first (same records)
     event_budget: int        # at most this many events (thread steps included); -1: no limit
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, prefetch
+from ..._numba import njit
 from .. import codes as C
 
 # most columns of the time series: past this, its bins become twice as wide
@@ -15,13 +15,16 @@ REC_MARGIN = 8
 
 
 # ---------------------------------------------------------------------------------------
-# growable record tables
+# growable record tables (copied element by element: a slice assignment would compile numba's
+# shape-mismatch error message, string formatting included, seconds of compile time)
 
 
 @njit
 def _grow(a):
     b = np.empty((2 * a.shape[0] + 16, a.shape[1]), a.dtype)
-    b[: a.shape[0]] = a
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            b[i, j] = a[i, j]
     return b
 
 
@@ -31,7 +34,8 @@ def _grow1(a, need):
     while m <= need:
         m = 2 * m + 64
     b = np.zeros(m, a.dtype)
-    b[: a.shape[0]] = a
+    for i in range(a.shape[0]):
+        b[i] = a[i]
     return b
 
 
@@ -73,7 +77,9 @@ def _fit_bins(bins, t, bin_ns, n_bins):
         for i in range(half):
             for row in range(bins.shape[0]):
                 bins[row, i] = bins[row, 2 * i] + bins[row, 2 * i + 1]
-        bins[:, half:] = 0
+        for row in range(bins.shape[0]):
+            for i in range(half, bins.shape[1]):
+                bins[row, i] = 0
         bin_ns *= 2
         n_bins = (n_bins + 1) // 2
         b = t // bin_ns
@@ -138,3 +144,67 @@ def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
     else:
         cnt[C.CNT_MINOR] += 1
 
+
+
+@njit
+def _series(bins, n_bins):
+    """The time series' first ``n_bins`` columns, as a new array."""
+    out = np.empty((bins.shape[0], n_bins), bins.dtype)
+    for row in range(bins.shape[0]):
+        for i in range(n_bins):
+            out[row, i] = bins[row, i]
+    return out
+
+
+@njit
+def _end_thread(th, t, state, TT, TS, thr_off, thr_access, cnt, n_acc_alive, acc_end):
+    """Thread ``th`` ends at ``t`` in ``state`` (done, killed, sigbus); a killed or SIGBUS
+    thread abandons the records it has not done.  Returns the access threads still alive and
+    the time the last of them ended (the window of writer throughput).  Not inlined: it runs
+    once a thread."""
+    TT[th, C.TT_STATE] = state
+    TT[th, C.TT_END] = t
+    if thr_access[th] == 1:
+        n_acc_alive -= 1
+        if n_acc_alive == 0:
+            acc_end = t
+    if state != C.ST_DONE:
+        cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
+        TS[th, C.TS_POS] = thr_off[th + 1]
+    return n_acc_alive, acc_end
+
+
+@njit
+def _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt):
+    """The run stopped at ``stop_t`` (the horizon, or the event budget's stop): every thread
+    still running ends there, unfinished, its current segment and attempt charged up to
+    ``stop_t`` and its fault in progress recorded ``unfinished`` (a thread whose fault has
+    been retried is livelocked; docs/model.md section 9).  Returns the latest thread end."""
+    end_time = 0
+    for th in range(TT.shape[0]):
+        if TT[th, C.TT_STATE] == C.ST_RUNNING:
+            TT[th, C.TT_STATE] = C.ST_UNFINISHED
+            TT[th, C.TT_END] = stop_t
+            seg = TS[th, C.TS_SEG]
+            dt = stop_t - TS[th, C.TS_ACC]
+            if dt < 0:
+                dt = 0
+            if seg == C.CAT_ATT_CPU:
+                TS[th, C.TS_ATT_CPU] += dt
+            elif seg == C.CAT_ATT_WAIT:
+                TS[th, C.TS_ATT_WAIT] += dt
+                TS[th, C.TS_F_IOWAIT] += dt
+            else:
+                TT[th, seg] += dt
+            TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
+            TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+            if seg == C.CAT_LOCK_WAIT and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT:
+                TS[th, C.TS_F_LOCKWAIT] += stop_t - TS[th, C.TS_REQ_T]
+            cnt[C.CNT_UNFINISHED] += thr_off[th + 1] - TS[th, C.TS_POS]
+            if TS[th, C.TS_IN_FAULT] == 1:
+                _close_fault(th, -1, C.OUT_UNFINISHED, TS, faults, keep_records, cnt)
+                if TS[th, C.TS_RETRIES] >= 1:
+                    cnt[C.CNT_LIVELOCKED] += 1
+        if TT[th, C.TT_END] > end_time:
+            end_time = TT[th, C.TT_END]
+    return end_time

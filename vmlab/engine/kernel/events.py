@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, prefetch
+from ..._numba import njit
 from .. import codes as C
 
 # a blocked thread's next step: later than any simulated time

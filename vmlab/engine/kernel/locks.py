@@ -2,10 +2,8 @@
 waiters, docs/model.md section 4)."""
 from __future__ import annotations
 
-import numpy as np
+from ..._numba import njit
 
-from ..._numba import njit, prefetch
-from .. import codes as C
 
 @njit
 def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):

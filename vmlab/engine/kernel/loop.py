@@ -24,11 +24,12 @@ import numpy as np
 from ..._numba import njit, prefetch
 from .. import codes as C
 from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _fit_bins, _grow,
-                         _grow1, _handler_extra, _hist_bucket, _low_room)
+                         _close_books, _end_thread, _grow1, _handler_extra, _hist_bucket,
+                         _low_room, _series)
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
 from .locks import _wake_writer
-from .pagecache import (F_ACT, F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit, _choose_victim, _evict, _insert, _list_insert_after,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
                         _unpin)
@@ -57,7 +58,8 @@ def _simulate(K):
     adv_times, adv_target = K.adv_times, K.adv_target
     memory_pages, replacement, twolist_ratio = K.memory_pages, K.replacement, K.twolist_ratio
     fault_around, preload = K.fault_around, K.preload
-    n_asid, horizon, seed, keep_records, bin_ns = K.n_asid, K.horizon, K.seed, K.keep_records, K.bin_ns
+    n_asid, horizon, seed = K.n_asid, K.horizon, K.seed
+    keep_records, bin_ns = K.keep_records, K.bin_ns
     fast_path, event_budget = K.fast_path, K.event_budget
     T = thr_off.shape[0] - 1
     P = page_vma.shape[0]
@@ -77,9 +79,8 @@ def _simulate(K):
 
     # ---- page state
     # per-page state: flag bits (F_*) and the pin count (faults holding a reference)
-    FL = np.zeros(P, np.uint8)
+    FL = np.full(P, F_MSIO, np.uint8)
     PIN = np.zeros(P, np.int32)
-    FL[:] |= F_MSIO
     for q in range(P):
         if vma_backing[page_vma[q]] == C.B_FILE:
             FL[q] |= F_FILE
@@ -145,28 +146,17 @@ def _simulate(K):
     ctx_cnt = 0
     adv_cnt = 0
 
-    # each VMA, once: the fast path's class (0 no wait, 1 file, 2 context, -1 always the
-    # general path: SIGBUS, or file with fault-around), the handler CPU (fault_ns + extra,
-    # both paths) and whether its policy drops the lock
+    # each VMA, once: the handler CPU (fault_ns + extra, both paths); the fast path's class
+    # and lock-drop flag come from fast_path_eligibility (vmlab/engine/fastpath.py)
     nvma = vma_backing.shape[0]
-    vf_cls = np.zeros(nvma, np.int64)
+    vf_cls = K.vma_fast
+    vf_drop = K.vma_drop
     vf_h = np.zeros(nvma, np.int64)
-    vf_drop = np.zeros(nvma, np.bool_)
     for v in range(nvma):
-        bk = vma_backing[v]
         pr = vma_pol[v]
-        eager = pol[pr, C.K_EAGER] == 1
-        spn = pol[pr, C.K_STRUCT_PAGE] == 1
-        vf_drop[v] = pol[pr, C.K_MAX_RETRIES] != 0 and pol[pr, C.K_DROP_LOCK] != 0
-        vf_h[v] = fault_ns + _handler_extra(bk, eager, spn, sp_ns, zero_fill_ns, driver_ns)
-        if bk == C.B_IOMEM and spn and not eager:
-            vf_cls[v] = -1
-        elif eager or bk == C.B_ANON or bk == C.B_DEVICE or bk == C.B_IOMEM:
-            vf_cls[v] = 0
-        elif bk == C.B_FILE:
-            vf_cls[v] = 1 if fault_around <= 1 else -1
-        else:
-            vf_cls[v] = 2
+        vf_h[v] = fault_ns + _handler_extra(vma_backing[v], pol[pr, C.K_EAGER] == 1,
+                                            pol[pr, C.K_STRUCT_PAGE] == 1, sp_ns, zero_fill_ns,
+                                            driver_ns)
 
     # the fast path's current time bin, and the quantile tables as one flat array
     bin_b = 0
@@ -219,6 +209,11 @@ def _simulate(K):
     acc_end = -1
     lw_first = -1
     lw_last = -1
+    # events taken (heap events and thread steps, inline ones included), and where the run
+    # stopped: the horizon, or the time of the event that exceeded the budget
+    n_ev = 0
+    budget_hit = False
+    stop_t = horizon
     # The event loop runs in passes.  Record tables, the adversary's notes and the signal
     # queues grow between passes, never inside one: an array variable reassigned inside the
     # loop would cost two reference-count calls at every join of its control flow.  A pass
@@ -288,6 +283,14 @@ def _simulate(K):
                 ident = bth
                 tn[bth] = NO_STEP
             else:
+                break
+            # the event budget: a run that takes far more events than its records need stops
+            # here (its books are closed at t, as at the horizon)
+            n_ev += 1
+            if event_budget >= 0 and n_ev > event_budget:
+                budget_hit = True
+                stop_t = t
+                n_ev -= 1  # (not taken)
                 break
 
             if kind == C.EV_IO:
@@ -404,20 +407,16 @@ def _simulate(K):
                         nxt = t
                         ph = C.PH_LOCK_REQ
                     elif TS[th, C.TS_POS] >= thr_off[th + 1]:
-                        TT[th, C.TT_STATE] = C.ST_DONE
-                        TT[th, C.TT_END] = t
                         n_alive -= 1
-                        if thr_access[th] == 1:
-                            n_acc_alive -= 1
-                            if n_acc_alive == 0:
-                                acc_end = t
+                        n_acc_alive, acc_end = _end_thread(th, t, C.ST_DONE, TT, TS, thr_off,
+                                                           thr_access, cnt, n_acc_alive, acc_end)
                         TS[th, C.TS_SEG] = C.CAT_COMPUTE
                         break
                     else:
                         pos = TS[th, C.TS_POS]
                         # fast path: a run of hits on mapped pages, while nothing else can happen
                         # before each one ends and no signal waits for delivery
-                        if pend_n[th] == 0:
+                        if fast_path and pend_n[th] == 0:
                             end = thr_off[th + 1]
                             myk = (C.EV_THREAD << 40) | th
                             found, lim_t, lim_k = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
@@ -455,15 +454,15 @@ def _simulate(K):
                                     if lk_writer[asid] != 0 or lk_qn[asid] != 0:
                                         break
                                     cls = vf_cls[v]
-                                    if cls < 0:
+                                    if cls == C.FP_GENERAL:
                                         break  # SIGBUS or fault-around: the general path
                                     h = a_t + vf_h[v]
                                     # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
                                     kind_w = 0
                                     d = 0
-                                    if cls == 0:
+                                    if cls == C.FP_NO_WAIT:
                                         fend = h
-                                    elif cls == 1:
+                                    elif cls == C.FP_FILE:
                                         if (FL[p] & F_INFL) != 0:
                                             break
                                         if (FL[p] & F_RES) != 0:
@@ -906,8 +905,8 @@ def _simulate(K):
                         if issued:
                             iok = (C.EV_IO << 40) | p
                             found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
-                            if (not (intr and pend_n[th] > 0)) and io_c <= horizon and (
-                                    not found or _key_lt(io_c, iok, lt, lk)):
+                            if fast_path and (not (intr and pend_n[th] > 0)) and \
+                                    io_c <= horizon and (not found or _key_lt(io_c, iok, lt, lk)):
                                 # nothing else happens before the I/O completes: complete it inline
                                 io_inline = True
                             else:
@@ -1049,20 +1048,15 @@ def _simulate(K):
                         if pend_f[th, slot] == 1:
                             # a fatal signal: the thread ends now; later ones are dropped
                             pend_n[th] = 0
-                            TT[th, C.TT_STATE] = C.ST_KILLED
-                            TT[th, C.TT_END] = t
-                            n_alive -= 1
-                            if thr_access[th] == 1:
-                                n_acc_alive -= 1
-                                if n_acc_alive == 0:
-                                    acc_end = t
                             if TS[th, C.TS_IN_FAULT] == 1 and TS[th, C.TS_AFTER] == C.PH_ACCESS:
                                 _close_fault(th, t, C.OUT_KILLED, TS, faults, keep_records, cnt)
                                 TS[th, C.TS_IN_FAULT] = 0
                                 TS[th, C.TS_FAULT_ROW] = -1
                             # the current record (a fault aborted) is abandoned; the rest never run
-                            cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
-                            TS[th, C.TS_POS] = thr_off[th + 1]
+                            n_alive -= 1
+                            n_acc_alive, acc_end = _end_thread(th, t, C.ST_KILLED, TT, TS,
+                                                               thr_off, thr_access, cnt,
+                                                               n_acc_alive, acc_end)
                             break
                         nxt = t + signal_ns
                 elif ph == C.PH_MINOR_MAP:
@@ -1176,15 +1170,9 @@ def _simulate(K):
                     cnt[C.CNT_SIGBUS] += 1
                     TS[th, C.TS_IN_FAULT] = 0
                     TS[th, C.TS_FAULT_ROW] = -1
-                    TT[th, C.TT_STATE] = C.ST_SIGBUS
-                    TT[th, C.TT_END] = t
                     n_alive -= 1
-                    if thr_access[th] == 1:
-                        n_acc_alive -= 1
-                        if n_acc_alive == 0:
-                            acc_end = t
-                    cnt[C.CNT_ABANDONED] += thr_off[th + 1] - TS[th, C.TS_POS]
-                    TS[th, C.TS_POS] = thr_off[th + 1]
+                    n_acc_alive, acc_end = _end_thread(th, t, C.ST_SIGBUS, TT, TS, thr_off,
+                                                       thr_access, cnt, n_acc_alive, acc_end)
                     # pending signals die with the thread
                     m = pend_t.shape[1]
                     pend_n[th] = 0
@@ -1197,8 +1185,8 @@ def _simulate(K):
                 # happens, with no signal waiting and a next record that cannot run inline (its
                 # gap lets other events in): do what PH_REC_END and PH_START would do, in one go,
                 # and go on to the next record's access
-                if nxt >= 0 and TS[th, C.TS_PHASE] == C.PH_REC_END and pend_n[th] == 0 \
-                        and TS[th, C.TS_ACCESS_DONE] == 1 and nxt <= horizon:
+                if fast_path and nxt >= 0 and TS[th, C.TS_PHASE] == C.PH_REC_END and \
+                        pend_n[th] == 0 and TS[th, C.TS_ACCESS_DONE] == 1 and nxt <= horizon:
                     pos = TS[th, C.TS_POS]
                     if pos + 1 < thr_off[th + 1]:
                         found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
@@ -1235,9 +1223,11 @@ def _simulate(K):
                     tn[th] = nxt
                     break
                 found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
-                if (not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk)) and not \
+                if fast_path and (not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk)) and \
+                        (event_budget < 0 or n_ev < event_budget) and not \
                         _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns,
                                   sigs.shape[0], track_cand, n_cand, cand.shape[0], T):
+                    n_ev += 1  # (a step taken inline is an event all the same)
                     t = nxt
                     continue
                 tn[th] = nxt  # (or the tables need room: the pass ends, the thread goes on)
@@ -1245,41 +1235,17 @@ def _simulate(K):
         if not grow:
             break
 
-    # ---- the horizon: close every unfinished thread's books
-    end_time = 0
-    for th in range(T):
-        if TT[th, C.TT_STATE] == C.ST_RUNNING:
-            TT[th, C.TT_STATE] = C.ST_UNFINISHED
-            TT[th, C.TT_END] = horizon
-            seg = TS[th, C.TS_SEG]
-            dt = horizon - TS[th, C.TS_ACC]
-            if dt < 0:
-                dt = 0
-            if seg == C.CAT_ATT_CPU:
-                TS[th, C.TS_ATT_CPU] += dt
-            elif seg == C.CAT_ATT_WAIT:
-                TS[th, C.TS_ATT_WAIT] += dt
-                TS[th, C.TS_F_IOWAIT] += dt
-            else:
-                TT[th, seg] += dt
-            TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
-            TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
-            if seg == C.CAT_LOCK_WAIT and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT:
-                TS[th, C.TS_F_LOCKWAIT] += horizon - TS[th, C.TS_REQ_T]
-            cnt[C.CNT_UNFINISHED] += thr_off[th + 1] - TS[th, C.TS_POS]
-            if TS[th, C.TS_IN_FAULT] == 1:
-                _close_fault(th, -1, C.OUT_UNFINISHED, TS, faults, keep_records, cnt)
-                if TS[th, C.TS_RETRIES] >= 1:
-                    cnt[C.CNT_LIVELOCKED] += 1
-        if TT[th, C.TT_END] > end_time:
-            end_time = TT[th, C.TT_END]
+    # ---- the horizon (or the event budget's stop): close every unfinished thread's books
+    end_time = _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt)
     cnt[C.CNT_END] = end_time
     cnt[C.CNT_BIN_NS] = bin_ns
+    cnt[C.CNT_EVENTS] = n_ev
+    cnt[C.CNT_BUDGET_STOP] = 1 if budget_hit else 0
     if n_acc_alive > 0:
-        acc_end = horizon
+        acc_end = stop_t
     cnt[C.CNT_LW_FIRST] = lw_first
     cnt[C.CNT_LW_LAST] = lw_last
     cnt[C.CNT_ACC_END] = acc_end
     cnt[C.CNT_RESIDENT] = n_resident
-    return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, ts_bins[:, :n_bins].copy(), hist_fault,
+    return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, n_bins), hist_fault,
             hist_sig)

@@ -1,0 +1,57 @@
+"""Compiling is timed apart and never silent (issue 8 item 6).
+
+``run`` reports ``compile_s`` (numba compiling, or loading the kernel from its cache) apart
+from ``prepare_s`` and ``kernel_s``; while a compile lasts more than a second, one line on
+stderr says so.  (The cold compile itself is measured by benchmarks/compile_time.py, not
+here: it takes tens of seconds.)
+"""
+from __future__ import annotations
+
+import importlib
+import time
+
+import numpy as np
+from numba.core import event
+
+import vmlab
+from vmlab.engine import run, warm
+
+run_module = importlib.import_module("vmlab.engine.run")  # (vmlab.engine.run is the function)
+
+
+def _small():
+    base = 0x7F0000000000
+    return vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) +
+                                      np.uint64(base)),
+                          vmas=[vmlab.Vma(base, base + 8 * 4096, "file")])
+
+
+def test_a_warm_run_reports_no_compile_time():
+    warm()
+    r = run(_small(), "nopage")
+    assert set(r.timing) == {"prepare_s", "compile_s", "kernel_s"}
+    assert r.timing["compile_s"] == 0.0
+    res = vmlab.simulate(_small(), "nopage")
+    assert res.timing["compile_s"] == 0.0 and "compile_s" not in res.summary
+
+
+def test_a_long_compile_says_so_once(capsys, monkeypatch):
+    monkeypatch.setattr(run_module, "COMPILE_NOTICE_S", 0.2)
+    with run_module._CompileWatch() as watch:
+        for _ in range(2):  # two compiles, nested events inside each: one line in all
+            event.start_event("numba:compile")
+            event.start_event("numba:compile")
+            time.sleep(0.35)
+            event.end_event("numba:compile")
+            event.end_event("numba:compile")
+    err = capsys.readouterr().err
+    assert err.count("compiling the fault engine") == 1 and err.count("\n") == 1
+    assert 0.7 <= watch.seconds < 5
+
+
+def test_a_short_compile_is_silent(capsys):
+    with run_module._CompileWatch() as watch:
+        event.start_event("numba:compile")
+        event.end_event("numba:compile")
+    assert capsys.readouterr().err == ""
+    assert watch.seconds < 0.5

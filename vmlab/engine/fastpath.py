@@ -1,0 +1,51 @@
+"""Which faults the kernel's fast path may run: one function of the knobs.
+
+The fast path (in ``kernel/loop.py``) runs a thread's page hits and uncontended faults in a
+tight loop while nothing else can happen before each one ends.  It handles a fault only
+where the general path would take the same steps with nobody else involved; everything
+else stops the run and goes to the general path, which is always correct.  Whether a
+fault may run there is decided here, per VMA, from its backing, its policy's knob row and
+the page-cache settings, and nowhere else: ``prepare`` builds the kernel's table with it and
+tests/test_engine_fast_path.py checks the records are the same with the fast path off.
+
+A new knob must be classified in ``KNOB_EFFECT`` (a test fails until it is): either it
+changes what a lone, uninterrupted fault does (then :func:`fast_path_eligibility` must look
+at it) or it does not.
+"""
+from __future__ import annotations
+
+from . import codes as C
+
+#: What each policy knob means for the fast path (every ``K_*`` column must be listed).
+KNOB_EFFECT = {
+    C.K_EAGER: "eager VMAs are mapped at thread start: their faults never wait (FP_NO_WAIT)",
+    C.K_STRUCT_PAGE: "iomem under a struct-page policy is SIGBUS: general path; the handler "
+                     "CPU it adds is in the kernel's per-VMA handler cost",
+    C.K_DROP_LOCK: "a wait that drops mmap_sem is a retry: the fast path stops (vma_drop)",
+    C.K_MAX_RETRIES: "no retry left means no drop: read with K_DROP_LOCK (vma_drop)",
+    C.K_INTERRUPTIBLE: "none: the fast path runs a fault only if it ends before any signal "
+                       "arrives, so no wait is interrupted",
+    C.K_CHECK_SIGNAL: "none: checked only before a retry, and the fast path never retries",
+}
+
+
+def fast_path_eligibility(backing, knobs, fault_around_pages):
+    """``(class, drop)`` for a VMA of ``backing`` (a ``codes.B_*``) under the policy knob row
+    ``knobs`` (indexable by ``codes.K_*``) with ``fault_around_pages``.
+
+    class: ``FP_NO_WAIT`` (the handler maps it at once: anon, device, iomem without struct
+    page, eager), ``FP_FILE`` (a page-cache hit or one read), ``FP_CONTEXT`` (ready, or one
+    context wait), ``FP_GENERAL`` (never on the fast path: SIGBUS, or fault-around, which
+    maps neighbours).  drop: a fault that has to wait there drops ``mmap_sem`` and retries,
+    so the fast path leaves such a fault to the general path.
+    """
+    eager = int(knobs[C.K_EAGER]) == 1
+    struct_page = int(knobs[C.K_STRUCT_PAGE]) == 1
+    drop = int(knobs[C.K_MAX_RETRIES]) != 0 and int(knobs[C.K_DROP_LOCK]) != 0
+    if backing == C.B_IOMEM and struct_page and not eager:
+        return C.FP_GENERAL, drop
+    if eager or backing in (C.B_ANON, C.B_DEVICE, C.B_IOMEM):
+        return C.FP_NO_WAIT, drop
+    if backing == C.B_FILE:
+        return (C.FP_FILE if fault_around_pages <= 1 else C.FP_GENERAL), drop
+    return C.FP_CONTEXT, drop
