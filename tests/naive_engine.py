@@ -45,6 +45,11 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
 * Preload addresses are in address space 0; those outside every file VMA are skipped.  A preload
   larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``).
 * ``memory_pages < 2 * threads + 1`` is refused (docs/model.md section 8).
+* Lock designs after 2010 (docs/model.md section 15): a VMA read lock or a speculative
+  attempt takes no event of its own (no ``vma_lookup_ns``: refused when nonzero); a writer
+  waiting for its VMAs' readers suspends with ``("drain",)``, charged to ``lock_wait``, and
+  resumes at the instant the last of them releases; a speculative attempt that falls back
+  settles its CPU as ``wasted`` without counting against ``max_retries``.
 """
 from __future__ import annotations
 
@@ -72,6 +77,10 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",
                  "n_livelocked_threads")
+#: Counters of the lock designs after 2010 (docs/model.md section 15.6).
+LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
+                      "n_spf_aborts")
+VMA_LOCK_COLUMNS = ("thread", "vma", "acquire_ns", "release_ns")
 #: Thread time categories, in THREAD_COLUMNS order (column = category + "_ns").
 CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold", "signal",
               "wasted")
@@ -90,6 +99,9 @@ STREAM_IO, STREAM_WAIT, STREAM_ADVERSARY, STREAM_SIGNAL0 = 1, 2, 3, 16
 
 # How one attempt of a fault ends.
 _COMPLETED, _RETRY_IN_KERNEL, _TO_USER, _DEAD = "completed", "retry", "to_user", "dead"
+# docs/model.md section 15: continue under mmap_sem with the same in-kernel index (a VMA lock
+# that could not be taken) or afresh (a speculative attempt that aborted or needs to wait)
+_FALLBACK, _SPF_FALLBACK = "fallback", "spf_fallback"
 
 
 def mix(seed, stream, counter):
@@ -144,6 +156,7 @@ class _Thread:
         self.token = 0
         self.resume_value = None
         self.gen = None
+        self.drain = set()          # VMAs whose readers this writer waits for
 
     def charge_to(self, cat, now):
         """Close the running time segment and charge what follows to ``cat``."""
@@ -164,7 +177,7 @@ class _Thread:
 
 
 class _Record:
-    __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key", "write")
+    __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key", "write", "size")
 
 
 class NaiveSimulator:
@@ -214,6 +227,14 @@ class NaiveSimulator:
         self.ring = deque()                # clock: ring[0] is under the hand
         self.context_ready_at = {}         # (asid, vpn) -> time it became ready
         self.sems = {}
+        # docs/model.md section 15: VMA read locks, write-locked VMAs, sequence counts
+        self.vma_readers = [0] * len(self.vmas)
+        self.vma_wlocked = [False] * len(self.vmas)
+        self.vma_seq = [0] * len(self.vmas)
+        self.mm_seq = {}
+        self.drain_waiters = {}            # VMA index -> writers waiting for its readers
+        self.lock_counters = dict.fromkeys(LOCK_COUNTER_NAMES, 0)
+        self.vma_locks = []                # one row per VMA read lock taken
         self._preload()
 
     # -- set-up -------------------------------------------------------------------------
@@ -224,6 +245,7 @@ class NaiveSimulator:
         addrs = [int(a) for a in trace.addr]
         ops = [int(o) for o in trace.op]
         gaps = [int(g) for g in trace.gap_ns] if trace.has_gap else [0] * n
+        sizes = [int(z) for z in trace.size]
         ordered_tids = sorted(set(tids))
         self.threads = [_Thread(i, t) for i, t in enumerate(ordered_tids)]
         by_tid = {t: th for t, th in zip(ordered_tids, self.threads)}
@@ -238,6 +260,7 @@ class NaiveSimulator:
         for i in range(n):
             r = _Record()
             r.index, r.op, r.asid, r.addr, r.gap = i, ops[i], asids[i], addrs[i], gaps[i]
+            r.size = sizes[i]
             r.vpn = r.addr >> self.shift
             r.key = (r.asid, r.vpn)
             r.vma = None
@@ -381,6 +404,9 @@ class NaiveSimulator:
                 if self._request(th, asid, mode, lock):
                     value = None
                     continue
+                return
+            if req[0] == "drain":       # a writer waits for its VMAs' readers: lock wait
+                th.charge_to("lock_wait", self.now)
                 return
             assert req[0] == "wait"
             th.charge_to("att_wait", self.now)
@@ -693,16 +719,71 @@ class NaiveSimulator:
         vma = self.vmas[vi]
         lock = self._lock_record(th, vma.asid, WRITE, LOCK_REMAP)
         yield ("lock", vma.asid, WRITE, lock)
+        yield from self._write_lock_vmas(th, vma.asid, [vi])
         pages = (vma.end - vma.start) // self.page_size
         yield ("sleep", self.costs.remap_fixed_ns + pages * self.costs.pte_ns, "lock_hold")
         self.eager_done[vi] = True
+        self._write_unlock_vmas(vma.asid, [vi])
         self._release(vma.asid, WRITE, lock)
 
     def _lock_w(self, th, rec):
         lock = self._lock_record(th, rec.asid, WRITE, LOCK_RECORD)
         yield ("lock", rec.asid, WRITE, lock)
+        vis = self._vmas_in_range(rec.asid, rec.addr, rec.size)
+        yield from self._write_lock_vmas(th, rec.asid, vis)
         yield ("sleep", self.costs.mmap_cs_ns, "lock_hold")
+        self._write_unlock_vmas(rec.asid, vis)
         self._release(rec.asid, WRITE, lock)
+
+    # -- VMA locks and sequence counts (docs/model.md section 15) --------------------------
+    def _vmas_in_range(self, asid, addr, size):
+        """The VMAs of ``asid`` that ``[addr, addr + size)`` overlaps (size 0: all of them)."""
+        return [i for i, v in enumerate(self.vmas)
+                if v.asid == asid and (size == 0 or (v.start < addr + size and addr < v.end))]
+
+    def _write_lock_vmas(self, th, asid, vis):
+        """At the writer's grant: mark its VMAs write-locked, bump the sequence counts, then
+        wait until the VMA readers already inside have left (``vma_start_write``)."""
+        self.mm_seq[asid] = self.mm_seq.get(asid, 0) + 1
+        busy = set()
+        for vi in vis:
+            self.vma_wlocked[vi] = True
+            self.vma_seq[vi] += 1
+            if self.vma_readers[vi] > 0:
+                busy.add(vi)
+        if busy:
+            th.drain = busy
+            for vi in busy:
+                self.drain_waiters.setdefault(vi, []).append(th)
+            yield ("drain",)
+
+    def _write_unlock_vmas(self, asid, vis):
+        self.mm_seq[asid] += 1
+        for vi in vis:
+            self.vma_wlocked[vi] = False
+            self.vma_seq[vi] += 1
+
+    def _vma_read_release(self, th, vi, row):
+        self.vma_readers[vi] -= 1
+        row["release_ns"] = self.now
+        if self.vma_readers[vi] == 0:
+            for w in self.drain_waiters.pop(vi, []):
+                w.drain.discard(vi)
+                if not w.drain:
+                    self._resume_at(w, self.now, None)
+
+    def _seq(self, pol, asid, vi):
+        return self.mm_seq.get(asid, 0) if pol.spf_scope == "mm" else self.vma_seq[vi]
+
+    def _release_fault_lock(self, th, rec, lock):
+        """Release what the attempt holds: ``mmap_sem`` (a lock record), a VMA read lock (a
+        VMA lock row) or nothing (a speculative attempt)."""
+        if lock is None:
+            return
+        if "vma" in lock:
+            self._vma_read_release(th, lock["vma"], lock)
+        else:
+            self._release(rec.asid, READ, lock)
 
     def _access(self, th, rec):
         """An access record; returns False if the thread died during it."""
@@ -716,15 +797,24 @@ class NaiveSimulator:
                  "retries": 0, "lock_since": None, "wait_since": None, "cow_lookup": False}
         self.faults.append(fault)
         th.fault = fault
+        pol = self.vma_policies[rec.vma]
         k = 0                           # the attempt's index in the kernel
+        how_lock = pol.fault_lock       # what the attempt takes (docs/model.md section 15)
         while True:
-            how = yield from self._attempt(th, fault, rec, k)
+            how = yield from self._attempt(th, fault, rec, k, how_lock)
             if how == _COMPLETED:
                 break
             if how == _DEAD:
                 return False
+            if how == _FALLBACK:
+                how_lock = "mmap"
+                continue
+            if how == _SPF_FALLBACK:
+                how_lock, k = "mmap", 0
+                continue
             if how == _RETRY_IN_KERNEL:
                 k += 1
+                how_lock = pol.retry_lock if pol.fault_lock == "vma" else "mmap"
                 continue
             # Back to user space: signals are delivered, then the access executes again.
             if not (yield from self._deliver(th)):
@@ -732,7 +822,7 @@ class NaiveSimulator:
                 return False
             if self._mapped(rec):
                 break
-            k = 0
+            k, how_lock = 0, pol.fault_lock
         fault["outcome"], fault["end_ns"] = DONE, self.now
         th.fault = None
         self._touch(rec, copied=fault["cow_lookup"])
@@ -782,19 +872,43 @@ class NaiveSimulator:
         else:
             self._map(rec.key)
 
-    def _attempt(self, th, fault, rec, k):
-        """Attempt ``k`` (index in the kernel) of a fault: docs/model.md section 5."""
+    def _attempt(self, th, fault, rec, k, how_lock="mmap"):
+        """Attempt ``k`` (index in the kernel) of a fault: docs/model.md sections 5 and 11
+        (``how_lock``: ``mmap``, ``vma`` or ``speculative``)."""
         c = self.costs
         vma, pol = self.vmas[rec.vma], self.vma_policies[rec.vma]
         backing = vma.backing
-        fault["attempts"] += 1
+        lc = self.lock_counters
 
-        # 1. mmap_sem for read.
-        lock = self._lock_record(th, rec.asid, READ, LOCK_FAULT)
-        fault["lock_since"] = self.now
-        yield ("lock", rec.asid, READ, lock)
-        fault["lock_wait_ns"] += self.now - fault["lock_since"]
-        fault["lock_since"] = None
+        # 1. The lock: mmap_sem for read, the VMA's read lock, or none (speculative).
+        seq0 = None
+        if how_lock != "mmap":
+            if backing not in pol.vma_lock_backings or (how_lock == "vma"
+                                                        and self.vma_wlocked[rec.vma]):
+                lc["n_vma_lock_fallbacks"] += 1
+                return _FALLBACK
+            if how_lock == "vma":
+                self.vma_readers[rec.vma] += 1
+                lc["n_vma_lock_read"] += 1
+                lock = {"thread": th.index, "vma": rec.vma, "acquire_ns": self.now,
+                        "release_ns": -1}
+                self.vma_locks.append(lock)
+            else:
+                seq0 = self._seq(pol, rec.asid, rec.vma)
+                if seq0 % 2 == 1:       # a writer is inside: abort before the handler
+                    lc["n_spf_aborts"] += 1
+                    lc["n_vma_lock_fallbacks"] += 1
+                    return _SPF_FALLBACK
+                lock = None
+            fault["attempts"] += 1
+        else:
+            fault["attempts"] += 1
+            lock = self._lock_record(th, rec.asid, READ, LOCK_FAULT)
+            lc["n_mmap_lock_read"] += 1
+            fault["lock_since"] = self.now
+            yield ("lock", rec.asid, READ, lock)
+            fault["lock_wait_ns"] += self.now - fault["lock_since"]
+            fault["lock_since"] = None
 
         # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant).
         case = None
@@ -807,9 +921,23 @@ class NaiveSimulator:
         if case in ("copy", "mkwrite") and rec.key not in self.ptes:
             case = "cow" if case == "copy" else "shared"   # evicted since the grant: look it up
 
+        # 2b. A speculative attempt never waits and validates its sequence count at h.
+        if how_lock == "speculative":
+            page = self.cache.get(rec.key) if backing == "file" else None
+            needs_wait = ((backing == "file" and case not in ("copy", "mkwrite")
+                           and (page is None or page.in_flight))
+                          or (backing == "context"
+                              and not self.context_ready_at.get(rec.key, h + 1) <= h))
+            if needs_wait or self._seq(pol, rec.asid, rec.vma) != seq0:
+                if not needs_wait:
+                    lc["n_spf_aborts"] += 1
+                lc["n_vma_lock_fallbacks"] += 1
+                th.settle_attempt(self.now, "retry")   # its CPU is wasted
+                return _SPF_FALLBACK
+
         # 3. Lookup.
         if backing == "iomem" and pol.needs_struct_page:
-            self._release(rec.asid, READ, lock)
+            self._release_fault_lock(th, rec, lock)
             fault["outcome"], fault["end_ns"] = SIGBUS, h
             th.fault = None
             self._end_thread(th, T_SIGBUS)
@@ -864,8 +992,26 @@ class NaiveSimulator:
             fault["major"] = 1
             context_done = h + self._draw(STREAM_WAIT, self.wait_table)
 
+        if drop and pol.fault_completed:
+            # VM_FAULT_COMPLETED: the lock goes, the pin stays; the fault ends at the wake-up
+            self._release_fault_lock(th, rec, lock)
+            if page is not None:
+                page.waiters.append((th, False))
+                th.waiting_on = rec.key
+            else:
+                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+            yield ("wait",)
+            self._end_wait(fault)
+            self._install(rec, case)
+            if page is not None:
+                page.pins -= 1
+            else:
+                self._context_ready(rec.key, self.now)
+            th.settle_attempt(self.now, "done")
+            return _COMPLETED
+
         if drop:
-            self._release(rec.asid, READ, lock)
+            self._release_fault_lock(th, rec, lock)
             if page is not None:
                 page.waiters.append((th, True))
                 th.waiting_on = rec.key
@@ -896,7 +1042,7 @@ class NaiveSimulator:
         if outcome == "abort":
             if page is not None:
                 page.pins -= 1
-            self._release(rec.asid, READ, lock)
+            self._release_fault_lock(th, rec, lock)
             self._retry(th, fault, "abort")
             return _TO_USER
 
@@ -921,7 +1067,7 @@ class NaiveSimulator:
         th.settle_attempt(self.now, how)
 
     def _complete_attempt(self, th, rec, lock):
-        self._release(rec.asid, READ, lock)
+        self._release_fault_lock(th, rec, lock)
         th.settle_attempt(self.now, "done")
         return _COMPLETED
 
@@ -979,6 +1125,8 @@ class NaiveSimulator:
             locks=columns(self.locks, LOCK_COLUMNS),
             threads=columns(thread_rows, THREAD_COLUMNS),
             counters={k: int(v) for k, v in cnt.items()},
+            lock_counters=dict(self.lock_counters),
+            vma_locks=columns(self.vma_locks, VMA_LOCK_COLUMNS),
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from vmlab.model import (PRESETS, Adversary, Costs, Empirical, Exponential, Fixed, Policy,
+from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, Fixed, Policy,
                          Scenario, SignalSchedule, Uniform, Vma, can_serve)
 from vmlab.trace import Op, Trace
 
@@ -49,6 +49,41 @@ def random_policies(draw):
 def policies():
     """Every preset, plus random knob combinations."""
     return st.one_of(st.sampled_from(list(PRESETS.values())), random_policies())
+
+
+@st.composite
+def random_lock_policies(draw):
+    """A lazy policy with the lock-design knobs of docs/model.md section 15 (the reference
+    simulates them; the engine refuses them for now)."""
+    fault_lock = draw(st.sampled_from(["vma", "speculative"]))
+    drop = draw(st.sampled_from([-1, 0, 1, 1, 2]))
+    return Policy(
+        "random_lock",
+        needs_struct_page=draw(st.booleans()),
+        drop_lock_attempts=drop,
+        interruptible=draw(st.booleans()),
+        max_retries=draw(st.sampled_from([-1, 0, 1, 2])),
+        check_signal_before_retry=draw(st.booleans()),
+        fault_lock=fault_lock,
+        retry_lock=draw(st.sampled_from(["mmap", "vma"])) if fault_lock == "vma" else "mmap",
+        vma_lock_backings=tuple(draw(st.lists(st.sampled_from(BACKINGS), unique=True))),
+        spf_scope=draw(st.sampled_from(["vma", "mm"])) if fault_lock == "speculative" else "vma",
+        fault_completed=drop != 0 and draw(st.booleans()),
+    )
+
+
+def lock_policies():
+    """The lock-design presets, plus random lock-design knob combinations."""
+    return st.one_of(st.sampled_from(list(LOCK_PRESETS.values())), random_lock_policies())
+
+
+@st.composite
+def lock_cases(draw):
+    """``(scenario, policy)`` pairs with a lock-design policy (for the reference)."""
+    policy = draw(lock_policies())
+    scenario = draw(scenarios(policy))
+    scenario.validate(policy)
+    return scenario, policy
 
 
 @st.composite
@@ -108,6 +143,20 @@ def _backing_policy(draw, policy):
     return backing, draw(st.sampled_from(servers))
 
 
+def _writer(draw, tid, asid, vmas):
+    """A LOCK_W record naming its range (docs/model.md section 15.2): the whole address space
+    (size 0, as old traces), part of one of the thread's VMAs (reaching into the next one at
+    times), or a new mapping that touches no VMA."""
+    kind = draw(st.sampled_from(["whole", "vma", "vma", "elsewhere"]))
+    if kind == "whole":
+        return (tid, asid, 0, Op.LOCK_W, 0)
+    if kind == "elsewhere":
+        return (tid, asid, 0x600000000000, Op.LOCK_W, PAGE)
+    v = draw(st.sampled_from(vmas))
+    first = draw(st.integers(0, (v.end - v.start) // PAGE - 1))
+    return (tid, asid, v.start + first * PAGE, Op.LOCK_W, draw(st.integers(1, 16)) * PAGE)
+
+
 @st.composite
 def scenarios(draw, policy, fault_model="page"):
     """A small scenario that ``validate(policy)`` accepts (under ``fault_model``; the kernel
@@ -145,13 +194,13 @@ def scenarios(draw, policy, fault_model="page"):
         mine = [v for v in vmas if v.asid == asid]
         if lock_w_thread and i == n_threads - 1:
             n = draw(st.integers(1, 15))
-            per_thread.append([(tid, asid, 0, Op.LOCK_W)] * n)
+            per_thread.append([_writer(draw, tid, asid, mine) for _ in range(n)])
             continue
         n = draw(st.integers(5, 60))
         recs = []
         for _ in range(n):
             if use_lock_w and draw(st.integers(0, 9)) == 0:
-                recs.append((tid, asid, 0, Op.LOCK_W))
+                recs.append(_writer(draw, tid, asid, mine))
                 continue
             v = draw(st.sampled_from(mine))
             page = draw(st.integers(0, (v.end - v.start) // PAGE - 1))
@@ -159,7 +208,7 @@ def scenarios(draw, policy, fault_model="page"):
             op = draw(st.sampled_from(ACCESS_OPS))
             if "w" not in v.prot and op in (Op.STORE, Op.MODIFY):
                 op = Op.LOAD          # (the program would have died of SIGSEGV)
-            recs.append((tid, asid, addr, op))
+            recs.append((tid, asid, addr, op, 8))
         per_thread.append(recs)
 
     # Interleave the threads' records (their order within a thread is kept).
@@ -169,13 +218,14 @@ def scenarios(draw, policy, fault_model="page"):
     for i in order:
         rows.append(per_thread[i][cursor[i]])
         cursor[i] += 1
-    tid_col, asid_col, addr_col, op_col = (np.array(c) for c in zip(*rows))
+    tid_col, asid_col, addr_col, op_col, size_col = (np.array(c) for c in zip(*rows))
     gap = None
     if draw(st.booleans()):
         gap = np.array(draw(st.lists(st.integers(0, 2000), min_size=len(rows),
                                      max_size=len(rows))), np.uint64)
     trace = Trace(addr=addr_col.astype(np.uint64), op=op_col.astype(np.uint8),
-                  tid=tid_col.astype(np.uint32), asid=asid_col.astype(np.uint16), gap_ns=gap)
+                  tid=tid_col.astype(np.uint32), asid=asid_col.astype(np.uint16),
+                  size=size_col.astype(np.uint64), gap_ns=gap)
 
     # Eager VMAs may name their map thread.
     vmas = [v if not (v.policy or policy).eager or draw(st.booleans())

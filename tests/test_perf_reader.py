@@ -37,6 +37,7 @@ from vmlab.trace.readers import perf
 
 FIX = Path(__file__).parent / "fixtures"
 FIELDS = FIX / "perf_mmap_faults_fields.txt"
+NEW_MAPPING_ADDR = 1 << 63
 ADDR = FIX / "perf_mmap_faults_addr.txt"
 DEFAULT = FIX / "perf_mmap_faults_default_head.txt"
 
@@ -74,7 +75,13 @@ def test_real_fixture_counts(path):
     assert int((c["op"] == Op.LOCK_W).sum()) == 98
     assert set(np.unique(c["op"]).tolist()) == {Op.LOAD, Op.LOCK_W}
     assert np.all(c["size"][c["op"] == Op.LOAD] == 8)
-    assert np.all(c["size"][c["op"] == Op.LOCK_W] == 0)
+    # every LOCK_W names the range its call modifies (docs/model.md section 15.2)
+    w = c["op"] == Op.LOCK_W
+    ranges = collections.Counter(zip(c["addr"][w].tolist(), c["size"][w].tolist()))
+    assert ranges[(0x7F87DFAA1000, 0x86F3)] == 1          # munmap(addr, len)
+    assert ranges[(0x7F87DF8E5000, 0x156000)] == 1        # mmap(MAP_FIXED addr, len)
+    assert ranges[(NEW_MAPPING_ADDR, 0x2000)] >= 1        # mmap(NULL, len): no VMA touched
+    assert np.all(c["size"][w] > 0)
     for tid, pid in PID_OF.items():
         assert set(c["asid"][c["tid"] == tid].tolist()) == {ASID_OF_PID[pid]}
     # gaps are non-negative and reconstruct monotone per-thread clocks
@@ -95,7 +102,9 @@ def test_real_fixture_hand_checked_values():
     assert c["tid"][r].tolist() == [3546] * 4
     assert c["asid"][r].tolist() == [1] * 4
     assert c["op"][r].tolist() == [Op.LOAD, Op.LOCK_W, Op.LOAD, Op.LOCK_W]
-    assert c["addr"][r].tolist() == [0x7FE0AFC8DF78, 0, 0x7FE0AE47C000, 0x7FE0AE47C000]
+    # the mmap(NULL, ...) gets the new-mapping address (no VMA touched), the munmap its range
+    assert c["addr"][r].tolist() == [0x7FE0AFC8DF78, NEW_MAPPING_ADDR, 0x7FE0AE47C000,
+                                     0x7FE0AE47C000]
     assert c["gap_ns"][r].tolist() == [0, 3756, 4166, 4717]
     # line 315 (sys_enter_mmap) follows 3546's line 252 at 517.839498298
     assert c["tid"][314] == 3546 and c["op"][314] == Op.LOCK_W
@@ -312,6 +321,36 @@ def perf_traces(draw):
     return procs, layout, recs, t0, draw(st.sampled_from(COMMS))
 
 
+SYSCALL_TEXT = {  # the kernel's print fmt of each sys_enter tracepoint
+    "sys_enter_mmap": "addr: {a}, len: 0x00001000, prot: 0x00000003, flags: 0x00000022, "
+                      "fd: 0xffffffff, off: 0x00000000",
+    "sys_enter_munmap": "addr: {a}, len: 0x00001000",
+    "sys_enter_mprotect": "start: {a}, len: 0x00001000, prot: 0x00000001",
+    "sys_enter_mremap": "addr: {a}, old_len: 0x00001000, new_len: 0x00002000, flags: 0x00000001, "
+                        "new_addr: 0x00000000",
+    "sys_enter_brk": "brk: {a}",
+}
+
+
+def expected_range(kind, addr, pid, breaks):
+    """The (addr, size) docs/model.md section 15.2 gives each rendered call."""
+    top = 2**64 - 1                      # ranges end at or below (addr + size fits 64 bits)
+    if kind == "sys_enter_brk":
+        if addr == 0:
+            return 1 << 63, 4096
+        old, breaks[pid] = breaks.get(pid), addr
+        if old is None:
+            return 0, 0
+        lo = max(0, min(old, addr) - 4096) // 4096 * 4096
+        hi = min(-(-max(old, addr) // 4096) * 4096, top)
+        return lo, max(hi - lo, 1)
+    if kind == "sys_enter_mmap" and addr == 0:
+        return 1 << 63, 0x1000
+    if addr == top:
+        return 1 << 63, 1
+    return addr, min(0x2000 if kind == "sys_enter_mremap" else 0x1000, top - addr)
+
+
 def render(procs, layout, recs, t0, comm):
     """Write records the way ``perf script`` prints them in one of four layouts."""
     out = []
@@ -329,9 +368,7 @@ def render(procs, layout, recs, t0, comm):
         if kind == "fault":
             ev, a = "page-faults", f"{addr:16x}"
         else:
-            first = "start" if kind == "sys_enter_mprotect" else (
-                "brk" if kind == "sys_enter_brk" else "addr")
-            ev, a = f"syscalls:{kind}", f"{first}: 0x{addr:08x}, len: 0x00001000"
+            ev, a = f"syscalls:{kind}", SYSCALL_TEXT[kind].format(a=f"0x{addr:08x}")
         if layout == "fields_ns":
             out.append(f"{comm:>16} {pid:5d}/{tid:<5d} {sec:5d}.{ns:09d}: {ev:>20}: {a}"
                        + ("               0" if kind != "fault" else ""))
@@ -362,16 +399,17 @@ def test_round_trip(tmp_path, drawn):
     c = read(p, chunk_records=7)
     # expected columns, computed here without the reader
     pids = [tids[0] for tids in procs]
-    asids, last, t = {}, {}, t0
+    asids, last, t, breaks = {}, {}, t0, {}
     exp = collections.defaultdict(list)
     for pi, tid, kind, addr, dt in recs:
         t += dt
         pid = pids[pi] if layout != "tid_only_ns" else None
         exp["tid"].append(tid)
         exp["asid"].append(asids.setdefault(pid, len(asids)))
-        exp["addr"].append(addr)
+        a, size = (addr, 8) if kind == "fault" else expected_range(kind, addr, pid, breaks)
+        exp["addr"].append(a)
         exp["op"].append(Op.LOAD if kind == "fault" else Op.LOCK_W)
-        exp["size"].append(8 if kind == "fault" else 0)
+        exp["size"].append(size)
         exp["gap_ns"].append(t - last[tid] if tid in last else 0)
         last[tid] = t
     for k, v in exp.items():
@@ -404,6 +442,55 @@ def test_out_of_range_values(tmp_path, bad, expect):
     with pytest.raises(TraceFormatError, match=expect) as e:
         read(p)
     assert e.value.line == 2
+
+
+# --------------------------------------------------------------------------- writer ranges
+RANGE_CASES = [
+    ("munmap", "addr: 0x7f0000001000, len: 0x00002000", (0x7F0000001000, 0x2000)),
+    ("mprotect", "start: 0x7f0000001000, len: 0x00001000, prot: 0x00000001",
+     (0x7F0000001000, 0x1000)),
+    ("mremap", "addr: 0x7f0000000000, old_len: 0x00001000, new_len: 0x00003000, flags: 0x1, "
+     "new_addr: 0x0", (0x7F0000000000, 0x3000)),
+    ("mremap", "addr: 0x7f0000000000, old_len: 0x00004000, new_len: 0x00001000, flags: 0x0, "
+     "new_addr: 0x0", (0x7F0000000000, 0x4000)),
+    ("mmap", "addr: 0x00000000, len: 0x00002000, prot: 0x3, flags: 0x22, fd: 0xffffffff, "
+     "off: 0x0", (NEW_MAPPING_ADDR, 0x2000)),
+    ("mmap", "addr: 0x7f0000000000, len: 0x10000000000, prot: 0x3, flags: 0x32, fd: 0x3, "
+     "off: 0x0", (0x7F0000000000, 0x10000000000)),       # 1 TiB: wider than uint32
+    ("munmap", "", (0, 0)),                               # no trace field: whole space
+    ("munmap", "addr: 0xfffffffffffff000, len: 0x00100000", (0xFFFFFFFFFFFFF000, 0xFFF)),
+    ("munmap", "addr: 0x0, len: 0xffffffffffffffff", (0, 2**64 - 1)),
+    ("munmap", "addr: 0xffffffffffffffff, len: 0x1000", (NEW_MAPPING_ADDR, 1)),
+]
+
+
+@pytest.mark.parametrize("call, text, expected", RANGE_CASES)
+def test_writer_range_of_each_call(call, text, expected):
+    from vmlab.trace.readers._syscall_ranges import writer_range
+    assert writer_range(call, text, {}, 1) == expected
+
+
+def test_brk_range_follows_the_process_break():
+    from vmlab.trace.readers._syscall_ranges import writer_range
+    brk = {}
+    assert writer_range("brk", "brk: 0x00000000", brk, 7) == (NEW_MAPPING_ADDR, 4096)  # query
+    assert writer_range("brk", "brk: 0x00602000", brk, 7) == (0, 0)    # old break unknown
+    # growth from 0x602000 to 0x623000: the heap's last page and the new part
+    assert writer_range("brk", "brk: 0x00623000", brk, 7) == (0x601000, 0x22000)
+    # shrink back, another process's break apart
+    assert writer_range("brk", "brk: 0x00900000", brk, 8) == (0, 0)
+    assert writer_range("brk", "brk: 0x00610800", brk, 7) == (0x60F000, 0x14000)
+
+
+def test_lock_ranges_in_a_recording(tmp_path):
+    text = ("prog 10/10 [000] 1.000000100: syscalls:sys_enter_munmap: addr: 0x7f00000000, "
+            "len: 0x20000000000\n"
+            "prog 10/11 [000] 1.000000200: page-faults: 7f00001000\n"
+            "prog 10/10 [000] 1.000000300: syscalls:sys_enter_brk: brk: 0x00000000\n")
+    c = read(write(tmp_path, text))
+    assert c["op"].tolist() == [Op.LOCK_W, Op.LOAD, Op.LOCK_W]
+    assert c["addr"].tolist() == [0x7F00000000, 0x7F00001000, NEW_MAPPING_ADDR]
+    assert c["size"].tolist() == [0x20000000000, 8, 4096] and c["size"].dtype == np.uint64
 
 
 # --------------------------------------------------------------------------- hostile input

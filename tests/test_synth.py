@@ -6,6 +6,7 @@ import pytest
 
 from vmlab.trace import Op, Trace
 from vmlab.trace import synth
+from vmlab.trace.model import lock_w_ranges
 from vmlab.trace.synth import DEFAULT_BASE, GENERATORS
 
 PS = 4096
@@ -72,7 +73,8 @@ def test_lock_loop_all_lock_w():
     t = synth.lock_loop(50, tid=7, cs_gap_ns=250)
     assert len(t) == 50
     assert (t.op == Op.LOCK_W).all()
-    assert (t.tid == 7).all() and (t.size == 0).all()
+    assert (t.tid == 7).all() and (t.size == 4096).all()  # the page it maps and unmaps
+    assert (synth.lock_loop(3, lock_size=0).size == 0).all()  # the whole address space
     assert t.has_gap and (t.gap_ns == 250).all()
     assert t.n_threads == 1
 
@@ -214,6 +216,7 @@ SEEDED = {
     "shared_file": dict(n_threads=3, n_per_thread=300, pages=100),
     "random_reads_with_mmap_loop": dict(n_reads=200, n_lock_ops=100, pages=1000),
     "sequential": dict(n=1000, pages=100, aligned=False),
+    "app_start": dict(n_threads=3, faults_per_thread=50, writes_per_writer=50),
 }
 
 
@@ -254,7 +257,10 @@ def test_generators_return_valid_traces(name):
              "phases": dict(n=50, n_phases=2, ws_pages=4), "lock_loop": dict(n=5),
              "shared_file": dict(n_threads=2, n_per_thread=5, pages=8),
              "reverse_file": dict(n_threads=2, pages=8),
-             "random_reads_with_mmap_loop": dict(n_reads=5, n_lock_ops=5, pages=8)}[name]
+             "random_reads_with_mmap_loop": dict(n_reads=5, n_lock_ops=5, pages=8),
+             "pft_threads": dict(n_threads=2, pages_per_thread=4),
+             "ebizzy": dict(n_threads=2, n_iters=2, chunk_pages=2),
+             "app_start": dict(n_threads=2, faults_per_thread=3, writes_per_writer=3)}[name]
     t = GENERATORS[name](**small)
     assert isinstance(t, Trace) and len(t) > 0
     for col in t.columns.values():
@@ -276,3 +282,68 @@ def test_empty_and_bad_arguments():
 def test_other_page_size():
     t = synth.sequential(4, pages=4, page_size=65536, base_addr=0)
     assert t.page_size == 65536 and t.addr.tolist() == [0, 65536, 131072, 196608]
+
+
+# -- workloads of the lock designs after 2010 ---------------------------------------------
+
+def _per_thread_clock_is_monotone(t):
+    clock = np.zeros(len(t), np.int64)
+    for tid in np.unique(t.tid):
+        m = t.tid == tid
+        clock[m] = np.cumsum(t.gap_ns[m].astype(np.int64))
+    assert (np.diff(clock) >= 0).all()
+
+
+def test_pft_threads_touch_their_own_slices_once():
+    t = synth.pft_threads(n_threads=3, pages_per_thread=100, touch_gap_ns=40)
+    assert len(t) == 300 and (t.op == Op.STORE).all() and (t.gap_ns == 40).all()
+    pages = pages_of(t)
+    assert len(np.unique(pages)) == 300                      # every page first-touched once
+    for tid in range(3):
+        assert np.array_equal(pages[t.tid == tid], np.arange(tid * 100, tid * 100 + 100))
+    _per_thread_clock_is_monotone(t)
+
+
+def test_ebizzy_iterations_and_writer_ranges():
+    T, it, cp, nb = 3, 4, 8, 1
+    t = synth.ebizzy(n_threads=T, n_iters=it, chunk_pages=cp, neighbour_pages=nb)
+    assert len(t) == T * it * (cp + 2)
+    idx, start, end = lock_w_ranges(t)
+    assert len(idx) == 2 * T * it and (end - start == (cp + 2 * nb) * PS).all()
+    for tid in range(T):
+        m = t.tid == tid
+        ops = t.op[m].reshape(it, cp + 2)
+        assert (ops[:, 0] == Op.LOCK_W).all() and (ops[:, -1] == Op.LOCK_W).all()
+        assert (ops[:, 1:-1] == Op.STORE).all()
+        # chunk j = iteration * T + thread, fresh pages every iteration
+        pages = pages_of(t[m]).reshape(it, cp + 2)[:, 1:-1]
+        j = np.arange(it) * T + tid
+        assert np.array_equal(pages, j[:, None] * cp + np.arange(cp)[None, :])
+        # the writers' range: the chunk and one page of each neighbour (another thread's chunk)
+        a = t.addr[m].reshape(it, cp + 2)
+        assert (a[:, 0] == a[:, -1]).all()
+        assert np.array_equal((a[:, 0].astype(np.int64) - synth.DEFAULT_BASE) // PS, j * cp - nb)
+    _per_thread_clock_is_monotone(t)
+
+
+def test_app_start_threads_and_writers():
+    t = synth.app_start(n_threads=4, n_files=3, file_pages=256, faults_per_thread=200,
+                        n_writers=2, writes_per_writer=300, on_file_fraction=0.3,
+                        write_pages=4, seed=5)
+    assert np.bincount(t.tid).tolist() == [200] * 4 + [300] * 2
+    readers = t.tid < 4
+    assert (t.op[readers] == Op.LOAD).all() and (t.op[~readers] == Op.LOCK_W).all()
+    files = np.arange(3) * (256 + 64)          # first pages, from DEFAULT_BASE
+    vpn = pages_of(t)
+    f = np.searchsorted(files, vpn[readers], side="right") - 1
+    assert (f >= 0).all() and (vpn[readers] - files[f] < 256).all()
+    idx, start, end = lock_w_ranges(t)
+    assert (end - start == 4 * PS).all()
+    on_file = start != synth.DEFAULT_LOCK_ADDR
+    # about 30% of 600 calls change a file mapping: binomial sd 11, 4 sd
+    assert abs(int(on_file.sum()) - 180) <= 45
+    first = (start[on_file].astype(np.int64) - DEFAULT_BASE) // PS
+    last = (end[on_file].astype(np.int64) - DEFAULT_BASE) // PS
+    fs = np.searchsorted(files, first, side="right") - 1
+    assert (fs >= 0).all() and (last <= files[fs] + 256).all()     # inside its file
+    _per_thread_clock_is_monotone(t)

@@ -156,6 +156,22 @@ class Result:
             self._frames["threads"] = df
         return self._frames["threads"]
 
+    def write_mmap_lock_events(self, path, *, t0_ns=0, comm="vmlab", pids=None):
+        """Write this run's ``mmap_sem`` operations as the kernel's ``mmap_lock`` tracepoints
+        in ``perf script`` text (:mod:`vmlab.trace.readers.mmap_lock`), so that the simulated
+        waits and a real ``perf record -e 'mmap_lock:*'`` capture go through the same reader
+        and histograms.  Threads keep the trace's tids; address space ``a`` is process
+        ``pids[a]`` (default ``1000 + a``).  Needs a run with records (``records=True``).
+        Returns ``path``."""
+        from .trace.readers.mmap_lock import write_events
+
+        lk = self.locks
+        tids = self.threads["tid"].to_numpy()
+        return write_events(path, tids[lk["thread"].to_numpy()], lk["asid"].to_numpy(),
+                            (lk["mode"] == "write").to_numpy().astype(np.int64),
+                            lk["request_ns"].to_numpy(), lk["acquire_ns"].to_numpy(),
+                            lk["release_ns"].to_numpy(), pids=pids, comm=comm, t0_ns=t0_ns)
+
     @property
     def series(self):
         if "series" not in self._frames:

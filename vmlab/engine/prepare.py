@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import ScenarioError
 from ..model.costs import TABLE_SIZE
-from ..model.scenario import min_memory_pages, refuse_knobs, signal_interval_dist
+from ..model.scenario import (min_memory_pages, refuse_knobs, refuse_lock_designs,
+                             signal_interval_dist)
 from .._numba import njit, prefetch
 from ..trace.model import Op
 from . import codes as C
@@ -386,6 +387,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_knobs(scenario, vmas, runs=("fault_model",))
     kernel_model = scenario.fault_model == "kernel"
+    refuse_lock_designs(vma_pols)
     trace = scenario.trace
     idx = index_trace(trace)
     preload_keys = None

@@ -288,6 +288,9 @@ class Costs:
     #: no host measurement yet, so the cost of clearing one (``zero_fill_ns``): both stream
     #: one page through the cache.
     copy_page_ns: int = 700
+    vma_lookup_ns: int = 0
+    mmap_lock_line_ns: int = 0
+    vma_lock_line_ns: int = 0
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
 

@@ -15,6 +15,9 @@ from ..errors import ScenarioError
 from ._checks import LIMIT, LIMIT_TEXT, checked_keywords, is_bool, unknown_names
 
 
+BACKINGS = ("file", "anon", "device", "iomem", "context")
+
+
 def _unknown_knobs(unknown):
     return unknown_names("policy knob", unknown, "knobs", knob_names())
 
@@ -46,6 +49,24 @@ class Policy:
     check_signal_before_retry : bool
         Before an in-kernel retry, a pending signal returns the fault to user space
         (Peter Xu's 5.7 behaviour).
+    fault_lock : {"mmap", "vma", "speculative"}
+        What a fault's first attempt takes (docs/model.md section 15): ``mmap_sem`` for read,
+        its VMA's read lock found under RCU (6.4's per-VMA locks), or nothing (a speculative
+        attempt validated by a sequence count).
+    retry_lock : {"mmap", "vma"}
+        What an in-kernel retry takes after a lock-dropping wait: ``mmap_sem`` for read
+        (6.4 to 6.18) or the VMA lock again (the 2025-26 proposal).  ``"vma"`` needs
+        ``fault_lock="vma"``.
+    vma_lock_backings : tuple of str
+        Backings whose faults are handled under a VMA lock or speculatively; a fault on
+        another backing falls back to ``mmap_sem`` (since 6.7, a driver ``->fault`` without
+        ``->map_pages`` does).  Ignored when ``fault_lock="mmap"``.
+    spf_scope : {"vma", "mm"}
+        The sequence count a speculative attempt validates: its VMA's (Dufour 2018) or the
+        address space's (Lespinasse 2021).  Only with ``fault_lock="speculative"``.
+    fault_completed : bool
+        ``VM_FAULT_COMPLETED`` (5.17): a wait that dropped the lock completes the fault
+        itself, with no retry and no second lock acquisition.
     """
 
     name: str
@@ -55,6 +76,11 @@ class Policy:
     interruptible: bool = False
     max_retries: int = 0
     check_signal_before_retry: bool = False
+    fault_lock: str = "mmap"
+    retry_lock: str = "mmap"
+    vma_lock_backings: tuple = ("file", "anon")
+    spf_scope: str = "vma"
+    fault_completed: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -69,7 +95,8 @@ class Policy:
                 raise ScenarioError(f"policy {self.name!r}: {knob} must be below {LIMIT_TEXT} "
                                     f"(-1 = unbounded), got {v!r}")
             object.__setattr__(self, knob, w)
-        for knob in ("eager", "needs_struct_page", "interruptible", "check_signal_before_retry"):
+        for knob in ("eager", "needs_struct_page", "interruptible", "check_signal_before_retry",
+                     "fault_completed"):
             v = getattr(self, knob)
             if not is_bool(v):
                 raise ScenarioError(f"policy {self.name!r}: {knob} must be True or False, got {v!r}")
@@ -79,6 +106,50 @@ class Policy:
             raise ScenarioError(
                 f"policy {self.name!r}: an eager policy never waits in a fault, so it takes no "
                 "retry, lock-drop or interruptible knobs")
+        self._check_lock_knobs()
+
+    def _check_lock_knobs(self):
+        """The knobs of docs/model.md section 15: each a known value, and no combination the
+        section leaves without a meaning."""
+        for knob, allowed in LOCK_KNOB_VALUES.items():
+            v = getattr(self, knob)
+            if not isinstance(v, str) or v not in allowed:
+                raise ScenarioError(f"policy {self.name!r}: {knob} must be one of "
+                                    f"{', '.join(map(repr, allowed))}, got {v!r}")
+        b = self.vma_lock_backings
+        if isinstance(b, str) or not isinstance(b, (tuple, list, frozenset, set)):
+            raise ScenarioError(f"policy {self.name!r}: vma_lock_backings must be a tuple of "
+                                f"backings (some of {', '.join(BACKINGS)}), got {b!r}")
+        bad = [x for x in b if x not in BACKINGS]
+        if bad:
+            raise ScenarioError(f"policy {self.name!r}: vma_lock_backings holds unknown backing "
+                                f"{bad[0]!r}; backings are {', '.join(BACKINGS)}")
+        # a canonical order, so that equal knob sets compare equal
+        object.__setattr__(self, "vma_lock_backings", tuple(x for x in BACKINGS if x in b))
+        if self.retry_lock == "vma" and self.fault_lock != "vma":
+            raise ScenarioError(
+                f"policy {self.name!r}: retry_lock='vma' retries under the VMA lock, which needs "
+                f"fault_lock='vma' (got fault_lock={self.fault_lock!r})")
+        if self.spf_scope != "vma" and self.fault_lock != "speculative":
+            raise ScenarioError(
+                f"policy {self.name!r}: spf_scope applies to speculative faults only; set "
+                f"fault_lock='speculative' or leave spf_scope at 'vma'")
+        if self.eager and (self.fault_lock != "mmap" or self.retry_lock != "mmap"
+                           or self.fault_completed):
+            raise ScenarioError(
+                f"policy {self.name!r}: an eager policy never faults, so it takes no "
+                "fault_lock, retry_lock or fault_completed knobs")
+        if self.fault_completed and self.drop_lock_attempts == 0:
+            raise ScenarioError(
+                f"policy {self.name!r}: fault_completed (VM_FAULT_COMPLETED) finishes a wait "
+                "that dropped the lock, and drop_lock_attempts=0 never drops it; set "
+                "drop_lock_attempts or leave fault_completed off")
+
+    @property
+    def lock_design(self):
+        """True when a knob of docs/model.md section 15 is away from its default (the
+        policy is not one of the 2006-2010 single-lock designs)."""
+        return any(getattr(self, k) != d for k, d in LOCK_KNOB_DEFAULTS.items())
 
     def replace(self, **knobs):
         """A copy with some knobs changed (give ``name=`` to label the variant)."""
@@ -89,6 +160,18 @@ class Policy:
 
     def to_dict(self):
         return asdict(self)
+
+
+#: Allowed values of the string knobs of docs/model.md section 15 (the default first).
+LOCK_KNOB_VALUES = {
+    "fault_lock": ("mmap", "vma", "speculative"),
+    "retry_lock": ("mmap", "vma"),
+    "spf_scope": ("vma", "mm"),
+}
+
+#: The section-11 knobs at their defaults: a policy with these is a single-lock design.
+LOCK_KNOB_DEFAULTS = {"fault_lock": "mmap", "retry_lock": "mmap", "spf_scope": "vma",
+                      "fault_completed": False}
 
 
 def knob_names():
@@ -142,12 +225,36 @@ PRESETS = {row.policy.name: row.policy for row in PRESET_ROWS}
 #: Preset names in the order results and plots list them.
 POLICY_ORDER = tuple(PRESETS)
 
+#: The lock designs after 2010 (docs/model.md section 15), names fixed, one row each.
+#: ``VM_FAULT_COMPLETED`` is the knob ``fault_completed=True`` on any of them (or on a
+#: ``fault_retry*`` preset).  They join :data:`PRESET_ROWS` once the engine simulates them.
+#: Colours from Paul Tol's muted scheme (colour-blind safe), apart from the seven above.
+LOCK_PRESET_ROWS = (
+    Preset(Policy("per_vma_lock", fault_lock="vma", retry_lock="mmap", drop_lock_attempts=1,
+                  max_retries=-1, check_signal_before_retry=True),
+           "6.4: VMA lock, retry under mmap_lock", "#882255"),  # wine
+    Preset(Policy("per_vma_retry_vma", fault_lock="vma", retry_lock="vma", drop_lock_attempts=1,
+                  max_retries=-1, check_signal_before_retry=True),
+           "2025-26: retry under the VMA lock", "#44aa99"),  # teal
+    Preset(Policy("per_vma_no_retry", fault_lock="vma", drop_lock_attempts=0, max_retries=0),
+           "VMA lock held over I/O, no retry", "#332288"),  # indigo
+    Preset(Policy("spf", fault_lock="speculative", drop_lock_attempts=1, max_retries=-1,
+                  check_signal_before_retry=True),
+           "speculative, seqcount-validated", "#999933"),  # olive
+)
+
+#: Lock-design preset name -> Policy.
+LOCK_PRESETS = {row.policy.name: row.policy for row in LOCK_PRESET_ROWS}
+
+#: The whole ladder, in the order notebook 09 lists it.
+LADDER_ORDER = ("nopage", "fault_retry", "fault_retry_v57") + tuple(LOCK_PRESETS)
+
 
 def preset_row(policy):
     """The :class:`Preset` row of ``policy`` (a name or a Policy, matched by name), or None
     when it is not a preset."""
     name = getattr(policy, "name", policy)
-    for row in PRESET_ROWS:
+    for row in PRESET_ROWS + LOCK_PRESET_ROWS:
         if row.policy.name == name:
             return row
     return None
@@ -159,12 +266,11 @@ def get_policy(policy):
         return policy
     if isinstance(policy, str) and policy in PRESETS:
         return PRESETS[policy]
+    if isinstance(policy, str) and policy in LOCK_PRESETS:
+        return LOCK_PRESETS[policy]
     raise ScenarioError(
-        f"unknown policy {policy!r}; presets are {', '.join(PRESETS)} "
+        f"unknown policy {policy!r}; presets are {', '.join((*PRESETS, *LOCK_PRESETS))} "
         "(or build one: vmlab.Policy(name, **knobs))")
-
-
-BACKINGS = ("file", "anon", "device", "iomem", "context")
 
 
 def can_serve(policy, backing):

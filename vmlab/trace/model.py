@@ -9,7 +9,8 @@ column       dtype      meaning
 ``asid``     unsigned   address-space id (one ``mmap_sem`` each; default 0)
 ``addr``     uint64     virtual address
 ``op``       uint8      an :class:`Op` code
-``size``     unsigned   access size in bytes
+``size``     unsigned   access size in bytes; for ``LOCK_W``, the length of the
+                        range the call modifies (0: the whole address space)
 ``gap_ns``   unsigned   optional: compute time since the same thread's
                         previous record, in nanoseconds
 ===========  =========  =====================================================
@@ -32,7 +33,12 @@ class Op(enum.IntEnum):
     """Operation codes of a trace record.
 
     ``LOCK_W`` is not a memory access: the thread takes ``mmap_sem`` for write for
-    ``mmap_cs_ns`` (an mmap/munmap/mprotect call), as MODEL.md section 2 defines it.
+    ``mmap_cs_ns`` (an mmap/munmap/mprotect call), as MODEL.md section 2 defines it.  Its
+    ``addr`` and ``size`` are the range ``[addr, addr + size)`` the call modifies (munmap,
+    mprotect, mremap's source, brk's change, or a new mapping); ``size`` 0 means the whole
+    address space, the meaning every ``LOCK_W`` had before writers named their range (a real
+    call never has length 0).  docs/model.md section 15.2 says which VMAs such a writer
+    write-locks.
     """
 
     LOAD = 0
@@ -128,7 +134,7 @@ class Trace:
     tid, asid : array_like of unsigned int, optional
         Thread and address-space ids; default all 0.
     size : array_like of unsigned int, optional
-        Access sizes in bytes; default 8 (0 for ``LOCK_W``).
+        Access sizes in bytes; default 8 (0 for ``LOCK_W``: the whole address space).
     gap_ns : array_like of unsigned int, optional
         Compute time since the same thread's previous record.
     meta : TraceMeta, optional
@@ -278,6 +284,9 @@ def _as_unsigned(name, values, default_dtype):
             bad = int(np.argmax(arr < 0))
             raise TraceFormatError(
                 f"column {name!r} must be non-negative; record {bad} is {int(arr[bad])}")
+        if len(arr) and arr.dtype.kind == "i" and int(arr.max()) > np.iinfo(default_dtype).max:
+            # wider than the default (a LOCK_W range of 4 GiB or more): widen, never wrap
+            return arr.astype(narrow_dtype(int(arr.max())))
         return arr.astype(default_dtype)
     raise TraceFormatError(
         f"column {name!r} must hold unsigned integers, got dtype {arr.dtype}")
@@ -291,3 +300,25 @@ def narrow_dtype(max_value, minimum=np.uint8):
         if max_value <= np.iinfo(dt).max:
             return np.dtype(dt)
     raise OverflowError(max_value)
+
+
+def lock_w_ranges(trace):
+    """The ranges the ``LOCK_W`` records of ``trace`` modify, as three arrays
+    ``(index, start, end)`` (``end`` exclusive, uint64; a record of size 0, the whole
+    address space, gives ``start = 0`` and ``end = 2**64 - 1``).  A range that runs past the
+    end of the address space is an error naming the record."""
+    op = np.asarray(trace.op)
+    idx = np.flatnonzero(op == Op.LOCK_W)
+    start = np.asarray(trace.addr)[idx].astype(np.uint64)
+    size = np.asarray(trace.size)[idx].astype(np.uint64)
+    whole = size == 0
+    end = start + size
+    over = ~whole & (end <= start)     # wrapped: the end (exclusive) must fit in 64 bits
+    if over.any():
+        i = int(idx[np.argmax(over)])
+        raise TraceFormatError(
+            f"record {i}: LOCK_W range {int(start[np.argmax(over)]):#x} + "
+            f"{int(size[np.argmax(over)])} bytes runs past the end of the 64-bit address space")
+    start[whole] = 0
+    end[whole] = np.uint64(2**64 - 1)
+    return idx, start, end

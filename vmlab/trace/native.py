@@ -105,6 +105,9 @@ class TraceWriter:
             raise
         self._addr_crc = 0
         self._max = {n: 0 for n in self.names}
+        # dtype of each temporary column; a column whose values outgrow it (a LOCK_W range
+        # of 4 GiB or more in the uint32 size column) is widened, never wrapped
+        self._src = {n: np.dtype(DEFAULT_DTYPES[n]) for n in self.names}
         self._tids = set()
         self.n_records = 0
         self._closed = False
@@ -134,10 +137,12 @@ class TraceWriter:
                 raise TraceFormatError(f"column {name!r} must be integers, got {col.dtype}")
             if col.dtype.kind == "i" and n and col.min() < 0:
                 raise TraceFormatError(f"column {name!r} has negative values")
-            top = np.iinfo(DEFAULT_DTYPES[name]).max
+            top = np.iinfo(self._src[name]).max
             if n and np.iinfo(col.dtype).max > top and int(col.max()) > top:
-                raise TraceFormatError(f"column {name!r} has values over {top}", self.path)
-            ready[name] = np.ascontiguousarray(col.astype(DEFAULT_DTYPES[name], copy=False))
+                if name != "size":
+                    raise TraceFormatError(f"column {name!r} has values over {top}", self.path)
+                self._widen(name)       # a LOCK_W range of 4 GiB or more
+            ready[name] = np.ascontiguousarray(col.astype(self._src[name], copy=False))
         if n:
             # what open_trace refuses is never written: undefined op codes, size-0 accesses
             bad = int(_first_bad_record(ready["op"], ready["size"]))
@@ -173,7 +178,7 @@ class TraceWriter:
             layout = []
             offset = ADDR_OFFSET
             for name in ["addr"] + [n for n in self.names if n != "addr"]:
-                src = np.dtype(DEFAULT_DTYPES[name])
+                src = self._src[name]
                 dt = src if name in ("addr", "op") else narrow_dtype(self._max[name])
                 layout.append((name, src, dt, offset))
                 offset = _align(offset + self.n_records * dt.itemsize)
@@ -208,6 +213,23 @@ class TraceWriter:
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
         return self.path
+
+    def _widen(self, name):
+        """Rewrite the temporary column ``name`` as uint64 (the records written so far)."""
+        f = self._files[name]
+        f.close()
+        path = os.path.join(self._dir, name)
+        wide = path + ".u8"
+        step = max(1, _CHUNK // self._src[name].itemsize)
+        with open(path, "rb") as src, open(wide, "wb") as dst:   # in blocks: bounded memory
+            while True:
+                block = np.fromfile(src, dtype="<" + self._src[name].str[1:], count=step)
+                if not len(block):
+                    break
+                block.astype("<u8").tofile(dst)
+        os.replace(wide, path)
+        self._files[name] = open(path, "ab")
+        self._src[name] = np.dtype(np.uint64)
 
     def _header(self, cols_hdr, n_threads, tables):
         return json.dumps({
@@ -281,6 +303,7 @@ _COLUMN_DTYPES = {name: tuple(f"<u{k}" for k in (1, 2, 4, 8)
                               if k <= np.dtype(DEFAULT_DTYPES[name]).itemsize)
                   for name in ALL_COLUMNS}
 _COLUMN_DTYPES["addr"] = ("<u8",)
+_COLUMN_DTYPES["size"] = ("<u1", "<u2", "<u4", "<u8")   # u8: LOCK_W ranges of 4 GiB or more
 #: Largest record count a header may state (every count vmlab keeps stays below 2**62).
 _MAX_RECORDS = 1 << 62
 

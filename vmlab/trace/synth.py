@@ -22,7 +22,8 @@ how to make it again.  Conventions shared by all generators:
   have gaps.
 * **Operations.** ``op`` (a name such as ``"load"``/``"store"`` or a code) for every
   record, except that ``write_fraction`` > 0 turns that fraction of records, chosen at
-  random, into ``STORE``.  ``size`` is the access size in bytes (``LOCK_W`` records have 0).
+  random, into ``STORE``.  ``size`` is the access size in bytes; a ``LOCK_W`` record's
+  ``addr``/``size`` are the range its call modifies (0: the whole address space).
 * **Columns** use the narrowest unsigned dtype that holds them (the trace model accepts
   any unsigned dtype), which keeps 10^8-record traces to about 1.2 GB.
 
@@ -149,6 +150,16 @@ def _check_pos(name, v, allow_zero=False):
     if v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
     return int(v)
+
+
+def _check_lock_range(addr, lock_size):
+    """``lock_size`` checked: a ``LOCK_W`` range ``[addr, addr + lock_size)`` inside the
+    64-bit address space (0: the whole address space)."""
+    ls = _check_pos("lock_size", lock_size, allow_zero=True)
+    addr = _check_pos("addr", addr, allow_zero=True)
+    if addr + ls >= 2**64:   # the end (exclusive) must fit in 64 bits
+        raise ValueError(f"the range {addr:#x} + lock_size={ls} runs past the 64-bit address space")
+    return ls
 
 
 def _check_page_size(page_size):
@@ -683,14 +694,15 @@ def shared_file(n_threads, n_per_thread, pages, pattern="uniform", alpha=1.0, sh
                    gap_ns=gap_ns, source=src)
 
 
-def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size=4096):
+def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size=4096,
+              lock_size=4096):
     """A thread that only calls mmap/munmap: ``n`` ``LOCK_W`` records.
 
     Each record makes the thread take ``mmap_sem`` for write for the engine's
     ``mmap_cs_ns`` (one mmap+munmap pair); ``cs_gap_ns`` is the thread's own time between
     two calls (loop overhead), stored in the ``gap_ns`` column of every record, the first
-    included.  All records carry ``addr`` (the region being mapped, away from the file
-    mappings) and size 0.
+    included.  All records carry the range they modify, ``addr`` (the region being mapped,
+    away from the file mappings) and size ``lock_size``.
 
     Parameters
     ----------
@@ -706,6 +718,9 @@ def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size
         Address space (default 0).
     page_size : int
         Bytes per page (default 4096).
+    lock_size : int
+        Bytes of the region each call maps and unmaps (default 4096, one page; 0 names the
+        whole address space, the meaning of ``LOCK_W`` records before writers had ranges).
 
     Returns
     -------
@@ -716,11 +731,12 @@ def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size
     asid = _check_pos("asid", asid, allow_zero=True)
     g = _check_pos("cs_gap_ns", cs_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
+    ls = _check_lock_range(addr, lock_size)
     src = _source("lock_loop", n=n, tid=tid, cs_gap_ns=g, addr=addr, asid=asid,
-                  page_size=page_size)
+                  page_size=page_size, lock_size=ls)
     return Trace(np.full(n, addr, np.uint64), op=np.full(n, Op.LOCK_W, np.uint8),
                  tid=np.full(n, tid, narrow_dtype(tid)), asid=np.full(n, asid, narrow_dtype(asid)),
-                 size=np.zeros(n, np.uint8), gap_ns=np.full(n, g, narrow_dtype(g)),
+                 size=np.full(n, ls, narrow_dtype(ls)), gap_ns=np.full(n, g, narrow_dtype(g)),
                  meta=TraceMeta(page_size=page_size, source=src), _n_threads=1 if n else 0)
 
 
@@ -791,7 +807,7 @@ def reverse_file(n_threads=64, pages=1 << 16, split=True, base_addr=DEFAULT_BASE
 def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
                                 read_gap_ns=1000, lock_gap_ns=500, base_addr=DEFAULT_BASE,
                                 lock_addr=DEFAULT_LOCK_ADDR, page_size=4096, aligned=True,
-                                size=8, seed=None):
+                                size=8, seed=None, lock_size=4096):
     """Michel Lespinasse's 2010 workload: random reads of a big file beside an mmap loop.
 
     Thread 0 reads ``n_reads`` pages of a ``pages``-page file mapping chosen uniformly at
@@ -832,6 +848,9 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
         Read size in bytes (default 8).
     seed : int, optional
         Random seed.
+    lock_size : int
+        Bytes each mmap/munmap call maps at ``lock_addr`` (default 4096: a new mapping that
+        touches no file VMA, as in his test; 0 names the whole address space).
 
     Returns
     -------
@@ -844,6 +863,7 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     lg = _check_pos("lock_gap_ns", lock_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
     size = _check_pos("size", size)
+    ls = _check_lock_range(lock_addr, lock_size)
     seed = _seed(seed)
     reads = uniform(nr, pages, base_addr=base_addr, page_size=page_size, aligned=aligned,
                     size=size, seed=seed)
@@ -853,13 +873,13 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     addr = np.concatenate((reads.addr, np.full(nl, lock_addr, np.uint64)))[order]
     op = np.concatenate((np.zeros(nr, np.uint8), np.full(nl, Op.LOCK_W, np.uint8)))[order]
     tid = np.concatenate((np.zeros(nr, np.uint8), np.ones(nl, np.uint8)))[order]
-    sz = np.concatenate((np.full(nr, size, narrow_dtype(size)),
-                         np.zeros(nl, narrow_dtype(size))))[order]
+    sz = np.concatenate((np.full(nr, size, narrow_dtype(max(size, ls))),
+                         np.full(nl, ls, narrow_dtype(max(size, ls)))))[order]
     gap = np.concatenate((np.full(nr, rg, np.uint64), np.full(nl, lg, np.uint64)))[order]
     gap = gap.astype(narrow_dtype(max(rg, lg)))
     src = _source("random_reads_with_mmap_loop", n_reads=nr, pages=pages, n_lock_ops=nl,
                   read_gap_ns=rg, lock_gap_ns=lg, base_addr=base_addr, lock_addr=lock_addr,
-                  page_size=page_size, aligned=aligned, size=size, seed=seed)
+                  page_size=page_size, aligned=aligned, size=size, lock_size=ls, seed=seed)
     return Trace(addr, op=op, tid=tid, asid=np.zeros(nr + nl, np.uint8), size=sz, gap_ns=gap,
                  meta=TraceMeta(page_size=page_size, source=src),
                  _n_threads=(nr > 0) + (nl > 0))
@@ -917,6 +937,236 @@ def round_robin_positions(lengths):
 
 
 #: Generator name -> function, for the command line (``vmlab trace synth NAME``).
+
+# ---------------------------------------------------------------------------------------
+# Workloads of the lock designs after 2010 (docs/model.md section 15)
+
+def _by_clock(threads, page_size, source):
+    """A trace from per-thread record lists ``(addr, op, size, gap_ns)`` (numpy arrays per
+    thread, tid = list index), ordered by each thread's compute-only clock (the cumulative
+    gap; ties: lower tid first), as :func:`random_reads_with_mmap_loop` orders its two."""
+    parts = [(t, *cols) for t, cols in enumerate(threads) if len(cols[0])]
+    if not parts:
+        return Trace(np.zeros(0, np.uint64), meta=TraceMeta(page_size=page_size, source=source))
+    addr = np.concatenate([p[1] for p in parts]).astype(np.uint64)
+    op = np.concatenate([p[2] for p in parts]).astype(np.uint8)
+    size = np.concatenate([p[3] for p in parts]).astype(np.uint64)
+    gap = np.concatenate([p[4] for p in parts]).astype(np.uint64)
+    tid = np.concatenate([np.full(len(p[1]), p[0], np.uint32) for p in parts])
+    clock = np.concatenate([np.cumsum(p[4].astype(np.uint64)) for p in parts])
+    order = np.lexsort((tid, clock))
+    return Trace(addr[order], op=op[order], tid=tid[order].astype(narrow_dtype(int(tid.max()))),
+                 asid=np.zeros(len(addr), np.uint8),
+                 size=size[order].astype(narrow_dtype(int(size.max()))),
+                 gap_ns=gap[order].astype(narrow_dtype(int(gap.max()))),
+                 meta=TraceMeta(page_size=page_size, source=source),
+                 _n_threads=len(parts))
+
+
+def pft_threads(n_threads=4, pages_per_thread=4096, touch_gap_ns=50, base_addr=DEFAULT_BASE,
+                page_size=4096):
+    """mmtests ``pft-threads``: threads first-touching their own slices of one anonymous region.
+
+    Thread ``t`` stores to each page of pages ``[t * pages_per_thread, (t + 1) *
+    pages_per_thread)`` of one region at ``base_addr``, in order: every record is a
+    zero-fill fault on an ``anon`` VMA, with ``touch_gap_ns`` of user work before it.  All
+    threads fault on one address space (and one VMA), so the rate is bounded by the lock
+    words they share (``mmap_lock_line_ns``/``vma_lock_line_ns``, docs/model.md 15.1): the
+    per-thread rate falls and the total flattens as threads grow, the shape of the 2-socket
+    results in KERNEL-2026.md section 2.
+
+    Parameters
+    ----------
+    n_threads : int
+        Faulting threads (default 4).
+    pages_per_thread : int
+        Pages each thread touches (default 4096).
+    touch_gap_ns : int
+        User work before each touch, in ns (default 50).
+    base_addr : int
+        Start of the region (default 0x7f0000000000).
+    page_size : int
+        Bytes per page (default 4096).
+
+    Returns
+    -------
+    Trace
+    """
+    T = _check_pos("n_threads", n_threads)
+    n = _check_pos("pages_per_thread", pages_per_thread)
+    g = _check_pos("touch_gap_ns", touch_gap_ns, allow_zero=True)
+    page_size = _check_page_size(page_size)
+    src = _source("pft_threads", n_threads=T, pages_per_thread=n, touch_gap_ns=g,
+                  base_addr=base_addr, page_size=page_size)
+    threads = []
+    for t in range(T):
+        pages = np.arange(t * n, (t + 1) * n, dtype=np.uint64)
+        threads.append((np.uint64(base_addr) + pages * np.uint64(page_size),
+                        np.full(n, Op.STORE, np.uint8), np.full(n, 8, np.uint64),
+                        np.full(n, g, np.uint64)))
+    return _by_clock(threads, page_size, src)
+
+
+def ebizzy(n_threads=8, n_iters=50, chunk_pages=16, neighbour_pages=1, touch_gap_ns=200,
+           iter_gap_ns=2000, base_addr=DEFAULT_BASE, page_size=4096):
+    """ebizzy ``-mTt``-like: threads that allocate (mmap), fill and free (munmap) chunks.
+
+    Each thread repeats ``n_iters`` times: a ``LOCK_W`` for the ``mmap`` of a fresh
+    ``chunk_pages``-page chunk, a store to every page of the chunk (zero-fill faults, each
+    after ``touch_gap_ns``), a ``LOCK_W`` for its ``munmap``; ``iter_gap_ns`` of search work
+    before each iteration's ``mmap``.  Chunk ``j = iteration * n_threads + thread`` lies at
+    ``base_addr + j * chunk_pages`` pages, so chunks allocated at about the same time by
+    different threads are neighbours, as an allocator's mappings are.  A writer's range is
+    its chunk plus ``neighbour_pages`` on each side: a new mapping merging with, or an unmap
+    splitting, the adjacent VMA write-locks it (0: the chunk alone).  A scenario gives each
+    chunk its own ``anon`` VMA; the pages are fresh every iteration because vmlab's VMAs
+    are static (an unmapped chunk's PTEs would otherwise stay).  The writers' ranges are what
+    aborts speculative faults of the neighbours (docs/model.md 15.4).
+
+    Parameters
+    ----------
+    n_threads : int
+        Threads (default 8).
+    n_iters : int
+        Allocate-fill-free iterations per thread (default 50).
+    chunk_pages : int
+        Pages per chunk (default 16).
+    neighbour_pages : int
+        Pages of each neighbour inside a writer's range (default 1).
+    touch_gap_ns : int
+        Work before each page's store, in ns (default 200).
+    iter_gap_ns : int
+        Work before each iteration's mmap, in ns (default 2000).
+    base_addr : int
+        Start of the chunks (default 0x7f0000000000).
+    page_size : int
+        Bytes per page (default 4096).
+
+    Returns
+    -------
+    Trace
+    """
+    T = _check_pos("n_threads", n_threads)
+    it = _check_pos("n_iters", n_iters, allow_zero=True)
+    cp = _check_pos("chunk_pages", chunk_pages)
+    nb = _check_pos("neighbour_pages", neighbour_pages, allow_zero=True)
+    tg = _check_pos("touch_gap_ns", touch_gap_ns, allow_zero=True)
+    ig = _check_pos("iter_gap_ns", iter_gap_ns, allow_zero=True)
+    base_addr = _check_pos("base_addr", base_addr, allow_zero=True)
+    page_size = _check_page_size(page_size)
+    if base_addr < nb * page_size or base_addr + (T * it + 1) * cp * page_size > 2**64:
+        raise ValueError("the chunks and their neighbours must fit in the address space")
+    src = _source("ebizzy", n_threads=T, n_iters=it, chunk_pages=cp, neighbour_pages=nb,
+                  touch_gap_ns=tg, iter_gap_ns=ig, base_addr=base_addr, page_size=page_size)
+    ps = np.uint64(page_size)
+    per = cp + 2
+    threads = []
+    for t in range(T):
+        j = np.arange(it, dtype=np.uint64) * np.uint64(T) + np.uint64(t)
+        start = np.uint64(base_addr) + j * np.uint64(cp) * ps
+        addr = np.empty((it, per), np.uint64)
+        addr[:, 0] = addr[:, -1] = start - np.uint64(nb) * ps
+        addr[:, 1:-1] = start[:, None] + np.arange(cp, dtype=np.uint64)[None, :] * ps
+        op = np.full((it, per), Op.STORE, np.uint8)
+        op[:, 0] = op[:, -1] = Op.LOCK_W
+        size = np.full((it, per), 8, np.uint64)
+        size[:, 0] = size[:, -1] = (cp + 2 * nb) * page_size
+        gap = np.full((it, per), tg, np.uint64)
+        gap[:, 0], gap[:, -1] = ig, 0
+        threads.append((addr.ravel(), op.ravel(), size.ravel(), gap.ravel()))
+    return _by_clock(threads, page_size, src)
+
+
+def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
+              n_writers=2, writes_per_writer=400, on_file_fraction=0.25, write_pages=16,
+              fault_gap_ns=20_000, write_gap_ns=100_000, base_addr=DEFAULT_BASE,
+              lock_addr=DEFAULT_LOCK_ADDR, page_size=4096, seed=None):
+    """An application start: many threads faulting file pages while a few threads map, unmap
+    and protect, the workload of the 2025-26 retry-under-the-VMA-lock measurements.
+
+    Threads ``0..n_threads-1`` each read ``faults_per_thread`` pages chosen uniformly in
+    ``n_files`` files of ``file_pages`` pages (file ``f`` mapped at ``base_addr + f *
+    (file_pages + 64)`` pages: one file VMA each, 64 pages apart), ``fault_gap_ns`` of work
+    before each.  Threads ``n_threads..n_threads+n_writers-1`` each make ``writes_per_writer``
+    ``mmap_sem`` writer calls, ``write_gap_ns`` apart: a fraction ``on_file_fraction`` of them
+    an ``mprotect`` of ``write_pages`` pages inside a random file (write-locking that file's
+    VMA, so faults on it fall back to ``mmap_sem``), the rest new mappings of ``write_pages``
+    pages at ``lock_addr`` (no VMA touched).  Whether a read is a major fault is the
+    scenario's page cache (cold by default, ``preload`` for a warm start).
+
+    Parameters
+    ----------
+    n_threads : int
+        Faulting threads (default 16).
+    n_files : int
+        File mappings (default 8).
+    file_pages : int
+        Pages per file (default 4096).
+    faults_per_thread : int
+        Reads per faulting thread (default 400).
+    n_writers : int
+        Threads making writer calls (default 2).
+    writes_per_writer : int
+        Writer calls per writer thread (default 400).
+    on_file_fraction : float
+        Fraction of writer calls that change a file mapping (default 0.25).
+    write_pages : int
+        Pages a writer call covers (default 16).
+    fault_gap_ns : int
+        Work before each read, in ns (default 20000).
+    write_gap_ns : int
+        Work before each writer call, in ns (default 100000).
+    base_addr : int
+        Start of the first file (default 0x7f0000000000).
+    lock_addr : int
+        Where new mappings go (default 0x600000000000).
+    page_size : int
+        Bytes per page (default 4096).
+    seed : int, optional
+        Random seed.
+
+    Returns
+    -------
+    Trace
+    """
+    T = _check_pos("n_threads", n_threads, allow_zero=True)
+    F = _check_pos("n_files", n_files)
+    fp = _check_pos("file_pages", file_pages)
+    nf = _check_pos("faults_per_thread", faults_per_thread, allow_zero=True)
+    W = _check_pos("n_writers", n_writers, allow_zero=True)
+    nw = _check_pos("writes_per_writer", writes_per_writer, allow_zero=True)
+    wp = _check_pos("write_pages", write_pages)
+    fg = _check_pos("fault_gap_ns", fault_gap_ns, allow_zero=True)
+    wg = _check_pos("write_gap_ns", write_gap_ns, allow_zero=True)
+    if not 0.0 <= float(on_file_fraction) <= 1.0:
+        raise ValueError(f"on_file_fraction must be in [0, 1], got {on_file_fraction}")
+    if wp > fp:
+        raise ValueError(f"write_pages={wp} must not exceed file_pages={fp}")
+    page_size = _check_page_size(page_size)
+    seed = _seed(seed)
+    src = _source("app_start", n_threads=T, n_files=F, file_pages=fp, faults_per_thread=nf,
+                  n_writers=W, writes_per_writer=nw, on_file_fraction=on_file_fraction,
+                  write_pages=wp, fault_gap_ns=fg, write_gap_ns=wg, base_addr=base_addr,
+                  lock_addr=lock_addr, page_size=page_size, seed=seed)
+    rng_r, rng_w = (np.random.default_rng(s) for s in _streams(seed, 2))
+    ps = np.uint64(page_size)
+    file_start = np.uint64(base_addr) + np.arange(F, dtype=np.uint64) * np.uint64(fp + 64) * ps
+    threads = []
+    for _ in range(T):
+        f = rng_r.integers(0, F, nf)
+        pg = rng_r.integers(0, fp, nf).astype(np.uint64)
+        threads.append((file_start[f] + pg * ps, np.full(nf, Op.LOAD, np.uint8),
+                        np.full(nf, 8, np.uint64), np.full(nf, fg, np.uint64)))
+    for _ in range(W):
+        on_file = rng_w.random(nw) < float(on_file_fraction)
+        f = rng_w.integers(0, F, nw)
+        pg = rng_w.integers(0, fp - wp + 1, nw).astype(np.uint64)
+        addr = np.where(on_file, file_start[f] + pg * ps, np.uint64(lock_addr))
+        threads.append((addr, np.full(nw, Op.LOCK_W, np.uint8),
+                        np.full(nw, wp * page_size, np.uint64), np.full(nw, wg, np.uint64)))
+    return _by_clock(threads, page_size, src)
+
+
 GENERATORS = {
     "sequential": sequential,
     "strided": strided,
@@ -927,8 +1177,12 @@ GENERATORS = {
     "lock_loop": lock_loop,
     "reverse_file": reverse_file,
     "random_reads_with_mmap_loop": random_reads_with_mmap_loop,
+    "pft_threads": pft_threads,
+    "ebizzy": ebizzy,
+    "app_start": app_start,
 }
 
 __all__ = ["GENERATORS", "DEFAULT_BASE", "DEFAULT_LOCK_ADDR", "sequential", "strided",
            "uniform", "zipf", "phases", "shared_file", "lock_loop", "reverse_file",
-           "random_reads_with_mmap_loop", "round_robin_positions", "zipf_ranks"]
+           "random_reads_with_mmap_loop", "pft_threads", "ebizzy", "app_start",
+           "round_robin_positions", "zipf_ranks"]

@@ -14,6 +14,10 @@ Each module (``lackey``, ``din``, ``csv_format``, ``perf``) has the same interfa
 ``meta_for(path, **options) -> TraceMeta``
     metadata, with ``source`` like ``"lackey:<file name>"``.
 
-Use them through :mod:`vmlab.trace.convert` (``read_trace``, ``convert``, ``write_trace``,
+``mmap_lock`` is apart: it reads and writes the kernel's ``mmap_lock`` tracepoints (lock
+operations, not memory accesses) with :func:`~vmlab.trace.readers.mmap_lock.read_capture` and
+:func:`~vmlab.trace.readers.mmap_lock.write_events`.
+
+Use the format readers through :mod:`vmlab.trace.convert` (``read_trace``, ``convert``, ``write_trace``,
 ``detect_format``), which imports them lazily.
 """

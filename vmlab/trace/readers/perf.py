@@ -47,8 +47,9 @@ What becomes a record
   instruction fetch; ``addr`` = the data address; ``size`` = 8 (``fault_size``);
 * a ``syscalls:sys_enter_mmap``, ``sys_enter_munmap``, ``sys_enter_mprotect``,
   ``sys_enter_mremap`` or ``sys_enter_brk`` sample -> ``LOCK_W`` (the thread takes
-  ``mmap_sem`` for write), ``addr`` = the syscall's first (address) argument when the
-  ``trace`` field is printed, else 0; ``size`` = 0;
+  ``mmap_sem`` for write); ``addr``/``size`` = the range the call modifies, from its
+  arguments when the ``trace`` field is printed (:mod:`vmlab.trace.readers._syscall_ranges`
+  says how each call names it), else ``0``/``0`` (the whole address space);
 * an ``exceptions:page_fault_user`` or ``exceptions:page_fault_kernel`` sample (x86
   tracepoints, recorded by ``vmlab record --with perf``) -> an access at its
   ``address=0x...``, with ``op`` from its ``error_code=0x...``: bit 4 (instruction fetch)
@@ -93,7 +94,8 @@ import numpy as np
 
 from ..._io import progress
 from ...errors import TraceFormatError
-from ..model import DEFAULT_DTYPES, Op, TraceMeta
+from ..model import DEFAULT_DTYPES, Op, TraceMeta, narrow_dtype
+from ._syscall_ranges import writer_range
 
 NAME = "perf"
 WITH_GAP = True
@@ -125,7 +127,6 @@ _IGNORED = ("block_bytes", "threads", "chunk_records", "show_progress")
 _TIME = re.compile(r"(\d+)\.(\d{1,9})", re.ASCII)
 _STRICT_TIME = re.compile(r"\s\d+\.\d{1,9}:\s", re.ASCII)
 _HEX = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
-_ARG = re.compile(r"\b\w+: 0x([0-9a-fA-F]+)")
 _FORK = re.compile(r"PERF_RECORD_(?:FORK|EXIT)\((\d+):(\d+)\)", re.ASCII)
 _CALLCHAIN = re.compile(r"^\s+(?:0x)?[0-9a-fA-F]+(?:\s|$)")
 _DIAG = re.compile(r"^(?:Warning:|'\w+' not valid for [\w-]+ events\. Ignoring\.)")
@@ -304,7 +305,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     fault_size : int
         ``size`` of page-fault records (default 8).
     page_size : int
-        Only for :func:`meta_for`.
+        Bytes per page: :func:`meta_for`, and the page rounding of ``brk`` ranges.
     block_bytes, threads
         Accepted for :mod:`vmlab.trace.convert` and ignored (line-by-line reader).
 
@@ -319,6 +320,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     skip_other = options.get("other_events", "error") == "skip"
     assume_addr = bool(options.get("assume_addr", False))
     fault_size = options.get("fault_size", 8)
+    page_size = int(options.get("page_size", 4096))   # brk ranges are whole pages
     if isinstance(fault_size, bool) or not isinstance(fault_size, (int, np.integer)) \
             or not 0 <= fault_size <= 0xFFFFFFFF:
         raise TraceFormatError(f"fault_size must be an integer from 0 to 2**32-1, got "
@@ -337,6 +339,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     pid_of = {}            # tid -> pid, from PERF_RECORD_FORK/COMM lines
     asid_of = {}           # pid (None: unknown) -> asid
     last = {}              # tid -> (time_ns, line number) of its previous record
+    last_brk = {}          # pid -> its previous brk() argument (the heap's old end)
     cols = {k: [] for k in ("tid", "asid", "addr", "op", "size", "gap_ns")}
     n_total = 0
     in_sample = False      # the previous line was a sample or a call-chain line
@@ -350,7 +353,10 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     done_bytes = 0
 
     def flush():
-        out = {k: np.array(v, dtype=DEFAULT_DTYPES[k]) for k, v in cols.items()}
+        out = {k: np.array(v, dtype=DEFAULT_DTYPES[k]) for k, v in cols.items() if k != "size"}
+        # a LOCK_W range of 4 GiB or more widens the size column (never wraps)
+        out["size"] = np.array(cols["size"], dtype=narrow_dtype(max(cols["size"], default=0),
+                                                                 DEFAULT_DTYPES["size"]))
         for v in cols.values():
             v.clear()
         return out
@@ -434,9 +440,8 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                         layout_known = True
                 op, size = Op.LOAD, fault_size
             elif kind == _LOCK:
-                am = _ARG.search(" ".join(rest))
-                addr = int(am[1], 16) if am else 0
-                op, size = Op.LOCK_W, 0
+                # the range needs the pid (brk follows the process's break): set below
+                op, size, lock_text = Op.LOCK_W, None, " ".join(rest)
             elif sink is not None and event == "syscalls:sys_exit_brk":
                 am = _HEX.fullmatch(rest[0]) if rest else None
                 if am:
@@ -462,6 +467,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             if not 0 <= tid <= _MAX_ID:
                 raise TraceFormatError(f"thread id {tid} is out of range; expected a real tid",
                                        path, lineno)
+            if size is None:
+                addr, size = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text, last_brk,
+                                          pid, page_size)
             if addr >> 64:
                 raise TraceFormatError(f"address {addr:#x} has more than 64 bits", path, lineno)
             asid = asid_of.get(pid)

@@ -1,0 +1,90 @@
+"""The address range an ``mmap_sem`` writer modifies, from its syscall's arguments.
+
+Shared by the readers that see syscalls (``perf script`` with ``syscalls:sys_enter_*``
+tracepoints).  A ``LOCK_W`` record carries ``[addr, addr + size)`` (docs/model.md section
+15.2); ``size`` 0 means the whole address space.  What each call names:
+
+* ``munmap(addr, len)``, ``mprotect(start, len, ...)``: ``[addr, addr + len)``;
+* ``mremap(addr, old_len, new_len, ...)``: the source and its in-place growth,
+  ``[addr, addr + max(old_len, new_len))`` (a move to ``new_addr`` unmaps whatever was there
+  too, but that part is a new range for the mapping: no fault on it can be in progress);
+* ``mmap(addr, len, ...)`` with a hint or ``MAP_FIXED``: ``[addr, addr + len)``; with no hint
+  (address 0) the kernel picks a hole, a new mapping that modifies no VMA: the record gets
+  ``[NEW_MAPPING_ADDR, NEW_MAPPING_ADDR + len)``, above every user-space address;
+* ``brk(new)``: the heap between the previous break of the same process and ``new``, one
+  page more on the low side so that the heap VMA being grown or shrunk is in the range;
+  ``brk(0)`` (a query) modifies nothing (``NEW_MAPPING_ADDR``, one page); the first ``brk`` of
+  a process whose previous break is unknown names the whole address space (size 0).
+
+Arguments are taken from the tracepoint's text (``name: 0xHEX`` pairs, as the kernel's
+``print fmt`` writes them); a call whose arguments are missing (``perf script`` without the
+``trace`` field) names the whole address space, the meaning ``LOCK_W`` always had.
+"""
+from __future__ import annotations
+
+#: Where a ``LOCK_W`` record puts a new mapping whose address the trace does not know: the
+#: first address of the kernel half of a 64-bit address space, above every user VMA.
+NEW_MAPPING_ADDR = 1 << 63
+
+
+def syscall_args(text):
+    """``{name: int}`` from a tracepoint's ``name: 0xHEX, name: 0xHEX`` text (names the text
+    does not hold are absent; a value that is not hexadecimal is left out)."""
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition(": ")
+        value = value.split()[0] if value.split() else ""
+        if sep and value[:2] in ("0x", "0X"):
+            try:
+                out[name] = int(value[2:], 16)
+            except ValueError:
+                continue
+    return out
+
+
+def writer_range(syscall, text, last_brk, process, page_size=4096):
+    """``(addr, size)`` of the ``LOCK_W`` record for ``syscall`` (``"mmap"``, ``"munmap"``,
+    ``"mprotect"``, ``"mremap"`` or ``"brk"``) with tracepoint text ``text``.
+
+    ``last_brk`` maps a process key to its previous nonzero ``brk`` argument and is updated;
+    ``process`` is the key of the calling process.
+    """
+    a = syscall_args(text or "")
+    if syscall == "brk":
+        new = a.get("brk")
+        if new is None:
+            return 0, 0
+        if new == 0:
+            return NEW_MAPPING_ADDR, page_size
+        old = last_brk.get(process)
+        last_brk[process] = new
+        if old is None:
+            return 0, 0
+        lo = max(0, min(old, new) - page_size) // page_size * page_size
+        hi = min(-(-max(old, new) // page_size) * page_size, _END)
+        return _clipped(lo, max(hi - lo, 1))
+    if syscall == "mremap":
+        addr, old_len, new_len = a.get("addr"), a.get("old_len"), a.get("new_len")
+        if addr is None or old_len is None or new_len is None:
+            return 0, 0
+        return _clipped(addr, max(old_len, new_len, 1))
+    start = a.get("start" if syscall == "mprotect" else "addr")
+    length = a.get("len")
+    if start is None or length is None:
+        return 0, 0
+    if syscall == "mmap" and start == 0:
+        return NEW_MAPPING_ADDR, max(min(length, _END - NEW_MAPPING_ADDR), 1)
+    return _clipped(start, max(length, 1))
+
+
+#: Ranges end at or below this (exclusive), so that ``addr + size`` fits in 64 bits.
+_END = (1 << 64) - 1
+
+
+def _clipped(addr, length):
+    """A range inside the 64-bit address space (the kernel refuses a call whose range wraps;
+    the trace records what the call could have touched).  A call at the very top, which no
+    user mapping reaches, names the new-mapping range (it modifies no VMA)."""
+    if addr >= _END:
+        return NEW_MAPPING_ADDR, 1
+    return addr, max(1, min(length, _END - addr))
