@@ -17,7 +17,7 @@ from vmlab.trace import Op
 PAGE = 4096
 BASE = 0x400 * PAGE            # aligned to any fault-around window
 IO = 70_000
-COSTS = Costs(io_ns=Fixed(IO))
+COSTS = Costs(io_ns=Fixed(IO), pte_ns=60)  # pte_ns pinned at MODEL.md's value
 R, W, M = Op.LOAD, Op.STORE, Op.MODIFY
 
 

@@ -59,7 +59,7 @@ def simulate(scenario, policy=None):
 
     A scenario with ``sample_rate`` below 1 replays its miniature (:mod:`vmlab.sampling`).
     """
-    if scenario.sample_rate is not None and scenario.sample_rate < 1:
+    if getattr(scenario, "sample_rate", None) is not None and scenario.sample_rate < 1:
         return Result(run_sampled(scenario, policy), scenario)
     return Result(run(scenario, policy), scenario)
 

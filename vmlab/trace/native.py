@@ -621,8 +621,6 @@ def crc32_combine(crc1, crc2, len2):
         if not len2:
             break
     return crc1 ^ crc2
-                f"checksum mismatch in column {c['name']!r}: header says {c['crc32']:#010x}, "
-                f"data gives {crc:#010x} (the file is corrupt)", path)
 
 
 # -- version 2: the mappings and files tables ---------------------------------------------
