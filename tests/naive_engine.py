@@ -46,7 +46,8 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
   larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``).
 * ``memory_pages < 2 * threads + 1`` is refused (docs/model.md section 8).
 * Lock designs after 2010 (docs/model.md section 15): a VMA read lock or a speculative
-  attempt takes no event of its own (no ``vma_lookup_ns``: refused when nonzero); a writer
+  attempt takes no event of its own unless it pays ``vma_lookup_ns`` or a line cost (a CPU
+  segment, taken only when nonzero so that a run without these costs is unchanged); a writer
   waiting for its VMAs' readers suspends with ``("drain",)``, charged to ``lock_wait``, and
   resumes at the instant the last of them releases; a speculative attempt that falls back
   settles its CPU as ``wasted`` without counting against ``max_retries``.
@@ -440,6 +441,9 @@ class NaiveSimulator:
         else:
             sem.writer = True
         lock["acquire_ns"] = self.now
+        # the lock word's cache line (docs/model.md 15.1): the other holders at the grant;
+        # a writer holds it alone, readers granted together count each other
+        lock["line_n"] = sem.readers - 1 if mode == READ else 0
 
     def _release(self, asid, mode, lock):
         sem = self._sem(asid)
@@ -448,6 +452,7 @@ class NaiveSimulator:
         else:
             sem.writer = False
         lock["release_ns"] = self.now
+        batch = []
         while sem.queue:
             th, qmode, qlock = sem.queue[0]
             if qmode == WRITE:
@@ -460,7 +465,10 @@ class NaiveSimulator:
                 break
             sem.queue.popleft()
             self._grant(sem, READ, qlock)
+            batch.append(qlock)
             self._resume_at(th, self.now, None)
+        for qlock in batch:             # readers granted together hold the word together
+            qlock["line_n"] = sem.readers - 1
 
     # -- page tables and page cache -------------------------------------------------------
     def _mapped(self, rec):
@@ -775,14 +783,26 @@ class NaiveSimulator:
     def _seq(self, pol, asid, vi):
         return self.mm_seq.get(asid, 0) if pol.spf_scope == "mm" else self.vma_seq[vi]
 
+    def _pay(self, dt, category="att_cpu"):
+        """A cost of docs/model.md 15.1 (lookup, lock-word line): a CPU segment of its own,
+        taken only when nonzero so that runs without these costs keep their events."""
+        if dt > 0:
+            yield ("sleep", dt, category)
+
     def _release_fault_lock(self, th, rec, lock):
         """Release what the attempt holds: ``mmap_sem`` (a lock record), a VMA read lock (a
-        VMA lock row) or nothing (a speculative attempt)."""
+        VMA lock row) or nothing (a speculative attempt).  The release takes effect after its
+        line cost: ``line_ns`` times the other holders of the word when it begins."""
         if lock is None:
             return
+        c = self.costs
         if "vma" in lock:
-            self._vma_read_release(th, lock["vma"], lock)
+            vi = lock["vma"]
+            others = self.vma_readers[vi] - 1 + int(self.vma_wlocked[vi])
+            yield from self._pay(c.vma_lock_line_ns * others)
+            self._vma_read_release(th, vi, lock)
         else:
+            yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1))
             self._release(rec.asid, READ, lock)
 
     def _access(self, th, rec):
@@ -883,19 +903,26 @@ class NaiveSimulator:
         # 1. The lock: mmap_sem for read, the VMA's read lock, or none (speculative).
         seq0 = None
         if how_lock != "mmap":
+            # the RCU walk of the VMA tree (its CPU joins the attempt that follows, also a
+            # fallback's mmap_sem attempt)
+            yield from self._pay(c.vma_lookup_ns)
             if backing not in pol.vma_lock_backings or (how_lock == "vma"
                                                         and self.vma_wlocked[rec.vma]):
                 lc["n_vma_lock_fallbacks"] += 1
                 return _FALLBACK
             if how_lock == "vma":
+                others = self.vma_readers[rec.vma]
                 self.vma_readers[rec.vma] += 1
                 lc["n_vma_lock_read"] += 1
                 lock = {"thread": th.index, "vma": rec.vma, "acquire_ns": self.now,
                         "release_ns": -1}
                 self.vma_locks.append(lock)
+                yield from self._pay(c.vma_lock_line_ns * others)
             else:
                 seq0 = self._seq(pol, rec.asid, rec.vma)
                 if seq0 % 2 == 1:       # a writer is inside: abort before the handler
+                    # (reading the count a writer holds costs its line)
+                    yield from self._pay(c.vma_lock_line_ns)
                     lc["n_spf_aborts"] += 1
                     lc["n_vma_lock_fallbacks"] += 1
                     return _SPF_FALLBACK
@@ -909,6 +936,7 @@ class NaiveSimulator:
             yield ("lock", rec.asid, READ, lock)
             fault["lock_wait_ns"] += self.now - fault["lock_since"]
             fault["lock_since"] = None
+            yield from self._pay(c.mmap_lock_line_ns * lock["line_n"])
 
         # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant).
         case = None
@@ -928,29 +956,32 @@ class NaiveSimulator:
                            and (page is None or page.in_flight))
                           or (backing == "context"
                               and not self.context_ready_at.get(rec.key, h + 1) <= h))
-            if needs_wait or self._seq(pol, rec.asid, rec.vma) != seq0:
+            seq1 = None if needs_wait else self._seq(pol, rec.asid, rec.vma)
+            if needs_wait or seq1 != seq0:
                 if not needs_wait:
                     lc["n_spf_aborts"] += 1
+                    if seq1 % 2 == 1:   # the re-read of a count a writer holds
+                        yield from self._pay(c.vma_lock_line_ns)
                 lc["n_vma_lock_fallbacks"] += 1
                 th.settle_attempt(self.now, "retry")   # its CPU is wasted
                 return _SPF_FALLBACK
 
         # 3. Lookup.
         if backing == "iomem" and pol.needs_struct_page:
-            self._release_fault_lock(th, rec, lock)
-            fault["outcome"], fault["end_ns"] = SIGBUS, h
+            yield from self._release_fault_lock(th, rec, lock)
+            fault["outcome"], fault["end_ns"] = SIGBUS, self.now
             th.fault = None
             self._end_thread(th, T_SIGBUS)
             return _DEAD
         if case in ("zero", "anon", "copy", "mkwrite"):
             self._install(rec, case)
-            return self._complete_attempt(th, rec, lock)
+            return (yield from self._complete_attempt(th, rec, lock))
         if pol.eager or backing in ("anon", "device", "iomem"):
             self._map(rec.key)
-            return self._complete_attempt(th, rec, lock)
+            return (yield from self._complete_attempt(th, rec, lock))
         if backing == "context" and self.context_ready_at.get(rec.key, h + 1) <= h:
             self._map(rec.key)
-            return self._complete_attempt(th, rec, lock)
+            return (yield from self._complete_attempt(th, rec, lock))
 
         page = None
         if backing == "file":
@@ -973,7 +1004,7 @@ class NaiveSimulator:
                 extra_ptes = self._fault_around(rec) if around else 0
                 page.pins -= 1  # docs/model.md: unpin at the install instant
                 yield ("sleep", extra_ptes * c.pte_ns, "att_cpu")
-                return self._complete_attempt(th, rec, lock)
+                return (yield from self._complete_attempt(th, rec, lock))
             if page is None:
                 page = self._issue_io(rec.key)
                 fault["major"] = 1
@@ -994,12 +1025,12 @@ class NaiveSimulator:
 
         if drop and pol.fault_completed:
             # VM_FAULT_COMPLETED: the lock goes, the pin stays; the fault ends at the wake-up
-            self._release_fault_lock(th, rec, lock)
-            if page is not None:
+            yield from self._drop_for_wait(th, fault, rec, lock)
+            if page is not None and page.in_flight:
                 page.waiters.append((th, False))
                 th.waiting_on = rec.key
             else:
-                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+                self._resume_at(th, self._wake_time(page, context_done), "wake")
             yield ("wait",)
             self._end_wait(fault)
             self._install(rec, case)
@@ -1011,13 +1042,16 @@ class NaiveSimulator:
             return _COMPLETED
 
         if drop:
-            self._release_fault_lock(th, rec, lock)
-            if page is not None:
+            if page is None:
+                self._context_ready(rec.key, context_done)
+            yield from self._drop_for_wait(th, fault, rec, lock)
+            if page is not None and page.in_flight:
                 page.waiters.append((th, True))
                 th.waiting_on = rec.key
             else:
-                self._context_ready(rec.key, context_done)
-                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+                if page is not None:
+                    page.pins -= 1      # its I/O completed while the lock was released
+                self._resume_at(th, self._wake_time(page, context_done), "wake")
             yield ("wait",)
             self._end_wait(fault)
             self._retry(th, fault, "retry")
@@ -1042,7 +1076,7 @@ class NaiveSimulator:
         if outcome == "abort":
             if page is not None:
                 page.pins -= 1
-            self._release_fault_lock(th, rec, lock)
+            yield from self._release_fault_lock(th, rec, lock)
             self._retry(th, fault, "abort")
             return _TO_USER
 
@@ -1052,7 +1086,21 @@ class NaiveSimulator:
             page.pins -= 1
         else:
             self._context_ready(rec.key, self.now)
-        return self._complete_attempt(th, rec, lock)
+        return (yield from self._complete_attempt(th, rec, lock))
+
+    def _drop_for_wait(self, th, fault, rec, lock):
+        """Release the lock before a lock-dropping wait; the wait begins when the release
+        takes effect (after its line cost, docs/model.md 15.1)."""
+        fault["wait_since"] = None
+        yield from self._release_fault_lock(th, rec, lock)
+        fault["wait_since"] = self.now
+
+    def _wake_time(self, page, context_done):
+        """When a thread that starts a lock-dropping wait now, its file I/O already complete
+        (``page``) or its context completing at ``context_done``, wakes: it still pays the
+        wake-up (docs/model.md 15.1)."""
+        done = self.now if page is not None else max(context_done, self.now)
+        return done + self.costs.wakeup_ns
 
     def _context_ready(self, key, time):
         if time < self.context_ready_at.get(key, time + 1):
@@ -1067,7 +1115,7 @@ class NaiveSimulator:
         th.settle_attempt(self.now, how)
 
     def _complete_attempt(self, th, rec, lock):
-        self._release_fault_lock(th, rec, lock)
+        yield from self._release_fault_lock(th, rec, lock)
         th.settle_attempt(self.now, "done")
         return _COMPLETED
 

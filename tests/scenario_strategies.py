@@ -79,9 +79,10 @@ def lock_policies():
 
 @st.composite
 def lock_cases(draw):
-    """``(scenario, policy)`` pairs with a lock-design policy (for the reference)."""
+    """``(scenario, policy)`` pairs with a lock-design policy and the costs of
+    docs/model.md 15.1 (for the reference)."""
     policy = draw(lock_policies())
-    scenario = draw(scenarios(policy))
+    scenario = draw(scenarios(policy, lock_costs=True))
     scenario.validate(policy)
     return scenario, policy
 
@@ -101,9 +102,15 @@ def dists(draw, scale):
 
 
 @st.composite
-def costs(draw):
+def costs(draw, lock_costs=False):
+    """Small random costs; ``lock_costs``: also those of docs/model.md 15.1 (often 0)."""
     small = st.integers(0, 300)
+    lock = {}
+    if lock_costs:
+        lock = {name: draw(st.sampled_from([0, 0, draw(st.integers(1, 200))]))
+                for name in ("vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")}
     return Costs(
+        **lock,
         access_ns=draw(st.integers(0, 3)),
         fault_ns=draw(st.integers(1, 500)),
         zero_fill_ns=draw(small),
@@ -158,7 +165,7 @@ def _writer(draw, tid, asid, vmas):
 
 
 @st.composite
-def scenarios(draw, policy, fault_model="page"):
+def scenarios(draw, policy, fault_model="page", lock_costs=False):
     """A small scenario that ``validate(policy)`` accepts (under ``fault_model``; the kernel
     model's VMAs get random ``prot`` and ``private``, and a store only goes to a writable
     VMA)."""
@@ -278,7 +285,7 @@ def scenarios(draw, policy, fault_model="page"):
         memory_pages=memory_pages,
         replacement=draw(st.sampled_from(["lru", "fifo", "clock", "twolist"])),
         fault_around_pages=draw(st.sampled_from([1, 2, 4])),
-        costs=draw(costs()),
+        costs=draw(costs(lock_costs)),
         signals=signals, adversary=adversary, preload=preload,
         horizon_ns=horizon, seed=draw(st.integers(0, 2**64 - 1)),
         fault_model=fault_model,
