@@ -80,11 +80,12 @@ def lock_policies(speculative=True):
 
 
 @st.composite
-def lock_cases(draw, speculative=True, lock_costs=True):
+def lock_cases(draw, speculative=True, lock_costs=True, fault_model=None):
     """``(scenario, policy)`` pairs with a lock-design policy and (``lock_costs``) the costs
-    of docs/model.md 15.1."""
+    of docs/model.md 15.1, under ``fault_model`` (None: either)."""
     policy = draw(lock_policies(speculative))
-    scenario = draw(scenarios(policy, lock_costs=lock_costs))
+    model = fault_model or draw(st.sampled_from(["page", "page", "kernel"]))
+    scenario = draw(scenarios(policy, fault_model=model, lock_costs=lock_costs))
     scenario.validate(policy)
     return scenario, policy
 

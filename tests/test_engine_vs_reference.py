@@ -154,9 +154,9 @@ def test_engine_matches_reference_under_the_kernel_fault_model(case):
 @settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.filter_too_much])
-@given(lock_cases(speculative=False, lock_costs=False))
+@given(lock_cases(lock_costs=False))
 def test_engine_matches_reference_with_lock_designs(case):
     """The lock designs after 2010 (docs/model.md section 15), also on VMAs whose policies
-    override the run's: VMA locks, retries under either lock, VM_FAULT_COMPLETED, writers
-    that name their range and wait for a VMA's readers."""
+    override the run's: VMA locks, retries under either lock, speculative attempts,
+    VM_FAULT_COMPLETED, writers that name their range and wait for a VMA's readers."""
     check_agreement(*case)

@@ -63,14 +63,10 @@ def _scenario(**costs):
     return Scenario(tr, vmas=[Vma(0x1000, 0x3000, backing="anon")], costs=Costs(**costs))
 
 
-def test_the_engine_refuses_what_it_does_not_simulate_yet():
-    # until the engine simulates speculative faults (docs/model.md 15.4), such a run is
-    # refused before it starts rather than replayed as another design
-    _scenario().validate("spf")                # the model (and the reference) take it
-    with pytest.raises(ScenarioError, match="not yet simulated by the engine"):
-        simulate(_scenario(), "spf")
-    for name in sorted(set(LOCK_PRESETS) - {"spf"}):
-        assert simulate(_scenario(), name).summary["n_faults"] == 2
+@pytest.mark.parametrize("name", sorted(LOCK_PRESETS))
+def test_the_engine_runs_every_lock_preset(name):
+    _scenario().validate(name)
+    assert simulate(_scenario(), name).summary["n_faults"] == 2
 
 
 @pytest.mark.parametrize("cost", ["vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns"])

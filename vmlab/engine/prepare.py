@@ -419,7 +419,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_knobs(scenario, vmas, runs=("fault_model",))
     kernel_model = scenario.fault_model == "kernel"
-    refuse_lock_designs(vma_pols, scenario.costs)
+    refuse_lock_designs(scenario.costs)
     trace = scenario.trace
     idx = index_trace(trace)
     preload_keys = None

@@ -688,22 +688,15 @@ def signal_interval_dist(schedule):
 LOCK_COSTS = ("vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")
 
 
-def refuse_lock_designs(policies, costs):
+def refuse_lock_designs(costs):
     """Refuse what the numba engine does not simulate yet of the lock designs after 2010
-    (docs/model.md section 15; the reference simulator runs all of it): speculative faults
-    and the three costs of 15.1.  A run is refused before it starts rather than replayed
-    without them."""
+    (docs/model.md section 15; the reference simulator runs all of it): the three costs of
+    15.1.  A run is refused before it starts rather than replayed without them."""
     for c in LOCK_COSTS:
         if getattr(costs, c):
             raise ScenarioError(
                 f"cost {c}={getattr(costs, c)} belongs to the lock designs after 2010 "
                 "(docs/model.md section 15), not yet simulated by the engine; leave it at 0")
-    for p in policies:
-        if p.fault_lock == "speculative":
-            raise ScenarioError(
-                f"policy {p.name!r}: speculative faults (fault_lock='speculative', docs/model.md "
-                "section 15.4) are not yet simulated by the engine; use a per-VMA lock or a "
-                "single-lock policy")
 
 
 def min_memory_pages(n_threads):

@@ -745,6 +745,32 @@ def _simulate(K):
                     else:
                         cnt[C.CNT_VMA_FALLBACK] += 1
                         TS[th, C.TS_HOW] = C.FLK_MMAP
+                elif ph == C.PH_LOCK_REQ and designs and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
+                        TS[th, C.TS_HOW] == C.FLK_SPEC:
+                    # docs/model.md 15.4: no lock; the sequence count of its scope, read now,
+                    # must be even (no writer inside) and unchanged at the install
+                    pos = TS[th, C.TS_POS]
+                    v = page_vma[rec_page[pos]]
+                    pr = vma_pol[v]
+                    seq = mm_seq[vma_asid[v]] if pol[pr, C.K_SPF_SCOPE] == 1 else vl_seq[v]
+                    if ((pol[pr, C.K_VMA_BACKINGS] >> vma_backing[v]) & 1) == 0:
+                        cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                    elif (seq & 1) == 1:
+                        cnt[C.CNT_SPF_ABORT] += 1
+                        cnt[C.CNT_VMA_FALLBACK] += 1
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                        TS[th, C.TS_K] = 0
+                    else:
+                        TS[th, C.TS_SEQ0] = seq
+                        TS[th, C.TS_ATTEMPTS] += 1
+                        TS[th, C.TS_WAIT_KIND] = 0
+                        TS[th, C.TS_WAIT_DROP] = 0
+                        TS[th, C.TS_LOCK_ASID] = vma_asid[v]
+                        TS[th, C.TS_REQ_T] = t
+                        TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                        TS[th, C.TS_PHASE] = C.PH_GRANTED
+                        ph = C.PH_GRANTED
                 if ph == C.PH_LOCK_REQ:
                     a = 0
                     lkind = TS[th, C.TS_LOCK_KIND]
@@ -918,6 +944,7 @@ def _simulate(K):
                     need_wait = 0
                     io_inline = False
                     issued = False
+                    spf_out = False
                     io_c = 0
                     case = TS[th, C.TS_CASE]
                     if (case == C.CASE_COPY or case == C.CASE_MKWRITE) and (FL[p] & F_PTE) == 0 \
@@ -926,9 +953,34 @@ def _simulate(K):
                         case = C.CASE_COW if case == C.CASE_COPY else C.CASE_SHARED
                         TS[th, C.TS_CASE] = case
                         TS[th, C.TS_AROUND_DONE] = 1
-                    if case == C.CASE_COW:
+                    if designs and TS[th, C.TS_HOW] == C.FLK_SPEC:
+                        # docs/model.md 15.4: a speculative attempt never waits, and re-reads
+                        # its sequence count before the install; a page that needs a wait or a
+                        # changed count sends the fault to mmap_sem afresh (k = 0), its CPU
+                        # wasted (not a retry against max_retries)
+                        hit = (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0
+                        needs = (bk == C.B_FILE and case != C.CASE_COPY and
+                                 case != C.CASE_MKWRITE and not hit) or (
+                                 bk == C.B_CONTEXT and (FL[p] & F_RES) == 0)
+                        seq = mm_seq[vma_asid[v]] if pol[pr, C.K_SPF_SCOPE] == 1 else vl_seq[v]
+                        if needs or seq != TS[th, C.TS_SEQ0]:
+                            if not needs:
+                                cnt[C.CNT_SPF_ABORT] += 1
+                            cnt[C.CNT_VMA_FALLBACK] += 1
+                            TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+                            TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+                            TS[th, C.TS_ATT_CPU] = 0
+                            TS[th, C.TS_ATT_WAIT] = 0
+                            TS[th, C.TS_HOW] = C.FLK_MMAP
+                            TS[th, C.TS_K] = 0
+                            TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
+                            nxt = t
+                            spf_out = True
+                    if case == C.CASE_COW and not spf_out:
                         TS[th, C.TS_COW] = 1
-                    if case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
+                    if spf_out:
+                        pass  # (back to PH_LOCK_REQ, under mmap_sem)
+                    elif case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
                             or bk == C.B_ANON or bk == C.B_DEVICE or (
                             bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
                         TS[th, C.TS_PHASE] = C.PH_INSTALL
