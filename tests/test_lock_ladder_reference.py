@@ -308,10 +308,16 @@ def test_invariants_with_lock_designs(case):
         assert x["acquire_ns"] == -1 or x["acquire_ns"] >= x["request_ns"]
         assert x["release_ns"] == -1 or x["release_ns"] >= x["acquire_ns"] >= 0
     for x in rows(r, "vma_locks"):
+        assert x["acquire_ns"] == -1 or x["acquire_ns"] >= x["request_ns"]
         assert x["release_ns"] == -1 or x["release_ns"] >= x["acquire_ns"] >= 0
     lc = r.lock_counters
     assert lc["n_mmap_lock_read"] == sum(1 for x in r.locks["kind"] if x == LOCK_FAULT)
-    assert lc["n_vma_lock_read"] == len(r.vma_locks["acquire_ns"])
+    att = rows(r, "vma_locks")
+    assert lc["n_vma_lock_read"] == sum(x["lock"] == 1 and x["acquire_ns"] >= 0 for x in att)
+    assert lc["n_spf_aborts"] == sum(x["lock"] == 2 and x["outcome"] == 2 for x in att)
+    assert lc["n_vma_lock_fallbacks"] == sum(x["outcome"] != 0 for x in att)
+    for x in att:
+        assert (x["acquire_ns"] == -1) == (x["outcome"] != 0 and x["release_ns"] == -1)
     assert lc["n_spf_aborts"] <= lc["n_vma_lock_fallbacks"]
     vma_pols = sc.validate(policy)[2]          # VMAs may override the run's policy
     if all(p.fault_lock != "vma" for p in vma_pols):

@@ -115,8 +115,8 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
 
     Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of
     numpy columns), ``counters`` (dict of ints, with the four counts of docs/model.md 15.6,
-    also alone as ``lock_counters``), ``vma_locks`` (VMA read locks: thread, vma, acquire_ns,
-    release_ns), ``series`` (per-bin faults, retries, I/Os),
+    also alone as ``lock_counters``), ``vma_locks`` (VMA read lock and speculative attempts,
+    docs/model.md 15.6: thread, vma, lock, request_ns, acquire_ns, release_ns, outcome), ``series`` (per-bin faults, retries, I/Os),
     ``hist_fault``/``hist_signal`` (log-bucket latency histograms), the resolved ``vmas``,
     ``policy``, ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds:
     ``compile_s`` is the kernel's compile or cache load, 0 once it is in memory).
@@ -194,8 +194,11 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
     vma_lock_cols = {
         "thread": vlocks[:, C.VL_THREAD],
         "vma": vlocks[:, C.VL_VMA],
+        "lock": vlocks[:, C.VL_LOCK],
+        "request_ns": vlocks[:, C.VL_REQUEST],
         "acquire_ns": vlocks[:, C.VL_ACQUIRE],
         "release_ns": vlocks[:, C.VL_RELEASE],
+        "outcome": vlocks[:, C.VL_OUTCOME],
     }
     series = {"faults": bins[C.TSB_FAULTS], "retries": bins[C.TSB_RETRIES],
               "ios": bins[C.TSB_IOS]}
