@@ -1171,7 +1171,7 @@ def _simulate(K):
                                                               keep_records, TS, tn)
                                         TS[th, C.TS_HOW] = C.FLK_NONE
                                     elif TS[th, C.TS_HOW] == C.FLK_SPEC:
-                                        # a validated speculative attempt ends here (docs/model.md 15.6)
+                                        # a validated speculative attempt ends (docs/model.md 15.6)
                                         if keep_records:
                                             vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                                         TS[th, C.TS_HOW] = C.FLK_NONE
@@ -1259,7 +1259,7 @@ def _simulate(K):
                                                   keep_records, TS, tn)
                             TS[th, C.TS_HOW] = C.FLK_NONE
                         elif TS[th, C.TS_HOW] == C.FLK_SPEC:
-                            # a validated speculative attempt ends here (docs/model.md 15.6)
+                            # a validated speculative attempt ends (docs/model.md 15.6)
                             if keep_records:
                                 vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                             TS[th, C.TS_HOW] = C.FLK_NONE
@@ -1346,12 +1346,13 @@ def _simulate(K):
                         if TS[th, C.TS_WAIT_KIND] == 1:
                             TS[th, C.TS_WAIT_PAGE] = -1
                             _unpin(p, PIN, FL)
-                            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
+                            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and \
+                                    (FL[p] & F_INFL) == 0:
                                 if track_cand:
                                     n_cand = _note_candidate(cand, n_cand, p)
                         if line_on:
-                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-                            # runs again then, from the release on
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
                                                   TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
@@ -1368,7 +1369,8 @@ def _simulate(K):
                     if ph == C.PH_ABORT:
                         w = -1
                         if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                            # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                            # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                            # or nothing held (VM_FAULT_COMPLETED)
                             if TS[th, C.TS_HOW] == C.FLK_VMA:
                                 v = page_vma[rec_page[TS[th, C.TS_POS]]]
                                 w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
@@ -1376,7 +1378,7 @@ def _simulate(K):
                                                       keep_records, TS, tn)
                                 TS[th, C.TS_HOW] = C.FLK_NONE
                             elif TS[th, C.TS_HOW] == C.FLK_SPEC:
-                                # a validated speculative attempt ends here (docs/model.md 15.6)
+                                # a validated speculative attempt ends (docs/model.md 15.6)
                                 if keep_records:
                                     vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                                 TS[th, C.TS_HOW] = C.FLK_NONE
@@ -1485,8 +1487,8 @@ def _simulate(K):
                             # a private copy maps the page no more: the adversary may take it
                             n_cand = _note_candidate(cand, n_cand, p)
                         if line_on:
-                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-                            # runs again then, from the release on
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
                                                   TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
@@ -1501,7 +1503,8 @@ def _simulate(K):
                 if ph == C.PH_INSTALL:
                     w = -1
                     if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                        # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                        # or nothing held (VM_FAULT_COMPLETED)
                         if TS[th, C.TS_HOW] == C.FLK_VMA:
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
@@ -1509,7 +1512,7 @@ def _simulate(K):
                                                   keep_records, TS, tn)
                             TS[th, C.TS_HOW] = C.FLK_NONE
                         elif TS[th, C.TS_HOW] == C.FLK_SPEC:
-                            # a validated speculative attempt ends here (docs/model.md 15.6)
+                            # a validated speculative attempt ends (docs/model.md 15.6)
                             if keep_records:
                                 vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                             TS[th, C.TS_HOW] = C.FLK_NONE
@@ -1537,8 +1540,8 @@ def _simulate(K):
                     TS[th, C.TS_ACC] = t
                     if TS[th, C.TS_REL_PAID] == 0:
                         if line_on:
-                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-                            # runs again then, from the release on
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
                                                   TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
@@ -1582,7 +1585,8 @@ def _simulate(K):
                     TS[th, C.TS_ACC] = t
                     w = -1
                     if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                        # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                        # or nothing held (VM_FAULT_COMPLETED)
                         if TS[th, C.TS_HOW] == C.FLK_VMA:
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
@@ -1590,7 +1594,7 @@ def _simulate(K):
                                                   keep_records, TS, tn)
                             TS[th, C.TS_HOW] = C.FLK_NONE
                         elif TS[th, C.TS_HOW] == C.FLK_SPEC:
-                            # a validated speculative attempt ends here (docs/model.md 15.6)
+                            # a validated speculative attempt ends (docs/model.md 15.6)
                             if keep_records:
                                 vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                             TS[th, C.TS_HOW] = C.FLK_NONE
