@@ -14,7 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from naive_engine import LOCK_RECORD, simulate as reference_simulate
+from naive_engine import simulate as reference_simulate
+from vmlab.engine import codes as C
 from vmlab.model import get_policy
 from vmlab.trace.model import Op
 
@@ -27,45 +28,64 @@ class ReferenceResult:
         self.scenario = scenario
         self.policy = get_policy(policy) if policy is not None else get_policy(scenario.policy)
         self.policy_name = self.policy.name
-        self.faults = pd.DataFrame(raw.faults)
+        f = pd.DataFrame(raw.faults)
+        f["latency_ns"] = np.where(f["end_ns"] >= 0, f["end_ns"] - f["start_ns"], -1)
+        self.faults = f
         self.threads = pd.DataFrame(raw.threads)
         lk = pd.DataFrame(raw.locks)
-        lk["mode"] = np.where(lk["mode"] == 1, "write", "read") if len(lk) else []
-        lk["wait_ns"] = np.where(lk["acquire_ns"] >= 0, lk["acquire_ns"] - lk["request_ns"], -1) \
-            if len(lk) else []
+        lk["mode"] = np.where(lk["mode"] == 1, "write", "read")
+        lk["kind"] = pd.Categorical.from_codes(lk["kind"].astype(int),
+                                               categories=list(C.LOCK_KIND_NAMES))
+        lk["wait_ns"] = np.where(lk["acquire_ns"] >= 0, lk["acquire_ns"] - lk["request_ns"], -1)
         self.locks = lk.sort_values(["request_ns", "thread"], kind="stable").reset_index(drop=True)
+        self.counters = self._counters()
         self.summary = self._summary()
 
-    def _summary(self):
-        c, f = self.raw.counters, self.faults
-        end = int(self.threads["end_ns"].max()) if len(self.threads) else 0
-        s = {"policy": self.policy_name, "elapsed_ns": end}
-        for k in ("n_faults", "n_major", "n_retries", "n_lock_w"):
-            s[k] = int(c[k])
-        s.update(self.raw.lock_counters)
-        done = f[f["outcome"] == 0] if len(f) else f
-        lat = (done["end_ns"] - done["start_ns"]).to_numpy() if len(f) else np.zeros(0)
-        for q, name in ((50, "p50"), (99, "p99")):
-            s[f"fault_latency_ns_{name}"] = float(np.percentile(lat, q)) if len(lat) else math.nan
-        s["writer_ops_per_s"] = self._writer_ops_per_s()
-        return s
-
-    def _writer_ops_per_s(self):
+    def _counters(self):
+        """The reference's counters plus the writer-window ones the engine keeps
+        (``vmlab/engine/kernel/loop.py``): the end of the last thread with access records,
+        the first ``LOCK_W`` request, the last ``LOCK_W`` release, and the ``LOCK_W`` records
+        released by the end of the access threads."""
+        c = dict(self.raw.counters)
         tr = self.scenario.trace
         access_tids = set(np.unique(tr.tid[tr.op != Op.LOCK_W]).tolist())
         th = self.threads
         acc = th[th["tid"].isin(access_tids)]
-        acc_end = int(acc["end_ns"].max()) if len(acc) else -1
+        c["access_threads_end_ns"] = int(acc["end_ns"].max()) if len(acc) else -1
         lk = self.locks
-        w = lk[(lk["kind"] == LOCK_RECORD) & (lk["release_ns"] >= 0)]
-        if not len(w):
-            return math.nan
-        t0, t_last = int(w["request_ns"].min()), int(w["release_ns"].max())
-        if acc_end > t0:
-            t1, n = min(t_last, acc_end), int((w["release_ns"] <= acc_end).sum())
-        else:
-            t1, n = t_last, len(w)
-        return n * 1e9 / (t1 - t0) if t1 > t0 else math.nan
+        w = lk[(lk["kind"] == "lock_w") & (lk["release_ns"] >= 0)]
+        c["lock_w_first_request_ns"] = int(w["request_ns"].min()) if len(w) else -1
+        c["lock_w_last_release_ns"] = int(w["release_ns"].max()) if len(w) else -1
+        acc_end = c["access_threads_end_ns"]
+        c["n_lock_w_while_access"] = int((w["release_ns"] <= acc_end).sum()) if acc_end >= 0 \
+            else len(w)
+        return c
+
+    def writer_window_ns(self):
+        """As :meth:`vmlab.results.Result.writer_window_ns`."""
+        c = self.counters
+        if not c["n_lock_w"]:
+            return None
+        t0, t_last, t_acc = (c["lock_w_first_request_ns"], c["lock_w_last_release_ns"],
+                             c["access_threads_end_ns"])
+        if t_acc > t0:
+            return t0, min(t_last, t_acc), c["n_lock_w_while_access"]
+        return t0, t_last, c["n_lock_w"]
+
+    def _summary(self):
+        c, f = self.counters, self.faults
+        s = {"policy": self.policy_name,
+             "elapsed_ns": int(self.threads["end_ns"].max()) if len(self.threads) else 0}
+        for k in ("n_faults", "n_major", "n_retries", "n_lock_w"):
+            s[k] = int(c[k])
+        s.update(self.raw.lock_counters)
+        lat = f.loc[f["outcome"] == 0, "latency_ns"].to_numpy()
+        for q, name in ((50, "p50"), (99, "p99"), (100, "max")):
+            s[f"fault_latency_ns_{name}"] = float(np.percentile(lat, q)) if len(lat) else math.nan
+        window = self.writer_window_ns()
+        s["writer_ops_per_s"] = (window[2] * 1e9 / (window[1] - window[0])
+                                 if window is not None and window[1] > window[0] else math.nan)
+        return s
 
 
 def simulate(scenario, policy=None):

@@ -252,20 +252,35 @@ def pft_scenario(n_threads, pages_per_thread=64, touch_gap_ns=50, costs=None,
 
 
 def pft_fault_ns(costs, touch_gap_ns=50):
-    """One pft thread's time per fault with no sharing: user work, then the zero-fill
-    fault's handler (``fault_ns + struct_page_ns + zero_fill_ns``), ns."""
-    return touch_gap_ns + costs.fault_ns + costs.struct_page_ns + costs.zero_fill_ns
+    """One pft thread's time per fault with no sharing: user work, the zero-fill fault's
+    handler (``fault_ns + struct_page_ns + zero_fill_ns``) and the store itself once mapped
+    (``access_ns``), ns."""
+    return (touch_gap_ns + costs.fault_ns + costs.struct_page_ns + costs.zero_fill_ns
+            + costs.access_ns)
 
 
-def ebizzy_scenario(n_threads, n_iters=4, chunk_pages=16, neighbour_pages=1, touch_gap_ns=200,
-                    iter_gap_ns=2_000, costs=None):
-    """ebizzy ``-mTt``: each thread mmaps a chunk, fills it, munmaps it, ``n_iters`` times
-    (:func:`vmlab.trace.synth.ebizzy`), one ``anon`` VMA per chunk.
+#: ebizzy's default chunk: ``record_size * 64 * 1024`` bytes = 512 KiB (ebizzy 0.3's
+#: ``read_options``), 128 pages.
+EBIZZY_CHUNK_PAGES = 128
 
-    The writers' ranges cover ``neighbour_pages`` of each adjacent chunk (a new mapping
-    merging with, or an unmap splitting, its neighbour), which is what aborts the
-    neighbours' speculative faults.  ``touch_gap_ns`` (200 ns) is copying a 4 KiB page at
-    about 20 GB/s; ``iter_gap_ns`` the search between chunks.
+#: One ebizzy ``-m`` writer call on this host, ns: the mean of an ``mmap`` of a 512 KiB chunk
+#: (2.1-2.8 µs) and the ``munmap`` of it filled (30-37 µs), measured single-threaded by
+#: ``scripts/ebizzy_writers.c`` (15.9-20.0 µs over three runs; no cross-CPU TLB shootdown, so
+#: a lower bound for the cited multi-CPU runs).
+EBIZZY_WRITER_NS = 18_000
+
+
+def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neighbour_pages=1,
+                    touch_gap_ns=10, iter_gap_ns=20, costs=None):
+    """ebizzy ``-mTt``: each thread mmaps a chunk, stores to each of its pages, munmaps it,
+    ``n_iters`` times (:func:`vmlab.trace.synth.ebizzy`), one ``anon`` VMA per chunk.
+
+    ``-m`` allocates every chunk with ``mmap`` and frees it with ``munmap`` (two writers per
+    iteration); ``-T`` only touches the pages (one store each: ``touch_gap_ns`` is the loop
+    step, no copy or search); ``-t`` one thread per CPU.  The writers' ranges cover
+    ``neighbour_pages`` of each adjacent chunk (a new mapping merging with, or an unmap
+    splitting, its neighbour), which is what aborts the neighbours' speculative faults.
+    The default ``costs`` are ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS`.
 
     Returns
     -------
@@ -277,7 +292,7 @@ def ebizzy_scenario(n_threads, n_iters=4, chunk_pages=16, neighbour_pages=1, tou
     span = chunk_pages * PAGE
     vmas = tuple(Vma(synth.DEFAULT_BASE + j * span, synth.DEFAULT_BASE + (j + 1) * span,
                      backing="anon", name=f"chunk{j}") for j in range(n_threads * n_iters))
-    return Scenario(tr, vmas=vmas, costs=costs or Costs())
+    return Scenario(tr, vmas=vmas, costs=costs or Costs(mmap_cs_ns=EBIZZY_WRITER_NS))
 
 
 def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=100,
@@ -470,10 +485,13 @@ def spf_table(results):
 def spf_sweep(threads=(16, 24), policies=("fault_retry_v57", "per_vma_lock", "spf"),
               costs=None, n_jobs=None, **ebizzy):
     """Run :func:`ebizzy_scenario` at each thread count (the cited 16- and 24-CPU runs: one
-    thread per CPU) under each policy; :func:`spf_table`.  ``costs`` default as
-    :func:`pft_sweep`'s (the same machine-independent line cost)."""
+    thread per CPU) under each policy; :func:`spf_table`.
+
+    ``costs`` default: ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS` and the
+    lock-word costs of :func:`pft_sweep` (:func:`lock_costs`).
+    """
     if costs is None:
-        c = Costs()
+        c = Costs(mmap_cs_ns=EBIZZY_WRITER_NS)
         costs = lock_costs(pft_line_ns(pft_fault_ns(c)), costs=c)
     keys, runs = [], []
     for T in threads:
