@@ -63,12 +63,22 @@ def test_published_figures_are_the_cited_numbers():
     assert p["spf_abort"] == pytest.approx(0.0808, abs=1e-4)       # 957,702 of 11.85 M
     assert p["retry_reads"] == pytest.approx(3.499, abs=1e-3)      # 20,010 -> 5,719
     assert p["retry_wait"] == pytest.approx(26.10, abs=1e-2)       # 10.70 s -> 0.41 s
-    assert p["retry_bins"] == 328 + 328
+    assert p["retry_bins"] == pytest.approx(15 / 656)                # 328 + 328 -> 9 + 6
+    assert p["pft_12_over_1"] == pytest.approx(5.522, abs=1e-3)     # 4.97 M / 0.90 M
     t = ladder.published_table()
-    assert list(t.columns) == ["key", "what", "value", "unit", "source", "tolerance"]
+    assert list(t.columns) == ["key", "what", "value", "unit", "source", "tolerance", "accept"]
+    for row in ladder.PUBLISHED:  # every published value is inside its own accepted range
+        assert row.accept[0] <= row.value <= row.accept[1], row.key
     assert t["source"].str.len().min() > 20
     with pytest.raises(KeyError, match="no published figure 'nope'"):
         ladder.published("nope")
+
+
+def test_reproduction_table_judges_each_figure():
+    t = ladder.reproduction_table({"spf_16": 1.75, "spf_abort": 0.006, "retry_bins": math.nan})
+    assert list(t["key"]) == ["spf_16", "spf_abort", "retry_bins"]
+    assert t["reproduced"].tolist() == [True, False, None]
+    assert t.loc[0, "published"] == pytest.approx(1490 / 742)
 
 
 # -- closed forms ---------------------------------------------------------------------------
@@ -118,7 +128,7 @@ def test_pft_threads_collapse_and_plateau(run):
     per = df["faults_per_s_per_thread"].to_numpy()
     assert (np.diff(per) < 0).all()
     rate = df.set_index("n_threads")["faults_per_s"]
-    cited = ladder.published("pft_12").value / ladder.published("pft_1").value
+    cited = ladder.published("pft_12_over_1").value
     assert rate[12] / rate[1] == pytest.approx(cited, rel=0.25)
     assert 1.0 < rate[128] / rate[30] < 1.25
 
