@@ -72,6 +72,17 @@ class ReferenceResult:
             return t0, min(t_last, t_acc), c["n_lock_w_while_access"]
         return t0, t_last, c["n_lock_w"]
 
+    def write_mmap_lock_events(self, path, **kw):
+        """As :meth:`vmlab.results.Result.write_mmap_lock_events`."""
+        from vmlab.trace.readers.mmap_lock import write_events
+
+        lk = self.locks
+        tids = self.threads["tid"].to_numpy()
+        return write_events(path, tids[lk["thread"].to_numpy()], lk["asid"].to_numpy(),
+                            (lk["mode"] == "write").to_numpy().astype(np.int64),
+                            lk["request_ns"].to_numpy(), lk["acquire_ns"].to_numpy(),
+                            lk["release_ns"].to_numpy(), **kw)
+
     def _summary(self):
         c, f = self.counters, self.faults
         s = {"policy": self.policy_name,
@@ -96,3 +107,17 @@ def simulate(scenario, policy=None):
 def simulate_many(runs, **_):
     """:func:`vmlab.simulate_many`'s contract on the reference, in order, one at a time."""
     return [simulate(sc, p) for sc, p in runs]
+
+
+def engine_simulates_lock_designs():
+    """Whether the numba engine runs the designs of docs/model.md section 15 (it refused them
+    before they were built: a run is refused, never replayed as the single-lock design)."""
+    import vmlab
+    from vmlab.errors import VmlabError
+    from vmlab.trace import synth
+
+    try:
+        vmlab.simulate(vmlab.Scenario(synth.pft_threads(1, 1), backing="anon"), "per_vma_lock")
+    except VmlabError:
+        return False
+    return True

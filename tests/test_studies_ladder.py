@@ -22,20 +22,10 @@ import pytest  # noqa: E402
 import reference_result  # noqa: E402
 import vmlab  # noqa: E402
 from vmlab import Costs, plots  # noqa: E402
-from vmlab.errors import VmlabError  # noqa: E402
 from vmlab.model import LOCK_PRESETS  # noqa: E402
 from vmlab.studies import ladder  # noqa: E402
-from vmlab.trace import synth  # noqa: E402
 
 PER_VMA = ("per_vma_lock", "per_vma_retry_vma", "per_vma_no_retry")
-
-
-def engine_simulates_lock_designs():
-    try:
-        vmlab.simulate(vmlab.Scenario(synth.pft_threads(1, 1), backing="anon"), "per_vma_lock")
-    except VmlabError:
-        return False
-    return True
 
 
 @pytest.fixture(params=["reference", "engine"], scope="module")
@@ -43,7 +33,7 @@ def run(request):
     """The simulator the studies run on: ``ladder.simulate_many`` is the reference's, or
     the engine's (skipped while the engine refuses the lock designs)."""
     if request.param == "engine":
-        if not engine_simulates_lock_designs():
+        if not reference_result.engine_simulates_lock_designs():
             pytest.skip("the engine does not simulate the lock designs yet (docs/model.md 15)")
         yield vmlab.simulate_many
         return
@@ -217,7 +207,7 @@ def test_spf_doubles_ebizzy_as_the_mmap_lock_word_and_the_writers_leave_the_faul
 
 def test_retry_under_the_vma_lock_on_an_app_start(run):
     sc = ladder.app_start_scenario(n_threads=6, n_files=4, file_pages=512, faults_per_thread=40,
-                                   writes_per_writer=60)
+                                   writes_per_writer=60, write_gap_ns=20_000)
     res = ladder.run_policies(sc, ("per_vma_lock", "per_vma_retry_vma"))
     t = ladder.retry_table(res).set_index("policy")
     for p in res:

@@ -808,7 +808,7 @@ def lock_waits(results, t0_ns=None, t1_ns=None, ax=None, title=None, max_threads
             m = tids == tid
             if not m.any():
                 continue
-            y = base - 0.4 + 0.8 * (j + 0.5) / k
+            y = base + 0.4 - 0.8 * (j + 0.5) / k  # the first policy on top, as in the legend
             w = np.maximum(b[m] - a[m], floor)
             ax.broken_barh(list(zip(a[m] / scale, w / scale)), (y - 0.35 / k, 0.7 / k),
                            facecolors=policy_color(name), linewidth=0, gid=f"{name}:{tid}")

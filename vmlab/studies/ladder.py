@@ -330,10 +330,11 @@ def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neigh
     return Scenario(tr, vmas=vmas, costs=costs or Costs(mmap_cs_ns=EBIZZY_WRITER_NS))
 
 
-def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=100,
-                       n_writers=2, writes_per_writer=100, on_file_fraction=0.25,
-                       fault_gap_ns=20_000, write_gap_ns=20_000, costs=None, seed=0):
-    """An app start (:func:`vmlab.trace.synth.app_start`): ``n_threads`` threads fault random
+def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
+                       n_writers=2, writes_per_writer=400, on_file_fraction=0.25,
+                       fault_gap_ns=20_000, write_gap_ns=100_000, costs=None, seed=0):
+    """An app start (:func:`vmlab.trace.synth.app_start`, with its defaults): ``n_threads``
+    threads fault random
     pages of ``n_files`` cold files while ``n_writers`` threads map and mprotect, a fraction
     ``on_file_fraction`` of their calls on a file VMA.  Reads take ``costs.io_ns`` (default
     this host's NVMe-like major fault, docs/model.md section 14).
@@ -552,6 +553,51 @@ def retry_table(results):
     df["read_wait_ratio"] = first["mmap_lock_read_wait_ns"] / df["mmap_lock_read_wait_ns"].where(
         df["mmap_lock_read_wait_ns"] > 0)
     return df
+
+
+def tracepoint_wait_bins(results, capture=None):
+    """``mmap_lock`` wait bins the way the 2025-26 measurements were made: from the kernel's
+    tracepoints.
+
+    Each run's ``mmap_lock`` operations are written as ``perf script`` text
+    (:meth:`vmlab.results.Result.write_mmap_lock_events`, into a temporary folder removed
+    afterwards) and read back with :func:`vmlab.trace.readers.mmap_lock.read_capture`, the
+    reader of a real capture; ``capture``, a real ``perf record -e 'mmap_lock:*'`` capture
+    printed by ``perf script``, goes through the same reader.
+
+    Parameters
+    ----------
+    results : dict
+        Policy name -> Result (with records).
+    capture : str or Path, optional
+
+    Returns
+    -------
+    DataFrame
+        ``source`` (the policy, or ``"capture: <file name>"``), ``mode`` (read, write),
+        ``bin`` (:data:`vmlab.trace.readers.mmap_lock.WAIT_BIN_LABELS`), ``n_waits``, and
+        ``fraction`` (of that source's waits in that mode).
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ..trace.readers.mmap_lock import read_capture
+
+    summaries = {}
+    with tempfile.TemporaryDirectory(prefix="vmlab-tracepoints-") as tmp:
+        for name, r in results.items():
+            path = r.write_mmap_lock_events(Path(tmp) / f"{name}.txt")
+            summaries[name] = read_capture(path).wait_summary()
+    if capture is not None:
+        summaries[f"capture: {Path(capture).name}"] = read_capture(capture).wait_summary()
+    rows = []
+    for source, ws in summaries.items():
+        for mode in ("read", "write"):
+            n = max(ws[mode]["n"], 1)
+            for label, count in ws[mode]["bins"].items():
+                rows.append({"source": source, "mode": mode, "bin": label, "n_waits": count,
+                             "fraction": count / n})
+    return pd.DataFrame(rows)
 
 
 def closed_form_reads(result, policy):
