@@ -1199,12 +1199,19 @@ def canonical(result):
 
     Works for the reference's lists and the engine's numpy arrays alike; faults sorted by
     (thread, start_ns), signals by (thread, arrival_ns), locks by (thread, request_ns, kind,
-    mode), threads by thread.  Counters become a tuple of (name, value) in COUNTER_NAMES order.
+    mode), threads by thread, VMA read locks (docs/model.md 15.6) by (thread, vma, acquire_ns).
+    Counters become a tuple of (name, value) in COUNTER_NAMES order, the lock designs' counts
+    one in LOCK_COUNTER_NAMES order.
     """
     fi = {n: i for i, n in enumerate(FAULT_COLUMNS)}
     si = {n: i for i, n in enumerate(SIGNAL_COLUMNS)}
     li = {n: i for i, n in enumerate(LOCK_COLUMNS)}
+    vma_locks = getattr(result, "vma_locks", None) or {n: [] for n in VMA_LOCK_COLUMNS}
+    lock_counters = getattr(result, "lock_counters", None) or {}
     return {
+        "vma_locks": _rows(vma_locks, VMA_LOCK_COLUMNS, lambda r: r),
+        "lock_counters": tuple((name, int(lock_counters.get(name, 0)))
+                               for name in LOCK_COUNTER_NAMES),
         "faults": _rows(result.faults, FAULT_COLUMNS,
                         lambda r: (r[fi["thread"]], r[fi["start_ns"]], r)),
         "signals": _rows(result.signals, SIGNAL_COLUMNS,
@@ -1218,12 +1225,12 @@ def canonical(result):
 
 
 COLUMNS = {"faults": FAULT_COLUMNS, "signals": SIGNAL_COLUMNS, "locks": LOCK_COLUMNS,
-           "threads": THREAD_COLUMNS}
+           "threads": THREAD_COLUMNS, "vma_locks": VMA_LOCK_COLUMNS}
 
 
 def first_difference(a, b):
     """A readable description of the first difference between two canonical results, or None."""
-    for table in ("faults", "signals", "locks", "threads"):
+    for table in ("faults", "signals", "locks", "threads", "vma_locks"):
         ra, rb = a[table], b[table]
         names = COLUMNS[table]
         for i in range(max(len(ra), len(rb))):
@@ -1237,8 +1244,9 @@ def first_difference(a, b):
                 return (f"{table}[{i}] differs (of {len(ra)} vs {len(rb)} rows)"
                         + (f" in {cols}" if cols else "") + f"\n  engine:    {show(x)}"
                         f"\n  reference: {show(y)}")
-    diffs = [f"{n}: engine {u} reference {v}" for (n, u), (_, v) in zip(a["counters"], b["counters"])
-             if u != v]
+    diffs = [f"{n}: engine {u} reference {v}"
+             for (n, u), (_, v) in zip(a["counters"] + a["lock_counters"],
+                                       b["counters"] + b["lock_counters"]) if u != v]
     if diffs:
         return "counters differ:\n  " + "\n  ".join(diffs)
     return None

@@ -52,10 +52,10 @@ def policies():
 
 
 @st.composite
-def random_lock_policies(draw):
-    """A lazy policy with the lock-design knobs of docs/model.md section 15 (the reference
-    simulates them; the engine refuses them for now)."""
-    fault_lock = draw(st.sampled_from(["vma", "speculative"]))
+def random_lock_policies(draw, speculative=True):
+    """A lazy policy with the lock-design knobs of docs/model.md section 15 (``speculative``:
+    speculative faults among them)."""
+    fault_lock = draw(st.sampled_from(["vma", "speculative"] if speculative else ["vma"]))
     drop = draw(st.sampled_from([-1, 0, 1, 1, 2]))
     return Policy(
         "random_lock",
@@ -72,17 +72,20 @@ def random_lock_policies(draw):
     )
 
 
-def lock_policies():
-    """The lock-design presets, plus random lock-design knob combinations."""
-    return st.one_of(st.sampled_from(list(LOCK_PRESETS.values())), random_lock_policies())
+def lock_policies(speculative=True):
+    """The lock-design presets, plus random lock-design knob combinations (``speculative``:
+    with speculative faults)."""
+    presets = [p for p in LOCK_PRESETS.values() if speculative or p.fault_lock != "speculative"]
+    return st.one_of(st.sampled_from(presets), random_lock_policies(speculative))
 
 
 @st.composite
-def lock_cases(draw):
-    """``(scenario, policy)`` pairs with a lock-design policy and the costs of
-    docs/model.md 15.1 (for the reference)."""
-    policy = draw(lock_policies())
-    scenario = draw(scenarios(policy, lock_costs=True))
+def lock_cases(draw, speculative=True, lock_costs=True, fault_model=None):
+    """``(scenario, policy)`` pairs with a lock-design policy and (``lock_costs``) the costs
+    of docs/model.md 15.1, under ``fault_model`` (None: either)."""
+    policy = draw(lock_policies(speculative))
+    model = fault_model or draw(st.sampled_from(["page", "page", "kernel"]))
+    scenario = draw(scenarios(policy, fault_model=model, lock_costs=lock_costs))
     scenario.validate(policy)
     return scenario, policy
 

@@ -20,7 +20,7 @@ from naive_engine import canonical, first_difference
 from scenario_strategies import cases
 from vmlab.engine import codes as C
 from vmlab.engine import fast_path_eligibility, run
-from vmlab.engine.fastpath import KNOB_EFFECT
+from vmlab.engine.fastpath import KNOB_EFFECT, knob_row
 from vmlab.model import Costs, Fixed, Scenario, Vma
 from vmlab.trace import Trace
 
@@ -38,11 +38,7 @@ def _eligible_vmas(scenario, policy):
     pol, vmas, vma_pols = scenario.validate(policy)
     out = []
     for v, p in zip(vmas, vma_pols):
-        knobs = np.zeros(C.K_NCOL, np.int64)
-        knobs[C.K_EAGER], knobs[C.K_STRUCT_PAGE] = p.eager, p.needs_struct_page
-        knobs[C.K_DROP_LOCK], knobs[C.K_INTERRUPTIBLE] = p.drop_lock_attempts, p.interruptible
-        knobs[C.K_MAX_RETRIES], knobs[C.K_CHECK_SIGNAL] = p.max_retries, p.check_signal_before_retry
-        cls, _ = fast_path_eligibility(C.BACKING_CODES[v.backing], knobs,
+        cls, _ = fast_path_eligibility(C.BACKING_CODES[v.backing], knob_row(p),
                                        int(scenario.fault_around_pages))
         if cls != C.FP_GENERAL:
             out.append(v)

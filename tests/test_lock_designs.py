@@ -64,12 +64,9 @@ def _scenario(**costs):
 
 
 @pytest.mark.parametrize("name", sorted(LOCK_PRESETS))
-def test_the_engine_refuses_what_it_does_not_simulate_yet(name):
-    # until the engine simulates section 15, a run of these designs is refused before it
-    # starts rather than replayed as the single-lock design
-    _scenario().validate(name)                 # the model (and the reference) take them
-    with pytest.raises(ScenarioError, match="not yet simulated by the engine"):
-        simulate(_scenario(), name)
+def test_the_engine_runs_every_lock_preset(name):
+    _scenario().validate(name)
+    assert simulate(_scenario(), name).summary["n_faults"] == 2
 
 
 @pytest.mark.parametrize("cost", ["vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns"])

@@ -114,7 +114,9 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
     """Replay ``scenario`` under ``policy``; return raw record columns.
 
     Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of
-    numpy columns), ``counters`` (dict of ints), ``series`` (per-bin faults, retries, I/Os),
+    numpy columns), ``counters`` (dict of ints, with the four counts of docs/model.md 15.6,
+    also alone as ``lock_counters``), ``vma_locks`` (VMA read locks: thread, vma, acquire_ns,
+    release_ns), ``series`` (per-bin faults, retries, I/Os),
     ``hist_fault``/``hist_signal`` (log-bucket latency histograms), the resolved ``vmas``,
     ``policy``, ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds:
     ``compile_s`` is the kernel's compile or cache load, 0 once it is in memory).
@@ -130,7 +132,7 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         loaded = compile_kernel(prep.inputs)
         t1c = time.perf_counter()
     compile_s = compile_in_prepare + (t1c - t1 if loaded else 0.0)
-    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s = _simulate(prep.inputs)
+    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s, vlocks = _simulate(prep.inputs)
     t2 = time.perf_counter()
 
     page = faults[:, C.F_PAGE]
@@ -179,11 +181,21 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         thread_cols[name] = TT[:, j]
     counters = {name: int(cnt[j]) for j, name in enumerate(C.COUNTER_NAMES)}
     counters["n_signals"] = int(cnt[C.CNT_SIGNALS])
+    # the lock designs after 2010 (docs/model.md 15.6)
+    lock_counters = {name: int(cnt[j]) for name, j in zip(C.LOCK_COUNTER_NAMES,
+                                                          C.LOCK_COUNTER_SLOTS)}
+    counters.update(lock_counters)
+    vma_lock_cols = {
+        "thread": vlocks[:, C.VL_THREAD],
+        "vma": vlocks[:, C.VL_VMA],
+        "acquire_ns": vlocks[:, C.VL_ACQUIRE],
+        "release_ns": vlocks[:, C.VL_RELEASE],
+    }
     series = {"faults": bins[C.TSB_FAULTS], "retries": bins[C.TSB_RETRIES],
               "ios": bins[C.TSB_IOS]}
     return SimpleNamespace(
         faults=fault_cols, signals=sig_cols, locks=lock_cols, threads=thread_cols,
-        counters=counters, series=series, hist_fault=hist_f, hist_signal=hist_s,
+        counters=counters, lock_counters=lock_counters, vma_locks=vma_lock_cols, series=series, hist_fault=hist_f, hist_signal=hist_s,
         vmas=prep.vmas, vma_policies=prep.vma_policies, policy=prep.policy,
         timing={"prepare_s": t1 - t0 - compile_in_prepare, "compile_s": compile_s,
                 "kernel_s": t2 - t1c},

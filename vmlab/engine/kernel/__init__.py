@@ -75,6 +75,11 @@ class KernelInputs(NamedTuple):
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page ids resident at time 0, in order
+    # the lock designs after 2010 (docs/model.md section 15)
+    designs: bool            # some VMA's policy is such a design (else none of this is read)
+    lw_v0: np.ndarray        # int64: each LOCK_W record's VMAs [lw_v0, lw_v1), in thread order
+    lw_v1: np.ndarray
+    thr_lw_off: np.ndarray   # int64 [T + 1]: thread i's LOCK_W records are lw_v0[off[i]:off[i+1]]
     # run
     n_asid: int
     horizon: int             # horizon_ns

@@ -1,8 +1,10 @@
 """Locks: ``mmap_sem`` per address space (a reader count, a writer flag and a FIFO queue of
-waiters, docs/model.md section 4)."""
+waiters, docs/model.md section 4), and the per-VMA read/write locks and sequence counts of
+the lock designs after 2010 (section 15)."""
 from __future__ import annotations
 
 from ..._numba import njit
+from .. import codes as C
 
 
 @njit
@@ -20,3 +22,75 @@ def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
         return w >> 1
     return -1
 
+
+
+# ---- the VMA read/write lock and the sequence counts (docs/model.md section 15) -----------
+# A VMA's lock: a reader count (vl_readers), a write-locked flag (vl_wlocked) and a sequence
+# count (vl_seq; mm_seq per address space), odd while a writer is inside.  Readers never
+# queue on it (a VMA lock that cannot be taken is a fallback to mmap_sem); a writer that
+# write-locked VMAs with readers inside waits for them (drain_th: at most one a space, since
+# it holds mmap_sem for write meanwhile).
+
+@njit
+def _vma_try_read(th, t, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl, keep_records,
+                  TS):
+    """A fault's attempt asks for VMA ``v``'s read lock at ``t`` (its policy row ``pr``, the
+    VMA's backing ``bk``): taken unless the backing is not handled under a VMA lock or a writer
+    has it write-locked.  Returns (taken, the VMA lock records' new length)."""
+    if ((pol[pr, C.K_VMA_BACKINGS] >> bk) & 1) == 0 or vl_wlocked[v] == 1:
+        return False, nvl
+    vl_readers[v] += 1
+    TS[th, C.TS_VL_ROW] = -1
+    if keep_records:
+        vlocks[nvl, C.VL_THREAD] = th
+        vlocks[nvl, C.VL_VMA] = v
+        vlocks[nvl, C.VL_ACQUIRE] = t
+        vlocks[nvl, C.VL_RELEASE] = -1
+        TS[th, C.TS_VL_ROW] = nvl
+        nvl += 1
+    return True, nvl
+
+
+@njit
+def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, keep_records, TS,
+                      tn):
+    """Thread ``th`` releases VMA ``v``'s read lock at ``t``.  A writer of address space ``a``
+    waiting for the readers of its VMAs resumes at ``t`` once the last of them has left:
+    returns that writer, or -1."""
+    vl_readers[v] -= 1
+    if keep_records:
+        vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+    w = drain_th[a]
+    if w < 0 or vl_readers[v] != 0 or vl_wlocked[v] == 0:
+        return -1
+    for u in range(TS[w, C.TS_W_V0], TS[w, C.TS_W_V1]):
+        if vl_readers[u] != 0:
+            return -1
+    drain_th[a] = -1
+    tn[w] = t
+    return w
+
+
+@njit
+def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq):
+    """A writer granted mmap_sem for write on address space ``a`` write-locks VMAs
+    ``[v0, v1)`` (``vma_start_write``) and makes the sequence counts odd.  Returns True if
+    readers are inside (the writer waits for them)."""
+    mm_seq[a] += 1
+    busy = False
+    for v in range(v0, v1):
+        vl_wlocked[v] = 1
+        vl_seq[v] += 1
+        if vl_readers[v] != 0:
+            busy = True
+    return busy
+
+
+@njit
+def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq):
+    """The writer releases mmap_sem: its VMAs unlock at once (``vma_end_write_all``), the
+    sequence counts are even again."""
+    mm_seq[a] += 1
+    for v in range(v0, v1):
+        vl_wlocked[v] = 0
+        vl_seq[v] += 1

@@ -29,7 +29,8 @@ from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _f
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
 from .granularity import PT_COPY, _allows, _install_case, _kernel_case, _map_window
-from .locks import _wake_writer
+from .locks import (_vma_read_release, _vma_try_read, _wake_writer, _write_lock_vmas,
+                    _write_unlock_vmas)
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit, _choose_victim, _evict, _insert, _list_insert_after,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
@@ -63,6 +64,7 @@ def _simulate(K):
     keep_records, bin_ns = K.keep_records, K.bin_ns
     fast_path, event_budget = K.fast_path, K.event_budget
     rec_write, vma_private, kernel_model = K.rec_write, K.vma_private, K.kernel_model
+    designs, lw_v0, lw_v1, thr_lw_off = K.designs, K.lw_v0, K.lw_v1, K.thr_lw_off
     T = thr_off.shape[0] - 1
     P = page_vma.shape[0]
     seed = np.uint64(seed)
@@ -112,6 +114,13 @@ def _simulate(K):
     lk_q = np.zeros((n_asid, T + 1), np.int64)
     lk_qh = np.zeros(n_asid, np.int64)
     lk_qn = np.zeros(n_asid, np.int64)
+    # the lock designs after 2010 (locks.py; used only when ``designs``)
+    nvma0 = vma_backing.shape[0]
+    vl_readers = np.zeros(nvma0, np.int64)
+    vl_wlocked = np.zeros(nvma0, np.int64)
+    vl_seq = np.zeros(nvma0, np.int64)
+    mm_seq = np.zeros(n_asid, np.int64)
+    drain_th = np.full(n_asid, -1, np.int64)
 
     # ---- threads
     TS = np.zeros((T, C.TS_NCOL), np.int64)
@@ -122,6 +131,8 @@ def _simulate(K):
         TS[th, C.TS_FAULT_ROW] = -1
         TS[th, C.TS_LOCK_ROW] = -1
         TS[th, C.TS_WAIT_PAGE] = -1
+        TS[th, C.TS_VL_ROW] = -1
+        TS[th, C.TS_LW_NEXT] = thr_lw_off[th]
         TS[th, C.TS_PHASE] = C.PH_START
         TS[th, C.TS_SEG] = C.CAT_COMPUTE
         TT[th, C.TT_TID] = thr_tid[th]
@@ -141,6 +152,8 @@ def _simulate(K):
     ns = 0
     locks = np.empty((1024 if keep_records else 0, C.L_NCOL), np.int64)
     nl = 0
+    vlocks = np.empty((256 if keep_records and designs else 0, C.VL_NCOL), np.int64)
+    nvl = 0
     cnt = np.zeros(C.N_COUNTERS, np.int64)
     ts_bins = np.zeros((C.TSB_NCOL, MAX_BINS), np.int64)  # (pages are zeroed as touched)
     n_bins = 0
@@ -231,6 +244,8 @@ def _simulate(K):
                 locks = _grow(locks)
             while ns + REC_MARGIN > sigs.shape[0]:
                 sigs = _grow(sigs)
+            while designs and nvl + REC_MARGIN > vlocks.shape[0]:
+                vlocks = _grow(vlocks)
         if track_cand and n_cand + T + REC_MARGIN > cand.shape[0]:
             cand = _grow1(cand, n_cand + T + REC_MARGIN)
         if pend_full:
@@ -250,7 +265,8 @@ def _simulate(K):
         grow = False
         while n_alive > 0:
             if _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns, sigs.shape[0],
-                         track_cand, n_cand, cand.shape[0], T) or pend_full:
+                         track_cand, n_cand, cand.shape[0], T) or pend_full or (
+                    designs and keep_records and nvl + REC_MARGIN > vlocks.shape[0]):
                 grow = True
                 break
             # the two earliest thread steps, in (time, thread) order: one scan (a blocked
@@ -536,6 +552,7 @@ def _simulate(K):
                                         elif replacement == C.REPL_TWOLIST:
                                             _touch_twolist(p, S, LL, FL, cnt)
                                     cnt[C.CNT_FAULTS] += 1
+                                    cnt[C.CNT_MMAP_READ] += 1
                                     if kind_w == 1 or kind_w == 2:
                                         cnt[C.CNT_MAJOR] += 1
                                     else:
@@ -695,6 +712,8 @@ def _simulate(K):
                             if b >= n_bins:
                                 n_bins = b + 1
                         TS[th, C.TS_K] = 0
+                        if designs:
+                            TS[th, C.TS_HOW] = pol[vma_pol[page_vma[p]], C.K_FAULT_LOCK]
                         TS[th, C.TS_LOCK_KIND] = C.LK_FAULT
                         TS[th, C.TS_LOCK_MODE] = 0
                         TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
@@ -703,11 +722,61 @@ def _simulate(K):
 
                 # (a step that moves on at the same time with nothing new before it sets ``ph``
                 # and falls through to the next phase below, skipping a trip round the loop)
+                if ph == C.PH_LOCK_REQ and designs and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
+                        TS[th, C.TS_HOW] == C.FLK_VMA:
+                    # docs/model.md 15.3: the VMA's read lock, found under RCU; a VMA that is
+                    # write-locked or of a backing not handled so falls back to mmap_sem with
+                    # the same in-kernel index
+                    pos = TS[th, C.TS_POS]
+                    v = page_vma[rec_page[pos]]
+                    took, nvl = _vma_try_read(th, t, v, vma_pol[v], vma_backing[v], pol,
+                                              vl_readers, vl_wlocked, vlocks, nvl,
+                                              keep_records, TS)
+                    if took:
+                        cnt[C.CNT_VMA_READ] += 1
+                        TS[th, C.TS_ATTEMPTS] += 1
+                        TS[th, C.TS_WAIT_KIND] = 0
+                        TS[th, C.TS_WAIT_DROP] = 0
+                        TS[th, C.TS_LOCK_ASID] = vma_asid[v]
+                        TS[th, C.TS_REQ_T] = t
+                        TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                        TS[th, C.TS_PHASE] = C.PH_GRANTED
+                        ph = C.PH_GRANTED
+                    else:
+                        cnt[C.CNT_VMA_FALLBACK] += 1
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                elif ph == C.PH_LOCK_REQ and designs and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
+                        TS[th, C.TS_HOW] == C.FLK_SPEC:
+                    # docs/model.md 15.4: no lock; the sequence count of its scope, read now,
+                    # must be even (no writer inside) and unchanged at the install
+                    pos = TS[th, C.TS_POS]
+                    v = page_vma[rec_page[pos]]
+                    pr = vma_pol[v]
+                    seq = mm_seq[vma_asid[v]] if pol[pr, C.K_SPF_SCOPE] == 1 else vl_seq[v]
+                    if ((pol[pr, C.K_VMA_BACKINGS] >> vma_backing[v]) & 1) == 0:
+                        cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                    elif (seq & 1) == 1:
+                        cnt[C.CNT_SPF_ABORT] += 1
+                        cnt[C.CNT_VMA_FALLBACK] += 1
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                        TS[th, C.TS_K] = 0
+                    else:
+                        TS[th, C.TS_SEQ0] = seq
+                        TS[th, C.TS_ATTEMPTS] += 1
+                        TS[th, C.TS_WAIT_KIND] = 0
+                        TS[th, C.TS_WAIT_DROP] = 0
+                        TS[th, C.TS_LOCK_ASID] = vma_asid[v]
+                        TS[th, C.TS_REQ_T] = t
+                        TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                        TS[th, C.TS_PHASE] = C.PH_GRANTED
+                        ph = C.PH_GRANTED
                 if ph == C.PH_LOCK_REQ:
                     a = 0
                     lkind = TS[th, C.TS_LOCK_KIND]
                     mode = TS[th, C.TS_LOCK_MODE]
                     if lkind == C.LK_FAULT:
+                        cnt[C.CNT_MMAP_READ] += 1
                         pos = TS[th, C.TS_POS]
                         a = vma_asid[page_vma[rec_page[pos]]]
                         TS[th, C.TS_ATTEMPTS] += 1
@@ -756,8 +825,26 @@ def _simulate(K):
                     TT[th, seg] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
                     lkind = TS[th, C.TS_LOCK_KIND]
-                    if keep_records:
+                    if keep_records and not (designs and (
+                            TS[th, C.TS_W_LOCKED] == 1 or
+                            (lkind == C.LK_FAULT and TS[th, C.TS_HOW] != C.FLK_MMAP))):
                         locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+                    if designs and lkind != C.LK_FAULT and TS[th, C.TS_W_LOCKED] == 0:
+                        # docs/model.md 15.2: the writer write-locks the VMAs it modifies and
+                        # waits for the readers already inside (vma_start_write)
+                        if lkind == C.LK_REMAP:
+                            TS[th, C.TS_W_V0] = TS[th, C.TS_CUR_VMA]
+                            TS[th, C.TS_W_V1] = TS[th, C.TS_CUR_VMA] + 1
+                        else:
+                            TS[th, C.TS_W_V0] = lw_v0[TS[th, C.TS_LW_NEXT]]
+                            TS[th, C.TS_W_V1] = lw_v1[TS[th, C.TS_LW_NEXT]]
+                        TS[th, C.TS_W_LOCKED] = 1
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if _write_lock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], vl_readers,
+                                            vl_wlocked, vl_seq, mm_seq):
+                            drain_th[a] = th
+                            TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                            break  # the last reader out resumes it (locks._vma_read_release)
                     if lkind == C.LK_FAULT:
                         TS[th, C.TS_F_LOCKWAIT] += t - TS[th, C.TS_REQ_T]
                         pos = TS[th, C.TS_POS]
@@ -810,6 +897,13 @@ def _simulate(K):
                         TS[th, C.TS_POS] += 1
                     # release the write lock and grant waiters
                     a = TS[th, C.TS_LOCK_ASID]
+                    if designs:
+                        if lkind == C.LK_LOCKW:
+                            TS[th, C.TS_LW_NEXT] += 1
+                        if TS[th, C.TS_W_LOCKED] == 1:
+                            _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1],
+                                               vl_wlocked, vl_seq, mm_seq)
+                            TS[th, C.TS_W_LOCKED] = 0
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                     lk_writer[a] = 0
@@ -850,6 +944,7 @@ def _simulate(K):
                     need_wait = 0
                     io_inline = False
                     issued = False
+                    spf_out = False
                     io_c = 0
                     case = TS[th, C.TS_CASE]
                     if (case == C.CASE_COPY or case == C.CASE_MKWRITE) and (FL[p] & F_PTE) == 0 \
@@ -858,9 +953,34 @@ def _simulate(K):
                         case = C.CASE_COW if case == C.CASE_COPY else C.CASE_SHARED
                         TS[th, C.TS_CASE] = case
                         TS[th, C.TS_AROUND_DONE] = 1
-                    if case == C.CASE_COW:
+                    if designs and TS[th, C.TS_HOW] == C.FLK_SPEC:
+                        # docs/model.md 15.4: a speculative attempt never waits, and re-reads
+                        # its sequence count before the install; a page that needs a wait or a
+                        # changed count sends the fault to mmap_sem afresh (k = 0), its CPU
+                        # wasted (not a retry against max_retries)
+                        hit = (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0
+                        needs = (bk == C.B_FILE and case != C.CASE_COPY and
+                                 case != C.CASE_MKWRITE and not hit) or (
+                                 bk == C.B_CONTEXT and (FL[p] & F_RES) == 0)
+                        seq = mm_seq[vma_asid[v]] if pol[pr, C.K_SPF_SCOPE] == 1 else vl_seq[v]
+                        if needs or seq != TS[th, C.TS_SEQ0]:
+                            if not needs:
+                                cnt[C.CNT_SPF_ABORT] += 1
+                            cnt[C.CNT_VMA_FALLBACK] += 1
+                            TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+                            TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+                            TS[th, C.TS_ATT_CPU] = 0
+                            TS[th, C.TS_ATT_WAIT] = 0
+                            TS[th, C.TS_HOW] = C.FLK_MMAP
+                            TS[th, C.TS_K] = 0
+                            TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
+                            nxt = t
+                            spf_out = True
+                    if case == C.CASE_COW and not spf_out:
                         TS[th, C.TS_COW] = 1
-                    if case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
+                    if spf_out:
+                        pass  # (back to PH_LOCK_REQ, under mmap_sem)
+                    elif case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
                             or bk == C.B_ANON or bk == C.B_DEVICE or (
                             bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
                         TS[th, C.TS_PHASE] = C.PH_INSTALL
@@ -933,17 +1053,31 @@ def _simulate(K):
                         TS[th, C.TS_WAIT_START] = t
                         TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
                         if drop:
-                            a = TS[th, C.TS_LOCK_ASID]
-                            if keep_records:
-                                locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                            # release read lock
-                            # release the read hold; the last reader out lets a queued writer go
                             w = -1
-                            lk_readers[a] -= 1
-                            if lk_readers[a] == 0 and lk_qn[a] > 0:
-                                w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                                if w >= 0:
-                                    o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                            if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                                # a VMA read lock (docs/model.md 15.3)
+                                if TS[th, C.TS_HOW] == C.FLK_VMA:
+                                    v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                                    w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                          vl_wlocked, drain_th, vlocks,
+                                                          keep_records, TS, tn)
+                                    TS[th, C.TS_HOW] = C.FLK_NONE
+                            else:
+                                a = TS[th, C.TS_LOCK_ASID]
+                                if keep_records:
+                                    locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                                # release the read hold; the last reader out lets a queued writer go
+                                lk_readers[a] -= 1
+                                if lk_readers[a] == 0 and lk_qn[a] > 0:
+                                    w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                            if w >= 0:
+                                o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                            if designs and pol[pr, C.K_COMPLETED] == 1:
+                                # VM_FAULT_COMPLETED (docs/model.md 15.5): the lock is gone, the
+                                # pin stays; the wake-up installs the PTE, with no retry
+                                TS[th, C.TS_HOW] = C.FLK_NONE
+                                TS[th, C.TS_WAIT_DROP] = 0
+                                drop = False
                         if issued:
                             iok = (C.EV_IO << 40) | p
                             found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
@@ -1010,6 +1144,12 @@ def _simulate(K):
                             nxt = t
                         else:
                             TS[th, C.TS_K] += 1
+                            if designs:
+                                # the retry takes retry_lock (docs/model.md 15.3)
+                                fl = pol[vma_pol[v], C.K_FAULT_LOCK]
+                                TS[th, C.TS_HOW] = C.FLK_VMA if (
+                                    fl == C.FLK_VMA and
+                                    pol[vma_pol[v], C.K_RETRY_LOCK] == C.FLK_VMA) else C.FLK_MMAP
                             TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                             nxt = t
                     else:
@@ -1033,16 +1173,25 @@ def _simulate(K):
                         if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
                             if track_cand:
                                 n_cand = _note_candidate(cand, n_cand, p)
-                    a = TS[th, C.TS_LOCK_ASID]
-                    if keep_records:
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    # release the read hold; the last reader out lets a queued writer go
                     w = -1
-                    lk_readers[a] -= 1
-                    if lk_readers[a] == 0 and lk_qn[a] > 0:
-                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                        if w >= 0:
-                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                  vl_wlocked, drain_th, vlocks,
+                                                  keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                    else:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release the read hold; the last reader out lets a queued writer go
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if w >= 0:
+                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     _attempt_wasted(th, TS, TT, False)
                     b = t // bin_ns
                     if b >= ts_bins.shape[1]:
@@ -1136,16 +1285,25 @@ def _simulate(K):
                             (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
                         # a private copy maps the page no more: the adversary may take it
                         n_cand = _note_candidate(cand, n_cand, p)
-                    a = TS[th, C.TS_LOCK_ASID]
-                    if keep_records:
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    # release the read hold; the last reader out lets a queued writer go
                     w = -1
-                    lk_readers[a] -= 1
-                    if lk_readers[a] == 0 and lk_qn[a] > 0:
-                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                        if w >= 0:
-                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                  vl_wlocked, drain_th, vlocks,
+                                                  keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                    else:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release the read hold; the last reader out lets a queued writer go
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if w >= 0:
+                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                     TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                     TS[th, C.TS_ATT_CPU] = 0
@@ -1185,16 +1343,25 @@ def _simulate(K):
                 elif ph == C.PH_SIGBUS:
                     TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
-                    a = TS[th, C.TS_LOCK_ASID]
-                    if keep_records:
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    # release the read hold; the last reader out lets a queued writer go
                     w = -1
-                    lk_readers[a] -= 1
-                    if lk_readers[a] == 0 and lk_qn[a] > 0:
-                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                        if w >= 0:
-                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                  vl_wlocked, drain_th, vlocks,
+                                                  keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                    else:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release the read hold; the last reader out lets a queued writer go
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if w >= 0:
+                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                     TS[th, C.TS_ATT_CPU] = 0
                     # iomem never waits, so the fault is minor with no I/O wait
@@ -1258,7 +1425,8 @@ def _simulate(K):
                 if fast_path and (not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk)) and \
                         (event_budget < 0 or n_ev < event_budget) and not \
                         _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns,
-                                  sigs.shape[0], track_cand, n_cand, cand.shape[0], T):
+                                  sigs.shape[0], track_cand, n_cand, cand.shape[0], T) and not (
+                        designs and keep_records and nvl + REC_MARGIN > vlocks.shape[0]):
                     n_ev += 1  # (a step taken inline is an event all the same)
                     t = nxt
                     continue
@@ -1281,4 +1449,4 @@ def _simulate(K):
     cnt[C.CNT_ACC_END] = acc_end
     cnt[C.CNT_RESIDENT] = n_resident
     return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, n_bins), hist_fault,
-            hist_sig)
+            hist_sig, vlocks[:nvl])
