@@ -121,3 +121,17 @@ def engine_simulates_lock_designs():
     except VmlabError:
         return False
     return True
+
+
+def engine_simulates_line_costs():
+    """Whether the engine runs the lock-word costs of docs/model.md 15.1."""
+    import vmlab
+    from vmlab.errors import VmlabError
+    from vmlab.trace import synth
+
+    try:
+        vmlab.simulate(vmlab.Scenario(synth.pft_threads(1, 1), backing="anon",
+                                      costs=vmlab.Costs(mmap_lock_line_ns=1)), "nopage")
+    except VmlabError:
+        return False
+    return True

@@ -359,6 +359,13 @@ LOCK_COUNTS = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n
 WAIT_BINS_NS = ((1_000_000, 10_000_000), (10_000_000, 100_000_000))
 
 
+def lock_count(result, name):
+    """One of the :data:`LOCK_COUNTS` of a run: from its summary, or its counters (where
+    the engine reports them)."""
+    s = result.summary
+    return int(s[name] if name in s else result.counters[name])
+
+
 def mmap_lock_waits(result, mode):
     """The individual waits (ns) for ``mmap_lock`` in ``mode`` (``"read"``: faults, their
     fallbacks and retries; ``"write"``: writers and eager mappings), request to grant,
@@ -373,8 +380,7 @@ def mmap_lock_waits(result, mode):
 def lock_measures(result):
     """The lock measures of one run: the counts of docs/model.md 15.6 and the ``mmap_lock``
     waits (totals, means, the read-wait bins of :data:`WAIT_BINS_NS`), as a dict."""
-    s = result.summary
-    out = {k: int(s[k]) for k in LOCK_COUNTS}
+    out = {k: lock_count(result, k) for k in LOCK_COUNTS}
     rw, ww = mmap_lock_waits(result, "read"), mmap_lock_waits(result, "write")
     out["mmap_lock_read_wait_ns"] = int(rw.sum())
     out["mmap_lock_read_wait_ns_mean"] = float(rw.mean()) if len(rw) else math.nan
@@ -509,12 +515,13 @@ def spf_table(results):
         s = r.summary
         # two LOCK_W records (mmap, munmap) per iteration
         iters = int(s["n_lock_w"]) // 2
+        aborts = lock_count(r, "n_spf_aborts")
         rows.append({"n_threads": int(T), "policy": name,
                      "iterations_per_s": iters * 1e9 / s["elapsed_ns"],
-                     "n_faults": s["n_faults"], "n_spf_aborts": int(s["n_spf_aborts"]),
-                     "abort_fraction": int(s["n_spf_aborts"]) / s["n_faults"],
-                     "n_vma_lock_fallbacks": int(s["n_vma_lock_fallbacks"]),
-                     "n_mmap_lock_read": int(s["n_mmap_lock_read"])})
+                     "n_faults": s["n_faults"], "n_spf_aborts": aborts,
+                     "abort_fraction": aborts / s["n_faults"],
+                     "n_vma_lock_fallbacks": lock_count(r, "n_vma_lock_fallbacks"),
+                     "n_mmap_lock_read": lock_count(r, "n_mmap_lock_read")})
     df = pd.DataFrame(rows)
     first = df.groupby("n_threads")["iterations_per_s"].transform("first")
     df["vs_baseline"] = df["iterations_per_s"] / first
@@ -606,7 +613,7 @@ def closed_form_reads(result, policy):
     ``per_vma_lock`` every retry takes it once more (a fault whose first attempt waited for
     I/O takes it exactly once, for its retry); under ``per_vma_retry_vma`` a retry looks its
     VMA up again instead, and ``per_vma_no_retry`` never retries."""
-    fallbacks = int(result.summary["n_vma_lock_fallbacks"])
+    fallbacks = lock_count(result, "n_vma_lock_fallbacks")
     if policy == "per_vma_lock":
         return int(result.faults["retries"].sum()) + fallbacks
     return fallbacks
