@@ -178,7 +178,8 @@ def test_09_twenty_years_later(executed):
     assert r["ladder_n_retries_per_vma_no_retry"] == 0
     # the 'done when' on Lespinasse's workload
     for p in per_vma:
-        assert r[f"lespinasse_writer_ops_per_s_{p}"] >= 100 * r["lespinasse_writer_ops_per_s_nopage"]
+        assert (r[f"lespinasse_writer_ops_per_s_{p}"]
+                >= 100 * r["lespinasse_writer_ops_per_s_nopage"])
     assert r["lespinasse_n_mmap_lock_read_per_vma_lock"] == r["lespinasse_n_faults"]
     assert r["lespinasse_n_mmap_lock_read_per_vma_retry_vma"] == 0
     assert r["lespinasse_n_mmap_lock_read_per_vma_no_retry"] == 0

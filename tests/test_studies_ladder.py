@@ -271,3 +271,31 @@ def test_lock_waits_chart_one_colour_per_policy(run, tmp_path):
 def test_lock_presets_have_distinct_colours():
     cs = [plots.policy_color(p) for p in (*vmlab.model.POLICY_ORDER, *LOCK_PRESETS)]
     assert len(set(cs)) == len(cs)
+
+
+def test_tracepoint_wait_bins_read_back_the_runs_waits(run):
+    """The waits written as the kernel's mmap_lock tracepoints and read back by the capture
+    reader are the run's own mmap_lock waits, bin for bin; a real capture goes through the
+    same reader."""
+    from pathlib import Path
+
+    from vmlab.trace.readers.mmap_lock import WAIT_BIN_EDGES_NS, WAIT_BIN_LABELS
+
+    sc = ladder.ladder_scenario(n_threads=2, reads_per_thread=3, writes_per_writer=100,
+                                write_gap_ns=100_000)
+    res = ladder.run_policies(sc, ("nopage", "per_vma_lock"))
+    capture = Path(__file__).parent / "fixtures" / "perf_mmap_lock_ns.txt"
+    t = ladder.tracepoint_wait_bins(res, capture=capture)
+    assert list(dict.fromkeys(t["source"])) == ["nopage", "per_vma_lock",
+                                                "capture: perf_mmap_lock_ns.txt"]
+    for name, r in res.items():
+        for mode in ("read", "write"):
+            w = ladder.mmap_lock_waits(r, mode)
+            expected = np.bincount(np.searchsorted(WAIT_BIN_EDGES_NS, w, side="right") - 1,
+                                   minlength=len(WAIT_BIN_LABELS))
+            got = t[(t["source"] == name) & (t["mode"] == mode)]
+            assert got["bin"].tolist() == list(WAIT_BIN_LABELS)
+            assert got["n_waits"].tolist() == expected.tolist()
+    real = t[t["source"].str.startswith("capture")]
+    assert real["n_waits"].sum() > 0
+    assert real.groupby("mode")["fraction"].sum().round(9).tolist() == [1.0, 1.0]

@@ -387,7 +387,8 @@ def lock_measures(result):
     out["mmap_lock_write_wait_ns"] = int(ww.sum())
     out["mmap_lock_write_wait_ns_mean"] = float(ww.mean()) if len(ww) else math.nan
     for lo, hi in WAIT_BINS_NS:
-        out[f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"] = int(((rw >= lo) & (rw < hi)).sum())
+        name = f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"
+        out[name] = int(((rw >= lo) & (rw < hi)).sum())
     return out
 
 
