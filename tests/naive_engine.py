@@ -902,6 +902,7 @@ class NaiveSimulator:
 
         # 1. The lock: mmap_sem for read, the VMA's read lock, or none (speculative).
         seq0 = None
+        acquire_cost = 0                # the lock word's line at the grant (docs/model.md 15.1)
         if how_lock != "mmap":
             # the RCU walk of the VMA tree (its CPU joins the attempt that follows, also a
             # fallback's mmap_sem attempt)
@@ -917,7 +918,7 @@ class NaiveSimulator:
                 lock = {"thread": th.index, "vma": rec.vma, "acquire_ns": self.now,
                         "release_ns": -1}
                 self.vma_locks.append(lock)
-                yield from self._pay(c.vma_lock_line_ns * others)
+                acquire_cost = c.vma_lock_line_ns * others
             else:
                 seq0 = self._seq(pol, rec.asid, rec.vma)
                 if seq0 % 2 == 1:       # a writer is inside: abort before the handler
@@ -936,15 +937,16 @@ class NaiveSimulator:
             yield ("lock", rec.asid, READ, lock)
             fault["lock_wait_ns"] += self.now - fault["lock_since"]
             fault["lock_since"] = None
-            yield from self._pay(c.mmap_lock_line_ns * lock["line_n"])
+            acquire_cost = c.mmap_lock_line_ns * lock["line_n"]
 
-        # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant).
+        # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant), after
+        # the acquisition's line cost (one CPU segment with it).
         case = None
         if self.kernel and not pol.eager and backing in ("anon", "file"):
             extra, case = self._kernel_case(rec, vma)
         else:
             extra = self._handler_extra(backing, pol)
-        yield ("sleep", c.fault_ns + extra, "att_cpu")
+        yield ("sleep", acquire_cost + c.fault_ns + extra, "att_cpu")
         h = self.now
         if case in ("copy", "mkwrite") and rec.key not in self.ptes:
             case = "cow" if case == "copy" else "shared"   # evicted since the grant: look it up

@@ -154,9 +154,10 @@ def test_engine_matches_reference_under_the_kernel_fault_model(case):
 @settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.filter_too_much])
-@given(lock_cases(lock_costs=False))
+@given(lock_cases())
 def test_engine_matches_reference_with_lock_designs(case):
     """The lock designs after 2010 (docs/model.md section 15), also on VMAs whose policies
     override the run's: VMA locks, retries under either lock, speculative attempts,
-    VM_FAULT_COMPLETED, writers that name their range and wait for a VMA's readers."""
+    VM_FAULT_COMPLETED, writers that name their range and wait for a VMA's readers, and the
+    costs of 15.1 (VMA lookup, lock-word lines)."""
     check_agreement(*case)

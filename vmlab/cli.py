@@ -116,7 +116,9 @@ def _parser():
     g.add_argument("--memory-fraction", default=None, metavar="F[,F...]",
                    help="page-cache frames as fractions of the trace's distinct pages, "
                         "comma-separated, each in (0, 1]")
-    r.add_argument("--replacement", default="lru", help="lru, fifo or clock")
+    r.add_argument("--replacement", default="lru",
+                   help="page-cache replacement: lru, fifo, clock or twolist (the kernel's "
+                        "active/inactive lists)")
     r.add_argument("--fault-around-pages", type=int, default=1)
     r.add_argument("--io", default=None,
                    help="I/O latency: nvme (lognormal median 70 us; the default without "

@@ -70,6 +70,7 @@ PH_FAULT_END = 12      # the access completes after the fault
 PH_SIGBUS = 13         # the handler failed: SIGBUS ends the thread
 PH_WAIT_IO = 14        # asleep until a file I/O completes (an event wakes it)
 PH_DELIVER = 15        # deliver pending signals one at a time, then TS_AFTER
+PH_DROP_WAIT = 16      # a lock-dropping wait begins once its release (after a line cost) is done
 
 # time categories: the first TT_NCAT columns of the thread table
 (CAT_COMPUTE, CAT_HIT, CAT_FAULT_CPU, CAT_IO_WAIT, CAT_LOCK_WAIT, CAT_LOCK_HOLD, CAT_SIGNAL,
@@ -131,7 +132,13 @@ TS_W_V1 = 35
 TS_W_LOCKED = 36    # 1 once the writer write-locked its VMAs (it may wait for their readers)
 TS_LW_NEXT = 37     # the thread's next LOCK_W record, an index into lw_v0 / lw_v1
 TS_SEQ0 = 38        # a speculative attempt's sequence count read at its start
-TS_NCOL = 39
+# the lock-word costs of docs/model.md 15.1 (each a CPU segment of the attempt)
+TS_LINE_N = 39      # other holders of the lock word at the attempt's grant (its line cost)
+TS_PAID = 40        # a segment paid before PH_LOCK_REQ: 1 the VMA lookup, 2 a speculative
+#                     abort's sequence read at h (the attempt's CPU then wasted), 3 one at t'
+TS_REL_PAID = 41    # 1 while the release's line cost is paid (the phase runs again after it)
+TS_CTX_DONE = 42    # a lock-dropping context wait's completion (its wait begins after the release)
+TS_NCOL = 43
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,

@@ -55,9 +55,11 @@ def knob_row(policy):
     return row
 
 
-def fast_path_eligibility(backing, knobs, fault_around_pages):
+def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False):
     """``(class, drop)`` for a VMA of ``backing`` (a ``codes.B_*``) under the policy knob row
-    ``knobs`` (indexable by ``codes.K_*``) with ``fault_around_pages``.
+    ``knobs`` (indexable by ``codes.K_*``) with ``fault_around_pages``; ``lock_costs``: the run
+    has a lock-word line or VMA lookup cost (docs/model.md 15.1), which depends on the other
+    holders of the lock: no fault on the fast path.
 
     class: ``FP_NO_WAIT`` (the handler maps it at once: anon, device, iomem without struct
     page, eager), ``FP_FILE`` (a page-cache hit or one read), ``FP_CONTEXT`` (ready, or one
@@ -68,7 +70,7 @@ def fast_path_eligibility(backing, knobs, fault_around_pages):
     eager = int(knobs[C.K_EAGER]) == 1
     struct_page = int(knobs[C.K_STRUCT_PAGE]) == 1
     drop = int(knobs[C.K_MAX_RETRIES]) != 0 and int(knobs[C.K_DROP_LOCK]) != 0
-    if int(knobs[C.K_FAULT_LOCK]) != C.FLK_MMAP or int(knobs[C.K_COMPLETED]) != 0:
+    if int(knobs[C.K_FAULT_LOCK]) != C.FLK_MMAP or int(knobs[C.K_COMPLETED]) != 0 or lock_costs:
         return C.FP_GENERAL, drop     # the lock designs after 2010 (docs/model.md 15)
     if backing == C.B_IOMEM and struct_page and not eager:
         return C.FP_GENERAL, drop

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ScenarioError
 from ..model.costs import TABLE_SIZE
-from ..model.scenario import (min_memory_pages, refuse_knobs, refuse_lock_designs,
+from ..model.scenario import (min_memory_pages, refuse_knobs,
                              signal_interval_dist)
 from .._numba import njit, prefetch
 from ..trace.model import Op, lock_w_ranges
@@ -419,7 +419,6 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_knobs(scenario, vmas, runs=("fault_model",))
     kernel_model = scenario.fault_model == "kernel"
-    refuse_lock_designs(scenario.costs)
     trace = scenario.trace
     idx = index_trace(trace)
     preload_keys = None
@@ -589,12 +588,13 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     designs, lw_v0, lw_v1, thr_lw_off = _lock_design_tables(trace, idx, vma_pols, vma_asid,
                                                             vma_first_vpn, vma_end_vpn, ps)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
+    lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
     fa = int(scenario.fault_around_pages)
     vma_fast = np.zeros(nv, np.int64)
     vma_drop = np.zeros(nv, np.bool_)
     for i in range(nv):
         vma_fast[i], vma_drop[i] = fast_path_eligibility(int(vma_backing[i]),
-                                                         pol_tab[vma_pol[i]], fa)
+                                                         pol_tab[vma_pol[i]], fa, lock_costs)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
         rec_write=rec_write, vma_private=vma_private, kernel_model=kernel_model,

@@ -684,21 +684,6 @@ def signal_interval_dist(schedule):
     return Exponential(1e9 / schedule.rate_hz)
 
 
-#: Costs of docs/model.md section 15.1.
-LOCK_COSTS = ("vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")
-
-
-def refuse_lock_designs(costs):
-    """Refuse what the numba engine does not simulate yet of the lock designs after 2010
-    (docs/model.md section 15; the reference simulator runs all of it): the three costs of
-    15.1.  A run is refused before it starts rather than replayed without them."""
-    for c in LOCK_COSTS:
-        if getattr(costs, c):
-            raise ScenarioError(
-                f"cost {c}={getattr(costs, c)} belongs to the lock designs after 2010 "
-                "(docs/model.md section 15), not yet simulated by the engine; leave it at 0")
-
-
 def min_memory_pages(n_threads):
     """The smallest page cache ``memory_pages`` a run with ``n_threads`` threads may have,
     ``2 * n_threads + 1``: each thread may hold a frame in flight and one pinned, neither

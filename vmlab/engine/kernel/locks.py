@@ -94,3 +94,16 @@ def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq):
     for v in range(v0, v1):
         vl_wlocked[v] = 0
         vl_seq[v] += 1
+
+
+@njit
+def _release_line_ns(how, a, v, lk_readers, vl_readers, vl_wlocked, mline_ns, vline_ns):
+    """The line cost of releasing what a fault's attempt holds (``how``, a ``codes.FLK_*``:
+    mmap_sem of address space ``a``, or VMA ``v``'s read lock): ``line_ns`` times the other
+    holders of the word as the release begins; a writer waiting for the VMA's readers holds
+    it too (docs/model.md 15.1)."""
+    if how == C.FLK_MMAP:
+        return mline_ns * (lk_readers[a] - 1)
+    if how == C.FLK_VMA:
+        return vline_ns * (vl_readers[v] - 1 + vl_wlocked[v])
+    return 0

@@ -29,7 +29,8 @@ from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _f
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
 from .granularity import PT_COPY, _allows, _install_case, _kernel_case, _map_window
-from .locks import (_vma_read_release, _vma_try_read, _wake_writer, _write_lock_vmas,
+from .locks import (_release_line_ns, _vma_read_release, _vma_try_read, _wake_writer,
+                    _write_lock_vmas,
                     _write_unlock_vmas)
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit, _choose_victim, _evict, _insert, _list_insert_after,
@@ -81,6 +82,11 @@ def _simulate(K):
     mmap_cs_ns = costs[C.COST_MMAP_CS]
     wakeup_ns = costs[C.COST_WAKEUP]
     copy_ns = costs[C.COST_COPY_PAGE]
+    # docs/model.md 15.1: the VMA lookup and the lock words' cache lines
+    lookup_ns = costs[C.COST_VMA_LOOKUP]
+    mline_ns = costs[C.COST_MMAP_LINE]
+    vline_ns = costs[C.COST_VMA_LINE]
+    line_on = mline_ns > 0 or vline_ns > 0
 
     # ---- page state
     # per-page state: flag bits (F_*) and the pin count (faults holding a reference)
@@ -722,6 +728,30 @@ def _simulate(K):
 
                 # (a step that moves on at the same time with nothing new before it sets ``ph``
                 # and falls through to the next phase below, skipping a trip round the loop)
+                if ph == C.PH_LOCK_REQ and TS[th, C.TS_PAID] != 0:
+                    # a CPU segment of docs/model.md 15.1 ended: it is the attempt's CPU
+                    paid = TS[th, C.TS_PAID]
+                    TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                    TS[th, C.TS_ACC] = t
+                    if paid == 2:
+                        # a speculative attempt aborted at h: its CPU is wasted
+                        TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+                        TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+                        TS[th, C.TS_ATT_CPU] = 0
+                        TS[th, C.TS_ATT_WAIT] = 0
+                    if paid != 1:
+                        TS[th, C.TS_PAID] = 0
+                if ph == C.PH_LOCK_REQ and lookup_ns > 0 and designs and \
+                        TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
+                        (TS[th, C.TS_HOW] == C.FLK_VMA or TS[th, C.TS_HOW] == C.FLK_SPEC):
+                    # the RCU walk of the VMA tree comes first (docs/model.md 15.1)
+                    if TS[th, C.TS_PAID] == 1:
+                        TS[th, C.TS_PAID] = 0
+                    else:
+                        TS[th, C.TS_PAID] = 1
+                        TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                        nxt = t + lookup_ns
+                        ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
                 if ph == C.PH_LOCK_REQ and designs and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
                         TS[th, C.TS_HOW] == C.FLK_VMA:
                     # docs/model.md 15.3: the VMA's read lock, found under RCU; a VMA that is
@@ -734,6 +764,7 @@ def _simulate(K):
                                               keep_records, TS)
                     if took:
                         cnt[C.CNT_VMA_READ] += 1
+                        TS[th, C.TS_LINE_N] = vl_readers[v] - 1
                         TS[th, C.TS_ATTEMPTS] += 1
                         TS[th, C.TS_WAIT_KIND] = 0
                         TS[th, C.TS_WAIT_DROP] = 0
@@ -761,8 +792,15 @@ def _simulate(K):
                         cnt[C.CNT_VMA_FALLBACK] += 1
                         TS[th, C.TS_HOW] = C.FLK_MMAP
                         TS[th, C.TS_K] = 0
+                        if vline_ns > 0:
+                            # reading a count a writer holds costs its line (15.1)
+                            TS[th, C.TS_PAID] = 3
+                            TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                            nxt = t + vline_ns
+                            ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
                     else:
                         TS[th, C.TS_SEQ0] = seq
+                        TS[th, C.TS_LINE_N] = 0
                         TS[th, C.TS_ATTEMPTS] += 1
                         TS[th, C.TS_WAIT_KIND] = 0
                         TS[th, C.TS_WAIT_DROP] = 0
@@ -808,6 +846,7 @@ def _simulate(K):
                     if ok:
                         if mode == 0:
                             lk_readers[a] += 1
+                            TS[th, C.TS_LINE_N] = lk_readers[a] - 1
                         else:
                             lk_writer[a] = 1
                         TS[th, C.TS_PHASE] = C.PH_GRANTED
@@ -863,6 +902,12 @@ def _simulate(K):
                             if case == C.CASE_COW or case == C.CASE_SHARED:
                                 TS[th, C.TS_AROUND_DONE] = 1  # write faults: no fault-around
                             hcpu = fault_ns + extra
+                        if line_on:
+                            # the lock word's line at the grant (docs/model.md 15.1)
+                            how = TS[th, C.TS_HOW] if designs else C.FLK_MMAP
+                            hcpu += TS[th, C.TS_LINE_N] * (
+                                mline_ns if how == C.FLK_MMAP else
+                                vline_ns if how == C.FLK_VMA else 0)
                         nxt = t + hcpu
                     elif lkind == C.LK_LOCKW:
                         TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
@@ -908,6 +953,7 @@ def _simulate(K):
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                     lk_writer[a] = 0
                     m = lk_q.shape[1]
+                    h0 = lk_qh[a]
                     while lk_qn[a] > 0:
                         w = lk_q[a, lk_qh[a]]
                         wth = w >> 1
@@ -928,6 +974,13 @@ def _simulate(K):
                         o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, wth)
                         if wmode == 1:
                             break
+                    if line_on:
+                        # readers granted together hold the word together (docs/model.md 15.1)
+                        j = h0
+                        while j != lk_qh[a]:
+                            if (lk_q[a, j] & 1) == 0:
+                                TS[lk_q[a, j] >> 1, C.TS_LINE_N] = lk_readers[a] - 1
+                            j = (j + 1) % m
                     TS[th, C.TS_PHASE] = C.PH_REC_END
                     nxt = t
 
@@ -967,15 +1020,21 @@ def _simulate(K):
                             if not needs:
                                 cnt[C.CNT_SPF_ABORT] += 1
                             cnt[C.CNT_VMA_FALLBACK] += 1
-                            TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
-                            TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
-                            TS[th, C.TS_ATT_CPU] = 0
-                            TS[th, C.TS_ATT_WAIT] = 0
                             TS[th, C.TS_HOW] = C.FLK_MMAP
                             TS[th, C.TS_K] = 0
                             TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                             nxt = t
                             spf_out = True
+                            if not needs and (seq & 1) == 1 and vline_ns > 0:
+                                # re-reading a count a writer holds costs its line (15.1);
+                                # the attempt's CPU is settled when that ends
+                                TS[th, C.TS_PAID] = 2
+                                nxt = t + vline_ns
+                            else:
+                                TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+                                TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+                                TS[th, C.TS_ATT_CPU] = 0
+                                TS[th, C.TS_ATT_WAIT] = 0
                     if case == C.CASE_COW and not spf_out:
                         TS[th, C.TS_COW] = 1
                     if spf_out:
@@ -1052,42 +1111,67 @@ def _simulate(K):
                         TS[th, C.TS_WAIT_KIND] = need_wait
                         TS[th, C.TS_WAIT_START] = t
                         TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
+                        paying = False
                         if drop:
-                            w = -1
-                            if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                                # a VMA read lock (docs/model.md 15.3)
-                                if TS[th, C.TS_HOW] == C.FLK_VMA:
-                                    v = page_vma[rec_page[TS[th, C.TS_POS]]]
-                                    w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
-                                                          vl_wlocked, drain_th, vlocks,
-                                                          keep_records, TS, tn)
-                                    TS[th, C.TS_HOW] = C.FLK_NONE
+                            rc = 0
+                            if line_on:
+                                v = page_vma[p]
+                                rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                      TS[th, C.TS_LOCK_ASID], v, lk_readers,
+                                                      vl_readers, vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                # the release takes effect after its line cost and the wait
+                                # begins then (docs/model.md 15.1): PH_DROP_WAIT
+                                paying = True
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                TS[th, C.TS_PHASE] = C.PH_DROP_WAIT
+                                nxt = t + rc
                             else:
-                                a = TS[th, C.TS_LOCK_ASID]
-                                if keep_records:
-                                    locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                                # release the read hold; the last reader out lets a queued writer go
-                                lk_readers[a] -= 1
-                                if lk_readers[a] == 0 and lk_qn[a] > 0:
-                                    w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                            if w >= 0:
-                                o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                                w = -1
+                                if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                                    # a VMA read lock (docs/model.md 15.3)
+                                    if TS[th, C.TS_HOW] == C.FLK_VMA:
+                                        v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                                        w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                              vl_wlocked, drain_th, vlocks,
+                                                              keep_records, TS, tn)
+                                        TS[th, C.TS_HOW] = C.FLK_NONE
+                                else:
+                                    a = TS[th, C.TS_LOCK_ASID]
+                                    if keep_records:
+                                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                                    # release the read hold; the last reader out lets a queued writer go
+                                    lk_readers[a] -= 1
+                                    if lk_readers[a] == 0 and lk_qn[a] > 0:
+                                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                                if w >= 0:
+                                    o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                             if designs and pol[pr, C.K_COMPLETED] == 1:
                                 # VM_FAULT_COMPLETED (docs/model.md 15.5): the lock is gone, the
                                 # pin stays; the wake-up installs the PTE, with no retry
-                                TS[th, C.TS_HOW] = C.FLK_NONE
+                                if not paying:
+                                    TS[th, C.TS_HOW] = C.FLK_NONE
                                 TS[th, C.TS_WAIT_DROP] = 0
                                 drop = False
                         if issued:
                             iok = (C.EV_IO << 40) | p
                             found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
-                            if fast_path and (not (intr and pend_n[th] > 0)) and \
+                            if fast_path and not paying and (not (intr and pend_n[th] > 0)) and \
                                     io_c <= horizon and (not found or _key_lt(io_c, iok, lt, lk)):
                                 # nothing else happens before the I/O completes: complete it inline
                                 io_inline = True
                             else:
                                 hn = _heap_push(ht, hk, hn, io_c, iok)
-                        if intr and pend_n[th] > 0:
+                        if paying:
+                            if need_wait == 2:
+                                # the context wait is drawn now; it begins after the release
+                                TS[th, C.TS_MAJOR] = 1
+                                d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
+                                ctx_cnt += 1
+                                TS[th, C.TS_CTX_DONE] = t + d
+                                if drop:
+                                    hn = _heap_push(ht, hk, hn, t + d, (C.EV_IO << 40) | p)
+                        elif intr and pend_n[th] > 0:
                             # an interruptible sleep with a signal pending returns at once; the
                             # oldest pending signal is the one that aborted it
                             if keep_records:
@@ -1120,6 +1204,53 @@ def _simulate(K):
                                     hn = _heap_push(ht, hk, hn, t + d, (C.EV_IO << 40) | p)
                                 TS[th, C.TS_PHASE] = C.PH_WOKEN
                                 nxt = t + d + wakeup_ns
+
+                elif ph == C.PH_DROP_WAIT:
+                    # a lock-dropping wait whose release paid a line cost: the release takes
+                    # effect now and the wait begins (docs/model.md 15.1)
+                    TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                    TS[th, C.TS_ACC] = t
+                    w = -1
+                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                        # a VMA read lock (docs/model.md 15.3)
+                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                  vl_wlocked, drain_th, vlocks,
+                                                  keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                    else:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release the read hold; the last reader out lets a queued writer go
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if w >= 0:
+                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    if designs:
+                        TS[th, C.TS_HOW] = C.FLK_NONE  # (a retry takes its lock anew)
+                    pos = TS[th, C.TS_POS]
+                    p = rec_page[pos]
+                    TS[th, C.TS_WAIT_START] = t
+                    TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
+                    if TS[th, C.TS_WAIT_KIND] == 1 and (FL[p] & F_INFL) != 0:
+                        TS[th, C.TS_WAIT_PAGE] = p
+                        TS[th, C.TS_PHASE] = C.PH_WAIT_IO
+                        break  # the I/O completion wakes it
+                    TS[th, C.TS_PHASE] = C.PH_WOKEN
+                    if TS[th, C.TS_WAIT_KIND] == 1:
+                        # its I/O completed during the release: the wake-up follows
+                        if TS[th, C.TS_WAIT_DROP] == 1:
+                            _unpin(p, PIN, FL)
+                            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
+                                if track_cand:
+                                    n_cand = _note_candidate(cand, n_cand, p)
+                        nxt = t + wakeup_ns
+                    else:
+                        c_done = TS[th, C.TS_CTX_DONE]
+                        nxt = (c_done if c_done > t else t) + wakeup_ns
 
                 elif ph == C.PH_WOKEN:
                     TS[th, C.TS_INTR] = 0
@@ -1160,48 +1291,66 @@ def _simulate(K):
                         ph = C.PH_INSTALL
 
                 elif ph == C.PH_ABORT:
-                    # an interruptible wait aborted by a signal at t
-                    TS[th, C.TS_INTR] = 0
-                    TS[th, C.TS_ATT_WAIT] += t - TS[th, C.TS_ACC]
-                    TS[th, C.TS_F_IOWAIT] += t - TS[th, C.TS_WAIT_START]
-                    TS[th, C.TS_ACC] = t
-                    pos = TS[th, C.TS_POS]
-                    p = rec_page[pos]
-                    if TS[th, C.TS_WAIT_KIND] == 1:
-                        TS[th, C.TS_WAIT_PAGE] = -1
-                        _unpin(p, PIN, FL)
-                        if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
-                            if track_cand:
-                                n_cand = _note_candidate(cand, n_cand, p)
-                    w = -1
-                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
-                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                    if TS[th, C.TS_REL_PAID] == 0:
+                        # an interruptible wait aborted by a signal at t
+                        TS[th, C.TS_INTR] = 0
+                        TS[th, C.TS_ATT_WAIT] += t - TS[th, C.TS_ACC]
+                        TS[th, C.TS_F_IOWAIT] += t - TS[th, C.TS_WAIT_START]
+                        TS[th, C.TS_ACC] = t
+                        pos = TS[th, C.TS_POS]
+                        p = rec_page[pos]
+                        if TS[th, C.TS_WAIT_KIND] == 1:
+                            TS[th, C.TS_WAIT_PAGE] = -1
+                            _unpin(p, PIN, FL)
+                            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
+                                if track_cand:
+                                    n_cand = _note_candidate(cand, n_cand, p)
+                        if line_on:
+                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
+                            # runs again then, from the release on
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
-                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
-                                                  vl_wlocked, drain_th, vlocks,
-                                                  keep_records, TS, tn)
-                            TS[th, C.TS_HOW] = C.FLK_NONE
+                            rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                  TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
+                                                  vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                TS[th, C.TS_REL_PAID] = 1
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                nxt = t + rc
+                                ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
                     else:
-                        a = TS[th, C.TS_LOCK_ASID]
-                        if keep_records:
-                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                        # release the read hold; the last reader out lets a queued writer go
-                        lk_readers[a] -= 1
-                        if lk_readers[a] == 0 and lk_qn[a] > 0:
-                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                    if w >= 0:
-                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
-                    _attempt_wasted(th, TS, TT, False)
-                    b = t // bin_ns
-                    if b >= ts_bins.shape[1]:
-                        bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
-                        bin_hi = 0  # (the fast path's cached bin is stale)
-                    ts_bins[C.TSB_RETRIES, b] += 1
-                    if b >= n_bins:
-                        n_bins = b + 1
-                    TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
-                    nxt = t
+                        TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                        TS[th, C.TS_ACC] = t
+                        TS[th, C.TS_REL_PAID] = 0
+                    if ph == C.PH_ABORT:
+                        w = -1
+                        if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                            # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                            if TS[th, C.TS_HOW] == C.FLK_VMA:
+                                v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                                w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                      vl_wlocked, drain_th, vlocks,
+                                                      keep_records, TS, tn)
+                                TS[th, C.TS_HOW] = C.FLK_NONE
+                        else:
+                            a = TS[th, C.TS_LOCK_ASID]
+                            if keep_records:
+                                locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                            # release the read hold; the last reader out lets a queued writer go
+                            lk_readers[a] -= 1
+                            if lk_readers[a] == 0 and lk_qn[a] > 0:
+                                w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                        if w >= 0:
+                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                        _attempt_wasted(th, TS, TT, False)
+                        b = t // bin_ns
+                        if b >= ts_bins.shape[1]:
+                            bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
+                            bin_hi = 0  # (the fast path's cached bin is stale)
+                        ts_bins[C.TSB_RETRIES, b] += 1
+                        if b >= n_bins:
+                            n_bins = b + 1
+                        TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
+                        nxt = t
 
                 elif ph == C.PH_DELIVER_REEXEC or ph == C.PH_REC_END:
                     seg = TS[th, C.TS_SEG]
@@ -1274,17 +1423,33 @@ def _simulate(K):
                     # map the page, release the read lock: the fault is done
                     TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
-                    pos = TS[th, C.TS_POS]
-                    p = rec_page[pos]
-                    if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
-                        _unpin(p, PIN, FL)
-                    TS[th, C.TS_WAIT_KIND] = 0
-                    case = TS[th, C.TS_CASE]
-                    _install_case(p, case, FL, PT, cnt)
-                    if kernel_model and track_cand and \
-                            (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
-                        # a private copy maps the page no more: the adversary may take it
-                        n_cand = _note_candidate(cand, n_cand, p)
+                    if TS[th, C.TS_REL_PAID] == 0:
+                        pos = TS[th, C.TS_POS]
+                        p = rec_page[pos]
+                        if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
+                            _unpin(p, PIN, FL)
+                        TS[th, C.TS_WAIT_KIND] = 0
+                        case = TS[th, C.TS_CASE]
+                        _install_case(p, case, FL, PT, cnt)
+                        if kernel_model and track_cand and \
+                                (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
+                            # a private copy maps the page no more: the adversary may take it
+                            n_cand = _note_candidate(cand, n_cand, p)
+                        if line_on:
+                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
+                            # runs again then, from the release on
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                  TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
+                                                  vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                TS[th, C.TS_REL_PAID] = 1
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                nxt = t + rc
+                                ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
+                    else:
+                        TS[th, C.TS_REL_PAID] = 0
+                if ph == C.PH_INSTALL:
                     w = -1
                     if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
                         # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
@@ -1313,6 +1478,24 @@ def _simulate(K):
                     if w < 0 or th < w:
                         ph = C.PH_FAULT_END  # (a writer granted now with a lower id goes first)
 
+                if ph == C.PH_SIGBUS:
+                    TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                    TS[th, C.TS_ACC] = t
+                    if TS[th, C.TS_REL_PAID] == 0:
+                        if line_on:
+                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
+                            # runs again then, from the release on
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                  TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
+                                                  vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                TS[th, C.TS_REL_PAID] = 1
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                nxt = t + rc
+                                ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
+                    else:
+                        TS[th, C.TS_REL_PAID] = 0
                 if ph == C.PH_FAULT_END:
                     # the fault completed at t; the access follows
                     pos = TS[th, C.TS_POS]
@@ -1377,7 +1560,7 @@ def _simulate(K):
                     pend_n[th] = 0
                     break
 
-                elif ph < 0 or ph > C.PH_DELIVER:
+                elif ph < 0 or ph > C.PH_DROP_WAIT:
                     raise RuntimeError("vmlab engine: unknown thread phase")
 
                 # ---- a record's end (after a hit or a fault) that comes before anything else
