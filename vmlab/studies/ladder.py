@@ -5,20 +5,24 @@ Every design from ``nopage`` (2006) to speculative faults runs on the same workl
 with, and the setups those figures were measured on, are written down here once
 (:data:`PUBLISHED`, from ``../shared/KERNEL-2026.md`` section 2).
 
-=========================  =============================================================
-:func:`ladder_scenario`    file readers beside writers on other VMAs and on theirs
-:func:`pft_scenario`       mmtests ``pft-threads``: threads first-touching one region
-:func:`ebizzy_scenario`    ebizzy ``-mTt``: threads that mmap, fill and munmap chunks
-:func:`app_start_scenario` an app start: file faults beside mmap/mprotect callers
-:func:`lock_table`         per policy: the lock measures of docs/model.md 15.6
-:func:`pft_table`          per thread count and policy: faults per second
-:func:`spf_table`          per policy: ebizzy iterations per second and the abort rate
-:func:`retry_table`        per policy: mmap_lock read acquisitions, waits and wait bins
-=========================  =============================================================
+=============================  ===========================================================
+:func:`ladder_scenario`        file readers beside writers on other VMAs and on theirs
+:func:`pft_scenario`           mmtests ``pft-threads``: threads first-touching one region
+:func:`ebizzy_scenario`        ebizzy ``-mTt``: threads that mmap, fill and munmap chunks
+:func:`app_start_scenario`     an app start: file faults beside mmap/mprotect callers
+:func:`lock_table`             per policy: the lock measures of docs/model.md 15.6
+:func:`pft_table`              per thread count and policy: faults per second
+:func:`spf_table`              per policy: ebizzy iterations per second and the abort rate
+:func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
+:func:`tracepoint_wait_bins`   the waits as the kernel's tracepoints give them, beside a
+                               real ``perf`` capture
+:func:`reproduction_table`     each published figure beside vmlab's, judged by its tolerance
+=============================  ===========================================================
 
 Closed forms: :func:`pft_rate_mean_field` (the fault rate of ``T`` threads sharing one lock
-word, a mean-field fixed point) and :func:`pft_line_ns` (the line cost at which that rate
-plateaus at a given multiple of the one-thread rate).  Lespinasse's 2010 figures are
+word, a mean-field fixed point), :func:`pft_line_ns` (the line cost at which that rate
+plateaus at a given multiple of the one-thread rate) and :func:`closed_form_reads` (the
+``mmap_lock`` read acquisitions docs/model.md 15.3 implies, exact).  Lespinasse's 2010 figures are
 :mod:`vmlab.studies.mmap_sem`'s (:func:`lespinasse_ladder` runs the ladder on them).
 
 Parameters come from the cited setups (thread counts, which calls are writers and what they
