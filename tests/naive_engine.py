@@ -82,6 +82,11 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
                       "n_spf_aborts")
 VMA_LOCK_COLUMNS = ("thread", "vma", "acquire_ns", "release_ns")
+#: Lock waits of docs/model.md 15.6 (ns): mmap_sem from request to grant by mode (total and
+#: largest), and writers' waits for the readers of their VMAs.
+LOCK_WAIT_NAMES = ("mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_max",
+                   "mmap_lock_write_wait_ns", "mmap_lock_write_wait_ns_max",
+                   "vma_lock_write_wait_ns")
 #: Thread time categories, in THREAD_COLUMNS order (column = category + "_ns").
 CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold", "signal",
               "wasted")
@@ -235,6 +240,7 @@ class NaiveSimulator:
         self.mm_seq = {}
         self.drain_waiters = {}            # VMA index -> writers waiting for its readers
         self.lock_counters = dict.fromkeys(LOCK_COUNTER_NAMES, 0)
+        self.vma_write_wait_ns = 0
         self.vma_locks = []                # one row per VMA read lock taken
         self._preload()
 
@@ -763,7 +769,9 @@ class NaiveSimulator:
             th.drain = busy
             for vi in busy:
                 self.drain_waiters.setdefault(vi, []).append(th)
+            g = self.now
             yield ("drain",)
+            self.vma_write_wait_ns += self.now - g
 
     def _write_unlock_vmas(self, asid, vis):
         self.mm_seq[asid] += 1
@@ -1122,6 +1130,9 @@ class NaiveSimulator:
         return _COMPLETED
 
     # -- results --------------------------------------------------------------------------
+    def _lock_waits(self):
+        return _wait_figures(self.locks, self.vma_write_wait_ns)
+
     def _results(self):
         H = self.horizon
         cnt = self.counters
@@ -1176,8 +1187,21 @@ class NaiveSimulator:
             threads=columns(thread_rows, THREAD_COLUMNS),
             counters={k: int(v) for k, v in cnt.items()},
             lock_counters=dict(self.lock_counters),
+            lock_waits=self._lock_waits(),
             vma_locks=columns(self.vma_locks, VMA_LOCK_COLUMNS),
         )
+
+
+def _wait_figures(locks, vma_write_wait_ns):
+    """LOCK_WAIT_NAMES from lock records (dicts with mode, request_ns and acquire_ns)."""
+    out = {}
+    for mode, side in ((READ, "read"), (WRITE, "write")):
+        waits = [x["acquire_ns"] - x["request_ns"] for x in locks
+                 if x["mode"] == mode and x["acquire_ns"] >= 0]
+        out[f"mmap_lock_{side}_wait_ns"] = sum(waits)
+        out[f"mmap_lock_{side}_wait_ns_max"] = max(waits, default=0)
+    out["vma_lock_write_wait_ns"] = vma_write_wait_ns
+    return out
 
 
 def simulate(scenario, policy=None, event_budget=None):
@@ -1209,11 +1233,14 @@ def canonical(result):
     si = {n: i for i, n in enumerate(SIGNAL_COLUMNS)}
     li = {n: i for i, n in enumerate(LOCK_COLUMNS)}
     vma_locks = getattr(result, "vma_locks", None) or {n: [] for n in VMA_LOCK_COLUMNS}
-    lock_counters = getattr(result, "lock_counters", None) or {}
+    lock_counters = dict(getattr(result, "lock_counters", None) or {})
+    # (the engine keeps the lock waits among its counters, the reference apart)
+    lock_counters.update(getattr(result, "lock_waits", None) or
+                         {k: v for k, v in result.counters.items() if k in LOCK_WAIT_NAMES})
     return {
         "vma_locks": _rows(vma_locks, VMA_LOCK_COLUMNS, lambda r: r),
         "lock_counters": tuple((name, int(lock_counters.get(name, 0)))
-                               for name in LOCK_COUNTER_NAMES),
+                               for name in LOCK_COUNTER_NAMES + LOCK_WAIT_NAMES),
         "faults": _rows(result.faults, FAULT_COLUMNS,
                         lambda r: (r[fi["thread"]], r[fi["start_ns"]], r)),
         "signals": _rows(result.signals, SIGNAL_COLUMNS,

@@ -138,7 +138,8 @@ TS_PAID = 40        # a segment paid before PH_LOCK_REQ: 1 the VMA lookup, 2 a s
 #                     abort's sequence read at h (the attempt's CPU then wasted), 3 one at t'
 TS_REL_PAID = 41    # 1 while the release's line cost is paid (the phase runs again after it)
 TS_CTX_DONE = 42    # a lock-dropping context wait's completion (its wait begins after the release)
-TS_NCOL = 43
+TS_W_GRANT = 43     # when a writer was granted mmap_sem (its wait for VMA readers starts)
+TS_NCOL = 44
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,
@@ -172,7 +173,10 @@ CNT_BIN_NS = 25   # state: the series' bin width at the end of the run
 CNT_ACTIVE = 26   # state: pages on twolist's active list
 # the lock designs' counts (docs/model.md 15.6), named in LOCK_COUNTER_NAMES
 CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT = 27, 28, 29, 30
-N_COUNTERS = 31
+# waits for mmap_sem from request to grant (ns; their distributions in the kernel's two lock
+# wait histograms), and writers' waits for their VMAs' readers (docs/model.md 15.2, 15.6)
+CNT_RWAIT, CNT_RWAIT_MAX, CNT_WWAIT, CNT_WWAIT_MAX, CNT_VWWAIT = 31, 32, 33, 34, 35
+N_COUNTERS = 36
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
                       "n_spf_aborts")
 LOCK_COUNTER_SLOTS = (CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT)

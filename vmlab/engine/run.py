@@ -132,7 +132,8 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         loaded = compile_kernel(prep.inputs)
         t1c = time.perf_counter()
     compile_s = compile_in_prepare + (t1c - t1 if loaded else 0.0)
-    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s, vlocks = _simulate(prep.inputs)
+    (faults, sigs, locks, TT, cnt, bins, hist_f, hist_s, vlocks, hist_rw,
+     hist_ww) = _simulate(prep.inputs)
     t2 = time.perf_counter()
 
     page = faults[:, C.F_PAGE]
@@ -185,6 +186,11 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
     lock_counters = {name: int(cnt[j]) for name, j in zip(C.LOCK_COUNTER_NAMES,
                                                           C.LOCK_COUNTER_SLOTS)}
     counters.update(lock_counters)
+    counters["mmap_lock_read_wait_ns"] = int(cnt[C.CNT_RWAIT])
+    counters["mmap_lock_read_wait_ns_max"] = int(cnt[C.CNT_RWAIT_MAX])
+    counters["mmap_lock_write_wait_ns"] = int(cnt[C.CNT_WWAIT])
+    counters["mmap_lock_write_wait_ns_max"] = int(cnt[C.CNT_WWAIT_MAX])
+    counters["vma_lock_write_wait_ns"] = int(cnt[C.CNT_VWWAIT])
     vma_lock_cols = {
         "thread": vlocks[:, C.VL_THREAD],
         "vma": vlocks[:, C.VL_VMA],
@@ -195,7 +201,9 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
               "ios": bins[C.TSB_IOS]}
     return SimpleNamespace(
         faults=fault_cols, signals=sig_cols, locks=lock_cols, threads=thread_cols,
-        counters=counters, lock_counters=lock_counters, vma_locks=vma_lock_cols, series=series, hist_fault=hist_f, hist_signal=hist_s,
+        counters=counters, lock_counters=lock_counters, vma_locks=vma_lock_cols, series=series,
+        hist_fault=hist_f, hist_signal=hist_s, hist_lock_read_wait=hist_rw,
+        hist_lock_write_wait=hist_ww,
         vmas=prep.vmas, vma_policies=prep.vma_policies, policy=prep.policy,
         timing={"prepare_s": t1 - t0 - compile_in_prepare, "compile_s": compile_s,
                 "kernel_s": t2 - t1c},

@@ -165,6 +165,8 @@ def _simulate(K):
     n_bins = 0
     hist_fault = np.zeros(64 + 58 * 64, np.int64)
     hist_sig = np.zeros(64 + 58 * 64, np.int64)
+    hist_rwait = np.zeros(64 + 58 * 64, np.int64)   # mmap_sem waits, read (faults)
+    hist_wwait = np.zeros(64 + 58 * 64, np.int64)   # and write (LOCK_W, eager mappings)
     io_cnt = 0
     ctx_cnt = 0
     adv_cnt = 0
@@ -559,6 +561,7 @@ def _simulate(K):
                                             _touch_twolist(p, S, LL, FL, cnt)
                                     cnt[C.CNT_FAULTS] += 1
                                     cnt[C.CNT_MMAP_READ] += 1
+                                    hist_rwait[0] += 1  # (granted at once)
                                     if kind_w == 1 or kind_w == 2:
                                         cnt[C.CNT_MAJOR] += 1
                                     else:
@@ -864,10 +867,27 @@ def _simulate(K):
                     TT[th, seg] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
                     lkind = TS[th, C.TS_LOCK_KIND]
-                    if keep_records and not (designs and (
+                    if not (designs and (
                             TS[th, C.TS_W_LOCKED] == 1 or
                             (lkind == C.LK_FAULT and TS[th, C.TS_HOW] != C.FLK_MMAP))):
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+                        # mmap_sem granted now (docs/model.md 15.6: its waits by mode)
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+                        wt = t - TS[th, C.TS_REQ_T]
+                        if lkind == C.LK_FAULT:
+                            cnt[C.CNT_RWAIT] += wt
+                            if wt > cnt[C.CNT_RWAIT_MAX]:
+                                cnt[C.CNT_RWAIT_MAX] = wt
+                            hist_rwait[_hist_bucket(wt)] += 1
+                        else:
+                            cnt[C.CNT_WWAIT] += wt
+                            if wt > cnt[C.CNT_WWAIT_MAX]:
+                                cnt[C.CNT_WWAIT_MAX] = wt
+                            hist_wwait[_hist_bucket(wt)] += 1
+                            TS[th, C.TS_W_GRANT] = t
+                    elif lkind != C.LK_FAULT:
+                        # a writer whose VMAs' readers have left (15.2)
+                        cnt[C.CNT_VWWAIT] += t - TS[th, C.TS_W_GRANT]
                     if designs and lkind != C.LK_FAULT and TS[th, C.TS_W_LOCKED] == 0:
                         # docs/model.md 15.2: the writer write-locks the VMAs it modifies and
                         # waits for the readers already inside (vma_start_write)
@@ -1632,4 +1652,4 @@ def _simulate(K):
     cnt[C.CNT_ACC_END] = acc_end
     cnt[C.CNT_RESIDENT] = n_resident
     return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, n_bins), hist_fault,
-            hist_sig, vlocks[:nvl])
+            hist_sig, vlocks[:nvl], hist_rwait, hist_wwait)
