@@ -81,7 +81,12 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
 #: Counters of the lock designs after 2010 (docs/model.md section 15.6).
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
                       "n_spf_aborts")
-VMA_LOCK_COLUMNS = ("thread", "vma", "acquire_ns", "release_ns")
+#: VMA read lock and speculative attempts (docs/model.md 15.6): lock 1 = a VMA lock, 2 = a
+#: sequence count; acquire -1 for a failed attempt; outcome 0 held, 1 fallback, 2 abort.
+VMA_LOCK_COLUMNS = ("thread", "vma", "lock", "request_ns", "acquire_ns", "release_ns",
+                    "outcome")
+VLK_VMA, VLK_SEQ = 1, 2
+HELD, FALLBACK, ABORT = 0, 1, 2
 #: Lock waits of docs/model.md 15.6 (ns): mmap_sem from request to grant by mode (total and
 #: largest), and writers' waits for the readers of their VMAs.
 LOCK_WAIT_NAMES = ("mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_max",
@@ -779,6 +784,13 @@ class NaiveSimulator:
             self.vma_wlocked[vi] = False
             self.vma_seq[vi] += 1
 
+    def _attempt_row(self, th, vi, kind, t_req, t_acq, outcome):
+        """Record a VMA lock or speculative attempt (docs/model.md 15.6); returns the row."""
+        row = {"thread": th.index, "vma": vi, "lock": kind, "request_ns": t_req,
+               "acquire_ns": t_acq, "release_ns": -1, "outcome": outcome}
+        self.vma_locks.append(row)
+        return row
+
     def _vma_read_release(self, th, vi, row):
         self.vma_readers[vi] -= 1
         row["release_ns"] = self.now
@@ -804,6 +816,9 @@ class NaiveSimulator:
         if lock is None:
             return
         c = self.costs
+        if lock.get("lock") == VLK_SEQ:     # a validated speculative attempt ends
+            lock["release_ns"] = self.now
+            return
         if "vma" in lock:
             vi = lock["vma"]
             others = self.vma_readers[vi] - 1 + int(self.vma_wlocked[vi])
@@ -914,28 +929,30 @@ class NaiveSimulator:
         if how_lock != "mmap":
             # the RCU walk of the VMA tree (its CPU joins the attempt that follows, also a
             # fallback's mmap_sem attempt)
+            t_req = self.now
             yield from self._pay(c.vma_lookup_ns)
+            kind = VLK_VMA if how_lock == "vma" else VLK_SEQ
             if backing not in pol.vma_lock_backings or (how_lock == "vma"
                                                         and self.vma_wlocked[rec.vma]):
                 lc["n_vma_lock_fallbacks"] += 1
+                self._attempt_row(th, rec.vma, kind, t_req, -1, FALLBACK)
                 return _FALLBACK
             if how_lock == "vma":
                 others = self.vma_readers[rec.vma]
                 self.vma_readers[rec.vma] += 1
                 lc["n_vma_lock_read"] += 1
-                lock = {"thread": th.index, "vma": rec.vma, "acquire_ns": self.now,
-                        "release_ns": -1}
-                self.vma_locks.append(lock)
+                lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
                 acquire_cost = c.vma_lock_line_ns * others
             else:
                 seq0 = self._seq(pol, rec.asid, rec.vma)
                 if seq0 % 2 == 1:       # a writer is inside: abort before the handler
+                    self._attempt_row(th, rec.vma, kind, t_req, -1, ABORT)
                     # (reading the count a writer holds costs its line)
                     yield from self._pay(c.vma_lock_line_ns)
                     lc["n_spf_aborts"] += 1
                     lc["n_vma_lock_fallbacks"] += 1
                     return _SPF_FALLBACK
-                lock = None
+                lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
             fault["attempts"] += 1
         else:
             fault["attempts"] += 1
@@ -968,10 +985,12 @@ class NaiveSimulator:
                               and not self.context_ready_at.get(rec.key, h + 1) <= h))
             seq1 = None if needs_wait else self._seq(pol, rec.asid, rec.vma)
             if needs_wait or seq1 != seq0:
+                lock["outcome"] = FALLBACK if needs_wait else ABORT
                 if not needs_wait:
                     lc["n_spf_aborts"] += 1
                     if seq1 % 2 == 1:   # the re-read of a count a writer holds
                         yield from self._pay(c.vma_lock_line_ns)
+                lock["release_ns"] = self.now
                 lc["n_vma_lock_fallbacks"] += 1
                 th.settle_attempt(self.now, "retry")   # its CPU is wasted
                 return _SPF_FALLBACK

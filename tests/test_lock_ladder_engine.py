@@ -101,3 +101,24 @@ def test_a_writer_waits_for_the_readers_of_its_vma():
     assert s["mmap_lock_write_wait_ns"] == 0 and s["n_vma_lock_read"] == 1
     assert simulate(sc, "per_vma_lock").summary["vma_lock_write_wait_ns"] == 0
     assert reference(sc, "per_vma_no_retry").lock_waits["vma_lock_write_wait_ns"] == 1_001_600
+
+
+def test_vma_lock_records_name_lock_and_outcome():
+    page = 4096
+    base = 0x10000000
+    # a munmap of the anon VMA at [0, 3900) sends the fault at 100 to mmap_lock (fallback);
+    # the speculative fault at 5000 on the other VMA validates
+    tr = Trace(np.array([base, base, base + 16 * page], np.uint64),
+               op=[Op.LOCK_W, Op.LOAD, Op.LOAD], tid=[1, 0, 0], size=[page, 8, 8],
+               gap_ns=[0, 100, 5000])
+    sc = Scenario(tr, vmas=[Vma(base, base + 16 * page, "anon"),
+                            Vma(base + 16 * page, base + 32 * page, "anon")])
+    v = simulate(sc, "per_vma_lock").vma_locks
+    assert list(v["lock"]) == ["vma", "vma"] and list(v["outcome"]) == ["fallback", "held"]
+    assert list(v["acquire_ns"])[0] == -1 and list(v["vma"]) == [0, 1]
+    s = simulate(sc, "spf")
+    assert list(s.vma_locks["lock"]) == ["seq", "seq"]
+    assert list(s.vma_locks["outcome"]) == ["abort", "held"]
+    assert s.summary["n_spf_aborts"] == 1 and (s.vma_locks["hold_ns"].iloc[1] > 0)
+    # mmap_sem's own records (and their tracepoint text) keep their meaning
+    assert set(s.locks["kind"]) == {"fault", "lock_w"}

@@ -82,6 +82,8 @@ class Result:
     locks : DataFrame
         Every ``mmap_sem`` request: thread, asid, mode, kind, request_ns, acquire_ns,
         release_ns, wait_ns, hold_ns.
+    vma_locks : DataFrame
+        VMA read lock and speculative attempts (docs/model.md 15.6).
     threads : DataFrame
         Per thread: tid, end_ns, state, records_done and the time breakdown
         (compute_ns, hit_ns, fault_cpu_ns, io_wait_ns, lock_wait_ns, lock_hold_ns,
@@ -151,6 +153,26 @@ class Result:
             self._frames["locks"] = df.sort_values(["request_ns", "thread"],
                                                    kind="stable").reset_index(drop=True)
         return self._frames["locks"]
+
+    @property
+    def vma_locks(self):
+        """The VMA read lock attempts and speculative attempts of the lock designs after
+        2010 (docs/model.md 15.6), beside ``locks`` (``mmap_sem``): thread, vma, vma_name,
+        lock (``vma``, ``seq``), request_ns (the attempt's start, before its VMA lookup),
+        acquire_ns (-1 for a failed attempt), release_ns, outcome (``held``, ``fallback``,
+        ``abort``), hold_ns."""
+        if "vma_locks" not in self._frames:
+            df = pd.DataFrame(self.raw.vma_locks)
+            df["lock"] = pd.Categorical.from_codes(df["lock"].astype(int),
+                                                   categories=list(C.LOCK_NAMES))
+            df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype(int),
+                                                      categories=list(C.LOCK_OUTCOME_NAMES))
+            df["vma_name"] = [self._vma_label(v) for v in df["vma"]]
+            df["hold_ns"] = np.where((df["release_ns"] >= 0) & (df["acquire_ns"] >= 0),
+                                     df["release_ns"] - df["acquire_ns"], -1)
+            self._frames["vma_locks"] = df.sort_values(["request_ns", "thread"],
+                                                       kind="stable").reset_index(drop=True)
+        return self._frames["vma_locks"]
 
     @property
     def threads(self):

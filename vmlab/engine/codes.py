@@ -155,9 +155,16 @@ S_NCOL = 5
 # lock record columns
 L_THREAD, L_ASID, L_MODE, L_KIND, L_REQUEST, L_ACQUIRE, L_RELEASE = range(7)
 L_NCOL = 7
-# VMA read lock record columns (docs/model.md 15.6)
-VL_THREAD, VL_VMA, VL_ACQUIRE, VL_RELEASE = range(4)
-VL_NCOL = 4
+# the records of VMA read lock attempts and speculative attempts (docs/model.md 15.6): the
+# lock (VLK_*), request (the attempt's start, before the VMA lookup), acquire (the VMA lock
+# taken, the sequence count read even; -1 for a failed attempt), release (the VMA lock's,
+# the speculative attempt's end) and outcome (VO_*)
+VL_THREAD, VL_VMA, VL_LOCK, VL_REQUEST, VL_ACQUIRE, VL_RELEASE, VL_OUTCOME = range(7)
+VL_NCOL = 7
+VLK_VMA, VLK_SEQ = 1, 2
+LOCK_NAMES = ("mmap", "vma", "seq")
+VO_HELD, VO_FALLBACK, VO_ABORT = 0, 1, 2
+LOCK_OUTCOME_NAMES = ("held", "fallback", "abort")
 LOCK_KIND_NAMES = ("fault", "lock_w", "remap")
 
 # time-series rows

@@ -63,9 +63,10 @@ def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False):
 
     class: ``FP_NO_WAIT`` (the handler maps it at once: anon, device, iomem without struct
     page, eager), ``FP_FILE`` (a page-cache hit or one read), ``FP_CONTEXT`` (ready, or one
-    context wait), ``FP_GENERAL`` (never on the fast path: SIGBUS, or fault-around, which
-    maps neighbours, and the lock designs after 2010).  drop: a fault that has to wait there drops ``mmap_sem`` and retries,
-    so the fast path leaves such a fault to the general path.
+    context wait), ``FP_GENERAL`` (never on the fast path: SIGBUS, fault-around, which maps
+    neighbours, the lock designs after 2010 and their costs).  drop: a fault that has to
+    wait there drops ``mmap_sem`` and retries, so the fast path leaves such a fault to the
+    general path.
     """
     eager = int(knobs[C.K_EAGER]) == 1
     struct_page = int(knobs[C.K_STRUCT_PAGE]) == 1

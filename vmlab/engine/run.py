@@ -114,12 +114,14 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
     """Replay ``scenario`` under ``policy``; return raw record columns.
 
     Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of
-    numpy columns), ``counters`` (dict of ints, with the four counts of docs/model.md 15.6,
-    also alone as ``lock_counters``), ``vma_locks`` (VMA read locks: thread, vma, acquire_ns,
-    release_ns), ``series`` (per-bin faults, retries, I/Os),
-    ``hist_fault``/``hist_signal`` (log-bucket latency histograms), the resolved ``vmas``,
-    ``policy``, ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds:
-    ``compile_s`` is the kernel's compile or cache load, 0 once it is in memory).
+    numpy columns), ``counters`` (dict of ints, with the counts and waits of docs/model.md
+    15.6; the four counts also alone as ``lock_counters``), ``vma_locks`` (VMA read lock and
+    speculative attempts, 15.6: thread, vma, lock, request_ns, acquire_ns, release_ns,
+    outcome), ``series`` (per-bin faults, retries, I/Os), ``hist_fault``/``hist_signal``
+    and ``hist_lock_read_wait``/``hist_lock_write_wait`` (log-bucket histograms of fault and
+    signal latencies and of mmap_sem waits), the resolved ``vmas``, ``policy``,
+    ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds: ``compile_s`` is
+    the kernel's compile or cache load, 0 once it is in memory).
     """
     # compiling (numba's, or loading from its cache) is timed apart from preparing and
     # replaying: the first run of a process would otherwise look slow where it is not
@@ -194,8 +196,11 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
     vma_lock_cols = {
         "thread": vlocks[:, C.VL_THREAD],
         "vma": vlocks[:, C.VL_VMA],
+        "lock": vlocks[:, C.VL_LOCK],
+        "request_ns": vlocks[:, C.VL_REQUEST],
         "acquire_ns": vlocks[:, C.VL_ACQUIRE],
         "release_ns": vlocks[:, C.VL_RELEASE],
+        "outcome": vlocks[:, C.VL_OUTCOME],
     }
     series = {"faults": bins[C.TSB_FAULTS], "retries": bins[C.TSB_RETRIES],
               "ios": bins[C.TSB_IOS]}

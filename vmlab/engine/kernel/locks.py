@@ -32,23 +32,34 @@ def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
 # it holds mmap_sem for write meanwhile).
 
 @njit
-def _vma_try_read(th, t, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl, keep_records,
-                  TS):
-    """A fault's attempt asks for VMA ``v``'s read lock at ``t`` (its policy row ``pr``, the
-    VMA's backing ``bk``): taken unless the backing is not handled under a VMA lock or a writer
-    has it write-locked.  Returns (taken, the VMA lock records' new length)."""
-    if ((pol[pr, C.K_VMA_BACKINGS] >> bk) & 1) == 0 or vl_wlocked[v] == 1:
-        return False, nvl
-    vl_readers[v] += 1
+def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl,
+                  keep_records, TS):
+    """A fault's attempt, begun at ``t_req``, asks for VMA ``v``'s read lock at ``t`` (its
+    policy row ``pr``, the VMA's backing ``bk``): taken unless the backing is not handled
+    under a VMA lock or a writer has it write-locked (a fallback).  Records the attempt;
+    returns (taken, the records' new length)."""
+    took = ((pol[pr, C.K_VMA_BACKINGS] >> bk) & 1) == 1 and vl_wlocked[v] == 0
+    if took:
+        vl_readers[v] += 1
     TS[th, C.TS_VL_ROW] = -1
     if keep_records:
-        vlocks[nvl, C.VL_THREAD] = th
-        vlocks[nvl, C.VL_VMA] = v
-        vlocks[nvl, C.VL_ACQUIRE] = t
-        vlocks[nvl, C.VL_RELEASE] = -1
-        TS[th, C.TS_VL_ROW] = nvl
-        nvl += 1
-    return True, nvl
+        nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_VMA, t_req, t if took else -1,
+                           C.VO_HELD if took else C.VO_FALLBACK)
+        TS[th, C.TS_VL_ROW] = nvl - 1
+    return took, nvl
+
+
+@njit
+def _attempt_row(vlocks, nvl, th, v, lock, t_req, t_acq, outcome):
+    """Append a record of a VMA lock or speculative attempt; returns the new length."""
+    vlocks[nvl, C.VL_THREAD] = th
+    vlocks[nvl, C.VL_VMA] = v
+    vlocks[nvl, C.VL_LOCK] = lock
+    vlocks[nvl, C.VL_REQUEST] = t_req
+    vlocks[nvl, C.VL_ACQUIRE] = t_acq
+    vlocks[nvl, C.VL_RELEASE] = -1
+    vlocks[nvl, C.VL_OUTCOME] = outcome
+    return nvl + 1
 
 
 @njit

@@ -29,9 +29,8 @@ from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _f
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
 from .granularity import PT_COPY, _allows, _install_case, _kernel_case, _map_window
-from .locks import (_release_line_ns, _vma_read_release, _vma_try_read, _wake_writer,
-                    _write_lock_vmas,
-                    _write_unlock_vmas)
+from .locks import (_attempt_row, _release_line_ns, _vma_read_release, _vma_try_read,
+                    _wake_writer, _write_lock_vmas, _write_unlock_vmas)
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit, _choose_victim, _evict, _insert, _list_insert_after,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
@@ -762,9 +761,9 @@ def _simulate(K):
                     # the same in-kernel index
                     pos = TS[th, C.TS_POS]
                     v = page_vma[rec_page[pos]]
-                    took, nvl = _vma_try_read(th, t, v, vma_pol[v], vma_backing[v], pol,
-                                              vl_readers, vl_wlocked, vlocks, nvl,
-                                              keep_records, TS)
+                    took, nvl = _vma_try_read(th, t, t - lookup_ns, v, vma_pol[v],
+                                              vma_backing[v], pol, vl_readers, vl_wlocked,
+                                              vlocks, nvl, keep_records, TS)
                     if took:
                         cnt[C.CNT_VMA_READ] += 1
                         TS[th, C.TS_LINE_N] = vl_readers[v] - 1
@@ -790,7 +789,13 @@ def _simulate(K):
                     if ((pol[pr, C.K_VMA_BACKINGS] >> vma_backing[v]) & 1) == 0:
                         cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
                         TS[th, C.TS_HOW] = C.FLK_MMAP
+                        if keep_records:
+                            nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_SEQ, t - lookup_ns, -1,
+                                               C.VO_FALLBACK)
                     elif (seq & 1) == 1:
+                        if keep_records:
+                            nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_SEQ, t - lookup_ns, -1,
+                                               C.VO_ABORT)
                         cnt[C.CNT_SPF_ABORT] += 1
                         cnt[C.CNT_VMA_FALLBACK] += 1
                         TS[th, C.TS_HOW] = C.FLK_MMAP
@@ -803,6 +808,10 @@ def _simulate(K):
                             ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
                     else:
                         TS[th, C.TS_SEQ0] = seq
+                        if keep_records:
+                            nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_SEQ, t - lookup_ns, t,
+                                               C.VO_HELD)
+                            TS[th, C.TS_VL_ROW] = nvl - 1
                         TS[th, C.TS_LINE_N] = 0
                         TS[th, C.TS_ATTEMPTS] += 1
                         TS[th, C.TS_WAIT_KIND] = 0
@@ -1045,6 +1054,11 @@ def _simulate(K):
                             TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                             nxt = t
                             spf_out = True
+                            if keep_records:
+                                r = TS[th, C.TS_VL_ROW]
+                                vlocks[r, C.VL_OUTCOME] = C.VO_FALLBACK if needs else C.VO_ABORT
+                                vlocks[r, C.VL_RELEASE] = t + (
+                                    vline_ns if not needs and (seq & 1) == 1 else 0)
                             if not needs and (seq & 1) == 1 and vline_ns > 0:
                                 # re-reading a count a writer holds costs its line (15.1);
                                 # the attempt's CPU is settled when that ends
@@ -1156,6 +1170,11 @@ def _simulate(K):
                                                               vl_wlocked, drain_th, vlocks,
                                                               keep_records, TS, tn)
                                         TS[th, C.TS_HOW] = C.FLK_NONE
+                                    elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                                        # a validated speculative attempt ends (docs/model.md 15.6)
+                                        if keep_records:
+                                            vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+                                        TS[th, C.TS_HOW] = C.FLK_NONE
                                 else:
                                     a = TS[th, C.TS_LOCK_ASID]
                                     if keep_records:
@@ -1238,6 +1257,11 @@ def _simulate(K):
                             w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
                                                   vl_wlocked, drain_th, vlocks,
                                                   keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                        elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                            # a validated speculative attempt ends (docs/model.md 15.6)
+                            if keep_records:
+                                vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                             TS[th, C.TS_HOW] = C.FLK_NONE
                     else:
                         a = TS[th, C.TS_LOCK_ASID]
@@ -1322,12 +1346,13 @@ def _simulate(K):
                         if TS[th, C.TS_WAIT_KIND] == 1:
                             TS[th, C.TS_WAIT_PAGE] = -1
                             _unpin(p, PIN, FL)
-                            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
+                            if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and \
+                                    (FL[p] & F_INFL) == 0:
                                 if track_cand:
                                     n_cand = _note_candidate(cand, n_cand, p)
                         if line_on:
-                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-                            # runs again then, from the release on
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
                                                   TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
@@ -1344,12 +1369,18 @@ def _simulate(K):
                     if ph == C.PH_ABORT:
                         w = -1
                         if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                            # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                            # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                            # or nothing held (VM_FAULT_COMPLETED)
                             if TS[th, C.TS_HOW] == C.FLK_VMA:
                                 v = page_vma[rec_page[TS[th, C.TS_POS]]]
                                 w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
                                                       vl_wlocked, drain_th, vlocks,
                                                       keep_records, TS, tn)
+                                TS[th, C.TS_HOW] = C.FLK_NONE
+                            elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                                # a validated speculative attempt ends (docs/model.md 15.6)
+                                if keep_records:
+                                    vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                                 TS[th, C.TS_HOW] = C.FLK_NONE
                         else:
                             a = TS[th, C.TS_LOCK_ASID]
@@ -1456,8 +1487,8 @@ def _simulate(K):
                             # a private copy maps the page no more: the adversary may take it
                             n_cand = _note_candidate(cand, n_cand, p)
                         if line_on:
-                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-                            # runs again then, from the release on
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
                                                   TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
@@ -1472,12 +1503,18 @@ def _simulate(K):
                 if ph == C.PH_INSTALL:
                     w = -1
                     if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                        # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                        # or nothing held (VM_FAULT_COMPLETED)
                         if TS[th, C.TS_HOW] == C.FLK_VMA:
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
                                                   vl_wlocked, drain_th, vlocks,
                                                   keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                        elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                            # a validated speculative attempt ends (docs/model.md 15.6)
+                            if keep_records:
+                                vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                             TS[th, C.TS_HOW] = C.FLK_NONE
                     else:
                         a = TS[th, C.TS_LOCK_ASID]
@@ -1503,8 +1540,8 @@ def _simulate(K):
                     TS[th, C.TS_ACC] = t
                     if TS[th, C.TS_REL_PAID] == 0:
                         if line_on:
-                            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-                            # runs again then, from the release on
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
                                                   TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
@@ -1548,12 +1585,18 @@ def _simulate(K):
                     TS[th, C.TS_ACC] = t
                     w = -1
                     if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
-                        # a VMA read lock (docs/model.md 15.3), or nothing held (VM_FAULT_COMPLETED)
+                        # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                        # or nothing held (VM_FAULT_COMPLETED)
                         if TS[th, C.TS_HOW] == C.FLK_VMA:
                             v = page_vma[rec_page[TS[th, C.TS_POS]]]
                             w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
                                                   vl_wlocked, drain_th, vlocks,
                                                   keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                        elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                            # a validated speculative attempt ends (docs/model.md 15.6)
+                            if keep_records:
+                                vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                             TS[th, C.TS_HOW] = C.FLK_NONE
                     else:
                         a = TS[th, C.TS_LOCK_ASID]
