@@ -303,7 +303,9 @@ def test_invariants_with_lock_designs(case):
             + c["n_unfinished_records"]) == len(sc.trace)
     for f in rows(r, "faults"):
         assert (f["end_ns"] == -1) == (f["outcome"] == 3)
-        assert f["attempts"] >= 1 and (f["end_ns"] == -1 or f["end_ns"] >= f["start_ns"])
+        # (a fault the horizon caught during its VMA lookup, vma_lookup_ns, made no attempt)
+        assert f["attempts"] >= 1 or f["end_ns"] == -1
+        assert f["end_ns"] == -1 or f["end_ns"] >= f["start_ns"]
     for x in rows(r, "locks"):
         assert x["acquire_ns"] == -1 or x["acquire_ns"] >= x["request_ns"]
         assert x["release_ns"] == -1 or x["release_ns"] >= x["acquire_ns"] >= 0
