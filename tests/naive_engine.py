@@ -633,7 +633,7 @@ class NaiveSimulator:
             for key in self.lru_order:
                 if self._eligible(self.cache[key]):
                     return key
-        else:
+        elif self.ring:
             for _ in range(2 * len(self.ring) + 1):
                 key = self.ring[0]
                 page = self.cache[key]
