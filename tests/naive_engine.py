@@ -202,7 +202,7 @@ class NaiveSimulator:
         # the kernel fault model (docs/model.md 11.1-11.3); readahead, folios, shared files and
         # the memory limit are not modelled here yet
         refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages",
-                                                "memory_bytes"),
+                                                "memory_bytes", "ra_pages"),
                      who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
         self.costs = scenario.costs
@@ -233,6 +233,8 @@ class NaiveSimulator:
         self.oom = None                    # (thread index, time) once a charge failed
         self.io_ids = {}                   # folio key -> event id
         self.io_key_of = []                # event id -> folio key
+        # readahead state per (asid, file): [start, size, async_size, mmap_miss] (11.5)
+        self.ra = {}
         self._build_threads(trace)
         self._check_memory()
         self._build_eager()
@@ -353,6 +355,18 @@ class NaiveSimulator:
                 continue
             fkey = self._folio(key, vi)
             if fkey in self.cache:
+                continue
+            if self.sc.memory_bytes is not None:
+                # another cgroup's page cache: resident, not charged to the limit, and never
+                # reclaimed by it (docs/model.md section 12)
+                page = _Page(in_flight=False, frames=self._folio_frames(fkey))
+                page.pins = 1 << 30
+                self.cache[fkey] = page
+                if self.sc.replacement == "clock":
+                    self.ring.append(fkey)
+                else:
+                    self.lru_order[fkey] = None
+                page.unmapped_io = False
                 continue
             page = self._allocate(fkey, evict_counter="n_evictions")
             page.in_flight = False
@@ -696,7 +710,95 @@ class NaiveSimulator:
         self.counters["n_read_pages"] += page.frames
         done = self.now + self._draw(STREAM_IO, self.io_table)
         self._push(done, EV_IO, self._io_id(key))
+        self.io_done = done
         return page
+
+    # -- readahead (docs/model.md 11.5) ---------------------------------------------------
+    def _ra_state(self, rec):
+        return self.ra.setdefault((rec.asid, self.vma_file[rec.vma]), [0, 0, 0, 0])
+
+    def _readahead_on(self, rec):
+        return self.sc.ra_pages > 0 and self.vmas[rec.vma].madvise != "random"
+
+    def _read_window(self, f, lo, hi, mark):
+        """Allocate the folios of file ``f`` holding pages [lo, hi) (clipped to the file) that
+        are not in the page cache, ascending, until one finds no frame; the one holding page
+        ``mark`` is marked.  Returns the new folios' keys (not yet issued)."""
+        _, n, fp = self.files[f]
+        lo, hi = max(lo, 0), min(hi, n)
+        got = []
+        if lo >= hi:
+            return got
+        for k in range(lo // fp, (hi - 1) // fp + 1):
+            key = (f, k)
+            if key in self.cache:
+                continue
+            frames = self._folio_frames(key)
+            if not self._make_room(frames, "n_evictions", strict=True):
+                break                      # readahead never reclaims hard nor OOMs
+            page = _Page(in_flight=True, frames=frames)
+            page.ra_mark = mark < n and mark // fp == k
+            self.frames_used += frames
+            self.cache[key] = page
+            if self.sc.replacement == "clock":
+                self.ring.append(key)
+            else:
+                self.lru_order[key] = None
+            got.append(key)
+        return got
+
+    def _issue_window(self, keys, done):
+        for key in keys:
+            self._push(done, EV_IO, self._io_id(key))
+            pages = self.cache[key].frames
+            self.counters["n_read_pages"] += pages
+            self.counters["n_readahead_pages"] += pages
+
+    def _sync_readahead(self, rec, fkey, page):
+        """A miss: the read-around (or sequential) window joins the faulting folio's I/O."""
+        if not self._readahead_on(rec):
+            return
+        R = self.sc.ra_pages
+        st = self._ra_state(rec)
+        o = self._file_page(rec.key, rec.vma)
+        f = fkey[0]
+        _, n, fp = self.files[f]
+        if self.vmas[rec.vma].madvise == "sequential":
+            st[0:3] = [o, 2 * R, R]
+        else:
+            st[3] = min(st[3] + 1, 1000)
+            if st[3] > 100:                # MMAP_LOTSAMISS: the faulting folio alone
+                return
+            st[0:3] = [max(0, o - R // 2), R, R // 4]
+        mark = st[0] + st[1] - st[2]
+        if mark < n and mark // fp == fkey[1]:
+            page.ra_mark = True
+        self._issue_window(self._read_window(f, st[0], st[0] + st[1], mark), self.io_done)
+
+    def _async_readahead(self, rec, fkey, page, k):
+        """A lookup from user space found the page resident: one miss less; a marked folio
+        starts the next window (one I/O request, nobody waits for it)."""
+        if not self._readahead_on(rec) or k != 0:
+            return
+        st = self._ra_state(rec)
+        st[3] = max(0, st[3] - 1)
+        if not page.ra_mark:
+            return
+        page.ra_mark = False
+        R = self.sc.ra_pages
+        M = 2 * R if self.vmas[rec.vma].madvise == "sequential" else R
+        o = self._file_page(rec.key, rec.vma)
+        fp = self.files[fkey[0]][2]
+        if (st[0] + st[1] - st[2]) // fp == o // fp:
+            size = st[1]
+            nxt = 4 * size if 16 * size < M else 2 * size if 2 * size <= M else M
+            st[0:3] = [st[0] + size, nxt, nxt]
+        else:
+            st[0:3] = [o + 1, M, M]
+        keys = self._read_window(fkey[0], st[0], st[0] + st[1], st[0])
+        if keys:
+            self.counters["n_io"] += 1
+            self._issue_window(keys, self.now + self._draw(STREAM_IO, self.io_table))
 
     def _io_id(self, key):
         if key not in self.io_ids:
@@ -738,6 +840,8 @@ class NaiveSimulator:
             if page is not None and not page.in_flight and not page.ra_mark:
                 self._map(key, readonly=self.kernel)
                 n += 1
+        st = self._ra_state(rec)
+        st[3] = max(0, st[3] - n)          # filemap_map_pages: mmap_miss down a page mapped
         return n
 
     # -- adversary and signals ------------------------------------------------------------
@@ -1109,6 +1213,7 @@ class NaiveSimulator:
                 fault["cow_lookup"] = True
             if page is not None and not page.in_flight:
                 page.pins += 1
+                self._async_readahead(rec, fkey, page, k)
                 yield ("sleep", c.pagecache_hit_ns, "att_cpu")
                 self._charge(rec, case)
                 self._install(rec, case)
@@ -1119,7 +1224,10 @@ class NaiveSimulator:
             if page is None:
                 page = self._issue_io(fkey)
                 fault["major"] = 1
-            page.pins += 1
+                page.pins += 1
+                self._sync_readahead(rec, fkey, page)
+            else:
+                page.pins += 1
 
         # 4. The wait.
         left = pol.max_retries < 0 or fault["retries"] < pol.max_retries

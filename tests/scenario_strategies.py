@@ -186,6 +186,9 @@ def scenarios(draw, policy, fault_model="page", granular=False):
             # a shared file (two VMAs, maybe in two address spaces, map its pages)
             mapping.update(file=draw(st.sampled_from(["A", "A", "B"])),
                            offset=draw(st.integers(0, 6)) * PAGE)
+        if granular and backing == "file":
+            mapping.update(madvise=draw(st.sampled_from(["normal", "normal", "random",
+                                                         "sequential"])))
         vmas.append(Vma(vpn * PAGE, (vpn + n_pages) * PAGE, backing, policy=pol, asid=asid,
                         name=f"v{j}", **mapping))
         vpn += n_pages + draw(st.integers(0, 3))
@@ -241,8 +244,10 @@ def scenarios(draw, policy, fault_model="page", granular=False):
     files = ()
     folio_pages = 1
     memory_bytes = None
+    ra_pages = 0
     big = 1
     if granular:
+        ra_pages = draw(st.sampled_from([0, 1, 2, 3, 4, 8, 32]))
         folio_pages = draw(st.sampled_from([1, 1, 2, 4]))
         named = sorted({v.file for v in vmas if v.file is not None})
         fl = []
@@ -311,7 +316,7 @@ def scenarios(draw, policy, fault_model="page", granular=False):
         signals=signals, adversary=adversary, preload=preload,
         horizon_ns=horizon, seed=draw(st.integers(0, 2**64 - 1)),
         fault_model=fault_model, files=files, folio_pages=folio_pages,
-        memory_bytes=memory_bytes,
+        memory_bytes=memory_bytes, ra_pages=ra_pages,
     )
 
 

@@ -157,6 +157,7 @@ def test_engine_matches_reference_under_the_kernel_fault_model(case):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.filter_too_much])
 @given(granular_cases())
-def test_engine_matches_reference_with_files_folios_and_memory_limits(case):
-    """docs/model.md 11.3-12 in both fault models: shared files, folios, memory_bytes."""
+def test_engine_matches_reference_with_files_folios_readahead_and_memory_limits(case):
+    """docs/model.md 11.3-12 in both fault models: shared files, folios, readahead,
+    memory_bytes."""
     check_agreement(*case)

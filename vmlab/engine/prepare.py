@@ -24,6 +24,9 @@ from . import codes as C
 from .fastpath import fast_path_eligibility
 from .kernel import KernelInputs
 
+#: The knobs of docs/model.md sections 11-12 the engine runs (``refuse_knobs`` refuses the
+#: others): every one of them.
+RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages")
 _ASID_BITS = 12
 _VPN_BITS = 52
 _CHUNK = 1 << 24
@@ -479,7 +482,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                 if hasattr(scenario, "columns") else "")
         raise ScenarioError(f"simulate() needs a Scenario, got {type(scenario).__name__}{hint}")
     pol, vmas, vma_pols = scenario.validate(policy)
-    refuse_knobs(scenario, vmas, runs=("fault_model", "file", "folio_pages", "memory_bytes"))
+    refuse_knobs(scenario, vmas, runs=RUNS_KNOBS)
     kernel_model = scenario.fault_model == "kernel"
     refuse_lock_designs(vma_pols)
     trace = scenario.trace
@@ -730,6 +733,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         charge_anon=scenario.memory_bytes is not None,
         page_slot=page_slot, slot_frames=slot_frames, sp_off=sp_off, sp_pages=sp_pages,
         win_lo=win_lo, win_hi=win_hi, vma_file=vma_file, vma_off=vma_off,
+        vma_vpn0=vma_first_vpn,
         vma_madv=np.array([("normal", "random", "sequential").index(v.madvise) for v in vmas],
                           np.int64),
         f_npages=np.array([f[1] for f in files] or [0], np.int64),

@@ -86,6 +86,7 @@ class KernelInputs(NamedTuple):
     win_hi: np.ndarray       # int64 [P]: one past its last
     vma_file: np.ndarray     # int64: the VMA's file (-1: not file-backed)
     vma_off: np.ndarray      # int64: the file page of the VMA's first page
+    vma_vpn0: np.ndarray     # int64: the VMA's first virtual page
     vma_madv: np.ndarray     # int64: 0 normal, 1 random, 2 sequential
     f_npages: np.ndarray     # int64: each file's size in pages
     f_folio: np.ndarray      # int64: its folio size in pages

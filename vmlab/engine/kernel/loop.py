@@ -30,6 +30,7 @@ from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _
                      _next_arrival, _other_min, _with_step)
 from .granularity import PT_COPY, _allows, _install_page, _kernel_case, _map_around
 from .locks import _wake_writer
+from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit_entry, _choose_victim, _reclaim, _evict, _insert, _list_insert_after,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
@@ -37,6 +38,8 @@ from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
 
 # how many records ahead the inline loop prefetches page state
 PF_DIST = 16
+# the pin that keeps another cgroup's preloaded folio out of reach of the limit's reclaim
+PRELOAD_PIN = 1 << 30
 
 
 @njit
@@ -65,6 +68,8 @@ def _simulate(K):
     rec_write, vma_private, kernel_model = K.rec_write, K.vma_private, K.kernel_model
     charge_anon, page_slot, slot_frames = K.charge_anon, K.page_slot, K.slot_frames
     sp_off, sp_pages, win_lo, win_hi = K.sp_off, K.sp_pages, K.win_lo, K.win_hi
+    vma_file, vma_off, vma_vpn0, vma_madv = K.vma_file, K.vma_off, K.vma_vpn0, K.vma_madv
+    f_npages, f_folio, f_base, ra_pages = K.f_npages, K.f_folio, K.f_base, K.ra_pages
     T = thr_off.shape[0] - 1
     P = page_vma.shape[0]
     NS = slot_frames.shape[0]  # page-cache entries: pages, then folios (docs/model.md 11.4)
@@ -95,6 +100,9 @@ def _simulate(K):
     MAPC = np.zeros(NS, np.int32)  # a folio's pages whose PTE maps it
     RAM = np.zeros(NS, np.uint8)   # 1: the folio carries the readahead mark (11.5)
     CHG = np.zeros(P, np.uint8)    # 1: an anonymous page (or private copy) holds a frame
+    # readahead state per (address space, file): row asid * n_files + file (readahead.py)
+    n_files = f_npages.shape[0]
+    RA = np.zeros((n_asid * n_files, 4), np.int64)
     for q in range(P):
         if vma_backing[page_vma[q]] == C.B_FILE:
             FL[q] |= F_FILE
@@ -213,7 +221,14 @@ def _simulate(K):
     # ---- preload
     for i in range(preload.shape[0]):
         p = preload[i]
-        if (FL[p] & F_RES) == 0:
+        if (FL[p] & F_RES) == 0 and charge_anon:
+            # under memory_bytes, a preloaded folio is another cgroup's page cache: resident,
+            # not charged to the limit, never reclaimed by it (docs/model.md section 12)
+            _insert(p, replacement, hand, S, LL, FL)
+            n_ent += 1
+            PIN[p] = PRELOAD_PIN
+            FL[p] |= F_PIN
+        elif (FL[p] & F_RES) == 0:
             # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing)
             ok, n_resident, n_ent, hand = _admit_entry(
                 p, memory_pages, n_anon, n_resident, n_ent if cache_mode else n_resident,
@@ -909,11 +924,46 @@ def _simulate(K):
                                                    by_key, vma_p0, vma_p1, win_lo, win_hi,
                                                    page_slot, FL, PT, MAPC, RAM)
                             cnt[C.CNT_PTES] += n_around
+                            ri = vma_asid[v] * n_files + vma_file[v]
+                            RA[ri, RA_MISS] = max(0, RA[ri, RA_MISS] - n_around)
                             TS[th, C.TS_AROUND_DONE] = 1
                             TS[th, C.TS_PHASE] = C.PH_LOOKUP
                             nxt = t + n_around * pte_ns
                         elif (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0:
                             _pin(s, PIN, FL)
+                            if ra_pages > 0 and vma_madv[v] != 1 and TS[th, C.TS_K] == 0:
+                                # asynchronous readahead (11.5): a hit from user space
+                                f = vma_file[v]
+                                ri = vma_asid[v] * n_files + f
+                                if RA[ri, RA_MISS] > 0:
+                                    RA[ri, RA_MISS] -= 1
+                                if RAM[s] == 1:
+                                    RAM[s] = 0
+                                    fp = f_folio[f]
+                                    o = vma_off[v] + page_vpn[p] - vma_vpn0[v]
+                                    st0, sz = _async_window(RA, ri, o, fp, ra_pages,
+                                                            vma_madv[v])
+                                    # one request, one draw: counted if it reads a folio
+                                    d = tflat[_io_slot(seed, io_dist, n_quant, io_cnt)]
+                                    n_rd, pg, n_resident, n_ent, hand, hn = _read_folios(
+                                        f, st0, st0 + sz, st0, t + d, P, f_base, f_folio,
+                                        f_npages, memory_pages, n_anon, n_resident, n_ent,
+                                        replacement, hand, S, LL, FL, cnt, twolist_ratio,
+                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn)
+                                    if n_rd > 0:
+                                        io_cnt += 1
+                                        io_slot_cnt = -1
+                                        cnt[C.CNT_IO] += 1
+                                        cnt[C.CNT_READ_PAGES] += pg
+                                        cnt[C.CNT_RA_PAGES] += pg
+                                        b = t // bin_ns
+                                        if b >= ts_bins.shape[1]:
+                                            bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns,
+                                                                          n_bins)
+                                            bin_hi = 0  # (the fast path's cached bin is stale)
+                                        ts_bins[C.TSB_IOS, b] += 1
+                                        if b >= n_bins:
+                                            n_bins = b + 1
                             TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
                             nxt = t + pch_ns
                         elif (FL[s] & F_INFL) != 0:
@@ -956,6 +1006,25 @@ def _simulate(K):
                             _pin(s, PIN, FL)
                             TS[th, C.TS_MAJOR] = 1
                             need_wait = 1
+                            RAM[s] = 0
+                            if ra_pages > 0 and vma_madv[v] != 1:
+                                # synchronous readahead: the window joins the request (11.5)
+                                f = vma_file[v]
+                                fp = f_folio[f]
+                                o = vma_off[v] + page_vpn[p] - vma_vpn0[v]
+                                ri = vma_asid[v] * n_files + f
+                                st0, sz, asz = _sync_window(RA, ri, o, ra_pages, vma_madv[v])
+                                if sz > 0:
+                                    mk = st0 + sz - asz
+                                    if mk < f_npages[f] and mk // fp == o // fp:
+                                        RAM[s] = 1
+                                    n_rd, pg, n_resident, n_ent, hand, hn = _read_folios(
+                                        f, st0, st0 + sz, mk, io_c, P, f_base, f_folio,
+                                        f_npages, memory_pages, n_anon, n_resident, n_ent,
+                                        replacement, hand, S, LL, FL, cnt, twolist_ratio,
+                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn)
+                                    cnt[C.CNT_READ_PAGES] += pg
+                                    cnt[C.CNT_RA_PAGES] += pg
                     if need_wait > 0:
                         retries = TS[th, C.TS_RETRIES]
                         mr = pol[pr, C.K_MAX_RETRIES]
@@ -1164,6 +1233,9 @@ def _simulate(K):
                                                by_key, vma_p0, vma_p1, win_lo, win_hi,
                                                page_slot, FL, PT, MAPC, RAM)
                         cnt[C.CNT_PTES] += n_around
+                        v = page_vma[p]
+                        ri = vma_asid[v] * n_files + vma_file[v]
+                        RA[ri, RA_MISS] = max(0, RA[ri, RA_MISS] - n_around)
                     _unpin(s, PIN, FL)
                     if kernel_model and track_cand and \
                             (FL[s] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
