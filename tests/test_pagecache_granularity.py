@@ -224,3 +224,22 @@ def test_bad_file_layouts_are_refused_with_one_line():
         Scenario(tr, vmas=[v], ra_pages=8, sample_rate=0.5)
     with pytest.raises(ScenarioError, match="folio"):
         Scenario(tr, vmas=[v], folio_pages=3)
+
+
+def test_cli_run_takes_memory_bytes_and_reports_the_oom(tmp_path, capsys):
+    import json
+
+    from vmlab.cli import main
+    from vmlab.trace import save_trace
+
+    tr = trace([(0, 0, BASE + p * PAGE, W, 0) for p in range(4)])
+    path = tmp_path / "t.vmt"
+    save_trace(tr, path)
+    assert main(["run", str(path), "--backing", "anon", "--memory-bytes",
+                 f"{3 * PAGE},{4 * PAGE}", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["memory_bytes"] for r in rows] == [3 * PAGE, 4 * PAGE]
+    assert [r["oom"] for r in rows] == [True, False]
+    assert rows[0]["oom_thread"] == 0 and rows[0]["oom_ns"] > 0
+    assert main(["run", str(path), "--memory-bytes", "0"]) == 2
+    assert "--memory-bytes must be at least 1" in capsys.readouterr().err
