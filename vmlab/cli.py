@@ -121,7 +121,9 @@ def _parser():
                         "page-cache pages are charged to it; with no swap, a limit below the "
                         "anonymous working set ends the run with an OOM (summary oom, "
                         "oom_thread, oom_ns; docs/model.md section 12)")
-    r.add_argument("--replacement", default="lru", help="lru, fifo or clock")
+    r.add_argument("--replacement", default="lru",
+                   help="page-cache replacement: lru, fifo, clock or twolist (the kernel's "
+                        "active/inactive lists)")
     r.add_argument("--fault-around-pages", type=int, default=1)
     r.add_argument("--io", default=None,
                    help="I/O latency: nvme (lognormal median 70 us; the default without "
