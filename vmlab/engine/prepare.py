@@ -555,11 +555,14 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         sp_off = np.zeros(1, np.int64)
         sp_pages = np.zeros(0, np.int64)
     NS = len(slot_frames)   # page-cache entries (ids >= P: folios)
-    key_page_vma = page_vma[idx.by_key] if P else page_vma
-    lo, hi = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
-                      vma_end_vpn, cache_mode)
-    win_lo = lo[idx.rank] if P else lo
-    win_hi = hi[idx.rank] if P else hi
+    if fa > 1 or cache_mode:
+        key_page_vma = page_vma[idx.by_key] if P else page_vma
+        lo, hi = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
+                          vma_end_vpn, cache_mode)
+        win_lo = lo[idx.rank] if P else lo
+        win_hi = hi[idx.rank] if P else hi
+    else:   # every window is its page: the kernel reads no window (loop.py: has_windows)
+        win_lo = win_hi = np.zeros(0, np.int64)
 
     # policies as rows of knobs
     uniq_pols = []
