@@ -664,6 +664,9 @@ class NaiveSimulator:
                 if self._eligible(page):
                     page.ref = False
                 self.ring.rotate(-1)
+            # no victim (nothing eligible, so no bit was cleared): the hand stays where it
+            # was (2n + 1 steps went once round and one further)
+            self.ring.rotate(1)
         return None
 
     def _evict(self, key, cause, thread):
