@@ -46,7 +46,8 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
   larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``).
 * ``memory_pages < 2 * threads + 1`` is refused (docs/model.md section 8).
 * Lock designs after 2010 (docs/model.md section 15): a VMA read lock or a speculative
-  attempt takes no event of its own (no ``vma_lookup_ns``: refused when nonzero); a writer
+  attempt takes no event of its own unless it pays ``vma_lookup_ns`` or a line cost (a CPU
+  segment, taken only when nonzero so that a run without these costs is unchanged); a writer
   waiting for its VMAs' readers suspends with ``("drain",)``, charged to ``lock_wait``, and
   resumes at the instant the last of them releases; a speculative attempt that falls back
   settles its CPU as ``wasted`` without counting against ``max_retries``.
@@ -81,7 +82,17 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
 #: Counters of the lock designs after 2010 (docs/model.md section 15.6).
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
                       "n_spf_aborts")
-VMA_LOCK_COLUMNS = ("thread", "vma", "acquire_ns", "release_ns")
+#: VMA read lock and speculative attempts (docs/model.md 15.6): lock 1 = a VMA lock, 2 = a
+#: sequence count; acquire -1 for a failed attempt; outcome 0 held, 1 fallback, 2 abort.
+VMA_LOCK_COLUMNS = ("thread", "vma", "lock", "request_ns", "acquire_ns", "release_ns",
+                    "outcome")
+VLK_VMA, VLK_SEQ = 1, 2
+HELD, FALLBACK, ABORT = 0, 1, 2
+#: Lock waits of docs/model.md 15.6 (ns): mmap_sem from request to grant by mode (total and
+#: largest), and writers' waits for the readers of their VMAs.
+LOCK_WAIT_NAMES = ("mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_max",
+                   "mmap_lock_write_wait_ns", "mmap_lock_write_wait_ns_max",
+                   "vma_lock_write_wait_ns")
 #: Eviction records (docs/model.md 11.4): cause 0 a fault, 1 readahead, 2 the adversary, 3 the
 #: preload; thread -1 for the last two; the file (index in Scenario.file_table) and the first
 #: file page of the evicted folio.
@@ -266,6 +277,7 @@ class NaiveSimulator:
         self.mm_seq = {}
         self.drain_waiters = {}            # VMA index -> writers waiting for its readers
         self.lock_counters = dict.fromkeys(LOCK_COUNTER_NAMES, 0)
+        self.vma_write_wait_ns = 0
         self.vma_locks = []                # one row per VMA read lock taken
         self._preload()
 
@@ -557,6 +569,9 @@ class NaiveSimulator:
         else:
             sem.writer = True
         lock["acquire_ns"] = self.now
+        # the lock word's cache line (docs/model.md 15.1): the other holders at the grant;
+        # a writer holds it alone, readers granted together count each other
+        lock["line_n"] = sem.readers - 1 if mode == READ else 0
 
     def _release(self, asid, mode, lock):
         sem = self._sem(asid)
@@ -565,6 +580,7 @@ class NaiveSimulator:
         else:
             sem.writer = False
         lock["release_ns"] = self.now
+        batch = []
         while sem.queue:
             th, qmode, qlock = sem.queue[0]
             if qmode == WRITE:
@@ -577,7 +593,10 @@ class NaiveSimulator:
                 break
             sem.queue.popleft()
             self._grant(sem, READ, qlock)
+            batch.append(qlock)
             self._resume_at(th, self.now, None)
+        for qlock in batch:             # readers granted together hold the word together
+            qlock["line_n"] = sem.readers - 1
 
     # -- page tables and page cache -------------------------------------------------------
     def _mapped(self, rec):
@@ -1012,13 +1031,22 @@ class NaiveSimulator:
             th.drain = busy
             for vi in busy:
                 self.drain_waiters.setdefault(vi, []).append(th)
+            g = self.now
             yield ("drain",)
+            self.vma_write_wait_ns += self.now - g
 
     def _write_unlock_vmas(self, asid, vis):
         self.mm_seq[asid] += 1
         for vi in vis:
             self.vma_wlocked[vi] = False
             self.vma_seq[vi] += 1
+
+    def _attempt_row(self, th, vi, kind, t_req, t_acq, outcome):
+        """Record a VMA lock or speculative attempt (docs/model.md 15.6); returns the row."""
+        row = {"thread": th.index, "vma": vi, "lock": kind, "request_ns": t_req,
+               "acquire_ns": t_acq, "release_ns": -1, "outcome": outcome}
+        self.vma_locks.append(row)
+        return row
 
     def _vma_read_release(self, th, vi, row):
         self.vma_readers[vi] -= 1
@@ -1032,14 +1060,29 @@ class NaiveSimulator:
     def _seq(self, pol, asid, vi):
         return self.mm_seq.get(asid, 0) if pol.spf_scope == "mm" else self.vma_seq[vi]
 
+    def _pay(self, dt, category="att_cpu"):
+        """A cost of docs/model.md 15.1 (lookup, lock-word line): a CPU segment of its own,
+        taken only when nonzero so that runs without these costs keep their events."""
+        if dt > 0:
+            yield ("sleep", dt, category)
+
     def _release_fault_lock(self, th, rec, lock):
         """Release what the attempt holds: ``mmap_sem`` (a lock record), a VMA read lock (a
-        VMA lock row) or nothing (a speculative attempt)."""
+        VMA lock row) or nothing (a speculative attempt).  The release takes effect after its
+        line cost: ``line_ns`` times the other holders of the word when it begins."""
         if lock is None:
             return
+        c = self.costs
+        if lock.get("lock") == VLK_SEQ:     # a validated speculative attempt ends
+            lock["release_ns"] = self.now
+            return
         if "vma" in lock:
-            self._vma_read_release(th, lock["vma"], lock)
+            vi = lock["vma"]
+            others = self.vma_readers[vi] - 1 + int(self.vma_wlocked[vi])
+            yield from self._pay(c.vma_lock_line_ns * others)
+            self._vma_read_release(th, vi, lock)
         else:
+            yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1))
             self._release(rec.asid, READ, lock)
 
     def _access(self, th, rec):
@@ -1139,24 +1182,34 @@ class NaiveSimulator:
 
         # 1. The lock: mmap_sem for read, the VMA's read lock, or none (speculative).
         seq0 = None
+        acquire_cost = 0                # the lock word's line at the grant (docs/model.md 15.1)
         if how_lock != "mmap":
+            # the RCU walk of the VMA tree (its CPU joins the attempt that follows, also a
+            # fallback's mmap_sem attempt)
+            t_req = self.now
+            yield from self._pay(c.vma_lookup_ns)
+            kind = VLK_VMA if how_lock == "vma" else VLK_SEQ
             if backing not in pol.vma_lock_backings or (how_lock == "vma"
                                                         and self.vma_wlocked[rec.vma]):
                 lc["n_vma_lock_fallbacks"] += 1
+                self._attempt_row(th, rec.vma, kind, t_req, -1, FALLBACK)
                 return _FALLBACK
             if how_lock == "vma":
+                others = self.vma_readers[rec.vma]
                 self.vma_readers[rec.vma] += 1
                 lc["n_vma_lock_read"] += 1
-                lock = {"thread": th.index, "vma": rec.vma, "acquire_ns": self.now,
-                        "release_ns": -1}
-                self.vma_locks.append(lock)
+                lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
+                acquire_cost = c.vma_lock_line_ns * others
             else:
                 seq0 = self._seq(pol, rec.asid, rec.vma)
                 if seq0 % 2 == 1:       # a writer is inside: abort before the handler
+                    self._attempt_row(th, rec.vma, kind, t_req, -1, ABORT)
+                    # (reading the count a writer holds costs its line)
+                    yield from self._pay(c.vma_lock_line_ns)
                     lc["n_spf_aborts"] += 1
                     lc["n_vma_lock_fallbacks"] += 1
                     return _SPF_FALLBACK
-                lock = None
+                lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
             fault["attempts"] += 1
         else:
             fault["attempts"] += 1
@@ -1166,14 +1219,16 @@ class NaiveSimulator:
             yield ("lock", rec.asid, READ, lock)
             fault["lock_wait_ns"] += self.now - fault["lock_since"]
             fault["lock_since"] = None
+            acquire_cost = c.mmap_lock_line_ns * lock["line_n"]
 
-        # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant).
+        # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant), after
+        # the acquisition's line cost (one CPU segment with it).
         case = None
         if self.kernel and not pol.eager and backing in ("anon", "file"):
             extra, case = self._kernel_case(rec, vma)
         else:
             extra = self._handler_extra(backing, pol)
-        yield ("sleep", c.fault_ns + extra, "att_cpu")
+        yield ("sleep", acquire_cost + c.fault_ns + extra, "att_cpu")
         h = self.now
         if case in ("copy", "mkwrite") and rec.key not in self.ptes:
             case = "cow" if case == "copy" else "shared"   # evicted since the grant: look it up
@@ -1185,31 +1240,36 @@ class NaiveSimulator:
                            and (page is None or page.in_flight))
                           or (backing == "context"
                               and not self.context_ready_at.get(rec.key, h + 1) <= h))
-            if needs_wait or self._seq(pol, rec.asid, rec.vma) != seq0:
+            seq1 = None if needs_wait else self._seq(pol, rec.asid, rec.vma)
+            if needs_wait or seq1 != seq0:
+                lock["outcome"] = FALLBACK if needs_wait else ABORT
                 if not needs_wait:
                     lc["n_spf_aborts"] += 1
+                    if seq1 % 2 == 1:   # the re-read of a count a writer holds
+                        yield from self._pay(c.vma_lock_line_ns)
+                lock["release_ns"] = self.now
                 lc["n_vma_lock_fallbacks"] += 1
                 th.settle_attempt(self.now, "retry")   # its CPU is wasted
                 return _SPF_FALLBACK
 
         # 3. Lookup.
         if backing == "iomem" and pol.needs_struct_page:
-            self._release_fault_lock(th, rec, lock)
-            fault["outcome"], fault["end_ns"] = SIGBUS, h
+            yield from self._release_fault_lock(th, rec, lock)
+            fault["outcome"], fault["end_ns"] = SIGBUS, self.now
             th.fault = None
             self._end_thread(th, T_SIGBUS)
             return _DEAD
         if case in ("zero", "anon", "copy", "mkwrite"):
             self._charge(rec, case)
             self._install(rec, case)
-            return self._complete_attempt(th, rec, lock)
+            return (yield from self._complete_attempt(th, rec, lock))
         if pol.eager or backing in ("anon", "device", "iomem"):
             self._charge(rec, case)
             self._map(rec.key)
-            return self._complete_attempt(th, rec, lock)
+            return (yield from self._complete_attempt(th, rec, lock))
         if backing == "context" and self.context_ready_at.get(rec.key, h + 1) <= h:
             self._map(rec.key)
-            return self._complete_attempt(th, rec, lock)
+            return (yield from self._complete_attempt(th, rec, lock))
 
         page = None
         if backing == "file":
@@ -1235,7 +1295,7 @@ class NaiveSimulator:
                 extra_ptes = self._fault_around(rec) if around else 0
                 page.pins -= 1  # docs/model.md: unpin at the install instant
                 yield ("sleep", extra_ptes * c.pte_ns, "att_cpu")
-                return self._complete_attempt(th, rec, lock)
+                return (yield from self._complete_attempt(th, rec, lock))
             if page is None:
                 page = self._issue_io(fkey)
                 fault["major"] = 1
@@ -1259,12 +1319,12 @@ class NaiveSimulator:
 
         if drop and pol.fault_completed:
             # VM_FAULT_COMPLETED: the lock goes, the pin stays; the fault ends at the wake-up
-            self._release_fault_lock(th, rec, lock)
-            if page is not None:
+            yield from self._drop_for_wait(th, fault, rec, lock)
+            if page is not None and page.in_flight:
                 page.waiters.append((th, False))
                 th.waiting_on = fkey
             else:
-                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+                self._resume_at(th, self._wake_time(page, context_done), "wake")
             yield ("wait",)
             self._end_wait(fault)
             self._charge(rec, case)
@@ -1277,13 +1337,16 @@ class NaiveSimulator:
             return _COMPLETED
 
         if drop:
-            self._release_fault_lock(th, rec, lock)
-            if page is not None:
+            if page is None:
+                self._context_ready(rec.key, context_done)
+            yield from self._drop_for_wait(th, fault, rec, lock)
+            if page is not None and page.in_flight:
                 page.waiters.append((th, True))
                 th.waiting_on = fkey
             else:
-                self._context_ready(rec.key, context_done)
-                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+                if page is not None:
+                    page.pins -= 1      # its I/O completed while the lock was released
+                self._resume_at(th, self._wake_time(page, context_done), "wake")
             yield ("wait",)
             self._end_wait(fault)
             self._retry(th, fault, "retry")
@@ -1308,7 +1371,7 @@ class NaiveSimulator:
         if outcome == "abort":
             if page is not None:
                 page.pins -= 1
-            self._release_fault_lock(th, rec, lock)
+            yield from self._release_fault_lock(th, rec, lock)
             self._retry(th, fault, "abort")
             return _TO_USER
 
@@ -1319,7 +1382,21 @@ class NaiveSimulator:
             page.pins -= 1
         else:
             self._context_ready(rec.key, self.now)
-        return self._complete_attempt(th, rec, lock)
+        return (yield from self._complete_attempt(th, rec, lock))
+
+    def _drop_for_wait(self, th, fault, rec, lock):
+        """Release the lock before a lock-dropping wait; the wait begins when the release
+        takes effect (after its line cost, docs/model.md 15.1)."""
+        fault["wait_since"] = None
+        yield from self._release_fault_lock(th, rec, lock)
+        fault["wait_since"] = self.now
+
+    def _wake_time(self, page, context_done):
+        """When a thread that starts a lock-dropping wait now, its file I/O already complete
+        (``page``) or its context completing at ``context_done``, wakes: it still pays the
+        wake-up (docs/model.md 15.1)."""
+        done = self.now if page is not None else max(context_done, self.now)
+        return done + self.costs.wakeup_ns
 
     def _context_ready(self, key, time):
         if time < self.context_ready_at.get(key, time + 1):
@@ -1334,11 +1411,14 @@ class NaiveSimulator:
         th.settle_attempt(self.now, how)
 
     def _complete_attempt(self, th, rec, lock):
-        self._release_fault_lock(th, rec, lock)
+        yield from self._release_fault_lock(th, rec, lock)
         th.settle_attempt(self.now, "done")
         return _COMPLETED
 
     # -- results --------------------------------------------------------------------------
+    def _lock_waits(self):
+        return _wait_figures(self.locks, self.vma_write_wait_ns)
+
     def _results(self):
         H = self.horizon
         cnt = self.counters
@@ -1394,9 +1474,22 @@ class NaiveSimulator:
             threads=columns(thread_rows, THREAD_COLUMNS),
             counters={k: int(v) for k, v in cnt.items()},
             lock_counters=dict(self.lock_counters),
+            lock_waits=self._lock_waits(),
             vma_locks=columns(self.vma_locks, VMA_LOCK_COLUMNS),
             evictions=columns(self.evictions, EVICTION_COLUMNS),
         )
+
+
+def _wait_figures(locks, vma_write_wait_ns):
+    """LOCK_WAIT_NAMES from lock records (dicts with mode, request_ns and acquire_ns)."""
+    out = {}
+    for mode, side in ((READ, "read"), (WRITE, "write")):
+        waits = [x["acquire_ns"] - x["request_ns"] for x in locks
+                 if x["mode"] == mode and x["acquire_ns"] >= 0]
+        out[f"mmap_lock_{side}_wait_ns"] = sum(waits)
+        out[f"mmap_lock_{side}_wait_ns_max"] = max(waits, default=0)
+    out["vma_lock_write_wait_ns"] = vma_write_wait_ns
+    return out
 
 
 def simulate(scenario, policy=None, event_budget=None):
@@ -1420,12 +1513,22 @@ def canonical(result):
 
     Works for the reference's lists and the engine's numpy arrays alike; faults sorted by
     (thread, start_ns), signals by (thread, arrival_ns), locks by (thread, request_ns, kind,
-    mode), threads by thread.  Counters become a tuple of (name, value) in COUNTER_NAMES order.
+    mode), threads by thread, VMA read locks (docs/model.md 15.6) by (thread, vma, acquire_ns).
+    Counters become a tuple of (name, value) in COUNTER_NAMES order, the lock designs' counts
+    one in LOCK_COUNTER_NAMES order.
     """
     fi = {n: i for i, n in enumerate(FAULT_COLUMNS)}
     si = {n: i for i, n in enumerate(SIGNAL_COLUMNS)}
     li = {n: i for i, n in enumerate(LOCK_COLUMNS)}
+    vma_locks = getattr(result, "vma_locks", None) or {n: [] for n in VMA_LOCK_COLUMNS}
+    lock_counters = dict(getattr(result, "lock_counters", None) or {})
+    # (the engine keeps the lock waits among its counters, the reference apart)
+    lock_counters.update(getattr(result, "lock_waits", None) or
+                         {k: v for k, v in result.counters.items() if k in LOCK_WAIT_NAMES})
     return {
+        "vma_locks": _rows(vma_locks, VMA_LOCK_COLUMNS, lambda r: r),
+        "lock_counters": tuple((name, int(lock_counters.get(name, 0)))
+                               for name in LOCK_COUNTER_NAMES + LOCK_WAIT_NAMES),
         "faults": _rows(result.faults, FAULT_COLUMNS,
                         lambda r: (r[fi["thread"]], r[fi["start_ns"]], r)),
         "signals": _rows(result.signals, SIGNAL_COLUMNS,
@@ -1440,12 +1543,13 @@ def canonical(result):
 
 
 COLUMNS = {"faults": FAULT_COLUMNS, "signals": SIGNAL_COLUMNS, "locks": LOCK_COLUMNS,
-           "threads": THREAD_COLUMNS, "evictions": EVICTION_COLUMNS}
+           "threads": THREAD_COLUMNS, "vma_locks": VMA_LOCK_COLUMNS,
+           "evictions": EVICTION_COLUMNS}
 
 
 def first_difference(a, b):
     """A readable description of the first difference between two canonical results, or None."""
-    for table in ("faults", "signals", "locks", "threads", "evictions"):
+    for table in ("faults", "signals", "locks", "threads", "vma_locks", "evictions"):
         ra, rb = a[table], b[table]
         names = COLUMNS[table]
         for i in range(max(len(ra), len(rb))):
@@ -1459,8 +1563,9 @@ def first_difference(a, b):
                 return (f"{table}[{i}] differs (of {len(ra)} vs {len(rb)} rows)"
                         + (f" in {cols}" if cols else "") + f"\n  engine:    {show(x)}"
                         f"\n  reference: {show(y)}")
-    diffs = [f"{n}: engine {u} reference {v}" for (n, u), (_, v) in zip(a["counters"], b["counters"])
-             if u != v]
+    diffs = [f"{n}: engine {u} reference {v}"
+             for (n, u), (_, v) in zip(a["counters"] + a["lock_counters"],
+                                       b["counters"] + b["lock_counters"]) if u != v]
     if diffs:
         return "counters differ:\n  " + "\n  ".join(diffs)
     return None

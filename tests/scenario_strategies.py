@@ -52,10 +52,10 @@ def policies():
 
 
 @st.composite
-def random_lock_policies(draw):
-    """A lazy policy with the lock-design knobs of docs/model.md section 15 (the reference
-    simulates them; the engine refuses them for now)."""
-    fault_lock = draw(st.sampled_from(["vma", "speculative"]))
+def random_lock_policies(draw, speculative=True):
+    """A lazy policy with the lock-design knobs of docs/model.md section 15 (``speculative``:
+    speculative faults among them)."""
+    fault_lock = draw(st.sampled_from(["vma", "speculative"] if speculative else ["vma"]))
     drop = draw(st.sampled_from([-1, 0, 1, 1, 2]))
     return Policy(
         "random_lock",
@@ -72,16 +72,22 @@ def random_lock_policies(draw):
     )
 
 
-def lock_policies():
-    """The lock-design presets, plus random lock-design knob combinations."""
-    return st.one_of(st.sampled_from(list(LOCK_PRESETS.values())), random_lock_policies())
+def lock_policies(speculative=True):
+    """The lock-design presets, random lock-design knob combinations (``speculative``: with
+    speculative faults) and the single-lock presets."""
+    presets = [p for p in LOCK_PRESETS.values() if speculative or p.fault_lock != "speculative"]
+    # (single-lock presets too: the lock-word costs of 15.1 apply to mmap_sem alone)
+    return st.one_of(st.sampled_from(presets), random_lock_policies(speculative),
+                     st.sampled_from(LAZY_PRESETS))
 
 
 @st.composite
-def lock_cases(draw):
-    """``(scenario, policy)`` pairs with a lock-design policy (for the reference)."""
-    policy = draw(lock_policies())
-    scenario = draw(scenarios(policy))
+def lock_cases(draw, speculative=True, lock_costs=True, fault_model=None):
+    """``(scenario, policy)`` pairs with a lock-design policy and (``lock_costs``) the costs
+    of docs/model.md 15.1, under ``fault_model`` (None: either)."""
+    policy = draw(lock_policies(speculative))
+    model = fault_model or draw(st.sampled_from(["page", "page", "kernel"]))
+    scenario = draw(scenarios(policy, fault_model=model, lock_costs=lock_costs))
     scenario.validate(policy)
     return scenario, policy
 
@@ -101,9 +107,15 @@ def dists(draw, scale):
 
 
 @st.composite
-def costs(draw):
+def costs(draw, lock_costs=False):
+    """Small random costs; ``lock_costs``: also those of docs/model.md 15.1 (often 0)."""
     small = st.integers(0, 300)
+    lock = {}
+    if lock_costs:
+        lock = {name: draw(st.sampled_from([0, 0, draw(st.integers(1, 200))]))
+                for name in ("vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")}
     return Costs(
+        **lock,
         access_ns=draw(st.integers(0, 3)),
         fault_ns=draw(st.integers(1, 500)),
         zero_fill_ns=draw(small),
@@ -158,7 +170,7 @@ def _writer(draw, tid, asid, vmas):
 
 
 @st.composite
-def scenarios(draw, policy, fault_model="page", granular=False):
+def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False):
     """A small scenario that ``validate(policy)`` accepts (under ``fault_model``; the kernel
     model's VMAs get random ``prot`` and ``private``, and a store only goes to a writable
     VMA).  ``granular``: file VMAs may name shared files at offsets, with folios, and the
@@ -312,7 +324,7 @@ def scenarios(draw, policy, fault_model="page", granular=False):
         memory_pages=memory_pages,
         replacement=draw(st.sampled_from(["lru", "fifo", "clock", "twolist"])),
         fault_around_pages=draw(st.sampled_from([1, 2, 4])),
-        costs=draw(costs()),
+        costs=draw(costs(lock_costs)),
         signals=signals, adversary=adversary, preload=preload,
         horizon_ns=horizon, seed=draw(st.integers(0, 2**64 - 1)),
         fault_model=fault_model, files=files, folio_pages=folio_pages,

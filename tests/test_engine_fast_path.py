@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from naive_engine import canonical, first_difference
-from scenario_strategies import cases
+from scenario_strategies import cases, lock_cases
 from vmlab.engine import codes as C
 from vmlab.engine import fast_path_eligibility, run
-from vmlab.engine.fastpath import KNOB_EFFECT
+from vmlab.engine.fastpath import KNOB_EFFECT, knob_row
 from vmlab.model import Costs, Fixed, Scenario, Vma
 from vmlab.trace import Trace
 
@@ -38,12 +38,11 @@ def _eligible_vmas(scenario, policy):
     pol, vmas, vma_pols = scenario.validate(policy)
     out = []
     for v, p in zip(vmas, vma_pols):
-        knobs = np.zeros(C.K_NCOL, np.int64)
-        knobs[C.K_EAGER], knobs[C.K_STRUCT_PAGE] = p.eager, p.needs_struct_page
-        knobs[C.K_DROP_LOCK], knobs[C.K_INTERRUPTIBLE] = p.drop_lock_attempts, p.interruptible
-        knobs[C.K_MAX_RETRIES], knobs[C.K_CHECK_SIGNAL] = p.max_retries, p.check_signal_before_retry
-        cls, _ = fast_path_eligibility(C.BACKING_CODES[v.backing], knobs,
-                                       int(scenario.fault_around_pages))
+        c = scenario.costs
+        cls, _ = fast_path_eligibility(C.BACKING_CODES[v.backing], knob_row(p),
+                                       int(scenario.fault_around_pages),
+                                       bool(c.vma_lookup_ns or c.mmap_lock_line_ns
+                                            or c.vma_lock_line_ns))
         if cls != C.FP_GENERAL:
             out.append(v)
     return out
@@ -62,6 +61,19 @@ def test_fast_path_on_and_off_give_identical_records(case):
     for k in ("faults", "retries", "ios"):
         assert np.array_equal(on.series[k], off.series[k])
     assert on.counters["n_events"] <= off.counters["n_events"]
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(lock_cases())
+def test_fast_path_on_and_off_agree_with_lock_designs(case):
+    """The lock designs and costs of docs/model.md 15 keep their faults off the fast path;
+    the inline steps of the rest must not change a record."""
+    scenario, policy = case
+    on, off = _pair(scenario, policy)
+    diff = first_difference(canonical(on), canonical(off))
+    assert diff is None, f"fast path on vs off:\n{diff}"
 
 
 @pytest.mark.nojit

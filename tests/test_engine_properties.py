@@ -101,7 +101,8 @@ def test_records_false_same_counters_and_close_percentiles(case):
     pd.testing.assert_frame_equal(full.threads, lean.threads)
     # latency figures are checked below; struct_page_bytes needs the fault rows (NaN without);
     # writer_ops_per_s comes from kernel counters, so it is equal with or without records
-    approx = ("fault_latency_ns", "signal_latency_ns")
+    approx = ("fault_latency_ns", "signal_latency_ns", "mmap_lock_read_wait_ns_p",
+              "mmap_lock_write_wait_ns_p")
     for k, v in full.summary.items():
         if k in TIMING or k.startswith(approx) or k == "struct_page_bytes":
             continue
@@ -125,6 +126,17 @@ def test_records_false_same_counters_and_close_percentiles(case):
     if len(lat):
         assert _close(lean.summary["fault_latency_ns_mean"], float(lat.mean())), (
             lean.summary["fault_latency_ns_mean"], float(lat.mean()))
+    lk = full.raw.locks
+    for mode, side in ((0, "read"), (1, "write")):
+        sel = (lk["mode"] == mode) & (lk["acquire_ns"] >= 0)
+        waits = (lk["acquire_ns"] - lk["request_ns"])[sel]
+        for q in (50, 99):
+            name = f"mmap_lock_{side}_wait_ns_p{q}"
+            got = lean.summary[name]
+            if len(waits) == 0:
+                assert math.isnan(got) and math.isnan(full.summary[name]), name
+            else:
+                assert _close(got, _order_statistic(waits, q)), (name, got)
 
 
 def test_records_false_summary_percentiles_on_a_large_sample():

@@ -27,7 +27,7 @@ if not hasattr(engine, "run"):
                 allow_module_level=True)
 
 from naive_engine import canonical, first_difference, simulate  # noqa: E402
-from scenario_strategies import cases, granular_cases, kernel_cases  # noqa: E402
+from scenario_strategies import cases, granular_cases, kernel_cases, lock_cases  # noqa: E402
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
 from vmlab.trace import Op, Trace  # noqa: E402
@@ -160,4 +160,16 @@ def test_engine_matches_reference_under_the_kernel_fault_model(case):
 def test_engine_matches_reference_with_files_folios_readahead_and_memory_limits(case):
     """docs/model.md 11.3-12 in both fault models: shared files, folios, readahead,
     memory_bytes."""
+    check_agreement(*case)
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(lock_cases())
+def test_engine_matches_reference_with_lock_designs(case):
+    """The lock designs after 2010 (docs/model.md section 15), also on VMAs whose policies
+    override the run's: VMA locks, retries under either lock, speculative attempts,
+    VM_FAULT_COMPLETED, writers that name their range and wait for a VMA's readers, and the
+    costs of 15.1 (VMA lookup, lock-word lines)."""
     check_agreement(*case)

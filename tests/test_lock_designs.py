@@ -64,20 +64,15 @@ def _scenario(**costs):
 
 
 @pytest.mark.parametrize("name", sorted(LOCK_PRESETS))
-def test_the_engine_refuses_what_it_does_not_simulate_yet(name):
-    # until the engine simulates section 15, a run of these designs is refused before it
-    # starts rather than replayed as the single-lock design
-    _scenario().validate(name)                 # the model (and the reference) take them
-    with pytest.raises(ScenarioError, match="not yet simulated by the engine"):
-        simulate(_scenario(), name)
+def test_the_engine_runs_every_lock_preset(name):
+    _scenario().validate(name)
+    assert simulate(_scenario(), name).summary["n_faults"] == 2
 
 
 @pytest.mark.parametrize("cost", ["vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns"])
-def test_lock_costs_default_to_zero_and_are_refused_until_simulated(cost):
+def test_lock_costs_default_to_zero(cost):
     assert getattr(Costs(), cost) == 0
-    _scenario().validate("nopage")
-    with pytest.raises(ScenarioError, match=f"cost {cost}=5 .*not yet simulated"):
-        _scenario(**{cost: 5}).validate("nopage")
+    assert simulate(_scenario(**{cost: 5}), "per_vma_lock").summary["n_faults"] == 2
 
 
 # -- writers name their range (docs/model.md section 15.2) --------------------------------

@@ -1,8 +1,8 @@
 """The lock designs after 2010 in the reference simulator (docs/model.md section 15), exactly.
 
-The numba engine refuses these designs until it simulates them (tests/test_lock_designs.py);
-these tests fix the reference's behaviour, which the engine will have to match record for
-record, and check the issue's "done when" figures on Lespinasse's workload.
+These tests fix the reference's behaviour by hand-checked cases, which the engine matches
+record for record (tests/test_engine_vs_reference.py, tests/test_lock_ladder_engine.py), and
+check the issue's "done when" figures on Lespinasse's workload.
 """
 from __future__ import annotations
 
@@ -154,6 +154,100 @@ def test_fault_completed_finishes_at_the_wake_up_without_a_retry(base):
     assert r.lock_counters["n_mmap_lock_read"] == (1 if base == "fault_retry" else 0)
 
 
+# -- the three costs of 15.1 ------------------------------------------------------------------
+
+LINE = 40
+
+
+def costs(**kw):
+    return Costs(io_ns=kw.pop("io_ns", Fixed(IO)), pte_ns=60, signal_ns=900, mmap_cs_ns=1300, **kw)
+
+
+def test_vma_lookup_is_paid_before_the_vma_lock_and_by_a_fallback():
+    r = simulate(scenario([read(0, FILE)], costs=costs(vma_lookup_ns=50)), "per_vma_no_retry")
+    # lookup 0..50, VMA lock at 50, handler to 650, I/O to 1,000,650, wake-up 2,000
+    assert rows(r, "faults")[0]["end_ns"] == 1_002_650
+    assert r.vma_locks["acquire_ns"] == [50] and r.vma_locks["release_ns"] == [1_002_650]
+    # a write-locked VMA: the lookup 100..150 fails, mmap_sem requested at 150, granted at 1300
+    sc = scenario([writer(1, ANON, PAGE), read(0, ANON, gap=100)], costs=costs(vma_lookup_ns=50))
+    r = simulate(sc, "per_vma_lock")
+    fault, th0 = rows(r, "faults")[0], rows(r, "threads")[0]
+    assert (fault["lock_wait_ns"], fault["end_ns"], fault["attempts"]) == (1150, 2600, 1)
+    assert [x["request_ns"] for x in rows(r, "locks") if x["thread"] == 0] == [150]
+    # the failed lookup's CPU joins the attempt that completes the fault
+    assert (th0["fault_cpu_ns"], th0["lock_wait_ns"], th0["end_ns"]) == (1350, 1150, 2601)
+
+
+def test_mmap_lock_line_costs_the_other_holders_at_acquire_and_release():
+    sc = scenario([read(0, ANON), read(1, ANON + PAGE)], costs=costs(mmap_lock_line_ns=LINE))
+    r = simulate(sc, "nopage")
+    # thread 0 holds alone at 0 (free); thread 1 finds one holder: 0..40, handler to 1340;
+    # thread 0 releases at 1300 beside thread 1 (40: effective 1340), thread 1 then alone
+    assert [(x["acquire_ns"], x["release_ns"]) for x in rows(r, "locks")] == [(0, 1340), (0, 1340)]
+    assert [f["end_ns"] for f in rows(r, "faults")] == [1340, 1340]
+    assert rows(r, "threads")[0]["fault_cpu_ns"] == rows(r, "threads")[1]["fault_cpu_ns"] == 1340
+    # readers granted together at a writer's release count each other (both pay 40 twice)
+    sc = scenario([writer(2, ELSEWHERE, PAGE), read(0, ANON, gap=100),
+                   read(1, ANON + PAGE, gap=100)], costs=costs(mmap_lock_line_ns=LINE))
+    r = simulate(sc, "nopage")
+    faults = rows(r, "faults")
+    assert [(f["lock_wait_ns"], f["end_ns"]) for f in faults] == [(1200, 2680), (1200, 2680)]
+    w = [x for x in rows(r, "locks") if x["thread"] == 2][0]
+    assert (w["acquire_ns"], w["release_ns"]) == (0, 1300)      # a writer holds the word alone
+    # without the cost, the same runs as before
+    r0 = simulate(scenario([read(0, ANON), read(1, ANON + PAGE)]), "nopage")
+    assert [f["end_ns"] for f in rows(r0, "faults")] == [1300, 1300]
+
+
+def test_vma_lock_line_is_per_vma_and_counts_a_draining_writer():
+    sc = scenario([read(0, ANON), read(1, ANON + PAGE)], costs=costs(vma_lock_line_ns=LINE))
+    r = simulate(sc, "per_vma_lock")
+    assert list(zip(r.vma_locks["acquire_ns"], r.vma_locks["release_ns"])) == [(0, 1340), (0, 1340)]
+    # on different VMAs the words are different: no cost (the file page preloaded: a hit)
+    sc = scenario([read(0, ANON), read(1, FILE)], costs=costs(vma_lock_line_ns=LINE),
+                  preload=[FILE])
+    r = simulate(sc, "per_vma_lock")
+    assert [f["end_ns"] for f in rows(r, "faults")] == [1300, 1400]
+    # a writer that write-locked the VMA and waits for its reader holds the word: the
+    # reader's release after its I/O costs 40 and the writer starts 40 later
+    sc = scenario([read(0, FILE), writer(1, FILE, PAGE, gap=1000)], costs=costs(vma_lock_line_ns=LINE))
+    r = simulate(sc, "per_vma_no_retry")
+    assert rows(r, "faults")[0]["end_ns"] == 1_002_640
+    w = [x for x in rows(r, "locks") if x["thread"] == 1][0]
+    assert (w["acquire_ns"], w["release_ns"]) == (1000, 1_002_640 + 1300)
+
+
+def test_spf_sequence_reads_pay_the_line_when_a_writer_holds_the_count():
+    c = costs(vma_lock_line_ns=LINE)
+    # a writer inside at the start: the read costs 40, the abort requests mmap_sem at 140
+    r = simulate(scenario([writer(1, ANON, PAGE), read(0, ANON, gap=100)], costs=c), "spf")
+    fault = rows(r, "faults")[0]
+    assert (fault["lock_wait_ns"], fault["end_ns"]) == (1160, 2600)
+    assert [x["request_ns"] for x in rows(r, "locks") if x["thread"] == 0] == [140]
+    # a writer inside at the re-read (h = 1300): abort at 1340, its CPU wasted
+    r = simulate(scenario([read(0, ANON), writer(1, ANON, PAGE, gap=500)], costs=c), "spf")
+    fault, th0 = rows(r, "faults")[0], rows(r, "threads")[0]
+    assert (fault["attempts"], fault["end_ns"], fault["lock_wait_ns"]) == (2, 3100, 460)
+    assert (th0["wasted_ns"], th0["fault_cpu_ns"]) == (1340, 1300)
+    # no writer inside: sequence reads cost nothing
+    r = simulate(scenario([read(0, ANON)], costs=c), "spf")
+    assert rows(r, "faults")[0]["end_ns"] == 1300
+
+
+def test_a_dropping_wait_begins_when_the_release_takes_effect():
+    # a 100 ns line: thread 1 shares mmap_sem from 0 (paying 100 at its grant) to 1400;
+    # thread 0's handler ends at 600, its 10 ns I/O completes at 610, its release costs 100
+    # (one other holder) and takes effect at 700: the I/O is done, the wait is the wake-up
+    sc = scenario([read(0, FILE), read(1, ANON)], costs=costs(io_ns=Fixed(10), mmap_lock_line_ns=100))
+    r = simulate(sc, "fault_retry_v57")
+    fault, th0 = rows(r, "faults")[0], rows(r, "threads")[0]
+    locks0 = [(x["acquire_ns"], x["release_ns"]) for x in rows(r, "locks") if x["thread"] == 0]
+    assert locks0 == [(0, 700), (2700, 4100)]
+    assert (fault["end_ns"], fault["attempts"], fault["io_wait_ns"]) == (4100, 2, 2000)
+    assert (th0["fault_cpu_ns"], th0["wasted_ns"], th0["io_wait_ns"], th0["end_ns"]) == (
+        1400, 700, 2000, 4101)
+
+
 # -- the issue's "done when", on Lespinasse's workload ----------------------------------------
 
 def _writer_ops_per_s(r):
@@ -214,10 +308,16 @@ def test_invariants_with_lock_designs(case):
         assert x["acquire_ns"] == -1 or x["acquire_ns"] >= x["request_ns"]
         assert x["release_ns"] == -1 or x["release_ns"] >= x["acquire_ns"] >= 0
     for x in rows(r, "vma_locks"):
+        assert x["acquire_ns"] == -1 or x["acquire_ns"] >= x["request_ns"]
         assert x["release_ns"] == -1 or x["release_ns"] >= x["acquire_ns"] >= 0
     lc = r.lock_counters
     assert lc["n_mmap_lock_read"] == sum(1 for x in r.locks["kind"] if x == LOCK_FAULT)
-    assert lc["n_vma_lock_read"] == len(r.vma_locks["acquire_ns"])
+    att = rows(r, "vma_locks")
+    assert lc["n_vma_lock_read"] == sum(x["lock"] == 1 and x["acquire_ns"] >= 0 for x in att)
+    assert lc["n_spf_aborts"] == sum(x["lock"] == 2 and x["outcome"] == 2 for x in att)
+    assert lc["n_vma_lock_fallbacks"] == sum(x["outcome"] != 0 for x in att)
+    for x in att:
+        assert (x["acquire_ns"] == -1) == (x["outcome"] != 0 and x["release_ns"] == -1)
     assert lc["n_spf_aborts"] <= lc["n_vma_lock_fallbacks"]
     vma_pols = sc.validate(policy)[2]          # VMAs may override the run's policy
     if all(p.fault_lock != "vma" for p in vma_pols):

@@ -29,6 +29,11 @@ SMALL = {
     "05_nopfn_device": {"N_PAGES": 1024, "FRACTIONS": [0.02, 0.05, 0.08, 0.1, 0.2, 0.5]},
     "06_real_programs": {"MEMORY_FRACTIONS": [1.0, 0.25]},
     "07_explorer": {"N_RECORDS": 10_000, "THREADS": 2},
+    "09_twenty_years_later": {"LADDER_READS": 10, "LADDER_WRITES": 1_000,
+                              "LESPINASSE_READS": 10, "LESPINASSE_LOCK_OPS": 1_000,
+                              "PFT_THREADS": [1, 4, 12, 30, 128], "PFT_PAGES": 16,
+                              "EBIZZY_THREADS": [16], "EBIZZY_ITERS": 4, "APP_FAULTS": 100,
+                              "APP_WRITES": 100},
 }
 
 
@@ -47,8 +52,8 @@ def records(executed, stem):
 
 # -- form ---------------------------------------------------------------------------------
 
-def test_seven_notebooks():
-    assert [s[:2] for s in STEMS] == ["01", "02", "03", "04", "05", "06", "07"]
+def test_the_notebooks():
+    assert [s[:2] for s in STEMS] == ["01", "02", "03", "04", "05", "06", "07", "09"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=STEMS)
@@ -156,3 +161,40 @@ def test_07_explorer(executed):
     r = records(executed, "07_explorer")
     assert r["explorer_policies"] == ["nopage", "nopage_refault", "fault_retry"]
     assert all(math.isfinite(v) and v > 0 for v in r["explorer_fault_latency_p99_ns"].values())
+
+
+def test_09_twenty_years_later(executed):
+    from reference_result import engine_simulates_lock_designs
+
+    if not engine_simulates_lock_designs():
+        pytest.skip("the engine does not simulate the lock designs yet (docs/model.md 15)")
+    r = records(executed, "09_twenty_years_later")
+    per_vma = ("per_vma_lock", "per_vma_retry_vma", "per_vma_no_retry")
+    # docs/model.md 15.3, exactly: per_vma_lock one acquisition per retry and per fallback,
+    # the other two per fallback only; per_vma_no_retry never retries
+    for p in per_vma:
+        assert r[f"ladder_n_mmap_lock_read_{p}"] == r[f"ladder_closed_form_reads_{p}"]
+        assert r[f"retry_n_mmap_lock_read_{p}"] == r[f"retry_closed_form_reads_{p}"]
+    assert r["ladder_n_retries_per_vma_no_retry"] == 0
+    # the 'done when' on Lespinasse's workload
+    for p in per_vma:
+        assert (r[f"lespinasse_writer_ops_per_s_{p}"]
+                >= 100 * r["lespinasse_writer_ops_per_s_nopage"])
+    assert r["lespinasse_n_mmap_lock_read_per_vma_lock"] == r["lespinasse_n_faults"]
+    assert r["lespinasse_n_mmap_lock_read_per_vma_retry_vma"] == 0
+    assert r["lespinasse_n_mmap_lock_read_per_vma_no_retry"] == 0
+    assert r["lespinasse_n_retries_per_vma_no_retry"] == 0
+    assert r["lespinasse_writer_ops_per_s_fault_retry"] == pytest.approx(15_000, rel=0.05)
+    # pft-threads: the mean field within 6%, the cited baseline shape within 25%
+    assert r["pft_mean_field_max_error"] < 0.06
+    assert r["pft_12_over_1"] == pytest.approx(4.97 / 0.90, rel=0.25)
+    assert 1.0 < r["pft_128_over_30"] < 1.25
+    assert r["pft_vma_split_max_threads"] > 4
+    # ebizzy: speculative and per-VMA faults leave the lock word and the munmap queue
+    assert r["spf_ratio_16"] > 1.4 and r["per_vma_ratio_16"] > 1.4
+    assert r["spf_n_mmap_lock_read_16"] == r["spf_n_vma_lock_fallbacks_16"]
+    # retry under the VMA lock: fewer acquisitions, less total read wait
+    assert r["retry_reads"] > 1 and r["retry_wait"] > 1
+    assert set(r["reproduction"]) >= {"lespinasse_after", "pft_12_over_1", "spf_16",
+                                      "retry_wait", "retry_reads"}
+    assert r["finding"].startswith("Reproduced ")

@@ -142,3 +142,24 @@ def test_controls_read_in_natural_units(explorer):
     assert dict((v, k) for k, v in explorer.controls["n_records"].options)[1_000_000] == "1.00 M"
     html = explorer.table.outputs[0]["data"]["text/html"]
     assert "µs" in html and "e+0" not in html
+
+
+def test_explorer_offers_the_lock_designs_with_their_colours():
+    from vmlab.model import LOCK_PRESETS, POLICY_ORDER
+    from vmlab.plots import policy_color
+
+    e = Explorer(run=False, **SMALL)
+    assert list(e.controls["policies"].options) == [*POLICY_ORDER, *LOCK_PRESETS]
+    for name in LOCK_PRESETS:  # each with the colour of its preset row
+        assert f"background:{policy_color(name)}" in e.policy_colors.value
+        assert name in e.policy_colors.value
+
+
+def test_a_policy_the_run_refuses_is_skipped_and_the_others_still_show():
+    e = Explorer(run=False, **{**SMALL, "policies": ("nopage", "per_vma_lock")})
+    e.update()
+    ran = list(e.last_summary.policy)
+    assert "nopage" in ran and (e.last_summary.n_faults > 0).all()
+    if "per_vma_lock" not in ran:  # the engine does not simulate the lock designs yet
+        assert "skipped per_vma_lock" in e.status.value
+    assert f"{len(ran)} policies in" in e.status.value

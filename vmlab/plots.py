@@ -784,6 +784,67 @@ def lock_timeline(result, t0_ns=None, t1_ns=None, ax=None, title=None, max_threa
                   f"simulated time ({unit})", "thread", legend=handles)
 
 
+def lock_waits(results, t0_ns=None, t1_ns=None, ax=None, title=None, max_threads=16,
+               min_width=0.002):
+    """Who waits for ``mmap_lock``, and when, under each policy: a band per thread, inside it
+    a line per policy in the policy's colour, with a span from each request to its grant.
+
+    From ``result.locks`` (every request that waited: faults, their fallbacks and retries,
+    writers; a request never granted waits up to the end of the run).  The window is
+    ``[t0_ns, t1_ns]`` (default: the whole of the longest run).  A wait shorter than
+    ``min_width`` of the window is drawn that wide, so that a microsecond wait beside
+    millisecond ones still shows as a tick.  The first ``max_threads`` threads (by index)
+    that wait under any policy get bands.
+    """
+    from matplotlib.lines import Line2D
+
+    res = _named(results)
+    ax = _axes(ax, figsize=(9, 4.8))
+    ends = [max(int(r.summary["elapsed_ns"]), 1) for r in res.values()]
+    t0 = int(t0_ns) if t0_ns is not None else 0
+    t1 = int(t1_ns) if t1_ns is not None else max(ends, default=1)
+    spans, waiting = {}, set()
+    for (name, r), end in zip(res.items(), ends):
+        lk = r.locks
+        acq = np.where(lk["acquire_ns"].to_numpy() >= 0, lk["acquire_ns"].to_numpy(), end)
+        req = lk["request_ns"].to_numpy()
+        if "lock" in lk.columns:  # VMA locks and speculative attempts never wait (15.3)
+            keep = (lk["lock"] == "mmap").to_numpy()
+        else:
+            keep = np.ones(len(lk), bool)
+        keep &= (acq > req) & (acq >= t0) & (req <= t1)
+        tid_of = dict(zip(r.threads["thread"], r.threads["tid"]))
+        tids = np.array([tid_of.get(t, t) for t in lk["thread"].to_numpy()[keep]], dtype=np.int64)
+        spans[name] = (tids, np.clip(req[keep], t0, t1), np.clip(acq[keep], t0, t1))
+        waiting.update(tids.tolist())
+    shown = sorted(waiting)[:max_threads]
+    unit, scale = time_unit(max(t1 - t0, 1) / 10)
+    k = max(len(res), 1)
+    floor = (t1 - t0) * min_width
+    for row, tid in enumerate(shown):
+        base = len(shown) - 1 - row
+        for j, name in enumerate(res):
+            tids, a, b = spans[name]
+            m = tids == tid
+            if not m.any():
+                continue
+            y = base + 0.4 - 0.8 * (j + 0.5) / k  # the first policy on top, as in the legend
+            w = np.maximum(b[m] - a[m], floor)
+            ax.broken_barh(list(zip(a[m] / scale, w / scale)), (y - 0.35 / k, 0.7 / k),
+                           facecolors=policy_color(name), linewidth=0, gid=f"{name}:{tid}")
+    for row in range(1, len(shown)):
+        ax.axhline(row - 0.5, color="#cccccc", lw=0.5)
+    ax.set_yticks(np.arange(len(shown))[::-1], [f"tid {t}" for t in shown], fontsize="small")
+    ax.set_ylim(-0.6, max(len(shown), 1) - 0.4)
+    ax.set_xlim(t0 / scale, t1 / scale)
+    handles = [Line2D([], [], color=policy_color(n), lw=6, label=policy_label(n)) for n in res]
+    more = f" (first {len(shown)} of {len(waiting)} waiting threads)" \
+        if len(waiting) > len(shown) else ""
+    return _dress(ax, title or f"Waits for mmap_lock, per thread and policy{more}",
+                  f"simulated time ({unit})", "thread (one line per policy)", legend=handles,
+                  legend_title="policy")
+
+
 # -- traces -------------------------------------------------------------------------------
 
 def access_heatmap(trace, time_bins=200, addr_bins=200, ax=None, title=None, coverage=0.99,

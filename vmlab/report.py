@@ -74,6 +74,8 @@ LARGE_PRESET = {
     "MEMORY_FRACTIONS": [1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05],
     # 07 explorer
     "N_RECORDS": 1_000_000,
+    # 09 twenty years later
+    "PFT_PAGES": 256, "EBIZZY_ITERS": 30, "LADDER_READS": 200,
 }
 PRESETS = {"default": {}, "large": LARGE_PRESET}
 

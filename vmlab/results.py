@@ -29,6 +29,11 @@ SUMMARY_KEYS = (
     "oom", "oom_thread", "oom_ns", "n_events",
     "n_ptes_end", "page_table_bytes", "struct_page_bytes", "prepare_s", "kernel_s",
     "sample_rate", "n_faults_ci_low", "n_faults_ci_high",
+    # the lock designs after 2010 (docs/model.md 15.6)
+    "n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
+    "mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_p50", "mmap_lock_read_wait_ns_p99",
+    "mmap_lock_read_wait_ns_max", "mmap_lock_write_wait_ns", "mmap_lock_write_wait_ns_p50",
+    "mmap_lock_write_wait_ns_p99", "mmap_lock_write_wait_ns_max", "vma_lock_write_wait_ns",
 )
 
 #: sizeof(struct page) on 64-bit Linux.
@@ -79,6 +84,8 @@ class Result:
     locks : DataFrame
         Every ``mmap_sem`` request: thread, asid, mode, kind, request_ns, acquire_ns,
         release_ns, wait_ns, hold_ns.
+    vma_locks : DataFrame
+        VMA read lock and speculative attempts (docs/model.md 15.6).
     threads : DataFrame
         Per thread: tid, end_ns, state, records_done and the time breakdown
         (compute_ns, hit_ns, fault_cpu_ns, io_wait_ns, lock_wait_ns, lock_hold_ns,
@@ -171,6 +178,26 @@ class Result:
             self._frames["locks"] = df.sort_values(["request_ns", "thread"],
                                                    kind="stable").reset_index(drop=True)
         return self._frames["locks"]
+
+    @property
+    def vma_locks(self):
+        """The VMA read lock attempts and speculative attempts of the lock designs after
+        2010 (docs/model.md 15.6), beside ``locks`` (``mmap_sem``): thread, vma, vma_name,
+        lock (``vma``, ``seq``), request_ns (the attempt's start, before its VMA lookup),
+        acquire_ns (-1 for a failed attempt), release_ns, outcome (``held``, ``fallback``,
+        ``abort``), hold_ns."""
+        if "vma_locks" not in self._frames:
+            df = pd.DataFrame(self.raw.vma_locks)
+            df["lock"] = pd.Categorical.from_codes(df["lock"].astype(int),
+                                                   categories=list(C.LOCK_NAMES))
+            df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype(int),
+                                                      categories=list(C.LOCK_OUTCOME_NAMES))
+            df["vma_name"] = [self._vma_label(v) for v in df["vma"]]
+            df["hold_ns"] = np.where((df["release_ns"] >= 0) & (df["acquire_ns"] >= 0),
+                                     df["release_ns"] - df["acquire_ns"], -1)
+            self._frames["vma_locks"] = df.sort_values(["request_ns", "thread"],
+                                                       kind="stable").reset_index(drop=True)
+        return self._frames["vma_locks"]
 
     @property
     def threads(self):
@@ -293,6 +320,7 @@ class Result:
             for name in ("p50", "p99", "max"):
                 s[f"signal_latency_ns_{name}"] = math.nan
         s["lock_wait_ns_total"] = int(np.sum(raw.threads["lock_wait_ns"]))
+        self._lock_waits(s, keep)
         # NaN, not 0, without a writer: 0 would read as a writer starved by the faults
         window = self.writer_window_ns()
         if window is not None and window[1] > window[0]:
@@ -327,6 +355,31 @@ class Result:
             s["sample_rate"] = 1.0
             s["n_faults_ci_low"] = s["n_faults_ci_high"] = float(s["n_faults"])
         return {k: s[k] for k in SUMMARY_KEYS}
+
+    def _lock_waits(self, s, keep):
+        """The counts and ``mmap_lock`` waits of docs/model.md 15.6 into summary ``s``: totals
+        and maxima from the kernel's counters, percentiles over the individual waits (request
+        to grant) from the lock records, or from the kernel's histograms without records."""
+        c = self.counters
+        for k in ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
+                  "vma_lock_write_wait_ns"):
+            s[k] = int(c[k])
+        lk = self.raw.locks
+        for mode, side in ((0, "read"), (1, "write")):
+            key = f"mmap_lock_{side}_wait_ns"
+            s[key] = int(c[key])
+            if keep:
+                sel = (lk["mode"] == mode) & (lk["acquire_ns"] >= 0)
+                waits = (lk["acquire_ns"] - lk["request_ns"])[sel]
+                n = len(waits)
+                s[key + "_p50"] = float(np.percentile(waits, 50)) if n else math.nan
+                s[key + "_p99"] = float(np.percentile(waits, 99)) if n else math.nan
+            else:
+                h = getattr(self.raw, f"hist_lock_{side}_wait")
+                n = int(h.sum())
+                s[key + "_p50"] = hist_percentile(h, 50)
+                s[key + "_p99"] = hist_percentile(h, 99)
+            s[key + "_max"] = int(c[key + "_max"]) if n else math.nan
 
     def __repr__(self):
         s = self.summary

@@ -42,10 +42,15 @@ Z95 = 1.959963984540054
 #: Summary figures that are counts of events on pages or records: scaled by 1/R.
 SCALED_COUNTS = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus",
                  "n_io", "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w",
-                 "n_unfinished_records", "n_abandoned_records", "n_ptes_end")
+                 "n_unfinished_records", "n_abandoned_records", "n_ptes_end",
+                 "n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts")
 #: Summary figures made of time shared between threads: NaN in a sampled run.
 UNSAMPLED = ("writer_ops_per_s", "signal_latency_ns_p50", "signal_latency_ns_p99",
-             "signal_latency_ns_max", "lock_wait_ns_total", "elapsed_ns", "n_signals")
+             "signal_latency_ns_max", "lock_wait_ns_total", "elapsed_ns", "n_signals",
+             "mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_p50", "mmap_lock_read_wait_ns_p99",
+             "mmap_lock_read_wait_ns_max", "mmap_lock_write_wait_ns",
+             "mmap_lock_write_wait_ns_p50", "mmap_lock_write_wait_ns_p99",
+             "mmap_lock_write_wait_ns_max", "vma_lock_write_wait_ns")
 
 _cache = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()

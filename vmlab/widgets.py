@@ -21,7 +21,8 @@ import pandas as pd
 
 from . import plots
 from .errors import VmlabError
-from .model import Adversary, Costs, LogNormal, POLICY_ORDER, Scenario, poisson_signals
+from .model import (LOCK_PRESETS, POLICY_ORDER, Adversary, Costs, LogNormal, Scenario,
+                    poisson_signals)
 from .model.costs import NVME
 from .model.scenario import min_memory_pages
 from .trace import synth
@@ -43,8 +44,42 @@ IO_NS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 70_000, 100_000, 200_000, 
          1_000_000, 2_000_000, 5_000_000, 8_000_000, 10_000_000, 20_000_000, 30_000_000)
 #: Sample rates offered (1: exact replay; below: pages sampled, see vmlab.sampling).
 SAMPLE_RATES = (1.0, 0.1, 0.01, 0.001)
+#: Policies offered: the seven of MODEL.md, then the lock designs after 2010 (docs/model.md
+#: section 15), each listed with its chart colour.
+EXPLORER_POLICIES = tuple(POLICY_ORDER) + tuple(LOCK_PRESETS)
 #: p99/median of the default NVMe I/O time, kept when the slider moves the median.
 _IO_SPREAD = NVME.p99_ns / NVME.median_ns
+
+
+def policy_swatches(policies):
+    """HTML: a colour square and the legend text of each policy (its chart colour,
+    :func:`vmlab.plots.policy_color`), one a line."""
+    import html
+
+    lines = [f"<span style='display:inline-block;width:0.8em;height:0.8em;"
+             f"background:{plots.policy_color(p)};margin-right:0.4em'></span>"
+             f"{html.escape(plots.policy_label(p))}" for p in policies]
+    return "<div style='font-size:small;line-height:1.5'>" + "<br>".join(lines) + "</div>"
+
+
+def _run_each(scenario, policies, skipped):
+    """Results of ``policies`` on ``scenario`` (name -> Result), in parallel; a policy that
+    the run refuses (a design the engine does not simulate yet) is left out and its reason
+    appended to ``skipped``, so that the others still show."""
+    from .simulation import simulate_many
+
+    try:
+        return dict(zip(policies, simulate_many([(scenario, p) for p in policies],
+                                                show_progress=False)))
+    except VmlabError:
+        pass
+    results = {}
+    for p in policies:
+        try:
+            results[p] = simulate_many([(scenario, p)], show_progress=False)[0]
+        except VmlabError as e:
+            skipped.append(f"{p}: {e}")
+    return results
 
 
 def _shipped():
@@ -138,8 +173,8 @@ class Explorer:
                                   description="data set"),
             "path": W.Text(value=str(path), description="path",
                            placeholder="trace file (any format vmlab reads)"),
-            "policies": W.SelectMultiple(options=list(POLICY_ORDER), value=tuple(policies),
-                                         rows=len(POLICY_ORDER), description="policies"),
+            "policies": W.SelectMultiple(options=list(EXPLORER_POLICIES), value=tuple(policies),
+                                         rows=len(EXPLORER_POLICIES), description="policies"),
             "backing": W.Dropdown(options=["file", "anon", "device", "iomem", "context"],
                                   value=backing, description="backing"),
             "io_ns": W.SelectionSlider(options=_labelled(IO_NS, io_ns, fmt_ns), value=io_ns,
@@ -166,13 +201,15 @@ class Explorer:
         self.table = W.Output(layout=W.Layout(overflow="auto", max_width="100%"))
         self.cdf_image = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.breakdown_image = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        # a select box cannot colour its options: the colours every chart uses, beside it
+        self.policy_colors = W.HTML(policy_swatches(EXPLORER_POLICIES))
         trace_box = W.VBox([c["source"], c["generator"], c["n_records"], c["threads"],
                             c["pages"], c["seed"], c["shipped"], c["path"]])
         knobs = W.VBox([c["backing"], c["io_ns"], c["signal_hz"], c["memory_fraction"],
                         c["adversary_hz"], c["horizon_s"], c["sample_rate"], run_button])
         # the three columns wrap onto new lines when the panel is too narrow for them
         self.widget = W.VBox([
-            W.HBox([trace_box, c["policies"], knobs],
+            W.HBox([trace_box, W.VBox([c["policies"], self.policy_colors]), knobs],
                    layout=W.Layout(flex_flow="row wrap", width="100%")),
             self.status, self.table,
             self.cdf_image, self.breakdown_image,
@@ -268,10 +305,10 @@ class Explorer:
             if not runnable:
                 raise VmlabError("no selected policy can serve this trace's VMAs:<br>"
                                  + "<br>".join(skipped))
-            from .simulation import simulate_many
-
-            results = dict(zip(runnable, simulate_many([(sc, p) for p in runnable],
-                                                       show_progress=False)))
+            results = _run_each(sc, runnable, skipped)
+            if not results:
+                raise VmlabError("no selected policy can run on this trace:<br>"
+                                 + "<br>".join(skipped))
         except (VmlabError, OSError, ValueError) as e:
             self.status.value = f"<b style='color:#D55E00'>Cannot run:</b> {e}"
             return None
@@ -283,7 +320,7 @@ class Explorer:
         self.breakdown_image.value = self._png(lambda ax: plots.time_breakdown(results, ax=ax))
         note = f"; skipped {'; '.join(skipped)}" if skipped else ""
         self.status.value = (f"{len(sc.trace):,} records, {sc.trace.n_threads} threads, "
-                             f"{len(runnable)} policies in {time.perf_counter() - t0:.2f} s{note}")
+                             f"{len(results)} policies in {time.perf_counter() - t0:.2f} s{note}")
         return self.last_summary
 
     def _show_table(self):

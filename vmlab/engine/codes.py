@@ -20,17 +20,25 @@ SCHEDULE_CODES = {"poisson": SCHED_POISSON, "periodic": SCHED_PERIODIC, "times":
 
 # policy knob columns
 K_EAGER, K_STRUCT_PAGE, K_DROP_LOCK, K_INTERRUPTIBLE, K_MAX_RETRIES, K_CHECK_SIGNAL = range(6)
-K_NCOL = 6
+# the lock designs after 2010 (docs/model.md section 15.1): fault_lock and retry_lock (FLK_*),
+# vma_lock_backings (a bit per backing code), spf_scope (0 the VMA's count, 1 the address
+# space's), fault_completed (0/1)
+K_FAULT_LOCK, K_RETRY_LOCK, K_VMA_BACKINGS, K_SPF_SCOPE, K_COMPLETED = range(6, 11)
+K_NCOL = 11
+# what a fault attempt takes (K_FAULT_LOCK, K_RETRY_LOCK) and holds (TS_HOW)
+FLK_MMAP, FLK_VMA, FLK_SPEC, FLK_NONE = 0, 1, 2, 3
+FAULT_LOCK_CODES = {"mmap": FLK_MMAP, "vma": FLK_VMA, "speculative": FLK_SPEC}
 
 # fast-path classes of a VMA (vmlab/engine/fastpath.py): how the fast path runs a fault there
 FP_GENERAL, FP_NO_WAIT, FP_FILE, FP_CONTEXT = -1, 0, 1, 2
 
 # cost slots
 (COST_ACCESS, COST_FAULT, COST_ZERO_FILL, COST_PAGECACHE_HIT, COST_STRUCT_PAGE, COST_DRIVER,
- COST_PTE, COST_REMAP_FIXED, COST_SIGNAL, COST_MMAP_CS, COST_WAKEUP, COST_COPY_PAGE) = range(12)
+ COST_PTE, COST_REMAP_FIXED, COST_SIGNAL, COST_MMAP_CS, COST_WAKEUP, COST_COPY_PAGE,
+ COST_VMA_LOOKUP, COST_MMAP_LINE, COST_VMA_LINE) = range(15)
 COST_NAMES = ("access_ns", "fault_ns", "zero_fill_ns", "pagecache_hit_ns", "struct_page_ns",
               "driver_ns", "pte_ns", "remap_fixed_ns", "signal_ns", "mmap_cs_ns", "wakeup_ns",
-              "copy_page_ns")
+              "copy_page_ns", "vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")
 
 # kernel fault model (docs/model.md 11.2): what a fault's lookup does, decided at the grant
 # (CASE_NONE: the page model, and device/iomem/context/eager VMAs)
@@ -62,6 +70,7 @@ PH_FAULT_END = 12      # the access completes after the fault
 PH_SIGBUS = 13         # the handler failed: SIGBUS ends the thread
 PH_WAIT_IO = 14        # asleep until a file I/O completes (an event wakes it)
 PH_DELIVER = 15        # deliver pending signals one at a time, then TS_AFTER
+PH_DROP_WAIT = 16      # a lock-dropping wait begins once its release (after a line cost) is done
 
 # time categories: the first TT_NCAT columns of the thread table
 (CAT_COMPUTE, CAT_HIT, CAT_FAULT_CPU, CAT_IO_WAIT, CAT_LOCK_WAIT, CAT_LOCK_HOLD, CAT_SIGNAL,
@@ -115,7 +124,22 @@ TS_AFTER = 28       # the phase to go to once pending signals are delivered
 TS_CASE = 29        # the kernel model's case of the attempt in progress (CASE_*)
 TS_AROUND_DONE = 30 # 1 once the attempt's fault-around ran (or a write fault, which has none)
 TS_COW = 31         # 1 once the open fault copied its page from the page cache (do_cow_fault)
-TS_NCOL = 32
+# the lock designs after 2010 (docs/model.md section 15; read only when KernelInputs.designs)
+TS_HOW = 32         # what the fault's attempt takes, then holds: FLK_* (FLK_NONE: nothing)
+TS_VL_ROW = 33      # the row of its VMA read lock in the VMA lock records (-1: none)
+TS_W_V0 = 34        # a writer's VMAs: [TS_W_V0, TS_W_V1), write-locked while TS_W_LOCKED
+TS_W_V1 = 35
+TS_W_LOCKED = 36    # 1 once the writer write-locked its VMAs (it may wait for their readers)
+TS_LW_NEXT = 37     # the thread's next LOCK_W record, an index into lw_v0 / lw_v1
+TS_SEQ0 = 38        # a speculative attempt's sequence count read at its start
+# the lock-word costs of docs/model.md 15.1 (each a CPU segment of the attempt)
+TS_LINE_N = 39      # other holders of the lock word at the attempt's grant (its line cost)
+TS_PAID = 40        # a segment paid before PH_LOCK_REQ: 1 the VMA lookup, 2 a speculative
+#                     abort's sequence read at h (the attempt's CPU then wasted), 3 one at t'
+TS_REL_PAID = 41    # 1 while the release's line cost is paid (the phase runs again after it)
+TS_CTX_DONE = 42    # a lock-dropping context wait's completion (its wait begins after the release)
+TS_W_GRANT = 43     # when a writer was granted mmap_sem (its wait for VMA readers starts)
+TS_NCOL = 44
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,
@@ -131,6 +155,16 @@ S_NCOL = 5
 # lock record columns
 L_THREAD, L_ASID, L_MODE, L_KIND, L_REQUEST, L_ACQUIRE, L_RELEASE = range(7)
 L_NCOL = 7
+# the records of VMA read lock attempts and speculative attempts (docs/model.md 15.6): the
+# lock (VLK_*), request (the attempt's start, before the VMA lookup), acquire (the VMA lock
+# taken, the sequence count read even; -1 for a failed attempt), release (the VMA lock's,
+# the speculative attempt's end) and outcome (VO_*)
+VL_THREAD, VL_VMA, VL_LOCK, VL_REQUEST, VL_ACQUIRE, VL_RELEASE, VL_OUTCOME = range(7)
+VL_NCOL = 7
+VLK_VMA, VLK_SEQ = 1, 2
+LOCK_NAMES = ("mmap", "vma", "seq")
+VO_HELD, VO_FALLBACK, VO_ABORT = 0, 1, 2
+LOCK_OUTCOME_NAMES = ("held", "fallback", "abort")
 LOCK_KIND_NAMES = ("fault", "lock_w", "remap")
 
 # eviction record columns (docs/model.md 11.4): when, the page-cache entry (a page id, or
@@ -155,7 +189,15 @@ CNT_OOM_THREAD = 27  # the thread (dense index) whose charge found no frame, -1:
 CNT_RA_PAGES = 28    # pages read by readahead beyond the faulting folio (section 11.5)
 CNT_BIN_NS = 29   # state: the series' bin width at the end of the run
 CNT_ACTIVE = 30   # state: page-cache entries on twolist's active list
-N_COUNTERS = 31
+# the lock designs' counts (docs/model.md 15.6), named in LOCK_COUNTER_NAMES
+CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT = 31, 32, 33, 34
+# waits for mmap_sem from request to grant (ns; their distributions in the kernel's two lock
+# wait histograms), and writers' waits for their VMAs' readers (docs/model.md 15.2, 15.6)
+CNT_RWAIT, CNT_RWAIT_MAX, CNT_WWAIT, CNT_WWAIT_MAX, CNT_VWWAIT = 35, 36, 37, 38, 39
+N_COUNTERS = 40
+LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
+                      "n_spf_aborts")
+LOCK_COUNTER_SLOTS = (CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT)
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",

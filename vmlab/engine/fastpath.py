@@ -26,22 +26,53 @@ KNOB_EFFECT = {
     C.K_INTERRUPTIBLE: "none: the fast path runs a fault only if it ends before any signal "
                        "arrives, so no wait is interrupted",
     C.K_CHECK_SIGNAL: "none: checked only before a retry, and the fast path never retries",
+    C.K_FAULT_LOCK: "a VMA lock or a speculative attempt is not mmap_sem: general path "
+                    "(FP_GENERAL unless mmap)",
+    C.K_RETRY_LOCK: "matters only with K_FAULT_LOCK vma, which is already FP_GENERAL",
+    C.K_VMA_BACKINGS: "matters only with K_FAULT_LOCK not mmap, already FP_GENERAL",
+    C.K_SPF_SCOPE: "matters only with K_FAULT_LOCK speculative, already FP_GENERAL",
+    C.K_COMPLETED: "a lock-dropping wait that completes the fault itself: general path "
+                   "(FP_GENERAL)",
 }
 
 
-def fast_path_eligibility(backing, knobs, fault_around_pages):
+def knob_row(policy):
+    """The kernel's knob row (``codes.K_*`` columns) of a :class:`vmlab.model.Policy`."""
+    import numpy as np
+
+    row = np.zeros(C.K_NCOL, np.int64)
+    row[C.K_EAGER] = policy.eager
+    row[C.K_STRUCT_PAGE] = policy.needs_struct_page
+    row[C.K_DROP_LOCK] = policy.drop_lock_attempts
+    row[C.K_INTERRUPTIBLE] = policy.interruptible
+    row[C.K_MAX_RETRIES] = policy.max_retries
+    row[C.K_CHECK_SIGNAL] = policy.check_signal_before_retry
+    row[C.K_FAULT_LOCK] = C.FAULT_LOCK_CODES[policy.fault_lock]
+    row[C.K_RETRY_LOCK] = C.FAULT_LOCK_CODES[policy.retry_lock]
+    row[C.K_VMA_BACKINGS] = sum(1 << C.BACKING_CODES[b] for b in policy.vma_lock_backings)
+    row[C.K_SPF_SCOPE] = 1 if policy.spf_scope == "mm" else 0
+    row[C.K_COMPLETED] = policy.fault_completed
+    return row
+
+
+def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False):
     """``(class, drop)`` for a VMA of ``backing`` (a ``codes.B_*``) under the policy knob row
-    ``knobs`` (indexable by ``codes.K_*``) with ``fault_around_pages``.
+    ``knobs`` (indexable by ``codes.K_*``) with ``fault_around_pages``; ``lock_costs``: the run
+    has a lock-word line or VMA lookup cost (docs/model.md 15.1), which depends on the other
+    holders of the lock: no fault on the fast path.
 
     class: ``FP_NO_WAIT`` (the handler maps it at once: anon, device, iomem without struct
     page, eager), ``FP_FILE`` (a page-cache hit or one read), ``FP_CONTEXT`` (ready, or one
-    context wait), ``FP_GENERAL`` (never on the fast path: SIGBUS, or fault-around, which
-    maps neighbours).  drop: a fault that has to wait there drops ``mmap_sem`` and retries,
-    so the fast path leaves such a fault to the general path.
+    context wait), ``FP_GENERAL`` (never on the fast path: SIGBUS, fault-around, which maps
+    neighbours, the lock designs after 2010 and their costs).  drop: a fault that has to
+    wait there drops ``mmap_sem`` and retries, so the fast path leaves such a fault to the
+    general path.
     """
     eager = int(knobs[C.K_EAGER]) == 1
     struct_page = int(knobs[C.K_STRUCT_PAGE]) == 1
     drop = int(knobs[C.K_MAX_RETRIES]) != 0 and int(knobs[C.K_DROP_LOCK]) != 0
+    if int(knobs[C.K_FAULT_LOCK]) != C.FLK_MMAP or int(knobs[C.K_COMPLETED]) != 0 or lock_costs:
+        return C.FP_GENERAL, drop     # the lock designs after 2010 (docs/model.md 15)
     if backing == C.B_IOMEM and struct_page and not eager:
         return C.FP_GENERAL, drop
     if eager or backing in (C.B_ANON, C.B_DEVICE, C.B_IOMEM):

@@ -16,12 +16,12 @@ import numpy as np
 
 from ..errors import ScenarioError
 from ..model.costs import TABLE_SIZE
-from ..model.scenario import (min_memory_pages, refuse_knobs, refuse_lock_designs,
+from ..model.scenario import (min_memory_pages, refuse_knobs,
                              signal_interval_dist)
 from .._numba import njit, prefetch
-from ..trace.model import Op
+from ..trace.model import Op, lock_w_ranges
 from . import codes as C
-from .fastpath import fast_path_eligibility
+from .fastpath import fast_path_eligibility, knob_row
 from .kernel import KernelInputs
 
 #: The knobs of docs/model.md sections 11-12 the engine runs (``refuse_knobs`` refuses the
@@ -459,6 +459,38 @@ EVENTS_PER_RECORD = 64
 EVENTS_BASE = 20_000_000
 
 
+def _lock_design_tables(trace, idx, vma_pols, vma_asid, vma_first_vpn, vma_end_vpn, ps):
+    """The writers' VMAs for the lock designs after 2010 (docs/model.md 15.2): whether any VMA's
+    policy is such a design, and, if so, for each LOCK_W record in thread order (thread i's
+    are ordinals ``thr_lw_off[i]:thr_lw_off[i + 1]``) the VMAs its range overlaps,
+    ``[lw_v0, lw_v1)`` (VMAs are in (address space, start) order, so they are contiguous)."""
+    T = len(idx.thr_tid)
+    empty = np.zeros(0, np.int64)
+    if not any(p.lock_design for p in vma_pols):
+        return False, empty, empty, np.zeros(T + 1, np.int64)
+    rec, start, end = lock_w_ranges(trace)
+    asid = np.asarray(trace.asid)[rec].astype(np.int64)
+    th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
+    order = np.argsort(th, kind="stable")      # thread order, trace order within a thread
+    rec, start, end, asid, th = rec[order], start[order], end[order], asid[order], th[order]
+    thr_lw_off = np.zeros(T + 1, np.int64)
+    thr_lw_off[1:] = np.cumsum(np.bincount(th, minlength=T))
+    lw_v0 = np.zeros(len(rec), np.int64)
+    lw_v1 = np.zeros(len(rec), np.int64)
+    vstart = vma_first_vpn.astype(np.uint64) * np.uint64(ps)
+    # each VMA's last byte (its end may be the top of the address space, 2**64)
+    vlast = (vma_end_vpn - 1).astype(np.uint64) * np.uint64(ps) + np.uint64(ps - 1)
+    for a in np.unique(asid):
+        mine = np.flatnonzero(vma_asid == a)     # consecutive, by start
+        sel = asid == a
+        base = int(mine[0]) if len(mine) else 0
+        # overlap: a VMA's last byte is at or past the range's start and its start before
+        # the range's end
+        lw_v0[sel] = base + np.searchsorted(vlast[mine], start[sel], side="left")
+        lw_v1[sel] = base + np.searchsorted(vstart[mine], end[sel], side="left")
+    return True, lw_v0, np.maximum(lw_v1, lw_v0), thr_lw_off
+
+
 def default_event_budget(n_records, n_threads):
     """The event budget of a run of ``n_records`` records on ``n_threads`` threads."""
     return EVENTS_PER_RECORD * (int(n_records) + int(n_threads)) + EVENTS_BASE
@@ -484,7 +516,6 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_knobs(scenario, vmas, runs=RUNS_KNOBS)
     kernel_model = scenario.fault_model == "kernel"
-    refuse_lock_designs(vma_pols)
     trace = scenario.trace
     idx = index_trace(trace)
     preload_keys = None
@@ -585,12 +616,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         vma_pol[i] = uniq_pols.index(p)
     pol_tab = np.zeros((max(1, len(uniq_pols)), C.K_NCOL), np.int64)
     for j, p in enumerate(uniq_pols):
-        pol_tab[j, C.K_EAGER] = p.eager
-        pol_tab[j, C.K_STRUCT_PAGE] = p.needs_struct_page
-        pol_tab[j, C.K_DROP_LOCK] = p.drop_lock_attempts
-        pol_tab[j, C.K_INTERRUPTIBLE] = p.interruptible
-        pol_tab[j, C.K_MAX_RETRIES] = p.max_retries
-        pol_tab[j, C.K_CHECK_SIGNAL] = p.check_signal_before_retry
+        pol_tab[j] = knob_row(p)
     vma_backing = np.array([C.BACKING_CODES[v.backing] for v in vmas], np.int64)
     vma_private = np.array([int(v.private) for v in vmas], np.int64)
     rec_write = _record_writes(trace, idx, vmas, page_vma, kernel_model)
@@ -722,13 +748,16 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
             _, first_i = np.unique(ent, return_index=True)
             preload = ent[np.sort(first_i)].astype(np.int64)
 
+    designs, lw_v0, lw_v1, thr_lw_off = _lock_design_tables(trace, idx, vma_pols, vma_asid,
+                                                            vma_first_vpn, vma_end_vpn, ps)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
+    lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
     fa = int(scenario.fault_around_pages)
     vma_fast = np.zeros(nv, np.int64)
     vma_drop = np.zeros(nv, np.bool_)
     for i in range(nv):
         vma_fast[i], vma_drop[i] = fast_path_eligibility(int(vma_backing[i]),
-                                                         pol_tab[vma_pol[i]], fa)
+                                                         pol_tab[vma_pol[i]], fa, lock_costs)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
         rec_write=rec_write, vma_private=vma_private, kernel_model=kernel_model,
@@ -755,6 +784,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         f_folio=np.array([f[2] for f in files] or [1], np.int64), f_base=f_base,
         ra_pages=int(scenario.ra_pages),
         fault_around=int(scenario.fault_around_pages), preload=preload,
+        designs=designs, lw_v0=lw_v0, lw_v1=lw_v1, thr_lw_off=thr_lw_off,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
         seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),

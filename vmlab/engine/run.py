@@ -152,10 +152,14 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
     """Replay ``scenario`` under ``policy``; return raw record columns.
 
     Returns a namespace with ``faults``, ``signals``, ``locks``, ``threads`` (dicts of
-    numpy columns), ``counters`` (dict of ints), ``series`` (per-bin faults, retries, I/Os),
-    ``hist_fault``/``hist_signal`` (log-bucket latency histograms), the resolved ``vmas``,
-    ``policy``, ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds:
-    ``compile_s`` is the kernel's compile or cache load, 0 once it is in memory).
+    numpy columns), ``counters`` (dict of ints, with the counts and waits of docs/model.md
+    15.6; the four counts also alone as ``lock_counters``), ``vma_locks`` (VMA read lock and
+    speculative attempts, 15.6: thread, vma, lock, request_ns, acquire_ns, release_ns,
+    outcome), ``series`` (per-bin faults, retries, I/Os), ``hist_fault``/``hist_signal``
+    and ``hist_lock_read_wait``/``hist_lock_write_wait`` (log-bucket histograms of fault and
+    signal latencies and of mmap_sem waits), the resolved ``vmas``, ``policy``,
+    ``vma_policies`` and ``timing`` (prepare, compile and kernel seconds: ``compile_s`` is
+    the kernel's compile or cache load, 0 once it is in memory).
     """
     # compiling (numba's, or loading from its cache) is timed apart from preparing and
     # replaying: the first run of a process would otherwise look slow where it is not
@@ -168,7 +172,8 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         loaded = compile_kernel(prep.inputs)
         t1c = time.perf_counter()
     compile_s = compile_in_prepare + (t1c - t1 if loaded else 0.0)
-    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s, evs = _simulate(prep.inputs)
+    (faults, sigs, locks, TT, cnt, bins, hist_f, hist_s, vlocks, hist_rw,
+     hist_ww, evs) = _simulate(prep.inputs)
     t2 = time.perf_counter()
 
     page = faults[:, C.F_PAGE]
@@ -218,12 +223,32 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         thread_cols[name] = TT[:, j]
     counters = {name: int(cnt[j]) for j, name in enumerate(C.COUNTER_NAMES)}
     counters["n_signals"] = int(cnt[C.CNT_SIGNALS])
+    # the lock designs after 2010 (docs/model.md 15.6)
+    lock_counters = {name: int(cnt[j]) for name, j in zip(C.LOCK_COUNTER_NAMES,
+                                                          C.LOCK_COUNTER_SLOTS)}
+    counters.update(lock_counters)
+    counters["mmap_lock_read_wait_ns"] = int(cnt[C.CNT_RWAIT])
+    counters["mmap_lock_read_wait_ns_max"] = int(cnt[C.CNT_RWAIT_MAX])
+    counters["mmap_lock_write_wait_ns"] = int(cnt[C.CNT_WWAIT])
+    counters["mmap_lock_write_wait_ns_max"] = int(cnt[C.CNT_WWAIT_MAX])
+    counters["vma_lock_write_wait_ns"] = int(cnt[C.CNT_VWWAIT])
+    vma_lock_cols = {
+        "thread": vlocks[:, C.VL_THREAD],
+        "vma": vlocks[:, C.VL_VMA],
+        "lock": vlocks[:, C.VL_LOCK],
+        "request_ns": vlocks[:, C.VL_REQUEST],
+        "acquire_ns": vlocks[:, C.VL_ACQUIRE],
+        "release_ns": vlocks[:, C.VL_RELEASE],
+        "outcome": vlocks[:, C.VL_OUTCOME],
+    }
     series = {"faults": bins[C.TSB_FAULTS], "retries": bins[C.TSB_RETRIES],
               "ios": bins[C.TSB_IOS]}
     return SimpleNamespace(
         faults=fault_cols, signals=sig_cols, locks=lock_cols, threads=thread_cols,
         evictions=eviction_cols,
-        counters=counters, series=series, hist_fault=hist_f, hist_signal=hist_s,
+        counters=counters, lock_counters=lock_counters, vma_locks=vma_lock_cols, series=series,
+        hist_fault=hist_f, hist_signal=hist_s, hist_lock_read_wait=hist_rw,
+        hist_lock_write_wait=hist_ww,
         vmas=prep.vmas, vma_policies=prep.vma_policies, policy=prep.policy,
         timing={"prepare_s": t1 - t0 - compile_in_prepare, "compile_s": compile_s,
                 "kernel_s": t2 - t1c},

@@ -595,7 +595,6 @@ class Scenario:
             if why:
                 raise ScenarioError(f"VMA {v.label}: {why}")
             vma_pols.append(p)
-        _refuse_unsimulated_costs(self.costs)
         if self.adversary is not None:
             self.adversary_vma(vmas)
         return pol, vmas, tuple(vma_pols)
@@ -723,32 +722,6 @@ def scenario_fields():
 def signal_interval_dist(schedule):
     """The distribution of a Poisson schedule's gaps."""
     return Exponential(1e9 / schedule.rate_hz)
-
-
-#: Costs of docs/model.md section 15 that the engine does not simulate yet.
-_LOCK_COSTS = ("vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")
-
-
-def _refuse_unsimulated_costs(costs):
-    """Refuse, before any run, the costs of docs/model.md section 15 that neither the engine
-    nor the reference simulates yet, instead of ignoring them."""
-    for c in _LOCK_COSTS:
-        if getattr(costs, c):
-            raise ScenarioError(
-                f"cost {c}={getattr(costs, c)} belongs to the lock designs after 2010 "
-                "(docs/model.md section 15), not yet simulated; leave it at 0")
-
-
-def refuse_lock_designs(policies):
-    """Refuse the lock designs after 2010 (docs/model.md section 15) for the numba engine,
-    which does not simulate them yet (the reference simulator does): a run is refused before
-    it starts rather than replayed as the single-lock design."""
-    for p in policies:
-        if p.lock_design:
-            raise ScenarioError(
-                f"policy {p.name!r}: the lock designs after 2010 (fault_lock, retry_lock, "
-                "spf_scope, fault_completed; docs/model.md section 15) are not yet simulated by "
-                "the engine; use a single-lock policy (nopage ... fault_retry_v57)")
 
 
 def min_memory_pages(n_threads):

@@ -15,6 +15,8 @@ module                             notebook   episode
                                               unbounded retries
 :mod:`vmlab.studies.device`        05         Sorensen's nopfn() against remap_pfn_range()
 :mod:`vmlab.studies.real_programs` 01, 06     shipped lackey and perf traces
+:mod:`vmlab.studies.ladder`        09         the mmap_lock ladder to 2026: per-VMA locks,
+                                              retry under the VMA lock, speculative faults
 =================================  =========  ==============================================
 
 Shared definitions live below this package, once: writer throughput is the summary's
@@ -22,6 +24,6 @@ Shared definitions live below this package, once: writer throughput is the summa
 :data:`vmlab.results.STRUCT_PAGE_BYTES`, the smallest page cache
 :func:`vmlab.model.scenario.min_memory_pages`.
 """
-from . import device, dos, mmap_sem, real_programs, signals
+from . import device, dos, ladder, mmap_sem, real_programs, signals
 
-__all__ = ["device", "dos", "mmap_sem", "real_programs", "signals"]
+__all__ = ["device", "dos", "ladder", "mmap_sem", "real_programs", "signals"]

@@ -92,6 +92,11 @@ class KernelInputs(NamedTuple):
     f_folio: np.ndarray      # int64: its folio size in pages
     f_base: np.ndarray       # int64: its first folio (entry P + f_base[f])
     ra_pages: int            # readahead window (0: off)
+    # the lock designs after 2010 (docs/model.md section 15)
+    designs: bool            # some VMA's policy is such a design (else none of this is read)
+    lw_v0: np.ndarray        # int64: each LOCK_W record's VMAs [lw_v0, lw_v1), in thread order
+    lw_v1: np.ndarray
+    thr_lw_off: np.ndarray   # int64 [T + 1]: thread i's LOCK_W records are lw_v0[off[i]:off[i+1]]
     # run
     n_asid: int
     horizon: int             # horizon_ns

@@ -1,8 +1,10 @@
 """Locks: ``mmap_sem`` per address space (a reader count, a writer flag and a FIFO queue of
-waiters, docs/model.md section 4)."""
+waiters, docs/model.md section 4), and the per-VMA read/write locks and sequence counts of
+the lock designs after 2010 (section 15)."""
 from __future__ import annotations
 
 from ..._numba import njit
+from .. import codes as C
 
 
 @njit
@@ -20,3 +22,99 @@ def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
         return w >> 1
     return -1
 
+
+
+# ---- the VMA read/write lock and the sequence counts (docs/model.md section 15) -----------
+# A VMA's lock: a reader count (vl_readers), a write-locked flag (vl_wlocked) and a sequence
+# count (vl_seq; mm_seq per address space), odd while a writer is inside.  Readers never
+# queue on it (a VMA lock that cannot be taken is a fallback to mmap_sem); a writer that
+# write-locked VMAs with readers inside waits for them (drain_th: at most one a space, since
+# it holds mmap_sem for write meanwhile).
+
+@njit
+def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl,
+                  keep_records, TS):
+    """A fault's attempt, begun at ``t_req``, asks for VMA ``v``'s read lock at ``t`` (its
+    policy row ``pr``, the VMA's backing ``bk``): taken unless the backing is not handled
+    under a VMA lock or a writer has it write-locked (a fallback).  Records the attempt;
+    returns (taken, the records' new length)."""
+    took = ((pol[pr, C.K_VMA_BACKINGS] >> bk) & 1) == 1 and vl_wlocked[v] == 0
+    if took:
+        vl_readers[v] += 1
+    TS[th, C.TS_VL_ROW] = -1
+    if keep_records:
+        nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_VMA, t_req, t if took else -1,
+                           C.VO_HELD if took else C.VO_FALLBACK)
+        TS[th, C.TS_VL_ROW] = nvl - 1
+    return took, nvl
+
+
+@njit
+def _attempt_row(vlocks, nvl, th, v, lock, t_req, t_acq, outcome):
+    """Append a record of a VMA lock or speculative attempt; returns the new length."""
+    vlocks[nvl, C.VL_THREAD] = th
+    vlocks[nvl, C.VL_VMA] = v
+    vlocks[nvl, C.VL_LOCK] = lock
+    vlocks[nvl, C.VL_REQUEST] = t_req
+    vlocks[nvl, C.VL_ACQUIRE] = t_acq
+    vlocks[nvl, C.VL_RELEASE] = -1
+    vlocks[nvl, C.VL_OUTCOME] = outcome
+    return nvl + 1
+
+
+@njit
+def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, keep_records, TS,
+                      tn):
+    """Thread ``th`` releases VMA ``v``'s read lock at ``t``.  A writer of address space ``a``
+    waiting for the readers of its VMAs resumes at ``t`` once the last of them has left:
+    returns that writer, or -1."""
+    vl_readers[v] -= 1
+    if keep_records:
+        vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+    w = drain_th[a]
+    if w < 0 or vl_readers[v] != 0 or vl_wlocked[v] == 0:
+        return -1
+    for u in range(TS[w, C.TS_W_V0], TS[w, C.TS_W_V1]):
+        if vl_readers[u] != 0:
+            return -1
+    drain_th[a] = -1
+    tn[w] = t
+    return w
+
+
+@njit
+def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq):
+    """A writer granted mmap_sem for write on address space ``a`` write-locks VMAs
+    ``[v0, v1)`` (``vma_start_write``) and makes the sequence counts odd.  Returns True if
+    readers are inside (the writer waits for them)."""
+    mm_seq[a] += 1
+    busy = False
+    for v in range(v0, v1):
+        vl_wlocked[v] = 1
+        vl_seq[v] += 1
+        if vl_readers[v] != 0:
+            busy = True
+    return busy
+
+
+@njit
+def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq):
+    """The writer releases mmap_sem: its VMAs unlock at once (``vma_end_write_all``), the
+    sequence counts are even again."""
+    mm_seq[a] += 1
+    for v in range(v0, v1):
+        vl_wlocked[v] = 0
+        vl_seq[v] += 1
+
+
+@njit
+def _release_line_ns(how, a, v, lk_readers, vl_readers, vl_wlocked, mline_ns, vline_ns):
+    """The line cost of releasing what a fault's attempt holds (``how``, a ``codes.FLK_*``:
+    mmap_sem of address space ``a``, or VMA ``v``'s read lock): ``line_ns`` times the other
+    holders of the word as the release begins; a writer waiting for the VMA's readers holds
+    it too (docs/model.md 15.1)."""
+    if how == C.FLK_MMAP:
+        return mline_ns * (lk_readers[a] - 1)
+    if how == C.FLK_VMA:
+        return vline_ns * (vl_readers[v] - 1 + vl_wlocked[v])
+    return 0

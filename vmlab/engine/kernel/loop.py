@@ -29,7 +29,8 @@ from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _f
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
 from .granularity import PT_COPY, _allows, _install_page, _kernel_case, _map_around
-from .locks import _wake_writer
+from .locks import (_attempt_row, _release_line_ns, _vma_read_release, _vma_try_read,
+                    _wake_writer, _write_lock_vmas, _write_unlock_vmas)
 from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _admit_entry, _choose_victim, _note_eviction, _reclaim, _evict, _insert, _list_insert_after,
@@ -77,6 +78,7 @@ def _simulate(K):
     sp_off, sp_pages, win_lo, win_hi = K.sp_off, K.sp_pages, K.win_lo, K.win_hi
     vma_file, vma_off, vma_vpn0, vma_madv = K.vma_file, K.vma_off, K.vma_vpn0, K.vma_madv
     f_npages, f_folio, f_base, ra_pages = K.f_npages, K.f_folio, K.f_base, K.ra_pages
+    designs, lw_v0, lw_v1, thr_lw_off = K.designs, K.lw_v0, K.lw_v1, K.thr_lw_off
     T = thr_off.shape[0] - 1
     P = page_vma.shape[0]
     NS = slot_frames.shape[0]  # page-cache entries: pages, then folios (docs/model.md 11.4)
@@ -100,6 +102,11 @@ def _simulate(K):
     mmap_cs_ns = costs[C.COST_MMAP_CS]
     wakeup_ns = costs[C.COST_WAKEUP]
     copy_ns = costs[C.COST_COPY_PAGE]
+    # docs/model.md 15.1: the VMA lookup and the lock words' cache lines
+    lookup_ns = costs[C.COST_VMA_LOOKUP]
+    mline_ns = costs[C.COST_MMAP_LINE]
+    vline_ns = costs[C.COST_VMA_LINE]
+    line_on = mline_ns > 0 or vline_ns > 0
 
     # ---- page state
     # per-page state: flag bits (F_*) and the pin count (faults holding a reference)
@@ -144,6 +151,13 @@ def _simulate(K):
     lk_q = np.zeros((n_asid, T + 1), np.int64)
     lk_qh = np.zeros(n_asid, np.int64)
     lk_qn = np.zeros(n_asid, np.int64)
+    # the lock designs after 2010 (locks.py; used only when ``designs``)
+    nvma0 = vma_backing.shape[0]
+    vl_readers = np.zeros(nvma0, np.int64)
+    vl_wlocked = np.zeros(nvma0, np.int64)
+    vl_seq = np.zeros(nvma0, np.int64)
+    mm_seq = np.zeros(n_asid, np.int64)
+    drain_th = np.full(n_asid, -1, np.int64)
 
     # ---- threads
     TS = np.zeros((T, C.TS_NCOL), np.int64)
@@ -154,6 +168,8 @@ def _simulate(K):
         TS[th, C.TS_FAULT_ROW] = -1
         TS[th, C.TS_LOCK_ROW] = -1
         TS[th, C.TS_WAIT_PAGE] = -1
+        TS[th, C.TS_VL_ROW] = -1
+        TS[th, C.TS_LW_NEXT] = thr_lw_off[th]
         TS[th, C.TS_PHASE] = C.PH_START
         TS[th, C.TS_SEG] = C.CAT_COMPUTE
         TT[th, C.TT_TID] = thr_tid[th]
@@ -181,11 +197,15 @@ def _simulate(K):
     evs = np.empty(((1024 + preload.shape[0] + ev_margin) if keep_records else 0, C.E_NCOL),
                    np.int64)
     nev = 0
+    vlocks = np.empty((256 if keep_records and designs else 0, C.VL_NCOL), np.int64)
+    nvl = 0
     cnt = np.zeros(C.N_COUNTERS, np.int64)
     ts_bins = np.zeros((C.TSB_NCOL, MAX_BINS), np.int64)  # (pages are zeroed as touched)
     n_bins = 0
     hist_fault = np.zeros(64 + 58 * 64, np.int64)
     hist_sig = np.zeros(64 + 58 * 64, np.int64)
+    hist_rwait = np.zeros(64 + 58 * 64, np.int64)   # mmap_sem waits, read (faults)
+    hist_wwait = np.zeros(64 + 58 * 64, np.int64)   # and write (LOCK_W, eager mappings)
     io_cnt = 0
     ctx_cnt = 0
     adv_cnt = 0
@@ -255,6 +275,9 @@ def _simulate(K):
                 n_cand = _note_candidate(cand, n_cand, p)
 
     n_alive = T
+    # faults opened by the general path (the fast path's, the rest, each took mmap_sem for
+    # read at once: counted at the end, to keep the fast path as it was)
+    n_gen_faults = 0
     # writer throughput is measured while threads with access records run
     n_acc_alive = 0
     for th in range(T):
@@ -282,6 +305,8 @@ def _simulate(K):
                 locks = _grow(locks)
             while ns + REC_MARGIN > sigs.shape[0]:
                 sigs = _grow(sigs)
+            while designs and nvl + REC_MARGIN > vlocks.shape[0]:
+                vlocks = _grow(vlocks)
         if track_cand and n_cand + T + REC_MARGIN > cand.shape[0]:
             cand = _grow1(cand, n_cand + T + REC_MARGIN)
         if keep_records:
@@ -306,7 +331,8 @@ def _simulate(K):
             if _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns, sigs.shape[0],
                          track_cand, n_cand, cand.shape[0], T) or pend_full or (
                     keep_records and _ev_low(nev, evs.shape[0], nf, faults.shape[0], n_cand,
-                                             ev_margin)):
+                                             ev_margin)) or (
+                    designs and keep_records and nvl + REC_MARGIN > vlocks.shape[0]):
                 grow = True
                 break
             # the two earliest thread steps, in (time, thread) order: one scan (a blocked
@@ -750,6 +776,7 @@ def _simulate(K):
                                 TS[th, C.TS_FAULT_ROW] = nf
                                 nf += 1
                             cnt[C.CNT_FAULTS] += 1
+                            n_gen_faults += 1
                             b = t // bin_ns
                             if b >= ts_bins.shape[1]:
                                 bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
@@ -758,6 +785,8 @@ def _simulate(K):
                             if b >= n_bins:
                                 n_bins = b + 1
                         TS[th, C.TS_K] = 0
+                        if designs:
+                            TS[th, C.TS_HOW] = pol[vma_pol[page_vma[p]], C.K_FAULT_LOCK]
                         TS[th, C.TS_LOCK_KIND] = C.LK_FAULT
                         TS[th, C.TS_LOCK_MODE] = 0
                         TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
@@ -766,11 +795,103 @@ def _simulate(K):
 
                 # (a step that moves on at the same time with nothing new before it sets ``ph``
                 # and falls through to the next phase below, skipping a trip round the loop)
+                if ph == C.PH_LOCK_REQ and TS[th, C.TS_PAID] != 0:
+                    # a CPU segment of docs/model.md 15.1 ended: it is the attempt's CPU
+                    paid = TS[th, C.TS_PAID]
+                    TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                    TS[th, C.TS_ACC] = t
+                    if paid == 2:
+                        # a speculative attempt aborted at h: its CPU is wasted
+                        TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+                        TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+                        TS[th, C.TS_ATT_CPU] = 0
+                        TS[th, C.TS_ATT_WAIT] = 0
+                    if paid != 1:
+                        TS[th, C.TS_PAID] = 0
+                if ph == C.PH_LOCK_REQ and lookup_ns > 0 and designs and \
+                        TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
+                        (TS[th, C.TS_HOW] == C.FLK_VMA or TS[th, C.TS_HOW] == C.FLK_SPEC):
+                    # the RCU walk of the VMA tree comes first (docs/model.md 15.1)
+                    if TS[th, C.TS_PAID] == 1:
+                        TS[th, C.TS_PAID] = 0
+                    else:
+                        TS[th, C.TS_PAID] = 1
+                        TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                        nxt = t + lookup_ns
+                        ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
+                if ph == C.PH_LOCK_REQ and designs and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
+                        TS[th, C.TS_HOW] == C.FLK_VMA:
+                    # docs/model.md 15.3: the VMA's read lock, found under RCU; a VMA that is
+                    # write-locked or of a backing not handled so falls back to mmap_sem with
+                    # the same in-kernel index
+                    pos = TS[th, C.TS_POS]
+                    v = page_vma[rec_page[pos]]
+                    took, nvl = _vma_try_read(th, t, t - lookup_ns, v, vma_pol[v],
+                                              vma_backing[v], pol, vl_readers, vl_wlocked,
+                                              vlocks, nvl, keep_records, TS)
+                    if took:
+                        cnt[C.CNT_VMA_READ] += 1
+                        TS[th, C.TS_LINE_N] = vl_readers[v] - 1
+                        TS[th, C.TS_ATTEMPTS] += 1
+                        TS[th, C.TS_WAIT_KIND] = 0
+                        TS[th, C.TS_WAIT_DROP] = 0
+                        TS[th, C.TS_LOCK_ASID] = vma_asid[v]
+                        TS[th, C.TS_REQ_T] = t
+                        TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                        TS[th, C.TS_PHASE] = C.PH_GRANTED
+                        ph = C.PH_GRANTED
+                    else:
+                        cnt[C.CNT_VMA_FALLBACK] += 1
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                elif ph == C.PH_LOCK_REQ and designs and TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and \
+                        TS[th, C.TS_HOW] == C.FLK_SPEC:
+                    # docs/model.md 15.4: no lock; the sequence count of its scope, read now,
+                    # must be even (no writer inside) and unchanged at the install
+                    pos = TS[th, C.TS_POS]
+                    v = page_vma[rec_page[pos]]
+                    pr = vma_pol[v]
+                    seq = mm_seq[vma_asid[v]] if pol[pr, C.K_SPF_SCOPE] == 1 else vl_seq[v]
+                    if ((pol[pr, C.K_VMA_BACKINGS] >> vma_backing[v]) & 1) == 0:
+                        cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                        if keep_records:
+                            nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_SEQ, t - lookup_ns, -1,
+                                               C.VO_FALLBACK)
+                    elif (seq & 1) == 1:
+                        if keep_records:
+                            nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_SEQ, t - lookup_ns, -1,
+                                               C.VO_ABORT)
+                        cnt[C.CNT_SPF_ABORT] += 1
+                        cnt[C.CNT_VMA_FALLBACK] += 1
+                        TS[th, C.TS_HOW] = C.FLK_MMAP
+                        TS[th, C.TS_K] = 0
+                        if vline_ns > 0:
+                            # reading a count a writer holds costs its line (15.1)
+                            TS[th, C.TS_PAID] = 3
+                            TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                            nxt = t + vline_ns
+                            ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
+                    else:
+                        TS[th, C.TS_SEQ0] = seq
+                        if keep_records:
+                            nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_SEQ, t - lookup_ns, t,
+                                               C.VO_HELD)
+                            TS[th, C.TS_VL_ROW] = nvl - 1
+                        TS[th, C.TS_LINE_N] = 0
+                        TS[th, C.TS_ATTEMPTS] += 1
+                        TS[th, C.TS_WAIT_KIND] = 0
+                        TS[th, C.TS_WAIT_DROP] = 0
+                        TS[th, C.TS_LOCK_ASID] = vma_asid[v]
+                        TS[th, C.TS_REQ_T] = t
+                        TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                        TS[th, C.TS_PHASE] = C.PH_GRANTED
+                        ph = C.PH_GRANTED
                 if ph == C.PH_LOCK_REQ:
                     a = 0
                     lkind = TS[th, C.TS_LOCK_KIND]
                     mode = TS[th, C.TS_LOCK_MODE]
                     if lkind == C.LK_FAULT:
+                        cnt[C.CNT_MMAP_READ] += 1
                         pos = TS[th, C.TS_POS]
                         a = vma_asid[page_vma[rec_page[pos]]]
                         TS[th, C.TS_ATTEMPTS] += 1
@@ -802,6 +923,7 @@ def _simulate(K):
                     if ok:
                         if mode == 0:
                             lk_readers[a] += 1
+                            TS[th, C.TS_LINE_N] = lk_readers[a] - 1
                         else:
                             lk_writer[a] = 1
                         TS[th, C.TS_PHASE] = C.PH_GRANTED
@@ -819,8 +941,43 @@ def _simulate(K):
                     TT[th, seg] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
                     lkind = TS[th, C.TS_LOCK_KIND]
-                    if keep_records:
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+                    if not (designs and (
+                            TS[th, C.TS_W_LOCKED] == 1 or
+                            (lkind == C.LK_FAULT and TS[th, C.TS_HOW] != C.FLK_MMAP))):
+                        # mmap_sem granted now (docs/model.md 15.6: its waits by mode)
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+                        wt = t - TS[th, C.TS_REQ_T]
+                        if lkind == C.LK_FAULT:
+                            cnt[C.CNT_RWAIT] += wt
+                            if wt > cnt[C.CNT_RWAIT_MAX]:
+                                cnt[C.CNT_RWAIT_MAX] = wt
+                            hist_rwait[_hist_bucket(wt)] += 1
+                        else:
+                            cnt[C.CNT_WWAIT] += wt
+                            if wt > cnt[C.CNT_WWAIT_MAX]:
+                                cnt[C.CNT_WWAIT_MAX] = wt
+                            hist_wwait[_hist_bucket(wt)] += 1
+                            TS[th, C.TS_W_GRANT] = t
+                    elif lkind != C.LK_FAULT:
+                        # a writer whose VMAs' readers have left (15.2)
+                        cnt[C.CNT_VWWAIT] += t - TS[th, C.TS_W_GRANT]
+                    if designs and lkind != C.LK_FAULT and TS[th, C.TS_W_LOCKED] == 0:
+                        # docs/model.md 15.2: the writer write-locks the VMAs it modifies and
+                        # waits for the readers already inside (vma_start_write)
+                        if lkind == C.LK_REMAP:
+                            TS[th, C.TS_W_V0] = TS[th, C.TS_CUR_VMA]
+                            TS[th, C.TS_W_V1] = TS[th, C.TS_CUR_VMA] + 1
+                        else:
+                            TS[th, C.TS_W_V0] = lw_v0[TS[th, C.TS_LW_NEXT]]
+                            TS[th, C.TS_W_V1] = lw_v1[TS[th, C.TS_LW_NEXT]]
+                        TS[th, C.TS_W_LOCKED] = 1
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if _write_lock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], vl_readers,
+                                            vl_wlocked, vl_seq, mm_seq):
+                            drain_th[a] = th
+                            TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+                            break  # the last reader out resumes it (locks._vma_read_release)
                     if lkind == C.LK_FAULT:
                         TS[th, C.TS_F_LOCKWAIT] += t - TS[th, C.TS_REQ_T]
                         pos = TS[th, C.TS_POS]
@@ -839,6 +996,12 @@ def _simulate(K):
                             if case == C.CASE_COW or case == C.CASE_SHARED:
                                 TS[th, C.TS_AROUND_DONE] = 1  # write faults: no fault-around
                             hcpu = fault_ns + extra
+                        if line_on:
+                            # the lock word's line at the grant (docs/model.md 15.1)
+                            how = TS[th, C.TS_HOW] if designs else C.FLK_MMAP
+                            hcpu += TS[th, C.TS_LINE_N] * (
+                                mline_ns if how == C.FLK_MMAP else
+                                vline_ns if how == C.FLK_VMA else 0)
                         nxt = t + hcpu
                     elif lkind == C.LK_LOCKW:
                         TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
@@ -873,10 +1036,18 @@ def _simulate(K):
                         TS[th, C.TS_POS] += 1
                     # release the write lock and grant waiters
                     a = TS[th, C.TS_LOCK_ASID]
+                    if designs:
+                        if lkind == C.LK_LOCKW:
+                            TS[th, C.TS_LW_NEXT] += 1
+                        if TS[th, C.TS_W_LOCKED] == 1:
+                            _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1],
+                                               vl_wlocked, vl_seq, mm_seq)
+                            TS[th, C.TS_W_LOCKED] = 0
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
                     lk_writer[a] = 0
                     m = lk_q.shape[1]
+                    h0 = lk_qh[a]
                     while lk_qn[a] > 0:
                         w = lk_q[a, lk_qh[a]]
                         wth = w >> 1
@@ -897,6 +1068,13 @@ def _simulate(K):
                         o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, wth)
                         if wmode == 1:
                             break
+                    if line_on:
+                        # readers granted together hold the word together (docs/model.md 15.1)
+                        j = h0
+                        while j != lk_qh[a]:
+                            if (lk_q[a, j] & 1) == 0:
+                                TS[lk_q[a, j] >> 1, C.TS_LINE_N] = lk_readers[a] - 1
+                            j = (j + 1) % m
                     TS[th, C.TS_PHASE] = C.PH_REC_END
                     nxt = t
 
@@ -913,6 +1091,7 @@ def _simulate(K):
                     need_wait = 0
                     io_inline = False
                     issued = False
+                    spf_out = False
                     io_c = 0
                     case = TS[th, C.TS_CASE]
                     if (case == C.CASE_COPY or case == C.CASE_MKWRITE) and (FL[p] & F_PTE) == 0 \
@@ -921,9 +1100,46 @@ def _simulate(K):
                         case = C.CASE_COW if case == C.CASE_COPY else C.CASE_SHARED
                         TS[th, C.TS_CASE] = case
                         TS[th, C.TS_AROUND_DONE] = 1
-                    if case == C.CASE_COW:
+                    if designs and TS[th, C.TS_HOW] == C.FLK_SPEC:
+                        # docs/model.md 15.4: a speculative attempt never waits, and re-reads
+                        # its sequence count before the install; a page that needs a wait or a
+                        # changed count sends the fault to mmap_sem afresh (k = 0), its CPU
+                        # wasted (not a retry against max_retries)
+                        e_ = page_slot[p]   # (its page-cache entry; a context page's own)
+                        hit = (FL[e_] & F_RES) != 0 and (FL[e_] & F_INFL) == 0
+                        needs = (bk == C.B_FILE and case != C.CASE_COPY and
+                                 case != C.CASE_MKWRITE and not hit) or (
+                                 bk == C.B_CONTEXT and (FL[e_] & F_RES) == 0)
+                        seq = mm_seq[vma_asid[v]] if pol[pr, C.K_SPF_SCOPE] == 1 else vl_seq[v]
+                        if needs or seq != TS[th, C.TS_SEQ0]:
+                            if not needs:
+                                cnt[C.CNT_SPF_ABORT] += 1
+                            cnt[C.CNT_VMA_FALLBACK] += 1
+                            TS[th, C.TS_HOW] = C.FLK_MMAP
+                            TS[th, C.TS_K] = 0
+                            TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
+                            nxt = t
+                            spf_out = True
+                            if keep_records:
+                                r = TS[th, C.TS_VL_ROW]
+                                vlocks[r, C.VL_OUTCOME] = C.VO_FALLBACK if needs else C.VO_ABORT
+                                vlocks[r, C.VL_RELEASE] = t + (
+                                    vline_ns if not needs and (seq & 1) == 1 else 0)
+                            if not needs and (seq & 1) == 1 and vline_ns > 0:
+                                # re-reading a count a writer holds costs its line (15.1);
+                                # the attempt's CPU is settled when that ends
+                                TS[th, C.TS_PAID] = 2
+                                nxt = t + vline_ns
+                            else:
+                                TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+                                TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+                                TS[th, C.TS_ATT_CPU] = 0
+                                TS[th, C.TS_ATT_WAIT] = 0
+                    if case == C.CASE_COW and not spf_out:
                         TS[th, C.TS_COW] = 1
-                    if case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
+                    if spf_out:
+                        pass  # (back to PH_LOCK_REQ, under mmap_sem)
+                    elif case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
                             or bk == C.B_ANON or bk == C.B_DEVICE or (
                             bk == C.B_IOMEM and pol[pr, C.K_STRUCT_PAGE] == 0):
                         TS[th, C.TS_PHASE] = C.PH_INSTALL
@@ -1065,28 +1281,72 @@ def _simulate(K):
                         TS[th, C.TS_WAIT_KIND] = need_wait
                         TS[th, C.TS_WAIT_START] = t
                         TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
+                        paying = False
                         if drop:
-                            a = TS[th, C.TS_LOCK_ASID]
-                            if keep_records:
-                                locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                            # release read lock
-                            # release the read hold; the last reader out lets a queued writer go
-                            w = -1
-                            lk_readers[a] -= 1
-                            if lk_readers[a] == 0 and lk_qn[a] > 0:
-                                w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                            rc = 0
+                            if line_on:
+                                v = page_vma[p]
+                                rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                      TS[th, C.TS_LOCK_ASID], v, lk_readers,
+                                                      vl_readers, vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                # the release takes effect after its line cost and the wait
+                                # begins then (docs/model.md 15.1): PH_DROP_WAIT
+                                paying = True
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                TS[th, C.TS_PHASE] = C.PH_DROP_WAIT
+                                nxt = t + rc
+                            else:
+                                w = -1
+                                if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                                    # a VMA read lock (docs/model.md 15.3)
+                                    if TS[th, C.TS_HOW] == C.FLK_VMA:
+                                        v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                                        w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                              vl_wlocked, drain_th, vlocks,
+                                                              keep_records, TS, tn)
+                                        TS[th, C.TS_HOW] = C.FLK_NONE
+                                    elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                                        # a validated speculative attempt ends (docs/model.md 15.6)
+                                        if keep_records:
+                                            vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+                                        TS[th, C.TS_HOW] = C.FLK_NONE
+                                else:
+                                    a = TS[th, C.TS_LOCK_ASID]
+                                    if keep_records:
+                                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                                    # release the read hold; the last reader out lets a queued writer go
+                                    lk_readers[a] -= 1
+                                    if lk_readers[a] == 0 and lk_qn[a] > 0:
+                                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
                                 if w >= 0:
                                     o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                            if designs and pol[pr, C.K_COMPLETED] == 1:
+                                # VM_FAULT_COMPLETED (docs/model.md 15.5): the lock is gone, the
+                                # pin stays; the wake-up installs the PTE, with no retry
+                                if not paying:
+                                    TS[th, C.TS_HOW] = C.FLK_NONE
+                                TS[th, C.TS_WAIT_DROP] = 0
+                                drop = False
                         if issued:
                             iok = (C.EV_IO << 40) | s
                             found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
-                            if fast_path and (not (intr and pend_n[th] > 0)) and \
+                            if fast_path and not paying and (not (intr and pend_n[th] > 0)) and \
                                     io_c <= horizon and (not found or _key_lt(io_c, iok, lt, lk)):
                                 # nothing else happens before the I/O completes: complete it inline
                                 io_inline = True
                             else:
                                 hn = _heap_push(ht, hk, hn, io_c, iok)
-                        if intr and pend_n[th] > 0:
+                        if paying:
+                            if need_wait == 2:
+                                # the context wait is drawn now; it begins after the release
+                                TS[th, C.TS_MAJOR] = 1
+                                d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
+                                ctx_cnt += 1
+                                TS[th, C.TS_CTX_DONE] = t + d
+                                if drop:
+                                    hn = _heap_push(ht, hk, hn, t + d, (C.EV_IO << 40) | p)
+                        elif intr and pend_n[th] > 0:
                             # an interruptible sleep with a signal pending returns at once; the
                             # oldest pending signal is the one that aborted it
                             if keep_records:
@@ -1120,6 +1380,59 @@ def _simulate(K):
                                 TS[th, C.TS_PHASE] = C.PH_WOKEN
                                 nxt = t + d + wakeup_ns
 
+                elif ph == C.PH_DROP_WAIT:
+                    # a lock-dropping wait whose release paid a line cost: the release takes
+                    # effect now and the wait begins (docs/model.md 15.1)
+                    TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                    TS[th, C.TS_ACC] = t
+                    w = -1
+                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                        # a VMA read lock (docs/model.md 15.3)
+                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                  vl_wlocked, drain_th, vlocks,
+                                                  keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                        elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                            # a validated speculative attempt ends (docs/model.md 15.6)
+                            if keep_records:
+                                vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                    else:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release the read hold; the last reader out lets a queued writer go
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if w >= 0:
+                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    if designs:
+                        TS[th, C.TS_HOW] = C.FLK_NONE  # (a retry takes its lock anew)
+                    pos = TS[th, C.TS_POS]
+                    p = rec_page[pos]
+                    TS[th, C.TS_WAIT_START] = t
+                    TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
+                    s = page_slot[p]   # (the page-cache entry its I/O reads)
+                    if TS[th, C.TS_WAIT_KIND] == 1 and (FL[s] & F_INFL) != 0:
+                        TS[th, C.TS_WAIT_PAGE] = s
+                        TS[th, C.TS_PHASE] = C.PH_WAIT_IO
+                        break  # the I/O completion wakes it
+                    TS[th, C.TS_PHASE] = C.PH_WOKEN
+                    if TS[th, C.TS_WAIT_KIND] == 1:
+                        # its I/O completed during the release: the wake-up follows
+                        if TS[th, C.TS_WAIT_DROP] == 1:
+                            _unpin(s, PIN, FL)
+                            if (FL[s] & F_PIN) == 0 and (FL[s] & F_PTE) == 0:
+                                if track_cand:
+                                    n_cand = _note_candidate(cand, n_cand, s)
+                        nxt = t + wakeup_ns
+                    else:
+                        c_done = TS[th, C.TS_CTX_DONE]
+                        nxt = (c_done if c_done > t else t) + wakeup_ns
+
                 elif ph == C.PH_WOKEN:
                     TS[th, C.TS_INTR] = 0
                     TS[th, C.TS_ATT_WAIT] += t - TS[th, C.TS_ACC]
@@ -1143,6 +1456,12 @@ def _simulate(K):
                             nxt = t
                         else:
                             TS[th, C.TS_K] += 1
+                            if designs:
+                                # the retry takes retry_lock (docs/model.md 15.3)
+                                fl = pol[vma_pol[v], C.K_FAULT_LOCK]
+                                TS[th, C.TS_HOW] = C.FLK_VMA if (
+                                    fl == C.FLK_VMA and
+                                    pol[vma_pol[v], C.K_RETRY_LOCK] == C.FLK_VMA) else C.FLK_MMAP
                             TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
                             nxt = t
                     else:
@@ -1153,40 +1472,74 @@ def _simulate(K):
                         ph = C.PH_INSTALL
 
                 elif ph == C.PH_ABORT:
-                    # an interruptible wait aborted by a signal at t
-                    TS[th, C.TS_INTR] = 0
-                    TS[th, C.TS_ATT_WAIT] += t - TS[th, C.TS_ACC]
-                    TS[th, C.TS_F_IOWAIT] += t - TS[th, C.TS_WAIT_START]
-                    TS[th, C.TS_ACC] = t
-                    pos = TS[th, C.TS_POS]
-                    p = rec_page[pos]
-                    if TS[th, C.TS_WAIT_KIND] == 1:
-                        TS[th, C.TS_WAIT_PAGE] = -1
-                        s = page_slot[p]
-                        _unpin(s, PIN, FL)
-                        if (FL[s] & F_PIN) == 0 and (FL[s] & F_PTE) == 0 and (FL[s] & F_INFL) == 0:
-                            if track_cand:
-                                n_cand = _note_candidate(cand, n_cand, s)
-                    a = TS[th, C.TS_LOCK_ASID]
-                    if keep_records:
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    # release the read hold; the last reader out lets a queued writer go
-                    w = -1
-                    lk_readers[a] -= 1
-                    if lk_readers[a] == 0 and lk_qn[a] > 0:
-                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if TS[th, C.TS_REL_PAID] == 0:
+                        # an interruptible wait aborted by a signal at t
+                        TS[th, C.TS_INTR] = 0
+                        TS[th, C.TS_ATT_WAIT] += t - TS[th, C.TS_ACC]
+                        TS[th, C.TS_F_IOWAIT] += t - TS[th, C.TS_WAIT_START]
+                        TS[th, C.TS_ACC] = t
+                        pos = TS[th, C.TS_POS]
+                        p = rec_page[pos]
+                        if TS[th, C.TS_WAIT_KIND] == 1:
+                            TS[th, C.TS_WAIT_PAGE] = -1
+                            s = page_slot[p]
+                            _unpin(s, PIN, FL)
+                            if (FL[s] & F_PIN) == 0 and (FL[s] & F_PTE) == 0 and \
+                                    (FL[s] & F_INFL) == 0:
+                                if track_cand:
+                                    n_cand = _note_candidate(cand, n_cand, s)
+                        if line_on:
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                  TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
+                                                  vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                TS[th, C.TS_REL_PAID] = 1
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                nxt = t + rc
+                                ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
+                    else:
+                        TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                        TS[th, C.TS_ACC] = t
+                        TS[th, C.TS_REL_PAID] = 0
+                    if ph == C.PH_ABORT:
+                        w = -1
+                        if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                            # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                            # or nothing held (VM_FAULT_COMPLETED)
+                            if TS[th, C.TS_HOW] == C.FLK_VMA:
+                                v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                                w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                      vl_wlocked, drain_th, vlocks,
+                                                      keep_records, TS, tn)
+                                TS[th, C.TS_HOW] = C.FLK_NONE
+                            elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                                # a validated speculative attempt ends (docs/model.md 15.6)
+                                if keep_records:
+                                    vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+                                TS[th, C.TS_HOW] = C.FLK_NONE
+                        else:
+                            a = TS[th, C.TS_LOCK_ASID]
+                            if keep_records:
+                                locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                            # release the read hold; the last reader out lets a queued writer go
+                            lk_readers[a] -= 1
+                            if lk_readers[a] == 0 and lk_qn[a] > 0:
+                                w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
                         if w >= 0:
                             o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
-                    _attempt_wasted(th, TS, TT, False)
-                    b = t // bin_ns
-                    if b >= ts_bins.shape[1]:
-                        bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
-                        bin_hi = 0  # (the fast path's cached bin is stale)
-                    ts_bins[C.TSB_RETRIES, b] += 1
-                    if b >= n_bins:
-                        n_bins = b + 1
-                    TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
-                    nxt = t
+                        _attempt_wasted(th, TS, TT, False)
+                        b = t // bin_ns
+                        if b >= ts_bins.shape[1]:
+                            bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns, n_bins)
+                            bin_hi = 0  # (the fast path's cached bin is stale)
+                        ts_bins[C.TSB_RETRIES, b] += 1
+                        if b >= n_bins:
+                            n_bins = b + 1
+                        TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
+                        nxt = t
 
                 elif ph == C.PH_DELIVER_REEXEC or ph == C.PH_REC_END:
                     seg = TS[th, C.TS_SEG]
@@ -1279,45 +1632,77 @@ def _simulate(K):
                     # map the page, release the read lock: the fault is done
                     TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
-                    pos = TS[th, C.TS_POS]
-                    p = rec_page[pos]
-                    case = TS[th, C.TS_CASE]
-                    s = page_slot[p]
-                    if charge_anon and CHG[p] == 0 and (
-                            case == C.CASE_ANON or case == C.CASE_COPY or case == C.CASE_COW or
-                            (case == C.CASE_NONE and vma_backing[page_vma[p]] == C.B_ANON)):
-                        # an anonymous page or a private copy takes a frame of the limit, at
-                        # the install, the faulting folio still pinned (section 12)
-                        ok, n_resident, n_ent, hand, nev = _reclaim(
-                            1, memory_pages, n_anon, n_resident, n_ent, replacement, hand, S,
-                            LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC,
-                            evs, nev, keep_records, t, C.BY_FAULT, th)
-                        if not ok:
-                            oom = True
-                            stop_t = t
-                            cnt[C.CNT_OOM_NS] = t
-                            cnt[C.CNT_OOM_THREAD] = th
-                            break
-                        CHG[p] = 1
-                        n_anon += 1
-                    if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
-                        _unpin(s, PIN, FL)
-                    TS[th, C.TS_WAIT_KIND] = 0
-                    _install_page(p, s, case, FL, PT, MAPC, cnt)
-                    if kernel_model and track_cand and \
-                            (FL[s] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
-                        # a private copy maps the page no more: the adversary may take it
-                        n_cand = _note_candidate(cand, n_cand, s)
-                    a = TS[th, C.TS_LOCK_ASID]
-                    if keep_records:
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    # release the read hold; the last reader out lets a queued writer go
+                    if TS[th, C.TS_REL_PAID] == 0:
+                        pos = TS[th, C.TS_POS]
+                        p = rec_page[pos]
+                        case = TS[th, C.TS_CASE]
+                        s = page_slot[p]
+                        if charge_anon and CHG[p] == 0 and (
+                                case == C.CASE_ANON or case == C.CASE_COPY or
+                                case == C.CASE_COW or
+                                (case == C.CASE_NONE and vma_backing[page_vma[p]] == C.B_ANON)):
+                            # an anonymous page or a private copy takes a frame of the limit,
+                            # at the install, the faulting folio still pinned (section 12)
+                            ok, n_resident, n_ent, hand, nev = _reclaim(
+                                1, memory_pages, n_anon, n_resident, n_ent, replacement, hand,
+                                S, LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off,
+                                sp_pages, MAPC, evs, nev, keep_records, t, C.BY_FAULT, th)
+                            if not ok:
+                                oom = True
+                                stop_t = t
+                                cnt[C.CNT_OOM_NS] = t
+                                cnt[C.CNT_OOM_THREAD] = th
+                                break
+                            CHG[p] = 1
+                            n_anon += 1
+                        if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
+                            _unpin(s, PIN, FL)
+                        TS[th, C.TS_WAIT_KIND] = 0
+                        _install_page(p, s, case, FL, PT, MAPC, cnt)
+                        if kernel_model and track_cand and \
+                                (FL[s] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
+                            # a private copy maps the page no more: the adversary may take it
+                            n_cand = _note_candidate(cand, n_cand, s)
+                        if line_on:
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                  TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
+                                                  vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                TS[th, C.TS_REL_PAID] = 1
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                nxt = t + rc
+                                ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
+                    else:
+                        TS[th, C.TS_REL_PAID] = 0
+                if ph == C.PH_INSTALL:
                     w = -1
-                    lk_readers[a] -= 1
-                    if lk_readers[a] == 0 and lk_qn[a] > 0:
-                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                        if w >= 0:
-                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                        # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                        # or nothing held (VM_FAULT_COMPLETED)
+                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                  vl_wlocked, drain_th, vlocks,
+                                                  keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                        elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                            # a validated speculative attempt ends (docs/model.md 15.6)
+                            if keep_records:
+                                vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                    else:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release the read hold; the last reader out lets a queued writer go
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if w >= 0:
+                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                     TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                     TS[th, C.TS_ATT_CPU] = 0
@@ -1327,6 +1712,24 @@ def _simulate(K):
                     if w < 0 or th < w:
                         ph = C.PH_FAULT_END  # (a writer granted now with a lower id goes first)
 
+                if ph == C.PH_SIGBUS:
+                    TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+                    TS[th, C.TS_ACC] = t
+                    if TS[th, C.TS_REL_PAID] == 0:
+                        if line_on:
+                            # the release takes effect after its line cost (docs/model.md
+                            # 15.1): the phase runs again then, from the release on
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            rc = _release_line_ns(TS[th, C.TS_HOW] if designs else C.FLK_MMAP,
+                                                  TS[th, C.TS_LOCK_ASID], v, lk_readers, vl_readers,
+                                                  vl_wlocked, mline_ns, vline_ns)
+                            if rc > 0:
+                                TS[th, C.TS_REL_PAID] = 1
+                                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                                nxt = t + rc
+                                ph = C.PH_WAIT_IO  # (asleep on the CPU: nothing more this step)
+                    else:
+                        TS[th, C.TS_REL_PAID] = 0
                 if ph == C.PH_FAULT_END:
                     # the fault completed at t; the access follows
                     pos = TS[th, C.TS_POS]
@@ -1358,16 +1761,31 @@ def _simulate(K):
                 elif ph == C.PH_SIGBUS:
                     TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
-                    a = TS[th, C.TS_LOCK_ASID]
-                    if keep_records:
-                        locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-                    # release the read hold; the last reader out lets a queued writer go
                     w = -1
-                    lk_readers[a] -= 1
-                    if lk_readers[a] == 0 and lk_qn[a] > 0:
-                        w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
-                        if w >= 0:
-                            o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
+                    if designs and TS[th, C.TS_HOW] != C.FLK_MMAP:
+                        # a VMA read lock (docs/model.md 15.3), a speculative attempt,
+                        # or nothing held (VM_FAULT_COMPLETED)
+                        if TS[th, C.TS_HOW] == C.FLK_VMA:
+                            v = page_vma[rec_page[TS[th, C.TS_POS]]]
+                            w = _vma_read_release(th, t, v, vma_asid[v], vl_readers,
+                                                  vl_wlocked, drain_th, vlocks,
+                                                  keep_records, TS, tn)
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                        elif TS[th, C.TS_HOW] == C.FLK_SPEC:
+                            # a validated speculative attempt ends (docs/model.md 15.6)
+                            if keep_records:
+                                vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+                            TS[th, C.TS_HOW] = C.FLK_NONE
+                    else:
+                        a = TS[th, C.TS_LOCK_ASID]
+                        if keep_records:
+                            locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+                        # release the read hold; the last reader out lets a queued writer go
+                        lk_readers[a] -= 1
+                        if lk_readers[a] == 0 and lk_qn[a] > 0:
+                            w = _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn)
+                    if w >= 0:
+                        o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                     TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
                     TS[th, C.TS_ATT_CPU] = 0
                     # iomem never waits, so the fault is minor with no I/O wait
@@ -1383,7 +1801,7 @@ def _simulate(K):
                     pend_n[th] = 0
                     break
 
-                elif ph < 0 or ph > C.PH_DELIVER:
+                elif ph < 0 or ph > C.PH_DROP_WAIT:
                     raise RuntimeError("vmlab engine: unknown thread phase")
 
                 # ---- a record's end (after a hit or a fault) that comes before anything else
@@ -1433,7 +1851,8 @@ def _simulate(K):
                         _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns,
                                   sigs.shape[0], track_cand, n_cand, cand.shape[0], T) and not (
                             keep_records and _ev_low(nev, evs.shape[0], nf, faults.shape[0],
-                                                     n_cand, ev_margin)):
+                                                     n_cand, ev_margin)) and not (
+                        designs and keep_records and nvl + REC_MARGIN > vlocks.shape[0]):
                     n_ev += 1  # (a step taken inline is an event all the same)
                     t = nxt
                     continue
@@ -1455,8 +1874,11 @@ def _simulate(K):
     cnt[C.CNT_LW_LAST] = lw_last
     cnt[C.CNT_ACC_END] = acc_end
     cnt[C.CNT_RESIDENT] = n_resident
+    n_fast = cnt[C.CNT_FAULTS] - n_gen_faults
+    cnt[C.CNT_MMAP_READ] += n_fast
+    hist_rwait[0] += n_fast
     if not cache_mode:
         # every I/O read one page (counted here: the fast path counts I/Os only)
         cnt[C.CNT_READ_PAGES] = cnt[C.CNT_IO]
     return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, n_bins), hist_fault,
-            hist_sig, evs[:nev])
+            hist_sig, vlocks[:nvl], hist_rwait, hist_wwait, evs[:nev])

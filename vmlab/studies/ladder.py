@@ -1,0 +1,629 @@
+"""The ``mmap_lock`` ladder to 2026 and the published results it must reproduce (notebook 09).
+
+Every design from ``nopage`` (2006) to speculative faults runs on the same workloads
+(docs/model.md section 15 fixes their semantics); the published figures they are compared
+with, and the setups those figures were measured on, are written down here once
+(:data:`PUBLISHED`, from ``../shared/KERNEL-2026.md`` section 2).
+
+=============================  ===========================================================
+:func:`ladder_scenario`        file readers beside writers on other VMAs and on theirs
+:func:`pft_scenario`           mmtests ``pft-threads``: threads first-touching one region
+:func:`ebizzy_scenario`        ebizzy ``-mTt``: threads that mmap, fill and munmap chunks
+:func:`app_start_scenario`     an app start: file faults beside mmap/mprotect callers
+:func:`lock_table`             per policy: the lock measures of docs/model.md 15.6
+:func:`pft_table`              per thread count and policy: faults per second
+:func:`spf_table`              per policy: ebizzy iterations per second and the abort rate
+:func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
+:func:`tracepoint_wait_bins`   the waits as the kernel's tracepoints give them, beside a
+                               real ``perf`` capture
+:func:`reproduction_table`     each published figure beside vmlab's, judged by its tolerance
+=============================  ===========================================================
+
+Closed forms: :func:`pft_rate_mean_field` (the fault rate of ``T`` threads sharing one lock
+word, a mean-field fixed point), :func:`pft_line_ns` (the line cost at which that rate
+plateaus at a given multiple of the one-thread rate) and :func:`closed_form_reads` (the
+``mmap_lock`` read acquisitions docs/model.md 15.3 implies, exact).  Lespinasse's 2010 figures are
+:mod:`vmlab.studies.mmap_sem`'s (:func:`lespinasse_ladder` runs the ladder on them).
+
+Parameters come from the cited setups (thread counts, which calls are writers and what they
+cover) or from this host's measured costs (``Costs()``, docs/model.md section 14).  Two
+constants no setup states are chosen and said so: the lock word's cache-line cost, taken from
+the baseline ``pft-threads`` curve itself (:func:`pft_line_ns`: its plateau over its
+one-thread rate), and the RCU lookup :data:`VMA_LOOKUP_NS`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..model.costs import HDD, Costs, as_dist
+from ..model.policies import LADDER_ORDER
+from ..model.scenario import Scenario, Vma
+from ..simulation import simulate_many
+from ..trace import synth
+from . import mmap_sem
+
+PAGE = 4096
+
+
+# -- the published figures ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Published:
+    """One published figure: what was measured, its value, where, and the range vmlab's
+    reproduction must fall in to count as reproduced (a ratio or a shape, never the
+    absolute speed of the machine it was measured on).
+
+    ``accept`` is ``(low, high)``, inclusive; None for a figure given for context only.
+    """
+
+    key: str
+    what: str
+    value: float
+    unit: str
+    source: str
+    tolerance: str
+    accept: tuple | None
+
+
+LESPINASSE_SRC = "Michel Lespinasse, mmap_sem retry patch (2010), via MODEL.md"
+PFT_SRC = "mmtests pft-threads, 2-socket Ice Lake, per-VMA locks (Suren Baghdasaryan, 2023)"
+SPF_SRC = ("Laurent Dufour, [PATCH v11 00/26] Speculative page faults (2018); "
+           "Michel Lespinasse (2021)")
+RETRY_SRC = "Barry Song, Oven Liyang, retry under the VMA lock RFC (Nov 2025), v2 (Apr 2026)"
+
+#: The figures notebook 09 reproduces (KERNEL-2026.md section 2).
+PUBLISHED = (
+    Published("lespinasse_before", "mmap/munmap loop beside 18 ms random reads, nopage", 55,
+              "ops/s", LESPINASSE_SRC, "within 5%", (52.25, 57.75)),
+    Published("lespinasse_after", "the same loop once faults drop mmap_sem (a 66.7 us "
+              "loop iteration, 2010 hardware)", 15_000, "ops/s", LESPINASSE_SRC, "within 5%",
+              (14_250, 15_750)),
+    Published("pft_12_over_1", "baseline faults/s, 12 threads over 1 thread (4.97 M / 0.90 M)",
+              4.97 / 0.90, "ratio", PFT_SRC, "within 25%", (4.97 / 0.90 * 0.75,
+                                                            4.97 / 0.90 * 1.25)),
+    Published("pft_128_over_30", "baseline faults/s, 128 threads over 30 (flat at 6.2-6.5 M)",
+              6.35 / 6.35, "ratio", PFT_SRC, "flat: 0.95 to 1.25", (0.95, 1.25)),
+    Published("pft_vma_4", "per-VMA locks against baseline at 4 threads", -0.095, "change",
+              PFT_SRC, "slower: -20% to 0", (-0.20, 0.0)),
+    Published("pft_vma_128", "per-VMA locks against baseline at 110-128 threads", 0.245,
+              "change", PFT_SRC, "+22% to +27%", (0.22, 0.27)),
+    Published("spf_16", "ebizzy -mTt, spf over baseline, 16-CPU x86 (742 -> 1,490)", 1490 / 742,
+              "ratio", SPF_SRC, "1.7x to 2.1x", (1.7, 2.1)),
+    Published("spf_24", "ebizzy -mTt, spf over baseline, 24-CPU x86 (5,493 -> 9,383)",
+              9383 / 5493, "ratio", SPF_SRC, "1.7x to 2.1x", (1.7, 2.1)),
+    Published("spf_abort", "speculative faults aborted on 'vma changed', 48 CPUs "
+              "(957,702 of 11.85 M)", 957_702 / 11.85e6, "fraction", SPF_SRC,
+              "within a factor of 2", (957_702 / 11.85e6 / 2, 957_702 / 11.85e6 * 2)),
+    Published("retry_reads", "mmap_lock read acquisitions, per_vma_lock over "
+              "per_vma_retry_vma (20,010 -> 5,719)", 20_010 / 5_719, "ratio", RETRY_SRC,
+              "3x to 4x", (3.0, 4.0)),
+    Published("retry_wait", "total mmap_lock read wait, per_vma_lock over per_vma_retry_vma "
+              "(10.70 s -> 0.41 s)", 10.70 / 0.41, "ratio", RETRY_SRC, "within a factor of 2",
+              (10.70 / 0.41 / 2, 10.70 / 0.41 * 2)),
+    Published("retry_bins", "read waits of 1-100 ms left by per_vma_retry_vma, as a fraction "
+              "of per_vma_lock's (656 -> 15)", 15 / 656, "fraction", RETRY_SRC,
+              "nearly emptied: below 5%", (0.0, 0.05)),
+)
+
+
+def published_table():
+    """:data:`PUBLISHED` as a DataFrame (one row per figure)."""
+    return pd.DataFrame([p.__dict__ for p in PUBLISHED])
+
+
+def reproduction_table(measured):
+    """Each published figure beside vmlab's.
+
+    Parameters
+    ----------
+    measured : dict
+        Figure key (of :data:`PUBLISHED`) -> vmlab's value (NaN when vmlab has no such
+        figure, e.g. a fraction of zero waits).  Keys not given are left out.
+
+    Returns
+    -------
+    DataFrame
+        ``key``, ``what``, ``published``, ``vmlab``, ``unit``, ``tolerance``,
+        ``reproduced`` (True inside ``accept``, False outside, None when the figure is not
+        judged or vmlab's value is NaN), ``source``.
+    """
+    rows = []
+    for p in PUBLISHED:
+        if p.key not in measured:
+            continue
+        v = float(measured[p.key])
+        ok = None if p.accept is None or math.isnan(v) else bool(p.accept[0] <= v <= p.accept[1])
+        rows.append({"key": p.key, "what": p.what, "published": p.value, "vmlab": v,
+                     "unit": p.unit, "tolerance": p.tolerance, "reproduced": ok,
+                     "source": p.source})
+    return pd.DataFrame(rows)
+
+
+def published(key):
+    """The :class:`Published` row named ``key``."""
+    for p in PUBLISHED:
+        if p.key == key:
+            return p
+    raise KeyError(f"no published figure {key!r}; figures are "
+                   f"{', '.join(p.key for p in PUBLISHED)}")
+
+
+# -- constants of the setups ----------------------------------------------------------------
+
+#: Thread counts of the cited pft-threads runs (1 to 128 on a 2-socket Ice Lake).
+PFT_THREADS = (1, 4, 12, 30, 64, 110, 128)
+
+#: The RCU walk of the VMA tree and the VMA's sequence check (``lock_vma_under_rcu()``):
+#: a few dependent reads of cache-hot maple-tree nodes.  Not measured (user space cannot
+#: isolate it); an estimate of three or four node reads, stated wherever it is used.
+VMA_LOOKUP_NS = 100
+
+#: pft-threads' baseline plateau over its 1-thread rate (6.2-6.5 M over 0.90 M faults/s).
+PFT_PLATEAU_RATIO = 6.35e6 / 0.90e6
+
+
+def pft_line_ns(fault_ns, ratio=PFT_PLATEAU_RATIO):
+    """The lock word's cache-line cost at which ``T`` threads sharing it plateau at ``ratio``
+    times the 1-thread fault rate (closed form).
+
+    With ``T`` threads always inside a fault, each acquisition and each release of the word
+    costs ``line_ns * (T - 1)`` (docs/model.md 15.1), so a fault takes
+    ``fault_ns + 2 * line_ns * (T - 1)`` and the total rate tends to ``1 / (2 * line_ns)``;
+    equating it with ``ratio / fault_ns`` gives ``line_ns = fault_ns / (2 * ratio)``.
+
+    Parameters
+    ----------
+    fault_ns : float
+        One thread's time per fault (handler CPU plus its user work), ns.
+    ratio : float
+        Plateau over the 1-thread rate (default: the cited baseline's, about 7.06).
+
+    Returns
+    -------
+    int
+        The line cost in ns (rounded).
+    """
+    return int(round(fault_ns / (2.0 * ratio)))
+
+
+def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0):
+    """Total faults per second of ``n_threads`` threads sharing one lock word (closed form).
+
+    Mean field of docs/model.md 15.1: a thread spends ``outside_ns`` per fault outside the
+    word (user work, an RCU lookup) and ``h`` holding it, where ``h = fault_cpu_ns +
+    2 * line_ns * n`` and ``n = (T - 1) * h / (outside_ns + h)`` other threads hold it on
+    average.  ``h`` is the positive root of ``h^2 + (a - c - 2 l (T - 1)) h - c a = 0``.
+    Exact for one thread, and for ``outside_ns = 0`` while every thread faults; otherwise
+    the simulation's rate differs by how the holds line up (a few per cent).
+
+    Parameters
+    ----------
+    n_threads : int or array
+    fault_cpu_ns, line_ns, outside_ns : float
+
+    Returns
+    -------
+    float or array
+        Faults per second.
+    """
+    T = np.asarray(n_threads, dtype=float)
+    a, c, ell = float(outside_ns), float(fault_cpu_ns), float(line_ns)
+    b = a - c - 2.0 * ell * (T - 1.0)
+    h = (-b + np.sqrt(b * b + 4.0 * c * a)) / 2.0
+    out = T * 1e9 / (a + h)
+    return float(out) if out.ndim == 0 else out
+
+
+# -- workloads --------------------------------------------------------------------------------
+
+def _file_vmas(n_files, file_pages, base_addr=synth.DEFAULT_BASE):
+    """The file VMAs of :func:`vmlab.trace.synth.app_start`: file ``f`` at ``base_addr +
+    f * (file_pages + 64)`` pages."""
+    return tuple(Vma(base_addr + f * (file_pages + 64) * PAGE,
+                     base_addr + (f * (file_pages + 64) + file_pages) * PAGE,
+                     backing="file", name=f"file{f}") for f in range(n_files))
+
+
+def ladder_scenario(n_threads=4, reads_per_thread=40, n_files=2, file_pages=4096,
+                    n_writers=2, writes_per_writer=4000, on_vma_fraction=0.25,
+                    write_gap_ns=50_000, io_ns=HDD, costs=None, seed=0):
+    """One workload for the whole ladder: threads reading file pages on a slow disk beside
+    writers, some on other VMAs (new mappings) and some on the faulting VMAs (mprotect).
+
+    Built on :func:`vmlab.trace.synth.app_start`: ``n_threads`` readers, each
+    ``reads_per_thread`` random pages of ``n_files`` files (one VMA each); ``n_writers``
+    threads make ``writes_per_writer`` writer calls ``write_gap_ns`` apart, a fraction
+    ``on_vma_fraction`` of them on a file VMA, the rest new mappings that touch none.  The
+    default disk is :data:`~vmlab.model.costs.HDD` (8 ms, MODEL.md's), so that holding a lock
+    across a read shows; writers hold ``mmap_lock`` for ``mmap_cs_ns`` (this host's 3.9 µs).
+
+    Returns
+    -------
+    Scenario
+    """
+    tr = synth.app_start(n_threads=n_threads, n_files=n_files, file_pages=file_pages,
+                         faults_per_thread=reads_per_thread, n_writers=n_writers,
+                         writes_per_writer=writes_per_writer, on_file_fraction=on_vma_fraction,
+                         write_pages=16, fault_gap_ns=1_000, write_gap_ns=write_gap_ns,
+                         seed=seed)
+    costs = (costs or Costs()).replace(io_ns=as_dist(io_ns, "io_ns"))
+    return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs, seed=seed)
+
+
+def lock_costs(line_ns, vma_line_ns=None, lookup_ns=VMA_LOOKUP_NS, costs=None):
+    """``costs`` (default ``Costs()``) with the lock-word costs of docs/model.md 15.1:
+    ``mmap_lock_line_ns = line_ns``, ``vma_lock_line_ns = vma_line_ns`` (default the same:
+    in 6.4-6.14 both words are an rwsem's count, taken and released by the same atomics),
+    ``vma_lookup_ns = lookup_ns``."""
+    vma_line_ns = line_ns if vma_line_ns is None else vma_line_ns
+    return (costs or Costs()).replace(mmap_lock_line_ns=int(line_ns),
+                                      vma_lock_line_ns=int(vma_line_ns),
+                                      vma_lookup_ns=int(lookup_ns))
+
+
+def pft_scenario(n_threads, pages_per_thread=64, touch_gap_ns=50, costs=None,
+                 vma_per_thread=False):
+    """mmtests ``pft-threads``: ``n_threads`` threads first-touch their slices of one
+    anonymous region (:func:`vmlab.trace.synth.pft_threads`), every touch a zero-fill fault.
+
+    ``costs`` should carry the line costs (:func:`lock_costs`): without them nothing is
+    shared and the rate grows linearly.  ``vma_per_thread`` gives each slice its own VMA
+    (threads faulting separate mappings: the case per-VMA locks were built for) instead of
+    pft's one region.
+
+    Returns
+    -------
+    Scenario
+    """
+    tr = synth.pft_threads(n_threads=n_threads, pages_per_thread=pages_per_thread,
+                           touch_gap_ns=touch_gap_ns)
+    costs = costs or Costs()
+    if not vma_per_thread:
+        return Scenario(tr, backing="anon", costs=costs)
+    base, span = synth.DEFAULT_BASE, pages_per_thread * PAGE
+    vmas = tuple(Vma(base + t * span, base + (t + 1) * span, backing="anon", name=f"slice{t}")
+                 for t in range(n_threads))
+    return Scenario(tr, vmas=vmas, costs=costs)
+
+
+def pft_fault_ns(costs, touch_gap_ns=50):
+    """One pft thread's time per fault with no sharing: user work, the zero-fill fault's
+    handler (``fault_ns + struct_page_ns + zero_fill_ns``) and the store itself once mapped
+    (``access_ns``), ns."""
+    return (touch_gap_ns + costs.fault_ns + costs.struct_page_ns + costs.zero_fill_ns
+            + costs.access_ns)
+
+
+#: ebizzy's default chunk: ``record_size * 64 * 1024`` bytes = 512 KiB (ebizzy 0.3's
+#: ``read_options``), 128 pages.
+EBIZZY_CHUNK_PAGES = 128
+
+#: One ebizzy ``-m`` writer call on this host, ns: the mean of an ``mmap`` of a 512 KiB chunk
+#: (2.1-2.8 µs) and the ``munmap`` of it filled (30-37 µs), measured single-threaded by
+#: ``scripts/ebizzy_writers.c`` (15.9-20.0 µs over three runs; no cross-CPU TLB shootdown, so
+#: a lower bound for the cited multi-CPU runs).
+EBIZZY_WRITER_NS = 18_000
+
+
+def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neighbour_pages=1,
+                    touch_gap_ns=10, iter_gap_ns=20, costs=None):
+    """ebizzy ``-mTt``: each thread mmaps a chunk, stores to each of its pages, munmaps it,
+    ``n_iters`` times (:func:`vmlab.trace.synth.ebizzy`), one ``anon`` VMA per chunk.
+
+    ``-m`` allocates every chunk with ``mmap`` and frees it with ``munmap`` (two writers per
+    iteration); ``-T`` only touches the pages (one store each: ``touch_gap_ns`` is the loop
+    step, no copy or search); ``-t`` one thread per CPU.  The writers' ranges cover
+    ``neighbour_pages`` of each adjacent chunk (a new mapping merging with, or an unmap
+    splitting, its neighbour), which is what aborts the neighbours' speculative faults.
+    The default ``costs`` are ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS`.
+
+    Returns
+    -------
+    Scenario
+    """
+    tr = synth.ebizzy(n_threads=n_threads, n_iters=n_iters, chunk_pages=chunk_pages,
+                      neighbour_pages=neighbour_pages, touch_gap_ns=touch_gap_ns,
+                      iter_gap_ns=iter_gap_ns)
+    span = chunk_pages * PAGE
+    vmas = tuple(Vma(synth.DEFAULT_BASE + j * span, synth.DEFAULT_BASE + (j + 1) * span,
+                     backing="anon", name=f"chunk{j}") for j in range(n_threads * n_iters))
+    return Scenario(tr, vmas=vmas, costs=costs or Costs(mmap_cs_ns=EBIZZY_WRITER_NS))
+
+
+def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
+                       n_writers=2, writes_per_writer=400, on_file_fraction=0.25,
+                       fault_gap_ns=20_000, write_gap_ns=100_000, costs=None, seed=0):
+    """An app start (:func:`vmlab.trace.synth.app_start`, with its defaults): ``n_threads``
+    threads fault random
+    pages of ``n_files`` cold files while ``n_writers`` threads map and mprotect, a fraction
+    ``on_file_fraction`` of their calls on a file VMA.  Reads take ``costs.io_ns`` (default
+    this host's NVMe-like major fault, docs/model.md section 14).
+
+    Returns
+    -------
+    Scenario
+    """
+    tr = synth.app_start(n_threads=n_threads, n_files=n_files, file_pages=file_pages,
+                         faults_per_thread=faults_per_thread, n_writers=n_writers,
+                         writes_per_writer=writes_per_writer, on_file_fraction=on_file_fraction,
+                         fault_gap_ns=fault_gap_ns, write_gap_ns=write_gap_ns, seed=seed)
+    return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed)
+
+
+# -- measures ---------------------------------------------------------------------------------
+
+#: The counts of docs/model.md 15.6, from a run's summary.
+LOCK_COUNTS = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts")
+
+#: Read-wait bins of the 2025-26 measurements, ns: [1, 10) ms and [10, 100) ms.
+WAIT_BINS_NS = ((1_000_000, 10_000_000), (10_000_000, 100_000_000))
+
+
+def lock_count(result, name):
+    """One of the :data:`LOCK_COUNTS` of a run: from its summary, or its counters (where
+    the engine reports them)."""
+    s = result.summary
+    return int(s[name] if name in s else result.counters[name])
+
+
+def mmap_lock_waits(result, mode):
+    """The individual waits (ns) for ``mmap_lock`` in ``mode`` (``"read"``: faults, their
+    fallbacks and retries; ``"write"``: writers and eager mappings), request to grant,
+    of the requests that were granted."""
+    lk = result.locks
+    m = (lk["mode"] == mode) & (lk["acquire_ns"] >= 0)
+    if "lock" in lk.columns:  # VMA locks and speculative attempts are rows too (15.6)
+        m &= lk["lock"] == "mmap"
+    return (lk["acquire_ns"] - lk["request_ns"])[m].to_numpy(dtype=np.int64)
+
+
+def lock_measures(result):
+    """The lock measures of one run: the counts of docs/model.md 15.6 and the ``mmap_lock``
+    waits (totals, means, the read-wait bins of :data:`WAIT_BINS_NS`), as a dict."""
+    out = {k: lock_count(result, k) for k in LOCK_COUNTS}
+    s = result.summary
+    waits = {side: mmap_lock_waits(result, side) for side in ("read", "write")}
+    for side, w in waits.items():
+        key = f"mmap_lock_{side}_wait_ns"
+        # the summary's total where the run reports it (the engine's counter), else the sum
+        # of the records' waits: the same figure (docs/model.md 15.6)
+        total = int(s[key]) if key in s else int(w.sum())
+        out[key] = total
+        out[key + "_mean"] = total / len(w) if len(w) else math.nan
+    rw = waits["read"]
+    for lo, hi in WAIT_BINS_NS:
+        name = f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"
+        out[name] = int(((rw >= lo) & (rw < hi)).sum())
+    return out
+
+
+def lock_table(results):
+    """Per policy: faults, retries, the lock measures (:func:`lock_measures`), writer
+    throughput, fault latency and run time.
+
+    Parameters
+    ----------
+    results : dict
+        Policy name -> Result.
+
+    Returns
+    -------
+    DataFrame
+        ``policy``, ``n_faults``, ``n_major``, ``n_retries``, the :data:`LOCK_COUNTS`,
+        ``mmap_lock_read_wait_ns`` (and ``_mean``), ``mmap_lock_write_wait_ns`` (and
+        ``_mean``), the read-wait bins, ``writer_ops_per_s``, ``fault_latency_ns_p50``/``_p99``,
+        ``elapsed_ns``.
+    """
+    rows = []
+    for name, r in results.items():
+        s = r.summary
+        row = {"policy": name}
+        row.update({k: s[k] for k in ("n_faults", "n_major", "n_retries")})
+        row.update(lock_measures(r))
+        row.update({k: s[k] for k in ("writer_ops_per_s", "fault_latency_ns_p50",
+                                      "fault_latency_ns_p99", "elapsed_ns")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_policies(scenario, policies=LADDER_ORDER, n_jobs=None):
+    """Run ``scenario`` under each of ``policies``; a dict name -> Result, in order."""
+    runs = simulate_many([(scenario, p) for p in policies], n_jobs=n_jobs, desc="ladder")
+    return {r.policy_name: r for r in runs}
+
+
+def lespinasse_ladder(n_reads=20, n_lock_ops=4_000, lock_gap_ns=500, policies=LADDER_ORDER,
+                      n_jobs=None):
+    """Lespinasse's 2010 test (:func:`vmlab.studies.mmap_sem.lespinasse`: 18 ms random reads
+    beside an mmap/munmap loop whose calls touch no file VMA) under every rung of the ladder.
+    ``lock_gap_ns`` is the loop's own work per call (notebook 03 calibrates it to a 2010
+    iteration: ``66_667 - mmap_cs_ns``).
+
+    Returns
+    -------
+    DataFrame
+        :func:`vmlab.studies.mmap_sem.mmap_sem_table` joined with :func:`lock_table`'s
+        counts, one row per policy.
+    """
+    sc = mmap_sem.lespinasse(n_reads=n_reads, n_lock_ops=n_lock_ops, lock_gap_ns=lock_gap_ns)
+    res = run_policies(sc, policies, n_jobs=n_jobs)
+    counts = lock_table(res)[["policy", *LOCK_COUNTS, "n_retries"]]
+    return mmap_sem.mmap_sem_table(res).merge(counts, on="policy")
+
+
+def pft_table(results):
+    """Per run of :func:`pft_scenario`: faults per second in all and per thread.
+
+    Parameters
+    ----------
+    results : dict
+        ``(n_threads, policy name) -> Result``.
+
+    Returns
+    -------
+    DataFrame
+        ``n_threads``, ``policy``, ``n_faults``, ``faults_per_s`` (faults over the run's
+        elapsed time: every thread starts at 0), ``faults_per_s_per_thread``,
+        ``vs_baseline`` (this policy's rate over the first policy's at the same thread count,
+        minus 1).
+    """
+    rows = []
+    for (T, name), r in results.items():
+        s = r.summary
+        rate = s["n_faults"] * 1e9 / s["elapsed_ns"]
+        rows.append({"n_threads": int(T), "policy": name, "n_faults": s["n_faults"],
+                     "faults_per_s": rate, "faults_per_s_per_thread": rate / T})
+    df = pd.DataFrame(rows)
+    first = df.groupby("n_threads")["faults_per_s"].transform("first")
+    df["vs_baseline"] = df["faults_per_s"] / first - 1.0
+    return df
+
+
+def pft_sweep(threads=PFT_THREADS, policies=("fault_retry_v57", "per_vma_lock"),
+              pages_per_thread=64, costs=None, vma_per_thread=False, n_jobs=None):
+    """Run :func:`pft_scenario` at each thread count under each policy; :func:`pft_table`.
+
+    ``costs`` default: :func:`lock_costs` with the line cost of :func:`pft_line_ns` (the
+    baseline plateau over its 1-thread rate, 7.06x) and :data:`VMA_LOOKUP_NS`.
+    """
+    if costs is None:
+        c = Costs()
+        costs = lock_costs(pft_line_ns(pft_fault_ns(c)), costs=c)
+    keys, runs = [], []
+    for T in threads:
+        sc = pft_scenario(T, pages_per_thread=pages_per_thread, costs=costs,
+                          vma_per_thread=vma_per_thread)
+        for p in policies:
+            keys.append((T, p))
+            runs.append((sc, p))
+    res = simulate_many(runs, n_jobs=n_jobs, desc="pft-threads")
+    return pft_table({(T, r.policy_name): r for (T, _), r in zip(keys, res)})
+
+
+def spf_table(results):
+    """Per run of :func:`ebizzy_scenario`: throughput and speculative aborts.
+
+    Parameters
+    ----------
+    results : dict
+        ``(n_threads, policy name) -> Result``.
+
+    Returns
+    -------
+    DataFrame
+        ``n_threads``, ``policy``, ``iterations_per_s`` (allocate-fill-free iterations, all
+        threads, over the run), ``n_faults``, ``n_spf_aborts``, ``abort_fraction`` (aborts
+        per fault), ``n_vma_lock_fallbacks``, ``n_mmap_lock_read``, ``vs_baseline`` (this
+        policy's throughput over the first policy's at the same thread count).
+    """
+    rows = []
+    for (T, name), r in results.items():
+        s = r.summary
+        # two LOCK_W records (mmap, munmap) per iteration
+        iters = int(s["n_lock_w"]) // 2
+        aborts = lock_count(r, "n_spf_aborts")
+        rows.append({"n_threads": int(T), "policy": name,
+                     "iterations_per_s": iters * 1e9 / s["elapsed_ns"],
+                     "n_faults": s["n_faults"], "n_spf_aborts": aborts,
+                     "abort_fraction": aborts / s["n_faults"],
+                     "n_vma_lock_fallbacks": lock_count(r, "n_vma_lock_fallbacks"),
+                     "n_mmap_lock_read": lock_count(r, "n_mmap_lock_read")})
+    df = pd.DataFrame(rows)
+    first = df.groupby("n_threads")["iterations_per_s"].transform("first")
+    df["vs_baseline"] = df["iterations_per_s"] / first
+    return df
+
+
+def spf_sweep(threads=(16, 24), policies=("fault_retry_v57", "per_vma_lock", "spf"),
+              costs=None, n_jobs=None, **ebizzy):
+    """Run :func:`ebizzy_scenario` at each thread count (the cited 16- and 24-CPU runs: one
+    thread per CPU) under each policy; :func:`spf_table`.
+
+    ``costs`` default: ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS` and the
+    lock-word costs of :func:`pft_sweep` (:func:`lock_costs`).
+    """
+    if costs is None:
+        c = Costs(mmap_cs_ns=EBIZZY_WRITER_NS)
+        costs = lock_costs(pft_line_ns(pft_fault_ns(c)), costs=c)
+    keys, runs = [], []
+    for T in threads:
+        sc = ebizzy_scenario(T, costs=costs, **ebizzy)
+        for p in policies:
+            keys.append((T, p))
+            runs.append((sc, p))
+    res = simulate_many(runs, n_jobs=n_jobs, desc="ebizzy")
+    return spf_table({(T, r.policy_name): r for (T, _), r in zip(keys, res)})
+
+
+def retry_table(results):
+    """:func:`lock_table` of the app-start runs, with each policy's figures over the first
+    policy's: ``reads_ratio`` (first's ``n_mmap_lock_read`` over this one's) and
+    ``read_wait_ratio`` (first's total read wait over this one's)."""
+    df = lock_table(results)
+    first = df.iloc[0]
+    df["reads_ratio"] = first["n_mmap_lock_read"] / df["n_mmap_lock_read"].where(
+        df["n_mmap_lock_read"] > 0)
+    df["read_wait_ratio"] = first["mmap_lock_read_wait_ns"] / df["mmap_lock_read_wait_ns"].where(
+        df["mmap_lock_read_wait_ns"] > 0)
+    return df
+
+
+def tracepoint_wait_bins(results, capture=None):
+    """``mmap_lock`` wait bins the way the 2025-26 measurements were made: from the kernel's
+    tracepoints.
+
+    Each run's ``mmap_lock`` operations are written as ``perf script`` text
+    (:meth:`vmlab.results.Result.write_mmap_lock_events`, into a temporary folder removed
+    afterwards) and read back with :func:`vmlab.trace.readers.mmap_lock.read_capture`, the
+    reader of a real capture; ``capture``, a real ``perf record -e 'mmap_lock:*'`` capture
+    printed by ``perf script``, goes through the same reader.
+
+    Parameters
+    ----------
+    results : dict
+        Policy name -> Result (with records).
+    capture : str or Path, optional
+
+    Returns
+    -------
+    DataFrame
+        ``source`` (the policy, or ``"capture: <file name>"``), ``mode`` (read, write),
+        ``bin`` (:data:`vmlab.trace.readers.mmap_lock.WAIT_BIN_LABELS`), ``n_waits``, and
+        ``fraction`` (of that source's waits in that mode).
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ..trace.readers.mmap_lock import read_capture
+
+    summaries = {}
+    with tempfile.TemporaryDirectory(prefix="vmlab-tracepoints-") as tmp:
+        for name, r in results.items():
+            path = r.write_mmap_lock_events(Path(tmp) / f"{name}.txt")
+            summaries[name] = read_capture(path).wait_summary()
+    if capture is not None:
+        summaries[f"capture: {Path(capture).name}"] = read_capture(capture).wait_summary()
+    rows = []
+    for source, ws in summaries.items():
+        for mode in ("read", "write"):
+            n = max(ws[mode]["n"], 1)
+            for label, count in ws[mode]["bins"].items():
+                rows.append({"source": source, "mode": mode, "bin": label, "n_waits": count,
+                             "fraction": count / n})
+    return pd.DataFrame(rows)
+
+
+def closed_form_reads(result, policy):
+    """What docs/model.md 15.3 says ``n_mmap_lock_read`` must be, from the run's faults and
+    fallbacks (no signals): every VMA lookup that falls back takes ``mmap_lock`` once; under
+    ``per_vma_lock`` every retry takes it once more (a fault whose first attempt waited for
+    I/O takes it exactly once, for its retry); under ``per_vma_retry_vma`` a retry looks its
+    VMA up again instead, and ``per_vma_no_retry`` never retries."""
+    fallbacks = lock_count(result, "n_vma_lock_fallbacks")
+    if policy == "per_vma_lock":
+        return int(result.faults["retries"].sum()) + fallbacks
+    return fallbacks
