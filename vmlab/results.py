@@ -18,13 +18,15 @@ from .sampling import scale_summary
 #: Summary columns every run reports (``vmlab run --json`` prints them).
 SUMMARY_KEYS = (
     "policy", "n_records", "n_accesses", "n_faults", "n_major", "n_minor", "n_retries",
-    "retries_per_fault", "n_sigbus", "n_io", "n_wasted_io", "n_evictions",
+    "retries_per_fault", "n_sigbus", "n_io", "n_read_pages", "n_readahead_pages",
+    "n_wasted_io", "n_evictions",
     "n_adversary_evictions", "n_lock_w", "writer_ops_per_s",
     "fault_latency_ns_mean", "fault_latency_ns_p50", "fault_latency_ns_p90",
     "fault_latency_ns_p99", "fault_latency_ns_max",
     "signal_latency_ns_p50", "signal_latency_ns_p99", "signal_latency_ns_max",
     "lock_wait_ns_total", "elapsed_ns", "n_signals", "n_unfinished_records",
-    "n_abandoned_records", "n_livelocked_threads", "livelock", "livelock_reason", "n_events",
+    "n_abandoned_records", "n_livelocked_threads", "livelock", "livelock_reason",
+    "oom", "oom_thread", "oom_ns", "n_events",
     "n_ptes_end", "page_table_bytes", "struct_page_bytes", "prepare_s", "kernel_s",
     "sample_rate", "n_faults_ci_low", "n_faults_ci_high",
     # the lock designs after 2010 (docs/model.md 15.6)
@@ -123,6 +125,29 @@ class Result:
             df = df.sort_values(["start_ns", "thread"], kind="stable").reset_index(drop=True)
             self._frames["faults"] = df
         return self._frames["faults"]
+
+    @property
+    def evictions(self):
+        """Every page-cache eviction of the run (docs/model.md 11.4), in time order: ``time_ns``,
+        ``cause`` (``fault``: a fault's I/O or an anonymous charge needed the frames;
+        ``readahead``; ``adversary``: its ``fadvise``; ``preload``), ``thread`` (dense index,
+        -1 for the adversary and the preload), ``file`` and ``file_page`` (the first page of
+        the evicted page or folio), and ``asid``/``vpn``/``vma``/``vma_name`` of a virtual
+        page mapping it (the first VMA that maps it; -1 and ``""`` when none does).  Needs
+        per-fault records (``records=True``); empty otherwise."""
+        if "evictions" not in self._frames:
+            cols = getattr(self.raw, "evictions", None)
+            if cols is None:
+                cols = {k: np.zeros(0, np.int64) for k in
+                        ("time_ns", "cause", "thread", "file", "file_page", "asid", "vpn", "vma")}
+            df = pd.DataFrame(cols)
+            df["cause"] = pd.Categorical.from_codes(df["cause"].astype(int),
+                                                    categories=list(C.EVICTION_CAUSE_NAMES))
+            labels = [self._vma_label(i) for i in range(len(self.vmas))]
+            df["vma_name"] = [labels[v] if v >= 0 else "" for v in df["vma"]]
+            self._frames["evictions"] = df.sort_values(["time_ns", "file", "file_page"],
+                                                       kind="stable").reset_index(drop=True)
+        return self._frames["evictions"]
 
     def _vma_label(self, i):
         v = self.vmas[int(i)]
@@ -253,8 +278,14 @@ class Result:
         for k in ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus",
                   "n_io", "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w",
                   "elapsed_ns", "n_signals", "n_unfinished_records", "n_abandoned_records",
-                  "n_livelocked_threads", "n_ptes_end", "n_events"):
+                  "n_livelocked_threads", "n_ptes_end", "n_events", "n_read_pages",
+                  "n_readahead_pages"):
             s[k] = int(c[k])
+        # docs/model.md section 12: a charge under memory_bytes found no frame to reclaim
+        s["oom"] = int(c["oom_ns"]) >= 0
+        s["oom_ns"] = int(c["oom_ns"])
+        s["oom_thread"] = (int(np.asarray(raw.threads["tid"])[int(c["oom_thread"])])
+                           if s["oom"] else -1)
         s["retries_per_fault"] = s["n_retries"] / s["n_faults"] if s["n_faults"] else 0.0
         keep = bool(self.scenario.records)
         if keep:

@@ -88,8 +88,8 @@ TT_RECORDS = 11  # records completed
 TT_NCOL = 12
 
 # thread states
-ST_DONE, ST_KILLED, ST_SIGBUS, ST_UNFINISHED, ST_RUNNING = 0, 1, 2, 3, 4
-STATE_NAMES = ("done", "killed", "sigbus", "unfinished")
+ST_DONE, ST_KILLED, ST_SIGBUS, ST_UNFINISHED, ST_OOM, ST_RUNNING = 0, 1, 2, 3, 4, 5
+STATE_NAMES = ("done", "killed", "sigbus", "unfinished", "oom")
 
 # thread scratch columns: the kernel's per-thread state, one row a thread (TS[th, TS_*])
 TS_POS = 0          # the current record: an index into rec_page (thr_off[th] .. thr_off[th + 1])
@@ -167,6 +167,13 @@ VO_HELD, VO_FALLBACK, VO_ABORT = 0, 1, 2
 LOCK_OUTCOME_NAMES = ("held", "fallback", "abort")
 LOCK_KIND_NAMES = ("fault", "lock_w", "remap")
 
+# eviction record columns (docs/model.md 11.4): when, the page-cache entry (a page id, or
+# P + k for folio k), why, and the thread whose fault or readahead needed the frames
+E_TIME, E_ENTRY, E_CAUSE, E_THREAD = range(4)
+E_NCOL = 4
+BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD = range(4)
+EVICTION_CAUSE_NAMES = ("fault", "readahead", "adversary", "preload")
+
 # time-series rows
 TSB_FAULTS, TSB_RETRIES, TSB_IOS = range(3)
 TSB_NCOL = 3
@@ -176,14 +183,18 @@ TSB_NCOL = 3
  CNT_EVICTIONS, CNT_ADV_EVICTIONS, CNT_LOCK_W, CNT_PTES, CNT_SIGNALS, CNT_UNFINISHED,
  CNT_ABANDONED, CNT_LIVELOCKED, CNT_SIG_DELIVERED, CNT_END, CNT_RESIDENT, CNT_LW_WINDOW,
  CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END, CNT_EVENTS, CNT_BUDGET_STOP) = range(25)
-CNT_BIN_NS = 25   # state: the series' bin width at the end of the run
-CNT_ACTIVE = 26   # state: pages on twolist's active list
+CNT_READ_PAGES = 25  # pages read from disk (a folio's frames; readahead's included)
+CNT_OOM_NS = 26      # the instant of an OOM (docs/model.md section 12), -1: none
+CNT_OOM_THREAD = 27  # the thread (dense index) whose charge found no frame, -1: none
+CNT_RA_PAGES = 28    # pages read by readahead beyond the faulting folio (section 11.5)
+CNT_BIN_NS = 29   # state: the series' bin width at the end of the run
+CNT_ACTIVE = 30   # state: page-cache entries on twolist's active list
 # the lock designs' counts (docs/model.md 15.6), named in LOCK_COUNTER_NAMES
-CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT = 27, 28, 29, 30
+CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT = 31, 32, 33, 34
 # waits for mmap_sem from request to grant (ns; their distributions in the kernel's two lock
 # wait histograms), and writers' waits for their VMAs' readers (docs/model.md 15.2, 15.6)
-CNT_RWAIT, CNT_RWAIT_MAX, CNT_WWAIT, CNT_WWAIT_MAX, CNT_VWWAIT = 31, 32, 33, 34, 35
-N_COUNTERS = 36
+CNT_RWAIT, CNT_RWAIT_MAX, CNT_WWAIT, CNT_WWAIT_MAX, CNT_VWWAIT = 35, 36, 37, 38, 39
+N_COUNTERS = 40
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
                       "n_spf_aborts")
 LOCK_COUNTER_SLOTS = (CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT)
@@ -193,4 +204,5 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
                  "n_livelocked_threads", "n_signals_delivered", "elapsed_ns",
                  "n_resident_end", "n_lock_w_while_access", "lock_w_first_request_ns",
                  "lock_w_last_release_ns", "access_threads_end_ns", "n_events",
-                 "stopped_by_event_budget")
+                 "stopped_by_event_budget", "n_read_pages", "oom_ns", "oom_thread",
+                 "n_readahead_pages")

@@ -156,20 +156,6 @@ def _insert(p, replacement, hand, S, LL, FL):
         _list_insert_after(LL, p, S)
 
 
-@njit(inline="always")
-def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, cnt, twolist_ratio):
-    """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
-    if memory_pages >= 0 and n_resident >= memory_pages:
-        victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt,
-                                      twolist_ratio)
-        if victim >= 0:
-            _evict(victim, replacement, S, LL, FL, cnt)
-            n_resident -= 1
-    _insert(p, replacement, hand, S, LL, FL)
-    return n_resident + 1, hand
-
-
-
 @njit
 def _touch_twolist(p, S, LL, FL, cnt):
     """twolist: a reference to resident file page ``p``.  On the inactive list, the first
@@ -201,3 +187,84 @@ def _remove(p, replacement, hand, S, LL, FL, cnt):
         cnt[C.CNT_ACTIVE] -= 1
     FL[p] &= np.uint8(255 - F_RES - F_ACT)
     return hand
+
+
+# ---------------------------------------------------------------------------------------
+# the general path's page cache (docs/model.md 11.4 and 12): an entry is an id of its own.
+# Without files, folios, readahead or a memory limit an entry is its page (``slot == p``,
+# one frame) and these verbs do exactly what the ones above do; with them, an entry is a
+# folio ``P + k`` of ``slot_frames[P + k]`` frames, mapped by the pages
+# ``sp_pages[sp_off[k]:sp_off[k + 1]]`` (any address space), ``MAPC`` of which map it now.
+
+
+@njit
+def _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC):
+    """Take entry ``victim`` out of the page cache, removing every PTE that maps it (a private
+    copy's PTE stays: it maps a page of its own).  Returns the frames it freed."""
+    _list_remove(LL, victim)
+    if (FL[victim] & F_ACT) != 0:
+        cnt[C.CNT_ACTIVE] -= 1
+    FL[victim] &= np.uint8(255 - F_RES - F_ACT)
+    cnt[C.CNT_EVICTIONS] += 1
+    if victim >= P:
+        k = victim - P
+        for j in range(sp_off[k], sp_off[k + 1]):
+            q = sp_pages[j]
+            if (FL[q] & F_PTE) != 0:
+                FL[q] &= np.uint8(255 - F_PTE)
+                cnt[C.CNT_PTES] -= 1
+        MAPC[victim] = 0
+        FL[victim] &= np.uint8(255 - F_PTE)
+    elif (FL[victim] & F_PTE) != 0:
+        FL[victim] &= np.uint8(255 - F_PTE)
+        cnt[C.CNT_PTES] -= 1
+    if (FL[victim] & F_MSIO) == 0:
+        cnt[C.CNT_WASTED_IO] += 1
+    return slot_frames[victim]
+
+
+@njit(inline="always")
+def _note_eviction(evs, nev, keep, t, entry, cause, th):
+    """An eviction record (the loop keeps room for it: loop.py ``_ev_low``)."""
+    if keep:
+        evs[nev, C.E_TIME] = t
+        evs[nev, C.E_ENTRY] = entry
+        evs[nev, C.E_CAUSE] = cause
+        evs[nev, C.E_THREAD] = th
+        return nev + 1
+    return nev
+
+
+@njit
+def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
+             twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause,
+             th):
+    """Evict victims (section 8's rule) until ``need`` more frames fit under ``limit`` (-1:
+    none) beside the page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each
+    eviction (at ``t``, for ``cause`` by thread ``th``) when ``keep``.  Returns (ok, n_frames,
+    n_ent, hand, nev); ok is False when no victim was eligible before they fit."""
+    while limit >= 0 and n_frames + n_other + need > limit:
+        victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_ent, cnt, twolist_ratio)
+        if victim < 0:
+            return False, n_frames, n_ent, hand, nev
+        n_frames -= _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+        n_ent -= 1
+        nev = _note_eviction(evs, nev, keep, t, victim, cause, th)
+    return True, n_frames, n_ent, hand, nev
+
+
+@njit
+def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
+                 twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail, evs, nev,
+                 keep, t, cause, th):
+    """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache.  When no
+    victim is eligible: ``may_fail`` (the memory limit) returns ok = False with nothing
+    inserted; otherwise (``memory_pages``, whose minimum leaves a victim for every thread)
+    the entry goes in all the same.  Returns (ok, n_frames, n_ent, hand, nev)."""
+    ok, n_frames, n_ent, hand, nev = _reclaim(
+        slot_frames[s], limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
+        twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th)
+    if not ok and may_fail:
+        return False, n_frames, n_ent, hand, nev
+    _insert(s, replacement, hand, S, LL, FL)
+    return True, n_frames + slot_frames[s], n_ent + 1, hand, nev
