@@ -586,8 +586,9 @@ def _perf_events(perf):
     for s in ("mmap", "munmap", "mprotect", "mremap", "brk"):
         if f"syscalls:sys_enter_{s}" in lst:
             ev += ["-e", f"syscalls:sys_enter_{s}"]
-    if "syscalls:sys_exit_brk" in lst:
-        ev += ["-e", "syscalls:sys_exit_brk"]
+    for s in ("brk", "mremap"):   # the new break; where a moved mapping went
+        if f"syscalls:sys_exit_{s}" in lst:
+            ev += ["-e", f"syscalls:sys_exit_{s}"]
     return ev
 
 
@@ -595,6 +596,7 @@ def mappings_from_perf(events, files, asid_of_pid):
     """Build the mappings table from the perf reader's ``mappings_sink`` events."""
     spaces = {}
     brk = {}
+    moving = {}     # pid -> the arguments of its mremap() in progress
     for ev in events:
         kind, pid = ev[0], ev[1]
         space = spaces.setdefault(pid, AddressSpace())
@@ -622,6 +624,18 @@ def mappings_from_perf(events, files, asid_of_pid):
             if {"start", "len", "prot"} <= set(args):
                 space.protect(args["start"], args["start"] + _page_up(args["len"]),
                               args["prot"] & 7, at)
+        elif kind == "mremap":
+            moving[pid] = ev[2]
+        elif kind == "mremap_result":  # where the mapping is now (sys_exit_mremap)
+            value, at = ev[2], ev[3]
+            args = moving.pop(pid, None)
+            if args is None or value >= 1 << 63 or not {"addr", "old_len", "new_len"} <= set(args):
+                continue    # failed (-errno), or its arguments were not recorded
+            parts = space.carve(args["addr"], args["addr"] + _page_up(args["old_len"]), at)
+            if parts:
+                p = min(parts, key=lambda q: q[0])
+                space.add(value, value + _page_up(args["new_len"]), p[2], p[3], p[4], p[5],
+                          p[6], at)
         elif kind == "brk_result":   # the break after a brk() call (sys_exit_brk)
             value, at = ev[2], ev[3]
             cur = brk.get(pid)
@@ -696,7 +710,7 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
             asid_of = _asids_in_order(text)
             w.mappings = Mappings(mappings_from_perf(sink, files, asid_of), files.files,
                                   "perf PERF_RECORD_MMAP2 + syscalls:sys_enter_{munmap,"
-                                  "mprotect,brk}/sys_exit_brk tracepoints")
+                                  "mprotect,mremap,brk}/sys_exit_{brk,mremap} tracepoints")
             n_rows = len(w.mappings)
     return out, {"records": n, "seconds": elapsed, "exit_code": r.returncode,
                  "n_mappings": n_rows, "n_files": len(files.files)}
