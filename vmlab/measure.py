@@ -288,41 +288,48 @@ def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
 MB = 2**20
 
 #: The programs of notebook 08 and data/native: (name, argv with {dir} for the input folder,
-#: input description, memory limits in bytes for the cgroup sweep or None).
+#: input description, memory limits in bytes for the cgroup sweep or None).  Small inputs:
+#: each program's full valgrind lackey recording (the prediction's input) is 20-70 million
+#: accesses, one to three minutes of valgrind, and a few MB once stripped.
 PROGRAMS = [
     ("gzip", ["gzip", "-9", "-c", "{dir}/text.txt"],
-     "text.txt: 20,000 generated lines (awk), 1.0 MB",
-     [4 * MB, 3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.75 * MB, 0.6 * MB]),
-    ("sort", ["sort", "-S", "16M", "-o", "/dev/null", "{dir}/numbers.txt"],
-     "numbers.txt: 200,000 generated pseudo-random integers (awk LCG), 2.0 MB; sort uses "
-     "min(CPUs, 8) threads, so two on a 2-CPU machine",
-     [24 * MB, 16 * MB, 12 * MB, 8 * MB, 6 * MB, 4 * MB, 3 * MB, 2 * MB]),
-    ("xz_T2", ["xz", "-T2", "-3", "--block-size=1MiB", "-c", "{dir}/seq.txt"],
-     "seq.txt: seq 1 500000, 3.3 MB; two compressor threads", None),
-    ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers.txt"],
-     "numbers.txt as for sort", None),
+     "text.txt: 2,000 generated lines (awk), 81 KB",
+     [3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.8 * MB, 0.7 * MB, 0.6 * MB,
+      0.5 * MB]),
+    ("sort", ["sort", "-S", "1M", "-o", "/dev/null", "{dir}/numbers.txt"],
+     "numbers.txt: 5,000 generated pseudo-random integers (awk LCG), 51 KB (below GNU "
+     "sort's 128 Ki-line threshold for sorting on threads: one thread)", None),
+    ("xz_T2", ["xz", "-T2", "-0", "--block-size=64KiB", "-c", "{dir}/seq.txt"],
+     "seq.txt: seq 1 25000, 134 KB; three 64 KiB blocks on two compressor threads", None),
+    ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers20k.txt"],
+     "numbers20k.txt: 20,000 integers generated as numbers.txt, 205 KB", None),
     ("python_dict", ["/usr/bin/python3", "-S", "-c",
-                     "d = {i: str(i) for i in range(100000)}"],
-     "no input: CPython builds a 100,000-entry dict (about 20 MB of heap)",
-     [48 * MB, 40 * MB, 32 * MB, 28 * MB, 24 * MB, 20 * MB, 16 * MB, 12 * MB]),
+                     "d = {i: str(i) for i in range(20000)}"],
+     "no input: CPython builds a 20,000-entry dict (about 2 MB of heap)",
+     [12 * MB, 10 * MB, 8 * MB, 7 * MB, 6 * MB, 5 * MB, 4 * MB, 3 * MB]),
     ("sqlite", ["sqlite3", ":memory:",
                 "create table t(a integer, b text); "
-                "with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000) "
+                "with recursive c(x) as (select 1 union all select x + 1 from c where x < 5000) "
                 "insert into t select x, printf('%08d', x * 7919 % 100003) from c; "
                 "create index i on t(b); select count(*) from t where b like '0001%';"],
-     "no input: an in-memory table of 50,000 rows and an index", None),
+     "no input: an in-memory table of 5,000 rows and an index", None),
 ]
 
 
 def make_inputs(d):
     d = Path(d)
-    subprocess.run(["awk", "BEGIN { for (i = 1; i <= 20000; i++) print \"line \" i \" of a "
+
+    def numbers(name, n):
+        subprocess.run(["awk", f"BEGIN {{ s = 12345; for (i = 0; i < {n}; i++) "
+                        "{ s = (s * 1103515245 + 12345) % 2147483648; print s } }"],
+                       stdout=open(d / name, "w"), check=True)
+
+    subprocess.run(["awk", "BEGIN { for (i = 1; i <= 2000; i++) print \"line \" i \" of a "
                     "generated text, value \" (i * 7919) % 10007 }"],
                    stdout=open(d / "text.txt", "w"), check=True)
-    subprocess.run(["awk", "BEGIN { s = 12345; for (i = 0; i < 200000; i++) "
-                    "{ s = (s * 1103515245 + 12345) % 2147483648; print s } }"],
-                   stdout=open(d / "numbers.txt", "w"), check=True)
-    subprocess.run(["seq", "1", "500000"], stdout=open(d / "seq.txt", "w"), check=True)
+    numbers("numbers.txt", 5000)
+    numbers("numbers20k.txt", 20000)
+    subprocess.run(["seq", "1", "25000"], stdout=open(d / "seq.txt", "w"), check=True)
 
 
 def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):

@@ -200,9 +200,29 @@ def files_for(trace, vmas=None):
     return out
 
 
-def preload_for(trace, vmas=None):
+#: What :func:`preload_for` assumes of a file whose page-cache state the recording does not
+#: know (``residency_when == "unknown"``: a file a perf recording saw mapped only during the
+#: run, such as the locale files): ``"resident"`` (the recordings are of warm runs, as the
+#: measured ones) or ``"cold"``.
+UNKNOWN_RESIDENCY = ("resident", "cold")
+
+
+def unknown_files(trace, vmas=None):
+    """Identities of the files the VMAs map whose page-cache state was not measured."""
+    m = trace.mappings
+    vmas = vmas_for(trace) if vmas is None else vmas
+    by_name = dict(zip(file_names(m), m.files))
+    used = {v.file for v in vmas if v.file is not None}
+    return sorted(n for n in used if by_name[n].resident is None)
+
+
+def preload_for(trace, vmas=None, unknown="resident"):
     """Addresses (address space 0) of the pages of file VMAs whose file page was resident
-    when the recording started: the page cache the run began with."""
+    when the recording started: the page cache the run began with.  ``unknown`` says what
+    to assume for files the recording did not measure (:data:`UNKNOWN_RESIDENCY`)."""
+    if unknown not in UNKNOWN_RESIDENCY:
+        raise ScenarioError(f"unknown residency must be one of {UNKNOWN_RESIDENCY}, got "
+                            f"{unknown!r}")
     m = trace.mappings
     if m is None:
         return np.zeros(0, np.uint64)
@@ -212,9 +232,13 @@ def preload_for(trace, vmas=None):
     out = []
     for v in vmas:
         info = by_name.get(v.file)
-        if v.asid != 0 or info is None or info.resident is None:
+        if v.asid != 0 or info is None:
             continue
         res = info.resident
+        if res is None:
+            if unknown == "cold":
+                continue
+            res = np.ones(-(-int(info.size_bytes) // ps), bool)
         pages = np.arange(v.start, v.end, ps, dtype=np.uint64)
         fpage = v.offset // ps + np.arange(len(pages))
         ok = fpage < len(res)
@@ -225,14 +249,16 @@ def preload_for(trace, vmas=None):
     return np.unique(np.concatenate(out))
 
 
-def scenario_for(trace, *, memory_bytes=None, memory_pages=None, **overrides):
+def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="resident",
+                 **overrides):
     """The engine scenario of a recorded trace, as close to the kernel as the recording
     allows: VMAs, files and preload as above, :data:`KERNEL_DEFAULTS` (``fault_model``
     ``"kernel"``, ``fault_around_pages`` 16, ``ra_pages`` 32, ``replacement``
     ``"twolist"``), the memory limit ``memory_bytes`` (anonymous and page-cache pages, like a
     cgroup; ``None``: unlimited) or ``memory_pages`` (page-cache frames only), and
     ``overrides`` (any Scenario field: ``replacement="lru"``, ``fault_around_pages=1``...)
-    on top.  The result may ask for mechanisms the engine does not run yet:
+    on top.  ``unknown``: the page-cache state assumed for files the recording did not
+    measure (:data:`UNKNOWN_RESIDENCY`; :func:`runnable` names them).  The result may ask for mechanisms the engine does not run yet:
     :func:`runnable` says which and leaves them out."""
     from .scenario import KERNEL_DEFAULTS, Scenario
 
@@ -241,7 +267,7 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, **overrides):
     files = files_for(trace, vmas) if files is None else files
     pre = overrides.pop("preload", None)
     if pre is None:
-        pre = preload_for(trace, vmas)
+        pre = preload_for(trace, vmas, unknown)
         if memory_pages is not None and len(pre) > memory_pages:
             pre = pre[:memory_pages]
     kw = {**KERNEL_DEFAULTS, **overrides}
@@ -309,6 +335,13 @@ def runnable(scenario, runs=None):
     if n_unrec:
         said.append(f"the mappings of {n_unrec} touched page(s) (not in the recording: "
                     f"anonymous VMAs named {UNRECORDED!r})")
+    if scenario.trace.mappings is not None:
+        unknown = unknown_files(scenario.trace, vmas)
+        if unknown:
+            shown = ", ".join(n.rsplit("/", 1)[-1] for n in unknown[:3])
+            said.append(f"the page-cache state of {len(unknown)} file(s) ({shown}"
+                        f"{', ...' if len(unknown) > 3 else ''}: not measured by the "
+                        "recording; scenario_for's unknown= says what was assumed)")
     if not drop:
         return scenario, said
     changes = {}
