@@ -76,7 +76,8 @@ THREAD_COLUMNS = ("thread", "tid", "end_ns", "state", "records_done", "compute_n
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",
-                 "n_livelocked_threads")
+                 "n_livelocked_threads", "n_read_pages", "oom_ns", "oom_thread",
+                 "n_readahead_pages")
 #: Counters of the lock designs after 2010 (docs/model.md section 15.6).
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
                       "n_spf_aborts")
@@ -87,7 +88,7 @@ CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold"
 
 # Fault outcomes, thread states, lock modes and kinds (the integer codes of the output).
 DONE, SIGBUS, KILLED, UNFINISHED = 0, 1, 2, 3
-T_DONE, T_KILLED, T_SIGBUS, T_UNFINISHED = 0, 1, 2, 3
+T_DONE, T_KILLED, T_SIGBUS, T_UNFINISHED, T_OOM = 0, 1, 2, 3, 4
 READ, WRITE = 0, 1
 LOCK_FAULT, LOCK_RECORD, LOCK_REMAP = 0, 1, 2
 
@@ -113,11 +114,18 @@ def mix(seed, stream, counter):
     return z ^ (z >> 31)
 
 
-class _Page:
-    """A file page in the page cache (resident or with its I/O in flight)."""
+class _Oom(Exception):
+    """A charge found no free frame and no page-cache folio to evict (docs/model.md 12)."""
 
-    def __init__(self, in_flight):
+
+class _Page:
+    """A folio in the page cache (resident or with its I/O in flight): one page unless the
+    file has larger folios (docs/model.md 11.4)."""
+
+    def __init__(self, in_flight, frames=1):
         self.in_flight = in_flight
+        self.frames = frames        # the folio's pages inside the file: the frames it takes
+        self.ra_mark = False        # PG_readahead (docs/model.md 11.5)
         self.pins = 0
         self.ref = False            # CLOCK reference bit; twolist: referenced while inactive
         self.unmapped_io = in_flight  # read by an I/O and not mapped since: a wasted I/O if evicted
@@ -193,7 +201,9 @@ class NaiveSimulator:
         self.policy, self.vmas, self.vma_policies = scenario.validate(policy)
         # the kernel fault model (docs/model.md 11.1-11.3); readahead, folios, shared files and
         # the memory limit are not modelled here yet
-        refuse_knobs(scenario, self.vmas, runs=("fault_model",), who="the reference simulator")
+        refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages",
+                                                "memory_bytes", "ra_pages"),
+                     who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
         self.costs = scenario.costs
         self.horizon = int(scenario.horizon_ns)
@@ -210,6 +220,21 @@ class NaiveSimulator:
         trace = scenario.trace
         self.page_size = int(trace.meta.page_size)
         self.shift = self.page_size.bit_length() - 1
+        # the files the VMAs map: (name, pages, folio pages); page-cache entries are keyed
+        # (file index, folio index) (docs/model.md 11.4)
+        self.files, self.vma_file = scenario.file_table(self.vmas)
+        ps = self.page_size
+        self.limit = (None if scenario.memory_bytes is None and scenario.memory_pages is None
+                      else int(scenario.memory_pages) if scenario.memory_bytes is None
+                      else int(scenario.memory_bytes) // ps)
+        self.frames_used = 0               # frames of page-cache folios
+        self.anon_frames = 0               # frames of anonymous pages and private copies
+        self.charged = set()               # (asid, vpn) holding an anonymous frame
+        self.oom = None                    # (thread index, time) once a charge failed
+        self.io_ids = {}                   # folio key -> event id
+        self.io_key_of = []                # event id -> folio key
+        # readahead state per (asid, file): [start, size, async_size, mmap_miss] (11.5)
+        self.ra = {}
         self._build_threads(trace)
         self._check_memory()
         self._build_eager()
@@ -221,7 +246,7 @@ class NaiveSimulator:
         self.copied = set()                # kernel model: PTEs mapping a private copy of a file
         #                                    page (evicting the file page leaves them)
         self.eager_done = [False] * len(self.vmas)
-        self.cache = {}                    # (asid, vpn) -> _Page
+        self.cache = {}                    # (file, folio) -> _Page
         self.lru_order = OrderedDict()     # lru / fifo, twolist's inactive list: oldest first
         self.active = OrderedDict()        # twolist's active list: oldest activation first
         self.ring = deque()                # clock: ring[0] is under the hand
@@ -301,6 +326,10 @@ class NaiveSimulator:
         if mp is not None and mp < 2 * len(self.threads) + 1:
             raise ScenarioError(f"memory_pages must be at least 2 * threads + 1 = "
                                 f"{2 * len(self.threads) + 1}, got {mp}")
+        big = max([f[2] for f in self.files] or [1])
+        if mp is not None and mp < (2 * len(self.threads) + 1) * big:
+            raise ScenarioError(f"memory_pages must be at least (2 * threads + 1) * folio pages "
+                                f"= {(2 * len(self.threads) + 1) * big}, got {mp}")
 
     def _build_eager(self):
         index_of_tid = {th.tid: th.index for th in self.threads}
@@ -322,11 +351,84 @@ class NaiveSimulator:
         for addr in self.sc.preload:
             key = (0, int(addr) >> self.shift)
             vi = self._vma_of(key)
-            if vi is None or self.vmas[vi].backing != "file" or key in self.cache:
+            if vi is None or self.vmas[vi].backing != "file":
                 continue
-            page = self._allocate(key, evict_counter="n_evictions")
+            fkey = self._folio(key, vi)
+            if fkey in self.cache:
+                continue
+            if self.sc.memory_bytes is not None:
+                # another cgroup's page cache: resident, not charged to the limit, and never
+                # reclaimed by it (docs/model.md section 12)
+                page = _Page(in_flight=False, frames=self._folio_frames(fkey))
+                page.pins = 1 << 30
+                self.cache[fkey] = page
+                if self.sc.replacement == "clock":
+                    self.ring.append(fkey)
+                else:
+                    self.lru_order[fkey] = None
+                page.unmapped_io = False
+                continue
+            page = self._allocate(fkey, evict_counter="n_evictions")
             page.in_flight = False
             page.unmapped_io = False
+
+    # -- files and folios (docs/model.md 11.3-11.4) --------------------------------------
+    def _file_page(self, key, vi):
+        """The file page that virtual page ``key`` of file VMA ``vi`` maps."""
+        v = self.vmas[vi]
+        return v.offset // self.page_size + key[1] - (v.start >> self.shift)
+
+    def _folio(self, key, vi):
+        """The page-cache key ``(file, folio)`` of virtual page ``key`` of file VMA ``vi``."""
+        f = self.vma_file[vi]
+        o = self._file_page(key, vi)
+        if o >= self.files[f][1]:
+            raise ScenarioError(f"page {key[1] << self.shift:#x} is beyond the end of file "
+                                f"{self.files[f][0]!r}")
+        return (f, o // self.files[f][2])
+
+    def _folio_frames(self, fkey):
+        _, n, fp = self.files[fkey[0]]
+        return min(fp, n - fkey[1] * fp)
+
+    def _folio_keys(self, fkey):
+        """Every virtual page (any address space) that maps a page of folio ``fkey``."""
+        f, k = fkey
+        _, n, fp = self.files[f]
+        lo, hi = k * fp, min((k + 1) * fp, n)
+        out = []
+        for vi, v in enumerate(self.vmas):
+            if self.vma_file[vi] != f:
+                continue
+            vs = v.start >> self.shift
+            o0 = v.offset // self.page_size
+            for o in range(max(lo, o0), min(hi, o0 + ((v.end - v.start) >> self.shift))):
+                out.append((v.asid, vs + o - o0))
+        return out
+
+    def _cache_page(self, key, vi):
+        """The page-cache folio holding virtual page ``key`` of VMA ``vi``, or None."""
+        if self.vmas[vi].backing != "file":
+            return None
+        return self.cache.get(self._folio(key, vi))
+
+    def _window(self, rec):
+        """The fault-around window of ``rec``'s page (docs/model.md 11.3): the F-aligned
+        pages, with the page's folio when it lies inside the VMA and the page table,
+        clipped to the VMA and the file's end; virtual pages in ascending order."""
+        F = int(self.sc.fault_around_pages)
+        vma = self.vmas[rec.vma]
+        vs, ve = vma.start >> self.shift, vma.end >> self.shift
+        a = rec.vpn - rec.vpn % F
+        lo, hi = max(a, vs), min(a + F, ve)
+        _, n, fp = self.files[self.vma_file[rec.vma]]
+        o = self._file_page(rec.key, rec.vma)
+        b = rec.vpn - o % fp
+        pt = rec.vpn - rec.vpn % 512
+        if fp > 1 and vs <= b and b + fp <= ve and pt <= b and b + fp <= pt + 512:
+            lo, hi = min(lo, b), max(hi, b + fp)
+        hi = min(hi, vs + n - vma.offset // self.page_size)
+        return range(lo, hi)
 
     def _vma_of(self, key):
         asid, vpn = key
@@ -372,7 +474,7 @@ class NaiveSimulator:
             heapq.heappop(self.events)
             self.now = time
             if kind == EV_IO:
-                self._io_completes(self.page_of_id[ident])
+                self._io_completes(self.io_key_of[ident])
             elif kind == EV_ADVERSARY:
                 self._adversary_call()
             elif kind == EV_SIGNAL:
@@ -381,7 +483,10 @@ class NaiveSimulator:
                 th = self.threads[ident]
                 if token == th.token and th.alive:
                     self._step(th, th.resume_value)
-        if self.n_alive > 0 and not self.stopped_by_budget and not (
+                    if self.oom is not None:
+                        self.horizon = self.now   # the books close here
+                        break
+        if self.n_alive > 0 and not self.stopped_by_budget and self.oom is None and not (
                 self.events and self.events[0][0] > self.horizon):
             raise RuntimeError("reference simulator stalled with live threads and no events")
         return self._results()
@@ -392,6 +497,10 @@ class NaiveSimulator:
             try:
                 req = th.gen.send(value)
             except StopIteration:
+                return
+            except _Oom:
+                # docs/model.md section 12: the run ends here, this thread charged
+                self.oom = (th.index, self.now)
                 return
             if req[0] == "sleep":
                 _, dt, cat = req
@@ -480,31 +589,35 @@ class NaiveSimulator:
             self.readonly.discard(key)
         if copy:
             self.copied.add(key)
-        page = self.cache.get(key)
+        vi = self._vma_of(key)
+        page = self._cache_page(key, vi) if vi is not None else None
         if page is not None:
             page.unmapped_io = False
 
-    def _maps_cache_page(self, key):
-        """A PTE maps the page-cache page itself (not a private copy of it)."""
-        return key in self.ptes and key not in self.copied
+    def _maps_cache_page(self, fkey):
+        """A PTE maps a page of folio ``fkey`` itself (not a private copy of it)."""
+        return any(k in self.ptes and k not in self.copied for k in self._folio_keys(fkey))
 
     def _touch(self, rec, copied=False):
         """The access is a reference for the replacement policy (file pages only): through a
         PTE that maps the page-cache page, or (``copied``) the page a COW fault just copied."""
-        if self.vmas[rec.vma].backing != "file" or rec.key not in self.cache:
+        if self.vmas[rec.vma].backing != "file":
+            return
+        fkey = self._folio(rec.key, rec.vma)
+        if fkey not in self.cache:
             return
         if rec.key in self.copied and not copied:
             return
         if self.sc.replacement == "lru":
-            self.lru_order.move_to_end(rec.key)
+            self.lru_order.move_to_end(fkey)
         elif self.sc.replacement == "clock":
-            self.cache[rec.key].ref = True
-        elif self.sc.replacement == "twolist" and rec.key in self.lru_order:
-            # inactive: the first reference marks the page, the second activates it
-            page = self.cache[rec.key]
+            self.cache[fkey].ref = True
+        elif self.sc.replacement == "twolist" and fkey in self.lru_order:
+            # inactive: the first reference marks the folio, the second activates it
+            page = self.cache[fkey]
             if page.ref:
-                del self.lru_order[rec.key]
-                self.active[rec.key] = None
+                del self.lru_order[fkey]
+                self.active[fkey] = None
                 page.ref = False
             else:
                 page.ref = True
@@ -512,7 +625,7 @@ class NaiveSimulator:
     def _twolist_ratio(self):
         """mm/vmscan.c inactive_is_low: keep inactive * int_sqrt(10 * GiB) >= active (ratio 1
         below 1 GiB of page cache)."""
-        gib = (int(self.sc.memory_pages) * self.page_size) >> 30
+        gib = (int(self.limit) * self.page_size) >> 30
         return math.isqrt(10 * gib) if gib else 1
 
     @staticmethod
@@ -534,7 +647,7 @@ class NaiveSimulator:
             for key in self.lru_order:
                 if self._eligible(self.cache[key]):
                     return key
-        else:
+        elif self.ring:
             for _ in range(2 * len(self.ring) + 1):
                 key = self.ring[0]
                 page = self.cache[key]
@@ -543,7 +656,7 @@ class NaiveSimulator:
                 if self._eligible(page):
                     page.ref = False
                 self.ring.rotate(-1)
-        raise RuntimeError("no evictable page (memory_pages too small?)")
+        return None
 
     def _evict(self, key):
         page = self.cache.pop(key)
@@ -553,19 +666,37 @@ class NaiveSimulator:
             del self.active[key]
         else:
             del self.lru_order[key]
-        if key not in self.copied:
-            self.ptes.discard(key)
-            self.readonly.discard(key)
+        for k in self._folio_keys(key):   # every PTE that maps the folio (not private copies)
+            if k not in self.copied:
+                self.ptes.discard(k)
+                self.readonly.discard(k)
+        self.frames_used -= page.frames
         if page.unmapped_io:
             self.counters["n_wasted_io"] += 1
 
-    def _allocate(self, key, evict_counter):
-        """Take a frame for ``key`` (evicting a victim if all are taken) and insert it."""
-        mp = self.sc.memory_pages
-        if mp is not None and len(self.cache) >= mp:
-            self._evict(self._choose_victim())
+    def _make_room(self, frames, evict_counter, strict):
+        """Evict victims until ``frames`` more fit under the limit (anonymous frames count
+        under memory_bytes).  Returns False when no victim is left first (``strict``: the
+        memory limit, where that is the caller's failure; else the frames go in anyway)."""
+        while self.limit is not None and \
+                self.frames_used + self.anon_frames + frames > self.limit:
+            victim = self._choose_victim()
+            if victim is None:
+                if strict:
+                    return False
+                break
+            self._evict(victim)
             self.counters[evict_counter] += 1
-        page = _Page(in_flight=True)
+        return True
+
+    def _allocate(self, key, evict_counter):
+        """Take the frames of folio ``key`` (evicting victims while the limit is passed) and
+        insert it; raises _Oom when the memory limit leaves no victim."""
+        frames = self._folio_frames(key)
+        if not self._make_room(frames, evict_counter, strict=self.sc.memory_bytes is not None):
+            raise _Oom()
+        page = _Page(in_flight=True, frames=frames)
+        self.frames_used += frames
         self.cache[key] = page
         if self.sc.replacement == "clock":
             self.ring.append(key)       # just behind the hand
@@ -576,9 +707,116 @@ class NaiveSimulator:
     def _issue_io(self, key):
         page = self._allocate(key, evict_counter="n_evictions")
         self.counters["n_io"] += 1
+        self.counters["n_read_pages"] += page.frames
         done = self.now + self._draw(STREAM_IO, self.io_table)
-        self._push(done, EV_IO, self.page_id[key])
+        self._push(done, EV_IO, self._io_id(key))
+        self.io_done = done
         return page
+
+    # -- readahead (docs/model.md 11.5) ---------------------------------------------------
+    def _ra_state(self, rec):
+        return self.ra.setdefault((rec.asid, self.vma_file[rec.vma]), [0, 0, 0, 0])
+
+    def _readahead_on(self, rec):
+        return self.sc.ra_pages > 0 and self.vmas[rec.vma].madvise != "random"
+
+    def _read_window(self, f, lo, hi, mark):
+        """Allocate the folios of file ``f`` holding pages [lo, hi) (clipped to the file) that
+        are not in the page cache, ascending, until one finds no frame; the one holding page
+        ``mark`` is marked.  Returns the new folios' keys (not yet issued)."""
+        _, n, fp = self.files[f]
+        lo, hi = max(lo, 0), min(hi, n)
+        got = []
+        if lo >= hi:
+            return got
+        for k in range(lo // fp, (hi - 1) // fp + 1):
+            key = (f, k)
+            if key in self.cache:
+                continue
+            frames = self._folio_frames(key)
+            if not self._make_room(frames, "n_evictions", strict=True):
+                break                      # readahead never reclaims hard nor OOMs
+            page = _Page(in_flight=True, frames=frames)
+            page.ra_mark = mark < n and mark // fp == k
+            self.frames_used += frames
+            self.cache[key] = page
+            if self.sc.replacement == "clock":
+                self.ring.append(key)
+            else:
+                self.lru_order[key] = None
+            got.append(key)
+        return got
+
+    def _issue_window(self, keys, done):
+        for key in keys:
+            self._push(done, EV_IO, self._io_id(key))
+            pages = self.cache[key].frames
+            self.counters["n_read_pages"] += pages
+            self.counters["n_readahead_pages"] += pages
+
+    def _sync_readahead(self, rec, fkey, page):
+        """A miss: the read-around (or sequential) window joins the faulting folio's I/O."""
+        if not self._readahead_on(rec):
+            return
+        R = self.sc.ra_pages
+        st = self._ra_state(rec)
+        o = self._file_page(rec.key, rec.vma)
+        f = fkey[0]
+        _, n, fp = self.files[f]
+        if self.vmas[rec.vma].madvise == "sequential":
+            st[0:3] = [o, 2 * R, R]
+        else:
+            st[3] = min(st[3] + 1, 1000)
+            if st[3] > 100:                # MMAP_LOTSAMISS: the faulting folio alone
+                return
+            st[0:3] = [max(0, o - R // 2), R, R // 4]
+        mark = st[0] + st[1] - st[2]
+        if mark < n and mark // fp == fkey[1]:
+            page.ra_mark = True
+        self._issue_window(self._read_window(f, st[0], st[0] + st[1], mark), self.io_done)
+
+    def _async_readahead(self, rec, fkey, page, k):
+        """A lookup from user space found the page resident: one miss less; a marked folio
+        starts the next window (one I/O request, nobody waits for it)."""
+        if not self._readahead_on(rec) or k != 0:
+            return
+        st = self._ra_state(rec)
+        st[3] = max(0, st[3] - 1)
+        if not page.ra_mark:
+            return
+        page.ra_mark = False
+        R = self.sc.ra_pages
+        M = 2 * R if self.vmas[rec.vma].madvise == "sequential" else R
+        o = self._file_page(rec.key, rec.vma)
+        fp = self.files[fkey[0]][2]
+        if (st[0] + st[1] - st[2]) // fp == o // fp:
+            size = st[1]
+            nxt = 4 * size if 16 * size < M else 2 * size if 2 * size <= M else M
+            st[0:3] = [st[0] + size, nxt, nxt]
+        else:
+            st[0:3] = [o + 1, M, M]
+        keys = self._read_window(fkey[0], st[0], st[0] + st[1], st[0])
+        if keys:
+            self.counters["n_io"] += 1
+            self._issue_window(keys, self.now + self._draw(STREAM_IO, self.io_table))
+
+    def _io_id(self, key):
+        if key not in self.io_ids:
+            self.io_ids[key] = len(self.io_ids)
+            self.io_key_of.append(key)
+        return self.io_ids[key]
+
+    def _charge(self, rec, case):
+        """Under memory_bytes, an anonymous page or a private copy takes a frame at its
+        install (once a page); raises _Oom when no folio can be evicted for it."""
+        if self.sc.memory_bytes is None or rec.key in self.charged:
+            return
+        backing = self.vmas[rec.vma].backing
+        if case in ("anon", "copy", "cow") or (case is None and backing == "anon"):
+            if not self._make_room(1, "n_evictions", strict=True):
+                raise _Oom()
+            self.charged.add(rec.key)
+            self.anon_frames += 1
 
     def _io_completes(self, key):
         page = self.cache[key]
@@ -591,21 +829,19 @@ class NaiveSimulator:
         page.waiters = []
 
     def _fault_around(self, rec):
-        F = int(self.sc.fault_around_pages)
-        if F <= 1:
-            return 0
-        vma = self.vmas[rec.vma]
-        base = rec.vpn - rec.vpn % F
+        """Map the window's other pages whose PTE is none and whose folio is resident, not in
+        flight and not marked for readahead (docs/model.md 8, 11.3); returns how many."""
         n = 0
-        for vpn in range(base, base + F):
-            addr = vpn << self.shift
+        for vpn in self._window(rec):
             key = (rec.asid, vpn)
-            if vpn == rec.vpn or not (vma.start <= addr < vma.end) or key in self.ptes:
+            if vpn == rec.vpn or key in self.ptes:
                 continue
-            page = self.cache.get(key)
-            if page is not None and not page.in_flight:
+            page = self.cache.get(self._folio(key, rec.vma))
+            if page is not None and not page.in_flight and not page.ra_mark:
                 self._map(key, readonly=self.kernel)
                 n += 1
+        st = self._ra_state(rec)
+        st[3] = max(0, st[3] - n)          # filemap_map_pages: mmap_miss down a page mapped
         return n
 
     # -- adversary and signals ------------------------------------------------------------
@@ -639,7 +875,13 @@ class NaiveSimulator:
         first = (vma.start >> self.shift) + int(adv.first_page)
         last = (vma.end >> self.shift) if adv.n_pages is None else first + int(adv.n_pages)
         last = min(last, vma.end >> self.shift)
-        for key in [k for k in self.cache if k[0] == vma.asid and first <= k[1] < last]:
+        # the folios of the range's file that lie wholly in it (docs/model.md 11.4)
+        f = self.vma_file[self.adv_vma]
+        _, n, fp = self.files[f]
+        o0 = self._file_page((vma.asid, first), self.adv_vma)
+        o1 = min(n, o0 + last - first)
+        for key in [k for k in self.cache if k[0] == f and o0 <= k[1] * fp
+                    and min((k[1] + 1) * fp, n) <= o1]:
             page = self.cache[key]
             if self._eligible(page) and not self._maps_cache_page(key):
                 self._evict(key)
@@ -923,7 +1165,7 @@ class NaiveSimulator:
 
         # 2b. A speculative attempt never waits and validates its sequence count at h.
         if how_lock == "speculative":
-            page = self.cache.get(rec.key) if backing == "file" else None
+            page = self._cache_page(rec.key, rec.vma)
             needs_wait = ((backing == "file" and case not in ("copy", "mkwrite")
                            and (page is None or page.in_flight))
                           or (backing == "context"
@@ -943,9 +1185,11 @@ class NaiveSimulator:
             self._end_thread(th, T_SIGBUS)
             return _DEAD
         if case in ("zero", "anon", "copy", "mkwrite"):
+            self._charge(rec, case)
             self._install(rec, case)
             return self._complete_attempt(th, rec, lock)
         if pol.eager or backing in ("anon", "device", "iomem"):
+            self._charge(rec, case)
             self._map(rec.key)
             return self._complete_attempt(th, rec, lock)
         if backing == "context" and self.context_ready_at.get(rec.key, h + 1) <= h:
@@ -954,30 +1198,36 @@ class NaiveSimulator:
 
         page = None
         if backing == "file":
-            page = self.cache.get(rec.key)
-            around = case is None or case == "read"   # write faults get no fault-around
-            if case == "read" and self.sc.fault_around_pages > 1 and (
-                    page is None or page.in_flight):
+            fkey = self._folio(rec.key, rec.vma)
+            page = self.cache.get(fkey)
+            # write faults get no fault-around; a window of the page alone maps nothing
+            around = (case is None or case == "read") and len(self._window(rec)) > 1
+            if case == "read" and around and (page is None or page.in_flight or page.ra_mark):
                 # kernel model: the resident neighbours are mapped before the faulting page's
                 # own lookup (do_fault_around runs before ->fault)
                 yield ("sleep", self._fault_around(rec) * c.pte_ns, "att_cpu")
                 h = self.now                      # the page's own lookup
-                page = self.cache.get(rec.key)
+                page = self.cache.get(fkey)
                 around = False
             if case == "cow":
                 fault["cow_lookup"] = True
             if page is not None and not page.in_flight:
                 page.pins += 1
+                self._async_readahead(rec, fkey, page, k)
                 yield ("sleep", c.pagecache_hit_ns, "att_cpu")
+                self._charge(rec, case)
                 self._install(rec, case)
                 extra_ptes = self._fault_around(rec) if around else 0
                 page.pins -= 1  # docs/model.md: unpin at the install instant
                 yield ("sleep", extra_ptes * c.pte_ns, "att_cpu")
                 return self._complete_attempt(th, rec, lock)
             if page is None:
-                page = self._issue_io(rec.key)
+                page = self._issue_io(fkey)
                 fault["major"] = 1
-            page.pins += 1
+                page.pins += 1
+                self._sync_readahead(rec, fkey, page)
+            else:
+                page.pins += 1
 
         # 4. The wait.
         left = pol.max_retries < 0 or fault["retries"] < pol.max_retries
@@ -997,11 +1247,12 @@ class NaiveSimulator:
             self._release_fault_lock(th, rec, lock)
             if page is not None:
                 page.waiters.append((th, False))
-                th.waiting_on = rec.key
+                th.waiting_on = fkey
             else:
                 self._resume_at(th, context_done + c.wakeup_ns, "wake")
             yield ("wait",)
             self._end_wait(fault)
+            self._charge(rec, case)
             self._install(rec, case)
             if page is not None:
                 page.pins -= 1
@@ -1014,7 +1265,7 @@ class NaiveSimulator:
             self._release_fault_lock(th, rec, lock)
             if page is not None:
                 page.waiters.append((th, True))
-                th.waiting_on = rec.key
+                th.waiting_on = fkey
             else:
                 self._context_ready(rec.key, context_done)
                 self._resume_at(th, context_done + c.wakeup_ns, "wake")
@@ -1031,7 +1282,7 @@ class NaiveSimulator:
         else:
             if page is not None:
                 page.waiters.append((th, False))
-                th.waiting_on = rec.key
+                th.waiting_on = fkey
             else:
                 self._resume_at(th, context_done + c.wakeup_ns, "wake")
             th.interruptible = interruptible
@@ -1047,6 +1298,7 @@ class NaiveSimulator:
             return _TO_USER
 
         # Woken with the lock held: install, unpin, release.
+        self._charge(rec, case)
         self._install(rec, case)
         if page is not None:
             page.pins -= 1
@@ -1080,7 +1332,7 @@ class NaiveSimulator:
                 th.charge_to(th.cat, H)
                 th.settle_attempt(H, "done")
                 th.end_ns = H
-                th.state = T_UNFINISHED
+                th.state = T_UNFINISHED if self.oom is None else T_OOM
                 f = th.fault
                 if f is not None:
                     if f["lock_since"] is not None:
@@ -1089,12 +1341,13 @@ class NaiveSimulator:
                         f["io_wait_ns"] += H - f["wait_since"]
                     # livelocked only if it could still retry (docs/model.md section 13)
                     mr = self.vma_policies[f["vma"]].max_retries
-                    if f["retries"] >= 1 and (mr < 0 or f["retries"] < mr):
+                    if f["retries"] >= 1 and (mr < 0 or f["retries"] < mr) and self.oom is None:
                         cnt["n_livelocked_threads"] += 1
                 cnt["n_unfinished_records"] += len(th.records) - th.records_done
             elif th.state != T_DONE:
                 cnt["n_abandoned_records"] += len(th.records) - th.records_done
 
+        cnt["oom_thread"], cnt["oom_ns"] = self.oom if self.oom is not None else (-1, -1)
         cnt["n_faults"] = len(self.faults)
         cnt["n_major"] = sum(f["major"] for f in self.faults)
         cnt["n_minor"] = cnt["n_faults"] - cnt["n_major"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, Fixed, Policy,
+from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, Fixed, Policy,
                          Scenario, SignalSchedule, Uniform, Vma, can_serve)
 from vmlab.trace import Op, Trace
 
@@ -158,10 +158,11 @@ def _writer(draw, tid, asid, vmas):
 
 
 @st.composite
-def scenarios(draw, policy, fault_model="page"):
+def scenarios(draw, policy, fault_model="page", granular=False):
     """A small scenario that ``validate(policy)`` accepts (under ``fault_model``; the kernel
     model's VMAs get random ``prot`` and ``private``, and a store only goes to a writable
-    VMA)."""
+    VMA).  ``granular``: file VMAs may name shared files at offsets, with folios, and the
+    page cache may be a ``memory_bytes`` limit (docs/model.md 11.3-12)."""
     kernel = fault_model == "kernel"
     n_threads = draw(st.integers(2, 4))
     tids = sorted(draw(st.lists(st.integers(0, 500), min_size=n_threads, max_size=n_threads,
@@ -181,6 +182,13 @@ def scenarios(draw, policy, fault_model="page"):
         if kernel:
             mapping = dict(prot=draw(st.sampled_from(["rw", "rw", "r", "rx", "rwx"])),
                            private=draw(st.integers(0, 3)) > 0)
+        if granular and backing == "file" and draw(st.integers(0, 2)) > 0:
+            # a shared file (two VMAs, maybe in two address spaces, map its pages)
+            mapping.update(file=draw(st.sampled_from(["A", "A", "B"])),
+                           offset=draw(st.integers(0, 6)) * PAGE)
+        if granular and backing == "file":
+            mapping.update(madvise=draw(st.sampled_from(["normal", "normal", "random",
+                                                         "sequential"])))
         vmas.append(Vma(vpn * PAGE, (vpn + n_pages) * PAGE, backing, policy=pol, asid=asid,
                         name=f"v{j}", **mapping))
         vpn += n_pages + draw(st.integers(0, 3))
@@ -233,9 +241,35 @@ def scenarios(draw, policy, fault_model="page"):
                      map_thread=draw(st.sampled_from(tids)), prot=v.prot, private=v.private)
             for v in vmas]
 
+    files = ()
+    folio_pages = 1
+    memory_bytes = None
+    ra_pages = 0
+    big = 1
+    if granular:
+        ra_pages = draw(st.sampled_from([0, 1, 2, 3, 4, 8, 32]))
+        folio_pages = draw(st.sampled_from([1, 1, 2, 4]))
+        named = sorted({v.file for v in vmas if v.file is not None})
+        fl = []
+        for name in named:
+            if draw(st.booleans()):
+                reach = max(v.offset // PAGE + (v.end - v.start) // PAGE
+                            for v in vmas if v.file == name)
+                size = None if draw(st.booleans()) else (reach + draw(st.integers(0, 9))) * PAGE \
+                    - draw(st.integers(0, PAGE - 1)) * int(draw(st.booleans()))
+                if size is not None and size <= (reach - 1) * PAGE:
+                    size = reach * PAGE
+                fl.append(File(name, size_bytes=size,
+                               folio_pages=draw(st.sampled_from([None, 1, 2, 8]))))
+        files = tuple(fl)
+        big = max([folio_pages] + [f.folio_pages or folio_pages for f in files])
     memory_pages = None
     if draw(st.booleans()):
-        memory_pages = 2 * n_threads + 1 + draw(st.integers(0, 6))
+        memory_pages = (2 * n_threads + 1) * big + draw(st.integers(0, 6))
+    if granular and draw(st.integers(0, 2)) == 0:
+        # a limit on anonymous and page-cache frames: from OOM at once to roomy
+        memory_pages = None
+        memory_bytes = draw(st.integers(1, 40)) * PAGE + draw(st.sampled_from([0, 0, 100]))
 
     signals = ()
     if draw(st.booleans()):
@@ -281,7 +315,8 @@ def scenarios(draw, policy, fault_model="page"):
         costs=draw(costs()),
         signals=signals, adversary=adversary, preload=preload,
         horizon_ns=horizon, seed=draw(st.integers(0, 2**64 - 1)),
-        fault_model=fault_model,
+        fault_model=fault_model, files=files, folio_pages=folio_pages,
+        memory_bytes=memory_bytes, ra_pages=ra_pages,
     )
 
 
@@ -296,8 +331,20 @@ def cases(draw):
 
 @st.composite
 def kernel_cases(draw):
-    """``(scenario, policy)`` pairs under the kernel fault model (docs/model.md section 11)."""
+    """``(scenario, policy)`` pairs under the kernel fault model (docs/model.md section 11),
+    with shared files, folios and memory limits in some of them (sections 11.3-12)."""
     policy = draw(policies())
-    scenario = draw(scenarios(policy, fault_model="kernel"))
+    scenario = draw(scenarios(policy, fault_model="kernel", granular=draw(st.booleans())))
+    scenario.validate(policy)
+    return scenario, policy
+
+
+@st.composite
+def granular_cases(draw):
+    """``(scenario, policy)`` pairs with shared files, folios and memory limits under either
+    fault model (docs/model.md 11.3-12 apply to both)."""
+    policy = draw(policies())
+    scenario = draw(scenarios(policy, fault_model=draw(st.sampled_from(["page", "kernel"])),
+                              granular=True))
     scenario.validate(policy)
     return scenario, policy

@@ -27,7 +27,7 @@ if not hasattr(engine, "run"):
                 allow_module_level=True)
 
 from naive_engine import canonical, first_difference, simulate  # noqa: E402
-from scenario_strategies import cases, kernel_cases  # noqa: E402
+from scenario_strategies import cases, granular_cases, kernel_cases  # noqa: E402
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
 from vmlab.trace import Op, Trace  # noqa: E402
@@ -49,7 +49,9 @@ def describe(scenario, policy):
     lines += [f"costs: {scenario.costs!r}",
               f"memory_pages={scenario.memory_pages} replacement={scenario.replacement} "
               f"fault_around_pages={scenario.fault_around_pages} horizon_ns={scenario.horizon_ns} "
-              f"seed={scenario.seed}",
+              f"seed={scenario.seed} fault_model={scenario.fault_model} "
+              f"folio_pages={scenario.folio_pages} memory_bytes={scenario.memory_bytes} "
+              f"ra_pages={scenario.ra_pages} files={scenario.files!r}",
               f"signals: {scenario.signals!r}", f"adversary: {scenario.adversary!r}",
               f"preload: {None if scenario.preload is None else [hex(int(a)) for a in scenario.preload]}",
               f"trace ({len(t)} records):"] + recs
@@ -148,4 +150,14 @@ def test_engine_matches_reference_while_its_tables_grow():
                                  HealthCheck.filter_too_much])
 @given(kernel_cases())
 def test_engine_matches_reference_under_the_kernel_fault_model(case):
+    check_agreement(*case)
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(granular_cases())
+def test_engine_matches_reference_with_files_folios_readahead_and_memory_limits(case):
+    """docs/model.md 11.3-12 in both fault models: shared files, folios, readahead,
+    memory_bytes."""
     check_agreement(*case)

@@ -137,11 +137,6 @@ def test_accesses_the_program_could_not_make_are_refused(vma, op, message):
     run([(op, 0)], vma=vma, model="page")   # the page model does not read prot
 
 
-def test_knobs_the_reference_does_not_run_are_refused():
-    with pytest.raises(ScenarioError, match="ra_pages=32: .*not run by the reference simulator"):
-        run([(R, 0)], ra_pages=32)
-
-
 # -- random scenarios -------------------------------------------------------------------------
 
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402

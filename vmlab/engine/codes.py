@@ -79,8 +79,8 @@ TT_RECORDS = 11  # records completed
 TT_NCOL = 12
 
 # thread states
-ST_DONE, ST_KILLED, ST_SIGBUS, ST_UNFINISHED, ST_RUNNING = 0, 1, 2, 3, 4
-STATE_NAMES = ("done", "killed", "sigbus", "unfinished")
+ST_DONE, ST_KILLED, ST_SIGBUS, ST_UNFINISHED, ST_OOM, ST_RUNNING = 0, 1, 2, 3, 4, 5
+STATE_NAMES = ("done", "killed", "sigbus", "unfinished", "oom")
 
 # thread scratch columns: the kernel's per-thread state, one row a thread (TS[th, TS_*])
 TS_POS = 0          # the current record: an index into rec_page (thr_off[th] .. thr_off[th + 1])
@@ -142,13 +142,18 @@ TSB_NCOL = 3
  CNT_EVICTIONS, CNT_ADV_EVICTIONS, CNT_LOCK_W, CNT_PTES, CNT_SIGNALS, CNT_UNFINISHED,
  CNT_ABANDONED, CNT_LIVELOCKED, CNT_SIG_DELIVERED, CNT_END, CNT_RESIDENT, CNT_LW_WINDOW,
  CNT_LW_FIRST, CNT_LW_LAST, CNT_ACC_END, CNT_EVENTS, CNT_BUDGET_STOP) = range(25)
-CNT_BIN_NS = 25   # state: the series' bin width at the end of the run
-CNT_ACTIVE = 26   # state: pages on twolist's active list
-N_COUNTERS = 27
+CNT_READ_PAGES = 25  # pages read from disk (a folio's frames; readahead's included)
+CNT_OOM_NS = 26      # the instant of an OOM (docs/model.md section 12), -1: none
+CNT_OOM_THREAD = 27  # the thread (dense index) whose charge found no frame, -1: none
+CNT_RA_PAGES = 28    # pages read by readahead beyond the faulting folio (section 11.5)
+CNT_BIN_NS = 29   # state: the series' bin width at the end of the run
+CNT_ACTIVE = 30   # state: page-cache entries on twolist's active list
+N_COUNTERS = 31
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",
                  "n_livelocked_threads", "n_signals_delivered", "elapsed_ns",
                  "n_resident_end", "n_lock_w_while_access", "lock_w_first_request_ns",
                  "lock_w_last_release_ns", "access_threads_end_ns", "n_events",
-                 "stopped_by_event_budget")
+                 "stopped_by_event_budget", "n_read_pages", "oom_ns", "oom_thread",
+                 "n_readahead_pages")

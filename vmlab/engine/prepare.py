@@ -24,6 +24,9 @@ from . import codes as C
 from .fastpath import fast_path_eligibility
 from .kernel import KernelInputs
 
+#: The knobs of docs/model.md sections 11-12 the engine runs (``refuse_knobs`` refuses the
+#: others): every one of them.
+RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages")
 _ASID_BITS = 12
 _VPN_BITS = 52
 _CHUNK = 1 << 24
@@ -299,6 +302,100 @@ def _with_extra_pages(idx, extra):
                       idx.thr_off, idx.thr_access, idx.n_asid)
 
 
+#: Most page-cache entries (folios of the mapped files) a run with files, folios, readahead
+#: or a memory limit may have: each takes a few bytes of the kernel's arrays.
+MAX_CACHE_ENTRIES = 1 << 26
+
+
+def _vma_ranges(keys, vma_asid, vma_first_vpn, vma_end_vpn):
+    """Each VMA's key-rank range ``[p0, p1)`` over the sorted page ``keys``, and each key's
+    VMA (-1: in none)."""
+    vkey0 = (vma_asid.astype(np.uint64) << np.uint64(_VPN_BITS)) | vma_first_vpn.astype(np.uint64)
+    p0 = np.searchsorted(keys, vkey0).astype(np.int64)
+    # the end is exclusive and may be the top of the address space (end page 2**52): its key
+    # is then the next address space's first, or past every key
+    p1 = np.array([len(keys) if k >= 1 << 64 else int(np.searchsorted(keys, np.uint64(k)))
+                   for k in ((int(a) << _VPN_BITS) + int(e)
+                             for a, e in zip(vma_asid, vma_end_vpn))], np.int64)
+    key_vma = np.full(len(keys), -1, np.int32)
+    for i in range(len(vma_asid)):
+        key_vma[p0[i]:p1[i]] = i
+    return p0, p1, key_vma
+
+
+def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode):
+    """The fault-around window ``[lo, hi)`` (virtual pages) of each page ``vpn`` of VMA
+    ``vma``: the ``F``-aligned pages, with the page's folio when it lies inside the VMA and
+    the page table (``cache_mode``), clipped to the VMA and the file's end (docs/model.md
+    11.3).  Pages of other backings: the page alone."""
+    vma = vma.astype(np.int64)
+    fid = vma_file[vma]
+    a = vpn - vpn % F
+    lo = np.maximum(a, vs[vma])
+    hi = np.minimum(a + F, ve[vma])
+    if cache_mode and len(files):
+        fp = np.array([f[2] for f in files], np.int64)[np.maximum(fid, 0)]
+        n = np.array([f[1] for f in files], np.int64)[np.maximum(fid, 0)]
+        o = vma_off[vma] + vpn - vs[vma]
+        b = vpn - o % fp
+        pt = vpn - vpn % 512
+        whole = (fp > 1) & (b >= vs[vma]) & (b + fp <= ve[vma]) & (b >= pt) & (b + fp <= pt + 512)
+        lo = np.where(whole, np.minimum(lo, b), lo)
+        hi = np.where(whole, np.maximum(hi, b + fp), hi)
+        hi = np.minimum(hi, np.maximum(vs[vma] + n - vma_off[vma], vpn + 1))
+    lo = np.where(fid >= 0, lo, vpn)
+    hi = np.where(fid >= 0, hi, vpn + 1)
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def _cache_layout(files, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, first_rec, trace,
+                  ps):
+    """Page-cache entries by file and folio (docs/model.md 11.4): entry ``P + k`` is folio
+    ``k`` (files in order, folios by offset).  Returns ``page_slot`` (each file page's entry,
+    other pages their own id), ``slot_frames`` (frames an entry takes), ``f_base`` (each
+    file's first folio), and the pages that map each folio (``sp_off``, ``sp_pages``)."""
+    P = len(page_vma)
+    nfol = np.array([-(-f[1] // f[2]) for f in files], np.int64)
+    if int(nfol.sum()) > MAX_CACHE_ENTRIES:
+        big = int(np.argmax(nfol))
+        name = files[big][0] or "of a file VMA of its own"
+        raise ScenarioError(
+            f"file {name!r} spans {files[big][1]} pages: more than {MAX_CACHE_ENTRIES} page-cache "
+            "folios in all; give the files' size_bytes (File) or larger folio_pages")
+    f_base = np.zeros(len(files) + 1, np.int64)
+    f_base[1:] = np.cumsum(nfol)
+    page_slot = np.arange(P, dtype=np.int64)
+    fid = vma_file[page_vma] if P else np.zeros(0, np.int64)
+    isf = fid >= 0
+    if isf.any():
+        pv = page_vma[isf].astype(np.int64)
+        ff = fid[isf]
+        o = vma_off[pv] + page_vpn[isf] - vma_first_vpn[pv]
+        n = np.array([f[1] for f in files], np.int64)[ff]
+        fp = np.array([f[2] for f in files], np.int64)[ff]
+        bad = np.flatnonzero(o >= n)
+        if len(bad):
+            j = int(np.flatnonzero(isf)[bad[0]])
+            r = int(first_rec[j])
+            what = (f"record {r} (thread {int(trace.tid[r])}, address {int(trace.addr[r]):#x})"
+                    if r < len(trace) else f"preload address {int(page_vpn[j]) * ps:#x}")
+            name = files[int(ff[bad[0]])][0]
+            raise ScenarioError(f"{what} is beyond the end of file {name!r} ({int(n[bad[0]])} "
+                                "pages); make File.size_bytes cover every page the VMAs touch")
+        page_slot[isf] = P + f_base[ff] + o // fp
+    n_slots = P + int(f_base[-1])
+    slot_frames = np.ones(n_slots, np.int64)
+    for i, (_, npg, fp) in enumerate(files):
+        k = np.arange(nfol[i], dtype=np.int64)
+        slot_frames[P + f_base[i] + k] = np.minimum(fp, npg - k * fp)
+    fpages = np.flatnonzero(page_slot >= P)
+    order = fpages[np.argsort(page_slot[fpages], kind="stable")]
+    sp_off = np.zeros(int(f_base[-1]) + 1, np.int64)
+    np.add.at(sp_off, page_slot[order] - P + 1, 1)
+    sp_off = np.cumsum(sp_off)
+    return page_slot, slot_frames, f_base, sp_off, order.astype(np.int64)
+
+
 @dataclass
 class Prepared:
     """Everything the kernel needs, plus what the wrapper needs to label results."""
@@ -385,7 +482,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                 if hasattr(scenario, "columns") else "")
         raise ScenarioError(f"simulate() needs a Scenario, got {type(scenario).__name__}{hint}")
     pol, vmas, vma_pols = scenario.validate(policy)
-    refuse_knobs(scenario, vmas, runs=("fault_model",))
+    refuse_knobs(scenario, vmas, runs=RUNS_KNOBS)
     kernel_model = scenario.fault_model == "kernel"
     refuse_lock_designs(vma_pols)
     trace = scenario.trace
@@ -399,6 +496,34 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
             idx = _with_extra_pages(idx, extra)
     ps = int(trace.page_size)
     T = len(idx.thr_tid)
+    nv = len(vmas)
+    vma_asid = np.array([v.asid for v in vmas], np.int64)
+    vma_first_vpn = np.array([v.start // ps for v in vmas], np.int64)
+    vma_end_vpn = np.array([v.end // ps for v in vmas], np.int64)
+    vma_npages = vma_end_vpn - vma_first_vpn
+    # the page cache by file and folio, readahead, the memory limit (docs/model.md 11.3-12)
+    knobs = scenario.granularity_knobs(vmas)
+    cache_mode = bool(set(knobs) - {"fault_model"})
+    files, vma_file = scenario.file_table(vmas)
+    vma_file = np.array(vma_file, np.int64)
+    vma_off = np.array([v.offset // ps for v in vmas], np.int64)
+    fa = int(scenario.fault_around_pages)
+    if cache_mode:
+        # the pages fault-around may map without any record touching them join the pages
+        vma_p0, vma_p1, key_vma = _vma_ranges(idx.keys, vma_asid, vma_first_vpn, vma_end_vpn)
+        if (key_vma >= 0).all():
+            key_vpn = (idx.keys & np.uint64((1 << _VPN_BITS) - 1)).astype(np.int64)
+            lo, hi = _windows(key_vpn, key_vma, fa, files, vma_file, vma_off, vma_first_vpn,
+                              vma_end_vpn, cache_mode)
+            n = hi - lo
+            if (n > 1).any():
+                start = np.repeat(lo, n)
+                step = np.arange(len(start)) - np.repeat(np.cumsum(n) - n, n)
+                asid = vma_asid[np.repeat(key_vma, n)].astype(np.uint64)
+                ext = (asid << np.uint64(_VPN_BITS)) | (start + step).astype(np.uint64)
+                extra = np.setdiff1d(ext, idx.keys)
+                if len(extra):
+                    idx = _with_extra_pages(idx, extra)
     P = len(idx.keys)
     # arrays indexed by key rank first (VMAs are key ranges), page id order at the end
     key_asid = (idx.keys >> np.uint64(_VPN_BITS)).astype(np.int64)
@@ -407,22 +532,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     page_vpn = key_vpn[idx.rank]
 
     # VMAs -> dense page ranges
-    nv = len(vmas)
-    vma_asid = np.array([v.asid for v in vmas], np.int64)
-    vma_first_vpn = np.array([v.start // ps for v in vmas], np.int64)
-    vma_end_vpn = np.array([v.end // ps for v in vmas], np.int64)
-    vma_npages = vma_end_vpn - vma_first_vpn
-    vkey0 = (vma_asid.astype(np.uint64) << np.uint64(_VPN_BITS)) | vma_first_vpn.astype(np.uint64)
-    vma_p0 = np.searchsorted(idx.keys, vkey0).astype(np.int64)
-    # the end is exclusive and may be the top of the address space (end page 2**52): its key
-    # is then the next address space's first, or past every key
-    vma_p1 = np.array([len(idx.keys) if k >= 1 << 64 else
-                       int(np.searchsorted(idx.keys, np.uint64(k)))
-                       for k in ((int(a) << _VPN_BITS) + int(e)
-                                 for a, e in zip(vma_asid, vma_end_vpn))], np.int64)
-    key_vma = np.full(P, -1, np.int32)
-    for i in range(nv):
-        key_vma[vma_p0[i]:vma_p1[i]] = i
+    vma_p0, vma_p1, key_vma = _vma_ranges(idx.keys, vma_asid, vma_first_vpn, vma_end_vpn)
     if P and (key_vma < 0).any():
         bad = int(np.flatnonzero(key_vma < 0)[0])
         r = int(idx.first_rec[bad])
@@ -435,6 +545,21 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
             f"address space {int(key_asid[bad])}) is in no VMA; add a VMA that covers it "
             "(or leave vmas=None to infer them from the trace)")
     page_vma = key_vma[idx.rank]
+    if cache_mode:
+        page_slot, slot_frames, f_base, sp_off, sp_pages = _cache_layout(
+            files, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, idx.first_rec, trace, ps)
+    else:   # every page its own entry of one frame: the page cache of docs/model.md 8
+        page_slot = np.arange(P, dtype=np.int64)
+        slot_frames = np.ones(P, np.int64)
+        f_base = np.zeros(len(files) + 1, np.int64)
+        sp_off = np.zeros(1, np.int64)
+        sp_pages = np.zeros(0, np.int64)
+    NS = len(slot_frames)   # page-cache entries (ids >= P: folios)
+    key_page_vma = page_vma[idx.by_key] if P else page_vma
+    lo, hi = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
+                      vma_end_vpn, cache_mode)
+    win_lo = lo[idx.rank] if P else lo
+    win_hi = hi[idx.rank] if P else hi
 
     # policies as rows of knobs
     uniq_pols = []
@@ -519,7 +644,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
 
     # adversary
     adv = scenario.adversary
-    adv_target = np.zeros(P, np.uint8)
+    adv_target = np.zeros(NS, np.uint8)
     adv_kind, adv_param, adv_start = C.SCHED_NONE, 0, 0
     adv_times = np.zeros(0, np.int64)
     if adv is not None:
@@ -528,7 +653,17 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         hi = vma_end_vpn[vi] if adv.n_pages is None else lo + int(adv.n_pages)
         sel = np.arange(vma_p0[vi], vma_p1[vi])
         sel = sel[(key_vpn[sel] >= lo) & (key_vpn[sel] < hi)]
-        adv_target[idx.by_key[sel]] = 1
+        if cache_mode:
+            # the folios that lie wholly in the range (docs/model.md 11.4)
+            fi = int(vma_file[vi])
+            _, npg, fp = files[fi]
+            olo = int(vma_off[vi]) + lo - int(vma_first_vpn[vi])
+            ohi = min(int(vma_off[vi]) + hi - int(vma_first_vpn[vi]), npg)
+            k = np.arange(-(-olo // fp), max(-(-olo // fp), ohi // fp + 1), dtype=np.int64)
+            k = k[(k * fp >= olo) & (np.minimum((k + 1) * fp, npg) <= ohi) & (k * fp < npg)]
+            adv_target[P + f_base[fi] + k] = 1
+        else:
+            adv_target[idx.by_key[sel]] = 1
         adv_kind = C.SCHEDULE_CODES[adv.kind]
         adv_start = int(adv.start_ns)
         if adv.kind == "poisson":
@@ -550,6 +685,15 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         raise ScenarioError(
             f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
             f"pinned page needs a frame; use at least {min_memory_pages(T)}")
+    big = max([f[2] for f in files] or [1])
+    if memory_pages >= 0 and cache_mode and memory_pages < min_memory_pages(T) * big:
+        raise ScenarioError(
+            f"memory_pages={memory_pages} is too small for {T} threads with folios of {big} "
+            f"pages: every in-flight or pinned folio needs its frames; use at least "
+            f"{min_memory_pages(T) * big} (or memory_bytes, which has no minimum)")
+    memory_limit = memory_pages
+    if scenario.memory_bytes is not None:
+        memory_limit = int(scenario.memory_bytes) // ps
     preload = np.zeros(0, np.int64)
     if preload_keys is not None and len(preload_keys):
         # preloaded pages are in address space 0; only file pages use the page cache
@@ -558,6 +702,10 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         # first occurrence order, no duplicates
         _, first_i = np.unique(pos, return_index=True)
         preload = pos[np.sort(first_i)].astype(np.int64)
+        if cache_mode:   # their folios, in the order of their first page
+            ent = page_slot[preload]
+            _, first_i = np.unique(ent, return_index=True)
+            preload = ent[np.sort(first_i)].astype(np.int64)
 
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     fa = int(scenario.fault_around_pages)
@@ -580,13 +728,23 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         sig_times=sig_times, sig_toff=sig_toff,
         adv_kind=adv_kind, adv_param=adv_param, adv_start=adv_start, adv_times=adv_times,
         adv_target=adv_target,
-        memory_pages=memory_pages, replacement=C.REPLACEMENT_CODES[scenario.replacement],
-        twolist_ratio=twolist_ratio(memory_pages, ps),
+        memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
+        twolist_ratio=twolist_ratio(memory_limit, ps),
+        charge_anon=scenario.memory_bytes is not None,
+        page_slot=page_slot, slot_frames=slot_frames, sp_off=sp_off, sp_pages=sp_pages,
+        win_lo=win_lo, win_hi=win_hi, vma_file=vma_file, vma_off=vma_off,
+        vma_vpn0=vma_first_vpn,
+        vma_madv=np.array([("normal", "random", "sequential").index(v.madvise) for v in vmas],
+                          np.int64),
+        f_npages=np.array([f[1] for f in files] or [0], np.int64),
+        f_folio=np.array([f[2] for f in files] or [1], np.int64), f_base=f_base,
+        ra_pages=int(scenario.ra_pages),
         fault_around=int(scenario.fault_around_pages), preload=preload,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
         seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),
-        fast_path=bool(fast_path) and not kernel_model,  # (the page model's)
+        # (the page model's, with each page its own page-cache entry)
+        fast_path=bool(fast_path) and not kernel_model and not cache_mode,
         event_budget=(default_event_budget(len(trace), T) if event_budget is None
                       else int(event_budget)),
     )

@@ -608,6 +608,36 @@ class Scenario:
             asked["file"] = "a VMA's file (page-cache sharing)"
         return asked
 
+    def file_table(self, vmas):
+        """The files ``vmas`` map (docs/model.md 11.4): ``(files, vma_file)``, ``files`` a list
+        of ``(name, n_pages, folio_pages)`` and ``vma_file[i]`` the index in it of VMA ``i``'s
+        file (-1 for VMAs that are not file-backed).  A file VMA without ``file`` maps a file
+        of its own (named ``None``); a file's size in pages is ``ceil(size_bytes / page
+        size)``, or, without ``size_bytes``, the furthest page a VMA maps."""
+        ps = int(self.trace.meta.page_size)
+        given = {f.name: f for f in self.files}
+        files, vma_file, index = [], [], {}
+        for v in vmas:
+            if v.backing != "file":
+                vma_file.append(-1)
+                continue
+            if v.file is None or v.file not in index:
+                if v.file is not None:
+                    index[v.file] = len(files)
+                files.append([v.file, 0, 0])
+                vma_file.append(len(files) - 1)
+            else:
+                vma_file.append(index[v.file])
+            f = files[vma_file[-1]]
+            f[1] = max(f[1], v.offset // ps + (v.end - v.start) // ps)
+        out = []
+        for name, reach, _ in files:
+            g = given.get(name) if name is not None else None
+            n = reach if g is None or g.size_bytes is None else -(-g.size_bytes // ps)
+            fp = self.folio_pages if g is None or g.folio_pages is None else g.folio_pages
+            out.append((name, int(n), int(fp)))
+        return out, vma_file
+
     def adversary_vma(self, vmas):
         """Index of the adversary's VMA in ``vmas``; checks it is a file VMA."""
         adv = self.adversary

@@ -69,12 +69,29 @@ class KernelInputs(NamedTuple):
     adv_times: np.ndarray
     adv_target: np.ndarray   # uint8 [P]: 1 for the pages of its range
     # page cache
-    memory_pages: int        # frames, -1 unlimited
+    memory_pages: int        # frames (memory_pages, or memory_bytes / page size), -1 unlimited
     replacement: int         # codes.REPL_*
     twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
-    preload: np.ndarray      # int64: page ids resident at time 0, in order
+    preload: np.ndarray      # int64: page-cache entries resident at time 0, in order
+    # the page cache by file and folio, readahead, the memory limit (docs/model.md 11.3-12).
+    # Entry ids: a page's own id, or P + k for folio k (then the run has no fast path)
+    charge_anon: bool        # memory_bytes: anonymous pages take frames of the limit too
+    page_slot: np.ndarray    # int64 [P]: each page's page-cache entry
+    slot_frames: np.ndarray  # int64 [entries]: frames each takes (a folio's pages in the file)
+    sp_off: np.ndarray       # int64: the pages mapping folio k are sp_pages[sp_off[k]:sp_off[k+1]]
+    sp_pages: np.ndarray     # int64
+    win_lo: np.ndarray       # int64 [P]: fault-around window of each page, first vpn
+    win_hi: np.ndarray       # int64 [P]: one past its last
+    vma_file: np.ndarray     # int64: the VMA's file (-1: not file-backed)
+    vma_off: np.ndarray      # int64: the file page of the VMA's first page
+    vma_vpn0: np.ndarray     # int64: the VMA's first virtual page
+    vma_madv: np.ndarray     # int64: 0 normal, 1 random, 2 sequential
+    f_npages: np.ndarray     # int64: each file's size in pages
+    f_folio: np.ndarray      # int64: its folio size in pages
+    f_base: np.ndarray       # int64: its first folio (entry P + f_base[f])
+    ra_pages: int            # readahead window (0: off)
     # run
     n_asid: int
     horizon: int             # horizon_ns

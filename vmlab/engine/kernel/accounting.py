@@ -179,15 +179,18 @@ def _end_thread(th, t, state, TT, TS, thr_off, thr_access, cnt, n_acc_alive, acc
 
 @njit
 def _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt, pol, vma_pol, page_vma,
-                 rec_page):
+                 rec_page, oom):
     """The run stopped at ``stop_t`` (the horizon, or the event budget's stop): every thread
     still running ends there, unfinished, its current segment and attempt charged up to
     ``stop_t`` and its fault in progress recorded ``unfinished`` (a thread whose fault has
-    been retried and could retry again is livelocked; docs/model.md section 13).  Returns the latest thread end."""
+    been retried and could retry again is livelocked; docs/model.md section 13).  After an
+    OOM (``oom``, docs/model.md section 12) they end in state oom.  Returns the latest
+    thread end."""
     end_time = 0
     for th in range(TT.shape[0]):
         if TT[th, C.TT_STATE] == C.ST_RUNNING:
-            TT[th, C.TT_STATE] = C.ST_UNFINISHED
+            # (an OOM ends every running thread there: state oom, never livelocked)
+            TT[th, C.TT_STATE] = C.ST_OOM if oom else C.ST_UNFINISHED
             TT[th, C.TT_END] = stop_t
             seg = TS[th, C.TS_SEG]
             dt = stop_t - TS[th, C.TS_ACC]
@@ -210,7 +213,7 @@ def _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt, pol, vma_po
                 # livelocked: retried, and could retry again (docs/model.md section 13)
                 retries = TS[th, C.TS_RETRIES]
                 mr = pol[vma_pol[page_vma[rec_page[TS[th, C.TS_POS]]]], C.K_MAX_RETRIES]
-                if retries >= 1 and (mr < 0 or retries < mr):
+                if retries >= 1 and (mr < 0 or retries < mr) and not oom:
                     cnt[C.CNT_LIVELOCKED] += 1
         if TT[th, C.TT_END] > end_time:
             end_time = TT[th, C.TT_END]

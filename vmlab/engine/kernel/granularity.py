@@ -96,3 +96,58 @@ def _map_window(p, F, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p
             n += 1
         j += 1
     return n
+
+
+@njit(inline="always")
+def _install_page(p, s, case, FL, PT, MAPC, cnt):
+    """``_install_case`` for page ``p`` whose page-cache entry is ``s``: when the entry is a
+    folio of its own (``s != p``) it counts the PTEs that map it (a private copy maps it no
+    more) and is marked mapped since its I/O."""
+    was = (FL[p] & F_PTE) != 0
+    _install_case(p, case, FL, PT, cnt)
+    if s != p:
+        now = (FL[p] & F_PTE) != 0
+        if now and not was:
+            MAPC[s] += 1
+        elif was and not now:
+            MAPC[s] -= 1
+        if MAPC[s] > 0:
+            FL[s] |= F_PTE
+        else:
+            FL[s] &= np.uint8(255 - F_PTE)
+        FL[s] |= F_MSIO
+
+
+@njit
+def _map_around(p, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, vma_p1,
+                win_lo, win_hi, page_slot, FL, PT, MAPC, RAM):
+    """Fault-around of page ``p`` (docs/model.md 8 and 11.3): map every page of its window
+    ``[win_lo[p], win_hi[p])`` (the aligned ``F`` pages and its folio, clipped to the VMA and
+    the file) whose PTE is none and whose page-cache entry is resident, not in flight and
+    not carrying the readahead mark; read-only in the kernel model.  Returns how many."""
+    n = 0
+    v = page_vma[p]
+    lo_vpn = win_lo[p]
+    hi_vpn = win_hi[p]
+    # neighbours are adjacent in key order (the VMA is a key range)
+    for d in (-1, 1):
+        j = page_rank[p] + d
+        while vma_p0[v] <= j < vma_p1[v]:
+            q = by_key[j]
+            u = page_vpn[q]
+            if u < lo_vpn or u >= hi_vpn:
+                break
+            s = page_slot[q]
+            if (FL[q] & F_PTE) == 0 and (PT[q] & PT_COPY) == 0 and \
+                    (FL[s] & (F_RES | F_INFL)) == F_RES and RAM[s] == 0:
+                FL[q] |= F_PTE
+                FL[q] |= F_MSIO
+                if kernel_model:
+                    PT[q] = PT_RO
+                if s != q:
+                    MAPC[s] += 1
+                    FL[s] |= F_PTE
+                    FL[s] |= F_MSIO
+                n += 1
+            j += d
+    return n

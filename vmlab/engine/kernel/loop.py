@@ -28,15 +28,18 @@ from .accounting import (MAX_BINS, REC_MARGIN, _attempt_wasted, _close_fault, _f
                          _low_room, _series)
 from .events import (NO_STEP, _draw, _heap_pop, _heap_push, _io_slot, _key_lt, _limit,
                      _next_arrival, _other_min, _with_step)
-from .granularity import PT_COPY, _allows, _install_case, _kernel_case, _map_window
+from .granularity import PT_COPY, _allows, _install_page, _kernel_case, _map_around
 from .locks import _wake_writer
+from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
-                        _admit, _choose_victim, _evict, _insert, _list_insert_after,
+                        _admit_entry, _choose_victim, _reclaim, _evict, _insert, _list_insert_after,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
                         _unpin)
 
 # how many records ahead the inline loop prefetches page state
 PF_DIST = 16
+# the pin that keeps another cgroup's preloaded folio out of reach of the limit's reclaim
+PRELOAD_PIN = 1 << 30
 
 
 @njit
@@ -63,8 +66,17 @@ def _simulate(K):
     keep_records, bin_ns = K.keep_records, K.bin_ns
     fast_path, event_budget = K.fast_path, K.event_budget
     rec_write, vma_private, kernel_model = K.rec_write, K.vma_private, K.kernel_model
+    charge_anon, page_slot, slot_frames = K.charge_anon, K.page_slot, K.slot_frames
+    sp_off, sp_pages, win_lo, win_hi = K.sp_off, K.sp_pages, K.win_lo, K.win_hi
+    vma_file, vma_off, vma_vpn0, vma_madv = K.vma_file, K.vma_off, K.vma_vpn0, K.vma_madv
+    f_npages, f_folio, f_base, ra_pages = K.f_npages, K.f_folio, K.f_base, K.ra_pages
     T = thr_off.shape[0] - 1
     P = page_vma.shape[0]
+    NS = slot_frames.shape[0]  # page-cache entries: pages, then folios (docs/model.md 11.4)
+    # (entries are their pages, one frame each, unless files, folios, readahead or a memory
+    # limit are asked for: then the run has no fast path, and n_ent counts entries apart
+    # from the frames in n_resident)
+    cache_mode = NS != P or charge_anon or K.ra_pages > 0
     seed = np.uint64(seed)
 
     access_ns = costs[C.COST_ACCESS]
@@ -82,22 +94,33 @@ def _simulate(K):
 
     # ---- page state
     # per-page state: flag bits (F_*) and the pin count (faults holding a reference)
-    FL = np.full(P, F_MSIO, np.uint8)
-    PIN = np.zeros(P, np.int32)
+    FL = np.full(NS, F_MSIO, np.uint8)
+    PIN = np.zeros(NS, np.int32)
     PT = np.zeros(P, np.uint8)  # the kernel model's PTE state (granularity.py)
+    MAPC = np.zeros(NS, np.int32)  # a folio's pages whose PTE maps it
+    RAM = np.zeros(NS, np.uint8)   # 1: the folio carries the readahead mark (11.5)
+    CHG = np.zeros(P, np.uint8)    # 1: an anonymous page (or private copy) holds a frame
+    # readahead state per (address space, file): row asid * n_files + file (readahead.py)
+    n_files = f_npages.shape[0]
+    RA = np.zeros((n_asid * n_files, 4), np.int64)
     for q in range(P):
         if vma_backing[page_vma[q]] == C.B_FILE:
             FL[q] |= F_FILE
+    for q in range(P, NS):
+        FL[q] |= F_FILE
     # the page-cache lists: row = (prev, next); sentinel row P (the list of LRU, FIFO and
     # CLOCK, twolist's inactive list), sentinel row P + 1 (twolist's active list)
-    LL = np.full((P + 2, 2), -1, np.int32)
-    S = P  # sentinel
+    LL = np.full((NS + 2, 2), -1, np.int32)
+    S = NS  # sentinel
     LL[S, 0] = S
     LL[S, 1] = S
     LL[S + 1, 0] = S + 1
     LL[S + 1, 1] = S + 1
     hand = S
-    n_resident = 0
+    n_resident = 0  # frames the page cache holds
+    n_ent = 0       # its entries (cache_mode only; else n_resident)
+    n_anon = 0      # frames of anonymous pages and private copies (memory_bytes only)
+    oom = False     # a charge found no frame: the run ends (docs/model.md section 12)
     # pages resident, unmapped and unpinned appear here for the adversary (stale entries ok)
     cand = np.empty(64, np.int32)
     n_cand = 0
@@ -179,8 +202,8 @@ def _simulate(K):
     tn = np.zeros(T, np.int64)
     # at most one pending signal and one context completion a thread, one adversary call and
     # one I/O a page: the heap never needs to grow
-    ht = np.empty(2 * T + P + 2, np.int64)
-    hk = np.empty(2 * T + P + 2, np.int64)
+    ht = np.empty(2 * T + NS + 2, np.int64)
+    hk = np.empty(2 * T + NS + 2, np.int64)
     hn = 0
 
     # the first arrival of every signal schedule and of the adversary
@@ -198,10 +221,19 @@ def _simulate(K):
     # ---- preload
     for i in range(preload.shape[0]):
         p = preload[i]
-        if (FL[p] & F_RES) == 0:
+        if (FL[p] & F_RES) == 0 and charge_anon:
+            # under memory_bytes, a preloaded folio is another cgroup's page cache: resident,
+            # not charged to the limit, never reclaimed by it (docs/model.md section 12)
+            _insert(p, replacement, hand, S, LL, FL)
+            n_ent += 1
+            PIN[p] = PRELOAD_PIN
+            FL[p] |= F_PIN
+        elif (FL[p] & F_RES) == 0:
             # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing)
-            n_resident, hand = _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL,
-                                      cnt, twolist_ratio)
+            ok, n_resident, n_ent, hand = _admit_entry(
+                p, memory_pages, n_anon, n_resident, n_ent if cache_mode else n_resident,
+                replacement, hand, S, LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off,
+                sp_pages, MAPC, False)
             if track_cand:
                 n_cand = _note_candidate(cand, n_cand, p)
 
@@ -216,6 +248,8 @@ def _simulate(K):
     # events taken (heap events and thread steps, inline ones included), and where the run
     # stopped: the horizon, or the time of the event that exceeded the budget
     n_ev = 0
+    cnt[C.CNT_OOM_NS] = -1
+    cnt[C.CNT_OOM_THREAD] = -1
     budget_hit = False
     stop_t = horizon
     # The event loop runs in passes.  Record tables, the adversary's notes and the signal
@@ -248,7 +282,7 @@ def _simulate(K):
             pend_t, pend_f, pend_row = a1, a2, a3
             pend_full = False
         grow = False
-        while n_alive > 0:
+        while n_alive > 0 and not oom:
             if _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns, sigs.shape[0],
                          track_cand, n_cand, cand.shape[0], T) or pend_full:
                 grow = True
@@ -327,7 +361,8 @@ def _simulate(K):
                         if adv_target[p] == 1:
                             # evict
                             hand = _remove(p, replacement, hand, S, LL, FL, cnt)
-                            n_resident -= 1
+                            n_resident -= slot_frames[p]
+                            n_ent -= 1
                             cnt[C.CNT_ADV_EVICTIONS] += 1
                             if (FL[p] & F_MSIO) == 0:
                                 cnt[C.CNT_WASTED_IO] += 1
@@ -656,14 +691,15 @@ def _simulate(K):
                         else:
                             # (a hit through a private copy is no reference to the file page)
                             if (FL[p] & F_FILE) != 0 and (FL[p] & F_PTE) != 0:
+                                s = page_slot[p]
                                 if replacement == C.REPL_LRU:
-                                    if LL[S, 1] != p:
-                                        _list_remove(LL, p)
-                                        _list_insert_after(LL, p, S)
+                                    if LL[S, 1] != s:
+                                        _list_remove(LL, s)
+                                        _list_insert_after(LL, s, S)
                                 elif replacement == C.REPL_CLOCK:
-                                    FL[p] |= F_REF
+                                    FL[s] |= F_REF
                                 elif replacement == C.REPL_TWOLIST:
-                                    _touch_twolist(p, S, LL, FL, cnt)
+                                    _touch_twolist(s, S, LL, FL, cnt)
                             TS[th, C.TS_SEG] = C.CAT_HIT
                             TS[th, C.TS_ACCESS_DONE] = 1
                             TS[th, C.TS_PHASE] = C.PH_REC_END
@@ -876,31 +912,80 @@ def _simulate(K):
                             ph = C.PH_INSTALL
                         else:
                             need_wait = 2
-                    else:  # file
+                    else:  # file: the page's page-cache entry (itself, or its folio)
+                        s = page_slot[p]
                         if case == C.CASE_READ and TS[th, C.TS_AROUND_DONE] == 0 and \
-                                fault_around > 1 and not ((FL[p] & F_RES) != 0 and
-                                                          (FL[p] & F_INFL) == 0):
+                                win_hi[p] - win_lo[p] > 1 and not (
+                                    (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0 and
+                                    RAM[s] == 0):
                             # kernel model: the resident neighbours are mapped first, a CPU
                             # segment of its own; the page's own lookup follows (11.3)
-                            n_around = _map_window(p, fault_around, True, page_vma, page_vpn,
-                                                   page_rank, by_key, vma_p0, vma_p1, FL, PT)
+                            n_around = _map_around(p, True, page_vma, page_vpn, page_rank,
+                                                   by_key, vma_p0, vma_p1, win_lo, win_hi,
+                                                   page_slot, FL, PT, MAPC, RAM)
                             cnt[C.CNT_PTES] += n_around
+                            ri = vma_asid[v] * n_files + vma_file[v]
+                            RA[ri, RA_MISS] = max(0, RA[ri, RA_MISS] - n_around)
                             TS[th, C.TS_AROUND_DONE] = 1
                             TS[th, C.TS_PHASE] = C.PH_LOOKUP
                             nxt = t + n_around * pte_ns
-                        elif (FL[p] & F_RES) != 0 and (FL[p] & F_INFL) == 0:
-                            _pin(p, PIN, FL)
+                        elif (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0:
+                            _pin(s, PIN, FL)
+                            if ra_pages > 0 and vma_madv[v] != 1 and TS[th, C.TS_K] == 0:
+                                # asynchronous readahead (11.5): a hit from user space
+                                f = vma_file[v]
+                                ri = vma_asid[v] * n_files + f
+                                if RA[ri, RA_MISS] > 0:
+                                    RA[ri, RA_MISS] -= 1
+                                if RAM[s] == 1:
+                                    RAM[s] = 0
+                                    fp = f_folio[f]
+                                    o = vma_off[v] + page_vpn[p] - vma_vpn0[v]
+                                    st0, sz = _async_window(RA, ri, o, fp, ra_pages,
+                                                            vma_madv[v])
+                                    # one request, one draw: counted if it reads a folio
+                                    d = tflat[_io_slot(seed, io_dist, n_quant, io_cnt)]
+                                    n_rd, pg, n_resident, n_ent, hand, hn = _read_folios(
+                                        f, st0, st0 + sz, st0, t + d, P, f_base, f_folio,
+                                        f_npages, memory_pages, n_anon, n_resident, n_ent,
+                                        replacement, hand, S, LL, FL, cnt, twolist_ratio,
+                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn)
+                                    if n_rd > 0:
+                                        io_cnt += 1
+                                        io_slot_cnt = -1
+                                        cnt[C.CNT_IO] += 1
+                                        cnt[C.CNT_READ_PAGES] += pg
+                                        cnt[C.CNT_RA_PAGES] += pg
+                                        b = t // bin_ns
+                                        if b >= ts_bins.shape[1]:
+                                            bin_ns, b, n_bins = _fit_bins(ts_bins, t, bin_ns,
+                                                                          n_bins)
+                                            bin_hi = 0  # (the fast path's cached bin is stale)
+                                        ts_bins[C.TSB_IOS, b] += 1
+                                        if b >= n_bins:
+                                            n_bins = b + 1
                             TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
                             nxt = t + pch_ns
-                        elif (FL[p] & F_INFL) != 0:
-                            _pin(p, PIN, FL)
+                        elif (FL[s] & F_INFL) != 0:
+                            _pin(s, PIN, FL)
                             need_wait = 1
                         else:
-                            # allocate a frame, evicting if needed, and issue the I/O
-                            n_resident, hand = _admit(p, memory_pages, n_resident, replacement,
-                                                      hand, S, LL, FL, cnt, twolist_ratio)
-                            FL[p] |= F_INFL
-                            FL[p] &= np.uint8(255 - F_MSIO)
+                            # allocate the frames, evicting if needed, and issue the I/O
+                            ok, n_resident, n_ent, hand = _admit_entry(
+                                s, memory_pages, n_anon, n_resident,
+                                n_ent if cache_mode else n_resident, replacement, hand, S, LL,
+                                FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC,
+                                charge_anon)
+                            if not ok:
+                                # no frame and no victim under memory_bytes: OOM (section 12)
+                                oom = True
+                                stop_t = t
+                                cnt[C.CNT_OOM_NS] = t
+                                cnt[C.CNT_OOM_THREAD] = th
+                                break
+                            cnt[C.CNT_READ_PAGES] += slot_frames[s]
+                            FL[s] |= F_INFL
+                            FL[s] &= np.uint8(255 - F_MSIO)
                             slot = io_slot if io_slot_cnt == io_cnt else \
                                 _io_slot(seed, io_dist, n_quant, io_cnt)
                             d = tflat[slot]
@@ -918,9 +1003,28 @@ def _simulate(K):
                                 n_bins = b + 1
                             io_c = t + d
                             issued = True
-                            _pin(p, PIN, FL)
+                            _pin(s, PIN, FL)
                             TS[th, C.TS_MAJOR] = 1
                             need_wait = 1
+                            RAM[s] = 0
+                            if ra_pages > 0 and vma_madv[v] != 1:
+                                # synchronous readahead: the window joins the request (11.5)
+                                f = vma_file[v]
+                                fp = f_folio[f]
+                                o = vma_off[v] + page_vpn[p] - vma_vpn0[v]
+                                ri = vma_asid[v] * n_files + f
+                                st0, sz, asz = _sync_window(RA, ri, o, ra_pages, vma_madv[v])
+                                if sz > 0:
+                                    mk = st0 + sz - asz
+                                    if mk < f_npages[f] and mk // fp == o // fp:
+                                        RAM[s] = 1
+                                    n_rd, pg, n_resident, n_ent, hand, hn = _read_folios(
+                                        f, st0, st0 + sz, mk, io_c, P, f_base, f_folio,
+                                        f_npages, memory_pages, n_anon, n_resident, n_ent,
+                                        replacement, hand, S, LL, FL, cnt, twolist_ratio,
+                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn)
+                                    cnt[C.CNT_READ_PAGES] += pg
+                                    cnt[C.CNT_RA_PAGES] += pg
                     if need_wait > 0:
                         retries = TS[th, C.TS_RETRIES]
                         mr = pol[pr, C.K_MAX_RETRIES]
@@ -945,7 +1049,7 @@ def _simulate(K):
                                 if w >= 0:
                                     o_found, o_t, o_k = _with_step(o_found, o_t, o_k, t, w)
                         if issued:
-                            iok = (C.EV_IO << 40) | p
+                            iok = (C.EV_IO << 40) | s
                             found, lt, lk = _limit(hn, ht[0], hk[0], o_found, o_t, o_k)
                             if fast_path and (not (intr and pend_n[th] > 0)) and \
                                     io_c <= horizon and (not found or _key_lt(io_c, iok, lt, lk)):
@@ -963,16 +1067,16 @@ def _simulate(K):
                         else:
                             TS[th, C.TS_INTR] = 1 if intr else 0
                             if need_wait == 1 and io_inline:
-                                FL[p] &= np.uint8(255 - F_INFL)
+                                FL[s] &= np.uint8(255 - F_INFL)
                                 if drop:
-                                    _unpin(p, PIN, FL)
-                                if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0:
+                                    _unpin(s, PIN, FL)
+                                if (FL[s] & F_PIN) == 0 and (FL[s] & F_PTE) == 0:
                                     if track_cand:
-                                        n_cand = _note_candidate(cand, n_cand, p)
+                                        n_cand = _note_candidate(cand, n_cand, s)
                                 TS[th, C.TS_PHASE] = C.PH_WOKEN
                                 nxt = io_c + wakeup_ns
                             elif need_wait == 1:
-                                TS[th, C.TS_WAIT_PAGE] = p
+                                TS[th, C.TS_WAIT_PAGE] = s
                                 TS[th, C.TS_PHASE] = C.PH_WAIT_IO
                                 break  # the I/O completion wakes it
                             else:
@@ -1029,10 +1133,11 @@ def _simulate(K):
                     p = rec_page[pos]
                     if TS[th, C.TS_WAIT_KIND] == 1:
                         TS[th, C.TS_WAIT_PAGE] = -1
-                        _unpin(p, PIN, FL)
-                        if (FL[p] & F_PIN) == 0 and (FL[p] & F_PTE) == 0 and (FL[p] & F_INFL) == 0:
+                        s = page_slot[p]
+                        _unpin(s, PIN, FL)
+                        if (FL[s] & F_PIN) == 0 and (FL[s] & F_PTE) == 0 and (FL[s] & F_INFL) == 0:
                             if track_cand:
-                                n_cand = _note_candidate(cand, n_cand, p)
+                                n_cand = _note_candidate(cand, n_cand, s)
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
@@ -1107,17 +1212,35 @@ def _simulate(K):
                     pos = TS[th, C.TS_POS]
                     p = rec_page[pos]
                     case = TS[th, C.TS_CASE]
-                    _install_case(p, case, FL, PT, cnt)
+                    s = page_slot[p]
+                    if charge_anon and case == C.CASE_COW and CHG[p] == 0:
+                        # the private copy takes a frame of the limit (section 12)
+                        ok, n_resident, n_ent, hand = _reclaim(
+                            1, memory_pages, n_anon, n_resident, n_ent, replacement, hand, S,
+                            LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC)
+                        if not ok:
+                            oom = True
+                            stop_t = t
+                            cnt[C.CNT_OOM_NS] = t
+                            cnt[C.CNT_OOM_THREAD] = th
+                            break
+                        CHG[p] = 1
+                        n_anon += 1
+                    _install_page(p, s, case, FL, PT, MAPC, cnt)
                     n_around = 0
-                    if fault_around > 1 and TS[th, C.TS_AROUND_DONE] == 0:
-                        n_around = _map_window(p, fault_around, kernel_model, page_vma, page_vpn,
-                                               page_rank, by_key, vma_p0, vma_p1, FL, PT)
+                    if win_hi[p] - win_lo[p] > 1 and TS[th, C.TS_AROUND_DONE] == 0:
+                        n_around = _map_around(p, kernel_model, page_vma, page_vpn, page_rank,
+                                               by_key, vma_p0, vma_p1, win_lo, win_hi,
+                                               page_slot, FL, PT, MAPC, RAM)
                         cnt[C.CNT_PTES] += n_around
-                    _unpin(p, PIN, FL)
+                        v = page_vma[p]
+                        ri = vma_asid[v] * n_files + vma_file[v]
+                        RA[ri, RA_MISS] = max(0, RA[ri, RA_MISS] - n_around)
+                    _unpin(s, PIN, FL)
                     if kernel_model and track_cand and \
-                            (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
+                            (FL[s] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
                         # a private copy maps the page no more: the adversary may take it
-                        n_cand = _note_candidate(cand, n_cand, p)
+                        n_cand = _note_candidate(cand, n_cand, s)
                     TS[th, C.TS_PHASE] = C.PH_INSTALL
                     nxt = t + n_around * pte_ns
 
@@ -1127,15 +1250,32 @@ def _simulate(K):
                     TS[th, C.TS_ACC] = t
                     pos = TS[th, C.TS_POS]
                     p = rec_page[pos]
-                    if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
-                        _unpin(p, PIN, FL)
-                    TS[th, C.TS_WAIT_KIND] = 0
                     case = TS[th, C.TS_CASE]
-                    _install_case(p, case, FL, PT, cnt)
+                    s = page_slot[p]
+                    if charge_anon and CHG[p] == 0 and (
+                            case == C.CASE_ANON or case == C.CASE_COPY or case == C.CASE_COW or
+                            (case == C.CASE_NONE and vma_backing[page_vma[p]] == C.B_ANON)):
+                        # an anonymous page or a private copy takes a frame of the limit, at
+                        # the install, the faulting folio still pinned (section 12)
+                        ok, n_resident, n_ent, hand = _reclaim(
+                            1, memory_pages, n_anon, n_resident, n_ent, replacement, hand, S,
+                            LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC)
+                        if not ok:
+                            oom = True
+                            stop_t = t
+                            cnt[C.CNT_OOM_NS] = t
+                            cnt[C.CNT_OOM_THREAD] = th
+                            break
+                        CHG[p] = 1
+                        n_anon += 1
+                    if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
+                        _unpin(s, PIN, FL)
+                    TS[th, C.TS_WAIT_KIND] = 0
+                    _install_page(p, s, case, FL, PT, MAPC, cnt)
                     if kernel_model and track_cand and \
-                            (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
+                            (FL[s] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
                         # a private copy maps the page no more: the adversary may take it
-                        n_cand = _note_candidate(cand, n_cand, p)
+                        n_cand = _note_candidate(cand, n_cand, s)
                     a = TS[th, C.TS_LOCK_ASID]
                     if keep_records:
                         locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
@@ -1161,17 +1301,18 @@ def _simulate(K):
                     p = rec_page[pos]
                     # (kernel model: a reference when the PTE maps the page-cache page, or a
                     # do_cow_fault copied it; docs/model.md 11.2)
+                    s = page_slot[p]
                     if (FL[p] & F_FILE) != 0 and (not kernel_model or (
-                            (FL[p] & F_RES) != 0 and
+                            (FL[s] & F_RES) != 0 and
                             ((FL[p] & F_PTE) != 0 or TS[th, C.TS_COW] == 1))):
                         if replacement == C.REPL_LRU:
-                            if LL[S, 1] != p and (FL[p] & F_RES) != 0:
-                                _list_remove(LL, p)
-                                _list_insert_after(LL, p, S)
+                            if LL[S, 1] != s and (FL[s] & F_RES) != 0:
+                                _list_remove(LL, s)
+                                _list_insert_after(LL, s, S)
                         elif replacement == C.REPL_CLOCK:
-                            FL[p] |= F_REF
-                        elif replacement == C.REPL_TWOLIST and (FL[p] & F_RES) != 0:
-                            _touch_twolist(p, S, LL, FL, cnt)
+                            FL[s] |= F_REF
+                        elif replacement == C.REPL_TWOLIST and (FL[s] & F_RES) != 0:
+                            _touch_twolist(s, S, LL, FL, cnt)
                     lat = t - fstart[th]
                     hist_fault[_hist_bucket(lat)] += 1
                     _close_fault(th, t, C.OUT_DONE, TS, faults, keep_records, cnt)
@@ -1269,7 +1410,7 @@ def _simulate(K):
 
     # ---- the horizon (or the event budget's stop): close every unfinished thread's books
     end_time = _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt,
-                            pol, vma_pol, page_vma, rec_page)
+                            pol, vma_pol, page_vma, rec_page, oom)
     cnt[C.CNT_END] = end_time
     cnt[C.CNT_BIN_NS] = bin_ns
     cnt[C.CNT_EVENTS] = n_ev
@@ -1280,5 +1421,8 @@ def _simulate(K):
     cnt[C.CNT_LW_LAST] = lw_last
     cnt[C.CNT_ACC_END] = acc_end
     cnt[C.CNT_RESIDENT] = n_resident
+    if not cache_mode:
+        # every I/O read one page (counted here: the fast path counts I/Os only)
+        cnt[C.CNT_READ_PAGES] = cnt[C.CNT_IO]
     return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, n_bins), hist_fault,
             hist_sig)

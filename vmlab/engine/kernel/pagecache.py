@@ -201,3 +201,68 @@ def _remove(p, replacement, hand, S, LL, FL, cnt):
         cnt[C.CNT_ACTIVE] -= 1
     FL[p] &= np.uint8(255 - F_RES - F_ACT)
     return hand
+
+
+# ---------------------------------------------------------------------------------------
+# the general path's page cache (docs/model.md 11.4 and 12): an entry is an id of its own.
+# Without files, folios, readahead or a memory limit an entry is its page (``slot == p``,
+# one frame) and these verbs do exactly what the ones above do; with them, an entry is a
+# folio ``P + k`` of ``slot_frames[P + k]`` frames, mapped by the pages
+# ``sp_pages[sp_off[k]:sp_off[k + 1]]`` (any address space), ``MAPC`` of which map it now.
+
+
+@njit
+def _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC):
+    """Take entry ``victim`` out of the page cache, removing every PTE that maps it (a private
+    copy's PTE stays: it maps a page of its own).  Returns the frames it freed."""
+    _list_remove(LL, victim)
+    if (FL[victim] & F_ACT) != 0:
+        cnt[C.CNT_ACTIVE] -= 1
+    FL[victim] &= np.uint8(255 - F_RES - F_ACT)
+    cnt[C.CNT_EVICTIONS] += 1
+    if victim >= P:
+        k = victim - P
+        for j in range(sp_off[k], sp_off[k + 1]):
+            q = sp_pages[j]
+            if (FL[q] & F_PTE) != 0:
+                FL[q] &= np.uint8(255 - F_PTE)
+                cnt[C.CNT_PTES] -= 1
+        MAPC[victim] = 0
+        FL[victim] &= np.uint8(255 - F_PTE)
+    elif (FL[victim] & F_PTE) != 0:
+        FL[victim] &= np.uint8(255 - F_PTE)
+        cnt[C.CNT_PTES] -= 1
+    if (FL[victim] & F_MSIO) == 0:
+        cnt[C.CNT_WASTED_IO] += 1
+    return slot_frames[victim]
+
+
+@njit
+def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
+             twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC):
+    """Evict victims (section 8's rule) until ``need`` more frames fit under ``limit`` (-1:
+    none) beside the page cache's ``n_frames`` and ``n_other`` anonymous ones.  Returns (ok,
+    n_frames, n_ent, hand); ok is False when no victim was eligible before they fit."""
+    while limit >= 0 and n_frames + n_other + need > limit:
+        victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_ent, cnt, twolist_ratio)
+        if victim < 0:
+            return False, n_frames, n_ent, hand
+        n_frames -= _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+        n_ent -= 1
+    return True, n_frames, n_ent, hand
+
+
+@njit
+def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
+                 twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail):
+    """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache.  When no
+    victim is eligible: ``may_fail`` (the memory limit) returns ok = False with nothing
+    inserted; otherwise (``memory_pages``, whose minimum leaves a victim for every thread)
+    the entry goes in all the same.  Returns (ok, n_frames, n_ent, hand)."""
+    ok, n_frames, n_ent, hand = _reclaim(slot_frames[s], limit, n_other, n_frames, n_ent,
+                                         replacement, hand, S, LL, FL, cnt, twolist_ratio, P,
+                                         slot_frames, sp_off, sp_pages, MAPC)
+    if not ok and may_fail:
+        return False, n_frames, n_ent, hand
+    _insert(s, replacement, hand, S, LL, FL)
+    return True, n_frames + slot_frames[s], n_ent + 1, hand

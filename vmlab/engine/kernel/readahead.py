@@ -1,0 +1,112 @@
+"""Readahead on file faults (docs/model.md 11.5): the per-(address space, file) window state
+(the kernel's ``struct file_ra_state``), the window a synchronous or an asynchronous
+readahead reads, and reading a window's folios as one I/O request.  The reference simulator
+(tests/naive_engine.py) implements the same independently."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._numba import njit
+from .. import codes as C
+from .events import _heap_push
+from .pagecache import F_INFL, F_MSIO, F_RES, _insert, _reclaim
+
+# readahead state columns, one row per (address space, file)
+RA_START, RA_SIZE, RA_ASYNC, RA_MISS = 0, 1, 2, 3
+#: mmap_miss above this: the file misses far more than it hits, read only the faulting
+#: folio (the kernel's MMAP_LOTSAMISS)
+MMAP_LOTSAMISS = 100
+#: mmap_miss never counts past this
+MMAP_MISS_MAX = 1000
+
+
+@njit(inline="always")
+def _next_size(s, M):
+    """The next asynchronous window after one of ``s`` pages (get_next_ra_size)."""
+    if 16 * s < M:
+        return 4 * s
+    if 2 * s <= M:
+        return 2 * s
+    return M
+
+
+@njit
+def _sync_window(RA, ri, o, R, madv):
+    """A page-cache miss on file page ``o``: update the state ``RA[ri]`` and return the window
+    ``(start, size, async_size)`` to read, or size 0 for the faulting folio alone."""
+    if madv == 2:   # sequential: the largest window, from the faulting page on
+        RA[ri, RA_START] = o
+        RA[ri, RA_SIZE] = 2 * R
+        RA[ri, RA_ASYNC] = R
+        return o, 2 * R, R
+    miss = RA[ri, RA_MISS] + 1
+    if miss > MMAP_MISS_MAX:
+        miss = MMAP_MISS_MAX
+    RA[ri, RA_MISS] = miss
+    if miss > MMAP_LOTSAMISS:
+        return 0, 0, 0
+    start = o - R // 2
+    if start < 0:
+        start = 0
+    RA[ri, RA_START] = start
+    RA[ri, RA_SIZE] = R
+    RA[ri, RA_ASYNC] = R // 4
+    return start, R, R // 4
+
+
+@njit
+def _async_window(RA, ri, o, fp, R, madv):
+    """A marked folio (of ``fp`` pages, holding file page ``o``) was found resident: the next
+    window ``(start, size)`` (its mark goes on ``start``)."""
+    M = 2 * R if madv == 2 else R
+    marked = RA[ri, RA_START] + RA[ri, RA_SIZE] - RA[ri, RA_ASYNC]
+    if marked // fp == o // fp:   # this stream's mark: the window moves on and grows
+        start = RA[ri, RA_START] + RA[ri, RA_SIZE]
+        size = _next_size(RA[ri, RA_SIZE], M)
+    else:                          # another stream's mark: start afresh after the page
+        start = o + 1
+        size = M
+    RA[ri, RA_START] = start
+    RA[ri, RA_SIZE] = size
+    RA[ri, RA_ASYNC] = size
+    return start, size
+
+
+@njit
+def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_anon, n_frames,
+                 n_ent, replacement, hand, S, LL, FL, cnt, twolist_ratio, slot_frames, sp_off,
+                 sp_pages, MAPC, RAM, ht, hk, hn):
+    """Allocate and issue, completing at ``io_c``, the folios of file ``f`` holding file pages
+    ``[lo, hi)`` that are neither resident nor in flight, in ascending order; the folio
+    holding file page ``mark`` gets the readahead mark if it is one of them.  A folio that
+    finds no frame ends the readahead there (it never causes an OOM).  Returns (folios
+    read, pages read, n_frames, n_ent, hand, hn)."""
+    fp = f_folio[f]
+    n = 0
+    pages = 0
+    if hi > f_npages[f]:
+        hi = f_npages[f]
+    if lo < 0:
+        lo = 0
+    if lo >= hi:
+        return 0, 0, n_frames, n_ent, hand, hn
+    mk = mark // fp if 0 <= mark < f_npages[f] else -1
+    for k in range(lo // fp, (hi - 1) // fp + 1):
+        s = P + f_base[f] + k
+        if (FL[s] & F_RES) != 0:   # resident, or in flight
+            continue
+        ok, n_frames, n_ent, hand = _reclaim(slot_frames[s], limit, n_anon, n_frames, n_ent,
+                                             replacement, hand, S, LL, FL, cnt, twolist_ratio,
+                                             P, slot_frames, sp_off, sp_pages, MAPC)
+        if not ok:
+            break
+        _insert(s, replacement, hand, S, LL, FL)
+        n_frames += slot_frames[s]
+        n_ent += 1
+        FL[s] |= F_INFL
+        FL[s] &= np.uint8(255 - F_MSIO)
+        RAM[s] = 1 if k == mk else 0
+        hn = _heap_push(ht, hk, hn, io_c, (C.EV_IO << 40) | s)
+        n += 1
+        pages += slot_frames[s]
+    return n, pages, n_frames, n_ent, hand, hn
