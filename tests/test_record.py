@@ -460,3 +460,23 @@ def test_shipped_native_measurements_load_and_summarize():
     un = s[s["setting"] == "unlimited"].set_index("program")
     assert (un["pf_min"] <= un["page_faults"]).all() and (un["page_faults"] <= un["pf_max"]).all()
     assert (un["runs"] == meta["runs"]).all()
+
+
+def test_kernel_writes_into_user_memory_become_stores():
+    """read() filling a fresh buffer is the kernel's write (a kernel-mode write fault), not
+    the program's later load: one STORE per page written, where the call returns."""
+    from vmlab.trace.record import KernelWrites
+
+    kw = KernelWrites()
+    # a synchronous fstat writes its 144-byte struct; an async read is placed at its result
+    assert kw.stores(b"SYSCALL[7,1](5) sys_newfstatat ( 3, 0x4029c99(), 0x1ffeffec80 )"
+                     b"[sync] --> Success(0x0) \n") == [0x1ffeffec80]
+    assert kw.stores(b"SYSCALL[7,1](0) sys_read ( 3, 0x10ff8, 9000 ) --> [async] ... \n") == ()
+    assert kw.stores(b"SYSCALL[7,1](0) ... [async] --> Success(0x2000) \n") == [
+        0x10ff8, 0x11000, 0x12000]          # 8,192 bytes from 0x10ff8 touch three pages
+    # failures, reads of nothing and calls that write no user memory add nothing
+    kw.stores(b"SYSCALL[7,1](0) sys_read ( 3, 0x10000, 10 ) --> [async] ... \n")
+    assert kw.stores(b"SYSCALL[7,1](0) ... [async] --> Success(0x0) \n") == ()
+    assert kw.stores(b"SYSCALL[7,1](0) sys_pread64 ( 3, 0x10000, 10, 0 ) --> Failure(0x9) \n") == ()
+    assert kw.stores(b"SYSCALL[7,1](1) sys_write ( 1, 0x10000, 10 ) --> Success(0xa) \n") == ()
+    assert (kw.n_calls, kw.n_records) == (2, 4)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import vmlab
-from vmlab.model.recorded import (UNRECORDED, engine_runs, files_for, preload_for, runnable,
+from vmlab.engine.prepare import RUNS_KNOBS
+from vmlab.model.recorded import (UNRECORDED, files_for, preload_for, runnable,
                                   scenario_for, vmas_for)
 from vmlab.model.scenario import KERNEL_DEFAULTS, File
 from vmlab.trace import Op, open_trace
@@ -96,7 +97,6 @@ def test_runnable_names_what_it_leaves_out(tmp_path):
     assert small.ra_pages == 0 and small.memory_bytes is None and small.memory_pages == 64
     assert all(v.file is None for v in small.resolved_vmas()) and small.files == ()
     assert any("readahead" in s for s in said) and any("memory_pages=64" in s for s in said)
-    assert set(engine_runs()) >= {"fault_model"}
 
 
 def test_replay_faults_like_the_kernel(tmp_path):
@@ -105,7 +105,7 @@ def test_replay_faults_like_the_kernel(tmp_path):
     bss write and the stack write anonymous faults; the shared file read twice (two
     mappings)."""
     tr = _loader_trace(tmp_path)
-    sc, _ = runnable(scenario_for(tr))
+    sc, _ = runnable(scenario_for(tr), RUNS_KNOBS)
     res = vmlab.simulate(sc)
     f = res.faults
     assert len(f) == 6
@@ -125,7 +125,7 @@ def test_pages_outside_every_mapping_get_an_unrecorded_vma(tmp_path):
     vm = vmas_for(tr)
     assert [(v.start, v.end, v.name) for v in vm][1:] == [(0x40000, 0x42000,
                                                           f"{UNRECORDED}@0x40000")]
-    sc, said = runnable(scenario_for(tr))
+    sc, said = runnable(scenario_for(tr), RUNS_KNOBS)
     assert any("2 touched page(s)" in s for s in said)
     assert vmlab.simulate(sc).summary["n_faults"] == 3
 
@@ -136,7 +136,7 @@ def test_perf_recording_replays_its_own_faults(name):
     events, so an all-anonymous program's faults are not disk reads; a read then a write of
     one page stay two faults (the op kept from the x86 error code)."""
     tr = open_trace(DATA / "native" / name)
-    sc, _ = runnable(scenario_for(tr, records=False))
+    sc, _ = runnable(scenario_for(tr, records=False), RUNS_KNOBS)
     s = vmlab.simulate(sc).summary
     n_faults = int((np.asarray(tr.op) != Op.LOCK_W).sum())
     assert s["n_faults"] == pytest.approx(n_faults, rel=0.05)

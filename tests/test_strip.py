@@ -81,10 +81,11 @@ def test_fault_counts_survive_stripping(tmp_path, seed):
     out, info = strip_trace(full, tmp_path / "s.vmt", filter_pages=8)
     small = open_trace(out)
     assert info["records_out"] < info["records_in"] / 2
+    from vmlab.engine.prepare import RUNS_KNOBS
     from vmlab.model.recorded import runnable, scenario_for
 
     def kernel(tr):
-        sc, _ = runnable(scenario_for(tr, records=False))
+        sc, _ = runnable(scenario_for(tr, records=False), RUNS_KNOBS)
         s = vmlab.simulate(sc).summary
         return s["n_faults"], s["n_major"]
 

@@ -621,12 +621,13 @@ def _run(a):
                                ("fault_around_pages", a.fault_around_pages)) if v is not None}
     left_out = []
     if tr.mappings is not None and a.backing is None:
+        from .engine.prepare import RUNS_KNOBS
         from .model.recorded import runnable, scenario_for
 
-        base, left_out = runnable(scenario_for(tr, **knobs))
+        base, left_out = runnable(scenario_for(tr, **knobs), RUNS_KNOBS)
         where = {f: getattr(base, f) for f in ("vmas", "preload", "files", "fault_model",
                                                "ra_pages", "folio_pages", "replacement",
-                                               "fault_around_pages")}
+                                               "fault_around_pages", "memory_pages")}
     else:
         where = {"backing": a.backing or "file", "replacement": "lru",
                  "fault_around_pages": 1, **knobs}

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .errors import VmlabError
 from .trace.record import require
 
@@ -244,6 +246,31 @@ def drop_from_cache(paths):
                 os.close(fd)
 
 
+def page_ranges(resident):
+    """A residency bool array as ``[[first, end), ...]`` runs of resident pages (JSON-sized)."""
+    r = np.asarray(resident, bool)
+    if not r.size:
+        return []
+    d = np.diff(np.concatenate([[0], r.view(np.int8), [0]]))
+    return [[int(a), int(b)] for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+
+def cold_page_cache(argv, cwd=None):
+    """The page cache a cold run of ``argv`` starts from: its files (:func:`program_files`)
+    dropped as before each limited run, then measured with ``mincore``.  What stays is what
+    other processes map (the C library, the loader, a Python that other processes run).
+    Returns ``{path: [[first, end), ...] resident page runs}``."""
+    from .trace.mappings import residency
+
+    files = program_files(argv, cwd)
+    drop_from_cache(files)
+    out = {}
+    for path in files:
+        with contextlib.suppress(OSError):
+            out[os.path.realpath(path)] = page_ranges(residency(path))
+    return out
+
+
 def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
     """Measure ``argv`` natively: ``runs`` unlimited runs under perf stat and, when
     ``limits_bytes`` is given (a list, or ``"auto"``: a sweep around the peak measured in an
@@ -294,8 +321,7 @@ MB = 2**20
 PROGRAMS = [
     ("gzip", ["gzip", "-9", "-c", "{dir}/text.txt"],
      "text.txt: 2,000 generated lines (awk), 81 KB",
-     [3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.8 * MB, 0.7 * MB, 0.6 * MB,
-      0.5 * MB]),
+     [1 * MB, 0.75 * MB, 0.6 * MB, 0.55 * MB, 0.5 * MB, 0.45 * MB, 0.4 * MB, 0.35 * MB]),
     ("sort", ["sort", "-S", "1M", "-o", "/dev/null", "{dir}/numbers.txt"],
      "numbers.txt: 5,000 generated pseudo-random integers (awk LCG), 51 KB (below GNU "
      "sort's 128 Ki-line threshold for sorting on threads: one thread)", None),
@@ -306,7 +332,7 @@ PROGRAMS = [
     ("python_dict", ["/usr/bin/python3", "-S", "-c",
                      "d = {i: str(i) for i in range(20000)}"],
      "no input: CPython builds a 20,000-entry dict (about 2 MB of heap)",
-     [12 * MB, 10 * MB, 8 * MB, 7 * MB, 6 * MB, 5 * MB, 4 * MB, 3 * MB]),
+     [8 * MB, 7 * MB, 6 * MB, 5.5 * MB, 5 * MB, 4.75 * MB, 4.5 * MB, 4 * MB]),
     ("sqlite", ["sqlite3", ":memory:",
                 "create table t(a integer, b text); "
                 "with recursive c(x) as (select 1 union all select x + 1 from c where x < 5000) "
@@ -362,6 +388,7 @@ def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):
                 got += [r for r in measure_program(cmd, runs=runs, cwd=work, cold=True,
                                                    limits_bytes=[int(x) for x in sweep])
                         if r["setting"] == "limit"]
+                commands[name]["cold_page_cache"] = cold_page_cache(cmd, cwd=work)
             rows += [{"program": name, **r} for r in got]
             if record_dir is not None:
                 trace = Path(record_dir) / f"perf_{name}.vmt"

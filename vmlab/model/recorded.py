@@ -14,9 +14,9 @@ page cache starts from an explicit preload, so this module translates:
   ``memory_bytes`` when one is given, and any override (docs/model.md section 11,
   "Defaults").
 
-The engine may not run every mechanism of docs/model.md sections 11-12 yet; it refuses those
-it does not run.  :func:`engine_runs` asks it which it runs, and :func:`runnable` turns a
-scenario into one the engine accepts, *saying* what it left out (never silently).
+An implementation may not run every mechanism of docs/model.md sections 11-12 (each refuses
+those it does not run); :func:`runnable` turns a scenario into one it accepts, *saying* what
+it left out and what the recording did not know (never silently).
 """
 from __future__ import annotations
 
@@ -278,42 +278,6 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
 
 
 # -- what the engine runs ----------------------------------------------------------------
-_NOT_RUN = "not run by this engine yet"
-
-
-@functools.lru_cache(maxsize=1)
-def engine_runs():
-    """The mechanisms of docs/model.md sections 11-12 the numba engine runs, by the names of
-    :meth:`Scenario.granularity_knobs`: each is tried on a two-record scenario through
-    ``vmlab.engine.prepare.prepare`` (cheap: no run), and counts as run unless the engine
-    refuses it as not yet run."""
-    from ..engine.prepare import prepare
-    from ..trace import Trace
-    from .scenario import File, Scenario, Vma
-
-    tr = Trace(np.array([0x10000, 0x11000], np.uint64), op=np.zeros(2, np.uint8))
-    vma = Vma(0x10000, 0x20000, backing="file", prot="r")
-    tries = {
-        "fault_model": dict(fault_model="kernel", vmas=[vma]),
-        "ra_pages": dict(fault_model="kernel", ra_pages=4, vmas=[vma]),
-        "folio_pages": dict(fault_model="kernel", folio_pages=4, vmas=[vma]),
-        "memory_bytes": dict(fault_model="kernel", memory_bytes=1 << 20, vmas=[vma]),
-        "file": dict(fault_model="kernel", vmas=[vma.__class__(0x10000, 0x20000, backing="file",
-                                                               prot="r", file="f")],
-                     files=[File("f", size_bytes=0x10000)]),
-    }
-    runs = []
-    for name, kw in tries.items():
-        try:
-            prepare(Scenario(tr, **kw))
-        except ScenarioError as e:
-            if _NOT_RUN in str(e):
-                continue
-            raise
-        runs.append(name)
-    return tuple(runs)
-
-
 #: What each mechanism is, for the note :func:`runnable` writes.
 KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
              "folio_pages": "large folios", "memory_bytes": "the memory limit on anonymous "
@@ -321,12 +285,14 @@ KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
              "file": "page-cache sharing between mappings of one file"}
 
 
-def runnable(scenario, runs=None):
-    """``(scenario, left_out)``: ``scenario`` without the mechanisms the engine does not run
-    yet (``runs``: :func:`engine_runs`), and one phrase per mechanism left out (empty when
-    the engine runs it all).  A memory limit the engine cannot charge to anonymous pages
-    becomes a limit on page-cache frames (``memory_pages``), and says so."""
-    runs = engine_runs() if runs is None else runs
+def runnable(scenario, runs):
+    """``(scenario, left_out)``: ``scenario`` without the mechanisms an implementation does
+    not run (``runs``: the names of :meth:`Scenario.granularity_knobs` it runs, e.g. the
+    engine's ``vmlab.engine.prepare.RUNS_KNOBS``), and one phrase per thing the replay does
+    not know or leaves out: pages outside every recorded mapping, files whose page-cache
+    state was not measured, and each mechanism dropped.  A memory limit that cannot be
+    charged to anonymous pages becomes a limit on page-cache frames (``memory_pages``), and
+    says so."""
     vmas = scenario.resolved_vmas()
     asked = scenario.granularity_knobs(vmas)
     drop = [k for k in asked if k not in runs]

@@ -35,8 +35,22 @@ from ..measure import MB, PROGRAMS, make_inputs
 
 #: Where the shipped measurements and recordings live.
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "native"
-#: The filter of the shipped stripped recordings (:mod:`vmlab.trace.strip`).
-FILTER_PAGES = 32
+#: The filter of the shipped stripped recordings (:mod:`vmlab.trace.strip`), in pages: a
+#: quarter of the smallest memory limit of the program's sweep or less, so the sweep's
+#: replacement barely notices (tests/test_strip.py); 512 pages for the programs replayed with
+#: unlimited memory only, where stripping changes no count.  All six recordings together
+#: are about 4 MB.
+FILTER_PAGES = {"gzip": 32, "python_dict": 128}
+FILTER_PAGES_UNLIMITED = 512
+
+
+#: Objects only a valgrind run has (its preloaded core and the tool's redirection page).
+VALGRIND_OBJECTS = ("vgpreload_core-amd64-linux.so", "lackey-amd64-linux")
+
+
+def filter_pages(name):
+    """The strip filter of program ``name`` (:data:`FILTER_PAGES`)."""
+    return FILTER_PAGES.get(name, FILTER_PAGES_UNLIMITED)
 
 
 def program_command(name):
@@ -70,9 +84,190 @@ def record_program(name, out_dir, work_dir=None):
             full, info = record_lackey(cmd, Path(tmp) / "full.vmt", cwd=work, quiet=True,
                                        stdout=subprocess.DEVNULL)
             path, sinfo = strip_trace(open_trace(full), out_dir / f"lackey_{name}.vmt",
-                                      filter_pages=FILTER_PAGES)
+                                      filter_pages=filter_pages(name))
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
     os.chmod(path, 0o644)
     return path, {**info, **sinfo}
+
+
+def load_recordings(data_dir=None, names=None):
+    """The stripped lackey recordings ``lackey_<name>.vmt`` of ``data_dir`` (default the
+    shipped ``data/native``): ``{name: Trace}``, in :data:`PROGRAMS` order."""
+    from ..trace.native import open_trace
+
+    d = Path(data_dir) if data_dir else DATA_DIR
+    out = {}
+    for name, *_rest in PROGRAMS:
+        if names is not None and name not in names:
+            continue
+        p = d / f"lackey_{name}.vmt"
+        if not p.exists():
+            raise VmlabError(f"{p}: no recording (scripts/measure_programs.py --lackey makes it)")
+        out[name] = open_trace(p)
+    return out
+
+
+def cold_preload(trace, vmas, cold_cache):
+    """The preload of a cold run: for each file of ``cold_cache`` (:func:`vmlab.measure.
+    cold_page_cache`, by real path), the pages that stayed resident after the drop; the other
+    files as the recording found them."""
+    from ..model.recorded import file_names, preload_for
+
+    ps = int(trace.page_size)
+    names = dict(zip(file_names(trace.mappings), trace.mappings.files))
+    base = preload_for(trace, vmas)
+    keep = np.ones(len(base), bool)
+    extra = []
+    for v in vmas:
+        info = names.get(v.file)
+        if info is None or v.asid != 0:
+            continue
+        ranges = cold_cache.get(os.path.realpath(info.path))
+        if ranges is None:
+            continue
+        keep &= ~((base >= v.start) & (base < v.end))
+        res = np.zeros(-(-int(info.size_bytes) // ps), bool)
+        for a, b in ranges:
+            res[a:b] = True
+        pages = np.arange(v.start, v.end, ps, dtype=np.uint64)
+        fpage = v.offset // ps + np.arange(len(pages))
+        ok = fpage < len(res)
+        ok[ok] = res[fpage[ok]]
+        extra.append(pages[ok])
+    return np.unique(np.concatenate([base[keep], *extra]))
+
+
+def predict(trace, memory_bytes=None, cold_cache=None, **overrides):
+    """The engine's counts for a recorded trace (:func:`vmlab.model.recorded.scenario_for`,
+    every mechanism the engine runs): ``page_faults`` and ``major_faults`` without the faults
+    on valgrind's own pages (:data:`VALGRIND_OBJECTS`, counted apart in
+    ``valgrind_faults``: a native run does not have them), ``pages_read`` (I/O of faults and
+    readahead, in pages), ``oom`` (the run ended in an OOM), ``left_out`` (what the replay
+    does not know, :func:`~vmlab.model.recorded.runnable`).
+
+    ``memory_bytes``: the cgroup limit (``None``: unlimited).  ``cold_cache``: the page cache
+    of a cold run (``{path: page ranges}``) instead of the recording's warm one."""
+    from ..engine.prepare import RUNS_KNOBS
+    from ..model.recorded import runnable, scenario_for, vmas_for
+    from ..simulation import simulate
+
+    if cold_cache is not None:
+        vmas = vmas_for(trace)
+        overrides = {"vmas": vmas, "preload": cold_preload(trace, vmas, cold_cache),
+                     **overrides}
+    sc, left = runnable(scenario_for(trace, memory_bytes=memory_bytes, **overrides),
+                        RUNS_KNOBS)
+    res = simulate(sc)
+    s = res.summary
+    f = res.faults
+    vg = f["vma_name"].astype(str).str.startswith(VALGRIND_OBJECTS)
+    return {"page_faults": int(s["n_faults"]) - int(vg.sum()),
+            "major_faults": int(s["n_major"]) - int((vg & f["major"]).sum()),
+            "valgrind_faults": int(vg.sum()), "pages_read": int(s.get("n_io_pages", s["n_io"])),
+            "oom": bool(s.get("oom", False)), "left_out": left}
+
+
+def _native(native_df):
+    from ..measure import summarize_runs
+
+    return summarize_runs(native_df)
+
+
+def agreement_table(native_df, recordings):
+    """Predicted against measured page faults with unlimited memory: one row per program
+    with ``predicted``, ``measured`` (median over the runs), ``measured_min``/``max``,
+    ``ratio`` = predicted / measured and ``in_target`` (0.9 <= ratio <= 1.1)."""
+    s = _native(native_df)
+    un = s[s["setting"] == "unlimited"].set_index("program")
+    rows = []
+    for name, tr in recordings.items():
+        if name not in un.index:
+            continue
+        p = predict(tr)
+        m = un.loc[name]
+        ratio = p["page_faults"] / m["page_faults"]
+        rows.append({"program": name, "accesses_recorded": len(tr),
+                     "predicted": p["page_faults"], "predicted_major": p["major_faults"],
+                     "measured": float(m["page_faults"]), "measured_min": int(m["pf_min"]),
+                     "measured_max": int(m["pf_max"]), "measured_major": float(m["major_faults"]),
+                     "ratio": ratio, "in_target": bool(0.9 <= ratio <= 1.1)})
+    return pd.DataFrame(rows)
+
+
+def limit_table(native_df, trace, program, cold_cache=None):
+    """Major faults under each memory limit the program was measured at: ``limit_mb``,
+    measured median/min/max, the kernel's OOM kills out of its runs, and the prediction
+    (``predicted_major``, ``predicted_oom``) with ``memory_bytes`` = the limit, from the cold
+    page cache when ``cold_cache`` is given."""
+    s = _native(native_df)
+    lim = s[(s["program"] == program) & (s["setting"] == "limit")]
+    rows = []
+    for r in lim.sort_values("limit_mb", ascending=False).itertuples():
+        limit = int(round(r.limit_mb * MB / 4096)) * 4096
+        p = predict(trace, memory_bytes=limit, cold_cache=cold_cache)
+        rows.append({"program": program, "limit_mb": r.limit_mb, "limit_bytes": limit,
+                     "measured_major": float(r.major_faults), "measured_min": int(r.mj_min),
+                     "measured_max": int(r.mj_max), "oom_kills": int(r.oom_kills),
+                     "runs": int(r.runs), "predicted_major": p["major_faults"],
+                     "predicted_faults": p["page_faults"], "predicted_oom": p["oom"]})
+    return pd.DataFrame(rows)
+
+
+def knee_bytes(limit_bytes, majors, rise=5):
+    """The limit where major faults start rising: the largest limit whose major faults
+    exceed those at the largest limit by more than ``rise`` (``None`` if none does)."""
+    order = np.argsort(limit_bytes)[::-1]
+    lim = np.asarray(limit_bytes)[order]
+    mj = np.asarray(majors, float)[order]
+    base = mj[0]
+    above = np.flatnonzero(mj > base + rise)
+    return None if not len(above) else int(lim[above[0]])
+
+
+def _objects(vmas):
+    """The object each VMA belongs to: the file's name, ``[stack]``, ``[vdso/vvar]`` or
+    ``anon`` (heap, bss, anonymous mmap)."""
+    out = []
+    for v in vmas:
+        kind = v.name.split("@")[0]
+        if v.file is not None:
+            out.append(v.file.rsplit("/", 1)[-1])
+        elif kind == "[stack]":
+            out.append("[stack]")
+        elif kind == "[special]":
+            out.append("[vdso/vvar]")
+        elif kind == "unrecorded":
+            out.append("(no recorded mapping)")
+        else:
+            out.append("anon")
+    return out
+
+
+def faults_by_object(lackey_trace, perf_trace):
+    """Where the predicted and the kernel's faults land: the faults of the prediction
+    (lackey replay) and of the perf recording of a native run (the kernel's own faults,
+    user and kernel mode on user addresses), per object (:func:`_objects`).  Columns
+    ``object``, ``predicted``, ``kernel``, ``difference``."""
+    from ..engine.prepare import RUNS_KNOBS
+    from ..model.recorded import runnable, scenario_for, vmas_for
+    from ..simulation import simulate
+    from ..trace.model import Op
+
+    sc, _ = runnable(scenario_for(lackey_trace), RUNS_KNOBS)
+    f = simulate(sc).faults
+    vm = sc.resolved_vmas()
+    obj = np.array(_objects(vm), dtype=object)
+    pred = pd.Series(obj[f["vma"].to_numpy()]).value_counts()
+    pv = vmas_for(perf_trace)
+    pobj = np.array(_objects(pv), dtype=object)
+    op = np.asarray(perf_trace.op)
+    addr = np.asarray(perf_trace.addr)[op != Op.LOCK_W]
+    starts = np.array([v.start for v in pv], np.uint64)
+    k = np.searchsorted(starts, addr, side="right") - 1
+    kern = pd.Series(pobj[k]).value_counts()
+    df = pd.DataFrame({"predicted": pred, "kernel": kern}).fillna(0).astype(int)
+    df["difference"] = df["predicted"] - df["kernel"]
+    df.index.name = "object"
+    return df.reset_index().sort_values("kernel", ascending=False, kind="stable")
