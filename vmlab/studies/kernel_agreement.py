@@ -162,11 +162,12 @@ def predict(trace, memory_bytes=None, cold_cache=None, **overrides):
     res = simulate(sc)
     s = res.summary
     f = res.faults
+    oom = bool((res.threads["state"] == "oom").any())
     vg = f["vma_name"].astype(str).str.startswith(VALGRIND_OBJECTS)
     return {"page_faults": int(s["n_faults"]) - int(vg.sum()),
             "major_faults": int(s["n_major"]) - int((vg & f["major"]).sum()),
-            "valgrind_faults": int(vg.sum()), "pages_read": int(s.get("n_io_pages", s["n_io"])),
-            "oom": bool(s.get("oom", False)), "left_out": left}
+            "valgrind_faults": int(vg.sum()), "pages_read": int(res.raw.counters["n_read_pages"]),
+            "oom": oom, "left_out": left}
 
 
 def _native(native_df):
@@ -211,6 +212,7 @@ def limit_table(native_df, trace, program, cold_cache=None):
                      "measured_major": float(r.major_faults), "measured_min": int(r.mj_min),
                      "measured_max": int(r.mj_max), "oom_kills": int(r.oom_kills),
                      "runs": int(r.runs), "predicted_major": p["major_faults"],
+                     "predicted_pages_read": p["pages_read"],
                      "predicted_faults": p["page_faults"], "predicted_oom": p["oom"]})
     return pd.DataFrame(rows)
 
@@ -271,3 +273,89 @@ def faults_by_object(lackey_trace, perf_trace):
     df["difference"] = df["predicted"] - df["kernel"]
     df.index.name = "object"
     return df.reset_index().sort_values("kernel", ascending=False, kind="stable")
+
+
+def can_remeasure():
+    """Why this machine cannot re-measure the programs natively (``""`` if it can): Linux,
+    root (memory cgroups), perf, a cgroup memory controller."""
+    import sys
+
+    from ..measure import cgroup_version
+    from ..trace.record import require
+
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    if os.geteuid() != 0:
+        return "not root (the memory-limit sweep needs memory cgroups)"
+    try:
+        require("perf")
+    except VmlabError as e:
+        return str(e)
+    if cgroup_version() is None:
+        return "no cgroup memory controller"
+    return ""
+
+
+def recordings_match(recordings):
+    """Whether the programs and libraries the shipped recordings ran are this machine's (same
+    path and size for every file measured before the run): only then do a fresh native
+    measurement and the shipped recordings describe the same runs."""
+    for tr in recordings.values():
+        for f in tr.mappings.files:
+            if f.residency_when != "before_run":
+                continue
+            try:
+                if os.path.getsize(f.path) != f.size_bytes:
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+def native_data(recordings, remeasure="auto", runs=3, names=None):
+    """The native measurements to compare with: ``(runs DataFrame, metadata, source)``.
+
+    ``remeasure``: ``"auto"`` measures the programs again (:func:`vmlab.measure.
+    measure_programs`, ``runs`` runs per setting, a few tens of seconds) when this machine
+    can (:func:`can_remeasure`) and its binaries are those of the shipped recordings
+    (:func:`recordings_match`), else reads the shipped ``data/native`` measurements;
+    ``"never"`` always reads them.  ``source`` says which, and why."""
+    from ..calibrate import machine_info
+    from ..measure import load_native, measure_programs
+
+    df, meta = load_native(DATA_DIR)
+    if remeasure not in ("auto", "never"):
+        raise VmlabError(f"remeasure must be 'auto' or 'never', got {remeasure!r}")
+    why = "remeasure='never'" if remeasure == "never" else can_remeasure()
+    if not why and not recordings_match(recordings):
+        why = "this machine's binaries differ from those of the shipped recordings"
+    if why:
+        return df, meta, f"shipped measurements (data/native; {why})"
+    rows, commands = measure_programs(runs=runs, only=set(names) if names else None)
+    new = pd.DataFrame(rows)
+    meta = {**meta, "machine": machine_info(), "runs": runs,
+            "programs": {**meta["programs"], **commands}}
+    return new, meta, f"measured now on this machine ({runs} runs per setting)"
+
+
+def major_faults_by_object(trace, memory_bytes, cold_cache):
+    """The predicted major faults of a cold run under ``memory_bytes``, per object, with how
+    many fall in a writable private file segment (``data_segment``: ``.data``/relro, written
+    by the loader, so the fault is a copy-on-write that reads the page cache)."""
+    from ..engine.prepare import RUNS_KNOBS
+    from ..model.recorded import runnable, scenario_for, vmas_for
+    from ..simulation import simulate
+
+    vmas = vmas_for(trace)
+    sc, _ = runnable(scenario_for(trace, memory_bytes=memory_bytes, vmas=vmas,
+                                  preload=cold_preload(trace, vmas, cold_cache)), RUNS_KNOBS)
+    f = simulate(sc).faults
+    f = f[f["major"]]
+    vm = sc.resolved_vmas()
+    obj = np.array(_objects(vm), dtype=object)
+    data = np.array([v.file is not None and "w" in v.prot and v.private for v in vm])
+    df = pd.DataFrame({"object": obj[f["vma"].to_numpy()],
+                       "data_segment": data[f["vma"].to_numpy()]})
+    out = df.groupby("object").agg(major_faults=("object", "size"),
+                                   data_segment=("data_segment", "sum"))
+    return out.reset_index().sort_values("major_faults", ascending=False, kind="stable")
