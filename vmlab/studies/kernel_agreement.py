@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..errors import VmlabError
 from ..measure import MB, PROGRAMS, make_inputs
+from ..validate import VALGRIND_OBJECTS, cold_preload, predict
 
 #: Where the shipped measurements and recordings live.
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "native"
@@ -42,10 +43,6 @@ DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "native"
 #: are about 4 MB.
 FILTER_PAGES = {"gzip": 32, "python_dict": 128}
 FILTER_PAGES_UNLIMITED = 512
-
-
-#: Objects only a valgrind run has (its preloaded core and the tool's redirection page).
-VALGRIND_OBJECTS = ("vgpreload_core-amd64-linux.so", "lackey-amd64-linux")
 
 
 def filter_pages(name):
@@ -107,67 +104,6 @@ def load_recordings(data_dir=None, names=None):
             raise VmlabError(f"{p}: no recording (scripts/measure_programs.py --lackey makes it)")
         out[name] = open_trace(p)
     return out
-
-
-def cold_preload(trace, vmas, cold_cache):
-    """The preload of a cold run: for each file of ``cold_cache`` (:func:`vmlab.measure.
-    cold_page_cache`, by real path), the pages that stayed resident after the drop; the other
-    files as the recording found them."""
-    from ..model.recorded import file_names, preload_for
-
-    ps = int(trace.page_size)
-    names = dict(zip(file_names(trace.mappings), trace.mappings.files))
-    base = preload_for(trace, vmas)
-    keep = np.ones(len(base), bool)
-    extra = []
-    for v in vmas:
-        info = names.get(v.file)
-        if info is None or v.asid != 0:
-            continue
-        ranges = cold_cache.get(os.path.realpath(info.path))
-        if ranges is None:
-            continue
-        keep &= ~((base >= v.start) & (base < v.end))
-        res = np.zeros(-(-int(info.size_bytes) // ps), bool)
-        for a, b in ranges:
-            res[a:b] = True
-        pages = np.arange(v.start, v.end, ps, dtype=np.uint64)
-        fpage = v.offset // ps + np.arange(len(pages))
-        ok = fpage < len(res)
-        ok[ok] = res[fpage[ok]]
-        extra.append(pages[ok])
-    return np.unique(np.concatenate([base[keep], *extra]))
-
-
-def predict(trace, memory_bytes=None, cold_cache=None, **overrides):
-    """The engine's counts for a recorded trace (:func:`vmlab.model.recorded.scenario_for`,
-    every mechanism the engine runs): ``page_faults`` and ``major_faults`` without the faults
-    on valgrind's own pages (:data:`VALGRIND_OBJECTS`, counted apart in
-    ``valgrind_faults``: a native run does not have them), ``pages_read`` (I/O of faults and
-    readahead, in pages), ``oom`` (the run ended in an OOM), ``left_out`` (what the replay
-    does not know, :func:`~vmlab.model.recorded.runnable`).
-
-    ``memory_bytes``: the cgroup limit (``None``: unlimited).  ``cold_cache``: the page cache
-    of a cold run (``{path: page ranges}``) instead of the recording's warm one."""
-    from ..engine.prepare import RUNS_KNOBS
-    from ..model.recorded import runnable, scenario_for, vmas_for
-    from ..simulation import simulate
-
-    if cold_cache is not None:
-        vmas = vmas_for(trace)
-        overrides = {"vmas": vmas, "preload": cold_preload(trace, vmas, cold_cache),
-                     **overrides}
-    sc, left = runnable(scenario_for(trace, memory_bytes=memory_bytes, **overrides),
-                        RUNS_KNOBS)
-    res = simulate(sc)
-    s = res.summary
-    f = res.faults
-    oom = bool((res.threads["state"] == "oom").any())
-    vg = f["vma_name"].astype(str).str.startswith(VALGRIND_OBJECTS)
-    return {"page_faults": int(s["n_faults"]) - int(vg.sum()),
-            "major_faults": int(s["n_major"]) - int((vg & f["major"]).sum()),
-            "valgrind_faults": int(vg.sum()), "pages_read": int(res.raw.counters["n_read_pages"]),
-            "oom": oom, "left_out": left}
 
 
 def _native(native_df):
