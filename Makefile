@@ -40,10 +40,12 @@ $(CHROMIUM):
 ## make test: install into .venv (and Chromium and the recording tools, as root) and run
 ## the whole test suite on all cores
 test: $(STAMP) $(CHROMIUM) tools
+	$(PY) -m vmlab.engine    # compile the fault engine once, before the test workers start
 	$(PY) -m pytest -q -n auto tests
 
 ## make report: install into .venv and run every notebook on data/ into report/ (open report/index.html)
 report: $(STAMP)
+	$(PY) -m vmlab.engine    # compile the fault engine once, before notebooks run side by side
 	$(VENV)/bin/vmlab report --out report
 
 ## make bench: run the benchmarks (installs the benchmark-only extras)

@@ -92,3 +92,11 @@ def test_reference_stops_at_its_budget_the_same_way():
 def test_bad_budget_is_refused(bad):
     with pytest.raises(ScenarioError, match="event_budget"):
         run(storm(n=4), "nopage", event_budget=bad)
+
+
+def test_the_front_door_takes_the_budget():
+    """``vmlab.simulate(..., event_budget=N)`` reaches the engine, exact and sampled alike."""
+    s = vmlab.simulate(storm(), "nopage", event_budget=50_000).summary
+    assert s["livelock_reason"] == "event_budget" and s["n_events"] == 50_000
+    with pytest.raises(ScenarioError, match="event_budget"):
+        vmlab.simulate(storm(), "nopage", event_budget=-5)

@@ -122,7 +122,8 @@ def _parser():
                    help="page-cache frames as fractions of the trace's distinct pages, "
                         "comma-separated, each in (0, 1]")
     r.add_argument("--replacement", default=None,
-                   help="lru, fifo, clock or twolist (default lru; twolist for a recorded trace)")
+                   help="page-cache replacement: lru, fifo, clock or twolist (the kernel's "
+                        "active/inactive lists); default lru, twolist for a recorded trace")
     r.add_argument("--fault-around-pages", type=int, default=None,
                    help="pages mapped per read fault on resident file pages (default 1; 16, "
                         "fault_around_bytes 64 KiB, for a recorded trace)")

@@ -223,12 +223,12 @@ def miniature(scenario):
     return mini
 
 
-def run_sampled(scenario, policy=None):
-    """Replay the miniature of ``scenario`` (engine ``run``); the raw columns carry
-    ``sample`` (rate and the per-page fault sums the interval needs)."""
+def run_sampled(scenario, policy=None, **run_options):
+    """Replay the miniature of ``scenario`` (engine ``run``, which takes ``run_options``);
+    the raw columns carry ``sample`` (rate and the per-page fault sums the interval needs)."""
     from .engine.run import run
 
-    raw = run(miniature(scenario), policy)
+    raw = run(miniature(scenario), policy, **run_options)
     f = raw.faults
     if len(f["vpn"]):
         key = (f["asid"].astype(np.uint64) << np.uint64(_VPN_BITS)) | f["vpn"].astype(np.uint64)

@@ -24,7 +24,7 @@ from .results import Result
 from .sampling import miniature, run_sampled
 
 
-def simulate(scenario, policy=None):
+def simulate(scenario, policy=None, *, event_budget=None, fast_path=True):
     """Replay ``scenario`` under ``policy``.
 
     Parameters
@@ -33,6 +33,13 @@ def simulate(scenario, policy=None):
     policy : str or Policy, optional
         A preset name or a :class:`~vmlab.model.policies.Policy`; it replaces the scenario's
         default policy (VMAs with their own policy keep it).  None: the scenario's.
+    event_budget : int, optional
+        The most events the run may take (default: 64 per record and thread plus 2*10^7,
+        docs/model.md section 10; -1: no bound).  A run that exceeds it stops there and
+        reports ``livelock_reason = "event_budget"``.
+    fast_path : bool
+        False makes the engine take every step through its event loop (same records,
+        slower; a check of the fast path).
 
     Returns
     -------
@@ -60,8 +67,10 @@ def simulate(scenario, policy=None):
     A scenario with ``sample_rate`` below 1 replays its miniature (:mod:`vmlab.sampling`).
     """
     if getattr(scenario, "sample_rate", None) is not None and scenario.sample_rate < 1:
-        return Result(run_sampled(scenario, policy), scenario)
-    return Result(run(scenario, policy), scenario)
+        return Result(run_sampled(scenario, policy, event_budget=event_budget,
+                                  fast_path=fast_path), scenario)
+    return Result(run(scenario, policy, fast_path=fast_path, event_budget=event_budget),
+                  scenario)
 
 
 def simulate_many(runs, *, keep=None, n_jobs=None, show_progress=None, desc="runs"):
