@@ -121,6 +121,11 @@ def _parser():
     g.add_argument("--memory-fraction", default=None, metavar="F[,F...]",
                    help="page-cache frames as fractions of the trace's distinct pages, "
                         "comma-separated, each in (0, 1]")
+    g.add_argument("--memory-bytes", default=None, metavar="N[,N...]",
+                   help="a cgroup-style memory limit in bytes, comma-separated: anonymous and "
+                        "page-cache pages are charged to it; with no swap, a limit below the "
+                        "anonymous working set ends the run with an OOM (summary oom, "
+                        "oom_thread, oom_ns; docs/model.md section 12)")
     r.add_argument("--replacement", default=None,
                    help="page-cache replacement: lru, fifo, clock or twolist (the kernel's "
                         "active/inactive lists); default lru, twolist for a recorded trace")
@@ -572,7 +577,7 @@ RUN_COLUMNS = (("policy", "policy"), ("memory_pages", "memory"), ("n_faults", "f
                ("fault_latency_ns_p50", "fault p50"), ("fault_latency_ns_p99", "fault p99"),
                ("signal_latency_ns_p99", "signal p99"), ("lock_wait_ns_total", "lock wait"),
                ("writer_ops_per_s", "writer ops"), ("elapsed_ns", "elapsed"),
-               ("livelock", "livelock"))
+               ("livelock", "livelock"), ("oom", "oom"))
 
 
 def _run(a):
@@ -585,8 +590,13 @@ def _run(a):
     policies = _list(a.policy, "--policy", str)
     for name in policies:
         get_policy(name)  # an unknown name fails now, with the valid names
-    fractions = pages = None
-    if a.memory_fraction is not None:
+    fractions = pages = limits = None
+    if a.memory_bytes is not None:
+        limits = _list(a.memory_bytes, "--memory-bytes", int)
+        for n in limits:
+            if n < 1:
+                raise VmlabError(f"--memory-bytes must be at least 1 (bytes), got {n}")
+    elif a.memory_fraction is not None:
         fractions = _list(a.memory_fraction, "--memory-fraction", float)
         for f in fractions:
             if not 0 < f <= 1:
@@ -616,6 +626,8 @@ def _run(a):
     if fractions is not None:
         distinct = len(index_trace(tr).keys)
         sizes = [(f, max(1, int(round(f * distinct)))) for f in fractions]
+    elif limits is not None:
+        sizes = [("bytes", n) for n in limits]
     else:
         sizes = [(None, n) for n in (pages or [None])]
     knobs = {k: v for k, v in (("replacement", a.replacement),
@@ -649,11 +661,14 @@ def _run(a):
     base = base.replace(costs=costs if a.costs and a.io is None else costs.replace(io_ns=io))
     rows = []
     for fraction, mem in sizes:
-        sc = base.replace(memory_pages=mem)
+        limit = fraction == "bytes"
+        sc = base.replace(memory_bytes=mem) if limit else base.replace(memory_pages=mem)
         for policy in policies:
             summary = vmlab.simulate(sc, policy).summary
-            row = {"policy": summary["policy"], "memory_pages": mem}
-            if fractions is not None:
+            row = {"policy": summary["policy"], "memory_pages": None if limit else mem}
+            if limit:
+                row["memory_bytes"] = mem
+            elif fractions is not None:
                 row["memory_fraction"] = fraction
             row.update((k, v) for k, v in summary.items() if k != "policy")
             rows.append(row)
@@ -672,7 +687,9 @@ def _run(a):
             cells = []
             for key, _ in RUN_COLUMNS:
                 v = row.get(key)
-                if key == "memory_pages":
+                if key == "memory_pages" and "memory_bytes" in row:
+                    cells.append(fmt_value("memory_bytes", row["memory_bytes"]) + " limit")
+                elif key == "memory_pages":
                     cells.append("unlimited" if v is None else (
                         f"{v:,} pages" + (f" ({row['memory_fraction']:g})" if fractions else "")))
                 elif key == "writer_ops_per_s":

@@ -18,13 +18,15 @@ from .sampling import scale_summary
 #: Summary columns every run reports (``vmlab run --json`` prints them).
 SUMMARY_KEYS = (
     "policy", "n_records", "n_accesses", "n_faults", "n_major", "n_minor", "n_retries",
-    "retries_per_fault", "n_sigbus", "n_io", "n_wasted_io", "n_evictions",
+    "retries_per_fault", "n_sigbus", "n_io", "n_read_pages", "n_readahead_pages",
+    "n_wasted_io", "n_evictions",
     "n_adversary_evictions", "n_lock_w", "writer_ops_per_s",
     "fault_latency_ns_mean", "fault_latency_ns_p50", "fault_latency_ns_p90",
     "fault_latency_ns_p99", "fault_latency_ns_max",
     "signal_latency_ns_p50", "signal_latency_ns_p99", "signal_latency_ns_max",
     "lock_wait_ns_total", "elapsed_ns", "n_signals", "n_unfinished_records",
-    "n_abandoned_records", "n_livelocked_threads", "livelock", "livelock_reason", "n_events",
+    "n_abandoned_records", "n_livelocked_threads", "livelock", "livelock_reason",
+    "oom", "oom_thread", "oom_ns", "n_events",
     "n_ptes_end", "page_table_bytes", "struct_page_bytes", "prepare_s", "kernel_s",
     "sample_rate", "n_faults_ci_low", "n_faults_ci_high",
 )
@@ -226,8 +228,14 @@ class Result:
         for k in ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus",
                   "n_io", "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w",
                   "elapsed_ns", "n_signals", "n_unfinished_records", "n_abandoned_records",
-                  "n_livelocked_threads", "n_ptes_end", "n_events"):
+                  "n_livelocked_threads", "n_ptes_end", "n_events", "n_read_pages",
+                  "n_readahead_pages"):
             s[k] = int(c[k])
+        # docs/model.md section 12: a charge under memory_bytes found no frame to reclaim
+        s["oom"] = int(c["oom_ns"]) >= 0
+        s["oom_ns"] = int(c["oom_ns"])
+        s["oom_thread"] = (int(np.asarray(raw.threads["tid"])[int(c["oom_thread"])])
+                           if s["oom"] else -1)
         s["retries_per_fault"] = s["n_retries"] / s["n_faults"] if s["n_faults"] else 0.0
         keep = bool(self.scenario.records)
         if keep:

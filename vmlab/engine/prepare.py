@@ -288,7 +288,7 @@ def _scratch(n, dtype):
 def _with_extra_pages(idx, extra):
     """The index with pages no record touches added (preloaded pages): ids are renumbered."""
     # the new pages get ids after the existing ones, which keep theirs
-    keys = np.union1d(idx.keys, extra)
+    keys = np.sort(np.concatenate([idx.keys, extra]))   # (disjoint, both sorted)
     old_pos = np.searchsorted(keys, idx.keys)
     first = np.full(len(keys), np.iinfo(np.int64).max, np.int64)
     first[old_pos] = idx.first_rec
@@ -515,13 +515,25 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
             key_vpn = (idx.keys & np.uint64((1 << _VPN_BITS) - 1)).astype(np.int64)
             lo, hi = _windows(key_vpn, key_vma, fa, files, vma_file, vma_off, vma_first_vpn,
                               vma_end_vpn, cache_mode)
-            n = hi - lo
-            if (n > 1).any():
-                start = np.repeat(lo, n)
-                step = np.arange(len(start)) - np.repeat(np.cumsum(n) - n, n)
-                asid = vma_asid[np.repeat(key_vma, n)].astype(np.uint64)
-                ext = (asid << np.uint64(_VPN_BITS)) | (start + step).astype(np.uint64)
-                extra = np.setdiff1d(ext, idx.keys)
+            if ((hi - lo) > 1).any():
+                # the union of the windows (they are intervals in key order, their ends never
+                # decreasing): one run of new keys per merged interval, so that the work is
+                # the pages that may be mapped, not pages times window size
+                a = vma_asid[key_vma].astype(np.uint64) << np.uint64(_VPN_BITS)
+                klo = a + lo.astype(np.uint64)
+                khi = a + hi.astype(np.uint64)
+                reach = np.maximum.accumulate(khi)
+                new = np.ones(len(klo), bool)
+                new[1:] = klo[1:] > reach[:-1]
+                first = np.flatnonzero(new)
+                m_lo = klo[first]
+                m_hi = np.maximum.reduceat(khi, first)
+                n = (m_hi - m_lo).astype(np.int64)
+                step = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+                ext = np.repeat(m_lo, n) + step.astype(np.uint64)
+                # (both sorted and unique: a search, not numpy's hashing setdiff1d)
+                pos = np.minimum(np.searchsorted(idx.keys, ext), len(idx.keys) - 1)
+                extra = ext[idx.keys[pos] != ext]
                 if len(extra):
                     idx = _with_extra_pages(idx, extra)
     P = len(idx.keys)
@@ -555,11 +567,14 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         sp_off = np.zeros(1, np.int64)
         sp_pages = np.zeros(0, np.int64)
     NS = len(slot_frames)   # page-cache entries (ids >= P: folios)
-    key_page_vma = page_vma[idx.by_key] if P else page_vma
-    lo, hi = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
-                      vma_end_vpn, cache_mode)
-    win_lo = lo[idx.rank] if P else lo
-    win_hi = hi[idx.rank] if P else hi
+    if fa > 1 or cache_mode:
+        key_page_vma = page_vma[idx.by_key] if P else page_vma
+        lo, hi = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
+                          vma_end_vpn, cache_mode)
+        win_lo = lo[idx.rank] if P else lo
+        win_hi = hi[idx.rank] if P else hi
+    else:   # every window is its page: the kernel reads no window (loop.py: has_windows)
+        win_lo = win_hi = np.zeros(0, np.int64)
 
     # policies as rows of knobs
     uniq_pols = []

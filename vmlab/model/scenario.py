@@ -520,6 +520,16 @@ class Scenario:
                     f"fault_around_pages={self.fault_around_pages} cannot be sampled: fault-around "
                     "maps a page's neighbours, which spatial sampling leaves out; use "
                     "fault_around_pages=1 or sample_rate=None")
+            asked = [text for text in (
+                self.ra_pages and f"ra_pages={self.ra_pages}",
+                (self.folio_pages != 1 or any(f.folio_pages not in (None, 1) for f in files))
+                and "folio_pages > 1",
+                self.memory_bytes is not None and "memory_bytes") if text]
+            if r < 1 and asked:
+                raise ScenarioError(
+                    f"{', '.join(asked)} cannot be sampled: readahead and folios read a page's "
+                    "neighbours and memory_bytes charges anonymous pages, which spatial "
+                    "sampling leaves out or does not scale; use sample_rate=None")
 
     def replace(self, **changes):
         """A copy with some fields changed (``costs`` fields may be given directly too)."""

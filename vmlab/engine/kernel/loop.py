@@ -77,6 +77,8 @@ def _simulate(K):
     # limit are asked for: then the run has no fast path, and n_ent counts entries apart
     # from the frames in n_resident)
     cache_mode = NS != P or charge_anon or K.ra_pages > 0
+    # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
+    has_windows = win_lo.shape[0] == P and P > 0 and (K.fault_around > 1 or cache_mode)
     seed = np.uint64(seed)
 
     access_ns = costs[C.COST_ACCESS]
@@ -915,7 +917,7 @@ def _simulate(K):
                     else:  # file: the page's page-cache entry (itself, or its folio)
                         s = page_slot[p]
                         if case == C.CASE_READ and TS[th, C.TS_AROUND_DONE] == 0 and \
-                                win_hi[p] - win_lo[p] > 1 and not (
+                                has_windows and win_hi[p] - win_lo[p] > 1 and not (
                                     (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0 and
                                     RAM[s] == 0):
                             # kernel model: the resident neighbours are mapped first, a CPU
@@ -1228,7 +1230,8 @@ def _simulate(K):
                         n_anon += 1
                     _install_page(p, s, case, FL, PT, MAPC, cnt)
                     n_around = 0
-                    if win_hi[p] - win_lo[p] > 1 and TS[th, C.TS_AROUND_DONE] == 0:
+                    if has_windows and win_hi[p] - win_lo[p] > 1 and \
+                            TS[th, C.TS_AROUND_DONE] == 0:
                         n_around = _map_around(p, kernel_model, page_vma, page_vpn, page_rank,
                                                by_key, vma_p0, vma_p1, win_lo, win_hi,
                                                page_slot, FL, PT, MAPC, RAM)

@@ -1,0 +1,245 @@
+"""The page cache by file and folio, large folios, readahead and the memory limit
+(docs/model.md 11.3-11.5 and 12) on hand-built scenarios whose every number is worked out
+here from the costs; every run is also checked record for record against the reference.
+
+Costs are vmlab's defaults (fault 500, struct page 100, zero fill 700, page-cache hit 800,
+wake-up 2 000, access 1) with a fixed I/O of 70 000 ns and pte 60; policy ``nopage`` (the lock
+is kept during a wait), one thread unless said otherwise, no gaps.
+"""
+import numpy as np
+import pytest
+
+import vmlab
+import vmlab.engine
+from naive_engine import canonical, first_difference, simulate
+from vmlab import Costs, Fixed, Scenario, ScenarioError, Trace, Vma
+from vmlab.model import File
+from vmlab.trace import Op
+
+PAGE = 4096
+BASE = 0x400 * PAGE
+IO = 70_000
+WAKE = 2_000
+COSTS = Costs(io_ns=Fixed(IO), pte_ns=60)
+R, W = Op.LOAD, Op.STORE
+READ_FAULT = 500 + 100   # fault_ns + struct_page_ns: a file read fault's handler
+ANON_WRITE = 500 + 100 + 700
+
+
+def trace(rows):
+    """rows: (tid, asid, address, op, gap_ns)."""
+    tid, asid, addr, op, gap = (np.array(c) for c in zip(*rows))
+    return Trace(addr=addr.astype(np.uint64), op=op.astype(np.uint8), tid=tid.astype(np.uint32),
+                 asid=asid.astype(np.uint16), gap_ns=gap.astype(np.uint64))
+
+
+def both(sc, policy="nopage"):
+    """The reference's result, after checking the engine's records are the same."""
+    ref = simulate(sc, policy)
+    eng = vmlab.engine.run(sc, policy)
+    diff = first_difference(canonical(eng), canonical(ref))
+    assert diff is None, diff
+    return ref
+
+
+def reads(pages, vma=None, **kw):
+    """One thread reading ``pages`` of one 64-page private file VMA, kernel model."""
+    tr = trace([(0, 0, BASE + p * PAGE, R, 0) for p in pages])
+    v = vma or Vma(BASE, BASE + 64 * PAGE, "file")
+    return both(Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", **kw))
+
+
+# -- readahead (11.5) -----------------------------------------------------------------------
+
+def test_a_major_fault_reads_the_read_around_window_and_the_mark_reads_the_next():
+    r = reads([20, 21, 22, 24], ra_pages=8)
+    # page 20 misses: read-around start 20 - 8 // 2 = 16, size 8, async 2: pages 16..23 in one
+    # I/O at h = 600, done at 70 600; woken 72 600; the mark on page 16 + 8 - 2 = 22
+    assert r.faults["start_ns"][0] == 0 and r.faults["end_ns"][0] == READ_FAULT + IO + WAKE
+    # page 21: resident, not marked: a minor fault (600 + page-cache hit 800)
+    t1 = 72_601
+    assert r.faults["start_ns"][1] == t1 and r.faults["end_ns"][1] == t1 + 600 + 800
+    # page 22 carries the mark: a minor fault that reads the next window, start 16 + 8 = 24,
+    # size min(2 * 8, 8) = 8, from its lookup at h = 74 002 + 600: done at 144 602
+    t2 = t1 + 1400 + 1
+    assert r.faults["end_ns"][2] == t2 + 1400
+    # page 24 is in flight: the fault waits for that I/O (minor: it issued none)
+    t3 = t2 + 1400 + 1
+    assert r.faults["start_ns"][3] == t3 and r.faults["end_ns"][3] == t2 + 600 + IO + WAKE
+    assert r.faults["major"] == [1, 0, 0, 0]
+    assert r.faults["io_wait_ns"][3] == t2 + 600 + IO + WAKE - (t3 + 600)
+    c = r.counters
+    assert (c["n_io"], c["n_read_pages"], c["n_readahead_pages"]) == (2, 16, 15)
+
+
+def test_madvise_random_reads_one_page_and_sequential_doubles_the_window():
+    base = dict(start=BASE, end=BASE + 64 * PAGE, backing="file")
+    rnd = reads([20, 21], vma=Vma(**base, madvise="random"), ra_pages=8)
+    assert (rnd.counters["n_io"], rnd.counters["n_read_pages"]) == (2, 2)
+    assert rnd.faults["major"] == [1, 1]
+    # sequential: start 20, size 2 * 8, async 8: pages 20..35; the mark on 28
+    seq = reads([20, 27, 28], vma=Vma(**base, madvise="sequential"), ra_pages=8)
+    assert seq.counters["n_read_pages"] == 16 + 16      # and the mark read 36..51
+    assert seq.faults["major"] == [1, 0, 0] and seq.counters["n_io"] == 2
+    # ra_pages = 0: no readahead at all
+    off = reads([20, 21])
+    assert (off.counters["n_io"], off.counters["n_read_pages"]) == (2, 2)
+
+
+def test_readahead_is_clipped_to_the_file_and_stops_when_memory_is_full():
+    v = Vma(BASE, BASE + 64 * PAGE, "file", file="f")
+    # a 22-page file: the window 16..23 reads 16..21 only
+    r = reads([20], vma=v, ra_pages=8, files=[File("f", size_bytes=21 * PAGE + 1)])
+    assert r.counters["n_read_pages"] == 6
+    # 4 frames under memory_bytes: the faulting page, then 3 of the window; no OOM, no eviction
+    m = reads([20], ra_pages=8, memory_bytes=4 * PAGE)
+    assert m.counters["n_read_pages"] == 4 and m.counters["oom_ns"] == -1
+    assert m.counters["n_evictions"] == 0
+
+
+# -- the page cache by file (11.4) ------------------------------------------------------------
+
+def test_two_mappings_of_one_file_share_its_pages_across_address_spaces():
+    a = Vma(BASE, BASE + 16 * PAGE, "file", asid=0, file="lib.so")
+    b = Vma(BASE + 32 * PAGE, BASE + 48 * PAGE, "file", asid=1, file="lib.so", offset=4 * PAGE)
+    # thread 0 reads file page 6 through A (its page 6); thread 1, later, reads the same file
+    # page through B (its page 2): a page-cache hit, no second I/O
+    tr = trace([(0, 0, BASE + 6 * PAGE, R, 0), (1, 1, BASE + 34 * PAGE, R, 200_000)])
+    r = both(Scenario(tr, vmas=[a, b], costs=COSTS, fault_model="kernel"))
+    assert r.faults["major"] == [1, 0] and r.counters["n_io"] == 1
+    assert r.faults["end_ns"][1] == 200_000 + READ_FAULT + 800
+    assert r.counters["n_ptes_end"] == 2          # PTEs stay per address space and page
+    # without file=..., each VMA maps a file of its own: two I/Os
+    a2, b2 = Vma(BASE, BASE + 16 * PAGE, "file"), Vma(BASE + 32 * PAGE, BASE + 48 * PAGE, "file",
+                                                      asid=1)
+    r2 = both(Scenario(tr, vmas=[a2, b2], costs=COSTS, fault_model="kernel"))
+    assert r2.faults["major"] == [1, 1] and r2.counters["n_io"] == 2
+
+
+def test_evicting_a_shared_page_unmaps_it_in_every_address_space():
+    a = Vma(BASE, BASE + 16 * PAGE, "file", asid=0, file="f")
+    b = Vma(BASE, BASE + 16 * PAGE, "file", asid=1, file="f")
+    # both map file page 0; then thread 0 reads pages 1..5: with 5 frames (2 threads) page 0
+    # is evicted and both PTEs go; thread 1's second access to page 0 faults again
+    rows = [(0, 0, BASE, R, 0), (1, 1, BASE, R, 100_000)]
+    rows += [(0, 0, BASE + p * PAGE, R, 0) for p in range(1, 6)]
+    rows += [(1, 1, BASE, R, 1_000_000)]
+    r = both(Scenario(trace(rows), vmas=[a, b], costs=COSTS, fault_model="kernel",
+                      memory_pages=5, replacement="fifo"))
+    assert r.counters["n_evictions"] == 2          # page 0, then page 1 for its re-read
+    per_thread = [sum(1 for t in r.faults["thread"] if t == i) for i in (0, 1)]
+    assert per_thread == [6, 2] and r.counters["n_io"] == 7
+
+
+# -- large folios (11.3) ------------------------------------------------------------------
+
+def test_a_folio_is_read_by_one_io_and_mapped_together_at_a_hit():
+    # 4-page folios: the fault on page 5 reads file pages 4..7 in one I/O; the fault on page 6
+    # is a page-cache hit that maps the folio's other pages (4 and 7: 2 * pte 60); 4 and 7
+    # are then hits, no fault
+    r = reads([5, 6, 4, 7], folio_pages=4)
+    assert r.counters["n_io"] == 1 and r.counters["n_read_pages"] == 4
+    assert r.counters["n_faults"] == 2 and r.faults["major"] == [1, 0]
+    t1 = READ_FAULT + IO + WAKE + 1
+    assert r.faults["end_ns"][1] == t1 + READ_FAULT + 800 + 2 * 60
+    assert r.counters["n_ptes_end"] == 4
+    # a per-file folio size overrides the scenario's
+    v = Vma(BASE, BASE + 64 * PAGE, "file", file="f")
+    r2 = reads([5], vma=v, files=[File("f", folio_pages=8)])
+    assert r2.counters["n_read_pages"] == 8
+
+
+def test_an_adversary_drops_only_folios_wholly_in_its_range():
+    from vmlab import Adversary
+
+    # 4-page folios; the range is pages 0..5: folio 0..3 is dropped, folio 4..7 is not
+    tr = trace([(0, 0, BASE + 1 * PAGE, W, 0), (0, 0, BASE + 5 * PAGE, W, 0),
+                (0, 0, BASE + 1 * PAGE, R, 500_000)])
+    v = Vma(BASE, BASE + 16 * PAGE, "file")
+    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", folio_pages=4,
+                  adversary=Adversary("times", times_ns=(400_000,), first_page=0, n_pages=6))
+    r = both(sc)
+    # the writes made private copies (the page-cache folios are unmapped): the adversary drops
+    # folio 0 only; the private copy of page 1 survives, so the read is a hit
+    assert r.counters["n_adversary_evictions"] == 1 and r.counters["n_faults"] == 2
+
+
+# -- the memory limit (12) -------------------------------------------------------------------
+
+def test_a_limit_below_the_anonymous_working_set_ends_the_run_with_an_oom():
+    # 3 frames, four anonymous pages written: the fourth write's install finds no frame
+    tr = trace([(7, 0, BASE + p * PAGE, W, 0) for p in range(4)] + [(7, 0, BASE, R, 0)])
+    v = Vma(BASE, BASE + 16 * PAGE, "anon")
+    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", memory_bytes=3 * PAGE + 100)
+    r = both(sc)
+    t3 = 3 * (ANON_WRITE + 1)
+    assert (r.counters["oom_thread"], r.counters["oom_ns"]) == (0, t3 + ANON_WRITE)
+    assert r.threads["state"] == [4] and r.threads["end_ns"] == [t3 + ANON_WRITE]
+    assert r.faults["outcome"][3] == 3 and r.faults["end_ns"][3] == -1   # unfinished
+    assert r.counters["n_unfinished_records"] == 2
+    assert r.counters["n_livelocked_threads"] == 0
+    s = vmlab.simulate(sc, "nopage").summary
+    assert s["oom"] and s["oom_thread"] == 7 and s["oom_ns"] == t3 + ANON_WRITE
+    assert not s["livelock"]
+    # with room for all four, no OOM
+    ok = vmlab.simulate(sc.replace(memory_bytes=4 * PAGE), "nopage").summary
+    assert not ok["oom"] and ok["oom_thread"] == -1 and ok["oom_ns"] == -1
+
+
+def test_memory_bytes_counts_anonymous_and_page_cache_frames_together():
+    anon = Vma(BASE, BASE + 16 * PAGE, "anon")
+    f = Vma(BASE + 32 * PAGE, BASE + 48 * PAGE, "file")
+    A = [(0, 0, BASE + p * PAGE, W, 0) for p in range(2)]
+    F = [(0, 0, BASE + (32 + p) * PAGE, R, 0) for p in range(2)]
+    sc = Scenario(trace(A + F + [(0, 0, BASE + 2 * PAGE, W, 0), (0, 0, BASE + 3 * PAGE, W, 0)]),
+                  vmas=[anon, f], costs=COSTS, fault_model="kernel", memory_bytes=3 * PAGE)
+    r = both(sc)
+    # two anon frames + file page 32 fill the 3 frames; file page 33 evicts 32; the third
+    # anon page evicts 33; the fourth finds only anonymous frames: OOM at its install
+    assert r.counters["n_evictions"] == 2
+    assert r.counters["oom_ns"] == r.faults["start_ns"][5] + ANON_WRITE
+    # a read of an anonymous page maps the zero page: no frame, no OOM
+    z = both(sc.replace(trace=trace([(0, 0, BASE + p * PAGE, R, 0) for p in range(8)])))
+    assert z.counters["oom_ns"] == -1
+
+
+def test_preloaded_folios_under_memory_bytes_belong_to_another_cgroup():
+    # preloaded file pages are resident, not charged and never reclaimed by the limit
+    v = Vma(BASE, BASE + 16 * PAGE, "file")
+    pre = np.array([BASE + p * PAGE for p in range(8)], np.uint64)
+    tr = trace([(0, 0, BASE + p * PAGE, R, 0) for p in range(10)])
+    r = both(Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", preload=pre,
+                      memory_bytes=1 * PAGE))
+    assert r.faults["major"] == [0] * 8 + [1, 1] and r.counters["n_evictions"] == 1
+    assert r.counters["oom_ns"] == -1
+
+
+def test_bad_file_layouts_are_refused_with_one_line():
+    v = Vma(BASE, BASE + 16 * PAGE, "file", file="f")
+    tr = trace([(0, 0, BASE + 9 * PAGE, R, 0)])
+    sc = Scenario(tr, vmas=[v], fault_model="kernel", files=[File("f", size_bytes=4 * PAGE)])
+    with pytest.raises(ScenarioError, match="beyond the end of file 'f'"):
+        vmlab.engine.run(sc, "nopage")
+    with pytest.raises(ScenarioError, match="cannot be sampled"):
+        Scenario(tr, vmas=[v], ra_pages=8, sample_rate=0.5)
+    with pytest.raises(ScenarioError, match="folio"):
+        Scenario(tr, vmas=[v], folio_pages=3)
+
+
+def test_cli_run_takes_memory_bytes_and_reports_the_oom(tmp_path, capsys):
+    import json
+
+    from vmlab.cli import main
+    from vmlab.trace import save_trace
+
+    tr = trace([(0, 0, BASE + p * PAGE, W, 0) for p in range(4)])
+    path = tmp_path / "t.vmt"
+    save_trace(tr, path)
+    assert main(["run", str(path), "--backing", "anon", "--memory-bytes",
+                 f"{3 * PAGE},{4 * PAGE}", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["memory_bytes"] for r in rows] == [3 * PAGE, 4 * PAGE]
+    assert [r["oom"] for r in rows] == [True, False]
+    assert rows[0]["oom_thread"] == 0 and rows[0]["oom_ns"] > 0
+    assert main(["run", str(path), "--memory-bytes", "0"]) == 2
+    assert "--memory-bytes must be at least 1" in capsys.readouterr().err
