@@ -79,8 +79,11 @@ def vmas_for(trace):
     do not.  The address space is cut at every row boundary; each piece takes the row that
     existed when the program first touched the piece (the kernel faulted it under that
     mapping), or, if it was never touched, the row that lived last.  Its ``prot`` is the
-    union of the permissions of every row that mapped the same thing there (an ``mprotect``
-    to read-only after the loader wrote the relocations keeps ``w``: the writes happened).
+    union of the permissions of every row that mapped the range at some time (an
+    ``mprotect`` to read-only after the loader wrote the relocations keeps ``w``: the writes
+    happened; so does a range unmapped and mapped again as something writable, such as the
+    loader's ``ld.so.cache`` mapping whose addresses a later buffer reuses: the static VMA
+    keeps the first mapping's backing, and a write to it is a copy-on-write fault).
     Neighbouring pieces that map the same thing (same backing, prot, sharing, file and
     continuous offsets) are one VMA.
     """
@@ -122,9 +125,8 @@ def vmas_for(trace):
 
             me = ident(row)
             prot = 0
-            for x in cover:
-                if ident(x) == me:
-                    prot |= int(x["prot"])
+            for x in cover:   # every row: a range unmapped and mapped again may be written
+                prot |= int(x["prot"])
             pieces.append([lo, hi, me[0], prot, me[1], me[2], me[3], Backing(int(row["backing"]))])
         merged = []
         for p in pieces:
