@@ -82,6 +82,11 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
                       "n_spf_aborts")
 VMA_LOCK_COLUMNS = ("thread", "vma", "acquire_ns", "release_ns")
+#: Eviction records (docs/model.md 11.4): cause 0 a fault, 1 readahead, 2 the adversary, 3 the
+#: preload; thread -1 for the last two; the file (index in Scenario.file_table) and the first
+#: file page of the evicted folio.
+EVICTION_COLUMNS = ("time_ns", "file", "file_page", "cause", "thread")
+BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD = 0, 1, 2, 3
 #: Thread time categories, in THREAD_COLUMNS order (column = category + "_ns").
 CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold", "signal",
               "wasted")
@@ -233,6 +238,8 @@ class NaiveSimulator:
         self.oom = None                    # (thread index, time) once a charge failed
         self.io_ids = {}                   # folio key -> event id
         self.io_key_of = []                # event id -> folio key
+        self.evictions = []                # eviction records (EVICTION_COLUMNS)
+        self.cur_thread = -1               # the thread whose step is running (-1: none)
         # readahead state per (asid, file): [start, size, async_size, mmap_miss] (11.5)
         self.ra = {}
         self._build_threads(trace)
@@ -368,7 +375,7 @@ class NaiveSimulator:
                     self.lru_order[fkey] = None
                 page.unmapped_io = False
                 continue
-            page = self._allocate(fkey, evict_counter="n_evictions")
+            page = self._allocate(fkey, evict_counter="n_evictions", cause=BY_PRELOAD)
             page.in_flight = False
             page.unmapped_io = False
 
@@ -495,6 +502,7 @@ class NaiveSimulator:
         """Run one thread until it suspends (docs/model.md section 2: one kind-3 event)."""
         while True:
             try:
+                self.cur_thread = th.index
                 req = th.gen.send(value)
             except StopIteration:
                 return
@@ -656,9 +664,15 @@ class NaiveSimulator:
                 if self._eligible(page):
                     page.ref = False
                 self.ring.rotate(-1)
+            # no victim (nothing eligible, so no bit was cleared): the hand stays where it
+            # was (2n + 1 steps went once round and one further)
+            self.ring.rotate(1)
         return None
 
-    def _evict(self, key):
+    def _evict(self, key, cause, thread):
+        self.evictions.append({"time_ns": self.now, "file": key[0],
+                               "file_page": key[1] * self.files[key[0]][2], "cause": cause,
+                               "thread": thread})
         page = self.cache.pop(key)
         if self.sc.replacement == "clock":
             self.ring.remove(key)       # the hand moves on if it was on this page
@@ -674,7 +688,7 @@ class NaiveSimulator:
         if page.unmapped_io:
             self.counters["n_wasted_io"] += 1
 
-    def _make_room(self, frames, evict_counter, strict):
+    def _make_room(self, frames, evict_counter, strict, cause=BY_FAULT):
         """Evict victims until ``frames`` more fit under the limit (anonymous frames count
         under memory_bytes).  Returns False when no victim is left first (``strict``: the
         memory limit, where that is the caller's failure; else the frames go in anyway)."""
@@ -685,15 +699,16 @@ class NaiveSimulator:
                 if strict:
                     return False
                 break
-            self._evict(victim)
+            self._evict(victim, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
             self.counters[evict_counter] += 1
         return True
 
-    def _allocate(self, key, evict_counter):
+    def _allocate(self, key, evict_counter, cause=BY_FAULT):
         """Take the frames of folio ``key`` (evicting victims while the limit is passed) and
         insert it; raises _Oom when the memory limit leaves no victim."""
         frames = self._folio_frames(key)
-        if not self._make_room(frames, evict_counter, strict=self.sc.memory_bytes is not None):
+        if not self._make_room(frames, evict_counter, strict=self.sc.memory_bytes is not None,
+                               cause=cause):
             raise _Oom()
         page = _Page(in_flight=True, frames=frames)
         self.frames_used += frames
@@ -734,7 +749,7 @@ class NaiveSimulator:
             if key in self.cache:
                 continue
             frames = self._folio_frames(key)
-            if not self._make_room(frames, "n_evictions", strict=True):
+            if not self._make_room(frames, "n_evictions", strict=True, cause=BY_READAHEAD):
                 break                      # readahead never reclaims hard nor OOMs
             page = _Page(in_flight=True, frames=frames)
             page.ra_mark = mark < n and mark // fp == k
@@ -884,7 +899,7 @@ class NaiveSimulator:
                     and min((k[1] + 1) * fp, n) <= o1]:
             page = self.cache[key]
             if self._eligible(page) and not self._maps_cache_page(key):
-                self._evict(key)
+                self._evict(key, BY_ADVERSARY, -1)
                 self.counters["n_adversary_evictions"] += 1
         self._schedule_next_adversary()
 
@@ -1380,6 +1395,7 @@ class NaiveSimulator:
             counters={k: int(v) for k, v in cnt.items()},
             lock_counters=dict(self.lock_counters),
             vma_locks=columns(self.vma_locks, VMA_LOCK_COLUMNS),
+            evictions=columns(self.evictions, EVICTION_COLUMNS),
         )
 
 
@@ -1418,17 +1434,18 @@ def canonical(result):
                        lambda r: (r[li["thread"]], r[li["request_ns"]], r[li["kind"]],
                                   r[li["mode"]], r)),
         "threads": _rows(result.threads, THREAD_COLUMNS, lambda r: r[0]),
+        "evictions": _rows(result.evictions, EVICTION_COLUMNS, lambda r: r),
         "counters": tuple((name, int(result.counters[name])) for name in COUNTER_NAMES),
     }
 
 
 COLUMNS = {"faults": FAULT_COLUMNS, "signals": SIGNAL_COLUMNS, "locks": LOCK_COLUMNS,
-           "threads": THREAD_COLUMNS}
+           "threads": THREAD_COLUMNS, "evictions": EVICTION_COLUMNS}
 
 
 def first_difference(a, b):
     """A readable description of the first difference between two canonical results, or None."""
-    for table in ("faults", "signals", "locks", "threads"):
+    for table in ("faults", "signals", "locks", "threads", "evictions"):
         ra, rb = a[table], b[table]
         names = COLUMNS[table]
         for i in range(max(len(ra), len(rb))):

@@ -243,3 +243,36 @@ def test_cli_run_takes_memory_bytes_and_reports_the_oom(tmp_path, capsys):
     assert rows[0]["oom_thread"] == 0 and rows[0]["oom_ns"] > 0
     assert main(["run", str(path), "--memory-bytes", "0"]) == 2
     assert "--memory-bytes must be at least 1" in capsys.readouterr().err
+
+
+# -- eviction records (Result.evictions) ----------------------------------------------------
+
+def test_eviction_records_say_which_page_when_and_by_whom():
+    from vmlab import Adversary
+
+    v = Vma(BASE, BASE + 64 * PAGE, "file", name="data")
+    # 5 frames, readahead 4: page 0 misses (read-around 0..3: start max(0, 0 - 2) = 0, the
+    # mark on 0 + 4 - 1 = 3); page 8 misses: its own frame is the fifth, then its window 6..9
+    # evicts 0, 1, 2 (FIFO) for 6, 7, 9 at its lookup; an adversary call at 500 000 drops
+    # the unmapped pages, so that page 60 and its window 58..61 find their frames free
+    tr = trace([(3, 0, BASE, R, 0), (3, 0, BASE + 8 * PAGE, R, 0),
+                (3, 0, BASE + 60 * PAGE, R, 600_000)])
+    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", ra_pages=4,
+                  memory_pages=5, replacement="fifo",
+                  adversary=Adversary("times", times_ns=(500_000,)))
+    both(sc)
+    ev = vmlab.simulate(sc, "nopage").evictions
+    h2 = READ_FAULT + IO + WAKE + 1 + READ_FAULT     # the second fault's lookup
+    first = ev[ev["time_ns"] == h2]
+    assert list(first["file_page"]) == [0, 1, 2] and set(first["cause"]) == {"readahead"}
+    assert list(first["thread"]) == [0, 0, 0]
+    assert list(first["vpn"]) == [0x400, 0x401, 0x402] and set(first["vma_name"]) == {"data"}
+    adv = ev[ev["cause"] == "adversary"]
+    # unmapped then: 3 (read ahead), 6, 7, 9 (read ahead); 8 is mapped
+    assert sorted(adv["file_page"]) == [3, 6, 7, 9]
+    assert (adv["time_ns"] == 500_000).all() and (adv["thread"] == -1).all()
+    assert len(ev) == 3 + 4
+    # every eviction is recorded once: the counters agree with the table
+    s = vmlab.simulate(sc, "nopage").summary
+    assert len(ev) == s["n_evictions"] + s["n_adversary_evictions"]
+    assert len(ev[ev["cause"] != "adversary"]) == s["n_evictions"]

@@ -586,6 +586,19 @@ def test_fault_heatmap_places_every_retry(attacked):
     assert plots.fault_heatmap(r, "faults").get_images()[0].get_array().sum() == len(r.faults)
 
 
+def test_fault_heatmap_marks_the_adversarys_own_evictions(attacked):
+    r = attacked["fault_retry_unbounded"]
+    ev = r.evictions[r.evictions["cause"] == "adversary"]
+    faulted = set(zip(r.faults["asid"], r.faults["vpn"]))
+    on_axis = sum((a, v) in faulted for a, v in zip(ev["asid"], ev["vpn"]))
+    assert on_axis > 0 and len(ev) == r.summary["n_adversary_evictions"]
+    ax = plots.fault_heatmap(r)
+    marks = ax.collections[0].get_offsets()
+    assert len(marks) == on_axis and f"adversary evictions ({on_axis:,})" in \
+        [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not plots.fault_heatmap(r, evictions=False).collections
+
+
 def test_faults_per_vma_bars(attacked):
     ax = plots.faults_per_vma(attacked)
     for p, r in attacked.items():

@@ -484,7 +484,8 @@ def thread_series(result, column="faults", bins=120, ax=None, title=None, max_th
                   f"simulated time ({unit})", "thread")
 
 
-def fault_heatmap(result, column="retries", time_bins=120, addr_bins=100, ax=None, title=None):
+def fault_heatmap(result, column="retries", time_bins=120, addr_bins=100, ax=None, title=None,
+                  evictions=True):
     """Where and when faults retry: an address x time heatmap of one run (DAMON's picture,
     for the fault path), from ``result.faults`` (needs per-fault records).
 
@@ -492,7 +493,9 @@ def fault_heatmap(result, column="retries", time_bins=120, addr_bins=100, ax=Non
     it by its retries (under an ``fadvise`` adversary, the victims' refaults of pages
     evicted under them), ``"faults"`` counts faults.  The page axis is the run's distinct
     faulting pages in address order (gaps between mappings cut out), ticked at each VMA's
-    first faulting page.
+    first faulting page.  ``evictions``: the adversary's own evictions of those pages
+    (``result.evictions``) are drawn over the cells as small marks, beside the refaults
+    they cause.
     """
     from matplotlib.colors import LogNorm
 
@@ -515,6 +518,23 @@ def fault_heatmap(result, column="retries", time_bins=120, addr_bins=100, ax=Non
     img = ax.imshow(np.ma.masked_equal(H.T, 0), origin="lower", aspect="auto", cmap="magma_r",
                     norm=LogNorm(vmin=1, vmax=max(H.max(), 2)), interpolation="nearest",
                     extent=(0, end / scale, -0.5, n_pages - 0.5))
+    n_marks = 0
+    ev = result.evictions if evictions else None
+    if ev is not None and len(ev):
+        ev = ev[(ev["cause"] == "adversary") & (ev["vpn"] >= 0)]
+        ekey = (ev["asid"].to_numpy().astype(np.uint64) << np.uint64(52)) | \
+            ev["vpn"].to_numpy().astype(np.uint64)
+        pos = np.minimum(np.searchsorted(pages, ekey), max(len(pages) - 1, 0))
+        on_axis = (len(pages) > 0) & (pages[pos] == ekey) if len(pages) else \
+            np.zeros(len(ekey), bool)
+        if on_axis.any():
+            n_marks = int(on_axis.sum())
+            ax.scatter(ev["time_ns"].to_numpy()[on_axis] / scale, pos[on_axis], s=14,
+                       marker="|", color="#1f77b4", linewidths=0.8, alpha=0.7,
+                       label=f"adversary evictions ({n_marks:,})")
+            ax.legend(loc="upper right", fontsize="x-small", framealpha=0.8)
+            ax.set_xlim(0, end / scale)
+            ax.set_ylim(-0.5, n_pages - 0.5)
     vma = f["vma_name"].astype(str).to_numpy()
     first = {}
     for r_, v in zip(rank.tolist(), vma):

@@ -119,6 +119,29 @@ class Result:
             self._frames["faults"] = df
         return self._frames["faults"]
 
+    @property
+    def evictions(self):
+        """Every page-cache eviction of the run (docs/model.md 11.4), in time order: ``time_ns``,
+        ``cause`` (``fault``: a fault's I/O or an anonymous charge needed the frames;
+        ``readahead``; ``adversary``: its ``fadvise``; ``preload``), ``thread`` (dense index,
+        -1 for the adversary and the preload), ``file`` and ``file_page`` (the first page of
+        the evicted page or folio), and ``asid``/``vpn``/``vma``/``vma_name`` of a virtual
+        page mapping it (the first VMA that maps it; -1 and ``""`` when none does).  Needs
+        per-fault records (``records=True``); empty otherwise."""
+        if "evictions" not in self._frames:
+            cols = getattr(self.raw, "evictions", None)
+            if cols is None:
+                cols = {k: np.zeros(0, np.int64) for k in
+                        ("time_ns", "cause", "thread", "file", "file_page", "asid", "vpn", "vma")}
+            df = pd.DataFrame(cols)
+            df["cause"] = pd.Categorical.from_codes(df["cause"].astype(int),
+                                                    categories=list(C.EVICTION_CAUSE_NAMES))
+            labels = [self._vma_label(i) for i in range(len(self.vmas))]
+            df["vma_name"] = [labels[v] if v >= 0 else "" for v in df["vma"]]
+            self._frames["evictions"] = df.sort_values(["time_ns", "file", "file_page"],
+                                                       kind="stable").reset_index(drop=True)
+        return self._frames["evictions"]
+
     def _vma_label(self, i):
         v = self.vmas[int(i)]
         return v.name or f"{v.backing}@{v.start:#x}"

@@ -133,6 +133,13 @@ L_THREAD, L_ASID, L_MODE, L_KIND, L_REQUEST, L_ACQUIRE, L_RELEASE = range(7)
 L_NCOL = 7
 LOCK_KIND_NAMES = ("fault", "lock_w", "remap")
 
+# eviction record columns (docs/model.md 11.4): when, the page-cache entry (a page id, or
+# P + k for folio k), why, and the thread whose fault or readahead needed the frames
+E_TIME, E_ENTRY, E_CAUSE, E_THREAD = range(4)
+E_NCOL = 4
+BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD = range(4)
+EVICTION_CAUSE_NAMES = ("fault", "readahead", "adversary", "preload")
+
 # time-series rows
 TSB_FAULTS, TSB_RETRIES, TSB_IOS = range(3)
 TSB_NCOL = 3

@@ -110,6 +110,44 @@ def compile_kernel(inputs):
     return True
 
 
+def _eviction_columns(evs, prep):
+    """The eviction records as columns (docs/model.md 11.4): when, why (codes.BY_*), the
+    thread (-1: the adversary or the preload), the file (index in the scenario's file table)
+    and the first file page of the evicted page or folio, and a virtual page that maps it
+    (the first VMA that maps that file page; -1 when none does)."""
+    K = prep.inputs
+    P = len(K.page_vma)
+    e = evs[:, C.E_ENTRY]
+    n = len(e)
+    file_ = np.full(n, -1, np.int64)
+    fpage = np.full(n, -1, np.int64)
+    own = e < P
+    if own.any():
+        v = K.page_vma[e[own]].astype(np.int64)
+        file_[own] = K.vma_file[v]
+        fpage[own] = K.vma_off[v] + K.page_vpn[e[own]] - K.vma_vpn0[v]
+    if (~own).any():
+        k = e[~own] - P
+        f = np.searchsorted(K.f_base, k, side="right") - 1
+        file_[~own] = f
+        fpage[~own] = (k - K.f_base[f]) * K.f_folio[f]
+    asid = np.full(n, -1, np.int64)
+    vpn = np.full(n, -1, np.int64)
+    vma = np.full(n, -1, np.int64)
+    npages = K.vma_npages
+    for i in range(len(prep.vmas) - 1, -1, -1):   # the first VMA that maps it wins
+        if not n or K.vma_file[i] < 0:
+            continue
+        hit = (file_ == K.vma_file[i]) & (fpage >= K.vma_off[i]) & \
+            (fpage < K.vma_off[i] + npages[i])
+        vma[hit] = i
+        asid[hit] = K.vma_asid[i]
+        vpn[hit] = K.vma_vpn0[i] + fpage[hit] - K.vma_off[i]
+    return {"time_ns": evs[:, C.E_TIME], "cause": evs[:, C.E_CAUSE],
+            "thread": evs[:, C.E_THREAD], "file": file_, "file_page": fpage, "asid": asid,
+            "vpn": vpn, "vma": vma}
+
+
 def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None):
     """Replay ``scenario`` under ``policy``; return raw record columns.
 
@@ -130,7 +168,7 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         loaded = compile_kernel(prep.inputs)
         t1c = time.perf_counter()
     compile_s = compile_in_prepare + (t1c - t1 if loaded else 0.0)
-    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s = _simulate(prep.inputs)
+    faults, sigs, locks, TT, cnt, bins, hist_f, hist_s, evs = _simulate(prep.inputs)
     t2 = time.perf_counter()
 
     page = faults[:, C.F_PAGE]
@@ -167,6 +205,7 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         "acquire_ns": locks[:, C.L_ACQUIRE],
         "release_ns": locks[:, C.L_RELEASE],
     }
+    eviction_cols = _eviction_columns(evs, prep)
     T = TT.shape[0]
     thread_cols = {
         "thread": np.arange(T, dtype=np.int64),
@@ -183,6 +222,7 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
               "ios": bins[C.TSB_IOS]}
     return SimpleNamespace(
         faults=fault_cols, signals=sig_cols, locks=lock_cols, threads=thread_cols,
+        evictions=eviction_cols,
         counters=counters, series=series, hist_fault=hist_f, hist_signal=hist_s,
         vmas=prep.vmas, vma_policies=prep.vma_policies, policy=prep.policy,
         timing={"prepare_s": t1 - t0 - compile_in_prepare, "compile_s": compile_s,

@@ -32,9 +32,16 @@ from .granularity import PT_COPY, _allows, _install_page, _kernel_case, _map_aro
 from .locks import _wake_writer
 from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
-                        _admit_entry, _choose_victim, _reclaim, _evict, _insert, _list_insert_after,
+                        _admit_entry, _choose_victim, _note_eviction, _reclaim, _evict, _insert, _list_insert_after,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
                         _unpin)
+
+@njit(inline="always")
+def _ev_low(nev, cap_e, nf, cap_f, n_cand, margin):
+    """The eviction table has less room than the fault table's free rows, the adversary's
+    notes and one step's worst case (``margin``)."""
+    return cap_e - nev < (cap_f - nf) + n_cand + margin
+
 
 # how many records ahead the inline loop prefetches page state
 PF_DIST = 16
@@ -166,6 +173,14 @@ def _simulate(K):
     ns = 0
     locks = np.empty((1024 if keep_records else 0, C.L_NCOL), np.int64)
     nl = 0
+    # evictions: room for a step's worst case (a folio and a readahead window, one frame
+    # each at least) and for an adversary call (its notes) beyond the fault table's free
+    # rows, so that the fast path (one eviction a fault row at most) needs no check of its own
+    ev_margin = 2 * K.ra_pages + 3 * (f_folio.max() if f_folio.shape[0] else 1) + T + \
+        REC_MARGIN + 4
+    evs = np.empty(((1024 + preload.shape[0] + ev_margin) if keep_records else 0, C.E_NCOL),
+                   np.int64)
+    nev = 0
     cnt = np.zeros(C.N_COUNTERS, np.int64)
     ts_bins = np.zeros((C.TSB_NCOL, MAX_BINS), np.int64)  # (pages are zeroed as touched)
     n_bins = 0
@@ -232,10 +247,10 @@ def _simulate(K):
             FL[p] |= F_PIN
         elif (FL[p] & F_RES) == 0:
             # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing)
-            ok, n_resident, n_ent, hand = _admit_entry(
+            ok, n_resident, n_ent, hand, nev = _admit_entry(
                 p, memory_pages, n_anon, n_resident, n_ent if cache_mode else n_resident,
                 replacement, hand, S, LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off,
-                sp_pages, MAPC, False)
+                sp_pages, MAPC, False, evs, nev, keep_records, 0, C.BY_PRELOAD, -1)
             if track_cand:
                 n_cand = _note_candidate(cand, n_cand, p)
 
@@ -269,6 +284,9 @@ def _simulate(K):
                 sigs = _grow(sigs)
         if track_cand and n_cand + T + REC_MARGIN > cand.shape[0]:
             cand = _grow1(cand, n_cand + T + REC_MARGIN)
+        if keep_records:
+            while _ev_low(nev, evs.shape[0], nf, faults.shape[0], n_cand, ev_margin):
+                evs = _grow(evs)
         if pend_full:
             m = pend_t.shape[1]
             a1 = np.zeros((T, 2 * m), np.int64)
@@ -286,7 +304,9 @@ def _simulate(K):
         grow = False
         while n_alive > 0 and not oom:
             if _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns, sigs.shape[0],
-                         track_cand, n_cand, cand.shape[0], T) or pend_full:
+                         track_cand, n_cand, cand.shape[0], T) or pend_full or (
+                    keep_records and _ev_low(nev, evs.shape[0], nf, faults.shape[0], n_cand,
+                                             ev_margin)):
                 grow = True
                 break
             # the two earliest thread steps, in (time, thread) order: one scan (a blocked
@@ -365,6 +385,8 @@ def _simulate(K):
                             hand = _remove(p, replacement, hand, S, LL, FL, cnt)
                             n_resident -= slot_frames[p]
                             n_ent -= 1
+                            nev = _note_eviction(evs, nev, keep_records, t, p, C.BY_ADVERSARY,
+                                                 -1)
                             cnt[C.CNT_ADV_EVICTIONS] += 1
                             if (FL[p] & F_MSIO) == 0:
                                 cnt[C.CNT_WASTED_IO] += 1
@@ -547,6 +569,9 @@ def _simulate(K):
                                             if victim >= 0:
                                                 _evict(victim, replacement, S, LL, FL, cnt)
                                                 n_resident -= 1
+                                                # (room: at most one eviction a fault row)
+                                                nev = _note_eviction(evs, nev, keep_records, h,
+                                                                     victim, C.BY_FAULT, th)
                                         _insert(p, replacement, hand, S, LL, FL)
                                         n_resident += 1
                                         b = bin_b if bin_lo <= h < bin_hi else h // bin_ns
@@ -947,11 +972,12 @@ def _simulate(K):
                                                             vma_madv[v])
                                     # one request, one draw: counted if it reads a folio
                                     d = tflat[_io_slot(seed, io_dist, n_quant, io_cnt)]
-                                    n_rd, pg, n_resident, n_ent, hand, hn = _read_folios(
+                                    n_rd, pg, n_resident, n_ent, hand, hn, nev = _read_folios(
                                         f, st0, st0 + sz, st0, t + d, P, f_base, f_folio,
                                         f_npages, memory_pages, n_anon, n_resident, n_ent,
                                         replacement, hand, S, LL, FL, cnt, twolist_ratio,
-                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn)
+                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn,
+                                        evs, nev, keep_records, t, th)
                                     if n_rd > 0:
                                         io_cnt += 1
                                         io_slot_cnt = -1
@@ -973,11 +999,11 @@ def _simulate(K):
                             need_wait = 1
                         else:
                             # allocate the frames, evicting if needed, and issue the I/O
-                            ok, n_resident, n_ent, hand = _admit_entry(
+                            ok, n_resident, n_ent, hand, nev = _admit_entry(
                                 s, memory_pages, n_anon, n_resident,
                                 n_ent if cache_mode else n_resident, replacement, hand, S, LL,
                                 FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC,
-                                charge_anon)
+                                charge_anon, evs, nev, keep_records, t, C.BY_FAULT, th)
                             if not ok:
                                 # no frame and no victim under memory_bytes: OOM (section 12)
                                 oom = True
@@ -1020,11 +1046,12 @@ def _simulate(K):
                                     mk = st0 + sz - asz
                                     if mk < f_npages[f] and mk // fp == o // fp:
                                         RAM[s] = 1
-                                    n_rd, pg, n_resident, n_ent, hand, hn = _read_folios(
+                                    n_rd, pg, n_resident, n_ent, hand, hn, nev = _read_folios(
                                         f, st0, st0 + sz, mk, io_c, P, f_base, f_folio,
                                         f_npages, memory_pages, n_anon, n_resident, n_ent,
                                         replacement, hand, S, LL, FL, cnt, twolist_ratio,
-                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn)
+                                        slot_frames, sp_off, sp_pages, MAPC, RAM, ht, hk, hn,
+                                        evs, nev, keep_records, t, th)
                                     cnt[C.CNT_READ_PAGES] += pg
                                     cnt[C.CNT_RA_PAGES] += pg
                     if need_wait > 0:
@@ -1217,9 +1244,10 @@ def _simulate(K):
                     s = page_slot[p]
                     if charge_anon and case == C.CASE_COW and CHG[p] == 0:
                         # the private copy takes a frame of the limit (section 12)
-                        ok, n_resident, n_ent, hand = _reclaim(
+                        ok, n_resident, n_ent, hand, nev = _reclaim(
                             1, memory_pages, n_anon, n_resident, n_ent, replacement, hand, S,
-                            LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC)
+                            LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC,
+                            evs, nev, keep_records, t, C.BY_FAULT, th)
                         if not ok:
                             oom = True
                             stop_t = t
@@ -1260,9 +1288,10 @@ def _simulate(K):
                             (case == C.CASE_NONE and vma_backing[page_vma[p]] == C.B_ANON)):
                         # an anonymous page or a private copy takes a frame of the limit, at
                         # the install, the faulting folio still pinned (section 12)
-                        ok, n_resident, n_ent, hand = _reclaim(
+                        ok, n_resident, n_ent, hand, nev = _reclaim(
                             1, memory_pages, n_anon, n_resident, n_ent, replacement, hand, S,
-                            LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC)
+                            LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC,
+                            evs, nev, keep_records, t, C.BY_FAULT, th)
                         if not ok:
                             oom = True
                             stop_t = t
@@ -1402,7 +1431,9 @@ def _simulate(K):
                 if fast_path and (not found or _key_lt(nxt, (C.EV_THREAD << 40) | th, lt, lk)) and \
                         (event_budget < 0 or n_ev < event_budget) and not \
                         _low_room(keep_records, nf, faults.shape[0], nl, locks.shape[0], ns,
-                                  sigs.shape[0], track_cand, n_cand, cand.shape[0], T):
+                                  sigs.shape[0], track_cand, n_cand, cand.shape[0], T) and not (
+                            keep_records and _ev_low(nev, evs.shape[0], nf, faults.shape[0],
+                                                     n_cand, ev_margin)):
                     n_ev += 1  # (a step taken inline is an event all the same)
                     t = nxt
                     continue
@@ -1428,4 +1459,4 @@ def _simulate(K):
         # every I/O read one page (counted here: the fast path counts I/Os only)
         cnt[C.CNT_READ_PAGES] = cnt[C.CNT_IO]
     return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, n_bins), hist_fault,
-            hist_sig)
+            hist_sig, evs[:nev])

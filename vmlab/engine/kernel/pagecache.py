@@ -237,32 +237,48 @@ def _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
     return slot_frames[victim]
 
 
+@njit(inline="always")
+def _note_eviction(evs, nev, keep, t, entry, cause, th):
+    """An eviction record (the loop keeps room for it: loop.py ``_ev_low``)."""
+    if keep:
+        evs[nev, C.E_TIME] = t
+        evs[nev, C.E_ENTRY] = entry
+        evs[nev, C.E_CAUSE] = cause
+        evs[nev, C.E_THREAD] = th
+        return nev + 1
+    return nev
+
+
 @njit
 def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
-             twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC):
+             twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause,
+             th):
     """Evict victims (section 8's rule) until ``need`` more frames fit under ``limit`` (-1:
-    none) beside the page cache's ``n_frames`` and ``n_other`` anonymous ones.  Returns (ok,
-    n_frames, n_ent, hand); ok is False when no victim was eligible before they fit."""
+    none) beside the page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each
+    eviction (at ``t``, for ``cause`` by thread ``th``) when ``keep``.  Returns (ok, n_frames,
+    n_ent, hand, nev); ok is False when no victim was eligible before they fit."""
     while limit >= 0 and n_frames + n_other + need > limit:
         victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_ent, cnt, twolist_ratio)
         if victim < 0:
-            return False, n_frames, n_ent, hand
+            return False, n_frames, n_ent, hand, nev
         n_frames -= _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
         n_ent -= 1
-    return True, n_frames, n_ent, hand
+        nev = _note_eviction(evs, nev, keep, t, victim, cause, th)
+    return True, n_frames, n_ent, hand, nev
 
 
 @njit
 def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
-                 twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail):
+                 twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail, evs, nev,
+                 keep, t, cause, th):
     """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache.  When no
     victim is eligible: ``may_fail`` (the memory limit) returns ok = False with nothing
     inserted; otherwise (``memory_pages``, whose minimum leaves a victim for every thread)
-    the entry goes in all the same.  Returns (ok, n_frames, n_ent, hand)."""
-    ok, n_frames, n_ent, hand = _reclaim(slot_frames[s], limit, n_other, n_frames, n_ent,
-                                         replacement, hand, S, LL, FL, cnt, twolist_ratio, P,
-                                         slot_frames, sp_off, sp_pages, MAPC)
+    the entry goes in all the same.  Returns (ok, n_frames, n_ent, hand, nev)."""
+    ok, n_frames, n_ent, hand, nev = _reclaim(
+        slot_frames[s], limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
+        twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th)
     if not ok and may_fail:
-        return False, n_frames, n_ent, hand
+        return False, n_frames, n_ent, hand, nev
     _insert(s, replacement, hand, S, LL, FL)
-    return True, n_frames + slot_frames[s], n_ent + 1, hand
+    return True, n_frames + slot_frames[s], n_ent + 1, hand, nev

@@ -75,12 +75,13 @@ def _async_window(RA, ri, o, fp, R, madv):
 @njit
 def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_anon, n_frames,
                  n_ent, replacement, hand, S, LL, FL, cnt, twolist_ratio, slot_frames, sp_off,
-                 sp_pages, MAPC, RAM, ht, hk, hn):
+                 sp_pages, MAPC, RAM, ht, hk, hn, evs, nev, keep, t, th):
     """Allocate and issue, completing at ``io_c``, the folios of file ``f`` holding file pages
     ``[lo, hi)`` that are neither resident nor in flight, in ascending order; the folio
     holding file page ``mark`` gets the readahead mark if it is one of them.  A folio that
     finds no frame ends the readahead there (it never causes an OOM).  Returns (folios
-    read, pages read, n_frames, n_ent, hand, hn)."""
+    read, pages read, n_frames, n_ent, hand, hn, nev): the evictions it makes are recorded
+    at ``t`` for readahead by thread ``th``."""
     fp = f_folio[f]
     n = 0
     pages = 0
@@ -89,15 +90,16 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_a
     if lo < 0:
         lo = 0
     if lo >= hi:
-        return 0, 0, n_frames, n_ent, hand, hn
+        return 0, 0, n_frames, n_ent, hand, hn, nev
     mk = mark // fp if 0 <= mark < f_npages[f] else -1
     for k in range(lo // fp, (hi - 1) // fp + 1):
         s = P + f_base[f] + k
         if (FL[s] & F_RES) != 0:   # resident, or in flight
             continue
-        ok, n_frames, n_ent, hand = _reclaim(slot_frames[s], limit, n_anon, n_frames, n_ent,
-                                             replacement, hand, S, LL, FL, cnt, twolist_ratio,
-                                             P, slot_frames, sp_off, sp_pages, MAPC)
+        ok, n_frames, n_ent, hand, nev = _reclaim(
+            slot_frames[s], limit, n_anon, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
+            twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t,
+            C.BY_READAHEAD, th)
         if not ok:
             break
         _insert(s, replacement, hand, S, LL, FL)
@@ -109,4 +111,4 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_a
         hn = _heap_push(ht, hk, hn, io_c, (C.EV_IO << 40) | s)
         n += 1
         pages += slot_frames[s]
-    return n, pages, n_frames, n_ent, hand, hn
+    return n, pages, n_frames, n_ent, hand, hn, nev
