@@ -421,6 +421,15 @@ def test_perf_stat_counts_faults():
 
 
 @needs_perf
+def test_perf_stat_ends_a_run_at_its_timeout():
+    from vmlab.measure import perf_stat
+
+    r = perf_stat([shutil.which("sleep"), "30"], timeout=0.5)
+    assert r["timed_out"] and r["seconds"] < 10 and r["page_faults"] > 0
+    assert not perf_stat([shutil.which("true")], timeout=30)["timed_out"]
+
+
+@needs_perf
 @pytest.mark.skipif(os.geteuid() != 0, reason="memory-limit runs need root")
 def test_memory_limit_run_reports_oom(prog):
     from vmlab.measure import cgroup_version, run_limited

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -70,19 +71,37 @@ def _parse_perf_stat(text):
     return out
 
 
-def perf_stat(argv, *, cwd=None, stdin=None, prefix=(), env=None):
+def perf_stat(argv, *, cwd=None, stdin=None, prefix=(), env=None, timeout=None,
+              on_timeout=None):
     """Run ``argv`` once under ``perf stat -e page-faults,major-faults,minor-faults``.
 
     Returns a dict: ``page_faults``, ``major_faults``, ``minor_faults``, ``seconds``,
-    ``exit_code`` (perf's: the workload's exit status when it exited normally).
+    ``exit_code`` (perf's: the workload's exit status when it exited normally) and
+    ``timed_out``.  ``timeout`` (seconds): past it, ``on_timeout()`` is called to end the
+    workload (default: SIGINT to perf's process group) and perf prints the counts up to
+    there; ``timed_out`` is then True.
     """
     perf = require("perf")
     with tempfile.NamedTemporaryFile(prefix="vmlab-perfstat-", suffix=".csv") as tmp:
         cmd = [perf, "stat", "-x", ",", "-o", tmp.name,
                "-e", "page-faults,major-faults,minor-faults", "--", *prefix, *argv]
         t0 = time.perf_counter()
-        r = subprocess.run(cmd, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        timed_out = False
+        with subprocess.Popen(cmd, cwd=cwd,
+                              stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                              start_new_session=True) as p:
+            try:
+                _, err = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                if on_timeout is not None:
+                    on_timeout()
+                else:     # the workload ends on SIGINT; perf stat prints its counts
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGINT)
+                _, err = p.communicate()
+        r = subprocess.CompletedProcess(cmd, p.returncode, None, err)
         seconds = time.perf_counter() - t0
         counts = _parse_perf_stat(Path(tmp.name).read_text())
     if "page-faults" not in counts:
@@ -90,7 +109,8 @@ def perf_stat(argv, *, cwd=None, stdin=None, prefix=(), env=None):
                          f"{r.stderr.decode(errors='replace').strip()[:200]}")
     code = r.returncode  # perf's own status (a workload killed by a signal still gives 0)
     return {"page_faults": counts.get("page-faults"), "major_faults": counts.get("major-faults"),
-            "minor_faults": counts.get("minor-faults"), "seconds": seconds, "exit_code": code}
+            "minor_faults": counts.get("minor-faults"), "seconds": seconds, "exit_code": code,
+            "timed_out": timed_out}
 
 
 class MemoryCgroup:
@@ -187,14 +207,22 @@ def helper_faults(runs=5):
     return max(0, round(statistics.median(with_h) - statistics.median(alone)))
 
 
-def run_limited(argv, limit_bytes, *, cwd=None, helper=None):
+def run_limited(argv, limit_bytes, *, cwd=None, helper=None, timeout=None):
     """Run ``argv`` once in a fresh memory cgroup limited to ``limit_bytes`` (``None``: no
     limit) under perf stat.  Returns :func:`perf_stat`'s dict plus ``limit_bytes``,
     ``oom_killed``, ``peak_bytes`` and ``helper_faults`` (already subtracted from
-    ``page_faults`` and ``minor_faults``)."""
+    ``page_faults`` and ``minor_faults``).  ``timeout`` (seconds): a run still going then
+    (thrashing on file pages near the OOM limit can last minutes) has every process of its
+    cgroup killed and ``timed_out`` True."""
     helper = helper_faults() if helper is None else helper
     with MemoryCgroup(limit_bytes) as cg:
-        res = perf_stat(argv, cwd=cwd, prefix=(cgexec_binary(), str(cg.procs)))
+        def kill():
+            with contextlib.suppress(OSError, ValueError):
+                for pid in Path(cg.procs).read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), 9)
+        res = perf_stat(argv, cwd=cwd, prefix=(cgexec_binary(), str(cg.procs)),
+                        timeout=timeout, on_timeout=kill)
         time.sleep(0.01)
         res["oom_killed"] = cg.oom_kills() > 0
         res["peak_bytes"] = cg.peak_bytes()
@@ -271,7 +299,7 @@ def cold_page_cache(argv, cwd=None):
     return out
 
 
-def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
+def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None):
     """Measure ``argv`` natively: ``runs`` unlimited runs under perf stat and, when
     ``limits_bytes`` is given (a list, or ``"auto"``: a sweep around the peak measured in an
     unlimited cgroup), ``runs`` runs per limit in a cgroup.  Returns a list of row dicts
@@ -306,7 +334,7 @@ def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
         for limit in limits_bytes:
             for i in range(runs):
                 prepare()
-                r = run_limited(argv, int(limit), cwd=cwd, helper=helper)
+                r = run_limited(argv, int(limit), cwd=cwd, helper=helper, timeout=timeout)
                 rows.append({"setting": "limit", "run": i, **r})
     return rows
 
@@ -358,7 +386,7 @@ def make_inputs(d):
     subprocess.run(["seq", "1", "25000"], stdout=open(d / "seq.txt", "w"), check=True)
 
 
-def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):
+def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout=None):
     """Measure :data:`PROGRAMS` as ``scripts/measure_programs.py`` does (the notebook calls
     this when it runs as root on Linux): ``runs`` warm unlimited runs each and, with
     ``limits`` and a cgroup memory controller, ``runs`` cold runs per limit of the programs
@@ -386,7 +414,8 @@ def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):
             got = measure_program(cmd, runs=runs, cwd=work)
             if sweep and can_limit:
                 got += [r for r in measure_program(cmd, runs=runs, cwd=work, cold=True,
-                                                   limits_bytes=[int(x) for x in sweep])
+                                                   limits_bytes=[int(x) for x in sweep],
+                                                   timeout=timeout)
                         if r["setting"] == "limit"]
                 commands[name]["cold_page_cache"] = cold_page_cache(cmd, cwd=work)
             rows += [{"program": name, **r} for r in got]

@@ -248,11 +248,17 @@ def recordings_match(recordings):
     return True
 
 
+#: Seconds a memory-limited native run may take when the notebook measures again: near its
+#: OOM limit a program can thrash on file pages for minutes instead of being killed.
+RUN_TIMEOUT_S = 15
+
+
 def native_data(recordings, remeasure="auto", runs=3, names=None):
     """The native measurements to compare with: ``(runs DataFrame, metadata, source)``.
 
     ``remeasure``: ``"auto"`` measures the programs again (:func:`vmlab.measure.
-    measure_programs`, ``runs`` runs per setting, a few tens of seconds) when this machine
+    measure_programs`, ``runs`` runs per setting, about a minute; a limited run longer than
+    :data:`RUN_TIMEOUT_S` is ended and counted as it stood) when this machine
     can (:func:`can_remeasure`) and its binaries are those of the shipped recordings
     (:func:`recordings_match`), else reads the shipped ``data/native`` measurements;
     ``"never"`` always reads them.  ``source`` says which, and why."""
@@ -267,7 +273,8 @@ def native_data(recordings, remeasure="auto", runs=3, names=None):
         why = "this machine's binaries differ from those of the shipped recordings"
     if why:
         return df, meta, f"shipped measurements (data/native; {why})"
-    rows, commands = measure_programs(runs=runs, only=set(names) if names else None)
+    rows, commands = measure_programs(runs=runs, only=set(names) if names else None,
+                                      timeout=RUN_TIMEOUT_S)
     new = pd.DataFrame(rows)
     meta = {**meta, "machine": machine_info(), "runs": runs,
             "programs": {**meta["programs"], **commands}}
