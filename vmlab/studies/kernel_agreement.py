@@ -253,32 +253,39 @@ def recordings_match(recordings):
 RUN_TIMEOUT_S = 15
 
 
-def native_data(recordings, remeasure="auto", runs=3, names=None):
+def native_data(recordings, remeasure="unlimited", runs=3, names=None):
     """The native measurements to compare with: ``(runs DataFrame, metadata, source)``.
 
-    ``remeasure``: ``"auto"`` measures the programs again (:func:`vmlab.measure.
-    measure_programs`, ``runs`` runs per setting, about a minute; a limited run longer than
-    :data:`RUN_TIMEOUT_S` is ended and counted as it stood) when this machine
-    can (:func:`can_remeasure`) and its binaries are those of the shipped recordings
-    (:func:`recordings_match`), else reads the shipped ``data/native`` measurements;
-    ``"never"`` always reads them.  ``source`` says which, and why."""
+    ``remeasure``: ``"unlimited"`` measures the unlimited-memory runs again (:func:`vmlab.
+    measure.measure_programs`, ``runs`` runs each, seconds) and keeps the shipped
+    memory-limit sweeps; ``"all"`` measures the sweeps too (minutes: near the OOM limit a
+    run may thrash until :data:`RUN_TIMEOUT_S` ends it); ``"never"`` reads the shipped
+    ``data/native`` measurements only.  Measuring happens only when this machine can
+    (:func:`can_remeasure`) and its binaries are those of the shipped recordings
+    (:func:`recordings_match`).  ``source`` says what was measured, and why not."""
     from ..calibrate import machine_info
     from ..measure import load_native, measure_programs
 
     df, meta = load_native(DATA_DIR)
-    if remeasure not in ("auto", "never"):
-        raise VmlabError(f"remeasure must be 'auto' or 'never', got {remeasure!r}")
+    if remeasure not in ("unlimited", "all", "never"):
+        raise VmlabError(f"remeasure must be 'unlimited', 'all' or 'never', got {remeasure!r}")
     why = "remeasure='never'" if remeasure == "never" else can_remeasure()
     if not why and not recordings_match(recordings):
         why = "this machine's binaries differ from those of the shipped recordings"
     if why:
         return df, meta, f"shipped measurements (data/native; {why})"
+    sweeps = remeasure == "all"
     rows, commands = measure_programs(runs=runs, only=set(names) if names else None,
-                                      timeout=RUN_TIMEOUT_S)
+                                      limits=sweeps, timeout=RUN_TIMEOUT_S)
     new = pd.DataFrame(rows)
     meta = {**meta, "machine": machine_info(), "runs": runs,
-            "programs": {**meta["programs"], **commands}}
-    return new, meta, f"measured now on this machine ({runs} runs per setting)"
+            "programs": {n: {**meta["programs"].get(n, {}), **c} for n, c in commands.items()}}
+    if sweeps:
+        return new, meta, f"measured now on this machine ({runs} runs per setting)"
+    shipped = df[df["setting"] != "unlimited"]
+    return (pd.concat([new, shipped], ignore_index=True), meta,
+            f"unlimited runs measured now on this machine ({runs} runs each); the memory-limit "
+            "sweeps shipped (data/native: minutes to measure)")
 
 
 def major_faults_by_object(trace, memory_bytes, cold_cache):
