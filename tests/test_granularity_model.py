@@ -103,10 +103,15 @@ def test_inconsistent_files_are_refused_by_validate(make, message):
     (dict(vmas=[Vma(BASE, BASE + 4 * PS, file="lib")]), "a VMA's file (page-cache sharing)"),
     (KERNEL_DEFAULTS, "ra_pages=32"),
 ])
-def test_knobs_the_engine_does_not_run_yet_are_refused_before_the_run(changes, named):
+def test_every_knob_runs_and_refuse_knobs_names_those_an_implementation_lacks(changes, named):
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.model.scenario import refuse_knobs
+
     sc = Scenario(trace(), **changes)
+    assert simulate(sc, "nopage").summary["n_accesses"] == len(sc.trace)
+    refuse_knobs(sc, sc.resolved_vmas(), runs=RUNS_KNOBS)   # the engine runs them all
     with pytest.raises(ScenarioError, match=_re(named) + ".*docs/model.md sections 11-12"):
-        simulate(sc, "nopage")
+        refuse_knobs(sc, sc.resolved_vmas(), runs=("fault_model",))
 
 
 def test_knobs_at_their_defaults_and_mapping_fields_alone_run():

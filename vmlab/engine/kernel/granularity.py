@@ -1,5 +1,6 @@
 """The kernel fault model's verbs (docs/model.md section 11): which case a fault is, what a
-PTE allows, installing a case's PTE and fault-around.  PTE state lives in ``PT`` beside the
+PTE allows, installing a case's PTE (and counting the PTEs that map a folio) and
+fault-around over a page's window (the page model's too).  PTE state lives in ``PT`` beside the
 page flags: ``PT_RO`` (with ``F_PTE``: the zero page or a page-cache page mapped read-only)
 and ``PT_COPY`` (the PTE maps a private copy of a file page; ``F_PTE`` is then clear, as the
 page-cache page itself is no longer mapped).  In the page model ``PT`` stays zero."""
@@ -63,39 +64,6 @@ def _install_case(p, case, FL, PT, cnt):
         FL[p] |= F_PTE
         PT[p] &= np.uint8(255 - PT_RO)
     FL[p] |= F_MSIO
-
-
-@njit(inline="always")
-def _map_window(p, F, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, vma_p1,
-                FL, PT):
-    """Fault-around: map the resident, not in flight pages with no PTE in ``p``'s aligned
-    window of ``F`` pages within its VMA (read-only in the kernel model); returns how many."""
-    n = 0
-    v = page_vma[p]
-    lo_vpn = page_vpn[p] - (page_vpn[p] % F)
-    hi_vpn = lo_vpn + F
-    # neighbours are adjacent in key order (the VMA is a key range)
-    j = page_rank[p] - 1
-    while j >= vma_p0[v] and page_vpn[by_key[j]] >= lo_vpn:
-        q = by_key[j]
-        if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES and (PT[q] & PT_COPY) == 0:
-            FL[q] |= F_PTE
-            FL[q] |= F_MSIO
-            if kernel_model:
-                PT[q] = PT_RO
-            n += 1
-        j -= 1
-    j = page_rank[p] + 1
-    while j < vma_p1[v] and page_vpn[by_key[j]] < hi_vpn:
-        q = by_key[j]
-        if (FL[q] & (F_RES | F_PTE | F_INFL)) == F_RES and (PT[q] & PT_COPY) == 0:
-            FL[q] |= F_PTE
-            FL[q] |= F_MSIO
-            if kernel_model:
-                PT[q] = PT_RO
-            n += 1
-        j += 1
-    return n
 
 
 @njit(inline="always")

@@ -156,20 +156,6 @@ def _insert(p, replacement, hand, S, LL, FL):
         _list_insert_after(LL, p, S)
 
 
-@njit(inline="always")
-def _admit(p, memory_pages, n_resident, replacement, hand, S, LL, FL, cnt, twolist_ratio):
-    """Give file page ``p`` a page-cache frame, evicting a victim when all are taken."""
-    if memory_pages >= 0 and n_resident >= memory_pages:
-        victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt,
-                                      twolist_ratio)
-        if victim >= 0:
-            _evict(victim, replacement, S, LL, FL, cnt)
-            n_resident -= 1
-    _insert(p, replacement, hand, S, LL, FL)
-    return n_resident + 1, hand
-
-
-
 @njit
 def _touch_twolist(p, S, LL, FL, cnt):
     """twolist: a reference to resident file page ``p``.  On the inactive list, the first
