@@ -3,6 +3,7 @@
 
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py [--runs 5] [--out data/native]
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --readme-only   # README.md only
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --lackey-only   # recordings only
 
 Writes, in --out (default ``data/native``):
 
@@ -15,9 +16,10 @@ Writes, in --out (default ``data/native``):
   (faults with read/write, real threads and times, and the run's mappings): small;
 * ``README.md``: what all this is, with the summary table computed from the CSV.
 
-Lackey recordings of the same runs are not shipped: every access of even the smallest of
-these runs is tens of millions of records (hundreds of MB); ``vmlab record`` makes them on
-any machine in a minute or two.
+* ``lackey_<program>.vmt`` (with ``--lackey`` or ``--lackey-only``): each program recorded
+  with ``vmlab record`` (valgrind lackey, 20-70 million accesses) and stripped
+  (:mod:`vmlab.trace.strip`, :func:`vmlab.studies.kernel_agreement.record_program`): the
+  prediction's input, about 4 MB for the six.
 
 Unlimited runs start from a warm page cache (the programs' files were read by an earlier
 run), as a user sees them.  Memory-limited runs (root, cgroup v1 or v2) start cold: the
@@ -53,12 +55,20 @@ def main(argv=None):
                    help="only rewrite README.md from the CSV and JSON already in --out")
     p.add_argument("--only", default=None, help="comma-separated program names")
     p.add_argument("--no-limits", action="store_true")
+    p.add_argument("--lackey", action="store_true",
+                   help="also record each program with valgrind lackey (1-3 min each)")
+    p.add_argument("--lackey-only", action="store_true",
+                   help="only the lackey recordings (the native measurements are kept)")
     a = p.parse_args(argv)
     out = Path(a.out)
     if a.readme_only:
         write_readme(out)
         return
     out.mkdir(parents=True, exist_ok=True)
+    if a.lackey or a.lackey_only:
+        record_lackey_programs(out, a.only)
+        if a.lackey_only:
+            return
     require("perf")
     rows, commands = measure_programs(runs=a.runs, only=set(a.only.split(",")) if a.only else None,
                                       limits=not a.no_limits, record_dir=out)
@@ -84,6 +94,19 @@ def main(argv=None):
     print(f"wrote {out / 'native_faults.csv'} ({len(rows)} runs)", file=sys.stderr)
 
 
+def record_lackey_programs(out, only=None):
+    from vmlab.measure import PROGRAMS
+    from vmlab.studies.kernel_agreement import record_program
+
+    require("valgrind")
+    for name, *_rest in PROGRAMS:
+        if only and name not in only.split(","):
+            continue
+        path, info = record_program(name, out)
+        print(f"{path}: {info['records_in']:,} accesses, {info['records_out']:,} kept",
+              file=sys.stderr)
+
+
 def write_readme(out):
     out = Path(out)
     meta = json.loads((out / "native_faults.json").read_text())
@@ -104,9 +127,12 @@ def write_readme(out):
         "Files: `native_faults.csv` (one row per run), `native_faults.json` (machine, "
         "commands, inputs), `perf_<program>.vmt` (one `vmlab record --with perf` run of each "
         "program: every fault with read/write/fetch from the x86 error code, real threads "
-        "and times, and the run's mappings with the page-cache state of its start-up files). "
-        "Lackey recordings of the same runs are not shipped: the smallest is tens of "
-        "millions of records (hundreds of MB); `vmlab record` makes one in a minute or two.",
+        "and times, and the run's mappings with the page-cache state of its start-up files), "
+        "`lackey_<program>.vmt` (a `vmlab record` valgrind lackey recording of each program, "
+        "20-70 million accesses, stripped by `vmlab.trace.strip`: every first read and first "
+        "write of every page kept, the prediction's input for notebook 08). Limited runs "
+        "start from the cold page cache in `native_faults.json` (`cold_page_cache`: the "
+        "resident page runs of each program file right after the drop).",
         "", "## Programs", ""]
     for name, p in meta["programs"].items():
         lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")

@@ -29,6 +29,7 @@ SMALL = {
     "05_nopfn_device": {"N_PAGES": 1024, "FRACTIONS": [0.02, 0.05, 0.08, 0.1, 0.2, 0.5]},
     "06_real_programs": {"MEMORY_FRACTIONS": [1.0, 0.25]},
     "07_explorer": {"N_RECORDS": 10_000, "THREADS": 2},
+    "08_kernel_agreement": {"REMEASURE": "never"},
     "09_twenty_years_later": {"LADDER_READS": 10, "LADDER_WRITES": 1_000,
                               "LESPINASSE_READS": 10, "LESPINASSE_LOCK_OPS": 1_000,
                               "PFT_THREADS": [1, 4, 12, 30, 128], "PFT_PAGES": 16,
@@ -53,7 +54,7 @@ def records(executed, stem):
 # -- form ---------------------------------------------------------------------------------
 
 def test_the_notebooks():
-    assert [s[:2] for s in STEMS] == ["01", "02", "03", "04", "05", "06", "07", "09"]
+    assert [s[:2] for s in STEMS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=STEMS)
@@ -161,6 +162,29 @@ def test_07_explorer(executed):
     r = records(executed, "07_explorer")
     assert r["explorer_policies"] == ["nopage", "nopage_refault", "fault_retry"]
     assert all(math.isfinite(v) and v > 0 for v in r["explorer_fault_latency_p99_ns"].values())
+
+
+def test_08_kernel_agreement(executed):
+    """The shipped recordings against the shipped native measurements (data/native, Linux
+    6.18): numbers exact where the computation is (a replay of shipped files), the targets of
+    issue 9 where they are reached (the misses, gzip's OOM limit and the major faults where
+    memory is ample, are explained in the notebook and not pinned here)."""
+    r = records(executed, "08_kernel_agreement")
+    assert r["native_source_remeasured"] is False
+    programs = ["gzip", "sort", "xz_T2", "awk", "python_dict", "sqlite"]
+    for p in programs:   # target: 0.9 <= predicted / measured <= 1.1 with unlimited memory
+        assert 0.9 <= r[f"fault_ratio_{p}"] <= 1.1, p
+        assert r[f"fault_ratio_{p}"] == pytest.approx(
+            r[f"predicted_faults_{p}"] / r[f"measured_faults_{p}"])
+    assert r["programs_in_target"] == 6
+    assert r["valgrind_only_faults_per_run"] == 5
+    assert 1 <= r["vdso_faults_kernel_max"] <= 2
+    assert r["file_fault_difference_abs_max"] <= 5
+    # the OOM limit of python_dict, where anonymous memory decides it, within 25%
+    assert r["predicted_oom_limit_mb_python_dict"] == pytest.approx(
+        r["kernel_oom_limit_mb_python_dict"], rel=0.25)
+    assert r["kernel_oom_limit_mb_gzip"] == pytest.approx(0.45, abs=0.01)
+    assert r["measured_major_at_largest_limit_python_dict"] <= 2
 
 
 def test_09_twenty_years_later(executed):

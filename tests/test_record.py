@@ -421,6 +421,15 @@ def test_perf_stat_counts_faults():
 
 
 @needs_perf
+def test_perf_stat_ends_a_run_at_its_timeout():
+    from vmlab.measure import perf_stat
+
+    r = perf_stat([shutil.which("sleep"), "30"], timeout=0.5)
+    assert r["timed_out"] and r["seconds"] < 10 and r["page_faults"] > 0
+    assert not perf_stat([shutil.which("true")], timeout=30)["timed_out"]
+
+
+@needs_perf
 @pytest.mark.skipif(os.geteuid() != 0, reason="memory-limit runs need root")
 def test_memory_limit_run_reports_oom(prog):
     from vmlab.measure import cgroup_version, run_limited
@@ -460,3 +469,23 @@ def test_shipped_native_measurements_load_and_summarize():
     un = s[s["setting"] == "unlimited"].set_index("program")
     assert (un["pf_min"] <= un["page_faults"]).all() and (un["page_faults"] <= un["pf_max"]).all()
     assert (un["runs"] == meta["runs"]).all()
+
+
+def test_kernel_writes_into_user_memory_become_stores():
+    """read() filling a fresh buffer is the kernel's write (a kernel-mode write fault), not
+    the program's later load: one STORE per page written, where the call returns."""
+    from vmlab.trace.record import KernelWrites
+
+    kw = KernelWrites()
+    # a synchronous fstat writes its 144-byte struct; an async read is placed at its result
+    assert kw.stores(b"SYSCALL[7,1](5) sys_newfstatat ( 3, 0x4029c99(), 0x1ffeffec80 )"
+                     b"[sync] --> Success(0x0) \n") == [0x1ffeffec80]
+    assert kw.stores(b"SYSCALL[7,1](0) sys_read ( 3, 0x10ff8, 9000 ) --> [async] ... \n") == ()
+    assert kw.stores(b"SYSCALL[7,1](0) ... [async] --> Success(0x2000) \n") == [
+        0x10ff8, 0x11000, 0x12000]          # 8,192 bytes from 0x10ff8 touch three pages
+    # failures, reads of nothing and calls that write no user memory add nothing
+    kw.stores(b"SYSCALL[7,1](0) sys_read ( 3, 0x10000, 10 ) --> [async] ... \n")
+    assert kw.stores(b"SYSCALL[7,1](0) ... [async] --> Success(0x0) \n") == ()
+    assert kw.stores(b"SYSCALL[7,1](0) sys_pread64 ( 3, 0x10000, 10, 0 ) --> Failure(0x9) \n") == ()
+    assert kw.stores(b"SYSCALL[7,1](1) sys_write ( 1, 0x10000, 10 ) --> Success(0xa) \n") == ()
+    assert (kw.n_calls, kw.n_records) == (2, 4)

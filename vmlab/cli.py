@@ -108,8 +108,13 @@ def _parser():
     r.add_argument("--backing", default=None,
                    help="backing of the VMAs inferred from the trace (file, anon, device, iomem, "
                         "context; default file); a trace recorded with its mappings (vmlab "
-                        "record) takes its VMAs, backings and page-cache state from them "
-                        "unless --backing is given")
+                        "record) replays like the kernel unless --backing is given: its VMAs "
+                        "(backing, prot, private/shared, file and offset), file sizes and "
+                        "page-cache state from the recording, the kernel fault model, "
+                        "fault-around 16 pages, readahead 32 pages and the two-list "
+                        "replacement (docs/model.md section 11; --replacement and "
+                        "--fault-around-pages override them); the mechanisms the engine does "
+                        "not run yet are named in the output")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--memory-pages", default=None, metavar="N[,N...]",
                    help="page-cache frames, comma-separated (default unlimited)")
@@ -121,10 +126,12 @@ def _parser():
                         "page-cache pages are charged to it; with no swap, a limit below the "
                         "anonymous working set ends the run with an OOM (summary oom, "
                         "oom_thread, oom_ns; docs/model.md section 12)")
-    r.add_argument("--replacement", default="lru",
+    r.add_argument("--replacement", default=None,
                    help="page-cache replacement: lru, fifo, clock or twolist (the kernel's "
-                        "active/inactive lists)")
-    r.add_argument("--fault-around-pages", type=int, default=1)
+                        "active/inactive lists); default lru, twolist for a recorded trace")
+    r.add_argument("--fault-around-pages", type=int, default=None,
+                   help="pages mapped per read fault on resident file pages (default 1; 16, "
+                        "fault_around_bytes 64 KiB, for a recorded trace)")
     r.add_argument("--io", default=None,
                    help="I/O latency: nvme (lognormal median 70 us; the default without "
                         "--costs), hdd (8 ms) or a number of ns; default with --costs: the "
@@ -623,21 +630,29 @@ def _run(a):
         sizes = [("bytes", n) for n in limits]
     else:
         sizes = [(None, n) for n in (pages or [None])]
-    where = {"backing": a.backing or "file"}
+    knobs = {k: v for k, v in (("replacement", a.replacement),
+                               ("fault_around_pages", a.fault_around_pages)) if v is not None}
+    left_out = []
     if tr.mappings is not None and a.backing is None:
-        from .model.recorded import preload_within, vmas_for
+        from .engine.prepare import RUNS_KNOBS
+        from .model.recorded import runnable, scenario_for
 
-        vmas = vmas_for(tr)
-        pre = preload_within(tr, vmas)
-        where = {"vmas": vmas, "preload": pre if len(pre) else None}
+        base, left_out = runnable(scenario_for(tr, **knobs), RUNS_KNOBS)
+        where = {f: getattr(base, f) for f in ("vmas", "preload", "files", "fault_model",
+                                               "ra_pages", "folio_pages", "replacement",
+                                               "fault_around_pages", "memory_pages")}
+    else:
+        where = {"backing": a.backing or "file", "replacement": "lru",
+                 "fault_around_pages": 1, **knobs}
     base = Scenario(
-        tr, **where, policy=policies[0], replacement=a.replacement,
-        fault_around_pages=a.fault_around_pages,
+        tr, **where, policy=policies[0],
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
         horizon_ns=DEFAULT_HORIZON_NS if a.horizon_ns is None else a.horizon_ns, seed=a.seed, records=not a.no_records,
         sample_rate=a.sample_rate,
     )
+    if left_out and (a.json or a.csv):
+        print("vmlab run: not modelled in this run: " + "; ".join(left_out), file=sys.stderr)
     costs = base.costs
     if a.costs:
         from .model.costs import Costs
@@ -687,8 +702,10 @@ def _run(a):
         widths = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
         io_text = a.io or ("the profile's" if a.costs else "nvme")
         vma_text = (f"{a.backing or 'file'} backing" if "backing" in where
-                    else "VMAs from the recorded mappings")
+                    else "replayed like the kernel from the recorded mappings")
         print(f"vmlab run {a.trace}: {len(tr):,} records, io {io_text}, {vma_text}")
+        if left_out:
+            print("not modelled in this run: " + "; ".join(left_out))
         print()
         for cells in [head] + body:
             print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)

@@ -18,11 +18,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from .errors import VmlabError
 from .trace.record import require
@@ -68,19 +71,37 @@ def _parse_perf_stat(text):
     return out
 
 
-def perf_stat(argv, *, cwd=None, stdin=None, prefix=(), env=None):
+def perf_stat(argv, *, cwd=None, stdin=None, prefix=(), env=None, timeout=None,
+              on_timeout=None):
     """Run ``argv`` once under ``perf stat -e page-faults,major-faults,minor-faults``.
 
     Returns a dict: ``page_faults``, ``major_faults``, ``minor_faults``, ``seconds``,
-    ``exit_code`` (perf's: the workload's exit status when it exited normally).
+    ``exit_code`` (perf's: the workload's exit status when it exited normally) and
+    ``timed_out``.  ``timeout`` (seconds): past it, ``on_timeout()`` is called to end the
+    workload (default: SIGINT to perf's process group) and perf prints the counts up to
+    there; ``timed_out`` is then True.
     """
     perf = require("perf")
     with tempfile.NamedTemporaryFile(prefix="vmlab-perfstat-", suffix=".csv") as tmp:
         cmd = [perf, "stat", "-x", ",", "-o", tmp.name,
                "-e", "page-faults,major-faults,minor-faults", "--", *prefix, *argv]
         t0 = time.perf_counter()
-        r = subprocess.run(cmd, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        timed_out = False
+        with subprocess.Popen(cmd, cwd=cwd,
+                              stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                              start_new_session=True) as p:
+            try:
+                _, err = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                if on_timeout is not None:
+                    on_timeout()
+                else:     # the workload ends on SIGINT; perf stat prints its counts
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGINT)
+                _, err = p.communicate()
+        r = subprocess.CompletedProcess(cmd, p.returncode, None, err)
         seconds = time.perf_counter() - t0
         counts = _parse_perf_stat(Path(tmp.name).read_text())
     if "page-faults" not in counts:
@@ -88,7 +109,8 @@ def perf_stat(argv, *, cwd=None, stdin=None, prefix=(), env=None):
                          f"{r.stderr.decode(errors='replace').strip()[:200]}")
     code = r.returncode  # perf's own status (a workload killed by a signal still gives 0)
     return {"page_faults": counts.get("page-faults"), "major_faults": counts.get("major-faults"),
-            "minor_faults": counts.get("minor-faults"), "seconds": seconds, "exit_code": code}
+            "minor_faults": counts.get("minor-faults"), "seconds": seconds, "exit_code": code,
+            "timed_out": timed_out}
 
 
 class MemoryCgroup:
@@ -185,14 +207,22 @@ def helper_faults(runs=5):
     return max(0, round(statistics.median(with_h) - statistics.median(alone)))
 
 
-def run_limited(argv, limit_bytes, *, cwd=None, helper=None):
+def run_limited(argv, limit_bytes, *, cwd=None, helper=None, timeout=None):
     """Run ``argv`` once in a fresh memory cgroup limited to ``limit_bytes`` (``None``: no
     limit) under perf stat.  Returns :func:`perf_stat`'s dict plus ``limit_bytes``,
     ``oom_killed``, ``peak_bytes`` and ``helper_faults`` (already subtracted from
-    ``page_faults`` and ``minor_faults``)."""
+    ``page_faults`` and ``minor_faults``).  ``timeout`` (seconds): a run still going then
+    (thrashing on file pages near the OOM limit can last minutes) has every process of its
+    cgroup killed and ``timed_out`` True."""
     helper = helper_faults() if helper is None else helper
     with MemoryCgroup(limit_bytes) as cg:
-        res = perf_stat(argv, cwd=cwd, prefix=(cgexec_binary(), str(cg.procs)))
+        def kill():
+            with contextlib.suppress(OSError, ValueError):
+                for pid in Path(cg.procs).read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), 9)
+        res = perf_stat(argv, cwd=cwd, prefix=(cgexec_binary(), str(cg.procs)),
+                        timeout=timeout, on_timeout=kill)
         time.sleep(0.01)
         res["oom_killed"] = cg.oom_kills() > 0
         res["peak_bytes"] = cg.peak_bytes()
@@ -244,7 +274,32 @@ def drop_from_cache(paths):
                 os.close(fd)
 
 
-def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
+def page_ranges(resident):
+    """A residency bool array as ``[[first, end), ...]`` runs of resident pages (JSON-sized)."""
+    r = np.asarray(resident, bool)
+    if not r.size:
+        return []
+    d = np.diff(np.concatenate([[0], r.view(np.int8), [0]]))
+    return [[int(a), int(b)] for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+
+def cold_page_cache(argv, cwd=None):
+    """The page cache a cold run of ``argv`` starts from: its files (:func:`program_files`)
+    dropped as before each limited run, then measured with ``mincore``.  What stays is what
+    other processes map (the C library, the loader, a Python that other processes run).
+    Returns ``{path: [[first, end), ...] resident page runs}``."""
+    from .trace.mappings import residency
+
+    files = program_files(argv, cwd)
+    drop_from_cache(files)
+    out = {}
+    for path in files:
+        with contextlib.suppress(OSError):
+            out[os.path.realpath(path)] = page_ranges(residency(path))
+    return out
+
+
+def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None):
     """Measure ``argv`` natively: ``runs`` unlimited runs under perf stat and, when
     ``limits_bytes`` is given (a list, or ``"auto"``: a sweep around the peak measured in an
     unlimited cgroup), ``runs`` runs per limit in a cgroup.  Returns a list of row dicts
@@ -279,7 +334,7 @@ def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
         for limit in limits_bytes:
             for i in range(runs):
                 prepare()
-                r = run_limited(argv, int(limit), cwd=cwd, helper=helper)
+                r = run_limited(argv, int(limit), cwd=cwd, helper=helper, timeout=timeout)
                 rows.append({"setting": "limit", "run": i, **r})
     return rows
 
@@ -288,44 +343,50 @@ def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False):
 MB = 2**20
 
 #: The programs of notebook 08 and data/native: (name, argv with {dir} for the input folder,
-#: input description, memory limits in bytes for the cgroup sweep or None).
+#: input description, memory limits in bytes for the cgroup sweep or None).  Small inputs:
+#: each program's full valgrind lackey recording (the prediction's input) is 20-70 million
+#: accesses, one to three minutes of valgrind, and a few MB once stripped.
 PROGRAMS = [
     ("gzip", ["gzip", "-9", "-c", "{dir}/text.txt"],
-     "text.txt: 20,000 generated lines (awk), 1.0 MB",
-     [4 * MB, 3 * MB, 2 * MB, 1.5 * MB, 1.25 * MB, 1 * MB, 0.9 * MB, 0.75 * MB, 0.6 * MB]),
-    ("sort", ["sort", "-S", "16M", "-o", "/dev/null", "{dir}/numbers.txt"],
-     "numbers.txt: 200,000 generated pseudo-random integers (awk LCG), 2.0 MB; sort uses "
-     "min(CPUs, 8) threads, so two on a 2-CPU machine",
-     [24 * MB, 16 * MB, 12 * MB, 8 * MB, 6 * MB, 4 * MB, 3 * MB, 2 * MB]),
-    ("xz_T2", ["xz", "-T2", "-3", "--block-size=1MiB", "-c", "{dir}/seq.txt"],
-     "seq.txt: seq 1 500000, 3.3 MB; two compressor threads", None),
-    ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers.txt"],
-     "numbers.txt as for sort", None),
+     "text.txt: 2,000 generated lines (awk), 81 KB",
+     [1 * MB, 0.75 * MB, 0.6 * MB, 0.55 * MB, 0.5 * MB, 0.45 * MB, 0.4 * MB, 0.35 * MB]),
+    ("sort", ["sort", "-S", "1M", "-o", "/dev/null", "{dir}/numbers.txt"],
+     "numbers.txt: 5,000 generated pseudo-random integers (awk LCG), 51 KB (below GNU "
+     "sort's 128 Ki-line threshold for sorting on threads: one thread)", None),
+    ("xz_T2", ["xz", "-T2", "-0", "--block-size=64KiB", "-c", "{dir}/seq.txt"],
+     "seq.txt: seq 1 25000, 134 KB; three 64 KiB blocks on two compressor threads", None),
+    ("awk", ["awk", "{ s += $1 } END { print s }", "{dir}/numbers20k.txt"],
+     "numbers20k.txt: 20,000 integers generated as numbers.txt, 205 KB", None),
     ("python_dict", ["/usr/bin/python3", "-S", "-c",
-                     "d = {i: str(i) for i in range(100000)}"],
-     "no input: CPython builds a 100,000-entry dict (about 20 MB of heap)",
-     [48 * MB, 40 * MB, 32 * MB, 28 * MB, 24 * MB, 20 * MB, 16 * MB, 12 * MB]),
+                     "d = {i: str(i) for i in range(20000)}"],
+     "no input: CPython builds a 20,000-entry dict (about 2 MB of heap)",
+     [8 * MB, 7 * MB, 6 * MB, 5.5 * MB, 5 * MB, 4.75 * MB, 4.5 * MB, 4 * MB]),
     ("sqlite", ["sqlite3", ":memory:",
                 "create table t(a integer, b text); "
-                "with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000) "
+                "with recursive c(x) as (select 1 union all select x + 1 from c where x < 5000) "
                 "insert into t select x, printf('%08d', x * 7919 % 100003) from c; "
                 "create index i on t(b); select count(*) from t where b like '0001%';"],
-     "no input: an in-memory table of 50,000 rows and an index", None),
+     "no input: an in-memory table of 5,000 rows and an index", None),
 ]
 
 
 def make_inputs(d):
     d = Path(d)
-    subprocess.run(["awk", "BEGIN { for (i = 1; i <= 20000; i++) print \"line \" i \" of a "
+
+    def numbers(name, n):
+        subprocess.run(["awk", f"BEGIN {{ s = 12345; for (i = 0; i < {n}; i++) "
+                        "{ s = (s * 1103515245 + 12345) % 2147483648; print s } }"],
+                       stdout=open(d / name, "w"), check=True)
+
+    subprocess.run(["awk", "BEGIN { for (i = 1; i <= 2000; i++) print \"line \" i \" of a "
                     "generated text, value \" (i * 7919) % 10007 }"],
                    stdout=open(d / "text.txt", "w"), check=True)
-    subprocess.run(["awk", "BEGIN { s = 12345; for (i = 0; i < 200000; i++) "
-                    "{ s = (s * 1103515245 + 12345) % 2147483648; print s } }"],
-                   stdout=open(d / "numbers.txt", "w"), check=True)
-    subprocess.run(["seq", "1", "500000"], stdout=open(d / "seq.txt", "w"), check=True)
+    numbers("numbers.txt", 5000)
+    numbers("numbers20k.txt", 20000)
+    subprocess.run(["seq", "1", "25000"], stdout=open(d / "seq.txt", "w"), check=True)
 
 
-def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):
+def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout=None):
     """Measure :data:`PROGRAMS` as ``scripts/measure_programs.py`` does (the notebook calls
     this when it runs as root on Linux): ``runs`` warm unlimited runs each and, with
     ``limits`` and a cgroup memory controller, ``runs`` cold runs per limit of the programs
@@ -353,8 +414,10 @@ def measure_programs(*, runs=5, only=None, limits=True, record_dir=None):
             got = measure_program(cmd, runs=runs, cwd=work)
             if sweep and can_limit:
                 got += [r for r in measure_program(cmd, runs=runs, cwd=work, cold=True,
-                                                   limits_bytes=[int(x) for x in sweep])
+                                                   limits_bytes=[int(x) for x in sweep],
+                                                   timeout=timeout)
                         if r["setting"] == "limit"]
+                commands[name]["cold_page_cache"] = cold_page_cache(cmd, cwd=work)
             rows += [{"program": name, **r} for r in got]
             if record_dir is not None:
                 trace = Path(record_dir) / f"perf_{name}.vmt"

@@ -1025,3 +1025,63 @@ def memory_curve(df, by="replacement", exact=None, ax=None, title=None):
     return _dress(ax, title or f"Fault ratio against page-cache size{sampled}",
                   "page cache (pages)", "faults per access", legend=handles,
                   legend_title=by if by in df.columns else None)
+
+
+#: Colours of notebook 08's two sides: vmlab's prediction and the running kernel's measure.
+AGREEMENT_COLORS = {"predicted": "#0072b2", "measured": "#d55e00"}
+
+
+def kernel_agreement(table, ax=None, title=None):
+    """Predicted against measured page faults per program (a
+    :func:`vmlab.studies.kernel_agreement.agreement_table`): paired bars, the measured runs'
+    min-max as a whisker, the ratio above each pair, a log scale (programs differ 10x)."""
+    ax = _axes(ax)
+    x = np.arange(len(table))
+    w = 0.38
+    c = AGREEMENT_COLORS
+    ax.bar(x - w / 2, table["predicted"], w, color=c["predicted"],
+           label="predicted (vmlab, from the lackey recording)")
+    ax.bar(x + w / 2, table["measured"], w, color=c["measured"],
+           label="measured (perf stat, median of the runs)")
+    ax.errorbar(x + w / 2, table["measured"],
+                yerr=[table["measured"] - table["measured_min"],
+                      table["measured_max"] - table["measured"]],
+                fmt="none", ecolor="black", capsize=3, lw=1)
+    for xi, (p, m, r) in enumerate(zip(table["predicted"], table["measured"], table["ratio"])):
+        ax.annotate(f"{r:.2f}", (xi, max(p, m)), textcoords="offset points", xytext=(0, 4),
+                    ha="center", fontsize="small")
+    ax.set_xticks(x, table["program"])
+    ax.set_yscale("log")
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.6)   # room for the ratios
+    return _dress(ax, title or "Page faults with unlimited memory: vmlab against the kernel "
+                  "(predicted / measured above)", "program", "page faults per run (log)",
+                  legend=True, loc="upper left")
+
+
+def limit_sweep(table, ax=None, title=None):
+    """Major faults against the memory limit (a
+    :func:`vmlab.studies.kernel_agreement.limit_table`): the kernel's median with its runs'
+    range, vmlab's prediction, the limits where the kernel OOM-killed the run (x: some runs,
+    X: all) and where the prediction ended in an OOM (open circle)."""
+    ax = _axes(ax, figsize=(6.5, 4.2))
+    t = table.sort_values("limit_mb")
+    c = AGREEMENT_COLORS
+    ax.fill_between(t["limit_mb"], t["measured_min"], t["measured_max"], color=c["measured"],
+                    alpha=0.2, lw=0, label="measured: range of the runs")
+    ax.plot(t["limit_mb"], t["measured_major"], color=c["measured"], marker="o",
+            label="measured: median")
+    ax.plot(t["limit_mb"], t["predicted_major"], color=c["predicted"], marker="s",
+            label="predicted")
+    some = t[(t["oom_kills"] > 0) & (t["oom_kills"] < t["runs"])]
+    every = t[t["oom_kills"] >= t["runs"]]
+    ax.scatter(some["limit_mb"], some["measured_major"], marker="x", s=70, color="black",
+               zorder=3, label="kernel OOM-killed some runs")
+    ax.scatter(every["limit_mb"], every["measured_major"], marker="X", s=90, color="black",
+               zorder=3, label="kernel OOM-killed every run")
+    po = t[t["predicted_oom"]]
+    ax.scatter(po["limit_mb"], po["predicted_major"], marker="o", s=110, facecolors="none",
+               edgecolors=c["predicted"], lw=1.5, zorder=3, label="predicted OOM")
+    ax.set_ylim(0, None)
+    prog = t["program"].iloc[0] if len(t) else ""
+    return _dress(ax, title or f"{prog}: major faults against the cgroup memory limit",
+                  "memory limit (MB)", "major faults per run", legend=True)

@@ -49,7 +49,7 @@ import numpy as np
 from ..errors import VmlabError
 from .mappings import (FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE,
                        Backing, FileInfo, Mappings, file_info)
-from .model import TraceMeta
+from .model import Op, TraceMeta
 from .native import TraceWriter
 
 PAGE = 4096
@@ -462,7 +462,9 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     meta = TraceMeta(source="vmlab record --with lackey -- " + " ".join(argv),
                      notes="valgrind --tool=lackey --trace-mem=yes --trace-syscalls=yes -d; "
                            "one thread (lackey does not tell threads apart); mappings from "
-                           "valgrind's start-up layout and the syscall trace")
+                           "valgrind's start-up layout and the syscall trace; the kernel's "
+                           "stores into user memory (read, fstat... buffers) as one STORE "
+                           "record per page where the call returns")
     errf = tempfile.TemporaryFile()
     rfd, wfd = os.pipe()
     cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", "--trace-syscalls=yes", "-d",
@@ -474,6 +476,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     n = 0
     tracker = None
     pending_lines = []        # syscall lines seen before the layout table was parsed
+    kwrites = KernelWrites()
     try:
         cap = _BLOCK // 7 + 2
         addr = np.empty(cap, np.uint64)
@@ -490,9 +493,9 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                 carry = data[cut:]
                 if cut == 0:
                     continue
-                n = _feed(data[:cut], n, writer, addr, op, size, lk, pending_lines)
+                n = _feed(data[:cut], n, writer, addr, op, size, lk, pending_lines, kwrites)
             if carry:
-                n = _feed(carry + b"\n", n, writer, addr, op, size, lk, pending_lines)
+                n = _feed(carry + b"\n", n, writer, addr, op, size, lk, pending_lines, kwrites)
         code = proc.wait()
         elapsed = time.perf_counter() - t0
         errf.seek(0)
@@ -526,9 +529,83 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                  "n_mappings": len(writer.mappings), "n_files": len(files.files)}
 
 
-def _feed(block, n, writer, addr, op, size, lk, syscalls):
+#: System calls that write into the caller's memory, valgrind's names: which argument (from
+#: 0) is the buffer and how many bytes the kernel wrote (``None``: the call's result).
+KERNEL_WRITES = {"read": (1, None), "pread64": (1, None), "getdents64": (1, None),
+                 "getdents": (1, None), "getrandom": (0, None), "readlink": (1, None),
+                 "readlinkat": (2, None), "recvfrom": (1, None), "newfstatat": (2, 144),
+                 "newfstat": (1, 144), "fstat": (1, 144), "newlstat": (1, 144),
+                 "newstat": (1, 144), "statx": (4, 256)}
+
+
+class KernelWrites:
+    """The stores the kernel makes into user memory for a system call (``copy_to_user``:
+    ``read``'s buffer, ``fstat``'s struct...), from valgrind's ``--trace-syscalls`` lines.
+
+    lackey traces the program's instructions only, so the first touch of a fresh buffer that
+    ``read()`` filled would look like a load (a zero-page read fault, then a copy-on-write
+    fault at the program's first store) where the kernel took one write fault, in kernel
+    mode, inside the call.  Each such call becomes one ``STORE`` record per page of the bytes
+    written, placed where the call returns (KERNEL-2026.md section 1: "kernel-mode faults").
+    """
+
+    def __init__(self, page_size=PAGE):
+        self.page_size = page_size
+        self.pending = {}       # (pid, tid) -> (name, args)
+        self.n_calls = 0
+        self.n_records = 0
+
+    def stores(self, raw):
+        """Page addresses the kernel wrote for this syscall line (empty for most lines)."""
+        m = _SYSCALL.match(raw)
+        if m is None:
+            return ()
+        key = (int(m[1]), int(m[2]))
+        rest = m[4].decode("utf-8", "replace")
+        if rest.startswith("... [async] -->"):
+            call = self.pending.pop(key, None)
+            return self._apply(*call, rest) if call else ()
+        name, _, tail = rest.partition(" ")
+        name = name[4:] if name.startswith("sys_") else ""
+        if name not in KERNEL_WRITES:
+            return ()
+        arrow = tail.rfind("-->")
+        args = tail[:arrow] if arrow >= 0 else tail
+        result = tail[arrow + 3:] if arrow >= 0 else ""
+        if "[async]" in result and "Success" not in result and "Failure" not in result:
+            self.pending[key] = (name, args)
+            return ()
+        return self._apply(name, args, result)
+
+    def _apply(self, name, args, result):
+        r = _RESULT.search(result)
+        if r is None or r[1] != "Success":
+            return ()
+        which, size = KERNEL_WRITES[name]
+        parts = args.strip().removesuffix("[sync]").strip().removeprefix("(").removesuffix(")")
+        parts = parts.split(",")
+        if which >= len(parts):
+            return ()
+        tok = parts[which].strip().split("(", 1)[0]
+        try:
+            buf = int(tok, 0)
+        except ValueError:
+            return ()
+        n = int(r[2], 16) if size is None else size
+        if n <= 0 or buf == 0 or n > 1 << 40:
+            return ()
+        ps = self.page_size
+        first = buf // ps * ps
+        pages = [buf] + list(range(first + ps, buf + n, ps))
+        self.n_calls += 1
+        self.n_records += len(pages)
+        return pages
+
+
+def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None):
     """Parse one block of complete lines: lackey records go to ``writer``; syscall lines are
-    kept with the number of records before them."""
+    kept with the number of records before them; the kernel's stores into user memory
+    (:class:`KernelWrites`) become ``STORE`` records where their call returns."""
     pos = 0
     end = len(block)
     buf = np.frombuffer(block, np.uint8)
@@ -549,6 +626,14 @@ def _feed(block, n, writer, addr, op, size, lk, syscalls):
         line = block[nxt:eol]
         if line.startswith(b"SYSCALL["):
             syscalls.append((line, n))
+            if kwrites is not None:
+                pages = kwrites.stores(line)
+                if pages:
+                    k = len(pages)
+                    writer.append(addr=np.array(pages, np.uint64),
+                                  op=np.full(k, int(Op.STORE), np.uint8),
+                                  size=np.full(k, 8, np.uint32))
+                    n += k
         pos = eol
     return n
 
@@ -586,8 +671,9 @@ def _perf_events(perf):
     for s in ("mmap", "munmap", "mprotect", "mremap", "brk"):
         if f"syscalls:sys_enter_{s}" in lst:
             ev += ["-e", f"syscalls:sys_enter_{s}"]
-    if "syscalls:sys_exit_brk" in lst:
-        ev += ["-e", "syscalls:sys_exit_brk"]
+    for s in ("brk", "mremap"):   # the new break; where a moved mapping went
+        if f"syscalls:sys_exit_{s}" in lst:
+            ev += ["-e", f"syscalls:sys_exit_{s}"]
     return ev
 
 
@@ -595,6 +681,7 @@ def mappings_from_perf(events, files, asid_of_pid):
     """Build the mappings table from the perf reader's ``mappings_sink`` events."""
     spaces = {}
     brk = {}
+    moving = {}     # pid -> the arguments of its mremap() in progress
     for ev in events:
         kind, pid = ev[0], ev[1]
         space = spaces.setdefault(pid, AddressSpace())
@@ -622,6 +709,18 @@ def mappings_from_perf(events, files, asid_of_pid):
             if {"start", "len", "prot"} <= set(args):
                 space.protect(args["start"], args["start"] + _page_up(args["len"]),
                               args["prot"] & 7, at)
+        elif kind == "mremap":
+            moving[pid] = ev[2]
+        elif kind == "mremap_result":  # where the mapping is now (sys_exit_mremap)
+            value, at = ev[2], ev[3]
+            args = moving.pop(pid, None)
+            if args is None or value >= 1 << 63 or not {"addr", "old_len", "new_len"} <= set(args):
+                continue    # failed (-errno), or its arguments were not recorded
+            parts = space.carve(args["addr"], args["addr"] + _page_up(args["old_len"]), at)
+            if parts:
+                p = min(parts, key=lambda q: q[0])
+                space.add(value, value + _page_up(args["new_len"]), p[2], p[3], p[4], p[5],
+                          p[6], at)
         elif kind == "brk_result":   # the break after a brk() call (sys_exit_brk)
             value, at = ev[2], ev[3]
             cur = brk.get(pid)
@@ -696,7 +795,7 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
             asid_of = _asids_in_order(text)
             w.mappings = Mappings(mappings_from_perf(sink, files, asid_of), files.files,
                                   "perf PERF_RECORD_MMAP2 + syscalls:sys_enter_{munmap,"
-                                  "mprotect,brk}/sys_exit_brk tracepoints")
+                                  "mprotect,mremap,brk}/sys_exit_{brk,mremap} tracepoints")
             n_rows = len(w.mappings)
     return out, {"records": n, "seconds": elapsed, "exit_code": r.returncode,
                  "n_mappings": n_rows, "n_files": len(files.files)}

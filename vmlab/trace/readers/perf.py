@@ -63,7 +63,8 @@ first event as its ``gap_ns`` (default ``"zero"``: 0, as before), so threads sta
 start late in the replay; ``mappings_sink=[]`` collects, in file order and with the number
 of records before each, the ``PERF_RECORD_MMAP2`` lines (``--show-mmap-events``), the
 ``munmap``/``mprotect``/``mremap``/``brk``/``mmap`` syscall samples (with their arguments) and
-``syscalls:sys_exit_brk`` results, from which the run's mappings are rebuilt.
+``syscalls:sys_exit_brk``/``sys_exit_mremap`` results, from which the run's mappings are
+rebuilt.
 
 Columns: ``tid`` is the real thread id (the engine maps ids itself); ``asid`` numbers the
 distinct pids 0, 1, 2... in order of first appearance (several processes in one recording
@@ -214,6 +215,10 @@ _EXPECTED = ("expected a perf script sample line '[comm] [pid/]tid [cpu] seconds
              "[period] event: address ...' (see vmlab.trace.readers.perf)")
 
 _FAULT, _LOCK, _OTHER, _TFAULT = 0, 1, 2, 3
+#: Syscall exits whose return value the mappings need (``mappings_sink``): the new break,
+#: and where ``mremap`` put the mapping (the kernel emits no mmap event for a moved one).
+_EXIT_EVENTS = {"syscalls:sys_exit_brk": "brk_result",
+                "syscalls:sys_exit_mremap": "mremap_result"}
 _TP_ADDR = re.compile(r"\baddress=0x([0-9a-fA-F]+)")
 _TP_CODE = re.compile(r"\berror_code=0x([0-9a-fA-F]+)")
 _MMAP2 = re.compile(r"PERF_RECORD_MMAP2 (\d+)/\d+: \[0x([0-9a-f]+)\(0x([0-9a-f]+)\) @ "
@@ -442,13 +447,13 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             elif kind == _LOCK:
                 # the range needs the pid (brk follows the process's break): set below
                 op, size, lock_text = Op.LOCK_W, None, " ".join(rest)
-            elif sink is not None and event == "syscalls:sys_exit_brk":
+            elif sink is not None and event in _EXIT_EVENTS:
                 am = _HEX.fullmatch(rest[0]) if rest else None
                 if am:
                     first, slash, second = id_tok.partition("/")
                     pid = (_id(first, "process id", path, lineno) if slash
                            else pid_of.get(_id(first, "thread id", path, lineno)))
-                    sink.append(("brk_result", pid, int(am[1], 16), n_total))
+                    sink.append((_EXIT_EVENTS[event], pid, int(am[1], 16), n_total))
                 continue
             elif skip_other:
                 continue
