@@ -186,6 +186,27 @@ def test_a_limit_below_the_anonymous_working_set_ends_the_run_with_an_oom():
     assert not ok["oom"] and ok["oom_thread"] == -1 and ok["oom_ns"] == -1
 
 
+def test_a_grant_made_at_the_oom_instant_holds_the_lock():
+    # docs/model.md 2 and 12: one frame. Thread 0 (address space 0) misses a file page at
+    # 600, charges the frame for the I/O and drops mmap_sem to wait (fault_retry); the release
+    # grants the LOCK_W writer (thread 2, queued behind it since 0) at once. Thread 1 (address
+    # space 1) misses another file's page at 600 too, finds the only frame in flight: OOM at
+    # 600. The writer holds the lock from 600 even though its resume never runs.
+    a = Vma(BASE, BASE + 16 * PAGE, "file", asid=0, file="a")
+    b = Vma(BASE + 32 * PAGE, BASE + 48 * PAGE, "file", asid=1, file="b")
+    tr = trace([(1, 0, BASE, R, 0), (2, 1, BASE + 32 * PAGE, R, 0), (3, 0, 0, Op.LOCK_W, 0)])
+    sc = Scenario(tr, vmas=[a, b], costs=COSTS, memory_bytes=PAGE)
+    r = both(sc, "fault_retry")
+    assert (r.counters["oom_thread"], r.counters["oom_ns"]) == (1, READ_FAULT)
+    writer = r.locks["thread"].index(2)
+    assert (r.locks["request_ns"][writer], r.locks["acquire_ns"][writer],
+            r.locks["release_ns"][writer]) == (0, READ_FAULT, -1)
+    assert r.lock_waits["mmap_lock_write_wait_ns"] == READ_FAULT
+    assert r.threads["lock_wait_ns"][2] == READ_FAULT and r.threads["state"] == [4, 4, 4]
+    s = vmlab.simulate(sc, "fault_retry").summary
+    assert s["oom"] and s["oom_thread"] == 2 and s["oom_ns"] == READ_FAULT
+
+
 def test_memory_bytes_counts_anonymous_and_page_cache_frames_together():
     anon = Vma(BASE, BASE + 16 * PAGE, "anon")
     f = Vma(BASE + 32 * PAGE, BASE + 48 * PAGE, "file")

@@ -37,6 +37,26 @@ from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_REF, F_RES,
                         _list_remove, _lru_victim, _note_candidate, _pin, _remove, _touch_twolist,
                         _unpin)
 
+@njit
+def _note_mmap_grant(th, t, lkind, locks, keep_records, TS, cnt, hist_rwait, hist_wwait):
+    """Thread ``th``'s mmap_sem request (kind ``lkind``) holds the lock from ``t``: its lock
+    record's acquire time and the waits by mode (docs/model.md 15.6)."""
+    if keep_records:
+        locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+    wt = t - TS[th, C.TS_REQ_T]
+    if lkind == C.LK_FAULT:
+        cnt[C.CNT_RWAIT] += wt
+        if wt > cnt[C.CNT_RWAIT_MAX]:
+            cnt[C.CNT_RWAIT_MAX] = wt
+        hist_rwait[_hist_bucket(wt)] += 1
+    else:
+        cnt[C.CNT_WWAIT] += wt
+        if wt > cnt[C.CNT_WWAIT_MAX]:
+            cnt[C.CNT_WWAIT_MAX] = wt
+        hist_wwait[_hist_bucket(wt)] += 1
+        TS[th, C.TS_W_GRANT] = t
+
+
 @njit(inline="always")
 def _ev_low(nev, cap_e, nf, cap_f, n_cand, margin):
     """The eviction table has less room than the fault table's free rows, the adversary's
@@ -945,20 +965,8 @@ def _simulate(K):
                             TS[th, C.TS_W_LOCKED] == 1 or
                             (lkind == C.LK_FAULT and TS[th, C.TS_HOW] != C.FLK_MMAP))):
                         # mmap_sem granted now (docs/model.md 15.6: its waits by mode)
-                        if keep_records:
-                            locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
-                        wt = t - TS[th, C.TS_REQ_T]
-                        if lkind == C.LK_FAULT:
-                            cnt[C.CNT_RWAIT] += wt
-                            if wt > cnt[C.CNT_RWAIT_MAX]:
-                                cnt[C.CNT_RWAIT_MAX] = wt
-                            hist_rwait[_hist_bucket(wt)] += 1
-                        else:
-                            cnt[C.CNT_WWAIT] += wt
-                            if wt > cnt[C.CNT_WWAIT_MAX]:
-                                cnt[C.CNT_WWAIT_MAX] = wt
-                            hist_wwait[_hist_bucket(wt)] += 1
-                            TS[th, C.TS_W_GRANT] = t
+                        _note_mmap_grant(th, t, lkind, locks, keep_records, TS, cnt, hist_rwait,
+                                         hist_wwait)
                     elif lkind != C.LK_FAULT:
                         # a writer whose VMAs' readers have left (15.2)
                         cnt[C.CNT_VWWAIT] += t - TS[th, C.TS_W_GRANT]
@@ -1861,6 +1869,16 @@ def _simulate(K):
         if not grow:
             break
 
+    if oom:
+        # a release before the OOM at the same instant granted mmap_sem to queued threads
+        # whose resumes never run: the lock is theirs from the grant all the same
+        # (docs/model.md 2 and 12), so their records say so
+        for th in range(T):
+            if tn[th] == stop_t and TS[th, C.TS_PHASE] == C.PH_GRANTED and not (designs and (
+                    TS[th, C.TS_W_LOCKED] == 1 or (TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and
+                                                   TS[th, C.TS_HOW] != C.FLK_MMAP))):
+                _note_mmap_grant(th, stop_t, TS[th, C.TS_LOCK_KIND], locks, keep_records, TS,
+                                 cnt, hist_rwait, hist_wwait)
     # ---- the horizon (or the event budget's stop): close every unfinished thread's books
     end_time = _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt,
                             pol, vma_pol, page_vma, rec_page, oom)
