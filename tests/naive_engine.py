@@ -1203,11 +1203,13 @@ class NaiveSimulator:
             else:
                 seq0 = self._seq(pol, rec.asid, rec.vma)
                 if seq0 % 2 == 1:       # a writer is inside: abort before the handler
+                    # counted with its row, as it aborts (docs/model.md 15.6: every count is
+                    # a row), also when the horizon comes before the line cost is paid
                     self._attempt_row(th, rec.vma, kind, t_req, -1, ABORT)
-                    # (reading the count a writer holds costs its line)
-                    yield from self._pay(c.vma_lock_line_ns)
                     lc["n_spf_aborts"] += 1
                     lc["n_vma_lock_fallbacks"] += 1
+                    # (reading the count a writer holds costs its line)
+                    yield from self._pay(c.vma_lock_line_ns)
                     return _SPF_FALLBACK
                 lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
             fault["attempts"] += 1
@@ -1242,13 +1244,15 @@ class NaiveSimulator:
                               and not self.context_ready_at.get(rec.key, h + 1) <= h))
             seq1 = None if needs_wait else self._seq(pol, rec.asid, rec.vma)
             if needs_wait or seq1 != seq0:
+                # counted with its outcome (docs/model.md 15.6); the attempt ends (release_ns)
+                # once the re-read's line is paid: never, when the horizon comes first
                 lock["outcome"] = FALLBACK if needs_wait else ABORT
+                lc["n_vma_lock_fallbacks"] += 1
                 if not needs_wait:
                     lc["n_spf_aborts"] += 1
                     if seq1 % 2 == 1:   # the re-read of a count a writer holds
                         yield from self._pay(c.vma_lock_line_ns)
                 lock["release_ns"] = self.now
-                lc["n_vma_lock_fallbacks"] += 1
                 th.settle_attempt(self.now, "retry")   # its CPU is wasted
                 return _SPF_FALLBACK
 

@@ -122,3 +122,25 @@ def test_vma_lock_records_name_lock_and_outcome():
     assert s.summary["n_spf_aborts"] == 1 and (s.vma_locks["hold_ns"].iloc[1] > 0)
     # mmap_sem's own records (and their tracepoint text) keep their meaning
     assert set(s.locks["kind"]) == {"fault", "lock_w"}
+
+
+@pytest.mark.parametrize("horizon_ns,release_ns", ((1320, -1), (1340, 1340), (5000, 1340)))
+def test_an_spf_abort_ends_when_its_line_cost_is_paid_not_before(horizon_ns, release_ns):
+    # docs/model.md 15.1/15.6: thread 0's speculative fault reads the count even at 0; its
+    # handler (fault 500, struct page 100, zero fill 700) ends at h = 1300, where the munmap
+    # granted at 500 holds the count (odd until 1800): the re-read costs the 40 ns line and
+    # the attempt aborts at 1340. A horizon before then leaves it unended (release_ns -1),
+    # though it is counted as an abort and a fallback with its outcome.
+    page = 4096
+    base = 0x10000000
+    tr = Trace(np.array([base, base], np.uint64), op=[Op.LOAD, Op.LOCK_W], tid=[0, 1],
+               size=[8, page], gap_ns=[0, 500])
+    sc = Scenario(tr, vmas=[Vma(base, base + 16 * page, "anon")], horizon_ns=horizon_ns,
+                  costs=Costs(io_ns=Fixed(1_000_000), pte_ns=60, signal_ns=900,
+                              mmap_cs_ns=1300, vma_lock_line_ns=40))
+    for name, r in (("engine", run(sc, "spf")), ("reference", reference(sc, "spf"))):
+        v = r.vma_locks
+        assert (list(v["lock"]), list(v["outcome"])) == ([2], [2]), name   # seq, abort
+        assert (list(v["acquire_ns"]), list(v["release_ns"])) == ([0], [release_ns]), name
+    diff = first_difference(canonical(run(sc, "spf")), canonical(reference(sc, "spf")))
+    assert diff is None, diff

@@ -821,7 +821,10 @@ def _simulate(K):
                     TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
                     TS[th, C.TS_ACC] = t
                     if paid == 2:
-                        # a speculative attempt aborted at h: its CPU is wasted
+                        # a speculative attempt aborted at h: it ends now, the re-read's
+                        # line cost paid (docs/model.md 15.6); its CPU is wasted
+                        if keep_records:
+                            vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
                         TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
                         TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
                         TS[th, C.TS_ATT_CPU] = 0
@@ -1131,8 +1134,10 @@ def _simulate(K):
                             if keep_records:
                                 r = TS[th, C.TS_VL_ROW]
                                 vlocks[r, C.VL_OUTCOME] = C.VO_FALLBACK if needs else C.VO_ABORT
-                                vlocks[r, C.VL_RELEASE] = t + (
-                                    vline_ns if not needs and (seq & 1) == 1 else 0)
+                                if needs or (seq & 1) == 0 or vline_ns == 0:
+                                    vlocks[r, C.VL_RELEASE] = t
+                                # (else the abort instant is when the line cost below ends,
+                                # recorded then: never, when that is after the horizon)
                             if not needs and (seq & 1) == 1 and vline_ns > 0:
                                 # re-reading a count a writer holds costs its line (15.1);
                                 # the attempt's CPU is settled when that ends
