@@ -297,3 +297,25 @@ def test_eviction_records_say_which_page_when_and_by_whom():
     s = vmlab.simulate(sc, "nopage").summary
     assert len(ev) == s["n_evictions"] + s["n_adversary_evictions"]
     assert len(ev[ev["cause"] != "adversary"]) == s["n_evictions"]
+
+
+def test_a_hit_page_evicted_while_its_fault_around_runs_stays_unmapped():
+    # page model, fault-around 4, five frames all preloaded (pages 0..4, page 0 the LRU's
+    # oldest).  Thread 0 reads page 0: a hit, installed at i = 600 + 800 = 1 400 with pages
+    # 1..3 around it, the lock released at 1 400 + 3 * 60 = 1 580.  Thread 1 (gap 900) misses
+    # page 8 and evicts page 0 at its lookup 900 + 600 = 1 500, between the install and the
+    # release: the release must not map page 0 again, so thread 0's next read of it is a
+    # major fault (docs/model.md 5 and 8)
+    tr = trace([(1, 0, BASE, R, 0), (2, 0, BASE + 8 * PAGE, R, 900), (1, 0, BASE, R, 0)])
+    sc = Scenario(tr, vmas=[Vma(BASE, BASE + 16 * PAGE, "file")], costs=COSTS, memory_pages=5,
+                  fault_around_pages=4, preload=[BASE + p * PAGE for p in range(5)])
+    r = both(sc)
+    assert r.faults["vpn"] == [0x400, 0x408, 0x400]
+    assert r.faults["start_ns"] == [0, 900, 1_581]
+    assert r.faults["end_ns"] == [1_580, 900 + READ_FAULT + IO + WAKE,
+                                  1_581 + READ_FAULT + IO + WAKE]
+    assert r.faults["major"] == [0, 1, 1]
+    # page 0 by thread 1 at 1 500; then page 1 (the oldest left) by thread 0's refault
+    assert r.evictions["time_ns"] == [1_500, 1_581 + READ_FAULT]
+    assert r.evictions["file_page"] == [0, 1]
+    assert r.evictions["thread"] == [1, 0]

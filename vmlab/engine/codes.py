@@ -139,7 +139,9 @@ TS_PAID = 40        # a segment paid before PH_LOCK_REQ: 1 the VMA lookup, 2 a s
 TS_REL_PAID = 41    # 1 while the release's line cost is paid (the phase runs again after it)
 TS_CTX_DONE = 42    # a lock-dropping context wait's completion (its wait begins after the release)
 TS_W_GRANT = 43     # when a writer was granted mmap_sem (its wait for VMA readers starts)
-TS_NCOL = 44
+TS_INSTALLED = 44  # 1 once a page-cache hit installed the PTE at i (PH_MINOR_MAP): the release
+#                     at i + n_around * pte_ns must not map it again (it may be evicted by then)
+TS_NCOL = 45
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,

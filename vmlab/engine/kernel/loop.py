@@ -1623,6 +1623,7 @@ def _simulate(K):
                         CHG[p] = 1
                         n_anon += 1
                     _install_page(p, s, case, FL, PT, MAPC, cnt)
+                    TS[th, C.TS_INSTALLED] = 1
                     n_around = 0
                     if has_windows and win_hi[p] - win_lo[p] > 1 and \
                             TS[th, C.TS_AROUND_DONE] == 0:
@@ -1671,7 +1672,11 @@ def _simulate(K):
                         if TS[th, C.TS_WAIT_KIND] == 1 and TS[th, C.TS_WAIT_DROP] == 0:
                             _unpin(s, PIN, FL)
                         TS[th, C.TS_WAIT_KIND] = 0
-                        _install_page(p, s, case, FL, PT, MAPC, cnt)
+                        if TS[th, C.TS_INSTALLED] == 0:
+                            _install_page(p, s, case, FL, PT, MAPC, cnt)
+                        # (else the hit installed it at i, docs/model.md 5: an eviction since
+                        # then took the PTE away, and the release does not put it back)
+                        TS[th, C.TS_INSTALLED] = 0
                         if kernel_model and track_cand and \
                                 (FL[s] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
                             # a private copy maps the page no more: the adversary may take it
