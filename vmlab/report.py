@@ -279,7 +279,10 @@ def execute_notebook(path, out_path, parameters=None, kernel=KERNEL, html_path=N
                 pm.execute_notebook(str(path), str(out_path), parameters=dict(parameters or {}),
                                     kernel_name=kernel, cwd=str(path.parent),
                                     progress_bar=False, log_output=False,
-                                    execution_timeout=timeout)
+                                    execution_timeout=timeout,
+                                    # papermill's 60 s default is too short beside a test
+                                    # suite on 2 loaded cores
+                                    start_timeout=300)
             except Exception as e:  # a failing notebook is a result, not a crash of the report
                 status, error = "failed", _error_of(e)
             finally:
