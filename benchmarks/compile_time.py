@@ -36,24 +36,53 @@ def main():
     print(f"import vmlab: {w1 - w0:.1f} s wall, {c1 - c0:.1f} s CPU")
     print(f"first simulate(): {w2 - w1:.1f} s wall, {c2 - c1:.1f} s CPU; its timing "
           + ", ".join(f"{k} {v:.2f} s" for k, v in r.timing.items()))
-    funcs, passes, open_ = collections.Counter(), collections.Counter(), {}
+    funcs, own, passes, open_ = (collections.Counter(), collections.Counter(),
+                                 collections.Counter(), {})
+    stack = []  # (function, start, seconds of the compiles nested in it)
     for ts, e in rc.buffer:
         k = e.data["dispatcher"].py_func.__qualname__
         if e.is_start:
-            open_.setdefault(k, []).append(ts)
+            stack.append([k, ts, 0.0])
         else:
-            funcs[k] += ts - open_[k].pop()
-    for ts, e in rp.buffer:
-        k = f"{e.data['name']} [{e.data['qualname'].split('.')[-1]}]"
-        if e.is_start:
-            open_.setdefault(k, []).append(ts)
+            k, t0, nested = stack.pop()
+            funcs[k] += ts - t0
+            own[k] += ts - t0 - nested
+            if stack:
+                stack[-1][2] += ts - t0
+    # a pass's own time: without the compiles nested in it (type inference compiles the
+    # functions it calls)
+    merged = sorted([(ts, 0, e) for ts, e in rc.buffer] + [(ts, 1, e) for ts, e in rp.buffer],
+                    key=lambda x: x[0])
+    pstack = []
+    for ts, is_pass, e in merged:
+        if is_pass:
+            k = f"{e.data['name']} [{e.data['qualname'].split('.')[-1]}]"
+            if e.is_start:
+                pstack.append([k, ts, 0.0])
+            else:
+                k, t0, nested = pstack.pop()
+                passes[k] += ts - t0 - nested
+        elif e.is_start:
+            open_.setdefault("compile", []).append((ts, len(pstack)))
         else:
-            passes[k] += ts - open_[k].pop()
+            t0, depth = open_["compile"].pop()
+            if depth and depth == len(pstack):
+                pstack[-1][2] += ts - t0
+    by_pass = collections.Counter()
+    for k, v in passes.items():
+        by_pass[k.split(" [")[0]] += v
     print("compiled functions (wall s, inclusive of functions compiled on the way):")
     for k, v in funcs.most_common(15):
         print(f"  {v:7.2f}  {k}")
-    print("compiler passes (wall s):")
-    for k, v in passes.most_common(12):
+    print(f"compiled functions, own time (wall s, without the functions compiled on the way; "
+          f"{len(own)} functions, {sum(own.values()):.1f} s in all):")
+    for k, v in own.most_common(25):
+        print(f"  {v:7.2f}  {k}")
+    print("compiler passes, own time (wall s), summed over the functions:")
+    for k, v in by_pass.most_common(8):
+        print(f"  {v:7.2f}  {k}")
+    print("compiler passes, own time (wall s), by function:")
+    for k, v in passes.most_common(20):
         print(f"  {v:7.2f}  {k}")
 
 

@@ -25,6 +25,18 @@ def njit(func=None, **overrides):
     return numba.njit(**options)(func)
 
 
+def njit_borrow(func):
+    """``njit`` with numba's reference counting off (``_nrt=False``), for functions called
+    at every step of a loop that take many arrays: the fault engine's phase functions and
+    their verbs.  Such a function may not allocate an array; every array it gets is owned
+    by its caller for the whole call, so no count is needed, and none is paid (with it on,
+    each array argument of a call costs an ``NRT_incref``/``NRT_decref`` pair wherever
+    numba's refcount pruning gives up; docs/performance.md).  Nor does it get a CPython
+    wrapper (it is called from compiled code only): unboxing a tuple of a hundred arrays
+    costs about a second of compile time a function."""
+    return njit(func, _nrt=False, no_cpython_wrapper=True)
+
+
 def _prefetch_intrinsic():
     """``prefetch(array, i)``: ask the CPU to bring the cache line of ``array[i]`` (first
     element of row ``i`` for a 2-D array) into cache ahead of use.  A hint only: it never

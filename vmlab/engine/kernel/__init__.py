@@ -3,8 +3,14 @@
 ``simulate(inputs)`` replays one :class:`KernelInputs` (built by ``vmlab.engine.prepare``).
 Files: ``events`` (random draws, the event heap, arrivals of signals and adversary calls),
 ``pagecache`` (admit, touch, victim, evict, remove: the only code that knows replacement
-algorithms), ``locks`` (mmap_sem), ``accounting`` (record tables, bins, closing a fault),
-``loop`` (the event loop, its fault phases and its fast path).  docs/model.md is the contract.
+algorithms), ``locks`` (mmap_sem and the VMA locks, the release of a fault's attempt),
+``accounting`` (record tables, bins, closing a fault, ending a thread), ``granularity`` and
+``readahead`` (the kernel fault model), ``state`` (the work arrays and the scalar state the
+phases share), the phases one function each: ``record`` (a record's start, access and
+end), ``lockphases`` (request, grant, a writer's release), ``fault`` (lookup, waits,
+install, SIGBUS, the fault's end), ``signals`` (arrival, delivery), ``arrivals`` (I/O
+completions, the adversary), ``fastrun`` (the fast path), and ``loop`` (the event loop:
+passes, event selection, dispatch by phase).  docs/model.md is the contract.
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit
+from ..._numba import njit, njit_borrow
 from .. import codes as C
+from . import state as g
 
 # most columns of the time series: past this, its bins become twice as wide
 MAX_BINS = 1 << 18
@@ -39,7 +40,7 @@ def _grow1(a, need):
     return b
 
 
-@njit
+@njit_borrow
 def _hist_bucket(x):
     if x < 64:
         return x if x > 0 else 0
@@ -66,7 +67,7 @@ def _hist_bucket(x):
     return 64 + (e - 6) * 64 + ((x >> (e - 6)) & 63)
 
 
-@njit
+@njit_borrow
 def _fit_bins(bins, t, bin_ns, n_bins):
     """Make room in the time series (MAX_BINS columns) for time ``t``: bins twice as wide
     (adding pairs, in place) as often as needed, so the series stays bounded however long
@@ -86,7 +87,7 @@ def _fit_bins(bins, t, bin_ns, n_bins):
     return bin_ns, b, n_bins
 
 
-@njit
+@njit_borrow
 def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
     """Handler CPU beyond ``fault_ns`` (docs/model.md section 5, step 2)."""
     if eager:
@@ -100,10 +101,10 @@ def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
     return driver_ns + (sp_ns if struct_page else 0)
 
 
-@njit
+@njit_borrow
 def _low_room(keep_records, nf, cap_f, nl, cap_l, ns, cap_s, track_cand, n_cand, cap_c, T):
     """Fewer than REC_MARGIN free rows in a record table or in the adversary's notes
-    (capacities given as numbers: an array argument costs reference counting per call)."""
+    (capacities given as numbers)."""
     if keep_records and (nf + REC_MARGIN > cap_f or nl + REC_MARGIN > cap_l
                          or ns + REC_MARGIN > cap_s):
         return True
@@ -159,7 +160,7 @@ def _series(bins, n_bins):
     return out
 
 
-@njit
+@njit_borrow
 def _end_thread(th, t, state, TT, TS, thr_off, thr_access, cnt, n_acc_alive, acc_end):
     """Thread ``th`` ends at ``t`` in ``state`` (done, killed, sigbus); a killed or SIGBUS
     thread abandons the records it has not done.  Returns the access threads still alive and
@@ -177,7 +178,7 @@ def _end_thread(th, t, state, TT, TS, thr_off, thr_access, cnt, n_acc_alive, acc
     return n_acc_alive, acc_end
 
 
-@njit
+@njit_borrow
 def _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt, pol, vma_pol, page_vma,
                  rec_page, oom):
     """The run stopped at ``stop_t`` (the horizon, or the event budget's stop): every thread
@@ -218,3 +219,47 @@ def _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt, pol, vma_po
         if TT[th, C.TT_END] > end_time:
             end_time = TT[th, C.TT_END]
     return end_time
+
+
+# ---------------------------------------------------------------------------------------
+# verbs on the scalar state G (state.py)
+
+
+@njit(inline="always")
+def _count_in_bin(W, G, row, t):
+    """Count one event of series ``row`` (codes.TSB_*) at ``t`` in the time series."""
+    ts_bins = W.ts_bins
+    b = t // G[g.G_BIN_NS]
+    if b >= ts_bins.shape[1]:
+        G[g.G_BIN_NS], b, G[g.G_N_BINS] = _fit_bins(ts_bins, t, G[g.G_BIN_NS], G[g.G_N_BINS])
+        G[g.G_BIN_HI] = 0  # (the fast path's cached bin is stale)
+    ts_bins[row, b] += 1
+    if b >= G[g.G_N_BINS]:
+        G[g.G_N_BINS] = b + 1
+
+
+@njit(inline="always")
+def _thread_ends(K, W, G, th, t, state):
+    """Thread ``th`` ends at ``t`` in ``state`` (ST_DONE, ST_KILLED, ST_SIGBUS)."""
+    G[g.G_N_ALIVE] -= 1
+    G[g.G_N_ACC_ALIVE], G[g.G_ACC_END] = _end_thread(th, t, state, W.TT, W.TS, K.thr_off,
+                                                     K.thr_access, W.cnt, G[g.G_N_ACC_ALIVE],
+                                                     G[g.G_ACC_END])
+
+
+@njit(inline="always")
+def _oom(W, G, th, t):
+    """A charge of thread ``th`` found no frame at ``t`` under memory_bytes: the run ends
+    there (docs/model.md section 12)."""
+    G[g.G_OOM] = 1
+    G[g.G_STOP_T] = t
+    W.cnt[C.CNT_OOM_NS] = t
+    W.cnt[C.CNT_OOM_THREAD] = th
+
+
+@njit(inline="always")
+def _fault_done(K, W, th, t, outcome):
+    """Thread ``th``'s open fault ends at ``t`` with ``outcome``: its record and counts."""
+    _close_fault(th, t, outcome, W.TS, W.faults, K.keep_records, W.cnt)
+    W.TS[th, C.TS_IN_FAULT] = 0
+    W.TS[th, C.TS_FAULT_ROW] = -1

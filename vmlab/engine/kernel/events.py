@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit
+from ..._numba import njit, njit_borrow
 from .. import codes as C
 
 # a blocked thread's next step: later than any simulated time
@@ -14,7 +14,7 @@ NO_STEP = np.int64(1 << 62)
 # random numbers (docs/model.md section 1)
 
 
-@njit
+@njit_borrow
 def _mix(seed, stream, counter):
     z = (seed ^ (np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))) + \
         (np.uint64(counter) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
@@ -40,12 +40,12 @@ def _io_slot(seed, io_dist, n_quant, counter):
 # time and key (kind << 40 | id)
 
 
-@njit
+@njit_borrow
 def _key_lt(t1, k1, t2, k2):
     return t1 < t2 or (t1 == t2 and k1 < k2)
 
 
-@njit
+@njit_borrow
 def _heap_push(ht, hk, n, t, k):
     """Insert event ``(t, k)`` into the heap of size ``n``; returns the new size."""
     i = n
@@ -62,7 +62,7 @@ def _heap_push(ht, hk, n, t, k):
     return n + 1
 
 
-@njit
+@njit_borrow
 def _heap_pop(ht, hk, n):
     """Remove the top (caller has read it); returns the new size."""
     n -= 1
@@ -118,14 +118,14 @@ def _other_min(tn, th):
 @njit(inline="always")
 def _limit(hn, h_t, h_k, o_found, o_t, o_k):
     """The smallest pending key: the heap's top ``(h_t, h_k)`` (if ``hn`` > 0) or the other
-    threads' earliest step.  (Scalars only: an array argument costs reference counting.)"""
+    threads' earliest step."""
     if hn > 0 and (not o_found or _key_lt(h_t, h_k, o_t, o_k)):
         return True, h_t, h_k
     return o_found, o_t, o_k
 
 
 
-@njit
+@njit_borrow
 def _next_arrival(kind, param, t, count, times, lo, hi, tables, seed, stream):
     """The one arrival scheduler (signals and the adversary): the arrival after the one at
     ``t`` (or the first, from ``t`` = the schedule's start and ``count`` = 0) of a schedule

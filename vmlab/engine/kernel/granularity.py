@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit
+from ..._numba import njit, njit_borrow
 from .. import codes as C
 from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES
 
@@ -86,7 +86,7 @@ def _install_page(p, s, case, FL, PT, MAPC, cnt):
         FL[s] |= F_MSIO
 
 
-@njit
+@njit_borrow
 def _map_around(p, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, vma_p1,
                 win_lo, win_hi, page_slot, FL, PT, MAPC, RAM):
     """Fault-around of page ``p`` (docs/model.md 8 and 11.3): map every page of its window

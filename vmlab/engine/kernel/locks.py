@@ -3,16 +3,17 @@ waiters, docs/model.md section 4), and the per-VMA read/write locks and sequence
 the lock designs after 2010 (section 15)."""
 from __future__ import annotations
 
-from ..._numba import njit
+from ..._numba import njit, njit_borrow
 from .. import codes as C
+from . import state as g
+from .accounting import _hist_bucket
+from .events import _with_step
 
 
-@njit
+@njit_borrow
 def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
     """The last reader of address space ``a``'s mmap_sem left at ``t``: a writer at the head
-    of its queue takes the lock and resumes at ``t``.  Returns that writer's thread, or -1.
-    (Called only when someone is queued: a call with array arguments costs reference
-    counting, too much for every release.)"""
+    of its queue takes the lock and resumes at ``t``.  Returns that writer's thread, or -1."""
     w = lk_q[a, lk_qh[a]]
     if (w & 1) == 1 and lk_writer[a] == 0:
         lk_writer[a] = 1
@@ -31,7 +32,7 @@ def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
 # write-locked VMAs with readers inside waits for them (drain_th: at most one a space, since
 # it holds mmap_sem for write meanwhile).
 
-@njit
+@njit_borrow
 def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl,
                   keep_records, TS):
     """A fault's attempt, begun at ``t_req``, asks for VMA ``v``'s read lock at ``t`` (its
@@ -49,7 +50,7 @@ def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, 
     return took, nvl
 
 
-@njit
+@njit_borrow
 def _attempt_row(vlocks, nvl, th, v, lock, t_req, t_acq, outcome):
     """Append a record of a VMA lock or speculative attempt; returns the new length."""
     vlocks[nvl, C.VL_THREAD] = th
@@ -62,7 +63,7 @@ def _attempt_row(vlocks, nvl, th, v, lock, t_req, t_acq, outcome):
     return nvl + 1
 
 
-@njit
+@njit_borrow
 def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, keep_records, TS,
                       tn):
     """Thread ``th`` releases VMA ``v``'s read lock at ``t``.  A writer of address space ``a``
@@ -82,7 +83,7 @@ def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, kee
     return w
 
 
-@njit
+@njit_borrow
 def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq):
     """A writer granted mmap_sem for write on address space ``a`` write-locks VMAs
     ``[v0, v1)`` (``vma_start_write``) and makes the sequence counts odd.  Returns True if
@@ -97,7 +98,7 @@ def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq):
     return busy
 
 
-@njit
+@njit_borrow
 def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq):
     """The writer releases mmap_sem: its VMAs unlock at once (``vma_end_write_all``), the
     sequence counts are even again."""
@@ -107,7 +108,7 @@ def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq):
         vl_seq[v] += 1
 
 
-@njit
+@njit_borrow
 def _release_line_ns(how, a, v, lk_readers, vl_readers, vl_wlocked, mline_ns, vline_ns):
     """The line cost of releasing what a fault's attempt holds (``how``, a ``codes.FLK_*``:
     mmap_sem of address space ``a``, or VMA ``v``'s read lock): ``line_ns`` times the other
@@ -118,3 +119,85 @@ def _release_line_ns(how, a, v, lk_readers, vl_readers, vl_wlocked, mline_ns, vl
     if how == C.FLK_VMA:
         return vline_ns * (vl_readers[v] - 1 + vl_wlocked[v])
     return 0
+
+
+# ---- verbs of a fault's attempt and of a grant, on the kernel state (state.py) -----------
+
+
+@njit_borrow
+def _release_hold(K, W, G, th, t):
+    """Thread ``th``'s fault attempt lets go at ``t`` of what it holds (``TS_HOW``): a VMA
+    read lock, a speculative attempt (its end), nothing (VM_FAULT_COMPLETED), or mmap_sem for
+    read, whose last reader out lets a queued writer go.  A thread that resumes at ``t``
+    becomes the other threads' earliest step if it is; returns it, or -1."""
+    TS = W.TS
+    w = -1
+    how = TS[th, C.TS_HOW]
+    if K.designs and how != C.FLK_MMAP:
+        if how == C.FLK_VMA:
+            # a VMA read lock (docs/model.md 15.3)
+            v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
+            w = _vma_read_release(th, t, v, K.vma_asid[v], W.vl_readers, W.vl_wlocked,
+                                  W.drain_th, W.vlocks, K.keep_records, TS, W.tn)
+            TS[th, C.TS_HOW] = C.FLK_NONE
+        elif how == C.FLK_SPEC:
+            # a validated speculative attempt ends (docs/model.md 15.6)
+            if K.keep_records:
+                W.vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+            TS[th, C.TS_HOW] = C.FLK_NONE
+    else:
+        a = TS[th, C.TS_LOCK_ASID]
+        if K.keep_records:
+            W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+        # release the read hold; the last reader out lets a queued writer go
+        W.lk_readers[a] -= 1
+        if W.lk_readers[a] == 0 and W.lk_qn[a] > 0:
+            w = _wake_writer(a, t, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn, W.tn)
+    if w >= 0:
+        _resumes(G, t, w)
+    return w
+
+
+@njit(inline="always")
+def _resumes(G, t, w):
+    """Thread ``w`` resumes at ``t`` (granted during another thread's run): the other
+    threads' earliest step (G_O_*) takes it into account."""
+    found, ot, ok = _with_step(G[g.G_O_FOUND] == 1, G[g.G_O_T], G[g.G_O_K], t, w)
+    G[g.G_O_FOUND] = 1 if found else 0
+    G[g.G_O_T] = ot
+    G[g.G_O_K] = ok
+
+
+@njit(inline="always")
+def _release_cost(K, W, G, th):
+    """The line cost of the release thread ``th``'s attempt is about to make (0 unless lock
+    words' lines cost something; docs/model.md 15.1)."""
+    if G[g.G_LINE_ON] == 0:
+        return 0
+    TS = W.TS
+    v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
+    costs = K.costs
+    return _release_line_ns(TS[th, C.TS_HOW] if K.designs else C.FLK_MMAP,
+                            TS[th, C.TS_LOCK_ASID], v, W.lk_readers, W.vl_readers,
+                            W.vl_wlocked, costs[C.COST_MMAP_LINE], costs[C.COST_VMA_LINE])
+
+
+@njit_borrow
+def _note_mmap_grant(K, W, th, t, lkind):
+    """Thread ``th``'s mmap_sem request (kind ``lkind``) holds the lock from ``t``: its lock
+    record's acquire time and the waits by mode (docs/model.md 15.6)."""
+    TS, cnt = W.TS, W.cnt
+    if K.keep_records:
+        W.locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
+    wt = t - TS[th, C.TS_REQ_T]
+    if lkind == C.LK_FAULT:
+        cnt[C.CNT_RWAIT] += wt
+        if wt > cnt[C.CNT_RWAIT_MAX]:
+            cnt[C.CNT_RWAIT_MAX] = wt
+        W.hist_rwait[_hist_bucket(wt)] += 1
+    else:
+        cnt[C.CNT_WWAIT] += wt
+        if wt > cnt[C.CNT_WWAIT_MAX]:
+            cnt[C.CNT_WWAIT_MAX] = wt
+        W.hist_wwait[_hist_bucket(wt)] += 1
+        TS[th, C.TS_W_GRANT] = t

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, prefetch
+from ..._numba import njit, njit_borrow, prefetch
 from .. import codes as C
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
@@ -45,7 +45,7 @@ def _list_remove(LL, node):
     LL[node, 1] = -1
 
 
-@njit
+@njit_borrow
 def _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio):
     """The page to evict (or -1) and the new CLOCK hand (docs/model.md section 8)."""
     victim = -1
@@ -156,14 +156,35 @@ def _insert(p, replacement, hand, S, LL, FL):
         _list_insert_after(LL, p, S)
 
 
-@njit
+@njit(inline="always")
+def _touch(s, replacement, S, LL, FL, cnt):
+    """A reference to resident file entry ``s`` (a hit, or a fault's access): LRU moves it to
+    the head, CLOCK sets its reference bit, twolist marks or activates it."""
+    if replacement == C.REPL_LRU:
+        if LL[S, 1] != s:
+            _list_remove(LL, s)
+            _list_insert_after(LL, s, S)
+    elif replacement == C.REPL_CLOCK:
+        FL[s] |= F_REF
+    elif replacement == C.REPL_TWOLIST:
+        _touch_twolist(s, S, LL, FL, cnt)
+
+
+@njit(inline="always")
+def _note_if_free(s, FL, cand, n_cand, track_cand):
+    """Entry ``s`` may have become unpinned and unmapped: note it for the adversary if so
+    (returns the notes' new length)."""
+    if track_cand and (FL[s] & F_PIN) == 0 and (FL[s] & F_PTE) == 0:
+        return _note_candidate(cand, n_cand, s)
+    return n_cand
+
+
+@njit_borrow
 def _touch_twolist(p, S, LL, FL, cnt):
     """twolist: a reference to resident file page ``p``.  On the inactive list, the first
     reference sets its bit and the second activates it (head of the active list, bit clear:
     the kernel's mark_page_accessed); on the active list nothing moves (the active list is
-    aged in activation order, as the kernel deactivates referenced file pages too).  Not
-    inlined: it runs only under twolist, and an inlined helper with branches costs reference
-    counting at every call."""
+    aged in activation order, as the kernel deactivates referenced file pages too)."""
     f = FL[p]
     if (f & F_ACT) != 0:
         return
@@ -176,7 +197,7 @@ def _touch_twolist(p, S, LL, FL, cnt):
     cnt[C.CNT_ACTIVE] += 1
 
 
-@njit
+@njit_borrow
 def _remove(p, replacement, hand, S, LL, FL, cnt):
     """Drop resident page ``p`` from the page cache (the adversary's fadvise); returns the
     CLOCK hand, moved on if it was on ``p``."""
@@ -197,7 +218,7 @@ def _remove(p, replacement, hand, S, LL, FL, cnt):
 # ``sp_pages[sp_off[k]:sp_off[k + 1]]`` (any address space), ``MAPC`` of which map it now.
 
 
-@njit
+@njit_borrow
 def _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC):
     """Take entry ``victim`` out of the page cache, removing every PTE that maps it (a private
     copy's PTE stays: it maps a page of its own).  Returns the frames it freed."""
@@ -235,7 +256,7 @@ def _note_eviction(evs, nev, keep, t, entry, cause, th):
     return nev
 
 
-@njit
+@njit_borrow
 def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
              twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause,
              th):
@@ -253,7 +274,7 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
     return True, n_frames, n_ent, hand, nev
 
 
-@njit
+@njit_borrow
 def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
                  twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail, evs, nev,
                  keep, t, cause, th):

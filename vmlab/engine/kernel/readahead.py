@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit
+from ..._numba import njit, njit_borrow
 from .. import codes as C
 from .events import _heap_push
 from .pagecache import F_INFL, F_MSIO, F_RES, _insert, _reclaim
@@ -30,7 +30,7 @@ def _next_size(s, M):
     return M
 
 
-@njit
+@njit_borrow
 def _sync_window(RA, ri, o, R, madv):
     """A page-cache miss on file page ``o``: update the state ``RA[ri]`` and return the window
     ``(start, size, async_size)`` to read, or size 0 for the faulting folio alone."""
@@ -54,7 +54,7 @@ def _sync_window(RA, ri, o, R, madv):
     return start, R, R // 4
 
 
-@njit
+@njit_borrow
 def _async_window(RA, ri, o, fp, R, madv):
     """A marked folio (of ``fp`` pages, holding file page ``o``) was found resident: the next
     window ``(start, size)`` (its mark goes on ``start``)."""
@@ -72,7 +72,7 @@ def _async_window(RA, ri, o, fp, R, madv):
     return start, size
 
 
-@njit
+@njit_borrow
 def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_anon, n_frames,
                  n_ent, replacement, hand, S, LL, FL, cnt, twolist_ratio, slot_frames, sp_off,
                  sp_pages, MAPC, RAM, ht, hk, hn, evs, nev, keep, t, th):

@@ -1,0 +1,288 @@
+"""The fast path (docs/model.md, "fast path"; off with ``fast_path=False``): a thread runs
+its own records inline, hits and lone uncontended faults, as long as nothing else can
+happen before each one ends; and a record's end that comes before anything else goes
+straight on to the next record's access.  Same records as the general path, step for step
+(tests/test_engine_fast_path.py).
+
+``_fast_run`` is one tight loop: the standard trace spends almost all its time in it, so
+its scalar state is loaded from ``G`` into locals once and stored back once."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._numba import njit, njit_borrow, prefetch
+from .. import codes as C
+from . import state as g
+from .accounting import REC_MARGIN, _fit_bins, _hist_bucket
+from .events import _draw, _io_slot, _key_lt, _limit
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PTE, F_RES, _choose_victim, _evict, _insert,
+                        _lru_victim, _note_eviction, _touch)
+
+# how many records ahead the inline loop prefetches page state
+PF_DIST = 16
+
+
+@njit_borrow
+def _fast_run(K, W, G, th, t, pos):
+    """Thread ``th`` at ``t`` starts record ``pos``: run its hits on mapped pages and its
+    lone faults (no lock wait, no lock drop, no shared I/O, no signal) inline while each
+    ends before every other pending event.  Returns ``(t, pos, ended)``: where the thread
+    is now, and whether it ran out of records (else record ``pos`` starts at ``t`` as a
+    PH_START would start it: nothing it depends on has changed)."""
+    rec_page, rec_gap, has_gap = K.rec_page, K.rec_gap, K.has_gap
+    page_vma, vma_asid = K.page_vma, K.vma_asid
+    keep_records, replacement, memory_pages = K.keep_records, K.replacement, K.memory_pages
+    seed, io_dist, wait_dist, tables, tflat = K.seed, K.io_dist, K.wait_dist, K.tables, K.tflat
+    costs = K.costs
+    access_ns = costs[C.COST_ACCESS]
+    pch_ns = costs[C.COST_PAGECACHE_HIT]
+    wakeup_ns = costs[C.COST_WAKEUP]
+    vf_cls, vf_drop, vf_h = K.vma_fast, K.vma_drop, W.vf_h
+    FL, LL, TS, TT, cnt = W.FL, W.LL, W.TS, W.TT, W.cnt
+    faults, locks, evs, ts_bins, hist_fault = W.faults, W.locks, W.evs, W.ts_bins, W.hist_fault
+    lk_writer, lk_qn = W.lk_writer, W.lk_qn
+    S = FL.shape[0]
+    n_quant = tables.shape[1]
+    end = K.thr_off[th + 1]
+    myk = (C.EV_THREAD << 40) | th
+    found, lim_t, lim_k = _limit(G[g.G_HN], W.ht[0], W.hk[0], G[g.G_O_FOUND] == 1,
+                                 G[g.G_O_T], G[g.G_O_K])
+    if not found or K.horizon < lim_t:
+        lim_t = K.horizon + 1
+        lim_k = 0
+    # the scalar state, in locals for the loop
+    nf, nl, nev = G[g.G_NF], G[g.G_NL], G[g.G_NEV]
+    io_cnt, ctx_cnt = G[g.G_IO_CNT], G[g.G_CTX_CNT]
+    io_slot_cnt, io_slot = G[g.G_IO_SLOT_CNT], G[g.G_IO_SLOT]
+    n_resident, hand = G[g.G_N_RESIDENT], G[g.G_HAND]
+    bin_ns, n_bins = G[g.G_BIN_NS], G[g.G_N_BINS]
+    bin_b, bin_lo, bin_hi = G[g.G_BIN_B], G[g.G_BIN_LO], G[g.G_BIN_HI]
+    gsum = 0
+    nh = 0
+    fcpu = 0
+    fwait = 0
+    while pos < end:
+        if keep_records and (nf + REC_MARGIN > faults.shape[0] or
+                             nl + REC_MARGIN > locks.shape[0]):
+            break  # the tables need room: the general path goes on
+        # the state of the page PF_DIST records ahead is fetched into cache while this
+        # record is handled (from the run's second record on: with other threads' steps
+        # close by, most runs stop at one)
+        pf = pos + PF_DIST
+        if nh > 0 and pf < end:
+            p2 = rec_page[pf]
+            if p2 >= 0:
+                prefetch(FL, p2)
+                prefetch(LL, p2)
+                prefetch(page_vma, p2)
+        p = rec_page[pos]
+        if p < 0:
+            break
+        gap = np.int64(rec_gap[pos]) if has_gap else np.int64(0)
+        if (FL[p] & F_PTE) == 0:
+            # an uncontended fault that needs no lock drop, no shared I/O and no signal:
+            # the same steps as the general path, in one go
+            a_t = t + gap
+            v = page_vma[p]
+            asid = vma_asid[v]
+            if lk_writer[asid] != 0 or lk_qn[asid] != 0:
+                break
+            cls = vf_cls[v]
+            if cls == C.FP_GENERAL:
+                break  # SIGBUS or fault-around: the general path
+            h = a_t + vf_h[v]
+            # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
+            kind_w = 0
+            d = 0
+            if cls == C.FP_NO_WAIT:
+                fend = h
+            elif cls == C.FP_FILE:
+                if (FL[p] & F_INFL) != 0:
+                    break
+                if (FL[p] & F_RES) != 0:
+                    kind_w = 3
+                    fend = h + pch_ns
+                else:
+                    if vf_drop[v]:
+                        break
+                    kind_w = 1
+                    slot = io_slot if io_slot_cnt == io_cnt else \
+                        _io_slot(seed, io_dist, n_quant, io_cnt)
+                    d = tflat[slot]
+                    fend = h + d + wakeup_ns
+            else:  # context
+                if (FL[p] & F_RES) != 0:
+                    fend = h
+                else:
+                    if vf_drop[v]:
+                        break
+                    kind_w = 2
+                    d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
+                    fend = h + d + wakeup_ns
+            e = fend + access_ns
+            if not _key_lt(e, myk, lim_t, lim_k):
+                break
+            # commit
+            if kind_w == 1:
+                io_cnt += 1
+                # the next I/O time draw's table entry: fetch it now
+                io_slot_cnt = io_cnt
+                io_slot = _io_slot(seed, io_dist, n_quant, io_cnt)
+                prefetch(tflat, io_slot)
+                cnt[C.CNT_IO] += 1
+                if memory_pages >= 0 and n_resident >= memory_pages:
+                    if replacement <= C.REPL_FIFO:
+                        victim = _lru_victim(S, LL, FL)
+                    else:
+                        victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_resident,
+                                                      cnt, K.twolist_ratio)
+                    if victim >= 0:
+                        _evict(victim, replacement, S, LL, FL, cnt)
+                        n_resident -= 1
+                        # (room: at most one eviction a fault row)
+                        nev = _note_eviction(evs, nev, keep_records, h, victim, C.BY_FAULT, th)
+                _insert(p, replacement, hand, S, LL, FL)
+                n_resident += 1
+                b = bin_b if bin_lo <= h < bin_hi else h // bin_ns
+                if b >= ts_bins.shape[1]:
+                    bin_ns, b, n_bins = _fit_bins(ts_bins, h, bin_ns, n_bins)
+                    bin_hi = 0  # (the cached bin is stale)
+                ts_bins[C.TSB_IOS, b] += 1
+                if b >= n_bins:
+                    n_bins = b + 1
+            elif kind_w == 2:
+                ctx_cnt += 1
+                FL[p] |= F_RES
+            FL[p] |= F_PTE
+            cnt[C.CNT_PTES] += 1
+            FL[p] |= F_MSIO
+            if (FL[p] & F_FILE) != 0:
+                _touch(p, replacement, S, LL, FL, cnt)
+            cnt[C.CNT_FAULTS] += 1
+            if kind_w == 1 or kind_w == 2:
+                cnt[C.CNT_MAJOR] += 1
+            else:
+                cnt[C.CNT_MINOR] += 1
+            if a_t < bin_lo or a_t >= bin_hi:
+                # the fault's time bin (cached: a division costs more)
+                bin_b = a_t // bin_ns
+                bin_lo = bin_b * bin_ns
+                bin_hi = bin_lo + bin_ns
+            b = bin_b
+            if b >= ts_bins.shape[1]:
+                bin_ns, b, n_bins = _fit_bins(ts_bins, a_t, bin_ns, n_bins)
+                bin_b = b
+                bin_lo = b * bin_ns
+                bin_hi = bin_lo + bin_ns
+            ts_bins[C.TSB_FAULTS, b] += 1
+            if b >= n_bins:
+                n_bins = b + 1
+            hist_fault[_hist_bucket(fend - a_t)] += 1
+            wt = d + wakeup_ns if (kind_w == 1 or kind_w == 2) else 0
+            fwait += wt
+            fcpu += fend - a_t - wt
+            if keep_records:
+                faults[nf, C.F_THREAD] = th
+                faults[nf, C.F_PAGE] = p
+                faults[nf, C.F_START] = a_t
+                faults[nf, C.F_END] = fend
+                faults[nf, C.F_ATTEMPTS] = 1
+                major = kind_w == 1 or kind_w == 2
+                faults[nf, C.F_MAJOR] = 1 if major else 0
+                faults[nf, C.F_LOCKWAIT] = 0
+                faults[nf, C.F_IOWAIT] = wt
+                faults[nf, C.F_OUTCOME] = C.OUT_DONE
+                faults[nf, C.F_RETRIES] = 0
+                nf += 1
+                locks[nl, C.L_THREAD] = th
+                locks[nl, C.L_ASID] = asid
+                locks[nl, C.L_MODE] = 0
+                locks[nl, C.L_KIND] = C.LK_FAULT
+                locks[nl, C.L_REQUEST] = a_t
+                locks[nl, C.L_ACQUIRE] = a_t
+                locks[nl, C.L_RELEASE] = fend
+                nl += 1
+            gsum += gap
+            nh += 1
+            t = e
+            pos += 1
+            continue
+        e = t + gap + access_ns
+        if not _key_lt(e, myk, lim_t, lim_k):
+            break
+        if (FL[p] & F_FILE) != 0:
+            _touch(p, replacement, S, LL, FL, cnt)
+        gsum += gap
+        nh += 1
+        t = e
+        pos += 1
+    G[g.G_NF], G[g.G_NL], G[g.G_NEV] = nf, nl, nev
+    G[g.G_IO_CNT], G[g.G_CTX_CNT] = io_cnt, ctx_cnt
+    G[g.G_IO_SLOT_CNT], G[g.G_IO_SLOT] = io_slot_cnt, io_slot
+    G[g.G_N_RESIDENT], G[g.G_HAND] = n_resident, hand
+    G[g.G_BIN_NS], G[g.G_N_BINS] = bin_ns, n_bins
+    G[g.G_BIN_B], G[g.G_BIN_LO], G[g.G_BIN_HI] = bin_b, bin_lo, bin_hi
+    ended = False
+    if nh > 0:
+        TT[th, C.CAT_COMPUTE] += gsum
+        TT[th, C.CAT_HIT] += nh * access_ns
+        TT[th, C.CAT_FAULT_CPU] += fcpu
+        TT[th, C.CAT_IO_WAIT] += fwait
+        TT[th, C.TT_RECORDS] += nh
+        cnt[C.CNT_ACCESSES] += nh
+        TS[th, C.TS_POS] = pos
+        TS[th, C.TS_ACC] = t
+        TS[th, C.TS_SEG] = C.CAT_SIGNAL
+        if pos >= end:
+            ended = True  # PH_START again: the thread ends
+            TS[th, C.TS_PHASE] = C.PH_START
+    return t, pos, ended
+
+
+@njit_borrow
+def _rec_end_inline(K, W, G, th, nxt):
+    """A record's end (after a hit or a fault) at ``nxt`` that comes before anything else
+    happens, with no signal waiting and a next record that cannot run inline (its gap lets
+    other events in): do what PH_REC_END and PH_START would do, in one go, and go on to the
+    next record's access.  Returns the thread's next step."""
+    TS, TT = W.TS, W.TT
+    pos = TS[th, C.TS_POS]
+    if pos + 1 >= K.thr_off[th + 1]:
+        return nxt
+    found, lt, lk = _limit(G[g.G_HN], W.ht[0], W.hk[0], G[g.G_O_FOUND] == 1, G[g.G_O_T],
+                           G[g.G_O_K])
+    myk = (C.EV_THREAD << 40) | th
+    if not (found and _key_lt(nxt, myk, lt, lk)):
+        return nxt
+    nx = pos + 1
+    gap = np.int64(K.rec_gap[nx]) if K.has_gap else np.int64(0)
+    if _key_lt(nxt + gap + K.costs[C.COST_ACCESS], myk, lt, lk):
+        return nxt
+    seg = TS[th, C.TS_SEG]
+    if seg < C.TT_NCAT:
+        TT[th, seg] += nxt - TS[th, C.TS_ACC]
+    TT[th, C.TT_RECORDS] += 1
+    W.cnt[C.CNT_ACCESSES] += 1
+    TS[th, C.TS_ACCESS_DONE] = 0
+    TS[th, C.TS_POS] = pos + 1
+    TS[th, C.TS_AFTER] = C.PH_START
+    TS[th, C.TS_ACC] = nxt
+    TS[th, C.TS_SEG] = C.CAT_COMPUTE
+    TS[th, C.TS_PHASE] = C.PH_ACCESS
+    _prefetch_access(K, W, th, nx)
+    return nxt + gap
+
+
+@njit(inline="always")
+def _prefetch_access(K, W, th, pos):
+    """The access of record ``pos`` comes after its gap: fetch its page's state meanwhile,
+    and this thread's records 16 positions on (each thread's records are a stream of their
+    own; the hardware follows few streams at once)."""
+    p = K.rec_page[pos]
+    if p >= 0:
+        prefetch(W.FL, p)
+        prefetch(W.LL, p)
+        prefetch(K.page_vma, p)
+    if pos + 16 < K.thr_off[th + 1]:
+        prefetch(K.rec_page, pos + 16)
+        prefetch(K.rec_gap, pos + 16)

@@ -1,0 +1,303 @@
+"""The lock phases (docs/model.md sections 4 and 15): a request (a fault's attempt takes a
+VMA read lock, a speculative sequence count or mmap_sem for read; a writer mmap_sem for
+write), the grant (the handler, a critical section or a remap begins) and a writer's
+release.  The verbs they use are in locks.py."""
+from __future__ import annotations
+
+from ..._numba import njit, njit_borrow
+from .. import codes as C
+from . import state as g
+from .granularity import _kernel_case
+from .locks import (_attempt_row, _note_mmap_grant, _resumes, _vma_try_read, _write_lock_vmas,
+                    _write_unlock_vmas)
+from .pagecache import F_PTE
+
+
+@njit_borrow
+def _ph_lock_req(K, W, G, th, t):
+    """PH_LOCK_REQ: what the request takes.  First a CPU segment paid before it (the VMA
+    lookup, a speculative abort's re-read; docs/model.md 15.1), then the VMA lock or the
+    speculative attempt of the lock designs (each may fall back to mmap_sem), then
+    mmap_sem: granted at once, or queued."""
+    TS, cnt = W.TS, W.cnt
+    designs, keep_records = K.designs, K.keep_records
+    lookup_ns = K.costs[C.COST_VMA_LOOKUP]
+    vline_ns = K.costs[C.COST_VMA_LINE]
+    if TS[th, C.TS_PAID] != 0:
+        # a CPU segment of docs/model.md 15.1 ended: it is the attempt's CPU
+        paid = TS[th, C.TS_PAID]
+        TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
+        TS[th, C.TS_ACC] = t
+        if paid == 2:
+            # a speculative attempt aborted at h: it ends now, the re-read's line cost paid
+            # (docs/model.md 15.6); its CPU is wasted
+            if keep_records:
+                W.vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
+            W.TT[th, C.CAT_WASTED] += TS[th, C.TS_ATT_CPU]
+            W.TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
+            TS[th, C.TS_ATT_CPU] = 0
+            TS[th, C.TS_ATT_WAIT] = 0
+        if paid != 1:
+            TS[th, C.TS_PAID] = 0
+    lkind = TS[th, C.TS_LOCK_KIND]
+    if designs and lkind == C.LK_FAULT and lookup_ns > 0 and \
+            (TS[th, C.TS_HOW] == C.FLK_VMA or TS[th, C.TS_HOW] == C.FLK_SPEC):
+        # the RCU walk of the VMA tree comes first (docs/model.md 15.1)
+        if TS[th, C.TS_PAID] == 1:
+            TS[th, C.TS_PAID] = 0
+        else:
+            TS[th, C.TS_PAID] = 1
+            TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+            return t + lookup_ns, g.STEP_DONE  # (on the CPU: nothing more this step)
+    if designs and lkind == C.LK_FAULT and TS[th, C.TS_HOW] == C.FLK_VMA:
+        # docs/model.md 15.3: the VMA's read lock, found under RCU; a VMA that is
+        # write-locked or of a backing not handled so falls back to mmap_sem with the same
+        # in-kernel index
+        v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
+        took, G[g.G_NVL] = _vma_try_read(th, t, t - lookup_ns, v, K.vma_pol[v],
+                                         K.vma_backing[v], K.pol, W.vl_readers, W.vl_wlocked,
+                                         W.vlocks, G[g.G_NVL], keep_records, TS)
+        if took:
+            cnt[C.CNT_VMA_READ] += 1
+            TS[th, C.TS_LINE_N] = W.vl_readers[v] - 1
+            _attempt_holds(K, W, th, t, v)
+            return -1, C.PH_GRANTED
+        cnt[C.CNT_VMA_FALLBACK] += 1
+        TS[th, C.TS_HOW] = C.FLK_MMAP
+    elif designs and lkind == C.LK_FAULT and TS[th, C.TS_HOW] == C.FLK_SPEC:
+        # docs/model.md 15.4: no lock; the sequence count of its scope, read now, must be
+        # even (no writer inside) and unchanged at the install
+        v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
+        pr = K.vma_pol[v]
+        seq = W.mm_seq[K.vma_asid[v]] if K.pol[pr, C.K_SPF_SCOPE] == 1 else W.vl_seq[v]
+        if ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 0:
+            cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
+            TS[th, C.TS_HOW] = C.FLK_MMAP
+            if keep_records:
+                G[g.G_NVL] = _attempt_row(W.vlocks, G[g.G_NVL], th, v, C.VLK_SEQ,
+                                          t - lookup_ns, -1, C.VO_FALLBACK)
+        elif (seq & 1) == 1:
+            if keep_records:
+                G[g.G_NVL] = _attempt_row(W.vlocks, G[g.G_NVL], th, v, C.VLK_SEQ,
+                                          t - lookup_ns, -1, C.VO_ABORT)
+            cnt[C.CNT_SPF_ABORT] += 1
+            cnt[C.CNT_VMA_FALLBACK] += 1
+            TS[th, C.TS_HOW] = C.FLK_MMAP
+            TS[th, C.TS_K] = 0
+            if vline_ns > 0:
+                # reading a count a writer holds costs its line (15.1)
+                TS[th, C.TS_PAID] = 3
+                TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+                return t + vline_ns, g.STEP_DONE  # (on the CPU: nothing more this step)
+        else:
+            TS[th, C.TS_SEQ0] = seq
+            if keep_records:
+                G[g.G_NVL] = _attempt_row(W.vlocks, G[g.G_NVL], th, v, C.VLK_SEQ,
+                                          t - lookup_ns, t, C.VO_HELD)
+                TS[th, C.TS_VL_ROW] = G[g.G_NVL] - 1
+            TS[th, C.TS_LINE_N] = 0
+            _attempt_holds(K, W, th, t, v)
+            return -1, C.PH_GRANTED
+    # mmap_sem
+    mode = TS[th, C.TS_LOCK_MODE]
+    if lkind == C.LK_FAULT:
+        cnt[C.CNT_MMAP_READ] += 1
+        a = K.vma_asid[K.page_vma[K.rec_page[TS[th, C.TS_POS]]]]
+        TS[th, C.TS_ATTEMPTS] += 1
+        TS[th, C.TS_WAIT_KIND] = 0
+        TS[th, C.TS_WAIT_DROP] = 0
+    elif lkind == C.LK_REMAP:
+        a = K.vma_asid[TS[th, C.TS_CUR_VMA]]
+    else:
+        a = TS[th, C.TS_ASID_LOCKW]
+    TS[th, C.TS_LOCK_ASID] = a
+    TS[th, C.TS_REQ_T] = t
+    if lkind == C.LK_LOCKW and G[g.G_LW_FIRST] < 0:
+        G[g.G_LW_FIRST] = t
+    if keep_records:
+        nl = G[g.G_NL]
+        locks = W.locks
+        locks[nl, C.L_THREAD] = th
+        locks[nl, C.L_ASID] = a
+        locks[nl, C.L_MODE] = mode
+        locks[nl, C.L_KIND] = lkind
+        locks[nl, C.L_REQUEST] = t
+        locks[nl, C.L_ACQUIRE] = -1
+        locks[nl, C.L_RELEASE] = -1
+        TS[th, C.TS_LOCK_ROW] = nl
+        G[g.G_NL] = nl + 1
+    lk_readers, lk_writer, lk_qn = W.lk_readers, W.lk_writer, W.lk_qn
+    if mode == 0:
+        ok = lk_writer[a] == 0 and lk_qn[a] == 0
+    else:
+        ok = lk_writer[a] == 0 and lk_readers[a] == 0 and lk_qn[a] == 0
+    TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+    TS[th, C.TS_PHASE] = C.PH_GRANTED
+    if ok:
+        if mode == 0:
+            lk_readers[a] += 1
+            TS[th, C.TS_LINE_N] = lk_readers[a] - 1
+        else:
+            lk_writer[a] = 1
+        return t, C.PH_GRANTED
+    lk_q = W.lk_q
+    lk_q[a, (W.lk_qh[a] + lk_qn[a]) % lk_q.shape[1]] = th * 2 + mode
+    lk_qn[a] += 1
+    return -1, g.HALT  # blocked until a release grants it
+
+
+@njit(inline="always")
+def _attempt_holds(K, W, th, t, v):
+    """A fault's attempt holds VMA ``v``'s read lock or runs speculatively from ``t``: one
+    more attempt, granted at once."""
+    TS = W.TS
+    TS[th, C.TS_ATTEMPTS] += 1
+    TS[th, C.TS_WAIT_KIND] = 0
+    TS[th, C.TS_WAIT_DROP] = 0
+    TS[th, C.TS_LOCK_ASID] = K.vma_asid[v]
+    TS[th, C.TS_REQ_T] = t
+    TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+    TS[th, C.TS_PHASE] = C.PH_GRANTED
+
+
+@njit_borrow
+def _ph_granted(K, W, G, th, t):
+    """PH_GRANTED: the lock is held.  A writer of the lock designs write-locks its VMAs
+    first (and waits for their readers); then a fault's handler CPU, a LOCK_W critical
+    section or a remap."""
+    TS, TT, cnt = W.TS, W.TT, W.cnt
+    designs = K.designs
+    costs = K.costs
+    seg = TS[th, C.TS_SEG]
+    TT[th, seg] += t - TS[th, C.TS_ACC]
+    TS[th, C.TS_ACC] = t
+    lkind = TS[th, C.TS_LOCK_KIND]
+    if not (designs and (
+            TS[th, C.TS_W_LOCKED] == 1 or
+            (lkind == C.LK_FAULT and TS[th, C.TS_HOW] != C.FLK_MMAP))):
+        # mmap_sem granted now (docs/model.md 15.6: its waits by mode)
+        _note_mmap_grant(K, W, th, t, lkind)
+    elif lkind != C.LK_FAULT:
+        # a writer whose VMAs' readers have left (15.2)
+        cnt[C.CNT_VWWAIT] += t - TS[th, C.TS_W_GRANT]
+    if designs and lkind != C.LK_FAULT and TS[th, C.TS_W_LOCKED] == 0:
+        # docs/model.md 15.2: the writer write-locks the VMAs it modifies and waits for the
+        # readers already inside (vma_start_write)
+        if lkind == C.LK_REMAP:
+            TS[th, C.TS_W_V0] = TS[th, C.TS_CUR_VMA]
+            TS[th, C.TS_W_V1] = TS[th, C.TS_CUR_VMA] + 1
+        else:
+            TS[th, C.TS_W_V0] = K.lw_v0[TS[th, C.TS_LW_NEXT]]
+            TS[th, C.TS_W_V1] = K.lw_v1[TS[th, C.TS_LW_NEXT]]
+        TS[th, C.TS_W_LOCKED] = 1
+        a = TS[th, C.TS_LOCK_ASID]
+        if _write_lock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_readers,
+                            W.vl_wlocked, W.vl_seq, W.mm_seq):
+            W.drain_th[a] = th
+            TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
+            return -1, g.HALT  # the last reader out resumes it (locks._vma_read_release)
+    if lkind == C.LK_FAULT:
+        TS[th, C.TS_F_LOCKWAIT] += t - TS[th, C.TS_REQ_T]
+        pos = TS[th, C.TS_POS]
+        TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+        TS[th, C.TS_PHASE] = C.PH_LOOKUP
+        v = K.page_vma[K.rec_page[pos]]
+        hcpu = W.vf_h[v]  # fault_ns + handler extra
+        TS[th, C.TS_CASE] = C.CASE_NONE
+        TS[th, C.TS_AROUND_DONE] = 0
+        if K.kernel_model and K.pol[K.vma_pol[v], C.K_EAGER] == 0 and (
+                K.vma_backing[v] == C.B_ANON or K.vma_backing[v] == C.B_FILE):
+            extra, case = _kernel_case(K.rec_page[pos], K.rec_write[pos] == 1,
+                                       K.vma_backing[v], K.vma_private[v] == 1, W.FL, W.PT,
+                                       costs[C.COST_STRUCT_PAGE], costs[C.COST_ZERO_FILL],
+                                       costs[C.COST_COPY_PAGE])
+            TS[th, C.TS_CASE] = case
+            if case == C.CASE_COW or case == C.CASE_SHARED:
+                TS[th, C.TS_AROUND_DONE] = 1  # write faults: no fault-around
+            hcpu = costs[C.COST_FAULT] + extra
+        if G[g.G_LINE_ON] == 1:
+            # the lock word's line at the grant (docs/model.md 15.1)
+            how = TS[th, C.TS_HOW] if designs else C.FLK_MMAP
+            hcpu += TS[th, C.TS_LINE_N] * (
+                costs[C.COST_MMAP_LINE] if how == C.FLK_MMAP else
+                costs[C.COST_VMA_LINE] if how == C.FLK_VMA else 0)
+        return t + hcpu, g.STEP_DONE
+    TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
+    TS[th, C.TS_PHASE] = C.PH_RELEASE_W
+    if lkind == C.LK_LOCKW:
+        return t + costs[C.COST_MMAP_CS], g.STEP_DONE
+    v = TS[th, C.TS_CUR_VMA]
+    return t + costs[C.COST_REMAP_FIXED] + K.vma_npages[v] * costs[C.COST_PTE], g.STEP_DONE
+
+
+@njit_borrow
+def _ph_release_w(K, W, G, th, t):
+    """PH_RELEASE_W: the end of a write hold (a LOCK_W record, an eager remap): its effect,
+    then the release; queued threads are granted in order (readers together, a writer
+    alone), each resuming at ``t``."""
+    TS, TT, cnt, FL = W.TS, W.TT, W.cnt, W.FL
+    seg = TS[th, C.TS_SEG]
+    TT[th, seg] += t - TS[th, C.TS_ACC]
+    TS[th, C.TS_ACC] = t
+    lkind = TS[th, C.TS_LOCK_KIND]
+    if lkind == C.LK_REMAP:
+        v = TS[th, C.TS_CUR_VMA]
+        newly = K.vma_npages[v] - (K.vma_p1[v] - K.vma_p0[v])
+        for j in range(K.vma_p0[v], K.vma_p1[v]):
+            q = K.by_key[j]
+            if (FL[q] & F_PTE) == 0:
+                FL[q] |= F_PTE
+                newly += 1
+        cnt[C.CNT_PTES] += newly
+    else:
+        cnt[C.CNT_LOCK_W] += 1
+        G[g.G_LW_LAST] = t
+        if G[g.G_ACC_END] < 0 or t <= G[g.G_ACC_END]:
+            cnt[C.CNT_LW_WINDOW] += 1
+        TT[th, C.TT_RECORDS] += 1
+        TS[th, C.TS_POS] += 1
+    # release the write lock and grant waiters
+    a = TS[th, C.TS_LOCK_ASID]
+    if K.designs:
+        if lkind == C.LK_LOCKW:
+            TS[th, C.TS_LW_NEXT] += 1
+        if TS[th, C.TS_W_LOCKED] == 1:
+            _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_wlocked,
+                               W.vl_seq, W.mm_seq)
+            TS[th, C.TS_W_LOCKED] = 0
+    if K.keep_records:
+        W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+    lk_readers, lk_writer, lk_q, lk_qh, lk_qn = W.lk_readers, W.lk_writer, W.lk_q, W.lk_qh, \
+        W.lk_qn
+    lk_writer[a] = 0
+    m = lk_q.shape[1]
+    h0 = lk_qh[a]
+    while lk_qn[a] > 0:
+        w = lk_q[a, lk_qh[a]]
+        wth = w >> 1
+        wmode = w & 1
+        if wmode == 1:
+            if lk_readers[a] == 0 and lk_writer[a] == 0:
+                lk_writer[a] = 1
+            else:
+                break
+        else:
+            if lk_writer[a] == 0:
+                lk_readers[a] += 1
+            else:
+                break
+        lk_qh[a] = (lk_qh[a] + 1) % m
+        lk_qn[a] -= 1
+        W.tn[wth] = t
+        _resumes(G, t, wth)
+        if wmode == 1:
+            break
+    if G[g.G_LINE_ON] == 1:
+        # readers granted together hold the word together (docs/model.md 15.1)
+        j = h0
+        while j != lk_qh[a]:
+            if (lk_q[a, j] & 1) == 0:
+                TS[lk_q[a, j] >> 1, C.TS_LINE_N] = lk_readers[a] - 1
+            j = (j + 1) % m
+    TS[th, C.TS_PHASE] = C.PH_REC_END
+    return t, g.STEP_DONE
