@@ -386,11 +386,12 @@ def _run_pass(K, W, G):
     return False
 
 
-@njit_borrow
+@njit(inline="always")
 def _run_thread(K, W, G, th, t):
     """Run thread ``th`` from ``t``: its phases, step after step, inline as long as nothing
     else can happen before its next step; then its next step goes in ``tn`` (or it blocks,
-    ends, or the run stops)."""
+    ends, or the run stops).  (Inlined into ``_run_pass``: compiled on its own, it would
+    compile every phase linked into it once more.)"""
     TS = W.TS
     horizon = K.horizon
     while True:
