@@ -239,7 +239,7 @@ def _fast_run(K, W, G, th, t, pos):
     return t, pos, ended
 
 
-@njit_borrow
+@njit(inline="always")
 def _rec_end_inline(K, W, G, th, nxt):
     """A record's end (after a hit or a fault) at ``nxt`` that comes before anything else
     happens, with no signal waiting and a next record that cannot run inline (its gap lets

@@ -402,8 +402,8 @@ def _run_thread(K, W, G, th, t):
         # (a phase that moves on at the same time with nothing new before it returns the
         # next phase, run at once below, skipping a trip round the loop)
         if ph == C.PH_START:
-            nxt, ph = _ph_start(K, W, G, th, t)
-        elif ph == C.PH_ACCESS:
+            nxt, ph = _ph_start(K, W, G, th, t)          # (these three are inlined: they
+        elif ph == C.PH_ACCESS:                           # run at every record)
             nxt, ph = _ph_access(K, W, G, th, t)
         if ph == C.PH_LOCK_REQ:
             nxt, ph = _ph_lock_req(K, W, G, th, t)

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit_borrow
+from ..._numba import njit
 from .. import codes as C
 from . import state as g
 from .accounting import _count_in_bin, _thread_ends
+from .events import _key_lt, _limit
 from .fastrun import _fast_run, _prefetch_access
 from .granularity import _allows
 from .pagecache import F_FILE, F_PTE, _touch
 
 
-@njit_borrow
+@njit(inline="always")
 def _ph_start(K, W, G, th, t):
     """PH_START: account the interval that just ended; then an eager mapping (a remap under
     mmap_sem for write), the thread's end, or the gap before the record's access."""
@@ -39,7 +40,8 @@ def _ph_start(K, W, G, th, t):
         return -1, g.HALT
     # fast path: a run of hits on mapped pages (and lone faults), while nothing else can
     # happen before each one ends and no signal waits for delivery
-    if K.fast_path and W.pend_n[th] == 0 and not K.kernel_model:
+    if K.fast_path and W.pend_n[th] == 0 and not K.kernel_model and \
+            _may_run_fast(K, W, G, th, t, pos):
         t, pos, ended = _fast_run(K, W, G, th, t, pos)
         if ended:
             return t, g.STEP_DONE
@@ -50,7 +52,27 @@ def _ph_start(K, W, G, th, t):
     return t + gap, g.STEP_DONE
 
 
-@njit_borrow
+@njit(inline="always")
+def _may_run_fast(K, W, G, th, t, pos):
+    """Whether the fast path's run could take record ``pos`` (else calling it costs more
+    than it saves: with other threads' steps close by, most runs would stop at once).  The
+    record must end before every other pending event: a hit after its access, a fault after
+    its handler's CPU and its access at least (``_fast_run`` judges the rest)."""
+    p = K.rec_page[pos]
+    if p < 0:
+        return False
+    found, lim_t, lim_k = _limit(G[g.G_HN], W.ht[0], W.hk[0], G[g.G_O_FOUND] == 1,
+                                 G[g.G_O_T], G[g.G_O_K])
+    if not found or K.horizon < lim_t:
+        return True
+    gap = np.int64(K.rec_gap[pos]) if K.has_gap else np.int64(0)
+    e = t + gap + K.costs[C.COST_ACCESS]
+    if (W.FL[p] & F_PTE) == 0:
+        e += W.vf_h[K.page_vma[p]]
+    return _key_lt(e, (C.EV_THREAD << 40) | th, lim_t, lim_k)
+
+
+@njit(inline="always")
 def _ph_access(K, W, G, th, t):
     """PH_ACCESS: the access after the gap.  A LOCK_W record requests mmap_sem for write; a
     PTE that allows the access is a hit (or, re-executed mid-fault, the fault's end); else
@@ -114,7 +136,7 @@ def _ph_access(K, W, G, th, t):
     return t, C.PH_LOCK_REQ
 
 
-@njit_borrow
+@njit(inline="always")
 def _ph_rec_end(K, W, G, th, t, ph):
     """PH_REC_END (the record is done) and PH_DELIVER_REEXEC (back to user space mid-fault):
     pending signals are delivered first, then the next record starts, or the access runs
