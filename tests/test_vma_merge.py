@@ -17,7 +17,8 @@ def test_adjacent_anonymous_mappings_become_one_vma():
     got = merge_vmas([anon(2, 4, name="b"), anon(0, 2, name="a"), anon(4, 5, name="c")])
     assert got == (anon(0, 5, name="a..c"),)
     # equal names are kept
-    assert merge_vmas([anon(0, 1, name="heap"), anon(1, 2, name="heap")]) == (anon(0, 2, name="heap"),)
+    got = merge_vmas([anon(0, 1, name="heap"), anon(1, 2, name="heap")])
+    assert got == (anon(0, 2, name="heap"),)
 
 
 def test_a_gap_or_a_different_flag_keeps_vmas_apart():

@@ -13,6 +13,8 @@ with, and the setups those figures were measured on, are written down here once
 :func:`lock_table`             per policy: the lock measures of docs/model.md 15.6
 :func:`pft_table`              per thread count and policy: faults per second
 :func:`spf_table`              per policy: ebizzy iterations per second and the abort rate
+:func:`band_change_aborts`     the merged band's aborts under Dufour's count, on a run's
+                               timeline (docs/model.md 15.8)
 :func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
 :func:`tracepoint_wait_bins`   the waits as the kernel's tracepoints give them, beside a
                                real ``perf`` capture
