@@ -600,7 +600,7 @@ def spf_table(results):
     return df
 
 
-def spf_sweep(threads=(16, 24), policies=("fault_retry_v57", "per_vma_lock", "spf"),
+def spf_sweep(threads=(16, 24, 48), policies=("fault_retry_v57", "per_vma_lock", "spf"),
               costs=None, n_jobs=None, **ebizzy):
     """Run :func:`ebizzy_scenario` at each thread count (the cited 16- and 24-CPU runs: one
     thread per CPU; the abort count's 48) under each policy; :func:`spf_table`.  ``ebizzy``:
