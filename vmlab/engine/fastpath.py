@@ -1,6 +1,6 @@
 """Which faults the kernel's fast path may run: one function of the knobs.
 
-The fast path (in ``kernel/loop.py``) runs a thread's page hits and uncontended faults in a
+The fast path (``kernel/fastrun.py``) runs a thread's page hits and uncontended faults in a
 tight loop while nothing else can happen before each one ends.  It handles a fault only
 where the general path would take the same steps with nobody else involved; everything
 else stops the run and goes to the general path, which is always correct.  Whether a

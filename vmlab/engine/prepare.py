@@ -604,7 +604,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                           vma_end_vpn, cache_mode)
         win_lo = lo[idx.rank] if P else lo
         win_hi = hi[idx.rank] if P else hi
-    else:   # every window is its page: the kernel reads no window (loop.py: has_windows)
+    else:   # every window is its page: the kernel reads no window (loop.py: G_HAS_WINDOWS)
         win_lo = win_hi = np.zeros(0, np.int64)
 
     # policies as rows of knobs

@@ -15,9 +15,12 @@ faults a tight loop (the fast path, ``fastrun``; off with ``fast_path=False``).
 ``G``) and runs the loop in passes; ``_run_pass`` takes events in key order until the run
 ends or a record table needs room; ``_run_thread`` runs one thread's steps, each a phase
 function (``record``, ``lockphases``, ``fault``, ``signals``) that returns its next step
-and the phase it goes on with in the same step.  Every phase function is compiled on its
-own (the compile time of one large numba function grows faster than its size), without
-reference counting (``njit_borrow``: its calls cost no count per array argument).
+and the phase it goes on with in the same step.  The phase functions are compiled each on
+its own (numba's compile time of one large function grows faster than its size), without
+reference counting (``njit_borrow``: a call costs no count per array argument); a record's
+own phases (start, access, end), which run at every record, are inlined into
+``_run_thread`` instead (a call marshals the two state tuples' arrays: docs/performance.md,
+fifth session).
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 the thread, the gap; the fast path's run), its access (a hit, a fault's first attempt, a
 LOCK_W record) and its end (signal delivery comes next).
 
-Each phase is ``_ph_x(K, W, G, th, t) -> (next step time, phase to go on with)`` (state.py)."""
+Each phase is ``_ph_x(K, W, G, th, t) -> (next step time, phase to go on with)`` (state.py),
+inlined into the event loop's ``_run_thread``: they run at every record."""
 from __future__ import annotations
 
 import numpy as np
