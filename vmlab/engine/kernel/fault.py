@@ -332,6 +332,19 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     return t + d + wakeup_ns, g.STEP_DONE
 
 
+@njit(inline="always")
+def _release_deferred(K, W, G, th, t):
+    """The release of thread ``th``'s attempt at ``t`` pays a line cost (docs/model.md
+    15.1): it takes effect then, and the phase runs again from the release on
+    (``TS_REL_PAID``).  Returns when, or -1 when it costs nothing (the release is now)."""
+    rc = _release_cost(K, W, G, th)
+    if rc <= 0:
+        return -1
+    W.TS[th, C.TS_REL_PAID] = 1
+    W.TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+    return t + rc
+
+
 @njit_borrow
 def _ph_drop_wait(K, W, G, th, t):
     """PH_DROP_WAIT: a lock-dropping wait whose release paid a line cost: the release takes
@@ -413,13 +426,9 @@ def _ph_abort(K, W, G, th, t):
             if (FL[s] & F_INFL) == 0:
                 G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND],
                                               G[g.G_TRACK_CAND] == 1)
-        rc = _release_cost(K, W, G, th)
-        if rc > 0:
-            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-            # runs again then, from the release on
-            TS[th, C.TS_REL_PAID] = 1
-            TS[th, C.TS_SEG] = C.CAT_ATT_CPU
-            return t + rc, g.STEP_DONE  # (on the CPU: nothing more this step)
+        nxt = _release_deferred(K, W, G, th, t)
+        if nxt >= 0:
+            return nxt, g.STEP_DONE  # (on the CPU: nothing more this step)
     else:
         TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
         TS[th, C.TS_ACC] = t
@@ -512,13 +521,9 @@ def _ph_install(K, W, G, th, t):
         # PTE away, and the release does not put it back)
         TS[th, C.TS_INSTALLED] = 0
         _note_unmapped_copy(K, W, G, s)
-        rc = _release_cost(K, W, G, th)
-        if rc > 0:
-            # the release takes effect after its line cost (docs/model.md 15.1): the phase
-            # runs again then, from the release on
-            TS[th, C.TS_REL_PAID] = 1
-            TS[th, C.TS_SEG] = C.CAT_ATT_CPU
-            return t + rc, g.STEP_DONE  # (on the CPU: nothing more this step)
+        nxt = _release_deferred(K, W, G, th, t)
+        if nxt >= 0:
+            return nxt, g.STEP_DONE  # (on the CPU: nothing more this step)
     else:
         TS[th, C.TS_REL_PAID] = 0
     w = _release_hold(K, W, G, th, t)
@@ -542,11 +547,9 @@ def _ph_sigbus(K, W, G, th, t):
     TS[th, C.TS_ATT_CPU] += t - TS[th, C.TS_ACC]
     TS[th, C.TS_ACC] = t
     if TS[th, C.TS_REL_PAID] == 0:
-        rc = _release_cost(K, W, G, th)
-        if rc > 0:
-            TS[th, C.TS_REL_PAID] = 1
-            TS[th, C.TS_SEG] = C.CAT_ATT_CPU
-            return t + rc, g.STEP_DONE  # (on the CPU: nothing more this step)
+        nxt = _release_deferred(K, W, G, th, t)
+        if nxt >= 0:
+            return nxt, g.STEP_DONE  # (on the CPU: nothing more this step)
     else:
         TS[th, C.TS_REL_PAID] = 0
     _release_hold(K, W, G, th, t)
