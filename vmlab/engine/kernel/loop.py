@@ -615,9 +615,15 @@ def _simulate(K):
                                             if victim >= 0:
                                                 _evict(victim, replacement, S, LL, FL, cnt)
                                                 n_resident -= 1
-                                                # (room: at most one eviction a fault row)
-                                                nev = _note_eviction(evs, nev, keep_records, h,
-                                                                     victim, C.BY_FAULT, th)
+                                                # (room: at most one eviction a fault row;
+                                                # written out: _note_eviction's branch would
+                                                # cost reference counting at every call)
+                                                if keep_records:
+                                                    evs[nev, C.E_TIME] = h
+                                                    evs[nev, C.E_ENTRY] = victim
+                                                    evs[nev, C.E_CAUSE] = C.BY_FAULT
+                                                    evs[nev, C.E_THREAD] = th
+                                                    nev += 1
                                         _insert(p, replacement, hand, S, LL, FL)
                                         n_resident += 1
                                         b = bin_b if bin_lo <= h < bin_hi else h // bin_ns
@@ -1228,11 +1234,36 @@ def _simulate(K):
                             need_wait = 1
                         else:
                             # allocate the frames, evicting if needed, and issue the I/O
-                            ok, n_resident, n_ent, hand, nev = _admit_entry(
-                                s, memory_pages, n_anon, n_resident,
-                                n_ent if cache_mode else n_resident, replacement, hand, S, LL,
-                                FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC,
-                                charge_anon, evs, nev, keep_records, t, C.BY_FAULT, th)
+                            ok = True
+                            if cache_mode:
+                                ok, n_resident, n_ent, hand, nev = _admit_entry(
+                                    s, memory_pages, n_anon, n_resident, n_ent, replacement,
+                                    hand, S, LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off,
+                                    sp_pages, MAPC, charge_anon, evs, nev, keep_records, t,
+                                    C.BY_FAULT, th)
+                            else:
+                                # an entry is its page, one frame, no limit: _admit_entry's
+                                # steps written out (a call with its eight arrays costs 16
+                                # reference-count calls, and this runs once a major fault)
+                                while memory_pages >= 0 and n_resident >= memory_pages:
+                                    if replacement <= C.REPL_FIFO:
+                                        victim = _lru_victim(S, LL, FL)
+                                    else:
+                                        victim, hand = _choose_victim(
+                                            replacement, hand, S, LL, FL, n_resident, cnt,
+                                            twolist_ratio)
+                                    if victim < 0:
+                                        break
+                                    _evict(victim, replacement, S, LL, FL, cnt)
+                                    n_resident -= 1
+                                    if keep_records:
+                                        evs[nev, C.E_TIME] = t
+                                        evs[nev, C.E_ENTRY] = victim
+                                        evs[nev, C.E_CAUSE] = C.BY_FAULT
+                                        evs[nev, C.E_THREAD] = th
+                                        nev += 1
+                                _insert(s, replacement, hand, S, LL, FL)
+                                n_resident += 1
                             if not ok:
                                 # no frame and no victim under memory_bytes: OOM (section 12)
                                 oom = True
