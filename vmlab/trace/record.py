@@ -37,6 +37,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -47,8 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VmlabError
-from .mappings import (FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE,
-                       Backing, FileInfo, Mappings, file_info)
+from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ,
+                       PROT_WRITE, READ_CALLS, Backing, FileInfo, Mappings, file_info)
 from .model import Op, TraceMeta
 from .native import TraceWriter
 
@@ -145,6 +146,43 @@ def _elf_deps(path):
             return interp, [string(i) for i in needed], dirs
     except (OSError, struct.error, UnicodeDecodeError):
         return None, [], []
+
+
+#: Bytes the kernel's ``execve`` reads from the start of the program (``BINPRM_BUF_SIZE``,
+#: ``prepare_binprm``) and of its ELF interpreter (``sizeof(Elf64_Ehdr)``).
+BINPRM_BUF_SIZE = 256
+ELF64_EHDR_SIZE = 64
+
+
+def exec_reads(path, interpreter=False):
+    """The file ranges ``(offset, nbytes)`` the kernel's ELF loader (``load_elf_binary``)
+    reads from ``path`` before the program's first instruction: the header (256 bytes of the
+    program, 64 of its interpreter), the program headers, and the ``PT_INTERP`` string and
+    the ``PT_GNU_PROPERTY`` note of the program (the note of the interpreter too).  These
+    are ``kernel_read``s through the page cache, with its readahead, not faults.  ``[]``
+    for a file that is not a 64-bit ELF file."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
+                return []
+            e = "<" if ident[5] == 1 else ">"
+            phoff, = struct.unpack_from(e + "Q", ident, 32)
+            phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
+            out = [(0, min(size, ELF64_EHDR_SIZE if interpreter else BINPRM_BUF_SIZE))]
+            if phnum:
+                out.append((phoff, phentsize * phnum))
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+            for k in range(phnum):
+                p_type, _fl, p_offset, _va, _pa, p_filesz, _ms = struct.unpack_from(
+                    e + "IIQQQQQ", ph, k * phentsize)
+                if (p_type == 3 and not interpreter) or p_type == 0x6474e553:  # INTERP, PROPERTY
+                    out.append((p_offset, p_filesz))
+    except (OSError, struct.error):
+        return []
+    return [(o, min(n, size - o)) for o, n in out if n > 0 and o < size]
 
 
 def startup_files(program):
@@ -311,16 +349,30 @@ _AT_FDCWD = 4294967196
 
 
 class SyscallTracker:
-    """Applies valgrind's ``--trace-syscalls`` lines to an :class:`AddressSpace`."""
+    """Applies valgrind's ``--trace-syscalls`` lines to an :class:`AddressSpace`, and keeps
+    the run's reads of regular files (:attr:`reads`, rows of
+    :data:`~vmlab.trace.mappings.FILE_READ_DTYPE` as tuples).
+
+    A read's file range needs the file position of its descriptor: each ``open`` starts an
+    open file description at 0, ``dup``/``dup2``/``dup3``/``fcntl(F_DUPFD)`` share it,
+    ``read``/``readv``/``write``/``writev``/``preadv2(-1)``/``sendfile(NULL)`` move it by
+    their result, ``lseek`` sets it to its result; ``pread64``/``preadv``/``preadv2``
+    name their offset.  ``sendfile`` with an offset pointer reads at an offset the trace
+    does not show (valgrind prints the pointer, not the value): not recorded, counted in
+    :attr:`n_unknown_reads`."""
 
     def __init__(self, space, files, cwd, heap_base=None):
         self.space = space
         self.files = files
         self.cwd = cwd
         self.fds = {}           # fd -> file index
+        self.desc = {}          # fd -> open file description: {"pos", "file", "regular"}
+        self.paths = {}         # fd -> path (for openat relative to a directory fd)
         self.pending = {}       # (pid, tid) -> (name, args)
         self.brk = heap_base
         self.heap_base = heap_base
+        self.reads = []         # (asid, file, offset, nbytes, at_record, call)
+        self.n_unknown_reads = 0
 
     def line(self, raw, at):
         m = _SYSCALL.match(raw)
@@ -358,10 +410,18 @@ class SyscallTracker:
             path = m[1]
             dirfd = int(args.split(",", 1)[0]) if name.startswith("openat") else _AT_FDCWD
             if not path.startswith("/"):
-                if dirfd != _AT_FDCWD:
+                base = self.cwd if dirfd == _AT_FDCWD else self.paths.get(dirfd)
+                if base is None:
                     return
-                path = os.path.join(self.cwd, path)
+                path = os.path.join(base, path)
+            path = os.path.normpath(path)
             self.fds[value] = self.files.add(path)
+            self.paths[value] = path
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except OSError:
+                regular = False
+            self.desc[value] = {"pos": 0, "file": self.fds[value], "regular": regular}
             return
         nums = []
         for a in args.split(","):
@@ -372,9 +432,17 @@ class SyscallTracker:
                 nums.append(None)
         if name == "close":
             self.fds.pop(nums[0], None)
+            self.desc.pop(nums[0], None)
+            self.paths.pop(nums[0], None)
         elif name in ("dup", "dup2", "dup3", "fcntl") and nums and nums[0] in self.fds:
             if name != "fcntl" or (len(nums) > 1 and nums[1] in (0, 1030)):  # F_DUPFD(_CLOEXEC)
                 self.fds[value] = self.fds[nums[0]]
+                if nums[0] in self.desc:
+                    self.desc[value] = self.desc[nums[0]]    # one description: one position
+                if nums[0] in self.paths:
+                    self.paths[value] = self.paths[nums[0]]
+        elif name in _POSITIONED and nums and (nums[0] in self.desc or name == "sendfile"):
+            self._read_or_write(name, nums, value, at)
         elif name == "mmap" and len(nums) >= 6:
             length, prot, flags, fd, off = nums[1], nums[2], nums[3], nums[4], nums[5]
             shared = 1 if flags & 0x3 in (0x1, 0x3) else 0
@@ -404,6 +472,58 @@ class SyscallTracker:
             elif new < cur:
                 self.space.carve(new, cur, at)
             self.brk = value
+
+
+    def _read_or_write(self, name, nums, value, at):
+        """A call on a tracked descriptor that reads its file or moves its position."""
+        d = self.desc[nums[0]]
+        if name == "lseek":
+            d["pos"] = value
+            return
+        if name in ("write", "writev"):
+            d["pos"] += value
+            return
+        if name in ("pread64", "preadv"):
+            offset = nums[3] if len(nums) > 3 else None
+        elif name == "preadv2":
+            offset = nums[3] if len(nums) > 3 else None
+            if offset is not None and offset >= 1 << 63:   # -1 (printed signed or not)
+                offset = -1
+            if offset == -1:
+                offset = d["pos"]
+                d["pos"] += value
+        elif name == "sendfile":
+            return self._sendfile(nums, value, at)
+        else:                                    # read, readv: at the position, moving it
+            offset = d["pos"]
+            d["pos"] += value
+        if offset is None or offset < 0:
+            self.n_unknown_reads += 1
+            return
+        if value > 0 and d["regular"]:
+            self.reads.append((0, d["file"], offset, value, at, READ_CALLS.index(name)))
+
+    def _sendfile(self, nums, value, at):
+        # sendfile(out_fd, in_fd, offset pointer, count): the reading side is in_fd
+        if len(nums) < 3 or nums[1] not in self.desc:
+            return
+        d = self.desc[nums[1]]
+        if nums[2] != 0:          # the offset is in memory: not in the trace
+            self.n_unknown_reads += 1
+            return
+        offset = d["pos"]
+        d["pos"] += value
+        if value > 0 and d["regular"]:
+            self.reads.append((0, d["file"], offset, value, at, READ_CALLS.index("sendfile")))
+
+    def reads_table(self):
+        """The recorded file reads as a :data:`FILE_READ_DTYPE` array, in call order."""
+        return np.array(self.reads, FILE_READ_DTYPE)
+
+
+#: Calls that read a file or move a descriptor's position (see :class:`SyscallTracker`).
+_POSITIONED = ("read", "pread64", "readv", "preadv", "preadv2", "sendfile", "lseek", "write",
+               "writev")
 
 
 def initial_space(segs, names, files):
@@ -464,7 +584,8 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                            "one thread (lackey does not tell threads apart); mappings from "
                            "valgrind's start-up layout and the syscall trace; the kernel's "
                            "stores into user memory (read, fstat... buffers) as one STORE "
-                           "record per page where the call returns")
+                           "record per page where the call returns; the read()-family file "
+                           "ranges and exec's reads in the file reads table")
     errf = tempfile.TemporaryFile()
     rfd, wfd = os.pipe()
     cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", "--trace-syscalls=yes", "-d",
@@ -514,8 +635,10 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         if n == 0:
             raise VmlabError(f"valgrind recorded no access (exit code {code}); is {argv[0]!r} "
                              "a program valgrind can run?")
+        reads = _exec_rows(program, files) + tracker.reads
         writer.mappings = Mappings(space.table(), files.files,
-                                   "valgrind -d start-up layout + --trace-syscalls=yes")
+                                   "valgrind -d start-up layout + --trace-syscalls=yes",
+                                   np.array(reads, FILE_READ_DTYPE))
         writer.close()
     except BaseException:
         writer.abort()
@@ -527,6 +650,21 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         errf.close()
     return out, {"records": n, "seconds": elapsed, "exit_code": code,
                  "n_mappings": len(writer.mappings), "n_files": len(files.files)}
+
+
+def _exec_rows(program, files):
+    """File reads table rows (at record 0) of the kernel's ``exec`` of ``program``: its
+    reads of the program and of its interpreter (:func:`exec_reads`)."""
+    rows = []
+    interp, _needed, _runpath = _elf_deps(program)
+    for path, is_interp in ((program, False), (interp, True)):
+        if path is None:
+            continue
+        got = exec_reads(path, interpreter=is_interp)
+        if got:
+            f = files.add(os.path.realpath(path))
+            rows += [(0, f, o, k, 0, READ_CALLS.index("exec")) for o, k in got]
+    return rows
 
 
 #: System calls that write into the caller's memory, valgrind's names: which argument (from
