@@ -183,16 +183,21 @@ _CGEXEC = {}
 
 def cgexec_binary():
     """The compiled cgexec helper (built once per process, static when possible)."""
-    if "path" not in _CGEXEC:
+    return _helper("cgexec")
+
+
+def _helper(name):
+    """``vmlab/data/NAME.c`` compiled once per process, static when possible."""
+    if name not in _CGEXEC:
         from .calibrate import compile_c
 
-        d = tempfile.mkdtemp(prefix="vmlab-cgexec-")
+        d = tempfile.mkdtemp(prefix=f"vmlab-{name}-")
         try:
-            path = compile_c("cgexec", d, extra=("-static",))
+            path = compile_c(name, d, extra=("-static",))
         except VmlabError:
-            path = compile_c("cgexec", d)
-        _CGEXEC["path"] = str(path)
-    return _CGEXEC["path"]
+            path = compile_c(name, d)
+        _CGEXEC[name] = str(path)
+    return _CGEXEC[name]
 
 
 def helper_faults(runs=5):
@@ -283,20 +288,48 @@ def page_ranges(resident):
     return [[int(a), int(b)] for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
 
 
-def cold_page_cache(argv, cwd=None):
+def cold_page_cache(argv, cwd=None, where="exec"):
     """The page cache a cold run of ``argv`` starts from: its files (:func:`program_files`)
-    dropped as before each limited run, then measured with ``mincore``.  What stays is what
-    other processes map (the C library, the loader, a Python that other processes run).
-    Returns ``{path: [[first, end), ...] resident page runs}``."""
+    dropped as before each limited run, then measured with ``mincore``.  Returns ``{path:
+    [[first, end), ...] resident page runs}``.
+
+    ``where="exec"`` (default) measures where the program would start: from a static helper
+    (``vmlab/data/mincore.c``) that ``perf stat`` runs as it runs the program, so the pages
+    that ``perf`` itself reads back between the drop and the program's ``exec`` (the data
+    segments of the C library and the loader: copy-on-write pages that no process maps after
+    its first write, so the drop takes them out, and every new process reads them again)
+    are resident, as the measured run finds them.  ``where="drop"`` measures right after
+    the drop, from this process (what stays is what other processes map)."""
     from .trace.mappings import residency
 
     files = program_files(argv, cwd)
+    if where not in ("exec", "drop"):
+        raise VmlabError(f"where must be 'exec' or 'drop', got {where!r}")
     drop_from_cache(files)
     out = {}
-    for path in files:
-        with contextlib.suppress(OSError):
-            out[os.path.realpath(path)] = page_ranges(residency(path))
+    if where == "drop":
+        for path in files:
+            with contextlib.suppress(OSError):
+                out[os.path.realpath(path)] = page_ranges(residency(path))
+        return out
+    perf = require("perf")
+    r = subprocess.run([perf, "stat", "-x", ",", "-o", os.devnull, "-e", "page-faults", "--",
+                        mincore_binary(), *files], capture_output=True, text=True, cwd=cwd)
+    if r.returncode != 0:
+        raise VmlabError(f"the page-cache snapshot failed: {r.stderr.strip()[:200]}")
+    for line in r.stdout.splitlines():
+        path, _, runs = line.rpartition("\t")
+        if not path or runs == "!":
+            continue
+        out[os.path.realpath(path)] = [[int(a), int(b)] for a, b in
+                                       (x.split("-") for x in runs.split(",") if x)]
     return out
+
+
+def mincore_binary():
+    """The compiled page-cache snapshot helper (built once per process, static when
+    possible: it must touch no shared library)."""
+    return _helper("mincore")
 
 
 def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None):

@@ -476,6 +476,8 @@ class SyscallTracker:
 
     def _read_or_write(self, name, nums, value, at):
         """A call on a tracked descriptor that reads its file or moves its position."""
+        if name == "sendfile":
+            return self._sendfile(nums, value, at)
         d = self.desc[nums[0]]
         if name == "lseek":
             d["pos"] = value
@@ -492,8 +494,6 @@ class SyscallTracker:
             if offset == -1:
                 offset = d["pos"]
                 d["pos"] += value
-        elif name == "sendfile":
-            return self._sendfile(nums, value, at)
         else:                                    # read, readv: at the position, moving it
             offset = d["pos"]
             d["pos"] += value
