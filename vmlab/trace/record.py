@@ -586,10 +586,19 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                            "stores into user memory (read, fstat... buffers) as one STORE "
                            "record per page where the call returns; the read()-family file "
                            "ranges and exec's reads in the file reads table")
+    helper, why_not = iovtrace_binary()
+    if helper is None:
+        meta = TraceMeta(source=meta.source, notes=meta.notes + "; the buffers of readv, "
+                         f"preadv, recvmsg... not recorded ({why_not})")
     errf = tempfile.TemporaryFile()
+    vdir = tempfile.mkdtemp(prefix="vmlab-iov-")
+    vpath = os.path.join(vdir, "vectors.log")
+    Path(vpath).touch()
     rfd, wfd = os.pipe()
     cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", "--trace-syscalls=yes", "-d",
            "--vgdb=no", f"--log-fd={wfd}", program, *argv[1:]]
+    if helper is not None:
+        cmd = [helper, vpath, *cmd]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, pass_fds=(wfd,), stderr=errf, cwd=cwd, stdout=stdout)
     os.close(wfd)
@@ -597,7 +606,8 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     n = 0
     tracker = None
     pending_lines = []        # syscall lines seen before the layout table was parsed
-    kwrites = KernelWrites()
+    vectors = VectorLog(vpath)
+    kwrites = KernelWrites(vectors=vectors if helper is not None else None)
     try:
         cap = _BLOCK // 7 + 2
         addr = np.empty(cap, np.uint64)
@@ -648,8 +658,12 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         raise
     finally:
         errf.close()
+        vectors.close()
+        shutil.rmtree(vdir, ignore_errors=True)
     return out, {"records": n, "seconds": elapsed, "exit_code": code,
-                 "n_mappings": len(writer.mappings), "n_files": len(files.files)}
+                 "n_mappings": len(writer.mappings), "n_files": len(files.files),
+                 "kernel_write_calls": kwrites.n_calls,
+                 "vector_calls_unresolved": kwrites.n_unresolved}
 
 
 def _exec_rows(program, files):
@@ -676,22 +690,105 @@ KERNEL_WRITES = {"read": (1, None), "pread64": (1, None), "getdents64": (1, None
                  "newstat": (1, 144), "statx": (4, 256)}
 
 
+_IOVTRACE = {}
+
+
+def iovtrace_binary():
+    """``(path, "")`` of the compiled ``vmlab/data/iovtrace.c`` (built once per process,
+    static when possible), or ``(None, why)`` where it cannot be built (not x86-64 Linux,
+    no C compiler)."""
+    if "path" not in _IOVTRACE:
+        import platform
+
+        from ..calibrate import compile_c
+
+        if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
+            _IOVTRACE["path"] = (None, "the iovtrace helper is for x86-64 Linux")
+        else:
+            d = tempfile.mkdtemp(prefix="vmlab-iovtrace-")
+            try:
+                try:
+                    path = compile_c("iovtrace", d, extra=("-static",))
+                except VmlabError:
+                    path = compile_c("iovtrace", d)
+                _IOVTRACE["path"] = (str(path), "")
+            except VmlabError as e:
+                _IOVTRACE["path"] = (None, str(e))
+    return _IOVTRACE["path"]
+
+
+#: Calls whose buffers the kernel finds through a vector in user memory (``struct iovec``,
+#: ``struct msghdr``): valgrind prints the vector's address only, so their ranges come from
+#: the ``iovtrace`` helper's log (:class:`VectorLog`).
+VECTOR_WRITES = ("readv", "preadv", "preadv2", "recvmsg", "recvmmsg", "process_vm_readv")
+
+
+class VectorLog:
+    """The log of ``vmlab/data/iovtrace.c`` (the helper ``record_lackey`` runs valgrind
+    under), read as the recording goes: one entry per vector call, ``(pid, nr, arg0, arg1,
+    arg2, result)`` and the ranges the kernel wrote.  The helper writes an entry at the
+    call's return, before valgrind resumes and prints the result line, so the entry of a
+    result line is always in the log when the line is read."""
+
+    def __init__(self, path):
+        self.f = open(path, "rb")
+        self.carry = b""
+        self.entries = []
+
+    def _more(self):
+        data = self.carry + self.f.read()
+        cut = data.rfind(b"\n") + 1
+        self.carry = data[cut:]
+        for line in data[:cut].splitlines():
+            parts = line.split()
+            if len(parts) < 7:
+                continue
+            try:
+                key = (int(parts[0]), int(parts[2]), int(parts[3], 16), int(parts[4], 16),
+                       int(parts[5], 16), int(parts[6]))
+                ranges = [tuple(int(x, 16) for x in r.split(b":")) for r in parts[7:]]
+            except ValueError:
+                continue
+            self.entries.append((key, ranges))
+
+    def take(self, key):
+        """The ranges ``[(addr, nbytes)]`` of the first unclaimed entry with ``key``
+        (``None`` if there is none)."""
+        for attempt in (0, 1):
+            for i, (k, ranges) in enumerate(self.entries):
+                if k == key:
+                    del self.entries[i]
+                    return ranges
+            if attempt == 0:
+                self._more()
+        return None
+
+    def close(self):
+        self.f.close()
+
+
 class KernelWrites:
     """The stores the kernel makes into user memory for a system call (``copy_to_user``:
-    ``read``'s buffer, ``fstat``'s struct...), from valgrind's ``--trace-syscalls`` lines.
+    ``read``'s buffer, ``fstat``'s struct, ``readv``'s vector of buffers...), from
+    valgrind's ``--trace-syscalls`` lines and, for the calls whose buffers are in a vector
+    (:data:`VECTOR_WRITES`), the ``iovtrace`` log (``vectors``, a :class:`VectorLog`).
 
     lackey traces the program's instructions only, so the first touch of a fresh buffer that
     ``read()`` filled would look like a load (a zero-page read fault, then a copy-on-write
     fault at the program's first store) where the kernel took one write fault, in kernel
     mode, inside the call.  Each such call becomes one ``STORE`` record per page of the bytes
     written, placed where the call returns (KERNEL-2026.md section 1: "kernel-mode faults").
+    A vector call whose entry is not in the log (no ``vectors``: no C compiler to build the
+    helper) writes no record and is counted in :attr:`n_unresolved`.
     """
 
-    def __init__(self, page_size=PAGE):
+    def __init__(self, page_size=PAGE, vectors=None):
         self.page_size = page_size
-        self.pending = {}       # (pid, tid) -> (name, args)
+        self.vectors = vectors
+        self.pending = {}       # (pid, tid) -> (name, args, pid, nr)
         self.n_calls = 0
         self.n_records = 0
+        self.n_unresolved = 0
 
     def stores(self, raw):
         """Page addresses the kernel wrote for this syscall line (empty for most lines)."""
@@ -705,39 +802,71 @@ class KernelWrites:
             return self._apply(*call, rest) if call else ()
         name, _, tail = rest.partition(" ")
         name = name[4:] if name.startswith("sys_") else ""
-        if name not in KERNEL_WRITES:
+        if name not in KERNEL_WRITES and name not in VECTOR_WRITES:
             return ()
         arrow = tail.rfind("-->")
         args = tail[:arrow] if arrow >= 0 else tail
         result = tail[arrow + 3:] if arrow >= 0 else ""
+        call = (name, args, int(m[1]), int(m[3]))
         if "[async]" in result and "Success" not in result and "Failure" not in result:
-            self.pending[key] = (name, args)
+            self.pending[key] = call
             return ()
-        return self._apply(name, args, result)
+        return self._apply(*call, result)
 
-    def _apply(self, name, args, result):
+    def _apply(self, name, args, pid, nr, result):
         r = _RESULT.search(result)
         if r is None or r[1] != "Success":
             return ()
-        which, size = KERNEL_WRITES[name]
         parts = args.strip().removesuffix("[sync]").strip().removeprefix("(").removesuffix(")")
         parts = parts.split(",")
+        if name in VECTOR_WRITES:
+            return self._vector(parts, pid, nr, int(r[2], 16))
+        which, size = KERNEL_WRITES[name]
         if which >= len(parts):
             return ()
-        tok = parts[which].strip().split("(", 1)[0]
-        try:
-            buf = int(tok, 0)
-        except ValueError:
+        buf = _number(parts[which])
+        if buf is None:
             return ()
         n = int(r[2], 16) if size is None else size
-        if n <= 0 or buf == 0 or n > 1 << 40:
+        return self._pages([(buf, n)])
+
+    def _vector(self, parts, pid, nr, result):
+        nums = [_number(x) for x in parts[:3]]
+        if result <= 0 or len(nums) < 3 or None in nums:
             return ()
+        ranges = self.vectors.take((pid, nr, *nums, result)) if self.vectors else None
+        if ranges is None:
+            self.n_unresolved += 1
+            return ()
+        return self._pages(ranges)
+
+    def _pages(self, ranges):
+        """One address per page the ranges touch (each range's first at its own byte), in
+        order, each page once."""
         ps = self.page_size
-        first = buf // ps * ps
-        pages = [buf] + list(range(first + ps, buf + n, ps))
+        out, seen = [], set()
+        for buf, n in ranges:
+            if n <= 0 or buf == 0 or n > 1 << 40:
+                continue
+            first = buf // ps * ps
+            for a in [buf] + list(range(first + ps, buf + n, ps)):
+                if a // ps not in seen:
+                    seen.add(a // ps)
+                    out.append(a)
+        if not out:
+            return ()
         self.n_calls += 1
-        self.n_records += len(pages)
-        return pages
+        self.n_records += len(out)
+        return out
+
+
+def _number(tok):
+    """An integer argument as valgrind prints it (``3``, ``0x1fff000630``,
+    ``0x10a010(/path)``), ``None`` if it is not one."""
+    try:
+        return int(tok.strip().split("(", 1)[0], 0)
+    except ValueError:
+        return None
 
 
 def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None):
