@@ -23,7 +23,8 @@ from vmlab.trace import Op, open_trace
 from vmlab.trace.mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, READ_CALLS,
                                   Backing, FileInfo, Mappings)
 from vmlab.trace.native import TraceWriter, read_header
-from vmlab.trace.record import AddressSpace, FileTable, SyscallTracker, exec_reads
+from vmlab.trace.record import (AddressSpace, FileTable, SyscallTracker, exec_reads,
+                               exec_stores)
 from vmlab.trace.strip import strip_trace
 
 PS = 4096
@@ -103,6 +104,23 @@ def test_exec_reads_are_the_elf_loaders(tmp_path):
     assert exec_reads(tmp_path / "prog", interpreter=True) == [(0, 64), (64, 224), (320, 32)]
     (tmp_path / "script").write_text("#!/bin/sh\n")
     assert exec_reads(tmp_path / "script") == []
+
+
+def test_exec_stores_clear_the_page_after_each_data_segments_file_end(tmp_path):
+    # a data segment at file offset 0x168f0, 0xd90 bytes in the file and 0xc85d0 in memory
+    # (gzip's): exec's padzero clears from file offset 0x17680 to the page's end; a
+    # segment whose file part ends on a page boundary, or has no bss, clears nothing
+    _elf(tmp_path / "prog", [(1, 0, 0x2128), (1, 0x168f0, 0xd90), (1, 0x20000, 0x1000)])
+    raw = bytearray((tmp_path / "prog").read_bytes())
+    # p_memsz of the second PT_LOAD (program headers at 64, 56 bytes each, p_memsz at +40)
+    struct.pack_into("<Q", raw, 64 + 56 + 40, 0xc85d0)
+    struct.pack_into("<Q", raw, 64 + 2 * 56 + 40, 0x3000)       # page-aligned file end
+    (tmp_path / "prog").write_bytes(bytes(raw))
+    segs = [("file", 0x108000, 0x10b000, "r----", 1, 2, 0, 1, None),
+            ("file", 0x11f000, 0x121000, "rw---", 1, 2, 0x16000, 1, None),
+            ("file", 0x130000, 0x131000, "rw---", 1, 2, 0x20000, 1, None)]
+    assert exec_stores(str(tmp_path / "prog"), segs, {1: str(tmp_path / "prog")}) == [
+        0x11f000 + 0x1680]
 
 
 # -- the format -----------------------------------------------------------------------------
@@ -249,17 +267,26 @@ READER = r"""
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <stdio.h>
 static char a[8192], b[8192];
+static int initialised = 1;
+extern char _edata[];
 int main(int argc, char **argv) {
+    printf("%lx\n", (unsigned long)_edata);
     int fd = open(argv[1], O_RDONLY);
     struct iovec v[2] = {{a, 100}, {b, 5000}};
-    if (read(fd, a, 10) != 10 || pread(fd, a, 20, 9000) != 20 || readv(fd, v, 2) != 5100)
+    if (!initialised || read(fd, a, 10) != 10 || pread(fd, a, 20, 9000) != 20 || readv(fd, v, 2) != 5100)
         return 1;
     if (preadv(fd, v, 2, 12000) != 5100 || lseek(fd, 30000, SEEK_SET) != 30000)
         return 2;
     return read(fd, a, 8192) == 8192 ? 0 : 3;
 }
 """
+
+
+def initialised_end(tmp_path):
+    """The program's ``_edata`` as it printed it."""
+    return int((tmp_path / "out.txt").read_text().split()[0], 16)
 
 
 @needs_cc
@@ -272,10 +299,16 @@ def test_record_lackey_keeps_the_programs_reads(tmp_path):
                    check=True)
     data = tmp_path / "in.bin"
     data.write_bytes(os.urandom(50_000))
-    path, info = record_lackey([str(tmp_path / "r"), str(data)], tmp_path / "r.vmt",
-                               quiet=True)
-    assert info["exit_code"] == 0
-    m = open_trace(path).mappings
+    with open(tmp_path / "out.txt", "w") as out:
+        path, info = record_lackey([str(tmp_path / "r"), str(data)], tmp_path / "r.vmt",
+                                   quiet=True, stdout=out)
+    assert info["exit_code"] == 0 and initialised_end(tmp_path)
+    tr = open_trace(path)
+    m = tr.mappings
+    # the first record is exec's store clearing the page after the program's data (_edata)
+    edata = initialised_end(tmp_path)
+    if edata % PS:
+        assert (int(tr.addr[0]), int(tr.op[0])) == (edata, int(Op.STORE))
     rows = [(m.files[f].path, o, n, READ_CALLS[c]) for _a, f, o, n, _at, c in m.reads]
     mine = [r[1:] for r in rows if r[0] == str(data)]
     assert mine == [(0, 10, "read"), (9000, 20, "pread64"), (10, 5100, "readv"),

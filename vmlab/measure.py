@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -237,6 +238,60 @@ def run_limited(argv, limit_bytes, *, cwd=None, helper=None, timeout=None):
     res["limit_bytes"] = limit_bytes
     res["helper_faults"] = helper
     return res
+
+
+_MAJ = re.compile(r"majfault \[(?P<ip>[^\]]*)\] => (?P<target>\S+) \((?P<how>[^)]*)\)")
+
+
+def parse_major_faults(text):
+    """The major faults of ``perf trace -F maj --no-syscalls`` output: one dict per fault
+    with ``ip`` (the faulting instruction: ``symbol+offset`` when perf resolved it),
+    ``mode`` (``"kernel"`` when the faulting instruction is in the kernel, as exec's
+    ``elf_load`` writing the start of the bss, else ``"user"``), ``file`` and
+    ``file_offset`` (the faulting address's file and offset when perf resolved it, else
+    ``None``) and ``address`` (the raw address when it did not)."""
+    out = []
+    for line in text.splitlines():
+        m = _MAJ.search(line)
+        if m is None:
+            continue
+        target, how = m["target"], m["how"]
+        file = off = addr = None
+        if "@0x" in target:
+            file, _, o = target.rpartition("@0x")
+            off = int(o, 16)
+        else:
+            with contextlib.suppress(ValueError):
+                addr = int(target, 16)
+        out.append({"ip": m["ip"], "mode": "kernel" if how.endswith("k") else "user",
+                    "file": file, "file_offset": off, "address": addr})
+    return out
+
+
+def major_fault_sites(argv, limit_bytes, *, cwd=None, runs=3):
+    """Where the kernel takes its major faults in cold runs of ``argv`` under the memory
+    limit ``limit_bytes``, the way the limited runs are measured (the program's files
+    dropped, a fresh memory cgroup entered through cgexec), traced by ``perf trace -F maj
+    --no-syscalls``.  Returns one dict per fault (:func:`parse_major_faults`) with ``run``
+    and ``oom_killed``.  Needs root, perf and a cgroup memory controller."""
+    perf = require("perf")
+    if cgroup_version() is None:
+        raise VmlabError(why_no_cgroup())
+    files = program_files(argv, cwd)
+    rows = []
+    for run in range(runs):
+        drop_from_cache(files)
+        with MemoryCgroup(int(limit_bytes) // 4096 * 4096) as cg, \
+                tempfile.NamedTemporaryFile(prefix="vmlab-maj-", suffix=".txt") as log:
+            r = subprocess.run([perf, "trace", "-F", "maj", "--no-syscalls", "-o", log.name,
+                                "--", cgexec_binary(), str(cg.procs), *argv], cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if r.returncode != 0 and not Path(log.name).stat().st_size:
+                raise VmlabError(f"perf trace failed: {r.stderr.decode(errors='replace')[:200]}")
+            killed = cg.oom_kills() > 0
+            for f in parse_major_faults(Path(log.name).read_text(errors="replace")):
+                rows.append({"run": run, "oom_killed": killed, **f})
+    return rows
 
 
 def repeat(fn, runs, *args, **kwargs):

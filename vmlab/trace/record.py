@@ -585,7 +585,8 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                            "valgrind's start-up layout and the syscall trace; the kernel's "
                            "stores into user memory (read, fstat... buffers) as one STORE "
                            "record per page where the call returns; the read()-family file "
-                           "ranges and exec's reads in the file reads table")
+                           "ranges and exec's reads in the file reads table; exec's own "
+                           "stores (the start of each .bss in its .data page) first")
     helper, why_not = iovtrace_binary()
     if helper is None:
         meta = TraceMeta(source=meta.source, notes=meta.notes + "; the buffers of readv, "
@@ -614,11 +615,20 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         op = np.empty(cap, np.uint8)
         size = np.empty(cap, np.uint32)
         carry = b""
+        exec_done = False
         with os.fdopen(rfd, "rb", buffering=0) as pipe:
             while True:
                 data = pipe.read(_BLOCK)
                 if not data:
                     break
+                if not exec_done and n == 0:
+                    # valgrind prints the client's start-up layout (to stderr) before the
+                    # client's first instruction: the exec's own stores go before every
+                    # record (the first blocks may hold only valgrind's preamble)
+                    got = _exec_store_records(errf, program, writer)
+                    if got is not None:
+                        exec_done = True
+                        n += got
                 data = carry + data
                 cut = data.rfind(b"\n") + 1
                 carry = data[cut:]
@@ -664,6 +674,78 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                  "n_mappings": len(writer.mappings), "n_files": len(files.files),
                  "kernel_write_calls": kwrites.n_calls,
                  "vector_calls_unresolved": kwrites.n_unresolved}
+
+
+def exec_stores(program, segs, names, page_size=PAGE):
+    """The addresses the kernel's ELF loader writes in the program's and its interpreter's
+    memory before the first instruction: for each ``PT_LOAD`` segment whose ``p_memsz``
+    exceeds its ``p_filesz`` (``.data`` followed by ``.bss``), ``padzero`` clears the rest of
+    the page holding the segment's file end (``elf_load``): a kernel-mode write fault on a
+    private file page, a copy-on-write that needs the file page (the one major fault a cold
+    ``gzip`` takes under a limit where memory is ample).  ``segs``/``names``: valgrind's
+    start-up layout (:func:`parse_startup_layout`), which says where each file's pages are;
+    one address per page, at the first byte cleared."""
+    interp, _n, _r = _elf_deps(program)
+    out = []
+    for path in (program, interp):
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        for p_offset, p_filesz, p_memsz in _load_segments(real):
+            if p_memsz <= p_filesz:
+                continue
+            end = p_offset + p_filesz          # the file offset of the first byte cleared
+            for kind, start, stop, _perms, _dev, _ino, off, name, _sm in segs:
+                if kind != "file" or os.path.realpath(names.get(name, "")) != real:
+                    continue
+                if off <= end < off + (stop - start) or (end == off + (stop - start)
+                                                         and end % page_size):
+                    addr = start + (end - off)
+                    if addr % page_size:
+                        out.append(addr)
+                    break
+    return out
+
+
+def _load_segments(path):
+    """``(p_offset, p_filesz, p_memsz)`` of each ``PT_LOAD`` of a 64-bit ELF file."""
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
+                return []
+            e = "<" if ident[5] == 1 else ">"
+            phoff, = struct.unpack_from(e + "Q", ident, 32)
+            phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+        out = []
+        for k in range(phnum):
+            p_type, _fl, p_offset, _va, _pa, p_filesz, p_memsz = struct.unpack_from(
+                e + "IIQQQQQ", ph, k * phentsize)
+            if p_type == 1:
+                out.append((p_offset, p_filesz, p_memsz))
+        return out
+    except (OSError, struct.error):
+        return []
+
+
+def _exec_store_records(errf, program, writer):
+    """Append the exec's stores (:func:`exec_stores`) from the start-up layout valgrind has
+    written to ``errf`` so far (read with ``pread``: valgrind shares the file offset);
+    return how many, ``None`` while the layout is not complete."""
+    size = os.fstat(errf.fileno()).st_size
+    text = os.pread(errf.fileno(), size, 0).decode("utf-8", "replace")
+    if "SHOW_SEGMENTS: Memory layout at client startup" not in text \
+            or "aspacem >>>" not in text.split("Memory layout at client startup", 1)[1]:
+        return None                   # not printed yet
+    segs, names = parse_startup_layout(text)
+    pages = exec_stores(program, segs, names)
+    if pages:
+        k = len(pages)
+        writer.append(addr=np.array(pages, np.uint64), op=np.full(k, int(Op.STORE), np.uint8),
+                      size=np.full(k, 8, np.uint32))
+    return len(pages)
 
 
 def _exec_rows(program, files):
