@@ -17,7 +17,8 @@
    18-point exact sweep (memory x replacement) of the first trace's configuration on a
    10^7-record trace, on a ``LocalCluster`` of 1 and then 2 one-thread workers, each
    warmed up by one sweep first (workers open the trace and load the kernel), timed
-   against the same sweep run locally in this process.
+   against the same sweep run locally in this process, and against the machine's own
+   ceiling: the same points split over 1 and 2 plain worker processes (no scheduler).
 
 The machine is shared: the load average is printed with the figures.
 """
@@ -98,6 +99,35 @@ def sampling(path, n, rate, points, replacements):
     return out
 
 
+_PLAIN = {}
+
+
+def _plain_points(path, points):
+    """In a plain worker process: the grid ``points`` of the benchmark's scenario on the trace
+    at ``path`` (the machine's own two-process ceiling, without dask)."""
+    from vmlab.simulation import apply_point
+
+    if path not in _PLAIN:  # opened once a process, like a dask worker's trace
+        tr = open_trace(path)
+        _PLAIN[path] = vmlab.Scenario(tr, vmas=vma_of(tr), records=False, horizon_ns=10**18)
+    sc = _PLAIN[path]
+    return [vmlab.simulate(*apply_point(sc, p)).summary["n_faults"] for p in points]
+
+
+def plain_processes(path, points, workers):
+    """Points per second with ``workers`` plain processes, each given an equal share of the
+    points in one call after a warm-up point of its own (no scheduler at all)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        list(ex.map(_plain_points, [path] * workers, [points[:1]] * workers))  # warm each up
+        shares = [points[k::workers] for k in range(workers)]
+        t0 = time.perf_counter()
+        list(ex.map(_plain_points, [path] * workers, shares))
+        return len(points) / (time.perf_counter() - t0)
+
+
 def dask_scaling(path, n):
     import distributed
 
@@ -107,7 +137,8 @@ def dask_scaling(path, n):
     grid = {"replacement": ["lru", "fifo", "clock"],
             "memory_pages": [int(D * f) for f in (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)]}
     n_points = len(grid["replacement"]) * len(grid["memory_pages"])
-    warm = {"memory_pages": [int(D * 0.1)], "replacement": ["lru", "clock"]}
+    # four points: a first wave of two a worker warms both workers (trace, index, kernel)
+    warm = {"memory_pages": [int(D * 0.1), int(D * 0.2)], "replacement": ["lru", "clock"]}
     print(f"[2] dask: {n_points}-point exact sweep on {n:,} records ({load()})", flush=True)
     vmlab.sweep(sc, warm, n_jobs=1, show_progress=False)
     t0 = time.perf_counter()
@@ -133,6 +164,13 @@ def dask_scaling(path, n):
               f"({rates[workers]:.2f} points/s), rows identical to the local sweep: {same}",
               flush=True)
     print(f"    2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (target 1.7x; {load()})")
+    # the machine's own ceiling: the same points in 1 and 2 plain processes, no dask
+    points = [{"replacement": r, "memory_pages": m}
+              for r in grid["replacement"] for m in grid["memory_pages"]]
+    plain = {w: plain_processes(path, points, w) for w in (1, 2)}
+    print(f"    baseline, plain processes (no dask): 1 process {plain[1]:.2f} points/s, "
+          f"2 processes {plain[2]:.2f} points/s: {plain[2] / plain[1]:.2f}x; dask's 2-worker "
+          f"scaling is {rates[2] / rates[1] / (plain[2] / plain[1]):.0%} of it ({load()})")
 
 
 def main(argv=None):

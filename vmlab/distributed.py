@@ -5,9 +5,11 @@
   differs (a different file at that path on the worker's storage).  Any other trace is
   scattered to every worker once.  Each worker keeps the opened trace, so its index and
   sampled traces are built once per worker.
-* **Tasks of at least about 100 ms.**  A task costs 200 us - 1 ms of scheduling; the first
-  two points run as one task, and the second's time (the first warms the worker up) sets
-  how many points the other tasks carry, as long as every worker still gets a task.
+* **Tasks of at least about 100 ms.**  A task costs 200 us - 1 ms of scheduling.  A first
+  wave gives every worker a task of two points at once (nobody waits for a warm-up run
+  alone); the second point's time in the first task to finish (its first point warmed the
+  worker up) sets how many points the other tasks carry, as long as every worker still gets
+  a task.
 * **Results cached in Parquet**, one file per finished task, each row keyed by the trace's
   checksum, the base scenario, the point's parameters and vmlab's version: an interrupted
   sweep run again with the same ``cache`` resumes where it stopped.
@@ -240,26 +242,33 @@ def run_points(client, scenario, points, *, cache=None, show_progress=None):
         bar.update(len(idx))
 
     try:
-        # two points first: the first warms a worker up (trace, index, sampled trace, the
-        # kernel's code), the second times one replay
-        first = todo[:2]
-        rows, seconds = client.submit(_run_batch, ref, checksum, base,
-                                      [points[i] for i in first], pure=False).result()
-        finish(first, rows)
-        rest = todo[2:]
-        if rest:
-            per_point = max(1e-4, seconds[-1])
-            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-            batch = max(1, math.ceil(TASK_S / per_point))
-            batch = min(batch, max(1, math.ceil(len(rest) / n_workers)))
-            futures = {}
-            for lo in range(0, len(rest), batch):
-                idx = rest[lo:lo + batch]
-                fut = client.submit(_run_batch, ref, checksum, base, [points[i] for i in idx],
-                                    pure=False)
-                futures[fut] = idx
-            for fut in distributed.as_completed(list(futures)):
-                finish(futures[fut], fut.result()[0])
+        # a first wave of two points per worker, all at once: each warms its worker up (trace,
+        # index, sampled trace, the kernel's code) with its first point and times one warm
+        # replay with its second; the first to finish sizes the batches of the rest
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        n_first = min(len(todo), 2 * n_workers)
+        pending = distributed.as_completed()
+        futures = {}
+
+        def submit(idx):
+            fut = client.submit(_run_batch, ref, checksum, base, [points[i] for i in idx],
+                                pure=False)
+            futures[fut] = idx
+            pending.add(fut)
+
+        for lo in range(0, n_first, 2):
+            submit(todo[lo:min(lo + 2, n_first)])
+        rest = todo[n_first:]
+        for fut in pending:
+            rows, seconds = fut.result()
+            finish(futures.pop(fut), rows)
+            if rest:
+                per_point = max(1e-4, seconds[-1])
+                batch = max(1, math.ceil(TASK_S / per_point))
+                batch = min(batch, max(1, math.ceil(len(rest) / n_workers)))
+                for lo in range(0, len(rest), batch):
+                    submit(rest[lo:lo + batch])
+                rest = []
     finally:
         bar.close()
     return [results[i] for i in range(len(points))]
