@@ -337,3 +337,60 @@ def test_mincore_helper_sees_the_page_cache(tmp_path):
     out = subprocess.run([mincore_binary(), str(f)], capture_output=True, text=True,
                          check=True).stdout
     assert out.splitlines() == [f"{f}\t"]
+
+
+# -- measuring the kernel's side ------------------------------------------------------------
+def test_perf_trace_major_faults_are_parsed():
+    from vmlab.measure import parse_major_faults
+
+    text = ("     0.000 ( 0.000 ms): gzip/10239 majfault [elf_load+0x28a] => 0x560af476f680 (?k)\n"
+            "     7.576 ( 0.000 ms): python3/10489 majfault [strchr+0x23] => "
+            "/usr/bin/python3.11@0x11bd6 (d.)\n"
+            "some other line\n"
+            "    36.138 ( 0.000 ms): python3/10489 majfault [0x2d1280] => "
+            "/usr/bin/python3.11@0x2d1280 (d.)\n")
+    assert parse_major_faults(text) == [
+        {"ip": "elf_load+0x28a", "mode": "kernel", "file": None, "file_offset": None,
+         "address": 0x560af476f680},
+        {"ip": "strchr+0x23", "mode": "user", "file": "/usr/bin/python3.11",
+         "file_offset": 0x11bd6, "address": None},
+        {"ip": "0x2d1280", "mode": "user", "file": "/usr/bin/python3.11",
+         "file_offset": 0x2d1280, "address": None}]
+
+
+def test_shipped_kernel_major_sites_load():
+    from vmlab.studies.kernel_agreement import kernel_major_sites
+
+    k = kernel_major_sites()
+    gz = k[k["program"] == "gzip"]
+    # every traced cold gzip run under 1 MB: one major fault, exec's own write
+    assert gz["per_run"].tolist() == [1.0] and gz["site"].tolist() == ["elf_load (kernel mode)"]
+    assert gz["runs"].tolist() == ["5/5"]
+
+
+def _perf_works():
+    p = shutil.which("perf")
+    return bool(p) and subprocess.run([p, "stat", "-e", "page-faults", "true"],
+                                      capture_output=True).returncode == 0
+
+
+@needs_cc
+@pytest.mark.skipif(not _perf_works(), reason="needs a working perf (apt-get install "
+                    "linux-perf; as non-root kernel.perf_event_paranoid=-1)")
+def test_cold_snapshot_is_taken_where_the_program_starts(tmp_path):
+    from vmlab.measure import cold_page_cache
+
+    f = tmp_path / "input.bin"
+    f.write_bytes(os.urandom(3 * PS))
+    with open(f, "rb") as fh:
+        os.fsync(fh.fileno())
+    argv = ["/bin/cat", str(f)]
+    at_exec = cold_page_cache(argv, tmp_path)
+    at_drop = cold_page_cache(argv, tmp_path, where="drop")
+    assert at_exec[str(f.resolve())] == [] and at_drop[str(f.resolve())] == []
+    # perf's own start can only add pages of the files it shares with the program
+    for path, runs in at_drop.items():
+        dropped = sum(b - a for a, b in runs)
+        assert sum(b - a for a, b in at_exec.get(path, [])) >= dropped - 2, path
+    with pytest.raises(Exception, match="where must be"):
+        cold_page_cache(argv, tmp_path, where="later")
