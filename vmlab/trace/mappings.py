@@ -29,9 +29,10 @@ A trace recorded from a real program (``vmlab record``) carries, beside its reco
   device (its backing device's ``read_ahead_kb``, the kernel's ``ra_pages``), ``None`` when
   not measured.
 
-* **file reads**: one row per ``read()``-family system call of the run on a file (and two
-  per ``exec``: the kernel's own reads of the program's and its interpreter's headers),
-  the file range it read and the record number it happened at (:data:`FILE_READ_DTYPE`,
+* **file reads**: one row per ``read()``-family system call of the run on a regular file
+  (and, at record 0, the kernel's own reads at ``exec`` of the program's and its
+  interpreter's headers, program headers and notes), the file range it read and the record
+  number it happened at (:data:`FILE_READ_DTYPE`,
   :data:`READ_CALLS`).  These put pages in the page cache without a fault; a user-space
   access trace does not show them.  ``Mappings.reads`` (empty when the recording did not
   track them).
