@@ -672,7 +672,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         shutil.rmtree(vdir, ignore_errors=True)
     return out, {"records": n, "seconds": elapsed, "exit_code": code,
                  "n_mappings": len(writer.mappings), "n_files": len(files.files),
-                 "kernel_write_calls": kwrites.n_calls,
+                 "kernel_write_calls": kwrites.n_calls, "kernel_write_records": kwrites.n_records,
                  "vector_calls_unresolved": kwrites.n_unresolved}
 
 
