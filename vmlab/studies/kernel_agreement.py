@@ -363,3 +363,15 @@ def kernel_major_sites(data_dir=None):
                         "site": site, "runs": f"{h['run'].nunique()}/{runs}",
                         "per_run": per_run})
     return pd.DataFrame(out)
+
+
+def sites_text(kernel_sites, predicted_sites, program):
+    """``(kernel, predicted)``: the major-fault sites of ``program`` in words, from
+    :func:`kernel_major_sites` and the per-object counts of :func:`major_fault_pages`
+    (columns ``program``, ``object``, ``segment``, ``predicted_major``)."""
+    k = kernel_sites[kernel_sites["program"] == program]
+    p = predicted_sites[predicted_sites["program"] == program]
+    kernel = ", ".join(f"{r.site} ({r.runs} runs)" for r in k.itertuples())
+    predicted = ", ".join(f"{r.predicted_major} in {r.object}'s {r.segment} pages"
+                          for r in p.itertuples())
+    return kernel or "none", predicted or "none"
