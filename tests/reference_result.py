@@ -38,6 +38,14 @@ class ReferenceResult:
                                                categories=list(C.LOCK_KIND_NAMES))
         lk["wait_ns"] = np.where(lk["acquire_ns"] >= 0, lk["acquire_ns"] - lk["request_ns"], -1)
         self.locks = lk.sort_values(["request_ns", "thread"], kind="stable").reset_index(drop=True)
+        vl = pd.DataFrame(raw.vma_locks)
+        vl["lock"] = pd.Categorical.from_codes(vl["lock"].astype(int),
+                                               categories=list(C.LOCK_NAMES))
+        vl["outcome"] = pd.Categorical.from_codes(vl["outcome"].astype(int),
+                                                  categories=list(C.LOCK_OUTCOME_NAMES))
+        # VMA lock and speculative attempts, as Result.vma_locks (docs/model.md 15.6)
+        self.vma_locks = vl.sort_values(["request_ns", "thread"],
+                                        kind="stable").reset_index(drop=True)
         self.counters = self._counters()
         self.summary = self._summary()
 

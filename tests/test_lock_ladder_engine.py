@@ -144,3 +144,17 @@ def test_an_spf_abort_ends_when_its_line_cost_is_paid_not_before(horizon_ns, rel
         assert (list(v["acquire_ns"]), list(v["release_ns"])) == ([0], [release_ns]), name
     diff = first_difference(canonical(run(sc, "spf")), canonical(reference(sc, "spf")))
     assert diff is None, diff
+
+
+@pytest.mark.parametrize("policy", ("fault_retry_v57", "per_vma_lock", "spf"))
+def test_merged_ebizzy_band_engine_equals_reference(policy):
+    # docs/model.md 15.8: the kernel's merged table is an ordinary VMA table, every writer's
+    # range inside the one band; both simulators replay it record for record, lock costs on
+    from vmlab.studies import ladder
+
+    costs = ladder.lock_costs(ladder.pft_line_ns(ladder.pft_fault_ns(Costs(mmap_cs_ns=18_000))),
+                              costs=Costs(mmap_cs_ns=18_000))
+    sc = ladder.ebizzy_scenario(6, n_iters=3, chunk_pages=16, costs=costs, merge=True)
+    assert len(sc.vmas) == 1
+    diff = first_difference(canonical(run(sc, policy)), canonical(reference(sc, policy)))
+    assert diff is None, diff

@@ -223,6 +223,12 @@ def test_09_twenty_years_later(executed):
     # ebizzy: speculative and per-VMA faults leave the lock word and the munmap queue
     assert r["spf_ratio_16"] > 1.4 and r["per_vma_ratio_16"] > 1.4
     assert r["spf_n_mmap_lock_read_16"] == r["spf_n_vma_lock_fallbacks_16"]
+    # the merged band: its changes fall in several times as many speculative windows as a
+    # chunk's neighbours' do; simulated with the engine's whole-hold count, per-VMA faults
+    # fall back (no gain) and spf keeps part of its gain
+    assert r["spf_band_abort_estimate_16"] > 3 * r["spf_abort_fraction_16"]
+    assert r["merged_per_vma_ratio_16"] == pytest.approx(1.0, abs=0.05)
+    assert 1.1 < r["merged_spf_ratio_16"] < r["spf_ratio_16"]
     # retry under the VMA lock: fewer acquisitions, less total read wait
     assert r["retry_reads"] > 1 and r["retry_wait"] > 1
     assert set(r["reproduction"]) >= {"lespinasse_after", "pft_12_over_1", "spf_16",

@@ -13,6 +13,8 @@ with, and the setups those figures were measured on, are written down here once
 :func:`lock_table`             per policy: the lock measures of docs/model.md 15.6
 :func:`pft_table`              per thread count and policy: faults per second
 :func:`spf_table`              per policy: ebizzy iterations per second and the abort rate
+:func:`band_change_aborts`     the merged band's aborts under Dufour's count, on a run's
+                               timeline (docs/model.md 15.8)
 :func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
 :func:`tracepoint_wait_bins`   the waits as the kernel's tracepoints give them, beside a
                                real ``perf`` capture
@@ -40,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..model.costs import HDD, Costs, as_dist
+from ..model.merge import merge_vmas
 from ..model.policies import LADDER_ORDER
 from ..model.scenario import Scenario, Vma
 from ..simulation import simulate_many
@@ -310,27 +313,39 @@ EBIZZY_WRITER_NS = 18_000
 
 
 def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neighbour_pages=1,
-                    touch_gap_ns=10, iter_gap_ns=20, costs=None):
+                    touch_gap_ns=10, iter_gap_ns=20, costs=None, merge=False):
     """ebizzy ``-mTt``: each thread mmaps a chunk, stores to each of its pages, munmaps it,
-    ``n_iters`` times (:func:`vmlab.trace.synth.ebizzy`), one ``anon`` VMA per chunk.
+    ``n_iters`` times (:func:`vmlab.trace.synth.ebizzy`).
 
     ``-m`` allocates every chunk with ``mmap`` and frees it with ``munmap`` (two writers per
     iteration); ``-T`` only touches the pages (one store each: ``touch_gap_ns`` is the loop
-    step, no copy or search); ``-t`` one thread per CPU.  The writers' ranges cover
-    ``neighbour_pages`` of each adjacent chunk (a new mapping merging with, or an unmap
-    splitting, its neighbour), which is what aborts the neighbours' speculative faults.
-    The default ``costs`` are ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS`.
+    step, no copy or search); ``-t`` one thread per CPU.  The default ``costs`` are
+    ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS`.
+
+    The VMAs, two static forms of the kernel's (docs/model.md 15.8):
+
+    * ``merge=False``: one ``anon`` VMA per chunk, as if chunks never merged; a writer's range
+      covers ``neighbour_pages`` of each adjacent chunk, so it changes the neighbours' VMAs.
+    * ``merge=True``: the VMAs the kernel keeps (:func:`vmlab.model.merge_vmas`).  Top-down
+      ``mmap`` places each chunk right below the lowest one, or in the highest hole a
+      ``munmap`` left, so the live chunks of all threads are adjacent anonymous mappings with
+      equal flags: one VMA, the band.  Every ``mmap`` merges into the band (``vma_expand`` of
+      its neighbour) and every ``munmap`` splits it: each writer changes the VMA every other
+      thread is faulting in.  Writers' ranges are their chunk alone (``neighbour_pages`` is
+      ignored): within the band it names the band.
 
     Returns
     -------
     Scenario
     """
     tr = synth.ebizzy(n_threads=n_threads, n_iters=n_iters, chunk_pages=chunk_pages,
-                      neighbour_pages=neighbour_pages, touch_gap_ns=touch_gap_ns,
-                      iter_gap_ns=iter_gap_ns)
+                      neighbour_pages=0 if merge else neighbour_pages,
+                      touch_gap_ns=touch_gap_ns, iter_gap_ns=iter_gap_ns)
     span = chunk_pages * PAGE
     vmas = tuple(Vma(synth.DEFAULT_BASE + j * span, synth.DEFAULT_BASE + (j + 1) * span,
                      backing="anon", name=f"chunk{j}") for j in range(n_threads * n_iters))
+    if merge:
+        vmas = merge_vmas(vmas)
     return Scenario(tr, vmas=vmas, costs=costs or Costs(mmap_cs_ns=EBIZZY_WRITER_NS))
 
 
@@ -504,6 +519,47 @@ def pft_sweep(threads=PFT_THREADS, policies=("fault_retry_v57", "per_vma_lock"),
     return pft_table({(T, r.policy_name): r for (T, _), r in zip(keys, res)})
 
 
+def band_change_aborts(result):
+    """The faults of an ebizzy run (:func:`ebizzy_scenario`, under ``spf``) whose speculative
+    attempt a change of the merged band would abort under Dufour's per-VMA sequence count.
+
+    In the kernel every writer changes the band (``merge=True`` of :func:`ebizzy_scenario`),
+    but Dufour's count is odd only while ``__vma_adjust()`` rewrites the VMA, a few hundred
+    ns, not for the writer's whole hold as docs/model.md 15.4 makes it (the engine's count,
+    and Lespinasse's address-space count, are odd from grant to release).  So on the run's
+    own timeline a speculative attempt, from its count read to its end, aborts iff it
+    contains a change instant: a ``munmap``'s split at its grant (the split comes before the
+    unmap), an ``mmap``'s merge at its release (the merge comes after the search for a
+    gap).  Each thread's writers alternate ``mmap``, ``munmap`` (:func:`vmlab.trace.synth.ebizzy`).
+    An attempt that aborted or fell back in the run counts as aborted.  First order: the
+    aborts found here do not feed back into the timeline (an abort would retry under
+    ``mmap_lock``).  For evenly spread instants the fraction is the attempt's window over
+    the mean time between changes.
+
+    Returns
+    -------
+    int
+        Faults whose speculative attempt would abort (0 for a run without speculative
+        attempts).
+    """
+    vl = result.vma_locks
+    seq = vl[vl["lock"] == "seq"]
+    if not len(seq):
+        return 0
+    lk = result.locks
+    w = lk[(lk["kind"] == "lock_w") & (lk["acquire_ns"] >= 0)].sort_values(
+        ["thread", "request_ns"], kind="stable")
+    is_mmap = (w.groupby("thread").cumcount() % 2 == 0).to_numpy()
+    change = np.where(is_mmap, w["release_ns"], w["acquire_ns"]).astype(np.int64)
+    change = np.sort(change[change >= 0])
+    held = (seq["outcome"] == "held").to_numpy()
+    t0 = seq["acquire_ns"].to_numpy(np.int64)
+    t1 = seq["release_ns"].to_numpy(np.int64)
+    # a change at the count read itself is seen as odd (an abort), one at the end is not
+    inside = np.searchsorted(change, t1, side="left") > np.searchsorted(change, t0, side="left")
+    return int((~held | inside).sum())
+
+
 def spf_table(results):
     """Per run of :func:`ebizzy_scenario`: throughput and speculative aborts.
 
@@ -517,8 +573,11 @@ def spf_table(results):
     DataFrame
         ``n_threads``, ``policy``, ``iterations_per_s`` (allocate-fill-free iterations, all
         threads, over the run), ``n_faults``, ``n_spf_aborts``, ``abort_fraction`` (aborts
-        per fault), ``n_vma_lock_fallbacks``, ``n_mmap_lock_read``, ``vs_baseline`` (this
-        policy's throughput over the first policy's at the same thread count).
+        per fault), ``n_vma_lock_fallbacks``, ``n_mmap_lock_read``,
+        ``band_abort_fraction`` (:func:`band_change_aborts` per fault: the abort rate of
+        the merged band under Dufour's count, estimated on this run's timeline; NaN for a
+        policy without speculative attempts), ``vs_baseline`` (this policy's throughput
+        over the first policy's at the same thread count).
     """
     rows = []
     for (T, name), r in results.items():
@@ -531,17 +590,21 @@ def spf_table(results):
                      "n_faults": s["n_faults"], "n_spf_aborts": aborts,
                      "abort_fraction": aborts / s["n_faults"],
                      "n_vma_lock_fallbacks": lock_count(r, "n_vma_lock_fallbacks"),
-                     "n_mmap_lock_read": lock_count(r, "n_mmap_lock_read")})
+                     "n_mmap_lock_read": lock_count(r, "n_mmap_lock_read"),
+                     "band_abort_fraction": (band_change_aborts(r) / s["n_faults"]
+                                             if r.policy.fault_lock == "speculative"
+                                             else math.nan)})
     df = pd.DataFrame(rows)
     first = df.groupby("n_threads")["iterations_per_s"].transform("first")
     df["vs_baseline"] = df["iterations_per_s"] / first
     return df
 
 
-def spf_sweep(threads=(16, 24), policies=("fault_retry_v57", "per_vma_lock", "spf"),
+def spf_sweep(threads=(16, 24, 48), policies=("fault_retry_v57", "per_vma_lock", "spf"),
               costs=None, n_jobs=None, **ebizzy):
     """Run :func:`ebizzy_scenario` at each thread count (the cited 16- and 24-CPU runs: one
-    thread per CPU) under each policy; :func:`spf_table`.
+    thread per CPU; the abort count's 48) under each policy; :func:`spf_table`.  ``ebizzy``:
+    :func:`ebizzy_scenario`'s keywords (``merge=True``: the kernel's merged VMAs).
 
     ``costs`` default: ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS` and the
     lock-word costs of :func:`pft_sweep` (:func:`lock_costs`).

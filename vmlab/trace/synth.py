@@ -1017,11 +1017,13 @@ def ebizzy(n_threads=8, n_iters=50, chunk_pages=16, neighbour_pages=1, touch_gap
     before each iteration's ``mmap``.  Chunk ``j = iteration * n_threads + thread`` lies at
     ``base_addr + j * chunk_pages`` pages, so chunks allocated at about the same time by
     different threads are neighbours, as an allocator's mappings are.  A writer's range is
-    its chunk plus ``neighbour_pages`` on each side: a new mapping merging with, or an unmap
-    splitting, the adjacent VMA write-locks it (0: the chunk alone).  A scenario gives each
-    chunk its own ``anon`` VMA; the pages are fresh every iteration because vmlab's VMAs
-    are static (an unmapped chunk's PTEs would otherwise stay).  The writers' ranges are what
-    aborts speculative faults of the neighbours (docs/model.md 15.4).
+    its chunk plus ``neighbour_pages`` on each side: with one VMA per chunk, a new mapping
+    merging with, or an unmap splitting, the adjacent VMA write-locks it (0: the chunk
+    alone, the form for the kernel's merged table, where the chunk lies inside the one VMA
+    every writer changes: :func:`vmlab.studies.ladder.ebizzy_scenario`, docs/model.md
+    15.8).  The pages are fresh every iteration because vmlab's VMAs are static (an
+    unmapped chunk's PTEs would otherwise stay).  The writers' ranges are what aborts
+    speculative faults (docs/model.md 15.4).
 
     Parameters
     ----------
