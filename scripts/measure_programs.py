@@ -59,8 +59,14 @@ def main(argv=None):
                    help="also record each program with valgrind lackey (1-3 min each)")
     p.add_argument("--lackey-only", action="store_true",
                    help="only the lackey recordings (the native measurements are kept)")
+    p.add_argument("--major-sites", action="store_true",
+                   help="only kernel_majors.csv: where the kernel takes its major faults at "
+                        "the largest limit of each sweep (perf trace, root)")
     a = p.parse_args(argv)
     out = Path(a.out)
+    if a.major_sites:
+        write_major_sites(out, a.runs, a.only)
+        return
     if a.readme_only:
         write_readme(out)
         return
@@ -92,6 +98,32 @@ def main(argv=None):
     (out / "native_faults.json").write_text(json.dumps(meta, indent=1) + "\n")
     write_readme(out)
     print(f"wrote {out / 'native_faults.csv'} ({len(rows)} runs)", file=sys.stderr)
+
+
+def write_major_sites(out, runs, only=None):
+    """``kernel_majors.csv``: each swept program's major faults with their sites
+    (:func:`vmlab.measure.major_fault_sites`) at the largest limit of its sweep."""
+    import tempfile
+
+    import pandas as pd
+
+    from vmlab.measure import PROGRAMS, major_fault_sites, make_inputs
+    from vmlab.studies.kernel_agreement import program_command
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vmlab-measure-") as work:
+        make_inputs(work)
+        for name, _t, _w, sweep in PROGRAMS:
+            if not sweep or (only and name not in only.split(",")):
+                continue
+            limit = int(max(sweep)) // 4096 * 4096
+            for r in major_fault_sites(program_command(name), limit, cwd=work, runs=runs):
+                rows.append({"program": name, "limit_bytes": limit, **r,
+                             "address": "" if r["address"] is None else hex(r["address"])})
+    df = pd.DataFrame(rows)
+    df["file_offset"] = df["file_offset"].astype("Int64")
+    df.to_csv(Path(out) / "kernel_majors.csv", index=False)
+    print(f"wrote {Path(out) / 'kernel_majors.csv'} ({len(df)} major faults)", file=sys.stderr)
 
 
 def record_lackey_programs(out, only=None):
@@ -130,9 +162,13 @@ def write_readme(out):
         "and times, and the run's mappings with the page-cache state of its start-up files), "
         "`lackey_<program>.vmt` (a `vmlab record` valgrind lackey recording of each program, "
         "20-70 million accesses, stripped by `vmlab.trace.strip`: every first read and first "
-        "write of every page kept, the prediction's input for notebook 08). Limited runs "
+        "write of every page kept, the prediction's input for notebook 08), "
+        "`kernel_majors.csv` (`--major-sites`: where the kernel takes its major faults at "
+        "the largest limit of each sweep, `perf trace -F maj`, 5 cold runs). Limited runs "
         "start from the cold page cache in `native_faults.json` (`cold_page_cache`: the "
-        "resident page runs of each program file right after the drop).",
+        "resident page runs of each program file where the program starts, after the drop "
+        "and perf's own start, which reads back the data pages of the libraries perf "
+        "uses).",
         "", "## Programs", ""]
     for name, p in meta["programs"].items():
         lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")

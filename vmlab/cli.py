@@ -368,6 +368,10 @@ def _record(a):
     print(f"wrote {path}: {info['records']:,} records, {info['n_mappings']} mapping rows, "
           f"{info['n_files']} files; program exit code {info['exit_code']}, "
           f"{info['seconds']:.2f} s", file=sys.stderr)
+    if info.get("vector_calls_unresolved"):
+        print(f"note: {info['vector_calls_unresolved']} readv/recvmsg-style call(s) wrote user "
+              "memory that the recording does not hold (the iovtrace helper could not be "
+              "built or did not see them)", file=sys.stderr)
     return 0
 
 

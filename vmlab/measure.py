@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -183,16 +184,21 @@ _CGEXEC = {}
 
 def cgexec_binary():
     """The compiled cgexec helper (built once per process, static when possible)."""
-    if "path" not in _CGEXEC:
+    return _helper("cgexec")
+
+
+def _helper(name):
+    """``vmlab/data/NAME.c`` compiled once per process, static when possible."""
+    if name not in _CGEXEC:
         from .calibrate import compile_c
 
-        d = tempfile.mkdtemp(prefix="vmlab-cgexec-")
+        d = tempfile.mkdtemp(prefix=f"vmlab-{name}-")
         try:
-            path = compile_c("cgexec", d, extra=("-static",))
+            path = compile_c(name, d, extra=("-static",))
         except VmlabError:
-            path = compile_c("cgexec", d)
-        _CGEXEC["path"] = str(path)
-    return _CGEXEC["path"]
+            path = compile_c(name, d)
+        _CGEXEC[name] = str(path)
+    return _CGEXEC[name]
 
 
 def helper_faults(runs=5):
@@ -232,6 +238,60 @@ def run_limited(argv, limit_bytes, *, cwd=None, helper=None, timeout=None):
     res["limit_bytes"] = limit_bytes
     res["helper_faults"] = helper
     return res
+
+
+_MAJ = re.compile(r"majfault \[(?P<ip>[^\]]*)\] => (?P<target>\S+) \((?P<how>[^)]*)\)")
+
+
+def parse_major_faults(text):
+    """The major faults of ``perf trace -F maj --no-syscalls`` output: one dict per fault
+    with ``ip`` (the faulting instruction: ``symbol+offset`` when perf resolved it),
+    ``mode`` (``"kernel"`` when the faulting instruction is in the kernel, as exec's
+    ``elf_load`` writing the start of the bss, else ``"user"``), ``file`` and
+    ``file_offset`` (the faulting address's file and offset when perf resolved it, else
+    ``None``) and ``address`` (the raw address when it did not)."""
+    out = []
+    for line in text.splitlines():
+        m = _MAJ.search(line)
+        if m is None:
+            continue
+        target, how = m["target"], m["how"]
+        file = off = addr = None
+        if "@0x" in target:
+            file, _, o = target.rpartition("@0x")
+            off = int(o, 16)
+        else:
+            with contextlib.suppress(ValueError):
+                addr = int(target, 16)
+        out.append({"ip": m["ip"], "mode": "kernel" if how.endswith("k") else "user",
+                    "file": file, "file_offset": off, "address": addr})
+    return out
+
+
+def major_fault_sites(argv, limit_bytes, *, cwd=None, runs=3):
+    """Where the kernel takes its major faults in cold runs of ``argv`` under the memory
+    limit ``limit_bytes``, the way the limited runs are measured (the program's files
+    dropped, a fresh memory cgroup entered through cgexec), traced by ``perf trace -F maj
+    --no-syscalls``.  Returns one dict per fault (:func:`parse_major_faults`) with ``run``
+    and ``oom_killed``.  Needs root, perf and a cgroup memory controller."""
+    perf = require("perf")
+    if cgroup_version() is None:
+        raise VmlabError(why_no_cgroup())
+    files = program_files(argv, cwd)
+    rows = []
+    for run in range(runs):
+        drop_from_cache(files)
+        with MemoryCgroup(int(limit_bytes) // 4096 * 4096) as cg, \
+                tempfile.NamedTemporaryFile(prefix="vmlab-maj-", suffix=".txt") as log:
+            r = subprocess.run([perf, "trace", "-F", "maj", "--no-syscalls", "-o", log.name,
+                                "--", cgexec_binary(), str(cg.procs), *argv], cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if r.returncode != 0 and not Path(log.name).stat().st_size:
+                raise VmlabError(f"perf trace failed: {r.stderr.decode(errors='replace')[:200]}")
+            killed = cg.oom_kills() > 0
+            for f in parse_major_faults(Path(log.name).read_text(errors="replace")):
+                rows.append({"run": run, "oom_killed": killed, **f})
+    return rows
 
 
 def repeat(fn, runs, *args, **kwargs):
@@ -283,20 +343,48 @@ def page_ranges(resident):
     return [[int(a), int(b)] for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
 
 
-def cold_page_cache(argv, cwd=None):
+def cold_page_cache(argv, cwd=None, where="exec"):
     """The page cache a cold run of ``argv`` starts from: its files (:func:`program_files`)
-    dropped as before each limited run, then measured with ``mincore``.  What stays is what
-    other processes map (the C library, the loader, a Python that other processes run).
-    Returns ``{path: [[first, end), ...] resident page runs}``."""
+    dropped as before each limited run, then measured with ``mincore``.  Returns ``{path:
+    [[first, end), ...] resident page runs}``.
+
+    ``where="exec"`` (default) measures where the program would start: from a static helper
+    (``vmlab/data/mincore.c``) that ``perf stat`` runs as it runs the program, so the pages
+    that ``perf`` itself reads back between the drop and the program's ``exec`` (the data
+    segments of the C library and the loader: copy-on-write pages that no process maps after
+    its first write, so the drop takes them out, and every new process reads them again)
+    are resident, as the measured run finds them.  ``where="drop"`` measures right after
+    the drop, from this process (what stays is what other processes map)."""
     from .trace.mappings import residency
 
     files = program_files(argv, cwd)
+    if where not in ("exec", "drop"):
+        raise VmlabError(f"where must be 'exec' or 'drop', got {where!r}")
     drop_from_cache(files)
     out = {}
-    for path in files:
-        with contextlib.suppress(OSError):
-            out[os.path.realpath(path)] = page_ranges(residency(path))
+    if where == "drop":
+        for path in files:
+            with contextlib.suppress(OSError):
+                out[os.path.realpath(path)] = page_ranges(residency(path))
+        return out
+    perf = require("perf")
+    r = subprocess.run([perf, "stat", "-x", ",", "-o", os.devnull, "-e", "page-faults", "--",
+                        mincore_binary(), *files], capture_output=True, text=True, cwd=cwd)
+    if r.returncode != 0:
+        raise VmlabError(f"the page-cache snapshot failed: {r.stderr.strip()[:200]}")
+    for line in r.stdout.splitlines():
+        path, _, runs = line.rpartition("\t")
+        if not path or runs == "!":
+            continue
+        out[os.path.realpath(path)] = [[int(a), int(b)] for a, b in
+                                       (x.split("-") for x in runs.split(",") if x)]
     return out
+
+
+def mincore_binary():
+    """The compiled page-cache snapshot helper (built once per process, static when
+    possible: it must touch no shared library)."""
+    return _helper("mincore")
 
 
 def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None):

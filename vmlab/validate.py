@@ -33,34 +33,34 @@ from .errors import VmlabError
 VALGRIND_OBJECTS = ("vgpreload_core-amd64-linux.so", "lackey-amd64-linux")
 
 
-def cold_preload(trace, vmas, cold_cache):
-    """The preload of a cold run: for each file of ``cold_cache`` (:func:`vmlab.measure.
-    cold_page_cache`, by real path), the pages that stayed resident after the drop; the other
-    files as the recording found them."""
-    from .model.recorded import file_names, preload_for
+def cold_residency(trace, cold_cache):
+    """``{file identity: bool array}``: the page-cache state of a cold run for each file of
+    ``cold_cache`` (:func:`vmlab.measure.cold_page_cache`, by real path: the resident page
+    runs after the drop), for :func:`vmlab.model.recorded.preload_for`'s ``residency``."""
+    from .model.recorded import file_names
 
     ps = int(trace.page_size)
-    names = dict(zip(file_names(trace.mappings), trace.mappings.files))
-    base = preload_for(trace, vmas)
-    keep = np.ones(len(base), bool)
-    extra = []
-    for v in vmas:
-        info = names.get(v.file)
-        if info is None or v.asid != 0:
-            continue
+    out = {}
+    for name, info in zip(file_names(trace.mappings), trace.mappings.files):
         ranges = cold_cache.get(os.path.realpath(info.path))
         if ranges is None:
             continue
-        keep &= ~((base >= v.start) & (base < v.end))
         res = np.zeros(-(-int(info.size_bytes) // ps), bool)
         for a, b in ranges:
             res[a:b] = True
-        pages = np.arange(v.start, v.end, ps, dtype=np.uint64)
-        fpage = v.offset // ps + np.arange(len(pages))
-        ok = fpage < len(res)
-        ok[ok] = res[fpage[ok]]
-        extra.append(pages[ok])
-    return np.unique(np.concatenate([base[keep], *extra]))
+        out[name] = res
+    return out
+
+
+def cold_preload(trace, vmas, cold_cache, ra_pages=None):
+    """The preload of a cold run: the files of ``cold_cache`` in their cold state
+    (:func:`cold_residency`), the other files as the recording found them, and the pages
+    the run's reads bring in before it touches them (:func:`vmlab.model.recorded.
+    preload_for`)."""
+    from .model.recorded import preload_for
+
+    return preload_for(trace, vmas, residency=cold_residency(trace, cold_cache),
+                       ra_pages=ra_pages)
 
 
 def predict(trace, memory_bytes=None, cold_cache=None, **overrides):

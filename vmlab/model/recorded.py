@@ -8,7 +8,10 @@ page cache starts from an explicit preload, so this module translates:
   the program touched it: backing, ``prot``, ``private``, the file's identity and offset;
 * :func:`files_for`: each mapped file's size (``File``), so fault-around and readahead clip at
   its end;
-* :func:`preload_for`: the file pages resident when the run started;
+* :func:`preload_for`: the file pages resident when the run started, or read into the page
+  cache (``read()``-family calls, ``exec``; :func:`read_pages`) before the run first
+  touched them;
+* :func:`ra_pages_for`: the readahead window of the recorded devices;
 * :func:`scenario_for`: all of it with :data:`~vmlab.model.scenario.KERNEL_DEFAULTS` (the
   kernel fault model, fault-around, readahead, the two-list replacement), the memory limit
   ``memory_bytes`` when one is given, and any override (docs/model.md section 11,
@@ -218,10 +221,15 @@ def unknown_files(trace, vmas=None):
     return sorted(n for n in used if by_name[n].resident is None)
 
 
-def preload_for(trace, vmas=None, unknown="resident"):
-    """Addresses (address space 0) of the pages of file VMAs whose file page was resident
-    when the recording started: the page cache the run began with.  ``unknown`` says what
-    to assume for files the recording did not measure (:data:`UNKNOWN_RESIDENCY`)."""
+def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=None):
+    """Addresses (address space 0) of the pages of file VMAs whose file page was in the page
+    cache before the program first touched it: resident when the recording started, or
+    read in by a ``read()``-family call or ``exec`` (the trace's file reads table, with the
+    kernel's readahead: :func:`read_pages`) before the first access to that virtual page.
+    ``unknown`` says what to assume for files the recording did not measure
+    (:data:`UNKNOWN_RESIDENCY`); ``residency`` (``{file identity: bool array}``, as
+    :func:`file_names` names them) replaces the recorded state of those files (a cold
+    run's); ``ra_pages``: the readahead window of the reads (default :func:`ra_pages_for`)."""
     if unknown not in UNKNOWN_RESIDENCY:
         raise ScenarioError(f"unknown residency must be one of {UNKNOWN_RESIDENCY}, got "
                             f"{unknown!r}")
@@ -230,33 +238,223 @@ def preload_for(trace, vmas=None, unknown="resident"):
         return np.zeros(0, np.uint64)
     vmas = vmas_for(trace) if vmas is None else vmas
     ps = int(trace.page_size)
-    by_name = dict(zip(file_names(m), m.files))
+    names = file_names(m)
+    start = {}
+    for name, info in zip(names, m.files):
+        res = (residency or {}).get(name, info.resident)
+        if res is None and unknown == "resident":
+            res = np.ones(-(-int(info.size_bytes) // ps), bool)
+        start[name] = None if res is None else np.asarray(res, bool)
+    ra = ra_pages_for(trace)[0] if ra_pages is None else int(ra_pages)
+    read_at = read_pages(trace, start, ra)
+    first_pages, first_rec = _first_access(trace, 0, ps) if len(read_at) else (None, None)
     out = []
     for v in vmas:
-        info = by_name.get(v.file)
-        if v.asid != 0 or info is None:
+        if v.asid != 0 or v.file is None or v.file not in start:
             continue
-        res = info.resident
-        if res is None:
-            if unknown == "cold":
-                continue
-            res = np.ones(-(-int(info.size_bytes) // ps), bool)
         pages = np.arange(v.start, v.end, ps, dtype=np.uint64)
         fpage = v.offset // ps + np.arange(len(pages))
-        ok = fpage < len(res)
-        ok[ok] = res[fpage[ok]]
+        res = start[v.file]
+        ok = np.zeros(len(pages), bool)
+        if res is not None:
+            inside = fpage < len(res)
+            ok[inside] = res[fpage[inside]]
+        got = read_at.get(v.file)
+        if got is not None:
+            inside = fpage < len(got)
+            when = np.full(len(pages), NEVER, np.uint64)
+            when[inside] = got[fpage[inside]]
+            ok |= (when != NEVER) & (when <= _first_record(first_pages, first_rec,
+                                                            pages // np.uint64(ps)))
         out.append(pages[ok])
     if not out:
         return np.zeros(0, np.uint64)
     return np.unique(np.concatenate(out))
 
 
+#: "Never" for :func:`read_pages`' record numbers.
+NEVER = np.iinfo(np.uint64).max
+
+
+def _first_record(pages, first, vpn):
+    """The first record touching each virtual page ``vpn`` (:data:`NEVER` if none), from
+    :func:`_first_access`'s sorted ``pages`` and ``first``."""
+    out = np.full(len(vpn), NEVER, np.uint64)
+    if not len(pages):
+        return out
+    k = np.minimum(np.searchsorted(pages, vpn), len(pages) - 1)
+    hit = pages[k] == vpn
+    out[hit] = first[k[hit]]
+    return out
+
+
+def ra_pages_for(trace, default=None):
+    """``(ra_pages, note)``: the readahead window (pages) of the recording's files' devices
+    (``FileInfo.read_ahead_kb``, the kernel's ``ra_pages``; the window of most mapped files
+    when they differ, with a note saying so), or ``default`` (:data:`KERNEL_DEFAULTS`'s 32)
+    when the recording did not measure it."""
+    from .scenario import KERNEL_DEFAULTS
+
+    default = KERNEL_DEFAULTS["ra_pages"] if default is None else default
+    m = trace.mappings
+    if m is None:
+        return default, ""
+    kib = int(trace.page_size) // 1024
+    used = set(np.unique(m.table["file"][m.table["file"] != NO_FILE]).tolist())
+    seen = [f.read_ahead_kb // kib for i, f in enumerate(m.files)
+            if i in used and f.read_ahead_kb is not None]
+    if not seen:
+        return default, ""
+    values, counts = np.unique(seen, return_counts=True)
+    best = int(values[np.argmax(counts)])
+    note = "" if len(values) == 1 else (
+        f"one readahead window for every file (ra_pages={best}; the recorded devices have "
+        f"{', '.join(str(int(v)) for v in values)} pages)")
+    return best, note
+
+
+def _init_ra_size(size, max_pages):
+    """``get_init_ra_size`` of mm/readahead.c: the first window of a sequential read."""
+    new = 1 << max(0, int(size) - 1).bit_length()
+    if new <= max_pages // 32:
+        return new * 4
+    if new <= max_pages // 4:
+        return new * 2
+    return max_pages
+
+
+def _next_ra_size(cur, max_pages):
+    """``get_next_ra_size`` of mm/readahead.c: the window after ``cur``."""
+    if cur < max_pages // 16:
+        return 4 * cur
+    if cur <= max_pages // 2:
+        return 2 * cur
+    return max_pages
+
+
+class _ReadStream:
+    """The page cache of one file as its reads fill it (``struct file_ra_state`` and the
+    ``read()`` path of mm/filemap.c and mm/readahead.c): :meth:`read` of a byte range
+    brings in its missing pages with the synchronous readahead window, and a page carrying
+    the readahead mark starts the asynchronous one.  ``cached``: bool per file page;
+    ``mark``: the readahead mark per page; ``when``: the record each page was read at
+    (:data:`NEVER` if not read): the file's, shared by its streams."""
+
+    def __init__(self, cached, mark, when, ra_pages):
+        self.cached, self.mark, self.when = cached, mark, when   # the file's: shared
+        self.n = len(cached)
+        self.max = int(ra_pages)
+        self.start = self.size = self.async_size = 0
+        self.prev_index = None        # prev_pos = -1: no read yet
+
+    def _fill(self, lo, hi, mark, at):
+        lo, hi = max(0, lo), min(self.n, hi)
+        for p in range(lo, hi):
+            if not self.cached[p]:
+                self.cached[p] = True
+                self.when[p] = at
+                if p == mark:
+                    self.mark[p] = True
+
+    def _sync(self, index, req, at):
+        if self.max == 0:        # no readahead: the page alone (force_page_cache_ra of 1)
+            self._fill(index, index + 1, -1, at)
+            return
+        max_pages = max(self.max, req)   # an oversized read is read whole (io_pages)
+        seq = self.prev_index is not None and 0 <= index - self.prev_index <= 1
+        if index == 0 or req > self.max or seq:
+            self.start, self.size = index, _init_ra_size(req, max_pages)
+            self.async_size = self.size - req if self.size > req else self.size >> 1
+        else:
+            j, scanned = index - 1, 0
+            while scanned < max_pages and j >= 0 and self.cached[j]:
+                j -= 1
+                scanned += 1
+            contig = index - j - 1
+            if contig <= req:            # a small random read: as is, no readahead state
+                self._fill(index, index + req, -1, at)
+                return
+            if j < 0:                    # cached from the file's start: a long stream
+                contig *= 2
+            self.start, self.size, self.async_size = index, min(contig + req, max_pages), 1
+        self._fill(self.start, self.start + self.size,
+                   self.start + self.size - self.async_size, at)
+
+    def _async(self, index, req, at):
+        if self.max == 0:
+            return
+        max_pages = max(self.max, req)
+        if index == self.start + self.size - self.async_size:
+            self.start += self.size
+            self.size = _next_ra_size(self.size, max_pages)
+            self.async_size = self.size
+        else:                             # another stream's mark: size it from the cache
+            s = index + 1
+            while s < self.n and s - index <= max_pages and self.cached[s]:
+                s += 1
+            if s - index > max_pages or s >= self.n:
+                return
+            self.start = s
+            self.size = _next_ra_size(s - index + req, max_pages)
+            self.async_size = self.size
+        self._fill(self.start, self.start + self.size,
+                   self.start + self.size - self.async_size, at)
+
+    def read(self, offset, nbytes, at, page_size):
+        index = offset // page_size
+        last = min(self.n, -(-(offset + nbytes) // page_size))
+        for p in range(index, last):
+            if not self.cached[p]:
+                self._sync(p, last - p, at)
+            if self.mark[p]:
+                self.mark[p] = False
+                self._async(p, last - p, at)
+        self.prev_index = (offset + nbytes) // page_size
+
+
+def read_pages(trace, start, ra_pages):
+    """``{file identity: uint64 array}``: for each file the recording read (its file reads
+    table), the record number at which each of its pages entered the page cache through
+    those reads (:data:`NEVER`: not through them), from the state ``start`` (``{identity:
+    bool array or None}``; ``None``: nothing resident), with the kernel's readahead of a
+    window of ``ra_pages`` pages.  Each file's reads are one stream (one
+    ``file_ra_state``, in call order); ``exec``'s reads are a stream of their own."""
+    m = trace.mappings
+    if m is None or not len(m.reads):
+        return {}
+    from ..trace.mappings import READ_CALLS
+
+    ps = int(trace.page_size)
+    names = file_names(m)
+    exec_code = READ_CALLS.index("exec")
+    files = {}
+    streams = {}
+    for r in m.reads:
+        f = int(r["file"])
+        name = names[f]
+        if name not in files:
+            n = -(-int(m.files[f].size_bytes) // ps)
+            base = start.get(name)
+            c = np.zeros(n, bool)
+            if base is not None:
+                k = min(n, len(base))
+                c[:k] = base[:k]
+            files[name] = (c, np.zeros(n, bool), np.full(n, NEVER, np.uint64))
+        key = (name, int(r["call"]) == exec_code)
+        if key not in streams:
+            streams[key] = _ReadStream(*files[name], ra_pages)
+        streams[key].read(int(r["offset"]), int(r["nbytes"]), int(r["at_record"]), ps)
+    return {name: when for name, (_c, _m, when) in files.items()}
+
+
 def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="resident",
                  **overrides):
     """The engine scenario of a recorded trace, as close to the kernel as the recording
-    allows: VMAs, files and preload as above, :data:`KERNEL_DEFAULTS` (``fault_model``
+    allows: VMAs, files and preload as above (the preload includes the pages the run's
+    reads brought in before it touched them), :data:`KERNEL_DEFAULTS` (``fault_model``
     ``"kernel"``, ``fault_around_pages`` 16, ``ra_pages`` 32, ``replacement``
-    ``"twolist"``), the memory limit ``memory_bytes`` (anonymous and page-cache pages, like a
+    ``"twolist"``) with ``ra_pages`` the recorded devices' readahead window
+    (:func:`ra_pages_for`) when the recording measured it, the memory limit ``memory_bytes`` (anonymous and page-cache pages, like a
     cgroup; ``None``: unlimited) or ``memory_pages`` (page-cache frames only), and
     ``overrides`` (any Scenario field: ``replacement="lru"``, ``fault_around_pages=1``...)
     on top.  ``unknown``: the page-cache state assumed for files the recording did not
@@ -267,12 +465,13 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     vmas = overrides.pop("vmas", None) or vmas_for(trace)
     files = overrides.pop("files", None)
     files = files_for(trace, vmas) if files is None else files
+    ra = overrides.get("ra_pages", ra_pages_for(trace)[0])
     pre = overrides.pop("preload", None)
     if pre is None:
-        pre = preload_for(trace, vmas, unknown)
+        pre = preload_for(trace, vmas, unknown, ra_pages=ra)
         if memory_pages is not None and len(pre) > memory_pages:
             pre = pre[:memory_pages]
-    kw = {**KERNEL_DEFAULTS, **overrides}
+    kw = {**KERNEL_DEFAULTS, "ra_pages": ra, **overrides}
     if memory_bytes is not None and memory_pages is not None:
         raise ScenarioError("give memory_bytes or memory_pages, not both")
     return Scenario(trace, vmas=vmas, files=files, preload=pre if len(pre) else None,
@@ -304,6 +503,9 @@ def runnable(scenario, runs):
         said.append(f"the mappings of {n_unrec} touched page(s) (not in the recording: "
                     f"anonymous VMAs named {UNRECORDED!r})")
     if scenario.trace.mappings is not None:
+        _ra, ra_note = ra_pages_for(scenario.trace)
+        if ra_note:
+            said.append(ra_note)
         unknown = unknown_files(scenario.trace, vmas)
         if unknown:
             shown = ", ".join(n.rsplit("/", 1)[-1] for n in unknown[:3])

@@ -14,6 +14,8 @@ unlimited memory and under a sweep of cgroup memory limits.
 :func:`limit_table`            predicted against measured major faults under each limit
 :func:`knee_bytes`             the largest limit where major faults have started to rise
 :func:`fault_breakdown`        a prediction's faults by VMA kind and fault case
+:func:`major_fault_pages`      a prediction's major faults, page by page
+:func:`kernel_major_sites`     the kernel's major faults, site by site (shipped, traced)
 =============================  =============================================================
 
 Predictions come from lackey recordings only, never from perf's own fault records: replaying
@@ -309,3 +311,67 @@ def major_faults_by_object(trace, memory_bytes, cold_cache):
     out = df.groupby("object").agg(major_faults=("object", "size"),
                                    data_segment=("data_segment", "sum"))
     return out.reset_index().sort_values("major_faults", ascending=False, kind="stable")
+
+
+def major_fault_pages(trace, memory_bytes, cold_cache):
+    """The predicted major faults of a cold run under ``memory_bytes``, one row each, in
+    order: ``object`` (:func:`_objects`), ``segment`` (``data``: a writable private file
+    mapping, ``.data``/relro; ``text``: executable; ``read-only``; ``anon``) and
+    ``file_page`` (the faulting page's page in its file)."""
+    from ..engine.prepare import RUNS_KNOBS
+    from ..model.recorded import runnable, scenario_for, vmas_for
+    from ..simulation import simulate
+
+    vmas = vmas_for(trace)
+    sc, _ = runnable(scenario_for(trace, memory_bytes=memory_bytes, vmas=vmas,
+                                  preload=cold_preload(trace, vmas, cold_cache)), RUNS_KNOBS)
+    f = simulate(sc).faults
+    f = f[f["major"]].sort_values("start_ns", kind="stable")
+    vm = sc.resolved_vmas()
+    obj = _objects(vm)
+    ps = int(trace.page_size)
+    rows = []
+    for r in f.itertuples():
+        v = vm[r.vma]
+        seg = ("anon" if v.file is None else "data" if ("w" in v.prot and v.private)
+               else "text" if "x" in v.prot else "read-only")
+        rows.append({"object": obj[r.vma], "segment": seg,
+                     "file_page": (r.vpn - v.start // ps + v.offset // ps
+                                   if v.file is not None else None)})
+    return pd.DataFrame(rows, columns=["object", "segment", "file_page"])
+
+
+def kernel_major_sites(data_dir=None):
+    """The kernel's major faults in the shipped traced runs (``kernel_majors.csv``,
+    :func:`vmlab.measure.major_fault_sites`): one row per program and site with ``site``
+    (``exec (kernel mode)`` for exec's own write, else the file's name and page),
+    ``runs`` (how many runs took it) and ``per_run`` (the program's median major faults
+    per traced run)."""
+    d = Path(data_dir) if data_dir else DATA_DIR
+    df = pd.read_csv(d / "kernel_majors.csv", keep_default_na=False)
+    out = []
+    for prog, g in df.groupby("program", sort=False):
+        runs = g["run"].nunique()
+        per_run = float(g.groupby("run").size().median())
+        for (mode, ip, file, off), h in g.groupby(["mode", "ip", "file", "file_offset"],
+                                                   sort=False):
+            if file:
+                site = f"{file.rsplit('/', 1)[-1]} page {int(off) // 4096}"
+            else:
+                site = f"{ip.split('+')[0]} ({mode} mode)"
+            out.append({"program": prog, "limit_mb": int(g["limit_bytes"].iloc[0]) / MB,
+                        "site": site, "runs": f"{h['run'].nunique()}/{runs}",
+                        "per_run": per_run})
+    return pd.DataFrame(out)
+
+
+def sites_text(kernel_sites, predicted_sites, program):
+    """``(kernel, predicted)``: the major-fault sites of ``program`` in words, from
+    :func:`kernel_major_sites` and the per-object counts of :func:`major_fault_pages`
+    (columns ``program``, ``object``, ``segment``, ``predicted_major``)."""
+    k = kernel_sites[kernel_sites["program"] == program]
+    p = predicted_sites[predicted_sites["program"] == program]
+    kernel = ", ".join(f"{r.site} ({r.runs} runs)" for r in k.itertuples())
+    predicted = ", ".join(f"{r.predicted_major} in {r.object}'s {r.segment} pages"
+                          for r in p.itertuples())
+    return kernel or "none", predicted or "none"

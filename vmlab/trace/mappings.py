@@ -25,7 +25,27 @@ A trace recorded from a real program (``vmlab record``) carries, beside its reco
   per page of the file, or ``None`` when not measured).  ``residency_when`` says when the
   snapshot was taken: ``"before_run"`` (before the program started: exact),
   ``"at_open"`` (when the run first opened the file: pages the run read in between count as
-  resident) or ``"unknown"``.
+  resident) or ``"unknown"``.  ``read_ahead_kb`` is the readahead window of the file's
+  device (its backing device's ``read_ahead_kb``, the kernel's ``ra_pages``), ``None`` when
+  not measured.
+
+* **file reads**: one row per ``read()``-family system call of the run on a regular file
+  (and, at record 0, the kernel's own reads at ``exec`` of the program's and its
+  interpreter's headers, program headers and notes), the file range it read and the record
+  number it happened at (:data:`FILE_READ_DTYPE`,
+  :data:`READ_CALLS`).  These put pages in the page cache without a fault; a user-space
+  access trace does not show them.  ``Mappings.reads`` (empty when the recording did not
+  track them).
+
+  ================  ======  ==============================================================
+  ``asid``          uint16  address space
+  ``file``          uint32  index into :attr:`Mappings.files`
+  ``offset``        uint64  first byte read
+  ``nbytes``        uint64  bytes read (the call's result, > 0)
+  ``at_record``     uint64  the records before the call returned (the call happened between
+                            record ``at_record - 1`` and record ``at_record``)
+  ``call``          uint8   a :data:`READ_CALLS` index: which call read it
+  ================  ======  ==============================================================
 
 The residency snapshot uses ``mincore(2)`` on a read-only shared mapping of the file (ctypes):
 mapping a file and asking ``mincore`` reads none of its pages, so the snapshot does not
@@ -66,6 +86,16 @@ MAPPING_DTYPE = np.dtype([
 
 RESIDENCY_WHEN = ("before_run", "at_open", "unknown")
 
+FILE_READ_DTYPE = np.dtype([
+    ("asid", "<u2"), ("file", "<u4"), ("offset", "<u8"), ("nbytes", "<u8"),
+    ("at_record", "<u8"), ("call", "u1")])
+#: The calls of the file reads table, by code: the kernel's ``exec`` reads the first
+#: ``BINPRM_BUF_SIZE`` (256) bytes of the program and of its ELF interpreter before any
+#: instruction runs; the others are the system calls of that name (``preadv`` and
+#: ``preadv2`` with an offset, ``readv``, and ``sendfile``'s reading side, at the file
+#: position).
+READ_CALLS = ("exec", "read", "pread64", "readv", "preadv", "preadv2", "sendfile")
+
 
 @dataclass(frozen=True, eq=False)
 class FileInfo:
@@ -77,6 +107,7 @@ class FileInfo:
     size_bytes: int
     resident: np.ndarray | None = None
     residency_when: str = "unknown"
+    read_ahead_kb: int | None = None
 
     def __post_init__(self):
         if self.residency_when not in RESIDENCY_WHEN:
@@ -97,8 +128,10 @@ class FileInfo:
         same_res = ((self.resident is None and other.resident is None)
                     or (self.resident is not None and other.resident is not None
                         and np.array_equal(self.resident, other.resident)))
-        return (self.path, self.dev, self.inode, self.size_bytes, self.residency_when) == (
-            other.path, other.dev, other.inode, other.size_bytes, other.residency_when) and same_res
+        return (self.path, self.dev, self.inode, self.size_bytes, self.residency_when,
+                self.read_ahead_kb) == (
+            other.path, other.dev, other.inode, other.size_bytes, other.residency_when,
+            other.read_ahead_kb) and same_res
 
 
 class Mappings:
@@ -110,11 +143,13 @@ class Mappings:
     files : sequence of :class:`FileInfo`
     source : str
         How the mappings were obtained (e.g. ``"valgrind -d segment table + --trace-syscalls"``).
+    reads : numpy structured array of :data:`FILE_READ_DTYPE`, optional
+        The run's file reads (empty: not recorded).
     """
 
-    __slots__ = ("table", "files", "source")
+    __slots__ = ("table", "files", "source", "reads")
 
-    def __init__(self, table, files=(), source=""):
+    def __init__(self, table, files=(), source="", reads=None):
         table = np.asarray(table)
         if table.dtype != MAPPING_DTYPE:
             try:
@@ -125,6 +160,14 @@ class Mappings:
         self.table = table
         self.files = tuple(files)
         self.source = str(source)
+        reads = np.zeros(0, FILE_READ_DTYPE) if reads is None else np.asarray(reads)
+        if reads.dtype != FILE_READ_DTYPE:
+            try:
+                reads = reads.astype(FILE_READ_DTYPE)
+            except (TypeError, ValueError):
+                raise TraceFormatError(
+                    f"file reads table must have the fields {FILE_READ_DTYPE.names}") from None
+        self.reads = reads
         self.check()
 
     def check(self):
@@ -149,6 +192,19 @@ class Mappings:
         bad = np.flatnonzero(t["until_record"] < t["from_record"])
         if len(bad):
             raise TraceFormatError(f"mapping {int(bad[0])}: until_record before from_record")
+        r = self.reads
+        if r.ndim != 1:
+            raise TraceFormatError("file reads table must be one-dimensional")
+        bad = np.flatnonzero(r["file"] >= len(self.files))
+        if len(bad):
+            raise TraceFormatError(f"file read {int(bad[0])}: file index {int(r['file'][bad[0]])} "
+                                   f"but only {len(self.files)} file(s)")
+        bad = np.flatnonzero((r["nbytes"] == 0) | (r["call"] >= len(READ_CALLS)))
+        if len(bad):
+            i = int(bad[0])
+            raise TraceFormatError(f"file read {i}: " + (
+                "reads 0 bytes" if r["nbytes"][i] == 0 else
+                f"call code {int(r['call'][i])} is not one of 0 to {len(READ_CALLS) - 1}"))
 
     def __len__(self):
         return len(self.table)
@@ -157,10 +213,11 @@ class Mappings:
         if not isinstance(other, Mappings):
             return NotImplemented
         return (np.array_equal(self.table, other.table) and self.files == other.files
-                and self.source == other.source)
+                and self.source == other.source and np.array_equal(self.reads, other.reads))
 
     def __repr__(self):
-        return f"<Mappings {len(self.table)} rows, {len(self.files)} files, source={self.source!r}>"
+        return (f"<Mappings {len(self.table)} rows, {len(self.files)} files, "
+                f"{len(self.reads)} file reads, source={self.source!r}>")
 
     def at(self, record):
         """The rows valid for record number ``record`` (the address space at that moment)."""
@@ -176,7 +233,10 @@ class Mappings:
         out["from_record"] = np.maximum(out["from_record"], lo) - lo
         ends = out["until_record"]
         out["until_record"] = np.where(ends >= hi, FOREVER, ends - lo)
-        return Mappings(out, self.files, self.source)
+        # reads before the window happened before its first record; after it, not at all
+        r = self.reads[self.reads["at_record"] <= max(hi, lo)].copy()
+        r["at_record"] = np.maximum(r["at_record"], lo) - lo
+        return Mappings(out, self.files, self.source, r)
 
     def frame(self):
         """The table as a pandas DataFrame with readable columns (``backing`` and ``perms``
@@ -261,6 +321,22 @@ def residency(path, page_size=None):
         lib.munmap(addr, size)
 
 
+def read_ahead_kb(dev):
+    """The readahead window (KiB) of the device with number ``dev`` (``st_dev``): its backing
+    device's ``/sys/class/bdi/MAJ:MIN/read_ahead_kb``, or for a partition its disk's
+    ``queue/read_ahead_kb``; ``None`` when neither can be read (not Linux, no sysfs)."""
+    mm = f"{os.major(dev)}:{os.minor(dev)}"
+    for p in (f"/sys/class/bdi/{mm}/read_ahead_kb",
+              f"/sys/dev/block/{mm}/queue/read_ahead_kb",
+              f"/sys/dev/block/{mm}/../queue/read_ahead_kb"):
+        try:
+            with open(p) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def file_info(path, when, page_size=None):
     """A :class:`FileInfo` for ``path`` with its residency measured now (``when`` says what
     "now" is: ``before_run`` or ``at_open``).  A file that cannot be read gets its identity
@@ -272,5 +348,7 @@ def file_info(path, when, page_size=None):
     try:
         res = residency(path, page_size)
     except OSError:
-        return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, None, "unknown")
-    return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, res, when)
+        return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, None, "unknown",
+                        read_ahead_kb(st.st_dev))
+    return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, res, when,
+                    read_ahead_kb(st.st_dev))

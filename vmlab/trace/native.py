@@ -28,8 +28,16 @@ a 4096-byte boundary with its CRC-32 (see :mod:`vmlab.trace.mappings`):
   "crc32"}`` of a bitmap (``numpy.packbits``, little bit order: page ``i`` is bit ``i % 8`` of
   byte ``i // 8``).
 
-Both versions open; version 1 files have ``trace.mappings = None``.  The tables are small:
-they are read and their CRC-32s checked on every open.
+Version 3 (written only for a trace whose mappings carry file reads, so that a recording
+without them stays readable by the vmlab that reads version 2) adds ``file_reads``:
+``{"n_rows", "dtype" (the numpy descr of FILE_READ_DTYPE), "offset", "nbytes", "crc32"}``,
+the ``read()``-family calls of the run (:mod:`vmlab.trace.mappings`), and each ``files``
+entry may carry ``read_ahead_kb`` (its device's readahead window; absent or ``null``: not
+measured).
+
+Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
+no file reads.  The tables are small: they are read and their CRC-32s checked on every
+open.
 """
 from __future__ import annotations
 
@@ -51,7 +59,9 @@ MAGIC = b"VMLTRACE"
 FORMAT_VERSION = 1
 #: The version of a file whose header carries the optional mappings and files tables.
 MAPPINGS_VERSION = 2
-SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION)
+#: The version of a file whose mappings also carry the file reads table.
+READS_VERSION = 3
+SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -202,7 +212,7 @@ class TraceWriter:
                         f"{ADDR_OFFSET - 16}): shorten source or notes", self.path)
                 out.seek(0)
                 out.write(MAGIC)
-                out.write(np.uint32(MAPPINGS_VERSION if tables else FORMAT_VERSION).tobytes())
+                out.write(np.uint32(_version(tables)).tobytes())
                 out.write(np.uint32(len(hdr)).tobytes())
                 out.write(hdr)
             publish(self._out, self.path)
@@ -233,7 +243,7 @@ class TraceWriter:
 
     def _header(self, cols_hdr, n_threads, tables):
         return json.dumps({
-            "format": "vmlab-trace", "version": MAPPINGS_VERSION if tables else FORMAT_VERSION,
+            "format": "vmlab-trace", "version": _version(tables),
             "n_records": self.n_records,
             "page_size": int(self.meta.page_size), "source": self.meta.source,
             "notes": self.meta.notes, "n_threads": n_threads, "columns": cols_hdr, **tables,
@@ -623,7 +633,13 @@ def crc32_combine(crc1, crc2, len2):
     return crc1 ^ crc2
 
 
-# -- version 2: the mappings and files tables ---------------------------------------------
+# -- versions 2 and 3: the mappings, files and file reads tables ---------------------------
+def _version(tables):
+    """The oldest version that holds ``tables`` (the header fields of :func:`_write_tables`)."""
+    if "file_reads" in tables:
+        return READS_VERSION
+    return MAPPINGS_VERSION if tables else FORMAT_VERSION
+
 def _write_blob(out, offset, data):
     """Write ``data`` (bytes) at ``offset``; return its header entry and the next aligned
     offset."""
@@ -638,17 +654,23 @@ def _write_tables(out, offset, mappings):
     the header fields that describe them ({} without mappings)."""
     if mappings is None:
         return {}
-    from .mappings import MAPPING_DTYPE
+    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE
 
     table = np.ascontiguousarray(mappings.table.astype(MAPPING_DTYPE.newbyteorder("<")))
     entry, offset = _write_blob(out, offset, table.tobytes())
     fields = {"mappings": {"n_rows": len(table), "dtype": MAPPING_DTYPE.descr, **entry,
                            "source": mappings.source}}
+    if len(mappings.reads):
+        reads = np.ascontiguousarray(mappings.reads.astype(FILE_READ_DTYPE.newbyteorder("<")))
+        entry, offset = _write_blob(out, offset, reads.tobytes())
+        fields["file_reads"] = {"n_rows": len(reads), "dtype": FILE_READ_DTYPE.descr, **entry}
     files = []
     for f in mappings.files:
         item = {"path": f.path, "dev": int(f.dev), "inode": int(f.inode),
                 "size_bytes": int(f.size_bytes), "residency_when": f.residency_when,
                 "n_pages": None if f.resident is None else len(f.resident), "resident": None}
+        if f.read_ahead_kb is not None:
+            item["read_ahead_kb"] = int(f.read_ahead_kb)
         if f.resident is not None:
             bits = np.packbits(f.resident, bitorder="little").tobytes()
             item["resident"], offset = _write_blob(out, offset, bits)
@@ -680,7 +702,7 @@ def read_tables(path, hdr):
     header has none). The tables are small: they are read and checked at once."""
     if "mappings" not in hdr:
         return None
-    from .mappings import MAPPING_DTYPE, FileInfo, Mappings
+    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, FileInfo, Mappings
 
     path = Path(path)
     size = path.stat().st_size
@@ -701,6 +723,7 @@ def read_tables(path, hdr):
         raise TraceFormatError(f"mappings table: {len(data)} bytes do not hold {n_rows!r} rows",
                                path)
     table = np.frombuffer(data, dtype).astype(MAPPING_DTYPE)
+    reads = _read_file_reads(path, hdr, size, FILE_READ_DTYPE)
     files = []
     for i, item in enumerate(hdr["files"]):
         try:
@@ -713,14 +736,41 @@ def read_tables(path, hdr):
                                            f"{n_pages} pages", path)
                 resident = np.unpackbits(np.frombuffer(bits, np.uint8), count=n_pages,
                                          bitorder="little").astype(bool)
+            ra = item.get("read_ahead_kb")
+            if ra is not None and (isinstance(ra, bool) or not isinstance(ra, int) or ra < 0):
+                raise TraceFormatError(f"files[{i}].read_ahead_kb must be a non-negative "
+                                       f"integer or null, got {_short(ra)}", path)
             files.append(FileInfo(str(item["path"]), int(item["dev"]), int(item["inode"]),
                                   int(item["size_bytes"]), resident,
-                                  item.get("residency_when", "unknown")))
+                                  item.get("residency_when", "unknown"), ra))
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, TraceFormatError):
                 raise
             raise TraceFormatError(f"header field files[{i}] is malformed ({e})", path) from None
     try:
-        return Mappings(table, files, m.get("source", ""))
+        return Mappings(table, files, m.get("source", ""), reads)
     except TraceFormatError as e:
         raise TraceFormatError(e.reason, path) from None
+
+
+def _read_file_reads(path, hdr, size, want):
+    """The file reads table of a version-3 header (empty without one)."""
+    if "file_reads" not in hdr:
+        return np.zeros(0, want)
+    r = hdr["file_reads"]
+    if not isinstance(r, dict):
+        raise TraceFormatError("header field 'file_reads' must be an object", path)
+    try:
+        dtype = np.dtype([tuple(d) for d in r["dtype"]])
+    except (KeyError, TypeError, ValueError):
+        raise TraceFormatError("header field 'file_reads' has no valid dtype", path) from None
+    if dtype.names != want.names:
+        raise TraceFormatError(f"file reads table has fields {dtype.names}, expected "
+                               f"{want.names}", path)
+    data = _read_blob(path, r, size, "file_reads")
+    n_rows = r.get("n_rows")
+    if isinstance(n_rows, bool) or not isinstance(n_rows, int) \
+            or len(data) != n_rows * dtype.itemsize:
+        raise TraceFormatError(f"file reads table: {len(data)} bytes do not hold "
+                               f"{_short(n_rows)} rows", path)
+    return np.frombuffer(data, dtype).astype(want)

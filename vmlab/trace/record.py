@@ -37,6 +37,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -47,8 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VmlabError
-from .mappings import (FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE,
-                       Backing, FileInfo, Mappings, file_info)
+from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ,
+                       PROT_WRITE, READ_CALLS, Backing, FileInfo, Mappings, file_info)
 from .model import Op, TraceMeta
 from .native import TraceWriter
 
@@ -145,6 +146,43 @@ def _elf_deps(path):
             return interp, [string(i) for i in needed], dirs
     except (OSError, struct.error, UnicodeDecodeError):
         return None, [], []
+
+
+#: Bytes the kernel's ``execve`` reads from the start of the program (``BINPRM_BUF_SIZE``,
+#: ``prepare_binprm``) and of its ELF interpreter (``sizeof(Elf64_Ehdr)``).
+BINPRM_BUF_SIZE = 256
+ELF64_EHDR_SIZE = 64
+
+
+def exec_reads(path, interpreter=False):
+    """The file ranges ``(offset, nbytes)`` the kernel's ELF loader (``load_elf_binary``)
+    reads from ``path`` before the program's first instruction: the header (256 bytes of the
+    program, 64 of its interpreter), the program headers, and the ``PT_INTERP`` string and
+    the ``PT_GNU_PROPERTY`` note of the program (the note of the interpreter too).  These
+    are ``kernel_read``s through the page cache, with its readahead, not faults.  ``[]``
+    for a file that is not a 64-bit ELF file."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
+                return []
+            e = "<" if ident[5] == 1 else ">"
+            phoff, = struct.unpack_from(e + "Q", ident, 32)
+            phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
+            out = [(0, min(size, ELF64_EHDR_SIZE if interpreter else BINPRM_BUF_SIZE))]
+            if phnum:
+                out.append((phoff, phentsize * phnum))
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+            for k in range(phnum):
+                p_type, _fl, p_offset, _va, _pa, p_filesz, _ms = struct.unpack_from(
+                    e + "IIQQQQQ", ph, k * phentsize)
+                if (p_type == 3 and not interpreter) or p_type == 0x6474e553:  # INTERP, PROPERTY
+                    out.append((p_offset, p_filesz))
+    except (OSError, struct.error):
+        return []
+    return [(o, min(n, size - o)) for o, n in out if n > 0 and o < size]
 
 
 def startup_files(program):
@@ -311,16 +349,30 @@ _AT_FDCWD = 4294967196
 
 
 class SyscallTracker:
-    """Applies valgrind's ``--trace-syscalls`` lines to an :class:`AddressSpace`."""
+    """Applies valgrind's ``--trace-syscalls`` lines to an :class:`AddressSpace`, and keeps
+    the run's reads of regular files (:attr:`reads`, rows of
+    :data:`~vmlab.trace.mappings.FILE_READ_DTYPE` as tuples).
+
+    A read's file range needs the file position of its descriptor: each ``open`` starts an
+    open file description at 0, ``dup``/``dup2``/``dup3``/``fcntl(F_DUPFD)`` share it,
+    ``read``/``readv``/``write``/``writev``/``preadv2(-1)``/``sendfile(NULL)`` move it by
+    their result, ``lseek`` sets it to its result; ``pread64``/``preadv``/``preadv2``
+    name their offset.  ``sendfile`` with an offset pointer reads at an offset the trace
+    does not show (valgrind prints the pointer, not the value): not recorded, counted in
+    :attr:`n_unknown_reads`."""
 
     def __init__(self, space, files, cwd, heap_base=None):
         self.space = space
         self.files = files
         self.cwd = cwd
         self.fds = {}           # fd -> file index
+        self.desc = {}          # fd -> open file description: {"pos", "file", "regular"}
+        self.paths = {}         # fd -> path (for openat relative to a directory fd)
         self.pending = {}       # (pid, tid) -> (name, args)
         self.brk = heap_base
         self.heap_base = heap_base
+        self.reads = []         # (asid, file, offset, nbytes, at_record, call)
+        self.n_unknown_reads = 0
 
     def line(self, raw, at):
         m = _SYSCALL.match(raw)
@@ -358,10 +410,18 @@ class SyscallTracker:
             path = m[1]
             dirfd = int(args.split(",", 1)[0]) if name.startswith("openat") else _AT_FDCWD
             if not path.startswith("/"):
-                if dirfd != _AT_FDCWD:
+                base = self.cwd if dirfd == _AT_FDCWD else self.paths.get(dirfd)
+                if base is None:
                     return
-                path = os.path.join(self.cwd, path)
+                path = os.path.join(base, path)
+            path = os.path.normpath(path)
             self.fds[value] = self.files.add(path)
+            self.paths[value] = path
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except OSError:
+                regular = False
+            self.desc[value] = {"pos": 0, "file": self.fds[value], "regular": regular}
             return
         nums = []
         for a in args.split(","):
@@ -372,9 +432,17 @@ class SyscallTracker:
                 nums.append(None)
         if name == "close":
             self.fds.pop(nums[0], None)
+            self.desc.pop(nums[0], None)
+            self.paths.pop(nums[0], None)
         elif name in ("dup", "dup2", "dup3", "fcntl") and nums and nums[0] in self.fds:
             if name != "fcntl" or (len(nums) > 1 and nums[1] in (0, 1030)):  # F_DUPFD(_CLOEXEC)
                 self.fds[value] = self.fds[nums[0]]
+                if nums[0] in self.desc:
+                    self.desc[value] = self.desc[nums[0]]    # one description: one position
+                if nums[0] in self.paths:
+                    self.paths[value] = self.paths[nums[0]]
+        elif name in _POSITIONED and nums and (nums[0] in self.desc or name == "sendfile"):
+            self._read_or_write(name, nums, value, at)
         elif name == "mmap" and len(nums) >= 6:
             length, prot, flags, fd, off = nums[1], nums[2], nums[3], nums[4], nums[5]
             shared = 1 if flags & 0x3 in (0x1, 0x3) else 0
@@ -404,6 +472,58 @@ class SyscallTracker:
             elif new < cur:
                 self.space.carve(new, cur, at)
             self.brk = value
+
+
+    def _read_or_write(self, name, nums, value, at):
+        """A call on a tracked descriptor that reads its file or moves its position."""
+        if name == "sendfile":
+            return self._sendfile(nums, value, at)
+        d = self.desc[nums[0]]
+        if name == "lseek":
+            d["pos"] = value
+            return
+        if name in ("write", "writev"):
+            d["pos"] += value
+            return
+        if name in ("pread64", "preadv"):
+            offset = nums[3] if len(nums) > 3 else None
+        elif name == "preadv2":
+            offset = nums[3] if len(nums) > 3 else None
+            if offset is not None and offset >= 1 << 63:   # -1 (printed signed or not)
+                offset = -1
+            if offset == -1:
+                offset = d["pos"]
+                d["pos"] += value
+        else:                                    # read, readv: at the position, moving it
+            offset = d["pos"]
+            d["pos"] += value
+        if offset is None or offset < 0:
+            self.n_unknown_reads += 1
+            return
+        if value > 0 and d["regular"]:
+            self.reads.append((0, d["file"], offset, value, at, READ_CALLS.index(name)))
+
+    def _sendfile(self, nums, value, at):
+        # sendfile(out_fd, in_fd, offset pointer, count): the reading side is in_fd
+        if len(nums) < 3 or nums[1] not in self.desc:
+            return
+        d = self.desc[nums[1]]
+        if nums[2] != 0:          # the offset is in memory: not in the trace
+            self.n_unknown_reads += 1
+            return
+        offset = d["pos"]
+        d["pos"] += value
+        if value > 0 and d["regular"]:
+            self.reads.append((0, d["file"], offset, value, at, READ_CALLS.index("sendfile")))
+
+    def reads_table(self):
+        """The recorded file reads as a :data:`FILE_READ_DTYPE` array, in call order."""
+        return np.array(self.reads, FILE_READ_DTYPE)
+
+
+#: Calls that read a file or move a descriptor's position (see :class:`SyscallTracker`).
+_POSITIONED = ("read", "pread64", "readv", "preadv", "preadv2", "sendfile", "lseek", "write",
+               "writev")
 
 
 def initial_space(segs, names, files):
@@ -464,11 +584,22 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                            "one thread (lackey does not tell threads apart); mappings from "
                            "valgrind's start-up layout and the syscall trace; the kernel's "
                            "stores into user memory (read, fstat... buffers) as one STORE "
-                           "record per page where the call returns")
+                           "record per page where the call returns; the read()-family file "
+                           "ranges and exec's reads in the file reads table; exec's own "
+                           "stores (the start of each .bss in its .data page) first")
+    helper, why_not = iovtrace_binary()
+    if helper is None:
+        meta = TraceMeta(source=meta.source, notes=meta.notes + "; the buffers of readv, "
+                         f"preadv, recvmsg... not recorded ({why_not})")
     errf = tempfile.TemporaryFile()
+    vdir = tempfile.mkdtemp(prefix="vmlab-iov-")
+    vpath = os.path.join(vdir, "vectors.log")
+    Path(vpath).touch()
     rfd, wfd = os.pipe()
     cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", "--trace-syscalls=yes", "-d",
            "--vgdb=no", f"--log-fd={wfd}", program, *argv[1:]]
+    if helper is not None:
+        cmd = [helper, vpath, *cmd]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, pass_fds=(wfd,), stderr=errf, cwd=cwd, stdout=stdout)
     os.close(wfd)
@@ -476,18 +607,28 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     n = 0
     tracker = None
     pending_lines = []        # syscall lines seen before the layout table was parsed
-    kwrites = KernelWrites()
+    vectors = VectorLog(vpath)
+    kwrites = KernelWrites(vectors=vectors if helper is not None else None)
     try:
         cap = _BLOCK // 7 + 2
         addr = np.empty(cap, np.uint64)
         op = np.empty(cap, np.uint8)
         size = np.empty(cap, np.uint32)
         carry = b""
+        exec_done = False
         with os.fdopen(rfd, "rb", buffering=0) as pipe:
             while True:
                 data = pipe.read(_BLOCK)
                 if not data:
                     break
+                if not exec_done and n == 0:
+                    # valgrind prints the client's start-up layout (to stderr) before the
+                    # client's first instruction: the exec's own stores go before every
+                    # record (the first blocks may hold only valgrind's preamble)
+                    got = _exec_store_records(errf, program, writer)
+                    if got is not None:
+                        exec_done = True
+                        n += got
                 data = carry + data
                 cut = data.rfind(b"\n") + 1
                 carry = data[cut:]
@@ -514,8 +655,10 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         if n == 0:
             raise VmlabError(f"valgrind recorded no access (exit code {code}); is {argv[0]!r} "
                              "a program valgrind can run?")
+        reads = _exec_rows(program, files) + tracker.reads
         writer.mappings = Mappings(space.table(), files.files,
-                                   "valgrind -d start-up layout + --trace-syscalls=yes")
+                                   "valgrind -d start-up layout + --trace-syscalls=yes",
+                                   np.array(reads, FILE_READ_DTYPE))
         writer.close()
     except BaseException:
         writer.abort()
@@ -525,8 +668,99 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         raise
     finally:
         errf.close()
+        vectors.close()
+        shutil.rmtree(vdir, ignore_errors=True)
     return out, {"records": n, "seconds": elapsed, "exit_code": code,
-                 "n_mappings": len(writer.mappings), "n_files": len(files.files)}
+                 "n_mappings": len(writer.mappings), "n_files": len(files.files),
+                 "kernel_write_calls": kwrites.n_calls, "kernel_write_records": kwrites.n_records,
+                 "vector_calls_unresolved": kwrites.n_unresolved}
+
+
+def exec_stores(program, segs, names, page_size=PAGE):
+    """The addresses the kernel's ELF loader writes in the program's and its interpreter's
+    memory before the first instruction: for each ``PT_LOAD`` segment whose ``p_memsz``
+    exceeds its ``p_filesz`` (``.data`` followed by ``.bss``), ``padzero`` clears the rest of
+    the page holding the segment's file end (``elf_load``): a kernel-mode write fault on a
+    private file page, a copy-on-write that needs the file page (the one major fault a cold
+    ``gzip`` takes under a limit where memory is ample).  ``segs``/``names``: valgrind's
+    start-up layout (:func:`parse_startup_layout`), which says where each file's pages are;
+    one address per page, at the first byte cleared."""
+    interp, _n, _r = _elf_deps(program)
+    out = []
+    for path in (program, interp):
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        for p_offset, p_filesz, p_memsz in _load_segments(real):
+            if p_memsz <= p_filesz:
+                continue
+            end = p_offset + p_filesz          # the file offset of the first byte cleared
+            for kind, start, stop, _perms, _dev, _ino, off, name, _sm in segs:
+                if kind != "file" or os.path.realpath(names.get(name, "")) != real:
+                    continue
+                if off <= end < off + (stop - start) or (end == off + (stop - start)
+                                                         and end % page_size):
+                    addr = start + (end - off)
+                    if addr % page_size:
+                        out.append(addr)
+                    break
+    return out
+
+
+def _load_segments(path):
+    """``(p_offset, p_filesz, p_memsz)`` of each ``PT_LOAD`` of a 64-bit ELF file."""
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
+                return []
+            e = "<" if ident[5] == 1 else ">"
+            phoff, = struct.unpack_from(e + "Q", ident, 32)
+            phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+        out = []
+        for k in range(phnum):
+            p_type, _fl, p_offset, _va, _pa, p_filesz, p_memsz = struct.unpack_from(
+                e + "IIQQQQQ", ph, k * phentsize)
+            if p_type == 1:
+                out.append((p_offset, p_filesz, p_memsz))
+        return out
+    except (OSError, struct.error):
+        return []
+
+
+def _exec_store_records(errf, program, writer):
+    """Append the exec's stores (:func:`exec_stores`) from the start-up layout valgrind has
+    written to ``errf`` so far (read with ``pread``: valgrind shares the file offset);
+    return how many, ``None`` while the layout is not complete."""
+    size = os.fstat(errf.fileno()).st_size
+    text = os.pread(errf.fileno(), size, 0).decode("utf-8", "replace")
+    if "SHOW_SEGMENTS: Memory layout at client startup" not in text \
+            or "aspacem >>>" not in text.split("Memory layout at client startup", 1)[1]:
+        return None                   # not printed yet
+    segs, names = parse_startup_layout(text)
+    pages = exec_stores(program, segs, names)
+    if pages:
+        k = len(pages)
+        writer.append(addr=np.array(pages, np.uint64), op=np.full(k, int(Op.STORE), np.uint8),
+                      size=np.full(k, 8, np.uint32))
+    return len(pages)
+
+
+def _exec_rows(program, files):
+    """File reads table rows (at record 0) of the kernel's ``exec`` of ``program``: its
+    reads of the program and of its interpreter (:func:`exec_reads`)."""
+    rows = []
+    interp, _needed, _runpath = _elf_deps(program)
+    for path, is_interp in ((program, False), (interp, True)):
+        if path is None:
+            continue
+        got = exec_reads(path, interpreter=is_interp)
+        if got:
+            f = files.add(os.path.realpath(path))
+            rows += [(0, f, o, k, 0, READ_CALLS.index("exec")) for o, k in got]
+    return rows
 
 
 #: System calls that write into the caller's memory, valgrind's names: which argument (from
@@ -538,22 +772,105 @@ KERNEL_WRITES = {"read": (1, None), "pread64": (1, None), "getdents64": (1, None
                  "newstat": (1, 144), "statx": (4, 256)}
 
 
+_IOVTRACE = {}
+
+
+def iovtrace_binary():
+    """``(path, "")`` of the compiled ``vmlab/data/iovtrace.c`` (built once per process,
+    static when possible), or ``(None, why)`` where it cannot be built (not x86-64 Linux,
+    no C compiler)."""
+    if "path" not in _IOVTRACE:
+        import platform
+
+        from ..calibrate import compile_c
+
+        if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
+            _IOVTRACE["path"] = (None, "the iovtrace helper is for x86-64 Linux")
+        else:
+            d = tempfile.mkdtemp(prefix="vmlab-iovtrace-")
+            try:
+                try:
+                    path = compile_c("iovtrace", d, extra=("-static",))
+                except VmlabError:
+                    path = compile_c("iovtrace", d)
+                _IOVTRACE["path"] = (str(path), "")
+            except VmlabError as e:
+                _IOVTRACE["path"] = (None, str(e))
+    return _IOVTRACE["path"]
+
+
+#: Calls whose buffers the kernel finds through a vector in user memory (``struct iovec``,
+#: ``struct msghdr``): valgrind prints the vector's address only, so their ranges come from
+#: the ``iovtrace`` helper's log (:class:`VectorLog`).
+VECTOR_WRITES = ("readv", "preadv", "preadv2", "recvmsg", "recvmmsg", "process_vm_readv")
+
+
+class VectorLog:
+    """The log of ``vmlab/data/iovtrace.c`` (the helper ``record_lackey`` runs valgrind
+    under), read as the recording goes: one entry per vector call, ``(pid, nr, arg0, arg1,
+    arg2, result)`` and the ranges the kernel wrote.  The helper writes an entry at the
+    call's return, before valgrind resumes and prints the result line, so the entry of a
+    result line is always in the log when the line is read."""
+
+    def __init__(self, path):
+        self.f = open(path, "rb")
+        self.carry = b""
+        self.entries = []
+
+    def _more(self):
+        data = self.carry + self.f.read()
+        cut = data.rfind(b"\n") + 1
+        self.carry = data[cut:]
+        for line in data[:cut].splitlines():
+            parts = line.split()
+            if len(parts) < 7:
+                continue
+            try:
+                key = (int(parts[0]), int(parts[2]), int(parts[3], 16), int(parts[4], 16),
+                       int(parts[5], 16), int(parts[6]))
+                ranges = [tuple(int(x, 16) for x in r.split(b":")) for r in parts[7:]]
+            except ValueError:
+                continue
+            self.entries.append((key, ranges))
+
+    def take(self, key):
+        """The ranges ``[(addr, nbytes)]`` of the first unclaimed entry with ``key``
+        (``None`` if there is none)."""
+        for attempt in (0, 1):
+            for i, (k, ranges) in enumerate(self.entries):
+                if k == key:
+                    del self.entries[i]
+                    return ranges
+            if attempt == 0:
+                self._more()
+        return None
+
+    def close(self):
+        self.f.close()
+
+
 class KernelWrites:
     """The stores the kernel makes into user memory for a system call (``copy_to_user``:
-    ``read``'s buffer, ``fstat``'s struct...), from valgrind's ``--trace-syscalls`` lines.
+    ``read``'s buffer, ``fstat``'s struct, ``readv``'s vector of buffers...), from
+    valgrind's ``--trace-syscalls`` lines and, for the calls whose buffers are in a vector
+    (:data:`VECTOR_WRITES`), the ``iovtrace`` log (``vectors``, a :class:`VectorLog`).
 
     lackey traces the program's instructions only, so the first touch of a fresh buffer that
     ``read()`` filled would look like a load (a zero-page read fault, then a copy-on-write
     fault at the program's first store) where the kernel took one write fault, in kernel
     mode, inside the call.  Each such call becomes one ``STORE`` record per page of the bytes
     written, placed where the call returns (KERNEL-2026.md section 1: "kernel-mode faults").
+    A vector call whose entry is not in the log (no ``vectors``: no C compiler to build the
+    helper) writes no record and is counted in :attr:`n_unresolved`.
     """
 
-    def __init__(self, page_size=PAGE):
+    def __init__(self, page_size=PAGE, vectors=None):
         self.page_size = page_size
-        self.pending = {}       # (pid, tid) -> (name, args)
+        self.vectors = vectors
+        self.pending = {}       # (pid, tid) -> (name, args, pid, nr)
         self.n_calls = 0
         self.n_records = 0
+        self.n_unresolved = 0
 
     def stores(self, raw):
         """Page addresses the kernel wrote for this syscall line (empty for most lines)."""
@@ -567,39 +884,71 @@ class KernelWrites:
             return self._apply(*call, rest) if call else ()
         name, _, tail = rest.partition(" ")
         name = name[4:] if name.startswith("sys_") else ""
-        if name not in KERNEL_WRITES:
+        if name not in KERNEL_WRITES and name not in VECTOR_WRITES:
             return ()
         arrow = tail.rfind("-->")
         args = tail[:arrow] if arrow >= 0 else tail
         result = tail[arrow + 3:] if arrow >= 0 else ""
+        call = (name, args, int(m[1]), int(m[3]))
         if "[async]" in result and "Success" not in result and "Failure" not in result:
-            self.pending[key] = (name, args)
+            self.pending[key] = call
             return ()
-        return self._apply(name, args, result)
+        return self._apply(*call, result)
 
-    def _apply(self, name, args, result):
+    def _apply(self, name, args, pid, nr, result):
         r = _RESULT.search(result)
         if r is None or r[1] != "Success":
             return ()
-        which, size = KERNEL_WRITES[name]
         parts = args.strip().removesuffix("[sync]").strip().removeprefix("(").removesuffix(")")
         parts = parts.split(",")
+        if name in VECTOR_WRITES:
+            return self._vector(parts, pid, nr, int(r[2], 16))
+        which, size = KERNEL_WRITES[name]
         if which >= len(parts):
             return ()
-        tok = parts[which].strip().split("(", 1)[0]
-        try:
-            buf = int(tok, 0)
-        except ValueError:
+        buf = _number(parts[which])
+        if buf is None:
             return ()
         n = int(r[2], 16) if size is None else size
-        if n <= 0 or buf == 0 or n > 1 << 40:
+        return self._pages([(buf, n)])
+
+    def _vector(self, parts, pid, nr, result):
+        nums = [_number(x) for x in parts[:3]]
+        if result <= 0 or len(nums) < 3 or None in nums:
             return ()
+        ranges = self.vectors.take((pid, nr, *nums, result)) if self.vectors else None
+        if ranges is None:
+            self.n_unresolved += 1
+            return ()
+        return self._pages(ranges)
+
+    def _pages(self, ranges):
+        """One address per page the ranges touch (each range's first at its own byte), in
+        order, each page once."""
         ps = self.page_size
-        first = buf // ps * ps
-        pages = [buf] + list(range(first + ps, buf + n, ps))
+        out, seen = [], set()
+        for buf, n in ranges:
+            if n <= 0 or buf == 0 or n > 1 << 40:
+                continue
+            first = buf // ps * ps
+            for a in [buf] + list(range(first + ps, buf + n, ps)):
+                if a // ps not in seen:
+                    seen.add(a // ps)
+                    out.append(a)
+        if not out:
+            return ()
         self.n_calls += 1
-        self.n_records += len(pages)
-        return pages
+        self.n_records += len(out)
+        return out
+
+
+def _number(tok):
+    """An integer argument as valgrind prints it (``3``, ``0x1fff000630``,
+    ``0x10a010(/path)``), ``None`` if it is not one."""
+    try:
+        return int(tok.strip().split("(", 1)[0], 0)
+    except ValueError:
+        return None
 
 
 def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None):

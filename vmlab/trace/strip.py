@@ -9,7 +9,8 @@ program touched just before.  For page faults those records change nothing:
   a page the filter holds but has not seen written since the page entered it;
 * every ``LOCK_W`` record is kept, and the filter is emptied wherever the trace's mappings
   change (a mapping row starts or ends), so the first access to a page under each mapping
-  is kept.
+  is kept.  The file reads table (:mod:`vmlab.trace.mappings`) keeps every row, each
+between the same kept records as before.
 
 What this preserves: the first read and the first write of every page in every mapping
 epoch, in their order, so the fault counts of a replay with unlimited memory are exactly the
@@ -136,6 +137,8 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
                 v = t[col]
                 finite = v != FOREVER
                 v[finite] = np.searchsorted(kept, v[finite].astype(np.int64)).astype(np.uint64)
-            w.mappings = Mappings(t, m.files, m.source)
+            reads = m.reads.copy()   # a read keeps its place between the kept records
+            reads["at_record"] = np.searchsorted(kept, reads["at_record"].astype(np.int64))
+            w.mappings = Mappings(t, m.files, m.source, reads)
     return w.path, {"records_in": n, "records_out": int(len(kept)),
                     "filter_pages": int(filter_pages)}
