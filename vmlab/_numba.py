@@ -37,6 +37,14 @@ def njit_borrow(func):
     return njit(func, _nrt=False, no_cpython_wrapper=True)
 
 
+def njit_phase(func):
+    """``njit_borrow`` for the fault engine's phase functions, which LLVM inlines into the
+    event loop (``forceinline``: numba's front end still compiles each on its own, fast; a
+    call that is not inlined marshals every array of the kernel's two state tuples, about
+    850 arguments, at every step)."""
+    return njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True)
+
+
 def _prefetch_intrinsic():
     """``prefetch(array, i)``: ask the CPU to bring the cache line of ``array[i]`` (first
     element of row ``i`` for a 2-D array) into cache ahead of use.  A hint only: it never

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit_borrow
+from ..._numba import njit_phase
 from .. import codes as C
 from . import state as g
 from .events import _heap_push, _next_arrival
@@ -13,7 +13,7 @@ from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _note_evict
                         _note_if_free, _remove, _unpin)
 
 
-@njit_borrow
+@njit_phase
 def _on_io(K, W, G, p, t):
     """The I/O of page-cache entry ``p`` completes at ``t`` (or, for a context page, the
     context a lock-dropping wait asked for is ready): the threads asleep on it wake."""
@@ -36,7 +36,7 @@ def _on_io(K, W, G, p, t):
             tn[th] = t + wakeup_ns
 
 
-@njit_borrow
+@njit_phase
 def _on_adversary(K, W, G, t):
     """The adversary calls at ``t``: it evicts the pages of its range that are resident,
     unmapped, unpinned and not in flight (fadvise DONTNEED), and comes back later."""

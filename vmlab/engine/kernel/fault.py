@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow, prefetch
+from ..._numba import njit, njit_phase, prefetch
 from .. import codes as C
 from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
@@ -16,12 +16,12 @@ from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_buck
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
 from .granularity import PT_COPY, _install_page, _map_around
 from .locks import _release_cost, _release_hold
-from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _admit_entry,
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _admit_entry, _admit_page,
                         _note_candidate, _note_if_free, _pin, _reclaim, _touch, _unpin)
 from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 
 
-@njit_borrow
+@njit_phase
 def _ph_lookup(K, W, G, th, t):
     """PH_LOOKUP: the handler's CPU is done.  A speculative attempt re-checks its count; the
     page is installed at once (anon, device, eager, a copy), fails (iomem without struct
@@ -62,7 +62,7 @@ def _ph_lookup(K, W, G, th, t):
             return t, C.PH_INSTALL
         return _wait_begins(K, W, G, th, t, p, p, 2, False, 0)
     # file: the page's page-cache entry (itself, or its folio)
-    s = K.page_slot[p]
+    s = g._entry(K, G, p)
     RAM = W.RAM
     if case == C.CASE_READ and TS[th, C.TS_AROUND_DONE] == 0 and \
             G[g.G_HAS_WINDOWS] == 1 and K.win_hi[p] - K.win_lo[p] > 1 and not (
@@ -83,17 +83,21 @@ def _ph_lookup(K, W, G, th, t):
         _pin(s, W.PIN, FL)
         return _wait_begins(K, W, G, th, t, p, s, 1, False, 0)
     # allocate the frames, evicting if needed, and issue the I/O
-    ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _admit_entry(
-        s, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT],
-        G[g.G_N_ENT] if G[g.G_CACHE_MODE] == 1 else G[g.G_N_RESIDENT], K.replacement,
-        G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
-        K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs, G[g.G_NEV],
-        K.keep_records, t, C.BY_FAULT, th)
-    if not ok:
-        # no frame and no victim under memory_bytes: OOM (section 12)
-        _oom(W, G, th, t)
-        return -1, g.HALT
-    W.cnt[C.CNT_READ_PAGES] += K.slot_frames[s]
+    if G[g.G_CACHE_MODE] == 1:
+        ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _admit_entry(
+            s, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
+            G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
+            K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs, G[g.G_NEV],
+            K.keep_records, t, C.BY_FAULT, th)
+        if not ok:
+            # no frame and no victim under memory_bytes: OOM (section 12)
+            _oom(W, G, th, t)
+            return -1, g.HALT
+        W.cnt[C.CNT_READ_PAGES] += K.slot_frames[s]
+    else:  # (one page an I/O, its pages read counted at the end)
+        G[g.G_N_RESIDENT], G[g.G_HAND], G[g.G_NEV] = _admit_page(
+            s, K.memory_pages, G[g.G_N_RESIDENT], K.replacement, G[g.G_HAND], FL.shape[0],
+            W.LL, FL, W.cnt, K.twolist_ratio, W.evs, G[g.G_NEV], K.keep_records, t, th)
     FL[s] |= F_INFL
     FL[s] &= np.uint8(255 - F_MSIO)
     d = _next_io_ns(K, G)
@@ -102,7 +106,8 @@ def _ph_lookup(K, W, G, th, t):
     io_c = t + d
     _pin(s, W.PIN, FL)
     TS[th, C.TS_MAJOR] = 1
-    RAM[s] = 0
+    if K.ra_pages > 0:  # (the readahead mark exists only with readahead)
+        RAM[s] = 0
     if K.ra_pages > 0 and K.vma_madv[v] != 1:
         _readahead_sync(K, W, G, th, t, p, v, s, io_c)
     return _wait_begins(K, W, G, th, t, p, s, 1, True, io_c)
@@ -140,7 +145,7 @@ def _fault_around(K, W, p, kernel_model):
     return n_around
 
 
-@njit_borrow
+@njit_phase
 def _readahead_async(K, W, G, th, t, p, v, s):
     """Asynchronous readahead (11.5): a page-cache hit from user space on file page ``p``
     (entry ``s``); a folio carrying the mark starts the next window's read."""
@@ -167,7 +172,7 @@ def _readahead_async(K, W, G, th, t, p, v, s):
         _count_in_bin(W, G, C.TSB_IOS, t)
 
 
-@njit_borrow
+@njit_phase
 def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
     """Synchronous readahead (11.5): a page-cache miss on file page ``p`` (entry ``s``, read
     until ``io_c``); the window joins the request."""
@@ -197,7 +202,7 @@ def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
     return n_rd, pg
 
 
-@njit_borrow
+@njit_phase
 def _spf_validate(K, W, G, th, t, p, v, case):
     """docs/model.md 15.4: a speculative attempt never waits, and re-reads its sequence
     count before the install; a page that needs a wait or a changed count sends the fault
@@ -205,7 +210,7 @@ def _spf_validate(K, W, G, th, t, p, v, case):
     the next step time of such a fallback, or -1 (the attempt goes on)."""
     TS, FL, cnt = W.TS, W.FL, W.cnt
     bk = K.vma_backing[v]
-    e_ = K.page_slot[p]   # (its page-cache entry; a context page's own)
+    e_ = g._entry(K, G, p)   # (its page-cache entry; a context page's own)
     hit = (FL[e_] & F_RES) != 0 and (FL[e_] & F_INFL) == 0
     needs = (bk == C.B_FILE and case != C.CASE_COPY and case != C.CASE_MKWRITE and
              not hit) or (bk == C.B_CONTEXT and (FL[e_] & F_RES) == 0)
@@ -238,7 +243,7 @@ def _spf_validate(K, W, G, th, t, p, v, case):
     return t
 
 
-@njit_borrow
+@njit_phase
 def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     """The attempt waits at ``t``: for file I/O on entry ``s`` (``need_wait`` 1; ``issued``:
     its own, completing at ``io_c``) or for page ``p``'s context (2).  Whether it drops the
@@ -345,7 +350,7 @@ def _release_deferred(K, W, G, th, t):
     return t + rc
 
 
-@njit_borrow
+@njit_phase
 def _ph_drop_wait(K, W, G, th, t):
     """PH_DROP_WAIT: a lock-dropping wait whose release paid a line cost: the release takes
     effect now and the wait begins (docs/model.md 15.1)."""
@@ -358,7 +363,7 @@ def _ph_drop_wait(K, W, G, th, t):
     p = K.rec_page[TS[th, C.TS_POS]]
     TS[th, C.TS_WAIT_START] = t
     TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
-    s = K.page_slot[p]   # (the page-cache entry its I/O reads)
+    s = g._entry(K, G, p)   # (the page-cache entry its I/O reads)
     if TS[th, C.TS_WAIT_KIND] == 1 and (FL[s] & F_INFL) != 0:
         TS[th, C.TS_WAIT_PAGE] = s
         TS[th, C.TS_PHASE] = C.PH_WAIT_IO
@@ -375,7 +380,7 @@ def _ph_drop_wait(K, W, G, th, t):
     return (c_done if c_done > t else t) + K.costs[C.COST_WAKEUP], g.STEP_DONE
 
 
-@njit_borrow
+@njit_phase
 def _ph_woken(K, W, G, th, t):
     """PH_WOKEN: a wait ended.  A lock-dropping attempt ends in a retry (after signals, if
     the policy checks them); otherwise the page is installed."""
@@ -407,7 +412,7 @@ def _ph_woken(K, W, G, th, t):
     return t, C.PH_INSTALL
 
 
-@njit_borrow
+@njit_phase
 def _ph_abort(K, W, G, th, t):
     """PH_ABORT: an interruptible wait aborted by a signal at ``t``: the attempt lets its
     page and its lock go (after the release's line cost, when there is one: the phase runs
@@ -421,7 +426,7 @@ def _ph_abort(K, W, G, th, t):
         p = K.rec_page[TS[th, C.TS_POS]]
         if TS[th, C.TS_WAIT_KIND] == 1:
             TS[th, C.TS_WAIT_PAGE] = -1
-            s = K.page_slot[p]
+            s = g._entry(K, G, p)
             _unpin(s, W.PIN, FL)
             if (FL[s] & F_INFL) == 0:
                 G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND],
@@ -457,7 +462,7 @@ def _charge_anon(K, W, G, th, t, p):
     return True
 
 
-@njit_borrow
+@njit_phase
 def _ph_minor_map(K, W, G, th, t):
     """PH_MINOR_MAP: a page-cache hit maps its page (and, in the page model, its
     fault-around neighbours); the install follows after their PTEs' cost."""
@@ -466,7 +471,7 @@ def _ph_minor_map(K, W, G, th, t):
     TS[th, C.TS_ACC] = t
     p = K.rec_page[TS[th, C.TS_POS]]
     case = TS[th, C.TS_CASE]
-    s = K.page_slot[p]
+    s = g._entry(K, G, p)
     if K.charge_anon and case == C.CASE_COW and W.CHG[p] == 0:
         # the private copy takes a frame of the limit (section 12)
         if not _charge_anon(K, W, G, th, t, p):
@@ -493,7 +498,7 @@ def _note_unmapped_copy(K, W, G, s):
         G[g.G_N_CAND] = _note_candidate(W.cand, G[g.G_N_CAND], s)
 
 
-@njit_borrow
+@njit_phase
 def _ph_install(K, W, G, th, t):
     """PH_INSTALL: map the page (charging a frame for an anonymous page or a private copy),
     release what the attempt holds (after its line cost, when there is one: the phase runs
@@ -504,7 +509,7 @@ def _ph_install(K, W, G, th, t):
     if TS[th, C.TS_REL_PAID] == 0:
         p = K.rec_page[TS[th, C.TS_POS]]
         case = TS[th, C.TS_CASE]
-        s = K.page_slot[p]
+        s = g._entry(K, G, p)
         if K.charge_anon and W.CHG[p] == 0 and (
                 case == C.CASE_ANON or case == C.CASE_COPY or case == C.CASE_COW or
                 (case == C.CASE_NONE and K.vma_backing[K.page_vma[p]] == C.B_ANON)):
@@ -538,7 +543,7 @@ def _ph_install(K, W, G, th, t):
     return t, g.STEP_DONE
 
 
-@njit_borrow
+@njit_phase
 def _ph_sigbus(K, W, G, th, t):
     """PH_SIGBUS: the handler failed (iomem without struct page): the attempt releases its
     lock (after its line cost, when there is one: the phase runs again then), the fault
@@ -563,14 +568,14 @@ def _ph_sigbus(K, W, G, th, t):
     return -1, g.HALT
 
 
-@njit_borrow
+@njit_phase
 def _ph_fault_end(K, W, G, th, t):
     """PH_FAULT_END: the fault completed at ``t``; the access follows (a reference to the
     page-cache page when the PTE maps it, or a do_cow_fault copied it; docs/model.md
     11.2)."""
     TS, FL = W.TS, W.FL
     p = K.rec_page[TS[th, C.TS_POS]]
-    s = K.page_slot[p]
+    s = g._entry(K, G, p)
     if (FL[p] & F_FILE) != 0 and (not K.kernel_model or (
             (FL[s] & F_RES) != 0 and ((FL[p] & F_PTE) != 0 or TS[th, C.TS_COW] == 1))):
         if (FL[s] & F_RES) != 0 or K.replacement == C.REPL_CLOCK:

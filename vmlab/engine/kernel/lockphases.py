@@ -4,7 +4,7 @@ write), the grant (the handler, a critical section or a remap begins) and a writ
 release.  The verbs they use are in locks.py."""
 from __future__ import annotations
 
-from ..._numba import njit, njit_borrow
+from ..._numba import njit, njit_phase
 from .. import codes as C
 from . import state as g
 from .granularity import _kernel_case
@@ -13,7 +13,7 @@ from .locks import (_attempt_row, _note_mmap_grant, _resumes, _vma_try_read, _wr
 from .pagecache import F_PTE
 
 
-@njit_borrow
+@njit_phase
 def _ph_lock_req(K, W, G, th, t):
     """PH_LOCK_REQ: what the request takes.  First a CPU segment paid before it (the VMA
     lookup, a speculative abort's re-read; docs/model.md 15.1), then the VMA lock or the
@@ -160,7 +160,7 @@ def _attempt_holds(K, W, th, t, v):
     TS[th, C.TS_PHASE] = C.PH_GRANTED
 
 
-@njit_borrow
+@njit_phase
 def _ph_granted(K, W, G, th, t):
     """PH_GRANTED: the lock is held.  A writer of the lock designs write-locks its VMAs
     first (and waits for their readers); then a fault's handler CPU, a LOCK_W critical
@@ -230,7 +230,7 @@ def _ph_granted(K, W, G, th, t):
     return t + costs[C.COST_REMAP_FIXED] + K.vma_npages[v] * costs[C.COST_PTE], g.STEP_DONE
 
 
-@njit_borrow
+@njit_phase
 def _ph_release_w(K, W, G, th, t):
     """PH_RELEASE_W: the end of a write hold (a LOCK_W record, an eager remap): its effect,
     then the release; queued threads are granted in order (readers together, a writer

@@ -289,3 +289,24 @@ def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, F
         return False, n_frames, n_ent, hand, nev
     _insert(s, replacement, hand, S, LL, FL)
     return True, n_frames + slot_frames[s], n_ent + 1, hand, nev
+
+
+@njit_borrow
+def _admit_page(p, limit, n_frames, replacement, hand, S, LL, FL, cnt, twolist_ratio, evs, nev,
+                keep, t, th):
+    """``_admit_entry`` for a page that is its own entry (one frame, ``memory_pages`` only:
+    no entry reads ``slot_frames``, a load that misses the cache for a cold page): evict
+    victims while the cache is full, then insert ``p``.  Returns (n_frames, hand, nev)."""
+    while limit >= 0 and n_frames >= limit:
+        if replacement <= C.REPL_FIFO:
+            victim = _lru_victim(S, LL, FL)
+        else:
+            victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_frames, cnt,
+                                          twolist_ratio)
+        if victim < 0:
+            break
+        _evict(victim, replacement, S, LL, FL, cnt)
+        n_frames -= 1
+        nev = _note_eviction(evs, nev, keep, t, victim, C.BY_FAULT, th)
+    _insert(p, replacement, hand, S, LL, FL)
+    return n_frames + 1, hand, nev

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..._numba import njit
+
 
 # ---- the scalar state G[...] (int64; flags are 0/1)
 # page cache
@@ -75,6 +77,14 @@ G_NCOL = 40
 # the same step (a ``PH_*``), or one of these
 STEP_DONE = -1      # nothing more this step (the next one at the returned time)
 HALT = -2           # the thread's run stops: it blocks, ends, or the run stops (an OOM)
+
+
+@njit(inline="always")
+def _entry(K, G, p):
+    """Page ``p``'s page-cache entry: ``page_slot[p]`` when entries are not their pages
+    (G_CACHE_MODE), else ``p`` itself without reading ``page_slot`` (a load that misses the
+    cache for a cold page, at every fault step)."""
+    return K.page_slot[p] if G[G_CACHE_MODE] == 1 else p
 
 
 class Work(NamedTuple):
