@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow, prefetch
+from ..._numba import njit, njit_phase, prefetch
 from .. import codes as C
 from . import state as g
 from .accounting import REC_MARGIN, _fit_bins, _hist_bucket
@@ -22,7 +22,7 @@ from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PTE, F_RES, _choose_victim, _e
 PF_DIST = 16
 
 
-@njit_borrow
+@njit_phase
 def _fast_run(K, W, G, th, t, pos):
     """Thread ``th`` at ``t`` starts record ``pos``: run its hits on mapped pages and its
     lone faults (no lock wait, no lock drop, no shared I/O, no signal) inline while each

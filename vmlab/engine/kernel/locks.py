@@ -3,7 +3,7 @@ waiters, docs/model.md section 4), and the per-VMA read/write locks and sequence
 the lock designs after 2010 (section 15)."""
 from __future__ import annotations
 
-from ..._numba import njit, njit_borrow
+from ..._numba import njit, njit_borrow, njit_phase
 from .. import codes as C
 from . import state as g
 from .accounting import _hist_bucket
@@ -124,7 +124,7 @@ def _release_line_ns(how, a, v, lk_readers, vl_readers, vl_wlocked, mline_ns, vl
 # ---- verbs of a fault's attempt and of a grant, on the kernel state (state.py) -----------
 
 
-@njit_borrow
+@njit_phase
 def _release_hold(K, W, G, th, t):
     """Thread ``th``'s fault attempt lets go at ``t`` of what it holds (``TS_HOW``): a VMA
     read lock, a speculative attempt (its end), nothing (VM_FAULT_COMPLETED), or mmap_sem for
