@@ -163,3 +163,19 @@ def test_the_lists_and_the_shadows_stay_consistent_on_random_scenarios(case):
     if r.counters["n_evictions"] == 0 and base.counters["n_evictions"] == 0:
         # nothing was reclaimed: the protection never acted, the runs are the same
         assert r.faults == base.faults
+
+
+def test_an_implementation_without_it_refuses_it_and_runnable_leaves_it_out():
+    from vmlab.model.recorded import runnable
+    from vmlab.model.scenario import refuse_knobs
+
+    trace = Trace(addr=np.array([DATA], np.uint64), op=np.array([Op.LOAD], np.uint8),
+                  tid=np.ones(1, np.uint32))
+    sc = Scenario(trace, vmas=VMAS, replacement="twolist", workingset=True)
+    with pytest.raises(ScenarioError, match=r"workingset=True: specified in docs/model.md"):
+        refuse_knobs(sc, sc.resolved_vmas(), runs=("fault_model",))
+    plain, said = runnable(sc, runs=("fault_model",))
+    assert plain.workingset is False and said == [
+        "twolist's protection of the working set (workingset=False)"]
+    # the other replacements have no active list: nothing to refuse
+    refuse_knobs(sc.replace(replacement="lru"), sc.resolved_vmas(), runs=())
