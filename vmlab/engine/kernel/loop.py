@@ -106,6 +106,8 @@ def _simulate(K):
     # limit are asked for: then the run has no fast path, and n_ent counts entries apart
     # from the frames in n_resident)
     cache_mode = NS != P or charge_anon or K.ra_pages > 0
+    # (without it a page's entry is the page itself: ``page_slot`` is read only in
+    # cache_mode, a load that misses the cache for a cold page at every fault step)
     # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
     has_windows = win_lo.shape[0] == P and P > 0 and (K.fault_around > 1 or cache_mode)
     seed = np.uint64(seed)
@@ -615,9 +617,15 @@ def _simulate(K):
                                             if victim >= 0:
                                                 _evict(victim, replacement, S, LL, FL, cnt)
                                                 n_resident -= 1
-                                                # (room: at most one eviction a fault row)
-                                                nev = _note_eviction(evs, nev, keep_records, h,
-                                                                     victim, C.BY_FAULT, th)
+                                                # (room: at most one eviction a fault row;
+                                                # written out: _note_eviction's branch would
+                                                # cost reference counting at every call)
+                                                if keep_records:
+                                                    evs[nev, C.E_TIME] = h
+                                                    evs[nev, C.E_ENTRY] = victim
+                                                    evs[nev, C.E_CAUSE] = C.BY_FAULT
+                                                    evs[nev, C.E_THREAD] = th
+                                                    nev += 1
                                         _insert(p, replacement, hand, S, LL, FL)
                                         n_resident += 1
                                         b = bin_b if bin_lo <= h < bin_hi else h // bin_ns
@@ -764,7 +772,7 @@ def _simulate(K):
                         else:
                             # (a hit through a private copy is no reference to the file page)
                             if (FL[p] & F_FILE) != 0 and (FL[p] & F_PTE) != 0:
-                                s = page_slot[p]
+                                s = page_slot[p] if cache_mode else p
                                 if replacement == C.REPL_LRU:
                                     if LL[S, 1] != s:
                                         _list_remove(LL, s)
@@ -1116,7 +1124,8 @@ def _simulate(K):
                         # its sequence count before the install; a page that needs a wait or a
                         # changed count sends the fault to mmap_sem afresh (k = 0), its CPU
                         # wasted (not a retry against max_retries)
-                        e_ = page_slot[p]   # (its page-cache entry; a context page's own)
+                        # (its page-cache entry; a context page's own)
+                        e_ = page_slot[p] if cache_mode else p
                         hit = (FL[e_] & F_RES) != 0 and (FL[e_] & F_INFL) == 0
                         needs = (bk == C.B_FILE and case != C.CASE_COPY and
                                  case != C.CASE_MKWRITE and not hit) or (
@@ -1169,7 +1178,7 @@ def _simulate(K):
                         else:
                             need_wait = 2
                     else:  # file: the page's page-cache entry (itself, or its folio)
-                        s = page_slot[p]
+                        s = page_slot[p] if cache_mode else p
                         if case == C.CASE_READ and TS[th, C.TS_AROUND_DONE] == 0 and \
                                 has_windows and win_hi[p] - win_lo[p] > 1 and not (
                                     (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0 and
@@ -1228,11 +1237,36 @@ def _simulate(K):
                             need_wait = 1
                         else:
                             # allocate the frames, evicting if needed, and issue the I/O
-                            ok, n_resident, n_ent, hand, nev = _admit_entry(
-                                s, memory_pages, n_anon, n_resident,
-                                n_ent if cache_mode else n_resident, replacement, hand, S, LL,
-                                FL, cnt, twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC,
-                                charge_anon, evs, nev, keep_records, t, C.BY_FAULT, th)
+                            ok = True
+                            if cache_mode:
+                                ok, n_resident, n_ent, hand, nev = _admit_entry(
+                                    s, memory_pages, n_anon, n_resident, n_ent, replacement,
+                                    hand, S, LL, FL, cnt, twolist_ratio, P, slot_frames, sp_off,
+                                    sp_pages, MAPC, charge_anon, evs, nev, keep_records, t,
+                                    C.BY_FAULT, th)
+                            else:
+                                # an entry is its page, one frame, no limit: _admit_entry's
+                                # steps written out (a call with its eight arrays costs 16
+                                # reference-count calls, and this runs once a major fault)
+                                while memory_pages >= 0 and n_resident >= memory_pages:
+                                    if replacement <= C.REPL_FIFO:
+                                        victim = _lru_victim(S, LL, FL)
+                                    else:
+                                        victim, hand = _choose_victim(
+                                            replacement, hand, S, LL, FL, n_resident, cnt,
+                                            twolist_ratio)
+                                    if victim < 0:
+                                        break
+                                    _evict(victim, replacement, S, LL, FL, cnt)
+                                    n_resident -= 1
+                                    if keep_records:
+                                        evs[nev, C.E_TIME] = t
+                                        evs[nev, C.E_ENTRY] = victim
+                                        evs[nev, C.E_CAUSE] = C.BY_FAULT
+                                        evs[nev, C.E_THREAD] = th
+                                        nev += 1
+                                _insert(s, replacement, hand, S, LL, FL)
+                                n_resident += 1
                             if not ok:
                                 # no frame and no victim under memory_bytes: OOM (section 12)
                                 oom = True
@@ -1240,7 +1274,8 @@ def _simulate(K):
                                 cnt[C.CNT_OOM_NS] = t
                                 cnt[C.CNT_OOM_THREAD] = th
                                 break
-                            cnt[C.CNT_READ_PAGES] += slot_frames[s]
+                            if cache_mode:  # (else one page an I/O, counted at the end)
+                                cnt[C.CNT_READ_PAGES] += slot_frames[s]
                             FL[s] |= F_INFL
                             FL[s] &= np.uint8(255 - F_MSIO)
                             slot = io_slot if io_slot_cnt == io_cnt else \
@@ -1263,7 +1298,8 @@ def _simulate(K):
                             _pin(s, PIN, FL)
                             TS[th, C.TS_MAJOR] = 1
                             need_wait = 1
-                            RAM[s] = 0
+                            if ra_pages > 0:  # (the readahead mark exists only with readahead)
+                                RAM[s] = 0
                             if ra_pages > 0 and vma_madv[v] != 1:
                                 # synchronous readahead: the window joins the request (11.5)
                                 f = vma_file[v]
@@ -1428,7 +1464,7 @@ def _simulate(K):
                     p = rec_page[pos]
                     TS[th, C.TS_WAIT_START] = t
                     TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
-                    s = page_slot[p]   # (the page-cache entry its I/O reads)
+                    s = page_slot[p] if cache_mode else p  # (the entry its I/O reads)
                     if TS[th, C.TS_WAIT_KIND] == 1 and (FL[s] & F_INFL) != 0:
                         TS[th, C.TS_WAIT_PAGE] = s
                         TS[th, C.TS_PHASE] = C.PH_WAIT_IO
@@ -1495,7 +1531,7 @@ def _simulate(K):
                         p = rec_page[pos]
                         if TS[th, C.TS_WAIT_KIND] == 1:
                             TS[th, C.TS_WAIT_PAGE] = -1
-                            s = page_slot[p]
+                            s = page_slot[p] if cache_mode else p
                             _unpin(s, PIN, FL)
                             if (FL[s] & F_PIN) == 0 and (FL[s] & F_PTE) == 0 and \
                                     (FL[s] & F_INFL) == 0:
@@ -1607,7 +1643,7 @@ def _simulate(K):
                     pos = TS[th, C.TS_POS]
                     p = rec_page[pos]
                     case = TS[th, C.TS_CASE]
-                    s = page_slot[p]
+                    s = page_slot[p] if cache_mode else p
                     if charge_anon and case == C.CASE_COW and CHG[p] == 0:
                         # the private copy takes a frame of the limit (section 12)
                         ok, n_resident, n_ent, hand, nev = _reclaim(
@@ -1650,7 +1686,7 @@ def _simulate(K):
                         pos = TS[th, C.TS_POS]
                         p = rec_page[pos]
                         case = TS[th, C.TS_CASE]
-                        s = page_slot[p]
+                        s = page_slot[p] if cache_mode else p
                         if charge_anon and CHG[p] == 0 and (
                                 case == C.CASE_ANON or case == C.CASE_COPY or
                                 case == C.CASE_COW or
@@ -1754,7 +1790,7 @@ def _simulate(K):
                     p = rec_page[pos]
                     # (kernel model: a reference when the PTE maps the page-cache page, or a
                     # do_cow_fault copied it; docs/model.md 11.2)
-                    s = page_slot[p]
+                    s = page_slot[p] if cache_mode else p
                     if (FL[p] & F_FILE) != 0 and (not kernel_model or (
                             (FL[s] & F_RES) != 0 and
                             ((FL[p] & F_PTE) != 0 or TS[th, C.TS_COW] == 1))):
