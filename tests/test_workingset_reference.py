@@ -25,14 +25,16 @@ VMAS = (Vma(DATA, DATA + 16 * PAGE, "file", prot="r"),
         Vma(TEXT, TEXT + 16 * PAGE, "file", prot="rx"))
 
 
-def addr(ch):
+def addr(ch, stride=1):
+    """A letter's address: with ``stride`` 2, the first page of the letter's two-page folio."""
     if ch in "XY":
-        return TEXT + "XY".index(ch) * PAGE
-    return DATA + "ABCDEFGH".index(ch) * PAGE
+        return TEXT + "XY".index(ch) * stride * PAGE
+    return DATA + "ABCDEFGH".index(ch) * stride * PAGE
 
 
 def run(seq, memory_pages, workingset=True, **kw):
-    trace = Trace(addr=np.array([addr(c) + 8 for c in seq], np.uint64),
+    stride = kw.get("folio_pages", 1)
+    trace = Trace(addr=np.array([addr(c, stride) + 8 for c in seq], np.uint64),
                   op=np.full(len(seq), Op.LOAD, np.uint8),
                   tid=np.ones(len(seq), np.uint32),
                   gap_ns=np.full(len(seq), 10, np.uint64))
@@ -48,8 +50,8 @@ def names(keys):
     return "".join("ABCDEFGH"[k] if f == 0 else "XY"[k] for f, k in keys)
 
 
-def evicted(result):
-    return "".join("ABCDEFGH"[p] if f == 0 else "XY"[p]
+def evicted(result, folio_pages=1):
+    return "".join("ABCDEFGH"[p // folio_pages] if f == 0 else "XY"[p // folio_pages]
                    for f, p in zip(result.evictions["file"], result.evictions["file_page"]))
 
 
@@ -179,3 +181,15 @@ def test_an_implementation_without_it_refuses_it_and_runnable_leaves_it_out():
         "twolist's protection of the working set (workingset=False)"]
     # the other replacements have no active list: nothing to refuse
     refuse_knobs(sc.replace(replacement="lru"), sc.resolved_vmas(), runs=())
+
+
+def test_refault_distances_and_the_active_list_count_pages_not_folios():
+    # Two-page folios, eight frames (four folios).  Letters are folios: A = pages 0-1, B =
+    # 2-3, ... (each access reads its folio's first page).  A A: active (age 2 pages); B B:
+    # active (age 4).  C D inactive: full.  E evicts C (shadow 4, age 6).  C evicts D (age
+    # 8): distance 8 - 4 = 4 pages, the active list holds 4 pages (two folios): C is active.
+    # (The aging's inactive * ratio < active counts folios: 2 < 2 is false.)
+    sim, r = run("AABBCDEC", 8, folio_pages=2)
+    assert names(sim.active) == "ABC" and names(sim.lru_order) == "E"
+    assert sim.nonresident_age == 10
+    assert evicted(r, folio_pages=2) == "CD"
