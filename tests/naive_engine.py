@@ -218,7 +218,7 @@ class NaiveSimulator:
         # the kernel fault model (docs/model.md 11.1-11.3); readahead, folios, shared files and
         # the memory limit are not modelled here yet
         refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages",
-                                                "memory_bytes", "ra_pages"),
+                                                "memory_bytes", "ra_pages", "workingset"),
                      who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
         self.costs = scenario.costs
@@ -253,6 +253,11 @@ class NaiveSimulator:
         self.cur_thread = -1               # the thread whose step is running (-1: none)
         # readahead state per (asid, file): [start, size, async_size, mmap_miss] (11.5)
         self.ra = {}
+        # twolist's workingset detection (docs/model.md 8.1): the lruvec's nonresident_age
+        # (pages) and one shadow entry per folio reclaim evicted: the age at its eviction
+        self.workingset = scenario.workingset and scenario.replacement == "twolist"
+        self.nonresident_age = 0
+        self.shadows = {}
         self._build_threads(trace)
         self._check_memory()
         self._build_eager()
@@ -643,11 +648,46 @@ class NaiveSimulator:
             # inactive: the first reference marks the folio, the second activates it
             page = self.cache[fkey]
             if page.ref:
-                del self.lru_order[fkey]
-                self.active[fkey] = None
-                page.ref = False
+                self._activate(fkey)
             else:
                 page.ref = True
+        elif self.workingset and fkey in self.active:
+            # active: the mark is the young bit reclaim looks at when it ages the list (8.1)
+            self.cache[fkey].ref = True
+
+    def _activate(self, fkey):
+        """Move an inactive folio to the active list, unmarked; under workingset the
+        nonresident age grows by its pages (workingset_activation, move_folios_to_lru)."""
+        del self.lru_order[fkey]
+        self.active[fkey] = None
+        page = self.cache[fkey]
+        page.ref = False
+        if self.workingset:
+            self.nonresident_age += page.frames
+
+    def _exec_mapped(self, fkey):
+        """A PTE of an executable VMA maps a page of folio ``fkey`` itself (VM_EXEC)."""
+        for key in self._folio_keys(fkey):
+            if key in self.ptes and key not in self.copied \
+                    and "x" in self.vmas[self._vma_of(key)].prot:
+                return True
+        return False
+
+    def _insert(self, key, page):
+        """A folio enters the page cache (its I/O issued): inactive, unmarked, unless its
+        shadow entry says it was evicted recently (workingset_refault, docs/model.md 8.1)."""
+        self.cache[key] = page
+        if self.sc.replacement == "clock":
+            self.ring.append(key)       # just behind the hand
+            return
+        eviction = self.shadows.pop(key, None)
+        if eviction is not None:
+            active_pages = sum(self.cache[k].frames for k in self.active)
+            if self.nonresident_age - eviction <= active_pages:
+                self.active[key] = None
+                self.nonresident_age += page.frames
+                return
+        self.lru_order[key] = None
 
     def _twolist_ratio(self):
         """mm/vmscan.c inactive_is_low: keep inactive * int_sqrt(10 * GiB) >= active (ratio 1
@@ -663,9 +703,31 @@ class NaiveSimulator:
         if self.sc.replacement == "twolist":
             ratio = self._twolist_ratio()
             while len(self.lru_order) * ratio < len(self.active):
-                key, _ = self.active.popitem(last=False)   # deactivate the oldest activation
-                self.lru_order[key] = None
-                self.cache[key].ref = False
+                key, _ = self.active.popitem(last=False)   # the oldest activation
+                page = self.cache[key]
+                if self.workingset and page.ref and self._exec_mapped(key):
+                    # shrink_active_list: a referenced executable folio goes round again
+                    self.active[key] = None
+                    page.ref = False
+                    self.nonresident_age += page.frames
+                    continue
+                self.lru_order[key] = None         # deactivated
+                page.ref = False
+            if self.workingset:
+                # folio_check_references: a referenced executable folio is activated on its
+                # first reference; the scan goes on past it
+                for key in list(self.lru_order):
+                    page = self.cache[key]
+                    if not self._eligible(page):
+                        continue
+                    if page.ref and self._exec_mapped(key):
+                        self._activate(key)
+                        continue
+                    return key
+                for key in self.active:
+                    if self._eligible(self.cache[key]):
+                        return key
+                return None
             for order in (self.lru_order, self.active):
                 for key in order:
                     if self._eligible(self.cache[key]):
@@ -693,6 +755,11 @@ class NaiveSimulator:
                                "file_page": key[1] * self.files[key[0]][2], "cause": cause,
                                "thread": thread})
         page = self.cache.pop(key)
+        if self.workingset and cause != BY_ADVERSARY:
+            # reclaim leaves a shadow entry (workingset_eviction); fadvise's invalidation
+            # does not
+            self.shadows[key] = self.nonresident_age
+            self.nonresident_age += page.frames
         if self.sc.replacement == "clock":
             self.ring.remove(key)       # the hand moves on if it was on this page
         elif key in self.active:
@@ -731,11 +798,7 @@ class NaiveSimulator:
             raise _Oom()
         page = _Page(in_flight=True, frames=frames)
         self.frames_used += frames
-        self.cache[key] = page
-        if self.sc.replacement == "clock":
-            self.ring.append(key)       # just behind the hand
-        else:
-            self.lru_order[key] = None
+        self._insert(key, page)
         return page
 
     def _issue_io(self, key):
@@ -773,11 +836,7 @@ class NaiveSimulator:
             page = _Page(in_flight=True, frames=frames)
             page.ra_mark = mark < n and mark // fp == k
             self.frames_used += frames
-            self.cache[key] = page
-            if self.sc.replacement == "clock":
-                self.ring.append(key)
-            else:
-                self.lru_order[key] = None
+            self._insert(key, page)
             got.append(key)
         return got
 
@@ -914,6 +973,9 @@ class NaiveSimulator:
         _, n, fp = self.files[f]
         o0 = self._file_page((vma.asid, first), self.adv_vma)
         o1 = min(n, o0 + last - first)
+        for key in [k for k in self.shadows if k[0] == f and o0 <= k[1] * fp
+                    and min((k[1] + 1) * fp, n) <= o1]:
+            del self.shadows[key]          # invalidation clears shadow entries too (8.1)
         for key in [k for k in self.cache if k[0] == f and o0 <= k[1] * fp
                     and min((k[1] + 1) * fp, n) <= o1]:
             page = self.cache[key]

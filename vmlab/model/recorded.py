@@ -539,6 +539,9 @@ def runnable(scenario, runs):
         if scenario.preload is not None and len(scenario.preload) > mem:
             changes["preload"] = np.asarray(scenario.preload)[:mem]
         said.append(f"memory_bytes (replaced by memory_pages={mem}: page-cache frames only)")
+    if "workingset" in drop:
+        changes["workingset"] = False
+        said.append("twolist's protection of the working set (workingset=False)")
     return scenario.replace(**changes), said
 
 

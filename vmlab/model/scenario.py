@@ -373,6 +373,12 @@ class Scenario:
         the anonymous working set ends the run with an OOM); replaces ``memory_pages``.
     files : list of File
         Sizes and folio sizes of the files the VMAs name.
+    workingset : bool
+        twolist only: the kernel's protection of the working set (docs/model.md 8.1): a
+        refault of a folio evicted recently (its refault distance at most the active list's
+        pages) joins the active list, and a referenced folio of an executable file mapping is
+        activated where reclaim finds it.  The other replacements have no active list and
+        ignore it.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -400,6 +406,7 @@ class Scenario:
     memory_bytes: int | None = None
     files: tuple = ()
     sample_rate: float | None = None
+    workingset: bool = False
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -416,6 +423,9 @@ class Scenario:
         if self.replacement not in REPLACEMENTS:
             raise ScenarioError(
                 f"unknown replacement {self.replacement!r}; choose one of {', '.join(REPLACEMENTS)}")
+        if not isinstance(self.workingset, (bool, np.bool_)):
+            raise ScenarioError(f"workingset must be True or False, got {self.workingset!r}")
+        object.__setattr__(self, "workingset", bool(self.workingset))
         if self.memory_pages is not None:
             mp = as_whole(self.memory_pages)
             if mp is None or mp < 1:
@@ -601,7 +611,8 @@ class Scenario:
 
     def granularity_knobs(self, vmas):
         """The mechanisms of docs/model.md sections 11-12 this scenario asks for, by name
-        (``"fault_model"``, ``"ra_pages"``, ``"folio_pages"``, ``"memory_bytes"``, ``"file"``),
+        (``"fault_model"``, ``"ra_pages"``, ``"folio_pages"``, ``"memory_bytes"``, ``"file"``,
+        ``"workingset"``),
         each with how it was asked: an implementation refuses those it does not run
         (:func:`refuse_knobs`) instead of silently ignoring them."""
         asked = {}
@@ -615,6 +626,8 @@ class Scenario:
             asked["memory_bytes"] = "memory_bytes"
         if any(v.file is not None for v in vmas):
             asked["file"] = "a VMA's file (page-cache sharing)"
+        if self.workingset and self.replacement == "twolist":
+            asked["workingset"] = "workingset=True"
         return asked
 
     def file_table(self, vmas):
