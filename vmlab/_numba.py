@@ -86,3 +86,50 @@ if JIT_DISABLED:
         return None
 else:
     prefetch = _prefetch_intrinsic()
+
+
+def refresh_stale_caches(package_dir, modules):
+    """Empty numba's on-disk cache of every compiled function in ``modules`` when any source
+    file under ``package_dir`` (or this file) changed since the cache was written.
+
+    numba checks a cached function against its own file only, but the fault engine's
+    functions are compiled into each other across files (a phase inlined into the event
+    loop): after an edit of ``fault.py`` alone, the cached event loop would still run the
+    old phase.  A digest of every source file, kept beside the cache, catches that; the
+    functions then compile once more.  Nothing happens without a cache (``NUMBA_DISABLE_JIT``)
+    or where the cache directory cannot be written (numba then compiles in memory anyway)."""
+    import hashlib
+    from pathlib import Path
+
+    if JIT_DISABLED:
+        return False
+    sources = sorted(Path(package_dir).rglob("*.py")) + [Path(__file__)]
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest = digest.hexdigest()
+    caches = [obj._cache for mod in modules for obj in vars(mod).values()
+              if isinstance(obj, numba.core.dispatcher.Dispatcher)
+              and getattr(obj, "_cache", None) is not None
+              and hasattr(obj._cache, "_cache_path")]
+    stamp_dirs = {c._cache_path for c in caches}
+    stale = False
+    for d in stamp_dirs:
+        stamp = Path(d) / "vmlab-sources.sha256"
+        try:
+            stale |= stamp.read_text() != digest
+        except OSError:
+            stale = True
+    if not stale:
+        return False
+    try:
+        for c in caches:
+            c.flush()
+        for d in stamp_dirs:
+            Path(d).mkdir(parents=True, exist_ok=True)
+            tmp = Path(d) / f"vmlab-sources.sha256.{os.getpid()}"
+            tmp.write_text(digest)
+            os.replace(tmp, Path(d) / "vmlab-sources.sha256")
+    except OSError:
+        pass
+    return True

@@ -18,8 +18,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..._numba import refresh_stale_caches
+from . import (accounting, arrivals, events, fastrun, fault, granularity, lockphases, locks,
+               loop, pagecache, readahead, record, signals, state)
 from .accounting import MAX_BINS
 from .loop import _simulate
+
+# numba checks each cached function against its own file only; these compile into each other
+refresh_stale_caches(__path__[0], (accounting, arrivals, events, fastrun, fault, granularity,
+                                   lockphases, locks, loop, pagecache, readahead, record,
+                                   signals, state))
 
 
 class KernelInputs(NamedTuple):
