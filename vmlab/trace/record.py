@@ -163,23 +163,16 @@ def exec_reads(path, interpreter=False):
     for a file that is not a 64-bit ELF file."""
     try:
         size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            ident = f.read(64)
-            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
-                return []
-            e = "<" if ident[5] == 1 else ">"
-            phoff, = struct.unpack_from(e + "Q", ident, 32)
-            phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
-            out = [(0, min(size, ELF64_EHDR_SIZE if interpreter else BINPRM_BUF_SIZE))]
-            if phnum:
-                out.append((phoff, phentsize * phnum))
-            f.seek(phoff)
-            ph = f.read(phentsize * phnum)
-            for k in range(phnum):
-                p_type, _fl, p_offset, _va, _pa, p_filesz, _ms = struct.unpack_from(
-                    e + "IIQQQQQ", ph, k * phentsize)
-                if (p_type == 3 and not interpreter) or p_type == 0x6474e553:  # INTERP, PROPERTY
-                    out.append((p_offset, p_filesz))
+        elf = _program_headers(path)
+        if elf is None:
+            return []
+        phoff, phentsize, phnum, headers = elf
+        out = [(0, min(size, ELF64_EHDR_SIZE if interpreter else BINPRM_BUF_SIZE))]
+        if phnum:
+            out.append((phoff, phentsize * phnum))
+        for p_type, p_offset, p_filesz, _memsz in headers:
+            if (p_type == 3 and not interpreter) or p_type == 0x6474e553:  # INTERP, PROPERTY
+                out.append((p_offset, p_filesz))
     except (OSError, struct.error):
         return []
     return [(o, min(n, size - o)) for o, n in out if n > 0 and o < size]
@@ -707,27 +700,33 @@ def exec_stores(program, segs, names, page_size=PAGE):
     return out
 
 
+def _program_headers(path):
+    """``(e_phoff, e_phentsize, e_phnum, [(p_type, p_offset, p_filesz, p_memsz), ...])`` of
+    a 64-bit ELF file, ``None`` for any other file (``OSError``/``struct.error`` pass)."""
+    with open(path, "rb") as f:
+        ident = f.read(64)
+        if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
+            return None
+        e = "<" if ident[5] == 1 else ">"
+        phoff, = struct.unpack_from(e + "Q", ident, 32)
+        phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
+        f.seek(phoff)
+        ph = f.read(phentsize * phnum)
+    headers = []
+    for k in range(phnum):
+        p_type, _fl, p_offset, _va, _pa, p_filesz, p_memsz = struct.unpack_from(
+            e + "IIQQQQQ", ph, k * phentsize)
+        headers.append((p_type, p_offset, p_filesz, p_memsz))
+    return phoff, phentsize, phnum, headers
+
+
 def _load_segments(path):
     """``(p_offset, p_filesz, p_memsz)`` of each ``PT_LOAD`` of a 64-bit ELF file."""
     try:
-        with open(path, "rb") as f:
-            ident = f.read(64)
-            if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
-                return []
-            e = "<" if ident[5] == 1 else ">"
-            phoff, = struct.unpack_from(e + "Q", ident, 32)
-            phentsize, phnum = struct.unpack_from(e + "HH", ident, 54)
-            f.seek(phoff)
-            ph = f.read(phentsize * phnum)
-        out = []
-        for k in range(phnum):
-            p_type, _fl, p_offset, _va, _pa, p_filesz, p_memsz = struct.unpack_from(
-                e + "IIQQQQQ", ph, k * phentsize)
-            if p_type == 1:
-                out.append((p_offset, p_filesz, p_memsz))
-        return out
+        elf = _program_headers(path)
     except (OSError, struct.error):
         return []
+    return [] if elf is None else [(o, fs, ms) for t, o, fs, ms in elf[3] if t == 1]
 
 
 def _exec_store_records(errf, program, writer):
