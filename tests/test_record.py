@@ -489,3 +489,16 @@ def test_kernel_writes_into_user_memory_become_stores():
     assert kw.stores(b"SYSCALL[7,1](0) sys_pread64 ( 3, 0x10000, 10, 0 ) --> Failure(0x9) \n") == ()
     assert kw.stores(b"SYSCALL[7,1](1) sys_write ( 1, 0x10000, 10 ) --> Success(0xa) \n") == ()
     assert (kw.n_calls, kw.n_records) == (2, 4)
+
+
+def test_calibrate_refuses_a_per_page_cost_noise_made_negative():
+    from vmlab.calibrate import BATCH, profile_from
+    from vmlab.errors import VmlabError
+
+    values = {k: [1000.0, 1100.0] for k in BATCH}
+    values["around_pages"] = [16.0, 16.0]
+    values["populate_page"] = [-3.0, -1.0]  # a preempted one-page timing in each run
+    with pytest.raises(VmlabError, match="populate_page -3.0 ns.*too busy"):
+        profile_from(values)
+    values["populate_page"] = [150.0, 160.0]
+    assert profile_from(values)["costs"]["pte_ns"] == 150

@@ -117,6 +117,11 @@ def profile_from(values, runs=None):
     """The costs profile (a dict with ``costs``, ``measurements``, ``machine``) from
     :func:`measure`'s values."""
     best = {k: float(np.min(values[k])) for k in BATCH}
+    if best["populate_page"] <= 0:
+        raise VmlabError(
+            "calibrate: mapping more pages measured no slower than mapping one (populate_page "
+            f"{best['populate_page']:.1f} ns): the machine was too busy; run it again when "
+            "it is quieter, or with more --runs")
     fault = best["zero_read"]
     costs = Costs().to_dict()
     costs.update({
