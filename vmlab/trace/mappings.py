@@ -134,6 +134,17 @@ class FileInfo:
             other.read_ahead_kb) and same_res
 
 
+def _as_table(rows, dtype, label):
+    """``rows`` as a structured array of ``dtype`` (one line when its fields do not fit)."""
+    rows = np.asarray(rows)
+    if rows.dtype == dtype:
+        return rows
+    try:
+        return rows.astype(dtype)
+    except (TypeError, ValueError):
+        raise TraceFormatError(f"{label} must have the fields {dtype.names}") from None
+
+
 class Mappings:
     """The mappings table of a run and its files (see the module docstring).
 
@@ -150,24 +161,11 @@ class Mappings:
     __slots__ = ("table", "files", "source", "reads")
 
     def __init__(self, table, files=(), source="", reads=None):
-        table = np.asarray(table)
-        if table.dtype != MAPPING_DTYPE:
-            try:
-                table = table.astype(MAPPING_DTYPE)
-            except (TypeError, ValueError):
-                raise TraceFormatError(
-                    f"mappings table must have the fields {MAPPING_DTYPE.names}") from None
-        self.table = table
+        self.table = _as_table(table, MAPPING_DTYPE, "mappings table")
         self.files = tuple(files)
         self.source = str(source)
-        reads = np.zeros(0, FILE_READ_DTYPE) if reads is None else np.asarray(reads)
-        if reads.dtype != FILE_READ_DTYPE:
-            try:
-                reads = reads.astype(FILE_READ_DTYPE)
-            except (TypeError, ValueError):
-                raise TraceFormatError(
-                    f"file reads table must have the fields {FILE_READ_DTYPE.names}") from None
-        self.reads = reads
+        self.reads = _as_table(np.zeros(0, FILE_READ_DTYPE) if reads is None else reads,
+                               FILE_READ_DTYPE, "file reads table")
         self.check()
 
     def check(self):

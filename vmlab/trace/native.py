@@ -710,19 +710,7 @@ def read_tables(path, hdr):
     if not isinstance(m, dict) or not isinstance(hdr.get("files"), list):
         raise TraceFormatError("header field 'mappings' must be an object and 'files' a list",
                                path)
-    try:
-        dtype = np.dtype([tuple(d) for d in m["dtype"]])
-    except (KeyError, TypeError, ValueError):
-        raise TraceFormatError("header field 'mappings' has no valid dtype", path) from None
-    if dtype.names != MAPPING_DTYPE.names:
-        raise TraceFormatError(f"mappings table has fields {dtype.names}, expected "
-                               f"{MAPPING_DTYPE.names}", path)
-    data = _read_blob(path, m, size, "mappings")
-    n_rows = m.get("n_rows")
-    if not isinstance(n_rows, int) or len(data) != n_rows * dtype.itemsize:
-        raise TraceFormatError(f"mappings table: {len(data)} bytes do not hold {n_rows!r} rows",
-                               path)
-    table = np.frombuffer(data, dtype).astype(MAPPING_DTYPE)
+    table = _read_table(path, m, size, "mappings", "mappings table", MAPPING_DTYPE)
     reads = _read_file_reads(path, hdr, size, FILE_READ_DTYPE)
     files = []
     for i, item in enumerate(hdr["files"]):
@@ -760,17 +748,22 @@ def _read_file_reads(path, hdr, size, want):
     r = hdr["file_reads"]
     if not isinstance(r, dict):
         raise TraceFormatError("header field 'file_reads' must be an object", path)
+    return _read_table(path, r, size, "file_reads", "file reads table", want)
+
+
+def _read_table(path, entry, size, key, label, want):
+    """The table the header's ``entry`` (``hdr[key]``: dtype, offset, n_rows) describes,
+    checked against the fields of ``want`` and returned as ``want``."""
     try:
-        dtype = np.dtype([tuple(d) for d in r["dtype"]])
+        dtype = np.dtype([tuple(d) for d in entry["dtype"]])
     except (KeyError, TypeError, ValueError):
-        raise TraceFormatError("header field 'file_reads' has no valid dtype", path) from None
+        raise TraceFormatError(f"header field '{key}' has no valid dtype", path) from None
     if dtype.names != want.names:
-        raise TraceFormatError(f"file reads table has fields {dtype.names}, expected "
-                               f"{want.names}", path)
-    data = _read_blob(path, r, size, "file_reads")
-    n_rows = r.get("n_rows")
+        raise TraceFormatError(f"{label} has fields {dtype.names}, expected {want.names}", path)
+    data = _read_blob(path, entry, size, key)
+    n_rows = entry.get("n_rows")
     if isinstance(n_rows, bool) or not isinstance(n_rows, int) \
             or len(data) != n_rows * dtype.itemsize:
-        raise TraceFormatError(f"file reads table: {len(data)} bytes do not hold "
-                               f"{_short(n_rows)} rows", path)
+        raise TraceFormatError(f"{label}: {len(data)} bytes do not hold {_short(n_rows)} rows",
+                               path)
     return np.frombuffer(data, dtype).astype(want)
