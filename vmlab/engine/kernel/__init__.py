@@ -86,6 +86,8 @@ class KernelInputs(NamedTuple):
     memory_pages: int        # frames (memory_pages, or memory_bytes / page size), -1 unlimited
     replacement: int         # codes.REPL_*
     twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
+    workingset: bool         # twolist's protection of the working set (docs/model.md 8.1)
+    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (8.1's text)
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page-cache entries resident at time 0, in order

@@ -113,6 +113,7 @@ def _simulate(K):
     LL[S + 1, 0] = S + 1
     LL[S + 1, 1] = S + 1
     G[g.G_HAND] = S
+    SH = np.full(NS if K.workingset else 0, -1, np.int64)   # shadow entries (8.1)
     cand = np.empty(64, np.int32)
 
     # ---- locks: mmap_sem per address space; waiting thread*2 + mode in a ring per space (a
@@ -219,7 +220,8 @@ def _simulate(K):
                 p, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT],
                 G[g.G_N_ENT] if cache_mode else G[g.G_N_RESIDENT], K.replacement, G[g.G_HAND],
                 S, LL, FL, cnt, K.twolist_ratio, P, K.slot_frames, K.sp_off, K.sp_pages, MAPC,
-                False, evs, G[g.G_NEV], keep_records, 0, C.BY_PRELOAD, -1)
+                False, evs, G[g.G_NEV], keep_records, 0, C.BY_PRELOAD, -1, K.workingset, SH, G,
+                page_vma, K.vma_exec)
             if track_cand:
                 G[g.G_N_CAND] = _note_candidate(cand, G[g.G_N_CAND], p)
 
@@ -259,7 +261,7 @@ def _simulate(K):
             for th in range(T):
                 pend_h[th] = 0
             G[g.G_PEND_FULL] = 0
-        W = g.Work(FL, PIN, PT, MAPC, RAM, CHG, RA, LL, cand, lk_readers, lk_writer, lk_q, lk_qh,
+        W = g.Work(FL, PIN, PT, MAPC, RAM, CHG, RA, LL, SH, cand, lk_readers, lk_writer, lk_q, lk_qh,
                    lk_qn, vl_readers, vl_wlocked, vl_seq, mm_seq, drain_th, TS, TT, tn, fstart,
                    vf_h, pend_t, pend_f, pend_row, pend_h, pend_n, sig_cnt, ht, hk, faults, sigs,
                    locks, evs, vlocks, cnt, ts_bins, hist_fault, hist_sig, hist_rwait,
