@@ -32,9 +32,10 @@ MADVISE = ("normal", "random", "sequential")
 MAX_FOLIO_PAGES = 512
 #: The knobs a recorded trace replays with (docs/model.md section 11, "Defaults"): the
 #: kernel's fault granularity, fault_around_bytes 64 KiB, ra_pages 32 (128 KiB), the
-#: active/inactive lists.  ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
+#: active/inactive lists with their protection of the working set (docs/model.md 8.1).
+#: ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
 KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages": 32,
-                   "replacement": "twolist"}
+                   "replacement": "twolist", "workingset": True}
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
 MAX_HORIZON_NS = LIMIT
 #: Address-space ids are below this (the engine's key has 12 asid bits: engine/prepare.py
