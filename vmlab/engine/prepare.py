@@ -776,7 +776,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         sig_kind=sig_kind, sig_param=sig_param, sig_start=sig_start, sig_fatal=sig_fatal,
         sig_times=sig_times, sig_toff=sig_toff,
         adv_kind=adv_kind, adv_param=adv_param, adv_start=adv_start, adv_times=adv_times,
-        adv_target=adv_target,
+        adv_target=adv_target, adv_entries=np.flatnonzero(adv_target).astype(np.int64),
         memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
         vma_exec=vma_exec,

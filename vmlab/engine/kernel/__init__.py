@@ -81,7 +81,8 @@ class KernelInputs(NamedTuple):
     adv_param: int
     adv_start: int
     adv_times: np.ndarray
-    adv_target: np.ndarray   # uint8 [P]: 1 for the pages of its range
+    adv_target: np.ndarray   # uint8 [entries]: 1 for the page-cache entries of its range
+    adv_entries: np.ndarray  # int64: those entries (whose shadows each call clears, 8.1)
     # page cache
     memory_pages: int        # frames (memory_pages, or memory_bytes / page size), -1 unlimited
     replacement: int         # codes.REPL_*

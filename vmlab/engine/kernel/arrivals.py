@@ -44,7 +44,7 @@ def _on_adversary(K, W, G, t):
     FL, cand, cnt = W.FL, W.cand, W.cnt
     S = FL.shape[0]
     if K.workingset:
-        _forget_shadows(K.adv_target, W.SH)
+        _forget_shadows(K.adv_entries, W.SH)
     j = 0
     for i in range(G[g.G_N_CAND]):
         p = cand[i]

@@ -237,12 +237,11 @@ def _remove(p, replacement, hand, S, LL, FL, cnt, ws, G, slot_frames):
 
 
 @njit_borrow
-def _forget_shadows(target, SH):
-    """The adversary's call (an invalidation of its range) clears the shadow entries of the
-    entries ``target`` marks, resident or not (docs/model.md 8.1)."""
-    for s in range(SH.shape[0]):
-        if target[s] == 1:
-            SH[s] = -1
+def _forget_shadows(entries, SH):
+    """The adversary's call (an invalidation of its range) clears the shadow entries of its
+    range's ``entries``, resident or not (docs/model.md 8.1)."""
+    for i in range(entries.shape[0]):
+        SH[entries[i]] = -1
 
 
 # ---------------------------------------------------------------------------------------
