@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow
+from ..._numba import byref, njit, njit_pass
 from .. import codes as C
 from . import state as g
 from .accounting import (MAX_BINS, REC_MARGIN, _close_books, _grow, _grow1, _handler_extra,
@@ -68,10 +68,64 @@ def _needs_room(K, W, G):
     return K.designs and keep and G[g.G_NVL] + REC_MARGIN > W.vlocks.shape[0]
 
 
-@njit
 def _simulate(K):
     """Replay ``K`` (a ``KernelInputs``); returns the record tables, the thread table, the
-    counters, the time series and the two latency histograms."""
+    counters, the time series and the latency histograms.
+
+    The passes are driven from Python: ``_setup`` allocates, ``_run_pass`` runs until the
+    run ends or a table needs room, the tables grow here (numpy), and ``_finish`` closes the
+    books.  (Called from a compiled ``_simulate``, ``_run_pass`` would be linked into it, and
+    numba optimises and generates code for everything linked into a function again: the whole
+    engine a second time, 12.5 s of the first compile; docs/performance.md.)  A pass call
+    from Python costs the unboxing of the state's arrays, tens of microseconds, and a run
+    takes a pass per doubling of a table."""
+    W, G = _setup(K)
+    while True:
+        W = _make_room(K, W, G)
+        if not _run_pass(K, W, G):
+            break
+    return _finish(K, W, G)
+
+
+def _make_room(K, W, G):
+    """``W`` with every table that has fewer free rows than a pass needs grown (records
+    twice as long, the adversary's notes and the signal rings as the pass asks)."""
+    grown = {}
+    T = W.TS.shape[0]
+    if K.keep_records:
+        for name, used in (("faults", g.G_NF), ("locks", g.G_NL), ("sigs", g.G_NS),
+                           ("vlocks", g.G_NVL)):
+            if name == "vlocks" and not K.designs:
+                continue
+            a = getattr(W, name)
+            while G[used] + REC_MARGIN > a.shape[0]:
+                a = _grow(a)
+            if a is not getattr(W, name):
+                grown[name] = a
+    cand = W.cand
+    if G[g.G_TRACK_CAND] == 1 and G[g.G_N_CAND] + T + REC_MARGIN > cand.shape[0]:
+        grown["cand"] = _grow1(cand, G[g.G_N_CAND] + T + REC_MARGIN)
+    if K.keep_records:
+        evs = W.evs
+        nf_cap = grown.get("faults", W.faults).shape[0]
+        while _ev_low(G[g.G_NEV], evs.shape[0], G[g.G_NF], nf_cap, G[g.G_N_CAND],
+                      G[g.G_EV_MARGIN]):
+            evs = _grow(evs)
+        if evs is not W.evs:
+            grown["evs"] = evs
+    if G[g.G_PEND_FULL] == 1:
+        for name in ("pend_t", "pend_f", "pend_row"):
+            grown[name] = _grow_rings(getattr(W, name), W.pend_h, W.pend_n)
+        W.pend_h[:] = 0
+        G[g.G_PEND_FULL] = 0
+    return W._replace(**grown) if grown else W
+
+
+@njit
+def _setup(K):
+    """The state of a run at time 0: the work arrays ``W`` and the scalar state ``G``, the
+    preload resident and the first arrivals of the signal schedules and the adversary in
+    the heap."""
     thr_off, page_vma, vma_backing = K.thr_off, K.page_vma, K.vma_backing
     n_asid, keep_records, designs = K.n_asid, K.keep_records, K.designs
     T = thr_off.shape[0] - 1
@@ -232,41 +286,23 @@ def _simulate(K):
     cnt[C.CNT_OOM_NS] = -1
     cnt[C.CNT_OOM_THREAD] = -1
     G[g.G_STOP_T] = K.horizon
-    # The event loop runs in passes.  Record tables, the adversary's notes and the signal
-    # queues grow between passes, never inside one (the phase functions borrow the arrays
-    # of one pass).  A pass ends (and a thread's inline run yields) when fewer than
-    # REC_MARGIN free rows are left; one step adds at most two.
-    while True:
-        if keep_records:
-            while G[g.G_NF] + REC_MARGIN > faults.shape[0]:
-                faults = _grow(faults)
-            while G[g.G_NL] + REC_MARGIN > locks.shape[0]:
-                locks = _grow(locks)
-            while G[g.G_NS] + REC_MARGIN > sigs.shape[0]:
-                sigs = _grow(sigs)
-            while designs and G[g.G_NVL] + REC_MARGIN > vlocks.shape[0]:
-                vlocks = _grow(vlocks)
-        if track_cand and G[g.G_N_CAND] + T + REC_MARGIN > cand.shape[0]:
-            cand = _grow1(cand, G[g.G_N_CAND] + T + REC_MARGIN)
-        if keep_records:
-            while _ev_low(G[g.G_NEV], evs.shape[0], G[g.G_NF], faults.shape[0], G[g.G_N_CAND],
-                          ev_margin):
-                evs = _grow(evs)
-        if G[g.G_PEND_FULL] == 1:
-            pend_t = _grow_rings(pend_t, pend_h, pend_n)
-            pend_f = _grow_rings(pend_f, pend_h, pend_n)
-            pend_row = _grow_rings(pend_row, pend_h, pend_n)
-            for th in range(T):
-                pend_h[th] = 0
-            G[g.G_PEND_FULL] = 0
-        W = g.Work(FL, PIN, PT, MAPC, RAM, CHG, RA, LL, cand, lk_readers, lk_writer, lk_q, lk_qh,
-                   lk_qn, vl_readers, vl_wlocked, vl_seq, mm_seq, drain_th, TS, TT, tn, fstart,
-                   vf_h, pend_t, pend_f, pend_row, pend_h, pend_n, sig_cnt, ht, hk, faults, sigs,
-                   locks, evs, vlocks, cnt, ts_bins, hist_fault, hist_sig, hist_rwait,
-                   hist_wwait)
-        if not _run_pass(K, W, G):
-            break
+    W = g.Work(FL, PIN, PT, MAPC, RAM, CHG, RA, LL, cand, lk_readers, lk_writer, lk_q, lk_qh,
+               lk_qn, vl_readers, vl_wlocked, vl_seq, mm_seq, drain_th, TS, TT, tn, fstart,
+               vf_h, pend_t, pend_f, pend_row, pend_h, pend_n, sig_cnt, ht, hk, faults, sigs,
+               locks, evs, vlocks, cnt, ts_bins, hist_fault, hist_sig, hist_rwait,
+               hist_wwait)
+    return W, G
 
+
+@njit
+def _finish(K, W, G):
+    """Close the books of a run whose last pass ended: the records cut to their rows, the
+    thread table, the counters, the time series and the histograms."""
+    TS, TT, tn, faults, cnt = W.TS, W.TT, W.tn, W.faults, W.cnt
+    T = TS.shape[0]
+    designs, keep_records = K.designs, K.keep_records
+    cache_mode = G[g.G_CACHE_MODE] == 1
+    hist_rwait = W.hist_rwait
     stop_t = G[g.G_STOP_T]
     if G[g.G_OOM] == 1:
         # a release before the OOM at the same instant granted mmap_sem to queued threads
@@ -278,8 +314,8 @@ def _simulate(K):
                                                    TS[th, C.TS_HOW] != C.FLK_MMAP))):
                 _note_mmap_grant(K, W, th, stop_t, TS[th, C.TS_LOCK_KIND])
     # ---- the horizon (or the event budget's stop): close every unfinished thread's books
-    end_time = _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt, pol, K.vma_pol,
-                            page_vma, K.rec_page, G[g.G_OOM] == 1)
+    end_time = _close_books(stop_t, TT, TS, K.thr_off, faults, keep_records, cnt, K.pol,
+                            K.vma_pol, K.page_vma, K.rec_page, G[g.G_OOM] == 1)
     cnt[C.CNT_END] = end_time
     cnt[C.CNT_BIN_NS] = G[g.G_BIN_NS]
     cnt[C.CNT_EVENTS] = G[g.G_N_EV]
@@ -297,26 +333,27 @@ def _simulate(K):
         # every I/O read one page (counted here: the fast path counts I/Os only)
         cnt[C.CNT_READ_PAGES] = cnt[C.CNT_IO]
     nf, ns, nl, nvl, nev = G[g.G_NF], G[g.G_NS], G[g.G_NL], G[g.G_NVL], G[g.G_NEV]
-    return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, G[g.G_N_BINS]),
-            hist_fault, hist_sig, vlocks[:nvl], hist_rwait, hist_wwait, evs[:nev])
+    return (faults[:nf], W.sigs[:ns], W.locks[:nl], TT, cnt, _series(W.ts_bins, G[g.G_N_BINS]),
+            W.hist_fault, W.hist_sig, W.vlocks[:nvl], hist_rwait, W.hist_wwait, W.evs[:nev])
 
 
-@njit
 def _grow_rings(a, head, n):
     """Each row of ``a`` is a ring (head ``head[i]``, ``n[i]`` items): a copy twice as wide,
     each ring unrolled from column 0."""
     T, m = a.shape
     b = np.zeros((T, 2 * m), np.int64)
     for i in range(T):
-        for q in range(n[i]):
-            b[i, q] = a[i, (head[i] + q) % m]
+        b[i, :n[i]] = a[i, (head[i] + np.arange(n[i])) % m]
     return b
 
 
-@njit_borrow
-def _run_pass(K, W, G):
+@njit_pass
+def _run_pass(inputs, work, G):
     """Take events in key order until the run ends (every thread done, the horizon, the
-    event budget, an OOM: returns False) or a table needs room (returns True)."""
+    event budget, an OOM: returns False) or a table needs room (returns True).  The phases
+    get the two state tuples by reference (``vmlab._numba.byref``)."""
+    K = byref(inputs)
+    W = byref(work)
     tn, ht, hk = W.tn, W.ht, W.hk
     T = tn.shape[0]
     horizon, event_budget = K.horizon, K.event_budget
