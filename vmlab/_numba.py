@@ -44,10 +44,13 @@ def njit_pass(func):
 
 
 def njit_phase(func):
-    """``njit_borrow`` for the fault engine's phase functions, which LLVM inlines into the
-    event loop (``forceinline``: numba's front end still compiles each on its own, fast; a
-    call that is not inlined marshals every array of the kernel's two state tuples, about
-    850 arguments, at every step)."""
+    """``njit_borrow`` for the fault engine's phase functions that a step runs, which LLVM
+    inlines into the event loop (``forceinline``: numba's front end still compiles each on
+    its own, fast).  A call through ``byref`` costs little, but a call per phase per step
+    re-reads the state's fields the loop already holds: the 8-thread benchmark ran at
+    two thirds of its rate with every phase a call (docs/performance.md, sixth session).
+    Phases that run once per I/O or more rarely are plain ``njit_borrow`` calls: inlined,
+    each would be compiled again into every caller."""
     return njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True)
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import codes as C
-from .kernel.loop import _finish, _run_pass, _setup, _simulate
+from .kernel.loop import _run_pass, _setup, _simulate
 from .prepare import prepare
 
 #: Seconds of compiling after which one line on stderr says what is going on.
@@ -93,30 +93,22 @@ def compile_kernel(inputs):
     """Make sure the kernel is compiled for the types of ``inputs`` (a ``KernelInputs``):
     loaded from numba's on-disk cache when it is there, compiled otherwise (nothing to do
     once it is in memory, or under ``NUMBA_DISABLE_JIT=1``).  Returns True if it had to
-    load or compile.  The kernel is three compiled functions (``loop._setup``,
-    ``_run_pass``, ``_finish``) driven from Python: the last two are compiled for the state
-    types the first returns."""
-    if not hasattr(_setup, "compile"):
+    load or compile.  The compiled kernel is the event loop's pass (``loop._run_pass``),
+    for the types of the inputs and of the state ``loop._setup`` makes for them."""
+    if not hasattr(_run_pass, "compile"):
         return False
     key = _type_key(inputs)
-    sigs = _SIGNATURES.get(key)
-    if sigs is not None and sigs[1] in _run_pass.overloads:
+    sig = _SIGNATURES.get(key)
+    if sig is not None and sig in _run_pass.overloads:
         return False
     import numba
 
-    setup_sig = (numba.typeof(inputs),)
-    loaded = setup_sig not in _setup.overloads
-    _setup.compile(setup_sig)
-    state = _setup.overloads[setup_sig].signature.return_type
-    pass_sig = setup_sig + tuple(state.types)
-    if pass_sig not in _run_pass.overloads:
-        loaded = True
-        _run_pass.compile(pass_sig)
-    if pass_sig not in _finish.overloads:
-        loaded = True
-        _finish.compile(pass_sig)
-    _SIGNATURES[key] = (setup_sig, pass_sig)
-    return loaded
+    W, G = _setup(inputs)
+    sig = _SIGNATURES[key] = (numba.typeof(inputs), numba.typeof(W), numba.typeof(G))
+    if sig in _run_pass.overloads:
+        return False
+    _run_pass.compile(sig)
+    return True
 
 
 def _eviction_columns(evs, prep):

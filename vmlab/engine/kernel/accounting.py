@@ -146,16 +146,6 @@ def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
 
 
 
-@njit
-def _series(bins, n_bins):
-    """The time series' first ``n_bins`` columns, as a new array."""
-    out = np.empty((bins.shape[0], n_bins), bins.dtype)
-    for row in range(bins.shape[0]):
-        for i in range(n_bins):
-            out[row, i] = bins[row, i]
-    return out
-
-
 @njit_borrow
 def _end_thread(th, t, state, TT, TS, thr_off, thr_access, cnt, n_acc_alive, acc_end):
     """Thread ``th`` ends at ``t`` in ``state`` (done, killed, sigbus); a killed or SIGBUS
