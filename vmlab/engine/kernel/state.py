@@ -71,12 +71,13 @@ G_HAS_WINDOWS = 36  # 1: fault-around windows wider than a page exist
 G_TRACK_CAND = 37   # 1: there is an adversary (else nobody reads its notes)
 G_LINE_ON = 38      # 1: a lock word's line costs something (docs/model.md 15.1)
 G_EV_MARGIN = 39    # eviction rows kept free beyond the fault table's (loop._ev_low)
+G_STARTED = 40      # 1 once the first pass put the preload and the first arrivals in place
 # twolist's protection of the working set (docs/model.md 8.1; kept only when K.workingset)
-G_NR_AGE = 40       # the nonresident age (lruvec->nonresident_age), in pages: grows at each
+G_NR_AGE = 41       # the nonresident age (lruvec->nonresident_age), in pages: grows at each
 #                     reclaim eviction and each activation; a shadow entry holds its value
-G_ACT_FRAMES = 41   # frames of the entries on the active list (NR_ACTIVE_FILE): a refault
+G_ACT_FRAMES = 42   # frames of the entries on the active list (NR_ACTIVE_FILE): a refault
 #                     whose distance is at most this joins the active list
-G_NCOL = 42
+G_NCOL = 43
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
