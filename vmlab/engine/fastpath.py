@@ -62,7 +62,8 @@ def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False,
     has a lock-word line or VMA lookup cost (docs/model.md 15.1), which depends on the other
     holders of the lock: no fault on the fast path; ``workingset``: twolist protects the
     working set (docs/model.md 8.1: shadow entries, refault activation), which the fast
-    path's page-cache insert and eviction do not know: no file fault on the fast path.
+    path's page-cache verbs do not know: no file fault on the fast path (and ``fastrun``
+    stops its run at a file hit, whose touch may activate).
 
     class: ``FP_NO_WAIT`` (the handler maps it at once: anon, device, iomem without struct
     page, eager), ``FP_FILE`` (a page-cache hit or one read), ``FP_CONTEXT`` (ready, or one

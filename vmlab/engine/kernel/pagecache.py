@@ -176,7 +176,12 @@ def _touch(s, replacement, S, LL, FL, cnt, ws, G, slot_frames):
     elif replacement == C.REPL_CLOCK:
         FL[s] |= F_REF
     elif replacement == C.REPL_TWOLIST:
-        _touch_twolist(s, S, LL, FL, cnt, ws, G, slot_frames)
+        # (the fast path passes ws=False: compiled out there, its loop keeps no workingset
+        # state live)
+        if ws:
+            _touch_ws(s, S, LL, FL, cnt, G, slot_frames)
+        else:
+            _touch_twolist(s, S, LL, FL, cnt)
 
 
 @njit(inline="always")
@@ -189,35 +194,51 @@ def _note_if_free(s, FL, cand, n_cand, track_cand):
 
 
 @njit_borrow
-def _touch_twolist(p, S, LL, FL, cnt, ws, G, slot_frames):
+def _touch_twolist(p, S, LL, FL, cnt):
     """twolist: a reference to resident file entry ``p``.  On the inactive list, the first
     reference sets its bit and the second activates it (head of the active list, bit clear:
-    the kernel's mark_page_accessed; under ``ws`` the nonresident age grows by its frames,
-    workingset_activation); on the active list nothing moves (the active list is aged in
-    activation order, as the kernel deactivates referenced file pages too), and under
-    ``ws`` the bit is set: the young bit the aging reads (docs/model.md 8.1)."""
+    the kernel's mark_page_accessed); on the active list nothing moves (the active list is
+    aged in activation order, as the kernel deactivates referenced file pages too)."""
     f = FL[p]
     if (f & F_ACT) != 0:
-        if ws:
-            FL[p] = f | F_REF
         return
     if (f & F_REF) == 0:
         FL[p] = f | F_REF
         return
-    _activate(p, S, LL, FL, cnt, ws, G, slot_frames)
+    _activate(p, S, LL, FL, cnt)
+
+
+@njit_borrow
+def _touch_ws(p, S, LL, FL, cnt, G, slot_frames):
+    """``_touch_twolist`` under workingset (docs/model.md 8.1): an activation also grows the
+    nonresident age and the active list's frames by ``p``'s frames (workingset_activation),
+    and a reference to an active entry sets its bit, the young bit the aging reads."""
+    f = FL[p]
+    if (f & F_ACT) != 0:
+        FL[p] = f | F_REF
+        return
+    if (f & F_REF) == 0:
+        FL[p] = f | F_REF
+        return
+    _activate_ws(p, S, LL, FL, cnt, G, slot_frames)
 
 
 @njit(inline="always")
-def _activate(p, S, LL, FL, cnt, ws, G, slot_frames):
-    """Move inactive entry ``p`` to the head of the active list, its bit clear; under
-    ``ws`` the active list's frames and the nonresident age grow by its frames."""
+def _activate(p, S, LL, FL, cnt):
+    """Move inactive entry ``p`` to the head of the active list, its bit clear."""
     _list_remove(LL, p)
     _list_insert_after(LL, p, S + 1)
     FL[p] = (FL[p] | F_ACT) & np.uint8(255 - F_REF)
     cnt[C.CNT_ACTIVE] += 1
-    if ws:
-        G[G_ACT_FRAMES] += slot_frames[p]
-        G[G_NR_AGE] += slot_frames[p]
+
+
+@njit(inline="always")
+def _activate_ws(p, S, LL, FL, cnt, G, slot_frames):
+    """``_activate`` under workingset: the active list's frames and the nonresident age grow
+    by the entry's frames (workingset_activation, move_folios_to_lru)."""
+    _activate(p, S, LL, FL, cnt)
+    G[G_ACT_FRAMES] += slot_frames[p]
+    G[G_NR_AGE] += slot_frames[p]
 
 
 @njit_borrow
@@ -324,7 +345,7 @@ def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, G, slot_frames, P, sp_off, 
         if (FL[x] & F_INFL) == 0 and (FL[x] & F_PIN) == 0:
             if (FL[x] & F_REF) != 0 and _exec_mapped(x, P, FL, page_vma, vma_exec, sp_off,
                                                      sp_pages):
-                _activate(x, S, LL, FL, cnt, True, G, slot_frames)
+                _activate_ws(x, S, LL, FL, cnt, G, slot_frames)
             else:
                 return x
         x = nx
