@@ -278,7 +278,7 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
 
 def _access_mask(trace):
     op = np.asarray(trace.op)
-    return op != Op.LOCK_W
+    return op < Op.LOCK_W      # lock records (LOCK_W, LOCK_R) are no access
 
 
 def page_ids(trace, mask=None):

@@ -259,7 +259,7 @@ def _finish(addr, *, rng_off, rng_op, aligned, size, page_size, op, write_fracti
             hi = min(n, lo + _CHUNK)
             op_col[lo:hi][rng_op.random(hi - lo) < write_fraction] = Op.STORE
     size_col = np.full(n, size, narrow_dtype(size))
-    if code == Op.LOCK_W and not write_fraction:
+    if code >= Op.LOCK_W and not write_fraction:   # lock records: the whole space / the cost
         size_col[:] = 0
     if tid is None:
         tid = np.zeros(n, np.uint8)

@@ -140,6 +140,7 @@ def _simulate(K):
         TS[th, C.TS_WAIT_PAGE] = -1
         TS[th, C.TS_VL_ROW] = -1
         TS[th, C.TS_LW_NEXT] = K.thr_lw_off[th]
+        TS[th, C.TS_LR_NEXT] = K.thr_lr_off[th]
         TS[th, C.TS_PHASE] = C.PH_START
         TS[th, C.TS_SEG] = C.CAT_COMPUTE
         TT[th, C.TT_TID] = K.thr_tid[th]
