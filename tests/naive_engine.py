@@ -1563,6 +1563,14 @@ class NaiveSimulator:
         )
 
 
+def lock_r_done(result):
+    """The LOCK_R records a run completed (docs/model.md 15.9): a reader's record ends at its
+    release, so its lock row has a release time.  (No counter: ``n_mmap_lock_read_other``
+    counts requests, as ``n_mmap_lock_read`` does.)"""
+    return sum(1 for k, rel in zip(result.locks["kind"], result.locks["release_ns"])
+               if k == LOCK_READER and rel >= 0)
+
+
 def _wait_figures(locks, vma_write_wait_ns):
     """LOCK_WAIT_NAMES from lock records (dicts with mode, request_ns and acquire_ns)."""
     out = {}
