@@ -1,7 +1,8 @@
 """The lock phases (docs/model.md sections 4 and 15): a request (a fault's attempt takes a
 VMA read lock, a speculative sequence count or mmap_sem for read; a writer mmap_sem for
 write; a LOCK_R record for read, docs/model.md 15.9), the grant (the handler, a critical
-section, a remap or a read hold begins) and the release of a record's hold.  The verbs they use are in locks.py."""
+section, a remap or a read hold begins) and the release of a record's hold.  The verbs
+they use are in locks.py."""
 from __future__ import annotations
 
 from ..._numba import njit, njit_phase
