@@ -81,7 +81,7 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
                  "n_readahead_pages")
 #: Counters of the lock designs after 2010 (docs/model.md section 15.6).
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
-                      "n_spf_aborts")
+                      "n_spf_aborts", "n_mmap_lock_read_other")
 #: VMA read lock and speculative attempts (docs/model.md 15.6): lock 1 = a VMA lock, 2 = a
 #: sequence count; acquire -1 for a failed attempt; outcome 0 held, 1 fallback, 2 abort.
 VMA_LOCK_COLUMNS = ("thread", "vma", "lock", "request_ns", "acquire_ns", "release_ns",
@@ -106,7 +106,7 @@ CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold"
 DONE, SIGBUS, KILLED, UNFINISHED = 0, 1, 2, 3
 T_DONE, T_KILLED, T_SIGBUS, T_UNFINISHED, T_OOM = 0, 1, 2, 3, 4
 READ, WRITE = 0, 1
-LOCK_FAULT, LOCK_RECORD, LOCK_REMAP = 0, 1, 2
+LOCK_FAULT, LOCK_RECORD, LOCK_REMAP, LOCK_READER = 0, 1, 2, 3
 
 # Event kinds.
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
@@ -314,7 +314,7 @@ class NaiveSimulator:
             r.key = (r.asid, r.vpn)
             r.vma = None
             r.write = r.op in (Op.STORE, Op.MODIFY)
-            if r.op != Op.LOCK_W:
+            if r.op < Op.LOCK_W:       # lock records (LOCK_W, LOCK_R) are no access
                 lst = vmas_of_asid.get(r.asid, [])
                 j = bisect.bisect_right(starts.get(r.asid, []), r.addr) - 1
                 if j < 0 or r.addr >= self.vmas[lst[j]].end:
@@ -330,7 +330,7 @@ class NaiveSimulator:
         self.page_id = {k: i for i, k in enumerate(sorted(keys))}
         self.page_of_id = sorted(keys)
 
-        access_tids = sorted({tids[i] for i in range(n) if ops[i] != Op.LOCK_W})
+        access_tids = sorted({tids[i] for i in range(n) if ops[i] < Op.LOCK_W})
         schedules = self.sc.signal_schedule_of(ordered_tids)
         for tid, s in schedules.items():
             if s.threads is None and tid not in access_tids:
@@ -1044,6 +1044,8 @@ class NaiveSimulator:
             if rec.op == Op.LOCK_W:
                 yield from self._lock_w(th, rec)
                 self.counters["n_lock_w"] += 1
+            elif rec.op == Op.LOCK_R:
+                yield from self._lock_r(th, rec)
             else:
                 if not (yield from self._access(th, rec)):
                     return
@@ -1072,6 +1074,21 @@ class NaiveSimulator:
         yield ("sleep", self.costs.mmap_cs_ns, "lock_hold")
         self._write_unlock_vmas(rec.asid, vis)
         self._release(rec.asid, WRITE, lock)
+
+    def _lock_r(self, th, rec):
+        """A reader of mmap_sem that is not a fault (docs/model.md 15.9): mmap_sem itself under
+        every design, FIFO with faults and writers; its hold is the record's size (ns), or
+        ``mmap_read_cs_ns`` for size 0; the word's line is paid at the grant (with the hold)
+        and at the release (a segment of its own when nonzero), as a fault's are."""
+        c = self.costs
+        lock = self._lock_record(th, rec.asid, READ, LOCK_READER)
+        self.lock_counters["n_mmap_lock_read_other"] += 1
+        yield ("lock", rec.asid, READ, lock)
+        hold = rec.size or c.mmap_read_cs_ns
+        yield ("sleep", hold + c.mmap_lock_line_ns * lock["line_n"], "lock_hold")
+        yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1),
+                             "lock_hold")
+        self._release(rec.asid, READ, lock)
 
     # -- VMA locks and sequence counts (docs/model.md section 15) --------------------------
     def _vmas_in_range(self, asid, addr, size):
@@ -1544,6 +1561,14 @@ class NaiveSimulator:
             vma_locks=columns(self.vma_locks, VMA_LOCK_COLUMNS),
             evictions=columns(self.evictions, EVICTION_COLUMNS),
         )
+
+
+def lock_r_done(result):
+    """The LOCK_R records a run completed (docs/model.md 15.9): a reader's record ends at its
+    release, so its lock row has a release time.  (No counter: ``n_mmap_lock_read_other``
+    counts requests, as ``n_mmap_lock_read`` does.)"""
+    return sum(1 for k, rel in zip(result.locks["kind"], result.locks["release_ns"])
+               if k == LOCK_READER and rel >= 0)
 
 
 def _wait_figures(locks, vma_write_wait_ns):
