@@ -862,7 +862,14 @@ class NaiveSimulator:
             st[3] = min(st[3] + 1, 1000)
             if st[3] > 100:                # MMAP_LOTSAMISS: the faulting folio alone
                 return
-            st[0:3] = [max(0, o - R // 2), R, R // 4]
+            vma = self.vmas[rec.vma]
+            if "x" in vma.prot:
+                # VM_EXEC: forward from the fault to the VMA's end, no async part
+                vma_end = vma.offset // self.page_size + ((vma.end - vma.start) >> self.shift)
+                end = min(o + R, vma_end)
+                st[0:3] = [o, end - o, 0]
+            else:
+                st[0:3] = [max(0, o - R // 2), R, R // 4]
         mark = st[0] + st[1] - st[2]
         if mark < n and mark // fp == fkey[1]:
             page.ra_mark = True

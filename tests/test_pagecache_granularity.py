@@ -97,6 +97,49 @@ def test_readahead_is_clipped_to_the_file_and_stops_when_memory_is_full():
     assert m.counters["n_evictions"] == 0
 
 
+def test_a_fault_in_an_executable_vma_reads_forward_to_the_vma_end():
+    # file "f", 64 pages; an executable VMA maps its pages 10..29 (20 pages at offset 10), a
+    # read-only one all 64.  A miss on file page 20 (the text's page 10) reads forward:
+    # start 20, end min(20 + 8, 30) = 28, async 0: pages 20..27 in the faulting folio's I/O
+    # (read-around would have read 16..23)
+    text = Vma(BASE, BASE + 20 * PAGE, "file", file="f", offset=10 * PAGE, prot="rx")
+    rest = Vma(BASE + 32 * PAGE, BASE + 96 * PAGE, "file", file="f", prot="r")
+    r = reads([10, 17], vma=text, ra_pages=8, files=[File("f", size_bytes=64 * PAGE)])
+    assert r.faults["major"] == [1, 0] and r.counters["n_read_pages"] == 8
+    assert r.counters["n_io"] == 1 and r.counters["n_readahead_pages"] == 7
+    # file page 27 (the text's page 17) was read and carries no mark (async_size 0: the mark
+    # would be page 28, outside the window): a minor fault that starts no readahead
+    t1 = READ_FAULT + IO + WAKE + 1
+    assert r.faults["end_ns"][1] == t1 + READ_FAULT + 800
+    # near the VMA's end the window stops there: a miss on file page 26 reads 26..29 only,
+    # though the file goes on
+    e = both(Scenario(trace([(0, 0, BASE + 16 * PAGE, R, 0)]), vmas=[text, rest],
+                      costs=COSTS, fault_model="kernel", ra_pages=8))
+    assert e.counters["n_read_pages"] == 4
+    # the same file page through the read-only VMA is read around: 22..29
+    o = both(Scenario(trace([(0, 0, BASE + (32 + 26) * PAGE, R, 0)]), vmas=[text, rest],
+                      costs=COSTS, fault_model="kernel", ra_pages=8))
+    assert o.counters["n_read_pages"] == 8
+
+
+def test_the_executable_window_counts_misses_and_honours_madvise():
+    # mmap_miss is counted before the VM_EXEC case: past MMAP_LOTSAMISS (100 misses) an
+    # executable VMA reads the faulting page alone.  Misses 3 apart with ra_pages 2: each of
+    # the first 100 reads its page and the next (forward window o..o+1), the 101st and 102nd
+    # their own page only
+    text = Vma(BASE, BASE + 400 * PAGE, "file", prot="rx")
+    r = reads([3 * i for i in range(102)], vma=text, ra_pages=2)
+    assert r.faults["major"] == [1] * 102 and r.counters["n_io"] == 102
+    assert (r.counters["n_read_pages"], r.counters["n_readahead_pages"]) == (202, 100)
+    # madvise random: the faulting page alone; sequential: start 20, size 2 * 8 (the kernel
+    # takes VM_SEQ_READ before VM_EXEC)
+    base = dict(start=BASE, end=BASE + 64 * PAGE, backing="file", prot="rx")
+    rnd = reads([20], vma=Vma(**base, madvise="random"), ra_pages=8)
+    assert rnd.counters["n_read_pages"] == 1
+    seq = reads([20], vma=Vma(**base, madvise="sequential"), ra_pages=8)
+    assert seq.counters["n_read_pages"] == 16
+
+
 # -- the page cache by file (11.4) ------------------------------------------------------------
 
 def test_two_mappings_of_one_file_share_its_pages_across_address_spaces():
