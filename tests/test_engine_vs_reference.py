@@ -73,6 +73,19 @@ def check_agreement(scenario, policy):
                     pytrace=False)
 
 
+def test_engine_matches_reference_with_a_preload_larger_than_the_first_notes():
+    """A preload of 300 pages with an adversary: each preloaded page is a note for the
+    adversary before the first event (the notes' first table held 64; the first pass's
+    check came too late for the preload's notes)."""
+    rows = [(1, i % 300, 100) for i in range(400)]
+    sc = Scenario(_trace(rows), vmas=[Vma(BASE, BASE + 300 * PAGE, "file")],
+                  costs=Costs(io_ns=Fixed(70_000)), memory_pages=320,
+                  preload=[BASE + i * PAGE for i in range(300)],
+                  adversary=Adversary("periodic", period_ns=50_000), horizon_ns=4_000_000)
+    check_agreement(sc, "nopage")
+    assert engine.run(sc, "nopage").counters["n_adversary_evictions"] > 64
+
+
 @settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.filter_too_much])

@@ -37,11 +37,20 @@ def njit_borrow(func):
     return njit(func, _nrt=False, no_cpython_wrapper=True)
 
 
+def njit_pass(func):
+    """``njit_borrow`` with a CPython wrapper, for the event loop's pass (called from Python
+    between the passes, with the arrays of the state as arguments)."""
+    return njit(func, _nrt=False)
+
+
 def njit_phase(func):
-    """``njit_borrow`` for the fault engine's phase functions, which LLVM inlines into the
-    event loop (``forceinline``: numba's front end still compiles each on its own, fast; a
-    call that is not inlined marshals every array of the kernel's two state tuples, about
-    850 arguments, at every step)."""
+    """``njit_borrow`` for the fault engine's phase functions that a step runs, which LLVM
+    inlines into the event loop (``forceinline``: numba's front end still compiles each on
+    its own, fast).  A call through ``byref`` costs little, but a call per phase per step
+    re-reads the state's fields the loop already holds: the 8-thread benchmark ran at
+    two thirds of its rate with every phase a call (docs/performance.md, sixth session).
+    Phases that run once per I/O or more rarely are plain ``njit_borrow`` calls: inlined,
+    each would be compiled again into every caller."""
     return njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True)
 
 
@@ -78,6 +87,77 @@ def _prefetch_intrinsic():
         return types.void(arr, idx), codegen
 
     return prefetch
+
+
+def _byref_intrinsic():
+    """``byref(state)``: the named tuple ``state`` stored once on the caller's stack, passed
+    on as one pointer whose fields read like the tuple's (``ref.faults``, ``ref.horizon``).
+
+    numba passes a named tuple of arrays by value, flattened: each array is seven or nine
+    LLVM arguments, and the fault engine's two state tuples are about 850.  Every phase
+    function taking them paid about a second of compile time for that alone (numba's
+    lowering of the arguments, LLVM's SROA of their copy and the instruction selection of
+    the call's prologue; docs/performance.md, sixth session) although it reads a handful.
+    Through a pointer a function reads only the fields it uses.  The pointer lives as long
+    as the frame of the function that took it; nothing here counts references, so it is
+    for the ``njit_borrow`` functions the event loop calls, which keep no array."""
+    from numba import types
+    from numba.core import cgutils
+    from numba.core.typing.templates import AttributeTemplate
+    from numba.extending import (infer_getattr, intrinsic, lower_getattr_generic, models,
+                                 register_model)
+
+    class StateRef(types.Type):
+        """A pointer to a named tuple (its fields read through it)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+            super().__init__(name=f"StateRef({inner})")
+
+    @register_model(StateRef)
+    class _StateRefModel(models.PrimitiveModel):
+        def __init__(self, dmm, fe_type):
+            super().__init__(dmm, fe_type,
+                             dmm.lookup(fe_type.inner).get_value_type().as_pointer())
+
+    @infer_getattr
+    class _StateRefAttributes(AttributeTemplate):
+        key = StateRef
+
+        def generic_resolve(self, typ, attr):
+            if attr in typ.inner.fields:
+                return typ.inner.types[typ.inner.fields.index(attr)]
+            return None
+
+    @lower_getattr_generic(StateRef)
+    def _field(context, builder, typ, val, attr):
+        value = builder.load(cgutils.gep_inbounds(builder, val, 0,
+                                                  typ.inner.fields.index(attr)))
+        # the tuple never changes once stored: LLVM may hoist and merge the reads of a
+        # field across stores to arrays and calls (else it must assume any store could
+        # write the escaped copy, and reads it again inside loops)
+        value.set_metadata("invariant.load", builder.module.add_metadata([]))
+        return value
+
+    @intrinsic
+    def byref(typingctx, state):
+        if not isinstance(state, types.BaseNamedTuple):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return cgutils.alloca_once_value(builder, args[0])
+
+        return StateRef(state)(state), codegen
+
+    return byref
+
+
+if JIT_DISABLED:
+    def byref(state):
+        """Pure-Python stand-in (``NUMBA_DISABLE_JIT=1``): the tuple itself."""
+        return state
+else:
+    byref = _byref_intrinsic()
 
 
 if JIT_DISABLED:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import codes as C
-from .kernel.loop import _simulate
+from .kernel.loop import _run_pass, _setup, _simulate
 from .prepare import prepare
 
 #: Seconds of compiling after which one line on stderr says what is going on.
@@ -93,20 +93,21 @@ def compile_kernel(inputs):
     """Make sure the kernel is compiled for the types of ``inputs`` (a ``KernelInputs``):
     loaded from numba's on-disk cache when it is there, compiled otherwise (nothing to do
     once it is in memory, or under ``NUMBA_DISABLE_JIT=1``).  Returns True if it had to
-    load or compile."""
-    kernel = _simulate
-    if not hasattr(kernel, "compile"):
+    load or compile.  The compiled kernel is the event loop's pass (``loop._run_pass``),
+    for the types of the inputs and of the state ``loop._setup`` makes for them."""
+    if not hasattr(_run_pass, "compile"):
         return False
     key = _type_key(inputs)
     sig = _SIGNATURES.get(key)
-    if sig is not None and sig in kernel.overloads:
+    if sig is not None and sig in _run_pass.overloads:
         return False
     import numba
 
-    sig = _SIGNATURES[key] = (numba.typeof(inputs),)
-    if sig in kernel.overloads:
+    W, G = _setup(inputs)
+    sig = _SIGNATURES[key] = (numba.typeof(inputs), numba.typeof(W), numba.typeof(G))
+    if sig in _run_pass.overloads:
         return False
-    kernel.compile(sig)
+    _run_pass.compile(sig)
     return True
 
 

@@ -16,27 +16,23 @@ REC_MARGIN = 8
 
 
 # ---------------------------------------------------------------------------------------
-# growable record tables (copied element by element: a slice assignment would compile numba's
-# shape-mismatch error message, string formatting included, seconds of compile time)
+# growable record tables (grown between the event loop's passes, in Python: loop._make_room)
 
 
-@njit
 def _grow(a):
+    """A copy of the table ``a`` with room for twice its rows (and 16 more)."""
     b = np.empty((2 * a.shape[0] + 16, a.shape[1]), a.dtype)
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            b[i, j] = a[i, j]
+    b[:a.shape[0]] = a
     return b
 
 
-@njit
 def _grow1(a, need):
+    """A copy of ``a`` longer than ``need`` (zeros beyond ``a``)."""
     m = a.shape[0]
     while m <= need:
         m = 2 * m + 64
     b = np.zeros(m, a.dtype)
-    for i in range(a.shape[0]):
-        b[i] = a[i]
+    b[:a.shape[0]] = a
     return b
 
 
@@ -148,16 +144,6 @@ def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
     else:
         cnt[C.CNT_MINOR] += 1
 
-
-
-@njit
-def _series(bins, n_bins):
-    """The time series' first ``n_bins`` columns, as a new array."""
-    out = np.empty((bins.shape[0], n_bins), bins.dtype)
-    for row in range(bins.shape[0]):
-        for i in range(n_bins):
-            out[row, i] = bins[row, i]
-    return out
 
 
 @njit_borrow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit_phase
+from ..._numba import njit_borrow, njit_phase
 from .. import codes as C
 from . import state as g
 from .events import _heap_push, _next_arrival
@@ -36,7 +36,7 @@ def _on_io(K, W, G, p, t):
             tn[th] = t + wakeup_ns
 
 
-@njit_phase
+@njit_borrow
 def _on_adversary(K, W, G, t):
     """The adversary calls at ``t``: it evicts the pages of its range that are resident,
     unmapped, unpinned and not in flight (fadvise DONTNEED), and comes back later."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_phase, prefetch
+from ..._numba import njit, njit_borrow, njit_phase, prefetch
 from .. import codes as C
 from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
@@ -145,7 +145,7 @@ def _fault_around(K, W, p, kernel_model):
     return n_around
 
 
-@njit_phase
+@njit_borrow
 def _readahead_async(K, W, G, th, t, p, v, s):
     """Asynchronous readahead (11.5): a page-cache hit from user space on file page ``p``
     (entry ``s``); a folio carrying the mark starts the next window's read."""
@@ -172,7 +172,7 @@ def _readahead_async(K, W, G, th, t, p, v, s):
         _count_in_bin(W, G, C.TSB_IOS, t)
 
 
-@njit_phase
+@njit_borrow
 def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
     """Synchronous readahead (11.5): a page-cache miss on file page ``p`` (entry ``s``, read
     until ``io_c``); the window joins the request."""
@@ -203,7 +203,7 @@ def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
     return n_rd, pg
 
 
-@njit_phase
+@njit_borrow
 def _spf_validate(K, W, G, th, t, p, v, case):
     """docs/model.md 15.4: a speculative attempt never waits, and re-reads its sequence
     count before the install; a page that needs a wait or a changed count sends the fault
@@ -244,7 +244,7 @@ def _spf_validate(K, W, G, th, t, p, v, case):
     return t
 
 
-@njit_phase
+@njit_borrow
 def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     """The attempt waits at ``t``: for file I/O on entry ``s`` (``need_wait`` 1; ``issued``:
     its own, completing at ``io_c``) or for page ``p``'s context (2).  Whether it drops the
@@ -413,7 +413,7 @@ def _ph_woken(K, W, G, th, t):
     return t, C.PH_INSTALL
 
 
-@njit_phase
+@njit_borrow
 def _ph_abort(K, W, G, th, t):
     """PH_ABORT: an interruptible wait aborted by a signal at ``t``: the attempt lets its
     page and its lock go (after the release's line cost, when there is one: the phase runs
@@ -544,7 +544,7 @@ def _ph_install(K, W, G, th, t):
     return t, g.STEP_DONE
 
 
-@njit_phase
+@njit_borrow
 def _ph_sigbus(K, W, G, th, t):
     """PH_SIGBUS: the handler failed (iomem without struct page): the attempt releases its
     lock (after its line cost, when there is one: the phase runs again then), the fault

@@ -11,26 +11,29 @@ runs its own steps inline as long as each next step's key is below every other p
 (nothing else can happen before it), which makes a stream of page hits or uncontended
 faults a tight loop (the fast path, ``fastrun``; off with ``fast_path=False``).
 
-``_simulate`` allocates the state (``state``: the work arrays ``W``, the scalar state
-``G``) and runs the loop in passes; ``_run_pass`` takes events in key order until the run
-ends or a record table needs room; ``_run_thread`` runs one thread's steps, each a phase
-function (``record``, ``lockphases``, ``fault``, ``signals``) that returns its next step
-and the phase it goes on with in the same step.  The phase functions are compiled each on
-its own (numba's compile time of one large function grows faster than its size), without
-reference counting (``njit_borrow``: a call costs no count per array argument); a record's
-own phases (start, access, end), which run at every record, are inlined into
-``_run_thread`` instead (a call marshals the two state tuples' arrays: docs/performance.md,
-fifth session).
+``_simulate`` (Python) has ``_setup`` allocate the state (``state``: the work arrays ``W``,
+the scalar state ``G``) and runs the loop in passes: ``_run_pass`` takes events in key
+order until the run ends or a record table needs room, the tables grow in numpy between
+passes (``_make_room``), and ``_finish`` closes the books.  ``_run_thread`` runs one
+thread's steps, each a phase function (``record``, ``lockphases``, ``fault``, ``signals``)
+that returns its next step and the phase it goes on with in the same step.  The phase
+functions are compiled each on its own (numba's compile time of one large function grows
+faster than its size), without reference counting (``njit_borrow``: a call costs no count
+per array argument), and get the two state tuples by reference (``vmlab._numba.byref``: one
+pointer each, not the ~850 LLVM arguments of their arrays).  The phases a step runs are
+inlined into the loop by LLVM (``njit_phase``); those that run once per I/O or more rarely
+are calls; a record's own phases (start, access, end), which run at every record, are
+inlined by numba into ``_run_thread`` (docs/performance.md, fifth and sixth sessions).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow
+from ..._numba import byref, njit, njit_borrow, njit_pass
 from .. import codes as C
 from . import state as g
 from .accounting import (MAX_BINS, REC_MARGIN, _close_books, _grow, _grow1, _handler_extra,
-                         _low_room, _series)
+                         _low_room)
 from .arrivals import _on_adversary, _on_io
 from .events import NO_STEP, _heap_pop, _heap_push, _key_lt, _limit, _next_arrival, _other_min
 from .fastrun import _rec_end_inline
@@ -68,133 +71,178 @@ def _needs_room(K, W, G):
     return K.designs and keep and G[g.G_NVL] + REC_MARGIN > W.vlocks.shape[0]
 
 
-@njit
 def _simulate(K):
     """Replay ``K`` (a ``KernelInputs``); returns the record tables, the thread table, the
-    counters, the time series and the two latency histograms."""
-    thr_off, page_vma, vma_backing = K.thr_off, K.page_vma, K.vma_backing
-    n_asid, keep_records, designs = K.n_asid, K.keep_records, K.designs
-    T = thr_off.shape[0] - 1
-    P = page_vma.shape[0]
+    counters, the time series and the latency histograms.
+
+    The passes are driven from Python: ``_setup`` allocates, ``_run_pass`` runs until the
+    run ends or a table needs room, the tables grow here (numpy), and ``_finish`` closes the
+    books.  (Called from a compiled ``_simulate``, ``_run_pass`` would be linked into it, and
+    numba optimises and generates code for everything linked into a function again: the whole
+    engine a second time, 12.5 s of the first compile; docs/performance.md.)  A pass call
+    from Python costs the unboxing of the state's arrays, tens of microseconds, and a run
+    takes a pass per doubling of a table."""
+    W, G = _setup(K)
+    while True:
+        W = _make_room(K, W, G)
+        if not _run_pass(K, W, G):
+            break
+    return _finish(W, G)
+
+
+def _make_room(K, W, G):
+    """``W`` with every table that has fewer free rows than a pass needs grown (records
+    twice as long, the adversary's notes and the signal rings as the pass asks)."""
+    grown = {}
+    T = W.TS.shape[0]
+    if K.keep_records:
+        for name, used in (("faults", g.G_NF), ("locks", g.G_NL), ("sigs", g.G_NS),
+                           ("vlocks", g.G_NVL)):
+            if name == "vlocks" and not K.designs:
+                continue
+            a = getattr(W, name)
+            while G[used] + REC_MARGIN > a.shape[0]:
+                a = _grow(a)
+            if a is not getattr(W, name):
+                grown[name] = a
+    cand = W.cand
+    if G[g.G_TRACK_CAND] == 1 and G[g.G_N_CAND] + T + REC_MARGIN > cand.shape[0]:
+        grown["cand"] = _grow1(cand, G[g.G_N_CAND] + T + REC_MARGIN)
+    if K.keep_records:
+        evs = W.evs
+        nf_cap = grown.get("faults", W.faults).shape[0]
+        while _ev_low(G[g.G_NEV], evs.shape[0], G[g.G_NF], nf_cap, G[g.G_N_CAND],
+                      G[g.G_EV_MARGIN]):
+            evs = _grow(evs)
+        if evs is not W.evs:
+            grown["evs"] = evs
+    if G[g.G_PEND_FULL] == 1:
+        for name in ("pend_t", "pend_f", "pend_row"):
+            grown[name] = _grow_rings(getattr(W, name), W.pend_h, W.pend_n)
+        W.pend_h[:] = 0
+        G[g.G_PEND_FULL] = 0
+    return W._replace(**grown) if grown else W
+
+
+def _setup(K):
+    """The state of a run before its first event: the work arrays ``W`` and the scalar
+    state ``G`` (numpy; the first pass puts the preload in the page cache and the first
+    arrivals in the heap: ``_start_run``)."""
+    T = K.thr_off.shape[0] - 1
+    P = K.page_vma.shape[0]
     NS = K.slot_frames.shape[0]  # page-cache entries: pages, then folios (docs/model.md 11.4)
+    n_asid, nvma = K.n_asid, K.vma_backing.shape[0]
+    keep = K.keep_records
     G = np.zeros(g.G_NCOL, np.int64)
     # (entries are their pages, one frame each, unless files, folios, readahead or a memory
     # limit are asked for: then the run has no fast path, and G_N_ENT counts entries apart
     # from the frames in G_N_RESIDENT)
-    cache_mode = NS != P or K.charge_anon or K.ra_pages > 0
-    G[g.G_CACHE_MODE] = 1 if cache_mode else 0
+    G[g.G_CACHE_MODE] = NS != P or K.charge_anon or K.ra_pages > 0
     # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
-    G[g.G_HAS_WINDOWS] = 1 if (K.win_lo.shape[0] == P and P > 0 and
-                               (K.fault_around > 1 or cache_mode)) else 0
-    track_cand = K.adv_kind != C.SCHED_NONE  # (without an adversary nobody reads its notes)
-    G[g.G_TRACK_CAND] = 1 if track_cand else 0
-    G[g.G_LINE_ON] = 1 if (K.costs[C.COST_MMAP_LINE] > 0 or K.costs[C.COST_VMA_LINE] > 0) \
-        else 0
+    G[g.G_HAS_WINDOWS] = (K.win_lo.shape[0] == P and P > 0 and
+                          (K.fault_around > 1 or G[g.G_CACHE_MODE] == 1))
+    G[g.G_TRACK_CAND] = K.adv_kind != C.SCHED_NONE  # (else nobody reads its notes)
+    G[g.G_LINE_ON] = K.costs[C.COST_MMAP_LINE] > 0 or K.costs[C.COST_VMA_LINE] > 0
 
     # ---- page state: flag bits (F_*) and the pin count per entry (pagecache.py)
     FL = np.full(NS, F_MSIO, np.uint8)
-    PIN = np.zeros(NS, np.int32)
-    PT = np.zeros(P, np.uint8)
-    MAPC = np.zeros(NS, np.int32)
-    RAM = np.zeros(NS, np.uint8)
-    CHG = np.zeros(P, np.uint8)
-    RA = np.zeros((n_asid * K.f_npages.shape[0], 4), np.int64)
-    for q in range(P):
-        if vma_backing[page_vma[q]] == C.B_FILE:
-            FL[q] |= F_FILE
-    for q in range(P, NS):
-        FL[q] |= F_FILE
+    FL[np.flatnonzero(K.vma_backing[K.page_vma] == C.B_FILE)] |= F_FILE
+    FL[P:] |= F_FILE
     # the page-cache lists: row = (prev, next); sentinel row NS (the list of LRU, FIFO and
     # CLOCK, twolist's inactive list), sentinel row NS + 1 (twolist's active list)
     LL = np.full((NS + 2, 2), -1, np.int32)
-    S = NS
-    LL[S, 0] = S
-    LL[S, 1] = S
-    LL[S + 1, 0] = S + 1
-    LL[S + 1, 1] = S + 1
-    G[g.G_HAND] = S
-    cand = np.empty(64, np.int32)
-
-    # ---- locks: mmap_sem per address space; waiting thread*2 + mode in a ring per space (a
-    # thread waits at most once, so T slots always suffice); the lock designs' VMA locks
-    nvma = vma_backing.shape[0]
-    lk_readers = np.zeros(n_asid, np.int64)
-    lk_writer = np.zeros(n_asid, np.int64)
-    lk_q = np.zeros((n_asid, T + 1), np.int64)
-    lk_qh = np.zeros(n_asid, np.int64)
-    lk_qn = np.zeros(n_asid, np.int64)
-    vl_readers = np.zeros(nvma, np.int64)
-    vl_wlocked = np.zeros(nvma, np.int64)
-    vl_seq = np.zeros(nvma, np.int64)
-    mm_seq = np.zeros(n_asid, np.int64)
-    drain_th = np.full(n_asid, -1, np.int64)
+    LL[NS] = NS
+    LL[NS + 1] = NS + 1
+    G[g.G_HAND] = NS
+    # the adversary's notes: room for the preload's (noted before the first pass's check)
+    cand = np.empty(max(64, 2 * K.preload.shape[0] + T + REC_MARGIN), np.int32)
 
     # ---- threads
     TS = np.zeros((T, C.TS_NCOL), np.int64)
     TT = np.zeros((T, C.TT_NCOL), np.int64)
-    for th in range(T):
-        TS[th, C.TS_POS] = thr_off[th]
-        TS[th, C.TS_EMAP] = K.emap_off[th]
-        TS[th, C.TS_FAULT_ROW] = -1
-        TS[th, C.TS_LOCK_ROW] = -1
-        TS[th, C.TS_WAIT_PAGE] = -1
-        TS[th, C.TS_VL_ROW] = -1
-        TS[th, C.TS_LW_NEXT] = K.thr_lw_off[th]
-        TS[th, C.TS_PHASE] = C.PH_START
-        TS[th, C.TS_SEG] = C.CAT_COMPUTE
-        TT[th, C.TT_TID] = K.thr_tid[th]
-        TT[th, C.TT_STATE] = C.ST_RUNNING
-    tn = np.zeros(T, np.int64)
-    fstart = np.zeros(T, np.int64)
-    pend_t = np.zeros((T, 8), np.int64)
-    pend_f = np.zeros((T, 8), np.int64)
-    pend_row = np.zeros((T, 8), np.int64)
-    pend_h = np.zeros(T, np.int64)
-    pend_n = np.zeros(T, np.int64)
-    sig_cnt = np.zeros(T, np.int64)
-    # each VMA's handler CPU (fault_ns + extra, both paths); the fast path's class and
-    # lock-drop flag come from fast_path_eligibility (vmlab/engine/fastpath.py)
-    costs, pol = K.costs, K.pol
-    vf_h = np.zeros(nvma, np.int64)
-    for v in range(nvma):
-        pr = K.vma_pol[v]
-        vf_h[v] = costs[C.COST_FAULT] + _handler_extra(
-            vma_backing[v], pol[pr, C.K_EAGER] == 1, pol[pr, C.K_STRUCT_PAGE] == 1,
-            costs[C.COST_STRUCT_PAGE], costs[C.COST_ZERO_FILL], costs[C.COST_DRIVER])
-    # the heap: at most one pending signal and one context completion a thread, one
-    # adversary call and one I/O an entry: it never needs to grow
-    ht = np.empty(2 * T + NS + 2, np.int64)
-    hk = np.empty(2 * T + NS + 2, np.int64)
+    TS[:, C.TS_POS] = K.thr_off[:T]
+    TS[:, C.TS_EMAP] = K.emap_off[:T]
+    TS[:, [C.TS_FAULT_ROW, C.TS_LOCK_ROW, C.TS_WAIT_PAGE, C.TS_VL_ROW]] = -1
+    TS[:, C.TS_LW_NEXT] = K.thr_lw_off[:T]
+    TS[:, C.TS_PHASE] = C.PH_START
+    TS[:, C.TS_SEG] = C.CAT_COMPUTE
+    TT[:, C.TT_TID] = K.thr_tid
+    TT[:, C.TT_STATE] = C.ST_RUNNING
 
     # ---- records and tallies
-    faults = np.empty((1024 if keep_records else 0, C.F_NCOL), np.int64)
-    sigs = np.empty((256 if keep_records else 0, C.S_NCOL), np.int64)
-    locks = np.empty((1024 if keep_records else 0, C.L_NCOL), np.int64)
     # evictions: room for a step's worst case (a folio and a readahead window, one frame
     # each at least) and for an adversary call (its notes) beyond the fault table's free
     # rows, so that the fast path (one eviction a fault row at most) needs no check of its own
-    ev_margin = 2 * K.ra_pages + 3 * (K.f_folio.max() if K.f_folio.shape[0] else 1) + T + \
-        REC_MARGIN + 4
+    ev_margin = 2 * K.ra_pages + 3 * (int(K.f_folio.max()) if K.f_folio.shape[0] else 1) + \
+        T + REC_MARGIN + 4
     G[g.G_EV_MARGIN] = ev_margin
-    evs = np.empty(((1024 + K.preload.shape[0] + ev_margin) if keep_records else 0, C.E_NCOL),
-                   np.int64)
-    vlocks = np.empty((256 if keep_records and designs else 0, C.VL_NCOL), np.int64)
     cnt = np.zeros(C.N_COUNTERS, np.int64)
-    ts_bins = np.zeros((C.TSB_NCOL, MAX_BINS), np.int64)
-    hist_fault = np.zeros(64 + 58 * 64, np.int64)
-    hist_sig = np.zeros(64 + 58 * 64, np.int64)
-    hist_rwait = np.zeros(64 + 58 * 64, np.int64)   # mmap_sem waits, read (faults)
-    hist_wwait = np.zeros(64 + 58 * 64, np.int64)   # and write (LOCK_W, eager mappings)
+    cnt[C.CNT_OOM_NS] = -1
+    cnt[C.CNT_OOM_THREAD] = -1
     G[g.G_BIN_NS] = K.bin_ns
     G[g.G_BIN_HI] = K.bin_ns
     G[g.G_IO_SLOT_CNT] = -1
+    G[g.G_N_ALIVE] = T
+    G[g.G_N_ACC_ALIVE] = K.thr_access.sum()
+    G[g.G_ACC_END] = -1
+    G[g.G_LW_FIRST] = -1
+    G[g.G_LW_LAST] = -1
+    G[g.G_STOP_T] = K.horizon
+
+    def zeros(*shape, dtype=np.int64):
+        return np.zeros(shape, dtype)
+
+    hist = 64 + 58 * 64  # log buckets (accounting._hist_bucket)
+    W = g.Work(
+        FL=FL, PIN=zeros(NS, dtype=np.int32), PT=zeros(P, dtype=np.uint8),
+        MAPC=zeros(NS, dtype=np.int32), RAM=zeros(NS, dtype=np.uint8),
+        CHG=zeros(P, dtype=np.uint8), RA=zeros(n_asid * K.f_npages.shape[0], 4), LL=LL,
+        cand=cand,
+        # mmap_sem per address space: waiting thread*2 + mode in a ring per space (a thread
+        # waits at most once, so T slots always suffice); the lock designs' VMA locks
+        lk_readers=zeros(n_asid), lk_writer=zeros(n_asid), lk_q=zeros(n_asid, T + 1),
+        lk_qh=zeros(n_asid), lk_qn=zeros(n_asid), vl_readers=zeros(nvma),
+        vl_wlocked=zeros(nvma), vl_seq=zeros(nvma), mm_seq=zeros(n_asid),
+        drain_th=np.full(n_asid, -1, np.int64),
+        TS=TS, TT=TT, tn=zeros(T), fstart=zeros(T), vf_h=zeros(nvma),
+        pend_t=zeros(T, 8), pend_f=zeros(T, 8), pend_row=zeros(T, 8), pend_h=zeros(T),
+        pend_n=zeros(T), sig_cnt=zeros(T),
+        # the heap: at most one pending signal and one context completion a thread, one
+        # adversary call and one I/O an entry: it never needs to grow
+        ht=np.empty(2 * T + NS + 2, np.int64), hk=np.empty(2 * T + NS + 2, np.int64),
+        faults=np.empty((1024 if keep else 0, C.F_NCOL), np.int64),
+        sigs=np.empty((256 if keep else 0, C.S_NCOL), np.int64),
+        locks=np.empty((1024 if keep else 0, C.L_NCOL), np.int64),
+        evs=np.empty(((1024 + K.preload.shape[0] + ev_margin) if keep else 0, C.E_NCOL),
+                     np.int64),
+        vlocks=np.empty((256 if keep and K.designs else 0, C.VL_NCOL), np.int64),
+        cnt=cnt, ts_bins=zeros(C.TSB_NCOL, MAX_BINS), hist_fault=zeros(hist),
+        hist_sig=zeros(hist),
+        hist_rwait=zeros(hist),   # mmap_sem waits, read (faults)
+        hist_wwait=zeros(hist))   # and write (LOCK_W, eager mappings)
+    return W, G
+
+
+@njit_borrow
+def _start_run(K, W, G):
+    """Before the first event: each VMA's handler CPU, the first arrival of every signal
+    schedule and of the adversary, the preload."""
+    # each VMA's handler CPU (fault_ns + extra, both paths); the fast path's class and
+    # lock-drop flag come from fast_path_eligibility (vmlab/engine/fastpath.py)
+    costs, pol, vma_backing = K.costs, K.pol, K.vma_backing
+    for v in range(vma_backing.shape[0]):
+        pr = K.vma_pol[v]
+        W.vf_h[v] = costs[C.COST_FAULT] + _handler_extra(
+            vma_backing[v], pol[pr, C.K_EAGER] == 1, pol[pr, C.K_STRUCT_PAGE] == 1,
+            costs[C.COST_STRUCT_PAGE], costs[C.COST_ZERO_FILL], costs[C.COST_DRIVER])
 
     # ---- the first arrival of every signal schedule and of the adversary
+    ht, hk = W.ht, W.hk
     seed = np.uint64(K.seed)
-    for th in range(T):
-        first, sig_cnt[th] = _next_arrival(K.sig_kind[th], K.sig_param[th], K.sig_start[th], 0,
-                                           K.sig_times, K.sig_toff[th], K.sig_toff[th + 1],
-                                           K.tables, seed, 16 + th)
+    for th in range(W.tn.shape[0]):
+        first, W.sig_cnt[th] = _next_arrival(K.sig_kind[th], K.sig_param[th],
+                                             K.sig_start[th], 0, K.sig_times, K.sig_toff[th],
+                                             K.sig_toff[th + 1], K.tables, seed, 16 + th)
         if first >= 0:
             G[g.G_HN] = _heap_push(ht, hk, G[g.G_HN], first, (C.EV_SIGNAL << 40) | th)
     first, G[g.G_ADV_CNT] = _next_arrival(K.adv_kind, K.adv_param, K.adv_start, 0, K.adv_times,
@@ -203,7 +251,9 @@ def _simulate(K):
         G[g.G_HN] = _heap_push(ht, hk, G[g.G_HN], first, C.EV_ADVERSARY << 40)
 
     # ---- preload
-    preload = K.preload
+    preload, FL, LL = K.preload, W.FL, W.LL
+    S = FL.shape[0]
+    P = K.page_vma.shape[0]
     for i in range(preload.shape[0]):
         p = preload[i]
         if (FL[p] & F_RES) == 0 and K.charge_anon:
@@ -211,75 +261,38 @@ def _simulate(K):
             # not charged to the limit, never reclaimed by it (docs/model.md section 12)
             _insert(p, K.replacement, G[g.G_HAND], S, LL, FL)
             G[g.G_N_ENT] += 1
-            PIN[p] = PRELOAD_PIN
+            W.PIN[p] = PRELOAD_PIN
             FL[p] |= F_PIN
         elif (FL[p] & F_RES) == 0:
             # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing)
             ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _admit_entry(
                 p, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT],
-                G[g.G_N_ENT] if cache_mode else G[g.G_N_RESIDENT], K.replacement, G[g.G_HAND],
-                S, LL, FL, cnt, K.twolist_ratio, P, K.slot_frames, K.sp_off, K.sp_pages, MAPC,
-                False, evs, G[g.G_NEV], keep_records, 0, C.BY_PRELOAD, -1)
-            if track_cand:
-                G[g.G_N_CAND] = _note_candidate(cand, G[g.G_N_CAND], p)
+                G[g.G_N_ENT] if G[g.G_CACHE_MODE] == 1 else G[g.G_N_RESIDENT],
+                K.replacement, G[g.G_HAND], S, LL, FL, W.cnt, K.twolist_ratio, P,
+                K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
+                K.keep_records, 0, C.BY_PRELOAD, -1)
+            if G[g.G_TRACK_CAND] == 1:
+                G[g.G_N_CAND] = _note_candidate(W.cand, G[g.G_N_CAND], p)
 
-    G[g.G_N_ALIVE] = T
-    for th in range(T):
-        G[g.G_N_ACC_ALIVE] += K.thr_access[th]
-    G[g.G_ACC_END] = -1
-    G[g.G_LW_FIRST] = -1
-    G[g.G_LW_LAST] = -1
-    cnt[C.CNT_OOM_NS] = -1
-    cnt[C.CNT_OOM_THREAD] = -1
-    G[g.G_STOP_T] = K.horizon
-    # The event loop runs in passes.  Record tables, the adversary's notes and the signal
-    # queues grow between passes, never inside one (the phase functions borrow the arrays
-    # of one pass).  A pass ends (and a thread's inline run yields) when fewer than
-    # REC_MARGIN free rows are left; one step adds at most two.
-    while True:
-        if keep_records:
-            while G[g.G_NF] + REC_MARGIN > faults.shape[0]:
-                faults = _grow(faults)
-            while G[g.G_NL] + REC_MARGIN > locks.shape[0]:
-                locks = _grow(locks)
-            while G[g.G_NS] + REC_MARGIN > sigs.shape[0]:
-                sigs = _grow(sigs)
-            while designs and G[g.G_NVL] + REC_MARGIN > vlocks.shape[0]:
-                vlocks = _grow(vlocks)
-        if track_cand and G[g.G_N_CAND] + T + REC_MARGIN > cand.shape[0]:
-            cand = _grow1(cand, G[g.G_N_CAND] + T + REC_MARGIN)
-        if keep_records:
-            while _ev_low(G[g.G_NEV], evs.shape[0], G[g.G_NF], faults.shape[0], G[g.G_N_CAND],
-                          ev_margin):
-                evs = _grow(evs)
-        if G[g.G_PEND_FULL] == 1:
-            pend_t = _grow_rings(pend_t, pend_h, pend_n)
-            pend_f = _grow_rings(pend_f, pend_h, pend_n)
-            pend_row = _grow_rings(pend_row, pend_h, pend_n)
-            for th in range(T):
-                pend_h[th] = 0
-            G[g.G_PEND_FULL] = 0
-        W = g.Work(FL, PIN, PT, MAPC, RAM, CHG, RA, LL, cand, lk_readers, lk_writer, lk_q, lk_qh,
-                   lk_qn, vl_readers, vl_wlocked, vl_seq, mm_seq, drain_th, TS, TT, tn, fstart,
-                   vf_h, pend_t, pend_f, pend_row, pend_h, pend_n, sig_cnt, ht, hk, faults, sigs,
-                   locks, evs, vlocks, cnt, ts_bins, hist_fault, hist_sig, hist_rwait,
-                   hist_wwait)
-        if not _run_pass(K, W, G):
-            break
 
+@njit_borrow
+def _end_run(K, W, G):
+    """After the last event: close every unfinished thread's books at the stop (the
+    horizon, the event budget's event, the OOM) and put the run's totals in the counters."""
+    TS, TT, tn, cnt = W.TS, W.TT, W.tn, W.cnt
+    designs = K.designs
     stop_t = G[g.G_STOP_T]
     if G[g.G_OOM] == 1:
         # a release before the OOM at the same instant granted mmap_sem to queued threads
         # whose resumes never run: the lock is theirs from the grant all the same
         # (docs/model.md 2 and 12), so their records say so
-        for th in range(T):
+        for th in range(TS.shape[0]):
             if tn[th] == stop_t and TS[th, C.TS_PHASE] == C.PH_GRANTED and not (designs and (
                     TS[th, C.TS_W_LOCKED] == 1 or (TS[th, C.TS_LOCK_KIND] == C.LK_FAULT and
                                                    TS[th, C.TS_HOW] != C.FLK_MMAP))):
                 _note_mmap_grant(K, W, th, stop_t, TS[th, C.TS_LOCK_KIND])
-    # ---- the horizon (or the event budget's stop): close every unfinished thread's books
-    end_time = _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt, pol, K.vma_pol,
-                            page_vma, K.rec_page, G[g.G_OOM] == 1)
+    end_time = _close_books(stop_t, TT, TS, K.thr_off, W.faults, K.keep_records, cnt, K.pol,
+                            K.vma_pol, K.page_vma, K.rec_page, G[g.G_OOM] == 1)
     cnt[C.CNT_END] = end_time
     cnt[C.CNT_BIN_NS] = G[g.G_BIN_NS]
     cnt[C.CNT_EVENTS] = G[g.G_N_EV]
@@ -292,31 +305,42 @@ def _simulate(K):
     # read at once: counted here, to keep the fast path as it was)
     n_fast = cnt[C.CNT_FAULTS] - G[g.G_N_GEN_FAULTS]
     cnt[C.CNT_MMAP_READ] += n_fast
-    hist_rwait[0] += n_fast
-    if not cache_mode:
+    W.hist_rwait[0] += n_fast
+    if G[g.G_CACHE_MODE] == 0:
         # every I/O read one page (counted here: the fast path counts I/Os only)
         cnt[C.CNT_READ_PAGES] = cnt[C.CNT_IO]
+
+
+def _finish(W, G):
+    """The run's results: the record tables cut to their rows, the thread table, the
+    counters, the time series and the histograms."""
     nf, ns, nl, nvl, nev = G[g.G_NF], G[g.G_NS], G[g.G_NL], G[g.G_NVL], G[g.G_NEV]
-    return (faults[:nf], sigs[:ns], locks[:nl], TT, cnt, _series(ts_bins, G[g.G_N_BINS]),
-            hist_fault, hist_sig, vlocks[:nvl], hist_rwait, hist_wwait, evs[:nev])
+    return (W.faults[:nf], W.sigs[:ns], W.locks[:nl], W.TT, W.cnt,
+            W.ts_bins[:, :G[g.G_N_BINS]].copy(), W.hist_fault, W.hist_sig, W.vlocks[:nvl],
+            W.hist_rwait, W.hist_wwait, W.evs[:nev])
 
 
-@njit
 def _grow_rings(a, head, n):
     """Each row of ``a`` is a ring (head ``head[i]``, ``n[i]`` items): a copy twice as wide,
     each ring unrolled from column 0."""
     T, m = a.shape
     b = np.zeros((T, 2 * m), np.int64)
     for i in range(T):
-        for q in range(n[i]):
-            b[i, q] = a[i, (head[i] + q) % m]
+        b[i, :n[i]] = a[i, (head[i] + np.arange(n[i])) % m]
     return b
 
 
-@njit_borrow
-def _run_pass(K, W, G):
+@njit_pass
+def _run_pass(inputs, work, G):
     """Take events in key order until the run ends (every thread done, the horizon, the
-    event budget, an OOM: returns False) or a table needs room (returns True)."""
+    event budget, an OOM: closes the books, returns False) or a table needs room (returns
+    True); the first pass starts the run (``_start_run``).  The phases
+    get the two state tuples by reference (``vmlab._numba.byref``)."""
+    K = byref(inputs)
+    W = byref(work)
+    if G[g.G_STARTED] == 0:
+        _start_run(K, W, G)
+        G[g.G_STARTED] = 1
     tn, ht, hk = W.tn, W.ht, W.hk
     T = tn.shape[0]
     horizon, event_budget = K.horizon, K.event_budget
@@ -346,25 +370,25 @@ def _run_pass(K, W, G):
             t = ht[0]
             key = hk[0]
             if t > horizon:
-                return False
+                break
             G[g.G_HN] = _heap_pop(ht, hk, hn)
             kind = key >> 40
             ident = key & ((1 << 40) - 1)
         elif bth >= 0:
             t = bt
             if t > horizon:
-                return False
+                break
             kind = C.EV_THREAD
             ident = bth
             tn[bth] = NO_STEP
         else:
-            return False
+            break
         # the event budget: a run that takes far more events than its records need stops
         # here (its books are closed at t, as at the horizon)
         if event_budget >= 0 and G[g.G_N_EV] + 1 > event_budget:
             G[g.G_BUDGET_HIT] = 1
             G[g.G_STOP_T] = t
-            return False
+            break
         G[g.G_N_EV] += 1
         if kind == C.EV_IO:
             _on_io(K, W, G, ident, t)
@@ -386,6 +410,7 @@ def _run_pass(K, W, G):
             G[g.G_O_T] = o_t
             G[g.G_O_K] = o_k
         _run_thread(K, W, G, th, t)
+    _end_run(K, W, G)
     return False
 
 

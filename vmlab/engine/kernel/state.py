@@ -71,7 +71,8 @@ G_HAS_WINDOWS = 36  # 1: fault-around windows wider than a page exist
 G_TRACK_CAND = 37   # 1: there is an adversary (else nobody reads its notes)
 G_LINE_ON = 38      # 1: a lock word's line costs something (docs/model.md 15.1)
 G_EV_MARGIN = 39    # eviction rows kept free beyond the fault table's (loop._ev_low)
-G_NCOL = 40
+G_STARTED = 40      # 1 once the first pass put the preload and the first arrivals in place
+G_NCOL = 41
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
