@@ -43,7 +43,8 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
 * Signal schedules with ``threads=None`` apply to threads with access records only (the
   ``SignalSchedule`` docstring); explicit thread ids may name any thread.
 * Preload addresses are in address space 0; those outside every file VMA are skipped.  A preload
-  larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``).
+  larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``); a folio is
+  inserted at its first listing only (one evicted by a later one is not inserted again).
 * ``memory_pages < 2 * threads + 1`` is refused (docs/model.md section 8).
 * Lock designs after 2010 (docs/model.md section 15): a VMA read lock or a speculative
   attempt takes no event of its own unless it pays ``vma_lookup_ns`` or a line cost (a CPU
@@ -372,14 +373,16 @@ class NaiveSimulator:
     def _preload(self):
         if self.sc.preload is None:
             return
+        listed = set()
         for addr in self.sc.preload:
             key = (0, int(addr) >> self.shift)
             vi = self._vma_of(key)
             if vi is None or self.vmas[vi].backing != "file":
                 continue
             fkey = self._folio(key, vi)
-            if fkey in self.cache:
+            if fkey in listed:     # a folio is preloaded at its first listing only
                 continue
+            listed.add(fkey)
             if self.sc.memory_bytes is not None:
                 # another cgroup's page cache: resident, not charged to the limit, and never
                 # reclaimed by it (docs/model.md section 12)
@@ -699,7 +702,17 @@ class NaiveSimulator:
     def _eligible(page):
         return not page.in_flight and page.pins == 0
 
-    def _choose_victim(self):
+    def _folio_mapped(self, fkey):
+        """A PTE maps a page of folio ``fkey`` itself (not a private copy of it)."""
+        return any(key in self.ptes and key not in self.copied
+                   for key in self._folio_keys(fkey))
+
+    def _choose_victim(self, unmapped_only=False):
+        """Section 8's victim, or None; a readahead allocation (``unmapped_only``, 11.5)
+        takes none that a PTE maps: such a folio is passed over like an ineligible one."""
+        def ok(key):
+            return self._eligible(self.cache[key]) and not (unmapped_only and self._folio_mapped(key))
+
         if self.sc.replacement == "twolist":
             ratio = self._twolist_ratio()
             while len(self.lru_order) * ratio < len(self.active):
@@ -718,31 +731,31 @@ class NaiveSimulator:
                 # first reference; the scan goes on past it
                 for key in list(self.lru_order):
                     page = self.cache[key]
-                    if not self._eligible(page):
+                    if not ok(key):
                         continue
                     if page.ref and self._exec_mapped(key):
                         self._activate(key)
                         continue
                     return key
                 for key in self.active:
-                    if self._eligible(self.cache[key]):
+                    if ok(key):
                         return key
                 return None
             for order in (self.lru_order, self.active):
                 for key in order:
-                    if self._eligible(self.cache[key]):
+                    if ok(key):
                         return key
         elif self.sc.replacement in ("lru", "fifo"):
             for key in self.lru_order:
-                if self._eligible(self.cache[key]):
+                if ok(key):
                     return key
         elif self.ring:
             for _ in range(2 * len(self.ring) + 1):
                 key = self.ring[0]
                 page = self.cache[key]
-                if self._eligible(page) and not page.ref:
+                if ok(key) and not page.ref:
                     return key
-                if self._eligible(page):
+                if ok(key):
                     page.ref = False
                 self.ring.rotate(-1)
             # no victim (nothing eligible, so no bit was cleared): the hand stays where it
@@ -780,7 +793,7 @@ class NaiveSimulator:
         memory limit, where that is the caller's failure; else the frames go in anyway)."""
         while self.limit is not None and \
                 self.frames_used + self.anon_frames + frames > self.limit:
-            victim = self._choose_victim()
+            victim = self._choose_victim(unmapped_only=cause == BY_READAHEAD)
             if victim is None:
                 if strict:
                     return False
@@ -862,7 +875,14 @@ class NaiveSimulator:
             st[3] = min(st[3] + 1, 1000)
             if st[3] > 100:                # MMAP_LOTSAMISS: the faulting folio alone
                 return
-            st[0:3] = [max(0, o - R // 2), R, R // 4]
+            vma = self.vmas[rec.vma]
+            if "x" in vma.prot:
+                # VM_EXEC: forward from the fault to the VMA's end, no async part
+                vma_end = vma.offset // self.page_size + ((vma.end - vma.start) >> self.shift)
+                end = min(o + R, vma_end)
+                st[0:3] = [o, end - o, 0]
+            else:
+                st[0:3] = [max(0, o - R // 2), R, R // 4]
         mark = st[0] + st[1] - st[2]
         if mark < n and mark // fp == fkey[1]:
             page.ra_mark = True

@@ -807,6 +807,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         vma_vpn0=vma_first_vpn,
         vma_madv=np.array([("normal", "random", "sequential").index(v.madvise) for v in vmas],
                           np.int64),
+        vma_exec=np.array([int("x" in v.prot) for v in vmas], np.int64),
         f_npages=np.array([f[1] for f in files] or [0], np.int64),
         f_folio=np.array([f[2] for f in files] or [1], np.int64), f_base=f_base,
         ra_pages=int(scenario.ra_pages),

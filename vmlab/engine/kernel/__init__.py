@@ -103,6 +103,7 @@ class KernelInputs(NamedTuple):
     vma_off: np.ndarray      # int64: the file page of the VMA's first page
     vma_vpn0: np.ndarray     # int64: the VMA's first virtual page
     vma_madv: np.ndarray     # int64: 0 normal, 1 random, 2 sequential
+    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (11.5's forward window)
     f_npages: np.ndarray     # int64: each file's size in pages
     f_folio: np.ndarray      # int64: its folio size in pages
     f_base: np.ndarray       # int64: its first folio (entry P + f_base[f])
