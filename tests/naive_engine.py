@@ -43,7 +43,8 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
 * Signal schedules with ``threads=None`` apply to threads with access records only (the
   ``SignalSchedule`` docstring); explicit thread ids may name any thread.
 * Preload addresses are in address space 0; those outside every file VMA are skipped.  A preload
-  larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``).
+  larger than ``memory_pages`` evicts as it inserts (counted in ``n_evictions``); a folio is
+  inserted at its first listing only (one evicted by a later one is not inserted again).
 * ``memory_pages < 2 * threads + 1`` is refused (docs/model.md section 8).
 * Lock designs after 2010 (docs/model.md section 15): a VMA read lock or a speculative
   attempt takes no event of its own unless it pays ``vma_lookup_ns`` or a line cost (a CPU
@@ -81,7 +82,7 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
                  "n_readahead_pages")
 #: Counters of the lock designs after 2010 (docs/model.md section 15.6).
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
-                      "n_spf_aborts")
+                      "n_spf_aborts", "n_mmap_lock_read_other")
 #: VMA read lock and speculative attempts (docs/model.md 15.6): lock 1 = a VMA lock, 2 = a
 #: sequence count; acquire -1 for a failed attempt; outcome 0 held, 1 fallback, 2 abort.
 VMA_LOCK_COLUMNS = ("thread", "vma", "lock", "request_ns", "acquire_ns", "release_ns",
@@ -106,7 +107,7 @@ CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold"
 DONE, SIGBUS, KILLED, UNFINISHED = 0, 1, 2, 3
 T_DONE, T_KILLED, T_SIGBUS, T_UNFINISHED, T_OOM = 0, 1, 2, 3, 4
 READ, WRITE = 0, 1
-LOCK_FAULT, LOCK_RECORD, LOCK_REMAP = 0, 1, 2
+LOCK_FAULT, LOCK_RECORD, LOCK_REMAP, LOCK_READER = 0, 1, 2, 3
 
 # Event kinds.
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
@@ -314,7 +315,7 @@ class NaiveSimulator:
             r.key = (r.asid, r.vpn)
             r.vma = None
             r.write = r.op in (Op.STORE, Op.MODIFY)
-            if r.op != Op.LOCK_W:
+            if r.op < Op.LOCK_W:       # lock records (LOCK_W, LOCK_R) are no access
                 lst = vmas_of_asid.get(r.asid, [])
                 j = bisect.bisect_right(starts.get(r.asid, []), r.addr) - 1
                 if j < 0 or r.addr >= self.vmas[lst[j]].end:
@@ -330,7 +331,7 @@ class NaiveSimulator:
         self.page_id = {k: i for i, k in enumerate(sorted(keys))}
         self.page_of_id = sorted(keys)
 
-        access_tids = sorted({tids[i] for i in range(n) if ops[i] != Op.LOCK_W})
+        access_tids = sorted({tids[i] for i in range(n) if ops[i] < Op.LOCK_W})
         schedules = self.sc.signal_schedule_of(ordered_tids)
         for tid, s in schedules.items():
             if s.threads is None and tid not in access_tids:
@@ -372,14 +373,16 @@ class NaiveSimulator:
     def _preload(self):
         if self.sc.preload is None:
             return
+        listed = set()
         for addr in self.sc.preload:
             key = (0, int(addr) >> self.shift)
             vi = self._vma_of(key)
             if vi is None or self.vmas[vi].backing != "file":
                 continue
             fkey = self._folio(key, vi)
-            if fkey in self.cache:
+            if fkey in listed:     # a folio is preloaded at its first listing only
                 continue
+            listed.add(fkey)
             if self.sc.memory_bytes is not None:
                 # another cgroup's page cache: resident, not charged to the limit, and never
                 # reclaimed by it (docs/model.md section 12)
@@ -699,7 +702,17 @@ class NaiveSimulator:
     def _eligible(page):
         return not page.in_flight and page.pins == 0
 
-    def _choose_victim(self):
+    def _folio_mapped(self, fkey):
+        """A PTE maps a page of folio ``fkey`` itself (not a private copy of it)."""
+        return any(key in self.ptes and key not in self.copied
+                   for key in self._folio_keys(fkey))
+
+    def _choose_victim(self, unmapped_only=False):
+        """Section 8's victim, or None; a readahead allocation (``unmapped_only``, 11.5)
+        takes none that a PTE maps: such a folio is passed over like an ineligible one."""
+        def ok(key):
+            return self._eligible(self.cache[key]) and not (unmapped_only and self._folio_mapped(key))
+
         if self.sc.replacement == "twolist":
             ratio = self._twolist_ratio()
             while len(self.lru_order) * ratio < len(self.active):
@@ -718,31 +731,31 @@ class NaiveSimulator:
                 # first reference; the scan goes on past it
                 for key in list(self.lru_order):
                     page = self.cache[key]
-                    if not self._eligible(page):
+                    if not ok(key):
                         continue
                     if page.ref and self._exec_mapped(key):
                         self._activate(key)
                         continue
                     return key
                 for key in self.active:
-                    if self._eligible(self.cache[key]):
+                    if ok(key):
                         return key
                 return None
             for order in (self.lru_order, self.active):
                 for key in order:
-                    if self._eligible(self.cache[key]):
+                    if ok(key):
                         return key
         elif self.sc.replacement in ("lru", "fifo"):
             for key in self.lru_order:
-                if self._eligible(self.cache[key]):
+                if ok(key):
                     return key
         elif self.ring:
             for _ in range(2 * len(self.ring) + 1):
                 key = self.ring[0]
                 page = self.cache[key]
-                if self._eligible(page) and not page.ref:
+                if ok(key) and not page.ref:
                     return key
-                if self._eligible(page):
+                if ok(key):
                     page.ref = False
                 self.ring.rotate(-1)
             # no victim (nothing eligible, so no bit was cleared): the hand stays where it
@@ -780,7 +793,7 @@ class NaiveSimulator:
         memory limit, where that is the caller's failure; else the frames go in anyway)."""
         while self.limit is not None and \
                 self.frames_used + self.anon_frames + frames > self.limit:
-            victim = self._choose_victim()
+            victim = self._choose_victim(unmapped_only=cause == BY_READAHEAD)
             if victim is None:
                 if strict:
                     return False
@@ -862,7 +875,14 @@ class NaiveSimulator:
             st[3] = min(st[3] + 1, 1000)
             if st[3] > 100:                # MMAP_LOTSAMISS: the faulting folio alone
                 return
-            st[0:3] = [max(0, o - R // 2), R, R // 4]
+            vma = self.vmas[rec.vma]
+            if "x" in vma.prot:
+                # VM_EXEC: forward from the fault to the VMA's end, no async part
+                vma_end = vma.offset // self.page_size + ((vma.end - vma.start) >> self.shift)
+                end = min(o + R, vma_end)
+                st[0:3] = [o, end - o, 0]
+            else:
+                st[0:3] = [max(0, o - R // 2), R, R // 4]
         mark = st[0] + st[1] - st[2]
         if mark < n and mark // fp == fkey[1]:
             page.ra_mark = True
@@ -1044,6 +1064,8 @@ class NaiveSimulator:
             if rec.op == Op.LOCK_W:
                 yield from self._lock_w(th, rec)
                 self.counters["n_lock_w"] += 1
+            elif rec.op == Op.LOCK_R:
+                yield from self._lock_r(th, rec)
             else:
                 if not (yield from self._access(th, rec)):
                     return
@@ -1072,6 +1094,21 @@ class NaiveSimulator:
         yield ("sleep", self.costs.mmap_cs_ns, "lock_hold")
         self._write_unlock_vmas(rec.asid, vis)
         self._release(rec.asid, WRITE, lock)
+
+    def _lock_r(self, th, rec):
+        """A reader of mmap_sem that is not a fault (docs/model.md 15.9): mmap_sem itself under
+        every design, FIFO with faults and writers; its hold is the record's size (ns), or
+        ``mmap_read_cs_ns`` for size 0; the word's line is paid at the grant (with the hold)
+        and at the release (a segment of its own when nonzero), as a fault's are."""
+        c = self.costs
+        lock = self._lock_record(th, rec.asid, READ, LOCK_READER)
+        self.lock_counters["n_mmap_lock_read_other"] += 1
+        yield ("lock", rec.asid, READ, lock)
+        hold = rec.size or c.mmap_read_cs_ns
+        yield ("sleep", hold + c.mmap_lock_line_ns * lock["line_n"], "lock_hold")
+        yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1),
+                             "lock_hold")
+        self._release(rec.asid, READ, lock)
 
     # -- VMA locks and sequence counts (docs/model.md section 15) --------------------------
     def _vmas_in_range(self, asid, addr, size):
@@ -1544,6 +1581,14 @@ class NaiveSimulator:
             vma_locks=columns(self.vma_locks, VMA_LOCK_COLUMNS),
             evictions=columns(self.evictions, EVICTION_COLUMNS),
         )
+
+
+def lock_r_done(result):
+    """The LOCK_R records a run completed (docs/model.md 15.9): a reader's record ends at its
+    release, so its lock row has a release time.  (No counter: ``n_mmap_lock_read_other``
+    counts requests, as ``n_mmap_lock_read`` does.)"""
+    return sum(1 for k, rel in zip(result.locks["kind"], result.locks["release_ns"])
+               if k == LOCK_READER and rel >= 0)
 
 
 def _wait_figures(locks, vma_write_wait_ns):

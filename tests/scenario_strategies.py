@@ -4,10 +4,11 @@ Scenarios are small on purpose: 2-4 threads of 5-60 records, 1-3 VMAs of 1-12 pa
 cache of a few frames, small integer costs.  Everything the model has appears: every backing,
 every replacement (twolist with and without workingset, page-model VMAs sometimes
 executable), fault-around, random costs, signal schedules (some fatal), an adversary,
-``LOCK_W`` records and ``LOCK_W``-only threads, gaps, preloads, per-VMA policy overrides,
+``LOCK_W`` and ``LOCK_R`` records and lock-only threads, gaps, preloads, per-VMA policy overrides,
 eager VMAs with a given map thread, a second address space, and short horizons that cut runs.
 
-``fault_ns``, ``mmap_cs_ns`` and ``remap_fixed_ns`` are at least 1 ns: with all of them zero a
+``fault_ns``, ``mmap_cs_ns``, ``mmap_read_cs_ns``, ``remap_fixed_ns`` and ``LOCK_R`` holds are
+at least 1 ns: with all of them zero a
 lock grant and the grantee's next step would share an instant, where only the order of kind-3
 events (not the model) decides.  The horizon is always bounded (at most 2 ms of simulated
 time): unbounded retry policies livelock until the horizon by design.
@@ -127,6 +128,7 @@ def costs(draw, lock_costs=False):
         remap_fixed_ns=draw(st.integers(1, 500)),
         signal_ns=draw(small),
         mmap_cs_ns=draw(st.integers(1, 500)),
+        mmap_read_cs_ns=draw(st.integers(1, 500)),
         wakeup_ns=draw(small),
         copy_page_ns=draw(small),
         io_ns=draw(dists(5000)),
@@ -170,6 +172,22 @@ def _writer(draw, tid, asid, vmas):
     return (tid, asid, v.start + first * PAGE, Op.LOCK_W, draw(st.integers(1, 16)) * PAGE)
 
 
+def _reader(draw, tid, asid, vmas):
+    """A LOCK_R record (docs/model.md 15.9): a reader of mmap_sem that is not a fault, its
+    hold the cost ``mmap_read_cs_ns`` (size 0) or its own (size in ns); its address, which
+    means nothing to the model, 0 or in a VMA."""
+    hold = draw(st.sampled_from([0, 0, draw(st.integers(1, 3000))]))
+    addr = draw(st.sampled_from([0, draw(st.sampled_from(vmas)).start]))
+    return (tid, asid, addr, Op.LOCK_R, hold)
+
+
+def _lock_record(draw, tid, asid, vmas):
+    """A writer (LOCK_W) or, one time in three, a reader (LOCK_R)."""
+    if draw(st.integers(0, 2)) == 0:
+        return _reader(draw, tid, asid, vmas)
+    return _writer(draw, tid, asid, vmas)
+
+
 @st.composite
 def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False):
     """A small scenario that ``validate(policy)`` accepts (under ``fault_model``; the kernel
@@ -208,7 +226,7 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
                         name=f"v{j}", **mapping))
         vpn += n_pages + draw(st.integers(0, 3))
 
-    # Threads: the last one may be an mmap/munmap loop (LOCK_W only).
+    # Threads: the last one may be an mmap/munmap loop (LOCK_W and LOCK_R only).
     lock_w_thread = draw(st.integers(0, 3)) == 0
     use_lock_w = draw(st.booleans())
     per_thread = []
@@ -217,13 +235,13 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         mine = [v for v in vmas if v.asid == asid]
         if lock_w_thread and i == n_threads - 1:
             n = draw(st.integers(1, 15))
-            per_thread.append([_writer(draw, tid, asid, mine) for _ in range(n)])
+            per_thread.append([_lock_record(draw, tid, asid, mine) for _ in range(n)])
             continue
         n = draw(st.integers(5, 60))
         recs = []
         for _ in range(n):
             if use_lock_w and draw(st.integers(0, 9)) == 0:
-                recs.append(_writer(draw, tid, asid, mine))
+                recs.append(_lock_record(draw, tid, asid, mine))
                 continue
             v = draw(st.sampled_from(mine))
             page = draw(st.integers(0, (v.end - v.start) // PAGE - 1))

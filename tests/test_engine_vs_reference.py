@@ -42,7 +42,8 @@ def describe(scenario, policy):
     for i in range(len(t)):
         op = Op(int(t.op[i]))
         gap = f" +{int(t.gap_ns[i])}" if t.has_gap else ""
-        what = "LOCK_W" if op == Op.LOCK_W else f"{op.name} {int(t.addr[i]):#x}"
+        what = ("LOCK_W" if op == Op.LOCK_W else f"LOCK_R {int(t.size[i])} ns" if op == Op.LOCK_R
+                else f"{op.name} {int(t.addr[i]):#x}")
         recs.append(f"  [{i}] tid {int(t.tid[i])} asid {int(t.asid[i])} {what}{gap}")
     lines = [f"policy: {policy!r}", "vmas:"]
     lines += [f"  {v!r}" for v in scenario.resolved_vmas()]

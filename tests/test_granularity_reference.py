@@ -143,7 +143,7 @@ def test_accesses_the_program_could_not_make_are_refused(vma, op, message):
 
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 
-from naive_engine import CATEGORIES  # noqa: E402
+from naive_engine import CATEGORIES, lock_r_done  # noqa: E402
 from scenario_strategies import kernel_cases  # noqa: E402
 
 _SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
@@ -157,7 +157,7 @@ def test_kernel_model_invariants_on_random_scenarios(case):
     for i, end in enumerate(r.threads["end_ns"]):
         assert sum(r.threads[c + "_ns"][i] for c in CATEGORIES) == end
     c = r.counters
-    assert (c["n_accesses"] + c["n_lock_w"] + c["n_abandoned_records"]
+    assert (c["n_accesses"] + c["n_lock_w"] + lock_r_done(r) + c["n_abandoned_records"]
             + c["n_unfinished_records"]) == len(sc.trace)
     assert c["n_retries"] == sum(r.faults["retries"])
     # a thread completes at most two faults on a page (a read fault, then a write fault)
@@ -178,7 +178,7 @@ def test_kernel_model_is_the_page_model_for_reads_of_non_anonymous_pages(case):
     difference by design.)"""
     sc, policy = case
     assume(all(v.backing != "anon" for v in sc.vmas))
-    op = np.where(sc.trace.op == Op.LOCK_W, Op.LOCK_W, Op.LOAD).astype(np.uint8)
+    op = np.where(sc.trace.op >= Op.LOCK_W, sc.trace.op, Op.LOAD).astype(np.uint8)   # locks kept
     tr = Trace(addr=sc.trace.addr, op=op, tid=sc.trace.tid, asid=sc.trace.asid,
                gap_ns=sc.trace.gap_ns if sc.trace.has_gap else None)
     files = tuple(dataclasses.replace(f, folio_pages=1) for f in sc.files)

@@ -59,7 +59,8 @@ def test_no_retry_holds_the_vma_lock_over_io_and_delays_a_writer_of_that_vma():
     th1 = rows(r, "threads")[1]
     assert th1["lock_wait_ns"] == 1_002_600 - 1000 and th1["lock_hold_ns"] == 1300
     assert r.lock_counters == {"n_mmap_lock_read": 0, "n_vma_lock_read": 1,
-                               "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0}
+                               "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0,
+                               "n_mmap_lock_read_other": 0}
     assert r.vma_locks["acquire_ns"] == [0] and r.vma_locks["release_ns"] == [1_002_600]
 
 
@@ -96,7 +97,8 @@ def test_writers_elsewhere_leave_vma_locked_faults_alone(policy):
     r = simulate(sc, policy)
     assert rows(r, "faults")[0]["end_ns"] == 100 + 1300
     assert r.lock_counters == {"n_mmap_lock_read": 0, "n_vma_lock_read": 1,
-                               "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0}
+                               "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0,
+                               "n_mmap_lock_read_other": 0}
     # a range-less writer (size 0: the whole address space, as old traces mean) locks every VMA
     r0 = simulate(scenario([writer(1, 0, 0), read(0, ANON, gap=100)]), policy)
     assert r0.lock_counters["n_vma_lock_fallbacks"] == 1
@@ -294,7 +296,7 @@ def test_done_when_on_random_reads_with_mmap_loop(lespinasse):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from naive_engine import CATEGORIES, LOCK_FAULT, canonical, first_difference  # noqa: E402
+from naive_engine import CATEGORIES, LOCK_FAULT, canonical, first_difference, lock_r_done  # noqa: E402
 from scenario_strategies import lock_cases  # noqa: E402
 
 
@@ -307,7 +309,7 @@ def test_invariants_with_lock_designs(case):
         assert sum(r.threads[c + "_ns"][i] for c in CATEGORIES) == end
         assert 0 <= end <= sc.horizon_ns
     c = r.counters
-    assert (c["n_accesses"] + c["n_lock_w"] + c["n_abandoned_records"]
+    assert (c["n_accesses"] + c["n_lock_w"] + lock_r_done(r) + c["n_abandoned_records"]
             + c["n_unfinished_records"]) == len(sc.trace)
     for f in rows(r, "faults"):
         assert (f["end_ns"] == -1) == (f["outcome"] == 3)

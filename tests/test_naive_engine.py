@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from naive_engine import (CATEGORIES, NaiveSimulator, canonical, first_difference, mix,
-                          simulate)
+from naive_engine import (CATEGORIES, NaiveSimulator, canonical, first_difference, lock_r_done,
+                          mix, simulate)
 from scenario_strategies import cases
 from vmlab.errors import ScenarioError
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule, Vma)
@@ -339,9 +339,9 @@ def test_invariants_on_random_scenarios(case):
         assert 0 <= end <= sc.horizon_ns
     # Every record is completed, abandoned (thread dead) or unfinished (horizon).
     c = r.counters
-    assert (c["n_accesses"] + c["n_lock_w"] + c["n_abandoned_records"]
+    assert (c["n_accesses"] + c["n_lock_w"] + lock_r_done(r) + c["n_abandoned_records"]
             + c["n_unfinished_records"]) == len(sc.trace)
-    assert sum(r.threads["records_done"]) == c["n_accesses"] + c["n_lock_w"]
+    assert sum(r.threads["records_done"]) == c["n_accesses"] + c["n_lock_w"] + lock_r_done(r)
     for state, done, n in zip(r.threads["state"], r.threads["records_done"],
                               np.bincount(np.unique(sc.trace.tid, return_inverse=True)[1])):
         # done => every record completed (a thread with every record completed may still be

@@ -186,11 +186,13 @@ def test_08_kernel_agreement(executed):
     assert r["kernel_oom_limit_mb_gzip"] == pytest.approx(0.45, abs=0.01)
     assert r["measured_major_at_largest_limit_python_dict"] <= 2
     # where memory is ample: gzip's one major fault is the kernel's (exec's own write,
-    # docs/model.md 11.8), python_dict's within 2x of the kernel's
+    # docs/model.md 11.8), python_dict's within 2x of the kernel's traced runs at that limit
+    # (3 a run: perf stat's shipped count there, 1, is below its own traced runs'; re-measured
+    # from the same cold snapshot the kernel takes 3, the prediction's three pages, 11.8)
     assert r["kernel_major_per_traced_run_gzip"] == 1
     assert r["predicted_major_at_largest_limit_gzip"] == r["kernel_major_per_traced_run_gzip"]
     assert r["predicted_major_at_largest_limit_python_dict"] <= 2 * max(
-        1, r["measured_major_at_largest_limit_python_dict"])
+        1, r["kernel_major_per_traced_run_python_dict"])
 
 
 def test_09_twenty_years_later(executed):
@@ -229,8 +231,23 @@ def test_09_twenty_years_later(executed):
     assert r["spf_band_abort_estimate_16"] > 3 * r["spf_abort_fraction_16"]
     assert r["merged_per_vma_ratio_16"] == pytest.approx(1.0, abs=0.05)
     assert 1.1 < r["merged_spf_ratio_16"] < r["spf_ratio_16"]
-    # retry under the VMA lock: fewer acquisitions, less total read wait
-    assert r["retry_reads"] > 1 and r["retry_wait"] > 1
+    # retry under the VMA lock: fewer acquisitions, less total read wait.  With the
+    # non-fault readers at the measured rate (0.400 per retry, docs/model.md 15.9) the
+    # acquisitions fall 3.5x, as published (20,010 -> 5,719), within the stated 3x-4x; the
+    # readers take mmap_lock under every design, the same number of times
+    assert r["retry_other_readers_per_retry"] == pytest.approx(5_719 / 14_291)
+    assert 3.0 <= r["retry_reads"] <= 4.0
+    assert r["retry_wait"] > 1
+    n_other = {r[f"retry_n_mmap_lock_read_other_{p}"] for p in per_vma}
+    assert len(n_other) == 1 and n_other.pop() == pytest.approx(
+        0.400 * r["retry_n_retries_per_vma_lock"], rel=0.05)
+    for p in per_vma:
+        assert r[f"retry_n_mmap_lock_read_total_{p}"] == (
+            r[f"retry_n_mmap_lock_read_{p}"] + r[f"retry_n_mmap_lock_read_other_{p}"])
+    # the what-if: long readers that are not retries fill the 1-100 ms bins under both
+    # designs, so retrying under the VMA lock empties them far less than published
+    assert r["whatif_long_waits_before"] > 0
+    assert r["whatif_long_waits_after"] > 0.05 * r["whatif_long_waits_before"]
     assert set(r["reproduction"]) >= {"lespinasse_after", "pft_12_over_1", "spf_16",
                                       "retry_wait", "retry_reads"}
     assert r["finding"].startswith("Reproduced ")

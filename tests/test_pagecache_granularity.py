@@ -97,6 +97,72 @@ def test_readahead_is_clipped_to_the_file_and_stops_when_memory_is_full():
     assert m.counters["n_evictions"] == 0
 
 
+def test_readahead_evicts_no_mapped_folio_and_ends_instead():
+    # 4 frames; page 0 misses: it and 1..3 of its window 0..7 fill them (4 finds no victim,
+    # all in flight).  Page 40 misses: its fault evicts LRU's victim, page 1 (0 was referenced
+    # since); its window 36..43 evicts 2 and 3 for 36 and 37, then finds only page 0, which a
+    # PTE maps: the readahead ends (it would have evicted it under section 8's rule alone).
+    # Page 0 is then a hit through its PTE: no third fault
+    tr = trace([(0, 0, BASE + p * PAGE, R, 0) for p in (0, 40, 0)])
+    kw = dict(vmas=[Vma(BASE, BASE + 64 * PAGE, "file")], costs=COSTS, fault_model="kernel",
+              ra_pages=8, memory_bytes=4 * PAGE, records=True)
+    r = both(Scenario(tr, replacement="lru", **kw))
+    assert r.faults["major"] == [1, 1] and r.counters["n_read_pages"] == 4 + 3
+    t = READ_FAULT + IO + WAKE + 1 + READ_FAULT    # page 40's lookup
+    assert r.evictions["file_page"] == [1, 2, 3] and r.evictions["time_ns"] == [t] * 3
+    assert r.evictions["cause"] == [0, 1, 1]       # the fault's, then readahead's
+    # FIFO: page 40's fault itself takes page 0 (a faulting allocation may evict a mapped
+    # folio), its window then 1..3 for 36..38; the third access faults again, its fault
+    # evicts page 40 (mapped) and its window 0..7 evicts 36..38 (unmapped) for 1..3
+    f = both(Scenario(tr, replacement="fifo", **kw))
+    assert f.faults["major"] == [1, 1, 1] and f.counters["n_read_pages"] == 4 + 4 + 4
+    assert f.evictions["file_page"] == [0, 1, 2, 3, 40, 36, 37, 38]
+    assert f.evictions["cause"] == [0, 1, 1, 1, 0, 1, 1, 1]
+
+
+def test_a_fault_in_an_executable_vma_reads_forward_to_the_vma_end():
+    # file "f", 64 pages; an executable VMA maps its pages 10..29 (20 pages at offset 10), a
+    # read-only one all 64.  A miss on file page 20 (the text's page 10) reads forward:
+    # start 20, end min(20 + 8, 30) = 28, async 0: pages 20..27 in the faulting folio's I/O
+    # (read-around would have read 16..23)
+    text = Vma(BASE, BASE + 20 * PAGE, "file", file="f", offset=10 * PAGE, prot="rx")
+    rest = Vma(BASE + 32 * PAGE, BASE + 96 * PAGE, "file", file="f", prot="r")
+    r = reads([10, 17], vma=text, ra_pages=8, files=[File("f", size_bytes=64 * PAGE)])
+    assert r.faults["major"] == [1, 0] and r.counters["n_read_pages"] == 8
+    assert r.counters["n_io"] == 1 and r.counters["n_readahead_pages"] == 7
+    # file page 27 (the text's page 17) was read and carries no mark (async_size 0: the mark
+    # would be page 28, outside the window): a minor fault that starts no readahead
+    t1 = READ_FAULT + IO + WAKE + 1
+    assert r.faults["end_ns"][1] == t1 + READ_FAULT + 800
+    # near the VMA's end the window stops there: a miss on file page 26 reads 26..29 only,
+    # though the file goes on
+    e = both(Scenario(trace([(0, 0, BASE + 16 * PAGE, R, 0)]), vmas=[text, rest],
+                      costs=COSTS, fault_model="kernel", ra_pages=8))
+    assert e.counters["n_read_pages"] == 4
+    # the same file page through the read-only VMA is read around: 22..29
+    o = both(Scenario(trace([(0, 0, BASE + (32 + 26) * PAGE, R, 0)]), vmas=[text, rest],
+                      costs=COSTS, fault_model="kernel", ra_pages=8))
+    assert o.counters["n_read_pages"] == 8
+
+
+def test_the_executable_window_counts_misses_and_honours_madvise():
+    # mmap_miss is counted before the VM_EXEC case: past MMAP_LOTSAMISS (100 misses) an
+    # executable VMA reads the faulting page alone.  Misses 3 apart with ra_pages 2: each of
+    # the first 100 reads its page and the next (forward window o..o+1), the 101st and 102nd
+    # their own page only
+    text = Vma(BASE, BASE + 400 * PAGE, "file", prot="rx")
+    r = reads([3 * i for i in range(102)], vma=text, ra_pages=2)
+    assert r.faults["major"] == [1] * 102 and r.counters["n_io"] == 102
+    assert (r.counters["n_read_pages"], r.counters["n_readahead_pages"]) == (202, 100)
+    # madvise random: the faulting page alone; sequential: start 20, size 2 * 8 (the kernel
+    # takes VM_SEQ_READ before VM_EXEC)
+    base = dict(start=BASE, end=BASE + 64 * PAGE, backing="file", prot="rx")
+    rnd = reads([20], vma=Vma(**base, madvise="random"), ra_pages=8)
+    assert rnd.counters["n_read_pages"] == 1
+    seq = reads([20], vma=Vma(**base, madvise="sequential"), ra_pages=8)
+    assert seq.counters["n_read_pages"] == 16
+
+
 # -- the page cache by file (11.4) ------------------------------------------------------------
 
 def test_two_mappings_of_one_file_share_its_pages_across_address_spaces():
@@ -274,8 +340,9 @@ def test_eviction_records_say_which_page_when_and_by_whom():
     v = Vma(BASE, BASE + 64 * PAGE, "file", name="data")
     # 5 frames, readahead 4: page 0 misses (read-around 0..3: start max(0, 0 - 2) = 0, the
     # mark on 0 + 4 - 1 = 3); page 8 misses: its own frame is the fifth, then its window 6..9
-    # evicts 0, 1, 2 (FIFO) for 6, 7, 9 at its lookup; an adversary call at 500 000 drops
-    # the unmapped pages, so that page 60 and its window 58..61 find their frames free
+    # evicts 1, 2, 3 (FIFO, passing over page 0, which a PTE maps: 11.5) for 6, 7, 9 at its
+    # lookup; an adversary call at 500 000 drops the unmapped pages, so that page 60 and its
+    # window find frames free for 60, 58 and 59, and 61 none (0 and 8 are mapped)
     tr = trace([(3, 0, BASE, R, 0), (3, 0, BASE + 8 * PAGE, R, 0),
                 (3, 0, BASE + 60 * PAGE, R, 600_000)])
     sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", ra_pages=4,
@@ -285,14 +352,14 @@ def test_eviction_records_say_which_page_when_and_by_whom():
     ev = vmlab.simulate(sc, "nopage").evictions
     h2 = READ_FAULT + IO + WAKE + 1 + READ_FAULT     # the second fault's lookup
     first = ev[ev["time_ns"] == h2]
-    assert list(first["file_page"]) == [0, 1, 2] and set(first["cause"]) == {"readahead"}
+    assert list(first["file_page"]) == [1, 2, 3] and set(first["cause"]) == {"readahead"}
     assert list(first["thread"]) == [0, 0, 0]
-    assert list(first["vpn"]) == [0x400, 0x401, 0x402] and set(first["vma_name"]) == {"data"}
+    assert list(first["vpn"]) == [0x401, 0x402, 0x403] and set(first["vma_name"]) == {"data"}
     adv = ev[ev["cause"] == "adversary"]
-    # unmapped then: 3 (read ahead), 6, 7, 9 (read ahead); 8 is mapped
-    assert sorted(adv["file_page"]) == [3, 6, 7, 9]
+    # unmapped then: 6, 7, 9 (read ahead); 0 and 8 are mapped
+    assert sorted(adv["file_page"]) == [6, 7, 9]
     assert (adv["time_ns"] == 500_000).all() and (adv["thread"] == -1).all()
-    assert len(ev) == 3 + 4
+    assert len(ev) == 3 + 3
     # every eviction is recorded once: the counters agree with the table
     s = vmlab.simulate(sc, "nopage").summary
     assert len(ev) == s["n_evictions"] + s["n_adversary_evictions"]

@@ -86,7 +86,8 @@ def test_summarize_exact(chunk):
     s = stats.summarize(hand_trace(), chunk_records=chunk)
     assert s.n_records == 7 and s.n_threads == 3 and s.n_address_spaces == 1
     assert s.distinct_pages == 5  # 0x400, 0x401, 0x601, stack page, lock page
-    assert s.op_counts == {"load": 1, "store": 1, "ifetch": 3, "modify": 1, "lock_w": 1}
+    assert s.op_counts == {"load": 1, "store": 1, "ifetch": 3, "modify": 1, "lock_w": 1,
+                           "lock_r": 0}
     assert s.thread_counts == {0: 2, 1: 3, 5: 2}
     assert s.addr_min == 0x400000 and s.addr_max == 0x7FFD0000F000
     assert s.has_gap and s.total_gap_ns == 28

@@ -879,7 +879,7 @@ def access_heatmap(trace, time_bins=200, addr_bins=200, ax=None, title=None, cov
     def chunks():
         for lo in range(0, n, chunk_records):
             hi = min(n, lo + chunk_records)
-            acc = np.asarray(trace.op[lo:hi]) != Op.LOCK_W
+            acc = np.asarray(trace.op[lo:hi]) < Op.LOCK_W   # lock records: no access
             page = np.asarray(trace.addr[lo:hi]) >> shift
             # ranges of different address spaces never share a page key: asid first
             asid = np.asarray(trace.asid[lo:hi])

@@ -31,6 +31,8 @@ SUMMARY_KEYS = (
     "sample_rate", "n_faults_ci_low", "n_faults_ci_high",
     # the lock designs after 2010 (docs/model.md 15.6)
     "n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
+    # readers of mmap_lock that are not faults (LOCK_R records, docs/model.md 15.9)
+    "n_mmap_lock_read_other",
     "mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_p50", "mmap_lock_read_wait_ns_p99",
     "mmap_lock_read_wait_ns_max", "mmap_lock_write_wait_ns", "mmap_lock_write_wait_ns_p50",
     "mmap_lock_write_wait_ns_p99", "mmap_lock_write_wait_ns_max", "vma_lock_write_wait_ns",
@@ -362,7 +364,7 @@ class Result:
         to grant) from the lock records, or from the kernel's histograms without records."""
         c = self.counters
         for k in ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
-                  "vma_lock_write_wait_ns"):
+                  "n_mmap_lock_read_other", "vma_lock_write_wait_ns"):
             s[k] = int(c[k])
         lk = self.raw.locks
         for mode, side in ((0, "read"), (1, "write")):

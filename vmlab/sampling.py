@@ -43,7 +43,8 @@ Z95 = 1.959963984540054
 SCALED_COUNTS = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus",
                  "n_io", "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w",
                  "n_unfinished_records", "n_abandoned_records", "n_ptes_end",
-                 "n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts")
+                 "n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
+                 "n_mmap_lock_read_other")
 #: Summary figures made of time shared between threads: NaN in a sampled run.
 UNSAMPLED = ("writer_ops_per_s", "signal_latency_ns_p50", "signal_latency_ns_p99",
              "signal_latency_ns_max", "lock_wait_ns_total", "elapsed_ns", "n_signals",
@@ -94,7 +95,7 @@ def _sample_chunk(addr, asid, op, th, multi, gap, has_gap, shift, thr, base, car
     thread keeps its compute time."""
     k = 0
     for i in range(addr.shape[0]):
-        if op[i] == _LOCK_W:
+        if op[i] >= _LOCK_W:       # a lock record (LOCK_W, LOCK_R): no page
             h = _mix(np.uint64(base + i) ^ _LOCK_SALT)
         else:
             h = _mix((np.uint64(asid[i]) << np.uint64(_VPN_BITS)) | (addr[i] >> shift))
@@ -142,7 +143,7 @@ def _sample_trace(trace, rate):
     n = len(trace)
     n_lock_w = 0
     for lo in range(0, n, _CHUNK):
-        n_lock_w += int(np.count_nonzero(np.asarray(trace.op[lo:lo + _CHUNK]) == _LOCK_W))
+        n_lock_w += int(np.count_nonzero(np.asarray(trace.op[lo:lo + _CHUNK]) >= _LOCK_W))
     if rate >= 1:
         return trace, (n - n_lock_w, n - n_lock_w)
     shift = np.uint64(int(trace.page_size).bit_length() - 1)
@@ -183,7 +184,7 @@ def _sample_trace(trace, rate):
     src = trace.meta.source or "trace"
     meta = trace.meta.__class__(page_size=trace.page_size, source=f"{src} [pages sampled at "
                                 f"R={rate:g}]", notes=trace.meta.notes)
-    kept = len(idx) - int(np.count_nonzero(cols["op"] == _LOCK_W))
+    kept = len(idx) - int(np.count_nonzero(cols["op"] >= _LOCK_W))
     return Trace.from_columns(cols, meta), (n - n_lock_w, kept)
 
 

@@ -50,15 +50,19 @@ PT_RO, PT_COPY = 1, 2
 # events
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
 
-# lock request kinds
-LK_FAULT, LK_LOCKW, LK_REMAP = 0, 1, 2
+# lock request kinds: a fault, a LOCK_W record, an eager remap, a LOCK_R record (a reader
+# of mmap_sem that is not a fault, docs/model.md 15.9)
+LK_FAULT, LK_LOCKW, LK_REMAP, LK_LOCKR = 0, 1, 2, 3
+# a lock record's slot in rec_page: -(asid + 1) for LOCK_W, -(asid + 1) - LOCKR_PAGE_BASE for
+# LOCK_R (address spaces are below 2**12, prepare.py's _ASID_BITS)
+LOCKR_PAGE_BASE = 1 << 12
 
 # thread phases: what a thread does at its next step (TS_PHASE; docs/model.md sections 3-7)
 PH_START = 0           # a record begins: eager mappings first, else the end, else its gap
 PH_ACCESS = 1          # the access after the gap: a hit, a fault, or a LOCK_W record
 PH_LOCK_REQ = 2        # request mmap_sem (TS_LOCK_KIND, TS_LOCK_MODE)
 PH_GRANTED = 3         # the lock is held: the handler (fault), critical section or remap
-PH_RELEASE_W = 4       # end of a write hold (LOCK_W, eager remap): release and grant waiters
+PH_RELEASE_W = 4       # end of a record's hold (LOCK_W, eager remap, LOCK_R): release, grant waiters
 PH_LOOKUP = 5          # the handler's CPU is done: look the page up, issue I/O or wait
 PH_WOKEN = 6           # a wait ended: retry (lock dropped) or install
 PH_ABORT = 7           # an interruptible wait was aborted by a signal
@@ -141,7 +145,8 @@ TS_CTX_DONE = 42    # a lock-dropping context wait's completion (its wait begins
 TS_W_GRANT = 43     # when a writer was granted mmap_sem (its wait for VMA readers starts)
 TS_INSTALLED = 44  # 1 once a page-cache hit installed the PTE at i (PH_MINOR_MAP): the release
 #                     at i + n_around * pte_ns must not map it again (it may be evicted by then)
-TS_NCOL = 45
+TS_LR_NEXT = 45     # the thread's next LOCK_R record, an index into lr_hold
+TS_NCOL = 46
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,
@@ -167,7 +172,7 @@ VLK_VMA, VLK_SEQ = 1, 2
 LOCK_NAMES = ("mmap", "vma", "seq")
 VO_HELD, VO_FALLBACK, VO_ABORT = 0, 1, 2
 LOCK_OUTCOME_NAMES = ("held", "fallback", "abort")
-LOCK_KIND_NAMES = ("fault", "lock_w", "remap")
+LOCK_KIND_NAMES = ("fault", "lock_w", "remap", "lock_r")
 
 # eviction record columns (docs/model.md 11.4): when, the page-cache entry (a page id, or
 # P + k for folio k), why, and the thread whose fault or readahead needed the frames
@@ -196,10 +201,14 @@ CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT = 31, 32, 33, 34
 # waits for mmap_sem from request to grant (ns; their distributions in the kernel's two lock
 # wait histograms), and writers' waits for their VMAs' readers (docs/model.md 15.2, 15.6)
 CNT_RWAIT, CNT_RWAIT_MAX, CNT_WWAIT, CNT_WWAIT_MAX, CNT_VWWAIT = 35, 36, 37, 38, 39
-N_COUNTERS = 40
+# requests of mmap_sem for read by LOCK_R records (docs/model.md 15.9; CNT_MMAP_READ counts
+# faults' only)
+CNT_MMAP_READ_OTHER = 40
+N_COUNTERS = 41
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
-                      "n_spf_aborts")
-LOCK_COUNTER_SLOTS = (CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT)
+                      "n_spf_aborts", "n_mmap_lock_read_other")
+LOCK_COUNTER_SLOTS = (CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT,
+                      CNT_MMAP_READ_OTHER)
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ScenarioError
-from ..model.costs import TABLE_SIZE
+from ..model.costs import LIMIT_TEXT, MAX_NS, TABLE_SIZE
 from ..model.scenario import (min_memory_pages, refuse_knobs,
                              signal_interval_dist)
 from .._numba import njit, prefetch
@@ -31,6 +31,8 @@ _ASID_BITS = 12
 _VPN_BITS = 52
 _CHUNK = 1 << 24
 _LOCK_W = int(Op.LOCK_W)
+_LOCK_R = int(Op.LOCK_R)
+_LOCKR_BASE = C.LOCKR_PAGE_BASE
 #: Traces longer than this get their per-record page ids in a temporary memory-mapped file.
 MEMMAP_RECORDS = 50_000_000
 
@@ -43,7 +45,8 @@ class TraceIndex:
 
     # per position: records grouped by thread (thr_off), in trace order within a thread, so
     # the kernel reads each thread's records sequentially
-    rec_page: np.ndarray        # int32/int64 dense page id, or -(asid+1) for LOCK_W
+    rec_page: np.ndarray        # int32/int64 dense page id, or -(asid+1) for LOCK_W,
+    #                             -(asid+1) - codes.LOCKR_PAGE_BASE for LOCK_R
     rec_gap: np.ndarray         # uint64 gap_ns (a narrower dtype only for long 1-thread traces)
     keys: np.ndarray            # sorted unique (asid << 52 | vpn); position = key rank
     first_rec: np.ndarray       # first record index touching each page, by key rank
@@ -226,6 +229,9 @@ def _page_ids_of_chunk(addr, asid, op, shift, base, tab, kid, first, count, limi
         a = np.uint64(asid[i])
         if op[i] == _LOCK_W:
             out[i] = -(np.int64(a) + 1)
+            continue
+        if op[i] == _LOCK_R:
+            out[i] = -(np.int64(a) + 1) - _LOCKR_BASE
             continue
         key = (a << np.uint64(_VPN_BITS)) | (np.uint64(addr[i]) >> shift)
         s = np.int64((key * _HASH_MUL) >> hshift)
@@ -429,7 +435,7 @@ def _record_writes(trace, idx, vmas, page_vma, kernel_model):
         return np.zeros(0, np.uint8)
     op = np.asarray(trace.op)
     write = (op == Op.STORE) | (op == Op.MODIFY)
-    access = op != Op.LOCK_W
+    access = op < Op.LOCK_W      # lock records (LOCK_W, LOCK_R) are no access
     shift = int(trace.page_size).bit_length() - 1
     key = (np.asarray(trace.asid).astype(np.uint64) << np.uint64(_VPN_BITS)) | \
         (np.asarray(trace.addr, np.uint64) >> np.uint64(shift))
@@ -489,6 +495,26 @@ def _lock_design_tables(trace, idx, vma_pols, vma_asid, vma_first_vpn, vma_end_v
         lw_v0[sel] = base + np.searchsorted(vlast[mine], start[sel], side="left")
         lw_v1[sel] = base + np.searchsorted(vstart[mine], end[sel], side="left")
     return True, lw_v0, np.maximum(lw_v1, lw_v0), thr_lw_off
+
+
+def _lock_r_holds(trace, idx, mmap_read_cs_ns):
+    """Each LOCK_R record's hold (ns; its ``size``, or ``mmap_read_cs_ns`` for size 0), in
+    thread order (thread i's are ``lr_hold[thr_lr_off[i]:thr_lr_off[i + 1]]``), docs/model.md
+    15.9."""
+    T = len(idx.thr_tid)
+    rec = np.flatnonzero(np.asarray(trace.op) == Op.LOCK_R)
+    th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
+    order = np.argsort(th, kind="stable")      # thread order, trace order within a thread
+    raw = np.asarray(trace.size)[rec[order]]
+    if len(raw) and int(raw.max()) >= MAX_NS:
+        i = int(rec[order][np.argmax(raw >= MAX_NS)])
+        raise ScenarioError(f"record {i}: a LOCK_R hold of {int(trace.size[i])} ns; holds must "
+                            f"be below {LIMIT_TEXT} ns")
+    hold = raw.astype(np.int64)
+    hold[hold == 0] = int(mmap_read_cs_ns)
+    thr_lr_off = np.zeros(T + 1, np.int64)
+    thr_lr_off[1:] = np.cumsum(np.bincount(th, minlength=T))
+    return hold, thr_lr_off
 
 
 def default_event_budget(n_records, n_threads):
@@ -750,6 +776,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
 
     designs, lw_v0, lw_v1, thr_lw_off = _lock_design_tables(trace, idx, vma_pols, vma_asid,
                                                             vma_first_vpn, vma_end_vpn, ps)
+    lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
     fa = int(scenario.fault_around_pages)
@@ -786,11 +813,13 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         vma_vpn0=vma_first_vpn,
         vma_madv=np.array([("normal", "random", "sequential").index(v.madvise) for v in vmas],
                           np.int64),
+        vma_exec=np.array([int("x" in v.prot) for v in vmas], np.int64),
         f_npages=np.array([f[1] for f in files] or [0], np.int64),
         f_folio=np.array([f[2] for f in files] or [1], np.int64), f_base=f_base,
         ra_pages=int(scenario.ra_pages),
         fault_around=int(scenario.fault_around_pages), preload=preload,
         designs=designs, lw_v0=lw_v0, lw_v1=lw_v1, thr_lw_off=thr_lw_off,
+        lr_hold=lr_hold, thr_lr_off=thr_lr_off,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
         seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),

@@ -291,6 +291,10 @@ class Costs:
     vma_lookup_ns: int = 0
     mmap_lock_line_ns: int = 0
     vma_lock_line_ns: int = 0
+    #: A ``LOCK_R`` record of size 0 (a reader of ``mmap_lock`` that is not a fault, whose
+    #: hold the trace does not give; docs/model.md 15.9) holds the lock this long: one
+    #: ``mincore`` of 64 pages on this host (1.6 µs, best of 2,000; scripts/mmap_readers.c).
+    mmap_read_cs_ns: int = 1_600
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
 

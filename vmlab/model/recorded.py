@@ -64,7 +64,7 @@ def _first_access(trace, asid, page_size):
     from ..trace.model import Op
 
     op = np.asarray(trace.op)
-    keep = op != Op.LOCK_W
+    keep = op < Op.LOCK_W            # lock records (LOCK_W, LOCK_R) are no access
     asids = np.asarray(trace.asid)
     if asids.size and (asids != asid).any():
         keep &= asids == asid

@@ -203,7 +203,7 @@ def faults_by_object(lackey_trace, perf_trace):
     pv = vmas_for(perf_trace)
     pobj = np.array(_objects(pv), dtype=object)
     op = np.asarray(perf_trace.op)
-    addr = np.asarray(perf_trace.addr)[op != Op.LOCK_W]
+    addr = np.asarray(perf_trace.addr)[op < Op.LOCK_W]     # lock records: no access
     starts = np.array([v.start for v in pv], np.uint64)
     k = np.searchsorted(starts, addr, side="right") - 1
     kern = pd.Series(pobj[k]).value_counts()

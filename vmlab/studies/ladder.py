@@ -9,7 +9,8 @@ with, and the setups those figures were measured on, are written down here once
 :func:`ladder_scenario`        file readers beside writers on other VMAs and on theirs
 :func:`pft_scenario`           mmtests ``pft-threads``: threads first-touching one region
 :func:`ebizzy_scenario`        ebizzy ``-mTt``: threads that mmap, fill and munmap chunks
-:func:`app_start_scenario`     an app start: file faults beside mmap/mprotect callers
+:func:`app_start_scenario`     an app start: file faults beside mmap/mprotect callers and
+                               readers of mmap_lock that are not faults
 :func:`lock_table`             per policy: the lock measures of docs/model.md 15.6
 :func:`pft_table`              per thread count and policy: faults per second
 :func:`spf_table`              per policy: ebizzy iterations per second and the abort rate
@@ -349,30 +350,87 @@ def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neigh
     return Scenario(tr, vmas=vmas, costs=costs or Costs(mmap_cs_ns=EBIZZY_WRITER_NS))
 
 
+#: ``mmap_lock`` read acquisitions over the measured app start (all readers: the
+#: tracepoints count every acquisition), under ``per_vma_lock`` and ``per_vma_retry_vma``.
+RETRY_READS_BEFORE, RETRY_READS_AFTER = 20_010, 5_719
+
+#: Readers of ``mmap_lock`` that are not faults, per retry, derived from the measurement.
+#: Under ``per_vma_retry_vma`` no retry takes ``mmap_lock`` (docs/model.md 15.3), so the
+#: 20,010 - 5,719 = 14,291 acquisitions the proposal removed are the retries, and the 5,719
+#: left are the readers no lock design takes off ``mmap_lock`` (``/proc/PID/maps`` readers,
+#: ``madvise``, ``mincore``, ``get_user_pages``...) plus the fallbacks of VMA lookups:
+#: 5,719 / 14,291 = 0.400 per retry.  vmlab's app start falls back a few times per thousand
+#: faults, so the fallbacks are counted in this rate, not subtracted from it.
+OTHER_READERS_PER_RETRY = RETRY_READS_AFTER / (RETRY_READS_BEFORE - RETRY_READS_AFTER)
+
+
+def expected_major_faults(n_threads, faults_per_thread, n_files, file_pages):
+    """The distinct pages :func:`vmlab.trace.synth.app_start`'s threads read (closed form):
+    ``N = n_threads * faults_per_thread`` uniform draws from ``M = n_files * file_pages``
+    pages touch ``M * (1 - (1 - 1/M)^N)`` distinct ones in expectation; on a cold page cache
+    each is one major fault, whose first attempt waits for the read: one retry under
+    ``per_vma_lock``."""
+    M, N = n_files * file_pages, n_threads * faults_per_thread
+    return M * -math.expm1(N * math.log1p(-1.0 / M))
+
+
+def app_start_readers(n_threads, faults_per_thread, n_files, file_pages, writes_per_writer,
+                      write_gap_ns, other_readers_per_retry=OTHER_READERS_PER_RETRY,
+                      n_reader_threads=4):
+    """The non-fault readers an app start of this size gains (docs/model.md 15.9):
+    ``(reads per reader thread, mean gap in ns)``.
+
+    ``other_readers_per_retry`` times the expected retries (:func:`expected_major_faults`)
+    readers in all, shared by ``n_reader_threads`` threads and spread over the writers' span
+    (``writes_per_writer * write_gap_ns``: the app's own calls, which the measurement's
+    readers are among), so that they arrive at a steady rate while the app starts.
+    """
+    total = other_readers_per_retry * expected_major_faults(n_threads, faults_per_thread,
+                                                            n_files, file_pages)
+    per = int(round(total / n_reader_threads)) if n_reader_threads else 0
+    if per == 0:
+        return 0, 0
+    return per, int(round(writes_per_writer * write_gap_ns / per))
+
+
 def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
                        n_writers=2, writes_per_writer=400, on_file_fraction=0.25,
-                       fault_gap_ns=20_000, write_gap_ns=100_000, costs=None, seed=0):
+                       fault_gap_ns=20_000, write_gap_ns=100_000, costs=None, seed=0,
+                       other_readers_per_retry=OTHER_READERS_PER_RETRY, n_reader_threads=4,
+                       read_hold_ns=0, long_read_fraction=0.0, long_read_hold_ns=1_000_000):
     """An app start (:func:`vmlab.trace.synth.app_start`, with its defaults): ``n_threads``
-    threads fault random
-    pages of ``n_files`` cold files while ``n_writers`` threads map and mprotect, a fraction
-    ``on_file_fraction`` of their calls on a file VMA.  Reads take ``costs.io_ns`` (default
-    this host's NVMe-like major fault, docs/model.md section 14).
+    threads fault random pages of ``n_files`` cold files while ``n_writers`` threads map and
+    mprotect, a fraction ``on_file_fraction`` of their calls on a file VMA, and
+    ``n_reader_threads`` threads take ``mmap_lock`` for read without faulting (``LOCK_R``,
+    docs/model.md 15.9) at the rate the measurement implies
+    (:data:`OTHER_READERS_PER_RETRY` readers per retry, :func:`app_start_readers`; 0 for
+    none), each holding it ``read_hold_ns`` (0: ``costs.mmap_read_cs_ns``, a short call) or,
+    a fraction ``long_read_fraction`` of them, ``long_read_hold_ns``.  Reads take
+    ``costs.io_ns`` (default this host's NVMe-like major fault, docs/model.md section 14).
 
     Returns
     -------
     Scenario
     """
+    per, gap = app_start_readers(n_threads, faults_per_thread, n_files, file_pages,
+                                 writes_per_writer, write_gap_ns, other_readers_per_retry,
+                                 n_reader_threads)
     tr = synth.app_start(n_threads=n_threads, n_files=n_files, file_pages=file_pages,
                          faults_per_thread=faults_per_thread, n_writers=n_writers,
                          writes_per_writer=writes_per_writer, on_file_fraction=on_file_fraction,
-                         fault_gap_ns=fault_gap_ns, write_gap_ns=write_gap_ns, seed=seed)
+                         fault_gap_ns=fault_gap_ns, write_gap_ns=write_gap_ns, seed=seed,
+                         n_readers=n_reader_threads if per else 0, reads_per_reader=per,
+                         read_gap_ns=gap, read_hold_ns=read_hold_ns,
+                         long_read_fraction=long_read_fraction,
+                         long_read_hold_ns=long_read_hold_ns)
     return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed)
 
 
 # -- measures ---------------------------------------------------------------------------------
 
-#: The counts of docs/model.md 15.6, from a run's summary.
-LOCK_COUNTS = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts")
+#: The counts of docs/model.md 15.6 and 15.9, from a run's summary.
+LOCK_COUNTS = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
+               "n_mmap_lock_read_other")
 
 #: Read-wait bins of the 2025-26 measurements, ns: [1, 10) ms and [10, 100) ms.
 WAIT_BINS_NS = ((1_000_000, 10_000_000), (10_000_000, 100_000_000))
@@ -387,8 +445,8 @@ def lock_count(result, name):
 
 def mmap_lock_waits(result, mode):
     """The individual waits (ns) for ``mmap_lock`` in ``mode`` (``"read"``: faults, their
-    fallbacks and retries; ``"write"``: writers and eager mappings), request to grant,
-    of the requests that were granted."""
+    fallbacks and retries, and ``LOCK_R`` readers; ``"write"``: writers and eager
+    mappings), request to grant, of the requests that were granted."""
     lk = result.locks
     m = (lk["mode"] == mode) & (lk["acquire_ns"] >= 0)
     if "lock" in lk.columns:  # VMA locks and speculative attempts are rows too (15.6)
@@ -397,9 +455,13 @@ def mmap_lock_waits(result, mode):
 
 
 def lock_measures(result):
-    """The lock measures of one run: the counts of docs/model.md 15.6 and the ``mmap_lock``
-    waits (totals, means, the read-wait bins of :data:`WAIT_BINS_NS`), as a dict."""
+    """The lock measures of one run: the counts of docs/model.md 15.6 and 15.9,
+    ``n_mmap_lock_read_total`` (every read acquisition of ``mmap_lock``, faults' and other
+    readers', as the kernel's tracepoints count them) and the ``mmap_lock`` waits (totals,
+    means, the read-wait bins of :data:`WAIT_BINS_NS`; the read side is every reader's),
+    as a dict."""
     out = {k: lock_count(result, k) for k in LOCK_COUNTS}
+    out["n_mmap_lock_read_total"] = out["n_mmap_lock_read"] + out["n_mmap_lock_read_other"]
     s = result.summary
     waits = {side: mmap_lock_waits(result, side) for side in ("read", "write")}
     for side, w in waits.items():
@@ -429,6 +491,7 @@ def lock_table(results):
     -------
     DataFrame
         ``policy``, ``n_faults``, ``n_major``, ``n_retries``, the :data:`LOCK_COUNTS`,
+        ``n_mmap_lock_read_total``,
         ``mmap_lock_read_wait_ns`` (and ``_mean``), ``mmap_lock_write_wait_ns`` (and
         ``_mean``), the read-wait bins, ``writer_ops_per_s``, ``fault_latency_ns_p50``/``_p99``,
         ``elapsed_ns``.
@@ -624,12 +687,14 @@ def spf_sweep(threads=(16, 24, 48), policies=("fault_retry_v57", "per_vma_lock",
 
 def retry_table(results):
     """:func:`lock_table` of the app-start runs, with each policy's figures over the first
-    policy's: ``reads_ratio`` (first's ``n_mmap_lock_read`` over this one's) and
-    ``read_wait_ratio`` (first's total read wait over this one's)."""
+    policy's: ``reads_ratio`` (first's ``n_mmap_lock_read_total`` over this one's: every read
+    acquisition, the faults' and the other readers', as the published measurement counted
+    them from the tracepoints) and ``read_wait_ratio`` (first's total read wait over this
+    one's, every reader's)."""
     df = lock_table(results)
     first = df.iloc[0]
-    df["reads_ratio"] = first["n_mmap_lock_read"] / df["n_mmap_lock_read"].where(
-        df["n_mmap_lock_read"] > 0)
+    df["reads_ratio"] = first["n_mmap_lock_read_total"] / df["n_mmap_lock_read_total"].where(
+        df["n_mmap_lock_read_total"] > 0)
     df["read_wait_ratio"] = first["mmap_lock_read_wait_ns"] / df["mmap_lock_read_wait_ns"].where(
         df["mmap_lock_read_wait_ns"] > 0)
     return df
@@ -681,8 +746,9 @@ def tracepoint_wait_bins(results, capture=None):
 
 
 def closed_form_reads(result, policy):
-    """What docs/model.md 15.3 says ``n_mmap_lock_read`` must be, from the run's faults and
-    fallbacks (no signals): every VMA lookup that falls back takes ``mmap_lock`` once; under
+    """What docs/model.md 15.3 says ``n_mmap_lock_read`` (the faults' read acquisitions;
+    ``LOCK_R`` readers add ``n_mmap_lock_read_other`` under every design) must be, from the
+    run's faults and fallbacks (no signals): every VMA lookup that falls back takes ``mmap_lock`` once; under
     ``per_vma_lock`` every retry takes it once more (a fault whose first attempt waited for
     I/O takes it exactly once, for its retry); under ``per_vma_retry_vma`` a retry looks its
     VMA up again instead, and ``per_vma_no_retry`` never retries."""

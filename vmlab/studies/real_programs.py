@@ -93,7 +93,7 @@ def vma_table(scenario):
     """
     tr = scenario.trace
     ps = tr.page_size
-    acc = np.asarray(tr.op) != Op.LOCK_W
+    acc = np.asarray(tr.op) < Op.LOCK_W      # lock records (LOCK_W, LOCK_R): no access
     addr = np.asarray(tr.addr)[acc]
     asid = np.asarray(tr.asid)[acc]
     rows = []
@@ -112,7 +112,7 @@ def distinct_pages(trace, vmas=None, backing=None):
 
     With ``vmas`` and ``backing``, only pages inside VMAs of that backing count.
     """
-    acc = np.asarray(trace.op) != Op.LOCK_W
+    acc = np.asarray(trace.op) < Op.LOCK_W   # lock records (LOCK_W, LOCK_R): no access
     asid = np.asarray(trace.asid)[acc].astype(np.uint64)
     addr = np.asarray(trace.addr)[acc]
     keep = np.ones(len(addr), bool)

@@ -10,7 +10,9 @@ column       dtype      meaning
 ``addr``     uint64     virtual address
 ``op``       uint8      an :class:`Op` code
 ``size``     unsigned   access size in bytes; for ``LOCK_W``, the length of the
-                        range the call modifies (0: the whole address space)
+                        range the call modifies (0: the whole address space);
+                        for ``LOCK_R``, the read hold in ns (0: the cost
+                        ``mmap_read_cs_ns``)
 ``gap_ns``   unsigned   optional: compute time since the same thread's
                         previous record, in nanoseconds
 ===========  =========  =====================================================
@@ -39,6 +41,13 @@ class Op(enum.IntEnum):
     address space, the meaning every ``LOCK_W`` had before writers named their range (a real
     call never has length 0).  docs/model.md section 15.2 says which VMAs such a writer
     write-locks.
+
+    ``LOCK_R`` is not a memory access either: the thread takes its address space's
+    ``mmap_sem`` for read, holds it, and releases it (a reader that is not a fault: a read
+    of ``/proc/PID/maps``, ``madvise``, ``mincore``, ``get_user_pages``).  Its ``size`` is
+    the hold in nanoseconds, 0 meaning the cost ``mmap_read_cs_ns``; its ``addr`` is
+    informative only (the range the call names, if any): a reader locks no VMA.
+    docs/model.md section 15.9 fixes its semantics.
     """
 
     LOAD = 0
@@ -46,16 +55,30 @@ class Op(enum.IntEnum):
     IFETCH = 2
     MODIFY = 3
     LOCK_W = 4
+    LOCK_R = 5
+
+
+#: The record kinds that are lock operations, not memory accesses: every op code from
+#: ``LOCK_W`` up (``op >= FIRST_LOCK_OP``), so that a test over a column stays one compare.
+FIRST_LOCK_OP = Op.LOCK_W
+
+
+def is_access(op):
+    """True where ``op`` (a code or an array of codes) is a memory access, not a lock
+    operation (``LOCK_W``, ``LOCK_R``)."""
+    return np.asarray(op) < FIRST_LOCK_OP
 
 
 #: One-letter names used by text formats and summaries.
-OP_LETTERS = {Op.LOAD: "L", Op.STORE: "S", Op.IFETCH: "I", Op.MODIFY: "M", Op.LOCK_W: "W"}
+OP_LETTERS = {Op.LOAD: "L", Op.STORE: "S", Op.IFETCH: "I", Op.MODIFY: "M", Op.LOCK_W: "W",
+              Op.LOCK_R: "R"}
 OP_BY_NAME = {}
 for _op in Op:
     OP_BY_NAME[_op.name.lower()] = _op
     OP_BY_NAME[OP_LETTERS[_op]] = _op
     OP_BY_NAME[OP_LETTERS[_op].lower()] = _op
-OP_BY_NAME.update({"read": Op.LOAD, "write": Op.STORE, "ifetch": Op.IFETCH, "lock_w": Op.LOCK_W})
+OP_BY_NAME.update({"read": Op.LOAD, "write": Op.STORE, "ifetch": Op.IFETCH, "lock_w": Op.LOCK_W,
+                   "lock_r": Op.LOCK_R})
 
 #: Required columns and the dtype kind each must have ("u": unsigned integer).
 REQUIRED_COLUMNS = ("tid", "asid", "addr", "op", "size")
@@ -80,8 +103,8 @@ def parse_op(name):
         return OP_BY_NAME[str(name).strip()] if str(name).strip() in OP_BY_NAME else OP_BY_NAME[str(name).strip().lower()]
     except KeyError:
         raise ValueError(
-            f"unknown operation {name!r}; expected one of load, store, ifetch, modify, lock_w "
-            "(or L, S, I, M, W)"
+            f"unknown operation {name!r}; expected one of load, store, ifetch, modify, lock_w, "
+            "lock_r (or L, S, I, M, W, R)"
         ) from None
 
 
@@ -134,7 +157,8 @@ class Trace:
     tid, asid : array_like of unsigned int, optional
         Thread and address-space ids; default all 0.
     size : array_like of unsigned int, optional
-        Access sizes in bytes; default 8 (0 for ``LOCK_W``: the whole address space).
+        Access sizes in bytes; default 8 (0 for ``LOCK_W``: the whole address space; 0 for
+        ``LOCK_R``: a hold of ``mmap_read_cs_ns``).
     gap_ns : array_like of unsigned int, optional
         Compute time since the same thread's previous record.
     meta : TraceMeta, optional
@@ -166,7 +190,7 @@ class Trace:
                 raise TraceFormatError(f"column {name!r} has {len(col)} records, addr has {n}")
         if size is None:
             size = np.full(n, 8, np.uint32)
-            size[cols["op"] == Op.LOCK_W] = 0
+            size[cols["op"] >= FIRST_LOCK_OP] = 0
             cols["size"] = size
         # read-only: a column replaced after the length checks could not be trusted
         self.columns = MappingProxyType({k: cols[k] for k in ALL_COLUMNS if k in cols})

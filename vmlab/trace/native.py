@@ -35,6 +35,12 @@ the ``read()``-family calls of the run (:mod:`vmlab.trace.mappings`), and each `
 entry may carry ``read_ahead_kb`` (its device's readahead window; absent or ``null``: not
 measured).
 
+Version 4 (written only for a trace holding ``LOCK_R`` records, readers of ``mmap_lock``
+that are not faults, so that a trace without them stays readable by the vmlab that reads
+version 3) changes no field: it allows op code 5 (``LOCK_R``, whose ``size`` is a hold in ns,
+0 allowed).  A vmlab that reads versions 1-3 refuses such a file by its version, in one line,
+instead of calling its op codes damage; op code 5 in a file of version 1-3 is damage.
+
 Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
 no file reads.  The tables are small: they are read and their CRC-32s checked on every
 open.
@@ -61,13 +67,17 @@ FORMAT_VERSION = 1
 MAPPINGS_VERSION = 2
 #: The version of a file whose mappings also carry the file reads table.
 READS_VERSION = 3
-SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION)
+#: The version of a file holding LOCK_R records (op code 5).
+LOCK_R_VERSION = 4
+SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
 _CHUNK = 1 << 24  # bytes per checksum / copy step
 #: Largest defined op code, and the one op whose records have size 0.
 MAX_OP = max(int(op) for op in Op)
+#: The largest op code of a file before version 4 (LOCK_R came with it).
+MAX_OP_V3 = int(Op.LOCK_W)
 LOCK_W = int(Op.LOCK_W)
 
 
@@ -161,7 +171,8 @@ class TraceWriter:
                 raise TraceFormatError(
                     f"record {self.n_records + bad}: " + (
                         f"op code {o} is not one of 0 to {MAX_OP}" if o > MAX_OP else
-                        f"a {Op(o).name} of size {z} (only lock_w records have size 0)"),
+                        f"a {Op(o).name} of size {z} (only lock_w and lock_r records have "
+                        "size 0)"),
                     self.path)
         for name in self.names:
             col = ready[name]
@@ -212,7 +223,7 @@ class TraceWriter:
                         f"{ADDR_OFFSET - 16}): shorten source or notes", self.path)
                 out.seek(0)
                 out.write(MAGIC)
-                out.write(np.uint32(_version(tables)).tobytes())
+                out.write(np.uint32(self._file_version(tables)).tobytes())
                 out.write(np.uint32(len(hdr)).tobytes())
                 out.write(hdr)
             publish(self._out, self.path)
@@ -241,9 +252,14 @@ class TraceWriter:
         self._files[name] = open(path, "ab")
         self._src[name] = np.dtype(np.uint64)
 
+    def _file_version(self, tables):
+        """The oldest version that holds ``tables`` and the records written."""
+        v = _version(tables)
+        return LOCK_R_VERSION if self.n_records and self._max["op"] > MAX_OP_V3 else v
+
     def _header(self, cols_hdr, n_threads, tables):
         return json.dumps({
-            "format": "vmlab-trace", "version": _version(tables),
+            "format": "vmlab-trace", "version": self._file_version(tables),
             "n_records": self.n_records,
             "page_size": int(self.meta.page_size), "source": self.meta.source,
             "notes": self.meta.notes, "n_threads": n_threads, "columns": cols_hdr, **tables,
@@ -500,7 +516,8 @@ def open_trace(path, verify=True):
     path : str or Path
     verify : bool
         Read every column once (default): recompute its CRC-32 and check that op codes are
-        defined and that only ``LOCK_W`` records have size 0, raising
+        defined (``LOCK_R`` only from version 4) and that only lock records have size 0,
+        raising
         :class:`TraceFormatError` naming the first damaged column.  This costs a few percent
         of a replay of the same file (``benchmarks/bench_verify.py``).  ``verify=False``
         checks the header only (types, ranges, column layout) and reads no record: for a
@@ -532,7 +549,8 @@ def _crc_part(view, lo, hi):
 
 def verify_columns(path, hdr, cols):
     """Raise :class:`TraceFormatError` naming the first column whose CRC-32 differs from the
-    header's, or whose values are out of range (op codes, size 0 outside ``LOCK_W``).
+    header's, or whose values are out of range (op codes, ``LOCK_R`` before version 4, size 0
+    outside the lock records).
 
     Columns are checksummed in parallel pieces (zlib releases the GIL) combined with
     :func:`crc32_combine`, so the pass runs at memory speed on every core.
@@ -540,6 +558,7 @@ def verify_columns(path, hdr, cols):
     from concurrent.futures import ThreadPoolExecutor
 
     workers = max(1, min(4, os.cpu_count() or 1))
+    max_op = MAX_OP if hdr.get("version", FORMAT_VERSION) >= LOCK_R_VERSION else MAX_OP_V3
     jobs = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for c in hdr["columns"]:
@@ -549,7 +568,8 @@ def verify_columns(path, hdr, cols):
             parts = [(lo, min(len(view), lo + step)) for lo in range(0, len(view), step)]
             jobs.append((c, [(hi - lo, pool.submit(_crc_part, view, lo, hi)) for lo, hi in parts]))
         if "op" in cols and "size" in cols and len(cols["op"]):
-            bad = pool.submit(_first_bad_record, np.asarray(cols["op"]), np.asarray(cols["size"]))
+            bad = pool.submit(_first_bad_record, np.asarray(cols["op"]), np.asarray(cols["size"]),
+                              max_op)
         else:
             bad = None
         for c, parts in jobs:
@@ -563,26 +583,28 @@ def verify_columns(path, hdr, cols):
         i = int(bad.result()) if bad is not None else -1
     if i >= 0:
         o, z = int(cols["op"][i]), int(cols["size"][i])
-        if o > MAX_OP:
+        if o > max_op:
             raise TraceFormatError(
-                f"column 'op': record {i} has op code {o}; expected 0 to {MAX_OP} "
-                f"({', '.join(op.name.lower() for op in Op)}): the file is damaged", path)
+                f"column 'op': record {i} has op code {o}; expected 0 to {max_op} "
+                f"({', '.join(op.name.lower() for op in Op if op <= max_op)}"
+                f"{'' if max_op == MAX_OP else ' in a file of version ' + str(hdr['version'])})"
+                ": the file is damaged", path)
         raise TraceFormatError(
-            f"column 'size': record {i} is a {Op(o).name} of size {z}; only lock_w records "
-            "have size 0: the file is damaged", path)
+            f"column 'size': record {i} is a {Op(o).name} of size {z}; only lock_w and lock_r "
+            "records have size 0: the file is damaged", path)
 
 
-def _first_bad_record(op, size, step=1 << 20):
-    """Index of the first record with an undefined op code or a size-0 access, or -1.
+def _first_bad_record(op, size, max_op=MAX_OP, step=1 << 20):
+    """Index of the first record with an op code over ``max_op`` or a size-0 access, or -1.
 
     Block by block: two SIMD reductions (max op, min size) clear a block at memory speed;
-    only a block holding a size 0 (``LOCK_W`` records, or damage) is looked at record by
+    only a block holding a size 0 (lock records, or damage) is looked at record by
     record."""
     for lo in range(0, len(op), step):
         o, z = op[lo:lo + step], size[lo:lo + step]
-        if o.max() <= MAX_OP and z.min() > 0:
+        if o.max() <= max_op and z.min() > 0:
             continue
-        hits = np.flatnonzero((o > MAX_OP) | ((z == 0) & (o != LOCK_W)))
+        hits = np.flatnonzero((o > max_op) | ((z == 0) & (o < LOCK_W)))
         if len(hits):
             return lo + int(hits[0])
     return -1

@@ -22,7 +22,7 @@ from .vmas import DEFAULT_CHUNK, PageAccumulator, VmaRange
 
 #: Stack distance of a first reference (cold miss).
 COLD = -1
-#: Stack distance given to records that are not memory accesses (``LOCK_W``).
+#: Stack distance given to records that are not memory accesses (``LOCK_W``, ``LOCK_R``).
 NOT_ACCESS = -2
 
 _OP_NAMES = [op.name.lower() for op in Op]
@@ -37,7 +37,7 @@ class TraceSummary:
     n_records, n_threads, n_address_spaces, distinct_pages : int
         ``distinct_pages`` counts (asid, page) pairs.
     op_counts : dict
-        Operation name ("load", "store", "ifetch", "modify", "lock_w") -> records; an
+        Operation name ("load", "store", "ifetch", "modify", "lock_w", "lock_r") -> records; an
         unknown code ``c`` would appear as ``"op<c>"``.
     thread_counts : dict
         Thread id -> records, sorted by thread id.
@@ -278,7 +278,7 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
 
 def _access_mask(trace):
     op = np.asarray(trace.op)
-    return op != Op.LOCK_W
+    return op < Op.LOCK_W      # lock records (LOCK_W, LOCK_R) are no access
 
 
 def page_ids(trace, mask=None):

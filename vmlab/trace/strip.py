@@ -7,7 +7,7 @@ program touched just before.  For page faults those records change nothing:
 * an access is **kept** when its page (address space and page number) is not among the
   ``filter_pages`` pages accessed most recently, or when it writes (``STORE``, ``MODIFY``)
   a page the filter holds but has not seen written since the page entered it;
-* every ``LOCK_W`` record is kept, and the filter is emptied wherever the trace's mappings
+* every lock record (``LOCK_W``, ``LOCK_R``) is kept, and the filter is emptied wherever the trace's mappings
   change (a mapping row starts or ends), so the first access to a page under each mapping
   is kept.  The file reads table (:mod:`vmlab.trace.mappings`) keeps every row, each
 between the same kept records as before.
@@ -54,7 +54,7 @@ def _strip(pages, asid, op, cuts, base, keys, written, keep, lock_w, store, modi
                 written[j] = 0
             c += 1
         o = op[i]
-        if o == lock_w:
+        if o >= lock_w:      # a lock record (LOCK_W, LOCK_R)
             keep[i] = 1
             continue
         key = (np.int64(asid[i]) << 52) | np.int64(pages[i])

@@ -23,7 +23,9 @@ how to make it again.  Conventions shared by all generators:
 * **Operations.** ``op`` (a name such as ``"load"``/``"store"`` or a code) for every
   record, except that ``write_fraction`` > 0 turns that fraction of records, chosen at
   random, into ``STORE``.  ``size`` is the access size in bytes; a ``LOCK_W`` record's
-  ``addr``/``size`` are the range its call modifies (0: the whole address space).
+  ``addr``/``size`` are the range its call modifies (0: the whole address space); a
+  ``LOCK_R`` record's ``size`` is its read hold of ``mmap_lock`` in ns (0: the cost
+  ``mmap_read_cs_ns``).
 * **Columns** use the narrowest unsigned dtype that holds them (the trace model accepts
   any unsigned dtype), which keeps 10^8-record traces to about 1.2 GB.
 
@@ -259,7 +261,7 @@ def _finish(addr, *, rng_off, rng_op, aligned, size, page_size, op, write_fracti
             hi = min(n, lo + _CHUNK)
             op_col[lo:hi][rng_op.random(hi - lo) < write_fraction] = Op.STORE
     size_col = np.full(n, size, narrow_dtype(size))
-    if code == Op.LOCK_W and not write_fraction:
+    if code >= Op.LOCK_W and not write_fraction:   # lock records: the whole space / the cost
         size_col[:] = 0
     if tid is None:
         tid = np.zeros(n, np.uint8)
@@ -807,7 +809,8 @@ def reverse_file(n_threads=64, pages=1 << 16, split=True, base_addr=DEFAULT_BASE
 def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
                                 read_gap_ns=1000, lock_gap_ns=500, base_addr=DEFAULT_BASE,
                                 lock_addr=DEFAULT_LOCK_ADDR, page_size=4096, aligned=True,
-                                size=8, seed=None, lock_size=4096):
+                                size=8, seed=None, lock_size=4096, n_lock_reads=0,
+                                lock_read_gap_ns=10_000, lock_read_hold_ns=0):
     """Michel Lespinasse's 2010 workload: random reads of a big file beside an mmap loop.
 
     Thread 0 reads ``n_reads`` pages of a ``pages``-page file mapping chosen uniformly at
@@ -823,6 +826,11 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     first).  The engine replays each thread in its own order anyway; this ordering only
     makes the file read sensibly.  The defaults give the loop enough calls (300,000) to
     outlast 1,000 disk reads at 18 ms even at 15,000 calls/s.
+
+    Optionally a third thread (tid 2) reads ``mmap_lock`` without faulting: ``n_lock_reads``
+    ``LOCK_R`` records (docs/model.md 15.9: a ``/proc/PID/maps`` reader, ``mincore``...),
+    ``lock_read_gap_ns`` apart, each holding the lock ``lock_read_hold_ns`` (0: the cost
+    ``mmap_read_cs_ns``); it queues behind the loop's writers like any reader.
 
     Parameters
     ----------
@@ -851,11 +859,20 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     lock_size : int
         Bytes each mmap/munmap call maps at ``lock_addr`` (default 4096: a new mapping that
         touches no file VMA, as in his test; 0 names the whole address space).
+    n_lock_reads : int
+        ``LOCK_R`` records of thread 2 (default 0: no such thread).
+    lock_read_gap_ns : int
+        Compute time before each, in ns (default 10000).
+    lock_read_hold_ns : int
+        Each one's hold of ``mmap_lock`` for read, in ns (default 0: ``mmap_read_cs_ns``).
 
     Returns
     -------
     Trace
     """
+    nq = _check_pos("n_lock_reads", n_lock_reads, allow_zero=True)
+    qg = _check_pos("lock_read_gap_ns", lock_read_gap_ns, allow_zero=True)
+    qh = _check_pos("lock_read_hold_ns", lock_read_hold_ns, allow_zero=True)
     nr = _check_pos("n_reads", n_reads, allow_zero=True)
     nl = _check_pos("n_lock_ops", n_lock_ops, allow_zero=True)
     pages = _check_pos("pages", pages)
@@ -869,20 +886,28 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
                     size=size, seed=seed)
     t_read = np.arange(1, nr + 1, dtype=np.uint64) * np.uint64(rg)
     t_lock = np.arange(1, nl + 1, dtype=np.uint64) * np.uint64(lg)
-    order = np.argsort(np.concatenate((t_read, t_lock)), kind="stable")
-    addr = np.concatenate((reads.addr, np.full(nl, lock_addr, np.uint64)))[order]
-    op = np.concatenate((np.zeros(nr, np.uint8), np.full(nl, Op.LOCK_W, np.uint8)))[order]
-    tid = np.concatenate((np.zeros(nr, np.uint8), np.ones(nl, np.uint8)))[order]
-    sz = np.concatenate((np.full(nr, size, narrow_dtype(max(size, ls))),
-                         np.full(nl, ls, narrow_dtype(max(size, ls)))))[order]
-    gap = np.concatenate((np.full(nr, rg, np.uint64), np.full(nl, lg, np.uint64)))[order]
-    gap = gap.astype(narrow_dtype(max(rg, lg)))
+    t_q = np.arange(1, nq + 1, dtype=np.uint64) * np.uint64(qg)
+    order = np.argsort(np.concatenate((t_read, t_lock, t_q)), kind="stable")
+    addr = np.concatenate((reads.addr, np.full(nl, lock_addr, np.uint64),
+                           np.zeros(nq, np.uint64)))[order]
+    op = np.concatenate((np.zeros(nr, np.uint8), np.full(nl, Op.LOCK_W, np.uint8),
+                         np.full(nq, Op.LOCK_R, np.uint8)))[order]
+    tid = np.concatenate((np.zeros(nr, np.uint8), np.ones(nl, np.uint8),
+                          np.full(nq, 2, np.uint8)))[order]
+    szt = narrow_dtype(max(size, ls, qh))
+    sz = np.concatenate((np.full(nr, size, szt), np.full(nl, ls, szt),
+                         np.full(nq, qh, szt)))[order]
+    gap = np.concatenate((np.full(nr, rg, np.uint64), np.full(nl, lg, np.uint64),
+                          np.full(nq, qg, np.uint64)))[order]
+    gap = gap.astype(narrow_dtype(max(rg, lg, qg)))
+    readers = {} if not nq else dict(n_lock_reads=nq, lock_read_gap_ns=qg, lock_read_hold_ns=qh)
     src = _source("random_reads_with_mmap_loop", n_reads=nr, pages=pages, n_lock_ops=nl,
                   read_gap_ns=rg, lock_gap_ns=lg, base_addr=base_addr, lock_addr=lock_addr,
-                  page_size=page_size, aligned=aligned, size=size, lock_size=ls, seed=seed)
-    return Trace(addr, op=op, tid=tid, asid=np.zeros(nr + nl, np.uint8), size=sz, gap_ns=gap,
-                 meta=TraceMeta(page_size=page_size, source=src),
-                 _n_threads=(nr > 0) + (nl > 0))
+                  page_size=page_size, aligned=aligned, size=size, lock_size=ls, seed=seed,
+                  **readers)
+    return Trace(addr, op=op, tid=tid, asid=np.zeros(nr + nl + nq, np.uint8), size=sz,
+                 gap_ns=gap, meta=TraceMeta(page_size=page_size, source=src),
+                 _n_threads=(nr > 0) + (nl > 0) + (nq > 0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1082,7 +1107,9 @@ def ebizzy(n_threads=8, n_iters=50, chunk_pages=16, neighbour_pages=1, touch_gap
 def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
               n_writers=2, writes_per_writer=400, on_file_fraction=0.25, write_pages=16,
               fault_gap_ns=20_000, write_gap_ns=100_000, base_addr=DEFAULT_BASE,
-              lock_addr=DEFAULT_LOCK_ADDR, page_size=4096, seed=None):
+              lock_addr=DEFAULT_LOCK_ADDR, page_size=4096, seed=None, n_readers=0,
+              reads_per_reader=0, read_gap_ns=100_000, read_hold_ns=0, long_read_fraction=0.0,
+              long_read_hold_ns=1_000_000):
     """An application start: many threads faulting file pages while a few threads map, unmap
     and protect, the workload of the 2025-26 retry-under-the-VMA-lock measurements.
 
@@ -1095,6 +1122,14 @@ def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
     VMA, so faults on it fall back to ``mmap_sem``), the rest new mappings of ``write_pages``
     pages at ``lock_addr`` (no VMA touched).  Whether a read is a major fault is the
     scenario's page cache (cold by default, ``preload`` for a warm start).
+
+    Optionally, ``n_readers`` more threads (after the writers) each make ``reads_per_reader``
+    ``LOCK_R`` records: readers of ``mmap_lock`` that are not faults (``/proc/PID/maps``
+    readers, ``madvise``, ``mincore``, ``get_user_pages``; docs/model.md 15.9), each after an
+    exponentially distributed gap of mean ``read_gap_ns`` (independent arrivals, seeded), each
+    holding the lock ``read_hold_ns`` (0: the cost ``mmap_read_cs_ns``), or, with probability
+    ``long_read_fraction``, ``long_read_hold_ns`` (a long reader: ``get_user_pages`` faulting
+    pages in under the lock, a ``smaps`` read of a big process).
 
     Parameters
     ----------
@@ -1126,12 +1161,31 @@ def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
         Bytes per page (default 4096).
     seed : int, optional
         Random seed.
+    n_readers : int
+        Threads that read-lock ``mmap_lock`` without faulting (default 0).
+    reads_per_reader : int
+        ``LOCK_R`` records per reader thread (default 0).
+    read_gap_ns : int
+        Mean work before each of them, in ns (default 100000; exponential).
+    read_hold_ns : int
+        Each one's hold, in ns (default 0: the cost ``mmap_read_cs_ns``).
+    long_read_fraction : float
+        Fraction of them that are long readers (default 0).
+    long_read_hold_ns : int
+        A long reader's hold, in ns (default 1000000).
 
     Returns
     -------
     Trace
     """
     T = _check_pos("n_threads", n_threads, allow_zero=True)
+    R = _check_pos("n_readers", n_readers, allow_zero=True)
+    nr = _check_pos("reads_per_reader", reads_per_reader, allow_zero=True)
+    rgap = _check_pos("read_gap_ns", read_gap_ns, allow_zero=True)
+    rhold = _check_pos("read_hold_ns", read_hold_ns, allow_zero=True)
+    lhold = _check_pos("long_read_hold_ns", long_read_hold_ns)
+    if not 0.0 <= float(long_read_fraction) <= 1.0:
+        raise ValueError(f"long_read_fraction must be in [0, 1], got {long_read_fraction}")
     F = _check_pos("n_files", n_files)
     fp = _check_pos("file_pages", file_pages)
     nf = _check_pos("faults_per_thread", faults_per_thread, allow_zero=True)
@@ -1149,8 +1203,13 @@ def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
     src = _source("app_start", n_threads=T, n_files=F, file_pages=fp, faults_per_thread=nf,
                   n_writers=W, writes_per_writer=nw, on_file_fraction=on_file_fraction,
                   write_pages=wp, fault_gap_ns=fg, write_gap_ns=wg, base_addr=base_addr,
-                  lock_addr=lock_addr, page_size=page_size, seed=seed)
-    rng_r, rng_w = (np.random.default_rng(s) for s in _streams(seed, 2))
+                  lock_addr=lock_addr, page_size=page_size, seed=seed,
+                  **({} if not (R and nr) else dict(
+                      n_readers=R, reads_per_reader=nr, read_gap_ns=rgap, read_hold_ns=rhold,
+                      long_read_fraction=long_read_fraction, long_read_hold_ns=lhold)))
+    # (a third stream for the readers: the first two, and so the faults and writers of a
+    # trace without readers, stay as they were)
+    rng_r, rng_w, rng_l = _streams(seed, 3)
     ps = np.uint64(page_size)
     file_start = np.uint64(base_addr) + np.arange(F, dtype=np.uint64) * np.uint64(fp + 64) * ps
     threads = []
@@ -1166,6 +1225,11 @@ def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
         addr = np.where(on_file, file_start[f] + pg * ps, np.uint64(lock_addr))
         threads.append((addr, np.full(nw, Op.LOCK_W, np.uint8),
                         np.full(nw, wp * page_size, np.uint64), np.full(nw, wg, np.uint64)))
+    for _ in range(R if nr else 0):
+        gap = np.rint(rng_l.exponential(rgap, nr)).astype(np.uint64)
+        hold = np.where(rng_l.random(nr) < float(long_read_fraction), np.uint64(lhold),
+                        np.uint64(rhold))
+        threads.append((np.zeros(nr, np.uint64), np.full(nr, Op.LOCK_R, np.uint8), hold, gap))
     return _by_clock(threads, page_size, src)
 
 

@@ -178,6 +178,11 @@ class PageAccumulator:
         pages = np.asarray(addr) >> self.shift
         asid = np.asarray(asid)
         op = np.asarray(op)
+        if len(op) and (op == Op.LOCK_R).any():
+            # a LOCK_R record's address is informative only (a read of /proc/PID/maps has
+            # none): it maps nothing
+            keep = op != Op.LOCK_R
+            pages, asid, op = pages[keep], asid[keep], op[keep]
         if len(pages) == 0:
             return
         is_if = op == Op.IFETCH
@@ -289,7 +294,8 @@ def infer_vmas(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK, label=True):
     The distinct pages each address space touches are sorted, and a new range starts
     wherever the number of untouched pages between two consecutive touched pages exceeds
     ``gap_pages``.  ``LOCK_W`` records count like other records (their address is usually
-    that of the region being mapped or unmapped).
+    that of the region being mapped or unmapped); ``LOCK_R`` records do not (their address
+    is informative only).
 
     Parameters
     ----------

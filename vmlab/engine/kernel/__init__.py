@@ -38,7 +38,8 @@ class KernelInputs(NamedTuple):
     """
 
     # records, in thread order: thread i's are rec_page[thr_off[i]:thr_off[i + 1]]
-    rec_page: np.ndarray     # int32: dense page id, or -(asid + 1) for a LOCK_W record
+    rec_page: np.ndarray     # int32: dense page id, or -(asid + 1) for a LOCK_W record,
+    #                          -(asid + 1) - codes.LOCKR_PAGE_BASE for a LOCK_R record
     rec_gap: np.ndarray      # gap_ns before each record (unused when not has_gap)
     has_gap: bool
     rec_write: np.ndarray    # uint8: 1 for a store (STORE, MODIFY); read by the kernel model only
@@ -105,6 +106,7 @@ class KernelInputs(NamedTuple):
     vma_off: np.ndarray      # int64: the file page of the VMA's first page
     vma_vpn0: np.ndarray     # int64: the VMA's first virtual page
     vma_madv: np.ndarray     # int64: 0 normal, 1 random, 2 sequential
+    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (11.5's forward window)
     f_npages: np.ndarray     # int64: each file's size in pages
     f_folio: np.ndarray      # int64: its folio size in pages
     f_base: np.ndarray       # int64: its first folio (entry P + f_base[f])
@@ -114,6 +116,9 @@ class KernelInputs(NamedTuple):
     lw_v0: np.ndarray        # int64: each LOCK_W record's VMAs [lw_v0, lw_v1), in thread order
     lw_v1: np.ndarray
     thr_lw_off: np.ndarray   # int64 [T + 1]: thread i's LOCK_W records are lw_v0[off[i]:off[i+1]]
+    # readers of mmap_sem that are not faults (docs/model.md 15.9)
+    lr_hold: np.ndarray      # int64: each LOCK_R record's hold (ns), in thread order
+    thr_lr_off: np.ndarray   # int64 [T + 1]: thread i's are lr_hold[off[i]:off[i + 1]]
     # run
     n_asid: int
     horizon: int             # horizon_ns

@@ -186,7 +186,8 @@ def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
     fp = K.f_folio[f]
     o = K.vma_off[v] + K.page_vpn[p] - K.vma_vpn0[v]
     ri = K.vma_asid[v] * K.f_npages.shape[0] + f
-    st0, sz, asz = _sync_window(W.RA, ri, o, K.ra_pages, K.vma_madv[v])
+    x_end = K.vma_off[v] + K.vma_npages[v] if K.vma_exec[v] == 1 else -1
+    st0, sz, asz = _sync_window(W.RA, ri, o, K.ra_pages, K.vma_madv[v], x_end)
     if sz > 0:
         mk = st0 + sz - asz
         if mk < K.f_npages[f] and mk // fp == o // fp:

@@ -1,15 +1,16 @@
 """The lock phases (docs/model.md sections 4 and 15): a request (a fault's attempt takes a
 VMA read lock, a speculative sequence count or mmap_sem for read; a writer mmap_sem for
-write), the grant (the handler, a critical section or a remap begins) and a writer's
-release.  The verbs they use are in locks.py."""
+write; a LOCK_R record for read, docs/model.md 15.9), the grant (the handler, a critical
+section, a remap or a read hold begins) and the release of a record's hold.  The verbs
+they use are in locks.py."""
 from __future__ import annotations
 
 from ..._numba import njit, njit_phase
 from .. import codes as C
 from . import state as g
 from .granularity import _kernel_case
-from .locks import (_attempt_row, _note_mmap_grant, _resumes, _vma_try_read, _write_lock_vmas,
-                    _write_unlock_vmas)
+from .locks import (_attempt_row, _note_mmap_grant, _resumes, _vma_try_read, _wake_writer,
+                    _write_lock_vmas, _write_unlock_vmas)
 from .pagecache import F_PTE
 
 
@@ -110,6 +111,8 @@ def _ph_lock_req(K, W, G, th, t):
         a = K.vma_asid[TS[th, C.TS_CUR_VMA]]
     else:
         a = TS[th, C.TS_ASID_LOCKW]
+        if lkind == C.LK_LOCKR:
+            cnt[C.CNT_MMAP_READ_OTHER] += 1
     TS[th, C.TS_LOCK_ASID] = a
     TS[th, C.TS_REQ_T] = t
     if lkind == C.LK_LOCKW and G[g.G_LW_FIRST] < 0:
@@ -147,6 +150,33 @@ def _ph_lock_req(K, W, G, th, t):
 
 
 @njit(inline="always")
+def _release_reader(K, W, G, th, t):
+    """The end of a LOCK_R record's hold at ``t`` (docs/model.md 15.9): the release's line
+    cost first (the other readers as it begins), then the read hold is let go; the last
+    reader out lets a queued writer go."""
+    TS = W.TS
+    a = TS[th, C.TS_LOCK_ASID]
+    if TS[th, C.TS_REL_PAID] == 0 and G[g.G_LINE_ON] == 1:
+        cost = K.costs[C.COST_MMAP_LINE] * (W.lk_readers[a] - 1)
+        if cost > 0:
+            TS[th, C.TS_REL_PAID] = 1
+            return t + cost, g.STEP_DONE  # (on the CPU: the phase runs again after it)
+    TS[th, C.TS_REL_PAID] = 0
+    if K.keep_records:
+        W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+    W.lk_readers[a] -= 1
+    if W.lk_readers[a] == 0 and W.lk_qn[a] > 0:
+        w = _wake_writer(a, t, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn, W.tn)
+        if w >= 0:
+            _resumes(G, t, w)
+    TS[th, C.TS_LR_NEXT] += 1
+    W.TT[th, C.TT_RECORDS] += 1
+    TS[th, C.TS_POS] += 1
+    TS[th, C.TS_PHASE] = C.PH_REC_END
+    return t, g.STEP_DONE
+
+
+@njit(inline="always")
 def _attempt_holds(K, W, th, t, v):
     """A fault's attempt holds VMA ``v``'s read lock or runs speculatively from ``t``: one
     more attempt, granted at once."""
@@ -180,7 +210,7 @@ def _ph_granted(K, W, G, th, t):
     elif lkind != C.LK_FAULT:
         # a writer whose VMAs' readers have left (15.2)
         cnt[C.CNT_VWWAIT] += t - TS[th, C.TS_W_GRANT]
-    if designs and lkind != C.LK_FAULT and TS[th, C.TS_W_LOCKED] == 0:
+    if designs and lkind != C.LK_FAULT and lkind != C.LK_LOCKR and TS[th, C.TS_W_LOCKED] == 0:
         # docs/model.md 15.2: the writer write-locks the VMAs it modifies and waits for the
         # readers already inside (vma_start_write)
         if lkind == C.LK_REMAP:
@@ -226,20 +256,28 @@ def _ph_granted(K, W, G, th, t):
     TS[th, C.TS_PHASE] = C.PH_RELEASE_W
     if lkind == C.LK_LOCKW:
         return t + costs[C.COST_MMAP_CS], g.STEP_DONE
+    if lkind == C.LK_LOCKR:
+        # docs/model.md 15.9: the record's hold, after the word's line at the grant
+        hold = K.lr_hold[TS[th, C.TS_LR_NEXT]]
+        if G[g.G_LINE_ON] == 1:
+            hold += TS[th, C.TS_LINE_N] * costs[C.COST_MMAP_LINE]
+        return t + hold, g.STEP_DONE
     v = TS[th, C.TS_CUR_VMA]
     return t + costs[C.COST_REMAP_FIXED] + K.vma_npages[v] * costs[C.COST_PTE], g.STEP_DONE
 
 
 @njit_phase
 def _ph_release_w(K, W, G, th, t):
-    """PH_RELEASE_W: the end of a write hold (a LOCK_W record, an eager remap): its effect,
-    then the release; queued threads are granted in order (readers together, a writer
-    alone), each resuming at ``t``."""
+    """PH_RELEASE_W: the end of a record's hold (a LOCK_W record, an eager remap, a LOCK_R
+    record): its effect, then the release; queued threads are granted in order (readers
+    together, a writer alone), each resuming at ``t``."""
     TS, TT, cnt, FL = W.TS, W.TT, W.cnt, W.FL
     seg = TS[th, C.TS_SEG]
     TT[th, seg] += t - TS[th, C.TS_ACC]
     TS[th, C.TS_ACC] = t
     lkind = TS[th, C.TS_LOCK_KIND]
+    if lkind == C.LK_LOCKR:
+        return _release_reader(K, W, G, th, t)
     if lkind == C.LK_REMAP:
         v = TS[th, C.TS_CUR_VMA]
         newly = K.vma_npages[v] - (K.vma_p1[v] - K.vma_p0[v])

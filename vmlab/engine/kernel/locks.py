@@ -184,13 +184,15 @@ def _release_cost(K, W, G, th):
 
 @njit_borrow
 def _note_mmap_grant(K, W, th, t, lkind):
-    """Thread ``th``'s mmap_sem request (kind ``lkind``) holds the lock from ``t``: its lock
-    record's acquire time and the waits by mode (docs/model.md 15.6)."""
+    """Thread ``th``'s mmap_sem request (kind ``lkind``, mode ``TS_LOCK_MODE``) holds the
+    lock from ``t``: its lock record's acquire time and the waits by mode (docs/model.md
+    15.6)."""
     TS, cnt = W.TS, W.cnt
     if K.keep_records:
         W.locks[TS[th, C.TS_LOCK_ROW], C.L_ACQUIRE] = t
     wt = t - TS[th, C.TS_REQ_T]
-    if lkind == C.LK_FAULT:
+    if TS[th, C.TS_LOCK_MODE] == 0:
+        # read: a fault's attempt or a LOCK_R record (docs/model.md 15.9)
         cnt[C.CNT_RWAIT] += wt
         if wt > cnt[C.CNT_RWAIT_MAX]:
             cnt[C.CNT_RWAIT_MAX] = wt

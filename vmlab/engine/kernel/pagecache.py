@@ -53,9 +53,24 @@ def _list_remove(LL, node):
     LL[node, 1] = -1
 
 
+#: flags that make a page-cache entry no victim: its I/O in flight, or pinned by a fault
+F_BUSY = F_INFL | F_PIN
+#: ... and, for a readahead allocation, mapped by a PTE (docs/model.md 11.5: the kernel's
+#: one __GFP_NORETRY reclaim pass keeps every folio a young PTE maps)
+F_BUSY_RA = F_INFL | F_PIN | F_PTE
+
+
 @njit_borrow
 def _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio):
     """The page to evict (or -1) and the new CLOCK hand (docs/model.md section 8)."""
+    return _choose_victim_not(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio,
+                              F_BUSY)
+
+
+@njit_borrow
+def _choose_victim_not(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio, busy):
+    """``_choose_victim`` passing over the entries with any of the flags ``busy`` (as over
+    ineligible ones: CLOCK leaves their bits)."""
     victim = -1
     if replacement == C.REPL_TWOLIST:
         # age the active list into the inactive one (oldest activation first) while the
@@ -68,9 +83,9 @@ def _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio)
             FL[x] &= np.uint8(255 - F_ACT - F_REF)
             n_act -= 1
         cnt[C.CNT_ACTIVE] = n_act
-        victim = _lru_victim(S, LL, FL)
+        victim = _lru_victim_not(S, LL, FL, busy)
         if victim < 0:
-            victim = _lru_victim(S + 1, LL, FL)
+            victim = _lru_victim_not(S + 1, LL, FL, busy)
     elif replacement == C.REPL_CLOCK:
         x = hand
         guard = 0
@@ -79,7 +94,7 @@ def _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio)
             if x == S:
                 x = LL[S, 1]
                 continue
-            if (FL[x] & F_INFL) != 0 or (FL[x] & F_PIN) != 0:
+            if (FL[x] & busy) != 0:
                 x = LL[x, 1]
             elif (FL[x] & F_REF) != 0:
                 FL[x] &= np.uint8(255 - F_REF)
@@ -94,7 +109,7 @@ def _choose_victim(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ratio)
             if hand == victim:
                 hand = S
     else:
-        victim = _lru_victim(S, LL, FL)
+        victim = _lru_victim_not(S, LL, FL, busy)
     return victim, hand
 
 
@@ -124,9 +139,15 @@ def _unpin(p, PIN, FL):
 @njit(inline="always")
 def _lru_victim(S, LL, FL):
     """LRU and FIFO: the page nearest the tail that is neither in flight nor pinned (or -1)."""
+    return _lru_victim_not(S, LL, FL, F_BUSY)
+
+
+@njit(inline="always")
+def _lru_victim_not(S, LL, FL, busy):
+    """The page nearest the tail of list ``S`` with none of the flags ``busy`` (or -1)."""
     x = LL[S, 0]
     while x != S:
-        if (FL[x] & F_INFL) == 0 and (FL[x] & F_PIN) == 0:
+        if (FL[x] & busy) == 0:
             return x
         x = LL[x, 0]
     return -1
@@ -316,14 +337,15 @@ def _exec_mapped(s, P, FL, page_vma, vma_exec, sp_off, sp_pages):
 
 
 @njit_borrow
-def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, G, slot_frames, P, sp_off, sp_pages,
-               page_vma, vma_exec):
+def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P, sp_off,
+               sp_pages, page_vma, vma_exec):
     """twolist's victim under workingset (docs/model.md 8.1), or -1.  The active list is aged
     as in section 8, except that its oldest entry, when referenced and mapped by an
     executable VMA, goes round to the head, unmarked (shrink_active_list; the nonresident
     age grows); then the inactive list is scanned oldest first, a referenced executable
     entry activated on the way (folio_check_references), the first other eligible entry
-    being the victim; else the oldest eligible active entry."""
+    being the victim; else the oldest eligible active entry.  An entry with any of the
+    flags ``busy`` is not eligible (``_choose_victim_not``)."""
     n_act = cnt[C.CNT_ACTIVE]
     while (n_ent - n_act) * twolist_ratio < n_act:
         x = LL[S + 1, 0]
@@ -342,14 +364,14 @@ def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, G, slot_frames, P, sp_off, 
     x = LL[S, 0]
     while x != S:
         nx = LL[x, 0]   # (read first: an activation moves x)
-        if (FL[x] & F_INFL) == 0 and (FL[x] & F_PIN) == 0:
+        if (FL[x] & busy) == 0:
             if (FL[x] & F_REF) != 0 and _exec_mapped(x, P, FL, page_vma, vma_exec, sp_off,
                                                      sp_pages):
                 _activate_ws(x, S, LL, FL, cnt, G, slot_frames)
             else:
                 return x
         x = nx
-    return _lru_victim(S + 1, LL, FL)
+    return _lru_victim_not(S + 1, LL, FL, busy)
 
 
 @njit(inline="always")
@@ -392,14 +414,16 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
     entry in ``SH``) until ``need`` more frames fit under ``limit`` (-1: none) beside the
     page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each eviction (at
     ``t``, for ``cause`` by thread ``th``) when ``keep``.  Returns (ok, n_frames, n_ent, hand,
-    nev); ok is False when no victim was eligible before they fit."""
+    nev); ok is False when no victim was eligible before they fit.  A readahead allocation
+    (``cause`` BY_READAHEAD) evicts no entry that a PTE maps (11.5)."""
+    busy = F_BUSY_RA if cause == C.BY_READAHEAD else F_BUSY
     while limit >= 0 and n_frames + n_other + need > limit:
         if ws:
-            victim = _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, G, slot_frames, P,
+            victim = _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P,
                                 sp_off, sp_pages, page_vma, vma_exec)
         else:
-            victim, hand = _choose_victim(replacement, hand, S, LL, FL, n_ent, cnt,
-                                          twolist_ratio)
+            victim, hand = _choose_victim_not(replacement, hand, S, LL, FL, n_ent, cnt,
+                                              twolist_ratio, busy)
         if victim < 0:
             return False, n_frames, n_ent, hand, nev
         active = (FL[victim] & F_ACT) != 0

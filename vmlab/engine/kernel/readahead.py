@@ -31,9 +31,11 @@ def _next_size(s, M):
 
 
 @njit_borrow
-def _sync_window(RA, ri, o, R, madv):
+def _sync_window(RA, ri, o, R, madv, x_end):
     """A page-cache miss on file page ``o``: update the state ``RA[ri]`` and return the window
-    ``(start, size, async_size)`` to read, or size 0 for the faulting folio alone."""
+    ``(start, size, async_size)`` to read, or size 0 for the faulting folio alone.
+    ``x_end``: for a fault in an executable VMA, the file page just past the VMA (the window
+    reads forward to it, the kernel's VM_EXEC case), else -1 (read-around)."""
     if madv == 2:   # sequential: the largest window, from the faulting page on
         RA[ri, RA_START] = o
         RA[ri, RA_SIZE] = 2 * R
@@ -45,6 +47,14 @@ def _sync_window(RA, ri, o, R, madv):
     RA[ri, RA_MISS] = miss
     if miss > MMAP_LOTSAMISS:
         return 0, 0, 0
+    if x_end >= 0:   # executable: forward from the fault, within the VMA, no async part
+        end = o + R
+        if end > x_end:
+            end = x_end
+        RA[ri, RA_START] = o
+        RA[ri, RA_SIZE] = end - o
+        RA[ri, RA_ASYNC] = 0
+        return o, end - o, 0
     start = o - R // 2
     if start < 0:
         start = 0

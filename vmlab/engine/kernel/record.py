@@ -1,6 +1,6 @@
 """A record's phases (docs/model.md sections 3 and 7): its start (eager mappings, the end of
 the thread, the gap; the fast path's run), its access (a hit, a fault's first attempt, a
-LOCK_W record) and its end (signal delivery comes next).
+LOCK_W or LOCK_R record) and its end (signal delivery comes next).
 
 Each phase is ``_ph_x(K, W, G, th, t) -> (next step time, phase to go on with)`` (state.py),
 inlined into the event loop's ``_run_thread``: they run at every record."""
@@ -75,7 +75,8 @@ def _may_run_fast(K, W, G, th, t, pos):
 
 @njit(inline="always")
 def _ph_access(K, W, G, th, t):
-    """PH_ACCESS: the access after the gap.  A LOCK_W record requests mmap_sem for write; a
+    """PH_ACCESS: the access after the gap.  A LOCK_W record requests mmap_sem for write, a
+    LOCK_R record for read (docs/model.md 15.9); a
     PTE that allows the access is a hit (or, re-executed mid-fault, the fault's end); else
     a fault opens (its first attempt) or goes on (a re-execution) with a request."""
     TS, TT, FL = W.TS, W.TT, W.FL
@@ -86,10 +87,16 @@ def _ph_access(K, W, G, th, t):
     pos = TS[th, C.TS_POS]
     p = rec_page[pos]
     if p < 0:
-        # LOCK_W: the page slot holds -(asid + 1)
-        TS[th, C.TS_ASID_LOCKW] = -p - 1
-        TS[th, C.TS_LOCK_KIND] = C.LK_LOCKW
-        TS[th, C.TS_LOCK_MODE] = 1
+        if p >= -C.LOCKR_PAGE_BASE:
+            # LOCK_W: the page slot holds -(asid + 1)
+            TS[th, C.TS_ASID_LOCKW] = -p - 1
+            TS[th, C.TS_LOCK_KIND] = C.LK_LOCKW
+            TS[th, C.TS_LOCK_MODE] = 1
+        else:
+            # LOCK_R: -(asid + 1) - LOCKR_PAGE_BASE
+            TS[th, C.TS_ASID_LOCKW] = -p - 1 - C.LOCKR_PAGE_BASE
+            TS[th, C.TS_LOCK_KIND] = C.LK_LOCKR
+            TS[th, C.TS_LOCK_MODE] = 0
         TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
         return t, C.PH_LOCK_REQ
     kernel_model = K.kernel_model

@@ -5,15 +5,16 @@ Reading
 The first line is a header naming the columns, matched case-insensitively (surrounding
 blanks and double quotes ignored) to ``tid``, ``asid``, ``addr``, ``op``, ``size`` and
 ``gap_ns``, in any order.  Only ``addr`` is required; missing columns default to tid 0,
-asid 0, op ``load``, size 8 (0 for ``lock_w`` records, as :class:`~vmlab.trace.model.Trace`
+asid 0, op ``load``, size 8 (0 for ``lock_w`` and ``lock_r`` records, as :class:`~vmlab.trace.model.Trace`
 does) and no ``gap_ns``.  An unknown column is an error listing the expected names, unless
 ``ignore_unknown=True`` (its values are then skipped unchecked).
 
 Values: integers in decimal or ``0x`` hex (any column but ``op``); ``op`` is a name
-(``load``, ``store``, ``ifetch``, ``modify``, ``lock_w``, also ``read``/``write``, or the
-letters ``L S I M W``; any case) or an integer code 0-4.  A value may be surrounded by
+(``load``, ``store``, ``ifetch``, ``modify``, ``lock_w``, ``lock_r``, also ``read``/``write``,
+or the letters ``L S I M W R``; any case) or an integer code 0-5.  A value may be surrounded by
 blanks and by double quotes (no commas or quotes inside).  Ranges: tid and size < 2^32,
-asid < 2^16, addr and gap_ns < 2^64; size 0 only for ``lock_w`` records.  Blank lines are
+asid < 2^16, addr and gap_ns < 2^64; size 0 only for ``lock_w`` and ``lock_r`` records (a
+``lock_r`` record's size is its hold in ns, 0 for the cost ``mmap_read_cs_ns``).  Blank lines are
 skipped; ``\\r\\n`` line ends are accepted.  Every line needs exactly the header's number of
 fields.  (Quoted fields spanning lines, as general CSV allows, are not supported.)
 
@@ -45,7 +46,7 @@ WITH_GAP = False
 # column codes used by the kernel (index into ALL_COLUMNS), -1 = ignored column
 _TID, _ASID, _ADDR, _OP, _SIZE, _GAP = range(6)
 assert ALL_COLUMNS == ("tid", "asid", "addr", "op", "size", "gap_ns")
-_MAXIMA = np.array([0xFFFFFFFF, 0xFFFF, 2**64 - 1, 4, 0xFFFFFFFF, 2**64 - 1], np.uint64)
+_MAXIMA = np.array([0xFFFFFFFF, 0xFFFF, 2**64 - 1, 5, 0xFFFFFFFF, 2**64 - 1], np.uint64)
 _DTYPES = (np.uint32, np.uint16, np.uint64, np.uint8, np.uint32, np.uint64)
 #: shortest record line: "0\n"
 _MIN_LINE = 2
@@ -54,11 +55,12 @@ ERR_VALUE = 1    # not an integer / unknown op name (aux: field index)
 ERR_RANGE = 2    # out of the column's range (aux: field index)
 ERR_FEW = 3      # fewer fields than the header (aux: fields found)
 ERR_MANY = 4     # more fields than the header
-ERR_SIZE0 = 5    # size 0 on a record that is not lock_w (aux: field index)
+ERR_SIZE0 = 5    # size 0 on a record that is not a lock record (aux: field index)
 
 _OP_NAMES = {"load": Op.LOAD, "store": Op.STORE, "ifetch": Op.IFETCH, "modify": Op.MODIFY,
-             "lock_w": Op.LOCK_W, "read": Op.LOAD, "write": Op.STORE,
-             "l": Op.LOAD, "s": Op.STORE, "i": Op.IFETCH, "m": Op.MODIFY, "w": Op.LOCK_W}
+             "lock_w": Op.LOCK_W, "lock_r": Op.LOCK_R, "read": Op.LOAD, "write": Op.STORE,
+             "l": Op.LOAD, "s": Op.STORE, "i": Op.IFETCH, "m": Op.MODIFY, "w": Op.LOCK_W,
+             "r": Op.LOCK_R}
 
 
 def _pack(name):
@@ -125,7 +127,7 @@ def _parse_op(buf, i):
         v, i, status = _parse_int(buf, i)
         if status != 0:
             return np.uint64(0), i, status
-        if v > np.uint64(4):
+        if v > np.uint64(5):
             return v, i, 2
         return v, i, 0
     h = np.uint64(0)
@@ -220,9 +222,9 @@ def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap):
             elif c != 10:
                 return n, ERR_MANY, line, 0
         i += 1
-        if not has_size and o == np.uint64(4):
-            sz = np.uint64(0)
-        if sz == np.uint64(0) and o != np.uint64(4):
+        if not has_size and o >= np.uint64(4):
+            sz = np.uint64(0)      # a lock record (LOCK_W, LOCK_R)
+        if sz == np.uint64(0) and o < np.uint64(4):
             return n, ERR_SIZE0, line, size_field
         op[n] = o
         size[n] = sz
@@ -311,13 +313,14 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             value = fields[aux].strip() if aux < len(fields) else ""
             col = f"column {name!r}"
             if err == ERR_SIZE0:
-                return f"{col}: size 0 is only allowed for lock_w records, found {shorten(text)!r}"
+                return (f"{col}: size 0 is only allowed for lock_w and lock_r records, found "
+                        f"{shorten(text)!r}")
             if err == ERR_RANGE:
                 limit = int(_MAXIMA[kinds[aux]])
                 return f"{col}: value {shorten(value)!r} is out of range (0 to {limit})"
             if kinds[aux] == _OP:
                 return (f"{col}: expected an operation (load, store, ifetch, modify, lock_w, "
-                        f"L, S, I, M, W or 0-4), found {shorten(value)!r}")
+                        f"lock_r, L, S, I, M, W, R or 0-5), found {shorten(value)!r}")
             return f"{col}: expected a decimal or 0x-hex integer, found {shorten(value)!r}"
         if err == ERR_FEW:
             return (f"expected {len(names)} fields ({','.join(names)}), found {aux}: "
@@ -383,19 +386,19 @@ def _format(tid, asid, addr, op, size, gap, with_gap, out):
 def write(trace, path, *, show_progress=None):
     """Write ``trace`` as CSV (header ``tid,asid,addr,op,size[,gap_ns]``), atomically.
 
-    Records with size 0 that are not ``lock_w`` would not read back: an error names the
-    first one.
+    Records with size 0 that are not ``lock_w`` or ``lock_r`` would not read back: an error
+    names the first one.
     """
     n = len(trace)
     c = trace.columns
-    bad = _text.first_index(lambda lo, hi: c["op"][lo:hi] > Op.LOCK_W, n)
+    bad = _text.first_index(lambda lo, hi: c["op"][lo:hi] > Op.LOCK_R, n)
     if bad >= 0:
         raise TraceFormatError(f"record {bad} has unknown op code {int(c['op'][bad])}", path)
     bad = _text.first_index(
-        lambda lo, hi: (c["size"][lo:hi] == 0) & (c["op"][lo:hi] != Op.LOCK_W), n)
+        lambda lo, hi: (c["size"][lo:hi] == 0) & (c["op"][lo:hi] < Op.LOCK_W), n)
     if bad >= 0:
         raise TraceFormatError(
-            f"record {bad} has size 0, allowed only for lock_w records", path)
+            f"record {bad} has size 0, allowed only for lock_w and lock_r records", path)
     with_gap = trace.has_gap
     header = b"tid,asid,addr,op,size" + (b",gap_ns" if with_gap else b"") + b"\n"
     empty = np.zeros(0, np.uint64)

@@ -6,7 +6,8 @@ are optional and give the ``mmap_sem`` writers)::
     sysctl kernel.perf_event_paranoid=-1      # or run as root
     perf record -e page-faults -c 1 -d \\
         -e syscalls:sys_enter_mmap -e syscalls:sys_enter_munmap -- PROGRAM ARGS
-        # optionally also -e syscalls:sys_enter_{mprotect,mremap,brk}; -g is accepted
+        # optionally also -e syscalls:sys_enter_{mprotect,mremap,brk} (writers) and
+        # -e syscalls:sys_enter_{madvise,mincore} (readers that are not faults); -g is accepted
     perf script -F comm,pid,tid,time,event,addr,trace --ns > faults.txt    # recommended
 
 Fields the reader needs
@@ -50,6 +51,17 @@ What becomes a record
   ``mmap_sem`` for write); ``addr``/``size`` = the range the call modifies, from its
   arguments when the ``trace`` field is printed (:mod:`vmlab.trace.readers._syscall_ranges`
   says how each call names it), else ``0``/``0`` (the whole address space);
+* a ``syscalls:sys_enter_mincore`` or ``sys_enter_madvise`` sample -> ``LOCK_R`` (a reader
+  of ``mmap_sem`` that is not a fault, docs/model.md 15.9), ``addr`` = its ``start`` (0
+  without the ``trace`` field), ``size`` 0 (the hold is the cost ``mmap_read_cs_ns``: the
+  enter sample says when the call began, not how long it held the lock).  ``madvise`` takes
+  ``mmap_sem`` for read only for the behaviours that change no VMA flag (the kernel's
+  ``madvise_need_mmap_write()``: ``MADV_WILLNEED``, ``DONTNEED``, ``DONTNEED_LOCKED``,
+  ``FREE``, ``REMOVE``, ``COLD``, ``PAGEOUT``, ``POPULATE_READ``/``WRITE``, ``COLLAPSE``,
+  ``GUARD_INSTALL``/``REMOVE``); any other behaviour (``MADV_HUGEPAGE``, ``DONTFORK``...)
+  is a writer, ``LOCK_W`` of ``[start, start + len_in)``.  A ``madvise`` whose behaviour is
+  not printed is a reader.  Readers of ``/proc/PID/maps`` are not seen: their ``openat``
+  tracepoint prints the file name as a pointer, and their ``read`` only a descriptor;
 * an ``exceptions:page_fault_user`` or ``exceptions:page_fault_kernel`` sample (x86
   tracepoints, recorded by ``vmlab record --with perf``) -> an access at its
   ``address=0x...``, with ``op`` from its ``error_code=0x...``: bit 4 (instruction fetch)
@@ -96,7 +108,7 @@ import numpy as np
 from ..._io import progress
 from ...errors import TraceFormatError
 from ..model import DEFAULT_DTYPES, Op, TraceMeta, narrow_dtype
-from ._syscall_ranges import writer_range
+from ._syscall_ranges import syscall_args, writer_range
 
 NAME = "perf"
 WITH_GAP = True
@@ -111,6 +123,13 @@ USER_TOP = 1 << 47
 #: ``syscalls:`` tracepoints that take ``mmap_sem`` for write.
 LOCK_EVENTS = frozenset({"sys_enter_mmap", "sys_enter_munmap", "sys_enter_mprotect",
                          "sys_enter_mremap", "sys_enter_brk"})
+#: ``syscalls:`` tracepoints that take ``mmap_sem`` for read (``madvise``: for the behaviours
+#: of READ_MADVISE only, else for write).
+READ_LOCK_EVENTS = frozenset({"sys_enter_madvise", "sys_enter_mincore"})
+#: ``madvise`` behaviours that take ``mmap_sem`` for read (``madvise_need_mmap_write()`` of
+#: 5.x-6.x): WILLNEED 3, DONTNEED 4, FREE 8, REMOVE 9, COLD 20, PAGEOUT 21, POPULATE_READ 22,
+#: POPULATE_WRITE 23, DONTNEED_LOCKED 24, COLLAPSE 25, GUARD_INSTALL 102, GUARD_REMOVE 103.
+READ_MADVISE = frozenset({3, 4, 8, 9, 20, 21, 22, 23, 24, 25, 102, 103})
 
 _OPTIONS = ("page_size", "other_events", "assume_addr", "fault_size", "thread_start",
             "mappings_sink")
@@ -214,7 +233,7 @@ def _task_marker(toks):
 _EXPECTED = ("expected a perf script sample line '[comm] [pid/]tid [cpu] seconds.decimals: "
              "[period] event: address ...' (see vmlab.trace.readers.perf)")
 
-_FAULT, _LOCK, _OTHER, _TFAULT = 0, 1, 2, 3
+_FAULT, _LOCK, _OTHER, _TFAULT, _LOCK_R = 0, 1, 2, 3, 4
 #: Syscall exits whose return value the mappings need (``mappings_sink``): the new break,
 #: and where ``mremap`` put the mapping (the kernel emits no mmap event for a moved one).
 _EXIT_EVENTS = {"syscalls:sys_exit_brk": "brk_result",
@@ -234,7 +253,23 @@ def _event_kind(event):
         return _FAULT
     if len(parts) >= 2 and parts[0] == "syscalls" and parts[1] in LOCK_EVENTS:
         return _LOCK
+    if len(parts) >= 2 and parts[0] == "syscalls" and parts[1] in READ_LOCK_EVENTS:
+        return _LOCK_R
     return _OTHER
+
+
+def _reader_record(event, text):
+    """``(op, addr, size)`` of a ``madvise`` or ``mincore`` sample: a ``LOCK_R`` at its
+    start with the cost's hold (size 0), or, for a ``madvise`` behaviour that changes VMA
+    flags, a ``LOCK_W`` of its range."""
+    a = syscall_args(text)
+    start = a.get("start", 0)
+    if event.endswith("sys_enter_madvise") and a.get("behavior", 4) not in READ_MADVISE:
+        length = a.get("len_in", a.get("len"))
+        if "start" not in a or length is None:
+            return Op.LOCK_W, 0, 0
+        return Op.LOCK_W, start, max(1, min(length, (1 << 64) - 1 - start))
+    return Op.LOCK_R, start, 0
 
 
 def _check_options(options):
@@ -285,7 +320,9 @@ def meta_for(path, **options) -> TraceMeta:
         source=f"perf script: {Path(path).name}",
         notes=("perf page-fault samples as LOAD records of size "
                f"{int(options.get('fault_size', 8))} (perf does not say read or write); "
-               "sys_enter_mmap/munmap/mprotect/mremap/brk as LOCK_W; asid = pid in order of "
+               "sys_enter_mmap/munmap/mprotect/mremap/brk as LOCK_W; sys_enter_mincore and "
+               "madvise as LOCK_R (madvise behaviours that change VMA flags as LOCK_W); "
+               "asid = pid in order of "
                "first appearance; gap_ns from perf timestamps"))
 
 
@@ -447,6 +484,8 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             elif kind == _LOCK:
                 # the range needs the pid (brk follows the process's break): set below
                 op, size, lock_text = Op.LOCK_W, None, " ".join(rest)
+            elif kind == _LOCK_R:
+                op, addr, size = _reader_record(event, " ".join(rest))
             elif sink is not None and event in _EXIT_EVENTS:
                 am = _HEX.fullmatch(rest[0]) if rest else None
                 if am:
@@ -460,7 +499,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             else:
                 raise TraceFormatError(
                     f"unexpected event {_clip(event, 60)}: expected page-faults or "
-                    "syscalls:sys_enter_{mmap,munmap,mprotect,mremap,brk} "
+                    "syscalls:sys_enter_{mmap,munmap,mprotect,mremap,brk,madvise,mincore} "
                     "(pass other_events='skip' to ignore other events)", path, lineno)
             first, slash, second = id_tok.partition("/")
             if slash:
