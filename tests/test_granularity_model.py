@@ -130,7 +130,7 @@ def test_kernel_defaults_are_valid_scenario_values():
     assert set(KERNEL_DEFAULTS) <= set(scenario_fields())
     sc = Scenario(trace(), **KERNEL_DEFAULTS)
     assert sc.fault_model in FAULT_MODELS and sc.fault_around_pages == 16 and sc.ra_pages == 32
-    assert sc.replacement == "twolist" and sc.workingset
+    assert sc.replacement == "twolist"
     assert set(MADVISE) == {"normal", "random", "sequential"} and MAX_FOLIO_PAGES == 512
 
 

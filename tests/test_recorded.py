@@ -96,7 +96,6 @@ def test_runnable_names_what_it_leaves_out(tmp_path):
     assert same is sc and said == []
     small, said = runnable(sc, runs=("fault_model",))
     assert small.ra_pages == 0 and small.memory_bytes is None and small.memory_pages == 64
-    assert not small.workingset and "(workingset=False)" in said[-1]
     assert all(v.file is None for v in small.resolved_vmas()) and small.files == ()
     assert any("readahead" in s for s in said) and any("memory_pages=64" in s for s in said)
 

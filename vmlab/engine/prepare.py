@@ -783,7 +783,6 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     # twolist's protection of the working set (docs/model.md 8.1; the other replacements
     # have no active list and ignore the knob)
     workingset = bool(scenario.workingset) and scenario.replacement == "twolist"
-    vma_exec = np.array([int("x" in v.prot) for v in vmas], np.int64)
     vma_fast = np.zeros(nv, np.int64)
     vma_drop = np.zeros(nv, np.bool_)
     for i in range(nv):
@@ -806,7 +805,6 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         adv_target=adv_target, adv_entries=np.flatnonzero(adv_target).astype(np.int64),
         memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
-        vma_exec=vma_exec,
         charge_anon=scenario.memory_bytes is not None,
         page_slot=page_slot, slot_frames=slot_frames, sp_off=sp_off, sp_pages=sp_pages,
         win_lo=win_lo, win_hi=win_hi, vma_file=vma_file, vma_off=vma_off,

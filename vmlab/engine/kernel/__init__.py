@@ -89,7 +89,6 @@ class KernelInputs(NamedTuple):
     replacement: int         # codes.REPL_*
     twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
     workingset: bool         # twolist's protection of the working set (docs/model.md 8.1)
-    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (8.1's text)
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page-cache entries resident at time 0, in order
@@ -106,7 +105,8 @@ class KernelInputs(NamedTuple):
     vma_off: np.ndarray      # int64: the file page of the VMA's first page
     vma_vpn0: np.ndarray     # int64: the VMA's first virtual page
     vma_madv: np.ndarray     # int64: 0 normal, 1 random, 2 sequential
-    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (11.5's forward window)
+    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (11.5's forward window,
+    #                          8.1's text)
     f_npages: np.ndarray     # int64: each file's size in pages
     f_folio: np.ndarray      # int64: its folio size in pages
     f_base: np.ndarray       # int64: its first folio (entry P + f_base[f])
