@@ -2,7 +2,8 @@
 
 Scenarios are small on purpose: 2-4 threads of 5-60 records, 1-3 VMAs of 1-12 pages, a page
 cache of a few frames, small integer costs.  Everything the model has appears: every backing,
-every replacement, fault-around, random costs, signal schedules (some fatal), an adversary,
+every replacement (twolist with and without workingset, page-model VMAs sometimes
+executable), fault-around, random costs, signal schedules (some fatal), an adversary,
 ``LOCK_W`` and ``LOCK_R`` records and lock-only threads, gaps, preloads, per-VMA policy overrides,
 eager VMAs with a given map thread, a second address space, and short horizons that cut runs.
 
@@ -212,6 +213,8 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         if kernel:
             mapping = dict(prot=draw(st.sampled_from(["rw", "rw", "r", "rx", "rwx"])),
                            private=draw(st.integers(0, 3)) > 0)
+        elif draw(st.integers(0, 3)) == 0:
+            mapping = dict(prot="rwx")   # text for twolist's workingset (docs/model.md 8.1)
         if granular and backing == "file" and draw(st.integers(0, 2)) > 0:
             # a shared file (two VMAs, maybe in two address spaces, map its pages)
             mapping.update(file=draw(st.sampled_from(["A", "A", "B"])),
@@ -336,11 +339,14 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         preload = np.array(chosen, dtype=np.uint64)
 
     horizon = draw(st.sampled_from([2_000_000, 2_000_000, draw(st.integers(100, 50_000))]))
+    replacement = draw(st.sampled_from(["lru", "fifo", "clock", "twolist"]))
+    # twolist's protection of the working set (docs/model.md 8.1) in half of its draws
+    workingset = replacement == "twolist" and draw(st.booleans())
 
     return Scenario(
         trace, vmas=tuple(vmas), policy=policy,
         memory_pages=memory_pages,
-        replacement=draw(st.sampled_from(["lru", "fifo", "clock", "twolist"])),
+        replacement=replacement, workingset=workingset,
         fault_around_pages=draw(st.sampled_from([1, 2, 4])),
         costs=draw(costs(lock_costs)),
         signals=signals, adversary=adversary, preload=preload,

@@ -42,7 +42,8 @@ def _eligible_vmas(scenario, policy):
         cls, _ = fast_path_eligibility(C.BACKING_CODES[v.backing], knob_row(p),
                                        int(scenario.fault_around_pages),
                                        bool(c.vma_lookup_ns or c.mmap_lock_line_ns
-                                            or c.vma_lock_line_ns))
+                                            or c.vma_lock_line_ns),
+                                       scenario.workingset and scenario.replacement == "twolist")
         if cls != C.FP_GENERAL:
             out.append(v)
     return out

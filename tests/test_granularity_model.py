@@ -101,6 +101,7 @@ def test_inconsistent_files_are_refused_by_validate(make, message):
      "folio_pages > 1, a VMA's file"),
     (dict(memory_bytes=1 << 20), "memory_bytes"),
     (dict(vmas=[Vma(BASE, BASE + 4 * PS, file="lib")]), "a VMA's file (page-cache sharing)"),
+    (dict(replacement="twolist", workingset=True), "workingset=True"),
     (KERNEL_DEFAULTS, "ra_pages=32"),
 ])
 def test_every_knob_runs_and_refuse_knobs_names_those_an_implementation_lacks(changes, named):

@@ -90,7 +90,8 @@ def test_files_preload_and_kernel_defaults(tmp_path):
 def test_runnable_names_what_it_leaves_out(tmp_path):
     tr = _loader_trace(tmp_path)
     sc = scenario_for(tr, memory_bytes=64 * PS)
-    everything = ("fault_model", "ra_pages", "folio_pages", "memory_bytes", "file")
+    everything = ("fault_model", "ra_pages", "folio_pages", "memory_bytes", "file",
+                  "workingset")
     same, said = runnable(sc, runs=everything)
     assert same is sc and said == []
     small, said = runnable(sc, runs=("fault_model",))

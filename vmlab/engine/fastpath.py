@@ -55,16 +55,20 @@ def knob_row(policy):
     return row
 
 
-def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False):
+def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False,
+                          workingset=False):
     """``(class, drop)`` for a VMA of ``backing`` (a ``codes.B_*``) under the policy knob row
     ``knobs`` (indexable by ``codes.K_*``) with ``fault_around_pages``; ``lock_costs``: the run
     has a lock-word line or VMA lookup cost (docs/model.md 15.1), which depends on the other
-    holders of the lock: no fault on the fast path.
+    holders of the lock: no fault on the fast path; ``workingset``: twolist protects the
+    working set (docs/model.md 8.1: shadow entries, refault activation), which the fast
+    path's page-cache verbs do not know: no file fault on the fast path (and ``fastrun``
+    stops its run at a file hit, whose touch may activate).
 
     class: ``FP_NO_WAIT`` (the handler maps it at once: anon, device, iomem without struct
     page, eager), ``FP_FILE`` (a page-cache hit or one read), ``FP_CONTEXT`` (ready, or one
     context wait), ``FP_GENERAL`` (never on the fast path: SIGBUS, fault-around, which maps
-    neighbours, the lock designs after 2010 and their costs).  drop: a fault that has to
+    neighbours, a file fault under workingset, the lock designs after 2010 and their costs).  drop: a fault that has to
     wait there drops ``mmap_sem`` and retries, so the fast path leaves such a fault to the
     general path.
     """
@@ -78,5 +82,5 @@ def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False):
     if eager or backing in (C.B_ANON, C.B_DEVICE, C.B_IOMEM):
         return C.FP_NO_WAIT, drop
     if backing == C.B_FILE:
-        return (C.FP_FILE if fault_around_pages <= 1 else C.FP_GENERAL), drop
+        return (C.FP_FILE if fault_around_pages <= 1 and not workingset else C.FP_GENERAL), drop
     return C.FP_CONTEXT, drop

@@ -26,7 +26,7 @@ from .kernel import KernelInputs
 
 #: The knobs of docs/model.md sections 11-12 the engine runs (``refuse_knobs`` refuses the
 #: others): every one of them.
-RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages")
+RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages", "workingset")
 _ASID_BITS = 12
 _VPN_BITS = 52
 _CHUNK = 1 << 24
@@ -780,11 +780,15 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
     fa = int(scenario.fault_around_pages)
+    # twolist's protection of the working set (docs/model.md 8.1; the other replacements
+    # have no active list and ignore the knob)
+    workingset = bool(scenario.workingset) and scenario.replacement == "twolist"
     vma_fast = np.zeros(nv, np.int64)
     vma_drop = np.zeros(nv, np.bool_)
     for i in range(nv):
         vma_fast[i], vma_drop[i] = fast_path_eligibility(int(vma_backing[i]),
-                                                         pol_tab[vma_pol[i]], fa, lock_costs)
+                                                         pol_tab[vma_pol[i]], fa, lock_costs,
+                                                         workingset)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
         rec_write=rec_write, vma_private=vma_private, kernel_model=kernel_model,
@@ -798,9 +802,9 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         sig_kind=sig_kind, sig_param=sig_param, sig_start=sig_start, sig_fatal=sig_fatal,
         sig_times=sig_times, sig_toff=sig_toff,
         adv_kind=adv_kind, adv_param=adv_param, adv_start=adv_start, adv_times=adv_times,
-        adv_target=adv_target,
+        adv_target=adv_target, adv_entries=np.flatnonzero(adv_target).astype(np.int64),
         memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
-        twolist_ratio=twolist_ratio(memory_limit, ps),
+        twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
         charge_anon=scenario.memory_bytes is not None,
         page_slot=page_slot, slot_frames=slot_frames, sp_off=sp_off, sp_pages=sp_pages,
         win_lo=win_lo, win_hi=win_hi, vma_file=vma_file, vma_off=vma_off,

@@ -32,7 +32,9 @@ MADVISE = ("normal", "random", "sequential")
 MAX_FOLIO_PAGES = 512
 #: The knobs a recorded trace replays with (docs/model.md section 11, "Defaults"): the
 #: kernel's fault granularity, fault_around_bytes 64 KiB, ra_pages 32 (128 KiB), the
-#: active/inactive lists.  ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
+#: active/inactive lists (without their protection of the working set, ``workingset``:
+#: measured against notebook 08's sweeps it does not help yet, docs/model.md 8.1 "Status").
+#: ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
 KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages": 32,
                    "replacement": "twolist"}
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).

@@ -82,11 +82,13 @@ class KernelInputs(NamedTuple):
     adv_param: int
     adv_start: int
     adv_times: np.ndarray
-    adv_target: np.ndarray   # uint8 [P]: 1 for the pages of its range
+    adv_target: np.ndarray   # uint8 [entries]: 1 for the page-cache entries of its range
+    adv_entries: np.ndarray  # int64: those entries (whose shadows each call clears, 8.1)
     # page cache
     memory_pages: int        # frames (memory_pages, or memory_bytes / page size), -1 unlimited
     replacement: int         # codes.REPL_*
     twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
+    workingset: bool         # twolist's protection of the working set (docs/model.md 8.1)
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page-cache entries resident at time 0, in order
@@ -103,7 +105,8 @@ class KernelInputs(NamedTuple):
     vma_off: np.ndarray      # int64: the file page of the VMA's first page
     vma_vpn0: np.ndarray     # int64: the VMA's first virtual page
     vma_madv: np.ndarray     # int64: 0 normal, 1 random, 2 sequential
-    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (11.5's forward window)
+    vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (11.5's forward window,
+    #                          8.1's text)
     f_npages: np.ndarray     # int64: each file's size in pages
     f_folio: np.ndarray      # int64: its folio size in pages
     f_base: np.ndarray       # int64: its first folio (entry P + f_base[f])

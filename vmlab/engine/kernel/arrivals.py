@@ -9,8 +9,8 @@ from ..._numba import njit_borrow, njit_phase
 from .. import codes as C
 from . import state as g
 from .events import _heap_push, _next_arrival
-from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _note_eviction,
-                        _note_if_free, _remove, _unpin)
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _forget_shadows,
+                        _note_eviction, _note_if_free, _remove, _unpin)
 
 
 @njit_phase
@@ -39,15 +39,19 @@ def _on_io(K, W, G, p, t):
 @njit_borrow
 def _on_adversary(K, W, G, t):
     """The adversary calls at ``t``: it evicts the pages of its range that are resident,
-    unmapped, unpinned and not in flight (fadvise DONTNEED), and comes back later."""
+    unmapped, unpinned and not in flight (fadvise DONTNEED), and comes back later.  Under
+    workingset each call clears its range's shadow entries first (docs/model.md 8.1)."""
     FL, cand, cnt = W.FL, W.cand, W.cnt
     S = FL.shape[0]
+    if K.workingset:
+        _forget_shadows(K.adv_entries, W.SH)
     j = 0
     for i in range(G[g.G_N_CAND]):
         p = cand[i]
         if (FL[p] & (F_RES | F_INFL | F_PIN | F_PTE)) == F_RES:
             if K.adv_target[p] == 1:
-                G[g.G_HAND] = _remove(p, K.replacement, G[g.G_HAND], S, W.LL, FL, cnt)
+                G[g.G_HAND] = _remove(p, K.replacement, G[g.G_HAND], S, W.LL, FL, cnt,
+                                      K.workingset, G, K.slot_frames)
                 G[g.G_N_RESIDENT] -= K.slot_frames[p]
                 G[g.G_N_ENT] -= 1
                 G[g.G_NEV] = _note_eviction(W.evs, G[g.G_NEV], K.keep_records, t, p,

@@ -32,6 +32,9 @@ def _fast_run(K, W, G, th, t, pos):
     rec_page, rec_gap, has_gap = K.rec_page, K.rec_gap, K.has_gap
     page_vma, vma_asid = K.page_vma, K.vma_asid
     keep_records, replacement, memory_pages = K.keep_records, K.replacement, K.memory_pages
+    # under workingset no file fault runs here (fastpath.py) and a file hit stops the run:
+    # the touches here are plain (ws=False, compiled out of the loop)
+    workingset = K.workingset
     seed, io_dist, wait_dist, tables, tflat = K.seed, K.io_dist, K.wait_dist, K.tables, K.tflat
     costs = K.costs
     access_ns = costs[C.COST_ACCESS]
@@ -157,7 +160,7 @@ def _fast_run(K, W, G, th, t, pos):
             cnt[C.CNT_PTES] += 1
             FL[p] |= F_MSIO
             if (FL[p] & F_FILE) != 0:
-                _touch(p, replacement, S, LL, FL, cnt)
+                _touch(p, replacement, S, LL, FL, cnt, False, G, K.slot_frames)
             cnt[C.CNT_FAULTS] += 1
             if kind_w == 1 or kind_w == 2:
                 cnt[C.CNT_MAJOR] += 1
@@ -211,7 +214,9 @@ def _fast_run(K, W, G, th, t, pos):
         if not _key_lt(e, myk, lim_t, lim_k):
             break
         if (FL[p] & F_FILE) != 0:
-            _touch(p, replacement, S, LL, FL, cnt)
+            if workingset:
+                break  # (its touch marks and activates under workingset: the general path)
+            _touch(p, replacement, S, LL, FL, cnt, False, G, K.slot_frames)
         gsum += gap
         nh += 1
         t = e

@@ -88,12 +88,18 @@ def _ph_lookup(K, W, G, th, t):
             s, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
             G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
             K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs, G[g.G_NEV],
-            K.keep_records, t, C.BY_FAULT, th)
+            K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec)
         if not ok:
             # no frame and no victim under memory_bytes: OOM (section 12)
             _oom(W, G, th, t)
             return -1, g.HALT
         W.cnt[C.CNT_READ_PAGES] += K.slot_frames[s]
+    elif K.workingset:  # (entries are pages: G_N_ENT is G_N_RESIDENT, one frame each)
+        _ok, G[g.G_N_RESIDENT], _n, G[g.G_HAND], G[g.G_NEV] = _admit_entry(
+            s, K.memory_pages, 0, G[g.G_N_RESIDENT], G[g.G_N_RESIDENT], K.replacement,
+            G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
+            K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
+            K.keep_records, t, C.BY_FAULT, th, True, W.SH, G, K.page_vma, K.vma_exec)
     else:  # (one page an I/O, its pages read counted at the end)
         G[g.G_N_RESIDENT], G[g.G_HAND], G[g.G_NEV] = _admit_page(
             s, K.memory_pages, G[g.G_N_RESIDENT], K.replacement, G[g.G_HAND], FL.shape[0],
@@ -199,7 +205,8 @@ def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
                      K.f_npages, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT],
                      G[g.G_N_ENT], K.replacement, G[g.G_HAND], W.FL.shape[0], W.LL, W.FL,
                      W.cnt, K.twolist_ratio, K.slot_frames, K.sp_off, K.sp_pages, W.MAPC,
-                     W.RAM, W.ht, W.hk, G[g.G_HN], W.evs, G[g.G_NEV], K.keep_records, t, th)
+                     W.RAM, W.ht, W.hk, G[g.G_HN], W.evs, G[g.G_NEV], K.keep_records, t, th,
+                     K.workingset, W.SH, G, K.page_vma, K.vma_exec)
     return n_rd, pg
 
 
@@ -454,7 +461,7 @@ def _charge_anon(K, W, G, th, t, p):
         1, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
         G[g.G_HAND], W.FL.shape[0], W.LL, W.FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
         K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, W.evs, G[g.G_NEV], K.keep_records, t,
-        C.BY_FAULT, th)
+        C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec)
     if not ok:
         _oom(W, G, th, t)
         return False
@@ -580,7 +587,8 @@ def _ph_fault_end(K, W, G, th, t):
     if (FL[p] & F_FILE) != 0 and (not K.kernel_model or (
             (FL[s] & F_RES) != 0 and ((FL[p] & F_PTE) != 0 or TS[th, C.TS_COW] == 1))):
         if (FL[s] & F_RES) != 0 or K.replacement == C.REPL_CLOCK:
-            _touch(s, K.replacement, FL.shape[0], W.LL, FL, W.cnt)
+            _touch(s, K.replacement, FL.shape[0], W.LL, FL, W.cnt, K.workingset, G,
+                   K.slot_frames)
     W.hist_fault[_hist_bucket(t - W.fstart[th])] += 1
     _fault_done(K, W, th, t, C.OUT_DONE)
     TS[th, C.TS_SEG] = C.CAT_HIT

@@ -198,6 +198,7 @@ def _setup(K):
         FL=FL, PIN=zeros(NS, dtype=np.int32), PT=zeros(P, dtype=np.uint8),
         MAPC=zeros(NS, dtype=np.int32), RAM=zeros(NS, dtype=np.uint8),
         CHG=zeros(P, dtype=np.uint8), RA=zeros(n_asid * K.f_npages.shape[0], 4), LL=LL,
+        SH=np.full(NS if K.workingset else 0, -1, np.int64),   # shadow entries (8.1)
         cand=cand,
         # mmap_sem per address space: waiting thread*2 + mode in a ring per space (a thread
         # waits at most once, so T slots always suffice); the lock designs' VMA locks
@@ -271,7 +272,8 @@ def _start_run(K, W, G):
                 G[g.G_N_ENT] if G[g.G_CACHE_MODE] == 1 else G[g.G_N_RESIDENT],
                 K.replacement, G[g.G_HAND], S, LL, FL, W.cnt, K.twolist_ratio, P,
                 K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
-                K.keep_records, 0, C.BY_PRELOAD, -1)
+                K.keep_records, 0, C.BY_PRELOAD, -1, K.workingset, W.SH, G, K.page_vma,
+                K.vma_exec)
             if G[g.G_TRACK_CAND] == 1:
                 G[g.G_N_CAND] = _note_candidate(W.cand, G[g.G_N_CAND], p)
 

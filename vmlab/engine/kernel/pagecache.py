@@ -3,13 +3,21 @@
 Pages are dense ids; their state is one flag byte each (``F_*``) plus a pin count.  The
 resident file pages sit on doubly linked lists over the ids (``LL[p] = (prev, next)``): the
 inactive list (LRU, FIFO, CLOCK, and ``twolist``'s inactive list) with sentinel ``S = P``, and
-``twolist``'s active list with sentinel ``S + 1``."""
+``twolist``'s active list with sentinel ``S + 1``.
+
+With ``workingset`` (docs/model.md 8.1, twolist only) the general path's verbs also keep a
+shadow entry per page-cache entry (``SH``: the nonresident age at its eviction by reclaim,
+-1 for none), the nonresident age and the active list's frames (``G[G_NR_AGE]``,
+``G[G_ACT_FRAMES]``): insert activates a recent refault, touch marks an active entry, the
+victim's scan keeps referenced text, evict leaves a shadow, the adversary clears them.  The
+fast path never runs a page-cache insert or eviction under it (fastpath.py)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..._numba import njit, njit_borrow, prefetch
 from .. import codes as C
+from .state import G_ACT_FRAMES, G_NR_AGE
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
 F_PTE = np.uint8(1)      # a PTE maps the page
@@ -178,9 +186,10 @@ def _insert(p, replacement, hand, S, LL, FL):
 
 
 @njit(inline="always")
-def _touch(s, replacement, S, LL, FL, cnt):
+def _touch(s, replacement, S, LL, FL, cnt, ws, G, slot_frames):
     """A reference to resident file entry ``s`` (a hit, or a fault's access): LRU moves it to
-    the head, CLOCK sets its reference bit, twolist marks or activates it."""
+    the head, CLOCK sets its reference bit, twolist marks or activates it (``ws``: under
+    workingset, whose scalars ``G`` and frames ``slot_frames`` an activation changes)."""
     if replacement == C.REPL_LRU:
         if LL[S, 1] != s:
             _list_remove(LL, s)
@@ -188,7 +197,12 @@ def _touch(s, replacement, S, LL, FL, cnt):
     elif replacement == C.REPL_CLOCK:
         FL[s] |= F_REF
     elif replacement == C.REPL_TWOLIST:
-        _touch_twolist(s, S, LL, FL, cnt)
+        # (the fast path passes ws=False: compiled out there, its loop keeps no workingset
+        # state live)
+        if ws:
+            _touch_ws(s, S, LL, FL, cnt, G, slot_frames)
+        else:
+            _touch_twolist(s, S, LL, FL, cnt)
 
 
 @njit(inline="always")
@@ -202,7 +216,7 @@ def _note_if_free(s, FL, cand, n_cand, track_cand):
 
 @njit_borrow
 def _touch_twolist(p, S, LL, FL, cnt):
-    """twolist: a reference to resident file page ``p``.  On the inactive list, the first
+    """twolist: a reference to resident file entry ``p``.  On the inactive list, the first
     reference sets its bit and the second activates it (head of the active list, bit clear:
     the kernel's mark_page_accessed); on the active list nothing moves (the active list is
     aged in activation order, as the kernel deactivates referenced file pages too)."""
@@ -212,23 +226,64 @@ def _touch_twolist(p, S, LL, FL, cnt):
     if (f & F_REF) == 0:
         FL[p] = f | F_REF
         return
-    _list_remove(LL, p)
-    _list_insert_after(LL, p, S + 1)
-    FL[p] = (f | F_ACT) & np.uint8(255 - F_REF)
-    cnt[C.CNT_ACTIVE] += 1
+    _activate(p, S, LL, FL, cnt)
 
 
 @njit_borrow
-def _remove(p, replacement, hand, S, LL, FL, cnt):
-    """Drop resident page ``p`` from the page cache (the adversary's fadvise); returns the
-    CLOCK hand, moved on if it was on ``p``."""
+def _touch_ws(p, S, LL, FL, cnt, G, slot_frames):
+    """``_touch_twolist`` under workingset (docs/model.md 8.1): an activation also grows the
+    nonresident age and the active list's frames by ``p``'s frames (workingset_activation),
+    and a reference to an active entry sets its bit, the young bit the aging reads."""
+    f = FL[p]
+    if (f & F_ACT) != 0:
+        FL[p] = f | F_REF
+        return
+    if (f & F_REF) == 0:
+        FL[p] = f | F_REF
+        return
+    _activate_ws(p, S, LL, FL, cnt, G, slot_frames)
+
+
+@njit(inline="always")
+def _activate(p, S, LL, FL, cnt):
+    """Move inactive entry ``p`` to the head of the active list, its bit clear."""
+    _list_remove(LL, p)
+    _list_insert_after(LL, p, S + 1)
+    FL[p] = (FL[p] | F_ACT) & np.uint8(255 - F_REF)
+    cnt[C.CNT_ACTIVE] += 1
+
+
+@njit(inline="always")
+def _activate_ws(p, S, LL, FL, cnt, G, slot_frames):
+    """``_activate`` under workingset: the active list's frames and the nonresident age grow
+    by the entry's frames (workingset_activation, move_folios_to_lru)."""
+    _activate(p, S, LL, FL, cnt)
+    G[G_ACT_FRAMES] += slot_frames[p]
+    G[G_NR_AGE] += slot_frames[p]
+
+
+@njit_borrow
+def _remove(p, replacement, hand, S, LL, FL, cnt, ws, G, slot_frames):
+    """Drop resident entry ``p`` from the page cache (the adversary's fadvise: an
+    invalidation, which leaves no shadow entry); returns the CLOCK hand, moved on if it was
+    on ``p``."""
     if replacement == C.REPL_CLOCK and hand == p:
         hand = LL[p, 1]
     _list_remove(LL, p)
     if (FL[p] & F_ACT) != 0:
         cnt[C.CNT_ACTIVE] -= 1
+        if ws:
+            G[G_ACT_FRAMES] -= slot_frames[p]
     FL[p] &= np.uint8(255 - F_RES - F_ACT)
     return hand
+
+
+@njit_borrow
+def _forget_shadows(entries, SH):
+    """The adversary's call (an invalidation of its range) clears the shadow entries of its
+    range's ``entries``, resident or not (docs/model.md 8.1)."""
+    for i in range(entries.shape[0]):
+        SH[entries[i]] = -1
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,6 +321,80 @@ def _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
 
 
 @njit(inline="always")
+def _exec_mapped(s, P, FL, page_vma, vma_exec, sp_off, sp_pages):
+    """A PTE of an executable VMA maps entry ``s``'s page-cache page itself (a private
+    copy's PTE clears the page's ``F_PTE``: it maps a page of its own; docs/model.md 8.1)."""
+    if (FL[s] & F_PTE) == 0:
+        return False
+    if s < P:
+        return vma_exec[page_vma[s]] == 1
+    k = s - P
+    for j in range(sp_off[k], sp_off[k + 1]):
+        q = sp_pages[j]
+        if (FL[q] & F_PTE) != 0 and vma_exec[page_vma[q]] == 1:
+            return True
+    return False
+
+
+@njit_borrow
+def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P, sp_off,
+               sp_pages, page_vma, vma_exec):
+    """twolist's victim under workingset (docs/model.md 8.1), or -1.  The active list is aged
+    as in section 8, except that its oldest entry, when referenced and mapped by an
+    executable VMA, goes round to the head, unmarked (shrink_active_list; the nonresident
+    age grows); then the inactive list is scanned oldest first, a referenced executable
+    entry activated on the way (folio_check_references), the first other eligible entry
+    being the victim; else the oldest eligible active entry.  An entry with any of the
+    flags ``busy`` is not eligible (``_choose_victim_not``)."""
+    n_act = cnt[C.CNT_ACTIVE]
+    while (n_ent - n_act) * twolist_ratio < n_act:
+        x = LL[S + 1, 0]
+        _list_remove(LL, x)
+        if (FL[x] & F_REF) != 0 and _exec_mapped(x, P, FL, page_vma, vma_exec, sp_off,
+                                                 sp_pages):
+            _list_insert_after(LL, x, S + 1)
+            FL[x] &= np.uint8(255 - F_REF)
+            G[G_NR_AGE] += slot_frames[x]
+            continue
+        _list_insert_after(LL, x, S)
+        FL[x] &= np.uint8(255 - F_ACT - F_REF)
+        n_act -= 1
+        G[G_ACT_FRAMES] -= slot_frames[x]
+    cnt[C.CNT_ACTIVE] = n_act
+    x = LL[S, 0]
+    while x != S:
+        nx = LL[x, 0]   # (read first: an activation moves x)
+        if (FL[x] & busy) == 0:
+            if (FL[x] & F_REF) != 0 and _exec_mapped(x, P, FL, page_vma, vma_exec, sp_off,
+                                                     sp_pages):
+                _activate_ws(x, S, LL, FL, cnt, G, slot_frames)
+            else:
+                return x
+        x = nx
+    return _lru_victim_not(S + 1, LL, FL, busy)
+
+
+@njit(inline="always")
+def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames):
+    """``_insert`` on the general path: under ``ws`` a shadow entry in ``s``'s slot is
+    consumed, and when its refault distance (the nonresident age now minus the one it
+    holds) is at most the active list's frames, ``s`` joins the active list's head,
+    unmarked, and the age grows by its frames (workingset_refault, docs/model.md 8.1)."""
+    if ws and SH[s] >= 0:
+        distance = G[G_NR_AGE] - SH[s]
+        SH[s] = -1
+        if distance <= G[G_ACT_FRAMES]:
+            FL[s] |= F_RES | F_ACT
+            FL[s] &= np.uint8(255 - F_REF)
+            _list_insert_after(LL, s, S + 1)
+            cnt[C.CNT_ACTIVE] += 1
+            G[G_ACT_FRAMES] += slot_frames[s]
+            G[G_NR_AGE] += slot_frames[s]
+            return
+    _insert(s, replacement, hand, S, LL, FL)
+
+
+@njit(inline="always")
 def _note_eviction(evs, nev, keep, t, entry, cause, th):
     """An eviction record (the loop keeps room for it: loop.py ``_ev_low``)."""
     if keep:
@@ -280,20 +409,33 @@ def _note_eviction(evs, nev, keep, t, entry, cause, th):
 @njit_borrow
 def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
              twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause,
-             th):
-    """Evict victims (section 8's rule) until ``need`` more frames fit under ``limit`` (-1:
-    none) beside the page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each
-    eviction (at ``t``, for ``cause`` by thread ``th``) when ``keep``.  Returns (ok, n_frames,
-    n_ent, hand, nev); ok is False when no victim was eligible before they fit.  A readahead
-    allocation (``cause`` BY_READAHEAD) evicts no entry that a PTE maps (11.5)."""
+             th, ws, SH, G, page_vma, vma_exec):
+    """Evict victims (section 8's rule; under ``ws``, 8.1's, each eviction leaving a shadow
+    entry in ``SH``) until ``need`` more frames fit under ``limit`` (-1: none) beside the
+    page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each eviction (at
+    ``t``, for ``cause`` by thread ``th``) when ``keep``.  Returns (ok, n_frames, n_ent, hand,
+    nev); ok is False when no victim was eligible before they fit.  A readahead allocation
+    (``cause`` BY_READAHEAD) evicts no entry that a PTE maps (11.5)."""
     busy = F_BUSY_RA if cause == C.BY_READAHEAD else F_BUSY
     while limit >= 0 and n_frames + n_other + need > limit:
-        victim, hand = _choose_victim_not(replacement, hand, S, LL, FL, n_ent, cnt,
-                                          twolist_ratio, busy)
+        if ws:
+            victim = _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P,
+                                sp_off, sp_pages, page_vma, vma_exec)
+        else:
+            victim, hand = _choose_victim_not(replacement, hand, S, LL, FL, n_ent, cnt,
+                                              twolist_ratio, busy)
         if victim < 0:
             return False, n_frames, n_ent, hand, nev
-        n_frames -= _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+        active = (FL[victim] & F_ACT) != 0
+        freed = _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+        n_frames -= freed
         n_ent -= 1
+        if ws:
+            # workingset_eviction: the shadow holds the age before this eviction's increment
+            SH[victim] = G[G_NR_AGE]
+            G[G_NR_AGE] += freed
+            if active:
+                G[G_ACT_FRAMES] -= freed
         nev = _note_eviction(evs, nev, keep, t, victim, cause, th)
     return True, n_frames, n_ent, hand, nev
 
@@ -301,17 +443,19 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
 @njit_borrow
 def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
                  twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail, evs, nev,
-                 keep, t, cause, th):
-    """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache.  When no
-    victim is eligible: ``may_fail`` (the memory limit) returns ok = False with nothing
-    inserted; otherwise (``memory_pages``, whose minimum leaves a victim for every thread)
-    the entry goes in all the same.  Returns (ok, n_frames, n_ent, hand, nev)."""
+                 keep, t, cause, th, ws, SH, G, page_vma, vma_exec):
+    """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache
+    (``_insert_entry``).  When no victim is eligible: ``may_fail`` (the memory limit)
+    returns ok = False with nothing inserted; otherwise (``memory_pages``, whose minimum
+    leaves a victim for every thread) the entry goes in all the same.  Returns (ok,
+    n_frames, n_ent, hand, nev)."""
     ok, n_frames, n_ent, hand, nev = _reclaim(
         slot_frames[s], limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
-        twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th)
+        twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th,
+        ws, SH, G, page_vma, vma_exec)
     if not ok and may_fail:
         return False, n_frames, n_ent, hand, nev
-    _insert(s, replacement, hand, S, LL, FL)
+    _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames)
     return True, n_frames + slot_frames[s], n_ent + 1, hand, nev
 
 

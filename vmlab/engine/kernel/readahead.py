@@ -9,7 +9,7 @@ import numpy as np
 from ..._numba import njit, njit_borrow
 from .. import codes as C
 from .events import _heap_push
-from .pagecache import F_INFL, F_MSIO, F_RES, _insert, _reclaim
+from .pagecache import F_INFL, F_MSIO, F_RES, _insert_entry, _reclaim
 
 # readahead state columns, one row per (address space, file)
 RA_START, RA_SIZE, RA_ASYNC, RA_MISS = 0, 1, 2, 3
@@ -85,13 +85,15 @@ def _async_window(RA, ri, o, fp, R, madv):
 @njit_borrow
 def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_anon, n_frames,
                  n_ent, replacement, hand, S, LL, FL, cnt, twolist_ratio, slot_frames, sp_off,
-                 sp_pages, MAPC, RAM, ht, hk, hn, evs, nev, keep, t, th):
+                 sp_pages, MAPC, RAM, ht, hk, hn, evs, nev, keep, t, th, ws, SH, G, page_vma,
+                 vma_exec):
     """Allocate and issue, completing at ``io_c``, the folios of file ``f`` holding file pages
     ``[lo, hi)`` that are neither resident nor in flight, in ascending order; the folio
     holding file page ``mark`` gets the readahead mark if it is one of them.  A folio that
     finds no frame ends the readahead there (it never causes an OOM).  Returns (folios
     read, pages read, n_frames, n_ent, hand, hn, nev): the evictions it makes are recorded
-    at ``t`` for readahead by thread ``th``."""
+    at ``t`` for readahead by thread ``th`` (``ws`` ... ``vma_exec``: workingset's, for
+    ``_reclaim`` and ``_insert_entry``)."""
     fp = f_folio[f]
     n = 0
     pages = 0
@@ -109,10 +111,10 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_a
         ok, n_frames, n_ent, hand, nev = _reclaim(
             slot_frames[s], limit, n_anon, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
             twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t,
-            C.BY_READAHEAD, th)
+            C.BY_READAHEAD, th, ws, SH, G, page_vma, vma_exec)
         if not ok:
             break
-        _insert(s, replacement, hand, S, LL, FL)
+        _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames)
         n_frames += slot_frames[s]
         n_ent += 1
         FL[s] |= F_INFL

@@ -108,7 +108,8 @@ def _ph_access(K, W, G, th, t):
             return t, g.STEP_DONE
         # (a hit through a private copy is no reference to the file page)
         if (FL[p] & F_FILE) != 0 and (FL[p] & F_PTE) != 0:
-            _touch(g._entry(K, G, p), K.replacement, FL.shape[0], W.LL, FL, W.cnt)
+            _touch(g._entry(K, G, p), K.replacement, FL.shape[0], W.LL, FL, W.cnt,
+                   K.workingset, G, K.slot_frames)
         TS[th, C.TS_SEG] = C.CAT_HIT
         TS[th, C.TS_ACCESS_DONE] = 1
         TS[th, C.TS_PHASE] = C.PH_REC_END

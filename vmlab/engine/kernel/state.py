@@ -72,7 +72,12 @@ G_TRACK_CAND = 37   # 1: there is an adversary (else nobody reads its notes)
 G_LINE_ON = 38      # 1: a lock word's line costs something (docs/model.md 15.1)
 G_EV_MARGIN = 39    # eviction rows kept free beyond the fault table's (loop._ev_low)
 G_STARTED = 40      # 1 once the first pass put the preload and the first arrivals in place
-G_NCOL = 41
+# twolist's protection of the working set (docs/model.md 8.1; kept only when K.workingset)
+G_NR_AGE = 41       # the nonresident age (lruvec->nonresident_age), in pages: grows at each
+#                     reclaim eviction and each activation; a shadow entry holds its value
+G_ACT_FRAMES = 42   # frames of the entries on the active list (NR_ACTIVE_FILE): a refault
+#                     whose distance is at most this joins the active list
+G_NCOL = 43
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
@@ -100,6 +105,9 @@ class Work(NamedTuple):
     CHG: np.ndarray         # uint8 [P]: 1 once an anonymous page (or private copy) holds a frame
     RA: np.ndarray          # int64 [asid * files, 4]: readahead state (readahead.RA_*)
     LL: np.ndarray          # int32 [entries + 2, 2]: the page-cache lists (prev, next)
+    SH: np.ndarray          # int64 [entries]: the shadow entry reclaim left in the entry's slot,
+    #                         the nonresident age at its eviction (-1: none; docs/model.md 8.1;
+    #                         empty without K.workingset, which alone reads it)
     cand: np.ndarray        # int32: the adversary's notes (grown between passes)
     # mmap_sem per address space (locks.py)
     lk_readers: np.ndarray
