@@ -1115,9 +1115,10 @@ class NaiveSimulator:
         pages = (vma.end - vma.start) // self.page_size
         yield ("sleep", self.costs.remap_fixed_ns + pages * self.costs.pte_ns, "lock_hold")
         vs, ve = vma.start >> self.shift, vma.end >> self.shift
-        self._charge_tables([(vma.asid, vpn) for level in range(3)
-                             for vpn in range(vs >> (9 * (level + 1)) << (9 * (level + 1)), ve,
-                                              1 << (9 * (level + 1)))])
+        # (a page of the span in each of its PTE tables: their PMD and PUD tables are all
+        # the span's)
+        self._charge_tables([(vma.asid, max(vs, r << 9))
+                             for r in range(vs >> 9, ((ve - 1) >> 9) + 1)])
         self.eager_done[vi] = True
         self._write_unlock_vmas(vma.asid, [vi])
         self._release(vma.asid, WRITE, lock)
