@@ -563,14 +563,79 @@ def default_event_budget(n_records, n_threads):
     return EVENTS_PER_RECORD * (int(n_records) + int(n_threads)) + EVENTS_BASE
 
 
-def prepare(scenario, policy=None, fast_path=True, event_budget=None):
-    """Validate ``scenario`` for ``policy`` and build the kernel's inputs.
+def _with_window_pages(idx, fa, files, vma_asid, vma_file, vma_off, vma_first_vpn,
+                       vma_end_vpn):
+    """``idx`` with the pages that fault-around, folios or readahead windows may map without
+    any record touching them (the union of the windows of the trace's pages)."""
+    vma_p0, vma_p1, key_vma = _vma_ranges(idx.keys, vma_asid, vma_first_vpn, vma_end_vpn)
+    if (key_vma >= 0).all():
+        key_vpn = (idx.keys & np.uint64((1 << _VPN_BITS) - 1)).astype(np.int64)
+        lo, hi = _windows(key_vpn, key_vma, fa, files, vma_file, vma_off, vma_first_vpn,
+                          vma_end_vpn, True)
+        if ((hi - lo) > 1).any():
+            # the union of the windows (they are intervals in key order, their ends never
+            # decreasing): one run of new keys per merged interval, so that the work is
+            # the pages that may be mapped, not pages times window size
+            a = vma_asid[key_vma].astype(np.uint64) << np.uint64(_VPN_BITS)
+            klo = a + lo.astype(np.uint64)
+            khi = a + hi.astype(np.uint64)
+            reach = np.maximum.accumulate(khi)
+            new = np.ones(len(klo), bool)
+            new[1:] = klo[1:] > reach[:-1]
+            first = np.flatnonzero(new)
+            m_lo = klo[first]
+            m_hi = np.maximum.reduceat(khi, first)
+            n = (m_hi - m_lo).astype(np.int64)
+            step = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+            ext = np.repeat(m_lo, n) + step.astype(np.uint64)
+            # (both sorted and unique: a search, not numpy's hashing setdiff1d)
+            pos = np.minimum(np.searchsorted(idx.keys, ext), len(idx.keys) - 1)
+            extra = ext[idx.keys[pos] != ext]
+            if len(extra):
+                idx = _with_extra_pages(idx, extra)
+    return idx
 
-    ``fast_path=False`` makes the kernel take every step through its event loop (the same
-    records, slower: a check of the fast path).  ``event_budget`` bounds the events the run
-    may take (``None``: :func:`default_event_budget`; -1: no bound); a run that exceeds it
-    stops there, its unfinished records reported as at a horizon, and counts as livelocked
-    (``livelock_reason`` ``"event_budget"``)."""
+
+def _policy_rows(vma_pols):
+    """Each VMA's row in the table of the distinct policies' knobs (``codes.K_*``)."""
+    uniq_pols = []
+    vma_pol = np.zeros(len(vma_pols), np.int64)
+    for i, p in enumerate(vma_pols):
+        if p not in uniq_pols:
+            uniq_pols.append(p)
+        vma_pol[i] = uniq_pols.index(p)
+    pol_tab = np.zeros((max(1, len(uniq_pols)), C.K_NCOL), np.int64)
+    for j, p in enumerate(uniq_pols):
+        pol_tab[j] = knob_row(p)
+    return vma_pol, pol_tab
+
+
+def _eager_mappings(trace, idx, vmas, vma_pols, vma_p0, vma_p1):
+    """The eager mappings (``remap_pfn_range``) by owner thread, in VMA order: the VMA's
+    ``map_thread``, else the thread of its first record: ``(emap_off, emap_vma)``."""
+    T = len(idx.thr_tid)
+    emap = [[] for _ in range(T)]
+    for i, (v, p) in enumerate(zip(vmas, vma_pols)):
+        if not p.eager:
+            continue
+        if v.map_thread is not None:
+            j = np.searchsorted(idx.thr_tid, int(v.map_thread))
+            if j >= T or idx.thr_tid[j] != int(v.map_thread):
+                raise ScenarioError(f"VMA {v.label}: map_thread {v.map_thread} is not a thread of the trace")
+        elif vma_p1[i] > vma_p0[i]:
+            r = int(idx.first_rec[vma_p0[i]:vma_p1[i]].min())
+            j = int(np.searchsorted(idx.thr_tid, int(trace.tid[r])))
+        else:
+            j = 0
+        emap[j].append(i)
+    emap_off = np.zeros(T + 1, np.int64)
+    emap_off[1:] = np.cumsum([len(e) for e in emap])
+    emap_vma = np.array([i for e in emap for i in e], np.int64)
+    return emap_off, emap_vma
+
+
+def _check_arguments(scenario, event_budget):
+    """One line for an event budget or a scenario that is not one."""
     if event_budget is not None and (isinstance(event_budget, bool) or
                                      not isinstance(event_budget, (int, np.integer)) or
                                      event_budget < -1):
@@ -580,6 +645,129 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         hint = (": wrap the trace, e.g. Scenario(trace, backing='file')"
                 if hasattr(scenario, "columns") else "")
         raise ScenarioError(f"simulate() needs a Scenario, got {type(scenario).__name__}{hint}")
+
+
+def _signal_arrays(scenario, idx, dist_index):
+    """Each thread's signal schedule as arrays (code, parameter, start, fatal) and the
+    explicit times, thread ``i``'s at ``sig_times[sig_toff[i]:sig_toff[i + 1]]``;
+    ``dist_index`` gives a distribution's row of the quantile tables."""
+    T = len(idx.thr_tid)
+    sched = scenario.signal_schedule_of(idx.thr_tid)
+    sig_kind = np.zeros(T, np.int64)
+    sig_param = np.zeros(T, np.int64)
+    sig_start = np.zeros(T, np.int64)
+    sig_fatal = np.zeros(T, np.int64)
+    times = []
+    sig_toff = np.zeros(T + 1, np.int64)
+    # a schedule for "every thread" skips threads made only of LOCK_W records
+    access_tids = set(idx.thr_tid[idx.thr_access == 1].tolist())
+    for j, tid in enumerate(idx.thr_tid):
+        s = sched.get(int(tid))
+        if s is not None and s.threads is None and int(tid) not in access_tids:
+            s = None
+        tl = []
+        if s is not None:
+            sig_kind[j] = C.SCHEDULE_CODES[s.kind]
+            sig_start[j] = s.start_ns
+            sig_fatal[j] = int(s.fatal)
+            if s.kind == "poisson":
+                sig_param[j] = dist_index(signal_interval_dist(s))
+            elif s.kind == "periodic":
+                sig_param[j] = int(s.period_ns)
+            else:
+                tl = list(s.times_ns)
+        times.extend(tl)
+        sig_toff[j + 1] = sig_toff[j] + len(tl)
+    sig_times = np.array(times, np.int64)
+    return sig_kind, sig_param, sig_start, sig_fatal, sig_times, sig_toff
+
+
+def _adversary_arrays(scenario, vmas, dist_index, NS, P, idx, key_vpn, vma_p0, vma_p1,
+                      vma_first_vpn, vma_end_vpn, cache_mode, files, vma_file, vma_off, f_base):
+    """The adversary's schedule (code, parameter, start, explicit times) and its target: 1
+    for each page-cache entry of its range (the folios wholly inside it, docs/model.md
+    11.4)."""
+    adv = scenario.adversary
+    adv_target = np.zeros(NS, np.uint8)
+    adv_kind, adv_param, adv_start = C.SCHED_NONE, 0, 0
+    adv_times = np.zeros(0, np.int64)
+    if adv is not None:
+        vi = scenario.adversary_vma(vmas)
+        lo = vma_first_vpn[vi] + int(adv.first_page)
+        hi = vma_end_vpn[vi] if adv.n_pages is None else lo + int(adv.n_pages)
+        sel = np.arange(vma_p0[vi], vma_p1[vi])
+        sel = sel[(key_vpn[sel] >= lo) & (key_vpn[sel] < hi)]
+        if cache_mode:
+            # the folios that lie wholly in the range (docs/model.md 11.4)
+            fi = int(vma_file[vi])
+            _, npg, fp = files[fi]
+            olo = int(vma_off[vi]) + lo - int(vma_first_vpn[vi])
+            ohi = min(int(vma_off[vi]) + hi - int(vma_first_vpn[vi]), npg)
+            k = np.arange(-(-olo // fp), max(-(-olo // fp), ohi // fp + 1), dtype=np.int64)
+            k = k[(k * fp >= olo) & (np.minimum((k + 1) * fp, npg) <= ohi) & (k * fp < npg)]
+            adv_target[P + f_base[fi] + k] = 1
+        else:
+            adv_target[idx.by_key[sel]] = 1
+        adv_kind = C.SCHEDULE_CODES[adv.kind]
+        adv_start = int(adv.start_ns)
+        if adv.kind == "poisson":
+            from ..model.costs import Exponential
+
+            adv_param = dist_index(Exponential(1e9 / adv.rate_hz))
+        elif adv.kind == "periodic":
+            adv_param = int(adv.period_ns)
+        else:
+            adv_times = np.array(adv.times_ns, np.int64)
+    return adv_kind, adv_param, adv_start, adv_times, adv_target
+
+
+def _memory_limit(scenario, T, files, cache_mode, ps):
+    """The limit in frames (-1: none): ``memory_pages``, checked against the frames that
+    in-flight and pinned pages (or folios) need, or ``memory_bytes`` (no minimum)."""
+    memory_pages = -1 if scenario.memory_pages is None else int(scenario.memory_pages)
+    if memory_pages >= 0 and memory_pages < min_memory_pages(T):
+        raise ScenarioError(
+            f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
+            f"pinned page needs a frame; use at least {min_memory_pages(T)}")
+    big = max([f[2] for f in files] or [1])
+    if memory_pages >= 0 and cache_mode and memory_pages < min_memory_pages(T) * big:
+        raise ScenarioError(
+            f"memory_pages={memory_pages} is too small for {T} threads with folios of {big} "
+            f"pages: every in-flight or pinned folio needs its frames; use at least "
+            f"{min_memory_pages(T) * big} (or memory_bytes, which has no minimum)")
+    memory_limit = memory_pages
+    if scenario.memory_bytes is not None:
+        memory_limit = int(scenario.memory_bytes) // ps
+    return memory_limit
+
+
+def _preload_entries(preload_keys, idx, vma_backing, page_vma, cache_mode, page_slot):
+    """The page-cache entries resident at time 0, in the order given: the preloaded pages
+    of file VMAs (address space 0), or their folios, each once."""
+    preload = np.zeros(0, np.int64)
+    if preload_keys is not None and len(preload_keys):
+        # preloaded pages are in address space 0; only file pages use the page cache
+        pos = idx.by_key[np.searchsorted(idx.keys, preload_keys)]
+        pos = pos[vma_backing[page_vma[pos]] == C.B_FILE]
+        # first occurrence order, no duplicates
+        _, first_i = np.unique(pos, return_index=True)
+        preload = pos[np.sort(first_i)].astype(np.int64)
+        if cache_mode:   # their folios, in the order of their first page
+            ent = page_slot[preload]
+            _, first_i = np.unique(ent, return_index=True)
+            preload = ent[np.sort(first_i)].astype(np.int64)
+    return preload
+
+
+def prepare(scenario, policy=None, fast_path=True, event_budget=None):
+    """Validate ``scenario`` for ``policy`` and build the kernel's inputs.
+
+    ``fast_path=False`` makes the kernel take every step through its event loop (the same
+    records, slower: a check of the fast path).  ``event_budget`` bounds the events the run
+    may take (``None``: :func:`default_event_budget`; -1: no bound); a run that exceeds it
+    stops there, its unfinished records reported as at a horizon, and counts as livelocked
+    (``livelock_reason`` ``"event_budget"``)."""
+    _check_arguments(scenario, event_budget)
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_knobs(scenario, vmas, runs=RUNS_KNOBS)
     kernel_model = scenario.fault_model == "kernel"
@@ -608,32 +796,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     fa = int(scenario.fault_around_pages)
     if cache_mode:
         # the pages fault-around may map without any record touching them join the pages
-        vma_p0, vma_p1, key_vma = _vma_ranges(idx.keys, vma_asid, vma_first_vpn, vma_end_vpn)
-        if (key_vma >= 0).all():
-            key_vpn = (idx.keys & np.uint64((1 << _VPN_BITS) - 1)).astype(np.int64)
-            lo, hi = _windows(key_vpn, key_vma, fa, files, vma_file, vma_off, vma_first_vpn,
-                              vma_end_vpn, cache_mode)
-            if ((hi - lo) > 1).any():
-                # the union of the windows (they are intervals in key order, their ends never
-                # decreasing): one run of new keys per merged interval, so that the work is
-                # the pages that may be mapped, not pages times window size
-                a = vma_asid[key_vma].astype(np.uint64) << np.uint64(_VPN_BITS)
-                klo = a + lo.astype(np.uint64)
-                khi = a + hi.astype(np.uint64)
-                reach = np.maximum.accumulate(khi)
-                new = np.ones(len(klo), bool)
-                new[1:] = klo[1:] > reach[:-1]
-                first = np.flatnonzero(new)
-                m_lo = klo[first]
-                m_hi = np.maximum.reduceat(khi, first)
-                n = (m_hi - m_lo).astype(np.int64)
-                step = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
-                ext = np.repeat(m_lo, n) + step.astype(np.uint64)
-                # (both sorted and unique: a search, not numpy's hashing setdiff1d)
-                pos = np.minimum(np.searchsorted(idx.keys, ext), len(idx.keys) - 1)
-                extra = ext[idx.keys[pos] != ext]
-                if len(extra):
-                    idx = _with_extra_pages(idx, extra)
+        idx = _with_window_pages(idx, fa, files, vma_asid, vma_file, vma_off, vma_first_vpn,
+                                 vma_end_vpn)
     P = len(idx.keys)
     # arrays indexed by key rank first (VMAs are key ranges), page id order at the end
     key_asid = (idx.keys >> np.uint64(_VPN_BITS)).astype(np.int64)
@@ -674,39 +838,12 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     else:   # every window is its page: the kernel reads no window (loop.py: G_HAS_WINDOWS)
         win_lo = win_hi = np.zeros(0, np.int64)
 
-    # policies as rows of knobs
-    uniq_pols = []
-    vma_pol = np.zeros(nv, np.int64)
-    for i, p in enumerate(vma_pols):
-        if p not in uniq_pols:
-            uniq_pols.append(p)
-        vma_pol[i] = uniq_pols.index(p)
-    pol_tab = np.zeros((max(1, len(uniq_pols)), C.K_NCOL), np.int64)
-    for j, p in enumerate(uniq_pols):
-        pol_tab[j] = knob_row(p)
+    vma_pol, pol_tab = _policy_rows(vma_pols)
     vma_backing = np.array([C.BACKING_CODES[v.backing] for v in vmas], np.int64)
     vma_private = np.array([int(v.private) for v in vmas], np.int64)
     rec_write = _record_writes(trace, idx, vmas, page_vma, kernel_model)
 
-    # eager mappings: owner thread, in VMA order
-    emap = [[] for _ in range(T)]
-    for i, (v, p) in enumerate(zip(vmas, vma_pols)):
-        if not p.eager:
-            continue
-        if v.map_thread is not None:
-            j = np.searchsorted(idx.thr_tid, int(v.map_thread))
-            if j >= T or idx.thr_tid[j] != int(v.map_thread):
-                raise ScenarioError(f"VMA {v.label}: map_thread {v.map_thread} is not a thread of the trace")
-        elif vma_p1[i] > vma_p0[i]:
-            r = int(idx.first_rec[vma_p0[i]:vma_p1[i]].min())
-            j = int(np.searchsorted(idx.thr_tid, int(trace.tid[r])))
-        else:
-            j = 0
-        emap[j].append(i)
-    emap_off = np.zeros(T + 1, np.int64)
-    emap_off[1:] = np.cumsum([len(e) for e in emap])
-    emap_vma = np.array([i for e in emap for i in e], np.int64)
-
+    emap_off, emap_vma = _eager_mappings(trace, idx, vmas, vma_pols, vma_p0, vma_p1)
     # distributions
     dists = []
 
@@ -721,99 +858,19 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     io_dist = dist_index(costs.io_ns)
     wait_dist = dist_index(costs.wait_ns)
 
-    # signals
-    sched = scenario.signal_schedule_of(idx.thr_tid)
-    sig_kind = np.zeros(T, np.int64)
-    sig_param = np.zeros(T, np.int64)
-    sig_start = np.zeros(T, np.int64)
-    sig_fatal = np.zeros(T, np.int64)
-    times = []
-    sig_toff = np.zeros(T + 1, np.int64)
-    # a schedule for "every thread" skips threads made only of LOCK_W records
-    access_tids = set(idx.thr_tid[idx.thr_access == 1].tolist())
-    for j, tid in enumerate(idx.thr_tid):
-        s = sched.get(int(tid))
-        if s is not None and s.threads is None and int(tid) not in access_tids:
-            s = None
-        tl = []
-        if s is not None:
-            sig_kind[j] = C.SCHEDULE_CODES[s.kind]
-            sig_start[j] = s.start_ns
-            sig_fatal[j] = int(s.fatal)
-            if s.kind == "poisson":
-                sig_param[j] = dist_index(signal_interval_dist(s))
-            elif s.kind == "periodic":
-                sig_param[j] = int(s.period_ns)
-            else:
-                tl = list(s.times_ns)
-        times.extend(tl)
-        sig_toff[j + 1] = sig_toff[j] + len(tl)
-    sig_times = np.array(times, np.int64)
+    sig_kind, sig_param, sig_start, sig_fatal, sig_times, sig_toff = _signal_arrays(
+        scenario, idx, dist_index)
 
-    # adversary
-    adv = scenario.adversary
-    adv_target = np.zeros(NS, np.uint8)
-    adv_kind, adv_param, adv_start = C.SCHED_NONE, 0, 0
-    adv_times = np.zeros(0, np.int64)
-    if adv is not None:
-        vi = scenario.adversary_vma(vmas)
-        lo = vma_first_vpn[vi] + int(adv.first_page)
-        hi = vma_end_vpn[vi] if adv.n_pages is None else lo + int(adv.n_pages)
-        sel = np.arange(vma_p0[vi], vma_p1[vi])
-        sel = sel[(key_vpn[sel] >= lo) & (key_vpn[sel] < hi)]
-        if cache_mode:
-            # the folios that lie wholly in the range (docs/model.md 11.4)
-            fi = int(vma_file[vi])
-            _, npg, fp = files[fi]
-            olo = int(vma_off[vi]) + lo - int(vma_first_vpn[vi])
-            ohi = min(int(vma_off[vi]) + hi - int(vma_first_vpn[vi]), npg)
-            k = np.arange(-(-olo // fp), max(-(-olo // fp), ohi // fp + 1), dtype=np.int64)
-            k = k[(k * fp >= olo) & (np.minimum((k + 1) * fp, npg) <= ohi) & (k * fp < npg)]
-            adv_target[P + f_base[fi] + k] = 1
-        else:
-            adv_target[idx.by_key[sel]] = 1
-        adv_kind = C.SCHEDULE_CODES[adv.kind]
-        adv_start = int(adv.start_ns)
-        if adv.kind == "poisson":
-            from ..model.costs import Exponential
-
-            adv_param = dist_index(Exponential(1e9 / adv.rate_hz))
-        elif adv.kind == "periodic":
-            adv_param = int(adv.period_ns)
-        else:
-            adv_times = np.array(adv.times_ns, np.int64)
+    adv_kind, adv_param, adv_start, adv_times, adv_target = _adversary_arrays(
+        scenario, vmas, dist_index, NS, P, idx, key_vpn, vma_p0, vma_p1, vma_first_vpn,
+        vma_end_vpn, cache_mode, files, vma_file, vma_off, f_base)
 
     tables = np.empty((len(dists), TABLE_SIZE), np.int64)
     for j, d in enumerate(dists):
         tables[j] = d.table()
 
-    # page cache
-    memory_pages = -1 if scenario.memory_pages is None else int(scenario.memory_pages)
-    if memory_pages >= 0 and memory_pages < min_memory_pages(T):
-        raise ScenarioError(
-            f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
-            f"pinned page needs a frame; use at least {min_memory_pages(T)}")
-    big = max([f[2] for f in files] or [1])
-    if memory_pages >= 0 and cache_mode and memory_pages < min_memory_pages(T) * big:
-        raise ScenarioError(
-            f"memory_pages={memory_pages} is too small for {T} threads with folios of {big} "
-            f"pages: every in-flight or pinned folio needs its frames; use at least "
-            f"{min_memory_pages(T) * big} (or memory_bytes, which has no minimum)")
-    memory_limit = memory_pages
-    if scenario.memory_bytes is not None:
-        memory_limit = int(scenario.memory_bytes) // ps
-    preload = np.zeros(0, np.int64)
-    if preload_keys is not None and len(preload_keys):
-        # preloaded pages are in address space 0; only file pages use the page cache
-        pos = idx.by_key[np.searchsorted(idx.keys, preload_keys)]
-        pos = pos[vma_backing[page_vma[pos]] == C.B_FILE]
-        # first occurrence order, no duplicates
-        _, first_i = np.unique(pos, return_index=True)
-        preload = pos[np.sort(first_i)].astype(np.int64)
-        if cache_mode:   # their folios, in the order of their first page
-            ent = page_slot[preload]
-            _, first_i = np.unique(ent, return_index=True)
-            preload = ent[np.sort(first_i)].astype(np.int64)
+    memory_limit = _memory_limit(scenario, T, files, cache_mode, ps)
+    preload = _preload_entries(preload_keys, idx, vma_backing, page_vma, cache_mode, page_slot)
 
     designs, lw_v0, lw_v1, thr_lw_off = _lock_design_tables(trace, idx, vma_pols, vma_asid,
                                                             vma_first_vpn, vma_end_vpn, ps)
