@@ -304,10 +304,11 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
     if granular and draw(st.integers(0, 2)) == 0:
         # a limit on anonymous and page-cache frames: from OOM at once to roomy
         memory_pages = None
-        # (beyond the kernel's own frames: a PGD per address space and a kernel stack of 4
-        # frames per thread at time 0, 3 page tables an address space at least)
-        fixed = 1 + int(two_spaces) + 4 * n_threads + 3 * (1 + int(two_spaces))
-        memory_bytes = max(1, fixed + draw(st.integers(-3, 40))) * PAGE + \
+        # (around the kernel's own frames: a PGD per address space and a kernel stack of 4
+        # frames per thread at time 0, an OOM there below them; 3 page tables an address
+        # space at least at the first PTE)
+        fixed = 1 + int(two_spaces) + 4 * n_threads
+        memory_bytes = max(1, fixed + draw(st.integers(-2, 46))) * PAGE + \
             draw(st.sampled_from([0, 0, 100]))
 
     signals = ()
