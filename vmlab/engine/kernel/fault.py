@@ -14,7 +14,7 @@ from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
                          _thread_ends)
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
-from .granularity import PT_COPY, _install_page, _map_around
+from .granularity import PT_COPY, _around_mappable, _install_page, _map_around
 from .locks import _release_cost, _release_hold
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _admit_entry, _admit_page,
                         _note_candidate, _note_if_free, _pin, _reclaim, _touch, _unpin)
@@ -501,8 +501,8 @@ def _charge_tables(K, W, G, th, t, p):
 @njit_borrow
 def _charge_tables_around(K, W, G, th, t, p):
     """Under memory_bytes, the page tables of the neighbours fault-around is about to map
-    (``_map_around``'s rule) take their frames first (docs/model.md section 12).  Returns
-    False on an OOM."""
+    (``_around_mappable`` in ``_map_around``'s window) take their frames first
+    (docs/model.md section 12).  Returns False on an OOM."""
     if not K.charge_anon:
         return True
     FL, PT, RAM = W.FL, W.PT, W.RAM
@@ -515,9 +515,7 @@ def _charge_tables_around(K, W, G, th, t, p):
             u = K.page_vpn[q]
             if u < K.win_lo[p] or u >= K.win_hi[p]:
                 break
-            s = K.page_slot[q]
-            if (FL[q] & F_PTE) == 0 and (PT[q] & PT_COPY) == 0 and \
-                    (FL[s] & (F_RES | F_INFL)) == F_RES and RAM[s] == 0:
+            if _around_mappable(q, K.page_slot[q], FL, PT, RAM):
                 need += _mark_tables(K, W, q)
             j += d
     return need == 0 or _take_unreclaimable(K, W, G, th, t, need)
