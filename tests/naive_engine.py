@@ -247,6 +247,7 @@ class NaiveSimulator:
         self.frames_used = 0               # frames of page-cache folios
         self.anon_frames = 0               # frames of anonymous pages and private copies
         self.charged = set()               # (asid, vpn) holding an anonymous frame
+        self.tables = set()                # (asid, level, range): page tables holding a frame
         self.oom = None                    # (thread index, time) once a charge failed
         self.io_ids = {}                   # folio key -> event id
         self.io_key_of = []                # event id -> folio key
@@ -488,6 +489,14 @@ class NaiveSimulator:
             self._schedule_next_signal(th, first=True)
         self._schedule_next_adversary(first=True)
         self.n_alive = len(self.threads)
+        if self.sc.memory_bytes is not None:
+            # the kernel's own memory at time 0 (docs/model.md 12): a PGD per address space,
+            # each thread's kernel stack (4 frames); above the limit the run is an OOM there
+            self.anon_frames = len({v.asid for v in self.vmas}) + 4 * len(self.threads)
+            if self.anon_frames > self.limit:
+                self.oom = (0, 0)
+                self.horizon = 0
+                self.events = []
 
         while self.events and self.n_alive > 0:
             time, kind, ident, token = self.events[0]
@@ -919,9 +928,27 @@ class NaiveSimulator:
             self.io_key_of.append(key)
         return self.io_ids[key]
 
+    def _charge_tables(self, keys):
+        """Under memory_bytes, the page tables that the PTEs of ``keys`` need and no PTE
+        needed before take a frame each (docs/model.md 12): a table of 512 entries at each
+        level (PTE: 512 pages, PMD: 512 PTE tables, PUD: 512 PMD tables); raises _Oom when
+        no folio can be evicted for them."""
+        if self.sc.memory_bytes is None:
+            return
+        new = {(asid, level, vpn >> (9 * (level + 1)))
+               for asid, vpn in keys for level in range(3)} - self.tables
+        if not new:
+            return
+        self.tables |= new
+        if not self._make_room(len(new), "n_evictions", strict=True):
+            raise _Oom()
+        self.anon_frames += len(new)
+
     def _charge(self, rec, case):
-        """Under memory_bytes, an anonymous page or a private copy takes a frame at its
-        install (once a page); raises _Oom when no folio can be evicted for it."""
+        """Under memory_bytes, the page's tables first, then an anonymous page or a private
+        copy takes a frame at its install (once a page); raises _Oom when no folio can be
+        evicted for it."""
+        self._charge_tables([rec.key])
         if self.sc.memory_bytes is None or rec.key in self.charged:
             return
         backing = self.vmas[rec.vma].backing
@@ -944,15 +971,20 @@ class NaiveSimulator:
     def _fault_around(self, rec):
         """Map the window's other pages whose PTE is none and whose folio is resident, not in
         flight and not marked for readahead (docs/model.md 8, 11.3); returns how many."""
+        def mappable():
+            for vpn in self._window(rec):
+                key = (rec.asid, vpn)
+                if vpn == rec.vpn or key in self.ptes:
+                    continue
+                page = self.cache.get(self._folio(key, rec.vma))
+                if page is not None and not page.in_flight and not page.ra_mark:
+                    yield key
+
+        self._charge_tables(list(mappable()))   # their page tables first (section 12)
         n = 0
-        for vpn in self._window(rec):
-            key = (rec.asid, vpn)
-            if vpn == rec.vpn or key in self.ptes:
-                continue
-            page = self.cache.get(self._folio(key, rec.vma))
-            if page is not None and not page.in_flight and not page.ra_mark:
-                self._map(key, readonly=self.kernel)
-                n += 1
+        for key in list(mappable()):
+            self._map(key, readonly=self.kernel)
+            n += 1
         st = self._ra_state(rec)
         st[3] = max(0, st[3] - n)          # filemap_map_pages: mmap_miss down a page mapped
         return n
@@ -1082,6 +1114,11 @@ class NaiveSimulator:
         yield from self._write_lock_vmas(th, vma.asid, [vi])
         pages = (vma.end - vma.start) // self.page_size
         yield ("sleep", self.costs.remap_fixed_ns + pages * self.costs.pte_ns, "lock_hold")
+        vs, ve = vma.start >> self.shift, vma.end >> self.shift
+        # (a page of the span in each of its PTE tables: their PMD and PUD tables are all
+        # the span's)
+        self._charge_tables([(vma.asid, max(vs, r << 9))
+                             for r in range(vs >> 9, ((ve - 1) >> 9) + 1)])
         self.eager_done[vi] = True
         self._write_unlock_vmas(vma.asid, [vi])
         self._release(vma.asid, WRITE, lock)
@@ -1371,6 +1408,7 @@ class NaiveSimulator:
             self._map(rec.key)
             return (yield from self._complete_attempt(th, rec, lock))
         if backing == "context" and self.context_ready_at.get(rec.key, h + 1) <= h:
+            self._charge(rec, case)
             self._map(rec.key)
             return (yield from self._complete_attempt(th, rec, lock))
 

@@ -204,7 +204,9 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
     # fault-around windows straddle VMA boundaries.
     n_vmas = draw(st.integers(1, 3))
     vmas = []
-    vpn = 0x400 + draw(st.integers(0, 3))
+    # (or just below a PTE table's or a PMD table's 512-entry boundary, so that the kernel's
+    # own memory under memory_bytes takes a second table: docs/model.md 12)
+    vpn = draw(st.sampled_from([0x400, 0x400, 0x3fa, 0x3fffa])) + draw(st.integers(0, 3))
     for j in range(n_vmas + int(two_spaces)):
         asid = 1 if j == n_vmas else 0
         n_pages = draw(st.integers(1, 12))
@@ -302,7 +304,12 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
     if granular and draw(st.integers(0, 2)) == 0:
         # a limit on anonymous and page-cache frames: from OOM at once to roomy
         memory_pages = None
-        memory_bytes = draw(st.integers(1, 40)) * PAGE + draw(st.sampled_from([0, 0, 100]))
+        # (around the kernel's own frames: a PGD per address space and a kernel stack of 4
+        # frames per thread at time 0, an OOM there below them; 3 page tables an address
+        # space at least at the first PTE)
+        fixed = 1 + int(two_spaces) + 4 * n_threads
+        memory_bytes = max(1, fixed + draw(st.integers(-2, 46))) * PAGE + \
+            draw(st.sampled_from([0, 0, 100]))
 
     signals = ()
     if draw(st.booleans()):

@@ -24,6 +24,11 @@ COSTS = Costs(io_ns=Fixed(IO), pte_ns=60)
 R, W = Op.LOAD, Op.STORE
 READ_FAULT = 500 + 100   # fault_ns + struct_page_ns: a file read fault's handler
 ANON_WRITE = 500 + 100 + 700
+# the kernel's own frames under memory_bytes (docs/model.md 12): from time 0 a PGD and one
+# thread's kernel stack; at the first PTE of these tests' pages (all in one 512-page range)
+# a PTE, a PMD and a PUD table
+OWN0 = 1 + 4
+TABLES = 3
 
 
 def trace(rows):
@@ -91,33 +96,37 @@ def test_readahead_is_clipped_to_the_file_and_stops_when_memory_is_full():
     # a 22-page file: the window 16..23 reads 16..21 only
     r = reads([20], vma=v, ra_pages=8, files=[File("f", size_bytes=21 * PAGE + 1)])
     assert r.counters["n_read_pages"] == 6
-    # 4 frames under memory_bytes: the faulting page, then 3 of the window; no OOM, no eviction
-    m = reads([20], ra_pages=8, memory_bytes=4 * PAGE)
+    # 4 frames beside the kernel's own at the I/O: the faulting page, then 3 of the window; no
+    # OOM. The install charges the 3 page tables: they evict the 3 window pages (unmapped)
+    m = reads([20], ra_pages=8, memory_bytes=(OWN0 + 4) * PAGE)
     assert m.counters["n_read_pages"] == 4 and m.counters["oom_ns"] == -1
-    assert m.counters["n_evictions"] == 0
+    assert m.counters["n_evictions"] == TABLES
 
 
 def test_readahead_evicts_no_mapped_folio_and_ends_instead():
-    # 4 frames; page 0 misses: it and 1..3 of its window 0..7 fill them (4 finds no victim,
-    # all in flight).  Page 40 misses: its fault evicts LRU's victim, page 1 (0 was referenced
-    # since); its window 36..43 evicts 2 and 3 for 36 and 37, then finds only page 0, which a
-    # PTE maps: the readahead ends (it would have evicted it under section 8's rule alone).
+    # 7 frames beside the kernel's own 5; page 0 misses: it and 1..6 of its window 0..7 fill
+    # them (7 finds no victim, all in flight). Its install charges the 3 page tables: they
+    # evict LRU's 1, 2, 3 (0 is pinned).  Page 40 misses: its fault evicts LRU's victim, page
+    # 4; its window 36..43 evicts 5 and 6 for 36 and 37, then finds only page 0, which a PTE
+    # maps: the readahead ends (it would have evicted it under section 8's rule alone).
     # Page 0 is then a hit through its PTE: no third fault
     tr = trace([(0, 0, BASE + p * PAGE, R, 0) for p in (0, 40, 0)])
     kw = dict(vmas=[Vma(BASE, BASE + 64 * PAGE, "file")], costs=COSTS, fault_model="kernel",
-              ra_pages=8, memory_bytes=4 * PAGE, records=True)
+              ra_pages=8, memory_bytes=(OWN0 + 7) * PAGE, records=True)
     r = both(Scenario(tr, replacement="lru", **kw))
-    assert r.faults["major"] == [1, 1] and r.counters["n_read_pages"] == 4 + 3
-    t = READ_FAULT + IO + WAKE + 1 + READ_FAULT    # page 40's lookup
-    assert r.evictions["file_page"] == [1, 2, 3] and r.evictions["time_ns"] == [t] * 3
-    assert r.evictions["cause"] == [0, 1, 1]       # the fault's, then readahead's
+    assert r.faults["major"] == [1, 1] and r.counters["n_read_pages"] == 7 + 3
+    t0 = READ_FAULT + IO + WAKE                    # page 0's install
+    t = t0 + 1 + READ_FAULT                        # page 40's lookup
+    assert r.evictions["file_page"] == [1, 2, 3, 4, 5, 6]
+    assert r.evictions["time_ns"] == [t0] * 3 + [t] * 3
+    assert r.evictions["cause"] == [0, 0, 0, 0, 1, 1]   # the tables', the fault's, readahead's
     # FIFO: page 40's fault itself takes page 0 (a faulting allocation may evict a mapped
-    # folio), its window then 1..3 for 36..38; the third access faults again, its fault
+    # folio), its window then 4..6 for 36..38; the third access faults again, its fault
     # evicts page 40 (mapped) and its window 0..7 evicts 36..38 (unmapped) for 1..3
     f = both(Scenario(tr, replacement="fifo", **kw))
-    assert f.faults["major"] == [1, 1, 1] and f.counters["n_read_pages"] == 4 + 4 + 4
-    assert f.evictions["file_page"] == [0, 1, 2, 3, 40, 36, 37, 38]
-    assert f.evictions["cause"] == [0, 1, 1, 1, 0, 1, 1, 1]
+    assert f.faults["major"] == [1, 1, 1] and f.counters["n_read_pages"] == 7 + 4 + 4
+    assert f.evictions["file_page"] == [1, 2, 3, 0, 4, 5, 6, 40, 36, 37, 38]
+    assert f.evictions["cause"] == [0, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1]
 
 
 def test_a_fault_in_an_executable_vma_reads_forward_to_the_vma_end():
@@ -233,10 +242,12 @@ def test_an_adversary_drops_only_folios_wholly_in_its_range():
 # -- the memory limit (12) -------------------------------------------------------------------
 
 def test_a_limit_below_the_anonymous_working_set_ends_the_run_with_an_oom():
-    # 3 frames, four anonymous pages written: the fourth write's install finds no frame
+    # 3 frames beside the kernel's own, four anonymous pages written: the fourth write's
+    # install finds no frame
     tr = trace([(7, 0, BASE + p * PAGE, W, 0) for p in range(4)] + [(7, 0, BASE, R, 0)])
     v = Vma(BASE, BASE + 16 * PAGE, "anon")
-    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", memory_bytes=3 * PAGE + 100)
+    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel",
+                  memory_bytes=(OWN0 + TABLES + 3) * PAGE + 100)
     r = both(sc)
     t3 = 3 * (ANON_WRITE + 1)
     assert (r.counters["oom_thread"], r.counters["oom_ns"]) == (0, t3 + ANON_WRITE)
@@ -248,12 +259,13 @@ def test_a_limit_below_the_anonymous_working_set_ends_the_run_with_an_oom():
     assert s["oom"] and s["oom_thread"] == 7 and s["oom_ns"] == t3 + ANON_WRITE
     assert not s["livelock"]
     # with room for all four, no OOM
-    ok = vmlab.simulate(sc.replace(memory_bytes=4 * PAGE), "nopage").summary
+    ok = vmlab.simulate(sc.replace(memory_bytes=(OWN0 + TABLES + 4) * PAGE), "nopage").summary
     assert not ok["oom"] and ok["oom_thread"] == -1 and ok["oom_ns"] == -1
 
 
 def test_a_grant_made_at_the_oom_instant_holds_the_lock():
-    # docs/model.md 2 and 12: one frame. Thread 0 (address space 0) misses a file page at
+    # docs/model.md 2 and 12: one frame beside the kernel's own (two PGDs, three stacks;
+    # no PTE is installed before the OOM). Thread 0 (address space 0) misses a file page at
     # 600, charges the frame for the I/O and drops mmap_sem to wait (fault_retry); the release
     # grants the LOCK_W writer (thread 2, queued behind it since 0) at once. Thread 1 (address
     # space 1) misses another file's page at 600 too, finds the only frame in flight: OOM at
@@ -261,7 +273,7 @@ def test_a_grant_made_at_the_oom_instant_holds_the_lock():
     a = Vma(BASE, BASE + 16 * PAGE, "file", asid=0, file="a")
     b = Vma(BASE + 32 * PAGE, BASE + 48 * PAGE, "file", asid=1, file="b")
     tr = trace([(1, 0, BASE, R, 0), (2, 1, BASE + 32 * PAGE, R, 0), (3, 0, 0, Op.LOCK_W, 0)])
-    sc = Scenario(tr, vmas=[a, b], costs=COSTS, memory_bytes=PAGE)
+    sc = Scenario(tr, vmas=[a, b], costs=COSTS, memory_bytes=(2 + 3 * 4 + 1) * PAGE)
     r = both(sc, "fault_retry")
     assert (r.counters["oom_thread"], r.counters["oom_ns"]) == (1, READ_FAULT)
     writer = r.locks["thread"].index(2)
@@ -279,9 +291,11 @@ def test_memory_bytes_counts_anonymous_and_page_cache_frames_together():
     A = [(0, 0, BASE + p * PAGE, W, 0) for p in range(2)]
     F = [(0, 0, BASE + (32 + p) * PAGE, R, 0) for p in range(2)]
     sc = Scenario(trace(A + F + [(0, 0, BASE + 2 * PAGE, W, 0), (0, 0, BASE + 3 * PAGE, W, 0)]),
-                  vmas=[anon, f], costs=COSTS, fault_model="kernel", memory_bytes=3 * PAGE)
+                  vmas=[anon, f], costs=COSTS, fault_model="kernel",
+                  memory_bytes=(OWN0 + TABLES + 3) * PAGE)
     r = both(sc)
-    # two anon frames + file page 32 fill the 3 frames; file page 33 evicts 32; the third
+    # (beside the kernel's own frames, the page tables charged at the first write) two anon
+    # frames + file page 32 fill the 3 frames; file page 33 evicts 32; the third
     # anon page evicts 33; the fourth finds only anonymous frames: OOM at its install
     assert r.counters["n_evictions"] == 2
     assert r.counters["oom_ns"] == r.faults["start_ns"][5] + ANON_WRITE
@@ -296,7 +310,7 @@ def test_preloaded_folios_under_memory_bytes_belong_to_another_cgroup():
     pre = np.array([BASE + p * PAGE for p in range(8)], np.uint64)
     tr = trace([(0, 0, BASE + p * PAGE, R, 0) for p in range(10)])
     r = both(Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", preload=pre,
-                      memory_bytes=1 * PAGE))
+                      memory_bytes=(OWN0 + TABLES + 1) * PAGE))
     assert r.faults["major"] == [0] * 8 + [1, 1] and r.counters["n_evictions"] == 1
     assert r.counters["oom_ns"] == -1
 
@@ -323,9 +337,9 @@ def test_cli_run_takes_memory_bytes_and_reports_the_oom(tmp_path, capsys):
     path = tmp_path / "t.vmt"
     save_trace(tr, path)
     assert main(["run", str(path), "--backing", "anon", "--memory-bytes",
-                 f"{3 * PAGE},{4 * PAGE}", "--json"]) == 0
+                 f"{(OWN0 + TABLES + 3) * PAGE},{(OWN0 + TABLES + 4) * PAGE}", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["memory_bytes"] for r in rows] == [3 * PAGE, 4 * PAGE]
+    assert [r["memory_bytes"] for r in rows] == [(OWN0 + TABLES + k) * PAGE for k in (3, 4)]
     assert [r["oom"] for r in rows] == [True, False]
     assert rows[0]["oom_thread"] == 0 and rows[0]["oom_ns"] > 0
     assert main(["run", str(path), "--memory-bytes", "0"]) == 2

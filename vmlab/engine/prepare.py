@@ -416,6 +416,47 @@ class Prepared:
     page_asid: np.ndarray
 
 
+# a page table has 512 entries: a PTE table maps 512 pages, a PMD table 512 PTE tables, a
+# PUD table 512 PMD tables (2 MB, 1 GB and 512 GB with 4 KB pages; docs/model.md 12)
+TABLE_SHIFTS = (9, 18, 27)
+# frames of a thread's kernel stack (THREAD_SIZE, 16 KB on x86-64)
+KERNEL_STACK_FRAMES = 4
+
+
+def _page_tables(charge, page_asid, page_vpn, vma_asid, vma_vpn0, vma_vpn1, n_threads):
+    """The page-table ids the kernel's own memory is charged by (docs/model.md 12): for each
+    page the ids of the PTE, PMD and PUD tables that map it, for each VMA the ids of every
+    table its whole span needs (an eager mapping's), and the frames charged at time 0 (a PGD
+    per address space, each thread's kernel stack).  Empty without ``charge``."""
+    nv = len(vma_asid)
+    if not charge:
+        return dict(pt_page=np.zeros((0, 3), np.int32), pt_voff=np.zeros(nv + 1, np.int64),
+                    pt_vids=np.zeros(0, np.int32), pt_n=0, k_fixed=0)
+
+    def key(asid, level, r):    # (asid < 2**12, level < 3, r < 2**40)
+        return (np.int64(asid) << 44) | (np.int64(level) << 40) | r
+
+    per_vma = []
+    for v in range(nv):
+        ks = [key(vma_asid[v], lv, np.arange(int(vma_vpn0[v]) >> sh,
+                                              ((int(vma_vpn1[v]) - 1) >> sh) + 1, dtype=np.int64))
+              for lv, sh in enumerate(TABLE_SHIFTS)]
+        per_vma.append(np.concatenate(ks))
+    every = np.unique(np.concatenate(per_vma)) if nv else np.zeros(0, np.int64)
+    pt_voff = np.zeros(nv + 1, np.int64)
+    pt_voff[1:] = np.cumsum([len(k) for k in per_vma])
+    pt_vids = (np.searchsorted(every, np.concatenate(per_vma)).astype(np.int32) if nv
+               else np.zeros(0, np.int32))
+    pages = np.asarray(page_vpn, np.int64)
+    asids = np.asarray(page_asid, np.int64)
+    pt_page = np.stack([np.searchsorted(every, key(asids, lv, pages >> sh))
+                        for lv, sh in enumerate(TABLE_SHIFTS)], axis=1).astype(np.int32) \
+        if len(pages) else np.zeros((0, 3), np.int32)
+    n_pgd = len(np.unique(np.asarray(vma_asid)))
+    return dict(pt_page=pt_page, pt_voff=pt_voff, pt_vids=pt_vids, pt_n=len(every),
+                k_fixed=n_pgd + KERNEL_STACK_FRAMES * int(n_threads))
+
+
 def twolist_ratio(memory_pages, page_size):
     """twolist's inactive ratio: the kernel's inactive_is_low (mm/vmscan.c) keeps
     ``inactive * ratio >= active`` with ``ratio = int_sqrt(10 * gb)`` for a list of ``gb``
@@ -863,6 +904,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
         charge_anon=scenario.memory_bytes is not None,
+        **_page_tables(scenario.memory_bytes is not None, page_asid, page_vpn, vma_asid,
+                       vma_first_vpn, vma_end_vpn, T),
         page_slot=page_slot, slot_frames=slot_frames, sp_off=sp_off, sp_pages=sp_pages,
         win_lo=win_lo, win_hi=win_hi, vma_file=vma_file, vma_off=vma_off,
         vma_vpn0=vma_first_vpn,

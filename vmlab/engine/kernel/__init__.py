@@ -95,6 +95,13 @@ class KernelInputs(NamedTuple):
     # the page cache by file and folio, readahead, the memory limit (docs/model.md 11.3-12).
     # Entry ids: a page's own id, or P + k for folio k (then the run has no fast path)
     charge_anon: bool        # memory_bytes: anonymous pages take frames of the limit too
+    # the kernel's own memory under memory_bytes (docs/model.md 12): page-table pages, ids of
+    # (address space, level, 512-entry-aligned range); empty without memory_bytes
+    pt_page: np.ndarray      # int32 [P, 3]: the PTE, PMD and PUD table ids each page needs
+    pt_voff: np.ndarray      # int64 [VMAs + 1]: VMA v spans pt_vids[pt_voff[v]:pt_voff[v + 1]]
+    pt_vids: np.ndarray      # int32: the table ids of each VMA's whole span (eager mappings)
+    pt_n: int                # table ids
+    k_fixed: int             # frames charged at time 0: a PGD per address space, 4 per thread
     page_slot: np.ndarray    # int64 [P]: each page's page-cache entry
     slot_frames: np.ndarray  # int64 [entries]: frames each takes (a folio's pages in the file)
     sp_off: np.ndarray       # int64: the pages mapping folio k are sp_pages[sp_off[k]:sp_off[k+1]]

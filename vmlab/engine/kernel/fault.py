@@ -14,7 +14,7 @@ from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
                          _thread_ends)
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
-from .granularity import PT_COPY, _install_page, _map_around
+from .granularity import PT_COPY, _around_mappable, _install_page, _map_around
 from .locks import _release_cost, _release_hold
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _admit_entry, _admit_page,
                         _note_candidate, _note_if_free, _pin, _reclaim, _touch, _unpin)
@@ -69,7 +69,9 @@ def _ph_lookup(K, W, G, th, t):
                 (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0 and RAM[s] == 0):
         # kernel model: the resident neighbours are mapped first, a CPU segment of its own;
         # the page's own lookup follows (11.3)
-        n_around = _fault_around(K, W, p, True)
+        n_around = _fault_around(K, W, G, th, t, p, True)
+        if n_around < 0:
+            return -1, g.HALT
         TS[th, C.TS_AROUND_DONE] = 1
         TS[th, C.TS_PHASE] = C.PH_LOOKUP
         return t + n_around * K.costs[C.COST_PTE], g.STEP_DONE
@@ -138,9 +140,12 @@ def _next_io_ns(K, G):
 
 
 @njit(inline="always")
-def _fault_around(K, W, p, kernel_model):
+def _fault_around(K, W, G, th, t, p, kernel_model):
     """Map the resident neighbours of page ``p``'s fault-around window (docs/model.md 8 and
-    11.3); they count as hits for readahead's miss count.  Returns how many."""
+    11.3); they count as hits for readahead's miss count.  Returns how many, or -1 on an OOM
+    of the page tables they need (charged first: section 12)."""
+    if not _charge_tables_around(K, W, G, th, t, p):
+        return -1
     n_around = _map_around(p, kernel_model, K.page_vma, K.page_vpn, K.page_rank, K.by_key,
                            K.vma_p0, K.vma_p1, K.win_lo, K.win_hi, K.page_slot, W.FL, W.PT,
                            W.MAPC, W.RAM)
@@ -454,19 +459,75 @@ def _ph_abort(K, W, G, th, t):
 
 
 @njit(inline="always")
-def _charge_anon(K, W, G, th, t, p):
-    """Page ``p`` (anonymous, or a private copy) takes a frame of the memory limit at ``t``
-    (docs/model.md section 12).  Returns False on an OOM."""
+def _take_unreclaimable(K, W, G, th, t, need):
+    """``need`` unreclaimable frames (anonymous, or the kernel's own) take room under the
+    memory limit at ``t``, evicting page-cache folios (docs/model.md section 12).  Returns
+    False on an OOM."""
     ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _reclaim(
-        1, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
+        need, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
         G[g.G_HAND], W.FL.shape[0], W.LL, W.FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
         K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, W.evs, G[g.G_NEV], K.keep_records, t,
         C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec)
     if not ok:
         _oom(W, G, th, t)
         return False
+    G[g.G_N_ANON] += need
+    return True
+
+
+@njit(inline="always")
+def _mark_tables(K, W, q):
+    """Marks the page tables page ``q``'s PTE needs as charged; returns how many were not."""
+    need = 0
+    for lv in range(3):
+        i = K.pt_page[q, lv]
+        if W.PTF[i] == 0:
+            W.PTF[i] = 1
+            need += 1
+    return need
+
+
+@njit(inline="always")
+def _charge_tables(K, W, G, th, t, p):
+    """Under memory_bytes, the page tables page ``p``'s PTE needs that no PTE needed before
+    take a frame each, unreclaimable (docs/model.md section 12).  Returns False on an OOM
+    (the run ends: the flags set here are read no more)."""
+    if not K.charge_anon:
+        return True
+    need = _mark_tables(K, W, p)
+    return need == 0 or _take_unreclaimable(K, W, G, th, t, need)
+
+
+@njit_borrow
+def _charge_tables_around(K, W, G, th, t, p):
+    """Under memory_bytes, the page tables of the neighbours fault-around is about to map
+    (``_around_mappable`` in ``_map_around``'s window) take their frames first
+    (docs/model.md section 12).  Returns False on an OOM."""
+    if not K.charge_anon:
+        return True
+    FL, PT, RAM = W.FL, W.PT, W.RAM
+    v = K.page_vma[p]
+    need = 0
+    for d in (-1, 1):
+        j = K.page_rank[p] + d
+        while K.vma_p0[v] <= j < K.vma_p1[v]:
+            q = K.by_key[j]
+            u = K.page_vpn[q]
+            if u < K.win_lo[p] or u >= K.win_hi[p]:
+                break
+            if _around_mappable(q, K.page_slot[q], FL, PT, RAM):
+                need += _mark_tables(K, W, q)
+            j += d
+    return need == 0 or _take_unreclaimable(K, W, G, th, t, need)
+
+
+@njit(inline="always")
+def _charge_anon(K, W, G, th, t, p):
+    """Page ``p`` (anonymous, or a private copy) takes a frame of the memory limit at ``t``
+    (docs/model.md section 12).  Returns False on an OOM."""
+    if not _take_unreclaimable(K, W, G, th, t, 1):
+        return False
     W.CHG[p] = 1
-    G[g.G_N_ANON] += 1
     return True
 
 
@@ -480,6 +541,8 @@ def _ph_minor_map(K, W, G, th, t):
     p = K.rec_page[TS[th, C.TS_POS]]
     case = TS[th, C.TS_CASE]
     s = g._entry(K, G, p)
+    if not _charge_tables(K, W, G, th, t, p):
+        return -1, g.HALT
     if K.charge_anon and case == C.CASE_COW and W.CHG[p] == 0:
         # the private copy takes a frame of the limit (section 12)
         if not _charge_anon(K, W, G, th, t, p):
@@ -489,7 +552,9 @@ def _ph_minor_map(K, W, G, th, t):
     n_around = 0
     if G[g.G_HAS_WINDOWS] == 1 and K.win_hi[p] - K.win_lo[p] > 1 and \
             TS[th, C.TS_AROUND_DONE] == 0:
-        n_around = _fault_around(K, W, p, K.kernel_model)
+        n_around = _fault_around(K, W, G, th, t, p, K.kernel_model)
+        if n_around < 0:
+            return -1, g.HALT
     _unpin(s, W.PIN, FL)
     _note_unmapped_copy(K, W, G, s)
     TS[th, C.TS_PHASE] = C.PH_INSTALL
@@ -518,6 +583,8 @@ def _ph_install(K, W, G, th, t):
         p = K.rec_page[TS[th, C.TS_POS]]
         case = TS[th, C.TS_CASE]
         s = g._entry(K, G, p)
+        if not _charge_tables(K, W, G, th, t, p):
+            return -1, g.HALT   # (its page tables first, as the kernel allocates them)
         if K.charge_anon and W.CHG[p] == 0 and (
                 case == C.CASE_ANON or case == C.CASE_COPY or case == C.CASE_COW or
                 (case == C.CASE_NONE and K.vma_backing[K.page_vma[p]] == C.B_ANON)):

@@ -86,6 +86,14 @@ def _install_page(p, s, case, FL, PT, MAPC, cnt):
         FL[s] |= F_MSIO
 
 
+@njit(inline="always")
+def _around_mappable(q, s, FL, PT, RAM):
+    """Fault-around maps neighbour ``q`` (page-cache entry ``s``): no PTE, no private copy,
+    its folio resident, not in flight, not marked for readahead (docs/model.md 11.3)."""
+    return (FL[q] & F_PTE) == 0 and (PT[q] & PT_COPY) == 0 and \
+        (FL[s] & (F_RES | F_INFL)) == F_RES and RAM[s] == 0
+
+
 @njit_borrow
 def _map_around(p, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, vma_p1,
                 win_lo, win_hi, page_slot, FL, PT, MAPC, RAM):
@@ -106,8 +114,7 @@ def _map_around(p, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, 
             if u < lo_vpn or u >= hi_vpn:
                 break
             s = page_slot[q]
-            if (FL[q] & F_PTE) == 0 and (PT[q] & PT_COPY) == 0 and \
-                    (FL[s] & (F_RES | F_INFL)) == F_RES and RAM[s] == 0:
+            if _around_mappable(q, s, FL, PT, RAM):
                 FL[q] |= F_PTE
                 FL[q] |= F_MSIO
                 if kernel_model:

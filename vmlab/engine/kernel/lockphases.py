@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..._numba import njit, njit_phase
 from .. import codes as C
 from . import state as g
+from .fault import _take_unreclaimable
 from .granularity import _kernel_case
 from .locks import (_attempt_row, _note_mmap_grant, _resumes, _vma_try_read, _wake_writer,
                     _write_lock_vmas, _write_unlock_vmas)
@@ -280,6 +281,15 @@ def _ph_release_w(K, W, G, th, t):
         return _release_reader(K, W, G, th, t)
     if lkind == C.LK_REMAP:
         v = TS[th, C.TS_CUR_VMA]
+        if K.charge_anon:
+            # the page tables of the VMA's whole span take their frames first (section 12)
+            need = 0
+            for i in range(K.pt_voff[v], K.pt_voff[v + 1]):
+                if W.PTF[K.pt_vids[i]] == 0:
+                    W.PTF[K.pt_vids[i]] = 1
+                    need += 1
+            if need > 0 and not _take_unreclaimable(K, W, G, th, t, need):
+                return -1, g.HALT
         newly = K.vma_npages[v] - (K.vma_p1[v] - K.vma_p0[v])
         for j in range(K.vma_p0[v], K.vma_p1[v]):
             q = K.by_key[j]

@@ -33,7 +33,7 @@ from ..._numba import byref, njit, njit_borrow, njit_pass
 from .. import codes as C
 from . import state as g
 from .accounting import (MAX_BINS, REC_MARGIN, _close_books, _grow, _grow1, _handler_extra,
-                         _low_room)
+                         _low_room, _oom)
 from .arrivals import _on_adversary, _on_io
 from .events import NO_STEP, _heap_pop, _heap_push, _key_lt, _limit, _next_arrival, _other_min
 from .fastrun import _rec_end_inline
@@ -197,7 +197,7 @@ def _setup(K):
     W = g.Work(
         FL=FL, PIN=zeros(NS, dtype=np.int32), PT=zeros(P, dtype=np.uint8),
         MAPC=zeros(NS, dtype=np.int32), RAM=zeros(NS, dtype=np.uint8),
-        CHG=zeros(P, dtype=np.uint8), RA=zeros(n_asid * K.f_npages.shape[0], 4), LL=LL,
+        CHG=zeros(P, dtype=np.uint8), PTF=zeros(K.pt_n, dtype=np.uint8), RA=zeros(n_asid * K.f_npages.shape[0], 4), LL=LL,
         SH=np.full(NS if K.workingset else 0, -1, np.int64),   # shadow entries (8.1)
         cand=cand,
         # mmap_sem per address space: waiting thread*2 + mode in a ring per space (a thread
@@ -251,6 +251,13 @@ def _start_run(K, W, G):
                                           0, K.adv_times.shape[0], K.tables, seed, 3)
     if first >= 0:
         G[g.G_HN] = _heap_push(ht, hk, G[g.G_HN], first, C.EV_ADVERSARY << 40)
+
+    # ---- the kernel's own memory at time 0 under memory_bytes: a PGD per address space and
+    # each thread's kernel stack (docs/model.md 12); above the limit, the run is an OOM there
+    if K.charge_anon:
+        G[g.G_N_ANON] = K.k_fixed
+        if K.k_fixed > K.memory_pages:
+            _oom(W, G, 0, 0)
 
     # ---- preload
     preload, FL, LL = K.preload, W.FL, W.LL

@@ -25,7 +25,8 @@ from ..._numba import njit
 # page cache
 G_N_RESIDENT = 0    # frames the page cache holds
 G_N_ENT = 1         # its entries (cache_mode only; else equal to G_N_RESIDENT)
-G_N_ANON = 2        # frames of anonymous pages and private copies (memory_bytes only)
+G_N_ANON = 2        # unreclaimable frames: anonymous pages, private copies, the kernel's own
+#                     (page tables, PGDs, kernel stacks; memory_bytes only)
 G_HAND = 3          # CLOCK's hand (a page-cache entry, or the sentinel)
 G_N_CAND = 4        # notes in W.cand (pages the adversary may take; stale ones are skipped)
 G_OOM = 5           # 1 once a charge found no frame: the run ends (docs/model.md section 12)
@@ -103,6 +104,7 @@ class Work(NamedTuple):
     MAPC: np.ndarray        # int32 [entries]: a folio's pages whose PTE maps it
     RAM: np.ndarray         # uint8 [entries]: 1 while the folio carries the readahead mark
     CHG: np.ndarray         # uint8 [P]: 1 once an anonymous page (or private copy) holds a frame
+    PTF: np.ndarray         # uint8 [K.pt_n]: 1 once a page table holds a frame (docs/model.md 12)
     RA: np.ndarray          # int64 [asid * files, 4]: readahead state (readahead.RA_*)
     LL: np.ndarray          # int32 [entries + 2, 2]: the page-cache lists (prev, next)
     SH: np.ndarray          # int64 [entries]: the shadow entry reclaim left in the entry's slot,
