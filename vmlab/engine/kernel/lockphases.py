@@ -10,8 +10,8 @@ from .. import codes as C
 from . import state as g
 from .fault import _take_unreclaimable
 from .granularity import _kernel_case
-from .locks import (_attempt_row, _note_mmap_grant, _resumes, _vma_try_read, _wake_writer,
-                    _write_lock_vmas, _write_unlock_vmas)
+from .locks import (_attempt_row, _mmap_read_release, _note_mmap_grant, _resumes,
+                    _vma_try_read, _write_lock_vmas, _write_unlock_vmas)
 from .pagecache import F_PTE
 
 
@@ -163,13 +163,9 @@ def _release_reader(K, W, G, th, t):
             TS[th, C.TS_REL_PAID] = 1
             return t + cost, g.STEP_DONE  # (on the CPU: the phase runs again after it)
     TS[th, C.TS_REL_PAID] = 0
-    if K.keep_records:
-        W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-    W.lk_readers[a] -= 1
-    if W.lk_readers[a] == 0 and W.lk_qn[a] > 0:
-        w = _wake_writer(a, t, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn, W.tn)
-        if w >= 0:
-            _resumes(G, t, w)
+    w = _mmap_read_release(K, W, th, t)
+    if w >= 0:
+        _resumes(G, t, w)
     TS[th, C.TS_LR_NEXT] += 1
     W.TT[th, C.TT_RECORDS] += 1
     TS[th, C.TS_POS] += 1

@@ -146,16 +146,24 @@ def _release_hold(K, W, G, th, t):
                 W.vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
             TS[th, C.TS_HOW] = C.FLK_NONE
     else:
-        a = TS[th, C.TS_LOCK_ASID]
-        if K.keep_records:
-            W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-        # release the read hold; the last reader out lets a queued writer go
-        W.lk_readers[a] -= 1
-        if W.lk_readers[a] == 0 and W.lk_qn[a] > 0:
-            w = _wake_writer(a, t, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn, W.tn)
+        w = _mmap_read_release(K, W, th, t)
     if w >= 0:
         _resumes(G, t, w)
     return w
+
+
+@njit(inline="always")
+def _mmap_read_release(K, W, th, t):
+    """Thread ``th`` lets go of its read hold of its address space's mmap_sem at ``t`` (its
+    lock row's release): the last reader out lets a queued writer go, whose index is
+    returned (-1: none)."""
+    a = W.TS[th, C.TS_LOCK_ASID]
+    if K.keep_records:
+        W.locks[W.TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+    W.lk_readers[a] -= 1
+    if W.lk_readers[a] == 0 and W.lk_qn[a] > 0:
+        return _wake_writer(a, t, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn, W.tn)
+    return -1
 
 
 @njit(inline="always")
