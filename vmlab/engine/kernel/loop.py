@@ -76,8 +76,8 @@ def _simulate(K):
     counters, the time series and the latency histograms.
 
     The passes are driven from Python: ``_setup`` allocates, ``_run_pass`` runs until the
-    run ends or a table needs room, the tables grow here (numpy), and ``_finish`` closes the
-    books.  (Called from a compiled ``_simulate``, ``_run_pass`` would be linked into it, and
+    run ends (its last pass closes the books: ``_end_run``) or a table needs room, the tables
+    grow here (numpy), and ``_finish`` cuts the records to their rows.  (Called from a compiled ``_simulate``, ``_run_pass`` would be linked into it, and
     numba optimises and generates code for everything linked into a function again: the whole
     engine a second time, 12.5 s of the first compile; docs/performance.md.)  A pass call
     from Python costs the unboxing of the state's arrays, tens of microseconds, and a run

@@ -95,7 +95,7 @@ def _entry(K, G, p):
 
 
 class Work(NamedTuple):
-    """The kernel's work arrays (allocated by ``loop._simulate``; docs/model.md)."""
+    """The kernel's work arrays (allocated by ``loop._setup``; docs/model.md)."""
 
     # pages and page-cache entries (pagecache.py, granularity.py, readahead.py)
     FL: np.ndarray          # uint8 [entries]: flag bits F_*
