@@ -415,7 +415,11 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
     rate, that drop every folio of the first file that no PTE maps, is not in flight and not
     pinned (the scenario's adversary, ``fadvise(DONTNEED)``): among them the folios a fault
     has read and not yet mapped, between its wake-up and its retry, so that the retry must
-    read its page again (:data:`WHATIF_INVALIDATE_NOTE`).
+    read its page again, holding its lock.  A what-if, not a workload: neither kernel LRU
+    makes the just-read folio a likely victim in that window (the classic lists put it at
+    the head of the inactive list, MGLRU puts a folio added during a fault in the youngest
+    generation) and how often the phone of the published figures lost it is not published,
+    so the rate is swept (:func:`retry_whatif`), never taken as a reproduction.
 
     Returns
     -------
@@ -435,16 +439,6 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
     adversary = Adversary(kind="poisson", rate_hz=invalidate_hz, vma=0) if invalidate_hz else None
     return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed,
                     adversary=adversary)
-
-
-#: What :func:`app_start_scenario`'s ``invalidate_hz`` stands for, and why it is a what-if
-#: (docs/model.md 15.10): in the kernel, a retry under ``mmap_lock`` that finds its folio gone
-#: reads it again *holding the lock*; neither kernel LRU makes the just-read folio a likely
-#: victim in that window (the classic lists put it at the head of the inactive list, MGLRU
-#: puts a folio added during a fault in the youngest generation), and the phone's rate of such
-#: losses is not published, so the rate is swept, never taken as a reproduction.
-WHATIF_INVALIDATE_NOTE = ("folios a fault read and has not yet mapped, dropped before its "
-                          "retry: the retry reads again holding its lock (docs/model.md 15.10)")
 
 
 # -- measures ---------------------------------------------------------------------------------
@@ -748,7 +742,7 @@ def whatif_write_gap_ns(io_ns, faults_per_thread=400, writes_per_writer=400,
     :func:`app_start_readers` spreads over the writers' span) over the faults' phase when reads
     take ``io_ns`` (its table's mean): ``faults_per_thread * (fault_gap_ns + mean) /
     writes_per_writer``, as in the plain app start, where 400 calls 100 us apart span about
-    400 faults of 20 + 70 us."""
+    400 faults of 20 + 70 us.  Other :func:`app_start_scenario` arguments are ignored."""
     mean = as_dist(io_ns, "io_ns").table_mean_ns()
     return int(round(faults_per_thread * (fault_gap_ns + mean) / writes_per_writer))
 
@@ -758,7 +752,7 @@ def retry_whatif(invalidate_hz, io_ns, policies=("per_vma_lock", "per_vma_retry_
     """The retry what-if of docs/model.md 15.10: :func:`app_start_scenario` (``app`` its
     arguments) with reads of ``io_ns`` (a distribution, :func:`vmlab.model.costs.as_dist`)
     and, for each rate of ``invalidate_hz``, Poisson invalidations of the first file's
-    unmapped folios (:data:`WHATIF_INVALIDATE_NOTE`), under each of ``policies``; the
+    unmapped folios (``invalidate_hz`` there), under each of ``policies``; the
     writers' gap is :func:`whatif_write_gap_ns` unless ``app`` gives one.
 
     Returns
@@ -840,10 +834,11 @@ def tracepoint_wait_bins(results, capture=None):
 def closed_form_reads(result, policy):
     """What docs/model.md 15.3 says ``n_mmap_lock_read`` (the faults' read acquisitions;
     ``LOCK_R`` readers add ``n_mmap_lock_read_other`` under every design) must be, from the
-    run's faults and fallbacks (no signals): every VMA lookup that falls back takes ``mmap_lock`` once; under
-    ``per_vma_lock`` every retry takes it once more (a fault whose first attempt waited for
-    I/O takes it exactly once, for its retry); under ``per_vma_retry_vma`` a retry looks its
-    VMA up again instead, and ``per_vma_no_retry`` never retries."""
+    run's faults and fallbacks (no signals): every VMA lookup that falls back takes
+    ``mmap_lock`` once; under ``per_vma_lock`` every retry takes it once more (a fault whose
+    first attempt waited for I/O takes it exactly once, for its retry, which keeps it if it
+    must read again, 15.10); under ``per_vma_retry_vma`` a retry looks its VMA up again
+    instead, and ``per_vma_no_retry`` never retries."""
     fallbacks = lock_count(result, "n_vma_lock_fallbacks")
     if policy == "per_vma_lock":
         return int(result.faults["retries"].sum()) + fallbacks
