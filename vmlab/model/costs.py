@@ -294,15 +294,13 @@ class Costs:
     vma_lookup_ns: int = 0
     mmap_lock_line_ns: int = 0
     vma_lock_line_ns: int = 0
-    #: Cache lines a lock operation writes that the word's other users also write (docs/model.md
-    #: 15.1): an acquisition or a release costs ``line_ns * n`` per line.  Default 1: one line
-    #: per operation, the model before lines were counted.  The kernel's layout (counted in
-    #: docs/model.md 15.10 from rwsem.c and mm_types.h, 6.4-6.14): ``down_read`` of
-    #: ``mmap_lock`` writes the count (atomic add) and the owner (``rwsem_set_reader_owned``),
-    #: which ``struct mm_struct`` keeps on two lines (mmap_lock 56 bytes past a line
-    #: boundary), so 2; ``up_read`` writes the count, 1; a VMA's ``struct vma_lock`` (a
-    #: 40-byte rwsem of its own) has count and owner on one line, so 1 and 1.  These counts
-    #: are :data:`vmlab.studies.ladder.KERNEL_LOCK_LINES`.
+    #: Cache lines a lock operation transfers that the word's other users also write (docs/model.md
+    #: 15.1, 15.10): an acquisition or a release costs ``line_ns * n`` per line.  Default 1:
+    #: one line per operation, the model before lines were counted.  The kernel's counts
+    #: (``mmap_lock``: 3 per acquisition, the count and the owner on two lines and the page-table
+    #: walk's read of ``mm->pgd`` beside the count, 1 per release; a VMA lock: 1 and 1 in
+    #: 6.4-6.14, 2 and 1 when its rwsem shared ``vm_area_struct``'s first line) are
+    #: :data:`vmlab.studies.ladder.LOCK_LINES`.
     mmap_lock_acquire_lines: int = 1
     mmap_lock_release_lines: int = 1
     vma_lock_acquire_lines: int = 1
