@@ -117,6 +117,13 @@ PUBLISHED = (
 )
 
 
+#: The cited pft-threads run's whole per-VMA curve: threads -> faults/s with per-VMA locks
+#: (series v2) over the baseline, minus 1 (harmonic means of 10 runs; :data:`PFT_SRC`).
+#: ``pft_vma_4`` and ``pft_vma_128`` of :data:`PUBLISHED` are its 4-thread and 110-128 points.
+PFT_CITED_VMA_CHANGE = {1: -0.0050, 4: -0.0951, 7: -0.0610, 12: -0.0281, 21: 0.0218,
+                        30: 0.0545, 48: 0.1643, 79: 0.2041, 110: 0.2472, 128: 0.2190}
+
+
 def published_table():
     """:data:`PUBLISHED` as a DataFrame (one row per figure)."""
     return pd.DataFrame([p.__dict__ for p in PUBLISHED])
