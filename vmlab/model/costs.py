@@ -295,7 +295,7 @@ class Costs:
     mmap_lock_line_ns: int = 0
     vma_lock_line_ns: int = 0
     #: Cache lines a lock operation transfers that the word's other users also write (docs/model.md
-    #: 15.1, 15.10): an acquisition or a release costs ``line_ns * n`` per line.  Default 1:
+    #: 15.1, 15.11): an acquisition or a release costs ``line_ns * n`` per line.  Default 1:
     #: one line per operation, the model before lines were counted.  The kernel's counts
     #: (``mmap_lock``: 3 per acquisition, the count and the owner on two lines and the page-table
     #: walk's read of ``mm->pgd`` beside the count, 1 per release; a VMA lock: 1 and 1 in
