@@ -1142,9 +1142,10 @@ class NaiveSimulator:
         self.lock_counters["n_mmap_lock_read_other"] += 1
         yield ("lock", rec.asid, READ, lock)
         hold = rec.size or c.mmap_read_cs_ns
-        yield ("sleep", hold + c.mmap_lock_line_ns * lock["line_n"], "lock_hold")
-        yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1),
-                             "lock_hold")
+        yield ("sleep", hold + c.mmap_lock_line_ns * c.mmap_lock_acquire_lines * lock["line_n"],
+               "lock_hold")
+        yield from self._pay(c.mmap_lock_line_ns * c.mmap_lock_release_lines
+                             * (self._sem(rec.asid).readers - 1), "lock_hold")
         self._release(rec.asid, READ, lock)
 
     # -- VMA locks and sequence counts (docs/model.md section 15) --------------------------
@@ -1205,7 +1206,8 @@ class NaiveSimulator:
     def _release_fault_lock(self, th, rec, lock):
         """Release what the attempt holds: ``mmap_sem`` (a lock record), a VMA read lock (a
         VMA lock row) or nothing (a speculative attempt).  The release takes effect after its
-        line cost: ``line_ns`` times the other holders of the word when it begins."""
+        line cost: ``line_ns`` times the lines a release writes times the other holders of the
+        word when it begins."""
         if lock is None:
             return
         c = self.costs
@@ -1215,10 +1217,11 @@ class NaiveSimulator:
         if "vma" in lock:
             vi = lock["vma"]
             others = self.vma_readers[vi] - 1 + int(self.vma_wlocked[vi])
-            yield from self._pay(c.vma_lock_line_ns * others)
+            yield from self._pay(c.vma_lock_line_ns * c.vma_lock_release_lines * others)
             self._vma_read_release(th, vi, lock)
         else:
-            yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1))
+            yield from self._pay(c.mmap_lock_line_ns * c.mmap_lock_release_lines
+                                 * (self._sem(rec.asid).readers - 1))
             self._release(rec.asid, READ, lock)
 
     def _access(self, th, rec):
@@ -1335,7 +1338,7 @@ class NaiveSimulator:
                 self.vma_readers[rec.vma] += 1
                 lc["n_vma_lock_read"] += 1
                 lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
-                acquire_cost = c.vma_lock_line_ns * others
+                acquire_cost = c.vma_lock_line_ns * c.vma_lock_acquire_lines * others
             else:
                 seq0 = self._seq(pol, rec.asid, rec.vma)
                 if seq0 % 2 == 1:       # a writer is inside: abort before the handler
@@ -1357,7 +1360,7 @@ class NaiveSimulator:
             yield ("lock", rec.asid, READ, lock)
             fault["lock_wait_ns"] += self.now - fault["lock_since"]
             fault["lock_since"] = None
-            acquire_cost = c.mmap_lock_line_ns * lock["line_n"]
+            acquire_cost = c.mmap_lock_line_ns * c.mmap_lock_acquire_lines * lock["line_n"]
 
         # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant), after
         # the acquisition's line cost (one CPU segment with it).

@@ -116,6 +116,10 @@ def costs(draw, lock_costs=False):
     if lock_costs:
         lock = {name: draw(st.sampled_from([0, 0, draw(st.integers(1, 200))]))
                 for name in ("vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")}
+        # the lines a lock operation writes (docs/model.md 15.1): usually 1, the default
+        lock.update({name: draw(st.sampled_from([1, 1, draw(st.integers(2, 3))]))
+                     for name in ("mmap_lock_acquire_lines", "mmap_lock_release_lines",
+                                  "vma_lock_acquire_lines", "vma_lock_release_lines")})
     return Costs(
         **lock,
         access_ns=draw(st.integers(0, 3)),
