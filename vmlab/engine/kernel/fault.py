@@ -14,10 +14,11 @@ from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
                          _thread_ends)
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
-from .granularity import PT_COPY, PT_YOUNG, _around_mappable, _install_page, _map_around
+from .granularity import PT_COPY, _around_mappable, _install_page, _map_around
 from .locks import _release_cost, _release_hold
-from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _admit_entry, _admit_page,
-                        _note_candidate, _note_if_free, _pin, _reclaim, _touch, _unpin)
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_YOUNG, _admit_entry,
+                        _admit_page, _note_candidate, _note_if_free, _pin, _reclaim, _touch,
+                        _unpin)
 from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 
 

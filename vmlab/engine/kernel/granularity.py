@@ -12,11 +12,10 @@ import numpy as np
 
 from ..._numba import njit, njit_borrow
 from .. import codes as C
-from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES
+from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES, PT_YOUNG
 
 PT_RO = np.uint8(C.PT_RO)
 PT_COPY = np.uint8(C.PT_COPY)
-PT_YOUNG = np.uint8(C.PT_YOUNG)
 
 
 @njit(inline="always")
