@@ -34,7 +34,7 @@ SMALL = {
                               "LESPINASSE_READS": 10, "LESPINASSE_LOCK_OPS": 1_000,
                               "PFT_THREADS": [1, 4, 12, 30, 128], "PFT_PAGES": 16,
                               "EBIZZY_THREADS": [16], "EBIZZY_ITERS": 4, "APP_FAULTS": 100,
-                              "APP_WRITES": 100},
+                              "APP_WRITES": 100, "WHATIF_INVALIDATE_HZ": [0, 50_000]},
 }
 
 
@@ -248,6 +248,27 @@ def test_09_twenty_years_later(executed):
     # designs, so retrying under the VMA lock empties them far less than published
     assert r["whatif_long_waits_before"] > 0
     assert r["whatif_long_waits_after"] > 0.05 * r["whatif_long_waits_before"]
+    # the plain app start's retries all find their page: none holds mmap_lock across a read
+    assert r["retry_long_fault_holds"] == 0
+    # the second what-if (docs/model.md 15.10): once unmapped folios are dropped, some
+    # retries under per_vma_lock read their page again holding mmap_lock; under
+    # per_vma_retry_vma they hold the VMA lock (mmap_lock only after a lookup fell back).
+    # The acquisitions of 15.3 stay exact either way
+    for tag in ("onfile25", "onfile0"):
+        for p in ("per_vma_lock", "per_vma_retry_vma"):
+            assert r[f"reread_{tag}_0_long_fault_holds_{p}"] == 0
+            for hz in (0, 50_000):
+                assert r[f"reread_{tag}_{hz}_closed_form_gap_{p}"] == 0
+        assert r[f"reread_{tag}_50000_long_fault_holds_per_vma_retry_vma"] <= (
+            r[f"reread_{tag}_50000_fallbacks_per_vma_retry_vma"])
+        assert r[f"reread_{tag}_50000_read_wait_ns_per_vma_lock"] > (
+            r[f"reread_{tag}_0_read_wait_ns_per_vma_lock"])
+    assert r["reread_onfile25_50000_long_fault_holds_per_vma_lock"] > 0
+    assert 0 < r["reread_onfile25_50000_fraction"] < 0.05
+    # with writers on no file VMA nothing write-locks a VMA: no lookup falls back, and under
+    # per_vma_retry_vma no reader of mmap_lock can wait behind a re-read
+    assert r["reread_onfile0_50000_fallbacks_per_vma_retry_vma"] == 0
+    assert r["reread_onfile0_50000_long_waits_per_vma_retry_vma"] == 0
     assert set(r["reproduction"]) >= {"lespinasse_after", "pft_12_over_1", "spf_16",
                                       "retry_wait", "retry_reads"}
     assert r["finding"].startswith("Reproduced ")

@@ -290,6 +290,31 @@ def test_retry_under_the_vma_lock_on_an_app_start(run):
     assert math.isclose(t.loc["per_vma_lock", "reads_ratio"], 1.0)
 
 
+def test_retry_what_if_retries_read_again_holding_their_lock(run):
+    # docs/model.md 15.10: with nothing dropping the just-read folio, no retry holds
+    # mmap_lock across a read; with invalidations, per_vma_lock's retries that find their
+    # page gone read it again holding mmap_lock, and per_vma_retry_vma's hold their VMA lock
+    # instead (mmap_lock only where a retry's lookup fell back)
+    io = vmlab.Fixed(2_000_000)
+    app = dict(n_threads=6, n_files=4, file_pages=512, faults_per_thread=40,
+               writes_per_writer=60)
+    assert ladder.whatif_write_gap_ns(io, **app) == round(40 * (20_000 + 2_000_000) / 60)
+    df = ladder.retry_whatif([0, 200_000], io, **app).set_index(["invalidate_hz", "policy"])
+    assert df.loc[(0, "per_vma_lock"), "n_long_fault_holds"] == 0
+    assert df.loc[(0, "per_vma_retry_vma"), "n_long_fault_holds"] == 0
+    assert df.loc[(200_000, "per_vma_lock"), "n_long_fault_holds"] > 0
+    assert df.loc[(200_000, "per_vma_retry_vma"), "n_long_fault_holds"] <= df.loc[
+        (200_000, "per_vma_retry_vma"), "n_vma_lock_fallbacks"]
+    held = df.loc[(200_000, "per_vma_lock")]
+    assert held["reread_fraction"] == held["n_long_fault_holds"] / held["n_retries"]
+    # a retry that keeps its lock across the read does not retry again: the acquisitions of
+    # docs/model.md 15.3 stay exact
+    assert held["n_mmap_lock_read"] == held["n_retries"] + held["n_vma_lock_fallbacks"]
+    assert held["mmap_lock_read_wait_ns"] > df.loc[(200_000, "per_vma_retry_vma"),
+                                                   "mmap_lock_read_wait_ns"]
+    assert list(df.reset_index()["policy"][:2]) == ["per_vma_lock", "per_vma_retry_vma"]
+
+
 def test_lock_measures_bins_and_means(run):
     sc = ladder.ladder_scenario(n_threads=2, reads_per_thread=3, writes_per_writer=100,
                                 write_gap_ns=100_000)

@@ -25,6 +25,105 @@ def njit(func=None, **overrides):
     return numba.njit(**options)(func)
 
 
+def _one_signature(disp):
+    """``disp`` (a numba dispatcher of a function called from compiled code only) rebuilt
+    so that it costs one compile in all:
+
+    * **one signature**: the argument types of a call are taken without their literal
+      values and with integers widened to 64 bits.  numba otherwise compiles a function once
+      per combination of literal constants and integer widths at its call sites (the fault
+      engine's reclaim was compiled five times, its time-mixing helper six); the values are
+      the same, a literal is its value and every integer the engine passes fits in 64 bits;
+    * **linked, not finished**: numba finishes every function it compiles (LLVM's module
+      optimisation and machine code) although such a function only ever runs inside its
+      caller, which links its LLVM and optimises everything once more in context.  Here a
+      function's library is only linked (``_LinkOnlyLibrary``): the event loop's pass
+      optimises and generates the code of every phase once.  Nothing of it is cached on its
+      own (it has no machine code); the pass that links it is.
+
+    docs/performance.md, seventh session, has the measurements."""
+    return _OneSignature(py_func=disp.py_func, locals={}, targetoptions=disp.targetoptions,
+                         pipeline_class=_LinkOnlyCompiler)
+
+
+def _one_signature_classes():
+    from numba.core import types
+    from numba.core.codegen import JITCodeLibrary
+    from numba.core.compiler import CompilerBase, DefaultPassBuilder
+    from numba.core.compiler_lock import require_global_compiler_lock
+    from numba.core.compiler_machinery import LoweringPass, register_pass
+    from numba.core.registry import CPUDispatcher
+    from numba.core.typed_passes import AnnotateTypes
+
+    def widen(t):
+        t = types.unliteral(t)
+        if isinstance(t, types.Integer) and t.bitwidth < 64:
+            return types.int64
+        return t
+
+    class OneSignature(CPUDispatcher):
+        def get_call_template(self, args, kws):
+            return super().get_call_template(tuple(widen(a) for a in args),
+                                             {k: widen(v) for k, v in kws.items()})
+
+    class LinkOnlyLibrary(JITCodeLibrary):
+        """A code library that, finalised, only links what it calls (no optimisation of the
+        module, no machine code): what its callers link in is its function-optimised IR."""
+
+        def finalize(self):
+            require_global_compiler_lock()
+            self._raise_if_finalized()
+            seen = set()
+            for library in self._linking_libraries:
+                if library not in seen:
+                    self._reload_init.update(library._reload_init)
+                    seen.add(library)
+                    self._final_module.link_in(library._get_module_for_linking(),
+                                               preserve=True)
+            self._finalized = True
+
+        @property
+        def codegen(self):
+            return _NoEnvCodegen(self._codegen)
+
+    class _NoEnvCodegen:
+        """The codegen as a linked-only library shows it to numba: nothing of such a
+        library is in the JIT engine, so there is no environment pointer of its own to set
+        (the engine's functions use no environment: no Python objects, no dynamic
+        globals)."""
+
+        def __init__(self, codegen):
+            self._codegen = codegen
+
+        def set_env(self, env_name, env):
+            pass
+
+        def __getattr__(self, name):
+            return getattr(self._codegen, name)
+
+    @register_pass(mutates_CFG=False, analysis_only=False)
+    class LinkOnlyLibraryPass(LoweringPass):
+        _name = "vmlab_link_only_library"
+
+        def __init__(self):
+            LoweringPass.__init__(self)
+
+        def run_pass(self, state):
+            if state.library is None:
+                state.library = LinkOnlyLibrary(state.targetctx.codegen(),
+                                                state.func_id.func_qualname)
+            return True
+
+    class LinkOnlyCompiler(CompilerBase):
+        def define_pipelines(self):
+            pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+            pm.add_pass_after(LinkOnlyLibraryPass, AnnotateTypes)
+            pm.finalize()
+            return [pm]
+
+    return OneSignature, LinkOnlyCompiler
+
+
 def njit_borrow(func):
     """``njit`` with numba's reference counting off (``_nrt=False``), for functions called
     at every step of a loop that take many arrays: the fault engine's phase functions and
@@ -34,7 +133,7 @@ def njit_borrow(func):
     numba's refcount pruning gives up; docs/performance.md).  Nor does it get a CPython
     wrapper (it is called from compiled code only): unboxing a tuple of a hundred arrays
     costs about a second of compile time a function."""
-    return njit(func, _nrt=False, no_cpython_wrapper=True)
+    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True))
 
 
 def njit_pass(func):
@@ -51,7 +150,7 @@ def njit_phase(func):
     two thirds of its rate with every phase a call (docs/performance.md, sixth session).
     Phases that run once per I/O or more rarely are plain ``njit_borrow`` calls: inlined,
     each would be compiled again into every caller."""
-    return njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True)
+    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True))
 
 
 def _prefetch_intrinsic():
@@ -150,6 +249,14 @@ def _byref_intrinsic():
         return StateRef(state)(state), codegen
 
     return byref
+
+
+if JIT_DISABLED:
+    def _one_signature(func):
+        """Pure Python (``NUMBA_DISABLE_JIT=1``): the function itself."""
+        return func
+else:
+    _OneSignature, _LinkOnlyCompiler = _one_signature_classes()
 
 
 if JIT_DISABLED:

@@ -17,6 +17,8 @@ with, and the setups those figures were measured on, are written down here once
 :func:`band_change_aborts`     the merged band's aborts under Dufour's count, on a run's
                                timeline (docs/model.md 15.8)
 :func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
+:func:`retry_whatif`           the same app start with retries that must read their page
+                               again, holding their lock (docs/model.md 15.10)
 :func:`tracepoint_wait_bins`   the waits as the kernel's tracepoints give them, beside a
                                real ``perf`` capture
 :func:`reproduction_table`     each published figure beside vmlab's, judged by its tolerance
@@ -45,7 +47,7 @@ import pandas as pd
 from ..model.costs import HDD, Costs, as_dist
 from ..model.merge import merge_vmas
 from ..model.policies import LADDER_ORDER
-from ..model.scenario import Scenario, Vma
+from ..model.scenario import Adversary, Scenario, Vma
 from ..simulation import simulate_many
 from ..trace import synth
 from . import mmap_sem
@@ -397,7 +399,8 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
                        n_writers=2, writes_per_writer=400, on_file_fraction=0.25,
                        fault_gap_ns=20_000, write_gap_ns=100_000, costs=None, seed=0,
                        other_readers_per_retry=OTHER_READERS_PER_RETRY, n_reader_threads=4,
-                       read_hold_ns=0, long_read_fraction=0.0, long_read_hold_ns=1_000_000):
+                       read_hold_ns=0, long_read_fraction=0.0, long_read_hold_ns=1_000_000,
+                       invalidate_hz=0.0):
     """An app start (:func:`vmlab.trace.synth.app_start`, with its defaults): ``n_threads``
     threads fault random pages of ``n_files`` cold files while ``n_writers`` threads map and
     mprotect, a fraction ``on_file_fraction`` of their calls on a file VMA, and
@@ -407,6 +410,16 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
     none), each holding it ``read_hold_ns`` (0: ``costs.mmap_read_cs_ns``, a short call) or,
     a fraction ``long_read_fraction`` of them, ``long_read_hold_ns``.  Reads take
     ``costs.io_ns`` (default this host's NVMe-like major fault, docs/model.md section 14).
+
+    ``invalidate_hz > 0`` adds the what-if of docs/model.md 15.10: Poisson calls, at that mean
+    rate, that drop every folio of the first file that no PTE maps, is not in flight and not
+    pinned (the scenario's adversary, ``fadvise(DONTNEED)``): among them the folios a fault
+    has read and not yet mapped, between its wake-up and its retry, so that the retry must
+    read its page again, holding its lock.  A what-if, not a workload: neither kernel LRU
+    makes the just-read folio a likely victim in that window (the classic lists put it at
+    the head of the inactive list, MGLRU puts a folio added during a fault in the youngest
+    generation) and how often the phone of the published figures lost it is not published,
+    so the rate is swept (:func:`retry_whatif`), never taken as a reproduction.
 
     Returns
     -------
@@ -423,7 +436,9 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
                          read_gap_ns=gap, read_hold_ns=read_hold_ns,
                          long_read_fraction=long_read_fraction,
                          long_read_hold_ns=long_read_hold_ns)
-    return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed)
+    adversary = Adversary(kind="poisson", rate_hz=invalidate_hz, vma=0) if invalidate_hz else None
+    return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed,
+                    adversary=adversary)
 
 
 # -- measures ---------------------------------------------------------------------------------
@@ -685,19 +700,90 @@ def spf_sweep(threads=(16, 24, 48), policies=("fault_retry_v57", "per_vma_lock",
     return spf_table({(T, r.policy_name): r for (T, _), r in zip(keys, res)})
 
 
+def fault_read_holds(result, min_ns):
+    """How many times a fault held ``mmap_lock`` for read at least ``min_ns`` (request granted,
+    grant to release; holds still open at the horizon are not counted): a page-cache hit holds
+    it for microseconds, an attempt that keeps it across a read of the disk (docs/model.md 5
+    step 4, 15.10) for the read."""
+    lk = result.locks
+    m = (lk["kind"] == "fault") & (lk["mode"] == "read") & (lk["acquire_ns"] >= 0) & (
+        lk["release_ns"] >= 0)
+    if "lock" in lk.columns:
+        m &= lk["lock"] == "mmap"
+    return int(((lk["release_ns"] - lk["acquire_ns"])[m] >= min_ns).sum())
+
+
+#: A fault's ``mmap_lock`` read hold this long or longer held the lock across a disk read:
+#: an attempt's own CPU at the default costs (handler, page-cache hit, fault-around's PTEs)
+#: is under 10 us, the reads of the retry what-if take milliseconds.
+LONG_HOLD_NS = 100_000
+
+
 def retry_table(results):
     """:func:`lock_table` of the app-start runs, with each policy's figures over the first
     policy's: ``reads_ratio`` (first's ``n_mmap_lock_read_total`` over this one's: every read
     acquisition, the faults' and the other readers', as the published measurement counted
     them from the tracepoints) and ``read_wait_ratio`` (first's total read wait over this
-    one's, every reader's)."""
+    one's, every reader's), and ``n_long_fault_holds``: the faults' ``mmap_lock`` read holds
+    of at least :data:`LONG_HOLD_NS` (:func:`fault_read_holds`)."""
     df = lock_table(results)
+    df["n_long_fault_holds"] = [fault_read_holds(r, LONG_HOLD_NS) for r in results.values()]
     first = df.iloc[0]
     df["reads_ratio"] = first["n_mmap_lock_read_total"] / df["n_mmap_lock_read_total"].where(
         df["n_mmap_lock_read_total"] > 0)
     df["read_wait_ratio"] = first["mmap_lock_read_wait_ns"] / df["mmap_lock_read_wait_ns"].where(
         df["mmap_lock_read_wait_ns"] > 0)
     return df
+
+
+def whatif_write_gap_ns(io_ns, faults_per_thread=400, writes_per_writer=400,
+                        fault_gap_ns=20_000, **_):
+    """The writers' gap that spreads their calls (and the non-fault readers, which
+    :func:`app_start_readers` spreads over the writers' span) over the faults' phase when reads
+    take ``io_ns`` (its table's mean): ``faults_per_thread * (fault_gap_ns + mean) /
+    writes_per_writer``, as in the plain app start, where 400 calls 100 us apart span about
+    400 faults of 20 + 70 us.  Other :func:`app_start_scenario` arguments are ignored."""
+    mean = as_dist(io_ns, "io_ns").table_mean_ns()
+    return int(round(faults_per_thread * (fault_gap_ns + mean) / writes_per_writer))
+
+
+def retry_whatif(invalidate_hz, io_ns, policies=("per_vma_lock", "per_vma_retry_vma"),
+                 n_jobs=None, **app):
+    """The retry what-if of docs/model.md 15.10: :func:`app_start_scenario` (``app`` its
+    arguments) with reads of ``io_ns`` (a distribution, :func:`vmlab.model.costs.as_dist`)
+    and, for each rate of ``invalidate_hz``, Poisson invalidations of the first file's
+    unmapped folios (``invalidate_hz`` there), under each of ``policies``; the
+    writers' gap is :func:`whatif_write_gap_ns` unless ``app`` gives one.
+
+    Returns
+    -------
+    DataFrame
+        :func:`retry_table`'s columns (ratios against the first policy at the same rate),
+        ``invalidate_hz``, ``long_waits`` (the read waits of 1-100 ms, :data:`WAIT_BINS_NS`)
+        and ``reread_fraction``: the faults' ``mmap_lock`` holds across a read
+        (``n_long_fault_holds``) per retry, the share of retries that read their page again
+        under the lock.
+    """
+    costs = (app.pop("costs", None) or Costs()).replace(io_ns=io_ns)
+    if "write_gap_ns" not in app:
+        app["write_gap_ns"] = whatif_write_gap_ns(costs.io_ns, **app)
+    runs, keys = [], []
+    for hz in invalidate_hz:
+        sc = app_start_scenario(costs=costs, invalidate_hz=hz, **app)
+        for p in policies:
+            runs.append((sc, p))
+            keys.append(hz)
+    res = simulate_many(runs, n_jobs=n_jobs, desc="retry what-if")
+    frames = []
+    for hz in dict.fromkeys(keys):
+        df = retry_table({r.policy_name: r for k, r in zip(keys, res) if k == hz})
+        df.insert(0, "invalidate_hz", hz)
+        df["long_waits"] = sum(df[f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"]
+                               for lo, hi in WAIT_BINS_NS)
+        df["reread_fraction"] = df["n_long_fault_holds"] / df["n_retries"].where(
+            df["n_retries"] > 0)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
 
 
 def tracepoint_wait_bins(results, capture=None):
@@ -748,10 +834,11 @@ def tracepoint_wait_bins(results, capture=None):
 def closed_form_reads(result, policy):
     """What docs/model.md 15.3 says ``n_mmap_lock_read`` (the faults' read acquisitions;
     ``LOCK_R`` readers add ``n_mmap_lock_read_other`` under every design) must be, from the
-    run's faults and fallbacks (no signals): every VMA lookup that falls back takes ``mmap_lock`` once; under
-    ``per_vma_lock`` every retry takes it once more (a fault whose first attempt waited for
-    I/O takes it exactly once, for its retry); under ``per_vma_retry_vma`` a retry looks its
-    VMA up again instead, and ``per_vma_no_retry`` never retries."""
+    run's faults and fallbacks (no signals): every VMA lookup that falls back takes
+    ``mmap_lock`` once; under ``per_vma_lock`` every retry takes it once more (a fault whose
+    first attempt waited for I/O takes it exactly once, for its retry, which keeps it if it
+    must read again, 15.10); under ``per_vma_retry_vma`` a retry looks its VMA up again
+    instead, and ``per_vma_no_retry`` never retries."""
     fallbacks = lock_count(result, "n_vma_lock_fallbacks")
     if policy == "per_vma_lock":
         return int(result.faults["retries"].sum()) + fallbacks
