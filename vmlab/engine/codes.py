@@ -47,8 +47,10 @@ COST_NAMES = ("access_ns", "fault_ns", "zero_fill_ns", "pagecache_hit_ns", "stru
 # (CASE_NONE: the page model, and device/iomem/context/eager VMAs)
 (CASE_NONE, CASE_ZERO, CASE_ANON, CASE_COPY, CASE_MKWRITE, CASE_READ, CASE_COW,
  CASE_SHARED) = range(8)
-# PTE state bits beside FL (kernel model): read-only (with F_PTE), a private copy's PTE
-PT_RO, PT_COPY = 1, 2
+# PTE state bits beside FL (kernel model): read-only (with F_PTE), a private copy's PTE,
+# young (the accessed bit: set by an install and by every access through the PTE, read and
+# cleared by twolist's reclaim; docs/model.md 8.2)
+PT_RO, PT_COPY, PT_YOUNG = 1, 2, 4
 
 # events
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
