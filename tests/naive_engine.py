@@ -265,6 +265,10 @@ class NaiveSimulator:
         self.young_mode = self.kernel and scenario.replacement == "twolist"
         self.young = set()
         self._build_threads(trace)
+        # mappings that end (docs/model.md 11.9): record index -> [(asid, vpn lo, vpn hi)]
+        self.unmaps_at = {}
+        for r, asid, vs, ve in scenario.unmap_ranges(self.vmas, self.vma_policies):
+            self.unmaps_at.setdefault(r, []).append((asid, vs, ve))
         self._check_memory()
         self._build_eager()
 
@@ -1167,6 +1171,8 @@ class NaiveSimulator:
             if not (yield from self._deliver(th)):
                 return
         for rec in th.records:
+            for asid, vs, ve in self.unmaps_at.get(rec.index, ()):
+                self._unmap(asid, vs, ve)
             yield ("sleep", rec.gap, "compute")
             if rec.op == Op.LOCK_W:
                 yield from self._lock_w(th, rec)
@@ -1181,6 +1187,22 @@ class NaiveSimulator:
             if not (yield from self._deliver(th)):
                 return
         self._end_thread(th, T_DONE)
+
+    def _unmap(self, asid, vs, ve):
+        """A mapping ends (docs/model.md 11.9): the PTEs of pages ``[vs, ve)`` of ``asid`` go
+        (file pages stay in the page cache, unmapped); anonymous pages and private copies give
+        their frame back; page tables stay charged."""
+        def inside(key):
+            return key[0] == asid and vs <= key[1] < ve
+
+        for key in [k for k in self.ptes if inside(k)]:
+            self.ptes.discard(key)
+            self.readonly.discard(key)
+            self.copied.discard(key)
+            self.young.discard(key)
+        for key in [k for k in self.charged if inside(k)]:
+            self.charged.discard(key)
+            self.anon_frames -= 1
 
     def _eager_map(self, th, vi):
         vma = self.vmas[vi]

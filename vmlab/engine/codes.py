@@ -151,7 +151,8 @@ TS_W_GRANT = 43     # when a writer was granted mmap_sem (its wait for VMA reade
 TS_INSTALLED = 44  # 1 once a page-cache hit installed the PTE at i (PH_MINOR_MAP): the release
 #                     at i + n_around * pte_ns must not map it again (it may be evicted by then)
 TS_LR_NEXT = 45     # the thread's next LOCK_R record, an index into lr_hold
-TS_NCOL = 46
+TS_UM_NEXT = 46     # the thread's next unmap (docs/model.md 11.9), an index into um_pos
+TS_NCOL = 47
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,

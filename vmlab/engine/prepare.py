@@ -558,6 +558,39 @@ def _lock_r_holds(trace, idx, mmap_read_cs_ns):
     return hold, thr_lr_off
 
 
+def _unmap_tables(scenario, vmas, vma_pols, trace, idx):
+    """The mappings that end during the run (docs/model.md 11.9) for the kernel: each unmap
+    at its thread's position of its record, thread by thread in record order, with the
+    pages (touched, or fault-around's) of its range.  Returns ``(um_pos, um_off, um_pages,
+    thr_um_off)``."""
+    T = len(idx.thr_tid)
+    ranges = scenario.unmap_ranges(vmas, vma_pols)
+    if not ranges:
+        return (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64),
+                np.zeros(T + 1, np.int64))
+    tid = np.asarray(trace.tid)
+    th_of, pos_of, pages = [], [], []
+    for rec, asid, vs, ve in ranges:
+        t = tid[rec]
+        th = int(np.searchsorted(idx.thr_tid, int(t)))
+        th_of.append(th)
+        pos_of.append(int(idx.thr_off[th]) + int(np.count_nonzero(tid[:rec] == t)))
+        base = np.uint64(asid) << np.uint64(_VPN_BITS)
+        lo = int(np.searchsorted(idx.keys, base | np.uint64(vs)))
+        top = (asid << _VPN_BITS) + ve      # (the next address space's first key at most)
+        hi = len(idx.keys) if top >= 1 << 64 else int(np.searchsorted(idx.keys, np.uint64(top)))
+        pages.append(idx.by_key[lo:hi].astype(np.int64))
+    order = np.lexsort((np.arange(len(ranges)), np.array(pos_of), np.array(th_of)))
+    um_pos = np.array(pos_of, np.int64)[order]
+    lens = np.array([len(pages[i]) for i in order], np.int64)
+    um_off = np.zeros(len(order) + 1, np.int64)
+    um_off[1:] = np.cumsum(lens)
+    um_pages = np.concatenate([pages[i] for i in order]) if len(order) else np.zeros(0, np.int64)
+    thr_um_off = np.zeros(T + 1, np.int64)
+    thr_um_off[1:] = np.cumsum(np.bincount(np.array(th_of, np.int64), minlength=T))
+    return um_pos, um_off, um_pages.astype(np.int64), thr_um_off
+
+
 def default_event_budget(n_records, n_threads):
     """The event budget of a run of ``n_records`` records on ``n_threads`` threads."""
     return EVENTS_PER_RECORD * (int(n_records) + int(n_threads)) + EVENTS_BASE
@@ -875,6 +908,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     designs, lw_v0, lw_v1, thr_lw_off = _lock_design_tables(trace, idx, vma_pols, vma_asid,
                                                             vma_first_vpn, vma_end_vpn, ps)
     lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
+    um_pos, um_off, um_pages, thr_um_off = _unmap_tables(scenario, vmas, vma_pols, trace, idx)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
     fa = int(scenario.fault_around_pages)
@@ -919,11 +953,13 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         fault_around=int(scenario.fault_around_pages), preload=preload,
         designs=designs, lw_v0=lw_v0, lw_v1=lw_v1, thr_lw_off=thr_lw_off,
         lr_hold=lr_hold, thr_lr_off=thr_lr_off,
+        um_pos=um_pos, um_off=um_off, um_pages=um_pages, thr_um_off=thr_um_off,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
         seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),
         # (the page model's, with each page its own page-cache entry)
-        fast_path=bool(fast_path) and not kernel_model and not cache_mode,
+        # (and without unmaps: its runs of records would pass an unmap's record by)
+        fast_path=bool(fast_path) and not kernel_model and not cache_mode and not len(um_pos),
         event_budget=(default_event_budget(len(trace), T) if event_budget is None
                       else int(event_budget)),
     )

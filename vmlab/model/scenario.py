@@ -190,6 +190,35 @@ class File:
 
 @checked_keywords()
 @dataclass(frozen=True)
+class Unmap:
+    """A mapping that ends (``munmap``, a ``brk`` shrink) at a point of the access stream
+    (docs/model.md 11.9): when the thread of record ``record`` starts that record, before its
+    gap, the PTEs of ``[start, end)`` in address space ``asid`` are removed and the
+    anonymous frames and private copies they held are given back to ``memory_bytes``.
+    ``start`` and ``end`` are page-aligned (checked against the trace's page size)."""
+
+    record: int
+    start: int
+    end: int
+    asid: int = 0
+
+    def __post_init__(self):
+        for name in ("record", "start", "end", "asid"):
+            v = getattr(self, name)
+            w = as_whole(v)
+            if w is None:
+                raise ScenarioError(f"Unmap: {name} must be an integer, got {v!r}")
+            object.__setattr__(self, name, w)
+        if not 0 <= self.start < self.end <= 2**64:
+            raise ScenarioError(f"Unmap at record {self.record}: needs 0 <= start < end <= "
+                                f"2**64, got [{self.start:#x}, {self.end:#x})")
+        if not 0 <= self.asid < MAX_ASIDS:
+            raise ScenarioError(f"Unmap at record {self.record}: asid must be in "
+                                f"[0, {MAX_ASIDS}), got {self.asid}")
+
+
+@checked_keywords()
+@dataclass(frozen=True)
 class SignalSchedule:
     """Signals sent to threads: Poisson (``rate_hz``), periodic (``period_ns``) or at explicit
     ``times_ns``, from ``start_ns``; ``fatal`` signals end the thread.
@@ -381,6 +410,9 @@ class Scenario:
         pages) joins the active list, and a referenced folio of an executable file mapping is
         activated where reclaim finds it.  The other replacements have no active list and
         ignore it.
+    unmaps : list of Unmap
+        Mappings that end during the run (docs/model.md 11.9): their PTEs go, their
+        anonymous frames are given back; a later access faults afresh.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -409,6 +441,7 @@ class Scenario:
     files: tuple = ()
     sample_rate: float | None = None
     workingset: bool = False
+    unmaps: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -521,6 +554,7 @@ class Scenario:
                 raise ScenarioError(f"files: {f.name!r} is given twice; give each file once")
             names.add(f.name)
         object.__setattr__(self, "files", files)
+        self._check_unmaps()
         if self.sample_rate is not None:
             r = self.sample_rate
             if not is_finite_number(r) or not 0 < r <= 1:
@@ -537,11 +571,55 @@ class Scenario:
                 (self.folio_pages != 1 or any(f.folio_pages not in (None, 1) for f in files))
                 and "folio_pages > 1",
                 self.memory_bytes is not None and "memory_bytes") if text]
+            if r < 1 and self.unmaps:
+                asked.append("unmaps")
             if r < 1 and asked:
                 raise ScenarioError(
                     f"{', '.join(asked)} cannot be sampled: readahead and folios read a page's "
                     "neighbours and memory_bytes charges anonymous pages, which spatial "
                     "sampling leaves out or does not scale; use sample_rate=None")
+
+    def _check_unmaps(self):
+        um = self.unmaps
+        if isinstance(um, Unmap):
+            um = (um,)
+        um = tuple(um or ())
+        n = len(self.trace)
+        ps = int(self.trace.meta.page_size)
+        for i, u in enumerate(um):
+            if not isinstance(u, Unmap):
+                raise ScenarioError(f"unmaps[{i}] must be an Unmap(record, start, end, asid), "
+                                    f"got {u!r}")
+            if not 0 <= u.record < n:
+                raise ScenarioError(f"unmaps[{i}]: record {u.record} is not a record of the "
+                                    f"trace (0 to {n - 1}); a mapping that outlives the run "
+                                    "needs no Unmap")
+            if u.start % ps or u.end % ps:
+                raise ScenarioError(f"unmaps[{i}]: [{u.start:#x}, {u.end:#x}) is not aligned to "
+                                    f"the page size {ps}")
+        if um and self.adversary is not None:
+            raise ScenarioError("unmaps with an adversary are not run yet (docs/model.md 11.9): "
+                                "leave one of them out")
+        object.__setattr__(self, "unmaps", um)
+
+    def unmap_ranges(self, vmas, vma_pols):
+        """The unmaps as ``(record, asid, first vpn, end vpn)`` in record order (ties in the
+        order given), checked against the run's VMAs: a range may not meet a VMA mapped
+        eagerly or one backed by ``device``, ``iomem`` or ``context`` memory (docs/model.md
+        11.9: only lazily faulted file and anonymous pages are unmapped)."""
+        ps = int(self.trace.meta.page_size)
+        out = []
+        for i, u in enumerate(self.unmaps):
+            for v, p in zip(vmas, vma_pols):
+                if v.asid != u.asid or v.end <= u.start or u.end <= v.start:
+                    continue
+                if p.eager or v.backing not in ("file", "anon"):
+                    why = "is mapped eagerly" if p.eager else f"is backed by {v.backing}"
+                    raise ScenarioError(f"unmaps[{i}] (record {u.record}) meets VMA {v.label}, "
+                                        f"which {why}: only lazily faulted file and anon "
+                                        "pages can be unmapped")
+            out.append((u.record, u.asid, u.start // ps, u.end // ps))
+        return sorted(out, key=lambda r: r[0])
 
     def replace(self, **changes):
         """A copy with some fields changed (``costs`` fields may be given directly too)."""

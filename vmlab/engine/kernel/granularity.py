@@ -131,3 +131,29 @@ def _map_around(p, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, 
                 n += 1
             j += d
     return n
+
+
+@njit_borrow
+def _unmap_pages(pages, a, b, page_slot, FL, PT, MAPC, CHG, cnt):
+    """A mapping ends (docs/model.md 11.9): remove the PTE of each page ``pages[a:b]`` (a
+    page-cache page's folio is mapped one PTE less; a private copy's PTE goes with its page)
+    and give back the frame each anonymous page or private copy held.  Page tables stay.
+    Returns the frames given back."""
+    freed = 0
+    for j in range(a, b):
+        p = pages[j]
+        if (FL[p] & F_PTE) != 0:
+            FL[p] &= np.uint8(255 - F_PTE)
+            cnt[C.CNT_PTES] -= 1
+            s = page_slot[p]
+            if s != p:
+                MAPC[s] -= 1
+                if MAPC[s] == 0:
+                    FL[s] &= np.uint8(255 - F_PTE)
+        elif (PT[p] & PT_COPY) != 0:
+            cnt[C.CNT_PTES] -= 1
+        PT[p] = 0
+        if CHG[p] != 0:
+            CHG[p] = 0
+            freed += 1
+    return freed

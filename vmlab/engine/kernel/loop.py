@@ -165,6 +165,7 @@ def _setup(K):
     TS[:, [C.TS_FAULT_ROW, C.TS_LOCK_ROW, C.TS_WAIT_PAGE, C.TS_VL_ROW]] = -1
     TS[:, C.TS_LW_NEXT] = K.thr_lw_off[:T]
     TS[:, C.TS_LR_NEXT] = K.thr_lr_off[:T]
+    TS[:, C.TS_UM_NEXT] = K.thr_um_off[:T]
     TS[:, C.TS_PHASE] = C.PH_START
     TS[:, C.TS_SEG] = C.CAT_COMPUTE
     TT[:, C.TT_TID] = K.thr_tid

@@ -14,7 +14,7 @@ from . import state as g
 from .accounting import _count_in_bin, _thread_ends
 from .events import _key_lt, _limit
 from .fastrun import _fast_run, _prefetch_access
-from .granularity import _allows
+from .granularity import _allows, _unmap_pages
 from .pagecache import F_FILE, F_PTE, PT_YOUNG, _touch
 
 
@@ -35,6 +35,13 @@ def _ph_start(K, W, G, th, t):
         TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
         return t, C.PH_LOCK_REQ
     pos = TS[th, C.TS_POS]
+    ui = TS[th, C.TS_UM_NEXT]
+    while ui < K.thr_um_off[th + 1] and K.um_pos[ui] <= pos:
+        # a mapping ends before this record (docs/model.md 11.9)
+        G[g.G_N_ANON] -= _unmap_pages(K.um_pages, K.um_off[ui], K.um_off[ui + 1], K.page_slot,
+                                      W.FL, W.PT, W.MAPC, W.CHG, W.cnt)
+        ui += 1
+    TS[th, C.TS_UM_NEXT] = ui
     if pos >= K.thr_off[th + 1]:
         _thread_ends(K, W, G, th, t, C.ST_DONE)
         TS[th, C.TS_SEG] = C.CAT_COMPUTE

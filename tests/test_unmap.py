@@ -1,0 +1,154 @@
+"""Mappings that end during the run (docs/model.md 11.9): an ``Unmap`` at a record removes the
+PTEs of its range when that record's thread starts it; anonymous frames and private copies
+are given back to ``memory_bytes`` (page tables stay); file pages stay in the page cache,
+unmapped; a later access faults afresh.  Checked by hand, in the engine and the reference
+simulator alike."""
+import numpy as np
+import pytest
+
+import vmlab
+import vmlab.engine
+from naive_engine import canonical, first_difference, simulate
+from vmlab import Costs, Fixed, Scenario, ScenarioError, Trace, Unmap, Vma
+from vmlab.trace import Op
+
+PAGE = 4096
+IO = 70_000
+COSTS = Costs(io_ns=Fixed(IO), pte_ns=60)
+R, W = Op.LOAD, Op.STORE
+ANON_WRITE = 500 + 100 + 700     # fault_ns + struct_page_ns + zero_fill_ns
+OWN0 = 1 + 4                     # a PGD and one thread's kernel stack
+TABLES = 3                       # a PTE, a PMD and a PUD table for pages below 512
+
+
+def trace(rows):
+    """rows: (tid, asid, address, op)."""
+    tid, asid, addr, op = (np.array(c) for c in zip(*rows))
+    return Trace(addr=addr.astype(np.uint64), op=op.astype(np.uint8), tid=tid.astype(np.uint32),
+                 asid=asid.astype(np.uint16))
+
+
+def both(sc, policy="nopage"):
+    """The reference's result, after checking the engine's records are the same (with and
+    without the fast path)."""
+    ref = simulate(sc, policy)
+    for fast in (True, False):
+        diff = first_difference(canonical(vmlab.engine.run(sc, policy, fast_path=fast)),
+                                canonical(ref))
+        assert diff is None, diff
+    return ref
+
+
+ANON = Vma(0, 8 * PAGE, "anon")
+
+
+def anon_rewrite(unmaps, memory_frames=None, fault_model="kernel"):
+    """Thread 0 writes anonymous pages 0, 1, then 0 and 1 again."""
+    tr = trace([(0, 0, 0, W), (0, 0, PAGE, W), (0, 0, 0, W), (0, 0, PAGE, W)])
+    mb = None if memory_frames is None else memory_frames * PAGE
+    return both(Scenario(tr, vmas=[ANON], costs=COSTS, fault_model=fault_model,
+                         memory_bytes=mb, unmaps=unmaps))
+
+
+def test_an_access_after_its_unmap_faults_afresh():
+    r = anon_rewrite(())
+    assert r.counters["n_faults"] == 2 and r.counters["n_ptes_end"] == 2
+    # page 0 unmapped before record 2: its second write is a new anonymous fault
+    r = anon_rewrite([Unmap(2, 0, PAGE)])
+    assert r.counters["n_faults"] == 3 and list(r.faults["vpn"]) == [0, 1, 0]
+    assert r.counters["n_ptes_end"] == 2
+    # both unmapped at record 2 (one range): two more faults
+    r = anon_rewrite([Unmap(2, 0, 2 * PAGE)])
+    assert r.counters["n_faults"] == 4
+    # an unmap of a range nobody touched, or of another address space, changes nothing
+    for u in (Unmap(2, 4 * PAGE, 8 * PAGE), Unmap(2, 0, 2 * PAGE, asid=1)):
+        r = anon_rewrite([u])
+        assert r.counters["n_faults"] == 2
+    # the page model too
+    assert anon_rewrite([Unmap(2, 0, PAGE)], fault_model="page").counters["n_faults"] == 3
+
+
+def test_the_unmap_happens_at_its_records_start_and_costs_nothing():
+    r = anon_rewrite([Unmap(2, 0, PAGE)])
+    # writes at 0 and ANON_WRITE + 1 (a fault, then its access of 1 ns); the third record
+    # starts at 2 * (ANON_WRITE + 1) and faults there
+    assert list(r.faults["start_ns"]) == [0, ANON_WRITE + 1, 2 * (ANON_WRITE + 1)]
+
+
+def test_an_unmapped_anonymous_page_gives_its_frame_back():
+    # 5 frames of the kernel's at time 0, 3 tables and 2 pages: 10 frames hold the run
+    assert anon_rewrite((), OWN0 + TABLES + 2).counters["oom_ns"] == -1
+    r = anon_rewrite((), OWN0 + TABLES + 1)
+    assert r.counters["oom_ns"] == ANON_WRITE + 1 + ANON_WRITE
+    # page 0 unmapped before record 1: page 1 takes its frame; page 0's new fault at record
+    # 2 finds none (page 1 holds it, the tables stay)
+    r = anon_rewrite([Unmap(1, 0, PAGE)], OWN0 + TABLES + 1)
+    assert r.counters["n_faults"] == 3
+    assert r.counters["oom_ns"] == 2 * (ANON_WRITE + 1) + ANON_WRITE
+    # ...unless page 1 is unmapped before it: then page 0 fits, and the OOM moves to page
+    # 1's fourth write
+    r = anon_rewrite([Unmap(1, 0, PAGE), Unmap(2, PAGE, 2 * PAGE)], OWN0 + TABLES + 1)
+    assert r.counters["n_faults"] == 4
+    assert r.counters["oom_ns"] == 3 * (ANON_WRITE + 1) + ANON_WRITE
+    # and unmapping each page before the other's write, every write fits in one frame
+    r = anon_rewrite([Unmap(1, 0, PAGE), Unmap(2, PAGE, 2 * PAGE), Unmap(3, 0, PAGE)],
+                     OWN0 + TABLES + 1)
+    assert r.counters["oom_ns"] == -1 and r.counters["n_faults"] == 4
+
+
+def test_page_tables_stay_charged():
+    # page 0 and page 512 (a second PTE table); unmapping page 0 gives its frame back but not
+    # its table: with one frame fewer than 5 + 4 tables + 2 pages, page 512's write fits
+    # only because page 0's frame came back
+    vmas = [Vma(0, 1024 * PAGE, "anon")]
+    tr = trace([(0, 0, 0, W), (0, 0, 512 * PAGE, W)])
+    frames = OWN0 + TABLES + 1 + 1
+    sc = Scenario(tr, vmas=vmas, costs=COSTS, fault_model="kernel", memory_bytes=frames * PAGE)
+    assert both(sc).counters["oom_ns"] > 0
+    assert both(sc.replace(unmaps=[Unmap(1, 0, PAGE)])).counters["oom_ns"] == -1
+    # the tables are not given back: one frame fewer is an OOM even with the unmap
+    sc2 = sc.replace(memory_bytes=(frames - 1) * PAGE, unmaps=[Unmap(1, 0, PAGE)])
+    assert both(sc2).counters["oom_ns"] > 0
+
+
+def test_a_file_page_stays_in_the_page_cache_unmapped():
+    # read file page 0, unmap it, read it again: a minor fault (the page is resident)
+    v = Vma(0, 4 * PAGE, "file", file="f", prot="r")
+    tr = trace([(0, 0, 0, R), (0, 0, 0, R)])
+    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", unmaps=[Unmap(1, 0, PAGE)])
+    r = both(sc)
+    assert list(r.faults["major"]) == [1, 0]
+    assert r.counters["n_io"] == 1
+    assert vmlab.engine.run(sc, "nopage").counters["n_resident_end"] == 1
+    # (without the unmap the second read is a hit)
+    assert both(sc.replace(unmaps=())).counters["n_faults"] == 1
+
+
+def test_a_private_copy_is_given_back_and_its_page_cache_page_kept():
+    v = Vma(0, 4 * PAGE, "file", file="f", prot="rw")
+    tr = trace([(0, 0, 0, R), (0, 0, 0, W), (0, 0, 0, W)])
+    frames = OWN0 + TABLES + 1 + 1      # the file page and its private copy
+    sc = Scenario(tr, vmas=[v], costs=COSTS, fault_model="kernel", memory_bytes=frames * PAGE,
+                  unmaps=[Unmap(2, 0, PAGE)])
+    r = both(sc)
+    # read (major), the copy (wp_page_copy), then after the unmap a COW fault of the
+    # resident page: the copy's frame came back, so it fits
+    assert r.counters["n_faults"] == 3 and r.counters["oom_ns"] == -1
+    assert list(r.faults["major"]) == [1, 0, 0]
+
+
+def test_unmaps_are_checked():
+    tr = trace([(0, 0, 0, W), (0, 0, PAGE, W)])
+    with pytest.raises(ScenarioError, match="record 2 is not a record"):
+        Scenario(tr, vmas=[ANON], unmaps=[Unmap(2, 0, PAGE)])
+    with pytest.raises(ScenarioError, match="not aligned"):
+        Scenario(tr, vmas=[ANON], unmaps=[Unmap(1, 0, 100)])
+    with pytest.raises(ScenarioError, match="start < end"):
+        Unmap(1, PAGE, PAGE)
+    with pytest.raises(ScenarioError, match="unmaps\\[0\\] must be an Unmap"):
+        Scenario(tr, vmas=[ANON], unmaps=[(1, 0, PAGE)])
+    dev = Scenario(tr, vmas=[Vma(0, 8 * PAGE, "device")], unmaps=[Unmap(1, 0, PAGE)])
+    with pytest.raises(ScenarioError, match="backed by device"):
+        vmlab.engine.run(dev, "nopage")
+    with pytest.raises(ScenarioError, match="backed by device"):
+        simulate(dev, "nopage")
