@@ -24,7 +24,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, Fixed, Policy,
-                         Scenario, SignalSchedule, Uniform, Vma, can_serve)
+                         Scenario, SignalSchedule, Uniform, Unmap, Vma, can_serve)
 from vmlab.trace import Op, Trace
 
 PAGE = 4096
@@ -448,6 +448,36 @@ def young_cases(draw):
         seed=draw(st.integers(0, 2**64 - 1)), fault_model="kernel",
         folio_pages=folio_pages, ra_pages=draw(st.sampled_from([0, 2, 4, 8])),
         horizon_ns=50_000_000)
+    scenario.validate(policy)
+    return scenario, policy
+
+
+@st.composite
+def unmap_cases(draw):
+    """``(scenario, policy)`` pairs with mappings that end (docs/model.md 11.9): a case of
+    :func:`young_cases` (threads, file and anonymous VMAs, reclaim under ``memory_pages``
+    or ``memory_bytes``) or of :func:`granular_cases` (either fault model, shared files,
+    folios, readahead), without an adversary, and 1-6 ``Unmap`` s at records drawn from the
+    trace, each over a part of a lazily faulted file or anonymous VMA (or none: a range
+    nothing maps)."""
+    scenario, policy = draw(st.one_of(young_cases(), granular_cases()))
+    _pol, vmas, pols = scenario.validate(policy)
+    ok = [v for v, p in zip(vmas, pols) if not p.eager and v.backing in ("file", "anon")]
+    n = len(scenario.trace)
+    unmaps = []
+    for _ in range(draw(st.integers(1, 6))):
+        rec = draw(st.integers(0, n - 1))
+        if ok and draw(st.integers(0, 5)):
+            v = draw(st.sampled_from(ok))
+            pages = (v.end - v.start) // PAGE
+            a, b = 0, pages                 # (often the whole VMA: munmap of a buffer)
+            if draw(st.booleans()):
+                a = draw(st.integers(0, pages - 1))
+                b = draw(st.integers(a + 1, pages))
+            unmaps.append(Unmap(rec, v.start + a * PAGE, v.start + b * PAGE, v.asid))
+        else:
+            unmaps.append(Unmap(rec, 0x7f00_0000_0000, 0x7f00_0000_0000 + PAGE))
+    scenario = scenario.replace(adversary=None, unmaps=tuple(unmaps))
     scenario.validate(policy)
     return scenario, policy
 

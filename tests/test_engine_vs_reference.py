@@ -28,7 +28,7 @@ if not hasattr(engine, "run"):
 
 from naive_engine import canonical, first_difference, simulate  # noqa: E402
 from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases,  # noqa: E402
-                                 young_cases)
+                                 unmap_cases, young_cases)
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
 from vmlab.trace import Op, Trace  # noqa: E402
@@ -184,6 +184,16 @@ def test_engine_matches_reference_with_young_bits(case):
 def test_engine_matches_reference_with_files_folios_readahead_and_memory_limits(case):
     """docs/model.md 11.3-12 in both fault models: shared files, folios, readahead,
     memory_bytes."""
+    check_agreement(*case)
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(unmap_cases())
+def test_engine_matches_reference_with_mappings_that_end(case):
+    """docs/model.md 11.9: unmaps in the middle of the run, under reclaim and memory limits,
+    with other threads faulting on the same pages."""
     check_agreement(*case)
 
 
