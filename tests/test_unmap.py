@@ -152,3 +152,53 @@ def test_unmaps_are_checked():
         vmlab.engine.run(dev, "nopage")
     with pytest.raises(ScenarioError, match="backed by device"):
         simulate(dev, "nopage")
+
+
+# -- from a recording -------------------------------------------------------------------
+def _recorded(tmp_path, rows, addr, op):
+    from vmlab.trace import open_trace
+    from vmlab.trace.mappings import MAPPING_DTYPE, Mappings
+    from vmlab.trace.native import TraceWriter
+
+    t = np.zeros(len(rows), MAPPING_DTYPE)
+    for i, (start, end, backing, frm, until) in enumerate(rows):
+        t[i] = (0, start, end, 3, 0, backing, 0xFFFFFFFF, 0, frm, until)
+    with TraceWriter(tmp_path / "m.vmt", mappings=Mappings(t, [], "test")) as w:
+        w.append(addr=np.array(addr, np.uint64), op=np.array(op, np.uint8))
+    return open_trace(tmp_path / "m.vmt")
+
+
+def test_unmaps_for_a_recording(tmp_path):
+    from vmlab.model.recorded import scenario_for, unmaps_for
+    from vmlab.trace.mappings import FOREVER, Backing
+
+    A, H = 0x10000, 0x100000
+    rows = [
+        (A, A + 4 * PAGE, Backing.ANON, 0, 3),              # munmap before record 3
+        (A, A + 2 * PAGE, Backing.ANON, 4, FOREVER),         # mmap'd again at 4 (half of it)
+        (H, H + 2 * PAGE, Backing.HEAP, 0, 1),               # brk grows at 1...
+        (H, H + 4 * PAGE, Backing.HEAP, 1, 2),
+        (H, H + 1 * PAGE, Backing.HEAP, 2, 5),               # ...shrinks at 2...
+        (H, H + 1 * PAGE, Backing.HEAP, 5, 6),               # (mprotect-like split at 5)
+        (H, H + 1 * PAGE, Backing.HEAP, 6, FOREVER),
+        (0x200000, 0x201000, Backing.ANON, 0, 8),            # ends with the trace: nothing
+    ]
+    # writes A, H + 3, [brk shrink] A + 3, [munmap] H, A again after its new mmap, A + 1,
+    # H twice
+    addr = [A, H + 3 * PAGE, A + 3 * PAGE, H, A, A + PAGE, H, H]
+    tr = _recorded(tmp_path, rows, addr, [W] * len(addr))
+    u = unmaps_for(tr)
+    assert [(x.record, x.start, x.end) for x in u] == [
+        (2, H + PAGE, H + 4 * PAGE),     # the brk shrink
+        (3, A, A + 4 * PAGE),            # the munmap (the new mapping starts at 4)
+    ]
+    sc = scenario_for(tr, memory_bytes=64 * PAGE)
+    assert sc.unmaps == tuple(u)
+    r = vmlab.engine.run(sc, "nopage")
+    # A's write at record 4 faults afresh (its first PTE went with the munmap)
+    assert list(r.faults["vpn"]) == [A // PAGE, H // PAGE + 3, A // PAGE + 3, H // PAGE,
+                                     A // PAGE, A // PAGE + 1]
+    ref = simulate(sc, "nopage")
+    assert first_difference(canonical(r), canonical(ref)) is None
+    # without the unmaps, A's write at record 3 hits
+    assert vmlab.engine.run(sc.replace(unmaps=()), "nopage").counters["n_faults"] == 5

@@ -471,11 +471,13 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
         pre = preload_for(trace, vmas, unknown, ra_pages=ra)
         if memory_pages is not None and len(pre) > memory_pages:
             pre = pre[:memory_pages]
+    unmaps = overrides.pop("unmaps", None)
+    unmaps = unmaps_for(trace) if unmaps is None else unmaps
     kw = {**KERNEL_DEFAULTS, "ra_pages": ra, **overrides}
     if memory_bytes is not None and memory_pages is not None:
         raise ScenarioError("give memory_bytes or memory_pages, not both")
     return Scenario(trace, vmas=vmas, files=files, preload=pre if len(pre) else None,
-                    memory_pages=memory_pages, memory_bytes=memory_bytes, **kw)
+                    memory_pages=memory_pages, memory_bytes=memory_bytes, unmaps=unmaps, **kw)
 
 
 # -- what the engine runs ----------------------------------------------------------------
@@ -484,6 +486,62 @@ KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
              "folio_pages": "large folios", "memory_bytes": "the memory limit on anonymous "
              "and page-cache pages (memory_bytes)",
              "file": "page-cache sharing between mappings of one file"}
+
+
+def unmaps_for(trace):
+    """The mappings that end during the run (docs/model.md 11.9), as
+    :class:`~vmlab.model.scenario.Unmap` s: for each record ``r`` at which rows of the
+    recording end (``until_record``; ``munmap``, a ``brk`` shrink), the part of their range
+    that no row alive at ``r`` still maps (an ``mprotect`` ends a row and starts another
+    over the same range at the same record: nothing is unmapped; a ``brk`` that grows the
+    heap neither).  Rows that outlive the trace unmap nothing.  Sorted by record, then
+    address space and address."""
+    from .scenario import Unmap
+
+    m = trace.mappings
+    if m is None:
+        raise VmlabError("this trace carries no mappings: record it with `vmlab record`")
+    t = m.table
+    n = len(trace)
+    out = []
+    for r in np.unique(t["until_record"][t["until_record"] < n]):
+        r = int(r)
+        live = t[(t["from_record"] <= r) & (r < t["until_record"])]
+        ended = t[t["until_record"] == r]
+        for asid in np.unique(ended["asid"]):
+            gone = _union(ended[ended["asid"] == asid])
+            kept = _union(live[live["asid"] == asid])
+            for lo, hi in _subtract(gone, kept):
+                out.append(Unmap(r, lo, hi, int(asid)))
+    return out
+
+
+def _union(rows):
+    """The address ranges of ``rows`` as sorted disjoint ``[lo, hi)`` intervals."""
+    out = []
+    for lo, hi in sorted(zip(rows["start"].tolist(), rows["end"].tolist())):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+
+
+def _subtract(a, b):
+    """Sorted disjoint intervals ``a`` minus sorted disjoint intervals ``b``."""
+    out = []
+    for lo, hi in a:
+        for blo, bhi in b:
+            if bhi <= lo or blo >= hi:
+                continue
+            if blo > lo:
+                out.append((lo, blo))
+            lo = max(lo, bhi)
+            if lo >= hi:
+                break
+        if lo < hi:
+            out.append((lo, hi))
+    return out
 
 
 def runnable(scenario, runs):
