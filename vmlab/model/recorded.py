@@ -11,6 +11,9 @@ page cache starts from an explicit preload, so this module translates:
 * :func:`preload_for`: the file pages resident when the run started, or read into the page
   cache (``read()``-family calls, ``exec``; :func:`read_pages`) before the run first
   touched them;
+* :func:`unmaps_for`: the mappings that end during the run (``munmap``, a ``brk`` shrink),
+  as :class:`~vmlab.model.scenario.Unmap` s: their PTEs go and their anonymous frames are
+  given back where the recording says (docs/model.md 11.9);
 * :func:`ra_pages_for`: the readahead window of the recorded devices;
 * :func:`scenario_for`: all of it with :data:`~vmlab.model.scenario.KERNEL_DEFAULTS` (the
   kernel fault model, fault-around, readahead, the two-list replacement), the memory limit
@@ -456,6 +459,7 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     ``"twolist"``) with ``ra_pages`` the recorded devices' readahead window
     (:func:`ra_pages_for`) when the recording measured it, the memory limit ``memory_bytes`` (anonymous and page-cache pages, like a
     cgroup; ``None``: unlimited) or ``memory_pages`` (page-cache frames only), and
+    the mappings that end (:func:`unmaps_for`; ``unmaps=()`` keeps every mapping to the end),
     ``overrides`` (any Scenario field: ``replacement="lru"``, ``fault_around_pages=1``...)
     on top.  ``unknown``: the page-cache state assumed for files the recording did not
     measure (:data:`UNKNOWN_RESIDENCY`; :func:`runnable` names them).  The result may ask for mechanisms the engine does not run yet:
