@@ -202,3 +202,14 @@ def test_unmaps_for_a_recording(tmp_path):
     assert first_difference(canonical(r), canonical(ref)) is None
     # without the unmaps, A's write at record 3 hits
     assert vmlab.engine.run(sc.replace(unmaps=()), "nopage").counters["n_faults"] == 5
+
+
+def test_a_loader_replacing_and_mprotecting_its_mappings_unmaps_nothing(tmp_path):
+    # ld.so's reservation replaced by the segments at record 1, relro's mprotect at record 3:
+    # rows end, but rows alive at that record still map every byte
+    from test_recorded import _loader_trace
+    from vmlab.model.recorded import scenario_for, unmaps_for
+
+    tr = _loader_trace(tmp_path)
+    assert unmaps_for(tr) == []
+    assert scenario_for(tr).unmaps == ()
