@@ -46,7 +46,7 @@ import pandas as pd
 
 from ..model.costs import HDD, Costs, as_dist
 from ..model.merge import merge_vmas
-from ..model.policies import LADDER_ORDER
+from ..model.policies import LADDER_ORDER, get_policy
 from ..model.scenario import Adversary, Scenario, Vma
 from ..simulation import simulate_many
 from ..trace import synth
@@ -313,6 +313,12 @@ EBIZZY_CHUNK_PAGES = 128
 #: ``scripts/ebizzy_writers.c`` (15.9-20.0 µs over three runs; no cross-CPU TLB shootdown, so
 #: a lower bound for the cited multi-CPU runs).
 EBIZZY_WRITER_NS = 18_000
+
+
+#: ``spf`` with Dufour's per-VMA count (docs/model.md 15.4, ``spf_count="change"``): a writer
+#: changes its VMAs' count once, at its grant, instead of holding it odd to its release.  The
+#: count of the cited 48-CPU run (Dufour's v11 series).
+SPF_DUFOUR = get_policy("spf").replace(name="spf_dufour", spf_count="change")
 
 
 def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neighbour_pages=1,
