@@ -260,6 +260,10 @@ class NaiveSimulator:
         self.workingset = scenario.workingset and scenario.replacement == "twolist"
         self.nonresident_age = 0
         self.shadows = {}
+        # twolist in the kernel fault model reads the PTEs' young bits at reclaim
+        # (docs/model.md 8.2): the PTEs (keys) whose young bit is set
+        self.young_mode = self.kernel and scenario.replacement == "twolist"
+        self.young = set()
         self._build_threads(trace)
         self._check_memory()
         self._build_eager()
@@ -633,6 +637,8 @@ class NaiveSimulator:
             self.readonly.discard(key)
         if copy:
             self.copied.add(key)
+        else:
+            self.young.add(key)        # x86: an installed PTE starts young (8.2)
         vi = self._vma_of(key)
         page = self._cache_page(key, vi) if vi is not None else None
         if page is not None:
@@ -646,6 +652,13 @@ class NaiveSimulator:
         """The access is a reference for the replacement policy (file pages only): through a
         PTE that maps the page-cache page, or (``copied``) the page a COW fault just copied."""
         if self.vmas[rec.vma].backing != "file":
+            return
+        if self.young_mode:
+            # an access through a PTE that maps the page-cache page sets its young bit (the
+            # hardware); nothing else is a reference here: mark_page_accessed is not called
+            # on a page-table access, nor by do_cow_fault's copy (docs/model.md 8.2)
+            if rec.key in self.ptes and rec.key not in self.copied:
+                self.young.add(rec.key)
             return
         fkey = self._folio(rec.key, rec.vma)
         if fkey not in self.cache:
@@ -719,6 +732,9 @@ class NaiveSimulator:
     def _choose_victim(self, unmapped_only=False):
         """Section 8's victim, or None; a readahead allocation (``unmapped_only``, 11.5)
         takes none that a PTE maps: such a folio is passed over like an ineligible one."""
+        if self.young_mode:
+            return self._victim_young(one_pass=unmapped_only)
+
         def ok(key):
             return self._eligible(self.cache[key]) and not (unmapped_only and self._folio_mapped(key))
 
@@ -772,6 +788,64 @@ class NaiveSimulator:
             self.ring.rotate(1)
         return None
 
+    def _referenced(self, fkey):
+        """folio_referenced (docs/model.md 8.2): read and clear the young bits of the PTEs
+        that map folio ``fkey`` itself; returns (the VMAs with a young PTE, whether one of
+        them is executable)."""
+        vmas = set()
+        for key in self._folio_keys(fkey):
+            if key in self.young and key in self.ptes and key not in self.copied:
+                self.young.discard(key)
+                vmas.add(self._vma_of(key))
+        return len(vmas), any("x" in self.vmas[vi].prot for vi in vmas)
+
+    def _victim_young(self, one_pass):
+        """twolist's victim in the kernel fault model (docs/model.md 8.2), or None.  The
+        active list is aged (a folio with a young PTE of an executable VMA goes round
+        again); the inactive list is scanned oldest first with folio_check_references: a
+        folio with young PTEs is kept (to the newest end) or activated, the first eligible
+        folio without is the victim.  A faulting allocation (``one_pass`` False) meets kept
+        folios again, old now; a readahead allocation scans each folio once and then gives
+        up; the former alone falls back to the oldest eligible active folio."""
+        ratio = self._twolist_ratio()
+        while len(self.lru_order) * ratio < len(self.active):
+            key, _ = self.active.popitem(last=False)   # the oldest activation
+            n_vmas, exe = self._referenced(key)
+            if n_vmas and exe:
+                # shrink_active_list: referenced text goes round the active list again
+                self.active[key] = None
+                if self.workingset:
+                    self.nonresident_age += self.cache[key].frames
+                continue
+            self.lru_order[key] = None             # deactivated: PG_referenced stays
+        scan = deque(self.lru_order)
+        while scan:
+            key = scan.popleft()
+            page = self.cache[key]
+            if not self._eligible(page):
+                continue
+            n_vmas, exe = self._referenced(key)
+            if not n_vmas:
+                return key
+            referenced, page.ref = page.ref, True
+            if referenced or n_vmas > 1 or exe:
+                # FOLIOREF_ACTIVATE (PG_referenced stays set)
+                del self.lru_order[key]
+                self.active[key] = None
+                if self.workingset:
+                    self.nonresident_age += page.frames
+            else:
+                # FOLIOREF_KEEP: back to the newest end of the inactive list
+                self.lru_order.move_to_end(key)
+                if not one_pass:
+                    scan.append(key)
+        if one_pass:
+            return None
+        for key in self.active:
+            if self._eligible(self.cache[key]):
+                return key
+        return None
+
     def _evict(self, key, cause, thread):
         self.evictions.append({"time_ns": self.now, "file": key[0],
                                "file_page": key[1] * self.files[key[0]][2], "cause": cause,
@@ -792,6 +866,7 @@ class NaiveSimulator:
             if k not in self.copied:
                 self.ptes.discard(k)
                 self.readonly.discard(k)
+                self.young.discard(k)
         self.frames_used -= page.frames
         if page.unmapped_io:
             self.counters["n_wasted_io"] += 1
@@ -1142,9 +1217,10 @@ class NaiveSimulator:
         self.lock_counters["n_mmap_lock_read_other"] += 1
         yield ("lock", rec.asid, READ, lock)
         hold = rec.size or c.mmap_read_cs_ns
-        yield ("sleep", hold + c.mmap_lock_line_ns * lock["line_n"], "lock_hold")
-        yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1),
-                             "lock_hold")
+        yield ("sleep", hold + c.mmap_lock_line_ns * c.mmap_lock_acquire_lines * lock["line_n"],
+               "lock_hold")
+        yield from self._pay(c.mmap_lock_line_ns * c.mmap_lock_release_lines
+                             * (self._sem(rec.asid).readers - 1), "lock_hold")
         self._release(rec.asid, READ, lock)
 
     # -- VMA locks and sequence counts (docs/model.md section 15) --------------------------
@@ -1208,7 +1284,8 @@ class NaiveSimulator:
     def _release_fault_lock(self, th, rec, lock):
         """Release what the attempt holds: ``mmap_sem`` (a lock record), a VMA read lock (a
         VMA lock row) or nothing (a speculative attempt).  The release takes effect after its
-        line cost: ``line_ns`` times the other holders of the word when it begins."""
+        line cost: ``line_ns`` times the lines a release writes times the other holders of the
+        word when it begins."""
         if lock is None:
             return
         c = self.costs
@@ -1218,10 +1295,11 @@ class NaiveSimulator:
         if "vma" in lock:
             vi = lock["vma"]
             others = self.vma_readers[vi] - 1 + int(self.vma_wlocked[vi])
-            yield from self._pay(c.vma_lock_line_ns * others)
+            yield from self._pay(c.vma_lock_line_ns * c.vma_lock_release_lines * others)
             self._vma_read_release(th, vi, lock)
         else:
-            yield from self._pay(c.mmap_lock_line_ns * (self._sem(rec.asid).readers - 1))
+            yield from self._pay(c.mmap_lock_line_ns * c.mmap_lock_release_lines
+                                 * (self._sem(rec.asid).readers - 1))
             self._release(rec.asid, READ, lock)
 
     def _access(self, th, rec):
@@ -1338,7 +1416,7 @@ class NaiveSimulator:
                 self.vma_readers[rec.vma] += 1
                 lc["n_vma_lock_read"] += 1
                 lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
-                acquire_cost = c.vma_lock_line_ns * others
+                acquire_cost = c.vma_lock_line_ns * c.vma_lock_acquire_lines * others
             else:
                 seq0 = self._seq(pol, rec.asid, rec.vma)
                 if seq0 % 2 == 1:       # a writer is inside: abort before the handler
@@ -1360,7 +1438,7 @@ class NaiveSimulator:
             yield ("lock", rec.asid, READ, lock)
             fault["lock_wait_ns"] += self.now - fault["lock_since"]
             fault["lock_since"] = None
-            acquire_cost = c.mmap_lock_line_ns * lock["line_n"]
+            acquire_cost = c.mmap_lock_line_ns * c.mmap_lock_acquire_lines * lock["line_n"]
 
         # 2. Handler CPU (kernel model: by the access and the PTE's state at the grant), after
         # the acquisition's line cost (one CPU segment with it).

@@ -119,6 +119,10 @@ def costs(draw, lock_costs=False):
     if lock_costs:
         lock = {name: draw(st.sampled_from([0, 0, draw(st.integers(1, 200))]))
                 for name in ("vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")}
+        # the lines a lock operation writes (docs/model.md 15.1): usually 1, the default
+        lock.update({name: draw(st.sampled_from([1, 1, draw(st.integers(2, 3))]))
+                     for name in ("mmap_lock_acquire_lines", "mmap_lock_release_lines",
+                                  "vma_lock_acquire_lines", "vma_lock_release_lines")})
     return Costs(
         **lock,
         access_ns=draw(st.integers(0, 3)),
@@ -381,6 +385,72 @@ def kernel_cases(draw):
     with shared files, folios and memory limits in some of them (sections 11.3-12)."""
     policy = draw(policies())
     scenario = draw(scenarios(policy, fault_model="kernel", granular=draw(st.booleans())))
+    scenario.validate(policy)
+    return scenario, policy
+
+
+@st.composite
+def young_cases(draw):
+    """``(scenario, policy)`` pairs of ``twolist`` in the kernel fault model under reclaim
+    (docs/model.md 8.2: the PTEs' young bits): one or two threads (maybe in two address
+    spaces) reading and writing 2-4 file VMAs (text, data, two mapping one file) and an
+    anonymous one, more pages than the page cache's few frames (``memory_pages`` near its
+    minimum, or a ``memory_bytes`` limit), with readahead, folios, fault-around and
+    workingset drawn."""
+    policy = PRESETS[draw(st.sampled_from(["nopage", "nopage_refault", "fault_retry"]))]
+    n_threads = draw(st.integers(1, 2))
+    two_spaces = n_threads == 2 and draw(st.booleans())
+    vpn = 0x400 + draw(st.integers(0, 3))
+    vmas = []
+    for j, (prot, private, file) in enumerate(draw(st.lists(st.sampled_from(
+            [("rx", True, "T"), ("r", True, "D"), ("rw", True, "D"), ("rw", False, "D"),
+             ("r", True, None)]), min_size=2, max_size=4))):
+        n_pages = draw(st.integers(2, 12))
+        mapping = dict(prot=prot, private=private,
+                       madvise=draw(st.sampled_from(["normal", "normal", "random",
+                                                     "sequential"])))
+        if file is not None:
+            mapping.update(file=file, offset=draw(st.integers(0, 4)) * PAGE)
+        vmas.append(Vma(vpn * PAGE, (vpn + n_pages) * PAGE, "file", name=f"f{j}",
+                        asid=int(two_spaces and j % 2 == 1), **mapping))
+        vpn += n_pages + draw(st.integers(0, 2))
+    vmas.append(Vma(vpn * PAGE, (vpn + 8) * PAGE, "anon", name="heap", prot="rw"))
+    if two_spaces:
+        vmas.append(Vma(vpn * PAGE, (vpn + 8) * PAGE, "anon", name="heap1", prot="rw", asid=1))
+    rows = []
+    tids = (1, 2)[:n_threads]
+    for _ in range(draw(st.integers(10, 80))):
+        i = draw(st.integers(0, n_threads - 1))
+        asid = int(two_spaces and i == 1)
+        mine = [v for v in vmas if v.asid == asid]
+        v = draw(st.sampled_from(mine))
+        page = draw(st.integers(0, (v.end - v.start) // PAGE - 1))
+        op = draw(st.sampled_from(ACCESS_OPS))
+        if "w" not in v.prot and op in (Op.STORE, Op.MODIFY):
+            op = Op.LOAD          # (the program would have died of SIGSEGV)
+        rows.append((tids[i], asid, v.start + page * PAGE, op, 8))
+    tid_col, asid_col, addr_col, op_col, size_col = (np.array(c) for c in zip(*rows))
+    trace = Trace(addr=addr_col.astype(np.uint64), op=op_col.astype(np.uint8),
+                  tid=tid_col.astype(np.uint32), asid=asid_col.astype(np.uint16),
+                  size=size_col.astype(np.uint64),
+                  gap_ns=np.full(len(rows), draw(st.integers(0, 200_000)), np.uint64))
+    folio_pages = draw(st.sampled_from([1, 1, 2]))
+    present = {r[1] for r in rows}
+    memory_pages = memory_bytes = None
+    if draw(st.booleans()):
+        memory_pages = (2 * n_threads + 1) * folio_pages + draw(st.integers(0, 4))
+    else:
+        # the kernel's own frames (a PGD per address space, 4 per thread, 3 tables per
+        # address space) and a few more
+        fixed = len(present) * 4 + 4 * n_threads
+        memory_bytes = (fixed + draw(st.integers(0, 14))) * PAGE
+    scenario = Scenario(
+        trace, vmas=tuple(vmas), policy=policy, memory_pages=memory_pages,
+        memory_bytes=memory_bytes, replacement="twolist", workingset=draw(st.booleans()),
+        fault_around_pages=draw(st.sampled_from([1, 2, 4])), costs=draw(costs()),
+        seed=draw(st.integers(0, 2**64 - 1)), fault_model="kernel",
+        folio_pages=folio_pages, ra_pages=draw(st.sampled_from([0, 2, 4, 8])),
+        horizon_ns=50_000_000)
     scenario.validate(policy)
     return scenario, policy
 

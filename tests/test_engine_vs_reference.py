@@ -27,7 +27,8 @@ if not hasattr(engine, "run"):
                 allow_module_level=True)
 
 from naive_engine import canonical, first_difference, simulate  # noqa: E402
-from scenario_strategies import cases, granular_cases, kernel_cases, lock_cases  # noqa: E402
+from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases,  # noqa: E402
+                                 young_cases)
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
 from vmlab.trace import Op, Trace  # noqa: E402
@@ -164,6 +165,15 @@ def test_engine_matches_reference_while_its_tables_grow():
                                  HealthCheck.filter_too_much])
 @given(kernel_cases())
 def test_engine_matches_reference_under_the_kernel_fault_model(case):
+    check_agreement(*case)
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(young_cases())
+def test_engine_matches_reference_with_young_bits(case):
+    """docs/model.md 8.2: twolist in the kernel fault model reads the PTEs' young bits."""
     check_agreement(*case)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from naive_engine import simulate
+from vmlab.errors import ScenarioError
 from vmlab.model import HDD, Costs, Fixed, Scenario, Vma, get_policy
 from vmlab.trace import Op, Trace, synth
 
@@ -246,6 +247,39 @@ def test_mmap_lock_line_costs_the_other_holders_at_acquire_and_release():
     # without the cost, the same runs as before
     r0 = simulate(scenario([read(0, ANON), read(1, ANON + PAGE)]), "nopage")
     assert [f["end_ns"] for f in rows(r0, "faults")] == [1300, 1300]
+
+
+def test_lines_multiply_the_line_cost_of_each_operation_by_kind():
+    """docs/model.md 15.1: an acquisition costs line_ns * n per line it transfers, a release
+    likewise with its own count; each lock kind has its own counts."""
+    c = costs(mmap_lock_line_ns=LINE, mmap_lock_acquire_lines=3, mmap_lock_release_lines=2)
+    r = simulate(scenario([read(0, ANON), read(1, ANON + PAGE)], costs=c), "nopage")
+    # thread 1 finds one holder: 3 * 40 at its grant, handler to 1420; thread 0 releases at
+    # 1300 beside it: 2 * 40, effective 1380; thread 1 then releases alone at 1420
+    assert [(x["acquire_ns"], x["release_ns"]) for x in rows(r, "locks")] == [(0, 1380), (0, 1420)]
+    assert [f["end_ns"] for f in rows(r, "faults")] == [1380, 1420]
+    # the VMA word's counts are its own: mmap_lock's lines do not apply to it
+    c = costs(vma_lock_line_ns=LINE, vma_lock_acquire_lines=2, mmap_lock_acquire_lines=3)
+    r = simulate(scenario([read(0, ANON), read(1, ANON + PAGE)], costs=c), "per_vma_lock")
+    assert list(zip(r.vma_locks["acquire_ns"], r.vma_locks["release_ns"])) == [(0, 1340),
+                                                                            (0, 1380)]
+    # readers granted together at a writer's release: 3 * 40 each at the grant, 40 each at
+    # the release; the writer holds mmap_lock alone, so its lines cost nothing
+    sc = scenario([writer(2, ELSEWHERE, PAGE), read(0, ANON, gap=100),
+                   read(1, ANON + PAGE, gap=100)],
+                  costs=costs(mmap_lock_line_ns=LINE, mmap_lock_acquire_lines=3))
+    r = simulate(sc, "nopage")
+    assert [(f["lock_wait_ns"], f["end_ns"]) for f in rows(r, "faults")] == [(1200, 2760),
+                                                                            (1200, 2760)]
+    w = [x for x in rows(r, "locks") if x["thread"] == 2][0]
+    assert (w["acquire_ns"], w["release_ns"]) == (0, 1300)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, 65, "2"])
+def test_lines_must_be_whole_and_at_least_one(bad):
+    with pytest.raises(ScenarioError, match="mmap_lock_release_lines must be a whole "
+                                                   "number of cache lines from 1 to 64"):
+        Costs(mmap_lock_release_lines=bad)
 
 
 def test_vma_lock_line_is_per_vma_and_counts_a_draining_writer():

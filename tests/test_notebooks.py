@@ -217,11 +217,20 @@ def test_09_twenty_years_later(executed):
     assert r["lespinasse_n_mmap_lock_read_per_vma_no_retry"] == 0
     assert r["lespinasse_n_retries_per_vma_no_retry"] == 0
     assert r["lespinasse_writer_ops_per_s_fault_retry"] == pytest.approx(15_000, rel=0.05)
-    # pft-threads: the mean field within 6%, the cited baseline shape within 25%
+    # pft-threads: the mean field within 6% (per-VMA 8%: its lookup, outside the word, lets
+    # the holds line up at a few threads), the cited baseline shape within 25%
     assert r["pft_mean_field_max_error"] < 0.06
+    assert r["pft_vma_mean_field_max_error"] < 0.08
     assert r["pft_12_over_1"] == pytest.approx(4.97 / 0.90, rel=0.25)
     assert 1.0 < r["pft_128_over_30"] < 1.25
     assert r["pft_vma_split_max_threads"] > 4
+    # per-VMA locks on pft's one region (docs/model.md 15.11): one line per operation, no
+    # gain; the counted lines (4 per fault on mmap_lock, 3 on the series-v2 VMA word) a gain
+    # toward 4/3 at 128 threads, more with 6.4's 2; the 4-thread slowdown does not follow
+    assert abs(r["pft_vma_max_threads_one_line"]) < 0.01
+    assert 0.20 < r["pft_vma_max_threads"] < 1 / 3
+    assert r["pft_vma_max_threads_6_4"] > 2 * r["pft_vma_max_threads"]
+    assert r["pft_vma_4"] > 0 and r["pft_vma_1"] == pytest.approx(1351 / 1451 - 1)
     # ebizzy: speculative and per-VMA faults leave the lock word and the munmap queue
     assert r["spf_ratio_16"] > 1.4 and r["per_vma_ratio_16"] > 1.4
     assert r["spf_n_mmap_lock_read_16"] == r["spf_n_vma_lock_fallbacks_16"]

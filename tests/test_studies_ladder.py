@@ -88,6 +88,25 @@ def test_line_cost_closed_form():
     assert line == round(1351 / (2 * 6.35 / 0.90))
     big = ladder.pft_rate_mean_field(10**7, 1351, line)
     assert big == pytest.approx(1e9 / (2 * line), rel=1e-3)
+    # with 4 lines per fault (mmap_lock's count, owner and pgd, then the count): 1 / (4 line)
+    assert ladder.fault_lines("per_vma_v2") == 4
+    assert ladder.pft_line_ns(1350, ratio=6.75, lines=4) == 50
+    big = ladder.pft_rate_mean_field(10**7, 1351, 48, lines=4)
+    assert big == pytest.approx(1e9 / (4 * 48), rel=1e-3)
+
+
+def test_lock_lines_are_the_counted_layouts():
+    """docs/model.md 15.11: mmap_lock 3 + 1 in every layout; the VMA's rwsem 2 + 1 while it
+    shared vm_area_struct's first line (the cited run), 1 + 1 on a line of its own (6.4)."""
+    lines = ladder.LOCK_LINES
+    assert ladder.PFT_LAYOUT == "per_vma_v2"
+    assert [ladder.fault_lines(k) for k in lines] == [2, 4, 4]
+    assert [ladder.fault_lines(k, "vma_lock") for k in lines] == [2, 3, 2]
+    assert lines["one_each"] == {n: getattr(Costs(), n) for n in lines["one_each"]}
+    c = ladder.pft_costs()
+    assert (c.mmap_lock_line_ns, c.vma_lock_line_ns) == (48, 48)     # 1351 / (4 * 7.06)
+    assert (c.mmap_lock_acquire_lines, c.vma_lock_acquire_lines) == (3, 2)
+    assert ladder.pft_costs("one_each").mmap_lock_line_ns == 96
 
 
 def test_mean_field_rate_limits():
@@ -98,6 +117,9 @@ def test_mean_field_rate_limits():
     # no line cost: T threads in parallel
     rates = ladder.pft_rate_mean_field(np.array([1, 2, 64]), 1300, 0, 50)
     assert rates == pytest.approx(np.array([1, 2, 64]) * 1e9 / 1350)
+    # lines per fault multiply the line cost
+    assert ladder.pft_rate_mean_field(8, 1300, 100, 0, lines=3) == pytest.approx(
+        8e9 / (1300 + 3 * 700))
 
 
 # -- pft-threads ----------------------------------------------------------------------------
@@ -119,9 +141,9 @@ def test_pft_threads_collapse_and_plateau(lines):
     128 over 30 below 1.25 (cited: about 1.0)."""
     df = ladder.pft_sweep(threads=(1, 4, 12, 30, 128), policies=("fault_retry_v57",),
                           pages_per_thread=16)
-    c = Costs()
-    line = ladder.pft_line_ns(ladder.pft_fault_ns(c))
-    mf = ladder.pft_rate_mean_field(df["n_threads"].to_numpy(), 1300, line, 51)
+    c = ladder.pft_costs()
+    mf = ladder.pft_rate_mean_field(df["n_threads"].to_numpy(), 1300, c.mmap_lock_line_ns, 51,
+                                    lines=ladder.fault_lines(ladder.PFT_LAYOUT))
     assert df["faults_per_s"].to_numpy() == pytest.approx(mf, rel=0.06)
     per = df["faults_per_s_per_thread"].to_numpy()
     assert (np.diff(per) < 0).all()
@@ -132,10 +154,13 @@ def test_pft_threads_collapse_and_plateau(lines):
 
 
 def test_pft_per_vma_locks_on_one_region_and_on_one_vma_per_thread(lines):
-    """One region (pft's): the VMA's word is as shared as mmap_lock's, so per-VMA locks gain
-    nothing past a few threads (vmlab's difference from the cited +22-27%, notebook 09 says
-    why); one VMA per thread: each word has one user and the rate grows linearly."""
-    one = ladder.pft_sweep(threads=(1, 128), pages_per_thread=8).set_index(
+    """One region (pft's): with one line per operation the VMA's word costs what mmap_lock's
+    does, so per-VMA locks gain nothing past a few threads; with the counted lines (4 per
+    fault on mmap_lock, 3 on the cited run's VMA word) they gain, toward 4/3 at the plateau,
+    as the mean field says; one VMA per thread: each word has one user and the rate grows
+    linearly."""
+    one = ladder.pft_sweep(threads=(1, 128), pages_per_thread=8,
+                           costs=ladder.pft_costs("one_each")).set_index(
         ["n_threads", "policy"])["vs_baseline"]
     assert one[(1, "per_vma_lock")] == pytest.approx(1351 / 1451 - 1, rel=1e-9)
     assert abs(one[(128, "per_vma_lock")]) < 0.03
@@ -144,6 +169,29 @@ def test_pft_per_vma_locks_on_one_region_and_on_one_vma_per_thread(lines):
     assert by.loc["per_vma_lock", "vs_baseline"] > 4.0
     # each thread alone on its word: the lone-thread rate, 128 times
     assert by.loc["per_vma_lock", "faults_per_s"] == pytest.approx(128e9 / 1451, rel=0.01)
+
+
+@pytest.mark.parametrize("layout", ["per_vma_v2", "per_vma_6.4"])
+def test_pft_counted_lines_follow_the_mean_field_on_both_paths(lines, layout):
+    """Both curves within 8% of the closed form (the per-VMA lookup, outside the word, lets
+    the holds line up at 4 threads: 7.3% there at full size, the baseline within 1.2%); the
+    per-VMA over baseline ratio at 128 threads within 2% of the closed form's (16 pages a
+    thread: the start, before every thread faults, weighs a little)."""
+    c = ladder.pft_costs(layout)
+    threads = np.array([1, 4, 12, 128])
+    df = ladder.pft_sweep(threads=tuple(threads), pages_per_thread=16, costs=c)
+    rate = df.set_index(["policy", "n_threads"])["faults_per_s"]
+    mf_base = ladder.pft_rate_mean_field(threads, 1300, c.mmap_lock_line_ns, 51,
+                                         lines=ladder.fault_lines(layout))
+    mf_vma = ladder.pft_rate_mean_field(threads, 1300, c.vma_lock_line_ns, 51 + c.vma_lookup_ns,
+                                        lines=ladder.fault_lines(layout, "vma_lock"))
+    assert rate["fault_retry_v57"].to_numpy() == pytest.approx(mf_base, rel=0.02)
+    assert rate["per_vma_lock"].to_numpy() == pytest.approx(mf_vma, rel=0.08)
+    gain = rate[("per_vma_lock", 128)] / rate[("fault_retry_v57", 128)] - 1
+    assert 1 + gain == pytest.approx(mf_vma[-1] / mf_base[-1], rel=0.02)
+    # the plateau tends to the ratio of the lines: 4/3 (cited run), 4/2 (6.4)
+    plateau = ladder.fault_lines(layout) / ladder.fault_lines(layout, "vma_lock")
+    assert 0.8 * (plateau - 1) < gain < plateau - 1
 
 
 # -- the ladder and Lespinasse --------------------------------------------------------------

@@ -6,6 +6,7 @@ bit-for-bit deterministic and agree exactly with the plain-Python reference simu
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numba
@@ -151,6 +152,36 @@ def njit_phase(func):
     Phases that run once per I/O or more rarely are plain ``njit_borrow`` calls: inlined,
     each would be compiled again into every caller."""
     return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True))
+
+
+@contextlib.contextmanager
+def quick_target_config():
+    """While a kernel compiles: numba's compile options (``TargetConfig``) hashed and listed
+    without going through a property per option, with the same values.
+
+    numba keys its cache of every ``@overload`` resolution by the compiling function's
+    options, and lists all of them (one property call each, about sixty) for every hash and
+    every comparison: typing the fault engine resolves an array ``getitem``/``setitem``
+    against the overload templates about 92,000 times, and the listing took a fifth of
+    the first compile (docs/performance.md, seventh session).  The hash is numba's own
+    value (it hashes the sorted option names), the listing the same dict; only the way to
+    it is shorter.  Restored on exit."""
+    from numba.core.targetconfig import TargetConfig
+
+    saved = TargetConfig.__dict__["values"], TargetConfig.__dict__["__hash__"]
+
+    def values(self):
+        own = self._values
+        return {k: own.get(k, option.default) for k, option in self.options.items()}
+
+    def __hash__(self):
+        return hash(tuple(sorted(self.options)))
+
+    TargetConfig.values, TargetConfig.__hash__ = values, __hash__
+    try:
+        yield
+    finally:
+        TargetConfig.values, TargetConfig.__hash__ = saved
 
 
 def _prefetch_intrinsic():

@@ -36,17 +36,22 @@ FP_GENERAL, FP_NO_WAIT, FP_FILE, FP_CONTEXT = -1, 0, 1, 2
 # cost slots
 (COST_ACCESS, COST_FAULT, COST_ZERO_FILL, COST_PAGECACHE_HIT, COST_STRUCT_PAGE, COST_DRIVER,
  COST_PTE, COST_REMAP_FIXED, COST_SIGNAL, COST_MMAP_CS, COST_WAKEUP, COST_COPY_PAGE,
- COST_VMA_LOOKUP, COST_MMAP_LINE, COST_VMA_LINE) = range(15)
+ COST_VMA_LOOKUP, COST_MMAP_LINE, COST_VMA_LINE, COST_MMAP_ACQ_LINES, COST_MMAP_REL_LINES,
+ COST_VMA_ACQ_LINES, COST_VMA_REL_LINES) = range(19)
 COST_NAMES = ("access_ns", "fault_ns", "zero_fill_ns", "pagecache_hit_ns", "struct_page_ns",
               "driver_ns", "pte_ns", "remap_fixed_ns", "signal_ns", "mmap_cs_ns", "wakeup_ns",
-              "copy_page_ns", "vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns")
+              "copy_page_ns", "vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns",
+              "mmap_lock_acquire_lines", "mmap_lock_release_lines", "vma_lock_acquire_lines",
+              "vma_lock_release_lines")
 
 # kernel fault model (docs/model.md 11.2): what a fault's lookup does, decided at the grant
 # (CASE_NONE: the page model, and device/iomem/context/eager VMAs)
 (CASE_NONE, CASE_ZERO, CASE_ANON, CASE_COPY, CASE_MKWRITE, CASE_READ, CASE_COW,
  CASE_SHARED) = range(8)
-# PTE state bits beside FL (kernel model): read-only (with F_PTE), a private copy's PTE
-PT_RO, PT_COPY = 1, 2
+# PTE state bits beside FL (kernel model): read-only (with F_PTE), a private copy's PTE,
+# young (the accessed bit: set by an install and by every access through the PTE, read and
+# cleared by twolist's reclaim; docs/model.md 8.2)
+PT_RO, PT_COPY, PT_YOUNG = 1, 2, 4
 
 # events
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3

@@ -903,6 +903,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         adv_target=adv_target, adv_entries=np.flatnonzero(adv_target).astype(np.int64),
         memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
+        young=kernel_model and scenario.replacement == "twolist",
         charge_anon=scenario.memory_bytes is not None,
         **_page_tables(scenario.memory_bytes is not None, page_asid, page_vpn, vma_asid,
                        vma_first_vpn, vma_end_vpn, T),

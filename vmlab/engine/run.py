@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .._numba import quick_target_config
 from . import codes as C
 from .kernel.loop import _run_pass, _setup, _simulate
 from .prepare import prepare
@@ -107,7 +108,8 @@ def compile_kernel(inputs):
     sig = _SIGNATURES[key] = (numba.typeof(inputs), numba.typeof(W), numba.typeof(G))
     if sig in _run_pass.overloads:
         return False
-    _run_pass.compile(sig)
+    with quick_target_config():
+        _run_pass.compile(sig)
     return True
 
 

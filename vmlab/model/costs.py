@@ -21,6 +21,9 @@ from ._checks import (LIMIT, LIMIT_TEXT, as_whole, checked_keywords, is_finite_n
 
 #: Costs and distribution values must be below this (2**62 ns, 146 years): times are int64.
 MAX_NS = LIMIT
+#: At most this many cache lines per lock operation (``*_lock_*_lines``): a lock operation
+#: writes a word or two; the bound keeps ``line_ns * lines * threads`` far from overflow.
+MAX_LOCK_LINES = 64
 
 TABLE_BITS = 16
 TABLE_SIZE = 1 << TABLE_BITS
@@ -291,6 +294,17 @@ class Costs:
     vma_lookup_ns: int = 0
     mmap_lock_line_ns: int = 0
     vma_lock_line_ns: int = 0
+    #: Cache lines a lock operation transfers that the word's other users also write (docs/model.md
+    #: 15.1, 15.11): an acquisition or a release costs ``line_ns * n`` per line.  Default 1:
+    #: one line per operation, the model before lines were counted.  The kernel's counts
+    #: (``mmap_lock``: 3 per acquisition, the count and the owner on two lines and the page-table
+    #: walk's read of ``mm->pgd`` beside the count, 1 per release; a VMA lock: 1 and 1 in
+    #: 6.4-6.14, 2 and 1 when its rwsem shared ``vm_area_struct``'s first line) are
+    #: :data:`vmlab.studies.ladder.LOCK_LINES`.
+    mmap_lock_acquire_lines: int = 1
+    mmap_lock_release_lines: int = 1
+    vma_lock_acquire_lines: int = 1
+    vma_lock_release_lines: int = 1
     #: A ``LOCK_R`` record of size 0 (a reader of ``mmap_lock`` that is not a fault, whose
     #: hold the trace does not give; docs/model.md 15.9) holds the lock this long: one
     #: ``mincore`` of 64 pages on this host (1.6 µs, best of 2,000; scripts/mmap_readers.c).
@@ -303,6 +317,13 @@ class Costs:
             v = getattr(self, f.name)
             if f.name in ("io_ns", "wait_ns"):
                 object.__setattr__(self, f.name, as_dist(v, f.name))
+            elif f.name.endswith("_lines"):
+                w = as_whole(v)
+                if w is None or w < 1 or w > MAX_LOCK_LINES:
+                    raise ScenarioError(
+                        f"cost {f.name} must be a whole number of cache lines from 1 to "
+                        f"{MAX_LOCK_LINES}, got {v!r}")
+                object.__setattr__(self, f.name, w)
             else:
                 w = as_whole(v)
                 if w is None or w < 0:

@@ -34,7 +34,8 @@ Parameters come from the cited setups (thread counts, which calls are writers an
 cover) or from this host's measured costs (``Costs()``, docs/model.md section 14).  Two
 constants no setup states are chosen and said so: the lock word's cache-line cost, taken from
 the baseline ``pft-threads`` curve itself (:func:`pft_line_ns`: its plateau over its
-one-thread rate), and the RCU lookup :data:`VMA_LOOKUP_NS`.
+one-thread rate), and the RCU lookup :data:`VMA_LOOKUP_NS`.  How many cache lines each lock
+operation transfers is counted from the kernel's source, not chosen (:data:`LOCK_LINES`).
 """
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ class Published:
 
 
 LESPINASSE_SRC = "Michel Lespinasse, mmap_sem retry patch (2010), via MODEL.md"
-PFT_SRC = "mmtests pft-threads, 2-socket Ice Lake, per-VMA locks (Suren Baghdasaryan, 2023)"
+PFT_SRC = ("mmtests pft-threads, 2-socket Ice Lake (Xeon 8336C): per-VMA locks series v2 "
+           "(Suren Baghdasaryan) against 6.2-rc4 mm-unstable, run by Punit Agrawal (linux-mm, "
+           "Feb 2023)")
 SPF_SRC = ("Laurent Dufour, [PATCH v11 00/26] Speculative page faults (2018); "
            "Michel Lespinasse (2021)")
 RETRY_SRC = "Barry Song, Oven Liyang, retry under the VMA lock RFC (Nov 2025), v2 (Apr 2026)"
@@ -114,6 +117,13 @@ PUBLISHED = (
               "of per_vma_lock's (656 -> 15)", 15 / 656, "fraction", RETRY_SRC,
               "nearly emptied: below 5%", (0.0, 0.05)),
 )
+
+
+#: The cited pft-threads run's whole per-VMA curve: threads -> faults/s with per-VMA locks
+#: (series v2) over the baseline, minus 1 (harmonic means of 10 runs; :data:`PFT_SRC`).
+#: ``pft_vma_4`` and ``pft_vma_128`` of :data:`PUBLISHED` are its 4-thread and 110-128 points.
+PFT_CITED_VMA_CHANGE = {1: -0.0050, 4: -0.0951, 7: -0.0610, 12: -0.0281, 21: 0.0218,
+                        30: 0.0545, 48: 0.1643, 79: 0.2041, 110: 0.2472, 128: 0.2190}
 
 
 def published_table():
@@ -172,14 +182,58 @@ VMA_LOOKUP_NS = 100
 PFT_PLATEAU_RATIO = 6.35e6 / 0.90e6
 
 
-def pft_line_ns(fault_ns, ratio=PFT_PLATEAU_RATIO):
-    """The lock word's cache-line cost at which ``T`` threads sharing it plateau at ``ratio``
-    times the 1-thread fault rate (closed form).
+#: The cache lines each lock operation of a fault transfers on one address space whose faults
+#: all take the same word: the lines it writes, and the lines of the word the fault reads again
+#: after the other users wrote them (docs/model.md 15.11, counted from kernel/locking/rwsem.c,
+#: include/linux/mm_types.h, mm/memory.c).  Per layout:
+#:
+#: * ``"one_each"``: one line per acquisition and per release, the model before lines were
+#:   counted (``Costs()``'s default).
+#: * ``"per_vma_v2"``: the kernels of the cited pft-threads run (6.2-rc4 with the per-VMA lock
+#:   series v2, February 2023).  ``mmap_lock``, acquisition 3: ``down_read_trylock`` adds to
+#:   the count (an atomic read-modify-write) and stores the owner
+#:   (``rwsem_set_reader_owned``), which ``struct mm_struct`` keeps on two lines (mmap_lock 56
+#:   bytes past a line boundary), and the page-table walk reads ``mm->pgd``, in the 56 bytes
+#:   before the count, after the other readers' adds wrote that line; release 1 (``up_read``
+#:   subtracts from the count).  The VMA's rwsem sat in ``vm_area_struct``'s first line, beside
+#:   ``vm_start``, ``vm_flags`` and ``vm_page_prot``: acquisition 2 (count and owner on that
+#:   line, and the handler's read of ``vm_page_prot``/``vm_flags`` after the zero-fill, when
+#:   the other faults' lock operations have taken the line), release 1.
+#: * ``"per_vma_6.4"``: 6.4-6.14 as merged: ``struct vma_lock`` is a 40-byte rwsem of its own
+#:   ("mm: separate vma->lock from vm_area_struct": the fields the fault reads no longer share
+#:   its line), so a VMA lock's acquisition and release are 1 and 1; ``mmap_lock`` as above.
+#:
+#: The sequence counts a VMA-locked fault checks (``vm_lock_seq``, ``mm_lock_seq``) are
+#: written by writers only and transfer nothing on pft.
+LOCK_LINES = {
+    "one_each": {"mmap_lock_acquire_lines": 1, "mmap_lock_release_lines": 1,
+                 "vma_lock_acquire_lines": 1, "vma_lock_release_lines": 1},
+    "per_vma_v2": {"mmap_lock_acquire_lines": 3, "mmap_lock_release_lines": 1,
+                   "vma_lock_acquire_lines": 2, "vma_lock_release_lines": 1},
+    "per_vma_6.4": {"mmap_lock_acquire_lines": 3, "mmap_lock_release_lines": 1,
+                    "vma_lock_acquire_lines": 1, "vma_lock_release_lines": 1},
+}
 
-    With ``T`` threads always inside a fault, each acquisition and each release of the word
-    costs ``line_ns * (T - 1)`` (docs/model.md 15.1), so a fault takes
-    ``fault_ns + 2 * line_ns * (T - 1)`` and the total rate tends to ``1 / (2 * line_ns)``;
-    equating it with ``ratio / fault_ns`` gives ``line_ns = fault_ns / (2 * ratio)``.
+#: The layout of the kernels the cited pft-threads figures were measured on.
+PFT_LAYOUT = "per_vma_v2"
+
+
+def fault_lines(layout, kind="mmap_lock"):
+    """The lines a fault's acquisition and release of a ``kind`` word (``"mmap_lock"`` or
+    ``"vma_lock"``) transfer together under ``layout`` (a name of :data:`LOCK_LINES`)."""
+    lines = LOCK_LINES[layout]
+    return lines[f"{kind}_acquire_lines"] + lines[f"{kind}_release_lines"]
+
+
+def pft_line_ns(fault_ns, ratio=PFT_PLATEAU_RATIO, lines=2):
+    """The cost of one cache-line transfer at which ``T`` threads sharing a lock word plateau
+    at ``ratio`` times the 1-thread fault rate (closed form).
+
+    With ``T`` threads always inside a fault, an acquisition and a release that write
+    ``lines`` lines between them cost ``lines * line_ns * (T - 1)`` (docs/model.md 15.1), so a
+    fault takes ``fault_ns + lines * line_ns * (T - 1)`` and the total rate tends to
+    ``1 / (lines * line_ns)``; equating it with ``ratio / fault_ns`` gives ``line_ns =
+    fault_ns / (lines * ratio)``.
 
     Parameters
     ----------
@@ -187,29 +241,35 @@ def pft_line_ns(fault_ns, ratio=PFT_PLATEAU_RATIO):
         One thread's time per fault (handler CPU plus its user work), ns.
     ratio : float
         Plateau over the 1-thread rate (default: the cited baseline's, about 7.06).
+    lines : int
+        Lines an acquisition and a release of the word transfer together (default 2: one
+        each; the kernel's ``mmap_lock``: ``fault_lines("per_vma_v2")``, 4).
 
     Returns
     -------
     int
         The line cost in ns (rounded).
     """
-    return int(round(fault_ns / (2.0 * ratio)))
+    return int(round(fault_ns / (lines * ratio)))
 
 
-def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0):
+def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0, lines=2):
     """Total faults per second of ``n_threads`` threads sharing one lock word (closed form).
 
     Mean field of docs/model.md 15.1: a thread spends ``outside_ns`` per fault outside the
     word (user work, an RCU lookup) and ``h`` holding it, where ``h = fault_cpu_ns +
-    2 * line_ns * n`` and ``n = (T - 1) * h / (outside_ns + h)`` other threads hold it on
-    average.  ``h`` is the positive root of ``h^2 + (a - c - 2 l (T - 1)) h - c a = 0``.
-    Exact for one thread, and for ``outside_ns = 0`` while every thread faults; otherwise
-    the simulation's rate differs by how the holds line up (a few per cent).
+    lines * line_ns * n`` (``lines``: the lines its acquisition and release transfer
+    together) and ``n = (T - 1) * h / (outside_ns + h)`` other threads hold it on average.
+    ``h`` is the positive root of ``h^2 + (a - c - lines l (T - 1)) h - c a = 0``.  Exact for
+    one thread, and for ``outside_ns = 0`` while every thread faults; otherwise the
+    simulation's rate differs by how the holds line up (a few per cent).
 
     Parameters
     ----------
     n_threads : int or array
     fault_cpu_ns, line_ns, outside_ns : float
+    lines : int
+        Lines per fault: :func:`fault_lines` of the word's kind (default 2, one each).
 
     Returns
     -------
@@ -218,7 +278,7 @@ def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0):
     """
     T = np.asarray(n_threads, dtype=float)
     a, c, ell = float(outside_ns), float(fault_cpu_ns), float(line_ns)
-    b = a - c - 2.0 * ell * (T - 1.0)
+    b = a - c - float(lines) * ell * (T - 1.0)
     h = (-b + np.sqrt(b * b + 4.0 * c * a)) / 2.0
     out = T * 1e9 / (a + h)
     return float(out) if out.ndim == 0 else out
@@ -260,15 +320,17 @@ def ladder_scenario(n_threads=4, reads_per_thread=40, n_files=2, file_pages=4096
     return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs, seed=seed)
 
 
-def lock_costs(line_ns, vma_line_ns=None, lookup_ns=VMA_LOOKUP_NS, costs=None):
+def lock_costs(line_ns, vma_line_ns=None, lookup_ns=VMA_LOOKUP_NS, costs=None, layout=None):
     """``costs`` (default ``Costs()``) with the lock-word costs of docs/model.md 15.1:
     ``mmap_lock_line_ns = line_ns``, ``vma_lock_line_ns = vma_line_ns`` (default the same:
-    in 6.4-6.14 both words are an rwsem's count, taken and released by the same atomics),
-    ``vma_lookup_ns = lookup_ns``."""
+    one line transfer costs the same whichever word it holds), ``vma_lookup_ns = lookup_ns``,
+    and the lines each operation transfers from ``layout`` (a name of :data:`LOCK_LINES`;
+    default: ``costs``' own, one each unless set)."""
     vma_line_ns = line_ns if vma_line_ns is None else vma_line_ns
     return (costs or Costs()).replace(mmap_lock_line_ns=int(line_ns),
                                       vma_lock_line_ns=int(vma_line_ns),
-                                      vma_lookup_ns=int(lookup_ns))
+                                      vma_lookup_ns=int(lookup_ns),
+                                      **(LOCK_LINES[layout] if layout else {}))
 
 
 def pft_scenario(n_threads, pages_per_thread=64, touch_gap_ns=50, costs=None,
@@ -585,16 +647,25 @@ def pft_table(results):
     return df
 
 
+def pft_costs(layout=PFT_LAYOUT, costs=None):
+    """The costs of :func:`pft_sweep`: ``costs`` (default ``Costs()``) with the lines of
+    ``layout`` (a name of :data:`LOCK_LINES`; default the cited run's, ``"one_each"`` for the
+    model before lines were counted), the line cost of :func:`pft_line_ns` for ``mmap_lock``'s lines (the cited
+    baseline's plateau over its 1-thread rate, 7.06x) and :data:`VMA_LOOKUP_NS`."""
+    c = costs or Costs()
+    line = pft_line_ns(pft_fault_ns(c), lines=fault_lines(layout))
+    return lock_costs(line, costs=c, layout=layout)
+
+
 def pft_sweep(threads=PFT_THREADS, policies=("fault_retry_v57", "per_vma_lock"),
               pages_per_thread=64, costs=None, vma_per_thread=False, n_jobs=None):
     """Run :func:`pft_scenario` at each thread count under each policy; :func:`pft_table`.
 
-    ``costs`` default: :func:`lock_costs` with the line cost of :func:`pft_line_ns` (the
-    baseline plateau over its 1-thread rate, 7.06x) and :data:`VMA_LOOKUP_NS`.
+    ``costs`` default: :func:`pft_costs` (the lines of the cited run's kernels,
+    :data:`PFT_LAYOUT`).
     """
     if costs is None:
-        c = Costs()
-        costs = lock_costs(pft_line_ns(pft_fault_ns(c)), costs=c)
+        costs = pft_costs()
     keys, runs = [], []
     for T in threads:
         sc = pft_scenario(T, pages_per_thread=pages_per_thread, costs=costs,

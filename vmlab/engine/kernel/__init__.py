@@ -89,6 +89,7 @@ class KernelInputs(NamedTuple):
     replacement: int         # codes.REPL_*
     twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
     workingset: bool         # twolist's protection of the working set (docs/model.md 8.1)
+    young: bool              # twolist in the kernel model reads the PTEs' young bits (8.2)
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page-cache entries resident at time 0, in order

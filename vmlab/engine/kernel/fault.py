@@ -16,8 +16,9 @@ from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_buck
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
 from .granularity import PT_COPY, _around_mappable, _install_page, _map_around
 from .locks import _release_cost, _release_hold
-from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _admit_entry, _admit_page,
-                        _note_candidate, _note_if_free, _pin, _reclaim, _touch, _unpin)
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_YOUNG, _admit_entry,
+                        _admit_page, _note_candidate, _note_if_free, _pin, _reclaim, _touch,
+                        _unpin)
 from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 
 
@@ -90,18 +91,21 @@ def _ph_lookup(K, W, G, th, t):
             s, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
             G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
             K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs, G[g.G_NEV],
-            K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec)
+            K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec,
+            K.young, W.PT)
         if not ok:
             # no frame and no victim under memory_bytes: OOM (section 12)
             _oom(W, G, th, t)
             return -1, g.HALT
         W.cnt[C.CNT_READ_PAGES] += K.slot_frames[s]
-    elif K.workingset:  # (entries are pages: G_N_ENT is G_N_RESIDENT, one frame each)
+    elif K.workingset or K.young:  # (entries are pages: G_N_ENT is G_N_RESIDENT, one frame
+        #                             each)
         _ok, G[g.G_N_RESIDENT], _n, G[g.G_HAND], G[g.G_NEV] = _admit_entry(
             s, K.memory_pages, 0, G[g.G_N_RESIDENT], G[g.G_N_RESIDENT], K.replacement,
             G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
             K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
-            K.keep_records, t, C.BY_FAULT, th, True, W.SH, G, K.page_vma, K.vma_exec)
+            K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec,
+            K.young, W.PT)
     else:  # (one page an I/O, its pages read counted at the end)
         G[g.G_N_RESIDENT], G[g.G_HAND], G[g.G_NEV] = _admit_page(
             s, K.memory_pages, G[g.G_N_RESIDENT], K.replacement, G[g.G_HAND], FL.shape[0],
@@ -211,7 +215,7 @@ def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
                      G[g.G_N_ENT], K.replacement, G[g.G_HAND], W.FL.shape[0], W.LL, W.FL,
                      W.cnt, K.twolist_ratio, K.slot_frames, K.sp_off, K.sp_pages, W.MAPC,
                      W.RAM, W.ht, W.hk, G[g.G_HN], W.evs, G[g.G_NEV], K.keep_records, t, th,
-                     K.workingset, W.SH, G, K.page_vma, K.vma_exec)
+                     K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT)
     return n_rd, pg
 
 
@@ -467,7 +471,7 @@ def _take_unreclaimable(K, W, G, th, t, need):
         need, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
         G[g.G_HAND], W.FL.shape[0], W.LL, W.FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
         K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, W.evs, G[g.G_NEV], K.keep_records, t,
-        C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec)
+        C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT)
     if not ok:
         _oom(W, G, th, t)
         return False
@@ -647,11 +651,14 @@ def _ph_sigbus(K, W, G, th, t):
 def _ph_fault_end(K, W, G, th, t):
     """PH_FAULT_END: the fault completed at ``t``; the access follows (a reference to the
     page-cache page when the PTE maps it, or a do_cow_fault copied it; docs/model.md
-    11.2)."""
+    11.2; under ``young`` only the PTE's young bit, 8.2)."""
     TS, FL = W.TS, W.FL
     p = K.rec_page[TS[th, C.TS_POS]]
     s = g._entry(K, G, p)
-    if (FL[p] & F_FILE) != 0 and (not K.kernel_model or (
+    if K.young:
+        if (FL[p] & F_PTE) != 0:
+            W.PT[p] |= PT_YOUNG
+    elif (FL[p] & F_FILE) != 0 and (not K.kernel_model or (
             (FL[s] & F_RES) != 0 and ((FL[p] & F_PTE) != 0 or TS[th, C.TS_COW] == 1))):
         if (FL[s] & F_RES) != 0 or K.replacement == C.REPL_CLOCK:
             _touch(s, K.replacement, FL.shape[0], W.LL, FL, W.cnt, K.workingset, G,

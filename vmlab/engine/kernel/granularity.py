@@ -3,14 +3,16 @@ PTE allows, installing a case's PTE (and counting the PTEs that map a folio) and
 fault-around over a page's window (the page model's too).  PTE state lives in ``PT`` beside the
 page flags: ``PT_RO`` (with ``F_PTE``: the zero page or a page-cache page mapped read-only)
 and ``PT_COPY`` (the PTE maps a private copy of a file page; ``F_PTE`` is then clear, as the
-page-cache page itself is no longer mapped).  In the page model ``PT`` stays zero."""
+page-cache page itself is no longer mapped), and ``PT_YOUNG`` (the accessed bit: every
+kernel-model install sets it, as x86 installs young PTEs; docs/model.md 8.2).  In the page
+model ``PT`` stays zero."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..._numba import njit, njit_borrow
 from .. import codes as C
-from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES
+from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES, PT_YOUNG
 
 PT_RO = np.uint8(C.PT_RO)
 PT_COPY = np.uint8(C.PT_COPY)
@@ -49,20 +51,23 @@ def _kernel_case(p, write, backing, private, FL, PT, sp_ns, zero_fill_ns, copy_n
 @njit(inline="always")
 def _install_case(p, case, FL, PT, cnt):
     """Install the PTE a fault of ``case`` leaves (CASE_NONE: the page model's PTE); never
-    turns a writable PTE read-only.  Counts a new PTE in CNT_PTES."""
+    turns a writable PTE read-only.  Counts a new PTE in CNT_PTES.  A kernel-model PTE is
+    installed young."""
     present = (FL[p] & F_PTE) != 0 or (PT[p] & PT_COPY) != 0
     if not present:
         cnt[C.CNT_PTES] += 1
     if case == C.CASE_READ or case == C.CASE_ZERO:
         if not present:
             FL[p] |= F_PTE
-            PT[p] = PT_RO
+            PT[p] = PT_RO | PT_YOUNG
     elif case == C.CASE_COPY or case == C.CASE_COW:
         FL[p] &= np.uint8(255 - F_PTE)   # the PTE maps the copy, not the page-cache page
         PT[p] = PT_COPY
+    elif case == C.CASE_NONE:
+        FL[p] |= F_PTE
     else:
         FL[p] |= F_PTE
-        PT[p] &= np.uint8(255 - PT_RO)
+        PT[p] = (PT[p] & np.uint8(255 - PT_RO)) | PT_YOUNG
     FL[p] |= F_MSIO
 
 
@@ -118,7 +123,7 @@ def _map_around(p, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, 
                 FL[q] |= F_PTE
                 FL[q] |= F_MSIO
                 if kernel_model:
-                    PT[q] = PT_RO
+                    PT[q] = PT_RO | PT_YOUNG   # (x86: a prefaulted PTE is young too)
                 if s != q:
                     MAPC[s] += 1
                     FL[s] |= F_PTE

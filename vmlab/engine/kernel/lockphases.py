@@ -158,7 +158,8 @@ def _release_reader(K, W, G, th, t):
     TS = W.TS
     a = TS[th, C.TS_LOCK_ASID]
     if TS[th, C.TS_REL_PAID] == 0 and G[g.G_LINE_ON] == 1:
-        cost = K.costs[C.COST_MMAP_LINE] * (W.lk_readers[a] - 1)
+        cost = (K.costs[C.COST_MMAP_LINE] * K.costs[C.COST_MMAP_REL_LINES]
+                * (W.lk_readers[a] - 1))
         if cost > 0:
             TS[th, C.TS_REL_PAID] = 1
             return t + cost, g.STEP_DONE  # (on the CPU: the phase runs again after it)
@@ -243,11 +244,12 @@ def _ph_granted(K, W, G, th, t):
                 TS[th, C.TS_AROUND_DONE] = 1  # write faults: no fault-around
             hcpu = costs[C.COST_FAULT] + extra
         if G[g.G_LINE_ON] == 1:
-            # the lock word's line at the grant (docs/model.md 15.1)
+            # the lock word's lines at the grant (docs/model.md 15.1)
             how = TS[th, C.TS_HOW] if designs else C.FLK_MMAP
             hcpu += TS[th, C.TS_LINE_N] * (
-                costs[C.COST_MMAP_LINE] if how == C.FLK_MMAP else
-                costs[C.COST_VMA_LINE] if how == C.FLK_VMA else 0)
+                costs[C.COST_MMAP_LINE] * costs[C.COST_MMAP_ACQ_LINES] if how == C.FLK_MMAP
+                else costs[C.COST_VMA_LINE] * costs[C.COST_VMA_ACQ_LINES] if how == C.FLK_VMA
+                else 0)
         return t + hcpu, g.STEP_DONE
     TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
     TS[th, C.TS_PHASE] = C.PH_RELEASE_W
@@ -257,7 +259,7 @@ def _ph_granted(K, W, G, th, t):
         # docs/model.md 15.9: the record's hold, after the word's line at the grant
         hold = K.lr_hold[TS[th, C.TS_LR_NEXT]]
         if G[g.G_LINE_ON] == 1:
-            hold += TS[th, C.TS_LINE_N] * costs[C.COST_MMAP_LINE]
+            hold += TS[th, C.TS_LINE_N] * costs[C.COST_MMAP_LINE] * costs[C.COST_MMAP_ACQ_LINES]
         return t + hold, g.STEP_DONE
     v = TS[th, C.TS_CUR_VMA]
     return t + costs[C.COST_REMAP_FIXED] + K.vma_npages[v] * costs[C.COST_PTE], g.STEP_DONE

@@ -114,8 +114,9 @@ def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq, pol, vma_pol):
 @njit_borrow
 def _release_line_ns(how, a, v, lk_readers, vl_readers, vl_wlocked, mline_ns, vline_ns):
     """The line cost of releasing what a fault's attempt holds (``how``, a ``codes.FLK_*``:
-    mmap_sem of address space ``a``, or VMA ``v``'s read lock): ``line_ns`` times the other
-    holders of the word as the release begins; a writer waiting for the VMA's readers holds
+    mmap_sem of address space ``a``, or VMA ``v``'s read lock): ``line_ns`` (per release:
+    the line cost times the lines a release writes) times the other holders of the word as
+    the release begins; a writer waiting for the VMA's readers holds
     it too (docs/model.md 15.1)."""
     if how == C.FLK_MMAP:
         return mline_ns * (lk_readers[a] - 1)
@@ -190,7 +191,9 @@ def _release_cost(K, W, G, th):
     costs = K.costs
     return _release_line_ns(TS[th, C.TS_HOW] if K.designs else C.FLK_MMAP,
                             TS[th, C.TS_LOCK_ASID], v, W.lk_readers, W.vl_readers,
-                            W.vl_wlocked, costs[C.COST_MMAP_LINE], costs[C.COST_VMA_LINE])
+                            W.vl_wlocked,
+                            costs[C.COST_MMAP_LINE] * costs[C.COST_MMAP_REL_LINES],
+                            costs[C.COST_VMA_LINE] * costs[C.COST_VMA_REL_LINES])
 
 
 @njit_borrow

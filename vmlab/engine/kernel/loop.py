@@ -273,14 +273,16 @@ def _start_run(K, W, G):
             W.PIN[p] = PRELOAD_PIN
             FL[p] |= F_PIN
         elif (FL[p] & F_RES) == 0:
-            # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing)
+            # (no page is mapped yet, so an eviction here wastes no I/O and unmaps nothing;
+            # the entries counted apart before the call: numba compiles no conditional
+            # expression among more than 30 arguments)
+            n_ent = G[g.G_N_ENT] if G[g.G_CACHE_MODE] == 1 else G[g.G_N_RESIDENT]
             ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _admit_entry(
-                p, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT],
-                G[g.G_N_ENT] if G[g.G_CACHE_MODE] == 1 else G[g.G_N_RESIDENT],
+                p, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], n_ent,
                 K.replacement, G[g.G_HAND], S, LL, FL, W.cnt, K.twolist_ratio, P,
                 K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
                 K.keep_records, 0, C.BY_PRELOAD, -1, K.workingset, W.SH, G, K.page_vma,
-                K.vma_exec)
+                K.vma_exec, K.young, W.PT)
             if G[g.G_TRACK_CAND] == 1:
                 G[g.G_N_CAND] = _note_candidate(W.cand, G[g.G_N_CAND], p)
 

@@ -10,7 +10,12 @@ shadow entry per page-cache entry (``SH``: the nonresident age at its eviction b
 -1 for none), the nonresident age and the active list's frames (``G[G_NR_AGE]``,
 ``G[G_ACT_FRAMES]``): insert activates a recent refault, touch marks an active entry, the
 victim's scan keeps referenced text, evict leaves a shadow, the adversary clears them.  The
-fast path never runs a page-cache insert or eviction under it (fastpath.py)."""
+fast path never runs a page-cache insert or eviction under it (fastpath.py).
+
+With ``young`` (twolist in the kernel fault model, docs/model.md 8.2) a reference is the
+young bit of the PTE it goes through (``PT_YOUNG`` in ``PT``, set by installs and hits), and
+reclaim reads and clears those bits (``_victim_young``): the kernel's folio_referenced,
+folio_check_references and shrink_active_list."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,6 +33,8 @@ F_REF = np.uint8(16)     # reference bit: CLOCK's, and twolist's "referenced on 
 F_FILE = np.uint8(32)    # file backing (its references drive replacement)
 F_PIN = np.uint8(64)     # pinned: PIN[p] > 0 (a copy of the count's sign, one byte to read)
 F_ACT = np.uint8(128)    # twolist: on the active list
+#: the PTE state's young bit (``PT``, kernel model: codes.PT_YOUNG; docs/model.md 8.2)
+PT_YOUNG = np.uint8(C.PT_YOUNG)
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,6 +382,96 @@ def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P, sp
 
 
 @njit(inline="always")
+def _read_young(s, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages):
+    """folio_referenced on entry ``s`` (docs/model.md 8.2): read and clear the young bits of
+    the PTEs that map its page-cache page itself.  Returns (the VMAs with a young PTE, 2
+    standing for two or more; whether one of them is executable)."""
+    if (FL[s] & F_PTE) == 0:
+        return 0, False
+    if s < P:
+        if (PT[s] & PT_YOUNG) == 0:
+            return 0, False
+        PT[s] &= np.uint8(255 - PT_YOUNG)
+        return 1, vma_exec[page_vma[s]] == 1
+    k = s - P
+    n_vmas = 0
+    v0 = -1
+    exe = False
+    for j in range(sp_off[k], sp_off[k + 1]):
+        q = sp_pages[j]
+        if (FL[q] & F_PTE) != 0 and (PT[q] & PT_YOUNG) != 0:
+            PT[q] &= np.uint8(255 - PT_YOUNG)
+            v = page_vma[q]
+            if n_vmas == 0:
+                n_vmas = 1
+                v0 = v
+            elif v != v0:
+                n_vmas = 2
+            if vma_exec[v] == 1:
+                exe = True
+    return n_vmas, exe
+
+
+@njit_borrow
+def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slot_frames, P,
+                  sp_off, sp_pages, page_vma, vma_exec):
+    """twolist's victim in the kernel fault model (docs/model.md 8.2), or -1.  The active
+    list is aged while low, oldest first: an entry with a young PTE of an executable VMA
+    goes round to its head (shrink_active_list), any other is deactivated, its
+    ``F_REF`` (PG_referenced) kept.  The inactive list is then scanned oldest first with
+    folio_check_references: an eligible entry without young PTEs is the victim; one with
+    is marked and activated (marked before, two VMAs, or an executable one) or kept (moved
+    to the head).  ``one_pass`` (a readahead allocation, __GFP_NORETRY) meets each entry
+    once and finds no victim on the active list; otherwise kept entries are met again,
+    old, and with no inactive victim the oldest eligible active entry is one.  Under
+    ``ws`` activations and rotations grow the nonresident age (8.1)."""
+    n_act = cnt[C.CNT_ACTIVE]
+    while (n_ent - n_act) * twolist_ratio < n_act:
+        x = LL[S + 1, 0]
+        _list_remove(LL, x)
+        n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
+        if n_vmas > 0 and exe:
+            _list_insert_after(LL, x, S + 1)
+            if ws:
+                G[G_NR_AGE] += slot_frames[x]
+            continue
+        _list_insert_after(LL, x, S)
+        FL[x] &= np.uint8(255 - F_ACT)
+        n_act -= 1
+        if ws:
+            G[G_ACT_FRAMES] -= slot_frames[x]
+    cnt[C.CNT_ACTIVE] = n_act
+    n_scan = n_ent - n_act
+    x = LL[S, 0]
+    while x != S and n_scan > 0:
+        nx = LL[x, 0]   # (read first: an activation or a keep moves x)
+        if one_pass:
+            n_scan -= 1
+        if (FL[x] & F_BUSY) == 0:
+            n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
+            if n_vmas == 0:
+                return x
+            referenced = (FL[x] & F_REF) != 0
+            FL[x] |= F_REF
+            _list_remove(LL, x)
+            if referenced or n_vmas > 1 or exe:
+                _list_insert_after(LL, x, S + 1)
+                FL[x] |= F_ACT
+                cnt[C.CNT_ACTIVE] += 1
+                if ws:
+                    G[G_ACT_FRAMES] += slot_frames[x]
+                    G[G_NR_AGE] += slot_frames[x]
+            else:
+                _list_insert_after(LL, x, S)
+                if nx == S:
+                    nx = x   # (it was the newest: it is met again at once)
+        x = nx
+    if one_pass:
+        return -1
+    return _lru_victim_not(S + 1, LL, FL, F_BUSY)
+
+
+@njit(inline="always")
 def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames):
     """``_insert`` on the general path: under ``ws`` a shadow entry in ``s``'s slot is
     consumed, and when its refault distance (the nonresident age now minus the one it
@@ -409,16 +506,21 @@ def _note_eviction(evs, nev, keep, t, entry, cause, th):
 @njit_borrow
 def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
              twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause,
-             th, ws, SH, G, page_vma, vma_exec):
+             th, ws, SH, G, page_vma, vma_exec, young, PT):
     """Evict victims (section 8's rule; under ``ws``, 8.1's, each eviction leaving a shadow
     entry in ``SH``) until ``need`` more frames fit under ``limit`` (-1: none) beside the
     page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each eviction (at
     ``t``, for ``cause`` by thread ``th``) when ``keep``.  Returns (ok, n_frames, n_ent, hand,
     nev); ok is False when no victim was eligible before they fit.  A readahead allocation
-    (``cause`` BY_READAHEAD) evicts no entry that a PTE maps (11.5)."""
+    (``cause`` BY_READAHEAD) evicts no entry that a PTE maps (11.5), or, under ``young``
+    (8.2: the young bits in ``PT``), none a young PTE maps, in one pass."""
     busy = F_BUSY_RA if cause == C.BY_READAHEAD else F_BUSY
     while limit >= 0 and n_frames + n_other + need > limit:
-        if ws:
+        if young:
+            victim = _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio,
+                                   cause == C.BY_READAHEAD, ws, G, slot_frames, P, sp_off,
+                                   sp_pages, page_vma, vma_exec)
+        elif ws:
             victim = _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P,
                                 sp_off, sp_pages, page_vma, vma_exec)
         else:
@@ -443,7 +545,7 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
 @njit_borrow
 def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
                  twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail, evs, nev,
-                 keep, t, cause, th, ws, SH, G, page_vma, vma_exec):
+                 keep, t, cause, th, ws, SH, G, page_vma, vma_exec, young, PT):
     """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache
     (``_insert_entry``).  When no victim is eligible: ``may_fail`` (the memory limit)
     returns ok = False with nothing inserted; otherwise (``memory_pages``, whose minimum
@@ -452,7 +554,7 @@ def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, F
     ok, n_frames, n_ent, hand, nev = _reclaim(
         slot_frames[s], limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
         twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th,
-        ws, SH, G, page_vma, vma_exec)
+        ws, SH, G, page_vma, vma_exec, young, PT)
     if not ok and may_fail:
         return False, n_frames, n_ent, hand, nev
     _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames)

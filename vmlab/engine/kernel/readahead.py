@@ -86,14 +86,14 @@ def _async_window(RA, ri, o, fp, R, madv):
 def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_anon, n_frames,
                  n_ent, replacement, hand, S, LL, FL, cnt, twolist_ratio, slot_frames, sp_off,
                  sp_pages, MAPC, RAM, ht, hk, hn, evs, nev, keep, t, th, ws, SH, G, page_vma,
-                 vma_exec):
+                 vma_exec, young, PT):
     """Allocate and issue, completing at ``io_c``, the folios of file ``f`` holding file pages
     ``[lo, hi)`` that are neither resident nor in flight, in ascending order; the folio
     holding file page ``mark`` gets the readahead mark if it is one of them.  A folio that
     finds no frame ends the readahead there (it never causes an OOM).  Returns (folios
     read, pages read, n_frames, n_ent, hand, hn, nev): the evictions it makes are recorded
-    at ``t`` for readahead by thread ``th`` (``ws`` ... ``vma_exec``: workingset's, for
-    ``_reclaim`` and ``_insert_entry``)."""
+    at ``t`` for readahead by thread ``th`` (``ws`` ... ``PT``: workingset's and the young
+    bits', for ``_reclaim`` and ``_insert_entry``)."""
     fp = f_folio[f]
     n = 0
     pages = 0
@@ -111,7 +111,7 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_a
         ok, n_frames, n_ent, hand, nev = _reclaim(
             slot_frames[s], limit, n_anon, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
             twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t,
-            C.BY_READAHEAD, th, ws, SH, G, page_vma, vma_exec)
+            C.BY_READAHEAD, th, ws, SH, G, page_vma, vma_exec, young, PT)
         if not ok:
             break
         _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames)

@@ -15,7 +15,7 @@ from .accounting import _count_in_bin, _thread_ends
 from .events import _key_lt, _limit
 from .fastrun import _fast_run, _prefetch_access
 from .granularity import _allows
-from .pagecache import F_FILE, F_PTE, _touch
+from .pagecache import F_FILE, F_PTE, PT_YOUNG, _touch
 
 
 @njit(inline="always")
@@ -107,7 +107,10 @@ def _ph_access(K, W, G, th, t):
             TS[th, C.TS_PHASE] = C.PH_FAULT_END
             return t, g.STEP_DONE
         # (a hit through a private copy is no reference to the file page)
-        if (FL[p] & F_FILE) != 0 and (FL[p] & F_PTE) != 0:
+        if K.young:
+            # the access sets the PTE's young bit, all a page-table access does (8.2)
+            W.PT[p] |= PT_YOUNG
+        elif (FL[p] & F_FILE) != 0 and (FL[p] & F_PTE) != 0:
             _touch(g._entry(K, G, p), K.replacement, FL.shape[0], W.LL, FL, W.cnt,
                    K.workingset, G, K.slot_frames)
         TS[th, C.TS_SEG] = C.CAT_HIT
