@@ -1253,12 +1253,14 @@ class NaiveSimulator:
 
     def _write_lock_vmas(self, th, asid, vis):
         """At the writer's grant: mark its VMAs write-locked, bump the sequence counts, then
-        wait until the VMA readers already inside have left (``vma_start_write``)."""
+        wait until the VMA readers already inside have left (``vma_start_write``).  A VMA whose
+        policy has ``spf_count="change"`` has its count changed once, here, never odd
+        (docs/model.md 15.4); else it is odd until the release."""
         self.mm_seq[asid] = self.mm_seq.get(asid, 0) + 1
         busy = set()
         for vi in vis:
             self.vma_wlocked[vi] = True
-            self.vma_seq[vi] += 1
+            self.vma_seq[vi] += 2 if self.vma_policies[vi].spf_count == "change" else 1
             if self.vma_readers[vi] > 0:
                 busy.add(vi)
         if busy:
@@ -1273,7 +1275,8 @@ class NaiveSimulator:
         self.mm_seq[asid] += 1
         for vi in vis:
             self.vma_wlocked[vi] = False
-            self.vma_seq[vi] += 1
+            if self.vma_policies[vi].spf_count == "hold":
+                self.vma_seq[vi] += 1
 
     def _attempt_row(self, th, vi, kind, t_req, t_acq, outcome):
         """Record a VMA lock or speculative attempt (docs/model.md 15.6); returns the row."""

@@ -59,6 +59,7 @@ def random_lock_policies(draw, speculative=True):
     speculative faults among them)."""
     fault_lock = draw(st.sampled_from(["vma", "speculative"] if speculative else ["vma"]))
     drop = draw(st.sampled_from([-1, 0, 1, 1, 2]))
+    scope = draw(st.sampled_from(["vma", "mm"])) if fault_lock == "speculative" else "vma"
     return Policy(
         "random_lock",
         needs_struct_page=draw(st.booleans()),
@@ -69,7 +70,9 @@ def random_lock_policies(draw, speculative=True):
         fault_lock=fault_lock,
         retry_lock=draw(st.sampled_from(["mmap", "vma"])) if fault_lock == "vma" else "mmap",
         vma_lock_backings=tuple(draw(st.lists(st.sampled_from(BACKINGS), unique=True))),
-        spf_scope=draw(st.sampled_from(["vma", "mm"])) if fault_lock == "speculative" else "vma",
+        spf_scope=scope,
+        spf_count=draw(st.sampled_from(["hold", "change"])) if scope == "vma" and
+        fault_lock == "speculative" else "hold",
         fault_completed=drop != 0 and draw(st.booleans()),
     )
 

@@ -55,3 +55,42 @@ def test_a_short_compile_is_silent(capsys):
         event.end_event("numba:compile")
     assert capsys.readouterr().err == ""
     assert watch.seconds < 0.5
+
+
+# -- how the engine's functions compile (vmlab._numba, docs/performance.md seventh session) --
+
+def test_a_callee_compiles_once_for_literal_and_narrow_arguments():
+    """A phase or verb (``njit_borrow``) called with constants and int32 values from
+    compiled code compiles one signature (literals dropped, integers widened), linked into
+    its caller, and computes the same."""
+    from vmlab._numba import JIT_DISABLED, njit, njit_borrow
+
+    @njit_borrow
+    def scaled(a, i, k):
+        return a[i] * k + 1
+
+    @njit
+    def caller(a):
+        return scaled(a, 0, 3) + scaled(a, np.int32(1), np.int32(2)) + scaled(a, 2, 1)
+
+    a = np.array([5, 7, 11], np.int64)
+    assert caller(a) == (5 * 3 + 1) + (7 * 2 + 1) + (11 * 1 + 1)
+    if not JIT_DISABLED:
+        assert len(scaled.overloads) == 1
+        (sig,) = scaled.overloads
+        assert [str(t) for t in sig[1:]] == ["int64", "int64"]
+
+
+def test_quick_target_config_keeps_numba_values_and_hash():
+    from numba.core.compiler import Flags
+    from numba.core.targetconfig import TargetConfig
+
+    from vmlab._numba import quick_target_config
+
+    f, g = Flags(), Flags()
+    f.nrt = True
+    before = (hash(f), hash(g), f.values(), g.values(), f == g)
+    saved = TargetConfig.__dict__["values"], TargetConfig.__dict__["__hash__"]
+    with quick_target_config():
+        assert (hash(f), hash(g), f.values(), g.values(), f == g) == before
+    assert (TargetConfig.__dict__["values"], TargetConfig.__dict__["__hash__"]) == saved

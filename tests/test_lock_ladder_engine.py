@@ -158,3 +158,26 @@ def test_merged_ebizzy_band_engine_equals_reference(policy):
     assert len(sc.vmas) == 1
     diff = first_difference(canonical(run(sc, policy)), canonical(reference(sc, policy)))
     assert diff is None, diff
+
+
+def test_dufour_change_count_on_the_merged_ebizzy_band_equals_the_reference():
+    # docs/model.md 15.4 spf_count="change": every writer changes the band once, at its grant,
+    # never holding its count odd; the engine equals the reference record for record, and the
+    # hold rule (an attempt that starts inside any writer's hold aborts) aborts at least as
+    # many attempts per fault on the same workload
+    from vmlab.model import get_policy
+    from vmlab.studies import ladder
+
+    sc = ladder.ebizzy_scenario(4, n_iters=3, chunk_pages=16, merge=True,
+                                costs=Costs(mmap_cs_ns=3_000, vma_lookup_ns=20,
+                                            vma_lock_line_ns=15, mmap_lock_line_ns=25))
+    dufour = get_policy("spf").replace(name="spf_dufour", spf_count="change")
+    out = {}
+    for pol in ("spf", dufour):
+        diff = first_difference(canonical(run(sc, pol)), canonical(reference(sc, pol)))
+        assert diff is None, diff
+        r = simulate(sc, pol)
+        out[r.policy_name] = r.summary
+    assert out["spf_dufour"]["n_spf_aborts"] > 0
+    assert (out["spf_dufour"]["n_spf_aborts"] / out["spf_dufour"]["n_faults"]
+            <= out["spf"]["n_spf_aborts"] / out["spf"]["n_faults"])

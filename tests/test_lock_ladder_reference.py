@@ -146,6 +146,53 @@ def test_spf_never_waits_a_miss_goes_to_mmap_sem():
     assert r2.lock_counters["n_spf_aborts"] == 1 and rows(r2, "faults")[0]["attempts"] == 1
 
 
+DUFOUR = get_policy("spf").replace(name="spf_change", spf_count="change")
+
+
+def test_spf_change_count_a_writer_inside_at_the_start_no_longer_aborts():
+    # the writer is granted at 0 and holds to 1300; the fault starts at 100
+    sc = scenario([writer(1, ANON, PAGE), read(0, ANON, gap=100)])
+    hold = simulate(sc, "spf")
+    # the hold rule: the count is odd at 100, the attempt aborts at once and queues for
+    # mmap_sem behind the writer (granted 1300), then handles the fault: 1300 + 1300
+    assert hold.lock_counters["n_spf_aborts"] == 1 and rows(hold, "faults")[0]["end_ns"] == 2600
+    # Dufour's count changed at the grant (0), before the read at 100: the attempt validates
+    r = simulate(sc, DUFOUR)
+    fault = rows(r, "faults")[0]
+    assert r.lock_counters == {"n_mmap_lock_read": 0, "n_vma_lock_read": 0,
+                               "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0,
+                               "n_mmap_lock_read_other": 0}
+    assert (fault["attempts"], fault["end_ns"], fault["lock_wait_ns"]) == (1, 1400, 0)
+    assert r.vma_locks["outcome"] == [0] and r.vma_locks["release_ns"] == [1400]  # 0: held
+
+
+def test_spf_change_count_a_grant_inside_the_window_aborts_as_before():
+    # granted at 500, inside the attempt's 0..1300: changed under either rule; the attempt
+    # aborts at 1300, queues behind the writer (500..1800) and ends at 1800 + 1300
+    sc = scenario([read(0, ANON), writer(1, ANON, PAGE, gap=500)])
+    for pol in ("spf", DUFOUR):
+        r = simulate(sc, pol)
+        fault = rows(r, "faults")[0]
+        assert r.lock_counters["n_spf_aborts"] == 1
+        assert (fault["attempts"], fault["end_ns"], fault["lock_wait_ns"]) == (2, 3100, 500)
+    # a writer of another VMA changes nothing the attempt reads
+    r = simulate(scenario([read(0, ANON), writer(1, FILE, PAGE, gap=500)]), DUFOUR)
+    assert r.lock_counters["n_spf_aborts"] == 0 and rows(r, "faults")[0]["end_ns"] == 1300
+
+
+def test_spf_change_count_a_release_inside_the_window_does_not_abort():
+    # the writer holds 0..1300; the fault starts at 100 under the hold rule's abort-at-start,
+    # at 1000 here: the release (1300) falls inside 1000..2300, which only the hold rule sees
+    sc = scenario([writer(1, ANON, PAGE), read(0, ANON, gap=1000)])
+    assert simulate(sc, "spf").lock_counters["n_spf_aborts"] == 1
+    r = simulate(sc, DUFOUR)
+    assert r.lock_counters["n_spf_aborts"] == 0 and rows(r, "faults")[0]["end_ns"] == 2300
+    # the line cost of reading a count a writer holds is never paid: the count is never odd
+    r = simulate(scenario([writer(1, ANON, PAGE), read(0, ANON, gap=100)],
+                          costs=costs(vma_lock_line_ns=LINE)), DUFOUR)
+    assert rows(r, "faults")[0]["end_ns"] == 1400
+
+
 # -- VM_FAULT_COMPLETED -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("base", ["per_vma_lock", "fault_retry"])

@@ -93,6 +93,19 @@ def test_native_op_5_in_an_older_file_is_damage(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_native_lock_r_in_a_header_without_its_version_is_one_line(tmp_path):
+    """A header that lost its version key reads as version 1, where op code 5 is damage: one
+    line naming the record and the version taken (the fuzzer found a KeyError here)."""
+    path = tmp_path / "r.vmt"
+    _mixed_trace().save(path)
+    raw = path.read_bytes()
+    assert b'"version": 4,' in raw
+    path.write_bytes(raw.replace(b'"version": 4,', b'"versioX": 4,', 1))
+    with pytest.raises(TraceFormatError, match=r"op code 5.*in a file of version 1") as e:
+        open_trace(path)
+    assert "\n" not in str(e.value)
+
+
 def test_perf_reader_mincore_and_madvise(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text(

@@ -285,6 +285,28 @@ def test_ebizzy_merged_band_is_one_vma_every_writer_changes(run):
     assert ladder.band_change_aborts(spf) == aborts
 
 
+def test_dufour_count_on_the_band_aborts_the_windows_a_grant_falls_in(run):
+    # docs/model.md 15.4 spf_count="change": the band's count changes at each writer's grant
+    # and is never odd, so an attempt aborts iff a grant falls between its count read and its
+    # check (a grant at either end instant may fall on either side: same-instant order)
+    sc = ladder.ebizzy_scenario(6, n_iters=3, chunk_pages=32, merge=True)
+    res = ladder.run_policies(sc, ("spf", ladder.SPF_DUFOUR))
+    r = res["spf_dufour"]
+    lk = r.locks
+    grants = np.sort(lk[(lk["kind"] == "lock_w") & (lk["acquire_ns"] >= 0)]["acquire_ns"]
+                     .to_numpy(np.int64))
+    seq = r.vma_locks[r.vma_locks["lock"] == "seq"]
+    t0, t1 = seq["acquire_ns"].to_numpy(np.int64), seq["release_ns"].to_numpy(np.int64)
+    aborted = (seq["outcome"] == "abort").to_numpy()
+    assert (t0 >= 0).all()                              # never odd: no abort at the read
+    closed = np.searchsorted(grants, t1, "right") > np.searchsorted(grants, t0, "left")
+    open_ = np.searchsorted(grants, t1, "left") > np.searchsorted(grants, t0, "right")
+    assert aborted.sum() > 0 and (closed[aborted]).all() and not open_[~aborted].any()
+    assert ladder.lock_count(r, "n_spf_aborts") == aborted.sum()
+    # the hold rule aborts every attempt that starts inside a writer's hold as well
+    assert ladder.lock_count(res["spf"], "n_spf_aborts") > aborted.sum()
+
+
 def _band_change_aborts_by_hand(result):
     """docs of ladder.band_change_aborts, one attempt at a time."""
     writes = {}

@@ -22,9 +22,10 @@ SCHEDULE_CODES = {"poisson": SCHED_POISSON, "periodic": SCHED_PERIODIC, "times":
 K_EAGER, K_STRUCT_PAGE, K_DROP_LOCK, K_INTERRUPTIBLE, K_MAX_RETRIES, K_CHECK_SIGNAL = range(6)
 # the lock designs after 2010 (docs/model.md section 15.1): fault_lock and retry_lock (FLK_*),
 # vma_lock_backings (a bit per backing code), spf_scope (0 the VMA's count, 1 the address
-# space's), fault_completed (0/1)
-K_FAULT_LOCK, K_RETRY_LOCK, K_VMA_BACKINGS, K_SPF_SCOPE, K_COMPLETED = range(6, 11)
-K_NCOL = 11
+# space's), fault_completed (0/1), spf_count (0 a writer holds the VMA's count odd from its
+# grant to its release, 1 it changes the count once, at its grant: docs/model.md 15.4)
+K_FAULT_LOCK, K_RETRY_LOCK, K_VMA_BACKINGS, K_SPF_SCOPE, K_COMPLETED, K_SPF_COUNT = range(6, 12)
+K_NCOL = 12
 # what a fault attempt takes (K_FAULT_LOCK, K_RETRY_LOCK) and holds (TS_HOW)
 FLK_MMAP, FLK_VMA, FLK_SPEC, FLK_NONE = 0, 1, 2, 3
 FAULT_LOCK_CODES = {"mmap": FLK_MMAP, "vma": FLK_VMA, "speculative": FLK_SPEC}

@@ -31,6 +31,7 @@ KNOB_EFFECT = {
     C.K_RETRY_LOCK: "matters only with K_FAULT_LOCK vma, which is already FP_GENERAL",
     C.K_VMA_BACKINGS: "matters only with K_FAULT_LOCK not mmap, already FP_GENERAL",
     C.K_SPF_SCOPE: "matters only with K_FAULT_LOCK speculative, already FP_GENERAL",
+    C.K_SPF_COUNT: "matters only with K_FAULT_LOCK speculative, already FP_GENERAL",
     C.K_COMPLETED: "a lock-dropping wait that completes the fault itself: general path "
                    "(FP_GENERAL)",
 }
@@ -52,6 +53,7 @@ def knob_row(policy):
     row[C.K_VMA_BACKINGS] = sum(1 << C.BACKING_CODES[b] for b in policy.vma_lock_backings)
     row[C.K_SPF_SCOPE] = 1 if policy.spf_scope == "mm" else 0
     row[C.K_COMPLETED] = policy.fault_completed
+    row[C.K_SPF_COUNT] = 1 if policy.spf_count == "change" else 0
     return row
 
 

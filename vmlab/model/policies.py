@@ -64,6 +64,12 @@ class Policy:
     spf_scope : {"vma", "mm"}
         The sequence count a speculative attempt validates: its VMA's (Dufour 2018) or the
         address space's (Lespinasse 2021).  Only with ``fault_lock="speculative"``.
+    spf_count : {"hold", "change"}
+        When a writer makes a VMA's sequence count change (docs/model.md 15.4): odd for its
+        whole hold, from its grant to its release (``"hold"``: the 6.4 VMA write-lock rule,
+        as Lespinasse's address-space count is), or changed once, at its grant, as Dufour's
+        per-VMA count is by ``__vma_adjust()`` (``"change"``).  Only with
+        ``fault_lock="speculative"`` and ``spf_scope="vma"``.
     fault_completed : bool
         ``VM_FAULT_COMPLETED`` (5.17): a wait that dropped the lock completes the fault
         itself, with no retry and no second lock acquisition.
@@ -80,6 +86,7 @@ class Policy:
     retry_lock: str = "mmap"
     vma_lock_backings: tuple = ("file", "anon")
     spf_scope: str = "vma"
+    spf_count: str = "hold"
     fault_completed: bool = False
 
     def __post_init__(self):
@@ -134,6 +141,12 @@ class Policy:
             raise ScenarioError(
                 f"policy {self.name!r}: spf_scope applies to speculative faults only; set "
                 f"fault_lock='speculative' or leave spf_scope at 'vma'")
+        if self.spf_count != "hold" and (self.fault_lock != "speculative"
+                                         or self.spf_scope != "vma"):
+            raise ScenarioError(
+                f"policy {self.name!r}: spf_count applies to the VMA's sequence count of "
+                f"speculative faults only; set fault_lock='speculative' and spf_scope='vma' "
+                f"or leave spf_count at 'hold'")
         if self.eager and (self.fault_lock != "mmap" or self.retry_lock != "mmap"
                            or self.fault_completed):
             raise ScenarioError(
@@ -167,11 +180,12 @@ LOCK_KNOB_VALUES = {
     "fault_lock": ("mmap", "vma", "speculative"),
     "retry_lock": ("mmap", "vma"),
     "spf_scope": ("vma", "mm"),
+    "spf_count": ("hold", "change"),
 }
 
 #: The section-11 knobs at their defaults: a policy with these is a single-lock design.
 LOCK_KNOB_DEFAULTS = {"fault_lock": "mmap", "retry_lock": "mmap", "spf_scope": "vma",
-                      "fault_completed": False}
+                      "spf_count": "hold", "fault_completed": False}
 
 
 def knob_names():

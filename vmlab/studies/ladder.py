@@ -47,7 +47,7 @@ import pandas as pd
 
 from ..model.costs import HDD, Costs, as_dist
 from ..model.merge import merge_vmas
-from ..model.policies import LADDER_ORDER
+from ..model.policies import LADDER_ORDER, get_policy
 from ..model.scenario import Adversary, Scenario, Vma
 from ..simulation import simulate_many
 from ..trace import synth
@@ -377,6 +377,15 @@ EBIZZY_CHUNK_PAGES = 128
 EBIZZY_WRITER_NS = 18_000
 
 
+#: ``spf`` with Dufour's per-VMA count (docs/model.md 15.4, ``spf_count="change"``): a writer
+#: changes its VMAs' count once, at its grant, instead of holding it odd to its release.  The
+#: count of the cited 48-CPU run (Dufour's v11 series).
+SPF_DUFOUR = get_policy("spf").replace(name="spf_dufour", spf_count="change")
+#: Its colour in charts: the colour generated from its name is ``per_vma_lock``'s
+#: (:func:`vmlab.plots.generated_color`), so it takes one no lock preset has.
+SPF_DUFOUR_COLOR = "#117733"
+
+
 def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neighbour_pages=1,
                     touch_gap_ns=10, iter_gap_ns=20, costs=None, merge=False):
     """ebizzy ``-mTt``: each thread mmaps a chunk, stores to each of its pages, munmaps it,
@@ -674,8 +683,11 @@ def band_change_aborts(result):
 
     In the kernel every writer changes the band (``merge=True`` of :func:`ebizzy_scenario`),
     but Dufour's count is odd only while ``__vma_adjust()`` rewrites the VMA, a few hundred
-    ns, not for the writer's whole hold as docs/model.md 15.4 makes it (the engine's count,
-    and Lespinasse's address-space count, are odd from grant to release).  So on the run's
+    ns, not for the writer's whole hold (``spf_count="hold"`` of docs/model.md 15.4, and
+    Lespinasse's address-space count, are odd from grant to release).  The engine simulates
+    Dufour's count as ``spf_count="change"`` (:data:`SPF_DUFOUR`) with every change at the
+    writer's grant, as a trace's writer records do not say which call they are; this
+    estimate places each call's change where the kernel does.  So on the run's
     own timeline a speculative attempt, from its count read to its end, aborts iff it
     contains a change instant: a ``munmap``'s split at its grant (the split comes before the
     unmap), an ``mmap``'s merge at its release (the merge comes after the search for a

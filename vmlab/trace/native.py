@@ -558,7 +558,8 @@ def verify_columns(path, hdr, cols):
     from concurrent.futures import ThreadPoolExecutor
 
     workers = max(1, min(4, os.cpu_count() or 1))
-    max_op = MAX_OP if hdr.get("version", FORMAT_VERSION) >= LOCK_R_VERSION else MAX_OP_V3
+    version = hdr.get("version", FORMAT_VERSION)
+    max_op = MAX_OP if version >= LOCK_R_VERSION else MAX_OP_V3
     jobs = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for c in hdr["columns"]:
@@ -587,7 +588,7 @@ def verify_columns(path, hdr, cols):
             raise TraceFormatError(
                 f"column 'op': record {i} has op code {o}; expected 0 to {max_op} "
                 f"({', '.join(op.name.lower() for op in Op if op <= max_op)}"
-                f"{'' if max_op == MAX_OP else ' in a file of version ' + str(hdr['version'])})"
+                f"{'' if max_op == MAX_OP else ' in a file of version ' + str(version)})"
                 ": the file is damaged", path)
         raise TraceFormatError(
             f"column 'size': record {i} is a {Op(o).name} of size {z}; only lock_w and lock_r "

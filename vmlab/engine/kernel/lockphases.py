@@ -220,7 +220,7 @@ def _ph_granted(K, W, G, th, t):
         TS[th, C.TS_W_LOCKED] = 1
         a = TS[th, C.TS_LOCK_ASID]
         if _write_lock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_readers,
-                            W.vl_wlocked, W.vl_seq, W.mm_seq):
+                            W.vl_wlocked, W.vl_seq, W.mm_seq, K.pol, K.vma_pol):
             W.drain_th[a] = th
             TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
             return -1, g.HALT  # the last reader out resumes it (locks._vma_read_release)
@@ -309,7 +309,7 @@ def _ph_release_w(K, W, G, th, t):
             TS[th, C.TS_LW_NEXT] += 1
         if TS[th, C.TS_W_LOCKED] == 1:
             _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_wlocked,
-                               W.vl_seq, W.mm_seq)
+                               W.vl_seq, W.mm_seq, K.pol, K.vma_pol)
             TS[th, C.TS_W_LOCKED] = 0
     if K.keep_records:
         W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t

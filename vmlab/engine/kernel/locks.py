@@ -84,28 +84,31 @@ def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, kee
 
 
 @njit_borrow
-def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq):
+def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq, pol, vma_pol):
     """A writer granted mmap_sem for write on address space ``a`` write-locks VMAs
-    ``[v0, v1)`` (``vma_start_write``) and makes the sequence counts odd.  Returns True if
-    readers are inside (the writer waits for them)."""
+    ``[v0, v1)`` (``vma_start_write``) and makes the sequence counts odd; a VMA whose policy
+    has ``spf_count="change"`` (``pol``'s K_SPF_COUNT) has its count changed once, here, and
+    never odd (docs/model.md 15.4).  Returns True if readers are inside (the writer waits
+    for them)."""
     mm_seq[a] += 1
     busy = False
     for v in range(v0, v1):
         vl_wlocked[v] = 1
-        vl_seq[v] += 1
+        vl_seq[v] += 2 if pol[vma_pol[v], C.K_SPF_COUNT] == 1 else 1
         if vl_readers[v] != 0:
             busy = True
     return busy
 
 
 @njit_borrow
-def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq):
+def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq, pol, vma_pol):
     """The writer releases mmap_sem: its VMAs unlock at once (``vma_end_write_all``), the
-    sequence counts are even again."""
+    sequence counts are even again (a ``spf_count="change"`` VMA's already is)."""
     mm_seq[a] += 1
     for v in range(v0, v1):
         vl_wlocked[v] = 0
-        vl_seq[v] += 1
+        if pol[vma_pol[v], C.K_SPF_COUNT] == 0:
+            vl_seq[v] += 1
 
 
 @njit_borrow
