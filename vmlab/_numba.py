@@ -27,7 +27,8 @@ def njit(func=None, **overrides):
 
 
 def _one_signature(disp):
-    """``disp`` (a numba dispatcher of a function called from compiled code only) rebuilt
+    """``disp`` (a numba dispatcher of a function called from compiled code only, built
+    without a cache: only its options are taken) rebuilt
     so that it costs one compile in all:
 
     * **one signature**: the argument types of a call are taken without their literal
@@ -38,7 +39,7 @@ def _one_signature(disp):
     * **linked, not finished**: numba finishes every function it compiles (LLVM's module
       optimisation and machine code) although such a function only ever runs inside its
       caller, which links its LLVM and optimises everything once more in context.  Here a
-      function's library is only linked (``_LinkOnlyLibrary``): the event loop's pass
+      function's library is only linked (``LinkOnlyLibrary``): the event loop's pass
       optimises and generates the code of every phase once.  Nothing of it is cached on its
       own (it has no machine code); the pass that links it is.
 
@@ -134,7 +135,7 @@ def njit_borrow(func):
     numba's refcount pruning gives up; docs/performance.md).  Nor does it get a CPython
     wrapper (it is called from compiled code only): unboxing a tuple of a hundred arrays
     costs about a second of compile time a function."""
-    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True))
+    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True, cache=False))
 
 
 def njit_pass(func):
@@ -151,7 +152,8 @@ def njit_phase(func):
     two thirds of its rate with every phase a call (docs/performance.md, sixth session).
     Phases that run once per I/O or more rarely are plain ``njit_borrow`` calls: inlined,
     each would be compiled again into every caller."""
-    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True))
+    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True,
+                               cache=False))
 
 
 @contextlib.contextmanager
