@@ -94,3 +94,36 @@ def test_quick_target_config_keeps_numba_values_and_hash():
     with quick_target_config():
         assert (hash(f), hash(g), f.values(), g.values(), f == g) == before
     assert (TargetConfig.__dict__["values"], TargetConfig.__dict__["__hash__"]) == saved
+
+
+def test_remembered_item_typing_gives_numba_types_and_is_restored():
+    import operator
+
+    import numba
+    from numba.core import types
+    from numba.core.registry import cpu_target
+    from numba.core.types.functions import BaseFunction
+
+    from vmlab._numba import remembered_item_typing
+
+    ctx = cpu_target.typing_context
+    ctx.refresh()
+    get, put = ctx.resolve_value_type(operator.getitem), ctx.resolve_value_type(operator.setitem)
+    arr = types.Array(types.int64, 2, "C")
+    cases = [(get, (arr, types.int64)), (get, (arr, types.UniTuple(types.int64, 2))),
+             (put, (types.Array(types.uint8, 1, "C"), types.intp, types.uint8)),
+             (get, (types.UniTuple(types.int64, 3), types.IntegerLiteral(1)))]
+    before = [str(f.get_call_type(ctx, a, {})) for f, a in cases]
+    saved = BaseFunction.__dict__["get_call_type"]
+    with remembered_item_typing():
+        twice = [[str(f.get_call_type(ctx, a, {})) for f, a in cases] for _ in range(2)]
+
+        @numba.njit
+        def f(a, i):
+            a[i, 0] = a[i, 1] + 1
+            return a[i]
+
+        x = np.arange(6).reshape(3, 2)
+        assert list(f(x, 1)) == [4, 3]
+    assert twice == [before, before]
+    assert BaseFunction.__dict__["get_call_type"] is saved

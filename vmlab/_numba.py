@@ -196,6 +196,47 @@ def quick_target_config():
         TargetConfig.values, TargetConfig.__hash__ = saved
 
 
+@contextlib.contextmanager
+def remembered_item_typing():
+    """While a kernel compiles: the type of an array's ``a[i]`` and ``a[i] = v`` resolved
+    once per argument types, not at every use.
+
+    numba types each ``getitem``/``setitem`` by trying the registered templates in order
+    until one matches (about 100 of them, most ``@overload``s for other types), and lowers
+    it by resolving it again; the engine has thousands of such uses over a few dozen
+    argument types.  A resolution that a built-in template made (its implementation key is
+    the operator itself, as for every array index) is remembered for the same function
+    type, typing context and argument types and returned as it was; one an ``@overload``
+    made is resolved again each time (its implementation depends on the compile's
+    options).  Forgotten on exit."""
+    import operator
+
+    from numba.core.types.functions import BaseFunction
+
+    original = BaseFunction.__dict__["get_call_type"]
+    ops = (operator.getitem, operator.setitem)
+    known = {}
+
+    def get_call_type(self, context, args, kws):
+        if self.typing_key not in ops:
+            return original(self, context, args, kws)
+        key = (self, context, args, tuple(sorted(kws.items())))
+        sig = known.get(key)
+        if sig is not None:
+            self._impl_keys[sig.args] = self.typing_key
+            return sig
+        sig = original(self, context, args, kws)
+        if sig is not None and self._impl_keys.get(sig.args) is self.typing_key:
+            known[key] = sig
+        return sig
+
+    BaseFunction.get_call_type = get_call_type
+    try:
+        yield
+    finally:
+        BaseFunction.get_call_type = original
+
+
 def _prefetch_intrinsic():
     """``prefetch(array, i)``: ask the CPU to bring the cache line of ``array[i]`` (first
     element of row ``i`` for a 2-D array) into cache ahead of use.  A hint only: it never
