@@ -96,7 +96,7 @@ def test_quick_target_config_keeps_numba_values_and_hash():
     assert (TargetConfig.__dict__["values"], TargetConfig.__dict__["__hash__"]) == saved
 
 
-def test_remembered_item_typing_gives_numba_types_and_is_restored():
+def test_remembered_typing_gives_numba_types_and_is_restored():
     import operator
 
     import numba
@@ -104,26 +104,31 @@ def test_remembered_item_typing_gives_numba_types_and_is_restored():
     from numba.core.registry import cpu_target
     from numba.core.types.functions import BaseFunction
 
-    from vmlab._numba import remembered_item_typing
+    from vmlab._numba import remembered_typing
 
     ctx = cpu_target.typing_context
     ctx.refresh()
     get, put = ctx.resolve_value_type(operator.getitem), ctx.resolve_value_type(operator.setitem)
+    eq, truth = ctx.resolve_value_type(operator.eq), ctx.resolve_value_type(bool)
     arr = types.Array(types.int64, 2, "C")
     cases = [(get, (arr, types.int64)), (get, (arr, types.UniTuple(types.int64, 2))),
              (put, (types.Array(types.uint8, 1, "C"), types.intp, types.uint8)),
-             (get, (types.UniTuple(types.int64, 3), types.IntegerLiteral(1)))]
+             (get, (types.UniTuple(types.int64, 3), types.IntegerLiteral(1))),
+             (eq, (types.int64, types.uint8)), (eq, (types.unicode_type, types.unicode_type)),
+             (eq, (types.float64, types.IntegerLiteral(0))), (truth, (types.int32,))]
     before = [str(f.get_call_type(ctx, a, {})) for f, a in cases]
     saved = BaseFunction.__dict__["get_call_type"]
-    with remembered_item_typing():
+    with remembered_typing():
         twice = [[str(f.get_call_type(ctx, a, {})) for f, a in cases] for _ in range(2)]
 
         @numba.njit
-        def f(a, i):
+        def f(a, i, s):
             a[i, 0] = a[i, 1] + 1
-            return a[i]
+            if s == "x" and a[i, 0] == 4 and bool(i):
+                return a[i]
+            return a[0]
 
         x = np.arange(6).reshape(3, 2)
-        assert list(f(x, 1)) == [4, 3]
+        assert list(f(x, 1, "x")) == [4, 3]
     assert twice == [before, before]
     assert BaseFunction.__dict__["get_call_type"] is saved

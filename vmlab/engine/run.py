@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .._numba import quick_target_config, remembered_item_typing
+from .._numba import quick_target_config, remembered_typing
 from . import codes as C
 from .kernel.loop import _run_pass, _setup, _simulate
 from .prepare import prepare
@@ -108,7 +108,7 @@ def compile_kernel(inputs):
     sig = _SIGNATURES[key] = (numba.typeof(inputs), numba.typeof(W), numba.typeof(G))
     if sig in _run_pass.overloads:
         return False
-    with quick_target_config(), remembered_item_typing():
+    with quick_target_config(), remembered_typing():
         _run_pass.compile(sig)
     return True
 
