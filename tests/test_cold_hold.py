@@ -112,3 +112,29 @@ def test_count_target_text_names_the_limits_it_applies_to():
         "(8, 5.5 MB), vmlab's major faults are within 2x of the kernel's median at 1 of 2 "
         "limits (not at 5.5 MB). Elsewhere the kernel's spread is wider, or runs were "
         "killed: 5 MB 43 (5-1253, 5 of 5 killed) against 19.")
+
+
+def _can_charge():
+    from vmlab.measure import cgroup_version
+
+    return (os.geteuid() == 0 and shutil.which("strace") is not None and _perf_works()
+            and cgroup_version() is not None)
+
+
+@pytest.mark.skipif(not _can_charge(), reason="needs root, strace, a C compiler and a cgroup "
+                    "memory controller (apt-get install strace gcc)")
+def test_the_kernel_charges_the_pages_a_cold_read_brings_in(tmp_path):
+    # what vmlab does not charge yet (docs/model.md 11.8): a read() of a cold file charges
+    # its page cache to the reader's cgroup; pages another cgroup holds are not charged
+    from vmlab.measure import charge_at_exit
+
+    f = _file(tmp_path, 64, "input.bin")
+    argv = ["/bin/cat", "input.bin"]
+    cold = charge_at_exit(argv, None, cwd=tmp_path)
+    held = charge_at_exit(argv, None, cwd=tmp_path, hold={str(f.resolve()): [[0, 64]]})
+    assert cold["file"] - held["file"] >= 64
+    for r in (cold, held):
+        assert r["anon"] >= 1 and r["kernel"] >= 1
+        assert r["usage"] == r["file"] + r["anon"] + r["kernel"] + r["other"]
+    with pytest.raises(Exception, match="ended before its exit_group"):
+        charge_at_exit(["/bin/sh", "-c", "kill -9 $$"], None, cwd=tmp_path)

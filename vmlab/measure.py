@@ -302,6 +302,85 @@ def major_fault_sites(argv, limit_bytes, *, cwd=None, runs=3, hold=None):
     return rows
 
 
+#: How long :func:`charge_at_exit` holds the program at its ``exit_group`` (microseconds).
+EXIT_HOLD_US = 1_500_000
+
+
+def charge_at_exit(argv, limit_bytes, *, cwd=None, hold=None):
+    """What the cgroup is charged for a cold run of ``argv`` under ``limit_bytes``
+    (``None``: no limit) when the program calls ``exit_group``, before it frees anything:
+    ``strace`` (outside the cgroup) holds that call for :data:`EXIT_HOLD_US` while the
+    cgroup's counters are read.  The run starts as :func:`measure_program`'s cold runs do
+    (the program's files dropped but for ``hold``, held while it runs).
+
+    Returns pages: ``file`` (page cache: v1 ``cache``, v2 ``file``), ``anon`` (v1 ``rss``,
+    v2 ``anon``), ``kernel`` (v1 ``memory.kmem.usage_in_bytes``, v2 ``kernel``),
+    ``usage`` (v1 ``memory.usage_in_bytes``, v2 ``memory.current``) and ``other`` =
+    ``usage - file - anon - kernel`` (in v1 the per-CPU charge stock, up to 63 pages a CPU
+    charged ahead and not yet used, is in ``usage`` only), ``peak`` (v1
+    ``max_usage_in_bytes``, v2 ``memory.peak``, read after the exit), ``mapped_file`` and
+    the raw ``stat`` (``memory.stat``, byte fields in pages).  For a program that ends with
+    ``exit_group`` (not one killed first).  Needs root, strace and a cgroup memory
+    controller."""
+    strace = require("strace")
+    version = cgroup_version()
+    if version is None:
+        raise VmlabError(why_no_cgroup())
+    ps = os.sysconf("SC_PAGE_SIZE")
+    files = program_files(argv, cwd)
+    with hold_page_cache(hold or {}):
+        drop_from_cache(files)
+        limit = None if limit_bytes is None else int(limit_bytes) // ps * ps
+        with MemoryCgroup(limit, version) as cg:
+            p = subprocess.Popen([strace, "-f", "-qq", "-o", os.devnull, "-e",
+                                  "trace=exit_group", "-e",
+                                  f"inject=exit_group:delay_enter={EXIT_HOLD_US}",
+                                  cgexec_binary(), str(cg.procs), *argv], cwd=cwd,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                stat = _wait_for_exit_group(cg, p)
+                if version == 1:
+                    usage = int((cg.path / "memory.usage_in_bytes").read_text())
+                    kernel = int((cg.path / "memory.kmem.usage_in_bytes").read_text())
+                else:
+                    usage = int((cg.path / "memory.current").read_text())
+                    kernel = stat.get("kernel", 0) * ps
+            finally:
+                p.wait()
+            peak = cg.peak_bytes()
+    raw = {k: (v // ps if not k.startswith(("pg", "workingset", "hierarchical", "total_pg"))
+               else v) for k, v in stat.items()}
+    file, anon = (raw.get("cache", 0), raw.get("rss", 0)) if version == 1 else (
+        raw.get("file", 0), raw.get("anon", 0))
+    out = {"file": file, "anon": anon, "kernel": kernel // ps, "usage": usage // ps,
+           "peak": None if peak is None else peak // ps,
+           "mapped_file": raw.get("mapped_file", 0), "stat": raw}
+    out["other"] = out["usage"] - file - anon - out["kernel"]
+    return out
+
+
+def _wait_for_exit_group(cg, p):
+    """``memory.stat`` of ``cg`` once the program sits in its held ``exit_group``: the
+    charge stops moving (read every 20 ms; two equal readings) while ``p`` still runs."""
+    last = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if p.poll() is not None:
+            raise VmlabError("the program ended before its exit_group could be held "
+                             "(killed, or strace cannot inject delays)")
+        stat = {}
+        for line in (cg.path / "memory.stat").read_text().splitlines():
+            k, _, v = line.partition(" ")
+            with contextlib.suppress(ValueError):
+                stat[k] = int(v)
+        key = (stat.get("cache", stat.get("file")), stat.get("rss", stat.get("anon")))
+        if key == last and key[1]:
+            return stat
+        last = key
+    raise VmlabError("the program did not reach exit_group within 60 s")
+
+
 def repeat(fn, runs, *args, **kwargs):
     """``[fn(*args, **kwargs) for each run]`` with ``run`` numbered in each dict."""
     out = []
