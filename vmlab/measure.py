@@ -359,26 +359,39 @@ def charge_at_exit(argv, limit_bytes, *, cwd=None, hold=None):
     return out
 
 
+#: ``exit_group``'s system call number, by machine (``/proc/PID/syscall``'s first field).
+EXIT_GROUP_NR = {"x86_64": 231, "aarch64": 94}
+
+
 def _wait_for_exit_group(cg, p):
-    """``memory.stat`` of ``cg`` once the program sits in its held ``exit_group``: the
-    charge stops moving (read every 20 ms; two equal readings) while ``p`` still runs."""
-    last = None
+    """``memory.stat`` of ``cg`` once a process of it sits in its held ``exit_group``
+    (``/proc/PID/syscall`` names the call a stopped task is in), while ``p`` still runs."""
+    nr = EXIT_GROUP_NR.get(os.uname().machine)
+    if nr is None:
+        raise VmlabError(f"charge_at_exit knows exit_group's number on "
+                         f"{', '.join(EXIT_GROUP_NR)} only, not {os.uname().machine}")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.01)
         if p.poll() is not None:
             raise VmlabError("the program ended before its exit_group could be held "
                              "(killed, or strace cannot inject delays)")
-        stat = {}
-        for line in (cg.path / "memory.stat").read_text().splitlines():
-            k, _, v = line.partition(" ")
-            with contextlib.suppress(ValueError):
-                stat[k] = int(v)
-        key = (stat.get("cache", stat.get("file")), stat.get("rss", stat.get("anon")))
-        if key == last and key[1]:
-            return stat
-        last = key
+        with contextlib.suppress(OSError):
+            for pid in cg.procs.read_text().split():
+                with contextlib.suppress(OSError):
+                    call = Path(f"/proc/{pid}/syscall").read_text().split()
+                    if call and call[0] == str(nr):
+                        return _read_stat(cg)
     raise VmlabError("the program did not reach exit_group within 60 s")
+
+
+def _read_stat(cg):
+    stat = {}
+    for line in (cg.path / "memory.stat").read_text().splitlines():
+        k, _, v = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            stat[k] = int(v)
+    return stat
 
 
 def repeat(fn, runs, *args, **kwargs):
