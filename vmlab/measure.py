@@ -303,7 +303,7 @@ def major_fault_sites(argv, limit_bytes, *, cwd=None, runs=3, hold=None):
 
 
 #: How long :func:`charge_at_exit` holds the program at its ``exit_group`` (microseconds).
-EXIT_HOLD_US = 1_500_000
+EXIT_HOLD_US = 500_000
 
 
 def charge_at_exit(argv, limit_bytes, *, cwd=None, hold=None):
