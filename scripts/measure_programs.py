@@ -34,10 +34,11 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from vmlab.calibrate import machine_info
-from vmlab.measure import cgroup_version, measure_programs, summarize_runs
+from vmlab.measure import PROGRAMS, cgroup_version, measure_programs, summarize_runs
 from vmlab.trace.record import require
 
 def version(cmd):
@@ -62,10 +63,25 @@ def main(argv=None):
     p.add_argument("--major-sites", action="store_true",
                    help="only kernel_majors.csv: where the kernel takes its major faults at "
                         "the largest limit of each sweep (perf trace, root)")
+    p.add_argument("--sweeps-only", action="store_true",
+                   help="measure the memory-limit sweeps again and keep every other row, "
+                        "file and recording of --out")
+    p.add_argument("--hold-shipped", action="store_true",
+                   help="start every cold run from the cold page cache already in --out's "
+                        "native_faults.json (held by mapping it), so that the shipped "
+                        "recordings' predictions start where the runs do")
+    p.add_argument("--timeout", type=float, default=30,
+                   help="seconds a memory-limited run may take before its cgroup is killed "
+                        "(thrashing near the OOM limit can last minutes)")
     a = p.parse_args(argv)
     out = Path(a.out)
+    hold = None
+    if a.hold_shipped:
+        old_meta = json.loads((out / "native_faults.json").read_text())
+        hold = {n: c["cold_page_cache"] for n, c in old_meta["programs"].items()
+                if c.get("cold_page_cache")}
     if a.major_sites:
-        write_major_sites(out, a.runs, a.only)
+        write_major_sites(out, a.runs, a.only, hold)
         return
     if a.readme_only:
         write_readme(out)
@@ -76,10 +92,28 @@ def main(argv=None):
         if a.lackey_only:
             return
     require("perf")
+    t0 = time.monotonic()
     rows, commands = measure_programs(runs=a.runs, only=set(a.only.split(",")) if a.only else None,
-                                      limits=not a.no_limits, record_dir=out)
+                                      limits=not a.no_limits,
+                                      record_dir=None if a.sweeps_only else out,
+                                      hold_cold=hold, unlimited=not a.sweeps_only,
+                                      timeout=a.timeout)
+    print(f"measured in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     fields = ["program", "setting", "limit_bytes", "run", "page_faults", "major_faults",
-              "minor_faults", "seconds", "exit_code", "oom_killed", "peak_bytes", "helper_faults"]
+              "minor_faults", "seconds", "exit_code", "oom_killed", "peak_bytes", "helper_faults",
+              "timed_out", "cold_extra_pages", "cold_missing_pages"]
+    if a.sweeps_only:
+        import pandas as pd
+
+        old_rows = pd.read_csv(out / "native_faults.csv").to_dict("records")
+        swept = {r["program"] for r in rows}
+        rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                for r in old_rows
+                if not (r["program"] in swept and r["setting"] == "limit")] + rows
+        order = {n: i for i, (n, *_rest) in enumerate(PROGRAMS)}
+        rows.sort(key=lambda r: order.get(r["program"], len(order)))   # stable: as measured
+        old_meta = json.loads((out / "native_faults.json").read_text())
+        commands = {n: {**c, **commands.get(n, {})} for n, c in old_meta["programs"].items()}
     with open(out / "native_faults.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
@@ -92,22 +126,26 @@ def main(argv=None):
             "method": "perf stat -x, -e page-faults,major-faults,minor-faults -- COMMAND in "
                       "the folder of the generated inputs, stdout to /dev/null; unlimited "
                       "runs warm, limited runs cold (the program's files dropped with "
-                      "posix_fadvise DONTNEED) in a fresh memory cgroup entered through "
-                      "vmlab's cgexec helper, whose own faults are subtracted "
-                      "(helper_faults)"}
+                      "posix_fadvise DONTNEED but for the pages of cold_page_cache, which the "
+                      "measuring process holds resident by mapping them for the whole sweep, "
+                      "so that every run starts from it; each run's distance from it, "
+                      "measured right before the run where the program starts, is in "
+                      "cold_extra_pages and cold_missing_pages) in a fresh memory cgroup "
+                      "entered through vmlab's cgexec helper, whose own faults are "
+                      "subtracted (helper_faults)"}
     (out / "native_faults.json").write_text(json.dumps(meta, indent=1) + "\n")
     write_readme(out)
     print(f"wrote {out / 'native_faults.csv'} ({len(rows)} runs)", file=sys.stderr)
 
 
-def write_major_sites(out, runs, only=None):
+def write_major_sites(out, runs, only=None, hold=None):
     """``kernel_majors.csv``: each swept program's major faults with their sites
     (:func:`vmlab.measure.major_fault_sites`) at the largest limit of its sweep."""
     import tempfile
 
     import pandas as pd
 
-    from vmlab.measure import PROGRAMS, major_fault_sites, make_inputs
+    from vmlab.measure import PROGRAMS, cold_in_folder, major_fault_sites, make_inputs
     from vmlab.studies.kernel_agreement import program_command
 
     rows = []
@@ -117,7 +155,9 @@ def write_major_sites(out, runs, only=None):
             if not sweep or (only and name not in only.split(",")):
                 continue
             limit = int(max(sweep)) // 4096 * 4096
-            for r in major_fault_sites(program_command(name), limit, cwd=work, runs=runs):
+            held = cold_in_folder(hold[name], work) if hold and name in hold else None
+            for r in major_fault_sites(program_command(name), limit, cwd=work, runs=runs,
+                                       hold=held):
                 rows.append({"program": name, "limit_bytes": limit, **r,
                              "address": "" if r["address"] is None else hex(r["address"])})
     df = pd.DataFrame(rows)
@@ -168,7 +208,16 @@ def write_readme(out):
         "start from the cold page cache in `native_faults.json` (`cold_page_cache`: the "
         "resident page runs of each program file where the program starts, after the drop "
         "and perf's own start, which reads back the data pages of the libraries perf "
-        "uses).",
+        "uses), held resident by the measuring process for the whole sweep "
+        "(`vmlab.measure.hold_page_cache`: it maps those pages), so that what other "
+        "processes happen to map cannot change it from run to run; `cold_extra_pages` and "
+        "`cold_missing_pages` (CSV, both files) are each run's distance from it, measured "
+        "right before the run (`cold_page_cache_found`: the state found before the sweep, "
+        "which the sweep held unless `--hold-shipped` held the one already shipped). "
+        "The sweeps of gzip and python_dict were measured again on 2026-12-03 with "
+        "`--sweeps-only --hold-shipped` (21 s; `--major-sites --hold-shipped` 5 s): before, "
+        "the cold state was whatever other processes mapped at the time of each run, and "
+        "the shipped snapshot had been taken hours after the runs.",
         "", "## Programs", ""]
     for name, p in meta["programs"].items():
         lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")

@@ -167,8 +167,9 @@ def test_07_explorer(executed):
 def test_08_kernel_agreement(executed):
     """The shipped recordings against the shipped native measurements (data/native, Linux
     6.18): numbers exact where the computation is (a replay of shipped files), the targets of
-    issue 9 where they are reached (the misses, gzip's OOM limit, are explained in the
-    notebook and not pinned here)."""
+    issue 9 where they are reached (the misses, gzip's OOM limit and its counts where the
+    kernel's spread is wide, are explained in the notebook and docs/model.md 11.8 and not
+    pinned here)."""
     r = records(executed, "08_kernel_agreement")
     assert r["native_source_remeasured"] is False
     programs = ["gzip", "sort", "xz_T2", "awk", "python_dict", "sqlite"]
@@ -183,16 +184,24 @@ def test_08_kernel_agreement(executed):
     # the OOM limit of python_dict, where anonymous memory decides it, within 25%
     assert r["predicted_oom_limit_mb_python_dict"] == pytest.approx(
         r["kernel_oom_limit_mb_python_dict"], rel=0.25)
-    assert r["kernel_oom_limit_mb_gzip"] == pytest.approx(0.45, abs=0.01)
-    assert r["measured_major_at_largest_limit_python_dict"] <= 2
-    # where memory is ample: gzip's one major fault is the kernel's (exec's own write,
-    # docs/model.md 11.8), python_dict's within 2x of the kernel's traced runs at that limit
-    # (3 a run: perf stat's shipped count there, 1, is below its own traced runs'; re-measured
-    # from the same cold snapshot the kernel takes 3, the prediction's three pages, 11.8)
+    assert r["kernel_oom_limit_mb_gzip"] == pytest.approx(0.55, abs=0.01)
+    # target: the limit where major faults start rising within 25% of the kernel's
+    for p in ("gzip", "python_dict"):
+        assert r[f"predicted_knee_mb_{p}"] == pytest.approx(r[f"kernel_knee_mb_{p}"], rel=0.25)
+    # target: counts within 2x wherever the kernel's own spread is narrower (and no run was
+    # killed): gzip at 1 and 0.6 MB, python_dict at 8-5.5 MB (docs/model.md 11.8)
+    assert r["limits_count_target_applies_gzip"] == 2
+    assert r["limits_count_target_applies_python_dict"] == 4
+    for p in ("gzip", "python_dict"):
+        assert r[f"limits_within_2x_where_applies_{p}"] == r[f"limits_count_target_applies_{p}"]
+    # where memory is ample every cold run starts from the held snapshot, and the kernel's
+    # major faults are the prediction's, page for page (docs/model.md 11.8): exec's own
+    # write for gzip; for python_dict that and python3.11's text pages 400 and 96
     assert r["kernel_major_per_traced_run_gzip"] == 1
-    assert r["predicted_major_at_largest_limit_gzip"] == r["kernel_major_per_traced_run_gzip"]
-    assert r["predicted_major_at_largest_limit_python_dict"] <= 2 * max(
-        1, r["kernel_major_per_traced_run_python_dict"])
+    assert r["kernel_major_per_traced_run_python_dict"] == 3
+    for p in ("gzip", "python_dict"):
+        assert r[f"predicted_major_at_largest_limit_{p}"] == r[f"kernel_major_per_traced_run_{p}"]
+        assert r[f"measured_major_at_largest_limit_{p}"] == r[f"kernel_major_per_traced_run_{p}"]
 
 
 def test_09_twenty_years_later(executed):

@@ -16,6 +16,7 @@ v2 ``memory.events``) and confirmed by the program's death by SIGKILL.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import shutil
@@ -268,30 +269,129 @@ def parse_major_faults(text):
     return out
 
 
-def major_fault_sites(argv, limit_bytes, *, cwd=None, runs=3):
+def major_fault_sites(argv, limit_bytes, *, cwd=None, runs=3, hold=None):
     """Where the kernel takes its major faults in cold runs of ``argv`` under the memory
     limit ``limit_bytes``, the way the limited runs are measured (the program's files
-    dropped, a fresh memory cgroup entered through cgexec), traced by ``perf trace -F maj
-    --no-syscalls``.  Returns one dict per fault (:func:`parse_major_faults`) with ``run``
-    and ``oom_killed``.  Needs root, perf and a cgroup memory controller."""
+    dropped but for the pages of ``hold``, held as :func:`measure_program` holds them, by
+    default the cold page cache found before the first run; a fresh memory cgroup entered
+    through cgexec), traced by ``perf trace -F maj --no-syscalls``.  Returns one dict per
+    fault (:func:`parse_major_faults`) with ``run``, ``oom_killed`` and the run's
+    ``cold_extra_pages``/``cold_missing_pages`` (:func:`cold_difference`).  Needs root, perf
+    and a cgroup memory controller."""
     perf = require("perf")
     if cgroup_version() is None:
         raise VmlabError(why_no_cgroup())
-    files = program_files(argv, cwd)
+    if hold is None:
+        hold = cold_page_cache(argv, cwd)
     rows = []
-    for run in range(runs):
-        drop_from_cache(files)
-        with MemoryCgroup(int(limit_bytes) // 4096 * 4096) as cg, \
-                tempfile.NamedTemporaryFile(prefix="vmlab-maj-", suffix=".txt") as log:
-            r = subprocess.run([perf, "trace", "-F", "maj", "--no-syscalls", "-o", log.name,
-                                "--", cgexec_binary(), str(cg.procs), *argv], cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            if r.returncode != 0 and not Path(log.name).stat().st_size:
-                raise VmlabError(f"perf trace failed: {r.stderr.decode(errors='replace')[:200]}")
-            killed = cg.oom_kills() > 0
-            for f in parse_major_faults(Path(log.name).read_text(errors="replace")):
-                rows.append({"run": run, "oom_killed": killed, **f})
+    with hold_page_cache(hold):
+        for run in range(runs):
+            extra, missing = cold_difference(argv, cwd, hold)   # drops the files first
+            with MemoryCgroup(int(limit_bytes) // 4096 * 4096) as cg, \
+                    tempfile.NamedTemporaryFile(prefix="vmlab-maj-", suffix=".txt") as log:
+                r = subprocess.run([perf, "trace", "-F", "maj", "--no-syscalls", "-o",
+                                    log.name, "--", cgexec_binary(), str(cg.procs), *argv],
+                                   cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                if r.returncode != 0 and not Path(log.name).stat().st_size:
+                    raise VmlabError("perf trace failed: "
+                                     f"{r.stderr.decode(errors='replace')[:200]}")
+                killed = cg.oom_kills() > 0
+                for f in parse_major_faults(Path(log.name).read_text(errors="replace")):
+                    rows.append({"run": run, "oom_killed": killed, "cold_extra_pages": extra,
+                                 "cold_missing_pages": missing, **f})
     return rows
+
+
+#: How long :func:`charge_at_exit` holds the program at its ``exit_group`` (microseconds).
+EXIT_HOLD_US = 500_000
+
+
+def charge_at_exit(argv, limit_bytes, *, cwd=None, hold=None):
+    """What the cgroup is charged for a cold run of ``argv`` under ``limit_bytes``
+    (``None``: no limit) when the program calls ``exit_group``, before it frees anything:
+    ``strace`` (outside the cgroup) holds that call for :data:`EXIT_HOLD_US` while the
+    cgroup's counters are read.  The run starts as :func:`measure_program`'s cold runs do
+    (the program's files dropped but for ``hold``, held while it runs).
+
+    Returns pages: ``file`` (page cache: v1 ``cache``, v2 ``file``), ``anon`` (v1 ``rss``,
+    v2 ``anon``), ``kernel`` (v1 ``memory.kmem.usage_in_bytes``, v2 ``kernel``),
+    ``usage`` (v1 ``memory.usage_in_bytes``, v2 ``memory.current``) and ``other`` =
+    ``usage - file - anon - kernel`` (in v1 the per-CPU charge stock, up to 63 pages a CPU
+    charged ahead and not yet used, is in ``usage`` only), ``peak`` (v1
+    ``max_usage_in_bytes``, v2 ``memory.peak``, read after the exit), ``mapped_file`` and
+    the raw ``stat`` (``memory.stat``, byte fields in pages).  For a program that ends with
+    ``exit_group`` (not one killed first).  Needs root, strace and a cgroup memory
+    controller."""
+    strace = require("strace")
+    version = cgroup_version()
+    if version is None:
+        raise VmlabError(why_no_cgroup())
+    ps = os.sysconf("SC_PAGE_SIZE")
+    files = program_files(argv, cwd)
+    with hold_page_cache(hold or {}):
+        drop_from_cache(files)
+        limit = None if limit_bytes is None else int(limit_bytes) // ps * ps
+        with MemoryCgroup(limit, version) as cg:
+            p = subprocess.Popen([strace, "-f", "-qq", "-o", os.devnull, "-e",
+                                  "trace=exit_group", "-e",
+                                  f"inject=exit_group:delay_enter={EXIT_HOLD_US}",
+                                  cgexec_binary(), str(cg.procs), *argv], cwd=cwd,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                stat = _wait_for_exit_group(cg, p)
+                if version == 1:
+                    usage = int((cg.path / "memory.usage_in_bytes").read_text())
+                    kernel = int((cg.path / "memory.kmem.usage_in_bytes").read_text())
+                else:
+                    usage = int((cg.path / "memory.current").read_text())
+                    kernel = stat.get("kernel", 0) * ps
+            finally:
+                p.wait()
+            peak = cg.peak_bytes()
+    raw = {k: (v // ps if not k.startswith(("pg", "workingset", "hierarchical", "total_pg"))
+               else v) for k, v in stat.items()}
+    file, anon = (raw.get("cache", 0), raw.get("rss", 0)) if version == 1 else (
+        raw.get("file", 0), raw.get("anon", 0))
+    out = {"file": file, "anon": anon, "kernel": kernel // ps, "usage": usage // ps,
+           "peak": None if peak is None else peak // ps,
+           "mapped_file": raw.get("mapped_file", 0), "stat": raw}
+    out["other"] = out["usage"] - file - anon - out["kernel"]
+    return out
+
+
+#: ``exit_group``'s system call number, by machine (``/proc/PID/syscall``'s first field).
+EXIT_GROUP_NR = {"x86_64": 231, "aarch64": 94}
+
+
+def _wait_for_exit_group(cg, p):
+    """``memory.stat`` of ``cg`` once a process of it sits in its held ``exit_group``
+    (``/proc/PID/syscall`` names the call a stopped task is in), while ``p`` still runs."""
+    nr = EXIT_GROUP_NR.get(os.uname().machine)
+    if nr is None:
+        raise VmlabError(f"charge_at_exit knows exit_group's number on "
+                         f"{', '.join(EXIT_GROUP_NR)} only, not {os.uname().machine}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+        if p.poll() is not None:
+            raise VmlabError("the program ended before its exit_group could be held "
+                             "(killed, or strace cannot inject delays)")
+        with contextlib.suppress(OSError):
+            for pid in cg.procs.read_text().split():
+                with contextlib.suppress(OSError):
+                    call = Path(f"/proc/{pid}/syscall").read_text().split()
+                    if call and call[0] == str(nr):
+                        return _read_stat(cg)
+    raise VmlabError("the program did not reach exit_group within 60 s")
+
+
+def _read_stat(cg):
+    stat = {}
+    for line in (cg.path / "memory.stat").read_text().splitlines():
+        k, _, v = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            stat[k] = int(v)
+    return stat
 
 
 def repeat(fn, runs, *args, **kwargs):
@@ -381,49 +481,128 @@ def cold_page_cache(argv, cwd=None, where="exec"):
     return out
 
 
+@contextlib.contextmanager
+def hold_page_cache(cold, page_size=4096):
+    """Keep the page runs of ``cold`` (``{path: [[first, end), ...]}``, as
+    :func:`cold_page_cache` returns) resident while the ``with`` block runs, by mapping them
+    from this process: a mapped page is not dropped by ``posix_fadvise(DONTNEED)``
+    (:func:`drop_from_cache`) and, charged to this process's cgroup, not reclaimed by a run's
+    cgroup limit.  Each file is mapped read-only and shared with ``MADV_RANDOM``, and one
+    byte of every page of its runs is read: a page not resident is read alone (no readahead
+    around it), so the block starts with exactly those pages held, whatever was resident
+    before.  A held page keeps its whole folio (the kernel drops folios, not pages: a page
+    cached through a large folio holds its neighbours too).  Files that no longer exist or
+    are shorter are held as far as they go.  Yields the number of pages held.
+
+    Without it, what a cold run finds resident is whatever other processes happen to map
+    when it runs, which is not what a snapshot taken at another time says (docs/model.md
+    11.8: the sweep of ``python_dict`` took 1 major fault a run at 8 MB where its snapshot
+    gives 3)."""
+    maps = []
+    held = 0
+    try:
+        for path, runs in (cold or {}).items():
+            if not runs:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                if size == 0:
+                    continue
+                m = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+            finally:
+                os.close(fd)
+            maps.append(m)
+            m.madvise(mmap.MADV_RANDOM)
+            last = (size - 1) // page_size
+            for first, end in runs:
+                for page in range(int(first), min(int(end), last + 1)):
+                    m[page * page_size]          # the fault maps (and if needed reads) it
+                    held += 1
+        yield held
+    finally:
+        for m in maps:
+            m.close()
+
+
+def cold_difference(argv, cwd, expected):
+    """``(extra, missing)``: how many pages of the program's files are resident where
+    ``argv`` would start (:func:`cold_page_cache` at ``exec``, which drops them first) beyond
+    ``expected`` (``{path: runs}``), and how many of ``expected`` are not.  Called right
+    before a cold run, it says whether that run started from ``expected``: the snapshot
+    leaves the page cache as the run's own ``perf stat`` start will find it."""
+    now = cold_page_cache(argv, cwd)
+    extra = missing = 0
+    for path in set(now) | set(expected or {}):
+        a = _page_set(now.get(path, []))
+        b = _page_set((expected or {}).get(path, []))
+        extra += len(a - b)
+        missing += len(b - a)
+    return extra, missing
+
+
+def _page_set(runs):
+    return {p for first, end in runs for p in range(int(first), int(end))}
+
+
 def mincore_binary():
     """The compiled page-cache snapshot helper (built once per process, static when
     possible: it must touch no shared library)."""
     return _helper("mincore")
 
 
-def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None):
+def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None,
+                    hold=None):
     """Measure ``argv`` natively: ``runs`` unlimited runs under perf stat and, when
     ``limits_bytes`` is given (a list, or ``"auto"``: a sweep around the peak measured in an
     unlimited cgroup), ``runs`` runs per limit in a cgroup.  Returns a list of row dicts
     with ``setting`` (``"unlimited"`` or ``"limit"``), ``limit_bytes`` and the counts.
 
-    ``cold``: before every run, drop the program's files (:func:`program_files`) from the
-    page cache, so their pages are read again, by the run, and charged to its cgroup (pages
-    already cached are charged to whoever read them first, so a warm run under a limit takes
-    no major fault on them).  The default keeps the cache as it is: warm after the first
-    run, as a user would see it.
+    ``cold``: every run starts from one cold page cache: the program's files
+    (:func:`program_files`) are dropped before it, so their pages are read again, by the
+    run, and charged to its cgroup (pages already cached are charged to whoever read them
+    first, so a warm run under a limit takes no major fault on them), except the pages of
+    ``hold`` (``{path: runs}``; default: :func:`cold_page_cache` measured once before the
+    first run), which this process keeps resident by mapping them for the whole
+    measurement (:func:`hold_page_cache`).  Each cold row says how far its run's start was
+    from ``hold`` (``cold_extra_pages``: resident beyond it, mapped by some other process
+    then; ``cold_missing_pages``), measured right before the run.  The default keeps the
+    cache as it is: warm after the first run, as a user would see it.
     """
     rows = []
-    files = program_files(argv, cwd) if cold else []
+    if cold and hold is None:
+        hold = cold_page_cache(argv, cwd)
+    held = hold_page_cache(hold) if cold else contextlib.nullcontext()
 
     def prepare():
-        drop_from_cache(files)
+        if not cold:
+            return {}
+        extra, missing = cold_difference(argv, cwd, hold)   # drops the files first
+        return {"cold_extra_pages": extra, "cold_missing_pages": missing}
 
-    for i in range(runs):
-        prepare()
-        r = perf_stat(argv, cwd=cwd)
-        rows.append({"setting": "unlimited", "limit_bytes": None, "run": i, **r})
-    if limits_bytes:
-        if cgroup_version() is None:
-            raise VmlabError(why_no_cgroup())
-        helper = helper_faults()
-        if limits_bytes == "auto":
-            prepare()
-            peak = run_limited(argv, None, cwd=cwd, helper=helper)["peak_bytes"]
-            if not peak:
-                raise VmlabError("the cgroup reported no peak memory use; give the limits")
-            limits_bytes = auto_limits(peak)
-        for limit in limits_bytes:
-            for i in range(runs):
+    with held:
+        for i in range(runs):
+            before = prepare()
+            r = perf_stat(argv, cwd=cwd)
+            rows.append({"setting": "unlimited", "limit_bytes": None, "run": i, **r, **before})
+        if limits_bytes:
+            if cgroup_version() is None:
+                raise VmlabError(why_no_cgroup())
+            helper = helper_faults()
+            if limits_bytes == "auto":
                 prepare()
-                r = run_limited(argv, int(limit), cwd=cwd, helper=helper, timeout=timeout)
-                rows.append({"setting": "limit", "run": i, **r})
+                peak = run_limited(argv, None, cwd=cwd, helper=helper)["peak_bytes"]
+                if not peak:
+                    raise VmlabError("the cgroup reported no peak memory use; give the limits")
+                limits_bytes = auto_limits(peak)
+            for limit in limits_bytes:
+                for i in range(runs):
+                    before = prepare()
+                    r = run_limited(argv, int(limit), cwd=cwd, helper=helper, timeout=timeout)
+                    rows.append({"setting": "limit", "run": i, **r, **before})
     return rows
 
 
@@ -472,15 +651,30 @@ def make_inputs(d):
     numbers("numbers.txt", 5000)
     numbers("numbers20k.txt", 20000)
     subprocess.run(["seq", "1", "25000"], stdout=open(d / "seq.txt", "w"), check=True)
+    # written back now: posix_fadvise(DONTNEED) leaves dirty pages in the page cache, so a
+    # cold run within the kernel's writeback delay (30 s) would find its input resident
+    for name in ("text.txt", "numbers.txt", "numbers20k.txt", "seq.txt"):
+        fd = os.open(d / name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
-def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout=None):
+def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout=None,
+                     hold_cold=None, unlimited=True):
     """Measure :data:`PROGRAMS` as ``scripts/measure_programs.py`` does (the notebook calls
     this when it runs as root on Linux): ``runs`` warm unlimited runs each and, with
     ``limits`` and a cgroup memory controller, ``runs`` cold runs per limit of the programs
-    that have a sweep.  With ``record_dir``, one ``vmlab record --with perf`` trace of each
-    program is written there.  Returns ``(rows, commands)``: run dicts (with ``program``)
-    and, per program, its command line, input and limits.
+    that have a sweep, every one from the same cold page cache (:func:`measure_program`'s
+    ``hold``): ``hold_cold[name]`` when given (``{name: {path: runs}}``, e.g. the shipped
+    ``cold_page_cache`` of ``native_faults.json``, so that the runs start where the shipped
+    recordings' predictions do), else the one found before the sweep.  With
+    ``record_dir``, one ``vmlab record --with perf`` trace of each program is written there.
+    ``unlimited=False`` measures the sweeps only.  Returns ``(rows, commands)``: run dicts
+    (with ``program``) and, per program, its command line, input, limits, the cold page
+    cache its sweep held (``cold_page_cache``) and the one found before the sweep
+    (``cold_page_cache_found``).
     """
     import shlex
 
@@ -499,13 +693,16 @@ def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout
             commands[name] = {"command": shlex.join(cmd), "input": what,
                               "limits_bytes": [int(x) for x in sweep] if sweep else None}
             subprocess.run(cmd, cwd=work, stdout=subprocess.DEVNULL)  # warm the page cache
-            got = measure_program(cmd, runs=runs, cwd=work)
+            got = measure_program(cmd, runs=runs, cwd=work) if unlimited else []
             if sweep and can_limit:
+                snapshot = cold_page_cache(cmd, cwd=work)
+                hold = cold_in_folder(hold_cold.get(name), work) if hold_cold else snapshot
                 got += [r for r in measure_program(cmd, runs=runs, cwd=work, cold=True,
                                                    limits_bytes=[int(x) for x in sweep],
-                                                   timeout=timeout)
+                                                   timeout=timeout, hold=hold)
                         if r["setting"] == "limit"]
-                commands[name]["cold_page_cache"] = cold_page_cache(cmd, cwd=work)
+                commands[name]["cold_page_cache"] = hold
+                commands[name]["cold_page_cache_found"] = snapshot
             rows += [{"program": name, **r} for r in got]
             if record_dir is not None:
                 trace = Path(record_dir) / f"perf_{name}.vmt"
@@ -514,6 +711,17 @@ def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows, commands
+
+
+def cold_in_folder(cold, work):
+    """A cold page cache measured with another input folder: the inputs (files not found,
+    from a removed temporary folder) become the same names in ``work``."""
+    out = {}
+    for path, runs in (cold or {}).items():
+        if not os.path.exists(path):
+            path = os.path.realpath(os.path.join(work, os.path.basename(path)))
+        out[path] = runs
+    return out
 
 
 def summarize_runs(df):

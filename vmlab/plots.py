@@ -1081,7 +1081,16 @@ def limit_sweep(table, ax=None, title=None):
     po = t[t["predicted_oom"]]
     ax.scatter(po["limit_mb"], po["predicted_major"], marker="o", s=110, facecolors="none",
                edgecolors=c["predicted"], lw=1.5, zorder=3, label="predicted OOM")
-    ax.set_ylim(0, None)
+    top = max(t["measured_max"].max(), t["predicted_major"].max()) if len(t) else 0
+    low = max(min(t["measured_major"].min(), t["predicted_major"].min()), 1) if len(t) else 1
+    if top > 30 * low:
+        # one thrashing run (thousands) would flatten the few faults of every other limit
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylim(0, top * 2)
+        ylabel = "major faults per run (log above 1)"
+    else:
+        ax.set_ylim(0, None)
+        ylabel = "major faults per run"
     prog = t["program"].iloc[0] if len(t) else ""
     return _dress(ax, title or f"{prog}: major faults against the cgroup memory limit",
-                  "memory limit (MB)", "major faults per run", legend=True)
+                  "memory limit (MB)", ylabel, legend=True)

@@ -122,8 +122,10 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
             limits = "auto"
         elif limits_mb:
             limits = [int(x * 2**20) // 4096 * 4096 for x in limits_mb]
-        rows = measure_program(argv, runs=runs, limits_bytes=limits, cwd=cwd, cold=cold)
+        # the cold runs start from this snapshot, held resident while they run
         cold_cache = cold_page_cache(argv, cwd) if cold else None
+        rows = measure_program(argv, runs=runs, limits_bytes=limits, cwd=cwd, cold=cold,
+                               hold=cold_cache)
         settings = []
         notes = []
         for key in dict.fromkeys((r["setting"], r["limit_bytes"]) for r in rows):

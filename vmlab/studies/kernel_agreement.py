@@ -13,6 +13,8 @@ unlimited memory and under a sweep of cgroup memory limits.
 :func:`agreement_table`        predicted against measured, unlimited memory, per program
 :func:`limit_table`            predicted against measured major faults under each limit
 :func:`knee_bytes`             the largest limit where major faults have started to rise
+:func:`within_factor`          a predicted count within a factor of a measured one
+:func:`count_target_text`      issue 9's count target on a limit table, in words
 :func:`fault_breakdown`        a prediction's faults by VMA kind and fault case
 :func:`major_fault_pages`      a prediction's major faults, page by page
 :func:`kernel_major_sites`     the kernel's major faults, site by site (shipped, traced)
@@ -139,7 +141,12 @@ def limit_table(native_df, trace, program, cold_cache=None):
     """Major faults under each memory limit the program was measured at: ``limit_mb``,
     measured median/min/max, the kernel's OOM kills out of its runs, and the prediction
     (``predicted_major``, ``predicted_oom``) with ``memory_bytes`` = the limit, from the cold
-    page cache when ``cold_cache`` is given."""
+    page cache when ``cold_cache`` is given.
+
+    Issue 9's count target per limit: ``target_applies`` where the kernel's own run-to-run
+    spread is narrower than 2x (``measured_max < 2 * max(measured_min, 1)``) and no run was
+    OOM-killed (a killed run's counts stop at the kill); ``within_2x`` where the prediction
+    is within a factor 2 of the measured median (both at least 1)."""
     s = _native(native_df)
     lim = s[(s["program"] == program) & (s["setting"] == "limit")]
     rows = []
@@ -151,8 +158,38 @@ def limit_table(native_df, trace, program, cold_cache=None):
                      "measured_max": int(r.mj_max), "oom_kills": int(r.oom_kills),
                      "runs": int(r.runs), "predicted_major": p["major_faults"],
                      "predicted_pages_read": p["pages_read"],
-                     "predicted_faults": p["page_faults"], "predicted_oom": p["oom"]})
+                     "predicted_faults": p["page_faults"], "predicted_oom": p["oom"],
+                     "target_applies": bool(r.mj_max < 2 * max(r.mj_min, 1)
+                                            and r.oom_kills == 0),
+                     "within_2x": within_factor(p["major_faults"], r.major_faults, 2)})
     return pd.DataFrame(rows)
+
+
+def count_target_text(table):
+    """Issue 9's count target on one :func:`limit_table` in words: the limits where it
+    applies, how many the prediction meets, and the kernel's counts where its spread is
+    wider (or runs were killed) against the prediction's."""
+    a = table[table["target_applies"]]
+    mb = ", ".join(f"{x:g}" for x in a["limit_mb"])
+    text = (f"Where the kernel's own run-to-run spread is narrower than 2x and no run was "
+            f"killed ({mb or 'no limit'} MB), vmlab's major faults are within 2x of the "
+            f"kernel's median at {int(a['within_2x'].sum())} of {len(a)} limits")
+    missed = a.loc[~a["within_2x"], "limit_mb"]
+    text += "." if missed.empty else f" (not at {', '.join(f'{x:g}' for x in missed)} MB)."
+    wide = table[~table["target_applies"] & ~table["predicted_oom"]]
+    if len(wide):
+        text += " Elsewhere the kernel's spread is wider, or runs were killed: " + ", ".join(
+            f"{x.limit_mb:g} MB {x.measured_major:g} ({x.measured_min}-{x.measured_max}, "
+            f"{x.oom_kills} of {x.runs} killed) against {x.predicted_major}"
+            for x in wide.itertuples()) + "."
+    return text
+
+
+def within_factor(predicted, measured, factor):
+    """Whether ``predicted`` is within ``factor`` of ``measured`` either way (counts below 1
+    taken as 1: 0 and 1 major faults are the same answer)."""
+    a, b = max(float(predicted), 1.0), max(float(measured), 1.0)
+    return bool(b / factor <= a <= b * factor)
 
 
 def knee_bytes(limit_bytes, majors, rise=5):
