@@ -35,7 +35,7 @@ import numpy as np
 
 from ..._numba import njit
 from ...errors import TraceFormatError
-from ..model import ALL_COLUMNS, Op, TraceMeta
+from ..model import ALL_COLUMNS as _MODEL_COLUMNS, Op, TraceMeta
 from . import _text
 from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
@@ -45,6 +45,8 @@ WITH_GAP = False
 
 # column codes used by the kernel (index into ALL_COLUMNS), -1 = ignored column
 _TID, _ASID, _ADDR, _OP, _SIZE, _GAP = range(6)
+#: The columns a CSV trace carries (not the model's ``call``: see :func:`write`).
+ALL_COLUMNS = _MODEL_COLUMNS[:6]
 assert ALL_COLUMNS == ("tid", "asid", "addr", "op", "size", "gap_ns")
 _MAXIMA = np.array([0xFFFFFFFF, 0xFFFF, 2**64 - 1, 5, 0xFFFFFFFF, 2**64 - 1], np.uint64)
 _DTYPES = (np.uint32, np.uint16, np.uint64, np.uint8, np.uint32, np.uint64)
