@@ -87,6 +87,16 @@ class Call(enum.IntEnum):
     BRK = 5
 
 
+#: The calls whose change to their VMA comes at the end of their hold of ``mmap_lock``:
+#: ``mmap`` merges into (``vma_merge_new_range``/``vma_expand``) or links its VMA after its
+#: search for a gap, a growing ``brk`` extends the heap VMA after its checks
+#: (``do_brk_flags``).  ``munmap`` splits first (``__split_vma`` before the detach and the
+#: zap), ``mprotect`` splits or merges and sets the flags before its PTE walk, ``mremap``
+#: starts its change (the shrink's unmap, the growth's expand, the move's copy of the VMA)
+#: at once: their change is at the grant, as every writer's is when its call is unknown.
+#: docs/model.md 15.12.
+CHANGE_AT_RELEASE = frozenset({Call.MMAP, Call.BRK})
+
 #: The largest :class:`Call` code.
 MAX_CALL = max(Call)
 CALL_BY_NAME = {c.name.lower(): c for c in Call}
