@@ -233,3 +233,35 @@ def test_an_mmap_released_after_the_window_does_not_abort():
     r = reference(scenario([read(0, ANON), writer(1, OTHER, Call.MMAP, gap=500)], costs=EVEN),
                   DUFOUR)
     assert r.lock_counters["n_spf_aborts"] == 0
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+def test_csv_carries_the_call_column(tmp_path):
+    from vmlab.trace import read_trace, write_trace
+    t = synth.ebizzy(n_threads=2, n_iters=2, chunk_pages=4)
+    p = write_trace(t, tmp_path / "e.csv", "csv")
+    header, first = p.read_text().splitlines()[:2]
+    assert header == "tid,asid,addr,op,size,gap_ns,call" and first.endswith(",lock_w,24576,2000,mmap")
+    back = read_trace(p)
+    assert back.equals(t)
+    # names in any case, or codes; absent on other records or unknown
+    q = tmp_path / "c.csv"
+    q.write_text("addr,op,call\n0x1000,lock_w,MUNMAP\n0x2000,w,4\n0x3000,load,unknown\n0x4000,W,\"brk\"\n")
+    assert read_trace(q).calls().tolist() == [2, 4, 0, 5]
+    assert not read_trace(write_trace(Trace([1], op=[Op.LOCK_W]), tmp_path / "o.csv",
+                                      "csv")).has_call
+
+
+@pytest.mark.parametrize("line, message", [
+    ("0x1000,load,mmap", r"c.csv:3: column 'call': only lock_w records name a call"),
+    ("0x1000,lock_w,fork", r"c.csv:3: column 'call': expected a call \(mmap, munmap, mprotect, "
+                           r"mremap, brk, unknown or 0-5\), found 'fork'"),
+    ("0x1000,lock_w,6", r"c.csv:3: column 'call': value '6' is out of range \(0 to 5\)"),
+])
+def test_csv_bad_calls_name_the_line(tmp_path, line, message):
+    from vmlab.trace import read_trace
+    q = tmp_path / "c.csv"
+    q.write_text("addr,op,call\n0x2000,lock_w,mmap\n" + line + "\n")
+    with pytest.raises(TraceFormatError, match=message):
+        read_trace(q)
