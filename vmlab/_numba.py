@@ -156,6 +156,16 @@ def njit_phase(func):
                                cache=False))
 
 
+def njit_verb(func):
+    """``njit_phase`` for the fault engine's small verbs (a list insert, a bin count, a
+    record write): typed and lowered once, linked into each caller and inlined there by
+    LLVM.  numba's own inlining (``inline="always"``) copied the verb's IR into each of its
+    call sites (196 of them) and typed every copy again: 9-13 s of the first compile; a
+    verb now costs its one compile (docs/performance.md, eighth session).  Only for
+    functions called from compiled code (there is no CPython wrapper)."""
+    return njit_phase(func)
+
+
 @contextlib.contextmanager
 def quick_target_config():
     """While a kernel compiles: numba's compile options (``TargetConfig``) hashed and listed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow
+from ..._numba import njit_borrow, njit_verb
 from .. import codes as C
 from . import state as g
 
@@ -107,7 +107,7 @@ def _low_room(keep_records, nf, cap_f, nl, cap_l, ns, cap_s, track_cand, n_cand,
     return track_cand and n_cand + T + REC_MARGIN > cap_c
 
 
-@njit(inline="always")
+@njit_verb
 def _attempt_wasted(th, TS, TT, wait_kept):
     """The attempt in progress ended without completing the fault: its CPU is wasted.  Its
     wait is I/O wait when ``wait_kept`` (a lock-dropping wait ran to completion: the page
@@ -123,7 +123,7 @@ def _attempt_wasted(th, TS, TT, wait_kept):
     TS[th, C.TS_ATT_WAIT] = 0
 
 
-@njit(inline="always")
+@njit_verb
 def _close_fault(th, t_end, outcome, TS, faults, keep_records, cnt):
     """Write thread ``th``'s fault record (if kept) and count it: one user-visible fault,
     however many attempts it took."""
@@ -211,7 +211,7 @@ def _close_books(stop_t, TT, TS, thr_off, faults, keep_records, cnt, pol, vma_po
 # verbs on the scalar state G (state.py)
 
 
-@njit(inline="always")
+@njit_verb
 def _count_in_bin(W, G, row, t):
     """Count one event of series ``row`` (codes.TSB_*) at ``t`` in the time series."""
     ts_bins = W.ts_bins
@@ -224,7 +224,7 @@ def _count_in_bin(W, G, row, t):
         G[g.G_N_BINS] = b + 1
 
 
-@njit(inline="always")
+@njit_verb
 def _thread_ends(K, W, G, th, t, state):
     """Thread ``th`` ends at ``t`` in ``state`` (ST_DONE, ST_KILLED, ST_SIGBUS)."""
     G[g.G_N_ALIVE] -= 1
@@ -233,7 +233,7 @@ def _thread_ends(K, W, G, th, t, state):
                                                      G[g.G_ACC_END])
 
 
-@njit(inline="always")
+@njit_verb
 def _oom(W, G, th, t):
     """A charge of thread ``th`` found no frame at ``t`` under memory_bytes: the run ends
     there (docs/model.md section 12)."""
@@ -243,7 +243,7 @@ def _oom(W, G, th, t):
     W.cnt[C.CNT_OOM_THREAD] = th
 
 
-@njit(inline="always")
+@njit_verb
 def _fault_done(K, W, th, t, outcome):
     """Thread ``th``'s open fault ends at ``t`` with ``outcome``: its record and counts."""
     _close_fault(th, t, outcome, W.TS, W.faults, K.keep_records, W.cnt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow
+from ..._numba import njit_borrow, njit_verb
 from .. import codes as C
 
 # a blocked thread's next step: later than any simulated time
@@ -24,12 +24,12 @@ def _mix(seed, stream, counter):
     return z
 
 
-@njit(inline="always")
+@njit_verb
 def _draw(tables, dist, seed, stream, counter):
     return tables[dist, np.int64(_mix(seed, stream, counter) >> np.uint64(48))]
 
 
-@njit(inline="always")
+@njit_verb
 def _io_slot(seed, io_dist, n_quant, counter):
     """Where I/O draw number ``counter`` is in the flattened tables (``_draw``'s entry)."""
     return io_dist * n_quant + np.int64(_mix(seed, 1, counter) >> np.uint64(48))
@@ -89,7 +89,7 @@ def _heap_pop(ht, hk, n):
 
 
 
-@njit(inline="always")
+@njit_verb
 def _with_step(found, lt, lk, t, th):
     """The smaller of the pending key ``(lt, lk)`` (if ``found``) and thread ``th``'s step at
     ``t``: how a grant updates the other threads' earliest step."""
@@ -99,7 +99,7 @@ def _with_step(found, lt, lk, t, th):
     return found, lt, lk
 
 
-@njit(inline="always")
+@njit_verb
 def _other_min(tn, th):
     """The earliest next step of the threads other than ``th``: ``(found, time, key)``."""
     found = False
@@ -115,7 +115,7 @@ def _other_min(tn, th):
     return found, lt, lk
 
 
-@njit(inline="always")
+@njit_verb
 def _limit(hn, h_t, h_k, o_found, o_t, o_k):
     """The smallest pending key: the heap's top ``(h_t, h_k)`` (if ``hn`` > 0) or the other
     threads' earliest step."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_phase, prefetch
+from ..._numba import njit_phase, njit_verb, prefetch
 from .. import codes as C
 from . import state as g
 from .accounting import REC_MARGIN, _fit_bins, _hist_bucket
@@ -244,7 +244,7 @@ def _fast_run(K, W, G, th, t, pos):
     return t, pos, ended
 
 
-@njit(inline="always")
+@njit_verb
 def _rec_end_inline(K, W, G, th, nxt):
     """A record's end (after a hit or a fault) at ``nxt`` that comes before anything else
     happens, with no signal waiting and a next record that cannot run inline (its gap lets
@@ -278,7 +278,7 @@ def _rec_end_inline(K, W, G, th, nxt):
     return nxt + gap
 
 
-@njit(inline="always")
+@njit_verb
 def _prefetch_access(K, W, th, pos):
     """The access of record ``pos`` comes after its gap: fetch its page's state meanwhile,
     and this thread's records 16 positions on (each thread's records are a stream of their

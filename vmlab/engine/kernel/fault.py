@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow, njit_phase, prefetch
+from ..._numba import njit_borrow, njit_phase, njit_verb, prefetch
 from .. import codes as C
 from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
@@ -125,7 +125,7 @@ def _ph_lookup(K, W, G, th, t):
     return _wait_begins(K, W, G, th, t, p, s, 1, True, io_c)
 
 
-@njit(inline="always")
+@njit_verb
 def _next_io_ns(K, G):
     """The next I/O time draw (docs/model.md section 1), counted; the table slot of the one
     after it is fetched ahead (the fast path reads it from G_IO_SLOT)."""
@@ -143,7 +143,7 @@ def _next_io_ns(K, G):
     return d
 
 
-@njit(inline="always")
+@njit_verb
 def _fault_around(K, W, G, th, t, p, kernel_model):
     """Map the resident neighbours of page ``p``'s fault-around window (docs/model.md 8 and
     11.3); they count as hits for readahead's miss count.  Returns how many, or -1 on an OOM
@@ -206,7 +206,7 @@ def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
         W.cnt[C.CNT_RA_PAGES] += pg
 
 
-@njit(inline="always")
+@njit_verb
 def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
     """readahead._read_folios on the kernel state: returns (folios read, pages read)."""
     n_rd, pg, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_HN], G[g.G_NEV] = \
@@ -354,7 +354,7 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     return t + d + wakeup_ns, g.STEP_DONE
 
 
-@njit(inline="always")
+@njit_verb
 def _release_deferred(K, W, G, th, t):
     """The release of thread ``th``'s attempt at ``t`` pays a line cost (docs/model.md
     15.1): it takes effect then, and the phase runs again from the release on
@@ -462,7 +462,7 @@ def _ph_abort(K, W, G, th, t):
     return t, g.STEP_DONE
 
 
-@njit(inline="always")
+@njit_verb
 def _take_unreclaimable(K, W, G, th, t, need):
     """``need`` unreclaimable frames (anonymous, or the kernel's own) take room under the
     memory limit at ``t``, evicting page-cache folios (docs/model.md section 12).  Returns
@@ -479,7 +479,7 @@ def _take_unreclaimable(K, W, G, th, t, need):
     return True
 
 
-@njit(inline="always")
+@njit_verb
 def _mark_tables(K, W, q):
     """Marks the page tables page ``q``'s PTE needs as charged; returns how many were not."""
     need = 0
@@ -491,7 +491,7 @@ def _mark_tables(K, W, q):
     return need
 
 
-@njit(inline="always")
+@njit_verb
 def _charge_tables(K, W, G, th, t, p):
     """Under memory_bytes, the page tables page ``p``'s PTE needs that no PTE needed before
     take a frame each, unreclaimable (docs/model.md section 12).  Returns False on an OOM
@@ -525,7 +525,7 @@ def _charge_tables_around(K, W, G, th, t, p):
     return need == 0 or _take_unreclaimable(K, W, G, th, t, need)
 
 
-@njit(inline="always")
+@njit_verb
 def _charge_anon(K, W, G, th, t, p):
     """Page ``p`` (anonymous, or a private copy) takes a frame of the memory limit at ``t``
     (docs/model.md section 12).  Returns False on an OOM."""
@@ -565,7 +565,7 @@ def _ph_minor_map(K, W, G, th, t):
     return t + n_around * K.costs[C.COST_PTE], g.STEP_DONE
 
 
-@njit(inline="always")
+@njit_verb
 def _note_unmapped_copy(K, W, G, s):
     """Kernel model: a private copy maps the page-cache entry ``s`` no more: the adversary
     may take it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow
+from ..._numba import njit_borrow, njit_verb
 from .. import codes as C
 from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES, PT_YOUNG
 
@@ -18,7 +18,7 @@ PT_RO = np.uint8(C.PT_RO)
 PT_COPY = np.uint8(C.PT_COPY)
 
 
-@njit(inline="always")
+@njit_verb
 def _allows(p, write, FL, PT):
     """A PTE lets this access through without a fault (a write needs a writable one)."""
     if (PT[p] & PT_COPY) != 0:
@@ -28,7 +28,7 @@ def _allows(p, write, FL, PT):
     return not (write and (PT[p] & PT_RO) != 0)
 
 
-@njit(inline="always")
+@njit_verb
 def _kernel_case(p, write, backing, private, FL, PT, sp_ns, zero_fill_ns, copy_ns):
     """(handler extra, case) of a kernel-model fault on an anon or file VMA, from the access
     and the PTE's state at the grant (docs/model.md 11.2)."""
@@ -48,7 +48,7 @@ def _kernel_case(p, write, backing, private, FL, PT, sp_ns, zero_fill_ns, copy_n
     return sp_ns, C.CASE_SHARED
 
 
-@njit(inline="always")
+@njit_verb
 def _install_case(p, case, FL, PT, cnt):
     """Install the PTE a fault of ``case`` leaves (CASE_NONE: the page model's PTE); never
     turns a writable PTE read-only.  Counts a new PTE in CNT_PTES.  A kernel-model PTE is
@@ -71,7 +71,7 @@ def _install_case(p, case, FL, PT, cnt):
     FL[p] |= F_MSIO
 
 
-@njit(inline="always")
+@njit_verb
 def _install_page(p, s, case, FL, PT, MAPC, cnt):
     """``_install_case`` for page ``p`` whose page-cache entry is ``s``: when the entry is a
     folio of its own (``s != p``) it counts the PTEs that map it (a private copy maps it no
@@ -91,7 +91,7 @@ def _install_page(p, s, case, FL, PT, MAPC, cnt):
         FL[s] |= F_MSIO
 
 
-@njit(inline="always")
+@njit_verb
 def _around_mappable(q, s, FL, PT, RAM):
     """Fault-around maps neighbour ``q`` (page-cache entry ``s``): no PTE, no private copy,
     its folio resident, not in flight, not marked for readahead (docs/model.md 11.3)."""

@@ -5,7 +5,7 @@ section, a remap or a read hold begins) and the release of a record's hold.  The
 they use are in locks.py."""
 from __future__ import annotations
 
-from ..._numba import njit, njit_phase
+from ..._numba import njit_phase, njit_verb
 from .. import codes as C
 from . import state as g
 from .fault import _take_unreclaimable
@@ -150,7 +150,7 @@ def _ph_lock_req(K, W, G, th, t):
     return -1, g.HALT  # blocked until a release grants it
 
 
-@njit(inline="always")
+@njit_verb
 def _release_reader(K, W, G, th, t):
     """The end of a LOCK_R record's hold at ``t`` (docs/model.md 15.9): the release's line
     cost first (the other readers as it begins), then the read hold is let go; the last
@@ -174,7 +174,7 @@ def _release_reader(K, W, G, th, t):
     return t, g.STEP_DONE
 
 
-@njit(inline="always")
+@njit_verb
 def _attempt_holds(K, W, th, t, v):
     """A fault's attempt holds VMA ``v``'s read lock or runs speculatively from ``t``: one
     more attempt, granted at once."""

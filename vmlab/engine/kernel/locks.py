@@ -3,7 +3,7 @@ waiters, docs/model.md section 4), and the per-VMA read/write locks and sequence
 the lock designs after 2010 (section 15)."""
 from __future__ import annotations
 
-from ..._numba import njit, njit_borrow, njit_phase
+from ..._numba import njit_borrow, njit_phase, njit_verb
 from .. import codes as C
 from . import state as g
 from .accounting import _hist_bucket
@@ -163,7 +163,7 @@ def _release_hold(K, W, G, th, t):
     return w
 
 
-@njit(inline="always")
+@njit_verb
 def _mmap_read_release(K, W, th, t):
     """Thread ``th`` lets go of its read hold of its address space's mmap_sem at ``t`` (its
     lock row's release): the last reader out lets a queued writer go, whose index is
@@ -177,7 +177,7 @@ def _mmap_read_release(K, W, th, t):
     return -1
 
 
-@njit(inline="always")
+@njit_verb
 def _resumes(G, t, w):
     """Thread ``w`` resumes at ``t`` (granted during another thread's run): the other
     threads' earliest step (G_O_*) takes it into account."""
@@ -187,7 +187,7 @@ def _resumes(G, t, w):
     G[g.G_O_K] = ok
 
 
-@njit(inline="always")
+@njit_verb
 def _release_cost(K, W, G, th):
     """The line cost of the release thread ``th``'s attempt is about to make (0 unless lock
     words' lines cost something; docs/model.md 15.1)."""

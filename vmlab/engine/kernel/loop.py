@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import byref, njit, njit_borrow, njit_pass
+from ..._numba import byref, njit, njit_borrow, njit_pass, njit_verb
 from .. import codes as C
 from . import state as g
 from .accounting import (MAX_BINS, REC_MARGIN, _close_books, _grow, _grow1, _handler_extra,
@@ -56,7 +56,7 @@ def _ev_low(nev, cap_e, nf, cap_f, n_cand, margin):
     return cap_e - nev < (cap_f - nf) + n_cand + margin
 
 
-@njit(inline="always")
+@njit_verb
 def _needs_room(K, W, G):
     """A record table (or the adversary's notes) has fewer free rows than one step may
     need: the pass ends, the tables grow, the loop goes on."""
@@ -427,7 +427,7 @@ def _run_pass(inputs, work, G):
     return False
 
 
-@njit(inline="always")
+@njit_verb
 def _run_thread(K, W, G, th, t):
     """Run thread ``th`` from ``t``: its phases, step after step, inline as long as nothing
     else can happen before its next step; then its next step goes in ``tn`` (or it blocks,

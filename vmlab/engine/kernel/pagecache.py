@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow, prefetch
+from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
 from .state import G_ACT_FRAMES, G_NR_AGE
 
@@ -41,7 +41,7 @@ PT_YOUNG = np.uint8(C.PT_YOUNG)
 # the page-cache lists (doubly linked over dense page ids; sentinels n_pages and n_pages + 1)
 
 
-@njit(inline="always")
+@njit_verb
 def _list_insert_after(LL, node, at):
     b = LL[at, 1]
     LL[node, 0] = at
@@ -50,7 +50,7 @@ def _list_insert_after(LL, node, at):
     LL[b, 0] = node
 
 
-@njit(inline="always")
+@njit_verb
 def _list_remove(LL, node):
     a = LL[node, 0]
     b = LL[node, 1]
@@ -120,7 +120,7 @@ def _choose_victim_not(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ra
     return victim, hand
 
 
-@njit(inline="always")
+@njit_verb
 def _note_candidate(cand, n_cand, p):
     """Note page ``p`` for the adversary: it became resident, unmapped and unpinned (stale
     notes are skipped when the adversary runs).  The event loop keeps room for it."""
@@ -128,14 +128,14 @@ def _note_candidate(cand, n_cand, p):
     return n_cand + 1
 
 
-@njit(inline="always")
+@njit_verb
 def _pin(p, PIN, FL):
     """A fault takes a reference on page ``p`` (it cannot be evicted while pinned)."""
     PIN[p] += 1
     FL[p] |= F_PIN
 
 
-@njit(inline="always")
+@njit_verb
 def _unpin(p, PIN, FL):
     """A fault lets go of its reference on page ``p``."""
     PIN[p] -= 1
@@ -143,13 +143,13 @@ def _unpin(p, PIN, FL):
         FL[p] &= np.uint8(255 - F_PIN)
 
 
-@njit(inline="always")
+@njit_verb
 def _lru_victim(S, LL, FL):
     """LRU and FIFO: the page nearest the tail that is neither in flight nor pinned (or -1)."""
     return _lru_victim_not(S, LL, FL, F_BUSY)
 
 
-@njit(inline="always")
+@njit_verb
 def _lru_victim_not(S, LL, FL, busy):
     """The page nearest the tail of list ``S`` with none of the flags ``busy`` (or -1)."""
     x = LL[S, 0]
@@ -160,7 +160,7 @@ def _lru_victim_not(S, LL, FL, busy):
     return -1
 
 
-@njit(inline="always")
+@njit_verb
 def _evict(victim, replacement, S, LL, FL, cnt):
     """Take ``victim`` out of the page cache (its PTE goes with it)."""
     _list_remove(LL, victim)
@@ -180,7 +180,7 @@ def _evict(victim, replacement, S, LL, FL, cnt):
         prefetch(LL, LL[nv, 0])
 
 
-@njit(inline="always")
+@njit_verb
 def _insert(p, replacement, hand, S, LL, FL):
     """Put file page ``p`` in the page cache: at the head (LRU, FIFO; twolist: of the inactive
     list) or behind the hand (CLOCK), its reference bit clear."""
@@ -192,7 +192,7 @@ def _insert(p, replacement, hand, S, LL, FL):
         _list_insert_after(LL, p, S)
 
 
-@njit(inline="always")
+@njit_verb
 def _touch(s, replacement, S, LL, FL, cnt, ws, G, slot_frames):
     """A reference to resident file entry ``s`` (a hit, or a fault's access): LRU moves it to
     the head, CLOCK sets its reference bit, twolist marks or activates it (``ws``: under
@@ -212,7 +212,7 @@ def _touch(s, replacement, S, LL, FL, cnt, ws, G, slot_frames):
             _touch_twolist(s, S, LL, FL, cnt)
 
 
-@njit(inline="always")
+@njit_verb
 def _note_if_free(s, FL, cand, n_cand, track_cand):
     """Entry ``s`` may have become unpinned and unmapped: note it for the adversary if so
     (returns the notes' new length)."""
@@ -251,7 +251,7 @@ def _touch_ws(p, S, LL, FL, cnt, G, slot_frames):
     _activate_ws(p, S, LL, FL, cnt, G, slot_frames)
 
 
-@njit(inline="always")
+@njit_verb
 def _activate(p, S, LL, FL, cnt):
     """Move inactive entry ``p`` to the head of the active list, its bit clear."""
     _list_remove(LL, p)
@@ -260,7 +260,7 @@ def _activate(p, S, LL, FL, cnt):
     cnt[C.CNT_ACTIVE] += 1
 
 
-@njit(inline="always")
+@njit_verb
 def _activate_ws(p, S, LL, FL, cnt, G, slot_frames):
     """``_activate`` under workingset: the active list's frames and the nonresident age grow
     by the entry's frames (workingset_activation, move_folios_to_lru)."""
@@ -327,7 +327,7 @@ def _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
     return slot_frames[victim]
 
 
-@njit(inline="always")
+@njit_verb
 def _exec_mapped(s, P, FL, page_vma, vma_exec, sp_off, sp_pages):
     """A PTE of an executable VMA maps entry ``s``'s page-cache page itself (a private
     copy's PTE clears the page's ``F_PTE``: it maps a page of its own; docs/model.md 8.1)."""
@@ -381,7 +381,7 @@ def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P, sp
     return _lru_victim_not(S + 1, LL, FL, busy)
 
 
-@njit(inline="always")
+@njit_verb
 def _read_young(s, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages):
     """folio_referenced on entry ``s`` (docs/model.md 8.2): read and clear the young bits of
     the PTEs that map its page-cache page itself.  Returns (the VMAs with a young PTE, 2
@@ -471,7 +471,7 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
     return _lru_victim_not(S + 1, LL, FL, F_BUSY)
 
 
-@njit(inline="always")
+@njit_verb
 def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames):
     """``_insert`` on the general path: under ``ws`` a shadow entry in ``s``'s slot is
     consumed, and when its refault distance (the nonresident age now minus the one it
@@ -491,7 +491,7 @@ def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames):
     _insert(s, replacement, hand, S, LL, FL)
 
 
-@njit(inline="always")
+@njit_verb
 def _note_eviction(evs, nev, keep, t, entry, cause, th):
     """An eviction record (the loop keeps room for it: loop.py ``_ev_low``)."""
     if keep:

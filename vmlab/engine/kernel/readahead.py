@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, njit_borrow
+from ..._numba import njit_borrow, njit_verb
 from .. import codes as C
 from .events import _heap_push
 from .pagecache import F_INFL, F_MSIO, F_RES, _insert_entry, _reclaim
@@ -20,7 +20,7 @@ MMAP_LOTSAMISS = 100
 MMAP_MISS_MAX = 1000
 
 
-@njit(inline="always")
+@njit_verb
 def _next_size(s, M):
     """The next asynchronous window after one of ``s`` pages (get_next_ra_size)."""
     if 16 * s < M:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit
+from ..._numba import njit_verb
 from .. import codes as C
 from . import state as g
 from .accounting import _count_in_bin, _thread_ends
@@ -18,7 +18,7 @@ from .granularity import _allows, _unmap_pages
 from .pagecache import F_FILE, F_PTE, PT_YOUNG, _touch
 
 
-@njit(inline="always")
+@njit_verb
 def _ph_start(K, W, G, th, t):
     """PH_START: account the interval that just ended; then an eager mapping (a remap under
     mmap_sem for write), the thread's end, or the gap before the record's access."""
@@ -60,7 +60,7 @@ def _ph_start(K, W, G, th, t):
     return t + gap, g.STEP_DONE
 
 
-@njit(inline="always")
+@njit_verb
 def _may_run_fast(K, W, G, th, t, pos):
     """Whether the fast path's run could take record ``pos`` (else calling it costs more
     than it saves: with other threads' steps close by, most runs would stop at once).  The
@@ -80,7 +80,7 @@ def _may_run_fast(K, W, G, th, t, pos):
     return _key_lt(e, (C.EV_THREAD << 40) | th, lim_t, lim_k)
 
 
-@njit(inline="always")
+@njit_verb
 def _ph_access(K, W, G, th, t):
     """PH_ACCESS: the access after the gap.  A LOCK_W record requests mmap_sem for write, a
     LOCK_R record for read (docs/model.md 15.9); a
@@ -155,7 +155,7 @@ def _ph_access(K, W, G, th, t):
     return t, C.PH_LOCK_REQ
 
 
-@njit(inline="always")
+@njit_verb
 def _ph_rec_end(K, W, G, th, t, ph):
     """PH_REC_END (the record is done) and PH_DELIVER_REEXEC (back to user space mid-fault):
     pending signals are delivered first, then the next record starts, or the access runs

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..._numba import njit
+from ..._numba import njit_verb
 
 
 # ---- the scalar state G[...] (int64; flags are 0/1)
@@ -86,7 +86,7 @@ STEP_DONE = -1      # nothing more this step (the next one at the returned time)
 HALT = -2           # the thread's run stops: it blocks, ends, or the run stops (an OOM)
 
 
-@njit(inline="always")
+@njit_verb
 def _entry(K, G, p):
     """Page ``p``'s page-cache entry: ``page_slot[p]`` when entries are not their pages
     (G_CACHE_MODE), else ``p`` itself without reading ``page_slot`` (a load that misses the
