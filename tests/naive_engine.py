@@ -64,7 +64,7 @@ from types import SimpleNamespace
 from vmlab.errors import ScenarioError
 from vmlab.model.costs import Exponential
 from vmlab.model.scenario import refuse_knobs
-from vmlab.trace.model import Op
+from vmlab.trace.model import Call, Op
 
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
@@ -202,7 +202,8 @@ class _Thread:
 
 
 class _Record:
-    __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key", "write", "size")
+    __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key", "write", "size",
+                 "call")
 
 
 class NaiveSimulator:
@@ -305,6 +306,7 @@ class NaiveSimulator:
         ops = [int(o) for o in trace.op]
         gaps = [int(g) for g in trace.gap_ns] if trace.has_gap else [0] * n
         sizes = [int(z) for z in trace.size]
+        calls = [int(c) for c in trace.calls()]
         ordered_tids = sorted(set(tids))
         self.threads = [_Thread(i, t) for i, t in enumerate(ordered_tids)]
         by_tid = {t: th for t, th in zip(ordered_tids, self.threads)}
@@ -320,6 +322,7 @@ class NaiveSimulator:
             r = _Record()
             r.index, r.op, r.asid, r.addr, r.gap = i, ops[i], asids[i], addrs[i], gaps[i]
             r.size = sizes[i]
+            r.call = calls[i]
             r.vpn = r.addr >> self.shift
             r.key = (r.asid, r.vpn)
             r.vma = None
@@ -1221,12 +1224,21 @@ class NaiveSimulator:
         self._release(vma.asid, WRITE, lock)
 
     def _lock_w(self, th, rec):
+        """A writer (docs/model.md 15.2).  Its call (15.12) gives its hold (``mmap_cs_ns``
+        when the trace does not name it) and, for a ``spf_count="change"`` VMA, where its
+        change is: at the release for an mmap (its merge comes after the gap search) and a
+        growing brk, at the grant for the others."""
+        c = self.costs
+        hold = {Call.MMAP: c.hold_mmap_ns, Call.MUNMAP: c.hold_munmap_ns,
+                Call.MPROTECT: c.hold_mprotect_ns, Call.MREMAP: c.hold_mremap_ns,
+                Call.BRK: c.hold_brk_ns}.get(rec.call, c.mmap_cs_ns)
+        late = rec.call in (Call.MMAP, Call.BRK)
         lock = self._lock_record(th, rec.asid, WRITE, LOCK_RECORD)
         yield ("lock", rec.asid, WRITE, lock)
         vis = self._vmas_in_range(rec.asid, rec.addr, rec.size)
-        yield from self._write_lock_vmas(th, rec.asid, vis)
-        yield ("sleep", self.costs.mmap_cs_ns, "lock_hold")
-        self._write_unlock_vmas(rec.asid, vis)
+        yield from self._write_lock_vmas(th, rec.asid, vis, late)
+        yield ("sleep", hold, "lock_hold")
+        self._write_unlock_vmas(rec.asid, vis, late)
         self._release(rec.asid, WRITE, lock)
 
     def _lock_r(self, th, rec):
@@ -1251,16 +1263,20 @@ class NaiveSimulator:
         return [i for i, v in enumerate(self.vmas)
                 if v.asid == asid and (size == 0 or (v.start < addr + size and addr < v.end))]
 
-    def _write_lock_vmas(self, th, asid, vis):
+    def _write_lock_vmas(self, th, asid, vis, late=False):
         """At the writer's grant: mark its VMAs write-locked, bump the sequence counts, then
         wait until the VMA readers already inside have left (``vma_start_write``).  A VMA whose
-        policy has ``spf_count="change"`` has its count changed once, here, never odd
-        (docs/model.md 15.4); else it is odd until the release."""
+        policy has ``spf_count="change"`` has its count changed once, never odd
+        (docs/model.md 15.4): here, or at the release for a ``late`` writer (15.12); else
+        it is odd until the release."""
         self.mm_seq[asid] = self.mm_seq.get(asid, 0) + 1
         busy = set()
         for vi in vis:
             self.vma_wlocked[vi] = True
-            self.vma_seq[vi] += 2 if self.vma_policies[vi].spf_count == "change" else 1
+            if self.vma_policies[vi].spf_count == "hold":
+                self.vma_seq[vi] += 1
+            elif not late:
+                self.vma_seq[vi] += 2
             if self.vma_readers[vi] > 0:
                 busy.add(vi)
         if busy:
@@ -1271,12 +1287,12 @@ class NaiveSimulator:
             yield ("drain",)
             self.vma_write_wait_ns += self.now - g
 
-    def _write_unlock_vmas(self, asid, vis):
+    def _write_unlock_vmas(self, asid, vis, late=False):
         self.mm_seq[asid] += 1
         for vi in vis:
             self.vma_wlocked[vi] = False
-            if self.vma_policies[vi].spf_count == "hold":
-                self.vma_seq[vi] += 1
+            if self.vma_policies[vi].spf_count == "hold" or late:
+                self.vma_seq[vi] += 1 if self.vma_policies[vi].spf_count == "hold" else 2
 
     def _attempt_row(self, th, vi, kind, t_req, t_acq, outcome):
         """Record a VMA lock or speculative attempt (docs/model.md 15.6); returns the row."""

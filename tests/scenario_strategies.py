@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 
 from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, Fixed, Policy,
                          Scenario, SignalSchedule, Uniform, Unmap, Vma, can_serve)
+from vmlab.model.costs import HOLD_FIELDS
 from vmlab.trace import Op, Trace
+from vmlab.trace.model import MAX_CALL
 
 PAGE = 4096
 ACCESS_OPS = (Op.LOAD, Op.STORE, Op.IFETCH, Op.MODIFY)
@@ -136,6 +138,7 @@ def costs(draw, lock_costs=False):
         signal_ns=draw(small),
         mmap_cs_ns=draw(st.integers(1, 500)),
         mmap_read_cs_ns=draw(st.integers(1, 500)),
+        **{name: draw(st.integers(1, 500)) for name in HOLD_FIELDS.values()},
         wakeup_ns=draw(small),
         copy_page_ns=draw(small),
         io_ns=draw(dists(5000)),
@@ -273,9 +276,15 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
     if draw(st.booleans()):
         gap = np.array(draw(st.lists(st.integers(0, 2000), min_size=len(rows),
                                      max_size=len(rows))), np.uint64)
+    # writers name their calls at times (docs/model.md 15.12: each call's hold and, under
+    # spf_count="change", the place of its change); 0 is a writer of unknown call
+    call = None
+    if (op_col == Op.LOCK_W).any() and draw(st.booleans()):
+        call = np.array([draw(st.integers(0, int(MAX_CALL))) if o == Op.LOCK_W else 0
+                         for o in op_col], np.uint8)
     trace = Trace(addr=addr_col.astype(np.uint64), op=op_col.astype(np.uint8),
                   tid=tid_col.astype(np.uint32), asid=asid_col.astype(np.uint16),
-                  size=size_col.astype(np.uint64), gap_ns=gap)
+                  size=size_col.astype(np.uint64), gap_ns=gap, call=call)
 
     # Eager VMAs may name their map thread.
     vmas = [v if not (v.policy or policy).eager or draw(st.booleans())

@@ -31,7 +31,7 @@ from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases
                                  unmap_cases, young_cases)
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
-from vmlab.trace import Op, Trace  # noqa: E402
+from vmlab.trace import Call, Op, Trace  # noqa: E402
 
 N_EXAMPLES = int(os.environ.get("VMLAB_AGREEMENT_EXAMPLES", "150"))
 
@@ -43,7 +43,8 @@ def describe(scenario, policy):
     for i in range(len(t)):
         op = Op(int(t.op[i]))
         gap = f" +{int(t.gap_ns[i])}" if t.has_gap else ""
-        what = ("LOCK_W" if op == Op.LOCK_W else f"LOCK_R {int(t.size[i])} ns" if op == Op.LOCK_R
+        call = f" {Call(int(t.calls()[i])).name.lower()}" if t.has_call else ""
+        what = (f"LOCK_W {int(t.addr[i]):#x}+{int(t.size[i])}{call}" if op == Op.LOCK_W else f"LOCK_R {int(t.size[i])} ns" if op == Op.LOCK_R
                 else f"{op.name} {int(t.addr[i]):#x}")
         recs.append(f"  [{i}] tid {int(t.tid[i])} asid {int(t.asid[i])} {what}{gap}")
     lines = [f"policy: {policy!r}", "vmas:"]

@@ -246,16 +246,17 @@ def test_09_twenty_years_later(executed):
     # the merged band: its changes fall in several times as many speculative windows as a
     # chunk's neighbours' do; simulated with the whole-hold count, per-VMA faults
     # fall back (no gain) and spf keeps part of its gain
-    assert r["spf_band_abort_estimate_16"] > 3 * r["spf_abort_fraction_16"]
+    assert r["spf_band_abort_estimate_16"] > 2 * r["spf_abort_fraction_16"]   # 7x at full size
     assert r["merged_per_vma_ratio_16"] == pytest.approx(1.0, abs=0.05)
     assert 1.1 < r["merged_spf_ratio_16"] < r["spf_ratio_16"]
-    # simulated with Dufour's count (docs/model.md 15.4 spf_count="change", each change at
-    # its writer's grant): the band aborts more than a chunk's neighbours do, and spf keeps
-    # more of its gain than under the whole-hold count; every simulated abort is one of the
-    # estimate's, which also counts an mmap's change at its release
+    # simulated with Dufour's count (docs/model.md 15.4 spf_count="change", each change
+    # where its writer's call makes it, 15.12): the band aborts more than a chunk's
+    # neighbours do, and spf keeps more of its gain than under the whole-hold count; the
+    # estimate, which places the changes the same way, finds exactly the simulated aborts
+    # on the run's own timeline
     assert r["dufour_abort_fraction_16"] > r["spf_abort_fraction_16"]
     assert r["merged_spf_ratio_16"] < r["dufour_spf_ratio_16"] < r["spf_ratio_16"]
-    assert r["dufour_abort_fraction_16"] <= r["dufour_band_abort_estimate_16"]
+    assert r["dufour_abort_fraction_16"] == r["dufour_band_abort_estimate_16"]
     # retry under the VMA lock: fewer acquisitions, less total read wait.  With the
     # non-fault readers at the measured rate (0.400 per retry, docs/model.md 15.9) the
     # acquisitions fall 3.5x, as published (20,010 -> 5,719), within the stated 3x-4x; the

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vmlab.errors import TraceFormatError
-from vmlab.trace import Op
+from vmlab.trace import Call, Op
 from vmlab.trace.readers import perf
 
 FIX = Path(__file__).parent / "fixtures"
@@ -67,7 +67,11 @@ def write(tmp_path, text, name="p.txt"):
 def test_real_fixture_counts(path):
     c = read(path)
     assert len(c["tid"]) == 412
-    assert set(c) == {"tid", "asid", "addr", "op", "size", "gap_ns"}
+    assert set(c) == {"tid", "asid", "addr", "op", "size", "gap_ns", "call"}
+    # the fixture's writers are mmap and munmap calls, named in the call column; the
+    # faults name none (docs/model.md 15.12)
+    assert set(c["call"][c["op"] == Op.LOCK_W].tolist()) == {Call.MMAP, Call.MUNMAP}
+    assert not c["call"][c["op"] != Op.LOCK_W].any()
     got = collections.Counter(zip(c["tid"].tolist(), c["op"].tolist()))
     for tid, (faults, locks) in COUNTS.items():
         assert got[(tid, Op.LOAD)] == faults, tid
@@ -468,6 +472,24 @@ RANGE_CASES = [
 def test_writer_range_of_each_call(call, text, expected):
     from vmlab.trace.readers._syscall_ranges import writer_range
     assert writer_range(call, text, {}, 1) == expected
+
+
+@pytest.mark.parametrize("call, text, expected", RANGE_CASES)
+def test_writer_range_names_the_call(call, text, expected):
+    from vmlab.trace.readers._syscall_ranges import writer_range
+    assert writer_range(call, text, {}, 1, with_call=True) == (*expected, Call[call.upper()])
+
+
+def test_brk_call_follows_the_direction_of_the_break():
+    """A brk that raises the break is BRK (the heap VMA grows at the end of the call); one
+    that lowers it unmaps the heap's tail (do_vmi_munmap): MUNMAP; one whose direction is
+    unknown (the first, or without arguments) stays UNKNOWN."""
+    from vmlab.trace.readers._syscall_ranges import writer_range
+    brk = {}
+    calls = [writer_range("brk", text, brk, 7, with_call=True)[2]
+             for text in ("brk: 0x00602000", "brk: 0x00623000", "brk: 0x00610800",
+                          "brk: 0x00000000", "")]
+    assert calls == [Call.UNKNOWN, Call.BRK, Call.MUNMAP, Call.BRK, Call.UNKNOWN]
 
 
 def test_brk_range_follows_the_process_break():

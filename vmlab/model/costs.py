@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import ScenarioError
+from ..trace.model import MAX_CALL, Call
 from ._checks import (LIMIT, LIMIT_TEXT, as_whole, checked_keywords, is_finite_number, is_number,
                       unknown_names)
 
@@ -309,6 +310,18 @@ class Costs:
     #: hold the trace does not give; docs/model.md 15.9) holds the lock this long: one
     #: ``mincore`` of 64 pages on this host (1.6 µs, best of 2,000; scripts/mmap_readers.c).
     mmap_read_cs_ns: int = 1_600
+    #: A ``LOCK_W`` record that names its call (the trace's ``call`` column, docs/model.md
+    #: 15.12) holds ``mmap_lock`` for write this long instead of ``mmap_cs_ns``: the call's
+    #: time on this host for ebizzy's 512 KiB chunk, medians of 2,001 calls, single-threaded
+    #: (``scripts/writer_calls.c``, three runs: mmap 2.8-3.5 µs, munmap of the filled chunk
+    #: 29.6-37.4 µs, mprotect to read-only 10.8-14.8 µs, mremap moving it 9.3-13.4 µs, a brk
+    #: raising the break by it 1.7-2.1 µs; ``scripts/ebizzy_writers.c`` gave mmap 2.1-2.8 µs
+    #: and munmap 30-37 µs).  A brk that lowers the break is an munmap.
+    hold_mmap_ns: int = 2_800
+    hold_munmap_ns: int = 33_000
+    hold_mprotect_ns: int = 11_000
+    hold_mremap_ns: int = 12_000
+    hold_brk_ns: int = 1_800
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
 
@@ -429,6 +442,22 @@ def dist_from_dict(data, where="distribution"):
         return cls(**{p: data[p] for p in params})
     except ScenarioError as e:
         raise ScenarioError(f"{where}: {e}") from None
+
+
+#: The :class:`Costs` field that is the hold of each known call (docs/model.md 15.12).
+HOLD_FIELDS = {Call.MMAP: "hold_mmap_ns", Call.MUNMAP: "hold_munmap_ns",
+               Call.MPROTECT: "hold_mprotect_ns", Call.MREMAP: "hold_mremap_ns",
+               Call.BRK: "hold_brk_ns"}
+
+
+def writer_holds_ns(costs):
+    """The hold of a ``LOCK_W`` record per :class:`~vmlab.trace.model.Call` code, as an
+    int64 array indexed by the code: ``mmap_cs_ns`` for ``UNKNOWN``, the call's
+    ``hold_*_ns`` for the others (docs/model.md 15.12)."""
+    out = np.full(int(MAX_CALL) + 1, int(costs.mmap_cs_ns), np.int64)
+    for call, name in HOLD_FIELDS.items():
+        out[int(call)] = int(getattr(costs, name))
+    return out
 
 
 def cost_names():

@@ -370,16 +370,10 @@ def pft_fault_ns(costs, touch_gap_ns=50):
 #: ``read_options``), 128 pages.
 EBIZZY_CHUNK_PAGES = 128
 
-#: One ebizzy ``-m`` writer call on this host, ns: the mean of an ``mmap`` of a 512 KiB chunk
-#: (2.1-2.8 µs) and the ``munmap`` of it filled (30-37 µs), measured single-threaded by
-#: ``scripts/ebizzy_writers.c`` (15.9-20.0 µs over three runs; no cross-CPU TLB shootdown, so
-#: a lower bound for the cited multi-CPU runs).
-EBIZZY_WRITER_NS = 18_000
-
-
 #: ``spf`` with Dufour's per-VMA count (docs/model.md 15.4, ``spf_count="change"``): a writer
-#: changes its VMAs' count once, at its grant, instead of holding it odd to its release.  The
-#: count of the cited 48-CPU run (Dufour's v11 series).
+#: changes its VMAs' count once, where its call changes the VMA (15.12: an ``mmap`` at its
+#: release, an ``munmap`` at its grant), instead of holding it odd to its release.  The count
+#: of the cited 48-CPU run (Dufour's v11 series).
 SPF_DUFOUR = get_policy("spf").replace(name="spf_dufour", spf_count="change")
 #: Its colour in charts: the colour generated from its name is ``per_vma_lock``'s
 #: (:func:`vmlab.plots.generated_color`), so it takes one no lock preset has.
@@ -393,8 +387,10 @@ def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neigh
 
     ``-m`` allocates every chunk with ``mmap`` and frees it with ``munmap`` (two writers per
     iteration); ``-T`` only touches the pages (one store each: ``touch_gap_ns`` is the loop
-    step, no copy or search); ``-t`` one thread per CPU.  The default ``costs`` are
-    ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS`.
+    step, no copy or search); ``-t`` one thread per CPU.  The writers name their calls
+    (:func:`vmlab.trace.synth.ebizzy`), so each holds ``mmap_lock`` for its call's cost
+    (docs/model.md 15.12: ``hold_mmap_ns`` for the ``mmap`` of a chunk, ``hold_munmap_ns`` for
+    the ``munmap`` of it filled, this host's); the default ``costs`` are ``Costs()``.
 
     The VMAs, two static forms of the kernel's (docs/model.md 15.8):
 
@@ -420,7 +416,7 @@ def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neigh
                      backing="anon", name=f"chunk{j}") for j in range(n_threads * n_iters))
     if merge:
         vmas = merge_vmas(vmas)
-    return Scenario(tr, vmas=vmas, costs=costs or Costs(mmap_cs_ns=EBIZZY_WRITER_NS))
+    return Scenario(tr, vmas=vmas, costs=costs or Costs())
 
 
 #: ``mmap_lock`` read acquisitions over the measured app start (all readers: the
@@ -685,10 +681,10 @@ def band_change_aborts(result):
     but Dufour's count is odd only while ``__vma_adjust()`` rewrites the VMA, a few hundred
     ns, not for the writer's whole hold (``spf_count="hold"`` of docs/model.md 15.4, and
     Lespinasse's address-space count, are odd from grant to release).  The engine simulates
-    Dufour's count as ``spf_count="change"`` (:data:`SPF_DUFOUR`) with every change at the
-    writer's grant, as a trace's writer records do not say which call they are; this
-    estimate places each call's change where the kernel does.  So on the run's
-    own timeline a speculative attempt, from its count read to its end, aborts iff it
+    Dufour's count as ``spf_count="change"`` (:data:`SPF_DUFOUR`) with each change where the
+    writer's call makes it (docs/model.md 15.12); this estimate places the changes the same
+    way on any run's timeline (a VMA per chunk, or a run without Dufour's count), without
+    their aborts feeding back into the run.  So on the run's own timeline a speculative attempt, from its count read to its end, aborts iff it
     contains a change instant: a ``munmap``'s split at its grant (the split comes before the
     unmap), an ``mmap``'s merge at its release (the merge comes after the search for a
     gap).  Each thread's writers alternate ``mmap``, ``munmap`` (:func:`vmlab.trace.synth.ebizzy`).
@@ -767,11 +763,11 @@ def spf_sweep(threads=(16, 24, 48), policies=("fault_retry_v57", "per_vma_lock",
     thread per CPU; the abort count's 48) under each policy; :func:`spf_table`.  ``ebizzy``:
     :func:`ebizzy_scenario`'s keywords (``merge=True``: the kernel's merged VMAs).
 
-    ``costs`` default: ``Costs()`` with ``mmap_cs_ns`` = :data:`EBIZZY_WRITER_NS` and the
-    lock-word costs of :func:`pft_sweep` (:func:`lock_costs`).
+    ``costs`` default: ``Costs()`` (each writer holds its call's cost, docs/model.md 15.12)
+    with the lock-word costs of :func:`pft_sweep` (:func:`lock_costs`).
     """
     if costs is None:
-        c = Costs(mmap_cs_ns=EBIZZY_WRITER_NS)
+        c = Costs()
         costs = lock_costs(pft_line_ns(pft_fault_ns(c)), costs=c)
     keys, runs = [], []
     for T in threads:

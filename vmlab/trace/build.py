@@ -207,8 +207,8 @@ def interleave(traces, how="round_robin", seed=None, same_process=True):
         cols["asid"] = np.zeros(total, np.uint8)
     else:
         cols["asid"] = _concat_column(traces, "asid", _col_dtype(traces, "asid"))[gather]
-    for name in ("addr", "op", "size", "gap_ns"):
-        if name == "gap_ns" and not any(t.has_gap for t in traces):
+    for name in ("addr", "op", "size", "gap_ns", "call"):
+        if name in ("gap_ns", "call") and not any(name in t.columns for t in traces):
             continue
         cols[name] = _concat_column(traces, name, _col_dtype(traces, name))[gather]
     notes = "; ".join(f"trace {i} tids +{o}" for i, o in enumerate(offsets))

@@ -149,7 +149,7 @@ def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
         raise TraceFormatError("file is empty: no records", src) from None
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with TraceWriter(dst, meta, with_gap="gap_ns" in first) as writer:
+        with TraceWriter(dst, meta, with_gap="gap_ns" in first, with_call="call" in first) as writer:
             writer.append(**first)
             del first
             for chunk in chunks:

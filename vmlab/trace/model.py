@@ -15,7 +15,16 @@ column       dtype      meaning
                         ``mmap_read_cs_ns``)
 ``gap_ns``   unsigned   optional: compute time since the same thread's
                         previous record, in nanoseconds
+``call``     uint8      optional: for a ``LOCK_W`` record, the system call it is
+                        (a :class:`Call` code; 0 ``UNKNOWN``, and 0 on every
+                        other record); absent: every writer ``UNKNOWN``
 ===========  =========  =====================================================
+
+Why a column of its own for the call, and not bits of an existing field: ``op`` is compared
+with ``Op.LOCK_W`` in every layer (bits there would change what every such test means),
+``addr`` and ``size`` carry the writer's full 64-bit range, and ``gap_ns`` is a time.  An
+optional ``uint8`` column costs nothing for a trace without it (every trace written before
+writers named their call) and one byte a record for one with it.
 
 Columns may be memory-mapped (see :func:`vmlab.trace.native.open_trace`), so a trace of
 10^9 records costs no memory until it is read.
@@ -58,6 +67,73 @@ class Op(enum.IntEnum):
     LOCK_R = 5
 
 
+class Call(enum.IntEnum):
+    """The system call a ``LOCK_W`` record is (the trace's optional ``call`` column).
+
+    It decides the writer's hold of ``mmap_lock`` when the record does not say it (a cost per
+    call: ``Costs.hold_mmap_ns``...) and, under Dufour's per-VMA count
+    (``spf_count="change"``), where in that hold the call changes its VMA: docs/model.md
+    15.12.  ``UNKNOWN`` is the meaning every ``LOCK_W`` had before records named their call
+    (a hold of ``mmap_cs_ns``, the change at the grant).  ``BRK`` is a ``brk`` that grows the
+    heap; one that shrinks it unmaps the heap's tail (the kernel's ``do_vmi_munmap``) and is
+    an ``MUNMAP``.
+    """
+
+    UNKNOWN = 0
+    MMAP = 1
+    MUNMAP = 2
+    MPROTECT = 3
+    MREMAP = 4
+    BRK = 5
+
+
+#: The calls whose change to their VMA comes at the end of their hold of ``mmap_lock``:
+#: ``mmap`` merges into (``vma_merge_new_range``/``vma_expand``) or links its VMA after its
+#: search for a gap, a growing ``brk`` extends the heap VMA after its checks
+#: (``do_brk_flags``).  ``munmap`` splits first (``__split_vma`` before the detach and the
+#: zap), ``mprotect`` splits or merges and sets the flags before its PTE walk, ``mremap``
+#: starts its change (the shrink's unmap, the growth's expand, the move's copy of the VMA)
+#: at once: their change is at the grant, as every writer's is when its call is unknown.
+#: docs/model.md 15.12.
+CHANGE_AT_RELEASE = frozenset({Call.MMAP, Call.BRK})
+
+#: The largest :class:`Call` code.
+MAX_CALL = max(Call)
+CALL_BY_NAME = {c.name.lower(): c for c in Call}
+
+
+def parse_call(name):
+    """The :class:`Call` for a name (``"mmap"``, ``"munmap"``, ``"mprotect"``, ``"mremap"``,
+    ``"brk"``, ``"unknown"``, any case) or a code."""
+    if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
+        if 0 <= int(name) <= MAX_CALL:
+            return Call(int(name))
+    elif isinstance(name, str) and name.strip().lower() in CALL_BY_NAME:
+        return CALL_BY_NAME[name.strip().lower()]
+    raise ValueError(f"unknown call {name!r}; expected one of "
+                     f"{', '.join(CALL_BY_NAME)} (or a code 0 to {int(MAX_CALL)})")
+
+
+def bad_call_record(op, call):
+    """Index of the first record whose ``call`` code is over :data:`MAX_CALL` or nonzero on a
+    record that is not a ``LOCK_W``, or -1 (vectorised: one pass over both columns)."""
+    call = np.asarray(call)
+    if not len(call):
+        return -1
+    bad = (call > MAX_CALL) | ((call != 0) & (np.asarray(op) != Op.LOCK_W))
+    return int(np.argmax(bad)) if bad.any() else -1
+
+
+def call_error(op, call, i):
+    """The one-line message for :func:`bad_call_record`'s record ``i``."""
+    c, o = int(call[i]), int(op[i])
+    if c > MAX_CALL:
+        return (f"record {i}: call code {c} is not one of 0 to {int(MAX_CALL)} "
+                f"({', '.join(CALL_BY_NAME)})")
+    return (f"record {i}: a {Op(o).name} record has call code {c} ({Call(c).name.lower()}); "
+            "only lock_w records name a call (0 elsewhere)")
+
+
 #: The record kinds that are lock operations, not memory accesses: every op code from
 #: ``LOCK_W`` up (``op >= FIRST_LOCK_OP``), so that a test over a column stays one compare.
 FIRST_LOCK_OP = Op.LOCK_W
@@ -82,7 +158,7 @@ OP_BY_NAME.update({"read": Op.LOAD, "write": Op.STORE, "ifetch": Op.IFETCH, "loc
 
 #: Required columns and the dtype kind each must have ("u": unsigned integer).
 REQUIRED_COLUMNS = ("tid", "asid", "addr", "op", "size")
-OPTIONAL_COLUMNS = ("gap_ns",)
+OPTIONAL_COLUMNS = ("gap_ns", "call")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 #: The dtype a column gets when vmlab builds it without a better choice.
 DEFAULT_DTYPES = {
@@ -92,6 +168,7 @@ DEFAULT_DTYPES = {
     "op": np.uint8,
     "size": np.uint32,
     "gap_ns": np.uint64,
+    "call": np.uint8,
 }
 
 
@@ -161,6 +238,9 @@ class Trace:
         ``LOCK_R``: a hold of ``mmap_read_cs_ns``).
     gap_ns : array_like of unsigned int, optional
         Compute time since the same thread's previous record.
+    call : array_like of unsigned int, optional
+        Each ``LOCK_W`` record's :class:`Call` code (0 on every other record); default
+        none (every writer ``UNKNOWN``).
     meta : TraceMeta, optional
         Page size, source and notes.
     mappings : vmlab.trace.mappings.Mappings, optional
@@ -174,7 +254,7 @@ class Trace:
     __slots__ = ("columns", "meta", "mappings", "_n_threads", "__weakref__")
 
     def __init__(self, addr, op=None, tid=None, asid=None, size=None, gap_ns=None, meta=None,
-                 *, mappings=None, _n_threads=None):
+                 *, call=None, mappings=None, _n_threads=None):
         addr = _as_unsigned("addr", addr, np.uint64)
         n = len(addr)
         cols = {"addr": addr}
@@ -185,9 +265,16 @@ class Trace:
             cols["size"] = _as_unsigned("size", size, np.uint32)
         if gap_ns is not None:
             cols["gap_ns"] = _as_unsigned("gap_ns", gap_ns, np.uint64)
+        if call is not None:
+            cols["call"] = _as_unsigned("call", call, np.uint8)
         for name, col in cols.items():
             if len(col) != n:
                 raise TraceFormatError(f"column {name!r} has {len(col)} records, addr has {n}")
+        if call is not None and not isinstance(cols["call"], np.memmap):
+            # (a memory-mapped column is checked by the native reader's verify pass)
+            bad = bad_call_record(cols["op"], cols["call"])
+            if bad >= 0:
+                raise TraceFormatError(call_error(cols["op"], cols["call"], bad))
         if size is None:
             size = np.full(n, 8, np.uint32)
             size[cols["op"] >= FIRST_LOCK_OP] = 0
@@ -232,6 +319,17 @@ class Trace:
         return "gap_ns" in self.columns
 
     @property
+    def has_call(self):
+        """Whether the trace has a ``call`` column (its writers name their system call)."""
+        return "call" in self.columns
+
+    def calls(self):
+        """Each record's :class:`Call` code as a uint8 array (all 0 without a ``call``
+        column)."""
+        c = self.columns.get("call")
+        return np.zeros(len(self), np.uint8) if c is None else c
+
+    @property
     def page_size(self):
         return self.meta.page_size
 
@@ -271,6 +369,8 @@ class Trace:
         """Record ``i`` as a dict of Python scalars."""
         out = {k: int(v[i]) for k, v in self.columns.items()}
         out["op"] = Op(out["op"])
+        if "call" in out:
+            out["call"] = Call(out["call"])
         return out
 
     def save(self, path, **kwargs):
@@ -288,7 +388,7 @@ class Trace:
         """True when both traces have the same records (values, not dtypes) and page size."""
         if len(self) != len(other) or self.meta.page_size != other.meta.page_size:
             return False
-        if self.has_gap != other.has_gap:
+        if self.has_gap != other.has_gap or self.has_call != other.has_call:
             return False
         return all(np.array_equal(v, other.columns[k]) for k, v in self.columns.items())
 

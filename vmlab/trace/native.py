@@ -41,6 +41,14 @@ version 3) changes no field: it allows op code 5 (``LOCK_R``, whose ``size`` is 
 0 allowed).  A vmlab that reads versions 1-3 refuses such a file by its version, in one line,
 instead of calling its op codes damage; op code 5 in a file of version 1-3 is damage.
 
+Version 5 (written only for a trace with a ``call`` column, so that a trace without one
+stays readable by the vmlab that reads version 4) allows the optional column ``call``
+(``<u1``): each ``LOCK_W`` record's system call, a :class:`~vmlab.trace.model.Call` code
+(0 unknown, 1 mmap, 2 munmap, 3 mprotect, 4 mremap, 5 brk), 0 on every other record.  A
+vmlab that reads versions 1-4 refuses such a file by its version; a ``call`` column in a
+file of version 1-4 is a header error, and a code over 5, or a nonzero code on a record
+that is not a ``LOCK_W``, is damage named by its record.
+
 Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
 no file reads.  The tables are small: they are read and their CRC-32s checked on every
 open.
@@ -59,7 +67,7 @@ import numpy as np
 from .._io import publish, temp_beside, temp_dir_beside
 from ..errors import TraceFormatError
 from .model import (ALL_COLUMNS, DEFAULT_DTYPES, MAX_PAGE_SIZE, MIN_PAGE_SIZE, REQUIRED_COLUMNS,
-                    Op, Trace, TraceMeta, narrow_dtype)
+                    Op, Trace, TraceMeta, bad_call_record, call_error, narrow_dtype)
 
 MAGIC = b"VMLTRACE"
 FORMAT_VERSION = 1
@@ -69,7 +77,10 @@ MAPPINGS_VERSION = 2
 READS_VERSION = 3
 #: The version of a file holding LOCK_R records (op code 5).
 LOCK_R_VERSION = 4
-SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION)
+#: The version of a file with a ``call`` column (each writer's system call).
+CALL_VERSION = 5
+SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION,
+                      CALL_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -101,16 +112,20 @@ class TraceWriter:
     meta : TraceMeta, optional
     with_gap : bool
         Whether the trace has a ``gap_ns`` column.
+    with_call : bool
+        Whether the trace has a ``call`` column (format version 5; a chunk without it
+        appends zeros: writers of unknown call).
     mappings : vmlab.trace.mappings.Mappings, optional
         Tables stored with the records (format version 2); may also be set as the attribute
         ``mappings`` any time before :meth:`close`.
     """
 
-    def __init__(self, path, meta=None, with_gap=False, mappings=None):
+    def __init__(self, path, meta=None, with_gap=False, mappings=None, with_call=False):
         self.path = Path(path)
         self.meta = meta or TraceMeta()
         self.mappings = mappings
-        self.names = list(REQUIRED_COLUMNS) + (["gap_ns"] if with_gap else [])
+        self.names = (list(REQUIRED_COLUMNS) + (["gap_ns"] if with_gap else [])
+                      + (["call"] if with_call else []))
         self._files = {}
         self._out = temp_beside(self.path)
         self._dir = None
@@ -174,6 +189,12 @@ class TraceWriter:
                         f"a {Op(o).name} of size {z} (only lock_w and lock_r records have "
                         "size 0)"),
                     self.path)
+            if "call" in ready:
+                bad = bad_call_record(ready["op"], ready["call"])
+                if bad >= 0:
+                    raise TraceFormatError(
+                        call_error(ready["op"], ready["call"], bad).replace(
+                            f"record {bad}", f"record {self.n_records + bad}", 1), self.path)
         for name in self.names:
             col = ready[name]
             if n:
@@ -254,6 +275,8 @@ class TraceWriter:
 
     def _file_version(self, tables):
         """The oldest version that holds ``tables`` and the records written."""
+        if "call" in self.names:
+            return CALL_VERSION
         v = _version(tables)
         return LOCK_R_VERSION if self.n_records and self._max["op"] > MAX_OP_V3 else v
 
@@ -315,7 +338,7 @@ class TraceWriter:
 
 def save_trace(trace, path, chunk_records=1 << 22):
     """Write ``trace`` to ``path`` in the native format (atomically). Returns the path."""
-    with TraceWriter(path, trace.meta, with_gap=trace.has_gap,
+    with TraceWriter(path, trace.meta, with_gap=trace.has_gap, with_call=trace.has_call,
                      mappings=getattr(trace, "mappings", None)) as w:
         n = len(trace)
         for lo in range(0, max(n, 1), chunk_records):
@@ -444,6 +467,10 @@ def check_header(hdr, file_size, header_end):
                                 f"the file ({file_size} bytes): the file is truncated")
             elif nbytes:
                 spans.append((off, off + nbytes, name))
+    version = hdr.get("version", FORMAT_VERSION)
+    if "call" in seen and isinstance(version, int) and version < CALL_VERSION:
+        problems.append(f"column 'call' needs format version {CALL_VERSION}, the file says "
+                        f"version {version}")
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if cols is not None and missing:
         problems.append(f"column(s) {missing} are missing")
@@ -582,6 +609,12 @@ def verify_columns(path, hdr, cols):
                     f"column {c['name']!r}: checksum mismatch (header says {c['crc32']:#010x}, "
                     f"the data gives {crc:#010x}): the file is damaged", path)
         i = int(bad.result()) if bad is not None else -1
+        ci = (pool.submit(bad_call_record, np.asarray(cols["op"]), np.asarray(cols["call"]))
+              .result() if "call" in cols and "op" in cols and i < 0 else -1)
+    if ci >= 0:
+        raise TraceFormatError(
+            f"column 'call': {call_error(cols['op'], cols['call'], ci)}: the file is damaged",
+            path)
     if i >= 0:
         o, z = int(cols["op"][i]), int(cols["size"][i])
         if o > max_op:

@@ -1130,7 +1130,7 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
                   "tracepoints")
         n = 0
         pids = {}
-        with TraceWriter(out, meta, with_gap=True) as w:
+        with TraceWriter(out, meta, with_gap=True, with_call=True) as w:
             for chunk in perf_reader.iter_chunks(text, thread_start="offset",
                                                   mappings_sink=sink, other_events="skip",
                                                   show_progress=False):

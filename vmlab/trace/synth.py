@@ -44,7 +44,7 @@ import numpy as np
 from numba import prange
 
 from .._numba import njit
-from .model import Op, Trace, TraceMeta, narrow_dtype, parse_op
+from .model import Call, Op, Trace, TraceMeta, narrow_dtype, parse_call, parse_op
 
 #: Default start of generated file mappings (x86-64 mmap area).
 DEFAULT_BASE = 0x7F0000000000
@@ -697,14 +697,16 @@ def shared_file(n_threads, n_per_thread, pages, pattern="uniform", alpha=1.0, sh
 
 
 def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size=4096,
-              lock_size=4096):
+              lock_size=4096, calls=None):
     """A thread that only calls mmap/munmap: ``n`` ``LOCK_W`` records.
 
-    Each record makes the thread take ``mmap_sem`` for write for the engine's
-    ``mmap_cs_ns`` (one mmap+munmap pair); ``cs_gap_ns`` is the thread's own time between
-    two calls (loop overhead), stored in the ``gap_ns`` column of every record, the first
-    included.  All records carry the range they modify, ``addr`` (the region being mapped,
-    away from the file mappings) and size ``lock_size``.
+    With ``calls=None`` each record makes the thread take ``mmap_sem`` for write for the
+    engine's ``mmap_cs_ns`` (one mmap+munmap pair, a writer of unknown call); ``calls``
+    names the records' calls instead, cycled over the records (``("mmap", "munmap")``:
+    alternate calls, each with its own hold, docs/model.md 15.12).  ``cs_gap_ns`` is the
+    thread's own time between two calls (loop overhead), stored in the ``gap_ns`` column of
+    every record, the first included.  All records carry the range they modify, ``addr``
+    (the region being mapped, away from the file mappings) and size ``lock_size``.
 
     Parameters
     ----------
@@ -723,22 +725,33 @@ def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size
     lock_size : int
         Bytes of the region each call maps and unmaps (default 4096, one page; 0 names the
         whole address space, the meaning of ``LOCK_W`` records before writers had ranges).
+    calls : str or sequence of str, optional
+        The records' calls (``"mmap"``, ``"munmap"``, ``"mprotect"``, ``"mremap"``,
+        ``"brk"``), cycled; default none (no ``call`` column: each record one pair).
 
     Returns
     -------
     Trace
     """
     n = _check_pos("n", n, allow_zero=True)
+    codes = None
+    if calls is not None:
+        names = (calls,) if isinstance(calls, str) else tuple(calls)
+        if not names:
+            raise ValueError("calls must name at least one call, or be None")
+        codes = np.array([parse_call(c) for c in names], np.uint8)
     tid = _check_pos("tid", tid, allow_zero=True)
     asid = _check_pos("asid", asid, allow_zero=True)
     g = _check_pos("cs_gap_ns", cs_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
     ls = _check_lock_range(addr, lock_size)
+    extra = {} if codes is None else {"calls": ",".join(Call(c).name.lower() for c in codes)}
     src = _source("lock_loop", n=n, tid=tid, cs_gap_ns=g, addr=addr, asid=asid,
-                  page_size=page_size, lock_size=ls)
+                  page_size=page_size, lock_size=ls, **extra)
     return Trace(np.full(n, addr, np.uint64), op=np.full(n, Op.LOCK_W, np.uint8),
                  tid=np.full(n, tid, narrow_dtype(tid)), asid=np.full(n, asid, narrow_dtype(asid)),
                  size=np.full(n, ls, narrow_dtype(ls)), gap_ns=np.full(n, g, narrow_dtype(g)),
+                 call=None if codes is None else np.resize(codes, n),
                  meta=TraceMeta(page_size=page_size, source=src), _n_threads=1 if n else 0)
 
 
@@ -967,9 +980,13 @@ def round_robin_positions(lengths):
 # Workloads of the lock designs after 2010 (docs/model.md section 15)
 
 def _by_clock(threads, page_size, source):
-    """A trace from per-thread record lists ``(addr, op, size, gap_ns)`` (numpy arrays per
-    thread, tid = list index), ordered by each thread's compute-only clock (the cumulative
-    gap; ties: lower tid first), as :func:`random_reads_with_mmap_loop` orders its two."""
+    """A trace from per-thread record lists ``(addr, op, size, gap_ns[, call])`` (numpy
+    arrays per thread, tid = list index), ordered by each thread's compute-only clock (the
+    cumulative gap; ties: lower tid first), as :func:`random_reads_with_mmap_loop` orders its
+    two.  The trace has a ``call`` column when some thread gives one (0 for the others)."""
+    with_call = any(len(cols) > 4 for cols in threads)
+    threads = [cols if len(cols) > 4 else (*cols, np.zeros(len(cols[0]), np.uint8))
+               for cols in threads]
     parts = [(t, *cols) for t, cols in enumerate(threads) if len(cols[0])]
     if not parts:
         return Trace(np.zeros(0, np.uint64), meta=TraceMeta(page_size=page_size, source=source))
@@ -984,6 +1001,8 @@ def _by_clock(threads, page_size, source):
                  asid=np.zeros(len(addr), np.uint8),
                  size=size[order].astype(narrow_dtype(int(size.max()))),
                  gap_ns=gap[order].astype(narrow_dtype(int(gap.max()))),
+                 call=(np.concatenate([p[5] for p in parts]).astype(np.uint8)[order]
+                       if with_call else None),
                  meta=TraceMeta(page_size=page_size, source=source),
                  _n_threads=len(parts))
 
@@ -1039,7 +1058,9 @@ def ebizzy(n_threads=8, n_iters=50, chunk_pages=16, neighbour_pages=1, touch_gap
     Each thread repeats ``n_iters`` times: a ``LOCK_W`` for the ``mmap`` of a fresh
     ``chunk_pages``-page chunk, a store to every page of the chunk (zero-fill faults, each
     after ``touch_gap_ns``), a ``LOCK_W`` for its ``munmap``; ``iter_gap_ns`` of search work
-    before each iteration's ``mmap``.  Chunk ``j = iteration * n_threads + thread`` lies at
+    before each iteration's ``mmap``.  The writers name their calls (``call`` column:
+    ``mmap``, ``munmap``), which give their holds and, under Dufour's count, where each
+    changes its VMA (docs/model.md 15.12).  Chunk ``j = iteration * n_threads + thread`` lies at
     ``base_addr + j * chunk_pages`` pages, so chunks allocated at about the same time by
     different threads are neighbours, as an allocator's mappings are.  A writer's range is
     its chunk plus ``neighbour_pages`` on each side: with one VMA per chunk, a new mapping
@@ -1100,7 +1121,9 @@ def ebizzy(n_threads=8, n_iters=50, chunk_pages=16, neighbour_pages=1, touch_gap
         size[:, 0] = size[:, -1] = (cp + 2 * nb) * page_size
         gap = np.full((it, per), tg, np.uint64)
         gap[:, 0], gap[:, -1] = ig, 0
-        threads.append((addr.ravel(), op.ravel(), size.ravel(), gap.ravel()))
+        call = np.zeros((it, per), np.uint8)
+        call[:, 0], call[:, -1] = Call.MMAP, Call.MUNMAP
+        threads.append((addr.ravel(), op.ravel(), size.ravel(), gap.ravel(), call.ravel()))
     return _by_clock(threads, page_size, src)
 
 

@@ -219,8 +219,10 @@ def _ph_granted(K, W, G, th, t):
             TS[th, C.TS_W_V1] = K.lw_v1[TS[th, C.TS_LW_NEXT]]
         TS[th, C.TS_W_LOCKED] = 1
         a = TS[th, C.TS_LOCK_ASID]
+        # a LOCK_W record's call says where it changes its VMAs (docs/model.md 15.12)
+        late = lkind == C.LK_LOCKW and K.lw_late[TS[th, C.TS_LW_NEXT]] == 1
         if _write_lock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_readers,
-                            W.vl_wlocked, W.vl_seq, W.mm_seq, K.pol, K.vma_pol):
+                            W.vl_wlocked, W.vl_seq, W.mm_seq, K.pol, K.vma_pol, late):
             W.drain_th[a] = th
             TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
             return -1, g.HALT  # the last reader out resumes it (locks._vma_read_release)
@@ -254,7 +256,8 @@ def _ph_granted(K, W, G, th, t):
     TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
     TS[th, C.TS_PHASE] = C.PH_RELEASE_W
     if lkind == C.LK_LOCKW:
-        return t + costs[C.COST_MMAP_CS], g.STEP_DONE
+        # its call's hold (mmap_cs_ns for a call the trace does not name, 15.12)
+        return t + K.lw_hold[TS[th, C.TS_LW_NEXT]], g.STEP_DONE
     if lkind == C.LK_LOCKR:
         # docs/model.md 15.9: the record's hold, after the word's line at the grant
         hold = K.lr_hold[TS[th, C.TS_LR_NEXT]]
@@ -304,13 +307,13 @@ def _ph_release_w(K, W, G, th, t):
         TS[th, C.TS_POS] += 1
     # release the write lock and grant waiters
     a = TS[th, C.TS_LOCK_ASID]
-    if K.designs:
-        if lkind == C.LK_LOCKW:
-            TS[th, C.TS_LW_NEXT] += 1
-        if TS[th, C.TS_W_LOCKED] == 1:
-            _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_wlocked,
-                               W.vl_seq, W.mm_seq, K.pol, K.vma_pol)
-            TS[th, C.TS_W_LOCKED] = 0
+    if K.designs and TS[th, C.TS_W_LOCKED] == 1:
+        late = lkind == C.LK_LOCKW and K.lw_late[TS[th, C.TS_LW_NEXT]] == 1
+        _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_wlocked,
+                           W.vl_seq, W.mm_seq, K.pol, K.vma_pol, late)
+        TS[th, C.TS_W_LOCKED] = 0
+    if lkind == C.LK_LOCKW:
+        TS[th, C.TS_LW_NEXT] += 1
     if K.keep_records:
         W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
     lk_readers, lk_writer, lk_q, lk_qh, lk_qn = W.lk_readers, W.lk_writer, W.lk_q, W.lk_qh, \

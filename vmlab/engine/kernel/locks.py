@@ -84,31 +84,38 @@ def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, kee
 
 
 @njit_borrow
-def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq, pol, vma_pol):
+def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq, pol, vma_pol, late):
     """A writer granted mmap_sem for write on address space ``a`` write-locks VMAs
     ``[v0, v1)`` (``vma_start_write``) and makes the sequence counts odd; a VMA whose policy
-    has ``spf_count="change"`` (``pol``'s K_SPF_COUNT) has its count changed once, here, and
-    never odd (docs/model.md 15.4).  Returns True if readers are inside (the writer waits
-    for them)."""
+    has ``spf_count="change"`` (``pol``'s K_SPF_COUNT) has its count changed once and never
+    odd (docs/model.md 15.4): here, unless the writer's call changes its VMAs at its release
+    (``late``: an mmap, a growing brk, 15.12).  Returns True if readers are inside (the
+    writer waits for them)."""
     mm_seq[a] += 1
     busy = False
     for v in range(v0, v1):
         vl_wlocked[v] = 1
-        vl_seq[v] += 2 if pol[vma_pol[v], C.K_SPF_COUNT] == 1 else 1
+        if pol[vma_pol[v], C.K_SPF_COUNT] == 0:
+            vl_seq[v] += 1
+        elif not late:
+            vl_seq[v] += 2
         if vl_readers[v] != 0:
             busy = True
     return busy
 
 
 @njit_borrow
-def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq, pol, vma_pol):
+def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq, pol, vma_pol, late):
     """The writer releases mmap_sem: its VMAs unlock at once (``vma_end_write_all``), the
-    sequence counts are even again (a ``spf_count="change"`` VMA's already is)."""
+    sequence counts are even again (a ``spf_count="change"`` VMA's already is: it changes
+    here, by 2, when the writer's change comes at its release, ``late``, 15.12)."""
     mm_seq[a] += 1
     for v in range(v0, v1):
         vl_wlocked[v] = 0
         if pol[vma_pol[v], C.K_SPF_COUNT] == 0:
             vl_seq[v] += 1
+        elif late:
+            vl_seq[v] += 2
 
 
 @njit_borrow

@@ -22,6 +22,13 @@ Arguments are taken from the tracepoint's text (``name: 0xHEX`` pairs, as the ke
 """
 from __future__ import annotations
 
+from ..model import Call
+
+#: The :class:`~vmlab.trace.model.Call` of each writer syscall but ``brk`` (whose direction
+#: decides).
+CALLS = {"mmap": Call.MMAP, "munmap": Call.MUNMAP, "mprotect": Call.MPROTECT,
+         "mremap": Call.MREMAP}
+
 #: Where a ``LOCK_W`` record puts a new mapping whose address the trace does not know: the
 #: first address of the kernel half of a 64-bit address space, above every user VMA.
 NEW_MAPPING_ADDR = 1 << 63
@@ -42,39 +49,49 @@ def syscall_args(text):
     return out
 
 
-def writer_range(syscall, text, last_brk, process, page_size=4096):
+def writer_range(syscall, text, last_brk, process, page_size=4096, with_call=False):
     """``(addr, size)`` of the ``LOCK_W`` record for ``syscall`` (``"mmap"``, ``"munmap"``,
-    ``"mprotect"``, ``"mremap"`` or ``"brk"``) with tracepoint text ``text``.
+    ``"mprotect"``, ``"mremap"`` or ``"brk"``) with tracepoint text ``text``; with
+    ``with_call``, ``(addr, size, call)``, the record's :class:`~vmlab.trace.model.Call`: the
+    syscall's, except a ``brk`` that lowers the break (the kernel unmaps the heap's tail,
+    ``do_vmi_munmap``: an ``MUNMAP``) and a ``brk`` whose direction is unknown (the
+    process's first, or one without arguments: ``UNKNOWN``).
 
     ``last_brk`` maps a process key to its previous nonzero ``brk`` argument and is updated;
     ``process`` is the key of the calling process.
     """
+    addr, size, call = _writer_range(syscall, text, last_brk, process, page_size)
+    return (addr, size, call) if with_call else (addr, size)
+
+
+def _writer_range(syscall, text, last_brk, process, page_size):
     a = syscall_args(text or "")
     if syscall == "brk":
         new = a.get("brk")
         if new is None:
-            return 0, 0
+            return 0, 0, Call.UNKNOWN
         if new == 0:
-            return NEW_MAPPING_ADDR, page_size
+            return NEW_MAPPING_ADDR, page_size, Call.BRK
         old = last_brk.get(process)
         last_brk[process] = new
         if old is None:
-            return 0, 0
+            return 0, 0, Call.UNKNOWN
         lo = max(0, min(old, new) - page_size) // page_size * page_size
         hi = min(-(-max(old, new) // page_size) * page_size, _END)
-        return _clipped(lo, max(hi - lo, 1))
+        return (*_clipped(lo, max(hi - lo, 1)), Call.MUNMAP if new < old else Call.BRK)
+    call = CALLS[syscall]
     if syscall == "mremap":
         addr, old_len, new_len = a.get("addr"), a.get("old_len"), a.get("new_len")
         if addr is None or old_len is None or new_len is None:
-            return 0, 0
-        return _clipped(addr, max(old_len, new_len, 1))
+            return 0, 0, call
+        return (*_clipped(addr, max(old_len, new_len, 1)), call)
     start = a.get("start" if syscall == "mprotect" else "addr")
     length = a.get("len")
     if start is None or length is None:
-        return 0, 0
+        return 0, 0, call
     if syscall == "mmap" and start == 0:
-        return NEW_MAPPING_ADDR, max(min(length, _END - NEW_MAPPING_ADDR), 1)
-    return _clipped(start, max(length, 1))
+        return NEW_MAPPING_ADDR, max(min(length, _END - NEW_MAPPING_ADDR), 1), call
+    return (*_clipped(start, max(length, 1)), call)
 
 
 #: Ranges end at or below this (exclusive), so that ``addr + size`` fits in 64 bits.

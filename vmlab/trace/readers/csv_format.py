@@ -3,15 +3,18 @@
 Reading
 -------
 The first line is a header naming the columns, matched case-insensitively (surrounding
-blanks and double quotes ignored) to ``tid``, ``asid``, ``addr``, ``op``, ``size`` and
-``gap_ns``, in any order.  Only ``addr`` is required; missing columns default to tid 0,
-asid 0, op ``load``, size 8 (0 for ``lock_w`` and ``lock_r`` records, as :class:`~vmlab.trace.model.Trace`
-does) and no ``gap_ns``.  An unknown column is an error listing the expected names, unless
+blanks and double quotes ignored) to ``tid``, ``asid``, ``addr``, ``op``, ``size``,
+``gap_ns`` and ``call``, in any order.  Only ``addr`` is required; missing columns default to
+tid 0, asid 0, op ``load``, size 8 (0 for ``lock_w`` and ``lock_r`` records, as
+:class:`~vmlab.trace.model.Trace` does), no ``gap_ns`` and no ``call``.  An unknown column is an error listing the expected names, unless
 ``ignore_unknown=True`` (its values are then skipped unchecked).
 
 Values: integers in decimal or ``0x`` hex (any column but ``op``); ``op`` is a name
 (``load``, ``store``, ``ifetch``, ``modify``, ``lock_w``, ``lock_r``, also ``read``/``write``,
-or the letters ``L S I M W R``; any case) or an integer code 0-5.  A value may be surrounded by
+or the letters ``L S I M W R``; any case) or an integer code 0-5; ``call`` (a ``lock_w``
+record's system call, docs/model.md 15.12) is a name (``mmap``, ``munmap``, ``mprotect``,
+``mremap``, ``brk``, ``unknown``; any case) or its code 0-5, and only a ``lock_w`` record may
+name one other than ``unknown``.  A value may be surrounded by
 blanks and by double quotes (no commas or quotes inside).  Ranges: tid and size < 2^32,
 asid < 2^16, addr and gap_ns < 2^64; size 0 only for ``lock_w`` and ``lock_r`` records (a
 ``lock_r`` record's size is its hold in ns, 0 for the cost ``mmap_read_cs_ns``).  Blank lines are
@@ -23,8 +26,8 @@ decimal or 0x-hex integer, found 'zz'``.
 
 Writing
 -------
-:func:`write` writes the header ``tid,asid,addr,op,size[,gap_ns]``, addresses as ``0x`` hex,
-op as its lower-case name, the other columns in decimal.  It reads back identically.
+:func:`write` writes the header ``tid,asid,addr,op,size[,gap_ns][,call]``, addresses as ``0x``
+hex, op and call as their lower-case names, the other columns in decimal.  It reads back identically.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ import numpy as np
 
 from ..._numba import njit
 from ...errors import TraceFormatError
-from ..model import ALL_COLUMNS, Op, TraceMeta
+from ..model import ALL_COLUMNS, MAX_CALL, Call, Op, TraceMeta
 from . import _text
 from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
@@ -44,10 +47,11 @@ NAME = "csv"
 WITH_GAP = False
 
 # column codes used by the kernel (index into ALL_COLUMNS), -1 = ignored column
-_TID, _ASID, _ADDR, _OP, _SIZE, _GAP = range(6)
-assert ALL_COLUMNS == ("tid", "asid", "addr", "op", "size", "gap_ns")
-_MAXIMA = np.array([0xFFFFFFFF, 0xFFFF, 2**64 - 1, 5, 0xFFFFFFFF, 2**64 - 1], np.uint64)
-_DTYPES = (np.uint32, np.uint16, np.uint64, np.uint8, np.uint32, np.uint64)
+_TID, _ASID, _ADDR, _OP, _SIZE, _GAP, _CALL = range(7)
+assert ALL_COLUMNS == ("tid", "asid", "addr", "op", "size", "gap_ns", "call")
+_MAXIMA = np.array([0xFFFFFFFF, 0xFFFF, 2**64 - 1, 5, 0xFFFFFFFF, 2**64 - 1, int(MAX_CALL)],
+                   np.uint64)
+_DTYPES = (np.uint32, np.uint16, np.uint64, np.uint8, np.uint32, np.uint64, np.uint8)
 #: shortest record line: "0\n"
 _MIN_LINE = 2
 
@@ -56,6 +60,7 @@ ERR_RANGE = 2    # out of the column's range (aux: field index)
 ERR_FEW = 3      # fewer fields than the header (aux: fields found)
 ERR_MANY = 4     # more fields than the header
 ERR_SIZE0 = 5    # size 0 on a record that is not a lock record (aux: field index)
+ERR_CALL = 6     # a call named on a record that is not a lock_w (aux: field index)
 
 _OP_NAMES = {"load": Op.LOAD, "store": Op.STORE, "ifetch": Op.IFETCH, "modify": Op.MODIFY,
              "lock_w": Op.LOCK_W, "lock_r": Op.LOCK_R, "read": Op.LOAD, "write": Op.STORE,
@@ -72,6 +77,8 @@ def _pack(name):
 
 _OP_KEYS = np.array([_pack(k) for k in _OP_NAMES], np.uint64)
 _OP_CODES = np.array([int(v) for v in _OP_NAMES.values()], np.uint8)
+_CALL_KEYS = np.array([_pack(c.name.lower()) for c in Call], np.uint64)
+_CALL_CODES = np.array([int(c) for c in Call], np.uint8)
 
 _READ_OPTIONS = {"chunk_records", "show_progress", "block_bytes", "threads", "page_size",
                  "ignore_unknown"}
@@ -120,14 +127,15 @@ def _parse_int(buf, i):
 
 
 @njit
-def _parse_op(buf, i):
-    """Op name or code at ``buf[i]``: (code, end, status)."""
+def _parse_name(buf, i, keys, codes, top):
+    """A name among ``keys`` (packed, lower case, at most 8 letters) or a code up to ``top``
+    at ``buf[i]``: (code, end, status)."""
     c = buf[i]
     if 48 <= c <= 57:
         v, i, status = _parse_int(buf, i)
         if status != 0:
             return np.uint64(0), i, status
-        if v > np.uint64(5):
+        if v > np.uint64(top):
             return v, i, 2
         return v, i, 0
     h = np.uint64(0)
@@ -143,14 +151,14 @@ def _parse_op(buf, i):
         i += 1
     if k == 0 or k > 8:
         return np.uint64(0), i, 1
-    for m in range(len(_OP_KEYS)):
-        if _OP_KEYS[m] == h:
-            return np.uint64(_OP_CODES[m]), i, 0
+    for m in range(len(keys)):
+        if keys[m] == h:
+            return np.uint64(codes[m]), i, 0
     return np.uint64(0), i, 1
 
 
 @njit
-def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap):
+def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap, call):
     cap = len(addr)
     nf = len(kinds)
     has_size = False
@@ -173,6 +181,8 @@ def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap):
             return n, ERR_CAPACITY, line, 0
         o = np.uint64(0)
         sz = np.uint64(8)
+        k_call = np.uint64(0)
+        call_field = -1
         for f in range(nf):
             while _blank(buf[i]):
                 i += 1
@@ -185,7 +195,9 @@ def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap):
                     i += 1
             else:
                 if kind == 3:
-                    v, i, status = _parse_op(buf, i)
+                    v, i, status = _parse_name(buf, i, _OP_KEYS, _OP_CODES, 5)
+                elif kind == 6:
+                    v, i, status = _parse_name(buf, i, _CALL_KEYS, _CALL_CODES, MAX_CALL)
                 else:
                     v, i, status = _parse_int(buf, i)
                 if status == 0 and v > maxima[kind]:
@@ -212,8 +224,11 @@ def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap):
                 elif kind == 4:
                     sz = v
                     size_field = f
-                else:
+                elif kind == 5:
                     gap[n] = v
+                else:
+                    k_call = v
+                    call_field = f
             c = buf[i]
             if f < nf - 1:
                 if c != 44:
@@ -226,6 +241,10 @@ def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap):
             sz = np.uint64(0)      # a lock record (LOCK_W, LOCK_R)
         if sz == np.uint64(0) and o < np.uint64(4):
             return n, ERR_SIZE0, line, size_field
+        if k_call != np.uint64(0) and o != np.uint64(4):
+            return n, ERR_CALL, line, call_field
+        if call_field >= 0:
+            call[n] = k_call
         op[n] = o
         size[n] = sz
         n += 1
@@ -308,10 +327,13 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
 
     def describe(err, aux, text):
         fields = text.rstrip("\r").split(",")
-        if err in (ERR_VALUE, ERR_RANGE, ERR_SIZE0):
+        if err in (ERR_VALUE, ERR_RANGE, ERR_SIZE0, ERR_CALL):
             name = names[aux] if 0 <= aux < len(names) else "?"
             value = fields[aux].strip() if aux < len(fields) else ""
             col = f"column {name!r}"
+            if err == ERR_CALL:
+                return (f"{col}: only lock_w records name a call (unknown or 0 elsewhere), "
+                        f"found {shorten(text)!r}")
             if err == ERR_SIZE0:
                 return (f"{col}: size 0 is only allowed for lock_w and lock_r records, found "
                         f"{shorten(text)!r}")
@@ -321,6 +343,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             if kinds[aux] == _OP:
                 return (f"{col}: expected an operation (load, store, ifetch, modify, lock_w, "
                         f"lock_r, L, S, I, M, W, R or 0-5), found {shorten(value)!r}")
+            if kinds[aux] == _CALL:
+                return (f"{col}: expected a call (mmap, munmap, mprotect, mremap, brk, unknown "
+                        f"or 0-5), found {shorten(value)!r}")
             return f"{col}: expected a decimal or 0x-hex integer, found {shorten(value)!r}"
         if err == ERR_FEW:
             return (f"expected {len(names)} fields ({','.join(names)}), found {aux}: "
@@ -349,15 +374,20 @@ def meta_for(path, **options) -> TraceMeta:
 # ------------------------------------------------------------------------------------
 # writer
 
-_NAMES = [op.name.lower().encode() for op in Op]
-_NAME_BYTES = np.zeros((len(_NAMES), 8), np.uint8)
-_NAME_LEN = np.array([len(b) for b in _NAMES], np.int64)
-for _k, _b in enumerate(_NAMES):
-    _NAME_BYTES[_k, :len(_b)] = np.frombuffer(_b, np.uint8)
+def _name_table(names):
+    raw = [n.lower().encode() for n in names]
+    table = np.zeros((len(raw), 8), np.uint8)
+    for k, b in enumerate(raw):
+        table[k, :len(b)] = np.frombuffer(b, np.uint8)
+    return table, np.array([len(b) for b in raw], np.int64)
+
+
+_NAME_BYTES, _NAME_LEN = _name_table([op.name for op in Op])
+_CALL_BYTES, _CALL_LEN = _name_table([c.name for c in Call])
 
 
 @njit
-def _format(tid, asid, addr, op, size, gap, with_gap, out):
+def _format(tid, asid, addr, op, size, gap, with_gap, call, with_call, out):
     j = 0
     for r in range(len(addr)):
         j = _text.put_dec(out, j, np.uint64(tid[r]))
@@ -378,13 +408,20 @@ def _format(tid, asid, addr, op, size, gap, with_gap, out):
         if with_gap:
             out[j] = 44
             j = _text.put_dec(out, j + 1, np.uint64(gap[r]))
+        if with_call:
+            out[j] = 44
+            j += 1
+            k = call[r]
+            for m in range(_CALL_LEN[k]):
+                out[j + m] = _CALL_BYTES[k, m]
+            j += _CALL_LEN[k]
         out[j] = 10
         j += 1
     return j
 
 
 def write(trace, path, *, show_progress=None):
-    """Write ``trace`` as CSV (header ``tid,asid,addr,op,size[,gap_ns]``), atomically.
+    """Write ``trace`` as CSV (header ``tid,asid,addr,op,size[,gap_ns][,call]``), atomically.
 
     Records with size 0 that are not ``lock_w`` or ``lock_r`` would not read back: an error
     names the first one.
@@ -400,16 +437,20 @@ def write(trace, path, *, show_progress=None):
         raise TraceFormatError(
             f"record {bad} has size 0, allowed only for lock_w and lock_r records", path)
     with_gap = trace.has_gap
-    header = b"tid,asid,addr,op,size" + (b",gap_ns" if with_gap else b"") + b"\n"
+    with_call = trace.has_call
+    header = (b"tid,asid,addr,op,size" + (b",gap_ns" if with_gap else b"")
+              + (b",call" if with_call else b"") + b"\n")
     empty = np.zeros(0, np.uint64)
+    empty8 = np.zeros(0, np.uint8)
 
     buf = np.empty(min(n, _text.WRITE_CHUNK) * 112, np.uint8)  # reused; 112 >= longest line
 
     def chunk(lo, hi):
         out = buf
         gap = c["gap_ns"][lo:hi] if with_gap else empty
+        call = c["call"][lo:hi] if with_call else empty8
         j = _format(c["tid"][lo:hi], c["asid"][lo:hi], c["addr"][lo:hi], c["op"][lo:hi],
-                    c["size"][lo:hi], gap, with_gap, out)
+                    c["size"][lo:hi], gap, with_gap, call, with_call, out)
         return out[:j]
 
     return _text.write_text(path, n, chunk, header=header, show_progress=show_progress,

@@ -50,7 +50,11 @@ What becomes a record
   ``sys_enter_mremap`` or ``sys_enter_brk`` sample -> ``LOCK_W`` (the thread takes
   ``mmap_sem`` for write); ``addr``/``size`` = the range the call modifies, from its
   arguments when the ``trace`` field is printed (:mod:`vmlab.trace.readers._syscall_ranges`
-  says how each call names it), else ``0``/``0`` (the whole address space);
+  says how each call names it), else ``0``/``0`` (the whole address space); ``call`` =
+  the system call (``mmap``, ``munmap``, ``mprotect``, ``mremap``, ``brk``; a ``brk`` that
+  lowers the break is an ``munmap`` of the heap's tail, as the kernel runs it; a ``brk``
+  whose direction is unknown, its first or one without arguments, stays ``unknown``),
+  docs/model.md 15.12.  Every chunk carries the ``call`` column (0 on other records);
 * a ``syscalls:sys_enter_mincore`` or ``sys_enter_madvise`` sample -> ``LOCK_R`` (a reader
   of ``mmap_sem`` that is not a fault, docs/model.md 15.9), ``addr`` = its ``start`` (0
   without the ``trace`` field), ``size`` 0 (the hold is the cost ``mmap_read_cs_ns``: the
@@ -107,7 +111,7 @@ import numpy as np
 
 from ..._io import progress
 from ...errors import TraceFormatError
-from ..model import DEFAULT_DTYPES, Op, TraceMeta, narrow_dtype
+from ..model import DEFAULT_DTYPES, Call, Op, TraceMeta, narrow_dtype
 from ._syscall_ranges import syscall_args, writer_range
 
 NAME = "perf"
@@ -382,7 +386,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     asid_of = {}           # pid (None: unknown) -> asid
     last = {}              # tid -> (time_ns, line number) of its previous record
     last_brk = {}          # pid -> its previous brk() argument (the heap's old end)
-    cols = {k: [] for k in ("tid", "asid", "addr", "op", "size", "gap_ns")}
+    cols = {k: [] for k in ("tid", "asid", "addr", "op", "size", "gap_ns", "call")}
     n_total = 0
     in_sample = False      # the previous line was a sample or a call-chain line
     # The first page-fault sample decides whether the layout has the data address.  One that
@@ -456,6 +460,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             if t_first is None:
                 t_first = t_ns
             kind = _event_kind(event)
+            call = Call.UNKNOWN     # (a madvise that changes VMA flags is none of the five)
             in_sample = True
             rest = toks[k + 1:]
             if kind == _TFAULT:
@@ -512,8 +517,8 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 raise TraceFormatError(f"thread id {tid} is out of range; expected a real tid",
                                        path, lineno)
             if size is None:
-                addr, size = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text, last_brk,
-                                          pid, page_size)
+                addr, size, call = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text,
+                                                last_brk, pid, page_size, with_call=True)
             if addr >> 64:
                 raise TraceFormatError(f"address {addr:#x} has more than 64 bits", path, lineno)
             asid = asid_of.get(pid)
@@ -541,6 +546,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             cols["op"].append(int(op))
             cols["size"].append(size)
             cols["gap_ns"].append(gap)
+            cols["call"].append(int(call))
             n_total += 1
             if sink is not None and kind == _LOCK:
                 args = {a: int(v, 16) for a, v in _TP_ARGS.findall(" ".join(rest))}
