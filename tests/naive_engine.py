@@ -71,7 +71,8 @@ MASK64 = 0xFFFFFFFFFFFFFFFF
 FAULT_COLUMNS = ("thread", "tid", "asid", "vpn", "vma", "start_ns", "end_ns", "attempts", "retries",
                  "major", "lock_wait_ns", "io_wait_ns", "outcome")
 SIGNAL_COLUMNS = ("thread", "arrival_ns", "delivery_ns", "fatal", "aborted_wait")
-LOCK_COLUMNS = ("thread", "asid", "mode", "kind", "request_ns", "acquire_ns", "release_ns")
+LOCK_COLUMNS = ("thread", "asid", "mode", "kind", "request_ns", "acquire_ns", "release_ns",
+                "downgrade_ns")
 THREAD_COLUMNS = ("thread", "tid", "end_ns", "state", "records_done", "compute_ns", "hit_ns",
                   "fault_cpu_ns", "io_wait_ns", "lock_wait_ns", "lock_hold_ns", "signal_ns",
                   "wasted_ns")
@@ -572,7 +573,8 @@ class NaiveSimulator:
     # -- mmap_sem -----------------------------------------------------------------------
     def _lock_record(self, th, asid, mode, kind):
         lock = {"thread": th.index, "asid": asid, "mode": mode, "kind": kind,
-                "request_ns": self.now, "acquire_ns": -1, "release_ns": -1}
+                "request_ns": self.now, "acquire_ns": -1, "release_ns": -1,
+                "downgrade_ns": -1}
         self.locks.append(lock)
         return lock
 
@@ -608,6 +610,19 @@ class NaiveSimulator:
         else:
             sem.writer = False
         lock["release_ns"] = self.now
+        self._grant_queue(sem)
+
+    def _downgrade(self, asid, lock):
+        """A writer's call downgrades mmap_sem to read (docs/model.md 15.13): it holds it for
+        read from now, and the readers at the head of the queue are granted with it."""
+        sem = self._sem(asid)
+        sem.writer = False
+        sem.readers += 1
+        lock["downgrade_ns"] = self.now
+        self._grant_queue(sem)
+
+    def _grant_queue(self, sem):
+        """The lock has no writer now: grant the queue's head in order (section 4)."""
         batch = []
         while sem.queue:
             th, qmode, qlock = sem.queue[0]
@@ -1233,13 +1248,20 @@ class NaiveSimulator:
                 Call.MPROTECT: c.hold_mprotect_ns, Call.MREMAP: c.hold_mremap_ns,
                 Call.BRK: c.hold_brk_ns}.get(rec.call, c.mmap_cs_ns)
         late = rec.call in (Call.MMAP, Call.BRK)
+        # an munmap holds for write up to its downgrade, then for read (15.13)
+        write = min(c.munmap_write_ns, hold) if rec.call == Call.MUNMAP else hold
         lock = self._lock_record(th, rec.asid, WRITE, LOCK_RECORD)
         yield ("lock", rec.asid, WRITE, lock)
         vis = self._vmas_in_range(rec.asid, rec.addr, rec.size)
         yield from self._write_lock_vmas(th, rec.asid, vis, late)
-        yield ("sleep", hold, "lock_hold")
+        yield ("sleep", write, "lock_hold")
         self._write_unlock_vmas(rec.asid, vis, late)
-        self._release(rec.asid, WRITE, lock)
+        if write < hold:
+            self._downgrade(rec.asid, lock)
+            yield ("sleep", hold - write, "lock_hold")
+            self._release(rec.asid, READ, lock)
+        else:
+            self._release(rec.asid, WRITE, lock)
 
     def _lock_r(self, th, rec):
         """A reader of mmap_sem that is not a fault (docs/model.md 15.9): mmap_sem itself under

@@ -82,14 +82,15 @@ class ReferenceResult:
 
     def write_mmap_lock_events(self, path, **kw):
         """As :meth:`vmlab.results.Result.write_mmap_lock_events`."""
-        from vmlab.trace.readers.mmap_lock import write_events
+        from vmlab.trace.readers.mmap_lock import split_downgrades, write_events
 
         lk = self.locks
         tids = self.threads["tid"].to_numpy()
-        return write_events(path, tids[lk["thread"].to_numpy()], lk["asid"].to_numpy(),
-                            (lk["mode"] == "write").to_numpy().astype(np.int64),
-                            lk["request_ns"].to_numpy(), lk["acquire_ns"].to_numpy(),
-                            lk["release_ns"].to_numpy(), **kw)
+        ops = split_downgrades(tids[lk["thread"].to_numpy()], lk["asid"].to_numpy(),
+                               (lk["mode"] == "write").to_numpy().astype(np.int64),
+                               *(lk[c].to_numpy() for c in ("request_ns", "acquire_ns",
+                                                            "release_ns", "downgrade_ns")))
+        return write_events(path, **ops, **kw)
 
     def _summary(self):
         c, f = self.counters, self.faults

@@ -139,6 +139,9 @@ def costs(draw, lock_costs=False):
         mmap_cs_ns=draw(st.integers(1, 500)),
         mmap_read_cs_ns=draw(st.integers(1, 500)),
         **{name: draw(st.integers(1, 500)) for name in HOLD_FIELDS.values()},
+        # an munmap's write part (docs/model.md 15.13): often shorter than its hold (it
+        # downgrades), sometimes not (it holds for write to its release), 0 at times
+        munmap_write_ns=draw(st.integers(0, 500)),
         wakeup_ns=draw(small),
         copy_page_ns=draw(small),
         io_ns=draw(dists(5000)),

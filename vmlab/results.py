@@ -216,15 +216,18 @@ class Result:
         waits and a real ``perf record -e 'mmap_lock:*'`` capture go through the same reader
         and histograms.  Threads keep the trace's tids; address space ``a`` is process
         ``pids[a]`` (default ``1000 + a``).  Needs a run with records (``records=True``).
-        Returns ``path``."""
-        from .trace.readers.mmap_lock import write_events
+        A writer that downgraded (docs/model.md 15.13) is two operations, as the kernel
+        prints it: its write hold up to the downgrade, then a read hold from an
+        ``acquire_returned`` with ``write=false`` to its ``released``.  Returns ``path``."""
+        from .trace.readers.mmap_lock import split_downgrades, write_events
 
         lk = self.locks
         tids = self.threads["tid"].to_numpy()
-        return write_events(path, tids[lk["thread"].to_numpy()], lk["asid"].to_numpy(),
-                            (lk["mode"] == "write").to_numpy().astype(np.int64),
-                            lk["request_ns"].to_numpy(), lk["acquire_ns"].to_numpy(),
-                            lk["release_ns"].to_numpy(), pids=pids, comm=comm, t0_ns=t0_ns)
+        ops = split_downgrades(tids[lk["thread"].to_numpy()], lk["asid"].to_numpy(),
+                               (lk["mode"] == "write").to_numpy().astype(np.int64),
+                               *(lk[c].to_numpy() for c in ("request_ns", "acquire_ns",
+                                                            "release_ns", "downgrade_ns")))
+        return write_events(path, **ops, pids=pids, comm=comm, t0_ns=t0_ns)
 
     @property
     def series(self):

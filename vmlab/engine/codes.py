@@ -153,7 +153,8 @@ TS_INSTALLED = 44  # 1 once a page-cache hit installed the PTE at i (PH_MINOR_MA
 #                     at i + n_around * pte_ns must not map it again (it may be evicted by then)
 TS_LR_NEXT = 45     # the thread's next LOCK_R record, an index into lr_hold
 TS_UM_NEXT = 46     # the thread's next unmap (docs/model.md 11.9), an index into um_pos
-TS_NCOL = 47
+TS_DOWNGRADED = 47 # 1 once a writer downgraded mmap_sem to read (docs/model.md 15.13)
+TS_NCOL = 48
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,
@@ -167,8 +168,9 @@ S_THREAD, S_ARRIVAL, S_DELIVERY, S_FATAL, S_ABORTED = range(5)
 S_NCOL = 5
 
 # lock record columns
-L_THREAD, L_ASID, L_MODE, L_KIND, L_REQUEST, L_ACQUIRE, L_RELEASE = range(7)
-L_NCOL = 7
+# (downgrade: when a writer's call downgraded it to read, docs/model.md 15.13; -1: never)
+L_THREAD, L_ASID, L_MODE, L_KIND, L_REQUEST, L_ACQUIRE, L_RELEASE, L_DOWNGRADE = range(8)
+L_NCOL = 8
 # the records of VMA read lock attempts and speculative attempts (docs/model.md 15.6): the
 # lock (VLK_*), request (the attempt's start, before the VMA lookup), acquire (the VMA lock
 # taken, the sequence count read even; -1 for a failed attempt), release (the VMA lock's,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ScenarioError
-from ..model.costs import LIMIT_TEXT, MAX_NS, TABLE_SIZE, writer_holds_ns
+from ..model.costs import LIMIT_TEXT, MAX_NS, TABLE_SIZE, writer_parts_ns
 from ..model.scenario import (min_memory_pages, refuse_knobs,
                              signal_interval_dist)
 from .._numba import njit, prefetch
@@ -543,18 +543,20 @@ def _lock_w_calls(trace, idx, costs):
     its grant (0), from its call (docs/model.md 15.12: ``mmap_cs_ns`` and the grant for a
     call the trace does not name), in thread order (thread i's are
     ``lw_hold[thr_lw_off[i]:thr_lw_off[i + 1]]``, the order of :func:`_lock_design_tables`).
-    Returns ``(lw_hold, lw_late, thr_lw_off)``."""
+    ``lw_hold`` is the part held for write; ``lw_read`` the part held for read after a
+    downgrade (0: none; 15.13).  Returns ``(lw_hold, lw_read, lw_late, thr_lw_off)``."""
     T = len(idx.thr_tid)
     rec = np.flatnonzero(np.asarray(trace.op) == Op.LOCK_W)
     th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
     order = np.argsort(th, kind="stable")      # thread order, trace order within a thread
     call = np.asarray(trace.calls())[rec[order]].astype(np.int64)
-    lw_hold = writer_holds_ns(costs)[call]
+    write_ns, read_ns = writer_parts_ns(costs)
+    lw_hold, lw_read = write_ns[call], read_ns[call]
     late = np.zeros(int(MAX_CALL) + 1, np.int64)
     late[[int(c) for c in CHANGE_AT_RELEASE]] = 1
     thr_lw_off = np.zeros(T + 1, np.int64)
     thr_lw_off[1:] = np.cumsum(np.bincount(th, minlength=T))
-    return lw_hold, late[call], thr_lw_off
+    return lw_hold, lw_read, late[call], thr_lw_off
 
 
 def _lock_r_holds(trace, idx, mmap_read_cs_ns):
@@ -926,7 +928,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
 
     designs, lw_v0, lw_v1, _ = _lock_design_tables(trace, idx, vma_pols, vma_asid,
                                                    vma_first_vpn, vma_end_vpn, ps)
-    lw_hold, lw_late, thr_lw_off = _lock_w_calls(trace, idx, costs)
+    lw_hold, lw_read, lw_late, thr_lw_off = _lock_w_calls(trace, idx, costs)
     lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
     um_pos, um_off, um_pages, thr_um_off = _unmap_tables(scenario, vmas, vma_pols, trace, idx)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
@@ -972,7 +974,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         ra_pages=int(scenario.ra_pages),
         fault_around=int(scenario.fault_around_pages), preload=preload,
         designs=designs, lw_v0=lw_v0, lw_v1=lw_v1, thr_lw_off=thr_lw_off,
-        lw_hold=lw_hold, lw_late=lw_late,
+        lw_hold=lw_hold, lw_read=lw_read, lw_late=lw_late,
         lr_hold=lr_hold, thr_lr_off=thr_lr_off,
         um_pos=um_pos, um_off=um_off, um_pages=um_pages, thr_um_off=thr_um_off,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),

@@ -212,6 +212,7 @@ def run(scenario, policy=None, prepared=None, fast_path=True, event_budget=None)
         "request_ns": locks[:, C.L_REQUEST],
         "acquire_ns": locks[:, C.L_ACQUIRE],
         "release_ns": locks[:, C.L_RELEASE],
+        "downgrade_ns": locks[:, C.L_DOWNGRADE],
     }
     eviction_cols = _eviction_columns(evs, prep)
     T = TT.shape[0]

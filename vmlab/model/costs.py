@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import ScenarioError
-from ..trace.model import MAX_CALL, Call
+from ..trace.model import DOWNGRADES, MAX_CALL, Call
 from ._checks import (LIMIT, LIMIT_TEXT, as_whole, checked_keywords, is_finite_number, is_number,
                       unknown_names)
 
@@ -322,6 +322,14 @@ class Costs:
     hold_mprotect_ns: int = 11_000
     hold_mremap_ns: int = 12_000
     hold_brk_ns: int = 1_800
+    #: The first part of an ``munmap``'s hold (``hold_munmap_ns``), for write: its split and
+    #: detach, up to ``mmap_write_downgrade()``; the rest (the zap and the frees) it holds
+    #: ``mmap_lock`` for read (docs/model.md 15.13).  The downgrade's tracepoint
+    #: (``mmap_lock_acquire_returned`` with ``write=false``) on this host, 512 KiB filled chunk,
+    #: medians of 2,001 calls, three runs (``scripts/munmap_downgrade.c`` under ``perf record
+    #: -e 'mmap_lock:*'``): write part 3.0-4.4 µs, read part 26.7-32.4 µs, hold 29.7-37.2 µs.
+    #: ``munmap_write_ns >= hold_munmap_ns``: no downgrade (write to the release).
+    munmap_write_ns: int = 3_700
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
 
@@ -458,6 +466,19 @@ def writer_holds_ns(costs):
     for call, name in HOLD_FIELDS.items():
         out[int(call)] = int(getattr(costs, name))
     return out
+
+
+def writer_parts_ns(costs):
+    """The two parts of a ``LOCK_W`` record's hold per :class:`~vmlab.trace.model.Call` code
+    (docs/model.md 15.13), as two int64 arrays indexed by the code: the part held for write
+    (the whole hold of :func:`writer_holds_ns`, or up to the downgrade of a call that
+    downgrades, ``munmap_write_ns``) and the part held for read after the downgrade (0: the
+    call does not downgrade, or ``munmap_write_ns`` is not shorter than its hold)."""
+    hold = writer_holds_ns(costs)
+    write = hold.copy()
+    for call in DOWNGRADES:
+        write[int(call)] = min(int(costs.munmap_write_ns), int(hold[int(call)]))
+    return write, hold - write
 
 
 def cost_names():

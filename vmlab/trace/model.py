@@ -97,6 +97,14 @@ class Call(enum.IntEnum):
 #: docs/model.md 15.12.
 CHANGE_AT_RELEASE = frozenset({Call.MMAP, Call.BRK})
 
+#: The calls that downgrade ``mmap_lock`` to read before the long part of their hold: an
+#: ``munmap`` (and a ``brk`` that lowers the break, which is one) detaches its VMAs holding it
+#: for write, then ``mmap_write_downgrade()`` (which ends the VMA write locks) and zaps the
+#: pages and frees the page tables holding it for read (since 4.20; ``do_vmi_align_munmap``
+#: with ``unlock``).  An ``mremap`` that shrinks downgrades too, but a record does not say that
+#: its ``mremap`` shrinks (a move, the measured case, does not).  docs/model.md 15.13.
+DOWNGRADES = frozenset({Call.MUNMAP})
+
 #: The largest :class:`Call` code.
 MAX_CALL = max(Call)
 CALL_BY_NAME = {c.name.lower(): c for c in Call}

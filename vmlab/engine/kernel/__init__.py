@@ -125,7 +125,9 @@ class KernelInputs(NamedTuple):
     lw_v1: np.ndarray
     thr_lw_off: np.ndarray   # int64 [T + 1]: thread i's LOCK_W records are lw_v0[off[i]:off[i+1]]
     #                          (and lw_hold, lw_late: kept with or without the designs)
-    lw_hold: np.ndarray      # int64: each LOCK_W record's hold (ns), from its call (15.12)
+    lw_hold: np.ndarray      # int64: each LOCK_W record's hold (ns), from its call (15.12),
+    #                          for write (up to its downgrade, if it downgrades: 15.13)
+    lw_read: np.ndarray      # int64: the rest of its hold, for read after its downgrade (0: none)
     lw_late: np.ndarray      # int64: 1 if its change comes at its release, 0 at its grant
     # readers of mmap_sem that are not faults (docs/model.md 15.9)
     lr_hold: np.ndarray      # int64: each LOCK_R record's hold (ns), in thread order

@@ -204,6 +204,7 @@ def _fast_run(K, W, G, th, t, pos):
                 locks[nl, C.L_REQUEST] = a_t
                 locks[nl, C.L_ACQUIRE] = a_t
                 locks[nl, C.L_RELEASE] = fend
+                locks[nl, C.L_DOWNGRADE] = -1
                 nl += 1
             gsum += gap
             nh += 1

@@ -5,7 +5,7 @@ section, a remap or a read hold begins) and the release of a record's hold.  The
 they use are in locks.py."""
 from __future__ import annotations
 
-from ..._numba import njit_phase, njit_verb
+from ..._numba import njit_borrow, njit_phase, njit_verb
 from .. import codes as C
 from . import state as g
 from .fault import _take_unreclaimable
@@ -128,6 +128,7 @@ def _ph_lock_req(K, W, G, th, t):
         locks[nl, C.L_REQUEST] = t
         locks[nl, C.L_ACQUIRE] = -1
         locks[nl, C.L_RELEASE] = -1
+        locks[nl, C.L_DOWNGRADE] = -1
         TS[th, C.TS_LOCK_ROW] = nl
         G[g.G_NL] = nl + 1
     lk_readers, lk_writer, lk_qn = W.lk_readers, W.lk_writer, W.lk_qn
@@ -280,6 +281,23 @@ def _ph_release_w(K, W, G, th, t):
     lkind = TS[th, C.TS_LOCK_KIND]
     if lkind == C.LK_LOCKR:
         return _release_reader(K, W, G, th, t)
+    if lkind == C.LK_LOCKW and K.lw_read[TS[th, C.TS_LW_NEXT]] > 0:
+        # docs/model.md 15.13: an munmap downgrades to read for the rest of its hold
+        if TS[th, C.TS_DOWNGRADED] == 0:
+            return _downgrade(K, W, G, th, t)
+        TS[th, C.TS_DOWNGRADED] = 0
+        cnt[C.CNT_LOCK_W] += 1
+        G[g.G_LW_LAST] = t
+        if G[g.G_ACC_END] < 0 or t <= G[g.G_ACC_END]:
+            cnt[C.CNT_LW_WINDOW] += 1
+        TT[th, C.TT_RECORDS] += 1
+        TS[th, C.TS_POS] += 1
+        TS[th, C.TS_LW_NEXT] += 1
+        w = _mmap_read_release(K, W, th, t)
+        if w >= 0:
+            _resumes(G, t, w)
+        TS[th, C.TS_PHASE] = C.PH_REC_END
+        return t, g.STEP_DONE
     if lkind == C.LK_REMAP:
         v = TS[th, C.TS_CUR_VMA]
         if K.charge_anon:
@@ -306,19 +324,56 @@ def _ph_release_w(K, W, G, th, t):
         TT[th, C.TT_RECORDS] += 1
         TS[th, C.TS_POS] += 1
     # release the write lock and grant waiters
-    a = TS[th, C.TS_LOCK_ASID]
-    if K.designs and TS[th, C.TS_W_LOCKED] == 1:
-        late = lkind == C.LK_LOCKW and K.lw_late[TS[th, C.TS_LW_NEXT]] == 1
-        _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_wlocked,
-                           W.vl_seq, W.mm_seq, K.pol, K.vma_pol, late)
-        TS[th, C.TS_W_LOCKED] = 0
+    _end_write(K, W, th)
     if lkind == C.LK_LOCKW:
         TS[th, C.TS_LW_NEXT] += 1
     if K.keep_records:
         W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
+    _grant_waiters(W, G, TS[th, C.TS_LOCK_ASID], t)
+    TS[th, C.TS_PHASE] = C.PH_REC_END
+    return t, g.STEP_DONE
+
+
+@njit_verb
+def _end_write(K, W, th):
+    """Thread ``th`` stops holding its address space's mmap_sem for write (a release or a
+    downgrade): its VMAs unlock (``vma_end_write_all``) and the sequence counts move
+    (docs/model.md 15.2, 15.4), and the lock has no writer."""
+    TS = W.TS
+    a = TS[th, C.TS_LOCK_ASID]
+    if K.designs and TS[th, C.TS_W_LOCKED] == 1:
+        late = TS[th, C.TS_LOCK_KIND] == C.LK_LOCKW and K.lw_late[TS[th, C.TS_LW_NEXT]] == 1
+        _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_wlocked,
+                           W.vl_seq, W.mm_seq, K.pol, K.vma_pol, late)
+        TS[th, C.TS_W_LOCKED] = 0
+    W.lk_writer[a] = 0
+
+
+@njit_borrow
+def _downgrade(K, W, G, th, t):
+    """A writer's call downgrades mmap_sem to read at ``t`` (``mmap_write_downgrade()``,
+    docs/model.md 15.13): it ends its write hold as a release would (its VMAs unlock, the
+    counts move) but keeps the lock for read; the readers at the head of the queue are
+    granted with it, a writer keeps waiting.  It holds for read the rest of its hold."""
+    TS = W.TS
+    _end_write(K, W, th)
+    a = TS[th, C.TS_LOCK_ASID]
+    W.lk_readers[a] += 1
+    TS[th, C.TS_DOWNGRADED] = 1
+    if K.keep_records:
+        W.locks[TS[th, C.TS_LOCK_ROW], C.L_DOWNGRADE] = t
+    _grant_waiters(W, G, a, t)
+    return t + K.lw_read[TS[th, C.TS_LW_NEXT]], g.STEP_DONE  # (phase PH_RELEASE_W again)
+
+
+@njit_verb
+def _grant_waiters(W, G, a, t):
+    """Address space ``a``'s mmap_sem has no writer now (at ``t``): the queue's head is
+    granted in order, the consecutive readers at its head together, a writer alone once no
+    one holds the lock (docs/model.md section 4); each resumes at ``t``."""
+    TS = W.TS
     lk_readers, lk_writer, lk_q, lk_qh, lk_qn = W.lk_readers, W.lk_writer, W.lk_q, W.lk_qh, \
         W.lk_qn
-    lk_writer[a] = 0
     m = lk_q.shape[1]
     h0 = lk_qh[a]
     while lk_qn[a] > 0:
@@ -348,5 +403,3 @@ def _ph_release_w(K, W, G, th, t):
             if (lk_q[a, j] & 1) == 0:
                 TS[lk_q[a, j] >> 1, C.TS_LINE_N] = lk_readers[a] - 1
             j = (j + 1) % m
-    TS[th, C.TS_PHASE] = C.PH_REC_END
-    return t, g.STEP_DONE

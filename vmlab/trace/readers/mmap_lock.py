@@ -395,6 +395,24 @@ def format_events(tid, asid, mode, request_ns, acquire_ns, release_ns, *, kind=N
     return out
 
 
+def split_downgrades(tid, asid, mode, request_ns, acquire_ns, release_ns, downgrade_ns):
+    """A run's lock rows as :func:`format_events`'s operations (a dict of its column
+    arguments, ``kind`` included): a writer that downgraded at ``downgrade_ns`` (>= 0;
+    docs/model.md 15.13) is two operations, as the kernel prints it: its write hold ends at
+    the downgrade, where a read hold begins (``acquire_returned`` with ``write=false``) that
+    ends at its release."""
+    cols = [np.asarray(x, np.int64) for x in (tid, asid, mode, request_ns, acquire_ns,
+                                               release_ns, downgrade_ns)]
+    tid, asid, mode, req, acq, rel, dg = cols
+    d = np.flatnonzero(dg >= 0)
+    kind = np.zeros(len(tid) + len(d), np.int64)
+    kind[len(tid):] = KINDS.index("downgrade")
+    return dict(tid=np.concatenate([tid, tid[d]]), asid=np.concatenate([asid, asid[d]]),
+                mode=np.concatenate([mode, np.zeros(len(d), np.int64)]),
+                request_ns=np.concatenate([req, dg[d]]), acquire_ns=np.concatenate([acq, dg[d]]),
+                release_ns=np.concatenate([np.where(dg >= 0, dg, rel), rel[d]]), kind=kind)
+
+
 def write_events(path, *args, **kwargs):
     """Write :func:`format_events` lines to ``path`` (atomically: nothing is left behind on
     an error).  Returns ``path``."""
