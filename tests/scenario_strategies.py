@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, Fixed, Policy,
                          Scenario, SignalSchedule, Uniform, Unmap, Vma, can_serve)
 from vmlab.model.costs import HOLD_FIELDS
-from vmlab.trace import Op, Trace
+from vmlab.trace import Call, Op, Trace
 from vmlab.trace.model import MAX_CALL
 
 PAGE = 4096
@@ -141,7 +141,7 @@ def costs(draw, lock_costs=False):
         **{name: draw(st.integers(1, 500)) for name in HOLD_FIELDS.values()},
         # an munmap's write part (docs/model.md 15.13): often shorter than its hold (it
         # downgrades), sometimes not (it holds for write to its release), 0 at times
-        munmap_write_ns=draw(st.integers(0, 500)),
+        munmap_write_ns=draw(st.one_of(st.integers(0, 100), st.integers(0, 500))),
         wakeup_ns=draw(small),
         copy_page_ns=draw(small),
         io_ns=draw(dists(5000)),
@@ -280,11 +280,12 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         gap = np.array(draw(st.lists(st.integers(0, 2000), min_size=len(rows),
                                      max_size=len(rows))), np.uint64)
     # writers name their calls at times (docs/model.md 15.12: each call's hold and, under
-    # spf_count="change", the place of its change); 0 is a writer of unknown call
+    # spf_count="change", the place of its change); 0 is a writer of unknown call; munmap
+    # drawn as often as the others together (its downgrade lets readers in, 15.13)
     call = None
     if (op_col == Op.LOCK_W).any() and draw(st.booleans()):
-        call = np.array([draw(st.integers(0, int(MAX_CALL))) if o == Op.LOCK_W else 0
-                         for o in op_col], np.uint8)
+        some_call = st.one_of(st.just(int(Call.MUNMAP)), st.integers(0, int(MAX_CALL)))
+        call = np.array([draw(some_call) if o == Op.LOCK_W else 0 for o in op_col], np.uint8)
     trace = Trace(addr=addr_col.astype(np.uint64), op=op_col.astype(np.uint8),
                   tid=tid_col.astype(np.uint32), asid=asid_col.astype(np.uint16),
                   size=size_col.astype(np.uint64), gap_ns=gap, call=call)

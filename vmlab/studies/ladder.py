@@ -390,7 +390,9 @@ def ebizzy_scenario(n_threads, n_iters=10, chunk_pages=EBIZZY_CHUNK_PAGES, neigh
     step, no copy or search); ``-t`` one thread per CPU.  The writers name their calls
     (:func:`vmlab.trace.synth.ebizzy`), so each holds ``mmap_lock`` for its call's cost
     (docs/model.md 15.12: ``hold_mmap_ns`` for the ``mmap`` of a chunk, ``hold_munmap_ns`` for
-    the ``munmap`` of it filled, this host's); the default ``costs`` are ``Costs()``.
+    the ``munmap`` of it filled, this host's; an ``munmap`` holds it for write for
+    ``munmap_write_ns`` only, then for read while it zaps, 15.13); the default ``costs`` are
+    ``Costs()``.
 
     The VMAs, two static forms of the kernel's (docs/model.md 15.8):
 
