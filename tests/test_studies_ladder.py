@@ -319,8 +319,22 @@ def test_dufour_count_on_the_band_aborts_the_windows_a_change_falls_in(run):
     # the estimate places the changes as the simulation does: on the run's own timeline
     # (its aborts fed back) it finds exactly the run's aborts
     assert ladder.band_change_aborts(r) == aborted.sum()
-    # the hold rule aborts every attempt that starts inside a writer's hold as well
-    assert ladder.lock_count(res["spf"], "n_spf_aborts") > aborted.sum()
+    # the hold rule (spf) instead finds the count odd from each writer's grant to its
+    # downgrade (an munmap, 15.13) or release: an attempt that reads it strictly inside such
+    # an interval aborts at the read (no count read even), one that reads it outside every
+    # interval does not
+    h = res["spf"]
+    hl = h.locks[(h.locks["kind"] == "lock_w") & (h.locks["acquire_ns"] >= 0)]
+    g = hl["acquire_ns"].to_numpy(np.int64)
+    e = np.where(hl["downgrade_ns"] >= 0, hl["downgrade_ns"], hl["release_ns"]).astype(np.int64)
+    assert (hl.loc[hl["downgrade_ns"] >= 0, "downgrade_ns"] < hl.loc[hl["downgrade_ns"] >= 0,
+                                                                      "release_ns"]).all()
+    hs = h.vma_locks[h.vma_locks["lock"] == "seq"]
+    read = hs["request_ns"].to_numpy(np.int64)          # (no VMA lookup cost)
+    odd = hs["acquire_ns"].to_numpy(np.int64) < 0
+    inside = ((g[None, :] < read[:, None]) & (read[:, None] < e[None, :])).any(axis=1)
+    touching = ((g[None, :] <= read[:, None]) & (read[:, None] <= e[None, :])).any(axis=1)
+    assert inside.any() and odd[inside].all() and touching[odd].all()
 
 
 def _band_change_aborts_by_hand(result):
