@@ -251,11 +251,12 @@ def test_09_twenty_years_later(executed):
     assert 1.1 < r["merged_spf_ratio_16"] < r["spf_ratio_16"]
     # simulated with Dufour's count (docs/model.md 15.4 spf_count="change", each change
     # where its writer's call makes it, 15.12): the band aborts more than a chunk's
-    # neighbours do, and spf keeps more of its gain than under the whole-hold count; the
-    # estimate, which places the changes the same way, finds exactly the simulated aborts
-    # on the run's own timeline
+    # neighbours do, and spf keeps at least its gain under the hold rule (the writers set
+    # the pace on the band: with each munmap downgrading before its zap, 15.13, both counts
+    # give the same speed-up at 16 threads); the estimate, which places the changes the same
+    # way, finds exactly the simulated aborts on the run's own timeline
     assert r["dufour_abort_fraction_16"] > r["spf_abort_fraction_16"]
-    assert r["merged_spf_ratio_16"] < r["dufour_spf_ratio_16"] < r["spf_ratio_16"]
+    assert r["merged_spf_ratio_16"] <= r["dufour_spf_ratio_16"] < r["spf_ratio_16"]
     assert r["dufour_abort_fraction_16"] == r["dufour_band_abort_estimate_16"]
     # retry under the VMA lock: fewer acquisitions, less total read wait.  With the
     # non-fault readers at the measured rate (0.400 per retry, docs/model.md 15.9) the

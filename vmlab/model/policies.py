@@ -65,8 +65,9 @@ class Policy:
         The sequence count a speculative attempt validates: its VMA's (Dufour 2018) or the
         address space's (Lespinasse 2021).  Only with ``fault_lock="speculative"``.
     spf_count : {"hold", "change"}
-        When a writer makes a VMA's sequence count change (docs/model.md 15.4): odd for its
-        whole hold, from its grant to its release (``"hold"``: the 6.4 VMA write-lock rule,
+        When a writer makes a VMA's sequence count change (docs/model.md 15.4): odd while it
+        holds ``mmap_sem`` for write, from its grant to its release or an ``munmap``'s
+        downgrade (15.13) (``"hold"``: the 6.4 VMA write-lock rule,
         as Lespinasse's address-space count is), or changed once, at its grant, as Dufour's
         per-VMA count is by ``__vma_adjust()`` (``"change"``).  Only with
         ``fault_lock="speculative"`` and ``spf_scope="vma"``.

@@ -682,7 +682,8 @@ def band_change_aborts(result):
     In the kernel every writer changes the band (``merge=True`` of :func:`ebizzy_scenario`),
     but Dufour's count is odd only while ``__vma_adjust()`` rewrites the VMA, a few hundred
     ns, not for the writer's whole hold (``spf_count="hold"`` of docs/model.md 15.4, and
-    Lespinasse's address-space count, are odd from grant to release).  The engine simulates
+    Lespinasse's address-space count, are odd from grant to release, or to an ``munmap``'s
+    downgrade, 15.13).  The engine simulates
     Dufour's count as ``spf_count="change"`` (:data:`SPF_DUFOUR`) with each change where the
     writer's call makes it (docs/model.md 15.12); this estimate places the changes the same
     way on any run's timeline (a VMA per chunk, or a run without Dufour's count), without
