@@ -386,6 +386,14 @@ _NAME_BYTES, _NAME_LEN = _name_table([op.name for op in Op])
 _CALL_BYTES, _CALL_LEN = _name_table([c.name for c in Call])
 
 
+@njit(inline="always")
+def _put_name(out, j, table, lengths, k):
+    """Write name ``k`` of a name table at ``out[j]``; the position after it."""
+    for m in range(lengths[k]):
+        out[j + m] = table[k, m]
+    return j + lengths[k]
+
+
 @njit
 def _format(tid, asid, addr, op, size, gap, with_gap, call, with_call, out):
     j = 0
@@ -399,10 +407,7 @@ def _format(tid, asid, addr, op, size, gap, with_gap, call, with_call, out):
         j = _text.put_hex(out, j + 3, np.uint64(addr[r]), 1)
         out[j] = 44
         j += 1
-        o = op[r]
-        for k in range(_NAME_LEN[o]):
-            out[j + k] = _NAME_BYTES[o, k]
-        j += _NAME_LEN[o]
+        j = _put_name(out, j, _NAME_BYTES, _NAME_LEN, op[r])
         out[j] = 44
         j = _text.put_dec(out, j + 1, np.uint64(size[r]))
         if with_gap:
@@ -410,11 +415,7 @@ def _format(tid, asid, addr, op, size, gap, with_gap, call, with_call, out):
             j = _text.put_dec(out, j + 1, np.uint64(gap[r]))
         if with_call:
             out[j] = 44
-            j += 1
-            k = call[r]
-            for m in range(_CALL_LEN[k]):
-                out[j + m] = _CALL_BYTES[k, m]
-            j += _CALL_LEN[k]
+            j = _put_name(out, j + 1, _CALL_BYTES, _CALL_LEN, call[r])
         out[j] = 10
         j += 1
     return j
