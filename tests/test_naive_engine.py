@@ -86,7 +86,7 @@ def test_single_major_file_fault_under_nopage():
     assert (f["major"], f["attempts"], f["outcome"]) == (1, 1, 0)
     assert (f["lock_wait_ns"], f["io_wait_ns"]) == (0, IO + 2000)
     assert only(r, "locks") == dict(thread=0, asid=0, mode=0, kind=0, request_ns=0, acquire_ns=0,
-                                    release_ns=latency)
+                                    release_ns=latency, downgrade_ns=-1)
     assert thread_times(r, 0) == {"fault_cpu": 600, "io_wait": IO + 2000, "hit": 1}
     assert r.threads["end_ns"] == [latency + 1]
     assert r.counters["n_io"] == 1 and r.counters["n_major"] == 1
@@ -288,7 +288,7 @@ def test_remap_pfn_range_maps_eagerly_under_the_write_lock():
     r = simulate(scenario(rows, "device", n_pages=10), "remap_pfn_range")
     mapping = 20_000 + 10 * 60
     assert rows_of(r, "locks")[0] == dict(thread=0, asid=0, mode=1, kind=2, request_ns=0,
-                                          acquire_ns=0, release_ns=mapping)
+                                          acquire_ns=0, release_ns=mapping, downgrade_ns=-1)
     f = only(r, "faults")
     assert (f["thread"], f["lock_wait_ns"], f["end_ns"], f["major"]) == (
         1, mapping, mapping + 500 + 300, 0)
