@@ -6,8 +6,9 @@
  * This loops N times over: mmap a PAGES-page anonymous chunk (default 128: ebizzy's
  * 512 KiB), write every page, munmap it; run it under
  *   perf record -e 'mmap_lock:*' -o munmap.data ./munmap_downgrade
- * and split each munmap's hold from the perf script text with
- *   vmlab/studies/ladder.py's downgrade_split() (docs/model.md 15.13).
+ *   perf script --ns -i munmap.data > munmap.txt
+ * and split each munmap's hold at its downgrade (docs/model.md 15.13) with
+ *   vmlab.trace.readers.mmap_lock.read_capture("munmap.txt").downgrade_parts()
  * The faults take their VMA locks (6.4 and later), which have no tracepoint.
  *
  * usage: munmap_downgrade [PAGES=128] [N=2001]

@@ -193,3 +193,6 @@ def test_the_tracepoint_text_shows_the_downgrade(tmp_path):
     assert cap.kind[mine].tolist() == [KINDS.index("lock"), KINDS.index("downgrade")]
     assert cap.acquire_ns[mine].tolist() == [0, 1000]
     assert cap.release_ns[mine].tolist() == [1000, 5000]
+    # the split of the hold that measured munmap_write_ns on this host
+    write, rest = cap.downgrade_parts()
+    assert write.tolist() == [1000] and rest.tolist() == [4000]

@@ -110,6 +110,22 @@ class LockCapture:
         return np.where((self.acquire_ns >= 0) & (self.release_ns >= 0),
                         self.release_ns - self.acquire_ns, -1)
 
+    def downgrade_parts(self):
+        """Each downgraded writer's hold in its two parts (docs/model.md 15.13): ``(write_ns,
+        read_ns)``, int64 arrays in request order, from its grant to its downgrade and from
+        the downgrade to its release (a downgrade whose read hold was not released in the
+        capture is left out).  An ``munmap`` downgrades: this is how ``munmap_write_ns`` was
+        measured (``scripts/munmap_downgrade.c``)."""
+        d = np.flatnonzero((self.kind == KINDS.index("downgrade")) & (self.release_ns >= 0))
+        write = {(int(self.tid[i]), int(self.asid[i]), int(self.release_ns[i])): i
+                 for i in np.flatnonzero((self.mode == 1) & (self.acquire_ns >= 0))}
+        pairs = [(write[k], i) for i in d
+                 if (k := (int(self.tid[i]), int(self.asid[i]), int(self.acquire_ns[i]))) in write]
+        w = np.array([p[0] for p in pairs], np.int64)
+        r = np.array([p[1] for p in pairs], np.int64)
+        return (self.release_ns[w] - self.acquire_ns[w] if len(w) else np.zeros(0, np.int64),
+                self.release_ns[r] - self.acquire_ns[r] if len(r) else np.zeros(0, np.int64))
+
     def wait_summary(self):
         """:func:`wait_summary` of this capture's operations."""
         return wait_summary(self.mode, self.wait_ns)
