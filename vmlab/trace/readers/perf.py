@@ -362,53 +362,16 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
         page-fault sample without a data address, a thread whose time goes backwards, or a
         file with no sample at all.
     """
-    _check_options(options)
-    skip_other = options.get("other_events", "error") == "skip"
-    assume_addr = bool(options.get("assume_addr", False))
-    fault_size = options.get("fault_size", 8)
-    page_size = int(options.get("page_size", 4096))   # brk ranges are whole pages
-    if isinstance(fault_size, bool) or not isinstance(fault_size, (int, np.integer)) \
-            or not 0 <= fault_size <= 0xFFFFFFFF:
-        raise TraceFormatError(f"fault_size must be an integer from 0 to 2**32-1, got "
-                               f"{fault_size!r}")
-    fault_size = int(fault_size)
-    offset_start = options.get("thread_start", "zero") == "offset"
-    sink = options.get("mappings_sink")
-    t_first = None         # the recording's first timestamp (thread_start="offset")
+    reader = _PerfScript(Path(path), options)
     chunk_records = max(1, int(chunk_records))
-    path = Path(path)
     try:
-        total = path.stat().st_size
+        total = reader.path.stat().st_size
     except FileNotFoundError:
-        raise TraceFormatError("no such file", path) from None
-
-    pid_of = {}            # tid -> pid, from PERF_RECORD_FORK/COMM lines
-    asid_of = {}           # pid (None: unknown) -> asid
-    last = {}              # tid -> (time_ns, line number) of its previous record
-    last_brk = {}          # pid -> its previous brk() argument (the heap's old end)
-    cols = {k: [] for k in ("tid", "asid", "addr", "op", "size", "gap_ns", "call")}
-    n_total = 0
-    in_sample = False      # the previous line was a sample or a call-chain line
-    # The first page-fault sample decides whether the layout has the data address.  One that
-    # looks like perf's default layout (period, one address, a dso) is "suspect" until the
-    # next line: a call-chain line means perf moved the ip there (perf record -g), so the
-    # one address is the data address; anything else means it was the ip.
-    layout_known = assume_addr
-    suspect = None         # line number of a suspect sample
+        raise TraceFormatError("no such file", reader.path) from None
     lineno = 0
     done_bytes = 0
-
-    def flush():
-        out = {k: np.array(v, dtype=DEFAULT_DTYPES[k]) for k, v in cols.items() if k != "size"}
-        # a LOCK_W range of 4 GiB or more widens the size column (never wraps)
-        out["size"] = np.array(cols["size"], dtype=narrow_dtype(max(cols["size"], default=0),
-                                                                 DEFAULT_DTYPES["size"]))
-        for v in cols.values():
-            v.clear()
-        return out
-
-    with open(path, "rb") as f, progress(total, desc=path.name, unit="B",
-                                         enabled=show_progress) as bar:
+    with open(reader.path, "rb") as f, progress(total, desc=reader.path.name, unit="B",
+                                                enabled=show_progress) as bar:
         while True:
             raw = f.readline(MAX_LINE + 1)
             if not raw:
@@ -418,152 +381,227 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
                 raise TraceFormatError(
                     f"line longer than {MAX_LINE >> 20} MiB (no newline): not a perf script "
-                    "output?", path, lineno)
-            line = _decode(raw)
-            stripped = line.strip()
-            if suspect is not None:
-                if in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
-                    suspect = None
-                    layout_known = True
-                else:
-                    raise _default_layout_error(path, suspect)
-            if not stripped:
-                in_sample = False
-                continue
-            if stripped.startswith("#") or _DIAG.match(line):
-                continue
-            toks = line.split()
-            if "PERF_RECORD_" in line:
-                k = _task_marker(toks)
-                if k >= 0:
-                    _note_task(toks, k, pid_of, path, lineno)
-                    in_sample = False
-                    if offset_start and t_first is None:
-                        t_rec = _time_ns(toks[k - 1][:-1], path, lineno)
-                        if t_rec:  # perf's synthesized kernel mmap is at time 0
-                            t_first = t_rec
-                    if sink is not None and toks[k] == "PERF_RECORD_MMAP2":
-                        mm = _MMAP2.search(line)
-                        if mm:
-                            sink.append(("mmap2", int(mm[1]), int(mm[2], 16), int(mm[3], 16),
-                                         int(mm[4], 0),
-                                         os.makedev(int(mm[5], 16), int(mm[6], 16)),
-                                         int(mm[7]), mm[8], mm[9].strip(), n_total))
-                    continue
-            if in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
-                continue
-            m = _parse_sample(toks)
-            if m is None:
-                raise TraceFormatError(f"{_EXPECTED}; got {_clip(line)}", path, lineno)
-            id_tok, time_tok, period, event, k = m
-            t_ns = _time_ns(time_tok, path, lineno)
-            if t_first is None:
-                t_first = t_ns
-            kind = _event_kind(event)
-            call = Call.UNKNOWN     # (a madvise that changes VMA flags is none of the five)
-            in_sample = True
-            rest = toks[k + 1:]
-            if kind == _TFAULT:
-                tail = " ".join(rest)
-                am = _TP_ADDR.search(tail)
-                cm = _TP_CODE.search(tail)
-                if am is None or cm is None:
-                    raise TraceFormatError(
-                        f"{_clip(event, 60)} sample without address=0x... and "
-                        "error_code=0x...; print the trace field (perf script -F ...,trace)",
-                        path, lineno)
-                addr = int(am[1], 16)
-                if addr >= USER_TOP:
-                    continue  # a kernel-mode fault on a kernel address: not the program's
-                code = int(cm[1], 16)
-                op = Op.IFETCH if code & 0x10 else Op.STORE if code & 0x2 else Op.LOAD
-                size = fault_size
-            elif kind == _FAULT:
-                addr, looks_default = _fault_addr(rest, period is not None, path, lineno)
-                if not layout_known:
-                    if looks_default:
-                        suspect = lineno
-                    else:
-                        layout_known = True
-                op, size = Op.LOAD, fault_size
-            elif kind == _LOCK:
-                # the range needs the pid (brk follows the process's break): set below
-                op, size, lock_text = Op.LOCK_W, None, " ".join(rest)
-            elif kind == _LOCK_R:
-                op, addr, size = _reader_record(event, " ".join(rest))
-            elif sink is not None and event in _EXIT_EVENTS:
-                am = _HEX.fullmatch(rest[0]) if rest else None
-                if am:
-                    first, slash, second = id_tok.partition("/")
-                    pid = (_id(first, "process id", path, lineno) if slash
-                           else pid_of.get(_id(first, "thread id", path, lineno)))
-                    sink.append((_EXIT_EVENTS[event], pid, int(am[1], 16), n_total))
-                continue
-            elif skip_other:
-                continue
-            else:
-                raise TraceFormatError(
-                    f"unexpected event {_clip(event, 60)}: expected page-faults or "
-                    "syscalls:sys_enter_{mmap,munmap,mprotect,mremap,brk,madvise,mincore} "
-                    "(pass other_events='skip' to ignore other events)", path, lineno)
-            first, slash, second = id_tok.partition("/")
-            if slash:
-                pid = _id(first, "process id", path, lineno)
-                tid = _id(second, "thread id", path, lineno)
-            else:
-                tid = _id(first, "thread id", path, lineno)
-                pid = pid_of.get(tid)
-            if not 0 <= tid <= _MAX_ID:
-                raise TraceFormatError(f"thread id {tid} is out of range; expected a real tid",
-                                       path, lineno)
-            if size is None:
-                addr, size, call = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text,
-                                                last_brk, pid, page_size, with_call=True)
-            if addr >> 64:
-                raise TraceFormatError(f"address {addr:#x} has more than 64 bits", path, lineno)
-            asid = asid_of.get(pid)
-            if asid is None:
-                if len(asid_of) >= MAX_PROCESSES:
-                    raise TraceFormatError(
-                        f"process {pid} is the {MAX_PROCESSES + 1:,}th distinct process; a "
-                        f"trace holds at most {MAX_PROCESSES:,} address spaces (16-bit asid)",
-                        path, lineno)
-                asid = asid_of[pid] = len(asid_of)
-            prev = last.get(tid)
-            if prev is None:
-                gap = t_ns - t_first if offset_start else 0
-            else:
-                gap = t_ns - prev[0]
-                if gap < 0:
-                    raise TraceFormatError(
-                        f"time goes backwards for thread {tid}: {time_tok} is before its "
-                        f"previous record on line {prev[1]}; expected perf script's "
-                        "time-sorted output (not --deltatime)", path, lineno)
-            last[tid] = (t_ns, lineno)
-            cols["tid"].append(tid)
-            cols["asid"].append(asid)
-            cols["addr"].append(addr)
-            cols["op"].append(int(op))
-            cols["size"].append(size)
-            cols["gap_ns"].append(gap)
-            cols["call"].append(int(call))
-            n_total += 1
-            if sink is not None and kind == _LOCK:
-                args = {a: int(v, 16) for a, v in _TP_ARGS.findall(" ".join(rest))}
-                sink.append((event.split(":")[1][len("sys_enter_"):], pid, args, n_total))
-            if len(cols["addr"]) >= chunk_records:
+                    "output?", reader.path, lineno)
+            reader.line(_decode(raw), lineno)
+            if len(reader.cols["addr"]) >= chunk_records:
                 bar.update(done_bytes)
                 done_bytes = 0
-                yield flush()
+                yield reader.flush()
         bar.update(done_bytes)
-    if suspect is not None:
-        raise _default_layout_error(path, suspect)
-    if n_total == 0:
+    if reader.suspect is not None:
+        raise _default_layout_error(reader.path, reader.suspect)
+    if reader.n_total == 0:
         raise TraceFormatError(
             f"no perf sample in the file ({lineno} line(s) read): an empty file or no "
-            "page-faults/syscalls samples; " + _EXPECTED, path, max(lineno, 1))
-    if cols["addr"]:
-        yield flush()
+            "page-faults/syscalls samples; " + _EXPECTED, reader.path, max(lineno, 1))
+    if reader.cols["addr"]:
+        yield reader.flush()
+
+
+class _PerfScript:
+    """What reading one ``perf script`` file keeps from line to line: the options, the
+    processes and threads seen so far, each thread's last time, the layout decision, and
+    the columns of the chunk being filled."""
+
+    def __init__(self, path, options):
+        _check_options(options)
+        self.path = path
+        self.skip_other = options.get("other_events", "error") == "skip"
+        fault_size = options.get("fault_size", 8)
+        if isinstance(fault_size, bool) or not isinstance(fault_size, (int, np.integer)) \
+                or not 0 <= fault_size <= 0xFFFFFFFF:
+            raise TraceFormatError(f"fault_size must be an integer from 0 to 2**32-1, got "
+                                   f"{fault_size!r}")
+        self.fault_size = int(fault_size)
+        self.page_size = int(options.get("page_size", 4096))   # brk ranges are whole pages
+        self.offset_start = options.get("thread_start", "zero") == "offset"
+        self.sink = options.get("mappings_sink")
+        self.t_first = None     # the recording's first timestamp (thread_start="offset")
+        self.pid_of = {}        # tid -> pid, from PERF_RECORD_FORK/COMM lines
+        self.asid_of = {}       # pid (None: unknown) -> asid
+        self.last = {}          # tid -> (time_ns, line number) of its previous record
+        self.last_brk = {}      # pid -> its previous brk() argument (the heap's old end)
+        self.cols = {k: [] for k in ("tid", "asid", "addr", "op", "size", "gap_ns", "call")}
+        self.n_total = 0
+        self.in_sample = False  # the previous line was a sample or a call-chain line
+        # The first page-fault sample decides whether the layout has the data address.  One
+        # that looks like perf's default layout (period, one address, a dso) is "suspect"
+        # until the next line: a call-chain line means perf moved the ip there (perf record
+        # -g), so the one address is the data address; anything else means it was the ip.
+        self.layout_known = bool(options.get("assume_addr", False))
+        self.suspect = None     # line number of a suspect sample
+
+    def flush(self):
+        """The chunk's columns as arrays; the lists emptied."""
+        cols = self.cols
+        out = {k: np.array(v, dtype=DEFAULT_DTYPES[k]) for k, v in cols.items() if k != "size"}
+        # a LOCK_W range of 4 GiB or more widens the size column (never wraps)
+        out["size"] = np.array(cols["size"], dtype=narrow_dtype(max(cols["size"], default=0),
+                                                                 DEFAULT_DTYPES["size"]))
+        for v in cols.values():
+            v.clear()
+        return out
+
+    def line(self, line, lineno):
+        """Read one line: a sample becomes a record, a task or mapping marker is noted."""
+        if self.suspect is not None:
+            if self.in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
+                self.suspect = None
+                self.layout_known = True
+            else:
+                raise _default_layout_error(self.path, self.suspect)
+        stripped = line.strip()
+        if not stripped:
+            self.in_sample = False
+            return
+        if stripped.startswith("#") or _DIAG.match(line):
+            return
+        toks = line.split()
+        if "PERF_RECORD_" in line and self._marker(line, toks, lineno):
+            return
+        if self.in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
+            return
+        self._sample(line, toks, lineno)
+
+    def _marker(self, line, toks, lineno):
+        """A ``PERF_RECORD_FORK``/``COMM``/``MMAP2`` line: its task (and mapping, for the
+        sink) noted; False if it is not one."""
+        k = _task_marker(toks)
+        if k < 0:
+            return False
+        _note_task(toks, k, self.pid_of, self.path, lineno)
+        self.in_sample = False
+        if self.offset_start and self.t_first is None:
+            t_rec = _time_ns(toks[k - 1][:-1], self.path, lineno)
+            if t_rec:  # perf's synthesized kernel mmap is at time 0
+                self.t_first = t_rec
+        if self.sink is not None and toks[k] == "PERF_RECORD_MMAP2":
+            mm = _MMAP2.search(line)
+            if mm:
+                self.sink.append(("mmap2", int(mm[1]), int(mm[2], 16), int(mm[3], 16),
+                                  int(mm[4], 0), os.makedev(int(mm[5], 16), int(mm[6], 16)),
+                                  int(mm[7]), mm[8], mm[9].strip(), self.n_total))
+        return True
+
+    def _sample(self, line, toks, lineno):
+        """A sample line: its record appended (or skipped: a kernel address, an exit
+        event noted for the sink, another event with ``other_events="skip"``)."""
+        path = self.path
+        m = _parse_sample(toks)
+        if m is None:
+            raise TraceFormatError(f"{_EXPECTED}; got {_clip(line)}", path, lineno)
+        id_tok, time_tok, period, event, k = m
+        t_ns = _time_ns(time_tok, path, lineno)
+        if self.t_first is None:
+            self.t_first = t_ns
+        kind = _event_kind(event)
+        call = Call.UNKNOWN     # (a madvise that changes VMA flags is none of the five)
+        self.in_sample = True
+        rest = toks[k + 1:]
+        if kind == _TFAULT:
+            tail = " ".join(rest)
+            am = _TP_ADDR.search(tail)
+            cm = _TP_CODE.search(tail)
+            if am is None or cm is None:
+                raise TraceFormatError(
+                    f"{_clip(event, 60)} sample without address=0x... and "
+                    "error_code=0x...; print the trace field (perf script -F ...,trace)",
+                    path, lineno)
+            addr = int(am[1], 16)
+            if addr >= USER_TOP:
+                return  # a kernel-mode fault on a kernel address: not the program's
+            code = int(cm[1], 16)
+            op = Op.IFETCH if code & 0x10 else Op.STORE if code & 0x2 else Op.LOAD
+            size = self.fault_size
+        elif kind == _FAULT:
+            addr, looks_default = _fault_addr(rest, period is not None, path, lineno)
+            if not self.layout_known:
+                if looks_default:
+                    self.suspect = lineno
+                else:
+                    self.layout_known = True
+            op, size = Op.LOAD, self.fault_size
+        elif kind == _LOCK:
+            # the range needs the pid (brk follows the process's break): set below
+            op, size, lock_text = Op.LOCK_W, None, " ".join(rest)
+        elif kind == _LOCK_R:
+            op, addr, size = _reader_record(event, " ".join(rest))
+        elif self.sink is not None and event in _EXIT_EVENTS:
+            am = _HEX.fullmatch(rest[0]) if rest else None
+            if am:
+                first, slash, _ = id_tok.partition("/")
+                pid = (_id(first, "process id", path, lineno) if slash
+                       else self.pid_of.get(_id(first, "thread id", path, lineno)))
+                self.sink.append((_EXIT_EVENTS[event], pid, int(am[1], 16), self.n_total))
+            return
+        elif self.skip_other:
+            return
+        else:
+            raise TraceFormatError(
+                f"unexpected event {_clip(event, 60)}: expected page-faults or "
+                "syscalls:sys_enter_{mmap,munmap,mprotect,mremap,brk,madvise,mincore} "
+                "(pass other_events='skip' to ignore other events)", path, lineno)
+        pid, tid = self._ids(id_tok, lineno)
+        if size is None:
+            addr, size, call = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text,
+                                            self.last_brk, pid, self.page_size, with_call=True)
+        if addr >> 64:
+            raise TraceFormatError(f"address {addr:#x} has more than 64 bits", path, lineno)
+        cols = self.cols
+        cols["tid"].append(tid)
+        cols["asid"].append(self._asid(pid, lineno))
+        cols["addr"].append(addr)
+        cols["op"].append(int(op))
+        cols["size"].append(size)
+        cols["gap_ns"].append(self._gap(tid, t_ns, time_tok, lineno))
+        cols["call"].append(int(call))
+        self.n_total += 1
+        if self.sink is not None and kind == _LOCK:
+            args = {a: int(v, 16) for a, v in _TP_ARGS.findall(" ".join(rest))}
+            self.sink.append((event.split(":")[1][len("sys_enter_"):], pid, args, self.n_total))
+
+    def _ids(self, id_tok, lineno):
+        """``(pid, tid)`` of a sample's ``pid/tid`` or ``tid`` field (pid from the task
+        markers, None when unknown)."""
+        first, slash, second = id_tok.partition("/")
+        if slash:
+            pid = _id(first, "process id", self.path, lineno)
+            tid = _id(second, "thread id", self.path, lineno)
+        else:
+            tid = _id(first, "thread id", self.path, lineno)
+            pid = self.pid_of.get(tid)
+        if not 0 <= tid <= _MAX_ID:
+            raise TraceFormatError(f"thread id {tid} is out of range; expected a real tid",
+                                   self.path, lineno)
+        return pid, tid
+
+    def _asid(self, pid, lineno):
+        """The address space of process ``pid``: numbered in order of appearance."""
+        asid = self.asid_of.get(pid)
+        if asid is None:
+            if len(self.asid_of) >= MAX_PROCESSES:
+                raise TraceFormatError(
+                    f"process {pid} is the {MAX_PROCESSES + 1:,}th distinct process; a "
+                    f"trace holds at most {MAX_PROCESSES:,} address spaces (16-bit asid)",
+                    self.path, lineno)
+            asid = self.asid_of[pid] = len(self.asid_of)
+        return asid
+
+    def _gap(self, tid, t_ns, time_tok, lineno):
+        """The record's ``gap_ns``: the time since the thread's previous record (its first:
+        0, or the time since the recording's start with ``thread_start="offset"``)."""
+        prev = self.last.get(tid)
+        if prev is None:
+            gap = t_ns - self.t_first if self.offset_start else 0
+        else:
+            gap = t_ns - prev[0]
+            if gap < 0:
+                raise TraceFormatError(
+                    f"time goes backwards for thread {tid}: {time_tok} is before its "
+                    f"previous record on line {prev[1]}; expected perf script's "
+                    "time-sorted output (not --deltatime)", self.path, lineno)
+        self.last[tid] = (t_ns, lineno)
+        return gap
 
 
 def _fault_addr(tokens, has_period, path, lineno):
