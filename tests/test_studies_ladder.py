@@ -482,3 +482,20 @@ def test_tracepoint_wait_bins_read_back_the_runs_waits(run):
     real = t[t["source"].str.startswith("capture")]
     assert real["n_waits"].sum() > 0
     assert real.groupby("mode")["fraction"].sum().round(9).tolist() == [1.0, 1.0]
+
+
+def test_without_downgrade_holds_an_munmap_for_write_throughout():
+    """The cited spf runs' kernel (4.17-rc, before 4.20's munmap downgrade): an munmap's write
+    part is its whole hold (docs/model.md 15.13: no downgrade), nothing else changes; the
+    sweep's ``downgrade=False`` runs that kernel, so its munmap lock records never
+    downgrade, while the default's all do."""
+    c = Costs()
+    off = ladder.without_downgrade(c)
+    assert off.munmap_write_ns == off.hold_munmap_ns == c.hold_munmap_ns > c.munmap_write_ns
+    assert off.replace(munmap_write_ns=c.munmap_write_ns) == c
+    sc = ladder.ebizzy_scenario(2, n_iters=2)
+    on = vmlab.simulate(sc, "fault_retry_v57").locks
+    old = vmlab.simulate(sc.replace(costs=ladder.without_downgrade(sc.costs)),
+                         "fault_retry_v57").locks
+    w_on, w_old = on[on["mode"] == "write"], old[old["mode"] == "write"]
+    assert (w_on["downgrade_ns"] >= 0).sum() == 4 and (w_old["downgrade_ns"] < 0).all()

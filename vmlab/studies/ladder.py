@@ -760,18 +760,28 @@ def spf_table(results):
     return df
 
 
+def without_downgrade(costs):
+    """``costs`` on a kernel before 4.20, whose ``munmap`` holds ``mmap_lock`` for write for
+    its whole hold (no downgrade to read before the zap, docs/model.md 15.13): Dufour's
+    speculative-fault series, and so its published ebizzy figures, ran on 4.17-rc."""
+    return costs.replace(munmap_write_ns=costs.hold_munmap_ns)
+
+
 def spf_sweep(threads=(16, 24, 48), policies=("fault_retry_v57", "per_vma_lock", "spf"),
-              costs=None, n_jobs=None, **ebizzy):
+              costs=None, n_jobs=None, downgrade=True, **ebizzy):
     """Run :func:`ebizzy_scenario` at each thread count (the cited 16- and 24-CPU runs: one
     thread per CPU; the abort count's 48) under each policy; :func:`spf_table`.  ``ebizzy``:
     :func:`ebizzy_scenario`'s keywords (``merge=True``: the kernel's merged VMAs).
 
     ``costs`` default: ``Costs()`` (each writer holds its call's cost, docs/model.md 15.12)
-    with the lock-word costs of :func:`pft_sweep` (:func:`lock_costs`).
+    with the lock-word costs of :func:`pft_sweep` (:func:`lock_costs`).  ``downgrade=False``:
+    the kernel of the cited runs, whose ``munmap`` does not downgrade (:func:`without_downgrade`).
     """
     if costs is None:
         c = Costs()
         costs = lock_costs(pft_line_ns(pft_fault_ns(c)), costs=c)
+    if not downgrade:
+        costs = without_downgrade(costs)
     keys, runs = [], []
     for T in threads:
         sc = ebizzy_scenario(T, costs=costs, **ebizzy)
