@@ -315,8 +315,8 @@ class Costs:
     #: time on this host for ebizzy's 512 KiB chunk, medians of 2,001 calls, single-threaded
     #: (``scripts/writer_calls.c``, three runs: mmap 2.8-3.5 µs, munmap of the filled chunk
     #: 29.6-37.4 µs, mprotect to read-only 10.8-14.8 µs, mremap moving it 9.3-13.4 µs, a brk
-    #: raising the break by it 1.7-2.1 µs; ``scripts/ebizzy_writers.c`` gave mmap 2.1-2.8 µs
-    #: and munmap 30-37 µs).  A brk that lowers the break is an munmap.
+    #: raising the break by it 1.7-2.1 µs; earlier runs gave mmap 2.1-2.8 µs and munmap
+    #: 30-37 µs).  A brk that lowers the break is an munmap.
     hold_mmap_ns: int = 2_800
     hold_munmap_ns: int = 33_000
     hold_mprotect_ns: int = 11_000
