@@ -6,54 +6,27 @@ tests/test_engine_vs_reference.py, whose costs draw ``munmap_write_ns``), and th
 records written as the kernel's tracepoints and read back."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from naive_engine import canonical, first_difference
 from naive_engine import simulate as reference
+import writer_cases
+from writer_cases import ANON, DUFOUR, OTHER, PAGE, read, rows, same, writer
 from vmlab import simulate
-from vmlab.engine import run
-from vmlab.model import Costs, Fixed, Scenario, Vma, get_policy
+from vmlab.model import Costs, Fixed
 from vmlab.model.costs import writer_parts_ns
-from vmlab.trace import Call, Op, Trace
+from vmlab.trace import Call
 from vmlab.trace.model import DOWNGRADES
 from vmlab.trace.readers.mmap_lock import KINDS, read_capture
 
-PAGE = 4096
-ANON = 0x7F0000100000                  # a 16-page anon VMA
-OTHER = 0x7F0000200000                 # another one
 # a fault on ANON: 500 + 100 + 700 = 1300 ns of handler; an munmap holds 5000 ns, 1000 of
 # them for write
 COSTS = Costs(io_ns=Fixed(1000), pte_ns=60, signal_ns=900, mmap_cs_ns=1300,
               hold_munmap_ns=5000, munmap_write_ns=1000, hold_mprotect_ns=2000)
-DUFOUR = get_policy("spf").replace(name="spf_change", spf_count="change")
 
 
 def scenario(rows, costs=COSTS):
     """rows: (tid, op, addr, size, gap_ns, call)."""
-    tr = Trace(np.array([r[2] for r in rows], np.uint64), op=[r[1] for r in rows],
-               tid=[r[0] for r in rows], size=[r[3] for r in rows],
-               gap_ns=[r[4] for r in rows], call=[r[5] for r in rows])
-    vmas = [Vma(ANON, ANON + 16 * PAGE, "anon"), Vma(OTHER, OTHER + 16 * PAGE, "anon")]
-    return Scenario(tr, vmas=vmas, costs=costs)
-
-
-def read(tid, addr, gap=0):
-    return (tid, Op.LOAD, addr, 8, gap, 0)
-
-
-def writer(tid, addr, call, gap=0):
-    return (tid, Op.LOCK_W, addr, PAGE, gap, int(call))
-
-
-def rows(result, table):
-    cols = getattr(result, table)
-    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
-
-
-def same(sc, policy):
-    diff = first_difference(canonical(run(sc, policy)), canonical(reference(sc, policy)))
-    assert diff is None, diff
+    return writer_cases.scenario(rows, costs)
 
 
 def test_which_calls_downgrade_and_their_parts():

@@ -269,6 +269,18 @@ def _ph_granted(K, W, G, th, t):
     return t + costs[C.COST_REMAP_FIXED] + K.vma_npages[v] * costs[C.COST_PTE], g.STEP_DONE
 
 
+@njit_verb
+def _writer_done(G, cnt, TT, TS, th, t):
+    """A writer's record done at ``t`` (its release, or an munmap's after its downgrade):
+    counted, the writers' window noted (``writer_ops_per_s``), the thread's position past it."""
+    cnt[C.CNT_LOCK_W] += 1
+    G[g.G_LW_LAST] = t
+    if G[g.G_ACC_END] < 0 or t <= G[g.G_ACC_END]:
+        cnt[C.CNT_LW_WINDOW] += 1
+    TT[th, C.TT_RECORDS] += 1
+    TS[th, C.TS_POS] += 1
+
+
 @njit_phase
 def _ph_release_w(K, W, G, th, t):
     """PH_RELEASE_W: the end of a record's hold (a LOCK_W record, an eager remap, a LOCK_R
@@ -286,12 +298,7 @@ def _ph_release_w(K, W, G, th, t):
         if TS[th, C.TS_DOWNGRADED] == 0:
             return _downgrade(K, W, G, th, t)
         TS[th, C.TS_DOWNGRADED] = 0
-        cnt[C.CNT_LOCK_W] += 1
-        G[g.G_LW_LAST] = t
-        if G[g.G_ACC_END] < 0 or t <= G[g.G_ACC_END]:
-            cnt[C.CNT_LW_WINDOW] += 1
-        TT[th, C.TT_RECORDS] += 1
-        TS[th, C.TS_POS] += 1
+        _writer_done(G, cnt, TT, TS, th, t)
         TS[th, C.TS_LW_NEXT] += 1
         w = _mmap_read_release(K, W, th, t)
         if w >= 0:
@@ -317,12 +324,7 @@ def _ph_release_w(K, W, G, th, t):
                 newly += 1
         cnt[C.CNT_PTES] += newly
     else:
-        cnt[C.CNT_LOCK_W] += 1
-        G[g.G_LW_LAST] = t
-        if G[g.G_ACC_END] < 0 or t <= G[g.G_ACC_END]:
-            cnt[C.CNT_LW_WINDOW] += 1
-        TT[th, C.TT_RECORDS] += 1
-        TS[th, C.TS_POS] += 1
+        _writer_done(G, cnt, TT, TS, th, t)
     # release the write lock and grant waiters
     _end_write(K, W, th)
     if lkind == C.LK_LOCKW:
