@@ -106,6 +106,8 @@ def test_remembered_typing_gives_numba_types_and_is_restored():
 
     from vmlab._numba import remembered_typing
 
+    import numba.cpython.unicode  # noqa: F401 (the str overloads, registered on import)
+
     ctx = cpu_target.typing_context
     ctx.refresh()
     get, put = ctx.resolve_value_type(operator.getitem), ctx.resolve_value_type(operator.setitem)
