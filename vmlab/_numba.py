@@ -134,14 +134,16 @@ def njit_borrow(func):
     each array argument of a call costs an ``NRT_incref``/``NRT_decref`` pair wherever
     numba's refcount pruning gives up; docs/performance.md).  Nor does it get a CPython
     wrapper (it is called from compiled code only): unboxing a tuple of a hundred arrays
-    costs about a second of compile time a function."""
-    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True, cache=False))
+    costs about a second of compile time a function; nor a C-callable wrapper (numba lowers
+    one for every function by default, about 20 ms each)."""
+    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True,
+                               no_cfunc_wrapper=True, cache=False))
 
 
 def njit_pass(func):
     """``njit_borrow`` with a CPython wrapper, for the event loop's pass (called from Python
     between the passes, with the arrays of the state as arguments)."""
-    return njit(func, _nrt=False)
+    return njit(func, _nrt=False, no_cfunc_wrapper=True)
 
 
 def njit_phase(func):
@@ -152,8 +154,8 @@ def njit_phase(func):
     two thirds of its rate with every phase a call (docs/performance.md, sixth session).
     Phases that run once per I/O or more rarely are plain ``njit_borrow`` calls: inlined,
     each would be compiled again into every caller."""
-    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True, forceinline=True,
-                               cache=False))
+    return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True,
+                               no_cfunc_wrapper=True, forceinline=True, cache=False))
 
 
 def njit_verb(func):
