@@ -34,6 +34,11 @@ from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # n
 from vmlab.trace import Call, Op, Trace  # noqa: E402
 
 N_EXAMPLES = int(os.environ.get("VMLAB_AGREEMENT_EXAMPLES", "150"))
+#: the settings of every random agreement test below
+agreement = settings(max_examples=N_EXAMPLES, deadline=None,
+                     phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                            HealthCheck.filter_too_much])
 
 
 def describe(scenario, policy):
@@ -89,9 +94,7 @@ def test_engine_matches_reference_with_a_preload_larger_than_the_first_notes():
     assert engine.run(sc, "nopage").counters["n_adversary_evictions"] > 64
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@agreement
 @given(cases())
 def test_engine_matches_reference(case):
     check_agreement(*case)
@@ -161,26 +164,20 @@ def test_engine_matches_reference_while_its_tables_grow():
     assert engine.run(sc, "fault_retry").counters["n_adversary_evictions"] > 64
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@agreement
 @given(kernel_cases())
 def test_engine_matches_reference_under_the_kernel_fault_model(case):
     check_agreement(*case)
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@agreement
 @given(young_cases())
 def test_engine_matches_reference_with_young_bits(case):
     """docs/model.md 8.2: twolist in the kernel fault model reads the PTEs' young bits."""
     check_agreement(*case)
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@agreement
 @given(granular_cases())
 def test_engine_matches_reference_with_files_folios_readahead_and_memory_limits(case):
     """docs/model.md 11.3-12 in both fault models: shared files, folios, readahead,
@@ -188,9 +185,7 @@ def test_engine_matches_reference_with_files_folios_readahead_and_memory_limits(
     check_agreement(*case)
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@agreement
 @given(unmap_cases())
 def test_engine_matches_reference_with_mappings_that_end(case):
     """docs/model.md 11.9: unmaps in the middle of the run, under reclaim and memory limits,
@@ -198,9 +193,7 @@ def test_engine_matches_reference_with_mappings_that_end(case):
     check_agreement(*case)
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@agreement
 @given(lock_cases())
 def test_engine_matches_reference_with_lock_designs(case):
     """The lock designs after 2010 (docs/model.md section 15), also on VMAs whose policies

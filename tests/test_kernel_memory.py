@@ -2,35 +2,8 @@
 space and a 4-frame kernel stack per thread from time 0, and a frame for each page table (PTE,
 PMD, PUD: 512 entries each) at the install of the first PTE it holds, unreclaimable.  Checked
 by hand, in the engine and the reference simulator alike."""
-import numpy as np
-
-import vmlab
-import vmlab.engine
-from naive_engine import canonical, first_difference, simulate
-from vmlab import Costs, Fixed, PRESETS, Scenario, Trace, Vma
-from vmlab.trace import Op
-
-PAGE = 4096
-IO = 70_000
-COSTS = Costs(io_ns=Fixed(IO), pte_ns=60)
-R, W = Op.LOAD, Op.STORE
-ANON_WRITE = 500 + 100 + 700     # fault_ns + struct_page_ns + zero_fill_ns
-OWN0 = 1 + 4                     # a PGD and one thread's kernel stack
-
-
-def trace(rows):
-    """rows: (tid, asid, address, op)."""
-    tid, asid, addr, op = (np.array(c) for c in zip(*rows))
-    return Trace(addr=addr.astype(np.uint64), op=op.astype(np.uint8), tid=tid.astype(np.uint32),
-                 asid=asid.astype(np.uint16))
-
-
-def both(sc, policy="nopage"):
-    """The reference's result, after checking the engine's records are the same."""
-    ref = simulate(sc, policy)
-    diff = first_difference(canonical(vmlab.engine.run(sc, policy)), canonical(ref))
-    assert diff is None, diff
-    return ref
+from memory_cases import ANON_WRITE, COSTS, OWN0, PAGE, R, W, both, trace
+from vmlab import PRESETS, Scenario, Vma
 
 
 def anon_writes(memory_frames, pages=(0x3fe, 0x3ff, 0x400), fault_model="kernel"):

@@ -6,37 +6,19 @@ simulator alike."""
 import numpy as np
 import pytest
 
-import vmlab
+import memory_cases
 import vmlab.engine
+from memory_cases import ANON_WRITE, COSTS, OWN0, PAGE, R, W, trace
 from naive_engine import canonical, first_difference, simulate
-from vmlab import Costs, Fixed, Scenario, ScenarioError, Trace, Unmap, Vma
-from vmlab.trace import Op
+from vmlab import Scenario, ScenarioError, Unmap, Vma
 
-PAGE = 4096
-IO = 70_000
-COSTS = Costs(io_ns=Fixed(IO), pte_ns=60)
-R, W = Op.LOAD, Op.STORE
-ANON_WRITE = 500 + 100 + 700     # fault_ns + struct_page_ns + zero_fill_ns
-OWN0 = 1 + 4                     # a PGD and one thread's kernel stack
 TABLES = 3                       # a PTE, a PMD and a PUD table for pages below 512
-
-
-def trace(rows):
-    """rows: (tid, asid, address, op)."""
-    tid, asid, addr, op = (np.array(c) for c in zip(*rows))
-    return Trace(addr=addr.astype(np.uint64), op=op.astype(np.uint8), tid=tid.astype(np.uint32),
-                 asid=asid.astype(np.uint16))
 
 
 def both(sc, policy="nopage"):
     """The reference's result, after checking the engine's records are the same (with and
     without the fast path)."""
-    ref = simulate(sc, policy)
-    for fast in (True, False):
-        diff = first_difference(canonical(vmlab.engine.run(sc, policy, fast_path=fast)),
-                                canonical(ref))
-        assert diff is None, diff
-    return ref
+    return memory_cases.both(sc, policy, fast_paths=(True, False))
 
 
 ANON = Vma(0, 8 * PAGE, "anon")

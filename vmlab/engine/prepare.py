@@ -506,22 +506,30 @@ EVENTS_PER_RECORD = 64
 EVENTS_BASE = 20_000_000
 
 
-def _lock_design_tables(trace, idx, vma_pols, vma_asid, vma_first_vpn, vma_end_vpn, ps):
+def _lock_w_order(trace, idx):
+    """The LOCK_W records in thread order (trace order within a thread) and each thread's
+    share of them: ``(rec, thr_lw_off)``, thread i's records ``rec[thr_lw_off[i]:thr_lw_off[i +
+    1]]``; every per-writer table of the kernel is in this order."""
+    rec = np.flatnonzero(np.asarray(trace.op) == Op.LOCK_W)
+    th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
+    order = np.argsort(th, kind="stable")
+    thr_lw_off = np.zeros(len(idx.thr_tid) + 1, np.int64)
+    thr_lw_off[1:] = np.cumsum(np.bincount(th, minlength=len(idx.thr_tid)))
+    return rec[order], thr_lw_off
+
+
+def _lock_design_tables(trace, lw_rec, vma_pols, vma_asid, vma_first_vpn, vma_end_vpn, ps):
     """The writers' VMAs for the lock designs after 2010 (docs/model.md 15.2): whether any VMA's
-    policy is such a design, and, if so, for each LOCK_W record in thread order (thread i's
-    are ordinals ``thr_lw_off[i]:thr_lw_off[i + 1]``) the VMAs its range overlaps,
-    ``[lw_v0, lw_v1)`` (VMAs are in (address space, start) order, so they are contiguous)."""
-    T = len(idx.thr_tid)
+    policy is such a design, and, if so, for each LOCK_W record ``lw_rec`` (thread order,
+    :func:`_lock_w_order`) the VMAs its range overlaps, ``[lw_v0, lw_v1)`` (VMAs are in
+    (address space, start) order, so they are contiguous)."""
     empty = np.zeros(0, np.int64)
     if not any(p.lock_design for p in vma_pols):
-        return False, empty, empty, np.zeros(T + 1, np.int64)
+        return False, empty, empty
     rec, start, end = lock_w_ranges(trace)
-    asid = np.asarray(trace.asid)[rec].astype(np.int64)
-    th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
-    order = np.argsort(th, kind="stable")      # thread order, trace order within a thread
-    rec, start, end, asid, th = rec[order], start[order], end[order], asid[order], th[order]
-    thr_lw_off = np.zeros(T + 1, np.int64)
-    thr_lw_off[1:] = np.cumsum(np.bincount(th, minlength=T))
+    at = np.searchsorted(rec, lw_rec)          # each writer's row of the ranges (rec sorted)
+    start, end = start[at], end[at]
+    asid = np.asarray(trace.asid)[lw_rec].astype(np.int64)
     lw_v0 = np.zeros(len(rec), np.int64)
     lw_v1 = np.zeros(len(rec), np.int64)
     vstart = vma_first_vpn.astype(np.uint64) * np.uint64(ps)
@@ -535,28 +543,22 @@ def _lock_design_tables(trace, idx, vma_pols, vma_asid, vma_first_vpn, vma_end_v
         # the range's end
         lw_v0[sel] = base + np.searchsorted(vlast[mine], start[sel], side="left")
         lw_v1[sel] = base + np.searchsorted(vstart[mine], end[sel], side="left")
-    return True, lw_v0, np.maximum(lw_v1, lw_v0), thr_lw_off
+    return True, lw_v0, np.maximum(lw_v1, lw_v0)
 
 
-def _lock_w_calls(trace, idx, costs):
+def _lock_w_calls(trace, lw_rec, costs):
     """Each LOCK_W record's hold (ns) and whether its change comes at its release (1) or
     its grant (0), from its call (docs/model.md 15.12: ``mmap_cs_ns`` and the grant for a
-    call the trace does not name), in thread order (thread i's are
-    ``lw_hold[thr_lw_off[i]:thr_lw_off[i + 1]]``, the order of :func:`_lock_design_tables`).
-    ``lw_hold`` is the part held for write; ``lw_read`` the part held for read after a
-    downgrade (0: none; 15.13).  Returns ``(lw_hold, lw_read, lw_late, thr_lw_off)``."""
-    T = len(idx.thr_tid)
-    rec = np.flatnonzero(np.asarray(trace.op) == Op.LOCK_W)
-    th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
-    order = np.argsort(th, kind="stable")      # thread order, trace order within a thread
-    call = np.asarray(trace.calls())[rec[order]].astype(np.int64)
+    call the trace does not name), for the writers ``lw_rec`` (thread order,
+    :func:`_lock_w_order`).  ``lw_hold`` is the part held for write; ``lw_read`` the part
+    held for read after a downgrade (0: none; 15.13).  Returns ``(lw_hold, lw_read,
+    lw_late)``."""
+    call = np.asarray(trace.calls())[lw_rec].astype(np.int64)
     write_ns, read_ns = writer_parts_ns(costs)
     lw_hold, lw_read = write_ns[call], read_ns[call]
     late = np.zeros(int(MAX_CALL) + 1, np.int64)
     late[[int(c) for c in CHANGE_AT_RELEASE]] = 1
-    thr_lw_off = np.zeros(T + 1, np.int64)
-    thr_lw_off[1:] = np.cumsum(np.bincount(th, minlength=T))
-    return lw_hold, lw_read, late[call], thr_lw_off
+    return lw_hold, lw_read, late[call]
 
 
 def _lock_r_holds(trace, idx, mmap_read_cs_ns):
@@ -926,9 +928,10 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     memory_limit = _memory_limit(scenario, T, files, cache_mode, ps)
     preload = _preload_entries(preload_keys, idx, vma_backing, page_vma, cache_mode, page_slot)
 
-    designs, lw_v0, lw_v1, _ = _lock_design_tables(trace, idx, vma_pols, vma_asid,
-                                                   vma_first_vpn, vma_end_vpn, ps)
-    lw_hold, lw_read, lw_late, thr_lw_off = _lock_w_calls(trace, idx, costs)
+    lw_rec, thr_lw_off = _lock_w_order(trace, idx)
+    designs, lw_v0, lw_v1 = _lock_design_tables(trace, lw_rec, vma_pols, vma_asid,
+                                                vma_first_vpn, vma_end_vpn, ps)
+    lw_hold, lw_read, lw_late = _lock_w_calls(trace, lw_rec, costs)
     lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
     um_pos, um_off, um_pages, thr_um_off = _unmap_tables(scenario, vmas, vma_pols, trace, idx)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
