@@ -14,9 +14,11 @@ PS = 4096
 L, S, I, M, W = Op.LOAD, Op.STORE, Op.IFETCH, Op.MODIFY, Op.LOCK_W
 
 
-def make(addrs, ops=None, tids=None, asids=None, gaps=None, page_size=PS, source="hand"):
+def make(addrs, ops=None, tids=None, asids=None, gaps=None, page_size=PS, source="hand",
+         sizes=None):
     return Trace(np.array(addrs, np.uint64), op=None if ops is None else np.array(ops),
                  tid=tids, asid=asids, gap_ns=gaps,
+                 size=None if sizes is None else np.array(sizes, np.uint32),
                  meta=TraceMeta(page_size=page_size, source=source))
 
 
@@ -78,7 +80,9 @@ def hand_trace():
     addrs = [0x400000, 0x400010, 0x401000, 0x601000, 0x601008, 0x7FFD0000F000, 0x600000000000]
     ops = [I, I, I, S, L, M, W]
     tids = [0, 0, 1, 1, 1, 5, 5]
-    return make(addrs, ops=ops, tids=tids, gaps=[1, 2, 3, 4, 5, 6, 7])
+    # (the LOCK_W names its region, a page: test_lock_records_without_a_region_name_no_pages)
+    return make(addrs, ops=ops, tids=tids, gaps=[1, 2, 3, 4, 5, 6, 7],
+                sizes=[8, 8, 8, 8, 8, 8, PS])
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 1 << 20])
@@ -157,6 +161,37 @@ def test_infer_vmas_lackey_like():
         (hex(0x7FFDFFFF0000), hex(0x7FFDFFFF2000), 2, "stack"),
     ]
     assert sum(v.records for v in vm) == len(addrs)
+
+
+def test_lock_records_without_a_region_name_no_pages():
+    """A LOCK_W for the whole address space (size 0) or for a new mapping at
+    NEW_MAPPING_ADDR (the perf reader's mmap with no hint), and a LOCK_R, say nothing about
+    where the mappings are: no page, no VMA, no address in the summary's range.  A LOCK_W
+    that names its region (an munmap) counts like an access."""
+    from vmlab.trace.model import NEW_MAPPING_ADDR, names_pages
+
+    R = Op.LOCK_R
+    addrs = [0x400000, 0x401000, 0, NEW_MAPPING_ADDR, 0x7F0000000000, 0x7F0000005000,
+             0x601000]
+    ops = [I, L, W, W, R, W, S]
+    sizes = [8, 8, 0, 0x2000, 0, 0x1000, 8]
+    t = Trace(np.array(addrs, np.uint64), op=np.array(ops), size=np.array(sizes, np.uint32),
+              meta=TraceMeta(page_size=PS, source="hand"))
+    assert names_pages(t.op, t.addr, t.size).tolist() == [True, True, False, False, False,
+                                                          True, True]
+    for chunk in (1, 3, 100):
+        s = stats.summarize(t, chunk_records=chunk)
+        assert s.distinct_pages == 4                      # 0x400, 0x401, the munmap's, 0x601
+        assert (s.addr_min, s.addr_max) == (0x400000, 0x7F0000005000)
+        assert s.op_counts["lock_w"] == 3 and s.op_counts["lock_r"] == 1
+        got = [(v.start, v.end, v.records) for v in infer_vmas(t, chunk_records=chunk)]
+        assert got == [(0x400000, 0x402000, 2), (0x601000, 0x602000, 1),
+                       (0x7F0000005000, 0x7F0000006000, 1)]
+    # a trace of lock records alone has no address range
+    only = Trace(np.array([0, NEW_MAPPING_ADDR], np.uint64), op=np.array([W, W]),
+                 size=np.array([0, 4096], np.uint32), meta=TraceMeta(page_size=PS))
+    s = stats.summarize(only)
+    assert s.distinct_pages == 0 and s.addr_min is None and s.vmas == []
 
 
 def test_infer_vmas_gap_boundary_and_asids():

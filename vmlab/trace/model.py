@@ -153,6 +153,27 @@ def is_access(op):
     return np.asarray(op) < FIRST_LOCK_OP
 
 
+#: Where a ``LOCK_W`` record puts a new mapping whose address the trace does not know (an
+#: ``mmap`` with no hint: the kernel picks a hole, and the call modifies no VMA): the first
+#: address of the kernel half of a 64-bit address space, above every user VMA.
+NEW_MAPPING_ADDR = 1 << 63
+
+
+def names_pages(op, addr, size):
+    """True where a record names pages of its address space: every memory access, and each
+    ``LOCK_W`` whose range is the region it maps or unmaps.  A ``LOCK_W`` for the whole
+    address space (size 0) or for a new mapping at :data:`NEW_MAPPING_ADDR` names no page,
+    and a ``LOCK_R``'s address is informative only: such records say nothing about where
+    the mappings are (VMA inference and a trace's summary skip them)."""
+    op = np.asarray(op)
+    keep = op < FIRST_LOCK_OP
+    lw = op == Op.LOCK_W
+    if lw.any():
+        keep = keep | (lw & (np.asarray(size) != 0) &
+                       (np.asarray(addr) < np.uint64(NEW_MAPPING_ADDR)))
+    return keep
+
+
 #: One-letter names used by text formats and summaries.
 OP_LETTERS = {Op.LOAD: "L", Op.STORE: "S", Op.IFETCH: "I", Op.MODIFY: "M", Op.LOCK_W: "W",
               Op.LOCK_R: "R"}

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._numba import njit
-from .model import Op, Trace
+from .model import Op, Trace, names_pages
 from .vmas import DEFAULT_CHUNK, PageAccumulator, VmaRange
 
 #: Stack distance of a first reference (cold miss).
@@ -35,7 +35,8 @@ class TraceSummary:
     Attributes
     ----------
     n_records, n_threads, n_address_spaces, distinct_pages : int
-        ``distinct_pages`` counts (asid, page) pairs.
+        ``distinct_pages`` counts (asid, page) pairs of the records that name pages
+        (:func:`vmlab.trace.model.names_pages`: not the lock records without a region).
     op_counts : dict
         Operation name ("load", "store", "ifetch", "modify", "lock_w", "lock_r") -> records; an
         unknown code ``c`` would appear as ``"op<c>"``.
@@ -44,7 +45,9 @@ class TraceSummary:
     vmas : list of VmaRange
         Inferred ranges (see :func:`vmlab.trace.vmas.infer_vmas`).
     addr_min, addr_max : int or None
-        Lowest and highest address (None for an empty trace).
+        Lowest and highest address of the records that name pages (accesses, and the
+        ``LOCK_W`` records that name a region: :func:`vmlab.trace.model.names_pages`); None
+        when there are none.
     has_gap : bool
     total_gap_ns : int
         Sum of the ``gap_ns`` column (0 without one).
@@ -168,28 +171,33 @@ def _human_ns(ns):
 
 
 @njit
-def _scan_chunk(addr, op, tid, op_hist, tid_hist):
-    """One pass: address min/max, op histogram, tid histogram for tids < len(tid_hist).
+def _scan_chunk(addr, op, tid, keep, op_hist, tid_hist):
+    """One pass: the address min/max of the records ``keep`` marks, op histogram, tid
+    histogram for tids < len(tid_hist).
 
-    Returns (min, max, number of records whose tid is too large for tid_hist).
+    Returns (min, max, records counted in min/max, number of records whose tid is too
+    large for tid_hist).
     """
     amin = addr[0]
     amax = addr[0]
+    n_kept = 0
     big = 0
     nt = len(tid_hist)
     for i in range(len(addr)):
-        a = addr[i]
-        if a < amin:
-            amin = a
-        if a > amax:
-            amax = a
+        if keep[i]:
+            a = addr[i]
+            if n_kept == 0 or a < amin:
+                amin = a
+            if n_kept == 0 or a > amax:
+                amax = a
+            n_kept += 1
         op_hist[op[i]] += 1
         t = tid[i]
         if t < nt:
             tid_hist[t] += 1
         else:
             big += 1
-    return amin, amax, big
+    return amin, amax, n_kept, big
 
 
 class _TidCounter:
@@ -247,13 +255,15 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
 
     def per_chunk(lo, hi):
         tid = np.asarray(cols["tid"][lo:hi])
-        amin, amax, big = _scan_chunk(np.asarray(cols["addr"][lo:hi]),
-                                      np.asarray(cols["op"][lo:hi]), tid, ops, threads.arr)
+        addr, op = np.asarray(cols["addr"][lo:hi]), np.asarray(cols["op"][lo:hi])
+        keep = names_pages(op, addr, cols["size"][lo:hi])
+        amin, amax, n_kept, big = _scan_chunk(addr, op, tid, keep, ops, threads.arr)
         if big:
             threads.add_large(tid[tid >= len(threads.arr)])
-        amin, amax = int(amin), int(amax)
-        state["min"] = amin if state["min"] is None else min(state["min"], amin)
-        state["max"] = amax if state["max"] is None else max(state["max"], amax)
+        if n_kept:
+            amin, amax = int(amin), int(amax)
+            state["min"] = amin if state["min"] is None else min(state["min"], amin)
+            state["max"] = amax if state["max"] is None else max(state["max"], amax)
         if has_gap:
             state["gap"] += int(np.sum(cols["gap_ns"][lo:hi], dtype=np.uint64))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .._numba import njit
-from .model import Op, Trace
+from .model import FIRST_LOCK_OP, Op, Trace, names_pages
 
 #: Records read at a time by the streaming passes.
 DEFAULT_CHUNK = 1 << 22
@@ -174,14 +174,15 @@ class PageAccumulator:
         self.pages = {}
         self.ifetch = {}
 
-    def add(self, addr, asid, op):
-        pages = np.asarray(addr) >> self.shift
+    def add(self, addr, asid, op, size):
+        addr = np.asarray(addr)
+        pages = addr >> self.shift
         asid = np.asarray(asid)
         op = np.asarray(op)
-        if len(op) and (op == Op.LOCK_R).any():
-            # a LOCK_R record's address is informative only (a read of /proc/PID/maps has
-            # none): it maps nothing
-            keep = op != Op.LOCK_R
+        if len(op) and (op >= FIRST_LOCK_OP).any():
+            # lock records name pages only where a LOCK_W names the region it changes
+            # (model.names_pages): not a LOCK_R, the whole address space, a new mapping
+            keep = names_pages(op, addr, size)
             pages, asid, op = pages[keep], asid[keep], op[keep]
         if len(pages) == 0:
             return
@@ -207,7 +208,8 @@ class PageAccumulator:
         cols = trace.columns
         for lo in range(0, n, chunk_records):
             hi = min(n, lo + chunk_records)
-            self.add(cols["addr"][lo:hi], cols["asid"][lo:hi], cols["op"][lo:hi])
+            self.add(cols["addr"][lo:hi], cols["asid"][lo:hi], cols["op"][lo:hi],
+                     cols["size"][lo:hi])
             if callback is not None:
                 callback(lo, hi)
         return self
@@ -293,9 +295,10 @@ def infer_vmas(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK, label=True):
 
     The distinct pages each address space touches are sorted, and a new range starts
     wherever the number of untouched pages between two consecutive touched pages exceeds
-    ``gap_pages``.  ``LOCK_W`` records count like other records (their address is usually
-    that of the region being mapped or unmapped); ``LOCK_R`` records do not (their address
-    is informative only).
+    ``gap_pages``.  A ``LOCK_W`` record counts like an access where it names the region it
+    maps or unmaps, not where it names the whole address space (size 0) or a new mapping at
+    :data:`~vmlab.trace.model.NEW_MAPPING_ADDR`; ``LOCK_R`` records do not count (their
+    address is informative only): :func:`vmlab.trace.model.names_pages`.
 
     Parameters
     ----------

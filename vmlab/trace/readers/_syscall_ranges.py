@@ -22,16 +22,12 @@ Arguments are taken from the tracepoint's text (``name: 0xHEX`` pairs, as the ke
 """
 from __future__ import annotations
 
-from ..model import Call
+from ..model import NEW_MAPPING_ADDR, Call
 
 #: The :class:`~vmlab.trace.model.Call` of each writer syscall but ``brk`` (whose direction
 #: decides).
 CALLS = {"mmap": Call.MMAP, "munmap": Call.MUNMAP, "mprotect": Call.MPROTECT,
          "mremap": Call.MREMAP}
-
-#: Where a ``LOCK_W`` record puts a new mapping whose address the trace does not know: the
-#: first address of the kernel half of a 64-bit address space, above every user VMA.
-NEW_MAPPING_ADDR = 1 << 63
 
 
 def syscall_args(text):
