@@ -163,3 +163,31 @@ def test_kernel_install_prefix(tmp_path, capsys):
     spec = json.loads((tmp_path / "share/jupyter/kernels/vmlab/kernel.json").read_text())
     assert spec["argv"][0] == sys.executable and spec["language"] == "python"
     assert spec["display_name"].startswith("vmlab")
+
+
+def test_convert_notes_what_the_output_format_drops(tmp_path, capsys):
+    """Nothing is lost silently: a recording's mappings do not fit in CSV, and lackey text has
+    no threads or gaps; each loss is one note line, and the native file keeps everything."""
+    import numpy as np
+
+    from vmlab.trace import Trace, save_trace
+    from vmlab.trace.mappings import FOREVER, MAPPING_DTYPE, Backing, FileInfo, Mappings
+
+    base, ps = 0x400000, 4096
+    table = np.zeros(1, MAPPING_DTYPE)
+    table[0] = (0, base, base + 4 * ps, 1, 0, Backing.FILE, 0, 0, 0, FOREVER)
+    files = [FileInfo("/data/f", 1, 2, 4 * ps, np.zeros(4, bool), "before_run", None)]
+    tr = Trace(np.array([base, base + ps, base + 2 * ps], np.uint64), tid=[0, 1, 1],
+               gap_ns=[5, 6, 7], mappings=Mappings(table, files, "test"))
+    src = tmp_path / "rec.vmt"
+    save_trace(tr, src)
+    code, _, err = run_cli(capsys, "trace", "convert", str(src), str(tmp_path / "r.csv"))
+    notes = [l for l in err.splitlines() if l.startswith("note:")]
+    assert code == 0 and len(notes) == 1
+    assert "mappings and page-cache state (1 mapping row)" in notes[0] and "rec.vmt" in notes[0]
+    code, _, err = run_cli(capsys, "trace", "convert", str(src), str(tmp_path / "r.lackey"))
+    notes = [l for l in err.splitlines() if l.startswith("note:")]
+    assert code == 0 and len(notes) == 3
+    assert any("(tid)" in n for n in notes) and any("(gap_ns)" in n for n in notes)
+    code, _, err = run_cli(capsys, "trace", "convert", str(src), str(tmp_path / "r2.vmt"))
+    assert code == 0 and "note:" not in err

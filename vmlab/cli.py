@@ -68,7 +68,9 @@ def _parser():
             vmt (vmlab's native format). The output format follows DST's suffix: .vmt (native,
             streamed in bounded memory), .csv, .din, .lackey; any other suffix is refused.
             The output is written to a temporary name and renamed when complete; the input
-            is never modified."""))
+            is never modified. What the output format cannot hold (a recording's mappings
+            in any text format; threads, address spaces and gaps in din and lackey) gets one
+            note line each on stderr."""))
     c.add_argument("src", help="input trace file")
     c.add_argument("dst", help="output file (.vmt, .csv, .din or .lackey)")
     c.add_argument("--from", dest="fmt", default=None,
@@ -443,7 +445,7 @@ def _positive_int(name, value, lo=1, hi=None):
 
 
 def _convert(a):
-    from .trace.convert import convert, write_trace
+    from .trace.convert import convert, losses, write_trace
     from .trace.model import MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
     dst = Path(a.dst)
@@ -457,6 +459,9 @@ def _convert(a):
     if fmt != "vmt":
         tr = _open_any(a.src, a.fmt, **opts)
         write_trace(tr, dst, fmt, show_progress=False if a.quiet else None)
+        for what in losses(tr, fmt):
+            print(f"note: {dst} ({fmt}) does not hold {what}; {a.src} keeps it",
+                  file=sys.stderr)
     else:
         convert(a.src, dst, a.fmt, show_progress=False if a.quiet else None, **opts)
     print(f"wrote {dst}", file=sys.stderr)

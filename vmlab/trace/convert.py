@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .readers._text import check_file
+from .readers._text import check_file, first_index
 from .._io import same_file
 from ..errors import TraceFormatError
-from .model import Trace
+from .model import Op, Trace
 from .native import MAGIC, TraceWriter, open_trace, save_trace
 
 #: Reader formats, in the order auto-detection tries them.
@@ -159,6 +159,38 @@ def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
     return dst
 
 
+def losses(trace, fmt):
+    """What writing ``trace`` as ``fmt`` leaves out, as phrases for a note (empty for the
+    native format, which keeps everything).  ``csv`` keeps every column but not a
+    recording's mappings and page-cache state; ``din`` and ``lackey`` keep addr, op and size
+    only (and din writes a ``MODIFY`` as a write)."""
+    if fmt == "vmt":
+        return []
+    out = []
+    maps = getattr(trace, "mappings", None)
+    if maps is not None:
+        k = len(maps.table)
+        out.append(f"the recorded mappings and page-cache state ({k:,} mapping "
+                   f"row{'' if k == 1 else 's'}), which replay the run like the kernel")
+    if fmt in ("din", "lackey"):
+        n = len(trace)
+        cols = trace.columns
+
+        def varies(name):
+            col = cols[name]
+            return n > 0 and first_index(lambda lo, hi: col[lo:hi] != col[0], n) >= 0
+
+        if varies("tid"):
+            out.append("the thread of each record (tid)")
+        if varies("asid"):
+            out.append("the address space of each record (asid)")
+        if "gap_ns" in cols:
+            out.append("the compute gaps (gap_ns)")
+        if fmt == "din" and first_index(lambda lo, hi: trace.op[lo:hi] == Op.MODIFY, n) >= 0:
+            out.append("the read half of each MODIFY (written as a write)")
+    return out
+
+
 def write_trace(trace, path, fmt, *, show_progress=None) -> Path:
     """Write ``trace`` to ``path`` as ``fmt`` (one of :data:`WRITE_FORMATS`), atomically.
 
@@ -176,5 +208,5 @@ def write_trace(trace, path, fmt, *, show_progress=None) -> Path:
         f"cannot write format {fmt!r}; expected one of {', '.join(WRITE_FORMATS)}", path)
 
 
-__all__ = ["FORMATS", "WRITE_FORMATS", "convert", "detect_format", "read_trace", "reader",
-           "write_trace"]
+__all__ = ["FORMATS", "WRITE_FORMATS", "convert", "detect_format", "losses", "read_trace",
+           "reader", "write_trace"]
