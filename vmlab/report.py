@@ -80,8 +80,8 @@ LARGE_PRESET = {
 PRESETS = {"default": {}, "large": LARGE_PRESET}
 
 
-def _log(msg):
-    print(f"vmlab report: {msg}", file=sys.stderr, flush=True)
+def _log(msg, command="report"):
+    print(f"vmlab {command}: {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -618,7 +618,7 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
     work = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="vmlab-batch-"))
     work.mkdir(parents=True, exist_ok=True)
     pool, n_jobs = _pool(jobs, len(points))
-    _log(f"batch: {path.stem} over {len(points)} grid point(s) with {n_jobs} process(es)")
+    _log(f"{path.stem} over {len(points)} grid point(s) with {n_jobs} process(es)", "batch")
     rows = [None] * len(points)
     try:
         with pool:
@@ -639,9 +639,9 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
                                                  "error": r["error"]}, r["records"])
                 label = ", ".join(f"{k}={v!r}" for k, v in points[i].items())
                 if r["status"] == "ok":
-                    _log(f"batch: point {i + 1}/{len(points)} ({label}) done in {r['runtime_s']:.1f} s")
+                    _log(f"point {i + 1}/{len(points)} ({label}) done in {r['runtime_s']:.1f} s", "batch")
                 else:
-                    _log(f"batch: point {i + 1}/{len(points)} ({label}) FAILED: {r['error']}")
+                    _log(f"point {i + 1}/{len(points)} ({label}) FAILED: {r['error']}", "batch")
     finally:
         if not keep_dir:
             shutil.rmtree(work, ignore_errors=True)
@@ -655,7 +655,8 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
     else:
         df.to_parquet(out, index=False)
     n_failed = int((df["status"] != "ok").sum())
-    _log(f"batch: wrote {len(df)} row(s) to {out}" + (f"; {n_failed} point(s) failed" if n_failed else ""))
+    _log(f"wrote {len(df)} row(s) to {out}" + (f"; {n_failed} point(s) failed" if n_failed else ""),
+         "batch")
     return df
 
 
