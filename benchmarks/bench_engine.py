@@ -188,13 +188,19 @@ def bench_reference(tr, rate, n_ref):
           f"standard-trace engine / reference = {rate / rrate:.0f}x")
 
 
-def bench_threads(n, repeat=1):
+def threads_scenario(n):
+    """[4]'s scenario: 8 Zipf threads (``n`` records in all, a 200 ns gap each), an
+    mmap/munmap loop thread, 1 kHz signals to each, 20,000 page-cache frames."""
     per = n // 8
     ws = [synth.zipf(per, 100_000, alpha=1.0, seed=10 + i, gap_ns=200) for i in range(8)]
     lock = synth.lock_loop(max(1, n // 100), cs_gap_ns=20_000)
     tr = interleave(ws + [lock], how="round_robin")
-    sc = vmlab.Scenario(tr, backing="file", memory_pages=20_000,
-                        signals=[vmlab.poisson_signals(1000)], records=False)
+    return tr, vmlab.Scenario(tr, backing="file", memory_pages=20_000,
+                              signals=[vmlab.poisson_signals(1000)], records=False)
+
+
+def bench_threads(n, repeat=1):
+    tr, sc = threads_scenario(n)
     vmlab.simulate(sc, "nopage_refault")  # compile for this dtype mix
     rates = []
     for _ in range(repeat):
