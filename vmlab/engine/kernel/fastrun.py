@@ -289,6 +289,7 @@ def _prefetch_access(K, W, th, pos):
         prefetch(W.FL, p)
         prefetch(W.LL, p)
         prefetch(K.page_vma, p)
+        prefetch(W.PIN, p)  # (a fault pins its page)
     if pos + 16 < K.thr_off[th + 1]:
         prefetch(K.rec_page, pos + 16)
         prefetch(K.rec_gap, pos + 16)
