@@ -20,6 +20,8 @@ from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PTE, F_RES, _choose_victim, _e
 
 # how many records ahead the inline loop prefetches page state
 PF_DIST = 16
+# how many records ahead it prefetches an LRU touch's list neighbours
+PF_NEAR = 6
 
 
 @njit_phase
@@ -78,6 +80,16 @@ def _fast_run(K, W, G, th, t, pos):
                 prefetch(FL, p2)
                 prefetch(LL, p2)
                 prefetch(page_vma, p2)
+            # two stages: the list neighbours of the page PF_NEAR records ahead (its own
+            # line fetched PF_DIST - PF_NEAR records ago) are the lines an LRU touch writes
+            if replacement == C.REPL_LRU:
+                pn = pos + PF_NEAR
+                q = rec_page[pn]
+                if q >= 0:
+                    a = LL[q, 0]
+                    if a >= 0:
+                        prefetch(LL, a)
+                        prefetch(LL, LL[q, 1])
         p = rec_page[pos]
         if p < 0:
             break
