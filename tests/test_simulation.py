@@ -52,6 +52,14 @@ def test_compare_refuses_two_policies_of_one_name():
         compare(sc, ["nopage", mine])
 
 
+def test_compare_takes_one_policy_and_refuses_none():
+    sc = _scenario()
+    one = compare(sc, "nopage", n_jobs=1)     # a name alone is one policy, not its letters
+    assert list(one["policy"]) == ["nopage"]
+    with pytest.raises(ScenarioError, match="no policy to run"):
+        compare(sc, [])
+
+
 def test_front_door_examples_run():
     """The Examples of simulate, simulate_many, compare and sweep run as printed."""
     import doctest

@@ -171,7 +171,12 @@ def compare(scenario, policies=None, *, n_jobs=None, results=False):
             except ScenarioError:
                 continue
             policies.append(name)
+    if isinstance(policies, (str, Policy)):
+        policies = [policies]
     pols = [get_policy(p) for p in policies]
+    if not pols:
+        raise ScenarioError("compare(): no policy to run; give at least one name or Policy "
+                            "(or leave policies out: every preset the scenario can take)")
     names = [p.name for p in pols]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
