@@ -60,6 +60,20 @@ def test_compare_takes_one_policy_and_refuses_none():
         compare(sc, [])
 
 
+def test_sweep_grid_values_are_lists():
+    sc = _scenario()
+    for grid, msg in (({"memory_pages": 50}, r"grid\['memory_pages'\] must be a list of "
+                                              r"values, got 50 \(int\); for one fixed value "
+                                              r"write \[50\]"),
+                      ({"policy": "nopage"}, r"grid\['policy'\] must be a list"),
+                      ({"memory_pages": []}, r"grid\['memory_pages'\] has no values"),
+                      ([("memory_pages", [50])], "grid must be a dict")):
+        with pytest.raises(ScenarioError, match=msg):
+            vmlab.sweep(sc, grid, show_progress=False)
+    rows = vmlab.sweep(sc, {"memory_pages": range(40, 60, 10)}, show_progress=False)
+    assert list(rows["memory_pages"]) == [40, 50]       # any iterable of values
+
+
 def test_front_door_examples_run():
     """The Examples of simulate, simulate_many, compare and sweep run as printed."""
     import doctest

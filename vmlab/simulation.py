@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -215,6 +216,22 @@ def apply_point(scenario, point):
     return sc, base
 
 
+def _grid_axes(grid):
+    """``grid`` as key -> list of values, each list non-empty (a clear error otherwise)."""
+    if not isinstance(grid, Mapping):
+        raise ScenarioError(f"sweep(): grid must be a dict of key -> list of values, got "
+                            f"{type(grid).__name__}")
+    axes = {}
+    for k, v in grid.items():
+        if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable):
+            raise ScenarioError(f"sweep(): grid[{k!r}] must be a list of values, got {v!r} "
+                                f"({type(v).__name__}); for one fixed value write [{v!r}]")
+        axes[k] = list(v)
+        if not axes[k]:
+            raise ScenarioError(f"sweep(): grid[{k!r}] has no values; give at least one")
+    return axes
+
+
 def sweep(scenario, grid, *, n_jobs=None, show_progress=None, client=None, cache=None):
     """Run the cartesian product of ``grid``; one tidy row per point.
 
@@ -261,8 +278,9 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None, client=None, cache
     2  fault_retry   100000        20         9.0
     3  fault_retry  1000000        20        20.0
     """
-    keys = list(grid)
-    points = [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
+    axes = _grid_axes(grid)
+    keys = list(axes)
+    points = [dict(zip(keys, vals)) for vals in itertools.product(*axes.values())]
     prepared = [apply_point(scenario, p) for p in points]
     if client is not None:
         from .distributed import run_points
