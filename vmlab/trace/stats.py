@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._numba import njit
-from .model import Op, Trace, names_pages
+from .model import Op, Trace
 from .vmas import DEFAULT_CHUNK, PageAccumulator, VmaRange
 
 #: Stack distance of a first reference (cold miss).
@@ -253,11 +253,11 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
     state = {"min": None, "max": None, "gap": 0}
     has_gap = trace.has_gap
 
-    def per_chunk(lo, hi):
+    def per_chunk(lo, hi, keep):
         tid = np.asarray(cols["tid"][lo:hi])
-        addr, op = np.asarray(cols["addr"][lo:hi]), np.asarray(cols["op"][lo:hi])
-        keep = names_pages(op, addr, cols["size"][lo:hi])
-        amin, amax, n_kept, big = _scan_chunk(addr, op, tid, keep, ops, threads.arr)
+        amin, amax, n_kept, big = _scan_chunk(np.asarray(cols["addr"][lo:hi]),
+                                              np.asarray(cols["op"][lo:hi]), tid, keep, ops,
+                                              threads.arr)
         if big:
             threads.add_large(tid[tid >= len(threads.arr)])
         if n_kept:

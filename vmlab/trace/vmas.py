@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .._numba import njit
-from .model import FIRST_LOCK_OP, Op, Trace, names_pages
+from .model import Op, Trace, names_pages
 
 #: Records read at a time by the streaming passes.
 DEFAULT_CHUNK = 1 << 22
@@ -174,15 +174,13 @@ class PageAccumulator:
         self.pages = {}
         self.ifetch = {}
 
-    def add(self, addr, asid, op, size):
-        addr = np.asarray(addr)
-        pages = addr >> self.shift
+    def add(self, addr, asid, op, keep):
+        """One chunk of columns; ``keep`` marks the records that name pages
+        (:func:`vmlab.trace.model.names_pages`: not a lock record without a region)."""
+        pages = np.asarray(addr) >> self.shift
         asid = np.asarray(asid)
         op = np.asarray(op)
-        if len(op) and (op >= FIRST_LOCK_OP).any():
-            # lock records name pages only where a LOCK_W names the region it changes
-            # (model.names_pages): not a LOCK_R, the whole address space, a new mapping
-            keep = names_pages(op, addr, size)
+        if not keep.all():
             pages, asid, op = pages[keep], asid[keep], op[keep]
         if len(pages) == 0:
             return
@@ -201,17 +199,19 @@ class PageAccumulator:
     def feed(self, trace, chunk_records=DEFAULT_CHUNK, callback=None):
         """Add every record of ``trace``, ``chunk_records`` at a time.
 
-        ``callback(lo, hi)`` (optional) is called for each chunk, so one pass over a
-        memory-mapped trace can compute other statistics at the same time.
+        ``callback(lo, hi, keep)`` (optional) is called for each chunk, with the chunk's
+        records that name pages marked, so one pass over a memory-mapped trace can compute
+        other statistics at the same time.
         """
         n = len(trace)
         cols = trace.columns
         for lo in range(0, n, chunk_records):
             hi = min(n, lo + chunk_records)
-            self.add(cols["addr"][lo:hi], cols["asid"][lo:hi], cols["op"][lo:hi],
-                     cols["size"][lo:hi])
+            addr, op = np.asarray(cols["addr"][lo:hi]), np.asarray(cols["op"][lo:hi])
+            keep = names_pages(op, addr, cols["size"][lo:hi])
+            self.add(addr, cols["asid"][lo:hi], op, keep)
             if callback is not None:
-                callback(lo, hi)
+                callback(lo, hi, keep)
         return self
 
     @property
