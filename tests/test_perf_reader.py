@@ -455,8 +455,8 @@ RANGE_CASES = [
      (0x7F0000001000, 0x1000)),
     ("mremap", "addr: 0x7f0000000000, old_len: 0x00001000, new_len: 0x00003000, flags: 0x1, "
      "new_addr: 0x0", (0x7F0000000000, 0x3000)),
-    ("mremap", "addr: 0x7f0000000000, old_len: 0x00004000, new_len: 0x00001000, flags: 0x0, "
-     "new_addr: 0x0", (0x7F0000000000, 0x4000)),
+    ("mremap", "addr: 0x7f0000000000, old_len: 0x00004000, new_len: 0x00001000, flags: 0x3, "
+     "new_addr: 0x7f1000000000", (0x7F0000000000, 0x4000)),   # a shrink that moves
     ("mmap", "addr: 0x00000000, len: 0x00002000, prot: 0x3, flags: 0x22, fd: 0xffffffff, "
      "off: 0x0", (NEW_MAPPING_ADDR, 0x2000)),
     ("mmap", "addr: 0x7f0000000000, len: 0x10000000000, prot: 0x3, flags: 0x32, fd: 0x3, "
@@ -478,6 +478,31 @@ def test_writer_range_of_each_call(call, text, expected):
 def test_writer_range_names_the_call(call, text, expected):
     from vmlab.trace.readers._syscall_ranges import writer_range
     assert writer_range(call, text, {}, 1, with_call=True) == (*expected, Call[call.upper()])
+
+
+MREMAP = "addr: 0x7f0000000000, old_len: {old}, new_len: {new}, flags: {flags}, new_addr: 0x0"
+
+
+@pytest.mark.parametrize("old, new, flags, expected", [
+    # in place (no MREMAP_FIXED, no MREMAP_DONTUNMAP): the tail's munmap, mremap_at() ->
+    # shrink_vma() with drop_lock
+    ("0x4000", "0x1000", "0x0", (0x7F0000001000, 0x3000, Call.MUNMAP)),
+    ("0x4000", "0x1000", "0x1", (0x7F0000001000, 0x3000, Call.MUNMAP)),      # MREMAP_MAYMOVE
+    ("0x4000", "0x1800", "0x1", (0x7F0000002000, 0x2000, Call.MUNMAP)),      # whole pages
+    # not a shrink in whole pages, or no length left (EINVAL): the call as it was
+    ("0x2000", "0x1800", "0x0", (0x7F0000000000, 0x2000, Call.MREMAP)),
+    ("0x4000", "0x0", "0x0", (0x7F0000000000, 0x4000, Call.MREMAP)),
+    # to a new address: the shrink keeps the write lock (mremap_to, drop_lock false)
+    ("0x4000", "0x1000", "0x3", (0x7F0000000000, 0x4000, Call.MREMAP)),     # FIXED|MAYMOVE
+    ("0x4000", "0x1000", "0x5", (0x7F0000000000, 0x4000, Call.MREMAP)),     # DONTUNMAP
+])
+def test_a_shrinking_mremap_is_an_munmap_of_its_tail(old, new, flags, expected):
+    from vmlab.trace.readers._syscall_ranges import writer_range
+    text = MREMAP.format(old=old, new=new, flags=flags)
+    assert writer_range("mremap", text, {}, 1, with_call=True) == expected
+    # without the flags the reader cannot tell a move from a shrink in place: an mremap
+    no_flags = text.replace(f"flags: {flags}, ", "")
+    assert writer_range("mremap", no_flags, {}, 1, with_call=True)[2] == Call.MREMAP
 
 
 def test_brk_call_follows_the_direction_of_the_break():
@@ -574,3 +599,23 @@ def test_bad_fault_size_is_refused(tmp_path):
     for bad in (-1, 1 << 32, 1.5, "8"):
         with pytest.raises(TraceFormatError, match="fault_size"):
             read(p, fault_size=bad)
+
+
+def test_a_shrinking_mremap_in_a_recording_downgrades_in_the_run(tmp_path):
+    # an mremap shrinking a 4-page anonymous mapping to 1 page in place: the reader names it
+    # the munmap of the 3-page tail, and the run holds mmap_lock for write only up to the
+    # downgrade (docs/model.md 15.13), then for read to the end of the call's hold
+    import vmlab
+    from vmlab.trace import read_trace
+    text = ("prog 10/10 [000] 1.000000000: page-faults: 7f0000003000\n"
+            "prog 10/10 [000] 1.000000100: syscalls:sys_enter_mremap: addr: 0x7f0000000000, "
+            "old_len: 0x00004000, new_len: 0x00001000, flags: 0x00000001, "
+            "new_addr: 0x00000000\n")
+    tr = read_trace(write(tmp_path, text), fmt="perf")
+    assert tr.call.tolist() == [0, Call.MUNMAP]
+    assert (int(tr.addr[1]), int(tr.size[1])) == (0x7F0000001000, 0x3000)
+    costs = vmlab.Costs()
+    r = vmlab.simulate(vmlab.Scenario(tr, backing="anon", costs=costs), "fault_retry_v57")
+    w = r.locks[r.locks["kind"] == "lock_w"].iloc[0]
+    assert w["downgrade_ns"] - w["acquire_ns"] == costs.munmap_write_ns
+    assert w["release_ns"] - w["acquire_ns"] == costs.hold_munmap_ns

@@ -101,8 +101,9 @@ CHANGE_AT_RELEASE = frozenset({Call.MMAP, Call.BRK})
 #: ``munmap`` (and a ``brk`` that lowers the break, which is one) detaches its VMAs holding it
 #: for write, then ``mmap_write_downgrade()`` (which ends the VMA write locks) and zaps the
 #: pages and frees the page tables holding it for read (since 4.20; ``do_vmi_align_munmap``
-#: with ``unlock``).  An ``mremap`` that shrinks downgrades too, but a record does not say that
-#: its ``mremap`` shrinks (a move, the measured case, does not).  docs/model.md 15.13.
+#: with ``unlock``).  An ``mremap`` that shrinks in place is one too (``mremap_at()`` ->
+#: ``shrink_vma()`` unmaps the tail with ``unlock``): the perf reader names it ``MUNMAP``; an
+#: ``MREMAP`` record is a move or a growth, which keeps the write lock.  docs/model.md 15.13.
 DOWNGRADES = frozenset({Call.MUNMAP})
 
 #: The largest :class:`Call` code.

@@ -8,6 +8,11 @@ tracepoints).  A ``LOCK_W`` record carries ``[addr, addr + size)`` (docs/model.m
 * ``mremap(addr, old_len, new_len, ...)``: the source and its in-place growth,
   ``[addr, addr + max(old_len, new_len))`` (a move to ``new_addr`` unmaps whatever was there
   too, but that part is a new range for the mapping: no fault on it can be in progress);
+  a shrink in place (``new_len < old_len`` in whole pages, neither ``MREMAP_FIXED`` nor
+  ``MREMAP_DONTUNMAP`` in ``flags``) is an ``munmap`` of the tail,
+  ``[addr + new_len, addr + old_len)``: the kernel's ``mremap_at()`` runs it as
+  ``do_vmi_munmap()`` with ``unlock``, which downgrades ``mmap_lock`` to read for the zap
+  (docs/model.md 15.13);
 * ``mmap(addr, len, ...)`` with a hint or ``MAP_FIXED``: ``[addr, addr + len)``; with no hint
   (address 0) the kernel picks a hole, a new mapping that modifies no VMA: the record gets
   ``[NEW_MAPPING_ADDR, NEW_MAPPING_ADDR + len)``, above every user-space address;
@@ -49,8 +54,8 @@ def writer_range(syscall, text, last_brk, process, page_size=4096, with_call=Fal
     """``(addr, size)`` of the ``LOCK_W`` record for ``syscall`` (``"mmap"``, ``"munmap"``,
     ``"mprotect"``, ``"mremap"`` or ``"brk"``) with tracepoint text ``text``; with
     ``with_call``, ``(addr, size, call)``, the record's :class:`~vmlab.trace.model.Call`: the
-    syscall's, except a ``brk`` that lowers the break (the kernel unmaps the heap's tail,
-    ``do_vmi_munmap``: an ``MUNMAP``) and a ``brk`` whose direction is unknown (the
+    syscall's, except a ``brk`` that lowers the break and an ``mremap`` that shrinks in place
+    (the kernel unmaps the tail, ``do_vmi_munmap``: an ``MUNMAP``) and a ``brk`` whose direction is unknown (the
     process's first, or one without arguments: ``UNKNOWN``).
 
     ``last_brk`` maps a process key to its previous nonzero ``brk`` argument and is updated;
@@ -80,6 +85,12 @@ def _writer_range(syscall, text, last_brk, process, page_size):
         addr, old_len, new_len = a.get("addr"), a.get("old_len"), a.get("new_len")
         if addr is None or old_len is None or new_len is None:
             return 0, 0, call
+        old_pages, new_pages = -(-old_len // page_size), -(-new_len // page_size)
+        flags = a.get("flags")
+        if flags is not None and not flags & _MREMAP_NEW_ADDR and 0 < new_pages < old_pages:
+            # a shrink in place: the tail's munmap (mremap_at -> shrink_vma, drop_lock)
+            tail = addr + new_pages * page_size
+            return (*_clipped(tail, (old_pages - new_pages) * page_size), Call.MUNMAP)
         return (*_clipped(addr, max(old_len, new_len, 1)), call)
     start = a.get("start" if syscall == "mprotect" else "addr")
     length = a.get("len")
@@ -89,6 +100,10 @@ def _writer_range(syscall, text, last_brk, process, page_size):
         return NEW_MAPPING_ADDR, max(min(length, _END - NEW_MAPPING_ADDR), 1), call
     return (*_clipped(start, max(length, 1)), call)
 
+
+#: ``MREMAP_FIXED | MREMAP_DONTUNMAP`` (include/uapi/linux/mman.h): an ``mremap`` with either
+#: moves to a new address (``mremap_to()``), and a shrink there keeps ``mmap_lock`` for write.
+_MREMAP_NEW_ADDR = 0x2 | 0x4
 
 #: Ranges end at or below this (exclusive), so that ``addr + size`` fits in 64 bits.
 _END = (1 << 64) - 1

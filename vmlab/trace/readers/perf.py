@@ -52,7 +52,8 @@ What becomes a record
   arguments when the ``trace`` field is printed (:mod:`vmlab.trace.readers._syscall_ranges`
   says how each call names it), else ``0``/``0`` (the whole address space); ``call`` =
   the system call (``mmap``, ``munmap``, ``mprotect``, ``mremap``, ``brk``; a ``brk`` that
-  lowers the break is an ``munmap`` of the heap's tail, as the kernel runs it; a ``brk``
+  lowers the break is an ``munmap`` of the heap's tail, and an ``mremap`` that shrinks in
+  place an ``munmap`` of the mapping's tail, as the kernel runs them; a ``brk``
   whose direction is unknown, its first or one without arguments, stays ``unknown``),
   docs/model.md 15.12.  Every chunk carries the ``call`` column (0 on other records);
 * a ``syscalls:sys_enter_mincore`` or ``sys_enter_madvise`` sample -> ``LOCK_R`` (a reader
