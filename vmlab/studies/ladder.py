@@ -706,10 +706,7 @@ def band_change_aborts(result):
     seq = vl[vl["lock"] == "seq"]
     if not len(seq):
         return 0
-    lk = result.locks
-    w = lk[(lk["kind"] == "lock_w") & (lk["acquire_ns"] >= 0)].sort_values(
-        ["thread", "request_ns"], kind="stable")
-    is_mmap = (w.groupby("thread").cumcount() % 2 == 0).to_numpy()
+    w, is_mmap = _ebizzy_writers(result)
     change = np.where(is_mmap, w["release_ns"], w["acquire_ns"]).astype(np.int64)
     change = np.sort(change[change >= 0])
     held = (seq["outcome"] == "held").to_numpy()
@@ -718,6 +715,36 @@ def band_change_aborts(result):
     # a change at the count read itself is seen as odd (an abort), one at the end is not
     inside = np.searchsorted(change, t1, side="left") > np.searchsorted(change, t0, side="left")
     return int((~held | inside).sum())
+
+
+def _ebizzy_writers(result):
+    """The granted ``LOCK_W`` records of an ebizzy run in each thread's order, and which are
+    ``mmap`` (each thread's writers alternate ``mmap``, ``munmap``:
+    :func:`vmlab.trace.synth.ebizzy`)."""
+    lk = result.locks
+    w = lk[(lk["kind"] == "lock_w") & (lk["acquire_ns"] >= 0)].sort_values(
+        ["thread", "request_ns"], kind="stable")
+    return w, (w.groupby("thread").cumcount() % 2 == 0).to_numpy()
+
+
+def ebizzy_window(result):
+    """The part of an ebizzy run that ebizzy measures: ``(stop_ns, iterations)``.
+
+    ebizzy runs every thread for a fixed time and counts the iterations they complete in it;
+    a simulated run gives each thread a fixed number of iterations instead, so its threads
+    finish one after another and the last ones run with the lock to themselves.  The window
+    is the run up to the first thread's last ``munmap`` release (every thread busy
+    throughout, as in ebizzy's run); ``iterations`` is the ``munmap`` releases in it, every
+    thread's.  A run in which some thread completed no iteration (too short) gives the whole
+    run: its elapsed time and all its iterations.
+    """
+    w, is_mmap = _ebizzy_writers(result)
+    un = w[~is_mmap & (w["release_ns"] >= 0).to_numpy()]
+    last = un.groupby("thread")["release_ns"].max()
+    if not len(last) or len(last) < w["thread"].nunique():
+        return int(result.summary["elapsed_ns"]), int(result.summary["n_lock_w"]) // 2
+    stop = int(last.min())
+    return stop, int((un["release_ns"] <= stop).sum())
 
 
 def spf_table(results):
@@ -732,7 +759,8 @@ def spf_table(results):
     -------
     DataFrame
         ``n_threads``, ``policy``, ``iterations_per_s`` (allocate-fill-free iterations, all
-        threads, over the run), ``n_faults``, ``n_spf_aborts``, ``abort_fraction`` (aborts
+        threads, per second of the window in which every thread runs, as ebizzy counts
+        them: :func:`ebizzy_window`), ``n_faults``, ``n_spf_aborts``, ``abort_fraction`` (aborts
         per fault), ``n_vma_lock_fallbacks``, ``n_mmap_lock_read``,
         ``band_abort_fraction`` (:func:`band_change_aborts` per fault: the abort rate of
         the merged band under Dufour's count, estimated on this run's timeline; NaN for a
@@ -742,11 +770,10 @@ def spf_table(results):
     rows = []
     for (T, name), r in results.items():
         s = r.summary
-        # two LOCK_W records (mmap, munmap) per iteration
-        iters = int(s["n_lock_w"]) // 2
+        stop_ns, iters = ebizzy_window(r)
         aborts = lock_count(r, "n_spf_aborts")
         rows.append({"n_threads": int(T), "policy": name,
-                     "iterations_per_s": iters * 1e9 / s["elapsed_ns"],
+                     "iterations_per_s": iters * 1e9 / stop_ns,
                      "n_faults": s["n_faults"], "n_spf_aborts": aborts,
                      "abort_fraction": aborts / s["n_faults"],
                      "n_vma_lock_fallbacks": lock_count(r, "n_vma_lock_fallbacks"),
