@@ -14,6 +14,7 @@ with, and the setups those figures were measured on, are written down here once
 :func:`lock_table`             per policy: the lock measures of docs/model.md 15.6
 :func:`pft_table`              per thread count and policy: faults per second
 :func:`spf_table`              per policy: ebizzy iterations per second and the abort rate
+:func:`ebizzy_window`          the part of a run ebizzy measures: every thread still running
 :func:`band_change_aborts`     the merged band's aborts under Dufour's count, on a run's
                                timeline (docs/model.md 15.8)
 :func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
