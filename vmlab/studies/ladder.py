@@ -15,6 +15,7 @@ with, and the setups those figures were measured on, are written down here once
 :func:`pft_table`              per thread count and policy: faults per second
 :func:`spf_table`              per policy: ebizzy iterations per second and the abort rate
 :func:`ebizzy_window`          the part of a run ebizzy measures: every thread still running
+:func:`writer_run_length`      whether an ebizzy run's writers interleave or go in lockstep
 :func:`band_change_aborts`     the merged band's aborts under Dufour's count, on a run's
                                timeline (docs/model.md 15.8)
 :func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
@@ -748,6 +749,19 @@ def ebizzy_window(result):
     return stop, int((un["release_ns"] <= stop).sum())
 
 
+def writer_run_length(result):
+    """How the writers of an ebizzy run line up: the mean length of the runs of consecutive
+    writers (in the order ``mmap_lock`` granted them) that made the same call.  About 1-3
+    when the threads' iterations are spread out (an ``mmap`` of one beside an ``munmap`` of
+    another); the number of threads when they go in lockstep: every thread maps, every
+    thread fills its chunk, every thread unmaps.  NaN without writers."""
+    w, is_mmap = _ebizzy_writers(result)
+    if not len(w):
+        return math.nan
+    k = is_mmap[np.argsort(w["acquire_ns"].to_numpy(), kind="stable")]
+    return float(len(k) / (1 + np.count_nonzero(k[1:] != k[:-1])))
+
+
 def spf_table(results):
     """Per run of :func:`ebizzy_scenario`: throughput and speculative aborts.
 
@@ -765,7 +779,9 @@ def spf_table(results):
         per fault), ``n_vma_lock_fallbacks``, ``n_mmap_lock_read``,
         ``band_abort_fraction`` (:func:`band_change_aborts` per fault: the abort rate of
         the merged band under Dufour's count, estimated on this run's timeline; NaN for a
-        policy without speculative attempts), ``vs_baseline`` (this policy's throughput
+        policy without speculative attempts), ``aborts_per_writer`` (aborts per writer
+        call: the speculative attempts each change met), ``writer_run``
+        (:func:`writer_run_length`), ``vs_baseline`` (this policy's throughput
         over the first policy's at the same thread count).
     """
     rows = []
@@ -779,6 +795,8 @@ def spf_table(results):
                      "abort_fraction": aborts / s["n_faults"],
                      "n_vma_lock_fallbacks": lock_count(r, "n_vma_lock_fallbacks"),
                      "n_mmap_lock_read": lock_count(r, "n_mmap_lock_read"),
+                     "aborts_per_writer": aborts / max(int(s["n_lock_w"]), 1),
+                     "writer_run": writer_run_length(r),
                      "band_abort_fraction": (band_change_aborts(r) / s["n_faults"]
                                              if r.policy.fault_lock == "speculative"
                                              else math.nan)})
