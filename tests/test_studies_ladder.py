@@ -249,9 +249,10 @@ def test_ebizzy_scenario_is_ebizzy_mTt():
 
 
 def test_spf_doubles_ebizzy_as_the_mmap_lock_word_and_the_writers_leave_the_faults(lines):
-    """16 threads, 4 iterations (the notebook runs 10): speculative and per-VMA faults touch
-    no shared word and never wait for a writer of another chunk.  The throughput gain is
-    within the cited 1.7-2.0x less the start-up of so short a run (at least 1.4x).  With a
+    """16 threads, 4 iterations (the notebook runs 80: the steady state, where the gain is
+    inside the cited range, test_spf_on_ebizzy_at_steady_state_reproduces_the_cited_gains):
+    speculative and per-VMA faults touch no shared word and never wait for a writer of
+    another chunk.  So short a run is mostly its start-up: a gain of at least 1.4x.  With a
     VMA per chunk few attempts abort, well under the cited 8%; the merged band's changes,
     at the instants Dufour's count sees them, abort a cited-like share of this timeline's
     attempts (:func:`ladder.band_change_aborts`): 4.2% at full size (notebook 09, inside the
