@@ -126,6 +126,10 @@ def test_run_matrix_table_csv_and_json(zipf, capsys):
     assert lines[2]["n_faults"] == want["n_faults"]
     code, out, _ = run_cli(capsys, *argv)
     table = out.splitlines()
+    # a trace with no mappings: the header says what the pages are taken for, and how to
+    # change it
+    assert "file backing (the trace records no mappings" in table[0]
+    assert "--backing" in table[0]
     assert table[2].split()[:3] == ["policy", "memory", "faults"]
     body = table[3:]
     assert len(body) == 4 and body[2].split()[0] == "nopage"

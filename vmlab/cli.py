@@ -710,8 +710,13 @@ def _run(a):
             body.append(cells)
         widths = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
         io_text = a.io or ("the profile's" if a.costs else "nvme")
-        vma_text = (f"{a.backing or 'file'} backing" if "backing" in where
-                    else "replayed like the kernel from the recorded mappings")
+        if "backing" not in where:
+            vma_text = "replayed like the kernel from the recorded mappings"
+        elif a.backing is None:
+            vma_text = ("file backing (the trace records no mappings: every page a file page; "
+                        "--backing sets another, vmlab record keeps a program's mappings)")
+        else:
+            vma_text = f"{a.backing} backing"
         print(f"vmlab run {a.trace}: {len(tr):,} records, io {io_text}, {vma_text}")
         if left_out:
             print("not modelled in this run: " + "; ".join(left_out))
