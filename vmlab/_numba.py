@@ -116,9 +116,33 @@ def _one_signature_classes():
                                                 state.func_id.func_qualname)
             return True
 
+    from numba.core.typed_passes import NopythonRewrites
+    from numba.core.untyped_passes import (DeadBranchPrune, FindLiterallyCalls,
+                                           InlineClosureLikes, LiteralPropagationSubPipelinePass,
+                                           LiteralUnroll, MakeFunctionToJitFunction, WithLifting)
+
+    # passes that find nothing to do in the engine's functions: no with-blocks, closures,
+    # inner functions, literally() or literal_unroll, no literal arguments (OneSignature
+    # widens them), no whole-array expressions; dead branches are pruned once (the first
+    # prune, before inlining, stays)
+    unused = (WithLifting, InlineClosureLikes, MakeFunctionToJitFunction,
+              FindLiterallyCalls, LiteralUnroll, LiteralPropagationSubPipelinePass,
+              NopythonRewrites)
+
     class LinkOnlyCompiler(CompilerBase):
         def define_pipelines(self):
             pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+            kept, prunes = [], 0
+            for entry in pm.passes:
+                cls = entry[0]
+                if cls in unused:
+                    continue
+                if cls is DeadBranchPrune:
+                    prunes += 1
+                    if prunes > 1:
+                        continue
+                kept.append(entry)
+            pm.passes = kept
             pm.add_pass_after(LinkOnlyLibraryPass, AnnotateTypes)
             pm.finalize()
             return [pm]
