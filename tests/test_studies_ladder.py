@@ -563,7 +563,8 @@ def test_the_munmap_downgrade_keeps_ebizzy_threads_in_lockstep_under_dufours_cou
     kw = dict(n_iters=20, merge=True, policies=("fault_retry_v57", ladder.SPF_DUFOUR))
     old = ladder.spf_sweep((12,), downgrade=False, **kw).set_index("policy")
     new = ladder.spf_sweep((12,), **kw).set_index("policy")
-    assert old.loc["fault_retry_v57", "writer_run"] == new.loc["fault_retry_v57", "writer_run"] == 12
+    assert (old.loc["fault_retry_v57", "writer_run"] == new.loc["fault_retry_v57", "writer_run"]
+            == 12)
     assert old.loc["fault_retry_v57", "iterations_per_s"] == new.loc["fault_retry_v57",
                                                                       "iterations_per_s"]
     assert new.loc["spf_dufour", "writer_run"] == 12

@@ -55,8 +55,8 @@ def writer_range(syscall, text, last_brk, process, page_size=4096, with_call=Fal
     ``"mprotect"``, ``"mremap"`` or ``"brk"``) with tracepoint text ``text``; with
     ``with_call``, ``(addr, size, call)``, the record's :class:`~vmlab.trace.model.Call`: the
     syscall's, except a ``brk`` that lowers the break and an ``mremap`` that shrinks in place
-    (the kernel unmaps the tail, ``do_vmi_munmap``: an ``MUNMAP``) and a ``brk`` whose direction is unknown (the
-    process's first, or one without arguments: ``UNKNOWN``).
+    (the kernel unmaps the tail, ``do_vmi_munmap``: an ``MUNMAP``) and a ``brk`` whose
+    direction is unknown (the process's first, or one without arguments: ``UNKNOWN``).
 
     ``last_brk`` maps a process key to its previous nonzero ``brk`` argument and is updated;
     ``process`` is the key of the calling process.
