@@ -147,7 +147,43 @@ def _one_signature_classes():
             pm.finalize()
             return [pm]
 
-    return OneSignature, LinkOnlyCompiler
+    class PassLibrary(JITCodeLibrary):
+        """The event loop's code library: its linked module gets LLVM's full pipeline only.
+
+        numba first runs a cheap pipeline over every finished module, to inline as many
+        reference-count operations into one function as it can before pruning them; the
+        event loop has none (``_nrt=False`` throughout).  Run first over the linked engine,
+        that pipeline left code the full one could not recover: the 8-thread benchmark ran
+        at 7.2-7.9 M records/s with it and 9.5-10.2 without, alternated, at the same compile
+        time (docs/performance.md, eleventh session)."""
+
+        def _optimize_final_module(self):
+            mpm, mpb = self._codegen._module_pass_manager()
+            with self._recorded_timings.record("Module passes (full optimization)", mpb):
+                mpm.run(self._final_module, mpb)
+
+    @register_pass(mutates_CFG=False, analysis_only=False)
+    class PassLibraryPass(LoweringPass):
+        _name = "vmlab_pass_library"
+
+        def __init__(self):
+            LoweringPass.__init__(self)
+
+        def run_pass(self, state):
+            if state.library is None:
+                state.library = PassLibrary(state.targetctx.codegen(),
+                                            state.func_id.func_qualname)
+                state.library.enable_object_caching()  # (cached on disk, as numba's own)
+            return True
+
+    class PassCompiler(CompilerBase):
+        def define_pipelines(self):
+            pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+            pm.add_pass_after(PassLibraryPass, AnnotateTypes)
+            pm.finalize()
+            return [pm]
+
+    return OneSignature, LinkOnlyCompiler, PassCompiler
 
 
 def njit_borrow(func):
@@ -166,8 +202,11 @@ def njit_borrow(func):
 
 def njit_pass(func):
     """``njit_borrow`` with a CPython wrapper, for the event loop's pass (called from Python
-    between the passes, with the arrays of the state as arguments)."""
-    return njit(func, _nrt=False, no_cfunc_wrapper=True)
+    between the passes, with the arrays of the state as arguments), cached on disk, its
+    linked module optimised by LLVM's full pipeline alone (``PassLibrary``)."""
+    if JIT_DISABLED:
+        return njit(func)
+    return njit(func, _nrt=False, no_cfunc_wrapper=True, pipeline_class=_PassCompiler)
 
 
 def njit_phase(func):
@@ -363,7 +402,7 @@ if JIT_DISABLED:
         """Pure Python (``NUMBA_DISABLE_JIT=1``): the function itself."""
         return func
 else:
-    _OneSignature, _LinkOnlyCompiler = _one_signature_classes()
+    _OneSignature, _LinkOnlyCompiler, _PassCompiler = _one_signature_classes()
 
 
 if JIT_DISABLED:
