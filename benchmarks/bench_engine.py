@@ -119,12 +119,16 @@ def bench_standard(n, repeat=1):
                            vmas=[vmlab.Vma(BASE, BASE + 4096, "file")])
     vmlab.simulate(small, "nopage")
     first = time.perf_counter() - t0
-    rates = []
+    # the engine and the bare loop alternate, run by run: this VM's speed changes by up to
+    # 1.5x from one minute to the next (docs/performance.md, eleventh session), so a ratio
+    # is only taken between runs made side by side
+    rates, bare = [], []
     for _ in range(repeat):
         r = vmlab.simulate(sc, "nopage")
         rates.append(n / r.timing["kernel_s"])
+        b, misses = bench_bare(tr, mem, r.summary["n_faults"], 1)
+        bare += b
     rate = max(rates)
-    bare, misses = bench_bare(tr, mem, r.summary["n_faults"], repeat)
     print(f"[1] standard trace: {n:,} accesses, {mem * 10:,} distinct pages, memory {mem:,} pages")
     print(f"    generate {gen:.2f} s; one-off: trace index {index_s:.2f} s (page ids, thread order), "
           f"first call {first:.2f} s (compile, or load from the numba cache); per run: "
