@@ -134,3 +134,30 @@ def test_remembered_typing_gives_numba_types_and_is_restored():
         assert list(f(x, 1, "x")) == [4, 3]
     assert twice == [before, before]
     assert BaseFunction.__dict__["get_call_type"] is saved
+
+
+def test_the_event_loop_pass_gets_llvm_full_pipeline_alone(monkeypatch):
+    """``njit_pass`` compiles with ``PassLibrary``: numba's cheap pre-pipeline (there for
+    reference counts the engine does not have) is skipped; it made the 8-thread benchmark
+    about a quarter slower (docs/performance.md, eleventh session)."""
+    import numba
+
+    from vmlab import _numba
+    from vmlab.engine.kernel import loop
+
+    assert loop._run_pass._compiler.pipeline_class is _numba._PassCompiler
+    disp = numba.njit(_nrt=False, no_cfunc_wrapper=True, cache=False,
+                      pipeline_class=_numba._PassCompiler)(lambda a: a + 1)
+    codegen = type(disp.targetctx.codegen())
+    costs = []
+    original = codegen._module_pass_manager
+
+    def spy(self, **kwargs):
+        costs.append(kwargs.get("cost", "full"))
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(codegen, "_module_pass_manager", spy)
+    assert disp(41) == 42
+    (cres,) = disp.overloads.values()
+    assert type(cres.library).__name__ == "PassLibrary"
+    assert costs == ["full"]

@@ -103,18 +103,28 @@ def _one_signature_classes():
         def __getattr__(self, name):
             return getattr(self._codegen, name)
 
-    @register_pass(mutates_CFG=False, analysis_only=False)
-    class LinkOnlyLibraryPass(LoweringPass):
-        _name = "vmlab_link_only_library"
+    def library_pass(name, library_class, cached):
+        """A compiler pass that gives the function a code library of ``library_class``
+        (numba's lowering makes its own where none is set), kept on disk if ``cached``."""
 
-        def __init__(self):
-            LoweringPass.__init__(self)
+        @register_pass(mutates_CFG=False, analysis_only=False)
+        class LibraryPass(LoweringPass):
+            _name = name
 
-        def run_pass(self, state):
-            if state.library is None:
-                state.library = LinkOnlyLibrary(state.targetctx.codegen(),
-                                                state.func_id.func_qualname)
-            return True
+            def __init__(self):
+                LoweringPass.__init__(self)
+
+            def run_pass(self, state):
+                if state.library is None:
+                    state.library = library_class(state.targetctx.codegen(),
+                                                  state.func_id.func_qualname)
+                    if cached:
+                        state.library.enable_object_caching()
+                return True
+
+        return LibraryPass
+
+    LinkOnlyLibraryPass = library_pass("vmlab_link_only_library", LinkOnlyLibrary, False)
 
     from numba.core.typed_passes import NopythonRewrites
     from numba.core.untyped_passes import (DeadBranchPrune, FindLiterallyCalls,
@@ -162,19 +172,7 @@ def _one_signature_classes():
             with self._recorded_timings.record("Module passes (full optimization)", mpb):
                 mpm.run(self._final_module, mpb)
 
-    @register_pass(mutates_CFG=False, analysis_only=False)
-    class PassLibraryPass(LoweringPass):
-        _name = "vmlab_pass_library"
-
-        def __init__(self):
-            LoweringPass.__init__(self)
-
-        def run_pass(self, state):
-            if state.library is None:
-                state.library = PassLibrary(state.targetctx.codegen(),
-                                            state.func_id.func_qualname)
-                state.library.enable_object_caching()  # (cached on disk, as numba's own)
-            return True
+    PassLibraryPass = library_pass("vmlab_pass_library", PassLibrary, True)
 
     class PassCompiler(CompilerBase):
         def define_pipelines(self):
