@@ -161,3 +161,15 @@ def test_the_event_loop_pass_gets_llvm_full_pipeline_alone(monkeypatch):
     (cres,) = disp.overloads.values()
     assert type(cres.library).__name__ == "PassLibrary"
     assert costs == ["full"]
+
+
+def test_the_event_heap_verbs_are_inlined_in_every_build():
+    """The event heap's verbs run at every event: they are ``njit_verb`` (inlined always), not
+    left to LLVM's cost model, which inlined them in the normal build but left them calls in
+    the debug-info build that ``benchmarks/profile_engine.py`` profiles (28 calls of
+    ``_key_lt`` there: the profile showed a cost the normal build does not have;
+    docs/performance.md, twelfth session)."""
+    from vmlab.engine.kernel import events
+
+    for verb in (events._key_lt, events._heap_push, events._heap_pop):
+        assert verb.targetoptions.get("forceinline") is True, verb.py_func.__name__

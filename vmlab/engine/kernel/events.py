@@ -40,12 +40,12 @@ def _io_slot(seed, io_dist, n_quant, counter):
 # time and key (kind << 40 | id)
 
 
-@njit_borrow
+@njit_verb
 def _key_lt(t1, k1, t2, k2):
     return t1 < t2 or (t1 == t2 and k1 < k2)
 
 
-@njit_borrow
+@njit_verb
 def _heap_push(ht, hk, n, t, k):
     """Insert event ``(t, k)`` into the heap of size ``n``; returns the new size."""
     i = n
@@ -62,7 +62,7 @@ def _heap_push(ht, hk, n, t, k):
     return n + 1
 
 
-@njit_borrow
+@njit_verb
 def _heap_pop(ht, hk, n):
     """Remove the top (caller has read it); returns the new size."""
     n -= 1
