@@ -59,8 +59,12 @@ def test_invalid_vma_mapping_fields_are_refused(changes, message):
     (lambda: File("a", folio_pages=3), "File 'a': folio_pages must be a power of two in [1, 512]"),
     (lambda: File("a", folio_pages=1024), "File 'a': folio_pages must be a power of two"),
     (lambda: Scenario(trace(), fault_model="linux"), "unknown fault_model 'linux'; choose one of page, kernel"),
-    (lambda: Scenario(trace(), ra_pages=-1), "ra_pages must be an integer >= 0"),
-    (lambda: Scenario(trace(), ra_pages=True), "ra_pages must be an integer >= 0"),
+    (lambda: Scenario(trace(), ra_pages=-1), "ra_pages must be an integer from 0 (off) to 1,048,576"),
+    (lambda: Scenario(trace(), ra_pages=True), "ra_pages must be an integer from 0 (off) to 1,048,576"),
+    # (a window the engine would need gigabytes of room for: refused here, not a MemoryError)
+    (lambda: Scenario(trace(), ra_pages=2**30), "ra_pages must be an integer from 0 (off) to "
+                                                "1,048,576 (readahead window in pages: at most 4 GiB), "
+                                                "got 1073741824"),
     (lambda: Scenario(trace(), folio_pages=0), "scenario: folio_pages must be a power of two"),
     (lambda: Scenario(trace(), folio_pages=6), "scenario: folio_pages must be a power of two"),
     (lambda: Scenario(trace(), memory_bytes=0), "memory_bytes must be a positive integer"),

@@ -30,6 +30,11 @@ MADVISE = ("normal", "random", "sequential")
 #: Largest folio: a PMD's worth of 4 KiB pages (the kernel's MAX_PAGECACHE_ORDER on x86-64),
 #: so a folio never crosses a page table (docs/model.md section 11.3).
 MAX_FOLIO_PAGES = 512
+#: The largest readahead window, in pages (4 GiB of 4 KiB pages).  The kernel takes any
+#: ``read_ahead_kb`` but reads no further than the file's end; the engine keeps room for two
+#: windows of evictions per step, so a window is bounded here, not by the memory it would take.
+MAX_RA_PAGES = 1 << 20
+
 #: The knobs a recorded trace replays with (docs/model.md section 11, "Defaults"): the
 #: kernel's fault granularity, fault_around_bytes 64 KiB, ra_pages 32 (128 KiB), the
 #: active/inactive lists (without their protection of the working set, ``workingset``:
@@ -526,9 +531,10 @@ class Scenario:
             raise ScenarioError(f"unknown fault_model {self.fault_model!r}; choose one of "
                                 f"{', '.join(FAULT_MODELS)}")
         ra = as_whole(self.ra_pages)
-        if ra is None or not 0 <= ra < LIMIT:
-            raise ScenarioError(f"ra_pages must be an integer >= 0 (readahead window in pages; "
-                                f"0: off), got {self.ra_pages!r}")
+        if ra is None or not 0 <= ra <= MAX_RA_PAGES:
+            raise ScenarioError(f"ra_pages must be an integer from 0 (off) to {MAX_RA_PAGES:,} "
+                                f"(readahead window in pages: at most 4 GiB), got "
+                                f"{self.ra_pages!r}")
         object.__setattr__(self, "ra_pages", ra)
         object.__setattr__(self, "folio_pages", _check_folio_pages("scenario", self.folio_pages))
         if self.memory_bytes is not None:
