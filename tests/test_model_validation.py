@@ -312,6 +312,9 @@ CONSTRUCTION = [
     # adversary schedules
     case("adversary-default-needs-period", lambda: Adversary(),
          r"adversary: a periodic schedule needs period_ns > 0, got 0"),
+    case("adversary-rate-without-poisson", lambda: Adversary(rate_hz=1000),
+         r"adversary: a periodic schedule needs period_ns > 0, got 0 "
+         r"\(rate_hz=1000 is the mean rate of kind='poisson'\)"),
     case("adversary-unknown-kind", lambda: Adversary(kind="burst"),
          r"adversary: unknown kind 'burst'; kinds are poisson, periodic, times"),
     case("adversary-poisson-zero", lambda: Adversary(kind="poisson", rate_hz=0),

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 import vmlab
-from vmlab import Costs, Fixed, Scenario, ScenarioError, compare, simulate, simulate_many
+from vmlab import Costs, Fixed, Scenario, ScenarioError, Vma, compare, simulate, simulate_many
 from vmlab.trace import synth
 
 
@@ -33,6 +33,27 @@ def test_simulate_many_refuses_before_running_anything():
         simulate_many([(sc, "nopage"), (sc.replace(memory_pages=2), "nopage")],
                       keep=ran.append, n_jobs=1)
     assert ran == []
+
+
+@pytest.mark.parametrize("runs, message", [
+    (lambda sc: [sc, None], "runs must be (scenario, policy) pairs; item 0 is Scenario"),
+    (lambda sc: [(sc, "nopage"), (sc, "nopage", 2)],
+     "runs must be (scenario, policy) pairs; item 1 is tuple of length 3"),
+    (lambda sc: [("nopage", sc)], "runs must be (scenario, policy) pairs; item 0 is a pair whose "
+                                  "first element is str, not a Scenario"),
+])
+def test_simulate_many_names_the_item_that_is_no_pair(runs, message):
+    with pytest.raises(ScenarioError) as e:
+        simulate_many(runs(_scenario()))
+    assert str(e.value) == message
+
+
+def test_a_single_vma_is_taken_as_a_list():
+    sc = _scenario()
+    vma = Vma(0x7F0000000000, 0x7F0000000000 + 4096, "file")
+    assert Scenario(sc.trace, vmas=vma).vmas == (vma,)
+    with pytest.raises(ScenarioError, match="^vmas must be a list of Vma objects, got int$"):
+        Scenario(sc.trace, vmas=5)
 
 
 def test_compare_results_are_the_rows():

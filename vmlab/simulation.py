@@ -21,6 +21,7 @@ from .errors import ScenarioError
 from .model._checks import did_you_mean
 from .model.costs import Costs
 from .model.policies import PRESETS, Policy, get_policy, knob_names
+from .model.scenario import Scenario
 from .results import Result
 from .sampling import miniature, run_sampled
 
@@ -117,7 +118,7 @@ def simulate_many(runs, *, keep=None, n_jobs=None, show_progress=None, desc="run
     ...                     keep=lambda r: r.summary["n_retries"])
     [0, 20]
     """
-    runs = [(sc, None if p is None else get_policy(p)) for sc, p in runs]
+    runs = [(sc, None if p is None else get_policy(p)) for sc, p in _pairs(runs)]
     check_runs(runs)
     keep = keep or (lambda r: r)
     return _map(lambda sp: keep(simulate(*sp)), runs, n_jobs=n_jobs, desc=desc,
@@ -296,6 +297,22 @@ def sweep(scenario, grid, *, n_jobs=None, show_progress=None, client=None, cache
         row.update({k: v for k, v in r.items() if k not in row})
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _pairs(runs):
+    """``runs`` as a list of ``(scenario, policy)`` pairs, or a ScenarioError naming the
+    first item that is not one."""
+    runs = list(runs)
+    for i, item in enumerate(runs):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            what = type(item).__name__ + (f" of length {len(item)}"
+                                          if isinstance(item, (tuple, list)) else "")
+        elif not isinstance(item[0], Scenario):
+            what = f"a pair whose first element is {type(item[0]).__name__}, not a Scenario"
+        else:
+            continue
+        raise ScenarioError(f"runs must be (scenario, policy) pairs; item {i} is {what}")
+    return runs
 
 
 def check_runs(runs):

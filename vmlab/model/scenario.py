@@ -328,7 +328,10 @@ def _check_schedule(sched, what):
     if period is None:
         raise ScenarioError(f"{what}: period_ns must be a whole number of ns, got {sched.period_ns!r}")
     if kind == "periodic" and not period > 0:
-        raise ScenarioError(f"{what}: a periodic schedule needs period_ns > 0, got {sched.period_ns!r}")
+        hint = (f" (rate_hz={rate!r} is the mean rate of kind='poisson')"
+                if is_finite_number(rate) and rate > 0 else "")
+        raise ScenarioError(f"{what}: a periodic schedule needs period_ns > 0, got "
+                            f"{sched.period_ns!r}{hint}")
     object.__setattr__(sched, "period_ns", _check_ns(what, "period_ns", period))
     times, bad = whole_values(sched.times_ns)
     if bad is not None:
@@ -452,7 +455,14 @@ class Scenario:
         if not isinstance(self.trace, Trace):
             raise ScenarioError(f"trace must be a vmlab Trace, got {type(self.trace).__name__}")
         if self.vmas is not None:
-            vmas = tuple(self.vmas)
+            if isinstance(self.vmas, Vma):
+                vmas = (self.vmas,)  # (one VMA: a list of one, as for files)
+            else:
+                try:
+                    vmas = tuple(self.vmas)
+                except TypeError:
+                    raise ScenarioError(f"vmas must be a list of Vma objects, got "
+                                        f"{type(self.vmas).__name__}") from None
             for v in vmas:
                 if not isinstance(v, Vma):
                     raise ScenarioError(f"vmas must be Vma objects, got {v!r}")
