@@ -200,6 +200,10 @@ def test_sampled_fault_curve_equals_sampled_lru_replay(zipf):
     assert (abs(curve["fault_ratio"] - exact["fault_ratio"]) <= 0.03).all()
     with pytest.raises(ScenarioError, match="sizes must be"):
         fault_curve(zipf, [0, 10])
+    # a fraction of a page is refused, not cut to a whole page
+    with pytest.raises(ScenarioError) as e:
+        fault_curve(zipf, [10, 1.5])
+    assert str(e.value) == "fault_curve: sizes must be whole numbers of pages, got 1.5 at position 1"
 
 
 def test_fault_curve_skips_lock_w_records():

@@ -26,6 +26,7 @@ import numpy as np
 
 from ._numba import njit
 from .errors import ScenarioError
+from .model._checks import LIMIT, LIMIT_TEXT, whole_values
 from .model.scenario import min_memory_pages
 from .trace.model import Op, Trace
 from .trace.stats import COLD, reuse_distance
@@ -303,9 +304,14 @@ def fault_curve(trace, sizes, sample_rate=None):
     """
     import pandas as pd
 
-    sizes = np.asarray(sizes, dtype=np.int64).ravel()
-    if len(sizes) == 0 or (sizes < 1).any():
-        raise ScenarioError("fault_curve: sizes must be page-cache sizes of at least 1 page")
+    ints, bad = whole_values(sizes)
+    if bad is not None:
+        raise ScenarioError(f"fault_curve: sizes must be whole numbers of pages, got {bad[1]!r}"
+                            + (f" at position {bad[0]}" if bad[0] is not None else ""))
+    if len(ints) == 0 or min(ints) < 1 or max(ints) >= LIMIT:
+        raise ScenarioError(f"fault_curve: sizes must be page-cache sizes of at least 1 page "
+                            f"(and below {LIMIT_TEXT})")
+    sizes = np.asarray(ints, dtype=np.int64)
     rate = 1.0 if sample_rate is None else float(sample_rate)
     if not 0 < rate <= 1:
         raise ScenarioError(f"fault_curve: sample_rate must be in (0, 1], got {sample_rate!r}")
