@@ -17,6 +17,7 @@ import textwrap
 import threading
 from pathlib import Path
 
+from ._io import check_writable, destination_of, refuse_onto_itself
 from .errors import VmlabError
 
 #: Name of the Jupyter kernel the notebooks declare.
@@ -270,20 +271,49 @@ def _policy_names():
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, batch schedulers), raised in the main thread so that it
-    unwinds like Ctrl-C: every ``except BaseException`` cleanup runs (temporary files are
-    removed, nothing half-written is published)."""
+    """SIGTERM (``kill``, ``timeout``, batch schedulers) or SIGHUP (the terminal closed, an
+    ssh connection dropped), raised in the main thread so that it unwinds like Ctrl-C: every
+    ``except BaseException`` cleanup runs (temporary files are removed, nothing half-written
+    is published)."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+#: Signals that end the command like Ctrl-C (cleanly, one line, exit 128 + the signal).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _on_stop_signal(signum, frame):
+    raise Terminated(signum)
+
+
+def _catch_stop_signals():
+    """Route :data:`STOP_SIGNALS` to :class:`Terminated`; returns the handlers to restore.
+    A signal ignored when vmlab started (``nohup`` ignores SIGHUP) stays ignored."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _on_stop_signal)
+    return previous
+
+
+#: Hints of the Python API in error messages, as the command line spells them.
+CLI_HINTS = (("(pass other_events='skip' to ignore other events)",
+              "(give --other-events skip to ignore other events)"),)
+
+
+def _cli_message(message):
+    for api, cli in CLI_HINTS:
+        message = message.replace(api, cli)
+    return message
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = _catch_stop_signals()
     try:
         return _main(argv)
     except BrokenPipeError:
@@ -294,14 +324,18 @@ def main(argv=None):
         os.close(devnull)
         return 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe ended
     except VmlabError as e:
-        print(f"vmlab: error: {e}", file=sys.stderr)
+        print(f"vmlab: error: {_cli_message(str(e))}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
-        print(f"vmlab: error: {e.filename or e}: no such file", file=sys.stderr)
+        where = destination_of(e.filename) if e.filename else e
+        print(f"vmlab: error: {where}: no such file", file=sys.stderr)
         return 2
-    except Terminated:
-        print("vmlab: terminated (SIGTERM)", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except Terminated as e:
+        try:  # after SIGHUP the terminal may be gone: the exit code still tells
+            print(f"vmlab: terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
+        except OSError:
+            pass
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("vmlab: interrupted", file=sys.stderr)
         return 130
@@ -309,12 +343,13 @@ def main(argv=None):
         print("vmlab: error: out of memory", file=sys.stderr)
         return 2
     except OSError as e:  # permission, disk full, a folder where a file is expected...
-        where = f"{e.filename}: " if e.filename else ""
+        # (a temporary file's error names the file the user asked for)
+        where = f"{destination_of(e.filename)}: " if e.filename else ""
         print(f"vmlab: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _main(argv):
