@@ -78,6 +78,9 @@ def _parser():
                    help="input format (default: detected from the content)")
     c.add_argument("--page-size", type=int, default=None, help="page size in bytes (default 4096)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
 
     i = tsub.add_parser("info", help="summary of a trace: records, threads, pages, VMAs",
                         description="Print a trace's records, threads, address spaces, distinct "
@@ -87,6 +90,9 @@ def _parser():
     i.add_argument("--verify", action="store_true",
                    help="read PATH as a native trace (every .vmt read verifies its checksums)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    i.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
 
     s = tsub.add_parser(
         "synth", help="generate a synthetic workload",
@@ -144,6 +150,9 @@ def _parser():
                    help="fadvise(DONTNEED) calls per second on the first file VMA (Poisson)")
     r.add_argument("--horizon-ns", type=int, default=None, help="stop the run there")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
     r.add_argument("--no-records", action="store_true",
                    help="keep no per-fault records (summary only; for very long traces)")
     r.add_argument("--sample-rate", type=float, default=None,
@@ -239,6 +248,9 @@ def _parser():
     w.add_argument("--workers", type=int, default=2, help="worker processes of a local cluster")
     w.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
 
     # -- report / batch ------------------------------------------------------------------
     rp = sub.add_parser("report", help="execute every notebook into an HTML report",
@@ -401,6 +413,7 @@ def _program_argv(a):
 def _record(a):
     from .trace.record import record
 
+    check_writable(a.out)
     path, info = record(_program_argv(a), a.out, tool=a.tool)
     print(f"wrote {path}: {info['records']:,} records, {info['n_mappings']} mapping rows, "
           f"{info['n_files']} files; program exit code {info['exit_code']}, "
@@ -415,6 +428,7 @@ def _record(a):
 def _calibrate(a):
     from .calibrate import calibrate
 
+    check_writable(a.out)
     prof = calibrate(a.out, runs=a.runs, major=not a.no_major)
     for k, v in prof["costs"].items():
         if isinstance(v, dict) and v.get("kind") == "empirical":
@@ -445,6 +459,18 @@ def _validate(a):
     else:
         print(format_table(res))
     return 0
+
+
+def _read_options(a, path, fmt):
+    """The reader options the command's flags give (``--other-events``: perf input only)."""
+    if getattr(a, "other_events", None) is None:
+        return {}
+    from .trace.convert import detect_format
+
+    fmt = fmt or detect_format(path)
+    if fmt != "perf":
+        raise VmlabError(f"--other-events applies to perf input only; {path} is {fmt}")
+    return {"other_events": a.other_events}
 
 
 def _open_any(path, fmt=None, **options):
@@ -485,7 +511,9 @@ def _convert(a):
 
     dst = Path(a.dst)
     fmt = _output_format(dst, "DST")
-    opts = {}
+    refuse_onto_itself(a.src, a.dst)
+    check_writable(dst)
+    opts = _read_options(a, a.src, a.fmt)
     if a.page_size is not None:
         ps = _positive_int("--page-size", a.page_size, MIN_PAGE_SIZE, MAX_PAGE_SIZE)
         if ps & (ps - 1):
@@ -510,7 +538,7 @@ def _info(a):
     if a.verify:
         tr = open_trace(a.path, verify=True)
     else:
-        tr = _open_any(a.path, a.fmt)
+        tr = _open_any(a.path, a.fmt, **_read_options(a, a.path, a.fmt))
     s = summarize(tr)
     if a.json:
         print(json.dumps(_jsonable(s.to_dict()), indent=1))
@@ -666,7 +694,7 @@ def _run(a):
             io = float(a.io)
         except ValueError:
             raise VmlabError(f"--io must be nvme, hdd or a number of ns, got {a.io!r}") from None
-    tr = _open_any(a.trace)
+    tr = _open_any(a.trace, **_read_options(a, a.trace, None))
     if fractions is not None:
         distinct = len(index_trace(tr).keys)
         sizes = [(f, max(1, int(round(f * distinct)))) for f in fractions]
@@ -802,7 +830,8 @@ def _sweep(a):
     if not grid:
         raise VmlabError("nothing to sweep: give at least one --grid KEY=V1,V2,... (or several "
                          "--policy names)")
-    tr = _open_any(a.trace)
+    check_writable(out)
+    tr = _open_any(a.trace, **_read_options(a, a.trace, None))
     sc = Scenario(tr, backing=a.backing, policy=pols[0], records=False,
                   horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, sample_rate=a.sample_rate)
     from .distributed import connect
