@@ -583,6 +583,8 @@ def _synth(argv):
         kwargs[pname] = v
     out = Path(a.out)
     fmt = _output_format(out, "--out")
+    _check_synth_size(name, kwargs)
+    check_writable(out)
     try:
         tr = fn(**kwargs)
     except (TypeError, ValueError, OverflowError) as e:
@@ -598,6 +600,33 @@ def _synth(argv):
     write_trace(tr, out, fmt)
     print(f"wrote {out}: {len(tr):,} records", file=sys.stderr)
     return 0
+
+
+def _memory_bytes():
+    """This machine's physical memory, in bytes (the bound of a generated trace)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_synth_size(name, kwargs):
+    """Refuse, before generating, a trace whose building would not fit in this machine's
+    memory (every generator's record count, and a Zipf law's tables, from its options:
+    :func:`vmlab.trace.synth.planned_size`), rather than swap or be killed for memory."""
+    from .trace.synth import ZIPF_BYTES_PER_PAGE, planned_size
+    from .units import fmt_bytes
+
+    records, zipf_pages, need = planned_size(name, **kwargs)
+    have = _memory_bytes()
+    if need <= have:
+        return
+    if zipf_pages * ZIPF_BYTES_PER_PAGE > have:
+        raise VmlabError(
+            f"{name}: a Zipf law over {zipf_pages:,} pages needs about "
+            f"{fmt_bytes(zipf_pages * ZIPF_BYTES_PER_PAGE)} of memory for its tables, more "
+            f"than this machine's {fmt_bytes(have)}; ask for fewer pages")
+    raise VmlabError(
+        f"{name}: {records:,} records need about {fmt_bytes(need)} of memory to generate "
+        f"(a generated trace is built in memory), more than this machine's "
+        f"{fmt_bytes(have)}; ask for fewer records")
 
 
 def _kernel_install(a):
