@@ -743,7 +743,7 @@ def _run(a):
                                                "ra_pages", "folio_pages", "replacement",
                                                "fault_around_pages", "memory_pages")}
     else:
-        where = {"backing": a.backing or "file", "replacement": "lru",
+        where = {"backing": "file" if a.backing is None else a.backing, "replacement": "lru",
                  "fault_around_pages": 1, **knobs}
     base = Scenario(
         tr, **where, policy=policies[0],
@@ -816,7 +816,28 @@ def _run(a):
         for cells in [head] + body:
             print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
                             for j, (c, w) in enumerate(zip(cells, widths))).rstrip())
+        for row, cells in zip(rows, body):
+            line = _killed_line(row)
+            if line:
+                print(f"{cells[0]}, {cells[1]}: {line}" if len(rows) > 1 else line)
     return 0
+
+
+def _plural(n, word):
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _killed_line(row):
+    """What a row's threads lost to SIGBUS or a fatal signal (docs/model.md section 5: a
+    SIGBUS ends its thread, whose remaining records are abandoned), or "" when none: the
+    table's counts cover only the records that ran."""
+    sigbus, abandoned = int(row.get("n_sigbus") or 0), int(row.get("n_abandoned_records") or 0)
+    if sigbus:
+        return (f"SIGBUS: {_plural(sigbus, 'thread')} killed, "
+                f"{_plural(abandoned, 'record')} abandoned")
+    if abandoned:
+        return f"killed threads: {_plural(abandoned, 'record')} abandoned"
+    return ""
 
 
 def _grid_values(text):
