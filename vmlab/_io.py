@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import VmlabError
+from .errors import TraceFormatError, VmlabError
 
 
 #: Temporary names are ``.<destination name>.vmlab-tmp-<pid>-<random>`` (a file) or the same
@@ -107,6 +107,8 @@ def temp_beside(path):
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
+        except OSError as e:
+            raise _cannot_write(path, e) from None
         os.close(fd)
         return tmp
 
@@ -120,6 +122,8 @@ def temp_dir_beside(path):
             os.mkdir(tmp, 0o700)
         except FileExistsError:
             continue
+        except OSError as e:
+            raise _cannot_write(path, e) from None
         return tmp
 
 
@@ -130,6 +134,49 @@ def publish(tmp, path):
     except IsADirectoryError:
         raise VmlabError(f"{path}: is a directory; expected the name of the file to write") \
             from None
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+
+
+def _cannot_write(path, err):
+    """The error for a file that cannot be written at ``path``: it names ``path`` (what the
+    user typed), never the temporary name beside it."""
+    return VmlabError(f"{path}: cannot write the output file there: {err.strerror or err}")
+
+
+def destination_of(name):
+    """The destination a temporary name of this module stands for (``.x.vmlab-tmp-1-ab`` in
+    folder ``d`` -> ``d/x``), or ``name`` itself when it is no such name: an error raised
+    while writing a temporary file names the file the user asked for."""
+    name = os.fspath(name)
+    head, tail = os.path.split(name)
+    m = _TMP_NAME.match(tail)
+    return os.path.join(head, m["dest"]) if m else name
+
+
+def check_writable(path):
+    """Fail now, in one line naming ``path``, when no file can be written there: a
+    temporary file is created beside it (in the nearest folder that exists, so none is
+    created) and removed.  For commands that work long before they write."""
+    path = Path(path)
+    if path.is_dir():
+        raise VmlabError(f"{path}: is a directory; expected the name of the file to write")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise VmlabError(f"{path}: {folder} is not a folder")
+    while True:
+        tmp = folder / _temp_name(path).name
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise _cannot_write(path, e) from None
+        os.close(fd)
+        os.unlink(tmp)
+        return path
 
 
 def progress(total=None, desc="", unit="records", enabled=None):
@@ -148,3 +195,22 @@ def same_file(a, b):
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def refuse_onto_itself(src, dst):
+    """Refuse to write ``dst`` when it is the input ``src``: the same file however named
+    (``./x``, a symlink, a hard link), whatever the formats; an output replaces its file,
+    so the input would be lost."""
+    if same_file(src, dst):
+        raise TraceFormatError(
+            f"refusing to convert a file onto itself (the output is the input {src})", dst)
+
+
+def printable(text):
+    """``text`` with every non-printable character escaped as Python writes it (``\\x1b``,
+    ``\\n``, ``\\r``, ``\\u202e``): a string read from a file cannot move the cursor,
+    clear the terminal or fake a line when printed."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -17,6 +17,7 @@ import textwrap
 import threading
 from pathlib import Path
 
+from ._io import check_writable, destination_of, refuse_onto_itself
 from .errors import VmlabError
 
 #: Name of the Jupyter kernel the notebooks declare.
@@ -77,6 +78,9 @@ def _parser():
                    help="input format (default: detected from the content)")
     c.add_argument("--page-size", type=int, default=None, help="page size in bytes (default 4096)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
 
     i = tsub.add_parser("info", help="summary of a trace: records, threads, pages, VMAs",
                         description="Print a trace's records, threads, address spaces, distinct "
@@ -86,6 +90,9 @@ def _parser():
     i.add_argument("--verify", action="store_true",
                    help="read PATH as a native trace (every .vmt read verifies its checksums)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    i.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
 
     s = tsub.add_parser(
         "synth", help="generate a synthetic workload",
@@ -143,6 +150,9 @@ def _parser():
                    help="fadvise(DONTNEED) calls per second on the first file VMA (Poisson)")
     r.add_argument("--horizon-ns", type=int, default=None, help="stop the run there")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
     r.add_argument("--no-records", action="store_true",
                    help="keep no per-fault records (summary only; for very long traces)")
     r.add_argument("--sample-rate", type=float, default=None,
@@ -238,6 +248,9 @@ def _parser():
     w.add_argument("--workers", type=int, default=2, help="worker processes of a local cluster")
     w.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("--other-events", choices=("error", "skip"), default=None,
+                   help="perf input: what to do with events other than page faults and the "
+                        "mmap_lock writers' system calls (default error)")
 
     # -- report / batch ------------------------------------------------------------------
     rp = sub.add_parser("report", help="execute every notebook into an HTML report",
@@ -270,20 +283,49 @@ def _policy_names():
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, batch schedulers), raised in the main thread so that it
-    unwinds like Ctrl-C: every ``except BaseException`` cleanup runs (temporary files are
-    removed, nothing half-written is published)."""
+    """SIGTERM (``kill``, ``timeout``, batch schedulers) or SIGHUP (the terminal closed, an
+    ssh connection dropped), raised in the main thread so that it unwinds like Ctrl-C: every
+    ``except BaseException`` cleanup runs (temporary files are removed, nothing half-written
+    is published)."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+#: Signals that end the command like Ctrl-C (cleanly, one line, exit 128 + the signal).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _on_stop_signal(signum, frame):
+    raise Terminated(signum)
+
+
+def _catch_stop_signals():
+    """Route :data:`STOP_SIGNALS` to :class:`Terminated`; returns the handlers to restore.
+    A signal ignored when vmlab started (``nohup`` ignores SIGHUP) stays ignored."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _on_stop_signal)
+    return previous
+
+
+#: Hints of the Python API in error messages, as the command line spells them.
+CLI_HINTS = (("(pass other_events='skip' to ignore other events)",
+              "(give --other-events skip to ignore other events)"),)
+
+
+def _cli_message(message):
+    for api, cli in CLI_HINTS:
+        message = message.replace(api, cli)
+    return message
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = _catch_stop_signals()
     try:
         return _main(argv)
     except BrokenPipeError:
@@ -294,14 +336,18 @@ def main(argv=None):
         os.close(devnull)
         return 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe ended
     except VmlabError as e:
-        print(f"vmlab: error: {e}", file=sys.stderr)
+        print(f"vmlab: error: {_cli_message(str(e))}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
-        print(f"vmlab: error: {e.filename or e}: no such file", file=sys.stderr)
+        where = destination_of(e.filename) if e.filename else e
+        print(f"vmlab: error: {where}: no such file", file=sys.stderr)
         return 2
-    except Terminated:
-        print("vmlab: terminated (SIGTERM)", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except Terminated as e:
+        try:  # after SIGHUP the terminal may be gone: the exit code still tells
+            print(f"vmlab: terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
+        except OSError:
+            pass
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("vmlab: interrupted", file=sys.stderr)
         return 130
@@ -309,12 +355,13 @@ def main(argv=None):
         print("vmlab: error: out of memory", file=sys.stderr)
         return 2
     except OSError as e:  # permission, disk full, a folder where a file is expected...
-        where = f"{e.filename}: " if e.filename else ""
+        # (a temporary file's error names the file the user asked for)
+        where = f"{destination_of(e.filename)}: " if e.filename else ""
         print(f"vmlab: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _main(argv):
@@ -366,6 +413,7 @@ def _program_argv(a):
 def _record(a):
     from .trace.record import record
 
+    check_writable(a.out)
     path, info = record(_program_argv(a), a.out, tool=a.tool)
     print(f"wrote {path}: {info['records']:,} records, {info['n_mappings']} mapping rows, "
           f"{info['n_files']} files; program exit code {info['exit_code']}, "
@@ -380,6 +428,7 @@ def _record(a):
 def _calibrate(a):
     from .calibrate import calibrate
 
+    check_writable(a.out)
     prof = calibrate(a.out, runs=a.runs, major=not a.no_major)
     for k, v in prof["costs"].items():
         if isinstance(v, dict) and v.get("kind") == "empirical":
@@ -410,6 +459,18 @@ def _validate(a):
     else:
         print(format_table(res))
     return 0
+
+
+def _read_options(a, path, fmt):
+    """The reader options the command's flags give (``--other-events``: perf input only)."""
+    if getattr(a, "other_events", None) is None:
+        return {}
+    from .trace.convert import detect_format
+
+    fmt = fmt or detect_format(path)
+    if fmt != "perf":
+        raise VmlabError(f"--other-events applies to perf input only; {path} is {fmt}")
+    return {"other_events": a.other_events}
 
 
 def _open_any(path, fmt=None, **options):
@@ -450,7 +511,9 @@ def _convert(a):
 
     dst = Path(a.dst)
     fmt = _output_format(dst, "DST")
-    opts = {}
+    refuse_onto_itself(a.src, a.dst)
+    check_writable(dst)
+    opts = _read_options(a, a.src, a.fmt)
     if a.page_size is not None:
         ps = _positive_int("--page-size", a.page_size, MIN_PAGE_SIZE, MAX_PAGE_SIZE)
         if ps & (ps - 1):
@@ -475,7 +538,7 @@ def _info(a):
     if a.verify:
         tr = open_trace(a.path, verify=True)
     else:
-        tr = _open_any(a.path, a.fmt)
+        tr = _open_any(a.path, a.fmt, **_read_options(a, a.path, a.fmt))
     s = summarize(tr)
     if a.json:
         print(json.dumps(_jsonable(s.to_dict()), indent=1))
@@ -520,6 +583,8 @@ def _synth(argv):
         kwargs[pname] = v
     out = Path(a.out)
     fmt = _output_format(out, "--out")
+    _check_synth_size(name, kwargs)
+    check_writable(out)
     try:
         tr = fn(**kwargs)
     except (TypeError, ValueError, OverflowError) as e:
@@ -535,6 +600,33 @@ def _synth(argv):
     write_trace(tr, out, fmt)
     print(f"wrote {out}: {len(tr):,} records", file=sys.stderr)
     return 0
+
+
+def _memory_bytes():
+    """This machine's physical memory, in bytes (the bound of a generated trace)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_synth_size(name, kwargs):
+    """Refuse, before generating, a trace whose building would not fit in this machine's
+    memory (every generator's record count, and a Zipf law's tables, from its options:
+    :func:`vmlab.trace.synth.planned_size`), rather than swap or be killed for memory."""
+    from .trace.synth import ZIPF_BYTES_PER_PAGE, planned_size
+    from .units import fmt_bytes
+
+    records, zipf_pages, need = planned_size(name, **kwargs)
+    have = _memory_bytes()
+    if need <= have:
+        return
+    if zipf_pages * ZIPF_BYTES_PER_PAGE > have:
+        raise VmlabError(
+            f"{name}: a Zipf law over {zipf_pages:,} pages needs about "
+            f"{fmt_bytes(zipf_pages * ZIPF_BYTES_PER_PAGE)} of memory for its tables, more "
+            f"than this machine's {fmt_bytes(have)}; ask for fewer pages")
+    raise VmlabError(
+        f"{name}: {records:,} records need about {fmt_bytes(need)} of memory to generate "
+        f"(a generated trace is built in memory), more than this machine's "
+        f"{fmt_bytes(have)}; ask for fewer records")
 
 
 def _kernel_install(a):
@@ -631,7 +723,7 @@ def _run(a):
             io = float(a.io)
         except ValueError:
             raise VmlabError(f"--io must be nvme, hdd or a number of ns, got {a.io!r}") from None
-    tr = _open_any(a.trace)
+    tr = _open_any(a.trace, **_read_options(a, a.trace, None))
     if fractions is not None:
         distinct = len(index_trace(tr).keys)
         sizes = [(f, max(1, int(round(f * distinct)))) for f in fractions]
@@ -651,7 +743,7 @@ def _run(a):
                                                "ra_pages", "folio_pages", "replacement",
                                                "fault_around_pages", "memory_pages")}
     else:
-        where = {"backing": a.backing or "file", "replacement": "lru",
+        where = {"backing": "file" if a.backing is None else a.backing, "replacement": "lru",
                  "fault_around_pages": 1, **knobs}
     base = Scenario(
         tr, **where, policy=policies[0],
@@ -724,7 +816,28 @@ def _run(a):
         for cells in [head] + body:
             print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
                             for j, (c, w) in enumerate(zip(cells, widths))).rstrip())
+        for row, cells in zip(rows, body):
+            line = _killed_line(row)
+            if line:
+                print(f"{cells[0]}, {cells[1]}: {line}" if len(rows) > 1 else line)
     return 0
+
+
+def _plural(n, word):
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _killed_line(row):
+    """What a row's threads lost to SIGBUS or a fatal signal (docs/model.md section 5: a
+    SIGBUS ends its thread, whose remaining records are abandoned), or "" when none: the
+    table's counts cover only the records that ran."""
+    sigbus, abandoned = int(row.get("n_sigbus") or 0), int(row.get("n_abandoned_records") or 0)
+    if sigbus:
+        return (f"SIGBUS: {_plural(sigbus, 'thread')} killed, "
+                f"{_plural(abandoned, 'record')} abandoned")
+    if abandoned:
+        return f"killed threads: {_plural(abandoned, 'record')} abandoned"
+    return ""
 
 
 def _grid_values(text):
@@ -767,7 +880,8 @@ def _sweep(a):
     if not grid:
         raise VmlabError("nothing to sweep: give at least one --grid KEY=V1,V2,... (or several "
                          "--policy names)")
-    tr = _open_any(a.trace)
+    check_writable(out)
+    tr = _open_any(a.trace, **_read_options(a, a.trace, None))
     sc = Scenario(tr, backing=a.backing, policy=pols[0], records=False,
                   horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, sample_rate=a.sample_rate)
     from .distributed import connect

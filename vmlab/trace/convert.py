@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .readers._text import check_file, first_index
-from .._io import same_file
+from .._io import refuse_onto_itself
 from ..errors import TraceFormatError
 from .model import Op, Trace
 from .native import MAGIC, TraceWriter, open_trace, save_trace
@@ -135,8 +135,7 @@ def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
     (a previous file there is untouched) and no temporary file remains.
     """
     src, dst = check_file(src), Path(dst)
-    if same_file(src, dst) or src.resolve() == dst.resolve():
-        raise TraceFormatError("refusing to convert a file onto itself (dst is src)", dst)
+    refuse_onto_itself(src, dst)
     fmt = fmt or detect_format(src)
     if fmt == "vmt":
         return Path(save_trace(_open_vmt(src, options), dst))

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._io import printable
 from .._numba import njit
 from .model import Op, Trace
 from .vmas import DEFAULT_CHUNK, PageAccumulator, VmaRange
@@ -118,9 +119,11 @@ class TraceSummary:
     def __str__(self):
         n = self.n_records
         pct = (lambda c: f" ({100.0 * c / n:.1f}%)") if n else (lambda c: "")
-        lines = [f"source          {self.source or '-'}"]
+        # strings read from the file are printed escaped (a control character cannot clear
+        # the terminal or fake a line)
+        lines = [f"source          {printable(self.source) or '-'}"]
         if self.notes:
-            lines.append(f"notes           {self.notes}")
+            lines.append(f"notes           {printable(self.notes)}")
         lines.append(f"records         {n:,}")
         lines.append(f"threads         {self.n_threads:,}")
         lines.append(f"address spaces  {self.n_address_spaces:,}")
@@ -147,7 +150,7 @@ class TraceSummary:
             limit = 40
             for v, p in list(zip(self.vmas, self.vma_pages))[:limit]:
                 lines.append(f"  {v.asid:>4}  {v.start:>#14x}  {v.end:>#14x}  {p:>10,}  "
-                             f"{v.pages_touched:>10,}  {v.records:>12,}  {v.label}")
+                             f"{v.pages_touched:>10,}  {v.records:>12,}  {printable(v.label)}")
             if len(self.vmas) > limit:
                 lines.append(f"  ... {len(self.vmas) - limit} more")
         return "\n".join(lines)

@@ -578,9 +578,12 @@ def phases(n=None, phases=None, n_phases=4, ws_pages=1024, overlap=0.0, dist="un
         spec = [(int(bounds[k + 1] - bounds[k]), ws_pages,
                  int(round(k * ws_pages * (1.0 - overlap)))) for k in range(n_phases)]
     else:
+        if not isinstance(phases, (list, tuple)):
+            raise TypeError("phases must be a list of (length, ws_pages, offset_pages) "
+                            f"triples, e.g. [(1000, 64, 0), (1000, 64, 32)], got {phases!r}")
         spec = []
         for k, ph in enumerate(phases):
-            if len(ph) != 3:
+            if not isinstance(ph, (list, tuple)) or len(ph) != 3:
                 raise ValueError(f"phase {k}: expected (length, ws_pages, offset_pages), got {ph!r}")
             spec.append((_check_pos(f"phase {k} length", ph[0], allow_zero=True),
                          _check_pos(f"phase {k} ws_pages", ph[1]),
@@ -1256,6 +1259,79 @@ def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
     return _by_clock(threads, page_size, src)
 
 
+# ---------------------------------------------------------------------------------------
+# Sizes, known before generating
+
+
+def _count(v):
+    """A count argument as an int (0 when it is not one: the generator refuses it itself)."""
+    ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+    return int(v) if ok else 0
+
+
+def _phases_size(a):
+    if a["phases"] is None:
+        return _count(a["n"]), _count(a["ws_pages"]) if a["dist"] == "zipf" else 0
+    if not isinstance(a["phases"], (list, tuple)):
+        return 0, 0
+    ok = [ph for ph in a["phases"] if isinstance(ph, (list, tuple)) and len(ph) == 3]
+    return (sum(_count(ph[0]) for ph in ok),
+            max((_count(ph[1]) for ph in ok), default=0) if a["dist"] == "zipf" else 0)
+
+
+def _reverse_file_size(a):
+    t, pages = _count(a["n_threads"]), _count(a["pages"])
+    return (pages if a["split"] else t * pages), 0
+
+
+def _app_start_size(a):
+    c = {k: _count(a[k]) for k in ("n_threads", "faults_per_thread", "n_writers",
+                                   "writes_per_writer", "n_readers", "reads_per_reader")}
+    return (c["n_threads"] * c["faults_per_thread"] + c["n_writers"] * c["writes_per_writer"]
+            + c["n_readers"] * c["reads_per_reader"]), 0
+
+
+#: Per generator: (its records and its Zipf-table pages, from its arguments (defaults
+#: applied); peak bytes of memory per record while it builds them, measured with
+#: 8-million-record traces: the ones that merge per-thread streams hold several copies).
+_SIZES = {
+    "sequential": (lambda a: (_count(a["n"]), 0), 24),
+    "strided": (lambda a: (_count(a["n"]), 0), 24),
+    "uniform": (lambda a: (_count(a["n"]), 0), 24),
+    "zipf": (lambda a: (_count(a["n"]), _count(a["pages"])), 24),
+    "phases": (_phases_size, 24),
+    "shared_file": (lambda a: (_count(a["n_threads"]) * _count(a["n_per_thread"]),
+                               _count(a["pages"]) if a["pattern"] == "zipf" else 0), 24),
+    "lock_loop": (lambda a: (_count(a["n"]), 0), 24),
+    "reverse_file": (_reverse_file_size, 56),
+    "random_reads_with_mmap_loop": (
+        lambda a: (_count(a["n_reads"]) + _count(a["n_lock_ops"]) + _count(a["n_lock_reads"]),
+                   0), 64),
+    "pft_threads": (lambda a: (_count(a["n_threads"]) * _count(a["pages_per_thread"]), 0), 104),
+    "ebizzy": (lambda a: (_count(a["n_threads"]) * _count(a["n_iters"])
+                          * (_count(a["chunk_pages"]) + 2), 0), 104),
+    "app_start": (_app_start_size, 104),
+}
+#: Peak bytes of memory per page of a Zipf law's tables (cdf, weights, permutation copies).
+ZIPF_BYTES_PER_PAGE = 48
+
+
+def planned_size(name, **kwargs):
+    """What generator ``name`` would build with ``kwargs``, computed from the arguments
+    alone (nothing is generated): ``(records, zipf_pages, nbytes)``, the trace's records,
+    the pages of its largest Zipf law (0: none) and about the peak memory building it
+    takes.  Arguments the generator would refuse count as 0 (it says what is wrong)."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; generators are {', '.join(GENERATORS)}")
+    import inspect
+
+    bound = inspect.signature(GENERATORS[name]).bind_partial(**kwargs)
+    bound.apply_defaults()
+    size, per_record = _SIZES[name]
+    records, zipf_pages = size(bound.arguments)
+    return records, zipf_pages, records * per_record + zipf_pages * ZIPF_BYTES_PER_PAGE
+
+
 GENERATORS = {
     "sequential": sequential,
     "strided": strided,
@@ -1274,4 +1350,4 @@ GENERATORS = {
 __all__ = ["GENERATORS", "DEFAULT_BASE", "DEFAULT_LOCK_ADDR", "sequential", "strided",
            "uniform", "zipf", "phases", "shared_file", "lock_loop", "reverse_file",
            "random_reads_with_mmap_loop", "pft_threads", "ebizzy", "app_start",
-           "round_robin_positions", "zipf_ranks"]
+           "round_robin_positions", "zipf_ranks", "planned_size"]
