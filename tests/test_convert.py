@@ -186,6 +186,27 @@ def test_detect_format_errors(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["empty.txt", "junk.txt"]
 
 
+@pytest.mark.parametrize("name, good, bad, want", [
+    ("t.lackey", [b"==1== Lackey, an example Valgrind tool"]
+     + [b" L %08x,4" % (0x1000 + 64 * i) for i in range(40)], b" L 0000\xff\xfe,4",
+     "t.lackey:42: expected '<hex>,<size>' after ' L '"),
+    ("t.din", [b"0 %x 4" % (0x1000 + 64 * i) for i in range(40)], b"0 zz\xff 4",
+     "t.din:41: expected a hexadecimal address after the label"),
+])
+def test_a_bad_line_after_the_first_records_is_reported_by_the_reader(tmp_path, name, good, bad,
+                                                                       want):
+    """The format is told by the file's first records; a bad line further on (within the
+    64 KiB looked at) gets the reader's message with its line number, not "cannot tell the
+    trace format"."""
+    src = tmp_path / name
+    src.write_bytes(b"\n".join(good + [bad] + good[-3:]) + b"\n")
+    assert detect_format(src) == name.split(".")[1]
+    with pytest.raises(TraceFormatError) as err:
+        convert(src, tmp_path / "x.vmt")
+    assert want in str(err.value)
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
 def test_convert_empty_input_leaves_nothing(tmp_path):
     src = tmp_path / "only_pid.txt"
     src.write_text("==5== Lackey, an example Valgrind tool\n==5== \n")

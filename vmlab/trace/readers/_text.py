@@ -42,6 +42,9 @@ NL = 10
 MAX_BLOCK = 64 << 20
 #: Longest line accepted (a file without newlines must not be read whole into memory).
 MAX_LINE = 16 << 20
+#: Records a format's sniffer reads before it decides: the file's first lines tell its
+#: format; a bad line further on is the reader's to report, with its line number.
+SNIFF_RECORDS = 32
 #: Blocks smaller than this are parsed by one thread.
 MIN_SPLIT = 1 << 15
 #: Records formatted at once by the writers.

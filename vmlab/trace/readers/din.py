@@ -36,7 +36,7 @@ from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import Op, TraceMeta
 from . import _text
-from ._text import (ERR_CAPACITY, address_outputs, check_file, check_options,
+from ._text import (ERR_CAPACITY, SNIFF_RECORDS, address_outputs, check_file, check_options,
                     scan_hex, shorten)
 
 NAME = "din"
@@ -201,6 +201,8 @@ def sniff(head: bytes) -> bool:
         if not _RE_LINE.match(line):
             return False
         records += 1
+        if records == SNIFF_RECORDS:
+            break  # (a bad line further on is the reader's to report, with its number)
     return records > 0
 
 

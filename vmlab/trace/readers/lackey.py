@@ -27,7 +27,7 @@ from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import Op, TraceMeta
 from . import _text
-from ._text import (ERR_CAPACITY, address_outputs, check_file, check_options,
+from ._text import (ERR_CAPACITY, SNIFF_RECORDS, address_outputs, check_file, check_options,
                     scan_hex, shorten)
 
 NAME = "lackey"
@@ -171,6 +171,8 @@ def sniff(head: bytes) -> bool:
         if not _RE_RECORD.match(line):
             return False
         records += 1
+        if records == SNIFF_RECORDS:
+            break  # (a bad line further on is the reader's to report, with its number)
     return records > 0 or header
 
 
