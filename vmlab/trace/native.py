@@ -262,9 +262,8 @@ class TraceWriter:
             return
         cols = {}
         for name in ("tid", "gap_ns"):
-            path = self._out if name == "addr" else os.path.join(self._dir, name)
-            cols[name] = np.memmap(path, dtype="<" + self._src[name].str[1:], mode="r",
-                                   shape=(self.n_records,))
+            cols[name] = np.memmap(os.path.join(self._dir, name), mode="r",
+                                   dtype="<" + self._src[name].str[1:], shape=(self.n_records,))
         over = first_gap_total_over(cols["tid"], cols["gap_ns"])
         del cols
         if over is not None:
