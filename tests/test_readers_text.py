@@ -14,6 +14,7 @@ from vmlab.errors import TraceFormatError
 from vmlab.trace import Op, Trace
 from vmlab.trace.convert import read_trace, write_trace
 from vmlab.trace.readers import csv_format, din, lackey
+from vmlab.trace.model import GAP_LIMIT, MAX_ASIDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LACKEY_TRUE = FIXTURES / "lackey_true.txt"
@@ -48,10 +49,12 @@ def traces(draw, ops=(0, 1, 2, 3), full=False, max_size=60):
     if full:
         cols["tid"] = np.array(draw(st.lists(st.integers(0, 2**32 - 1), min_size=n, max_size=n)),
                                np.uint32)
-        cols["asid"] = np.array(draw(st.lists(st.integers(0, 2**16 - 1), min_size=n, max_size=n)),
-                                np.uint16)
+        cols["asid"] = np.array(draw(st.lists(st.integers(0, MAX_ASIDS - 1), min_size=n,
+                                              max_size=n)), np.uint16)
         if draw(st.booleans()):
-            cols["gap_ns"] = np.array(draw(st.lists(U64, min_size=n, max_size=n)), np.uint64)
+            # each gap below 2**62, a thread's total too (at most max_size gaps)
+            gap = st.integers(0, GAP_LIMIT // max_size - 1)
+            cols["gap_ns"] = np.array(draw(st.lists(gap, min_size=n, max_size=n)), np.uint64)
     return Trace(**cols)
 
 

@@ -19,7 +19,7 @@ from ..model.costs import LIMIT_TEXT, MAX_NS, TABLE_SIZE, writer_parts_ns
 from ..model.scenario import (min_memory_pages, refuse_knobs,
                              signal_interval_dist)
 from .._numba import njit, prefetch
-from ..trace.model import CHANGE_AT_RELEASE, MAX_CALL, Op, lock_w_ranges
+from ..trace.model import ASID_BITS, CHANGE_AT_RELEASE, MAX_CALL, Op, lock_w_ranges
 from . import codes as C
 from .fastpath import fast_path_eligibility, knob_row
 from .kernel import KernelInputs
@@ -27,8 +27,8 @@ from .kernel import KernelInputs
 #: The knobs of docs/model.md sections 11-12 the engine runs (``refuse_knobs`` refuses the
 #: others): every one of them.
 RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages", "workingset")
-_ASID_BITS = 12
-_VPN_BITS = 52
+_ASID_BITS = ASID_BITS      # (trace.check() refuses a larger asid)
+_VPN_BITS = 64 - ASID_BITS
 _CHUNK = 1 << 24
 _LOCK_W = int(Op.LOCK_W)
 _LOCK_R = int(Op.LOCK_R)
@@ -76,6 +76,10 @@ def _index_trace(trace):
     n = len(trace)
     if n == 0:
         raise ScenarioError("the trace has no records; nothing to simulate")
+    # the limits the engine's int64 times and 64-bit page keys rely on (asids below
+    # 2**ASID_BITS, each gap and each thread's total of gaps below 2**62): checked when the
+    # trace was built or its file verified, else here, once
+    trace.check()
     shift = int(trace.page_size).bit_length() - 1
     uniq, first, rank, by_key, rec_page = _pages_chunked(trace, shift, n)
     # threads: a counting sort by thread, chunk by chunk (no argsort of the whole trace)
@@ -86,8 +90,6 @@ def _index_trace(trace):
         a, b = int(tc.min()), int(tc.max())
         tids = np.union1d(tids, [a] if a == b else np.unique(tc))
         n_asid = max(n_asid, int(np.max(trace.asid[lo:lo + _CHUNK])) + 1)
-    if n_asid > 1 << _ASID_BITS:
-        raise ScenarioError(f"address-space ids must be below {1 << _ASID_BITS}")
     T = len(tids)
     if T == 1:
         thr_off = np.array([0, n], np.int64)

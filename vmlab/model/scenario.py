@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from ..errors import ScenarioError
+from ..trace.model import MAX_ASIDS as TRACE_MAX_ASIDS
 from ..trace.model import Trace
 from ._checks import (LIMIT, LIMIT_TEXT, as_whole, checked_keywords, did_you_mean, first_outside,
                       is_bool, is_finite_number, is_number, unknown_names, whole_values)
@@ -44,9 +45,9 @@ KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages"
                    "replacement": "twolist"}
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
 MAX_HORIZON_NS = LIMIT
-#: Address-space ids are below this (the engine's key has 12 asid bits: engine/prepare.py
-#: ``_ASID_BITS``).
-MAX_ASIDS = 1 << 12
+#: Address-space ids are below this (the engine's key has 12 asid bits; a trace's limit,
+#: vmlab.trace.model.MAX_ASIDS).
+MAX_ASIDS = TRACE_MAX_ASIDS
 #: Thread ids are below this (the trace's ``tid`` column is uint32).
 MAX_TID = 1 << 32
 #: Highest Poisson rate: one event per ns on average (a faster rate draws gaps of 0 ns).

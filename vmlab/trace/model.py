@@ -147,6 +147,147 @@ def call_error(op, call, i):
 #: ``LOCK_W`` up (``op >= FIRST_LOCK_OP``), so that a test over a column stays one compare.
 FIRST_LOCK_OP = Op.LOCK_W
 
+# -- the value limits of a record ------------------------------------------------------------
+# One place for them: every reader, the .vmt writer and verifier, and Trace itself refuse a
+# record outside them (first_bad_record), so whatever vmlab reads it can write, read back and
+# replay.  README "What is checked on input", docs/model.md section 1 "Limits".
+
+#: The largest op code.
+MAX_OP = int(max(Op))
+#: Largest size of an access (bytes) and of a ``LOCK_R`` hold (ns); a ``LOCK_W``'s size is
+#: the length of its range, any 64-bit value.
+MAX_SIZE = (1 << 32) - 1
+#: Largest thread id (the ``tid`` column is 32 bits).
+MAX_TID = (1 << 32) - 1
+#: Address-space ids are below this: the engine keys a page by ``asid << 52 | vpn`` in 64
+#: bits (12 asid bits) and keeps per-address-space lock queues of one row per thread.
+ASID_BITS = 12
+MAX_ASIDS = 1 << ASID_BITS
+#: Every ``gap_ns``, and the total of one thread's gaps, is below this (2**62 ns, 146 years):
+#: the engine adds a thread's gaps and the run's costs in int64, each below 2**62.
+GAP_LIMIT = 1 << 62
+#: How the limits read in messages.
+GAP_LIMIT_TEXT = "2**62 ns (146 years)"
+_OP_NAMES_TEXT = ", ".join(op.name.lower() for op in Op)
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """The first record outside the limits: its index, the column at fault, and what is
+    wrong (``reason`` names the record: ``"record 3 has op code 9; expected 0 to 5 ..."``).
+    ``damage`` is true for values vmlab never wrote in any version (an undefined op or call
+    code, a size-0 access): in a ``.vmt`` file they mean the file is damaged."""
+
+    index: int
+    column: str
+    reason: str
+    damage: bool
+
+    def message(self):
+        """One line: ``column 'op': record 3 has op code 9; expected 0 to 5 (...)``."""
+        return f"column {self.column!r}: {self.reason}"
+
+
+def first_bad_record(columns, max_op=MAX_OP, older=" in this version", step=1 << 20):
+    """The :class:`BadRecord` of the first record of ``columns`` (a mapping of column name
+    to array; ``tid``, ``asid``, ``gap_ns``, ``call`` optional) outside the limits, or None.
+
+    Refused: an op code over ``max_op``; an access (not ``LOCK_W``/``LOCK_R``) of size 0 or
+    over :data:`MAX_SIZE`, a ``LOCK_R`` hold over :data:`MAX_SIZE`; a tid over
+    :data:`MAX_TID`; an asid of :data:`MAX_ASIDS` or more; a ``gap_ns`` of
+    :data:`GAP_LIMIT` or more; a call code over :data:`MAX_CALL` or nonzero on a record that
+    is not a ``LOCK_W``.  (``older`` ends the list of op codes when ``max_op`` is that of an
+    older file version.)  Block by block: a few SIMD reductions clear a block at memory
+    speed, only a block that fails one is looked at record by record.  (A thread's total of
+    gaps is :func:`first_gap_total_over`'s.)"""
+    op, size = columns["op"], columns["size"]
+    tid, asid = columns.get("tid"), columns.get("asid")
+    gap, call = columns.get("gap_ns"), columns.get("call")
+    n = len(op)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        o = np.asarray(op[lo:hi])
+        z = np.asarray(size[lo:hi])
+        found = []          # (index in block, order, BadRecord maker)
+        if o.max() > max_op:
+            k = int(np.argmax(o > max_op))
+            found.append((k, 0, lambda k, v=int(o[k]): BadRecord(
+                lo + k, "op", f"record {lo + k} has op code {v}; expected 0 to {max_op} "
+                f"({', '.join(x.name.lower() for x in Op if x <= max_op)}"
+                f"{'' if max_op == MAX_OP else older})", True)))
+        if z.min() == 0 or z.max() > MAX_SIZE:
+            bad = ((z == 0) & (o < FIRST_LOCK_OP)) | ((z > MAX_SIZE) & (o != Op.LOCK_W))
+            if bad.any():
+                k = int(np.argmax(bad))
+                found.append((k, 1, lambda k, v=int(z[k]), w=int(o[k]): _bad_size(lo + k, w, v)))
+        for rank, (name, col, top, want) in enumerate((
+                ("tid", tid, MAX_TID, "a thread id below 2**32"),
+                ("asid", asid, MAX_ASIDS - 1,
+                 f"an address-space id below {MAX_ASIDS} (the engine keys pages by "
+                 f"{ASID_BITS} asid bits)"),
+                ("gap_ns", gap, GAP_LIMIT - 1, f"a gap below {GAP_LIMIT_TEXT}")), start=2):
+            if col is None or np.iinfo(col.dtype).max <= top:
+                continue
+            c = np.asarray(col[lo:hi])
+            if c.max() > top:
+                k = int(np.argmax(c > top))
+                found.append((k, rank, lambda k, name=name, v=int(c[k]), want=want: BadRecord(
+                    lo + k, name, f"record {lo + k} has {name} {v}; expected {want}", False)))
+        if call is not None:
+            k = bad_call_record(o, np.asarray(call[lo:hi]))
+            if k >= 0:
+                found.append((k, 5, lambda k, c=np.asarray(call[lo:hi]): BadRecord(
+                    lo + k, "call", call_error(o, c, k).replace(f"record {k}",
+                                                                f"record {lo + k}", 1), True)))
+        if found:
+            k, _rank, make = min(found, key=lambda f: (f[0], f[1]))
+            return make(k)
+    return None
+
+
+def _bad_size(i, o, z):
+    if z == 0:
+        return BadRecord(i, "size", f"record {i} is a {Op(o).name} of size 0; only lock_w and "
+                         "lock_r records have size 0", True)
+    what = "a LOCK_R hold of" if o == Op.LOCK_R else f"a {Op(o).name} of size"
+    unit = " ns" if o == Op.LOCK_R else ""
+    return BadRecord(i, "size", f"record {i} is {what} {z}{unit}; expected at most "
+                     f"{MAX_SIZE} (2**32-1{unit}; only a lock_w range may be longer)", False)
+
+
+def first_gap_total_over(tid, gap, limit=GAP_LIMIT, step=1 << 20):
+    """``(record, tid)`` of the first record at which its thread's gaps (``gap_ns``, each
+    below ``limit``) add up to ``limit`` or more, or None.
+
+    The sum of the whole column bounds every thread's: when it stays below ``limit`` (every
+    real trace: 2**62 ns is 146 years) one pass over the column, block by block, decides.
+    Only otherwise are the threads' running totals followed, in Python ints (no
+    overflow)."""
+    n = len(gap)
+    if n == 0:
+        return None
+    total = 0
+    for lo in range(0, n, step):
+        # float64 sums overestimate nothing by more than a part in 2**30 here: the margin
+        total += float(np.sum(np.asarray(gap[lo:lo + step]), dtype=np.float64))
+    if total < limit * (1 - 2.0 ** -20):
+        return None
+    running = {}
+    for lo in range(0, n, step):
+        g = np.asarray(gap[lo:lo + step])
+        t = np.asarray(tid[lo:lo + step]) if tid is not None else np.zeros(len(g), np.uint8)
+        first = None
+        for u in np.unique(t).tolist():
+            sel = np.flatnonzero(t == u)
+            csum = np.cumsum(g[sel].astype(object)) + running.get(u, 0)
+            over = np.flatnonzero(csum >= limit)
+            if len(over) and (first is None or int(sel[over[0]]) < first[0]):
+                first = (int(sel[over[0]]), u)
+            running[u] = int(csum[-1])
+        if first is not None:
+            return lo + first[0], first[1]
+    return None
+
 
 def is_access(op):
     """True where ``op`` (a code or an array of codes) is a memory access, not a lock
@@ -281,10 +422,11 @@ class Trace:
     trace can wrap memory-mapped columns.
     """
 
-    __slots__ = ("columns", "meta", "mappings", "_n_threads", "__weakref__")
+    __slots__ = ("columns", "meta", "mappings", "_n_threads", "_checked", "__weakref__")
 
     def __init__(self, addr, op=None, tid=None, asid=None, size=None, gap_ns=None, meta=None,
-                 *, call=None, mappings=None, _n_threads=None):
+                 *, call=None, mappings=None, _n_threads=None, _checked=False):
+        mapped = any(isinstance(c, np.memmap) for c in (addr, op, tid, asid, size, gap_ns, call))
         addr = _as_unsigned("addr", addr, np.uint64)
         n = len(addr)
         cols = {"addr": addr}
@@ -300,11 +442,6 @@ class Trace:
         for name, col in cols.items():
             if len(col) != n:
                 raise TraceFormatError(f"column {name!r} has {len(col)} records, addr has {n}")
-        if call is not None and not isinstance(cols["call"], np.memmap):
-            # (a memory-mapped column is checked by the native reader's verify pass)
-            bad = bad_call_record(cols["op"], cols["call"])
-            if bad >= 0:
-                raise TraceFormatError(call_error(cols["op"], cols["call"], bad))
         if size is None:
             size = np.full(n, 8, np.uint32)
             size[cols["op"] >= FIRST_LOCK_OP] = 0
@@ -314,21 +451,41 @@ class Trace:
         self.meta = meta if meta is not None else TraceMeta()
         self.mappings = mappings
         self._n_threads = _n_threads
+        self._checked = bool(_checked)
+        if not self._checked and not mapped:
+            # (memory-mapped columns are checked by the native reader's verify pass, or by
+            # check() before a replay: reading them here would defeat the mapping)
+            self.check()
+
+    def check(self, path=None):
+        """Raise :class:`TraceFormatError` (naming ``path`` if given, the column and the
+        first bad record) if a record is outside the limits (:func:`first_bad_record`) or a
+        thread's gaps add up to :data:`GAP_LIMIT` or more (:func:`first_gap_total_over`);
+        else mark the trace checked.  Every trace built from arrays is checked when it is
+        built; the engine checks one that is not (a ``.vmt`` opened with ``verify=False``)
+        before its replay."""
+        if self._checked:
+            return
+        check_columns(self.columns, path)
+        self._checked = True
 
     def __reduce__(self):  # the read-only mapping does not pickle; rebuild from its columns
-        return (_rebuild, (dict(self.columns), self.meta, self._n_threads))
+        return (_rebuild, (dict(self.columns), self.meta, self._n_threads, self._checked))
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_columns(cls, columns, meta=None, *, n_threads=None, mappings=None):
-        """Build a trace from a mapping of column name to array (see the module docstring)."""
+    def from_columns(cls, columns, meta=None, *, n_threads=None, mappings=None, _checked=False):
+        """Build a trace from a mapping of column name to array (see the module docstring).
+        ``_checked``: the columns are known to be within the limits (a verified file, a part
+        of a checked trace)."""
         unknown = set(columns) - set(ALL_COLUMNS)
         if unknown:
             raise TraceFormatError(
                 f"unknown column(s) {sorted(unknown)}; expected {', '.join(ALL_COLUMNS)}")
         if "addr" not in columns:
             raise TraceFormatError("a trace needs an 'addr' column")
-        return cls(meta=meta, mappings=mappings, _n_threads=n_threads, **dict(columns))
+        return cls(meta=meta, mappings=mappings, _n_threads=n_threads, _checked=_checked,
+                   **dict(columns))
 
     # -- access -------------------------------------------------------------------------
     def __len__(self):
@@ -378,7 +535,8 @@ class Trace:
     def with_meta(self, **changes):
         """A trace sharing these columns with some metadata fields changed."""
         return Trace.from_columns(self.columns, replace(self.meta, **changes),
-                                  n_threads=self._n_threads, mappings=self.mappings)
+                                  n_threads=self._n_threads, mappings=self.mappings,
+                                  _checked=self._checked)
 
     def __getitem__(self, key):
         """Slice or boolean/integer index; returns a new trace (views for slices).
@@ -393,7 +551,9 @@ class Trace:
         if self.mappings is not None and isinstance(key, slice) and key.step in (None, 1):
             lo, hi, _ = key.indices(len(self))
             mappings = self.mappings.window(lo, max(lo, hi))
-        return Trace.from_columns(cols, self.meta, mappings=mappings)
+        # (a part of a checked trace is within the limits: its threads' gaps add up to
+        # no more than the whole's)
+        return Trace.from_columns(cols, self.meta, mappings=mappings, _checked=self._checked)
 
     def record(self, i):
         """Record ``i`` as a dict of Python scalars."""
@@ -423,8 +583,32 @@ class Trace:
         return all(np.array_equal(v, other.columns[k]) for k, v in self.columns.items())
 
 
-def _rebuild(columns, meta, n_threads):
-    return Trace.from_columns(columns, meta, n_threads=n_threads)
+def check_columns(columns, path=None, max_op=MAX_OP, older=" in this version"):
+    """Raise :class:`TraceFormatError` (naming ``path`` if given) for the first record of
+    ``columns`` outside the limits (:func:`first_bad_record`: ``column 'op': record 3 has op
+    code 9; ...``, ``: the file is damaged`` after a value no vmlab writes when ``path`` is
+    given) or the first record at which a thread's gaps add up to :data:`GAP_LIMIT`."""
+    bad = first_bad_record(columns, max_op, older)
+    if bad is not None:
+        raise TraceFormatError(
+            bad.message() + (": the file is damaged" if bad.damage and path is not None else ""),
+            path)
+    gap = columns.get("gap_ns")
+    if gap is not None:
+        over = first_gap_total_over(columns.get("tid"), gap)
+        if over is not None:
+            raise TraceFormatError(gap_total_error(*over), path)
+
+
+def gap_total_error(i, tid):
+    """The message for :func:`first_gap_total_over`'s ``(record, tid)``."""
+    return (f"column 'gap_ns': record {i}: the gaps of thread {tid} add up to "
+            f"{GAP_LIMIT_TEXT} or more by this record; a thread's gaps must total below "
+            f"{GAP_LIMIT_TEXT}")
+
+
+def _rebuild(columns, meta, n_threads, checked=False):
+    return Trace.from_columns(columns, meta, n_threads=n_threads, _checked=checked)
 
 
 def _as_unsigned(name, values, default_dtype):

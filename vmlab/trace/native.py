@@ -13,8 +13,9 @@ The JSON header holds ``n_records``, ``page_size``, ``source``, ``notes``, ``n_t
 list ``columns`` of ``{"name", "dtype", "offset", "nbytes", "crc32"}``.  Opening checks the
 header against its schema (:func:`check_header`: types, ranges, every column after the header,
 inside the file, aligned, not overlapping another) and maps one ``np.memmap`` per column.  By
-default it then reads every column once (:func:`verify_columns`: CRC-32s, op codes, size-0
-accesses), at a few percent of the cost of replaying the file; ``verify=False`` reads no
+default it then reads every column once (:func:`verify_columns`: CRC-32s, then every record
+against the limits every reader applies, :func:`vmlab.trace.model.check_columns`: op codes,
+sizes, thread and address-space ids, gaps and each thread's total of gaps), at a few percent of the cost of replaying the file; ``verify=False`` reads no
 record, for milliseconds at any size.
 
 Version 2 (written only for a trace that carries mappings, so that a trace without them stays
@@ -66,8 +67,9 @@ import numpy as np
 
 from .._io import publish, temp_beside, temp_dir_beside
 from ..errors import TraceFormatError
-from .model import (ALL_COLUMNS, DEFAULT_DTYPES, MAX_PAGE_SIZE, MIN_PAGE_SIZE, REQUIRED_COLUMNS,
-                    Op, Trace, TraceMeta, bad_call_record, call_error, narrow_dtype)
+from .model import (ALL_COLUMNS, DEFAULT_DTYPES, GAP_LIMIT, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
+                    REQUIRED_COLUMNS, Op, Trace, TraceMeta, check_columns, first_bad_record,
+                    first_gap_total_over, gap_total_error, narrow_dtype)
 
 MAGIC = b"VMLTRACE"
 FORMAT_VERSION = 1
@@ -144,6 +146,7 @@ class TraceWriter:
         # of 4 GiB or more in the uint32 size column) is widened, never wrapped
         self._src = {n: np.dtype(DEFAULT_DTYPES[n]) for n in self.names}
         self._tids = set()
+        self._gap_sum = 0.0
         self.n_records = 0
         self._closed = False
 
@@ -179,22 +182,17 @@ class TraceWriter:
                 self._widen(name)       # a LOCK_W range of 4 GiB or more
             ready[name] = np.ascontiguousarray(col.astype(self._src[name], copy=False))
         if n:
-            # what open_trace refuses is never written: undefined op codes, size-0 accesses
-            bad = int(_first_bad_record(ready["op"], ready["size"]))
-            if bad >= 0:
-                o, z = int(ready["op"][bad]), int(ready["size"][bad])
+            # what open_trace refuses is never written: a record outside the limits
+            bad = first_bad_record(ready)
+            if bad is not None:
+                i = bad.index
                 raise TraceFormatError(
-                    f"record {self.n_records + bad}: " + (
-                        f"op code {o} is not one of 0 to {MAX_OP}" if o > MAX_OP else
-                        f"a {Op(o).name} of size {z} (only lock_w and lock_r records have "
-                        "size 0)"),
+                    bad.message().replace(f"record {i}", f"record {self.n_records + i}", 1),
                     self.path)
-            if "call" in ready:
-                bad = bad_call_record(ready["op"], ready["call"])
-                if bad >= 0:
-                    raise TraceFormatError(
-                        call_error(ready["op"], ready["call"], bad).replace(
-                            f"record {bad}", f"record {self.n_records + bad}", 1), self.path)
+            if "gap_ns" in ready:
+                # (a thread's gaps must total below GAP_LIMIT: followed exactly at close,
+                # only when all the gaps together come near it)
+                self._gap_sum += float(np.sum(ready["gap_ns"], dtype=np.float64))
         for name in self.names:
             col = ready[name]
             if n:
@@ -217,6 +215,7 @@ class TraceWriter:
         try:
             for f in self._files.values():
                 f.close()
+            self._check_gap_totals()
             layout = []
             offset = ADDR_OFFSET
             for name in ["addr"] + [n for n in self.names if n != "addr"]:
@@ -255,6 +254,20 @@ class TraceWriter:
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
         return self.path
+
+    def _check_gap_totals(self):
+        """Refuse a trace one of whose threads' gaps add up to GAP_LIMIT or more (read back
+        from the temporary columns: only when all the gaps together come near it)."""
+        if "gap_ns" not in self.names or self._gap_sum < GAP_LIMIT * (1 - 2.0 ** -20):
+            return
+        cols = {}
+        for name in ("tid", "gap_ns"):
+            cols[name] = np.memmap(os.path.join(self._dir, name), mode="r",
+                                   dtype="<" + self._src[name].str[1:], shape=(self.n_records,))
+        over = first_gap_total_over(cols["tid"], cols["gap_ns"])
+        del cols
+        if over is not None:
+            raise TraceFormatError(gap_total_error(*over), self.path)
 
     def _widen(self, name):
         """Rewrite the temporary column ``name`` as uint64 (the records written so far)."""
@@ -542,13 +555,14 @@ def open_trace(path, verify=True):
     ----------
     path : str or Path
     verify : bool
-        Read every column once (default): recompute its CRC-32 and check that op codes are
-        defined (``LOCK_R`` only from version 4) and that only lock records have size 0,
-        raising
-        :class:`TraceFormatError` naming the first damaged column.  This costs a few percent
-        of a replay of the same file (``benchmarks/bench_verify.py``).  ``verify=False``
-        checks the header only (types, ranges, column layout) and reads no record: for a
-        file just written, or to look at metadata.
+        Read every column once (default): recompute its CRC-32 and check every record
+        against the limits (:func:`vmlab.trace.model.check_columns`: op codes defined,
+        ``LOCK_R`` only from version 4, sizes, ids, gaps), raising
+        :class:`TraceFormatError` naming the first damaged column or bad record.  This costs
+        a few percent of a replay of the same file (``benchmarks/bench_verify.py``).
+        ``verify=False`` checks the header only (types, ranges, column layout) and reads no
+        record: for a file just written, or to look at metadata (the engine checks the
+        records once before replaying them).
     """
     hdr = read_header(path)
     n = hdr["n_records"]
@@ -564,7 +578,9 @@ def open_trace(path, verify=True):
     meta = TraceMeta(page_size=int(hdr["page_size"]), source=hdr.get("source", ""),
                      notes=hdr.get("notes", ""))
     mappings = read_tables(path, hdr)
-    return Trace.from_columns(cols, meta, n_threads=hdr.get("n_threads"), mappings=mappings)
+    # (verified: within the limits; else the engine checks the columns before a replay)
+    return Trace.from_columns(cols, meta, n_threads=hdr.get("n_threads"), mappings=mappings,
+                              _checked=verify)
 
 
 def _crc_part(view, lo, hi):
@@ -576,8 +592,9 @@ def _crc_part(view, lo, hi):
 
 def verify_columns(path, hdr, cols):
     """Raise :class:`TraceFormatError` naming the first column whose CRC-32 differs from the
-    header's, or whose values are out of range (op codes, ``LOCK_R`` before version 4, size 0
-    outside the lock records).
+    header's, or the column and first record whose value is outside the limits every reader
+    applies (:func:`vmlab.trace.model.check_columns`: op codes, ``LOCK_R`` before version 4,
+    sizes, thread and address-space ids, gaps and each thread's total of gaps, call codes).
 
     Columns are checksummed in parallel pieces (zlib releases the GIL) combined with
     :func:`crc32_combine`, so the pass runs at memory speed on every core.
@@ -595,11 +612,7 @@ def verify_columns(path, hdr, cols):
             step = max(_CHUNK, -(-len(view) // workers))
             parts = [(lo, min(len(view), lo + step)) for lo in range(0, len(view), step)]
             jobs.append((c, [(hi - lo, pool.submit(_crc_part, view, lo, hi)) for lo, hi in parts]))
-        if "op" in cols and "size" in cols and len(cols["op"]):
-            bad = pool.submit(_first_bad_record, np.asarray(cols["op"]), np.asarray(cols["size"]),
-                              max_op)
-        else:
-            bad = None
+        values = pool.submit(_check_values, path, cols, max_op, version)
         for c, parts in jobs:
             crc = 0
             for nbytes, fut in parts:
@@ -608,40 +621,14 @@ def verify_columns(path, hdr, cols):
                 raise TraceFormatError(
                     f"column {c['name']!r}: checksum mismatch (header says {c['crc32']:#010x}, "
                     f"the data gives {crc:#010x}): the file is damaged", path)
-        i = int(bad.result()) if bad is not None else -1
-        ci = (pool.submit(bad_call_record, np.asarray(cols["op"]), np.asarray(cols["call"]))
-              .result() if "call" in cols and "op" in cols and i < 0 else -1)
-    if ci >= 0:
-        raise TraceFormatError(
-            f"column 'call': {call_error(cols['op'], cols['call'], ci)}: the file is damaged",
-            path)
-    if i >= 0:
-        o, z = int(cols["op"][i]), int(cols["size"][i])
-        if o > max_op:
-            raise TraceFormatError(
-                f"column 'op': record {i} has op code {o}; expected 0 to {max_op} "
-                f"({', '.join(op.name.lower() for op in Op if op <= max_op)}"
-                f"{'' if max_op == MAX_OP else ' in a file of version ' + str(version)})"
-                ": the file is damaged", path)
-        raise TraceFormatError(
-            f"column 'size': record {i} is a {Op(o).name} of size {z}; only lock_w and lock_r "
-            "records have size 0: the file is damaged", path)
+        values.result()   # (after the checksums: a damaged column is named as such first)
 
 
-def _first_bad_record(op, size, max_op=MAX_OP, step=1 << 20):
-    """Index of the first record with an op code over ``max_op`` or a size-0 access, or -1.
-
-    Block by block: two SIMD reductions (max op, min size) clear a block at memory speed;
-    only a block holding a size 0 (lock records, or damage) is looked at record by
-    record."""
-    for lo in range(0, len(op), step):
-        o, z = op[lo:lo + step], size[lo:lo + step]
-        if o.max() <= max_op and z.min() > 0:
-            continue
-        hits = np.flatnonzero((o > max_op) | ((z == 0) & (o < LOCK_W)))
-        if len(hits):
-            return lo + int(hits[0])
-    return -1
+def _check_values(path, cols, max_op, version):
+    """The records' values against the limits (:func:`vmlab.trace.model.check_columns`)."""
+    if "op" in cols and "size" in cols and len(cols["op"]):
+        check_columns({k: np.asarray(v) for k, v in cols.items()}, path, max_op,
+                      f" in a file of version {version}")
 
 
 # CRC-32 combination (zlib's crc32_combine, which Python's zlib does not expose): the CRC of

@@ -16,7 +16,8 @@ record's system call, docs/model.md 15.12) is a name (``mmap``, ``munmap``, ``mp
 ``mremap``, ``brk``, ``unknown``; any case) or its code 0-5, and only a ``lock_w`` record may
 name one other than ``unknown``.  A value may be surrounded by
 blanks and by double quotes (no commas or quotes inside).  Ranges: tid and size < 2^32,
-asid < 2^16, addr and gap_ns < 2^64; size 0 only for ``lock_w`` and ``lock_r`` records (a
+asid < 4096 (the engine's limit, :data:`~vmlab.trace.model.MAX_ASIDS`), addr < 2^64,
+gap_ns < 2^62 (a thread's gaps must also total below 2^62 ns); size 0 only for ``lock_w`` and ``lock_r`` records (a
 ``lock_r`` record's size is its hold in ns, 0 for the cost ``mmap_read_cs_ns``).  Blank lines are
 skipped; ``\\r\\n`` line ends are accepted.  Every line needs exactly the header's number of
 fields.  (Quoted fields spanning lines, as general CSV allows, are not supported.)
@@ -38,7 +39,8 @@ import numpy as np
 
 from ..._numba import njit
 from ...errors import TraceFormatError
-from ..model import ALL_COLUMNS, MAX_CALL, Call, Op, TraceMeta
+from ..model import (ALL_COLUMNS, GAP_LIMIT, GAP_LIMIT_TEXT, MAX_ASIDS, MAX_CALL, MAX_SIZE, MAX_TID,
+                     Call, Op, TraceMeta, first_bad_record)
 from . import _text
 from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
@@ -49,8 +51,12 @@ WITH_GAP = False
 # column codes used by the kernel (index into ALL_COLUMNS), -1 = ignored column
 _TID, _ASID, _ADDR, _OP, _SIZE, _GAP, _CALL = range(7)
 assert ALL_COLUMNS == ("tid", "asid", "addr", "op", "size", "gap_ns", "call")
-_MAXIMA = np.array([0xFFFFFFFF, 0xFFFF, 2**64 - 1, 5, 0xFFFFFFFF, 2**64 - 1, int(MAX_CALL)],
+#: each column's largest value (the trace's limits, vmlab.trace.model)
+_MAXIMA = np.array([MAX_TID, MAX_ASIDS - 1, 2**64 - 1, 5, MAX_SIZE, GAP_LIMIT - 1, int(MAX_CALL)],
                    np.uint64)
+#: why, where a message says it
+_WHY = {_ASID: f"address-space ids are below {MAX_ASIDS}",
+        _GAP: f"gaps are below {GAP_LIMIT_TEXT}"}
 _DTYPES = (np.uint32, np.uint16, np.uint64, np.uint8, np.uint32, np.uint64, np.uint8)
 #: shortest record line: "0\n"
 _MIN_LINE = 2
@@ -339,7 +345,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                         f"{shorten(text)!r}")
             if err == ERR_RANGE:
                 limit = int(_MAXIMA[kinds[aux]])
-                return f"{col}: value {shorten(value)!r} is out of range (0 to {limit})"
+                why = _WHY.get(int(kinds[aux]))
+                return (f"{col}: value {shorten(value)!r} is out of range (0 to {limit}"
+                        f"{': ' + why if why else ''})")
             if kinds[aux] == _OP:
                 return (f"{col}: expected an operation (load, store, ifetch, modify, lock_w, "
                         f"lock_r, L, S, I, M, W, R or 0-5), found {shorten(value)!r}")
@@ -424,19 +432,21 @@ def _format(tid, asid, addr, op, size, gap, with_gap, call, with_call, out):
 def write(trace, path, *, show_progress=None):
     """Write ``trace`` as CSV (header ``tid,asid,addr,op,size[,gap_ns][,call]``), atomically.
 
-    Records with size 0 that are not ``lock_w`` or ``lock_r`` would not read back: an error
-    names the first one.
+    A record that would not read back (outside the limits, :func:`~vmlab.trace.model.
+    first_bad_record`, or a ``lock_w`` range of 4 GiB or more) is an error naming the first
+    one.
     """
     n = len(trace)
     c = trace.columns
-    bad = _text.first_index(lambda lo, hi: c["op"][lo:hi] > Op.LOCK_R, n)
-    if bad >= 0:
-        raise TraceFormatError(f"record {bad} has unknown op code {int(c['op'][bad])}", path)
+    bad = first_bad_record(c)
+    if bad is not None:
+        raise TraceFormatError(bad.message(), path)
     bad = _text.first_index(
-        lambda lo, hi: (c["size"][lo:hi] == 0) & (c["op"][lo:hi] < Op.LOCK_W), n)
+        lambda lo, hi: (c["size"][lo:hi] > MAX_SIZE) & (c["op"][lo:hi] == Op.LOCK_W), n)
     if bad >= 0:
         raise TraceFormatError(
-            f"record {bad} has size 0, allowed only for lock_w and lock_r records", path)
+            f"column 'size': record {bad} is a LOCK_W range of {int(c['size'][bad])} bytes; "
+            f"a CSV trace holds sizes up to {MAX_SIZE} (2**32-1)", path)
     with_gap = trace.has_gap
     with_call = trace.has_call
     header = (b"tid,asid,addr,op,size" + (b",gap_ns" if with_gap else b"")

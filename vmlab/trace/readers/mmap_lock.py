@@ -46,7 +46,7 @@ import numpy as np
 
 from ..._io import publish, temp_beside
 from ...errors import TraceFormatError
-from ..model import Op, Trace, TraceMeta
+from ..model import MAX_ASIDS, Op, Trace, TraceMeta
 
 #: The three tracepoints, as ``perf script`` names them.
 START, ACQUIRE, RELEASE = ("mmap_lock:mmap_lock_start_locking",
@@ -148,6 +148,12 @@ class LockCapture:
             gap[i] = r - last.get(t, t0)
             last[t] = r
         n = len(w)
+        if int(self.asid[w].max()) >= MAX_ASIDS:
+            i = int(w[np.argmax(self.asid[w] >= MAX_ASIDS)])
+            raise TraceFormatError(
+                f"operation {i} is in the {int(self.asid[i]) + 1:,}th distinct mm; a trace "
+                f"holds at most {MAX_ASIDS:,} address spaces (asid below {MAX_ASIDS})",
+                self.source or None)
         return Trace(np.zeros(n, np.uint64), op=np.full(n, Op.LOCK_W, np.uint8),
                      tid=tid.astype(np.uint32), asid=self.asid[w].astype(np.uint16),
                      size=np.zeros(n, np.uint32), gap_ns=gap.astype(np.uint64),

@@ -25,8 +25,8 @@ Layouts tested on perf 6.1:
 Throughput is about 200,000 lines a second (pure Python, one line at a time).  A line is cut
 into whitespace-separated tokens and matched token by token, so any line costs time linear in
 its length; lines longer than 16 MiB are refused.  Every number is checked before use: ids
-(at most 2**32-1), timestamps (below 2**62 ns), addresses (64 bits), at most 65,536 distinct
-processes (the 16-bit ``asid``).
+(at most 2**32-1), timestamps (below 2**62 ns), addresses (64 bits), at most 4,096 distinct
+processes (address spaces: :data:`~vmlab.trace.model.MAX_ASIDS`, the engine's limit).
 
 perf's *default* layout (``perf script`` with no ``-F``; perf 6.1) does **not** print the
 data address of a page-fault sample: the one address it prints is the instruction pointer.
@@ -112,7 +112,7 @@ import numpy as np
 
 from ..._io import progress
 from ...errors import TraceFormatError
-from ..model import DEFAULT_DTYPES, Call, Op, TraceMeta, narrow_dtype
+from ..model import DEFAULT_DTYPES, MAX_ASIDS, Call, Op, TraceMeta, narrow_dtype
 from ._syscall_ranges import syscall_args, writer_range
 
 NAME = "perf"
@@ -164,8 +164,8 @@ MAX_TIME_NS = 1 << 62
 #: Digits of the largest thread or process id accepted (ids are 32-bit).
 _ID_DIGITS = 10
 _MAX_ID = 0xFFFFFFFF
-#: Distinct processes a trace can hold (the asid column is 16 bits).
-MAX_PROCESSES = 1 << 16
+#: Distinct processes a trace can hold (one address space each: the engine's limit).
+MAX_PROCESSES = MAX_ASIDS
 
 
 def _is_int(tok):
@@ -583,7 +583,8 @@ class _PerfScript:
             if len(self.asid_of) >= MAX_PROCESSES:
                 raise TraceFormatError(
                     f"process {pid} is the {MAX_PROCESSES + 1:,}th distinct process; a "
-                    f"trace holds at most {MAX_PROCESSES:,} address spaces (16-bit asid)",
+                    f"trace holds at most {MAX_PROCESSES:,} address spaces (asid below "
+                    f"{MAX_PROCESSES})",
                     self.path, lineno)
             asid = self.asid_of[pid] = len(self.asid_of)
         return asid
