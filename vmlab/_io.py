@@ -101,8 +101,14 @@ def temp_beside(path):
     """
     path = _check_destination(path)
     remove_stale(path)
+    return _new_temp(path, path.parent)
+
+
+def _new_temp(path, folder):
+    """A new empty file in ``folder`` with a temporary name of ``path`` (created exclusively,
+    mode 0666 less the umask); an error names ``path``."""
     while True:
-        tmp = _temp_name(path)
+        tmp = folder / _temp_name(path).name
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -166,17 +172,8 @@ def check_writable(path):
         folder = folder.parent
     if not folder.is_dir():
         raise VmlabError(f"{path}: {folder} is not a folder")
-    while True:
-        tmp = folder / _temp_name(path).name
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise _cannot_write(path, e) from None
-        os.close(fd)
-        os.unlink(tmp)
-        return path
+    os.unlink(_new_temp(path, folder))
+    return path
 
 
 def progress(total=None, desc="", unit="records", enabled=None):
