@@ -99,44 +99,7 @@ def test_convert_onto_its_input_is_refused_in_every_format(tmp_path, capsys, mon
     assert _snapshot(tmp_path) == before
 
 
-# -- 2. SIGHUP ----------------------------------------------------------------------------
-
-
-def test_sighup_during_conversion_is_clean(tmp_path):
-    src = tmp_path / "big.din"
-    with open(src, "wb") as f:
-        for _ in range(40):
-            f.write(b"0 7f0000001000\n1 7f0000002008\n" * 100_000)
-    before = _snapshot(tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "vmlab.cli", "trace", "convert", str(src),
-                          str(tmp_path / "o.vmt"), "--quiet"], env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and p.poll() is None:
-        if any(".vmlab-tmp-" in n for n in os.listdir(tmp_path)):
-            break
-        time.sleep(0.01)
-    p.send_signal(signal.SIGHUP)
-    _, err = p.communicate(timeout=60)
-    if p.returncode == 0:
-        pytest.skip("the conversion finished before the signal")
-    assert p.returncode == 128 + signal.SIGHUP
-    assert err.decode() == "vmlab: terminated (SIGHUP)\n"
-    assert _snapshot(tmp_path) == before
-
-
-def test_stop_signals_are_caught_unless_ignored():
-    saved = {s: signal.getsignal(s) for s in cli.STOP_SIGNALS}
-    try:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        previous = cli._catch_stop_signals()
-        assert previous == {signal.SIGTERM: signal.SIG_DFL}
-        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-        assert signal.getsignal(signal.SIGTERM) is cli._on_stop_signal
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
+# -- 2. SIGHUP: tests/test_cli_hostile.py, with SIGTERM ------------------------------
 
 
 # -- 3. terminal escapes in a trace's strings --------------------------------------------
