@@ -440,12 +440,26 @@ def test_convert_detects_and_streams_perf(tmp_path):
 @pytest.mark.parametrize("bad, expect", [
     ("  1/2  1.000000001:  page-faults:  1ffffffffffffffff\n", "more than 64 bits"),
     ("  1/-2  1.000000001:  page-faults:  1000\n", "out of range"),
+    ("  -3/2  1.000000001:  page-faults:  1000\n",
+     "process id -3 is out of range; expected a real pid \\(or -1, unknown\\)"),
 ])
 def test_out_of_range_values(tmp_path, bad, expect):
     p = write(tmp_path, "  1/2  1.000000000:  page-faults:  1000\n" + bad)
     with pytest.raises(TraceFormatError, match=expect) as e:
         read(p)
     assert e.value.line == 2
+
+
+def test_an_unknown_pid_is_the_threads_known_one(tmp_path):
+    """perf prints -1 for a pid it does not know: the thread's pid from the task markers (a
+    fork line here), as for a line without a pid; not an address space of its own."""
+    text = ("  7 0 1.000000000: PERF_RECORD_FORK(7:8):(7:7)\n"
+            "  7/7  1.000000001:  page-faults:  1000\n"
+            "  -1/8  1.000000002:  page-faults:  2000\n"
+            "  7/8  1.000000003:  page-faults:  3000\n")
+    got = read(write(tmp_path, text))
+    assert got["asid"].tolist() == [0, 0, 0]
+    assert got["tid"].tolist() == [7, 8, 8]
 
 
 # --------------------------------------------------------------------------- writer ranges

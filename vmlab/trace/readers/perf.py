@@ -568,6 +568,11 @@ class _PerfScript:
         if slash:
             pid = _id(first, "process id", self.path, lineno)
             tid = _id(second, "thread id", self.path, lineno)
+            if pid == -1:
+                pid = self.pid_of.get(tid)  # (perf prints -1 for a pid it does not know)
+            elif not 0 <= pid <= _MAX_ID:
+                raise TraceFormatError(f"process id {pid} is out of range; expected a real "
+                                       f"pid (or -1, unknown)", self.path, lineno)
         else:
             tid = _id(first, "thread id", self.path, lineno)
             pid = self.pid_of.get(tid)
