@@ -11,7 +11,7 @@ import pytest
 
 import naive_engine
 from vmlab import Costs
-from vmlab.errors import ScenarioError, TraceFormatError
+from vmlab.errors import TraceFormatError
 from vmlab.model import Scenario, Vma
 from vmlab.simulation import simulate
 from vmlab.studies import ladder
