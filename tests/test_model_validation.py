@@ -19,6 +19,7 @@ import pytest
 from vmlab import (Adversary, Costs, Empirical, Exponential, Fixed, LogNormal, Policy, Scenario,
                    ScenarioError, SignalSchedule, Trace, TraceMeta, Uniform, Vma, compare,
                    get_policy, periodic_signals, poisson_signals, simulate, sweep)
+from vmlab.errors import TraceFormatError
 from vmlab.model import BACKINGS, PRESETS, can_serve
 
 _run = importlib.import_module("vmlab.engine.run")  # vmlab.engine.run is also a function
@@ -515,8 +516,6 @@ SIMULATE = [
          r"record 1 \(thread 7, address 0x15008, address space 0\) is in no VMA"),
     case("empty-trace", lambda: scen(trace=Trace(np.zeros(0, np.uint64))),
          r"the trace has no records; nothing to simulate"),
-    case("asid-too-large", lambda: Scenario(tiny(asids=(0, 4096))),
-         r"address-space ids must be below 4096"),
     case("memory-too-small-1-thread", lambda: scen(memory_pages=2),
          r"memory_pages=2 is too small for 1 threads: every in-flight or pinned page needs a frame; "
          r"use at least 3"),
@@ -555,6 +554,13 @@ SIMULATE = [
 def test_invalid_run_is_refused_by_simulate(make, message):
     with pytest.raises(ScenarioError, match=message):
         simulate(make())
+
+
+def test_an_asid_the_engine_cannot_key_is_refused_where_the_trace_is_made():
+    with pytest.raises(TraceFormatError) as e:
+        tiny(asids=(0, 4096))
+    assert str(e.value) == ("column 'asid': record 1 has asid 4096; expected an address-space "
+                            "id below 4096 (the engine keys pages by 12 asid bits)")
 
 
 def test_vma_ending_at_the_top_of_an_address_space_is_accepted():
