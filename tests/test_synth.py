@@ -347,3 +347,23 @@ def test_app_start_threads_and_writers():
     fs = np.searchsorted(files, first, side="right") - 1
     assert (fs >= 0).all() and (last <= files[fs] + 256).all()     # inside its file
     _per_thread_clock_is_monotone(t)
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: synth.sequential(10, **kw), lambda **kw: synth.uniform(10, **kw),
+    lambda **kw: synth.zipf(10, **kw), lambda **kw: synth.strided(10, 64, **kw),
+    lambda **kw: synth.shared_file(n_threads=2, n_per_thread=5, **kw),
+    lambda **kw: synth.reverse_file(n_threads=2, **kw),
+])
+def test_a_region_past_the_64_bit_address_space_is_refused_not_wrapped(make):
+    with pytest.raises(ValueError) as e:
+        make(pages=2**52)
+    assert str(e.value) == ("4,503,599,627,370,496 pages of 4096 bytes from base_addr "
+                            "0x7f0000000000 run past the 64-bit address space")
+    top = make(pages=4, base_addr=2**64 - 4 * 4096)  # ending exactly at 2**64: accepted
+    assert int(top.addr.max()) < 2**64 and int(top.addr.min()) >= 2**64 - 4 * 4096
+
+
+def test_phases_region_is_checked_at_its_highest_page():
+    with pytest.raises(ValueError, match="run past the 64-bit address space"):
+        synth.phases(phases=[(5, 4, 0), (5, 4, 2**52)])

@@ -164,6 +164,16 @@ def _check_lock_range(addr, lock_size):
     return ls
 
 
+def _check_region(base_addr, pages, page_size):
+    """``base_addr`` checked, and the region of ``pages`` pages from it inside the 64-bit
+    address space (its exclusive end at most 2**64): addresses never wrap."""
+    base_addr = _check_pos("base_addr", base_addr, allow_zero=True)
+    if base_addr + pages * page_size > 1 << 64:
+        raise ValueError(f"{pages:,} pages of {page_size} bytes from base_addr {base_addr:#x} "
+                         f"run past the 64-bit address space")
+    return base_addr
+
+
 def _check_page_size(page_size):
     TraceMeta(page_size=page_size)  # validates: positive power of two
     return int(page_size)
@@ -335,6 +345,7 @@ def sequential(n, pages, per_page=1, stride_bytes=None, start_page=0, base_addr=
     stride = page_size if stride_bytes is None else _check_pos("stride_bytes", stride_bytes)
     size = _check_pos("size", size)
     region = pages * page_size
+    base_addr = _check_region(base_addr, pages, page_size)
     within = (page_size // per_page) // size * size if aligned else 0
     first = (_check_pos("start_page", start_page, allow_zero=True) % pages) * page_size
     addr = np.empty(n, np.uint64)
@@ -394,6 +405,7 @@ def strided(n, stride_bytes, pages=None, base_addr=DEFAULT_BASE, page_size=4096,
             raise ValueError("strided(): addresses would overflow 64 bits")
     else:
         region = _check_pos("pages", pages) * page_size
+        base_addr = _check_region(base_addr, region // page_size, page_size)
     addr = np.empty(n, np.uint64)
     _fill_seq(addr, 0, 1, stride, region, 0, 0, base_addr)
     seed = _seed(seed)
@@ -440,6 +452,7 @@ def uniform(n, pages, base_addr=DEFAULT_BASE, page_size=4096, aligned=True, size
     n = _check_pos("n", n, allow_zero=True)
     pages = _check_pos("pages", pages)
     page_size = _check_page_size(page_size)
+    base_addr = _check_region(base_addr, pages, page_size)
     seed = _seed(seed)
     rng, rng_off, rng_op = _streams(seed, 3)
     addr = np.empty(n, np.uint64)
@@ -498,6 +511,7 @@ def zipf(n, pages, alpha=1.0, shuffle=True, base_addr=DEFAULT_BASE, page_size=40
     n = _check_pos("n", n, allow_zero=True)
     pages = _check_pos("pages", pages)
     page_size = _check_page_size(page_size)
+    base_addr = _check_region(base_addr, pages, page_size)
     alpha = float(alpha)
     seed = _seed(seed)
     rng, rng_perm, rng_off, rng_op = _streams(seed, 4)
@@ -596,6 +610,8 @@ def phases(n=None, phases=None, n_phases=4, ws_pages=1024, overlap=0.0, dist="un
     rng, rng_perm, rng_off, rng_op = _streams(seed, 4)
     addr = np.empty(n, np.uint64)
     lo = 0
+    base_addr = _check_region(base_addr, max((off + ws for _, ws, off in spec), default=0),
+                              page_size)
     for length, ws, off in spec:
         out = addr[lo:lo + length]
         b = base_addr + off * page_size
@@ -668,6 +684,7 @@ def shared_file(n_threads, n_per_thread, pages, pattern="uniform", alpha=1.0, sh
     m = _check_pos("n_per_thread", n_per_thread, allow_zero=True)
     pages = _check_pos("pages", pages)
     page_size = _check_page_size(page_size)
+    base_addr = _check_region(base_addr, pages, page_size)
     if pattern not in ("uniform", "zipf", "sequential"):
         raise ValueError(f"pattern must be 'uniform', 'zipf' or 'sequential', got {pattern!r}")
     seed = _seed(seed)
@@ -803,6 +820,7 @@ def reverse_file(n_threads=64, pages=1 << 16, split=True, base_addr=DEFAULT_BASE
     T = _check_pos("n_threads", n_threads)
     pages = _check_pos("pages", pages)
     page_size = _check_page_size(page_size)
+    base_addr = _check_region(base_addr, pages, page_size)
     if split:
         lengths = np.full(T, pages // T, np.int64)
         lengths[: pages % T] += 1
