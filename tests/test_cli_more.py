@@ -17,6 +17,8 @@ from vmlab import _io, cli
 from vmlab.cli import main
 from vmlab.trace import synth
 
+from test_cli import zipf  # noqa: F401  (the run tests' trace: 5,000 Zipf records)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIX = Path(__file__).parent / "fixtures"
 SHIPPED = ROOT / "data" / "lackey_ls.vmt"
@@ -268,24 +270,16 @@ def test_planned_size_counts_every_generators_records(name):
 # -- 8. threads killed by SIGBUS ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def zipf_small(tmp_path_factory):
-    path = tmp_path_factory.mktemp("z") / "z.vmt"
-    assert main(["trace", "synth", "zipf", "--n", "1000", "--pages", "100", "--seed", "1",
-                 "-o", str(path)]) == 0
-    return path
-
-
-def test_run_says_when_sigbus_killed_a_thread(zipf_small, capsys):
-    assert main(["run", str(zipf_small), "--backing", "iomem"]) == 0
+def test_run_says_when_sigbus_killed_a_thread(zipf, capsys):
+    assert main(["run", str(zipf), "--backing", "iomem"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "SIGBUS: 1 thread killed, 1,000 records abandoned"
-    assert main(["run", str(zipf_small), "--backing", "iomem", "--policy", "nopage,nopfn",
+    assert lines[-1] == "SIGBUS: 1 thread killed, 5,000 records abandoned"
+    assert main(["run", str(zipf), "--backing", "iomem", "--policy", "nopage,nopfn",
                  "--memory-pages", "10"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "nopage, 10 pages: SIGBUS: 1 thread killed, 1,000 records abandoned"
+    assert lines[-1] == "nopage, 10 pages: SIGBUS: 1 thread killed, 5,000 records abandoned"
     assert not any("nopfn" in line and "SIGBUS" in line for line in lines)
-    assert main(["run", str(zipf_small)]) == 0
+    assert main(["run", str(zipf)]) == 0
     assert "abandoned" not in capsys.readouterr().out
 
 
