@@ -78,9 +78,7 @@ def _parser():
                    help="input format (default: detected from the content)")
     c.add_argument("--page-size", type=int, default=None, help="page size in bytes (default 4096)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
-    c.add_argument("--other-events", choices=("error", "skip"), default=None,
-                   help="perf input: what to do with events other than page faults and the "
-                        "mmap_lock writers' system calls (default error)")
+    _add_other_events(c)
 
     i = tsub.add_parser("info", help="summary of a trace: records, threads, pages, VMAs",
                         description="Print a trace's records, threads, address spaces, distinct "
@@ -90,9 +88,7 @@ def _parser():
     i.add_argument("--verify", action="store_true",
                    help="read PATH as a native trace (every .vmt read verifies its checksums)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
-    i.add_argument("--other-events", choices=("error", "skip"), default=None,
-                   help="perf input: what to do with events other than page faults and the "
-                        "mmap_lock writers' system calls (default error)")
+    _add_other_events(i)
 
     s = tsub.add_parser(
         "synth", help="generate a synthetic workload",
@@ -150,9 +146,7 @@ def _parser():
                    help="fadvise(DONTNEED) calls per second on the first file VMA (Poisson)")
     r.add_argument("--horizon-ns", type=int, default=None, help="stop the run there")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--other-events", choices=("error", "skip"), default=None,
-                   help="perf input: what to do with events other than page faults and the "
-                        "mmap_lock writers' system calls (default error)")
+    _add_other_events(r)
     r.add_argument("--no-records", action="store_true",
                    help="keep no per-fault records (summary only; for very long traces)")
     r.add_argument("--sample-rate", type=float, default=None,
@@ -248,9 +242,7 @@ def _parser():
     w.add_argument("--workers", type=int, default=2, help="worker processes of a local cluster")
     w.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
-    w.add_argument("--other-events", choices=("error", "skip"), default=None,
-                   help="perf input: what to do with events other than page faults and the "
-                        "mmap_lock writers' system calls (default error)")
+    _add_other_events(w)
 
     # -- report / batch ------------------------------------------------------------------
     rp = sub.add_parser("report", help="execute every notebook into an HTML report",
@@ -459,6 +451,13 @@ def _validate(a):
     else:
         print(format_table(res))
     return 0
+
+
+def _add_other_events(parser):
+    """``--other-events``, for the commands that read a trace (its reader option for perf)."""
+    parser.add_argument("--other-events", choices=("error", "skip"), default=None,
+                        help="perf input: what to do with events other than page faults and "
+                             "the mmap_lock writers' system calls (default error)")
 
 
 def _read_options(a, path, fmt):

@@ -166,6 +166,9 @@ MAX_ASIDS = 1 << ASID_BITS
 #: Every ``gap_ns``, and the total of one thread's gaps, is below this (2**62 ns, 146 years):
 #: the engine adds a thread's gaps and the run's costs in int64, each below 2**62.
 GAP_LIMIT = 1 << 62
+#: Gaps adding up to less than this in all (float64 sums, exact within a part in 2**30 here)
+#: keep every thread's total below :data:`GAP_LIMIT`: the threads' totals need not be followed.
+GAP_SUM_SAFE = GAP_LIMIT * (1 - 2.0 ** -20)
 #: How the limits read in messages.
 GAP_LIMIT_TEXT = "2**62 ns (146 years)"
 _OP_NAMES_TEXT = ", ".join(op.name.lower() for op in Op)
@@ -268,9 +271,8 @@ def first_gap_total_over(tid, gap, limit=GAP_LIMIT, step=1 << 20):
         return None
     total = 0
     for lo in range(0, n, step):
-        # float64 sums overestimate nothing by more than a part in 2**30 here: the margin
         total += float(np.sum(np.asarray(gap[lo:lo + step]), dtype=np.float64))
-    if total < limit * (1 - 2.0 ** -20):
+    if total < limit * (GAP_SUM_SAFE / GAP_LIMIT):
         return None
     running = {}
     for lo in range(0, n, step):

@@ -67,7 +67,7 @@ import numpy as np
 
 from .._io import publish, temp_beside, temp_dir_beside
 from ..errors import TraceFormatError
-from .model import (ALL_COLUMNS, DEFAULT_DTYPES, GAP_LIMIT, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
+from .model import (ALL_COLUMNS, DEFAULT_DTYPES, GAP_SUM_SAFE, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
                     REQUIRED_COLUMNS, Op, Trace, TraceMeta, check_columns, first_bad_record,
                     first_gap_total_over, gap_total_error, narrow_dtype)
 
@@ -258,7 +258,7 @@ class TraceWriter:
     def _check_gap_totals(self):
         """Refuse a trace one of whose threads' gaps add up to GAP_LIMIT or more (read back
         from the temporary columns: only when all the gaps together come near it)."""
-        if "gap_ns" not in self.names or self._gap_sum < GAP_LIMIT * (1 - 2.0 ** -20):
+        if "gap_ns" not in self.names or self._gap_sum < GAP_SUM_SAFE:
             return
         cols = {}
         for name in ("tid", "gap_ns"):
