@@ -239,9 +239,56 @@ def test_synth_phases_says_what_it_expects(tmp_path, capsys):
      "fewer records"),
 ])
 def test_synth_sizes_are_checked_before_generating(tmp_path, capsys, monkeypatch, argv, want):
-    monkeypatch.setattr(cli, "_memory_bytes", lambda: 1 << 30)
+    monkeypatch.setattr(cli, "_memory_bytes", lambda: (1 << 30, "this machine's"))
     assert _error(capsys, ["trace", "synth", *argv, "-o", tmp_path / "x.vmt"]) == (
         f"vmlab: error: {want}")
+    assert _snapshot(tmp_path) == {}
+
+
+def _cgroups(tmp_path, proc, files):
+    """A fake /proc/self/cgroup (``proc``) and cgroup mount (``files``: path -> text)."""
+    tmp_path.mkdir(parents=True)
+    (tmp_path / "cgroup").write_text(proc)
+    for rel, text in files.items():
+        f = tmp_path / "mnt" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    return dict(proc_cgroup=tmp_path / "cgroup", mount=tmp_path / "mnt")
+
+
+def test_the_memory_bound_is_the_cgroup_limit_when_smaller(tmp_path):
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cg = "this process's cgroup limit of"
+    # cgroup v2: the smallest limit along the ancestors ("max" is none)
+    v2 = _cgroups(tmp_path / "v2", "0::/a/b\n", {
+        "cgroup.controllers": "memory", "a/memory.max": str(3 << 20),
+        "a/b/memory.max": "max"})
+    assert _io.memory_limit(**v2) == (3 << 20, cg)
+    # cgroup v1: memory.limit_in_bytes; no limit is a page-rounded 2^63 - 1
+    v1 = _cgroups(tmp_path / "v1", "4:memory:/job\n3:cpu:/\n", {
+        "memory/memory.limit_in_bytes": "9223372036854771712",
+        "memory/job/memory.limit_in_bytes": str(5 << 20)})
+    assert _io.memory_limit(**v1) == (5 << 20, cg)
+    # a container sees its own cgroup at the mount's root: the path is not there
+    hidden = _cgroups(tmp_path / "hidden", "4:memory:/elsewhere/x\n", {
+        "memory/memory.limit_in_bytes": str(7 << 20)})
+    assert _io.memory_limit(**hidden) == (7 << 20, cg)
+    # no limit, a limit above physical memory, or no cgroup file: physical memory
+    for i, limit in enumerate(("9223372036854771712", str(physical * 2))):
+        none = _cgroups(tmp_path / f"none{i}", "4:memory:/\n",
+                        {"memory/memory.limit_in_bytes": limit})
+        assert _io.memory_limit(**none) == (physical, "this machine's")
+    assert _io.memory_limit(proc_cgroup=tmp_path / "none", mount=tmp_path) == (
+        physical, "this machine's")
+
+
+def test_synth_names_the_cgroup_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_memory_bytes", lambda: (1 << 30, "this process's cgroup limit of"))
+    assert _error(capsys, ["trace", "synth", "zipf", "--n", str(10**12), "--pages", "10", "-o",
+                           tmp_path / "x.vmt"]) == (
+        "vmlab: error: zipf: 1,000,000,000,000 records need about 22,352 GiB of memory to "
+        "generate (a generated trace is built in memory), more than this process's cgroup "
+        "limit of 1.00 GiB; ask for fewer records")
     assert _snapshot(tmp_path) == {}
 
 

@@ -211,3 +211,60 @@ def printable(text):
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _cgroup_limit(folder, name, root):
+    """The smallest memory limit named ``name`` in ``folder`` and its parents up to ``root``
+    (a cgroup's limit is bounded by its ancestors'), or None when none is set."""
+    limits = []
+    folder, root = Path(folder), Path(root)
+    while True:
+        try:
+            text = (folder / name).read_text().strip()
+        except OSError:
+            text = ""
+        if text.isdigit():
+            limits.append(int(text))
+        if folder == root or root not in folder.parents:
+            break
+        folder = folder.parent
+    # cgroup v1 writes "no limit" as a page-rounded 2^63 - 1; v2 writes "max"
+    limits = [v for v in limits if v < 1 << 62]
+    return min(limits) if limits else None
+
+
+def memory_limit(proc_cgroup="/proc/self/cgroup", mount="/sys/fs/cgroup"):
+    """How much memory this process may use, in bytes, and what bounds it.
+
+    Returns ``(bytes, what)``: this machine's physical memory (``what`` is ``"this
+    machine's"``), or its cgroup's memory limit when that is smaller (``"this process's
+    cgroup limit of"``; cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``, the
+    smallest along the cgroup's ancestors), as a container or ``systemd-run -p MemoryMax=``
+    sets it.  A cgroup path not visible from here (a container that sees its own cgroup as
+    the mount's root) is looked up at the mount's root."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limits = []
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hid, controllers, path = parts
+        if hid == "0" and controllers == "":
+            root, name = Path(mount), "memory.max"
+            if not (root / "cgroup.controllers").exists():
+                root = Path(mount) / "unified"
+        elif "memory" in controllers.split(","):
+            root, name = Path(mount) / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        leaf = root / path.lstrip("/")
+        limit = _cgroup_limit(leaf if leaf.is_dir() else root, name, root)
+        if limit is not None:
+            limits.append(limit)
+    if limits and min(limits) < physical:
+        return min(limits), "this process's cgroup limit of"
+    return physical, "this machine's"

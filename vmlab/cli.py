@@ -17,7 +17,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from ._io import check_writable, destination_of, refuse_onto_itself
+from ._io import check_writable, destination_of, memory_limit, refuse_onto_itself
 from .errors import VmlabError
 
 #: Name of the Jupyter kernel the notebooks declare.
@@ -602,8 +602,9 @@ def _synth(argv):
 
 
 def _memory_bytes():
-    """This machine's physical memory, in bytes (the bound of a generated trace)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    """The memory a generated trace may take, in bytes, and what bounds it: this machine's
+    physical memory or this process's cgroup limit, the smaller (:func:`vmlab._io.memory_limit`)."""
+    return memory_limit()
 
 
 def _check_synth_size(name, kwargs):
@@ -614,17 +615,17 @@ def _check_synth_size(name, kwargs):
     from .units import fmt_bytes
 
     records, zipf_pages, need = planned_size(name, **kwargs)
-    have = _memory_bytes()
+    have, what = _memory_bytes()
     if need <= have:
         return
     if zipf_pages * ZIPF_BYTES_PER_PAGE > have:
         raise VmlabError(
             f"{name}: a Zipf law over {zipf_pages:,} pages needs about "
             f"{fmt_bytes(zipf_pages * ZIPF_BYTES_PER_PAGE)} of memory for its tables, more "
-            f"than this machine's {fmt_bytes(have)}; ask for fewer pages")
+            f"than {what} {fmt_bytes(have)}; ask for fewer pages")
     raise VmlabError(
         f"{name}: {records:,} records need about {fmt_bytes(need)} of memory to generate "
-        f"(a generated trace is built in memory), more than this machine's "
+        f"(a generated trace is built in memory), more than {what} "
         f"{fmt_bytes(have)}; ask for fewer records")
 
 
