@@ -253,3 +253,50 @@ def test_gap_limit_is_the_engines():
 
     assert GAP_LIMIT == int(NO_STEP) == 1 << 62
     assert SCENARIO_MAX_ASIDS == MAX_ASIDS == 4096
+
+
+# -- costs and the horizon against the engine's int64 times ---------------------------------
+
+def _four_threads(**costs):
+    base = 0x7F0000000000
+    tr = vmlab.Trace(np.array([base + i * 4096 for i in range(4)], U64),
+                     tid=np.array([1, 2, 3, 4]))
+    return dict(trace=tr, vmas=[vmlab.Vma(base, base + 4 * 4096, "file")],
+                costs=vmlab.Costs().replace(**costs))
+
+
+def test_costs_that_could_wrap_the_engines_times_are_refused():
+    """Each cost and the horizon are below 2**62 alone; together they wrapped (a fault's
+    start came out at -2**63) before this check."""
+    big = 2**62 - 2**12
+    sc = vmlab.Scenario(horizon_ns=big, **_four_threads(fault_ns=2**61, io_ns=2**61,
+                                                        wakeup_ns=2**61, access_ns=2**61))
+    with pytest.raises(vmlab.ScenarioError) as e:
+        vmlab.simulate(sc, "nopage")
+    assert str(e.value) == (
+        "horizon_ns 4,611,686,018,427,383,808 with costs this large could overflow the "
+        "engine's 64-bit times: one step can add 9,223,372,036,854,871,808 ns (the largest "
+        "term: access_ns, 2,305,843,009,213,693,952 ns) and 4 threads' totals must stay "
+        "below 2**63 ns; lower horizon_ns or the costs")
+    # the line costs grow with the threads on the word
+    sc = vmlab.Scenario(horizon_ns=2**60, **_four_threads(mmap_lock_line_ns=2**58,
+                                                          mmap_lock_acquire_lines=64))
+    with pytest.raises(vmlab.ScenarioError, match=r"the largest term: mmap_lock_line_ns times "
+                                                  r"its lines times the threads"):
+        vmlab.simulate(sc, "nopage")
+
+
+def test_large_costs_inside_the_room_give_exact_times():
+    """Four threads, each waiting 2**57 ns for its read (a horizon of 2**59): the engine's
+    records are the reference simulator's, every fault starting at 0 and ending past its
+    read."""
+    from naive_engine import canonical, first_difference
+    from naive_engine import simulate as reference
+
+    from vmlab.engine import run
+
+    sc = vmlab.Scenario(horizon_ns=2**59, **_four_threads(io_ns=2**57))
+    r = vmlab.simulate(sc, "nopage")
+    assert (r.faults["start_ns"] == 0).all() and (r.faults["end_ns"] > 2**57).all()
+    assert first_difference(canonical(run(sc, "nopage")),
+                            canonical(reference(sc, "nopage"))) is None

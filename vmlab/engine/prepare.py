@@ -817,6 +817,45 @@ def _preload_entries(preload_keys, idx, vma_backing, page_vma, cache_mode, page_
     return preload
 
 
+#: A step of the engine adds a handful of costs to a thread's time; the check below allows
+#: for this many of each of the largest (a fault's lookup, line costs, handler, I/O, wake-up
+#: and signal are each added once per step).
+_STEP_TERMS = 4
+
+
+def _check_time_room(scenario, costs, tables, holds, vma_npages, T):
+    """Refuse costs and a horizon that could overflow the engine's int64 times.
+
+    A thread stops at the first step past ``horizon_ns``, and one step adds at most the
+    costs below (the largest value of every distribution, every scalar cost, a writer's
+    hold, an eager remap's PTEs, the line costs with every thread on the word), each at most
+    :data:`_STEP_TERMS` times; the run's totals add up to ``T`` threads' times.  So
+    ``T * (horizon + _STEP_TERMS * step)`` must stay below 2**63.  Every realistic input is
+    many orders of magnitude below; an input near the limits of each field (2**62 ns) gets one
+    line naming the largest term instead of wrapped times."""
+    scalar = {name: int(v) for name, v in costs.scalar_items().items()
+              if not name.endswith("_lines") and not name.endswith("_line_ns")}
+    terms = dict(scalar)
+    terms["the largest value of io_ns, wait_ns or a signal's or adversary's distribution"] = (
+        int(tables.max()) if tables.size else 0)
+    terms["a LOCK_W or LOCK_R hold"] = max((int(h.max()) for h in holds if len(h)), default=0)
+    terms["pte_ns times the largest VMA's pages (an eager remap)"] = (
+        int(costs.pte_ns) * int(vma_npages.max()) if len(vma_npages) else 0)
+    for kind in ("mmap_lock", "vma_lock"):
+        lines = max(getattr(costs, f"{kind}_acquire_lines"), getattr(costs, f"{kind}_release_lines"))
+        terms[f"{kind}_line_ns times its lines times the threads"] = (
+            int(getattr(costs, f"{kind}_line_ns")) * int(lines) * T)
+    step = sum(terms.values())
+    horizon = int(scenario.horizon_ns)
+    if max(T, 1) * (horizon + _STEP_TERMS * step) < 2**63:
+        return
+    name, value = max(terms.items(), key=lambda kv: kv[1])
+    raise ScenarioError(
+        f"horizon_ns {horizon:,} with costs this large could overflow the engine's 64-bit "
+        f"times: one step can add {step:,} ns (the largest term: {name}, {value:,} ns) and "
+        f"{max(T, 1):,} threads' totals must stay below 2**63 ns; lower horizon_ns or the costs")
+
+
 def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     """Validate ``scenario`` for ``policy`` and build the kernel's inputs.
 
@@ -936,6 +975,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     lw_hold, lw_read, lw_late = _lock_w_calls(trace, lw_rec, costs)
     lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
     um_pos, um_off, um_pages, thr_um_off = _unmap_tables(scenario, vmas, vma_pols, trace, idx)
+    _check_time_room(scenario, costs, tables, (lw_hold, lw_read, lr_hold), vma_npages, T)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
     fa = int(scenario.fault_around_pages)
