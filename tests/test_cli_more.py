@@ -353,6 +353,12 @@ def test_perf_other_events_hint_names_the_option(tmp_path, capsys):
                  ["trace", "convert", src, tmp_path / "o.csv"], ["run", src]):
         assert _error(capsys, argv) == want
     assert sorted(os.listdir(tmp_path)) == ["p.txt"]
+    # the library spells the hint as its keyword (one error, two spellings)
+    with pytest.raises(vmlab.TraceFormatError) as e:
+        vmlab.trace.read_trace(src)
+    assert str(e.value) == want.removeprefix("vmlab: error: ").replace(
+        "(give --other-events skip", "(pass other_events='skip'")
+    assert e.value.cli_text() == want.removeprefix("vmlab: error: ")
     assert main(["trace", "convert", "--quiet", "--other-events", "skip", str(src),
                  str(tmp_path / "o.vmt")]) == 0
     capsys.readouterr()

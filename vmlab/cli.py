@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from ._io import check_writable, destination_of, memory_limit, refuse_onto_itself
-from .errors import VmlabError
+from .errors import TraceFormatError, VmlabError
 
 #: Name of the Jupyter kernel the notebooks declare.
 KERNEL_NAME = "vmlab"
@@ -304,17 +304,6 @@ def _catch_stop_signals():
     return previous
 
 
-#: Hints of the Python API in error messages, as the command line spells them.
-CLI_HINTS = (("(pass other_events='skip' to ignore other events)",
-              "(give --other-events skip to ignore other events)"),)
-
-
-def _cli_message(message):
-    for api, cli in CLI_HINTS:
-        message = message.replace(api, cli)
-    return message
-
-
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = _catch_stop_signals()
@@ -328,7 +317,8 @@ def main(argv=None):
         os.close(devnull)
         return 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe ended
     except VmlabError as e:
-        print(f"vmlab: error: {_cli_message(str(e))}", file=sys.stderr)
+        text = e.cli_text() if isinstance(e, TraceFormatError) else str(e)
+        print(f"vmlab: error: {text}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
         where = destination_of(e.filename) if e.filename else e

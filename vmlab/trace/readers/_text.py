@@ -37,6 +37,11 @@ from ..._io import atomic_path, progress
 from ..._numba import njit
 from ...errors import TraceFormatError
 
+#: The hint of a reader that met an event it does not read: the keyword that skips them
+#: (:class:`vmlab.errors.TraceFormatError` ``option``; the CLI spells it ``--other-events skip``).
+SKIP_OTHER_EVENTS = ("other_events", "skip", "to ignore other events")
+
+
 NL = 10
 #: Largest block read at once (bytes).
 MAX_BLOCK = 64 << 20

@@ -47,6 +47,7 @@ import numpy as np
 from ..._io import publish, temp_beside
 from ...errors import TraceFormatError
 from ..model import MAX_ASIDS, Op, Trace, TraceMeta
+from ._text import SKIP_OTHER_EVENTS
 
 #: The three tracepoints, as ``perf script`` names them.
 START, ACQUIRE, RELEASE = ("mmap_lock:mmap_lock_start_locking",
@@ -289,8 +290,8 @@ def read_capture(path, *, other_events="error"):
                 if other_events == "skip":
                     continue
                 raise TraceFormatError(
-                    f"unexpected event {event[:60]!r}: expected {START}, {ACQUIRE} or {RELEASE} "
-                    "(pass other_events='skip' to ignore other events)", path, lineno)
+                    f"unexpected event {event[:60]!r}: expected {START}, {ACQUIRE} or {RELEASE}",
+                    path, lineno, option=SKIP_OTHER_EVENTS)
             if t < last_t.get(tid, 0):
                 raise TraceFormatError(f"time goes backwards for thread {tid}; expected perf "
                                        "script's time-sorted output", path, lineno)

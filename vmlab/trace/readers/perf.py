@@ -114,6 +114,7 @@ from ..._io import progress
 from ...errors import TraceFormatError
 from ..model import DEFAULT_DTYPES, MAX_ASIDS, Call, Op, TraceMeta, narrow_dtype
 from ._syscall_ranges import syscall_args, writer_range
+from ._text import SKIP_OTHER_EVENTS
 
 NAME = "perf"
 WITH_GAP = True
@@ -540,8 +541,8 @@ class _PerfScript:
         else:
             raise TraceFormatError(
                 f"unexpected event {_clip(event, 60)}: expected page-faults or "
-                "syscalls:sys_enter_{mmap,munmap,mprotect,mremap,brk,madvise,mincore} "
-                "(pass other_events='skip' to ignore other events)", path, lineno)
+                "syscalls:sys_enter_{mmap,munmap,mprotect,mremap,brk,madvise,mincore}",
+                path, lineno, option=SKIP_OTHER_EVENTS)
         pid, tid = self._ids(id_tok, lineno)
         if size is None:
             addr, size, call = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text,
