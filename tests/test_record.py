@@ -457,6 +457,56 @@ def test_validate_puts_predicted_beside_measured(prog):
     assert "unlimited" in format_table(res)
 
 
+BIG_LIB = r"""
+const char big[400000] = {1};
+int get(long i) { return big[i]; }
+"""
+BIG_MAIN = r"""
+#include <stdio.h>
+int get(long i);
+int main(void) { printf("%d\n", get(0) + get(300000)); return 0; }
+"""
+
+
+@needs_valgrind
+@needs_perf
+def test_validate_predicts_from_the_cache_the_recording_left(tmp_path):
+    """A library evicted before the recording is read by it (valgrind runs the program and
+    reads the library's symbols), so the native runs after it take no major fault on it:
+    the prediction starts from the cache as the recording left it, not from the recording's
+    own snapshot (on this machine a libc page missing from the cache made every program's
+    prediction one major fault that no measured run took)."""
+    from vmlab.trace.mappings import residency
+    from vmlab.trace.native import open_trace
+    from vmlab.validate import predict, validate
+
+    if not HAVE_CC:
+        pytest.skip("needs a C compiler (apt-get install gcc)")
+    (tmp_path / "big.c").write_text(BIG_LIB)
+    (tmp_path / "main.c").write_text(BIG_MAIN)
+    lib = tmp_path / "libbig.so"
+    subprocess.run([HAVE_CC, "-O1", "-shared", "-fPIC", "-o", str(lib), str(tmp_path / "big.c")],
+                   check=True)
+    subprocess.run([HAVE_CC, "-O1", "-o", str(tmp_path / "m"), str(tmp_path / "main.c"),
+                    f"-L{tmp_path}", "-lbig", "-Wl,-rpath," + str(tmp_path)], check=True)
+    fd = os.open(lib, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    if residency(lib).any():
+        pytest.skip("this file system keeps the file cached after POSIX_FADV_DONTNEED")
+    res = validate([str(tmp_path / "m")], runs=2, keep=tmp_path / "r.vmt")
+    trace = open_trace(tmp_path / "r.vmt")
+    files = trace.mappings.files_frame().set_index("path")
+    assert files.loc[str(lib), "resident_pages"] == 0          # evicted when recorded
+    assert files.loc[str(lib), "residency_when"] == "before_run"
+    (row,) = res["rows"]
+    assert row["measured_major_faults_max"] == 0                # cached by the recording
+    assert row["predicted_major_faults"] == 0
+    # from the recording's own snapshot, the page of big[300000] was a major fault
+    assert predict(trace)["major_faults"] >= 1
+
+
 def test_shipped_native_measurements_load_and_summarize():
     from vmlab.measure import PROGRAMS, load_native, summarize_runs
 

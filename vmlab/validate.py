@@ -6,8 +6,9 @@
    (:func:`vmlab.model.recorded.scenario_for`: VMAs with their prot, sharing, file and offset,
    the page cache the recording started from, the kernel fault model, fault-around,
    readahead, the two-list replacement), memory unlimited or ``memory_bytes`` = the limit
-   of the sweep (from the cold page cache when the native runs are cold); the faults on
-   valgrind's own pages are left out (:data:`VALGRIND_OBJECTS`).
+   of the sweep, from the page cache the native runs start from: the cold snapshot when
+   they are cold, else the cache as the recording left it (:func:`residency_now`); the
+   faults on valgrind's own pages are left out (:data:`VALGRIND_OBJECTS`).
 3. Measure the program natively (:mod:`vmlab.measure`): ``perf stat -e
    page-faults,major-faults`` with unlimited memory and, as root with a cgroup memory
    controller, under each memory limit of the sweep.
@@ -52,6 +53,35 @@ def cold_residency(trace, cold_cache):
     return out
 
 
+def residency_now(trace):
+    """``{file identity: bool array}``: the page-cache state now (``mincore``, no page read:
+    :func:`vmlab.trace.mappings.residency`) of each recorded file still at its recorded path
+    with its recorded device and inode, for :func:`vmlab.model.recorded.preload_for`'s
+    ``residency``.
+
+    The recording changes the cache it measured: valgrind reads the ELF files it loads
+    (their symbol tables too) and the program under it reads what it reads natively, so the
+    native runs after it start from this state, not from the recording's snapshot (a libc
+    page that was not resident before the recording was a predicted major fault that no
+    measured run took)."""
+    from .model.recorded import file_names
+    from .trace.mappings import residency
+
+    ps = int(trace.page_size)
+    out = {}
+    if trace.mappings is None:
+        return out
+    for name, info in zip(file_names(trace.mappings), trace.mappings.files):
+        try:
+            st = os.stat(info.path)
+            if (st.st_dev, st.st_ino) != (int(info.dev), int(info.inode)):
+                continue
+            out[name] = residency(info.path, ps)
+        except OSError:
+            continue
+    return out
+
+
 def cold_preload(trace, vmas, cold_cache, ra_pages=None):
     """The preload of a cold run: the files of ``cold_cache`` in their cold state
     (:func:`cold_residency`), the other files as the recording found them, and the pages
@@ -63,7 +93,7 @@ def cold_preload(trace, vmas, cold_cache, ra_pages=None):
                        ra_pages=ra_pages)
 
 
-def predict(trace, memory_bytes=None, cold_cache=None, **overrides):
+def predict(trace, memory_bytes=None, cold_cache=None, residency=None, **overrides):
     """The engine's counts for a recorded trace (:func:`vmlab.model.recorded.scenario_for`,
     every mechanism the engine runs): ``page_faults`` and ``major_faults`` without the faults
     on valgrind's own pages (:data:`VALGRIND_OBJECTS`, counted apart in
@@ -72,15 +102,18 @@ def predict(trace, memory_bytes=None, cold_cache=None, **overrides):
     does not know, :func:`~vmlab.model.recorded.runnable`).
 
     ``memory_bytes``: the cgroup limit (``None``: unlimited).  ``cold_cache``: the page cache
-    of a cold run (``{path: page ranges}``) instead of the recording's warm one."""
+    of a cold run (``{path: page ranges}``) instead of the recording's warm one;
+    ``residency``: ``{file identity: bool array}`` (:func:`residency_now`) replacing the
+    recorded state of those files."""
     from .engine.prepare import RUNS_KNOBS
-    from .model.recorded import runnable, scenario_for, vmas_for
+    from .model.recorded import preload_for, runnable, scenario_for, vmas_for
     from .simulation import simulate
 
-    if cold_cache is not None:
+    if cold_cache is not None or residency is not None:
         vmas = vmas_for(trace)
-        overrides = {"vmas": vmas, "preload": cold_preload(trace, vmas, cold_cache),
-                     **overrides}
+        preload = (cold_preload(trace, vmas, cold_cache) if cold_cache is not None
+                   else preload_for(trace, vmas, residency=residency))
+        overrides = {"vmas": vmas, "preload": preload, **overrides}
     sc, left = runnable(scenario_for(trace, memory_bytes=memory_bytes, **overrides),
                         RUNS_KNOBS)
     res = simulate(sc)
@@ -122,16 +155,17 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
             limits = "auto"
         elif limits_mb:
             limits = [int(x * 2**20) // 4096 * 4096 for x in limits_mb]
-        # the cold runs start from this snapshot, held resident while they run
+        # the cold runs (every run, with cold) start from this snapshot, held resident
+        # while they run; warm runs start from the cache the recording left
         cold_cache = cold_page_cache(argv, cwd) if cold else None
+        warm = None if cold else residency_now(trace)
         rows = measure_program(argv, runs=runs, limits_bytes=limits, cwd=cwd, cold=cold,
                                hold=cold_cache)
         settings = []
         notes = []
         for key in dict.fromkeys((r["setting"], r["limit_bytes"]) for r in rows):
             group = [r for r in rows if (r["setting"], r["limit_bytes"]) == key]
-            pred = predict(trace, memory_bytes=key[1],
-                           cold_cache=None if key[1] is None else cold_cache)
+            pred = predict(trace, memory_bytes=key[1], cold_cache=cold_cache, residency=warm)
             notes += [n for n in pred["left_out"] if n not in notes]
             meas_pf = [r["page_faults"] for r in group]
             meas_mj = [r["major_faults"] for r in group]

@@ -15,7 +15,6 @@ unlimited memory and under a sweep of cgroup memory limits.
 :func:`knee_bytes`             the largest limit where major faults have started to rise
 :func:`within_factor`          a predicted count within a factor of a measured one
 :func:`count_target_text`      issue 9's count target on a limit table, in words
-:func:`fault_breakdown`        a prediction's faults by VMA kind and fault case
 :func:`major_fault_pages`      a prediction's major faults, page by page
 :func:`kernel_major_sites`     the kernel's major faults, site by site (shipped, traced)
 =============================  =============================================================
