@@ -100,3 +100,29 @@ def test_the_front_door_takes_the_budget():
     assert s["livelock_reason"] == "event_budget" and s["n_events"] == 50_000
     with pytest.raises(ScenarioError, match="event_budget"):
         vmlab.simulate(storm(), "nopage", event_budget=-5)
+
+
+def test_the_random_scenario_tests_reject_a_run_that_reaches_their_budget(monkeypatch):
+    """tests/budgeted.py, the runs of the tests that replay hypothesis scenarios: a run that
+    reaches the budget is a rejected case inside a hypothesis test, a failure outside one;
+    a run below it is returned."""
+    import budgeted
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.errors import Unsatisfiable
+
+    monkeypatch.setattr(budgeted, "EVENT_BUDGET", 1_000)
+    runs = (budgeted.reference, budgeted.engine, budgeted.simulate)
+    for sim in runs:
+        with pytest.raises(pytest.fail.Exception, match="reached the event budget of 1000"):
+            sim(storm(n=40), "nopage")
+        calm = storm(n=40).replace(signals=())
+        assert sim(calm, "nopage").counters["n_unfinished_records"] == 0
+
+    @settings(max_examples=3, database=None)
+    @given(st.sampled_from(runs))
+    def every_case_runs_away(sim):
+        sim(storm(n=40), "nopage")
+
+    with pytest.raises(Unsatisfiable):
+        every_case_runs_away()

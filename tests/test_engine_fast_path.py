@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+import budgeted
 from naive_engine import canonical, first_difference
 from scenario_strategies import cases, lock_cases
 from vmlab.engine import codes as C
-from vmlab.engine import fast_path_eligibility, run
+from vmlab.engine import fast_path_eligibility
 from vmlab.engine.fastpath import KNOB_EFFECT, knob_row
 from vmlab.model import Costs, Fixed, Scenario, Vma
 from vmlab.trace import Trace
@@ -28,8 +29,10 @@ N_EXAMPLES = int(os.environ.get("VMLAB_FAST_PATH_EXAMPLES", "100"))
 
 
 def _pair(scenario, policy):
-    on = run(scenario, policy)
-    off = run(scenario, policy, fast_path=False)
+    """The runs with the fast path on and off, under tests/budgeted.py's budget: the two
+    count their events apart, so a case that reaches it in either is rejected."""
+    on = budgeted.engine(scenario, policy)
+    off = budgeted.engine(scenario, policy, fast_path=False)
     return on, off
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 
+import budgeted
 import vmlab
 from scenario_strategies import cases
 from vmlab.engine import codes as C
@@ -68,7 +69,7 @@ def check_fault_counting(res):
 @given(cases())
 def test_invariants(case):
     scenario, policy = case
-    res = vmlab.simulate(scenario, policy)
+    res = budgeted.simulate(scenario, policy)
     check_time_accounting(res)
     check_record_accounting(res, scenario)
     check_fault_counting(res)
@@ -95,8 +96,8 @@ def test_records_false_same_counters_and_close_percentiles(case):
     """``records=False`` gives the same counters and thread table, and latency figures within
     1.6% (README, "The library") of the same figures computed from the per-record rows."""
     scenario, policy = case
-    full = vmlab.simulate(scenario, policy)
-    lean = vmlab.simulate(scenario.replace(records=False), policy)
+    full = budgeted.simulate(scenario, policy)
+    lean = budgeted.simulate(scenario.replace(records=False), policy)
     assert full.counters == lean.counters
     pd.testing.assert_frame_equal(full.threads, lean.threads)
     # latency figures are checked below; struct_page_bytes needs the fault rows (NaN without);

@@ -19,14 +19,15 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 engine = pytest.importorskip("vmlab.engine", reason="vmlab.engine is not importable yet")
 if not hasattr(engine, "run"):
     pytest.skip("vmlab.engine has no run() yet: nothing to compare with the reference",
                 allow_module_level=True)
 
-from naive_engine import NaiveSimulator, canonical, first_difference  # noqa: E402
+import budgeted  # noqa: E402
+from naive_engine import canonical, first_difference  # noqa: E402
 from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases,  # noqa: E402
                                  unmap_cases, young_cases)
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
@@ -66,22 +67,13 @@ def describe(scenario, policy):
     return "\n".join(lines)
 
 
-#: The event budget both simulators get in an agreement check: far above what a generated
-#: case needs (a few events a record), far below a runaway's.
-AGREEMENT_EVENT_BUDGET = 1_000_000
-
-
 def check_agreement(scenario, policy):
-    """The engine's records against the reference's, both under one event budget.  A case
-    that reaches it in either is no test of agreement: the two count their events apart and
-    stop at different points (docs/model.md 9), and a runaway is costly in the reference
-    (a fuzzing run drew a 2 ms livelock of 1 ns retries: 20 M events, 8.5 GB without a
-    budget).  Hypothesis rejects such a case; a hand-written one must not reach the budget."""
-    sim = NaiveSimulator(scenario, policy, AGREEMENT_EVENT_BUDGET)
-    ref_run = sim.run()
-    got_run = engine.run(scenario, policy, event_budget=AGREEMENT_EVENT_BUDGET)
-    if sim.stopped_by_budget or got_run.counters["stopped_by_event_budget"]:
-        reject()
+    """The engine's records against the reference's, both under the event budget of
+    tests/budgeted.py: a case that reaches it in either is no test of agreement (the two
+    count their events apart and stop at different points, docs/model.md 9), hypothesis
+    rejects it and a hand-written one fails."""
+    ref_run = budgeted.reference(scenario, policy)
+    got_run = budgeted.engine(scenario, policy)
     reference = canonical(ref_run)
     got = canonical(got_run)
     diff = first_difference(got, reference)

@@ -143,6 +143,7 @@ def test_accesses_the_program_could_not_make_are_refused(vma, op, message):
 
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 
+import budgeted  # noqa: E402
 from naive_engine import CATEGORIES, lock_r_done  # noqa: E402
 from scenario_strategies import kernel_cases  # noqa: E402
 
@@ -153,7 +154,7 @@ _SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(
 @given(kernel_cases())
 def test_kernel_model_invariants_on_random_scenarios(case):
     sc, policy = case
-    r = simulate(sc, policy)
+    r = budgeted.reference(sc, policy)
     for i, end in enumerate(r.threads["end_ns"]):
         assert sum(r.threads[c + "_ns"][i] for c in CATEGORIES) == end
     c = r.counters
@@ -187,5 +188,5 @@ def test_kernel_model_is_the_page_model_for_reads_of_non_anonymous_pages(case):
     files = tuple(dataclasses.replace(f, folio_pages=1) for f in sc.files)
     kernel = sc.replace(trace=tr, fault_around_pages=1, folio_pages=1, files=files)
     page = kernel.replace(fault_model="page")
-    assert first_difference(canonical(simulate(kernel, policy)),
-                            canonical(simulate(page, policy))) is None
+    assert first_difference(canonical(budgeted.reference(kernel, policy)),
+                            canonical(budgeted.reference(page, policy))) is None

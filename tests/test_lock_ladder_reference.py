@@ -377,6 +377,7 @@ def test_done_when_on_random_reads_with_mmap_loop(lespinasse):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
+import budgeted  # noqa: E402
 from naive_engine import CATEGORIES, LOCK_FAULT, canonical, first_difference, lock_r_done  # noqa: E402
 from scenario_strategies import lock_cases  # noqa: E402
 
@@ -385,7 +386,7 @@ from scenario_strategies import lock_cases  # noqa: E402
 @given(lock_cases())
 def test_invariants_with_lock_designs(case):
     sc, policy = case
-    r = simulate(sc, policy)
+    r = budgeted.reference(sc, policy)
     for i, end in enumerate(r.threads["end_ns"]):
         assert sum(r.threads[c + "_ns"][i] for c in CATEGORIES) == end
         assert 0 <= end <= sc.horizon_ns
@@ -421,5 +422,5 @@ def test_invariants_with_lock_designs(case):
             # a VMA-locked design without retries makes one attempt, unless the horizon
             # caught the fault during its VMA lookup, before any
             assert f["attempts"] == 1 or (f["attempts"] == 0 and f["end_ns"] == -1)
-    a, b = canonical(r), canonical(simulate(sc, policy))
+    a, b = canonical(r), canonical(budgeted.reference(sc, policy))
     assert first_difference(a, b) is None and a == b

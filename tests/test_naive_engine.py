@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+import budgeted
 from naive_engine import (CATEGORIES, NaiveSimulator, canonical, first_difference, lock_r_done,
                           mix, simulate)
 from scenario_strategies import cases
@@ -332,7 +333,7 @@ def test_unbounded_retry_livelocks_under_an_fadvise_adversary():
 @given(cases())
 def test_invariants_on_random_scenarios(case):
     sc, policy = case
-    r = simulate(sc, policy)
+    r = budgeted.reference(sc, policy)
     # Time breakdown: the categories split each thread's life exactly.
     for i, end in enumerate(r.threads["end_ns"]):
         assert sum(r.threads[c + "_ns"][i] for c in CATEGORIES) == end
@@ -357,7 +358,7 @@ def test_invariants_on_random_scenarios(case):
         assert x["acquire_ns"] == -1 or x["acquire_ns"] >= x["request_ns"]
         assert x["release_ns"] == -1 or x["release_ns"] >= x["acquire_ns"] >= 0
     # Deterministic, and canonical() compares equal to itself.
-    a, b = canonical(r), canonical(simulate(sc, policy))
+    a, b = canonical(r), canonical(budgeted.reference(sc, policy))
     assert first_difference(a, b) is None and a == b
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+import budgeted
 from naive_engine import NaiveSimulator
 from scenario_strategies import granular_cases
 from vmlab.errors import ScenarioError
@@ -154,14 +155,13 @@ def test_the_lists_and_the_shadows_stay_consistent_on_random_scenarios(case):
     nonresident age, and that age is at least one page per reclaim eviction."""
     sc, policy = case
     sc = sc.replace(replacement="twolist", workingset=True)
-    sim = NaiveSimulator(sc, policy)
-    r = sim.run()
+    sim, r = budgeted.reference_run(sc, policy)
     assert set(sim.lru_order) | set(sim.active) == set(sim.cache)
     assert not set(sim.lru_order) & set(sim.active)
     assert not set(sim.shadows) & set(sim.cache)
     assert all(0 <= age < sim.nonresident_age for age in sim.shadows.values())
     assert sim.nonresident_age >= r.counters["n_evictions"]
-    base = NaiveSimulator(sc.replace(workingset=False), policy).run()
+    base = budgeted.reference(sc.replace(workingset=False), policy)
     if r.counters["n_evictions"] == 0 and base.counters["n_evictions"] == 0:
         # nothing was reclaimed: the protection never acted, the runs are the same
         assert r.faults == base.faults
