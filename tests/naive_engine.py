@@ -269,8 +269,8 @@ class NaiveSimulator:
         self._build_threads(trace)
         # mappings that end (docs/model.md 11.9): record index -> [(asid, vpn lo, vpn hi)]
         self.unmaps_at = {}
-        for r, asid, vs, ve in scenario.unmap_ranges(self.vmas, self.vma_policies):
-            self.unmaps_at.setdefault(r, []).append((asid, vs, ve))
+        for r, asid, vs, ve, to in scenario.unmap_ranges(self.vmas, self.vma_policies):
+            self.unmaps_at.setdefault(r, []).append((asid, vs, ve, to))
         self._check_memory()
         self._build_eager()
 
@@ -1189,8 +1189,8 @@ class NaiveSimulator:
             if not (yield from self._deliver(th)):
                 return
         for rec in th.records:
-            for asid, vs, ve in self.unmaps_at.get(rec.index, ()):
-                self._unmap(asid, vs, ve)
+            for asid, vs, ve, to in self.unmaps_at.get(rec.index, ()):
+                self._unmap(asid, vs, ve, to)
             yield ("sleep", rec.gap, "compute")
             if rec.op == Op.LOCK_W:
                 yield from self._lock_w(th, rec)
@@ -1206,21 +1206,31 @@ class NaiveSimulator:
                 return
         self._end_thread(th, T_DONE)
 
-    def _unmap(self, asid, vs, ve):
+    def _unmap(self, asid, vs, ve, to=-1):
         """A mapping ends (docs/model.md 11.9): the PTEs of pages ``[vs, ve)`` of ``asid`` go
         (file pages stay in the page cache, unmapped); anonymous pages and private copies give
-        their frame back; page tables stay charged."""
+        their frame back; page tables stay charged.  A move (``to``: the destination's first
+        page) first unmaps the destination, then hands each page's PTE state and frame to the
+        page at the same offset from ``to``."""
+        if to >= 0:
+            self._unmap(asid, to, to + ve - vs)
+
         def inside(key):
             return key[0] == asid and vs <= key[1] < ve
 
-        for key in [k for k in self.ptes if inside(k)]:
-            self.ptes.discard(key)
-            self.readonly.discard(key)
-            self.copied.discard(key)
-            self.young.discard(key)
+        state = (self.ptes, self.readonly, self.copied, self.young)
+        for key in [k for k in self.ptes | self.copied if inside(k)]:
+            for s in state:
+                if key in s:
+                    s.discard(key)
+                    if to >= 0:
+                        s.add((asid, key[1] - vs + to))
         for key in [k for k in self.charged if inside(k)]:
             self.charged.discard(key)
-            self.anon_frames -= 1
+            if to >= 0:
+                self.charged.add((asid, key[1] - vs + to))
+            else:
+                self.anon_frames -= 1
 
     def _eager_map(self, th, vi):
         vma = self.vmas[vi]

@@ -595,7 +595,9 @@ def _unmap_tables(scenario, vmas, vma_pols, trace, idx):
                 np.zeros(T + 1, np.int64))
     tid = np.asarray(trace.tid)
     th_of, pos_of, pages = [], [], []
-    for rec, asid, vs, ve in ranges:
+    for rec, asid, vs, ve, to in ranges:
+        if to >= 0:
+            raise ScenarioError("moves (Unmap(..., to=...)) are not run by the engine yet")
         t = tid[rec]
         th = int(np.searchsorted(idx.thr_tid, int(t)))
         th_of.append(th)

@@ -197,19 +197,26 @@ class File:
 @checked_keywords()
 @dataclass(frozen=True)
 class Unmap:
-    """A mapping that ends (``munmap``, a ``brk`` shrink) at a point of the access stream
-    (docs/model.md 11.9): when the thread of record ``record`` starts that record, before its
-    gap, the PTEs of ``[start, end)`` in address space ``asid`` are removed and the
-    anonymous frames and private copies they held are given back to ``memory_bytes``.
-    ``start`` and ``end`` are page-aligned (checked against the trace's page size)."""
+    """A mapping that ends (``munmap``, a ``brk`` shrink) or moves (``mremap``) at a point of
+    the access stream (docs/model.md 11.9): when the thread of record ``record`` starts that
+    record, before its gap, the PTEs of ``[start, end)`` in address space ``asid`` are
+    removed and the anonymous frames and private copies they held are given back to
+    ``memory_bytes``.
+
+    With ``to`` (an address), the mapping moves instead, as ``mremap`` moves it
+    (``move_page_tables``): the PTEs of ``[to, to + end - start)`` are removed first, then
+    each page of ``[start, end)`` hands its PTE (read-only, private copy, young bit) and its
+    frame to the page at the same offset from ``to``; nothing is given back.  Addresses are
+    page-aligned (checked against the trace's page size)."""
 
     record: int
     start: int
     end: int
     asid: int = 0
+    to: int | None = None
 
     def __post_init__(self):
-        for name in ("record", "start", "end", "asid"):
+        for name in ("record", "start", "end", "asid") + (("to",) if self.to is not None else ()):
             v = getattr(self, name)
             w = as_whole(v)
             if w is None:
@@ -221,6 +228,55 @@ class Unmap:
         if not 0 <= self.asid < MAX_ASIDS:
             raise ScenarioError(f"Unmap at record {self.record}: asid must be in "
                                 f"[0, {MAX_ASIDS}), got {self.asid}")
+        if self.to is not None:
+            dest_end = self.to + self.end - self.start
+            if not (0 <= self.to and dest_end <= 2**64):
+                raise ScenarioError(f"Unmap at record {self.record}: the move's destination "
+                                    f"[{self.to:#x}, {dest_end:#x}) must lie in [0, 2**64)")
+            if self.to < self.end and self.start < dest_end:
+                raise ScenarioError(f"Unmap at record {self.record}: the move's destination "
+                                    f"[{self.to:#x}, {dest_end:#x}) overlaps its source "
+                                    f"[{self.start:#x}, {self.end:#x}) (mremap refuses that)")
+
+
+def unmap_problem(u, vmas, vma_pols=None):
+    """Why the run's VMAs cannot take :class:`Unmap` ``u`` (docs/model.md 11.9), or "".
+
+    A range may not meet a VMA mapped eagerly or one backed by ``device``, ``iomem`` or
+    ``context`` memory (only lazily faulted file and anonymous pages are unmapped).  A move
+    (``u.to``) must keep every page the same page: the destination of each part of the
+    source that a VMA covers lies in one VMA of the same backing and, for a file, of the same
+    file at the same file offset; a part of either range in no VMA has nothing to move.
+    ``vma_pols``: each VMA's policy (None: none is eager)."""
+    pols = vma_pols if vma_pols is not None else [None] * len(vmas)
+    ranges = [(u.start, u.end)] + ([] if u.to is None else [(u.to, u.to + u.end - u.start)])
+    for lo, hi in ranges:
+        for v, p in zip(vmas, pols):
+            if v.asid != u.asid or v.end <= lo or hi <= v.start:
+                continue
+            if (p is not None and p.eager) or v.backing not in ("file", "anon"):
+                why = "is mapped eagerly" if p is not None and p.eager else \
+                    f"is backed by {v.backing}"
+                return (f"meets VMA {v.label}, which {why}: only lazily faulted file and anon "
+                        "pages can be unmapped or moved")
+    if u.to is None:
+        return ""
+    d = u.to - u.start
+    for v in vmas:
+        if v.asid != u.asid or v.end <= u.start or u.end <= v.start:
+            continue
+        lo, hi = max(v.start, u.start) + d, min(v.end, u.end) + d
+        dest = [w for w in vmas if w.asid == u.asid and w.start < hi and lo < w.end]
+        same = (len(dest) == 1 and dest[0].start <= lo and hi <= dest[0].end
+                and dest[0].backing == v.backing and dest[0].file == v.file
+                and (v.file is None or dest[0].offset - dest[0].start == v.offset - v.start + d))
+        if not same:
+            return (f"moves the pages of VMA {v.label} to [{lo:#x}, {hi:#x}), which "
+                    + ("no one VMA covers" if len(dest) != 1 or not
+                       (dest[0].start <= lo and hi <= dest[0].end)
+                       else f"VMA {dest[0].label} maps as other memory")
+                    + ": a moved page must stay the same page (same backing, file and offset)")
+    return ""
 
 
 @checked_keywords()
@@ -614,28 +670,26 @@ class Scenario:
             if u.start % ps or u.end % ps:
                 raise ScenarioError(f"unmaps[{i}]: [{u.start:#x}, {u.end:#x}) is not aligned to "
                                     f"the page size {ps}")
+            if u.to is not None and u.to % ps:
+                raise ScenarioError(f"unmaps[{i}]: the destination {u.to:#x} is not aligned to "
+                                    f"the page size {ps}")
         if um and self.adversary is not None:
             raise ScenarioError("unmaps with an adversary are not run yet (docs/model.md 11.9): "
                                 "leave one of them out")
         object.__setattr__(self, "unmaps", um)
 
     def unmap_ranges(self, vmas, vma_pols):
-        """The unmaps as ``(record, asid, first vpn, end vpn)`` in record order (ties in the
-        order given), checked against the run's VMAs: a range may not meet a VMA mapped
-        eagerly or one backed by ``device``, ``iomem`` or ``context`` memory (docs/model.md
-        11.9: only lazily faulted file and anonymous pages are unmapped)."""
+        """The unmaps as ``(record, asid, first vpn, end vpn, destination vpn)`` in record
+        order (ties in the order given; the destination is -1 for an unmap that is not a
+        move), checked against the run's VMAs (:func:`unmap_problem`)."""
         ps = int(self.trace.meta.page_size)
         out = []
         for i, u in enumerate(self.unmaps):
-            for v, p in zip(vmas, vma_pols):
-                if v.asid != u.asid or v.end <= u.start or u.end <= v.start:
-                    continue
-                if p.eager or v.backing not in ("file", "anon"):
-                    why = "is mapped eagerly" if p.eager else f"is backed by {v.backing}"
-                    raise ScenarioError(f"unmaps[{i}] (record {u.record}) meets VMA {v.label}, "
-                                        f"which {why}: only lazily faulted file and anon "
-                                        "pages can be unmapped")
-            out.append((u.record, u.asid, u.start // ps, u.end // ps))
+            why = unmap_problem(u, vmas, vma_pols)
+            if why:
+                raise ScenarioError(f"unmaps[{i}] (record {u.record}) {why}")
+            out.append((u.record, u.asid, u.start // ps, u.end // ps,
+                        -1 if u.to is None else u.to // ps))
         return sorted(out, key=lambda r: r[0])
 
     def replace(self, **changes):
