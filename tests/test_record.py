@@ -454,7 +454,9 @@ def test_validate_puts_predicted_beside_measured(prog):
     assert row["predicted_page_faults"] > 0 and row["measured_page_faults"] > 0
     assert row["page_fault_ratio"] == pytest.approx(
         row["predicted_page_faults"] / row["measured_page_faults"])
-    assert "unlimited" in format_table(res)
+    assert row["predicted_oom"] is False and row["oom_kills"] == 0
+    text = format_table(res)
+    assert "unlimited" in text and "OOM pred" in text
 
 
 BIG_LIB = r"""

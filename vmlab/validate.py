@@ -138,7 +138,7 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
 
     Returns a dict: ``program``, ``record`` (info of the recording), ``rows`` (one per
     setting: ``setting``, ``limit_bytes``, predicted and measured medians, measured min/max,
-    ratio, OOM kills).
+    ratio, whether the prediction ends in an OOM kill and the measured OOM kills).
     """
     from .measure import cgroup_version, cold_page_cache, measure_program, why_no_cgroup
     from .trace.native import open_trace
@@ -179,6 +179,7 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
                 "measured_major_faults": statistics.median(meas_mj),
                 "measured_major_faults_min": min(meas_mj), "measured_major_faults_max": max(meas_mj),
                 "major_fault_ratio": _ratio(pred["major_faults"], statistics.median(meas_mj)),
+                "predicted_oom": pred["oom"],
                 "oom_kills": sum(1 for r in group if r.get("oom_killed")), "runs": len(group)})
     return {"program": list(argv), "kernel": os.uname().release, "record": info,
             "rows": settings, "not_modelled": notes}
@@ -189,16 +190,18 @@ def format_table(res):
     lines = [f"program: {' '.join(res['program'])}   (kernel {res['kernel']}; "
              f"{res['record']['records']:,} accesses recorded)",
              f"{'memory':>12} {'faults pred':>12} {'measured':>16} {'ratio':>7} "
-             f"{'major pred':>11} {'measured':>14} {'ratio':>7} {'OOM':>5}"]
+             f"{'major pred':>11} {'measured':>14} {'ratio':>7} {'OOM pred':>9} {'measured':>9}"]
     for r in res["rows"]:
         mem = "unlimited" if r["limit_bytes"] is None else f"{r['limit_bytes'] / 2**20:.2f} MB"
         mpf = f"{r['measured_page_faults']:g} [{r['measured_page_faults_min']}-{r['measured_page_faults_max']}]"
         mmj = f"{r['measured_major_faults']:g} [{r['measured_major_faults_min']}-{r['measured_major_faults_max']}]"
         lines.append(f"{mem:>12} {r['predicted_page_faults']:>12,} {mpf:>16} "
                      f"{r['page_fault_ratio']:>7.2f} {r['predicted_major_faults']:>11,} {mmj:>14} "
-                     f"{r['major_fault_ratio']:>7.2f} {r['oom_kills']:>2}/{r['runs']}")
+                     f"{r['major_fault_ratio']:>7.2f} {'yes' if r['predicted_oom'] else 'no':>9} "
+                     f"{r['oom_kills']:>6}/{r['runs']}")
     lines.append("measured: median [min-max] over the runs; ratio = predicted / measured median; "
-                 "predicted without the faults on valgrind's own pages")
+                 "predicted without the faults on valgrind's own pages; OOM: the prediction "
+                 "ends in an OOM kill / the runs the kernel killed")
     for n in res.get("not_modelled", ()):
         lines.append(f"not modelled: {n}")
     return "\n".join(lines)
