@@ -198,3 +198,141 @@ def test_strip_keeps_each_move_at_its_rows_end(tmp_path):
     assert info["records_out"] == 12
     assert s.mappings.moves["at_record"].tolist() == [4]
     assert s.mappings.table["until_record"][0] == 4
+
+
+# -- the recorders --------------------------------------------------------------------------
+def _rows_of(t):
+    return sorted((int(r["start"]), int(r["end"]), int(r["from_record"]),
+                   int(r["until_record"])) for r in t)
+
+
+def test_lackeys_syscall_lines_record_each_move(tmp_path):
+    from vmlab.trace.record import AddressSpace, FileTable, SyscallTracker
+
+    sp = AddressSpace()
+    tr = SyscallTracker(sp, FileTable({}, late_when=None), str(tmp_path))
+    C, D, E, F, X, Y = 0x80000, 0xA0000, 0xC0000, 0xD0000, 0xE0000, 0xF0000
+    lines = [
+        (1, "sys_mmap ( 0x0, 16384, 3, 34, 4294967295, 0 ) --> [pre-success] Success(0x10000)"),
+        # moved and grown (MREMAP_MAYMOVE): 4 pages go, 4 new ones after them
+        (2, "sys_mremap ( 0x10000, 16384, 32768, 0x1 ) --> [pre-success] Success(0x40000)"),
+        # grown in place: no move
+        (3, "sys_mremap ( 0x40000, 32768, 40960, 0x1 ) --> [pre-success] Success(0x40000)"),
+        # shrunk and moved to a fixed address (MREMAP_FIXED): the first 2 pages move
+        (4, "sys_mremap ( 0x40000, 40960, 8192, 0x3, 0x80000 ) --> [pre-success] "
+            "Success(0x80000)"),
+        # MREMAP_DONTUNMAP: the old range stays mapped (its rows end and start again)
+        (5, "sys_mremap ( 0x80000, 8192, 8192, 0x5 ) --> [pre-success] Success(0xa0000)"),
+        (6, "sys_mremap ( 0xa0000, 8192, 16384, 0x1 ) --> [pre-fail] Failure(0xc)"),
+        # made, moved and unmapped at one record: nothing any access saw, no move kept
+        (7, "sys_mmap ( 0x0, 4096, 3, 34, 4294967295, 0 ) --> Success(0xc0000)"),
+        (7, "sys_mremap ( 0xc0000, 4096, 8192, 0x1 ) --> Success(0xd0000)"),
+        (7, "sys_munmap ( 0xd0000, 8192 )[sync] --> Success(0x0)"),
+        # moved twice at one record: both kept, in call order
+        (8, "sys_mremap ( 0xa0000, 8192, 8192, 0x1 ) --> Success(0xe0000)"),
+        (8, "sys_mremap ( 0xe0000, 8192, 8192, 0x1 ) --> Success(0xf0000)"),
+    ]
+    for at, text in lines:
+        tr.line(f"SYSCALL[7,1](25) {text} ".encode(), at)
+    assert _rows_of(sp.table()) == sorted([
+        (A, A + 4 * PS, 1, 2), (B, B + 8 * PS, 2, 3), (B, B + 10 * PS, 3, 4),
+        (C, C + 2 * PS, 4, 5), (C, C + 2 * PS, 5, FOREVER), (D, D + 2 * PS, 5, 8),
+        (Y, Y + 2 * PS, 8, FOREVER)])
+    assert sp.moves_table().tolist() == [
+        (0, A, A + 4 * PS, B, 2), (0, B, B + 2 * PS, C, 4), (0, C, C + 2 * PS, D, 5),
+        (0, D, D + 2 * PS, X, 8), (0, X, X + 2 * PS, Y, 8)]
+    assert sp.moves[3] == (E, E + PS, F, 7) and len(sp.moves) == 6   # seen, not kept
+    Mappings(sp.table(), [], "test", None, sp.moves_table())     # a consistent table
+
+
+def test_perfs_mremap_events_record_each_move():
+    from vmlab.trace.record import FileTable, mappings_from_perf
+
+    files = FileTable({}, late_when=None)
+    mm = ("mmap2", 100, A, 4 * PS, 0, 0, 0, "rw-p", "//anon", 1)
+    ev = [mm,
+          ("mremap", 100, {"addr": A, "old_len": 4 * PS, "new_len": 8 * PS, "flags": 1,
+                           "new_addr": 0}, 2),
+          ("mremap_result", 100, B, 2),
+          ("mremap", 100, {"addr": B, "old_len": 8 * PS, "new_len": 8 * PS, "flags": 5,
+                           "new_addr": 0}, 3),
+          ("mremap_result", 100, 0x80000, 3),
+          ("mremap", 100, {"addr": 0x80000, "old_len": 8 * PS, "new_len": 9 * PS, "flags": 1},
+           4),
+          ("mremap_result", 100, 2**64 - 12, 4),                   # -ENOMEM: nothing
+          ("mmap2", 200, A, PS, 0, 0, 0, "rw-p", "//anon", 5),     # another process
+          ("mremap", 200, {"addr": A, "old_len": PS, "new_len": PS, "flags": 1}, 6),
+          ("mremap_result", 200, 0x90000, 6)]
+    t, moves = mappings_from_perf(ev, files, {100: 0, 200: 1})
+    assert moves.tolist() == [(0, A, A + 4 * PS, B, 2), (0, B, B + 8 * PS, 0x80000, 3),
+                              (1, A, A + PS, 0x90000, 6)]
+    assert _rows_of(t[t["asid"] == 0]) == sorted([
+        (A, A + 4 * PS, 1, 2), (B, B + 8 * PS, 2, 3), (B, B + 8 * PS, 3, FOREVER),
+        (0x80000, 0x80000 + 8 * PS, 3, FOREVER)])
+    Mappings(t, [], "test", None, moves)
+
+
+#: Writes N anonymous pages, which cannot grow in place (a guard page after them), moves
+#: them with mremap(MREMAP_MAYMOVE) to 2N pages and writes all 2N: the first N are the
+#: same pages (no fault in the kernel), the next N new ones.
+MOVER = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <sys/mman.h>
+#define N 256
+int main(void) {
+    long ps = 4096;
+    char *p = mmap(NULL, (N + 1) * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED || mprotect(p + N * ps, ps, PROT_NONE)) return 1;
+    for (int i = 0; i < N; i++) p[i * ps] = 1;
+    char *q = mremap(p, N * ps, 2 * N * ps, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED || q == p) return 2;
+    for (int i = 0; i < 2 * N; i++) q[i * ps] = 2;
+    printf("%lx %lx\n", (unsigned long)p, (unsigned long)q);
+    return 0;
+}
+"""
+N = 256
+
+
+@pytest.fixture(scope="module")
+def mover(tmp_path_factory):
+    """``(trace, p, q, path)``: the lackey recording of :data:`MOVER`, where it moved from
+    and to (as the program printed them under valgrind), and the recording's file."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("needs a C compiler (apt-get install gcc)")
+    if not shutil.which("valgrind"):
+        pytest.skip("needs valgrind (apt-get install valgrind)")
+    from vmlab.trace.record import record_lackey
+
+    d = tmp_path_factory.mktemp("mover")
+    (d / "mover.c").write_text(MOVER)
+    subprocess.run([cc, "-O1", "-o", str(d / "mover"), str(d / "mover.c")], check=True)
+    with open(d / "out.txt", "w") as out:
+        path, info = record_lackey([str(d / "mover")], d / "m.vmt", stdout=out)
+    assert info["exit_code"] == 0
+    p, q = (int(x, 16) for x in (d / "out.txt").read_text().split())
+    return open_trace(path), p, q, path
+
+
+def test_a_recorded_mremap_is_one_move_at_its_rows_end(mover):
+    tr, p, q, path = mover
+    mv = tr.mappings.moves
+    assert len(mv) == 1
+    at = int(mv["at_record"][0])
+    assert mv.tolist() == [(0, p, p + N * PS, q, at)]
+    assert read_header(path)["version"] == MOVES_VERSION
+    t = tr.mappings.table
+    old = t[(t["start"] == p) & (t["end"] == p + N * PS)]
+    new = t[(t["start"] == q) & (t["end"] == q + 2 * N * PS)]
+    assert old["until_record"].tolist() == [at] and new["from_record"].tolist() == [at]
+    # every write to the old pages comes before the move, every write to the new after it
+    a = np.asarray(tr.addr)
+    i = np.arange(len(a))
+    assert (i[(a >= p) & (a < p + N * PS)] < at).all()
+    assert (i[(a >= q) & (a < q + 2 * N * PS)] >= at).all()

@@ -258,7 +258,8 @@ def test_mappings_from_perf_events():
         p.write_text(p_text)
         list(perf_reader.iter_chunks(p, thread_start="offset", mappings_sink=sink))
     files = FileTable({}, late_when=None)
-    t = mappings_from_perf(sink, files, {100: 0})
+    t, moves = mappings_from_perf(sink, files, {100: 0})
+    assert len(moves) == 0
     got = sorted((hex(int(r["start"])), Backing(int(r["backing"])).name, int(r["from_record"]),
                   int(r["until_record"])) for r in t)
     assert got == [("0x55e5d89de000", "FILE", 0, FOREVER), ("0x55e5d89df000", "FILE", 0, 4),
