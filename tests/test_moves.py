@@ -336,3 +336,136 @@ def test_a_recorded_mremap_is_one_move_at_its_rows_end(mover):
     i = np.arange(len(a))
     assert (i[(a >= p) & (a < p + N * PS)] < at).all()
     assert (i[(a >= q) & (a < q + 2 * N * PS)] >= at).all()
+
+
+def test_unmaps_for_a_recorded_move_moves_its_pages(mover, tmp_path):
+    from naive_engine import simulate
+
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.model.recorded import runnable, scenario_for, unmaps_for
+    from vmlab.model.scenario import Unmap
+
+    tr, p, q, _path = mover
+    at = int(tr.mappings.moves["at_record"][0])
+    u = unmaps_for(tr)
+    assert Unmap(at, p, p + N * PS, 0, to=q) in u
+    assert [x for x in u if x.record == at] == [Unmap(at, p, p + N * PS, 0, to=q)]
+    sc = scenario_for(tr)
+    assert Unmap(at, p, p + N * PS, 0, to=q) in sc.unmaps
+    assert not [s for s in runnable(sc, RUNS_KNOBS)[1] if "move" in s]
+    # the reference (the stripped recording: the same faults with unlimited memory): the
+    # moved pages take no fault at their new address, the N new ones do
+    s = open_trace(strip_trace(tr, tmp_path / "s.vmt")[0])
+    sc = scenario_for(s)
+    r = simulate(sc, "nopage")
+    vpn = np.asarray(r.faults["vpn"])
+    assert ((vpn >= q // PS) & (vpn < q // PS + N)).sum() == 0
+    assert ((vpn >= q // PS + N) & (vpn < q // PS + 2 * N)).sum() == N
+    plain = sc.replace(unmaps=[Unmap(x.record, x.start, x.end, x.asid) for x in sc.unmaps])
+    assert simulate(plain, "nopage").counters["n_faults"] == r.counters["n_faults"] + N
+
+
+# -- unmaps_for and scenario_for --------------------------------------------------------------
+C, X = 0x80000, 0xC0000
+
+
+def _unmaps(rows, moves, n=12):
+    """unmaps_for of a trace of ``n`` writes to an unrelated page and these mappings."""
+    import tempfile
+    from pathlib import Path
+
+    from vmlab.model.recorded import unmaps_for
+
+    m = Mappings(_rows(*rows), [], "test", None, _moves(*moves))
+    with tempfile.TemporaryDirectory() as d:
+        return unmaps_for(_write(Path(d) / "t.vmt", m, [0x900000] * n))
+
+
+def test_unmaps_for_moves_then_unmaps_what_is_left():
+    from vmlab.model.scenario import Unmap
+
+    an = Backing.ANON
+    # moved and grown: the move alone
+    assert _unmaps([(A, A + 4 * PS, an, 0, 2), (B, B + 8 * PS, an, 2, FOREVER)],
+                   [(A, A + 4 * PS, B, 2)]) == [Unmap(2, A, A + 4 * PS, 0, to=B)]
+    # shrunk and moved (MREMAP_FIXED): the first 2 pages move, then the tail is unmapped
+    assert _unmaps([(A, A + 4 * PS, an, 0, 2), (B, B + 2 * PS, an, 2, FOREVER)],
+                   [(A, A + 2 * PS, B, 2)]) == [Unmap(2, A, A + 2 * PS, 0, to=B),
+                                                Unmap(2, A + 2 * PS, A + 4 * PS, 0)]
+    # MREMAP_DONTUNMAP: the old range is mapped again at once: the move alone
+    assert _unmaps([(A, A + 2 * PS, an, 0, 2), (A, A + 2 * PS, an, 2, FOREVER),
+                    (B, B + 2 * PS, an, 2, FOREVER)],
+                   [(A, A + 2 * PS, B, 2)]) == [Unmap(2, A, A + 2 * PS, 0, to=B)]
+    # moved and unmapped before the next record: the destination goes after the move
+    assert _unmaps([(A, A + 2 * PS, an, 0, 2), (G, G + PS, an, 0, FOREVER)],
+                   [(A, A + 2 * PS, B, 2)]) == [Unmap(2, A, A + 2 * PS, 0, to=B),
+                                                Unmap(2, B, B + 2 * PS, 0)]
+    # moved twice at one record, in call order; the middle range ends unmapped (empty)
+    assert _unmaps([(A, A + 2 * PS, an, 0, 2), (C, C + 2 * PS, an, 2, FOREVER)],
+                   [(A, A + 2 * PS, B, 2), (B, B + 2 * PS, C, 2)]) == [
+        Unmap(2, A, A + 2 * PS, 0, to=B), Unmap(2, B, B + 2 * PS, 0, to=C),
+        Unmap(2, B, B + 2 * PS, 0)]
+    # X unmapped, then A moved over it (free, then realloc): the move clears X's pages
+    assert _unmaps([(A, A + 2 * PS, an, 0, 2), (X, X + 2 * PS, an, 0, 2),
+                    (X, X + 2 * PS, an, 2, FOREVER)],
+                   [(A, A + 2 * PS, X, 2)]) == [Unmap(2, A, A + 2 * PS, 0, to=X)]
+    # a munmap at an earlier record and a move at the trace's end (nothing after it)
+    assert _unmaps([(A, A + 2 * PS, an, 0, 12), (B, B + 2 * PS, an, 12, FOREVER),
+                    (X, X + PS, an, 0, 3)], [(A, A + 2 * PS, B, 12)]) == [
+        Unmap(3, X, X + PS, 0)]
+
+
+def _file_then_moved(tmp_path):
+    """A file mapped at B and read (record 1), unmapped at 2; anonymous pages at A written
+    (records 0 and 2) and moved over B at 3, written there (3, 4): B's static VMA is the
+    file's, which cannot take the anonymous pages."""
+    from vmlab.trace.mappings import FileInfo
+
+    t = _rows((A, A + 4 * PS, Backing.ANON, 0, 3), (B, B + 4 * PS, Backing.ANON, 3, FOREVER),
+              (B, B + 4 * PS, Backing.FILE, 0, 2))
+    t["file"][2], t["prot"][2] = 0, 1
+    files = [FileInfo("/data/f", 1, 2, 4 * PS, np.ones(4, bool), "before_run")]
+    m = Mappings(t, files, "test", None, _moves((A, A + 4 * PS, B, 3)))
+    return _write(tmp_path / "f.vmt", m, [A, B, A + PS, B, B + PS],
+                  [Op.STORE, Op.LOAD, Op.STORE, Op.STORE, Op.STORE])
+
+
+def test_a_move_the_static_vmas_cannot_take_is_an_unmap_and_says_so(tmp_path):
+    import vmlab
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.model.recorded import runnable, scenario_for, unmaps_for
+    from vmlab.model.scenario import Unmap
+
+    tr = _file_then_moved(tmp_path)
+    assert unmaps_for(tr) == [Unmap(2, B, B + 4 * PS), Unmap(3, A, A + 4 * PS, to=B)]
+    sc = scenario_for(tr)
+    assert sc.unmaps == (Unmap(2, B, B + 4 * PS), Unmap(3, A, A + 4 * PS))
+    same, said = runnable(sc, RUNS_KNOBS)
+    assert said == [
+        "the move (mremap) of [0x10000, 0x14000) to 0x40000 at record 3 (replayed as the "
+        "unmap of its source: the static VMAs cannot take it, it moves the pages of VMA "
+        "anon@0x10000 to [0x40000, 0x44000), which VMA f@0x40000 maps as other memory: a "
+        "moved page must stay the same page (same backing, file and offset))"]
+    # the engine runs it (no move left); B's writes fault as copies of the file's pages
+    r = vmlab.simulate(same)
+    assert r.summary["n_faults"] == 5
+    # unmaps given by hand are the caller's: nothing said
+    assert runnable(scenario_for(tr, unmaps=()), RUNS_KNOBS)[1] == []
+
+
+def test_many_moves_not_followed_are_counted_after_the_first_few(tmp_path):
+    from vmlab.model.recorded import MOVES_NAMED, runnable, scenario_for
+    from vmlab.model.scenario import Unmap
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.trace import Trace
+
+    tr = _file_then_moved(tmp_path)
+    m = tr.mappings
+    k = MOVES_NAMED + 2        # the same move recorded k times (one record, in a row)
+    many = Trace.from_columns(tr.columns, tr.meta, mappings=Mappings(
+        m.table, m.files, m.source, None, np.repeat(m.moves, k)))
+    sc = scenario_for(many)
+    assert sc.unmaps == (Unmap(2, B, B + 4 * PS),) + (Unmap(3, A, A + 4 * PS),) * k
+    said = runnable(sc, RUNS_KNOBS)[1]
+    assert len(said) == MOVES_NAMED + 1 and said[0] == said[MOVES_NAMED - 1]
+    assert said[-1] == "2 more move(s) replayed as the unmap of their source the same way"
