@@ -297,27 +297,43 @@ N = 256
 
 
 @pytest.fixture(scope="module")
-def mover(tmp_path_factory):
-    """``(trace, p, q, path)``: the lackey recording of :data:`MOVER`, where it moved from
-    and to (as the program printed them under valgrind), and the recording's file."""
+def mover_bin(tmp_path_factory):
+    """:data:`MOVER` compiled."""
     import shutil
     import subprocess
 
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         pytest.skip("needs a C compiler (apt-get install gcc)")
+    d = tmp_path_factory.mktemp("mover")
+    (d / "mover.c").write_text(MOVER)
+    subprocess.run([cc, "-O1", "-o", str(d / "mover"), str(d / "mover.c")], check=True)
+    return d / "mover"
+
+
+def _record_mover(mover_bin, record):
+    """``(trace, p, q, path)``: the recording of :data:`MOVER` by ``record``
+    (``record_lackey`` or ``record_perf``), where it moved from and to (as the program
+    printed them), and the recording's file."""
+    d = mover_bin.parent
+    name = record.__name__
+    with open(d / f"{name}.txt", "w") as out:
+        path, info = record([str(mover_bin)], d / f"{name}.vmt", stdout=out)
+    assert info["exit_code"] == 0
+    p, q = (int(x, 16) for x in (d / f"{name}.txt").read_text().split())
+    return open_trace(path), p, q, path
+
+
+@pytest.fixture(scope="module")
+def mover(mover_bin):
+    """The lackey recording of :data:`MOVER` (:func:`_record_mover`)."""
+    import shutil
+
     if not shutil.which("valgrind"):
         pytest.skip("needs valgrind (apt-get install valgrind)")
     from vmlab.trace.record import record_lackey
 
-    d = tmp_path_factory.mktemp("mover")
-    (d / "mover.c").write_text(MOVER)
-    subprocess.run([cc, "-O1", "-o", str(d / "mover"), str(d / "mover.c")], check=True)
-    with open(d / "out.txt", "w") as out:
-        path, info = record_lackey([str(d / "mover")], d / "m.vmt", stdout=out)
-    assert info["exit_code"] == 0
-    p, q = (int(x, 16) for x in (d / "out.txt").read_text().split())
-    return open_trace(path), p, q, path
+    return _record_mover(mover_bin, record_lackey)
 
 
 def test_a_recorded_mremap_is_one_move_at_its_rows_end(mover):
@@ -336,6 +352,29 @@ def test_a_recorded_mremap_is_one_move_at_its_rows_end(mover):
     i = np.arange(len(a))
     assert (i[(a >= p) & (a < p + N * PS)] < at).all()
     assert (i[(a >= q) & (a < q + 2 * N * PS)] >= at).all()
+
+
+def test_perf_records_the_move_and_the_kernel_takes_no_fault_on_moved_pages(mover_bin):
+    from test_record import HAVE_PERF_RECORD
+
+    if not HAVE_PERF_RECORD:
+        pytest.skip("needs perf (apt-get install linux-perf) and root or "
+                    "kernel.perf_event_paranoid=-1")
+    from vmlab.model.recorded import unmaps_for
+    from vmlab.model.scenario import Unmap
+    from vmlab.trace.record import record_perf
+
+    tr, p, q, _path = _record_mover(mover_bin, record_perf)
+    mv = tr.mappings.moves
+    assert len(mv) == 1
+    at = int(mv["at_record"][0])
+    assert mv.tolist() == [(0, p, p + N * PS, q, at)]
+    # the kernel's own faults: the N old pages, then only the N new pages at q
+    a = np.asarray(tr.addr)[np.asarray(tr.op) < Op.LOCK_W]
+    assert ((a >= p) & (a < p + N * PS)).sum() == N
+    assert ((a >= q) & (a < q + N * PS)).sum() == 0
+    assert ((a >= q + N * PS) & (a < q + 2 * N * PS)).sum() == N
+    assert Unmap(at, p, p + N * PS, 0, to=q) in unmaps_for(tr)
 
 
 def test_unmaps_for_a_recorded_move_moves_its_pages(mover, tmp_path):

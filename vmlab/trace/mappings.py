@@ -285,7 +285,8 @@ class Mappings:
 
     def window(self, lo, hi):
         """The mappings of records ``[lo, hi)`` renumbered from 0: rows that exist in the
-        window, with ``from_record``/``until_record`` clipped to it."""
+        window, with ``from_record``/``until_record`` clipped to it; the file reads up to its
+        end; the moves strictly inside it (``lo < at_record < hi``)."""
         t = self.table
         keep = (t["from_record"] < max(hi, lo + 1)) & (t["until_record"] > lo)
         out = t[keep].copy()
