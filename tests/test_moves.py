@@ -299,16 +299,9 @@ N = 256
 @pytest.fixture(scope="module")
 def mover_bin(tmp_path_factory):
     """:data:`MOVER` compiled."""
-    import shutil
-    import subprocess
+    from test_record import compile_c
 
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        pytest.skip("needs a C compiler (apt-get install gcc)")
-    d = tmp_path_factory.mktemp("mover")
-    (d / "mover.c").write_text(MOVER)
-    subprocess.run([cc, "-O1", "-o", str(d / "mover"), str(d / "mover.c")], check=True)
-    return d / "mover"
+    return compile_c(tmp_path_factory, "mover", MOVER)
 
 
 def _record_mover(mover_bin, record):
@@ -327,9 +320,9 @@ def _record_mover(mover_bin, record):
 @pytest.fixture(scope="module")
 def mover(mover_bin):
     """The lackey recording of :data:`MOVER` (:func:`_record_mover`)."""
-    import shutil
+    from test_record import HAVE_VALGRIND
 
-    if not shutil.which("valgrind"):
+    if not HAVE_VALGRIND:
         pytest.skip("needs valgrind (apt-get install valgrind)")
     from vmlab.trace.record import record_lackey
 

@@ -336,14 +336,20 @@ int main(void) {
 """
 
 
-@pytest.fixture(scope="module")
-def prog(tmp_path_factory):
+def compile_c(tmp_path_factory, name, source):
+    """``source`` built with the system C compiler as the program ``name`` in a folder of
+    its own (the test is skipped without a compiler)."""
     if not HAVE_CC:
         pytest.skip("needs a C compiler (apt-get install gcc)")
-    d = tmp_path_factory.mktemp("prog")
-    (d / "prog.c").write_text(PROG)
-    subprocess.run([HAVE_CC, "-O1", "-o", str(d / "prog"), str(d / "prog.c")], check=True)
-    return d / "prog"
+    d = tmp_path_factory.mktemp(name)
+    (d / f"{name}.c").write_text(source)
+    subprocess.run([HAVE_CC, "-O1", "-o", str(d / name), str(d / f"{name}.c")], check=True)
+    return d / name
+
+
+@pytest.fixture(scope="module")
+def prog(tmp_path_factory):
+    return compile_c(tmp_path_factory, "prog", PROG)
 
 
 def _covered(tr):
