@@ -20,11 +20,14 @@ of every kind.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import strategies as st
 
 from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, Fixed, Policy,
                          Scenario, SignalSchedule, Uniform, Unmap, Vma, can_serve)
+from vmlab.model.scenario import unmap_problem
 from vmlab.model.costs import HOLD_FIELDS
 from vmlab.trace import Call, Op, Trace
 from vmlab.trace.model import MAX_CALL
@@ -475,7 +478,8 @@ def unmap_cases(draw):
     or ``memory_bytes``) or of :func:`granular_cases` (either fault model, shared files,
     folios, readahead), without an adversary, and 1-6 ``Unmap`` s at records drawn from the
     trace, each over a part of a lazily faulted file or anonymous VMA (or none: a range
-    nothing maps)."""
+    nothing maps), some of them moves (``to``) into another VMA that keeps the pages the
+    same pages."""
     scenario, policy = draw(st.one_of(young_cases(), granular_cases()))
     _pol, vmas, pols = scenario.validate(policy)
     ok = [v for v, p in zip(vmas, pols) if not p.eager and v.backing in ("file", "anon")]
@@ -490,12 +494,61 @@ def unmap_cases(draw):
             if draw(st.booleans()):
                 a = draw(st.integers(0, pages - 1))
                 b = draw(st.integers(a + 1, pages))
-            unmaps.append(Unmap(rec, v.start + a * PAGE, v.start + b * PAGE, v.asid))
+            u = Unmap(rec, v.start + a * PAGE, v.start + b * PAGE, v.asid)
+            # sometimes a move (mremap) into another VMA that keeps every page the same page
+            room = [w for w in ok if w is not v and w.asid == v.asid
+                    and (w.end - w.start) // PAGE >= b - a]
+            if room and draw(st.booleans()):
+                w = draw(st.sampled_from(room))
+                c = draw(st.integers(0, (w.end - w.start) // PAGE - (b - a)))
+                m = Unmap(rec, u.start, u.end, v.asid, to=w.start + c * PAGE)
+                if not unmap_problem(m, vmas, pols):
+                    u = m
+            unmaps.append(u)
         else:
             unmaps.append(Unmap(rec, 0x7f00_0000_0000, 0x7f00_0000_0000 + PAGE))
+    anon = [v for v in ok if v.backing == "anon"]
+    if anon and draw(st.booleans()):
+        scenario, move = _with_moved_range(draw, scenario, vmas, draw(st.sampled_from(anon)))
+        unmaps.append(move)
     scenario = scenario.replace(adversary=None, unmaps=tuple(unmaps))
     scenario.validate(policy)
     return scenario, policy
+
+
+def _with_moved_range(draw, scenario, vmas, v):
+    """``scenario`` with part of anonymous VMA ``v`` moved (mremap) to a new VMA past every
+    other at a record drawn from the trace, and 1-8 accesses to the new VMA appended to the
+    trace (by a thread of ``v``'s address space, as its prot allows); returns
+    ``(scenario, the move)``."""
+    tr = scenario.trace
+    pages = (v.end - v.start) // PAGE
+    a = draw(st.integers(0, pages - 1))
+    b = draw(st.integers(a + 1, pages))
+    top = max(w.end for w in vmas)
+    dest = dataclasses.replace(v, start=top + PAGE, end=top + PAGE + (b - a + 2) * PAGE,
+                               name="moved")
+    asids = np.asarray(tr.asid)
+    tids = np.asarray(tr.tid)[asids == v.asid]
+    # (no access to a PROT_NONE mapping, no write to a read-only one: SIGSEGV; none in an
+    # address space without threads)
+    n_new = draw(st.integers(1, 8)) if v.prot and len(tids) else 0
+    addr = [dest.start + draw(st.integers(0, b - a + 1)) * PAGE for _ in range(n_new)]
+    op = [draw(st.sampled_from([Op.LOAD, Op.STORE] if "w" in v.prot else [Op.LOAD]))
+          for _ in range(n_new)]
+    tid = [int(draw(st.sampled_from(sorted(set(tids.tolist()))))) for _ in range(n_new)]
+    cols = dict(addr=np.concatenate([np.asarray(tr.addr), np.array(addr, np.uint64)]),
+                op=np.concatenate([np.asarray(tr.op), np.array(op, np.uint8)]),
+                tid=np.concatenate([np.asarray(tr.tid), np.array(tid, np.uint32)]),
+                asid=np.concatenate([asids, np.full(n_new, v.asid, np.uint16)]),
+                size=np.concatenate([np.asarray(tr.size), np.full(n_new, 8, np.uint64)]))
+    if tr.has_gap:
+        cols["gap_ns"] = np.concatenate([np.asarray(tr.gap_ns),
+                                         np.full(n_new, draw(st.integers(0, 50_000)),
+                                                 np.uint64)])
+    move = Unmap(draw(st.integers(0, len(tr) - 1)), v.start + a * PAGE, v.start + b * PAGE,
+                 v.asid, to=dest.start + draw(st.integers(0, 2)) * PAGE)
+    return scenario.replace(trace=Trace(**cols), vmas=tuple(vmas) + (dest,)), move
 
 
 @st.composite

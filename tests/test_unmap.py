@@ -136,6 +136,73 @@ def test_unmaps_are_checked():
         simulate(dev, "nopage")
 
 
+# -- mappings that move (mremap) ----------------------------------------------------------
+FAR = 16 * PAGE
+ANON2 = Vma(FAR, FAR + 8 * PAGE, "anon")
+
+
+def moved(records, unmaps, memory_frames=None):
+    mb = None if memory_frames is None else memory_frames * PAGE
+    return both(Scenario(trace(records), vmas=[ANON, ANON2], costs=COSTS, fault_model="kernel",
+                         memory_bytes=mb, unmaps=unmaps))
+
+
+def test_a_moved_page_keeps_its_pte_and_its_frame():
+    """mremap moves the page tables: pages written before the move are mapped at the new
+    address (no fault there) with the same frames, and the old address faults afresh."""
+    writes = [(0, 0, 0, W), (0, 0, PAGE, W), (0, 0, FAR, W), (0, 0, FAR + PAGE, W)]
+    move = Unmap(2, 0, 2 * PAGE, to=FAR)
+    r = moved(writes, [move])
+    assert r.counters["n_faults"] == 2 and r.counters["n_ptes_end"] == 2
+    # without the move (an munmap, then new memory there): four faults
+    assert moved(writes, [Unmap(2, 0, 2 * PAGE)]).counters["n_faults"] == 4
+    # the frames moved with the pages: two frames hold the run, as without a move
+    assert moved(writes, [move], OWN0 + TABLES + 2).counters["oom_ns"] == -1
+    # the old address is empty after the move: a write there is a new fault, and a frame
+    again = writes + [(0, 0, 0, W)]
+    r = moved(again, [move])
+    assert r.counters["n_faults"] == 3 and list(r.faults["vpn"]) == [0, 1, 0]
+    assert moved(again, [move], OWN0 + TABLES + 2).counters["oom_ns"] > 0
+
+
+def test_a_move_keeps_a_read_only_pte_read_only_and_empties_the_destination_first():
+    # a read maps the zero page read-only; moved, a write to it is a write fault
+    r = moved([(0, 0, 0, R), (0, 0, FAR, R), (0, 0, FAR, W)], [Unmap(1, 0, PAGE, to=FAR)])
+    assert r.counters["n_faults"] == 2 and list(r.faults["vpn"]) == [0, FAR // PAGE]
+    # what the destination held before the move is unmapped (its frame given back)
+    r = moved([(0, 0, FAR, W), (0, 0, 0, W), (0, 0, FAR, W)], [Unmap(2, 0, PAGE, to=FAR)],
+              OWN0 + TABLES + 1)
+    assert r.counters["oom_ns"] > 0       # the second write needed a second frame
+    r = moved([(0, 0, FAR, W), (0, 0, 0, R), (0, 0, FAR, R)], [Unmap(2, 0, PAGE, to=FAR)])
+    assert r.counters["n_faults"] == 2 and r.counters["n_ptes_end"] == 1
+
+
+def test_a_moved_file_page_is_the_same_page_cache_page():
+    a = Vma(0, 4 * PAGE, "file", file="f", prot="r")
+    b = Vma(FAR, FAR + 4 * PAGE, "file", file="f", offset=0, prot="r")
+    tr = trace([(0, 0, 0, R), (0, 0, FAR, R), (0, 0, FAR + PAGE, R)])
+    sc = Scenario(tr, vmas=[a, b], costs=COSTS, fault_model="kernel",
+                  unmaps=[Unmap(1, 0, PAGE, to=FAR)])
+    r = both(sc)
+    # one read from the disk; the moved PTE maps it at FAR; page 1 of the file is a new fault
+    assert r.counters["n_io"] >= 1 and list(r.faults["vpn"]) == [0, FAR // PAGE + 1]
+
+
+def test_moves_are_checked():
+    tr = trace([(0, 0, 0, W), (0, 0, PAGE, W)])
+    with pytest.raises(ScenarioError, match="overlaps its source"):
+        Unmap(1, 0, 2 * PAGE, to=PAGE)
+    with pytest.raises(ScenarioError, match="the destination 0x10100 is not aligned"):
+        Scenario(tr, vmas=[ANON, ANON2], unmaps=[Unmap(1, 0, PAGE, to=FAR + 256)])
+    file_b = Vma(FAR, FAR + 8 * PAGE, "file", file="g")
+    for vmas, why in (([ANON, file_b], "maps as other memory"),
+                      ([ANON], "no one VMA covers")):
+        sc = Scenario(tr, vmas=vmas, unmaps=[Unmap(1, 0, PAGE, to=FAR)])
+        for run in (vmlab.engine.run, simulate):
+            with pytest.raises(ScenarioError, match=f"moves the pages of VMA .* {why}"):
+                run(sc, "nopage")
+
+
 # -- from a recording -------------------------------------------------------------------
 def _recorded(tmp_path, rows, addr, op):
     from vmlab.trace import open_trace

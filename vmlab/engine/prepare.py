@@ -583,39 +583,86 @@ def _lock_r_holds(trace, idx, mmap_read_cs_ns):
     return hold, thr_lr_off
 
 
+def _key_span(keys, asid, vs, ve):
+    """``(lo, hi)``: the positions in sorted ``keys`` of address space ``asid``'s pages
+    ``[vs, ve)``."""
+    base = np.uint64(asid) << np.uint64(_VPN_BITS)
+    lo = int(np.searchsorted(keys, base | np.uint64(vs)))
+    top = (asid << _VPN_BITS) + ve      # (the next address space's first key at most)
+    hi = len(keys) if top >= 1 << 64 else int(np.searchsorted(keys, np.uint64(top)))
+    return lo, hi
+
+
+def _with_move_pages(idx, moves):
+    """``idx`` with the destination of every page a move (``(asid, vs, ve, to)``, in record
+    order) may hand its state to: the page at the same offset from ``to`` of each page of
+    ``[vs, ve)`` the run has (a page moved twice, the second time from a page the first move
+    added)."""
+    keys = idx.keys
+    extra = []
+    for asid, vs, ve, to in moves:
+        lo, hi = _key_span(keys, asid, vs, ve)
+        if lo == hi:
+            continue
+        dest = keys[lo:hi] - np.uint64(vs) + np.uint64(to)
+        pos = np.minimum(np.searchsorted(keys, dest), len(keys) - 1)
+        new = dest[keys[pos] != dest]
+        if len(new):
+            extra.append(new)
+            keys = np.union1d(keys, new)
+    if not extra:
+        return idx
+    return _with_extra_pages(idx, np.setdiff1d(keys, idx.keys, assume_unique=True))
+
+
 def _unmap_tables(scenario, vmas, vma_pols, trace, idx):
-    """The mappings that end during the run (docs/model.md 11.9) for the kernel: each unmap
-    at its thread's position of its record, thread by thread in record order, with the
-    pages (touched, or fault-around's) of its range.  Returns ``(um_pos, um_off, um_pages,
-    thr_um_off)``."""
+    """The mappings that end or move during the run (docs/model.md 11.9) for the kernel: each
+    unmap at its thread's position of its record, thread by thread in record order, with the
+    pages (touched, or fault-around's) of its range.  A move is two entries: the unmap of its
+    destination, then its source's pages with their destinations.  Returns ``(um_pos,
+    um_off, um_pages, um_dest, thr_um_off)`` (``um_dest[j]``: the page ``um_pages[j]`` hands
+    its state to, -1 for a page that is unmapped)."""
     T = len(idx.thr_tid)
     ranges = scenario.unmap_ranges(vmas, vma_pols)
     if not ranges:
         return (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64),
-                np.zeros(T + 1, np.int64))
+                np.zeros(0, np.int64), np.zeros(T + 1, np.int64))
     tid = np.asarray(trace.tid)
-    th_of, pos_of, pages = [], [], []
+    th_of, pos_of, pages, dests = [], [], [], []
     for rec, asid, vs, ve, to in ranges:
-        if to >= 0:
-            raise ScenarioError("moves (Unmap(..., to=...)) are not run by the engine yet")
         t = tid[rec]
         th = int(np.searchsorted(idx.thr_tid, int(t)))
-        th_of.append(th)
-        pos_of.append(int(idx.thr_off[th]) + int(np.count_nonzero(tid[:rec] == t)))
-        base = np.uint64(asid) << np.uint64(_VPN_BITS)
-        lo = int(np.searchsorted(idx.keys, base | np.uint64(vs)))
-        top = (asid << _VPN_BITS) + ve      # (the next address space's first key at most)
-        hi = len(idx.keys) if top >= 1 << 64 else int(np.searchsorted(idx.keys, np.uint64(top)))
-        pages.append(idx.by_key[lo:hi].astype(np.int64))
-    order = np.lexsort((np.arange(len(ranges)), np.array(pos_of), np.array(th_of)))
+        pos = int(idx.thr_off[th]) + int(np.count_nonzero(tid[:rec] == t))
+        entries = []
+        if to >= 0:
+            lo, hi = _key_span(idx.keys, asid, to, to + ve - vs)
+            entries.append((idx.by_key[lo:hi], None))
+        lo, hi = _key_span(idx.keys, asid, vs, ve)
+        src = idx.by_key[lo:hi]
+        dest = None
+        if to >= 0:
+            dkeys = idx.keys[lo:hi] - np.uint64(vs) + np.uint64(to)
+            at = np.minimum(np.searchsorted(idx.keys, dkeys), len(idx.keys) - 1)
+            if (idx.keys[at] != dkeys).any():
+                raise RuntimeError("vmlab: a moved page's destination is not among the run's "
+                                   "pages (prepare's _with_move_pages)")
+            dest = idx.by_key[at]
+        entries.append((src, dest))
+        for p, d in entries:
+            th_of.append(th)
+            pos_of.append(pos)
+            pages.append(p.astype(np.int64))
+            dests.append(np.full(len(p), -1, np.int64) if d is None else d.astype(np.int64))
+    order = np.lexsort((np.arange(len(pages)), np.array(pos_of), np.array(th_of)))
     um_pos = np.array(pos_of, np.int64)[order]
     lens = np.array([len(pages[i]) for i in order], np.int64)
     um_off = np.zeros(len(order) + 1, np.int64)
     um_off[1:] = np.cumsum(lens)
-    um_pages = np.concatenate([pages[i] for i in order]) if len(order) else np.zeros(0, np.int64)
+    um_pages = np.concatenate([pages[i] for i in order])
+    um_dest = np.concatenate([dests[i] for i in order])
     thr_um_off = np.zeros(T + 1, np.int64)
     thr_um_off[1:] = np.cumsum(np.bincount(np.array(th_of, np.int64), minlength=T))
-    return um_pos, um_off, um_pages.astype(np.int64), thr_um_off
+    return um_pos, um_off, um_pages.astype(np.int64), um_dest, thr_um_off
 
 
 def default_event_budget(n_records, n_threads):
@@ -893,10 +940,18 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     vma_file = np.array(vma_file, np.int64)
     vma_off = np.array([v.offset // ps for v in vmas], np.int64)
     fa = int(scenario.fault_around_pages)
-    if cache_mode:
-        # the pages fault-around may map without any record touching them join the pages
-        idx = _with_window_pages(idx, fa, files, vma_asid, vma_file, vma_off, vma_first_vpn,
-                                 vma_end_vpn)
+    moves = [(asid, vs, ve, to) for _r, asid, vs, ve, to in scenario.unmap_ranges(vmas, vma_pols)
+             if to >= 0]
+    while True:
+        n_keys = len(idx.keys)
+        if cache_mode:
+            # the pages fault-around may map without any record touching them join the pages
+            idx = _with_window_pages(idx, fa, files, vma_asid, vma_file, vma_off,
+                                     vma_first_vpn, vma_end_vpn)
+        # and so do the pages a move hands its pages' state to (docs/model.md 11.9)
+        idx = _with_move_pages(idx, moves)
+        if len(idx.keys) == n_keys or not (cache_mode and moves):
+            break
     P = len(idx.keys)
     # arrays indexed by key rank first (VMAs are key ranges), page id order at the end
     key_asid = (idx.keys >> np.uint64(_VPN_BITS)).astype(np.int64)
@@ -976,7 +1031,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                                                 vma_first_vpn, vma_end_vpn, ps)
     lw_hold, lw_read, lw_late = _lock_w_calls(trace, lw_rec, costs)
     lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
-    um_pos, um_off, um_pages, thr_um_off = _unmap_tables(scenario, vmas, vma_pols, trace, idx)
+    um_pos, um_off, um_pages, um_dest, thr_um_off = _unmap_tables(scenario, vmas, vma_pols,
+                                                                  trace, idx)
     _check_time_room(scenario, costs, tables, (lw_hold, lw_read, lr_hold), vma_npages, T)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
@@ -1023,7 +1079,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         designs=designs, lw_v0=lw_v0, lw_v1=lw_v1, thr_lw_off=thr_lw_off,
         lw_hold=lw_hold, lw_read=lw_read, lw_late=lw_late,
         lr_hold=lr_hold, thr_lr_off=thr_lr_off,
-        um_pos=um_pos, um_off=um_off, um_pages=um_pages, thr_um_off=thr_um_off,
+        um_pos=um_pos, um_off=um_off, um_pages=um_pages, um_dest=um_dest,
+        thr_um_off=thr_um_off,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
         seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),

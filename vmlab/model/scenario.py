@@ -245,8 +245,9 @@ def unmap_problem(u, vmas, vma_pols=None):
     A range may not meet a VMA mapped eagerly or one backed by ``device``, ``iomem`` or
     ``context`` memory (only lazily faulted file and anonymous pages are unmapped).  A move
     (``u.to``) must keep every page the same page: the destination of each part of the
-    source that a VMA covers lies in one VMA of the same backing and, for a file, of the same
-    file at the same file offset; a part of either range in no VMA has nothing to move.
+    source that a VMA covers lies in one VMA of the same backing and sharing and, for a file,
+    of the same (named) file at the same file offset; a part of either range in no VMA has
+    nothing to move.
     ``vma_pols``: each VMA's policy (None: none is eager)."""
     pols = vma_pols if vma_pols is not None else [None] * len(vmas)
     ranges = [(u.start, u.end)] + ([] if u.to is None else [(u.to, u.to + u.end - u.start)])
@@ -267,9 +268,11 @@ def unmap_problem(u, vmas, vma_pols=None):
             continue
         lo, hi = max(v.start, u.start) + d, min(v.end, u.end) + d
         dest = [w for w in vmas if w.asid == u.asid and w.start < hi and lo < w.end]
-        same = (len(dest) == 1 and dest[0].start <= lo and hi <= dest[0].end
-                and dest[0].backing == v.backing and dest[0].file == v.file
-                and (v.file is None or dest[0].offset - dest[0].start == v.offset - v.start + d))
+        w = dest[0] if len(dest) == 1 else None
+        same = (w is not None and w.start <= lo and hi <= w.end and w.backing == v.backing
+                and w.private == v.private
+                and (v.backing == "anon" or (v.file is not None and w.file == v.file
+                                             and w.offset - w.start + d == v.offset - v.start)))
         if not same:
             return (f"moves the pages of VMA {v.label} to [{lo:#x}, {hi:#x}), which "
                     + ("no one VMA covers" if len(dest) != 1 or not

@@ -132,12 +132,14 @@ class KernelInputs(NamedTuple):
     # readers of mmap_sem that are not faults (docs/model.md 15.9)
     lr_hold: np.ndarray      # int64: each LOCK_R record's hold (ns), in thread order
     thr_lr_off: np.ndarray   # int64 [T + 1]: thread i's are lr_hold[off[i]:off[i + 1]]
-    # mappings that end (docs/model.md 11.9), thread by thread in record order: unmap u
-    # happens when its thread starts the record at position um_pos[u] and removes the PTEs of
-    # the pages um_pages[um_off[u]:um_off[u + 1]]
+    # mappings that end or move (docs/model.md 11.9), thread by thread in record order:
+    # unmap u happens when its thread starts the record at position um_pos[u] and removes the
+    # PTEs of the pages um_pages[um_off[u]:um_off[u + 1]], or hands each page's PTE and frame
+    # to page um_dest[j] when that is not -1 (a move)
     um_pos: np.ndarray       # int64 [U]
     um_off: np.ndarray       # int64 [U + 1]
     um_pages: np.ndarray     # int64
+    um_dest: np.ndarray      # int64, beside um_pages
     thr_um_off: np.ndarray   # int64 [T + 1]: thread i's unmaps are um_pos[off[i]:off[i + 1]]
     # run
     n_asid: int

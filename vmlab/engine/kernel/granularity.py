@@ -134,15 +134,28 @@ def _map_around(p, kernel_model, page_vma, page_vpn, page_rank, by_key, vma_p0, 
 
 
 @njit_borrow
-def _unmap_pages(pages, a, b, page_slot, FL, PT, MAPC, CHG, cnt):
+def _unmap_pages(pages, dest, a, b, page_slot, FL, PT, MAPC, CHG, cnt):
     """A mapping ends (docs/model.md 11.9): remove the PTE of each page ``pages[a:b]`` (a
     page-cache page's folio is mapped one PTE less; a private copy's PTE goes with its page)
     and give back the frame each anonymous page or private copy held.  Page tables stay.
-    Returns the frames given back."""
+    A page with a destination (``dest[j] >= 0``: a move) hands its PTE, its read-only,
+    private-copy and young bits and its frame to that page instead (the same page-cache page
+    or folio: its map count stays).  Returns the frames given back."""
     freed = 0
     for j in range(a, b):
         p = pages[j]
-        if (FL[p] & F_PTE) != 0:
+        q = dest[j]
+        mapped = (FL[p] & F_PTE) != 0
+        if q >= 0:
+            if mapped:
+                FL[p] &= np.uint8(255 - F_PTE)
+                FL[q] |= F_PTE | F_MSIO
+            PT[q] = PT[p]
+            PT[p] = 0
+            CHG[q] = CHG[p]
+            CHG[p] = 0
+            continue
+        if mapped:
             FL[p] &= np.uint8(255 - F_PTE)
             cnt[C.CNT_PTES] -= 1
             s = page_slot[p]

@@ -38,8 +38,8 @@ def _ph_start(K, W, G, th, t):
     ui = TS[th, C.TS_UM_NEXT]
     while ui < K.thr_um_off[th + 1] and K.um_pos[ui] <= pos:
         # a mapping ends before this record (docs/model.md 11.9)
-        G[g.G_N_ANON] -= _unmap_pages(K.um_pages, K.um_off[ui], K.um_off[ui + 1], K.page_slot,
-                                      W.FL, W.PT, W.MAPC, W.CHG, W.cnt)
+        G[g.G_N_ANON] -= _unmap_pages(K.um_pages, K.um_dest, K.um_off[ui], K.um_off[ui + 1],
+                                      K.page_slot, W.FL, W.PT, W.MAPC, W.CHG, W.cnt)
         ui += 1
     TS[th, C.TS_UM_NEXT] = ui
     if pos >= K.thr_off[th + 1]:
