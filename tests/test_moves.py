@@ -371,8 +371,9 @@ def test_perf_records_the_move_and_the_kernel_takes_no_fault_on_moved_pages(move
 
 
 def test_unmaps_for_a_recorded_move_moves_its_pages(mover, tmp_path):
-    from naive_engine import simulate
+    from naive_engine import canonical, first_difference, simulate
 
+    import vmlab.engine
     from vmlab.engine.prepare import RUNS_KNOBS
     from vmlab.model.recorded import runnable, scenario_for, unmaps_for
     from vmlab.model.scenario import Unmap
@@ -395,6 +396,8 @@ def test_unmaps_for_a_recorded_move_moves_its_pages(mover, tmp_path):
     assert ((vpn >= q // PS + N) & (vpn < q // PS + 2 * N)).sum() == N
     plain = sc.replace(unmaps=[Unmap(x.record, x.start, x.end, x.asid) for x in sc.unmaps])
     assert simulate(plain, "nopage").counters["n_faults"] == r.counters["n_faults"] + N
+    # the engine runs the move as the reference does
+    assert first_difference(canonical(vmlab.engine.run(sc, "nopage")), canonical(r)) is None
 
 
 # -- unmaps_for and scenario_for --------------------------------------------------------------
