@@ -258,7 +258,8 @@ def test_mappings_from_perf_events():
         p.write_text(p_text)
         list(perf_reader.iter_chunks(p, thread_start="offset", mappings_sink=sink))
     files = FileTable({}, late_when=None)
-    t = mappings_from_perf(sink, files, {100: 0})
+    t, moves = mappings_from_perf(sink, files, {100: 0})
+    assert len(moves) == 0
     got = sorted((hex(int(r["start"])), Backing(int(r["backing"])).name, int(r["from_record"]),
                   int(r["until_record"])) for r in t)
     assert got == [("0x55e5d89de000", "FILE", 0, FOREVER), ("0x55e5d89df000", "FILE", 0, 4),
@@ -335,14 +336,20 @@ int main(void) {
 """
 
 
-@pytest.fixture(scope="module")
-def prog(tmp_path_factory):
+def compile_c(tmp_path_factory, name, source):
+    """``source`` built with the system C compiler as the program ``name`` in a folder of
+    its own (the test is skipped without a compiler)."""
     if not HAVE_CC:
         pytest.skip("needs a C compiler (apt-get install gcc)")
-    d = tmp_path_factory.mktemp("prog")
-    (d / "prog.c").write_text(PROG)
-    subprocess.run([HAVE_CC, "-O1", "-o", str(d / "prog"), str(d / "prog.c")], check=True)
-    return d / "prog"
+    d = tmp_path_factory.mktemp(name)
+    (d / f"{name}.c").write_text(source)
+    subprocess.run([HAVE_CC, "-O1", "-o", str(d / name), str(d / f"{name}.c")], check=True)
+    return d / name
+
+
+@pytest.fixture(scope="module")
+def prog(tmp_path_factory):
+    return compile_c(tmp_path_factory, "prog", PROG)
 
 
 def _covered(tr):

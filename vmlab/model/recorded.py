@@ -13,7 +13,8 @@ page cache starts from an explicit preload, so this module translates:
   touched them;
 * :func:`unmaps_for`: the mappings that end during the run (``munmap``, a ``brk`` shrink),
   as :class:`~vmlab.model.scenario.Unmap` s: their PTEs go and their anonymous frames are
-  given back where the recording says (docs/model.md 11.9);
+  given back where the recording says; and those that move (``mremap``, the recording's
+  moves table), whose pages go with them (docs/model.md 11.9);
 * :func:`ra_pages_for`: the readahead window of the recorded devices;
 * :func:`scenario_for`: all of it with :data:`~vmlab.model.scenario.KERNEL_DEFAULTS` (the
   kernel fault model, fault-around, readahead, the two-list replacement), the memory limit
@@ -459,12 +460,14 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     ``"twolist"``) with ``ra_pages`` the recorded devices' readahead window
     (:func:`ra_pages_for`) when the recording measured it, the memory limit ``memory_bytes`` (anonymous and page-cache pages, like a
     cgroup; ``None``: unlimited) or ``memory_pages`` (page-cache frames only), and
-    the mappings that end (:func:`unmaps_for`; ``unmaps=()`` keeps every mapping to the end),
+    the mappings that end or move (:func:`unmaps_for`; a move the static VMAs cannot take,
+    :func:`~vmlab.model.scenario.unmap_problem`, becomes the unmap of its source, and
+    :func:`runnable` says so; ``unmaps=()`` keeps every mapping to the end),
     ``overrides`` (any Scenario field: ``replacement="lru"``, ``fault_around_pages=1``...)
     on top.  ``unknown``: the page-cache state assumed for files the recording did not
     measure (:data:`UNKNOWN_RESIDENCY`; :func:`runnable` names them).  The result may ask for mechanisms the engine does not run yet:
     :func:`runnable` says which and leaves them out."""
-    from .scenario import KERNEL_DEFAULTS, Scenario
+    from .scenario import KERNEL_DEFAULTS, Scenario, unmap_problem
 
     vmas = overrides.pop("vmas", None) or vmas_for(trace)
     files = overrides.pop("files", None)
@@ -476,7 +479,9 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
         if memory_pages is not None and len(pre) > memory_pages:
             pre = pre[:memory_pages]
     unmaps = overrides.pop("unmaps", None)
-    unmaps = unmaps_for(trace) if unmaps is None else unmaps
+    if unmaps is None:
+        unmaps = [u if u.to is None or not unmap_problem(u, vmas) else _as_unmap(u)
+                  for u in unmaps_for(trace)]
     kw = {**KERNEL_DEFAULTS, "ra_pages": ra, **overrides}
     if memory_bytes is not None and memory_pages is not None:
         raise ScenarioError("give memory_bytes or memory_pages, not both")
@@ -493,13 +498,22 @@ KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
 
 
 def unmaps_for(trace):
-    """The mappings that end during the run (docs/model.md 11.9), as
-    :class:`~vmlab.model.scenario.Unmap` s: for each record ``r`` at which rows of the
-    recording end (``until_record``; ``munmap``, a ``brk`` shrink), the part of their range
-    that no row alive at ``r`` still maps (an ``mprotect`` ends a row and starts another
-    over the same range at the same record: nothing is unmapped; a ``brk`` that grows the
-    heap neither).  Rows that outlive the trace unmap nothing.  Sorted by record, then
-    address space and address."""
+    """The mappings that end or move during the run (docs/model.md 11.9), as
+    :class:`~vmlab.model.scenario.Unmap` s.  At each record ``r`` at which rows of the
+    recording end (``until_record``) or mappings move (the moves table, ``mremap``), per
+    address space:
+
+    * each move at ``r``, in call order: ``Unmap(r, start, end, asid, to=to)``, its pages
+      going with it (the kernel's ``move_page_tables``);
+    * then one plain ``Unmap`` per range no row alive at ``r`` maps, of what ended at ``r``
+      and did not move (``munmap``, a ``brk`` shrink, the tail an ``mremap`` shrank) and of
+      the moves' destinations (a mapping moved and unmapped before the next record).
+
+    An ``mprotect`` ends a row and starts another over the same range at the same record:
+    nothing is unmapped; a ``brk`` that grows the heap neither.  Rows that outlive the trace
+    unmap nothing, moves after its last record move nothing.  Sorted by record, then address
+    space; at one record and address space the moves come first, then the unmaps by
+    address (what is left of an old range is unmapped after its pages moved)."""
     from .scenario import Unmap
 
     m = trace.mappings
@@ -507,23 +521,42 @@ def unmaps_for(trace):
         raise VmlabError("this trace carries no mappings: record it with `vmlab record`")
     t = m.table
     n = len(trace)
+    mv = m.moves[m.moves["at_record"] < n]
     out = []
-    for r in np.unique(t["until_record"][t["until_record"] < n]):
+    for r in np.unique(np.concatenate([t["until_record"][t["until_record"] < n],
+                                       mv["at_record"]])):
         r = int(r)
         live = t[(t["from_record"] <= r) & (r < t["until_record"])]
         ended = t[t["until_record"] == r]
-        for asid in np.unique(ended["asid"]):
-            gone = _union(ended[ended["asid"] == asid])
-            kept = _union(live[live["asid"] == asid])
-            for lo, hi in _subtract(gone, kept):
+        here = mv[mv["at_record"] == r]
+        for asid in np.unique(np.concatenate([ended["asid"], here["asid"]])):
+            moves = here[here["asid"] == asid]
+            for x in moves:
+                out.append(Unmap(r, int(x["start"]), int(x["end"]), int(asid), to=int(x["to"])))
+            sources = _union(moves["start"], moves["end"])
+            dests = [(int(x["to"]), int(x["to"] + x["end"] - x["start"])) for x in moves]
+            mine = ended[ended["asid"] == asid]
+            left = _subtract(_union(mine["start"], mine["end"]), sources) + dests
+            mapped = live[live["asid"] == asid]
+            for lo, hi in _subtract(_merge(left), _union(mapped["start"], mapped["end"])):
                 out.append(Unmap(r, lo, hi, int(asid)))
     return out
 
 
-def _union(rows):
-    """The address ranges of ``rows`` as sorted disjoint ``[lo, hi)`` intervals."""
+def _as_unmap(u):
+    """The plain unmap of a move's source (a move the VMAs cannot take)."""
+    return u.__class__(u.record, u.start, u.end, u.asid)
+
+
+def _union(starts, ends):
+    """The address ranges ``[starts[i], ends[i])`` as sorted disjoint intervals."""
+    return _merge(zip(np.asarray(starts).tolist(), np.asarray(ends).tolist()))
+
+
+def _merge(ranges):
+    """``(lo, hi)`` ranges as sorted disjoint ``[lo, hi)`` intervals."""
     out = []
-    for lo, hi in sorted(zip(rows["start"].tolist(), rows["end"].tolist())):
+    for lo, hi in sorted(ranges):
         if out and lo <= out[-1][1]:
             out[-1][1] = max(out[-1][1], hi)
         else:
@@ -568,6 +601,7 @@ def runnable(scenario, runs):
         _ra, ra_note = ra_pages_for(scenario.trace)
         if ra_note:
             said.append(ra_note)
+        said += _moves_not_followed(scenario, vmas)
         unknown = unknown_files(scenario.trace, vmas)
         if unknown:
             shown = ", ".join(n.rsplit("/", 1)[-1] for n in unknown[:3])
@@ -605,6 +639,36 @@ def runnable(scenario, runs):
         changes["workingset"] = False
         said.append("twolist's protection of the working set (workingset=False)")
     return scenario.replace(**changes), said
+
+
+#: How many moves the notes of :func:`runnable` name one by one (the rest are counted).
+MOVES_NAMED = 5
+
+
+def _moves_not_followed(scenario, vmas):
+    """Phrases for the recording's moves that ``scenario`` replays as the unmap of their
+    source (:func:`scenario_for`'s fallback when the static VMAs cannot take the move)."""
+    from .scenario import Unmap, unmap_problem
+
+    mv = scenario.trace.mappings.moves
+    mv = mv[mv["at_record"] < len(scenario.trace)]
+    if not len(mv):
+        return []
+    have = set(scenario.unmaps)
+    said = []
+    for x in mv:
+        u = Unmap(int(x["at_record"]), int(x["start"]), int(x["end"]), int(x["asid"]),
+                  to=int(x["to"]))
+        if u in have or _as_unmap(u) not in have:
+            continue
+        why = unmap_problem(u, vmas)
+        said.append(f"the move (mremap) of [{u.start:#x}, {u.end:#x}) to {u.to:#x} at record "
+                    f"{u.record} (replayed as the unmap of its source"
+                    + (f": the static VMAs cannot take it, it {why})" if why else ")"))
+    if len(said) > MOVES_NAMED:
+        said[MOVES_NAMED:] = [f"{len(said) - MOVES_NAMED} more move(s) replayed as the unmap "
+                              "of their source the same way"]
+    return said
 
 
 def _vma_fields(v):

@@ -47,6 +47,21 @@ A trace recorded from a real program (``vmlab record``) carries, beside its reco
   ``call``          uint8   a :data:`READ_CALLS` index: which call read it
   ================  ======  ==============================================================
 
+* **moves**: one row per ``mremap`` that moved pages to another address (the kernel's
+  ``move_page_tables``: the pages keep their frames and take no new fault at the new
+  address), in call order (:data:`MOVE_DTYPE`).  ``Mappings.moves`` (empty when the recording
+  did not track them, or nothing moved).  A move's record is the one at which its old rows
+  end and its new row starts (a mapping that grows or shrinks in place is no move):
+
+  ================  ======  ==============================================================
+  ``asid``          uint16  address space
+  ``start``         uint64  first byte moved (the old address, page-aligned)
+  ``end``           uint64  one past the last byte moved: ``start + min(old_len, new_len)``
+  ``to``            uint64  where ``start`` went (the new address, page-aligned)
+  ``at_record``     uint64  the record at which the move happens (the call happened between
+                            record ``at_record - 1`` and record ``at_record``)
+  ================  ======  ==============================================================
+
 The residency snapshot uses ``mincore(2)`` on a read-only shared mapping of the file (ctypes):
 mapping a file and asking ``mincore`` reads none of its pages, so the snapshot does not
 change what it measures.
@@ -95,6 +110,11 @@ FILE_READ_DTYPE = np.dtype([
 #: ``preadv2`` with an offset, ``readv``, and ``sendfile``'s reading side, at the file
 #: position).
 READ_CALLS = ("exec", "read", "pread64", "readv", "preadv", "preadv2", "sendfile")
+
+MOVE_DTYPE = np.dtype([
+    ("asid", "<u2"), ("start", "<u8"), ("end", "<u8"), ("to", "<u8"), ("at_record", "<u8")])
+#: The alignment of a move's addresses: the page size of every recorder (``vmlab record``).
+MOVE_ALIGN = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,16 +176,21 @@ class Mappings:
         How the mappings were obtained (e.g. ``"valgrind -d segment table + --trace-syscalls"``).
     reads : numpy structured array of :data:`FILE_READ_DTYPE`, optional
         The run's file reads (empty: not recorded).
+    moves : numpy structured array of :data:`MOVE_DTYPE`, optional
+        The run's mappings that moved (``mremap``), in call order (empty: none, or not
+        recorded).
     """
 
-    __slots__ = ("table", "files", "source", "reads")
+    __slots__ = ("table", "files", "source", "reads", "moves")
 
-    def __init__(self, table, files=(), source="", reads=None):
+    def __init__(self, table, files=(), source="", reads=None, moves=None):
         self.table = _as_table(table, MAPPING_DTYPE, "mappings table")
         self.files = tuple(files)
         self.source = str(source)
         self.reads = _as_table(np.zeros(0, FILE_READ_DTYPE) if reads is None else reads,
                                FILE_READ_DTYPE, "file reads table")
+        self.moves = _as_table(np.zeros(0, MOVE_DTYPE) if moves is None else moves,
+                               MOVE_DTYPE, "moves table")
         self.check()
 
     def check(self):
@@ -203,6 +228,40 @@ class Mappings:
             raise TraceFormatError(f"file read {i}: " + (
                 "reads 0 bytes" if r["nbytes"][i] == 0 else
                 f"call code {int(r['call'][i])} is not one of 0 to {len(READ_CALLS) - 1}"))
+        self._check_moves()
+
+    def _check_moves(self):
+        """Each move: a non-empty aligned source range, a destination inside the address
+        space that does not overlap it (``mremap`` refuses that), at a record where a
+        mapping row of its address space starts or ends (the move's old rows end and its
+        new row starts at that record)."""
+        mv = self.moves
+        if mv.ndim != 1:
+            raise TraceFormatError("moves table must be one-dimensional")
+        t = self.table
+        changes = {}
+        for i, (asid, start, end, to, at) in enumerate(mv.tolist()):
+            where = f"move {i}"
+            if end <= start:
+                raise TraceFormatError(f"{where}: end {end:#x} is not above start {start:#x}")
+            for name, v in (("start", start), ("end", end), ("to", to)):
+                if v % MOVE_ALIGN:
+                    raise TraceFormatError(f"{where}: {name} {v:#x} is not a multiple of "
+                                           f"{MOVE_ALIGN}")
+            dest_end = to + end - start
+            if dest_end > 2**64:
+                raise TraceFormatError(f"{where}: the destination [{to:#x}, {dest_end:#x}) "
+                                       "lies past the end of the address space")
+            if to < end and start < dest_end:
+                raise TraceFormatError(f"{where}: the destination [{to:#x}, {dest_end:#x}) "
+                                       f"overlaps the source [{start:#x}, {end:#x})")
+            if asid not in changes:
+                rows = t[t["asid"] == asid]
+                changes[asid] = set(rows["from_record"].tolist()) | set(
+                    rows["until_record"][rows["until_record"] != FOREVER].tolist())
+            if at not in changes[asid]:
+                raise TraceFormatError(f"{where}: at_record {at} is not a record at which a "
+                                       f"mapping row of address space {asid} starts or ends")
 
     def __len__(self):
         return len(self.table)
@@ -211,11 +270,13 @@ class Mappings:
         if not isinstance(other, Mappings):
             return NotImplemented
         return (np.array_equal(self.table, other.table) and self.files == other.files
-                and self.source == other.source and np.array_equal(self.reads, other.reads))
+                and self.source == other.source and np.array_equal(self.reads, other.reads)
+                and np.array_equal(self.moves, other.moves))
 
     def __repr__(self):
         return (f"<Mappings {len(self.table)} rows, {len(self.files)} files, "
-                f"{len(self.reads)} file reads, source={self.source!r}>")
+                f"{len(self.reads)} file reads, {len(self.moves)} moves, "
+                f"source={self.source!r}>")
 
     def at(self, record):
         """The rows valid for record number ``record`` (the address space at that moment)."""
@@ -224,7 +285,8 @@ class Mappings:
 
     def window(self, lo, hi):
         """The mappings of records ``[lo, hi)`` renumbered from 0: rows that exist in the
-        window, with ``from_record``/``until_record`` clipped to it."""
+        window, with ``from_record``/``until_record`` clipped to it; the file reads up to its
+        end; the moves strictly inside it (``lo < at_record < hi``)."""
         t = self.table
         keep = (t["from_record"] < max(hi, lo + 1)) & (t["until_record"] > lo)
         out = t[keep].copy()
@@ -234,7 +296,11 @@ class Mappings:
         # reads before the window happened before its first record; after it, not at all
         r = self.reads[self.reads["at_record"] <= max(hi, lo)].copy()
         r["at_record"] = np.maximum(r["at_record"], lo) - lo
-        return Mappings(out, self.files, self.source, r)
+        # a move at the window's first record or before it moved pages the window never
+        # saw mapped there; one at its end or after it happens after the window
+        mv = self.moves[(self.moves["at_record"] > lo) & (self.moves["at_record"] < hi)].copy()
+        mv["at_record"] -= np.uint64(lo)
+        return Mappings(out, self.files, self.source, r, mv)
 
     def frame(self):
         """The table as a pandas DataFrame with readable columns (``backing`` and ``perms``
@@ -250,6 +316,15 @@ class Mappings:
         df["dev"] = [self.files[f].dev if f != NO_FILE else 0 for f in t["file"]]
         df["inode"] = [self.files[f].inode if f != NO_FILE else 0 for f in t["file"]]
         df["pages"] = (t["end"] - t["start"]) // 4096
+        return df
+
+    def moves_frame(self):
+        """One row per move: the columns of :data:`MOVE_DTYPE` and its ``pages``."""
+        import pandas as pd
+
+        mv = self.moves
+        df = pd.DataFrame({name: mv[name] for name in MOVE_DTYPE.names})
+        df["pages"] = (mv["end"] - mv["start"]) // MOVE_ALIGN
         return df
 
     def files_frame(self):

@@ -50,8 +50,15 @@ vmlab that reads versions 1-4 refuses such a file by its version; a ``call`` col
 file of version 1-4 is a header error, and a code over 5, or a nonzero code on a record
 that is not a ``LOCK_W``, is damage named by its record.
 
+Version 6 (written only for a trace whose mappings carry moves, so that a recording without
+them stays readable by the vmlab that reads version 5) adds ``moves``: ``{"n_rows", "dtype"
+(the numpy descr of MOVE_DTYPE), "offset", "nbytes", "crc32"}``, the mappings that
+``mremap`` moved, in call order (:mod:`vmlab.trace.mappings`).  A vmlab that reads versions
+1-5 refuses such a file by its version; a ``moves`` field in a file of version 1-5 is a
+header error.
+
 Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
-no file reads.  The tables are small: they are read and their CRC-32s checked on every
+no file reads, files before version 6 no moves.  The tables are small: they are read and their CRC-32s checked on every
 open.
 """
 from __future__ import annotations
@@ -81,8 +88,10 @@ READS_VERSION = 3
 LOCK_R_VERSION = 4
 #: The version of a file with a ``call`` column (each writer's system call).
 CALL_VERSION = 5
+#: The version of a file whose mappings carry the moves table (``mremap``).
+MOVES_VERSION = 6
 SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION,
-                      CALL_VERSION)
+                      CALL_VERSION, MOVES_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -288,10 +297,10 @@ class TraceWriter:
 
     def _file_version(self, tables):
         """The oldest version that holds ``tables`` and the records written."""
-        if "call" in self.names:
-            return CALL_VERSION
         v = _version(tables)
-        return LOCK_R_VERSION if self.n_records and self._max["op"] > MAX_OP_V3 else v
+        if "call" in self.names:
+            return max(v, CALL_VERSION)
+        return max(v, LOCK_R_VERSION) if self.n_records and self._max["op"] > MAX_OP_V3 else v
 
     def _header(self, cols_hdr, n_threads, tables):
         return json.dumps({
@@ -484,6 +493,9 @@ def check_header(hdr, file_size, header_end):
     if "call" in seen and isinstance(version, int) and version < CALL_VERSION:
         problems.append(f"column 'call' needs format version {CALL_VERSION}, the file says "
                         f"version {version}")
+    if "moves" in hdr and isinstance(version, int) and version < MOVES_VERSION:
+        problems.append(f"header field 'moves' needs format version {MOVES_VERSION}, the file "
+                        f"says version {version}")
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if cols is not None and missing:
         problems.append(f"column(s) {missing} are missing")
@@ -676,9 +688,11 @@ def crc32_combine(crc1, crc2, len2):
     return crc1 ^ crc2
 
 
-# -- versions 2 and 3: the mappings, files and file reads tables ---------------------------
+# -- versions 2, 3 and 6: the mappings, files, file reads and moves tables -----------------
 def _version(tables):
     """The oldest version that holds ``tables`` (the header fields of :func:`_write_tables`)."""
+    if "moves" in tables:
+        return MOVES_VERSION
     if "file_reads" in tables:
         return READS_VERSION
     return MAPPINGS_VERSION if tables else FORMAT_VERSION
@@ -697,16 +711,18 @@ def _write_tables(out, offset, mappings):
     the header fields that describe them ({} without mappings)."""
     if mappings is None:
         return {}
-    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE
+    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE
 
     table = np.ascontiguousarray(mappings.table.astype(MAPPING_DTYPE.newbyteorder("<")))
     entry, offset = _write_blob(out, offset, table.tobytes())
     fields = {"mappings": {"n_rows": len(table), "dtype": MAPPING_DTYPE.descr, **entry,
                            "source": mappings.source}}
-    if len(mappings.reads):
-        reads = np.ascontiguousarray(mappings.reads.astype(FILE_READ_DTYPE.newbyteorder("<")))
-        entry, offset = _write_blob(out, offset, reads.tobytes())
-        fields["file_reads"] = {"n_rows": len(reads), "dtype": FILE_READ_DTYPE.descr, **entry}
+    for key, rows, dtype in (("file_reads", mappings.reads, FILE_READ_DTYPE),
+                             ("moves", mappings.moves, MOVE_DTYPE)):
+        if len(rows):     # (absent when empty: the file keeps the version it had without)
+            rows = np.ascontiguousarray(rows.astype(dtype.newbyteorder("<")))
+            entry, offset = _write_blob(out, offset, rows.tobytes())
+            fields[key] = {"n_rows": len(rows), "dtype": dtype.descr, **entry}
     files = []
     for f in mappings.files:
         item = {"path": f.path, "dev": int(f.dev), "inode": int(f.inode),
@@ -745,7 +761,7 @@ def read_tables(path, hdr):
     header has none). The tables are small: they are read and checked at once."""
     if "mappings" not in hdr:
         return None
-    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, FileInfo, Mappings
+    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, FileInfo, Mappings
 
     path = Path(path)
     size = path.stat().st_size
@@ -754,7 +770,9 @@ def read_tables(path, hdr):
         raise TraceFormatError("header field 'mappings' must be an object and 'files' a list",
                                path)
     table = _read_table(path, m, size, "mappings", "mappings table", MAPPING_DTYPE)
-    reads = _read_file_reads(path, hdr, size, FILE_READ_DTYPE)
+    reads = _read_optional_table(path, hdr, size, "file_reads", "file reads table",
+                                 FILE_READ_DTYPE)
+    moves = _read_optional_table(path, hdr, size, "moves", "moves table", MOVE_DTYPE)
     files = []
     for i, item in enumerate(hdr["files"]):
         try:
@@ -779,19 +797,20 @@ def read_tables(path, hdr):
                 raise
             raise TraceFormatError(f"header field files[{i}] is malformed ({e})", path) from None
     try:
-        return Mappings(table, files, m.get("source", ""), reads)
+        return Mappings(table, files, m.get("source", ""), reads, moves)
     except TraceFormatError as e:
         raise TraceFormatError(e.reason, path) from None
 
 
-def _read_file_reads(path, hdr, size, want):
-    """The file reads table of a version-3 header (empty without one)."""
-    if "file_reads" not in hdr:
+def _read_optional_table(path, hdr, size, key, label, want):
+    """The table of the header field ``key`` (``file_reads``: version 3, ``moves``:
+    version 6), empty without one."""
+    if key not in hdr:
         return np.zeros(0, want)
-    r = hdr["file_reads"]
+    r = hdr[key]
     if not isinstance(r, dict):
-        raise TraceFormatError("header field 'file_reads' must be an object", path)
-    return _read_table(path, r, size, "file_reads", "file reads table", want)
+        raise TraceFormatError(f"header field {key!r} must be an object", path)
+    return _read_table(path, r, size, key, label, want)
 
 
 def _read_table(path, entry, size, key, label, want):

@@ -48,8 +48,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VmlabError
-from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, NO_FILE, PROT_EXEC, PROT_READ,
-                       PROT_WRITE, READ_CALLS, Backing, FileInfo, Mappings, file_info)
+from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_DTYPE, NO_FILE, PROT_EXEC,
+                       PROT_READ, PROT_WRITE, READ_CALLS, Backing, FileInfo, Mappings,
+                       file_info)
 from .model import Op, TraceMeta
 from .native import TraceWriter
 
@@ -209,13 +210,19 @@ def startup_files(program):
 
 
 # -- the address space as valgrind reports it ---------------------------------------------
+#: ``mremap`` flags (``include/uapi/linux/mman.h``).
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
+
+
 class AddressSpace:
     """Live mappings of one address space; every change closes the rows it overlaps at the
-    record number it happens (rows never overlap at any record number)."""
+    record number it happens (rows never overlap at any record number).  :attr:`moves`: the
+    ``mremap`` calls that moved pages, ``(start, end, to, at)`` in call order."""
 
     def __init__(self):
         self.live = []     # [start, end, prot, shared, backing, file, offset, from_record]
         self.done = []
+        self.moves = []
 
     def carve(self, a, b, at):
         """Remove ``[a, b)`` from the live rows at record ``at``; return the removed parts'
@@ -253,12 +260,44 @@ class AddressSpace:
             part[7] = at
             self.live.append(part)
 
+    def remap(self, old, old_len, new_len, new, flags, at):
+        """A successful ``mremap(old, old_len, new_len, flags)`` that returned ``new`` (all
+        lengths page-aligned): the old range's rows end at ``at`` and a row for ``[new, new +
+        new_len)`` with the attributes of the old range's first part starts there.  When the
+        mapping moved (``new != old``), the first ``min(old_len, new_len)`` bytes' pages went
+        with it (``move_page_tables``: a shrink unmaps the tail first, a growth maps fresh
+        pages after the moved ones): one entry of :attr:`moves`.  With
+        ``MREMAP_DONTUNMAP`` the old range stays mapped, empty of pages: its rows end and
+        start again, unchanged, at ``at`` (as an ``mprotect`` to the same permissions)."""
+        parts = self.carve(old, old + old_len, at)
+        if not parts:
+            return
+        if flags & MREMAP_DONTUNMAP and new != old:
+            for part in parts:
+                part[7] = at
+                self.live.append(part)
+        p = min(parts, key=lambda q: q[0])
+        self.add(new, new + new_len, p[2], p[3], p[4], p[5], p[6], at)
+        moved = min(old_len, new_len)
+        if new != old and moved:
+            self.moves.append((old, old + moved, new, at))
+
     def table(self, asid=0):
         rows = self.done + [row + [FOREVER] for row in self.live]
         t = np.zeros(len(rows), MAPPING_DTYPE)
         for i, r in enumerate(sorted(rows, key=lambda r: (r[7], r[0]))):
             t[i] = (asid, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
         return t
+
+    def moves_table(self, asid=0):
+        """:attr:`moves` as a :data:`~vmlab.trace.mappings.MOVE_DTYPE` array.  A move at a
+        record where no row starts or ends is left out: every call at that record then
+        changed only mappings made at that same record, which no access found mapped, so it
+        moved no page (an ``mmap``, ``mremap`` and ``munmap`` of one range in a row)."""
+        rows = self.done + [row + [FOREVER] for row in self.live]
+        changes = {r[7] for r in rows} | {r[8] for r in rows}
+        kept = [(asid, *mv) for mv in self.moves if mv[3] in changes]
+        return np.array(kept, MOVE_DTYPE)
 
 
 def _page_up(x):
@@ -450,11 +489,9 @@ class SyscallTracker:
         elif name == "mprotect" and len(nums) >= 3:
             self.space.protect(nums[0], nums[0] + _page_up(nums[1]), nums[2] & 7, at)
         elif name == "mremap" and len(nums) >= 3:
-            old, old_len, new_len = nums[0], _page_up(nums[1]), _page_up(nums[2])
-            parts = self.space.carve(old, old + old_len, at)
-            if parts:
-                p = min(parts, key=lambda q: q[0])
-                self.space.add(value, value + new_len, p[2], p[3], p[4], p[5], p[6], at)
+            # ( old, old_len, new_len, flags[, new_address with MREMAP_FIXED] )
+            flags = nums[3] if len(nums) > 3 and nums[3] is not None else 0
+            self.space.remap(nums[0], _page_up(nums[1]), _page_up(nums[2]), value, flags, at)
         elif name == "brk":
             if self.heap_base is None:
                 self.heap_base = self.brk = value
@@ -651,7 +688,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         reads = _exec_rows(program, files) + tracker.reads
         writer.mappings = Mappings(space.table(), files.files,
                                    "valgrind -d start-up layout + --trace-syscalls=yes",
-                                   np.array(reads, FILE_READ_DTYPE))
+                                   np.array(reads, FILE_READ_DTYPE), space.moves_table())
         writer.close()
     except BaseException:
         writer.abort()
@@ -1026,7 +1063,8 @@ def _perf_events(perf):
 
 
 def mappings_from_perf(events, files, asid_of_pid):
-    """Build the mappings table from the perf reader's ``mappings_sink`` events."""
+    """The mappings table and the moves table (``mremap``,
+    :meth:`AddressSpace.remap`) built from the perf reader's ``mappings_sink`` events."""
     spaces = {}
     brk = {}
     moving = {}     # pid -> the arguments of its mremap() in progress
@@ -1064,11 +1102,8 @@ def mappings_from_perf(events, files, asid_of_pid):
             args = moving.pop(pid, None)
             if args is None or value >= 1 << 63 or not {"addr", "old_len", "new_len"} <= set(args):
                 continue    # failed (-errno), or its arguments were not recorded
-            parts = space.carve(args["addr"], args["addr"] + _page_up(args["old_len"]), at)
-            if parts:
-                p = min(parts, key=lambda q: q[0])
-                space.add(value, value + _page_up(args["new_len"]), p[2], p[3], p[4], p[5],
-                          p[6], at)
+            space.remap(args["addr"], _page_up(args["old_len"]), _page_up(args["new_len"]),
+                        value, args.get("flags", 0), at)
         elif kind == "brk_result":   # the break after a brk() call (sys_exit_brk)
             value, at = ev[2], ev[3]
             cur = brk.get(pid)
@@ -1081,9 +1116,11 @@ def mappings_from_perf(events, files, asid_of_pid):
             elif new < old:
                 space.carve(new, old, at)
             brk[pid] = value
-    tables = [space.table(asid_of_pid.get(pid, 0)) for pid, space in spaces.items()
-              if pid in asid_of_pid]
-    return np.concatenate(tables) if tables else np.zeros(0, MAPPING_DTYPE)
+    mine = [(asid_of_pid[pid], space) for pid, space in spaces.items() if pid in asid_of_pid]
+    tables = [space.table(asid) for asid, space in mine]
+    moves = [space.moves_table(asid) for asid, space in mine]
+    return (np.concatenate(tables) if tables else np.zeros(0, MAPPING_DTYPE),
+            np.concatenate(moves) if moves else np.zeros(0, MOVE_DTYPE))
 
 
 def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
@@ -1141,9 +1178,11 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
                 if ev[1] is not None:
                     pids.setdefault(ev[1], None)
             asid_of = _asids_in_order(text)
-            w.mappings = Mappings(mappings_from_perf(sink, files, asid_of), files.files,
+            table, moves = mappings_from_perf(sink, files, asid_of)
+            w.mappings = Mappings(table, files.files,
                                   "perf PERF_RECORD_MMAP2 + syscalls:sys_enter_{munmap,"
-                                  "mprotect,mremap,brk}/sys_exit_{brk,mremap} tracepoints")
+                                  "mprotect,mremap,brk}/sys_exit_{brk,mremap} tracepoints",
+                                  moves=moves)
             n_rows = len(w.mappings)
     return out, {"records": n, "seconds": elapsed, "exit_code": r.returncode,
                  "n_mappings": n_rows, "n_files": len(files.files)}

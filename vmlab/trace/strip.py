@@ -10,7 +10,8 @@ program touched just before.  For page faults those records change nothing:
 * every lock record (``LOCK_W``, ``LOCK_R``) is kept, and the filter is emptied wherever the trace's mappings
   change (a mapping row starts or ends), so the first access to a page under each mapping
   is kept.  The file reads table (:mod:`vmlab.trace.mappings`) keeps every row, each
-between the same kept records as before.
+between the same kept records as before; so does the moves table, each move at the record
+its mapping rows start and end at.
 
 What this preserves: the first read and the first write of every page in every mapping
 epoch, in their order, so the fault counts of a replay with unlimited memory are exactly the
@@ -139,6 +140,8 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
                 v[finite] = np.searchsorted(kept, v[finite].astype(np.int64)).astype(np.uint64)
             reads = m.reads.copy()   # a read keeps its place between the kept records
             reads["at_record"] = np.searchsorted(kept, reads["at_record"].astype(np.int64))
-            w.mappings = Mappings(t, m.files, m.source, reads)
+            moves = m.moves.copy()   # a move stays at its rows' end (renumbered as they are)
+            moves["at_record"] = np.searchsorted(kept, moves["at_record"].astype(np.int64))
+            w.mappings = Mappings(t, m.files, m.source, reads, moves)
     return w.path, {"records_in": n, "records_out": int(len(kept)),
                     "filter_pages": int(filter_pages)}
