@@ -516,6 +516,42 @@ def test_validate_predicts_from_the_cache_the_recording_left(tmp_path):
     assert predict(trace)["major_faults"] >= 1
 
 
+EXEC_PROG = r"""
+#include <unistd.h>
+int main(void) { char *a[] = {"true", 0}; execv("/bin/true", a); return 1; }
+"""
+FORK_PROG = r"""
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) { if (fork() == 0) _exit(0); wait(0); return 0; }
+"""
+
+
+@needs_valgrind
+def test_a_recording_that_is_not_all_of_one_process_is_refused(tmp_path_factory, tmp_path):
+    """valgrind stops tracing at an exec (a launcher, a wrapper, pyenv's python3 shim gave
+    a prediction of 75 faults for 734) and mixes a forked child's accesses into its
+    parent's: one line each, and no trace written."""
+    from vmlab.cli import main
+    from vmlab.trace.record import record_lackey
+
+    for name, source, why in (
+            ("execs", EXEC_PROG, r"replaced itself with /bin/true \(execve\) after [\d,]+ "
+                                 r"records; valgrind does not follow an exec"),
+            ("forks", FORK_PROG, r"started another process \(pid \d+\) during the "
+                                 r"recording: a lackey recording follows one process")):
+        exe = compile_c(tmp_path_factory, name, source)
+        out = tmp_path / f"{name}.vmt"
+        with pytest.raises(VmlabError, match=why):
+            record_lackey([str(exe)], out, quiet=True)
+        assert not out.exists() and os.listdir(tmp_path) == []
+    script = tmp_path / "wrapper"
+    script.write_text("#!/bin/sh\nexec /bin/true\n")
+    script.chmod(0o755)
+    assert main(["record", "-o", str(tmp_path / "w.vmt"), "--", str(script)]) == 2
+    assert os.listdir(tmp_path) == ["wrapper"]
+
+
 def test_shipped_native_measurements_load_and_summarize():
     from vmlab.measure import PROGRAMS, load_native, summarize_runs
 

@@ -671,6 +671,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         elapsed = time.perf_counter() - t0
         errf.seek(0)
         err = errf.read().decode("utf-8", "replace")
+        _check_one_process(argv, program, err, pending_lines, n)
         segs, names = parse_startup_layout(err)
         space, heap_base = initial_space(segs, names, files)
         tracker = SyscallTracker(space, files, cwd, heap_base)
@@ -704,6 +705,41 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                  "n_mappings": len(writer.mappings), "n_files": len(files.files),
                  "kernel_write_calls": kwrites.n_calls, "kernel_write_records": kwrites.n_records,
                  "vector_calls_unresolved": kwrites.n_unresolved}
+
+
+_EXEC_OF = re.compile(r"^--(\d+):\d+: *syswrap Exec of (.*)$", re.M)
+
+
+def _check_one_process(argv, program, err, syscall_lines, n):
+    """Refuse a lackey recording that is not all of the program's run: valgrind (without
+    ``--trace-children``) stops tracing at an ``execve`` (the new program runs natively,
+    unrecorded: a launcher, a shell wrapper, a shim such as pyenv's), and a forked child
+    writes its accesses into the same stream as its parent's, where nothing tells them
+    apart.  ``err``: valgrind's debug log; ``syscall_lines``: the ``(line, record)`` pairs
+    of the syscall trace."""
+    pids = []
+    for raw, _at in syscall_lines:
+        m = _SYSCALL.match(raw)
+        if m is not None and int(m[1]) not in pids:
+            pids.append(int(m[1]))
+    if len(pids) > 1:
+        raise VmlabError(
+            f"{argv[0]} started another process (pid {pids[1]}) during the recording: a "
+            "lackey recording follows one process, and the child's accesses would be mixed "
+            "into its parent's; record a program that does not fork (or use `vmlab record "
+            "--with perf`, which keeps each process's faults apart)")
+    ex = _EXEC_OF.search(err)
+    if ex is not None:
+        script = ""
+        with contextlib.suppress(OSError):
+            with open(program, "rb") as f:
+                if f.read(2) == b"#!":
+                    script = f" ({program} is a script: its interpreter ran first)"
+        raise VmlabError(
+            f"{argv[0]} replaced itself with {ex[2].strip()} (execve) after {n:,} records"
+            f"{script}; valgrind does not follow an exec, so the rest of the run was not "
+            "recorded: record the program that does the work itself (for a launcher or a "
+            "shim, the executable it starts)")
 
 
 def exec_stores(program, segs, names, page_size=PAGE):
