@@ -368,3 +368,23 @@ def test_perf_other_events_hint_names_the_option(tmp_path, capsys):
     csv.write_text(TEXTS["csv"])
     assert _error(capsys, ["trace", "info", "--other-events", "skip", csv]) == (
         f"vmlab: error: --other-events applies to perf input only; {csv} is csv")
+
+
+def test_validate_cold_reaches_the_library(monkeypatch, capsys):
+    """`vmlab validate --cold` asks for cold runs and a prediction from the same cold cache
+    (the library's ``validate(cold=True)``); without it, warm."""
+    import vmlab.validate as v
+
+    seen = []
+
+    def fake(argv, **kw):
+        seen.append((argv, kw))
+        return {"program": argv, "kernel": "k", "record": {"records": 1}, "rows": [],
+                "not_modelled": []}
+
+    monkeypatch.setattr(v, "validate", fake)
+    assert main(["validate", "--cold", "--runs", "2", "--", "true"]) == 0
+    assert main(["validate", "--", "true"]) == 0
+    capsys.readouterr()
+    assert [kw["cold"] for _argv, kw in seen] == [True, False]
+    assert seen[0][0] == ["true"] and seen[0][1]["runs"] == 2

@@ -213,6 +213,11 @@ def _parser():
     va.add_argument("--limits-mb", default=None,
                     help="comma-separated memory limits in MB for the cgroup sweep "
                          "(default: none; 'auto' for a sweep around the measured peak)")
+    va.add_argument("--cold", action="store_true",
+                    help="every native run starts from a cold page cache: the program's files "
+                         "dropped first (posix_fadvise; pages other processes map stay), the "
+                         "prediction from the same state (default: warm, as the recording "
+                         "leaves the cache)")
     va.add_argument("--keep", default=None, help="keep the recorded trace at this path")
     va.add_argument("--json", action="store_true", help="print JSON")
     va.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")
@@ -435,7 +440,7 @@ def _validate(a):
             except ValueError:
                 raise VmlabError(f"--limits-mb must be numbers separated by commas or 'auto', "
                                  f"got {a.limits_mb!r}") from None
-    res = validate(_program_argv(a), runs=a.runs, limits_mb=limits, keep=a.keep)
+    res = validate(_program_argv(a), runs=a.runs, limits_mb=limits, keep=a.keep, cold=a.cold)
     if a.json:
         print(json.dumps(_jsonable(res), indent=1))
     else:
