@@ -18,15 +18,9 @@ from vmlab.trace.model import GAP_LIMIT, MAX_ASIDS, Op, first_gap_total_over
 from vmlab.trace.native import open_trace
 from vmlab.trace.readers import csv_format
 
+from test_cli_hostile import _one_line_error
+
 U64 = np.uint64
-
-
-def _one_line_error(capsys, argv):
-    code = main([str(a) for a in argv])
-    _out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("vmlab: error: "), err
-    return lines[0]
 
 
 def _craft(path, cols, version=4):

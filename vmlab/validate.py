@@ -65,20 +65,16 @@ def residency_now(trace):
     page that was not resident before the recording was a predicted major fault that no
     measured run took)."""
     from .model.recorded import file_names
-    from .trace.mappings import residency
+    from .trace.mappings import file_info
 
     ps = int(trace.page_size)
     out = {}
     if trace.mappings is None:
         return out
     for name, info in zip(file_names(trace.mappings), trace.mappings.files):
-        try:
-            st = os.stat(info.path)
-            if (st.st_dev, st.st_ino) != (int(info.dev), int(info.inode)):
-                continue
-            out[name] = residency(info.path, ps)
-        except OSError:
-            continue
+        now = file_info(info.path, "at_open", ps)
+        if (now.dev, now.inode) == (info.dev, info.inode) and now.resident is not None:
+            out[name] = now.resident
     return out
 
 

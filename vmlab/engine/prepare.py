@@ -599,7 +599,6 @@ def _with_move_pages(idx, moves):
     ``[vs, ve)`` the run has (a page moved twice, the second time from a page the first move
     added)."""
     keys = idx.keys
-    extra = []
     for asid, vs, ve, to in moves:
         lo, hi = _key_span(keys, asid, vs, ve)
         if lo == hi:
@@ -608,22 +607,21 @@ def _with_move_pages(idx, moves):
         pos = np.minimum(np.searchsorted(keys, dest), len(keys) - 1)
         new = dest[keys[pos] != dest]
         if len(new):
-            extra.append(new)
             keys = np.union1d(keys, new)
-    if not extra:
+    if len(keys) == len(idx.keys):
         return idx
     return _with_extra_pages(idx, np.setdiff1d(keys, idx.keys, assume_unique=True))
 
 
-def _unmap_tables(scenario, vmas, vma_pols, trace, idx):
+def _unmap_tables(ranges, trace, idx):
     """The mappings that end or move during the run (docs/model.md 11.9) for the kernel: each
     unmap at its thread's position of its record, thread by thread in record order, with the
     pages (touched, or fault-around's) of its range.  A move is two entries: the unmap of its
     destination, then its source's pages with their destinations.  Returns ``(um_pos,
     um_off, um_pages, um_dest, thr_um_off)`` (``um_dest[j]``: the page ``um_pages[j]`` hands
-    its state to, -1 for a page that is unmapped)."""
+    its state to, -1 for a page that is unmapped).  ``ranges``: the scenario's
+    :meth:`~vmlab.model.scenario.Scenario.unmap_ranges`."""
     T = len(idx.thr_tid)
-    ranges = scenario.unmap_ranges(vmas, vma_pols)
     if not ranges:
         return (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64),
                 np.zeros(0, np.int64), np.zeros(T + 1, np.int64))
@@ -882,9 +880,8 @@ def _check_time_room(scenario, costs, tables, holds, vma_npages, T):
     ``T * (horizon + _STEP_TERMS * step)`` must stay below 2**63.  Every realistic input is
     many orders of magnitude below; an input near the limits of each field (2**62 ns) gets one
     line naming the largest term instead of wrapped times."""
-    scalar = {name: int(v) for name, v in costs.scalar_items().items()
-              if not name.endswith("_lines") and not name.endswith("_line_ns")}
-    terms = dict(scalar)
+    terms = {name: int(v) for name, v in costs.scalar_items().items()
+             if not name.endswith("_lines") and not name.endswith("_line_ns")}
     terms["the largest value of io_ns, wait_ns or a signal's or adversary's distribution"] = (
         int(tables.max()) if tables.size else 0)
     terms["a LOCK_W or LOCK_R hold"] = max((int(h.max()) for h in holds if len(h)), default=0)
@@ -940,8 +937,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     vma_file = np.array(vma_file, np.int64)
     vma_off = np.array([v.offset // ps for v in vmas], np.int64)
     fa = int(scenario.fault_around_pages)
-    moves = [(asid, vs, ve, to) for _r, asid, vs, ve, to in scenario.unmap_ranges(vmas, vma_pols)
-             if to >= 0]
+    unmaps = scenario.unmap_ranges(vmas, vma_pols)
+    moves = [(asid, vs, ve, to) for _r, asid, vs, ve, to in unmaps if to >= 0]
     while True:
         n_keys = len(idx.keys)
         if cache_mode:
@@ -1031,8 +1028,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                                                 vma_first_vpn, vma_end_vpn, ps)
     lw_hold, lw_read, lw_late = _lock_w_calls(trace, lw_rec, costs)
     lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
-    um_pos, um_off, um_pages, um_dest, thr_um_off = _unmap_tables(scenario, vmas, vma_pols,
-                                                                  trace, idx)
+    um_pos, um_off, um_pages, um_dest, thr_um_off = _unmap_tables(unmaps, trace, idx)
     _check_time_room(scenario, costs, tables, (lw_hold, lw_read, lr_hold), vma_npages, T)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)

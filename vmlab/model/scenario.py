@@ -268,16 +268,13 @@ def unmap_problem(u, vmas, vma_pols=None):
             continue
         lo, hi = max(v.start, u.start) + d, min(v.end, u.end) + d
         dest = [w for w in vmas if w.asid == u.asid and w.start < hi and lo < w.end]
-        w = dest[0] if len(dest) == 1 else None
-        same = (w is not None and w.start <= lo and hi <= w.end and w.backing == v.backing
-                and w.private == v.private
+        w = dest[0] if len(dest) == 1 and dest[0].start <= lo and hi <= dest[0].end else None
+        same = (w is not None and w.backing == v.backing and w.private == v.private
                 and (v.backing == "anon" or (v.file is not None and w.file == v.file
                                              and w.offset - w.start + d == v.offset - v.start)))
         if not same:
             return (f"moves the pages of VMA {v.label} to [{lo:#x}, {hi:#x}), which "
-                    + ("no one VMA covers" if len(dest) != 1 or not
-                       (dest[0].start <= lo and hi <= dest[0].end)
-                       else f"VMA {dest[0].label} maps as other memory")
+                    + ("no one VMA covers" if w is None else f"VMA {w.label} maps as other memory")
                     + ": a moved page must stay the same page (same backing, file and offset)")
     return ""
 
