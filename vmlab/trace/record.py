@@ -282,8 +282,11 @@ class AddressSpace:
         if new != old and moved:
             self.moves.append((old, old + moved, new, at))
 
+    def _rows(self):
+        return self.done + [row + [FOREVER] for row in self.live]
+
     def table(self, asid=0):
-        rows = self.done + [row + [FOREVER] for row in self.live]
+        rows = self._rows()
         t = np.zeros(len(rows), MAPPING_DTYPE)
         for i, r in enumerate(sorted(rows, key=lambda r: (r[7], r[0]))):
             t[i] = (asid, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
@@ -294,7 +297,7 @@ class AddressSpace:
         record where no row starts or ends is left out: every call at that record then
         changed only mappings made at that same record, which no access found mapped, so it
         moved no page (an ``mmap``, ``mremap`` and ``munmap`` of one range in a row)."""
-        rows = self.done + [row + [FOREVER] for row in self.live]
+        rows = self._rows()
         changes = {r[7] for r in rows} | {r[8] for r in rows}
         kept = [(asid, *mv) for mv in self.moves if mv[3] in changes]
         return np.array(kept, MOVE_DTYPE)
@@ -664,7 +667,12 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                 carry = data[cut:]
                 if cut == 0:
                     continue
-                n = _feed(data[:cut], n, writer, addr, op, size, lk, pending_lines, kwrites)
+                try:
+                    n = _feed(data[:cut], n, writer, addr, op, size, lk, pending_lines,
+                              kwrites)
+                except VmlabError:
+                    _refuse_if_forked(argv, pending_lines, data, pipe)
+                    raise
             if carry:
                 n = _feed(carry + b"\n", n, writer, addr, op, size, lk, pending_lines, kwrites)
         code = proc.wait()
@@ -708,6 +716,48 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
 
 
 _EXEC_OF = re.compile(r"^--(\d+):\d+: *syswrap Exec of (.*)$", re.M)
+#: valgrind's -d line when the client forks (its child is traced into the same stream).
+_FORKED = re.compile(rb"clone\(v?fork\): process \d+ created child (\d+)")
+
+
+def _forked(argv, child):
+    """The one-line refusal of a recording whose program forked ``child``."""
+    return VmlabError(
+        f"{argv[0]} started another process (pid {child}) during the recording: a lackey "
+        "recording follows one process, and the child's accesses would be mixed into its "
+        "parent's; record a program that does not fork (or use `vmlab record --with perf`, "
+        "which keeps each process's faults apart)")
+
+
+def _fork_child(syscall_lines):
+    """The pid of a child the program forked, from the syscall trace (valgrind's line about
+    the fork, or a second process's calls), or None."""
+    pids = []
+    for raw, _at in syscall_lines:
+        f = _FORKED.search(raw)
+        if f is not None:
+            return int(f[1])
+        m = _SYSCALL.match(raw)
+        if m is not None and int(m[1]) not in pids:
+            pids.append(int(m[1]))
+    return pids[1] if len(pids) > 1 else None
+
+
+def _refuse_if_forked(argv, syscall_lines, data, pipe):
+    """After a line of valgrind's stream could not be read: if the program forked (the
+    child's lines interleave with its parent's and can cut them), say so instead.  Looks at
+    the syscall lines read so far, then reads the rest of the stream, without keeping it,
+    until valgrind's line about the fork or its end."""
+    child = _fork_child(syscall_lines)
+    if child is not None:
+        raise _forked(argv, child)
+    while data:
+        m = _FORKED.search(data)
+        if m is not None:
+            raise _forked(argv, int(m[1]))
+        data = data[-200:] + pipe.read(_BLOCK)
+        if len(data) <= 200:
+            return
 
 
 def _check_one_process(argv, program, err, syscall_lines, n):
@@ -717,17 +767,9 @@ def _check_one_process(argv, program, err, syscall_lines, n):
     writes its accesses into the same stream as its parent's, where nothing tells them
     apart.  ``err``: valgrind's debug log; ``syscall_lines``: the ``(line, record)`` pairs
     of the syscall trace."""
-    pids = []
-    for raw, _at in syscall_lines:
-        m = _SYSCALL.match(raw)
-        if m is not None and int(m[1]) not in pids:
-            pids.append(int(m[1]))
-    if len(pids) > 1:
-        raise VmlabError(
-            f"{argv[0]} started another process (pid {pids[1]}) during the recording: a "
-            "lackey recording follows one process, and the child's accesses would be mixed "
-            "into its parent's; record a program that does not fork (or use `vmlab record "
-            "--with perf`, which keeps each process's faults apart)")
+    child = _fork_child(syscall_lines)
+    if child is not None:
+        raise _forked(argv, child)
     ex = _EXEC_OF.search(err)
     if ex is not None:
         script = ""
