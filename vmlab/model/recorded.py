@@ -27,6 +27,7 @@ it left out and what the recording did not know (never silently).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -545,7 +546,7 @@ def unmaps_for(trace):
 
 def _as_unmap(u):
     """The plain unmap of a move's source (a move the VMAs cannot take)."""
-    return u.__class__(u.record, u.start, u.end, u.asid)
+    return dataclasses.replace(u, to=None)
 
 
 def _union(starts, ends):
