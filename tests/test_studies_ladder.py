@@ -129,10 +129,14 @@ def test_pft_lone_thread_rate_is_exact(lines):
     df = ladder.pft_sweep(threads=(1,), pages_per_thread=16, costs=c)
     by = df.set_index("policy")["faults_per_s"]
     # a lone thread: gap 50 + fault 500 + struct page 100 + zero fill 700 + the store 1;
-    # per-VMA adds the 100 ns lookup; no other holder, so no line cost
+    # per-VMA adds the VMA path's 7 ns (the cited 1-thread point's 0.5% of 1,351 ns); no
+    # other holder, so no line cost
     assert ladder.pft_fault_ns(c) == 1351
+    assert ladder.VMA_LOOKUP_NS == 7
     assert by["fault_retry_v57"] == pytest.approx(1e9 / 1351, rel=1e-12)
-    assert by["per_vma_lock"] == pytest.approx(1e9 / 1451, rel=1e-12)
+    assert by["per_vma_lock"] == pytest.approx(1e9 / 1358, rel=1e-12)
+    assert by["per_vma_lock"] / by["fault_retry_v57"] - 1 == pytest.approx(
+        ladder.PFT_CITED_VMA_CHANGE[1], abs=5e-4)
 
 
 def test_pft_threads_collapse_and_plateau(lines):
@@ -162,13 +166,13 @@ def test_pft_per_vma_locks_on_one_region_and_on_one_vma_per_thread(lines):
     one = ladder.pft_sweep(threads=(1, 128), pages_per_thread=8,
                            costs=ladder.pft_costs("one_each")).set_index(
         ["n_threads", "policy"])["vs_baseline"]
-    assert one[(1, "per_vma_lock")] == pytest.approx(1351 / 1451 - 1, rel=1e-9)
+    assert one[(1, "per_vma_lock")] == pytest.approx(1351 / 1358 - 1, rel=1e-9)
     assert abs(one[(128, "per_vma_lock")]) < 0.03
     split = ladder.pft_sweep(threads=(128,), pages_per_thread=8, vma_per_thread=True)
     by = split.set_index("policy")
     assert by.loc["per_vma_lock", "vs_baseline"] > 4.0
     # each thread alone on its word: the lone-thread rate, 128 times
-    assert by.loc["per_vma_lock", "faults_per_s"] == pytest.approx(128e9 / 1451, rel=0.01)
+    assert by.loc["per_vma_lock", "faults_per_s"] == pytest.approx(128e9 / 1358, rel=0.01)
 
 
 @pytest.mark.parametrize("layout", ["per_vma_v2", "per_vma_6.4"])
@@ -557,7 +561,8 @@ def test_the_munmap_downgrade_keeps_ebizzy_threads_in_lockstep_under_dufours_cou
     """Why Dufour's count aborts less on today's kernels (notebook 09): without the downgrade
     the faults that fell back queue among the writers and spread the threads' iterations out
     (short runs of same-call writers); with it they are granted at the downgrade and the
-    threads stay in the single lock's lockstep, so each change meets fewer attempts."""
+    threads keep closer to the single lock's lockstep (runs twice as long or more), so each
+    change meets fewer attempts."""
     # 12 threads: the writers' serial holds (12 x 35.8 us a round) outlast a thread's 128
     # faults (about 180 us), so the threads queue as writers most of the time
     kw = dict(n_iters=20, merge=True, policies=("fault_retry_v57", ladder.SPF_DUFOUR))
@@ -567,6 +572,6 @@ def test_the_munmap_downgrade_keeps_ebizzy_threads_in_lockstep_under_dufours_cou
             == 12)
     assert old.loc["fault_retry_v57", "iterations_per_s"] == new.loc["fault_retry_v57",
                                                                       "iterations_per_s"]
-    assert new.loc["spf_dufour", "writer_run"] == 12
     assert old.loc["spf_dufour", "writer_run"] < 6
+    assert new.loc["spf_dufour", "writer_run"] > 2 * old.loc["spf_dufour", "writer_run"]
     assert new.loc["spf_dufour", "aborts_per_writer"] < old.loc["spf_dufour", "aborts_per_writer"]
