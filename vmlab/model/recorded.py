@@ -65,18 +65,22 @@ def file_names(mappings):
 
 def _first_access(trace, asid, page_size):
     """Sorted distinct page numbers of ``asid``'s accesses and the record index of the first
-    access to each."""
-    from ..trace.model import Op
+    access to each.
 
-    op = np.asarray(trace.op)
-    keep = op < Op.LOCK_W            # lock records (LOCK_W, LOCK_R) are no access
-    asids = np.asarray(trace.asid)
-    if asids.size and (asids != asid).any():
-        keep &= asids == asid
-    idx = np.flatnonzero(keep)
-    pages = np.asarray(trace.addr, np.uint64)[idx] // np.uint64(page_size)
-    uniq, first = np.unique(pages, return_index=True)
-    return uniq, idx[first]
+    From the trace's index (:func:`vmlab.engine.prepare.index_trace`: one chunked pass whose
+    memory grows with the distinct pages, cached per trace object, so the replay that follows
+    reuses it), not from a sort of every record: a 375-million-record recording took 17 GB
+    that way."""
+    from ..engine.prepare import _VPN_BITS, index_trace
+
+    if int(page_size) != int(trace.page_size):
+        raise VmlabError(f"page size {page_size} is not the trace's ({trace.page_size})")
+    idx = index_trace(trace)
+    keys = idx.keys     # sorted asid << _VPN_BITS | vpn
+    lo = int(np.searchsorted(keys, np.uint64(asid << _VPN_BITS)))
+    top = (asid + 1) << _VPN_BITS
+    hi = len(keys) if top >= 1 << 64 else int(np.searchsorted(keys, np.uint64(top)))
+    return keys[lo:hi] & np.uint64((1 << _VPN_BITS) - 1), idx.first_rec[lo:hi].copy()
 
 
 def vmas_for(trace):
