@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import memory_cases
+import vmlab
 import vmlab.engine
 from memory_cases import ANON_WRITE, COSTS, OWN0, PAGE, R, W, trace
 from naive_engine import canonical, first_difference, simulate
@@ -262,3 +263,24 @@ def test_a_loader_replacing_and_mprotecting_its_mappings_unmaps_nothing(tmp_path
     tr = _loader_trace(tmp_path)
     assert unmaps_for(tr) == []
     assert scenario_for(tr).unmaps == ()
+
+
+def test_an_unmaps_thread_position_is_found_in_one_pass(monkeypatch):
+    """Each unmap's position in the kernel's order (threads grouped, trace order within a
+    thread) is its record's rank among its thread's records: computed chunk by chunk in one
+    pass (chunks of 7 records here), the same as counting every earlier record."""
+    import importlib
+
+    prep = importlib.import_module("vmlab.engine.prepare")
+    monkeypatch.setattr(prep, "_CHUNK", 7)
+    rng = np.random.default_rng(3)
+    tid = rng.choice([4, 9, 2], 200)
+    tr = vmlab.Trace(rng.integers(0, 64, 200).astype(np.uint64) * PAGE, tid=tid)
+    idx = prep.index_trace(tr)
+    recs = rng.choice(200, 40, replace=False)
+    th = np.searchsorted(idx.thr_tid, tid[recs])
+    want = [int(idx.thr_off[t]) + int(np.count_nonzero(tid[:r] == tid[r]))
+            for r, t in zip(recs, th)]
+    assert prep._thread_positions(tr, idx, recs).tolist() == want
+    one = vmlab.Trace(np.zeros(5, np.uint64))
+    assert prep._thread_positions(one, prep.index_trace(one), [3, 1]).tolist() == [3, 1]

@@ -645,12 +645,10 @@ def _unmap_tables(ranges, trace, idx):
     if not ranges:
         return (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64),
                 np.zeros(0, np.int64), np.zeros(T + 1, np.int64))
-    tid = np.asarray(trace.tid)
     th_of, pos_of, pages, dests = [], [], [], []
-    for rec, asid, vs, ve, to in ranges:
-        t = tid[rec]
-        th = int(np.searchsorted(idx.thr_tid, int(t)))
-        pos = int(idx.thr_off[th]) + int(np.count_nonzero(tid[:rec] == t))
+    at_pos = _thread_positions(trace, idx, [r[0] for r in ranges])
+    for (rec, asid, vs, ve, to), pos in zip(ranges, at_pos.tolist()):
+        th = int(np.searchsorted(idx.thr_tid, int(trace.tid[rec])))
         entries = []
         if to >= 0:
             lo, hi = _key_span(idx.keys, asid, to, to + ve - vs)
@@ -681,6 +679,37 @@ def _unmap_tables(ranges, trace, idx):
     thr_um_off = np.zeros(T + 1, np.int64)
     thr_um_off[1:] = np.cumsum(np.bincount(np.array(th_of, np.int64), minlength=T))
     return um_pos, um_off, um_pages.astype(np.int64), um_dest, thr_um_off
+
+
+def _thread_positions(trace, idx, recs):
+    """The positions of the records ``recs`` in the kernel's order (threads grouped, trace
+    order within a thread): one pass over the trace's thread ids, chunk by chunk, up to the
+    last of them (not a count over every earlier record for each: a recording with
+    thousands of unmaps over 10^8 records would take hours)."""
+    recs = np.asarray(recs, np.int64)
+    if len(idx.thr_tid) == 1:
+        return recs.copy()
+    T = len(idx.thr_tid)
+    out = np.empty(len(recs), np.int64)
+    order = np.argsort(recs, kind="stable")
+    srt = recs[order]
+    before = np.zeros(T, np.int64)      # each thread's records before the chunk
+    j = 0
+    for lo in range(0, int(srt[-1]) + 1 if len(srt) else 0, _CHUNK):
+        hi = min(len(trace), lo + _CHUNK)
+        th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid[lo:hi]))
+        counts = np.bincount(th, minlength=T)
+        k = int(np.searchsorted(srt, hi))
+        if k > j:   # records srt[j:k] are in this chunk: their rank among their thread's
+            loc = srt[j:k] - lo
+            rank = np.empty(hi - lo, np.int64)
+            rank[np.argsort(th, kind="stable")] = np.arange(hi - lo)
+            first = np.cumsum(counts) - counts      # each thread's first slot in the sort
+            t = th[loc]
+            out[order[j:k]] = idx.thr_off[t] + before[t] + rank[loc] - first[t]
+            j = k
+        before += counts
+    return out
 
 
 def default_event_budget(n_records, n_threads):
