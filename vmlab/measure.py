@@ -443,7 +443,7 @@ def page_ranges(resident):
     return [[int(a), int(b)] for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
 
 
-def cold_page_cache(argv, cwd=None, where="exec"):
+def cold_page_cache(argv, cwd=None, where="exec", files=()):
     """The page cache a cold run of ``argv`` starts from: its files (:func:`program_files`)
     dropped as before each limited run, then measured with ``mincore``.  Returns ``{path:
     [[first, end), ...] resident page runs}``.
@@ -454,10 +454,12 @@ def cold_page_cache(argv, cwd=None, where="exec"):
     segments of the C library and the loader: copy-on-write pages that no process maps after
     its first write, so the drop takes them out, and every new process reads them again)
     are resident, as the measured run finds them.  ``where="drop"`` measures right after
-    the drop, from this process (what stays is what other processes map)."""
+    the drop, from this process (what stays is what other processes map).  ``files``: more
+    files dropped and measured with the program's (the files a recording of it mapped)."""
     from .trace.mappings import residency
 
-    files = program_files(argv, cwd)
+    files = list(dict.fromkeys([*program_files(argv, cwd),
+                                *(os.path.realpath(f) for f in files)]))
     if where not in ("exec", "drop"):
         raise VmlabError(f"where must be 'exec' or 'drop', got {where!r}")
     drop_from_cache(files)
@@ -528,13 +530,13 @@ def hold_page_cache(cold, page_size=4096):
             m.close()
 
 
-def cold_difference(argv, cwd, expected):
+def cold_difference(argv, cwd, expected, files=()):
     """``(extra, missing)``: how many pages of the program's files are resident where
     ``argv`` would start (:func:`cold_page_cache` at ``exec``, which drops them first) beyond
     ``expected`` (``{path: runs}``), and how many of ``expected`` are not.  Called right
     before a cold run, it says whether that run started from ``expected``: the snapshot
     leaves the page cache as the run's own ``perf stat`` start will find it."""
-    now = cold_page_cache(argv, cwd)
+    now = cold_page_cache(argv, cwd, files=files)
     extra = missing = 0
     for path in set(now) | set(expected or {}):
         a = _page_set(now.get(path, []))
@@ -555,7 +557,7 @@ def mincore_binary():
 
 
 def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None,
-                    hold=None):
+                    hold=None, files=()):
     """Measure ``argv`` natively: ``runs`` unlimited runs under perf stat and, when
     ``limits_bytes`` is given (a list, or ``"auto"``: a sweep around the peak measured in an
     unlimited cgroup), ``runs`` runs per limit in a cgroup.  Returns a list of row dicts
@@ -569,18 +571,20 @@ def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, ti
     first run), which this process keeps resident by mapping them for the whole
     measurement (:func:`hold_page_cache`).  Each cold row says how far its run's start was
     from ``hold`` (``cold_extra_pages``: resident beyond it, mapped by some other process
-    then; ``cold_missing_pages``), measured right before the run.  The default keeps the
-    cache as it is: warm after the first run, as a user would see it.
+    then; ``cold_missing_pages``), measured right before the run.  ``files``: more files
+    dropped with the program's.  With ``hold`` a warm snapshot (:func:`vmlab.validate`
+    gives the cache as its recording left it), every run starts from that warm cache.  The
+    default keeps the cache as it is: warm after the first run, as a user would see it.
     """
     rows = []
     if cold and hold is None:
-        hold = cold_page_cache(argv, cwd)
+        hold = cold_page_cache(argv, cwd, files=files)
     held = hold_page_cache(hold) if cold else contextlib.nullcontext()
 
     def prepare():
         if not cold:
             return {}
-        extra, missing = cold_difference(argv, cwd, hold)   # drops the files first
+        extra, missing = cold_difference(argv, cwd, hold, files)   # drops the files first
         return {"cold_extra_pages": extra, "cold_missing_pages": missing}
 
     with held:

@@ -11,7 +11,10 @@
    faults on valgrind's own pages are left out (:data:`VALGRIND_OBJECTS`).
 3. Measure the program natively (:mod:`vmlab.measure`): ``perf stat -e
    page-faults,major-faults`` with unlimited memory and, as root with a cgroup memory
-   controller, under each memory limit of the sweep.
+   controller, under each memory limit of the sweep.  Every run starts from the page cache
+   the prediction starts from (:func:`vmlab.measure.measure_program` with ``hold``): the
+   pages of that cache are held resident, the others of the program's and the recording's
+   files dropped before each run, so a later run does not find what an earlier one read.
 4. Put the two side by side with their ratio (:func:`format_table`).
 
 Notebook 08 does this for six programs and explains each difference by mechanism.  The
@@ -64,17 +67,23 @@ def residency_now(trace):
     native runs after it start from this state, not from the recording's snapshot (a libc
     page that was not resident before the recording was a predicted major fault that no
     measured run took)."""
+    return {name: resident for name, _, resident in _recorded_files_now(trace)}
+
+
+def _recorded_files_now(trace):
+    """``(file identity, real path, bool array resident now)`` of each recorded file still
+    at its recorded path with its recorded device and inode."""
     from .model.recorded import file_names
     from .trace.mappings import file_info
 
     ps = int(trace.page_size)
-    out = {}
     if trace.mappings is None:
-        return out
+        return []
+    out = []
     for name, info in zip(file_names(trace.mappings), trace.mappings.files):
         now = file_info(info.path, "at_open", ps)
         if (now.dev, now.inode) == (info.dev, info.inode) and now.resident is not None:
-            out[name] = now.resident
+            out.append((name, os.path.realpath(info.path), now.resident))
     return out
 
 
@@ -136,7 +145,8 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
     setting: ``setting``, ``limit_bytes``, predicted and measured medians, measured min/max,
     ratio, whether the prediction ends in an OOM kill and the measured OOM kills).
     """
-    from .measure import cgroup_version, cold_page_cache, measure_program, why_no_cgroup
+    from .measure import (cgroup_version, cold_page_cache, measure_program, page_ranges,
+                          why_no_cgroup)
     from .trace.native import open_trace
     from .trace.record import record_lackey
 
@@ -151,12 +161,20 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
             limits = "auto"
         elif limits_mb:
             limits = [int(x * 2**20) // 4096 * 4096 for x in limits_mb]
-        # the cold runs (every run, with cold) start from this snapshot, held resident
-        # while they run; warm runs start from the cache the recording left
-        cold_cache = cold_page_cache(argv, cwd) if cold else None
-        warm = None if cold else residency_now(trace)
-        rows = measure_program(argv, runs=runs, limits_bytes=limits, cwd=cwd, cold=cold,
-                               hold=cold_cache)
+        # every run starts from one page cache, held resident while they run (its other
+        # pages of the program's and the recording's files dropped before each): with cold,
+        # the program's files dropped; else the cache as the recording left it, which the
+        # first run would find anyway and the next ones, after the first's reads, would not
+        if cold:
+            cold_cache, warm = cold_page_cache(argv, cwd), None
+            hold, files = cold_cache, ()
+        else:
+            cold_cache, now = None, _recorded_files_now(trace)
+            warm = {name: resident for name, _, resident in now}
+            hold = {path: page_ranges(resident) for _, path, resident in now}
+            files = list(hold)
+        rows = measure_program(argv, runs=runs, limits_bytes=limits, cwd=cwd, cold=True,
+                               hold=hold, files=files)
         settings = []
         notes = []
         for key in dict.fromkeys((r["setting"], r["limit_bytes"]) for r in rows):
