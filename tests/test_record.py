@@ -477,6 +477,17 @@ int main(void) { printf("%d\n", get(0) + get(300000)); return 0; }
 """
 
 
+def _evict_or_skip(path):
+    """Drop ``path`` from the page cache (written back first), or skip the test where the
+    file system keeps it cached."""
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    if residency(path).any():
+        pytest.skip("this file system keeps the file cached after POSIX_FADV_DONTNEED")
+
+
 @needs_valgrind
 @needs_perf
 def test_validate_predicts_from_the_cache_the_recording_left(tmp_path):
@@ -485,7 +496,6 @@ def test_validate_predicts_from_the_cache_the_recording_left(tmp_path):
     the prediction starts from the cache as the recording left it, not from the recording's
     own snapshot (on this machine a libc page missing from the cache made every program's
     prediction one major fault that no measured run took)."""
-    from vmlab.trace.mappings import residency
     from vmlab.trace.native import open_trace
     from vmlab.validate import predict, validate
 
@@ -498,12 +508,7 @@ def test_validate_predicts_from_the_cache_the_recording_left(tmp_path):
                    check=True)
     subprocess.run([HAVE_CC, "-O1", "-o", str(tmp_path / "m"), str(tmp_path / "main.c"),
                     f"-L{tmp_path}", "-lbig", "-Wl,-rpath," + str(tmp_path)], check=True)
-    fd = os.open(lib, os.O_RDONLY)
-    os.fsync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
-    if residency(lib).any():
-        pytest.skip("this file system keeps the file cached after POSIX_FADV_DONTNEED")
+    _evict_or_skip(lib)
     res = validate([str(tmp_path / "m")], runs=2, keep=tmp_path / "r.vmt")
     trace = open_trace(tmp_path / "r.vmt")
     files = trace.mappings.files_frame().set_index("path")
@@ -540,7 +545,6 @@ def test_every_validate_run_starts_from_the_cache_the_recording_left(tmp_path):
     run (its file is the program's argument, in no run's hold): every run takes its major
     fault, not the first alone, so the measured runs agree with each other and with the
     cache the prediction starts from."""
-    from vmlab.trace.mappings import residency
     from vmlab.validate import validate
 
     if not HAVE_CC:
@@ -550,12 +554,7 @@ def test_every_validate_run_starts_from_the_cache_the_recording_left(tmp_path):
                    check=True)
     data = tmp_path / "data.bin"
     data.write_bytes(bytes(8 * 4096))
-    fd = os.open(data, os.O_RDONLY)
-    os.fsync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
-    if residency(data).any():
-        pytest.skip("this file system keeps the file cached after POSIX_FADV_DONTNEED")
+    _evict_or_skip(data)
     res = validate([str(tmp_path / "away"), str(data)], runs=3)
     (row,) = res["rows"]
     assert row["measured_major_faults_min"] == row["measured_major_faults_max"] >= 1
