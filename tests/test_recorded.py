@@ -197,3 +197,25 @@ def test_a_long_recording_is_prepared_in_memory_that_does_not_grow_with_it(monke
     with pytest.raises(vmlab.ScenarioError, match=rf"^record {lib[3]}: thread \d+ writes .*"
                                                   r"whose prot is 'rx'"):
         prep.prepare(scenario_for(bad), "fault_retry_v57")
+
+
+def test_faults_by_object_names_one_file_once_whatever_each_recorder_called_it():
+    """valgrind names a library by the path the program opened (``libx.so.6``), perf by the
+    path the kernel resolved (``libx.so.6.0.1``): the same device and inode is one object,
+    named as the lackey recording names it, not two rows each off by its faults."""
+    from vmlab.studies.kernel_agreement import faults_by_object
+
+    def recorded(path, n_pages, inode=10):
+        t = _rows((LIB, LIB + 4 * PS, 5, 0, Backing.FILE, 0, 0, 0, FOREVER))
+        files = [FileInfo(path, 1, inode, 4 * PS, np.zeros(4, bool), "before_run")]
+        addr = LIB + np.arange(n_pages, dtype=np.uint64) * PS
+        return vmlab.Trace(addr, op=np.full(n_pages, Op.IFETCH, np.uint8),
+                           mappings=Mappings(t, files, "test"))
+
+    lackey = recorded("/lib/libx.so.6", 4)
+    df = faults_by_object(lackey, recorded("/lib/libx.so.6.0.1", 3))
+    assert df["object"].tolist() == ["libx.so.6"] and df["kernel"].tolist() == [3]
+    assert df["predicted"].tolist() == [int(vmlab.simulate(scenario_for(lackey)).summary["n_faults"])]
+    # another file (another inode) under the other name stays another object
+    other = faults_by_object(lackey, recorded("/lib/libx.so.6.0.1", 3, inode=11))
+    assert sorted(other["object"]) == ["libx.so.6", "libx.so.6.0.1"]

@@ -202,14 +202,15 @@ def knee_bytes(limit_bytes, majors, rise=5):
     return None if not len(above) else int(lim[above[0]])
 
 
-def _objects(vmas):
-    """The object each VMA belongs to: the file's name, ``[stack]``, ``[vdso/vvar]`` or
-    ``anon`` (heap, bss, anonymous mmap)."""
+def _objects(vmas, alias=None):
+    """The object each VMA belongs to: the file's name (or ``alias[file identity]``),
+    ``[stack]``, ``[vdso/vvar]`` or ``anon`` (heap, bss, anonymous mmap)."""
     out = []
+    alias = alias or {}
     for v in vmas:
         kind = v.name.split("@")[0]
         if v.file is not None:
-            out.append(v.file.rsplit("/", 1)[-1])
+            out.append(alias.get(v.file, v.file.rsplit("/", 1)[-1]))
         elif kind == "[stack]":
             out.append("[stack]")
         elif kind == "[special]":
@@ -237,7 +238,7 @@ def faults_by_object(lackey_trace, perf_trace):
     obj = np.array(_objects(vm), dtype=object)
     pred = pd.Series(obj[f["vma"].to_numpy()]).value_counts()
     pv = vmas_for(perf_trace)
-    pobj = np.array(_objects(pv), dtype=object)
+    pobj = np.array(_objects(pv, _same_files(perf_trace, lackey_trace)), dtype=object)
     op = np.asarray(perf_trace.op)
     addr = np.asarray(perf_trace.addr)[op < Op.LOCK_W]     # lock records: no access
     starts = np.array([v.start for v in pv], np.uint64)
@@ -247,6 +248,23 @@ def faults_by_object(lackey_trace, perf_trace):
     df["difference"] = df["predicted"] - df["kernel"]
     df.index.name = "object"
     return df.reset_index().sort_values("kernel", ascending=False, kind="stable")
+
+
+def _same_files(trace, named_by):
+    """``{file identity in trace: object name in named_by}`` for the files both recordings
+    mapped (same device and inode): the two recorders name a file differently (valgrind the
+    path the program opened, ``libstdc++.so.6``; perf the path the kernel resolved,
+    ``libstdc++.so.6.0.30``), so without it one library is two objects, each off by its
+    faults."""
+    from ..model.recorded import file_names
+
+    if trace.mappings is None or named_by.mappings is None:
+        return {}
+    name = {(f.dev, f.inode): n.rsplit("/", 1)[-1]
+            for n, f in zip(file_names(named_by.mappings), named_by.mappings.files)}
+    return {n: name[(f.dev, f.inode)]
+            for n, f in zip(file_names(trace.mappings), trace.mappings.files)
+            if (f.dev, f.inode) in name}
 
 
 def can_remeasure():
