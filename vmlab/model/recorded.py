@@ -33,6 +33,7 @@ import functools
 import numpy as np
 
 from ..errors import ScenarioError, VmlabError
+from .generations import separate
 from ..trace.mappings import NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE, Backing
 
 
@@ -93,17 +94,18 @@ def vmas_for(trace):
     mapping), or, if it was never touched, the row that lived last.  Its ``prot`` is the
     union of the permissions of every row that mapped the range at some time (an
     ``mprotect`` to read-only after the loader wrote the relocations keeps ``w``: the writes
-    happened; so does a range unmapped and mapped again as something writable, such as the
-    loader's ``ld.so.cache`` mapping whose addresses a later buffer reuses: the static VMA
-    keeps the first mapping's backing, and a write to it is a copy-on-write fault).
+    happened).
     Neighbouring pieces that map the same thing (same backing, prot, sharing, file and
-    continuous offsets) are one VMA.
+    continuous offsets) are one VMA.  A range that a later mapping of another identity
+    touches again after an earlier one was touched is first shifted apart
+    (:func:`vmlab.model.generations.separate`): the VMAs are those of that trace.
     """
     from .scenario import Vma
 
-    m = trace.mappings
-    if m is None:
+    if trace.mappings is None:
         raise VmlabError("this trace carries no mappings: record it with `vmlab record`")
+    trace = separate(trace)
+    m = trace.mappings
     ps = int(trace.page_size)
     names = file_names(m)
     t = m.table
@@ -242,6 +244,7 @@ def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=N
     if unknown not in UNKNOWN_RESIDENCY:
         raise ScenarioError(f"unknown residency must be one of {UNKNOWN_RESIDENCY}, got "
                             f"{unknown!r}")
+    trace = separate(trace)
     m = trace.mappings
     if m is None:
         return np.zeros(0, np.uint64)
@@ -474,6 +477,7 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     :func:`runnable` says which and leaves them out."""
     from .scenario import KERNEL_DEFAULTS, Scenario, unmap_problem
 
+    trace = separate(trace)     # (a range mapped again as something else: shifted apart)
     vmas = overrides.pop("vmas", None) or vmas_for(trace)
     files = overrides.pop("files", None)
     files = files_for(trace, vmas) if files is None else files
@@ -521,9 +525,10 @@ def unmaps_for(trace):
     address (what is left of an old range is unmapped after its pages moved)."""
     from .scenario import Unmap
 
-    m = trace.mappings
-    if m is None:
+    if trace.mappings is None:
         raise VmlabError("this trace carries no mappings: record it with `vmlab record`")
+    trace = separate(trace)
+    m = trace.mappings
     t = m.table
     n = len(trace)
     mv = m.moves[m.moves["at_record"] < n]

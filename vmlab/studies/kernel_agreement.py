@@ -228,6 +228,7 @@ def faults_by_object(lackey_trace, perf_trace):
     user and kernel mode on user addresses), per object (:func:`_objects`).  Columns
     ``object``, ``predicted``, ``kernel``, ``difference``."""
     from ..engine.prepare import RUNS_KNOBS
+    from ..model.generations import separate
     from ..model.recorded import runnable, scenario_for, vmas_for
     from ..simulation import simulate
     from ..trace.model import Op
@@ -237,6 +238,7 @@ def faults_by_object(lackey_trace, perf_trace):
     vm = sc.resolved_vmas()
     obj = np.array(_objects(vm), dtype=object)
     pred = pd.Series(obj[f["vma"].to_numpy()]).value_counts()
+    perf_trace = separate(perf_trace)     # (the addresses its VMAs are for)
     pv = vmas_for(perf_trace)
     pobj = np.array(_objects(pv, _same_files(perf_trace, lackey_trace)), dtype=object)
     op = np.asarray(perf_trace.op)

@@ -1,0 +1,115 @@
+"""vmlab.model.generations: a range a recording maps again as something else gets addresses
+of its own before the static VMAs are made (docs/model.md 11.10)."""
+from __future__ import annotations
+
+import numpy as np
+
+import vmlab
+from vmlab.model.generations import SHIFT, row_levels, separate
+from vmlab.model.recorded import scenario_for, unmaps_for, vmas_for
+from vmlab.model.scenario import Unmap
+from vmlab.trace import Op
+from vmlab.trace.mappings import FOREVER, MAPPING_DTYPE, NO_FILE, Backing, FileInfo, Mappings
+
+PS = 4096
+X = 0x7F0000000000          # the reused range
+F, ANON = Backing.FILE, Backing.ANON
+
+
+def _rows(*rows):
+    t = np.zeros(len(rows), MAPPING_DTYPE)
+    for i, (start, end, prot, backing, f, off, frm, until) in enumerate(rows):
+        t[i] = (0, start, end, prot, 0, backing, f, off, frm, until)
+    return t
+
+
+FILES = [FileInfo("/etc/ld.so.cache", 1, 7, 2 * PS, np.ones(2, bool), "before_run"),
+         FileInfo("/lib/libp.so", 1, 8, 2 * PS, np.ones(2, bool), "before_run")]
+
+
+def _trace(rows, addr, op, size=None):
+    return vmlab.Trace(np.array(addr, np.uint64), op=np.array(op, np.uint8),
+                       size=None if size is None else np.array(size, np.uint32),
+                       mappings=Mappings(_rows(*rows), FILES, "test"))
+
+
+def _cache_then_heap():
+    """ld.so.cache's two pages at X read (records 0-2) and unmapped at 3; an anonymous
+    mapping over X from 3, written twice (3, 4) and read (5)."""
+    return _trace([(X, X + 2 * PS, 1, F, 0, 0, 0, 3),
+                   (X, X + 2 * PS, 3, ANON, NO_FILE, 0, 3, FOREVER)],
+                  [X, X + PS, X, X, X + PS, X + 16],
+                  [Op.LOAD, Op.LOAD, Op.LOAD, Op.STORE, Op.STORE, Op.LOAD])
+
+
+def test_a_range_touched_under_two_identities_is_shifted_apart():
+    tr = _cache_then_heap()
+    assert row_levels(tr).tolist() == [0, 1]
+    sep = separate(tr)
+    assert separate(tr) is sep and separate(sep) is sep           # cached, idempotent
+    assert np.asarray(sep.addr).tolist() == [X, X + PS, X] + [
+        a + (1 << SHIFT) for a in (X, X + PS, X + 16)]
+    assert sep.mappings.table["start"].tolist() == [X, X + (1 << SHIFT)]
+    v = vmas_for(tr)
+    assert [(x.start, x.backing, x.file) for x in v] == [
+        (X, "file", "/etc/ld.so.cache"), (X + (1 << SHIFT), "anon", None)]
+    # the cache's range is unmapped when its row ends: no row maps it after
+    assert unmaps_for(tr) == [Unmap(3, X, X + 2 * PS)]
+    r = vmlab.simulate(scenario_for(tr))
+    # the file read fault maps both pages (fault-around, both cached); the heap: two
+    # anonymous write faults, its own frames (before, the static VMA was the cache's: the
+    # writes were copy-on-write faults on the cache's pages)
+    f = r.faults
+    assert f["vma"].tolist() == [0, 1, 1] and f["major"].sum() == 0
+
+
+def test_what_is_touched_under_one_identity_stays():
+    """The loader's pattern: a reservation never touched, segments mapped over it (one
+    with another offset); a file mapped, unmapped and mapped again at the same offset; an
+    mprotect: no level anywhere, the trace itself comes back."""
+    rows = [(X, X + 2 * PS, 0, F, 1, 0, 0, 1),               # the reservation, untouched
+            (X, X + PS, 5, F, 1, 0, 1, FOREVER),              # text
+            (X + PS, X + 2 * PS, 3, F, 1, 4 * PS, 1, 3),      # data at another offset
+            (X + PS, X + 2 * PS, 1, F, 1, 4 * PS, 3, FOREVER),  # relro: an mprotect
+            (X + 8 * PS, X + 9 * PS, 1, F, 0, 0, 0, 2),        # the cache, unmapped...
+            (X + 8 * PS, X + 9 * PS, 1, F, 0, 0, 4, FOREVER)]  # ...and mapped again
+    tr = _trace(rows, [X + 8 * PS, X, X + PS, X + PS, X + 8 * PS],
+                [Op.LOAD, Op.IFETCH, Op.STORE, Op.LOAD, Op.LOAD])
+    assert not row_levels(tr).any()
+    assert separate(tr) is tr
+
+
+def test_levels_are_the_longest_chain_and_continuations_move_together():
+    """The cache, then plug-in one, then an anonymous mapping at X: levels 0, 1, 2; the
+    plug-in's mprotect'ed continuation moves with it, and so do a move out of it and a
+    LOCK_W inside it (a LOCK_W of the whole address space stays)."""
+    rows = [(X, X + PS, 1, F, 0, 0, 0, 2),
+            (X, X + 2 * PS, 3, F, 1, 0, 2, 4),                # the plug-in...
+            (X, X + 2 * PS, 1, F, 1, 0, 4, 7),                # ...mprotected
+            (X, X + PS, 3, ANON, NO_FILE, 0, 7, FOREVER)]
+    addr = [X, X, X, X, X + PS, 0, X + 8, X]
+    op = [Op.LOAD, Op.LOAD, Op.LOAD, Op.LOCK_W, Op.LOAD, Op.LOCK_W, Op.LOAD, Op.STORE]
+    size = [8, 8, 8, PS, 8, 0, 8, 8]
+    tr = _trace(rows, addr, op, size)
+    assert row_levels(tr).tolist() == [0, 1, 1, 2]
+    s1, s2 = 1 << SHIFT, 2 << SHIFT
+    assert np.asarray(separate(tr).addr).tolist() == [
+        X, X, X + s1, X + s1, X + PS + s1, 0, X + 8 + s1, X + s2]
+    assert [(v.start, v.file) for v in vmas_for(tr)] == [
+        (X, "/etc/ld.so.cache"), (X + s1, "/lib/libp.so"), (X + s2, None)]
+
+
+def test_a_long_recording_is_separated_chunk_by_chunk(monkeypatch):
+    """Records past the first chunk are shifted as the first are (the rows' windows cut
+    across chunks)."""
+    import vmlab.model.generations as gen
+
+    n = 1000
+    addr = np.where(np.arange(n) < 500, X, X + 8).astype(np.uint64)
+    op = np.where(np.arange(n) < 500, Op.LOAD, Op.STORE).astype(np.uint8)
+    tr = vmlab.Trace(addr, op=op, mappings=Mappings(_rows(
+        (X, X + PS, 1, F, 0, 0, 0, 500), (X, X + PS, 3, ANON, NO_FILE, 0, 500, FOREVER)),
+        FILES, "test"))
+    want = np.where(np.arange(n) < 500, X, X + 8 + (1 << SHIFT)).astype(np.uint64)
+    monkeypatch.setattr(gen, "CHUNK", 37)
+    assert np.array_equal(np.asarray(separate(tr).addr), want)

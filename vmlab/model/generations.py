@@ -1,0 +1,246 @@
+"""Address ranges mapped again as something else, for the static VMAs of a recording.
+
+The engine's VMAs are static: one backing per address range for the whole run.  A recorded
+run reuses addresses: the loader maps ``ld.so.cache``, reads it and unmaps it, and a library
+or a heap arena is mapped over the same addresses later; a program ``dlclose`` s a plug-in
+and the next one lands where it was.  :func:`separate` gives each later mapping that the
+program touches where an earlier mapping of another identity was touched a range of its own:
+its accesses (while it lives), its mapping rows and its moves are shifted by
+``level << SHIFT``, far above every user address, so the static VMAs of
+:func:`vmlab.model.recorded.vmas_for` give it its own backing, file and offset.  Faults,
+fault-around, readahead and the page cache (keyed by file and offset) are then exact for
+both; under a memory limit the shifted range's page tables are charged anew (the kernel may
+reuse the old range's tables), a few frames at most.
+
+A mapping's *identity* at an address is what the kernel would find there: engine backing,
+sharing, and for a file, the file and the offset.  Rows that continue one another (the same
+identity, overlapping, one starting where the other ends: an ``mprotect``, a ``brk`` that
+grows the heap) form one mapping and move together.  Levels: a mapping touched in a piece of
+the address space after a touched mapping of another identity there gets a level above it;
+levels are the longest such chain (docs/model.md 11.10).
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from ..trace.mappings import NO_FILE, Backing, Mappings
+from ..trace.model import Op
+
+#: A level-``k`` mapping's addresses are shifted by ``k << SHIFT`` (2^56: above every user
+#: address of x86-64, arm64 and riscv; 255 levels fit in 64 bits).
+SHIFT = 56
+
+#: Records a pass over the trace reads at once.
+CHUNK = 1 << 24
+
+_cache = weakref.WeakKeyDictionary()
+
+
+def separate(trace):
+    """``trace`` with each reused range's later mappings shifted apart (see the module
+    docstring), or ``trace`` itself when nothing needs it (no mappings, no reuse).  Cached
+    per trace object: every function of :mod:`vmlab.model.recorded` sees the same one."""
+    if trace.mappings is None:
+        return trace
+    try:
+        return _cache[trace]
+    except KeyError:
+        pass
+    levels = row_levels(trace)
+    if levels.max(initial=0) >= 1 << (64 - SHIFT):
+        levels[:] = 0       # (more levels than fit above the user addresses: as recorded)
+    out = trace if not levels.any() else _shifted(trace, levels)
+    _cache[trace] = out
+    _cache[out] = out
+    return out
+
+
+def _identity(row, at):
+    """What the kernel finds at address ``at`` under mapping ``row``."""
+    from .recorded import ENGINE_BACKING
+
+    f = int(row["file"])
+    off = int(row["file_offset"]) + (at - int(row["start"])) if f != NO_FILE else 0
+    return (ENGINE_BACKING[Backing(int(row["backing"]))], int(row["shared"]), f, off)
+
+
+def _mappings_of(rows):
+    """Group the rows of one address space into mappings (union-find): rows that continue one
+    another, the same identity and overlapping or adjacent ranges, one starting at the
+    record the other ends.  Returns each row's mapping id (0..m-1)."""
+    parent = list(range(len(rows)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_end = {}
+    for i, r in enumerate(rows):
+        by_end.setdefault(int(r["until_record"]), []).append(i)
+    for j, r in enumerate(rows):
+        for i in by_end.get(int(r["from_record"]), ()):
+            a = rows[i]
+            lo, hi = max(int(a["start"]), int(r["start"])), min(int(a["end"]), int(r["end"]))
+            if lo <= hi and _identity(a, lo) == _identity(r, lo):
+                parent[find(j)] = find(i)
+    roots = [find(i) for i in range(len(rows))]
+    _, ids = np.unique(roots, return_inverse=True)
+    return ids
+
+
+def _touched(trace, queries):
+    """For each query ``(asid, lo, hi, t0, t1)``: whether an access record in ``[t0, t1)``
+    of address space ``asid`` falls in ``[lo, hi)``.  One pass over the chunks the queries'
+    windows cover."""
+    out = np.zeros(len(queries), bool)
+    if not queries:
+        return out
+    q = np.array(queries, dtype=object)
+    n = len(trace)
+    t0 = np.array([min(int(x[3]), n) for x in queries], np.int64)
+    t1 = np.array([min(int(x[4]), n) for x in queries], np.int64)
+    for c0 in range(int(t0.min()), int(t1.max()), CHUNK):
+        c1 = min(n, c0 + CHUNK)
+        live = np.flatnonzero(~out & (t0 < c1) & (t1 > c0))
+        if not len(live):
+            continue
+        op = np.asarray(trace.op[c0:c1])
+        addr = np.asarray(trace.addr[c0:c1])
+        asid = np.asarray(trace.asid[c0:c1])
+        access = op < Op.LOCK_W
+        for i in live:
+            a, lo, hi = (int(v) for v in q[i][:3])
+            s, e = max(int(t0[i]), c0) - c0, min(int(t1[i]), c1) - c0
+            m = access[s:e] & (addr[s:e] >= lo) & (addr[s:e] < hi) & (asid[s:e] == a)
+            out[i] = bool(m.any())
+    return out
+
+
+def row_levels(trace):
+    """Each mapping row's level (0: in place), per :func:`separate`."""
+    t = trace.mappings.table
+    levels = np.zeros(len(t), np.int64)
+    for asid in np.unique(t["asid"]):
+        which = np.flatnonzero(t["asid"] == asid)
+        rows = t[which]
+        cuts = np.unique(np.concatenate([rows["start"], rows["end"]]))
+        # pieces covered, over time, by mappings of more than one identity
+        queries, where = [], []
+        for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            cover = np.flatnonzero((rows["start"] <= lo) & (rows["end"] >= hi))
+            if len(cover) < 2 or len({_identity(rows[i], lo) for i in cover}) < 2:
+                continue
+            for i in cover:
+                queries.append((int(asid), lo, hi, int(rows[i]["from_record"]),
+                                int(rows[i]["until_record"])))
+                where.append((lo, i))
+        if not queries:
+            continue
+        hit = _touched(trace, queries)
+        mapping = _mappings_of(rows)
+        # constraints: in a piece, a touched mapping after a touched one of another identity
+        # is a level above it
+        after = {}
+        pieces = {}
+        for (lo, i), h in zip(where, hit):
+            if h:
+                pieces.setdefault(lo, []).append(i)
+        for lo, idx in pieces.items():
+            idx.sort(key=lambda i: int(rows[i]["from_record"]))
+            for a, b in zip(idx[:-1], idx[1:]):
+                if _identity(rows[a], lo) != _identity(rows[b], lo):
+                    after.setdefault(int(mapping[b]), set()).add(int(mapping[a]))
+        level = _longest_chains(int(mapping.max()) + 1, after)
+        if level is None:
+            continue        # (a cycle: leave this address space as the static VMAs had it)
+        levels[which] = level[mapping]
+    return levels
+
+
+def _longest_chains(m, after):
+    """Levels of ``m`` mappings under ``after[b] = {a, ...}`` (``b`` a level above each
+    ``a``): the longest chain below each; None if the constraints have a cycle."""
+    level = np.zeros(m, np.int64)
+    state = np.zeros(m, np.int8)     # 0 new, 1 on the stack, 2 done
+
+    for root in range(m):
+        if state[root]:
+            continue
+        stack = [(root, iter(sorted(after.get(root, ()))))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                state[node] = 2
+                below = after.get(node, ())
+                level[node] = 1 + max(level[a] for a in below) if below else 0
+            elif state[nxt] == 1:
+                return None
+            elif state[nxt] == 0:
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(after.get(nxt, ())))))
+    return level
+
+
+def _shifted(trace, levels):
+    """The trace with each row of level ``k > 0`` shifted by ``k << SHIFT``: its accesses
+    while it lives, its range, the moves into and out of it, and the ``LOCK_W`` ranges that
+    lie inside it."""
+    from ..engine.prepare import _scratch
+
+    m = trace.mappings
+    t = m.table.copy()
+    delta = levels.astype(np.uint64) << np.uint64(SHIFT)
+    moved = np.flatnonzero(levels > 0)
+    n = len(trace)
+    addr = _scratch(n, np.uint64)
+    for c0 in range(0, n, CHUNK):
+        c1 = min(n, c0 + CHUNK)
+        a = np.array(trace.addr[c0:c1], np.uint64)
+        asid = np.asarray(trace.asid[c0:c1])
+        size = np.asarray(trace.size[c0:c1]).astype(np.uint64)
+        op = np.asarray(trace.op[c0:c1])
+        for i in moved:
+            r = t[i]
+            s, e = max(int(r["from_record"]), c0), min(int(r["until_record"]), c1)
+            if s >= e:
+                continue
+            seg = slice(s - c0, e - c0)
+            inside = (asid[seg] == r["asid"]) & (a[seg] >= r["start"]) & (a[seg] < r["end"])
+            # a LOCK_W names a range: shifted when it lies inside the row (its size > 0)
+            inside &= (op[seg] < Op.LOCK_W) | ((op[seg] == Op.LOCK_W) & (size[seg] > 0)
+                                                & (a[seg] + size[seg] <= r["end"]))
+            a[seg][inside] += delta[i]
+        addr[c0:c1] = a
+    t["start"] += delta
+    t["end"] += delta
+    moves = m.moves.copy()
+    for j, x in enumerate(m.moves):
+        r = int(x["at_record"])
+        src = _row_at(m.table, x["asid"], int(x["start"]), r, ending=True)
+        dst = _row_at(m.table, x["asid"], int(x["to"]), r, ending=False)
+        if src is not None:
+            moves[j]["start"] += delta[src]
+            moves[j]["end"] += delta[src]
+        if dst is not None:
+            moves[j]["to"] += delta[dst]
+    cols = dict(trace.columns)
+    cols["addr"] = addr
+    mp = Mappings(t, m.files, m.source, m.reads, moves)
+    return type(trace).from_columns(cols, trace.meta, n_threads=trace._n_threads,
+                                    mappings=mp, _checked=trace._checked)
+
+
+def _row_at(table, asid, at, record, ending):
+    """The row of address space ``asid`` that maps ``at`` and ends (``ending``) or starts at
+    ``record``: a move's source and destination rows."""
+    key = "until_record" if ending else "from_record"
+    hit = np.flatnonzero((table["asid"] == asid) & (table["start"] <= at) & (table["end"] > at)
+                         & (table[key] == record))
+    return int(hit[0]) if len(hit) else None
