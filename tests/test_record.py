@@ -642,3 +642,85 @@ def test_calibrate_refuses_a_per_page_cost_noise_made_negative():
         profile_from(values)
     values["populate_page"] = [150.0, 160.0]
     assert profile_from(values)["costs"]["pte_ns"] == 150
+
+
+# -- the vDSO valgrind hides ----------------------------------------------------------------
+def test_vdso_layout_and_place(tmp_path):
+    """The vDSO's mappings as a process's maps give them, placed where valgrind's start-up
+    layout keeps the data pages (a read-only segment of its own of their size) and leaves
+    the code's place free; no such segment, or a client segment in the code's place: none."""
+    from vmlab.trace.record import PAGE, vdso_layout, vdso_place
+
+    maps = tmp_path / "maps"
+    maps.write_text("7f0000000000-7f0000004000 r--p 00000000 00:00 0 [vvar]\n"
+                    "7f0000004000-7f0000006000 r--p 00000000 00:00 0 [vvar_vclock]\n"
+                    "7f0000006000-7f0000008000 r-xp 00000000 00:00 0 [vdso]\n"
+                    "7f0000010000-7f0000011000 r--p 00000000 fe:00 7 /lib/x.so\n")
+    lay = vdso_layout(maps)
+    assert lay == {"[vvar]": (0, 4 * PAGE), "[vvar_vclock]": (4 * PAGE, 2 * PAGE),
+                   "[vdso]": (6 * PAGE, 2 * PAGE)}
+    X = 0x7F2F67714000
+    segs = [("file", 0x108000, 0x109000, "r----", 1, 2, 0, 1, ""),
+            ("ANON", X, X + 6 * PAGE, "r----", 0, 0, 0, -1, ""),
+            ("RSVN", X + 6 * PAGE, 0x7FFD14954000, "-----", 0, 0, 0, -1, "SmFixed")]
+    assert vdso_place(segs, lay) == {"[vvar]": (X, X + 4 * PAGE),
+                                     "[vvar_vclock]": (X + 4 * PAGE, X + 6 * PAGE),
+                                     "[vdso]": (X + 6 * PAGE, X + 8 * PAGE)}
+    assert vdso_place(segs[:1] + segs[2:], lay) is None
+    taken = segs + [("anon", X + 7 * PAGE, X + 9 * PAGE, "rw---", 0, 0, 0, -1, "")]
+    assert vdso_place(taken, lay) is None
+    maps.write_text("7f0000010000-7f0000011000 r--p 00000000 fe:00 7 /lib/x.so\n")
+    assert vdso_layout(maps) is None and vdso_place(segs, None) is None
+
+
+def test_vdso_reads_at_the_start_and_at_the_first_time_call():
+    from vmlab.trace.record import VDSO_HEADER_OFFSET, VdsoReads
+
+    place = {"[vvar]": (0x1000, 0x5000), "[vdso]": (0x7000, 0x9000)}
+    v = VdsoReads(place)
+    assert v.start() == (0x7000 + VDSO_HEADER_OFFSET,)
+    assert v.loads(b"SYSCALL[31,1](0) sys_read ( 3, 0x1ffefff000, 832 ) --> Success(0x340)\n") == ()
+    line = b"SYSCALL[31,1](228) sys_clock_gettime( 1, 0x1fff000660 )[sync] --> Success(0x0)\n"
+    assert v.loads(line) == (0x1000,)
+    assert v.loads(line) == ()                       # the data page is mapped by then
+    assert v.rows() == [(0x1000, 0x5000, 1), (0x7000, 0x9000, 5)]
+    none = VdsoReads(None)
+    assert none.start() == () and none.loads(line) == () and none.rows() == []
+
+
+TIME_PROG = r"""
+#include <time.h>
+int main(int argc, char **argv) {
+    struct timespec t = {0};
+    if (argc > 1) { clock_gettime(CLOCK_MONOTONIC, &t); clock_gettime(CLOCK_REALTIME, &t); }
+    return t.tv_sec == 12345;
+}
+"""
+
+
+@needs_cc
+@needs_valgrind
+def test_a_recording_reads_the_vdso_where_the_native_run_does(tmp_path_factory):
+    """Natively the loader reads the vDSO's ELF header (1 fault) and the first clock_gettime
+    its data page (1 more; measured with perf on this host); valgrind gives the client no
+    vDSO, so the recording adds the two reads in [vdso]/[vvar] rows."""
+    from vmlab.trace.record import record_lackey, vdso_layout
+
+    if vdso_layout() is None:
+        pytest.skip("this kernel maps no vDSO")
+    exe = compile_c(tmp_path_factory, "timeprog", TIME_PROG)
+    out = tmp_path_factory.mktemp("vdso")
+    got = {}
+    for args in ((), ("now",)):
+        path, _ = record_lackey([str(exe), *args], out / f"t{len(args)}.vmt", quiet=True)
+        tr = open_trace(path)
+        t = tr.mappings.table
+        special = t[t["backing"] == Backing.SPECIAL]
+        assert len(special) >= 2, tr.meta.notes
+        a = np.asarray(tr.addr)
+        inside = np.zeros(len(a), bool)
+        for r in special:
+            inside |= (a >= r["start"]) & (a < r["end"])
+        assert (np.asarray(tr.op)[inside] == Op.LOAD).all()
+        got[len(args)] = int(inside.sum())
+    assert got == {0: 1, 1: 2}

@@ -619,7 +619,9 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                            "stores into user memory (read, fstat... buffers) as one STORE "
                            "record per page where the call returns; the read()-family file "
                            "ranges and exec's reads in the file reads table; exec's own "
-                           "stores (the start of each .bss in its .data page) first")
+                           "stores (the start of each .bss in its .data page) first; the vDSO "
+                           "valgrind hides as [vdso]/[vvar] rows where its layout leaves "
+                           "them, read by the loader at the start and by the first time call")
     helper, why_not = iovtrace_binary()
     if helper is None:
         meta = TraceMeta(source=meta.source, notes=meta.notes + "; the buffers of readv, "
@@ -642,6 +644,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     pending_lines = []        # syscall lines seen before the layout table was parsed
     vectors = VectorLog(vpath)
     kwrites = KernelWrites(vectors=vectors if helper is not None else None)
+    vdso = VdsoReads(None)
     try:
         cap = _BLOCK // 7 + 2
         addr = np.empty(cap, np.uint64)
@@ -658,7 +661,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                     # valgrind prints the client's start-up layout (to stderr) before the
                     # client's first instruction: the exec's own stores go before every
                     # record (the first blocks may hold only valgrind's preamble)
-                    got = _exec_store_records(errf, program, writer)
+                    got = _exec_store_records(errf, program, writer, vdso)
                     if got is not None:
                         exec_done = True
                         n += got
@@ -669,12 +672,13 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                     continue
                 try:
                     n = _feed(data[:cut], n, writer, addr, op, size, lk, pending_lines,
-                              kwrites)
+                              kwrites, vdso)
                 except VmlabError:
                     _refuse_if_forked(argv, pending_lines, data, pipe)
                     raise
             if carry:
-                n = _feed(carry + b"\n", n, writer, addr, op, size, lk, pending_lines, kwrites)
+                n = _feed(carry + b"\n", n, writer, addr, op, size, lk, pending_lines, kwrites,
+                          vdso)
         code = proc.wait()
         elapsed = time.perf_counter() - t0
         errf.seek(0)
@@ -682,6 +686,8 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         _check_one_process(argv, program, err, pending_lines, n)
         segs, names = parse_startup_layout(err)
         space, heap_base = initial_space(segs, names, files)
+        for start, end, prot in vdso.rows():
+            space.add(start, end, prot, 0, Backing.SPECIAL, NO_FILE, 0, 0)
         tracker = SyscallTracker(space, files, cwd, heap_base)
         for raw, at in pending_lines:
             tracker.line(raw, at)
@@ -694,6 +700,10 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         if n == 0:
             raise VmlabError(f"valgrind recorded no access (exit code {code}); is {argv[0]!r} "
                              "a program valgrind can run?")
+        if vdso.place is None and vdso_layout() is not None:
+            writer.meta = TraceMeta(source=meta.source, notes=meta.notes + "; not the vDSO "
+                                    "(valgrind's start-up layout shows no place for it): the "
+                                    "kernel's 1-2 faults on it are missing")
         reads = _exec_rows(program, files) + tracker.reads
         writer.mappings = Mappings(space.table(), files.files,
                                    "valgrind -d start-up layout + --trace-syscalls=yes",
@@ -844,22 +854,23 @@ def _load_segments(path):
     return [] if elf is None else [(o, fs, ms) for t, o, fs, ms in elf[3] if t == 1]
 
 
-def _exec_store_records(errf, program, writer):
+def _exec_store_records(errf, program, writer, vdso=None):
     """Append the exec's stores (:func:`exec_stores`) from the start-up layout valgrind has
-    written to ``errf`` so far (read with ``pread``: valgrind shares the file offset);
-    return how many, ``None`` while the layout is not complete."""
+    written to ``errf`` so far (read with ``pread``: valgrind shares the file offset), then,
+    with ``vdso`` (a :class:`VdsoReads` without a place yet), the loader's read of the vDSO
+    placed in that layout; return how many records, ``None`` while the layout is not
+    complete."""
     size = os.fstat(errf.fileno()).st_size
     text = os.pread(errf.fileno(), size, 0).decode("utf-8", "replace")
     if "SHOW_SEGMENTS: Memory layout at client startup" not in text \
             or "aspacem >>>" not in text.split("Memory layout at client startup", 1)[1]:
         return None                   # not printed yet
     segs, names = parse_startup_layout(text)
-    pages = exec_stores(program, segs, names)
-    if pages:
-        k = len(pages)
-        writer.append(addr=np.array(pages, np.uint64), op=np.full(k, int(Op.STORE), np.uint8),
-                      size=np.full(k, 8, np.uint32))
-    return len(pages)
+    n = _append(writer, exec_stores(program, segs, names), Op.STORE, 0)
+    if vdso is not None:
+        vdso.place = vdso_place(segs, vdso_layout())
+        n = _append(writer, vdso.start(), Op.LOAD, n)
+    return n
 
 
 def _exec_rows(program, files):
@@ -961,6 +972,97 @@ class VectorLog:
 
     def close(self):
         self.f.close()
+
+
+#: The calls a native program makes through the vDSO, reading its data page (``[vvar]``),
+#: where under valgrind (which unmaps the vDSO and gives the client none) the C library
+#: makes the system call: valgrind's names.
+VDSO_DATA_CALLS = ("clock_gettime", "gettimeofday", "time", "clock_getres")
+
+#: Where the loader reads the vDSO's ELF header (``setup_vdso()``: the program headers'
+#: offset, ``e_phoff``): the page this host's kernel took its fault on.
+VDSO_HEADER_OFFSET = 0x20
+
+
+def vdso_layout(maps="/proc/self/maps"):
+    """This kernel's vDSO mappings, from a process's maps (the recorder's own: every process
+    of one kernel has the same): ``{name: (offset, size)}`` of ``[vvar]``,
+    ``[vvar_vclock]`` and ``[vdso]``, offsets from the lowest of them (the data pages sit
+    right below the code); ``None`` without a ``[vdso]`` and a ``[vvar]``."""
+    found = {}
+    with contextlib.suppress(OSError), open(maps) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] in ("[vvar]", "[vvar_vclock]", "[vdso]"):
+                a, b = (int(x, 16) for x in parts[0].split("-"))
+                found[parts[5]] = (a, b)
+    if "[vdso]" not in found or "[vvar]" not in found:
+        return None
+    lo = min(a for a, _ in found.values())
+    return {name: (a - lo, b - a) for name, (a, b) in found.items()}
+
+
+def vdso_place(segs, layout):
+    """Where the client's vDSO would be in valgrind's start-up layout (``segs``, as
+    :func:`parse_startup_layout` gives them): valgrind keeps the process's own data pages (a
+    read-only segment of its own, ``ANON``, as large as ``[vvar]`` and ``[vvar_vclock]``
+    together) and unmaps the code; the code's place is then the same distance above them.
+    Returns ``{name: (start, end)}`` for the names of ``layout``, or ``None`` where no such
+    segment is found or the code's place is a segment of the client's."""
+    if layout is None:
+        return None
+    data = [n for n in layout if n != "[vdso]"]
+    lo = min(layout[n][0] for n in data)
+    hi = max(layout[n][0] + layout[n][1] for n in data)
+    cands = [s for s in segs if s[0] == "ANON" and s[3].startswith("r--")
+             and s[2] - s[1] == hi - lo]
+    if not cands:
+        return None
+    base = max(s[1] for s in cands) - lo
+    out = {n: (base + off, base + off + size) for n, (off, size) in layout.items()}
+    v0, v1 = out["[vdso]"]
+    if any(s[0] in ("file", "anon") and s[1] < v1 and v0 < s[2] for s in segs):
+        return None
+    return out
+
+
+class VdsoReads:
+    """The vDSO's page faults a native run takes and a lackey recording cannot see
+    (valgrind gives the client no vDSO, so the C library makes system calls instead): the
+    loader's read of the vDSO's ELF header at start (:meth:`start`), and the first read of
+    its data page by a call of :data:`VDSO_DATA_CALLS` (:meth:`loads`, at that call's line).
+    Measured on this host with ``perf``: 1 fault in the vDSO for a program that calls none
+    of them, 1 more at the first ``clock_gettime``.  ``place``: :func:`vdso_place`
+    (``None``: nothing is recorded)."""
+
+    def __init__(self, place):
+        self.place = place
+        self.read_data = False
+
+    def start(self):
+        """The loader's read, at the start: its address (none without a place)."""
+        return () if self.place is None else (self.place["[vdso]"][0] + VDSO_HEADER_OFFSET,)
+
+    def loads(self, raw):
+        """The data page's address at the first call that reads it (empty for any other
+        line)."""
+        if self.place is None or self.read_data:
+            return ()
+        m = _SYSCALL.match(raw)
+        if m is None:
+            return ()
+        name = m[4].decode("utf-8", "replace").partition("(")[0].strip()
+        if not name.startswith("sys_") or name[4:] not in VDSO_DATA_CALLS:
+            return ()
+        self.read_data = True
+        return (self.place["[vvar]"][0],)
+
+    def rows(self):
+        """``(start, end, prot)`` of the mappings, from record 0."""
+        if self.place is None:
+            return []
+        return [(a, b, PROT_READ | (PROT_EXEC if name == "[vdso]" else 0))
+                for name, (a, b) in sorted(self.place.items(), key=lambda x: x[1])]
 
 
 class KernelWrites:
@@ -1065,10 +1167,11 @@ def _number(tok):
         return None
 
 
-def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None):
+def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None, vdso=None):
     """Parse one block of complete lines: lackey records go to ``writer``; syscall lines are
     kept with the number of records before them; the kernel's stores into user memory
-    (:class:`KernelWrites`) become ``STORE`` records where their call returns."""
+    (:class:`KernelWrites`) become ``STORE`` records where their call returns, and the
+    vDSO's data read (:class:`VdsoReads`) a ``LOAD`` where the call that makes it is."""
     pos = 0
     end = len(block)
     buf = np.frombuffer(block, np.uint8)
@@ -1089,16 +1192,21 @@ def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None):
         line = block[nxt:eol]
         if line.startswith(b"SYSCALL["):
             syscalls.append((line, n))
+            if vdso is not None:
+                n = _append(writer, vdso.loads(line), Op.LOAD, n)
             if kwrites is not None:
-                pages = kwrites.stores(line)
-                if pages:
-                    k = len(pages)
-                    writer.append(addr=np.array(pages, np.uint64),
-                                  op=np.full(k, int(Op.STORE), np.uint8),
-                                  size=np.full(k, 8, np.uint32))
-                    n += k
+                n = _append(writer, kwrites.stores(line), Op.STORE, n)
         pos = eol
     return n
+
+
+def _append(writer, pages, kind, n):
+    """Append one ``kind`` record of 8 bytes at each address of ``pages``; the new count."""
+    if pages:
+        k = len(pages)
+        writer.append(addr=np.array(pages, np.uint64), op=np.full(k, int(kind), np.uint8),
+                      size=np.full(k, 8, np.uint32))
+    return n + len(pages)
 
 
 def _next_special(block, pos):
