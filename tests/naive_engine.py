@@ -453,18 +453,19 @@ class NaiveSimulator:
         return self.cache.get(self._folio(key, vi))
 
     def _window(self, rec):
-        """The fault-around window of ``rec``'s page (docs/model.md 11.3): the F-aligned
-        pages, with the page's folio when it lies inside the VMA and the page table,
-        clipped to the VMA and the file's end; virtual pages in ascending order."""
+        """The fault-around window of ``rec``'s page (docs/model.md 11.3): F pages from the
+        F-aligned page below or the VMA's start, whichever is higher, with the page's folio
+        when it lies inside the VMA and the page table, clipped to the VMA, the page table
+        and the file's end; virtual pages in ascending order."""
         F = int(self.sc.fault_around_pages)
         vma = self.vmas[rec.vma]
         vs, ve = vma.start >> self.shift, vma.end >> self.shift
-        a = rec.vpn - rec.vpn % F
-        lo, hi = max(a, vs), min(a + F, ve)
+        pt = rec.vpn - rec.vpn % 512
+        lo = max(rec.vpn - rec.vpn % F, vs)
+        hi = min(lo + F, pt + 512, ve)
         _, n, fp = self.files[self.vma_file[rec.vma]]
         o = self._file_page(rec.key, rec.vma)
         b = rec.vpn - o % fp
-        pt = rec.vpn - rec.vpn % 512
         if fp > 1 and vs <= b and b + fp <= ve and pt <= b and b + fp <= pt + 512:
             lo, hi = min(lo, b), max(hi, b + fp)
         hi = min(hi, vs + n - vma.offset // self.page_size)

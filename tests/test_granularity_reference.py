@@ -119,6 +119,28 @@ def test_fault_around_at_a_hit_maps_the_window_read_only():
     assert r.faults["major"] == [0, 0]
 
 
+def test_the_window_runs_f_pages_from_a_vma_that_starts_inside_it():
+    """do_fault_around(): the window starts at the F-aligned page below the fault or at the
+    VMA's start, whichever is higher, and runs F pages from there (clipped to the VMA and
+    the page table), not to the next F-aligned page.  A file VMA of 10 pages starting 13
+    pages into a 16-page window, every page resident: the first read maps all 10, so the
+    reads of the other nine are hits (clipping at the aligned end mapped 3, then 7 more:
+    two faults)."""
+    start = BASE + 13 * PAGE
+    pre = [start + i * PAGE for i in range(10)]
+    v = Vma(start, start + 10 * PAGE, "file")
+    tr_rows = [(R, 13 + i) for i in (0, 9, 4, 7)]
+    r = run(tr_rows, vma=v, fault_around_pages=16, preload=pre)
+    assert r.counters["n_faults"] == 1 and r.counters["n_ptes_end"] == 10
+    # the window stops at the page table's end: a VMA starting 2 pages before it
+    end = BASE + 512 * PAGE            # BASE is 2 page tables from 0: a table ends here
+    v2 = Vma(end - 2 * PAGE, end + 8 * PAGE, "file")
+    pre2 = [end + (i - 2) * PAGE for i in range(10)]
+    r2 = run([(R, 510), (R, 511), (R, 512), (R, 519)], vma=v2, fault_around_pages=16,
+             preload=pre2)
+    assert r2.counters["n_faults"] == 2 and r2.counters["n_ptes_end"] == 10
+
+
 def test_write_faults_get_no_fault_around():
     pre = [BASE + i * PAGE for i in range(4)]
     r = run([(W, 0), (R, 1)], fault_around_pages=4, preload=pre)

@@ -333,14 +333,15 @@ def _vma_ranges(keys, vma_asid, vma_first_vpn, vma_end_vpn):
 
 def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode):
     """The fault-around window ``[lo, hi)`` (virtual pages) of each page ``vpn`` of VMA
-    ``vma``: the ``F``-aligned pages, with the page's folio when it lies inside the VMA and
-    the page table (``cache_mode``), clipped to the VMA and the file's end (docs/model.md
-    11.3).  Pages of other backings: the page alone."""
+    ``vma``: ``F`` pages from the ``F``-aligned page below, or from the VMA's start when the
+    VMA starts after it (``do_fault_around()``), with the page's folio when it lies inside
+    the VMA and the page table (``cache_mode``), clipped to the VMA, the page table and the
+    file's end (docs/model.md 11.3).  Pages of other backings: the page alone."""
     vma = vma.astype(np.int64)
     fid = vma_file[vma]
     a = vpn - vpn % F
     lo = np.maximum(a, vs[vma])
-    hi = np.minimum(a + F, ve[vma])
+    hi = np.minimum(np.minimum(lo + F, vpn - vpn % 512 + 512), ve[vma])
     if cache_mode and len(files):
         fp = np.array([f[2] for f in files], np.int64)[np.maximum(fid, 0)]
         n = np.array([f[1] for f in files], np.int64)[np.maximum(fid, 0)]
