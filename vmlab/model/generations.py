@@ -15,9 +15,10 @@ reuse the old range's tables), a few frames at most.
 A mapping's *identity* at an address is what the kernel would find there: engine backing,
 sharing, and for a file, the file and the offset.  Rows that continue one another (the same
 identity, overlapping, one starting where the other ends: an ``mprotect``, a ``brk`` that
-grows the heap) form one mapping and move together.  Levels: a mapping touched in a piece of
-the address space after a touched mapping of another identity there gets a level above it;
-levels are the longest such chain (docs/model.md 11.10).
+grows the heap) form one mapping and move together.  Levels: of two rows over one piece of
+the address space at different times, with different identities there, both touched while
+they lived (anywhere in their ranges: fault-around crosses pieces), the later one's mapping
+gets a level above the earlier's; levels are the longest such chain (docs/model.md 11.10).
 """
 from __future__ import annotations
 
@@ -128,32 +129,33 @@ def row_levels(trace):
         which = np.flatnonzero(t["asid"] == asid)
         rows = t[which]
         cuts = np.unique(np.concatenate([rows["start"], rows["end"]]))
-        # pieces covered, over time, by mappings of more than one identity
-        queries, where = [], []
+        # pairs of rows over one piece at different times, of different identities there
+        pairs = set()
         for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
             cover = np.flatnonzero((rows["start"] <= lo) & (rows["end"] >= hi))
-            if len(cover) < 2 or len({_identity(rows[i], lo) for i in cover}) < 2:
+            if len(cover) < 2:
                 continue
-            for i in cover:
-                queries.append((int(asid), lo, hi, int(rows[i]["from_record"]),
-                                int(rows[i]["until_record"])))
-                where.append((lo, i))
-        if not queries:
+            cover = sorted(cover.tolist(), key=lambda i: int(rows[i]["from_record"]))
+            for x, a in enumerate(cover):
+                for b in cover[x + 1:]:
+                    if _identity(rows[a], lo) != _identity(rows[b], lo):
+                        pairs.add((a, b))
+        if not pairs:
             continue
-        hit = _touched(trace, queries)
+        # each row of such a pair: touched anywhere in its range while it lived?  (a row
+        # touched elsewhere still needs its whole range: fault-around crosses the piece)
+        cand = sorted({i for pair in pairs for i in pair})
+        hit = dict(zip(cand, _touched(trace, [
+            (int(asid), int(rows[i]["start"]), int(rows[i]["end"]),
+             int(rows[i]["from_record"]), int(rows[i]["until_record"])) for i in cand])))
         mapping = _mappings_of(rows)
-        # constraints: in a piece, a touched mapping after a touched one of another identity
-        # is a level above it
+        # a touched mapping over a touched one of another identity is a level above it
         after = {}
-        pieces = {}
-        for (lo, i), h in zip(where, hit):
-            if h:
-                pieces.setdefault(lo, []).append(i)
-        for lo, idx in pieces.items():
-            idx.sort(key=lambda i: int(rows[i]["from_record"]))
-            for a, b in zip(idx[:-1], idx[1:]):
-                if _identity(rows[a], lo) != _identity(rows[b], lo):
-                    after.setdefault(int(mapping[b]), set()).add(int(mapping[a]))
+        for a, b in pairs:
+            if hit[a] and hit[b] and mapping[a] != mapping[b]:
+                after.setdefault(int(mapping[b]), set()).add(int(mapping[a]))
+        if not after:
+            continue
         level = _longest_chains(int(mapping.max()) + 1, after)
         if level is None:
             continue        # (a cycle: leave this address space as the static VMAs had it)
