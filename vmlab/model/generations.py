@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from ..trace.mappings import NO_FILE, Backing, Mappings
+from ..trace.mappings import Mappings
 from ..trace.model import Op
 
 #: A level-``k`` mapping's addresses are shifted by ``k << SHIFT`` (2^56: above every user
@@ -46,31 +46,28 @@ def separate(trace):
     if trace.mappings is None:
         return trace
     try:
-        return _cache[trace]
+        got = _cache[trace]     # (None: nothing to separate, or a result of this function)
+        return trace if got is None else got
     except KeyError:
         pass
     levels = row_levels(trace)
     if levels.max(initial=0) >= 1 << (64 - SHIFT):
         levels[:] = 0       # (more levels than fit above the user addresses: as recorded)
-    out = trace if not levels.any() else _shifted(trace, levels)
-    _cache[trace] = out
-    _cache[out] = out
+    if not levels.any():
+        _cache[trace] = None
+        return trace
+    out = _shifted(trace, levels)
+    _cache[trace] = out     # (kept while trace lives; out is its own entry, never a value)
+    _cache[out] = None
     return out
-
-
-def _identity(row, at):
-    """What the kernel finds at address ``at`` under mapping ``row``."""
-    from .recorded import ENGINE_BACKING
-
-    f = int(row["file"])
-    off = int(row["file_offset"]) + (at - int(row["start"])) if f != NO_FILE else 0
-    return (ENGINE_BACKING[Backing(int(row["backing"]))], int(row["shared"]), f, off)
 
 
 def _mappings_of(rows):
     """Group the rows of one address space into mappings (union-find): rows that continue one
     another, the same identity and overlapping or adjacent ranges, one starting at the
     record the other ends.  Returns each row's mapping id (0..m-1)."""
+    from .recorded import row_identity
+
     parent = list(range(len(rows)))
 
     def find(i):
@@ -86,7 +83,7 @@ def _mappings_of(rows):
         for i in by_end.get(int(r["from_record"]), ()):
             a = rows[i]
             lo, hi = max(int(a["start"]), int(r["start"])), min(int(a["end"]), int(r["end"]))
-            if lo <= hi and _identity(a, lo) == _identity(r, lo):
+            if lo <= hi and row_identity(a, lo) == row_identity(r, lo):
                 parent[find(j)] = find(i)
     roots = [find(i) for i in range(len(rows))]
     _, ids = np.unique(roots, return_inverse=True)
@@ -100,7 +97,6 @@ def _touched(trace, queries):
     out = np.zeros(len(queries), bool)
     if not queries:
         return out
-    q = np.array(queries, dtype=object)
     n = len(trace)
     t0 = np.array([min(int(x[3]), n) for x in queries], np.int64)
     t1 = np.array([min(int(x[4]), n) for x in queries], np.int64)
@@ -114,7 +110,7 @@ def _touched(trace, queries):
         asid = np.asarray(trace.asid[c0:c1])
         access = op < Op.LOCK_W
         for i in live:
-            a, lo, hi = (int(v) for v in q[i][:3])
+            a, lo, hi = (int(v) for v in queries[i][:3])
             s, e = max(int(t0[i]), c0) - c0, min(int(t1[i]), c1) - c0
             m = access[s:e] & (addr[s:e] >= lo) & (addr[s:e] < hi) & (asid[s:e] == a)
             out[i] = bool(m.any())
@@ -123,6 +119,8 @@ def _touched(trace, queries):
 
 def row_levels(trace):
     """Each mapping row's level (0: in place), per :func:`separate`."""
+    from .recorded import row_identity
+
     t = trace.mappings.table
     levels = np.zeros(len(t), np.int64)
     for asid in np.unique(t["asid"]):
@@ -138,7 +136,7 @@ def row_levels(trace):
             cover = sorted(cover.tolist(), key=lambda i: int(rows[i]["from_record"]))
             for x, a in enumerate(cover):
                 for b in cover[x + 1:]:
-                    if _identity(rows[a], lo) != _identity(rows[b], lo):
+                    if row_identity(rows[a], lo) != row_identity(rows[b], lo):
                         pairs.add((a, b))
         if not pairs:
             continue

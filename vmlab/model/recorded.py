@@ -33,8 +33,8 @@ import functools
 import numpy as np
 
 from ..errors import ScenarioError, VmlabError
-from .generations import separate
 from ..trace.mappings import NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE, Backing
+from .generations import separate
 
 
 #: Engine backing of each recorded backing (the engine knows file and anonymous memory; the
@@ -64,7 +64,7 @@ def file_names(mappings):
     return out
 
 
-def _first_access(trace, asid, page_size):
+def _first_access(trace, asid):
     """Sorted distinct page numbers of ``asid``'s accesses and the record index of the first
     access to each.
 
@@ -72,16 +72,19 @@ def _first_access(trace, asid, page_size):
     memory grows with the distinct pages, cached per trace object, so the replay that follows
     reuses it), not from a sort of every record: a 375-million-record recording took 17 GB
     that way."""
-    from ..engine.prepare import _VPN_BITS, index_trace
+    from ..engine.prepare import _VPN_BITS, _key_span, index_trace
 
-    if int(page_size) != int(trace.page_size):
-        raise VmlabError(f"page size {page_size} is not the trace's ({trace.page_size})")
     idx = index_trace(trace)
-    keys = idx.keys     # sorted asid << _VPN_BITS | vpn
-    lo = int(np.searchsorted(keys, np.uint64(asid << _VPN_BITS)))
-    top = (asid + 1) << _VPN_BITS
-    hi = len(keys) if top >= 1 << 64 else int(np.searchsorted(keys, np.uint64(top)))
-    return keys[lo:hi] & np.uint64((1 << _VPN_BITS) - 1), idx.first_rec[lo:hi].copy()
+    lo, hi = _key_span(idx.keys, asid, 0, 1 << _VPN_BITS)
+    return idx.keys[lo:hi] & np.uint64((1 << _VPN_BITS) - 1), idx.first_rec[lo:hi].copy()
+
+
+def row_identity(row, at):
+    """What the kernel finds at address ``at`` under mapping row ``row``: engine backing,
+    sharing, file and file offset (0 without a file)."""
+    f = int(row["file"])
+    off = int(row["file_offset"]) + (at - int(row["start"])) if f != NO_FILE else 0
+    return (ENGINE_BACKING[Backing(int(row["backing"]))], int(row["shared"]), f, off)
 
 
 def vmas_for(trace):
@@ -112,7 +115,7 @@ def vmas_for(trace):
     out = []
     for asid in np.unique(t["asid"]):
         rows = t[t["asid"] == asid]
-        uniq, first = _first_access(trace, int(asid), ps)
+        uniq, first = _first_access(trace, int(asid))
         cuts = np.unique(np.concatenate([rows["start"], rows["end"]]))
         pieces = []     # [start, end, backing, prot, shared, file, offset, kind]
         for lo, hi in zip(cuts[:-1], cuts[1:]):
@@ -132,12 +135,7 @@ def vmas_for(trace):
             else:
                 row = cover[np.lexsort((cover["from_record"], cover["until_record"]))][-1]
 
-            def ident(x):
-                f = int(x["file"])
-                off = int(x["file_offset"]) + (lo - int(x["start"])) if f != NO_FILE else 0
-                return (ENGINE_BACKING[Backing(int(x["backing"]))], int(x["shared"]), f, off)
-
-            me = ident(row)
+            me = row_identity(row, lo)
             prot = 0
             for x in cover:   # every row: a range unmapped and mapped again may be written
                 prot |= int(x["prot"])
@@ -259,7 +257,7 @@ def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=N
         start[name] = None if res is None else np.asarray(res, bool)
     ra = ra_pages_for(trace)[0] if ra_pages is None else int(ra_pages)
     read_at = read_pages(trace, start, ra)
-    first_pages, first_rec = _first_access(trace, 0, ps) if len(read_at) else (None, None)
+    first_pages, first_rec = _first_access(trace, 0) if len(read_at) else (None, None)
     out = []
     for v in vmas:
         if v.asid != 0 or v.file is None or v.file not in start:
