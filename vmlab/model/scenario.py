@@ -165,6 +165,36 @@ def _check_folio_pages(what, v):
     return w
 
 
+def _check_folios(name, folios):
+    """``File.folios`` as a sorted tuple of ``(first_page, n_pages)`` int pairs; refuses a
+    pair that is not one, a size that is no folio size, a misaligned start, an overlap."""
+    what = f"File {name!r}: folios"
+    try:
+        pairs = [tuple(x) for x in folios]
+    except TypeError:
+        raise ScenarioError(f"{what} must be (first_page, n_pages) pairs, got {folios!r}") from None
+    out = []
+    for i, pr in enumerate(pairs):
+        ws = [as_whole(x) for x in pr]
+        if len(ws) != 2 or None in ws:
+            raise ScenarioError(f"{what}[{i}] must be a pair of whole numbers (first_page, "
+                                f"n_pages), got {pr!r}")
+        first, n = ws
+        if not 1 <= n <= MAX_FOLIO_PAGES or n & (n - 1):
+            raise ScenarioError(f"{what}[{i}]: n_pages must be a power of two in "
+                                f"[1, {MAX_FOLIO_PAGES}], got {n}")
+        if not 0 <= first < LIMIT or first % n:
+            raise ScenarioError(f"{what}[{i}]: first_page must be a multiple of n_pages={n} in "
+                                f"[0, {LIMIT_TEXT}) (a folio is aligned to its size), got {first}")
+        out.append((first, n))
+    out.sort()
+    for a, b in zip(out, out[1:]):
+        if a[0] + a[1] > b[0]:
+            raise ScenarioError(f"{what}: the folio of {a[1]} pages at page {a[0]} overlaps the "
+                                f"one of {b[1]} pages at page {b[0]}")
+    return tuple(out)
+
+
 @checked_keywords()
 @dataclass(frozen=True)
 class File:
@@ -173,11 +203,18 @@ class File:
 
     ``size_bytes``: ``None`` means as long as the furthest VMA that maps it.
     ``folio_pages``: ``None`` means the scenario's ``folio_pages``.
+    ``folios``: folios of their own size, as ``(first_page, n_pages)`` pairs in file pages
+    (``n_pages`` a power of two up to 512, ``first_page`` a multiple of it): the layout a
+    real page cache holds, which its readahead built with folios of several sizes (a
+    recording measures it, docs/recording.md).  The other pages take folios of
+    ``folio_pages`` where that aligned block holds no listed folio, else one page each
+    (docs/model.md 11.4).
     """
 
     name: str
     size_bytes: int | None = None
     folio_pages: int | None = None
+    folios: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -192,6 +229,7 @@ class File:
         if self.folio_pages is not None:
             object.__setattr__(self, "folio_pages",
                                _check_folio_pages(f"File {self.name!r}", self.folio_pages))
+        object.__setattr__(self, "folios", _check_folios(self.name, self.folios))
 
 
 @checked_keywords()
@@ -641,7 +679,7 @@ class Scenario:
                     "fault_around_pages=1 or sample_rate=None")
             asked = [text for text in (
                 self.ra_pages and f"ra_pages={self.ra_pages}",
-                (self.folio_pages != 1 or any(f.folio_pages not in (None, 1) for f in files))
+                (self.folio_pages != 1 or any(f.folio_pages not in (None, 1) or f.folios for f in files))
                 and "folio_pages > 1",
                 self.memory_bytes is not None and "memory_bytes") if text]
             if r < 1 and self.unmaps:
@@ -771,7 +809,7 @@ class Scenario:
             asked["fault_model"] = f"fault_model={self.fault_model!r}"
         if self.ra_pages:
             asked["ra_pages"] = f"ra_pages={self.ra_pages}"
-        if self.folio_pages != 1 or any(f.folio_pages not in (None, 1) for f in self.files):
+        if self.folio_pages != 1 or any(f.folio_pages not in (None, 1) or f.folios for f in self.files):
             asked["folio_pages"] = "folio_pages > 1"
         if self.memory_bytes is not None:
             asked["memory_bytes"] = "memory_bytes"
@@ -783,7 +821,7 @@ class Scenario:
 
     def file_table(self, vmas):
         """The files ``vmas`` map (docs/model.md 11.4): ``(files, vma_file)``, ``files`` a list
-        of ``(name, n_pages, folio_pages)`` and ``vma_file[i]`` the index in it of VMA ``i``'s
+        of ``(name, n_pages, folio_pages, folios)`` (``folios``: ``File.folios``) and ``vma_file[i]`` the index in it of VMA ``i``'s
         file (-1 for VMAs that are not file-backed).  A file VMA without ``file`` maps a file
         of its own (named ``None``); a file's size in pages is ``ceil(size_bytes / page
         size)``, or, without ``size_bytes``, the furthest page a VMA maps."""
@@ -808,7 +846,11 @@ class Scenario:
             g = given.get(name) if name is not None else None
             n = reach if g is None or g.size_bytes is None else -(-g.size_bytes // ps)
             fp = self.folio_pages if g is None or g.folio_pages is None else g.folio_pages
-            out.append((name, int(n), int(fp)))
+            listed = () if g is None else g.folios
+            if listed and listed[-1][0] >= n:
+                raise ScenarioError(f"File {name!r}: the folio at page {listed[-1][0]} starts "
+                                    f"beyond the file's end ({n} pages)")
+            out.append((name, int(n), int(fp), listed))
         return out, vma_file
 
     def adversary_vma(self, vmas):
