@@ -239,8 +239,8 @@ class NaiveSimulator:
         trace = scenario.trace
         self.page_size = int(trace.meta.page_size)
         self.shift = self.page_size.bit_length() - 1
-        # the files the VMAs map: (name, pages, folio pages); page-cache entries are keyed
-        # (file index, folio index) (docs/model.md 11.4)
+        # the files the VMAs map: (name, pages, folio pages, listed folios); page-cache
+        # entries are keyed (file index, the folio's first file page) (docs/model.md 11.4)
         self.files, self.vma_file = scenario.file_table(self.vmas)
         ps = self.page_size
         self.limit = (None if scenario.memory_bytes is None and scenario.memory_pages is None
@@ -364,7 +364,7 @@ class NaiveSimulator:
         if mp is not None and mp < 2 * len(self.threads) + 1:
             raise ScenarioError(f"memory_pages must be at least 2 * threads + 1 = "
                                 f"{2 * len(self.threads) + 1}, got {mp}")
-        big = max([f[2] for f in self.files] or [1])
+        big = max([f[2] for f in self.files] + [n for f in self.files for _, n in f[3]] or [1])
         if mp is not None and mp < (2 * len(self.threads) + 1) * big:
             raise ScenarioError(f"memory_pages must be at least (2 * threads + 1) * folio pages "
                                 f"= {(2 * len(self.threads) + 1) * big}, got {mp}")
@@ -418,24 +418,42 @@ class NaiveSimulator:
         v = self.vmas[vi]
         return v.offset // self.page_size + key[1] - (v.start >> self.shift)
 
+    def _span(self, f, o):
+        """The folio of file ``f`` holding file page ``o``: ``(first page, pages)``.  A listed
+        folio (``File.folios``) holds its pages; any other page is in its ``folio_pages``-
+        aligned block, one folio unless a listed folio lies in that block, then its own."""
+        _, _, fp, listed = self.files[f]
+        for a, n in listed:
+            if a <= o < a + n:
+                return a, n
+        b = o - o % fp
+        if any(a < b + fp and b < a + n for a, n in listed):
+            return o, 1
+        return b, fp
+
     def _folio(self, key, vi):
-        """The page-cache key ``(file, folio)`` of virtual page ``key`` of file VMA ``vi``."""
+        """The page-cache key ``(file, first page of the folio)`` of virtual page ``key`` of
+        file VMA ``vi``."""
         f = self.vma_file[vi]
         o = self._file_page(key, vi)
         if o >= self.files[f][1]:
             raise ScenarioError(f"page {key[1] << self.shift:#x} is beyond the end of file "
                                 f"{self.files[f][0]!r}")
-        return (f, o // self.files[f][2])
+        return (f, self._span(f, o)[0])
 
     def _folio_frames(self, fkey):
-        _, n, fp = self.files[fkey[0]]
-        return min(fp, n - fkey[1] * fp)
+        n = self.files[fkey[0]][1]
+        return min(self._span(*fkey)[1], n - fkey[1])
+
+    def _in_folio(self, fkey, o):
+        """File page ``o`` is one of folio ``fkey``'s pages (past the file's end included)."""
+        return fkey[1] <= o < fkey[1] + self._span(*fkey)[1]
 
     def _folio_keys(self, fkey):
         """Every virtual page (any address space) that maps a page of folio ``fkey``."""
-        f, k = fkey
-        _, n, fp = self.files[f]
-        lo, hi = k * fp, min((k + 1) * fp, n)
+        f, first = fkey
+        n = self.files[f][1]
+        lo, hi = first, min(first + self._span(*fkey)[1], n)
         out = []
         for vi, v in enumerate(self.vmas):
             if self.vma_file[vi] != f:
@@ -463,9 +481,11 @@ class NaiveSimulator:
         pt = rec.vpn - rec.vpn % 512
         lo = max(rec.vpn - rec.vpn % F, vs)
         hi = min(lo + F, pt + 512, ve)
-        _, n, fp = self.files[self.vma_file[rec.vma]]
+        f = self.vma_file[rec.vma]
+        n = self.files[f][1]
         o = self._file_page(rec.key, rec.vma)
-        b = rec.vpn - o % fp
+        a, fp = self._span(f, o) if o < n else (o, 1)
+        b = rec.vpn - (o - a)
         if fp > 1 and vs <= b and b + fp <= ve and pt <= b and b + fp <= pt + 512:
             lo, hi = min(lo, b), max(hi, b + fp)
         hi = min(hi, vs + n - vma.offset // self.page_size)
@@ -871,7 +891,7 @@ class NaiveSimulator:
 
     def _evict(self, key, cause, thread):
         self.evictions.append({"time_ns": self.now, "file": key[0],
-                               "file_page": key[1] * self.files[key[0]][2], "cause": cause,
+                               "file_page": key[1], "cause": cause,
                                "thread": thread})
         page = self.cache.pop(key)
         if self.workingset and cause != BY_ADVERSARY:
@@ -941,20 +961,20 @@ class NaiveSimulator:
         """Allocate the folios of file ``f`` holding pages [lo, hi) (clipped to the file) that
         are not in the page cache, ascending, until one finds no frame; the one holding page
         ``mark`` is marked.  Returns the new folios' keys (not yet issued)."""
-        _, n, fp = self.files[f]
+        n = self.files[f][1]
         lo, hi = max(lo, 0), min(hi, n)
         got = []
-        if lo >= hi:
-            return got
-        for k in range(lo // fp, (hi - 1) // fp + 1):
-            key = (f, k)
+        o = lo
+        while o < hi:
+            key = (f, self._span(f, o)[0])
+            o = key[1] + self._span(*key)[1]
             if key in self.cache:
                 continue
             frames = self._folio_frames(key)
             if not self._make_room(frames, "n_evictions", strict=True, cause=BY_READAHEAD):
                 break                      # readahead never reclaims hard nor OOMs
             page = _Page(in_flight=True, frames=frames)
-            page.ra_mark = mark < n and mark // fp == k
+            page.ra_mark = mark < n and self._in_folio(key, mark)
             self.frames_used += frames
             self._insert(key, page)
             got.append(key)
@@ -975,7 +995,7 @@ class NaiveSimulator:
         st = self._ra_state(rec)
         o = self._file_page(rec.key, rec.vma)
         f = fkey[0]
-        _, n, fp = self.files[f]
+        n = self.files[f][1]
         if self.vmas[rec.vma].madvise == "sequential":
             st[0:3] = [o, 2 * R, R]
         else:
@@ -991,7 +1011,7 @@ class NaiveSimulator:
             else:
                 st[0:3] = [max(0, o - R // 2), R, R // 4]
         mark = st[0] + st[1] - st[2]
-        if mark < n and mark // fp == fkey[1]:
+        if mark < n and self._in_folio(fkey, mark):
             page.ra_mark = True
         self._issue_window(self._read_window(f, st[0], st[0] + st[1], mark), self.io_done)
 
@@ -1008,8 +1028,7 @@ class NaiveSimulator:
         R = self.sc.ra_pages
         M = 2 * R if self.vmas[rec.vma].madvise == "sequential" else R
         o = self._file_page(rec.key, rec.vma)
-        fp = self.files[fkey[0]][2]
-        if (st[0] + st[1] - st[2]) // fp == o // fp:
+        if self._in_folio(fkey, st[0] + st[1] - st[2]):
             size = st[1]
             nxt = 4 * size if 16 * size < M else 2 * size if 2 * size <= M else M
             st[0:3] = [st[0] + size, nxt, nxt]
@@ -1120,14 +1139,14 @@ class NaiveSimulator:
         last = min(last, vma.end >> self.shift)
         # the folios of the range's file that lie wholly in it (docs/model.md 11.4)
         f = self.vma_file[self.adv_vma]
-        _, n, fp = self.files[f]
+        n = self.files[f][1]
         o0 = self._file_page((vma.asid, first), self.adv_vma)
         o1 = min(n, o0 + last - first)
-        for key in [k for k in self.shadows if k[0] == f and o0 <= k[1] * fp
-                    and min((k[1] + 1) * fp, n) <= o1]:
+        for key in [k for k in self.shadows if k[0] == f and o0 <= k[1]
+                    and min(k[1] + self._span(*k)[1], n) <= o1]:
             del self.shadows[key]          # invalidation clears shadow entries too (8.1)
-        for key in [k for k in self.cache if k[0] == f and o0 <= k[1] * fp
-                    and min((k[1] + 1) * fp, n) <= o1]:
+        for key in [k for k in self.cache if k[0] == f and o0 <= k[1]
+                    and min(k[1] + self._span(*k)[1], n) <= o1]:
             page = self.cache[key]
             if self._eligible(page) and not self._maps_cache_page(key):
                 self._evict(key, BY_ADVERSARY, -1)

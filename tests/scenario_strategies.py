@@ -317,10 +317,20 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
                     - draw(st.integers(0, PAGE - 1)) * int(draw(st.booleans()))
                 if size is not None and size <= (reach - 1) * PAGE:
                     size = reach * PAGE
+                # folios of their own sizes (a recorded layout), some of them past the end
+                listed = []
+                npg = reach if size is None else -(-size // PAGE)
+                for _ in range(draw(st.sampled_from([0, 0, 1, 3]))):
+                    n = draw(st.sampled_from([1, 2, 4, 8, 16]))
+                    a = draw(st.integers(0, (npg - 1) // n)) * n
+                    if all(a + n <= c or c + m <= a for c, m in listed):
+                        listed.append((a, n))
                 fl.append(File(name, size_bytes=size,
-                               folio_pages=draw(st.sampled_from([None, 1, 2, 8]))))
+                               folio_pages=draw(st.sampled_from([None, 1, 2, 8])),
+                               folios=tuple(listed)))
         files = tuple(fl)
-        big = max([folio_pages] + [f.folio_pages or folio_pages for f in files])
+        big = max([folio_pages] + [f.folio_pages or folio_pages for f in files]
+                  + [n for f in files for _, n in f.folios])
     memory_pages = None
     if draw(st.booleans()):
         memory_pages = (2 * n_threads + 1) * big + draw(st.integers(0, 6))

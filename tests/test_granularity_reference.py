@@ -141,6 +141,46 @@ def test_the_window_runs_f_pages_from_a_vma_that_starts_inside_it():
     assert r2.counters["n_faults"] == 2 and r2.counters["n_ptes_end"] == 10
 
 
+def test_a_recorded_folio_layout_maps_each_folio_in_one_fault():
+    """File.folios (docs/model.md 11.4): folios of 16, 4 and 32 pages and one-page folios
+    between them, every page resident, no fault-around: a read of every page takes one fault
+    per folio, 1 + 1 + 12 + 1, and each maps its whole folio.  The same file with
+    ``folio_pages=8`` around the listed folios: the blocks [40, 48) and [48, 56) hold no
+    listed folio and are one folio each; [56, 64) holds one of 4 pages at 60, so pages 56-59
+    are one-page folios."""
+    from vmlab.model.scenario import File
+    v = Vma(BASE, BASE + 64 * PAGE, "file", file="data")
+    pre = [BASE + i * PAGE for i in range(64)]
+    rows = [(R, i) for i in range(64)]
+    f = File("data", size_bytes=64 * PAGE, folios=[(0, 16), (16, 4), (32, 32)])
+    r = run(rows, vma=v, preload=pre, files=(f,))
+    assert r.counters["n_faults"] == 15 and r.counters["n_ptes_end"] == 64
+    f8 = File("data", size_bytes=64 * PAGE, folio_pages=8, folios=[(0, 16), (16, 4), (60, 4)])
+    r8 = run(rows, vma=v, preload=pre, files=(f8,))
+    # [0,16) [16,20) 20..23 singles ([16,24) holds a listed folio) [24,32) [32,40) [40,48)
+    # [48,56) 56..59 singles [60,64)
+    assert r8.counters["n_faults"] == 1 + 1 + 4 + 1 + 1 + 1 + 1 + 4 + 1
+
+
+def test_a_listed_folio_is_read_by_one_io_and_evicted_whole():
+    """A cold file with a listed folio of 8 pages at page 8: the first read there reads the
+    whole folio (8 pages, one I/O), the next read of another of its pages is a hit that
+    maps it; under a limit, the folio is evicted as one entry."""
+    from vmlab.model.scenario import File
+    v = Vma(BASE, BASE + 16 * PAGE, "file", file="data")
+    f = File("data", size_bytes=16 * PAGE, folios=[(8, 8)])
+    r = run([(R, 9), (R, 12), (R, 0), (R, 1)], vma=v, files=(f,))
+    assert r.counters["n_io"] == 3 and r.counters["n_read_pages"] == 8 + 1 + 1
+    assert r.counters["n_major"] == 3 and r.counters["n_faults"] == 4
+    # 24 frames: the folio (the oldest entry) goes whole, and a read of it reads 8 pages again
+    v64 = Vma(BASE, BASE + 64 * PAGE, "file", file="data")
+    f64 = File("data", size_bytes=64 * PAGE, folios=[(8, 8)])
+    rows = [(R, 9)] + [(R, i) for i in range(16, 41)] + [(R, 12)]
+    lim = run(rows, vma=v64, files=(f64,), memory_pages=24, replacement="lru")
+    assert lim.counters["n_io"] == 27 and lim.counters["n_read_pages"] == 8 + 25 + 8
+    assert lim.evictions["file_page"][0] == 8
+
+
 def test_write_faults_get_no_fault_around():
     pre = [BASE + i * PAGE for i in range(4)]
     r = run([(W, 0), (R, 1)], fault_around_pages=4, preload=pre)

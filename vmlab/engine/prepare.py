@@ -331,7 +331,69 @@ def _vma_ranges(keys, vma_asid, vma_first_vpn, vma_end_vpn):
     return p0, p1, key_vma
 
 
-def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode):
+@dataclass
+class FolioLayout:
+    """Every file's folios (docs/model.md 11.4): folio ``f_base[f] + j`` of file ``f`` starts at
+    file page ``start[f_base[f] + j]`` and spans ``size[...]`` pages (its order, which may
+    reach past the file's end; the frames it takes stop there)."""
+    f_base: np.ndarray   # int64 [files + 1]
+    start: np.ndarray    # int64 [folios]
+    size: np.ndarray     # int64 [folios]
+
+    def index(self, fid, o):
+        """The folio (over all files) holding file page ``o`` of file ``fid`` (arrays)."""
+        out = np.empty(len(o), np.int64)
+        for f in np.unique(fid):
+            m = fid == f
+            a, b = self.f_base[f], self.f_base[f + 1]
+            out[m] = a + np.searchsorted(self.start[a:b], o[m], side="right") - 1
+        return out
+
+
+def _file_folios(npg, fp, listed):
+    """One file's folios, ``(starts, sizes)`` by offset: ``listed`` (``File.folios``), and the
+    ``fp``-aligned blocks of the other pages, each one folio where it holds no listed folio,
+    else its uncovered pages one folio each."""
+    nblk = -(-npg // fp)
+    if not listed:
+        return np.arange(nblk, dtype=np.int64) * fp, np.full(nblk, fp, np.int64)
+    ls = np.array([a for a, _ in listed], np.int64)
+    ln = np.array([n for _, n in listed], np.int64)
+    top = max(npg, int((ls + ln).max()))
+    cover = np.zeros(top + 1, np.int64)
+    np.add.at(cover, ls, 1)
+    np.add.at(cover, ls + ln, -1)
+    covered = np.cumsum(cover)[:npg] > 0
+    hit = np.zeros(nblk, bool)
+    hit[np.flatnonzero(covered) // fp] = True
+    whole = np.flatnonzero(~hit) * fp
+    single = np.flatnonzero(~covered & hit[np.arange(npg) // fp])
+    starts = np.concatenate([ls, whole, single])
+    sizes = np.concatenate([ln, np.full(len(whole), fp, np.int64),
+                            np.ones(len(single), np.int64)])
+    order = np.argsort(starts, kind="stable")
+    return starts[order], sizes[order]
+
+
+def _folio_layout(files):
+    """:class:`FolioLayout` of ``files`` (:meth:`Scenario.file_table`'s); refuses more than
+    :data:`MAX_CACHE_ENTRIES` folios before building them."""
+    counts = [-(-npg // fp) + len(listed) * (fp + 1) for _, npg, fp, listed in files]
+    if sum(counts) > MAX_CACHE_ENTRIES:
+        big = int(np.argmax(counts))
+        name = files[big][0] or "of a file VMA of its own"
+        raise ScenarioError(
+            f"file {name!r} spans {files[big][1]} pages: more than {MAX_CACHE_ENTRIES} page-cache "
+            "folios in all; give the files' size_bytes (File) or larger folio_pages")
+    parts = [_file_folios(npg, fp, listed) for _, npg, fp, listed in files]
+    f_base = np.zeros(len(files) + 1, np.int64)
+    f_base[1:] = np.cumsum([len(st) for st, _ in parts])
+    start = np.concatenate([st for st, _ in parts]) if parts else np.zeros(0, np.int64)
+    size = np.concatenate([sz for _, sz in parts]) if parts else np.zeros(0, np.int64)
+    return FolioLayout(f_base, start.astype(np.int64), size.astype(np.int64))
+
+
+def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode, layout):
     """The fault-around window ``[lo, hi)`` (virtual pages) of each page ``vpn`` of VMA
     ``vma``: ``F`` pages from the ``F``-aligned page below, or from the VMA's start when the
     VMA starts after it (``do_fault_around()``), with the page's folio when it lies inside
@@ -343,10 +405,14 @@ def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode):
     lo = np.maximum(a, vs[vma])
     hi = np.minimum(np.minimum(lo + F, vpn - vpn % 512 + 512), ve[vma])
     if cache_mode and len(files):
-        fp = np.array([f[2] for f in files], np.int64)[np.maximum(fid, 0)]
         n = np.array([f[1] for f in files], np.int64)[np.maximum(fid, 0)]
         o = vma_off[vma] + vpn - vs[vma]
-        b = vpn - o % fp
+        isf = (fid >= 0) & (o < n)
+        fp = np.ones(len(vpn), np.int64)
+        b = vpn.astype(np.int64).copy()
+        j = layout.index(fid[isf], o[isf])
+        fp[isf] = layout.size[j]
+        b[isf] = vpn[isf] - (o[isf] - layout.start[j])
         pt = vpn - vpn % 512
         whole = (fp > 1) & (b >= vs[vma]) & (b + fp <= ve[vma]) & (b >= pt) & (b + fp <= pt + 512)
         lo = np.where(whole, np.minimum(lo, b), lo)
@@ -357,22 +423,14 @@ def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode):
     return lo.astype(np.int64), hi.astype(np.int64)
 
 
-def _cache_layout(files, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, first_rec, trace,
-                  ps):
+def _cache_layout(files, layout, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, first_rec,
+                  trace, ps):
     """Page-cache entries by file and folio (docs/model.md 11.4): entry ``P + k`` is folio
-    ``k`` (files in order, folios by offset).  Returns ``page_slot`` (each file page's entry,
-    other pages their own id), ``slot_frames`` (frames an entry takes), ``f_base`` (each
-    file's first folio), and the pages that map each folio (``sp_off``, ``sp_pages``)."""
+    ``k`` of ``layout`` (files in order, folios by offset).  Returns ``page_slot`` (each file
+    page's entry, other pages their own id), ``slot_frames`` (frames an entry takes), and the
+    pages that map each folio (``sp_off``, ``sp_pages``)."""
     P = len(page_vma)
-    nfol = np.array([-(-f[1] // f[2]) for f in files], np.int64)
-    if int(nfol.sum()) > MAX_CACHE_ENTRIES:
-        big = int(np.argmax(nfol))
-        name = files[big][0] or "of a file VMA of its own"
-        raise ScenarioError(
-            f"file {name!r} spans {files[big][1]} pages: more than {MAX_CACHE_ENTRIES} page-cache "
-            "folios in all; give the files' size_bytes (File) or larger folio_pages")
-    f_base = np.zeros(len(files) + 1, np.int64)
-    f_base[1:] = np.cumsum(nfol)
+    f_base = layout.f_base
     page_slot = np.arange(P, dtype=np.int64)
     fid = vma_file[page_vma] if P else np.zeros(0, np.int64)
     isf = fid >= 0
@@ -381,7 +439,6 @@ def _cache_layout(files, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, f
         ff = fid[isf]
         o = vma_off[pv] + page_vpn[isf] - vma_first_vpn[pv]
         n = np.array([f[1] for f in files], np.int64)[ff]
-        fp = np.array([f[2] for f in files], np.int64)[ff]
         bad = np.flatnonzero(o >= n)
         if len(bad):
             j = int(np.flatnonzero(isf)[bad[0]])
@@ -391,18 +448,17 @@ def _cache_layout(files, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, f
             name = files[int(ff[bad[0]])][0]
             raise ScenarioError(f"{what} is beyond the end of file {name!r} ({int(n[bad[0]])} "
                                 "pages); make File.size_bytes cover every page the VMAs touch")
-        page_slot[isf] = P + f_base[ff] + o // fp
+        page_slot[isf] = P + layout.index(ff, o)
     n_slots = P + int(f_base[-1])
     slot_frames = np.ones(n_slots, np.int64)
-    for i, (_, npg, fp) in enumerate(files):
-        k = np.arange(nfol[i], dtype=np.int64)
-        slot_frames[P + f_base[i] + k] = np.minimum(fp, npg - k * fp)
+    npg = np.repeat(np.array([f[1] for f in files], np.int64), np.diff(f_base))
+    slot_frames[P:] = np.minimum(layout.size, npg - layout.start)
     fpages = np.flatnonzero(page_slot >= P)
     order = fpages[np.argsort(page_slot[fpages], kind="stable")]
     sp_off = np.zeros(int(f_base[-1]) + 1, np.int64)
     np.add.at(sp_off, page_slot[order] - P + 1, 1)
     sp_off = np.cumsum(sp_off)
-    return page_slot, slot_frames, f_base, sp_off, order.astype(np.int64)
+    return page_slot, slot_frames, sp_off, order.astype(np.int64)
 
 
 @dataclass
@@ -719,14 +775,14 @@ def default_event_budget(n_records, n_threads):
 
 
 def _with_window_pages(idx, fa, files, vma_asid, vma_file, vma_off, vma_first_vpn,
-                       vma_end_vpn):
+                       vma_end_vpn, layout):
     """``idx`` with the pages that fault-around, folios or readahead windows may map without
     any record touching them (the union of the windows of the trace's pages)."""
     vma_p0, vma_p1, key_vma = _vma_ranges(idx.keys, vma_asid, vma_first_vpn, vma_end_vpn)
     if (key_vma >= 0).all():
         key_vpn = (idx.keys & np.uint64((1 << _VPN_BITS) - 1)).astype(np.int64)
         lo, hi = _windows(key_vpn, key_vma, fa, files, vma_file, vma_off, vma_first_vpn,
-                          vma_end_vpn, True)
+                          vma_end_vpn, True, layout)
         if ((hi - lo) > 1).any():
             # the union of the windows (they are intervals in key order, their ends never
             # decreasing): one run of new keys per merged interval, so that the work is
@@ -838,7 +894,7 @@ def _signal_arrays(scenario, idx, dist_index):
 
 
 def _adversary_arrays(scenario, vmas, dist_index, NS, P, idx, key_vpn, vma_p0, vma_p1,
-                      vma_first_vpn, vma_end_vpn, cache_mode, files, vma_file, vma_off, f_base):
+                      vma_first_vpn, vma_end_vpn, cache_mode, files, vma_file, vma_off, layout):
     """The adversary's schedule (code, parameter, start, explicit times) and its target: 1
     for each page-cache entry of its range (the folios wholly inside it, docs/model.md
     11.4)."""
@@ -855,12 +911,13 @@ def _adversary_arrays(scenario, vmas, dist_index, NS, P, idx, key_vpn, vma_p0, v
         if cache_mode:
             # the folios that lie wholly in the range (docs/model.md 11.4)
             fi = int(vma_file[vi])
-            _, npg, fp = files[fi]
+            npg = files[fi][1]
             olo = int(vma_off[vi]) + lo - int(vma_first_vpn[vi])
             ohi = min(int(vma_off[vi]) + hi - int(vma_first_vpn[vi]), npg)
-            k = np.arange(-(-olo // fp), max(-(-olo // fp), ohi // fp + 1), dtype=np.int64)
-            k = k[(k * fp >= olo) & (np.minimum((k + 1) * fp, npg) <= ohi) & (k * fp < npg)]
-            adv_target[P + f_base[fi] + k] = 1
+            a, b = layout.f_base[fi], layout.f_base[fi + 1]
+            st, sz = layout.start[a:b], layout.size[a:b]
+            k = np.flatnonzero((st >= olo) & (np.minimum(st + sz, npg) <= ohi))
+            adv_target[P + a + k] = 1
         else:
             adv_target[idx.by_key[sel]] = 1
         adv_kind = C.SCHEDULE_CODES[adv.kind]
@@ -876,7 +933,7 @@ def _adversary_arrays(scenario, vmas, dist_index, NS, P, idx, key_vpn, vma_p0, v
     return adv_kind, adv_param, adv_start, adv_times, adv_target
 
 
-def _memory_limit(scenario, T, files, cache_mode, ps):
+def _memory_limit(scenario, T, layout, cache_mode, ps):
     """The limit in frames (-1: none): ``memory_pages``, checked against the frames that
     in-flight and pinned pages (or folios) need, or ``memory_bytes`` (no minimum)."""
     memory_pages = -1 if scenario.memory_pages is None else int(scenario.memory_pages)
@@ -884,7 +941,7 @@ def _memory_limit(scenario, T, files, cache_mode, ps):
         raise ScenarioError(
             f"memory_pages={memory_pages} is too small for {T} threads: every in-flight or "
             f"pinned page needs a frame; use at least {min_memory_pages(T)}")
-    big = max([f[2] for f in files] or [1])
+    big = int(layout.size.max()) if len(layout.size) else 1
     if memory_pages >= 0 and cache_mode and memory_pages < min_memory_pages(T) * big:
         raise ScenarioError(
             f"memory_pages={memory_pages} is too small for {T} threads with folios of {big} "
@@ -987,6 +1044,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     vma_file = np.array(vma_file, np.int64)
     vma_off = np.array([v.offset // ps for v in vmas], np.int64)
     fa = int(scenario.fault_around_pages)
+    # (entries are folios only in cache mode: otherwise a file VMA may have no size at all)
+    layout = _folio_layout(files if cache_mode else [])
     unmaps = scenario.unmap_ranges(vmas, vma_pols)
     moves = [(asid, vs, ve, to) for _r, asid, vs, ve, to in unmaps if to >= 0]
     while True:
@@ -994,7 +1053,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         if cache_mode:
             # the pages fault-around may map without any record touching them join the pages
             idx = _with_window_pages(idx, fa, files, vma_asid, vma_file, vma_off,
-                                     vma_first_vpn, vma_end_vpn)
+                                     vma_first_vpn, vma_end_vpn, layout)
         # and so do the pages a move hands its pages' state to (docs/model.md 11.9)
         idx = _with_move_pages(idx, moves)
         if len(idx.keys) == n_keys or not (cache_mode and moves):
@@ -1021,8 +1080,10 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
             "(or leave vmas=None to infer them from the trace)")
     page_vma = key_vma[idx.rank]
     if cache_mode:
-        page_slot, slot_frames, f_base, sp_off, sp_pages = _cache_layout(
-            files, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, idx.first_rec, trace, ps)
+        f_base = layout.f_base
+        page_slot, slot_frames, sp_off, sp_pages = _cache_layout(
+            files, layout, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, idx.first_rec,
+            trace, ps)
     else:   # every page its own entry of one frame: the page cache of docs/model.md 8
         page_slot = np.arange(P, dtype=np.int64)
         slot_frames = np.ones(P, np.int64)
@@ -1033,7 +1094,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     if fa > 1 or cache_mode:
         key_page_vma = page_vma[idx.by_key] if P else page_vma
         lo, hi = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
-                          vma_end_vpn, cache_mode)
+                          vma_end_vpn, cache_mode, layout)
         win_lo = lo[idx.rank] if P else lo
         win_hi = hi[idx.rank] if P else hi
     else:   # every window is its page: the kernel reads no window (loop.py: G_HAS_WINDOWS)
@@ -1064,13 +1125,13 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
 
     adv_kind, adv_param, adv_start, adv_times, adv_target = _adversary_arrays(
         scenario, vmas, dist_index, NS, P, idx, key_vpn, vma_p0, vma_p1, vma_first_vpn,
-        vma_end_vpn, cache_mode, files, vma_file, vma_off, f_base)
+        vma_end_vpn, cache_mode, files, vma_file, vma_off, layout)
 
     tables = np.empty((len(dists), TABLE_SIZE), np.int64)
     for j, d in enumerate(dists):
         tables[j] = d.table()
 
-    memory_limit = _memory_limit(scenario, T, files, cache_mode, ps)
+    memory_limit = _memory_limit(scenario, T, layout, cache_mode, ps)
     preload = _preload_entries(preload_keys, idx, vma_backing, page_vma, cache_mode, page_slot)
 
     lw_rec, thr_lw_off = _lock_w_order(trace, idx)
@@ -1119,7 +1180,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                           np.int64),
         vma_exec=np.array([int("x" in v.prot) for v in vmas], np.int64),
         f_npages=np.array([f[1] for f in files] or [0], np.int64),
-        f_folio=np.array([f[2] for f in files] or [1], np.int64), f_base=f_base,
+        f_fstart=layout.start if len(layout.start) else np.zeros(1, np.int64),
+        f_fsize=layout.size if len(layout.size) else np.ones(1, np.int64), f_base=f_base,
         ra_pages=int(scenario.ra_pages),
         fault_around=int(scenario.fault_around_pages), preload=preload,
         designs=designs, lw_v0=lw_v0, lw_v1=lw_v1, thr_lw_off=thr_lw_off,

@@ -133,7 +133,7 @@ def _eviction_columns(evs, prep):
         k = e[~own] - P
         f = np.searchsorted(K.f_base, k, side="right") - 1
         file_[~own] = f
-        fpage[~own] = (k - K.f_base[f]) * K.f_folio[f]
+        fpage[~own] = K.f_fstart[k]
     asid = np.full(n, -1, np.int64)
     vpn = np.full(n, -1, np.int64)
     vma = np.full(n, -1, np.int64)

@@ -116,7 +116,8 @@ class KernelInputs(NamedTuple):
     vma_exec: np.ndarray     # int64: 1 for a VMA whose prot has ``x`` (11.5's forward window,
     #                          8.1's text)
     f_npages: np.ndarray     # int64: each file's size in pages
-    f_folio: np.ndarray      # int64: its folio size in pages
+    f_fstart: np.ndarray     # int64 [folios]: folio k's first file page (docs/model.md 11.4)
+    f_fsize: np.ndarray      # int64 [folios]: its size in pages (its order; frames: slot_frames)
     f_base: np.ndarray       # int64: its first folio (entry P + f_base[f])
     ra_pages: int            # readahead window (0: off)
     # the lock designs after 2010 (docs/model.md section 15)

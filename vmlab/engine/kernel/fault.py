@@ -172,9 +172,10 @@ def _readahead_async(K, W, G, th, t, p, v, s):
     if RAM[s] != 1:
         return
     RAM[s] = 0
-    fp = K.f_folio[f]
     o = K.vma_off[v] + K.page_vpn[p] - K.vma_vpn0[v]
-    st0, sz = _async_window(RA, ri, o, fp, K.ra_pages, K.vma_madv[v])
+    f0 = K.f_fstart[s - K.page_vma.shape[0]]
+    st0, sz = _async_window(RA, ri, o, f0, f0 + K.f_fsize[s - K.page_vma.shape[0]], K.ra_pages,
+                            K.vma_madv[v])
     # one request, one draw: counted if it reads a folio
     d = K.tflat[_io_slot(K.seed, K.io_dist, K.tables.shape[1], G[g.G_IO_CNT])]
     n_rd, pg = _read_window(K, W, G, th, t, f, st0, st0 + sz, st0, t + d)
@@ -192,14 +193,14 @@ def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
     """Synchronous readahead (11.5): a page-cache miss on file page ``p`` (entry ``s``, read
     until ``io_c``); the window joins the request."""
     f = K.vma_file[v]
-    fp = K.f_folio[f]
     o = K.vma_off[v] + K.page_vpn[p] - K.vma_vpn0[v]
     ri = K.vma_asid[v] * K.f_npages.shape[0] + f
     x_end = K.vma_off[v] + K.vma_npages[v] if K.vma_exec[v] == 1 else -1
     st0, sz, asz = _sync_window(W.RA, ri, o, K.ra_pages, K.vma_madv[v], x_end)
     if sz > 0:
         mk = st0 + sz - asz
-        if mk < K.f_npages[f] and mk // fp == o // fp:
+        f0 = K.f_fstart[s - K.page_vma.shape[0]]
+        if mk < K.f_npages[f] and f0 <= mk < f0 + K.f_fsize[s - K.page_vma.shape[0]]:
             W.RAM[s] = 1
         n_rd, pg = _read_window(K, W, G, th, t, f, st0, st0 + sz, mk, io_c)
         W.cnt[C.CNT_READ_PAGES] += pg
@@ -210,7 +211,7 @@ def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
 def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
     """readahead._read_folios on the kernel state: returns (folios read, pages read)."""
     n_rd, pg, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_HN], G[g.G_NEV] = \
-        _read_folios(f, lo, hi, mark, io_c, K.page_vma.shape[0], K.f_base, K.f_folio,
+        _read_folios(f, lo, hi, mark, io_c, K.page_vma.shape[0], K.f_base, K.f_fstart,
                      K.f_npages, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT],
                      G[g.G_N_ENT], K.replacement, G[g.G_HAND], W.FL.shape[0], W.LL, W.FL,
                      W.cnt, K.twolist_ratio, K.slot_frames, K.sp_off, K.sp_pages, W.MAPC,

@@ -175,7 +175,7 @@ def _setup(K):
     # evictions: room for a step's worst case (a folio and a readahead window, one frame
     # each at least) and for an adversary call (its notes) beyond the fault table's free
     # rows, so that the fast path (one eviction a fault row at most) needs no check of its own
-    ev_margin = 2 * K.ra_pages + 3 * (int(K.f_folio.max()) if K.f_folio.shape[0] else 1) + \
+    ev_margin = 2 * K.ra_pages + 3 * int(K.f_fsize.max()) + \
         T + REC_MARGIN + 4
     G[g.G_EV_MARGIN] = ev_margin
     cnt = np.zeros(C.N_COUNTERS, np.int64)

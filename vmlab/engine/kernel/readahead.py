@@ -65,12 +65,12 @@ def _sync_window(RA, ri, o, R, madv, x_end):
 
 
 @njit_borrow
-def _async_window(RA, ri, o, fp, R, madv):
-    """A marked folio (of ``fp`` pages, holding file page ``o``) was found resident: the next
-    window ``(start, size)`` (its mark goes on ``start``)."""
+def _async_window(RA, ri, o, f0, f1, R, madv):
+    """A marked folio (file pages ``[f0, f1)``, holding file page ``o``) was found resident:
+    the next window ``(start, size)`` (its mark goes on ``start``)."""
     M = 2 * R if madv == 2 else R
     marked = RA[ri, RA_START] + RA[ri, RA_SIZE] - RA[ri, RA_ASYNC]
-    if marked // fp == o // fp:   # this stream's mark: the window moves on and grows
+    if f0 <= marked < f1:   # this stream's mark: the window moves on and grows
         start = RA[ri, RA_START] + RA[ri, RA_SIZE]
         size = _next_size(RA[ri, RA_SIZE], M)
     else:                          # another stream's mark: start afresh after the page
@@ -83,7 +83,22 @@ def _async_window(RA, ri, o, fp, R, madv):
 
 
 @njit_borrow
-def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_anon, n_frames,
+def _folio_at(f_base, f_fstart, f, o):
+    """The folio (an index into ``f_fstart``) of file ``f`` that holds file page ``o``: the
+    last of the file's folios that starts at or before it (a binary search)."""
+    a = f_base[f]
+    b = f_base[f + 1]
+    while b - a > 1:
+        m = (a + b) // 2
+        if f_fstart[m] <= o:
+            a = m
+        else:
+            b = m
+    return a
+
+
+@njit_borrow
+def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_fstart, f_npages, limit, n_anon, n_frames,
                  n_ent, replacement, hand, S, LL, FL, cnt, twolist_ratio, slot_frames, sp_off,
                  sp_pages, MAPC, RAM, ht, hk, hn, evs, nev, keep, t, th, ws, SH, G, page_vma,
                  vma_exec, young, PT):
@@ -94,7 +109,6 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_a
     read, pages read, n_frames, n_ent, hand, hn, nev): the evictions it makes are recorded
     at ``t`` for readahead by thread ``th`` (``ws`` ... ``PT``: workingset's and the young
     bits', for ``_reclaim`` and ``_insert_entry``)."""
-    fp = f_folio[f]
     n = 0
     pages = 0
     if hi > f_npages[f]:
@@ -103,9 +117,9 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_folio, f_npages, limit, n_a
         lo = 0
     if lo >= hi:
         return 0, 0, n_frames, n_ent, hand, hn, nev
-    mk = mark // fp if 0 <= mark < f_npages[f] else -1
-    for k in range(lo // fp, (hi - 1) // fp + 1):
-        s = P + f_base[f] + k
+    mk = _folio_at(f_base, f_fstart, f, mark) if 0 <= mark < f_npages[f] else -1
+    for k in range(_folio_at(f_base, f_fstart, f, lo), _folio_at(f_base, f_fstart, f, hi - 1) + 1):
+        s = P + k
         if (FL[s] & F_RES) != 0:   # resident, or in flight
             continue
         ok, n_frames, n_ent, hand, nev = _reclaim(
