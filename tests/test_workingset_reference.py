@@ -46,9 +46,10 @@ def run(seq, memory_pages, workingset=True, **kw):
     return sim, result
 
 
-def names(keys):
-    """Page-cache keys (file, folio) as the letters of this file's traces."""
-    return "".join("ABCDEFGH"[k] if f == 0 else "XY"[k] for f, k in keys)
+def names(keys, folio_pages=1):
+    """Page-cache keys (file, first page of the folio) as the letters of this file's traces."""
+    return "".join("ABCDEFGH"[k // folio_pages] if f == 0 else "XY"[k // folio_pages]
+                   for f, k in keys)
 
 
 def evicted(result, folio_pages=1):
@@ -190,6 +191,6 @@ def test_refault_distances_and_the_active_list_count_pages_not_folios():
     # 8): distance 8 - 4 = 4 pages, the active list holds 4 pages (two folios): C is active.
     # (The aging's inactive * ratio < active counts folios: 2 < 2 is false.)
     sim, r = run("AABBCDEC", 8, folio_pages=2)
-    assert names(sim.active) == "ABC" and names(sim.lru_order) == "E"
+    assert names(sim.active, 2) == "ABC" and names(sim.lru_order, 2) == "E"
     assert sim.nonresident_age == 10
     assert evicted(r, folio_pages=2) == "CD"
