@@ -68,6 +68,7 @@ change what it measures.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import enum
@@ -358,8 +359,57 @@ def _libc_fns():
         lib.mmap.restype = ctypes.c_void_p
         lib.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         lib.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        lib.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         _libc = lib
     return _libc
+
+
+@contextlib.contextmanager
+def mapped_file(path, page_size=None):
+    """``(addr, size, n_pages)`` of a read-only shared mapping of the file at ``path``
+    (libc ``mmap`` through ctypes: its address is needed for ``mincore`` and
+    ``/proc/self/pagemap``), unmapped on exit; ``addr`` is ``None`` for an empty file.
+    Mapping reads no page.  Raises ``OSError`` when the file cannot be opened or mapped."""
+    page_size = page_size or mmap.PAGESIZE
+    lib = _libc_fns()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        n_pages = -(-size // page_size)
+        addr = None
+        if n_pages:
+            addr = lib.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            if addr in (None, ctypes.c_void_p(-1).value):
+                err = ctypes.get_errno()
+                raise OSError(err, f"mmap: {os.strerror(err)}", str(path))
+    finally:
+        os.close(fd)
+    try:
+        yield addr, size, n_pages
+    finally:
+        if addr is not None:
+            lib.munmap(addr, size)
+
+
+def mapped_residency(addr, size, n_pages, path="", page_size=None):
+    """``mincore(2)`` of the mapping at ``addr`` (:func:`mapped_file`): a bool array, one
+    entry per page of ``page_size`` (``n_pages`` of them).  ``mincore`` writes one byte per
+    *system* page, so it gets a vector of that length; a larger page is resident when all
+    its system pages are (a smaller one when its system page is)."""
+    sys_page = mmap.PAGESIZE
+    page_size = page_size or sys_page
+    vec = np.zeros(-(-size // sys_page), np.uint8)
+    if len(vec) and _libc_fns().mincore(addr, size, vec.ctypes.data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mincore: {os.strerror(err)}", str(path))
+    res = (vec & 1).astype(bool)
+    if page_size > sys_page:
+        k = page_size // sys_page
+        res = np.pad(res, (0, n_pages * k - len(res)), constant_values=True)
+        res = res.reshape(n_pages, k).all(axis=1)
+    elif page_size < sys_page:
+        res = np.repeat(res, sys_page // page_size)[:n_pages]
+    return res
 
 
 def residency(path, page_size=None):
@@ -370,28 +420,8 @@ def residency(path, page_size=None):
     ``mincore(2)``; no page is read.  Raises ``OSError`` when the file cannot be opened or
     mapped.
     """
-    page_size = page_size or mmap.PAGESIZE
-    lib = _libc_fns()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        n_pages = -(-size // page_size)
-        if n_pages == 0:
-            return np.zeros(0, bool)
-        addr = lib.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            err = ctypes.get_errno()
-            raise OSError(err, f"mmap: {os.strerror(err)}", str(path))
-    finally:
-        os.close(fd)
-    try:
-        vec = np.zeros(n_pages, np.uint8)
-        if lib.mincore(addr, size, vec.ctypes.data) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"mincore: {os.strerror(err)}", str(path))
-        return (vec & 1).astype(bool)
-    finally:
-        lib.munmap(addr, size)
+    with mapped_file(path, page_size) as (addr, size, n_pages):
+        return mapped_residency(addr, size, n_pages, path, page_size)
 
 
 def read_ahead_kb(dev):
