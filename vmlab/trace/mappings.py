@@ -27,7 +27,9 @@ A trace recorded from a real program (``vmlab record``) carries, beside its reco
   ``"at_open"`` (when the run first opened the file: pages the run read in between count as
   resident) or ``"unknown"``.  ``read_ahead_kb`` is the readahead window of the file's
   device (its backing device's ``read_ahead_kb``, the kernel's ``ra_pages``), ``None`` when
-  not measured.
+  not measured.  ``folios`` is the large folios its resident pages were in at that moment,
+  ``(first_page, n_pages)`` pairs (:func:`vmlab.trace.folios.folio_layout`; ``None`` when
+  not measured: it needs root).
 
 * **file reads**: one row per ``read()``-family system call of the run on a regular file
   (and, at record 0, the kernel's own reads at ``exec`` of the program's and its
@@ -129,6 +131,7 @@ class FileInfo:
     resident: np.ndarray | None = None
     residency_when: str = "unknown"
     read_ahead_kb: int | None = None
+    folios: tuple | None = None
 
     def __post_init__(self):
         if self.residency_when not in RESIDENCY_WHEN:
@@ -137,6 +140,8 @@ class FileInfo:
         if self.resident is not None:
             r = np.asarray(self.resident, dtype=bool)
             object.__setattr__(self, "resident", r)
+        if self.folios is not None:
+            object.__setattr__(self, "folios", _check_folios(self.path, self.folios))
 
     @property
     def resident_pages(self):
@@ -150,9 +155,34 @@ class FileInfo:
                     or (self.resident is not None and other.resident is not None
                         and np.array_equal(self.resident, other.resident)))
         return (self.path, self.dev, self.inode, self.size_bytes, self.residency_when,
-                self.read_ahead_kb) == (
+                self.read_ahead_kb, self.folios) == (
             other.path, other.dev, other.inode, other.size_bytes, other.residency_when,
-            other.read_ahead_kb) and same_res
+            other.read_ahead_kb, other.folios) and same_res
+
+
+#: The largest folio of the page cache (``MAX_PAGECACHE_ORDER`` 9 on x86-64), as
+#: ``File.folios`` takes it.
+MAX_FOLIO_PAGES = 512
+
+
+def _check_folios(path, folios):
+    """``folios`` as a sorted tuple of ``(first_page, n_pages)`` int pairs, each a power of
+    two in [2, 512] aligned to its size, none overlapping; :class:`TraceFormatError` (one
+    line) otherwise."""
+    what = f"file {path!r}: folios"
+    try:
+        pairs = sorted((int(a), int(n)) for a, n in folios)
+    except (TypeError, ValueError, OverflowError):
+        raise TraceFormatError(f"{what} must be (first_page, n_pages) integer pairs") from None
+    for first, n in pairs:
+        if not 2 <= n <= MAX_FOLIO_PAGES or n & (n - 1) or first < 0 or first % n:
+            raise TraceFormatError(f"{what}: ({first}, {n}) is not a folio (n_pages a power "
+                                   f"of two in [2, {MAX_FOLIO_PAGES}], first_page a multiple "
+                                   "of it)")
+    for (a, n), (b, _) in zip(pairs, pairs[1:]):
+        if a + n > b:
+            raise TraceFormatError(f"{what}: the folio at page {a} overlaps the one at {b}")
+    return tuple(pairs)
 
 
 def _as_table(rows, dtype, label):
