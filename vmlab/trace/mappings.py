@@ -471,9 +471,13 @@ def read_ahead_kb(dev):
 
 
 def file_info(path, when, page_size=None):
-    """A :class:`FileInfo` for ``path`` with its residency measured now (``when`` says what
-    "now" is: ``before_run`` or ``at_open``).  A file that cannot be read gets its identity
-    (if it can be stat-ed) and ``resident=None``."""
+    """A :class:`FileInfo` for ``path`` with its residency and its large folios measured now
+    (``when`` says what "now" is: ``before_run`` or ``at_open``).  A file that cannot be
+    read gets its identity (if it can be stat-ed) and ``resident=None``; ``folios`` is
+    ``None`` where :func:`vmlab.trace.folios.folio_layout` cannot measure (not root) or the
+    pages are not the system's."""
+    from .folios import folio_layout
+
     try:
         st = os.stat(path)
     except OSError:
@@ -483,5 +487,8 @@ def file_info(path, when, page_size=None):
     except OSError:
         return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, None, "unknown",
                         read_ahead_kb(st.st_dev))
+    # right after the residency: it reads only the pages found resident, so it changes
+    # neither (no I/O, no readahead)
+    folios = folio_layout(path, res) if (page_size or mmap.PAGESIZE) == mmap.PAGESIZE else None
     return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, res, when,
-                    read_ahead_kb(st.st_dev))
+                    read_ahead_kb(st.st_dev), folios)
