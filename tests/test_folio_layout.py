@@ -1,5 +1,5 @@
-"""Large folios at record time: vmlab.trace.folios.folio_layout on real files (root), and the
-``folios`` of a recording's files through the native format.
+"""Large folios at record time: vmlab.trace.folios.folio_layout on real files (root), the
+``folios`` of a recording's files through the native format, and into ``File.folios``.
 
 The tests that read the real page cache need root (``/proc/kpageflags``) and say so in
 their skip reason.
@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from vmlab.errors import TraceFormatError
+from vmlab.model.recorded import files_for, runnable, scenario_for
+from vmlab.model.scenario import File
 from vmlab.trace import Op, open_trace
 from vmlab.trace import folios as folios_mod
 from vmlab.trace.folios import _folios, _populate, folio_layout
@@ -252,3 +254,16 @@ def test_damaged_folios_are_one_clear_error(tmp_path):
         open_trace(p)
     with pytest.raises(TraceFormatError, match="overlaps"):
         FileInfo("/x", 1, 2, PS, folios=((0, 8), (4, 4)))
+
+
+def test_files_for_passes_the_layout_and_dropping_folios_drops_it(tmp_path):
+    lay = ((0, 16), (32, 32))
+    tr = _trace(tmp_path, lay)
+    assert files_for(tr) == [File("/data/f", 64 * PS, folios=lay), File("/data/g", 64 * PS)]
+    assert files_for(_trace(tmp_path, None, name="n.vmt"))[0].folios == ()
+    sc = scenario_for(tr)
+    assert sc.files[0].folios == lay
+    runs = ("fault_model", "ra_pages", "memory_bytes", "file", "workingset")
+    small, said = runnable(sc, runs=runs)
+    assert all(f.folios == () for f in small.files) and small.folio_pages == 1
+    assert any("recorded folio layouts" in s for s in said)
