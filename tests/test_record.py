@@ -141,6 +141,26 @@ def test_residency_sees_a_dropped_and_a_read_file(tmp_path):
     assert residency(f)[3]
 
 
+def test_residency_in_pages_other_than_the_systems(tmp_path):
+    """mincore writes one byte per system page: a larger page size used to overflow the
+    vector (heap corruption, a crash at the next garbage collection)."""
+    import gc
+
+    f = tmp_path / "p.bin"
+    f.write_bytes(b"x" * (40 * 4096 + 5))
+    with open(f, "rb") as fh:
+        fh.read()
+    sys_res = residency(f)
+    if not sys_res.all():
+        pytest.skip("the file's pages were not all kept in the page cache")
+    for _ in range(20):
+        big = residency(f, 8 * 4096)
+        gc.collect()
+    assert len(big) == 6 and big.all()       # the last 8-page block: 1 page and 5 bytes
+    small = residency(f, 1024)
+    assert len(small) == 40 * 4 + 1 and small.all()
+
+
 # -- address space bookkeeping --------------------------------------------------------------
 def test_address_space_rows_never_overlap_in_time():
     sp = AddressSpace()

@@ -199,8 +199,10 @@ def unrecorded_pages(vmas, page_size=4096):
 
 
 def files_for(trace, vmas=None):
-    """``File`` objects (name and size in bytes) of the files the VMAs map, from the
-    recorded files table, so fault-around and readahead stop at the end of each file."""
+    """``File`` objects of the files the VMAs map, from the recorded files table: their size
+    in bytes, so fault-around and readahead stop at the end of each file, and the large
+    folios their resident pages were in (``File.folios``; none where the recording did not
+    measure them)."""
     from .scenario import File
 
     m = trace.mappings
@@ -210,7 +212,7 @@ def files_for(trace, vmas=None):
     out = []
     for name, f in zip(names, m.files):
         if name in used and f.size_bytes:
-            out.append(File(name, size_bytes=int(f.size_bytes)))
+            out.append(File(name, size_bytes=int(f.size_bytes), folios=f.folios or ()))
     return out
 
 
@@ -629,7 +631,7 @@ def runnable(scenario, runs):
         from .scenario import File
         changes["folio_pages"] = 1
         changes["files"] = tuple(File(f.name, f.size_bytes) for f in scenario.files)
-        said.append("large folios (folio_pages=1)")
+        said.append("large folios (folio_pages=1, and the files' recorded folio layouts)")
     if "file" in drop:
         changes["vmas"] = [v.__class__(**{**_vma_fields(v), "file": None, "offset": 0})
                            for v in vmas]

@@ -27,7 +27,9 @@ A trace recorded from a real program (``vmlab record``) carries, beside its reco
   ``"at_open"`` (when the run first opened the file: pages the run read in between count as
   resident) or ``"unknown"``.  ``read_ahead_kb`` is the readahead window of the file's
   device (its backing device's ``read_ahead_kb``, the kernel's ``ra_pages``), ``None`` when
-  not measured.
+  not measured.  ``folios`` is the large folios its resident pages were in at that moment,
+  ``(first_page, n_pages)`` pairs (:func:`vmlab.trace.folios.folio_layout`; ``None`` when
+  not measured: it needs root).
 
 * **file reads**: one row per ``read()``-family system call of the run on a regular file
   (and, at record 0, the kernel's own reads at ``exec`` of the program's and its
@@ -68,6 +70,7 @@ change what it measures.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import enum
@@ -128,6 +131,7 @@ class FileInfo:
     resident: np.ndarray | None = None
     residency_when: str = "unknown"
     read_ahead_kb: int | None = None
+    folios: tuple | None = None
 
     def __post_init__(self):
         if self.residency_when not in RESIDENCY_WHEN:
@@ -136,6 +140,8 @@ class FileInfo:
         if self.resident is not None:
             r = np.asarray(self.resident, dtype=bool)
             object.__setattr__(self, "resident", r)
+        if self.folios is not None:
+            object.__setattr__(self, "folios", _check_folios(self.path, self.folios))
 
     @property
     def resident_pages(self):
@@ -149,9 +155,34 @@ class FileInfo:
                     or (self.resident is not None and other.resident is not None
                         and np.array_equal(self.resident, other.resident)))
         return (self.path, self.dev, self.inode, self.size_bytes, self.residency_when,
-                self.read_ahead_kb) == (
+                self.read_ahead_kb, self.folios) == (
             other.path, other.dev, other.inode, other.size_bytes, other.residency_when,
-            other.read_ahead_kb) and same_res
+            other.read_ahead_kb, other.folios) and same_res
+
+
+#: The largest folio of the page cache (``MAX_PAGECACHE_ORDER`` 9 on x86-64), as
+#: ``File.folios`` takes it.
+MAX_FOLIO_PAGES = 512
+
+
+def _check_folios(path, folios):
+    """``folios`` as a sorted tuple of ``(first_page, n_pages)`` int pairs, each a power of
+    two in [2, 512] aligned to its size, none overlapping; :class:`TraceFormatError` (one
+    line) otherwise."""
+    what = f"file {path!r}: folios"
+    try:
+        pairs = sorted((int(a), int(n)) for a, n in folios)
+    except (TypeError, ValueError, OverflowError):
+        raise TraceFormatError(f"{what} must be (first_page, n_pages) integer pairs") from None
+    for first, n in pairs:
+        if not 2 <= n <= MAX_FOLIO_PAGES or n & (n - 1) or first < 0 or first % n:
+            raise TraceFormatError(f"{what}: ({first}, {n}) is not a folio (n_pages a power "
+                                   f"of two in [2, {MAX_FOLIO_PAGES}], first_page a multiple "
+                                   "of it)")
+    for (a, n), (b, _) in zip(pairs, pairs[1:]):
+        if a + n > b:
+            raise TraceFormatError(f"{what}: the folio at page {a} overlaps the one at {b}")
+    return tuple(pairs)
 
 
 def _as_table(rows, dtype, label):
@@ -358,8 +389,57 @@ def _libc_fns():
         lib.mmap.restype = ctypes.c_void_p
         lib.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         lib.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        lib.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         _libc = lib
     return _libc
+
+
+@contextlib.contextmanager
+def mapped_file(path, page_size=None):
+    """``(addr, size, n_pages)`` of a read-only shared mapping of the file at ``path``
+    (libc ``mmap`` through ctypes: its address is needed for ``mincore`` and
+    ``/proc/self/pagemap``), unmapped on exit; ``addr`` is ``None`` for an empty file.
+    Mapping reads no page.  Raises ``OSError`` when the file cannot be opened or mapped."""
+    page_size = page_size or mmap.PAGESIZE
+    lib = _libc_fns()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        n_pages = -(-size // page_size)
+        addr = None
+        if n_pages:
+            addr = lib.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            if addr in (None, ctypes.c_void_p(-1).value):
+                err = ctypes.get_errno()
+                raise OSError(err, f"mmap: {os.strerror(err)}", str(path))
+    finally:
+        os.close(fd)
+    try:
+        yield addr, size, n_pages
+    finally:
+        if addr is not None:
+            lib.munmap(addr, size)
+
+
+def mapped_residency(addr, size, n_pages, path="", page_size=None):
+    """``mincore(2)`` of the mapping at ``addr`` (:func:`mapped_file`): a bool array, one
+    entry per page of ``page_size`` (``n_pages`` of them).  ``mincore`` writes one byte per
+    *system* page, so it gets a vector of that length; a larger page is resident when all
+    its system pages are (a smaller one when its system page is)."""
+    sys_page = mmap.PAGESIZE
+    page_size = page_size or sys_page
+    vec = np.zeros(-(-size // sys_page), np.uint8)
+    if len(vec) and _libc_fns().mincore(addr, size, vec.ctypes.data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mincore: {os.strerror(err)}", str(path))
+    res = (vec & 1).astype(bool)
+    if page_size > sys_page:
+        k = page_size // sys_page
+        res = np.pad(res, (0, n_pages * k - len(res)), constant_values=True)
+        res = res.reshape(n_pages, k).all(axis=1)
+    elif page_size < sys_page:
+        res = np.repeat(res, sys_page // page_size)[:n_pages]
+    return res
 
 
 def residency(path, page_size=None):
@@ -370,28 +450,8 @@ def residency(path, page_size=None):
     ``mincore(2)``; no page is read.  Raises ``OSError`` when the file cannot be opened or
     mapped.
     """
-    page_size = page_size or mmap.PAGESIZE
-    lib = _libc_fns()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        n_pages = -(-size // page_size)
-        if n_pages == 0:
-            return np.zeros(0, bool)
-        addr = lib.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            err = ctypes.get_errno()
-            raise OSError(err, f"mmap: {os.strerror(err)}", str(path))
-    finally:
-        os.close(fd)
-    try:
-        vec = np.zeros(n_pages, np.uint8)
-        if lib.mincore(addr, size, vec.ctypes.data) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"mincore: {os.strerror(err)}", str(path))
-        return (vec & 1).astype(bool)
-    finally:
-        lib.munmap(addr, size)
+    with mapped_file(path, page_size) as (addr, size, n_pages):
+        return mapped_residency(addr, size, n_pages, path, page_size)
 
 
 def read_ahead_kb(dev):
@@ -411,9 +471,13 @@ def read_ahead_kb(dev):
 
 
 def file_info(path, when, page_size=None):
-    """A :class:`FileInfo` for ``path`` with its residency measured now (``when`` says what
-    "now" is: ``before_run`` or ``at_open``).  A file that cannot be read gets its identity
-    (if it can be stat-ed) and ``resident=None``."""
+    """A :class:`FileInfo` for ``path`` with its residency and its large folios measured now
+    (``when`` says what "now" is: ``before_run`` or ``at_open``).  A file that cannot be
+    read gets its identity (if it can be stat-ed) and ``resident=None``; ``folios`` is
+    ``None`` where :func:`vmlab.trace.folios.folio_layout` cannot measure (not root) or the
+    pages are not the system's."""
+    from .folios import folio_layout
+
     try:
         st = os.stat(path)
     except OSError:
@@ -423,5 +487,8 @@ def file_info(path, when, page_size=None):
     except OSError:
         return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, None, "unknown",
                         read_ahead_kb(st.st_dev))
+    # right after the residency: it reads only the pages found resident, so it changes
+    # neither (no I/O, no readahead)
+    folios = folio_layout(path, res) if (page_size or mmap.PAGESIZE) == mmap.PAGESIZE else None
     return FileInfo(str(path), st.st_dev, st.st_ino, st.st_size, res, when,
-                    read_ahead_kb(st.st_dev))
+                    read_ahead_kb(st.st_dev), folios)

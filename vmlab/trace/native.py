@@ -36,6 +36,12 @@ the ``read()``-family calls of the run (:mod:`vmlab.trace.mappings`), and each `
 entry may carry ``read_ahead_kb`` (its device's readahead window; absent or ``null``: not
 measured).
 
+Any version with ``files`` (no version of its own: a vmlab that does not know the field
+ignores it) lets a ``files`` entry carry ``folios``: ``{"offset", "nbytes", "crc32",
+"n_rows"}`` of ``n_rows`` little-endian ``uint64`` pairs ``(first_page, n_pages)``, the
+file's large folios when it was measured (absent or ``null``: not measured; ``n_rows`` 0:
+measured, none).
+
 Version 4 (written only for a trace holding ``LOCK_R`` records, readers of ``mmap_lock``
 that are not faults, so that a trace without them stays readable by the vmlab that reads
 version 3) changes no field: it allows op code 5 (``LOCK_R``, whose ``size`` is a hold in ns,
@@ -733,6 +739,10 @@ def _write_tables(out, offset, mappings):
         if f.resident is not None:
             bits = np.packbits(f.resident, bitorder="little").tobytes()
             item["resident"], offset = _write_blob(out, offset, bits)
+        if f.folios is not None:    # (absent: not measured; a vmlab before it ignores it)
+            pairs = np.asarray(f.folios, "<u8").reshape(-1, 2)
+            item["folios"], offset = _write_blob(out, offset, pairs.tobytes())
+            item["folios"]["n_rows"] = len(pairs)
         files.append(item)
     fields["files"] = files
     out.truncate(offset)
@@ -789,11 +799,22 @@ def read_tables(path, hdr):
             if ra is not None and (isinstance(ra, bool) or not isinstance(ra, int) or ra < 0):
                 raise TraceFormatError(f"files[{i}].read_ahead_kb must be a non-negative "
                                        f"integer or null, got {_short(ra)}", path)
+            folios = None
+            if item.get("folios") is not None:
+                n_rows = int(item["folios"]["n_rows"])
+                raw = _read_blob(path, item["folios"], size, f"files[{i}].folios")
+                if n_rows < 0 or len(raw) != 16 * n_rows:
+                    raise TraceFormatError(f"files[{i}].folios: {len(raw)} bytes do not hold "
+                                           f"{n_rows} (first_page, n_pages) pairs", path)
+                folios = [tuple(r) for r in
+                          np.frombuffer(raw, "<u8").reshape(-1, 2).tolist()]
             files.append(FileInfo(str(item["path"]), int(item["dev"]), int(item["inode"]),
                                   int(item["size_bytes"]), resident,
-                                  item.get("residency_when", "unknown"), ra))
+                                  item.get("residency_when", "unknown"), ra, folios))
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, TraceFormatError):
+                if e.path is None:    # FileInfo's own checks: name the file and the entry
+                    raise TraceFormatError(f"files[{i}]: {e.reason}", path) from None
                 raise
             raise TraceFormatError(f"header field files[{i}] is malformed ({e})", path) from None
     try:

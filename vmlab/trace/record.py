@@ -30,6 +30,8 @@ reads its ELF headers, so the snapshot is exact (``residency_when = "before_run"
 the run opens later (``dlopen``, data files) are measured when the record stream shows their
 ``open`` (``"at_open"``: pages the run read before that instant count as resident; valgrind
 reads the symbol tables of every object it maps, so for those the snapshot is an upper bound).
+With the residency each file's large folios are measured (:func:`vmlab.trace.folios.
+folio_layout`, root only: ``FileInfo.folios``), from the resident pages alone.
 """
 from __future__ import annotations
 
