@@ -472,24 +472,90 @@ class NaiveSimulator:
 
     def _window(self, rec):
         """The fault-around window of ``rec``'s page (docs/model.md 11.3): F pages from the
-        F-aligned page below or the VMA's start, whichever is higher, with the page's folio
-        when it lies inside the VMA and the page table, clipped to the VMA, the page table
-        and the file's end; virtual pages in ascending order."""
+        F-aligned page below or the VMA's start, whichever is higher, clipped to the VMA, the
+        page table and the file's end; the first and the last folio it overlaps join whole
+        when they lie inside the VMA and the page table and end before the file's last page;
+        virtual pages in ascending order."""
+        lo, hi = self._aligned_window(rec)
+        f = self.vma_file[rec.vma]
+        n = self.files[f][1]
+        base = (self.vmas[rec.vma].start >> self.shift) - self.vmas[rec.vma].offset // self.page_size
+        for u in (lo, hi - 1):
+            a, size = self._span(f, u - base)
+            if self._folio_fits(rec, base + a, size) and a + size <= n - 1:
+                lo, hi = min(lo, base + a), max(hi, base + a + size)
+        return range(lo, hi)
+
+    def _aligned_window(self, rec):
+        """``do_fault_around()``'s own window, clipped to the file's end: ``(lo, hi)``."""
         F = int(self.sc.fault_around_pages)
         vma = self.vmas[rec.vma]
         vs, ve = vma.start >> self.shift, vma.end >> self.shift
         pt = rec.vpn - rec.vpn % 512
         lo = max(rec.vpn - rec.vpn % F, vs)
         hi = min(lo + F, pt + 512, ve)
+        n = self.files[self.vma_file[rec.vma]][1]
+        return lo, min(hi, vs + n - vma.offset // self.page_size)
+
+    def _folio_fits(self, rec, va, size):
+        """A folio of ``size`` pages at virtual page ``va`` can be mapped whole: more than a
+        page, inside ``rec``'s VMA and inside its page table."""
+        vma = self.vmas[rec.vma]
+        pt = rec.vpn - rec.vpn % 512
+        return (size > 1 and vma.start >> self.shift <= va and va + size <= vma.end >> self.shift
+                and pt <= va and va + size <= pt + 512)
+
+    def _finish_range(self, rec):
+        """The pages finish_fault() maps for ``rec``'s read fault: its folio when it fits and
+        lies inside the file, else the page (docs/model.md 11.3)."""
+        f = self.vma_file[rec.vma]
+        o = self._file_page(rec.key, rec.vma)
+        a, size = self._span(f, o)
+        va = rec.vpn - (o - a)
+        if self._folio_fits(rec, va, size) and a + size <= self.files[f][1]:
+            return range(va, va + size)
+        return range(rec.vpn, rec.vpn + 1)
+
+    def _map_finish(self, rec):
+        """Map the other pages of ``_finish_range`` read-only when none of them has a PTE (a
+        private copy's included: pte_range_none); returns how many."""
+        keys = [(rec.asid, u) for u in self._finish_range(rec) if u != rec.vpn]
+        if any(k in self.ptes for k in keys):
+            return 0
+        for k in keys:
+            self._map(k, readonly=True)
+        return len(keys)
+
+    def _finish_after_read(self, rec, case):
+        """After a read the fault waited for, finish_fault() maps the folio's other pages
+        (kernel model, a read fault on a file page); returns how many."""
+        if not self.kernel or case != "read":
+            return 0
+        return self._map_finish(rec)
+
+    def _around_skipped(self, rec):
+        """Fault-around maps nothing: the file's last folio overlaps the aligned window, the
+        first folio of the window that could be mapped (resident, not in flight, not marked)
+        is that one, and no page of this address space's page table has a PTE now."""
+        if not self.kernel or int(self.sc.fault_around_pages) == 1:
+            return False
+        lo, hi = self._aligned_window(rec)
         f = self.vma_file[rec.vma]
         n = self.files[f][1]
-        o = self._file_page(rec.key, rec.vma)
-        a, fp = self._span(f, o) if o < n else (o, 1)
-        b = rec.vpn - (o - a)
-        if fp > 1 and vs <= b and b + fp <= ve and pt <= b and b + fp <= pt + 512:
-            lo, hi = min(lo, b), max(hi, b + fp)
-        hi = min(hi, vs + n - vma.offset // self.page_size)
-        return range(lo, hi)
+        base = (self.vmas[rec.vma].start >> self.shift) - self.vmas[rec.vma].offset // self.page_size
+        last = base + self._span(f, n - 1)[0]
+        if last >= hi:
+            return False
+        first = None
+        for u in range(lo, hi):
+            page = self.cache.get(self._folio((rec.asid, u), rec.vma))
+            if page is not None and not page.in_flight and not page.ra_mark:
+                first = u
+                break
+        if first is None or first < last:
+            return False
+        pt = rec.vpn - rec.vpn % 512
+        return not any(a == rec.asid and pt <= u < pt + 512 for a, u in self.ptes)
 
     def _vma_of(self, key):
         asid, vpn = key
@@ -1087,7 +1153,11 @@ class NaiveSimulator:
 
     def _fault_around(self, rec):
         """Map the window's other pages whose PTE is none and whose folio is resident, not in
-        flight and not marked for readahead (docs/model.md 8, 11.3); returns how many."""
+        flight and not marked for readahead (docs/model.md 8, 11.3); returns how many (none
+        when ``_around_skipped``)."""
+        if self._around_skipped(rec):
+            return 0
+
         def mappable():
             for vpn in self._window(rec):
                 key = (rec.asid, vpn)
@@ -1587,8 +1657,11 @@ class NaiveSimulator:
         if backing == "file":
             fkey = self._folio(rec.key, rec.vma)
             page = self.cache.get(fkey)
-            # write faults get no fault-around; a window of the page alone maps nothing
-            around = (case is None or case == "read") and len(self._window(rec)) > 1
+            # write faults get no fault-around; a window of the page alone maps nothing; the
+            # kernel model has none with fault_around_pages 1 (finish_fault() only)
+            F = int(self.sc.fault_around_pages)
+            around = (case is None or (case == "read" and F > 1)) and len(self._window(rec)) > 1
+            finish = case == "read" and F == 1
             if case == "read" and around and (page is None or page.in_flight or page.ra_mark):
                 # kernel model: the resident neighbours are mapped before the faulting page's
                 # own lookup (do_fault_around runs before ->fault)
@@ -1596,15 +1669,19 @@ class NaiveSimulator:
                 h = self.now                      # the page's own lookup
                 page = self.cache.get(fkey)
                 around = False
+                finish = True
             if case == "cow":
                 fault["cow_lookup"] = True
             if page is not None and not page.in_flight:
                 page.pins += 1
                 self._async_readahead(rec, fkey, page, k)
                 yield ("sleep", c.pagecache_hit_ns, "att_cpu")
+                if case == "read" and F > 1 and not finish and self._around_skipped(rec):
+                    around, finish = False, True  # (empty page table, the last folio first)
                 self._charge(rec, case)
                 self._install(rec, case)
-                extra_ptes = self._fault_around(rec) if around else 0
+                extra_ptes = (self._fault_around(rec) if around
+                              else self._map_finish(rec) if finish else 0)
                 page.pins -= 1  # docs/model.md: unpin at the install instant
                 yield ("sleep", extra_ptes * c.pte_ns, "att_cpu")
                 return (yield from self._complete_attempt(th, rec, lock))
@@ -1641,10 +1718,13 @@ class NaiveSimulator:
             self._end_wait(fault)
             self._charge(rec, case)
             self._install(rec, case)
+            extra = self._finish_after_read(rec, case)
             if page is not None:
                 page.pins -= 1
             else:
                 self._context_ready(rec.key, self.now)
+            if extra:
+                yield ("sleep", extra * c.pte_ns, "att_cpu")
             th.settle_attempt(self.now, "done")
             return _COMPLETED
 
@@ -1690,10 +1770,13 @@ class NaiveSimulator:
         # Woken with the lock held: install, unpin, release.
         self._charge(rec, case)
         self._install(rec, case)
+        extra = self._finish_after_read(rec, case)
         if page is not None:
             page.pins -= 1
         else:
             self._context_ready(rec.key, self.now)
+        if extra:   # (their PTEs' cost: the engine runs PH_INSTALL again after it)
+            yield ("sleep", extra * c.pte_ns, "att_cpu")
         return (yield from self._complete_attempt(th, rec, lock))
 
     def _drop_for_wait(self, th, fault, rec, lock):

@@ -396,31 +396,63 @@ def _folio_layout(files):
 def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode, layout):
     """The fault-around window ``[lo, hi)`` (virtual pages) of each page ``vpn`` of VMA
     ``vma``: ``F`` pages from the ``F``-aligned page below, or from the VMA's start when the
-    VMA starts after it (``do_fault_around()``), with the page's folio when it lies inside
-    the VMA and the page table (``cache_mode``), clipped to the VMA, the page table and the
-    file's end (docs/model.md 11.3).  Pages of other backings: the page alone."""
+    VMA starts after it (``do_fault_around()``), clipped to the VMA, the page table and the
+    file's end; in ``cache_mode``, the first and the last folio it overlaps join whole when
+    they fit (docs/model.md 11.3).  Pages of other backings: the page alone.
+
+    Returns ``(lo, hi, fr_lo, fr_hi, last_lo)``: the window; the pages ``finish_fault()``
+    maps (the page's folio when it fits, else the page: 11.3); and where the file's last
+    folio starts if it overlaps the aligned window (-1 if not), the case in which an empty
+    page table gets no fault-around."""
     vma = vma.astype(np.int64)
+    vpn = np.asarray(vpn, np.int64)
     fid = vma_file[vma]
     a = vpn - vpn % F
+    pt = vpn - vpn % 512
     lo = np.maximum(a, vs[vma])
-    hi = np.minimum(np.minimum(lo + F, vpn - vpn % 512 + 512), ve[vma])
+    hi = np.minimum(np.minimum(lo + F, pt + 512), ve[vma])
+    fr_lo, fr_hi = vpn.copy(), vpn + 1
+    last_lo = np.full(len(vpn), -1, np.int64)
     if cache_mode and len(files):
         n = np.array([f[1] for f in files], np.int64)[np.maximum(fid, 0)]
-        o = vma_off[vma] + vpn - vs[vma]
-        isf = (fid >= 0) & (o < n)
-        fp = np.ones(len(vpn), np.int64)
-        b = vpn.astype(np.int64).copy()
-        j = layout.index(fid[isf], o[isf])
-        fp[isf] = layout.size[j]
-        b[isf] = vpn[isf] - (o[isf] - layout.start[j])
-        pt = vpn - vpn % 512
-        whole = (fp > 1) & (b >= vs[vma]) & (b + fp <= ve[vma]) & (b >= pt) & (b + fp <= pt + 512)
-        lo = np.where(whole, np.minimum(lo, b), lo)
-        hi = np.where(whole, np.maximum(hi, b + fp), hi)
-        hi = np.minimum(hi, np.maximum(vs[vma] + n - vma_off[vma], vpn + 1))
+        base = vs[vma] - vma_off[vma]           # the virtual page of file page 0
+        hi = np.minimum(hi, np.maximum(base + n, vpn + 1))
+        isf = (fid >= 0) & (vpn - base < n)
+        f, b = fid[isf], base[isf]
+
+        def folio(u):
+            """The folio (virtual start, size, file end) holding virtual page ``u``."""
+            j = layout.index(f, u - b)
+            return b + layout.start[j], layout.size[j], layout.start[j] + layout.size[j]
+
+        v0, v1, tb = vs[vma][isf], ve[vma][isf], pt[isf]
+
+        def fits(st, sz):
+            return (sz > 1) & (st >= v0) & (st + sz <= v1) & (st >= tb) & (st + sz <= tb + 512)
+
+        # filemap_map_folio_range() maps a folio whole when it fits and ends before the
+        # file's last page (``file_end >= folio_next_index()``, file_end the last index)
+        n_f = n[isf]
+        s0, z0, e0 = folio(lo[isf])
+        s1, z1, e1 = folio(hi[isf] - 1)
+        lo[isf] = np.where(fits(s0, z0) & (e0 <= n_f - 1), np.minimum(lo[isf], s0), lo[isf])
+        hi[isf] = np.where(fits(s1, z1) & (e1 <= n_f - 1), np.maximum(hi[isf], s1 + z1), hi[isf])
+        # finish_fault() maps the faulting folio whole when it fits inside the file
+        sv, zv, ev = folio(vpn[isf])
+        whole = fits(sv, zv) & (ev <= n_f)
+        fr_lo[isf] = np.where(whole, sv, vpn[isf])
+        fr_hi[isf] = np.where(whole, sv + zv, vpn[isf] + 1)
+        sl, _, _ = folio(b + n_f - 1)
+        aligned_hi = np.minimum(np.minimum(np.maximum(a, vs[vma]) + F, pt + 512), ve[vma])[isf]
+        last_lo[isf] = np.where(sl < aligned_hi, sl, -1)
+    elif len(files):
+        # (every folio one page: the file's last page, when the aligned window holds it)
+        n = np.array([f[1] for f in files], np.int64)[np.maximum(fid, 0)]
+        last = vs[vma] - vma_off[vma] + n - 1
+        last_lo = np.where((fid >= 0) & (last >= lo) & (last < hi), last, -1)
     lo = np.where(fid >= 0, lo, vpn)
     hi = np.where(fid >= 0, hi, vpn + 1)
-    return lo.astype(np.int64), hi.astype(np.int64)
+    return lo, hi, fr_lo, fr_hi, last_lo
 
 
 def _cache_layout(files, layout, vma_file, vma_off, vma_first_vpn, page_vma, page_vpn, first_rec,
@@ -781,8 +813,10 @@ def _with_window_pages(idx, fa, files, vma_asid, vma_file, vma_off, vma_first_vp
     vma_p0, vma_p1, key_vma = _vma_ranges(idx.keys, vma_asid, vma_first_vpn, vma_end_vpn)
     if (key_vma >= 0).all():
         key_vpn = (idx.keys & np.uint64((1 << _VPN_BITS) - 1)).astype(np.int64)
-        lo, hi = _windows(key_vpn, key_vma, fa, files, vma_file, vma_off, vma_first_vpn,
-                          vma_end_vpn, True, layout)
+        lo, hi, fr_lo, fr_hi, _ = _windows(key_vpn, key_vma, fa, files, vma_file, vma_off,
+                                           vma_first_vpn, vma_end_vpn, True, layout)
+        # (and the folio finish_fault() maps: both hold the page, their union is a range)
+        lo, hi = np.minimum(lo, fr_lo), np.maximum(hi, fr_hi)
         if ((hi - lo) > 1).any():
             # the union of the windows (they are intervals in key order, their ends never
             # decreasing): one run of new keys per merged interval, so that the work is
@@ -1093,12 +1127,11 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     NS = len(slot_frames)   # page-cache entries (ids >= P: folios)
     if fa > 1 or cache_mode:
         key_page_vma = page_vma[idx.by_key] if P else page_vma
-        lo, hi = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
-                          vma_end_vpn, cache_mode, layout)
-        win_lo = lo[idx.rank] if P else lo
-        win_hi = hi[idx.rank] if P else hi
+        ws = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
+                      vma_end_vpn, cache_mode, layout)
+        win_lo, win_hi, fr_lo, fr_hi, last_lo = (w[idx.rank] if P else w for w in ws)
     else:   # every window is its page: the kernel reads no window (loop.py: G_HAS_WINDOWS)
-        win_lo = win_hi = np.zeros(0, np.int64)
+        win_lo = win_hi = fr_lo = fr_hi = last_lo = np.zeros(0, np.int64)
 
     vma_pol, pol_tab = _policy_rows(vma_pols)
     vma_backing = np.array([C.BACKING_CODES[v.backing] for v in vmas], np.int64)
@@ -1174,7 +1207,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         **_page_tables(scenario.memory_bytes is not None, page_asid, page_vpn, vma_asid,
                        vma_first_vpn, vma_end_vpn, T),
         page_slot=page_slot, slot_frames=slot_frames, sp_off=sp_off, sp_pages=sp_pages,
-        win_lo=win_lo, win_hi=win_hi, vma_file=vma_file, vma_off=vma_off,
+        win_lo=win_lo, win_hi=win_hi, fr_lo=fr_lo, fr_hi=fr_hi, last_lo=last_lo,
+        vma_file=vma_file, vma_off=vma_off,
         vma_vpn0=vma_first_vpn,
         vma_madv=np.array([("normal", "random", "sequential").index(v.madvise) for v in vmas],
                           np.int64),

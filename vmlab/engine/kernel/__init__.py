@@ -109,6 +109,10 @@ class KernelInputs(NamedTuple):
     sp_pages: np.ndarray     # int64
     win_lo: np.ndarray       # int64 [P]: fault-around window of each page, first vpn
     win_hi: np.ndarray       # int64 [P]: one past its last
+    fr_lo: np.ndarray        # int64 [P]: the pages finish_fault() maps, first vpn (its folio
+    fr_hi: np.ndarray        # int64 [P]:   when it fits, else the page; kernel model, 11.3)
+    last_lo: np.ndarray      # int64 [P]: first vpn of the file's last folio if it overlaps the
+    #                          page's aligned window, else -1 (an empty table's quirk, 11.3)
     vma_file: np.ndarray     # int64: the VMA's file (-1: not file-backed)
     vma_off: np.ndarray      # int64: the file page of the VMA's first page
     vma_vpn0: np.ndarray     # int64: the VMA's first virtual page

@@ -14,7 +14,8 @@ from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
                          _thread_ends)
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
-from .granularity import PT_COPY, _around_mappable, _install_page, _map_around
+from .granularity import (PT_COPY, _around_mappable, _around_skipped, _install_page,
+                          _map_around, _map_finish)
 from .locks import _release_cost, _release_hold
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_YOUNG, _admit_entry,
                         _admit_page, _note_candidate, _note_if_free, _pin, _reclaim, _touch,
@@ -65,7 +66,7 @@ def _ph_lookup(K, W, G, th, t):
     # file: the page's page-cache entry (itself, or its folio)
     s = g._entry(K, G, p)
     RAM = W.RAM
-    if case == C.CASE_READ and TS[th, C.TS_AROUND_DONE] == 0 and \
+    if case == C.CASE_READ and TS[th, C.TS_AROUND_DONE] == 0 and K.fault_around > 1 and \
             G[g.G_HAS_WINDOWS] == 1 and K.win_hi[p] - K.win_lo[p] > 1 and not (
                 (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0 and RAM[s] == 0):
         # kernel model: the resident neighbours are mapped first, a CPU segment of its own;
@@ -148,6 +149,10 @@ def _fault_around(K, W, G, th, t, p, kernel_model):
     """Map the resident neighbours of page ``p``'s fault-around window (docs/model.md 8 and
     11.3); they count as hits for readahead's miss count.  Returns how many, or -1 on an OOM
     of the page tables they need (charged first: section 12)."""
+    if kernel_model and _around_skipped(
+            p, K.fault_around, K.page_vma, K.page_vpn, K.page_rank, K.by_key, K.vma_asid,
+            K.vma_vpn0, K.vma_p0, K.vma_p1, K.last_lo, K.page_slot, W.FL, W.PT, W.RAM):
+        return 0
     if not _charge_tables_around(K, W, G, th, t, p):
         return -1
     n_around = _map_around(p, kernel_model, K.page_vma, K.page_vpn, K.page_rank, K.by_key,
@@ -552,14 +557,27 @@ def _ph_minor_map(K, W, G, th, t):
         # the private copy takes a frame of the limit (section 12)
         if not _charge_anon(K, W, G, th, t, p):
             return -1, g.HALT
+    # (the kernel model with fault_around_pages 1 has no fault-around: finish_fault() only)
+    around = G[g.G_HAS_WINDOWS] == 1 and TS[th, C.TS_AROUND_DONE] == 0 and not (
+        K.kernel_model and K.fault_around == 1)
+    if around and K.kernel_model and case == C.CASE_READ and _around_skipped(
+            p, K.fault_around, K.page_vma, K.page_vpn, K.page_rank, K.by_key, K.vma_asid,
+            K.vma_vpn0, K.vma_p0, K.vma_p1, K.last_lo, K.page_slot, FL, W.PT, W.RAM):
+        around = False   # (an empty page table and the file's last folio first: 11.3)
+        TS[th, C.TS_AROUND_DONE] = 1
     _install_page(p, s, case, FL, W.PT, W.MAPC, W.cnt)
     TS[th, C.TS_INSTALLED] = 1
     n_around = 0
-    if G[g.G_HAS_WINDOWS] == 1 and K.win_hi[p] - K.win_lo[p] > 1 and \
-            TS[th, C.TS_AROUND_DONE] == 0:
+    if around and K.win_hi[p] - K.win_lo[p] > 1:
         n_around = _fault_around(K, W, G, th, t, p, K.kernel_model)
         if n_around < 0:
             return -1, g.HALT
+    elif K.kernel_model and case == C.CASE_READ and G[g.G_HAS_WINDOWS] == 1 and (
+            TS[th, C.TS_AROUND_DONE] == 1 or K.fault_around == 1):
+        # fault-around did not map the page: finish_fault() maps its folio (11.3)
+        n_around = _map_finish(p, K.fr_lo, K.fr_hi, K.page_vma, K.page_vpn, K.page_rank,
+                               K.by_key, K.vma_p0, K.vma_p1, K.page_slot, FL, W.PT, W.MAPC)
+        W.cnt[C.CNT_PTES] += n_around
     _unpin(s, W.PIN, FL)
     _note_unmapped_copy(K, W, G, s)
     TS[th, C.TS_PHASE] = C.PH_INSTALL
@@ -602,6 +620,15 @@ def _ph_install(K, W, G, th, t):
         TS[th, C.TS_WAIT_KIND] = 0
         if TS[th, C.TS_INSTALLED] == 0:
             _install_page(p, s, case, FL, W.PT, W.MAPC, W.cnt)
+            if K.kernel_model and case == C.CASE_READ and G[g.G_HAS_WINDOWS] == 1:
+                # after the read it waited for, finish_fault() maps the folio (11.3): their
+                # PTEs' cost first, then this phase again
+                n = _map_finish(p, K.fr_lo, K.fr_hi, K.page_vma, K.page_vpn, K.page_rank,
+                                K.by_key, K.vma_p0, K.vma_p1, K.page_slot, FL, W.PT, W.MAPC)
+                if n > 0:
+                    W.cnt[C.CNT_PTES] += n
+                    TS[th, C.TS_INSTALLED] = 1
+                    return t + n * K.costs[C.COST_PTE], g.STEP_DONE
         # (else the hit installed it at i, docs/model.md 5: an eviction since then took the
         # PTE away, and the release does not put it back)
         TS[th, C.TS_INSTALLED] = 0

@@ -170,3 +170,81 @@ def _unmap_pages(pages, dest, a, b, page_slot, FL, PT, MAPC, CHG, cnt):
             CHG[p] = 0
             freed += 1
     return freed
+
+
+@njit_borrow
+def _around_skipped(p, F, page_vma, page_vpn, page_rank, by_key, vma_asid, vma_vpn0, vma_p0,
+                    vma_p1, last_lo, page_slot, FL, PT, RAM):
+    """Fault-around of page ``p`` maps nothing (docs/model.md 11.3): the file's last folio
+    overlaps its aligned window, the first folio of that window fault-around could map is
+    that one (``filemap_map_pages()`` then skips ``filemap_map_pmd()``, the only place that
+    installs a missing page table), and the page table of ``p`` maps no page now."""
+    if last_lo[p] < 0:
+        return False
+    v = page_vma[p]
+    u = page_vpn[p]
+    lo = max(u - u % F, vma_vpn0[v])
+    last = last_lo[p]
+    # the first folio fault-around finds: resident, not in flight, not marked (the PTEs
+    # are not looked at yet)
+    j = page_rank[p]
+    while j - 1 >= vma_p0[v] and page_vpn[by_key[j - 1]] >= lo:
+        j -= 1
+    first_is_last = False
+    while j < vma_p1[v]:
+        q = by_key[j]
+        s = page_slot[q]
+        if (FL[s] & (F_RES | F_INFL)) == F_RES and RAM[s] == 0:
+            first_is_last = page_vpn[q] >= last
+            break
+        if page_vpn[q] >= last:
+            break   # (the last folio is not mappable: nothing is)
+        j += 1
+    if not first_is_last:
+        return False
+    # an empty page table: no page of this address space's 512-page range has a PTE
+    asid = vma_asid[v]
+    t0 = u - u % 512
+    for d in (-1, 1):
+        j = page_rank[p] + (0 if d > 0 else -1)
+        while 0 <= j < by_key.shape[0]:
+            q = by_key[j]
+            w = page_vpn[q]
+            if vma_asid[page_vma[q]] != asid or w < t0 or w >= t0 + 512:
+                break
+            if (FL[q] & F_PTE) != 0 or (PT[q] & PT_COPY) != 0:
+                return False
+            j += d
+    return True
+
+
+@njit_borrow
+def _map_finish(p, fr_lo, fr_hi, page_vma, page_vpn, page_rank, by_key, vma_p0, vma_p1,
+                page_slot, FL, PT, MAPC):
+    """finish_fault() of a read fault on page ``p`` whose own PTE it is installing: the other
+    pages of its folio ``[fr_lo[p], fr_hi[p])`` (the folio fits: docs/model.md 11.3) get
+    read-only PTEs, when none of them has a PTE or a private copy (else ``p`` alone:
+    ``pte_range_none()``).  Returns how many were mapped besides ``p``."""
+    lo = fr_lo[p]
+    hi = fr_hi[p]
+    if hi - lo <= 1:
+        return 0
+    v = page_vma[p]
+    r = page_rank[p]
+    for k in range(r - (page_vpn[p] - lo), r + (hi - page_vpn[p])):
+        q = by_key[k]
+        if q != p and ((FL[q] & F_PTE) != 0 or (PT[q] & PT_COPY) != 0):
+            return 0
+    n = 0
+    for k in range(r - (page_vpn[p] - lo), r + (hi - page_vpn[p])):
+        q = by_key[k]
+        if q == p:
+            continue
+        s = page_slot[q]
+        FL[q] |= F_PTE | F_MSIO
+        PT[q] = PT_RO | PT_YOUNG
+        if s != q:
+            MAPC[s] += 1
+            FL[s] |= F_PTE | F_MSIO
+        n += 1
+    return n
