@@ -113,3 +113,49 @@ def test_a_long_recording_is_separated_chunk_by_chunk(monkeypatch):
     want = np.where(np.arange(n) < 500, X, X + 8 + (1 << SHIFT)).astype(np.uint64)
     monkeypatch.setattr(gen, "CHUNK", 37)
     assert np.array_equal(np.asarray(separate(tr).addr), want)
+
+
+# -- where the kernel places a large file mapping (docs/model.md 11.11) --------------------
+
+def test_a_large_mapping_moves_to_the_kernels_alignment_with_the_segments_inside_it():
+    """A 4 MiB file mapping valgrind put 3 pages past a 2 MiB boundary, whose address the
+    program left to the kernel (a placement): a reservation (records 0-1) that a loader then
+    maps over in three rows, one of them another segment (records 2-), and an unrelated
+    mapping beyond.  The placed rows move so that their addresses are congruent to their
+    offsets modulo 2 MiB, into a range of their own; the other mapping stays.  Fault-around
+    then cuts the file at its 16-page boundaries: pages 0..31 in two faults, where valgrind's
+    placement took three (the VMA's first window runs 16 pages from its start, the next
+    ones from 16-page boundaries 3 pages off the file's)."""
+    from vmlab.model.generations import PLACE_ALIGN, PLACE_SHIFT, placement_deltas
+    from vmlab.trace.mappings import PLACEMENT_DTYPE
+
+    big = [FileInfo("/data/big", 1, 9, 1024 * PS, np.ones(1024, bool), "before_run")]
+    A = X + 3 * PS                               # valgrind's address
+    O = X + 2048 * PS                            # another mapping, beyond
+    rows = _rows((A, A + 1024 * PS, 1, F, 0, 0, 0, 2),                       # reservation
+                 (A, A + 64 * PS, 1, F, 0, 0, 2, FOREVER),
+                 (A + 64 * PS, A + 80 * PS, 5, F, 0, 64 * PS, 2, FOREVER),   # a segment
+                 (A + 80 * PS, A + 1024 * PS, 1, F, 0, 80 * PS, 2, FOREVER),
+                 (O, O + 4 * PS, 3, ANON, NO_FILE, 0, 0, FOREVER))
+    pl = np.zeros(1, PLACEMENT_DTYPE)
+    pl[0] = (0, A, A + 1024 * PS, 0, 0)
+    addr = [O, O] + [A + i * PS for i in range(32)]
+
+    def trace(placements):
+        return vmlab.Trace(np.array(addr, np.uint64), op=np.full(len(addr), Op.LOAD, np.uint8),
+                           mappings=Mappings(rows, big, "test", placements=placements))
+
+    tr = trace(pl)
+    low = PLACE_ALIGN - 3 * PS
+    assert placement_deltas(tr).tolist() == [low + (1 << PLACE_SHIFT)] * 4 + [0]
+    sep = separate(tr)
+    a = np.asarray(sep.addr)
+    assert a[:2].tolist() == [O, O]
+    assert ((a[2:] - (1 << PLACE_SHIFT)) % PLACE_ALIGN).tolist() == [i * PS for i in range(32)]
+    t = sep.mappings.table
+    assert ((t["start"][:4] - t["file_offset"][:4]) % PLACE_ALIGN).tolist() == [0] * 4
+    assert t["start"][4] == O
+    placed = vmlab.simulate(scenario_for(tr)).faults
+    flat = vmlab.simulate(scenario_for(trace(None))).faults
+    on_file = [int(f["vma_name"].astype(str).str.contains("big").sum()) for f in (placed, flat)]
+    assert on_file == [2, 3]

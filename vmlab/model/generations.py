@@ -19,6 +19,13 @@ grows the heap) form one mapping and move together.  Levels: of two rows over on
 the address space at different times, with different identities there, both touched while
 they lived (anywhere in their ranges: fault-around crosses pieces), the later one's mapping
 gets a level above the earlier's; levels are the longest such chain (docs/model.md 11.10).
+
+The same shift puts a mapping where the kernel would have placed it (:func:`placement_deltas`,
+docs/model.md 11.11): valgrind chooses every address itself, while the kernel places a file
+mapping of 2 MiB or more that the program let it place congruent to its file offset modulo
+2 MiB (``thp_get_unmapped_area()``), which decides where fault-around's windows and the page
+tables cut the file.  Such a mapping, and every row mapped inside its range later (a loader's
+segments), moves up by the difference, plus ``k << PLACE_SHIFT`` (a range of its own).
 """
 from __future__ import annotations
 
@@ -32,6 +39,13 @@ from ..trace.model import Op
 #: A level-``k`` mapping's addresses are shifted by ``k << SHIFT`` (2^56: above every user
 #: address of x86-64, arm64 and riscv; 255 levels fit in 64 bits).
 SHIFT = 56
+
+#: The alignment the kernel gives a large file mapping it places (``PMD_SIZE``, x86-64).
+PLACE_ALIGN = 2 << 20
+
+#: The ``k``-th placed mapping also moves up by ``k << PLACE_SHIFT`` (k = 1, 2, ...): above every
+#: user address of a 4-level x86-64 address space (2^47), below the levels' shift.
+PLACE_SHIFT = 47
 
 #: Records a pass over the trace reads at once.
 CHUNK = 1 << 24
@@ -53,13 +67,38 @@ def separate(trace):
     levels = row_levels(trace)
     if levels.max(initial=0) >= 1 << (64 - SHIFT):
         levels[:] = 0       # (more levels than fit above the user addresses: as recorded)
-    if not levels.any():
+    delta = (levels.astype(np.uint64) << np.uint64(SHIFT)) + placement_deltas(trace)
+    if not delta.any():
         _cache[trace] = None
         return trace
-    out = _shifted(trace, levels)
+    out = _shifted(trace, delta)
     _cache[trace] = out     # (kept while trace lives; out is its own entry, never a value)
     _cache[out] = None
     return out
+
+
+def placement_deltas(trace):
+    """How far each mapping row of ``trace`` moves to sit where the kernel would have put it
+    (docs/model.md 11.11): for the ``k``-th placement the recorder noted (``mappings.placements``:
+    a file mapping of 2 MiB or more whose address the program left to the kernel), its rows
+    and the rows mapped inside its range at or after its record (a later placement over the
+    same range takes the rows from its own record on) move by ``(offset - start) mod
+    PLACE_ALIGN``, the kernel's alignment, plus ``k << PLACE_SHIFT``; rows already so aligned,
+    and every other row, stay (0)."""
+    m = trace.mappings
+    t = m.table
+    delta = np.zeros(len(t), np.uint64)
+    pl = getattr(m, "placements", None)
+    if pl is None or not len(pl):
+        return delta
+    for k, p in enumerate(pl[np.argsort(pl["at_record"], kind="stable")], start=1):
+        if k >= 1 << (SHIFT - PLACE_SHIFT):
+            break       # (more placements than fit below the levels: the rest as recorded)
+        low = (int(p["file_offset"]) - int(p["start"])) % PLACE_ALIGN
+        rows = ((t["asid"] == p["asid"]) & (t["start"] >= p["start"]) & (t["end"] <= p["end"])
+                & (t["from_record"] >= p["at_record"]))
+        delta[rows] = (low + (k << PLACE_SHIFT)) if low else 0
+    return delta
 
 
 def _mappings_of(rows):
@@ -188,16 +227,15 @@ def _longest_chains(m, after):
     return level
 
 
-def _shifted(trace, levels):
-    """The trace with each row of level ``k > 0`` shifted by ``k << SHIFT``: its accesses
-    while it lives, its range, the moves into and out of it, and the ``LOCK_W`` ranges that
-    lie inside it."""
+def _shifted(trace, delta):
+    """The trace with each row ``i`` shifted by ``delta[i]`` (uint64): its accesses while it
+    lives, its range, the moves into and out of it, and the ``LOCK_W`` ranges that lie inside
+    it."""
     from ..engine.prepare import _scratch
 
     m = trace.mappings
     t = m.table.copy()
-    delta = levels.astype(np.uint64) << np.uint64(SHIFT)
-    moved = np.flatnonzero(levels > 0)
+    moved = np.flatnonzero(delta > 0)
     n = len(trace)
     addr = _scratch(n, np.uint64)
     for c0 in range(0, n, CHUNK):
