@@ -270,7 +270,7 @@ def _shifted(trace, delta):
             moves[j]["to"] += delta[dst]
     cols = dict(trace.columns)
     cols["addr"] = addr
-    mp = Mappings(t, m.files, m.source, m.reads, moves)
+    mp = Mappings(t, m.files, m.source, m.reads, moves, m.placements)
     return type(trace).from_columns(cols, trace.meta, n_threads=trace._n_threads,
                                     mappings=mp, _checked=trace._checked)
 

@@ -64,6 +64,23 @@ A trace recorded from a real program (``vmlab record``) carries, beside its reco
                             record ``at_record - 1`` and record ``at_record``)
   ================  ======  ==============================================================
 
+* **placements**: one row per successful ``mmap`` that the kernel would have placed at an
+  address of its own choosing, congruent to the file offset modulo 2 MiB (``PMD_SIZE``), and
+  the recorder saw elsewhere (valgrind picks every mapping's address itself): a file mapping
+  without ``MAP_FIXED``/``MAP_FIXED_NOREPLACE`` that holds a whole 2 MiB-aligned chunk of its
+  file (``thp_get_unmapped_area()``), in call order (:data:`PLACEMENT_DTYPE`).
+  ``Mappings.placements`` (empty when the recording did not track them, or saw the kernel's
+  own addresses). A placement's record is the one at which the rows of its mapping start:
+
+  ================  ======  ==============================================================
+  ``asid``          uint16  address space
+  ``start``         uint64  first byte of the mapping as recorded (page-aligned)
+  ``end``           uint64  one past its last byte as recorded (page-aligned)
+  ``at_record``     uint64  the record at which its rows start (the call happened between
+                            record ``at_record - 1`` and record ``at_record``)
+  ``file_offset``   uint64  byte offset in the file of ``start``
+  ================  ======  ==============================================================
+
 The residency snapshot uses ``mincore(2)`` on a read-only shared mapping of the file (ctypes):
 mapping a file and asking ``mincore`` reads none of its pages, so the snapshot does not
 change what it measures.
@@ -118,6 +135,29 @@ MOVE_DTYPE = np.dtype([
     ("asid", "<u2"), ("start", "<u8"), ("end", "<u8"), ("to", "<u8"), ("at_record", "<u8")])
 #: The alignment of a move's addresses: the page size of every recorder (``vmlab record``).
 MOVE_ALIGN = 4096
+
+PLACEMENT_DTYPE = np.dtype([
+    ("asid", "<u2"), ("start", "<u8"), ("end", "<u8"), ("at_record", "<u8"),
+    ("file_offset", "<u8")])
+#: The alignment the kernel gives a large file mapping it places itself (``PMD_SIZE`` on
+#: x86-64, ``thp_get_unmapped_area()``): its address and file offset agree modulo it.
+PLACEMENT_ALIGN = 2 << 20
+#: ``mmap`` flags that make the kernel take the caller's address (``uapi/asm-generic/mman``).
+MAP_FIXED, MAP_FIXED_NOREPLACE = 0x10, 0x100000
+
+
+def kernel_aligns(length, flags, offset):
+    """Whether the kernel places a file mapping of ``length`` bytes at file byte ``offset``
+    (``mmap`` ``flags``) at an address congruent to ``offset`` modulo
+    :data:`PLACEMENT_ALIGN`: the address is its to choose (no ``MAP_FIXED``, no
+    ``MAP_FIXED_NOREPLACE``) and the mapping holds a whole aligned chunk of the file
+    (``__thp_get_unmapped_area()`` gives up otherwise). ``length`` is rounded up to pages
+    first, as ``do_mmap()`` does."""
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) or length <= 0 or offset < 0:
+        return False
+    end = offset + -(-length // MOVE_ALIGN) * MOVE_ALIGN
+    aligned = -(-offset // PLACEMENT_ALIGN) * PLACEMENT_ALIGN
+    return end - aligned >= PLACEMENT_ALIGN
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,11 +250,14 @@ class Mappings:
     moves : numpy structured array of :data:`MOVE_DTYPE`, optional
         The run's mappings that moved (``mremap``), in call order (empty: none, or not
         recorded).
+    placements : numpy structured array of :data:`PLACEMENT_DTYPE`, optional
+        The run's ``mmap`` calls the kernel would have placed 2 MiB-aligned to their file
+        offset, in call order (empty: none, or not recorded).
     """
 
-    __slots__ = ("table", "files", "source", "reads", "moves")
+    __slots__ = ("table", "files", "source", "reads", "moves", "placements")
 
-    def __init__(self, table, files=(), source="", reads=None, moves=None):
+    def __init__(self, table, files=(), source="", reads=None, moves=None, placements=None):
         self.table = _as_table(table, MAPPING_DTYPE, "mappings table")
         self.files = tuple(files)
         self.source = str(source)
@@ -222,6 +265,9 @@ class Mappings:
                                FILE_READ_DTYPE, "file reads table")
         self.moves = _as_table(np.zeros(0, MOVE_DTYPE) if moves is None else moves,
                                MOVE_DTYPE, "moves table")
+        self.placements = _as_table(
+            np.zeros(0, PLACEMENT_DTYPE) if placements is None else placements,
+            PLACEMENT_DTYPE, "placements table")
         self.check()
 
     def check(self):
@@ -260,6 +306,7 @@ class Mappings:
                 "reads 0 bytes" if r["nbytes"][i] == 0 else
                 f"call code {int(r['call'][i])} is not one of 0 to {len(READ_CALLS) - 1}"))
         self._check_moves()
+        self._check_placements()
 
     def _check_moves(self):
         """Each move: a non-empty aligned source range, a destination inside the address
@@ -294,6 +341,26 @@ class Mappings:
                 raise TraceFormatError(f"{where}: at_record {at} is not a record at which a "
                                        f"mapping row of address space {asid} starts or ends")
 
+    def _check_placements(self):
+        """Each placement: a non-empty page-aligned range (its file offset page-aligned
+        too, as ``mmap`` needs it), in call order (``at_record`` never decreasing)."""
+        pl = self.placements
+        if pl.ndim != 1:
+            raise TraceFormatError("placements table must be one-dimensional")
+        last = 0
+        for i, (_asid, start, end, at, off) in enumerate(pl.tolist()):
+            where = f"placement {i}"
+            if end <= start:
+                raise TraceFormatError(f"{where}: end {end:#x} is not above start {start:#x}")
+            for name, v in (("start", start), ("end", end), ("file_offset", off)):
+                if v % MOVE_ALIGN:
+                    raise TraceFormatError(f"{where}: {name} {v:#x} is not a multiple of "
+                                           f"{MOVE_ALIGN}")
+            if at < last:
+                raise TraceFormatError(f"{where}: at_record {at} is before the previous "
+                                       f"placement's {last} (placements are in call order)")
+            last = at
+
     def __len__(self):
         return len(self.table)
 
@@ -302,12 +369,13 @@ class Mappings:
             return NotImplemented
         return (np.array_equal(self.table, other.table) and self.files == other.files
                 and self.source == other.source and np.array_equal(self.reads, other.reads)
-                and np.array_equal(self.moves, other.moves))
+                and np.array_equal(self.moves, other.moves)
+                and np.array_equal(self.placements, other.placements))
 
     def __repr__(self):
         return (f"<Mappings {len(self.table)} rows, {len(self.files)} files, "
                 f"{len(self.reads)} file reads, {len(self.moves)} moves, "
-                f"source={self.source!r}>")
+                f"{len(self.placements)} placements, source={self.source!r}>")
 
     def at(self, record):
         """The rows valid for record number ``record`` (the address space at that moment)."""
@@ -317,7 +385,8 @@ class Mappings:
     def window(self, lo, hi):
         """The mappings of records ``[lo, hi)`` renumbered from 0: rows that exist in the
         window, with ``from_record``/``until_record`` clipped to it; the file reads up to its
-        end; the moves strictly inside it (``lo < at_record < hi``)."""
+        end; the moves strictly inside it (``lo < at_record < hi``); the placements made in
+        it (``lo <= at_record < hi``)."""
         t = self.table
         keep = (t["from_record"] < max(hi, lo + 1)) & (t["until_record"] > lo)
         out = t[keep].copy()
@@ -331,7 +400,12 @@ class Mappings:
         # saw mapped there; one at its end or after it happens after the window
         mv = self.moves[(self.moves["at_record"] > lo) & (self.moves["at_record"] < hi)].copy()
         mv["at_record"] -= np.uint64(lo)
-        return Mappings(out, self.files, self.source, r, mv)
+        # a placement's rows start at its record: one at the window's first record made
+        # mappings the window starts with (a move there acted on rows the window never saw)
+        pl = self.placements
+        pl = pl[(pl["at_record"] >= lo) & (pl["at_record"] < hi)].copy()
+        pl["at_record"] -= np.uint64(lo)
+        return Mappings(out, self.files, self.source, r, mv, pl)
 
     def frame(self):
         """The table as a pandas DataFrame with readable columns (``backing`` and ``perms``
@@ -356,6 +430,15 @@ class Mappings:
         mv = self.moves
         df = pd.DataFrame({name: mv[name] for name in MOVE_DTYPE.names})
         df["pages"] = (mv["end"] - mv["start"]) // MOVE_ALIGN
+        return df
+
+    def placements_frame(self):
+        """One row per placement: the columns of :data:`PLACEMENT_DTYPE` and its ``pages``."""
+        import pandas as pd
+
+        pl = self.placements
+        df = pd.DataFrame({name: pl[name] for name in PLACEMENT_DTYPE.names})
+        df["pages"] = (pl["end"] - pl["start"]) // MOVE_ALIGN
         return df
 
     def files_frame(self):

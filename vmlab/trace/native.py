@@ -63,8 +63,15 @@ them stays readable by the vmlab that reads version 5) adds ``moves``: ``{"n_row
 1-5 refuses such a file by its version; a ``moves`` field in a file of version 1-5 is a
 header error.
 
+Version 7 (written only for a trace whose mappings carry placements, so that a recording
+without them stays readable by the vmlab that reads version 6) adds ``placements``:
+``{"n_rows", "dtype" (the numpy descr of PLACEMENT_DTYPE), "offset", "nbytes", "crc32"}``,
+the ``mmap`` calls the kernel would have placed 2 MiB-aligned to their file offset, in call
+order (:mod:`vmlab.trace.mappings`).  A vmlab that reads versions 1-6 refuses such a file
+by its version; a ``placements`` field in a file of version 1-6 is a header error.
+
 Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
-no file reads, files before version 6 no moves.  The tables are small: they are read and their CRC-32s checked on every
+no file reads, files before version 6 no moves, files before version 7 no placements.  The tables are small: they are read and their CRC-32s checked on every
 open.
 """
 from __future__ import annotations
@@ -96,8 +103,10 @@ LOCK_R_VERSION = 4
 CALL_VERSION = 5
 #: The version of a file whose mappings carry the moves table (``mremap``).
 MOVES_VERSION = 6
+#: The version of a file whose mappings carry the placements table (large file ``mmap``).
+PLACEMENTS_VERSION = 7
 SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION,
-                      CALL_VERSION, MOVES_VERSION)
+                      CALL_VERSION, MOVES_VERSION, PLACEMENTS_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -502,6 +511,9 @@ def check_header(hdr, file_size, header_end):
     if "moves" in hdr and isinstance(version, int) and version < MOVES_VERSION:
         problems.append(f"header field 'moves' needs format version {MOVES_VERSION}, the file "
                         f"says version {version}")
+    if "placements" in hdr and isinstance(version, int) and version < PLACEMENTS_VERSION:
+        problems.append(f"header field 'placements' needs format version "
+                        f"{PLACEMENTS_VERSION}, the file says version {version}")
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if cols is not None and missing:
         problems.append(f"column(s) {missing} are missing")
@@ -694,9 +706,11 @@ def crc32_combine(crc1, crc2, len2):
     return crc1 ^ crc2
 
 
-# -- versions 2, 3 and 6: the mappings, files, file reads and moves tables -----------------
+# -- versions 2, 3, 6 and 7: the mappings, files, file reads, moves, placements tables -----
 def _version(tables):
     """The oldest version that holds ``tables`` (the header fields of :func:`_write_tables`)."""
+    if "placements" in tables:
+        return PLACEMENTS_VERSION
     if "moves" in tables:
         return MOVES_VERSION
     if "file_reads" in tables:
@@ -717,14 +731,15 @@ def _write_tables(out, offset, mappings):
     the header fields that describe them ({} without mappings)."""
     if mappings is None:
         return {}
-    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE
+    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, PLACEMENT_DTYPE
 
     table = np.ascontiguousarray(mappings.table.astype(MAPPING_DTYPE.newbyteorder("<")))
     entry, offset = _write_blob(out, offset, table.tobytes())
     fields = {"mappings": {"n_rows": len(table), "dtype": MAPPING_DTYPE.descr, **entry,
                            "source": mappings.source}}
     for key, rows, dtype in (("file_reads", mappings.reads, FILE_READ_DTYPE),
-                             ("moves", mappings.moves, MOVE_DTYPE)):
+                             ("moves", mappings.moves, MOVE_DTYPE),
+                             ("placements", mappings.placements, PLACEMENT_DTYPE)):
         if len(rows):     # (absent when empty: the file keeps the version it had without)
             rows = np.ascontiguousarray(rows.astype(dtype.newbyteorder("<")))
             entry, offset = _write_blob(out, offset, rows.tobytes())
@@ -771,7 +786,8 @@ def read_tables(path, hdr):
     header has none). The tables are small: they are read and checked at once."""
     if "mappings" not in hdr:
         return None
-    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, FileInfo, Mappings
+    from .mappings import (FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, PLACEMENT_DTYPE,
+                           FileInfo, Mappings)
 
     path = Path(path)
     size = path.stat().st_size
@@ -783,6 +799,8 @@ def read_tables(path, hdr):
     reads = _read_optional_table(path, hdr, size, "file_reads", "file reads table",
                                  FILE_READ_DTYPE)
     moves = _read_optional_table(path, hdr, size, "moves", "moves table", MOVE_DTYPE)
+    placements = _read_optional_table(path, hdr, size, "placements", "placements table",
+                                      PLACEMENT_DTYPE)
     files = []
     for i, item in enumerate(hdr["files"]):
         try:
@@ -818,14 +836,14 @@ def read_tables(path, hdr):
                 raise
             raise TraceFormatError(f"header field files[{i}] is malformed ({e})", path) from None
     try:
-        return Mappings(table, files, m.get("source", ""), reads, moves)
+        return Mappings(table, files, m.get("source", ""), reads, moves, placements)
     except TraceFormatError as e:
         raise TraceFormatError(e.reason, path) from None
 
 
 def _read_optional_table(path, hdr, size, key, label, want):
     """The table of the header field ``key`` (``file_reads``: version 3, ``moves``:
-    version 6), empty without one."""
+    version 6, ``placements``: version 7), empty without one."""
     if key not in hdr:
         return np.zeros(0, want)
     r = hdr[key]

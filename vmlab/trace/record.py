@@ -50,9 +50,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VmlabError
-from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_DTYPE, NO_FILE, PROT_EXEC,
-                       PROT_READ, PROT_WRITE, READ_CALLS, Backing, FileInfo, Mappings,
-                       file_info)
+from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_DTYPE, NO_FILE,
+                       PLACEMENT_DTYPE, PROT_EXEC, PROT_READ, PROT_WRITE, READ_CALLS, Backing,
+                       FileInfo, Mappings, file_info, kernel_aligns)
 from .model import Op, TraceMeta
 from .native import TraceWriter
 
@@ -219,12 +219,16 @@ MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 class AddressSpace:
     """Live mappings of one address space; every change closes the rows it overlaps at the
     record number it happens (rows never overlap at any record number).  :attr:`moves`: the
-    ``mremap`` calls that moved pages, ``(start, end, to, at)`` in call order."""
+    ``mremap`` calls that moved pages, ``(start, end, to, at)`` in call order.
+    :attr:`placements`: the ``mmap`` calls the kernel would have placed 2 MiB-aligned to
+    their file offset where the recorder chose another address, ``(start, end, at,
+    file_offset)`` in call order."""
 
     def __init__(self):
         self.live = []     # [start, end, prot, shared, backing, file, offset, from_record]
         self.done = []
         self.moves = []
+        self.placements = []
 
     def carve(self, a, b, at):
         """Remove ``[a, b)`` from the live rows at record ``at``; return the removed parts'
@@ -303,6 +307,11 @@ class AddressSpace:
         changes = {r[7] for r in rows} | {r[8] for r in rows}
         kept = [(asid, *mv) for mv in self.moves if mv[3] in changes]
         return np.array(kept, MOVE_DTYPE)
+
+    def placements_table(self, asid=0):
+        """:attr:`placements` as a :data:`~vmlab.trace.mappings.PLACEMENT_DTYPE` array."""
+        rows = sorted(self.placements, key=lambda p: p[2])   # (stable: call order at a record)
+        return np.array([(asid, *p) for p in rows], PLACEMENT_DTYPE)
 
 
 def _page_up(x):
@@ -489,6 +498,10 @@ class SyscallTracker:
                 backing, file = Backing.FILE, self.fds.get(fd, NO_FILE)
             self.space.add(value, value + _page_up(length), prot & 7, shared, backing, file,
                            off, at)
+            # valgrind chose this address; the kernel would have aligned a large file
+            # mapping to its offset (thp_get_unmapped_area()): say so, the replay moves it
+            if backing == Backing.FILE and kernel_aligns(length, flags, off):
+                self.space.placements.append((value, value + _page_up(length), at, off))
         elif name == "munmap" and len(nums) >= 2:
             self.space.carve(nums[0], nums[0] + _page_up(nums[1]), at)
         elif name == "mprotect" and len(nums) >= 3:
@@ -709,7 +722,8 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         reads = _exec_rows(program, files) + tracker.reads
         writer.mappings = Mappings(space.table(), files.files,
                                    "valgrind -d start-up layout + --trace-syscalls=yes",
-                                   np.array(reads, FILE_READ_DTYPE), space.moves_table())
+                                   np.array(reads, FILE_READ_DTYPE), space.moves_table(),
+                                   space.placements_table())
         writer.close()
     except BaseException:
         writer.abort()
@@ -1367,6 +1381,7 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
                     pids.setdefault(ev[1], None)
             asid_of = _asids_in_order(text)
             table, moves = mappings_from_perf(sink, files, asid_of)
+            # no placements: perf sees the addresses the kernel chose (already aligned)
             w.mappings = Mappings(table, files.files,
                                   "perf PERF_RECORD_MMAP2 + syscalls:sys_enter_{munmap,"
                                   "mprotect,mremap,brk}/sys_exit_{brk,mremap} tracepoints",

@@ -10,8 +10,9 @@ program touched just before.  For page faults those records change nothing:
 * every lock record (``LOCK_W``, ``LOCK_R``) is kept, and the filter is emptied wherever the trace's mappings
   change (a mapping row starts or ends), so the first access to a page under each mapping
   is kept.  The file reads table (:mod:`vmlab.trace.mappings`) keeps every row, each
-between the same kept records as before; so does the moves table, each move at the record
-its mapping rows start and end at.
+between the same kept records as before; so do the moves table, each move at the record
+its mapping rows start and end at, and the placements table, each at the record its rows
+start at.
 
 What this preserves: the first read and the first write of every page in every mapping
 epoch, in their order, so the fault counts of a replay with unlimited memory are exactly the
@@ -142,6 +143,8 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
             reads["at_record"] = np.searchsorted(kept, reads["at_record"].astype(np.int64))
             moves = m.moves.copy()   # a move stays at its rows' end (renumbered as they are)
             moves["at_record"] = np.searchsorted(kept, moves["at_record"].astype(np.int64))
-            w.mappings = Mappings(t, m.files, m.source, reads, moves)
+            placed = m.placements.copy()   # a placement stays at its rows' start
+            placed["at_record"] = np.searchsorted(kept, placed["at_record"].astype(np.int64))
+            w.mappings = Mappings(t, m.files, m.source, reads, moves, placed)
     return w.path, {"records_in": n, "records_out": int(len(kept)),
                     "filter_pages": int(filter_pages)}
