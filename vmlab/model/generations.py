@@ -88,8 +88,8 @@ def placement_deltas(trace):
     m = trace.mappings
     t = m.table
     delta = np.zeros(len(t), np.uint64)
-    pl = getattr(m, "placements", None)
-    if pl is None or not len(pl):
+    pl = m.placements
+    if not len(pl):
         return delta
     for k, p in enumerate(pl[np.argsort(pl["at_record"], kind="stable")], start=1):
         if k >= 1 << (SHIFT - PLACE_SHIFT):
@@ -270,7 +270,8 @@ def _shifted(trace, delta):
             moves[j]["to"] += delta[dst]
     cols = dict(trace.columns)
     cols["addr"] = addr
-    mp = Mappings(t, m.files, m.source, m.reads, moves, m.placements)
+    # (the placements are applied: the shifted rows sit where the kernel would put them)
+    mp = Mappings(t, m.files, m.source, m.reads, moves)
     return type(trace).from_columns(cols, trace.meta, n_threads=trace._n_threads,
                                     mappings=mp, _checked=trace._checked)
 
