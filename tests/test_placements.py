@@ -176,15 +176,16 @@ def test_damaged_placements_are_one_clear_error(tmp_path):
 
 
 # -- slicing and stripping ----------------------------------------------------------------
-def test_a_window_keeps_the_placements_made_in_it_renumbered(tmp_path):
+def test_a_window_keeps_the_placements_made_before_its_end_renumbered(tmp_path):
     m = _placed(at=2)
-    # its rows start at 2: a window from 2 starts with them, so it keeps the placement
+    # its rows start at 2: a window from 2 or later may start with them alive, so it keeps
+    # the placement at its first record; a window that ends by 2 has none
     for lo, hi, want in ((0, 10, [2]), (1, 10, [1]), (2, 10, [0]), (2, 3, [0]),
-                         (3, 10, []), (0, 2, []), (0, 1, [])):
+                         (3, 10, [0]), (0, 2, []), (0, 1, [])):
         assert m.window(lo, hi).placements["at_record"].tolist() == want, (lo, hi)
     tr = _write(tmp_path / "p.vmt", m)
     assert tr[2:6].mappings.placements.tolist() == [(0, A, A + 2 * MB2, 0, 0)]
-    assert len(tr[3:6].mappings.placements) == 0
+    assert tr[3:6].mappings.placements.tolist() == [(0, A, A + 2 * MB2, 0, 0)]
 
 
 def test_strip_keeps_each_placement_at_its_rows_start(tmp_path):

@@ -385,8 +385,8 @@ class Mappings:
     def window(self, lo, hi):
         """The mappings of records ``[lo, hi)`` renumbered from 0: rows that exist in the
         window, with ``from_record``/``until_record`` clipped to it; the file reads up to its
-        end; the moves strictly inside it (``lo < at_record < hi``); the placements made in
-        it (``lo <= at_record < hi``)."""
+        end; the moves strictly inside it (``lo < at_record < hi``); the placements made
+        before its end (``at_record < hi``), those before it at its first record."""
         t = self.table
         keep = (t["from_record"] < max(hi, lo + 1)) & (t["until_record"] > lo)
         out = t[keep].copy()
@@ -400,11 +400,13 @@ class Mappings:
         # saw mapped there; one at its end or after it happens after the window
         mv = self.moves[(self.moves["at_record"] > lo) & (self.moves["at_record"] < hi)].copy()
         mv["at_record"] -= np.uint64(lo)
-        # a placement's rows start at its record: one at the window's first record made
-        # mappings the window starts with (a move there acted on rows the window never saw)
+        # a placement's rows start at its record: one made before the window (or at its
+        # first record) placed mappings the window may start with, so it moves to record 0
+        # (the window's rows alive there start at 0 too; a later placement over the same
+        # range stays after it, in call order); one at its end or after it, none
         pl = self.placements
-        pl = pl[(pl["at_record"] >= lo) & (pl["at_record"] < hi)].copy()
-        pl["at_record"] -= np.uint64(lo)
+        pl = pl[pl["at_record"] < hi].copy()
+        pl["at_record"] = np.maximum(pl["at_record"], lo) - np.uint64(lo)
         return Mappings(out, self.files, self.source, r, mv, pl)
 
     def frame(self):
