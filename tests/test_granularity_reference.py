@@ -162,6 +162,32 @@ def test_a_recorded_folio_layout_maps_each_folio_in_one_fault():
     assert r8.counters["n_faults"] == 1 + 1 + 4 + 1 + 1 + 1 + 1 + 4 + 1
 
 
+def test_the_files_last_folio_is_mapped_whole_only_from_an_empty_page_table():
+    """Linux 6.18 (docs/model.md 11.3): fault-around never maps the folio holding the file's
+    last page beyond its window (``file_end >= folio_next_index()`` compares with the last
+    index), and skips an empty page table when that folio comes first: finish_fault() then
+    maps the folio whole.  A 32-page file, one folio of 32 pages, resident; a read of page
+    20 from an empty page table maps all 32 (the read of page 3 is no fault); after a read
+    of another VMA's page in the same page table, it maps its window [16, 32) only and page
+    3 takes a fault of its own.  Measured on 6.18: a 256-page last folio, 16 faults in a
+    populated table, 1 from an empty one (tests/test_folio_layout.py)."""
+    from vmlab.model.scenario import File
+    v = Vma(BASE, BASE + 32 * PAGE, "file", file="data")
+    other = Vma(BASE + 64 * PAGE, BASE + 80 * PAGE, "file")     # same page table
+    f = File("data", size_bytes=32 * PAGE, folios=[(0, 32)])
+    pre = [BASE + i * PAGE for i in range(32)] + [BASE + 64 * PAGE]
+    rows = [(R, 20), (R, 3)]
+    empty = run(rows, vma=v, fault_around_pages=16, preload=pre[:32], files=(f,))
+    assert empty.counters["n_faults"] == 1 and empty.counters["n_ptes_end"] == 32
+    tr = Trace(addr=np.array([BASE + 64 * PAGE, BASE + 20 * PAGE, BASE + 3 * PAGE], np.uint64),
+               op=np.array([R, R, R], np.uint8), tid=np.zeros(3, np.uint32))
+    sc = Scenario(tr, vmas=[v, other], costs=COSTS, fault_model="kernel", fault_around_pages=16,
+                  preload=pre, files=(f,))
+    r = simulate(sc, "nopage")
+    assert first_difference(canonical(vmlab.engine.run(sc, "nopage")), canonical(r)) is None
+    assert r.counters["n_faults"] == 3 and r.faults["start_ns"][2] > r.faults["start_ns"][1]
+
+
 def test_a_listed_folio_is_read_by_one_io_and_evicted_whole():
     """A cold file with a listed folio of 8 pages at page 8: the first read there reads the
     whole folio (8 pages, one I/O) and maps it all (finish_fault(): it fits in the VMA, the
