@@ -7,7 +7,6 @@ only when that is missing.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -26,6 +25,7 @@ from vmlab.trace.native import TraceWriter, read_header
 from vmlab.trace.record import (AddressSpace, FileTable, SyscallTracker, exec_reads,
                                exec_stores)
 from vmlab.trace.strip import strip_trace
+from vmt_header import edit_header  # noqa: E402
 
 PS = 4096
 BASE = 0x400000
@@ -175,13 +175,7 @@ def test_damaged_file_reads_are_one_clear_error(tmp_path):
 def test_bad_read_ahead_kb_in_the_header_is_refused(tmp_path):
     _trace(tmp_path, _reads((0, 0, 832, 0, "exec")), [(0, Op.LOAD)], ra_kb=128)
     p = tmp_path / "t.vmt"
-    raw = p.read_bytes()
-    hlen = int.from_bytes(raw[12:16], "little")
-    hdr = json.loads(raw[16:16 + hlen])
-    hdr["files"][0]["read_ahead_kb"] = "lots"
-    new = json.dumps(hdr).encode()
-    assert len(new) <= 65536 - 16
-    p.write_bytes(raw[:12] + len(new).to_bytes(4, "little") + new + raw[16 + len(new):])
+    edit_header(p, lambda h: h["files"][0].update(read_ahead_kb="lots"))
     with pytest.raises(TraceFormatError, match=r"files\[0\].read_ahead_kb must be"):
         open_trace(p)
 

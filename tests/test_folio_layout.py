@@ -6,7 +6,6 @@ their skip reason.
 """
 from __future__ import annotations
 
-import json
 import mmap
 import os
 
@@ -22,6 +21,7 @@ from vmlab.trace.folios import _folios, _populate, folio_layout
 from vmlab.trace.mappings import (FOREVER, MAPPING_DTYPE, Backing, FileInfo, Mappings,
                                   file_info, mapped_file, residency)
 from vmlab.trace.native import TraceWriter, read_header
+from vmt_header import edit_header  # noqa: E402
 
 PS = 4096
 BASE = 0x400000
@@ -199,16 +199,6 @@ def _trace(tmp_path, folios, name="t.vmt", size=64):
     return open_trace(tmp_path / name)
 
 
-def _rewrite_header(p, edit):
-    raw = p.read_bytes()
-    hlen = int.from_bytes(raw[12:16], "little")
-    hdr = json.loads(raw[16:16 + hlen])
-    edit(hdr)
-    new = json.dumps(hdr).encode()
-    assert len(new) <= 65536 - 16
-    p.write_bytes(raw[:12] + len(new).to_bytes(4, "little") + new + raw[16 + len(new):])
-
-
 def test_folios_round_trip_and_old_traces_load_with_none(tmp_path):
     lay = ((0, 16), (16, 4), (32, 32))
     tr = _trace(tmp_path, lay)
@@ -224,7 +214,7 @@ def test_folios_round_trip_and_old_traces_load_with_none(tmp_path):
     def strip(hdr):
         for item in hdr["files"]:
             item.pop("folios", None)
-    _rewrite_header(old, strip)
+    edit_header(old, strip)
     assert [x.folios for x in open_trace(old).mappings.files] == [None, None]
     assert _trace(tmp_path, None, name="n.vmt").mappings.files[0].folios is None
 
@@ -243,13 +233,13 @@ def test_damaged_folios_are_one_clear_error(tmp_path):
     raw = bytearray(good)
     raw[off + 8:off + 16] = (3).to_bytes(8, "little")
     p.write_bytes(bytes(raw))
-    _rewrite_header(p, lambda h: h["files"][0]["folios"].update(crc32=None))
+    edit_header(p, lambda h: h["files"][0]["folios"].update(crc32=None))
     with pytest.raises(TraceFormatError, match=r"files\[0\]: file '/data/f': folios: "
                                                r"\(0, 3\) is not a folio") as e:
         open_trace(p)
     assert e.value.path == str(p)
     p.write_bytes(good)
-    _rewrite_header(p, lambda h: h["files"][0]["folios"].update(n_rows=5))
+    edit_header(p, lambda h: h["files"][0]["folios"].update(n_rows=5))
     with pytest.raises(TraceFormatError, match=r"files\[0\].folios: 16 bytes do not hold 5"):
         open_trace(p)
     with pytest.raises(TraceFormatError, match="overlaps"):

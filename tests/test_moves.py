@@ -7,7 +7,6 @@ only when that is missing.
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from vmlab.trace.mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_
                                   Backing, Mappings)
 from vmlab.trace.native import MOVES_VERSION, READS_VERSION, TraceWriter, read_header
 from vmlab.trace.strip import strip_trace
+from vmt_header import check_damaged_table, edit_header  # noqa: E402
 
 PS = 4096
 A, B, G = 0x10000, 0x40000, 0x14000      # the source, the destination, the guard page
@@ -116,47 +116,10 @@ def test_moves_round_trip_through_version_6(tmp_path):
     assert open_trace(tmp_path / "c.vmt").has_call
 
 
-def _edit(path, change):
-    """Rewrite ``path``'s JSON header through ``change(hdr)`` (the header area keeps its
-    length: the columns stay where they are)."""
-    raw = bytearray(path.read_bytes())
-    hlen = int.from_bytes(raw[12:16], "little")
-    hdr = json.loads(raw[16:16 + hlen])
-    change(hdr)
-    text = json.dumps(hdr).encode()
-    assert len(text) <= hlen
-    raw[16:16 + hlen] = text.ljust(hlen)
-    raw[8:12] = int(hdr["version"]).to_bytes(4, "little")
-    path.write_bytes(bytes(raw))
-
-
 def test_damaged_moves_are_one_clear_error(tmp_path):
     p = tmp_path / "m.vmt"
     _write(p, _grown(), GROWN_ADDR)
-    good = p.read_bytes()
-    hdr = read_header(p)
-    raw = bytearray(good)
-    raw[hdr["moves"]["offset"] + 3] ^= 0xFF
-    p.write_bytes(bytes(raw))
-    with pytest.raises(TraceFormatError, match="checksum mismatch in moves"):
-        open_trace(p)
-
-    def case(change, match):
-        p.write_bytes(good)
-        _edit(p, change)
-        with pytest.raises(TraceFormatError, match=match) as e:
-            open_trace(p)
-        assert "\n" not in str(e.value)
-
-    case(lambda h: h["moves"].update(n_rows=2), r"moves table: 34 bytes do not hold 2 rows")
-    case(lambda h: h["moves"].update(nbytes=10**9), r"file is truncated: moves needs bytes")
-    case(lambda h: h["moves"].update(dtype=[["asid", "<u2"], ["start", "<u8"]]),
-         r"moves table has fields \('asid', 'start'\), expected \('asid', 'start', 'end', "
-         r"'to', 'at_record'\)")
-    case(lambda h: h.update(moves=[1]), r"header field 'moves' must be an object")
-    case(lambda h: h["moves"].pop("offset"), r"header field 'moves' needs offset")
-    case(lambda h: h.update(version=5), r"header field 'moves' needs format version 6, the "
-                                        r"file says version 5")
+    check_damaged_table(p, "moves", "moves table", MOVE_DTYPE.names, 6)
 
 
 def test_a_moves_table_that_breaks_the_rules_is_refused_on_open(tmp_path):
@@ -171,7 +134,7 @@ def test_a_moves_table_that_breaks_the_rules_is_refused_on_open(tmp_path):
     mv["at_record"] = 7
     raw[hdr["moves"]["offset"]:hdr["moves"]["offset"] + mv.nbytes] = mv.tobytes()
     p.write_bytes(bytes(raw))
-    _edit(p, lambda h: h["moves"].update(crc32=zlib.crc32(mv.tobytes())))
+    edit_header(p, lambda h: h["moves"].update(crc32=zlib.crc32(mv.tobytes())))
     with pytest.raises(TraceFormatError, match=r"m\.vmt: move 0: at_record 7 is not a record"):
         open_trace(p)
 

@@ -8,7 +8,6 @@ when that is missing.
 """
 from __future__ import annotations
 
-import json
 import zlib
 
 import numpy as np
@@ -21,6 +20,7 @@ from vmlab.trace.mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_
 from vmlab.trace.native import (MOVES_VERSION, PLACEMENTS_VERSION, SUPPORTED_VERSIONS,
                                 TraceWriter, read_header)
 from vmlab.trace.strip import strip_trace
+from vmt_header import check_damaged_table, edit_header  # noqa: E402
 
 PS = 4096
 MB2 = 2 << 20
@@ -118,49 +118,12 @@ def test_placements_round_trip_through_version_7(tmp_path):
     assert read_header(tmp_path / "b.vmt")["version"] == 7
 
 
-def _edit(path, change):
-    """Rewrite ``path``'s JSON header through ``change(hdr)`` (same length: the columns stay
-    where they are)."""
-    raw = bytearray(path.read_bytes())
-    hlen = int.from_bytes(raw[12:16], "little")
-    hdr = json.loads(raw[16:16 + hlen])
-    change(hdr)
-    text = json.dumps(hdr).encode()
-    assert len(text) <= hlen
-    raw[16:16 + hlen] = text.ljust(hlen)
-    raw[8:12] = int(hdr["version"]).to_bytes(4, "little")
-    path.write_bytes(bytes(raw))
-
-
 def test_damaged_placements_are_one_clear_error(tmp_path):
     p = tmp_path / "p.vmt"
     _write(p, _placed())
+    check_damaged_table(p, "placements", "placements table", PLACEMENT_DTYPE.names, 7)
     good = p.read_bytes()
     entry = read_header(p)["placements"]
-    raw = bytearray(good)
-    raw[entry["offset"] + 3] ^= 0xFF
-    p.write_bytes(bytes(raw))
-    with pytest.raises(TraceFormatError, match="checksum mismatch in placements"):
-        open_trace(p)
-
-    def case(change, match):
-        p.write_bytes(good)
-        _edit(p, change)
-        with pytest.raises(TraceFormatError, match=match) as e:
-            open_trace(p)
-        assert "\n" not in str(e.value)
-
-    case(lambda h: h["placements"].update(n_rows=2),
-         r"placements table: 34 bytes do not hold 2 rows")
-    case(lambda h: h["placements"].update(nbytes=10**9),
-         r"file is truncated: placements needs bytes")
-    case(lambda h: h["placements"].update(dtype=[["asid", "<u2"], ["start", "<u8"]]),
-         r"placements table has fields \('asid', 'start'\), expected \('asid', 'start', "
-         r"'end', 'at_record', 'file_offset'\)")
-    case(lambda h: h.update(placements=[1]), r"header field 'placements' must be an object")
-    case(lambda h: h["placements"].pop("offset"), r"header field 'placements' needs offset")
-    case(lambda h: h.update(version=6), r"header field 'placements' needs format version 7, "
-                                        r"the file says version 6")
 
     # intact bytes (checksum rewritten) that break the table's rules: named by its row
     p.write_bytes(good)
@@ -169,7 +132,7 @@ def test_damaged_placements_are_one_clear_error(tmp_path):
     pl["end"] = pl["start"]
     raw[entry["offset"]:entry["offset"] + pl.nbytes] = pl.tobytes()
     p.write_bytes(bytes(raw))
-    _edit(p, lambda h: h["placements"].update(crc32=zlib.crc32(pl.tobytes())))
+    edit_header(p, lambda h: h["placements"].update(crc32=zlib.crc32(pl.tobytes())))
     with pytest.raises(TraceFormatError, match=r"p\.vmt: placement 0: end 0x4000000 is not "
                                                r"above start"):
         open_trace(p)

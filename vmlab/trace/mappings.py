@@ -160,6 +160,16 @@ def kernel_aligns(length, flags, offset):
     return end - aligned >= PLACEMENT_ALIGN
 
 
+def _check_range(where, start, end, other):
+    """A table row's ``[start, end)``: not empty, and it and ``other`` (``(name, value)``)
+    multiples of :data:`MOVE_ALIGN`; else one line naming ``where``."""
+    if end <= start:
+        raise TraceFormatError(f"{where}: end {end:#x} is not above start {start:#x}")
+    for name, v in (("start", start), ("end", end), other):
+        if v % MOVE_ALIGN:
+            raise TraceFormatError(f"{where}: {name} {v:#x} is not a multiple of {MOVE_ALIGN}")
+
+
 @dataclass(frozen=True, eq=False)
 class FileInfo:
     """A mapped file: identity, size and page-cache residency when the run started."""
@@ -320,12 +330,7 @@ class Mappings:
         changes = {}
         for i, (asid, start, end, to, at) in enumerate(mv.tolist()):
             where = f"move {i}"
-            if end <= start:
-                raise TraceFormatError(f"{where}: end {end:#x} is not above start {start:#x}")
-            for name, v in (("start", start), ("end", end), ("to", to)):
-                if v % MOVE_ALIGN:
-                    raise TraceFormatError(f"{where}: {name} {v:#x} is not a multiple of "
-                                           f"{MOVE_ALIGN}")
+            _check_range(where, start, end, ("to", to))
             dest_end = to + end - start
             if dest_end > 2**64:
                 raise TraceFormatError(f"{where}: the destination [{to:#x}, {dest_end:#x}) "
@@ -350,12 +355,7 @@ class Mappings:
         last = 0
         for i, (_asid, start, end, at, off) in enumerate(pl.tolist()):
             where = f"placement {i}"
-            if end <= start:
-                raise TraceFormatError(f"{where}: end {end:#x} is not above start {start:#x}")
-            for name, v in (("start", start), ("end", end), ("file_offset", off)):
-                if v % MOVE_ALIGN:
-                    raise TraceFormatError(f"{where}: {name} {v:#x} is not a multiple of "
-                                           f"{MOVE_ALIGN}")
+            _check_range(where, start, end, ("file_offset", off))
             if at < last:
                 raise TraceFormatError(f"{where}: at_record {at} is before the previous "
                                        f"placement's {last} (placements are in call order)")
