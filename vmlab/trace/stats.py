@@ -56,6 +56,12 @@ class TraceSummary:
     source, notes : str
     gap_pages : int
         The ``gap_pages`` used to infer the VMAs.
+    recorded : dict
+        For a recording (a trace with mappings, :mod:`vmlab.trace.mappings`), what it holds
+        besides the accesses: ``rows``, ``files``, ``files_resident_measured`` (files whose
+        page-cache residency was measured), ``files_with_large_folios`` and
+        ``pages_in_large_folios`` (the measured folio layouts), ``file_reads``, ``moves``,
+        ``placements``; empty otherwise.
     """
 
     n_records: int
@@ -74,6 +80,7 @@ class TraceSummary:
     notes: str = ""
     gap_pages: int = 16
     vma_pages: list = field(default_factory=list)
+    recorded: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.vma_pages = [v.pages(self.page_size) for v in self.vmas]
@@ -111,7 +118,8 @@ class TraceSummary:
         if what != "summary":
             raise ValueError(f"what must be 'summary', 'vmas' or 'threads', got {what!r}")
         row = {k: v for k, v in self.to_dict().items()
-               if k not in ("op_counts", "thread_counts", "vmas", "vma_pages")}
+               if k not in ("op_counts", "thread_counts", "vmas", "vma_pages", "recorded")}
+        row.update({f"recorded_{k}": v for k, v in self.recorded.items()})
         row["n_vmas"] = len(self.vmas)
         row.update({f"n_{k}": v for k, v in self.op_counts.items()})
         return pd.DataFrame([row])
@@ -143,6 +151,13 @@ class TraceSummary:
         shown = ", ".join(f"{t}: {c:,}" for t, c in items[:8])
         more = f", ... ({len(items) - 8} more)" if len(items) > 8 else ""
         lines.append(f"records/thread  {shown or '-'}{more}")
+        if self.recorded:
+            r = self.recorded
+            lines.append(f"recorded        {r['rows']:,} mapping rows, {r['files']:,} files "
+                         f"({r['files_resident_measured']:,} with their page-cache residency, "
+                         f"{r['files_with_large_folios']:,} with large folios: "
+                         f"{r['pages_in_large_folios']:,} pages), {r['file_reads']:,} file "
+                         f"reads, {r['moves']:,} moves, {r['placements']:,} placements")
         lines.append(f"VMAs (inferred, gap {self.gap_pages} pages): {len(self.vmas)}")
         if self.vmas:
             lines.append(f"  {'asid':>4}  {'start':>14}  {'end':>14}  {'pages':>10}  "
@@ -282,7 +297,19 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
         vmas=acc.vmas(trace.page_size, gap_pages=gap_pages), addr_min=state["min"],
         addr_max=state["max"], has_gap=has_gap, total_gap_ns=state["gap"],
         page_size=trace.page_size, source=trace.meta.source, notes=trace.meta.notes,
-        gap_pages=gap_pages)
+        gap_pages=gap_pages, recorded=_recorded(trace.mappings))
+
+
+def _recorded(m):
+    """:attr:`TraceSummary.recorded` of a trace's mappings (``None``: {})."""
+    if m is None:
+        return {}
+    large = [f.folios for f in m.files if f.folios]
+    return {"rows": len(m.table), "files": len(m.files),
+            "files_resident_measured": sum(f.resident is not None for f in m.files),
+            "files_with_large_folios": len(large),
+            "pages_in_large_folios": int(sum(n for fol in large for _, n in fol)),
+            "file_reads": len(m.reads), "moves": len(m.moves), "placements": len(m.placements)}
 
 
 # ---------------------------------------------------------------------------------------
