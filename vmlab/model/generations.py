@@ -268,12 +268,28 @@ def _shifted(trace, delta):
             moves[j]["end"] += delta[src]
         if dst is not None:
             moves[j]["to"] += delta[dst]
+    zaps = m.zaps.copy()     # a zap goes with the row that maps it when it is made
+    for j, z in enumerate(m.zaps):
+        i = _row_alive(m.table, z["asid"], int(z["start"]), int(z["at_record"]))
+        if i is not None:
+            zaps[j]["start"] += delta[i]
+            zaps[j]["end"] += delta[i]
     cols = dict(trace.columns)
     cols["addr"] = addr
     # (the placements are applied: the shifted rows sit where the kernel would put them)
     mp = Mappings(t, m.files, m.source, m.reads, moves)
     return type(trace).from_columns(cols, trace.meta, n_threads=trace._n_threads,
                                     mappings=mp, _checked=trace._checked)
+
+
+def _row_alive(table, asid, at, record):
+    """The row of address space ``asid`` that maps ``at`` when a call returns just before
+    ``record`` (alive at ``record``, or else at ``record - 1``): a zap's row."""
+    hit = np.flatnonzero((table["asid"] == asid) & (table["start"] <= at) & (table["end"] > at)
+                         & (table["from_record"] <= record) & (table["until_record"] > record))
+    if not len(hit) and record > 0:
+        return _row_alive(table, asid, at, record - 1)
+    return int(hit[0]) if len(hit) else None
 
 
 def _row_at(table, asid, at, record, ending):

@@ -518,6 +518,10 @@ def unmaps_for(trace):
       and did not move (``munmap``, a ``brk`` shrink, the tail an ``mremap`` shrank) and of
       the moves' destinations (a mapping moved and unmapped before the next record).
 
+    A zap (``madvise(MADV_DONTNEED)``, the zaps table) at ``r`` is a plain ``Unmap`` of its
+    range too, though rows still map it: its pages go (anonymous frames freed, PTEs
+    removed) and the next access faults afresh (docs/model.md 11.9).
+
     An ``mprotect`` ends a row and starts another over the same range at the same record:
     nothing is unmapped; a ``brk`` that grows the heap neither.  Rows that outlive the trace
     unmap nothing, moves after its last record move nothing.  Sorted by record, then address
@@ -532,14 +536,16 @@ def unmaps_for(trace):
     t = m.table
     n = len(trace)
     mv = m.moves[m.moves["at_record"] < n]
+    zp = m.zaps[m.zaps["at_record"] < n]
     out = []
     for r in np.unique(np.concatenate([t["until_record"][t["until_record"] < n],
-                                       mv["at_record"]])):
+                                       mv["at_record"], zp["at_record"]])):
         r = int(r)
         live = t[(t["from_record"] <= r) & (r < t["until_record"])]
         ended = t[t["until_record"] == r]
         here = mv[mv["at_record"] == r]
-        for asid in np.unique(np.concatenate([ended["asid"], here["asid"]])):
+        zaps = zp[zp["at_record"] == r]
+        for asid in np.unique(np.concatenate([ended["asid"], here["asid"], zaps["asid"]])):
             moves = here[here["asid"] == asid]
             for x in moves:
                 out.append(Unmap(r, int(x["start"]), int(x["end"]), int(asid), to=int(x["to"])))
@@ -548,7 +554,9 @@ def unmaps_for(trace):
             mine = ended[ended["asid"] == asid]
             left = _subtract(_union(mine["start"], mine["end"]), sources) + dests
             mapped = live[live["asid"] == asid]
-            for lo, hi in _subtract(_merge(left), _union(mapped["start"], mapped["end"])):
+            gone = _subtract(_merge(left), _union(mapped["start"], mapped["end"]))
+            mine = zaps[zaps["asid"] == asid]
+            for lo, hi in _merge(gone + _union(mine["start"], mine["end"])):
                 out.append(Unmap(r, lo, hi, int(asid)))
     return out
 
