@@ -11,8 +11,8 @@ program touched just before.  For page faults those records change nothing:
   change (a mapping row starts or ends), so the first access to a page under each mapping
   is kept.  The file reads table (:mod:`vmlab.trace.mappings`) keeps every row, each
 between the same kept records as before; so do the moves table, each move at the record
-its mapping rows start and end at, and the placements table, each at the record its rows
-start at.
+its mapping rows start and end at, the placements table, each at the record its rows
+start at, and the zaps table, each between the same kept records as before.
 
 What this preserves: the first read and the first write of every page in every mapping
 epoch, in their order, so the fault counts of a replay with unlimited memory are exactly the
@@ -145,6 +145,8 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
             moves["at_record"] = np.searchsorted(kept, moves["at_record"].astype(np.int64))
             placed = m.placements.copy()   # a placement stays at its rows' start
             placed["at_record"] = np.searchsorted(kept, placed["at_record"].astype(np.int64))
-            w.mappings = Mappings(t, m.files, m.source, reads, moves, placed)
+            zaps = m.zaps.copy()   # a zap stays between the same kept records, like a read
+            zaps["at_record"] = np.searchsorted(kept, zaps["at_record"].astype(np.int64))
+            w.mappings = Mappings(t, m.files, m.source, reads, moves, placed, zaps)
     return w.path, {"records_in": n, "records_out": int(len(kept)),
                     "filter_pages": int(filter_pages)}
