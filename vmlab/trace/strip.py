@@ -11,9 +11,10 @@ program touched just before.  For page faults those records change nothing:
   change (a mapping row starts or ends) and at every zap (``madvise(MADV_DONTNEED)``: the
   next access to a zapped page faults again), so the first access to a page under each
   mapping, and after each zap, is kept.  The file reads table (:mod:`vmlab.trace.mappings`)
-  keeps every row, each between the same kept records as before; so do the moves table, each move at the record
-its mapping rows start and end at, the placements table, each at the record its rows
-start at, and the zaps table, each between the same kept records as before.
+  keeps every row, each between the same kept records as before; so do the moves table,
+  each move at the record its mapping rows start and end at, the placements table, each at
+  the record its rows start at, and the zaps table, each between the same kept records as
+  before.
 
 What this preserves: the first read and the first write of every page in every mapping
 epoch, in their order, so the fault counts of a replay with unlimited memory are exactly the
