@@ -275,9 +275,9 @@ def test_working_set_scan():
 
 def test_summarize_tells_what_a_recording_holds():
     """A recording's summary counts its mapping rows, files (measured residency, large
-    folios), file reads, moves and placements; a plain trace has none of it."""
-    from vmlab.trace.mappings import (FOREVER, MAPPING_DTYPE, PLACEMENT_DTYPE, Backing,
-                                      FileInfo, Mappings)
+    folios), file reads, moves, placements and zaps; a plain trace has none of it."""
+    from vmlab.trace.mappings import (FOREVER, MAPPING_DTYPE, PLACEMENT_DTYPE, ZAP_DTYPE,
+                                      Backing, FileInfo, Mappings)
 
     t = np.zeros(2, MAPPING_DTYPE)
     t[0] = (0, 0x400000, 0x800000, 1, 0, Backing.FILE, 0, 0, 0, FOREVER)
@@ -286,14 +286,17 @@ def test_summarize_tells_what_a_recording_holds():
                       folios=((0, 16), (64, 64))),
              FileInfo("/data/b", 1, 3, 4096)]
     pl = np.array([(0, 0x400000, 0x800000, 0, 0)], PLACEMENT_DTYPE)
+    zaps = np.array([(0, 0x900000, 0x901000, 1, 4), (0, 0x900000, 0x901000, 1, 24)], ZAP_DTYPE)
     tr = Trace(np.array([0x400000, 0x900000], np.uint64),
-               mappings=Mappings(t, files, "test", placements=pl))
+               mappings=Mappings(t, files, "test", placements=pl, zaps=zaps))
     s = stats.summarize(tr)
     assert s.recorded == {"rows": 2, "files": 2, "files_resident_measured": 1,
                           "files_with_large_folios": 1, "pages_in_large_folios": 80,
-                          "file_reads": 0, "moves": 0, "placements": 1}
+                          "file_reads": 0, "moves": 0, "placements": 1, "zaps": 2}
     assert "recorded        2 mapping rows, 2 files (1 with their page-cache residency, 1 " \
-           "with large folios: 80 pages), 0 file reads, 0 moves, 1 placements" in str(s)
+           "with large folios: 80 pages), 0 file reads, 0 moves, 1 placements, 2 zaps" \
+           in str(s)
     assert s.to_frame()["recorded_placements"].tolist() == [1]
+    assert s.to_frame()["recorded_zaps"].tolist() == [2]
     plain = stats.summarize(Trace(np.array([0x400000], np.uint64)))
     assert plain.recorded == {} and "recorded " not in str(plain)

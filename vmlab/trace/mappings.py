@@ -81,6 +81,23 @@ A trace recorded from a real program (``vmlab record``) carries, beside its reco
   ``file_offset``   uint64  byte offset in the file of ``start``
   ================  ======  ==============================================================
 
+* **zaps**: one row per successful ``madvise`` with ``MADV_DONTNEED`` (4) or
+  ``MADV_DONTNEED_LOCKED`` (24) on a non-empty range, in call order (:data:`ZAP_DTYPE`): the
+  kernel frees the range's anonymous pages and removes its page table entries, the mapping
+  stays, and the next access faults again (a zero-filled page, or for a private file mapping
+  the file's page again).  ``Mappings.zaps`` (empty when the recording did not track them,
+  or nothing was zapped):
+
+  ================  ======  ==============================================================
+  ``asid``          uint16  address space
+  ``start``         uint64  first byte zapped (page-aligned)
+  ``end``           uint64  one past the last byte zapped: ``start + len`` rounded up to
+                            pages, as the kernel does
+  ``at_record``     uint64  the record at which the call had returned (the call happened
+                            between record ``at_record - 1`` and record ``at_record``)
+  ``advice``        uint8   the ``madvise`` advice: 4 or 24 (:data:`ZAP_ADVICE`)
+  ================  ======  ==============================================================
+
 The residency snapshot uses ``mincore(2)`` on a read-only shared mapping of the file (ctypes):
 mapping a file and asking ``mincore`` reads none of its pages, so the snapshot does not
 change what it measures.
@@ -145,6 +162,14 @@ PLACEMENT_ALIGN = 2 << 20
 #: ``mmap`` flags that make the kernel take the caller's address (``uapi/asm-generic/mman``).
 MAP_FIXED, MAP_FIXED_NOREPLACE = 0x10, 0x100000
 
+ZAP_DTYPE = np.dtype([
+    ("asid", "<u2"), ("start", "<u8"), ("end", "<u8"), ("at_record", "<u8"),
+    ("advice", "<u1")])
+#: ``madvise`` advice that zaps a range (``uapi/asm-generic/mman-common``): ``MADV_DONTNEED``
+#: and ``MADV_DONTNEED_LOCKED``.
+MADV_DONTNEED, MADV_DONTNEED_LOCKED = 4, 24
+ZAP_ADVICE = (MADV_DONTNEED, MADV_DONTNEED_LOCKED)
+
 
 def kernel_aligns(length, flags, offset):
     """Whether the kernel places a file mapping of ``length`` bytes at file byte ``offset``
@@ -160,12 +185,12 @@ def kernel_aligns(length, flags, offset):
     return end - aligned >= PLACEMENT_ALIGN
 
 
-def _check_range(where, start, end, other):
-    """A table row's ``[start, end)``: not empty, and it and ``other`` (``(name, value)``)
-    multiples of :data:`MOVE_ALIGN`; else one line naming ``where``."""
+def _check_range(where, start, end, other=None):
+    """A table row's ``[start, end)``: not empty, and it and ``other`` (``(name, value)``,
+    if given) multiples of :data:`MOVE_ALIGN`; else one line naming ``where``."""
     if end <= start:
         raise TraceFormatError(f"{where}: end {end:#x} is not above start {start:#x}")
-    for name, v in (("start", start), ("end", end), other):
+    for name, v in (("start", start), ("end", end)) + ((other,) if other else ()):
         if v % MOVE_ALIGN:
             raise TraceFormatError(f"{where}: {name} {v:#x} is not a multiple of {MOVE_ALIGN}")
 
@@ -263,11 +288,15 @@ class Mappings:
     placements : numpy structured array of :data:`PLACEMENT_DTYPE`, optional
         The run's ``mmap`` calls the kernel would have placed 2 MiB-aligned to their file
         offset, in call order (empty: none, or not recorded).
+    zaps : numpy structured array of :data:`ZAP_DTYPE`, optional
+        The run's ``madvise(MADV_DONTNEED)`` calls (and ``MADV_DONTNEED_LOCKED``), in call
+        order (empty: none, or not recorded).
     """
 
-    __slots__ = ("table", "files", "source", "reads", "moves", "placements")
+    __slots__ = ("table", "files", "source", "reads", "moves", "placements", "zaps")
 
-    def __init__(self, table, files=(), source="", reads=None, moves=None, placements=None):
+    def __init__(self, table, files=(), source="", reads=None, moves=None, placements=None,
+                 zaps=None):
         self.table = _as_table(table, MAPPING_DTYPE, "mappings table")
         self.files = tuple(files)
         self.source = str(source)
@@ -278,6 +307,8 @@ class Mappings:
         self.placements = _as_table(
             np.zeros(0, PLACEMENT_DTYPE) if placements is None else placements,
             PLACEMENT_DTYPE, "placements table")
+        self.zaps = _as_table(np.zeros(0, ZAP_DTYPE) if zaps is None else zaps,
+                              ZAP_DTYPE, "zaps table")
         self.check()
 
     def check(self):
@@ -317,6 +348,7 @@ class Mappings:
                 f"call code {int(r['call'][i])} is not one of 0 to {len(READ_CALLS) - 1}"))
         self._check_moves()
         self._check_placements()
+        self._check_zaps()
 
     def _check_moves(self):
         """Each move: a non-empty aligned source range, a destination inside the address
@@ -361,6 +393,25 @@ class Mappings:
                                        f"placement's {last} (placements are in call order)")
             last = at
 
+    def _check_zaps(self):
+        """Each zap: a non-empty page-aligned range, in call order (``at_record`` never
+        decreasing), its advice one of :data:`ZAP_ADVICE`."""
+        z = self.zaps
+        if z.ndim != 1:
+            raise TraceFormatError("zaps table must be one-dimensional")
+        last = 0
+        for i, (_asid, start, end, at, advice) in enumerate(z.tolist()):
+            where = f"zap {i}"
+            _check_range(where, start, end)
+            if at < last:
+                raise TraceFormatError(f"{where}: at_record {at} is before the previous "
+                                       f"zap's {last} (zaps are in call order)")
+            if advice not in ZAP_ADVICE:
+                raise TraceFormatError(f"{where}: advice {advice} is not one of "
+                                       f"{', '.join(map(str, ZAP_ADVICE))} (MADV_DONTNEED, "
+                                       "MADV_DONTNEED_LOCKED)")
+            last = at
+
     def __len__(self):
         return len(self.table)
 
@@ -370,12 +421,14 @@ class Mappings:
         return (np.array_equal(self.table, other.table) and self.files == other.files
                 and self.source == other.source and np.array_equal(self.reads, other.reads)
                 and np.array_equal(self.moves, other.moves)
-                and np.array_equal(self.placements, other.placements))
+                and np.array_equal(self.placements, other.placements)
+                and np.array_equal(self.zaps, other.zaps))
 
     def __repr__(self):
         return (f"<Mappings {len(self.table)} rows, {len(self.files)} files, "
                 f"{len(self.reads)} file reads, {len(self.moves)} moves, "
-                f"{len(self.placements)} placements, source={self.source!r}>")
+                f"{len(self.placements)} placements, {len(self.zaps)} zaps, "
+                f"source={self.source!r}>")
 
     def at(self, record):
         """The rows valid for record number ``record`` (the address space at that moment)."""
@@ -386,7 +439,8 @@ class Mappings:
         """The mappings of records ``[lo, hi)`` renumbered from 0: rows that exist in the
         window, with ``from_record``/``until_record`` clipped to it; the file reads up to its
         end; the moves strictly inside it (``lo < at_record < hi``); the placements made
-        before its end (``at_record < hi``), those before it at its first record."""
+        before its end (``at_record < hi``), those before it at its first record; the zaps
+        made in it (``lo <= at_record < hi``)."""
         t = self.table
         keep = (t["from_record"] < max(hi, lo + 1)) & (t["until_record"] > lo)
         out = t[keep].copy()
@@ -407,7 +461,12 @@ class Mappings:
         pl = self.placements
         pl = pl[pl["at_record"] < hi].copy()
         pl["at_record"] = np.maximum(pl["at_record"], lo) - np.uint64(lo)
-        return Mappings(out, self.files, self.source, r, mv, pl)
+        # a zap before the window acted on pages the window starts without (it knows
+        # nothing mapped before it); one at its end or after it happens after the window
+        z = self.zaps
+        z = z[(z["at_record"] >= lo) & (z["at_record"] < hi)].copy()
+        z["at_record"] -= np.uint64(lo)
+        return Mappings(out, self.files, self.source, r, mv, pl, z)
 
     def frame(self):
         """The table as a pandas DataFrame with readable columns (``backing`` and ``perms``
@@ -441,6 +500,15 @@ class Mappings:
         pl = self.placements
         df = pd.DataFrame({name: pl[name] for name in PLACEMENT_DTYPE.names})
         df["pages"] = (pl["end"] - pl["start"]) // MOVE_ALIGN
+        return df
+
+    def zaps_frame(self):
+        """One row per zap: the columns of :data:`ZAP_DTYPE` and its ``pages``."""
+        import pandas as pd
+
+        z = self.zaps
+        df = pd.DataFrame({name: z[name] for name in ZAP_DTYPE.names})
+        df["pages"] = (z["end"] - z["start"]) // MOVE_ALIGN
         return df
 
     def files_frame(self):

@@ -70,9 +70,17 @@ the ``mmap`` calls the kernel would have placed 2 MiB-aligned to their file offs
 order (:mod:`vmlab.trace.mappings`).  A vmlab that reads versions 1-6 refuses such a file
 by its version; a ``placements`` field in a file of version 1-6 is a header error.
 
+Version 8 (written only for a trace whose mappings carry zaps, so that a recording without
+them stays readable by the vmlab that reads version 7) adds ``zaps``: ``{"n_rows", "dtype"
+(the numpy descr of ZAP_DTYPE), "offset", "nbytes", "crc32"}``, the ``madvise`` calls that
+zapped a range (``MADV_DONTNEED``, ``MADV_DONTNEED_LOCKED``), in call order
+(:mod:`vmlab.trace.mappings`).  A vmlab that reads versions 1-7 refuses such a file by its
+version; a ``zaps`` field in a file of version 1-7 is a header error.
+
 Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
-no file reads, files before version 6 no moves, files before version 7 no placements.  The tables are small: they are read and their CRC-32s checked on every
-open.
+no file reads, files before version 6 no moves, files before version 7 no placements,
+files before version 8 no zaps.  The tables are small: they are read and their CRC-32s
+checked on every open.
 """
 from __future__ import annotations
 
@@ -105,8 +113,10 @@ CALL_VERSION = 5
 MOVES_VERSION = 6
 #: The version of a file whose mappings carry the placements table (large file ``mmap``).
 PLACEMENTS_VERSION = 7
+#: The version of a file whose mappings carry the zaps table (``madvise(MADV_DONTNEED)``).
+ZAPS_VERSION = 8
 SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION,
-                      CALL_VERSION, MOVES_VERSION, PLACEMENTS_VERSION)
+                      CALL_VERSION, MOVES_VERSION, PLACEMENTS_VERSION, ZAPS_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -514,6 +524,9 @@ def check_header(hdr, file_size, header_end):
     if "placements" in hdr and isinstance(version, int) and version < PLACEMENTS_VERSION:
         problems.append(f"header field 'placements' needs format version "
                         f"{PLACEMENTS_VERSION}, the file says version {version}")
+    if "zaps" in hdr and isinstance(version, int) and version < ZAPS_VERSION:
+        problems.append(f"header field 'zaps' needs format version {ZAPS_VERSION}, the file "
+                        f"says version {version}")
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if cols is not None and missing:
         problems.append(f"column(s) {missing} are missing")
@@ -706,9 +719,11 @@ def crc32_combine(crc1, crc2, len2):
     return crc1 ^ crc2
 
 
-# -- versions 2, 3, 6 and 7: the mappings, files, file reads, moves, placements tables -----
+# -- versions 2, 3, 6, 7 and 8: the mappings, files, file reads, moves, placements, zaps ---
 def _version(tables):
     """The oldest version that holds ``tables`` (the header fields of :func:`_write_tables`)."""
+    if "zaps" in tables:
+        return ZAPS_VERSION
     if "placements" in tables:
         return PLACEMENTS_VERSION
     if "moves" in tables:
@@ -731,7 +746,8 @@ def _write_tables(out, offset, mappings):
     the header fields that describe them ({} without mappings)."""
     if mappings is None:
         return {}
-    from .mappings import FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, PLACEMENT_DTYPE
+    from .mappings import (FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, PLACEMENT_DTYPE,
+                           ZAP_DTYPE)
 
     table = np.ascontiguousarray(mappings.table.astype(MAPPING_DTYPE.newbyteorder("<")))
     entry, offset = _write_blob(out, offset, table.tobytes())
@@ -739,7 +755,8 @@ def _write_tables(out, offset, mappings):
                            "source": mappings.source}}
     for key, rows, dtype in (("file_reads", mappings.reads, FILE_READ_DTYPE),
                              ("moves", mappings.moves, MOVE_DTYPE),
-                             ("placements", mappings.placements, PLACEMENT_DTYPE)):
+                             ("placements", mappings.placements, PLACEMENT_DTYPE),
+                             ("zaps", mappings.zaps, ZAP_DTYPE)):
         if len(rows):     # (absent when empty: the file keeps the version it had without)
             rows = np.ascontiguousarray(rows.astype(dtype.newbyteorder("<")))
             entry, offset = _write_blob(out, offset, rows.tobytes())
@@ -787,7 +804,7 @@ def read_tables(path, hdr):
     if "mappings" not in hdr:
         return None
     from .mappings import (FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, PLACEMENT_DTYPE,
-                           FileInfo, Mappings)
+                           ZAP_DTYPE, FileInfo, Mappings)
 
     path = Path(path)
     size = path.stat().st_size
@@ -801,6 +818,7 @@ def read_tables(path, hdr):
     moves = _read_optional_table(path, hdr, size, "moves", "moves table", MOVE_DTYPE)
     placements = _read_optional_table(path, hdr, size, "placements", "placements table",
                                       PLACEMENT_DTYPE)
+    zaps = _read_optional_table(path, hdr, size, "zaps", "zaps table", ZAP_DTYPE)
     files = []
     for i, item in enumerate(hdr["files"]):
         try:
@@ -836,14 +854,14 @@ def read_tables(path, hdr):
                 raise
             raise TraceFormatError(f"header field files[{i}] is malformed ({e})", path) from None
     try:
-        return Mappings(table, files, m.get("source", ""), reads, moves, placements)
+        return Mappings(table, files, m.get("source", ""), reads, moves, placements, zaps)
     except TraceFormatError as e:
         raise TraceFormatError(e.reason, path) from None
 
 
 def _read_optional_table(path, hdr, size, key, label, want):
     """The table of the header field ``key`` (``file_reads``: version 3, ``moves``:
-    version 6, ``placements``: version 7), empty without one."""
+    version 6, ``placements``: version 7, ``zaps``: version 8), empty without one."""
     if key not in hdr:
         return np.zeros(0, want)
     r = hdr[key]

@@ -51,8 +51,8 @@ import numpy as np
 
 from ..errors import VmlabError
 from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_DTYPE, NO_FILE,
-                       PLACEMENT_DTYPE, PROT_EXEC, PROT_READ, PROT_WRITE, READ_CALLS, Backing,
-                       FileInfo, Mappings, file_info, kernel_aligns)
+                       PLACEMENT_DTYPE, PROT_EXEC, PROT_READ, PROT_WRITE, READ_CALLS, ZAP_ADVICE,
+                       ZAP_DTYPE, Backing, FileInfo, Mappings, file_info, kernel_aligns)
 from .model import Op, TraceMeta
 from .native import TraceWriter
 
@@ -222,13 +222,16 @@ class AddressSpace:
     ``mremap`` calls that moved pages, ``(start, end, to, at)`` in call order.
     :attr:`placements`: the ``mmap`` calls the kernel would have placed 2 MiB-aligned to
     their file offset where the recorder chose another address, ``(start, end, at,
-    file_offset)`` in call order."""
+    file_offset)`` in call order.  :attr:`zaps`: the ``madvise`` calls that zapped a range
+    (``MADV_DONTNEED``, ``MADV_DONTNEED_LOCKED``), ``(start, end, at, advice)`` in call
+    order."""
 
     def __init__(self):
         self.live = []     # [start, end, prot, shared, backing, file, offset, from_record]
         self.done = []
         self.moves = []
         self.placements = []
+        self.zaps = []
 
     def carve(self, a, b, at):
         """Remove ``[a, b)`` from the live rows at record ``at``; return the removed parts'
@@ -312,6 +315,11 @@ class AddressSpace:
         """:attr:`placements` as a :data:`~vmlab.trace.mappings.PLACEMENT_DTYPE` array."""
         rows = sorted(self.placements, key=lambda p: p[2])   # (stable: call order at a record)
         return np.array([(asid, *p) for p in rows], PLACEMENT_DTYPE)
+
+    def zaps_table(self, asid=0):
+        """:attr:`zaps` as a :data:`~vmlab.trace.mappings.ZAP_DTYPE` array."""
+        rows = sorted(self.zaps, key=lambda z: z[2])   # (stable: call order at a record)
+        return np.array([(asid, *z) for z in rows], ZAP_DTYPE)
 
 
 def _page_up(x):
@@ -504,6 +512,13 @@ class SyscallTracker:
                 self.space.placements.append((value, value + _page_up(length), at, off))
         elif name == "munmap" and len(nums) >= 2:
             self.space.carve(nums[0], nums[0] + _page_up(nums[1]), at)
+        elif name == "madvise" and len(nums) >= 3:
+            # ( addr, len, advice ): MADV_DONTNEED(_LOCKED) frees the range's pages and its
+            # page table entries; the mapping stays (the next access faults afresh)
+            start, length, advice = nums[0], nums[1], nums[2]
+            if (advice in ZAP_ADVICE and start is not None and length is not None
+                    and value == 0 and length > 0):
+                self.space.zaps.append((start, start + _page_up(length), at, advice))
         elif name == "mprotect" and len(nums) >= 3:
             self.space.protect(nums[0], nums[0] + _page_up(nums[1]), nums[2] & 7, at)
         elif name == "mremap" and len(nums) >= 3:
@@ -723,7 +738,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
         writer.mappings = Mappings(space.table(), files.files,
                                    "valgrind -d start-up layout + --trace-syscalls=yes",
                                    np.array(reads, FILE_READ_DTYPE), space.moves_table(),
-                                   space.placements_table())
+                                   space.placements_table(), space.zaps_table())
         writer.close()
     except BaseException:
         writer.abort()
@@ -1381,7 +1396,8 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
                     pids.setdefault(ev[1], None)
             asid_of = _asids_in_order(text)
             table, moves = mappings_from_perf(sink, files, asid_of)
-            # no placements: perf sees the addresses the kernel chose (already aligned)
+            # no placements: perf sees the addresses the kernel chose (already aligned);
+            # no zaps: the perf reader would need the syscalls:sys_enter_madvise tracepoint
             w.mappings = Mappings(table, files.files,
                                   "perf PERF_RECORD_MMAP2 + syscalls:sys_enter_{munmap,"
                                   "mprotect,mremap,brk}/sys_exit_{brk,mremap} tracepoints",

@@ -61,7 +61,7 @@ class TraceSummary:
         besides the accesses: ``rows``, ``files``, ``files_resident_measured`` (files whose
         page-cache residency was measured), ``files_with_large_folios`` and
         ``pages_in_large_folios`` (the measured folio layouts), ``file_reads``, ``moves``,
-        ``placements``; empty otherwise.
+        ``placements``, ``zaps``; empty otherwise.
     """
 
     n_records: int
@@ -157,7 +157,8 @@ class TraceSummary:
                          f"({r['files_resident_measured']:,} with their page-cache residency, "
                          f"{r['files_with_large_folios']:,} with large folios: "
                          f"{r['pages_in_large_folios']:,} pages), {r['file_reads']:,} file "
-                         f"reads, {r['moves']:,} moves, {r['placements']:,} placements")
+                         f"reads, {r['moves']:,} moves, {r['placements']:,} placements, "
+                         f"{r['zaps']:,} zaps")
         lines.append(f"VMAs (inferred, gap {self.gap_pages} pages): {len(self.vmas)}")
         if self.vmas:
             lines.append(f"  {'asid':>4}  {'start':>14}  {'end':>14}  {'pages':>10}  "
@@ -309,7 +310,8 @@ def _recorded(m):
             "files_resident_measured": sum(f.resident is not None for f in m.files),
             "files_with_large_folios": len(large),
             "pages_in_large_folios": int(sum(n for fol in large for _, n in fol)),
-            "file_reads": len(m.reads), "moves": len(m.moves), "placements": len(m.placements)}
+            "file_reads": len(m.reads), "moves": len(m.moves), "placements": len(m.placements),
+            "zaps": len(m.zaps)}
 
 
 # ---------------------------------------------------------------------------------------

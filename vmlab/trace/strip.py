@@ -8,11 +8,13 @@ program touched just before.  For page faults those records change nothing:
   ``filter_pages`` pages accessed most recently, or when it writes (``STORE``, ``MODIFY``)
   a page the filter holds but has not seen written since the page entered it;
 * every lock record (``LOCK_W``, ``LOCK_R``) is kept, and the filter is emptied wherever the trace's mappings
-  change (a mapping row starts or ends), so the first access to a page under each mapping
-  is kept.  The file reads table (:mod:`vmlab.trace.mappings`) keeps every row, each
-between the same kept records as before; so do the moves table, each move at the record
-its mapping rows start and end at, and the placements table, each at the record its rows
-start at.
+  change (a mapping row starts or ends) and at every zap (``madvise(MADV_DONTNEED)``: the
+  next access to a zapped page faults again), so the first access to a page under each
+  mapping, and after each zap, is kept.  The file reads table (:mod:`vmlab.trace.mappings`)
+  keeps every row, each between the same kept records as before; so do the moves table,
+  each move at the record its mapping rows start and end at, the placements table, each at
+  the record its rows start at, and the zaps table, each between the same kept records as
+  before.
 
 What this preserves: the first read and the first write of every page in every mapping
 epoch, in their order, so the fault counts of a replay with unlimited memory are exactly the
@@ -103,7 +105,8 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
     m = trace.mappings
     if m is not None and len(m.table):
         t = m.table
-        cuts = np.unique(np.concatenate([t["from_record"], t["until_record"]]))
+        cuts = np.unique(np.concatenate([t["from_record"], t["until_record"],
+                                         m.zaps["at_record"]]))
         cuts = cuts[(cuts > 0) & (cuts != FOREVER)].astype(np.int64)
     else:
         cuts = np.zeros(0, np.int64)
@@ -145,6 +148,8 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
             moves["at_record"] = np.searchsorted(kept, moves["at_record"].astype(np.int64))
             placed = m.placements.copy()   # a placement stays at its rows' start
             placed["at_record"] = np.searchsorted(kept, placed["at_record"].astype(np.int64))
-            w.mappings = Mappings(t, m.files, m.source, reads, moves, placed)
+            zaps = m.zaps.copy()   # a zap stays between the same kept records, like a read
+            zaps["at_record"] = np.searchsorted(kept, zaps["at_record"].astype(np.int64))
+            w.mappings = Mappings(t, m.files, m.source, reads, moves, placed, zaps)
     return w.path, {"records_in": n, "records_out": int(len(kept)),
                     "filter_pages": int(filter_pages)}
