@@ -277,7 +277,7 @@ def _shifted(trace, delta):
     cols = dict(trace.columns)
     cols["addr"] = addr
     # (the placements are applied: the shifted rows sit where the kernel would put them)
-    mp = Mappings(t, m.files, m.source, m.reads, moves, zaps=m.zaps)
+    mp = Mappings(t, m.files, m.source, m.reads, moves, zaps=zaps)
     return type(trace).from_columns(cols, trace.meta, n_threads=trace._n_threads,
                                     mappings=mp, _checked=trace._checked)
 
