@@ -185,6 +185,33 @@ def kernel_aligns(length, flags, offset):
     return end - aligned >= PLACEMENT_ALIGN
 
 
+def _range_frame(rows):
+    """A table of address ranges (moves, placements, zaps) as a DataFrame: its columns and
+    each row's ``pages``."""
+    import pandas as pd
+
+    df = pd.DataFrame({name: rows[name] for name in rows.dtype.names})
+    df["pages"] = (rows["end"] - rows["start"]) // MOVE_ALIGN
+    return df
+
+
+def _calls_in_order(rows, name, plural, other):
+    """Check a table of calls (``asid, start, end, at_record, ...`` rows): one-dimensional,
+    each range by :func:`_check_range` with ``other(row)``, ``at_record`` never decreasing;
+    yields ``(where, row)`` for the caller's own checks."""
+    if rows.ndim != 1:
+        raise TraceFormatError(f"{plural} table must be one-dimensional")
+    last = 0
+    for i, row in enumerate(rows.tolist()):
+        where = f"{name} {i}"
+        _check_range(where, row[1], row[2], other(row))
+        if row[3] < last:
+            raise TraceFormatError(f"{where}: at_record {row[3]} is before the previous "
+                                   f"{name}'s {last} ({plural} are in call order)")
+        last = row[3]
+        yield where, row
+
+
 def _check_range(where, start, end, other=None):
     """A table row's ``[start, end)``: not empty, and it and ``other`` (``(name, value)``,
     if given) multiples of :data:`MOVE_ALIGN`; else one line naming ``where``."""
@@ -381,36 +408,18 @@ class Mappings:
     def _check_placements(self):
         """Each placement: a non-empty page-aligned range (its file offset page-aligned
         too, as ``mmap`` needs it), in call order (``at_record`` never decreasing)."""
-        pl = self.placements
-        if pl.ndim != 1:
-            raise TraceFormatError("placements table must be one-dimensional")
-        last = 0
-        for i, (_asid, start, end, at, off) in enumerate(pl.tolist()):
-            where = f"placement {i}"
-            _check_range(where, start, end, ("file_offset", off))
-            if at < last:
-                raise TraceFormatError(f"{where}: at_record {at} is before the previous "
-                                       f"placement's {last} (placements are in call order)")
-            last = at
+        for _where, _row in _calls_in_order(self.placements, "placement", "placements",
+                                            lambda r: ("file_offset", r[4])):
+            pass
 
     def _check_zaps(self):
         """Each zap: a non-empty page-aligned range, in call order (``at_record`` never
         decreasing), its advice one of :data:`ZAP_ADVICE`."""
-        z = self.zaps
-        if z.ndim != 1:
-            raise TraceFormatError("zaps table must be one-dimensional")
-        last = 0
-        for i, (_asid, start, end, at, advice) in enumerate(z.tolist()):
-            where = f"zap {i}"
-            _check_range(where, start, end)
-            if at < last:
-                raise TraceFormatError(f"{where}: at_record {at} is before the previous "
-                                       f"zap's {last} (zaps are in call order)")
-            if advice not in ZAP_ADVICE:
-                raise TraceFormatError(f"{where}: advice {advice} is not one of "
+        for where, row in _calls_in_order(self.zaps, "zap", "zaps", lambda r: None):
+            if row[4] not in ZAP_ADVICE:
+                raise TraceFormatError(f"{where}: advice {row[4]} is not one of "
                                        f"{', '.join(map(str, ZAP_ADVICE))} (MADV_DONTNEED, "
                                        "MADV_DONTNEED_LOCKED)")
-            last = at
 
     def __len__(self):
         return len(self.table)
@@ -486,30 +495,15 @@ class Mappings:
 
     def moves_frame(self):
         """One row per move: the columns of :data:`MOVE_DTYPE` and its ``pages``."""
-        import pandas as pd
-
-        mv = self.moves
-        df = pd.DataFrame({name: mv[name] for name in MOVE_DTYPE.names})
-        df["pages"] = (mv["end"] - mv["start"]) // MOVE_ALIGN
-        return df
+        return _range_frame(self.moves)
 
     def placements_frame(self):
         """One row per placement: the columns of :data:`PLACEMENT_DTYPE` and its ``pages``."""
-        import pandas as pd
-
-        pl = self.placements
-        df = pd.DataFrame({name: pl[name] for name in PLACEMENT_DTYPE.names})
-        df["pages"] = (pl["end"] - pl["start"]) // MOVE_ALIGN
-        return df
+        return _range_frame(self.placements)
 
     def zaps_frame(self):
         """One row per zap: the columns of :data:`ZAP_DTYPE` and its ``pages``."""
-        import pandas as pd
-
-        z = self.zaps
-        df = pd.DataFrame({name: z[name] for name in ZAP_DTYPE.names})
-        df["pages"] = (z["end"] - z["start"]) // MOVE_ALIGN
-        return df
+        return _range_frame(self.zaps)
 
     def files_frame(self):
         """One row per file: path, dev, inode, size, pages, resident pages, when measured."""

@@ -518,15 +518,11 @@ def check_header(hdr, file_size, header_end):
     if "call" in seen and isinstance(version, int) and version < CALL_VERSION:
         problems.append(f"column 'call' needs format version {CALL_VERSION}, the file says "
                         f"version {version}")
-    if "moves" in hdr and isinstance(version, int) and version < MOVES_VERSION:
-        problems.append(f"header field 'moves' needs format version {MOVES_VERSION}, the file "
-                        f"says version {version}")
-    if "placements" in hdr and isinstance(version, int) and version < PLACEMENTS_VERSION:
-        problems.append(f"header field 'placements' needs format version "
-                        f"{PLACEMENTS_VERSION}, the file says version {version}")
-    if "zaps" in hdr and isinstance(version, int) and version < ZAPS_VERSION:
-        problems.append(f"header field 'zaps' needs format version {ZAPS_VERSION}, the file "
-                        f"says version {version}")
+    for key, need in (("moves", MOVES_VERSION), ("placements", PLACEMENTS_VERSION),
+                      ("zaps", ZAPS_VERSION)):
+        if key in hdr and isinstance(version, int) and version < need:
+            problems.append(f"header field '{key}' needs format version {need}, the file "
+                            f"says version {version}")
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if cols is not None and missing:
         problems.append(f"column(s) {missing} are missing")
