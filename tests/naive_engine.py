@@ -555,6 +555,9 @@ class NaiveSimulator:
         if first is None or first < last:
             return False
         pt = rec.vpn - rec.vpn % 512
+        if any(p.eager and v.asid == rec.asid and v.start >> self.shift < pt + 512
+               and v.end >> self.shift > pt for v, p in zip(self.vmas, self.vma_policies)):
+            return False       # (an eager mapping's table is populated from its mmap on)
         return not any(a == rec.asid and pt <= u < pt + 512 for a, u in self.ptes)
 
     def _vma_of(self, key):

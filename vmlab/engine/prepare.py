@@ -1130,6 +1130,15 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         ws = _windows(key_vpn, key_page_vma, fa, files, vma_file, vma_off, vma_first_vpn,
                       vma_end_vpn, cache_mode, layout)
         win_lo, win_hi, fr_lo, fr_hi, last_lo = (w[idx.rank] if P else w for w in ws)
+        # a page table an eager mapping covers (remap_pfn_range at the mmap) is never empty:
+        # no empty-table quirk there (docs/model.md 11.3)
+        eager = [i for i, pol in enumerate(vma_pols) if pol.eager]
+        if eager and P:
+            tabs = {(int(vma_asid[i]) << 40) | r for i in eager
+                    for r in range(int(vma_first_vpn[i]) >> 9, (int(vma_end_vpn[i]) - 1 >> 9) + 1)}
+            covered = np.isin((page_asid.astype(np.int64) << 40) | (page_vpn >> 9),
+                              np.fromiter(tabs, np.int64, len(tabs)))
+            last_lo = np.where(covered, -1, last_lo)
     else:   # every window is its page: the kernel reads no window (loop.py: G_HAS_WINDOWS)
         win_lo = win_hi = fr_lo = fr_hi = last_lo = np.zeros(0, np.int64)
 
