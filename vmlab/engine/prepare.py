@@ -411,6 +411,7 @@ def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode, layout):
     pt = vpn - vpn % 512
     lo = np.maximum(a, vs[vma])
     hi = np.minimum(np.minimum(lo + F, pt + 512), ve[vma])
+    aligned_hi = hi         # (do_fault_around()'s own window ends there)
     fr_lo, fr_hi = vpn.copy(), vpn + 1
     last_lo = np.full(len(vpn), -1, np.int64)
     if cache_mode and len(files):
@@ -443,13 +444,12 @@ def _windows(vpn, vma, F, files, vma_file, vma_off, vs, ve, cache_mode, layout):
         fr_lo[isf] = np.where(whole, sv, vpn[isf])
         fr_hi[isf] = np.where(whole, sv + zv, vpn[isf] + 1)
         sl, _, _ = folio(b + n_f - 1)
-        aligned_hi = np.minimum(np.minimum(np.maximum(a, vs[vma]) + F, pt + 512), ve[vma])[isf]
-        last_lo[isf] = np.where(sl < aligned_hi, sl, -1)
+        last_lo[isf] = np.where(sl < aligned_hi[isf], sl, -1)
     elif len(files):
         # (every folio one page: the file's last page, when the aligned window holds it)
         n = np.array([f[1] for f in files], np.int64)[np.maximum(fid, 0)]
         last = vs[vma] - vma_off[vma] + n - 1
-        last_lo = np.where((fid >= 0) & (last >= lo) & (last < hi), last, -1)
+        last_lo = np.where((fid >= 0) & (last >= lo) & (last < aligned_hi), last, -1)
     lo = np.where(fid >= 0, lo, vpn)
     hi = np.where(fid >= 0, hi, vpn + 1)
     return lo, hi, fr_lo, fr_hi, last_lo

@@ -555,8 +555,8 @@ def unmaps_for(trace):
             left = _subtract(_union(mine["start"], mine["end"]), sources) + dests
             mapped = live[live["asid"] == asid]
             gone = _subtract(_merge(left), _union(mapped["start"], mapped["end"]))
-            mine = zaps[zaps["asid"] == asid]
-            for lo, hi in _merge(gone + _union(mine["start"], mine["end"])):
+            zapped = zaps[zaps["asid"] == asid]
+            for lo, hi in _merge(gone + _union(zapped["start"], zapped["end"])):
                 out.append(Unmap(r, lo, hi, int(asid)))
     return out
 

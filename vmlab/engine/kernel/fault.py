@@ -178,8 +178,8 @@ def _readahead_async(K, W, G, th, t, p, v, s):
         return
     RAM[s] = 0
     o = K.vma_off[v] + K.page_vpn[p] - K.vma_vpn0[v]
-    f0 = K.f_fstart[s - K.page_vma.shape[0]]
-    st0, sz = _async_window(RA, ri, o, f0, f0 + K.f_fsize[s - K.page_vma.shape[0]], K.ra_pages,
+    k = s - K.page_vma.shape[0]     # (s is a folio entry: P + k)
+    st0, sz = _async_window(RA, ri, o, K.f_fstart[k], K.f_fstart[k] + K.f_fsize[k], K.ra_pages,
                             K.vma_madv[v])
     # one request, one draw: counted if it reads a folio
     d = K.tflat[_io_slot(K.seed, K.io_dist, K.tables.shape[1], G[g.G_IO_CNT])]
@@ -204,8 +204,8 @@ def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
     st0, sz, asz = _sync_window(W.RA, ri, o, K.ra_pages, K.vma_madv[v], x_end)
     if sz > 0:
         mk = st0 + sz - asz
-        f0 = K.f_fstart[s - K.page_vma.shape[0]]
-        if mk < K.f_npages[f] and f0 <= mk < f0 + K.f_fsize[s - K.page_vma.shape[0]]:
+        k = s - K.page_vma.shape[0]     # (s is a folio entry: P + k)
+        if mk < K.f_npages[f] and K.f_fstart[k] <= mk < K.f_fstart[k] + K.f_fsize[k]:
             W.RAM[s] = 1
         n_rd, pg = _read_window(K, W, G, th, t, f, st0, st0 + sz, mk, io_c)
         W.cnt[C.CNT_READ_PAGES] += pg
@@ -560,11 +560,13 @@ def _ph_minor_map(K, W, G, th, t):
     # (the kernel model with fault_around_pages 1 has no fault-around: finish_fault() only)
     around = G[g.G_HAS_WINDOWS] == 1 and TS[th, C.TS_AROUND_DONE] == 0 and not (
         K.kernel_model and K.fault_around == 1)
+    # a kernel-model read that fault-around does not map: finish_fault() maps its folio
+    finish = K.kernel_model and case == C.CASE_READ and G[g.G_HAS_WINDOWS] == 1 and not around
     if around and K.kernel_model and case == C.CASE_READ and _around_skipped(
             p, K.fault_around, K.page_vma, K.page_vpn, K.page_rank, K.by_key, K.vma_asid,
             K.vma_vpn0, K.vma_p0, K.vma_p1, K.last_lo, K.page_slot, FL, W.PT, W.RAM):
         around = False   # (an empty page table and the file's last folio first: 11.3)
-        TS[th, C.TS_AROUND_DONE] = 1
+        finish = True
     _install_page(p, s, case, FL, W.PT, W.MAPC, W.cnt)
     TS[th, C.TS_INSTALLED] = 1
     n_around = 0
@@ -572,9 +574,7 @@ def _ph_minor_map(K, W, G, th, t):
         n_around = _fault_around(K, W, G, th, t, p, K.kernel_model)
         if n_around < 0:
             return -1, g.HALT
-    elif K.kernel_model and case == C.CASE_READ and G[g.G_HAS_WINDOWS] == 1 and (
-            TS[th, C.TS_AROUND_DONE] == 1 or K.fault_around == 1):
-        # fault-around did not map the page: finish_fault() maps its folio (11.3)
+    elif finish:
         n_around = _map_finish(p, K.fr_lo, K.fr_hi, K.page_vma, K.page_vpn, K.page_rank,
                                K.by_key, K.vma_p0, K.vma_p1, K.page_slot, FL, W.PT, W.MAPC)
         W.cnt[C.CNT_PTES] += n_around
