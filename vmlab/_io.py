@@ -5,6 +5,7 @@ import contextlib
 import os
 import re
 import secrets
+import signal
 import shutil
 import sys
 from pathlib import Path
@@ -28,14 +29,33 @@ def atomic_path(path):
     temporary file, so an interrupted conversion never leaves a half-written file and never
     touches ``path``'s previous content.
     """
-    tmp = temp_beside(path)
+    tmp = None
     try:
+        # (a stop signal that lands between the file's creation and this name holding it
+        # would leave it behind: held until the name is set, then raised in here)
+        with stop_signals_held():
+            tmp = temp_beside(path)
         yield tmp
         publish(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
+
+
+#: The signals that end a command (Ctrl-C, and SIGTERM/SIGHUP under the CLI).
+_STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals_held():
+    """Hold the stop signals for the block; one sent meanwhile is delivered after it."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _check_destination(path):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._io import progress, publish, temp_beside
+from ._io import atomic_path, progress
 from .errors import VmlabError
 from .trace.model import Trace
 
@@ -181,13 +181,8 @@ def write_part(cache, rows, keys):
     df = pd.DataFrame(rows)
     df.insert(0, KEY, keys)
     path = folder / f"part-{time.time_ns():x}-{os.getpid()}-{keys[0][:12]}.parquet"
-    tmp = temp_beside(path)
-    try:
+    with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
-        publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # -- tasks -------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import publish, temp_beside, temp_dir_beside
+from .._io import publish, stop_signals_held, temp_beside, temp_dir_beside
 from ..errors import TraceFormatError
 from .model import (ALL_COLUMNS, DEFAULT_DTYPES, GAP_SUM_SAFE, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
                     REQUIRED_COLUMNS, Op, Trace, TraceMeta, check_columns, first_bad_record,
@@ -163,10 +163,11 @@ class TraceWriter:
         self.names = (list(REQUIRED_COLUMNS) + (["gap_ns"] if with_gap else [])
                       + (["call"] if with_call else []))
         self._files = {}
-        self._out = temp_beside(self.path)
-        self._dir = None
+        self._out = self._dir = None
         try:
-            self._dir = temp_dir_beside(self.path)
+            with stop_signals_held():   # (each name holds its file before a signal lands)
+                self._out = temp_beside(self.path)
+                self._dir = temp_dir_beside(self.path)
             for n in self.names:
                 self._files[n] = open(self._out if n == "addr" else os.path.join(self._dir, n),
                                       "wb")
@@ -369,8 +370,9 @@ class TraceWriter:
             f.close()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._out)
+        if self._out is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._out)
 
     def __enter__(self):
         return self

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._io import publish, temp_beside
+from ..._io import atomic_path
 from ...errors import TraceFormatError
 from ..model import MAX_ASIDS, Op, Trace, TraceMeta
 from ._text import SKIP_OTHER_EVENTS
@@ -441,12 +441,6 @@ def write_events(path, *args, **kwargs):
     an error).  Returns ``path``."""
     path = Path(path)
     lines = format_events(*args, **kwargs)
-    tmp = temp_beside(path)
-    try:
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + ("\n" if lines else ""))
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write("\n".join(lines) + ("\n" if lines else ""))
     return path
