@@ -99,7 +99,7 @@ LOCK_WAIT_NAMES = ("mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_max",
 #: preload; thread -1 for the last two; the file (index in Scenario.file_table) and the first
 #: file page of the evicted folio.
 EVICTION_COLUMNS = ("time_ns", "file", "file_page", "cause", "thread")
-BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD = 0, 1, 2, 3
+BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD, BY_READ = 0, 1, 2, 3, 4
 #: Thread time categories, in THREAD_COLUMNS order (column = category + "_ns").
 CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold", "signal",
               "wasted")
@@ -220,7 +220,7 @@ class NaiveSimulator:
         self.policy, self.vmas, self.vma_policies = scenario.validate(policy)
         # the kernel fault model (docs/model.md 11.1-11.3); readahead, folios, shared files and
         # the memory limit are not modelled here yet
-        refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages",
+        refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages", "reads",
                                                 "memory_bytes", "ra_pages", "workingset"),
                      who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
@@ -271,6 +271,10 @@ class NaiveSimulator:
         self.unmaps_at = {}
         for r, asid, vs, ve, to in scenario.unmap_ranges(self.vmas, self.vma_policies):
             self.unmaps_at.setdefault(r, []).append((asid, vs, ve, to))
+        # read()-family calls (docs/model.md 11.7): record index -> [(file, lo, hi, a, b, prev)]
+        self.reads_at = {}
+        for r, *op in scenario.read_ops(self.files):
+            self.reads_at.setdefault(r, []).append(op)
         self._check_memory()
         self._build_eager()
 
@@ -777,6 +781,11 @@ class NaiveSimulator:
             return
         if rec.key in self.copied and not copied:
             return
+        self._mark_accessed(fkey)
+
+    def _mark_accessed(self, fkey):
+        """A reference to resident folio ``fkey`` (mark_page_accessed, or the replacement
+        policy's own reference)."""
         if self.sc.replacement == "lru":
             self.lru_order.move_to_end(fkey)
         elif self.sc.replacement == "clock":
@@ -1049,6 +1058,33 @@ class NaiveSimulator:
             got.append(key)
         return got
 
+    def _read_call(self, f, lo, hi, a, b, prev):
+        """A read() call returned before this record (docs/model.md 11.7): the missing folios
+        of its window [lo, hi) come in as a readahead's, resident at once; then those of the
+        pages it copies, [a, b), charged as a fault's folio is (_Oom when nothing can be
+        evicted), each marked accessed, the first not when it holds page ``prev``."""
+        pages = 0
+        if lo < hi:
+            for key in self._read_window(f, lo, hi, -1):
+                page = self.cache[key]
+                page.in_flight = page.unmapped_io = False
+                pages += page.frames
+        o, first = a, True
+        while o < b:
+            key = (f, self._span(f, o)[0])
+            o = key[1] + self._span(*key)[1]
+            if key not in self.cache:
+                page = self._allocate(key, evict_counter="n_evictions", cause=BY_READ)
+                page.in_flight = page.unmapped_io = False
+                page.ra_mark = False
+                pages += page.frames
+            if not (first and prev >= 0 and self._in_folio(key, prev)):
+                self._mark_accessed(key)
+            first = False
+        if pages:
+            self.counters["n_io"] += 1
+            self.counters["n_read_pages"] += pages
+
     def _issue_window(self, keys, done):
         for key in keys:
             self._push(done, EV_IO, self._io_id(key))
@@ -1284,6 +1320,8 @@ class NaiveSimulator:
         for rec in th.records:
             for asid, vs, ve, to in self.unmaps_at.get(rec.index, ()):
                 self._unmap(asid, vs, ve, to)
+            for op in self.reads_at.get(rec.index, ()):
+                self._read_call(*op)
             yield ("sleep", rec.gap, "compute")
             if rec.op == Op.LOCK_W:
                 yield from self._lock_w(th, rec)

@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 from hypothesis import strategies as st
 
-from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, Fixed, Policy,
+from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, FileRead, Fixed, Policy,
                          Scenario, SignalSchedule, Uniform, Unmap, Vma, can_serve)
 from vmlab.model.scenario import unmap_problem
 from vmlab.model.costs import HOLD_FIELDS
@@ -559,6 +559,42 @@ def _with_moved_range(draw, scenario, vmas, v):
     move = Unmap(draw(st.integers(0, len(tr) - 1)), v.start + a * PAGE, v.start + b * PAGE,
                  v.asid, to=dest.start + draw(st.integers(0, 2)) * PAGE)
     return scenario.replace(trace=Trace(**cols), vmas=tuple(vmas) + (dest,)), move
+
+
+@st.composite
+def read_cases(draw):
+    """``(scenario, policy)`` pairs with ``read()`` calls (docs/model.md 11.7): a case of
+    :func:`granular_cases` or :func:`unmap_cases` without an adversary, its files given
+    sizes (and a file no VMA maps), and 1-8 ``FileRead`` s at records drawn from the trace:
+    windows (sometimes empty) and copied ranges anywhere in a file, a ``prev`` inside the
+    first copied page's folio or not, under the memory limits the case has."""
+    scenario, policy = draw(st.one_of(granular_cases(), unmap_cases()))
+    _pol, vmas, _pols = scenario.validate(policy)
+    files, _vf = scenario.file_table(vmas)
+    named = [(f[0], f[1]) for f in files if f[0] is not None and f[1] > 0]
+    given = {f.name: f for f in scenario.files}
+    # (the scenario's folio size: a larger one would raise the memory minimum)
+    extra = File("read-only", size_bytes=draw(st.integers(1, 40)) * PAGE)
+    new_files = [dataclasses.replace(given[n], size_bytes=given[n].size_bytes or k * PAGE)
+                 if n in given else File(n, size_bytes=k * PAGE) for n, k in named]
+    new_files.append(extra)
+    sizes = {f.name: f.size_bytes // PAGE for f in new_files}
+    n = len(scenario.trace)
+    reads = []
+    for _ in range(draw(st.integers(1, 8))):
+        name = draw(st.sampled_from(sorted(sizes)))
+        k = sizes[name]
+        a = draw(st.integers(0, k - 1))
+        b = draw(st.integers(a, min(k, a + 8)))     # (empty: a window-only FileRead)
+        lo = draw(st.integers(0, k))
+        hi = draw(st.integers(lo, min(k, lo + 16)))
+        prev = draw(st.sampled_from([-1, a, max(0, a - 1)]))
+        reads.append(FileRead(draw(st.integers(0, n - 1)), name, lo, hi, a, b, prev))
+    if not any(r.file == extra.name for r in reads):
+        new_files.remove(extra)
+    scenario = scenario.replace(adversary=None, files=tuple(new_files), reads=tuple(reads))
+    scenario.validate(policy)
+    return scenario, policy
 
 
 @st.composite

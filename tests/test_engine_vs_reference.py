@@ -28,7 +28,7 @@ if not hasattr(engine, "run"):
 
 import budgeted  # noqa: E402
 from naive_engine import canonical, first_difference  # noqa: E402
-from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases,  # noqa: E402
+from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases, read_cases,  # noqa: E402
                                  unmap_cases, young_cases)
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
@@ -197,6 +197,14 @@ def test_engine_matches_reference_with_files_folios_readahead_and_memory_limits(
 def test_engine_matches_reference_with_mappings_that_end(case):
     """docs/model.md 11.9: unmaps in the middle of the run, under reclaim and memory limits,
     with other threads faulting on the same pages."""
+    check_agreement(*case)
+
+
+@agreement
+@given(read_cases())
+def test_engine_matches_reference_with_reads(case):
+    """docs/model.md 11.7: read() calls during the run bring folios into the page cache
+    (charged, evicting, an OOM where nothing can go) and mark them accessed."""
     check_agreement(*case)
 
 

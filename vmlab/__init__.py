@@ -8,7 +8,7 @@ Layers, imports pointing one way: ``vmlab.trace`` (traces, formats, generators) 
 from .errors import ScenarioError, TraceFormatError, VmlabError
 from .trace import Op, Trace, TraceMeta, TraceWriter, open_trace, save_trace
 from .model import (HDD, NVME, SPUFS, Adversary, Costs, Empirical, Exponential, File, Fixed,
-                    LogNormal, Policy, PRESETS, Scenario, SignalSchedule, Uniform, Unmap, Vma,
+                    LogNormal, Policy, PRESETS, Scenario, SignalSchedule, Uniform, Unmap, FileRead, Vma,
                     get_policy,
                     periodic_signals, poisson_signals)
 from .simulation import compare, simulate, simulate_many, sweep
@@ -21,6 +21,6 @@ __all__ = [
     'ScenarioError', 'TraceFormatError', 'VmlabError', 'Op', 'Trace', 'TraceMeta',
     'TraceWriter', 'open_trace', 'save_trace', 'HDD', 'NVME', 'SPUFS', 'Adversary', 'Costs',
     'Empirical', 'Exponential', 'File', 'Fixed', 'LogNormal', 'Policy', 'PRESETS', 'Scenario',
-    'SignalSchedule', 'Uniform', 'Unmap', 'Vma', 'get_policy', 'periodic_signals', 'poisson_signals',
+    'SignalSchedule', 'Uniform', 'Unmap', 'FileRead', 'Vma', 'get_policy', 'periodic_signals', 'poisson_signals',
     'compare', 'simulate', 'simulate_many', 'sweep', 'Result', 'fault_curve', 'sample_trace'
 ]

@@ -40,7 +40,7 @@ VALGRIND_OBJECTS = ("vgpreload_core-amd64-linux.so", "lackey-amd64-linux")
 def cold_residency(trace, cold_cache):
     """``{file identity: bool array}``: the page-cache state of a cold run for each file of
     ``cold_cache`` (:func:`vmlab.measure.cold_page_cache`, by real path: the resident page
-    runs after the drop), for :func:`vmlab.model.recorded.preload_for`'s ``residency``."""
+    runs after the drop), for :func:`vmlab.model.recorded.scenario_for`'s ``residency``."""
     from .model.recorded import file_names
 
     ps = int(trace.page_size)
@@ -87,17 +87,6 @@ def _recorded_files_now(trace):
     return out
 
 
-def cold_preload(trace, vmas, cold_cache, ra_pages=None):
-    """The preload of a cold run: the files of ``cold_cache`` in their cold state
-    (:func:`cold_residency`), the other files as the recording found them, and the pages
-    the run's reads bring in before it touches them (:func:`vmlab.model.recorded.
-    preload_for`)."""
-    from .model.recorded import preload_for
-
-    return preload_for(trace, vmas, residency=cold_residency(trace, cold_cache),
-                       ra_pages=ra_pages)
-
-
 def predict(trace, memory_bytes=None, cold_cache=None, residency=None, **overrides):
     """The engine's counts for a recorded trace (:func:`vmlab.model.recorded.scenario_for`,
     every mechanism the engine runs): ``page_faults`` and ``major_faults`` without the faults
@@ -111,16 +100,13 @@ def predict(trace, memory_bytes=None, cold_cache=None, residency=None, **overrid
     ``residency``: ``{file identity: bool array}`` (:func:`residency_now`) replacing the
     recorded state of those files."""
     from .engine.prepare import RUNS_KNOBS
-    from .model.recorded import preload_for, runnable, scenario_for, vmas_for
+    from .model.recorded import runnable, scenario_for
     from .simulation import simulate
 
-    if cold_cache is not None or residency is not None:
-        vmas = vmas_for(trace)
-        preload = (cold_preload(trace, vmas, cold_cache) if cold_cache is not None
-                   else preload_for(trace, vmas, residency=residency))
-        overrides = {"vmas": vmas, "preload": preload, **overrides}
-    sc, left = runnable(scenario_for(trace, memory_bytes=memory_bytes, **overrides),
-                        RUNS_KNOBS)
+    if cold_cache is not None:
+        residency = cold_residency(trace, cold_cache)
+    sc, left = runnable(scenario_for(trace, memory_bytes=memory_bytes, residency=residency,
+                                     **overrides), RUNS_KNOBS)
     res = simulate(sc)
     s = res.summary
     f = res.faults

@@ -154,7 +154,8 @@ TS_INSTALLED = 44  # 1 once a page-cache hit installed the PTE at i (PH_MINOR_MA
 TS_LR_NEXT = 45     # the thread's next LOCK_R record, an index into lr_hold
 TS_UM_NEXT = 46     # the thread's next unmap (docs/model.md 11.9), an index into um_pos
 TS_DOWNGRADED = 47 # 1 once a writer downgraded mmap_sem to read (docs/model.md 15.13)
-TS_NCOL = 48
+TS_RD_NEXT = 48    # the thread's next read (docs/model.md 11.7), an index into rd_pos
+TS_NCOL = 49
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,
@@ -187,8 +188,8 @@ LOCK_KIND_NAMES = ("fault", "lock_w", "remap", "lock_r")
 # P + k for folio k), why, and the thread whose fault or readahead needed the frames
 E_TIME, E_ENTRY, E_CAUSE, E_THREAD = range(4)
 E_NCOL = 4
-BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD = range(4)
-EVICTION_CAUSE_NAMES = ("fault", "readahead", "adversary", "preload")
+BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD, BY_READ = range(5)
+EVICTION_CAUSE_NAMES = ("fault", "readahead", "adversary", "preload", "read")
 
 # time-series rows
 TSB_FAULTS, TSB_RETRIES, TSB_IOS = range(3)

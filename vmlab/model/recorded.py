@@ -8,9 +8,10 @@ page cache starts from an explicit preload, so this module translates:
   the program touched it: backing, ``prot``, ``private``, the file's identity and offset;
 * :func:`files_for`: each mapped file's size (``File``), so fault-around and readahead clip at
   its end;
-* :func:`preload_for`: the file pages resident when the run started, or read into the page
-  cache (``read()``-family calls, ``exec``; :func:`read_pages`) before the run first
-  touched them;
+* :func:`preload_for`: the file pages resident when the run started;
+* :func:`reads_for`: the ``read()``-family calls and exec's reads, as
+  :class:`~vmlab.model.scenario.FileRead` s at their records: the readahead windows they
+  open (mm/readahead.c) and the pages they copy (docs/model.md 11.7);
 * :func:`unmaps_for`: the mappings that end during the run (``munmap``, a ``brk`` shrink),
   as :class:`~vmlab.model.scenario.Unmap` s: their PTEs go and their anonymous frames are
   given back where the recording says; and those that move (``mremap``, the recording's
@@ -198,17 +199,17 @@ def unrecorded_pages(vmas, page_size=4096):
     return sum((v.end - v.start) // page_size for v in vmas if v.name.startswith(UNRECORDED + "@"))
 
 
-def files_for(trace, vmas=None):
-    """``File`` objects of the files the VMAs map, from the recorded files table: their size
-    in bytes, so fault-around and readahead stop at the end of each file, and the large
-    folios their resident pages were in (``File.folios``; none where the recording did not
-    measure them)."""
+def files_for(trace, vmas=None, reads=()):
+    """``File`` objects of the files the VMAs map and ``reads`` read, from the recorded files
+    table: their size in bytes, so fault-around and readahead stop at the end of each file,
+    and the large folios their resident pages were in (``File.folios``; none where the
+    recording did not measure them)."""
     from .scenario import File
 
     m = trace.mappings
     vmas = vmas_for(trace) if vmas is None else vmas
     names = file_names(m)
-    used = {v.file for v in vmas if v.file is not None}
+    used = {v.file for v in vmas if v.file is not None} | {r.file for r in reads}
     out = []
     for name, f in zip(names, m.files):
         if name in used and f.size_bytes:
@@ -232,7 +233,25 @@ def unknown_files(trace, vmas=None):
     return sorted(n for n in used if by_name[n].resident is None)
 
 
-def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=None):
+def _start_residency(trace, unknown, residency):
+    """``{file identity: bool array or None}``: each recorded file's page cache when the run
+    starts (``residency`` over the recorded state; ``unknown`` for files not measured)."""
+    if unknown not in UNKNOWN_RESIDENCY:
+        raise ScenarioError(f"unknown residency must be one of {UNKNOWN_RESIDENCY}, got "
+                            f"{unknown!r}")
+    m = trace.mappings
+    ps = int(trace.page_size)
+    start = {}
+    for name, info in zip(file_names(m), m.files):
+        res = (residency or {}).get(name, info.resident)
+        if res is None and unknown == "resident":
+            res = np.ones(-(-int(info.size_bytes) // ps), bool)
+        start[name] = None if res is None else np.asarray(res, bool)
+    return start
+
+
+def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=None,
+                reads=True):
     """Addresses (address space 0) of the pages of file VMAs whose file page was in the page
     cache before the program first touched it: resident when the recording started, or
     read in by a ``read()``-family call or ``exec`` (the trace's file reads table, with the
@@ -240,7 +259,9 @@ def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=N
     ``unknown`` says what to assume for files the recording did not measure
     (:data:`UNKNOWN_RESIDENCY`); ``residency`` (``{file identity: bool array}``, as
     :func:`file_names` names them) replaces the recorded state of those files (a cold
-    run's); ``ra_pages``: the readahead window of the reads (default :func:`ra_pages_for`)."""
+    run's); ``ra_pages``: the readahead window of the reads (default :func:`ra_pages_for`).
+    ``reads=False``: the starting page cache only (:func:`scenario_for` gives the reads as
+    operations at their records instead, :func:`reads_for`)."""
     if unknown not in UNKNOWN_RESIDENCY:
         raise ScenarioError(f"unknown residency must be one of {UNKNOWN_RESIDENCY}, got "
                             f"{unknown!r}")
@@ -250,15 +271,9 @@ def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=N
         return np.zeros(0, np.uint64)
     vmas = vmas_for(trace) if vmas is None else vmas
     ps = int(trace.page_size)
-    names = file_names(m)
-    start = {}
-    for name, info in zip(names, m.files):
-        res = (residency or {}).get(name, info.resident)
-        if res is None and unknown == "resident":
-            res = np.ones(-(-int(info.size_bytes) // ps), bool)
-        start[name] = None if res is None else np.asarray(res, bool)
+    start = _start_residency(trace, unknown, residency)
     ra = ra_pages_for(trace)[0] if ra_pages is None else int(ra_pages)
-    read_at = read_pages(trace, start, ra)
+    read_at = read_pages(trace, start, ra) if reads else {}
     first_pages, first_rec = _first_access(trace, 0) if len(read_at) else (None, None)
     out = []
     for v in vmas:
@@ -358,9 +373,13 @@ class _ReadStream:
         self.max = int(ra_pages)
         self.start = self.size = self.async_size = 0
         self.prev_index = None        # prev_pos = -1: no read yet
+        self.prev_end = -1            # the previous read's last page (ra->prev_pos - 1)
+        self.windows = []             # the windows the last read opened, in order
 
     def _fill(self, lo, hi, mark, at):
         lo, hi = max(0, lo), min(self.n, hi)
+        if lo < hi:
+            self.windows.append((lo, hi))
         for p in range(lo, hi):
             if not self.cached[p]:
                 self.cached[p] = True
@@ -413,8 +432,15 @@ class _ReadStream:
                    self.start + self.size - self.async_size, at)
 
     def read(self, offset, nbytes, at, page_size):
+        """Read ``nbytes`` at ``offset`` at record ``at``; returns the pages it copies
+        ``(first, end)`` and the previous read's last page (-1: none), and leaves the
+        windows it opened in ``windows``."""
+        self.windows = []
         index = offset // page_size
         last = min(self.n, -(-(offset + nbytes) // page_size))
+        prev = self.prev_end
+        if nbytes > 0:
+            self.prev_end = (offset + nbytes - 1) // page_size
         for p in range(index, last):
             if not self.cached[p]:
                 self._sync(p, last - p, at)
@@ -422,18 +448,16 @@ class _ReadStream:
                 self.mark[p] = False
                 self._async(p, last - p, at)
         self.prev_index = (offset + nbytes) // page_size
+        return (index, max(index, last)), prev
 
 
-def read_pages(trace, start, ra_pages):
-    """``{file identity: uint64 array}``: for each file the recording read (its file reads
-    table), the record number at which each of its pages entered the page cache through
-    those reads (:data:`NEVER`: not through them), from the state ``start`` (``{identity:
-    bool array or None}``; ``None``: nothing resident), with the kernel's readahead of a
-    window of ``ra_pages`` pages.  Each file's reads are one stream (one
-    ``file_ra_state``, in call order); ``exec``'s reads are a stream of their own."""
+def _replay_reads(trace, start, ra_pages):
+    """The file reads table through :class:`_ReadStream` s: ``(calls, when)``, ``calls`` a
+    list of ``(record, file identity, windows, (first, end) copied, previous last page)``
+    in call order, ``when`` as :func:`read_pages` returns it."""
     m = trace.mappings
     if m is None or not len(m.reads):
-        return {}
+        return [], {}
     from ..trace.mappings import READ_CALLS
 
     ps = int(trace.page_size)
@@ -441,6 +465,7 @@ def read_pages(trace, start, ra_pages):
     exec_code = READ_CALLS.index("exec")
     files = {}
     streams = {}
+    calls = []
     for r in m.reads:
         f = int(r["file"])
         name = names[f]
@@ -455,12 +480,50 @@ def read_pages(trace, start, ra_pages):
         key = (name, int(r["call"]) == exec_code)
         if key not in streams:
             streams[key] = _ReadStream(*files[name], ra_pages)
-        streams[key].read(int(r["offset"]), int(r["nbytes"]), int(r["at_record"]), ps)
-    return {name: when for name, (_c, _m, when) in files.items()}
+        at = int(r["at_record"])
+        copied, prev = streams[key].read(int(r["offset"]), int(r["nbytes"]), at, ps)
+        calls.append((at, name, list(streams[key].windows), copied, prev))
+    return calls, {name: when for name, (_c, _m, when) in files.items()}
+
+
+def read_pages(trace, start, ra_pages):
+    """``{file identity: uint64 array}``: for each file the recording read (its file reads
+    table), the record number at which each of its pages entered the page cache through
+    those reads (:data:`NEVER`: not through them), from the state ``start`` (``{identity:
+    bool array or None}``; ``None``: nothing resident), with the kernel's readahead of a
+    window of ``ra_pages`` pages.  Each file's reads are one stream (one
+    ``file_ra_state``, in call order); ``exec``'s reads are a stream of their own."""
+    return _replay_reads(trace, start, ra_pages)[1]
+
+
+def reads_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=None, n_records=None):
+    """The recording's ``read()``-family calls and exec's reads as
+    :class:`~vmlab.model.scenario.FileRead` s (docs/model.md 11.7), each at the record where
+    the call returned: the readahead windows it opened (mm/readahead.c, from the page cache
+    the run starts with: the recorded residency, ``residency`` or ``unknown`` as
+    :func:`preload_for` takes them), then the pages it copies, marked accessed.  A call that
+    returned after the last record (``n_records``) is left out."""
+    trace = separate(trace)
+    ra = ra_pages_for(trace)[0] if ra_pages is None else int(ra_pages)
+    calls, _when = _replay_reads(trace, _start_residency(trace, unknown, residency), ra)
+    from .scenario import FileRead
+
+    n = len(trace) if n_records is None else n_records
+    out = []
+    for at, name, windows, (a, b), prev in calls:
+        if at >= n:
+            continue
+        for k, (lo, hi) in enumerate(windows):
+            last = k == len(windows) - 1
+            # (the call's copy goes with its last window: windows first, docs/model.md 11.7)
+            out.append(FileRead(at, name, lo, hi, a, b if last else a, prev if last else -1))
+        if not windows and a < b:
+            out.append(FileRead(at, name, 0, 0, a, b, prev))
+    return out
 
 
 def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="resident",
-                 **overrides):
+                 residency=None, **overrides):
     """The engine scenario of a recorded trace, as close to the kernel as the recording
     allows: VMAs, files and preload as above (the preload includes the pages the run's
     reads brought in before it touched them), :data:`KERNEL_DEFAULTS` (``fault_model``
@@ -479,12 +542,15 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
 
     trace = separate(trace)     # (a range mapped again as something else: shifted apart)
     vmas = overrides.pop("vmas", None) or vmas_for(trace)
-    files = overrides.pop("files", None)
-    files = files_for(trace, vmas) if files is None else files
     ra = overrides.get("ra_pages", ra_pages_for(trace)[0])
+    reads = overrides.pop("reads", None)
+    if reads is None:
+        reads = reads_for(trace, vmas, unknown, residency, ra)
+    files = overrides.pop("files", None)
+    files = files_for(trace, vmas, reads) if files is None else files
     pre = overrides.pop("preload", None)
     if pre is None:
-        pre = preload_for(trace, vmas, unknown, ra_pages=ra)
+        pre = preload_for(trace, vmas, unknown, residency=residency, ra_pages=ra, reads=False)
         if memory_pages is not None and len(pre) > memory_pages:
             pre = pre[:memory_pages]
     unmaps = overrides.pop("unmaps", None)
@@ -495,7 +561,8 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     if memory_bytes is not None and memory_pages is not None:
         raise ScenarioError("give memory_bytes or memory_pages, not both")
     return Scenario(trace, vmas=vmas, files=files, preload=pre if len(pre) else None,
-                    memory_pages=memory_pages, memory_bytes=memory_bytes, unmaps=unmaps, **kw)
+                    memory_pages=memory_pages, memory_bytes=memory_bytes, unmaps=unmaps,
+                    reads=reads, **kw)
 
 
 # -- what the engine runs ----------------------------------------------------------------

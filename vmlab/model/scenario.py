@@ -234,6 +234,48 @@ class File:
 
 @checked_keywords()
 @dataclass(frozen=True)
+class FileRead:
+    """A ``read()``-family call (or exec's read of a binary) at a point of the access stream
+    (docs/model.md 11.7): when the thread of record ``record`` starts that record, before
+    its gap, the folios of file pages ``[start, end)`` of ``file`` that are not in the page
+    cache enter it (charged, evicting under the limit as a readahead does: a folio that
+    finds no frame ends the window), then the folios of ``[copy_start, copy_end)``, the
+    pages the call copies, are read too if missing (charged as a fault's folio is: no
+    frame is an OOM) and marked accessed (``folio_mark_accessed``), except the first when
+    it holds file page ``prev`` (the end of the previous read of this open file: the kernel
+    marks a folio once per run of reads inside it; -1 for none).  Either range may be
+    empty (a call that opened two windows is two FileReads, the second with its copy).  ``file`` names a
+    :class:`File` of the scenario (with ``size_bytes``); no VMA needs to map it."""
+
+    record: int
+    file: str
+    start: int
+    end: int
+    copy_start: int
+    copy_end: int
+    prev: int = -1
+
+    def __post_init__(self):
+        for name in ("record", "start", "end", "copy_start", "copy_end", "prev"):
+            v = getattr(self, name)
+            w = as_whole(v)
+            if w is None:
+                raise ScenarioError(f"FileRead: {name} must be an integer, got {v!r}")
+            object.__setattr__(self, name, w)
+        if not isinstance(self.file, str):
+            raise ScenarioError(f"FileRead at record {self.record}: file must be a File's name, "
+                                f"got {self.file!r}")
+        if not (0 <= self.start <= self.end and 0 <= self.copy_start <= self.copy_end):
+            raise ScenarioError(f"FileRead at record {self.record}: needs 0 <= start <= end and "
+                                f"0 <= copy_start <= copy_end (file pages), got [{self.start}, "
+                                f"{self.end}) and [{self.copy_start}, {self.copy_end})")
+        if self.prev < -1:
+            raise ScenarioError(f"FileRead at record {self.record}: prev must be a file page or "
+                                f"-1, got {self.prev}")
+
+
+@checked_keywords()
+@dataclass(frozen=True)
 class Unmap:
     """A mapping that ends (``munmap``, a ``brk`` shrink) or moves (``mremap``) at a point of
     the access stream (docs/model.md 11.9): when the thread of record ``record`` starts that
@@ -516,6 +558,9 @@ class Scenario:
     unmaps : list of Unmap
         Mappings that end during the run (docs/model.md 11.9): their PTEs go, their
         anonymous frames are given back; a later access faults afresh.
+    reads : list of FileRead
+        ``read()``-family calls during the run (docs/model.md 11.7): the page-cache folios
+        they bring in, charged at their record, and the folios they mark accessed.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -545,6 +590,7 @@ class Scenario:
     sample_rate: float | None = None
     workingset: bool = False
     unmaps: tuple = ()
+    reads: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -666,6 +712,7 @@ class Scenario:
             names.add(f.name)
         object.__setattr__(self, "files", files)
         self._check_unmaps()
+        self._check_reads()
         if self.sample_rate is not None:
             r = self.sample_rate
             if not is_finite_number(r) or not 0 < r <= 1:
@@ -684,6 +731,8 @@ class Scenario:
                 self.memory_bytes is not None and "memory_bytes") if text]
             if r < 1 and self.unmaps:
                 asked.append("unmaps")
+            if r < 1 and self.reads:
+                asked.append("reads")
             if r < 1 and asked:
                 raise ScenarioError(
                     f"{', '.join(asked)} cannot be sampled: readahead and folios read a page's "
@@ -715,6 +764,43 @@ class Scenario:
             raise ScenarioError("unmaps with an adversary are not run yet (docs/model.md 11.9): "
                                 "leave one of them out")
         object.__setattr__(self, "unmaps", um)
+
+    def _check_reads(self):
+        rd = self.reads
+        if isinstance(rd, FileRead):
+            rd = (rd,)
+        rd = tuple(rd or ())
+        n = len(self.trace)
+        sizes = {f.name: f.size_bytes for f in self.files}
+        ps = int(self.trace.meta.page_size)
+        for i, r in enumerate(rd):
+            if not isinstance(r, FileRead):
+                raise ScenarioError(f"reads[{i}] must be a FileRead(record, file, start, end, "
+                                    f"copy_start, copy_end), got {r!r}")
+            if not 0 <= r.record < n:
+                raise ScenarioError(f"reads[{i}]: record {r.record} is not a record of the trace "
+                                    f"(0 to {n - 1})")
+            if sizes.get(r.file) is None:
+                raise ScenarioError(f"reads[{i}]: file {r.file!r} is not among files with a "
+                                    "size (give File(name, size_bytes) in files)"
+                                    + did_you_mean([r.file], sorted(sizes)))
+            pages = -(-sizes[r.file] // ps)
+            if max(r.end, r.copy_end) > pages:
+                raise ScenarioError(f"reads[{i}]: pages [{min(r.start, r.copy_start)}, "
+                                    f"{max(r.end, r.copy_end)}) go beyond the end of {r.file!r} "
+                                    f"({pages} pages)")
+        if rd and self.adversary is not None:
+            raise ScenarioError("reads with an adversary are not run yet (docs/model.md 11.7): "
+                                "leave one of them out")
+        object.__setattr__(self, "reads", rd)
+
+    def read_ops(self, files):
+        """The reads as ``(record, file index in files, start, end, copy_start, copy_end,
+        prev)`` in record order (ties in the order given); ``files``: :meth:`file_table`'s."""
+        index = {f[0]: i for i, f in enumerate(files)}
+        out = [(r.record, index[r.file], r.start, r.end, r.copy_start, r.copy_end, r.prev)
+               for r in self.reads]
+        return sorted(out, key=lambda r: r[0])
 
     def unmap_ranges(self, vmas, vma_pols):
         """The unmaps as ``(record, asid, first vpn, end vpn, destination vpn)`` in record
@@ -783,7 +869,10 @@ class Scenario:
                 raise ScenarioError(f"VMA {v.label}: offset {v.offset} is not a multiple of the "
                                     f"page size {ps}")
         named = {v.file for v in vmas if v.file is not None}
+        read = {r.file for r in self.reads}
         for f in self.files:
+            if f.name in read:
+                continue
             if f.name not in named:
                 raise ScenarioError(f"files: no VMA maps {f.name!r} (VMAs name files "
                                     f"{sorted(named)})" + did_you_mean([f.name], sorted(named)))
@@ -817,6 +906,8 @@ class Scenario:
             asked["file"] = "a VMA's file (page-cache sharing)"
         if self.workingset and self.replacement == "twolist":
             asked["workingset"] = "workingset=True"
+        if self.reads:
+            asked["reads"] = "reads (FileRead)"
         return asked
 
     def file_table(self, vmas):
@@ -841,6 +932,11 @@ class Scenario:
                 vma_file.append(index[v.file])
             f = files[vma_file[-1]]
             f[1] = max(f[1], v.offset // ps + (v.end - v.start) // ps)
+        # then the files only reads name (their page cache, no VMA: docs/model.md 11.7)
+        for r in self.reads:
+            if r.file not in index:
+                index[r.file] = len(files)
+                files.append([r.file, 0, 0])
         out = []
         for name, reach, _ in files:
             g = given.get(name) if name is not None else None

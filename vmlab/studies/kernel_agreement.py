@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..errors import VmlabError
 from ..measure import MB, PROGRAMS, make_inputs
-from ..validate import VALGRIND_OBJECTS, cold_preload, predict
+from ..validate import VALGRIND_OBJECTS, cold_residency, predict
 
 #: Where the shipped measurements and recordings live.
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "native"
@@ -351,12 +351,11 @@ def major_faults_by_object(trace, memory_bytes, cold_cache):
     many fall in a writable private file segment (``data_segment``: ``.data``/relro, written
     by the loader, so the fault is a copy-on-write that reads the page cache)."""
     from ..engine.prepare import RUNS_KNOBS
-    from ..model.recorded import runnable, scenario_for, vmas_for
+    from ..model.recorded import runnable, scenario_for
     from ..simulation import simulate
 
-    vmas = vmas_for(trace)
-    sc, _ = runnable(scenario_for(trace, memory_bytes=memory_bytes, vmas=vmas,
-                                  preload=cold_preload(trace, vmas, cold_cache)), RUNS_KNOBS)
+    sc, _ = runnable(scenario_for(trace, memory_bytes=memory_bytes,
+                                  residency=cold_residency(trace, cold_cache)), RUNS_KNOBS)
     f = simulate(sc).faults
     f = f[f["major"]]
     vm = sc.resolved_vmas()
@@ -375,12 +374,11 @@ def major_fault_pages(trace, memory_bytes, cold_cache):
     mapping, ``.data``/relro; ``text``: executable; ``read-only``; ``anon``) and
     ``file_page`` (the faulting page's page in its file)."""
     from ..engine.prepare import RUNS_KNOBS
-    from ..model.recorded import runnable, scenario_for, vmas_for
+    from ..model.recorded import runnable, scenario_for
     from ..simulation import simulate
 
-    vmas = vmas_for(trace)
-    sc, _ = runnable(scenario_for(trace, memory_bytes=memory_bytes, vmas=vmas,
-                                  preload=cold_preload(trace, vmas, cold_cache)), RUNS_KNOBS)
+    sc, _ = runnable(scenario_for(trace, memory_bytes=memory_bytes,
+                                  residency=cold_residency(trace, cold_cache)), RUNS_KNOBS)
     f = simulate(sc).faults
     f = f[f["major"]].sort_values("start_ns", kind="stable")
     vm = sc.resolved_vmas()

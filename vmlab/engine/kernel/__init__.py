@@ -146,6 +146,12 @@ class KernelInputs(NamedTuple):
     um_pages: np.ndarray     # int64
     um_dest: np.ndarray      # int64, beside um_pages
     thr_um_off: np.ndarray   # int64 [T + 1]: thread i's unmaps are um_pos[off[i]:off[i + 1]]
+    # read()-family calls (docs/model.md 11.7), thread by thread in record order: read i
+    # happens when its thread starts the record at position rd_pos[i]; rd_op[i] is (file,
+    # start, end, copy_start, copy_end, prev) in file pages
+    rd_pos: np.ndarray       # int64 [R]
+    rd_op: np.ndarray        # int64 [R, 6]
+    thr_rd_off: np.ndarray   # int64 [T + 1]: thread i's reads are rd_pos[off[i]:off[i + 1]]
     # run
     n_asid: int
     horizon: int             # horizon_ns

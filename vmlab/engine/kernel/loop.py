@@ -166,6 +166,7 @@ def _setup(K):
     TS[:, C.TS_LW_NEXT] = K.thr_lw_off[:T]
     TS[:, C.TS_LR_NEXT] = K.thr_lr_off[:T]
     TS[:, C.TS_UM_NEXT] = K.thr_um_off[:T]
+    TS[:, C.TS_RD_NEXT] = K.thr_rd_off[:T]
     TS[:, C.TS_PHASE] = C.PH_START
     TS[:, C.TS_SEG] = C.CAT_COMPUTE
     TT[:, C.TT_TID] = K.thr_tid

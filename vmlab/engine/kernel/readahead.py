@@ -104,7 +104,10 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_fstart, f_npages, limit, n_
                  vma_exec, young, PT):
     """Allocate and issue, completing at ``io_c``, the folios of file ``f`` holding file pages
     ``[lo, hi)`` that are neither resident nor in flight, in ascending order; the folio
-    holding file page ``mark`` gets the readahead mark if it is one of them.  A folio that
+    holding file page ``mark`` gets the readahead mark if it is one of them.  ``io_c < 0``:
+    a ``read()`` call's window (docs/model.md 11.7), read by the time the call returns: no
+    I/O event, not counted as wasted I/O, in flight (locked, as the kernel's batch is) until
+    :func:`_read_ends`.  A folio that
     finds no frame ends the readahead there (it never causes an OOM).  Returns (folios
     read, pages read, n_frames, n_ent, hand, hn, nev): the evictions it makes are recorded
     at ``t`` for readahead by thread ``th`` (``ws`` ... ``PT``: workingset's and the young
@@ -131,10 +134,23 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_fstart, f_npages, limit, n_
         _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames)
         n_frames += slot_frames[s]
         n_ent += 1
-        FL[s] |= F_INFL
-        FL[s] &= np.uint8(255 - F_MSIO)
         RAM[s] = 1 if k == mk else 0
-        hn = _heap_push(ht, hk, hn, io_c, (C.EV_IO << 40) | s)
+        FL[s] |= F_INFL
+        if io_c < 0:
+            FL[s] |= F_MSIO   # (and no I/O event: the caller ends the window, _read_ends)
+        else:
+            FL[s] &= np.uint8(255 - F_MSIO)
+            hn = _heap_push(ht, hk, hn, io_c, (C.EV_IO << 40) | s)
         n += 1
         pages += slot_frames[s]
     return n, pages, n_frames, n_ent, hand, hn, nev
+
+
+@njit_borrow
+def _read_ends(f, lo, hi, P, f_base, f_fstart, FL):
+    """A ``read()`` call's window (``_read_folios`` with ``io_c < 0``) has been read: its
+    folios (in flight and counted as used, a state no fault's I/O has) are resident."""
+    if hi > lo:
+        for k in range(_folio_at(f_base, f_fstart, f, lo), _folio_at(f_base, f_fstart, f, hi - 1) + 1):
+            if (FL[P + k] & (F_INFL | F_MSIO)) == (F_INFL | F_MSIO):
+                FL[P + k] &= np.uint8(255 - F_INFL)

@@ -14,6 +14,7 @@ from . import state as g
 from .accounting import _count_in_bin, _thread_ends
 from .events import _key_lt, _limit
 from .fastrun import _fast_run, _prefetch_access
+from .fault import _read_call
 from .granularity import _allows, _unmap_pages
 from .pagecache import F_FILE, F_PTE, PT_YOUNG, _touch
 
@@ -42,6 +43,13 @@ def _ph_start(K, W, G, th, t):
                                       K.page_slot, W.FL, W.PT, W.MAPC, W.CHG, W.cnt)
         ui += 1
     TS[th, C.TS_UM_NEXT] = ui
+    ri = TS[th, C.TS_RD_NEXT]
+    while ri < K.thr_rd_off[th + 1] and K.rd_pos[ri] <= pos:
+        # a read() call returned before this record (docs/model.md 11.7)
+        TS[th, C.TS_RD_NEXT] = ri + 1
+        if not _read_call(K, W, G, th, t, ri):
+            return -1, g.HALT
+        ri += 1
     if pos >= K.thr_off[th + 1]:
         _thread_ends(K, W, G, th, t, C.ST_DONE)
         TS[th, C.TS_SEG] = C.CAT_COMPUTE
