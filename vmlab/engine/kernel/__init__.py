@@ -5,7 +5,8 @@ Files: ``events`` (random draws, the event heap, arrivals of signals and adversa
 ``pagecache`` (admit, touch, victim, evict, remove: the only code that knows replacement
 algorithms), ``locks`` (mmap_sem and the VMA locks, the release of a fault's attempt),
 ``accounting`` (record tables, bins, closing a fault, ending a thread), ``granularity`` and
-``readahead`` (the kernel fault model), ``state`` (the work arrays and the scalar state the
+``readahead`` (the kernel fault model), ``filereads`` (``read()`` calls during the run),
+``state`` (the work arrays and the scalar state the
 phases share), the phases one function each: ``record`` (a record's start, access and
 end), ``lockphases`` (request, grant, a writer's release), ``fault`` (lookup, waits,
 install, SIGBUS, the fault's end), ``signals`` (arrival, delivery), ``arrivals`` (I/O
@@ -19,15 +20,15 @@ from typing import NamedTuple
 import numpy as np
 
 from ..._numba import refresh_stale_caches
-from . import (accounting, arrivals, events, fastrun, fault, granularity, lockphases, locks,
-               loop, pagecache, readahead, record, signals, state)
+from . import (accounting, arrivals, events, fastrun, fault, filereads, granularity, lockphases,
+               locks, loop, pagecache, readahead, record, signals, state)
 from .accounting import MAX_BINS
 from .loop import _simulate
 
 # numba checks each cached function against its own file only; these compile into each other
-refresh_stale_caches(__path__[0], (accounting, arrivals, events, fastrun, fault, granularity,
-                                   lockphases, locks, loop, pagecache, readahead, record,
-                                   signals, state))
+refresh_stale_caches(__path__[0], (accounting, arrivals, events, fastrun, fault, filereads,
+                                   granularity, lockphases, locks, loop, pagecache, readahead,
+                                   record, signals, state))
 
 
 class KernelInputs(NamedTuple):

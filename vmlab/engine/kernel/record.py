@@ -14,7 +14,7 @@ from . import state as g
 from .accounting import _count_in_bin, _thread_ends
 from .events import _key_lt, _limit
 from .fastrun import _fast_run, _prefetch_access
-from .fault import _read_call
+from .filereads import _read_call
 from .granularity import _allows, _unmap_pages
 from .pagecache import F_FILE, F_PTE, PT_YOUNG, _touch
 
