@@ -130,13 +130,14 @@ def _reads(*rows):
     return np.array([(0, f, o, n, at, _code(c)) for f, o, n, at, c in rows], FILE_READ_DTYPE)
 
 
-def _trace(tmp_path, reads, records, *, name="t.vmt", ra_kb=None, resident=None, size=40):
+def _trace(tmp_path, reads, records, *, name="t.vmt", ra_kb=None, resident=None, size=40,
+           folios=None):
     """One file of ``size`` pages mapped at BASE (r, private) and read by ``reads``;
     ``records``: (page, op) accesses."""
     t = np.zeros(1, MAPPING_DTYPE)
     t[0] = (0, BASE, BASE + size * PS, 1, 0, Backing.FILE, 0, 0, 0, FOREVER)
     res = np.zeros(size, bool) if resident is None else resident
-    files = [FileInfo("/data/f", 1, 2, size * PS, res, "before_run", ra_kb)]
+    files = [FileInfo("/data/f", 1, 2, size * PS, res, "before_run", ra_kb, folios)]
     addr = np.array([BASE + p * PS for p, _o in records], np.uint64)
     op = np.array([o for _p, o in records], np.uint8)
     with TraceWriter(tmp_path / name, mappings=Mappings(t, files, "test", reads)) as w:
@@ -402,3 +403,18 @@ def test_cold_snapshot_is_taken_where_the_program_starts(tmp_path):
         assert sum(b - a for a, b in at_exec.get(path, [])) >= dropped - 2, path
     with pytest.raises(Exception, match="where must be"):
         cold_page_cache(argv, tmp_path, where="later")
+
+
+def test_a_cold_run_keeps_only_the_recorded_folios_it_starts_with(tmp_path):
+    # the recording found pages 0-15 in a 16-page folio and 16-19 in a 4-page one; a cold
+    # run that starts with pages 0-15 resident (the snapshot) keeps the first, and reads
+    # 16-19 again with its own readahead: not the recorded folio (under a limit a 64-page
+    # folio from an earlier run would be charged whole where the kernel reads small ones)
+    res = np.zeros(40, bool)
+    res[:20] = True
+    tr = _trace(tmp_path, _reads((0, 0, 832, 0, "read")), [(0, Op.LOAD)], resident=res,
+                folios=((0, 16), (16, 4)))
+    assert scenario_for(tr).files[0].folios == ((0, 16), (16, 4))
+    cold = np.zeros(40, bool)
+    cold[:16] = True
+    assert scenario_for(tr, residency={"/data/f": cold}).files[0].folios == ((0, 16),)

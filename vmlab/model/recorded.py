@@ -199,11 +199,13 @@ def unrecorded_pages(vmas, page_size=4096):
     return sum((v.end - v.start) // page_size for v in vmas if v.name.startswith(UNRECORDED + "@"))
 
 
-def files_for(trace, vmas=None, reads=()):
+def files_for(trace, vmas=None, reads=(), residency=None):
     """``File`` objects of the files the VMAs map and ``reads`` read, from the recorded files
     table: their size in bytes, so fault-around and readahead stop at the end of each file,
     and the large folios their resident pages were in (``File.folios``; none where the
-    recording did not measure them)."""
+    recording did not measure them).  ``residency`` (``{file identity: bool array}``, a
+    cold run's) keeps only the folios whose pages are all resident in it: a folio the run
+    reads again is the run's own readahead's, not the one the recording found."""
     from .scenario import File
 
     m = trace.mappings
@@ -213,7 +215,11 @@ def files_for(trace, vmas=None, reads=()):
     out = []
     for name, f in zip(names, m.files):
         if name in used and f.size_bytes:
-            out.append(File(name, size_bytes=int(f.size_bytes), folios=f.folios or ()))
+            folios = tuple(f.folios or ())
+            res = (residency or {}).get(name)
+            if res is not None:
+                folios = tuple((a, n) for a, n in folios if a + n <= len(res) and res[a:a + n].all())
+            out.append(File(name, size_bytes=int(f.size_bytes), folios=folios))
     return out
 
 
@@ -547,7 +553,7 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     if reads is None:
         reads = reads_for(trace, vmas, unknown, residency, ra)
     files = overrides.pop("files", None)
-    files = files_for(trace, vmas, reads) if files is None else files
+    files = files_for(trace, vmas, reads, residency) if files is None else files
     pre = overrides.pop("preload", None)
     if pre is None:
         pre = preload_for(trace, vmas, unknown, residency=residency, ra_pages=ra, reads=False)
