@@ -195,3 +195,25 @@ def test_convert_notes_what_the_output_format_drops(tmp_path, capsys):
     assert any("(tid)" in n for n in notes) and any("(gap_ns)" in n for n in notes)
     code, _, err = run_cli(capsys, "trace", "convert", str(src), str(tmp_path / "r2.vmt"))
     assert code == 0 and "note:" not in err
+
+
+def test_run_on_a_recording_replays_all_of_it(capsys):
+    # a recorded trace's scenario (scenario_for) is the run's, whole: its reads (gzip's
+    # input, a file no VMA maps) and its ended mappings included, under every memory size
+    import vmlab
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.model.recorded import runnable, scenario_for
+    from vmlab.trace import open_trace
+
+    path = Path(__file__).resolve().parent.parent / "data" / "native" / "lackey_gzip.vmt"
+    code, out, _ = run_cli(capsys, "run", str(path), "--memory-bytes", "471859,1048576",
+                           "--no-records", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    sc, _ = runnable(scenario_for(open_trace(path)), RUNS_KNOBS)
+    assert sc.reads and sc.unmaps
+    for row in rows:
+        want = vmlab.simulate(sc.replace(memory_bytes=row["memory_bytes"], records=False,
+                                         costs=sc.costs.replace(io_ns=vmlab.NVME))).summary
+        assert row["n_faults"] == want["n_faults"] and row["n_major"] == want["n_major"]
+        assert row["elapsed_ns"] == want["elapsed_ns"]

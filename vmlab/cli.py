@@ -729,19 +729,19 @@ def _run(a):
     knobs = {k: v for k, v in (("replacement", a.replacement),
                                ("fault_around_pages", a.fault_around_pages)) if v is not None}
     left_out = []
-    if tr.mappings is not None and a.backing is None:
+    like_kernel = tr.mappings is not None and a.backing is None
+    if like_kernel:
         from .engine.prepare import RUNS_KNOBS
         from .model.recorded import runnable, scenario_for
 
-        base, left_out = runnable(scenario_for(tr, **knobs), RUNS_KNOBS)
-        where = {f: getattr(base, f) for f in ("vmas", "preload", "files", "fault_model",
-                                               "ra_pages", "folio_pages", "replacement",
-                                               "fault_around_pages", "memory_pages")}
+        # (every field of the recorded scenario is kept: its VMAs, files, preload, reads,
+        # unmaps and kernel knobs; the options below change the rest)
+        recorded, left_out = runnable(scenario_for(tr, **knobs), RUNS_KNOBS)
     else:
-        where = {"backing": "file" if a.backing is None else a.backing, "replacement": "lru",
-                 "fault_around_pages": 1, **knobs}
-    base = Scenario(
-        tr, **where, policy=policies[0],
+        recorded = Scenario(tr, backing="file" if a.backing is None else a.backing,
+                            replacement="lru", fault_around_pages=1, **knobs)
+    base = recorded.replace(
+        policy=policies[0],
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
         adversary=Adversary("poisson", rate_hz=a.adversary_rate_hz) if a.adversary_rate_hz > 0 else None,
         horizon_ns=DEFAULT_HORIZON_NS if a.horizon_ns is None else a.horizon_ns, seed=a.seed, records=not a.no_records,
@@ -797,7 +797,7 @@ def _run(a):
             body.append(cells)
         widths = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
         io_text = a.io or ("the profile's" if a.costs else "nvme")
-        if "backing" not in where:
+        if like_kernel:
             vma_text = "replayed like the kernel from the recorded mappings"
         elif a.backing is None:
             vma_text = ("file backing (the trace records no mappings: every page a file page; "
