@@ -52,6 +52,25 @@ def test_dask_sweep_returns_the_local_rows(client, trace, tmp_path):
     same_rows(local, from_file)
 
 
+def test_dask_sweep_of_a_recording_keeps_its_reads_and_unmaps(client):
+    # a task ships the scenario on a placeholder trace; the fields that name records of the
+    # trace (reads, unmaps) travel beside it and are put back on the worker
+    from pathlib import Path
+
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.model.recorded import runnable, scenario_for
+
+    path = Path(__file__).resolve().parent.parent / "data" / "native" / "lackey_gzip.vmt"
+    sc, _ = runnable(scenario_for(open_trace(path)), RUNS_KNOBS)
+    assert sc.reads and sc.unmaps
+    sc = sc.replace(records=False)
+    grid = {"memory_bytes": [471_859, 1 << 20]}
+    local = vmlab.sweep(sc, grid, n_jobs=1, show_progress=False)
+    same_rows(local, vmlab.sweep(sc, grid, client=client, show_progress=False))
+    want = vmlab.simulate(sc.replace(memory_bytes=471_859)).summary
+    assert local["n_faults"].iloc[0] == want["n_faults"]
+
+
 def test_interrupted_sweep_resumes_from_the_parquet_cache(client, trace, tmp_path):
     sc = Scenario(trace, records=False, policy="fault_retry")
     cache = tmp_path / "cache"

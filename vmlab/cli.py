@@ -238,7 +238,10 @@ def _parser():
                         "(repeatable), e.g. memory_pages=1000,2000 or replacement=lru,fifo")
     w.add_argument("--policy", default="nopage",
                    help="policy preset, or several separated by commas (a grid axis)")
-    w.add_argument("--backing", default="file", help="backing of the VMAs inferred from the trace")
+    w.add_argument("--backing", default=None,
+                   help="backing of the VMAs inferred from the trace (default file); a trace "
+                        "recorded with its mappings replays like the kernel unless --backing "
+                        "is given (as `vmlab run`)")
     w.add_argument("--sample-rate", type=float, default=None,
                    help="spatially sampled replay at rate R (see `vmlab run --help`)")
     w.add_argument("--horizon-ns", type=int, default=None, help="stop each run there")
@@ -679,7 +682,7 @@ RUN_COLUMNS = (("policy", "policy"), ("memory_pages", "memory"), ("n_faults", "f
 def _run(a):
     import vmlab
     from .engine.prepare import index_trace
-    from .model import HDD, NVME, Adversary, Scenario, get_policy, poisson_signals
+    from .model import HDD, NVME, Adversary, get_policy, poisson_signals
     from .model.scenario import DEFAULT_HORIZON_NS
     from .units import fmt_value
 
@@ -728,18 +731,7 @@ def _run(a):
         sizes = [(None, n) for n in (pages or [None])]
     knobs = {k: v for k, v in (("replacement", a.replacement),
                                ("fault_around_pages", a.fault_around_pages)) if v is not None}
-    left_out = []
-    like_kernel = tr.mappings is not None and a.backing is None
-    if like_kernel:
-        from .engine.prepare import RUNS_KNOBS
-        from .model.recorded import runnable, scenario_for
-
-        # (every field of the recorded scenario is kept: its VMAs, files, preload, reads,
-        # unmaps and kernel knobs; the options below change the rest)
-        recorded, left_out = runnable(scenario_for(tr, **knobs), RUNS_KNOBS)
-    else:
-        recorded = Scenario(tr, backing="file" if a.backing is None else a.backing,
-                            replacement="lru", fault_around_pages=1, **knobs)
+    recorded, left_out, like_kernel = _base_scenario(tr, a.backing, knobs)
     base = recorded.replace(
         policy=policies[0],
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
@@ -851,9 +843,27 @@ def _grid_values(text):
     return key, out
 
 
+def _base_scenario(tr, backing, knobs):
+    """The scenario ``run`` and ``sweep`` start from: ``(scenario, left_out, like_kernel)``.
+    A trace recorded with its mappings and no ``--backing`` replays like the kernel
+    (:func:`vmlab.model.recorded.scenario_for`, whole: VMAs, files, preload, reads, unmaps,
+    the kernel's knobs; ``left_out``: what the engine does not run); otherwise the VMAs are
+    inferred with ``backing`` (default file)."""
+    from .model import Scenario
+
+    if tr.mappings is not None and backing is None:
+        from .engine.prepare import RUNS_KNOBS
+        from .model.recorded import runnable, scenario_for
+
+        sc, left_out = runnable(scenario_for(tr, **knobs), RUNS_KNOBS)
+        return sc, left_out, True
+    sc = Scenario(tr, backing="file" if backing is None else backing, replacement="lru",
+                  fault_around_pages=1, **knobs)
+    return sc, [], False
+
+
 def _sweep(a):
     from .simulation import sweep
-    from .model import Scenario
     from .model.scenario import DEFAULT_HORIZON_NS
 
     out = Path(a.out)
@@ -877,8 +887,11 @@ def _sweep(a):
                          "--policy names)")
     check_writable(out)
     tr = _open_any(a.trace, **_read_options(a, a.trace, None))
-    sc = Scenario(tr, backing=a.backing, policy=pols[0], records=False,
-                  horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, sample_rate=a.sample_rate)
+    base, left_out, _like_kernel = _base_scenario(tr, a.backing, {})
+    if left_out:
+        print("vmlab sweep: not modelled in this run: " + "; ".join(left_out), file=sys.stderr)
+    sc = base.replace(policy=pols[0], records=False,
+                      horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, sample_rate=a.sample_rate)
     from .distributed import connect
 
     client = connect(a.scheduler, a.workers)

@@ -135,9 +135,22 @@ def _placeholder():
     return Trace(addr=np.zeros(1, np.uint64))
 
 
+#: Scenario fields that name records of the trace: a task ships them beside the scenario
+#: (a one-record placeholder trace has none of their records)
+BY_RECORD = ("unmaps", "reads")
+
+
 def scenario_without_trace(scenario):
-    """``scenario`` with a one-record placeholder trace (what a task ships)."""
-    return scenario.replace(trace=_placeholder())
+    """What a task ships: ``(scenario with a one-record placeholder trace and no field
+    that names records, those fields)``; :func:`with_trace` puts them back together."""
+    return (scenario.replace(trace=_placeholder(), **{f: () for f in BY_RECORD}),
+            {f: getattr(scenario, f) for f in BY_RECORD})
+
+
+def with_trace(shipped, trace):
+    """The scenario :func:`scenario_without_trace` shipped, on ``trace``."""
+    base, by_record = shipped
+    return base.replace(trace=trace, **by_record)
 
 
 def point_keys(scenario, points, checksum):
@@ -194,7 +207,7 @@ def _run_batch(ref, checksum, base, points):
     from .simulation import apply_point, simulate
 
     trace = _worker_trace(ref, checksum)
-    sc0 = base.replace(trace=trace)
+    sc0 = with_trace(base, trace)
     out, seconds = [], []
     for p in points:
         t0 = time.perf_counter()
