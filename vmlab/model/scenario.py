@@ -739,47 +739,45 @@ class Scenario:
                     "neighbours and memory_bytes charges anonymous pages, which spatial "
                     "sampling leaves out or does not scale; use sample_rate=None")
 
-    def _check_unmaps(self):
-        um = self.unmaps
-        if isinstance(um, Unmap):
-            um = (um,)
-        um = tuple(um or ())
+    def _record_ops(self, field, cls, form, section, hint=""):
+        """Field ``field`` (operations at records of the trace: ``Unmap``, ``FileRead``) as a
+        tuple, each a ``cls`` at a record of the trace; refused with an adversary (not run
+        together yet, docs/model.md ``section``)."""
+        ops = getattr(self, field)
+        if isinstance(ops, cls):
+            ops = (ops,)
+        ops = tuple(ops or ())
         n = len(self.trace)
+        for i, o in enumerate(ops):
+            if not isinstance(o, cls):
+                raise ScenarioError(f"{field}[{i}] must be {form}, got {o!r}")
+            if not 0 <= o.record < n:
+                raise ScenarioError(f"{field}[{i}]: record {o.record} is not a record of the "
+                                    f"trace (0 to {n - 1}){hint}")
+        if ops and self.adversary is not None:
+            raise ScenarioError(f"{field} with an adversary are not run yet (docs/model.md "
+                                f"{section}): leave one of them out")
+        object.__setattr__(self, field, ops)
+        return ops
+
+    def _check_unmaps(self):
         ps = int(self.trace.meta.page_size)
+        um = self._record_ops("unmaps", Unmap, "an Unmap(record, start, end, asid)", "11.9",
+                              "; a mapping that outlives the run needs no Unmap")
         for i, u in enumerate(um):
-            if not isinstance(u, Unmap):
-                raise ScenarioError(f"unmaps[{i}] must be an Unmap(record, start, end, asid), "
-                                    f"got {u!r}")
-            if not 0 <= u.record < n:
-                raise ScenarioError(f"unmaps[{i}]: record {u.record} is not a record of the "
-                                    f"trace (0 to {n - 1}); a mapping that outlives the run "
-                                    "needs no Unmap")
             if u.start % ps or u.end % ps:
                 raise ScenarioError(f"unmaps[{i}]: [{u.start:#x}, {u.end:#x}) is not aligned to "
                                     f"the page size {ps}")
             if u.to is not None and u.to % ps:
                 raise ScenarioError(f"unmaps[{i}]: the destination {u.to:#x} is not aligned to "
                                     f"the page size {ps}")
-        if um and self.adversary is not None:
-            raise ScenarioError("unmaps with an adversary are not run yet (docs/model.md 11.9): "
-                                "leave one of them out")
-        object.__setattr__(self, "unmaps", um)
 
     def _check_reads(self):
-        rd = self.reads
-        if isinstance(rd, FileRead):
-            rd = (rd,)
-        rd = tuple(rd or ())
-        n = len(self.trace)
+        rd = self._record_ops("reads", FileRead, "a FileRead(record, file, start, end, "
+                              "copy_start, copy_end)", "11.7")
         sizes = {f.name: f.size_bytes for f in self.files}
         ps = int(self.trace.meta.page_size)
         for i, r in enumerate(rd):
-            if not isinstance(r, FileRead):
-                raise ScenarioError(f"reads[{i}] must be a FileRead(record, file, start, end, "
-                                    f"copy_start, copy_end), got {r!r}")
-            if not 0 <= r.record < n:
-                raise ScenarioError(f"reads[{i}]: record {r.record} is not a record of the trace "
-                                    f"(0 to {n - 1})")
             if sizes.get(r.file) is None:
                 raise ScenarioError(f"reads[{i}]: file {r.file!r} is not among files with a "
                                     "size (give File(name, size_bytes) in files)"
@@ -789,10 +787,6 @@ class Scenario:
                 raise ScenarioError(f"reads[{i}]: pages [{min(r.start, r.copy_start)}, "
                                     f"{max(r.end, r.copy_end)}) go beyond the end of {r.file!r} "
                                     f"({pages} pages)")
-        if rd and self.adversary is not None:
-            raise ScenarioError("reads with an adversary are not run yet (docs/model.md 11.7): "
-                                "leave one of them out")
-        object.__setattr__(self, "reads", rd)
 
     def read_ops(self, files):
         """The reads as ``(record, file index in files, start, end, copy_start, copy_end,
