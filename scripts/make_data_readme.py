@@ -55,7 +55,7 @@ Two kinds:
 
 {host}
 
-`native/` holds native page-fault measurements of six programs (perf stat, unlimited and
+`native/` holds native page-fault measurements of seven programs (perf stat, unlimited and
 under cgroup memory limits, with the kernel version and machine) and one `vmlab record
 --with perf` trace of each, with its mappings: see `native/README.md` (made by
 `scripts/measure_programs.py`).

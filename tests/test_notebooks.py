@@ -172,12 +172,12 @@ def test_08_kernel_agreement(executed):
     pinned here)."""
     r = records(executed, "08_kernel_agreement")
     assert r["native_source_remeasured"] is False
-    programs = ["gzip", "sort", "xz_T2", "awk", "python_dict", "sqlite"]
+    programs = ["gzip", "sort", "xz_T2", "awk", "python_dict", "sqlite", "md5sum"]
     for p in programs:   # target: 0.9 <= predicted / measured <= 1.1 with unlimited memory
         assert 0.9 <= r[f"fault_ratio_{p}"] <= 1.1, p
         assert r[f"fault_ratio_{p}"] == pytest.approx(
             r[f"predicted_faults_{p}"] / r[f"measured_faults_{p}"])
-    assert r["programs_in_target"] == 6
+    assert r["programs_in_target"] == 7
     assert r["valgrind_only_faults_per_run"] == 5
     assert 1 <= r["vdso_faults_kernel_max"] <= 2
     # the recordings hold the vDSO's mappings and reads: the prediction takes its faults too
@@ -194,14 +194,20 @@ def test_08_kernel_agreement(executed):
     # killed): gzip at 1 and 0.6 MB, python_dict at 8-5.5 MB (docs/model.md 11.8)
     assert r["limits_count_target_applies_gzip"] == 2
     assert r["limits_count_target_applies_python_dict"] == 4
-    for p in ("gzip", "python_dict"):
+    assert r["limits_count_target_applies_md5sum"] == 2
+    for p in ("gzip", "python_dict", "md5sum"):
         assert r[f"limits_within_2x_where_applies_{p}"] == r[f"limits_count_target_applies_{p}"]
+    # md5sum's stream under tight limits: the kernel's major faults rise from 1.5 MB (its
+    # own hot text reclaimed, docs/model.md 8.2); the prediction's knee is not pinned: that
+    # mechanism is not modelled yet
+    assert r["kernel_knee_mb_md5sum"] == pytest.approx(1.5)
     # where memory is ample every cold run starts from the held snapshot, and the kernel's
     # major faults are the prediction's, page for page (docs/model.md 11.8): exec's own
     # write for gzip; for python_dict that and python3.11's text pages 400 and 96
     assert r["kernel_major_per_traced_run_gzip"] == 1
     assert r["kernel_major_per_traced_run_python_dict"] == 3
-    for p in ("gzip", "python_dict"):
+    assert r["kernel_major_per_traced_run_md5sum"] == 1
+    for p in ("gzip", "python_dict", "md5sum"):
         assert r[f"predicted_major_at_largest_limit_{p}"] == r[f"kernel_major_per_traced_run_{p}"]
         assert r[f"measured_major_at_largest_limit_{p}"] == r[f"kernel_major_per_traced_run_{p}"]
 

@@ -17,7 +17,7 @@
    files dropped before each run, so a later run does not find what an earlier one read.
 4. Put the two side by side with their ratio (:func:`format_table`).
 
-Notebook 08 does this for six programs and explains each difference by mechanism.  The
+Notebook 08 does this for seven programs and explains each difference by mechanism.  The
 measured side is exact for this machine.
 """
 from __future__ import annotations

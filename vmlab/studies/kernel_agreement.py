@@ -42,9 +42,9 @@ DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "native"
 #: The filter of the shipped stripped recordings (:mod:`vmlab.trace.strip`), in pages: a
 #: quarter of the smallest memory limit of the program's sweep or less, so the sweep's
 #: replacement barely notices (tests/test_strip.py); 512 pages for the programs replayed with
-#: unlimited memory only, where stripping changes no count.  All six recordings together
+#: unlimited memory only, where stripping changes no count.  All seven recordings together
 #: are about 4 MB.
-FILTER_PAGES = {"gzip": 32, "python_dict": 128}
+FILTER_PAGES = {"gzip": 32, "python_dict": 128, "md5sum": 16}
 FILTER_PAGES_UNLIMITED = 512
 
 
