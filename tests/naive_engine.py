@@ -221,6 +221,7 @@ class NaiveSimulator:
         # the kernel fault model (docs/model.md 11.1-11.3); readahead, folios, shared files and
         # the memory limit are not modelled here yet
         refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages", "reads",
+                                                "reclaim_batch",
                                                 "memory_bytes", "ra_pages", "workingset"),
                      who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
@@ -994,15 +995,27 @@ class NaiveSimulator:
 
     def _make_room(self, frames, evict_counter, strict, cause=BY_FAULT):
         """Evict victims until ``frames`` more fit under the limit (anonymous frames count
-        under memory_bytes).  Returns False when no victim is left first (``strict``: the
-        memory limit, where that is the caller's failure; else the frames go in anyway)."""
-        while self.limit is not None and \
-                self.frames_used + self.anon_frames + frames > self.limit:
+        under memory_bytes), and, under memory_bytes, until the reclaim freed at least
+        ``reclaim_batch`` frames while victims last (docs/model.md 12).  Returns False when
+        no victim is left before the frames fit (``strict``: the memory limit, where that
+        is the caller's failure; else the frames go in anyway)."""
+        if self.limit is None:
+            return True
+
+        def fits():
+            return self.frames_used + self.anon_frames + frames <= self.limit
+
+        batch = self.sc.reclaim_batch if self.sc.memory_bytes is not None and not fits() else 0
+        freed = 0
+        while not fits() or freed < batch:
             victim = self._choose_victim(unmapped_only=cause == BY_READAHEAD)
             if victim is None:
+                if fits():
+                    break
                 if strict:
                     return False
                 break
+            freed += self.cache[victim].frames
             self._evict(victim, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
             self.counters[evict_counter] += 1
         return True

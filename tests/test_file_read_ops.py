@@ -146,3 +146,46 @@ def test_the_shipped_gzip_recording_reads_the_page_cache_the_kernel_charged():
     cold = meta["programs"]["gzip"]["cold_page_cache"]
     p = predict(trace, memory_bytes=1 << 20, cold_cache=cold)
     assert p["pages_read"] == 45 and not p["oom"]
+
+
+@pytest.mark.parametrize("batch, groups", [(1, [4] * 37), (32, [32] * 5)])
+def test_a_reclaim_under_memory_bytes_frees_its_batch(batch, groups):
+    # docs/model.md 12: a memcg charge that must reclaim asks for SWAP_CLUSTER_MAX (32)
+    # pages.  56 frames of page cache under the limit (64 less the kernel's 8), lib's 4
+    # pages touched at every record (LRU keeps them), then 50 reads of 4 new pages each: the
+    # cache is full after 13; one victim at a time the other 37 reads evict their 4 pages
+    # each; with batches of 32 five reclaims free 160 frames (the first at the 14th read,
+    # then every eighth), the oldest pages first
+    tr = Trace(np.array([BASE + (i % 4) * PS for i in range(60)], np.uint64))
+    sc = Scenario(tr, vmas=[Vma(BASE, BASE + 4 * PS, "file", file="lib")],
+                  files=[File("lib", size_bytes=4 * PS), File("input", size_bytes=200 * PS)],
+                  reads=[FileRead(4 + i, "input", 0, 0, 4 * i, 4 * i + 4) for i in range(50)],
+                  memory_bytes=64 * PS, reclaim_batch=batch)
+    r = vmlab.simulate(sc)
+    ev = r.evictions
+    assert ev.groupby("time_ns", sort=True).size().tolist() == groups
+    assert (ev["file"] == 1).all() and ev["file_page"].tolist() == list(range(sum(groups)))
+    assert r.summary["n_major"] == 4 and r.raw.counters["n_read_pages"] == 204
+    # under memory_pages (a plain cache of page-cache frames) the batch does not apply
+    r1 = vmlab.simulate(sc.replace(memory_bytes=None, memory_pages=56))
+    assert r1.evictions.groupby("time_ns").size().max() == 4
+
+
+def test_reclaim_batch_is_checked():
+    tr = Trace(np.array([BASE], np.uint64))
+    for bad in (0, -1, 2.5, "32", 1 << 21):
+        with pytest.raises(ScenarioError, match="reclaim_batch must be an integer from 1 to"):
+            Scenario(tr, reclaim_batch=bad)
+
+
+def test_an_implementation_without_reads_or_files_leaves_the_reads_out_and_says_so():
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.model.recorded import runnable, scenario_for
+    from vmlab.studies import kernel_agreement as ka
+
+    sc = scenario_for(ka.load_recordings(names=["gzip"])["gzip"])
+    assert sc.reads
+    for lacking in ("reads", "file"):
+        small, said = runnable(sc, tuple(k for k in RUNS_KNOBS if k != lacking))
+        assert small.reads == () and any("read() calls" in s for s in said)
+        vmlab.simulate(small.replace(records=False))

@@ -107,6 +107,7 @@ def test_inconsistent_files_are_refused_by_validate(make, message):
     (dict(vmas=[Vma(BASE, BASE + 4 * PS, file="lib")]), "a VMA's file (page-cache sharing)"),
     (dict(replacement="twolist", workingset=True), "workingset=True"),
     (KERNEL_DEFAULTS, "ra_pages=32"),
+    (dict(KERNEL_DEFAULTS, memory_bytes=1 << 20), "memory_bytes, reclaim_batch=32"),
 ])
 def test_every_knob_runs_and_refuse_knobs_names_those_an_implementation_lacks(changes, named):
     from vmlab.engine.prepare import RUNS_KNOBS
@@ -134,7 +135,7 @@ def test_kernel_defaults_are_valid_scenario_values():
     assert set(KERNEL_DEFAULTS) <= set(scenario_fields())
     sc = Scenario(trace(), **KERNEL_DEFAULTS)
     assert sc.fault_model in FAULT_MODELS and sc.fault_around_pages == 16 and sc.ra_pages == 32
-    assert sc.replacement == "twolist"
+    assert sc.replacement == "twolist" and sc.reclaim_batch == 32
     assert set(MADVISE) == {"normal", "random", "sequential"} and MAX_FOLIO_PAGES == 512
 
 

@@ -93,13 +93,17 @@ def test_runnable_names_what_it_leaves_out(tmp_path):
     tr = _loader_trace(tmp_path)
     sc = scenario_for(tr, memory_bytes=64 * PS)
     everything = ("fault_model", "ra_pages", "folio_pages", "memory_bytes", "file",
-                  "workingset")
+                  "workingset", "reads", "reclaim_batch")
     same, said = runnable(sc, runs=everything)
     assert same is sc and said == []
     small, said = runnable(sc, runs=("fault_model",))
     assert small.ra_pages == 0 and small.memory_bytes is None and small.memory_pages == 64
     assert all(v.file is None for v in small.resolved_vmas()) and small.files == ()
     assert any("readahead" in s for s in said) and any("memory_pages=64" in s for s in said)
+    # an implementation without reclaim batches runs one victim at a time, and says so
+    batchless, said = runnable(sc, runs=everything[:-1])
+    assert batchless.reclaim_batch == 1 and said == [
+        "the kernel's 32-page reclaim batches (reclaim_batch=1: one victim at a time)"]
 
 
 def test_replay_faults_like_the_kernel(tmp_path):

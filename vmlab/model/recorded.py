@@ -576,7 +576,8 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
 KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
              "folio_pages": "large folios", "memory_bytes": "the memory limit on anonymous "
              "and page-cache pages (memory_bytes)",
-             "file": "page-cache sharing between mappings of one file"}
+             "file": "page-cache sharing between mappings of one file",
+             "reads": "read() calls during the run", "reclaim_batch": "reclaim batches"}
 
 
 def unmaps_for(trace):
@@ -729,6 +730,17 @@ def runnable(scenario, runs):
     if "workingset" in drop:
         changes["workingset"] = False
         said.append("twolist's protection of the working set (workingset=False)")
+    if scenario.reads and ("reads" in drop or "file" in drop):
+        changes["reads"] = ()
+        mapped = {v.file for v in vmas if v.file is not None}
+        changes["files"] = tuple(f for f in changes.get("files", scenario.files)
+                                 if f.name in mapped)   # (not those only the reads named)
+        said.append("the run's read() calls (FileRead: the page cache they fill, charged at "
+                    "their records)")
+    if "reclaim_batch" in drop and "memory_bytes" not in drop:
+        changes["reclaim_batch"] = 1
+        said.append("the kernel's 32-page reclaim batches (reclaim_batch=1: one victim at a "
+                    "time)")
     return scenario.replace(**changes), said
 
 

@@ -42,7 +42,9 @@ MAX_RA_PAGES = 1 << 20
 #: measured against notebook 08's sweeps it does not help yet, docs/model.md 8.1 "Status").
 #: ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
 KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages": 32,
-                   "replacement": "twolist"}
+                   "replacement": "twolist", "reclaim_batch": 32}
+#: The largest ``reclaim_batch`` (frames; a reclaim frees at most what the cache holds anyway).
+MAX_RECLAIM_BATCH = 1 << 20
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
 MAX_HORIZON_NS = LIMIT
 #: Address-space ids are below this (the engine's key has 12 asid bits; a trace's limit,
@@ -561,6 +563,10 @@ class Scenario:
     reads : list of FileRead
         ``read()``-family calls during the run (docs/model.md 11.7): the page-cache folios
         they bring in, charged at their record, and the folios they mark accessed.
+    reclaim_batch : int
+        Under ``memory_bytes``: the frames a reclaim frees at least once it starts, while
+        victims last (docs/model.md 12; the kernel's memcg reclaim asks for
+        ``SWAP_CLUSTER_MAX`` = 32 pages, ``KERNEL_DEFAULTS``); 1: one victim at a time.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -591,6 +597,7 @@ class Scenario:
     workingset: bool = False
     unmaps: tuple = ()
     reads: tuple = ()
+    reclaim_batch: int = 1
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -688,6 +695,12 @@ class Scenario:
                                 f"{self.ra_pages!r}")
         object.__setattr__(self, "ra_pages", ra)
         object.__setattr__(self, "folio_pages", _check_folio_pages("scenario", self.folio_pages))
+        rb = as_whole(self.reclaim_batch)
+        if rb is None or not 1 <= rb <= MAX_RECLAIM_BATCH:
+            raise ScenarioError(f"reclaim_batch must be an integer from 1 to "
+                                f"{MAX_RECLAIM_BATCH:,} (frames a reclaim frees at least; the "
+                                f"kernel's 32), got {self.reclaim_batch!r}")
+        object.__setattr__(self, "reclaim_batch", rb)
         if self.memory_bytes is not None:
             mb = as_whole(self.memory_bytes)
             if mb is None or not 1 <= mb < LIMIT:
@@ -902,6 +915,8 @@ class Scenario:
             asked["workingset"] = "workingset=True"
         if self.reads:
             asked["reads"] = "reads (FileRead)"
+        if self.reclaim_batch != 1 and self.memory_bytes is not None:
+            asked["reclaim_batch"] = f"reclaim_batch={self.reclaim_batch}"
         return asked
 
     def file_table(self, vmas):

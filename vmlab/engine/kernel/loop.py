@@ -138,6 +138,7 @@ def _setup(K):
     # limit are asked for: then the run has no fast path, and G_N_ENT counts entries apart
     # from the frames in G_N_RESIDENT)
     G[g.G_CACHE_MODE] = NS != P or K.charge_anon or K.ra_pages > 0
+    G[g.G_RECLAIM_BATCH] = K.reclaim_batch
     # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
     G[g.G_HAS_WINDOWS] = (K.win_lo.shape[0] == P and P > 0 and
                           (K.fault_around > 1 or G[g.G_CACHE_MODE] == 1))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
-from .state import G_ACT_FRAMES, G_NR_AGE
+from .state import G_ACT_FRAMES, G_NR_AGE, G_RECLAIM_BATCH
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
 F_PTE = np.uint8(1)      # a PTE maps the page
@@ -513,9 +513,13 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
     ``t``, for ``cause`` by thread ``th``) when ``keep``.  Returns (ok, n_frames, n_ent, hand,
     nev); ok is False when no victim was eligible before they fit.  A readahead allocation
     (``cause`` BY_READAHEAD) evicts no entry that a PTE maps (11.5), or, under ``young``
-    (8.2: the young bits in ``PT``), none a young PTE maps, in one pass."""
+    (8.2: the young bits in ``PT``), none a young PTE maps, in one pass.  A reclaim that
+    starts (the frames do not fit) frees at least ``G[G_RECLAIM_BATCH]`` frames while
+    victims last (memory_bytes: the kernel's SWAP_CLUSTER_MAX, section 12)."""
     busy = F_BUSY_RA if cause == C.BY_READAHEAD else F_BUSY
-    while limit >= 0 and n_frames + n_other + need > limit:
+    batch = G[G_RECLAIM_BATCH] if limit >= 0 and n_frames + n_other + need > limit else 0
+    freed_all = 0
+    while limit >= 0 and (n_frames + n_other + need > limit or freed_all < batch):
         if young:
             victim = _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio,
                                    cause == C.BY_READAHEAD, ws, G, slot_frames, P, sp_off,
@@ -527,9 +531,12 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
             victim, hand = _choose_victim_not(replacement, hand, S, LL, FL, n_ent, cnt,
                                               twolist_ratio, busy)
         if victim < 0:
+            if n_frames + n_other + need <= limit:
+                break   # (the batch ends early: its frames fit)
             return False, n_frames, n_ent, hand, nev
         active = (FL[victim] & F_ACT) != 0
         freed = _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+        freed_all += freed
         n_frames -= freed
         n_ent -= 1
         if ws:

@@ -78,7 +78,8 @@ G_NR_AGE = 41       # the nonresident age (lruvec->nonresident_age), in pages: g
 #                     reclaim eviction and each activation; a shadow entry holds its value
 G_ACT_FRAMES = 42   # frames of the entries on the active list (NR_ACTIVE_FILE): a refault
 #                     whose distance is at most this joins the active list
-G_NCOL = 43
+G_RECLAIM_BATCH = 43  # frames a reclaim under memory_bytes frees at least (docs/model.md 12)
+G_NCOL = 44
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
