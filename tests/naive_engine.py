@@ -921,14 +921,16 @@ class NaiveSimulator:
                 vmas.add(self._vma_of(key))
         return len(vmas), any("x" in self.vmas[vi].prot for vi in vmas)
 
-    def _victim_young(self, one_pass):
+    def _victim_young(self, one_pass, budget=None):
         """twolist's victim in the kernel fault model (docs/model.md 8.2), or None.  The
         active list is aged (a folio with a young PTE of an executable VMA goes round
         again); the inactive list is scanned oldest first with folio_check_references: a
         folio with young PTEs is kept (to the newest end) or activated, the first eligible
         folio without is the victim.  A faulting allocation (``one_pass`` False) meets kept
         folios again, old now; a readahead allocation scans each folio once and then gives
-        up; the former alone falls back to the oldest eligible active folio."""
+        up; the former alone falls back to the oldest eligible active folio.  ``budget`` (a
+        one-item list, a batch's top-up): the folios the pass may still examine, counted
+        off."""
         ratio = self._twolist_ratio()
         while len(self.lru_order) * ratio < len(self.active):
             key, _ = self.active.popitem(last=False)   # the oldest activation
@@ -942,6 +944,10 @@ class NaiveSimulator:
             self.lru_order[key] = None             # deactivated: PG_referenced stays
         scan = deque(self.lru_order)
         while scan:
+            if budget is not None:
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
             key = scan.popleft()
             page = self.cache[key]
             if not self._eligible(page):
@@ -1007,8 +1013,16 @@ class NaiveSimulator:
 
         batch = self.sc.reclaim_batch if self.sc.memory_bytes is not None and not fits() else 0
         freed = 0
+        top_up = None           # the batch's top-up pass over the inactive list (young bits)
         while not fits() or freed < batch:
-            victim = self._choose_victim(unmapped_only=cause == BY_READAHEAD)
+            if self.young_mode and fits():
+                # one pass over the inactive list as it is when the top-up starts: no folio
+                # met twice, no active fallback
+                if top_up is None:
+                    top_up = [len(self.lru_order)]
+                victim = self._victim_young(one_pass=True, budget=top_up)
+            else:
+                victim = self._choose_victim(unmapped_only=cause == BY_READAHEAD)
             if victim is None:
                 if fits():
                     break
@@ -1086,6 +1100,12 @@ class NaiveSimulator:
         while o < b:
             key = (f, self._span(f, o)[0])
             o = key[1] + self._span(*key)[1]
+            if key not in self.cache:
+                # its synchronous readahead first (one folio, __GFP_NORETRY), then alone
+                for got in self._read_window(f, key[1], key[1] + 1, -1):
+                    page = self.cache[got]
+                    page.in_flight = page.unmapped_io = False
+                    pages += page.frames
             if key not in self.cache:
                 page = self._allocate(key, evict_counter="n_evictions", cause=BY_READ)
                 page.in_flight = page.unmapped_io = False

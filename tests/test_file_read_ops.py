@@ -36,20 +36,25 @@ def _lib_run(reads, replacement="lru", memory_pages=10, pages=None):
 def test_a_read_of_a_file_no_vma_maps_takes_frames_at_its_record():
     # 10 frames, lib's 8 pages resident and mapped after the first pass; at record 8 a read
     # of input's 6 pages: its window (readahead: unmapped victims only) gets the 2 free
-    # frames, the copy reads the other 4 as a fault does, evicting lib 0-3 (the oldest).
-    # The second pass then misses on all 8 lib pages (LRU cycling): 16 major faults, not 8.
+    # frames; each page it copies that is missing opens its own synchronous readahead, which
+    # evicts the call's own earlier pages (unmapped: input 0-3), never lib's; the second
+    # pass hits everywhere: 8 major faults, as without the read
     alone = _lib_run(())
     r = _lib_run((FileRead(8, "input", 0, 6, 0, 6),))
     assert alone.summary["n_major"] == 8 and len(alone.evictions) == 0
-    assert r.summary["n_major"] == 16
-    assert r.raw.counters["n_read_pages"] == 8 + 6 + 8
+    assert r.summary["n_major"] == 8
+    assert r.raw.counters["n_read_pages"] == 8 + 6
     ev = r.evictions
-    assert ev["cause"].value_counts()[["read", "fault"]].tolist() == [4, 8]
-    by_read = ev[ev["cause"] == "read"]
-    assert by_read["file_page"].tolist() == [0, 1, 2, 3] and set(by_read["file"]) == {0}
-    # the second pass evicts lib 4-7, then input 0-3 (in the order the read marked them)
-    last = ev[ev["file"] == 1]
-    assert last["file_page"].tolist() == [0, 1, 2, 3] and (last["vma"] == -1).all()
+    assert (ev["cause"] == "readahead").all() and (ev["file"] == 1).all()
+    assert ev["file_page"].tolist() == [0, 1, 2, 3] and (ev["vma"] == -1).all()
+    # a cache of 8 frames full of lib's mapped pages: the copied page's readahead finds no
+    # unmapped victim, so the call reads it as a fault does and takes lib 0 (the oldest);
+    # the second pass then cycles (LRU: each miss evicts the page touched next, the last
+    # one the input's): 8 more major faults
+    r = _lib_run((FileRead(8, "input", 0, 0, 0, 1),), memory_pages=8)
+    ev = r.evictions
+    assert ev.iloc[0][["cause", "file", "file_page"]].tolist() == ["read", 0, 0]
+    assert r.summary["n_major"] == 16 and ev.iloc[-1][["file", "file_page"]].tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("prev, evicted", [(-1, False), (0, True)])
@@ -83,7 +88,8 @@ def test_a_read_that_finds_no_frame_under_memory_bytes_is_an_oom():
     assert (r.threads["state"] == "oom").any() and r.raw.counters["n_read_pages"] == 0
     r = _anon_run(29, read)
     assert not (r.threads["state"] == "oom").any()
-    assert r.raw.counters["n_read_pages"] == 6 and (r.evictions["cause"] == "read").sum() == 5
+    # (each missing page's own readahead takes the frame of the page before: unmapped)
+    assert r.raw.counters["n_read_pages"] == 6 and (r.evictions["cause"] == "readahead").sum() == 5
 
 
 def test_reads_agree_with_the_reference_on_these_cases():

@@ -35,6 +35,14 @@ def _read_call(K, W, G, th, t, ri):
     for k in range(k0, k1 + 1):
         s = P + k
         if (FL[s] & F_RES) == 0:
+            # a page the call finds missing opens its synchronous readahead first
+            # (page_cache_sync_ra: __GFP_NORETRY, unmapped victims), then, if that found no
+            # frame, the call reads it alone charged as a fault's (filemap_create_folio)
+            o = K.f_fstart[k]
+            _n, pg = _read_window(K, W, G, th, t, f, o, o + 1, -1, -1)
+            _read_ends(f, o, o + 1, P, K.f_base, K.f_fstart, FL)
+            pages += pg
+        if (FL[s] & F_RES) == 0:
             ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _admit_entry(
                 s, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT],
                 K.replacement, G[g.G_HAND], FL.shape[0], W.LL, FL, cnt, K.twolist_ratio, P,

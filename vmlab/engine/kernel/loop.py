@@ -139,6 +139,7 @@ def _setup(K):
     # from the frames in G_N_RESIDENT)
     G[g.G_CACHE_MODE] = NS != P or K.charge_anon or K.ra_pages > 0
     G[g.G_RECLAIM_BATCH] = K.reclaim_batch
+    G[g.G_SCAN_LEFT] = -1
     # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
     G[g.G_HAS_WINDOWS] = (K.win_lo.shape[0] == P and P > 0 and
                           (K.fault_around > 1 or G[g.G_CACHE_MODE] == 1))

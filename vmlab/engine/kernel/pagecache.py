@@ -22,7 +22,7 @@ import numpy as np
 
 from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
-from .state import G_ACT_FRAMES, G_NR_AGE, G_RECLAIM_BATCH
+from .state import G_ACT_FRAMES, G_NR_AGE, G_RECLAIM_BATCH, G_SCAN_LEFT
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
 F_PTE = np.uint8(1)      # a PTE maps the page
@@ -424,7 +424,9 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
     to the head).  ``one_pass`` (a readahead allocation, __GFP_NORETRY) meets each entry
     once and finds no victim on the active list; otherwise kept entries are met again,
     old, and with no inactive victim the oldest eligible active entry is one.  Under
-    ``ws`` activations and rotations grow the nonresident age (8.1)."""
+    ``ws`` activations and rotations grow the nonresident age (8.1).  A pass examines at
+    most ``G[G_SCAN_LEFT]`` entries when that is not -1 (a batch's top-up), counting them
+    off it."""
     n_act = cnt[C.CNT_ACTIVE]
     while (n_ent - n_act) * twolist_ratio < n_act:
         x = LL[S + 1, 0]
@@ -442,11 +444,16 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
             G[G_ACT_FRAMES] -= slot_frames[x]
     cnt[C.CNT_ACTIVE] = n_act
     n_scan = n_ent - n_act
+    budget = G[G_SCAN_LEFT]
+    if one_pass and 0 <= budget < n_scan:
+        n_scan = budget
     x = LL[S, 0]
     while x != S and n_scan > 0:
         nx = LL[x, 0]   # (read first: an activation or a keep moves x)
         if one_pass:
             n_scan -= 1
+            if budget >= 0:
+                G[G_SCAN_LEFT] -= 1
         if (FL[x] & F_BUSY) == 0:
             n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
             if n_vmas == 0:
@@ -520,10 +527,15 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
     batch = G[G_RECLAIM_BATCH] if limit >= 0 and n_frames + n_other + need > limit else 0
     freed_all = 0
     while limit >= 0 and (n_frames + n_other + need > limit or freed_all < batch):
+        fits = n_frames + n_other + need <= limit
         if young:
+            # the batch's top-up (its frames fit already): one pass over the inactive list
+            # as it is when the top-up starts, no folio met twice, no active fallback
+            if fits and G[G_SCAN_LEFT] < 0:
+                G[G_SCAN_LEFT] = n_ent - cnt[C.CNT_ACTIVE]
             victim = _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio,
-                                   cause == C.BY_READAHEAD, ws, G, slot_frames, P, sp_off,
-                                   sp_pages, page_vma, vma_exec)
+                                   cause == C.BY_READAHEAD or fits, ws, G, slot_frames, P,
+                                   sp_off, sp_pages, page_vma, vma_exec)
         elif ws:
             victim = _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P,
                                 sp_off, sp_pages, page_vma, vma_exec)
@@ -531,6 +543,7 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
             victim, hand = _choose_victim_not(replacement, hand, S, LL, FL, n_ent, cnt,
                                               twolist_ratio, busy)
         if victim < 0:
+            G[G_SCAN_LEFT] = -1
             if n_frames + n_other + need <= limit:
                 break   # (the batch ends early: its frames fit)
             return False, n_frames, n_ent, hand, nev
@@ -546,6 +559,7 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
             if active:
                 G[G_ACT_FRAMES] -= freed
         nev = _note_eviction(evs, nev, keep, t, victim, cause, th)
+    G[G_SCAN_LEFT] = -1
     return True, n_frames, n_ent, hand, nev
 
 

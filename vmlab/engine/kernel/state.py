@@ -79,7 +79,8 @@ G_NR_AGE = 41       # the nonresident age (lruvec->nonresident_age), in pages: g
 G_ACT_FRAMES = 42   # frames of the entries on the active list (NR_ACTIVE_FILE): a refault
 #                     whose distance is at most this joins the active list
 G_RECLAIM_BATCH = 43  # frames a reclaim under memory_bytes frees at least (docs/model.md 12)
-G_NCOL = 44
+G_SCAN_LEFT = 44    # inactive entries a batch's top-up may still examine (-1: no budget)
+G_NCOL = 45
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
