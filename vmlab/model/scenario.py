@@ -682,25 +682,26 @@ class Scenario:
             object.__setattr__(self, "preload", addrs)
         self._check_granularity()
 
+    def _whole_in(self, name, lo, hi, what):
+        """Field ``name`` as a whole number in ``[lo, hi]``, or one error saying ``what``
+        (``{hi}`` formatted in)."""
+        v = getattr(self, name)
+        w = as_whole(v)
+        if w is None or not lo <= w <= hi:
+            raise ScenarioError(f"{name} must be an integer {what.format(hi=hi)}, got {v!r}")
+        object.__setattr__(self, name, w)
+
     def _check_granularity(self):
         """The knobs of docs/model.md sections 11-12 (fault model, readahead, folios, memory
         limit, files)."""
         if self.fault_model not in FAULT_MODELS:
             raise ScenarioError(f"unknown fault_model {self.fault_model!r}; choose one of "
                                 f"{', '.join(FAULT_MODELS)}")
-        ra = as_whole(self.ra_pages)
-        if ra is None or not 0 <= ra <= MAX_RA_PAGES:
-            raise ScenarioError(f"ra_pages must be an integer from 0 (off) to {MAX_RA_PAGES:,} "
-                                f"(readahead window in pages: at most 4 GiB), got "
-                                f"{self.ra_pages!r}")
-        object.__setattr__(self, "ra_pages", ra)
+        self._whole_in("ra_pages", 0, MAX_RA_PAGES, "from 0 (off) to {hi:,} (readahead window "
+                       "in pages: at most 4 GiB)")
         object.__setattr__(self, "folio_pages", _check_folio_pages("scenario", self.folio_pages))
-        rb = as_whole(self.reclaim_batch)
-        if rb is None or not 1 <= rb <= MAX_RECLAIM_BATCH:
-            raise ScenarioError(f"reclaim_batch must be an integer from 1 to "
-                                f"{MAX_RECLAIM_BATCH:,} (frames a reclaim frees at least; the "
-                                f"kernel's 32), got {self.reclaim_batch!r}")
-        object.__setattr__(self, "reclaim_batch", rb)
+        self._whole_in("reclaim_batch", 1, MAX_RECLAIM_BATCH, "from 1 to {hi:,} (frames a "
+                       "reclaim frees at least; the kernel's 32)")
         if self.memory_bytes is not None:
             mb = as_whole(self.memory_bytes)
             if mb is None or not 1 <= mb < LIMIT:
