@@ -744,3 +744,20 @@ def test_a_recording_reads_the_vdso_where_the_native_run_does(tmp_path_factory):
         assert (np.asarray(tr.op)[inside] == Op.LOAD).all()
         got[len(args)] = int(inside.sum())
     assert got == {0: 1, 1: 2}
+
+
+@needs_cc
+def test_compiled_helpers_are_removed_when_the_process_exits(tmp_path):
+    # each process compiles its C helpers (cgexec, mincore, iovtrace) once into a private
+    # temporary folder: gone at its exit, not left in $TMPDIR run after run
+    import sys
+
+    code = ("from vmlab.calibrate import process_helper; import os; "
+            "p = process_helper('mincore'); print(p); assert os.access(p, os.X_OK); "
+            "assert process_helper('mincore') == p")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    helper = Path(r.stdout.strip())
+    assert helper.parent.parent == tmp_path and not helper.parent.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -71,6 +71,28 @@ def compile_c(name, out_dir, extra=()):
     return out
 
 
+_HELPERS = {}
+
+
+def process_helper(name):
+    """``vmlab/data/NAME.c`` compiled once per process (static when possible) into a private
+    temporary folder that is removed when the process exits; returns the binary's path
+    (raises VmlabError when it cannot be built)."""
+    if name not in _HELPERS:
+        import atexit
+        import shutil
+        import tempfile
+
+        d = tempfile.mkdtemp(prefix=f"vmlab-{name}-")
+        atexit.register(shutil.rmtree, d, True)
+        try:
+            path = compile_c(name, d, extra=("-static",))
+        except VmlabError:
+            path = compile_c(name, d)
+        _HELPERS[name] = str(path)
+    return _HELPERS[name]
+
+
 def machine_info():
     """Kernel, CPU model, CPU count and page size of this machine."""
     cpu = ""

@@ -180,26 +180,14 @@ class MemoryCgroup:
         return False
 
 
-_CGEXEC = {}
 
 
 def cgexec_binary():
-    """The compiled cgexec helper (built once per process, static when possible)."""
-    return _helper("cgexec")
+    """The compiled cgexec helper (built once per process, static when possible, removed
+    at exit: :func:`vmlab.calibrate.process_helper`)."""
+    from .calibrate import process_helper
 
-
-def _helper(name):
-    """``vmlab/data/NAME.c`` compiled once per process, static when possible."""
-    if name not in _CGEXEC:
-        from .calibrate import compile_c
-
-        d = tempfile.mkdtemp(prefix=f"vmlab-{name}-")
-        try:
-            path = compile_c(name, d, extra=("-static",))
-        except VmlabError:
-            path = compile_c(name, d)
-        _CGEXEC[name] = str(path)
-    return _CGEXEC[name]
+    return process_helper("cgexec")
 
 
 def helper_faults(runs=5):
@@ -553,7 +541,9 @@ def _page_set(runs):
 def mincore_binary():
     """The compiled page-cache snapshot helper (built once per process, static when
     possible: it must touch no shared library)."""
-    return _helper("mincore")
+    from .calibrate import process_helper
+
+    return process_helper("mincore")
 
 
 def measure_program(argv, *, runs=5, limits_bytes=None, cwd=None, cold=False, timeout=None,

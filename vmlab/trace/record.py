@@ -938,18 +938,13 @@ def iovtrace_binary():
     if "path" not in _IOVTRACE:
         import platform
 
-        from ..calibrate import compile_c
+        from ..calibrate import process_helper
 
         if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
             _IOVTRACE["path"] = (None, "the iovtrace helper is for x86-64 Linux")
         else:
-            d = tempfile.mkdtemp(prefix="vmlab-iovtrace-")
             try:
-                try:
-                    path = compile_c("iovtrace", d, extra=("-static",))
-                except VmlabError:
-                    path = compile_c("iovtrace", d)
-                _IOVTRACE["path"] = (str(path), "")
+                _IOVTRACE["path"] = (process_helper("iovtrace"), "")
             except VmlabError as e:
                 _IOVTRACE["path"] = (None, str(e))
     return _IOVTRACE["path"]
