@@ -502,22 +502,23 @@ def read_pages(trace, start, ra_pages):
     return _replay_reads(trace, start, ra_pages)[1]
 
 
-def reads_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=None, n_records=None):
+def reads_for(trace, unknown="resident", residency=None, ra_pages=None):
     """The recording's ``read()``-family calls and exec's reads as
     :class:`~vmlab.model.scenario.FileRead` s (docs/model.md 11.7), each at the record where
     the call returned: the readahead windows it opened (mm/readahead.c, from the page cache
     the run starts with: the recorded residency, ``residency`` or ``unknown`` as
     :func:`preload_for` takes them), then the pages it copies, marked accessed.  A call that
-    returned after the last record (``n_records``) is left out."""
-    trace = separate(trace)
-    ra = ra_pages_for(trace)[0] if ra_pages is None else int(ra_pages)
-    calls, _when = _replay_reads(trace, _start_residency(trace, unknown, residency), ra)
+    returned after the last record is left out."""
     from .scenario import FileRead
 
-    n = len(trace) if n_records is None else n_records
+    trace = separate(trace)
+    if trace.mappings is None:
+        return []
+    ra = ra_pages_for(trace)[0] if ra_pages is None else int(ra_pages)
+    calls, _when = _replay_reads(trace, _start_residency(trace, unknown, residency), ra)
     out = []
     for at, name, windows, (a, b), prev in calls:
-        if at >= n:
+        if at >= len(trace):
             continue
         for k, (lo, hi) in enumerate(windows):
             last = k == len(windows) - 1
@@ -551,7 +552,7 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     ra = overrides.get("ra_pages", ra_pages_for(trace)[0])
     reads = overrides.pop("reads", None)
     if reads is None:
-        reads = reads_for(trace, vmas, unknown, residency, ra)
+        reads = reads_for(trace, unknown, residency, ra)
     files = overrides.pop("files", None)
     files = files_for(trace, vmas, reads, residency) if files is None else files
     pre = overrides.pop("preload", None)

@@ -19,9 +19,9 @@ from .readahead import _folio_at, _read_ends
 def _read_call(K, W, G, th, t, ri):
     """Read ``ri`` (``K.rd_op``), a ``read()`` call that returned before thread ``th``'s record
     at ``t`` (docs/model.md 11.7): its window's missing folios come in as a readahead's (no
-    frame ends the window), then the folios of the pages it copies, missing ones charged as
-    a fault's are, each marked accessed once (the first not when it holds the previous
-    read's end).  Returns False on an OOM."""
+    frame ends the window), then the folios of the pages it copies (a missing one through
+    its own readahead first, else charged as a fault's), each marked accessed once (the
+    first not when it holds the previous read's end).  Returns False on an OOM."""
     f, lo, hi = K.rd_op[ri, 0], K.rd_op[ri, 1], K.rd_op[ri, 2]
     a, b, prev = K.rd_op[ri, 3], K.rd_op[ri, 4], K.rd_op[ri, 5]
     FL, cnt = W.FL, W.cnt
