@@ -146,6 +146,8 @@ class _Page:
         self.ra_mark = False        # PG_readahead (docs/model.md 11.5)
         self.pins = 0
         self.ref = False            # CLOCK reference bit; twolist: referenced while inactive
+        self.batched = False        # in a thread's LRU-add batch (docs/model.md 12.1)
+        self.act = False            # ... and joins the active list when it drains
         self.unmapped_io = in_flight  # read by an I/O and not mapped since: a wasted I/O if evicted
         self.waiters = []           # (thread, lock_dropped) waiting for the I/O
 
@@ -221,7 +223,7 @@ class NaiveSimulator:
         # the kernel fault model (docs/model.md 11.1-11.3); readahead, folios, shared files and
         # the memory limit are not modelled here yet
         refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages", "reads",
-                                                "reclaim_batch",
+                                                "reclaim_batch", "lru_add_batch",
                                                 "memory_bytes", "ra_pages", "workingset"),
                      who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
@@ -267,6 +269,12 @@ class NaiveSimulator:
         # (docs/model.md 8.2): the PTEs (keys) whose young bit is set
         self.young_mode = self.kernel and scenario.replacement == "twolist"
         self.young = set()
+        # the per-CPU LRU-add batches (docs/model.md 12.1): thread index -> [folios added
+        # (anonymous ones too), the page-cache folios among them, in order]; a batched folio
+        # is on neither list, ``page.act`` says which list it joins
+        self.lru_batch = scenario.lru_add_batch if scenario.lru_add_batch_applies else 0
+        self.batches = {}
+        self.n_foreign = 0                 # another cgroup's folios on the lists (preload)
         self._build_threads(trace)
         # mappings that end (docs/model.md 11.9): record index -> [(asid, vpn lo, vpn hi)]
         self.unmaps_at = {}
@@ -411,6 +419,7 @@ class NaiveSimulator:
                     self.ring.append(fkey)
                 else:
                     self.lru_order[fkey] = None
+                self.n_foreign += 1
                 page.unmapped_io = False
                 continue
             page = self._allocate(fkey, evict_counter="n_evictions", cause=BY_PRELOAD)
@@ -791,6 +800,19 @@ class NaiveSimulator:
             self.lru_order.move_to_end(fkey)
         elif self.sc.replacement == "clock":
             self.cache[fkey].ref = True
+        elif self.sc.replacement == "twolist" and self.cache[fkey].batched:
+            # in an LRU-add batch: the second reference flags it active, for its drain
+            # (__lru_cache_activate_folio)
+            page = self.cache[fkey]
+            if page.act:
+                if self.workingset:
+                    page.ref = True
+            elif page.ref:
+                page.act, page.ref = True, False
+                if self.workingset:
+                    self.nonresident_age += page.frames
+            else:
+                page.ref = True
         elif self.sc.replacement == "twolist" and fkey in self.lru_order:
             # inactive: the first reference marks the folio, the second activates it
             page = self.cache[fkey]
@@ -831,10 +853,48 @@ class NaiveSimulator:
         if eviction is not None:
             active_pages = sum(self.cache[k].frames for k in self.active)
             if self.nonresident_age - eviction <= active_pages:
-                self.active[key] = None
                 self.nonresident_age += page.frames
+                page.act = True
+                if not self._batch_add(key, page):
+                    self.active[key] = None
                 return
-        self.lru_order[key] = None
+        if not self._batch_add(key, page):
+            self.lru_order[key] = None
+
+    # -- the per-CPU LRU-add batches (docs/model.md 12.1) ---------------------------------
+    def _batch_add(self, key, page):
+        """Folio ``key`` joins the running thread's batch (True), unless there are no
+        batches or no thread (False: the caller lists it).  A full batch, or a large folio,
+        drains it."""
+        if not self.lru_batch or self.cur_thread < 0:
+            return False
+        b = self.batches.setdefault(self.cur_thread, [0, []])
+        b[0] += 1
+        b[1].append(key)
+        page.batched = True
+        if b[0] >= self.lru_batch or page.frames > 1:
+            self._drain(self.cur_thread)
+        return True
+
+    def _batch_count(self):
+        """An anonymous folio joins the running thread's batch: a place taken."""
+        if self.lru_batch and self.cur_thread >= 0:
+            b = self.batches.setdefault(self.cur_thread, [0, []])
+            b[0] += 1
+            if b[0] >= self.lru_batch:
+                self._drain(self.cur_thread)
+
+    def _drain(self, th):
+        """Thread ``th``'s batch goes onto the lists in the order it was added."""
+        b = self.batches.pop(th, None)
+        for key in (b[1] if b else ()):
+            page = self.cache[key]
+            page.batched = False
+            if page.act:
+                self.active[key] = None
+            else:
+                self.lru_order[key] = None
+            page.act = False
 
     def _twolist_ratio(self):
         """mm/vmscan.c inactive_is_low: keep inactive * int_sqrt(10 * GiB) >= active (ratio 1
@@ -1012,6 +1072,10 @@ class NaiveSimulator:
             return self.frames_used + self.anon_frames + frames <= self.limit
 
         batch = self.sc.reclaim_batch if self.sc.memory_bytes is not None and not fits() else 0
+        if batch and self.cur_thread in self.batches and \
+                len(self.lru_order) + len(self.active) > self.n_foreign:
+            # a reclaim that scans a list drains the thread's batch first (12.1)
+            self._drain(self.cur_thread)
         freed = 0
         top_up = None           # the batch's top-up pass over the inactive list (young bits)
         while not fits() or freed < batch:
@@ -1212,6 +1276,7 @@ class NaiveSimulator:
                 raise _Oom()
             self.charged.add(rec.key)
             self.anon_frames += 1
+            self._batch_count()
 
     def _io_completes(self, key):
         page = self.cache[key]
@@ -1284,6 +1349,8 @@ class NaiveSimulator:
         n = self.files[f][1]
         o0 = self._file_page((vma.asid, first), self.adv_vma)
         o1 = min(n, o0 + last - first)
+        for th in list(self.batches):      # lru_add_drain_all (12.1)
+            self._drain(th)
         for key in [k for k in self.shadows if k[0] == f and o0 <= k[1]
                     and min(k[1] + self._span(*k)[1], n) <= o1]:
             del self.shadows[key]          # invalidation clears shadow entries too (8.1)
@@ -1352,6 +1419,7 @@ class NaiveSimulator:
                 return
         for rec in th.records:
             for asid, vs, ve, to in self.unmaps_at.get(rec.index, ()):
+                self._drain(th.index)      # (unmap_region's lru_add_drain: 12.1)
                 self._unmap(asid, vs, ve, to)
             for op in self.reads_at.get(rec.index, ()):
                 self._read_call(*op)

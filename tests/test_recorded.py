@@ -93,7 +93,7 @@ def test_runnable_names_what_it_leaves_out(tmp_path):
     tr = _loader_trace(tmp_path)
     sc = scenario_for(tr, memory_bytes=64 * PS)
     everything = ("fault_model", "ra_pages", "folio_pages", "memory_bytes", "file",
-                  "workingset", "reads", "reclaim_batch")
+                  "workingset", "reads", "reclaim_batch", "lru_add_batch")
     same, said = runnable(sc, runs=everything)
     assert same is sc and said == []
     small, said = runnable(sc, runs=("fault_model",))
@@ -101,9 +101,13 @@ def test_runnable_names_what_it_leaves_out(tmp_path):
     assert all(v.file is None for v in small.resolved_vmas()) and small.files == ()
     assert any("readahead" in s for s in said) and any("memory_pages=64" in s for s in said)
     # an implementation without reclaim batches runs one victim at a time, and says so
-    batchless, said = runnable(sc, runs=everything[:-1])
+    batchless, said = runnable(sc, runs=everything[:-2] + ("lru_add_batch",))
     assert batchless.reclaim_batch == 1 and said == [
         "the kernel's 32-page reclaim batches (reclaim_batch=1: one victim at a time)"]
+    # ... and one without LRU-add batches lists every folio at once
+    unbatched, said = runnable(sc, runs=everything[:-1])
+    assert sc.lru_add_batch == 31 and unbatched.lru_add_batch == 0 and said == [
+        "the per-CPU LRU-add batches (lru_add_batch=0: every folio on its list at once)"]
 
 
 def test_replay_faults_like_the_kernel(tmp_path):

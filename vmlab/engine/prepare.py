@@ -27,7 +27,7 @@ from .kernel import KernelInputs
 #: The knobs of docs/model.md sections 11-12 the engine runs (``refuse_knobs`` refuses the
 #: others): every one of them.
 RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages", "reads",
-              "reclaim_batch", "workingset")
+              "reclaim_batch", "lru_add_batch", "workingset")
 _ASID_BITS = ASID_BITS      # (trace.check() refuses a larger asid)
 _VPN_BITS = 64 - ASID_BITS
 _CHUNK = 1 << 24
@@ -1235,6 +1235,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         young=kernel_model and scenario.replacement == "twolist",
         charge_anon=scenario.memory_bytes is not None,
         reclaim_batch=int(scenario.reclaim_batch) if scenario.memory_bytes is not None else 1,
+        lru_batch=int(scenario.lru_add_batch) if scenario.lru_add_batch_applies else 0,
         **_page_tables(scenario.memory_bytes is not None, page_asid, page_vpn, vma_asid,
                        vma_first_vpn, vma_end_vpn, T),
         page_slot=page_slot, slot_frames=slot_frames, sp_off=sp_off, sp_pages=sp_pages,

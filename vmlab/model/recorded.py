@@ -578,7 +578,8 @@ KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
              "folio_pages": "large folios", "memory_bytes": "the memory limit on anonymous "
              "and page-cache pages (memory_bytes)",
              "file": "page-cache sharing between mappings of one file",
-             "reads": "read() calls during the run", "reclaim_batch": "reclaim batches"}
+             "reads": "read() calls during the run", "reclaim_batch": "reclaim batches",
+             "lru_add_batch": "the per-CPU LRU-add batches"}
 
 
 def unmaps_for(trace):
@@ -742,6 +743,10 @@ def runnable(scenario, runs):
         changes["reclaim_batch"] = 1
         said.append("the kernel's 32-page reclaim batches (reclaim_batch=1: one victim at a "
                     "time)")
+    if "lru_add_batch" in drop and "memory_bytes" not in drop:
+        changes["lru_add_batch"] = 0
+        said.append("the per-CPU LRU-add batches (lru_add_batch=0: every folio on its list "
+                    "at once)")
     return scenario.replace(**changes), said
 
 

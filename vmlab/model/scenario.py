@@ -42,9 +42,11 @@ MAX_RA_PAGES = 1 << 20
 #: measured against notebook 08's sweeps it does not help yet, docs/model.md 8.1 "Status").
 #: ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
 KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages": 32,
-                   "replacement": "twolist", "reclaim_batch": 32}
+                   "replacement": "twolist", "reclaim_batch": 32, "lru_add_batch": 31}
 #: The largest ``reclaim_batch`` (frames; a reclaim frees at most what the cache holds anyway).
 MAX_RECLAIM_BATCH = 1 << 20
+#: The largest ``lru_add_batch`` (folios; the kernel's PAGEVEC_SIZE is 15 before 6.x's 31).
+MAX_LRU_ADD_BATCH = 4096
 #: Longest horizon: simulated times stay below 2**62 ns (the engine's 'no step' mark).
 MAX_HORIZON_NS = LIMIT
 #: Address-space ids are below this (the engine's key has 12 asid bits; a trace's limit,
@@ -567,6 +569,12 @@ class Scenario:
         Under ``memory_bytes``: the frames a reclaim frees at least once it starts, while
         victims last (docs/model.md 12; the kernel's memcg reclaim asks for
         ``SWAP_CLUSTER_MAX`` = 32 pages, ``KERNEL_DEFAULTS``); 1: one victim at a time.
+    lru_add_batch : int
+        Under ``memory_bytes`` with ``twolist`` in the kernel fault model: the folios each
+        thread's LRU-add batch holds (the kernel's per-CPU ``folio_batch``, 31 on 6.18,
+        ``KERNEL_DEFAULTS``; docs/model.md 12.1).  A folio the run adds waits there, out of
+        reclaim's reach, until the batch fills or drains; 0: no batches (every folio is on
+        its list at once).  Ignored elsewhere.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -598,6 +606,7 @@ class Scenario:
     unmaps: tuple = ()
     reads: tuple = ()
     reclaim_batch: int = 1
+    lru_add_batch: int = 0
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -702,6 +711,8 @@ class Scenario:
         object.__setattr__(self, "folio_pages", _check_folio_pages("scenario", self.folio_pages))
         self._whole_in("reclaim_batch", 1, MAX_RECLAIM_BATCH, "from 1 to {hi:,} (frames a "
                        "reclaim frees at least; the kernel's 32)")
+        self._whole_in("lru_add_batch", 0, MAX_LRU_ADD_BATCH, "from 0 (off) to {hi:,} (folios "
+                       "a thread's LRU-add batch holds; the kernel's 31)")
         if self.memory_bytes is not None:
             mb = as_whole(self.memory_bytes)
             if mb is None or not 1 <= mb < LIMIT:
@@ -918,7 +929,16 @@ class Scenario:
             asked["reads"] = "reads (FileRead)"
         if self.reclaim_batch != 1 and self.memory_bytes is not None:
             asked["reclaim_batch"] = f"reclaim_batch={self.reclaim_batch}"
+        if self.lru_add_batch_applies:
+            asked["lru_add_batch"] = f"lru_add_batch={self.lru_add_batch}"
         return asked
+
+    @property
+    def lru_add_batch_applies(self):
+        """``lru_add_batch`` takes effect: set, under ``memory_bytes``, with ``twolist`` in
+        the kernel fault model (docs/model.md 12.1)."""
+        return (self.lru_add_batch > 0 and self.memory_bytes is not None
+                and self.fault_model == "kernel" and self.replacement == "twolist")
 
     def file_table(self, vmas):
         """The files ``vmas`` map (docs/model.md 11.4): ``(files, vma_file)``, ``files`` a list

@@ -98,6 +98,8 @@ class KernelInputs(NamedTuple):
     # Entry ids: a page's own id, or P + k for folio k (then the run has no fast path)
     charge_anon: bool        # memory_bytes: anonymous pages take frames of the limit too
     reclaim_batch: int       # frames a reclaim frees at least (memory_bytes; else 1)
+    lru_batch: int           # folios a thread's LRU-add batch holds (memory_bytes with young
+    #                          bits; else 0: no batches; docs/model.md 12.1)
     # the kernel's own memory under memory_bytes (docs/model.md 12): page-table pages, ids of
     # (address space, level, 512-entry-aligned range); empty without memory_bytes
     pt_page: np.ndarray      # int32 [P, 3]: the PTE, PMD and PUD table ids each page needs

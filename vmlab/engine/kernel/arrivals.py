@@ -9,7 +9,8 @@ from ..._numba import njit_borrow, njit_phase
 from .. import codes as C
 from . import state as g
 from .events import _heap_push, _next_arrival
-from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _forget_shadows,
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _batch_drain_all,
+                        _forget_shadows,
                         _note_eviction, _note_if_free, _remove, _unpin)
 
 
@@ -45,6 +46,10 @@ def _on_adversary(K, W, G, t):
     S = FL.shape[0]
     if K.workingset:
         _forget_shadows(K.adv_entries, W.SH)
+    if G[g.G_LRU_BATCH] > 0:
+        # (a folio in a CPU's LRU-add batch fails the invalidation: fadvise then drains
+        # every CPU's batch and tries again, lru_add_drain_all; docs/model.md 12.1)
+        _batch_drain_all(W.BQ, S, W.LL, FL, cnt, K.workingset, G, K.slot_frames)
     j = 0
     for i in range(G[g.G_N_CAND]):
         p = cand[i]

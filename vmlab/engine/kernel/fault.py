@@ -18,7 +18,7 @@ from .granularity import (PT_COPY, _around_mappable, _around_skipped, _install_p
                           _map_around, _map_finish)
 from .locks import _release_cost, _release_hold
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_YOUNG, _admit_entry,
-                        _admit_page, _note_candidate, _note_if_free, _pin, _reclaim, _touch,
+                        _admit_page, _batch_count, _note_candidate, _note_if_free, _pin, _reclaim, _touch,
                         _unpin)
 from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 
@@ -93,7 +93,7 @@ def _ph_lookup(K, W, G, th, t):
             G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
             K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs, G[g.G_NEV],
             K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec,
-            K.young, W.PT)
+            K.young, W.PT, W.BQ)
         if not ok:
             # no frame and no victim under memory_bytes: OOM (section 12)
             _oom(W, G, th, t)
@@ -106,7 +106,7 @@ def _ph_lookup(K, W, G, th, t):
             G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
             K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
             K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec,
-            K.young, W.PT)
+            K.young, W.PT, W.BQ)
     else:  # (one page an I/O, its pages read counted at the end)
         G[g.G_N_RESIDENT], G[g.G_HAND], G[g.G_NEV] = _admit_page(
             s, K.memory_pages, G[g.G_N_RESIDENT], K.replacement, G[g.G_HAND], FL.shape[0],
@@ -221,7 +221,7 @@ def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
                      G[g.G_N_ENT], K.replacement, G[g.G_HAND], W.FL.shape[0], W.LL, W.FL,
                      W.cnt, K.twolist_ratio, K.slot_frames, K.sp_off, K.sp_pages, W.MAPC,
                      W.RAM, W.ht, W.hk, G[g.G_HN], W.evs, G[g.G_NEV], K.keep_records, t, th,
-                     K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT)
+                     K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT, W.BQ)
     return n_rd, pg
 
 
@@ -477,7 +477,7 @@ def _take_unreclaimable(K, W, G, th, t, need):
         need, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
         G[g.G_HAND], W.FL.shape[0], W.LL, W.FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
         K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, W.evs, G[g.G_NEV], K.keep_records, t,
-        C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT)
+        C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT, W.BQ)
     if not ok:
         _oom(W, G, th, t)
         return False
@@ -538,6 +538,8 @@ def _charge_anon(K, W, G, th, t, p):
     if not _take_unreclaimable(K, W, G, th, t, 1):
         return False
     W.CHG[p] = 1
+    # (the new anonymous folio takes a place in the thread's LRU-add batch: 12.1)
+    _batch_count(th, W.BQ, W.FL.shape[0], W.LL, W.FL, W.cnt, K.workingset, G, K.slot_frames)
     return True
 
 

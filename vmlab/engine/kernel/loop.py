@@ -139,6 +139,7 @@ def _setup(K):
     # from the frames in G_N_RESIDENT)
     G[g.G_CACHE_MODE] = NS != P or K.charge_anon or K.ra_pages > 0
     G[g.G_RECLAIM_BATCH] = K.reclaim_batch
+    G[g.G_LRU_BATCH] = K.lru_batch
     G[g.G_SCAN_LEFT] = -1
     # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
     G[g.G_HAS_WINDOWS] = (K.win_lo.shape[0] == P and P > 0 and
@@ -202,6 +203,7 @@ def _setup(K):
         FL=FL, PIN=zeros(NS, dtype=np.int32), PT=zeros(P, dtype=np.uint8),
         MAPC=zeros(NS, dtype=np.int32), RAM=zeros(NS, dtype=np.uint8),
         CHG=zeros(P, dtype=np.uint8), PTF=zeros(K.pt_n, dtype=np.uint8), RA=zeros(n_asid * K.f_npages.shape[0], 4), LL=LL,
+        BQ=zeros(T, 2 + K.lru_batch),
         SH=np.full(NS if K.workingset else 0, -1, np.int64),   # shadow entries (8.1)
         cand=cand,
         # mmap_sem per address space: waiting thread*2 + mode in a ring per space (a thread
@@ -274,6 +276,7 @@ def _start_run(K, W, G):
             # not charged to the limit, never reclaimed by it (docs/model.md section 12)
             _insert(p, K.replacement, G[g.G_HAND], S, LL, FL)
             G[g.G_N_ENT] += 1
+            G[g.G_N_FOREIGN] += 1
             W.PIN[p] = PRELOAD_PIN
             FL[p] |= F_PIN
         elif (FL[p] & F_RES) == 0:
@@ -286,7 +289,7 @@ def _start_run(K, W, G):
                 K.replacement, G[g.G_HAND], S, LL, FL, W.cnt, K.twolist_ratio, P,
                 K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
                 K.keep_records, 0, C.BY_PRELOAD, -1, K.workingset, W.SH, G, K.page_vma,
-                K.vma_exec, K.young, W.PT)
+                K.vma_exec, K.young, W.PT, W.BQ)
             if G[g.G_TRACK_CAND] == 1:
                 G[g.G_N_CAND] = _note_candidate(W.cand, G[g.G_N_CAND], p)
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
-from .state import G_ACT_FRAMES, G_NR_AGE, G_RECLAIM_BATCH, G_SCAN_LEFT
+from .state import (G_ACT_FRAMES, G_BATCHED, G_LRU_BATCH, G_N_FOREIGN, G_NR_AGE,
+                    G_RECLAIM_BATCH, G_SCAN_LEFT)
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
 F_PTE = np.uint8(1)      # a PTE maps the page
@@ -253,7 +254,12 @@ def _touch_ws(p, S, LL, FL, cnt, G, slot_frames):
 
 @njit_verb
 def _activate(p, S, LL, FL, cnt):
-    """Move inactive entry ``p`` to the head of the active list, its bit clear."""
+    """Move inactive entry ``p`` to the head of the active list, its bit clear.  An entry in
+    an LRU-add batch is only flagged active: it joins the active list when its batch drains
+    (the kernel's __lru_cache_activate_folio; docs/model.md 12.1)."""
+    if LL[p, 0] <= -2:
+        FL[p] = (FL[p] | F_ACT) & np.uint8(255 - F_REF)
+        return
     _list_remove(LL, p)
     _list_insert_after(LL, p, S + 1)
     FL[p] = (FL[p] | F_ACT) & np.uint8(255 - F_REF)
@@ -264,8 +270,9 @@ def _activate(p, S, LL, FL, cnt):
 def _activate_ws(p, S, LL, FL, cnt, G, slot_frames):
     """``_activate`` under workingset: the active list's frames and the nonresident age grow
     by the entry's frames (workingset_activation, move_folios_to_lru)."""
+    if LL[p, 0] > -2:   # (a batched entry's frames join the active list's at its drain)
+        G[G_ACT_FRAMES] += slot_frames[p]
     _activate(p, S, LL, FL, cnt)
-    G[G_ACT_FRAMES] += slot_frames[p]
     G[G_NR_AGE] += slot_frames[p]
 
 
@@ -479,23 +486,95 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
 
 
 @njit_verb
-def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames):
+def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames, th, BQ):
     """``_insert`` on the general path: under ``ws`` a shadow entry in ``s``'s slot is
     consumed, and when its refault distance (the nonresident age now minus the one it
     holds) is at most the active list's frames, ``s`` joins the active list's head,
-    unmarked, and the age grows by its frames (workingset_refault, docs/model.md 8.1)."""
+    unmarked, and the age grows by its frames (workingset_refault, docs/model.md 8.1).
+    With LRU-add batches (``G[G_LRU_BATCH]``) the entry of thread ``th`` (not -1) goes into
+    its batch instead, flagged active or not, and reaches its list when the batch drains
+    (docs/model.md 12.1)."""
+    batched = G[G_LRU_BATCH] > 0 and th >= 0
     if ws and SH[s] >= 0:
         distance = G[G_NR_AGE] - SH[s]
         SH[s] = -1
         if distance <= G[G_ACT_FRAMES]:
             FL[s] |= F_RES | F_ACT
             FL[s] &= np.uint8(255 - F_REF)
+            G[G_NR_AGE] += slot_frames[s]
+            if batched:
+                _batch_add(s, th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
+                return
             _list_insert_after(LL, s, S + 1)
             cnt[C.CNT_ACTIVE] += 1
             G[G_ACT_FRAMES] += slot_frames[s]
-            G[G_NR_AGE] += slot_frames[s]
             return
+    if batched:
+        FL[s] |= F_RES
+        FL[s] &= np.uint8(255 - F_REF)
+        _batch_add(s, th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
+        return
     _insert(s, replacement, hand, S, LL, FL)
+
+
+# ---------------------------------------------------------------------------------------
+# the per-CPU LRU-add batches (docs/model.md 12.1): a folio the kernel adds to the LRU waits
+# in its CPU's batch (a thread's here) until the batch is full, a large folio joins it, or
+# the thread drains it (a reclaim that finds its cgroup's lists not empty, an unmap); until
+# then no reclaim sees it
+
+
+@njit_verb
+def _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
+    """Thread ``th``'s batch goes onto the lists in the order it was added (each entry at
+    the head of the active list if flagged active, else of the inactive list), and empties
+    (folio_batch_move_lru)."""
+    n = BQ[th, 1]
+    for i in range(n):
+        s = BQ[th, 2 + i]
+        if (FL[s] & F_ACT) != 0:
+            _list_insert_after(LL, s, S + 1)
+            cnt[C.CNT_ACTIVE] += 1
+            if ws:
+                G[G_ACT_FRAMES] += slot_frames[s]
+        else:
+            _list_insert_after(LL, s, S)
+    G[G_BATCHED] -= n
+    BQ[th, 0] = 0
+    BQ[th, 1] = 0
+
+
+@njit_verb
+def _batch_add(s, th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
+    """Page-cache entry ``s`` joins thread ``th``'s batch; a full batch, or a large folio,
+    drains it (folio_batch_add_and_move)."""
+    n = BQ[th, 1]
+    BQ[th, 2 + n] = s
+    BQ[th, 1] = n + 1
+    BQ[th, 0] += 1
+    LL[s, 0] = -2 - th
+    LL[s, 1] = -2 - th
+    G[G_BATCHED] += 1
+    if BQ[th, 0] >= G[G_LRU_BATCH] or slot_frames[s] > 1:
+        _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
+
+
+@njit_verb
+def _batch_count(th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
+    """An anonymous folio (a page, or a private copy) joins thread ``th``'s batch: it takes
+    a place, and a full batch drains."""
+    if G[G_LRU_BATCH] > 0:
+        BQ[th, 0] += 1
+        if BQ[th, 0] >= G[G_LRU_BATCH]:
+            _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
+
+
+@njit_verb
+def _batch_drain_all(BQ, S, LL, FL, cnt, ws, G, slot_frames):
+    """Every thread's batch drains (lru_add_drain_all)."""
+    for th in range(BQ.shape[0]):
+        if BQ[th, 0] > 0:
+            _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
 
 
 @njit_verb
@@ -513,7 +592,7 @@ def _note_eviction(evs, nev, keep, t, entry, cause, th):
 @njit_borrow
 def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
              twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause,
-             th, ws, SH, G, page_vma, vma_exec, young, PT):
+             th, ws, SH, G, page_vma, vma_exec, young, PT, BQ):
     """Evict victims (section 8's rule; under ``ws``, 8.1's, each eviction leaving a shadow
     entry in ``SH``) until ``need`` more frames fit under ``limit`` (-1: none) beside the
     page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each eviction (at
@@ -522,25 +601,32 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
     (``cause`` BY_READAHEAD) evicts no entry that a PTE maps (11.5), or, under ``young``
     (8.2: the young bits in ``PT``), none a young PTE maps, in one pass.  A reclaim that
     starts (the frames do not fit) frees at least ``G[G_RECLAIM_BATCH]`` frames while
-    victims last (memory_bytes: the kernel's SWAP_CLUSTER_MAX, section 12)."""
+    victims last (memory_bytes: the kernel's SWAP_CLUSTER_MAX, section 12).  With LRU-add
+    batches (12.1) a reclaim that starts drains thread ``th``'s batch (``BQ``) first if its
+    cgroup has an entry on the lists (the kernel's shrink_*_list call lru_add_drain only
+    when they scan a list); entries still batched are no victims."""
     busy = F_BUSY_RA if cause == C.BY_READAHEAD else F_BUSY
     batch = G[G_RECLAIM_BATCH] if limit >= 0 and n_frames + n_other + need > limit else 0
+    if batch > 0 and G[G_LRU_BATCH] > 0 and th >= 0 and BQ[th, 0] > 0 and \
+            n_ent - G[G_BATCHED] - G[G_N_FOREIGN] > 0:
+        _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
     freed_all = 0
     while limit >= 0 and (n_frames + n_other + need > limit or freed_all < batch):
         fits = n_frames + n_other + need <= limit
+        n_list = n_ent - G[G_BATCHED]   # (entries on the lists)
         if young:
             # the batch's top-up (its frames fit already): one pass over the inactive list
             # as it is when the top-up starts, no folio met twice, no active fallback
             if fits and G[G_SCAN_LEFT] < 0:
-                G[G_SCAN_LEFT] = n_ent - cnt[C.CNT_ACTIVE]
-            victim = _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio,
+                G[G_SCAN_LEFT] = n_list - cnt[C.CNT_ACTIVE]
+            victim = _victim_young(S, LL, FL, PT, n_list, cnt, twolist_ratio,
                                    cause == C.BY_READAHEAD or fits, ws, G, slot_frames, P,
                                    sp_off, sp_pages, page_vma, vma_exec)
         elif ws:
-            victim = _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P,
-                                sp_off, sp_pages, page_vma, vma_exec)
+            victim = _victim_ws(S, LL, FL, n_list, cnt, twolist_ratio, busy, G, slot_frames,
+                                P, sp_off, sp_pages, page_vma, vma_exec)
         else:
-            victim, hand = _choose_victim_not(replacement, hand, S, LL, FL, n_ent, cnt,
+            victim, hand = _choose_victim_not(replacement, hand, S, LL, FL, n_list, cnt,
                                               twolist_ratio, busy)
         if victim < 0:
             G[G_SCAN_LEFT] = -1
@@ -566,7 +652,7 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
 @njit_borrow
 def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
                  twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail, evs, nev,
-                 keep, t, cause, th, ws, SH, G, page_vma, vma_exec, young, PT):
+                 keep, t, cause, th, ws, SH, G, page_vma, vma_exec, young, PT, BQ):
     """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache
     (``_insert_entry``).  When no victim is eligible: ``may_fail`` (the memory limit)
     returns ok = False with nothing inserted; otherwise (``memory_pages``, whose minimum
@@ -575,10 +661,10 @@ def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, F
     ok, n_frames, n_ent, hand, nev = _reclaim(
         slot_frames[s], limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
         twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th,
-        ws, SH, G, page_vma, vma_exec, young, PT)
+        ws, SH, G, page_vma, vma_exec, young, PT, BQ)
     if not ok and may_fail:
         return False, n_frames, n_ent, hand, nev
-    _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames)
+    _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames, th, BQ)
     return True, n_frames + slot_frames[s], n_ent + 1, hand, nev
 
 

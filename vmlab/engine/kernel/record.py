@@ -16,7 +16,7 @@ from .events import _key_lt, _limit
 from .fastrun import _fast_run, _prefetch_access
 from .filereads import _read_call
 from .granularity import _allows, _unmap_pages
-from .pagecache import F_FILE, F_PTE, PT_YOUNG, _touch
+from .pagecache import F_FILE, F_PTE, PT_YOUNG, _batch_drain, _touch
 
 
 @njit_verb
@@ -38,7 +38,11 @@ def _ph_start(K, W, G, th, t):
     pos = TS[th, C.TS_POS]
     ui = TS[th, C.TS_UM_NEXT]
     while ui < K.thr_um_off[th + 1] and K.um_pos[ui] <= pos:
-        # a mapping ends before this record (docs/model.md 11.9)
+        # a mapping ends before this record (docs/model.md 11.9); the call drains the
+        # thread's LRU-add batch first (unmap_region, zap_page_range_single: 12.1)
+        if W.BQ[th, 0] > 0:
+            _batch_drain(th, W.BQ, W.FL.shape[0], W.LL, W.FL, W.cnt, K.workingset, G,
+                         K.slot_frames)
         G[g.G_N_ANON] -= _unmap_pages(K.um_pages, K.um_dest, K.um_off[ui], K.um_off[ui + 1],
                                       K.page_slot, W.FL, W.PT, W.MAPC, W.CHG, W.cnt)
         ui += 1

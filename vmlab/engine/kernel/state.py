@@ -80,7 +80,12 @@ G_ACT_FRAMES = 42   # frames of the entries on the active list (NR_ACTIVE_FILE):
 #                     whose distance is at most this joins the active list
 G_RECLAIM_BATCH = 43  # frames a reclaim under memory_bytes frees at least (docs/model.md 12)
 G_SCAN_LEFT = 44    # inactive entries a batch's top-up may still examine (-1: no budget)
-G_NCOL = 45
+# the per-CPU LRU-add batches (docs/model.md 12.1; memory_bytes with young bits only)
+G_LRU_BATCH = 45    # folios a thread's batch holds before it drains (0: no batches)
+G_BATCHED = 46      # page-cache entries in some thread's batch (off the lists)
+G_N_FOREIGN = 47    # entries on the lists that are another cgroup's (the preload under
+#                     memory_bytes): reclaim of this cgroup does not see them
+G_NCOL = 48
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
@@ -108,7 +113,10 @@ class Work(NamedTuple):
     CHG: np.ndarray         # uint8 [P]: 1 once an anonymous page (or private copy) holds a frame
     PTF: np.ndarray         # uint8 [K.pt_n]: 1 once a page table holds a frame (docs/model.md 12)
     RA: np.ndarray          # int64 [asid * files, 4]: readahead state (readahead.RA_*)
-    LL: np.ndarray          # int32 [entries + 2, 2]: the page-cache lists (prev, next)
+    LL: np.ndarray          # int32 [entries + 2, 2]: the page-cache lists (prev, next); an
+    #                         entry in thread t's LRU-add batch holds (-2 - t, -2 - t)
+    BQ: np.ndarray          # int64 [T, 2 + G_LRU_BATCH]: each thread's LRU-add batch: folios
+    #                         added (anonymous ones too), page-cache entries, then those entries
     SH: np.ndarray          # int64 [entries]: the shadow entry reclaim left in the entry's slot,
     #                         the nonresident age at its eviction (-1: none; docs/model.md 8.1;
     #                         empty without K.workingset, which alone reads it)
