@@ -282,6 +282,7 @@ class NaiveSimulator:
             self.unmaps_at.setdefault(r, []).append((asid, vs, ve, to))
         # read()-family calls (docs/model.md 11.7): record index -> [(file, lo, hi, a, b, prev)]
         self.reads_at = {}
+        self.rstreams = {}                 # (file, stream) -> read() readahead state (11.7.1)
         for r, *op in scenario.read_ops(self.files):
             self.reads_at.setdefault(r, []).append(op)
         self._check_memory()
@@ -1149,11 +1150,14 @@ class NaiveSimulator:
             got.append(key)
         return got
 
-    def _read_call(self, f, lo, hi, a, b, prev):
+    def _read_call(self, f, lo, hi, a, b, prev, stream=-1, pos_end=-1):
         """A read() call returned before this record (docs/model.md 11.7): the missing folios
         of its window [lo, hi) come in as a readahead's, resident at once; then those of the
         pages it copies, [a, b), charged as a fault's folio is (_Oom when nothing can be
-        evicted), each marked accessed, the first not when it holds page ``prev``."""
+        evicted), each marked accessed, the first not when it holds page ``prev``.  A call
+        of a stream (``stream`` >= 0) has its windows decided now (11.7.1)."""
+        if stream >= 0:
+            return self._read_call_stream(f, a, b, prev, stream, pos_end)
         pages = 0
         if lo < hi:
             for key in self._read_window(f, lo, hi, -1):
@@ -1178,6 +1182,97 @@ class NaiveSimulator:
             if not (first and prev >= 0 and self._in_folio(key, prev)):
                 self._mark_accessed(key)
             first = False
+        if pages:
+            self.counters["n_io"] += 1
+            self.counters["n_read_pages"] += pages
+
+    # -- read() streams (docs/model.md 11.7.1) --------------------------------------------
+    def _ra_read(self, f, lo, hi, mark):
+        """A window a read() call reads: resident when the call returns; its pages."""
+        pages = 0
+        for key in self._read_window(f, lo, hi, mark):
+            page = self.cache[key]
+            page.in_flight = page.unmapped_io = False
+            pages += page.frames
+        return pages
+
+    def _cached(self, f, o):
+        return (f, self._span(f, o)[0]) in self.cache
+
+    @staticmethod
+    def _init_ra_size(req, most):
+        new = 1 << max(0, req - 1).bit_length()
+        return 4 * new if new <= most // 32 else 2 * new if new <= most // 4 else most
+
+    @staticmethod
+    def _next_ra_size(cur, most):
+        return 4 * cur if cur < most // 16 else 2 * cur if cur <= most // 2 else most
+
+    def _stream_sync(self, f, st, index, req):
+        """page_cache_sync_ra for a read of ``req`` pages from missing page ``index``;
+        ``st`` = [start, size, async size, prev_pos page (-1 none)]."""
+        ra = self.sc.ra_pages
+        if not ra:
+            return self._ra_read(f, index, index + 1, -1)
+        most = max(ra, req)
+        if index == 0 or req > ra or (st[3] >= 0 and 0 <= index - st[3] <= 1):
+            size = self._init_ra_size(req, most)
+            st[0], st[1], st[2] = index, size, size - req if size > req else size >> 1
+        else:
+            j = index - 1
+            while index - 1 - j < most and j >= 0 and self._cached(f, j):
+                j -= 1
+            contig = index - j - 1
+            if contig <= req:               # a small random read, as is
+                return self._ra_read(f, index, index + req, -1)
+            if j < 0:
+                contig *= 2
+            st[0], st[1], st[2] = index, min(contig + req, most), 1
+        return self._ra_read(f, st[0], st[0] + st[1], st[0] + st[1] - st[2])
+
+    def _stream_async(self, f, st, index, req):
+        """page_cache_async_ra: the read met the mark on page ``index``."""
+        ra = self.sc.ra_pages
+        if not ra:
+            return 0
+        most = max(ra, req)
+        if index == st[0] + st[1] - st[2]:
+            st[0], st[1] = st[0] + st[1], self._next_ra_size(st[1], most)
+        else:
+            n = self.files[f][1]
+            s = index + 1
+            while s < n and s - index <= most and self._cached(f, s):
+                s += 1
+            if s - index > most or s >= n:
+                return 0
+            st[0], st[1] = s, self._next_ra_size(s - index + req, most)
+        st[2] = st[1]
+        return self._ra_read(f, st[0], st[0] + st[1], st[0])
+
+    def _read_call_stream(self, f, a, b, prev, stream, pos_end):
+        st = self.rstreams.setdefault((f, stream), [0, 0, 0, -1])
+        pages = 0
+        last = None
+        for o in range(a, b):
+            key = (f, self._span(f, o)[0])
+            if key not in self.cache:
+                pages += self._stream_sync(f, st, o, b - o)
+            if key not in self.cache:
+                page = self._allocate(key, evict_counter="n_evictions", cause=BY_READ)
+                page.in_flight = page.unmapped_io = False
+                page.ra_mark = False
+                pages += page.frames
+            page = self.cache[key]
+            if page.ra_mark:
+                page.ra_mark = False
+                page.pins += 1               # (held by the call meanwhile)
+                pages += self._stream_async(f, st, o, b - o)
+                page.pins -= 1
+            if key != last:
+                if not (last is None and prev >= 0 and self._in_folio(key, prev)):
+                    self._mark_accessed(key)
+                last = key
+        st[3] = pos_end
         if pages:
             self.counters["n_io"] += 1
             self.counters["n_read_pages"] += pages

@@ -570,7 +570,9 @@ def read_cases(draw):
     :func:`granular_cases` or :func:`unmap_cases` without an adversary, its files given
     sizes (and a file no VMA maps), and 1-8 ``FileRead`` s at records drawn from the trace:
     windows (sometimes empty) and copied ranges anywhere in a file, a ``prev`` inside the
-    first copied page's folio or not, under the memory limits the case has."""
+    first copied page's folio or not, or calls of a stream whose windows the run decides
+    (11.7.1), sometimes a sequential run of them through one file, under the memory limits
+    the case has."""
     scenario, policy = draw(st.one_of(granular_cases(), unmap_cases()))
     _pol, vmas, _pols = scenario.validate(policy)
     files, _vf = scenario.file_table(vmas)
@@ -592,7 +594,23 @@ def read_cases(draw):
         lo = draw(st.integers(0, k))
         hi = draw(st.integers(lo, min(k, lo + 16)))
         prev = draw(st.sampled_from([-1, a, max(0, a - 1)]))
-        reads.append(FileRead(draw(st.integers(0, n - 1)), name, lo, hi, a, b, prev))
+        if draw(st.booleans()):
+            # a call of a stream: its windows decided by the run (11.7.1)
+            reads.append(FileRead(draw(st.integers(0, n - 1)), name, 0, 0, a, b, prev,
+                                  stream=draw(st.integers(0, 1)),
+                                  pos_end=draw(st.sampled_from([b, max(a, b - 1)]))))
+        else:
+            reads.append(FileRead(draw(st.integers(0, n - 1)), name, lo, hi, a, b, prev))
+    if draw(st.booleans()):
+        # a sequential stream through one file, as a program's read() loop makes it
+        name = draw(st.sampled_from(sorted(sizes)))
+        k, o, prev = sizes[name], 0, -1
+        for r in sorted(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=12))):
+            if o >= k:
+                break
+            b = min(k, o + draw(st.integers(1, 4)))
+            reads.append(FileRead(r, name, 0, 0, o, b, prev, stream=0, pos_end=b))
+            o, prev = b, b - 1
     if not any(r.file == extra.name for r in reads):
         new_files.remove(extra)
     scenario = scenario.replace(adversary=None, files=tuple(new_files), reads=tuple(reads))

@@ -775,19 +775,24 @@ def _read_tables(ops, trace, idx):
     """The reads during the run (docs/model.md 11.7) for the kernel, each at its thread's
     position of its record, thread by thread in record order (ties in the order given).
     ``ops``: the scenario's :meth:`~vmlab.model.scenario.Scenario.read_ops`.  Returns
-    ``(rd_pos, rd_op, thr_rd_off)``: ``rd_op[i]`` is ``(file, start, end, copy_start,
-    copy_end, prev)``."""
+    ``(rd_pos, rd_op, thr_rd_off, n_streams)``: ``rd_op[i]`` is ``(file, start, end,
+    copy_start, copy_end, prev, stream row, pos_end)``, the stream row -1 for a read whose
+    windows are given, else the row of its (file, stream) readahead state (11.7.1)."""
     T = len(idx.thr_tid)
     if not ops:
-        return np.zeros(0, np.int64), np.zeros((0, 6), np.int64), np.zeros(T + 1, np.int64)
+        return (np.zeros(0, np.int64), np.zeros((0, 8), np.int64), np.zeros(T + 1, np.int64),
+                0)
+    rows = {}
+    ops = [o[:7] + ((rows.setdefault((o[1], o[7]), len(rows)) if o[7] >= 0 else -1),
+                    o[8]) for o in ops]
     recs = [o[0] for o in ops]
     pos = _thread_positions(trace, idx, recs)
     th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid[np.asarray(recs, np.int64)]))
     order = np.lexsort((np.arange(len(ops)), pos, th))
-    rd_op = np.array([ops[i][1:] for i in order], np.int64).reshape(len(ops), 6)
+    rd_op = np.array([ops[i][1:] for i in order], np.int64).reshape(len(ops), 8)
     thr_rd_off = np.zeros(T + 1, np.int64)
     thr_rd_off[1:] = np.cumsum(np.bincount(th.astype(np.int64), minlength=T))
-    return pos[order].astype(np.int64), rd_op, thr_rd_off
+    return pos[order].astype(np.int64), rd_op, thr_rd_off, len(rows)
 
 
 def _thread_positions(trace, idx, recs):
@@ -1202,7 +1207,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     lw_hold, lw_read, lw_late = _lock_w_calls(trace, lw_rec, costs)
     lr_hold, thr_lr_off = _lock_r_holds(trace, idx, costs.mmap_read_cs_ns)
     um_pos, um_off, um_pages, um_dest, thr_um_off = _unmap_tables(unmaps, trace, idx)
-    rd_pos, rd_op, thr_rd_off = _read_tables(scenario.read_ops(files), trace, idx)
+    rd_pos, rd_op, thr_rd_off, rd_streams = _read_tables(scenario.read_ops(files), trace,
+                                                         idx)
     _check_time_room(scenario, costs, tables, (lw_hold, lw_read, lr_hold), vma_npages, T)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
     lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
@@ -1254,7 +1260,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         lw_hold=lw_hold, lw_read=lw_read, lw_late=lw_late,
         lr_hold=lr_hold, thr_lr_off=thr_lr_off,
         um_pos=um_pos, um_off=um_off, um_pages=um_pages, um_dest=um_dest,
-        thr_um_off=thr_um_off, rd_pos=rd_pos, rd_op=rd_op, thr_rd_off=thr_rd_off,
+        thr_um_off=thr_um_off, rd_pos=rd_pos, rd_op=rd_op, thr_rd_off=thr_rd_off, rd_streams=rd_streams,
         n_asid=int(idx.n_asid), horizon=int(scenario.horizon_ns),
         seed=np.uint64(int(scenario.seed)),
         keep_records=bool(scenario.records), bin_ns=int(scenario.bin_ns),

@@ -459,8 +459,8 @@ class _ReadStream:
 
 def _replay_reads(trace, start, ra_pages):
     """The file reads table through :class:`_ReadStream` s: ``(calls, when)``, ``calls`` a
-    list of ``(record, file identity, windows, (first, end) copied, previous last page)``
-    in call order, ``when`` as :func:`read_pages` returns it."""
+    list of ``(record, file identity, windows, (first, end) copied, previous last page,
+    stream (1: exec's), the page of the byte past the call)`` in call order, ``when`` as :func:`read_pages` returns it."""
     m = trace.mappings
     if m is None or not len(m.reads):
         return [], {}
@@ -488,7 +488,8 @@ def _replay_reads(trace, start, ra_pages):
             streams[key] = _ReadStream(*files[name], ra_pages)
         at = int(r["at_record"])
         copied, prev = streams[key].read(int(r["offset"]), int(r["nbytes"]), at, ps)
-        calls.append((at, name, list(streams[key].windows), copied, prev))
+        calls.append((at, name, list(streams[key].windows), copied, prev, int(key[1]),
+                      (int(r["offset"]) + int(r["nbytes"])) // ps))
     return calls, {name: when for name, (_c, _m, when) in files.items()}
 
 
@@ -502,13 +503,15 @@ def read_pages(trace, start, ra_pages):
     return _replay_reads(trace, start, ra_pages)[1]
 
 
-def reads_for(trace, unknown="resident", residency=None, ra_pages=None):
+def reads_for(trace, unknown="resident", residency=None, ra_pages=None, dynamic=False):
     """The recording's ``read()``-family calls and exec's reads as
     :class:`~vmlab.model.scenario.FileRead` s (docs/model.md 11.7), each at the record where
     the call returned: the readahead windows it opened (mm/readahead.c, from the page cache
     the run starts with: the recorded residency, ``residency`` or ``unknown`` as
     :func:`preload_for` takes them), then the pages it copies, marked accessed.  A call that
-    returned after the last record is left out."""
+    returned after the last record is left out.  ``dynamic``: one FileRead a call, of its
+    file's stream (exec's reads a stream of their own), its windows left to the run
+    (11.7.1)."""
     from .scenario import FileRead
 
     trace = separate(trace)
@@ -517,8 +520,11 @@ def reads_for(trace, unknown="resident", residency=None, ra_pages=None):
     ra = ra_pages_for(trace)[0] if ra_pages is None else int(ra_pages)
     calls, _when = _replay_reads(trace, _start_residency(trace, unknown, residency), ra)
     out = []
-    for at, name, windows, (a, b), prev in calls:
+    for at, name, windows, (a, b), prev, stream, pos_end in calls:
         if at >= len(trace):
+            continue
+        if dynamic:
+            out.append(FileRead(at, name, 0, 0, a, b, prev, stream=stream, pos_end=pos_end))
             continue
         for k, (lo, hi) in enumerate(windows):
             last = k == len(windows) - 1
@@ -551,8 +557,9 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     vmas = overrides.pop("vmas", None) or vmas_for(trace)
     ra = overrides.get("ra_pages", ra_pages_for(trace)[0])
     reads = overrides.pop("reads", None)
+    dynamic = overrides.pop("dynamic_reads", False)
     if reads is None:
-        reads = reads_for(trace, unknown, residency, ra)
+        reads = reads_for(trace, unknown, residency, ra, dynamic=dynamic)
     files = overrides.pop("files", None)
     files = files_for(trace, vmas, reads, residency) if files is None else files
     pre = overrides.pop("preload", None)

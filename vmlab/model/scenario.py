@@ -249,7 +249,13 @@ class FileRead:
     it holds file page ``prev`` (the end of the previous read of this open file: the kernel
     marks a folio once per run of reads inside it; -1 for none).  Either range may be
     empty (a call that opened two windows is two FileReads, the second with its copy).  ``file`` names a
-    :class:`File` of the scenario (with ``size_bytes``); no VMA needs to map it."""
+    :class:`File` of the scenario (with ``size_bytes``); no VMA needs to map it.
+
+    With ``stream`` (0 or more) the call's windows are not given (``start == end``): the
+    kernel's ``read()`` readahead decides them when the call runs, from the page cache as
+    the run finds it and the state of the call's stream (one ``struct file_ra_state`` per
+    file and stream; docs/model.md 11.7.1).  ``pos_end`` is then the page of the byte just
+    past the call (``ra->prev_pos``; -1: ``copy_end``)."""
 
     record: int
     file: str
@@ -258,9 +264,12 @@ class FileRead:
     copy_start: int
     copy_end: int
     prev: int = -1
+    stream: int = -1
+    pos_end: int = -1
 
     def __post_init__(self):
-        for name in ("record", "start", "end", "copy_start", "copy_end", "prev"):
+        for name in ("record", "start", "end", "copy_start", "copy_end", "prev", "stream",
+                     "pos_end"):
             v = getattr(self, name)
             w = as_whole(v)
             if w is None:
@@ -276,6 +285,13 @@ class FileRead:
         if self.prev < -1:
             raise ScenarioError(f"FileRead at record {self.record}: prev must be a file page or "
                                 f"-1, got {self.prev}")
+        if self.stream < -1 or self.pos_end < -1:
+            raise ScenarioError(f"FileRead at record {self.record}: stream and pos_end must be "
+                                f"-1 or more, got {self.stream} and {self.pos_end}")
+        if self.stream >= 0 and self.start != self.end:
+            raise ScenarioError(f"FileRead at record {self.record}: a read of stream "
+                                f"{self.stream} has its windows decided at run time; give "
+                                f"start == end, got [{self.start}, {self.end})")
 
 
 @checked_keywords()
@@ -815,10 +831,10 @@ class Scenario:
 
     def read_ops(self, files):
         """The reads as ``(record, file index in files, start, end, copy_start, copy_end,
-        prev)`` in record order (ties in the order given); ``files``: :meth:`file_table`'s."""
+        prev, stream, pos_end)`` in record order (ties in the order given); ``files``: :meth:`file_table`'s."""
         index = {f[0]: i for i, f in enumerate(files)}
-        out = [(r.record, index[r.file], r.start, r.end, r.copy_start, r.copy_end, r.prev)
-               for r in self.reads]
+        out = [(r.record, index[r.file], r.start, r.end, r.copy_start, r.copy_end, r.prev,
+                r.stream, r.copy_end if r.pos_end < 0 else r.pos_end) for r in self.reads]
         return sorted(out, key=lambda r: r[0])
 
     def unmap_ranges(self, vmas, vma_pols):

@@ -152,9 +152,11 @@ class KernelInputs(NamedTuple):
     thr_um_off: np.ndarray   # int64 [T + 1]: thread i's unmaps are um_pos[off[i]:off[i + 1]]
     # read()-family calls (docs/model.md 11.7), thread by thread in record order: read i
     # happens when its thread starts the record at position rd_pos[i]; rd_op[i] is (file,
-    # start, end, copy_start, copy_end, prev) in file pages
+    # start, end, copy_start, copy_end, prev, stream row, pos_end) in file pages; the stream
+    # row is -1 for given windows, else the read's row of W.RS (docs/model.md 11.7.1)
     rd_pos: np.ndarray       # int64 [R]
-    rd_op: np.ndarray        # int64 [R, 6]
+    rd_op: np.ndarray        # int64 [R, 8]
+    rd_streams: int          # rows of W.RS: the (file, stream) pairs of run-time readahead
     thr_rd_off: np.ndarray   # int64 [T + 1]: thread i's reads are rd_pos[off[i]:off[i + 1]]
     # run
     n_asid: int

@@ -204,6 +204,7 @@ def _setup(K):
         MAPC=zeros(NS, dtype=np.int32), RAM=zeros(NS, dtype=np.uint8),
         CHG=zeros(P, dtype=np.uint8), PTF=zeros(K.pt_n, dtype=np.uint8), RA=zeros(n_asid * K.f_npages.shape[0], 4), LL=LL,
         BQ=zeros(T, 2 + K.lru_batch),
+        RS=np.tile(np.array([0, 0, 0, -1], np.int64), (K.rd_streams, 1)),
         SH=np.full(NS if K.workingset else 0, -1, np.int64),   # shadow entries (8.1)
         cand=cand,
         # mmap_sem per address space: waiting thread*2 + mode in a ring per space (a thread

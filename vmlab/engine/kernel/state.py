@@ -113,6 +113,8 @@ class Work(NamedTuple):
     CHG: np.ndarray         # uint8 [P]: 1 once an anonymous page (or private copy) holds a frame
     PTF: np.ndarray         # uint8 [K.pt_n]: 1 once a page table holds a frame (docs/model.md 12)
     RA: np.ndarray          # int64 [asid * files, 4]: readahead state (readahead.RA_*)
+    RS: np.ndarray          # int64 [K.rd_streams, 4]: read() streams' readahead state
+    #                         (filereads.RS_*; docs/model.md 11.7.1)
     LL: np.ndarray          # int32 [entries + 2, 2]: the page-cache lists (prev, next); an
     #                         entry in thread t's LRU-add batch holds (-2 - t, -2 - t)
     BQ: np.ndarray          # int64 [T, 2 + G_LRU_BATCH]: each thread's LRU-add batch: folios
