@@ -557,7 +557,7 @@ def scenario_for(trace, *, memory_bytes=None, memory_pages=None, unknown="reside
     vmas = overrides.pop("vmas", None) or vmas_for(trace)
     ra = overrides.get("ra_pages", ra_pages_for(trace)[0])
     reads = overrides.pop("reads", None)
-    dynamic = overrides.pop("dynamic_reads", False)
+    dynamic = overrides.pop("dynamic_reads", True)
     if reads is None:
         reads = reads_for(trace, unknown, residency, ra, dynamic=dynamic)
     files = overrides.pop("files", None)
