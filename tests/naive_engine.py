@@ -224,6 +224,7 @@ class NaiveSimulator:
         # the memory limit are not modelled here yet
         refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages", "reads",
                                                 "reclaim_batch", "lru_add_batch",
+                                                "tlb_young", "reclaim_ages_active",
                                                 "memory_bytes", "ra_pages", "workingset"),
                      who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
@@ -269,6 +270,11 @@ class NaiveSimulator:
         # (docs/model.md 8.2): the PTEs (keys) whose young bit is set
         self.young_mode = self.kernel and scenario.replacement == "twolist"
         self.young = set()
+        # the TLB (docs/model.md 8.3): the PTEs whose translation is loaded; a hit through
+        # one of them sets no young bit
+        self.tlb_on = self.young_mode and scenario.tlb_young
+        self.tlb = set()
+        self.age_all = self.young_mode and scenario.reclaim_ages_active
         # the per-CPU LRU-add batches (docs/model.md 12.1): thread index -> [folios added
         # (anonymous ones too), the page-cache folios among them, in order]; a batched folio
         # is on neither list, ``page.act`` says which list it joins
@@ -758,6 +764,7 @@ class NaiveSimulator:
 
     def _map(self, key, readonly=False, copy=False):
         self.ptes.add(key)
+        self.tlb.discard(key)              # (a PTE installed or changed: not in the TLB)
         if readonly:
             self.readonly.add(key)
         else:
@@ -785,7 +792,10 @@ class NaiveSimulator:
             # hardware); nothing else is a reference here: mark_page_accessed is not called
             # on a page-table access, nor by do_cow_fault's copy (docs/model.md 8.2)
             if rec.key in self.ptes and rec.key not in self.copied:
-                self.young.add(rec.key)
+                if not self.tlb_on or rec.key not in self.tlb:
+                    self.young.add(rec.key)
+                if self.tlb_on:
+                    self.tlb.add(rec.key)
             return
         fkey = self._folio(rec.key, rec.vma)
         if fkey not in self.cache:
@@ -1035,6 +1045,19 @@ class NaiveSimulator:
                 return key
         return None
 
+    def _age_all(self):
+        """reclaim_ages_active (docs/model.md 8.3): the whole active list aged once, oldest
+        first: referenced text goes round, any other folio is deactivated."""
+        for _ in range(len(self.active)):
+            key, _ = self.active.popitem(last=False)
+            n_vmas, exe = self._referenced(key)
+            if n_vmas and exe:
+                self.active[key] = None
+                if self.workingset:
+                    self.nonresident_age += self.cache[key].frames
+            else:
+                self.lru_order[key] = None
+
     def _evict(self, key, cause, thread):
         self.evictions.append({"time_ns": self.now, "file": key[0],
                                "file_page": key[1], "cause": cause,
@@ -1077,6 +1100,8 @@ class NaiveSimulator:
                 len(self.lru_order) + len(self.active) > self.n_foreign:
             # a reclaim that scans a list drains the thread's batch first (12.1)
             self._drain(self.cur_thread)
+        if self.age_all and not fits():
+            self._age_all()
         freed = 0
         top_up = None           # the batch's top-up pass over the inactive list (young bits)
         while not fits() or freed < batch:
@@ -1547,6 +1572,8 @@ class NaiveSimulator:
 
         state = (self.ptes, self.readonly, self.copied, self.young)
         for key in [k for k in self.ptes | self.copied if inside(k)]:
+            self.tlb.discard(key)          # (mremap flushes the old range)
+            self.tlb.discard((asid, key[1] - vs + to))
             for s in state:
                 if key in s:
                     s.discard(key)

@@ -395,6 +395,7 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         memory_bytes=memory_bytes, ra_pages=ra_pages,
         reclaim_batch=draw(st.sampled_from([1, 1, 2, 5, 32])),
         lru_add_batch=draw(st.sampled_from([0, 0, 1, 2, 3, 31])),
+        tlb_young=draw(st.booleans()), reclaim_ages_active=draw(st.booleans()),
     )
 
 
@@ -479,7 +480,9 @@ def young_cases(draw):
         seed=draw(st.integers(0, 2**64 - 1)), fault_model="kernel",
         folio_pages=folio_pages, ra_pages=draw(st.sampled_from([0, 2, 4, 8])),
         reclaim_batch=draw(st.sampled_from([1, 1, 3, 32])),
-        lru_add_batch=draw(st.sampled_from([0, 0, 1, 2, 3, 31])), horizon_ns=50_000_000)
+        lru_add_batch=draw(st.sampled_from([0, 0, 1, 2, 3, 31])),
+        tlb_young=draw(st.booleans()), reclaim_ages_active=draw(st.booleans()),
+        horizon_ns=50_000_000)
     scenario.validate(policy)
     return scenario, policy
 

@@ -106,8 +106,9 @@ def test_inconsistent_files_are_refused_by_validate(make, message):
     (dict(memory_bytes=1 << 20), "memory_bytes"),
     (dict(vmas=[Vma(BASE, BASE + 4 * PS, file="lib")]), "a VMA's file (page-cache sharing)"),
     (dict(replacement="twolist", workingset=True), "workingset=True"),
-    (KERNEL_DEFAULTS, "ra_pages=32"),
-    (dict(KERNEL_DEFAULTS, memory_bytes=1 << 20), "memory_bytes, reclaim_batch=32, lru_add_batch=31"),
+    (KERNEL_DEFAULTS, "ra_pages=32, tlb_young=True, reclaim_ages_active=True"),
+    (dict(KERNEL_DEFAULTS, memory_bytes=1 << 20), "memory_bytes, reclaim_batch=32, lru_add_batch=31, tlb_young=True, "
+     "reclaim_ages_active=True"),
 ])
 def test_every_knob_runs_and_refuse_knobs_names_those_an_implementation_lacks(changes, named):
     from vmlab.engine.prepare import RUNS_KNOBS

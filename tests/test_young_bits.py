@@ -86,6 +86,16 @@ CASES = {
     # A through two VMAs (the data file's page 0 mapped twice): two young mappings
     # activate it at the first scan (referenced_ptes > 1); B is kept, C kept, B evicted.
     "two_young_mappings_activate": ("AaBCD", 3, {}, "B", "A", "CD"),
+    # 8.3, the TLB: as second_reference_activates, but B's read hits its TLB entry (loaded
+    # by its fault): no young bit.  E's scan finds B old: the victim (C, D stay).
+    "a_tlb_hit_sets_no_young_bit": ("ABCDBE", 3, {"tlb_young": True}, "AB", "", "CDE"),
+    # 8.3, aging at every reclaim: X is activated by C's scan (A evicted); at D's reclaim
+    # the whole active list is aged: X, old since that scan, is deactivated (newest end of
+    # the inactive list, its mark kept); the scan then evicts B.  Without it the inactive
+    # list (C) is not low and X stays active.
+    "a_reclaim_ages_the_whole_active_list": ("XABCD", 3, {"reclaim_ages_active": True}, "AB",
+                                             "", "CXD"),
+    "the_active_list_aged_only_while_low": ("XABCD", 3, {}, "AB", "X", "CD"),
 }
 
 
@@ -124,6 +134,21 @@ def test_other_replacements_and_the_page_model_are_unchanged():
     assert evicted(sim, r) == "B" and names(sim, sim.active) == "A"
     sim, r = reference(scenario("ABCAD", 3, replacement="lru"))
     assert evicted(sim, r) == "B"
+
+
+def test_hot_text_in_the_tlb_is_reclaimed_and_faulted_again():
+    # X read between every data page: with every hit young (8.2) X stays active and is
+    # never evicted; with the TLB and aging at every reclaim (8.3, the kernel's defaults)
+    # its young bit is set only when its fault loads the TLB, a reclaim deactivates it and
+    # the next evicts it, and X faults again: the kernel's hot-text major faults
+    seq = "XAXBXCXDXEXFXGXH"
+    sim, r = reference(scenario(seq, 3))
+    assert "X" not in evicted(sim, r)
+    sc = scenario(seq, 3, tlb_young=True, reclaim_ages_active=True)
+    sim, r = reference(sc)
+    assert evicted(sim, r).count("X") >= 2
+    e = engine_run(sc, "nopage")
+    assert first_difference(canonical(e), canonical(r)) is None
 
 
 def test_refault_activation_still_applies_with_young_bits():

@@ -52,6 +52,8 @@ COST_NAMES = ("access_ns", "fault_ns", "zero_fill_ns", "pagecache_hit_ns", "stru
 # young (the accessed bit: set by an install and by every access through the PTE, read and
 # cleared by twolist's reclaim; docs/model.md 8.2)
 PT_RO, PT_COPY, PT_YOUNG = 1, 2, 4
+#: the translation is in the TLB (tlb_young: a hit then sets no young bit; docs/model.md 8.3)
+PT_TLB = 8
 
 # events
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3

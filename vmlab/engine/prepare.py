@@ -27,7 +27,8 @@ from .kernel import KernelInputs
 #: The knobs of docs/model.md sections 11-12 the engine runs (``refuse_knobs`` refuses the
 #: others): every one of them.
 RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages", "reads",
-              "reclaim_batch", "lru_add_batch", "workingset")
+              "reclaim_batch", "lru_add_batch", "tlb_young", "reclaim_ages_active",
+              "workingset")
 _ASID_BITS = ASID_BITS      # (trace.check() refuses a larger asid)
 _VPN_BITS = 64 - ASID_BITS
 _CHUNK = 1 << 24
@@ -1239,6 +1240,9 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
         young=kernel_model and scenario.replacement == "twolist",
+        tlb=kernel_model and scenario.replacement == "twolist" and bool(scenario.tlb_young),
+        age_all=(kernel_model and scenario.replacement == "twolist"
+                 and bool(scenario.reclaim_ages_active)),
         charge_anon=scenario.memory_bytes is not None,
         reclaim_batch=int(scenario.reclaim_batch) if scenario.memory_bytes is not None else 1,
         lru_batch=int(scenario.lru_add_batch) if scenario.lru_add_batch_applies else 0,

@@ -586,7 +586,8 @@ KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
              "and page-cache pages (memory_bytes)",
              "file": "page-cache sharing between mappings of one file",
              "reads": "read() calls during the run", "reclaim_batch": "reclaim batches",
-             "lru_add_batch": "the per-CPU LRU-add batches"}
+             "lru_add_batch": "the per-CPU LRU-add batches", "tlb_young": "the TLB",
+             "reclaim_ages_active": "active-list aging at every reclaim"}
 
 
 def unmaps_for(trace):
@@ -754,6 +755,13 @@ def runnable(scenario, runs):
         changes["lru_add_batch"] = 0
         said.append("the per-CPU LRU-add batches (lru_add_batch=0: every folio on its list "
                     "at once)")
+    if "tlb_young" in drop:
+        changes["tlb_young"] = False
+        said.append("the TLB (tlb_young=False: every access sets its PTE's young bit)")
+    if "reclaim_ages_active" in drop:
+        changes["reclaim_ages_active"] = False
+        said.append("active-list aging at every reclaim (reclaim_ages_active=False: the "
+                    "active list aged while the inactive one is low)")
     return scenario.replace(**changes), said
 
 

@@ -42,7 +42,8 @@ MAX_RA_PAGES = 1 << 20
 #: measured against notebook 08's sweeps it does not help yet, docs/model.md 8.1 "Status").
 #: ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
 KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages": 32,
-                   "replacement": "twolist", "reclaim_batch": 32, "lru_add_batch": 31}
+                   "replacement": "twolist", "reclaim_batch": 32, "lru_add_batch": 31,
+                   "tlb_young": True, "reclaim_ages_active": True}
 #: The largest ``reclaim_batch`` (frames; a reclaim frees at most what the cache holds anyway).
 MAX_RECLAIM_BATCH = 1 << 20
 #: The largest ``lru_add_batch`` (folios; the kernel's PAGEVEC_SIZE is 15 before 6.x's 31).
@@ -591,6 +592,15 @@ class Scenario:
         ``KERNEL_DEFAULTS``; docs/model.md 12.1).  A folio the run adds waits there, out of
         reclaim's reach, until the batch fills or drains; 0: no batches (every folio is on
         its list at once).  Ignored elsewhere.
+    tlb_young : bool
+        With ``twolist`` in the kernel fault model: an access sets its PTE's young bit only
+        when the translation is not in the TLB (x86's page walker; docs/model.md 8.3): the
+        access that ends a fault loads it, and it stays until the PTE changes or goes
+        (reclaim clears young bits without a flush).  ``KERNEL_DEFAULTS``: True.
+    reclaim_ages_active : bool
+        With ``twolist`` in the kernel fault model: a reclaim that starts (a charge whose
+        frames do not fit) first ages the whole active list once (docs/model.md 8.3).
+        ``KERNEL_DEFAULTS``: True.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -623,6 +633,8 @@ class Scenario:
     reads: tuple = ()
     reclaim_batch: int = 1
     lru_add_batch: int = 0
+    tlb_young: bool = False
+    reclaim_ages_active: bool = False
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -646,8 +658,10 @@ class Scenario:
         if self.replacement not in REPLACEMENTS:
             raise ScenarioError(
                 f"unknown replacement {self.replacement!r}; choose one of {', '.join(REPLACEMENTS)}")
-        if not isinstance(self.workingset, (bool, np.bool_)):
-            raise ScenarioError(f"workingset must be True or False, got {self.workingset!r}")
+        for name in ("workingset", "tlb_young", "reclaim_ages_active"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ScenarioError(f"{name} must be True or False, got "
+                                    f"{getattr(self, name)!r}")
         object.__setattr__(self, "workingset", bool(self.workingset))
         if self.memory_pages is not None:
             mp = as_whole(self.memory_pages)
@@ -947,6 +961,11 @@ class Scenario:
             asked["reclaim_batch"] = f"reclaim_batch={self.reclaim_batch}"
         if self.lru_add_batch_applies:
             asked["lru_add_batch"] = f"lru_add_batch={self.lru_add_batch}"
+        young = self.fault_model == "kernel" and self.replacement == "twolist"
+        if self.tlb_young and young:
+            asked["tlb_young"] = "tlb_young=True"
+        if self.reclaim_ages_active and young:
+            asked["reclaim_ages_active"] = "reclaim_ages_active=True"
         return asked
 
     @property

@@ -91,6 +91,8 @@ class KernelInputs(NamedTuple):
     twolist_ratio: int       # twolist: the active list is aged while inactive * ratio < active
     workingset: bool         # twolist's protection of the working set (docs/model.md 8.1)
     young: bool              # twolist in the kernel model reads the PTEs' young bits (8.2)
+    tlb: bool                # ... a hit sets one only when its translation is not in the TLB
+    age_all: bool            # ... a reclaim that starts ages the whole active list (8.3)
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page-cache entries resident at time 0, in order

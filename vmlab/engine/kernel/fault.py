@@ -17,9 +17,9 @@ from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
 from .granularity import (PT_COPY, _around_mappable, _around_skipped, _install_page,
                           _map_around, _map_finish)
 from .locks import _release_cost, _release_hold
-from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_YOUNG, _admit_entry,
-                        _admit_page, _batch_count, _note_candidate, _note_if_free, _pin, _reclaim, _touch,
-                        _unpin)
+from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_TLB, PT_YOUNG,
+                        _admit_entry, _admit_page, _batch_count, _note_candidate, _note_if_free,
+                        _pin, _reclaim, _touch, _unpin)
 from .readahead import RA_MISS, _async_window, _read_folios, _sync_window
 
 
@@ -687,7 +687,7 @@ def _ph_fault_end(K, W, G, th, t):
     s = g._entry(K, G, p)
     if K.young:
         if (FL[p] & F_PTE) != 0:
-            W.PT[p] |= PT_YOUNG
+            W.PT[p] |= PT_YOUNG | (PT_TLB if K.tlb else np.uint8(0))
     elif (FL[p] & F_FILE) != 0 and (not K.kernel_model or (
             (FL[s] & F_RES) != 0 and ((FL[p] & F_PTE) != 0 or TS[th, C.TS_COW] == 1))):
         if (FL[s] & F_RES) != 0 or K.replacement == C.REPL_CLOCK:

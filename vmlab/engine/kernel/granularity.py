@@ -15,6 +15,7 @@ from .. import codes as C
 from .pagecache import F_INFL, F_MSIO, F_PTE, F_RES, PT_YOUNG
 
 PT_RO = np.uint8(C.PT_RO)
+PT_TLB = np.uint8(C.PT_TLB)
 PT_COPY = np.uint8(C.PT_COPY)
 
 
@@ -67,7 +68,7 @@ def _install_case(p, case, FL, PT, cnt):
         FL[p] |= F_PTE
     else:
         FL[p] |= F_PTE
-        PT[p] = (PT[p] & np.uint8(255 - PT_RO)) | PT_YOUNG
+        PT[p] = (PT[p] & np.uint8(255 - PT_RO - PT_TLB)) | PT_YOUNG
     FL[p] |= F_MSIO
 
 
@@ -150,7 +151,7 @@ def _unmap_pages(pages, dest, a, b, page_slot, FL, PT, MAPC, CHG, cnt):
             if mapped:
                 FL[p] &= np.uint8(255 - F_PTE)
                 FL[q] |= F_PTE | F_MSIO
-            PT[q] = PT[p]
+            PT[q] = PT[p] & np.uint8(255 - PT_TLB)   # (mremap flushes the old range)
             PT[p] = 0
             CHG[q] = CHG[p]
             CHG[p] = 0

@@ -140,6 +140,7 @@ def _setup(K):
     G[g.G_CACHE_MODE] = NS != P or K.charge_anon or K.ra_pages > 0
     G[g.G_RECLAIM_BATCH] = K.reclaim_batch
     G[g.G_LRU_BATCH] = K.lru_batch
+    G[g.G_AGE_ALL] = K.age_all
     G[g.G_SCAN_LEFT] = -1
     # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
     G[g.G_HAS_WINDOWS] = (K.win_lo.shape[0] == P and P > 0 and

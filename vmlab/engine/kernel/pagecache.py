@@ -23,7 +23,7 @@ import numpy as np
 from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
 from .state import (G_ACT_FRAMES, G_BATCHED, G_LRU_BATCH, G_N_FOREIGN, G_NR_AGE,
-                    G_RECLAIM_BATCH, G_SCAN_LEFT)
+                    G_RECLAIM_BATCH, G_SCAN_LEFT, G_AGE_ALL)
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
 F_PTE = np.uint8(1)      # a PTE maps the page
@@ -36,6 +36,8 @@ F_PIN = np.uint8(64)     # pinned: PIN[p] > 0 (a copy of the count's sign, one b
 F_ACT = np.uint8(128)    # twolist: on the active list
 #: the PTE state's young bit (``PT``, kernel model: codes.PT_YOUNG; docs/model.md 8.2)
 PT_YOUNG = np.uint8(C.PT_YOUNG)
+#: ... and its TLB bit (tlb_young, docs/model.md 8.3)
+PT_TLB = np.uint8(C.PT_TLB)
 
 
 # ---------------------------------------------------------------------------------------
@@ -485,6 +487,30 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
     return _lru_victim_not(S + 1, LL, FL, F_BUSY)
 
 
+@njit_borrow
+def _age_active_all(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages, page_vma,
+                    vma_exec):
+    """``reclaim_ages_active`` (docs/model.md 8.3): a reclaim that starts ages the whole
+    active list once, oldest first, as ``_victim_young`` ages it while the inactive list is
+    low: an entry with a young PTE of an executable VMA goes round to the head, any other
+    is deactivated (its mark kept); the young bits are read and cleared."""
+    n_act = cnt[C.CNT_ACTIVE]
+    for _i in range(n_act):
+        x = LL[S + 1, 0]
+        _list_remove(LL, x)
+        n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
+        if n_vmas > 0 and exe:
+            _list_insert_after(LL, x, S + 1)
+            if ws:
+                G[G_NR_AGE] += slot_frames[x]
+            continue
+        _list_insert_after(LL, x, S)
+        FL[x] &= np.uint8(255 - F_ACT)
+        cnt[C.CNT_ACTIVE] -= 1
+        if ws:
+            G[G_ACT_FRAMES] -= slot_frames[x]
+
+
 @njit_verb
 def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames, th, BQ):
     """``_insert`` on the general path: under ``ws`` a shadow entry in ``s``'s slot is
@@ -610,6 +636,9 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
     if batch > 0 and G[G_LRU_BATCH] > 0 and th >= 0 and BQ[th, 0] > 0 and \
             n_ent - G[G_BATCHED] - G[G_N_FOREIGN] > 0:
         _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
+    if batch > 0 and young and G[G_AGE_ALL] == 1:
+        _age_active_all(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages,
+                        page_vma, vma_exec)
     freed_all = 0
     while limit >= 0 and (n_frames + n_other + need > limit or freed_all < batch):
         fits = n_frames + n_other + need <= limit

@@ -16,7 +16,7 @@ from .events import _key_lt, _limit
 from .fastrun import _fast_run, _prefetch_access
 from .filereads import _read_call
 from .granularity import _allows, _unmap_pages
-from .pagecache import F_FILE, F_PTE, PT_YOUNG, _batch_drain, _touch
+from .pagecache import F_FILE, F_PTE, PT_TLB, PT_YOUNG, _batch_drain, _touch
 
 
 @njit_verb
@@ -127,8 +127,12 @@ def _ph_access(K, W, G, th, t):
             return t, g.STEP_DONE
         # (a hit through a private copy is no reference to the file page)
         if K.young:
-            # the access sets the PTE's young bit, all a page-table access does (8.2)
-            W.PT[p] |= PT_YOUNG
+            # the access sets the PTE's young bit, all a page-table access does (8.2), or,
+            # with the TLB (8.3), only the page walk of a translation the TLB lacks
+            if not K.tlb:
+                W.PT[p] |= PT_YOUNG
+            elif (W.PT[p] & PT_TLB) == 0:
+                W.PT[p] |= PT_YOUNG | PT_TLB
         elif (FL[p] & F_FILE) != 0 and (FL[p] & F_PTE) != 0:
             _touch(g._entry(K, G, p), K.replacement, FL.shape[0], W.LL, FL, W.cnt,
                    K.workingset, G, K.slot_frames)

@@ -85,7 +85,8 @@ G_LRU_BATCH = 45    # folios a thread's batch holds before it drains (0: no batc
 G_BATCHED = 46      # page-cache entries in some thread's batch (off the lists)
 G_N_FOREIGN = 47    # entries on the lists that are another cgroup's (the preload under
 #                     memory_bytes): reclaim of this cgroup does not see them
-G_NCOL = 48
+G_AGE_ALL = 48      # 1: a reclaim that starts ages the whole active list (reclaim_ages_active)
+G_NCOL = 49
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
