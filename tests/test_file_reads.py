@@ -19,7 +19,7 @@ from vmlab import simulate
 from vmlab.model import FileRead
 from vmlab.errors import TraceFormatError
 from vmlab.model.recorded import (_init_ra_size, _next_ra_size, preload_for, ra_pages_for,
-                                  read_pages, runnable, scenario_for)
+                                  read_pages, reads_for, runnable, scenario_for)
 from vmlab.trace import Op, open_trace
 from vmlab.trace.mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, READ_CALLS,
                                   Backing, FileInfo, Mappings)
@@ -427,3 +427,13 @@ def test_a_cold_run_keeps_only_the_recorded_folios_it_starts_with(tmp_path):
     cold = np.zeros(40, bool)
     cold[:16] = True
     assert scenario_for(tr, residency={"/data/f": cold}).files[0].folios == ((0, 16),)
+
+
+def test_a_read_that_copies_nothing_is_no_operation(tmp_path):
+    # a read at the file's end (or of a file whose size the recording saw as 0, as
+    # /proc/self/maps) copies no page: neither replay makes a FileRead of it
+    tr = _trace(tmp_path, _reads((0, 0, 100, 0, "read"), (0, 40 * PS, 100, 1, "read")),
+                [(0, Op.LOAD), (1, Op.LOAD), (2, Op.LOAD)], ra_kb=128)
+    for dynamic in (False, True):
+        reads = reads_for(tr, dynamic=dynamic)
+        assert [(r.record, r.copy_start, r.copy_end) for r in reads] == [(0, 0, 1)]

@@ -524,7 +524,9 @@ def reads_for(trace, unknown="resident", residency=None, ra_pages=None, dynamic=
         if at >= len(trace):
             continue
         if dynamic:
-            out.append(FileRead(at, name, 0, 0, a, b, prev, stream=stream, pos_end=pos_end))
+            if a < b:   # (a call that copied nothing, at or past the end, reads nothing)
+                out.append(FileRead(at, name, 0, 0, a, b, prev, stream=stream,
+                                    pos_end=pos_end))
             continue
         for k, (lo, hi) in enumerate(windows):
             last = k == len(windows) - 1
