@@ -18,8 +18,9 @@ import pytest
 from vmlab import simulate
 from vmlab.model import FileRead
 from vmlab.errors import TraceFormatError
-from vmlab.model.recorded import (_init_ra_size, _next_ra_size, preload_for, ra_pages_for,
-                                  read_pages, reads_for, runnable, scenario_for)
+from vmlab.engine.kernel.filereads import init_ra_size, next_ra_size
+from vmlab.model.recorded import (preload_for, ra_pages_for, read_pages, reads_for, runnable,
+                                  scenario_for)
 from vmlab.trace import Op, open_trace
 from vmlab.trace.mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, READ_CALLS,
                                   Backing, FileInfo, Mappings)
@@ -196,9 +197,9 @@ def test_strip_keeps_each_read_between_the_same_records(tmp_path):
 
 # -- the readahead of reads -----------------------------------------------------------------
 def test_readahead_window_sizes_follow_mm_readahead():
-    assert [_init_ra_size(n, 32) for n in (1, 2, 3, 8, 9, 32)] == [4, 4, 8, 16, 32, 32]
-    assert [_init_ra_size(n, 2048) for n in (1, 16, 64, 65, 600)] == [4, 64, 256, 256, 2048]
-    assert [_next_ra_size(n, 32) for n in (1, 4, 16, 17, 32)] == [4, 8, 32, 32, 32]
+    assert [init_ra_size(n, 32) for n in (1, 2, 3, 8, 9, 32)] == [4, 4, 8, 16, 32, 32]
+    assert [init_ra_size(n, 2048) for n in (1, 16, 64, 65, 600)] == [4, 64, 256, 256, 2048]
+    assert [next_ra_size(n, 32) for n in (1, 4, 16, 17, 32)] == [4, 8, 32, 32, 32]
 
 
 def _when(tr, ra, start=None):

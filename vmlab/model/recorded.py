@@ -346,25 +346,6 @@ def ra_pages_for(trace, default=None):
     return best, note
 
 
-def _init_ra_size(size, max_pages):
-    """``get_init_ra_size`` of mm/readahead.c: the first window of a sequential read."""
-    new = 1 << max(0, int(size) - 1).bit_length()
-    if new <= max_pages // 32:
-        return new * 4
-    if new <= max_pages // 4:
-        return new * 2
-    return max_pages
-
-
-def _next_ra_size(cur, max_pages):
-    """``get_next_ra_size`` of mm/readahead.c: the window after ``cur``."""
-    if cur < max_pages // 16:
-        return 4 * cur
-    if cur <= max_pages // 2:
-        return 2 * cur
-    return max_pages
-
-
 class _ReadStream:
     """The page cache of one file as its reads fill it (``struct file_ra_state`` and the
     ``read()`` path of mm/filemap.c and mm/readahead.c): :meth:`read` of a byte range
@@ -394,13 +375,14 @@ class _ReadStream:
                     self.mark[p] = True
 
     def _sync(self, index, req, at):
+        from ..engine.kernel.filereads import init_ra_size   # (the run's own, 11.7.1)
         if self.max == 0:        # no readahead: the page alone (force_page_cache_ra of 1)
             self._fill(index, index + 1, -1, at)
             return
         max_pages = max(self.max, req)   # an oversized read is read whole (io_pages)
         seq = self.prev_index is not None and 0 <= index - self.prev_index <= 1
         if index == 0 or req > self.max or seq:
-            self.start, self.size = index, _init_ra_size(req, max_pages)
+            self.start, self.size = index, init_ra_size(req, max_pages)
             self.async_size = self.size - req if self.size > req else self.size >> 1
         else:
             j, scanned = index - 1, 0
@@ -418,12 +400,13 @@ class _ReadStream:
                    self.start + self.size - self.async_size, at)
 
     def _async(self, index, req, at):
+        from ..engine.kernel.filereads import next_ra_size
         if self.max == 0:
             return
         max_pages = max(self.max, req)
         if index == self.start + self.size - self.async_size:
             self.start += self.size
-            self.size = _next_ra_size(self.size, max_pages)
+            self.size = next_ra_size(self.size, max_pages)
             self.async_size = self.size
         else:                             # another stream's mark: size it from the cache
             s = index + 1
@@ -432,7 +415,7 @@ class _ReadStream:
             if s - index > max_pages or s >= self.n:
                 return
             self.start = s
-            self.size = _next_ra_size(s - index + req, max_pages)
+            self.size = next_ra_size(s - index + req, max_pages)
             self.async_size = self.size
         self._fill(self.start, self.start + self.size,
                    self.start + self.size - self.async_size, at)

@@ -22,9 +22,10 @@ from .readahead import _folio_at, _read_ends
 RS_START, RS_SIZE, RS_ASYNC, RS_PREV = 0, 1, 2, 3
 
 
-@njit_verb
-def _init_ra_size(req, M):
-    """get_init_ra_size: the first window of a sequential read of ``req`` pages."""
+def init_ra_size(req, M):
+    """get_init_ra_size of mm/readahead.c: the first window of a sequential read of ``req``
+    pages, ``M`` the largest.  Plain Python, compiled below for the run and called as is by
+    the recording's replay (``vmlab.model.recorded``)."""
     new = 1
     while new < req:
         new *= 2
@@ -35,14 +36,17 @@ def _init_ra_size(req, M):
     return M
 
 
-@njit_verb
-def _next_ra_size(cur, M):
-    """get_next_ra_size: the window after one of ``cur`` pages."""
+def next_ra_size(cur, M):
+    """get_next_ra_size of mm/readahead.c: the window after one of ``cur`` pages."""
     if cur < M // 16:
         return 4 * cur
     if cur <= M // 2:
         return 2 * cur
     return M
+
+
+_init_ra_size = njit_verb(init_ra_size)
+_next_ra_size = njit_verb(next_ra_size)
 
 
 @njit_borrow

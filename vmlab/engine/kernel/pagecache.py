@@ -436,22 +436,10 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
     ``ws`` activations and rotations grow the nonresident age (8.1).  A pass examines at
     most ``G[G_SCAN_LEFT]`` entries when that is not -1 (a batch's top-up), counting them
     off it."""
+    while (n_ent - cnt[C.CNT_ACTIVE]) * twolist_ratio < cnt[C.CNT_ACTIVE]:
+        _age_oldest_active(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages,
+                           page_vma, vma_exec)
     n_act = cnt[C.CNT_ACTIVE]
-    while (n_ent - n_act) * twolist_ratio < n_act:
-        x = LL[S + 1, 0]
-        _list_remove(LL, x)
-        n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
-        if n_vmas > 0 and exe:
-            _list_insert_after(LL, x, S + 1)
-            if ws:
-                G[G_NR_AGE] += slot_frames[x]
-            continue
-        _list_insert_after(LL, x, S)
-        FL[x] &= np.uint8(255 - F_ACT)
-        n_act -= 1
-        if ws:
-            G[G_ACT_FRAMES] -= slot_frames[x]
-    cnt[C.CNT_ACTIVE] = n_act
     n_scan = n_ent - n_act
     budget = G[G_SCAN_LEFT]
     if one_pass and 0 <= budget < n_scan:
@@ -488,27 +476,35 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
 
 
 @njit_borrow
+def _age_oldest_active(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages, page_vma,
+                       vma_exec):
+    """shrink_active_list on the oldest active entry (docs/model.md 8.2): its young bits are
+    read and cleared; with a young PTE of an executable VMA it goes round to the head of the
+    active list, else it is deactivated (newest end of the inactive list, its ``F_REF``,
+    PG_referenced, kept).  Under ``ws`` the nonresident age and the active frames follow."""
+    x = LL[S + 1, 0]
+    _list_remove(LL, x)
+    n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
+    if n_vmas > 0 and exe:
+        _list_insert_after(LL, x, S + 1)
+        if ws:
+            G[G_NR_AGE] += slot_frames[x]
+        return
+    _list_insert_after(LL, x, S)
+    FL[x] &= np.uint8(255 - F_ACT)
+    cnt[C.CNT_ACTIVE] -= 1
+    if ws:
+        G[G_ACT_FRAMES] -= slot_frames[x]
+
+
+@njit_borrow
 def _age_active_all(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages, page_vma,
                     vma_exec):
     """``reclaim_ages_active`` (docs/model.md 8.3): a reclaim that starts ages the whole
-    active list once, oldest first, as ``_victim_young`` ages it while the inactive list is
-    low: an entry with a young PTE of an executable VMA goes round to the head, any other
-    is deactivated (its mark kept); the young bits are read and cleared."""
-    n_act = cnt[C.CNT_ACTIVE]
-    for _i in range(n_act):
-        x = LL[S + 1, 0]
-        _list_remove(LL, x)
-        n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
-        if n_vmas > 0 and exe:
-            _list_insert_after(LL, x, S + 1)
-            if ws:
-                G[G_NR_AGE] += slot_frames[x]
-            continue
-        _list_insert_after(LL, x, S)
-        FL[x] &= np.uint8(255 - F_ACT)
-        cnt[C.CNT_ACTIVE] -= 1
-        if ws:
-            G[G_ACT_FRAMES] -= slot_frames[x]
+    active list once, oldest first (``_age_oldest_active`` on each entry)."""
+    for _i in range(cnt[C.CNT_ACTIVE]):
+        _age_oldest_active(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages,
+                           page_vma, vma_exec)
 
 
 @njit_verb
