@@ -543,10 +543,11 @@ def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames, 
 # the per-CPU LRU-add batches (docs/model.md 12.1): a folio the kernel adds to the LRU waits
 # in its CPU's batch (a thread's here) until the batch is full, a large folio joins it, or
 # the thread drains it (a reclaim that finds its cgroup's lists not empty, an unmap); until
-# then no reclaim sees it
+# then no reclaim sees it.  (Calls, not inlined verbs: each inlined copy cost LLVM time in
+# the first compile, and batches run under memory_bytes only.)
 
 
-@njit_verb
+@njit_borrow
 def _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
     """Thread ``th``'s batch goes onto the lists in the order it was added (each entry at
     the head of the active list if flagged active, else of the inactive list), and empties
@@ -566,7 +567,7 @@ def _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
     BQ[th, 1] = 0
 
 
-@njit_verb
+@njit_borrow
 def _batch_add(s, th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
     """Page-cache entry ``s`` joins thread ``th``'s batch; a full batch, or a large folio,
     drains it (folio_batch_add_and_move)."""
@@ -581,7 +582,7 @@ def _batch_add(s, th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
         _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
 
 
-@njit_verb
+@njit_borrow
 def _batch_count(th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
     """An anonymous folio (a page, or a private copy) joins thread ``th``'s batch: it takes
     a place, and a full batch drains."""
@@ -591,7 +592,7 @@ def _batch_count(th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
             _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
 
 
-@njit_verb
+@njit_borrow
 def _batch_drain_all(BQ, S, LL, FL, cnt, ws, G, slot_frames):
     """Every thread's batch drains (lru_add_drain_all)."""
     for th in range(BQ.shape[0]):
