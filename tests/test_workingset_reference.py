@@ -151,14 +151,17 @@ def test_workingset_must_be_a_bool():
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(granular_cases())
 def test_the_lists_and_the_shadows_stay_consistent_on_random_scenarios(case):
-    """Under twolist with workingset, at the end of any run: the two lists hold exactly the
-    page cache, no folio has a shadow entry while resident, every shadow's age is below the
-    nonresident age, and that age is at least one page per reclaim eviction."""
+    """Under twolist with workingset, at the end of any run: the two lists and the threads'
+    LRU-add batches (docs/model.md 12.1) hold exactly the page cache, each folio once, no
+    folio has a shadow entry while resident, every shadow's age is below the nonresident
+    age, and that age is at least one page per reclaim eviction."""
     sc, policy = case
     sc = sc.replace(replacement="twolist", workingset=True)
     sim, r = budgeted.reference_run(sc, policy)
-    assert set(sim.lru_order) | set(sim.active) == set(sim.cache)
-    assert not set(sim.lru_order) & set(sim.active)
+    batched = [k for _adds, keys in sim.batches.values() for k in keys]
+    assert set(sim.lru_order) | set(sim.active) | set(batched) == set(sim.cache)
+    assert len(sim.lru_order) + len(sim.active) + len(batched) == len(sim.cache)
+    assert all(sim.cache[k].batched for k in batched)
     assert not set(sim.shadows) & set(sim.cache)
     assert all(0 <= age < sim.nonresident_age for age in sim.shadows.values())
     assert sim.nonresident_age >= r.counters["n_evictions"]
