@@ -88,8 +88,7 @@ def test_the_recording_replay_and_the_run_open_the_same_windows_with_memory_to_s
     assert run["pages_read"] == given["pages_read"] > 1000
     # one fault more: the run's windows carry their readahead marks (the replay's given
     # windows do not), and exec's read of md5sum's first pages marks page 3, where a
-    # text fault then starts an asynchronous readahead, as the kernel's does; the kernel
-    # takes 86 (data/native, the median of five unlimited runs)
+    # text fault then starts an asynchronous readahead, as the kernel's does
     assert (given["page_faults"], run["page_faults"]) == (85, 86)
 
 
