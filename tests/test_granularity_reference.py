@@ -274,7 +274,8 @@ def test_kernel_model_is_the_page_model_for_reads_of_non_anonymous_pages(case):
     op = np.where(sc.trace.op >= Op.LOCK_W, sc.trace.op, Op.LOAD).astype(np.uint8)   # locks kept
     tr = Trace(addr=sc.trace.addr, op=op, tid=sc.trace.tid, asid=sc.trace.asid,
                gap_ns=sc.trace.gap_ns if sc.trace.has_gap else None)
-    files = tuple(dataclasses.replace(f, folio_pages=1) for f in sc.files)
+    # (one page a folio: neither folio_pages nor a listed layout, File.folios)
+    files = tuple(dataclasses.replace(f, folio_pages=1, folios=()) for f in sc.files)
     kernel = sc.replace(trace=tr, fault_around_pages=1, folio_pages=1, files=files)
     page = kernel.replace(fault_model="page")
     assert first_difference(canonical(budgeted.reference(kernel, policy)),
