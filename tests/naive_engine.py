@@ -1183,30 +1183,30 @@ class NaiveSimulator:
         of a stream (``stream`` >= 0) has its windows decided now (11.7.1)."""
         if stream >= 0:
             return self._read_call_stream(f, a, b, prev, stream, pos_end)
-        pages = 0
-        if lo < hi:
-            for key in self._read_window(f, lo, hi, -1):
-                page = self.cache[key]
-                page.in_flight = page.unmapped_io = False
-                pages += page.frames
+        pages = self._ra_read(f, lo, hi, -1) if lo < hi else 0
         o, first = a, True
         while o < b:
             key = (f, self._span(f, o)[0])
             o = key[1] + self._span(*key)[1]
             if key not in self.cache:
                 # its synchronous readahead first (one folio, __GFP_NORETRY), then alone
-                for got in self._read_window(f, key[1], key[1] + 1, -1):
-                    page = self.cache[got]
-                    page.in_flight = page.unmapped_io = False
-                    pages += page.frames
+                pages += self._ra_read(f, key[1], key[1] + 1, -1)
             if key not in self.cache:
-                page = self._allocate(key, evict_counter="n_evictions", cause=BY_READ)
-                page.in_flight = page.unmapped_io = False
-                page.ra_mark = False
-                pages += page.frames
+                pages += self._read_alone(key)
             if not (first and prev >= 0 and self._in_folio(key, prev)):
                 self._mark_accessed(key)
             first = False
+        self._count_read(pages)
+
+    def _read_alone(self, key):
+        """A read() call reads folio ``key`` alone, charged as a fault's (_Oom when nothing
+        can be evicted); its pages."""
+        page = self._allocate(key, evict_counter="n_evictions", cause=BY_READ)
+        page.in_flight = page.unmapped_io = False
+        page.ra_mark = False
+        return page.frames
+
+    def _count_read(self, pages):
         if pages:
             self.counters["n_io"] += 1
             self.counters["n_read_pages"] += pages
@@ -1283,10 +1283,7 @@ class NaiveSimulator:
             if key not in self.cache:
                 pages += self._stream_sync(f, st, o, b - o)
             if key not in self.cache:
-                page = self._allocate(key, evict_counter="n_evictions", cause=BY_READ)
-                page.in_flight = page.unmapped_io = False
-                page.ra_mark = False
-                pages += page.frames
+                pages += self._read_alone(key)
             page = self.cache[key]
             if page.ra_mark:
                 page.ra_mark = False
@@ -1298,9 +1295,7 @@ class NaiveSimulator:
                     self._mark_accessed(key)
                 last = key
         st[3] = pos_end
-        if pages:
-            self.counters["n_io"] += 1
-            self.counters["n_read_pages"] += pages
+        self._count_read(pages)
 
     def _issue_window(self, keys, done):
         for key in keys:

@@ -1081,6 +1081,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     pol, vmas, vma_pols = scenario.validate(policy)
     refuse_knobs(scenario, vmas, runs=RUNS_KNOBS)
     kernel_model = scenario.fault_model == "kernel"
+    # twolist in the kernel model reads the PTEs' young bits (docs/model.md 8.2-8.3)
+    young = kernel_model and scenario.replacement == "twolist"
     trace = scenario.trace
     idx = index_trace(trace)
     preload_keys = None
@@ -1239,10 +1241,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         adv_target=adv_target, adv_entries=np.flatnonzero(adv_target).astype(np.int64),
         memory_pages=memory_limit, replacement=C.REPLACEMENT_CODES[scenario.replacement],
         twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
-        young=kernel_model and scenario.replacement == "twolist",
-        tlb=kernel_model and scenario.replacement == "twolist" and bool(scenario.tlb_young),
-        age_all=(kernel_model and scenario.replacement == "twolist"
-                 and bool(scenario.reclaim_ages_active)),
+        young=young, tlb=young and bool(scenario.tlb_young),
+        age_all=young and bool(scenario.reclaim_ages_active),
         charge_anon=scenario.memory_bytes is not None,
         reclaim_batch=int(scenario.reclaim_batch) if scenario.memory_bytes is not None else 1,
         lru_batch=int(scenario.lru_add_batch) if scenario.lru_add_batch_applies else 0,
