@@ -142,9 +142,12 @@ def _read_call(K, W, G, th, t, ri):
         return _read_call_stream(K, W, G, th, t, ri)
     f, lo, hi = K.rd_op[ri, 0], K.rd_op[ri, 1], K.rd_op[ri, 2]
     a, b, prev = K.rd_op[ri, 3], K.rd_op[ri, 4], K.rd_op[ri, 5]
-    FL = W.FL
+    FL, cnt = W.FL, W.cnt
     P = K.page_vma.shape[0]
-    pages = _ra_read(K, W, G, th, t, f, lo, hi, -1)
+    pages = 0
+    if lo < hi:
+        _n, pages = _read_window(K, W, G, th, t, f, lo, hi, -1, -1)
+        _read_ends(f, max(lo, 0), min(hi, K.f_npages[f]), P, K.f_base, K.f_fstart, FL)
     k0 = _folio_at(K.f_base, K.f_fstart, f, a)
     k1 = _folio_at(K.f_base, K.f_fstart, f, b - 1) if a < b else k0 - 1
     for k in range(k0, k1 + 1):
@@ -154,33 +157,30 @@ def _read_call(K, W, G, th, t, ri):
             # (page_cache_sync_ra: __GFP_NORETRY, unmapped victims), then, if that found no
             # frame, the call reads it alone charged as a fault's (filemap_create_folio)
             o = K.f_fstart[k]
-            pages += _ra_read(K, W, G, th, t, f, o, o + 1, -1)
-        if (FL[s] & F_RES) == 0:
-            pg = _read_strict(K, W, G, th, t, s)
-            if pg < 0:
-                return False
+            _n, pg = _read_window(K, W, G, th, t, f, o, o + 1, -1, -1)
+            _read_ends(f, o, o + 1, P, K.f_base, K.f_fstart, FL)
             pages += pg
-        if not (k == k0 and _holds(K, k, prev)):
-            _touch(s, K.replacement, FL.shape[0], W.LL, FL, W.cnt, K.workingset, G,
-                   K.slot_frames)
-    _count_read(W, G, t, pages)
-    return True
-
-
-@njit_verb
-def _holds(K, k, prev):
-    """Folio ``k`` holds file page ``prev``, the previous read's end (-1: none): the read
-    marks it accessed no more (``pos_same_folio``)."""
-    return prev >= 0 and K.f_fstart[k] <= prev < K.f_fstart[k] + K.f_fsize[k]
-
-
-@njit_borrow
-def _count_read(W, G, t, pages):
-    """A call that read ``pages`` pages (none: nothing) counts one I/O and them."""
+        if (FL[s] & F_RES) == 0:
+            ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _admit_entry(
+                s, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT],
+                K.replacement, G[g.G_HAND], FL.shape[0], W.LL, FL, cnt, K.twolist_ratio, P,
+                K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs,
+                G[g.G_NEV], K.keep_records, t, C.BY_READ, th, K.workingset, W.SH, G,
+                K.page_vma, K.vma_exec, K.young, W.PT, W.BQ)
+            if not ok:
+                _oom(W, G, th, t)
+                return False
+            FL[s] |= F_MSIO
+            W.RAM[s] = 0
+            pages += K.slot_frames[s]
+        if k == k0 and prev >= 0 and K.f_fstart[k] <= prev < K.f_fstart[k] + K.f_fsize[k]:
+            continue   # (read again inside the folio the previous read ended in)
+        _touch(s, K.replacement, FL.shape[0], W.LL, FL, cnt, K.workingset, G, K.slot_frames)
     if pages > 0:
-        W.cnt[C.CNT_IO] += 1
-        W.cnt[C.CNT_READ_PAGES] += pages
+        cnt[C.CNT_IO] += 1
+        cnt[C.CNT_READ_PAGES] += pages
         _count_in_bin(W, G, C.TSB_IOS, t)
+    return True
 
 
 @njit_borrow
@@ -212,7 +212,7 @@ def _read_call_stream(K, W, G, th, t, ri):
     ``prev_pos`` is the call's end.  Returns False on an OOM."""
     f, a, b, prev = K.rd_op[ri, 0], K.rd_op[ri, 3], K.rd_op[ri, 4], K.rd_op[ri, 5]
     r = K.rd_op[ri, 6]
-    FL = W.FL
+    FL, cnt = W.FL, W.cnt
     P = K.page_vma.shape[0]
     pages = 0
     k_last = -1
@@ -233,10 +233,14 @@ def _read_call_stream(K, W, G, th, t, ri):
             pages += _async_ra(K, W, G, th, t, f, r, o, b - o)
             _unpin(s, W.PIN, FL)
         if k != k_last:
-            if not (k_last < 0 and _holds(K, k, prev)):
-                _touch(s, K.replacement, FL.shape[0], W.LL, FL, W.cnt, K.workingset, G,
+            if not (k_last < 0 and prev >= 0 and
+                    K.f_fstart[k] <= prev < K.f_fstart[k] + K.f_fsize[k]):
+                _touch(s, K.replacement, FL.shape[0], W.LL, FL, cnt, K.workingset, G,
                        K.slot_frames)
             k_last = k
     W.RS[r, RS_PREV] = K.rd_op[ri, 7]
-    _count_read(W, G, t, pages)
+    if pages > 0:
+        cnt[C.CNT_IO] += 1
+        cnt[C.CNT_READ_PAGES] += pages
+        _count_in_bin(W, G, C.TSB_IOS, t)
     return True
