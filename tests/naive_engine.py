@@ -56,6 +56,7 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import heapq
 from collections import OrderedDict, deque
@@ -100,6 +101,10 @@ LOCK_WAIT_NAMES = ("mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_max",
 #: file page of the evicted folio.
 EVICTION_COLUMNS = ("time_ns", "file", "file_page", "cause", "thread")
 BY_FAULT, BY_READAHEAD, BY_ADVERSARY, BY_PRELOAD, BY_READ = 0, 1, 2, 3, 4
+#: mm/vmscan.c's first reclaim priority and mm/internal.h's retries of a charge that
+#: reclaims nothing (docs/model.md 8.4)
+DEF_PRIORITY = 12
+MAX_RECLAIM_RETRIES = 16
 #: Thread time categories, in THREAD_COLUMNS order (column = category + "_ns").
 CATEGORIES = ("compute", "hit", "fault_cpu", "io_wait", "lock_wait", "lock_hold", "signal",
               "wasted")
@@ -225,7 +230,7 @@ class NaiveSimulator:
         refuse_knobs(scenario, self.vmas, runs=("fault_model", "file", "folio_pages", "reads",
                                                 "reclaim_batch", "lru_add_batch",
                                                 "tlb_young", "reclaim_ages_active",
-                                                "memory_bytes", "ra_pages", "workingset"),
+                                                "reclaim_priorities", "memory_bytes", "ra_pages", "workingset"),
                      who="the reference simulator")
         self.kernel = scenario.fault_model == "kernel"
         self.costs = scenario.costs
@@ -275,6 +280,12 @@ class NaiveSimulator:
         self.tlb_on = self.young_mode and scenario.tlb_young
         self.tlb = set()
         self.age_all = self.young_mode and scenario.reclaim_ages_active
+        # the kernel's reclaim call (docs/model.md 8.4): a charge over memory_bytes runs
+        # try_charge_memcg's retries of do_try_to_free_pages' priority loop
+        self.prio_mode = (self.young_mode and scenario.reclaim_priorities
+                          and scenario.memory_bytes is not None)
+        self.n_refault_act = 0             # WORKINGSET_ACTIVATE_FILE
+        self.refault_snap = 0              # its value at the last reclaim call's end
         # the per-CPU LRU-add batches (docs/model.md 12.1): thread index -> [folios added
         # (anonymous ones too), the page-cache folios among them, in order]; a batched folio
         # is on neither list, ``page.act`` says which list it joins
@@ -865,6 +876,7 @@ class NaiveSimulator:
             active_pages = sum(self.cache[k].frames for k in self.active)
             if self.nonresident_age - eviction <= active_pages:
                 self.nonresident_age += page.frames
+                self.n_refault_act += 1
                 page.act = True
                 if not self._batch_add(key, page):
                     self.active[key] = None
@@ -1095,6 +1107,8 @@ class NaiveSimulator:
         def fits():
             return self.frames_used + self.anon_frames + frames <= self.limit
 
+        if self.prio_mode and not fits():
+            return self._charge_reclaim(frames, fits, evict_counter, cause)
         batch = self.sc.reclaim_batch if self.sc.memory_bytes is not None and not fits() else 0
         if batch and self.cur_thread in self.batches and \
                 len(self.lru_order) + len(self.active) > self.n_foreign:
@@ -1123,6 +1137,137 @@ class NaiveSimulator:
             self._evict(victim, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
             self.counters[evict_counter] += 1
         return True
+
+    # -- the kernel's reclaim call (docs/model.md 8.4) -------------------------------------
+    def _charge_reclaim(self, frames, fits, evict_counter, cause):
+        """try_charge_memcg: reclaim calls until ``frames`` fit.  Returns False when the
+        charge fails: a readahead's (__GFP_NORETRY) after its second call, any other's once
+        MAX_RECLAIM_RETRIES calls in a row freed nothing (or one did, for a folio of more
+        than 8 pages)."""
+        drained = False
+        retries = MAX_RECLAIM_RETRIES
+        while True:
+            freed = self._reclaim_call(max(frames, self.sc.reclaim_batch), evict_counter,
+                                       cause)
+            if fits():
+                return True
+            if not drained:
+                drained = True           # drain_all_stock, then one more call
+                continue
+            if cause == BY_READAHEAD:
+                return False
+            if freed and frames <= 8:
+                continue
+            if retries:
+                retries -= 1
+                continue
+            return False
+
+    def _list_sizes(self):
+        """The cgroup's own entries on the inactive and the active list (the preload is
+        another cgroup's, on the inactive list here, on no list of this cgroup's there)."""
+        return max(0, len(self.lru_order) - self.n_foreign), len(self.active)
+
+    def _reclaim_call(self, target, evict_counter, cause):
+        """do_try_to_free_pages for the cgroup: priorities 12 down to 0; at each, the
+        inactive and the active list scanned ``size >> priority`` entries (sizes as the
+        priority starts) in alternate chunks of ``reclaim_batch``, the active one only when
+        it may be deactivated (inactive low, refaults activated since the last call, or
+        forced), until ``target`` frames are freed; a call that freed nothing after
+        skipping a deactivation runs again, forced.  Returns the frames freed."""
+        chunk = self.sc.reclaim_batch
+        freed = 0
+        force = False
+        while True:
+            skipped = False
+            for prio in range(DEF_PRIORITY, -1, -1):
+                n_in, n_act = self._list_sizes()
+                may_deactivate = (force or self.n_refault_act != self.refault_snap
+                                  or n_in * self._twolist_ratio() < n_act)
+                n_in >>= prio
+                n_act >>= prio
+                while n_in or n_act:
+                    if n_in:
+                        k = min(n_in, chunk)
+                        n_in -= k
+                        freed += self._shrink_inactive(k, evict_counter, cause)
+                    if n_act:
+                        k = min(n_act, chunk)
+                        n_act -= k
+                        if may_deactivate:
+                            self._shrink_active(k)
+                        else:
+                            skipped = True
+                    if freed >= target:
+                        break
+                if freed >= target:
+                    break
+            self.refault_snap = self.n_refault_act
+            if freed or not skipped or force:
+                return freed
+            force = True
+
+    def _lru_drain_local(self):
+        """lru_add_drain: the running thread's batch onto the lists."""
+        if self.cur_thread in self.batches:
+            self._drain(self.cur_thread)
+
+    def _isolate(self, lst, k):
+        """Up to ``k`` of the cgroup's entries from the oldest end of ``lst`` (the preload
+        passed over)."""
+        out = []
+        for key in lst:
+            if len(out) >= k:
+                break
+            if self.cache[key].pins >= 1 << 30:
+                continue                 # another cgroup's (the preload)
+            out.append(key)
+        return out
+
+    def _shrink_inactive(self, k, evict_counter, cause):
+        """shrink_inactive_list: the local batch drained, ``k`` entries isolated from the
+        inactive list's oldest end and checked in turn (folio_check_references): one not
+        eligible (in flight, pinned) or with a young PTE kept (newest end; with a young PTE
+        marked, and activated instead when marked before, in two VMAs or executable); one
+        without the victim.  Returns the frames freed."""
+        self._lru_drain_local()
+        freed = 0
+        for key in self._isolate(self.lru_order, min(k, self._list_sizes()[0])):
+            page = self.cache[key]
+            if not self._eligible(page):
+                self.lru_order.move_to_end(key)
+                continue
+            n_vmas, exe = self._referenced(key)
+            if not n_vmas:
+                freed += page.frames
+                self._evict(key, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
+                self.counters[evict_counter] += 1
+                continue
+            referenced, page.ref = page.ref, True
+            if referenced or n_vmas > 1 or exe:
+                del self.lru_order[key]
+                self.active[key] = None
+                if self.workingset:
+                    self.nonresident_age += page.frames
+            else:
+                self.lru_order.move_to_end(key)
+        return freed
+
+    def _shrink_active(self, k):
+        """shrink_active_list: the local batch drained, ``k`` entries isolated from the
+        active list's oldest end: one with a young PTE of an executable VMA goes round to
+        the newest end, any other is deactivated (newest end of the inactive list, its mark
+        kept)."""
+        self._lru_drain_local()
+        for key in list(itertools.islice(self.active, k)):
+            n_vmas, exe = self._referenced(key)
+            del self.active[key]
+            if n_vmas and exe:
+                self.active[key] = None
+                if self.workingset:
+                    self.nonresident_age += self.cache[key].frames
+            else:
+                self.lru_order[key] = None
 
     def _allocate(self, key, evict_counter, cause=BY_FAULT):
         """Take the frames of folio ``key`` (evicting victims while the limit is passed) and

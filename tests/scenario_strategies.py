@@ -396,6 +396,7 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         reclaim_batch=draw(st.sampled_from([1, 1, 2, 5, 32])),
         lru_add_batch=draw(st.sampled_from([0, 0, 1, 2, 3, 31])),
         tlb_young=draw(st.booleans()), reclaim_ages_active=draw(st.booleans()),
+        reclaim_priorities=draw(st.booleans()),
     )
 
 
@@ -482,6 +483,7 @@ def young_cases(draw):
         reclaim_batch=draw(st.sampled_from([1, 1, 3, 32])),
         lru_add_batch=draw(st.sampled_from([0, 0, 1, 2, 3, 31])),
         tlb_young=draw(st.booleans()), reclaim_ages_active=draw(st.booleans()),
+        reclaim_priorities=draw(st.booleans()),
         horizon_ns=50_000_000)
     scenario.validate(policy)
     return scenario, policy

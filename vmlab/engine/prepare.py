@@ -28,7 +28,7 @@ from .kernel import KernelInputs
 #: others): every one of them.
 RUNS_KNOBS = ("fault_model", "file", "folio_pages", "memory_bytes", "ra_pages", "reads",
               "reclaim_batch", "lru_add_batch", "tlb_young", "reclaim_ages_active",
-              "workingset")
+              "reclaim_priorities", "workingset")
 _ASID_BITS = ASID_BITS      # (trace.check() refuses a larger asid)
 _VPN_BITS = 64 - ASID_BITS
 _CHUNK = 1 << 24
@@ -1243,6 +1243,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         twolist_ratio=twolist_ratio(memory_limit, ps), workingset=workingset,
         young=young, tlb=young and bool(scenario.tlb_young),
         age_all=young and bool(scenario.reclaim_ages_active),
+        reclaim_prio=(young and bool(scenario.reclaim_priorities)
+                      and scenario.memory_bytes is not None),
         charge_anon=scenario.memory_bytes is not None,
         reclaim_batch=int(scenario.reclaim_batch) if scenario.memory_bytes is not None else 1,
         lru_batch=int(scenario.lru_add_batch) if scenario.lru_add_batch_applies else 0,

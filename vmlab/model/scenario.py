@@ -43,7 +43,8 @@ MAX_RA_PAGES = 1 << 20
 #: ``Scenario(trace, vmas=..., **KERNEL_DEFAULTS)``.
 KERNEL_DEFAULTS = {"fault_model": "kernel", "fault_around_pages": 16, "ra_pages": 32,
                    "replacement": "twolist", "reclaim_batch": 32, "lru_add_batch": 31,
-                   "tlb_young": True, "reclaim_ages_active": True}
+                   "tlb_young": True, "reclaim_ages_active": True,
+                   "reclaim_priorities": True}
 #: The largest ``reclaim_batch`` (frames; a reclaim frees at most what the cache holds anyway).
 MAX_RECLAIM_BATCH = 1 << 20
 #: The largest ``lru_add_batch`` (folios; the kernel's PAGEVEC_SIZE is 15 before 6.x's 31).
@@ -600,7 +601,14 @@ class Scenario:
     reclaim_ages_active : bool
         With ``twolist`` in the kernel fault model: a reclaim that starts (a charge whose
         frames do not fit) first ages the whole active list once (docs/model.md 8.3).
-        ``KERNEL_DEFAULTS``: True.
+        ``KERNEL_DEFAULTS``: True.  Not used where ``reclaim_priorities`` applies.
+    reclaim_priorities : bool
+        Under ``memory_bytes`` with ``twolist`` in the kernel fault model: a charge whose
+        frames do not fit runs the kernel's reclaim calls (docs/model.md 8.4:
+        ``try_charge_memcg``'s retries of ``do_try_to_free_pages``, priorities 12 to 0, each
+        scanning ``size >> priority`` of the inactive and the active list in chunks of
+        ``reclaim_batch``) instead of taking one victim at a time; a charge fails (an OOM,
+        or the end of a readahead window) as the kernel's does.  ``KERNEL_DEFAULTS``: True.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -635,6 +643,7 @@ class Scenario:
     lru_add_batch: int = 0
     tlb_young: bool = False
     reclaim_ages_active: bool = False
+    reclaim_priorities: bool = False
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -658,7 +667,7 @@ class Scenario:
         if self.replacement not in REPLACEMENTS:
             raise ScenarioError(
                 f"unknown replacement {self.replacement!r}; choose one of {', '.join(REPLACEMENTS)}")
-        for name in ("workingset", "tlb_young", "reclaim_ages_active"):
+        for name in ("workingset", "tlb_young", "reclaim_ages_active", "reclaim_priorities"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ScenarioError(f"{name} must be True or False, got "
                                     f"{getattr(self, name)!r}")
@@ -966,6 +975,8 @@ class Scenario:
             asked["tlb_young"] = "tlb_young=True"
         if self.reclaim_ages_active and young:
             asked["reclaim_ages_active"] = "reclaim_ages_active=True"
+        if self.reclaim_priorities and young and self.memory_bytes is not None:
+            asked["reclaim_priorities"] = "reclaim_priorities=True"
         return asked
 
     @property

@@ -93,6 +93,7 @@ class KernelInputs(NamedTuple):
     young: bool              # twolist in the kernel model reads the PTEs' young bits (8.2)
     tlb: bool                # ... a hit sets one only when its translation is not in the TLB
     age_all: bool            # ... a reclaim that starts ages the whole active list (8.3)
+    reclaim_prio: bool       # ... under memory_bytes, a charge runs the kernel's reclaim calls (8.4)
     fault_around: int        # fault_around_pages
     kernel_model: bool       # fault_model "kernel" (docs/model.md section 11)
     preload: np.ndarray      # int64: page-cache entries resident at time 0, in order

@@ -93,7 +93,7 @@ def _ph_lookup(K, W, G, th, t):
             G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
             K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs, G[g.G_NEV],
             K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec,
-            K.young, W.PT, W.BQ)
+            K.young, W.PT, W.BQ, W.PIN)
         if not ok:
             # no frame and no victim under memory_bytes: OOM (section 12)
             _oom(W, G, th, t)
@@ -106,7 +106,7 @@ def _ph_lookup(K, W, G, th, t):
             G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
             K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
             K.keep_records, t, C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec,
-            K.young, W.PT, W.BQ)
+            K.young, W.PT, W.BQ, W.PIN)
     else:  # (one page an I/O, its pages read counted at the end)
         G[g.G_N_RESIDENT], G[g.G_HAND], G[g.G_NEV] = _admit_page(
             s, K.memory_pages, G[g.G_N_RESIDENT], K.replacement, G[g.G_HAND], FL.shape[0],
@@ -221,7 +221,7 @@ def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
                      G[g.G_N_ENT], K.replacement, G[g.G_HAND], W.FL.shape[0], W.LL, W.FL,
                      W.cnt, K.twolist_ratio, K.slot_frames, K.sp_off, K.sp_pages, W.MAPC,
                      W.RAM, W.ht, W.hk, G[g.G_HN], W.evs, G[g.G_NEV], K.keep_records, t, th,
-                     K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT, W.BQ)
+                     K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT, W.BQ, W.PIN)
     return n_rd, pg
 
 
@@ -477,7 +477,7 @@ def _take_unreclaimable(K, W, G, th, t, need):
         need, K.memory_pages, G[g.G_N_ANON], G[g.G_N_RESIDENT], G[g.G_N_ENT], K.replacement,
         G[g.G_HAND], W.FL.shape[0], W.LL, W.FL, W.cnt, K.twolist_ratio, K.page_vma.shape[0],
         K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, W.evs, G[g.G_NEV], K.keep_records, t,
-        C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT, W.BQ)
+        C.BY_FAULT, th, K.workingset, W.SH, G, K.page_vma, K.vma_exec, K.young, W.PT, W.BQ, W.PIN)
     if not ok:
         _oom(W, G, th, t)
         return False

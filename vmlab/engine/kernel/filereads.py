@@ -166,7 +166,7 @@ def _read_call(K, W, G, th, t, ri):
                 K.replacement, G[g.G_HAND], FL.shape[0], W.LL, FL, cnt, K.twolist_ratio, P,
                 K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon, W.evs,
                 G[g.G_NEV], K.keep_records, t, C.BY_READ, th, K.workingset, W.SH, G,
-                K.page_vma, K.vma_exec, K.young, W.PT, W.BQ)
+                K.page_vma, K.vma_exec, K.young, W.PT, W.BQ, W.PIN)
             if not ok:
                 _oom(W, G, th, t)
                 return False
@@ -193,7 +193,7 @@ def _read_strict(K, W, G, th, t, s):
         K.replacement, G[g.G_HAND], FL.shape[0], W.LL, FL, W.cnt, K.twolist_ratio,
         K.page_vma.shape[0], K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, K.charge_anon,
         W.evs, G[g.G_NEV], K.keep_records, t, C.BY_READ, th, K.workingset, W.SH, G,
-        K.page_vma, K.vma_exec, K.young, W.PT, W.BQ)
+        K.page_vma, K.vma_exec, K.young, W.PT, W.BQ, W.PIN)
     if not ok:
         _oom(W, G, th, t)
         return -1

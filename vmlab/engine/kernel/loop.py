@@ -141,6 +141,7 @@ def _setup(K):
     G[g.G_RECLAIM_BATCH] = K.reclaim_batch
     G[g.G_LRU_BATCH] = K.lru_batch
     G[g.G_AGE_ALL] = K.age_all
+    G[g.G_PRIO] = K.reclaim_prio
     G[g.G_SCAN_LEFT] = -1
     # fault-around windows wider than a page exist (else win_lo/win_hi are empty)
     G[g.G_HAS_WINDOWS] = (K.win_lo.shape[0] == P and P > 0 and
@@ -291,7 +292,7 @@ def _start_run(K, W, G):
                 K.replacement, G[g.G_HAND], S, LL, FL, W.cnt, K.twolist_ratio, P,
                 K.slot_frames, K.sp_off, K.sp_pages, W.MAPC, False, W.evs, G[g.G_NEV],
                 K.keep_records, 0, C.BY_PRELOAD, -1, K.workingset, W.SH, G, K.page_vma,
-                K.vma_exec, K.young, W.PT, W.BQ)
+                K.vma_exec, K.young, W.PT, W.BQ, W.PIN)
             if G[g.G_TRACK_CAND] == 1:
                 G[g.G_N_CAND] = _note_candidate(W.cand, G[g.G_N_CAND], p)
 

@@ -23,7 +23,8 @@ import numpy as np
 from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
 from .state import (G_ACT_FRAMES, G_BATCHED, G_LRU_BATCH, G_N_FOREIGN, G_NR_AGE,
-                    G_RECLAIM_BATCH, G_SCAN_LEFT, G_AGE_ALL)
+                    G_RECLAIM_BATCH, G_SCAN_LEFT, G_AGE_ALL, G_PRIO, G_REFAULT_ACT,
+                    G_REFAULT_SNAP)
 
 # per-page flag bits (one byte a page: the whole flag array stays in cache)
 F_PTE = np.uint8(1)      # a PTE maps the page
@@ -521,6 +522,7 @@ def _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames, 
         distance = G[G_NR_AGE] - SH[s]
         SH[s] = -1
         if distance <= G[G_ACT_FRAMES]:
+            G[G_REFAULT_ACT] += 1
             FL[s] |= F_RES | F_ACT
             FL[s] &= np.uint8(255 - F_REF)
             G[G_NR_AGE] += slot_frames[s]
@@ -612,10 +614,174 @@ def _note_eviction(evs, nev, keep, t, entry, cause, th):
     return nev
 
 
+# ---------------------------------------------------------------------------------------
+# the kernel's reclaim call (docs/model.md 8.4): try_charge_memcg retries
+# do_try_to_free_pages, whose priority loop scans each list ``size >> priority`` entries in
+# chunks (shrink_inactive_list, shrink_active_list) until it has freed its target
+
+#: mm/vmscan.c's first priority; mm/internal.h's retries of a charge that reclaims nothing
+DEF_PRIORITY = 12
+MAX_RECLAIM_RETRIES = 16
+#: the preload's pin (loop.PRELOAD_PIN): another cgroup's entry, on no list of this one's
+FOREIGN_PIN = 1 << 30
+
+
+@njit_borrow
+def _shrink_inactive(k, n_ent, S, LL, FL, cnt, P, slot_frames, sp_off, sp_pages, MAPC, evs,
+                     nev, keep, t, cause, th, ws, SH, G, page_vma, vma_exec, PT, BQ, PIN):
+    """shrink_inactive_list: thread ``th``'s batch drained (lru_add_drain), up to ``k`` of
+    the cgroup's entries from the inactive list's oldest end checked in turn
+    (folio_check_references): one not eligible (in flight, pinned) is kept (newest end);
+    one with a young PTE is marked and activated (marked before, two VMAs, an executable
+    one) or kept; one without is evicted.  Returns (frames freed, n_ent, nev)."""
+    if th >= 0 and BQ[th, 0] > 0:
+        _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
+    n_in = n_ent - G[G_BATCHED] - cnt[C.CNT_ACTIVE] - G[G_N_FOREIGN]
+    if k > n_in:
+        k = n_in
+    freed = 0
+    x = LL[S, 0]
+    while k > 0 and x != S:
+        nx = LL[x, 0]   # (read first: x moves)
+        if PIN[x] >= FOREIGN_PIN:
+            x = nx
+            continue
+        k -= 1
+        if (FL[x] & F_BUSY) != 0:
+            _list_remove(LL, x)
+            _list_insert_after(LL, x, S)
+            x = nx
+            continue
+        n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
+        if n_vmas == 0:
+            got = _evict_entry(x, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+            freed += got
+            n_ent -= 1
+            if ws:
+                SH[x] = G[G_NR_AGE]
+                G[G_NR_AGE] += got
+            nev = _note_eviction(evs, nev, keep, t, x, cause, th)
+            x = nx
+            continue
+        referenced = (FL[x] & F_REF) != 0
+        FL[x] |= F_REF
+        _list_remove(LL, x)
+        if referenced or n_vmas > 1 or exe:
+            _list_insert_after(LL, x, S + 1)
+            FL[x] |= F_ACT
+            cnt[C.CNT_ACTIVE] += 1
+            if ws:
+                G[G_ACT_FRAMES] += slot_frames[x]
+                G[G_NR_AGE] += slot_frames[x]
+        else:
+            _list_insert_after(LL, x, S)
+        x = nx
+    return freed, n_ent, nev
+
+
+@njit_borrow
+def _shrink_active(k, S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages, page_vma,
+                   vma_exec, th, BQ):
+    """shrink_active_list: thread ``th``'s batch drained, up to ``k`` entries from the
+    active list's oldest end aged (``_age_oldest_active``: referenced text goes round, any
+    other is deactivated)."""
+    if th >= 0 and BQ[th, 0] > 0:
+        _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
+    if k > cnt[C.CNT_ACTIVE]:
+        k = cnt[C.CNT_ACTIVE]
+    for _i in range(k):
+        _age_oldest_active(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pages,
+                           page_vma, vma_exec)
+
+
+@njit_borrow
+def _reclaim_call(target, n_ent, twolist_ratio, S, LL, FL, cnt, P, slot_frames, sp_off,
+                  sp_pages, MAPC, evs, nev, keep, t, cause, th, ws, SH, G, page_vma, vma_exec,
+                  PT, BQ, PIN):
+    """do_try_to_free_pages for the cgroup (docs/model.md 8.4): priorities 12 down to 0; at
+    each, the inactive and the active list scanned ``size >> priority`` entries (their sizes
+    as the priority starts), in alternate chunks of ``G[G_RECLAIM_BATCH]``, the active one
+    only when it may be deactivated (the inactive list low, refaults activated since the
+    last call, or forced), until ``target`` frames are freed; a call that freed nothing after
+    skipping a deactivation runs once more, forced.  Returns (frames freed, n_ent, nev)."""
+    chunk = G[G_RECLAIM_BATCH]
+    freed = 0
+    force = False
+    while True:
+        skipped = False
+        for prio in range(DEF_PRIORITY, -1, -1):
+            n_act = cnt[C.CNT_ACTIVE]
+            n_in = n_ent - G[G_BATCHED] - n_act - G[G_N_FOREIGN]
+            if n_in < 0:
+                n_in = 0
+            may_deactivate = (force or G[G_REFAULT_ACT] != G[G_REFAULT_SNAP]
+                              or n_in * twolist_ratio < n_act)
+            n_in >>= prio
+            n_act >>= prio
+            while n_in > 0 or n_act > 0:
+                if n_in > 0:
+                    k = min(n_in, chunk)
+                    n_in -= k
+                    got, n_ent, nev = _shrink_inactive(
+                        k, n_ent, S, LL, FL, cnt, P, slot_frames, sp_off, sp_pages, MAPC,
+                        evs, nev, keep, t, cause, th, ws, SH, G, page_vma, vma_exec, PT, BQ,
+                        PIN)
+                    freed += got
+                if n_act > 0:
+                    k = min(n_act, chunk)
+                    n_act -= k
+                    if may_deactivate:
+                        _shrink_active(k, S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off,
+                                       sp_pages, page_vma, vma_exec, th, BQ)
+                    else:
+                        skipped = True
+                if freed >= target:
+                    break
+            if freed >= target:
+                break
+        G[G_REFAULT_SNAP] = G[G_REFAULT_ACT]
+        if freed > 0 or not skipped or force:
+            return freed, n_ent, nev
+        force = True
+
+
+@njit_borrow
+def _charge_reclaim(need, limit, n_other, n_frames, n_ent, twolist_ratio, S, LL, FL, cnt, P,
+                    slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th, ws, SH,
+                    G, page_vma, vma_exec, PT, BQ, PIN):
+    """try_charge_memcg (docs/model.md 8.4): reclaim calls until ``need`` frames fit under
+    ``limit`` beside ``n_frames`` and ``n_other``.  A readahead's charge (__GFP_NORETRY)
+    fails after its second call; any other once MAX_RECLAIM_RETRIES calls in a row freed
+    nothing (or one did, for a folio of more than 8 pages).  Returns (ok, n_frames, n_ent,
+    nev)."""
+    target = need if need > G[G_RECLAIM_BATCH] else G[G_RECLAIM_BATCH]
+    drained = False
+    retries = MAX_RECLAIM_RETRIES
+    while True:
+        freed, n_ent, nev = _reclaim_call(target, n_ent, twolist_ratio, S, LL, FL, cnt, P,
+                                          slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep,
+                                          t, cause, th, ws, SH, G, page_vma, vma_exec, PT, BQ,
+                                          PIN)
+        n_frames -= freed
+        if n_frames + n_other + need <= limit:
+            return True, n_frames, n_ent, nev
+        if not drained:
+            drained = True   # (drain_all_stock, and one more call)
+            continue
+        if cause == C.BY_READAHEAD:
+            return False, n_frames, n_ent, nev
+        if freed > 0 and need <= 8:
+            continue
+        if retries > 0:
+            retries -= 1
+            continue
+        return False, n_frames, n_ent, nev
+
+
 @njit_borrow
 def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
              twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause,
-             th, ws, SH, G, page_vma, vma_exec, young, PT, BQ):
+             th, ws, SH, G, page_vma, vma_exec, young, PT, BQ, PIN):
     """Evict victims (section 8's rule; under ``ws``, 8.1's, each eviction leaving a shadow
     entry in ``SH``) until ``need`` more frames fit under ``limit`` (-1: none) beside the
     page cache's ``n_frames`` and ``n_other`` anonymous ones, recording each eviction (at
@@ -628,6 +794,12 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
     batches (12.1) a reclaim that starts drains thread ``th``'s batch (``BQ``) first if its
     cgroup has an entry on the lists (the kernel's shrink_*_list call lru_add_drain only
     when they scan a list); entries still batched are no victims."""
+    if G[G_PRIO] == 1 and limit >= 0 and n_frames + n_other + need > limit:
+        ok, n_frames, n_ent, nev = _charge_reclaim(
+            need, limit, n_other, n_frames, n_ent, twolist_ratio, S, LL, FL, cnt, P,
+            slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th, ws, SH, G,
+            page_vma, vma_exec, PT, BQ, PIN)
+        return ok, n_frames, n_ent, hand, nev
     busy = F_BUSY_RA if cause == C.BY_READAHEAD else F_BUSY
     batch = G[G_RECLAIM_BATCH] if limit >= 0 and n_frames + n_other + need > limit else 0
     if batch > 0 and G[G_LRU_BATCH] > 0 and th >= 0 and BQ[th, 0] > 0 and \
@@ -678,7 +850,7 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
 @njit_borrow
 def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
                  twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, may_fail, evs, nev,
-                 keep, t, cause, th, ws, SH, G, page_vma, vma_exec, young, PT, BQ):
+                 keep, t, cause, th, ws, SH, G, page_vma, vma_exec, young, PT, BQ, PIN):
     """Give entry ``s`` its frames (``_reclaim``) and put it in the page cache
     (``_insert_entry``).  When no victim is eligible: ``may_fail`` (the memory limit)
     returns ok = False with nothing inserted; otherwise (``memory_pages``, whose minimum
@@ -687,7 +859,7 @@ def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, F
     ok, n_frames, n_ent, hand, nev = _reclaim(
         slot_frames[s], limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
         twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t, cause, th,
-        ws, SH, G, page_vma, vma_exec, young, PT, BQ)
+        ws, SH, G, page_vma, vma_exec, young, PT, BQ, PIN)
     if not ok and may_fail:
         return False, n_frames, n_ent, hand, nev
     _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames, th, BQ)

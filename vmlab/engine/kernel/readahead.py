@@ -101,7 +101,7 @@ def _folio_at(f_base, f_fstart, f, o):
 def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_fstart, f_npages, limit, n_anon, n_frames,
                  n_ent, replacement, hand, S, LL, FL, cnt, twolist_ratio, slot_frames, sp_off,
                  sp_pages, MAPC, RAM, ht, hk, hn, evs, nev, keep, t, th, ws, SH, G, page_vma,
-                 vma_exec, young, PT, BQ):
+                 vma_exec, young, PT, BQ, PIN):
     """Allocate and issue, completing at ``io_c``, the folios of file ``f`` holding file pages
     ``[lo, hi)`` that are neither resident nor in flight, in ascending order; the folio
     holding file page ``mark`` gets the readahead mark if it is one of them.  ``io_c < 0``:
@@ -128,7 +128,7 @@ def _read_folios(f, lo, hi, mark, io_c, P, f_base, f_fstart, f_npages, limit, n_
         ok, n_frames, n_ent, hand, nev = _reclaim(
             slot_frames[s], limit, n_anon, n_frames, n_ent, replacement, hand, S, LL, FL, cnt,
             twolist_ratio, P, slot_frames, sp_off, sp_pages, MAPC, evs, nev, keep, t,
-            C.BY_READAHEAD, th, ws, SH, G, page_vma, vma_exec, young, PT, BQ)
+            C.BY_READAHEAD, th, ws, SH, G, page_vma, vma_exec, young, PT, BQ, PIN)
         if not ok:
             break
         _insert_entry(s, replacement, hand, S, LL, FL, cnt, ws, SH, G, slot_frames, th, BQ)

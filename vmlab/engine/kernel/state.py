@@ -86,7 +86,11 @@ G_BATCHED = 46      # page-cache entries in some thread's batch (off the lists)
 G_N_FOREIGN = 47    # entries on the lists that are another cgroup's (the preload under
 #                     memory_bytes): reclaim of this cgroup does not see them
 G_AGE_ALL = 48      # 1: a reclaim that starts ages the whole active list (reclaim_ages_active)
-G_NCOL = 49
+# the kernel's reclaim call (docs/model.md 8.4; memory_bytes with young bits only)
+G_PRIO = 49         # 1: a charge over the limit runs try_charge_memcg's reclaim calls
+G_REFAULT_ACT = 50  # refaults workingset activated (WORKINGSET_ACTIVATE_FILE)
+G_REFAULT_SNAP = 51  # ... its value at the end of the last reclaim call (snapshot_refaults)
+G_NCOL = 52
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
