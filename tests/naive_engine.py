@@ -1678,6 +1678,11 @@ class NaiveSimulator:
             if not (yield from self._deliver(th)):
                 return
         for rec in th.records:
+            if rec.index in self.unmaps_at or rec.index in self.reads_at:
+                # the step that begins the record applies them (docs/model.md 11.9): a step
+                # of its own, after the steps of lower threads at this instant (section 2),
+                # such as readers a release of this thread's granted just now
+                yield ("sleep", 0, "compute")
             for asid, vs, ve, to in self.unmaps_at.get(rec.index, ()):
                 self._drain(th.index)      # (unmap_region's lru_add_drain: 12.1)
                 self._unmap(asid, vs, ve, to)

@@ -108,7 +108,7 @@ def test_inconsistent_files_are_refused_by_validate(make, message):
     (dict(replacement="twolist", workingset=True), "workingset=True"),
     (KERNEL_DEFAULTS, "ra_pages=32, tlb_young=True, reclaim_ages_active=True"),
     (dict(KERNEL_DEFAULTS, memory_bytes=1 << 20), "memory_bytes, reclaim_batch=32, lru_add_batch=31, tlb_young=True, "
-     "reclaim_ages_active=True"),
+     "reclaim_ages_active=True, reclaim_priorities=True"),
 ])
 def test_every_knob_runs_and_refuse_knobs_names_those_an_implementation_lacks(changes, named):
     from vmlab.engine.prepare import RUNS_KNOBS

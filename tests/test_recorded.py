@@ -93,8 +93,8 @@ def test_runnable_names_what_it_leaves_out(tmp_path):
     tr = _loader_trace(tmp_path)
     sc = scenario_for(tr, memory_bytes=64 * PS)
     everything = ("fault_model", "ra_pages", "folio_pages", "memory_bytes", "file",
-                  "workingset", "reads", "tlb_young", "reclaim_ages_active", "reclaim_batch",
-                  "lru_add_batch")
+                  "workingset", "reads", "tlb_young", "reclaim_ages_active",
+                  "reclaim_priorities", "reclaim_batch", "lru_add_batch")
     same, said = runnable(sc, runs=everything)
     assert same is sc and said == []
     small, said = runnable(sc, runs=("fault_model",))

@@ -572,7 +572,8 @@ KNOB_TEXT = {"fault_model": "the kernel fault model", "ra_pages": "readahead",
              "file": "page-cache sharing between mappings of one file",
              "reads": "read() calls during the run", "reclaim_batch": "reclaim batches",
              "lru_add_batch": "the per-CPU LRU-add batches", "tlb_young": "the TLB",
-             "reclaim_ages_active": "active-list aging at every reclaim"}
+             "reclaim_ages_active": "active-list aging at every reclaim",
+             "reclaim_priorities": "the kernel's reclaim call (priorities, chunks, retries)"}
 
 
 def unmaps_for(trace):
@@ -747,6 +748,10 @@ def runnable(scenario, runs):
         changes["reclaim_ages_active"] = False
         said.append("active-list aging at every reclaim (reclaim_ages_active=False: the "
                     "active list aged while the inactive one is low)")
+    if "reclaim_priorities" in drop:
+        changes["reclaim_priorities"] = False
+        said.append("the kernel's reclaim call (reclaim_priorities=False: one victim at a "
+                    "time)")
     return scenario.replace(**changes), said
 
 
