@@ -193,7 +193,7 @@ def test_08_kernel_agreement(executed):
     # md5sum misses it by one step of the sweep: the kernel's rise is at 1.5 MB, the
     # prediction's at 1.1 MB (at 1.5 MB the kernel's reclaim call reaches md5sum's text by a
     # path the model does not have: docs/model.md 8.4)
-    assert r["predicted_knee_mb_md5sum"] == pytest.approx(1.1)
+    assert r["predicted_knee_mb_md5sum"] == pytest.approx(1.1, abs=0.01)
     # target: counts within 2x wherever the kernel's own spread is narrower (and no run was
     # killed): gzip at 1 and 0.6 MB, python_dict at 8-5.5 MB (docs/model.md 11.8)
     assert r["limits_count_target_applies_gzip"] == 2
