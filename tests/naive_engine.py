@@ -1173,13 +1173,13 @@ class NaiveSimulator:
         inactive and the active list scanned ``size >> priority`` entries (sizes as the
         priority starts) in alternate chunks of ``reclaim_batch``, the active one only when
         it may be deactivated (inactive low, refaults activated since the last call, or
-        forced), until ``target`` frames are freed; a call that freed nothing after
-        skipping a deactivation runs again, forced.  Returns the frames freed."""
+        forced), until ``target`` frames are freed; a call that freed nothing runs again
+        (memcg_full_walk), and then, if it skipped a deactivation, once more, forced.
+        Returns the frames freed."""
         chunk = self.sc.reclaim_batch
         freed = 0
-        force = False
+        force = full_walk = skipped = False
         while True:
-            skipped = False
             for prio in range(DEF_PRIORITY, -1, -1):
                 n_in, n_act = self._list_sizes()
                 may_deactivate = (force or self.n_refault_act != self.refault_snap
@@ -1203,9 +1203,14 @@ class NaiveSimulator:
                 if freed >= target:
                     break
             self.refault_snap = self.n_refault_act
-            if freed or not skipped or force:
+            if freed:
                 return freed
-            force = True
+            if not full_walk:            # memcg_full_walk: once more, as it was
+                full_walk = True
+                continue
+            if not skipped or force:
+                return freed
+            force, skipped = True, False
 
     def _lru_drain_local(self):
         """lru_add_drain: the running thread's batch onto the lists."""

@@ -23,16 +23,20 @@ from test_lru_add_batch import FIXED, _reads_run
 PS = 4096
 BASE = 0x7f00_0000_0000
 #: X is a page of a text VMA, A B C pages of a data file (one page table holds them all)
-PAGES = {"X": BASE, "A": BASE + 16 * PS, "B": BASE + 17 * PS, "C": BASE + 18 * PS}
+PAGES = {"X": BASE, "A": BASE + 16 * PS, "B": BASE + 17 * PS, "C": BASE + 18 * PS,
+         "a": BASE + 32 * PS}
+#: (a is a page of a third file through a private writable mapping: written, it is copied)
 VMAS = (Vma(BASE, BASE + 16 * PS, "file", prot="rx", file="text", madvise="random"),
-        Vma(BASE + 16 * PS, BASE + 32 * PS, "file", prot="r", file="data", madvise="random"))
+        Vma(BASE + 16 * PS, BASE + 32 * PS, "file", prot="r", file="data", madvise="random"),
+        Vma(BASE + 32 * PS, BASE + 48 * PS, "file", prot="rw", private=True, file="rw",
+            madvise="random"))
 
 
 def _scenario(seq, room, **kw):
     """Loads of ``seq`` (one thread) under a limit with ``room`` frames for the page cache
     beside the kernel's own (``FIXED``); no LRU-add batches, the TLB on."""
     tr = Trace(addr=np.array([PAGES[c] for c in seq], np.uint64),
-               op=np.full(len(seq), Op.LOAD, np.uint8),
+               op=np.array([Op.STORE if c == "a" else Op.LOAD for c in seq], np.uint8),
                gap_ns=np.full(len(seq), 10, np.uint64))
     knobs = dict(memory_bytes=(FIXED + room) * PS, fault_model="kernel",
                  replacement="twolist", tlb_young=True, reclaim_batch=32,
@@ -53,26 +57,36 @@ def _both(sc):
 
 
 def _evicted(r):
-    names = {(0, 0): "X", (1, 0): "A", (1, 1): "B", (1, 2): "C"}
+    names = {(0, 0): "X", (1, 0): "A", (1, 1): "B", (1, 2): "C", (2, 0): "a"}
     return "".join(names[(f, p)] for f, p in zip(r.evictions["file"],
                                                   r.evictions["file_page"]))
 
 
-def test_a_call_that_frees_nothing_runs_forced_and_the_next_takes_hot_text():
+def test_a_round_that_frees_nothing_runs_again_and_active_text_is_kept():
     # Two frames.  X and A fault in (inactive, young PTEs); X's hits find its translation
     # in the TLB and set nothing.  B's charge, one call: priority 1 scans 2 >> 1 = 1
     # entry, X, young and executable: activated (marked).  Priority 0: the inactive list
     # holds A alone: young, kept (marked); the active list (X) may not be deactivated (the
-    # inactive list, 1, is not low against 1): skipped.  Nothing freed: the call runs
-    # again, forced: priority 0 evicts A (old, marked) and deactivates X (old since its
-    # check).  C's charge: priority 1 meets X first: old: evicted, though the program reads
-    # it between every other page.
+    # inactive list, 1, is not low against 1): skipped.  Nothing freed: the round runs
+    # again (memcg_full_walk) and priority 0 evicts A, old and marked.  C's charge keeps B
+    # and takes it in its second round the same way: X, active, is never met.
     sim, r = _both(_scenario("XAXBXC", 2))
-    assert _evicted(r) == "AX"
-    assert not r.summary["oom"]
-    # X is read again: a major fault, as the kernel's hot text is read back
-    sim, r = _both(_scenario("XAXBXCX", 2))
-    assert r.summary["n_major"] == 5
+    assert _evicted(r) == "AB"
+    assert [k for k in sim.active] == [(0, 0)] and not r.summary["oom"]
+
+
+def test_a_call_that_meets_only_busy_folios_deactivates_by_force():
+    # Two frames.  X faults in.  A is written through a private file mapping: its folio is
+    # read (the second frame), then its private copy is charged with the folio pinned.  The
+    # call: priority 1 activates X (young, executable); priority 0 keeps A (pinned) and
+    # skips the active list (not low).  The full walk's round frees nothing either, so a
+    # third round runs forced: A kept, X deactivated (old since its check).  The charge
+    # still does not fit: its second call meets A (kept, to the newest end) and then X, old
+    # and marked: evicted, and read again at the next record, whose charge takes a's
+    # folio (its PTE maps the copy now: unmapped, marked)
+    sim, r = _both(_scenario("XaX", 2))
+    assert _evicted(r) == "Xa"
+    assert r.summary["n_major"] == 3 and not r.summary["oom"]
 
 
 def test_calls_repeat_while_the_charge_does_not_fit():

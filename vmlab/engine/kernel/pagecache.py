@@ -702,13 +702,15 @@ def _reclaim_call(target, n_ent, twolist_ratio, S, LL, FL, cnt, P, slot_frames, 
     each, the inactive and the active list scanned ``size >> priority`` entries (their sizes
     as the priority starts), in alternate chunks of ``G[G_RECLAIM_BATCH]``, the active one
     only when it may be deactivated (the inactive list low, refaults activated since the
-    last call, or forced), until ``target`` frames are freed; a call that freed nothing after
-    skipping a deactivation runs once more, forced.  Returns (frames freed, n_ent, nev)."""
+    last call, or forced), until ``target`` frames are freed; a call that freed nothing runs
+    again (memcg_full_walk), and then, if it skipped a deactivation, once more, forced.
+    Returns (frames freed, n_ent, nev)."""
     chunk = G[G_RECLAIM_BATCH]
     freed = 0
     force = False
+    full_walk = False
+    skipped = False
     while True:
-        skipped = False
         for prio in range(DEF_PRIORITY, -1, -1):
             n_act = cnt[C.CNT_ACTIVE]
             n_in = n_ent - G[G_BATCHED] - n_act - G[G_N_FOREIGN]
@@ -740,9 +742,15 @@ def _reclaim_call(target, n_ent, twolist_ratio, S, LL, FL, cnt, P, slot_frames, 
             if freed >= target:
                 break
         G[G_REFAULT_SNAP] = G[G_REFAULT_ACT]
-        if freed > 0 or not skipped or force:
+        if freed > 0:
+            return freed, n_ent, nev
+        if not full_walk:
+            full_walk = True   # (memcg_full_walk: once more, as it was)
+            continue
+        if not skipped or force:
             return freed, n_ent, nev
         force = True
+        skipped = False
 
 
 @njit_borrow
