@@ -1016,15 +1016,7 @@ class NaiveSimulator:
         off."""
         ratio = self._twolist_ratio()
         while len(self.lru_order) * ratio < len(self.active):
-            key, _ = self.active.popitem(last=False)   # the oldest activation
-            n_vmas, exe = self._referenced(key)
-            if n_vmas and exe:
-                # shrink_active_list: referenced text goes round the active list again
-                self.active[key] = None
-                if self.workingset:
-                    self.nonresident_age += self.cache[key].frames
-                continue
-            self.lru_order[key] = None             # deactivated: PG_referenced stays
+            self._age(self.active.popitem(last=False)[0])   # the oldest activation
         scan = deque(self.lru_order)
         while scan:
             if budget is not None:
@@ -1038,18 +1030,8 @@ class NaiveSimulator:
             n_vmas, exe = self._referenced(key)
             if not n_vmas:
                 return key
-            referenced, page.ref = page.ref, True
-            if referenced or n_vmas > 1 or exe:
-                # FOLIOREF_ACTIVATE (PG_referenced stays set)
-                del self.lru_order[key]
-                self.active[key] = None
-                if self.workingset:
-                    self.nonresident_age += page.frames
-            else:
-                # FOLIOREF_KEEP: back to the newest end of the inactive list
-                self.lru_order.move_to_end(key)
-                if not one_pass:
-                    scan.append(key)
+            if not self._mark_young(key, page, n_vmas, exe) and not one_pass:
+                scan.append(key)
         if one_pass:
             return None
         for key in self.active:
@@ -1057,18 +1039,37 @@ class NaiveSimulator:
                 return key
         return None
 
+    def _mark_young(self, key, page, n_vmas, exe):
+        """folio_check_references on an inactive folio with young PTEs: marked, and
+        activated (FOLIOREF_ACTIVATE: marked before, two VMAs, an executable one) or kept
+        (FOLIOREF_KEEP: the newest end of the inactive list).  Returns whether activated."""
+        referenced, page.ref = page.ref, True
+        if referenced or n_vmas > 1 or exe:
+            del self.lru_order[key]
+            self.active[key] = None
+            if self.workingset:
+                self.nonresident_age += page.frames
+            return True
+        self.lru_order.move_to_end(key)
+        return False
+
     def _age_all(self):
         """reclaim_ages_active (docs/model.md 8.3): the whole active list aged once, oldest
         first: referenced text goes round, any other folio is deactivated."""
         for _ in range(len(self.active)):
-            key, _ = self.active.popitem(last=False)
-            n_vmas, exe = self._referenced(key)
-            if n_vmas and exe:
-                self.active[key] = None
-                if self.workingset:
-                    self.nonresident_age += self.cache[key].frames
-            else:
-                self.lru_order[key] = None
+            self._age(self.active.popitem(last=False)[0])
+
+    def _age(self, key):
+        """shrink_active_list on a folio taken off the active list: referenced text goes
+        round to its newest end, any other folio is deactivated (newest end of the inactive
+        list, PG_referenced kept)."""
+        n_vmas, exe = self._referenced(key)
+        if n_vmas and exe:
+            self.active[key] = None
+            if self.workingset:
+                self.nonresident_age += self.cache[key].frames
+        else:
+            self.lru_order[key] = None
 
     def _evict(self, key, cause, thread):
         self.evictions.append({"time_ns": self.now, "file": key[0],
@@ -1248,14 +1249,7 @@ class NaiveSimulator:
                 self._evict(key, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
                 self.counters[evict_counter] += 1
                 continue
-            referenced, page.ref = page.ref, True
-            if referenced or n_vmas > 1 or exe:
-                del self.lru_order[key]
-                self.active[key] = None
-                if self.workingset:
-                    self.nonresident_age += page.frames
-            else:
-                self.lru_order.move_to_end(key)
+            self._mark_young(key, page, n_vmas, exe)
         return freed
 
     def _shrink_active(self, k):
@@ -1265,14 +1259,8 @@ class NaiveSimulator:
         kept)."""
         self._lru_drain_local()
         for key in list(itertools.islice(self.active, k)):
-            n_vmas, exe = self._referenced(key)
             del self.active[key]
-            if n_vmas and exe:
-                self.active[key] = None
-                if self.workingset:
-                    self.nonresident_age += self.cache[key].frames
-            else:
-                self.lru_order[key] = None
+            self._age(key)
 
     def _allocate(self, key, evict_counter, cause=BY_FAULT):
         """Take the frames of folio ``key`` (evicting victims while the limit is passed) and

@@ -422,6 +422,27 @@ def _read_young(s, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages):
     return n_vmas, exe
 
 
+@njit_verb
+def _mark_young(x, n_vmas, exe, S, LL, FL, cnt, ws, G, slot_frames):
+    """folio_check_references on inactive entry ``x`` whose PTEs were young (``n_vmas``
+    VMAs, ``exe`` one executable): it is marked (PG_referenced) and activated (newest end of
+    the active list) if it was marked before, is young in two VMAs or an executable one, else
+    kept (newest end of the inactive list).  Returns whether it was activated."""
+    referenced = (FL[x] & F_REF) != 0
+    FL[x] |= F_REF
+    _list_remove(LL, x)
+    if referenced or n_vmas > 1 or exe:
+        _list_insert_after(LL, x, S + 1)
+        FL[x] |= F_ACT
+        cnt[C.CNT_ACTIVE] += 1
+        if ws:
+            G[G_ACT_FRAMES] += slot_frames[x]
+            G[G_NR_AGE] += slot_frames[x]
+        return True
+    _list_insert_after(LL, x, S)
+    return False
+
+
 @njit_borrow
 def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slot_frames, P,
                   sp_off, sp_pages, page_vma, vma_exec):
@@ -456,20 +477,9 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
             n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
             if n_vmas == 0:
                 return x
-            referenced = (FL[x] & F_REF) != 0
-            FL[x] |= F_REF
-            _list_remove(LL, x)
-            if referenced or n_vmas > 1 or exe:
-                _list_insert_after(LL, x, S + 1)
-                FL[x] |= F_ACT
-                cnt[C.CNT_ACTIVE] += 1
-                if ws:
-                    G[G_ACT_FRAMES] += slot_frames[x]
-                    G[G_NR_AGE] += slot_frames[x]
-            else:
-                _list_insert_after(LL, x, S)
-                if nx == S:
-                    nx = x   # (it was the newest: it is met again at once)
+            if not _mark_young(x, n_vmas, exe, S, LL, FL, cnt, ws, G, slot_frames) \
+                    and nx == S:
+                nx = x   # (kept, and it was the newest: it is met again at once)
         x = nx
     if one_pass:
         return -1
@@ -663,18 +673,7 @@ def _shrink_inactive(k, n_ent, S, LL, FL, cnt, P, slot_frames, sp_off, sp_pages,
             nev = _note_eviction(evs, nev, keep, t, x, cause, th)
             x = nx
             continue
-        referenced = (FL[x] & F_REF) != 0
-        FL[x] |= F_REF
-        _list_remove(LL, x)
-        if referenced or n_vmas > 1 or exe:
-            _list_insert_after(LL, x, S + 1)
-            FL[x] |= F_ACT
-            cnt[C.CNT_ACTIVE] += 1
-            if ws:
-                G[G_ACT_FRAMES] += slot_frames[x]
-                G[G_NR_AGE] += slot_frames[x]
-        else:
-            _list_insert_after(LL, x, S)
+        _mark_young(x, n_vmas, exe, S, LL, FL, cnt, ws, G, slot_frames)
         x = nx
     return freed, n_ent, nev
 
