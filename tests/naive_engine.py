@@ -1134,10 +1134,16 @@ class NaiveSimulator:
                 if strict:
                     return False
                 break
-            freed += self.cache[victim].frames
-            self._evict(victim, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
-            self.counters[evict_counter] += 1
+            freed += self._reclaim_evict(victim, evict_counter, cause)
         return True
+
+    def _reclaim_evict(self, key, evict_counter, cause):
+        """Reclaim evicts ``key`` for the running thread (the preload's for none), counted in
+        ``evict_counter``.  Returns the frames freed."""
+        frames = self.cache[key].frames
+        self._evict(key, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
+        self.counters[evict_counter] += 1
+        return frames
 
     # -- the kernel's reclaim call (docs/model.md 8.4) -------------------------------------
     def _charge_reclaim(self, frames, fits, evict_counter, cause):
@@ -1245,9 +1251,7 @@ class NaiveSimulator:
                 continue
             n_vmas, exe = self._referenced(key)
             if not n_vmas:
-                freed += page.frames
-                self._evict(key, cause, -1 if cause == BY_PRELOAD else self.cur_thread)
-                self.counters[evict_counter] += 1
+                freed += self._reclaim_evict(key, evict_counter, cause)
                 continue
             self._mark_young(key, page, n_vmas, exe)
         return freed

@@ -41,12 +41,10 @@ from .fault import (_ph_abort, _ph_drop_wait, _ph_fault_end, _ph_install, _ph_lo
                     _ph_minor_map, _ph_sigbus, _ph_woken)
 from .lockphases import _ph_granted, _ph_lock_req, _ph_release_w
 from .locks import _note_mmap_grant
-from .pagecache import F_FILE, F_MSIO, F_PIN, F_RES, _admit_entry, _insert, _note_candidate
+from .pagecache import (F_FILE, F_MSIO, F_PIN, F_RES, PRELOAD_PIN, _admit_entry, _insert,
+                        _note_candidate)
 from .record import _ph_access, _ph_rec_end, _ph_start
 from .signals import _on_signal, _ph_deliver
-
-# the pin that keeps another cgroup's preloaded folio out of reach of the limit's reclaim
-PRELOAD_PIN = 1 << 30
 
 
 @njit(inline="always")

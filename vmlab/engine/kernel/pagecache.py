@@ -64,6 +64,10 @@ def _list_remove(LL, node):
     LL[node, 1] = -1
 
 
+#: the pin that keeps another cgroup's preloaded folio (under memory_bytes) out of reach of
+#: the limit's reclaim: on the lists here, on no list of this cgroup's in the kernel
+PRELOAD_PIN = 1 << 30
+
 #: flags that make a page-cache entry no victim: its I/O in flight, or pinned by a fault
 F_BUSY = F_INFL | F_PIN
 #: ... and, for a readahead allocation, mapped by a PTE (docs/model.md 11.5: the kernel's
@@ -632,8 +636,30 @@ def _note_eviction(evs, nev, keep, t, entry, cause, th):
 #: mm/vmscan.c's first priority; mm/internal.h's retries of a charge that reclaims nothing
 DEF_PRIORITY = 12
 MAX_RECLAIM_RETRIES = 16
-#: the preload's pin (loop.PRELOAD_PIN): another cgroup's entry, on no list of this one's
-FOREIGN_PIN = 1 << 30
+
+
+@njit_verb
+def _n_inactive(n_ent, cnt, G):
+    """The cgroup's entries on the inactive list: of ``n_ent`` in the page cache, not those
+    in a batch (12.1), on the active list, or another cgroup's (the preload)."""
+    n = n_ent - G[G_BATCHED] - cnt[C.CNT_ACTIVE] - G[G_N_FOREIGN]
+    return n if n > 0 else 0
+
+
+@njit_verb
+def _reclaim_entry(x, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC, ws, SH, G, evs,
+                   nev, keep, t, cause, th):
+    """Reclaim evicts entry ``x`` (``_evict_entry``): under ``ws`` it leaves a shadow entry
+    holding the nonresident age before this eviction's increment (workingset_eviction,
+    8.1), and the eviction is recorded.  Returns (frames freed, nev)."""
+    active = (FL[x] & F_ACT) != 0
+    freed = _evict_entry(x, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+    if ws:
+        SH[x] = G[G_NR_AGE]
+        G[G_NR_AGE] += freed
+        if active:
+            G[G_ACT_FRAMES] -= freed
+    return freed, _note_eviction(evs, nev, keep, t, x, cause, th)
 
 
 @njit_borrow
@@ -646,14 +672,14 @@ def _shrink_inactive(k, n_ent, S, LL, FL, cnt, P, slot_frames, sp_off, sp_pages,
     one) or kept; one without is evicted.  Returns (frames freed, n_ent, nev)."""
     if th >= 0 and BQ[th, 0] > 0:
         _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
-    n_in = n_ent - G[G_BATCHED] - cnt[C.CNT_ACTIVE] - G[G_N_FOREIGN]
+    n_in = _n_inactive(n_ent, cnt, G)
     if k > n_in:
         k = n_in
     freed = 0
     x = LL[S, 0]
     while k > 0 and x != S:
         nx = LL[x, 0]   # (read first: x moves)
-        if PIN[x] >= FOREIGN_PIN:
+        if PIN[x] >= PRELOAD_PIN:
             x = nx
             continue
         k -= 1
@@ -664,13 +690,10 @@ def _shrink_inactive(k, n_ent, S, LL, FL, cnt, P, slot_frames, sp_off, sp_pages,
             continue
         n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
         if n_vmas == 0:
-            got = _evict_entry(x, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+            got, nev = _reclaim_entry(x, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages,
+                                      MAPC, ws, SH, G, evs, nev, keep, t, cause, th)
             freed += got
             n_ent -= 1
-            if ws:
-                SH[x] = G[G_NR_AGE]
-                G[G_NR_AGE] += got
-            nev = _note_eviction(evs, nev, keep, t, x, cause, th)
             x = nx
             continue
         _mark_young(x, n_vmas, exe, S, LL, FL, cnt, ws, G, slot_frames)
@@ -712,9 +735,7 @@ def _reclaim_call(target, n_ent, twolist_ratio, S, LL, FL, cnt, P, slot_frames, 
     while True:
         for prio in range(DEF_PRIORITY, -1, -1):
             n_act = cnt[C.CNT_ACTIVE]
-            n_in = n_ent - G[G_BATCHED] - n_act - G[G_N_FOREIGN]
-            if n_in < 0:
-                n_in = 0
+            n_in = _n_inactive(n_ent, cnt, G)
             may_deactivate = (force or G[G_REFAULT_ACT] != G[G_REFAULT_SNAP]
                               or n_in * twolist_ratio < n_act)
             n_in >>= prio
@@ -838,18 +859,11 @@ def _reclaim(need, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, FL
             if n_frames + n_other + need <= limit:
                 break   # (the batch ends early: its frames fit)
             return False, n_frames, n_ent, hand, nev
-        active = (FL[victim] & F_ACT) != 0
-        freed = _evict_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages, MAPC)
+        freed, nev = _reclaim_entry(victim, P, S, LL, FL, cnt, slot_frames, sp_off, sp_pages,
+                                    MAPC, ws, SH, G, evs, nev, keep, t, cause, th)
         freed_all += freed
         n_frames -= freed
         n_ent -= 1
-        if ws:
-            # workingset_eviction: the shadow holds the age before this eviction's increment
-            SH[victim] = G[G_NR_AGE]
-            G[G_NR_AGE] += freed
-            if active:
-                G[G_ACT_FRAMES] -= freed
-        nev = _note_eviction(evs, nev, keep, t, victim, cause, th)
     G[G_SCAN_LEFT] = -1
     return True, n_frames, n_ent, hand, nev
 
