@@ -173,3 +173,32 @@ def test_the_event_heap_verbs_are_inlined_in_every_build():
 
     for verb in (events._key_lt, events._heap_push, events._heap_pop):
         assert verb.targetoptions.get("forceinline") is True, verb.py_func.__name__
+
+
+def test_a_borrowed_function_stays_a_call_inside_an_inlined_phase():
+    """numba gives a callee its caller's ``forceinline`` unless the callee sets its own
+    (``Flags.inherit_if_not_set``): every ``njit_borrow`` function first compiled from an
+    ``njit_phase`` was inlined into the event loop, where it was meant to be a call. That
+    made the pass's LLVM function 29,400 instructions instead of about 15,000 and the first
+    compile 3 s longer (docs/performance.md, nineteenth session)."""
+    from vmlab._numba import JIT_DISABLED, njit, njit_borrow, njit_phase
+
+    @njit_borrow
+    def rare(a, i):
+        return a[i] * 3
+
+    @njit_phase
+    def phase(a, i):
+        return rare(a, i) + 1
+
+    @njit
+    def caller(a):
+        return phase(a, 1)
+
+    a = np.array([5, 7], np.int64)
+    assert caller(a) == 22
+    if not JIT_DISABLED:
+        (cres,) = rare.overloads.values()
+        assert cres.fndesc.inline is False
+        (cres,) = phase.overloads.values()
+        assert cres.fndesc.inline is True

@@ -195,7 +195,7 @@ def njit_borrow(func):
     costs about a second of compile time a function; nor a C-callable wrapper (numba lowers
     one for every function by default, about 20 ms each)."""
     return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True,
-                               no_cfunc_wrapper=True, cache=False))
+                               no_cfunc_wrapper=True, forceinline=False, cache=False))
 
 
 def njit_pass(func):

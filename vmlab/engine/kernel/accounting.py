@@ -36,7 +36,7 @@ def _grow1(a, need):
     return b
 
 
-@njit_borrow
+@njit_verb
 def _hist_bucket(x):
     if x < 64:
         return x if x > 0 else 0
@@ -97,7 +97,7 @@ def _handler_extra(bk, eager, struct_page, sp_ns, zero_fill_ns, driver_ns):
     return driver_ns + (sp_ns if struct_page else 0)
 
 
-@njit_borrow
+@njit_verb
 def _low_room(keep_records, nf, cap_f, nl, cap_l, ns, cap_s, track_cand, n_cand, cap_c, T):
     """Fewer than REC_MARGIN free rows in a record table or in the adversary's notes
     (capacities given as numbers)."""

@@ -14,7 +14,7 @@ NO_STEP = np.int64(1 << 62)
 # random numbers (docs/model.md section 1)
 
 
-@njit_borrow
+@njit_verb
 def _mix(seed, stream, counter):
     z = (seed ^ (np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))) + \
         (np.uint64(counter) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)

@@ -266,7 +266,7 @@ def _spf_validate(K, W, G, th, t, p, v, case):
     return t
 
 
-@njit_borrow
+@njit_phase
 def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     """The attempt waits at ``t``: for file I/O on entry ``s`` (``need_wait`` 1; ``issued``:
     its own, completing at ``io_c``) or for page ``p``'s context (2).  Whether it drops the

@@ -203,7 +203,7 @@ def _release_cost(K, W, G, th):
                             costs[C.COST_VMA_LINE] * costs[C.COST_VMA_REL_LINES])
 
 
-@njit_borrow
+@njit_phase
 def _note_mmap_grant(K, W, th, t, lkind):
     """Thread ``th``'s mmap_sem request (kind ``lkind``, mode ``TS_LOCK_MODE``) holds the
     lock from ``t``: its lock record's acquire time and the waits by mode (docs/model.md

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit_borrow, njit_verb, prefetch
+from ..._numba import njit_borrow, njit_phase, njit_verb, prefetch
 from .. import codes as C
 from .state import (G_ACT_FRAMES, G_BATCHED, G_LRU_BATCH, G_N_FOREIGN, G_NR_AGE,
                     G_RECLAIM_BATCH, G_SCAN_LEFT, G_AGE_ALL, G_PRIO, G_REFAULT_ACT,
@@ -887,7 +887,7 @@ def _admit_entry(s, limit, n_other, n_frames, n_ent, replacement, hand, S, LL, F
     return True, n_frames + slot_frames[s], n_ent + 1, hand, nev
 
 
-@njit_borrow
+@njit_phase
 def _admit_page(p, limit, n_frames, replacement, hand, S, LL, FL, cnt, twolist_ratio, evs, nev,
                 keep, t, th):
     """``_admit_entry`` for a page that is its own entry (one frame, ``memory_pages`` only:
