@@ -193,7 +193,11 @@ def njit_borrow(func):
     numba's refcount pruning gives up; docs/performance.md).  Nor does it get a CPython
     wrapper (it is called from compiled code only): unboxing a tuple of a hundred arrays
     costs about a second of compile time a function; nor a C-callable wrapper (numba lowers
-    one for every function by default, about 20 ms each)."""
+    one for every function by default, about 20 ms each).  It stays a call even when an
+    inlined phase (``njit_phase``) calls it: numba gives a function the ``forceinline`` of
+    the function that first compiles it unless the function sets its own, and copied into
+    every call site these made the event loop's LLVM twice as large and the first compile
+    3 s longer (docs/performance.md, nineteenth session)."""
     return _one_signature(njit(func, _nrt=False, no_cpython_wrapper=True,
                                no_cfunc_wrapper=True, forceinline=False, cache=False))
 
