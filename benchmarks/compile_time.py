@@ -6,7 +6,9 @@ With an empty numba cache (give it a fresh ``NUMBA_CACHE_DIR``: the script refus
 one), times ``import vmlab`` and the first small ``simulate()``, wall and CPU seconds (CPU is
 what a quiet machine's wall time would be: compiling is single-threaded), then lists numba's
 own timers: each compiled function (inclusive of what it compiles on the way) and each
-compiler pass, from numba's event API (``numba.core.event``).
+compiler pass, from numba's event API (``numba.core.event``).  The timers see this process
+only: a helper process compiles part of the engine beside it
+(``vmlab.engine.run._CompileHelper``); ``VMLAB_COMPILE_HELPER=0`` compiles it all here.
 """
 from __future__ import annotations
 

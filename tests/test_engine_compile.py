@@ -202,3 +202,100 @@ def test_a_borrowed_function_stays_a_call_inside_an_inlined_phase():
         assert cres.fndesc.inline is False
         (cres,) = phase.overloads.values()
         assert cres.fndesc.inline is True
+
+
+# -- the compile helper (docs/performance.md, nineteenth session) -----------------------------
+
+def test_the_compile_order_lists_every_phase_the_thread_dispatches():
+    """``loop.COMPILE_ORDER`` (what the helper process compiles, from its end) names every
+    phase ``_run_thread`` dispatches, in the same order: a phase left out would only cost
+    time, but the list should say what the loop does."""
+    import inspect
+    import re
+
+    from vmlab.engine.kernel import loop
+
+    called = re.findall(r"= (_ph_\w+)\(", inspect.getsource(loop._run_thread.py_func))
+    listed = [d.py_func.__name__ for d in loop.COMPILE_ORDER]
+    assert [n for n in listed if n.startswith("_ph_")] == list(dict.fromkeys(called))
+
+
+def test_state_refs_pickle_by_reference():
+    """numba's cache keys a phase by its argument types, pickled: ``StateRef`` must come
+    back as the same type in another process (a class of a function's locals is pickled by
+    value, a new class each time, and no cached phase would ever match)."""
+    import pickle
+
+    from numba.core import serialize, types
+
+    from vmlab._numba import JIT_DISABLED
+
+    if JIT_DISABLED:
+        return
+    from vmlab._numba import StateRef
+
+    t = StateRef(types.int64)
+    assert b"StateRef" in pickle.dumps(t) and type(pickle.loads(pickle.dumps(t))) is StateRef
+    assert serialize._numba_unpickle is not None and pickle.loads(serialize.dumps(t)) == t
+
+
+def test_no_helper_once_the_pass_is_cached():
+    """With the pass in numba's cache (after ``warm``), compiling starts no helper process."""
+    import numba
+
+    from vmlab._numba import JIT_DISABLED
+    from vmlab.engine.kernel.loop import _run_pass
+
+    if JIT_DISABLED:
+        return
+    warm()
+    sig = next(iter(_run_pass.overloads))
+    assert run_module._cached(_run_pass, sig)
+    with run_module._CompileHelper(sig) as h:
+        assert h.proc is None
+    assert isinstance(sig[0], numba.types.Type)
+
+
+def test_the_pass_loads_the_phases_the_helper_compiled(tmp_path):
+    """A helper's phases, compiled in another process into an empty cache, are what the pass
+    then loads (none compiled again), and the run gives the records of the serial compile
+    (this process's, cached by ``warm``).  Two fresh compiles: about 30 s."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    import numba
+
+    from vmlab._numba import JIT_DISABLED
+
+    if JIT_DISABLED:
+        return
+    from vmlab.engine.kernel.loop import _setup
+    from vmlab.engine.prepare import prepare
+
+    prep = prepare(_small(), "nopage")
+    W, G = _setup(prep.inputs)
+    sig = (numba.typeof(prep.inputs), numba.typeof(W), numba.typeof(G))
+    path = tmp_path / "sig.pkl"
+    path.write_bytes(pickle.dumps(sig))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    code = ("import sys; from vmlab.engine.run import compile_from_the_end; "
+            "compile_from_the_end(sys.argv[1])")
+    subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True, timeout=600)
+    code = ("import json, numpy as np, vmlab; from vmlab.engine.kernel import loop; "
+            "from vmlab.engine import run as _r; import importlib; "
+            "R = importlib.import_module('vmlab.engine.run'); R._CompileHelper.__enter__ = "
+            "lambda self: self; base = 0x7F0000000000; "
+            "sc = vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) "
+            "+ np.uint64(base)), vmas=[vmlab.Vma(base, base + 8 * 4096, 'file')]); "
+            "r = vmlab.simulate(sc, 'nopage'); "
+            "print(json.dumps([{d.py_func.__name__: sum(d.stats.cache_hits.values()) "
+            "for d in loop.COMPILE_ORDER}, r.faults.end_ns.tolist()]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600,
+                         capture_output=True, text=True).stdout
+    import json
+
+    hits, ends = json.loads(out.strip().splitlines()[-1])
+    assert all(n == 1 for n in hits.values()), hits
+    assert ends == vmlab.simulate(_small(), "nopage").faults.end_ns.tolist()

@@ -26,6 +26,10 @@ def njit(func=None, **overrides):
     return numba.njit(**options)(func)
 
 
+#: numba's cache kind of a link-only function: its linked IR as bitcode
+LINKED_IR = "vmlab-linked-ir"
+
+
 def _one_signature(disp):
     """``disp`` (a numba dispatcher of a function called from compiled code only, built
     without a cache: only its options are taken) rebuilt
@@ -40,15 +44,19 @@ def _one_signature(disp):
       optimisation and machine code) although such a function only ever runs inside its
       caller, which links its LLVM and optimises everything once more in context.  Here a
       function's library is only linked (``LinkOnlyLibrary``): the event loop's pass
-      optimises and generates the code of every phase once.  Nothing of it is cached on its
-      own (it has no machine code); the pass that links it is.
+      optimises and generates the code of every phase once.  numba's on-disk cache keeps
+      its linked IR (bitcode, ``LINKED_IR``), so that another process can compile it for
+      the pass (``vmlab.engine.run._CompileHelper``).
 
     docs/performance.md, seventh session, has the measurements."""
-    return _OneSignature(py_func=disp.py_func, locals={}, targetoptions=disp.targetoptions,
-                         pipeline_class=_LinkOnlyCompiler)
+    d = _OneSignature(py_func=disp.py_func, locals={}, targetoptions=disp.targetoptions,
+                      pipeline_class=_LinkOnlyCompiler)
+    d.enable_caching()
+    return d
 
 
 def _one_signature_classes():
+    import llvmlite.binding as ll
     from numba.core import types
     from numba.core.codegen import JITCodeLibrary
     from numba.core.compiler import CompilerBase, DefaultPassBuilder
@@ -87,6 +95,30 @@ def _one_signature_classes():
         @property
         def codegen(self):
             return _NoEnvCodegen(self._codegen)
+
+        def serialize_using_object_code(self):
+            """numba's cache of a link-only function holds its linked IR (bitcode): what a
+            caller links in; there is no machine code."""
+            self._ensure_finalized()
+            return (self.name, LINKED_IR, self._get_module_for_linking().as_bitcode())
+
+        @classmethod
+        def _from_linked_ir(cls, codegen, name, bitcode):
+            self = cls(codegen, name)
+            self._final_module = ll.parse_bitcode(bitcode)
+            self._finalized = True
+            return self
+
+    # numba rebuilds a cached library through its codegen's library class (JITCodeLibrary):
+    # the linked-IR kind is recognised there, any other kind goes to numba's own loader
+    unserialize = JITCodeLibrary._unserialize.__func__
+
+    def _unserialize(cls, codegen, state):
+        if state[1] == LINKED_IR:
+            return LinkOnlyLibrary._from_linked_ir(codegen, state[0], state[2])
+        return unserialize(cls, codegen, state)
+
+    JITCodeLibrary._unserialize = classmethod(_unserialize)
 
     class _NoEnvCodegen:
         """The codegen as a linked-only library shows it to numba: nothing of such a
@@ -354,12 +386,19 @@ def _byref_intrinsic():
     from numba.extending import (infer_getattr, intrinsic, lower_getattr_generic, models,
                                  register_model)
 
+    global StateRef
+
     class StateRef(types.Type):
         """A pointer to a named tuple (its fields read through it)."""
 
         def __init__(self, inner):
             self.inner = inner
             super().__init__(name=f"StateRef({inner})")
+
+    # (a module attribute, so that numba's cache pickles the type by reference: a class of
+    # a function's locals is pickled by value, a new class in every process, and a cached
+    # phase's signature then never matches)
+    StateRef.__qualname__ = "StateRef"
 
     @register_model(StateRef)
     class _StateRefModel(models.PrimitiveModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -108,9 +109,99 @@ def compile_kernel(inputs):
     sig = _SIGNATURES[key] = (numba.typeof(inputs), numba.typeof(W), numba.typeof(G))
     if sig in _run_pass.overloads:
         return False
-    with quick_target_config(), remembered_typing():
+    with quick_target_config(), remembered_typing(), _CompileHelper(sig):
         _run_pass.compile(sig)
     return True
+
+
+class _CompileHelper:
+    """While the pass compiles for ``sig`` (not in numba's cache yet), a second process
+    compiles the phases of ``loop.COMPILE_ORDER`` from the last one back, each into numba's
+    cache, with the argument types the pass gives them; the pass, compiling from the first,
+    loads each one the helper has finished when it gets there.  On a machine with one CPU,
+    with the pass already cached, with ``VMLAB_COMPILE_HELPER=0`` in the environment, or
+    where anything of this fails, nothing happens: the pass compiles everything itself, as
+    it always can.  The helper is stopped when the pass is done."""
+
+    def __init__(self, sig):
+        self.sig = sig
+        self.proc = None
+        self.path = None
+
+    def __enter__(self):
+        import os
+        import pickle
+        import subprocess
+        import tempfile
+
+        try:
+            if os.environ.get("VMLAB_COMPILE_HELPER", "1") == "0" or \
+                    len(os.sched_getaffinity(0)) < 2 or _cached(_run_pass, self.sig):
+                return self
+            fd, self.path = tempfile.mkstemp(prefix="vmlab-compile-", suffix=".pkl")
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(self.sig, f)
+            # (the helper imports this very vmlab, wherever it was imported from)
+            env = dict(os.environ)
+            root = str(Path(__file__).resolve().parents[2])
+            env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get(
+                "PYTHONPATH", "").split(os.pathsep) if p])
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from vmlab.engine.run import "
+                 "compile_from_the_end; compile_from_the_end(sys.argv[1])", self.path],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=env)
+        except Exception:   # (no helper: the pass compiles alone)
+            self._stop()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop()
+        return False
+
+    def _stop(self):
+        import os
+
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            self.path = None
+
+
+def _cached(disp, sig):
+    """numba's on-disk cache of ``disp`` holds ``sig`` (False if that cannot be told)."""
+    try:
+        cache = disp._cache
+        key = cache._index_key(sig, disp.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:
+        return False
+
+
+def compile_from_the_end(path):
+    """The helper of ``_CompileHelper``: compile ``loop.COMPILE_ORDER`` from its end into
+    numba's cache, for the pass signature pickled at ``path``."""
+    import inspect
+    import pickle
+
+    from numba.core import types
+
+    from .._numba import StateRef
+    from .kernel.loop import COMPILE_ORDER
+
+    with open(path, "rb") as f:
+        kt, wt, gt = pickle.load(f)
+    args = {"K": StateRef(kt), "W": StateRef(wt), "G": gt}
+    with quick_target_config(), remembered_typing():
+        for disp in reversed(COMPILE_ORDER):
+            params = inspect.signature(disp.py_func).parameters
+            disp.compile(tuple(args.get(p, types.int64) for p in params))
 
 
 def _eviction_columns(evs, prep):

@@ -501,3 +501,14 @@ def _run_thread(K, W, G, th, t):
             continue
         W.tn[th] = nxt  # (or the tables need room: the pass ends, the thread goes on)
         return
+
+
+#: The functions ``_run_pass`` compiles by way of ``_run_thread`` and after it, in the order
+#: its typing meets them (the phases in their dispatch order above, the record's inline end,
+#: the run's end).  ``run.compile_kernel``'s helper process compiles them from the last one
+#: back into numba's cache while the pass compiles from the first: where the two meet, the
+#: pass loads what the helper finished (docs/performance.md, nineteenth session).  A phase
+#: left out only compiles in the pass, as before.
+COMPILE_ORDER = (_ph_start, _ph_access, _ph_lock_req, _ph_granted, _ph_release_w, _ph_lookup,
+                 _ph_drop_wait, _ph_woken, _ph_abort, _ph_rec_end, _ph_deliver, _ph_minor_map,
+                 _ph_install, _ph_sigbus, _ph_fault_end, _rec_end_inline, _end_run)
