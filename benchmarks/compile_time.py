@@ -73,6 +73,10 @@ def main():
     by_pass = collections.Counter()
     for k, v in passes.items():
         by_pass[k.split(" [")[0]] += v
+    from vmlab.engine.kernel.loop import COMPILE_ORDER
+    loaded = [d.py_func.__name__ for d in COMPILE_ORDER if sum(d.stats.cache_hits.values())]
+    print(f"phases the helper process compiled (loaded from the cache): {len(loaded)} of "
+          f"{len(COMPILE_ORDER)}" + (f" ({', '.join(loaded)})" if loaded else ""))
     print("compiled functions (wall s, inclusive of functions compiled on the way):")
     for k, v in funcs.most_common(15):
         print(f"  {v:7.2f}  {k}")
