@@ -62,7 +62,7 @@ class _CompileWatch:
 
     def _say(self):
         self._said = True
-        print("vmlab: compiling the fault engine, once per machine (tens of seconds; later runs "
+        print("vmlab: compiling the fault engine, once per machine (10-30 s; later runs "
               "load it from numba's cache)", file=sys.stderr, flush=True)
 
     def __enter__(self):
