@@ -113,10 +113,10 @@ def _one_signature_classes():
     # the linked-IR kind is recognised there, any other kind goes to numba's own loader
     unserialize = JITCodeLibrary._unserialize.__func__
 
-    def _unserialize(cls, codegen, state):
-        if state[1] == LINKED_IR:
+    def _unserialize(cls, codegen, state, *args, **kwargs):
+        if isinstance(state, tuple) and len(state) == 3 and state[1] == LINKED_IR:
             return LinkOnlyLibrary._from_linked_ir(codegen, state[0], state[2])
-        return unserialize(cls, codegen, state)
+        return unserialize(cls, codegen, state, *args, **kwargs)
 
     JITCodeLibrary._unserialize = classmethod(_unserialize)
 
