@@ -302,3 +302,24 @@ def test_the_pass_loads_the_phases_the_helper_compiled(tmp_path):
     hits, ends = json.loads(out.strip().splitlines()[-1])
     assert all(n == 1 for n in hits.values()), hits
     assert ends == vmlab.simulate(_small(), "nopage").faults.end_ns.tolist()
+
+
+def test_a_cache_entry_a_link_only_function_cannot_read_is_a_miss(monkeypatch):
+    """An entry of an older linked-IR format (or any entry numba fails to rebuild) makes the
+    function compile again instead of failing the compile."""
+    from numba.core.caching import FunctionCache
+
+    from vmlab._numba import JIT_DISABLED
+
+    if JIT_DISABLED:
+        return
+    from vmlab._numba import _LinkedCache
+    from vmlab.engine.kernel import events
+
+    def unreadable(self, sig, target_context):
+        raise ValueError("unsupported serialization kind 'vmlab-linked-ir'")
+
+    monkeypatch.setattr(FunctionCache, "load_overload", unreadable)
+    cache = events._mix._cache
+    assert isinstance(cache, _LinkedCache)
+    assert cache.load_overload(None, None) is None

@@ -52,8 +52,25 @@ def _one_signature(disp):
     docs/performance.md, seventh session, has the measurements."""
     d = _OneSignature(py_func=disp.py_func, locals={}, targetoptions=disp.targetoptions,
                       pipeline_class=_LinkOnlyCompiler)
-    d.enable_caching()
+    d._cache = _LinkedCache(d.py_func)
     return d
+
+
+def _linked_cache_class():
+    from numba.core.caching import FunctionCache
+
+    class LinkedCache(FunctionCache):
+        """numba's on-disk cache of a link-only function; an entry it cannot read (written
+        in an older format of ``LINKED_IR``, say) is a miss: the function compiles again
+        and its entry is written anew."""
+
+        def load_overload(self, sig, target_context):
+            try:
+                return super().load_overload(sig, target_context)
+            except Exception:
+                return None
+
+    return LinkedCache
 
 
 def _one_signature_classes():
@@ -448,6 +465,7 @@ if JIT_DISABLED:
         return func
 else:
     _OneSignature, _LinkOnlyCompiler, _PassCompiler = _one_signature_classes()
+    _LinkedCache = _linked_cache_class()
 
 
 if JIT_DISABLED:
