@@ -27,7 +27,8 @@ def njit(func=None, **overrides):
 
 
 #: numba's cache kind of a link-only function: its linked IR as bitcode, zlib-compressed
-#: (a fourth of the size: 14 MB of phases a signature become 4 MB, for 0.1 s in all)
+#: (the phases' entries of a signature 11.5 -> 7.9 MB; numba's type annotation and the
+#: referenced environments it keeps with each entry are most of the rest)
 LINKED_IR = "vmlab-linked-ir-zlib"
 
 
