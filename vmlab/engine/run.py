@@ -198,10 +198,18 @@ def compile_from_the_end(path):
     with open(path, "rb") as f:
         kt, wt, gt = pickle.load(f)
     args = {"K": StateRef(kt), "W": StateRef(wt), "G": gt}
+    args.update((name, types.int64) for name in _INT_PARAMS)
     with quick_target_config(), remembered_typing():
         for disp in reversed(COMPILE_ORDER):
             params = inspect.signature(disp.py_func).parameters
-            disp.compile(tuple(args.get(p, types.int64) for p in params))
+            if all(p in args for p in params):
+                disp.compile(tuple(args[p] for p in params))
+
+
+#: the phases' integer parameters (a thread, a time, a phase code): a phase with any other
+#: parameter is left to the pass, whose types the helper could not know for it (a signature
+#: of its own would be a second cache entry beside the pass's)
+_INT_PARAMS = ("th", "t", "ph", "nxt")
 
 
 def _eviction_columns(evs, prep):
