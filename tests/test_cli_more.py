@@ -388,3 +388,33 @@ def test_validate_cold_reaches_the_library(monkeypatch, capsys):
     capsys.readouterr()
     assert [kw["cold"] for _argv, kw in seen] == [True, False]
     assert seen[0][0] == ["true"] and seen[0][1]["runs"] == 2
+
+
+def test_a_stop_signal_taken_by_another_thread_waits_for_the_held_block():
+    """A signal sent to the process may be taken by a thread that does not block it; its
+    Python handler still runs in the main thread.  Inside ``stop_signals_held`` it is only
+    noted, and raised once the block is over (before, it was raised inside the block: a
+    SIGHUP once left a half-made temporary folder behind)."""
+    import signal
+    import threading
+    import time
+
+    seen = []
+
+    def handler(signum, frame):
+        raise cli.Terminated(signum)
+
+    previous = signal.signal(signal.SIGHUP, handler)
+    try:
+        with pytest.raises(cli.Terminated):
+            with _io.stop_signals_held():
+                t = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGHUP))
+                t.start()
+                t.join()
+                for _ in range(200):    # (bytecode boundaries, where a handler would run)
+                    time.sleep(0.001)
+                seen.append("the block ran to its end")
+        assert seen == ["the block ran to its end"]
+        assert signal.getsignal(signal.SIGHUP) is handler
+    finally:
+        signal.signal(signal.SIGHUP, previous)

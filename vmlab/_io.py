@@ -8,6 +8,7 @@ import secrets
 import signal
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 from .errors import TraceFormatError, VmlabError
@@ -50,12 +51,31 @@ _STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 @contextlib.contextmanager
 def stop_signals_held():
-    """Hold the stop signals for the block; one sent meanwhile is delivered after it."""
+    """Hold the stop signals for the block; one sent meanwhile is delivered after it.
+
+    Two holds: the signals are blocked in this thread (``pthread_sigmask``), and in the
+    main thread their Python handlers are swapped, for the block, for one that only notes
+    the signal.  The first alone is not enough: a signal sent to the process is taken by any
+    thread that does not block it (numpy's BLAS threads, a pool's), and its C handler then
+    makes the main thread run the Python handler wherever it is, inside the block too (a
+    SIGHUP once landed between a temporary folder's creation and the name that holds it,
+    and the folder was left behind)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
+    noted, saved = [], {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in _STOP:
+            handler = signal.getsignal(sig)
+            if callable(handler):   # (a Python handler: SIG_DFL and SIG_IGN stay)
+                saved[sig] = handler
+                signal.signal(sig, lambda signum, frame: noted.append((signum, frame)))
     try:
         yield
     finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, frame in noted[:1]:
+            saved[signum](signum, frame)   # (raises: Terminated, KeyboardInterrupt)
 
 
 def _check_destination(path):

@@ -287,7 +287,10 @@ class TraceWriter:
                 os.unlink(self._out)
             raise
         finally:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            # (a stop signal that lands inside the removal would leave the folder half
+            # removed: held until it is gone, then raised here)
+            with stop_signals_held():
+                shutil.rmtree(self._dir, ignore_errors=True)
         return self.path
 
     def _check_gap_totals(self):
@@ -366,13 +369,14 @@ class TraceWriter:
     def abort(self):
         """Discard everything written so far."""
         self._closed = True
-        for f in self._files.values():
-            f.close()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-        if self._out is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._out)
+        with stop_signals_held():   # (all of it removed before a stop signal lands)
+            for f in self._files.values():
+                f.close()
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+            if self._out is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._out)
 
     def __enter__(self):
         return self
