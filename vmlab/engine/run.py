@@ -1,6 +1,7 @@
 """``run``: prepare, call the kernel, and return raw columns (no pandas at this layer)."""
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -129,7 +130,6 @@ class _CompileHelper:
         self.path = None
 
     def __enter__(self):
-        import os
         import pickle
         import subprocess
         import tempfile
@@ -160,8 +160,6 @@ class _CompileHelper:
         return False
 
     def _stop(self):
-        import os
-
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
@@ -182,6 +180,12 @@ def _cached(disp, sig):
         return key in cache._cache_file._load_index()
     except Exception:
         return False
+
+
+#: the phases' integer parameters (a thread, a time, a phase code): a phase with any other
+#: parameter is left to the pass, whose types the helper could not know for it (a signature
+#: of its own would be a second cache entry beside the pass's)
+_INT_PARAMS = ("th", "t", "ph", "nxt")
 
 
 def compile_from_the_end(path):
@@ -205,11 +209,6 @@ def compile_from_the_end(path):
             if all(p in args for p in params):
                 disp.compile(tuple(args[p] for p in params))
 
-
-#: the phases' integer parameters (a thread, a time, a phase code): a phase with any other
-#: parameter is left to the pass, whose types the helper could not know for it (a signature
-#: of its own would be a second cache entry beside the pass's)
-_INT_PARAMS = ("th", "t", "ph", "nxt")
 
 
 def _eviction_columns(evs, prep):
