@@ -255,7 +255,7 @@ def test_no_helper_once_the_pass_is_cached():
     sig = next(iter(_run_pass.overloads))
     assert run_module._cached(_run_pass, sig)
     with run_module._CompileHelper(sig) as h:
-        assert h.proc is None
+        assert h.pid is None
     assert isinstance(sig[0], numba.types.Type)
 
 
@@ -283,8 +283,8 @@ def test_the_pass_loads_the_phases_the_helper_compiled(tmp_path):
     path = tmp_path / "sig.pkl"
     path.write_bytes(pickle.dumps(sig))
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    code = ("import sys; from vmlab.engine.run import compile_from_the_end; "
-            "compile_from_the_end(sys.argv[1])")
+    code = ("import sys, pickle, importlib; R = importlib.import_module('vmlab.engine.run'); "
+            "R.compile_phases(pickle.load(open(sys.argv[1], 'rb')))")
     subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True, timeout=600)
     code = ("import json, numpy as np, vmlab; from vmlab.engine.kernel import loop; "
             "from vmlab.engine import run as _r; import importlib; "
@@ -323,3 +323,109 @@ def test_a_cache_entry_a_link_only_function_cannot_read_is_a_miss(monkeypatch):
     cache = events._mix._cache
     assert isinstance(cache, _LinkedCache)
     assert cache.load_overload(None, None) is None
+
+
+def test_the_helper_makes_the_functions_the_loop_calls(tmp_path):
+    """With an empty cache and two CPUs, the forked helper optimises and generates the
+    module of the functions the event loop calls (``_numba.split_called_functions``), and
+    the run gives the records of this process's build.  One fresh compile: about 10 s."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from vmlab._numba import JIT_DISABLED
+
+    if JIT_DISABLED or len(os.sched_getaffinity(0)) < 2 or not sys.platform.startswith("linux"):
+        return
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("VMLAB_COMPILE_HELPER", None)
+    code = ("import json, importlib, numpy as np, vmlab; base = 0x7F0000000000; "
+            "sc = vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) "
+            "+ np.uint64(base)), vmas=[vmlab.Vma(base, base + 8 * 4096, 'file')]); "
+            "r = vmlab.simulate(sc, 'nopage'); "
+            "h = importlib.import_module('vmlab.engine.run').last_helper; "
+            "print(json.dumps([h.made_called, h.pid, r.faults.end_ns.tolist()]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600,
+                         capture_output=True, text=True).stdout
+    made, pid, ends = json.loads(out.strip().splitlines()[-1])
+    assert made is True and pid is None       # (made by the helper, which is gone)
+    assert ends == vmlab.simulate(_small(), "nopage").faults.end_ns.tolist()
+
+
+def test_a_helper_that_does_not_take_the_module_is_not_waited_for(monkeypatch):
+    """The called functions' module is made here when the helper does not take it within
+    ``TAKE_S`` (a helper stuck or gone): the same object code as the helper's."""
+    import os
+
+    from vmlab import _numba
+    from vmlab._numba import JIT_DISABLED
+
+    if JIT_DISABLED:
+        return
+    import llvmlite.binding as ll
+
+    m = ll.parse_assembly('define i64 @"twice"(i64 %x) {\n  %y = add i64 %x, %x\n'
+                          '  ret i64 %y\n}\n')
+    bitcode = m.as_bitcode()
+    h = run_module._CompileHelper(None)
+    ask_r, ask_w = os.pipe()
+    tell_r, tell_w = os.pipe()
+    h._fds = [ask_w, tell_r]
+    monkeypatch.setattr(run_module._CompileHelper, "TAKE_S", 0.05)
+    try:
+        obj = h._called_codegen(bitcode)()
+    finally:
+        for fd in (ask_r, tell_w):
+            os.close(fd)
+    assert obj == _numba.optimize_and_emit(bitcode) and b"twice" in obj
+    assert not h.made_called and h._fds == []
+
+
+def test_the_pass_module_splits_off_the_functions_it_calls():
+    """``split_called_functions``: a called function (no ``alwaysinline``) moves to the
+    other module, external there and only ``available_externally`` (not optimised, not
+    generated) here; an ``alwaysinline`` verb stays, a private copy there; the pass's own
+    function is left out there.  Both halves together run as the whole did."""
+    import ctypes
+
+    import llvmlite.binding as ll
+
+    from vmlab import _numba
+    from vmlab._numba import JIT_DISABLED
+
+    if JIT_DISABLED:
+        return
+    text = ('define linkonce_odr i64 @"verb"(i64 %x) #0 {\n  %y = add i64 %x, 1\n'
+            '  ret i64 %y\n}\n'
+            'define linkonce_odr i64 @"called"(i64 %x) {\n  %y = call i64 @"verb"(i64 %x)\n'
+            '  %z = mul i64 %y, 3\n  ret i64 %z\n}\n'
+            'define i64 @"own"(i64 %x) {\n  %y = call i64 @"called"(i64 %x)\n'
+            '  %z = call i64 @"verb"(i64 %y)\n  ret i64 %z\n}\n'
+            'attributes #0 = { alwaysinline }\n')
+    whole = ll.parse_assembly(text)
+    other = ll.parse_bitcode(_numba.split_called_functions(whole, {"own"}))
+
+    def kind(m, name):
+        fn = m.get_function(name)
+        return fn.linkage.name, "optnone" in " ".join(str(a) for a in fn.attributes)
+
+    assert kind(whole, "called") == ("available_externally", True)
+    assert kind(whole, "verb") == ("linkonce_odr", False)
+    assert kind(whole, "own") == ("external", False)
+    assert kind(other, "called") == ("external", False)
+    assert kind(other, "verb") == ("internal", False)
+    assert kind(other, "own") == ("available_externally", True)
+
+    from numba.core.registry import cpu_target
+
+    codegen = cpu_target.target_context.codegen()
+    _numba._add_object(codegen, _numba.optimize_and_emit(other.as_bitcode()))
+    whole.name = "vmlab_split_test"
+    mpm, mpb = codegen._module_pass_manager()
+    mpm.run(whole, mpb)
+    codegen._engine.add_module(whole)
+    codegen._engine.finalize_object()
+    own = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(
+        codegen._engine.get_function_address("own"))
+    assert own(4) == (4 + 1) * 3 + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import llvmlite.binding as ll
 import numba
 
 #: Compile options shared by every vmlab kernel.
@@ -30,6 +31,91 @@ def njit(func=None, **overrides):
 #: (the phases' entries of a signature 11.5 -> 7.9 MB, and 4.8 MB without the type
 #: annotation; the referenced environments numba keeps with each entry are most of the rest)
 LINKED_IR = "vmlab-linked-ir-zlib"
+
+#: how numba's mangling begins the name of a function's CPython wrapper (namespace "cpython")
+_WRAPPER_PREFIX = "_ZN7cpython"
+
+#: numba's cache kind of the event loop's pass: numba's object entry and the object of the
+#: functions the loop calls (``PassLibrary``)
+PASS_TWO_OBJECTS = "vmlab-pass-two-objects"
+
+
+def split_called_functions(module, own):
+    """Split the event loop's linked ``module`` (before LLVM's pipeline) in two.
+
+    The functions it calls (defined, not ``alwaysinline``, not among ``own``, the pass's own
+    functions) are returned as the bitcode of a module of their own (None when there are
+    none), where they are
+    external and everything else is a private copy or left out (``available_externally``,
+    ``optnone``: not optimised, not generated).  In ``module`` they become
+    ``available_externally``, ``noinline`` and ``optnone``: calls the pipeline passes over,
+    resolved to the other module's object in the JIT engine.  The pass's CPython wrapper is
+    marked ``optnone`` (it unboxes some 150 arrays, once per pass: a tenth of the module).
+    Nothing changes in the code a run executes: these functions were calls already
+    (``njit_borrow``), only LLVM's inliner could copy a small one into its caller."""
+    def inline(fn):
+        return any("alwaysinline" in str(a) for a in fn.attributes)
+
+    called = {fn.name for fn in module.functions
+              if not fn.is_declaration and fn.name not in own and not inline(fn)}
+    for fn in module.functions:
+        if fn.name.startswith(_WRAPPER_PREFIX) and not fn.is_declaration:
+            fn.add_function_attribute("noinline")
+            fn.add_function_attribute("optnone")
+    if not called:
+        return None
+    other = module.clone()
+    for fn in other.functions:
+        if fn.is_declaration:
+            continue
+        if fn.name in called:
+            fn.linkage = ll.Linkage.external
+            fn.add_function_attribute("noinline")
+        elif fn.name in own:
+            fn.linkage = ll.Linkage.available_externally
+            fn.add_function_attribute("noinline")
+            fn.add_function_attribute("optnone")
+        else:
+            fn.linkage = ll.Linkage.internal
+    for gv in other.global_variables:
+        if not gv.is_declaration:
+            gv.linkage = ll.Linkage.internal
+    for fn in module.functions:
+        if fn.name in called:
+            fn.linkage = ll.Linkage.available_externally
+            fn.add_function_attribute("noinline")
+            fn.add_function_attribute("optnone")
+    return other.as_bitcode()
+
+
+def optimize_and_emit(bitcode):
+    """The object code of a module given as ``bitcode``, after LLVM's full pipeline, made
+    with numba's own target machine and passes (what numba's JIT makes of a module)."""
+    from numba.core.registry import cpu_target
+
+    codegen = cpu_target.target_context.codegen()
+    module = ll.parse_bitcode(bitcode)
+    mpm, mpb = codegen._module_pass_manager()
+    mpm.run(module, mpb)
+    return bytes(codegen._tm.emit_object(module))
+
+
+def _here(bitcode):
+    return lambda: optimize_and_emit(bitcode)
+
+
+#: Where the functions the event loop calls are optimised and generated: a callable taking
+#: their module's bitcode and returning a callable that gives its object code.  By default
+#: here, when asked; ``vmlab.engine.run._CompileHelper`` hands it to its helper process.
+CALLED_CODEGEN = _here
+
+
+def _add_object(codegen, data):
+    """Load object code into numba's JIT engine (its symbols resolve the next
+    finalisation's references)."""
+    from llvmlite.binding.object_file import ObjectFileRef
+
+    codegen._engine._ee.add_object_file(ObjectFileRef.from_data(data))
 
 
 def _one_signature(disp):
@@ -138,6 +224,11 @@ def _one_signature_classes():
     def _unserialize(cls, codegen, state, *args, **kwargs):
         if isinstance(state, tuple) and len(state) == 3 and state[1] == LINKED_IR:
             return LinkOnlyLibrary._from_linked_ir(codegen, state[0], state[2])
+        if isinstance(state, tuple) and len(state) == 3 and state[1] == PASS_TWO_OBJECTS:
+            # the called functions first: the loop's object refers to them
+            data, called = state[2]
+            _add_object(codegen, called)
+            return unserialize(cls, codegen, (state[0], "object", data), *args, **kwargs)
         return unserialize(cls, codegen, state, *args, **kwargs)
 
     JITCodeLibrary._unserialize = classmethod(_unserialize)
@@ -214,19 +305,48 @@ def _one_signature_classes():
             return [pm]
 
     class PassLibrary(JITCodeLibrary):
-        """The event loop's code library: its linked module gets LLVM's full pipeline only.
+        """The event loop's code library: its linked module gets LLVM's full pipeline only,
+        in two halves that another process can share (:func:`split_called_functions`).
 
         numba first runs a cheap pipeline over every finished module, to inline as many
         reference-count operations into one function as it can before pruning them; the
         event loop has none (``_nrt=False`` throughout).  Run first over the linked engine,
         that pipeline left code the full one could not recover: the 8-thread benchmark ran
         at 7.2-7.9 M records/s with it and 9.5-10.2 without, alternated, at the same compile
-        time (docs/performance.md, eleventh session)."""
+        time (docs/performance.md, eleventh session).
+
+        The functions the loop calls (``njit_borrow``, each a call in the machine code) are
+        optimised and generated as a module of their own, by :data:`CALLED_CODEGEN` (the
+        compile helper process when there is one), while this process does the loop and its
+        inlined phases; the two objects go into the JIT engine together and into numba's
+        cache as one entry (``PASS_TWO_OBJECTS``)."""
+
+        _called_object = None
+
+        def add_ir_module(self, ir_module):
+            self._own = getattr(self, "_own", set()) | {
+                fn.name for fn in ir_module.functions if not fn.is_declaration}
+            super().add_ir_module(ir_module)
 
         def _optimize_final_module(self):
+            bitcode = split_called_functions(self._final_module, self._own)
+            done = CALLED_CODEGEN(bitcode) if bitcode is not None else None
             mpm, mpb = self._codegen._module_pass_manager()
             with self._recorded_timings.record("Module passes (full optimization)", mpb):
                 mpm.run(self._final_module, mpb)
+            if done is not None:
+                self._called_object = done()
+
+        def _finalize_final_module(self):
+            if self._called_object is not None:
+                _add_object(self._codegen, self._called_object)
+            super()._finalize_final_module()
+
+        def serialize_using_object_code(self):
+            name, kind, data = super().serialize_using_object_code()
+            if self._called_object is None:
+                return name, kind, data
+            return name, PASS_TWO_OBJECTS, (data, self._called_object)
 
     PassLibraryPass = library_pass("vmlab_pass_library", PassLibrary, True)
 
@@ -317,6 +437,36 @@ def quick_target_config():
         yield
     finally:
         TargetConfig.values, TargetConfig.__hash__ = saved
+
+
+@contextlib.contextmanager
+def unwatched_llvm_lock():
+    """While a kernel compiles: no numba event for each call into LLVM.
+
+    llvmlite takes a lock around every call into LLVM, and numba has it broadcast a
+    ``numba:llvm_lock`` start and end event each time, to every timer of the compiles in
+    progress (one per nesting level), for the ``llvm_lock`` entry of a function's compile
+    metadata: the fault engine's compile makes some 27,000 such calls, about 0.1 s of
+    events.  The lock itself is taken as before; only the callbacks are removed, and put
+    back on exit."""
+    import llvmlite.binding as llb
+
+    callbacks = list(llb.ffi.lib._lock._cblist)
+    for acquire, release in callbacks:
+        llb.ffi.unregister_lock_callback(acquire, release)
+    try:
+        yield
+    finally:
+        for acquire, release in callbacks:
+            llb.ffi.register_lock_callback(acquire, release)
+
+
+@contextlib.contextmanager
+def fast_compiling():
+    """:func:`quick_target_config`, :func:`remembered_typing` and
+    :func:`unwatched_llvm_lock` together: what the fault engine's compile runs under."""
+    with quick_target_config(), remembered_typing(), unwatched_llvm_lock():
+        yield
 
 
 @contextlib.contextmanager

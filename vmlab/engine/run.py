@@ -5,12 +5,12 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-from .._numba import quick_target_config, remembered_typing
+from .. import _numba
+from .._numba import fast_compiling
 from . import codes as C
 from .kernel.loop import _run_pass, _setup, _simulate
 from .prepare import prepare
@@ -110,66 +110,178 @@ def compile_kernel(inputs):
     sig = _SIGNATURES[key] = (numba.typeof(inputs), numba.typeof(W), numba.typeof(G))
     if sig in _run_pass.overloads:
         return False
-    with quick_target_config(), remembered_typing(), _CompileHelper(sig):
+    global last_helper
+    with fast_compiling(), _CompileHelper(sig) as last_helper:
         _run_pass.compile(sig)
     return True
 
 
+#: the ``_CompileHelper`` of this process's last compile of the pass (None before any):
+#: what its helper did (``pid`` None when there was none, ``made_called``)
+last_helper = None
+
+
 class _CompileHelper:
-    """While the pass compiles for ``sig`` (not in numba's cache yet), a second process
-    compiles the phases of ``loop.COMPILE_ORDER`` from the last one back, each into numba's
-    cache, with the argument types the pass gives them; the pass, compiling from the first,
-    loads each one the helper has finished when it gets there.  On a machine with one CPU,
-    with the pass already cached, with ``VMLAB_COMPILE_HELPER=0`` in the environment, or
-    where anything of this fails, nothing happens: the pass compiles everything itself, as
-    it always can.  The helper is stopped when the pass is done."""
+    """While the pass compiles for ``sig`` (not in numba's cache yet), a forked copy of this
+    process shares the work, in two parts:
+
+    1. it compiles the phases of ``loop.COMPILE_ORDER`` from the last one back, each into
+       numba's cache, with the argument types the pass gives them (:func:`compile_phases`);
+       the pass, compiling from the first, loads each one the copy has finished when it
+       gets there;
+    2. when the pass's front end is done, it optimises and generates the functions the
+       event loop calls, the module ``_numba.PassLibrary`` splits off, while this process
+       does the loop (``_numba.CALLED_CODEGEN``).  The copy stops compiling phases as soon
+       as that module is sent.
+
+    A fork starts at once, with numba and the engine already imported and the compiler set
+    up (a new interpreter took 0.6-0.9 s to get there), and it compiles this very code.  The
+    copy only compiles, writes numba's cache (each entry written whole, then renamed) and
+    its pipe, and leaves with ``os._exit``, running nothing else of this process's; it is
+    killed when the pass is done.  Off Linux (forking a process with other threads is less
+    safe elsewhere), on a machine with one CPU, with the pass already cached, with
+    ``VMLAB_COMPILE_HELPER=0`` in the environment, or where anything of this fails, this
+    process does it all, as it always can: a copy that has not taken the module within
+    ``TAKE_S`` seconds, or not sent its object within
+    ``OBJECT_S``, is not waited for."""
+
+    TAKE_S = 5.0
+    OBJECT_S = 120.0
 
     def __init__(self, sig):
         self.sig = sig
-        self.proc = None
-        self.path = None
+        self.pid = None
+        self.made_called = False   # the helper made the called functions' object
+        self._fds = []
+        self._saved = None
 
     def __enter__(self):
-        import pickle
-        import subprocess
-        import tempfile
+        import warnings
 
         try:
             if os.environ.get("VMLAB_COMPILE_HELPER", "1") == "0" or \
+                    not sys.platform.startswith("linux") or \
                     len(os.sched_getaffinity(0)) < 2 or _cached(_run_pass, self.sig):
                 return self
-            fd, self.path = tempfile.mkstemp(prefix="vmlab-compile-", suffix=".pkl")
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(self.sig, f)
-            # (the helper imports this very vmlab, wherever it was imported from)
-            env = dict(os.environ)
-            root = str(Path(__file__).resolve().parents[2])
-            env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get(
-                "PYTHONPATH", "").split(os.pathsep) if p])
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", "import sys; from vmlab.engine.run import "
-                 "compile_from_the_end; compile_from_the_end(sys.argv[1])", self.path],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, env=env)
+            ask_r, ask_w = os.pipe()
+            tell_r, tell_w = os.pipe()
+            self._fds = [ask_r, ask_w, tell_r, tell_w]
+            sys.stdout.flush()
+            sys.stderr.flush()
+            with warnings.catch_warnings():
+                # (Python 3.12 warns of any fork beside other threads, numpy's BLAS threads
+                # among them: the copy touches nothing another thread may hold but numba's
+                # compiler lock, and a copy stuck on it is not waited for)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    null = os.open(os.devnull, os.O_RDWR)
+                    for fd in (0, 1, 2):
+                        os.dup2(null, fd)
+                    os.close(ask_w)
+                    os.close(tell_r)
+                    compile_phases(self.sig, stop=lambda: _readable(ask_r, 0))
+                    bitcode = _read_message(ask_r)
+                    if bitcode:
+                        os.write(tell_w, b"+")
+                        _write_message(tell_w, _numba.optimize_and_emit(bitcode))
+                    code = 0
+                finally:
+                    os._exit(code)
+            self.pid = pid
+            os.close(ask_r)
+            os.close(tell_w)
+            self._fds = [ask_w, tell_r]
+            self._saved = _numba.CALLED_CODEGEN
+            _numba.CALLED_CODEGEN = self._called_codegen
         except Exception:   # (no helper: the pass compiles alone)
             self._stop()
         return self
+
+    def _called_codegen(self, bitcode):
+        """``_numba.CALLED_CODEGEN`` while the helper runs: send it the module, and give a
+        callable that waits for its object (or makes it here if the helper fails)."""
+        ask_w, tell_r = self._fds
+        sender = threading.Thread(target=_send_and_close, args=(ask_w, bitcode), daemon=True)
+        sender.start()
+
+        def done():
+            try:
+                if _readable(tell_r, self.TAKE_S) and os.read(tell_r, 1) == b"+" and \
+                        _readable(tell_r, self.OBJECT_S):
+                    data = _read_message(tell_r)
+                    if data:
+                        self.made_called = True
+                        return data
+            except OSError:
+                pass
+            self._stop()
+            return _numba.optimize_and_emit(bitcode)
+
+        return done
 
     def __exit__(self, *exc):
         self._stop()
         return False
 
     def _stop(self):
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        if self.path is not None:
+        if self._saved is not None:
+            _numba.CALLED_CODEGEN = self._saved
+            self._saved = None
+        if self.pid is not None:
+            import signal
+
             try:
-                os.unlink(self.path)
+                os.kill(self.pid, signal.SIGKILL)
             except OSError:
                 pass
-            self.path = None
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+
+
+def _readable(fd, timeout):
+    import select
+
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
+def _send_and_close(fd, data):
+    try:
+        _write_message(fd, data)
+    except OSError:
+        pass
+
+
+def _write_message(fd, data):
+    view = memoryview(len(data).to_bytes(8, "little") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_message(fd):
+    """One message of ``_write_message`` (b"" if the other end closed first)."""
+    def exactly(n):
+        parts = []
+        while n:
+            part = os.read(fd, min(n, 1 << 20))
+            if not part:
+                return None
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
+
+    head = exactly(8)
+    if head is None:
+        return b""
+    return exactly(int.from_bytes(head, "little")) or b""
 
 
 def _cached(disp, sig):
@@ -188,27 +300,27 @@ def _cached(disp, sig):
 _INT_PARAMS = ("th", "t", "ph", "nxt")
 
 
-def compile_from_the_end(path):
-    """The helper of ``_CompileHelper``: compile ``loop.COMPILE_ORDER`` from its end into
-    numba's cache, for the pass signature pickled at ``path``."""
+def compile_phases(sig, stop=lambda: False):
+    """The helper's first work (``_CompileHelper``): compile ``loop.COMPILE_ORDER`` from its
+    end into numba's cache for the pass signature ``sig``, with the argument types the pass
+    gives each phase, until ``stop()`` says the pass is past its front end."""
     import inspect
-    import pickle
 
     from numba.core import types
 
     from .._numba import StateRef
     from .kernel.loop import COMPILE_ORDER
 
-    with open(path, "rb") as f:
-        kt, wt, gt = pickle.load(f)
+    kt, wt, gt = sig
     args = {"K": StateRef(kt), "W": StateRef(wt), "G": gt}
     args.update((name, types.int64) for name in _INT_PARAMS)
-    with quick_target_config(), remembered_typing():
+    with fast_compiling():
         for disp in reversed(COMPILE_ORDER):
+            if stop():
+                return
             params = inspect.signature(disp.py_func).parameters
             if all(p in args for p in params):
                 disp.compile(tuple(args[p] for p in params))
-
 
 
 def _eviction_columns(evs, prep):
