@@ -9,8 +9,8 @@ source line of ``vmlab/engine/kernel/`` (and each file).
 
 perf cannot name numba's code by itself: it is compiled in memory.  So the script compiles
 the engine afresh (an empty ``NUMBA_CACHE_DIR``) with ``NUMBA_DEBUGINFO=1``, takes the object
-code of the event loop's library (every phase and verb is inlined into ``_run_pass``), the
-address it was loaded at, and maps each sample's address through the object's line table
+code of the event loop's library (its two objects: the loop, with every phase and verb
+inlined into ``_run_pass``, and the functions it calls), the addresses they were loaded at, and maps each sample's address through the object's line table
 (``addr2line``).  perf records only the replays (it attaches after the compile).  Samples land
 on the instruction after a stall, so a line's share is where the time shows, usually one
 instruction after the load that missed the cache.  The debug-info build keeps the same
@@ -31,21 +31,33 @@ import time
 from pathlib import Path
 
 
-def _loaded_object(out_dir):
-    """The object code of ``_run_pass``'s library, written to ``out_dir``, and the offset to
-    add to a sample address to get an address in the object's ``.ltext`` section."""
+def _loaded_objects(out_dir):
+    """The object code of ``_run_pass``'s library, written to ``out_dir``: the loop's object
+    and, where the pass was split (``vmlab._numba.split_called_functions``), the called
+    functions' object.  For each, (path, offset to add to a sample address to get an address
+    in the object's ``.ltext`` section, that section's size)."""
     from vmlab.engine.kernel import loop
 
     (cres,) = loop._run_pass.overloads.values()
     lib = cres.library
-    obj = Path(out_dir) / "run_pass.o"
-    obj.write_bytes(lib._get_compiled_object())
-    name = cres.fndesc.llvm_func_name
-    loaded = lib._codegen._engine._ee.get_function_address(name)
-    nm = subprocess.run(["nm", "--defined-only", str(obj)], capture_output=True, text=True,
-                        check=True).stdout
-    at = next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(" " + name))
-    return obj, at - loaded
+    ee = lib._codegen._engine._ee
+    parts = [("run_pass.o", lib._get_compiled_object(), cres.fndesc.llvm_func_name)]
+    if getattr(lib, "_called_object", None) is not None:
+        parts.append(("called.o", lib._called_object, None))
+    out = []
+    for file_name, data, name in parts:
+        obj = Path(out_dir) / file_name
+        obj.write_bytes(data)
+        nm = subprocess.run(["nm", "--defined-only", str(obj)], capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+        if name is None:   # (any global function of the object)
+            name = next(line.split()[2] for line in nm if line.split()[1] == "T")
+        at = next(int(line.split()[0], 16) for line in nm if line.endswith(" " + name))
+        sizes = subprocess.run(["size", "-A", str(obj)], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        size = next(int(line.split()[1]) for line in sizes if line.startswith(".ltext"))
+        out.append((obj, at - ee.get_function_address(name), size))
+    return out
 
 
 def _lines(obj, offsets):
@@ -97,7 +109,7 @@ def main(argv=None):
     compile_kernel(prep.inputs)
     print(f"compiled with debug info in {time.process_time() - t0:.1f} s CPU", file=sys.stderr)
     loop._simulate(prep.inputs)
-    obj, shift = _loaded_object(work)
+    objects = _loaded_objects(work)
     data = work / "perf.data"
     perf = subprocess.Popen(["perf", "record", "-q", "-F", "4999", "-p", str(os.getpid()),
                              "-o", str(data)], stdout=subprocess.DEVNULL)
@@ -111,20 +123,22 @@ def main(argv=None):
     perf.wait()
     ips = subprocess.run(["perf", "script", "-i", str(data), "-F", "ip"], capture_output=True,
                          text=True, check=True).stdout.split()
-    size = obj.stat().st_size  # (.ltext lies inside the object file: a bound on its offsets)
-    hits = collections.Counter()
+    hits = [collections.Counter() for _ in objects]
     n_all = 0
     for ip in ips:
         n_all += 1
-        off = int(ip, 16) + shift
-        if 0 <= off < size:
-            hits[off] += 1
-    where = _lines(obj, hits)
+        for h, (obj, shift, size) in zip(hits, objects):
+            off = int(ip, 16) + shift
+            if 0 <= off < size:
+                h[off] += 1
+                break
     by_line, by_file = collections.Counter(), collections.Counter()
-    for off, k in hits.items():
-        by_line[where[off]] += k
-        by_file[where[off].split(":")[0]] += k
-    n = sum(hits.values())
+    for h, (obj, shift, size) in zip(hits, objects):
+        where = _lines(obj, h)
+        for off, k in h.items():
+            by_line[where[off]] += k
+            by_file[where[off].split(":")[0]] += k
+    n = sum(sum(h.values()) for h in hits)
     best = len(tr) / min(cpu) / 1e6
     print(f"[{a.which}] {len(tr):,} records, {a.reps} replays, best {best:.1f} M records/s "
           f"(debug-info build); {n:,} of {n_all:,} samples in the engine's code")

@@ -144,7 +144,7 @@ def _next_io_ns(K, G):
     return d
 
 
-@njit_verb
+@njit_borrow
 def _fault_around(K, W, G, th, t, p, kernel_model):
     """Map the resident neighbours of page ``p``'s fault-around window (docs/model.md 8 and
     11.3); they count as hits for readahead's miss count.  Returns how many, or -1 on an OOM
@@ -212,7 +212,7 @@ def _readahead_sync(K, W, G, th, t, p, v, s, io_c):
         W.cnt[C.CNT_RA_PAGES] += pg
 
 
-@njit_verb
+@njit_borrow
 def _read_window(K, W, G, th, t, f, lo, hi, mark, io_c):
     """readahead._read_folios on the kernel state: returns (folios read, pages read)."""
     n_rd, pg, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_HN], G[g.G_NEV] = \
@@ -373,7 +373,7 @@ def _release_deferred(K, W, G, th, t):
     return t + rc
 
 
-@njit_phase
+@njit_borrow
 def _ph_drop_wait(K, W, G, th, t):
     """PH_DROP_WAIT: a lock-dropping wait whose release paid a line cost: the release takes
     effect now and the wait begins (docs/model.md 15.1)."""
@@ -468,7 +468,7 @@ def _ph_abort(K, W, G, th, t):
     return t, g.STEP_DONE
 
 
-@njit_verb
+@njit_borrow
 def _take_unreclaimable(K, W, G, th, t, need):
     """``need`` unreclaimable frames (anonymous, or the kernel's own) take room under the
     memory limit at ``t``, evicting page-cache folios (docs/model.md section 12).  Returns

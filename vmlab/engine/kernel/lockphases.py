@@ -281,7 +281,7 @@ def _writer_done(G, cnt, TT, TS, th, t):
     TS[th, C.TS_POS] += 1
 
 
-@njit_phase
+@njit_borrow
 def _ph_release_w(K, W, G, th, t):
     """PH_RELEASE_W: the end of a record's hold (a LOCK_W record, an eager remap, a LOCK_R
     record): its effect, then the release; queued threads are granted in order (readers

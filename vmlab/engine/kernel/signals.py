@@ -3,14 +3,14 @@ an interruptible wait), delivery takes pending signals one at a time on the way 
 user space; a fatal one ends the thread."""
 from __future__ import annotations
 
-from ..._numba import njit_phase
+from ..._numba import njit_borrow
 from .. import codes as C
 from . import state as g
 from .accounting import _fault_done, _hist_bucket, _thread_ends
 from .events import NO_STEP, _heap_push, _next_arrival
 
 
-@njit_phase
+@njit_borrow
 def _on_signal(K, W, G, th, t):
     """A signal arrives for thread ``th`` at ``t``: record and queue it, schedule the next
     arrival.  Returns True if it aborts an interruptible wait (the thread runs now)."""
@@ -56,7 +56,7 @@ def _on_signal(K, W, G, th, t):
     return False
 
 
-@njit_phase
+@njit_borrow
 def _ph_deliver(K, W, G, th, t):
     """PH_DELIVER: one pending signal at a time, re-checking after each (the kernel's
     exit-to-user loop): a signal arriving during handling joins the batch.  Then TS_AFTER."""
