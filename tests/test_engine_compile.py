@@ -340,7 +340,10 @@ def test_the_helper_makes_the_functions_the_loop_calls(tmp_path):
         return
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("VMLAB_COMPILE_HELPER", None)
-    code = ("import json, importlib, numpy as np, vmlab; base = 0x7F0000000000; "
+    # (a process that ignores SIGCHLD has its children reaped at once: stopping the helper
+    # must not fail, nor signal a number another process may have by then)
+    code = ("import json, importlib, signal, numpy as np, vmlab; base = 0x7F0000000000; "
+            "signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
             "sc = vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) "
             "+ np.uint64(base)), vmas=[vmlab.Vma(base, base + 8 * 4096, 'file')]); "
             "r = vmlab.simulate(sc, 'nopage'); "

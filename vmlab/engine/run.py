@@ -231,13 +231,7 @@ class _CompileHelper:
             _numba.CALLED_CODEGEN = self._saved
             self._saved = None
         if self.pid is not None:
-            import signal
-
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            os.waitpid(self.pid, 0)
+            _kill_child(self.pid)
             self.pid = None
         for fd in self._fds:
             try:
@@ -245,6 +239,28 @@ class _CompileHelper:
             except OSError:
                 pass
         self._fds = []
+
+
+def _kill_child(pid):
+    """Kill and reap the helper ``pid``, unless it is no longer this process's child: a
+    process that ignores ``SIGCHLD``, or reaps every child itself (some event loops' child
+    watchers), has it reaped already, and its number may be another process's by now."""
+    import signal
+
+    try:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return   # (it has exited, and is reaped now)
+    except ChildProcessError:
+        return       # (reaped by someone else)
+    # (a child not yet reaped keeps its number: it can only be this one)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _readable(fd, timeout):
