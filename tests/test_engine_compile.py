@@ -26,6 +26,26 @@ def _small():
                           vmas=[vmlab.Vma(base, base + 8 * 4096, "file")])
 
 
+def _simulate_elsewhere(env, before, report):
+    """In a new Python process with ``env``: run the statements ``before``, then
+    ``_small()``'s scenario under ``nopage`` (as ``r``), and give back the value of the
+    expression ``report`` (through JSON)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, importlib, signal, numpy as np, vmlab; "
+            "from vmlab.engine.kernel import loop; "
+            "R = importlib.import_module('vmlab.engine.run'); " + before +
+            "base = 0x7F0000000000; "
+            "sc = vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) "
+            "+ np.uint64(base)), vmas=[vmlab.Vma(base, base + 8 * 4096, 'file')]); "
+            f"r = vmlab.simulate(sc, 'nopage'); print(json.dumps({report}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def test_a_warm_run_reports_no_compile_time():
     warm()
     r = run(_small(), "nopage")
@@ -286,20 +306,10 @@ def test_the_pass_loads_the_phases_the_helper_compiled(tmp_path):
     code = ("import sys, pickle, importlib; R = importlib.import_module('vmlab.engine.run'); "
             "R.compile_phases(pickle.load(open(sys.argv[1], 'rb')))")
     subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True, timeout=600)
-    code = ("import json, numpy as np, vmlab; from vmlab.engine.kernel import loop; "
-            "from vmlab.engine import run as _r; import importlib; "
-            "R = importlib.import_module('vmlab.engine.run'); R._CompileHelper.__enter__ = "
-            "lambda self: self; base = 0x7F0000000000; "
-            "sc = vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) "
-            "+ np.uint64(base)), vmas=[vmlab.Vma(base, base + 8 * 4096, 'file')]); "
-            "r = vmlab.simulate(sc, 'nopage'); "
-            "print(json.dumps([{d.py_func.__name__: sum(d.stats.cache_hits.values()) "
-            "for d in loop.COMPILE_ORDER}, r.faults.end_ns.tolist()]))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600,
-                         capture_output=True, text=True).stdout
-    import json
-
-    hits, ends = json.loads(out.strip().splitlines()[-1])
+    hits, ends = _simulate_elsewhere(
+        env, "R._CompileHelper.__enter__ = lambda self: self; ",
+        "[{d.py_func.__name__: sum(d.stats.cache_hits.values()) for d in loop.COMPILE_ORDER}, "
+        "r.faults.end_ns.tolist()]")
     assert all(n == 1 for n in hits.values()), hits
     assert ends == vmlab.simulate(_small(), "nopage").faults.end_ns.tolist()
 
@@ -329,9 +339,7 @@ def test_the_helper_makes_the_functions_the_loop_calls(tmp_path):
     """With an empty cache and two CPUs, the forked helper optimises and generates the
     module of the functions the event loop calls (``_numba.split_called_functions``), and
     the run gives the records of this process's build.  One fresh compile: about 10 s."""
-    import json
     import os
-    import subprocess
     import sys
 
     from vmlab._numba import JIT_DISABLED
@@ -342,16 +350,9 @@ def test_the_helper_makes_the_functions_the_loop_calls(tmp_path):
     env.pop("VMLAB_COMPILE_HELPER", None)
     # (a process that ignores SIGCHLD has its children reaped at once: stopping the helper
     # must not fail, nor signal a number another process may have by then)
-    code = ("import json, importlib, signal, numpy as np, vmlab; base = 0x7F0000000000; "
-            "signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
-            "sc = vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) "
-            "+ np.uint64(base)), vmas=[vmlab.Vma(base, base + 8 * 4096, 'file')]); "
-            "r = vmlab.simulate(sc, 'nopage'); "
-            "h = importlib.import_module('vmlab.engine.run').last_helper; "
-            "print(json.dumps([h.made_called, h.pid, r.faults.end_ns.tolist()]))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600,
-                         capture_output=True, text=True).stdout
-    made, pid, ends = json.loads(out.strip().splitlines()[-1])
+    made, pid, ends = _simulate_elsewhere(
+        env, "signal.signal(signal.SIGCHLD, signal.SIG_IGN); ",
+        "[R.last_helper.made_called, R.last_helper.pid, r.faults.end_ns.tolist()]")
     assert made is True and pid is None       # (made by the helper, which is gone)
     assert ends == vmlab.simulate(_small(), "nopage").faults.end_ns.tolist()
 
