@@ -433,3 +433,30 @@ def test_the_pass_module_splits_off_the_functions_it_calls():
     own = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(
         codegen._engine.get_function_address("own"))
     assert own(4) == (4 + 1) * 3 + 1
+
+
+def test_the_helper_waits_on_pipes_whatever_their_numbers():
+    """A process with a thousand files open gets pipe numbers above ``select``'s limit
+    (1024): waiting on the helper's pipe must work there too."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            return   # (this machine allows fewer files than the case needs)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    fds = []
+    try:
+        while not fds or fds[-1] < 1100:
+            fds.append(os.open(os.devnull, os.O_RDONLY))
+        r, w = os.pipe()
+        fds += [r, w]
+        assert r > 1024
+        assert not run_module._readable(r, 0.01)
+        os.write(w, b"+")
+        assert run_module._readable(r, 0.01)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -215,7 +215,7 @@ class _CompileHelper:
                     if data:
                         self.made_called = True
                         return data
-            except OSError:
+            except Exception:   # (whatever went wrong with the helper, the pass goes on)
                 pass
             self._stop()
             return _numba.optimize_and_emit(bitcode)
@@ -264,9 +264,14 @@ def _kill_child(pid):
 
 
 def _readable(fd, timeout):
+    """``fd`` has something to read (or its other end closed) within ``timeout`` seconds.
+    (``poll``, not ``select``: a process with a thousand files open gets pipe numbers that
+    ``select`` refuses.)"""
     import select
 
-    return bool(select.select([fd], [], [], timeout)[0])
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(timeout * 1000))
 
 
 def _send_and_close(fd, data):
