@@ -153,6 +153,7 @@ class _CompileHelper:
         self.pid = None
         self.made_called = False   # the helper made the called functions' object
         self._fds = []
+        self._sender = None
         self._saved = None
 
     def __enter__(self):
@@ -204,8 +205,9 @@ class _CompileHelper:
         """``_numba.CALLED_CODEGEN`` while the helper runs: send it the module, and give a
         callable that waits for its object (or makes it here if the helper fails)."""
         ask_w, tell_r = self._fds
-        sender = threading.Thread(target=_send_and_close, args=(ask_w, bitcode), daemon=True)
-        sender.start()
+        self._sender = threading.Thread(target=_send, args=(ask_w, bitcode),
+                                        daemon=True)
+        self._sender.start()
 
         def done():
             try:
@@ -233,6 +235,11 @@ class _CompileHelper:
         if self.pid is not None:
             _kill_child(self.pid)
             self.pid = None
+        if self._sender is not None:
+            # (its write fails once the helper is gone: then its pipe may be closed, and
+            # its number given to another file)
+            self._sender.join()
+            self._sender = None
         for fd in self._fds:
             try:
                 os.close(fd)
@@ -274,7 +281,7 @@ def _readable(fd, timeout):
     return bool(p.poll(timeout * 1000))
 
 
-def _send_and_close(fd, data):
+def _send(fd, data):
     try:
         _write_message(fd, data)
     except OSError:
