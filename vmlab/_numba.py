@@ -160,28 +160,15 @@ def _linked_cache_class():
     return LinkedCache
 
 
-def _one_signature_classes():
+def _library_classes():
+    """numba code libraries of the fault engine: ``LinkOnlyLibrary`` (a function that is only
+    linked into its callers) and ``PassLibrary`` (the event loop's pass, compiled in two
+    halves); numba's loader of cached libraries learns their kinds (``LINKED_IR``,
+    ``PASS_TWO_OBJECTS``)."""
     import zlib
 
-    import llvmlite.binding as ll
-    from numba.core import types
     from numba.core.codegen import JITCodeLibrary
-    from numba.core.compiler import CompilerBase, DefaultPassBuilder
     from numba.core.compiler_lock import require_global_compiler_lock
-    from numba.core.compiler_machinery import LoweringPass, register_pass
-    from numba.core.registry import CPUDispatcher
-    from numba.core.typed_passes import AnnotateTypes, IRLegalization
-
-    def widen(t):
-        t = types.unliteral(t)
-        if isinstance(t, types.Integer) and t.bitwidth < 64:
-            return types.int64
-        return t
-
-    class OneSignature(CPUDispatcher):
-        def get_call_template(self, args, kws):
-            return super().get_call_template(tuple(widen(a) for a in args),
-                                             {k: widen(v) for k, v in kws.items()})
 
     class LinkOnlyLibrary(JITCodeLibrary):
         """A code library that, finalised, only links what it calls (no optimisation of the
@@ -248,6 +235,86 @@ def _one_signature_classes():
         def __getattr__(self, name):
             return getattr(self._codegen, name)
 
+    class PassLibrary(JITCodeLibrary):
+        """The event loop's code library: its linked module gets LLVM's full pipeline only,
+        in two halves that another process can share (:func:`split_called_functions`).
+
+        numba first runs a cheap pipeline over every finished module, to inline as many
+        reference-count operations into one function as it can before pruning them; the
+        event loop has none (``_nrt=False`` throughout).  Run first over the linked engine,
+        that pipeline left code the full one could not recover: the 8-thread benchmark ran
+        at 7.2-7.9 M records/s with it and 9.5-10.2 without, alternated, at the same compile
+        time (docs/performance.md, eleventh session).
+
+        The functions the loop calls (``njit_borrow``, each a call in the machine code) are
+        optimised and generated as a module of their own, by :data:`CALLED_CODEGEN` (the
+        compile helper process when there is one), while this process does the loop and its
+        inlined phases; the two objects go into the JIT engine together and into numba's
+        cache as one entry (``PASS_TWO_OBJECTS``)."""
+
+        _called_object = None
+        _loop_object = None
+
+        def add_ir_module(self, ir_module):
+            self._own = getattr(self, "_own", set()) | {
+                fn.name for fn in ir_module.functions if not fn.is_declaration}
+            super().add_ir_module(ir_module)
+
+        def _optimize_final_module(self):
+            bitcode = split_called_functions(self._final_module, self._own)
+            done = CALLED_CODEGEN(bitcode) if bitcode is not None else None
+            mpm, mpb = self._codegen._module_pass_manager()
+            with self._recorded_timings.record("Module passes (full optimization)", mpb):
+                mpm.run(self._final_module, mpb)
+            if done is not None:
+                # the loop's machine code, made here while the other half is made
+                # elsewhere (numba's JIT takes it below through its object cache)
+                self._loop_object = bytes(self._codegen._tm.emit_object(self._final_module))
+                self._called_object = done()
+
+        def _finalize_final_module(self):
+            if self._called_object is None:
+                return super()._finalize_final_module()
+            _add_object(self._codegen, self._called_object)
+            if self._object_caching_enabled and self._compiled_object is None:
+                self._set_compiled_object(self._loop_object)
+                super()._finalize_final_module()
+                # (numba's cache hook hands the object over once; it is this library's
+                # compiled object all the same, and its IR is here to inspect)
+                self._compiled_object = self._loop_object
+                self._disable_inspection = False
+            else:
+                super()._finalize_final_module()
+
+        def serialize_using_object_code(self):
+            name, kind, data = super().serialize_using_object_code()
+            if self._called_object is None:
+                return name, kind, data
+            return name, PASS_TWO_OBJECTS, (data, self._called_object)
+
+    return LinkOnlyLibrary, PassLibrary
+
+
+def _one_signature_classes():
+    from numba.core import types
+    from numba.core.compiler import CompilerBase, DefaultPassBuilder
+    from numba.core.compiler_machinery import LoweringPass, register_pass
+    from numba.core.registry import CPUDispatcher
+    from numba.core.typed_passes import AnnotateTypes, IRLegalization
+
+    def widen(t):
+        t = types.unliteral(t)
+        if isinstance(t, types.Integer) and t.bitwidth < 64:
+            return types.int64
+        return t
+
+    LinkOnlyLibrary, PassLibrary = _library_classes()
+
+    class OneSignature(CPUDispatcher):
+        def get_call_template(self, args, kws):
+            return super().get_call_template(tuple(widen(a) for a in args),
+                                             {k: widen(v) for k, v in kws.items()})
+
     def library_pass(name, library_class, cached):
         """A compiler pass that gives the function a code library of ``library_class``
         (numba's lowering makes its own where none is set), kept on disk if ``cached``."""
@@ -303,50 +370,6 @@ def _one_signature_classes():
             pm.add_pass_after(LinkOnlyLibraryPass, IRLegalization)
             pm.finalize()
             return [pm]
-
-    class PassLibrary(JITCodeLibrary):
-        """The event loop's code library: its linked module gets LLVM's full pipeline only,
-        in two halves that another process can share (:func:`split_called_functions`).
-
-        numba first runs a cheap pipeline over every finished module, to inline as many
-        reference-count operations into one function as it can before pruning them; the
-        event loop has none (``_nrt=False`` throughout).  Run first over the linked engine,
-        that pipeline left code the full one could not recover: the 8-thread benchmark ran
-        at 7.2-7.9 M records/s with it and 9.5-10.2 without, alternated, at the same compile
-        time (docs/performance.md, eleventh session).
-
-        The functions the loop calls (``njit_borrow``, each a call in the machine code) are
-        optimised and generated as a module of their own, by :data:`CALLED_CODEGEN` (the
-        compile helper process when there is one), while this process does the loop and its
-        inlined phases; the two objects go into the JIT engine together and into numba's
-        cache as one entry (``PASS_TWO_OBJECTS``)."""
-
-        _called_object = None
-
-        def add_ir_module(self, ir_module):
-            self._own = getattr(self, "_own", set()) | {
-                fn.name for fn in ir_module.functions if not fn.is_declaration}
-            super().add_ir_module(ir_module)
-
-        def _optimize_final_module(self):
-            bitcode = split_called_functions(self._final_module, self._own)
-            done = CALLED_CODEGEN(bitcode) if bitcode is not None else None
-            mpm, mpb = self._codegen._module_pass_manager()
-            with self._recorded_timings.record("Module passes (full optimization)", mpb):
-                mpm.run(self._final_module, mpb)
-            if done is not None:
-                self._called_object = done()
-
-        def _finalize_final_module(self):
-            if self._called_object is not None:
-                _add_object(self._codegen, self._called_object)
-            super()._finalize_final_module()
-
-        def serialize_using_object_code(self):
-            name, kind, data = super().serialize_using_object_code()
-            if self._called_object is None:
-                return name, kind, data
-            return name, PASS_TWO_OBJECTS, (data, self._called_object)
 
     PassLibraryPass = library_pass("vmlab_pass_library", PassLibrary, True)
 
