@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit_borrow, njit_verb
+from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
 
 # a blocked thread's next step: later than any simulated time
@@ -134,7 +134,11 @@ def _next_arrival(kind, param, t, count, times, lo, hi, tables, seed, stream):
     Returns ``(time, count)``, time -1 when the schedule has no more arrivals.  Not inlined:
     it runs once an arrival."""
     if kind == C.SCHED_POISSON:
-        return t + _draw(tables, param, seed, stream, count), count + 1
+        d = _draw(tables, param, seed, stream, count)
+        # the next draw of this stream is at its next arrival: its table entry (a random
+        # one of 65,536: a cache miss) is fetched now, to be found in cache then
+        prefetch(tables[param], np.int64(_mix(seed, stream, count + 1) >> np.uint64(48)))
+        return t + d, count + 1
     if kind == C.SCHED_PERIODIC:
         return t + param, count
     if kind == C.SCHED_TIMES and lo + count < hi:
