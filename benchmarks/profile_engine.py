@@ -10,10 +10,11 @@ source line of ``vmlab/engine/kernel/`` (and each file).
 perf cannot name numba's code by itself: it is compiled in memory.  So the script compiles
 the engine afresh (an empty ``NUMBA_CACHE_DIR``) with ``NUMBA_DEBUGINFO=1``, takes the object
 code of the event loop's library (its two objects: the loop, with every phase and verb
-inlined into ``_run_pass``, and the functions it calls), the addresses they were loaded at, and maps each sample's address through the object's line table
-(``addr2line``).  perf records only the replays (it attaches after the compile).  Samples land
-on the instruction after a stall, so a line's share is where the time shows, usually one
-instruction after the load that missed the cache.  The debug-info build keeps the same
+inlined into ``_run_pass``, and the functions it calls), the addresses they were loaded at,
+and maps each sample's address through the objects' line tables (``addr2line``).  perf
+records only the replays (it attaches after the compile).  Samples land on the instruction
+after a stall, so a line's share is where the time shows, usually one instruction after the
+load that missed the cache.  The debug-info build keeps the same
 optimisation level; its rates are a few percent below the normal build's.
 """
 from __future__ import annotations

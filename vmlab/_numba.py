@@ -45,12 +45,12 @@ def split_called_functions(module, own):
 
     The functions it calls (defined, not ``alwaysinline``, not among ``own``, the pass's own
     functions) are returned as the bitcode of a module of their own (None when there are
-    none), where they are
-    external and everything else is a private copy or left out (``available_externally``,
-    ``optnone``: not optimised, not generated).  In ``module`` they become
-    ``available_externally``, ``noinline`` and ``optnone``: calls the pipeline passes over,
-    resolved to the other module's object in the JIT engine.  The pass's CPython wrapper is
-    marked ``optnone`` (it unboxes some 150 arrays, once per pass: a tenth of the module).
+    none), where they are external and everything else is a private copy or left out
+    (``available_externally``, ``optnone``: not optimised, not generated).  In ``module``
+    they become ``available_externally``, ``noinline`` and ``optnone``: calls the pipeline
+    passes over, resolved to the other module's object in the JIT engine.  The pass's
+    CPython wrapper is marked ``optnone`` (it unboxes some 150 arrays, once per pass: a tenth
+    of the module).
     Nothing changes in the code a run executes: these functions were calls already
     (``njit_borrow``), only LLVM's inliner could copy a small one into its caller."""
     def inline(fn):
@@ -252,12 +252,13 @@ def _library_classes():
         inlined phases; the two objects go into the JIT engine together and into numba's
         cache as one entry (``PASS_TWO_OBJECTS``)."""
 
+        _own = frozenset()     # the names of the functions the pass's own IR defines
         _called_object = None
         _loop_object = None
 
         def add_ir_module(self, ir_module):
-            self._own = getattr(self, "_own", set()) | {
-                fn.name for fn in ir_module.functions if not fn.is_declaration}
+            self._own = self._own | {fn.name for fn in ir_module.functions
+                                     if not fn.is_declaration}
             super().add_ir_module(ir_module)
 
         def _optimize_final_module(self):
@@ -472,16 +473,14 @@ def unwatched_llvm_lock():
     metadata: the fault engine's compile makes some 27,000 such calls, about 0.1 s of
     events.  The lock itself is taken as before; only the callbacks are removed, and put
     back on exit."""
-    import llvmlite.binding as llb
-
-    callbacks = list(llb.ffi.lib._lock._cblist)
+    callbacks = list(ll.ffi.lib._lock._cblist)
     for acquire, release in callbacks:
-        llb.ffi.unregister_lock_callback(acquire, release)
+        ll.ffi.unregister_lock_callback(acquire, release)
     try:
         yield
     finally:
         for acquire, release in callbacks:
-            llb.ffi.register_lock_callback(acquire, release)
+            ll.ffi.register_lock_callback(acquire, release)
 
 
 @contextlib.contextmanager

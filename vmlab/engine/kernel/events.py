@@ -25,14 +25,20 @@ def _mix(seed, stream, counter):
 
 
 @njit_verb
+def _quantile(seed, stream, counter):
+    """Which of a table's 65,536 quantiles draw number ``counter`` of ``stream`` takes."""
+    return np.int64(_mix(seed, stream, counter) >> np.uint64(48))
+
+
+@njit_verb
 def _draw(tables, dist, seed, stream, counter):
-    return tables[dist, np.int64(_mix(seed, stream, counter) >> np.uint64(48))]
+    return tables[dist, _quantile(seed, stream, counter)]
 
 
 @njit_verb
 def _io_slot(seed, io_dist, n_quant, counter):
     """Where I/O draw number ``counter`` is in the flattened tables (``_draw``'s entry)."""
-    return io_dist * n_quant + np.int64(_mix(seed, 1, counter) >> np.uint64(48))
+    return io_dist * n_quant + _quantile(seed, 1, counter)
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,7 +143,7 @@ def _next_arrival(kind, param, t, count, times, lo, hi, tables, seed, stream):
         d = _draw(tables, param, seed, stream, count)
         # the next draw of this stream is at its next arrival: its table entry (a random
         # one of 65,536: a cache miss) is fetched now, to be found in cache then
-        prefetch(tables[param], np.int64(_mix(seed, stream, count + 1) >> np.uint64(48)))
+        prefetch(tables[param], _quantile(seed, stream, count + 1))
         return t + d, count + 1
     if kind == C.SCHED_PERIODIC:
         return t + param, count
