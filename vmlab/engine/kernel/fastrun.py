@@ -5,12 +5,17 @@ straight on to the next record's access.  Same records as the general path, step
 (tests/test_engine_fast_path.py).
 
 ``_fast_run`` is one tight loop: the standard trace spends almost all its time in it, so
-its scalar state is loaded from ``G`` into locals once and stored back once."""
+its scalar state is loaded from ``G`` into locals once and stored back once.  It is a call
+of its own, not inlined into the event loop: in a function of its own LLVM keeps the loop's
+values in registers, where inside the whole event loop it spilled most of them to the
+stack (the standard trace about 7% faster; docs/performance.md, twenty-first session).
+``_lone_fault`` is the one judge of which faults it runs, for it and for the call's
+caller (``record._may_run_fast``), so that a run is called only when it takes a record."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit_phase, njit_verb, prefetch
+from ..._numba import njit_borrow, njit_verb, prefetch
 from .. import codes as C
 from . import state as g
 from .accounting import REC_MARGIN, _fit_bins, _hist_bucket
@@ -24,7 +29,7 @@ PF_DIST = 16
 PF_NEAR = 6
 
 
-@njit_phase
+@njit_borrow
 def _fast_run(K, W, G, th, t, pos):
     """Thread ``th`` at ``t`` starts record ``pos``: run its hits on mapped pages and its
     lone faults (no lock wait, no lock drop, no shared I/O, no signal) inline while each
@@ -37,17 +42,14 @@ def _fast_run(K, W, G, th, t, pos):
     # under workingset no file fault runs here (fastpath.py) and a file hit stops the run:
     # the touches here are plain (ws=False, compiled out of the loop)
     workingset = K.workingset
-    seed, io_dist, wait_dist, tables, tflat = K.seed, K.io_dist, K.wait_dist, K.tables, K.tflat
+    seed, io_dist, tflat = K.seed, K.io_dist, K.tflat
     costs = K.costs
     access_ns = costs[C.COST_ACCESS]
-    pch_ns = costs[C.COST_PAGECACHE_HIT]
     wakeup_ns = costs[C.COST_WAKEUP]
-    vf_cls, vf_drop, vf_h = K.vma_fast, K.vma_drop, W.vf_h
     FL, LL, TS, TT, cnt = W.FL, W.LL, W.TS, W.TT, W.cnt
     faults, locks, evs, ts_bins, hist_fault = W.faults, W.locks, W.evs, W.ts_bins, W.hist_fault
-    lk_writer, lk_qn = W.lk_writer, W.lk_qn
     S = FL.shape[0]
-    n_quant = tables.shape[1]
+    n_quant = K.tables.shape[1]
     end = K.thr_off[th + 1]
     myk = (C.EV_THREAD << 40) | th
     found, lim_t, lim_k = _limit(G[g.G_HN], W.ht[0], W.hk[0], G[g.G_O_FOUND] == 1,
@@ -64,6 +66,9 @@ def _fast_run(K, W, G, th, t, pos):
     bin_b, bin_lo, bin_hi = G[g.G_BIN_B], G[g.G_BIN_LO], G[g.G_BIN_HI]
     gsum = 0
     nh = 0
+    n_flt = 0  # faults, major faults, I/Os and PTEs made here: counted at the end
+    n_maj = 0
+    n_io = 0
     fcpu = 0
     fwait = 0
     while pos < end:
@@ -98,53 +103,21 @@ def _fast_run(K, W, G, th, t, pos):
             # an uncontended fault that needs no lock drop, no shared I/O and no signal:
             # the same steps as the general path, in one go
             a_t = t + gap
-            v = page_vma[p]
-            asid = vma_asid[v]
-            if lk_writer[asid] != 0 or lk_qn[asid] != 0:
+            kind_w, d, fend = _lone_fault(K, W, p, a_t, io_slot_cnt, io_slot, io_cnt, ctx_cnt)
+            if kind_w == FK_NO:
                 break
-            cls = vf_cls[v]
-            if cls == C.FP_GENERAL:
-                break  # SIGBUS or fault-around: the general path
-            h = a_t + vf_h[v]
-            # 0 none, 1 file I/O, 2 context wait, 3 page-cache hit
-            kind_w = 0
-            d = 0
-            if cls == C.FP_NO_WAIT:
-                fend = h
-            elif cls == C.FP_FILE:
-                if (FL[p] & F_INFL) != 0:
-                    break
-                if (FL[p] & F_RES) != 0:
-                    kind_w = 3
-                    fend = h + pch_ns
-                else:
-                    if vf_drop[v]:
-                        break
-                    kind_w = 1
-                    slot = io_slot if io_slot_cnt == io_cnt else \
-                        _io_slot(seed, io_dist, n_quant, io_cnt)
-                    d = tflat[slot]
-                    fend = h + d + wakeup_ns
-            else:  # context
-                if (FL[p] & F_RES) != 0:
-                    fend = h
-                else:
-                    if vf_drop[v]:
-                        break
-                    kind_w = 2
-                    d = _draw(tables, wait_dist, seed, 2, ctx_cnt)
-                    fend = h + d + wakeup_ns
             e = fend + access_ns
             if not _key_lt(e, myk, lim_t, lim_k):
                 break
             # commit
-            if kind_w == 1:
+            if kind_w == FK_IO:
+                h = fend - d - wakeup_ns  # (the handler's CPU ends, the read starts)
                 io_cnt += 1
                 # the next I/O time draw's table entry: fetch it now
                 io_slot_cnt = io_cnt
                 io_slot = _io_slot(seed, io_dist, n_quant, io_cnt)
                 prefetch(tflat, io_slot)
-                cnt[C.CNT_IO] += 1
+                n_io += 1
                 if memory_pages >= 0 and n_resident >= memory_pages:
                     if replacement <= C.REPL_FIFO:
                         victim = _lru_victim(S, LL, FL)
@@ -165,19 +138,16 @@ def _fast_run(K, W, G, th, t, pos):
                 ts_bins[C.TSB_IOS, b] += 1
                 if b >= n_bins:
                     n_bins = b + 1
-            elif kind_w == 2:
+            elif kind_w == FK_CTX:
                 ctx_cnt += 1
                 FL[p] |= F_RES
-            FL[p] |= F_PTE
-            cnt[C.CNT_PTES] += 1
-            FL[p] |= F_MSIO
-            if (FL[p] & F_FILE) != 0:
+            fl = FL[p] | F_PTE | F_MSIO
+            FL[p] = fl
+            if (fl & F_FILE) != 0:
                 _touch(p, replacement, S, LL, FL, cnt, False, G, K.slot_frames)
-            cnt[C.CNT_FAULTS] += 1
-            if kind_w == 1 or kind_w == 2:
-                cnt[C.CNT_MAJOR] += 1
-            else:
-                cnt[C.CNT_MINOR] += 1
+            n_flt += 1
+            if kind_w == FK_IO or kind_w == FK_CTX:
+                n_maj += 1
             if a_t < bin_lo or a_t >= bin_hi:
                 # the fault's time bin (cached: a division costs more)
                 bin_b = a_t // bin_ns
@@ -193,7 +163,7 @@ def _fast_run(K, W, G, th, t, pos):
             if b >= n_bins:
                 n_bins = b + 1
             hist_fault[_hist_bucket(fend - a_t)] += 1
-            wt = d + wakeup_ns if (kind_w == 1 or kind_w == 2) else 0
+            wt = d + wakeup_ns if (kind_w == FK_IO or kind_w == FK_CTX) else 0
             fwait += wt
             fcpu += fend - a_t - wt
             if keep_records:
@@ -202,7 +172,7 @@ def _fast_run(K, W, G, th, t, pos):
                 faults[nf, C.F_START] = a_t
                 faults[nf, C.F_END] = fend
                 faults[nf, C.F_ATTEMPTS] = 1
-                major = kind_w == 1 or kind_w == 2
+                major = kind_w == FK_IO or kind_w == FK_CTX
                 faults[nf, C.F_MAJOR] = 1 if major else 0
                 faults[nf, C.F_LOCKWAIT] = 0
                 faults[nf, C.F_IOWAIT] = wt
@@ -210,7 +180,7 @@ def _fast_run(K, W, G, th, t, pos):
                 faults[nf, C.F_RETRIES] = 0
                 nf += 1
                 locks[nl, C.L_THREAD] = th
-                locks[nl, C.L_ASID] = asid
+                locks[nl, C.L_ASID] = vma_asid[page_vma[p]]
                 locks[nl, C.L_MODE] = 0
                 locks[nl, C.L_KIND] = C.LK_FAULT
                 locks[nl, C.L_REQUEST] = a_t
@@ -241,6 +211,12 @@ def _fast_run(K, W, G, th, t, pos):
     G[g.G_BIN_NS], G[g.G_N_BINS] = bin_ns, n_bins
     G[g.G_BIN_B], G[g.G_BIN_LO], G[g.G_BIN_HI] = bin_b, bin_lo, bin_hi
     ended = False
+    if n_flt > 0:
+        cnt[C.CNT_IO] += n_io
+        cnt[C.CNT_PTES] += n_flt
+        cnt[C.CNT_FAULTS] += n_flt
+        cnt[C.CNT_MAJOR] += n_maj
+        cnt[C.CNT_MINOR] += n_flt - n_maj
     if nh > 0:
         TT[th, C.CAT_COMPUTE] += gsum
         TT[th, C.CAT_HIT] += nh * access_ns
@@ -255,6 +231,51 @@ def _fast_run(K, W, G, th, t, pos):
             ended = True  # PH_START again: the thread ends
             TS[th, C.TS_PHASE] = C.PH_START
     return t, pos, ended
+
+
+# how a lone fault runs on the fast path (``_lone_fault``): not here (the general path), no
+# wait, a file read, a wait in the device's context, a page-cache hit
+FK_NO, FK_NONE, FK_IO, FK_CTX, FK_PCH = -1, 0, 1, 2, 3
+
+
+@njit_verb
+def _lone_fault(K, W, p, a_t, io_slot_cnt, io_slot, io_cnt, ctx_cnt):
+    """A fault on unmapped page ``p`` whose access comes at ``a_t``, if the fast path can
+    run it (no lock wait, no lock drop, no read another fault started, the VMA's class not
+    the general path's): ``(kind, wait, end)`` with ``kind`` an ``FK_*`` code, the wait for
+    its read or the device (draw number ``io_cnt``, whose slot is ``io_slot`` if
+    ``io_slot_cnt == io_cnt``; draw ``ctx_cnt``), and the time its handler ends.  The one
+    judge of a lone fault, for ``_fast_run`` and for ``record._may_run_fast``."""
+    v = K.page_vma[p]
+    asid = K.vma_asid[v]
+    if W.lk_writer[asid] != 0 or W.lk_qn[asid] != 0:
+        return FK_NO, 0, 0
+    cls = K.vma_fast[v]
+    if cls == C.FP_GENERAL:
+        return FK_NO, 0, 0  # SIGBUS or fault-around: the general path
+    h = a_t + W.vf_h[v]
+    FL = W.FL
+    if cls == C.FP_NO_WAIT:
+        return FK_NONE, 0, h
+    costs = K.costs
+    if cls == C.FP_FILE:
+        if (FL[p] & F_INFL) != 0:
+            return FK_NO, 0, 0
+        if (FL[p] & F_RES) != 0:
+            return FK_PCH, 0, h + costs[C.COST_PAGECACHE_HIT]
+        if K.vma_drop[v]:
+            return FK_NO, 0, 0
+        slot = io_slot if io_slot_cnt == io_cnt else \
+            _io_slot(K.seed, K.io_dist, K.tables.shape[1], io_cnt)
+        d = K.tflat[slot]
+        return FK_IO, d, h + d + costs[C.COST_WAKEUP]
+    # the device's context
+    if (FL[p] & F_RES) != 0:
+        return FK_NONE, 0, h
+    if K.vma_drop[v]:
+        return FK_NO, 0, 0
+    d = _draw(K.tables, K.wait_dist, K.seed, 2, ctx_cnt)
+    return FK_CTX, d, h + d + costs[C.COST_WAKEUP]
 
 
 @njit_verb

@@ -13,7 +13,7 @@ from .. import codes as C
 from . import state as g
 from .accounting import _count_in_bin, _thread_ends
 from .events import _key_lt, _limit
-from .fastrun import _fast_run, _prefetch_access
+from .fastrun import FK_NO, _fast_run, _lone_fault, _prefetch_access
 from .filereads import _read_call
 from .granularity import _allows, _unmap_pages
 from .pagecache import F_FILE, F_PTE, PT_TLB, PT_YOUNG, _batch_drain, _touch
@@ -74,10 +74,10 @@ def _ph_start(K, W, G, th, t):
 
 @njit_verb
 def _may_run_fast(K, W, G, th, t, pos):
-    """Whether the fast path's run could take record ``pos`` (else calling it costs more
-    than it saves: with other threads' steps close by, most runs would stop at once).  The
-    record must end before every other pending event: a hit after its access, a fault after
-    its handler's CPU and its access at least (``_fast_run`` judges the rest)."""
+    """Whether the fast path's run takes record ``pos`` (else calling it costs more than it
+    saves: with other threads' steps close by, most runs would stop at once): the record
+    must end before every other pending event, a hit after its access, a fault as
+    ``fastrun._lone_fault`` runs it (``_fast_run`` judges the same way)."""
     p = K.rec_page[pos]
     if p < 0:
         return False
@@ -86,10 +86,13 @@ def _may_run_fast(K, W, G, th, t, pos):
     if not found or K.horizon < lim_t:
         return True
     gap = np.int64(K.rec_gap[pos]) if K.has_gap else np.int64(0)
-    e = t + gap + K.costs[C.COST_ACCESS]
+    e = t + gap
     if (W.FL[p] & F_PTE) == 0:
-        e += W.vf_h[K.page_vma[p]]
-    return _key_lt(e, (C.EV_THREAD << 40) | th, lim_t, lim_k)
+        kind, _, e = _lone_fault(K, W, p, e, G[g.G_IO_SLOT_CNT], G[g.G_IO_SLOT], G[g.G_IO_CNT],
+                                 G[g.G_CTX_CNT])
+        if kind == FK_NO:
+            return False
+    return _key_lt(e + K.costs[C.COST_ACCESS], (C.EV_THREAD << 40) | th, lim_t, lim_k)
 
 
 @njit_verb
