@@ -45,23 +45,29 @@ PT_TLB = np.uint8(C.PT_TLB)
 # the page-cache lists (doubly linked over dense page ids; sentinels n_pages and n_pages + 1)
 
 
+# (a listed entry's links are never negative: indexed as unsigned, numba adds no wrap-around
+# of negative indices to each access)
+
+
 @njit_verb
 def _list_insert_after(LL, node, at):
-    b = LL[at, 1]
-    LL[node, 0] = at
-    LL[node, 1] = b
-    LL[at, 1] = node
-    LL[b, 0] = node
+    n, u = np.uintp(node), np.uintp(at)
+    b = LL[u, 1]
+    LL[n, 0] = at
+    LL[n, 1] = b
+    LL[u, 1] = node
+    LL[np.uintp(b), 0] = node
 
 
 @njit_verb
 def _list_remove(LL, node):
-    a = LL[node, 0]
-    b = LL[node, 1]
-    LL[a, 1] = b
-    LL[b, 0] = a
-    LL[node, 0] = -1
-    LL[node, 1] = -1
+    n = np.uintp(node)
+    a = LL[n, 0]
+    b = LL[n, 1]
+    LL[np.uintp(a), 1] = b
+    LL[np.uintp(b), 0] = a
+    LL[n, 0] = -1
+    LL[n, 1] = -1
 
 
 #: the pin that keeps another cgroup's preloaded folio (under memory_bytes) out of reach of
