@@ -80,7 +80,7 @@ def _fast_run(K, W, G, th, t, pos):
         # close by, most runs stop at one)
         pf = pos + PF_DIST
         if nh > 0 and pf < end:
-            p2 = rec_page[pf]
+            p2 = rec_page[np.uintp(pf)]
             if p2 >= 0:
                 prefetch(FL, p2)
                 prefetch(LL, p2)
@@ -89,16 +89,16 @@ def _fast_run(K, W, G, th, t, pos):
             # line fetched PF_DIST - PF_NEAR records ago) are the lines an LRU touch writes
             if replacement == C.REPL_LRU:
                 pn = pos + PF_NEAR
-                q = rec_page[pn]
+                q = rec_page[np.uintp(pn)]
                 if q >= 0:
                     a = LL[q, 0]
                     if a >= 0:
                         prefetch(LL, a)
                         prefetch(LL, LL[q, 1])
-        p = rec_page[pos]
+        p = rec_page[np.uintp(pos)]
         if p < 0:
             break
-        gap = np.int64(rec_gap[pos]) if has_gap else np.int64(0)
+        gap = np.int64(rec_gap[np.uintp(pos)]) if has_gap else np.int64(0)
         if (FL[p] & F_PTE) == 0:
             # an uncontended fault that needs no lock drop, no shared I/O and no signal:
             # the same steps as the general path, in one go
@@ -246,8 +246,8 @@ def _lone_fault(K, W, p, a_t, io_slot_cnt, io_slot, io_cnt, ctx_cnt):
     its read or the device (draw number ``io_cnt``, whose slot is ``io_slot`` if
     ``io_slot_cnt == io_cnt``; draw ``ctx_cnt``), and the time its handler ends.  The one
     judge of a lone fault, for ``_fast_run`` and for ``record._may_run_fast``."""
-    v = K.page_vma[p]
-    asid = K.vma_asid[v]
+    v = np.uintp(K.page_vma[p])  # (ids are never negative: no wrap-around code)
+    asid = np.uintp(K.vma_asid[v])
     if W.lk_writer[asid] != 0 or W.lk_qn[asid] != 0:
         return FK_NO, 0, 0
     cls = K.vma_fast[v]
