@@ -83,7 +83,7 @@ def _fast_run(K, W, G, th, t, pos):
             p2 = rec_page[np.uintp(pf)]
             if p2 >= 0:
                 prefetch(FL, p2)
-                prefetch(LL, p2)
+                prefetch(LL, 2 * p2)
                 prefetch(page_vma, p2)
             # two stages: the list neighbours of the page PF_NEAR records ahead (its own
             # line fetched PF_DIST - PF_NEAR records ago) are the lines an LRU touch writes
@@ -91,10 +91,10 @@ def _fast_run(K, W, G, th, t, pos):
                 pn = pos + PF_NEAR
                 q = rec_page[np.uintp(pn)]
                 if q >= 0:
-                    a = LL[q, 0]
+                    a = LL[np.uintp(2 * q)]
                     if a >= 0:
-                        prefetch(LL, a)
-                        prefetch(LL, LL[q, 1])
+                        prefetch(LL, 2 * a)
+                        prefetch(LL, 2 * LL[np.uintp(2 * q + 1)])
         p = rec_page[np.uintp(pos)]
         if p < 0:
             break
@@ -320,7 +320,7 @@ def _prefetch_access(K, W, th, pos):
     p = K.rec_page[pos]
     if p >= 0:
         prefetch(W.FL, p)
-        prefetch(W.LL, p)
+        prefetch(W.LL, 2 * p)
         prefetch(K.page_vma, p)
         prefetch(W.PIN, p)  # (a fault pins its page)
     if pos + 16 < K.thr_off[th + 1]:

@@ -153,9 +153,9 @@ def _setup(K):
     FL[P:] |= F_FILE
     # the page-cache lists: row = (prev, next); sentinel row NS (the list of LRU, FIFO and
     # CLOCK, twolist's inactive list), sentinel row NS + 1 (twolist's active list)
-    LL = np.full((NS + 2, 2), -1, np.int32)
-    LL[NS] = NS
-    LL[NS + 1] = NS + 1
+    LL = np.full(2 * (NS + 2), -1, np.int32)  # (pagecache.py: LL[2 p], LL[2 p + 1])
+    LL[2 * NS:2 * NS + 2] = NS
+    LL[2 * NS + 2:] = NS + 1
     G[g.G_HAND] = NS
     # the adversary's notes: room for the preload's (noted before the first pass's check)
     cand = np.empty(max(64, 2 * K.preload.shape[0] + T + REC_MARGIN), np.int32)

@@ -1,9 +1,11 @@
 """The page cache: the only place that knows replacement codes (docs/model.md section 8).
 
 Pages are dense ids; their state is one flag byte each (``F_*``) plus a pin count.  The
-resident file pages sit on doubly linked lists over the ids (``LL[p] = (prev, next)``): the
-inactive list (LRU, FIFO, CLOCK, and ``twolist``'s inactive list) with sentinel ``S = P``, and
-``twolist``'s active list with sentinel ``S + 1``.
+resident file pages sit on doubly linked lists over the ids (``LL[2 p]`` and ``LL[2 p + 1]``
+are ``p``'s previous and next: one flat array, whose index is a shift where a table's would
+be a multiply by its row length): the inactive list (LRU, FIFO, CLOCK, and ``twolist``'s
+inactive list) with sentinel ``S = P``, and ``twolist``'s active list with sentinel
+``S + 1``.
 
 With ``workingset`` (docs/model.md 8.1, twolist only) the general path's verbs also keep a
 shadow entry per page-cache entry (``SH``: the nonresident age at its eviction by reclaim,
@@ -51,23 +53,21 @@ PT_TLB = np.uint8(C.PT_TLB)
 
 @njit_verb
 def _list_insert_after(LL, node, at):
-    n, u = np.uintp(node), np.uintp(at)
-    b = LL[u, 1]
-    LL[n, 0] = at
-    LL[n, 1] = b
-    LL[u, 1] = node
-    LL[np.uintp(b), 0] = node
+    b = LL[np.uintp(2 * at + 1)]
+    LL[np.uintp(2 * node)] = at
+    LL[np.uintp(2 * node + 1)] = b
+    LL[np.uintp(2 * at + 1)] = node
+    LL[np.uintp(2 * b)] = node
 
 
 @njit_verb
 def _list_remove(LL, node):
-    n = np.uintp(node)
-    a = LL[n, 0]
-    b = LL[n, 1]
-    LL[np.uintp(a), 1] = b
-    LL[np.uintp(b), 0] = a
-    LL[n, 0] = -1
-    LL[n, 1] = -1
+    a = LL[np.uintp(2 * node)]
+    b = LL[np.uintp(2 * node + 1)]
+    LL[np.uintp(2 * a + 1)] = b
+    LL[np.uintp(2 * b)] = a
+    LL[np.uintp(2 * node)] = -1
+    LL[np.uintp(2 * node + 1)] = -1
 
 
 #: the pin that keeps another cgroup's preloaded folio (under memory_bytes) out of reach of
@@ -98,7 +98,7 @@ def _choose_victim_not(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ra
         # inactive list is low, as the kernel's inactive_is_low: inactive * ratio < active
         n_act = cnt[C.CNT_ACTIVE]
         while (n_resident - n_act) * twolist_ratio < n_act:
-            x = LL[S + 1, 0]
+            x = LL[2 * (S + 1)]
             _list_remove(LL, x)
             _list_insert_after(LL, x, S)
             FL[x] &= np.uint8(255 - F_ACT - F_REF)
@@ -113,20 +113,20 @@ def _choose_victim_not(replacement, hand, S, LL, FL, n_resident, cnt, twolist_ra
         while guard < 3 * (n_resident + 1):
             guard += 1
             if x == S:
-                x = LL[S, 1]
+                x = LL[2 * S + 1]
                 continue
             if (FL[x] & busy) != 0:
-                x = LL[x, 1]
+                x = LL[2 * x + 1]
             elif (FL[x] & F_REF) != 0:
                 FL[x] &= np.uint8(255 - F_REF)
-                x = LL[x, 1]
+                x = LL[2 * x + 1]
             else:
                 victim = x
                 break
         if victim >= 0:
-            hand = LL[victim, 1]
+            hand = LL[2 * victim + 1]
             if hand == S:
-                hand = LL[S, 1]
+                hand = LL[2 * S + 1]
             if hand == victim:
                 hand = S
     else:
@@ -166,11 +166,11 @@ def _lru_victim(S, LL, FL):
 @njit_verb
 def _lru_victim_not(S, LL, FL, busy):
     """The page nearest the tail of list ``S`` with none of the flags ``busy`` (or -1)."""
-    x = LL[S, 0]
+    x = LL[2 * S]
     while x != S:
         if (FL[x] & busy) == 0:
             return x
-        x = LL[x, 0]
+        x = LL[2 * x]
     return -1
 
 
@@ -189,9 +189,9 @@ def _evict(victim, replacement, S, LL, FL, cnt):
         cnt[C.CNT_WASTED_IO] += 1
     if replacement != C.REPL_CLOCK:
         # the next victim is the new tail: fetch its state for the next eviction
-        nv = LL[S, 0]
+        nv = LL[2 * S]
         prefetch(FL, nv)
-        prefetch(LL, LL[nv, 0])
+        prefetch(LL, 2 * LL[2 * nv])
 
 
 @njit_verb
@@ -201,7 +201,7 @@ def _insert(p, replacement, hand, S, LL, FL):
     FL[p] |= F_RES
     FL[p] &= np.uint8(255 - F_REF)
     if replacement == C.REPL_CLOCK:
-        _list_insert_after(LL, p, LL[hand, 0])
+        _list_insert_after(LL, p, LL[2 * hand])
     else:
         _list_insert_after(LL, p, S)
 
@@ -212,7 +212,7 @@ def _touch(s, replacement, S, LL, FL, cnt, ws, G, slot_frames):
     the head, CLOCK sets its reference bit, twolist marks or activates it (``ws``: under
     workingset, whose scalars ``G`` and frames ``slot_frames`` an activation changes)."""
     if replacement == C.REPL_LRU:
-        if LL[S, 1] != s:
+        if LL[2 * S + 1] != s:
             _list_remove(LL, s)
             _list_insert_after(LL, s, S)
     elif replacement == C.REPL_CLOCK:
@@ -270,7 +270,7 @@ def _activate(p, S, LL, FL, cnt):
     """Move inactive entry ``p`` to the head of the active list, its bit clear.  An entry in
     an LRU-add batch is only flagged active: it joins the active list when its batch drains
     (the kernel's __lru_cache_activate_folio; docs/model.md 12.1)."""
-    if LL[p, 0] <= -2:
+    if LL[2 * p] <= -2:
         FL[p] = (FL[p] | F_ACT) & np.uint8(255 - F_REF)
         return
     _list_remove(LL, p)
@@ -283,7 +283,7 @@ def _activate(p, S, LL, FL, cnt):
 def _activate_ws(p, S, LL, FL, cnt, G, slot_frames):
     """``_activate`` under workingset: the active list's frames and the nonresident age grow
     by the entry's frames (workingset_activation, move_folios_to_lru)."""
-    if LL[p, 0] > -2:   # (a batched entry's frames join the active list's at its drain)
+    if LL[2 * p] > -2:   # (a batched entry's frames join the active list's at its drain)
         G[G_ACT_FRAMES] += slot_frames[p]
     _activate(p, S, LL, FL, cnt)
     G[G_NR_AGE] += slot_frames[p]
@@ -295,7 +295,7 @@ def _remove(p, replacement, hand, S, LL, FL, cnt, ws, G, slot_frames):
     invalidation, which leaves no shadow entry); returns the CLOCK hand, moved on if it was
     on ``p``."""
     if replacement == C.REPL_CLOCK and hand == p:
-        hand = LL[p, 1]
+        hand = LL[2 * p + 1]
     _list_remove(LL, p)
     if (FL[p] & F_ACT) != 0:
         cnt[C.CNT_ACTIVE] -= 1
@@ -375,7 +375,7 @@ def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P, sp
     flags ``busy`` is not eligible (``_choose_victim_not``)."""
     n_act = cnt[C.CNT_ACTIVE]
     while (n_ent - n_act) * twolist_ratio < n_act:
-        x = LL[S + 1, 0]
+        x = LL[2 * (S + 1)]
         _list_remove(LL, x)
         if (FL[x] & F_REF) != 0 and _exec_mapped(x, P, FL, page_vma, vma_exec, sp_off,
                                                  sp_pages):
@@ -388,9 +388,9 @@ def _victim_ws(S, LL, FL, n_ent, cnt, twolist_ratio, busy, G, slot_frames, P, sp
         n_act -= 1
         G[G_ACT_FRAMES] -= slot_frames[x]
     cnt[C.CNT_ACTIVE] = n_act
-    x = LL[S, 0]
+    x = LL[2 * S]
     while x != S:
-        nx = LL[x, 0]   # (read first: an activation moves x)
+        nx = LL[2 * x]   # (read first: an activation moves x)
         if (FL[x] & busy) == 0:
             if (FL[x] & F_REF) != 0 and _exec_mapped(x, P, FL, page_vma, vma_exec, sp_off,
                                                      sp_pages):
@@ -476,9 +476,9 @@ def _victim_young(S, LL, FL, PT, n_ent, cnt, twolist_ratio, one_pass, ws, G, slo
     budget = G[G_SCAN_LEFT]
     if one_pass and 0 <= budget < n_scan:
         n_scan = budget
-    x = LL[S, 0]
+    x = LL[2 * S]
     while x != S and n_scan > 0:
-        nx = LL[x, 0]   # (read first: an activation or a keep moves x)
+        nx = LL[2 * x]   # (read first: an activation or a keep moves x)
         if one_pass:
             n_scan -= 1
             if budget >= 0:
@@ -503,7 +503,7 @@ def _age_oldest_active(S, LL, FL, PT, cnt, ws, G, slot_frames, P, sp_off, sp_pag
     read and cleared; with a young PTE of an executable VMA it goes round to the head of the
     active list, else it is deactivated (newest end of the inactive list, its ``F_REF``,
     PG_referenced, kept).  Under ``ws`` the nonresident age and the active frames follow."""
-    x = LL[S + 1, 0]
+    x = LL[2 * (S + 1)]
     _list_remove(LL, x)
     n_vmas, exe = _read_young(x, P, FL, PT, page_vma, vma_exec, sp_off, sp_pages)
     if n_vmas > 0 and exe:
@@ -597,8 +597,8 @@ def _batch_add(s, th, BQ, S, LL, FL, cnt, ws, G, slot_frames):
     BQ[th, 2 + n] = s
     BQ[th, 1] = n + 1
     BQ[th, 0] += 1
-    LL[s, 0] = -2 - th
-    LL[s, 1] = -2 - th
+    LL[2 * s] = -2 - th
+    LL[2 * s + 1] = -2 - th
     G[G_BATCHED] += 1
     if BQ[th, 0] >= G[G_LRU_BATCH] or slot_frames[s] > 1:
         _batch_drain(th, BQ, S, LL, FL, cnt, ws, G, slot_frames)
@@ -682,9 +682,9 @@ def _shrink_inactive(k, n_ent, S, LL, FL, cnt, P, slot_frames, sp_off, sp_pages,
     if k > n_in:
         k = n_in
     freed = 0
-    x = LL[S, 0]
+    x = LL[2 * S]
     while k > 0 and x != S:
-        nx = LL[x, 0]   # (read first: x moves)
+        nx = LL[2 * x]   # (read first: x moves)
         if PIN[x] >= PRELOAD_PIN:
             x = nx
             continue
