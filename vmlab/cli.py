@@ -55,8 +55,14 @@ def _parser():
         description="Replay memory-access traces through a model of the Linux page-fault path "
                     "and report what each fault-handler policy costs.")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    for add in (_trace_parsers, _run_parser, _kernel_parser, _recording_parsers, _sweep_parser,
+                _report_parsers):
+        add(sub)
+    return p
 
-    # -- trace ---------------------------------------------------------------------------
+
+def _trace_parsers(sub):
+    """``vmlab trace convert|info|generate ...``."""
     tp = sub.add_parser("trace", help="convert, inspect and generate traces",
                         description="Convert, inspect and generate memory-access traces.")
     tsub = tp.add_subparsers(dest="trace_cmd", metavar="SUBCOMMAND")
@@ -99,7 +105,9 @@ def _parser():
     s.add_argument("generator", nargs="?", help="generator name")
     s.add_argument("-o", "--out", help="output file (.vmt, .csv, .din or .lackey)")
 
-    # -- run -----------------------------------------------------------------------------
+
+def _run_parser(sub):
+    """``vmlab run``: the policy x memory matrix."""
     r = sub.add_parser(
         "run", help="replay a trace under policies and memory sizes (the matrix)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -157,8 +165,12 @@ def _parser():
                      help="print every summary column as JSON, one object per pair and line")
     out.add_argument("--csv", action="store_true",
                      help="print every summary column as CSV, one row per pair")
+    r.add_argument("--costs", default=None,
+                   help="a costs profile (JSON or TOML, e.g. from `vmlab calibrate`)")
 
-    # -- kernel --------------------------------------------------------------------------
+
+def _kernel_parser(sub):
+    """``vmlab kernel install``: the notebooks' Jupyter kernel."""
     kp = sub.add_parser("kernel", help="register the 'vmlab' Jupyter kernel",
                         description="Manage the 'vmlab' Jupyter kernel: the notebooks declare it, "
                                     "so that any Jupyter (JupyterLab, papermill) runs them with "
@@ -178,10 +190,9 @@ def _parser():
     where.add_argument("--prefix", default=None, help="under this environment prefix")
     ki.add_argument("--name", default=KERNEL_NAME, help=argparse.SUPPRESS)
 
-    r.add_argument("--costs", default=None,
-                   help="a costs profile (JSON or TOML, e.g. from `vmlab calibrate`)")
 
-    # -- record / calibrate / validate ---------------------------------------------------
+def _recording_parsers(sub):
+    """``vmlab record``, ``calibrate`` and ``validate``: real programs."""
     rc = sub.add_parser(
         "record", help="run a real program and record its accesses and mappings",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -222,7 +233,9 @@ def _parser():
     va.add_argument("--json", action="store_true", help="print JSON")
     va.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")
 
-    # -- sweep ---------------------------------------------------------------------------
+
+def _sweep_parser(sub):
+    """``vmlab sweep``: a parameter grid, locally or on Dask."""
     w = sub.add_parser(
         "sweep", help="replay a trace over a parameter grid (on a dask cluster)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -252,7 +265,9 @@ def _parser():
     w.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_other_events(w)
 
-    # -- report / batch ------------------------------------------------------------------
+
+def _report_parsers(sub):
+    """``vmlab report`` and ``batch``: the notebooks, executed."""
     rp = sub.add_parser("report", help="execute every notebook into an HTML report",
                         description="Execute every notebook under notebooks/ with papermill and "
                                     "write executed notebooks, HTML and index.html to --out.")
@@ -261,7 +276,7 @@ def _parser():
                         description="Run one notebook over a parameter grid and gather its "
                                     "recorded numbers into one CSV or Parquet file.")
     bp.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    return p
+
 
 
 def _generator_lines():
