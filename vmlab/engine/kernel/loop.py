@@ -151,9 +151,10 @@ def _setup(K):
     FL = np.full(NS, F_MSIO, np.uint8)
     FL[np.flatnonzero(K.vma_backing[K.page_vma] == C.B_FILE)] |= F_FILE
     FL[P:] |= F_FILE
-    # the page-cache lists: row = (prev, next); sentinel row NS (the list of LRU, FIFO and
-    # CLOCK, twolist's inactive list), sentinel row NS + 1 (twolist's active list)
-    LL = np.full(2 * (NS + 2), -1, np.int32)  # (pagecache.py: LL[2 p], LL[2 p + 1])
+    # the page-cache lists: entry p's previous at LL[2 p], its next at LL[2 p + 1]; sentinel
+    # NS (the list of LRU, FIFO and CLOCK, twolist's inactive list), sentinel NS + 1
+    # (twolist's active list)
+    LL = np.full(2 * (NS + 2), -1, np.int32)
     LL[2 * NS:2 * NS + 2] = NS
     LL[2 * NS + 2:] = NS + 1
     G[g.G_HAND] = NS
