@@ -44,11 +44,9 @@ PT_TLB = np.uint8(C.PT_TLB)
 
 
 # ---------------------------------------------------------------------------------------
-# the page-cache lists (doubly linked over dense page ids; sentinels n_pages and n_pages + 1)
-
-
-# (a listed entry's links are never negative: indexed as unsigned, numba adds no wrap-around
-# of negative indices to each access)
+# the page-cache lists (doubly linked over dense page ids; sentinels n_pages and n_pages + 1).
+# A listed entry's links are never negative: the list verbs index with them as unsigned, and
+# numba then adds no wrap-around of negative indices to each access.
 
 
 @njit_verb
