@@ -1476,13 +1476,14 @@ class NaiveSimulator:
 
     def _async_readahead(self, rec, fkey, page, k):
         """A lookup from user space found the page resident: one miss less; a marked folio
-        starts the next window (one I/O request, nobody waits for it)."""
+        starts the next window (one I/O request, nobody waits for it).  Returns whether it
+        did."""
         if not self._readahead_on(rec) or k != 0:
-            return
+            return False
         st = self._ra_state(rec)
         st[3] = max(0, st[3] - 1)
         if not page.ra_mark:
-            return
+            return False
         page.ra_mark = False
         R = self.sc.ra_pages
         M = 2 * R if self.vmas[rec.vma].madvise == "sequential" else R
@@ -1497,6 +1498,7 @@ class NaiveSimulator:
         if keys:
             self.counters["n_io"] += 1
             self._issue_window(keys, self.now + self._draw(STREAM_IO, self.io_table))
+        return True
 
     def _io_id(self, key):
         if key not in self.io_ids:
@@ -2080,7 +2082,17 @@ class NaiveSimulator:
                 fault["cow_lookup"] = True
             if page is not None and not page.in_flight:
                 page.pins += 1
-                self._async_readahead(rec, fkey, page, k)
+                if self._async_readahead(rec, fkey, page, k) and pol.readahead_drops_lock \
+                        and how_lock != "speculative" and self._drops(pol, fault, k):
+                    # the readahead dropped the lock (docs/model.md 11.5): a retry, no wait
+                    fault["wait_since"] = h
+                    yield from self._drop_for_wait(th, fault, rec, lock)
+                    page.pins -= 1
+                    self._end_wait(fault)
+                    self._retry(th, fault, "retry")
+                    if pol.check_signal_before_retry and th.pending:
+                        return _TO_USER
+                    return _RETRY_IN_KERNEL
                 yield ("sleep", c.pagecache_hit_ns, "att_cpu")
                 if case == "read" and F > 1 and not finish and self._around_skipped(rec):
                     around, finish = False, True  # (empty page table, the last folio first)
@@ -2101,7 +2113,7 @@ class NaiveSimulator:
 
         # 4. The wait.
         left = pol.max_retries < 0 or fault["retries"] < pol.max_retries
-        drop = left and (pol.drop_lock_attempts < 0 or k < pol.drop_lock_attempts)
+        drop = self._drops(pol, fault, k)
         interruptible = left and pol.interruptible and not drop
         fault["wait_since"] = h
         aborted_at_once = interruptible and bool(th.pending)
@@ -2184,6 +2196,12 @@ class NaiveSimulator:
         if extra:   # (their PTEs' cost: the engine runs PH_INSTALL again after it)
             yield ("sleep", extra * c.pte_ns, "att_cpu")
         return (yield from self._complete_attempt(th, rec, lock))
+
+    @staticmethod
+    def _drops(pol, fault, k):
+        """Whether attempt ``k`` drops its lock to wait (docs/model.md section 5, step 4)."""
+        left = pol.max_retries < 0 or fault["retries"] < pol.max_retries
+        return left and (pol.drop_lock_attempts < 0 or k < pol.drop_lock_attempts)
 
     def _drop_for_wait(self, th, fault, rec, lock):
         """Release the lock before a lock-dropping wait; the wait begins when the release

@@ -50,6 +50,7 @@ def random_policies(draw):
         interruptible=draw(st.booleans()),
         max_retries=draw(st.sampled_from([-1, 0, 1, 2, 3])),
         check_signal_before_retry=draw(st.booleans()),
+        readahead_drops_lock=draw(st.booleans()),
     )
 
 
@@ -79,6 +80,7 @@ def random_lock_policies(draw, speculative=True):
         spf_count=draw(st.sampled_from(["hold", "change"])) if scope == "vma" and
         fault_lock == "speculative" else "hold",
         fault_completed=drop != 0 and draw(st.booleans()),
+        readahead_drops_lock=draw(st.booleans()),
     )
 
 
@@ -97,7 +99,9 @@ def lock_cases(draw, speculative=True, lock_costs=True, fault_model=None):
     of docs/model.md 15.1, under ``fault_model`` (None: either)."""
     policy = draw(lock_policies(speculative))
     model = fault_model or draw(st.sampled_from(["page", "page", "kernel"]))
-    scenario = draw(scenarios(policy, fault_model=model, lock_costs=lock_costs))
+    # (files, folios and readahead in some: a marked folio's readahead drops the lock, 11.5)
+    scenario = draw(scenarios(policy, fault_model=model, lock_costs=lock_costs,
+                              granular=draw(st.booleans())))
     scenario.validate(policy)
     return scenario, policy
 

@@ -142,6 +142,40 @@ def _hand_cases():
     return out
 
 
+def _readahead_cases():
+    """Two threads reading one file in order under readahead, so that lookups meet marks
+    (docs/model.md 11.5, ``readahead_drops_lock``), beside a writer, with signals and the
+    line costs of 15.1."""
+    from vmlab.model import get_policy
+    vmas = [Vma(BASE, BASE + 48 * PAGE, "file", name="f", prot="r", private=False)]
+    rows = [(1 + i % 2, i // 2 + 24 * (i % 2), 3000) for i in range(48)] + [(3, None, 9000)] * 4
+    sig = SignalSchedule("periodic", period_ns=11_000, threads=(1,))
+    lines = Costs(io_ns=Fixed(20_000), mmap_lock_line_ns=40, vma_lock_line_ns=30,
+                  vma_lookup_ns=7)
+    out = []
+    for pol in ("fault_retry_v57", "per_vma_lock", "per_vma_retry_vma", "spf"):
+        for around in (1, 4):
+            out.append((f"{pol}-around{around}", Scenario(
+                _trace(rows), vmas=vmas, costs=lines, signals=sig, fault_model="kernel",
+                ra_pages=8, fault_around_pages=around, horizon_ns=2_000_000), pol))
+    completed = get_policy("per_vma_lock").replace(name="completed", fault_completed=True)
+    out.append(("completed", Scenario(_trace(rows), vmas=vmas, costs=lines,
+                                      fault_model="kernel", ra_pages=8), completed))
+    return out
+
+
+@pytest.mark.parametrize("scenario, policy",
+                         [pytest.param(sc, pol, id=name) for name, sc, pol in _readahead_cases()])
+def test_engine_matches_reference_where_readahead_drops_the_lock(scenario, policy):
+    check_agreement(scenario, policy)
+    from vmlab.model import get_policy
+    pol = get_policy(policy) if isinstance(policy, str) else policy
+    if pol.fault_lock != "speculative":   # (its hits go on speculatively)
+        off = pol.replace(readahead_drops_lock=False)
+        assert engine.run(scenario, pol).faults["retries"].sum() > \
+            engine.run(scenario, off).faults["retries"].sum()
+
+
 @pytest.mark.nojit
 @pytest.mark.parametrize("scenario, policy",
                          [pytest.param(sc, pol, id=name) for name, sc, pol in _hand_cases()])

@@ -25,7 +25,10 @@ K_EAGER, K_STRUCT_PAGE, K_DROP_LOCK, K_INTERRUPTIBLE, K_MAX_RETRIES, K_CHECK_SIG
 # space's), fault_completed (0/1), spf_count (0 a writer holds the VMA's count odd from its
 # grant to its release, 1 it changes the count once, at its grant: docs/model.md 15.4)
 K_FAULT_LOCK, K_RETRY_LOCK, K_VMA_BACKINGS, K_SPF_SCOPE, K_COMPLETED, K_SPF_COUNT = range(6, 12)
-K_NCOL = 12
+# readahead_drops_lock (0/1): a marked folio's asynchronous readahead drops the lock and the
+# attempt retries (docs/model.md 11.5)
+K_RA_DROP = 12
+K_NCOL = 13
 # what a fault attempt takes (K_FAULT_LOCK, K_RETRY_LOCK) and holds (TS_HOW)
 FLK_MMAP, FLK_VMA, FLK_SPEC, FLK_NONE = 0, 1, 2, 3
 FAULT_LOCK_CODES = {"mmap": FLK_MMAP, "vma": FLK_VMA, "speculative": FLK_SPEC}
@@ -128,7 +131,8 @@ TS_ATT_CPU = 20     # CPU of the attempt in progress (ns; charged when the attem
 TS_ATT_WAIT = 21    # wait of the attempt in progress (ns; idem)
 TS_WAIT_PAGE = 22   # the page whose I/O the thread sleeps on (-1: none)
 TS_WAIT_DROP = 23   # 1 if the current wait dropped mmap_sem (the attempt ends in a retry)
-TS_WAIT_KIND = 24   # the current wait: 0 none, 1 file I/O, 2 context
+TS_WAIT_KIND = 24   # the current wait: 0 none, 1 file I/O, 2 context, 3 none: a readahead
+#                     dropped the lock (docs/model.md 11.5)
 TS_WAIT_START = 25  # when it began (ns)
 TS_INTR = 26        # 1 while the wait is interruptible (a signal's arrival aborts it)
 TS_ACCESS_DONE = 27 # 1 once the record's access completed (it ends at PH_REC_END)

@@ -34,6 +34,8 @@ KNOB_EFFECT = {
     C.K_SPF_COUNT: "matters only with K_FAULT_LOCK speculative, already FP_GENERAL",
     C.K_COMPLETED: "a lock-dropping wait that completes the fault itself: general path "
                    "(FP_GENERAL)",
+    C.K_RA_DROP: "matters only with readahead (ra_pages), whose runs never take the fast "
+                 "path (the page cache by file and folio)",
 }
 
 
@@ -54,6 +56,7 @@ def knob_row(policy):
     row[C.K_SPF_SCOPE] = 1 if policy.spf_scope == "mm" else 0
     row[C.K_COMPLETED] = policy.fault_completed
     row[C.K_SPF_COUNT] = 1 if policy.spf_count == "change" else 0
+    row[C.K_RA_DROP] = policy.readahead_drops_lock
     return row
 
 

@@ -74,6 +74,13 @@ class Policy:
     fault_completed : bool
         ``VM_FAULT_COMPLETED`` (5.17): a wait that dropped the lock completes the fault
         itself, with no retry and no second lock acquisition.
+    readahead_drops_lock : bool
+        A lookup from user space that finds its folio carrying the readahead mark drops the
+        fault's lock before it starts the next window, and the attempt ends in a retry
+        (Linux 5.1 and later: ``do_async_mmap_readahead()`` goes through
+        ``maybe_unlock_mmap_for_io()``, and ``filemap_fault()`` returns ``VM_FAULT_RETRY``),
+        where a wait would drop the lock (``drop_lock_attempts``, ``max_retries``).  Only
+        with readahead (``ra_pages``); a speculative attempt holds no lock and goes on.
     """
 
     name: str
@@ -89,6 +96,7 @@ class Policy:
     spf_scope: str = "vma"
     spf_count: str = "hold"
     fault_completed: bool = False
+    readahead_drops_lock: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -104,13 +112,13 @@ class Policy:
                                     f"(-1 = unbounded), got {v!r}")
             object.__setattr__(self, knob, w)
         for knob in ("eager", "needs_struct_page", "interruptible", "check_signal_before_retry",
-                     "fault_completed"):
+                     "fault_completed", "readahead_drops_lock"):
             v = getattr(self, knob)
             if not is_bool(v):
                 raise ScenarioError(f"policy {self.name!r}: {knob} must be True or False, got {v!r}")
             object.__setattr__(self, knob, bool(v))
         if self.eager and (self.interruptible or self.drop_lock_attempts or self.max_retries
-                           or self.check_signal_before_retry):
+                           or self.check_signal_before_retry or self.readahead_drops_lock):
             raise ScenarioError(
                 f"policy {self.name!r}: an eager policy never waits in a fault, so it takes no "
                 "retry, lock-drop or interruptible knobs")
@@ -226,7 +234,7 @@ PRESET_ROWS = (
     Preset(Policy("fault_retry_unbounded", drop_lock_attempts=-1, max_retries=-1),
            "drops mmap_sem, no bound", "#d55e00"),
     Preset(Policy("fault_retry_v57", drop_lock_attempts=1, max_retries=-1,
-                  check_signal_before_retry=True),
+                  check_signal_before_retry=True, readahead_drops_lock=True),
            "5.7: retries, signal-aware", "#cc79a7"),  # reddish purple
     Preset(Policy("nopfn", needs_struct_page=False), "PFN, no struct page", "#e69f00"),  # orange
     # black: eager, no faults at all
@@ -246,15 +254,15 @@ POLICY_ORDER = tuple(PRESETS)
 #: Colours from Paul Tol's muted scheme (colour-blind safe), apart from the seven above.
 LOCK_PRESET_ROWS = (
     Preset(Policy("per_vma_lock", fault_lock="vma", retry_lock="mmap", drop_lock_attempts=1,
-                  max_retries=-1, check_signal_before_retry=True),
+                  max_retries=-1, check_signal_before_retry=True, readahead_drops_lock=True),
            "6.4: VMA lock, retry under mmap_lock", "#882255"),  # wine
     Preset(Policy("per_vma_retry_vma", fault_lock="vma", retry_lock="vma", drop_lock_attempts=1,
-                  max_retries=-1, check_signal_before_retry=True),
+                  max_retries=-1, check_signal_before_retry=True, readahead_drops_lock=True),
            "2025-26: retry under the VMA lock", "#44aa99"),  # teal
     Preset(Policy("per_vma_no_retry", fault_lock="vma", drop_lock_attempts=0, max_retries=0),
            "VMA lock held over I/O, no retry", "#332288"),  # indigo
     Preset(Policy("spf", fault_lock="speculative", drop_lock_attempts=1, max_retries=-1,
-                  check_signal_before_retry=True),
+                  check_signal_before_retry=True, readahead_drops_lock=True),
            "speculative, seqcount-validated", "#999933"),  # olive
 )
 

@@ -80,7 +80,11 @@ def _ph_lookup(K, W, G, th, t):
     if (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0:
         _pin(s, W.PIN, FL)
         if K.ra_pages > 0 and K.vma_madv[v] != 1 and TS[th, C.TS_K] == 0:
+            marked = RAM[s] == 1
             _readahead_async(K, W, G, th, t, p, v, s)
+            if marked and pol[pr, C.K_RA_DROP] == 1 and _may_drop(K, TS, th, pr) and not (
+                    K.designs and TS[th, C.TS_HOW] == C.FLK_SPEC):
+                return _readahead_drop(K, W, G, th, t, s)
         TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
         return t + K.costs[C.COST_PAGECACHE_HIT], g.STEP_DONE
     if (FL[s] & F_INFL) != 0:
@@ -279,8 +283,7 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     retries = TS[th, C.TS_RETRIES]
     mr = pol[pr, C.K_MAX_RETRIES]
     left = mr < 0 or retries < mr
-    dla = pol[pr, C.K_DROP_LOCK]
-    drop = left and (dla < 0 or TS[th, C.TS_K] < dla)
+    drop = _may_drop(K, TS, th, pr)
     intr = left and (not drop) and pol[pr, C.K_INTERRUPTIBLE] == 1
     TS[th, C.TS_WAIT_DROP] = 1 if drop else 0
     TS[th, C.TS_WAIT_KIND] = need_wait
@@ -361,6 +364,40 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
 
 
 @njit_verb
+def _may_drop(K, TS, th, pr):
+    """Whether thread ``th``'s attempt, under policy row ``pr``, drops its lock to wait (or
+    for a readahead) and retries: retries are left and the attempt is one of the first
+    ``drop_lock_attempts`` in the kernel (docs/model.md section 5, step 4)."""
+    mr = K.pol[pr, C.K_MAX_RETRIES]
+    dla = K.pol[pr, C.K_DROP_LOCK]
+    return (mr < 0 or TS[th, C.TS_RETRIES] < mr) and (dla < 0 or TS[th, C.TS_K] < dla)
+
+
+@njit_borrow
+def _readahead_drop(K, W, G, th, t, s):
+    """A lookup's asynchronous readahead dropped the attempt's lock (``readahead_drops_lock``,
+    docs/model.md 11.5): once the release takes effect (after its line cost: PH_DROP_WAIT)
+    the pin on entry ``s`` goes and the attempt ends in a retry, with no wait and no
+    wake-up."""
+    TS = W.TS
+    TS[th, C.TS_WAIT_DROP] = 1
+    TS[th, C.TS_WAIT_KIND] = 3
+    TS[th, C.TS_WAIT_START] = t
+    rc = _release_cost(K, W, G, th)
+    if rc > 0:
+        TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+        TS[th, C.TS_PHASE] = C.PH_DROP_WAIT
+        return t + rc, g.STEP_DONE
+    _release_hold(K, W, G, th, t)
+    TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
+    FL = W.FL
+    _unpin(s, W.PIN, FL)
+    G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND], G[g.G_TRACK_CAND] == 1)
+    TS[th, C.TS_PHASE] = C.PH_WOKEN
+    return t, g.STEP_DONE
+
+
+@njit_verb
 def _release_deferred(K, W, G, th, t):
     """The release of thread ``th``'s attempt at ``t`` pays a line cost (docs/model.md
     15.1): it takes effect then, and the phase runs again from the release on
@@ -387,6 +424,12 @@ def _ph_drop_wait(K, W, G, th, t):
     TS[th, C.TS_WAIT_START] = t
     TS[th, C.TS_SEG] = C.CAT_ATT_WAIT
     s = g._entry(K, G, p)   # (the page-cache entry its I/O reads)
+    if TS[th, C.TS_WAIT_KIND] == 3:
+        # a readahead's drop (11.5): the pin goes with the lock, and the retry follows
+        _unpin(s, W.PIN, FL)
+        G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND], G[g.G_TRACK_CAND] == 1)
+        TS[th, C.TS_PHASE] = C.PH_WOKEN
+        return t, g.STEP_DONE
     if TS[th, C.TS_WAIT_KIND] == 1 and (FL[s] & F_INFL) != 0:
         TS[th, C.TS_WAIT_PAGE] = s
         TS[th, C.TS_PHASE] = C.PH_WAIT_IO
