@@ -5,28 +5,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vmlab import Scenario, Trace, Vma, simulate
+from vmlab import Vma, simulate
 from vmlab.model import get_policy
+from vmlab.studies import ladder
 from vmlab.trace.readers import mmap_lock as M
 
 # scripts/readahead_retries.c on a cold 64 MiB file (kernel 6.18, read_ahead_kb 8192):
 #   perf record -e 'mmap_lock:*' -o ra.data ./readahead_retries f64
 #   perf script -F comm,pid,tid,cpu,time,event,trace --ns -i ra.data | grep '^ *seqscan '
 CAPTURE = Path(__file__).parent / "fixtures" / "perf_readahead_retries.txt"
-PAGE = 4096
-BASE = 0x7F00_0000_0000
 
 
-def scan(n_pages, ra_pages, pause_ns=2_100_000, every=64):
-    """One thread reading one byte of each page of a shared read-only file mapping in
-    order, pausing ``pause_ns`` after every ``every`` pages (the program's usleep(2000)
-    took 2.1 ms there), under the kernel fault model with readahead."""
-    addr = BASE + np.arange(n_pages, dtype=np.uint64) * PAGE
-    gap = np.zeros(n_pages, np.uint64)
-    gap[every::every] = pause_ns
-    vma = Vma(BASE, BASE + n_pages * PAGE, "file", name="f", prot="r", private=False)
-    return Scenario(Trace(addr, gap_ns=gap), vmas=(vma,), fault_model="kernel",
-                    ra_pages=ra_pages, fault_around_pages=16)
+def scan(n_pages, ra_pages, every=64):
+    # the program's usleep(2000) took 2.1 ms there
+    return ladder.readahead_scan_scenario(n_pages, ra_pages, pause_ns=2_100_000, every=every)
 
 
 def read_acquisitions(result):
@@ -43,7 +35,9 @@ def test_the_capture_takes_mmap_lock_for_read_nine_times():
 def test_per_vma_lock_takes_mmap_lock_where_the_kernel_did():
     c = M.read_capture(CAPTURE)
     host = np.sort(c.acquire_ns) - c.acquire_ns.min()
-    r = simulate(scan(16384, 2048), get_policy("per_vma_lock"))
+    assert ladder.READAHEAD_SCAN == {"n_pages": 16384, "ra_pages": 2048, "pause_ns": 2_100_000,
+                                     "every": 64}
+    r = simulate(ladder.readahead_scan_scenario(), get_policy("per_vma_lock"))
     got = read_acquisitions(r)
     got = got - got[0]
     # the first fault's retry after its read, then the marks at file pages 1536, 2048,
@@ -99,3 +93,14 @@ def test_the_knob_is_refused_on_an_eager_policy_and_must_be_a_bool():
         get_policy("remap_pfn_range").replace(readahead_drops_lock=True)
     with pytest.raises(ScenarioError, match="readahead_drops_lock must be True or False"):
         get_policy("per_vma_lock").replace(readahead_drops_lock=1)
+
+
+def test_the_anchor_table_puts_the_capture_beside_the_runs():
+    t = ladder.readahead_anchor(CAPTURE).set_index("source")
+    assert list(t.index) == ["this kernel", "per_vma_lock", "per_vma_retry_vma",
+                             "per_vma_lock, no readahead drop"]
+    assert t["n_mmap_lock_read"].tolist() == [9, 9, 0, 1]
+    assert t.loc["per_vma_retry_vma", "n_retries"] == 9
+    host, pv = (np.array(t.loc[k, "instants_ms"]) for k in ("this kernel", "per_vma_lock"))
+    assert host[0] == pv[0] == 0 and abs(host[-1] - 471.42) < 0.01
+    np.testing.assert_allclose(pv, host, rtol=0.01)

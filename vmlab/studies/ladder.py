@@ -53,7 +53,7 @@ from ..model.merge import merge_vmas
 from ..model.policies import LADDER_ORDER, get_policy
 from ..model.scenario import Adversary, Scenario, Vma
 from ..simulation import simulate_many
-from ..trace import synth
+from ..trace import Trace, synth
 from . import mmap_sem
 
 PAGE = 4096
@@ -522,6 +522,75 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
     adversary = Adversary(kind="poisson", rate_hz=invalidate_hz, vma=0) if invalidate_hz else None
     return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed,
                     adversary=adversary)
+
+
+#: The scan of ``scripts/readahead_retries.c`` as captured on this host (kernel 6.18,
+#: ``read_ahead_kb`` 8192, so ``ra_pages`` 2048): a cold 64 MiB file, one byte of each page
+#: read in order, a pause after every 64 pages (``usleep(2000)``, 2.1 ms measured).
+READAHEAD_SCAN = {"n_pages": 16_384, "ra_pages": 2_048, "pause_ns": 2_100_000, "every": 64}
+
+
+def readahead_scan_scenario(n_pages=16_384, ra_pages=2_048, pause_ns=2_100_000, every=64,
+                            base_addr=synth.DEFAULT_BASE):
+    """One thread reading one byte of each page of a cold, shared, read-only file mapping
+    of ``n_pages`` pages in order, pausing ``pause_ns`` after every ``every`` pages, under the
+    kernel fault model with readahead (``ra_pages``) and fault-around (16 pages): the scan of
+    ``scripts/readahead_retries.c`` (:data:`READAHEAD_SCAN`).  Under a per-VMA design a fault
+    takes ``mmap_lock`` only to retry: after its read, and after a lookup that met the
+    readahead mark (``readahead_drops_lock``, docs/model.md 11.5).
+
+    Returns
+    -------
+    Scenario
+    """
+    addr = base_addr + np.arange(n_pages, dtype=np.uint64) * PAGE
+    gap = np.zeros(n_pages, np.uint64)
+    gap[every::every] = pause_ns
+    vma = Vma(base_addr, base_addr + n_pages * PAGE, "file", name="file", prot="r",
+              private=False)
+    return Scenario(Trace(addr, gap_ns=gap), vmas=(vma,), fault_model="kernel",
+                    ra_pages=ra_pages, fault_around_pages=16)
+
+
+def readahead_anchor(capture, policies=("per_vma_lock", "per_vma_retry_vma"), scan=None):
+    """The ``mmap_lock`` read acquisitions of a capture of ``scripts/readahead_retries.c``
+    (``perf script`` text of ``mmap_lock:*``, the scan's lines only) beside those of vmlab's
+    runs of the same scan (``scan``: :func:`readahead_scan_scenario`'s keywords, default
+    :data:`READAHEAD_SCAN`) under ``policies``, and under ``per_vma_lock`` without
+    ``readahead_drops_lock`` (the model before the knob, ``"per_vma_lock, no readahead
+    drop"``).
+
+    Returns
+    -------
+    DataFrame
+        One row per source (``"this kernel"`` first): ``n_mmap_lock_read``, ``n_retries``
+        (NaN for the capture) and ``instants_ms``, the acquisitions' instants from the
+        first, ms (a tuple).
+    """
+    from ..trace.readers import mmap_lock as mmap_lock_reader
+
+    c = mmap_lock_reader.read_capture(capture)
+    host = np.sort(c.acquire_ns[c.mode == 0])
+    rows = [{"source": "this kernel", "n_mmap_lock_read": len(host), "n_retries": math.nan,
+             "instants_ms": _from_first_ms(host)}]
+    sc = readahead_scan_scenario(**(READAHEAD_SCAN if scan is None else scan))
+    pols = [get_policy(p) for p in policies]
+    pols.append(get_policy("per_vma_lock").replace(name="per_vma_lock, no readahead drop",
+                                                   readahead_drops_lock=False))
+    for r in simulate_many([(sc, p) for p in pols], desc="readahead scan"):
+        lk = r.locks
+        t = np.sort(lk.loc[(lk["mode"] == "read") & (lk["acquire_ns"] >= 0),
+                           "acquire_ns"].to_numpy(np.int64))
+        rows.append({"source": r.policy_name,
+                     "n_mmap_lock_read": lock_count(r, "n_mmap_lock_read"),
+                     "n_retries": int(r.faults["retries"].sum()),
+                     "instants_ms": _from_first_ms(t)})
+    return pd.DataFrame(rows)
+
+
+def _from_first_ms(ns):
+    """Sorted instants (ns) as ms from the first, a tuple."""
+    return tuple(((ns - ns[0]) / 1e6).tolist()) if len(ns) else ()
 
 
 # -- measures ---------------------------------------------------------------------------------
