@@ -104,3 +104,6 @@ def test_the_anchor_table_puts_the_capture_beside_the_runs():
     host, pv = (np.array(t.loc[k, "instants_ms"]) for k in ("this kernel", "per_vma_lock"))
     assert host[0] == pv[0] == 0 and abs(host[-1] - 471.42) < 0.01
     np.testing.assert_allclose(pv, host, rtol=0.01)
+    assert 0 < t.loc["per_vma_lock", "largest_gap"] < 0.01
+    assert t.loc["this kernel", "largest_gap"] == 0
+    assert np.isnan(t.loc["per_vma_retry_vma", "largest_gap"])

@@ -564,8 +564,10 @@ def readahead_anchor(capture, policies=("per_vma_lock", "per_vma_retry_vma"), sc
     -------
     DataFrame
         One row per source (``"this kernel"`` first): ``n_mmap_lock_read``, ``n_retries``
-        (NaN for the capture) and ``instants_ms``, the acquisitions' instants from the
-        first, ms (a tuple).
+        (NaN for the capture), ``instants_ms``, the acquisitions' instants from the first, ms
+        (a tuple), and ``largest_gap``, the largest distance between a run's instants and the
+        capture's as a fraction of the capture's span (NaN when the counts differ or the
+        capture has fewer than two).
     """
     from ..trace.readers import mmap_lock as mmap_lock_reader
 
@@ -585,6 +587,11 @@ def readahead_anchor(capture, policies=("per_vma_lock", "per_vma_retry_vma"), sc
                      "n_mmap_lock_read": lock_count(r, "n_mmap_lock_read"),
                      "n_retries": int(r.faults["retries"].sum()),
                      "instants_ms": _from_first_ms(t)})
+    span = rows[0]["instants_ms"][-1] if len(host) > 1 else 0.0
+    for r in rows:
+        a, b = np.array(r["instants_ms"]), np.array(rows[0]["instants_ms"])
+        r["largest_gap"] = (float(np.max(np.abs(a - b)) / span) if span > 0 and len(a) == len(b)
+                            else math.nan)
     return pd.DataFrame(rows)
 
 
