@@ -321,6 +321,8 @@ class NaiveSimulator:
         # docs/model.md section 15: VMA read locks, write-locked VMAs, sequence counts
         self.vma_readers = [0] * len(self.vmas)
         self.vma_wlocked = [False] * len(self.vmas)
+        # VMAs with an anon_vma: from the start, or made by a fault (docs/model.md 15.8)
+        self.anon_vma = {i for i, v in enumerate(self.vmas) if v.anon_vma}
         self.vma_seq = [0] * len(self.vmas)
         self.mm_seq = {}
         self.drain_waiters = {}            # VMA index -> writers waiting for its readers
@@ -1975,7 +1977,8 @@ class NaiveSimulator:
             yield from self._pay(c.vma_lookup_ns)
             kind = VLK_VMA if how_lock == "vma" else VLK_SEQ
             if backing not in pol.vma_lock_backings or (how_lock == "vma"
-                                                        and self.vma_wlocked[rec.vma]):
+                                                        and self.vma_wlocked[rec.vma]) or (
+                    pol.anon_vma_fallback and self._needs_anon_vma(rec, vma)):
                 lc["n_vma_lock_fallbacks"] += 1
                 self._attempt_row(th, rec.vma, kind, t_req, -1, FALLBACK)
                 return _FALLBACK
@@ -2017,6 +2020,8 @@ class NaiveSimulator:
             extra = self._handler_extra(backing, pol)
         yield ("sleep", acquire_cost + c.fault_ns + extra, "att_cpu")
         h = self.now
+        if self._needs_anon_vma(rec, vma):
+            self.anon_vma.add(rec.vma)      # (made by this attempt, under whichever lock)
         if case in ("copy", "mkwrite") and rec.key not in self.ptes:
             case = "cow" if case == "copy" else "shared"   # evicted since the grant: look it up
 
@@ -2196,6 +2201,14 @@ class NaiveSimulator:
         if extra:   # (their PTEs' cost: the engine runs PH_INSTALL again after it)
             yield ("sleep", extra * c.pte_ns, "att_cpu")
         return (yield from self._complete_attempt(th, rec, lock))
+
+    def _needs_anon_vma(self, rec, vma):
+        """docs/model.md 15.8: the fault needs its VMA's anon_vma, which the VMA lacks."""
+        if rec.vma in self.anon_vma or not vma.private:
+            return False
+        if not self.kernel:
+            return vma.backing == "anon"
+        return rec.write and vma.backing in ("anon", "file")
 
     @staticmethod
     def _drops(pol, fault, k):

@@ -81,6 +81,7 @@ def random_lock_policies(draw, speculative=True):
         fault_lock == "speculative" else "hold",
         fault_completed=drop != 0 and draw(st.booleans()),
         readahead_drops_lock=draw(st.booleans()),
+        anon_vma_fallback=draw(st.booleans()),
     )
 
 
@@ -244,6 +245,8 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         if granular and backing == "file":
             mapping.update(madvise=draw(st.sampled_from(["normal", "normal", "random",
                                                          "sequential"])))
+        if backing in ("anon", "file") and draw(st.booleans()):
+            mapping.update(anon_vma=True)    # (made before the run: docs/model.md 15.8)
         vmas.append(Vma(vpn * PAGE, (vpn + n_pages) * PAGE, backing, policy=pol, asid=asid,
                         name=f"v{j}", **mapping))
         vpn += n_pages + draw(st.integers(0, 3))

@@ -11,7 +11,7 @@ def test_presets_have_the_knobs_of_section_11():
             pv.check_signal_before_retry) == ("vma", "mmap", 1, -1, True)
     # per_vma_lock is the 5.7 retry rule behind a VMA-locked first attempt
     v57 = get_policy("fault_retry_v57")
-    assert pv.replace(name=v57.name, fault_lock="mmap") == v57
+    assert pv.replace(name=v57.name, fault_lock="mmap", anon_vma_fallback=False) == v57
     assert get_policy("per_vma_retry_vma") == pv.replace(name="per_vma_retry_vma", retry_lock="vma")
     nr = get_policy("per_vma_no_retry")
     assert (nr.fault_lock, nr.drop_lock_attempts, nr.max_retries) == ("vma", 0, 0)

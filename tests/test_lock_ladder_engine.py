@@ -111,8 +111,8 @@ def test_vma_lock_records_name_lock_and_outcome():
     tr = Trace(np.array([base, base, base + 16 * page], np.uint64),
                op=[Op.LOCK_W, Op.LOAD, Op.LOAD], tid=[1, 0, 0], size=[page, 8, 8],
                gap_ns=[0, 100, 5000])
-    sc = Scenario(tr, vmas=[Vma(base, base + 16 * page, "anon"),
-                            Vma(base + 16 * page, base + 32 * page, "anon")])
+    sc = Scenario(tr, vmas=[Vma(base, base + 16 * page, "anon", anon_vma=True),
+                            Vma(base + 16 * page, base + 32 * page, "anon", anon_vma=True)])
     v = simulate(sc, "per_vma_lock").vma_locks
     assert list(v["lock"]) == ["vma", "vma"] and list(v["outcome"]) == ["fallback", "held"]
     assert list(v["acquire_ns"])[0] == -1 and list(v["vma"]) == [0, 1]
@@ -135,7 +135,8 @@ def test_an_spf_abort_ends_when_its_line_cost_is_paid_not_before(horizon_ns, rel
     base = 0x10000000
     tr = Trace(np.array([base, base], np.uint64), op=[Op.LOAD, Op.LOCK_W], tid=[0, 1],
                size=[8, page], gap_ns=[0, 500])
-    sc = Scenario(tr, vmas=[Vma(base, base + 16 * page, "anon")], horizon_ns=horizon_ns,
+    sc = Scenario(tr, vmas=[Vma(base, base + 16 * page, "anon", anon_vma=True)],
+                  horizon_ns=horizon_ns,
                   costs=Costs(io_ns=Fixed(1_000_000), pte_ns=60, signal_ns=900,
                               mmap_cs_ns=1300, vma_lock_line_ns=40))
     for name, r in (("engine", run(sc, "spf")), ("reference", reference(sc, "spf"))):

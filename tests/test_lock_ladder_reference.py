@@ -29,7 +29,9 @@ def scenario(rows, **kw):
     tr = Trace(np.array([r[2] for r in rows], np.uint64), op=[r[1] for r in rows],
                tid=[r[0] for r in rows], size=[r[3] for r in rows],
                gap_ns=[r[4] for r in rows])
-    vmas = [Vma(FILE, FILE + 16 * PAGE, "file"), Vma(ANON, ANON + 16 * PAGE, "anon")]
+    # (the anon VMA with its anon_vma, as a program's heap has: docs/model.md 15.8)
+    vmas = [Vma(FILE, FILE + 16 * PAGE, "file"),
+            Vma(ANON, ANON + 16 * PAGE, "anon", anon_vma=kw.pop("anon_vma", True))]
     return Scenario(tr, vmas=vmas, costs=kw.pop("costs", COSTS), **kw)
 
 

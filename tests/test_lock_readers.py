@@ -158,7 +158,8 @@ def test_mmap_loop_reader_thread():
 # -- the engine and the reference: exact, hand-checked ------------------------------------
 
 def _run_both(trace, costs, policy):
-    sc = Scenario(trace, vmas=(Vma(BASE, BASE + 4 * PAGE, backing="anon"),), costs=costs)
+    sc = Scenario(trace, vmas=(Vma(BASE, BASE + 4 * PAGE, backing="anon", anon_vma=True),),
+                  costs=costs)
     r = simulate(sc, policy)
     ref = naive_engine.simulate(sc, policy)
     assert naive_engine.first_difference(naive_engine.canonical(r.raw),

@@ -112,7 +112,7 @@ CONSTRUCTION = [
          r"unknown policy knob\(s\) \['max_retry'\]; knobs are \['eager', 'needs_struct_page', "
          r"'drop_lock_attempts', 'interruptible', 'max_retries', 'check_signal_before_retry', "
          r"'fault_lock', 'retry_lock', 'vma_lock_backings', 'spf_scope', 'spf_count', "
-         r"'fault_completed', 'readahead_drops_lock'\]"),
+         r"'fault_completed', 'readahead_drops_lock', 'anon_vma_fallback'\]"),
     case("policy-replace-bad-value", lambda: get_policy("nopage").replace(name="r", max_retries=-3),
          r"policy 'r': max_retries must be an integer >= -1"),
     case("policy-constructor-unknown-knob", lambda: Policy("mine", max_retry=3),

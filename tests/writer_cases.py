@@ -22,7 +22,9 @@ def scenario(rows, costs):
     tr = Trace(np.array([r[2] for r in rows], np.uint64), op=[r[1] for r in rows],
                tid=[r[0] for r in rows], size=[r[3] for r in rows],
                gap_ns=[r[4] for r in rows], call=[r[5] for r in rows])
-    vmas = [Vma(ANON, ANON + 16 * PAGE, "anon"), Vma(OTHER, OTHER + 16 * PAGE, "anon")]
+    # (each with its anon_vma, as a program's heap has: docs/model.md 15.8)
+    vmas = [Vma(ANON, ANON + 16 * PAGE, "anon", anon_vma=True),
+            Vma(OTHER, OTHER + 16 * PAGE, "anon", anon_vma=True)]
     return Scenario(tr, vmas=vmas, costs=costs)
 
 

@@ -28,7 +28,10 @@ K_FAULT_LOCK, K_RETRY_LOCK, K_VMA_BACKINGS, K_SPF_SCOPE, K_COMPLETED, K_SPF_COUN
 # readahead_drops_lock (0/1): a marked folio's asynchronous readahead drops the lock and the
 # attempt retries (docs/model.md 11.5)
 K_RA_DROP = 12
-K_NCOL = 13
+# anon_vma_fallback (0/1): a VMA-locked or speculative fault that needs the VMA's anon_vma
+# while it has none falls back to mmap_sem (docs/model.md 15.8)
+K_ANON_VMA = 13
+K_NCOL = 14
 # what a fault attempt takes (K_FAULT_LOCK, K_RETRY_LOCK) and holds (TS_HOW)
 FLK_MMAP, FLK_VMA, FLK_SPEC, FLK_NONE = 0, 1, 2, 3
 FAULT_LOCK_CODES = {"mmap": FLK_MMAP, "vma": FLK_VMA, "speculative": FLK_SPEC}

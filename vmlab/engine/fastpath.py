@@ -34,6 +34,7 @@ KNOB_EFFECT = {
     C.K_SPF_COUNT: "matters only with K_FAULT_LOCK speculative, already FP_GENERAL",
     C.K_COMPLETED: "a lock-dropping wait that completes the fault itself: general path "
                    "(FP_GENERAL)",
+    C.K_ANON_VMA: "matters only with K_FAULT_LOCK not mmap, already FP_GENERAL",
     C.K_RA_DROP: "matters only with readahead (ra_pages), whose runs never take the fast "
                  "path (the page cache by file and folio)",
 }
@@ -57,6 +58,7 @@ def knob_row(policy):
     row[C.K_COMPLETED] = policy.fault_completed
     row[C.K_SPF_COUNT] = 1 if policy.spf_count == "change" else 0
     row[C.K_RA_DROP] = policy.readahead_drops_lock
+    row[C.K_ANON_VMA] = policy.anon_vma_fallback
     return row
 
 

@@ -1173,6 +1173,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     vma_pol, pol_tab = _policy_rows(vma_pols)
     vma_backing = np.array([C.BACKING_CODES[v.backing] for v in vmas], np.int64)
     vma_private = np.array([int(v.private) for v in vmas], np.int64)
+    vma_anon_vma = np.array([int(v.anon_vma) for v in vmas], np.uint8)
     rec_write = _record_writes(trace, idx, vmas, page_vma, kernel_model)
 
     emap_off, emap_vma = _eager_mappings(trace, idx, vmas, vma_pols, vma_p0, vma_p1)
@@ -1227,7 +1228,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                                                          workingset)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
-        rec_write=rec_write, vma_private=vma_private, kernel_model=kernel_model,
+        rec_write=rec_write, vma_private=vma_private, vma_anon_vma=vma_anon_vma,
+        kernel_model=kernel_model,
         thr_off=idx.thr_off, thr_tid=idx.thr_tid, thr_access=idx.thr_access,
         page_vma=page_vma, page_vpn=page_vpn, page_rank=idx.rank, by_key=idx.by_key,
         vma_backing=vma_backing, vma_pol=vma_pol, vma_asid=vma_asid, vma_p0=vma_p0,

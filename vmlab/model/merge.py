@@ -46,8 +46,10 @@ def mergeable(a, b):
 def merge_vmas(vmas):
     """The VMA table the kernel keeps for ``vmas``: each maximal run of adjacent compatible
     VMAs (:func:`mergeable`) becomes one VMA spanning the run, with the first one's fields
-    (its ``offset`` is the run's start in the file) and the name ``"first..last"`` of the
-    first and last VMAs' labels (the first's name when all names are equal).
+    (its ``offset`` is the run's start in the file), the name ``"first..last"`` of the
+    first and last VMAs' labels (the first's name when all names are equal), and an
+    ``anon_vma`` if any of them had one (a VMA without one merges into one with one: the
+    kernel's ``is_mergeable_anon_vma()``).
 
     Parameters
     ----------
@@ -72,13 +74,14 @@ def merge_vmas(vmas):
                                 f"space {v.asid}; merging needs disjoint VMAs")
         if runs and mergeable(runs[-1][1], v):
             runs[-1][1] = v
+            runs[-1][2] = runs[-1][2] or v.anon_vma
         else:
-            runs.append([v, v])
+            runs.append([v, v, v.anon_vma])
     out = []
-    for first, last in runs:
+    for first, last, anon_vma in runs:
         if first is last:
             out.append(first)
             continue
         name = first.name if first.name == last.name else f"{first.label}..{last.label}"
-        out.append(replace(first, end=last.end, name=name))
+        out.append(replace(first, end=last.end, name=name, anon_vma=anon_vma))
     return tuple(out)

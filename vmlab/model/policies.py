@@ -81,6 +81,12 @@ class Policy:
         ``maybe_unlock_mmap_for_io()``, and ``filemap_fault()`` returns ``VM_FAULT_RETRY``),
         where a wait would drop the lock (``drop_lock_attempts``, ``max_retries``).  Only
         with readahead (``ra_pages``); a speculative attempt holds no lock and goes on.
+    anon_vma_fallback : bool
+        A VMA-locked or speculative fault that needs the VMA's ``anon_vma`` (a private
+        anonymous page, a private file page's copy) while the VMA has none yet falls back to
+        ``mmap_lock``, which makes it (docs/model.md 15.8: 6.4's ``lock_vma_under_rcu()``,
+        since 6.5 ``vmf_anon_prepare()``'s ``mmap_read_trylock()``; Dufour's speculative
+        faults).  Only with ``fault_lock`` ``"vma"`` or ``"speculative"``.
     """
 
     name: str
@@ -97,6 +103,7 @@ class Policy:
     spf_count: str = "hold"
     fault_completed: bool = False
     readahead_drops_lock: bool = False
+    anon_vma_fallback: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -112,7 +119,7 @@ class Policy:
                                     f"(-1 = unbounded), got {v!r}")
             object.__setattr__(self, knob, w)
         for knob in ("eager", "needs_struct_page", "interruptible", "check_signal_before_retry",
-                     "fault_completed", "readahead_drops_lock"):
+                     "fault_completed", "readahead_drops_lock", "anon_vma_fallback"):
             v = getattr(self, knob)
             if not is_bool(v):
                 raise ScenarioError(f"policy {self.name!r}: {knob} must be True or False, got {v!r}")
@@ -161,6 +168,11 @@ class Policy:
             raise ScenarioError(
                 f"policy {self.name!r}: an eager policy never faults, so it takes no "
                 "fault_lock, retry_lock or fault_completed knobs")
+        if self.anon_vma_fallback and self.fault_lock == "mmap":
+            raise ScenarioError(
+                f"policy {self.name!r}: anon_vma_fallback applies to VMA-locked and speculative "
+                f"faults only (a fault under mmap_lock makes the anon_vma itself); set "
+                f"fault_lock='vma' or 'speculative', or leave anon_vma_fallback off")
         if self.fault_completed and self.drop_lock_attempts == 0:
             raise ScenarioError(
                 f"policy {self.name!r}: fault_completed (VM_FAULT_COMPLETED) finishes a wait "
@@ -254,15 +266,19 @@ POLICY_ORDER = tuple(PRESETS)
 #: Colours from Paul Tol's muted scheme (colour-blind safe), apart from the seven above.
 LOCK_PRESET_ROWS = (
     Preset(Policy("per_vma_lock", fault_lock="vma", retry_lock="mmap", drop_lock_attempts=1,
-                  max_retries=-1, check_signal_before_retry=True, readahead_drops_lock=True),
+                  max_retries=-1, check_signal_before_retry=True, readahead_drops_lock=True,
+                  anon_vma_fallback=True),
            "6.4: VMA lock, retry under mmap_lock", "#882255"),  # wine
     Preset(Policy("per_vma_retry_vma", fault_lock="vma", retry_lock="vma", drop_lock_attempts=1,
-                  max_retries=-1, check_signal_before_retry=True, readahead_drops_lock=True),
+                  max_retries=-1, check_signal_before_retry=True, readahead_drops_lock=True,
+                  anon_vma_fallback=True),
            "2025-26: retry under the VMA lock", "#44aa99"),  # teal
-    Preset(Policy("per_vma_no_retry", fault_lock="vma", drop_lock_attempts=0, max_retries=0),
+    Preset(Policy("per_vma_no_retry", fault_lock="vma", drop_lock_attempts=0, max_retries=0,
+                  anon_vma_fallback=True),
            "VMA lock held over I/O, no retry", "#332288"),  # indigo
     Preset(Policy("spf", fault_lock="speculative", drop_lock_attempts=1, max_retries=-1,
-                  check_signal_before_retry=True, readahead_drops_lock=True),
+                  check_signal_before_retry=True, readahead_drops_lock=True,
+                  anon_vma_fallback=True),
            "speculative, seqcount-validated", "#999933"),  # olive
 )
 

@@ -79,6 +79,11 @@ class Vma:
     ``MAP_SHARED``), ``file`` and ``offset`` (a file VMA's file identity and the byte offset of
     ``start`` in it: VMAs naming one file share its page-cache pages; ``None``: a file of its
     own), ``madvise`` (``"normal"``, ``"random"``, ``"sequential"``: readahead).
+
+    ``anon_vma``: the VMA has its ``anon_vma`` when the run starts (a mapping merged into a
+    neighbour that had one, or one written before the trace began); without it, under the
+    policy knob ``anon_vma_fallback``, the first VMA-locked or speculative fault that needs
+    one falls back to ``mmap_lock`` (docs/model.md 15.8).
     """
 
     start: int
@@ -93,6 +98,7 @@ class Vma:
     file: object = None
     offset: int = 0
     madvise: str = "normal"
+    anon_vma: bool = False
 
     def __post_init__(self):
         for name in ("start", "end"):
@@ -138,6 +144,10 @@ class Vma:
             raise ScenarioError(f"VMA {self.label}: private must be True (MAP_PRIVATE) or False "
                                 f"(MAP_SHARED), got {self.private!r}")
         object.__setattr__(self, "private", bool(self.private))
+        if not is_bool(self.anon_vma):
+            raise ScenarioError(f"VMA {self.label}: anon_vma must be True (it has one at the "
+                                f"start) or False, got {self.anon_vma!r}")
+        object.__setattr__(self, "anon_vma", bool(self.anon_vma))
         if self.file is not None:
             if not isinstance(self.file, str) or not self.file:
                 raise ScenarioError(f"VMA {self.label}: file must be a file's identity (a "

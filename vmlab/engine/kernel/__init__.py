@@ -60,6 +60,7 @@ class KernelInputs(NamedTuple):
     vma_p1: np.ndarray       # int64: one past the last
     vma_npages: np.ndarray   # int64: pages the VMA spans (touched or not)
     vma_private: np.ndarray  # int64: 1 for MAP_PRIVATE (kernel model)
+    vma_anon_vma: np.ndarray  # uint8: 1 for a VMA with its anon_vma at time 0 (docs/model.md 15.8)
     vma_fast: np.ndarray     # int64: fast-path class (codes.FP_*): fastpath.fast_path_eligibility
     vma_drop: np.ndarray     # bool: a waiting fault there drops mmap_sem (the fast path leaves it)
     emap_vma: np.ndarray     # int64: eager mappings, thread by thread (VMA indexes)

@@ -16,7 +16,7 @@ from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_buck
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
 from .granularity import (PT_COPY, _around_mappable, _around_skipped, _install_page,
                           _map_around, _map_finish)
-from .locks import _release_cost, _release_hold
+from .locks import _needs_anon_vma, _release_cost, _release_hold
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_TLB, PT_YOUNG,
                         _admit_entry, _admit_page, _batch_count, _note_candidate, _note_if_free,
                         _pin, _reclaim, _touch, _unpin)
@@ -37,6 +37,8 @@ def _ph_lookup(K, W, G, th, t):
     pr = K.vma_pol[v]
     pol = K.pol
     TS[th, C.TS_SEG] = C.CAT_ATT_CPU
+    if K.designs and _needs_anon_vma(K, W, TS[th, C.TS_POS], v):
+        W.anon_vma[v] = 1   # (made by this attempt, under whichever lock: 15.8)
     case = TS[th, C.TS_CASE]
     if (case == C.CASE_COPY or case == C.CASE_MKWRITE) and (FL[p] & F_PTE) == 0 \
             and (W.PT[p] & PT_COPY) == 0:

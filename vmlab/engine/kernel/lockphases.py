@@ -10,8 +10,8 @@ from .. import codes as C
 from . import state as g
 from .fault import _take_unreclaimable
 from .granularity import _kernel_case
-from .locks import (_attempt_row, _mmap_read_release, _note_mmap_grant, _resumes,
-                    _vma_try_read, _write_lock_vmas, _write_unlock_vmas)
+from .locks import (_attempt_row, _mmap_read_release, _needs_anon_vma, _note_mmap_grant,
+                    _resumes, _vma_try_read, _write_lock_vmas, _write_unlock_vmas)
 from .pagecache import F_PTE
 
 
@@ -55,10 +55,12 @@ def _ph_lock_req(K, W, G, th, t):
         # docs/model.md 15.3: the VMA's read lock, found under RCU; a VMA that is
         # write-locked or of a backing not handled so falls back to mmap_sem with the same
         # in-kernel index
-        v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
+        pos = TS[th, C.TS_POS]
+        v = K.page_vma[K.rec_page[pos]]
         took, G[g.G_NVL] = _vma_try_read(th, t, t - lookup_ns, v, K.vma_pol[v],
                                          K.vma_backing[v], K.pol, W.vl_readers, W.vl_wlocked,
-                                         W.vlocks, G[g.G_NVL], keep_records, TS)
+                                         W.vlocks, G[g.G_NVL], keep_records, TS,
+                                         _needs_anon_vma(K, W, pos, v))
         if took:
             cnt[C.CNT_VMA_READ] += 1
             TS[th, C.TS_LINE_N] = W.vl_readers[v] - 1
@@ -69,10 +71,12 @@ def _ph_lock_req(K, W, G, th, t):
     elif designs and lkind == C.LK_FAULT and TS[th, C.TS_HOW] == C.FLK_SPEC:
         # docs/model.md 15.4: no lock; the sequence count of its scope, read now, must be
         # even (no writer inside) and unchanged at the install
-        v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
+        pos = TS[th, C.TS_POS]
+        v = K.page_vma[K.rec_page[pos]]
         pr = K.vma_pol[v]
         seq = W.mm_seq[K.vma_asid[v]] if K.pol[pr, C.K_SPF_SCOPE] == 1 else W.vl_seq[v]
-        if ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 0:
+        if ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 0 or (
+                K.pol[pr, C.K_ANON_VMA] == 1 and _needs_anon_vma(K, W, pos, v)):
             cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
             TS[th, C.TS_HOW] = C.FLK_MMAP
             if keep_records:

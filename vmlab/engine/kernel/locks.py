@@ -32,14 +32,30 @@ def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
 # write-locked VMAs with readers inside waits for them (drain_th: at most one a space, since
 # it holds mmap_sem for write meanwhile).
 
+@njit_verb
+def _needs_anon_vma(K, W, pos, v):
+    """docs/model.md 15.8: the fault of record ``pos`` on VMA ``v`` needs the VMA's anon_vma
+    and the VMA has none: a private anonymous VMA (page model: any fault there, which makes a
+    page of its own; kernel model: a write) or, in the kernel model, a write to a private
+    file VMA (its copy)."""
+    if W.anon_vma[v] != 0 or not K.vma_private[v]:
+        return False
+    bk = K.vma_backing[v]
+    if not K.kernel_model:
+        return bk == C.B_ANON
+    return K.rec_write[pos] == 1 and (bk == C.B_ANON or bk == C.B_FILE)
+
+
 @njit_borrow
 def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl,
-                  keep_records, TS):
+                  keep_records, TS, no_anon_vma):
     """A fault's attempt, begun at ``t_req``, asks for VMA ``v``'s read lock at ``t`` (its
     policy row ``pr``, the VMA's backing ``bk``): taken unless the backing is not handled
-    under a VMA lock or a writer has it write-locked (a fallback).  Records the attempt;
+    under a VMA lock, a writer has it write-locked, or the fault needs an anon_vma the VMA
+    lacks under ``anon_vma_fallback`` (``no_anon_vma``): a fallback.  Records the attempt;
     returns (taken, the records' new length)."""
-    took = ((pol[pr, C.K_VMA_BACKINGS] >> bk) & 1) == 1 and vl_wlocked[v] == 0
+    took = ((pol[pr, C.K_VMA_BACKINGS] >> bk) & 1) == 1 and vl_wlocked[v] == 0 and not (
+        no_anon_vma and pol[pr, C.K_ANON_VMA] == 1)
     if took:
         vl_readers[v] += 1
     TS[th, C.TS_VL_ROW] = -1

@@ -213,7 +213,7 @@ def _setup(K):
         lk_readers=zeros(n_asid), lk_writer=zeros(n_asid), lk_q=zeros(n_asid, T + 1),
         lk_qh=zeros(n_asid), lk_qn=zeros(n_asid), vl_readers=zeros(nvma),
         vl_wlocked=zeros(nvma), vl_seq=zeros(nvma), mm_seq=zeros(n_asid),
-        drain_th=np.full(n_asid, -1, np.int64),
+        drain_th=np.full(n_asid, -1, np.int64), anon_vma=K.vma_anon_vma.copy(),
         TS=TS, TT=TT, tn=zeros(T), fstart=zeros(T), vf_h=zeros(nvma),
         pend_t=zeros(T, 8), pend_f=zeros(T, 8), pend_row=zeros(T, 8), pend_h=zeros(T),
         pend_n=zeros(T), sig_cnt=zeros(T),

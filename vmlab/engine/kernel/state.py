@@ -140,6 +140,7 @@ class Work(NamedTuple):
     vl_seq: np.ndarray
     mm_seq: np.ndarray
     drain_th: np.ndarray
+    anon_vma: np.ndarray    # [VMAs]: 1 once a fault made the VMA's anon_vma (docs/model.md 15.8)
     # threads
     TS: np.ndarray          # [T, TS_NCOL]: each thread's state (codes.TS_*)
     TT: np.ndarray          # [T, TT_NCOL]: the thread table returned (codes.TT_*)
