@@ -123,6 +123,7 @@ STREAM_IO, STREAM_WAIT, STREAM_ADVERSARY, STREAM_SIGNAL0 = 1, 2, 3, 16
 
 # How one attempt of a fault ends.
 _COMPLETED, _RETRY_IN_KERNEL, _TO_USER, _DEAD = "completed", "retry", "to_user", "dead"
+_RETRY_FIRST = "retry_first"        # a retry that is a first attempt again (k kept: 15.10)
 # docs/model.md section 15: continue under mmap_sem with the same in-kernel index (a VMA lock
 # that could not be taken) or afresh (a speculative attempt that aborted or needs to wait)
 _FALLBACK, _SPF_FALLBACK = "fallback", "spf_fallback"
@@ -1903,6 +1904,9 @@ class NaiveSimulator:
                 k += 1
                 how_lock = pol.retry_lock if pol.fault_lock == "vma" else "mmap"
                 continue
+            if how == _RETRY_FIRST:
+                how_lock = "mmap"
+                continue
             # Back to user space: signals are delivered, then the access executes again.
             if not (yield from self._deliver(th)):
                 fault["outcome"], fault["end_ns"] = KILLED, self.now
@@ -2047,6 +2051,7 @@ class NaiveSimulator:
                 return _SPF_FALLBACK
 
         # 3. Lookup.
+        att_major = False               # this attempt issued a read or began a context wait
         if backing == "iomem" and pol.needs_struct_page:
             yield from self._release_fault_lock(th, rec, lock)
             fault["outcome"], fault["end_ns"] = SIGBUS, self.now
@@ -2097,7 +2102,7 @@ class NaiveSimulator:
                     self._retry(th, fault, "retry")
                     if pol.check_signal_before_retry and th.pending:
                         return _TO_USER
-                    return _RETRY_IN_KERNEL
+                    return self._retry_kind(pol, how_lock, False)
                 yield ("sleep", c.pagecache_hit_ns, "att_cpu")
                 if case == "read" and F > 1 and not finish and self._around_skipped(rec):
                     around, finish = False, True  # (empty page table, the last folio first)
@@ -2111,10 +2116,12 @@ class NaiveSimulator:
             if page is None:
                 page = self._issue_io(fkey)
                 fault["major"] = 1
+                att_major = True
                 page.pins += 1
                 self._sync_readahead(rec, fkey, page)
             else:
                 page.pins += 1
+                self._async_readahead(rec, fkey, page, k)   # (in flight: found, 11.5)
 
         # 4. The wait.
         left = pol.max_retries < 0 or fault["retries"] < pol.max_retries
@@ -2127,6 +2134,7 @@ class NaiveSimulator:
             # context, not ready: this thread's own wait begins (a wait that a pending signal
             # aborts before it begins draws nothing and does not make the fault major).
             fault["major"] = 1
+            att_major = True
             context_done = h + self._draw(STREAM_WAIT, self.wait_table)
 
         if drop and pol.fault_completed:
@@ -2167,7 +2175,7 @@ class NaiveSimulator:
             self._retry(th, fault, "retry")
             if pol.check_signal_before_retry and th.pending:
                 return _TO_USER
-            return _RETRY_IN_KERNEL
+            return self._retry_kind(pol, how_lock, att_major)
 
         if aborted_at_once:
             th.pending[0]["aborted_wait"] = 1
@@ -2209,6 +2217,14 @@ class NaiveSimulator:
         if not self.kernel:
             return vma.backing == "anon"
         return rec.write and vma.backing in ("anon", "file")
+
+    @staticmethod
+    def _retry_kind(pol, how_lock, att_major):
+        """docs/model.md 15.10: the retry of a VMA-locked attempt that was not major, under
+        mmap_lock, is a first attempt again (no FAULT_FLAG_TRIED: ``k`` kept)."""
+        if how_lock == "vma" and pol.retry_lock == "mmap" and not att_major:
+            return _RETRY_FIRST
+        return _RETRY_IN_KERNEL
 
     @staticmethod
     def _drops(pol, fault, k):

@@ -164,7 +164,10 @@ TS_LR_NEXT = 45     # the thread's next LOCK_R record, an index into lr_hold
 TS_UM_NEXT = 46     # the thread's next unmap (docs/model.md 11.9), an index into um_pos
 TS_DOWNGRADED = 47 # 1 once a writer downgraded mmap_sem to read (docs/model.md 15.13)
 TS_RD_NEXT = 48    # the thread's next read (docs/model.md 11.7), an index into rd_pos
-TS_NCOL = 49
+TS_KEEP_K = 49     # 1: the lock-dropping attempt was VMA-locked and not major, and its retry
+#                    takes mmap_sem without FAULT_FLAG_TRIED: a first attempt again, k kept
+#                    (docs/model.md 15.10)
+TS_NCOL = 50
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,

@@ -91,6 +91,9 @@ def _ph_lookup(K, W, G, th, t):
         return t + K.costs[C.COST_PAGECACHE_HIT], g.STEP_DONE
     if (FL[s] & F_INFL) != 0:
         _pin(s, W.PIN, FL)
+        if K.ra_pages > 0 and K.vma_madv[v] != 1 and TS[th, C.TS_K] == 0:
+            # (the folio is found: its mark starts the next window before the wait, 11.5)
+            _readahead_async(K, W, G, th, t, p, v, s)
         return _wait_begins(K, W, G, th, t, p, s, 1, False, 0)
     # allocate the frames, evicting if needed, and issue the I/O
     if G[g.G_CACHE_MODE] == 1:
@@ -287,6 +290,7 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     left = mr < 0 or retries < mr
     drop = _may_drop(K, TS, th, pr)
     intr = left and (not drop) and pol[pr, C.K_INTERRUPTIBLE] == 1
+    TS[th, C.TS_KEEP_K] = 1 if _retry_is_first(K, TS, th, pr, issued or need_wait == 2) else 0
     TS[th, C.TS_WAIT_DROP] = 1 if drop else 0
     TS[th, C.TS_WAIT_KIND] = need_wait
     TS[th, C.TS_WAIT_START] = t
@@ -375,6 +379,16 @@ def _may_drop(K, TS, th, pr):
     return (mr < 0 or TS[th, C.TS_RETRIES] < mr) and (dla < 0 or TS[th, C.TS_K] < dla)
 
 
+@njit_verb
+def _retry_is_first(K, TS, th, pr, major):
+    """docs/model.md 15.10: the retry of thread ``th``'s lock-dropping attempt is a first
+    attempt again (``k`` kept): the attempt held its VMA's lock, was not ``major`` (issued no
+    read, began no context wait) and the retry takes mmap_sem: the arch code sets
+    ``FAULT_FLAG_TRIED`` for that retry only after ``VM_FAULT_MAJOR``."""
+    return K.designs and TS[th, C.TS_HOW] == C.FLK_VMA and not major and \
+        K.pol[pr, C.K_RETRY_LOCK] == C.FLK_MMAP
+
+
 @njit_borrow
 def _readahead_drop(K, W, G, th, t, s):
     """A lookup's asynchronous readahead dropped the attempt's lock (``readahead_drops_lock``,
@@ -382,6 +396,8 @@ def _readahead_drop(K, W, G, th, t, s):
     the pin on entry ``s`` goes and the attempt ends in a retry, with no wait and no
     wake-up."""
     TS = W.TS
+    TS[th, C.TS_KEEP_K] = 1 if _retry_is_first(K, TS, th, K.vma_pol[
+        K.page_vma[K.rec_page[TS[th, C.TS_POS]]]], False) else 0
     TS[th, C.TS_WAIT_DROP] = 1
     TS[th, C.TS_WAIT_KIND] = 3
     TS[th, C.TS_WAIT_START] = t
@@ -466,7 +482,8 @@ def _ph_woken(K, W, G, th, t):
         if K.pol[pr, C.K_CHECK_SIGNAL] == 1 and W.pend_n[th] > 0:
             TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
             return t, g.STEP_DONE
-        TS[th, C.TS_K] += 1
+        if TS[th, C.TS_KEEP_K] == 0:
+            TS[th, C.TS_K] += 1
         if K.designs:
             # the retry takes retry_lock (docs/model.md 15.3)
             fl = K.pol[pr, C.K_FAULT_LOCK]
