@@ -539,7 +539,9 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
 READAHEAD_SCAN = {"n_pages": 16_384, "ra_pages": 2_048, "pause_ns": 2_100_000, "every": 64}
 
 
-def readahead_scan_scenario(n_pages=16_384, ra_pages=2_048, pause_ns=2_100_000, every=64,
+def readahead_scan_scenario(n_pages=READAHEAD_SCAN["n_pages"],
+                            ra_pages=READAHEAD_SCAN["ra_pages"],
+                            pause_ns=READAHEAD_SCAN["pause_ns"], every=READAHEAD_SCAN["every"],
                             base_addr=synth.DEFAULT_BASE):
     """One thread reading one byte of each page of a cold, shared, read-only file mapping
     of ``n_pages`` pages in order, pausing ``pause_ns`` after every ``every`` pages, under the
@@ -584,7 +586,7 @@ def readahead_anchor(capture, policies=("per_vma_lock", "per_vma_retry_vma"), sc
     host = np.sort(c.acquire_ns[c.mode == 0])
     rows = [{"source": "this kernel", "n_mmap_lock_read": len(host), "n_retries": math.nan,
              "instants_ms": _from_first_ms(host)}]
-    sc = readahead_scan_scenario(**(READAHEAD_SCAN if scan is None else scan))
+    sc = readahead_scan_scenario(**(scan or {}))
     pols = [get_policy(p) for p in policies]
     pols.append(get_policy("per_vma_lock").replace(name="per_vma_lock, no readahead drop",
                                                    readahead_drops_lock=False))

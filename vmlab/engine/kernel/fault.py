@@ -79,22 +79,21 @@ def _ph_lookup(K, W, G, th, t):
         TS[th, C.TS_AROUND_DONE] = 1
         TS[th, C.TS_PHASE] = C.PH_LOOKUP
         return t + n_around * K.costs[C.COST_PTE], g.STEP_DONE
-    if (FL[s] & F_RES) != 0 and (FL[s] & F_INFL) == 0:
+    if (FL[s] & F_RES) != 0:
+        # the folio is found, resident or in flight: its mark starts the next window before
+        # any wait (11.5)
         _pin(s, W.PIN, FL)
+        marked = False
         if K.ra_pages > 0 and K.vma_madv[v] != 1 and TS[th, C.TS_K] == 0:
             marked = RAM[s] == 1
             _readahead_async(K, W, G, th, t, p, v, s)
-            if marked and pol[pr, C.K_RA_DROP] == 1 and _may_drop(K, TS, th, pr) and not (
-                    K.designs and TS[th, C.TS_HOW] == C.FLK_SPEC):
-                return _readahead_drop(K, W, G, th, t, s)
+        if (FL[s] & F_INFL) != 0:
+            return _wait_begins(K, W, G, th, t, p, s, 1, False, 0)
+        if marked and pol[pr, C.K_RA_DROP] == 1 and _may_drop(K, TS, th, pr) and not (
+                K.designs and TS[th, C.TS_HOW] == C.FLK_SPEC):
+            return _readahead_drop(K, W, G, th, t, pr, s)
         TS[th, C.TS_PHASE] = C.PH_MINOR_MAP
         return t + K.costs[C.COST_PAGECACHE_HIT], g.STEP_DONE
-    if (FL[s] & F_INFL) != 0:
-        _pin(s, W.PIN, FL)
-        if K.ra_pages > 0 and K.vma_madv[v] != 1 and TS[th, C.TS_K] == 0:
-            # (the folio is found: its mark starts the next window before the wait, 11.5)
-            _readahead_async(K, W, G, th, t, p, v, s)
-        return _wait_begins(K, W, G, th, t, p, s, 1, False, 0)
     # allocate the frames, evicting if needed, and issue the I/O
     if G[g.G_CACHE_MODE] == 1:
         ok, G[g.G_N_RESIDENT], G[g.G_N_ENT], G[g.G_HAND], G[g.G_NEV] = _admit_entry(
@@ -390,14 +389,13 @@ def _retry_is_first(K, TS, th, pr, major):
 
 
 @njit_borrow
-def _readahead_drop(K, W, G, th, t, s):
+def _readahead_drop(K, W, G, th, t, pr, s):
     """A lookup's asynchronous readahead dropped the attempt's lock (``readahead_drops_lock``,
-    docs/model.md 11.5): once the release takes effect (after its line cost: PH_DROP_WAIT)
-    the pin on entry ``s`` goes and the attempt ends in a retry, with no wait and no
-    wake-up."""
+    docs/model.md 11.5; policy row ``pr``): once the release takes effect (after its line
+    cost: PH_DROP_WAIT) the pin on entry ``s`` goes and the attempt ends in a retry, with no
+    wait and no wake-up."""
     TS = W.TS
-    TS[th, C.TS_KEEP_K] = 1 if _retry_is_first(K, TS, th, K.vma_pol[
-        K.page_vma[K.rec_page[TS[th, C.TS_POS]]]], False) else 0
+    TS[th, C.TS_KEEP_K] = 1 if _retry_is_first(K, TS, th, pr, False) else 0
     TS[th, C.TS_WAIT_DROP] = 1
     TS[th, C.TS_WAIT_KIND] = 3
     TS[th, C.TS_WAIT_START] = t
