@@ -16,8 +16,11 @@ column       dtype      meaning
 ``gap_ns``   unsigned   optional: compute time since the same thread's
                         previous record, in nanoseconds
 ``call``     uint8      optional: for a ``LOCK_W`` record, the system call it is
-                        (a :class:`Call` code; 0 ``UNKNOWN``, and 0 on every
-                        other record); absent: every writer ``UNKNOWN``
+                        (a :class:`Call` code; 0 ``UNKNOWN``); for an access,
+                        ``KERNEL`` if the kernel made it inside a system call
+                        (its fault is not the user's: no ``FAULT_FLAG_USER``),
+                        else 0; 0 on a ``LOCK_R``; absent: every writer
+                        ``UNKNOWN``, every access the program's own
 ===========  =========  =====================================================
 
 Why a column of its own for the call, and not bits of an existing field: ``op`` is compared
@@ -68,7 +71,8 @@ class Op(enum.IntEnum):
 
 
 class Call(enum.IntEnum):
-    """The system call a ``LOCK_W`` record is (the trace's optional ``call`` column).
+    """The system call a ``LOCK_W`` record is, or the one an access is made in (the trace's
+    optional ``call`` column).
 
     It decides the writer's hold of ``mmap_lock`` when the record does not say it (a cost per
     call: ``Costs.hold_mmap_ns``...) and, under Dufour's per-VMA count
@@ -77,6 +81,14 @@ class Call(enum.IntEnum):
     (a hold of ``mmap_cs_ns``, the change at the grant).  ``BRK`` is a ``brk`` that grows the
     heap; one that shrinks it unmaps the heap's tail (the kernel's ``do_vmi_munmap``) and is
     an ``MUNMAP``.
+
+    ``KERNEL`` is the one code an access may carry: the kernel made the access itself, inside
+    a system call of the thread (``copy_to_user`` into ``read()``'s buffer, ``put_user``, the
+    ELF loader clearing a segment's tail at ``execve``).  Its fault is taken in kernel mode,
+    without ``FAULT_FLAG_USER``, and every arch handler since 6.4 sends such a fault straight
+    to ``mmap_lock`` (``if (!(flags & FAULT_FLAG_USER)) goto lock_mmap;``): docs/model.md
+    15.3.  A recording marks the accesses it knows the kernel made (``vmlab record``: the
+    perf reader's ``exceptions:page_fault_kernel`` samples, lackey's stores of a system call).
     """
 
     UNKNOWN = 0
@@ -85,6 +97,7 @@ class Call(enum.IntEnum):
     MPROTECT = 3
     MREMAP = 4
     BRK = 5
+    KERNEL = 6
 
 
 #: The calls whose change to their VMA comes at the end of their hold of ``mmap_lock``:
@@ -108,12 +121,14 @@ DOWNGRADES = frozenset({Call.MUNMAP})
 
 #: The largest :class:`Call` code.
 MAX_CALL = max(Call)
+#: The largest code a ``LOCK_W`` record may carry (the writers' calls).
+MAX_WRITER_CALL = Call.BRK
 CALL_BY_NAME = {c.name.lower(): c for c in Call}
 
 
 def parse_call(name):
     """The :class:`Call` for a name (``"mmap"``, ``"munmap"``, ``"mprotect"``, ``"mremap"``,
-    ``"brk"``, ``"unknown"``, any case) or a code."""
+    ``"brk"``, ``"kernel"``, ``"unknown"``, any case) or a code."""
     if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
         if 0 <= int(name) <= MAX_CALL:
             return Call(int(name))
@@ -124,12 +139,18 @@ def parse_call(name):
 
 
 def bad_call_record(op, call):
-    """Index of the first record whose ``call`` code is over :data:`MAX_CALL` or nonzero on a
-    record that is not a ``LOCK_W``, or -1 (vectorised: one pass over both columns)."""
+    """Index of the first record whose ``call`` code does not fit its record, or -1: a code
+    over :data:`MAX_CALL`, ``KERNEL`` on a ``LOCK_W``, a writer's call on an access, anything
+    but 0 on a ``LOCK_R`` (vectorised: one pass over both columns)."""
     call = np.asarray(call)
     if not len(call):
         return -1
-    bad = (call > MAX_CALL) | ((call != 0) & (np.asarray(op) != Op.LOCK_W))
+    if not call.any():
+        return -1
+    op = np.asarray(op)
+    lock_w = op == Op.LOCK_W
+    bad = (call > MAX_CALL) | (lock_w & (call == Call.KERNEL)) | (
+        ~lock_w & (call != 0) & ((call != Call.KERNEL) | (op >= FIRST_LOCK_OP)))
     return int(np.argmax(bad)) if bad.any() else -1
 
 
@@ -139,8 +160,17 @@ def call_error(op, call, i):
     if c > MAX_CALL:
         return (f"record {i}: call code {c} is not one of 0 to {int(MAX_CALL)} "
                 f"({', '.join(CALL_BY_NAME)})")
-    return (f"record {i}: a {Op(o).name} record has call code {c} ({Call(c).name.lower()}); "
-            "only lock_w records name a call (0 elsewhere)")
+    name = Call(c).name.lower()
+    if o == Op.LOCK_W:
+        return (f"record {i}: a LOCK_W record has call code {c} ({name}); a writer names "
+                f"one of 0 to {int(MAX_WRITER_CALL)} (unknown, mmap, munmap, mprotect, mremap, "
+                "brk)")
+    if o == Op.LOCK_R:
+        return (f"record {i}: a LOCK_R record has call code {c} ({name}); a reader names no "
+                "call (0)")
+    return (f"record {i}: a {Op(o).name} record has call code {c} ({name}); an access is 0 "
+            f"(the program's own) or {int(Call.KERNEL)} (kernel: made by the kernel in a "
+            "system call)")
 
 
 #: The record kinds that are lock operations, not memory accesses: every op code from
@@ -198,8 +228,8 @@ def first_bad_record(columns, max_op=MAX_OP, older=" in this version", step=1 <<
     Refused: an op code over ``max_op``; an access (not ``LOCK_W``/``LOCK_R``) of size 0 or
     over :data:`MAX_SIZE`, a ``LOCK_R`` hold over :data:`MAX_SIZE`; a tid over
     :data:`MAX_TID`; an asid of :data:`MAX_ASIDS` or more; a ``gap_ns`` of
-    :data:`GAP_LIMIT` or more; a call code over :data:`MAX_CALL` or nonzero on a record that
-    is not a ``LOCK_W``.  (``older`` ends the list of op codes when ``max_op`` is that of an
+    :data:`GAP_LIMIT` or more; a call code that does not fit its record
+    (:func:`bad_call_record`).  (``older`` ends the list of op codes when ``max_op`` is that of an
     older file version.)  Block by block: a few SIMD reductions clear a block at memory
     speed, only a block that fails one is looked at record by record.  (A thread's total of
     gaps is :func:`first_gap_total_over`'s.)"""
@@ -517,6 +547,12 @@ class Trace:
         column)."""
         c = self.columns.get("call")
         return np.zeros(len(self), np.uint8) if c is None else c
+
+    def kernel_made(self):
+        """Whether each record is an access the kernel made in a system call (``call`` is
+        ``KERNEL``: its fault has no ``FAULT_FLAG_USER``), as a bool array."""
+        c = self.columns.get("call")
+        return np.zeros(len(self), bool) if c is None else np.asarray(c) == Call.KERNEL
 
     @property
     def page_size(self):
