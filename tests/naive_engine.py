@@ -212,7 +212,7 @@ class _Thread:
 
 class _Record:
     __slots__ = ("index", "op", "asid", "addr", "vpn", "vma", "gap", "key", "write", "size",
-                 "call")
+                 "call", "kernel")
 
 
 class NaiveSimulator:
@@ -358,6 +358,7 @@ class NaiveSimulator:
             r.index, r.op, r.asid, r.addr, r.gap = i, ops[i], asids[i], addrs[i], gaps[i]
             r.size = sizes[i]
             r.call = calls[i]
+            r.kernel = r.call == Call.KERNEL    # made by the kernel: no FAULT_FLAG_USER (15.3)
             r.vpn = r.addr >> self.shift
             r.key = (r.asid, r.vpn)
             r.vma = None
@@ -1887,7 +1888,7 @@ class NaiveSimulator:
         th.fault = fault
         pol = self.vma_policies[rec.vma]
         k = 0                           # the attempt's index in the kernel
-        how_lock = pol.fault_lock       # what the attempt takes (docs/model.md section 15)
+        how_lock = self._first_lock(pol, rec)   # what the attempt takes (docs/model.md 15)
         while True:
             how = yield from self._attempt(th, fault, rec, k, how_lock)
             if how == _COMPLETED:
@@ -1902,7 +1903,7 @@ class NaiveSimulator:
                 continue
             if how == _RETRY_IN_KERNEL:
                 k += 1
-                how_lock = pol.retry_lock if pol.fault_lock == "vma" else "mmap"
+                how_lock = pol.retry_lock if self._first_lock(pol, rec) == "vma" else "mmap"
                 continue
             if how == _RETRY_FIRST:
                 how_lock = "mmap"
@@ -1913,7 +1914,7 @@ class NaiveSimulator:
                 return False
             if self._mapped(rec):
                 break
-            k, how_lock = 0, pol.fault_lock
+            k, how_lock = 0, self._first_lock(pol, rec)
         fault["outcome"], fault["end_ns"] = DONE, self.now
         th.fault = None
         self._touch(rec, copied=fault["cow_lookup"])
@@ -2100,7 +2101,7 @@ class NaiveSimulator:
                     page.pins -= 1
                     self._end_wait(fault)
                     self._retry(th, fault, "retry")
-                    if pol.check_signal_before_retry and th.pending:
+                    if pol.check_signal_before_retry and th.pending and self._signals_reach(th, rec):
                         return _TO_USER
                     return self._retry_kind(pol, how_lock, False)
                 yield ("sleep", c.pagecache_hit_ns, "att_cpu")
@@ -2126,7 +2127,7 @@ class NaiveSimulator:
         # 4. The wait.
         left = pol.max_retries < 0 or fault["retries"] < pol.max_retries
         drop = self._drops(pol, fault, k)
-        interruptible = left and pol.interruptible and not drop
+        interruptible = left and pol.interruptible and not drop and self._signals_reach(th, rec)
         fault["wait_since"] = h
         aborted_at_once = interruptible and bool(th.pending)
         context_done = None
@@ -2173,7 +2174,7 @@ class NaiveSimulator:
             yield ("wait",)
             self._end_wait(fault)
             self._retry(th, fault, "retry")
-            if pol.check_signal_before_retry and th.pending:
+            if pol.check_signal_before_retry and th.pending and self._signals_reach(th, rec):
                 return _TO_USER
             return self._retry_kind(pol, how_lock, att_major)
 
@@ -2217,6 +2218,20 @@ class NaiveSimulator:
         if not self.kernel:
             return vma.backing == "anon"
         return rec.write and vma.backing in ("anon", "file")
+
+    @staticmethod
+    def _first_lock(pol, rec):
+        """docs/model.md 15.3: a fault the kernel made in a system call (no FAULT_FLAG_USER)
+        goes to mmap_lock where the design would take a VMA lock; a speculative attempt is
+        tried for it as for any."""
+        return "mmap" if rec.kernel and pol.fault_lock == "vma" else pol.fault_lock
+
+    @staticmethod
+    def _signals_reach(th, rec):
+        """docs/model.md 7, 15.3: a pending signal stops a retry or an interruptible wait of
+        the user's fault; of a fault the kernel made, only a fatal one does
+        (fault_signal_pending())."""
+        return not rec.kernel or bool(th.schedule is not None and th.schedule.fatal)
 
     @staticmethod
     def _retry_kind(pol, how_lock, att_major):

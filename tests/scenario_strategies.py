@@ -30,7 +30,7 @@ from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exp
 from vmlab.model.scenario import unmap_problem
 from vmlab.model.costs import HOLD_FIELDS
 from vmlab.trace import Call, Op, Trace
-from vmlab.trace.model import MAX_CALL
+from vmlab.trace.model import MAX_WRITER_CALL
 
 PAGE = 4096
 ACCESS_OPS = (Op.LOAD, Op.STORE, Op.IFETCH, Op.MODIFY)
@@ -292,10 +292,14 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
     # writers name their calls at times (docs/model.md 15.12: each call's hold and, under
     # spf_count="change", the place of its change); 0 is a writer of unknown call; munmap
     # drawn as often as the others together (its downgrade lets readers in, 15.13)
+    # accesses the kernel made in a system call (call KERNEL, docs/model.md 15.3: no
+    # FAULT_FLAG_USER) at times, about one in four of them then
     call = None
-    if (op_col == Op.LOCK_W).any() and draw(st.booleans()):
-        some_call = st.one_of(st.just(int(Call.MUNMAP)), st.integers(0, int(MAX_CALL)))
-        call = np.array([draw(some_call) if o == Op.LOCK_W else 0 for o in op_col], np.uint8)
+    if draw(st.booleans()):
+        some_call = st.one_of(st.just(int(Call.MUNMAP)), st.integers(0, int(MAX_WRITER_CALL)))
+        kernel = st.sampled_from((0, 0, 0, int(Call.KERNEL)))
+        call = np.array([draw(some_call) if o == Op.LOCK_W else draw(kernel) if o < Op.LOCK_W
+                         else 0 for o in op_col], np.uint8)
     trace = Trace(addr=addr_col.astype(np.uint64), op=op_col.astype(np.uint8),
                   tid=tid_col.astype(np.uint32), asid=asid_col.astype(np.uint16),
                   size=size_col.astype(np.uint64), gap_ns=gap, call=call)

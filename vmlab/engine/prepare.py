@@ -19,7 +19,7 @@ from ..model.costs import LIMIT_TEXT, MAX_NS, TABLE_SIZE, writer_parts_ns
 from ..model.scenario import (min_memory_pages, refuse_knobs,
                              signal_interval_dist)
 from .._numba import njit, prefetch
-from ..trace.model import ASID_BITS, CHANGE_AT_RELEASE, MAX_CALL, Op, lock_w_ranges
+from ..trace.model import ASID_BITS, CHANGE_AT_RELEASE, MAX_CALL, Call, Op, lock_w_ranges
 from . import codes as C
 from .fastpath import fast_path_eligibility, knob_row
 from .kernel import KernelInputs
@@ -595,18 +595,46 @@ def _record_writes(trace, idx, vmas, page_vma, kernel_model):
             raise ScenarioError(f"record {r}: thread {int(trace.tid[r])} {what} "
                                 f"{int(trace.addr[r]):#x} in VMA {v.label}, whose prot is "
                                 f"{v.prot or 'none'!r}")
-        if one_thread:
-            out[lo:hi] = write
-        else:   # each thread's share of the chunk, in trace order, at its cursor
-            th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid[lo:hi]))
-            by_thread = write[np.argsort(th, kind="stable")]
-            counts = np.bincount(th, minlength=len(cursor))
-            at = 0
-            for t in np.flatnonzero(counts):
-                c = int(counts[t])
-                out[cursor[t]:cursor[t] + c] = by_thread[at:at + c]
-                cursor[t] += c
-                at += c
+        _put_in_thread_order(out, write, trace, idx, lo, hi, cursor, one_thread)
+    return out
+
+
+def _put_in_thread_order(out, values, trace, idx, lo, hi, cursor, one_thread):
+    """Store ``values``, one per record of the trace's records ``[lo, hi)``, in ``out`` in the
+    kernel's record order (threads grouped): each thread's share of the chunk, in trace
+    order, at its ``cursor`` (advanced)."""
+    if one_thread:
+        out[lo:hi] = values
+        return
+    th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid[lo:hi]))
+    by_thread = values[np.argsort(th, kind="stable")]
+    counts = np.bincount(th, minlength=len(cursor))
+    at = 0
+    for t in np.flatnonzero(counts):
+        c = int(counts[t])
+        out[cursor[t]:cursor[t] + c] = by_thread[at:at + c]
+        cursor[t] += c
+        at += c
+
+
+def _record_kernel(trace, idx):
+    """1 for each access the kernel made in a system call (``call`` ``KERNEL``: its fault has
+    no ``FAULT_FLAG_USER``, docs/model.md 15.3), in the kernel's record order; an empty array
+    for a trace with none (every fault the user's).  Chunk by chunk, as
+    :func:`_record_writes`."""
+    if not trace.has_call:
+        return np.zeros(0, np.uint8)
+    n = len(trace)
+    if not any(bool((np.asarray(trace.columns["call"][lo:lo + _CHUNK]) == Call.KERNEL).any())
+               for lo in range(0, n, _CHUNK)):
+        return np.zeros(0, np.uint8)
+    out = _scratch(n, np.uint8)
+    one_thread = len(idx.thr_tid) == 1
+    cursor = idx.thr_off[:-1].copy()
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        made = (np.asarray(trace.columns["call"][lo:hi]) == Call.KERNEL).astype(np.uint8)
+        _put_in_thread_order(out, made, trace, idx, lo, hi, cursor, one_thread)
     return out
 
 
@@ -1175,6 +1203,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     vma_private = np.array([int(v.private) for v in vmas], np.int64)
     vma_anon_vma = np.array([int(v.anon_vma) for v in vmas], np.uint8)
     rec_write = _record_writes(trace, idx, vmas, page_vma, kernel_model)
+    rec_kernel = _record_kernel(trace, idx)
 
     emap_off, emap_vma = _eager_mappings(trace, idx, vmas, vma_pols, vma_p0, vma_p1)
     # distributions
@@ -1228,7 +1257,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                                                          workingset)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
-        rec_write=rec_write, vma_private=vma_private, vma_anon_vma=vma_anon_vma,
+        rec_write=rec_write, rec_kernel=rec_kernel, vma_private=vma_private, vma_anon_vma=vma_anon_vma,
         kernel_model=kernel_model,
         thr_off=idx.thr_off, thr_tid=idx.thr_tid, thr_access=idx.thr_access,
         page_vma=page_vma, page_vpn=page_vpn, page_rank=idx.rank, by_key=idx.by_key,

@@ -44,6 +44,8 @@ class KernelInputs(NamedTuple):
     rec_gap: np.ndarray      # gap_ns before each record (unused when not has_gap)
     has_gap: bool
     rec_write: np.ndarray    # uint8: 1 for a store (STORE, MODIFY); read by the kernel model only
+    rec_kernel: np.ndarray   # uint8: 1 for an access the kernel made (call KERNEL: no
+    #                          FAULT_FLAG_USER, docs/model.md 15.3); empty when no record is
     thr_off: np.ndarray      # int64 [T + 1]
     thr_tid: np.ndarray      # int64 [T]: the trace's thread id
     thr_access: np.ndarray   # int64 [T]: 1 if the thread has access records (not only LOCK_W)

@@ -16,7 +16,7 @@ from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_buck
 from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
 from .granularity import (PT_COPY, _around_mappable, _around_skipped, _install_page,
                           _map_around, _map_finish)
-from .locks import _needs_anon_vma, _release_cost, _release_hold
+from .locks import _fault_lock, _kernel_made, _needs_anon_vma, _release_cost, _release_hold
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, PT_TLB, PT_YOUNG,
                         _admit_entry, _admit_page, _batch_count, _note_candidate, _note_if_free,
                         _pin, _reclaim, _touch, _unpin)
@@ -288,7 +288,8 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     mr = pol[pr, C.K_MAX_RETRIES]
     left = mr < 0 or retries < mr
     drop = _may_drop(K, TS, th, pr)
-    intr = left and (not drop) and pol[pr, C.K_INTERRUPTIBLE] == 1
+    intr = left and (not drop) and pol[pr, C.K_INTERRUPTIBLE] == 1 and \
+        _signals_reach(K, W, th)
     TS[th, C.TS_KEEP_K] = 1 if _retry_is_first(K, TS, th, pr, issued or need_wait == 2) else 0
     TS[th, C.TS_WAIT_DROP] = 1 if drop else 0
     TS[th, C.TS_WAIT_KIND] = need_wait
@@ -366,6 +367,15 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
         G[g.G_HN] = _heap_push(W.ht, W.hk, G[g.G_HN], t + d, (C.EV_IO << 40) | p)
     TS[th, C.TS_PHASE] = C.PH_WOKEN
     return t + d + wakeup_ns, g.STEP_DONE
+
+
+@njit_verb
+def _signals_reach(K, W, th):
+    """Thread ``th``'s signals stop its current fault, at a check before a retry or in an
+    interruptible wait (docs/model.md 7 and 15.3): any signal the user's fault; a fault the
+    kernel made in a system call only a fatal one (the kernel's ``fault_signal_pending()``:
+    ``fatal_signal_pending() || (user_mode(regs) && signal_pending())``)."""
+    return K.sig_fatal[th] or not _kernel_made(K, W.TS[th, C.TS_POS])
 
 
 @njit_verb
@@ -477,16 +487,14 @@ def _ph_woken(K, W, G, th, t):
         _attempt_wasted(th, TS, W.TT, True)  # the attempt ends in a retry
         _count_in_bin(W, G, C.TSB_RETRIES, t)
         pr = K.vma_pol[K.page_vma[p]]
-        if K.pol[pr, C.K_CHECK_SIGNAL] == 1 and W.pend_n[th] > 0:
+        if K.pol[pr, C.K_CHECK_SIGNAL] == 1 and W.pend_n[th] > 0 and _signals_reach(K, W, th):
             TS[th, C.TS_PHASE] = C.PH_DELIVER_REEXEC
             return t, g.STEP_DONE
         if TS[th, C.TS_KEEP_K] == 0:
             TS[th, C.TS_K] += 1
         if K.designs:
             # the retry takes retry_lock (docs/model.md 15.3)
-            fl = K.pol[pr, C.K_FAULT_LOCK]
-            TS[th, C.TS_HOW] = C.FLK_VMA if (
-                fl == C.FLK_VMA and K.pol[pr, C.K_RETRY_LOCK] == C.FLK_VMA) else C.FLK_MMAP
+            TS[th, C.TS_HOW] = _fault_lock(K, TS[th, C.TS_POS], pr, True)
         TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
         return t, g.STEP_DONE
     if TS[th, C.TS_WAIT_KIND] == 2:

@@ -33,6 +33,28 @@ def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
 # it holds mmap_sem for write meanwhile).
 
 @njit_verb
+def _kernel_made(K, pos):
+    """Record ``pos`` is an access the kernel made in a system call (no ``FAULT_FLAG_USER``)."""
+    return len(K.rec_kernel) > 0 and K.rec_kernel[pos] == 1
+
+
+@njit_verb
+def _fault_lock(K, pos, pr, retry):
+    """What the attempt of record ``pos``'s fault takes under policy row ``pr`` (a ``FLK_*``;
+    ``retry``: an attempt after a retry): the policy's ``fault_lock``, its ``retry_lock`` for
+    a retry of a VMA-locked fault, and ``mmap_sem`` for every attempt of a fault the kernel
+    made under a VMA lock (docs/model.md 15.3: the arch code sends a fault without
+    ``FAULT_FLAG_USER`` to ``lock_mmap`` before ``lock_vma_under_rcu()``; a speculative attempt
+    is tried for it as for any, as Dufour's and Lespinasse's x86 code did)."""
+    fl = K.pol[pr, C.K_FAULT_LOCK]
+    if fl != C.FLK_VMA:
+        return fl if not retry else C.FLK_MMAP
+    if _kernel_made(K, pos):
+        return C.FLK_MMAP
+    return K.pol[pr, C.K_RETRY_LOCK] if retry else C.FLK_VMA
+
+
+@njit_verb
 def _needs_anon_vma(K, W, pos, v):
     """docs/model.md 15.8: the fault of record ``pos`` on VMA ``v`` needs the VMA's anon_vma
     and the VMA has none: a private anonymous VMA (page model: any fault there, which makes a

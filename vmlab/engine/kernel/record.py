@@ -16,6 +16,7 @@ from .events import _key_lt, _limit
 from .fastrun import FK_NO, _fast_run, _lone_fault, _prefetch_access
 from .filereads import _read_call
 from .granularity import _allows, _unmap_pages
+from .locks import _fault_lock
 from .pagecache import F_FILE, F_PTE, PT_TLB, PT_YOUNG, _batch_drain, _touch
 
 
@@ -167,7 +168,7 @@ def _ph_access(K, W, G, th, t):
         _count_in_bin(W, G, C.TSB_FAULTS, t)
     TS[th, C.TS_K] = 0
     if K.designs:
-        TS[th, C.TS_HOW] = K.pol[K.vma_pol[K.page_vma[p]], C.K_FAULT_LOCK]
+        TS[th, C.TS_HOW] = _fault_lock(K, TS[th, C.TS_POS], K.vma_pol[K.page_vma[p]], False)
     TS[th, C.TS_LOCK_KIND] = C.LK_FAULT
     TS[th, C.TS_LOCK_MODE] = 0
     TS[th, C.TS_PHASE] = C.PH_LOCK_REQ

@@ -1,0 +1,103 @@
+"""Faults the kernel takes in kernel mode (an access with call ``KERNEL``: ``copy_to_user`` in
+a system call, the ELF loader), docs/model.md 15.3 and 7: no ``FAULT_FLAG_USER``, so every
+lock design after 6.4 sends them to ``mmap_lock``; a speculative attempt is tried for them as
+for any; of the pending signals only a fatal one stops their retry or wait.  Exact, in the
+engine and the reference."""
+import numpy as np
+import pytest
+
+from naive_engine import canonical, first_difference
+from naive_engine import simulate as reference
+from vmlab import Costs, Fixed, Scenario, Trace, Vma, simulate
+from vmlab.model import SignalSchedule
+from vmlab.trace import Call
+
+PAGE = 4096
+BASE = 0x7F00_0000_0000
+ANON = Vma(BASE, BASE + 16 * PAGE, "anon", name="buf", anon_vma=True)
+FILE = Vma(BASE + 64 * PAGE, BASE + 80 * PAGE, "file", name="f", prot="r", private=False)
+K = int(Call.KERNEL)
+
+
+def both(sc, policy):
+    r = simulate(sc, policy)
+    assert first_difference(canonical(r.raw), canonical(reference(sc, policy))) is None
+    return r
+
+
+def scenario(addrs, calls, ops=None, signals=(), vmas=(ANON, FILE), **kw):
+    n = len(addrs)
+    tr = Trace(np.array(addrs, np.uint64), op=np.array(ops or [1] * n, np.uint8),
+               tid=[0] * n, call=np.array(calls, np.uint8))
+    return Scenario(tr, vmas=vmas, signals=signals,
+                    costs=Costs(io_ns=Fixed(1_000_000)), **kw)
+
+
+def lock_counts(r):
+    s = r.summary
+    return (int(s["n_vma_lock_read"]), int(s["n_mmap_lock_read"]),
+            int(s["n_vma_lock_fallbacks"]), int(r.faults["retries"].sum()))
+
+
+@pytest.mark.parametrize("policy, user, kernel", [
+    # (VMA reads, mmap_lock reads, fallbacks, retries) of two minor anonymous faults
+    ("per_vma_lock", (2, 0, 0, 0), (1, 1, 0, 0)),
+    ("per_vma_retry_vma", (2, 0, 0, 0), (1, 1, 0, 0)),
+    ("per_vma_no_retry", (2, 0, 0, 0), (1, 1, 0, 0)),
+    ("spf", (0, 0, 0, 0), (0, 0, 0, 0)),             # tried speculatively all the same
+    ("fault_retry_v57", (0, 2, 0, 0), (0, 2, 0, 0)),
+])
+def test_a_kernel_mode_fault_goes_to_mmap_lock_and_is_no_fallback(policy, user, kernel):
+    # a store by the program, then one by the kernel (read() filling a buffer)
+    addrs = [BASE, BASE + PAGE]
+    assert lock_counts(both(scenario(addrs, [0, 0]), policy)) == user
+    assert lock_counts(both(scenario(addrs, [0, K]), policy)) == kernel
+
+
+@pytest.mark.parametrize("policy, user, kernel", [
+    # a major fault on a file page: its attempt drops its lock for the read and retries
+    ("per_vma_lock", (1, 1, 0, 1), (0, 2, 0, 1)),
+    ("per_vma_retry_vma", (2, 0, 0, 1), (0, 2, 0, 1)),   # the retry under mmap_lock too
+    ("per_vma_no_retry", (1, 0, 0, 0), (0, 1, 0, 0)),    # mmap_lock held over the read
+])
+def test_a_kernel_mode_major_fault_retries_under_mmap_lock(policy, user, kernel):
+    addrs = [BASE + 64 * PAGE]
+    assert lock_counts(both(scenario(addrs, [0], ops=[0]), policy)) == user
+    assert lock_counts(both(scenario(addrs, [K], ops=[0]), policy)) == kernel
+
+
+@pytest.mark.parametrize("fatal", [False, True])
+def test_a_signal_stops_the_retry_of_the_users_fault_only(fatal):
+    # a signal at 500 us, while the read (1 ms) is in flight; the retry's check comes when
+    # the thread wakes
+    sig = (SignalSchedule("times", times_ns=(500_000,), fatal=fatal),)
+    addrs = [BASE + 64 * PAGE, BASE]
+    user = both(scenario(addrs, [0, 0], ops=[0, 1], signals=sig), "per_vma_lock")
+    kern = both(scenario(addrs, [K, 0], ops=[0, 1], signals=sig), "per_vma_lock")
+    end_user = int(user.faults["end_ns"].iloc[0]) if not fatal else None
+    d_user = int(user.signals["delivery_ns"].iloc[0])
+    d_kern = int(kern.signals["delivery_ns"].iloc[0])
+    if fatal:
+        # both stop at the check before the retry (the thread wakes at 1,002,600)
+        assert d_user == d_kern == 1_002_600
+        assert list(kern.faults["outcome"]) == list(user.faults["outcome"]) == ["killed"]
+    else:
+        # the user's fault goes back to user space to deliver it, then faults again; the
+        # kernel's retries at once and the signal waits for the record's end (the read()'s
+        # return to user space)
+        first_kern = kern.faults.iloc[0]
+        assert d_user == 1_002_600 < end_user
+        assert d_kern == int(first_kern["end_ns"]) + 1
+        assert int(user.faults["retries"].iloc[0]) == 1
+        assert int(first_kern["retries"]) == 1
+
+
+def test_an_interruptible_wait_is_not_interrupted_in_kernel_mode():
+    # nopage_refault sleeps interruptibly: a signal aborts the user's wait, not the kernel's
+    sig = (SignalSchedule("times", times_ns=(500_000,)),)
+    addrs = [BASE + 64 * PAGE]
+    user = both(scenario(addrs, [0], ops=[0], signals=sig), "nopage_refault")
+    kern = both(scenario(addrs, [K], ops=[0], signals=sig), "nopage_refault")
+    assert int(user.signals["aborted_wait"].iloc[0]) == 1
+    assert int(kern.signals["aborted_wait"].iloc[0]) == 0
+    assert int(kern.signals["delivery_ns"].iloc[0]) >= int(kern.faults["end_ns"].iloc[0])
