@@ -84,7 +84,8 @@ COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
                  "n_readahead_pages")
 #: Counters of the lock designs after 2010 (docs/model.md section 15.6).
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
-                      "n_spf_aborts", "n_mmap_lock_read_other")
+                      "n_spf_aborts", "n_mmap_lock_read_other", "n_mmap_lock_read_kernel",
+                      "n_anon_vma_fallbacks")
 #: VMA read lock and speculative attempts (docs/model.md 15.6): lock 1 = a VMA lock, 2 = a
 #: sequence count; acquire -1 for a failed attempt; outcome 0 held, 1 fallback, 2 abort.
 VMA_LOCK_COLUMNS = ("thread", "vma", "lock", "request_ns", "acquire_ns", "release_ns",
@@ -1981,10 +1982,13 @@ class NaiveSimulator:
             t_req = self.now
             yield from self._pay(c.vma_lookup_ns)
             kind = VLK_VMA if how_lock == "vma" else VLK_SEQ
+            no_anon_vma = pol.anon_vma_fallback and self._needs_anon_vma(rec, vma)
             if backing not in pol.vma_lock_backings or (how_lock == "vma"
                                                         and self.vma_wlocked[rec.vma]) or (
-                    pol.anon_vma_fallback and self._needs_anon_vma(rec, vma)):
+                    no_anon_vma):
                 lc["n_vma_lock_fallbacks"] += 1
+                if backing in pol.vma_lock_backings and no_anon_vma:
+                    lc["n_anon_vma_fallbacks"] += 1
                 self._attempt_row(th, rec.vma, kind, t_req, -1, FALLBACK)
                 return _FALLBACK
             if how_lock == "vma":
@@ -2010,6 +2014,8 @@ class NaiveSimulator:
             fault["attempts"] += 1
             lock = self._lock_record(th, rec.asid, READ, LOCK_FAULT)
             lc["n_mmap_lock_read"] += 1
+            if rec.kernel:
+                lc["n_mmap_lock_read_kernel"] += 1
             fault["lock_since"] = self.now
             yield ("lock", rec.asid, READ, lock)
             fault["lock_wait_ns"] += self.now - fault["lock_since"]

@@ -101,3 +101,21 @@ def test_an_interruptible_wait_is_not_interrupted_in_kernel_mode():
     assert int(user.signals["aborted_wait"].iloc[0]) == 1
     assert int(kern.signals["aborted_wait"].iloc[0]) == 0
     assert int(kern.signals["delivery_ns"].iloc[0]) >= int(kern.faults["end_ns"].iloc[0])
+
+
+@pytest.mark.parametrize("policy, kern_first, user_first", [
+    # (n_mmap_lock_read_kernel, n_anon_vma_fallbacks, n_vma_lock_fallbacks, n_mmap_lock_read)
+    ("per_vma_lock", (1, 0, 0, 1), (1, 1, 1, 2)),
+    ("spf", (1, 1, 1, 1), (0, 1, 1, 1)),      # the kernel's store is tried speculatively
+    ("fault_retry_v57", (1, 0, 0, 2), (1, 0, 0, 2)),
+])
+def test_the_counts_split_by_cause(policy, kern_first, user_first):
+    # a fresh anonymous VMA (no anon_vma yet) and two stores on it, the kernel's (read()
+    # filling a new buffer) and the program's: the first makes the anon_vma, under
+    # mmap_lock where the design falls back for it
+    fresh = Vma(BASE, BASE + 16 * PAGE, "anon", name="buf")
+    addrs = [BASE, BASE + PAGE]
+    for calls, want in (([K, 0], kern_first), ([0, K], user_first)):
+        s = both(scenario(addrs, calls, vmas=(fresh, FILE)), policy).summary
+        assert tuple(int(s[k]) for k in ("n_mmap_lock_read_kernel", "n_anon_vma_fallbacks",
+                                         "n_vma_lock_fallbacks", "n_mmap_lock_read")) == want

@@ -33,6 +33,9 @@ SUMMARY_KEYS = (
     "n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
     # readers of mmap_lock that are not faults (LOCK_R records, docs/model.md 15.9)
     "n_mmap_lock_read_other",
+    # of the faults' reads, those of faults the kernel made (15.3); of the fallbacks, those
+    # for a missing anon_vma (15.8)
+    "n_mmap_lock_read_kernel", "n_anon_vma_fallbacks",
     "mmap_lock_read_wait_ns", "mmap_lock_read_wait_ns_p50", "mmap_lock_read_wait_ns_p99",
     "mmap_lock_read_wait_ns_max", "mmap_lock_write_wait_ns", "mmap_lock_write_wait_ns_p50",
     "mmap_lock_write_wait_ns_p99", "mmap_lock_write_wait_ns_max", "vma_lock_write_wait_ns",
@@ -367,7 +370,8 @@ class Result:
         to grant) from the lock records, or from the kernel's histograms without records."""
         c = self.counters
         for k in ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
-                  "n_mmap_lock_read_other", "vma_lock_write_wait_ns"):
+                  "n_mmap_lock_read_other", "n_mmap_lock_read_kernel", "n_anon_vma_fallbacks",
+                  "vma_lock_write_wait_ns"):
             s[k] = int(c[k])
         lk = self.raw.locks
         for mode, side in ((0, "read"), (1, "write")):

@@ -45,7 +45,7 @@ SCALED_COUNTS = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n
                  "n_io", "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w",
                  "n_unfinished_records", "n_abandoned_records", "n_ptes_end",
                  "n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n_spf_aborts",
-                 "n_mmap_lock_read_other")
+                 "n_mmap_lock_read_other", "n_mmap_lock_read_kernel", "n_anon_vma_fallbacks")
 #: Summary figures made of time shared between threads: NaN in a sampled run.
 UNSAMPLED = ("writer_ops_per_s", "signal_latency_ns_p50", "signal_latency_ns_p99",
              "signal_latency_ns_max", "lock_wait_ns_total", "elapsed_ns", "n_signals",

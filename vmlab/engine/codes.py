@@ -226,11 +226,15 @@ CNT_RWAIT, CNT_RWAIT_MAX, CNT_WWAIT, CNT_WWAIT_MAX, CNT_VWWAIT = 35, 36, 37, 38,
 # requests of mmap_sem for read by LOCK_R records (docs/model.md 15.9; CNT_MMAP_READ counts
 # faults' only)
 CNT_MMAP_READ_OTHER = 40
-N_COUNTERS = 41
+# of CNT_MMAP_READ, those of faults the kernel made (call KERNEL, docs/model.md 15.3); of
+# CNT_VMA_FALLBACK, those for an anon_vma the VMA lacked (15.8)
+CNT_MMAP_READ_KERNEL, CNT_ANON_VMA_FALLBACK = 41, 42
+N_COUNTERS = 43
 LOCK_COUNTER_NAMES = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks",
-                      "n_spf_aborts", "n_mmap_lock_read_other")
+                      "n_spf_aborts", "n_mmap_lock_read_other", "n_mmap_lock_read_kernel",
+                      "n_anon_vma_fallbacks")
 LOCK_COUNTER_SLOTS = (CNT_MMAP_READ, CNT_VMA_READ, CNT_VMA_FALLBACK, CNT_SPF_ABORT,
-                      CNT_MMAP_READ_OTHER)
+                      CNT_MMAP_READ_OTHER, CNT_MMAP_READ_KERNEL, CNT_ANON_VMA_FALLBACK)
 COUNTER_NAMES = ("n_accesses", "n_faults", "n_major", "n_minor", "n_retries", "n_sigbus", "n_io",
                  "n_wasted_io", "n_evictions", "n_adversary_evictions", "n_lock_w", "n_ptes_end",
                  "n_signals", "n_unfinished_records", "n_abandoned_records",

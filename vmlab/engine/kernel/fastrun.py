@@ -20,6 +20,7 @@ from .. import codes as C
 from . import state as g
 from .accounting import REC_MARGIN, _fit_bins, _hist_bucket
 from .events import _draw, _io_slot, _key_lt, _limit
+from .locks import _kernel_made
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PTE, F_RES, _choose_victim, _evict, _insert,
                         _lru_victim, _note_eviction, _touch)
 
@@ -68,6 +69,7 @@ def _fast_run(K, W, G, th, t, pos):
     nh = 0
     n_flt = 0  # faults, major faults, I/Os and PTEs made here: counted at the end
     n_maj = 0
+    n_kern = 0  # of them, faults the kernel made (docs/model.md 15.3)
     n_io = 0
     fcpu = 0
     fwait = 0
@@ -110,6 +112,8 @@ def _fast_run(K, W, G, th, t, pos):
             if not _key_lt(e, myk, lim_t, lim_k):
                 break
             # commit
+            if _kernel_made(K, pos):
+                n_kern += 1     # (its mmap_sem read: counted as the others, at the end)
             if kind_w == FK_IO:
                 h = fend - d - wakeup_ns  # (the handler's CPU ends, the read starts)
                 io_cnt += 1
@@ -215,6 +219,7 @@ def _fast_run(K, W, G, th, t, pos):
         cnt[C.CNT_IO] += n_io
         cnt[C.CNT_PTES] += n_flt
         cnt[C.CNT_FAULTS] += n_flt
+        cnt[C.CNT_MMAP_READ_KERNEL] += n_kern
         cnt[C.CNT_MAJOR] += n_maj
         cnt[C.CNT_MINOR] += n_flt - n_maj
     if nh > 0:

@@ -10,8 +10,9 @@ from .. import codes as C
 from . import state as g
 from .fault import _take_unreclaimable
 from .granularity import _kernel_case
-from .locks import (_attempt_row, _mmap_read_release, _needs_anon_vma, _note_mmap_grant,
-                    _resumes, _vma_try_read, _write_lock_vmas, _write_unlock_vmas)
+from .locks import (_anon_vma_fallback, _attempt_row, _kernel_made, _mmap_read_release,
+                    _needs_anon_vma, _note_mmap_grant, _resumes, _vma_try_read,
+                    _write_lock_vmas, _write_unlock_vmas)
 from .pagecache import F_PTE
 
 
@@ -57,16 +58,17 @@ def _ph_lock_req(K, W, G, th, t):
         # in-kernel index
         pos = TS[th, C.TS_POS]
         v = K.page_vma[K.rec_page[pos]]
+        no_anon_vma = _needs_anon_vma(K, W, pos, v)
         took, G[g.G_NVL] = _vma_try_read(th, t, t - lookup_ns, v, K.vma_pol[v],
                                          K.vma_backing[v], K.pol, W.vl_readers, W.vl_wlocked,
-                                         W.vlocks, G[g.G_NVL], keep_records, TS,
-                                         _needs_anon_vma(K, W, pos, v))
+                                         W.vlocks, G[g.G_NVL], keep_records, TS, no_anon_vma)
         if took:
             cnt[C.CNT_VMA_READ] += 1
             TS[th, C.TS_LINE_N] = W.vl_readers[v] - 1
             _attempt_holds(K, W, th, t, v)
             return -1, C.PH_GRANTED
         cnt[C.CNT_VMA_FALLBACK] += 1
+        cnt[C.CNT_ANON_VMA_FALLBACK] += _anon_vma_fallback(K, v, no_anon_vma)
         TS[th, C.TS_HOW] = C.FLK_MMAP
     elif designs and lkind == C.LK_FAULT and TS[th, C.TS_HOW] == C.FLK_SPEC:
         # docs/model.md 15.4: no lock; the sequence count of its scope, read now, must be
@@ -75,9 +77,11 @@ def _ph_lock_req(K, W, G, th, t):
         v = K.page_vma[K.rec_page[pos]]
         pr = K.vma_pol[v]
         seq = W.mm_seq[K.vma_asid[v]] if K.pol[pr, C.K_SPF_SCOPE] == 1 else W.vl_seq[v]
+        no_anon_vma = _needs_anon_vma(K, W, pos, v)
         if ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 0 or (
-                K.pol[pr, C.K_ANON_VMA] == 1 and _needs_anon_vma(K, W, pos, v)):
+                K.pol[pr, C.K_ANON_VMA] == 1 and no_anon_vma):
             cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
+            cnt[C.CNT_ANON_VMA_FALLBACK] += _anon_vma_fallback(K, v, no_anon_vma)
             TS[th, C.TS_HOW] = C.FLK_MMAP
             if keep_records:
                 G[g.G_NVL] = _attempt_row(W.vlocks, G[g.G_NVL], th, v, C.VLK_SEQ,
@@ -108,6 +112,8 @@ def _ph_lock_req(K, W, G, th, t):
     mode = TS[th, C.TS_LOCK_MODE]
     if lkind == C.LK_FAULT:
         cnt[C.CNT_MMAP_READ] += 1
+        if _kernel_made(K, TS[th, C.TS_POS]):
+            cnt[C.CNT_MMAP_READ_KERNEL] += 1
         a = K.vma_asid[K.page_vma[K.rec_page[TS[th, C.TS_POS]]]]
         TS[th, C.TS_ATTEMPTS] += 1
         TS[th, C.TS_WAIT_KIND] = 0

@@ -68,6 +68,16 @@ def _needs_anon_vma(K, W, pos, v):
     return K.rec_write[pos] == 1 and (bk == C.B_ANON or bk == C.B_FILE)
 
 
+@njit_verb
+def _anon_vma_fallback(K, v, no_anon_vma):
+    """1 if a fallback of a fault on VMA ``v`` is for the anon_vma it lacks (``no_anon_vma``,
+    docs/model.md 15.8; counted in ``n_anon_vma_fallbacks``): its backing is handled under
+    the design's lock and ``anon_vma_fallback`` is on; else 0."""
+    pr = K.vma_pol[v]
+    return 1 if (no_anon_vma and K.pol[pr, C.K_ANON_VMA] == 1 and
+                 ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 1) else 0
+
+
 @njit_borrow
 def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl,
                   keep_records, TS, no_anon_vma):
