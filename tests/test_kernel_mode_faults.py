@@ -119,3 +119,38 @@ def test_the_counts_split_by_cause(policy, kern_first, user_first):
         s = both(scenario(addrs, calls, vmas=(fresh, FILE)), policy).summary
         assert tuple(int(s[k]) for k in ("n_mmap_lock_read_kernel", "n_anon_vma_fallbacks",
                                          "n_vma_lock_fallbacks", "n_mmap_lock_read")) == want
+
+
+# -- this host's kernel: who takes mmap_lock for read (vmlab.studies.lock_callers) ----------
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_the_hosts_gzip_capture_by_caller():
+    # docs/model.md 15.8: perf record -g -e mmap_lock:mmap_lock_start_locking
+    # --filter 'write == 0' -- gzip -9 -c text.txt on this host (6.18), warm
+    from vmlab.studies import lock_callers
+
+    c = lock_callers.read_callers(FIXTURES / "perf_gzip_mmap_lock_reads.txt")
+    assert lock_callers.class_counts(c).to_dict() == {
+        "kernel-mode fault": 19, "user-mode fault": 1, "anon_vma trylock": 5, "not a fault": 1}
+    kernel = c[c["cls"] == "kernel-mode fault"]["where"].value_counts().to_dict()
+    assert kernel == {"_copy_to_iter": 16, "elf_load": 2, "_copy_to_user": 1}
+    assert set(c[c["cls"] == "not a fault"]["where"]) == {"acct_collect"}
+    assert c["tid"].nunique() == 1 and c["time_s"].is_monotonic_increasing
+
+
+def test_a_capture_without_call_chains_is_refused_in_one_line(tmp_path):
+    from vmlab.errors import TraceFormatError
+    from vmlab.studies import lock_callers
+
+    p = tmp_path / "reads.txt"
+    p.write_text("gzip 1/1 5.000001: mmap_lock:mmap_lock_start_locking: mm=0xffff1 "
+                 "memcg_id=3 write=false\n")
+    with pytest.raises(TraceFormatError, match="no call chain: record with") as e:
+        lock_callers.read_callers(p)
+    assert "\n" not in str(e.value) and "reads.txt" in str(e.value)
+    p.write_text("gzip 1/1 5.000001: mmap_lock:mmap_lock_start_locking: mm=0xffff1 "
+                 "memcg_id=3 write=false\n\tnot-an-address foo\n")
+    with pytest.raises(TraceFormatError, match=r"reads.txt:2: expected a call-chain") as e:
+        lock_callers.read_callers(p)
+    assert "\n" not in str(e.value)
