@@ -138,10 +138,11 @@ def parse_call(name):
                      f"{', '.join(CALL_BY_NAME)} (or a code 0 to {int(MAX_CALL)})")
 
 
-def bad_call_record(op, call):
+def bad_call_record(op, call, max_call=MAX_CALL):
     """Index of the first record whose ``call`` code does not fit its record, or -1: a code
-    over :data:`MAX_CALL`, ``KERNEL`` on a ``LOCK_W``, a writer's call on an access, anything
-    but 0 on a ``LOCK_R`` (vectorised: one pass over both columns)."""
+    over ``max_call`` (:data:`MAX_CALL`; :data:`MAX_WRITER_CALL` in a file older than
+    ``KERNEL``), ``KERNEL`` on a ``LOCK_W``, a writer's call on an access, anything but 0 on
+    a ``LOCK_R`` (vectorised: one pass over both columns)."""
     call = np.asarray(call)
     if not len(call):
         return -1
@@ -149,28 +150,37 @@ def bad_call_record(op, call):
         return -1
     op = np.asarray(op)
     lock_w = op == Op.LOCK_W
-    bad = (call > MAX_CALL) | (lock_w & (call == Call.KERNEL)) | (
+    bad = (call > max_call) | (lock_w & (call == Call.KERNEL)) | (
         ~lock_w & (call != 0) & ((call != Call.KERNEL) | (op >= FIRST_LOCK_OP)))
     return int(np.argmax(bad)) if bad.any() else -1
 
 
-def call_error(op, call, i):
-    """The one-line message for :func:`bad_call_record`'s record ``i``."""
-    c, o = int(call[i]), int(op[i])
-    if c > MAX_CALL:
-        return (f"record {i}: call code {c} is not one of 0 to {int(MAX_CALL)} "
-                f"({', '.join(CALL_BY_NAME)})")
+def call_misfit(op, call):
+    """Why call code ``call`` (at most :data:`MAX_CALL`) does not fit a record of op code
+    ``op``, and what such a record carries (one clause, for a message), or None if it fits."""
+    c, o = int(call), int(op)
+    if bad_call_record(np.array([o]), np.array([c])) < 0:
+        return None
     name = Call(c).name.lower()
     if o == Op.LOCK_W:
-        return (f"record {i}: a LOCK_W record has call code {c} ({name}); a writer names "
-                f"one of 0 to {int(MAX_WRITER_CALL)} (unknown, mmap, munmap, mprotect, mremap, "
-                "brk)")
+        return (f"a LOCK_W record has call code {c} ({name}); a writer names one of 0 to "
+                f"{int(MAX_WRITER_CALL)} (unknown, mmap, munmap, mprotect, mremap, brk)")
     if o == Op.LOCK_R:
-        return (f"record {i}: a LOCK_R record has call code {c} ({name}); a reader names no "
-                "call (0)")
-    return (f"record {i}: a {Op(o).name} record has call code {c} ({name}); an access is 0 "
-            f"(the program's own) or {int(Call.KERNEL)} (kernel: made by the kernel in a "
-            "system call)")
+        return f"a LOCK_R record has call code {c} ({name}); a reader names no call (0)"
+    return (f"a {Op(o).name} record has call code {c} ({name}); an access is 0 (the "
+            f"program's own) or {int(Call.KERNEL)} (kernel: made by the kernel in a system "
+            "call)")
+
+
+def call_error(op, call, i, max_call=MAX_CALL, older=" in this version"):
+    """The one-line message for :func:`bad_call_record`'s record ``i`` (``older`` ends the
+    list of codes when ``max_call`` is that of an older file version)."""
+    c = int(call[i])
+    if c > max_call:
+        return (f"record {i}: call code {c} is not one of 0 to {int(max_call)} "
+                f"({', '.join(n for n, k in CALL_BY_NAME.items() if k <= max_call)}"
+                f"{'' if max_call == MAX_CALL else older})")
+    return f"record {i}: {call_misfit(op[i], c)}"
 
 
 #: The record kinds that are lock operations, not memory accesses: every op code from
@@ -221,17 +231,19 @@ class BadRecord:
         return f"column {self.column!r}: {self.reason}"
 
 
-def first_bad_record(columns, max_op=MAX_OP, older=" in this version", step=1 << 20):
+def first_bad_record(columns, max_op=MAX_OP, older=" in this version", step=1 << 20,
+                     max_call=MAX_CALL):
     """The :class:`BadRecord` of the first record of ``columns`` (a mapping of column name
     to array; ``tid``, ``asid``, ``gap_ns``, ``call`` optional) outside the limits, or None.
 
     Refused: an op code over ``max_op``; an access (not ``LOCK_W``/``LOCK_R``) of size 0 or
     over :data:`MAX_SIZE`, a ``LOCK_R`` hold over :data:`MAX_SIZE`; a tid over
     :data:`MAX_TID`; an asid of :data:`MAX_ASIDS` or more; a ``gap_ns`` of
-    :data:`GAP_LIMIT` or more; a call code that does not fit its record
-    (:func:`bad_call_record`).  (``older`` ends the list of op codes when ``max_op`` is that of an
-    older file version.)  Block by block: a few SIMD reductions clear a block at memory
-    speed, only a block that fails one is looked at record by record.  (A thread's total of
+    :data:`GAP_LIMIT` or more; a call code that does not fit its record, or over
+    ``max_call`` (:func:`bad_call_record`).  (``older`` ends the list of op or call codes
+    when ``max_op`` or ``max_call`` is that of an older file version.)  Block by block: a
+    few SIMD reductions clear a block at memory speed, only a block that fails one is looked
+    at record by record.  (A thread's total of
     gaps is :func:`first_gap_total_over`'s.)"""
     op, size = columns["op"], columns["size"]
     tid, asid = columns.get("tid"), columns.get("asid")
@@ -267,11 +279,11 @@ def first_bad_record(columns, max_op=MAX_OP, older=" in this version", step=1 <<
                 found.append((k, rank, lambda k, name=name, v=int(c[k]), want=want: BadRecord(
                     lo + k, name, f"record {lo + k} has {name} {v}; expected {want}", False)))
         if call is not None:
-            k = bad_call_record(o, np.asarray(call[lo:hi]))
+            k = bad_call_record(o, np.asarray(call[lo:hi]), max_call)
             if k >= 0:
                 found.append((k, 5, lambda k, c=np.asarray(call[lo:hi]): BadRecord(
-                    lo + k, "call", call_error(o, c, k).replace(f"record {k}",
-                                                                f"record {lo + k}", 1), True)))
+                    lo + k, "call", call_error(o, c, k, max_call, older).replace(
+                        f"record {k}", f"record {lo + k}", 1), True)))
         if found:
             k, _rank, make = min(found, key=lambda f: (f[0], f[1]))
             return make(k)
@@ -621,12 +633,13 @@ class Trace:
         return all(np.array_equal(v, other.columns[k]) for k, v in self.columns.items())
 
 
-def check_columns(columns, path=None, max_op=MAX_OP, older=" in this version"):
+def check_columns(columns, path=None, max_op=MAX_OP, older=" in this version",
+                  max_call=MAX_CALL):
     """Raise :class:`TraceFormatError` (naming ``path`` if given) for the first record of
     ``columns`` outside the limits (:func:`first_bad_record`: ``column 'op': record 3 has op
     code 9; ...``, ``: the file is damaged`` after a value no vmlab writes when ``path`` is
     given) or the first record at which a thread's gaps add up to :data:`GAP_LIMIT`."""
-    bad = first_bad_record(columns, max_op, older)
+    bad = first_bad_record(columns, max_op, older, max_call=max_call)
     if bad is not None:
         raise TraceFormatError(
             bad.message() + (": the file is damaged" if bad.damage and path is not None else ""),
