@@ -77,6 +77,15 @@ zapped a range (``MADV_DONTNEED``, ``MADV_DONTNEED_LOCKED``), in call order
 (:mod:`vmlab.trace.mappings`).  A vmlab that reads versions 1-7 refuses such a file by its
 version; a ``zaps`` field in a file of version 1-7 is a header error.
 
+Version 9 (written only for a trace some access of which carries ``call`` 6, ``KERNEL``,
+so that a trace without one stays readable by the vmlab that reads version 8) changes no
+field: it allows ``KERNEL`` on an access record (``LOAD``, ``STORE``, ``IFETCH``,
+``MODIFY``), an access the kernel made itself inside a system call (``copy_to_user`` into a
+``read()`` buffer, the ELF loader's clear at ``execve``), whose fault has no
+``FAULT_FLAG_USER``.  A vmlab that reads versions 1-8 refuses such a file by its version;
+``KERNEL`` on an access in a file of version 5-8 is damage named by its record, as is
+``KERNEL`` on a ``LOCK_W``/``LOCK_R`` or a writer's call on an access in any version.
+
 Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
 no file reads, files before version 6 no moves, files before version 7 no placements,
 files before version 8 no zaps.  The tables are small: they are read and their CRC-32s
@@ -95,9 +104,10 @@ import numpy as np
 
 from .._io import publish, stop_signals_held, temp_beside, temp_dir_beside
 from ..errors import TraceFormatError
-from .model import (ALL_COLUMNS, DEFAULT_DTYPES, GAP_SUM_SAFE, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
-                    REQUIRED_COLUMNS, Op, Trace, TraceMeta, check_columns, first_bad_record,
-                    first_gap_total_over, gap_total_error, narrow_dtype)
+from .model import (ALL_COLUMNS, DEFAULT_DTYPES, GAP_SUM_SAFE, MAX_CALL, MAX_PAGE_SIZE,
+                    MAX_WRITER_CALL, MIN_PAGE_SIZE, REQUIRED_COLUMNS, Call, Op, Trace,
+                    TraceMeta, check_columns, first_bad_record, first_gap_total_over,
+                    gap_total_error, narrow_dtype)
 
 MAGIC = b"VMLTRACE"
 FORMAT_VERSION = 1
@@ -115,8 +125,11 @@ MOVES_VERSION = 6
 PLACEMENTS_VERSION = 7
 #: The version of a file whose mappings carry the zaps table (``madvise(MADV_DONTNEED)``).
 ZAPS_VERSION = 8
+#: The version of a file some access of which the kernel made (``call`` ``KERNEL``).
+KERNEL_VERSION = 9
 SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION,
-                      CALL_VERSION, MOVES_VERSION, PLACEMENTS_VERSION, ZAPS_VERSION)
+                      CALL_VERSION, MOVES_VERSION, PLACEMENTS_VERSION, ZAPS_VERSION,
+                      KERNEL_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -149,8 +162,9 @@ class TraceWriter:
     with_gap : bool
         Whether the trace has a ``gap_ns`` column.
     with_call : bool
-        Whether the trace has a ``call`` column (format version 5; a chunk without it
-        appends zeros: writers of unknown call).
+        Whether the trace has a ``call`` column (format version 5, 9 once an access carries
+        ``KERNEL``; a chunk without it appends zeros: writers of unknown call, the program's
+        own accesses).
     mappings : vmlab.trace.mappings.Mappings, optional
         Tables stored with the records (format version 2); may also be set as the attribute
         ``mappings`` any time before :meth:`close`.
@@ -181,6 +195,7 @@ class TraceWriter:
         # of 4 GiB or more in the uint32 size column) is widened, never wrapped
         self._src = {n: np.dtype(DEFAULT_DTYPES[n]) for n in self.names}
         self._tids = set()
+        self._kernel = False    # an access the kernel made was written (version 9)
         self._gap_sum = 0.0
         self.n_records = 0
         self._closed = False
@@ -233,6 +248,8 @@ class TraceWriter:
             if n:
                 lo, hi = int(col.min()), int(col.max())
                 self._max[name] = max(self._max[name], hi)
+                if name == "call" and hi >= Call.KERNEL and not self._kernel:
+                    self._kernel = bool((col == Call.KERNEL).any())
                 if name == "tid" and len(self._tids) <= 1 << 16:
                     # most traces have one thread or few: avoid sorting when the chunk is uniform
                     self._tids.update([lo] if lo == hi else np.unique(col).tolist())
@@ -327,6 +344,8 @@ class TraceWriter:
     def _file_version(self, tables):
         """The oldest version that holds ``tables`` and the records written."""
         v = _version(tables)
+        if self._kernel:
+            return max(v, KERNEL_VERSION)
         if "call" in self.names:
             return max(v, CALL_VERSION)
         return max(v, LOCK_R_VERSION) if self.n_records and self._max["op"] > MAX_OP_V3 else v
@@ -602,7 +621,8 @@ def open_trace(path, verify=True):
     verify : bool
         Read every column once (default): recompute its CRC-32 and check every record
         against the limits (:func:`vmlab.trace.model.check_columns`: op codes defined,
-        ``LOCK_R`` only from version 4, sizes, ids, gaps), raising
+        ``LOCK_R`` only from version 4, sizes, ids, gaps, call codes, ``KERNEL`` only from
+        version 9), raising
         :class:`TraceFormatError` naming the first damaged column or bad record.  This costs
         a few percent of a replay of the same file (``benchmarks/bench_verify.py``).
         ``verify=False`` checks the header only (types, ranges, column layout) and reads no
@@ -639,7 +659,8 @@ def verify_columns(path, hdr, cols):
     """Raise :class:`TraceFormatError` naming the first column whose CRC-32 differs from the
     header's, or the column and first record whose value is outside the limits every reader
     applies (:func:`vmlab.trace.model.check_columns`: op codes, ``LOCK_R`` before version 4,
-    sizes, thread and address-space ids, gaps and each thread's total of gaps, call codes).
+    sizes, thread and address-space ids, gaps and each thread's total of gaps, call codes,
+    ``KERNEL`` before version 9).
 
     Columns are checksummed in parallel pieces (zlib releases the GIL) combined with
     :func:`crc32_combine`, so the pass runs at memory speed on every core.
@@ -649,6 +670,7 @@ def verify_columns(path, hdr, cols):
     workers = max(1, min(4, os.cpu_count() or 1))
     version = hdr.get("version", FORMAT_VERSION)
     max_op = MAX_OP if version >= LOCK_R_VERSION else MAX_OP_V3
+    max_call = MAX_CALL if version >= KERNEL_VERSION else MAX_WRITER_CALL
     jobs = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for c in hdr["columns"]:
@@ -657,7 +679,7 @@ def verify_columns(path, hdr, cols):
             step = max(_CHUNK, -(-len(view) // workers))
             parts = [(lo, min(len(view), lo + step)) for lo in range(0, len(view), step)]
             jobs.append((c, [(hi - lo, pool.submit(_crc_part, view, lo, hi)) for lo, hi in parts]))
-        values = pool.submit(_check_values, path, cols, max_op, version)
+        values = pool.submit(_check_values, path, cols, max_op, max_call, version)
         for c, parts in jobs:
             crc = 0
             for nbytes, fut in parts:
@@ -669,11 +691,12 @@ def verify_columns(path, hdr, cols):
         values.result()   # (after the checksums: a damaged column is named as such first)
 
 
-def _check_values(path, cols, max_op, version):
-    """The records' values against the limits (:func:`vmlab.trace.model.check_columns`)."""
+def _check_values(path, cols, max_op, max_call, version):
+    """The records' values against the limits (:func:`vmlab.trace.model.check_columns`), the
+    op and call codes against those of the file's version."""
     if "op" in cols and "size" in cols and len(cols["op"]):
         check_columns({k: np.asarray(v) for k, v in cols.items()}, path, max_op,
-                      f" in a file of version {version}")
+                      f" in a file of version {version}", max_call)
 
 
 # CRC-32 combination (zlib's crc32_combine, which Python's zlib does not expose): the CRC of
