@@ -11,10 +11,13 @@ tid 0, asid 0, op ``load``, size 8 (0 for ``lock_w`` and ``lock_r`` records, as
 
 Values: integers in decimal or ``0x`` hex (any column but ``op``); ``op`` is a name
 (``load``, ``store``, ``ifetch``, ``modify``, ``lock_w``, ``lock_r``, also ``read``/``write``,
-or the letters ``L S I M W R``; any case) or an integer code 0-5; ``call`` (a ``lock_w``
-record's system call, docs/model.md 15.12) is a name (``mmap``, ``munmap``, ``mprotect``,
-``mremap``, ``brk``, ``unknown``; any case) or its code 0-5, and only a ``lock_w`` record may
-name one other than ``unknown``.  A value may be surrounded by
+or the letters ``L S I M W R``; any case) or an integer code 0-5; ``call`` is a name
+(``mmap``, ``munmap``, ``mprotect``, ``mremap``, ``brk``, ``kernel``, ``unknown``; any case)
+or its code 0-6: on a ``lock_w`` record the system call it is (docs/model.md 15.12, one of
+``unknown`` to ``brk``), on an access (``load``, ``store``, ``ifetch``, ``modify``)
+``kernel`` if the kernel made it inside a system call (its fault has no
+``FAULT_FLAG_USER``) or ``unknown`` (the program's own), on a ``lock_r`` record ``unknown``
+only.  A value may be surrounded by
 blanks and by double quotes (no commas or quotes inside).  Ranges: tid and size < 2^32,
 asid < 4096 (the engine's limit, :data:`~vmlab.trace.model.MAX_ASIDS`), addr < 2^64,
 gap_ns < 2^62 (a thread's gaps must also total below 2^62 ns); size 0 only for ``lock_w`` and ``lock_r`` records (a
@@ -23,12 +26,15 @@ skipped; ``\\r\\n`` line ends are accepted.  Every line needs exactly the header
 fields.  (Quoted fields spanning lines, as general CSV allows, are not supported.)
 
 Errors name the file, the line and the column: ``trace.csv:12: column 'addr': expected a
-decimal or 0x-hex integer, found 'zz'``.
+decimal or 0x-hex integer, found 'zz'``; a call that does not fit its record says what the
+record may carry: ``trace.csv:3: column 'call': a LOAD record has call code 1 (mmap); an
+access is 0 (the program's own) or 6 (kernel: ...), found '0x1000,load,mmap'``.
 
 Writing
 -------
 :func:`write` writes the header ``tid,asid,addr,op,size[,gap_ns][,call]``, addresses as ``0x``
-hex, op and call as their lower-case names, the other columns in decimal.  It reads back identically.
+hex, op and call as their lower-case names (``kernel`` on an access the kernel made), the
+other columns in decimal.  It reads back identically.
 """
 from __future__ import annotations
 
@@ -39,8 +45,8 @@ import numpy as np
 
 from ..._numba import njit
 from ...errors import TraceFormatError
-from ..model import (ALL_COLUMNS, GAP_LIMIT, GAP_LIMIT_TEXT, MAX_ASIDS, MAX_CALL, MAX_SIZE, MAX_TID,
-                     Call, Op, TraceMeta, first_bad_record)
+from ..model import (ALL_COLUMNS, CALL_BY_NAME, GAP_LIMIT, GAP_LIMIT_TEXT, MAX_ASIDS, MAX_CALL,
+                     MAX_SIZE, MAX_TID, MAX_WRITER_CALL, Call, Op, TraceMeta, call_misfit, first_bad_record)
 from . import _text
 from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
@@ -66,7 +72,7 @@ ERR_RANGE = 2    # out of the column's range (aux: field index)
 ERR_FEW = 3      # fewer fields than the header (aux: fields found)
 ERR_MANY = 4     # more fields than the header
 ERR_SIZE0 = 5    # size 0 on a record that is not a lock record (aux: field index)
-ERR_CALL = 6     # a call named on a record that is not a lock_w (aux: field index)
+ERR_CALL = 6     # a call that does not fit its record (model.call_misfit; aux: field index)
 
 _OP_NAMES = {"load": Op.LOAD, "store": Op.STORE, "ifetch": Op.IFETCH, "modify": Op.MODIFY,
              "lock_w": Op.LOCK_W, "lock_r": Op.LOCK_R, "read": Op.LOAD, "write": Op.STORE,
@@ -85,6 +91,11 @@ _OP_KEYS = np.array([_pack(k) for k in _OP_NAMES], np.uint64)
 _OP_CODES = np.array([int(v) for v in _OP_NAMES.values()], np.uint8)
 _CALL_KEYS = np.array([_pack(c.name.lower()) for c in Call], np.uint64)
 _CALL_CODES = np.array([int(c) for c in Call], np.uint8)
+_KERNEL = np.uint64(int(Call.KERNEL))
+_MAX_WRITER = np.uint64(int(MAX_WRITER_CALL))
+
+#: The call names as the messages list them: the writers', the access's, unknown last.
+_CALL_NAMES = ", ".join([n for n in CALL_BY_NAME if n != "unknown"] + ["unknown"])
 
 _READ_OPTIONS = {"chunk_records", "show_progress", "block_bytes", "threads", "page_size",
                  "ignore_unknown"}
@@ -247,7 +258,9 @@ def _parse(buf, start, end, kinds, maxima, tid, asid, addr, op, size, gap, call)
             sz = np.uint64(0)      # a lock record (LOCK_W, LOCK_R)
         if sz == np.uint64(0) and o < np.uint64(4):
             return n, ERR_SIZE0, line, size_field
-        if k_call != np.uint64(0) and o != np.uint64(4):
+        if k_call != np.uint64(0) and (
+                (o == np.uint64(4) and k_call > _MAX_WRITER) or o == np.uint64(5)
+                or (o < np.uint64(4) and k_call != _KERNEL)):
             return n, ERR_CALL, line, call_field
         if call_field >= 0:
             call[n] = k_call
@@ -331,6 +344,15 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     def kernel(buf, start, end, cols):
         return _parse(buf, start, end, kinds, _MAXIMA, *cols.values())
 
+    def _op_and_call(fields):
+        """The op and call codes of a line the parser read up to its call check."""
+        def value(kind, names):
+            k = kinds.tolist().index(kind)
+            v = fields[k].strip().strip('"').strip().lower()
+            return int(v, 16) if v.startswith("0x") else int(v) if v.isdigit() else names[v]
+        return (value(_OP, _OP_NAMES) if _OP in kinds else Op.LOAD,
+                value(_CALL, CALL_BY_NAME))
+
     def describe(err, aux, text):
         fields = text.rstrip("\r").split(",")
         if err in (ERR_VALUE, ERR_RANGE, ERR_SIZE0, ERR_CALL):
@@ -338,8 +360,7 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             value = fields[aux].strip() if aux < len(fields) else ""
             col = f"column {name!r}"
             if err == ERR_CALL:
-                return (f"{col}: only lock_w records name a call (unknown or 0 elsewhere), "
-                        f"found {shorten(text)!r}")
+                return f"{col}: {call_misfit(*_op_and_call(fields))}, found {shorten(text)!r}"
             if err == ERR_SIZE0:
                 return (f"{col}: size 0 is only allowed for lock_w and lock_r records, found "
                         f"{shorten(text)!r}")
@@ -352,8 +373,8 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                 return (f"{col}: expected an operation (load, store, ifetch, modify, lock_w, "
                         f"lock_r, L, S, I, M, W, R or 0-5), found {shorten(value)!r}")
             if kinds[aux] == _CALL:
-                return (f"{col}: expected a call (mmap, munmap, mprotect, mremap, brk, unknown "
-                        f"or 0-5), found {shorten(value)!r}")
+                return (f"{col}: expected a call ({_CALL_NAMES} or 0-{int(MAX_CALL)}), found "
+                        f"{shorten(value)!r}")
             return f"{col}: expected a decimal or 0x-hex integer, found {shorten(value)!r}"
         if err == ERR_FEW:
             return (f"expected {len(names)} fields ({','.join(names)}), found {aux}: "
