@@ -45,7 +45,15 @@ What becomes a record
 * a ``page-faults`` sample (also ``faults``, ``minor-faults``, ``major-faults``, with or
   without modifiers such as ``:u``) -> an access: ``op`` = ``LOAD``, because perf's
   page-fault software event does not say whether the access was a read, a write or an
-  instruction fetch; ``addr`` = the data address; ``size`` = 8 (``fault_size``);
+  instruction fetch; ``addr`` = the data address; ``size`` = 8 (``fault_size``); ``call``
+  = ``KERNEL`` when the sample's ip is the kernel's (the fault was taken in kernel mode,
+  without ``FAULT_FLAG_USER``: ``copy_to_user``, ``put_user``, the ELF loader at
+  ``execve``), as the line shows it: an address from ``0xffff800000000000`` up or the dso
+  ``([kernel.kallsyms])`` after the data address (``-F +addr``, or a ``-F`` list with
+  ``ip``/``dso``), or on the first line of the sample's call chain (``perf record -g``);
+  else 0 (the program's own, or not known: a ``-F`` list without the ip, such as the
+  recommended one, cannot tell; with ``:u``, or ``perf_event_paranoid`` 2, perf drops the
+  kernel-mode faults altogether);
 * a ``syscalls:sys_enter_mmap``, ``sys_enter_munmap``, ``sys_enter_mprotect``,
   ``sys_enter_mremap`` or ``sys_enter_brk`` sample -> ``LOCK_W`` (the thread takes
   ``mmap_sem`` for write); ``addr``/``size`` = the range the call modifies, from its
@@ -71,7 +79,9 @@ What becomes a record
   tracepoints, recorded by ``vmlab record --with perf``) -> an access at its
   ``address=0x...``, with ``op`` from its ``error_code=0x...``: bit 4 (instruction fetch)
   ``IFETCH``, else bit 1 (write) ``STORE``, else ``LOAD`` (a fault on a kernel address is
-  skipped: it is not the program's);
+  skipped: it is not the program's); ``call`` = ``KERNEL`` for ``page_fault_kernel`` (the
+  kernel made the access inside a system call: its fault has no ``FAULT_FLAG_USER``), 0
+  for ``page_fault_user``;
 * any other event is an error (``other_events="skip"`` ignores them instead).
 
 Two options serve ``vmlab record --with perf`` (:mod:`vmlab.trace.record`):
@@ -126,6 +136,11 @@ FAULT_EVENTS = frozenset({"page-faults", "faults", "minor-faults", "major-faults
 TRACE_FAULT_EVENTS = frozenset({"exceptions:page_fault_user", "exceptions:page_fault_kernel"})
 #: Kernel-mode faults on kernel addresses are not the program's: user space ends here (x86-64).
 USER_TOP = 1 << 47
+#: An instruction pointer from here up is the kernel's (x86-64's kernel half, which holds
+#: its text and modules): a page-fault sample at such an ip was taken in kernel mode.
+KERNEL_START = 0xFFFF800000000000
+#: The dso perf prints for an ip in the kernel's text.
+KERNEL_DSO = "([kernel.kallsyms])"
 #: ``syscalls:`` tracepoints that take ``mmap_sem`` for write.
 LOCK_EVENTS = frozenset({"sys_enter_mmap", "sys_enter_munmap", "sys_enter_mprotect",
                          "sys_enter_mremap", "sys_enter_brk"})
@@ -325,7 +340,8 @@ def meta_for(path, **options) -> TraceMeta:
         page_size=options.get("page_size", 4096),
         source=f"perf script: {Path(path).name}",
         notes=("perf page-fault samples as LOAD records of size "
-               f"{int(options.get('fault_size', 8))} (perf does not say read or write); "
+               f"{int(options.get('fault_size', 8))} (perf does not say read or write), "
+               "call kernel where the sample's ip is the kernel's; "
                "sys_enter_mmap/munmap/mprotect/mremap/brk as LOCK_W; sys_enter_mincore and "
                "madvise as LOCK_R (madvise behaviours that change VMA flags as LOCK_W); "
                "asid = pid in order of "
@@ -334,7 +350,7 @@ def meta_for(path, **options) -> TraceMeta:
 
 def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     """Yield dicts of numpy columns (``tid``, ``asid``, ``addr``, ``op``, ``size``,
-    ``gap_ns``) of at most ``chunk_records`` records each, reading ``path`` line by line.
+    ``gap_ns``, ``call``) of at most ``chunk_records`` records each, reading ``path`` line by line.
 
     Parameters
     ----------
@@ -385,10 +401,11 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
                     f"line longer than {MAX_LINE >> 20} MiB (no newline): not a perf script "
                     "output?", reader.path, lineno)
             reader.line(_decode(raw), lineno)
-            if len(reader.cols["addr"]) >= chunk_records:
+            # (a record whose ip may be on the next line stays for the next chunk)
+            if len(reader.cols["addr"]) - reader.ip_pending >= chunk_records:
                 bar.update(done_bytes)
                 done_bytes = 0
-                yield reader.flush()
+                yield reader.flush(chunk_records)
         bar.update(done_bytes)
     if reader.suspect is not None:
         raise _default_layout_error(reader.path, reader.suspect)
@@ -426,6 +443,9 @@ class _PerfScript:
         self.cols = {k: [] for k in ("tid", "asid", "addr", "op", "size", "gap_ns", "call")}
         self.n_total = 0
         self.in_sample = False  # the previous line was a sample or a call-chain line
+        # the last record is a page-faults sample whose line showed no kernel ip: the first
+        # line of its call chain (perf record -g), if one follows, is its ip
+        self.ip_pending = False
         # The first page-fault sample decides whether the layout has the data address.  One
         # that looks like perf's default layout (period, one address, a dso) is "suspect"
         # until the next line: a call-chain line means perf moved the ip there (perf record
@@ -433,19 +453,23 @@ class _PerfScript:
         self.layout_known = bool(options.get("assume_addr", False))
         self.suspect = None     # line number of a suspect sample
 
-    def flush(self):
-        """The chunk's columns as arrays; the lists emptied."""
+    def flush(self, n=None):
+        """The first ``n`` records (default: all) as arrays of a chunk, taken from the
+        lists."""
         cols = self.cols
-        out = {k: np.array(v, dtype=DEFAULT_DTYPES[k]) for k, v in cols.items() if k != "size"}
+        out = {k: np.array(v[:n], dtype=DEFAULT_DTYPES[k]) for k, v in cols.items()
+               if k != "size"}
         # a LOCK_W range of 4 GiB or more widens the size column (never wraps)
-        out["size"] = np.array(cols["size"], dtype=narrow_dtype(max(cols["size"], default=0),
-                                                                 DEFAULT_DTYPES["size"]))
+        size = cols["size"][:n]
+        out["size"] = np.array(size, dtype=narrow_dtype(max(size, default=0),
+                                                        DEFAULT_DTYPES["size"]))
         for v in cols.values():
-            v.clear()
+            del v[:n]
         return out
 
     def line(self, line, lineno):
         """Read one line: a sample becomes a record, a task or mapping marker is noted."""
+        ip_pending, self.ip_pending = self.ip_pending, False
         if self.suspect is not None:
             if self.in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
                 self.suspect = None
@@ -462,6 +486,8 @@ class _PerfScript:
         if "PERF_RECORD_" in line and self._marker(line, toks, lineno):
             return
         if self.in_sample and _CALLCHAIN.match(line) and not _STRICT_TIME.search(line):
+            if ip_pending and _kernel_ip(toks):
+                self.cols["call"][-1] = int(Call.KERNEL)
             return
         self._sample(line, toks, lineno)
 
@@ -515,6 +541,8 @@ class _PerfScript:
             code = int(cm[1], 16)
             op = Op.IFETCH if code & 0x10 else Op.STORE if code & 0x2 else Op.LOAD
             size = self.fault_size
+            if event == "exceptions:page_fault_kernel":
+                call = Call.KERNEL     # a kernel-mode fault on a user address
         elif kind == _FAULT:
             addr, looks_default = _fault_addr(rest, period is not None, path, lineno)
             if not self.layout_known:
@@ -523,6 +551,10 @@ class _PerfScript:
                 else:
                     self.layout_known = True
             op, size = Op.LOAD, self.fault_size
+            if _kernel_ip(rest[1:]):
+                call = Call.KERNEL     # its fault was taken in kernel mode
+            else:
+                self.ip_pending = True
         elif kind == _LOCK:
             # the range needs the pid (brk follows the process's break): set below
             op, size, lock_text = Op.LOCK_W, None, " ".join(rest)
@@ -610,6 +642,19 @@ class _PerfScript:
                     "time-sorted output (not --deltatime)", self.path, lineno)
         self.last[tid] = (t_ns, lineno)
         return gap
+
+
+def _kernel_ip(tokens):
+    """Whether the tokens after a page-fault sample's data address (or a call-chain line's)
+    show an ip in the kernel: an address from :data:`KERNEL_START` up, or the kernel's
+    dso."""
+    for t in tokens:
+        if t == KERNEL_DSO:
+            return True
+        m = _HEX.fullmatch(t)
+        if m is not None and len(m[1]) == 16 and int(m[1], 16) >= KERNEL_START:
+            return True
+    return False
 
 
 def _fault_addr(tokens, has_period, path, lineno):
