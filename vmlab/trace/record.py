@@ -53,7 +53,7 @@ from ..errors import VmlabError
 from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_DTYPE, NO_FILE,
                        PLACEMENT_DTYPE, PROT_EXEC, PROT_READ, PROT_WRITE, READ_CALLS, ZAP_ADVICE,
                        ZAP_DTYPE, Backing, FileInfo, Mappings, file_info, kernel_aligns)
-from .model import Op, TraceMeta
+from .model import Call, Op, TraceMeta
 from .native import TraceWriter
 
 PAGE = 4096
@@ -647,9 +647,10 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
                            "one thread (lackey does not tell threads apart); mappings from "
                            "valgrind's start-up layout and the syscall trace; the kernel's "
                            "stores into user memory (read, fstat... buffers) as one STORE "
-                           "record per page where the call returns; the read()-family file "
-                           "ranges and exec's reads in the file reads table; exec's own "
-                           "stores (the start of each .bss in its .data page) first; the vDSO "
+                           "record per page where the call returns, call kernel; the "
+                           "read()-family file ranges and exec's reads in the file reads "
+                           "table; exec's own stores (the start of each .bss in its .data "
+                           "page, call kernel) first; the vDSO "
                            "valgrind hides as [vdso]/[vvar] rows where its layout leaves "
                            "them, read by the loader at the start and by the first time call")
     helper, why_not = iovtrace_binary()
@@ -668,7 +669,7 @@ def record_lackey(argv, out, *, cwd=None, quiet=False, stdout=None):
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, pass_fds=(wfd,), stderr=errf, cwd=cwd, stdout=stdout)
     os.close(wfd)
-    writer = TraceWriter(out, meta)
+    writer = TraceWriter(out, meta, with_call=True)   # (the kernel's stores: call KERNEL)
     n = 0
     tracker = None
     pending_lines = []        # syscall lines seen before the layout table was parsed
@@ -833,7 +834,8 @@ def exec_stores(program, segs, names, page_size=PAGE):
     private file page, a copy-on-write that needs the file page (the one major fault a cold
     ``gzip`` takes under a limit where memory is ample).  ``segs``/``names``: valgrind's
     start-up layout (:func:`parse_startup_layout`), which says where each file's pages are;
-    one address per page, at the first byte cleared."""
+    one address per page, at the first byte cleared.  The kernel makes these stores (its
+    ``clear_user``): a recording writes them with call ``KERNEL``."""
     interp, _n, _r = _elf_deps(program)
     out = []
     for path in (program, interp):
@@ -897,7 +899,7 @@ def _exec_store_records(errf, program, writer, vdso=None):
             or "aspacem >>>" not in text.split("Memory layout at client startup", 1)[1]:
         return None                   # not printed yet
     segs, names = parse_startup_layout(text)
-    n = _append(writer, exec_stores(program, segs, names), Op.STORE, 0)
+    n = _append(writer, exec_stores(program, segs, names), Op.STORE, 0, Call.KERNEL)
     if vdso is not None:
         vdso.place = vdso_place(segs, vdso_layout())
         n = _append(writer, vdso.start(), Op.LOAD, n)
@@ -1101,7 +1103,8 @@ class KernelWrites:
     ``read()`` filled would look like a load (a zero-page read fault, then a copy-on-write
     fault at the program's first store) where the kernel took one write fault, in kernel
     mode, inside the call.  Each such call becomes one ``STORE`` record per page of the bytes
-    written, placed where the call returns (KERNEL-2026.md section 1: "kernel-mode faults").
+    written, placed where the call returns, with call ``KERNEL`` (the kernel made it: its
+    fault has no ``FAULT_FLAG_USER``; KERNEL-2026.md section 1: "kernel-mode faults").
     A vector call whose entry is not in the log (no ``vectors``: no C compiler to build the
     helper) writes no record and is counted in :attr:`n_unresolved`.
     """
@@ -1196,8 +1199,9 @@ def _number(tok):
 def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None, vdso=None):
     """Parse one block of complete lines: lackey records go to ``writer``; syscall lines are
     kept with the number of records before them; the kernel's stores into user memory
-    (:class:`KernelWrites`) become ``STORE`` records where their call returns, and the
-    vDSO's data read (:class:`VdsoReads`) a ``LOAD`` where the call that makes it is."""
+    (:class:`KernelWrites`) become ``STORE`` records with call ``KERNEL`` where their call
+    returns, and the vDSO's data read (:class:`VdsoReads`: the vDSO's code reads it, in
+    user mode, call 0) a ``LOAD`` where the call that makes it is."""
     pos = 0
     end = len(block)
     buf = np.frombuffer(block, np.uint8)
@@ -1221,17 +1225,20 @@ def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None, vdso=Non
             if vdso is not None:
                 n = _append(writer, vdso.loads(line), Op.LOAD, n)
             if kwrites is not None:
-                n = _append(writer, kwrites.stores(line), Op.STORE, n)
+                n = _append(writer, kwrites.stores(line), Op.STORE, n, Call.KERNEL)
         pos = eol
     return n
 
 
-def _append(writer, pages, kind, n):
-    """Append one ``kind`` record of 8 bytes at each address of ``pages``; the new count."""
+def _append(writer, pages, kind, n, call=Call.UNKNOWN):
+    """Append one ``kind`` record of 8 bytes at each address of ``pages`` (with ``call``:
+    ``KERNEL`` for the kernel's own stores; the writer needs a call column); the new
+    count."""
     if pages:
         k = len(pages)
+        extra = {"call": np.full(k, int(call), np.uint8)} if call else {}
         writer.append(addr=np.array(pages, np.uint64), op=np.full(k, int(kind), np.uint8),
-                      size=np.full(k, 8, np.uint32))
+                      size=np.full(k, 8, np.uint32), **extra)
     return n + len(pages)
 
 
@@ -1373,7 +1380,8 @@ def record_perf(argv, out, *, cwd=None, quiet=False, stdout=None):
         meta = TraceMeta(
             source="vmlab record --with perf -- " + " ".join(argv),
             notes="perf record " + " ".join(events) + "; fault records (op from the x86 error "
-                  "code when the exceptions tracepoints were recorded), syscalls as LOCK_W, "
+                  "code and call kernel for page_fault_kernel when the exceptions "
+                  "tracepoints were recorded), syscalls as LOCK_W, "
                   "gap_ns from perf times with each thread's first record offset from the "
                   "recording's start; mappings from PERF_RECORD_MMAP2 and the syscall "
                   "tracepoints")

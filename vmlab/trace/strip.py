@@ -17,8 +17,10 @@ program touched just before.  For page faults those records change nothing:
   before.
 
 What this preserves: the first read and the first write of every page in every mapping
-epoch, in their order, so the fault counts of a replay with unlimited memory are exactly the
-same in both fault models (tests/test_strip.py).  What it changes: under a memory limit,
+epoch, in their order, each with its ``call`` code (a first write the kernel made,
+``KERNEL``, stays the kernel's: its fault has no ``FAULT_FLAG_USER``; every writer keeps its
+call), so the fault counts of a replay with unlimited memory are exactly the same in both
+fault models (tests/test_strip.py).  What it changes: under a memory limit,
 replacement no longer sees the order of the references inside the filter (a page pushed out
 of the filter may have been re-referenced after the page that stays), so LRU's misses move a
 little: 6% at a limit equal to the filter, within 3% from four times the filter on, in
@@ -120,7 +122,7 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
                      notes=(meta.notes + "; " if meta.notes else "") + note)
     kept_at = []           # original record numbers of the kept records
     n = len(trace)
-    with TraceWriter(out, meta) as w:
+    with TraceWriter(out, meta, with_call=trace.has_call) as w:
         c = 0
         for lo in range(0, n, chunk_records):
             hi = min(n, lo + chunk_records)
@@ -133,8 +135,9 @@ def strip_trace(trace, out, *, filter_pages=DEFAULT_FILTER_PAGES, chunk_records=
                         int(Op.MODIFY))
             sel = np.flatnonzero(keep)
             kept_at.append(sel + lo)
+            call = {"call": np.asarray(trace.call[lo:hi])[sel]} if trace.has_call else {}
             w.append(addr=addr[sel], op=op[sel], size=np.asarray(trace.size[lo:hi])[sel],
-                     tid=np.asarray(trace.tid[lo:hi])[sel], asid=asid[sel])
+                     tid=np.asarray(trace.tid[lo:hi])[sel], asid=asid[sel], **call)
         kept = np.concatenate(kept_at) if kept_at else np.zeros(0, np.int64)
         if m is not None:
             t = m.table.copy()
