@@ -22,7 +22,7 @@ import numpy as np
 from .readers._text import check_file, first_index
 from .._io import refuse_onto_itself
 from ..errors import TraceFormatError
-from .model import Op, Trace
+from .model import Call, Op, Trace
 from .native import MAGIC, TraceWriter, open_trace, save_trace
 
 #: Reader formats, in the order auto-detection tries them.
@@ -162,7 +162,8 @@ def losses(trace, fmt):
     """What writing ``trace`` as ``fmt`` leaves out, as phrases for a note (empty for the
     native format, which keeps everything).  ``csv`` keeps every column but not a
     recording's mappings and page-cache state; ``din`` and ``lackey`` keep addr, op and size
-    only (and din writes a ``MODIFY`` as a write)."""
+    only (and din writes a ``MODIFY`` as a write; an access the kernel made, call
+    ``KERNEL``, becomes the program's)."""
     if fmt == "vmt":
         return []
     out = []
@@ -185,6 +186,9 @@ def losses(trace, fmt):
             out.append("the address space of each record (asid)")
         if "gap_ns" in cols:
             out.append("the compute gaps (gap_ns)")
+        if "call" in cols and first_index(lambda lo, hi: cols["call"][lo:hi] == Call.KERNEL,
+                                          n) >= 0:
+            out.append("which accesses the kernel made in a system call (call kernel)")
         if fmt == "din" and first_index(lambda lo, hi: trace.op[lo:hi] == Op.MODIFY, n) >= 0:
             out.append("the read half of each MODIFY (written as a write)")
     return out
@@ -193,8 +197,9 @@ def losses(trace, fmt):
 def write_trace(trace, path, fmt, *, show_progress=None) -> Path:
     """Write ``trace`` to ``path`` as ``fmt`` (one of :data:`WRITE_FORMATS`), atomically.
 
-    ``csv`` keeps every column; ``din`` and ``lackey`` keep addr, op and size only
-    (see :mod:`vmlab.trace.readers.din` for how ops and sizes are written).
+    ``csv`` keeps every column; ``din`` and ``lackey`` keep addr, op and size only (an
+    access the kernel made becomes the program's; see :mod:`vmlab.trace.readers.din` for
+    how ops and sizes are written).
     """
     path = Path(path)
     if fmt == "vmt":

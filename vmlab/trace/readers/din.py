@@ -21,9 +21,10 @@ sizes must be 1 to 2^32-1.  Records get tid 0 and asid 0; there is no ``gap_ns``
 
 Writing (:func:`write`) -- the traditional form when every record's size is 4 (it reads
 back identically), else the extended form with hex sizes.  Addresses are written in
-lower-case hex without ``0x``.  tid, asid and gap_ns are dropped (din has no place for
-them); ``MODIFY`` is written as a write (``1``/``w``): the read half is lost; ``LOCK_W``
-(not a memory access) cannot be written: an error names the first such record.
+lower-case hex without ``0x``.  tid, asid, gap_ns and call are dropped (din has no place
+for them: an access the kernel made becomes the program's); ``MODIFY`` is written as a
+write (``1``/``w``): the read half is lost; ``LOCK_W`` (not a memory access) cannot be
+written: an error names the first such record.
 """
 from __future__ import annotations
 

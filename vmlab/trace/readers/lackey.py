@@ -233,7 +233,8 @@ def _format(addr, op, size, out):
 
 
 def write(trace, path, *, show_progress=None):
-    """Write ``trace`` as lackey text (tid, asid and gap_ns are dropped).
+    """Write ``trace`` as lackey text (tid, asid, gap_ns and call are dropped: an access
+    the kernel made becomes the program's).
 
     Addresses get at least 8 hex digits like valgrind's.  ``LOCK_W`` records and sizes 0
     cannot be written: a :class:`~vmlab.errors.TraceFormatError` names the first one.
