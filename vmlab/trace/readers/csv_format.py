@@ -46,7 +46,8 @@ import numpy as np
 from ..._numba import njit
 from ...errors import TraceFormatError
 from ..model import (ALL_COLUMNS, CALL_BY_NAME, GAP_LIMIT, GAP_LIMIT_TEXT, MAX_ASIDS, MAX_CALL,
-                     MAX_SIZE, MAX_TID, MAX_WRITER_CALL, Call, Op, TraceMeta, call_misfit, first_bad_record)
+                     MAX_SIZE, MAX_TID, MAX_WRITER_CALL, Call, Op, TraceMeta, call_misfit,
+                     first_bad_record)
 from . import _text
 from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
