@@ -63,7 +63,8 @@ def test_no_retry_holds_the_vma_lock_over_io_and_delays_a_writer_of_that_vma():
     assert th1["lock_wait_ns"] == 1_002_600 - 1000 and th1["lock_hold_ns"] == 1300
     assert r.lock_counters == {"n_mmap_lock_read": 0, "n_vma_lock_read": 1,
                                "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0,
-                               "n_mmap_lock_read_other": 0}
+                               "n_mmap_lock_read_other": 0, "n_mmap_lock_read_kernel": 0,
+                               "n_anon_vma_fallbacks": 0}
     assert r.vma_locks["acquire_ns"] == [0] and r.vma_locks["release_ns"] == [1_002_600]
 
 
@@ -101,7 +102,8 @@ def test_writers_elsewhere_leave_vma_locked_faults_alone(policy):
     assert rows(r, "faults")[0]["end_ns"] == 100 + 1300
     assert r.lock_counters == {"n_mmap_lock_read": 0, "n_vma_lock_read": 1,
                                "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0,
-                               "n_mmap_lock_read_other": 0}
+                               "n_mmap_lock_read_other": 0, "n_mmap_lock_read_kernel": 0,
+                               "n_anon_vma_fallbacks": 0}
     # a range-less writer (size 0: the whole address space, as old traces mean) locks every VMA
     r0 = simulate(scenario([writer(1, 0, 0), read(0, ANON, gap=100)]), policy)
     assert r0.lock_counters["n_vma_lock_fallbacks"] == 1
@@ -163,7 +165,8 @@ def test_spf_change_count_a_writer_inside_at_the_start_no_longer_aborts():
     fault = rows(r, "faults")[0]
     assert r.lock_counters == {"n_mmap_lock_read": 0, "n_vma_lock_read": 0,
                                "n_vma_lock_fallbacks": 0, "n_spf_aborts": 0,
-                               "n_mmap_lock_read_other": 0}
+                               "n_mmap_lock_read_other": 0, "n_mmap_lock_read_kernel": 0,
+                               "n_anon_vma_fallbacks": 0}
     assert (fault["attempts"], fault["end_ns"], fault["lock_wait_ns"]) == (1, 1400, 0)
     assert r.vma_locks["outcome"] == [0] and r.vma_locks["release_ns"] == [1400]  # 0: held
 
