@@ -1987,7 +1987,7 @@ class NaiveSimulator:
                                                         and self.vma_wlocked[rec.vma]) or (
                     no_anon_vma):
                 lc["n_vma_lock_fallbacks"] += 1
-                if backing in pol.vma_lock_backings and no_anon_vma:
+                if backing in pol.vma_lock_backings and no_anon_vma and not rec.kernel:
                     lc["n_anon_vma_fallbacks"] += 1
                 self._attempt_row(th, rec.vma, kind, t_req, -1, FALLBACK)
                 return _FALLBACK

@@ -106,7 +106,7 @@ def test_an_interruptible_wait_is_not_interrupted_in_kernel_mode():
 @pytest.mark.parametrize("policy, kern_first, user_first", [
     # (n_mmap_lock_read_kernel, n_anon_vma_fallbacks, n_vma_lock_fallbacks, n_mmap_lock_read)
     ("per_vma_lock", (1, 0, 0, 1), (1, 1, 1, 2)),
-    ("spf", (1, 1, 1, 1), (0, 1, 1, 1)),      # the kernel's store is tried speculatively
+    ("spf", (1, 0, 1, 1), (0, 1, 1, 1)),      # the kernel's store is tried speculatively
     ("fault_retry_v57", (1, 0, 0, 2), (1, 0, 0, 2)),
 ])
 def test_the_counts_split_by_cause(policy, kern_first, user_first):
@@ -154,3 +154,40 @@ def test_a_capture_without_call_chains_is_refused_in_one_line(tmp_path):
     with pytest.raises(TraceFormatError, match=r"reads.txt:2: expected a call-chain") as e:
         lock_callers.read_callers(p)
     assert "\n" not in str(e.value)
+
+
+def test_the_seven_programs_take_mmap_lock_where_the_host_does():
+    # docs/model.md 15.8: per_vma_lock on each shipped perf recording against the host's
+    # read acquisitions of mmap_lock by caller (data/native/mmap_lock_reads.csv, three warm
+    # runs each).  Tolerance: 2 per class and 2 in all, the host's own spread from run to
+    # run (ASLR moves read() buffers across page boundaries: a kernel-mode fault more or
+    # less).  Before faults from kernel mode and special mappings were modelled, gzip gave 10
+    # against the host's 25.
+    from vmlab.studies import lock_callers
+
+    t = lock_callers.compare()
+    assert len(t) == 7
+    for cls in ("kernel-mode fault", "user-mode fault", "anon_vma trylock", "faults"):
+        gap = (t[(cls, "vmlab")] - t[(cls, "host")]).abs()
+        assert (gap <= 2).all(), (cls, gap.to_dict())
+    # the user faults that take mmap_lock are the vDSO's (no ->map_pages): exact
+    assert (t[("user-mode fault", "vmlab")] == t[("user-mode fault", "host")]).all()
+
+
+def test_a_live_capture_on_this_host():
+    import shutil
+    import subprocess
+
+    from vmlab.studies import lock_callers
+
+    if shutil.which("perf") is None:
+        pytest.skip("perf is not installed")
+    probe = subprocess.run(["perf", "list", "mmap_lock:*"], capture_output=True, text=True)
+    if "mmap_lock_start_locking" not in probe.stdout:
+        pytest.skip("this kernel has no mmap_lock tracepoints (or perf cannot see them)")
+    try:
+        (counts,) = lock_callers.capture(["/bin/true"], runs=1)
+    except Exception as e:      # not root and a strict perf_event_paranoid
+        pytest.skip(f"perf cannot record here: {e}")
+    assert list(counts.index) == list(lock_callers.CLASSES)
+    assert counts.sum() > 0 and counts["kernel-mode fault"] >= 1     # exec's elf_load at least

@@ -68,7 +68,7 @@ def _ph_lock_req(K, W, G, th, t):
             _attempt_holds(K, W, th, t, v)
             return -1, C.PH_GRANTED
         cnt[C.CNT_VMA_FALLBACK] += 1
-        cnt[C.CNT_ANON_VMA_FALLBACK] += _anon_vma_fallback(K, v, no_anon_vma)
+        cnt[C.CNT_ANON_VMA_FALLBACK] += _anon_vma_fallback(K, pos, v, no_anon_vma)
         TS[th, C.TS_HOW] = C.FLK_MMAP
     elif designs and lkind == C.LK_FAULT and TS[th, C.TS_HOW] == C.FLK_SPEC:
         # docs/model.md 15.4: no lock; the sequence count of its scope, read now, must be
@@ -81,7 +81,7 @@ def _ph_lock_req(K, W, G, th, t):
         if ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 0 or (
                 K.pol[pr, C.K_ANON_VMA] == 1 and no_anon_vma):
             cnt[C.CNT_VMA_FALLBACK] += 1       # (same in-kernel index)
-            cnt[C.CNT_ANON_VMA_FALLBACK] += _anon_vma_fallback(K, v, no_anon_vma)
+            cnt[C.CNT_ANON_VMA_FALLBACK] += _anon_vma_fallback(K, pos, v, no_anon_vma)
             TS[th, C.TS_HOW] = C.FLK_MMAP
             if keep_records:
                 G[g.G_NVL] = _attempt_row(W.vlocks, G[g.G_NVL], th, v, C.VLK_SEQ,

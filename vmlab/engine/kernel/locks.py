@@ -69,13 +69,14 @@ def _needs_anon_vma(K, W, pos, v):
 
 
 @njit_verb
-def _anon_vma_fallback(K, v, no_anon_vma):
-    """1 if a fallback of a fault on VMA ``v`` is for the anon_vma it lacks (``no_anon_vma``,
-    docs/model.md 15.8; counted in ``n_anon_vma_fallbacks``): its backing is handled under
-    the design's lock and ``anon_vma_fallback`` is on; else 0."""
+def _anon_vma_fallback(K, pos, v, no_anon_vma):
+    """1 if the fallback of record ``pos``'s fault on VMA ``v`` is the user's fault's for the
+    anon_vma it lacks (``no_anon_vma``, docs/model.md 15.8; counted in
+    ``n_anon_vma_fallbacks``, the kernel's ``vmf_anon_prepare()`` trylock since 6.5): its
+    backing is handled under the design's lock and ``anon_vma_fallback`` is on; else 0."""
     pr = K.vma_pol[v]
-    return 1 if (no_anon_vma and K.pol[pr, C.K_ANON_VMA] == 1 and
-                 ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 1) else 0
+    return 1 if (no_anon_vma and K.pol[pr, C.K_ANON_VMA] == 1 and not _kernel_made(K, pos)
+                 and ((K.pol[pr, C.K_VMA_BACKINGS] >> K.vma_backing[v]) & 1) == 1) else 0
 
 
 @njit_borrow
