@@ -38,11 +38,13 @@ from ..trace.mappings import NO_FILE, PROT_EXEC, PROT_READ, PROT_WRITE, Backing
 from .generations import separate
 
 
-#: Engine backing of each recorded backing (the engine knows file and anonymous memory; the
-#: kernel's special mappings, vDSO and vvar, fault like anonymous read-only memory: a fault
-#: maps a page nobody reads from disk, and nothing is charged).
+#: Engine backing of each recorded backing.  The kernel's special mappings (vDSO and vvar)
+#: are ``device`` memory: a fault maps a page nobody reads from disk and nothing is charged,
+#: and their ``vm_ops`` have no ``->map_pages``, so under per-VMA locks such a fault takes
+#: ``mmap_lock`` (``vmf_can_call_fault()``, docs/model.md 11.7), as ``vma_lock_backings``
+#: says of ``device``.
 ENGINE_BACKING = {Backing.FILE: "file", Backing.ANON: "anon", Backing.STACK: "anon",
-                  Backing.HEAP: "anon", Backing.SPECIAL: "anon"}
+                  Backing.HEAP: "anon", Backing.SPECIAL: "device"}
 _NAMES = {Backing.STACK: "[stack]", Backing.HEAP: "[heap]", Backing.SPECIAL: "[special]",
           Backing.ANON: "anon"}
 
