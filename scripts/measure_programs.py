@@ -4,6 +4,8 @@
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py [--runs 5] [--out data/native]
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --readme-only   # README.md only
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --lackey-only   # recordings only
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --perf-only     # perf_*.vmt only
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --mmap-lock-reads
 
 Writes, in --out (default ``data/native``):
 
@@ -15,6 +17,9 @@ Writes, in --out (default ``data/native``):
 * ``perf_<program>.vmt``: a ``vmlab record --with perf`` trace of one run of each program
   (faults with read/write, real threads and times, and the run's mappings): small;
 * ``README.md``: what all this is, with the summary table computed from the CSV.
+
+* ``mmap_lock_reads.csv`` (with ``--mmap-lock-reads``): each program's read acquisitions of
+  ``mmap_lock`` by caller, three warm runs (:mod:`vmlab.studies.lock_callers`).
 
 * ``lackey_<program>.vmt`` (with ``--lackey`` or ``--lackey-only``): each program recorded
   with ``vmlab record`` (valgrind lackey, 20-70 million accesses) and stripped
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -60,6 +66,12 @@ def main(argv=None):
                    help="also record each program with valgrind lackey (1-3 min each)")
     p.add_argument("--lackey-only", action="store_true",
                    help="only the lackey recordings (the native measurements are kept)")
+    p.add_argument("--mmap-lock-reads", action="store_true",
+                   help="only mmap_lock_reads.csv: each program's mmap_lock read acquisitions "
+                        "by caller, three warm runs under perf record -g")
+    p.add_argument("--perf-only", action="store_true",
+                   help="only the perf recordings perf_<program>.vmt, warm (the native "
+                        "measurements are kept)")
     p.add_argument("--major-sites", action="store_true",
                    help="only kernel_majors.csv: where the kernel takes its major faults at "
                         "the largest limit of each sweep (perf trace, root)")
@@ -91,6 +103,12 @@ def main(argv=None):
         record_lackey_programs(out, a.only)
         if a.lackey_only:
             return
+    if a.perf_only:
+        record_perf_programs(out, a.only)
+        return
+    if a.mmap_lock_reads:
+        write_mmap_lock_reads(out, a.only)
+        return
     require("perf")
     t0 = time.monotonic()
     rows, commands = measure_programs(runs=a.runs, only=set(a.only.split(",")) if a.only else None,
@@ -164,6 +182,55 @@ def write_major_sites(out, runs, only=None, hold=None):
     df["file_offset"] = df["file_offset"].astype("Int64")
     df.to_csv(Path(out) / "kernel_majors.csv", index=False)
     print(f"wrote {Path(out) / 'kernel_majors.csv'} ({len(df)} major faults)", file=sys.stderr)
+
+
+def record_perf_programs(out, only=None):
+    """``perf_<program>.vmt`` of each program, recorded as ``measure_programs`` records it:
+    after a warm-up run, in a folder of freshly generated inputs."""
+    import tempfile
+
+    from vmlab.measure import make_inputs
+    from vmlab.studies.kernel_agreement import program_command
+    from vmlab.trace.record import record_perf
+
+    require("perf")
+    with tempfile.TemporaryDirectory(prefix="vmlab-measure-") as work:
+        make_inputs(work)
+        for name, *_rest in PROGRAMS:
+            if only and name not in only.split(","):
+                continue
+            cmd = program_command(name)
+            subprocess.run(cmd, cwd=work, stdout=subprocess.DEVNULL)  # warm the page cache
+            trace = Path(out) / f"perf_{name}.vmt"
+            record_perf(cmd, trace, cwd=work, quiet=True, stdout=subprocess.DEVNULL)
+            os.chmod(trace, 0o644)
+            print(f"{trace}", file=sys.stderr)
+
+
+def write_mmap_lock_reads(out, only=None, runs=3):
+    """``mmap_lock_reads.csv``: each program's read acquisitions of ``mmap_lock`` by caller
+    (:func:`vmlab.studies.lock_callers.capture`), ``runs`` warm runs, in a folder of freshly
+    generated inputs."""
+    import tempfile
+
+    import pandas as pd
+
+    from vmlab.measure import make_inputs
+    from vmlab.studies import lock_callers
+    from vmlab.studies.kernel_agreement import program_command
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vmlab-measure-") as work:
+        make_inputs(work)
+        for name, *_rest in PROGRAMS:
+            if only and name not in only.split(","):
+                continue
+            for i, counts in enumerate(lock_callers.capture(program_command(name), cwd=work,
+                                                            runs=runs)):
+                rows.append({"program": name, "run": i, **counts.to_dict()})
+    path = Path(out) / "mmap_lock_reads.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    print(f"wrote {path} ({len(rows)} runs)", file=sys.stderr)
 
 
 def record_lackey_programs(out, only=None):

@@ -106,20 +106,3 @@ def test_bad_values_are_refused_in_one_line():
         Vma(BASE, BASE + PAGE, "anon", anon_vma="yes")
     assert all(get_policy(p).anon_vma_fallback
                for p in ("per_vma_lock", "per_vma_retry_vma", "per_vma_no_retry", "spf"))
-
-
-def test_a_recorded_program_under_per_vma_lock():
-    # docs/model.md 15.8: gzip's recording (data/native) makes 8 anon_vma fallbacks and 2
-    # retries; on this host gzip took mmap_lock for read 26 times, 5 of them
-    # vmf_anon_prepare() trylocks and 19 faults from kernel mode, which the trace does not
-    # mark (not modelled)
-    from pathlib import Path
-
-    from vmlab.model import recorded
-    from vmlab.trace import open_trace
-
-    path = Path(__file__).parents[1] / "data" / "native" / "perf_gzip.vmt"
-    r = simulate(recorded.scenario_for(open_trace(path)), "per_vma_lock")
-    assert int(r.summary["n_vma_lock_fallbacks"]) == 8
-    assert int(r.faults["retries"].sum()) == 2
-    assert int(r.summary["n_mmap_lock_read"]) == 10

@@ -15,16 +15,27 @@ are not faults.  A capture with call chains tells them apart::
     perf record -g -e mmap_lock:mmap_lock_start_locking --filter 'write == 0' -- PROGRAM
     perf script -F comm,pid,tid,time,event,trace,ip,sym --ns > reads.txt
 
-:func:`read_callers` classifies each read acquisition of such a text; :func:`compare` sets
-the classes beside a vmlab run of a recording of the same program.
+:func:`read_callers` classifies each read acquisition of such a text, :func:`capture` runs a
+program under ``perf`` and classifies its acquisitions (root, or a permissive
+``perf_event_paranoid``), :func:`run_counts` gives a vmlab run's by the same classes, and
+:func:`compare` sets the shipped captures of :data:`vmlab.measure.PROGRAMS`
+(``data/native/mmap_lock_reads.csv``, made by ``scripts/measure_programs.py
+--mmap-lock-reads``) beside ``per_vma_lock`` on each program's shipped perf recording.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import TraceFormatError
+from ..errors import TraceFormatError, VmlabError
+
+#: The shipped captures (one row per program and run, a column per class).
+CAPTURES = Path(__file__).resolve().parent.parent.parent / "data" / "native" / \
+    "mmap_lock_reads.csv"
 
 #: The caller classes, in the order tables show them.
 CLASSES = ("kernel-mode fault", "user-mode fault", "anon_vma trylock", "not a fault")
@@ -120,3 +131,64 @@ def run_counts(result):
                       "user-mode fault": int(s["n_mmap_lock_read"]) - kernel - anon,
                       "anon_vma trylock": anon,
                       "not a fault": int(s["n_mmap_lock_read_other"])}, dtype=int)
+
+
+def capture(argv, cwd=None, runs=3):
+    """Run ``argv`` ``runs`` times under ``perf record -g`` of the read acquisitions of
+    ``mmap_lock`` (after one run that warms the page cache) and classify each run's: a list
+    of :func:`class_counts`, one per run.  Needs ``perf`` and the ``mmap_lock`` tracepoints
+    (root, or ``kernel.perf_event_paranoid`` -1)."""
+    from ..trace.record import require
+
+    perf = require("perf")
+    subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="vmlab-locks-") as d:
+        data, text = os.path.join(d, "perf.data"), os.path.join(d, "reads.txt")
+        for _ in range(runs):
+            r = subprocess.run([perf, "record", "-q", "-g", "-o", data, "-e", _EVENT,
+                                "--filter", "write == 0", "--", *argv], cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                raise VmlabError(f"perf record of the mmap_lock tracepoints failed: "
+                                 f"{(r.stderr.strip().splitlines() or ['?'])[-1][:160]}")
+            with open(text, "w") as f:
+                subprocess.run([perf, "script", "-i", data, "-F",
+                                "comm,pid,tid,time,event,trace,ip,sym", "--ns"], stdout=f,
+                               stderr=subprocess.DEVNULL, check=True)
+            out.append(class_counts(read_callers(text)))
+    return out
+
+
+def compare(policy="per_vma_lock", captures=None, data_dir=None):
+    """Per program of the shipped captures: the host's median read acquisitions per class
+    (over its runs, with their range) beside ``policy`` on the program's shipped perf
+    recording (``perf_<program>.vmt``, :func:`vmlab.model.recorded.scenario_for`).  Columns:
+    ``(class, "host")``, ``(class, "host_min")``, ``(class, "host_max")``,
+    ``(class, "vmlab")`` for each class but ``not a fault`` (the recordings carry no
+    readers that are not faults), and the faults' totals."""
+    from .. import simulate
+    from ..model import recorded
+    from ..trace import open_trace
+    from .kernel_agreement import DATA_DIR
+
+    caps = pd.read_csv(captures or CAPTURES)
+    rows = {}
+    for name, g in caps.groupby("program", sort=False):
+        trace = open_trace(Path(data_dir or DATA_DIR) / f"perf_{name}.vmt")
+        run = run_counts(simulate(recorded.scenario_for(trace), policy))
+        row = {}
+        for c in CLASSES[:3]:
+            row[(c, "host")] = float(g[c].median())
+            row[(c, "host_min")], row[(c, "host_max")] = int(g[c].min()), int(g[c].max())
+            row[(c, "vmlab")] = int(run[c])
+        faults = g[list(CLASSES[:3])].sum(axis=1)
+        row[("faults", "host")] = float(faults.median())
+        row[("faults", "host_min")], row[("faults", "host_max")] = int(faults.min()), int(
+            faults.max())
+        row[("faults", "vmlab")] = int(run[list(CLASSES[:3])].sum())
+        rows[name] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index.name = "program"
+    return out
