@@ -284,7 +284,14 @@ def write_readme(out):
         "The sweeps of gzip and python_dict were measured again on 2026-12-03 with "
         "`--sweeps-only --hold-shipped` (21 s; `--major-sites --hold-shipped` 5 s): before, "
         "the cold state was whatever other processes mapped at the time of each run, and "
-        "the shipped snapshot had been taken hours after the runs.",
+        "the shipped snapshot had been taken hours after the runs. "
+        "The perf recordings were made again on 2026-12-05 with `--perf-only` (12 s), so "
+        "that their faults taken in kernel mode (`exceptions:page_fault_kernel`) carry the "
+        "`call` code `kernel`; `mmap_lock_reads.csv` (`--mmap-lock-reads`, the same day) "
+        "has each program's read acquisitions of `mmap_lock` by caller (kernel-mode fault, "
+        "user-mode fault, `anon_vma` trylock, not a fault), three warm runs under "
+        "`perf record -g -e mmap_lock:mmap_lock_start_locking --filter 'write == 0'` "
+        "(`vmlab.studies.lock_callers`).",
         "", "## Programs", ""]
     for name, p in meta["programs"].items():
         lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")
