@@ -20,7 +20,8 @@ program under ``perf`` and classifies its acquisitions (root, or a permissive
 ``perf_event_paranoid``), :func:`run_counts` gives a vmlab run's by the same classes, and
 :func:`compare` sets the shipped captures of :data:`vmlab.measure.PROGRAMS`
 (``data/native/mmap_lock_reads.csv``, made by ``scripts/measure_programs.py
---mmap-lock-reads``) beside ``per_vma_lock`` on each program's shipped perf recording.
+--mmap-lock-reads``) beside ``per_vma_lock`` on each program's shipped perf or lackey
+recording.
 """
 from __future__ import annotations
 
@@ -160,10 +161,12 @@ def capture(argv, cwd=None, runs=3):
     return out
 
 
-def compare(policy="per_vma_lock", captures=None, data_dir=None):
+def compare(policy="per_vma_lock", source="perf", captures=None, data_dir=None):
     """Per program of the shipped captures: the host's median read acquisitions per class
-    (over its runs, with their range) beside ``policy`` on the program's shipped perf
-    recording (``perf_<program>.vmt``, :func:`vmlab.model.recorded.scenario_for`).  Columns:
+    (over its runs, with their range) beside ``policy`` on the program's shipped recording
+    (:func:`vmlab.model.recorded.scenario_for`): ``source`` ``"perf"``, the faults the kernel
+    took (``perf_<program>.vmt``), or ``"lackey"``, the program's own accesses with the
+    kernel's stores (``lackey_<program>.vmt``: a prediction).  Columns:
     ``(class, "host")``, ``(class, "host_min")``, ``(class, "host_max")``,
     ``(class, "vmlab")`` for each class but ``not a fault`` (the recordings carry no
     readers that are not faults), and the faults' totals."""
@@ -175,7 +178,9 @@ def compare(policy="per_vma_lock", captures=None, data_dir=None):
     caps = pd.read_csv(captures or CAPTURES)
     rows = {}
     for name, g in caps.groupby("program", sort=False):
-        trace = open_trace(Path(data_dir or DATA_DIR) / f"perf_{name}.vmt")
+        if source not in ("perf", "lackey"):
+            raise VmlabError(f"source must be 'perf' or 'lackey', got {source!r}")
+        trace = open_trace(Path(data_dir or DATA_DIR) / f"{source}_{name}.vmt")
         run = run_counts(simulate(recorded.scenario_for(trace), policy))
         row = {}
         for c in CLASSES[:3]:
