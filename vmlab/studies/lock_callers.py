@@ -197,3 +197,10 @@ def compare(policy="per_vma_lock", source="perf", captures=None, data_dir=None):
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     out.index.name = "program"
     return out
+
+
+def largest_gap(table):
+    """The largest difference, over programs and classes, between vmlab's count and the
+    host's median in a :func:`compare` table."""
+    return int((table.xs("vmlab", axis=1, level=1) - table.xs("host", axis=1, level=1)).abs()
+               .to_numpy().max())
