@@ -196,3 +196,19 @@ def test_a_live_capture_on_this_host():
         pytest.skip(f"perf cannot record here: {e}")
     assert list(counts.index) == list(lock_callers.CLASSES)
     assert counts.sum() > 0 and counts["kernel-mode fault"] >= 1     # exec's elf_load at least
+
+
+def test_bad_captures_are_one_line(tmp_path):
+    from vmlab.errors import VmlabError
+    from vmlab.studies import lock_callers
+
+    with pytest.raises(VmlabError, match="no such file") as e:
+        lock_callers.read_callers(tmp_path / "missing.txt")
+    assert "\n" not in str(e.value)
+    bad = tmp_path / "caps.csv"
+    bad.write_text("program,run,kernel\ngzip,0,3\n")
+    with pytest.raises(VmlabError, match="missing kernel-mode fault, user-mode fault, anon_vma") as e:
+        lock_callers.compare(captures=bad)
+    assert "\n" not in str(e.value)
+    with pytest.raises(VmlabError, match="source must be 'perf' or 'lackey'"):
+        lock_callers.compare(source="din")

@@ -80,7 +80,13 @@ def read_callers(path):
         cls, where = _classify(cur["frames"])
         rows.append({"tid": cur["tid"], "time_s": cur["time"], "cls": cls, "where": where})
 
-    with open(path, encoding="utf-8", errors="replace") as f:
+    try:
+        f = open(path, encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise TraceFormatError("no such file", path) from None
+    except IsADirectoryError:
+        raise TraceFormatError("is a folder, not a perf script text", path) from None
+    with f:
         lineno = 0
         for lineno, line in enumerate(f, 1):
             if not line.strip() or line.startswith("#"):
@@ -175,11 +181,19 @@ def compare(policy="per_vma_lock", source="perf", captures=None, data_dir=None):
     from ..trace import open_trace
     from .kernel_agreement import DATA_DIR
 
-    caps = pd.read_csv(captures or CAPTURES)
+    if source not in ("perf", "lackey"):
+        raise VmlabError(f"source must be 'perf' or 'lackey', got {source!r}")
+    path = Path(captures or CAPTURES)
+    try:
+        caps = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise VmlabError(f"{path}: cannot read the captures ({str(e).splitlines()[0]})") from None
+    missing = [c for c in ("program", *CLASSES[:3]) if c not in caps.columns]
+    if missing:
+        raise VmlabError(f"{path}: expected the columns program, {', '.join(CLASSES)}; "
+                         f"missing {', '.join(missing)}")
     rows = {}
     for name, g in caps.groupby("program", sort=False):
-        if source not in ("perf", "lackey"):
-            raise VmlabError(f"source must be 'perf' or 'lackey', got {source!r}")
         trace = open_trace(Path(data_dir or DATA_DIR) / f"{source}_{name}.vmt")
         run = run_counts(simulate(recorded.scenario_for(trace), policy))
         row = {}
