@@ -217,3 +217,27 @@ def test_run_on_a_recording_replays_all_of_it(capsys):
                                          costs=sc.costs.replace(io_ns=vmlab.NVME))).summary
         assert row["n_faults"] == want["n_faults"] and row["n_major"] == want["n_major"]
         assert row["elapsed_ns"] == want["elapsed_ns"]
+
+
+def test_run_table_of_lock_designs_counts_mmap_lock(capsys):
+    # a lock design after 2010 adds the faults' mmap_lock reads (of them, those of faults
+    # the kernel made), the VMA locks and the fallbacks to the table (docs/model.md 15.6)
+    import vmlab
+    from vmlab.model.recorded import scenario_for
+    from vmlab.trace import open_trace
+
+    path = Path(__file__).resolve().parent.parent / "data" / "native" / "perf_gzip.vmt"
+    code, out, _ = run_cli(capsys, "run", str(path), "--policy", "nopage,per_vma_lock")
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    head = lines[-3]
+    for h in ("mmap_lock reads", "kernel mode", "VMA locks", "fallbacks"):
+        assert h in head
+    s = vmlab.simulate(scenario_for(open_trace(path)), "per_vma_lock").summary
+    row = lines[-1].split()
+    assert row[0] == "per_vma_lock"
+    want = [f"{int(s[k]):,}" for k in ("n_mmap_lock_read", "n_mmap_lock_read_kernel",
+                                       "n_vma_lock_read", "n_vma_lock_fallbacks")]
+    assert row[-6:-2] == want
+    code, out, _ = run_cli(capsys, "run", str(path), "--policy", "nopage")
+    assert "mmap_lock reads" not in out
