@@ -452,8 +452,10 @@ RETRY_READS_BEFORE, RETRY_READS_AFTER = 20_010, 5_719
 #: Under ``per_vma_retry_vma`` no retry takes ``mmap_lock`` (docs/model.md 15.3), so the
 #: 20,010 - 5,719 = 14,291 acquisitions the proposal removed are the retries, and the 5,719
 #: left are the readers no lock design takes off ``mmap_lock`` (``/proc/PID/maps`` readers,
-#: ``madvise``, ``mincore``, ``get_user_pages``...) plus the fallbacks of VMA lookups:
-#: 5,719 / 14,291 = 0.400 per retry.  vmlab's app start falls back a few times per thousand
+#: ``madvise``, ``mincore``, ``get_user_pages``...), the faults taken in kernel mode (which
+#: take ``mmap_lock`` under every design, docs/model.md 15.3: on this host a third to a
+#: half of a program's acquisitions, 15.8) and the fallbacks of VMA lookups: 5,719 / 14,291 =
+#: 0.400 per retry, all of them played by ``LOCK_R`` readers (the split is not published).  vmlab's app start falls back a few times per thousand
 #: faults, so the fallbacks are counted in this rate, not subtracted from it.
 OTHER_READERS_PER_RETRY = RETRY_READS_AFTER / (RETRY_READS_BEFORE - RETRY_READS_AFTER)
 
