@@ -132,3 +132,28 @@ def test_a_terminating_signal_during_conversion_is_clean(tmp_path, sig):
     assert p.returncode == 128 + sig
     assert err.decode() == f"vmlab: terminated ({signal.Signals(sig).name})\n"
     assert sorted(os.listdir(tmp_path)) == ["big.din"]
+
+
+def test_a_stop_signal_inside_the_writability_check_leaves_nothing(tmp_path, monkeypatch):
+    # check_writable creates a temporary file and removes it; a stop signal that lands in
+    # between is held until the file is gone (make test once found it left behind)
+    from vmlab import _io
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    real = _io._new_temp
+
+    def new_temp(path, folder):
+        tmp = real(path, folder)
+        os.kill(os.getpid(), signal.SIGTERM)    # lands here, before the removal
+        return tmp
+
+    monkeypatch.setattr(_io, "_new_temp", new_temp)
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _io.check_writable(tmp_path / "o.vmt")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert os.listdir(tmp_path) == []

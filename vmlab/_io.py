@@ -212,7 +212,8 @@ def check_writable(path):
         folder = folder.parent
     if not folder.is_dir():
         raise VmlabError(f"{path}: {folder} is not a folder")
-    os.unlink(_new_temp(path, folder))
+    with stop_signals_held():   # (a stop signal between the creation and the removal
+        os.unlink(_new_temp(path, folder))  # would leave the file: held until it is gone)
     return path
 
 
