@@ -3,6 +3,8 @@ a system call, the ELF loader), docs/model.md 15.3 and 7: no ``FAULT_FLAG_USER``
 lock design after 6.4 sends them to ``mmap_lock``; a speculative attempt is tried for them as
 for any; of the pending signals only a fatal one stops their retry or wait.  Exact, in the
 engine and the reference."""
+import os
+
 import numpy as np
 import pytest
 
@@ -212,3 +214,56 @@ def test_bad_captures_are_one_line(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(VmlabError, match="source must be 'perf' or 'lackey'"):
         lock_callers.compare(source="din")
+
+
+# -- properties over generated scenarios ---------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from scenario_strategies import cases, lock_cases  # noqa: E402
+
+_SETTINGS = settings(max_examples=int(os.environ.get("VMLAB_PROPERTY_EXAMPLES", "60")),
+                     deadline=None,
+                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                            HealthCheck.filter_too_much])
+_SPLIT = ("n_mmap_lock_read_kernel", "n_anon_vma_fallbacks", "prepare_s", "kernel_s")
+
+
+def _unmarked(scenario):
+    """The scenario with every access the program's own (no call KERNEL)."""
+    tr = scenario.trace
+    if not tr.has_call:
+        return scenario
+    cols = dict(tr.columns)
+    cols["call"] = np.where(np.asarray(cols["call"]) == K, 0, cols["call"]).astype(np.uint8)
+    return scenario.replace(trace=Trace.from_columns(cols, tr.meta, mappings=tr.mappings))
+
+
+@_SETTINGS
+@given(cases())
+def test_the_mark_changes_nothing_where_no_vma_lock_is_taken_and_no_signal_comes(case):
+    # docs/model.md 15.3 and 7: the mode decides the lock only where a design would take a
+    # VMA lock, and the signals only when one comes; elsewhere a fault the kernel made is
+    # every other fault (only the split counts differ)
+    scenario, policy = case
+    if scenario.signals:
+        scenario = scenario.replace(signals=())
+    a = simulate(scenario, policy)
+    b = simulate(_unmarked(scenario), policy)
+    sa = {k: v for k, v in a.summary.items() if k not in _SPLIT}
+    sb = {k: v for k, v in b.summary.items() if k not in _SPLIT}
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert sa[k] == sb[k] or (sa[k] != sa[k] and sb[k] != sb[k]), k
+    assert a.faults.equals(b.faults)
+    assert int(b.summary["n_mmap_lock_read_kernel"]) == 0
+
+
+@_SETTINGS
+@given(lock_cases())
+def test_the_split_counts_are_parts_of_their_totals(case):
+    scenario, policy = case
+    s = simulate(scenario, policy).summary
+    assert 0 <= s["n_mmap_lock_read_kernel"] <= s["n_mmap_lock_read"]
+    assert 0 <= s["n_anon_vma_fallbacks"] <= s["n_vma_lock_fallbacks"]
+    if not scenario.trace.has_call or not scenario.trace.kernel_made().any():
+        assert s["n_mmap_lock_read_kernel"] == 0
