@@ -197,7 +197,10 @@ def test_a_live_capture_on_this_host():
     except Exception as e:      # not root and a strict perf_event_paranoid
         pytest.skip(f"perf cannot record here: {e}")
     assert list(counts.index) == list(lock_callers.CLASSES)
-    assert counts.sum() > 0 and counts["kernel-mode fault"] >= 1     # exec's elf_load at least
+    assert counts.sum() > 0
+    if counts["not a fault"] == counts.sum():
+        pytest.skip("this kernel's call chains name no asm_exc_page_fault (before 5.8)")
+    assert counts["kernel-mode fault"] >= 1     # exec's elf_load at least
 
 
 def test_bad_captures_are_one_line(tmp_path):
