@@ -300,3 +300,18 @@ def test_summarize_tells_what_a_recording_holds():
     assert s.to_frame()["recorded_zaps"].tolist() == [2]
     plain = stats.summarize(Trace(np.array([0x400000], np.uint64)))
     assert plain.recorded == {} and "recorded " not in str(plain)
+
+
+def test_summary_counts_the_accesses_the_kernel_made():
+    from vmlab.trace import Call, Trace
+    from vmlab.trace.stats import summarize
+
+    k = int(Call.KERNEL)
+    tr = Trace(np.array([0x1000, 0x2000, 0x3000, 0x4000], np.uint64),
+               op=np.array([1, 1, 0, 4], np.uint8), size=[8, 8, 8, 0],
+               call=np.array([k, 0, k, 2], np.uint8))
+    s = summarize(tr, chunk_records=3)
+    assert s.kernel_made == 2 and s.to_dict()["kernel_made"] == 2
+    assert "kernel-made     2 accesses" in str(s)
+    assert summarize(Trace(np.array([0x1000], np.uint64))).kernel_made == 0
+    assert "kernel-made" not in str(summarize(Trace(np.array([0x1000], np.uint64))))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._io import printable
 from .._numba import njit
-from .model import Op, Trace
+from .model import Call, Op, Trace
 from .vmas import DEFAULT_CHUNK, PageAccumulator, VmaRange
 
 #: Stack distance of a first reference (cold miss).
@@ -62,6 +62,9 @@ class TraceSummary:
         page-cache residency was measured), ``files_with_large_folios`` and
         ``pages_in_large_folios`` (the measured folio layouts), ``file_reads``, ``moves``,
         ``placements``, ``zaps``; empty otherwise.
+    kernel_made : int
+        Accesses the kernel made inside a system call (``call`` ``KERNEL``: their faults
+        are taken in kernel mode, docs/model.md 15.3).
     """
 
     n_records: int
@@ -81,6 +84,7 @@ class TraceSummary:
     gap_pages: int = 16
     vma_pages: list = field(default_factory=list)
     recorded: dict = field(default_factory=dict)
+    kernel_made: int = 0
 
     def __post_init__(self):
         self.vma_pages = [v.pages(self.page_size) for v in self.vmas]
@@ -141,6 +145,9 @@ class TraceSummary:
             lines.append(f"addresses       {self.addr_min:#x} .. {self.addr_max:#x}")
         ops = ", ".join(f"{k} {c:,}{pct(c)}" for k, c in self.op_counts.items() if c)
         lines.append(f"operations      {ops or '-'}")
+        if self.kernel_made:
+            lines.append(f"kernel-made     {self.kernel_made:,} accesses (call kernel: made by "
+                         "the kernel in a system call, faults in kernel mode)")
         if self.has_gap:
             mean = self.total_gap_ns / n if n else 0.0
             lines.append(f"compute gaps    total {_human_ns(self.total_gap_ns)}, "
@@ -269,8 +276,9 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
     acc = PageAccumulator(trace.page_size)
     ops = np.zeros(256, np.int64)
     threads = _TidCounter()
-    state = {"min": None, "max": None, "gap": 0}
+    state = {"min": None, "max": None, "gap": 0, "kernel": 0}
     has_gap = trace.has_gap
+    has_call = trace.has_call
 
     def per_chunk(lo, hi, keep):
         tid = np.asarray(cols["tid"][lo:hi])
@@ -285,6 +293,9 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
             state["max"] = amax if state["max"] is None else max(state["max"], amax)
         if has_gap:
             state["gap"] += int(np.sum(cols["gap_ns"][lo:hi], dtype=np.uint64))
+        if has_call:
+            state["kernel"] += int(np.count_nonzero(np.asarray(cols["call"][lo:hi])
+                                                    == Call.KERNEL))
 
     acc.feed(trace, chunk_records, callback=per_chunk)
     op_counts = {name: int(ops[i]) for i, name in enumerate(_OP_NAMES)}
@@ -298,7 +309,7 @@ def summarize(trace, gap_pages=16, chunk_records=DEFAULT_CHUNK):
         vmas=acc.vmas(trace.page_size, gap_pages=gap_pages), addr_min=state["min"],
         addr_max=state["max"], has_gap=has_gap, total_gap_ns=state["gap"],
         page_size=trace.page_size, source=trace.meta.source, notes=trace.meta.notes,
-        gap_pages=gap_pages, recorded=_recorded(trace.mappings))
+        gap_pages=gap_pages, recorded=_recorded(trace.mappings), kernel_made=state["kernel"])
 
 
 def _recorded(m):
