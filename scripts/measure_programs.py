@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -189,9 +188,8 @@ def record_perf_programs(out, only=None):
     after a warm-up run, in a folder of freshly generated inputs."""
     import tempfile
 
-    from vmlab.measure import make_inputs
+    from vmlab.measure import make_inputs, record_program_perf
     from vmlab.studies.kernel_agreement import program_command
-    from vmlab.trace.record import record_perf
 
     require("perf")
     with tempfile.TemporaryDirectory(prefix="vmlab-measure-") as work:
@@ -201,10 +199,7 @@ def record_perf_programs(out, only=None):
                 continue
             cmd = program_command(name)
             subprocess.run(cmd, cwd=work, stdout=subprocess.DEVNULL)  # warm the page cache
-            trace = Path(out) / f"perf_{name}.vmt"
-            record_perf(cmd, trace, cwd=work, quiet=True, stdout=subprocess.DEVNULL)
-            os.chmod(trace, 0o644)
-            print(f"{trace}", file=sys.stderr)
+            print(record_program_perf(name, cmd, out, work), file=sys.stderr)
 
 
 def write_mmap_lock_reads(out, only=None, runs=3):

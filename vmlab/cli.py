@@ -707,10 +707,10 @@ def _run(a):
     from .units import fmt_value
 
     policies = _list(a.policy, "--policy", str)
-    columns = RUN_COLUMNS
-    for name in policies:
-        if get_policy(name).lock_design:  # (an unknown name fails now, with the valid names)
-            columns = RUN_COLUMNS[:-2] + LOCK_RUN_COLUMNS + RUN_COLUMNS[-2:]
+    designs = [get_policy(name).lock_design for name in policies]  # (an unknown name
+    # fails now, with the valid names)
+    columns = RUN_COLUMNS[:-2] + LOCK_RUN_COLUMNS + RUN_COLUMNS[-2:] if any(designs) \
+        else RUN_COLUMNS
     fractions = pages = limits = None
     if a.memory_bytes is not None:
         limits = _list(a.memory_bytes, "--memory-bytes", int)

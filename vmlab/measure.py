@@ -677,8 +677,6 @@ def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout
     """
     import shlex
 
-    from .trace.record import record_perf
-
     require("perf")
     can_limit = limits and cgroup_version() is not None
     rows, commands = [], {}
@@ -704,12 +702,21 @@ def measure_programs(*, runs=5, only=None, limits=True, record_dir=None, timeout
                 commands[name]["cold_page_cache_found"] = snapshot
             rows += [{"program": name, **r} for r in got]
             if record_dir is not None:
-                trace = Path(record_dir) / f"perf_{name}.vmt"
-                record_perf(cmd, trace, cwd=work, quiet=True, stdout=subprocess.DEVNULL)
-                os.chmod(trace, 0o644)
+                record_program_perf(name, cmd, record_dir, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows, commands
+
+
+def record_program_perf(name, cmd, out_dir, cwd):
+    """One ``vmlab record --with perf`` trace of program ``name`` running ``cmd`` in ``cwd``,
+    written as ``out_dir/perf_<name>.vmt`` (readable by all); returns its path."""
+    from .trace.record import record_perf
+
+    trace = Path(out_dir) / f"perf_{name}.vmt"
+    record_perf(cmd, trace, cwd=cwd, quiet=True, stdout=subprocess.DEVNULL)
+    os.chmod(trace, 0o644)
+    return trace
 
 
 def cold_in_folder(cold, work):

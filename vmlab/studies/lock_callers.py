@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import TraceFormatError, VmlabError
+from ..trace.readers.mmap_lock import START, _bool, _parse
 
 #: The shipped captures (one row per program and run, a column per class).
 CAPTURES = Path(__file__).resolve().parent.parent.parent / "data" / "native" / \
@@ -42,7 +43,7 @@ CAPTURES = Path(__file__).resolve().parent.parent.parent / "data" / "native" / \
 CLASSES = ("kernel-mode fault", "user-mode fault", "anon_vma trylock", "not a fault")
 #: Addresses from here up are the kernel's (x86-64 and arm64 with 48-bit user space).
 KERNEL_SPACE = 0xFFFF_8000_0000_0000
-_EVENT = "mmap_lock:mmap_lock_start_locking"
+_EVENT = START                  # the tracepoint of a request: each acquisition once
 _ENTRY = "asm_exc_page_fault"   # the frame below it is the one the fault interrupted
 
 
@@ -103,20 +104,16 @@ def read_callers(path):
                 continue
             close(lineno)
             cur = None
-            toks = line.split()
-            event = next((t for t in toks if t.startswith("mmap_lock:")), None)
-            if event is None or event.rstrip(":") != _EVENT:
-                continue            # another event: not a read acquisition's start
-            if "write=false" not in toks and "write=0" not in toks:
-                continue
-            ids = next((t for t in toks[1:] if t.replace("/", "").isdigit()), None)
-            stamp = next((t for t in toks if t.endswith(":") and t[:-1].replace(".", "")
-                          .isdigit()), None)
-            if ids is None or stamp is None:
+            # (the sample line as the tracepoints' reader reads it)
+            sample = _parse(line.split(), path, lineno)
+            if sample is None:
                 raise TraceFormatError("expected 'COMM PID/TID TIME: mmap_lock:...' (perf "
                                        "script -F comm,pid,tid,time,event,trace,ip,sym)",
                                        path, lineno)
-            cur = {"tid": int(ids.split("/")[-1]), "time": float(stamp[:-1]), "frames": []}
+            _pid, tid, t_ns, event, fields = sample
+            if event != _EVENT or _bool(fields, "write", path, lineno):
+                continue            # another event, or a write: not a read acquisition
+            cur = {"tid": tid, "time": t_ns / 1e9, "frames": []}
         close(lineno)
     return pd.DataFrame(rows, columns=["tid", "time_s", "cls", "where"])
 
