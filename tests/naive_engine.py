@@ -120,7 +120,7 @@ LOCK_FAULT, LOCK_RECORD, LOCK_REMAP, LOCK_READER = 0, 1, 2, 3
 EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
 
 # Random streams (docs/model.md section 1).
-STREAM_IO, STREAM_WAIT, STREAM_ADVERSARY, STREAM_SIGNAL0 = 1, 2, 3, 16
+STREAM_IO, STREAM_WAIT, STREAM_ADVERSARY, STREAM_WAKE, STREAM_SIGNAL0 = 1, 2, 3, 4, 16
 
 # How one attempt of a fault ends.
 _COMPLETED, _RETRY_IN_KERNEL, _TO_USER, _DEAD = "completed", "retry", "to_user", "dead"
@@ -192,6 +192,7 @@ class _Thread:
         self.resume_value = None
         self.gen = None
         self.drain = set()          # VMAs whose readers this writer waits for
+        self.granted = None         # (when it runs, its lock record): granted, not yet run
 
     def charge_to(self, cat, now):
         """Close the running time segment and charge what follows to ``cat``."""
@@ -243,6 +244,8 @@ class NaiveSimulator:
         self.draws = {}
         self.io_table = self.costs.io_ns.table()
         self.wait_table = self.costs.wait_ns.table()
+        self.wake_table = self.costs.lock_wakeup_ns.table()
+        self.wake_on = int(self.wake_table.max()) > 0
         self.exp_tables = {}               # rate_hz -> table of Poisson intervals
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.faults, self.signals, self.locks = [], [], []
@@ -660,6 +663,7 @@ class NaiveSimulator:
                     self._step(th, th.resume_value)
                     if self.oom is not None:
                         self.horizon = self.now   # the books close here
+                        self._granted_at_oom()
                         break
         if self.n_alive > 0 and not self.stopped_by_budget and self.oom is None and not (
                 self.events and self.events[0][0] > self.horizon):
@@ -668,6 +672,10 @@ class NaiveSimulator:
 
     def _step(self, th, value):
         """Run one thread until it suspends (docs/model.md section 2: one kind-3 event)."""
+        if th.granted is not None:
+            # a granted lock waiter runs: its acquisition is now (docs/model.md 15.14)
+            th.granted[1]["acquire_ns"] = self.now
+            th.granted = None
         while True:
             try:
                 self.cur_thread = th.index
@@ -748,6 +756,30 @@ class NaiveSimulator:
         lock["downgrade_ns"] = self.now
         self._grant_queue(sem)
 
+    def _woken_at(self):
+        """When a thread granted a lock it waited for now runs (docs/model.md 15.14): now
+        plus the next draw of ``lock_wakeup_ns`` (none drawn when it is always 0)."""
+        if not self.wake_on:
+            return self.now
+        return self.now + self._draw(STREAM_WAKE, self.wake_table)
+
+    def _wake_granted(self, th, qlock):
+        """``th`` holds the lock from now and runs after its wake-up; its lock record's
+        acquisition is when it runs (the tracepoint's ``acquire_returned``)."""
+        at = self._woken_at()
+        if at > self.now:
+            qlock["acquire_ns"] = -1
+            th.granted = (at, qlock)
+        self._resume_at(th, at, None)
+
+    def _granted_at_oom(self):
+        """An OOM stops the run: threads granted a lock that were to run at this very instant
+        hold it all the same (docs/model.md 2 and 12), as at a grant without a wake-up."""
+        for th in self.threads:
+            if th.granted is not None and th.granted[0] == self.now:
+                th.granted[1]["acquire_ns"] = self.now
+                th.granted = None
+
     def _grant_queue(self, sem):
         """The lock has no writer now: grant the queue's head in order (section 4)."""
         batch = []
@@ -757,14 +789,14 @@ class NaiveSimulator:
                 if sem.readers == 0 and not sem.writer:
                     sem.queue.popleft()
                     self._grant(sem, WRITE, qlock)
-                    self._resume_at(th, self.now, None)
+                    self._wake_granted(th, qlock)
                 break
             if sem.writer:
                 break
             sem.queue.popleft()
             self._grant(sem, READ, qlock)
             batch.append(qlock)
-            self._resume_at(th, self.now, None)
+            self._wake_granted(th, qlock)
         for qlock in batch:             # readers granted together hold the word together
             qlock["line_n"] = sem.readers - 1
 
@@ -1843,7 +1875,7 @@ class NaiveSimulator:
             for w in self.drain_waiters.pop(vi, []):
                 w.drain.discard(vi)
                 if not w.drain:
-                    self._resume_at(w, self.now, None)
+                    self._resume_at(w, self._woken_at(), None)
 
     def _seq(self, pol, asid, vi):
         return self.mm_seq.get(asid, 0) if pol.spf_scope == "mm" else self.vma_seq[vi]

@@ -154,6 +154,8 @@ def costs(draw, lock_costs=False):
         copy_page_ns=draw(small),
         io_ns=draw(dists(5000)),
         wait_ns=draw(dists(5000)),
+        # a woken lock waiter's delay (docs/model.md 15.14): usually none, the default
+        lock_wakeup_ns=draw(st.sampled_from([Fixed(0), Fixed(0), draw(dists(2000))])),
     )
 
 

@@ -1077,7 +1077,8 @@ def _check_time_room(scenario, costs, tables, holds, vma_npages, T):
     line naming the largest term instead of wrapped times."""
     terms = {name: int(v) for name, v in costs.scalar_items().items()
              if not name.endswith("_lines") and not name.endswith("_line_ns")}
-    terms["the largest value of io_ns, wait_ns or a signal's or adversary's distribution"] = (
+    terms["the largest value of io_ns, wait_ns, lock_wakeup_ns or a signal's or adversary's "
+          "distribution"] = (
         int(tables.max()) if tables.size else 0)
     terms["a LOCK_W or LOCK_R hold"] = max((int(h.max()) for h in holds if len(h)), default=0)
     terms["pte_ns times the largest VMA's pages (an eager remap)"] = (
@@ -1219,6 +1220,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     costs = scenario.costs
     io_dist = dist_index(costs.io_ns)
     wait_dist = dist_index(costs.wait_ns)
+    wake_dist = dist_index(costs.lock_wakeup_ns)
 
     sig_kind, sig_param, sig_start, sig_fatal, sig_times, sig_toff = _signal_arrays(
         scenario, idx, dist_index)
@@ -1265,7 +1267,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         vma_p1=vma_p1, vma_npages=vma_npages, vma_fast=vma_fast, vma_drop=vma_drop,
         emap_vma=emap_vma, emap_off=emap_off,
         pol=pol_tab, costs=cost_arr, tables=tables, tflat=tables.ravel(),
-        io_dist=io_dist, wait_dist=wait_dist,
+        io_dist=io_dist, wait_dist=wait_dist, wake_dist=wake_dist,
+        wake_on=bool(tables[wake_dist].max() > 0),
         sig_kind=sig_kind, sig_param=sig_param, sig_start=sig_start, sig_fatal=sig_fatal,
         sig_times=sig_times, sig_toff=sig_toff,
         adv_kind=adv_kind, adv_param=adv_param, adv_start=adv_start, adv_times=adv_times,

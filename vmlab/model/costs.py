@@ -264,6 +264,8 @@ NVME = LogNormal(median_ns=70_000, p99_ns=110_000)
 HDD = Fixed(8_000_000)
 #: spufs: a wait of up to one 100 ms time slice.
 SPUFS = Uniform(0, 100_000_000)
+#: The costs that are distributions (the rest are whole numbers).
+DIST_COSTS = ("io_ns", "wait_ns", "lock_wakeup_ns")
 
 
 @checked_keywords(lambda unknown: unknown_names("cost", unknown, "costs", cost_names()))
@@ -332,11 +334,18 @@ class Costs:
     munmap_write_ns: int = 3_700
     io_ns: Dist = NVME
     wait_ns: Dist = SPUFS
+    #: A thread granted a lock it waited for (``mmap_lock``, or a writer's wait for its VMAs'
+    #: readers) runs this long after the grant: its wake-up and its wait for a CPU, drawn
+    #: once per wake-up.  It holds the lock meanwhile, as the kernel's ``rwsem_mark_wake()``
+    #: grants woken readers before they run (docs/model.md 15.14).  Default 0: the woken
+    #: thread runs at once (an idle machine's few microseconds are left out, as before); on a
+    #: machine whose CPUs are all busy it is the scheduler's run-queue latency, milliseconds.
+    lock_wakeup_ns: Dist = Fixed(0)
 
     def __post_init__(self):
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name in ("io_ns", "wait_ns"):
+            if f.name in DIST_COSTS:
                 object.__setattr__(self, f.name, as_dist(v, f.name))
             elif f.name.endswith("_lines"):
                 w = as_whole(v)
@@ -362,12 +371,12 @@ class Costs:
         return replace(self, **changes)
 
     def scalar_items(self):
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("io_ns", "wait_ns")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in DIST_COSTS}
 
     def to_dict(self):
         """The costs as plain JSON/TOML values; distributions as ``{"kind": ..., params}``."""
         out = dict(self.scalar_items())
-        for name in ("io_ns", "wait_ns"):
+        for name in DIST_COSTS:
             out[name] = dist_to_dict(getattr(self, name))
         return out
 

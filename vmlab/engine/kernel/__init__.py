@@ -74,6 +74,8 @@ class KernelInputs(NamedTuple):
     tflat: np.ndarray        # the same tables, flat (tables.ravel())
     io_dist: int             # row of ``tables`` for I/O times
     wait_dist: int           # row of ``tables`` for context waits
+    wake_dist: int           # row of ``tables`` for a woken lock waiter's delay (15.14)
+    wake_on: bool            # ... and whether it can be other than 0
     # signals, per thread: schedule code, parameter (period, or a table row), start, fatal
     sig_kind: np.ndarray
     sig_param: np.ndarray

@@ -11,7 +11,7 @@ from . import state as g
 from .fault import _take_unreclaimable
 from .granularity import _kernel_case
 from .locks import (_anon_vma_fallback, _attempt_row, _kernel_made, _mmap_read_release,
-                    _needs_anon_vma, _note_mmap_grant, _resumes, _vma_try_read,
+                    _needs_anon_vma, _note_mmap_grant, _resumes, _vma_try_read, _woken_at,
                     _write_lock_vmas, _write_unlock_vmas)
 from .pagecache import F_PTE
 
@@ -175,9 +175,9 @@ def _release_reader(K, W, G, th, t):
             TS[th, C.TS_REL_PAID] = 1
             return t + cost, g.STEP_DONE  # (on the CPU: the phase runs again after it)
     TS[th, C.TS_REL_PAID] = 0
-    w = _mmap_read_release(K, W, th, t)
+    w = _mmap_read_release(K, W, G, th, t)
     if w >= 0:
-        _resumes(G, t, w)
+        _resumes(G, W.tn[w], w)
     TS[th, C.TS_LR_NEXT] += 1
     W.TT[th, C.TT_RECORDS] += 1
     TS[th, C.TS_POS] += 1
@@ -310,9 +310,9 @@ def _ph_release_w(K, W, G, th, t):
         TS[th, C.TS_DOWNGRADED] = 0
         _writer_done(G, cnt, TT, TS, th, t)
         TS[th, C.TS_LW_NEXT] += 1
-        w = _mmap_read_release(K, W, th, t)
+        w = _mmap_read_release(K, W, G, th, t)
         if w >= 0:
-            _resumes(G, t, w)
+            _resumes(G, W.tn[w], w)
         TS[th, C.TS_PHASE] = C.PH_REC_END
         return t, g.STEP_DONE
     if lkind == C.LK_REMAP:
@@ -341,7 +341,7 @@ def _ph_release_w(K, W, G, th, t):
         TS[th, C.TS_LW_NEXT] += 1
     if K.keep_records:
         W.locks[TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
-    _grant_waiters(W, G, TS[th, C.TS_LOCK_ASID], t)
+    _grant_waiters(K, W, G, TS[th, C.TS_LOCK_ASID], t)
     TS[th, C.TS_PHASE] = C.PH_REC_END
     return t, g.STEP_DONE
 
@@ -374,12 +374,12 @@ def _downgrade(K, W, G, th, t):
     TS[th, C.TS_DOWNGRADED] = 1
     if K.keep_records:
         W.locks[TS[th, C.TS_LOCK_ROW], C.L_DOWNGRADE] = t
-    _grant_waiters(W, G, a, t)
+    _grant_waiters(K, W, G, a, t)
     return t + K.lw_read[TS[th, C.TS_LW_NEXT]], g.STEP_DONE  # (phase PH_RELEASE_W again)
 
 
 @njit_verb
-def _grant_waiters(W, G, a, t):
+def _grant_waiters(K, W, G, a, t):
     """Address space ``a``'s mmap_sem has no writer now (at ``t``): the queue's head is
     granted in order, the consecutive readers at its head together, a writer alone once no
     one holds the lock (docs/model.md section 4); each resumes at ``t``."""
@@ -404,8 +404,8 @@ def _grant_waiters(W, G, a, t):
                 break
         lk_qh[a] = (lk_qh[a] + 1) % m
         lk_qn[a] -= 1
-        W.tn[wth] = t
-        _resumes(G, t, wth)
+        W.tn[wth] = _woken_at(K, G, t)
+        _resumes(G, W.tn[wth], wth)
         if wmode == 1:
             break
     if G[g.G_LINE_ON] == 1:

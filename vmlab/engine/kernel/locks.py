@@ -7,21 +7,34 @@ from ..._numba import njit_borrow, njit_phase, njit_verb
 from .. import codes as C
 from . import state as g
 from .accounting import _hist_bucket
-from .events import _with_step
+from .events import _draw, _with_step
+
+#: The random stream of the woken lock waiters' delays (docs/model.md sections 1 and 15.14).
+STREAM_WAKE = 4
 
 
 @njit_borrow
-def _wake_writer(a, t, lk_writer, lk_q, lk_qh, lk_qn, tn):
-    """The last reader of address space ``a``'s mmap_sem left at ``t``: a writer at the head
-    of its queue takes the lock and resumes at ``t``.  Returns that writer's thread, or -1."""
+def _wake_writer(a, lk_writer, lk_q, lk_qh, lk_qn):
+    """The last reader of address space ``a``'s mmap_sem left: a writer at the head of its
+    queue takes the lock.  Returns that writer's thread, or -1."""
     w = lk_q[a, lk_qh[a]]
     if (w & 1) == 1 and lk_writer[a] == 0:
         lk_writer[a] = 1
         lk_qh[a] = (lk_qh[a] + 1) % lk_q.shape[1]
         lk_qn[a] -= 1
-        tn[w >> 1] = t
         return w >> 1
     return -1
+
+
+@njit_verb
+def _woken_at(K, G, t):
+    """When a thread granted at ``t`` a lock it waited for runs (docs/model.md 15.14): ``t``
+    plus the next draw of ``lock_wakeup_ns`` (none is drawn when it is always 0)."""
+    if not K.wake_on:
+        return t
+    d = _draw(K.tables, K.wake_dist, K.seed, STREAM_WAKE, G[g.G_WAKE_CNT])
+    G[g.G_WAKE_CNT] += 1
+    return t + d
 
 
 
@@ -113,11 +126,10 @@ def _attempt_row(vlocks, nvl, th, v, lock, t_req, t_acq, outcome):
 
 
 @njit_borrow
-def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, keep_records, TS,
-                      tn):
+def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, keep_records, TS):
     """Thread ``th`` releases VMA ``v``'s read lock at ``t``.  A writer of address space ``a``
-    waiting for the readers of its VMAs resumes at ``t`` once the last of them has left:
-    returns that writer, or -1."""
+    waiting for the readers of its VMAs goes on once the last of them has left: returns
+    that writer, or -1."""
     vl_readers[v] -= 1
     if keep_records:
         vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
@@ -128,7 +140,6 @@ def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, kee
         if vl_readers[u] != 0:
             return -1
     drain_th[a] = -1
-    tn[w] = t
     return w
 
 
@@ -188,8 +199,9 @@ def _release_line_ns(how, a, v, lk_readers, vl_readers, vl_wlocked, mline_ns, vl
 def _release_hold(K, W, G, th, t):
     """Thread ``th``'s fault attempt lets go at ``t`` of what it holds (``TS_HOW``): a VMA
     read lock, a speculative attempt (its end), nothing (VM_FAULT_COMPLETED), or mmap_sem for
-    read, whose last reader out lets a queued writer go.  A thread that resumes at ``t``
-    becomes the other threads' earliest step if it is; returns it, or -1."""
+    read, whose last reader out lets a queued writer go.  A thread that resumes then (after
+    its wake-up, :func:`_woken_at`) becomes the other threads' earliest step if it is;
+    returns it, or -1."""
     TS = W.TS
     w = -1
     how = TS[th, C.TS_HOW]
@@ -198,7 +210,9 @@ def _release_hold(K, W, G, th, t):
             # a VMA read lock (docs/model.md 15.3)
             v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
             w = _vma_read_release(th, t, v, K.vma_asid[v], W.vl_readers, W.vl_wlocked,
-                                  W.drain_th, W.vlocks, K.keep_records, TS, W.tn)
+                                  W.drain_th, W.vlocks, K.keep_records, TS)
+            if w >= 0:
+                W.tn[w] = _woken_at(K, G, t)
             TS[th, C.TS_HOW] = C.FLK_NONE
         elif how == C.FLK_SPEC:
             # a validated speculative attempt ends (docs/model.md 15.6)
@@ -206,23 +220,26 @@ def _release_hold(K, W, G, th, t):
                 W.vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
             TS[th, C.TS_HOW] = C.FLK_NONE
     else:
-        w = _mmap_read_release(K, W, th, t)
+        w = _mmap_read_release(K, W, G, th, t)
     if w >= 0:
-        _resumes(G, t, w)
+        _resumes(G, W.tn[w], w)
     return w
 
 
 @njit_verb
-def _mmap_read_release(K, W, th, t):
+def _mmap_read_release(K, W, G, th, t):
     """Thread ``th`` lets go of its read hold of its address space's mmap_sem at ``t`` (its
-    lock row's release): the last reader out lets a queued writer go, whose index is
-    returned (-1: none)."""
+    lock row's release): the last reader out lets a queued writer go, which resumes after
+    its wake-up (``W.tn``); its index is returned (-1: none)."""
     a = W.TS[th, C.TS_LOCK_ASID]
     if K.keep_records:
         W.locks[W.TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
     W.lk_readers[a] -= 1
     if W.lk_readers[a] == 0 and W.lk_qn[a] > 0:
-        return _wake_writer(a, t, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn, W.tn)
+        w = _wake_writer(a, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn)
+        if w >= 0:
+            W.tn[w] = _woken_at(K, G, t)
+        return w
     return -1
 
 

@@ -90,7 +90,8 @@ G_AGE_ALL = 48      # 1: a reclaim that starts ages the whole active list (recla
 G_PRIO = 49         # 1: a charge over the limit runs try_charge_memcg's reclaim calls
 G_REFAULT_ACT = 50  # refaults workingset activated (WORKINGSET_ACTIVATE_FILE)
 G_REFAULT_SNAP = 51  # ... its value at the end of the last reclaim call (snapshot_refaults)
-G_NCOL = 52
+G_WAKE_CNT = 52     # draws of lock_wakeup_ns taken (docs/model.md 15.14)
+G_NCOL = 53
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these

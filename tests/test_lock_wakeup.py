@@ -1,0 +1,123 @@
+"""A woken lock waiter's wake-up (``Costs.lock_wakeup_ns``, docs/model.md 15.14): a thread
+granted a lock it waited for holds it from the grant and runs after the draw, in the engine
+and the reference simulator alike (hand-checked times, exact)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import naive_engine
+from vmlab import Costs
+from vmlab.errors import ScenarioError
+from vmlab.model import Empirical, Fixed, Scenario, Vma
+from vmlab.simulation import simulate
+from vmlab.trace import Op, Trace
+
+PAGE = 4096
+BASE = 0x400000
+D = 2_000
+
+
+def _run_both(trace, costs, policy, vmas=None):
+    sc = Scenario(trace, vmas=vmas or (Vma(BASE, BASE + 4 * PAGE, backing="anon",
+                                           anon_vma=True),), costs=costs)
+    r = simulate(sc, policy)
+    ref = naive_engine.simulate(sc, policy)
+    assert naive_engine.first_difference(naive_engine.canonical(r.raw),
+                                         naive_engine.canonical(ref)) is None
+    return r
+
+
+def _chain_trace():
+    """A reader holding 5 us from 0, a writer at 100, a fault at 200, a short reader at 300."""
+    return Trace(np.array([0, 0, BASE, 0], np.uint64),
+                 op=np.array([Op.LOCK_R, Op.LOCK_W, Op.LOAD, Op.LOCK_R], np.uint8),
+                 tid=np.array([0, 1, 2, 3], np.uint32),
+                 size=np.array([5000, 0, 8, 0], np.uint64),
+                 gap_ns=np.array([0, 100, 200, 300], np.uint64))
+
+
+@pytest.mark.parametrize("policy", ["fault_retry", "per_vma_lock"])
+def test_each_woken_waiter_runs_its_wakeup_after_the_grant(policy):
+    costs = Costs(mmap_cs_ns=1000, mmap_read_cs_ns=50, lock_wakeup_ns=Fixed(D))
+    r = _run_both(_chain_trace(), costs, policy)
+    lk = r.locks.set_index("thread")
+    # the first reader is granted at once: no wake-up
+    assert tuple(lk.loc[0, ["acquire_ns", "release_ns"]]) == (0, 5000)
+    # the writer is granted at 5000 and runs at 7000 (its acquire_returned), holding 1 us
+    assert tuple(lk.loc[1, ["request_ns", "acquire_ns", "release_ns"]]) == (100, 7000, 8000)
+    # the last reader: granted at 8000, runs at 10000
+    assert tuple(lk.loc[3, ["acquire_ns", "release_ns"]]) == (10_000, 10_050)
+    s = r.summary
+    assert s["mmap_lock_write_wait_ns"] == 6900
+    if policy == "fault_retry":
+        # the fault and the reader are granted together at 8000; each draws its wake-up
+        assert lk.loc[2, "acquire_ns"] == 10_000
+        assert s["mmap_lock_read_wait_ns"] == 9800 + 9700
+    else:
+        assert s["mmap_lock_read_wait_ns"] == 9700
+    th = r.threads.set_index("thread")
+    # the wake-up is lock wait (the thread does not run), not hold
+    assert th.loc[3, "lock_wait_ns"] == 9700 and th.loc[1, "lock_wait_ns"] == 6900
+
+
+def test_a_woken_reader_holds_the_lock_before_it_runs():
+    """rwsem_mark_wake() grants woken readers the lock before they run: a writer that comes
+    during a woken reader's wake-up waits for the reader's release."""
+    t = Trace(np.array([0, 0, 0], np.uint64), op=np.array([Op.LOCK_W, Op.LOCK_R, Op.LOCK_W],
+                                                           np.uint8),
+              tid=np.array([0, 1, 2], np.uint32), size=np.array([0, 50, 0], np.uint64),
+              gap_ns=np.array([0, 100, 2000], np.uint64))
+    r = _run_both(t, Costs(mmap_cs_ns=1000, lock_wakeup_ns=Fixed(D)), "per_vma_lock")
+    lk = r.locks.set_index("thread")
+    assert tuple(lk.loc[0, ["acquire_ns", "release_ns"]]) == (0, 1000)
+    # granted at 1000, runs at 3000, holds 50 ns
+    assert tuple(lk.loc[1, ["request_ns", "acquire_ns", "release_ns"]]) == (100, 3000, 3050)
+    # the writer asked at 2000 (the lock held by the reader that had not yet run): granted
+    # at 3050, runs at 5050
+    assert tuple(lk.loc[2, ["request_ns", "acquire_ns", "release_ns"]]) == (2000, 5050, 6050)
+    # without the wake-up the reader is done before the writer asks
+    r0 = _run_both(t, Costs(mmap_cs_ns=1000), "per_vma_lock").locks.set_index("thread")
+    assert tuple(r0.loc[1, ["acquire_ns", "release_ns"]]) == (1000, 1050)
+    assert tuple(r0.loc[2, ["acquire_ns", "release_ns"]]) == (2000, 3000)
+
+
+def test_a_writer_that_waited_for_its_vmas_readers_wakes_too():
+    """A writer waiting in vma_start_write() for a fault's VMA read lock runs D after the
+    fault lets go: its VMA lock write wait grows by D, its release by D."""
+    t = Trace(np.array([BASE, 0], np.uint64), op=np.array([Op.STORE, Op.LOCK_W], np.uint8),
+              tid=np.array([0, 1], np.uint32), size=np.array([8, 0], np.uint64),
+              gap_ns=np.array([0, 100], np.uint64))
+    base = Costs(mmap_cs_ns=1000)
+    r0 = _run_both(t, base, "per_vma_lock")
+    r = _run_both(t, base.replace(lock_wakeup_ns=Fixed(D)), "per_vma_lock")
+    assert r0.summary["vma_lock_write_wait_ns"] > 0
+    assert r.summary["vma_lock_write_wait_ns"] == r0.summary["vma_lock_write_wait_ns"] + D
+    w0, w = (x.locks.set_index("thread").loc[1] for x in (r0, r))
+    # mmap_lock was granted at once (no wake-up for it), the hold ends D later
+    assert w["acquire_ns"] == w0["acquire_ns"] == 100
+    assert w["release_ns"] == w0["release_ns"] + D
+    assert r.summary["mmap_lock_write_wait_ns"] == 0
+
+
+def test_draws_are_per_wakeup_and_reproducible():
+    """Each wake-up takes the next draw of its own stream: two readers granted together get
+    two draws; the same seed gives the same run."""
+    costs = Costs(mmap_cs_ns=1000, mmap_read_cs_ns=50,
+                  lock_wakeup_ns=Empirical([1_000, 3_000, 9_000, 27_000]))
+    a = _run_both(_chain_trace(), costs, "fault_retry")
+    b = _run_both(_chain_trace(), costs, "fault_retry")
+    assert a.locks.equals(b.locks)
+    lk = a.locks.set_index("thread")
+    granted_at = lk.loc[1, "release_ns"]   # the writer's release grants both
+    delays = {lk.loc[th, "acquire_ns"] - granted_at for th in (2, 3)}
+    assert delays <= {1_000, 3_000, 9_000, 27_000}
+
+
+def test_the_default_is_no_wakeup_and_the_cost_is_checked():
+    assert Costs().lock_wakeup_ns == Fixed(0)
+    c = Costs(lock_wakeup_ns=500)
+    assert c.lock_wakeup_ns == Fixed(500)
+    assert Costs.from_dict(c.to_dict()) == c
+    with pytest.raises(ScenarioError, match="lock_wakeup_ns must be a finite number"):
+        Costs(lock_wakeup_ns=-1)
