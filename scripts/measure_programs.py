@@ -6,6 +6,7 @@
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --lackey-only   # recordings only
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --perf-only     # perf_*.vmt only
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --mmap-lock-reads
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --lock-wakeups
 
 Writes, in --out (default ``data/native``):
 
@@ -20,6 +21,10 @@ Writes, in --out (default ``data/native``):
 
 * ``mmap_lock_reads.csv`` (with ``--mmap-lock-reads``): each program's read acquisitions of
   ``mmap_lock`` by caller, three warm runs (:mod:`vmlab.studies.lock_callers`).
+
+* ``lock_wakeups.csv`` and ``lock_wakeups_runs.csv`` (with ``--lock-wakeups``): how long a
+  thread woken from an ``mmap_lock`` wait takes to run when the CPUs are busy, one row per
+  wake-up and one per run (:mod:`vmlab.studies.lock_wakeups`).
 
 * ``lackey_<program>.vmt`` (with ``--lackey`` or ``--lackey-only``): each program recorded
   with ``vmlab record`` (valgrind lackey, 20-70 million accesses) and stripped
@@ -68,6 +73,10 @@ def main(argv=None):
     p.add_argument("--mmap-lock-reads", action="store_true",
                    help="only mmap_lock_reads.csv: each program's mmap_lock read acquisitions "
                         "by caller, three warm runs under perf record -g")
+    p.add_argument("--lock-wakeups", action="store_true",
+                   help="only lock_wakeups.csv and lock_wakeups_runs.csv: how long a thread "
+                   "woken from an mmap_lock wait takes to run, scripts/lock_wakeups.c under "
+                   "each load, three runs (vmlab.studies.lock_wakeups)")
     p.add_argument("--perf-only", action="store_true",
                    help="only the perf recordings perf_<program>.vmt, warm (the native "
                         "measurements are kept)")
@@ -104,6 +113,9 @@ def main(argv=None):
             return
     if a.perf_only:
         record_perf_programs(out, a.only)
+        return
+    if a.lock_wakeups:
+        write_lock_wakeups(out)
         return
     if a.mmap_lock_reads:
         write_mmap_lock_reads(out, a.only)
@@ -228,6 +240,20 @@ def write_mmap_lock_reads(out, only=None, runs=3):
     print(f"wrote {path} ({len(rows)} runs)", file=sys.stderr)
 
 
+def write_lock_wakeups(out, runs=3):
+    """``lock_wakeups.csv`` (one row per wake-up) and ``lock_wakeups_runs.csv`` (one row per
+    run): :func:`vmlab.studies.lock_wakeups.measure`."""
+    from vmlab.studies import lock_wakeups
+
+    t0 = time.time()
+    wakes, runs_df = lock_wakeups.measure(runs=runs)
+    wakes.to_csv(Path(out) / lock_wakeups.HOST_CSV.name, index=False)
+    runs_df.to_csv(Path(out) / lock_wakeups.HOST_RUNS_CSV.name, index=False)
+    print(f"wrote {lock_wakeups.HOST_CSV.name} ({len(wakes)} wake-ups) and "
+          f"{lock_wakeups.HOST_RUNS_CSV.name} ({len(runs_df)} runs) in "
+          f"{time.time() - t0:.0f} s", file=sys.stderr)
+
+
 def record_lackey_programs(out, only=None):
     from vmlab.measure import PROGRAMS
     from vmlab.studies.kernel_agreement import record_program
@@ -288,7 +314,15 @@ def write_readme(out):
         "has each program's read acquisitions of `mmap_lock` by caller (kernel-mode fault, "
         "user-mode fault, `anon_vma` trylock, not a fault), three warm runs under "
         "`perf record -g -e mmap_lock:mmap_lock_start_locking --filter 'write == 0'` "
-        "(`vmlab.studies.lock_callers`).",
+        "(`vmlab.studies.lock_callers`). "
+        "`lock_wakeups.csv` and `lock_wakeups_runs.csv` (`--lock-wakeups`, 2026-12-05, 11 s) "
+        "have how long a thread woken from an `mmap_lock` wait takes to run when the CPUs "
+        "are busy: `scripts/lock_wakeups.c` (16 threads faulting cold file pages, 2 "
+        "mapping and `mprotect`ing, and under load `busy` 4 more spinning) three times under "
+        "each load with `perf record -e 'mmap_lock:*'`, one row per acquisition that "
+        "waited (the time from the release that let it go to its `acquire_returned`) and "
+        "one per run (its read and write waits; `vmlab.studies.lock_wakeups`, "
+        "docs/model.md 15.14).",
         "", "## Programs", ""]
     for name, p in meta["programs"].items():
         lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")

@@ -34,7 +34,8 @@ SMALL = {
                               "LESPINASSE_READS": 10, "LESPINASSE_LOCK_OPS": 1_000,
                               "PFT_THREADS": [1, 4, 12, 30, 128], "PFT_PAGES": 16,
                               "EBIZZY_THREADS": [16], "EBIZZY_ITERS": 4, "APP_FAULTS": 100,
-                              "APP_WRITES": 100, "WHATIF_INVALIDATE_HZ": [0, 50_000]},
+                              "APP_WRITES": 100, "WHATIF_INVALIDATE_HZ": [0, 50_000],
+                              "WAKEUP_SCALES": [0, 0.2, 1.0], "WAKEUP_SEEDS": [0, 1]},
 }
 
 
@@ -324,6 +325,18 @@ def test_09_twenty_years_later(executed):
     # per_vma_retry_vma no reader of mmap_lock can wait behind a re-read
     assert r["reread_onfile0_50000_fallbacks_per_vma_retry_vma"] == 0
     assert r["reread_onfile0_50000_long_waits_per_vma_retry_vma"] == 0
+    # the third what-if (docs/model.md 15.14): woken readers hold mmap_lock until they run.
+    # The acquisitions do not move with the wake-up; the waits grow far faster than them
+    assert r["wakeup_host_n"] > 1000 and r["wakeup_host_p99_ns"] > 1_000_000
+    reads = [r[f"wakeup_{s}_retry_reads"] for s in ("0", "0.2", "1")]
+    assert max(reads) == pytest.approx(min(reads), rel=0.05)
+    assert r["wakeup_0_retry_wait"] < 2 * r["wakeup_0_retry_reads"]
+    assert r["wakeup_0.2_retry_wait_min"] > 3 * r["wakeup_0_retry_wait"]
+    assert r["wakeup_0_long_waits_per_vma_lock"] == 0
+    for p in ("per_vma_lock", "per_vma_retry_vma"):
+        means = [r[f"wakeup_{s}_read_wait_mean_ns_{p}"] for s in ("0", "0.2", "1")]
+        assert means == sorted(means)
+    assert r["wakeup_1_long_waits_per_vma_lock"] > r["wakeup_1_long_waits_per_vma_retry_vma"]
     assert set(r["reproduction"]) >= {"lespinasse_after", "pft_12_over_1", "spf_16",
                                       "retry_wait", "retry_reads"}
     assert r["finding"].startswith("Reproduced ")

@@ -17,6 +17,9 @@ module                             notebook   episode
 :mod:`vmlab.studies.real_programs` 01, 06     shipped lackey and perf traces
 :mod:`vmlab.studies.ladder`        09         the mmap_lock ladder to 2026: per-VMA locks,
                                               retry under the VMA lock, speculative faults
+:mod:`vmlab.studies.lock_callers`  09         who takes mmap_lock for read on this kernel
+:mod:`vmlab.studies.lock_wakeups`  09         how long a woken lock waiter takes to run on
+                                              a busy machine (this host, measured)
 =================================  =========  ==============================================
 
 Shared definitions live below this package, once: writer throughput is the summary's

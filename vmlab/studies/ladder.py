@@ -1025,6 +1025,45 @@ def retry_whatif(invalidate_hz, io_ns, policies=("per_vma_lock", "per_vma_retry_
     return pd.concat(frames, ignore_index=True)
 
 
+def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per_vma_retry_vma"),
+                 n_jobs=None, **app):
+    """The app start (:func:`app_start_scenario`, ``app`` its arguments) on a machine whose
+    CPUs are busy (docs/model.md 15.14): a thread granted ``mmap_lock`` after a wait runs
+    after a wake-up drawn from this host's measured delays under ``load``
+    (:func:`vmlab.studies.lock_wakeups.host_delays`), each times a scale of ``scales`` (0:
+    an idle machine), under each of ``policies`` and ``seeds``.
+
+    Returns
+    -------
+    DataFrame
+        :func:`retry_table`'s columns (ratios against the first policy at the same scale and
+        seed), ``scale``, ``seed``, ``mean_wakeup_ns`` (the scaled distribution's mean) and
+        ``long_waits`` (the read waits of 1-100 ms, :data:`WAIT_BINS_NS`).
+    """
+    from .lock_wakeups import host_delays
+
+    costs = app.pop("costs", None) or Costs()
+    runs, keys = [], []
+    for scale in scales:
+        wake = host_delays(load, scale)
+        for seed in seeds:
+            sc = app_start_scenario(costs=costs.replace(lock_wakeup_ns=wake), seed=seed, **app)
+            for p in policies:
+                runs.append((sc, p))
+                keys.append((scale, seed, wake.table_mean_ns()))
+    res = simulate_many(runs, n_jobs=n_jobs, desc="wake-up sweep")
+    frames = []
+    for key in dict.fromkeys(keys):
+        df = retry_table({r.policy_name: r for k, r in zip(keys, res) if k == key})
+        df.insert(0, "mean_wakeup_ns", key[2])
+        df.insert(0, "seed", key[1])
+        df.insert(0, "scale", key[0])
+        df["long_waits"] = sum(df[f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"]
+                               for lo, hi in WAIT_BINS_NS)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
 def tracepoint_wait_bins(results, capture=None):
     """``mmap_lock`` wait bins the way the 2025-26 measurements were made: from the kernel's
     tracepoints.

@@ -1,0 +1,111 @@
+"""vmlab.studies.lock_wakeups: how long a thread woken from an mmap_lock wait takes to run,
+from a capture of the kernel's tracepoints (hand-made capture, exact), the shipped
+measurement of this host, and ladder.wakeup_sweep's app start (docs/model.md 15.14)."""
+from __future__ import annotations
+
+import pytest
+
+from vmlab.errors import ScenarioError
+
+MM = "mm=0xffff888100000000 memcg_id=1"
+
+
+def _line(comm, tid, t_us, event, write, success=None):
+    extra = "" if success is None else f" success={'true' if success else 'false'}"
+    return (f"{comm} 100/{tid} [000] 1.{int(t_us * 1000):09d}: mmap_lock:mmap_lock_{event}: "
+            f"{MM} write={'true' if write else 'false'}{extra}\n")
+
+
+def test_wakeup_delays_from_a_capture(tmp_path):
+    """A writer holds from 0 to 10 us; readers 102 and 103 wait for it and run at 12 and
+    40 us (102 releases at 13 us: 103's delay is from the writer's release, not 102's); a
+    writer 104 waits for them and runs 5 us after 103's release; 105 takes the lock with
+    nobody in the way, and 106 by trylock: neither waited."""
+    lines = [
+        _line("w", 101, 0, "start_locking", True),
+        _line("w", 101, 0.1, "acquire_returned", True, True),
+        _line("r", 102, 1, "start_locking", False),
+        _line("r", 103, 2, "start_locking", False),
+        _line("w2", 104, 3, "start_locking", True),
+        _line("w", 101, 10, "released", True),
+        _line("r", 102, 12, "acquire_returned", False, True),
+        _line("r", 102, 13, "released", False),
+        _line("r", 103, 40, "acquire_returned", False, True),
+        _line("r", 103, 41, "released", False),
+        _line("w2", 104, 46, "acquire_returned", True, True),
+        _line("w2", 104, 47, "released", True),
+        _line("x", 105, 50, "start_locking", False),
+        _line("x", 105, 50.5, "acquire_returned", False, True),
+        _line("x", 105, 51, "released", False),
+        _line("y", 106, 60, "acquire_returned", False, True),
+        _line("y", 106, 61, "released", False),
+    ]
+    path = tmp_path / "cap.txt"
+    path.write_text("".join(lines))
+    from vmlab.studies import lock_wakeups
+    from vmlab.trace.readers.mmap_lock import read_capture
+
+    d = lock_wakeups.wakeup_delays(read_capture(path))
+    got = {int(r.tid): (int(r.mode), int(r.delay_ns)) for r in d.itertuples()}
+    assert got == {102: (0, 2_000), 103: (0, 30_000), 104: (1, 5_000)}
+    s = lock_wakeups.summary(d["delay_ns"])
+    assert s["n"] == 3 and s["max_ns"] == 30_000 and s["share_1ms"] == 0
+
+
+def test_host_delays_ship_and_scale():
+    from vmlab.studies import lock_wakeups
+
+    df = lock_wakeups.read_host()
+    assert set(df["load"]) == set(lock_wakeups.LOADS)
+    assert (df["delay_ns"] > 0).all() and set(df["mode"]) <= {0, 1}
+    runs = lock_wakeups.read_host(lock_wakeups.HOST_RUNS_CSV)
+    assert len(runs) == 3 * len(lock_wakeups.LOADS) and (runs["n_read"] > 1000).all()
+    busy = lock_wakeups.host_delays("busy")
+    assert len(busy.samples_ns) == (df["load"] == "busy").sum()
+    half = lock_wakeups.host_delays("busy", 0.5)
+    assert half.table_mean_ns() == pytest.approx(busy.table_mean_ns() / 2, rel=1e-3)
+    # the loaded host wakes slower, and only it has a tail of time slices
+    faulting = lock_wakeups.summary(df.loc[df["load"] == "faulting", "delay_ns"])
+    loaded = lock_wakeups.summary(df.loc[df["load"] == "busy", "delay_ns"])
+    assert loaded["p99_ns"] > 2 * faulting["p99_ns"] and loaded["share_1ms"] > 0.01
+    with pytest.raises(ScenarioError, match="load 'idle': expected one of busy, faulting"):
+        lock_wakeups.host_delays("idle")
+    with pytest.raises(ScenarioError, match="scale must be a finite number >= 0"):
+        lock_wakeups.host_delays("busy", -1)
+
+
+def test_a_busy_machine_cuts_the_read_wait_far_more_than_the_reads():
+    """docs/model.md 15.14: with wake-ups the total read wait falls far more than the read
+    acquisitions when the retries leave mmap_lock; without, about as much."""
+    from vmlab.studies import ladder
+
+    wk = ladder.wakeup_sweep([0, 0.2], seeds=(0,), faults_per_thread=200,
+                             writes_per_writer=200).set_index(["scale", "policy"])
+    idle, busy = wk.loc[(0, "per_vma_retry_vma")], wk.loc[(0.2, "per_vma_retry_vma")]
+    assert busy["reads_ratio"] == pytest.approx(idle["reads_ratio"], rel=0.02)
+    assert idle["read_wait_ratio"] == pytest.approx(idle["reads_ratio"], rel=0.25)
+    assert busy["read_wait_ratio"] > 3 * busy["reads_ratio"]
+    assert wk.loc[(0.2, "per_vma_lock"), "mmap_lock_read_wait_ns_mean"] > 10 * (
+        wk.loc[(0, "per_vma_lock"), "mmap_lock_read_wait_ns_mean"])
+
+
+def test_live_measurement_on_this_host(tmp_path):
+    """Where perf and the tracepoints exist: the program runs, and its waits have wake-ups."""
+    import shutil
+    import subprocess
+
+    from vmlab.studies import lock_wakeups
+
+    if shutil.which("perf") is None or shutil.which("cc") is None:
+        pytest.skip("needs perf and a C compiler")
+    probe = subprocess.run(["perf", "list", "mmap_lock:*"], capture_output=True, text=True)
+    if "mmap_lock_start_locking" not in probe.stdout:
+        pytest.skip("no mmap_lock tracepoints here")
+    try:
+        wakes, runs = lock_wakeups.measure(runs=1, loads=["faulting"], work=tmp_path)
+    except Exception as e:   # not root, or perf refused the tracepoints
+        if "perf record" in str(e):
+            pytest.skip(str(e))
+        raise
+    assert len(runs) == 1 and runs.loc[0, "n_read"] > 1000
+    assert len(wakes) > 100 and (wakes["delay_ns"] > 0).all()

@@ -1,0 +1,174 @@
+"""How long a thread woken from an ``mmap_lock`` wait takes to run (docs/model.md 15.14).
+
+A reader that waited for ``mmap_lock`` is granted the lock by the thread that releases it
+(``rwsem_mark_wake()`` adds the reader's count before waking it) and then needs a CPU.  On an
+idle machine that is a few microseconds; when every CPU is busy it is the scheduler's
+run-queue latency, up to a time slice (milliseconds), and the woken reader holds the lock all
+that time: a writer that comes meanwhile waits for it, and readers queue behind the writer.
+:class:`vmlab.Costs`' ``lock_wakeup_ns`` is that delay.
+
+:func:`wakeup_delays` measures it from a capture of the kernel's ``mmap_lock`` tracepoints
+(:func:`vmlab.trace.readers.mmap_lock.read_capture`): for each acquisition that waited, the
+time from the release that let it go to its ``acquire_returned``.  :func:`capture` runs a
+program under ``perf`` and does so; ``scripts/lock_wakeups.c`` is the program the shipped
+measurement (:data:`HOST_CSV`, ``scripts/measure_programs.py --lock-wakeups``) ran, an app
+start in small; :func:`host_delays` gives the shipped delays as a distribution.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScenarioError, VmlabError
+from ..model import Empirical
+from ..trace.readers.mmap_lock import read_capture, wait_summary
+
+#: The shipped measurement: one row per wake-up (``load``, ``run``, ``mode``, ``delay_ns``),
+#: and one per run (``load``, ``run`` and :func:`run_summary`'s figures).
+HOST_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "native" / \
+    "lock_wakeups.csv"
+HOST_RUNS_CSV = HOST_CSV.with_name("lock_wakeups_runs.csv")
+#: The program of the shipped measurement (built with ``cc -O2 -pthread``).
+PROGRAM_C = HOST_CSV.parent.parent.parent / "scripts" / "lock_wakeups.c"
+#: Its files: 8 files of 16 MiB, dropped from the page cache by the program.
+N_FILES, FILE_MIB = 8, 16
+#: The loads of the shipped measurement: ``scripts/lock_wakeups.c`` with 16 faulting
+#: threads, 2 writers and, under ``busy``, 4 threads more that only spin (this host has 2
+#: CPUs: about 11 runnable threads a CPU), under ``faulting``, none (9 a CPU: the faulting
+#: threads spin between their reads).
+LOADS = {"busy": ("16", "400", "2", "400", "100", "4"),
+         "faulting": ("16", "400", "2", "400", "100", "0")}
+
+
+def wakeup_delays(cap):
+    """The wake-ups of a capture (a :class:`~vmlab.trace.readers.mmap_lock.LockCapture`):
+    a DataFrame with one row per acquisition that waited, ``tid``, ``mode`` (0 read,
+    1 write) and ``delay_ns``, the time from the release that let it go to its
+    ``acquire_returned``.
+
+    An acquisition waited when another thread of its address space released the lock between
+    its request and its acquisition; the release that let it go is the last such release of
+    the write lock (a read request waits only for writers; a downgrade ends a write hold) or,
+    for a write request, of either mode.  Trylocks and downgrades never wait."""
+    rows = []
+    ok = (cap.kind == 0) & (cap.acquire_ns >= 0)
+    for a in np.unique(cap.asid):
+        rel = (cap.asid == a) & (cap.release_ns >= 0)
+        for want_write in (0, 1):
+            # the releases a request of this mode waits for, in time order
+            m = rel if want_write else rel & (cap.mode == 1)
+            order = np.argsort(cap.release_ns[m], kind="stable")
+            r_t = cap.release_ns[m][order]
+            r_tid = cap.tid[m][order]
+            sel = np.flatnonzero(ok & (cap.asid == a) & (cap.mode == want_write))
+            for i in sel:
+                j = np.searchsorted(r_t, cap.acquire_ns[i], side="right") - 1
+                while j >= 0 and r_tid[j] == cap.tid[i]:
+                    j -= 1
+                if j >= 0 and r_t[j] > cap.request_ns[i]:
+                    rows.append((int(cap.tid[i]), want_write, int(cap.acquire_ns[i] - r_t[j])))
+    return pd.DataFrame(rows, columns=["tid", "mode", "delay_ns"]).astype(np.int64)
+
+
+def capture(argv, cwd=None):
+    """Run ``argv`` under ``perf record -e 'mmap_lock:*'``: its :func:`wakeup_delays` and
+    :func:`run_summary`.  Needs ``perf`` and the ``mmap_lock`` tracepoints (root, or
+    ``kernel.perf_event_paranoid`` -1)."""
+    from ..trace.record import require
+
+    perf = require("perf")
+    with tempfile.TemporaryDirectory(prefix="vmlab-wakeups-") as d:
+        data, text = os.path.join(d, "perf.data"), os.path.join(d, "locks.txt")
+        r = subprocess.run([perf, "record", "-q", "-o", data, "-e", "mmap_lock:*", "--",
+                            *argv], cwd=cwd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise VmlabError(f"perf record of the mmap_lock tracepoints failed: "
+                             f"{(r.stderr.strip().splitlines() or ['?'])[-1][:160]}")
+        with open(text, "w") as f:
+            subprocess.run([perf, "script", "-i", data, "-F",
+                            "comm,pid,tid,cpu,time,event,trace", "--ns"], stdout=f,
+                           stderr=subprocess.DEVNULL, check=True)
+        cap = read_capture(text, other_events="skip")
+        return wakeup_delays(cap), run_summary(cap)
+
+
+def run_summary(cap):
+    """A capture's ``mmap_lock`` waits in brief, as a dict: read and write acquisitions,
+    their mean waits (ns, request to ``acquire_returned``), the read waits of 1-10 ms and
+    of 10-100 ms (the bins of the 2025-26 measurements) and the capture's span (s)."""
+    w = wait_summary(cap.mode, np.where(cap.acquire_ns >= 0, cap.acquire_ns - cap.request_ns,
+                                        -1))
+    span = (int(cap.release_ns.max()) - int(cap.request_ns.min())) / 1e9 if len(cap.mode) \
+        else 0.0
+    return {"n_read": w["read"]["n"], "read_wait_mean_ns": w["read"]["mean_ns"],
+            "n_read_1_10ms": w["read"]["bins"]["1-10ms"],
+            "n_read_10_100ms": w["read"]["bins"]["10-100ms"],
+            "n_write": w["write"]["n"], "write_wait_mean_ns": w["write"]["mean_ns"],
+            "span_s": span}
+
+
+def measure(runs=3, loads=None, work=None):
+    """Build :data:`PROGRAM_C`, write its files and run it ``runs`` times under each of
+    ``loads`` (names of :data:`LOADS`; all by default), each under :func:`capture`.
+    Returns (wake-ups, runs) as DataFrames, the shipped files' rows."""
+    from ..trace.record import require
+
+    cc = require("cc")
+    loads = list(loads or LOADS)
+    wakes, summaries = [], []
+    with tempfile.TemporaryDirectory(prefix="vmlab-wakeups-", dir=work) as d:
+        exe = os.path.join(d, "lock_wakeups")
+        subprocess.run([cc, "-O2", "-pthread", "-o", exe, str(PROGRAM_C)], check=True)
+        files = []
+        for i in range(N_FILES):
+            path = os.path.join(d, f"file{i}")
+            with open(path, "wb") as f:
+                f.write(os.urandom(FILE_MIB << 20))
+            files.append(path)
+        for load in loads:
+            for run in range(runs):
+                delays, summ = capture([exe, *LOADS[load], *files])
+                delays.insert(0, "run", run)
+                delays.insert(0, "load", load)
+                wakes.append(delays)
+                summaries.append({"load": load, "run": run, **summ})
+    return pd.concat(wakes, ignore_index=True), pd.DataFrame(summaries)
+
+
+def read_host(path=None):
+    """The shipped measurement (:data:`HOST_CSV`, or ``path``) as a DataFrame."""
+    return pd.read_csv(path or HOST_CSV)
+
+
+def host_delays(load="busy", scale=1.0, path=None):
+    """The shipped wake-up delays under ``load`` (one of :data:`LOADS`), each times
+    ``scale``, as an :class:`~vmlab.model.Empirical` distribution, ready for
+    ``Costs(lock_wakeup_ns=...)``."""
+    if load not in LOADS:
+        raise ScenarioError(f"load {load!r}: expected one of {', '.join(LOADS)}")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
+        raise ScenarioError(f"scale must be a finite number >= 0, got {scale!r}")
+    df = read_host(path)
+    d = df.loc[df["load"] == load, "delay_ns"].to_numpy(dtype=np.float64)
+    if len(d) == 0:
+        raise ScenarioError(f"{path or HOST_CSV}: no wake-ups under load {load!r}")
+    return Empirical(np.sort(d * scale).tolist())
+
+
+def summary(delays):
+    """Count, mean and percentiles (50, 90, 99) of a sequence of delays (ns), and the share
+    of them of 1 ms or more, as a dict."""
+    d = np.asarray(delays, dtype=np.float64)
+    if len(d) == 0:
+        return {"n": 0}
+    p50, p90, p99 = np.percentile(d, [50, 90, 99])
+    return {"n": int(len(d)), "mean_ns": float(d.mean()), "p50_ns": float(p50),
+            "p90_ns": float(p90), "p99_ns": float(p99), "max_ns": float(d.max()),
+            "share_1ms": float((d >= 1_000_000).mean())}
