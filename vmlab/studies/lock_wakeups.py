@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScenarioError, VmlabError
-from ..model import Empirical
+from ..model import Costs, Empirical, Scenario
 from ..trace.readers.mmap_lock import read_capture, wait_summary
 
 #: The shipped measurement: one row per wake-up (``load``, ``run``, ``mode``, ``delay_ns``),
@@ -38,12 +38,18 @@ HOST_RUNS_CSV = HOST_CSV.with_name("lock_wakeups_runs.csv")
 PROGRAM_C = HOST_CSV.parent.parent.parent / "scripts" / "lock_wakeups.c"
 #: Its files: 8 files of 16 MiB, dropped from the page cache by the program.
 N_FILES, FILE_MIB = 8, 16
-#: The loads of the shipped measurement: ``scripts/lock_wakeups.c`` with 16 faulting
-#: threads, 2 writers and, under ``busy``, 4 threads more that only spin (this host has 2
-#: CPUs: about 11 runnable threads a CPU), under ``faulting``, none (9 a CPU: the faulting
-#: threads spin between their reads).
-LOADS = {"busy": ("16", "400", "2", "400", "100", "4"),
-         "faulting": ("16", "400", "2", "400", "100", "0")}
+#: The program's shape in the shipped measurement: faulting threads, reads each, writer
+#: threads, iterations each (an ``mmap``, an ``mprotect`` and an ``munmap`` of a 512 KiB
+#: chunk), microseconds slept between calls.
+N_FAULTERS, FAULTS, N_WRITERS, ITERATIONS, SLEEP_US = 16, 400, 2, 400, 100
+#: The loads of the shipped measurement: ``scripts/lock_wakeups.c`` as above and, under
+#: ``busy``, 4 threads more that only spin (this host has 2 CPUs: about 11 runnable threads
+#: a CPU), under ``faulting``, none (9 a CPU: the faulting threads spin between their reads).
+LOADS = {load: tuple(str(v) for v in (N_FAULTERS, FAULTS, N_WRITERS, ITERATIONS, SLEEP_US,
+                                      spinners))
+         for load, spinners in (("busy", 4), ("faulting", 0))}
+#: A read acquisition that waited at least this long counts as one that waited.
+WAITED_NS = 10_000
 
 
 def wakeup_delays(cap):
@@ -100,18 +106,42 @@ def capture(argv, cwd=None):
 
 
 def run_summary(cap):
-    """A capture's ``mmap_lock`` waits in brief, as a dict: read and write acquisitions,
-    their mean waits (ns, request to ``acquire_returned``), the read waits of 1-10 ms and
-    of 10-100 ms (the bins of the 2025-26 measurements) and the capture's span (s)."""
-    w = wait_summary(cap.mode, np.where(cap.acquire_ns >= 0, cap.acquire_ns - cap.request_ns,
-                                        -1))
+    """A capture's ``mmap_lock`` waits in brief, and the pace of the program's threads, as a
+    dict: read and write acquisitions, their mean waits (ns, request to
+    ``acquire_returned``), the share of the reads that waited :data:`WAITED_NS` or more, the
+    read waits of 1-10 ms and of 10-100 ms (the bins of the 2025-26 measurements), the
+    capture's span (s); and, for :func:`host_anchor`, ``fault_cycle_ns`` (the median over
+    the threads that only read, of the time between their read requests), ``write_cycle_ns``
+    (the same over the threads with 100 or more write requests, between those) and
+    ``write_hold_ns`` (their mean write hold, up to the release or the downgrade)."""
+    wait = np.where(cap.acquire_ns >= 0, cap.acquire_ns - cap.request_ns, -1)
+    w = wait_summary(cap.mode, wait)
     span = (int(cap.release_ns.max()) - int(cap.request_ns.min())) / 1e9 if len(cap.mode) \
         else 0.0
+    reads = (cap.mode == 0) & (wait >= 0)
+    fault_cycles, write_cycles, holds = [], [], []
+    for t in np.unique(cap.tid):
+        mine = cap.tid == t
+        n_w = int((mine & (cap.mode == 1)).sum())
+        if n_w >= 100:
+            req = np.sort(cap.request_ns[mine & (cap.mode == 1)])
+            write_cycles.append((req[-1] - req[0]) / (len(req) - 1))
+            ok = mine & (cap.mode == 1) & (cap.acquire_ns >= 0) & (cap.release_ns >= 0)
+            holds.extend((cap.release_ns[ok] - cap.acquire_ns[ok]).tolist())
+        elif n_w == 0 and int((mine & reads).sum()) >= 100:
+            req = np.sort(cap.request_ns[mine & reads])
+            fault_cycles.append((req[-1] - req[0]) / (len(req) - 1))
+    nan = float("nan")
     return {"n_read": w["read"]["n"], "read_wait_mean_ns": w["read"]["mean_ns"],
+            "share_read_waited": float((wait[reads] >= WAITED_NS).mean()) if reads.any()
+            else nan,
             "n_read_1_10ms": w["read"]["bins"]["1-10ms"],
             "n_read_10_100ms": w["read"]["bins"]["10-100ms"],
             "n_write": w["write"]["n"], "write_wait_mean_ns": w["write"]["mean_ns"],
-            "span_s": span}
+            "span_s": span,
+            "fault_cycle_ns": float(np.median(fault_cycles)) if fault_cycles else nan,
+            "write_cycle_ns": float(np.median(write_cycles)) if write_cycles else nan,
+            "write_hold_ns": float(np.mean(holds)) if holds else nan}
 
 
 def measure(runs=3, loads=None, work=None):
@@ -160,6 +190,67 @@ def host_delays(load="busy", scale=1.0, path=None):
     if len(d) == 0:
         raise ScenarioError(f"{path or HOST_CSV}: no wake-ups under load {load!r}")
     return Empirical(np.sort(d * scale).tolist())
+
+
+def anchor_scenario(run, wakeup=None, seed=0):
+    """The app start in small of :data:`PROGRAM_C` as vmlab plays it, at the pace one run of
+    it went (a row of :data:`HOST_RUNS_CSV`: ``fault_cycle_ns``, ``write_cycle_ns``,
+    ``write_hold_ns``): :data:`N_FAULTERS` threads each fault :data:`FAULTS` random pages of
+    :data:`N_FILES` files (the time between two faults of a thread is the run's, less a
+    major fault's modelled time), :data:`N_WRITERS` threads make ``3 * ITERATIONS`` calls
+    on 512 KiB of their own (no file VMA), each holding ``mmap_lock`` for write the run's
+    mean hold, at the run's pace; ``wakeup`` is ``lock_wakeup_ns`` (None: 0)."""
+    from ..trace import synth
+    from .ladder import _file_vmas
+
+    costs = Costs(mmap_cs_ns=int(round(run["write_hold_ns"])),
+                  lock_wakeup_ns=wakeup if wakeup is not None else 0)
+    fault = costs.io_ns.table_mean_ns() + costs.fault_ns + costs.wakeup_ns + \
+        costs.pagecache_hit_ns
+    file_pages = (FILE_MIB << 20) // 4096
+    tr = synth.app_start(n_threads=N_FAULTERS, n_files=N_FILES, file_pages=file_pages,
+                         faults_per_thread=FAULTS, n_writers=N_WRITERS,
+                         writes_per_writer=3 * ITERATIONS, on_file_fraction=0.0,
+                         write_pages=(512 << 10) // 4096,
+                         fault_gap_ns=max(0, int(round(run["fault_cycle_ns"] - fault))),
+                         write_gap_ns=max(0, int(round(run["write_cycle_ns"]
+                                                       - run["write_hold_ns"]))),
+                         seed=seed)
+    return Scenario(tr, vmas=_file_vmas(N_FILES, file_pages), costs=costs, seed=seed)
+
+
+def host_anchor(load="busy", path=None, runs_path=None):
+    """This host's runs of :data:`PROGRAM_C` under ``load`` beside vmlab's ``per_vma_lock``
+    on :func:`anchor_scenario` at each run's pace, without wake-ups and with the load's
+    measured ones (:func:`host_delays`): a DataFrame, one row per source, medians over the
+    runs of ``n_read``, ``read_wait_mean_ns``, ``share_read_waited``, ``n_read_1_10ms`` and
+    ``write_wait_mean_ns`` (docs/model.md 15.14)."""
+    from ..simulation import simulate_many
+    from .ladder import lock_measures, mmap_lock_waits
+
+    runs = read_host(runs_path or HOST_RUNS_CSV)
+    runs = runs[runs["load"] == load].reset_index(drop=True)
+    if runs.empty:
+        raise ScenarioError(f"{runs_path or HOST_RUNS_CSV}: no runs under load {load!r}")
+    cols = ["n_read", "read_wait_mean_ns", "share_read_waited", "n_read_1_10ms",
+            "write_wait_mean_ns"]
+    rows = [{"source": "this host", **runs[cols].median().to_dict()}]
+    wake = host_delays(load, path=path)
+    for name, w in (("vmlab, no wake-up", None), ("vmlab, this host's wake-ups", wake)):
+        res = simulate_many([(anchor_scenario(r, w, seed=i), "per_vma_lock")
+                             for i, r in runs.iterrows()], desc="host anchor")
+        got = []
+        for r in res:
+            m = lock_measures(r)
+            rw = mmap_lock_waits(r, "read")
+            got.append({"n_read": m["n_mmap_lock_read_total"],
+                        "read_wait_mean_ns": m["mmap_lock_read_wait_ns_mean"],
+                        "share_read_waited": float((rw >= WAITED_NS).mean()) if len(rw)
+                        else math.nan,
+                        "n_read_1_10ms": m["n_read_waits_1_10ms"],
+                        "write_wait_mean_ns": m["mmap_lock_write_wait_ns_mean"]})
+        rows.append({"source": name, **pd.DataFrame(got)[cols].median().to_dict()})
+    return pd.DataFrame(rows)
 
 
 def summary(delays):
