@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -146,7 +147,10 @@ def test_a_stop_signal_inside_the_writability_check_leaves_nothing(tmp_path, mon
 
     def new_temp(path, folder):
         tmp = real(path, folder)
-        os.kill(os.getpid(), signal.SIGTERM)    # lands here, before the removal
+        # lands here, before the removal.  Sent to this (the main) thread: sent to the
+        # process, another thread of the test worker may take it only after the test has
+        # put the worker's own handler back, and that one ends the worker
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
         return tmp
 
     monkeypatch.setattr(_io, "_new_temp", new_temp)
