@@ -6,35 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import naive_engine
+from test_lock_readers import _chain_trace, _run_both
 from vmlab import Costs
 from vmlab.errors import ScenarioError
-from vmlab.model import Empirical, Fixed, Scenario, Vma
-from vmlab.simulation import simulate
+from vmlab.model import Empirical, Fixed
 from vmlab.trace import Op, Trace
 
-PAGE = 4096
 BASE = 0x400000
 D = 2_000
-
-
-def _run_both(trace, costs, policy, vmas=None):
-    sc = Scenario(trace, vmas=vmas or (Vma(BASE, BASE + 4 * PAGE, backing="anon",
-                                           anon_vma=True),), costs=costs)
-    r = simulate(sc, policy)
-    ref = naive_engine.simulate(sc, policy)
-    assert naive_engine.first_difference(naive_engine.canonical(r.raw),
-                                         naive_engine.canonical(ref)) is None
-    return r
-
-
-def _chain_trace():
-    """A reader holding 5 us from 0, a writer at 100, a fault at 200, a short reader at 300."""
-    return Trace(np.array([0, 0, BASE, 0], np.uint64),
-                 op=np.array([Op.LOCK_R, Op.LOCK_W, Op.LOAD, Op.LOCK_R], np.uint8),
-                 tid=np.array([0, 1, 2, 3], np.uint32),
-                 size=np.array([5000, 0, 8, 0], np.uint64),
-                 gap_ns=np.array([0, 100, 200, 300], np.uint64))
 
 
 @pytest.mark.parametrize("policy", ["fault_retry", "per_vma_lock"])

@@ -719,6 +719,25 @@ def record_program_perf(name, cmd, out_dir, cwd):
     return trace
 
 
+def perf_capture(argv, text, events, *, record_args=(), fields="comm,pid,tid,time,event,trace",
+                 cwd=None):
+    """Run ``argv`` under ``perf record -e EVENTS RECORD_ARGS`` and write ``perf script -F
+    FIELDS --ns`` of it to ``text`` (the ``perf.data`` beside it); returns ``text``.  A
+    recording perf refuses (not root, no such tracepoint) is one line naming perf's last."""
+    perf = require("perf")
+    data = str(text) + ".data"
+    r = subprocess.run([perf, "record", "-q", "-o", data, "-e", events, *record_args, "--",
+                        *argv], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+    if r.returncode != 0:
+        raise VmlabError(f"perf record of {events} failed: "
+                         f"{(r.stderr.strip().splitlines() or ['?'])[-1][:160]}")
+    with open(text, "w") as f:
+        subprocess.run([perf, "script", "-i", data, "-F", fields, "--ns"], stdout=f,
+                       stderr=subprocess.DEVNULL, check=True)
+    return text
+
+
 def cold_in_folder(cold, work):
     """A cold page cache measured with another input folder: the inputs (files not found,
     from a removed temporary folder) become the same names in ``work``."""

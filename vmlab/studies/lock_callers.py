@@ -142,24 +142,15 @@ def capture(argv, cwd=None, runs=3):
     ``mmap_lock`` (after one run that warms the page cache) and classify each run's: a list
     of :func:`class_counts`, one per run.  Needs ``perf`` and the ``mmap_lock`` tracepoints
     (root, or ``kernel.perf_event_paranoid`` -1)."""
-    from ..trace.record import require
+    from ..measure import perf_capture
 
-    perf = require("perf")
     subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = []
     with tempfile.TemporaryDirectory(prefix="vmlab-locks-") as d:
-        data, text = os.path.join(d, "perf.data"), os.path.join(d, "reads.txt")
+        text = os.path.join(d, "reads.txt")
         for _ in range(runs):
-            r = subprocess.run([perf, "record", "-q", "-g", "-o", data, "-e", _EVENT,
-                                "--filter", "write == 0", "--", *argv], cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if r.returncode != 0:
-                raise VmlabError(f"perf record of the mmap_lock tracepoints failed: "
-                                 f"{(r.stderr.strip().splitlines() or ['?'])[-1][:160]}")
-            with open(text, "w") as f:
-                subprocess.run([perf, "script", "-i", data, "-F",
-                                "comm,pid,tid,time,event,trace,ip,sym", "--ns"], stdout=f,
-                               stderr=subprocess.DEVNULL, check=True)
+            perf_capture(argv, text, _EVENT, record_args=("-g", "--filter", "write == 0"),
+                         fields="comm,pid,tid,time,event,trace,ip,sym", cwd=cwd)
             out.append(class_counts(read_callers(text)))
     return out
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ScenarioError, VmlabError
+from ..errors import ScenarioError
 from ..model import Costs, Empirical, Scenario
 from ..trace.readers.mmap_lock import read_capture, wait_summary
 
@@ -86,21 +86,11 @@ def capture(argv, cwd=None):
     """Run ``argv`` under ``perf record -e 'mmap_lock:*'``: its :func:`wakeup_delays` and
     :func:`run_summary`.  Needs ``perf`` and the ``mmap_lock`` tracepoints (root, or
     ``kernel.perf_event_paranoid`` -1)."""
-    from ..trace.record import require
+    from ..measure import perf_capture
 
-    perf = require("perf")
     with tempfile.TemporaryDirectory(prefix="vmlab-wakeups-") as d:
-        data, text = os.path.join(d, "perf.data"), os.path.join(d, "locks.txt")
-        r = subprocess.run([perf, "record", "-q", "-o", data, "-e", "mmap_lock:*", "--",
-                            *argv], cwd=cwd, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            raise VmlabError(f"perf record of the mmap_lock tracepoints failed: "
-                             f"{(r.stderr.strip().splitlines() or ['?'])[-1][:160]}")
-        with open(text, "w") as f:
-            subprocess.run([perf, "script", "-i", data, "-F",
-                            "comm,pid,tid,cpu,time,event,trace", "--ns"], stdout=f,
-                           stderr=subprocess.DEVNULL, check=True)
+        text = perf_capture(argv, os.path.join(d, "locks.txt"), "mmap_lock:*",
+                            fields="comm,pid,tid,cpu,time,event,trace", cwd=cwd)
         cap = read_capture(text, other_events="skip")
         return wakeup_delays(cap), run_summary(cap)
 
