@@ -100,3 +100,15 @@ def test_the_default_is_no_wakeup_and_the_cost_is_checked():
     assert Costs.from_dict(c.to_dict()) == c
     with pytest.raises(ScenarioError, match="lock_wakeup_ns must be a finite number"):
         Costs(lock_wakeup_ns=-1)
+
+
+def test_a_costs_profile_carries_the_wakeup(tmp_path):
+    """`vmlab run --costs FILE` reads it as any other distribution of a profile."""
+    from vmlab.model import LogNormal
+
+    p = tmp_path / "busy.toml"
+    p.write_text('[costs]\nlock_wakeup_ns = { kind = "lognormal", median_ns = 50000, '
+                 'p99_ns = 4000000 }\n')
+    c = Costs.from_file(p)
+    assert c.lock_wakeup_ns == LogNormal(median_ns=50_000, p99_ns=4_000_000)
+    assert Costs.from_dict(c.to_dict()) == c
