@@ -783,6 +783,21 @@ class NaiveSimulator:
     def _grant_queue(self, sem):
         """The lock has no writer now: grant the queue's head in order (section 4)."""
         batch = []
+        if self.sc.rwsem_wake_all_readers and sem.queue and sem.queue[0][1] == READ:
+            # Linux 5.3+: every queued reader (up to 256), past the writers, in queue order
+            kept = deque()
+            for item in sem.queue:
+                th, qmode, qlock = item
+                if qmode == READ and len(batch) < 256:
+                    self._grant(sem, READ, qlock)
+                    batch.append((th, qlock))
+                else:
+                    kept.append(item)
+            sem.queue = kept
+            for th, qlock in batch:
+                qlock["line_n"] = sem.readers - 1
+                self._wake_granted(th, qlock)
+            return
         while sem.queue:
             th, qmode, qlock = sem.queue[0]
             if qmode == WRITE:

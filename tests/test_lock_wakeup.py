@@ -112,3 +112,50 @@ def test_a_costs_profile_carries_the_wakeup(tmp_path):
     c = Costs.from_file(p)
     assert c.lock_wakeup_ns == LogNormal(median_ns=50_000, p99_ns=4_000_000)
     assert Costs.from_dict(c.to_dict()) == c
+
+
+# -- Linux 5.3+: a release wakes every queued reader (Scenario.rwsem_wake_all_readers) -----
+
+def _past_a_writer_trace():
+    """A writer holds 1 us from 0; reader 1 asks at 100, writer 2 at 200, reader 3 at 300."""
+    return Trace(np.array([0, 0, 0, 0], np.uint64),
+                 op=np.array([Op.LOCK_W, Op.LOCK_R, Op.LOCK_W, Op.LOCK_R], np.uint8),
+                 tid=np.array([0, 1, 2, 3], np.uint32), size=np.array([0, 50, 0, 50], np.uint64),
+                 gap_ns=np.array([0, 100, 200, 300], np.uint64))
+
+
+@pytest.mark.parametrize("wake", [0, D])
+def test_a_writers_release_grants_every_queued_reader(wake):
+    """docs/model.md section 4: with rwsem_wake_all_readers, the writer's release at 1000
+    grants readers 1 and 3 together, past writer 2, which waits for both; without, reader 3
+    waits behind writer 2."""
+    import naive_engine
+    from vmlab.model import Scenario, Vma
+    from vmlab.simulation import simulate
+
+    costs = Costs(mmap_cs_ns=1000, lock_wakeup_ns=Fixed(wake))
+    out = {}
+    for all_readers in (False, True):
+        sc = Scenario(_past_a_writer_trace(), vmas=(Vma(BASE, BASE + 4096, backing="anon"),),
+                      costs=costs, rwsem_wake_all_readers=all_readers)
+        r = simulate(sc, "per_vma_lock")
+        assert naive_engine.first_difference(
+            naive_engine.canonical(r.raw),
+            naive_engine.canonical(naive_engine.simulate(sc, "per_vma_lock"))) is None
+        out[all_readers] = r.locks.set_index("thread")
+    fifo, fair = out[False], out[True]
+    # FIFO: reader 1 at 1000 (+wake), writer 2 after it, reader 3 after writer 2
+    assert tuple(fifo.loc[1, ["acquire_ns", "release_ns"]]) == (1000 + wake, 1050 + wake)
+    assert tuple(fifo.loc[2, ["acquire_ns", "release_ns"]]) == (1050 + 2 * wake, 2050 + 2 * wake)
+    assert fifo.loc[3, "acquire_ns"] == 2050 + 3 * wake
+    # 5.3+: readers 1 and 3 both at 1000 (+wake), writer 2 after both have left
+    assert tuple(fair.loc[1, ["acquire_ns", "release_ns"]]) == (1000 + wake, 1050 + wake)
+    assert tuple(fair.loc[3, ["acquire_ns", "release_ns"]]) == (1000 + wake, 1050 + wake)
+    assert tuple(fair.loc[2, ["acquire_ns", "release_ns"]]) == (1050 + 2 * wake, 2050 + 2 * wake)
+
+
+def test_the_wake_rule_is_checked():
+    from vmlab.model import Scenario
+
+    with pytest.raises(ScenarioError, match="rwsem_wake_all_readers must be True or False"):
+        Scenario(_past_a_writer_trace(), rwsem_wake_all_readers="yes")

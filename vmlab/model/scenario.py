@@ -619,6 +619,11 @@ class Scenario:
         scanning ``size >> priority`` of the inactive and the active list in chunks of
         ``reclaim_batch``) instead of taking one victim at a time; a charge fails (an OOM,
         or the end of a readahead window) as the kernel's does.  ``KERNEL_DEFAULTS``: True.
+    rwsem_wake_all_readers : bool
+        ``mmap_lock``'s wake rule since Linux 5.3 (docs/model.md section 4): a release that
+        finds a reader first in the queue grants every reader in it, up to 256, past the
+        writers waiting between them (``rwsem_mark_wake()``); False (the default): only the
+        consecutive readers at the head, as the kernel before 5.3 and section 4.
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -654,6 +659,7 @@ class Scenario:
     tlb_young: bool = False
     reclaim_ages_active: bool = False
     reclaim_priorities: bool = False
+    rwsem_wake_all_readers: bool = False
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -677,7 +683,8 @@ class Scenario:
         if self.replacement not in REPLACEMENTS:
             raise ScenarioError(
                 f"unknown replacement {self.replacement!r}; choose one of {', '.join(REPLACEMENTS)}")
-        for name in ("workingset", "tlb_young", "reclaim_ages_active", "reclaim_priorities"):
+        for name in ("workingset", "tlb_young", "reclaim_ages_active", "reclaim_priorities",
+                     "rwsem_wake_all_readers"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ScenarioError(f"{name} must be True or False, got "
                                     f"{getattr(self, name)!r}")

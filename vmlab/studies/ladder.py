@@ -494,7 +494,7 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
                        fault_gap_ns=20_000, write_gap_ns=100_000, costs=None, seed=0,
                        other_readers_per_retry=OTHER_READERS_PER_RETRY, n_reader_threads=4,
                        read_hold_ns=0, long_read_fraction=0.0, long_read_hold_ns=1_000_000,
-                       invalidate_hz=0.0):
+                       invalidate_hz=0.0, rwsem_wake_all_readers=False):
     """An app start (:func:`vmlab.trace.synth.app_start`, with its defaults): ``n_threads``
     threads fault random pages of ``n_files`` cold files while ``n_writers`` threads map and
     mprotect, a fraction ``on_file_fraction`` of their calls on a file VMA, and
@@ -514,6 +514,8 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
     the head of the inactive list, MGLRU puts a folio added during a fault in the youngest
     generation) and how often the phone of the published figures lost it is not published,
     so the rate is swept (:func:`retry_whatif`), never taken as a reproduction.
+    ``rwsem_wake_all_readers``: the lock's wake rule of Linux 5.3 and later (a release
+    grants every queued reader; :class:`~vmlab.model.Scenario`).
 
     Returns
     -------
@@ -532,7 +534,7 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
                          long_read_hold_ns=long_read_hold_ns)
     adversary = Adversary(kind="poisson", rate_hz=invalidate_hz, vma=0) if invalidate_hz else None
     return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed,
-                    adversary=adversary)
+                    adversary=adversary, rwsem_wake_all_readers=rwsem_wake_all_readers)
 
 
 #: The scan of ``scripts/readahead_retries.c`` as captured on this host (kernel 6.18,
@@ -1031,7 +1033,8 @@ def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per
     CPUs are busy (docs/model.md 15.14): a thread granted ``mmap_lock`` after a wait runs
     after a wake-up drawn from this host's measured delays under ``load``
     (:func:`vmlab.studies.lock_wakeups.host_delays`), each times a scale of ``scales`` (0:
-    an idle machine), under each of ``policies`` and ``seeds``.
+    an idle machine), under each of ``policies`` and ``seeds``; the lock wakes as 6.x's does
+    (``rwsem_wake_all_readers``: a release grants every queued reader).
 
     Returns
     -------
@@ -1047,7 +1050,8 @@ def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per
     for scale in scales:
         wake = host_delays(load, scale)
         for seed in seeds:
-            sc = app_start_scenario(costs=costs.replace(lock_wakeup_ns=wake), seed=seed, **app)
+            sc = app_start_scenario(costs=costs.replace(lock_wakeup_ns=wake), seed=seed,
+                                    **{"rwsem_wake_all_readers": True, **app})
             for p in policies:
                 runs.append((sc, p))
                 keys.append((scale, seed, wake.table_mean_ns()))

@@ -76,6 +76,7 @@ class KernelInputs(NamedTuple):
     wait_dist: int           # row of ``tables`` for context waits
     wake_dist: int           # row of ``tables`` for a woken lock waiter's delay (15.14)
     wake_on: bool            # ... and whether it can be other than 0
+    wake_all_readers: bool   # a release that grants a reader grants every queued one (5.3+)
     # signals, per thread: schedule code, parameter (period, or a table row), start, fatal
     sig_kind: np.ndarray
     sig_param: np.ndarray

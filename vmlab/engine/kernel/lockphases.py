@@ -378,6 +378,44 @@ def _downgrade(K, W, G, th, t):
     return t + K.lw_read[TS[th, C.TS_LW_NEXT]], g.STEP_DONE  # (phase PH_RELEASE_W again)
 
 
+#: The most readers one release wakes (the kernel's MAX_READERS_WAKEUP).
+MAX_READERS_WAKEUP = 256
+
+
+@njit_verb
+def _grant_all_readers(K, W, G, a, t):
+    """Linux 5.3 and later (``rwsem_wake_all_readers``, docs/model.md section 4): the queue's
+    head is a reader and no writer holds the lock: every reader in the queue, up to
+    :data:`MAX_READERS_WAKEUP`, is granted at ``t`` in queue order, past the writers, which
+    keep their order; each resumes after its wake-up."""
+    TS = W.TS
+    lk_readers, lk_q, lk_qh, lk_qn = W.lk_readers, W.lk_q, W.lk_qh, W.lk_qn
+    m = lk_q.shape[1]
+    h0 = lk_qh[a]
+    n = lk_qn[a]
+    n_grant = 0
+    for i in range(n):
+        if (lk_q[a, (h0 + i) % m] & 1) == 0 and n_grant < MAX_READERS_WAKEUP:
+            n_grant += 1
+    lk_readers[a] += n_grant
+    kept = 0
+    granted = 0
+    for i in range(n):
+        w = lk_q[a, (h0 + i) % m]
+        if (w & 1) == 0 and granted < n_grant:
+            granted += 1
+            wth = w >> 1
+            if G[g.G_LINE_ON] == 1:
+                # readers granted together hold the word together (docs/model.md 15.1)
+                TS[wth, C.TS_LINE_N] = lk_readers[a] - 1
+            W.tn[wth] = _woken_at(K, G, t)
+            _resumes(G, W.tn[wth], wth)
+        else:
+            lk_q[a, (h0 + kept) % m] = w
+            kept += 1
+    lk_qn[a] = kept
+
+
 @njit_verb
 def _grant_waiters(K, W, G, a, t):
     """Address space ``a``'s mmap_sem has no writer now (at ``t``): the queue's head is
@@ -388,6 +426,9 @@ def _grant_waiters(K, W, G, a, t):
         W.lk_qn
     m = lk_q.shape[1]
     h0 = lk_qh[a]
+    if K.wake_all_readers and lk_writer[a] == 0 and lk_qn[a] > 0 and (lk_q[a, h0] & 1) == 0:
+        _grant_all_readers(K, W, G, a, t)
+        return
     while lk_qn[a] > 0:
         w = lk_q[a, lk_qh[a]]
         wth = w >> 1
