@@ -159,3 +159,20 @@ def test_the_wake_rule_is_checked():
 
     with pytest.raises(ScenarioError, match="rwsem_wake_all_readers must be True or False"):
         Scenario(_past_a_writer_trace(), rwsem_wake_all_readers="yes")
+
+
+def test_a_sweep_sets_the_wake_rule_and_the_wakeup():
+    """Every scenario field is a sweep key (the wake rule among them), costs by their names."""
+    from vmlab.model import Scenario, Vma
+    from vmlab.simulation import sweep
+
+    sc = Scenario(_past_a_writer_trace(), vmas=(Vma(BASE, BASE + 4096, backing="anon"),),
+                  costs=Costs(mmap_cs_ns=1000), policy="per_vma_lock")
+    df = sweep(sc, {"rwsem_wake_all_readers": [False, True], "lock_wakeup_ns": [0, D]},
+               n_jobs=1)
+    got = df.set_index(["rwsem_wake_all_readers", "lock_wakeup_ns"])["mmap_lock_read_wait_ns"]
+    # reader 1 waits 900 (+D); reader 3 behind writer 2 (FIFO: 1750, +3D) or with reader 1
+    # (5.3+: 700, +D)
+    assert got[(False, 0)] == 900 + 1750 and got[(True, 0)] == 900 + 700
+    assert got[(False, D)] == (900 + D) + (1750 + 3 * D)
+    assert got[(True, D)] == (900 + D) + (700 + D)

@@ -140,3 +140,21 @@ def test_the_model_brackets_this_hosts_own_waits():
     assert none["read_wait_mean_ns"] < host["read_wait_mean_ns"] / 10
     assert woken["read_wait_mean_ns"] > 5 * host["read_wait_mean_ns"]
     assert none["share_read_waited"] < host["share_read_waited"] < woken["share_read_waited"]
+
+
+def test_a_bad_measurement_file_is_one_line(tmp_path):
+    from vmlab.studies import lock_wakeups
+
+    with pytest.raises(ScenarioError, match=r"nope.csv: no such file$"):
+        lock_wakeups.host_delays("busy", path=tmp_path / "nope.csv")
+    (tmp_path / "odd.csv").write_text("load,run\nbusy,0\n")
+    with pytest.raises(ScenarioError, match="odd.csv: expected the columns load, run, mode, "
+                                            "delay_ns; missing mode, delay_ns"):
+        lock_wakeups.read_host(tmp_path / "odd.csv")
+    (tmp_path / "runs.csv").write_text("load,run,n_read\nbusy,0,5\n")
+    with pytest.raises(ScenarioError, match="runs.csv: expected the columns .* missing "
+                                            "read_wait_mean_ns"):
+        lock_wakeups.host_anchor("busy", runs_path=tmp_path / "runs.csv")
+    (tmp_path / "bin.csv").write_bytes(b"\x00\x01\x02")
+    with pytest.raises(ScenarioError, match="bin.csv: "):
+        lock_wakeups.read_host(tmp_path / "bin.csv")

@@ -21,7 +21,7 @@ from .errors import ScenarioError
 from .model._checks import did_you_mean
 from .model.costs import Costs
 from .model.policies import PRESETS, Policy, get_policy, knob_names
-from .model.scenario import Scenario
+from .model.scenario import Scenario, scenario_fields
 from .results import Result
 from .sampling import miniature, run_sampled
 
@@ -191,10 +191,9 @@ def compare(scenario, policies=None, *, n_jobs=None, results=False):
     return table
 
 
-_SCENARIO_FIELDS = {"memory_pages", "replacement", "fault_around_pages", "signals", "adversary",
-                    "preload", "horizon_ns", "seed", "records", "bin_ns", "backing", "vmas",
-                    "trace", "policy", "fault_model", "ra_pages", "folio_pages", "memory_bytes",
-                    "files", "sample_rate"}
+#: What a sweep point may set on the scenario: every field of it (costs go by their own
+#: names, a policy by its knobs).
+_SCENARIO_FIELDS = set(scenario_fields()) - {"costs"}
 
 
 def apply_point(scenario, point):

@@ -162,9 +162,31 @@ def measure(runs=3, loads=None, work=None):
     return pd.concat(wakes, ignore_index=True), pd.DataFrame(summaries)
 
 
+#: The columns each shipped file must have.
+_COLUMNS = {"wake-ups": ("load", "run", "mode", "delay_ns"),
+            "runs": ("load", "run", "n_read", "read_wait_mean_ns", "share_read_waited",
+                     "n_read_1_10ms", "write_wait_mean_ns", "fault_cycle_ns", "write_cycle_ns",
+                     "write_hold_ns")}
+
+
 def read_host(path=None):
-    """The shipped measurement (:data:`HOST_CSV`, or ``path``) as a DataFrame."""
-    return pd.read_csv(path or HOST_CSV)
+    """The shipped measurement (:data:`HOST_CSV`, or ``path``: a file of wake-ups or, like
+    :data:`HOST_RUNS_CSV`, of runs) as a DataFrame; a file that is missing or lacks the
+    columns is refused in one line naming it."""
+    path = Path(path or HOST_CSV)
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise ScenarioError(f"{path}: not a CSV of lock wake-ups "
+                            f"({str(e).splitlines()[0][:120]})") from None
+    kind = "runs" if "n_read" in df.columns else "wake-ups"
+    missing = [c for c in _COLUMNS[kind] if c not in df.columns]
+    if missing:
+        raise ScenarioError(f"{path}: expected the columns {', '.join(_COLUMNS[kind])}; "
+                            f"missing {', '.join(missing)}")
+    return df
 
 
 def host_delays(load="busy", scale=1.0, path=None):
