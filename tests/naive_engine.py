@@ -50,7 +50,8 @@ where it had to choose; the lead decides whether docs/model.md adopts them):
   attempt takes no event of its own unless it pays ``vma_lookup_ns`` or a line cost (a CPU
   segment, taken only when nonzero so that a run without these costs is unchanged); a writer
   waiting for its VMAs' readers suspends with ``("drain",)``, charged to ``lock_wait``, and
-  resumes at the instant the last of them releases; a speculative attempt that falls back
+  resumes at the instant the last of them releases plus its wake-up (``lock_wakeup_ns``,
+  15.14, as a thread granted ``mmap_sem`` after a wait); a speculative attempt that falls back
   settles its CPU as ``wasted`` without counting against ``max_retries``.
 """
 from __future__ import annotations

@@ -295,7 +295,7 @@ def _writer_done(G, cnt, TT, TS, th, t):
 def _ph_release_w(K, W, G, th, t):
     """PH_RELEASE_W: the end of a record's hold (a LOCK_W record, an eager remap, a LOCK_R
     record): its effect, then the release; queued threads are granted in order (readers
-    together, a writer alone), each resuming at ``t``."""
+    together, a writer alone), each resuming after its wake-up."""
     TS, TT, cnt, FL = W.TS, W.TT, W.cnt, W.FL
     seg = TS[th, C.TS_SEG]
     TT[th, seg] += t - TS[th, C.TS_ACC]
@@ -419,8 +419,10 @@ def _grant_all_readers(K, W, G, a, t):
 @njit_verb
 def _grant_waiters(K, W, G, a, t):
     """Address space ``a``'s mmap_sem has no writer now (at ``t``): the queue's head is
-    granted in order, the consecutive readers at its head together, a writer alone once no
-    one holds the lock (docs/model.md section 4); each resumes at ``t``."""
+    granted in order, the consecutive readers at its head together (every queued reader under
+    ``rwsem_wake_all_readers``: :func:`_grant_all_readers`), a writer alone once no one holds
+    the lock (docs/model.md section 4); each holds it from ``t`` and resumes after its
+    wake-up (:func:`locks._woken_at`, docs/model.md 15.14)."""
     TS = W.TS
     lk_readers, lk_writer, lk_q, lk_qh, lk_qn = W.lk_readers, W.lk_writer, W.lk_q, W.lk_qh, \
         W.lk_qn
