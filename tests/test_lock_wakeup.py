@@ -176,3 +176,29 @@ def test_a_sweep_sets_the_wake_rule_and_the_wakeup():
     assert got[(False, 0)] == 900 + 1750 and got[(True, 0)] == 900 + 700
     assert got[(False, D)] == (900 + D) + (1750 + 3 * D)
     assert got[(True, D)] == (900 + D) + (700 + D)
+
+
+def test_an_munmaps_downgrade_grants_every_queued_reader_too():
+    """docs/model.md 15.13 with section 4's 5.3 rule: the munmap of OTHER is granted at 0 and
+    downgrades at 1000 (released at 5000); faults on ANON at 100 and 300 take mmap_lock
+    (fault_retry_v57), an mprotect of OTHER at 200 sits between them.  At the downgrade the
+    first fault is granted either way; the second with it under the 5.3 rule, else only after
+    the mprotect (granted at 5000, 2 us)."""
+    from dataclasses import replace
+
+    import naive_engine
+    from test_munmap_downgrade import COSTS
+    from writer_cases import ANON, OTHER, read, rows, same, scenario, writer
+    from vmlab.trace import Call
+
+    sc = scenario([writer(1, OTHER, Call.MUNMAP), read(0, ANON, gap=100),
+                   writer(2, OTHER, Call.MPROTECT, gap=200), read(3, ANON, gap=300)], COSTS)
+    got = {}
+    for all_readers in (False, True):
+        s = replace(sc, rwsem_wake_all_readers=all_readers)
+        same(s, "fault_retry_v57")
+        lk = rows(naive_engine.simulate(s, "fault_retry_v57"), "locks")
+        got[all_readers] = {x["thread"]: (x["request_ns"], x["acquire_ns"]) for x in lk}
+    assert got[False][0] == got[True][0] == (100, 1000)
+    assert got[False][2] == (200, 5000) and got[False][3] == (300, 7000)
+    assert got[True][3] == (300, 1000) and got[True][2] == (200, 5000)
