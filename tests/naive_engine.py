@@ -123,6 +123,10 @@ EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
 # Random streams (docs/model.md section 1).
 STREAM_IO, STREAM_WAIT, STREAM_ADVERSARY, STREAM_WAKE, STREAM_SIGNAL0 = 1, 2, 3, 4, 16
 
+# A writer first in mmap_sem's queue that has waited this long asks for the hand-off
+# (rwsem_steal, docs/model.md section 4: the kernel's RWSEM_WAIT_TIMEOUT, 4 ms at HZ 250-1000).
+RWSEM_WAIT_TIMEOUT_NS = 4_000_000
+
 # How one attempt of a fault ends.
 _COMPLETED, _RETRY_IN_KERNEL, _TO_USER, _DEAD = "completed", "retry", "to_user", "dead"
 _RETRY_FIRST = "retry_first"        # a retry that is a first attempt again (k kept: 15.10)
@@ -167,6 +171,8 @@ class _RwSem:
         self.readers = 0
         self.writer = False
         self.queue = deque()        # (thread, mode, lock record)
+        self.woken = False          # rwsem_steal: the writer first in the queue is woken
+        self.handoff = False        # ... and the lock is to be handed to it
 
 
 class _Thread:
@@ -194,6 +200,7 @@ class _Thread:
         self.gen = None
         self.drain = set()          # VMAs whose readers this writer waits for
         self.granted = None         # (when it runs, its lock record): granted, not yet run
+        self.trying = None          # the _RwSem it was woken to try (rwsem_steal)
 
     def charge_to(self, cat, now):
         """Close the running time segment and charge what follows to ``cat``."""
@@ -677,6 +684,8 @@ class NaiveSimulator:
             # a granted lock waiter runs: its acquisition is now (docs/model.md 15.14)
             th.granted[1]["acquire_ns"] = self.now
             th.granted = None
+        if th.trying is not None and not self._try_write(th):
+            return      # (the woken writer found the lock taken: it waits again)
         while True:
             try:
                 self.cur_thread = th.index
@@ -723,6 +732,9 @@ class NaiveSimulator:
             free = not sem.writer and not sem.queue
         else:
             free = not sem.writer and sem.readers == 0 and not sem.queue
+        if not free and self.sc.rwsem_steal and not sem.writer and sem.readers == 0 \
+                and not sem.handoff:
+            free = True   # docs/model.md section 4: the lock is free, taken past the queue
         if free:
             self._grant(sem, mode, lock)
             return True
@@ -781,9 +793,45 @@ class NaiveSimulator:
                 th.granted[1]["acquire_ns"] = self.now
                 th.granted = None
 
+    def _wake_to_try(self, sem):
+        """rwsem_steal (section 4): the writer first in the queue is woken to take the lock
+        itself when it runs (unless it already is)."""
+        if not sem.woken:
+            sem.woken = True
+            th = sem.queue[0][0]
+            th.trying = sem
+            self._resume_at(th, self._woken_at(), None)
+
+    def _try_write(self, th):
+        """A woken writer runs (section 4, rwsem_steal): it takes the lock if it is free, else
+        it waits again at the head of the queue, asking for the hand-off once it has waited
+        RWSEM_WAIT_TIMEOUT.  True if it took the lock."""
+        sem = th.trying
+        th.trying = None
+        sem.woken = False
+        _th, _mode, lock = sem.queue[0]
+        if not sem.writer and sem.readers == 0:
+            sem.queue.popleft()
+            sem.handoff = False
+            self._grant(sem, WRITE, lock)
+            return True
+        if self.now - lock["request_ns"] >= RWSEM_WAIT_TIMEOUT_NS:
+            sem.handoff = True
+        return False
+
     def _grant_queue(self, sem):
         """The lock has no writer now: grant the queue's head in order (section 4)."""
         batch = []
+        if self.sc.rwsem_steal and sem.queue and sem.queue[0][1] == WRITE:
+            if sem.readers == 0 and not sem.writer:
+                if sem.handoff:
+                    th, _mode, qlock = sem.queue.popleft()
+                    sem.handoff = False
+                    self._grant(sem, WRITE, qlock)
+                    self._wake_granted(th, qlock)
+                else:
+                    self._wake_to_try(sem)
+            return
         if self.sc.rwsem_wake_all_readers and sem.queue and sem.queue[0][1] == READ:
             # Linux 5.3+: every queued reader (up to 256), past the writers, in queue order
             kept = deque()

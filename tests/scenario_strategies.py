@@ -410,7 +410,7 @@ def scenarios(draw, policy, fault_model="page", granular=False, lock_costs=False
         lru_add_batch=draw(st.sampled_from([0, 0, 1, 2, 3, 31])),
         tlb_young=draw(st.booleans()), reclaim_ages_active=draw(st.booleans()),
         reclaim_priorities=draw(st.booleans()),
-        rwsem_wake_all_readers=draw(st.booleans()),
+        rwsem_wake_all_readers=draw(st.booleans()), rwsem_steal=draw(st.booleans()),
     )
 
 

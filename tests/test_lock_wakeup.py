@@ -202,3 +202,62 @@ def test_an_munmaps_downgrade_grants_every_queued_reader_too():
     assert got[False][0] == got[True][0] == (100, 1000)
     assert got[False][2] == (200, 5000) and got[False][3] == (300, 7000)
     assert got[True][3] == (300, 1000) and got[True][2] == (200, 5000)
+
+
+# -- Linux 5.x-6.x: a woken writer takes the lock itself; the free lock is stolen until its
+#    hand-off (Scenario.rwsem_steal) -------------------------------------------------------
+
+def _steal_run(trace, wake, steal=True, policy="per_vma_lock"):
+    import naive_engine
+    from vmlab.model import Scenario, Vma
+    from vmlab.simulation import simulate
+
+    sc = Scenario(trace, vmas=(Vma(BASE, BASE + 4096, backing="anon"),),
+                  costs=Costs(mmap_cs_ns=1000, lock_wakeup_ns=Fixed(wake)), rwsem_steal=steal)
+    r = simulate(sc, policy)
+    assert naive_engine.first_difference(
+        naive_engine.canonical(r.raw),
+        naive_engine.canonical(naive_engine.simulate(sc, policy))) is None
+    return r.locks.set_index("thread")
+
+
+def test_a_reader_takes_the_free_lock_while_the_woken_writer_waits_for_a_cpu():
+    """Writer 0 holds from 0 to 1000; writer 1 asks at 100 and is woken at 1000, running at
+    3000; reader 2 comes at 1500, finds the lock free and takes it (50 ns).  Writer 1 then
+    finds it free and takes it at 3000.  FIFO: writer 1 holds from 1000 (running at 3000),
+    reader 2 waits for it."""
+    t = Trace(np.array([0, 0, 0], np.uint64), op=np.array([Op.LOCK_W, Op.LOCK_W, Op.LOCK_R],
+                                                           np.uint8),
+              tid=np.array([0, 1, 2], np.uint32), size=np.array([0, 0, 50], np.uint64),
+              gap_ns=np.array([0, 100, 1500], np.uint64))
+    steal, fifo = _steal_run(t, D), _steal_run(t, D, steal=False)
+    assert tuple(steal.loc[2, ["request_ns", "acquire_ns", "release_ns"]]) == (1500, 1500, 1550)
+    assert tuple(steal.loc[1, ["request_ns", "acquire_ns", "release_ns"]]) == (100, 3000, 4000)
+    assert tuple(fifo.loc[1, ["acquire_ns", "release_ns"]]) == (3000, 4000)
+    assert tuple(fifo.loc[2, ["acquire_ns", "release_ns"]]) == (4000 + D, 4050 + D)
+
+
+def test_a_writer_that_waited_4_ms_is_handed_the_lock():
+    """Writer 0 holds from 0 to 1000; writer 1 asks at 100, is woken at 1000 and runs 5 ms
+    later (5 ms wake-ups); reader 2 took the free lock at 1500 for 10 ms.  When writer 1 runs
+    it finds it taken, has waited 5.0 ms and asks for the hand-off: reader 3, at 7000, may not
+    take the lock past it and queues; at reader 2's release the lock is handed to writer 1,
+    which runs 5 ms later; reader 3 follows it."""
+    W5 = 5_000_000
+    t = Trace(np.array([0, 0, 0, 0], np.uint64),
+              op=np.array([Op.LOCK_W, Op.LOCK_W, Op.LOCK_R, Op.LOCK_R], np.uint8),
+              tid=np.array([0, 1, 2, 3], np.uint32),
+              size=np.array([0, 0, 10_000_000, 50], np.uint64),
+              gap_ns=np.array([0, 100, 1500, 7000], np.uint64))
+    lk = _steal_run(t, W5)
+    assert tuple(lk.loc[2, ["acquire_ns", "release_ns"]]) == (1500, 10_001_500)
+    assert tuple(lk.loc[1, ["request_ns", "acquire_ns", "release_ns"]]) == (
+        100, 10_001_500 + W5, 10_002_500 + W5)
+    assert tuple(lk.loc[3, ["request_ns", "acquire_ns"]]) == (7000, 10_002_500 + 2 * W5)
+    # with reader 2 short no hand-off is needed: reader 3 too takes the free lock past the
+    # woken writer (at 7000), and writer 1 takes it when it runs
+    t2 = Trace(t.addr, op=t.op, tid=t.tid, size=np.array([0, 0, 50, 50], np.uint64),
+               gap_ns=t.gap_ns)
+    lk2 = _steal_run(t2, W5)
+    assert tuple(lk2.loc[3, ["request_ns", "acquire_ns"]]) == (7000, 7000)
+    assert lk2.loc[1, "acquire_ns"] == 1000 + W5

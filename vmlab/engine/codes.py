@@ -89,6 +89,7 @@ PH_SIGBUS = 13         # the handler failed: SIGBUS ends the thread
 PH_WAIT_IO = 14        # asleep until a file I/O completes (an event wakes it)
 PH_DELIVER = 15        # deliver pending signals one at a time, then TS_AFTER
 PH_DROP_WAIT = 16      # a lock-dropping wait begins once its release (after a line cost) is done
+PH_WTRY = 17           # a writer woken first in mmap_sem's queue tries to take it (rwsem_steal)
 
 # time categories: the first TT_NCAT columns of the thread table
 (CAT_COMPUTE, CAT_HIT, CAT_FAULT_CPU, CAT_IO_WAIT, CAT_LOCK_WAIT, CAT_LOCK_HOLD, CAT_SIGNAL,

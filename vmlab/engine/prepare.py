@@ -1270,6 +1270,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         io_dist=io_dist, wait_dist=wait_dist, wake_dist=wake_dist,
         wake_on=bool(tables[wake_dist].max() > 0),
         wake_all_readers=bool(scenario.rwsem_wake_all_readers),
+        rwsem_steal=bool(scenario.rwsem_steal),
         sig_kind=sig_kind, sig_param=sig_param, sig_start=sig_start, sig_fatal=sig_fatal,
         sig_times=sig_times, sig_toff=sig_toff,
         adv_kind=adv_kind, adv_param=adv_param, adv_start=adv_start, adv_times=adv_times,

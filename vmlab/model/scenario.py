@@ -624,6 +624,13 @@ class Scenario:
         finds a reader first in the queue grants every reader in it, up to 256, past the
         writers waiting between them (``rwsem_mark_wake()``); False (the default): only the
         consecutive readers at the head, as the kernel before 5.3 and section 4.
+    rwsem_steal : bool
+        ``mmap_lock``'s hand-over rule of Linux 5.x-6.x (docs/model.md section 4): a writer
+        first in the queue is woken when the lock is free and takes it itself when it runs
+        (after its ``lock_wakeup_ns``); meanwhile a request that finds the lock free takes it
+        past the queue ("optimistic lock stealing"), until the writer has waited 4 ms
+        (``RWSEM_WAIT_TIMEOUT``) and the lock is handed to it.  False (the default): the
+        queue's head is granted at the release (section 4's FIFO).
     sample_rate : float, optional
         Spatially sampled replay (:mod:`vmlab.sampling`): keep every access to the pages whose
         hash falls below ``sample_rate`` (in (0, 1]), shrink the page cache by the same factor
@@ -660,6 +667,7 @@ class Scenario:
     reclaim_ages_active: bool = False
     reclaim_priorities: bool = False
     rwsem_wake_all_readers: bool = False
+    rwsem_steal: bool = False
 
     def __post_init__(self):
         if not isinstance(self.trace, Trace):
@@ -684,7 +692,7 @@ class Scenario:
             raise ScenarioError(
                 f"unknown replacement {self.replacement!r}; choose one of {', '.join(REPLACEMENTS)}")
         for name in ("workingset", "tlb_young", "reclaim_ages_active", "reclaim_priorities",
-                     "rwsem_wake_all_readers"):
+                     "rwsem_wake_all_readers", "rwsem_steal"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ScenarioError(f"{name} must be True or False, got "
                                     f"{getattr(self, name)!r}")

@@ -494,7 +494,7 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
                        fault_gap_ns=20_000, write_gap_ns=100_000, costs=None, seed=0,
                        other_readers_per_retry=OTHER_READERS_PER_RETRY, n_reader_threads=4,
                        read_hold_ns=0, long_read_fraction=0.0, long_read_hold_ns=1_000_000,
-                       invalidate_hz=0.0, rwsem_wake_all_readers=False):
+                       invalidate_hz=0.0, rwsem_wake_all_readers=False, rwsem_steal=False):
     """An app start (:func:`vmlab.trace.synth.app_start`, with its defaults): ``n_threads``
     threads fault random pages of ``n_files`` cold files while ``n_writers`` threads map and
     mprotect, a fraction ``on_file_fraction`` of their calls on a file VMA, and
@@ -514,8 +514,9 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
     the head of the inactive list, MGLRU puts a folio added during a fault in the youngest
     generation) and how often the phone of the published figures lost it is not published,
     so the rate is swept (:func:`retry_whatif`), never taken as a reproduction.
-    ``rwsem_wake_all_readers``: the lock's wake rule of Linux 5.3 and later (a release
-    grants every queued reader; :class:`~vmlab.model.Scenario`).
+    ``rwsem_wake_all_readers``, ``rwsem_steal``: the lock's rules of Linux 5.x-6.x (a release
+    grants every queued reader; a woken writer takes the lock itself, the free lock is taken
+    past the queue until its hand-off; :class:`~vmlab.model.Scenario`).
 
     Returns
     -------
@@ -534,7 +535,8 @@ def app_start_scenario(n_threads=16, n_files=8, file_pages=4096, faults_per_thre
                          long_read_hold_ns=long_read_hold_ns)
     adversary = Adversary(kind="poisson", rate_hz=invalidate_hz, vma=0) if invalidate_hz else None
     return Scenario(tr, vmas=_file_vmas(n_files, file_pages), costs=costs or Costs(), seed=seed,
-                    adversary=adversary, rwsem_wake_all_readers=rwsem_wake_all_readers)
+                    adversary=adversary, rwsem_wake_all_readers=rwsem_wake_all_readers,
+                    rwsem_steal=rwsem_steal)
 
 
 #: The scan of ``scripts/readahead_retries.c`` as captured on this host (kernel 6.18,
@@ -1033,8 +1035,8 @@ def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per
     CPUs are busy (docs/model.md 15.14): a thread granted ``mmap_lock`` after a wait runs
     after a wake-up drawn from this host's measured delays under ``load``
     (:func:`vmlab.studies.lock_wakeups.host_delays`), each times a scale of ``scales`` (0:
-    an idle machine), under each of ``policies`` and ``seeds``; the lock wakes as 6.x's does
-    (``rwsem_wake_all_readers``: a release grants every queued reader).
+    an idle machine), under each of ``policies`` and ``seeds``; the lock is 6.x's
+    (``rwsem_wake_all_readers``, ``rwsem_steal``: docs/model.md section 4).
 
     Returns
     -------
@@ -1051,7 +1053,8 @@ def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per
         wake = host_delays(load, scale)
         for seed in seeds:
             sc = app_start_scenario(costs=costs.replace(lock_wakeup_ns=wake), seed=seed,
-                                    **{"rwsem_wake_all_readers": True, **app})
+                                    **{"rwsem_wake_all_readers": True, "rwsem_steal": True,
+                                       **app})
             for p in policies:
                 runs.append((sc, p))
                 keys.append((scale, seed, wake.table_mean_ns()))

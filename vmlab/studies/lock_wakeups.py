@@ -211,9 +211,10 @@ def anchor_scenario(run, wakeup=None, seed=0):
     :data:`N_FILES` files (the time between two faults of a thread is the run's, less a
     major fault's modelled time), :data:`N_WRITERS` threads make ``3 * ITERATIONS`` calls
     on 512 KiB of their own (no file VMA), each holding ``mmap_lock`` for write the run's
-    mean hold, at the run's pace; ``wakeup`` is ``lock_wakeup_ns`` (None: 0).  The lock wakes
-    as this host's kernel's does: a release grants every queued reader
-    (``rwsem_wake_all_readers``, since 5.3)."""
+    mean hold, at the run's pace; ``wakeup`` is ``lock_wakeup_ns`` (None: 0).  The lock is
+    this host's kernel's (``rwsem_wake_all_readers``: a release grants every queued reader;
+    ``rwsem_steal``: a woken writer takes the lock itself, the free lock is taken past the
+    queue until the writer's hand-off; docs/model.md section 4)."""
     from ..trace import synth
     from .ladder import _file_vmas
 
@@ -231,7 +232,7 @@ def anchor_scenario(run, wakeup=None, seed=0):
                                                        - run["write_hold_ns"]))),
                          seed=seed)
     return Scenario(tr, vmas=_file_vmas(N_FILES, file_pages), costs=costs, seed=seed,
-                    rwsem_wake_all_readers=True)
+                    rwsem_wake_all_readers=True, rwsem_steal=True)
 
 
 def host_anchor(load="busy", path=None, runs_path=None):

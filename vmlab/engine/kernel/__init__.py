@@ -77,6 +77,8 @@ class KernelInputs(NamedTuple):
     wake_dist: int           # row of ``tables`` for a woken lock waiter's delay (15.14)
     wake_on: bool            # ... and whether it can be other than 0
     wake_all_readers: bool   # a release that grants a reader grants every queued one (5.3+)
+    rwsem_steal: bool        # a queue's head writer is woken to try; the free lock is taken
+    #                          past the queue until its hand-off (docs/model.md section 4)
     # signals, per thread: schedule code, parameter (period, or a table row), start, fatal
     sig_kind: np.ndarray
     sig_param: np.ndarray

@@ -10,9 +10,10 @@ from .. import codes as C
 from . import state as g
 from .fault import _take_unreclaimable
 from .granularity import _kernel_case
-from .locks import (_anon_vma_fallback, _attempt_row, _kernel_made, _mmap_read_release,
-                    _needs_anon_vma, _note_mmap_grant, _resumes, _vma_try_read, _woken_at,
-                    _write_lock_vmas, _write_unlock_vmas)
+from .locks import (RWSEM_WAIT_TIMEOUT_NS, _anon_vma_fallback, _attempt_row,
+                    _free_for_writer, _kernel_made, _mmap_read_release, _needs_anon_vma,
+                    _note_mmap_grant, _resumes, _vma_try_read, _woken_at, _write_lock_vmas,
+                    _write_unlock_vmas)
 from .pagecache import F_PTE
 
 
@@ -146,6 +147,9 @@ def _ph_lock_req(K, W, G, th, t):
         ok = lk_writer[a] == 0 and lk_qn[a] == 0
     else:
         ok = lk_writer[a] == 0 and lk_readers[a] == 0 and lk_qn[a] == 0
+    if not ok and K.rwsem_steal and lk_writer[a] == 0 and lk_readers[a] == 0 and \
+            W.lk_handoff[a] == 0:
+        ok = True   # docs/model.md section 4: the free lock is taken past the queue
     TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
     TS[th, C.TS_PHASE] = C.PH_GRANTED
     if ok:
@@ -378,6 +382,25 @@ def _downgrade(K, W, G, th, t):
     return t + K.lw_read[TS[th, C.TS_LW_NEXT]], g.STEP_DONE  # (phase PH_RELEASE_W again)
 
 
+@njit_phase
+def _ph_wtry(K, W, G, th, t):
+    """PH_WTRY (``rwsem_steal``, docs/model.md section 4): a writer woken first in mmap_sem's
+    queue runs: it takes the lock if it is free (``PH_GRANTED`` next, at once), else it waits
+    at the head again, asking for the hand-off once it has waited RWSEM_WAIT_TIMEOUT."""
+    a = W.TS[th, C.TS_LOCK_ASID]
+    W.lk_woken[a] = 0
+    W.TS[th, C.TS_PHASE] = C.PH_GRANTED
+    if W.lk_writer[a] == 0 and W.lk_readers[a] == 0:
+        W.lk_qh[a] = (W.lk_qh[a] + 1) % W.lk_q.shape[1]   # (it is the queue's head)
+        W.lk_qn[a] -= 1
+        W.lk_writer[a] = 1
+        W.lk_handoff[a] = 0
+        return t, C.PH_GRANTED
+    if t - W.TS[th, C.TS_REQ_T] >= RWSEM_WAIT_TIMEOUT_NS:
+        W.lk_handoff[a] = 1
+    return -1, g.HALT
+
+
 #: The most readers one release wakes (the kernel's MAX_READERS_WAKEUP).
 MAX_READERS_WAKEUP = 256
 
@@ -430,6 +453,13 @@ def _grant_waiters(K, W, G, a, t):
     h0 = lk_qh[a]
     if K.wake_all_readers and lk_writer[a] == 0 and lk_qn[a] > 0 and (lk_q[a, h0] & 1) == 0:
         _grant_all_readers(K, W, G, a, t)
+        return
+    if K.rwsem_steal and lk_qn[a] > 0 and (lk_q[a, h0] & 1) == 1:
+        # a writer first: woken to try, or handed the lock (docs/model.md section 4)
+        if lk_readers[a] == 0 and lk_writer[a] == 0:
+            w = _free_for_writer(K, W, G, a, t)
+            if w >= 0:
+                _resumes(G, W.tn[w], w)
         return
     while lk_qn[a] > 0:
         w = lk_q[a, lk_qh[a]]

@@ -11,6 +11,9 @@ from .events import _draw, _with_step
 
 #: The random stream of the woken lock waiters' delays (docs/model.md sections 1 and 15.14).
 STREAM_WAKE = 4
+#: A writer first in mmap_sem's queue that has waited this long asks for the hand-off
+#: (``rwsem_steal``, docs/model.md section 4: the kernel's RWSEM_WAIT_TIMEOUT, 4 ms).
+RWSEM_WAIT_TIMEOUT_NS = 4_000_000
 
 
 @njit_borrow
@@ -236,11 +239,35 @@ def _mmap_read_release(K, W, G, th, t):
         W.locks[W.TS[th, C.TS_LOCK_ROW], C.L_RELEASE] = t
     W.lk_readers[a] -= 1
     if W.lk_readers[a] == 0 and W.lk_qn[a] > 0:
+        if K.rwsem_steal:
+            return _free_for_writer(K, W, G, a, t)
         w = _wake_writer(a, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn)
         if w >= 0:
             W.tn[w] = _woken_at(K, G, t)
         return w
     return -1
+
+
+@njit_verb
+def _free_for_writer(K, W, G, a, t):
+    """``rwsem_steal`` (docs/model.md section 4): address space ``a``'s mmap_sem is free at
+    ``t`` and a writer is first in its queue: handed to it if it asked for the hand-off
+    (granted, resuming after its wake-up), else woken to take the lock itself when it runs
+    (``PH_WTRY``), unless it already is.  Returns the thread that resumes, or -1."""
+    w = W.lk_q[a, W.lk_qh[a]]
+    if (w & 1) == 0:
+        return -1
+    if W.lk_handoff[a] == 1:
+        W.lk_handoff[a] = 0
+        w = _wake_writer(a, W.lk_writer, W.lk_q, W.lk_qh, W.lk_qn)
+        W.tn[w] = _woken_at(K, G, t)
+        return w
+    if W.lk_woken[a] == 1:
+        return -1
+    W.lk_woken[a] = 1
+    W.TS[w >> 1, C.TS_PHASE] = C.PH_WTRY
+    W.tn[w >> 1] = _woken_at(K, G, t)
+    return w >> 1
 
 
 @njit_verb

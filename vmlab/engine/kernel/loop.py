@@ -39,7 +39,7 @@ from .events import NO_STEP, _heap_pop, _heap_push, _key_lt, _limit, _next_arriv
 from .fastrun import _rec_end_inline
 from .fault import (_ph_abort, _ph_drop_wait, _ph_fault_end, _ph_install, _ph_lookup,
                     _ph_minor_map, _ph_sigbus, _ph_woken)
-from .lockphases import _ph_granted, _ph_lock_req, _ph_release_w
+from .lockphases import _ph_granted, _ph_lock_req, _ph_release_w, _ph_wtry
 from .locks import _note_mmap_grant
 from .pagecache import (F_FILE, F_MSIO, F_PIN, F_RES, PRELOAD_PIN, _admit_entry, _insert,
                         _note_candidate)
@@ -211,7 +211,8 @@ def _setup(K):
         # mmap_sem per address space: waiting thread*2 + mode in a ring per space (a thread
         # waits at most once, so T slots always suffice); the lock designs' VMA locks
         lk_readers=zeros(n_asid), lk_writer=zeros(n_asid), lk_q=zeros(n_asid, T + 1),
-        lk_qh=zeros(n_asid), lk_qn=zeros(n_asid), vl_readers=zeros(nvma),
+        lk_qh=zeros(n_asid), lk_qn=zeros(n_asid), lk_woken=zeros(n_asid),
+        lk_handoff=zeros(n_asid), vl_readers=zeros(nvma),
         vl_wlocked=zeros(nvma), vl_seq=zeros(nvma), mm_seq=zeros(n_asid),
         drain_th=np.full(n_asid, -1, np.int64), anon_vma=K.vma_anon_vma.copy(),
         TS=TS, TT=TT, tn=zeros(T), fstart=zeros(T), vf_h=zeros(nvma),
@@ -445,7 +446,7 @@ def _run_thread(K, W, G, th, t):
     horizon = K.horizon
     while True:
         ph = TS[th, C.TS_PHASE]
-        if ph < 0 or ph > C.PH_DROP_WAIT:
+        if ph < 0 or ph > C.PH_WTRY:
             raise RuntimeError("vmlab engine: unknown thread phase")
         nxt = -1  # time of this thread's next step; -1: it blocks (someone wakes it)
         # (a phase that moves on at the same time with nothing new before it returns the
@@ -464,6 +465,10 @@ def _run_thread(K, W, G, th, t):
             nxt, ph = _ph_lookup(K, W, G, th, t)
         elif ph == C.PH_DROP_WAIT:
             nxt, ph = _ph_drop_wait(K, W, G, th, t)
+        elif ph == C.PH_WTRY:
+            nxt, ph = _ph_wtry(K, W, G, th, t)
+            if ph == C.PH_GRANTED:
+                nxt, ph = _ph_granted(K, W, G, th, t)
         elif ph == C.PH_WOKEN:
             nxt, ph = _ph_woken(K, W, G, th, t)
         elif ph == C.PH_ABORT:
@@ -511,5 +516,5 @@ def _run_thread(K, W, G, th, t):
 #: pass loads what the helper finished (docs/performance.md, nineteenth session).  A phase
 #: left out only compiles in the pass, as before.
 COMPILE_ORDER = (_ph_start, _ph_access, _ph_lock_req, _ph_granted, _ph_release_w, _ph_lookup,
-                 _ph_drop_wait, _ph_woken, _ph_abort, _ph_rec_end, _ph_deliver, _ph_minor_map,
+                 _ph_drop_wait, _ph_wtry, _ph_woken, _ph_abort, _ph_rec_end, _ph_deliver, _ph_minor_map,
                  _ph_install, _ph_sigbus, _ph_fault_end, _rec_end_inline, _end_run)

@@ -135,6 +135,8 @@ class Work(NamedTuple):
     lk_q: np.ndarray        # [asid, T + 1]: waiting thread * 2 + mode, a ring
     lk_qh: np.ndarray
     lk_qn: np.ndarray
+    lk_woken: np.ndarray    # [asid] 1: the writer first in the queue is woken to try (rwsem_steal)
+    lk_handoff: np.ndarray  # [asid] 1: ... and the lock goes to it at the next release
     # the lock designs after 2010 (locks.py; used only when K.designs)
     vl_readers: np.ndarray
     vl_wlocked: np.ndarray
