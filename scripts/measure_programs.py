@@ -75,7 +75,7 @@ def main(argv=None):
                         "by caller, three warm runs under perf record -g")
     p.add_argument("--lock-wakeups", action="store_true",
                    help="only lock_wakeups.csv and lock_wakeups_runs.csv: how long a thread "
-                   "woken from an mmap_lock wait takes to run, scripts/lock_wakeups.c under "
+                   "woken from an mmap_lock wait takes to run, vmlab/data/lock_wakeups.c under "
                    "each load, three runs (vmlab.studies.lock_wakeups)")
     p.add_argument("--perf-only", action="store_true",
                    help="only the perf recordings perf_<program>.vmt, warm (the native "
@@ -317,7 +317,7 @@ def write_readme(out):
         "(`vmlab.studies.lock_callers`). "
         "`lock_wakeups.csv` and `lock_wakeups_runs.csv` (`--lock-wakeups`, 2026-12-05, 11 s) "
         "have how long a thread woken from an `mmap_lock` wait takes to run when the CPUs "
-        "are busy: `scripts/lock_wakeups.c` (16 threads faulting cold file pages, 2 "
+        "are busy: `vmlab/data/lock_wakeups.c` (16 threads faulting cold file pages, 2 "
         "mapping and `mprotect`ing, and under load `busy` 4 more spinning) three times under "
         "each load with `perf record -e 'mmap_lock:*'`, one row per acquisition that "
         "waited (the time from the release that let it go to its `acquire_returned`) and "

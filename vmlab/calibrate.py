@@ -177,13 +177,36 @@ def profile_from(values, runs=None):
                       + (f" ({runs} runs)" if runs else "")}
 
 
-def calibrate(out, *, runs=9, pages=4096, major=True, major_samples=300):
+def add_lock_wakeups(prof, load, runs=3):
+    """Measure how long a thread woken from an ``mmap_lock`` wait takes to run on this
+    machine under ``load`` (:func:`vmlab.studies.lock_wakeups.measure`: needs ``perf`` and the
+    ``mmap_lock`` tracepoints, so root) and put it in the profile ``prof`` as the cost
+    ``lock_wakeup_ns`` (an empirical distribution), with its summary in ``measurements``."""
+    from .studies.lock_wakeups import measure as measure_wakeups
+    from .studies.lock_wakeups import summary
+
+    wakes, _runs = measure_wakeups(runs=runs, loads=[load])
+    d = np.sort(wakes["delay_ns"].to_numpy(dtype=np.float64))
+    if len(d) == 0:
+        raise VmlabError(f"calibrate --lock-wakeups {load}: no acquisition of mmap_lock waited "
+                         f"in {runs} runs; nothing to measure (run it again, or with more "
+                         f"--runs)")
+    prof["costs"]["lock_wakeup_ns"] = {"kind": "empirical", "samples_ns": d.tolist()}
+    prof["measurements"]["lock_wakeup_ns"] = {"load": load, "runs": runs, **summary(d)}
+    Costs.from_dict(prof["costs"])  # the profile must load
+    return prof
+
+
+def calibrate(out, *, runs=9, pages=4096, major=True, major_samples=300, lock_wakeups=None):
     """Measure, and write the profile to ``out`` (JSON, or TOML for a ``.toml`` name),
-    atomically. Returns the profile dict."""
+    atomically; ``lock_wakeups`` (a load of :data:`vmlab.studies.lock_wakeups.LOADS`) adds
+    the lock wake-ups of :func:`add_lock_wakeups`. Returns the profile dict."""
     out = Path(out)
     values = measure(pages=pages, runs=runs, major_samples=major_samples if major else 0,
                      workdir=out.parent if str(out.parent) else None)
     prof = profile_from(values, runs)
+    if lock_wakeups is not None:
+        add_lock_wakeups(prof, lock_wakeups)
     text = to_toml(prof) if out.suffix.lower() == ".toml" else json.dumps(prof, indent=1)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(text + "\n")

@@ -214,6 +214,10 @@ def _recording_parsers(sub):
     cb.add_argument("--runs", type=int, default=9, help="repetitions (default 9)")
     cb.add_argument("--no-major", action="store_true",
                     help="skip the major-fault measurement (needs to drop a file's cache)")
+    cb.add_argument("--lock-wakeups", default=None, metavar="LOAD",
+                    help="also measure how long a thread woken from an mmap_lock wait takes "
+                         "to run with the CPUs busy (busy or faulting; needs perf and root): "
+                         "the cost lock_wakeup_ns")
     va = sub.add_parser(
         "validate", help="predicted against measured page faults of a real program",
         description="Record PROGRAM with lackey, predict its faults with the engine, run it "
@@ -433,13 +437,23 @@ def _record(a):
 def _calibrate(a):
     from .calibrate import calibrate
 
+    if a.lock_wakeups is not None:
+        from .studies.lock_wakeups import LOADS
+        if a.lock_wakeups not in LOADS:
+            raise VmlabError(f"--lock-wakeups must be one of {', '.join(LOADS)}, got "
+                             f"{a.lock_wakeups!r}")
     check_writable(a.out)
-    prof = calibrate(a.out, runs=a.runs, major=not a.no_major)
+    prof = calibrate(a.out, runs=a.runs, major=not a.no_major, lock_wakeups=a.lock_wakeups)
     for k, v in prof["costs"].items():
         if isinstance(v, dict) and v.get("kind") == "empirical":
-            q = prof["measurements"]["major_fault_ns"]
-            v = (f"empirical, {len(v['samples_ns'])} major faults: p50 {q['p50']:,.0f} ns, "
-                 f"p99 {q['p99']:,.0f} ns")
+            if k == "lock_wakeup_ns":
+                q = prof["measurements"]["lock_wakeup_ns"]
+                v = (f"empirical, {q['n']} wake-ups under load {q['load']}: p50 "
+                     f"{q['p50_ns']:,.0f} ns, p99 {q['p99_ns']:,.0f} ns")
+            else:
+                q = prof["measurements"]["major_fault_ns"]
+                v = (f"empirical, {len(v['samples_ns'])} major faults: p50 {q['p50']:,.0f} ns, "
+                     f"p99 {q['p99']:,.0f} ns")
         print(f"{k:<18} {v}", file=sys.stderr)
     print(f"wrote {a.out}", file=sys.stderr)
     return 0

@@ -10,7 +10,7 @@ that time: a writer that comes meanwhile waits for it, and readers queue behind 
 :func:`wakeup_delays` measures it from a capture of the kernel's ``mmap_lock`` tracepoints
 (:func:`vmlab.trace.readers.mmap_lock.read_capture`): for each acquisition that waited, the
 time from the release that let it go to its ``acquire_returned``.  :func:`capture` runs a
-program under ``perf`` and does so; ``scripts/lock_wakeups.c`` is the program the shipped
+program under ``perf`` and does so; ``vmlab/data/lock_wakeups.c`` is the program the shipped
 measurement (:data:`HOST_CSV`, ``scripts/measure_programs.py --lock-wakeups``) ran, an app
 start in small; :func:`host_delays` gives the shipped delays as a distribution.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -34,15 +33,16 @@ from ..trace.readers.mmap_lock import read_capture, wait_summary
 HOST_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "native" / \
     "lock_wakeups.csv"
 HOST_RUNS_CSV = HOST_CSV.with_name("lock_wakeups_runs.csv")
-#: The program of the shipped measurement (built with ``cc -O2 -pthread``).
-PROGRAM_C = HOST_CSV.parent.parent.parent / "scripts" / "lock_wakeups.c"
+#: The program of the measurement: ``vmlab/data/lock_wakeups.c`` (in the package, built
+#: with the system's C compiler, :func:`vmlab.calibrate.compile_c`).
+PROGRAM = "lock_wakeups"
 #: Its files: 8 files of 16 MiB, dropped from the page cache by the program.
 N_FILES, FILE_MIB = 8, 16
 #: The program's shape in the shipped measurement: faulting threads, reads each, writer
 #: threads, iterations each (an ``mmap``, an ``mprotect`` and an ``munmap`` of a 512 KiB
 #: chunk), microseconds slept between calls.
 N_FAULTERS, FAULTS, N_WRITERS, ITERATIONS, SLEEP_US = 16, 400, 2, 400, 100
-#: The loads of the shipped measurement: ``scripts/lock_wakeups.c`` as above and, under
+#: The loads of the shipped measurement: ``vmlab/data/lock_wakeups.c`` as above and, under
 #: ``busy``, 4 threads more that only spin (this host has 2 CPUs: about 11 runnable threads
 #: a CPU), under ``faulting``, none (9 a CPU: the faulting threads spin between their reads).
 LOADS = {load: tuple(str(v) for v in (N_FAULTERS, FAULTS, N_WRITERS, ITERATIONS, SLEEP_US,
@@ -135,17 +135,18 @@ def run_summary(cap):
 
 
 def measure(runs=3, loads=None, work=None):
-    """Build :data:`PROGRAM_C`, write its files and run it ``runs`` times under each of
+    """Build :data:`PROGRAM`, write its files and run it ``runs`` times under each of
     ``loads`` (names of :data:`LOADS`; all by default), each under :func:`capture`.
     Returns (wake-ups, runs) as DataFrames, the shipped files' rows."""
-    from ..trace.record import require
+    from ..calibrate import compile_c
 
-    cc = require("cc")
     loads = list(loads or LOADS)
+    unknown = [load for load in loads if load not in LOADS]
+    if unknown:
+        raise ScenarioError(f"load {unknown[0]!r}: expected one of {', '.join(LOADS)}")
     wakes, summaries = [], []
     with tempfile.TemporaryDirectory(prefix="vmlab-wakeups-", dir=work) as d:
-        exe = os.path.join(d, "lock_wakeups")
-        subprocess.run([cc, "-O2", "-pthread", "-o", exe, str(PROGRAM_C)], check=True)
+        exe = str(compile_c(PROGRAM, d, extra=("-pthread",)))
         files = []
         for i in range(N_FILES):
             path = os.path.join(d, f"file{i}")
@@ -205,7 +206,7 @@ def host_delays(load="busy", scale=1.0, path=None):
 
 
 def anchor_scenario(run, wakeup=None, seed=0):
-    """The app start in small of :data:`PROGRAM_C` as vmlab plays it, at the pace one run of
+    """The app start in small of :data:`PROGRAM` as vmlab plays it, at the pace one run of
     it went (a row of :data:`HOST_RUNS_CSV`: ``fault_cycle_ns``, ``write_cycle_ns``,
     ``write_hold_ns``): :data:`N_FAULTERS` threads each fault :data:`FAULTS` random pages of
     :data:`N_FILES` files (the time between two faults of a thread is the run's, less a
@@ -236,7 +237,7 @@ def anchor_scenario(run, wakeup=None, seed=0):
 
 
 def host_anchor(load="busy", path=None, runs_path=None):
-    """This host's runs of :data:`PROGRAM_C` under ``load`` beside vmlab's ``per_vma_lock``
+    """This host's runs of :data:`PROGRAM` under ``load`` beside vmlab's ``per_vma_lock``
     on :func:`anchor_scenario` at each run's pace, without wake-ups and with the load's
     measured ones (:func:`host_delays`): a DataFrame, one row per source, medians over the
     runs of ``n_read``, ``read_wait_mean_ns``, ``share_read_waited``, ``n_read_1_10ms`` and

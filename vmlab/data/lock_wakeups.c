@@ -1,5 +1,7 @@
 /* lock_wakeups: how long a thread woken from an mmap_lock wait takes to run, on this host
- * with its CPUs busy (docs/model.md 15.14, Costs.lock_wakeup_ns).
+ * with its CPUs busy (docs/model.md 15.14, Costs.lock_wakeup_ns; vmlab.studies.lock_wakeups
+ * builds and runs it: scripts/measure_programs.py --lock-wakeups, vmlab calibrate
+ * --lock-wakeups LOAD).
  *
  * An app start in small: NFAULT threads read one byte of random pages of cold files (dropped
  * from the page cache first; MADV_RANDOM, so no readahead), spinning 20 us between reads;
@@ -17,7 +19,8 @@
  * usage: lock_wakeups NFAULT FAULTS NWRITE WRITES GAP_US NBUSY FILE...
  * build: cc -O2 -pthread -o lock_wakeups lock_wakeups.c
  * Written for vmlab (MIT licence, like the rest of the project).
- */#define _GNU_SOURCE
+ */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
