@@ -1071,6 +1071,35 @@ def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per
     return pd.concat(frames, ignore_index=True)
 
 
+#: The columns :func:`wakeup_table` averages.
+WAKEUP_COLUMNS = ("mean_wakeup_ns", "n_mmap_lock_read_total", "mmap_lock_read_wait_ns",
+                  "mmap_lock_read_wait_ns_mean", "mmap_lock_write_wait_ns_mean",
+                  "n_read_waits_1_10ms", "n_read_waits_10_100ms", "long_waits", "reads_ratio",
+                  "read_wait_ratio")
+
+
+def wakeup_table(runs, by="scale"):
+    """:func:`wakeup_sweep`'s rows (or several sweeps', told apart by column ``by``) in brief:
+    the means of :data:`WAKEUP_COLUMNS` over the seeds per ``by`` and policy, the range of
+    ``read_wait_ratio`` over the seeds (``read_wait_ratio_min``, ``_max``) and ``long_left``:
+    the policy's mean read waits of 1-100 ms over the first policy's (NaN where it had none).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by (``by``, ``policy``), in the rows' order.
+    """
+    keys = [by, "policy"]
+    out = runs.groupby(keys, sort=False)[list(WAKEUP_COLUMNS)].mean()
+    ratio = runs.groupby(keys, sort=False)["read_wait_ratio"]
+    out["read_wait_ratio_min"] = ratio.min()
+    out["read_wait_ratio_max"] = ratio.max()
+    first = out.xs(runs["policy"].iloc[0], level="policy")["long_waits"]
+    base = first.reindex(out.index.get_level_values(by)).to_numpy(dtype=float)
+    out["long_left"] = out["long_waits"].to_numpy() / np.where(base > 0, base, np.nan)
+    return out
+
+
 def tracepoint_wait_bins(results, capture=None):
     """``mmap_lock`` wait bins the way the 2025-26 measurements were made: from the kernel's
     tracepoints.
