@@ -1775,6 +1775,10 @@ class NaiveSimulator:
     def _thread_main(self, th):
         for vi in th.eager_vmas:
             yield from self._eager_map(th, vi)
+            # the mapping's end is a step of its own (the engine's PH_REC_END after the
+            # release, docs/model.md section 2): the steps of lower threads at this instant
+            # come first, such as a writer its release woke to take the lock (rwsem_steal)
+            yield ("sleep", 0, "compute")
             if not (yield from self._deliver(th)):
                 return
         for rec in th.records:

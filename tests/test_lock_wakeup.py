@@ -261,3 +261,28 @@ def test_a_writer_that_waited_4_ms_is_handed_the_lock():
     lk2 = _steal_run(t2, W5)
     assert tuple(lk2.loc[3, ["request_ns", "acquire_ns"]]) == (7000, 7000)
     assert lk2.loc[1, "acquire_ns"] == 1000 + W5
+
+
+def test_a_woken_writer_runs_before_a_higher_thread_maps_again():
+    """rwsem_steal at one instant (docs/model.md section 2): thread 20 maps two device VMAs
+    eagerly (1 us each, from 0); thread 10's writer asks at 100.  At 1000 the first mapping
+    releases and wakes the writer, which (a lower thread, at once) takes the free lock
+    before thread 20's next mapping asks for it; that one waits for the writer's release."""
+    import naive_engine
+    from vmlab.model import Scenario, Vma
+    from vmlab.simulation import simulate
+
+    t = Trace(np.array([0, BASE + 2 * 4096], np.uint64),
+              op=np.array([Op.LOCK_W, Op.LOAD], np.uint8), tid=np.array([10, 20], np.uint32),
+              size=np.array([0, 8], np.uint64), gap_ns=np.array([100, 5000], np.uint64))
+    vmas = (Vma(BASE, BASE + 4096, backing="device", map_thread=20),
+            Vma(BASE + 4096, BASE + 3 * 4096, backing="device", map_thread=20))
+    sc = Scenario(t, vmas=vmas, costs=Costs(mmap_cs_ns=500, remap_fixed_ns=1000, pte_ns=0),
+                  rwsem_steal=True)
+    r = simulate(sc, "remap_pfn_range")
+    assert naive_engine.first_difference(
+        naive_engine.canonical(r.raw),
+        naive_engine.canonical(naive_engine.simulate(sc, "remap_pfn_range"))) is None
+    lk = r.locks.sort_values(["thread", "request_ns"])
+    got = [tuple(x) for x in lk[["thread", "request_ns", "acquire_ns", "release_ns"]].to_numpy()]
+    assert got == [(0, 100, 1000, 1500), (1, 0, 0, 1000), (1, 1000, 1500, 2500)]
