@@ -237,3 +237,32 @@ def test_papermill_run_checks_injected_parameters(tmp_path):
     assert e.value.evalue.startswith("papermill: parameter RATES_HZ must be a list of integers")
     assert "-y 'NAME: [1, 2]'" in e.value.evalue
     assert "n_rates" not in read_records(tmp_path / "bad.ipynb")
+
+
+def test_a_kernel_that_dies_at_its_start_is_started_again(tiny, tmp_path, monkeypatch):
+    """Kernels started side by side can die before their first reply (a port two of them
+    picked): execute_notebook starts such a notebook again, a failing one it reports."""
+    import papermill
+
+    real = papermill.execute_notebook
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*a, **k)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    r = report.execute_notebook(tiny / "01_good.ipynb", tmp_path / "o.ipynb", kernel="python3")
+    assert r["status"] == "ok" and len(calls) == 2 and r["records"]["x_squared"] == 4
+
+    def dead(*a, **k):
+        calls.append(1)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", dead)
+    r = report.execute_notebook(tiny / "01_good.ipynb", tmp_path / "p.ipynb", kernel="python3")
+    assert r["status"] == "failed" and len(calls) == 1 + report.KERNEL_START_RETRIES
+    assert r["error"] == "RuntimeError: Kernel died before replying to kernel_info"

@@ -178,6 +178,19 @@ def plan_parameters(paths, parameters=None, preset="default"):
 # Executing one notebook (runs in a worker process)
 
 
+#: Kernels started side by side can die before their first reply (jupyter_client picks
+#: free ports before the kernel binds them, and two starts may pick the same): such a start
+#: is tried again this many times, no cell having run.
+KERNEL_START_RETRIES = 2
+
+
+def _kernel_start_failed(exc):
+    """The kernel died or kept silent before it replied to ``kernel_info``: nothing ran."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "Kernel died before replying to kernel_info" in text or "Kernel didn't respond" in text)
+
+
 def _error_of(exc):
     """One line describing a notebook failure."""
     ename = getattr(exc, "ename", None)
@@ -276,15 +289,21 @@ def execute_notebook(path, out_path, parameters=None, kernel=KERNEL, html_path=N
         with open(log_path, "w") as log:
             os.dup2(log.fileno(), 2)
             try:
-                pm.execute_notebook(str(path), str(out_path), parameters=dict(parameters or {}),
-                                    kernel_name=kernel, cwd=str(path.parent),
-                                    progress_bar=False, log_output=False,
-                                    execution_timeout=timeout,
-                                    # papermill's 60 s default is too short beside a test
-                                    # suite on 2 loaded cores
-                                    start_timeout=300)
-            except Exception as e:  # a failing notebook is a result, not a crash of the report
-                status, error = "failed", _error_of(e)
+                for attempt in range(1 + KERNEL_START_RETRIES):
+                    try:
+                        pm.execute_notebook(str(path), str(out_path),
+                                            parameters=dict(parameters or {}),
+                                            kernel_name=kernel, cwd=str(path.parent),
+                                            progress_bar=False, log_output=False,
+                                            execution_timeout=timeout,
+                                            # papermill's 60 s default is too short beside a
+                                            # test suite on 2 loaded cores
+                                            start_timeout=300)
+                    except Exception as e:  # a failing notebook is a result, not a crash
+                        if _kernel_start_failed(e) and attempt < KERNEL_START_RETRIES:
+                            continue    # (no cell ran: the notebook starts again)
+                        status, error = "failed", _error_of(e)
+                    break
             finally:
                 os.dup2(saved, 2)
     finally:
