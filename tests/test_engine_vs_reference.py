@@ -20,6 +20,7 @@ import os
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 engine = pytest.importorskip("vmlab.engine", reason="vmlab.engine is not importable yet")
 if not hasattr(engine, "run"):
@@ -250,3 +251,62 @@ def test_engine_matches_reference_with_lock_designs(case):
     VM_FAULT_COMPLETED, writers that name their range and wait for a VMA's readers, and the
     costs of 15.1 (VMA lookup, lock-word lines)."""
     check_agreement(*case)
+
+
+# -- signals at the instants where something else happens --------------------------------
+
+def _instants(result):
+    """Every instant at which a run's lock records and fault records say something happens."""
+    out = set()
+    for table, cols in ((result.locks, ("request_ns", "acquire_ns", "release_ns",
+                                        "downgrade_ns")),
+                        (result.faults, ("start_ns", "end_ns"))):
+        for c in cols:
+            out.update(int(x) for x in table[c] if x >= 0)
+    return sorted(out)
+
+
+@agreement
+@given(st.one_of(lock_cases(), cases()), st.data())
+def test_engine_matches_reference_with_signals_at_the_instants_of_other_events(case, data):
+    """Signals sent exactly when a lock is requested, granted or released or a fault starts
+    or ends (the instants of an engine run of the case): section 2's order at equal times
+    decides who goes first, and random arrival times almost never test it."""
+    scenario, policy = case
+    instants = _instants(budgeted.engine(scenario, policy))
+    if not instants:
+        return
+    times = sorted(set(data.draw(st.lists(st.sampled_from(instants), min_size=1, max_size=6))))
+    tids = sorted({int(t) for t in scenario.trace.tid})
+    chosen = data.draw(st.lists(st.sampled_from(tids), min_size=1, unique=True))
+    sig = SignalSchedule("times", times_ns=tuple(times), fatal=data.draw(st.booleans()),
+                         threads=tuple(chosen))
+    scenario = scenario.replace(signals=(sig,))
+    scenario.validate(policy)
+    check_agreement(scenario, policy)
+
+
+def test_a_signal_aborting_a_wait_resumes_its_thread_after_a_lower_threads_release():
+    """docs/model.md section 2: an abort by a signal is a thread step (kind 3) at the signal's
+    arrival, so a lower thread's release at that same instant comes first, and the aborted
+    fault's own release then finds no other holder.  (The engine once ran the aborted thread
+    inside the signal's event: its release paid the line cost of a holder already gone.)"""
+    vmas = [Vma(BASE, BASE + 4 * PAGE, "file", policy="nopage_refault")]
+    costs = Costs(io_ns=Fixed(1_000_000), fault_ns=500, mmap_lock_line_ns=100)
+    # thread 0 (tid 1): a reader of mmap_lock, not a fault, of 1,000 ns after 10 ns; thread 1
+    # (tid 2): a file fault at 0 that holds mmap_lock over its I/O, interruptibly
+    tr = Trace(addr=np.array([0, BASE], np.uint64), op=np.array([Op.LOCK_R, Op.LOAD], np.uint8),
+               size=np.array([1000, 8], np.uint64), tid=np.array([1, 2], np.uint32),
+               gap_ns=np.array([10, 0], np.uint64))
+    # the reader: granted at 10 beside the fault (100 ns of line), holds to 1,110, and its
+    # release, beside the fault again, takes effect at 1,210: the signal comes then
+    sc = Scenario(tr, vmas=vmas, costs=costs, horizon_ns=3_000_000,
+                  signals=SignalSchedule("times", times_ns=(1210,), threads=(2,)))
+    check_agreement(sc, None)
+    r = engine.run(sc)
+    locks = r.locks
+    got = sorted(zip(locks["thread"], locks["acquire_ns"], locks["release_ns"]))
+    assert got[0] == (0, 10, 1210)
+    # the fault's release at the abort: the reader is gone, so it costs nothing
+    assert got[1] == (1, 0, 1210)
+    assert list(r.signals["arrival_ns"]) == [1210] and list(r.signals["aborted_wait"]) == [1]

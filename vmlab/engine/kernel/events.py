@@ -106,22 +106,6 @@ def _with_step(found, lt, lk, t, th):
 
 
 @njit_verb
-def _other_min(tn, th):
-    """The earliest next step of the threads other than ``th``: ``(found, time, key)``."""
-    found = False
-    lt = 0
-    lk = 0
-    for i in range(tn.shape[0]):
-        if i != th and tn[i] != NO_STEP:
-            k = (C.EV_THREAD << 40) | i
-            if not found or _key_lt(tn[i], k, lt, lk):
-                lt = tn[i]
-                lk = k
-                found = True
-    return found, lt, lk
-
-
-@njit_verb
 def _limit(hn, h_t, h_k, o_found, o_t, o_k):
     """The smallest pending key: the heap's top ``(h_t, h_k)`` (if ``hn`` > 0) or the other
     threads' earliest step."""

@@ -35,7 +35,7 @@ from . import state as g
 from .accounting import (MAX_BINS, REC_MARGIN, _close_books, _grow, _grow1, _handler_extra,
                          _low_room, _oom)
 from .arrivals import _on_adversary, _on_io
-from .events import NO_STEP, _heap_pop, _heap_push, _key_lt, _limit, _next_arrival, _other_min
+from .events import NO_STEP, _heap_pop, _heap_push, _key_lt, _limit, _next_arrival
 from .fastrun import _rec_end_inline
 from .fault import (_ph_abort, _ph_drop_wait, _ph_fault_end, _ph_install, _ph_lookup,
                     _ph_minor_map, _ph_sigbus, _ph_woken)
@@ -419,18 +419,17 @@ def _run_pass(inputs, work, G):
             _on_adversary(K, W, G, t)
             continue
         th = ident
-        if kind == C.EV_SIGNAL and not _on_signal(K, W, G, th, t):
-            continue  # (else it aborted an interruptible wait: the thread runs now)
+        if kind == C.EV_SIGNAL:
+            # a signal that aborts an interruptible wait resumes the thread at its arrival,
+            # as a thread step (kind 3): after the other arrivals at that instant and after
+            # the steps there of lower threads (docs/model.md section 2)
+            if _on_signal(K, W, G, th, t):
+                tn[th] = t
+            continue
         # other threads' next steps change during this run only through grants it makes
-        if kind == C.EV_THREAD:
-            G[g.G_O_FOUND] = 1 if st != NO_STEP else 0
-            G[g.G_O_T] = st
-            G[g.G_O_K] = (C.EV_THREAD << 40) | sth
-        else:
-            found, o_t, o_k = _other_min(tn, th)
-            G[g.G_O_FOUND] = 1 if found else 0
-            G[g.G_O_T] = o_t
-            G[g.G_O_K] = o_k
+        G[g.G_O_FOUND] = 1 if st != NO_STEP else 0
+        G[g.G_O_T] = st
+        G[g.G_O_K] = (C.EV_THREAD << 40) | sth
         _run_thread(K, W, G, th, t)
     _end_run(K, W, G)
     return False
