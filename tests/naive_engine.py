@@ -122,6 +122,8 @@ EV_IO, EV_ADVERSARY, EV_SIGNAL, EV_THREAD = 0, 1, 2, 3
 
 # Random streams (docs/model.md section 1).
 STREAM_IO, STREAM_WAIT, STREAM_ADVERSARY, STREAM_WAKE, STREAM_SIGNAL0 = 1, 2, 3, 4, 16
+# a thread's waits for a CPU after I/O: stream STREAM_IO_WAKE0 + thread, its own counter
+STREAM_IO_WAKE0 = 1 << 32
 
 # A writer first in mmap_sem's queue that has waited this long asks for the hand-off
 # (rwsem_steal, docs/model.md section 4: the kernel's RWSEM_WAIT_TIMEOUT, 4 ms at HZ 250-1000).
@@ -254,6 +256,8 @@ class NaiveSimulator:
         self.wait_table = self.costs.wait_ns.table()
         self.wake_table = self.costs.lock_wakeup_ns.table()
         self.wake_on = int(self.wake_table.max()) > 0
+        self.io_wake_table = self.costs.io_wakeup_ns.table()
+        self.io_wake_on = int(self.io_wake_table.max()) > 0
         self.exp_tables = {}               # rate_hz -> table of Poisson intervals
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.faults, self.signals, self.locks = [], [], []
@@ -775,6 +779,15 @@ class NaiveSimulator:
         if not self.wake_on:
             return self.now
         return self.now + self._draw(STREAM_WAKE, self.wake_table)
+
+    def _io_woken_at(self, th, done):
+        """When ``th``, whose wait for I/O or a context completes at ``done``, runs
+        (docs/model.md 15.14): ``done`` plus ``wakeup_ns`` plus its next draw of
+        ``io_wakeup_ns``, from its own stream (none drawn when it is always 0)."""
+        done += self.costs.wakeup_ns
+        if not self.io_wake_on:
+            return done
+        return done + self._draw(STREAM_IO_WAKE0 + th.index, self.io_wake_table)
 
     def _wake_granted(self, th, qlock):
         """``th`` holds the lock from now and runs after its wake-up; its lock record's
@@ -1645,7 +1658,7 @@ class NaiveSimulator:
             if lock_dropped:
                 page.pins -= 1
             th.waiting_on = None
-            self._resume_at(th, self.now + self.costs.wakeup_ns, "wake")
+            self._resume_at(th, self._io_woken_at(th, self.now), "wake")
         page.waiters = []
 
     def _fault_around(self, rec):
@@ -2251,7 +2264,7 @@ class NaiveSimulator:
                 page.waiters.append((th, False))
                 th.waiting_on = fkey
             else:
-                self._resume_at(th, self._wake_time(page, context_done), "wake")
+                self._resume_at(th, self._wake_time(th, page, context_done), "wake")
             yield ("wait",)
             self._end_wait(fault)
             self._charge(rec, case)
@@ -2276,7 +2289,7 @@ class NaiveSimulator:
             else:
                 if page is not None:
                     page.pins -= 1      # its I/O completed while the lock was released
-                self._resume_at(th, self._wake_time(page, context_done), "wake")
+                self._resume_at(th, self._wake_time(th, page, context_done), "wake")
             yield ("wait",)
             self._end_wait(fault)
             self._retry(th, fault, "retry")
@@ -2292,7 +2305,7 @@ class NaiveSimulator:
                 page.waiters.append((th, False))
                 th.waiting_on = fkey
             else:
-                self._resume_at(th, context_done + c.wakeup_ns, "wake")
+                self._resume_at(th, self._io_woken_at(th, context_done), "wake")
             th.interruptible = interruptible
             outcome = yield ("wait",)
             th.interruptible = False
@@ -2360,12 +2373,12 @@ class NaiveSimulator:
         yield from self._release_fault_lock(th, rec, lock)
         fault["wait_since"] = self.now
 
-    def _wake_time(self, page, context_done):
+    def _wake_time(self, th, page, context_done):
         """When a thread that starts a lock-dropping wait now, its file I/O already complete
         (``page``) or its context completing at ``context_done``, wakes: it still pays the
         wake-up (docs/model.md 15.1)."""
         done = self.now if page is not None else max(context_done, self.now)
-        return done + self.costs.wakeup_ns
+        return self._io_woken_at(th, done)
 
     def _context_ready(self, key, time):
         if time < self.context_ready_at.get(key, time + 1):

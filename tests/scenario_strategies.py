@@ -156,6 +156,8 @@ def costs(draw, lock_costs=False):
         wait_ns=draw(dists(5000)),
         # a woken lock waiter's delay (docs/model.md 15.14): usually none, the default
         lock_wakeup_ns=draw(st.sampled_from([Fixed(0), Fixed(0), draw(dists(2000))])),
+        # and a woken I/O or context waiter's wait for a CPU (15.14): likewise
+        io_wakeup_ns=draw(st.sampled_from([Fixed(0), Fixed(0), draw(dists(2000))])),
     )
 
 

@@ -46,7 +46,8 @@ def _eligible_vmas(scenario, policy):
                                        int(scenario.fault_around_pages),
                                        bool(c.vma_lookup_ns or c.mmap_lock_line_ns
                                             or c.vma_lock_line_ns),
-                                       scenario.workingset and scenario.replacement == "twolist")
+                                       scenario.workingset and scenario.replacement == "twolist",
+                                       c.io_wakeup_ns.table().max() > 0)
         if cls != C.FP_GENERAL:
             out.append(v)
     return out

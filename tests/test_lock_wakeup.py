@@ -6,13 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import naive_engine
 from test_lock_readers import _chain_trace, _run_both
-from vmlab import Costs
+from vmlab import Costs, simulate
 from vmlab.errors import ScenarioError
 from vmlab.model import Empirical, Fixed
 from vmlab.trace import Op, Trace
 
 BASE = 0x400000
+PAGE = 4096
 D = 2_000
 
 
@@ -286,3 +288,103 @@ def test_a_woken_writer_runs_before_a_higher_thread_maps_again():
     lk = r.locks.sort_values(["thread", "request_ns"])
     got = [tuple(x) for x in lk[["thread", "request_ns", "acquire_ns", "release_ns"]].to_numpy()]
     assert got == [(0, 100, 1000, 1500), (1, 0, 0, 1000), (1, 1000, 1500, 2500)]
+
+
+# -- a woken I/O or context waiter's wait for a CPU (Costs.io_wakeup_ns) --------------------
+
+FILE = 0x7F0000000000
+CTX = 0x7F0000100000
+IO = 1_000_000
+
+
+def _run_io(rows, costs, policy):
+    """rows: (tid, op, addr, size, gap_ns) on a 4-page file VMA at FILE and a 4-page context
+    VMA at CTX; both simulators, which must agree."""
+    from vmlab.model import Scenario, Vma
+
+    t = Trace(np.array([r[2] for r in rows], np.uint64), op=np.array([r[1] for r in rows],
+                                                                      np.uint8),
+              tid=np.array([r[0] for r in rows], np.uint32),
+              size=np.array([r[3] for r in rows], np.uint64),
+              gap_ns=np.array([r[4] for r in rows], np.uint64))
+    sc = Scenario(t, vmas=(Vma(FILE, FILE + 4 * PAGE, "file"),
+                           Vma(CTX, CTX + 4 * PAGE, "context")), costs=costs)
+    r = simulate(sc, policy)
+    ref = naive_engine.simulate(sc, policy)
+    assert naive_engine.first_difference(naive_engine.canonical(r.raw),
+                                         naive_engine.canonical(ref)) is None
+    return r
+
+
+def _with_and_without(rows, policy, delay=D, **costs):
+    base = Costs(io_ns=Fixed(IO), wait_ns=Fixed(IO), mmap_cs_ns=1000, **costs)
+    return (_run_io(rows, base, policy),
+            _run_io(rows, base.replace(io_wakeup_ns=Fixed(delay)), policy))
+
+
+def test_a_nopage_fault_holds_mmap_lock_through_its_wait_for_a_cpu():
+    """nopage holds mmap_lock across the read: the wait for a CPU after it lengthens the hold
+    by D, and a writer that asked meanwhile waits D longer."""
+    rows = [(0, Op.LOAD, FILE, 8, 0), (1, Op.LOCK_W, 0, 0, 100)]
+    r0, r = _with_and_without(rows, "nopage")
+    f0, f = r0.faults.iloc[0], r.faults.iloc[0]
+    assert f["end_ns"] == f0["end_ns"] + D and f["io_wait_ns"] == f0["io_wait_ns"] + D
+    l0, lk = (x.locks.set_index("thread") for x in (r0, r))
+    assert lk.loc[0, "release_ns"] == l0.loc[0, "release_ns"] + D
+    assert lk.loc[1, "acquire_ns"] == l0.loc[1, "acquire_ns"] + D > IO
+    assert r.summary["mmap_lock_write_wait_ns"] == r0.summary["mmap_lock_write_wait_ns"] + D
+
+
+def test_per_vma_no_retry_holds_the_vma_lock_through_it_and_a_writer_of_the_vma_waits():
+    rows = [(0, Op.LOAD, FILE, 8, 0), (1, Op.LOCK_W, FILE, PAGE, 100)]
+    r0, r = _with_and_without(rows, "per_vma_no_retry")
+    assert r.faults.iloc[0]["end_ns"] == r0.faults.iloc[0]["end_ns"] + D
+    assert r.summary["vma_lock_write_wait_ns"] == r0.summary["vma_lock_write_wait_ns"] + D > IO
+    assert r.summary["n_mmap_lock_read"] == 0
+
+
+def test_per_vma_lock_waits_for_a_cpu_holding_nothing():
+    """per_vma_lock drops its VMA lock to wait: the wait for a CPU delays its retry under
+    mmap_lock by D, and a writer of that VMA is not delayed."""
+    rows = [(0, Op.LOAD, FILE, 8, 0), (1, Op.LOCK_W, FILE, PAGE, 100)]
+    r0, r = _with_and_without(rows, "per_vma_lock")
+    assert r.faults.iloc[0]["end_ns"] == r0.faults.iloc[0]["end_ns"] + D
+    l0, lk = (x.locks for x in (r0, r))
+    retry0 = l0[(l0["thread"] == 0) & (l0["kind"] == "fault")]["request_ns"].max()
+    retry = lk[(lk["thread"] == 0) & (lk["kind"] == "fault")]["request_ns"].max()
+    assert retry == retry0 + D
+    w0, w = (x[x["thread"] == 1].iloc[0] for x in (l0, lk))
+    assert (w["acquire_ns"], w["release_ns"]) == (w0["acquire_ns"], w0["release_ns"])
+
+
+def test_a_context_wait_is_followed_by_the_wait_for_a_cpu_too():
+    rows = [(0, Op.LOAD, CTX, 8, 0)]
+    r0, r = _with_and_without(rows, "nopage")
+    assert r.faults.iloc[0]["end_ns"] == r0.faults.iloc[0]["end_ns"] + D
+    assert r.faults.iloc[0]["major"]
+
+
+def test_each_thread_draws_its_io_wakeups_from_its_own_stream():
+    """Two threads asleep on one read wake at its completion and draw one delay each, from
+    streams of their own: the same run whatever order the wake-ups are made in, and a
+    thread's draws do not depend on the other threads'."""
+    delays = [1_000, 3_000, 9_000, 27_000]
+    costs = Costs(io_ns=Fixed(IO), io_wakeup_ns=Empirical(delays))
+    rows = [(0, Op.LOAD, FILE, 8, 0), (1, Op.LOAD, FILE, 8, 10)]
+    a = _run_io(rows, costs, "nopage")
+    assert a.faults.equals(_run_io(rows, costs, "nopage").faults)
+    done = IO + a.faults["start_ns"].min()
+    lo = Costs().wakeup_ns
+    waits = sorted(int(e) for e in a.faults["end_ns"])
+    assert all(any(lo + d <= e - done <= lo + d + 10_000 for d in delays) for e in waits)
+    # thread 0 alone draws what it drew beside thread 1
+    alone = _run_io(rows[:1], costs, "nopage")
+    assert alone.faults.iloc[0]["end_ns"] == a.faults.iloc[0]["end_ns"]
+
+
+def test_the_io_wakeup_default_and_profile():
+    assert Costs().io_wakeup_ns == Fixed(0)
+    c = Costs(io_wakeup_ns=500)
+    assert c.io_wakeup_ns == Fixed(500) and Costs.from_dict(c.to_dict()) == c
+    with pytest.raises(ScenarioError, match="io_wakeup_ns must be a finite number"):
+        Costs(io_wakeup_ns=-1)

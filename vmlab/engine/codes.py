@@ -168,7 +168,8 @@ TS_RD_NEXT = 48    # the thread's next read (docs/model.md 11.7), an index into 
 TS_KEEP_K = 49     # 1: the lock-dropping attempt was VMA-locked and not major, and its retry
 #                    takes mmap_sem without FAULT_FLAG_TRIED: a first attempt again, k kept
 #                    (docs/model.md 15.10)
-TS_NCOL = 50
+TS_IO_WAKE_N = 50  # the thread's draws of io_wakeup_ns so far (its own stream, docs/model.md 15.14)
+TS_NCOL = 51
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,

@@ -63,14 +63,16 @@ def knob_row(policy):
 
 
 def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False,
-                          workingset=False):
+                          workingset=False, io_wakeups=False):
     """``(class, drop)`` for a VMA of ``backing`` (a ``codes.B_*``) under the policy knob row
     ``knobs`` (indexable by ``codes.K_*``) with ``fault_around_pages``; ``lock_costs``: the run
     has a lock-word line or VMA lookup cost (docs/model.md 15.1), which depends on the other
     holders of the lock: no fault on the fast path; ``workingset``: twolist protects the
     working set (docs/model.md 8.1: shadow entries, refault activation), which the fast
     path's page-cache verbs do not know: no file fault on the fast path (and ``fastrun``
-    stops its run at a file hit, whose touch may activate).
+    stops its run at a file hit, whose touch may activate); ``io_wakeups``: the run draws
+    a wait for a CPU at each I/O or context wake-up (``io_wakeup_ns``, docs/model.md
+    15.14), which the fast path's faults do not: no file or context fault on the fast path.
 
     class: ``FP_NO_WAIT`` (the handler maps it at once: anon, device, iomem without struct
     page, eager), ``FP_FILE`` (a page-cache hit or one read), ``FP_CONTEXT`` (ready, or one
@@ -88,6 +90,8 @@ def fast_path_eligibility(backing, knobs, fault_around_pages, lock_costs=False,
         return C.FP_GENERAL, drop
     if eager or backing in (C.B_ANON, C.B_DEVICE, C.B_IOMEM):
         return C.FP_NO_WAIT, drop
+    if io_wakeups:
+        return C.FP_GENERAL, drop     # (file and context faults may wait)
     if backing == C.B_FILE:
         return (C.FP_FILE if fault_around_pages <= 1 and not workingset else C.FP_GENERAL), drop
     return C.FP_CONTEXT, drop

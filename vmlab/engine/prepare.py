@@ -1077,7 +1077,8 @@ def _check_time_room(scenario, costs, tables, holds, vma_npages, T):
     line naming the largest term instead of wrapped times."""
     terms = {name: int(v) for name, v in costs.scalar_items().items()
              if not name.endswith("_lines") and not name.endswith("_line_ns")}
-    terms["the largest value of io_ns, wait_ns, lock_wakeup_ns or a signal's or adversary's "
+    terms["the largest value of io_ns, wait_ns, lock_wakeup_ns, io_wakeup_ns or a signal's "
+          "or adversary's "
           "distribution"] = (
         int(tables.max()) if tables.size else 0)
     terms["a LOCK_W or LOCK_R hold"] = max((int(h.max()) for h in holds if len(h)), default=0)
@@ -1221,6 +1222,7 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     io_dist = dist_index(costs.io_ns)
     wait_dist = dist_index(costs.wait_ns)
     wake_dist = dist_index(costs.lock_wakeup_ns)
+    io_wake_dist = dist_index(costs.io_wakeup_ns)
 
     sig_kind, sig_param, sig_start, sig_fatal, sig_times, sig_toff = _signal_arrays(
         scenario, idx, dist_index)
@@ -1251,12 +1253,13 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
     # twolist's protection of the working set (docs/model.md 8.1; the other replacements
     # have no active list and ignore the knob)
     workingset = bool(scenario.workingset) and scenario.replacement == "twolist"
+    io_wake_on = bool(tables[io_wake_dist].max() > 0)
     vma_fast = np.zeros(nv, np.int64)
     vma_drop = np.zeros(nv, np.bool_)
     for i in range(nv):
         vma_fast[i], vma_drop[i] = fast_path_eligibility(int(vma_backing[i]),
                                                          pol_tab[vma_pol[i]], fa, lock_costs,
-                                                         workingset)
+                                                         workingset, io_wake_on)
     inputs = KernelInputs(
         rec_page=idx.rec_page, rec_gap=idx.rec_gap, has_gap=bool(trace.has_gap),
         rec_write=rec_write, rec_kernel=rec_kernel, vma_private=vma_private, vma_anon_vma=vma_anon_vma,
@@ -1268,7 +1271,8 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
         emap_vma=emap_vma, emap_off=emap_off,
         pol=pol_tab, costs=cost_arr, tables=tables, tflat=tables.ravel(),
         io_dist=io_dist, wait_dist=wait_dist, wake_dist=wake_dist,
-        wake_on=bool(tables[wake_dist].max() > 0),
+        wake_on=bool(tables[wake_dist].max() > 0), io_wake_dist=io_wake_dist,
+        io_wake_on=io_wake_on,
         wake_all_readers=bool(scenario.rwsem_wake_all_readers),
         rwsem_steal=bool(scenario.rwsem_steal),
         sig_kind=sig_kind, sig_param=sig_param, sig_start=sig_start, sig_fatal=sig_fatal,

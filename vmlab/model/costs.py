@@ -265,7 +265,7 @@ HDD = Fixed(8_000_000)
 #: spufs: a wait of up to one 100 ms time slice.
 SPUFS = Uniform(0, 100_000_000)
 #: The costs that are distributions (the rest are whole numbers).
-DIST_COSTS = ("io_ns", "wait_ns", "lock_wakeup_ns")
+DIST_COSTS = ("io_ns", "wait_ns", "lock_wakeup_ns", "io_wakeup_ns")
 
 
 @checked_keywords(lambda unknown: unknown_names("cost", unknown, "costs", cost_names()))
@@ -341,6 +341,13 @@ class Costs:
     #: thread runs at once (an idle machine's few microseconds are left out, as before); on a
     #: machine whose CPUs are all busy it is the scheduler's run-queue latency, milliseconds.
     lock_wakeup_ns: Dist = Fixed(0)
+    #: A thread whose wait for I/O or for a context has completed runs ``wakeup_ns`` plus
+    #: this long after the completion: its wait for a CPU, drawn once per such wake-up
+    #: (docs/model.md 15.14).  A fault that holds its lock across the wait (``nopage``,
+    #: ``per_vma_no_retry``, ``VM_FAULT_COMPLETED``) holds it meanwhile.  Default 0: an idle
+    #: machine, the model before it; when every CPU is busy it is the scheduler's run-queue
+    #: latency, as for ``lock_wakeup_ns`` (``vmlab calibrate --lock-wakeups`` measures both).
+    io_wakeup_ns: Dist = Fixed(0)
 
     def __post_init__(self):
         for f in fields(self):

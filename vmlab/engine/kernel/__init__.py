@@ -76,6 +76,8 @@ class KernelInputs(NamedTuple):
     wait_dist: int           # row of ``tables`` for context waits
     wake_dist: int           # row of ``tables`` for a woken lock waiter's delay (15.14)
     wake_on: bool            # ... and whether it can be other than 0
+    io_wake_dist: int        # row of ``tables`` for a thread's wait for a CPU after I/O (15.14)
+    io_wake_on: bool         # ... and whether it can be other than 0
     wake_all_readers: bool   # a release that grants a reader grants every queued one (5.3+)
     rwsem_steal: bool        # a queue's head writer is woken to try; the free lock is taken
     #                          past the queue until its hand-off (docs/model.md section 4)

@@ -8,7 +8,7 @@ import numpy as np
 from ..._numba import njit_borrow, njit_phase
 from .. import codes as C
 from . import state as g
-from .events import _heap_push, _next_arrival
+from .events import _heap_push, _io_woken_at, _next_arrival
 from .pagecache import (F_FILE, F_INFL, F_MSIO, F_PIN, F_PTE, F_RES, _batch_drain_all,
                         _forget_shadows,
                         _note_eviction, _note_if_free, _remove, _unpin)
@@ -25,7 +25,6 @@ def _on_io(K, W, G, p, t):
     track = G[g.G_TRACK_CAND] == 1
     FL[p] &= np.uint8(255 - F_INFL)
     G[g.G_N_CAND] = _note_if_free(p, FL, W.cand, G[g.G_N_CAND], track)
-    wakeup_ns = K.costs[C.COST_WAKEUP]
     for th in range(TS.shape[0]):
         if TS[th, C.TS_WAIT_PAGE] == p and TS[th, C.TS_PHASE] == C.PH_WAIT_IO:
             TS[th, C.TS_WAIT_PAGE] = -1
@@ -34,7 +33,7 @@ def _on_io(K, W, G, p, t):
                 _unpin(p, W.PIN, FL)
                 G[g.G_N_CAND] = _note_if_free(p, FL, W.cand, G[g.G_N_CAND], track)
             TS[th, C.TS_PHASE] = C.PH_WOKEN
-            tn[th] = t + wakeup_ns
+            tn[th] = _io_woken_at(K, W, th, t)
 
 
 @njit_borrow

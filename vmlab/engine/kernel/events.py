@@ -41,6 +41,26 @@ def _io_slot(seed, io_dist, n_quant, counter):
     return io_dist * n_quant + _quantile(seed, 1, counter)
 
 
+#: The random streams of the waits for a CPU after an I/O or context wake-up: one a thread,
+#: ``STREAM_IO_WAKE0 + thread`` (docs/model.md sections 1 and 15.14), so that wake-ups at
+#: one instant draw the same whatever order they are made in.
+STREAM_IO_WAKE0 = 1 << 32
+
+
+@njit_verb
+def _io_woken_at(K, W, th, t):
+    """When thread ``th``, whose wait for I/O or a context completes at ``t``, runs
+    (docs/model.md 15.14): ``t`` plus ``wakeup_ns`` plus its next draw of ``io_wakeup_ns``
+    (none is drawn when it is always 0)."""
+    t += K.costs[C.COST_WAKEUP]
+    if not K.io_wake_on:
+        return t
+    TS = W.TS
+    d = _draw(K.tables, K.io_wake_dist, K.seed, STREAM_IO_WAKE0 + th, TS[th, C.TS_IO_WAKE_N])
+    TS[th, C.TS_IO_WAKE_N] += 1
+    return t + d
+
+
 # ---------------------------------------------------------------------------------------
 # the event heap (I/O completions, adversary calls, signal arrivals): parallel arrays of
 # time and key (kind << 40 | id)

@@ -13,7 +13,7 @@ from .. import codes as C
 from . import state as g
 from .accounting import (_attempt_wasted, _count_in_bin, _fault_done, _hist_bucket, _oom,
                          _thread_ends)
-from .events import _draw, _heap_push, _io_slot, _key_lt, _limit
+from .events import _draw, _heap_push, _io_slot, _io_woken_at, _key_lt, _limit
 from .granularity import (PT_COPY, _around_mappable, _around_skipped, _install_page,
                           _map_around, _map_finish)
 from .locks import _fault_lock, _kernel_made, _needs_anon_vma, _release_cost, _release_hold
@@ -283,7 +283,6 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
     TS = W.TS
     pol = K.pol
     pr = K.vma_pol[K.page_vma[p]]
-    wakeup_ns = K.costs[C.COST_WAKEUP]
     retries = TS[th, C.TS_RETRIES]
     mr = pol[pr, C.K_MAX_RETRIES]
     left = mr < 0 or retries < mr
@@ -352,7 +351,7 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
             _unpin(s, W.PIN, FL)
         G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND], G[g.G_TRACK_CAND] == 1)
         TS[th, C.TS_PHASE] = C.PH_WOKEN
-        return io_c + wakeup_ns, g.STEP_DONE
+        return _io_woken_at(K, W, th, io_c), g.STEP_DONE
     if need_wait == 1:
         TS[th, C.TS_WAIT_PAGE] = s
         TS[th, C.TS_PHASE] = C.PH_WAIT_IO
@@ -366,7 +365,7 @@ def _wait_begins(K, W, G, th, t, p, s, need_wait, issued, io_c):
         # that instant: an event
         G[g.G_HN] = _heap_push(W.ht, W.hk, G[g.G_HN], t + d, (C.EV_IO << 40) | p)
     TS[th, C.TS_PHASE] = C.PH_WOKEN
-    return t + d + wakeup_ns, g.STEP_DONE
+    return _io_woken_at(K, W, th, t + d), g.STEP_DONE
 
 
 @njit_verb
@@ -467,9 +466,9 @@ def _ph_drop_wait(K, W, G, th, t):
             _unpin(s, W.PIN, FL)
             G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND],
                                           G[g.G_TRACK_CAND] == 1)
-        return t + K.costs[C.COST_WAKEUP], g.STEP_DONE
+        return _io_woken_at(K, W, th, t), g.STEP_DONE
     c_done = TS[th, C.TS_CTX_DONE]
-    return (c_done if c_done > t else t) + K.costs[C.COST_WAKEUP], g.STEP_DONE
+    return _io_woken_at(K, W, th, c_done if c_done > t else t), g.STEP_DONE
 
 
 @njit_phase
