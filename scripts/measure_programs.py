@@ -7,6 +7,7 @@
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --perf-only     # perf_*.vmt only
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --mmap-lock-reads
     PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --lock-wakeups
+    PYTHONPATH=. .venv/bin/python scripts/measure_programs.py --io-wakeups
 
 Writes, in --out (default ``data/native``):
 
@@ -22,6 +23,8 @@ Writes, in --out (default ``data/native``):
 * ``mmap_lock_reads.csv`` (with ``--mmap-lock-reads``): each program's read acquisitions of
   ``mmap_lock`` by caller, three warm runs (:mod:`vmlab.studies.lock_callers`).
 
+* ``io_wakeups.csv`` (with ``--io-wakeups``): how long a faulting thread woken from its read
+  takes to run, under the same loads (:mod:`vmlab.studies.lock_wakeups`).
 * ``lock_wakeups.csv`` and ``lock_wakeups_runs.csv`` (with ``--lock-wakeups``): how long a
   thread woken from an ``mmap_lock`` wait takes to run when the CPUs are busy, one row per
   wake-up and one per run (:mod:`vmlab.studies.lock_wakeups`).
@@ -77,6 +80,10 @@ def main(argv=None):
                    help="only lock_wakeups.csv and lock_wakeups_runs.csv: how long a thread "
                    "woken from an mmap_lock wait takes to run, vmlab/data/lock_wakeups.c under "
                    "each load, three runs (vmlab.studies.lock_wakeups)")
+    p.add_argument("--io-wakeups", action="store_true",
+                   help="only io_wakeups.csv: how long a faulting thread woken from its read "
+                   "takes to run, the same program and loads, three runs each, recorded "
+                   "system-wide with the scheduler's wake-ups (vmlab.studies.lock_wakeups)")
     p.add_argument("--perf-only", action="store_true",
                    help="only the perf recordings perf_<program>.vmt, warm (the native "
                         "measurements are kept)")
@@ -116,6 +123,9 @@ def main(argv=None):
         return
     if a.lock_wakeups:
         write_lock_wakeups(out)
+        return
+    if a.io_wakeups:
+        write_io_wakeups(out)
         return
     if a.mmap_lock_reads:
         write_mmap_lock_reads(out, a.only)
@@ -254,6 +264,18 @@ def write_lock_wakeups(out, runs=3):
           f"{time.time() - t0:.0f} s", file=sys.stderr)
 
 
+def write_io_wakeups(out, runs=3):
+    """``io_wakeups.csv`` (one row per wake-up of a faulting thread from its read): the I/O
+    wake-ups of :func:`vmlab.studies.lock_wakeups.measure` with ``io``."""
+    from vmlab.studies import lock_wakeups
+
+    t0 = time.time()
+    _wakes, _runs, io = lock_wakeups.measure(runs=runs, io=True)
+    io.to_csv(Path(out) / lock_wakeups.IO_CSV.name, index=False)
+    print(f"wrote {lock_wakeups.IO_CSV.name} ({len(io)} wake-ups) in "
+          f"{time.time() - t0:.0f} s", file=sys.stderr)
+
+
 def record_lackey_programs(out, only=None):
     from vmlab.measure import PROGRAMS
     from vmlab.studies.kernel_agreement import record_program
@@ -322,7 +344,13 @@ def write_readme(out):
         "each load with `perf record -e 'mmap_lock:*'`, one row per acquisition that "
         "waited (the time from the release that let it go to its `acquire_returned`) and "
         "one per run (its read and write waits; `vmlab.studies.lock_wakeups`, "
-        "docs/model.md 15.14).",
+        "docs/model.md 15.14). "
+        "`io_wakeups.csv` (`--io-wakeups`, 2026-12-05) has the same program's other "
+        "wake-ups under the same loads, three runs each of their own recorded system-wide "
+        "(`perf record -a`) with `sched:sched_wakeup` and `sched:sched_switch` beside "
+        "`mmap_lock:*`: one row per wake-up of a faulting thread outside an `mmap_lock` "
+        "wait (its read's), the time from its `sched_wakeup` to the `sched_switch` that put "
+        "it on a CPU (`Costs.io_wakeup_ns`).",
         "", "## Programs", ""]
     for name, p in meta["programs"].items():
         lines.append(f"* `{name}`: `{p['command']}`; {p['input']}")

@@ -345,6 +345,15 @@ def test_09_twenty_years_later(executed):
     assert r["busy_busy_retry_wait"] > r["busy_faulting_retry_wait"]
     assert r["reproduction_vmlab"]["retry_wait"] == pytest.approx(r["busy_busy_retry_wait"])
     assert r["retry_wait_idle"] == pytest.approx(r["retry_wait"])
+    # the 2025-26 designs on the busy app start: with this host's wake-ups after reads, the
+    # fault that holds its VMA lock across the read holds it through its wait for a CPU
+    assert r["io_wakeup_host_n"] > 1000 and r["io_wakeup_host_p99_ns"] > 1_000_000
+    nr, rv = "per_vma_no_retry", "per_vma_retry_vma"
+    assert (r[f"debate_io_vma_lock_write_wait_ns_{nr}"]
+            > 3 * r[f"debate_noio_vma_lock_write_wait_ns_{nr}"])
+    assert (r[f"debate_io_vma_lock_write_wait_ns_{nr}"]
+            > 10 * r[f"debate_io_vma_lock_write_wait_ns_{rv}"])
+    assert r[f"debate_io_mmap_lock_read_wait_ns_{nr}"] > r[f"debate_io_mmap_lock_read_wait_ns_{rv}"]
     assert set(r["reproduction"]) >= {"lespinasse_after", "pft_12_over_1", "spf_16",
                                       "retry_wait", "retry_reads"}
     assert r["finding"].startswith("Reproduced ")

@@ -414,6 +414,28 @@ def test_busy_app_start_reproduces_the_retry_figures():
         rv.loc[0, "reads_ratio"].mean(), rel=0.15)
 
 
+def test_the_debate_on_a_busy_machine_turns_on_what_a_fault_holds_while_it_waits():
+    """docs/model.md 15.14: the app start on the busy machine, the three 2025-26 designs.
+    The wake-up after a read changes nothing for a design that holds nothing meanwhile
+    (the retries' acquisitions are the same), and lengthens per_vma_no_retry's VMA holds: the
+    writers of those VMAs wait far longer for their readers, and the readers of mmap_lock
+    behind those writers longer than retrying under the VMA lock lets them."""
+    runs = ladder.busy_designs(seeds=(0, 1), faults_per_thread=100, writes_per_writer=100)
+    assert list(runs["policy"].unique()) == list(ladder.DEBATE)
+    t = ladder.busy_designs_table(runs)
+    nr, rv = "per_vma_no_retry", "per_vma_retry_vma"
+    for p in ladder.DEBATE:   # the acquisitions do not depend on the wake-ups (15.3)
+        assert t.loc[(True, p), "n_mmap_lock_read_total"] == pytest.approx(
+            t.loc[(False, p), "n_mmap_lock_read_total"], rel=0.1)
+    assert t.loc[(True, nr), "vma_lock_write_wait_ns"] > 3 * t.loc[(False, nr),
+                                                                  "vma_lock_write_wait_ns"]
+    assert t.loc[(True, nr), "vma_lock_write_wait_ns"] > 10 * t.loc[(True, rv),
+                                                                   "vma_lock_write_wait_ns"]
+    assert t.loc[(True, nr), "mmap_lock_read_wait_ns"] > t.loc[(True, rv),
+                                                             "mmap_lock_read_wait_ns"]
+    assert t.loc[(False, "per_vma_lock"), "vma_lock_write_wait_ns"] == 0
+
+
 def test_retry_what_if_retries_read_again_holding_their_lock(run):
     # docs/model.md 15.10: with nothing dropping the just-read folio, no retry holds
     # mmap_lock across a read; with invalidations, per_vma_lock's retries that find their

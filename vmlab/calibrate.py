@@ -178,21 +178,23 @@ def profile_from(values, runs=None):
 
 
 def add_lock_wakeups(prof, load, runs=3):
-    """Measure how long a thread woken from an ``mmap_lock`` wait takes to run on this
-    machine under ``load`` (:func:`vmlab.studies.lock_wakeups.measure`: needs ``perf`` and the
-    ``mmap_lock`` tracepoints, so root) and put it in the profile ``prof`` as the cost
-    ``lock_wakeup_ns`` (an empirical distribution), with its summary in ``measurements``."""
+    """Measure how long a thread woken from an ``mmap_lock`` wait, and one woken from its
+    read, take to run on this machine under ``load`` (:func:`vmlab.studies.lock_wakeups.measure`
+    with ``io``: needs ``perf`` and the tracepoints, so root) and put them in the profile
+    ``prof`` as the costs ``lock_wakeup_ns`` and ``io_wakeup_ns`` (empirical distributions),
+    with their summaries in ``measurements``."""
     from .studies.lock_wakeups import measure as measure_wakeups
     from .studies.lock_wakeups import summary
 
-    wakes, _runs = measure_wakeups(runs=runs, loads=[load])
-    d = np.sort(wakes["delay_ns"].to_numpy(dtype=np.float64))
-    if len(d) == 0:
-        raise VmlabError(f"calibrate --lock-wakeups {load}: no acquisition of mmap_lock waited "
-                         f"in {runs} runs; nothing to measure (run it again, or with more "
-                         f"--runs)")
-    prof["costs"]["lock_wakeup_ns"] = {"kind": "empirical", "samples_ns": d.tolist()}
-    prof["measurements"]["lock_wakeup_ns"] = {"load": load, "runs": runs, **summary(d)}
+    wakes, _runs, io = measure_wakeups(runs=runs, loads=[load], io=True)
+    for cost, df, what in (("lock_wakeup_ns", wakes, "acquisition of mmap_lock waited"),
+                           ("io_wakeup_ns", io, "faulting thread was woken from its read")):
+        d = np.sort(df["delay_ns"].to_numpy(dtype=np.float64))
+        if len(d) == 0:
+            raise VmlabError(f"calibrate --lock-wakeups {load}: no {what} in {runs} runs; "
+                             f"nothing to measure (run it again, or with more --runs)")
+        prof["costs"][cost] = {"kind": "empirical", "samples_ns": d.tolist()}
+        prof["measurements"][cost] = {"load": load, "runs": runs, **summary(d)}
     Costs.from_dict(prof["costs"])  # the profile must load
     return prof
 

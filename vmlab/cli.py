@@ -215,9 +215,10 @@ def _recording_parsers(sub):
     cb.add_argument("--no-major", action="store_true",
                     help="skip the major-fault measurement (needs to drop a file's cache)")
     cb.add_argument("--lock-wakeups", default=None, metavar="LOAD",
-                    help="also measure how long a thread woken from an mmap_lock wait takes "
-                         "to run with the CPUs busy (busy or faulting; needs perf and root): "
-                         "the cost lock_wakeup_ns")
+                    help="also measure how long a thread woken from an mmap_lock wait, and "
+                         "one woken from its read, take to run with the CPUs busy (busy or "
+                         "faulting; needs perf and root): the costs lock_wakeup_ns and "
+                         "io_wakeup_ns")
     va = sub.add_parser(
         "validate", help="predicted against measured page faults of a real program",
         description="Record PROGRAM with lackey, predict its faults with the engine, run it "
@@ -446,8 +447,8 @@ def _calibrate(a):
     prof = calibrate(a.out, runs=a.runs, major=not a.no_major, lock_wakeups=a.lock_wakeups)
     for k, v in prof["costs"].items():
         if isinstance(v, dict) and v.get("kind") == "empirical":
-            if k == "lock_wakeup_ns":
-                q = prof["measurements"]["lock_wakeup_ns"]
+            if k in ("lock_wakeup_ns", "io_wakeup_ns"):
+                q = prof["measurements"][k]
                 v = (f"empirical, {q['n']} wake-ups under load {q['load']}: p50 "
                      f"{q['p50_ns']:,.0f} ns, p99 {q['p99_ns']:,.0f} ns")
             else:

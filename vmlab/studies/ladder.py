@@ -21,6 +21,10 @@ with, and the setups those figures were measured on, are written down here once
 :func:`retry_table`            per policy: mmap_lock read acquisitions, waits and wait bins
 :func:`retry_whatif`           the same app start with retries that must read their page
                                again, holding their lock (docs/model.md 15.10)
+:func:`wakeup_sweep`           the app start when every CPU is busy: woken lock waiters
+                               hold ``mmap_lock`` until they run (docs/model.md 15.14)
+:func:`busy_designs`           the three designs of the 2025-26 debate there, with and
+                               without the wake-ups after reads
 :func:`tracepoint_wait_bins`   the waits as the kernel's tracepoints give them, beside a
                                real ``perf`` capture
 :func:`reproduction_table`     each published figure beside vmlab's, judged by its tolerance
@@ -1098,6 +1102,68 @@ def wakeup_table(runs, by="scale"):
     base = first.reindex(out.index.get_level_values(by)).to_numpy(dtype=float)
     out["long_left"] = out["long_waits"].to_numpy() / np.where(base > 0, base, np.nan)
     return out
+
+
+#: The designs of the 2025-26 debate (KERNEL-2026.md section 2): 6.4's retry under
+#: ``mmap_lock``, the proposed retry under the VMA lock, and the counter-proposal that holds
+#: the VMA lock across the read and never retries.
+DEBATE = ("per_vma_lock", "per_vma_retry_vma", "per_vma_no_retry")
+
+#: The columns :func:`busy_designs_table` averages.
+BUSY_DESIGN_COLUMNS = ("n_mmap_lock_read_total", "mmap_lock_read_wait_ns",
+                       "mmap_lock_read_wait_ns_mean", "mmap_lock_write_wait_ns",
+                       "vma_lock_write_wait_ns", "writer_ops_per_s", "fault_latency_ns_p50",
+                       "fault_latency_ns_p99", "elapsed_ns", "long_waits")
+
+
+def busy_designs(load="busy", seeds=(0,), policies=DEBATE, n_jobs=None, **app):
+    """The app start (:func:`app_start_scenario`, ``app`` its arguments) on a machine whose
+    CPUs are busy, under each of ``policies`` and ``seeds``: this host's measured lock
+    wake-ups under ``load`` (``lock_wakeup_ns``, as :func:`wakeup_sweep` at scale 1) and the
+    6.x lock, with the wake-ups after reads either ``wakeup_ns`` alone (``io_wakeups``
+    False) or this host's measured ones too (``io_wakeup_ns``, True:
+    :func:`vmlab.studies.lock_wakeups.host_delays` with ``io``).  A design that holds its
+    lock across the read holds it through that wake-up as well (docs/model.md 15.14).
+
+    Returns
+    -------
+    DataFrame
+        :func:`retry_table`'s columns (ratios against the first policy with the same
+        wake-ups and seed), ``vma_lock_write_wait_ns`` (the writers' waits for the readers
+        of the VMAs they change, 15.6), ``long_waits`` (read waits of 1-100 ms),
+        ``io_wakeups`` and ``seed``.
+    """
+    from .lock_wakeups import host_delays
+
+    costs = (app.pop("costs", None) or Costs()).replace(lock_wakeup_ns=host_delays(load))
+    io = host_delays(load, io=True)
+    runs, keys = [], []
+    for io_on in (False, True):
+        for seed in seeds:
+            sc = app_start_scenario(costs=costs.replace(io_wakeup_ns=io if io_on else 0),
+                                    seed=seed, **{"rwsem_wake_all_readers": True,
+                                                  "rwsem_steal": True, **app})
+            for p in policies:
+                runs.append((sc, p))
+                keys.append((io_on, seed))
+    res = simulate_many(runs, n_jobs=n_jobs, desc="busy designs")
+    frames = []
+    for key in dict.fromkeys(keys):
+        got = [r for k, r in zip(keys, res) if k == key]
+        df = retry_table({r.policy_name: r for r in got})
+        df["vma_lock_write_wait_ns"] = [int(r.summary["vma_lock_write_wait_ns"]) for r in got]
+        df["long_waits"] = sum(df[f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"]
+                               for lo, hi in WAIT_BINS_NS)
+        df.insert(0, "seed", key[1])
+        df.insert(0, "io_wakeups", key[0])
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def busy_designs_table(runs):
+    """:func:`busy_designs`' rows in brief: the means of :data:`BUSY_DESIGN_COLUMNS` over the
+    seeds, indexed by (``io_wakeups``, ``policy``) in the rows' order."""
+    return runs.groupby(["io_wakeups", "policy"], sort=False)[list(BUSY_DESIGN_COLUMNS)].mean()
 
 
 def tracepoint_wait_bins(results, capture=None):

@@ -110,7 +110,7 @@ def read_callers(path):
                 raise TraceFormatError("expected 'COMM PID/TID TIME: mmap_lock:...' (perf "
                                        "script -F comm,pid,tid,time,event,trace,ip,sym)",
                                        path, lineno)
-            _pid, tid, t_ns, event, fields = sample
+            _pid, tid, t_ns, event, fields, _comm = sample
             if event != _EVENT or _bool(fields, "write", path, lineno):
                 continue            # another event, or a write: not a read acquisition
             cur = {"tid": tid, "time": t_ns / 1e9, "frames": []}

@@ -26,13 +26,20 @@ import pandas as pd
 
 from ..errors import ScenarioError
 from ..model import Costs, Empirical, Scenario
-from ..trace.readers.mmap_lock import read_capture, wait_summary
+from ..trace.readers.mmap_lock import perf_samples, read_capture, wait_summary
 
 #: The shipped measurement: one row per wake-up (``load``, ``run``, ``mode``, ``delay_ns``),
 #: and one per run (``load``, ``run`` and :func:`run_summary`'s figures).
 HOST_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "native" / \
     "lock_wakeups.csv"
 HOST_RUNS_CSV = HOST_CSV.with_name("lock_wakeups_runs.csv")
+#: The shipped measurement of the other wake-ups (:func:`io_wakeup_delays`, for
+#: ``Costs(io_wakeup_ns=...)``): one row per wake-up (``load``, ``run``, ``delay_ns``), runs
+#: of their own (``scripts/measure_programs.py --io-wakeups``).
+IO_CSV = HOST_CSV.with_name("io_wakeups.csv")
+#: The events of a capture that measures the I/O wake-ups too (recorded system-wide: the
+#: wake-up of a thread whose read completed is made by the interrupt's context).
+IO_EVENTS = "mmap_lock:*,sched:sched_wakeup,sched:sched_switch"
 #: The program of the measurement: ``vmlab/data/lock_wakeups.c`` (in the package, built
 #: with the system's C compiler, :func:`vmlab.calibrate.compile_c`).
 PROGRAM = "lock_wakeups"
@@ -82,17 +89,70 @@ def wakeup_delays(cap):
     return pd.DataFrame(rows, columns=["tid", "mode", "delay_ns"]).astype(np.int64)
 
 
-def capture(argv, cwd=None):
+def io_wakeup_delays(path, pid):
+    """The wake-ups from I/O of process ``pid`` in a ``perf script`` text recorded
+    system-wide with :data:`IO_EVENTS`: a DataFrame with one row per wake-up, ``tid`` and
+    ``delay_ns``, the time from the ``sched:sched_wakeup`` of the thread to the
+    ``sched:sched_switch`` that put it on a CPU.
+
+    The threads are the process's faulting threads, those that take ``mmap_lock`` for read
+    and never for write (their only other sleeps are their reads'); a wake-up counts unless
+    the thread was waiting for ``mmap_lock`` then (its request made, its
+    ``acquire_returned`` not yet): that one is :func:`wakeup_delays`'.  These are the
+    wake-ups ``Costs.io_wakeup_ns`` adds to ``wakeup_ns`` (docs/model.md 15.14)."""
+    modes = {}              # tid -> the mmap_lock modes it asked for
+    waiting = {}            # tid -> inside an mmap_lock wait
+    woken = {}              # tid -> time of its wake-up while not in a lock wait
+    rows = []
+    for _comm, p, tid, t, event, fields in perf_samples(path):
+        if event == "mmap_lock:mmap_lock_start_locking" and p == pid:
+            modes.setdefault(tid, set()).add(fields.get("write"))
+            waiting[tid] = True
+        elif event == "mmap_lock:mmap_lock_acquire_returned" and p == pid:
+            waiting[tid] = False
+        elif event == "sched:sched_wakeup":
+            target = fields.get("pid", "")
+            if target.isdigit() and not waiting.get(int(target), False):
+                woken.setdefault(int(target), t)
+        elif event == "sched:sched_switch":
+            nxt = fields.get("next_pid", "")
+            if nxt.isdigit() and int(nxt) in woken:
+                rows.append((int(nxt), t - woken.pop(int(nxt))))
+    faulting = {tid for tid, m in modes.items() if m == {"false"}}
+    df = pd.DataFrame([r for r in rows if r[0] in faulting], columns=["tid", "delay_ns"])
+    return df.astype(np.int64)
+
+
+def _program_pid(path, comm):
+    """The process of the first sample line whose command is ``comm`` (perf keeps 15
+    characters of it), or -1."""
+    comm = comm[:15]
+    for c, pid, _tid, _t, _event, _fields in perf_samples(path):
+        if c == comm:
+            return pid
+    return -1
+
+
+def capture(argv, cwd=None, io=False):
     """Run ``argv`` under ``perf record -e 'mmap_lock:*'``: its :func:`wakeup_delays` and
-    :func:`run_summary`.  Needs ``perf`` and the ``mmap_lock`` tracepoints (root, or
-    ``kernel.perf_event_paranoid`` -1)."""
+    :func:`run_summary`; with ``io``, recorded system-wide with the scheduler's wake-ups too
+    (:data:`IO_EVENTS`), and its :func:`io_wakeup_delays` as a third result.  Needs ``perf``
+    and the tracepoints (root, or ``kernel.perf_event_paranoid`` -1)."""
     from ..measure import perf_capture
 
     with tempfile.TemporaryDirectory(prefix="vmlab-wakeups-") as d:
-        text = perf_capture(argv, os.path.join(d, "locks.txt"), "mmap_lock:*",
+        text = perf_capture(argv, os.path.join(d, "locks.txt"),
+                            IO_EVENTS if io else "mmap_lock:*",
+                            record_args=("-a",) if io else (),
                             fields="comm,pid,tid,cpu,time,event,trace", cwd=cwd)
         cap = read_capture(text, other_events="skip")
-        return wakeup_delays(cap), run_summary(cap)
+        if not io:
+            return wakeup_delays(cap), run_summary(cap)
+        pid = _program_pid(text, os.path.basename(argv[0]))
+        if pid < 0:
+            raise ScenarioError(f"{argv[0]}: none of its events in the capture")
+        cap = cap.select(cap.pid == pid)
+        return wakeup_delays(cap), run_summary(cap), io_wakeup_delays(text, pid)
 
 
 def run_summary(cap):
@@ -134,17 +194,18 @@ def run_summary(cap):
             "write_hold_ns": float(np.mean(holds)) if holds else nan}
 
 
-def measure(runs=3, loads=None, work=None):
+def measure(runs=3, loads=None, work=None, io=False):
     """Build :data:`PROGRAM`, write its files and run it ``runs`` times under each of
     ``loads`` (names of :data:`LOADS`; all by default), each under :func:`capture`.
-    Returns (wake-ups, runs) as DataFrames, the shipped files' rows."""
+    Returns (wake-ups, runs) as DataFrames, the shipped files' rows; with ``io``, (wake-ups,
+    runs, I/O wake-ups), the last :data:`IO_CSV`'s rows."""
     from ..calibrate import compile_c
 
     loads = list(loads or LOADS)
     unknown = [load for load in loads if load not in LOADS]
     if unknown:
         raise ScenarioError(f"load {unknown[0]!r}: expected one of {', '.join(LOADS)}")
-    wakes, summaries = [], []
+    wakes, summaries, io_wakes = [], [], []
     with tempfile.TemporaryDirectory(prefix="vmlab-wakeups-", dir=work) as d:
         exe = str(compile_c(PROGRAM, d, extra=("-pthread",)))
         files = []
@@ -155,16 +216,21 @@ def measure(runs=3, loads=None, work=None):
             files.append(path)
         for load in loads:
             for run in range(runs):
-                delays, summ = capture([exe, *LOADS[load], *files])
-                delays.insert(0, "run", run)
-                delays.insert(0, "load", load)
-                wakes.append(delays)
-                summaries.append({"load": load, "run": run, **summ})
-    return pd.concat(wakes, ignore_index=True), pd.DataFrame(summaries)
+                got = capture([exe, *LOADS[load], *files], io=io)
+                for df, out in zip((got[0], got[2] if io else None), (wakes, io_wakes)):
+                    if df is not None:
+                        df.insert(0, "run", run)
+                        df.insert(0, "load", load)
+                        out.append(df)
+                summaries.append({"load": load, "run": run, **got[1]})
+    result = (pd.concat(wakes, ignore_index=True), pd.DataFrame(summaries))
+    if io:
+        result += (pd.concat(io_wakes, ignore_index=True),)
+    return result
 
 
 #: The columns each shipped file must have.
-_COLUMNS = {"wake-ups": ("load", "run", "mode", "delay_ns"),
+_COLUMNS = {"wake-ups": ("load", "run", "delay_ns"),
             "runs": ("load", "run", "n_read", "read_wait_mean_ns", "share_read_waited",
                      "n_read_1_10ms", "write_wait_mean_ns", "fault_cycle_ns", "write_cycle_ns",
                      "write_hold_ns")}
@@ -190,18 +256,20 @@ def read_host(path=None):
     return df
 
 
-def host_delays(load="busy", scale=1.0, path=None):
+def host_delays(load="busy", scale=1.0, path=None, io=False):
     """The shipped wake-up delays under ``load`` (one of :data:`LOADS`), each times
     ``scale``, as an :class:`~vmlab.model.Empirical` distribution, ready for
-    ``Costs(lock_wakeup_ns=...)``."""
+    ``Costs(lock_wakeup_ns=...)``; with ``io``, the I/O wake-ups (:data:`IO_CSV`), for
+    ``Costs(io_wakeup_ns=...)``."""
     if load not in LOADS:
         raise ScenarioError(f"load {load!r}: expected one of {', '.join(LOADS)}")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
         raise ScenarioError(f"scale must be a finite number >= 0, got {scale!r}")
+    path = path or (IO_CSV if io else HOST_CSV)
     df = read_host(path)
     d = df.loc[df["load"] == load, "delay_ns"].to_numpy(dtype=np.float64)
     if len(d) == 0:
-        raise ScenarioError(f"{path or HOST_CSV}: no wake-ups under load {load!r}")
+        raise ScenarioError(f"{path}: no wake-ups under load {load!r}")
     return Empirical(np.sort(d * scale).tolist())
 
 

@@ -39,7 +39,7 @@ a simulated run's waits and a real capture go through the same code
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,14 @@ class LockCapture:
 
     def __len__(self):
         return len(self.tid)
+
+    def select(self, mask):
+        """The operations where ``mask`` (a bool array, one per operation) is True, in the
+        same order (e.g. one process's of a capture recorded system-wide:
+        ``cap.select(cap.pid == pid)``)."""
+        mask = np.asarray(mask, dtype=bool)
+        return replace(self, **{f.name: getattr(self, f.name)[mask] for f in fields(self)
+                                if isinstance(getattr(self, f.name), np.ndarray)})
 
     @property
     def wait_ns(self):
@@ -204,9 +212,13 @@ def wait_summary(mode, wait_ns):
     return out
 
 
+def _is_id(tok):
+    return tok.isdigit() or tok == "-1"
+
+
 def _parse(toks, path, lineno):
-    """(pid or -1, tid, time_ns, event, fields) of a tokenised line, or None if it is not a
-    sample line."""
+    """(pid or -1, tid, time_ns, event, fields, comm) of a tokenised line, or None if it is
+    not a sample line."""
     for k in range(1, len(toks) - 1):
         m = _TIME.fullmatch(toks[k])
         if m is None or not toks[k + 1].endswith(":"):
@@ -215,7 +227,8 @@ def _parse(toks, path, lineno):
         if toks[j].startswith("[") and toks[j].endswith("]") and j >= 1:
             j -= 1
         first, slash, second = toks[j].partition("/")
-        if not (first.isdigit() and (not slash or second.isdigit())):
+        # (-1: a task perf lost track of, in a capture recorded system-wide)
+        if not (_is_id(first) and (not slash or _is_id(second))):
             continue
         pid, tid = (int(first), int(second)) if slash else (-1, int(first))
         t_ns = int(m[1]) * 1_000_000_000 + int(m[2].ljust(9, "0"))
@@ -227,8 +240,31 @@ def _parse(toks, path, lineno):
             name, eq, value = tok.partition("=")
             if eq:
                 fields[name] = value
-        return pid, tid, t_ns, toks[k + 1][:-1], fields
+        return pid, tid, t_ns, toks[k + 1][:-1], fields, " ".join(toks[:j])
     return None
+
+
+def perf_samples(path):
+    """Every sample line of a ``perf script`` text whose fields are laid out as
+    :func:`read_capture` reads them, of any event: ``(comm, pid or -1, tid, time_ns, event,
+    fields)``, ``fields`` the line's ``name=value`` tokens as a dict, in file order.  For
+    other tracepoints recorded beside ``mmap_lock:*`` (``sched:sched_wakeup``, ...).  A line
+    that is not a sample is refused in one line naming the file and line."""
+    path = Path(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise TraceFormatError("no such file", path) from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            s = raw.decode("utf-8", "replace").strip()
+            if not s or s.startswith("#") or "PERF_RECORD_" in s or s.startswith("Warning:"):
+                continue
+            p = _parse(s.split(), path, lineno)
+            if p is None:
+                raise TraceFormatError(f"{_EXPECTED}; got {s[:100]!r}", path, lineno)
+            pid, tid, t, event, fields, comm = p
+            yield comm, pid, tid, t, event, fields
 
 
 def _bool(fields, name, path, lineno, required=True):
@@ -284,11 +320,14 @@ def read_capture(path, *, other_events="error"):
             p = _parse(line.split(), path, lineno)
             if p is None:
                 raise TraceFormatError(f"{_EXPECTED}; got {s[:100]!r}", path, lineno)
-            pid, tid, t, event, fields = p
+            pid, tid, t, event, fields, _comm = p
             ev = _KIND.get(event)
-            if ev is None:
+            if ev is None or tid < 0:
                 if other_events == "skip":
                     continue
+                if ev is not None:
+                    raise TraceFormatError("thread -1: an event of a task perf lost track "
+                                           "of; expected a thread id", path, lineno)
                 raise TraceFormatError(
                     f"unexpected event {event[:60]!r}: expected {START}, {ACQUIRE} or {RELEASE}",
                     path, lineno, option=SKIP_OTHER_EVENTS)
