@@ -273,14 +273,15 @@ def host_delays(load="busy", scale=1.0, path=None, io=False):
     return Empirical(np.sort(d * scale).tolist())
 
 
-def anchor_scenario(run, wakeup=None, seed=0):
+def anchor_scenario(run, wakeup=None, seed=0, io_wakeup=None):
     """The app start in small of :data:`PROGRAM` as vmlab plays it, at the pace one run of
     it went (a row of :data:`HOST_RUNS_CSV`: ``fault_cycle_ns``, ``write_cycle_ns``,
     ``write_hold_ns``): :data:`N_FAULTERS` threads each fault :data:`FAULTS` random pages of
     :data:`N_FILES` files (the time between two faults of a thread is the run's, less a
     major fault's modelled time), :data:`N_WRITERS` threads make ``3 * ITERATIONS`` calls
     on 512 KiB of their own (no file VMA), each holding ``mmap_lock`` for write the run's
-    mean hold, at the run's pace; ``wakeup`` is ``lock_wakeup_ns`` (None: 0).  The lock is
+    mean hold, at the run's pace; ``wakeup`` is ``lock_wakeup_ns`` and ``io_wakeup`` is
+    ``io_wakeup_ns`` (None: 0; a faulting thread's modelled read includes its mean).  The lock is
     this host's kernel's (``rwsem_wake_all_readers``: a release grants every queued reader;
     ``rwsem_steal``: a woken writer takes the lock itself, the free lock is taken past the
     queue until the writer's hand-off; docs/model.md section 4)."""
@@ -288,9 +289,10 @@ def anchor_scenario(run, wakeup=None, seed=0):
     from .ladder import _file_vmas
 
     costs = Costs(mmap_cs_ns=int(round(run["write_hold_ns"])),
-                  lock_wakeup_ns=wakeup if wakeup is not None else 0)
+                  lock_wakeup_ns=wakeup if wakeup is not None else 0,
+                  io_wakeup_ns=io_wakeup if io_wakeup is not None else 0)
     fault = costs.io_ns.table_mean_ns() + costs.fault_ns + costs.wakeup_ns + \
-        costs.pagecache_hit_ns
+        costs.io_wakeup_ns.table_mean_ns() + costs.pagecache_hit_ns
     file_pages = (FILE_MIB << 20) // 4096
     tr = synth.app_start(n_threads=N_FAULTERS, n_files=N_FILES, file_pages=file_pages,
                          faults_per_thread=FAULTS, n_writers=N_WRITERS,
@@ -306,8 +308,9 @@ def anchor_scenario(run, wakeup=None, seed=0):
 
 def host_anchor(load="busy", path=None, runs_path=None):
     """This host's runs of :data:`PROGRAM` under ``load`` beside vmlab's ``per_vma_lock``
-    on :func:`anchor_scenario` at each run's pace, without wake-ups and with the load's
-    measured ones (:func:`host_delays`): a DataFrame, one row per source, medians over the
+    on :func:`anchor_scenario` at each run's pace, without wake-ups, with the load's
+    measured lock wake-ups (:func:`host_delays`), and with its wake-ups after reads too
+    (:func:`host_delays` with ``io``): a DataFrame, one row per source, medians over the
     runs of ``n_read``, ``read_wait_mean_ns``, ``share_read_waited``, ``n_read_1_10ms`` and
     ``write_wait_mean_ns`` (docs/model.md 15.14)."""
     from ..simulation import simulate_many
@@ -321,8 +324,11 @@ def host_anchor(load="busy", path=None, runs_path=None):
             "write_wait_mean_ns"]
     rows = [{"source": "this host", **runs[cols].median().to_dict()}]
     wake = host_delays(load, path=path)
-    for name, w in (("vmlab, no wake-up", None), ("vmlab, this host's wake-ups", wake)):
-        res = simulate_many([(anchor_scenario(r, w, seed=i), "per_vma_lock")
+    io = host_delays(load, io=True)
+    for name, w, iw in (("vmlab, no wake-up", None, None),
+                        ("vmlab, this host's wake-ups", wake, None),
+                        ("vmlab, this host's wake-ups and reads' wake-ups", wake, io)):
+        res = simulate_many([(anchor_scenario(r, w, seed=i, io_wakeup=iw), "per_vma_lock")
                              for i, r in runs.iterrows()], desc="host anchor")
         got = []
         for r in res:
