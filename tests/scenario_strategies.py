@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from vmlab.model import (LOCK_PRESETS, PRESETS, Adversary, Costs, Empirical, Exponential, File, FileRead, Fixed, Policy,
                          Scenario, SignalSchedule, Uniform, Unmap, Vma, can_serve)
 from vmlab.model.scenario import unmap_problem
-from vmlab.model.costs import HOLD_FIELDS
+from vmlab.model.costs import DIST_COSTS, HOLD_FIELDS
 from vmlab.trace import Call, Op, Trace
 from vmlab.trace.model import MAX_WRITER_CALL
 
@@ -646,5 +646,59 @@ def granular_cases(draw):
     policy = draw(policies())
     scenario = draw(scenarios(policy, fault_model=draw(st.sampled_from(["page", "kernel"])),
                               granular=True))
+    scenario.validate(policy)
+    return scenario, policy
+
+
+#: Costs the strategies keep at 1 ns or more (the module docstring): on a grid, one unit.
+_AT_LEAST_ONE = ("fault_ns", "mmap_cs_ns", "mmap_read_cs_ns", "remap_fixed_ns",
+                 *HOLD_FIELDS.values())
+
+
+def _snap(v, unit, at_least=0):
+    return max(at_least, int(round(v / unit)) * unit)
+
+
+@st.composite
+def on_a_grid(draw, cases_strategy):
+    """``(scenario, policy)`` pairs of ``cases_strategy`` with every cost, gap, signal and
+    adversary period and start on a grid of one unit (100 ns to 1 us), each distribution a
+    fixed value of its own: times coincide everywhere, and docs/model.md section 2's order of
+    equal keys decides who goes first."""
+    scenario, policy = draw(cases_strategy)
+    unit = draw(st.sampled_from([100, 250, 500, 1000]))
+    c = scenario.costs
+    changes = {}
+    for f in dataclasses.fields(c):
+        v = getattr(c, f.name)
+        if f.name.endswith("_lines"):
+            continue
+        if f.name in DIST_COSTS:
+            table = v.table()
+            changes[f.name] = Fixed(_snap(int(table[draw(st.integers(0, len(table) - 1))]),
+                                          unit))
+        else:
+            changes[f.name] = _snap(v, unit, unit if f.name in _AT_LEAST_ONE else 0)
+    kw = {"costs": c.replace(**changes)}
+    t = scenario.trace
+    if t.has_gap:
+        cols = {n: np.asarray(getattr(t, n)) for n in ("tid", "asid", "addr", "op", "size")}
+        cols["gap_ns"] = (np.round(np.asarray(t.gap_ns, dtype=np.float64) / unit) *
+                          unit).astype(np.uint64)
+        kw["trace"] = Trace(**cols, call=t.calls() if t.has_call else None)
+    sigs = []
+    for s in scenario.signals:
+        if s.kind == "periodic":
+            s = dataclasses.replace(s, period_ns=_snap(s.period_ns, unit, unit))
+        elif s.kind == "times":
+            s = dataclasses.replace(s, times_ns=tuple(sorted({_snap(x, unit)
+                                                              for x in s.times_ns})))
+        sigs.append(dataclasses.replace(s, start_ns=_snap(s.start_ns, unit)))
+    kw["signals"] = tuple(sigs)
+    adv = scenario.adversary
+    if adv is not None and adv.kind == "periodic":
+        kw["adversary"] = dataclasses.replace(adv, period_ns=_snap(adv.period_ns, unit, unit),
+                                              start_ns=_snap(adv.start_ns, unit))
+    scenario = scenario.replace(**kw)
     scenario.validate(policy)
     return scenario, policy

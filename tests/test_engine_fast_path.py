@@ -15,10 +15,11 @@ import os
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import budgeted
 from naive_engine import canonical, first_difference
-from scenario_strategies import cases, lock_cases
+from scenario_strategies import cases, lock_cases, on_a_grid
 from vmlab.engine import codes as C
 from vmlab.engine import fast_path_eligibility
 from vmlab.engine.fastpath import KNOB_EFFECT, knob_row
@@ -75,6 +76,19 @@ def test_fast_path_on_and_off_give_identical_records(case):
 def test_fast_path_on_and_off_agree_with_lock_designs(case):
     """The lock designs and costs of docs/model.md 15 keep their faults off the fast path;
     the inline steps of the rest must not change a record."""
+    scenario, policy = case
+    on, off = _pair(scenario, policy)
+    diff = first_difference(canonical(on), canonical(off))
+    assert diff is None, f"fast path on vs off:\n{diff}"
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(on_a_grid(st.one_of(cases(), lock_cases())))
+def test_fast_path_on_and_off_agree_with_every_time_on_a_grid(case):
+    """Where every event falls on a grid, the fast path's "nothing else happens before"
+    meets equal keys all the time: the inline steps must still not change a record."""
     scenario, policy = case
     on, off = _pair(scenario, policy)
     diff = first_difference(canonical(on), canonical(off))

@@ -29,8 +29,8 @@ if not hasattr(engine, "run"):
 
 import budgeted  # noqa: E402
 from naive_engine import canonical, first_difference  # noqa: E402
-from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases, read_cases,  # noqa: E402
-                                 unmap_cases, young_cases)
+from scenario_strategies import (cases, granular_cases, kernel_cases, lock_cases, on_a_grid,  # noqa: E402
+                                 read_cases, unmap_cases, young_cases)
 from vmlab.model import (Adversary, Costs, Fixed, Scenario, SignalSchedule,  # noqa: E402
                          Uniform, Vma)
 from vmlab.trace import Call, Op, Trace  # noqa: E402
@@ -284,6 +284,15 @@ def test_engine_matches_reference_with_signals_at_the_instants_of_other_events(c
     scenario = scenario.replace(signals=(sig,))
     scenario.validate(policy)
     check_agreement(scenario, policy)
+
+
+@agreement
+@given(on_a_grid(st.one_of(cases(), lock_cases(), granular_cases(), read_cases(),
+                           unmap_cases(), kernel_cases(), young_cases())))
+def test_engine_matches_reference_with_every_time_on_a_grid(case):
+    """Every cost, gap and period a multiple of one unit: I/O completions, grants, releases,
+    signals, adversary calls and thread steps fall on the same instants all the time."""
+    check_agreement(*case)
 
 
 def test_a_signal_aborting_a_wait_resumes_its_thread_after_a_lower_threads_release():
