@@ -1,5 +1,4 @@
 """Sweeps on a real two-process dask LocalCluster (vmlab/distributed.py)."""
-import numpy as np
 import pandas as pd
 import pytest
 

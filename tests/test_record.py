@@ -186,7 +186,7 @@ def test_syscall_lines_drive_the_mappings(tmp_path):
     sp = AddressSpace()
     tr = SyscallTracker(sp, files, str(tmp_path), heap_base=0x4035000)
     lines = [
-        (f"SYSCALL[1,1](257) sys_openat ( 4294967196, 0x4034bb0(lib.so), 524288 ) --> [async] ... ", 3),
+        ("SYSCALL[1,1](257) sys_openat ( 4294967196, 0x4034bb0(lib.so), 524288 ) --> [async] ... ", 3),
         ("SYSCALL[1,1](257) ... [async] --> Success(0x4) ", 3),
         ("SYSCALL[1,1](9) sys_mmap ( 0x0, 12288, 5, 2, 4, 4096 ) --> [pre-success] Success(0x5000000) ", 5),
         ("SYSCALL[1,1](9) sys_mmap ( 0x0, 100, 3, 34, 4294967295, 0 ) --> [pre-success] Success(0x6000000) ", 6),

@@ -29,7 +29,6 @@ it left out and what the recording did not know (never silently).
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..errors import VmlabError
 from ..measure import MB, PROGRAMS, make_inputs
-from ..validate import VALGRIND_OBJECTS, cold_residency, predict
+from ..validate import cold_residency, predict
 
 #: Where the shipped measurements and recordings live.
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "native"

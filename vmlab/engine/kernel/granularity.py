@@ -230,7 +230,6 @@ def _map_finish(p, fr_lo, fr_hi, page_vma, page_vpn, page_rank, by_key, vma_p0, 
     hi = fr_hi[p]
     if hi - lo <= 1:
         return 0
-    v = page_vma[p]
     r = page_rank[p]
     for k in range(r - (page_vpn[p] - lo), r + (hi - page_vpn[p])):
         q = by_key[k]

@@ -39,7 +39,8 @@ a simulated run's waits and a real capture go through the same code
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,7 @@ class LockCapture:
         same order (e.g. one process's of a capture recorded system-wide:
         ``cap.select(cap.pid == pid)``)."""
         mask = np.asarray(mask, dtype=bool)
-        return replace(self, **{f.name: getattr(self, f.name)[mask] for f in fields(self)
+        return replace(self, **{f.name: getattr(self, f.name)[mask] for f in dataclass_fields(self)
                                 if isinstance(getattr(self, f.name), np.ndarray)})
 
     @property
@@ -244,19 +245,19 @@ def _parse(toks, path, lineno):
     return None
 
 
-def perf_samples(path):
-    """Every sample line of a ``perf script`` text whose fields are laid out as
-    :func:`read_capture` reads them, of any event: ``(comm, pid or -1, tid, time_ns, event,
-    fields)``, ``fields`` the line's ``name=value`` tokens as a dict, in file order.  For
-    other tracepoints recorded beside ``mmap_lock:*`` (``sched:sched_wakeup``, ...).  A line
-    that is not a sample is refused in one line naming the file and line."""
+def _samples(path):
+    """``(lineno, comm, pid, tid, time_ns, event, fields)`` of every sample line of a
+    ``perf script`` text (:func:`perf_samples`); the last item is ``(lineno, None, ...)``,
+    the count of lines read.  Errors name the file and line."""
     path = Path(path)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         raise TraceFormatError("no such file", path) from None
+    lineno = 0
     with f:
-        for lineno, raw in enumerate(f, 1):
+        for raw in f:
+            lineno += 1
             s = raw.decode("utf-8", "replace").strip()
             if not s or s.startswith("#") or "PERF_RECORD_" in s or s.startswith("Warning:"):
                 continue
@@ -264,6 +265,18 @@ def perf_samples(path):
             if p is None:
                 raise TraceFormatError(f"{_EXPECTED}; got {s[:100]!r}", path, lineno)
             pid, tid, t, event, fields, comm = p
+            yield lineno, comm, pid, tid, t, event, fields
+    yield lineno, None, -1, -1, 0, None, None
+
+
+def perf_samples(path):
+    """Every sample line of a ``perf script`` text whose fields are laid out as
+    :func:`read_capture` reads them, of any event: ``(comm, pid or -1, tid, time_ns, event,
+    fields)``, ``fields`` the line's ``name=value`` tokens as a dict, in file order.  For
+    other tracepoints recorded beside ``mmap_lock:*`` (``sched:sched_wakeup``, ...).  A line
+    that is not a sample is refused in one line naming the file and line."""
+    for _lineno, comm, pid, tid, t, event, fields in _samples(path):
+        if comm is not None:
             yield comm, pid, tid, t, event, fields
 
 
@@ -299,84 +312,71 @@ def read_capture(path, *, other_events="error"):
     if other_events not in ("error", "skip"):
         raise TypeError(f"other_events must be 'error' or 'skip', got {other_events!r}")
     path = Path(path)
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise TraceFormatError("no such file", path) from None
     ops = []               # [tid, pid, asid, mode, kind, request, acquire, release, success]
     pending = {}           # (tid, asid) -> index of the open request
     held = {}              # (tid, asid, mode) -> index of the hold
     asid_of = {}           # mm -> asid
     last_t = {}            # tid -> time of its previous event
     unmatched = 0
-    lineno = 0
-    with f:
-        for raw in f:
-            lineno += 1
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            s = line.strip()
-            if not s or s.startswith("#") or "PERF_RECORD_" in s or s.startswith("Warning:"):
+    for lineno, comm, pid, tid, t, event, fields in _samples(path):
+        if comm is None:
+            break        # (the count of lines read)
+        ev = _KIND.get(event)
+        if ev is None or tid < 0:
+            if other_events == "skip":
                 continue
-            p = _parse(line.split(), path, lineno)
-            if p is None:
-                raise TraceFormatError(f"{_EXPECTED}; got {s[:100]!r}", path, lineno)
-            pid, tid, t, event, fields, _comm = p
-            ev = _KIND.get(event)
-            if ev is None or tid < 0:
-                if other_events == "skip":
-                    continue
-                if ev is not None:
-                    raise TraceFormatError("thread -1: an event of a task perf lost track "
-                                           "of; expected a thread id", path, lineno)
-                raise TraceFormatError(
-                    f"unexpected event {event[:60]!r}: expected {START}, {ACQUIRE} or {RELEASE}",
-                    path, lineno, option=SKIP_OTHER_EVENTS)
-            if t < last_t.get(tid, 0):
-                raise TraceFormatError(f"time goes backwards for thread {tid}; expected perf "
-                                       "script's time-sorted output", path, lineno)
-            last_t[tid] = t
-            mm = fields.get("mm")
-            if mm is None or not mm.startswith("0x"):
-                raise TraceFormatError(f"mm={mm if mm is not None else '(missing)'}: expected "
-                                       "mm=0x<pointer>", path, lineno)
-            asid = asid_of.setdefault(mm, len(asid_of))
-            write = _bool(fields, "write", path, lineno)
-            mode = int(write)
-            if ev == 0:
-                if (tid, asid) in pending:   # the previous request never returned: cut short
-                    ops[pending[(tid, asid)]][8] = False
-                pending[(tid, asid)] = len(ops)
-                ops.append([tid, pid, asid, mode, 0, t, -1, -1, False])
-            elif ev == 1:
-                ok = _bool(fields, "success", path, lineno)
-                i = pending.pop((tid, asid), None)
-                if i is not None and ops[i][3] == mode:
-                    ops[i][8] = ok
-                    if ok:
-                        ops[i][6] = t
-                        held[(tid, asid, mode)] = i
-                    continue
-                if i is not None:
-                    raise TraceFormatError(
-                        f"acquire_returned write={'true' if write else 'false'} answers a request "
-                        f"for {'read' if write else 'write'} of the same thread and mm", path,
-                        lineno)
-                wh = held.get((tid, asid, 1))
-                if not write and ok and wh is not None:      # mmap_write_downgrade
-                    ops[held.pop((tid, asid, 1))][7] = t
-                    kind = 2
-                else:
-                    kind = 1
-                held_i = len(ops)
-                ops.append([tid, pid, asid, mode, kind, t, t if ok else -1, -1, ok])
+            if ev is not None:
+                raise TraceFormatError("thread -1: an event of a task perf lost track "
+                                       "of; expected a thread id", path, lineno)
+            raise TraceFormatError(
+                f"unexpected event {event[:60]!r}: expected {START}, {ACQUIRE} or {RELEASE}",
+                path, lineno, option=SKIP_OTHER_EVENTS)
+        if t < last_t.get(tid, 0):
+            raise TraceFormatError(f"time goes backwards for thread {tid}; expected perf "
+                                   "script's time-sorted output", path, lineno)
+        last_t[tid] = t
+        mm = fields.get("mm")
+        if mm is None or not mm.startswith("0x"):
+            raise TraceFormatError(f"mm={mm if mm is not None else '(missing)'}: expected "
+                                   "mm=0x<pointer>", path, lineno)
+        asid = asid_of.setdefault(mm, len(asid_of))
+        write = _bool(fields, "write", path, lineno)
+        mode = int(write)
+        if ev == 0:
+            if (tid, asid) in pending:   # the previous request never returned: cut short
+                ops[pending[(tid, asid)]][8] = False
+            pending[(tid, asid)] = len(ops)
+            ops.append([tid, pid, asid, mode, 0, t, -1, -1, False])
+        elif ev == 1:
+            ok = _bool(fields, "success", path, lineno)
+            i = pending.pop((tid, asid), None)
+            if i is not None and ops[i][3] == mode:
+                ops[i][8] = ok
                 if ok:
-                    held[(tid, asid, mode)] = held_i
+                    ops[i][6] = t
+                    held[(tid, asid, mode)] = i
+                continue
+            if i is not None:
+                raise TraceFormatError(
+                    f"acquire_returned write={'true' if write else 'false'} answers a request "
+                    f"for {'read' if write else 'write'} of the same thread and mm", path,
+                    lineno)
+            wh = held.get((tid, asid, 1))
+            if not write and ok and wh is not None:      # mmap_write_downgrade
+                ops[held.pop((tid, asid, 1))][7] = t
+                kind = 2
             else:
-                i = held.pop((tid, asid, mode), None)
-                if i is None:
-                    unmatched += 1
-                else:
-                    ops[i][7] = t
+                kind = 1
+            held_i = len(ops)
+            ops.append([tid, pid, asid, mode, kind, t, t if ok else -1, -1, ok])
+            if ok:
+                held[(tid, asid, mode)] = held_i
+        else:
+            i = held.pop((tid, asid, mode), None)
+            if i is None:
+                unmatched += 1
+            else:
+                ops[i][7] = t
     if not ops:
         raise TraceFormatError(f"no mmap_lock event in the file ({lineno} line(s)); record with "
                                "perf record -e 'mmap_lock:*'", path, max(lineno, 1))
