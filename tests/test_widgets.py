@@ -163,3 +163,23 @@ def test_a_policy_the_run_refuses_is_skipped_and_the_others_still_show():
     if "per_vma_lock" not in ran:  # the engine does not simulate the lock designs yet
         assert "skipped per_vma_lock" in e.status.value
     assert f"{len(ran)} policies in" in e.status.value
+
+
+def test_a_busy_machine_delays_every_wake_up():
+    """docs/model.md 15.14: the machine control sets this host's measured wake-ups; a
+    nopage fault then holds mmap_lock through its wait for a CPU after the read, so the
+    faults take longer and so do the waits behind them."""
+    from vmlab.widgets import MACHINES
+
+    e = Explorer(run=False, **{**SMALL, "policies": ("nopage",), "machine": "busy"})
+    assert e.controls["machine"].value == "CPUs busy: this host's wake-ups, load 'busy'"
+    assert list(e.controls["machine"].options) == list(MACHINES)
+    costs = e.scenario().costs
+    assert costs.lock_wakeup_ns.table_mean_ns() > 100_000
+    assert costs.io_wakeup_ns.table_mean_ns() > 100_000
+    e.update()
+    busy = e.last_summary.set_index("policy").loc["nopage"]
+    e.controls["machine"].value = "idle"
+    idle = e.last_summary.set_index("policy").loc["nopage"]
+    assert e.scenario().costs.io_wakeup_ns.table_mean_ns() == 0
+    assert busy["fault_latency_ns_p50"] > idle["fault_latency_ns_p50"] + 50_000

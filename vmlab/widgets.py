@@ -49,6 +49,32 @@ SAMPLE_RATES = (1.0, 0.1, 0.01, 0.001)
 EXPLORER_POLICIES = tuple(POLICY_ORDER) + tuple(LOCK_PRESETS)
 #: p99/median of the default NVMe I/O time, kept when the slider moves the median.
 _IO_SPREAD = NVME.p99_ns / NVME.median_ns
+#: The machines offered: idle (a woken thread runs at once), or every CPU busy with this
+#: host's measured wake-ups under a load of :data:`vmlab.studies.lock_wakeups.LOADS`
+#: (``lock_wakeup_ns`` and ``io_wakeup_ns``, docs/model.md 15.14; offered where the
+#: measurement is there, a checkout's ``data/native``).
+MACHINES = {"idle": None,
+            "CPUs busy: this host's wake-ups, load 'faulting'": "faulting",
+            "CPUs busy: this host's wake-ups, load 'busy'": "busy"}
+
+
+def _machines():
+    """The :data:`MACHINES` whose measurement can be read here."""
+    from .studies import lock_wakeups
+
+    have = lock_wakeups.HOST_CSV.exists() and lock_wakeups.IO_CSV.exists()
+    return [name for name, load in MACHINES.items() if load is None or have]
+
+
+def _machine_costs(costs, machine):
+    """``costs`` with the wake-ups of ``machine`` (a key of :data:`MACHINES`)."""
+    load = MACHINES[machine]
+    if load is None:
+        return costs
+    from .studies.lock_wakeups import host_delays
+
+    return costs.replace(lock_wakeup_ns=host_delays(load),
+                         io_wakeup_ns=host_delays(load, io=True))
 
 
 def policy_swatches(policies):
@@ -126,7 +152,8 @@ class Explorer:
     Parameters (all optional) set the controls' initial values: ``source`` ("synthetic",
     "shipped", "file" or "given" with ``trace=``), ``generator``, ``n_records``, ``threads``,
     ``pages``, ``shipped``, ``path``, ``policies``, ``backing``, ``io_ns`` (median I/O time),
-    ``signal_hz``, ``memory_fraction``, ``adversary_hz``, ``horizon_s``, ``sample_rate``.  ``run=True`` runs
+    ``signal_hz``, ``memory_fraction``, ``adversary_hz``, ``horizon_s``, ``sample_rate``,
+    ``machine`` (a key of :data:`MACHINES`, or its load: ``"busy"``).  ``run=True`` runs
     once at construction.
 
     Attributes
@@ -145,9 +172,10 @@ class Explorer:
                  threads=4, pages=20_000, seed=0, shipped=None, path="",
                  policies=("nopage", "nopage_refault", "fault_retry"), backing="file",
                  io_ns=NVME.median_ns, signal_hz=0, memory_fraction=1.0, adversary_hz=0,
-                 horizon_s=60.0, sample_rate=1.0, run=True):
+                 horizon_s=60.0, sample_rate=1.0, machine="idle", run=True):
         self._given = trace
         self._traces = {}
+        machine = next((k for k, v in MACHINES.items() if v == machine), machine)
         self.last_summary = None
         self.last_results = {}
         ds = _shipped()
@@ -194,6 +222,7 @@ class Explorer:
             # spatial sampling keeps a 10^8-record trace interactive (vmlab.sampling)
             "sample_rate": W.Dropdown(options=_with(SAMPLE_RATES, sample_rate),
                                       value=sample_rate, description="sample rate"),
+            "machine": W.Dropdown(options=_machines(), value=machine, description="machine"),
         }
         run_button = W.Button(description="Run", button_style="primary", icon="play")
         run_button.on_click(lambda _: self.update())
@@ -206,7 +235,8 @@ class Explorer:
         trace_box = W.VBox([c["source"], c["generator"], c["n_records"], c["threads"],
                             c["pages"], c["seed"], c["shipped"], c["path"]])
         knobs = W.VBox([c["backing"], c["io_ns"], c["signal_hz"], c["memory_fraction"],
-                        c["adversary_hz"], c["horizon_s"], c["sample_rate"], run_button])
+                        c["adversary_hz"], c["horizon_s"], c["sample_rate"], c["machine"],
+                        run_button])
         # the three columns wrap onto new lines when the panel is too narrow for them
         self.widget = W.VBox([
             W.HBox([trace_box, W.VBox([c["policies"], self.policy_colors]), knobs],
@@ -287,7 +317,7 @@ class Explorer:
         # million-record update quick
         return Scenario(trace, backing=c["backing"], memory_pages=mem, signals=signals,
                         adversary=adversary, horizon_ns=int(c["horizon_s"] * 1e9),
-                        costs=Costs(io_ns=io), records=False,
+                        costs=_machine_costs(Costs(io_ns=io), c["machine"]), records=False,
                         sample_rate=None if c["sample_rate"] >= 1 else c["sample_rate"])
 
     def update(self):
