@@ -276,7 +276,8 @@ def test_engine_matches_reference_with_signals_at_the_instants_of_other_events(c
     instants = _instants(budgeted.engine(scenario, policy))
     if not instants:
         return
-    times = sorted(set(data.draw(st.lists(st.sampled_from(instants), min_size=1, max_size=6))))
+    # (an instant twice: two signals at once)
+    times = sorted(data.draw(st.lists(st.sampled_from(instants), min_size=1, max_size=6)))
     tids = sorted({int(t) for t in scenario.trace.tid})
     chosen = data.draw(st.lists(st.sampled_from(tids), min_size=1, unique=True))
     sig = SignalSchedule("times", times_ns=tuple(times), fatal=data.draw(st.booleans()),
@@ -319,3 +320,19 @@ def test_a_signal_aborting_a_wait_resumes_its_thread_after_a_lower_threads_relea
     # the fault's release at the abort: the reader is gone, so it costs nothing
     assert got[1] == (1, 0, 1210)
     assert list(r.signals["arrival_ns"]) == [1210] and list(r.signals["aborted_wait"]) == [1]
+
+
+def test_two_signals_at_one_instant_abort_a_wait_once():
+    """The first of two signals arriving at the same instant aborts the interruptible wait;
+    the second, before the aborted thread's step (kind 3) at that instant, finds no wait to
+    abort and only queues (docs/model.md section 2).  A fresh-clone run found the engine
+    marking both once the abort became a thread step."""
+    vmas = [Vma(BASE, BASE + 4 * PAGE, "context", policy="nopage_refault")]
+    tr = Trace(addr=np.array([BASE], np.uint64), op=np.array([Op.LOAD], np.uint8),
+               tid=np.array([1], np.uint32), gap_ns=np.array([0], np.uint64))
+    sc = Scenario(tr, vmas=vmas, costs=Costs(wait_ns=Fixed(10_000)), horizon_ns=1_000_000,
+                  signals=SignalSchedule("times", times_ns=(1000, 1000), threads=(1,)))
+    check_agreement(sc, None)
+    sig = engine.run(sc).signals
+    assert list(sig["arrival_ns"]) == [1000, 1000]
+    assert list(sig["aborted_wait"]) == [1, 0]

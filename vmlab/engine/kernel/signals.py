@@ -48,6 +48,9 @@ def _on_signal(K, W, G, th, t):
         G[g.G_HN] = _heap_push(W.ht, W.hk, G[g.G_HN], nxt_t, (C.EV_SIGNAL << 40) | th)
     # an interruptible wait is aborted at once
     if TS[th, C.TS_INTR] == 1:
+        # (the wait is over: a second signal at this instant, before the thread's step,
+        # only queues)
+        TS[th, C.TS_INTR] = 0
         TS[th, C.TS_PHASE] = C.PH_ABORT
         W.tn[th] = NO_STEP  # a pending wake-up (context wait) is cancelled
         if K.keep_records and row >= 0:
