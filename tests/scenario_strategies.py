@@ -604,7 +604,8 @@ def read_cases(draw):
     new_files = [dataclasses.replace(given[n], size_bytes=given[n].size_bytes or k * PAGE)
                  if n in given else File(n, size_bytes=k * PAGE) for n, k in named]
     new_files.append(extra)
-    sizes = {f.name: f.size_bytes // PAGE for f in new_files}
+    # (pages: a last partial page is a page, and a file smaller than a page has one)
+    sizes = {f.name: -(-f.size_bytes // PAGE) for f in new_files}
     n = len(scenario.trace)
     reads = []
     for _ in range(draw(st.integers(1, 8))):

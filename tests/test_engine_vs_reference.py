@@ -336,3 +336,46 @@ def test_two_signals_at_one_instant_abort_a_wait_once():
     sig = engine.run(sc).signals
     assert list(sig["arrival_ns"]) == [1000, 1000]
     assert list(sig["aborted_wait"]) == [1, 0]
+
+
+def test_a_retry_requests_its_lock_in_the_step_that_ended_its_attempt():
+    """An attempt that ends in a retry (here: its readahead dropped mmap_lock, docs/model.md
+    11.5) asks for the lock again in the same step, before a lower thread's step at that
+    instant: under rwsem_steal the writer that release woke (thread 1) runs its try after
+    the retry has taken the free lock, and waits for its release.  The engine once made the
+    retry's request a step of its own, and the writer went first (a 1,500-example agreement
+    run found it; this is that case, shrunk)."""
+    from vmlab.model import File, Exponential, get_policy
+
+    addr = [4251719, 4231447, 4256725, 4277859, 4214959, 4244188, 4207503, 4235520, 4244843,
+            0, 0, 4210688]
+    tr = Trace(addr=np.array(addr, np.uint64),
+               op=np.array([3, 1, 3, 2, 2, 0, 2, 0, 2, 4, 4, 4], np.uint8),
+               tid=np.array([154, 129, 154, 175, 129, 175, 175, 175, 154, 154, 129, 154],
+                            np.uint32),
+               size=np.array([8] * 9 + [0, 0, 4096], np.uint64))
+    policy = get_policy("nopage").replace(
+        name="random", needs_struct_page=False, max_retries=3, check_signal_before_retry=True,
+        readahead_drops_lock=True)
+    vmas = (Vma(4206592, 4247552, "file", policy="fault_retry_v57", prot="rw", anon_vma=True),
+            Vma(4251648, 4259840, "file", policy="nopage_refault", prot="rw", file="A",
+                offset=24576, madvise="sequential"),
+            Vma(4259840, 4284416, "file", policy="fault_retry", prot="rwx", file="B",
+                offset=16384, madvise="sequential"))
+    costs = Costs(access_ns=0, fault_ns=1, zero_fill_ns=262, pagecache_hit_ns=131,
+                  struct_page_ns=2, driver_ns=97, pte_ns=3, signal_ns=1, mmap_cs_ns=9,
+                  wakeup_ns=92, copy_page_ns=231, io_ns=Exponential(mean_ns=4593),
+                  wait_ns=Fixed(0))
+    files = (File("A", size_bytes=56842, folio_pages=2, folios=((0, 16),)),
+             File("B", folios=((0, 16),)))
+    sc = Scenario(tr, vmas=vmas, costs=costs, fault_around_pages=4, seed=2, ra_pages=4,
+                  files=files, rwsem_steal=True, lru_add_batch=3,
+                  preload=np.array([0x404000], np.uint64))
+    check_agreement(sc, policy)
+    lk = engine.run(sc, policy).locks
+    rows = sorted(zip(lk["thread"], lk["mode"], lk["request_ns"], lk["acquire_ns"],
+                      lk["release_ns"]))
+    retry = [r for r in rows if r[0] == 2][-1]
+    writer = [r for r in rows if r[0] == 1][-1]
+    assert retry[2] == retry[3] == 5884          # asked and took the free lock at once
+    assert writer[1] == 1 and writer[2] == 5881 and writer[3] == retry[4]

@@ -48,8 +48,10 @@ def _ph_lookup(K, W, G, th, t):
         TS[th, C.TS_AROUND_DONE] = 1
     if K.designs and TS[th, C.TS_HOW] == C.FLK_SPEC:
         nxt = _spf_validate(K, W, G, th, t, p, v, case)
+        if nxt == t:
+            return t, C.PH_LOCK_REQ  # (under mmap_sem at once, in this step)
         if nxt >= 0:
-            return nxt, g.STEP_DONE  # (back to PH_LOCK_REQ, under mmap_sem)
+            return nxt, g.STEP_DONE  # (back to PH_LOCK_REQ once the line is paid)
     if case == C.CASE_COW:
         TS[th, C.TS_COW] = 1
     if case == C.CASE_COPY or case == C.CASE_MKWRITE or pol[pr, C.K_EAGER] == 1 \
@@ -419,7 +421,7 @@ def _readahead_drop(K, W, G, th, t, pr, s):
     _unpin(s, W.PIN, FL)
     G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND], G[g.G_TRACK_CAND] == 1)
     TS[th, C.TS_PHASE] = C.PH_WOKEN
-    return t, g.STEP_DONE
+    return t, C.PH_WOKEN     # (the retry follows in this step)
 
 
 @njit_verb
@@ -454,7 +456,7 @@ def _ph_drop_wait(K, W, G, th, t):
         _unpin(s, W.PIN, FL)
         G[g.G_N_CAND] = _note_if_free(s, FL, W.cand, G[g.G_N_CAND], G[g.G_TRACK_CAND] == 1)
         TS[th, C.TS_PHASE] = C.PH_WOKEN
-        return t, g.STEP_DONE
+        return t, C.PH_WOKEN     # (the retry follows in this step)
     if TS[th, C.TS_WAIT_KIND] == 1 and (FL[s] & F_INFL) != 0:
         TS[th, C.TS_WAIT_PAGE] = s
         TS[th, C.TS_PHASE] = C.PH_WAIT_IO
@@ -495,7 +497,7 @@ def _ph_woken(K, W, G, th, t):
             # the retry takes retry_lock (docs/model.md 15.3)
             TS[th, C.TS_HOW] = _fault_lock(K, TS[th, C.TS_POS], pr, True)
         TS[th, C.TS_PHASE] = C.PH_LOCK_REQ
-        return t, g.STEP_DONE
+        return t, C.PH_LOCK_REQ     # (the retry's request in this step)
     if TS[th, C.TS_WAIT_KIND] == 2:
         W.FL[p] |= F_RES
     TS[th, C.TS_PHASE] = C.PH_INSTALL

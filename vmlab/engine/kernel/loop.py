@@ -486,6 +486,12 @@ def _run_thread(K, W, G, th, t):
             nxt, ph = _ph_fault_end(K, W, G, th, t)
         if ph == g.HALT:
             return
+        if ph >= 0 and nxt >= 0:
+            # a phase to run at once, in this same step, that the dispatch above had passed
+            # (an attempt that ends in a retry goes on to the retry's request: nothing comes
+            # between, not even a lower thread's step at this instant; docs/model.md 2)
+            t = nxt
+            continue
         # a record's end before anything else happens goes straight on (fastrun.py)
         if K.fast_path and nxt >= 0 and TS[th, C.TS_PHASE] == C.PH_REC_END and \
                 W.pend_n[th] == 0 and TS[th, C.TS_ACCESS_DONE] == 1 and nxt <= horizon:
