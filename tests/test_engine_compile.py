@@ -464,3 +464,40 @@ def test_the_helper_waits_on_pipes_whatever_their_numbers():
         for fd in fds:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_threads_that_compile_side_by_side_on_a_cold_cache_finish(tmp_path):
+    """simulate_many runs its simulations in threads: on an empty cache each would compile
+    the pass, fork a helper and take over the hook a compile hands its module through, and
+    the compiles waited for each other's helpers for ever (a notebook's first ladder run
+    hung).  One compile at a time: both runs end, with the serial records.  One fresh
+    compile: about 10-20 s."""
+    import os
+    import subprocess
+    import sys
+
+    from vmlab._numba import JIT_DISABLED
+
+    if JIT_DISABLED or len(os.sched_getaffinity(0)) < 2 or not sys.platform.startswith("linux"):
+        return
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("VMLAB_COMPILE_HELPER", None)
+    # (the hang needed one thread's helper to be forked after another's pipes were made, a
+    # matter of timing; how many helpers are forked is not: one, for the one compile)
+    code = ("import json, os, numpy as np, vmlab; "
+            "forks = []; fork = os.fork; "
+            "os.fork = lambda: forks.append(1) or fork(); "
+            "base = 0x7F0000000000; "
+            "sc = vmlab.Scenario(vmlab.Trace(np.arange(8, dtype=np.uint64) * np.uint64(4096) "
+            "+ np.uint64(base)), vmas=[vmlab.Vma(base, base + 8 * 4096, 'file')]); "
+            "rs = vmlab.simulate_many([(sc, 'nopage'), (sc, 'fault_retry'), (sc, 'nopage')], "
+            "n_jobs=3, show_progress=False); "
+            "print(json.dumps([len(forks), [r.faults.end_ns.tolist() for r in rs]]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, timeout=300,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+
+    n_forks, ends = json.loads(out.stdout.strip().splitlines()[-1])
+    assert n_forks == 1
+    assert ends[0] == ends[2] == vmlab.simulate(_small(), "nopage").faults.end_ns.tolist()

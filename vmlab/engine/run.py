@@ -84,6 +84,11 @@ class _CompileWatch:
 # the kernel's signature by a cheap key of the inputs' types (numba.typeof of the whole
 # structure takes milliseconds, too much for every run of a sweep)
 _SIGNATURES = {}
+# one compile of the pass at a time in a process: threads that run simulations side by side
+# (simulate_many) would each fork a helper and overwrite the one hook, _numba.CALLED_CODEGEN,
+# through which a compile hands its module to its helper; a compile then waited for the
+# other's helper, and that one for it (a notebook's first simulate_many on a cold cache hung)
+_COMPILE_LOCK = threading.Lock()
 
 
 def _type_key(inputs):
@@ -108,11 +113,12 @@ def compile_kernel(inputs):
 
     W, G = _setup(inputs)
     sig = _SIGNATURES[key] = (numba.typeof(inputs), numba.typeof(W), numba.typeof(G))
-    if sig in _run_pass.overloads:
-        return False
     global last_helper
-    with fast_compiling(), _CompileHelper(sig) as last_helper:
-        _run_pass.compile(sig)
+    with _COMPILE_LOCK:
+        if sig in _run_pass.overloads:   # (another thread compiled it meanwhile)
+            return False
+        with fast_compiling(), _CompileHelper(sig) as last_helper:
+            _run_pass.compile(sig)
     return True
 
 
