@@ -1034,19 +1034,20 @@ def retry_whatif(invalidate_hz, io_ns, policies=("per_vma_lock", "per_vma_retry_
 
 
 def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per_vma_retry_vma"),
-                 n_jobs=None, **app):
+                 n_jobs=None, io=True, **app):
     """The app start (:func:`app_start_scenario`, ``app`` its arguments) on a machine whose
     CPUs are busy (docs/model.md 15.14): a thread granted ``mmap_lock`` after a wait runs
     after a wake-up drawn from this host's measured delays under ``load``
-    (:func:`vmlab.studies.lock_wakeups.host_delays`), each times a scale of ``scales`` (0:
-    an idle machine), under each of ``policies`` and ``seeds``; the lock is 6.x's
-    (``rwsem_wake_all_readers``, ``rwsem_steal``: docs/model.md section 4).
+    (:func:`vmlab.studies.lock_wakeups.host_delays`), and (``io``) a thread whose read
+    completed after one drawn from the host's wake-ups after reads, each times a scale of
+    ``scales`` (0: an idle machine), under each of ``policies`` and ``seeds``; the lock is
+    6.x's (``rwsem_wake_all_readers``, ``rwsem_steal``: docs/model.md section 4).
 
     Returns
     -------
     DataFrame
         :func:`retry_table`'s columns (ratios against the first policy at the same scale and
-        seed), ``scale``, ``seed``, ``mean_wakeup_ns`` (the scaled distribution's mean) and
+        seed), ``scale``, ``seed``, ``mean_wakeup_ns`` (the scaled lock wake-ups' mean) and
         ``long_waits`` (the read waits of 1-100 ms, :data:`WAIT_BINS_NS`).
     """
     from .lock_wakeups import host_delays
@@ -1055,8 +1056,10 @@ def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per
     runs, keys = [], []
     for scale in scales:
         wake = host_delays(load, scale)
+        reads = host_delays(load, scale, io=True) if io else costs.io_wakeup_ns
         for seed in seeds:
-            sc = app_start_scenario(costs=costs.replace(lock_wakeup_ns=wake), seed=seed,
+            sc = app_start_scenario(costs=costs.replace(lock_wakeup_ns=wake,
+                                                        io_wakeup_ns=reads), seed=seed,
                                     **{"rwsem_wake_all_readers": True, "rwsem_steal": True,
                                        **app})
             for p in policies:
