@@ -631,6 +631,17 @@ LOCK_COUNTS = ("n_mmap_lock_read", "n_vma_lock_read", "n_vma_lock_fallbacks", "n
 WAIT_BINS_NS = ((1_000_000, 10_000_000), (10_000_000, 100_000_000))
 
 
+def _bin_column(lo, hi):
+    """The column of :func:`lock_measures` that counts the read waits in ``[lo, hi)`` ns."""
+    return f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"
+
+
+def _long_waits(table):
+    """Per row of a :func:`lock_table`, the read waits of every bin of :data:`WAIT_BINS_NS`
+    (1-100 ms)."""
+    return sum(table[_bin_column(lo, hi)] for lo, hi in WAIT_BINS_NS)
+
+
 def lock_count(result, name):
     """One of the :data:`LOCK_COUNTS` of a run: from its summary, or its counters (where
     the engine reports them)."""
@@ -668,7 +679,7 @@ def lock_measures(result):
         out[key + "_mean"] = total / len(w) if len(w) else math.nan
     rw = waits["read"]
     for lo, hi in WAIT_BINS_NS:
-        name = f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"
+        name = _bin_column(lo, hi)
         out[name] = int(((rw >= lo) & (rw < hi)).sum())
     return out
 
@@ -1025,8 +1036,7 @@ def retry_whatif(invalidate_hz, io_ns, policies=("per_vma_lock", "per_vma_retry_
     for hz in dict.fromkeys(keys):
         df = retry_table({r.policy_name: r for k, r in zip(keys, res) if k == hz})
         df.insert(0, "invalidate_hz", hz)
-        df["long_waits"] = sum(df[f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"]
-                               for lo, hi in WAIT_BINS_NS)
+        df["long_waits"] = _long_waits(df)
         df["reread_fraction"] = df["n_long_fault_holds"] / df["n_retries"].where(
             df["n_retries"] > 0)
         frames.append(df)
@@ -1072,8 +1082,7 @@ def wakeup_sweep(scales, load="busy", seeds=(0,), policies=("per_vma_lock", "per
         df.insert(0, "mean_wakeup_ns", key[2])
         df.insert(0, "seed", key[1])
         df.insert(0, "scale", key[0])
-        df["long_waits"] = sum(df[f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"]
-                               for lo, hi in WAIT_BINS_NS)
+        df["long_waits"] = _long_waits(df)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
 
@@ -1155,8 +1164,7 @@ def busy_designs(load="busy", seeds=(0,), policies=DEBATE, n_jobs=None, **app):
         got = [r for k, r in zip(keys, res) if k == key]
         df = retry_table({r.policy_name: r for r in got})
         df["vma_lock_write_wait_ns"] = [int(r.summary["vma_lock_write_wait_ns"]) for r in got]
-        df["long_waits"] = sum(df[f"n_read_waits_{lo // 1_000_000}_{hi // 1_000_000}ms"]
-                               for lo, hi in WAIT_BINS_NS)
+        df["long_waits"] = _long_waits(df)
         df.insert(0, "seed", key[1])
         df.insert(0, "io_wakeups", key[0])
         frames.append(df)

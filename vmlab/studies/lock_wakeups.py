@@ -217,11 +217,10 @@ def measure(runs=3, loads=None, work=None, io=False):
         for load in loads:
             for run in range(runs):
                 got = capture([exe, *LOADS[load], *files], io=io)
-                for df, out in zip((got[0], got[2] if io else None), (wakes, io_wakes)):
-                    if df is not None:
-                        df.insert(0, "run", run)
-                        df.insert(0, "load", load)
-                        out.append(df)
+                for df, out in [(got[0], wakes)] + ([(got[2], io_wakes)] if io else []):
+                    df.insert(0, "run", run)
+                    df.insert(0, "load", load)
+                    out.append(df)
                 summaries.append({"load": load, "run": run, **got[1]})
     result = (pd.concat(wakes, ignore_index=True), pd.DataFrame(summaries))
     if io:
