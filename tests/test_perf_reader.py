@@ -212,6 +212,14 @@ def _fixture_lines():
     (412, "     mmap_faults  3543/3546    517.8394856591234:   page-faults:   7fe0\n",
      "bad timestamp"),
     (300, "517.839485659: page-faults: 7fe0\n", "expected a perf script sample line"),
+    # a syscall or fault event with more after its name is no event vmlab reads (fuzzer
+    # finds: these once ended in a KeyError from the writer's range)
+    (22, "  sh  3541/3541    517.838122629:   syscalls:sys_enter_mmap:::: addr: 0x0\n",
+     "unexpected event 'syscalls:sys_enter_mmap:::'"),
+    (22, "  sh  3541/3541    517.838122629:   syscalls:sys_enter_mmap:9addr: 0x0\n",
+     "unexpected event 'syscalls:sys_enter_mmap:9addr'"),
+    (30, "  sh  3541/3541    517.838122629:   page-faults:u:x:  7fe0afc8df78\n",
+     "unexpected event 'page-faults:u:x'"),
 ])
 def test_malformed_line_is_reported_with_its_number(tmp_path, lineno, bad, expect):
     lines = _fixture_lines()

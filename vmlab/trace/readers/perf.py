@@ -264,17 +264,20 @@ _TP_CODE = re.compile(r"\berror_code=0x([0-9a-fA-F]+)")
 _MMAP2 = re.compile(r"PERF_RECORD_MMAP2 (\d+)/\d+: \[0x([0-9a-f]+)\(0x([0-9a-f]+)\) @ "
                     r"(0x[0-9a-f]+|\d+) ([0-9a-f]+):([0-9a-f]+) (\d+) \d+\]: ([-rwxps]{4}) (.*)$")
 _TP_ARGS = re.compile(r"\b(\w+): 0x([0-9a-fA-F]+)")
+#: An event's modifiers as perf prints them after its name (``page-faults:u``).
+_MODIFIERS = re.compile(r"[ukhHGIpPSDWe]*", re.ASCII)
 
 
 def _event_kind(event):
     if event in TRACE_FAULT_EVENTS:
         return _TFAULT
     parts = event.split(":")
-    if parts[0] in FAULT_EVENTS:
+    if parts[0] in FAULT_EVENTS and (len(parts) == 1 or len(parts) == 2
+                                     and _MODIFIERS.fullmatch(parts[1])):
         return _FAULT
-    if len(parts) >= 2 and parts[0] == "syscalls" and parts[1] in LOCK_EVENTS:
+    if len(parts) == 2 and parts[0] == "syscalls" and parts[1] in LOCK_EVENTS:
         return _LOCK
-    if len(parts) >= 2 and parts[0] == "syscalls" and parts[1] in READ_LOCK_EVENTS:
+    if len(parts) == 2 and parts[0] == "syscalls" and parts[1] in READ_LOCK_EVENTS:
         return _LOCK_R
     return _OTHER
 
@@ -577,7 +580,7 @@ class _PerfScript:
                 path, lineno, option=SKIP_OTHER_EVENTS)
         pid, tid = self._ids(id_tok, lineno)
         if size is None:
-            addr, size, call = writer_range(event.rsplit("sys_enter_", 1)[1], lock_text,
+            addr, size, call = writer_range(event[len("syscalls:sys_enter_"):], lock_text,
                                             self.last_brk, pid, self.page_size, with_call=True)
         if addr >> 64:
             raise TraceFormatError(f"address {addr:#x} has more than 64 bits", path, lineno)
