@@ -197,6 +197,26 @@ def test_convert_notes_what_the_output_format_drops(tmp_path, capsys):
     assert code == 0 and "note:" not in err
 
 
+@pytest.mark.parametrize("knobs", [{"replacement": "twolist"}, {"fault_around_pages": 16},
+                                   {"replacement": "clock", "fault_around_pages": 4}])
+def test_run_replacement_and_fault_around_on_inferred_vmas(zipf, capsys, knobs):
+    # a trace with no mappings: the options replace the defaults (lru, 1 page) of its
+    # inferred VMAs (once a TypeError: the keyword was given twice)
+    import vmlab
+    from vmlab.trace import open_trace
+
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in knobs.items()]
+    code, out, err = run_cli(capsys, "run", str(zipf), "--memory-fraction", "0.3", *argv,
+                             "--json")
+    assert code == 0, err
+    row = json.loads(out)
+    tr = open_trace(zipf)
+    want = vmlab.simulate(vmlab.Scenario(tr, memory_pages=row["memory_pages"],
+                                         costs=vmlab.Costs(io_ns=vmlab.NVME),
+                                         **({"replacement": "lru"} | knobs))).summary
+    assert (row["n_faults"], row["elapsed_ns"]) == (want["n_faults"], want["elapsed_ns"])
+
+
 def test_run_on_a_recording_replays_all_of_it(capsys):
     # a recorded trace's scenario (scenario_for) is the run's, whole: its reads (gzip's
     # input, a file no VMA maps) and its ended mappings included, under every memory size

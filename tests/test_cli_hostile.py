@@ -38,6 +38,8 @@ def _one_line_error(capsys, argv):
     (["--horizon-ns", "0"], "--horizon-ns must be at least 1"),
     (["--memory-pages", "0"], "--memory-pages must be at least 1"),
     (["--fault-around-pages", "0"], "--fault-around-pages must be at least 1"),
+    (["--fault-around-pages", "3"], "fault_around_pages must be a power of two"),
+    (["--replacement", "lfu"], "unknown replacement 'lfu'"),
     (["--memory-fraction", "nan"], "--memory-fraction must be in (0, 1]"),
 ])
 def test_run_refuses_values_that_cannot_mean_what_was_typed(capsys, args, words):

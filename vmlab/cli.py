@@ -894,8 +894,8 @@ def _base_scenario(tr, backing, knobs):
 
         sc, left_out = runnable(scenario_for(tr, **knobs), RUNS_KNOBS)
         return sc, left_out, True
-    sc = Scenario(tr, backing="file" if backing is None else backing, replacement="lru",
-                  fault_around_pages=1, **knobs)
+    sc = Scenario(tr, backing="file" if backing is None else backing,
+                  **({"replacement": "lru", "fault_around_pages": 1} | knobs))
     return sc, [], False
 
 
