@@ -163,3 +163,18 @@ def test_a_stop_signal_inside_the_writability_check_leaves_nothing(tmp_path, mon
     finally:
         signal.signal(signal.SIGTERM, old)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, words", [
+    (["uniform", "--n", "10", "--pages", "5", "--aligned", "no"],
+     "uniform: aligned must be True or False, got 'no'"),
+    (["zipf", "--n", "10", "--pages", "5", "--size", str(1 << 40)],
+     "zipf: size must be below 2**32"),
+    (["sequential", "--n", "10", "--pages", "5", "--op", "-1"], "sequential: op: unknown operation -1"),
+    (["uniform", "--n", "10", "--pages", "5", "--write-fraction", "abc"],
+     "uniform: write_fraction must be a number, got 'abc'"),
+    (["app_start", "--lock-addr", "-1"], "app_start: lock_addr must be >= 0"),
+])
+def test_synth_names_the_parameter_it_refuses(tmp_path, capsys, args, words):
+    assert words in _one_line_error(capsys, ["trace", "synth", *args, "-o", tmp_path / "o.vmt"])
+    assert list(tmp_path.iterdir()) == []

@@ -250,18 +250,20 @@ def test_generators_documented_for_cli(name):
         assert f"\n{p} :" in doc or f", {p} :" in doc, (name, p)
 
 
+SMALL = {"sequential": dict(n=50, pages=8), "strided": dict(n=50, stride_bytes=64),
+         "uniform": dict(n=50, pages=8), "zipf": dict(n=50, pages=8),
+         "phases": dict(n=50, n_phases=2, ws_pages=4), "lock_loop": dict(n=5),
+         "shared_file": dict(n_threads=2, n_per_thread=5, pages=8),
+         "reverse_file": dict(n_threads=2, pages=8),
+         "random_reads_with_mmap_loop": dict(n_reads=5, n_lock_ops=5, pages=8),
+         "pft_threads": dict(n_threads=2, pages_per_thread=4),
+         "ebizzy": dict(n_threads=2, n_iters=2, chunk_pages=2),
+         "app_start": dict(n_threads=2, faults_per_thread=3, writes_per_writer=3)}
+
+
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_generators_return_valid_traces(name):
-    small = {"sequential": dict(n=50, pages=8), "strided": dict(n=50, stride_bytes=64),
-             "uniform": dict(n=50, pages=8), "zipf": dict(n=50, pages=8),
-             "phases": dict(n=50, n_phases=2, ws_pages=4), "lock_loop": dict(n=5),
-             "shared_file": dict(n_threads=2, n_per_thread=5, pages=8),
-             "reverse_file": dict(n_threads=2, pages=8),
-             "random_reads_with_mmap_loop": dict(n_reads=5, n_lock_ops=5, pages=8),
-             "pft_threads": dict(n_threads=2, pages_per_thread=4),
-             "ebizzy": dict(n_threads=2, n_iters=2, chunk_pages=2),
-             "app_start": dict(n_threads=2, faults_per_thread=3, writes_per_writer=3)}[name]
-    t = GENERATORS[name](**small)
+    t = GENERATORS[name](**SMALL[name])
     assert isinstance(t, Trace) and len(t) > 0
     for col in t.columns.values():
         assert col.dtype.kind == "u" and len(col) == len(t)
@@ -277,6 +279,24 @@ def test_empty_and_bad_arguments():
         synth.uniform(10, pages=0)
     with pytest.raises(Exception):
         synth.uniform(10, pages=4, page_size=3000)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_every_bad_argument_is_refused_naming_its_parameter(name):
+    # a word, a negative number and a number past 64 bits are wrong for every parameter
+    # (but a seed or a Zipf exponent may be any size): each is refused before any work, in
+    # an error that names the parameter (once some ended in a numba OverflowError, a bare
+    # "'<=' not supported", or were taken as True)
+    # and a fraction above 1, a whole number's 0.5
+    f = GENERATORS[name]
+    fractions = ("write_fraction", "overlap", "on_file_fraction", "long_read_fraction")
+    for p in inspect.signature(f).parameters:
+        for bad in ("abc", -1, 2**65, 1.5 if p in fractions else 0.5):
+            if bad == 2**65 and p in ("seed", "alpha") or p == "alpha" and bad == 0.5:
+                continue
+            with pytest.raises((ValueError, TypeError)) as e:
+                f(**(SMALL[name] | {p: bad}))
+            assert p in str(e.value), (p, bad, str(e.value))
 
 
 def test_other_page_size():

@@ -389,8 +389,10 @@ DEFAULT_DTYPES = {
 
 def parse_op(name):
     """Return the :class:`Op` for a name such as ``"load"``, ``"S"`` or ``"lock_w"``."""
-    if isinstance(name, (int, np.integer)):
-        return Op(int(name))
+    if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
+        if 0 <= int(name) <= max(Op):
+            return Op(int(name))
+        name = int(name)
     try:
         return OP_BY_NAME[str(name).strip()] if str(name).strip() in OP_BY_NAME else OP_BY_NAME[str(name).strip().lower()]
     except KeyError:

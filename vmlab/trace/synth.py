@@ -38,6 +38,7 @@ turned into addresses by numba kernels), so 10^8 records take a few seconds; see
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -146,19 +147,62 @@ def _source(name, **params):
     return f"synth:{name}(" + ", ".join(f"{k}={_fmt(k, v)}" for k, v in params.items()) + ")"
 
 
-def _check_pos(name, v, allow_zero=False):
+#: Bound of every whole-number parameter but addresses, sizes and ids: counts, gaps and
+#: holds are added up in the engine's int64 (times below 2**62 ns, 146 years).
+_INT_LIMIT = 62
+
+
+def _check_pos(name, v, allow_zero=False, bits=_INT_LIMIT):
+    """``v`` as an int: a whole number, positive (or 0 with ``allow_zero``), below
+    ``2**bits``."""
     if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
         raise TypeError(f"{name} must be an integer, got {v!r}")
     if v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+    if v >> bits:
+        raise ValueError(f"{name} must be below 2**{bits}, got {v}")
     return int(v)
 
 
-def _check_lock_range(addr, lock_size):
+def _check_real(name, v, lo=0.0, hi=math.inf, hi_open=False):
+    """``v`` as a float: a real number (not a bool) in ``[lo, hi]`` (``[lo, hi)`` with
+    ``hi_open``), finite."""
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
+        raise TypeError(f"{name} must be a number, got {v!r}")
+    v = float(v)
+    if not (math.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi)):
+        where = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}" if math.isfinite(hi) else f">= {lo:g}"
+        raise ValueError(f"{name} must be a finite number {'in ' if math.isfinite(hi) else ''}"
+                         f"{where}, got {v}")
+    return v
+
+
+def _check_bool(name, v):
+    """``v`` as a bool: True or False (not any value that happens to be truthy)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
+def _check_access(size, op, write_fraction, gap_ns, aligned=True):
+    """The access columns' parameters shared by the generators, checked before any work:
+    ``(size, op code, write_fraction, gap_ns)``."""
+    _check_bool("aligned", aligned)
+    size = _check_pos("size", size, bits=32)
+    try:
+        code = int(parse_op(op))
+    except ValueError as e:
+        raise ValueError(f"op: {e}") from None
+    wf = _check_real("write_fraction", write_fraction, 0.0, 1.0)
+    gap = None if gap_ns is None else _check_pos("gap_ns", gap_ns, allow_zero=True)
+    return size, code, wf, gap
+
+
+def _check_lock_range(addr, lock_size, addr_name="addr"):
     """``lock_size`` checked: a ``LOCK_W`` range ``[addr, addr + lock_size)`` inside the
     64-bit address space (0: the whole address space)."""
-    ls = _check_pos("lock_size", lock_size, allow_zero=True)
-    addr = _check_pos("addr", addr, allow_zero=True)
+    ls = _check_pos("lock_size", lock_size, allow_zero=True, bits=64)
+    addr = _check_pos(addr_name, addr, allow_zero=True, bits=64)
     if addr + ls >= 2**64:   # the end (exclusive) must fit in 64 bits
         raise ValueError(f"the range {addr:#x} + lock_size={ls} runs past the 64-bit address space")
     return ls
@@ -167,7 +211,7 @@ def _check_lock_range(addr, lock_size):
 def _check_region(base_addr, pages, page_size):
     """``base_addr`` checked, and the region of ``pages`` pages from it inside the 64-bit
     address space (its exclusive end at most 2**64): addresses never wrap."""
-    base_addr = _check_pos("base_addr", base_addr, allow_zero=True)
+    base_addr = _check_pos("base_addr", base_addr, allow_zero=True, bits=64)
     if base_addr + pages * page_size > 1 << 64:
         raise ValueError(f"{pages:,} pages of {page_size} bytes from base_addr {base_addr:#x} "
                          f"run past the 64-bit address space")
@@ -251,7 +295,8 @@ def _finish(addr, *, rng_off, rng_op, aligned, size, page_size, op, write_fracti
             asid=None, gap_ns=None, source="", notes=""):
     """Add in-page offsets and build the other columns."""
     n = len(addr)
-    size = _check_pos("size", size)
+    size, code, write_fraction, gap_ns = _check_access(size, op, write_fraction, gap_ns,
+                                                       aligned)
     if not aligned:
         if size > page_size:
             raise ValueError(f"size ({size}) must not exceed page_size ({page_size}) "
@@ -262,11 +307,8 @@ def _finish(addr, *, rng_off, rng_op, aligned, size, page_size, op, write_fracti
             off = rng_off.integers(0, slots, size=hi - lo, dtype=np.uint64)
             off *= np.uint64(size)
             _add_offsets(addr[lo:hi], off)
-    code = int(parse_op(op))
     op_col = np.full(n, code, np.uint8)
     if write_fraction:
-        if not 0.0 <= write_fraction <= 1.0:
-            raise ValueError(f"write_fraction must be in [0, 1], got {write_fraction}")
         for lo in range(0, n, _CHUNK):
             hi = min(n, lo + _CHUNK)
             op_col[lo:hi][rng_op.random(hi - lo) < write_fraction] = Op.STORE
@@ -279,8 +321,7 @@ def _finish(addr, *, rng_off, rng_op, aligned, size, page_size, op, write_fracti
         asid = np.zeros(n, np.uint8)
     gap = None
     if gap_ns is not None:
-        g = _check_pos("gap_ns", gap_ns, allow_zero=True)
-        gap = np.full(n, g, narrow_dtype(g))
+        gap = np.full(n, gap_ns, narrow_dtype(gap_ns))
     return Trace(addr, op=op_col, tid=tid, asid=asid, size=size_col, gap_ns=gap,
                  meta=TraceMeta(page_size=page_size, source=source, notes=notes))
 
@@ -338,6 +379,7 @@ def sequential(n, pages, per_page=1, stride_bytes=None, start_page=0, base_addr=
     -------
     Trace
     """
+    _check_access(size, op, write_fraction, gap_ns, aligned)
     n = _check_pos("n", n, allow_zero=True)
     pages = _check_pos("pages", pages)
     per_page = _check_pos("per_page", per_page)
@@ -396,13 +438,16 @@ def strided(n, stride_bytes, pages=None, base_addr=DEFAULT_BASE, page_size=4096,
     -------
     Trace
     """
+    _check_access(size, op, write_fraction, gap_ns)
     n = _check_pos("n", n, allow_zero=True)
     stride = _check_pos("stride_bytes", stride_bytes)
     page_size = _check_page_size(page_size)
     if pages is None:
         region = max(1, n) * stride  # never wraps
+        base_addr = _check_pos("base_addr", base_addr, allow_zero=True, bits=64)
         if base_addr + region >= 1 << 64:
-            raise ValueError("strided(): addresses would overflow 64 bits")
+            raise ValueError(f"n={n:,} records {stride:,} bytes apart from base_addr "
+                             f"{base_addr:#x} run past the 64-bit address space")
     else:
         region = _check_pos("pages", pages) * page_size
         base_addr = _check_region(base_addr, region // page_size, page_size)
@@ -449,6 +494,7 @@ def uniform(n, pages, base_addr=DEFAULT_BASE, page_size=4096, aligned=True, size
     -------
     Trace
     """
+    _check_access(size, op, write_fraction, gap_ns, aligned)
     n = _check_pos("n", n, allow_zero=True)
     pages = _check_pos("pages", pages)
     page_size = _check_page_size(page_size)
@@ -508,6 +554,9 @@ def zipf(n, pages, alpha=1.0, shuffle=True, base_addr=DEFAULT_BASE, page_size=40
     -------
     Trace
     """
+    _check_bool("shuffle", shuffle)
+    _check_access(size, op, write_fraction, gap_ns, aligned)
+    alpha = _check_real("alpha", alpha)
     n = _check_pos("n", n, allow_zero=True)
     pages = _check_pos("pages", pages)
     page_size = _check_page_size(page_size)
@@ -577,6 +626,8 @@ def phases(n=None, phases=None, n_phases=4, ws_pages=1024, overlap=0.0, dist="un
     -------
     Trace
     """
+    _check_access(size, op, write_fraction, gap_ns, aligned)
+    alpha = _check_real("alpha", alpha)
     page_size = _check_page_size(page_size)
     if dist not in ("uniform", "zipf"):
         raise ValueError(f"dist must be 'uniform' or 'zipf', got {dist!r}")
@@ -586,8 +637,7 @@ def phases(n=None, phases=None, n_phases=4, ws_pages=1024, overlap=0.0, dist="un
         n = _check_pos("n", n, allow_zero=True)
         n_phases = _check_pos("n_phases", n_phases)
         ws_pages = _check_pos("ws_pages", ws_pages)
-        if not 0.0 <= overlap < 1.0:
-            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+        overlap = _check_real("overlap", overlap, 0.0, 1.0, hi_open=True)
         bounds = np.linspace(0, n, n_phases + 1).round().astype(np.int64)
         spec = [(int(bounds[k + 1] - bounds[k]), ws_pages,
                  int(round(k * ws_pages * (1.0 - overlap)))) for k in range(n_phases)]
@@ -680,6 +730,9 @@ def shared_file(n_threads, n_per_thread, pages, pattern="uniform", alpha=1.0, sh
     -------
     Trace
     """
+    _check_bool("shuffle", shuffle)
+    _check_access(size, op, write_fraction, gap_ns, aligned)
+    alpha = _check_real("alpha", alpha)
     T = _check_pos("n_threads", n_threads)
     m = _check_pos("n_per_thread", n_per_thread, allow_zero=True)
     pages = _check_pos("pages", pages)
@@ -756,12 +809,15 @@ def lock_loop(n, tid=0, cs_gap_ns=100, addr=DEFAULT_LOCK_ADDR, asid=0, page_size
     n = _check_pos("n", n, allow_zero=True)
     codes = None
     if calls is not None:
-        names = (calls,) if isinstance(calls, str) else tuple(calls)
+        names = tuple(calls) if isinstance(calls, (list, tuple, np.ndarray)) else (calls,)
         if not names:
             raise ValueError("calls must name at least one call, or be None")
-        codes = np.array([parse_call(c) for c in names], np.uint8)
-    tid = _check_pos("tid", tid, allow_zero=True)
-    asid = _check_pos("asid", asid, allow_zero=True)
+        try:
+            codes = np.array([parse_call(c) for c in names], np.uint8)
+        except ValueError as e:
+            raise ValueError(f"calls: {e}") from None
+    tid = _check_pos("tid", tid, allow_zero=True, bits=32)
+    asid = _check_pos("asid", asid, allow_zero=True, bits=12)
     g = _check_pos("cs_gap_ns", cs_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
     ls = _check_lock_range(addr, lock_size)
@@ -817,6 +873,8 @@ def reverse_file(n_threads=64, pages=1 << 16, split=True, base_addr=DEFAULT_BASE
     -------
     Trace
     """
+    _check_bool("split", split)
+    _check_access(size, op, 0.0, gap_ns)
     T = _check_pos("n_threads", n_threads)
     pages = _check_pos("pages", pages)
     page_size = _check_page_size(page_size)
@@ -904,6 +962,7 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     -------
     Trace
     """
+    _check_bool("aligned", aligned)
     nq = _check_pos("n_lock_reads", n_lock_reads, allow_zero=True)
     qg = _check_pos("lock_read_gap_ns", lock_read_gap_ns, allow_zero=True)
     qh = _check_pos("lock_read_hold_ns", lock_read_hold_ns, allow_zero=True)
@@ -913,8 +972,8 @@ def random_reads_with_mmap_loop(n_reads=1000, pages=1 << 20, n_lock_ops=300_000,
     rg = _check_pos("read_gap_ns", read_gap_ns, allow_zero=True)
     lg = _check_pos("lock_gap_ns", lock_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
-    size = _check_pos("size", size)
-    ls = _check_lock_range(lock_addr, lock_size)
+    size = _check_pos("size", size, bits=32)
+    ls = _check_lock_range(lock_addr, lock_size, "lock_addr")
     seed = _seed(seed)
     reads = uniform(nr, pages, base_addr=base_addr, page_size=page_size, aligned=aligned,
                     size=size, seed=seed)
@@ -1061,6 +1120,7 @@ def pft_threads(n_threads=4, pages_per_thread=4096, touch_gap_ns=50, base_addr=D
     n = _check_pos("pages_per_thread", pages_per_thread)
     g = _check_pos("touch_gap_ns", touch_gap_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
+    base_addr = _check_region(base_addr, T * n, page_size)
     src = _source("pft_threads", n_threads=T, pages_per_thread=n, touch_gap_ns=g,
                   base_addr=base_addr, page_size=page_size)
     threads = []
@@ -1121,10 +1181,12 @@ def ebizzy(n_threads=8, n_iters=50, chunk_pages=16, neighbour_pages=1, touch_gap
     nb = _check_pos("neighbour_pages", neighbour_pages, allow_zero=True)
     tg = _check_pos("touch_gap_ns", touch_gap_ns, allow_zero=True)
     ig = _check_pos("iter_gap_ns", iter_gap_ns, allow_zero=True)
-    base_addr = _check_pos("base_addr", base_addr, allow_zero=True)
+    base_addr = _check_pos("base_addr", base_addr, allow_zero=True, bits=64)
     page_size = _check_page_size(page_size)
     if base_addr < nb * page_size or base_addr + (T * it + 1) * cp * page_size > 2**64:
-        raise ValueError("the chunks and their neighbours must fit in the address space")
+        raise ValueError(f"the chunks and their neighbours must fit in the address space: "
+                         f"base_addr {base_addr:#x} is below neighbour_pages={nb:,} pages or "
+                         f"{T * it + 1:,} chunks of {cp:,} pages from it run past 2**64")
     src = _source("ebizzy", n_threads=T, n_iters=it, chunk_pages=cp, neighbour_pages=nb,
                   touch_gap_ns=tg, iter_gap_ns=ig, base_addr=base_addr, page_size=page_size)
     ps = np.uint64(page_size)
@@ -1228,8 +1290,7 @@ def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
     rgap = _check_pos("read_gap_ns", read_gap_ns, allow_zero=True)
     rhold = _check_pos("read_hold_ns", read_hold_ns, allow_zero=True)
     lhold = _check_pos("long_read_hold_ns", long_read_hold_ns)
-    if not 0.0 <= float(long_read_fraction) <= 1.0:
-        raise ValueError(f"long_read_fraction must be in [0, 1], got {long_read_fraction}")
+    long_read_fraction = _check_real("long_read_fraction", long_read_fraction, 0.0, 1.0)
     F = _check_pos("n_files", n_files)
     fp = _check_pos("file_pages", file_pages)
     nf = _check_pos("faults_per_thread", faults_per_thread, allow_zero=True)
@@ -1238,11 +1299,12 @@ def app_start(n_threads=16, n_files=8, file_pages=4096, faults_per_thread=400,
     wp = _check_pos("write_pages", write_pages)
     fg = _check_pos("fault_gap_ns", fault_gap_ns, allow_zero=True)
     wg = _check_pos("write_gap_ns", write_gap_ns, allow_zero=True)
-    if not 0.0 <= float(on_file_fraction) <= 1.0:
-        raise ValueError(f"on_file_fraction must be in [0, 1], got {on_file_fraction}")
+    on_file_fraction = _check_real("on_file_fraction", on_file_fraction, 0.0, 1.0)
     if wp > fp:
         raise ValueError(f"write_pages={wp} must not exceed file_pages={fp}")
     page_size = _check_page_size(page_size)
+    base_addr = _check_region(base_addr, F * (fp + 64), page_size)
+    _check_lock_range(lock_addr, wp * page_size, "lock_addr")
     seed = _seed(seed)
     src = _source("app_start", n_threads=T, n_files=F, file_pages=fp, faults_per_thread=nf,
                   n_writers=W, writes_per_writer=nw, on_file_fraction=on_file_fraction,
