@@ -144,3 +144,13 @@ def test_cli_sweep_on_a_scheduler_address(client, trace, tmp_path, capsys):
     assert main(["sweep", str(p), "--grid", "memroy_pages=10", "--scheduler", addr,
                  "--out", str(out)]) == 2
     assert "memory_pages" in capsys.readouterr().err   # did you mean
+    # a scheduler that is no address, and a bad scenario value that dask returns to us:
+    # one line each (once a ValueError and a TypeError with their tracebacks)
+    for argv, words in ((["--grid", "memory_pages=10", "--scheduler", "synchronous"],
+                         "--scheduler 'synchronous' is not 'local' or a scheduler address"),
+                        (["--grid", "signals=1", "--scheduler", addr],
+                         "signals must be SignalSchedule objects, got 1")):
+        assert main(["sweep", str(p), *argv, "--out", str(tmp_path / "s.csv")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "s.csv").exists()

@@ -308,6 +308,9 @@ def connect(scheduler, n_workers=2):
         return distributed.Client(scheduler, timeout="10s")
     except OSError as e:
         raise VmlabError(f"cannot reach the dask scheduler at {scheduler!r}: {e}") from None
+    except (ValueError, TypeError) as e:   # not an address dask can parse
+        raise VmlabError(f"--scheduler {scheduler!r} is not 'local' or a scheduler address "
+                         f"like tcp://host:8786 ({e})") from None
 
 
 __all__ = ["run_points", "connect", "local_cluster", "trace_checksum", "trace_file", "point_keys", "read_cache"]

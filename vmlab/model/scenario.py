@@ -531,6 +531,18 @@ def _unknown_fields(unknown):
     return unknown_names("scenario field", unknown, "fields", scenario_fields())
 
 
+def _as_tuple(field, value, cls, form):
+    """A field that holds ``cls`` objects as a tuple: one object, a list or tuple of them, or
+    None (none); anything else is refused naming the field."""
+    if isinstance(value, cls):
+        return (value,)
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ScenarioError(f"{field} must be {form}, got {value!r}")
+    return tuple(value)
+
+
 @checked_keywords(_unknown_fields)
 @dataclass(frozen=True)
 class Scenario:
@@ -714,10 +726,8 @@ class Scenario:
         object.__setattr__(self, "fault_around_pages", int(fa))
         if not isinstance(self.costs, Costs):
             raise ScenarioError("costs must be a vmlab Costs object (Costs(io_ns=..., ...))")
-        sig = self.signals
-        if isinstance(sig, SignalSchedule):
-            sig = (sig,)
-        object.__setattr__(self, "signals", tuple(sig or ()))
+        object.__setattr__(self, "signals", _as_tuple("signals", self.signals, SignalSchedule,
+                                                      "SignalSchedule objects"))
         for s in self.signals:
             if not isinstance(s, SignalSchedule):
                 raise ScenarioError(f"signals must be SignalSchedule objects, got {s!r}")
@@ -832,10 +842,7 @@ class Scenario:
         """Field ``field`` (operations at records of the trace: ``Unmap``, ``FileRead``) as a
         tuple, each a ``cls`` at a record of the trace; refused with an adversary (not run
         together yet, docs/model.md ``section``)."""
-        ops = getattr(self, field)
-        if isinstance(ops, cls):
-            ops = (ops,)
-        ops = tuple(ops or ())
+        ops = _as_tuple(field, getattr(self, field), cls, f"{form} or a list of them")
         n = len(self.trace)
         for i, o in enumerate(ops):
             if not isinstance(o, cls):
