@@ -156,6 +156,35 @@ def test_calibrate_to_an_unwritable_place_fails_before_measuring(tmp_path, capsy
     assert _snapshot(tmp_path) == {}
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["record", "-o", "{d}/r.txt", "--", "true"], "a recording is written as a .vmt trace"),
+    (["calibrate", "-o", "{d}/h.yaml"], "a costs profile is written as .json or .toml"),
+    (["calibrate", "-o", "{d}/h"], "a costs profile is written as .json or .toml"),
+    (["report", "--jobs", "0", "--out", "{d}/rep"], "--jobs must be at least 1"),
+    (["report", "--timeout", "-1", "--out", "{d}/rep"], "--timeout must be a positive number"),
+    (["report", "--out", "{d}/file"], "is a file; the report is a folder"),
+    (["batch", "01", "--grid", "BACKING='file'", "--jobs", "-2", "--out", "{d}/b.csv"],
+     "--jobs must be at least 1"),
+])
+def test_outputs_and_options_that_cannot_mean_what_was_typed(tmp_path, capsys, monkeypatch,
+                                                              argv, words):
+    # refused before anything runs or is written: once a .txt received a binary .vmt, a
+    # .yaml JSON, --jobs 0 ran on every CPU and --out FILE failed with "File exists"
+    import vmlab.calibrate
+    import vmlab.trace.record
+
+    def no_work(*a, **k):
+        raise AssertionError("the command ran")
+
+    monkeypatch.setattr(vmlab.calibrate, "calibrate", no_work)
+    monkeypatch.setattr(vmlab.trace.record, "record", no_work)
+    (tmp_path / "file").write_text("mine")
+    before = _snapshot(tmp_path)
+    line = _error(capsys, [a.format(d=tmp_path) for a in argv])
+    assert words in line, line
+    assert _snapshot(tmp_path) == before
+
+
 @pytest.mark.parametrize("name", ["o.vmt", "o.csv", "o.lackey"])
 def test_convert_and_synth_name_the_output_not_its_temporary_file(tmp_path, capsys, erofs,
                                                                   name):

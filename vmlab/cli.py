@@ -423,6 +423,9 @@ def _program_argv(a):
 def _record(a):
     from .trace.record import record
 
+    if Path(a.out).suffix.lower() != ".vmt":
+        raise VmlabError(f"-o {a.out}: a recording is written as a .vmt trace (only it carries "
+                         "the mappings and page-cache state); name the file .vmt")
     check_writable(a.out)
     path, info = record(_program_argv(a), a.out, tool=a.tool)
     print(f"wrote {path}: {info['records']:,} records, {info['n_mappings']} mapping rows, "
@@ -443,6 +446,9 @@ def _calibrate(a):
         if a.lock_wakeups not in LOADS:
             raise VmlabError(f"--lock-wakeups must be one of {', '.join(LOADS)}, got "
                              f"{a.lock_wakeups!r}")
+    if Path(a.out).suffix.lower() not in (".json", ".toml"):
+        raise VmlabError(f"-o {a.out}: a costs profile is written as .json or .toml; name the "
+                         "file .json or .toml")
     check_writable(a.out)
     prof = calibrate(a.out, runs=a.runs, major=not a.no_major, lock_wakeups=a.lock_wakeups)
     for k, v in prof["costs"].items():

@@ -344,6 +344,18 @@ def _check_kernel(kernel):
             f"'vmlab kernel install' (or '{sys.executable} -m vmlab.cli kernel install')") from None
 
 
+def _check_run_options(jobs, timeout):
+    """``jobs`` (None: the CPUs) and ``timeout`` (None: none) refused unless they can mean
+    what was typed: at least one process, a positive finite number of seconds."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise VmlabError(f"--jobs must be at least 1 (default: the CPUs), got {jobs!r}")
+    if timeout is not None and not (isinstance(timeout, (int, float))
+                                    and not isinstance(timeout, bool)
+                                    and math.isfinite(timeout) and timeout > 0):
+        raise VmlabError(f"--timeout must be a positive number of seconds (default: none), "
+                         f"got {timeout!r}")
+
+
 def _pool(jobs, n):
     jobs = max(1, min(int(jobs or os.cpu_count() or 1), n))
     return cf.ProcessPoolExecutor(max_workers=jobs,
@@ -384,11 +396,18 @@ def run_report(out_dir="report", parameters=None, preset="default", jobs=None, n
         ``notebooks``: name -> the dict of :func:`execute_notebook`.
     """
     t0 = time.perf_counter()
+    _check_run_options(jobs, timeout)
     paths = find_notebooks(notebooks_dir, notebooks)
     plan = plan_parameters(paths, parameters, preset)
     _check_kernel(kernel)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise VmlabError(f"--out {out} is a file; the report is a folder (name a new or "
+                         "existing folder)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VmlabError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     results = {}
     pool, n_jobs = _pool(jobs, len(paths))
     _log(f"running {len(paths)} notebook(s) with {n_jobs} process(es) into {out}/")
@@ -607,6 +626,7 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
     """
     import pandas as pd
 
+    _check_run_options(jobs, timeout)
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
