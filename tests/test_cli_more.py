@@ -165,11 +165,16 @@ def test_calibrate_to_an_unwritable_place_fails_before_measuring(tmp_path, capsy
     (["report", "--out", "{d}/file"], "is a file; the report is a folder"),
     (["batch", "01", "--grid", "BACKING='file'", "--jobs", "-2", "--out", "{d}/b.csv"],
      "--jobs must be at least 1"),
+    (["validate", "--runs", "0", "--", "true"], "--runs must be at least 1, got 0"),
+    (["validate", "--limits-mb", "-5", "--", "true"], "each limit must be a positive number"),
+    (["validate", "--limits-mb", "1e400", "--", "true"], "each limit must be a positive"),
+    (["validate", "--keep", "{d}/k.txt", "--", "true"], "the recording is kept as a .vmt"),
 ])
 def test_outputs_and_options_that_cannot_mean_what_was_typed(tmp_path, capsys, monkeypatch,
                                                               argv, words):
     # refused before anything runs or is written: once a .txt received a binary .vmt, a
-    # .yaml JSON, --jobs 0 ran on every CPU and --out FILE failed with "File exists"
+    # .yaml JSON, --jobs 0 ran on every CPU, --out FILE failed with "File exists", validate
+    # --runs 0 printed an empty table and --limits-mb 1e400 an OverflowError traceback
     import vmlab.calibrate
     import vmlab.trace.record
 

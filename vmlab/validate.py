@@ -124,6 +124,25 @@ def _ratio(p, m):
     return p / m
 
 
+def _check_options(runs, limits_mb, keep):
+    """``runs``, ``limits_mb`` and ``keep`` refused, before anything runs, unless they can mean
+    what was typed: one run or more, limits that are positive finite numbers of MB (or
+    ``"auto"``), a kept trace named ``.vmt``."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise VmlabError(f"--runs must be at least 1, got {runs!r}")
+    if limits_mb is not None and limits_mb != "auto":
+        for x in limits_mb:
+            if not (isinstance(x, (int, float)) and not isinstance(x, bool)
+                    and math.isfinite(x) and 0 < x < 2**42):
+                raise VmlabError(f"--limits-mb: each limit must be a positive number of MB "
+                                 f"below 2**42, got {x!r}")
+            if int(x * 2**20) < 4096:
+                raise VmlabError(f"--limits-mb: a limit of {x!r} MB is below one page")
+    if keep is not None and Path(keep).suffix.lower() != ".vmt":
+        raise VmlabError(f"--keep {keep}: the recording is kept as a .vmt trace; name the "
+                         "file .vmt")
+
+
 def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
     """Record, predict and measure ``argv`` (see the module docstring).
 
@@ -136,6 +155,7 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
     from .trace.native import open_trace
     from .trace.record import record_lackey
 
+    _check_options(runs, limits_mb, keep)
     if limits_mb is not None and cgroup_version() is None:
         raise VmlabError(why_no_cgroup())
     with tempfile.TemporaryDirectory(prefix="vmlab-validate-") as tmp:
