@@ -97,6 +97,23 @@ def test_trace_keeps_what_is_within_the_limits():
     assert first_gap_total_over(np.zeros(2, np.uint8), np.array([2**61, 2**61], U64)) == (1, 0)
 
 
+def test_big_endian_columns_replay_like_native_ones_and_meta_is_checked():
+    # np.fromfile(path, ">u8") gives big-endian columns: once a numba TypingError at the
+    # first replay; a meta that is not a TraceMeta was an AttributeError later on
+    cols = dict(op=[0, 1, 0, 0], tid=[0, 1, 0, 1], gap_ns=[5, 7, 0, 3])
+    addr = np.array([0, 7, 14, 3], U64) * 4096
+    native = vmlab.Trace(addr, **{k: np.array(v, U64) for k, v in cols.items()})
+    swapped = vmlab.Trace(addr.astype(">u8"), **{k: np.array(v, ">u8") for k, v in cols.items()})
+    assert all(c.dtype.isnative for c in swapped.columns.values())
+    assert swapped.equals(native)
+    sc = vmlab.Scenario(swapped, records=False)
+    got = vmlab.simulate(sc, "fault_retry").summary
+    want = vmlab.simulate(sc.replace(trace=native), "fault_retry").summary
+    assert (got["n_faults"], got["elapsed_ns"]) == (want["n_faults"], want["elapsed_ns"])
+    with pytest.raises(TraceFormatError, match="meta must be a TraceMeta"):
+        vmlab.Trace(addr, meta="gzip")
+
+
 def test_bad_op_is_no_longer_counted_as_an_access():
     """The QA report: op code 9 once replayed as an access; only save() refused it."""
     with pytest.raises(TraceFormatError, match="column 'op': record 1 has op code 9"):

@@ -494,6 +494,9 @@ class Trace:
             cols["size"] = size
         # read-only: a column replaced after the length checks could not be trusted
         self.columns = MappingProxyType({k: cols[k] for k in ALL_COLUMNS if k in cols})
+        if meta is not None and not isinstance(meta, TraceMeta):
+            raise TraceFormatError(f"meta must be a TraceMeta (TraceMeta(page_size=..., "
+                                   f"source=...)), got {meta!r}")
         self.meta = meta if meta is not None else TraceMeta()
         self.mappings = mappings
         self._n_threads = _n_threads
@@ -669,7 +672,9 @@ def _as_unsigned(name, values, default_dtype):
     if arr.ndim != 1:
         raise TraceFormatError(f"column {name!r} must be one-dimensional, got shape {arr.shape}")
     if arr.dtype.kind == "u":
-        return arr
+        # a big-endian column (np.fromfile(..., ">u8")) in this machine's order: the engine
+        # reads native integers only
+        return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype.kind in "ib" or (arr.dtype.kind == "O" and len(arr) == 0) or len(arr) == 0:
         if len(arr) and arr.dtype.kind == "i" and arr.min() < 0:
             bad = int(np.argmax(arr < 0))
