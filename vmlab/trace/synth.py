@@ -45,6 +45,7 @@ import numpy as np
 from numba import prange
 
 from .._numba import njit
+from ..model._checks import is_bool, is_number
 from .model import Call, Op, Trace, TraceMeta, narrow_dtype, parse_call, parse_op
 
 #: Default start of generated file mappings (x86-64 mmap area).
@@ -167,7 +168,7 @@ def _check_pos(name, v, allow_zero=False, bits=_INT_LIMIT):
 def _check_real(name, v, lo=0.0, hi=math.inf, hi_open=False):
     """``v`` as a float: a real number (not a bool) in ``[lo, hi]`` (``[lo, hi)`` with
     ``hi_open``), finite."""
-    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
+    if not is_number(v):
         raise TypeError(f"{name} must be a number, got {v!r}")
     v = float(v)
     if not (math.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi)):
@@ -179,7 +180,7 @@ def _check_real(name, v, lo=0.0, hi=math.inf, hi_open=False):
 
 def _check_bool(name, v):
     """``v`` as a bool: True or False (not any value that happens to be truthy)."""
-    if not isinstance(v, (bool, np.bool_)):
+    if not is_bool(v):
         raise TypeError(f"{name} must be True or False, got {v!r}")
     return bool(v)
 
