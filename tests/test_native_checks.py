@@ -251,3 +251,29 @@ def test_page_size_range():
             TraceMeta(page_size=bad)
     assert TraceMeta(page_size=512).page_size == 512
     assert TraceMeta(page_size=1 << 30).page_size == 1 << 30
+
+
+def test_a_writer_dropped_without_close_leaves_nothing(tmp_path):
+    # an exception outside a ``with`` block, or a forgotten close(): the writer's temporary
+    # file and column folder go when it is collected, or when the interpreter exits
+    import gc
+
+    w = TraceWriter(tmp_path / "a.vmt")
+    w.append(addr=np.arange(10, dtype=np.uint64))
+    assert len(os.listdir(tmp_path)) == 2   # the temporary file and its column folder
+    del w
+    gc.collect()
+    assert os.listdir(tmp_path) == []
+    code = ("import sys, numpy as np; from vmlab.trace.native import TraceWriter; "
+            "w = TraceWriter(sys.argv[1]); w.append(addr=np.arange(5, dtype=np.uint64))")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.vmt")], check=True)
+    assert os.listdir(tmp_path) == []
+    # close() publishes, and leaves nothing else
+    w = TraceWriter(tmp_path / "c.vmt")
+    w.append(addr=np.arange(3, dtype=np.uint64))
+    w.close()
+    del w
+    gc.collect()
+    assert os.listdir(tmp_path) == ["c.vmt"] and len(open_trace(tmp_path / "c.vmt")) == 3
+    with pytest.raises(TraceFormatError, match="save_trace needs a vmlab Trace, got str"):
+        save_trace("c.vmt", tmp_path / "d.vmt")

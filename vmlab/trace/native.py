@@ -97,6 +97,7 @@ import contextlib
 import json
 import os
 import shutil
+import weakref
 import zlib
 from pathlib import Path
 
@@ -189,6 +190,9 @@ class TraceWriter:
         except BaseException:
             self.abort()
             raise
+        # a writer dropped without close() or abort() (an exception outside a ``with``
+        # block, a forgotten close) leaves nothing behind once collected or at exit
+        self._finalizer = weakref.finalize(self, _discard, self._files, self._out, self._dir)
         self._addr_crc = 0
         self._max = {n: 0 for n in self.names}
         # dtype of each temporary column; a column whose values outgrow it (a LOCK_W range
@@ -264,6 +268,7 @@ class TraceWriter:
         if self._closed:
             return self.path
         self._closed = True
+        self._finalizer.detach()    # from here close() removes what it does not publish
         try:
             for f in self._files.values():
                 f.close()
@@ -388,14 +393,10 @@ class TraceWriter:
     def abort(self):
         """Discard everything written so far."""
         self._closed = True
-        with stop_signals_held():   # (all of it removed before a stop signal lands)
-            for f in self._files.values():
-                f.close()
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-            if self._out is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._out)
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()
+        _discard(self._files, self._out, self._dir)
 
     def __enter__(self):
         return self
@@ -408,8 +409,22 @@ class TraceWriter:
         return False
 
 
+def _discard(files, out, folder):
+    """Close a writer's temporary files and remove them (its file and column folder)."""
+    with stop_signals_held():   # (all of it removed before a stop signal lands)
+        for f in files.values():
+            f.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        if out is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out)
+
+
 def save_trace(trace, path, chunk_records=1 << 22):
     """Write ``trace`` to ``path`` in the native format (atomically). Returns the path."""
+    if not isinstance(trace, Trace):
+        raise TraceFormatError(f"save_trace needs a vmlab Trace, got {type(trace).__name__}")
     with TraceWriter(path, trace.meta, with_gap=trace.has_gap, with_call=trace.has_call,
                      mappings=getattr(trace, "mappings", None)) as w:
         n = len(trace)
