@@ -144,6 +144,10 @@ def test_sampling_refusals(zipf):
     with pytest.raises(ScenarioError, match="keeps no record"):
         for r in (0.5, 0.25, 0.1, 0.01):   # one of them drops the only page
             simulate(Scenario(tiny, sample_rate=r))
+    # fault_curve too: once a curve of zero faults
+    with pytest.raises(ScenarioError, match="keeps no record"):
+        for r in (0.5, 0.25, 0.1, 0.01):
+            vmlab.fault_curve(tiny, [1, 2], sample_rate=r)
 
 
 def test_sweep_and_compare_with_sampling(zipf):

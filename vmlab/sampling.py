@@ -189,6 +189,16 @@ def _sample_trace(trace, rate):
     return Trace.from_columns(cols, meta), (n - n_lock_w, kept)
 
 
+def _sample_or_refuse(trace, rate):
+    """:func:`sample_trace` at ``rate``, refused when it keeps no record (a curve or a run of
+    nothing would read as zero faults)."""
+    st = sample_trace(trace, rate)
+    if len(st) == 0:
+        raise ScenarioError(f"sample_rate={rate:g} keeps no record of this {len(trace):,}"
+                            "-record trace; use a larger sample_rate")
+    return st
+
+
 def miniature(scenario):
     """The scenario the engine replays for a sampled ``scenario``: the sampled trace, the
     full trace's VMAs, the page cache scaled by R, the preload filtered to kept pages, and
@@ -196,10 +206,7 @@ def miniature(scenario):
     rate = scenario.sample_rate
     if rate is None or rate >= 1:
         return scenario
-    st = sample_trace(scenario.trace, rate)
-    if len(st) == 0:
-        raise ScenarioError(f"sample_rate={rate:g} keeps no record of this {len(scenario.trace):,}"
-                            "-record trace; use a larger sample_rate")
+    st = _sample_or_refuse(scenario.trace, rate)
     changes = {"trace": st, "vmas": scenario.resolved_vmas(), "sample_rate": None,
                "records": True}
     if scenario.memory_pages is not None:
@@ -315,7 +322,7 @@ def fault_curve(trace, sizes, sample_rate=None):
     rate = 1.0 if sample_rate is None else float(sample_rate)
     if not 0 < rate <= 1:
         raise ScenarioError(f"fault_curve: sample_rate must be in (0, 1], got {sample_rate!r}")
-    tr = sample_trace(trace, rate) if rate < 1 else trace
+    tr = _sample_or_refuse(trace, rate) if rate < 1 else trace
     d = reuse_distance(tr)
     d = d[d != -2]                                  # LOCK_W records: not accesses
     n_acc = sample_counts(trace, rate)[0]
