@@ -162,7 +162,20 @@ def test_a_policy_the_run_refuses_is_skipped_and_the_others_still_show():
     assert "nopage" in ran and (e.last_summary.n_faults > 0).all()
     if "per_vma_lock" not in ran:  # the engine does not simulate the lock designs yet
         assert "skipped per_vma_lock" in e.status.value
-    assert f"{len(ran)} policies in" in e.status.value
+    assert f"{len(ran)} polic{'ies' if len(ran) > 1 else 'y'} in" in e.status.value
+
+
+def test_status_counts_in_words_and_quotes_inputs_as_text(tmp_path):
+    # one thread, one policy: singular; no policy: said so; a file name is text, not markup
+    e = Explorer(run=False, **{**SMALL, "threads": 1, "policies": ("nopage",)})
+    e.update()
+    assert "2,000 records, 1 thread, 1 policy in" in e.status.value
+    e.controls["policies"].value = ()
+    assert "no policy selected" in e.status.value
+    e.controls["policies"].value = ("nopage",)
+    e.controls["source"].value = "file"
+    e.controls["path"].value = str(tmp_path / "<b>x</b>.vmt")
+    assert "&lt;b&gt;x&lt;/b&gt;.vmt" in e.status.value and "<b>x</b>" not in e.status.value
 
 
 def test_a_busy_machine_delays_every_wake_up():

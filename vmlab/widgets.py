@@ -11,6 +11,7 @@ Only widget wiring lives here: the trace comes from :mod:`vmlab.trace` (a genera
 """
 from __future__ import annotations
 
+import html
 import inspect
 import io
 import os
@@ -324,6 +325,8 @@ class Explorer:
         """Re-run the selected policies now and refresh the table and charts."""
         t0 = time.perf_counter()
         try:
+            if not self.controls["policies"].value:
+                raise VmlabError("no policy selected: select one or more")
             sc = self.scenario()
             runnable, skipped = [], []
             for p in self.controls["policies"].value:
@@ -333,14 +336,16 @@ class Explorer:
                 except VmlabError as e:
                     skipped.append(f"{p}: {e}")
             if not runnable:
-                raise VmlabError("no selected policy can serve this trace's VMAs:<br>"
-                                 + "<br>".join(skipped))
+                raise VmlabError("no selected policy can serve this trace's VMAs:\n"
+                                 + "\n".join(skipped))
             results = _run_each(sc, runnable, skipped)
             if not results:
-                raise VmlabError("no selected policy can run on this trace:<br>"
-                                 + "<br>".join(skipped))
+                raise VmlabError("no selected policy can run on this trace:\n"
+                                 + "\n".join(skipped))
         except (VmlabError, OSError, ValueError) as e:
-            self.status.value = f"<b style='color:#D55E00'>Cannot run:</b> {e}"
+            # (a message quotes file names and inputs: shown as text, never as markup)
+            text = html.escape(str(e)).replace("\n", "<br>")
+            self.status.value = f"<b style='color:#D55E00'>Cannot run:</b> {text}"
             return None
         self.last_results = results
         summary = pd.DataFrame([r.summary for r in results.values()])
@@ -348,9 +353,11 @@ class Explorer:
         self._show_table()
         self.cdf_image.value = self._png(lambda ax: plots.latency_cdf(results, ax=ax))
         self.breakdown_image.value = self._png(lambda ax: plots.time_breakdown(results, ax=ax))
-        note = f"; skipped {'; '.join(skipped)}" if skipped else ""
-        self.status.value = (f"{len(sc.trace):,} records, {sc.trace.n_threads} threads, "
-                             f"{len(results)} policies in {time.perf_counter() - t0:.2f} s{note}")
+        note = html.escape(f"; skipped {'; '.join(skipped)}") if skipped else ""
+        n_th, n_pol = sc.trace.n_threads, len(results)
+        self.status.value = (f"{len(sc.trace):,} records, {n_th} thread{'s' * (n_th != 1)}, "
+                             f"{n_pol} polic{'ies' if n_pol != 1 else 'y'} in "
+                             f"{time.perf_counter() - t0:.2f} s{note}")
         return self.last_summary
 
     def _show_table(self):
