@@ -167,6 +167,13 @@ def test_kernel_install_prefix(tmp_path, capsys):
     spec = json.loads((tmp_path / "share/jupyter/kernels/vmlab/kernel.json").read_text())
     assert spec["argv"][0] == sys.executable and spec["language"] == "python"
     assert spec["display_name"].startswith("vmlab")
+    # a name Jupyter cannot hold (a path, a space, nothing) is refused in one line, and
+    # nothing is written (once a ValueError traceback, or the default 'python3' kernel)
+    for bad in ("../../evil", "a b", ""):
+        code, _, err = run_cli(capsys, "kernel", "install", "--prefix", str(tmp_path / "b"),
+                               "--name", bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "a kernel name is" in err
+    assert not (tmp_path / "b").exists() and not (tmp_path.parent / "evil").exists()
 
 
 def test_convert_notes_what_the_output_format_drops(tmp_path, capsys):

@@ -11,6 +11,7 @@ import inspect
 import json
 import math
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -687,6 +688,9 @@ def install_kernel(user=False, prefix=None, name=KERNEL_NAME):
     """
     from ipykernel.kernelspec import install
 
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise VmlabError(f"--name {name!r}: a kernel name is one or more ASCII letters, "
+                         "digits, '-', '.' or '_' (the notebooks declare 'vmlab')")
     if not user and prefix is None:
         prefix = sys.prefix
     return install(user=user, prefix=prefix, kernel_name=name,
