@@ -87,3 +87,21 @@ def test_every_command_block_runs(tmp_path):
     assert set(device["N_PAGES"]) == {256, 1024} and "policy" in device.columns
     assert (tmp_path / "kernel-prefix/share/jupyter/kernels/vmlab/kernel.json").exists()
     assert (tmp_path / "device.ipynb").exists()
+
+
+def test_the_submodules_the_readme_names_work_after_import_vmlab():
+    # the README writes vmlab.datasets.load_shipped(...), vmlab.plots and vmlab.widgets after
+    # a bare `import vmlab` (once an AttributeError); they load when first named, so
+    # `import vmlab` itself loads neither matplotlib nor ipywidgets
+    text = README.read_text()
+    named = set(re.findall(r"`vmlab\.([a-z_]+)[.`(]", text))
+    assert {"datasets", "plots", "widgets"} <= named
+    code = ("import sys, vmlab\n"
+            "heavy = [m for m in ('matplotlib', 'ipywidgets', 'papermill') if m in sys.modules]\n"
+            f"for name in {sorted(named)!r}:\n"
+            "    assert getattr(vmlab, name) is not None, name\n"
+            "assert len(vmlab.datasets.load_shipped('lackey_ls')) > 0\n"
+            "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"
