@@ -4,7 +4,8 @@ import math
 import pandas as pd
 import pytest
 
-from vmlab.units import fmt_bytes, fmt_count, fmt_ns, fmt_value, format_table, label_of, unit_of
+from vmlab.units import (fmt_bytes, fmt_change, fmt_count, fmt_ns, fmt_value, format_table,
+                         label_of, unit_of)
 
 
 @pytest.mark.parametrize("ns, text", [
@@ -43,3 +44,12 @@ def test_format_table_by_columns_and_by_index():
     assert t["n_faults"].tolist() == ["12.0 k", "200"] and t["policy"].tolist() == ["nopage", "fault_retry"]
     tt = format_table(df.set_index("policy").T, by="index")
     assert tt.loc["fault_latency_ns_p99", "nopage"] == "25.9 ms"
+
+
+def test_changes_read_signed_without_a_negative_zero_and_no_oom_reads_none():
+    assert [fmt_change(x) for x in (0.135, -0.095, -0.00027, 0.00027, 0.0, float("nan"))] == \
+        ["+13.5%", "-9.5%", "0.0%", "0.0%", "0.0%", "n/a"]
+    assert fmt_change(12.3456, digits=0) == "+1,235%"
+    # the summary's -1 of "no OOM kill" (docs/model.md section 12) is not a time or a thread
+    assert fmt_value("oom_ns", -1) == "none" and fmt_value("oom_thread", -1) == "none"
+    assert fmt_value("oom_ns", 2_500_000) == "2.50 ms" and fmt_value("oom_thread", 3) == "3"

@@ -105,6 +105,19 @@ def unit_of(name):
     return ""
 
 
+#: Summary fields whose -1 says "there is none" (docs/model.md section 12: no OOM kill).
+NONE_BELOW_ZERO = frozenset({"oom_ns", "oom_thread"})
+
+
+def fmt_change(x, digits=1):
+    """A relative change ``x`` (0.135 for 13.5% more) as a signed percentage: ``+13.5%``,
+    ``-9.5%``; one that rounds to zero reads ``0.0%`` (never ``-0.0%``)."""
+    if _missing(x):
+        return "n/a"
+    v = round(100 * float(x), digits)
+    return f"{0.0:.{digits}f}%" if v == 0 else f"{v:+,.{digits}f}%"
+
+
 def fmt_value(name, v):
     """``v`` formatted for the unit ``name`` carries (see :func:`unit_of`); lists and dicts
     element by element."""
@@ -118,6 +131,8 @@ def fmt_value(name, v):
         return str(bool(v))
     if not isinstance(v, (int, float, np.integer, np.floating)):
         return str(v)
+    if str(name) in NONE_BELOW_ZERO and v < 0:
+        return "none"
     unit = unit_of(name)
     if unit == "ns":
         return fmt_ns(v)
@@ -161,5 +176,5 @@ def format_table(df, by="columns"):
     return out
 
 
-__all__ = ["fmt_ns", "fmt_count", "fmt_bytes", "fmt_value", "unit_of", "label_of",
+__all__ = ["fmt_ns", "fmt_count", "fmt_bytes", "fmt_change", "fmt_value", "unit_of", "label_of",
            "format_table", "TIME_UNITS"]
