@@ -4,17 +4,30 @@ A fault that drops ``mmap_sem`` during its read retries once the page is in; an 
 calling ``fadvise(FADV_DONTNEED)`` in between evicts the page and the retry reads it again.
 Bounded retries (``fault_retry``) make progress; unbounded ones can livelock.
 
-======================  ====================================================================
-:func:`fadvise_attack`  the scenario: a victim reading a file beside the adversary
-:func:`victim_outcome`  whether the victim finished, and whether it is livelocked
-:func:`grid`            slowdown and livelock over adversary rates, I/O latencies, policies
-======================  ====================================================================
+===================================  =======================================================
+:func:`fadvise_attack`               the scenario: a victim reading a file beside the adversary
+:func:`victim_outcome`               whether the victim finished, and whether it is livelocked
+:func:`grid`                         slowdown and livelock over adversary rates, I/O
+                                     latencies, policies
+:func:`retry_window_ns`              the window in which the adversary can evict a page
+:func:`eviction_probability`         a Poisson adversary's chance to hit that window
+:func:`unbounded_retries_per_fault`  mean retries per fault of ``fault_retry_unbounded``:
+                                     ``1 + p / (1 - p)``
+:func:`retries_agreement`            that formula against a grid's measured retries
+:func:`bounded_retry_max_slowdown`   the exact worst slowdown of ``fault_retry`` (below 2)
+===================================  =======================================================
 
 *Livelock* (:func:`grid`): the victim has not finished at the horizon *and* the fault it is
 stuck in has been retried at least ``livelock_retries`` times (default 2, more than the
 single retry a bounded ``fault_retry`` can take).  The engine's own ``livelock`` flag marks
 any thread caught at the horizon after one retry, which a bounded policy also is when the
 horizon falls inside its second attempt.
+
+*Slowdown with signals* (:func:`grid`): ``slowdown`` is the ratio of whole run times, signal
+handling included.  The signals are Poisson arrivals in both runs; the attacked run, about
+twice as long, draws its own number of them, so its handling need not be exactly in
+proportion and ``slowdown`` can pass :func:`bounded_retry_max_slowdown` by that luck alone.
+``slowdown_net_of_signals`` compares the run times without the victim's signal handling.
 """
 from __future__ import annotations
 
@@ -94,6 +107,110 @@ def fadvise_attack(adversary_rate_hz, io_ns, signal_rate_hz=0.0, kind="poisson",
                     signals=signals, horizon_ns=int(horizon_ns), seed=seed)
 
 
+def retry_window_ns(costs=None):
+    """The adversary's window, in ns: from a lock-dropping fault's I/O completion to its
+    retry's lookup, ``wakeup_ns + fault_ns + struct_page_ns`` (docs/model.md section 5: the
+    page is resident, unmapped and unpinned from the completion until the retry, which
+    starts at the wake-up, takes the uncontended lock at once and looks the page up after
+    its handler CPU).  2.6 µs at the default costs."""
+    c = costs or Costs()
+    return int(c.wakeup_ns + c.fault_ns + c.struct_page_ns)
+
+
+def eviction_probability(rate_hz, costs=None):
+    """The chance ``p = 1 - exp(-rate_hz * window)`` that a Poisson adversary at
+    ``rate_hz`` calls ``fadvise`` in one :func:`retry_window_ns` window (and evicts the page)."""
+    return -math.expm1(-float(rate_hz) * retry_window_ns(costs) / 1e9)
+
+
+def unbounded_retries_per_fault(rate_hz, costs=None):
+    """Mean retries per fault of ``fault_retry_unbounded`` (one victim, a Poisson adversary).
+
+    Every major fault retries once by design (its first attempt drops the lock for the
+    read); each retry then finds the page evicted with probability ``p``
+    (:func:`eviction_probability`), independently, and retries again.  So the retries are
+    1 plus a geometric number of failures: ``1 + p / (1 - p)`` (= ``1 / (1 - p)`` =
+    ``exp(rate_hz * window)``).  The standard deviation of one fault's retries is
+    ``sqrt(p) / (1 - p)`` (:func:`unbounded_retries_sd`).
+    """
+    p = eviction_probability(rate_hz, costs)
+    return 1.0 + p / (1.0 - p) if p < 1 else math.inf
+
+
+def unbounded_retries_sd(rate_hz, costs=None):
+    """Standard deviation of one fault's retries under ``fault_retry_unbounded``:
+    ``sqrt(p) / (1 - p)`` (the geometric count of failures; the first retry is certain)."""
+    p = eviction_probability(rate_hz, costs)
+    return math.sqrt(p) / (1.0 - p) if p < 1 else math.inf
+
+
+def retries_agreement(grid_df, policy="fault_retry_unbounded", costs=None, max_z=3.0):
+    """:func:`unbounded_retries_per_fault` against the retries a :func:`grid` measured.
+
+    Per adversary rate, the runs of ``policy`` (over the I/O latencies) are pooled:
+    ``measured`` = their retries / their faults.  ``se`` is the standard error of that mean
+    (``sqrt(p) / (1 - p) / sqrt(faults)``) and ``z = (measured - predicted) / se``.  Where a
+    run did not finish, the fault stuck at the horizon is cut short, so ``measured`` is only a
+    lower bound (``finished`` False) and the comparison does not apply.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``adversary_rate_hz``: ``p``, ``predicted``, ``measured``, ``n_faults``,
+        ``se``, ``z``, ``finished`` (every run of that rate), ``agrees`` (finished and
+        ``|z| <= max_z``).
+    """
+    d = grid_df[grid_df["policy"] == policy]
+    rows = []
+    for rate, g in d.groupby("adversary_rate_hz", sort=True):
+        n = int(g["n_faults"].sum())
+        measured = float(g["n_retries"].sum()) / n if n else math.nan
+        predicted = unbounded_retries_per_fault(rate, costs)
+        se = unbounded_retries_sd(rate, costs) / math.sqrt(n) if n else math.nan
+        if se == 0:  # no adversary: every fault retries exactly once
+            z = 0.0 if measured == predicted else math.inf
+        else:
+            z = (measured - predicted) / se
+        finished = bool(g["finished"].all())
+        rows.append({"adversary_rate_hz": float(rate), "p": eviction_probability(rate, costs),
+                     "predicted": predicted, "measured": measured, "n_faults": n, "se": se,
+                     "z": z, "finished": finished,
+                     "agrees": finished and abs(z) <= max_z})
+    return pd.DataFrame(rows).set_index("adversary_rate_hz")
+
+
+def bounded_retry_max_slowdown(io_ns, gap_ns=1_000, costs=None):
+    """The worst slowdown of a ``fault_retry`` victim of :func:`fadvise_attack` (one victim,
+    a fixed read time; net of signal handling), exact in the model's semantics.
+
+    Per fault without the adversary: the gap, a first attempt (handler CPU
+    ``F = fault_ns + struct_page_ns``, the read, ``wakeup_ns``), a retry that finds the page
+    (``F + pagecache_hit_ns``) and the access (``access_ns``).  When the adversary evicts the
+    page in the window, the retry reads it again holding the lock: ``io + wakeup_ns`` in
+    place of ``pagecache_hit_ns``, once, since a pinned page under the lock is not evictable.
+    Every fault losing its page gives
+
+        (gap + access + 2 F + 2 (io + wakeup)) / (gap + access + 2 F + io + wakeup + hit)
+        = 2 - (gap + access + 2 F + 2 hit) / (gap + access + 2 F + io + wakeup + hit),
+
+    below 2 by the fixed per-fault costs over the per-fault run time (1.9962 for 1 ms reads
+    at the defaults).  For a distribution of read times the mean is used (then the bound
+    holds on average, not run by run).
+    """
+    c = costs or Costs()
+    io = as_dist(io_ns, "io_ns")
+    io_mean = float(io.value_ns) if isinstance(io, Fixed) else io.table_mean_ns()
+    f = c.fault_ns + c.struct_page_ns
+    fixed = gap_ns + c.access_ns + 2 * f
+    return (fixed + 2 * (io_mean + c.wakeup_ns)) / (fixed + io_mean + c.wakeup_ns
+                                                     + c.pagecache_hit_ns)
+
+
+def _signal_handling_ns(result):
+    """The victims' time handling signals (the threads' ``signal_ns``), in ns."""
+    return int(result.threads["signal_ns"].sum())
+
+
 def _io_label(io):
     io = as_dist(io, "io_ns")
     return float(io.value_ns) if isinstance(io, Fixed) else io.table_mean_ns()
@@ -157,7 +274,13 @@ def grid(rates_hz, io_ns_values, policies=RETRY_POLICIES, horizon_ns=None,
         ``policy``, ``signal_rate_hz``, ``elapsed_ns``, ``baseline_elapsed_ns``,
         ``slowdown`` (elapsed / baseline; a lower bound when unfinished),
         ``retries_per_fault``, ``max_retries``, ``n_faults_done``, ``n_adversary_evictions``,
-        ``n_wasted_io``, ``finished``, ``livelock``, ``horizon_ns``.
+        ``n_wasted_io``, ``finished``, ``livelock``, ``horizon_ns``, then ``n_faults``,
+        ``n_retries``, ``n_signals`` and ``baseline_n_signals`` (signals delivered),
+        ``signal_handling_ns`` and ``baseline_signal_handling_ns`` (the victim's time
+        handling them), ``slowdown_net_of_signals`` (the run times without that handling;
+        equal to ``slowdown`` without signals) and ``fault_retry_bound``
+        (:func:`bounded_retry_max_slowdown` for the point's I/O latency: the most
+        ``fault_retry``'s ``slowdown_net_of_signals`` can be).
     """
     pols = [get_policy(p) for p in policies]
     ios = list(io_ns_values)
@@ -165,15 +288,16 @@ def grid(rates_hz, io_ns_values, policies=RETRY_POLICIES, horizon_ns=None,
                                  n_faults=n_faults, seed=seed, horizon_factor=horizon_factor), p)
                  for io in ios for p in pols]
     baselines = dict(zip([(i, p.name) for i in range(len(ios)) for p in pols],
-                         simulate_many(base_runs, keep=lambda r: r.summary["elapsed_ns"],
-                                       n_jobs=n_jobs)))
+                         simulate_many(base_runs, keep=lambda r: (
+                                           r.summary["elapsed_ns"], _signal_handling_ns(r),
+                                           r.summary["n_signals"]), n_jobs=n_jobs)))
     jobs, runs = [], []
     for rate in rates_hz:
         for i in range(len(ios)):
             for p in pols:
-                b = baselines[(i, p.name)]
-                h = horizon_ns if horizon_ns is not None else int(horizon_factor * b)
-                jobs.append((rate, i, p, b, h))
+                base = baselines[(i, p.name)]
+                h = horizon_ns if horizon_ns is not None else int(horizon_factor * base[0])
+                jobs.append((rate, i, p, base, h))
                 runs.append((fadvise_attack(rate, ios[i], signal_rate_hz=signal_rate_hz,
                                             kind=kind, n_faults=n_faults, horizon_ns=h,
                                             seed=seed), p))
@@ -181,11 +305,12 @@ def grid(rates_hz, io_ns_values, policies=RETRY_POLICIES, horizon_ns=None,
     def row(result):
         s = result.summary
         out = victim_outcome(result, livelock_retries)
-        return s, out, int((result.faults["outcome"] == "done").sum())
+        return s, out, int((result.faults["outcome"] == "done").sum()), _signal_handling_ns(result)
 
     rows = []
-    for (rate, i, p, b, h), (s, out, n_done) in zip(jobs, simulate_many(runs, keep=row,
-                                                                         n_jobs=n_jobs)):
+    for (rate, i, p, (b, b_sig, b_nsig), h), (s, out, n_done, sig) in zip(
+            jobs, simulate_many(runs, keep=row, n_jobs=n_jobs)):
+        work, b_work = s["elapsed_ns"] - sig, b - b_sig
         rows.append({
             "adversary_rate_hz": float(rate),
             "io_ns": _io_label(ios[i]),
@@ -202,5 +327,13 @@ def grid(rates_hz, io_ns_values, policies=RETRY_POLICIES, horizon_ns=None,
             "finished": out["finished"],
             "livelock": out["livelock"],
             "horizon_ns": h,
+            "n_faults": s["n_faults"],
+            "n_retries": s["n_retries"],
+            "n_signals": s["n_signals"],
+            "baseline_n_signals": b_nsig,
+            "signal_handling_ns": sig,
+            "baseline_signal_handling_ns": b_sig,
+            "slowdown_net_of_signals": work / b_work if b_work else math.nan,
+            "fault_retry_bound": bounded_retry_max_slowdown(ios[i]),
         })
     return pd.DataFrame(rows)
