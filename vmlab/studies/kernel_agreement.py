@@ -12,7 +12,16 @@ unlimited memory and under a sweep of cgroup memory limits.
 :func:`predict`                the engine's counts for a recording, unlimited or limited
 :func:`agreement_table`        predicted against measured, unlimited memory, per program
 :func:`limit_table`            predicted against measured major faults under each limit
+:func:`rising`                 where major faults have started to rise (:data:`KNEE_FACTOR`)
 :func:`knee_bytes`             the largest limit where major faults have started to rise
+:func:`sweep_summary`          OOM limits and knees of every sweep (:func:`format_summary`)
+:func:`kills_text`             the kernel's OOM kills, limit by limit, in words
+:func:`predicted_oom_text`     vmlab's predicted OOM kills in words
+:func:`rise_differences`       the limits where only one side's major faults have risen
+:func:`knee_text`              where major faults start rising, both sides, with the rule
+:func:`thrash_text`            thrashing without a kill, or straight to an OOM kill
+:func:`differences_text`       the objects where predicted and kernel faults differ
+:func:`count_range`            ``1 to 3 faults``
 :func:`within_factor`          a predicted count within a factor of a measured one
 :func:`count_target_text`      issue 9's count target on a limit table, in words
 :func:`major_fault_pages`      a prediction's major faults, page by page
@@ -192,15 +201,226 @@ def within_factor(predicted, measured, factor):
     return bool(b / factor <= a <= b * factor)
 
 
-def knee_bytes(limit_bytes, majors, rise=5):
-    """The limit where major faults start rising: the largest limit whose major faults
-    exceed those at the largest limit by more than ``rise`` (``None`` if none does)."""
-    order = np.argsort(limit_bytes)[::-1]
-    lim = np.asarray(limit_bytes)[order]
-    mj = np.asarray(majors, float)[order]
-    base = mj[0]
-    above = np.flatnonzero(mj > base + rise)
-    return None if not len(above) else int(lim[above[0]])
+#: Major faults have "started to rise" at a limit where they are more than this many times
+#: their count at the sweep's largest limit (:func:`rising`): the factor the count target
+#: takes as agreement, so a count within it of the ample-memory count is no rise yet.
+KNEE_FACTOR = 2
+
+
+def rising(majors, factor=KNEE_FACTOR):
+    """Where major faults have started to rise: a boolean array, one per limit of a sweep in
+    order from the largest limit down (``majors[0]`` is the largest limit's count), true where
+    the count is more than ``factor`` times the largest limit's (counts below 1 taken as 1,
+    as in :func:`within_factor`: 0 and 1 major faults are the same answer)."""
+    mj = np.asarray(majors, float)
+    if not len(mj):
+        return np.zeros(0, bool)
+    return mj > factor * max(mj[0], 1.0)
+
+
+def knee_bytes(limit_bytes, majors, factor=KNEE_FACTOR):
+    """The limit where major faults start rising: the largest limit whose major faults are
+    more than ``factor`` times those at the largest limit (:func:`rising`; ``None`` if no
+    limit's are)."""
+    lim = np.asarray(limit_bytes)
+    order = np.argsort(lim, kind="stable")[::-1]
+    above = np.flatnonzero(rising(np.asarray(majors, float)[order], factor))
+    return None if not len(above) else int(lim[order][above[0]])
+
+
+def _and(items):
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def limits_text(limit_mb, mask):
+    """The limits of a sweep where ``mask`` holds, in words: ``from 0.4 MB down`` when they
+    are the two or more smallest limits of the sweep, else ``at 0.55 and 0.45 MB``; ``""``
+    when there are none.  ``limit_mb`` in any order (``mask`` in the same)."""
+    lim = np.asarray(limit_mb, float)
+    mask = np.asarray(mask, bool)
+    order = np.argsort(lim, kind="stable")[::-1]
+    lim, mask = lim[order], mask[order]
+    if not mask.any():
+        return ""
+    k = int(mask.sum())
+    if k >= 2 and mask[-k:].all():
+        return f"from {lim[-k]:g} MB down"
+    return "at " + _and(f"{x:g}" for x in lim[mask]) + " MB"
+
+
+def kills_text(table):
+    """The kernel's OOM kills over one :func:`limit_table`, limit by limit, in words: from
+    the largest limit where a run was killed down, ``k of n runs at X MB`` (``none at X MB``
+    where no run was), and ``all n runs from X MB down`` for the smallest limits where every
+    run was; ``no run at any limit measured`` when none was.  Read after "OOM-kills"."""
+    t = table.sort_values("limit_mb", ascending=False)
+    lim = t["limit_mb"].to_numpy(float)
+    kills = t["oom_kills"].to_numpy(int)
+    runs = t["runs"].to_numpy(int)
+    if not kills.any():
+        return "no run at any limit measured"
+    tail = len(lim)                 # the smallest limits where every run was killed
+    while tail > 0 and kills[tail - 1] == runs[tail - 1]:
+        tail -= 1
+    if len(lim) - tail < 2:         # one limit is no "from ... down"
+        tail = len(lim)
+    parts = [f"{kills[i]} of {runs[i]} runs at {lim[i]:g} MB" if kills[i]
+             else f"none at {lim[i]:g} MB" for i in range(int(np.flatnonzero(kills)[0]), tail)]
+    if tail < len(lim):
+        n = runs[tail:]
+        every = f"all {n[0]}" if (n == n[0]).all() else "all"
+        parts.append(f"{every} runs from {lim[tail]:g} MB down")
+    return _and(parts)
+
+
+def predicted_oom_text(table):
+    """vmlab's predicted OOM kills over one :func:`limit_table` in words (read after "vmlab
+    predicts"): ``an OOM kill from 0.4 MB down`` (:func:`limits_text`) or ``no OOM kill at any
+    limit measured``."""
+    where = limits_text(table["limit_mb"], table["predicted_oom"])
+    return f"an OOM kill {where}" if where else "no OOM kill at any limit measured"
+
+
+def _at_limits(limit_mb, majors):
+    """``0.5 MB (5 major faults)``, or for more limits ``0.5 MB (8) and 0.45 MB (14)``."""
+    unit = " major faults" if len(limit_mb) == 1 else ""
+    return _and(f"{x:g} MB ({m:g}{unit})" for x, m in zip(limit_mb, majors))
+
+
+def thrash_text(table, side, factor=KNEE_FACTOR):
+    """How one side of one :func:`limit_table` (``side``: ``"kernel"``, the measured medians
+    and OOM kills, or ``"vmlab"``, the prediction) gets from "everything fits" to the OOM
+    kill, in words read after "it": the limits where it thrashes without being killed (its
+    major faults risen by :func:`rising` and no run killed), or that it goes straight to an
+    OOM kill.  The wording, by the numbers:
+
+    * some such limits: ``thrashes without a kill at 0.5 MB (5 major faults)``, for three
+      limits or more next to each other ``thrashes without a kill at the 5 limits from 2.25
+      to 0.6 MB (4 to 200 major faults)``; then ``, and is never killed`` when no run is
+      killed at any limit;
+    * none, and a kill somewhere: ``goes straight from 'everything fits' to an OOM kill``;
+    * none, and no kill: ``neither thrashes nor is killed at any limit measured``.
+    """
+    if side not in ("kernel", "vmlab"):
+        raise ValueError(f"side must be 'kernel' or 'vmlab', got {side!r}")
+    t = table.sort_values("limit_mb", ascending=False)
+    majors = t["measured_major" if side == "kernel" else "predicted_major"].to_numpy(float)
+    killed = (t["oom_kills"].to_numpy() > 0 if side == "kernel"
+              else t["predicted_oom"].to_numpy(bool))
+    mask = rising(majors, factor) & ~killed
+    lim = t["limit_mb"].to_numpy(float)
+    if not mask.any():
+        return ("goes straight from 'everything fits' to an OOM kill" if killed.any()
+                else "neither thrashes nor is killed at any limit measured")
+    idx = np.flatnonzero(mask)
+    if len(idx) >= 3 and (np.diff(idx) == 1).all():
+        where = (f"at the {len(idx)} limits from {lim[idx[0]]:g} to {lim[idx[-1]]:g} MB "
+                 f"({majors[idx].min():g} to {majors[idx].max():g} major faults)")
+    else:
+        where = "at " + _at_limits(lim[idx], majors[idx])
+    return f"thrashes without a kill {where}" + ("" if killed.any() else ", and is never killed")
+
+
+def rise_differences(table, factor=KNEE_FACTOR):
+    """The limits of one :func:`limit_table` where no run was killed, in the kernel or in the
+    prediction, and the major faults have risen (:func:`rising`) on one side only: rows with
+    ``limit_mb``, ``measured_major`` and ``predicted_major``, largest limit first.  (Where a
+    run was killed its counts stop at the kill, so they are left out.)"""
+    t = table.sort_values("limit_mb", ascending=False)
+    free = (t["oom_kills"].to_numpy() == 0) & ~t["predicted_oom"].to_numpy(bool)
+    differ = rising(t["measured_major"], factor) != rising(t["predicted_major"], factor)
+    return t.loc[free & differ, ["limit_mb", "measured_major", "predicted_major"]]
+
+
+def knee_text(table, factor=KNEE_FACTOR):
+    """Where major faults start rising (:func:`rising`) in the kernel and in vmlab over one
+    :func:`limit_table`, with the rule and the counts, and the limits where only one side's
+    have risen (:func:`rising`, :func:`rise_differences`): ``major faults first exceed 2x their
+    count at the largest limit (1) at 0.5 MB in the kernel (5) and at 0.5 MB in vmlab (8);
+    where neither side was killed, the two agree at every limit on whether they have risen``
+    (or ``..., only one side's have risen at 1.5 MB (the kernel 26, vmlab 2)``).  Each side's
+    base is named when the two differ; a side whose faults never rise that far reads
+    ``nowhere in the sweep``."""
+    t = table.sort_values("limit_mb", ascending=False)
+    lim = t["limit_mb"].to_numpy(float)
+    parts, bases = [], []
+    for who, col in (("the kernel", "measured_major"), ("vmlab", "predicted_major")):
+        mj = t[col].to_numpy(float)
+        bases.append(mj[0])
+        up = np.flatnonzero(rising(mj, factor))
+        parts.append(f"at {lim[up[0]]:g} MB in {who} ({mj[up[0]]:g})" if len(up)
+                     else f"nowhere in the sweep in {who}")
+    base = (f"{bases[0]:g}" if bases[0] == bases[1]
+            else f"the kernel {bases[0]:g}, vmlab {bases[1]:g}")
+    d = rise_differences(table, factor)
+    rest = ("the two agree at every limit on whether they have risen" if d.empty else
+            "only one side's have risen at " + _and(
+                f"{r.limit_mb:g} MB (the kernel {r.measured_major:g}, vmlab {r.predicted_major:g})"
+                for r in d.itertuples()))
+    return (f"major faults first exceed {factor:g}x their count at the largest limit "
+            f"({base}) {parts[0]} and {parts[1]}; where neither side was killed, {rest}")
+
+
+def sweep_summary(sweeps):
+    """One row per program of ``sweeps`` (``{program: limit_table}``), limits in MB as the
+    sweep names them (``limit_mb``), NaN where there is none: ``kernel_oom_mb`` (the largest
+    limit where the kernel killed a run), ``predicted_oom_mb`` (the largest where vmlab
+    predicts a kill), ``kernel_knee_mb`` and ``predicted_knee_mb`` (where major faults start
+    rising, :func:`knee_bytes`)."""
+    rows = []
+    for name, t in sweeps.items():
+        mb = dict(zip(t["limit_bytes"], t["limit_mb"]))
+        knee_k = knee_bytes(t["limit_bytes"], t["measured_major"])
+        knee_p = knee_bytes(t["limit_bytes"], t["predicted_major"])
+        rows.append({"program": name,
+                     "kernel_oom_mb": t.loc[t["oom_kills"] > 0, "limit_mb"].max(),
+                     "predicted_oom_mb": t.loc[t["predicted_oom"].astype(bool), "limit_mb"].max(),
+                     "kernel_knee_mb": np.nan if knee_k is None else mb[knee_k],
+                     "predicted_knee_mb": np.nan if knee_p is None else mb[knee_p]})
+    return pd.DataFrame(rows, columns=["program", "kernel_oom_mb", "predicted_oom_mb",
+                                       "kernel_knee_mb", "predicted_knee_mb"])
+
+
+def format_summary(summary):
+    """:func:`sweep_summary` for display: each ``*_mb`` as text with 2 decimals (``0.55``),
+    ``none`` where there is no such limit in the sweep."""
+    out = summary.copy()
+    for c in out.columns:
+        if c.endswith("_mb"):
+            out[c] = [f"{x:.2f}" if pd.notna(x) else "none" for x in summary[c]]
+    return out
+
+
+#: Objects of :func:`faults_by_object` that are locale data (``LC_CTYPE``, ``SYS_LC_MESSAGES``,
+#: ``locale-archive``).
+LOCALE_PREFIXES = ("LC_", "SYS_LC_", "locale")
+
+
+def count_range(lo, hi, noun="fault"):
+    """``1 to 3 faults``, ``2 faults``, ``1 fault``."""
+    if lo == hi:
+        return f"{hi} {noun}{'' if hi == 1 else 's'}"
+    return f"{lo} to {hi} {noun}s"
+
+
+def differences_text(objects):
+    """``(text, smallest, largest)``: the objects where predicted and kernel faults differ, of
+    rows of :func:`faults_by_object` with a ``program`` column, in words (``libc.so.6 (gzip
+    -3, sqlite +1) and libm.so.6 (sqlite +1)``, programs whose difference is 0 left out, the
+    object with the most differing faults first), and the smallest and largest difference in
+    size among them (``("", 0, 0)`` when every difference is 0)."""
+    d = objects[objects["difference"] != 0]
+    if d.empty:
+        return "", 0, 0
+    size = d["difference"].abs().groupby(d["object"], sort=False).sum()
+    text = _and(
+        f"{obj} (" + ", ".join(f"{r.program} {int(r.difference):+d}"
+                               for r in d[d["object"] == obj].itertuples()) + ")"
+        for obj in size.sort_values(ascending=False, kind="stable").index)
+    a = d["difference"].abs()
+    return text, int(a.min()), int(a.max())
 
 
 def _objects(vmas, alias=None):
