@@ -210,6 +210,84 @@ def test_label_vmas_rules():
          VmaRange(1, 0x1000, 0x2000, 1, 1)]
     assert [x.label for x in label_vmas(v, [True, True, False])] == ["text", "stack", "data"]
     assert VmaRange(0, 0x1000, 0x3000, 2, 2).pages() == 2 and 0x1fff in v[0]
+    # stack operations: enough of them, in a range nothing is fetched from
+    w = [VmaRange(0, 0x1000, 0x2000, 9, 9), VmaRange(0, 0x5000, 0x6000, 9, 9),
+         VmaRange(0, 0x9000, 0xA000, 9, 9), VmaRange(0, 0x1FFEFFE000, 0x1FFEFFF000, 9, 9)]
+    assert [x.label for x in label_vmas(w, [True, False, False, False], [4, 3, 0, 4])] == [
+        "text", "data", "data", "stack"]
+    # a recording's mappings decide: the range over its [stack], not the highest one
+    assert [x.label for x in label_vmas(v, [False, False, False], [4, 0, 0],
+                                        stacks=[(1, 0x1000, 0x2000)])] == [
+        "data", "data", "stack"]
+    assert [x.label for x in label_vmas(v, stacks=[])] == ["data"] * 3
+
+
+def _lackey_like(stack_top=0x1FFF001000, pushes=6):
+    """A lackey-like trace (valgrind's layout: nothing above 0x1fff001000): code, a heap,
+    and a stack that ``pushes`` push/pop pairs touch, each a one-byte fetch, its 8-byte
+    access and the next instruction's fetch; decoys that are no stack operation, and one
+    store to the stack by a longer instruction."""
+    code, heap, sp = 0x108000, 0x4A15000, stack_top - 0x100
+    recs = []                                              # (op, addr, size, tid)
+    for n in range(pushes):
+        pc = code + 0x40 * n
+        recs += [(I, pc, 1, 0), (S, sp - 8 * n, 8, 0),     # push %rbp
+                 (I, pc + 1, 3, 0), (L, heap + 8 * n, 8, 0),   # mov (%rax),%rdx
+                 (I, pc + 4, 1, 0), (L, sp - 8 * n, 8, 0),     # pop %rbp
+                 (I, pc + 5, 2, 0)]
+    c = code + 0x400
+    recs += [(I, c, 1, 0), (S, heap + 0x100, 1, 0), (I, c + 1, 1, 0),       # stosb: 1 byte
+             (I, c + 2, 1, 0), (L, heap + 0x200, 8, 0), (I, c + 0x400, 4, 0),  # no fall-through
+             (I, c + 3, 1, 0), (L, heap + 0x300, 8, 1), (I, c + 4, 1, 0),   # another thread's
+             (I, c + 5, 1, 0), (M, heap + 0x400, 8, 0), (I, c + 6, 1, 0),   # a modify
+             (I, c + 7, 5, 0), (S, sp - 0x40, 8, 0), (I, c + 12, 1, 0)]     # mov %rax,-0x40(%rsp)
+    op, addr, size, tid = zip(*recs)
+    return make(list(addr), ops=list(op), tids=list(tid), sizes=list(size))
+
+
+def test_stack_ops_are_word_accesses_of_one_byte_instructions():
+    from vmlab.trace.vmas import stack_ops
+
+    t = _lackey_like()
+    got = np.flatnonzero(stack_ops(t.op, t.size, t.addr, t.tid, t.asid))
+    assert got.tolist() == [i for n in range(6) for i in (7 * n + 1, 7 * n + 5)]
+    assert (t.addr[got] >= 0x1FFF000000).all()
+    # a synthetic trace (every size 8 by default) and a perf-like one have none
+    assert not stack_ops(*(np.asarray(c) for c in (
+        [I, L, I], [8, 8, 8], [0x1000, 0x5000, 0x1001], [0, 0, 0], [0, 0, 0]))).any()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
+def test_valgrind_client_stack_labelled_from_its_stack_operations(chunk):
+    """Under valgrind the client stack sits near 0x1fff000000, far below STACK_MIN_ADDR:
+    the push/pop records tell it (in any chunking of the records)."""
+    vm = infer_vmas(_lackey_like(), chunk_records=chunk)
+    assert [(hex(v.start), v.label) for v in vm] == [
+        ("0x108000", "text"), ("0x4a15000", "data"), ("0x1fff000000", "stack")]
+    assert stats.summarize(_lackey_like(), chunk_records=chunk).vmas == vm
+    # one push/pop pair (2 stack operations) is too few (STACK_OP_MIN: 4); two pairs do
+    assert infer_vmas(_lackey_like(pushes=1), chunk_records=chunk)[-1].label == "data"
+    assert infer_vmas(_lackey_like(pushes=2), chunk_records=chunk)[-1].label == "stack"
+
+
+def test_recorded_stack_mapping_names_the_stack():
+    from vmlab.trace.mappings import FOREVER, MAPPING_DTYPE, NO_FILE, Backing, Mappings
+
+    t = _lackey_like(pushes=0)          # no stack operations
+    rows = np.zeros(2, MAPPING_DTYPE)
+    rows[0] = (0, 0x1FFE801000, 0x1FFF001000, 3, 0, Backing.STACK, NO_FILE, 0, 0, FOREVER)
+    rows[1] = (0, 0x4A15000, 0x4A16000, 3, 0, Backing.ANON, NO_FILE, 0, 0, FOREVER)
+    rec = Trace.from_columns(t.columns, t.meta, mappings=Mappings(rows, (), "test"))
+    assert [v.label for v in infer_vmas(t)] == ["text", "data", "data"]
+    assert [v.label for v in infer_vmas(rec)] == ["text", "data", "stack"]
+    # a recording without a [stack] row over the top range: no stack, whatever its address
+    high = make([0x400000, 0x7FFD0000F000], ops=[I, S])
+    rows = np.zeros(1, MAPPING_DTYPE)
+    rows[0] = (0, 0x7FFD00000000, 0x7FFD00010000, 1, 0, Backing.SPECIAL, NO_FILE, 0, 0,
+               FOREVER)
+    high_rec = Trace.from_columns(high.columns, high.meta, mappings=Mappings(rows, (), "t"))
+    assert [v.label for v in infer_vmas(high)] == ["text", "stack"]
+    assert [v.label for v in infer_vmas(high_rec)] == ["text", "data"]
 
 
 # -- stack distances and curves ------------------------------------------------------------

@@ -33,6 +33,11 @@ def test_program_scenario_backings():
     vt = rp.vma_table(sc)
     assert set(vt["backing"]) <= {"file", "anon"}
     assert (vt.loc[vt["name"].str.startswith("text"), "backing"] == "file").all()
+    # the top range is valgrind's client stack (near 0x1fff000000, far below the kernel's
+    # place for stacks): its push/pop records label it
+    top = vt.loc[vt["start"].map(lambda s: int(s, 16)).idxmax()]
+    assert top["name"].startswith("stack@0x1ff") and top["backing"] == "anon"
+    assert vt["name"].str.startswith("stack@").sum() == 1
     with pytest.raises(ScenarioError):
         rp.program_scenario("lackey_gzip", backing={"text": "file"})
     assert rp.distinct_pages(sc.trace) == vt["pages_touched"].sum()

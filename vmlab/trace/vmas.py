@@ -5,7 +5,9 @@ for each address space it takes the sorted distinct pages the trace touches and 
 range wherever more than ``gap_pages`` untouched pages separate two touched ones.  On a
 ``lackey`` trace of a small program this separates text, heap, the shared libraries and the
 stack.  The result is an *inference*: two real VMAs closer than ``gap_pages`` pages come out
-as one range, and a sparsely touched VMA can come out as several.
+as one range, and a sparsely touched VMA can come out as several.  :func:`label_vmas` then
+names each range ``text``, ``data`` or ``stack``, from the trace's instruction fetches, its
+stack operations (:func:`stack_ops`), a recorded trace's mappings, or the address.
 
 Memory stays bounded for memory-mapped traces of any length: the records are read in
 chunks of ``chunk_records``; each chunk is reduced to its distinct pages with a count, and
@@ -25,9 +27,17 @@ from .model import Op, Trace, names_pages
 #: Records read at a time by the streaming passes.
 DEFAULT_CHUNK = 1 << 22
 
-#: Lowest address :func:`label_vmas` accepts for a stack (x86-64 user stacks sit just
-#: below 0x7fffffffffff; the mmap area, where vmlab's synthetic files live, is lower).
+#: Lowest address :func:`label_vmas` accepts for a stack without other evidence (x86-64
+#: user stacks sit just below 0x7fffffffffff; the mmap area, where vmlab's synthetic files
+#: live, is lower).  Under valgrind the client's stack is far lower (valgrind 3.19 on x86-64
+#: puts it just below 0x1fff001000): :func:`stack_ops` finds it there.
 STACK_MIN_ADDR = 0x7FF000000000
+
+#: Bytes a stack operation moves: an x86-64 word (push, pop).
+STACK_WORD = 8
+#: Stack operations (:func:`stack_ops`) that make a range a stack for :func:`label_vmas`
+#: (the stacks of the shipped lackey traces hold 144 to 2,180; other ranges none).
+STACK_OP_MIN = 4
 
 
 @dataclass(frozen=True)
@@ -162,17 +172,84 @@ class PageSet:
         return len(self.keys)
 
 
+def stack_ops(op, size, addr, tid, asid):
+    """Which records are stack operations of one-byte x86-64 instructions.
+
+    A record is one when it is a ``LOAD`` or ``STORE`` of :data:`STACK_WORD` (8) bytes, the
+    record before it is an ``IFETCH`` of one byte at some address ``x``, and the record
+    after it the ``IFETCH`` at ``x + 1``, all three of one thread and address space: a
+    one-byte instruction that moved a word and fell through to the next.  The one-byte
+    x86-64 instructions that move a word of memory all address it through the stack
+    pointer: ``push`` and ``pop`` of a register, ``pushf``, ``popf`` and ``leave`` (the
+    one-byte string instructions move 1 or 4 bytes; ``ret`` does not fall through).  A
+    lackey trace writes each instruction's fetch, with its length, just before the
+    instruction's data accesses, so these records land where the stack pointer points: the
+    main stack wherever the loader put it (valgrind puts its client's far below the
+    kernel's place), a thread's stack.  A trace without one-byte fetches (perf, synthetic
+    traces: every size 8 by default) has none, nor one with records dropped between
+    (:mod:`vmlab.trace.strip` keeps an instruction's fetch only on a new page), nor one of
+    another architecture.
+
+    Parameters
+    ----------
+    op, size, addr, tid, asid : array_like
+        Columns of consecutive records (the first and the last have no neighbour on one
+        side: never stack operations).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    out = np.zeros(len(op), bool)
+    out[_stack_op_index(op, size, addr, tid, asid)] = True
+    return out
+
+
+def _stack_op_index(op, size, addr, tid, asid):
+    """Indices of the stack operations of :func:`stack_ops` (in increasing order)."""
+    op, size = np.asarray(op), np.asarray(size)
+    if len(op) < 3:
+        return np.zeros(0, np.intp)
+    i = np.flatnonzero((op[:-2] == Op.IFETCH) & (size[:-2] == 1))   # one-byte fetches
+    if len(i) == 0:
+        return i
+    j, k = i + 1, i + 2
+    addr, tid, asid = np.asarray(addr), np.asarray(tid), np.asarray(asid)
+    oj = op[j]
+    ok = ((size[j] == STACK_WORD) & ((oj == Op.LOAD) | (oj == Op.STORE))
+          & (op[k] == Op.IFETCH) & (addr[k] == addr[i] + np.uint64(1))
+          & (tid[i] == tid[j]) & (tid[k] == tid[j]) & (asid[i] == asid[j]) & (asid[k] == asid[j]))
+    return j[ok]
+
+
+def mapped_stacks(mappings):
+    """``(asid, start, end)`` of the mappings a recorded trace names as the stack
+    (:attr:`vmlab.trace.mappings.Backing.STACK`, ``[stack]``); ``None`` without mappings."""
+    if mappings is None:
+        return None
+    from .mappings import Backing
+
+    t = mappings.table
+    rows = t[t["backing"] == Backing.STACK]
+    return [(int(r["asid"]), int(r["start"]), int(r["end"])) for r in rows]
+
+
 class PageAccumulator:
     """Streaming collector of distinct pages per address space (and of IFETCH pages).
 
-    Feed it chunks of columns with :meth:`add`; read :attr:`pages` (asid -> PageSet) and
-    :attr:`ifetch` (asid -> PageSet of pages touched by IFETCH records).
+    Feed it chunks of columns with :meth:`add`; read :attr:`pages` (asid -> PageSet),
+    :attr:`ifetch` (asid -> PageSet of pages touched by IFETCH records) and :attr:`stack`
+    (asid -> PageSet of pages touched by stack operations, :func:`stack_ops`, with how many).
+    :meth:`feed` also keeps a recorded trace's stack mappings (:attr:`stacks`,
+    :func:`mapped_stacks`).
     """
 
     def __init__(self, page_size):
         self.shift = np.uint64(int(page_size).bit_length() - 1)
         self.pages = {}
         self.ifetch = {}
+        self.stack = {}
+        self.stacks = None
 
     def add(self, addr, asid, op, keep):
         """One chunk of columns; ``keep`` marks the records that name pages
@@ -196,6 +273,13 @@ class PageAccumulator:
                 if m.any():
                     self.ifetch.setdefault(a, PageSet()).add(pages[m])
 
+    def add_stack(self, addr, asid):
+        """Addresses of stack operations (:func:`stack_ops`) and their address spaces."""
+        pages = np.asarray(addr) >> self.shift
+        asid = np.asarray(asid)
+        for a in np.unique(asid).tolist():
+            self.stack.setdefault(int(a), PageSet()).add(pages[asid == a])
+
     def feed(self, trace, chunk_records=DEFAULT_CHUNK, callback=None):
         """Add every record of ``trace``, ``chunk_records`` at a time.
 
@@ -205,14 +289,35 @@ class PageAccumulator:
         """
         n = len(trace)
         cols = trace.columns
+        self.stacks = mapped_stacks(trace.mappings)
+        tail = None   # the previous chunk's last two records, for stack_ops across chunks
         for lo in range(0, n, chunk_records):
             hi = min(n, lo + chunk_records)
             addr, op = np.asarray(cols["addr"][lo:hi]), np.asarray(cols["op"][lo:hi])
-            keep = names_pages(op, addr, cols["size"][lo:hi])
+            size = np.asarray(cols["size"][lo:hi])
+            keep = names_pages(op, addr, size)
             self.add(addr, cols["asid"][lo:hi], op, keep)
+            tail = self._stack_chunk(tail, op, size, addr, np.asarray(cols["tid"][lo:hi]),
+                                     np.asarray(cols["asid"][lo:hi]))
             if callback is not None:
                 callback(lo, hi, keep)
         return self
+
+    def _stack_chunk(self, tail, *cols):
+        """Add the stack operations of one chunk of columns (op, size, addr, tid, asid),
+        those at its edges judged with ``tail``, the previous chunk's last two records;
+        return the new tail."""
+        # the previous chunk's last record and this one's first, between their neighbours
+        edge = None if tail is None else tuple(np.concatenate((t, c[:2]))
+                                               for t, c in zip(tail, cols))
+        for part in (cols, edge):
+            if part is not None:
+                m = _stack_op_index(*part)
+                if len(m):
+                    self.add_stack(part[2][m], part[4][m])
+        if tail is not None and len(cols[0]) < 2:
+            return tuple(np.concatenate((t, c))[-2:] for t, c in zip(tail, cols))
+        return tuple(c[-2:] for c in cols)
 
     @property
     def distinct_pages(self):
@@ -220,7 +325,7 @@ class PageAccumulator:
 
     def vmas(self, page_size, gap_pages=16, label=True):
         """Cluster the collected pages into :class:`VmaRange` objects."""
-        out, has_if = [], []
+        out, has_if, n_stack = [], [], []
         for a in sorted(self.pages):
             s = self.pages[a]
             if len(s) == 0:
@@ -232,7 +337,7 @@ class PageAccumulator:
             starts = np.concatenate(([0], split))
             ends = np.concatenate((split, [len(keys)]))
             recs = np.add.reduceat(counts, starts)
-            fk = self.ifetch.get(a)
+            fk, sk = self.ifetch.get(a), self.stack.get(a)
             for i, (b, e) in enumerate(zip(starts.tolist(), ends.tolist())):
                 first, last = int(keys[b]), int(keys[e - 1])
                 out.append(VmaRange(asid=a, start=first * page_size, end=(last + 1) * page_size,
@@ -242,30 +347,52 @@ class PageAccumulator:
                     has_if.append(bool(j < len(fk.keys) and int(fk.keys[j]) <= last))
                 else:
                     has_if.append(False)
-        return label_vmas(out, has_if) if label else out
+                if sk is not None and len(sk):
+                    j0 = int(np.searchsorted(sk.keys, np.uint64(first), "left"))
+                    j1 = int(np.searchsorted(sk.keys, np.uint64(last), "right"))
+                    n_stack.append(int(sk.counts[j0:j1].sum()))
+                else:
+                    n_stack.append(0)
+        return label_vmas(out, has_if, n_stack, self.stacks) if label else out
 
 
 # ---------------------------------------------------------------------------------------
 
 
-def label_vmas(vmas, has_ifetch=None):
+def label_vmas(vmas, has_ifetch=None, n_stack_ops=None, stacks=None):
     """Label inferred ranges ``"stack"``, ``"text"`` or ``"data"`` (a heuristic).
 
-    Rules, in order, applied per address space:
+    Rules, in order, applied per range:
 
-    1. ``"stack"``: the highest range of the address space, if it starts at or above
-       ``STACK_MIN_ADDR`` (0x7ff000000000, where x86-64 Linux puts user stacks);
+    1. ``"stack"``:
+
+       * for a recorded trace (``stacks`` given: its mappings), a range that overlaps a
+         mapping the recording names as the stack (``[stack]``);
+       * otherwise, a range no instruction is fetched from that holds at least
+         :data:`STACK_OP_MIN` (4) stack operations (:func:`stack_ops`: the word accesses
+         of one-byte instructions, push and pop): the stack pointer points there,
+         wherever that is (valgrind puts its client's stack just below 0x1fff001000), and
+         a thread's stack counts too;
+       * or the highest range of its address space, if it starts at or above
+         ``STACK_MIN_ADDR`` (0x7ff000000000, where x86-64 Linux puts user stacks);
+
     2. ``"text"``: a range touched by at least one ``IFETCH`` record (``has_ifetch[i]``);
     3. ``"data"``: everything else.
 
-    This is a guess from addresses alone: a JIT's code cache is "text", a thread stack
-    allocated with mmap is "data", and a trace without IFETCH records has no "text".
+    This is a guess from the trace alone: a JIT's code cache is "text", and a trace
+    without IFETCH records has no "text"; without one-byte fetches or mappings (a perf
+    trace, a synthetic one) only the address tells a stack.
 
     Parameters
     ----------
     vmas : list of VmaRange
     has_ifetch : sequence of bool, optional
         Whether each range was touched by an instruction fetch; default all False.
+    n_stack_ops : sequence of int, optional
+        Stack operations (:func:`stack_ops`) in each range; default all 0.
+    stacks : sequence of (asid, start, end), optional
+        The stack mappings of a recorded trace (:func:`mapped_stacks`); ``None`` (default)
+        when the trace has no mappings.
 
     Returns
     -------
@@ -274,13 +401,20 @@ def label_vmas(vmas, has_ifetch=None):
     """
     if has_ifetch is None:
         has_ifetch = [False] * len(vmas)
+    if n_stack_ops is None:
+        n_stack_ops = [0] * len(vmas)
     top = {}
     for i, v in enumerate(vmas):
         if v.asid not in top or v.start > vmas[top[v.asid]].start:
             top[v.asid] = i
     out = []
     for i, v in enumerate(vmas):
-        if top.get(v.asid) == i and v.start >= STACK_MIN_ADDR:
+        if stacks is not None:
+            is_stack = any(a == v.asid and s < v.end and v.start < e for a, s, e in stacks)
+        else:
+            is_stack = ((top.get(v.asid) == i and v.start >= STACK_MIN_ADDR)
+                        or (not has_ifetch[i] and n_stack_ops[i] >= STACK_OP_MIN))
+        if is_stack:
             lab = "stack"
         elif has_ifetch[i]:
             lab = "text"
