@@ -27,6 +27,9 @@ from ..trace.build import concat
 
 #: Lespinasse's disk: about 18 ms per random 4 KiB read (MODEL.md section 5).
 LESPINASSE_IO = Fixed(18_000_000)
+#: Lespinasse's 2010 measurement (MODEL.md): iterations per second of the mmap/munmap loop
+#: beside the random reads, before his patch (``nopage``) and after it (``fault_retry``).
+LESPINASSE_WRITER_OPS_PER_S = {"nopage": 55, "fault_retry": 15_000}
 
 
 def lespinasse(io_ns=LESPINASSE_IO, n_reads=200, n_lock_ops=100_000, pages=1 << 20,
