@@ -104,7 +104,18 @@ def test_02_signals_spufs(executed):
     assert r["signal_latency_p50_refault_ns"] < 100_000
     assert r["time_to_kill_refault_ns"] < 100_000
     assert r["retries_per_fault_refault"] > 0
-    assert r["restart_latency_ratio_max_dev"] < 0.35
+    # a held signal waits the residual of its wait: median a (1 - 1/sqrt 2) for waits
+    # uniform on [0, a], well below the mean wait a/2; the simulated median within 4
+    # standard errors of it
+    assert r["signal_residual_p50_closed_ns"] == pytest.approx(0.2929 * 2 * r["wait_mean_ns"],
+                                                                rel=0.001)
+    assert abs(r["signal_residual_p50_z"]) < 4
+    # nopage_refault's restarts match the closed form within sampling error, in both
+    # columns: 4 standard errors of the pooled means (6,000 faults a rate here), and the
+    # relative differences that follow from them
+    assert r["restart_max_abs_z"] < 4
+    assert r["restart_latency_ratio_max_dev"] < 0.05
+    assert r["restart_retries_max_dev"] < 0.1
 
 
 def test_03_mmap_sem(executed):
@@ -115,6 +126,10 @@ def test_03_mmap_sem(executed):
     assert r["writer_ops_per_s_fault_retry"] > 1_000 * r["writer_ops_per_s_nopage"]
     assert r["writer_ops_per_s_fault_retry_calibrated"] == pytest.approx(15_000, rel=0.05)
     assert r["writer_ops_per_s_nopage_calibrated"] == pytest.approx(55.5, rel=0.05)
+    # what carries over unchanged is nopage's rate (set by the disk); the ratio between
+    # the policies matches his 15,000 / 55 only with the calibrated loop cost
+    assert r["writer_speedup_calibrated"] == pytest.approx(15_000 / 55, rel=0.05)
+    assert r["writer_speedup"] > 5 * r["writer_speedup_calibrated"]
     assert r["google_writer_ops_per_s_fault_retry"] > 10 * r["google_writer_ops_per_s_nopage"]
     assert r["google_fault_latency_p99_nopage_ns"] > r["google_fault_latency_p99_fault_retry_ns"]
 
@@ -125,14 +140,35 @@ def test_04_retry_storms(executed):
     assert r["livelock_policies"] == ["fault_retry_unbounded"]
     assert r["livelock_fault_retry_unbounded"]
     assert not r["livelock_fault_retry"] and not r["livelock_fault_retry_v57"]
-    # one retry at most: at most one extra read per fault
-    assert r["max_slowdown_fault_retry"] <= 2.05
+    # one retry at most: one extra read and wake-up per fault in place of a page-cache hit,
+    # so the slowdown stays under the exact bound, itself below 2
+    assert r["max_slowdown_fault_retry"] <= r["fault_retry_bound_at_worst"] * (1 + 1e-9)
+    assert r["fault_retry_bound_at_worst"] < 2
+    assert r["max_slowdown_over_bound_bounded"] <= 1e-9
     assert r["max_retries_per_fault_fault_retry"] == 1.0
+    # unbounded retries per fault are 1 + p / (1 - p) (the retry every fault makes, then a
+    # geometric count), within 3 standard errors at every rate whose runs finished
+    from vmlab.studies import dos
+    assert r["retries_z_unbounded"]  # at least one rate to compare
+    for rate, predicted in r["retries_predicted_unbounded"].items():
+        p = dos.eviction_probability(float(rate))
+        assert predicted == pytest.approx(1 + p / (1 - p), rel=1e-9)
+        if rate in r["retries_z_unbounded"]:
+            assert abs(r["retries_z_unbounded"][rate]) <= 3
+        else:  # cut by the horizon: a lower bound
+            assert r["retries_measured_unbounded"][rate] < predicted
     # a signal storm re-opens the window for 5.7's signal check, not for fault_retry
     assert "fault_retry_v57" in r["storm_livelock_policies"]
     assert "fault_retry" not in r["storm_livelock_policies"]
+    # net of signal handling fault_retry keeps its bound (with it, Poisson luck may pass it)
+    assert r["storm_max_slowdown_net_fault_retry"] <= r["storm_fault_retry_bound"] * (1 + 1e-9)
+    assert r["storm_fault_retry_bound"] < 2
     el = r["series_elapsed_ns"]
     assert el["fault_retry_unbounded"] > 2 * el["fault_retry"]
+    # the retry storm slows the victims down; they still complete every fault
+    small = SMALL["04_retry_storms_dos"]
+    n_all = small["SERIES_VICTIMS"] * small["SERIES_FAULTS"]
+    assert r["series_faults_done"] == {p: n_all for p in el}
 
 
 def test_05_nopfn_device(executed):
@@ -151,6 +187,10 @@ def test_05_nopfn_device(executed):
 
 def test_06_real_programs(executed):
     r = records(executed, "06_real_programs")
+    # the labels the prose describes: code, data and valgrind's client stack (near
+    # 0x1fff000000, told by its push/pop records, not by its address)
+    assert r["lackey_vma_labels"]["stack"] == 1 and r["lackey_vma_labels"]["text"] >= 1
+    assert sum(r["lackey_vma_labels"].values()) == r["lackey_n_vmas"]
     major = r["lackey_major_faults"]
     assert major["1"] == r["lackey_file_pages"]  # everything fits: cold misses only
     assert major["0.25"] > major["1"]
@@ -163,6 +203,10 @@ def test_07_explorer(executed):
     r = records(executed, "07_explorer")
     assert r["explorer_policies"] == ["nopage", "nopage_refault", "fault_retry"]
     assert all(math.isfinite(v) and v > 0 for v in r["explorer_fault_latency_p99_ns"].values())
+    # nopage_refault retries at the notebook's own signal rate (10 Hz), not only from 100 Hz
+    # as the guide once said; without signals it never retries
+    assert (r["explorer_refault_retries"] > 0) == (r["explorer_signal_hz"] > 0)
+    assert r["explorer_signal_hz"] > 0
 
 
 def test_08_kernel_agreement(executed):
@@ -184,17 +228,32 @@ def test_08_kernel_agreement(executed):
     # the recordings hold the vDSO's mappings and reads: the prediction takes its faults too
     assert r["vdso_fault_difference_abs_max"] <= 1
     assert r["file_fault_difference_abs_max"] <= 5
+    # per object (libc's pages touched differently under valgrind): 3 faults at most, and
+    # the locale files exactly the kernel's
+    assert 1 <= r["file_object_difference_abs_max"] <= 3
+    assert r["locale_fault_difference_abs_max"] == 0
     # the OOM limit of python_dict, where anonymous memory decides it, within 25%
     assert r["predicted_oom_limit_mb_python_dict"] == pytest.approx(
         r["kernel_oom_limit_mb_python_dict"], rel=0.25)
-    assert r["kernel_oom_limit_mb_gzip"] == pytest.approx(0.55, abs=0.01)
-    # target: the limit where major faults start rising within 25% of the kernel's
-    for p in ("gzip", "python_dict"):
+    # (the largest limit where the kernel killed a run, as the sweep names it: 1 of 5 at
+    # 0.55 MB, none at 0.5 MB)
+    assert r["kernel_oom_limit_mb_gzip"] == 0.55
+    assert r["predicted_oom_limit_mb_md5sum"] is None      # shown "none", never NaN
+    # target: the limit where major faults start rising within 25% of the kernel's; the
+    # rule, the same for both sides and stated in the notebook: more than 2x the count at
+    # the largest limit (the kernel's 5 at 0.5 MB for gzip is a rise, as vmlab's 8 is)
+    assert r["knee_factor"] == 2
+    for p in ("gzip", "python_dict", "md5sum"):
         assert r[f"predicted_knee_mb_{p}"] == pytest.approx(r[f"kernel_knee_mb_{p}"], rel=0.25)
-    # md5sum misses it by one step of the sweep: the kernel's rise is at 1.5 MB, the
-    # prediction's at 1.1 MB (at 1.5 MB the kernel's reclaim call reaches md5sum's text by a
-    # path the model does not have: docs/model.md 8.4)
-    assert r["predicted_knee_mb_md5sum"] == pytest.approx(1.1, abs=0.01)
+    assert r["kernel_knee_mb_gzip"] == r["predicted_knee_mb_gzip"] == 0.5
+    assert r["kernel_knee_mb_python_dict"] == r["predicted_knee_mb_python_dict"] == 5
+    # md5sum's first rise is at 2.25 MB in both (4 major faults); the steep one is not:
+    # at 1.5 MB the kernel takes 26, the prediction 2 (the kernel's reclaim call reaches
+    # md5sum's text by a path the model does not have: docs/model.md 8.4), the one limit
+    # without a kill where only one side has risen
+    assert r["kernel_knee_mb_md5sum"] == r["predicted_knee_mb_md5sum"] == 2.25
+    assert r["limits_rise_differs_mb_md5sum"] == [1.5]
+    assert r["limits_rise_differs_mb_gzip"] == r["limits_rise_differs_mb_python_dict"] == []
     # target: counts within 2x wherever the kernel's own spread is narrower (and no run was
     # killed): gzip at 1 and 0.6 MB, python_dict at 8-5.5 MB (docs/model.md 11.8)
     assert r["limits_count_target_applies_gzip"] == 2
@@ -202,10 +261,6 @@ def test_08_kernel_agreement(executed):
     assert r["limits_count_target_applies_md5sum"] == 2
     for p in ("gzip", "python_dict", "md5sum"):
         assert r[f"limits_within_2x_where_applies_{p}"] == r[f"limits_count_target_applies_{p}"]
-    # md5sum's stream under tight limits: the kernel's major faults rise from 1.5 MB, its
-    # own hot text reclaimed with the data its readahead thrashes (docs/model.md 8.3,
-    # 8.4, 11.7.1)
-    assert r["kernel_knee_mb_md5sum"] == pytest.approx(1.5)
     # where memory is ample every cold run starts from the held snapshot, and the kernel's
     # major faults are the prediction's, page for page (docs/model.md 11.8): exec's own
     # write for gzip; for python_dict that and python3.11's text pages 400 and 96
