@@ -27,6 +27,9 @@ def test_by_name():
     assert unit_of("fault_latency_ns_p99") == "ns" and unit_of("writer_ops_per_s_nopage") == "per_s"
     assert fmt_value("writer_ops_per_s", 555_487.0) == "555 k/s"
     assert fmt_value("adversary_rate_hz", 3e6) == "3.00 MHz"
+    # rates take a prefix from 1 kHz, so a list of them reads in one style
+    assert [fmt_value("signal_rate_hz", v) for v in (500, 1000, 10_000)] == \
+        ["500 Hz", "1.00 kHz", "10.0 kHz"]
     assert fmt_value("page_table_bytes", 32_768) == "32.0 KiB" == fmt_bytes(32 * 1024)
     assert fmt_value("kernel_s", 0.01234) == "0.0123 s"
     assert fmt_value("elapsed_ns", {"nopage": 2e6, "fault_retry": None}) == \

@@ -58,9 +58,10 @@ def fmt_ns(ns, digits=3):
     return f"{_sig(ns, digits)} ns"
 
 
-def fmt_count(v, digits=3, suffix=""):
-    """A count or rate: exact with thousands separators below 10,000 (``1,234``), then with
-    k, M or G (``15.0 k``, ``2.59 M``); fractions keep ``digits`` significant digits."""
+def fmt_count(v, digits=3, suffix="", prefix_from=1e4):
+    """A count or rate: exact with thousands separators below ``prefix_from`` (``1,234``),
+    then with k, M or G (``15.0 k``, ``2.59 M``); fractions keep ``digits`` significant
+    digits."""
     if _missing(v):
         return "n/a"
     if isinstance(v, (bool, np.bool_)):
@@ -68,7 +69,7 @@ def fmt_count(v, digits=3, suffix=""):
     x = float(v)
     if not math.isfinite(x):
         return str(x)
-    if abs(x) >= 1e4:
+    if abs(x) >= prefix_from:
         for prefix, scale in _SI:
             if abs(x) >= scale:
                 return f"{_sig(x / scale, digits)} {prefix}{suffix}"
@@ -138,8 +139,8 @@ def fmt_value(name, v):
         return fmt_ns(v)
     if unit == "per_s":
         return fmt_count(v, suffix="/s")
-    if unit == "hz":
-        return fmt_count(v, suffix="Hz") if v else "0 Hz"
+    if unit == "hz":   # (a prefix from 1 kHz: a list of rates reads in one style)
+        return fmt_count(v, suffix="Hz", prefix_from=1e3) if v else "0 Hz"
     if unit == "bytes":
         return fmt_bytes(v)
     if unit == "s":
