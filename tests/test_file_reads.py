@@ -383,7 +383,7 @@ def test_shipped_kernel_major_sites_load():
     k = kernel_major_sites()
     gz = k[k["program"] == "gzip"]
     # every traced cold gzip run under 1 MB: one major fault, exec's own write
-    assert gz["per_run"].tolist() == [1.0] and gz["site"].tolist() == ["elf_load (kernel mode)"]
+    assert gz["per_run"].tolist() == [1.0] and gz["site"].tolist() == ["elf_load in kernel mode"]
     assert gz["runs"].tolist() == ["5/5"]
 
 

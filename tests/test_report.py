@@ -52,6 +52,11 @@ def test_report_lists_both_and_flags_the_failure(reported):
     for text in ("01_good", "02_bad", "ZeroDivisionError", "x_squared", "failed", "01_good.html"):
         assert text in index
     assert "<td class=\"num\">9</td>" in index
+    # two at once: the wall clock, and the notebooks' own time beside it (once "in all", which
+    # read as their sum)
+    own = sum(r["runtime_s"] for r in nbs.values())
+    assert f"{summary['runtime_s']:.1f} s from start to\nend ({own:.1f} s of notebook time, " \
+           "2 at once)" in index
 
 
 def test_report_writes_notebooks_html_and_json(reported):

@@ -435,7 +435,7 @@ def run_report(out_dir="report", parameters=None, preset="default", jobs=None, n
     failed = [n for n, r in ordered.items() if r["status"] != "ok"]
     summary = {"ok": not failed, "failed": failed, "out_dir": str(out),
                "index": str(out / "index.html"), "runtime_s": time.perf_counter() - t0,
-               "preset": preset, "notebooks": ordered}
+               "preset": preset, "jobs": n_jobs, "notebooks": ordered}
     (out / "report.json").write_text(json.dumps(_portable(summary), indent=1), encoding="utf-8")
     (out / "index.html").write_text(render_index(summary), encoding="utf-8")
     if failed:
@@ -510,6 +510,11 @@ def render_index(summary):
                   f'{r["runtime_s"]:.1f} s')
         err = f'<p class="err">{e(r["error"])}</p>' if r["error"] else ""
         sections.append(f'<h3 id="{e(name)}">{e(name)} ({status})</h3>{err}{table}')
+    # the notebooks run side by side: their own runtimes add up to more than the wall clock
+    own = sum(r["runtime_s"] for r in nbs.values() if math.isfinite(r.get("runtime_s", math.nan)))
+    jobs = summary.get("jobs")
+    busy = (f" ({own:.1f} s of notebook time, {jobs} at once)" if jobs and jobs > 1 and nbs
+            else "")
     verdict = ("" if not summary["failed"] else
                f'; <span class="failed">{len(summary["failed"])} failed: '
                f'{e(", ".join(summary["failed"]))}</span>')
@@ -517,8 +522,8 @@ def render_index(summary):
 <html lang="en"><head><meta charset="utf-8"><title>vmlab report</title>
 <style>{_CSS}</style></head><body>
 <h1>vmlab report</h1>
-<p>{n_ok} of {len(nbs)} notebooks ran{verdict}; {summary['runtime_s']:.1f} s in all,
-preset <code>{e(summary.get('preset', 'default'))}</code>, {e(when)}.
+<p>{n_ok} of {len(nbs)} notebooks ran{verdict}; {summary['runtime_s']:.1f} s from start to
+end{busy}, preset <code>{e(summary.get('preset', 'default'))}</code>, {e(when)}.
 Each notebook's HTML rendering is linked; the numbers below are those it recorded with
 <code>vmlab.notebook.record()</code>.</p>
 <h2>Notebooks</h2>

@@ -416,7 +416,7 @@ def differences_text(objects):
         return "", 0, 0
     size = d["difference"].abs().groupby(d["object"], sort=False).sum()
     text = _and(
-        f"{obj} (" + ", ".join(f"{r.program} {int(r.difference):+d}"
+        f"{obj} (" + ", ".join(f"{r.program} {signed(r.difference)}"
                                for r in d[d["object"] == obj].itertuples()) + ")"
         for obj in size.sort_values(ascending=False, kind="stable").index)
     a = d["difference"].abs()
@@ -619,7 +619,7 @@ def major_fault_pages(trace, memory_bytes, cold_cache):
 def kernel_major_sites(data_dir=None):
     """The kernel's major faults in the shipped traced runs (``kernel_majors.csv``,
     :func:`vmlab.measure.major_fault_sites`): one row per program and site with ``site``
-    (``exec (kernel mode)`` for exec's own write, else the file's name and page),
+    (``elf_load in kernel mode`` for exec's own write, else the file's name and page),
     ``runs`` (how many runs took it) and ``per_run`` (the program's median major faults
     per traced run)."""
     d = Path(data_dir) if data_dir else DATA_DIR
@@ -633,11 +633,17 @@ def kernel_major_sites(data_dir=None):
             if file:
                 site = f"{file.rsplit('/', 1)[-1]} page {int(off) // 4096}"
             else:
-                site = f"{ip.split('+')[0]} ({mode} mode)"
+                site = f"{ip.split('+')[0]} in {mode} mode"
             out.append({"program": prog, "limit_mb": int(g["limit_bytes"].iloc[0]) / MB,
                         "site": site, "runs": f"{h['run'].nunique()}/{runs}",
                         "per_run": per_run})
     return pd.DataFrame(out)
+
+
+def signed(n):
+    """A whole-number difference with its sign (``+2``, ``-3``), and ``0`` for none."""
+    n = int(n)
+    return f"{n:+,d}" if n else "0"
 
 
 def sites_text(kernel_sites, predicted_sites, program):
@@ -646,7 +652,7 @@ def sites_text(kernel_sites, predicted_sites, program):
     (columns ``program``, ``object``, ``segment``, ``predicted_major``)."""
     k = kernel_sites[kernel_sites["program"] == program]
     p = predicted_sites[predicted_sites["program"] == program]
-    kernel = ", ".join(f"{r.site} ({r.runs} runs)" for r in k.itertuples())
+    kernel = ", ".join(f"{r.site}: {r.runs} runs" for r in k.itertuples())
     predicted = ", ".join(f"{r.predicted_major} in {r.object}'s {r.segment} pages"
                           for r in p.itertuples())
     return kernel or "none", predicted or "none"
