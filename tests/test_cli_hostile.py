@@ -178,3 +178,16 @@ def test_a_stop_signal_inside_the_writability_check_leaves_nothing(tmp_path, mon
 def test_synth_names_the_parameter_it_refuses(tmp_path, capsys, args, words):
     assert words in _one_line_error(capsys, ["trace", "synth", *args, "-o", tmp_path / "o.vmt"])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["run"], ["sweep", "--grid", "memory_pages=64,128",
+                                               "--out", "{d}/s.csv"]])
+def test_sampling_a_recording_is_refused_in_cli_terms(tmp_path, capsys, command):
+    # a recording replays like the kernel, which spatial sampling cannot scale: the refusal
+    # names --sample-rate and --backing (once the scenario's fault_around_pages=1 advice,
+    # then its ra_pages one, in API terms, one at a time)
+    rec = ROOT / "data" / "native" / "lackey_gzip.vmt"
+    argv = [command[0], rec, *[a.format(d=tmp_path) for a in command[1:]], "--sample-rate", "0.5"]
+    line = _one_line_error(capsys, argv)
+    assert "--sample-rate 0.5" in line and "is a recording" in line and "--backing" in line
+    assert list(tmp_path.iterdir()) == []

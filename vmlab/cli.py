@@ -779,6 +779,7 @@ def _run(a):
     knobs = {k: v for k, v in (("replacement", a.replacement),
                                ("fault_around_pages", a.fault_around_pages)) if v is not None}
     recorded, left_out, like_kernel = _base_scenario(tr, a.backing, knobs)
+    _check_sampling(a.sample_rate, like_kernel, a.trace)
     base = recorded.replace(
         policy=policies[0],
         signals=[poisson_signals(a.signal_rate_hz)] if a.signal_rate_hz > 0 else (),
@@ -890,6 +891,16 @@ def _grid_values(text):
     return key, out
 
 
+def _check_sampling(rate, like_kernel, path):
+    """A recording replays like the kernel (readahead, fault-around, its unmaps and reads),
+    which spatial sampling cannot scale: ``--sample-rate`` is refused there in CLI terms."""
+    if like_kernel and rate is not None and rate < 1:
+        raise VmlabError(f"--sample-rate {rate:g}: {path} is a recording, replayed like the "
+                         "kernel (readahead, fault-around, its unmaps and reads), which spatial "
+                         "sampling cannot scale; replay it whole, or give --backing to replay "
+                         "its accesses on inferred VMAs")
+
+
 def _base_scenario(tr, backing, knobs):
     """The scenario ``run`` and ``sweep`` start from: ``(scenario, left_out, like_kernel)``.
     A trace recorded with its mappings and no ``--backing`` replays like the kernel
@@ -934,7 +945,8 @@ def _sweep(a):
                          "--policy names)")
     check_writable(out)
     tr = _open_any(a.trace, **_read_options(a, a.trace, None))
-    base, left_out, _like_kernel = _base_scenario(tr, a.backing, {})
+    base, left_out, like_kernel = _base_scenario(tr, a.backing, {})
+    _check_sampling(a.sample_rate, like_kernel, a.trace)
     if left_out:
         print("vmlab sweep: not modelled in this run: " + "; ".join(left_out), file=sys.stderr)
     sc = base.replace(policy=pols[0], records=False,
