@@ -197,6 +197,7 @@ def test_knee_text_states_the_rule_and_where_the_sides_differ():
     flat = PYDICT.assign(predicted_major=[4, 3, 3, 3, 3, 3, 3, 3])
     assert "(the kernel 3, vmlab 4) at 5 MB in the kernel (43) and nowhere in the sweep in " \
            "vmlab;" in knee_text(flat)
+    assert knee_text(GZIP.iloc[:0]) == "no limit was swept"
 
 
 def test_thrash_text_per_side():

@@ -2,9 +2,10 @@
 which retry policies livelock."""
 import math
 
+import numpy as np
 import pytest
 
-from vmlab import Costs, ScenarioError, simulate
+from vmlab import Costs, Fixed, ScenarioError, Uniform, simulate
 from vmlab.studies import dos
 
 
@@ -130,3 +131,41 @@ def test_grid_without_signals_net_slowdown_is_the_slowdown():
     assert (df["n_signals"] == 0).all() and (df["signal_handling_ns"] == 0).all()
     bounded = df[df["policy"] != "fault_retry_unbounded"]
     assert (bounded["slowdown"] <= bounded["fault_retry_bound"] * (1 + 1e-12)).all()
+
+
+def test_the_closed_forms_count_the_wake_up_after_a_read():
+    # a busy machine's wake-up after a read (io_wakeup_ns, docs/model.md 15.14) widens the
+    # window and lengthens both reads (once left out: 1.30 retries predicted, 9.7 measured)
+    c = Costs(io_wakeup_ns=Fixed(20_000))
+    assert dos.retry_window_ns(c) == dos.retry_window_ns() + 20_000
+    n = r = 0
+    for seed in range(2):
+        s = simulate(dos.fadvise_attack(1e5, 100_000, n_faults=1_000, costs=c, seed=seed),
+                     "fault_retry_unbounded").summary
+        n, r = n + s["n_faults"], r + s["n_retries"]
+    pred, sd = dos.unbounded_retries_per_fault(1e5, c), dos.unbounded_retries_sd(1e5, c)
+    assert pred == pytest.approx(math.exp(1e5 * 22.6e-6), rel=1e-9)
+    assert abs(r / n - pred) < 3 * sd / math.sqrt(n)
+    # a drawn wake-up: the chance is the mean over the engine's table, not at its mean
+    u = Costs(io_wakeup_ns=Uniform(0, 40_000))
+    table = u.io_wakeup_ns.table().astype(float)
+    want = 1 - math.exp(-1e5 * 2.6e-6) * float(np.mean(np.exp(-1e5 * table / 1e9)))
+    assert dos.eviction_probability(1e5, u) == pytest.approx(want, rel=1e-12)
+    # the bound with the wake-ups is reached exactly by an adversary that evicts every page
+    io = 1_000_000
+    base = simulate(dos.fadvise_attack(0, io, n_faults=10, costs=c), "fault_retry")
+    hit = simulate(dos.fadvise_attack(2_000_000, io, kind="periodic", n_faults=10, costs=c),
+                   "fault_retry")
+    assert hit.summary["elapsed_ns"] / base.summary["elapsed_ns"] == pytest.approx(
+        dos.bounded_retry_max_slowdown(io, costs=c), rel=1e-12)
+
+
+def test_retries_agreement_refuses_a_periodic_grid_and_keeps_its_columns_when_empty():
+    g = dos.grid([100_000], [100_000], kind="periodic", n_faults=10,
+                 policies=("fault_retry_unbounded",), n_jobs=1)
+    with pytest.raises(ScenarioError, match="Poisson adversary's"):
+        dos.retries_agreement(g)
+    empty = dos.retries_agreement(dos.grid([100_000], [100_000], n_faults=5,
+                                           policies=("fault_retry",), n_jobs=1))
+    assert empty.empty and list(empty.columns) == ["p", "predicted", "measured", "n_faults",
+                                                   "se", "z", "finished", "agrees"]

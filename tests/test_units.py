@@ -30,6 +30,10 @@ def test_by_name():
     # rates take a prefix from 1 kHz, so a list of them reads in one style
     assert [fmt_value("signal_rate_hz", v) for v in (500, 1000, 10_000)] == \
         ["500 Hz", "1.00 kHz", "10.0 kHz"]
+    # the prefix follows the value as it reads: 999.96 Hz reads 1.00 kHz, not 1,000 Hz
+    assert [fmt_value("rate_hz", v) for v in (999.96, 999_999.9, 999_499.0)] == \
+        ["1.00 kHz", "1.00 MHz", "999 kHz"]
+    assert fmt_count(9_999.6) == "10.0 k" and fmt_count(9_999) == "9,999"
     assert fmt_value("page_table_bytes", 32_768) == "32.0 KiB" == fmt_bytes(32 * 1024)
     assert fmt_value("kernel_s", 0.01234) == "0.0123 s"
     assert fmt_value("elapsed_ns", {"nopage": 2e6, "fault_retry": None}) == \

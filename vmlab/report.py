@@ -347,11 +347,11 @@ def _check_kernel(kernel):
 def _check_run_options(jobs, timeout):
     """``jobs`` (None: the CPUs) and ``timeout`` (None: none) refused unless they can mean
     what was typed: at least one process, a positive finite number of seconds."""
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+    from .model._checks import as_whole, is_finite_number
+
+    if jobs is not None and (as_whole(jobs) is None or jobs < 1):
         raise VmlabError(f"--jobs must be at least 1 (default: the CPUs), got {jobs!r}")
-    if timeout is not None and not (isinstance(timeout, (int, float))
-                                    and not isinstance(timeout, bool)
-                                    and math.isfinite(timeout) and timeout > 0):
+    if timeout is not None and not (is_finite_number(timeout) and timeout > 0):
         raise VmlabError(f"--timeout must be a positive number of seconds (default: none), "
                          f"got {timeout!r}")
 

@@ -69,9 +69,10 @@ def fmt_count(v, digits=3, suffix="", prefix_from=1e4):
     x = float(v)
     if not math.isfinite(x):
         return str(x)
-    if abs(x) >= prefix_from:
+    shown = abs(float(_sig(x, digits).replace(",", "")))   # x as it reads (999.96 -> 1,000)
+    if shown >= prefix_from:
         for prefix, scale in _SI:
-            if abs(x) >= scale:
+            if shown >= scale:
                 return f"{_sig(x / scale, digits)} {prefix}{suffix}"
     sep = " " if suffix[:1].isalpha() else ""
     if float(x).is_integer():

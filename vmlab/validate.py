@@ -128,12 +128,13 @@ def _check_options(runs, limits_mb, keep):
     """``runs``, ``limits_mb`` and ``keep`` refused, before anything runs, unless they can mean
     what was typed: one run or more, limits that are positive finite numbers of MB (or
     ``"auto"``), a kept trace named ``.vmt``."""
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+    from .model._checks import as_whole, is_finite_number
+
+    if as_whole(runs) is None or runs < 1:
         raise VmlabError(f"--runs must be at least 1, got {runs!r}")
     if limits_mb is not None and limits_mb != "auto":
         for x in limits_mb:
-            if not (isinstance(x, (int, float)) and not isinstance(x, bool)
-                    and math.isfinite(x) and 0 < x < 2**42):
+            if not (is_finite_number(x) and 0 < x < 2**42):
                 raise VmlabError(f"--limits-mb: each limit must be a positive number of MB "
                                  f"below 2**42, got {x!r}")
             if int(x * 2**20) < 4096:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from ..errors import ScenarioError
@@ -41,6 +42,7 @@ from ..model.policies import get_policy
 from ..model.scenario import Adversary, Scenario, Vma, poisson_signals
 from ..simulation import simulate_many
 from ..trace import synth
+from ._stats import z_score
 
 #: The three retry variants of MODEL.md section 4.
 RETRY_POLICIES = ("fault_retry", "fault_retry_unbounded", "fault_retry_v57")
@@ -107,20 +109,32 @@ def fadvise_attack(adversary_rate_hz, io_ns, signal_rate_hz=0.0, kind="poisson",
                     signals=signals, horizon_ns=int(horizon_ns), seed=seed)
 
 
+def _io_wakeups(costs):
+    """The engine's table of ``io_wakeup_ns`` draws (docs/model.md 15.14: a thread woken
+    from its read runs ``wakeup_ns`` plus one draw later; ``Fixed(0)`` by default)."""
+    return as_dist(costs.io_wakeup_ns, "io_wakeup_ns").table().astype(np.float64)
+
+
 def retry_window_ns(costs=None):
-    """The adversary's window, in ns: from a lock-dropping fault's I/O completion to its
-    retry's lookup, ``wakeup_ns + fault_ns + struct_page_ns`` (docs/model.md section 5: the
-    page is resident, unmapped and unpinned from the completion until the retry, which
-    starts at the wake-up, takes the uncontended lock at once and looks the page up after
-    its handler CPU).  2.6 µs at the default costs."""
+    """The adversary's mean window, in ns: from a lock-dropping fault's I/O completion to its
+    retry's lookup, ``wakeup_ns`` plus the mean ``io_wakeup_ns`` draw plus ``fault_ns +
+    struct_page_ns`` (docs/model.md sections 5 and 15.14: the page is resident, unmapped and
+    unpinned from the completion until the retry, which starts when the woken thread runs,
+    takes the uncontended lock at once and looks the page up after its handler CPU).
+    2.6 µs at the default costs."""
     c = costs or Costs()
-    return int(c.wakeup_ns + c.fault_ns + c.struct_page_ns)
+    return float(c.wakeup_ns + c.fault_ns + c.struct_page_ns + _io_wakeups(c).mean())
 
 
 def eviction_probability(rate_hz, costs=None):
-    """The chance ``p = 1 - exp(-rate_hz * window)`` that a Poisson adversary at
-    ``rate_hz`` calls ``fadvise`` in one :func:`retry_window_ns` window (and evicts the page)."""
-    return -math.expm1(-float(rate_hz) * retry_window_ns(costs) / 1e9)
+    """The chance ``p`` that a Poisson adversary at ``rate_hz`` calls ``fadvise`` in one
+    retry's window (and evicts the page): ``1 - exp(-rate_hz * window)`` for a fixed window;
+    with a drawn ``io_wakeup_ns`` (``X``), ``1 - exp(-rate_hz * w0) E[exp(-rate_hz X)]``
+    over the engine's table of ``X`` (``w0`` the window's fixed part)."""
+    c = costs or Costs()
+    lam = float(rate_hz) / 1e9
+    w0 = c.wakeup_ns + c.fault_ns + c.struct_page_ns
+    return -math.expm1(-lam * w0 + math.log(float(np.mean(np.exp(-lam * _io_wakeups(c))))))
 
 
 def unbounded_retries_per_fault(rate_hz, costs=None):
@@ -161,22 +175,24 @@ def retries_agreement(grid_df, policy="fault_retry_unbounded", costs=None, max_z
         ``|z| <= max_z``).
     """
     d = grid_df[grid_df["policy"] == policy]
+    if "kind" in d and (d["kind"] != "poisson").any():
+        raise ScenarioError(f"retries_agreement: the closed form is a Poisson adversary's; "
+                            f"this grid's adversary is {sorted(set(d['kind']) - {'poisson'})}")
     rows = []
     for rate, g in d.groupby("adversary_rate_hz", sort=True):
         n = int(g["n_faults"].sum())
         measured = float(g["n_retries"].sum()) / n if n else math.nan
         predicted = unbounded_retries_per_fault(rate, costs)
         se = unbounded_retries_sd(rate, costs) / math.sqrt(n) if n else math.nan
-        if se == 0:  # no adversary: every fault retries exactly once
-            z = 0.0 if measured == predicted else math.inf
-        else:
-            z = (measured - predicted) / se
+        z = z_score(measured, predicted, se)   # (no adversary: every fault retries once)
         finished = bool(g["finished"].all())
         rows.append({"adversary_rate_hz": float(rate), "p": eviction_probability(rate, costs),
                      "predicted": predicted, "measured": measured, "n_faults": n, "se": se,
                      "z": z, "finished": finished,
                      "agrees": finished and abs(z) <= max_z})
-    return pd.DataFrame(rows).set_index("adversary_rate_hz")
+    columns = ["adversary_rate_hz", "p", "predicted", "measured", "n_faults", "se", "z",
+               "finished", "agrees"]
+    return pd.DataFrame(rows, columns=columns).set_index("adversary_rate_hz")
 
 
 def bounded_retry_max_slowdown(io_ns, gap_ns=1_000, costs=None):
@@ -188,22 +204,23 @@ def bounded_retry_max_slowdown(io_ns, gap_ns=1_000, costs=None):
     (``F + pagecache_hit_ns``) and the access (``access_ns``).  When the adversary evicts the
     page in the window, the retry reads it again holding the lock: ``io + wakeup_ns`` in
     place of ``pagecache_hit_ns``, once, since a pinned page under the lock is not evictable.
-    Every fault losing its page gives
+    Every fault losing its page gives, with ``wakeup`` the wake-up after a read
+    (``wakeup_ns`` plus the mean ``io_wakeup_ns`` draw, docs/model.md 15.14),
 
         (gap + access + 2 F + 2 (io + wakeup)) / (gap + access + 2 F + io + wakeup + hit)
         = 2 - (gap + access + 2 F + 2 hit) / (gap + access + 2 F + io + wakeup + hit),
 
     below 2 by the fixed per-fault costs over the per-fault run time (1.9962 for 1 ms reads
-    at the defaults).  For a distribution of read times the mean is used (then the bound
-    holds on average, not run by run).
+    at the defaults).  For a distribution of read times (or of wake-ups) the mean is used
+    (then the bound holds on average, not run by run).
     """
     c = costs or Costs()
     io = as_dist(io_ns, "io_ns")
     io_mean = float(io.value_ns) if isinstance(io, Fixed) else io.table_mean_ns()
+    wake = c.wakeup_ns + float(_io_wakeups(c).mean())
     f = c.fault_ns + c.struct_page_ns
     fixed = gap_ns + c.access_ns + 2 * f
-    return (fixed + 2 * (io_mean + c.wakeup_ns)) / (fixed + io_mean + c.wakeup_ns
-                                                     + c.pagecache_hit_ns)
+    return (fixed + 2 * (io_mean + wake)) / (fixed + io_mean + wake + c.pagecache_hit_ns)
 
 
 def _signal_handling_ns(result):
@@ -280,7 +297,8 @@ def grid(rates_hz, io_ns_values, policies=RETRY_POLICIES, horizon_ns=None,
         handling them), ``slowdown_net_of_signals`` (the run times without that handling;
         equal to ``slowdown`` without signals) and ``fault_retry_bound``
         (:func:`bounded_retry_max_slowdown` for the point's I/O latency: the most
-        ``fault_retry``'s ``slowdown_net_of_signals`` can be).
+        ``fault_retry``'s ``slowdown_net_of_signals`` can be), and ``kind`` (the adversary's:
+        :func:`retries_agreement` applies to a Poisson one only).
     """
     pols = [get_policy(p) for p in policies]
     ios = list(io_ns_values)
@@ -335,5 +353,6 @@ def grid(rates_hz, io_ns_values, policies=RETRY_POLICIES, horizon_ns=None,
             "baseline_signal_handling_ns": b_sig,
             "slowdown_net_of_signals": work / b_work if b_work else math.nan,
             "fault_retry_bound": bounded_retry_max_slowdown(ios[i]),
+            "kind": kind,
         })
     return pd.DataFrame(rows)

@@ -342,7 +342,9 @@ def knee_text(table, factor=KNEE_FACTOR):
     where neither side was killed, the two agree at every limit on whether they have risen``
     (or ``..., only one side's have risen at 1.5 MB (the kernel 26, vmlab 2)``).  Each side's
     base is named when the two differ; a side whose faults never rise that far reads
-    ``nowhere in the sweep``."""
+    ``nowhere in the sweep``; a table with no limit, ``no limit was swept``."""
+    if table.empty:
+        return "no limit was swept"
     t = table.sort_values("limit_mb", ascending=False)
     lim = t["limit_mb"].to_numpy(float)
     parts, bases = [], []

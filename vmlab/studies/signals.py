@@ -28,6 +28,7 @@ from ..model.policies import get_policy
 from ..model.scenario import Scenario, Vma, poisson_signals
 from ..simulation import simulate_many
 from ..trace import synth
+from ._stats import z_score
 
 #: Compute time before each access of :func:`spufs`, in ns (its ``gap_ns`` default).
 GAP_NS = 10_000
@@ -321,11 +322,10 @@ def restart_table(rates_hz, wait=SPUFS, n_threads=8, n_accesses=50, seed=0, n_se
                      "retries_per_fault": r_mean,
                      "retries_per_fault_se": r_se,
                      "retries_per_fault_closed": cf["retries_per_fault"],
-                     "retries_z": ((r_mean - cf["retries_per_fault"]) / r_se
-                                   if r_se > 0 else 0.0),
+                     "retries_z": z_score(r_mean, cf["retries_per_fault"], r_se),
                      "fault_latency_ns_mean": l_mean,
                      "fault_latency_ns_mean_se": l_se,
                      "fault_latency_ns_mean_closed": cf["fault_latency_ns_mean"],
-                     "latency_z": (l_mean - cf["fault_latency_ns_mean"]) / l_se,
+                     "latency_z": z_score(l_mean, cf["fault_latency_ns_mean"], l_se),
                      "ratio": l_mean / cf["fault_latency_ns_mean"]})
     return pd.DataFrame(rows)
