@@ -191,3 +191,19 @@ def test_sampling_a_recording_is_refused_in_cli_terms(tmp_path, capsys, command)
     line = _one_line_error(capsys, argv)
     assert "--sample-rate 0.5" in line and "is a recording" in line and "--backing" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_refuses_its_input_as_output_and_a_zero_horizon(tmp_path, capsys):
+    # once the table replaced the trace (--out IN.csv, or ./IN.csv) and --horizon-ns 0 ran
+    # with the one-hour default
+    src = tmp_path / "in.csv"
+    assert main(["trace", "convert", str(SHIPPED), str(src), "--quiet"]) == 0
+    capsys.readouterr()
+    before = src.read_bytes()
+    for out in (src, f"{tmp_path}/./in.csv"):
+        line = _one_line_error(capsys, ["sweep", src, "--grid", "memory_pages=10", "--out", out])
+        assert "that is the input trace" in line
+    assert "--horizon-ns must be at least 1" in _one_line_error(
+        capsys, ["sweep", src, "--grid", "memory_pages=10", "--horizon-ns", "0",
+                 "--out", tmp_path / "s.csv"])
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

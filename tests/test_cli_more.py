@@ -165,6 +165,7 @@ def test_calibrate_to_an_unwritable_place_fails_before_measuring(tmp_path, capsy
     (["report", "--out", "{d}/file"], "is a file; the report is a folder"),
     (["batch", "01", "--grid", "BACKING='file'", "--jobs", "-2", "--out", "{d}/b.csv"],
      "--jobs must be at least 1"),
+    (["batch", "01", "--grid", "BACKING='file'", "--out", "{d}/dir.csv"], "is a directory"),
     (["validate", "--runs", "0", "--", "true"], "--runs must be at least 1, got 0"),
     (["validate", "--limits-mb", "-5", "--", "true"], "each limit must be a positive number"),
     (["validate", "--limits-mb", "1e400", "--", "true"], "each limit must be a positive"),
@@ -184,6 +185,7 @@ def test_outputs_and_options_that_cannot_mean_what_was_typed(tmp_path, capsys, m
     monkeypatch.setattr(vmlab.calibrate, "calibrate", no_work)
     monkeypatch.setattr(vmlab.trace.record, "record", no_work)
     (tmp_path / "file").write_text("mine")
+    (tmp_path / "dir.csv").mkdir()
     before = _snapshot(tmp_path)
     line = _error(capsys, [a.format(d=tmp_path) for a in argv])
     assert words in line, line

@@ -227,10 +227,13 @@ def test_csv_reader_limits(tmp_path, capsys, text, line, message):
 def test_csv_convert_refuses_a_thread_total_of_gaps(tmp_path, capsys):
     src = tmp_path / "t.csv"
     src.write_text(f"tid,addr,gap_ns\n0,1,{2**62 - 1}\n1,2,{2**62 - 1}\n0,3,1\n")
-    out = _one_line_error(capsys, ["trace", "convert", src, tmp_path / "t.vmt"])
-    assert out == (f"vmlab: error: {tmp_path / 't.vmt'}: column 'gap_ns': record 2: the gaps "
-                   "of thread 0 add up to 2**62 ns (146 years) or more by this record; a "
-                   "thread's gaps must total below 2**62 ns (146 years)")
+    # the input is at fault, and named (once the output was, which does not exist)
+    want = (f"vmlab: error: {src}: column 'gap_ns': record 2: the gaps of thread 0 add up to "
+            "2**62 ns (146 years) or more by this record; a thread's gaps must total below "
+            "2**62 ns (146 years) (records counted from 0 in the file's order)")
+    for command in (["trace", "convert", src, tmp_path / "t.vmt"], ["trace", "info", src],
+                    ["run", src]):
+        assert _one_line_error(capsys, command) == want
     assert sorted(x.name for x in tmp_path.iterdir()) == ["t.csv"]
 
 

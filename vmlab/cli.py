@@ -18,7 +18,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from ._io import check_writable, destination_of, memory_limit, refuse_onto_itself
+from ._io import check_writable, destination_of, memory_limit, refuse_onto_itself, same_file
 from .errors import TraceFormatError, VmlabError
 
 #: Name of the Jupyter kernel the notebooks declare.
@@ -943,6 +943,10 @@ def _sweep(a):
     if not grid:
         raise VmlabError("nothing to sweep: give at least one --grid KEY=V1,V2,... (or several "
                          "--policy names)")
+    _positive_int("--horizon-ns", a.horizon_ns)
+    if same_file(a.trace, out):
+        raise VmlabError(f"--out {a.out}: that is the input trace {a.trace}; the table would "
+                         "replace it: name another file")
     check_writable(out)
     tr = _open_any(a.trace, **_read_options(a, a.trace, None))
     base, left_out, like_kernel = _base_scenario(tr, a.backing, {})
@@ -950,7 +954,8 @@ def _sweep(a):
     if left_out:
         print("vmlab sweep: not modelled in this run: " + "; ".join(left_out), file=sys.stderr)
     sc = base.replace(policy=pols[0], records=False,
-                      horizon_ns=a.horizon_ns or DEFAULT_HORIZON_NS, sample_rate=a.sample_rate)
+                      horizon_ns=DEFAULT_HORIZON_NS if a.horizon_ns is None else a.horizon_ns,
+                      sample_rate=a.sample_rate)
     from .distributed import connect
 
     client = connect(a.scheduler, a.workers)

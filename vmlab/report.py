@@ -642,6 +642,9 @@ def run_batch(notebook, grid, out, jobs=None, parameters=None, notebooks_dir=Non
         except ImportError:
             raise VmlabError("writing Parquet needs pyarrow, which is not installed; "
                              "install it (pip install pyarrow) or write a .csv") from None
+    from ._io import check_writable
+
+    check_writable(out)   # (a folder, or no place to write: said before the notebooks run)
     path = _resolve_notebook(notebook, notebooks_dir)
     declared = parameters_of(path)
     grid = {k: list(v) for k, v in dict(grid).items()}

@@ -114,7 +114,17 @@ def read_trace(path, fmt=None, **options) -> Trace:
     cols = {k: (np.concatenate(v) if len(v) > 1 else v[0]) for k, v in parts.items()}
     if "addr" not in cols:
         raise TraceFormatError("file is empty: no records", path)
-    return Trace.from_columns(cols, meta)
+    try:
+        return Trace.from_columns(cols, meta)
+    except TraceFormatError as e:   # a check over the whole trace (a thread's total of gaps)
+        raise _of_input(e, path) from None
+
+
+def _of_input(error, src):
+    """``error``, raised by a check over the records read from ``src`` (after its reader's
+    own checks, which name the line), as an error of ``src``: its records counted from 0 in
+    the file's order."""
+    return TraceFormatError(f"{error.reason} (records counted from 0 in the file's order)", src)
 
 
 def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
@@ -153,6 +163,10 @@ def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
             del first
             for chunk in chunks:
                 writer.append(**chunk)
+    except TraceFormatError as e:
+        if e.path == str(dst):   # the writer's checks of what was read: the input's fault
+            raise _of_input(e, src) from None
+        raise
     finally:
         chunks.close()
     return dst
