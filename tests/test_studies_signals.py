@@ -111,3 +111,14 @@ def test_unmodelled_retries_are_negligible():
         x = signals.GAP_NS + 500 + 300 + 100 + 2_600 + 2_000
         assert extra == pytest.approx(rate * 1e-9 * x / cf["q"], rel=1e-3)
         assert 0 < extra < 0.002 * cf["retries_per_fault"]
+
+
+def test_the_closed_form_counts_the_wake_up_after_the_wait():
+    # a busy machine's wake-up after a wait (io_wakeup_ns, docs/model.md 15.14) is in the
+    # latency: exact with a fixed wait and no signals (once left out: 50 µs short)
+    sc = signals.spufs(2, Fixed(2_000_000), 0.0, False, 5, seed=0)
+    sc = sc.replace(costs=sc.costs.replace(io_wakeup_ns=Fixed(50_000)))
+    f = simulate(sc, "nopage_refault").faults
+    want = signals.refault_expected(Fixed(2_000_000), 0.0, sc.costs)["fault_latency_ns_mean"]
+    assert (f["latency_ns"] == want).all() and len(f) == 10
+    assert want == signals.refault_expected(Fixed(2_000_000), 0.0)["fault_latency_ns_mean"] + 50_000

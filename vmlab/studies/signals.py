@@ -149,8 +149,9 @@ def refault_expected(wait=SPUFS, signal_rate_hz=10.0, costs=None):
 
     * expected attempts ``1 / q``, expected retries ``1 / q - 1``;
     * expected time waiting ``E[min(W, S)] / q = (1 - q) / (rate q)``;
-    * expected latency ``(1 - q) / (rate q) + c / q + (1 / q - 1) signal_ns + wakeup_ns``
-      with ``c = fault_ns + driver_ns + struct_page_ns`` the handler CPU of an attempt.
+    * expected latency ``(1 - q) / (rate q) + c / q + (1 / q - 1) signal_ns + wakeup``
+      with ``c = fault_ns + driver_ns + struct_page_ns`` the handler CPU of an attempt and
+      ``wakeup`` the completed wait's wake-up, ``wakeup_ns`` plus the mean ``io_wakeup_ns``.
 
     ``q`` is computed on the engine's own quantile table of ``wait``, so the formula
     describes exactly the distribution the simulation draws from.  It neglects signals
@@ -182,11 +183,14 @@ def refault_expected(wait=SPUFS, signal_rate_hz=10.0, costs=None):
     w = as_dist(wait, "wait").table().astype(float)
     lam = float(signal_rate_hz) / 1e9
     c = costs.fault_ns + costs.driver_ns + costs.struct_page_ns
+    # the wake-up after the wait that completes: wakeup_ns plus the mean io_wakeup_ns draw
+    # (docs/model.md 15.14; Fixed(0) by default)
+    wake = costs.wakeup_ns + float(as_dist(costs.io_wakeup_ns, "io_wakeup_ns").table().mean())
     if lam == 0:
         return {"q": 1.0, "retries_per_fault": 0.0,
-                "fault_latency_ns_mean": float(w.mean()) + c + costs.wakeup_ns}
+                "fault_latency_ns_mean": float(w.mean()) + c + wake}
     q = float(np.mean(np.exp(-lam * w)))
-    lat = (1 - q) / (lam * q) + c / q + (1 / q - 1) * costs.signal_ns + costs.wakeup_ns
+    lat = (1 - q) / (lam * q) + c / q + (1 / q - 1) * costs.signal_ns + wake
     return {"q": q, "retries_per_fault": 1 / q - 1, "fault_latency_ns_mean": lat}
 
 
