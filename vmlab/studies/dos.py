@@ -112,7 +112,7 @@ def fadvise_attack(adversary_rate_hz, io_ns, signal_rate_hz=0.0, kind="poisson",
 def _io_wakeups(costs):
     """The engine's table of ``io_wakeup_ns`` draws (docs/model.md 15.14: a thread woken
     from its read runs ``wakeup_ns`` plus one draw later; ``Fixed(0)`` by default)."""
-    return as_dist(costs.io_wakeup_ns, "io_wakeup_ns").table().astype(np.float64)
+    return costs.io_wakeup_ns.table().astype(np.float64)
 
 
 def retry_window_ns(costs=None):
@@ -123,7 +123,7 @@ def retry_window_ns(costs=None):
     takes the uncontended lock at once and looks the page up after its handler CPU).
     2.6 µs at the default costs."""
     c = costs or Costs()
-    return float(c.wakeup_ns + c.fault_ns + c.struct_page_ns + _io_wakeups(c).mean())
+    return float(c.wakeup_ns + c.fault_ns + c.struct_page_ns + c.io_wakeup_ns.table_mean_ns())
 
 
 def eviction_probability(rate_hz, costs=None):
@@ -215,9 +215,8 @@ def bounded_retry_max_slowdown(io_ns, gap_ns=1_000, costs=None):
     (then the bound holds on average, not run by run).
     """
     c = costs or Costs()
-    io = as_dist(io_ns, "io_ns")
-    io_mean = float(io.value_ns) if isinstance(io, Fixed) else io.table_mean_ns()
-    wake = c.wakeup_ns + float(_io_wakeups(c).mean())
+    io_mean = _io_label(io_ns)
+    wake = c.wakeup_ns + c.io_wakeup_ns.table_mean_ns()
     f = c.fault_ns + c.struct_page_ns
     fixed = gap_ns + c.access_ns + 2 * f
     return (fixed + 2 * (io_mean + wake)) / (fixed + io_mean + wake + c.pagecache_hit_ns)
@@ -229,6 +228,8 @@ def _signal_handling_ns(result):
 
 
 def _io_label(io):
+    """The mean of a read time ``io`` (ns or a distribution), in ns: a grid row's
+    ``io_ns``."""
     io = as_dist(io, "io_ns")
     return float(io.value_ns) if isinstance(io, Fixed) else io.table_mean_ns()
 

@@ -185,7 +185,7 @@ def refault_expected(wait=SPUFS, signal_rate_hz=10.0, costs=None):
     c = costs.fault_ns + costs.driver_ns + costs.struct_page_ns
     # the wake-up after the wait that completes: wakeup_ns plus the mean io_wakeup_ns draw
     # (docs/model.md 15.14; Fixed(0) by default)
-    wake = costs.wakeup_ns + float(as_dist(costs.io_wakeup_ns, "io_wakeup_ns").table().mean())
+    wake = costs.wakeup_ns + costs.io_wakeup_ns.table_mean_ns()
     if lam == 0:
         return {"q": 1.0, "retries_per_fault": 0.0,
                 "fault_latency_ns_mean": float(w.mean()) + c + wake}

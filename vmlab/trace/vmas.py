@@ -294,11 +294,10 @@ class PageAccumulator:
         for lo in range(0, n, chunk_records):
             hi = min(n, lo + chunk_records)
             addr, op = np.asarray(cols["addr"][lo:hi]), np.asarray(cols["op"][lo:hi])
-            size = np.asarray(cols["size"][lo:hi])
+            size, asid = np.asarray(cols["size"][lo:hi]), np.asarray(cols["asid"][lo:hi])
             keep = names_pages(op, addr, size)
-            self.add(addr, cols["asid"][lo:hi], op, keep)
-            tail = self._stack_chunk(tail, op, size, addr, np.asarray(cols["tid"][lo:hi]),
-                                     np.asarray(cols["asid"][lo:hi]))
+            self.add(addr, asid, op, keep)
+            tail = self._stack_chunk(tail, op, size, addr, np.asarray(cols["tid"][lo:hi]), asid)
             if callback is not None:
                 callback(lo, hi, keep)
         return self
