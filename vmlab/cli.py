@@ -232,7 +232,8 @@ def _recording_parsers(sub):
                          "(default: none; 'auto' for a sweep around the measured peak)")
     va.add_argument("--cold", action="store_true",
                     help="every native run starts from a cold page cache: the program's files "
-                         "dropped first (posix_fadvise; pages other processes map stay), the "
+                         "and those its recording mapped dropped first (posix_fadvise; pages "
+                         "other processes map stay), the "
                          "prediction from the same state (default: warm, as the recording "
                          "leaves the cache)")
     va.add_argument("--keep", default=None, help="keep the recorded trace at this path")

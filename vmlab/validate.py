@@ -170,16 +170,20 @@ def validate(argv, *, runs=3, limits_mb=None, keep=None, cwd=None, cold=False):
             limits = [int(x * 2**20) // 4096 * 4096 for x in limits_mb]
         # every run starts from one page cache, held resident while they run (its other
         # pages of the program's and the recording's files dropped before each): with cold,
-        # the program's files dropped; else the cache as the recording left it, which the
-        # first run would find anyway and the next ones, after the first's reads, would not
+        # all those files dropped; else the cache as the recording left it, which the
+        # first run would find anyway and the next ones, after the first's reads, would not.
+        # The recording's files count either way: a file the loader or the program opens by
+        # a name no argument gives (ld.so.cache, a locale file) is in the recording, and a
+        # state of it that no run controls is not what the runs find
+        now = _recorded_files_now(trace)
+        files = list(dict.fromkeys(path for _, path, _ in now))
         if cold:
-            cold_cache, warm = cold_page_cache(argv, cwd), None
-            hold, files = cold_cache, ()
+            cold_cache, warm = cold_page_cache(argv, cwd, files=files), None
+            hold = cold_cache
         else:
-            cold_cache, now = None, _recorded_files_now(trace)
+            cold_cache = None
             warm = {name: resident for name, _, resident in now}
             hold = {path: page_ranges(resident) for _, path, resident in now}
-            files = list(hold)
         rows = measure_program(argv, runs=runs, limits_bytes=limits, cwd=cwd, cold=True,
                                hold=hold, files=files)
         settings = []
