@@ -1,9 +1,11 @@
 """vmlab.studies.signals: signal latency and time to kill under spufs waits, and the
 closed form of nopage_refault's restarts."""
+import math
+
 import numpy as np
 import pytest
 
-from vmlab import Fixed, Uniform, simulate
+from vmlab import Costs, Fixed, Uniform, simulate
 from vmlab.studies import signals
 
 
@@ -111,6 +113,11 @@ def test_unmodelled_retries_are_negligible():
         x = signals.GAP_NS + 500 + 300 + 100 + 2_600 + 2_000
         assert extra == pytest.approx(rate * 1e-9 * x / cf["q"], rel=1e-3)
         assert 0 < extra < 0.002 * cf["retries_per_fault"]
+    # a busy machine's wake-up after the wait (io_wakeup_ns) is exposure too: its mean
+    slow = Costs(io_wakeup_ns=Uniform(0, 100_000))
+    extra = signals.unmodelled_retries(wait, 10, costs=slow)
+    q = signals.refault_expected(wait, 10, costs=slow)["q"]
+    assert extra == pytest.approx(math.expm1(10e-9 * (x + 50_000)) / q, rel=1e-3)
 
 
 def test_the_closed_form_counts_the_wake_up_after_the_wait():

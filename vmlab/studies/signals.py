@@ -139,6 +139,13 @@ def signal_table(n_threads=8, wait=SPUFS, signal_rate_hz=10.0, n_accesses=50,
             {p.name: k for p, k in zip(pols, dead)})
 
 
+def _completed_wakeup_ns(costs):
+    """The wake-up after a wait that completes: ``wakeup_ns`` plus the mean ``io_wakeup_ns``
+    draw (docs/model.md 15.14; ``Fixed(0)`` by default), during which a signal still aborts
+    the wait."""
+    return costs.wakeup_ns + costs.io_wakeup_ns.table_mean_ns()
+
+
 def refault_expected(wait=SPUFS, signal_rate_hz=10.0, costs=None):
     """Closed form of a ``nopage_refault`` context fault under Poisson signals.
 
@@ -183,9 +190,7 @@ def refault_expected(wait=SPUFS, signal_rate_hz=10.0, costs=None):
     w = as_dist(wait, "wait").table().astype(float)
     lam = float(signal_rate_hz) / 1e9
     c = costs.fault_ns + costs.driver_ns + costs.struct_page_ns
-    # the wake-up after the wait that completes: wakeup_ns plus the mean io_wakeup_ns draw
-    # (docs/model.md 15.14; Fixed(0) by default)
-    wake = costs.wakeup_ns + costs.io_wakeup_ns.table_mean_ns()
+    wake = _completed_wakeup_ns(costs)
     if lam == 0:
         return {"q": 1.0, "retries_per_fault": 0.0,
                 "fault_latency_ns_mean": float(w.mean()) + c + wake}
@@ -200,9 +205,9 @@ def unmodelled_retries(wait=SPUFS, signal_rate_hz=10.0, gap_ns=GAP_NS, costs=Non
     The closed form lets signals abort only the waits.  In the engine a signal that lands
     in the exposure ``x`` outside a wait (the compute gap ``gap_ns`` before the access, the
     handler CPU ``c``, the handling of the signal that aborted the previous attempt,
-    ``signal_ns``, and the ``wakeup_ns`` after a completed wait, during which a signal still
-    aborts it) is pending when the wait would begin, or cuts it, and adds an attempt.  Each
-    attempt then succeeds with probability ``q exp(-rate x)`` instead of ``q``, so the
+    ``signal_ns``, and the wake-up after a completed wait, ``wakeup_ns`` plus the mean
+    ``io_wakeup_ns``, during which a signal still aborts it) is pending when the wait would
+    begin, or cuts it, and adds an attempt.  Each attempt then succeeds with probability ``q exp(-rate x)`` instead of ``q``, so the
     expected retries grow by ``exp(rate x) / q - 1 / q``, about ``rate x / q``.  Counting
     the gap and the signal handling for every attempt (only the first has the gap, only the
     later ones the handling) makes this an upper bound.
@@ -217,7 +222,7 @@ def unmodelled_retries(wait=SPUFS, signal_rate_hz=10.0, gap_ns=GAP_NS, costs=Non
     if lam == 0:
         return 0.0
     x = (int(gap_ns) + costs.fault_ns + costs.driver_ns + costs.struct_page_ns
-         + costs.signal_ns + costs.wakeup_ns)
+         + costs.signal_ns + _completed_wakeup_ns(costs))
     q = refault_expected(wait, signal_rate_hz, costs)["q"]
     return float(math.expm1(lam * x) / q)
 
