@@ -48,6 +48,10 @@ def _lines(rng, m):
     ifetch = kind == 0
     size = np.where(ifetch, rng.integers(1, 16, size=m),
                     rng.choice(np.array([1, 2, 4, 8, 8, 8, 16, 32]), size=m))
+    # no access crosses a page (the reader would make it a record per page): moved back
+    # within its page, so the reader returns exactly one record a line
+    cross = (addr & np.uint64(4095)) + size.astype(np.uint64) > np.uint64(4096)
+    addr = np.where(cross, addr - size.astype(np.uint64), addr)
     width = 3 + 12 + 1 + 2 + 1
     out = np.empty((m, width), np.uint8)
     keep = np.ones((m, width), bool)

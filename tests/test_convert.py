@@ -10,6 +10,7 @@ import pytest
 
 from vmlab.errors import TraceFormatError
 from vmlab.trace import Op, Trace, open_trace
+from vmlab.trace.build import split_page_crossings
 from vmlab.trace import convert as conv_mod
 from vmlab.trace.convert import (FORMATS, WRITE_FORMATS, convert, detect_format, read_trace,
                                  write_trace)
@@ -74,10 +75,15 @@ def test_detect_write_read_convert_every_format(tmp_path, fmt):
     assert detect_format(path) == fmt
     got = read_trace(path)  # auto-detected
     assert got.meta.source == f"{fmt}:t.{fmt}"
-    assert np.array_equal(got.addr, trace.addr)
+    # lackey's accesses that cross a page boundary are read as a record per page
+    want = (split_page_crossings(trace.columns, 4096) if fmt == "lackey" else trace.columns)
+    assert fmt != "lackey" or len(want["addr"]) > len(trace)
+    assert np.array_equal(got.addr, want["addr"])
     dst = convert(path, tmp_path / "t.vmt", page_size=8192)
     vmt = open_trace(dst)
-    assert vmt.equals(got.with_meta(page_size=8192))
+    assert vmt.equals(read_trace(path, page_size=8192))
+    if fmt != "lackey":
+        assert vmt.equals(got.with_meta(page_size=8192))
     assert vmt.has_gap == (fmt == "csv")
     if fmt == "csv":
         assert vmt.equals(trace.with_meta(page_size=8192))

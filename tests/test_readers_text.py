@@ -14,6 +14,7 @@ from vmlab.errors import TraceFormatError
 from vmlab.trace import Op, Trace
 from vmlab.trace.convert import read_trace, write_trace
 from vmlab.trace.readers import csv_format, din, lackey
+from vmlab.trace.build import split_page_crossings
 from vmlab.trace.model import GAP_LIMIT, MAX_ASIDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -98,10 +99,13 @@ def test_lackey_split_into_parts_matches_single_thread(tmp_path):
     size = rng.integers(1, 64, n).astype(np.uint32)
     path = tmp_path / "big.txt"
     write_trace(Trace(addr=addr, op=op, size=size), path, "lackey")
+    # (an access that crosses a page boundary is read as a record per page)
+    want = split_page_crossings({"addr": addr, "op": op, "size": size}, 4096)
+    assert len(want["addr"]) > n
     for threads in (1, 2, 3):
         cols, _ = _collect(lackey, path, block_bytes=1 << 16, threads=threads)
-        assert np.array_equal(cols["addr"], addr) and np.array_equal(cols["op"], op)
-        assert np.array_equal(cols["size"], size)
+        for k in ("addr", "op", "size"):
+            assert np.array_equal(cols[k], want[k]), (threads, k)
     # an error late in the file (in a second part) still gets its exact line number
     lines = path.read_bytes().split(b"\n")
     lines[17345] = b" S 12345"
@@ -127,9 +131,10 @@ def test_lackey_parses_generated_text(trace, options, data, crlf):
     with tempfile.TemporaryDirectory() as tmp:
         path = _write(tmp, "gen.txt", _lackey_text(trace, data, crlf))
         got = read_trace(path, "lackey", **options)
-    assert np.array_equal(got.addr, trace.addr)
-    assert np.array_equal(got.op, trace.op)
-    assert np.array_equal(got.size, trace.size)
+    want = _split(trace)
+    assert np.array_equal(got.addr, want.addr)
+    assert np.array_equal(got.op, want.op)
+    assert np.array_equal(got.size, want.size)
 
 
 @HYPO
@@ -140,7 +145,45 @@ def test_lackey_writer_round_trip(trace, options):
         write_trace(trace, path, "lackey")
         assert lackey.sniff(path.read_bytes()[:65536])
         got = read_trace(path, "lackey", **options)
-    assert got.equals(trace.with_meta(source=got.meta.source))
+    assert got.equals(_split(trace).with_meta(source=got.meta.source))
+
+
+def _split(trace):
+    """``trace`` as the lackey reader gives it back: each access that crosses a page
+    boundary a record per page (:func:`vmlab.trace.build.split_page_crossings`)."""
+    return Trace(**split_page_crossings(trace.columns, trace.page_size))
+
+
+def test_lackey_reads_an_access_across_pages_as_a_record_per_page(tmp_path):
+    # a 4-byte store at 0x1ffd writes 3 bytes of one page and 1 of the next; an instruction
+    # fetch of 5 bytes at 0x3ffe reads 2 and 3; one load stays whole
+    path = _write(tmp_path, "x.txt", " S 1ffd,4\n L 2000,1\nI  3ffe,5\n")
+    got = read_trace(path, "lackey")
+    assert got.addr.tolist() == [0x1ffd, 0x2000, 0x2000, 0x3ffe, 0x4000]
+    assert got.size.tolist() == [3, 1, 1, 2, 3]
+    assert got.op.tolist() == [Op.STORE, Op.STORE, Op.LOAD, Op.IFETCH, Op.IFETCH]
+    # at another page size, at its boundaries: none crossed at 64 KiB
+    assert len(read_trace(path, "lackey", page_size=65536)) == 3
+
+
+def test_split_page_crossings_keeps_columns_and_leaves_locks_whole():
+    cols = {"addr": np.array([0x1ffd, 0x2ff0, 2**64 - 2, 0x3000, 0x5000], np.uint64),
+            "op": np.array([Op.STORE, Op.MODIFY, Op.LOAD, Op.LOCK_W, Op.LOAD], np.uint8),
+            "size": np.array([4, 8200, 8, 8192, 8], np.uint32),
+            "tid": np.array([1, 2, 3, 4, 5], np.uint32),
+            "gap_ns": np.array([10, 20, 30, 40, 50], np.uint64)}
+    got = split_page_crossings(cols, 4096)
+    assert got["addr"].tolist() == [0x1ffd, 0x2000, 0x2ff0, 0x3000, 0x4000, 2**64 - 2,
+                                    0x3000, 0x5000]
+    assert got["size"].tolist() == [3, 1, 16, 4096, 4088, 8, 8192, 8]   # bytes kept
+    assert got["tid"].tolist() == [1, 1, 2, 2, 2, 3, 4, 5]
+    assert got["gap_ns"].tolist() == [10, 0, 20, 0, 0, 30, 40, 50]      # one instruction
+    assert got["op"].tolist() == [Op.STORE, Op.STORE, Op.MODIFY, Op.MODIFY, Op.MODIFY,
+                                  Op.LOAD, Op.LOCK_W, Op.LOAD]
+    # the last page of the address space has no page after it; nothing crosses: as given
+    whole = {k: v[2:] for k, v in cols.items()}
+    assert split_page_crossings(whole, 4096) is whole
+    assert split_page_crossings(cols, 1 << 20)["addr"].tolist() == cols["addr"].tolist()
 
 
 def test_lackey_long_lines_grow_the_buffer(tmp_path):

@@ -1,10 +1,12 @@
-"""Building and reshaping traces: interleave, slice, concatenate, relocate, filter.
+"""Building and reshaping traces: interleave, slice, concatenate, relocate, filter, cut at pages.
 
 Every function returns a new :class:`~vmlab.trace.model.Trace` and never writes to its
 inputs' arrays (they may be read-only memory maps).  A result may share unchanged columns
 with its input (a slice shares all of them; :func:`relocate` shares every column but
 ``addr``), so treat traces as immutable.  The work is vectorised numpy or linear numba
-kernels; only ``interleave(how="time")`` sorts (O(n log n)).
+kernels; only ``interleave(how="time")`` sorts (O(n log n)).  :func:`split_page_crossings`
+works on a reader's chunk of columns (a dict of arrays) and returns one, for the readers of
+real programs' accesses.
 """
 from __future__ import annotations
 
@@ -364,3 +366,86 @@ def filter_threads(trace, tids, exclude=False):
 
 __all__ = ["interleave", "concat", "slice_records", "relocate", "filter_ops",
            "filter_threads"]
+
+
+@njit
+def _crossing_pieces(addr, op, size, shift, first_lock_op):
+    """How many records the accesses of a chunk become when each is cut at the pages it
+    touches (the records themselves included)."""
+    mask = np.uint64((1 << shift) - 1)
+    top = np.uint64((1 << (64 - shift)) - 1)
+    n = 0
+    for i in range(len(addr)):
+        n += 1
+        if op[i] < first_lock_op and size[i] > 1:
+            a = np.uint64(addr[i])
+            span = ((a & mask) + np.uint64(size[i]) - np.uint64(1)) >> np.uint64(shift)
+            room = top - (a >> np.uint64(shift))          # pages above this one
+            n += int(min(span, room))
+    return n
+
+
+@njit
+def _cut_at_pages(addr, op, size, shift, first_lock_op, rec, out_addr, out_size):
+    """Fill ``rec`` (each piece's record), ``out_addr`` and ``out_size``."""
+    page = np.uint64(1 << shift)
+    mask = page - np.uint64(1)
+    top = np.uint64((1 << (64 - shift)) - 1)
+    k = 0
+    for i in range(len(addr)):
+        a = np.uint64(addr[i])
+        z = np.uint64(size[i])
+        span = np.uint64(0)
+        if op[i] < first_lock_op and z > 1:
+            span = min(((a & mask) + z - np.uint64(1)) >> np.uint64(shift),
+                       top - (a >> np.uint64(shift)))
+        if span == 0:
+            rec[k] = i
+            out_addr[k] = a
+            out_size[k] = z
+            k += 1
+            continue
+        start = a
+        left = z
+        for _ in range(int(span) + 1):
+            room = page - (start & mask)
+            piece = min(left, room)
+            rec[k] = i
+            out_addr[k] = start
+            out_size[k] = piece
+            k += 1
+            left -= piece
+            start += piece
+    return k
+
+
+def split_page_crossings(columns, page_size):
+    """The records of ``columns`` (a dict of equal-length arrays with ``addr``, ``op`` and
+    ``size``) with every memory access that crosses a page boundary cut into one record per
+    page it touches, in address order: the CPU checks each page an access touches and faults
+    on each one not mapped (a 4-byte store at ``0x...ffd`` is a write fault on both pages).
+    A record names one page, its ``addr``'s (docs/model.md section 1), so the readers of
+    real programs' accesses (lackey's output, ``vmlab record --with lackey``) cut them as
+    they read.
+
+    Each piece keeps the record's other columns and its part of the bytes; a piece after the
+    first has ``gap_ns`` 0 (it is the same instruction).  Lock records are left whole (their
+    ``size`` is a range or a hold), and so is what would run past the top of the 64-bit
+    address space.  Returns ``columns`` itself when no access crosses a page."""
+    shift = int(page_size).bit_length() - 1
+    addr, op, size = (np.asarray(columns[k]) for k in ("addr", "op", "size"))
+    n = _crossing_pieces(addr, op, size, shift, int(Op.LOCK_W))
+    if n == len(addr):
+        return columns
+    rec = np.empty(n, np.int64)
+    out_addr = np.empty(n, np.uint64)
+    out_size = np.empty(n, np.uint64)
+    _cut_at_pages(addr, op, size, shift, int(Op.LOCK_W), rec, out_addr, out_size)
+    out = {name: np.asarray(col)[rec] for name, col in columns.items()}
+    out["addr"] = out_addr.astype(addr.dtype, copy=False)
+    out["size"] = out_size.astype(size.dtype, copy=False)
+    if "gap_ns" in out:
+        later = np.zeros(n, bool)
+        later[1:] = rec[1:] == rec[:-1]
+        out["gap_ns"][later] = 0
+    return out

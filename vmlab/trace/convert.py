@@ -81,8 +81,9 @@ def detect_format(path):
 
 
 def _read_options(options):
-    """The options for ``iter_chunks``: all but ``page_size`` (which only ``meta_for`` uses)."""
-    return {k: v for k, v in options.items() if k != "page_size"}
+    """The options for ``iter_chunks``: all of them (``page_size`` too: the lackey reader
+    splits an access that crosses a page at that size's boundaries)."""
+    return dict(options)
 
 
 def _open_vmt(path, options):

@@ -53,6 +53,7 @@ from ..errors import VmlabError
 from .mappings import (FILE_READ_DTYPE, FOREVER, MAPPING_DTYPE, MOVE_DTYPE, NO_FILE,
                        PLACEMENT_DTYPE, PROT_EXEC, PROT_READ, PROT_WRITE, READ_CALLS, ZAP_ADVICE,
                        ZAP_DTYPE, Backing, FileInfo, Mappings, file_info, kernel_aligns)
+from .build import split_page_crossings
 from .model import Call, Op, TraceMeta
 from .native import TraceWriter
 
@@ -1214,8 +1215,11 @@ def _feed(block, n, writer, addr, op, size, lk, syscalls, kwrites=None, vdso=Non
                 line = block[where:block.find(b"\n", where)].decode("utf-8", "replace")
                 raise VmlabError(f"unexpected line in valgrind's output: {line[:100]!r}")
             if k:
-                writer.append(addr=addr[:k], op=op[:k], size=size[:k])
-                n += k
+                # an access that crosses a page boundary: a record per page (its faults)
+                cols = split_page_crossings({"addr": addr[:k], "op": op[:k], "size": size[:k]},
+                                            writer.meta.page_size)
+                writer.append(**cols)
+                n += len(cols["addr"])
         if nxt < 0:
             break
         eol = block.find(b"\n", nxt) + 1

@@ -11,7 +11,9 @@ Accepted lines::
 
 The address is hexadecimal without ``0x`` (at most 64 bits, leading zeros allowed), the size
 decimal, 1 to 2^32-1.  ``\\r\\n`` line ends are accepted.  Every record gets tid 0 and asid 0;
-there is no ``gap_ns``.
+there is no ``gap_ns``.  An access that crosses a page boundary (option ``page_size``,
+default 4096) is read as a record per page it touches, in address order
+(:func:`vmlab.trace.build.split_page_crossings`: the CPU faults on each page).
 
 The file is parsed by a numba kernel over 64 MiB blocks on two threads (see
 :mod:`vmlab.trace.readers._text`), tens of millions of records per second in bounded memory.
@@ -25,6 +27,7 @@ import numpy as np
 
 from ..._numba import njit
 from ...errors import TraceFormatError
+from ..build import split_page_crossings
 from ..model import Op, TraceMeta
 from . import _text
 from ._text import (ERR_CAPACITY, SNIFF_RECORDS, address_outputs, check_file, check_options,
@@ -181,7 +184,8 @@ _RE_RECORD = re.compile(rb"(I  | [LSM] )[0-9a-fA-F]+,\d+\Z")
 
 
 def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
-    """Yield dicts ``{"addr", "op", "size"}`` of numpy arrays, at most ``chunk_records`` long.
+    """Yield dicts ``{"addr", "op", "size"}`` of numpy arrays, the records of at most
+    ``chunk_records`` lines each (more where an access crosses a page boundary: its pieces).
 
     Options: ``block_bytes`` (bytes read at once, default 16 x ``chunk_records`` capped at
     64 MiB), ``threads`` (parser threads, default 2).  Raises
@@ -189,12 +193,15 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
     or if the file holds no record.
     """
     check_options(options, _READ_OPTIONS, "lackey.iter_chunks")
+    page_size = TraceMeta(page_size=options.get("page_size", 4096)).page_size   # checked
     path = check_file(path)
     total = 0
     for chunk in _text.parse_blocks(
             path, address_outputs, _kernel, _describe, min_line=_MIN_LINE, chunk_records=chunk_records,
             block_bytes=options.get("block_bytes"), threads=options.get("threads", 2),
             show_progress=show_progress, desc=f"lackey {path.name}"):
+        # an access that crosses a page boundary: a record per page (the faults it takes)
+        chunk = split_page_crossings(chunk, page_size)
         total += len(chunk["addr"])
         yield chunk
     if total == 0:
