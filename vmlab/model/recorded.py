@@ -177,8 +177,10 @@ def _unrecorded(uniq, first, rows, page_size, trace):
     any access allowed, one per run of consecutive pages."""
     if not len(uniq):
         return []
-    lo = rows["start"] // np.uint64(page_size)
-    hi = -(-rows["end"].astype(np.int64) // page_size)
+    ps = np.uint64(page_size)
+    lo = rows["start"] // ps
+    # (unsigned: a generation shifted apart sits at 2**63 and above, negative as an int64)
+    hi = rows["end"] // ps + (rows["end"] % ps != 0)
     covered = np.zeros(len(uniq), bool)
     for a, b in zip(lo, hi):
         i, j = np.searchsorted(uniq, [a, b])

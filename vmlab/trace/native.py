@@ -86,6 +86,13 @@ field: it allows ``KERNEL`` on an access record (``LOAD``, ``STORE``, ``IFETCH``
 ``KERNEL`` on an access in a file of version 5-8 is damage named by its record, as is
 ``KERNEL`` on a ``LOCK_W``/``LOCK_R`` or a writer's call on an access in any version.
 
+Version 10 (written only for a trace whose files' entries do not fit in the header, so that
+a recording whose files fit stays readable by the vmlab that reads version 9) moves them out
+of it: ``files_table`` ``{"offset", "nbytes", "crc32"}`` is a JSON block holding the list
+``files`` would hold, and there is no ``files`` field (``git log`` maps each loose object it
+reads: 470 files filled the 64 KiB header).  A vmlab that reads versions 1-9 refuses such a
+file by its version; a ``files_table`` field in a file of version 1-9 is a header error.
+
 Every version opens; version 1 files have ``trace.mappings = None``, version 2 files have
 no file reads, files before version 6 no moves, files before version 7 no placements,
 files before version 8 no zaps.  The tables are small: they are read and their CRC-32s
@@ -128,9 +135,13 @@ PLACEMENTS_VERSION = 7
 ZAPS_VERSION = 8
 #: The version of a file some access of which the kernel made (``call`` ``KERNEL``).
 KERNEL_VERSION = 9
+#: The version of a file whose files table is a block of its own (``files_table``), not a
+#: header field: a recording that mapped too many files for the header (``git log`` maps
+#: each loose object it reads).
+FILES_TABLE_VERSION = 10
 SUPPORTED_VERSIONS = (FORMAT_VERSION, MAPPINGS_VERSION, READS_VERSION, LOCK_R_VERSION,
                       CALL_VERSION, MOVES_VERSION, PLACEMENTS_VERSION, ZAPS_VERSION,
-                      KERNEL_VERSION)
+                      KERNEL_VERSION, FILES_TABLE_VERSION)
 ALIGN = 4096
 #: Where the addr column starts: the header (magic, version, JSON) must fit before it.
 ADDR_OFFSET = 1 << 16
@@ -294,6 +305,10 @@ class TraceWriter:
                     col_hdr["crc32"] = self._copy_column(name, src, dt, out)
                 tables = _write_tables(out, offset, self.mappings)
                 hdr = self._header(cols_hdr, n_threads, tables)
+                if 16 + len(hdr) > ADDR_OFFSET and self.mappings is not None:
+                    # too many files for the header: their table in a block of its own
+                    tables = _write_tables(out, offset, self.mappings, files_table=True)
+                    hdr = self._header(cols_hdr, n_threads, tables)
                 if 16 + len(hdr) > ADDR_OFFSET:
                     raise TraceFormatError(
                         f"trace metadata too long for the header ({len(hdr)} bytes, at most "
@@ -559,7 +574,7 @@ def check_header(hdr, file_size, header_end):
         problems.append(f"column 'call' needs format version {CALL_VERSION}, the file says "
                         f"version {version}")
     for key, need in (("moves", MOVES_VERSION), ("placements", PLACEMENTS_VERSION),
-                      ("zaps", ZAPS_VERSION)):
+                      ("zaps", ZAPS_VERSION), ("files_table", FILES_TABLE_VERSION)):
         if key in hdr and isinstance(version, int) and version < need:
             problems.append(f"header field '{key}' needs format version {need}, the file "
                             f"says version {version}")
@@ -759,9 +774,11 @@ def crc32_combine(crc1, crc2, len2):
     return crc1 ^ crc2
 
 
-# -- versions 2, 3, 6, 7 and 8: the mappings, files, file reads, moves, placements, zaps ---
+# -- versions 2, 3, 6, 7, 8 and 10: the mappings, files, file reads, moves, placements, zaps --
 def _version(tables):
     """The oldest version that holds ``tables`` (the header fields of :func:`_write_tables`)."""
+    if "files_table" in tables:
+        return FILES_TABLE_VERSION
     if "zaps" in tables:
         return ZAPS_VERSION
     if "placements" in tables:
@@ -781,9 +798,11 @@ def _write_blob(out, offset, data):
             _align(offset + len(data)))
 
 
-def _write_tables(out, offset, mappings):
+def _write_tables(out, offset, mappings, files_table=False):
     """Append the mappings table and the residency bitmaps at ``offset`` (aligned); return
-    the header fields that describe them ({} without mappings)."""
+    the header fields that describe them ({} without mappings).  ``files_table``: the files'
+    entries as a JSON block of their own (``files_table``, version 10) instead of the header
+    field ``files``."""
     if mappings is None:
         return {}
     from .mappings import (FILE_READ_DTYPE, MAPPING_DTYPE, MOVE_DTYPE, PLACEMENT_DTYPE,
@@ -816,7 +835,10 @@ def _write_tables(out, offset, mappings):
             item["folios"], offset = _write_blob(out, offset, pairs.tobytes())
             item["folios"]["n_rows"] = len(pairs)
         files.append(item)
-    fields["files"] = files
+    if files_table:
+        fields["files_table"], offset = _write_blob(out, offset, json.dumps(files).encode())
+    else:
+        fields["files"] = files
     out.truncate(offset)
     return fields
 
@@ -849,7 +871,15 @@ def read_tables(path, hdr):
     path = Path(path)
     size = path.stat().st_size
     m = hdr["mappings"]
-    if not isinstance(m, dict) or not isinstance(hdr.get("files"), list):
+    listed = hdr.get("files")
+    if "files_table" in hdr:    # version 10: the files' entries in a block of their own
+        raw = _read_blob(path, hdr["files_table"], size, "files_table")
+        try:
+            listed = json.loads(raw)
+        except ValueError:
+            raise TraceFormatError("the files table is not JSON (the file is corrupt)",
+                                   path) from None
+    if not isinstance(m, dict) or not isinstance(listed, list):
         raise TraceFormatError("header field 'mappings' must be an object and 'files' a list",
                                path)
     table = _read_table(path, m, size, "mappings", "mappings table", MAPPING_DTYPE)
@@ -860,7 +890,7 @@ def read_tables(path, hdr):
                                       PLACEMENT_DTYPE)
     zaps = _read_optional_table(path, hdr, size, "zaps", "zaps table", ZAP_DTYPE)
     files = []
-    for i, item in enumerate(hdr["files"]):
+    for i, item in enumerate(listed):
         try:
             resident = None
             if item.get("resident") is not None:
@@ -887,7 +917,7 @@ def read_tables(path, hdr):
             files.append(FileInfo(str(item["path"]), int(item["dev"]), int(item["inode"]),
                                   int(item["size_bytes"]), resident,
                                   item.get("residency_when", "unknown"), ra, folios))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             if isinstance(e, TraceFormatError):
                 if e.path is None:    # FileInfo's own checks: name the file and the entry
                     raise TraceFormatError(f"files[{i}]: {e.reason}", path) from None
