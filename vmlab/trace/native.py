@@ -428,7 +428,10 @@ def _discard(files, out, folder):
     """Close a writer's temporary files and remove them (its file and column folder)."""
     with stop_signals_held():   # (all of it removed before a stop signal lands)
         for f in files.values():
-            f.close()
+            # (a close flushes what is buffered: on a full disk it fails, and the files go
+            # all the same)
+            with contextlib.suppress(OSError):
+                f.close()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         if out is not None:
