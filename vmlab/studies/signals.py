@@ -207,8 +207,8 @@ def unmodelled_retries(wait=SPUFS, signal_rate_hz=10.0, gap_ns=GAP_NS, costs=Non
     handler CPU ``c``, the handling of the signal that aborted the previous attempt,
     ``signal_ns``, and the wake-up after a completed wait, ``wakeup_ns`` plus the mean
     ``io_wakeup_ns``, during which a signal still aborts it) is pending when the wait would
-    begin, or cuts it, and adds an attempt.  Each attempt then succeeds with probability ``q exp(-rate x)`` instead of ``q``, so the
-    expected retries grow by ``exp(rate x) / q - 1 / q``, about ``rate x / q``.  Counting
+    begin, or cuts it, and adds an attempt.  Each attempt then succeeds with probability
+    ``q exp(-rate x)`` instead of ``q``, so the expected retries grow by ``exp(rate x) / q - 1 / q``, about ``rate x / q``.  Counting
     the gap and the signal handling for every attempt (only the first has the gap, only the
     later ones the handling) makes this an upper bound.
 

@@ -369,47 +369,41 @@ __all__ = ["interleave", "concat", "slice_records", "relocate", "filter_ops",
 
 
 @njit
+def _pages_after_first(a, z, op, shift, first_lock_op):
+    """How many pages past its first an access at ``a`` of ``z`` bytes touches (0 for a
+    lock record, and none past the top of the 64-bit address space)."""
+    if op >= first_lock_op or z <= 1:
+        return np.uint64(0)
+    mask = np.uint64((1 << shift) - 1)
+    top = np.uint64((1 << (64 - shift)) - 1)
+    return min(((a & mask) + z - np.uint64(1)) >> np.uint64(shift),
+               top - (a >> np.uint64(shift)))
+
+
+@njit
 def _crossing_pieces(addr, op, size, shift, first_lock_op):
     """How many records the accesses of a chunk become when each is cut at the pages it
     touches (the records themselves included)."""
-    mask = np.uint64((1 << shift) - 1)
-    top = np.uint64((1 << (64 - shift)) - 1)
     n = 0
     for i in range(len(addr)):
-        n += 1
-        if op[i] < first_lock_op and size[i] > 1:
-            a = np.uint64(addr[i])
-            span = ((a & mask) + np.uint64(size[i]) - np.uint64(1)) >> np.uint64(shift)
-            room = top - (a >> np.uint64(shift))          # pages above this one
-            n += int(min(span, room))
+        n += 1 + int(_pages_after_first(np.uint64(addr[i]), np.uint64(size[i]), op[i], shift,
+                                        first_lock_op))
     return n
 
 
 @njit
 def _cut_at_pages(addr, op, size, shift, first_lock_op, rec, out_addr, out_size):
-    """Fill ``rec`` (each piece's record), ``out_addr`` and ``out_size``."""
+    """Fill ``rec`` (each piece's record), ``out_addr`` and ``out_size``: a piece runs to the
+    end of its page, the last one to the end of the access."""
     page = np.uint64(1 << shift)
     mask = page - np.uint64(1)
-    top = np.uint64((1 << (64 - shift)) - 1)
     k = 0
     for i in range(len(addr)):
-        a = np.uint64(addr[i])
-        z = np.uint64(size[i])
-        span = np.uint64(0)
-        if op[i] < first_lock_op and z > 1:
-            span = min(((a & mask) + z - np.uint64(1)) >> np.uint64(shift),
-                       top - (a >> np.uint64(shift)))
-        if span == 0:
-            rec[k] = i
-            out_addr[k] = a
-            out_size[k] = z
-            k += 1
-            continue
-        start = a
-        left = z
-        for _ in range(int(span) + 1):
-            room = page - (start & mask)
-            piece = min(left, room)
+        start = np.uint64(addr[i])
+        left = np.uint64(size[i])
+        span = int(_pages_after_first(start, left, op[i], shift, first_lock_op))
+        for j in range(span + 1):
+            piece = left if j == span else page - (start & mask)
             rec[k] = i
             out_addr[k] = start
             out_size[k] = piece

@@ -80,12 +80,6 @@ def detect_format(path):
         f"{', '.join(FORMATS)}; give the format explicitly (fmt=... / --from)", path)
 
 
-def _read_options(options):
-    """The options for ``iter_chunks``: all of them (``page_size`` too: the lackey reader
-    splits an access that crosses a page at that size's boundaries)."""
-    return dict(options)
-
-
 def _open_vmt(path, options):
     """open_trace, with ``page_size`` the only option that applies (it re-labels the trace)."""
     options = {k: v for k, v in options.items() if k != "show_progress"}
@@ -109,7 +103,7 @@ def read_trace(path, fmt=None, **options) -> Trace:
     mod = reader(fmt)
     meta = mod.meta_for(path, **options)
     parts = {}
-    for chunk in mod.iter_chunks(path, **_read_options(options)):
+    for chunk in mod.iter_chunks(path, **options):
         for k, v in chunk.items():
             parts.setdefault(k, []).append(np.array(v))  # copy: frees the reader's buffers
     cols = {k: (np.concatenate(v) if len(v) > 1 else v[0]) for k, v in parts.items()}
@@ -152,7 +146,7 @@ def convert(src, dst, fmt=None, *, show_progress=None, **options) -> Path:
         return Path(save_trace(_open_vmt(src, options), dst))
     mod = reader(fmt)
     meta = mod.meta_for(src, **options)
-    chunks = mod.iter_chunks(src, show_progress=show_progress, **_read_options(options))
+    chunks = mod.iter_chunks(src, show_progress=show_progress, **options)
     try:
         first = next(chunks)
     except StopIteration:  # readers raise on empty input; be safe anyway
