@@ -115,6 +115,50 @@ def test_a_long_recording_is_separated_chunk_by_chunk(monkeypatch):
     assert np.array_equal(np.asarray(separate(tr).addr), want)
 
 
+def _remapped(n, base=X):
+    """One two-page range mapped ``n`` times, a file and an anonymous mapping in turn, each
+    generation reading (writing) both pages: ``n - 1`` levels."""
+    rows, addr, op = [], [], []
+    for k in range(n):
+        anon = k % 2
+        rows.append((base, base + 2 * PS, 3 if anon else 1, ANON if anon else F,
+                     NO_FILE if anon else 0, 0, 2 * k, FOREVER if k == n - 1 else 2 * k + 2))
+        addr += [base, base + PS]
+        op += [Op.LOAD, Op.STORE if anon else Op.LOAD]
+    return _trace(rows, addr, op)
+
+
+def test_more_levels_than_fit_above_2_56_get_a_smaller_shift():
+    """300 generations of one range (git log over a large repository maps its loose objects
+    at one address again and again): the levels go to the smallest shift above the
+    recording's addresses (2^47 here) instead of being dropped, and every generation faults
+    as its own mapping: a file generation's read maps both pages (fault-around, one fault),
+    an anonymous one's read and write take one fault each.  Before, the levels were dropped
+    and the run took 2 faults."""
+    from vmlab.model.generations import shifts
+
+    tr = _remapped(300)
+    assert row_levels(tr).max() == 299
+    assert shifts(tr, 299) == (47, 47)
+    assert shifts(tr, 255) == (47, SHIFT)                # as before when they fit
+    sep = separate(tr)
+    assert np.asarray(sep.addr)[-2:].tolist() == [X + (299 << 47), X + PS + (299 << 47)]
+    f = vmlab.simulate(scenario_for(tr)).faults
+    assert len(f) == 150 * 1 + 150 * 2 and f["vma"].nunique() == 300
+
+
+def test_levels_that_cannot_fit_in_64_bits_are_one_clear_error():
+    """Mappings that reach 2^63 leave room for one level above them, not two: a
+    TraceFormatError naming the mappings and the limit, not a wrapped address."""
+    import pytest
+
+    from vmlab.errors import TraceFormatError
+
+    tr = _remapped(3, base=(1 << 63) - 4 * PS)
+    with pytest.raises(TraceFormatError, match=r"mappings: 3 generations .* at most 1 "):
+        separate(tr)
+
+
 # -- where the kernel places a large file mapping (docs/model.md 11.11) --------------------
 
 def test_a_large_mapping_moves_to_the_kernels_alignment_with_the_segments_inside_it():

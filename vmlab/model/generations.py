@@ -33,18 +33,22 @@ import weakref
 
 import numpy as np
 
+from ..errors import TraceFormatError
 from ..trace.mappings import Mappings
 from ..trace.model import Op
 
 #: A level-``k`` mapping's addresses are shifted by ``k << SHIFT`` (2^56: above every user
-#: address of x86-64, arm64 and riscv; 255 levels fit in 64 bits).
+#: address of x86-64, arm64 and riscv; 255 levels fit in 64 bits).  A recording that needs
+#: more levels, or whose placements reach 2^56, gets the smallest shift that clears its
+#: placed addresses instead (:func:`shifts`).
 SHIFT = 56
 
 #: The alignment the kernel gives a large file mapping it places (``PMD_SIZE``, x86-64).
 PLACE_ALIGN = 2 << 20
 
 #: The ``k``-th placed mapping also moves up by ``k << PLACE_SHIFT`` (k = 1, 2, ...): above every
-#: user address of a 4-level x86-64 address space (2^47), below the levels' shift.
+#: user address of a 4-level x86-64 address space (2^47), below the levels' shift.  A
+#: recording whose mappings reach higher (5-level paging) uses its own top bit instead.
 PLACE_SHIFT = 47
 
 #: Records a pass over the trace reads at once.
@@ -65,9 +69,9 @@ def separate(trace):
     except KeyError:
         pass
     levels = row_levels(trace)
-    if levels.max(initial=0) >= 1 << (64 - SHIFT):
-        levels[:] = 0       # (more levels than fit above the user addresses: as recorded)
-    delta = (levels.astype(np.uint64) << np.uint64(SHIFT)) + placement_deltas(trace)
+    place_shift, level_shift = shifts(trace, int(levels.max(initial=0)))
+    delta = ((levels.astype(np.uint64) << np.uint64(level_shift))
+             + placement_deltas(trace, place_shift))
     if not delta.any():
         _cache[trace] = None
         return trace
@@ -77,14 +81,35 @@ def separate(trace):
     return out
 
 
-def placement_deltas(trace):
+def shifts(trace, top_level):
+    """``(place_shift, level_shift)`` for ``trace``'s mappings with levels up to
+    ``top_level`` (docs/model.md 11.10): ``PLACE_SHIFT`` and ``SHIFT`` when everything fits
+    under them (every recording of a 4-level address space with fewer than 256 levels and
+    512 placements); otherwise the placements go above the highest mapped address and the
+    levels above the highest placed one, so that no shifted range meets another.  Raises
+    :class:`~vmlab.errors.TraceFormatError` when the levels cannot fit in 64-bit addresses."""
+    t = trace.mappings.table
+    top = int(t["end"].max(initial=1)) - 1
+    place_shift = max(PLACE_SHIFT, top.bit_length())
+    placed_bits = place_shift + len(trace.mappings.placements).bit_length()
+    if placed_bits <= SHIFT and top_level < 1 << (64 - SHIFT):
+        return place_shift, SHIFT
+    if top_level.bit_length() + placed_bits > 64:
+        raise TraceFormatError(
+            f"mappings: {top_level + 1} generations of one address range do not fit in 64-bit "
+            f"addresses above the recording's ({placed_bits} bits); expected at most "
+            f"{(1 << (64 - placed_bits)) - 1} remappings of a range")
+    return place_shift, placed_bits
+
+
+def placement_deltas(trace, place_shift=PLACE_SHIFT):
     """How far each mapping row of ``trace`` moves to sit where the kernel would have put it
     (docs/model.md 11.11): for the ``k``-th placement the recorder noted (``mappings.placements``:
     a file mapping of 2 MiB or more whose address the program left to the kernel), its rows
     and the rows mapped inside its range at or after its record (a later placement over the
     same range takes the rows from its own record on) move by ``(offset - start) mod
-    PLACE_ALIGN``, the kernel's alignment, plus ``k << PLACE_SHIFT``; rows already so aligned,
-    and every other row, stay (0)."""
+    PLACE_ALIGN``, the kernel's alignment, plus ``k << place_shift`` (:func:`shifts`); rows
+    already so aligned, and every other row, stay (0)."""
     m = trace.mappings
     t = m.table
     delta = np.zeros(len(t), np.uint64)
@@ -92,12 +117,10 @@ def placement_deltas(trace):
     if not len(pl):
         return delta
     for k, p in enumerate(pl[np.argsort(pl["at_record"], kind="stable")], start=1):
-        if k >= 1 << (SHIFT - PLACE_SHIFT):
-            break       # (more placements than fit below the levels: the rest as recorded)
         low = (int(p["file_offset"]) - int(p["start"])) % PLACE_ALIGN
         rows = ((t["asid"] == p["asid"]) & (t["start"] >= p["start"]) & (t["end"] <= p["end"])
                 & (t["from_record"] >= p["at_record"]))
-        delta[rows] = (low + (k << PLACE_SHIFT)) if low else 0
+        delta[rows] = (low + (k << place_shift)) if low else 0
     return delta
 
 
