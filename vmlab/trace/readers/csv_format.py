@@ -23,7 +23,10 @@ asid < 4096 (the engine's limit, :data:`~vmlab.trace.model.MAX_ASIDS`), addr < 2
 gap_ns < 2^62 (a thread's gaps must also total below 2^62 ns); size 0 only for ``lock_w`` and ``lock_r`` records (a
 ``lock_r`` record's size is its hold in ns, 0 for the cost ``mmap_read_cs_ns``).  Blank lines are
 skipped; ``\\r\\n`` line ends are accepted.  Every line needs exactly the header's number of
-fields.  (Quoted fields spanning lines, as general CSV allows, are not supported.)
+fields.  (Quoted fields spanning lines, as general CSV allows, are not supported.)  An access
+whose ``size`` bytes cross a page boundary (option ``page_size``, default 4096) becomes a
+record per page, as lackey's reader makes it (:func:`vmlab.trace.build.split_page_crossings`):
+the CPU faults on each page it touches.
 
 Errors name the file, the line and the column: ``trace.csv:12: column 'addr': expected a
 decimal or 0x-hex integer, found 'zz'``; a call that does not fit its record says what the
@@ -34,7 +37,8 @@ Writing
 -------
 :func:`write` writes the header ``tid,asid,addr,op,size[,gap_ns][,call]``, addresses as ``0x``
 hex, op and call as their lower-case names (``kernel`` on an access the kernel made), the
-other columns in decimal.  It reads back identically.
+other columns in decimal.  It reads back identically (an access that crosses a page boundary
+as its pieces).
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ from ...errors import TraceFormatError
 from ..model import (ALL_COLUMNS, CALL_BY_NAME, GAP_LIMIT, GAP_LIMIT_TEXT, MAX_ASIDS, MAX_CALL,
                      MAX_SIZE, MAX_TID, MAX_WRITER_CALL, Call, Op, TraceMeta, call_misfit,
                      first_bad_record)
+from ..build import split_page_crossings
 from . import _text
 from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
@@ -326,12 +331,15 @@ def _columns(path, names, lineno, ignore_unknown):
 
 
 def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
-    """Yield dicts of numpy columns (addr, op, size, and tid/asid/gap_ns when in the header).
+    """Yield dicts of numpy columns (addr, op, size, and tid/asid/gap_ns when in the header),
+    the records of at most ``chunk_records`` lines each (more where an access crosses a page
+    boundary: its pieces).
 
     Options: ``ignore_unknown`` (skip columns with other names instead of failing),
     ``block_bytes``, ``threads`` (see :mod:`vmlab.trace.readers._text`).
     """
     check_options(options, _READ_OPTIONS, "csv.iter_chunks")
+    page_size = TraceMeta(page_size=options.get("page_size", 4096)).page_size   # checked
     path = check_file(path)
     names, offset, lineno = _read_header(path)
     kinds = _columns(path, names, lineno, bool(options.get("ignore_unknown", False)))
@@ -390,8 +398,10 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             path, outputs, kernel, describe, min_line=_MIN_LINE, chunk_records=chunk_records,
             block_bytes=options.get("block_bytes"), threads=options.get("threads", 2),
             show_progress=show_progress, start_offset=offset, desc=f"csv {path.name}"):
+        # an access that crosses a page boundary: a record per page (the faults it takes)
+        chunk = split_page_crossings({k: v for k, v in chunk.items() if k in keep}, page_size)
         total += len(chunk["addr"])
-        yield {k: v for k, v in chunk.items() if k in keep}
+        yield chunk
     if total == 0:
         raise _text.no_records_error(path, "no records after the header")
 

@@ -17,10 +17,13 @@ blank lines skipped, ``\\r\\n`` accepted:
   ``c`` (copy-back) and ``v`` (invalidate) raise an "unsupported" error.
 
 Both forms may be mixed in one file (the label decides).  Addresses must fit in 64 bits;
-sizes must be 1 to 2^32-1.  Records get tid 0 and asid 0; there is no ``gap_ns``.
+sizes must be 1 to 2^32-1.  Records get tid 0 and asid 0; there is no ``gap_ns``.  An access
+whose bytes cross a page boundary (option ``page_size``, default 4096) becomes a record per
+page, as lackey's reader makes it (:func:`vmlab.trace.build.split_page_crossings`): the CPU
+faults on each page it touches.
 
 Writing (:func:`write`) -- the traditional form when every record's size is 4 (it reads
-back identically), else the extended form with hex sizes.  Addresses are written in
+back identically, an access that crosses a page boundary as its pieces), else the extended form with hex sizes.  Addresses are written in
 lower-case hex without ``0x``.  tid, asid, gap_ns and call are dropped (din has no place
 for them: an access the kernel made becomes the program's); ``MODIFY`` is written as a
 write (``1``/``w``): the read half is lost; ``LOCK_W`` (not a memory access) cannot be
@@ -35,6 +38,7 @@ import numpy as np
 
 from ..._numba import njit
 from ...errors import TraceFormatError
+from ..build import split_page_crossings
 from ..model import Op, TraceMeta
 from . import _text
 from ._text import (ERR_CAPACITY, SNIFF_RECORDS, address_outputs, check_file, check_options,
@@ -208,12 +212,14 @@ def sniff(head: bytes) -> bool:
 
 
 def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
-    """Yield dicts ``{"addr", "op", "size"}`` of numpy arrays, at most ``chunk_records`` long.
+    """Yield dicts ``{"addr", "op", "size"}`` of numpy arrays, the records of at most
+    ``chunk_records`` lines each (more where an access crosses a page boundary: its pieces).
 
     Options: ``default_size`` (size of traditional records, default 4), ``block_bytes``,
     ``threads`` (see :mod:`vmlab.trace.readers._text`).
     """
     check_options(options, _READ_OPTIONS, "din.iter_chunks")
+    page_size = TraceMeta(page_size=options.get("page_size", 4096)).page_size   # checked
     path = check_file(path)
     default_size = int(options.get("default_size", DEFAULT_SIZE))
     if not 1 <= default_size <= _MAX_SIZE:
@@ -227,6 +233,8 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             path, address_outputs, kernel, _describe, min_line=_MIN_LINE, chunk_records=chunk_records,
             block_bytes=options.get("block_bytes"), threads=options.get("threads", 2),
             show_progress=show_progress, desc=f"din {path.name}"):
+        # an access that crosses a page boundary: a record per page (the faults it takes)
+        chunk = split_page_crossings(chunk, page_size)
         total += len(chunk["addr"])
         yield chunk
     if total == 0:
