@@ -291,6 +291,27 @@ def test_csv_and_din_read_an_access_across_pages_as_a_record_per_page(tmp_path):
     assert got.size.tolist() == [2, 2, 16, 16]
 
 
+def test_large_accesses_are_cut_into_bounded_chunks(tmp_path):
+    """A 16 MiB access is 4,096 records at 4 KiB pages: a reader yields them in chunks of at
+    most ``chunk_records`` (one access alone may exceed it), so a few lines of huge sizes
+    cannot make one chunk of millions of records."""
+    from vmlab.trace.build import iter_page_crossings_split
+    from vmlab.trace.readers import csv_format
+
+    lines = "".join(f"0x{(k << 24) + 8:x},load,{1 << 24}\n" for k in range(3))
+    path = _write(tmp_path, "big.csv", "addr,op,size\n" + lines + "0x10,store,8\n")
+    sizes = [len(c["addr"]) for c in csv_format.iter_chunks(path, chunk_records=1000)]
+    assert sum(sizes) == 3 * 4097 + 1 and max(sizes) == 4097
+    got = read_trace(path, "csv", chunk_records=1000)
+    assert got.size.tolist()[:2] == [4088, 4096] and int(got.size.sum()) == 3 * (1 << 24) + 8
+    cols = {"addr": np.array([0, 4090, 8190, 20000], np.uint64),
+            "op": np.zeros(4, np.uint8), "size": np.array([8, 12, 4, 8], np.uint32)}
+    parts = list(iter_page_crossings_split(cols, 4096, 3))
+    assert [len(p["addr"]) for p in parts] == [3, 3]      # records kept whole in a part
+    assert np.concatenate([p["addr"] for p in parts]).tolist() == [
+        0, 4090, 4096, 8190, 8192, 20000]
+
+
 def test_csv_names_codes_order_and_defaults(tmp_path):
     text = ('\ufeffOP , "Addr",Extra, Size\n'
             "load,0x10,a,4\n"

@@ -381,14 +381,16 @@ def _pages_after_first(a, z, op, shift, first_lock_op):
 
 
 @njit
-def _crossing_pieces(addr, op, size, shift, first_lock_op):
-    """How many records the accesses of a chunk become when each is cut at the pages it
-    touches (the records themselves included)."""
+def _piece_ends(addr, op, size, shift, first_lock_op):
+    """For each record of a chunk, how many records the chunk's records up to it (itself
+    included) become when each access is cut at the pages it touches."""
+    ends = np.empty(len(addr), np.int64)
     n = 0
     for i in range(len(addr)):
         n += 1 + int(_pages_after_first(np.uint64(addr[i]), np.uint64(size[i]), op[i], shift,
                                         first_lock_op))
-    return n
+        ends[i] = n
+    return ends
 
 
 @njit
@@ -428,7 +430,7 @@ def split_page_crossings(columns, page_size):
     address space.  Returns ``columns`` itself when no access crosses a page."""
     shift = int(page_size).bit_length() - 1
     addr, op, size = (np.asarray(columns[k]) for k in ("addr", "op", "size"))
-    n = _crossing_pieces(addr, op, size, shift, int(Op.LOCK_W))
+    n = int(_piece_ends(addr, op, size, shift, int(Op.LOCK_W))[-1]) if len(addr) else 0
     if n == len(addr):
         return columns
     rec = np.empty(n, np.int64)
@@ -443,3 +445,24 @@ def split_page_crossings(columns, page_size):
         later[1:] = rec[1:] == rec[:-1]
         out["gap_ns"][later] = 0
     return out
+
+
+def iter_page_crossings_split(columns, page_size, max_records):
+    """:func:`split_page_crossings` of ``columns``, yielded as dicts of at most
+    ``max_records`` records (more only for one access that alone touches more pages): a
+    reader's chunk stays bounded when its accesses are large (a 4 GiB access is a million
+    records at 4 KiB pages).  Yields ``columns`` itself when no access crosses a page."""
+    shift = int(page_size).bit_length() - 1
+    addr, op, size = (np.asarray(columns[k]) for k in ("addr", "op", "size"))
+    if not len(addr):
+        return
+    ends = _piece_ends(addr, op, size, shift, int(Op.LOCK_W))
+    if int(ends[-1]) == len(addr):
+        yield columns
+        return
+    i0 = 0
+    while i0 < len(addr):
+        base = int(ends[i0 - 1]) if i0 else 0
+        i1 = max(i0 + 1, int(np.searchsorted(ends, base + max_records, side="right")))
+        yield split_page_crossings({k: v[i0:i1] for k, v in columns.items()}, page_size)
+        i0 = i1

@@ -52,7 +52,7 @@ from ...errors import TraceFormatError
 from ..model import (ALL_COLUMNS, CALL_BY_NAME, GAP_LIMIT, GAP_LIMIT_TEXT, MAX_ASIDS, MAX_CALL,
                      MAX_SIZE, MAX_TID, MAX_WRITER_CALL, Call, Op, TraceMeta, call_misfit,
                      first_bad_record)
-from ..build import split_page_crossings
+from ..build import iter_page_crossings_split
 from . import _text
 from ._text import ERR_CAPACITY, check_file, check_options, scan_hex, shorten
 
@@ -399,9 +399,10 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             block_bytes=options.get("block_bytes"), threads=options.get("threads", 2),
             show_progress=show_progress, start_offset=offset, desc=f"csv {path.name}"):
         # an access that crosses a page boundary: a record per page (the faults it takes)
-        chunk = split_page_crossings({k: v for k, v in chunk.items() if k in keep}, page_size)
-        total += len(chunk["addr"])
-        yield chunk
+        for piece in iter_page_crossings_split({k: v for k, v in chunk.items() if k in keep},
+                                               page_size, chunk_records):
+            total += len(piece["addr"])
+            yield piece
     if total == 0:
         raise _text.no_records_error(path, "no records after the header")
 

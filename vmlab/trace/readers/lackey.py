@@ -27,7 +27,7 @@ import numpy as np
 
 from ..._numba import njit
 from ...errors import TraceFormatError
-from ..build import split_page_crossings
+from ..build import iter_page_crossings_split
 from ..model import Op, TraceMeta
 from . import _text
 from ._text import (ERR_CAPACITY, SNIFF_RECORDS, address_outputs, check_file, check_options,
@@ -201,9 +201,9 @@ def iter_chunks(path, *, chunk_records=1 << 22, show_progress=None, **options):
             block_bytes=options.get("block_bytes"), threads=options.get("threads", 2),
             show_progress=show_progress, desc=f"lackey {path.name}"):
         # an access that crosses a page boundary: a record per page (the faults it takes)
-        chunk = split_page_crossings(chunk, page_size)
-        total += len(chunk["addr"])
-        yield chunk
+        for piece in iter_page_crossings_split(chunk, page_size, chunk_records):
+            total += len(piece["addr"])
+            yield piece
     if total == 0:
         if path.stat().st_size == 0:
             raise _text.no_records_error(path)
