@@ -33,6 +33,7 @@ import weakref
 
 import numpy as np
 
+from .._numba import njit
 from ..errors import TraceFormatError
 from ..trace.mappings import Mappings
 from ..trace.model import Op
@@ -250,6 +251,24 @@ def _longest_chains(m, after):
     return level
 
 
+@njit
+def _shift_chunk(a, asid, size, op, c0, lo, hi, row_asid, start, end, delta, lock_w):
+    """Shift, in place, the addresses ``a`` of records ``c0..`` that row ``i`` covers while
+    it lives (records ``lo[i]..hi[i]``) by ``delta[i]``: an access inside its range, or a
+    ``LOCK_W`` whose range (size > 0) lies inside it.  Rows in order, each seeing the
+    addresses the rows before it left."""
+    for i in range(len(lo)):
+        s = max(lo[i], c0) - c0
+        e = min(hi[i], c0 + len(a)) - c0
+        for k in range(s, e):
+            x = a[k]
+            if asid[k] != row_asid[i] or x < start[i] or x >= end[i]:
+                continue
+            if op[k] < lock_w or (op[k] == lock_w and size[k] > 0
+                                  and x + np.uint64(size[k]) <= end[i]):
+                a[k] = x + delta[i]
+
+
 def _shifted(trace, delta):
     """The trace with each row ``i`` shifted by ``delta[i]`` (uint64): its accesses while it
     lives, its range, the moves into and out of it, and the ``LOCK_W`` ranges that lie inside
@@ -261,23 +280,16 @@ def _shifted(trace, delta):
     moved = np.flatnonzero(delta > 0)
     n = len(trace)
     addr = _scratch(n, np.uint64)
+    rows = t[moved]
+    lo = np.asarray(rows["from_record"], np.int64)
+    hi = np.minimum(np.asarray(rows["until_record"], np.uint64), n).astype(np.int64)
     for c0 in range(0, n, CHUNK):
         c1 = min(n, c0 + CHUNK)
         a = np.array(trace.addr[c0:c1], np.uint64)
-        asid = np.asarray(trace.asid[c0:c1])
-        size = np.asarray(trace.size[c0:c1]).astype(np.uint64)
-        op = np.asarray(trace.op[c0:c1])
-        for i in moved:
-            r = t[i]
-            s, e = max(int(r["from_record"]), c0), min(int(r["until_record"]), c1)
-            if s >= e:
-                continue
-            seg = slice(s - c0, e - c0)
-            inside = (asid[seg] == r["asid"]) & (a[seg] >= r["start"]) & (a[seg] < r["end"])
-            # a LOCK_W names a range: shifted when it lies inside the row (its size > 0)
-            inside &= (op[seg] < Op.LOCK_W) | ((op[seg] == Op.LOCK_W) & (size[seg] > 0)
-                                                & (a[seg] + size[seg] <= r["end"]))
-            a[seg][inside] += delta[i]
+        _shift_chunk(a, np.asarray(trace.asid[c0:c1]), np.asarray(trace.size[c0:c1]),
+                     np.asarray(trace.op[c0:c1]), c0, lo, hi,
+                     np.asarray(rows["asid"], np.int64), np.asarray(rows["start"], np.uint64),
+                     np.asarray(rows["end"], np.uint64), delta[moved], int(Op.LOCK_W))
         addr[c0:c1] = a
     t["start"] += delta
     t["end"] += delta
