@@ -580,23 +580,49 @@ def _record_writes(trace, idx, vmas, page_vma, kernel_model):
     cursor = idx.thr_off[:-1].copy()
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
-        op = np.asarray(trace.op[lo:hi])
-        write = (op == Op.STORE) | (op == Op.MODIFY)
-        access = np.flatnonzero(op < Op.LOCK_W)     # lock records (LOCK_W, LOCK_R) are no access
-        key = (np.asarray(trace.asid[lo:hi])[access].astype(np.uint64) << np.uint64(_VPN_BITS)) \
-            | (np.asarray(trace.addr[lo:hi], np.uint64)[access] >> shift)
-        rec_vma = page_vma[idx.by_key[np.searchsorted(idx.keys, key)]]
-        w = write[access]
-        bad = ~readable[rec_vma] | (w & ~writable[rec_vma])
-        if bad.any():
-            j = int(np.argmax(bad))
-            r, v = lo + int(access[j]), vmas[int(rec_vma[j])]
-            what = "writes" if w[j] else "accesses"
+        write = np.empty(hi - lo, np.uint8)
+        # one thread: positions are records, and each record's page is already known
+        pages = idx.rec_page[lo:hi] if one_thread else np.zeros(0, idx.rec_page.dtype)
+        j = _writes_checked(np.asarray(trace.op[lo:hi]), np.asarray(trace.asid[lo:hi]),
+                            np.asarray(trace.addr[lo:hi]), pages, idx.keys, idx.by_key,
+                            page_vma, readable, writable, shift, np.uint64(_VPN_BITS), write)
+        if j >= 0:
+            r = lo + j
+            key = (np.uint64(trace.asid[r]) << np.uint64(_VPN_BITS)) | (
+                np.uint64(trace.addr[r]) >> shift)
+            v = vmas[int(page_vma[idx.by_key[np.searchsorted(idx.keys, key)]])]
+            what = "writes" if write[j] else "accesses"
             raise ScenarioError(f"record {r}: thread {int(trace.tid[r])} {what} "
                                 f"{int(trace.addr[r]):#x} in VMA {v.label}, whose prot is "
                                 f"{v.prot or 'none'!r}")
         _put_in_thread_order(out, write, trace, idx, lo, hi, cursor, one_thread)
     return out
+
+
+@njit
+def _writes_checked(op, asid, addr, pages, keys, by_key, page_vma, readable, writable,
+                    shift, vpn_bits, write):
+    """Fill ``write`` (1 for a store or modify) for a chunk of records in trace order and
+    return the first access its VMA's prot forbids (-1: none).  A record's page is
+    ``pages[i]`` when given, else looked up by its key."""
+    for i in range(len(op)):
+        o = op[i]
+        w = o == _STORE or o == _MODIFY
+        write[i] = w
+        if o >= _LOCK_W:
+            continue        # a lock record (LOCK_W, LOCK_R) is no access
+        if len(pages):
+            p = pages[i]
+        else:
+            key = (np.uint64(asid[i]) << vpn_bits) | (np.uint64(addr[i]) >> shift)
+            p = by_key[np.searchsorted(keys, key)]
+        v = page_vma[p]
+        if not readable[v] or (w and not writable[v]):
+            return i
+    return -1
+
+
+_STORE, _MODIFY, _LOCK_W = int(Op.STORE), int(Op.MODIFY), int(Op.LOCK_W)
 
 
 def _put_in_thread_order(out, values, trace, idx, lo, hi, cursor, one_thread):
@@ -647,11 +673,19 @@ EVENTS_PER_RECORD = 64
 EVENTS_BASE = 20_000_000
 
 
+def _records_of(trace, op):
+    """The indices of ``trace``'s records of operation ``op``, found chunk by chunk (no mask
+    of the whole trace: a byte a record)."""
+    return np.concatenate([np.zeros(0, np.int64)] + [
+        lo + np.flatnonzero(np.asarray(trace.op[lo:lo + _CHUNK]) == op)
+        for lo in range(0, len(trace), _CHUNK)])
+
+
 def _lock_w_order(trace, idx):
     """The LOCK_W records in thread order (trace order within a thread) and each thread's
     share of them: ``(rec, thr_lw_off)``, thread i's records ``rec[thr_lw_off[i]:thr_lw_off[i +
     1]]``; every per-writer table of the kernel is in this order."""
-    rec = np.flatnonzero(np.asarray(trace.op) == Op.LOCK_W)
+    rec = _records_of(trace, Op.LOCK_W)
     th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
     order = np.argsort(th, kind="stable")
     thr_lw_off = np.zeros(len(idx.thr_tid) + 1, np.int64)
@@ -694,7 +728,9 @@ def _lock_w_calls(trace, lw_rec, costs):
     :func:`_lock_w_order`).  ``lw_hold`` is the part held for write; ``lw_read`` the part
     held for read after a downgrade (0: none; 15.13).  Returns ``(lw_hold, lw_read,
     lw_late)``."""
-    call = np.asarray(trace.calls())[lw_rec].astype(np.int64)
+    c = trace.columns.get("call")       # (calls() of a trace without them: n zeros)
+    call = (np.zeros(len(lw_rec), np.int64) if c is None
+            else np.asarray(c)[lw_rec].astype(np.int64))
     write_ns, read_ns = writer_parts_ns(costs)
     lw_hold, lw_read = write_ns[call], read_ns[call]
     late = np.zeros(int(MAX_CALL) + 1, np.int64)
@@ -707,7 +743,7 @@ def _lock_r_holds(trace, idx, mmap_read_cs_ns):
     thread order (thread i's are ``lr_hold[thr_lr_off[i]:thr_lr_off[i + 1]]``), docs/model.md
     15.9."""
     T = len(idx.thr_tid)
-    rec = np.flatnonzero(np.asarray(trace.op) == Op.LOCK_R)
+    rec = _records_of(trace, Op.LOCK_R)
     th = np.searchsorted(idx.thr_tid, np.asarray(trace.tid)[rec].astype(np.int64))
     order = np.argsort(th, kind="stable")      # thread order, trace order within a thread
     raw = np.asarray(trace.size)[rec[order]]
