@@ -171,13 +171,22 @@ def _touched(trace, queries):
         op = np.asarray(trace.op[c0:c1])
         addr = np.asarray(trace.addr[c0:c1])
         asid = np.asarray(trace.asid[c0:c1])
-        access = op < Op.LOCK_W
         for i in live:
             a, lo, hi = (int(v) for v in queries[i][:3])
             s, e = max(int(t0[i]), c0) - c0, min(int(t1[i]), c1) - c0
-            m = access[s:e] & (addr[s:e] >= lo) & (addr[s:e] < hi) & (asid[s:e] == a)
-            out[i] = bool(m.any())
+            out[i] = _any_access_in(op, addr, asid, s, e, a, np.uint64(lo), np.uint64(hi),
+                                    int(Op.LOCK_W))
     return out
+
+
+@njit
+def _any_access_in(op, addr, asid, s, e, a, lo, hi, lock_w):
+    """Whether an access record among ``s..e-1`` of a chunk, of address space ``a``, falls
+    in ``[lo, hi)`` (stops at the first)."""
+    for k in range(s, e):
+        if op[k] < lock_w and asid[k] == a and lo <= addr[k] < hi:
+            return True
+    return False
 
 
 def row_levels(trace):
@@ -285,12 +294,12 @@ def _shifted(trace, delta):
     hi = np.minimum(np.asarray(rows["until_record"], np.uint64), n).astype(np.int64)
     for c0 in range(0, n, CHUNK):
         c1 = min(n, c0 + CHUNK)
-        a = np.array(trace.addr[c0:c1], np.uint64)
+        a = addr[c0:c1]         # (shifted where it lies, no chunk-sized temporary)
+        a[:] = trace.addr[c0:c1]
         _shift_chunk(a, np.asarray(trace.asid[c0:c1]), np.asarray(trace.size[c0:c1]),
                      np.asarray(trace.op[c0:c1]), c0, lo, hi,
                      np.asarray(rows["asid"], np.int64), np.asarray(rows["start"], np.uint64),
                      np.asarray(rows["end"], np.uint64), delta[moved], int(Op.LOCK_W))
-        addr[c0:c1] = a
     t["start"] += delta
     t["end"] += delta
     moves = m.moves.copy()
