@@ -35,7 +35,7 @@ import numpy as np
 
 from .._numba import njit
 from ..errors import TraceFormatError
-from ..trace.mappings import Mappings
+from ..trace.mappings import NO_FILE, Mappings
 from ..trace.model import Op
 
 #: A level-``k`` mapping's addresses are shifted by ``k << SHIFT`` (2^56: above every user
@@ -191,46 +191,72 @@ def _any_access_in(op, addr, asid, s, e, a, lo, hi, lock_w):
 
 def row_levels(trace):
     """Each mapping row's level (0: in place), per :func:`separate`."""
-    from .recorded import row_identity
-
     t = trace.mappings.table
     levels = np.zeros(len(t), np.int64)
     for asid in np.unique(t["asid"]):
         which = np.flatnonzero(t["asid"] == asid)
         rows = t[which]
-        cuts = np.unique(np.concatenate([rows["start"], rows["end"]]))
-        # pairs of rows over one piece at different times, of different identities there
-        pairs = set()
-        for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
-            cover = np.flatnonzero((rows["start"] <= lo) & (rows["end"] >= hi))
-            if len(cover) < 2:
-                continue
-            cover = sorted(cover.tolist(), key=lambda i: int(rows[i]["from_record"]))
-            for x, a in enumerate(cover):
-                for b in cover[x + 1:]:
-                    if row_identity(rows[a], lo) != row_identity(rows[b], lo):
-                        pairs.add((a, b))
-        if not pairs:
+        a, b = _pairs_of_identities(rows)
+        if not len(a):
             continue
         # each row of such a pair: touched anywhere in its range while it lived?  (a row
         # touched elsewhere still needs its whole range: fault-around crosses the piece)
-        cand = sorted({i for pair in pairs for i in pair})
-        hit = dict(zip(cand, _touched(trace, [
+        cand = np.union1d(a, b)
+        hit = np.zeros(len(rows), bool)
+        hit[cand] = _touched(trace, [
             (int(asid), int(rows[i]["start"]), int(rows[i]["end"]),
-             int(rows[i]["from_record"]), int(rows[i]["until_record"])) for i in cand])))
+             int(rows[i]["from_record"]), int(rows[i]["until_record"])) for i in cand])
         mapping = _mappings_of(rows)
         # a touched mapping over a touched one of another identity is a level above it
-        after = {}
-        for a, b in pairs:
-            if hit[a] and hit[b] and mapping[a] != mapping[b]:
-                after.setdefault(int(mapping[b]), set()).add(int(mapping[a]))
-        if not after:
+        keep = hit[a] & hit[b] & (mapping[a] != mapping[b])
+        m = int(mapping.max()) + 1
+        edges = np.unique(mapping[b][keep].astype(np.int64) * m + mapping[a][keep])
+        if not len(edges):
             continue
-        level = _longest_chains(int(mapping.max()) + 1, after)
+        after = {}
+        for mb, ma in zip((edges // m).tolist(), (edges % m).tolist()):
+            after.setdefault(mb, set()).add(ma)
+        level = _longest_chains(m, after)
         if level is None:
             continue        # (a cycle: leave this address space as the static VMAs had it)
         levels[which] = level[mapping]
     return levels
+
+
+def _pairs_of_identities(rows):
+    """The pairs ``(a, b)`` of rows (indices into ``rows``, one address space) that map one
+    piece of the address space at different times, ``a`` earlier (``from_record``; ties in
+    row order), with different identities there (:func:`vmlab.model.recorded.row_identity`:
+    engine backing, sharing, file, file offset): two arrays, each pair once."""
+    from .recorded import ENGINE_BACKING
+
+    kinds = sorted(set(ENGINE_BACKING.values()))
+    engine = np.zeros(max(int(k) for k in ENGINE_BACKING) + 1, np.int64)
+    for k, v in ENGINE_BACKING.items():
+        engine[int(k)] = kinds.index(v)
+    eng = engine[rows["backing"].astype(np.int64)]
+    start = rows["start"].astype(np.uint64)
+    file = rows["file"].astype(np.int64)
+    cuts = np.unique(np.concatenate([rows["start"], rows["end"]]))
+    n = len(rows)
+    found = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        cover = np.flatnonzero((rows["start"] <= lo) & (rows["end"] >= hi))
+        if len(cover) < 2:
+            continue
+        cover = cover[np.argsort(rows["from_record"][cover], kind="stable")]
+        f = file[cover]
+        off = np.where(f != NO_FILE, (rows["file_offset"][cover].astype(np.uint64)
+                                      + (np.uint64(lo) - start[cover])), np.uint64(0))
+        ident = np.stack([eng[cover], rows["shared"][cover].astype(np.int64), f,
+                          off.view(np.int64)], axis=1)
+        ids = np.unique(ident, axis=0, return_inverse=True)[1].ravel()
+        x, y = np.nonzero(np.triu(ids[:, None] != ids[None, :], 1))
+        found.append(cover[x].astype(np.int64) * n + cover[y])
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = np.unique(np.concatenate(found))
+    return pairs // n, pairs % n
 
 
 def _longest_chains(m, after):
