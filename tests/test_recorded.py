@@ -231,3 +231,17 @@ def test_faults_by_object_names_one_file_once_whatever_each_recorder_called_it()
     # another file (another inode) under the other name stays another object
     other = faults_by_object(lackey, recorded("/lib/libx.so.6.0.1", 3, inode=11))
     assert sorted(other["object"]) == ["libx.so.6", "libx.so.6.0.1"]
+
+
+def test_a_file_mapping_far_larger_than_its_file_is_preloaded_by_the_files_pages():
+    """A (hostile or odd) recording that maps a 2-page file over 2^46 bytes: the page cache
+    it starts from holds the file's two pages, found without listing the VMA's 2^34 pages
+    one by one (that asked for 128 GiB and raised MemoryError)."""
+    at = 1 << 44
+    t = _rows((at, at + (1 << 46), 1, 0, Backing.FILE, 0, 0, 0, FOREVER))
+    files = [FileInfo("/lib/tiny.so", 1, 10, 2 * PS, np.ones(2, bool), "before_run")]
+    tr = vmlab.Trace(np.array([at, at + PS], np.uint64), op=np.zeros(2, np.uint8),
+                     mappings=Mappings(t, files, "test"))
+    assert preload_for(tr).tolist() == [at, at + PS]
+    r = vmlab.simulate(scenario_for(tr))
+    assert len(r.faults) == 1 and not r.faults["major"].any()     # fault-around maps both

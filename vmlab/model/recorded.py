@@ -288,14 +288,18 @@ def preload_for(trace, vmas=None, unknown="resident", residency=None, ra_pages=N
     for v in vmas:
         if v.asid != 0 or v.file is None or v.file not in start:
             continue
-        pages = np.arange(v.start, v.end, ps, dtype=np.uint64)
-        fpage = v.offset // ps + np.arange(len(pages))
         res = start[v.file]
+        got = read_at.get(v.file)
+        # only the VMA's pages over the file can be in its cache (a VMA may run far past
+        # the file's end: the pages beyond are never listed, one by one or at all)
+        known = max(0 if res is None else len(res), 0 if got is None else len(got))
+        n = max(0, min((v.end - v.start) // ps, known - v.offset // ps))
+        pages = np.uint64(v.start) + np.arange(n, dtype=np.uint64) * np.uint64(ps)
+        fpage = v.offset // ps + np.arange(n)
         ok = np.zeros(len(pages), bool)
         if res is not None:
             inside = fpage < len(res)
             ok[inside] = res[fpage[inside]]
-        got = read_at.get(v.file)
         if got is not None:
             inside = fpage < len(got)
             when = np.full(len(pages), NEVER, np.uint64)
