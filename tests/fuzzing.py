@@ -418,3 +418,65 @@ def cleanup(*paths):
             os.unlink(p)
         except FileNotFoundError:
             pass
+
+
+# ------------------------------------------------------------------------------------
+# recordings: the mappings table's contents (valid checksums)
+
+#: The shipped recordings the mappings mutations start from.
+RECORDING_SEEDS = tuple(Path(__file__).resolve().parent.parent / "data" / "native" / name
+                        for name in ("lackey_awk.vmt", "lackey_sqlite.vmt",
+                                     "lackey_md5sum.vmt", "lackey_sort.vmt"))
+#: Boundary values a mappings field may be set to (each kept only where its dtype holds it).
+INTERESTING_FIELD_VALUES = (0, 1, 4095, 4096, 2**32 - 1, 2**47, 2**56, 2**63, 2**64 - 4096,
+                            2**64 - 1)
+
+
+def mutate_mappings(trace, rnd):
+    """A copy of ``trace``'s mappings table (``trace`` a recording) with one to three fields
+    of random rows changed: to a boundary value, to another row's value, or moved by a page
+    or a MiB.  The table stays well formed as bytes; its meaning is what is fuzzed."""
+    t = trace.mappings.table.copy()
+    for _ in range(rnd.randint(1, 3)):
+        r = rnd.randrange(len(t))
+        field = rnd.choice(list(t.dtype.names))
+        info = np.iinfo(t.dtype[field])
+        how = rnd.random()
+        if how < 0.4:
+            v = rnd.choice([x for x in INTERESTING_FIELD_VALUES if x <= info.max])
+        elif how < 0.7:
+            v = int(t[field][rnd.randrange(len(t))])
+        else:
+            v = int(t[field][r]) + rnd.choice([-4096, -1, 1, 4096, 1 << 20])
+            v = max(int(info.min), min(int(info.max), v))
+        t[field][r] = v
+    return t
+
+
+def check_recording(trace, table, folder):
+    """``trace`` with the mappings table ``table`` (:func:`mutate_mappings`), saved in
+    ``folder`` (valid checksums), read back, made a scenario and simulated, as ``vmlab run``
+    and ``vmlab validate`` do: ``(outcome, detail)`` with the outcomes of :func:`check`."""
+    import vmlab
+    from vmlab.engine.prepare import RUNS_KNOBS
+    from vmlab.model.recorded import runnable, scenario_for
+    from vmlab.trace.mappings import Mappings
+
+    m = trace.mappings
+    try:
+        odd = Trace(**trace.columns, meta=trace.meta,
+                    mappings=Mappings(table, m.files, m.source, reads=m.reads, moves=m.moves,
+                                      placements=m.placements, zaps=m.zaps))
+        path = Path(folder) / "recording.vmt"
+        save_trace(odd, path)
+        sc, _ = runnable(scenario_for(open_trace(path)), RUNS_KNOBS)
+        vmlab.simulate(sc)
+    except VmlabError as e:
+        if "\n" in str(e):
+            return "failure", "multi-line message: " + str(e)[:80]
+        return "refused", str(e)[:70]
+    except Exception as e:                                     # noqa: BLE001
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return "failure", (f"{type(e).__name__}: {str(e)[:80]} "
+                           f"@ {Path(where.filename).name}:{where.lineno}")
+    return "ok", ""

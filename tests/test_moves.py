@@ -90,6 +90,15 @@ def test_a_bad_move_is_one_line_naming_it(move, match):
         Mappings(_grown().table, [], "test", None, np.zeros(1, FILE_READ_DTYPE))
 
 
+def test_a_mapping_row_of_an_address_space_past_the_limit_is_one_line_naming_it():
+    # (found by benchmarks/fuzz_mappings.py: the error named an "unrecorded" VMA instead)
+    t = _grown().table.copy()
+    t["asid"][1] = 65535
+    with pytest.raises(TraceFormatError, match=r"^mapping 1: address space 65535; expected an "
+                                               r"address-space id below 4096"):
+        Mappings(t, [], "test")
+
+
 # -- the native format --------------------------------------------------------------------
 def test_moves_round_trip_through_version_6(tmp_path):
     tr = _write(tmp_path / "m.vmt", _grown(), GROWN_ADDR)

@@ -115,6 +115,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TraceFormatError
+from .model import MAX_ASIDS
 
 
 class Backing(enum.IntEnum):
@@ -348,6 +349,11 @@ class Mappings:
             i = int(bad[0])
             raise TraceFormatError(f"mapping {i}: end {int(t['end'][i]):#x} is not above start "
                                    f"{int(t['start'][i]):#x}")
+        bad = np.flatnonzero(t["asid"] >= MAX_ASIDS)
+        if len(bad):
+            raise TraceFormatError(f"mapping {int(bad[0])}: address space {int(t['asid'][bad[0]])}"
+                                   f"; expected an address-space id below {MAX_ASIDS} (the "
+                                   "records' limit)")
         bad = np.flatnonzero(t["backing"] > max(Backing))
         if len(bad):
             raise TraceFormatError(f"mapping {int(bad[0])}: unknown backing code "
