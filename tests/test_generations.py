@@ -203,3 +203,17 @@ def test_a_large_mapping_moves_to_the_kernels_alignment_with_the_segments_inside
     flat = vmlab.simulate(scenario_for(trace(None))).faults
     on_file = [int(f["vma_name"].astype(str).str.contains("big").sum()) for f in (placed, flat)]
     assert on_file == [2, 3]
+
+
+def test_a_mapping_row_off_the_page_grid_is_one_line_naming_it():
+    """(benchmarks/fuzz_mappings.py: such a row was refused as 'unmaps[0]: [0x1, ...) is not
+    aligned', a field the user never wrote.)"""
+    import pytest
+
+    from vmlab.errors import TraceFormatError
+
+    tr = _trace([(X, X + 2 * PS, 1, F, 0, 0, 0, 3), (X + 1, X + 2 * PS, 3, ANON, NO_FILE, 0, 3,
+                                                     FOREVER)], [X, X + PS], [Op.LOAD] * 2)
+    with pytest.raises(TraceFormatError, match=r"^mapping 1: start 0x7f0000000001 is not a "
+                                               r"multiple of the page size 4096$"):
+        vmas_for(tr)

@@ -69,6 +69,7 @@ def separate(trace):
         return trace if got is None else got
     except KeyError:
         pass
+    _check_page_aligned(trace)
     levels = row_levels(trace)
     place_shift, level_shift = shifts(trace, int(levels.max(initial=0)))
     delta = ((levels.astype(np.uint64) << np.uint64(level_shift))
@@ -80,6 +81,19 @@ def separate(trace):
     _cache[trace] = out     # (kept while trace lives; out is its own entry, never a value)
     _cache[out] = None
     return out
+
+
+def _check_page_aligned(trace):
+    """Refuse, naming the row, a mapping row whose start or end is not a multiple of the
+    trace's page size (the kernel maps whole pages; every VMA made from the rows must)."""
+    t = trace.mappings.table
+    ps = np.uint64(trace.page_size)
+    for name in ("start", "end"):
+        bad = np.flatnonzero(t[name] % ps)
+        if len(bad):
+            i = int(bad[0])
+            raise TraceFormatError(f"mapping {i}: {name} {int(t[name][i]):#x} is not a multiple "
+                                   f"of the page size {int(ps)}")
 
 
 def shifts(trace, top_level):
