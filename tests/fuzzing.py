@@ -432,29 +432,57 @@ INTERESTING_FIELD_VALUES = (0, 1, 4095, 4096, 2**32 - 1, 2**47, 2**56, 2**63, 2*
                             2**64 - 1)
 
 
+def _odd_value(t, field, r, rnd):
+    """A new value for ``t[field][r]``: a boundary value, another row's, or the row's own
+    moved by a page or a MiB (kept inside the field's dtype)."""
+    info = np.iinfo(t.dtype[field])
+    how = rnd.random()
+    if how < 0.4:
+        return rnd.choice([x for x in INTERESTING_FIELD_VALUES if x <= info.max])
+    if how < 0.7:
+        return int(t[field][rnd.randrange(len(t))])
+    v = int(t[field][r]) + rnd.choice([-4096, -1, 1, 4096, 1 << 20])
+    return max(int(info.min), min(int(info.max), v))
+
+
 def mutate_mappings(trace, rnd):
-    """A copy of ``trace``'s mappings table (``trace`` a recording) with one to three fields
-    of random rows changed: to a boundary value, to another row's value, or moved by a page
-    or a MiB.  The table stays well formed as bytes; its meaning is what is fuzzed."""
-    t = trace.mappings.table.copy()
+    """``trace``'s mappings tables (``trace`` a recording) as a dict ``{"table", "reads",
+    "moves", "placements", "zaps"}`` of copies with one to three fields changed
+    (:func:`_odd_value`): mostly in the rows of the mappings table, else in the file reads
+    table, or a move, placement or zap row added from the values of mapping rows (the
+    shipped recordings have none) and then perhaps changed too.  The tables stay well
+    formed as bytes; their meaning is what is fuzzed."""
+    from vmlab.trace.mappings import MOVE_DTYPE, PLACEMENT_DTYPE, ZAP_DTYPE
+
+    m = trace.mappings
+    out = {"table": m.table.copy(), "reads": m.reads.copy(), "moves": m.moves.copy(),
+           "placements": m.placements.copy(), "zaps": m.zaps.copy()}
+    rows = out["table"]
+    added = {"moves": MOVE_DTYPE, "placements": PLACEMENT_DTYPE, "zaps": ZAP_DTYPE}
     for _ in range(rnd.randint(1, 3)):
+        which = rnd.choices(["table", "reads", "moves", "placements", "zaps"],
+                            [6, 2, 1, 1, 1])[0]
+        if which in added and not len(out[which]):
+            a, b = rows[rnd.randrange(len(rows))], rows[rnd.randrange(len(rows))]
+            new = np.zeros(1, added[which])
+            for f in new.dtype.names:      # each field from a mapping row's like-named one
+                if f == "advice":
+                    new[f] = 4                 # MADV_DONTNEED
+                    continue
+                src = {"to": "start", "at_record": "from_record"}.get(f, f)
+                new[f] = (b if f == "to" else a)[src]
+            out[which] = new
+        t = out[which]
+        if not len(t):
+            continue
         r = rnd.randrange(len(t))
         field = rnd.choice(list(t.dtype.names))
-        info = np.iinfo(t.dtype[field])
-        how = rnd.random()
-        if how < 0.4:
-            v = rnd.choice([x for x in INTERESTING_FIELD_VALUES if x <= info.max])
-        elif how < 0.7:
-            v = int(t[field][rnd.randrange(len(t))])
-        else:
-            v = int(t[field][r]) + rnd.choice([-4096, -1, 1, 4096, 1 << 20])
-            v = max(int(info.min), min(int(info.max), v))
-        t[field][r] = v
-    return t
+        t[field][r] = _odd_value(t, field, r, rnd)
+    return out
 
 
-def check_recording(trace, table, folder):
-    """``trace`` with the mappings table ``table`` (:func:`mutate_mappings`), saved in
+def check_recording(trace, tables, folder):
+    """``trace`` with the mappings tables ``tables`` (:func:`mutate_mappings`), saved in
     ``folder`` (valid checksums), read back, made a scenario and simulated, as ``vmlab run``
     and ``vmlab validate`` do: ``(outcome, detail)`` with the outcomes of :func:`check`."""
     import vmlab
@@ -465,8 +493,9 @@ def check_recording(trace, table, folder):
     m = trace.mappings
     try:
         odd = Trace(**trace.columns, meta=trace.meta,
-                    mappings=Mappings(table, m.files, m.source, reads=m.reads, moves=m.moves,
-                                      placements=m.placements, zaps=m.zaps))
+                    mappings=Mappings(tables["table"], m.files, m.source,
+                                      reads=tables["reads"], moves=tables["moves"],
+                                      placements=tables["placements"], zaps=tables["zaps"]))
         path = Path(folder) / "recording.vmt"
         save_trace(odd, path)
         sc, _ = runnable(scenario_for(open_trace(path)), RUNS_KNOBS)

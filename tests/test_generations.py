@@ -217,3 +217,37 @@ def test_a_mapping_row_off_the_page_grid_is_one_line_naming_it():
     with pytest.raises(TraceFormatError, match=r"^mapping 1: start 0x7f0000000001 is not a "
                                                r"multiple of the page size 4096$"):
         vmas_for(tr)
+
+
+def test_placements_that_cannot_fit_in_64_bits_are_one_clear_error():
+    """A placement (11.11) in a recording whose mappings reach the top of the 64-bit space
+    has nowhere above them to go: one line, not a negative shift (found by
+    benchmarks/fuzz_mappings.py)."""
+    import pytest
+
+    from vmlab.errors import TraceFormatError
+    from vmlab.trace.mappings import PLACEMENT_DTYPE
+
+    top = 2**64 - 4 * PS
+    pl = np.zeros(1, PLACEMENT_DTYPE)
+    pl[0] = (0, X, X + 2 * PS, 0, 3 * PS)
+    tr = vmlab.Trace(np.array([X, X + PS], np.uint64), op=np.zeros(2, np.uint8),
+                     mappings=Mappings(_rows((X, X + 2 * PS, 1, F, 0, 3 * PS, 0, FOREVER),
+                                             (top, top + 2 * PS, 3, ANON, NO_FILE, 0, 0,
+                                              FOREVER)), FILES, "test", placements=pl))
+    with pytest.raises(TraceFormatError, match=r"^mappings: 1 placed mapping\(s\) do not fit "
+                                               r"in 64-bit addresses above the recording's "
+                                               r"highest mapped address \(0xffffffffffffdfff\)"):
+        separate(tr)
+
+
+def test_a_zaps_row_is_looked_for_at_its_record_and_the_one_before_only():
+    """(benchmarks/fuzz_mappings.py: a zap at record 2016 of an address space without rows
+    looked back one record at a time, recursively, and hit Python's recursion limit.)"""
+    from vmlab.model.generations import _row_alive
+
+    t = _rows((X, X + 2 * PS, 1, F, 0, 0, 0, 3), (X, X + 2 * PS, 3, ANON, NO_FILE, 0, 5, 9))
+    assert _row_alive(t, 0, X, 2) == 0 and _row_alive(t, 0, X, 3) == 0   # alive, or just ended
+    assert _row_alive(t, 0, X, 4) is None                               # nothing at 3 or 4
+    assert _row_alive(t, 0, X + PS, 6) == 1
+    assert _row_alive(t, 1, X, 100_000) is None and _row_alive(t, 0, X, 0) == 0

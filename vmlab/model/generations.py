@@ -106,14 +106,19 @@ def shifts(trace, top_level):
     t = trace.mappings.table
     top = int(t["end"].max(initial=1)) - 1
     place_shift = max(PLACE_SHIFT, top.bit_length())
-    placed_bits = place_shift + len(trace.mappings.placements).bit_length()
+    n_placed = len(trace.mappings.placements)
+    placed_bits = place_shift + n_placed.bit_length()
     if placed_bits <= SHIFT and top_level < 1 << (64 - SHIFT):
         return place_shift, SHIFT
+    if n_placed and placed_bits > 64:
+        raise TraceFormatError(
+            f"mappings: {n_placed} placed mapping(s) do not fit in 64-bit addresses above the "
+            f"recording's highest mapped address ({top:#x}); expected mappings below 2**56")
     if top_level.bit_length() + placed_bits > 64:
         raise TraceFormatError(
             f"mappings: {top_level + 1} generations of one address range do not fit in 64-bit "
             f"addresses above the recording's ({placed_bits} bits); expected at most "
-            f"{(1 << (64 - placed_bits)) - 1} remappings of a range")
+            f"{(1 << max(0, 64 - placed_bits)) - 1} remappings of a range")
     return place_shift, placed_bits
 
 
@@ -369,11 +374,12 @@ def _shifted(trace, delta):
 def _row_alive(table, asid, at, record):
     """The row of address space ``asid`` that maps ``at`` when a call returns just before
     ``record`` (alive at ``record``, or else at ``record - 1``): a zap's row."""
-    hit = np.flatnonzero((table["asid"] == asid) & (table["start"] <= at) & (table["end"] > at)
-                         & (table["from_record"] <= record) & (table["until_record"] > record))
-    if not len(hit) and record > 0:
-        return _row_alive(table, asid, at, record - 1)
-    return int(hit[0]) if len(hit) else None
+    where = (table["asid"] == asid) & (table["start"] <= at) & (table["end"] > at)
+    for r in (record, record - 1) if record > 0 else (record,):
+        hit = np.flatnonzero(where & (table["from_record"] <= r) & (table["until_record"] > r))
+        if len(hit):
+            return int(hit[0])
+    return None
 
 
 def _row_at(table, asid, at, record, ending):

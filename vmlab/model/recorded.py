@@ -627,7 +627,8 @@ def unmaps_for(trace):
             for x in moves:
                 out.append(Unmap(r, int(x["start"]), int(x["end"]), int(asid), to=int(x["to"])))
             sources = _union(moves["start"], moves["end"])
-            dests = [(int(x["to"]), int(x["to"] + x["end"] - x["start"])) for x in moves]
+            dests = [(int(x["to"]), int(x["to"]) + int(x["end"]) - int(x["start"]))
+                     for x in moves]
             mine = ended[ended["asid"] == asid]
             left = _subtract(_union(mine["start"], mine["end"]), sources) + dests
             mapped = live[live["asid"] == asid]
