@@ -503,3 +503,12 @@ def test_many_moves_not_followed_are_counted_after_the_first_few(tmp_path):
     said = runnable(sc, RUNS_KNOBS)[1]
     assert len(said) == MOVES_NAMED + 1 and said[0] == said[MOVES_NAMED - 1]
     assert said[-1] == "2 more move(s) replayed as the unmap of their source the same way"
+
+
+def test_unmap_ranges_merge_whatever_pairs_they_are_made_of():
+    """``unmaps_for`` merges what is left of ended rows (lists) with moves' destinations
+    (tuples); two of them starting at one address were compared as a list and a tuple
+    (TypeError, found by benchmarks/fuzz_mappings.py)."""
+    from vmlab.model.recorded import _merge
+
+    assert _merge([[5, 10], (5, 7), (1, 3), [2, 4]]) == [[1, 4], [5, 10]]

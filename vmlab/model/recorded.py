@@ -652,7 +652,7 @@ def _union(starts, ends):
 def _merge(ranges):
     """``(lo, hi)`` ranges as sorted disjoint ``[lo, hi)`` intervals."""
     out = []
-    for lo, hi in sorted(ranges):
+    for lo, hi in sorted((int(lo), int(hi)) for lo, hi in ranges):   # (lists and tuples)
         if out and lo <= out[-1][1]:
             out[-1][1] = max(out[-1][1], hi)
         else:
