@@ -445,6 +445,34 @@ def _odd_value(t, field, r, rnd):
     return max(int(info.min), min(int(info.max), v))
 
 
+def _odd_file(files, rnd):
+    """Change one field of one of ``files`` (:class:`~vmlab.trace.mappings.FileInfo`): its
+    size, its residency array (cut, grown, emptied, dropped), its readahead window or its
+    folios (a pair that is no folio, one past the file's end)."""
+    import dataclasses
+
+    if not files:
+        return
+    i = rnd.randrange(len(files))
+    f = files[i]
+    field = rnd.choice(["size_bytes", "resident", "read_ahead_kb", "folios"])
+    if field == "size_bytes":
+        v = rnd.choice([0, 1, 4095, 4096, 2**40, 2**63 - 1, f.size_bytes * 2, f.size_bytes // 2])
+    elif field == "resident":
+        r = f.resident if f.resident is not None else np.ones(1, bool)
+        v = rnd.choice([None, r[:len(r) // 2], np.ones(len(r) * 3 + 1, bool), r[:0], ~r])
+    elif field == "read_ahead_kb":
+        v = rnd.choice([None, 0, 1, 4, 2**20, 2**40])
+    else:
+        pages = max(1, f.size_bytes // 4096)
+        v = rnd.choice([None, (), ((0, 2),), ((pages, 4),), ((0, 512), (512, 512)),
+                        ((pages - pages % 8, 8),)])
+    try:
+        files[i] = dataclasses.replace(f, **{field: v})
+    except VmlabError:
+        pass        # (refused where it is made: the reader's check, tested elsewhere)
+
+
 def mutate_mappings(trace, rnd):
     """``trace``'s mappings tables (``trace`` a recording) as a dict ``{"table", "reads",
     "moves", "placements", "zaps"}`` of copies with one to three fields changed
@@ -456,12 +484,15 @@ def mutate_mappings(trace, rnd):
 
     m = trace.mappings
     out = {"table": m.table.copy(), "reads": m.reads.copy(), "moves": m.moves.copy(),
-           "placements": m.placements.copy(), "zaps": m.zaps.copy()}
+           "placements": m.placements.copy(), "zaps": m.zaps.copy(), "files": list(m.files)}
     rows = out["table"]
     added = {"moves": MOVE_DTYPE, "placements": PLACEMENT_DTYPE, "zaps": ZAP_DTYPE}
     for _ in range(rnd.randint(1, 3)):
-        which = rnd.choices(["table", "reads", "moves", "placements", "zaps"],
-                            [6, 2, 1, 1, 1])[0]
+        which = rnd.choices(["table", "reads", "moves", "placements", "zaps", "files"],
+                            [6, 2, 1, 1, 1, 2])[0]
+        if which == "files":
+            _odd_file(out["files"], rnd)
+            continue
         if which in added and not len(out[which]):
             a, b = rows[rnd.randrange(len(rows))], rows[rnd.randrange(len(rows))]
             new = np.zeros(1, added[which])
@@ -493,7 +524,7 @@ def check_recording(trace, tables, folder):
     m = trace.mappings
     try:
         odd = Trace(**trace.columns, meta=trace.meta,
-                    mappings=Mappings(tables["table"], m.files, m.source,
+                    mappings=Mappings(tables["table"], tables.get("files", m.files), m.source,
                                       reads=tables["reads"], moves=tables["moves"],
                                       placements=tables["placements"], zaps=tables["zaps"]))
         path = Path(folder) / "recording.vmt"

@@ -333,3 +333,22 @@ def test_a_file_in_large_folios_takes_the_faults_the_kernel_takes(tmp_path, wher
     assert info.folios and max(n for _, n in info.folios) > 16   # measured at record time
     flat = predict(trace, files=tuple(File(f.name, f.size_bytes) for f in files_for(trace)))
     assert flat["page_faults"] - predicted >= 0.3 * 4096 / 16, (flat, row)
+
+
+def test_a_file_of_a_terabyte_or_more_is_one_clear_error(tmp_path):
+    """A recording naming a file of 2^63 bytes once made the replay ask for 2 PiB of
+    per-page tables (MemoryError, found by benchmarks/fuzz_mappings.py): files are limited
+    to 1 TiB, said in one line naming the entry."""
+    from vmlab.trace.mappings import MAX_FILE_BYTES
+
+    with pytest.raises(TraceFormatError, match=r"^file '/data/h': size_bytes 1099511627776; "
+                                               r"expected a size below 1,099,511,627,776"):
+        FileInfo("/data/h", 1, 4, MAX_FILE_BYTES)
+    FileInfo("/data/h", 1, 4, MAX_FILE_BYTES - 1)
+    _trace(tmp_path, None)
+    p = tmp_path / "t.vmt"
+    edit_header(p, lambda h: h["files"][0].update(size_bytes=2**63 - 1))
+    with pytest.raises(TraceFormatError, match=r"files\[0\]: file '/data/f': size_bytes "
+                                               r"9223372036854775807; expected") as e:
+        open_trace(p)
+    assert e.value.path == str(p)

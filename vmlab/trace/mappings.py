@@ -139,6 +139,11 @@ MAPPING_DTYPE = np.dtype([
 
 RESIDENCY_WHEN = ("before_run", "at_open", "unknown")
 
+#: The largest file a recording may name (1 TiB): the replay keeps per-page tables of each
+#: file its calls read (the page cache's state, readahead marks, the record each page came
+#: in), 10 bytes a page, 2.5 GB at this size.
+MAX_FILE_BYTES = 1 << 40
+
 FILE_READ_DTYPE = np.dtype([
     ("asid", "<u2"), ("file", "<u4"), ("offset", "<u8"), ("nbytes", "<u8"),
     ("at_record", "<u8"), ("call", "u1")])
@@ -237,6 +242,10 @@ class FileInfo:
     folios: tuple | None = None
 
     def __post_init__(self):
+        if not 0 <= self.size_bytes < MAX_FILE_BYTES:
+            raise TraceFormatError(f"file {self.path!r}: size_bytes {self.size_bytes}; expected "
+                                   f"a size below {MAX_FILE_BYTES:,} bytes (1 TiB: the replay "
+                                   "keeps tables of 10 bytes per page of each file it reads)")
         if self.residency_when not in RESIDENCY_WHEN:
             raise TraceFormatError(f"residency_when must be one of {RESIDENCY_WHEN}, "
                                    f"got {self.residency_when!r}")
