@@ -35,7 +35,7 @@ import numpy as np
 
 from .._numba import njit
 from ..errors import TraceFormatError
-from ..trace.mappings import NO_FILE, Mappings
+from ..trace.mappings import Mappings
 from ..trace.model import Op
 
 #: A level-``k`` mapping's addresses are shifted by ``k << SHIFT`` (2^56: above every user
@@ -247,15 +247,8 @@ def _pairs_of_identities(rows):
     piece of the address space at different times, ``a`` earlier (``from_record``; ties in
     row order), with different identities there (:func:`vmlab.model.recorded.row_identity`:
     engine backing, sharing, file, file offset): two arrays, each pair once."""
-    from .recorded import ENGINE_BACKING
+    from .recorded import row_identities
 
-    kinds = sorted(set(ENGINE_BACKING.values()))
-    engine = np.zeros(max(int(k) for k in ENGINE_BACKING) + 1, np.int64)
-    for k, v in ENGINE_BACKING.items():
-        engine[int(k)] = kinds.index(v)
-    eng = engine[rows["backing"].astype(np.int64)]
-    start = rows["start"].astype(np.uint64)
-    file = rows["file"].astype(np.int64)
     cuts = np.unique(np.concatenate([rows["start"], rows["end"]]))
     n = len(rows)
     found = []
@@ -264,11 +257,7 @@ def _pairs_of_identities(rows):
         if len(cover) < 2:
             continue
         cover = cover[np.argsort(rows["from_record"][cover], kind="stable")]
-        f = file[cover]
-        off = np.where(f != NO_FILE, (rows["file_offset"][cover].astype(np.uint64)
-                                      + (np.uint64(lo) - start[cover])), np.uint64(0))
-        ident = np.stack([eng[cover], rows["shared"][cover].astype(np.int64), f,
-                          off.view(np.int64)], axis=1)
+        ident = row_identities(rows[cover], lo)
         ids = np.unique(ident, axis=0, return_inverse=True)[1].ravel()
         x, y = np.nonzero(np.triu(ids[:, None] != ids[None, :], 1))
         found.append(cover[x].astype(np.int64) * n + cover[y])

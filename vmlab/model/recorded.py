@@ -89,6 +89,22 @@ def row_identity(row, at):
     return (ENGINE_BACKING[Backing(int(row["backing"]))], int(row["shared"]), f, off)
 
 
+#: Each recorded backing code's engine backing as a small integer (:func:`row_identities`).
+_ENGINE_CODE = np.array([sorted(set(ENGINE_BACKING.values())).index(ENGINE_BACKING[b])
+                         for b in sorted(Backing)], np.int64)
+
+
+def row_identities(rows, at):
+    """:func:`row_identity` of each of ``rows`` (all mapping ``at``) as one int64 row of four:
+    the engine backing (as a code), sharing, file, file offset (as its 64 bits).  Two rows
+    have the same identity exactly when their rows here are equal."""
+    f = rows["file"].astype(np.int64)
+    off = np.where(f != NO_FILE, rows["file_offset"].astype(np.uint64)
+                   + (np.uint64(at) - rows["start"].astype(np.uint64)), np.uint64(0))
+    return np.stack([_ENGINE_CODE[rows["backing"].astype(np.int64)],
+                     rows["shared"].astype(np.int64), f, off.view(np.int64)], axis=1)
+
+
 def vmas_for(trace):
     """Static engine VMAs from the trace's mappings (see the module docstring).
 
