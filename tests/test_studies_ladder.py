@@ -139,6 +139,38 @@ def test_pft_lone_thread_rate_is_exact(lines):
         ladder.PFT_CITED_VMA_CHANGE[1], abs=5e-4)
 
 
+def test_cited_pft_runs_and_their_decomposition():
+    rates = ladder.PFT_CITED_RATES
+    # the published points the figures of PUBLISHED quote
+    assert ladder.PFT_CITED_VMA_CHANGE[4] == pytest.approx(-0.0951, abs=5e-5)
+    assert ladder.PFT_CITED_VMA_CHANGE[110] == pytest.approx(0.2472, abs=5e-5)
+    assert ladder.PFT_CITED_VMA_CHANGE[128] == pytest.approx(0.2190, abs=5e-5)
+    assert ladder.PFT_CITED_SPLIT_CHANGE[128] == pytest.approx(1.5718, abs=5e-5)
+    d = ladder.pft_cited_decomposition()
+    # one thread: nothing shared, no word cost
+    assert d.loc[1, ["shared_ns", "mmap_lock_word_ns", "vma_lock_word_ns"]].tolist() == [0, 0, 0]
+    # 4 threads by hand: T / rate ns a fault, minus the 1-thread time, minus the shared part
+    split = 4e9 / rates.loc[4, "split_v2"] - 1e9 / rates.loc[1, "split_v2"]
+    mm = 4e9 / rates.loc[4, "one_baseline"] - 1e9 / rates.loc[1, "one_baseline"] - split
+    vm = 4e9 / rates.loc[4, "one_v2"] - 1e9 / rates.loc[1, "one_v2"] - split
+    assert d.loc[4, "shared_ns"] == pytest.approx(split, rel=1e-12)
+    assert d.loc[4, "mmap_lock_word_ns"] == pytest.approx(mm, rel=1e-12)
+    assert d.loc[4, "vma_lock_word_ns"] == pytest.approx(vm, rel=1e-12)
+    assert d.loc[4, "word_ratio"] == pytest.approx(mm / vm, rel=1e-12)
+    # what the split rests on: the baseline's time does not depend on how many VMAs the
+    # threads fault (one mmap_lock either way), within 3% at every thread count
+    assert np.allclose(d["fault_ns_split_baseline"], d["fault_ns_baseline"], rtol=0.03)
+    # the shapes docs/model.md 15.11 reads from it: the VMA word has a fixed part from a few
+    # threads on, mmap_lock's none; per other thread mmap_lock's costs 4/3 to 3/2 of it
+    fit = ladder.pft_cited_word_fit()
+    assert fit["vma_lock"][0] > 100 and fit["mmap_lock"][0] < 0
+    assert 4 / 3 < fit["mmap_lock"][1] / fit["vma_lock"][1] < 3 / 2
+    assert d.loc[4, "vma_lock_word_ns"] > 2 * d.loc[4, "mmap_lock_word_ns"]
+    assert 4 / 3 < d.loc[128, "word_ratio"] < 3 / 2
+    # at 30 threads a fault with no lock word shared already takes 3.1x its 1-thread time
+    assert d.loc[30, "shared_over_1"] == pytest.approx(3.10, abs=0.01)
+
+
 def test_pft_threads_collapse_and_plateau(lines):
     """The cited baseline's shape: the per-thread rate falls, the total flattens; the
     simulation within 6% of the mean field; 12 threads over 1 within 25% of the cited 5.5x;

@@ -35,6 +35,10 @@ word, a mean-field fixed point), :func:`pft_line_ns` (the line cost at which tha
 plateaus at a given multiple of the one-thread rate) and :func:`closed_form_reads` (the
 ``mmap_lock`` read acquisitions docs/model.md 15.3 implies, exact).  Lespinasse's 2010 figures are
 :mod:`vmlab.studies.mmap_sem`'s (:func:`lespinasse_ladder` runs the ladder on them).
+The cited ``pft-threads`` runs themselves are :data:`PFT_CITED_RATES`;
+:func:`pft_cited_decomposition` splits their time per fault into what the threads share
+besides lock words (the VMA-per-thread run) and the lock word's part, and
+:func:`pft_cited_word_fit` fits the latter against the number of other threads.
 
 Parameters come from the cited setups (thread counts, which calls are writers and what they
 cover) or from this host's measured costs (``Costs()``, docs/model.md section 14).  Two
@@ -128,11 +132,102 @@ PUBLISHED = (
 )
 
 
-#: The cited pft-threads run's whole per-VMA curve: threads -> faults/s with per-VMA locks
-#: (series v2) over the baseline, minus 1 (harmonic means of 10 runs; :data:`PFT_SRC`).
-#: ``pft_vma_4`` and ``pft_vma_128`` of :data:`PUBLISHED` are its 4-thread and 110-128 points.
-PFT_CITED_VMA_CHANGE = {1: -0.0050, 4: -0.0951, 7: -0.0610, 12: -0.0281, 21: 0.0218,
-                        30: 0.0545, 48: 0.1643, 79: 0.2041, 110: 0.2472, 128: 0.2190}
+#: The cited pft-threads runs, whole: faults per second of all threads (harmonic means of 10
+#: runs), per thread count, on the 2-socket, 32-core (64 hardware threads) Xeon 8336C of
+#: :data:`PFT_SRC`.  Columns ``"<region>_<kernel>"``: region ``one`` is pft's one region (one
+#: VMA; "Re: [PATCH v2 00/33] Per-VMA locks", 15 February 2023), ``split`` pft modified to map
+#: a VMA per thread (the follow-up of 28 February 2023: "the case where per-VMA locks should
+#: show the most benefit"); kernel ``baseline`` is 6.2-rc4 mm-unstable-20230210, ``v2`` the
+#: same with the per-VMA lock series v2, ``v2_opt`` v2 with "optimizations to reclaim some of
+#: the observed regression" (not named in the thread).
+PFT_CITED_RATES = pd.DataFrame({
+    "one_baseline": [898781.7694, 2965588.9697, 4144512.3996, 4969513.6934, 5814379.4789,
+                     6153685.3709, 6197953.1327, 6167135.3738, 6264768.2247, 6460727.8216],
+    "one_v2": [894247.3174, 2683651.5664, 3891644.2128, 4829731.4355, 5941405.3116,
+               6489311.6634, 7216320.7727, 7425927.1022, 7813329.3863, 7875664.8999],
+    "one_v2_opt": [894440.3118, 2726450.9710, 4099918.8601, 5264682.7371, 6263716.3903,
+                   6910843.5858, 7412782.2927, 7637042.2198, 7984344.4005, 8049910.3601],
+    "split_baseline": [905492.1265, 2994284.4204, 4177411.3461, 4892848.3633, 5823534.1820,
+                       6247210.8414, 6274617.1419, 6187291.4971, 6454542.3239, 6472970.8548],
+    "split_v2": [887244.6592, 3154236.9408, 4933286.4045, 6054577.0988, 7637637.4162,
+                 8598150.6717, 9467132.3699, 11919062.5284, 15050228.1869, 16647275.6575],
+    "split_v2_opt": [887775.6079, 3221994.8465, 5202347.2077, 6511987.1142, 8553362.3513,
+                     9799696.0945, 11049401.9072, 13420825.3820, 16667873.7618,
+                     18680029.3714],
+}, index=pd.Index([1, 4, 7, 12, 21, 30, 48, 79, 110, 128], name="n_threads"))
+
+#: The cited per-VMA curve on pft's one region: threads -> faults/s with per-VMA locks (series
+#: v2) over the baseline, minus 1 (:data:`PFT_CITED_RATES`).  ``pft_vma_4`` and
+#: ``pft_vma_128`` of :data:`PUBLISHED` are its 4-thread and 110-128 points.
+PFT_CITED_VMA_CHANGE = (PFT_CITED_RATES["one_v2"] / PFT_CITED_RATES["one_baseline"]
+                        - 1.0).to_dict()
+#: The same with a VMA per thread (every VMA lock word has one user).
+PFT_CITED_SPLIT_CHANGE = (PFT_CITED_RATES["split_v2"] / PFT_CITED_RATES["split_baseline"]
+                          - 1.0).to_dict()
+
+
+def pft_cited_decomposition(rates=None):
+    """Where a cited pft-threads fault's time goes as the threads grow (docs/model.md 15.11).
+
+    A thread's time per fault is ``T / rate``.  What a fault costs beyond its own 1-thread
+    time is split in two with the VMA-per-thread run under per-VMA locks, where no lock word
+    has a second user: its extra time is what the threads share *besides* lock words
+    (``shared_ns``: the page allocator, the LRU and memcg counters, the clock of a busier
+    package); the rest of the one-region runs' extra time is the lock word's
+    (``mmap_lock_word_ns`` for the baseline, ``vma_lock_word_ns`` for series v2).
+
+    Parameters
+    ----------
+    rates : DataFrame, optional
+        Faults per second in :data:`PFT_CITED_RATES`' layout (default: that table).
+
+    Returns
+    -------
+    DataFrame
+        Per thread count: ``fault_ns_baseline``, ``fault_ns_v2`` (one region),
+        ``fault_ns_split`` (per-VMA locks, a VMA per thread), ``fault_ns_split_baseline``,
+        ``shared_ns``, ``mmap_lock_word_ns``, ``vma_lock_word_ns``, ``word_ratio``
+        (``mmap_lock_word_ns / vma_lock_word_ns``, NaN at 1 thread), ``shared_over_1``
+        (``fault_ns_split`` over its 1-thread value).
+    """
+    r = PFT_CITED_RATES if rates is None else rates
+    T = r.index.to_numpy(dtype=float)
+    ns = {k: T * 1e9 / r[k].to_numpy(dtype=float) for k in r.columns}
+    first = r.index.get_loc(r.index.min())
+
+    def extra(k):
+        return ns[k] - ns[k][first]
+
+    shared = extra("split_v2")
+    mm, vm = extra("one_baseline") - shared, extra("one_v2") - shared
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(T > 1, mm / np.where(vm == 0, np.nan, vm), np.nan)
+    return pd.DataFrame({
+        "fault_ns_baseline": ns["one_baseline"], "fault_ns_v2": ns["one_v2"],
+        "fault_ns_split": ns["split_v2"], "fault_ns_split_baseline": ns["split_baseline"],
+        "shared_ns": shared, "mmap_lock_word_ns": mm, "vma_lock_word_ns": vm,
+        "word_ratio": ratio, "shared_over_1": ns["split_v2"] / ns["split_v2"][first],
+    }, index=r.index)
+
+
+def pft_cited_word_fit(threads=(4, 7, 12, 21, 30)):
+    """Straight lines through the lock-word costs of :func:`pft_cited_decomposition` against
+    the number of other threads, ``T - 1``, at ``threads`` (default: 4 to 30, every thread
+    on a core of its own; past 32 threads two share a core, past 64 a CPU).
+
+    Returns
+    -------
+    dict
+        ``{"mmap_lock": (intercept_ns, ns_per_other_thread), "vma_lock": (...)}`` (least
+        squares).
+    """
+    d = pft_cited_decomposition().loc[list(threads)]
+    x = d.index.to_numpy(dtype=float) - 1.0
+    out = {}
+    for kind in ("mmap_lock", "vma_lock"):
+        slope, icept = np.polyfit(x, d[f"{kind}_word_ns"].to_numpy(), 1)
+        out[kind] = (float(icept), float(slope))
+    return out
 
 
 def published_table():
