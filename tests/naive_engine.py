@@ -203,6 +203,7 @@ class _Thread:
         self.drain = set()          # VMAs whose readers this writer waits for
         self.granted = None         # (when it runs, its lock record): granted, not yet run
         self.trying = None          # the _RwSem it was woken to try (rwsem_steal)
+        self.vl_ops0 = 0            # its VMA word's operation count after its last VMA grant
 
     def charge_to(self, cat, now):
         """Close the running time segment and charge what follows to ``cat``."""
@@ -338,6 +339,9 @@ class NaiveSimulator:
         # docs/model.md section 15: VMA read locks, write-locked VMAs, sequence counts
         self.vma_readers = [0] * len(self.vmas)
         self.vma_wlocked = [False] * len(self.vmas)
+        # acquisitions and releases of each VMA's lock word (a re-read's miss, 15.1)
+        self.vma_ops = [0] * len(self.vmas)
+        self.n_in_fault = 0             # threads inside a fault (fault_shared_ns, 15.1)
         # VMAs with an anon_vma: from the start, or made by a fault (docs/model.md 15.8)
         self.anon_vma = {i for i, v in enumerate(self.vmas) if v.anon_vma}
         self.vma_seq = [0] * len(self.vmas)
@@ -1921,6 +1925,7 @@ class NaiveSimulator:
         busy = set()
         for vi in vis:
             self.vma_wlocked[vi] = True
+            self.vma_ops[vi] += 1
             if self.vma_policies[vi].spf_count == "hold":
                 self.vma_seq[vi] += 1
             elif not late:
@@ -1939,6 +1944,7 @@ class NaiveSimulator:
         self.mm_seq[asid] += 1
         for vi in vis:
             self.vma_wlocked[vi] = False
+            self.vma_ops[vi] += 1
             if self.vma_policies[vi].spf_count == "hold" or late:
                 self.vma_seq[vi] += 1 if self.vma_policies[vi].spf_count == "hold" else 2
 
@@ -1981,8 +1987,14 @@ class NaiveSimulator:
         if "vma" in lock:
             vi = lock["vma"]
             others = self.vma_readers[vi] - 1 + int(self.vma_wlocked[vi])
-            yield from self._pay(c.vma_lock_line_ns * c.vma_lock_release_lines * others)
+            # the handler's re-read of fields beside the word: a transfer a line if another
+            # thread acquired or released the word since this attempt's grant
+            reread = (c.vma_lock_reread_lines * c.line_miss_ns
+                      if self.vma_ops[vi] != th.vl_ops0 else 0)
+            yield from self._pay(c.vma_lock_line_ns * c.vma_lock_release_lines * others
+                                 + reread)
             self._vma_read_release(th, vi, lock)
+            self.vma_ops[vi] += 1
         else:
             yield from self._pay(c.mmap_lock_line_ns * c.mmap_lock_release_lines
                                  * (self._sem(rec.asid).readers - 1))
@@ -2000,6 +2012,7 @@ class NaiveSimulator:
                  "retries": 0, "lock_since": None, "wait_since": None, "cow_lookup": False}
         self.faults.append(fault)
         th.fault = fault
+        self.n_in_fault += 1
         pol = self.vma_policies[rec.vma]
         k = 0                           # the attempt's index in the kernel
         how_lock = self._first_lock(pol, rec)   # what the attempt takes (docs/model.md 15)
@@ -2025,11 +2038,13 @@ class NaiveSimulator:
             # Back to user space: signals are delivered, then the access executes again.
             if not (yield from self._deliver(th)):
                 fault["outcome"], fault["end_ns"] = KILLED, self.now
+                self.n_in_fault -= 1
                 return False
             if self._mapped(rec):
                 break
             k, how_lock = 0, self._first_lock(pol, rec)
         fault["outcome"], fault["end_ns"] = DONE, self.now
+        self.n_in_fault -= 1
         th.fault = None
         self._touch(rec, copied=fault["cow_lookup"])
         yield ("sleep", self.costs.access_ns, "hit")
@@ -2107,6 +2122,8 @@ class NaiveSimulator:
             if how_lock == "vma":
                 others = self.vma_readers[rec.vma]
                 self.vma_readers[rec.vma] += 1
+                self.vma_ops[rec.vma] += 1
+                th.vl_ops0 = self.vma_ops[rec.vma]
                 lc["n_vma_lock_read"] += 1
                 lock = self._attempt_row(th, rec.vma, kind, t_req, self.now, HELD)
                 acquire_cost = c.vma_lock_line_ns * c.vma_lock_acquire_lines * others
@@ -2142,7 +2159,8 @@ class NaiveSimulator:
             extra, case = self._kernel_case(rec, vma)
         else:
             extra = self._handler_extra(backing, pol)
-        yield ("sleep", acquire_cost + c.fault_ns + extra, "att_cpu")
+        yield ("sleep", acquire_cost + c.fault_shared_ns * (self.n_in_fault - 1) + c.fault_ns
+               + extra, "att_cpu")
         h = self.now
         if self._needs_anon_vma(rec, vma):
             self.anon_vma.add(rec.vma)      # (made by this attempt, under whichever lock)
@@ -2175,6 +2193,7 @@ class NaiveSimulator:
         if backing == "iomem" and pol.needs_struct_page:
             yield from self._release_fault_lock(th, rec, lock)
             fault["outcome"], fault["end_ns"] = SIGBUS, self.now
+            self.n_in_fault -= 1
             th.fault = None
             self._end_thread(th, T_SIGBUS)
             return _DEAD

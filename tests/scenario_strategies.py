@@ -133,6 +133,10 @@ def costs(draw, lock_costs=False):
         lock.update({name: draw(st.sampled_from([1, 1, draw(st.integers(2, 3))]))
                      for name in ("mmap_lock_acquire_lines", "mmap_lock_release_lines",
                                   "vma_lock_acquire_lines", "vma_lock_release_lines")})
+        # the work faults share and a VMA-locked handler's re-reads (often 0)
+        lock.update({name: draw(st.sampled_from([0, 0, draw(st.integers(1, 200))]))
+                     for name in ("fault_shared_ns", "line_miss_ns")})
+        lock["vma_lock_reread_lines"] = draw(st.sampled_from([0, 0, 1, 2]))
     return Costs(
         **lock,
         access_ns=draw(st.integers(0, 3)),

@@ -429,3 +429,50 @@ def test_invariants_with_lock_designs(case):
             assert f["attempts"] == 1 or (f["attempts"] == 0 and f["end_ns"] == -1)
     a, b = canonical(r), canonical(budgeted.reference(sc, policy))
     assert first_difference(a, b) is None and a == b
+
+
+def test_fault_shared_work_costs_each_other_thread_inside_a_fault():
+    """docs/model.md 15.1: an attempt's handler pays fault_shared_ns per other thread inside
+    a fault at its grant (opened, not ended; any lock, any address space)."""
+    import vmlab
+
+    sc = scenario([read(0, ANON), read(1, ANON + PAGE)], costs=costs(fault_shared_ns=70))
+    for run in (simulate, vmlab.simulate):
+        r = run(sc, "nopage")
+        # thread 0 opens and is granted first, alone in a fault; thread 1 then finds it
+        ends = r.faults["end_ns"] if run is simulate else r.faults["end_ns"].tolist()
+        assert list(ends) == [1300, 1370]
+    # a fault that begins after the other one ended shares nothing
+    sc = scenario([read(0, ANON), read(1, ANON + PAGE, gap=2000)],
+                  costs=costs(fault_shared_ns=70))
+    assert list(simulate(sc, "nopage").faults["end_ns"]) == [1300, 3300]
+    assert vmlab.simulate(sc, "nopage").faults["end_ns"].tolist() == [1300, 3300]
+
+
+def test_a_vma_locked_handler_rereads_its_words_line_after_another_threads_operation():
+    """docs/model.md 15.1: vma_lock_reread_lines transfers of line_miss_ns each at the
+    release, when another thread acquired or released the VMA's lock since the grant."""
+    import vmlab
+
+    c = costs(vma_lock_reread_lines=2, line_miss_ns=50)
+    sc = scenario([read(0, ANON), read(1, ANON + PAGE)], costs=c)
+    for run in (simulate, vmlab.simulate):
+        r = run(sc, "per_vma_lock")
+        # thread 0's word was taken by thread 1 after its grant: 2 * 50 before its release;
+        # thread 1's was not touched since its own grant (thread 0's release comes later)
+        assert list(r.vma_locks["release_ns"]) == [1400, 1300]
+    # alone, or on another VMA's word: no transfer
+    assert list(simulate(scenario([read(0, ANON)], costs=c),
+                         "per_vma_lock").vma_locks["release_ns"]) == [1300]
+    sc = scenario([read(0, ANON), read(1, FILE)], costs=c, preload=[FILE])
+    assert [f["end_ns"] for f in rows(simulate(sc, "per_vma_lock"), "faults")] == [1300, 1400]
+    # under mmap_lock nothing is re-read (the counts are the VMA word's)
+    sc = scenario([read(0, ANON), read(1, ANON + PAGE)], costs=c)
+    assert [f["end_ns"] for f in rows(simulate(sc, "nopage"), "faults")] == [1300, 1300]
+
+
+def test_reread_lines_may_be_zero():
+    assert Costs(vma_lock_reread_lines=0).vma_lock_reread_lines == 0
+    with pytest.raises(ScenarioError, match="vma_lock_reread_lines must be a whole number of "
+                                            "cache lines from 0 to 64"):
+        Costs(vma_lock_reread_lines=65)

@@ -43,12 +43,14 @@ FP_GENERAL, FP_NO_WAIT, FP_FILE, FP_CONTEXT = -1, 0, 1, 2
 (COST_ACCESS, COST_FAULT, COST_ZERO_FILL, COST_PAGECACHE_HIT, COST_STRUCT_PAGE, COST_DRIVER,
  COST_PTE, COST_REMAP_FIXED, COST_SIGNAL, COST_MMAP_CS, COST_WAKEUP, COST_COPY_PAGE,
  COST_VMA_LOOKUP, COST_MMAP_LINE, COST_VMA_LINE, COST_MMAP_ACQ_LINES, COST_MMAP_REL_LINES,
- COST_VMA_ACQ_LINES, COST_VMA_REL_LINES) = range(19)
+ COST_VMA_ACQ_LINES, COST_VMA_REL_LINES, COST_FAULT_SHARED, COST_LINE_MISS,
+ COST_VMA_REREAD_LINES) = range(22)
 COST_NAMES = ("access_ns", "fault_ns", "zero_fill_ns", "pagecache_hit_ns", "struct_page_ns",
               "driver_ns", "pte_ns", "remap_fixed_ns", "signal_ns", "mmap_cs_ns", "wakeup_ns",
               "copy_page_ns", "vma_lookup_ns", "mmap_lock_line_ns", "vma_lock_line_ns",
               "mmap_lock_acquire_lines", "mmap_lock_release_lines", "vma_lock_acquire_lines",
-              "vma_lock_release_lines")
+              "vma_lock_release_lines", "fault_shared_ns", "line_miss_ns",
+              "vma_lock_reread_lines")
 
 # kernel fault model (docs/model.md 11.2): what a fault's lookup does, decided at the grant
 # (CASE_NONE: the page model, and device/iomem/context/eager VMAs)
@@ -169,7 +171,9 @@ TS_KEEP_K = 49     # 1: the lock-dropping attempt was VMA-locked and not major, 
 #                    takes mmap_sem without FAULT_FLAG_TRIED: a first attempt again, k kept
 #                    (docs/model.md 15.10)
 TS_IO_WAKE_N = 50  # the thread's draws of io_wakeup_ns so far (its own stream, docs/model.md 15.14)
-TS_NCOL = 51
+TS_VL_OPS0 = 51    # its VMA word's operation count right after this attempt's grant (a re-read
+#                    of the word's line is a transfer if it changed: docs/model.md 15.1)
+TS_NCOL = 52
 
 # fault record columns (F_PAGE is the dense page id; the wrapper turns it into asid/vpn/vma)
 (F_THREAD, F_PAGE, F_START, F_END, F_ATTEMPTS, F_MAJOR, F_LOCKWAIT, F_IOWAIT, F_OUTCOME,

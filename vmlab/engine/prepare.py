@@ -1284,7 +1284,9 @@ def prepare(scenario, policy=None, fast_path=True, event_budget=None):
                                                          idx)
     _check_time_room(scenario, costs, tables, (lw_hold, lw_read, lr_hold), vma_npages, T)
     cost_arr = np.array([getattr(costs, name) for name in C.COST_NAMES], np.int64)
-    lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns)
+    lock_costs = bool(costs.mmap_lock_line_ns or costs.vma_lock_line_ns or costs.vma_lookup_ns
+                      or costs.fault_shared_ns
+                      or costs.line_miss_ns * costs.vma_lock_reread_lines)
     fa = int(scenario.fault_around_pages)
     # twolist's protection of the working set (docs/model.md 8.1; the other replacements
     # have no active list and ignore the knob)

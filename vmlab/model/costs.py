@@ -308,6 +308,19 @@ class Costs:
     mmap_lock_release_lines: int = 1
     vma_lock_acquire_lines: int = 1
     vma_lock_release_lines: int = 1
+    #: Work every fault's handler does on machine-wide state (docs/model.md 15.1): the page
+    #: allocator's free lists, the LRU lists, the memcg counters.  Each attempt's handler
+    #: costs this times the number of *other* threads inside a fault (any address space, from
+    #: the fault's first attempt to its end) at its grant.  Default 0.
+    fault_shared_ns: int = 0
+    #: Lines of fields that share a VMA lock word's line which a VMA-locked handler reads
+    #: after its acquisition (docs/model.md 15.1, 15.11: ``vm_page_prot`` and ``vm_flags``
+    #: after the zero-fill, when the lock sat in ``vm_area_struct``'s first line).  Each is one
+    #: transfer, ``line_miss_ns``, when another thread acquired or released that VMA's lock
+    #: since the attempt's grant, else free.  Default 0 (from 0 to 64).
+    vma_lock_reread_lines: int = 0
+    #: One cache-line transfer that no other CPU queues for (a re-read's miss), ns.
+    line_miss_ns: int = 0
     #: A ``LOCK_R`` record of size 0 (a reader of ``mmap_lock`` that is not a fault, whose
     #: hold the trace does not give; docs/model.md 15.9) holds the lock this long: one
     #: ``mincore`` of 64 pages on this host (1.6 µs, best of 2,000; scripts/mmap_readers.c).
@@ -356,9 +369,10 @@ class Costs:
                 object.__setattr__(self, f.name, as_dist(v, f.name))
             elif f.name.endswith("_lines"):
                 w = as_whole(v)
-                if w is None or w < 1 or w > MAX_LOCK_LINES:
+                lo = 0 if f.name == "vma_lock_reread_lines" else 1
+                if w is None or w < lo or w > MAX_LOCK_LINES:
                     raise ScenarioError(
-                        f"cost {f.name} must be a whole number of cache lines from 1 to "
+                        f"cost {f.name} must be a whole number of cache lines from {lo} to "
                         f"{MAX_LOCK_LINES}, got {v!r}")
                 object.__setattr__(self, f.name, w)
             else:

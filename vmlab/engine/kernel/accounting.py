@@ -244,8 +244,9 @@ def _oom(W, G, th, t):
 
 
 @njit_verb
-def _fault_done(K, W, th, t, outcome):
+def _fault_done(K, W, G, th, t, outcome):
     """Thread ``th``'s open fault ends at ``t`` with ``outcome``: its record and counts."""
     _close_fault(th, t, outcome, W.TS, W.faults, K.keep_records, W.cnt)
+    G[g.G_N_IN_FAULT] -= 1
     W.TS[th, C.TS_IN_FAULT] = 0
     W.TS[th, C.TS_FAULT_ROW] = -1

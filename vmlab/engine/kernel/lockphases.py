@@ -66,6 +66,8 @@ def _ph_lock_req(K, W, G, th, t):
         if took:
             cnt[C.CNT_VMA_READ] += 1
             TS[th, C.TS_LINE_N] = W.vl_readers[v] - 1
+            W.vl_ops[v] += 1
+            TS[th, C.TS_VL_OPS0] = W.vl_ops[v]
             _attempt_holds(K, W, th, t, v)
             return -1, C.PH_GRANTED
         cnt[C.CNT_VMA_FALLBACK] += 1
@@ -237,7 +239,8 @@ def _ph_granted(K, W, G, th, t):
         # a LOCK_W record's call says where it changes its VMAs (docs/model.md 15.12)
         late = lkind == C.LK_LOCKW and K.lw_late[TS[th, C.TS_LW_NEXT]] == 1
         if _write_lock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_readers,
-                            W.vl_wlocked, W.vl_seq, W.mm_seq, K.pol, K.vma_pol, late):
+                            W.vl_wlocked, W.vl_seq, W.vl_ops, W.mm_seq, K.pol, K.vma_pol,
+                            late):
             W.drain_th[a] = th
             TS[th, C.TS_SEG] = C.CAT_LOCK_WAIT
             return -1, g.HALT  # the last reader out resumes it (locks._vma_read_release)
@@ -261,12 +264,13 @@ def _ph_granted(K, W, G, th, t):
                 TS[th, C.TS_AROUND_DONE] = 1  # write faults: no fault-around
             hcpu = costs[C.COST_FAULT] + extra
         if G[g.G_LINE_ON] == 1:
-            # the lock word's lines at the grant (docs/model.md 15.1)
+            # the lock word's lines at the grant, and the work on machine-wide state the
+            # other threads inside a fault share (docs/model.md 15.1)
             how = TS[th, C.TS_HOW] if designs else C.FLK_MMAP
             hcpu += TS[th, C.TS_LINE_N] * (
                 costs[C.COST_MMAP_LINE] * costs[C.COST_MMAP_ACQ_LINES] if how == C.FLK_MMAP
                 else costs[C.COST_VMA_LINE] * costs[C.COST_VMA_ACQ_LINES] if how == C.FLK_VMA
-                else 0)
+                else 0) + costs[C.COST_FAULT_SHARED] * (G[g.G_N_IN_FAULT] - 1)
         return t + hcpu, g.STEP_DONE
     TS[th, C.TS_SEG] = C.CAT_LOCK_HOLD
     TS[th, C.TS_PHASE] = C.PH_RELEASE_W
@@ -360,7 +364,7 @@ def _end_write(K, W, th):
     if K.designs and TS[th, C.TS_W_LOCKED] == 1:
         late = TS[th, C.TS_LOCK_KIND] == C.LK_LOCKW and K.lw_late[TS[th, C.TS_LW_NEXT]] == 1
         _write_unlock_vmas(a, TS[th, C.TS_W_V0], TS[th, C.TS_W_V1], W.vl_wlocked,
-                           W.vl_seq, W.mm_seq, K.pol, K.vma_pol, late)
+                           W.vl_seq, W.vl_ops, W.mm_seq, K.pol, K.vma_pol, late)
         TS[th, C.TS_W_LOCKED] = 0
     W.lk_writer[a] = 0
 

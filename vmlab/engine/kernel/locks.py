@@ -147,7 +147,8 @@ def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, kee
 
 
 @njit_borrow
-def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq, pol, vma_pol, late):
+def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, vl_ops, mm_seq, pol, vma_pol,
+                     late):
     """A writer granted mmap_sem for write on address space ``a`` write-locks VMAs
     ``[v0, v1)`` (``vma_start_write``) and makes the sequence counts odd; a VMA whose policy
     has ``spf_count="change"`` (``pol``'s K_SPF_COUNT) has its count changed once and never
@@ -158,6 +159,7 @@ def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq, pol, vma
     busy = False
     for v in range(v0, v1):
         vl_wlocked[v] = 1
+        vl_ops[v] += 1
         if pol[vma_pol[v], C.K_SPF_COUNT] == 0:
             vl_seq[v] += 1
         elif not late:
@@ -168,13 +170,14 @@ def _write_lock_vmas(a, v0, v1, vl_readers, vl_wlocked, vl_seq, mm_seq, pol, vma
 
 
 @njit_borrow
-def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, mm_seq, pol, vma_pol, late):
+def _write_unlock_vmas(a, v0, v1, vl_wlocked, vl_seq, vl_ops, mm_seq, pol, vma_pol, late):
     """The writer releases mmap_sem: its VMAs unlock at once (``vma_end_write_all``), the
     sequence counts are even again (a ``spf_count="change"`` VMA's already is: it changes
     here, by 2, when the writer's change comes at its release, ``late``, 15.12)."""
     mm_seq[a] += 1
     for v in range(v0, v1):
         vl_wlocked[v] = 0
+        vl_ops[v] += 1
         if pol[vma_pol[v], C.K_SPF_COUNT] == 0:
             vl_seq[v] += 1
         elif late:
@@ -214,6 +217,7 @@ def _release_hold(K, W, G, th, t):
             v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
             w = _vma_read_release(th, t, v, K.vma_asid[v], W.vl_readers, W.vl_wlocked,
                                   W.drain_th, W.vlocks, K.keep_records, TS)
+            W.vl_ops[v] += 1
             if w >= 0:
                 W.tn[w] = _woken_at(K, G, t)
             TS[th, C.TS_HOW] = C.FLK_NONE
@@ -289,11 +293,16 @@ def _release_cost(K, W, G, th):
     TS = W.TS
     v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
     costs = K.costs
-    return _release_line_ns(TS[th, C.TS_HOW] if K.designs else C.FLK_MMAP,
-                            TS[th, C.TS_LOCK_ASID], v, W.lk_readers, W.vl_readers,
+    how = TS[th, C.TS_HOW] if K.designs else C.FLK_MMAP
+    cost = _release_line_ns(how, TS[th, C.TS_LOCK_ASID], v, W.lk_readers, W.vl_readers,
                             W.vl_wlocked,
                             costs[C.COST_MMAP_LINE] * costs[C.COST_MMAP_REL_LINES],
                             costs[C.COST_VMA_LINE] * costs[C.COST_VMA_REL_LINES])
+    if how == C.FLK_VMA and W.vl_ops[v] != TS[th, C.TS_VL_OPS0]:
+        # the handler's re-read of fields beside the word, which another thread's acquisition
+        # or release wrote since this attempt's grant: a transfer a line (docs/model.md 15.1)
+        cost += costs[C.COST_VMA_REREAD_LINES] * costs[C.COST_LINE_MISS]
+    return cost
 
 
 @njit_phase

@@ -145,7 +145,9 @@ def _setup(K):
     G[g.G_HAS_WINDOWS] = (K.win_lo.shape[0] == P and P > 0 and
                           (K.fault_around > 1 or G[g.G_CACHE_MODE] == 1))
     G[g.G_TRACK_CAND] = K.adv_kind != C.SCHED_NONE  # (else nobody reads its notes)
-    G[g.G_LINE_ON] = K.costs[C.COST_MMAP_LINE] > 0 or K.costs[C.COST_VMA_LINE] > 0
+    G[g.G_LINE_ON] = (K.costs[C.COST_MMAP_LINE] > 0 or K.costs[C.COST_VMA_LINE] > 0
+                      or K.costs[C.COST_FAULT_SHARED] > 0
+                      or K.costs[C.COST_LINE_MISS] * K.costs[C.COST_VMA_REREAD_LINES] > 0)
 
     # ---- page state: flag bits (F_*) and the pin count per entry (pagecache.py)
     FL = np.full(NS, F_MSIO, np.uint8)
@@ -213,7 +215,7 @@ def _setup(K):
         lk_readers=zeros(n_asid), lk_writer=zeros(n_asid), lk_q=zeros(n_asid, T + 1),
         lk_qh=zeros(n_asid), lk_qn=zeros(n_asid), lk_woken=zeros(n_asid),
         lk_handoff=zeros(n_asid), vl_readers=zeros(nvma),
-        vl_wlocked=zeros(nvma), vl_seq=zeros(nvma), mm_seq=zeros(n_asid),
+        vl_wlocked=zeros(nvma), vl_seq=zeros(nvma), vl_ops=zeros(nvma), mm_seq=zeros(n_asid),
         drain_th=np.full(n_asid, -1, np.int64), anon_vma=K.vma_anon_vma.copy(),
         TS=TS, TT=TT, tn=zeros(T), fstart=zeros(T), vf_h=zeros(nvma),
         pend_t=zeros(T, 8), pend_f=zeros(T, 8), pend_row=zeros(T, 8), pend_h=zeros(T),

@@ -153,6 +153,7 @@ def _ph_access(K, W, G, th, t):
         TS[th, C.TS_F_LOCKWAIT] = 0
         TS[th, C.TS_F_IOWAIT] = 0
         W.fstart[th] = t
+        G[g.G_N_IN_FAULT] += 1
         if K.keep_records:
             nf = G[g.G_NF]
             faults = W.faults

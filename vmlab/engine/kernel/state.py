@@ -91,7 +91,9 @@ G_PRIO = 49         # 1: a charge over the limit runs try_charge_memcg's reclaim
 G_REFAULT_ACT = 50  # refaults workingset activated (WORKINGSET_ACTIVATE_FILE)
 G_REFAULT_SNAP = 51  # ... its value at the end of the last reclaim call (snapshot_refaults)
 G_WAKE_CNT = 52     # draws of lock_wakeup_ns taken (docs/model.md 15.14)
-G_NCOL = 53
+G_N_IN_FAULT = 53   # threads inside a fault, from its opening to its end (fault_shared_ns,
+#                     docs/model.md 15.1)
+G_NCOL = 54
 
 # what a phase function returns beside its next step time: the phase to run next within
 # the same step (a ``PH_*``), or one of these
@@ -141,6 +143,7 @@ class Work(NamedTuple):
     vl_readers: np.ndarray
     vl_wlocked: np.ndarray
     vl_seq: np.ndarray
+    vl_ops: np.ndarray      # [VMAs]: acquisitions and releases of the VMA's lock word so far
     mm_seq: np.ndarray
     drain_th: np.ndarray
     anon_vma: np.ndarray    # [VMAs]: 1 once a fault made the VMA's anon_vma (docs/model.md 15.8)
