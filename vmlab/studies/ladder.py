@@ -305,35 +305,42 @@ PFT_PLATEAU_RATIO = 6.35e6 / 0.90e6
 
 
 #: The cache lines each lock operation of a fault transfers on one address space whose faults
-#: all take the same word: the lines it writes, and the lines of the word the fault reads again
-#: after the other users wrote them (docs/model.md 15.11, counted from kernel/locking/rwsem.c,
-#: include/linux/mm_types.h, mm/memory.c).  Per layout:
+#: all take the same word, and the lines of fields beside a VMA's word its handler reads again
+#: (docs/model.md 15.11, counted from kernel/locking/rwsem.c, include/linux/mm_types.h,
+#: mm/memory.c).  An operation's lines are those it *writes*: each waits for the other users'
+#: operations on them (``line_ns * n``).  A read of a line right after the thread's own write
+#: of it finds it in its cache; a read after other threads may have written it meanwhile is
+#: one transfer if they did (``vma_lock_reread_lines``, each ``line_miss_ns``).  Per layout:
 #:
 #: * ``"one_each"``: one line per acquisition and per release, the model before lines were
 #:   counted (``Costs()``'s default).
 #: * ``"per_vma_v2"``: the kernels of the cited pft-threads run (6.2-rc4 with the per-VMA lock
-#:   series v2, February 2023).  ``mmap_lock``, acquisition 3: ``down_read_trylock`` adds to
+#:   series v2, February 2023).  ``mmap_lock``, acquisition 2: ``down_read_trylock`` adds to
 #:   the count (an atomic read-modify-write) and stores the owner
 #:   (``rwsem_set_reader_owned``), which ``struct mm_struct`` keeps on two lines (mmap_lock 56
-#:   bytes past a line boundary), and the page-table walk reads ``mm->pgd``, in the 56 bytes
-#:   before the count, after the other readers' adds wrote that line; release 1 (``up_read``
-#:   subtracts from the count).  The VMA's rwsem sat in ``vm_area_struct``'s first line, beside
-#:   ``vm_start``, ``vm_flags`` and ``vm_page_prot``: acquisition 2 (count and owner on that
-#:   line, and the handler's read of ``vm_page_prot``/``vm_flags`` after the zero-fill, when
-#:   the other faults' lock operations have taken the line), release 1.
+#:   bytes past a line boundary); the page-table walk's read of ``mm->pgd``, beside the count,
+#:   follows the thread's own add at once; release 1 (``up_read`` subtracts from the count).
+#:   The VMA's rwsem sat in ``vm_area_struct``'s first line, beside ``vm_start``, ``vm_flags``
+#:   and ``vm_page_prot``: acquisition 1 (count and owner on that line), release 1, and one
+#:   line re-read: ``do_anonymous_page`` reads ``vm_page_prot`` and ``vm_flags`` after
+#:   clearing the page, when the other faults' operations on the word may have taken it.
 #: * ``"per_vma_6.4"``: 6.4-6.14 as merged: ``struct vma_lock`` is a 40-byte rwsem of its own
 #:   ("mm: separate vma->lock from vm_area_struct": the fields the fault reads no longer share
-#:   its line), so a VMA lock's acquisition and release are 1 and 1; ``mmap_lock`` as above.
+#:   its line), so a VMA lock's acquisition and release are 1 and 1 and nothing is re-read;
+#:   ``mmap_lock`` as above.
 #:
 #: The sequence counts a VMA-locked fault checks (``vm_lock_seq``, ``mm_lock_seq``) are
 #: written by writers only and transfer nothing on pft.
 LOCK_LINES = {
     "one_each": {"mmap_lock_acquire_lines": 1, "mmap_lock_release_lines": 1,
-                 "vma_lock_acquire_lines": 1, "vma_lock_release_lines": 1},
-    "per_vma_v2": {"mmap_lock_acquire_lines": 3, "mmap_lock_release_lines": 1,
-                   "vma_lock_acquire_lines": 2, "vma_lock_release_lines": 1},
-    "per_vma_6.4": {"mmap_lock_acquire_lines": 3, "mmap_lock_release_lines": 1,
-                    "vma_lock_acquire_lines": 1, "vma_lock_release_lines": 1},
+                 "vma_lock_acquire_lines": 1, "vma_lock_release_lines": 1,
+                 "vma_lock_reread_lines": 0},
+    "per_vma_v2": {"mmap_lock_acquire_lines": 2, "mmap_lock_release_lines": 1,
+                   "vma_lock_acquire_lines": 1, "vma_lock_release_lines": 1,
+                   "vma_lock_reread_lines": 1},
+    "per_vma_6.4": {"mmap_lock_acquire_lines": 2, "mmap_lock_release_lines": 1,
+                    "vma_lock_acquire_lines": 1, "vma_lock_release_lines": 1,
+                    "vma_lock_reread_lines": 0},
 }
 
 #: The layout of the kernels the cited pft-threads figures were measured on.
@@ -342,20 +349,61 @@ PFT_LAYOUT = "per_vma_v2"
 
 def fault_lines(layout, kind="mmap_lock"):
     """The lines a fault's acquisition and release of a ``kind`` word (``"mmap_lock"`` or
-    ``"vma_lock"``) transfer together under ``layout`` (a name of :data:`LOCK_LINES`)."""
+    ``"vma_lock"``) write together under ``layout`` (a name of :data:`LOCK_LINES`)."""
     lines = LOCK_LINES[layout]
     return lines[f"{kind}_acquire_lines"] + lines[f"{kind}_release_lines"]
 
 
-def pft_line_ns(fault_ns, ratio=PFT_PLATEAU_RATIO, lines=2):
+def pft_shared_ns(fault_ns):
+    """``fault_shared_ns`` from the cited VMA-per-thread run (docs/model.md 15.11).
+
+    Under per-VMA locks with a VMA per thread no lock word has a second user, so what a fault
+    there costs beyond its 1-thread time is the work the threads share:
+    :func:`pft_cited_decomposition`'s ``shared_over_1`` at the run's top thread count ``T``
+    (6.82 at 128).  With every other thread inside a fault, a fault of ``fault_ns`` alone
+    then takes ``fault_ns + fault_shared_ns * (T - 1)``, so ``fault_shared_ns = (shared_over_1
+    - 1) * fault_ns / (T - 1)``.
+
+    Parameters
+    ----------
+    fault_ns : float
+        vmlab's per-VMA fault on one thread, ns (:func:`pft_fault_ns` plus the lookup).
+
+    Returns
+    -------
+    int
+        ns (rounded).
+    """
+    d = pft_cited_decomposition()
+    top = int(d.index.max())
+    return int(round((d.loc[top, "shared_over_1"] - 1.0) * fault_ns / (top - 1)))
+
+
+#: The thread counts :func:`pft_miss_ns` fits over: 7 to 30, a core per thread, and not the
+#: 4-thread point that :data:`PUBLISHED`'s ``pft_vma_4`` judges.
+PFT_MISS_FIT_THREADS = (7, 12, 21, 30)
+
+
+def pft_miss_ns(fault_ns, threads=PFT_MISS_FIT_THREADS):
+    """``line_miss_ns`` from the cited series-v2 run (docs/model.md 15.11): the fixed part of
+    its VMA word's cost per fault (:func:`pft_cited_word_fit` over ``threads``: a cost paid in
+    full once another thread shares the word, the one line re-read), scaled from the cited
+    machine's 1-thread fault to vmlab's ``fault_ns`` (ns, rounded)."""
+    icept = pft_cited_word_fit(threads)["vma_lock"][0]
+    cited_1 = 1e9 / float(PFT_CITED_RATES["one_v2"].loc[1])
+    return int(round(icept * fault_ns / cited_1))
+
+
+def pft_line_ns(fault_ns, ratio=PFT_PLATEAU_RATIO, lines=2, shared_ns=0):
     """The cost of one cache-line transfer at which ``T`` threads sharing a lock word plateau
     at ``ratio`` times the 1-thread fault rate (closed form).
 
     With ``T`` threads always inside a fault, an acquisition and a release that write
-    ``lines`` lines between them cost ``lines * line_ns * (T - 1)`` (docs/model.md 15.1), so a
-    fault takes ``fault_ns + lines * line_ns * (T - 1)`` and the total rate tends to
-    ``1 / (lines * line_ns)``; equating it with ``ratio / fault_ns`` gives ``line_ns =
-    fault_ns / (lines * ratio)``.
+    ``lines`` lines between them cost ``lines * line_ns * (T - 1)`` (docs/model.md 15.1) and
+    the work they share ``shared_ns * (T - 1)``, so a fault takes ``fault_ns + (lines *
+    line_ns + shared_ns) * (T - 1)`` and the total rate tends to ``1 / (lines * line_ns +
+    shared_ns)``; equating it with ``ratio / fault_ns`` gives ``line_ns = (fault_ns / ratio -
+    shared_ns) / lines``.
 
     Parameters
     ----------
@@ -364,27 +412,32 @@ def pft_line_ns(fault_ns, ratio=PFT_PLATEAU_RATIO, lines=2):
     ratio : float
         Plateau over the 1-thread rate (default: the cited baseline's, about 7.06).
     lines : int
-        Lines an acquisition and a release of the word transfer together (default 2: one
-        each; the kernel's ``mmap_lock``: ``fault_lines("per_vma_v2")``, 4).
+        Lines an acquisition and a release of the word write together (default 2: one
+        each; the kernel's ``mmap_lock``: ``fault_lines("per_vma_v2")``, 3).
+    shared_ns : float
+        ``fault_shared_ns`` (default 0).
 
     Returns
     -------
     int
         The line cost in ns (rounded).
     """
-    return int(round(fault_ns / (lines * ratio)))
+    return int(round((fault_ns / ratio - shared_ns) / lines))
 
 
-def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0, lines=2):
+def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0, lines=2, shared_ns=0,
+                        miss_ns=0):
     """Total faults per second of ``n_threads`` threads sharing one lock word (closed form).
 
     Mean field of docs/model.md 15.1: a thread spends ``outside_ns`` per fault outside the
-    word (user work, an RCU lookup) and ``h`` holding it, where ``h = fault_cpu_ns +
-    lines * line_ns * n`` (``lines``: the lines its acquisition and release transfer
-    together) and ``n = (T - 1) * h / (outside_ns + h)`` other threads hold it on average.
-    ``h`` is the positive root of ``h^2 + (a - c - lines l (T - 1)) h - c a = 0``.  Exact for
-    one thread, and for ``outside_ns = 0`` while every thread faults; otherwise the
-    simulation's rate differs by how the holds line up (a few per cent).
+    word (user work, an RCU lookup) and ``h`` holding it, where ``h = c + k n`` with ``c =
+    fault_cpu_ns`` (plus ``miss_ns`` when another thread shares the word: its re-reads),
+    ``k = lines * line_ns + shared_ns`` (``lines``: the lines its acquisition and release
+    write together; ``shared_ns``: the work faults share, per other thread inside one) and
+    ``n = (T - 1) * h / (outside_ns + h)`` other threads holding it on average.  ``h`` is the
+    positive root of ``h^2 + (a - c - k (T - 1)) h - c a = 0``.  Exact for one thread, and
+    for ``outside_ns = 0`` while every thread faults; otherwise the simulation's rate
+    differs by how the holds line up (a few per cent).
 
     Parameters
     ----------
@@ -392,6 +445,8 @@ def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0, lines=2)
     fault_cpu_ns, line_ns, outside_ns : float
     lines : int
         Lines per fault: :func:`fault_lines` of the word's kind (default 2, one each).
+    shared_ns, miss_ns : float
+        ``fault_shared_ns``; ``vma_lock_reread_lines * line_miss_ns`` (default 0).
 
     Returns
     -------
@@ -399,8 +454,10 @@ def pft_rate_mean_field(n_threads, fault_cpu_ns, line_ns, outside_ns=0, lines=2)
         Faults per second.
     """
     T = np.asarray(n_threads, dtype=float)
-    a, c, ell = float(outside_ns), float(fault_cpu_ns), float(line_ns)
-    b = a - c - float(lines) * ell * (T - 1.0)
+    a, ell = float(outside_ns), float(line_ns)
+    c = float(fault_cpu_ns) + np.where(T > 1, float(miss_ns), 0.0)
+    k = float(lines) * ell + float(shared_ns)
+    b = a - c - k * (T - 1.0)
     h = (-b + np.sqrt(b * b + 4.0 * c * a)) / 2.0
     out = T * 1e9 / (a + h)
     return float(out) if out.ndim == 0 else out
@@ -446,8 +503,8 @@ def lock_costs(line_ns, vma_line_ns=None, lookup_ns=VMA_LOOKUP_NS, costs=None, l
     """``costs`` (default ``Costs()``) with the lock-word costs of docs/model.md 15.1:
     ``mmap_lock_line_ns = line_ns``, ``vma_lock_line_ns = vma_line_ns`` (default the same:
     one line transfer costs the same whichever word it holds), ``vma_lookup_ns = lookup_ns``,
-    and the lines each operation transfers from ``layout`` (a name of :data:`LOCK_LINES`;
-    default: ``costs``' own, one each unless set)."""
+    and the lines each operation writes and re-reads from ``layout`` (a name of
+    :data:`LOCK_LINES`; default: ``costs``' own, one each and none re-read unless set)."""
     vma_line_ns = line_ns if vma_line_ns is None else vma_line_ns
     return (costs or Costs()).replace(mmap_lock_line_ns=int(line_ns),
                                       vma_lock_line_ns=int(vma_line_ns),
@@ -456,7 +513,7 @@ def lock_costs(line_ns, vma_line_ns=None, lookup_ns=VMA_LOOKUP_NS, costs=None, l
 
 
 def pft_scenario(n_threads, pages_per_thread=64, touch_gap_ns=50, costs=None,
-                 vma_per_thread=False):
+                 vma_per_thread=False, phase_ns=None):
     """mmtests ``pft-threads``: ``n_threads`` threads first-touch their slices of one
     anonymous region (:func:`vmlab.trace.synth.pft_threads`), every touch a zero-fill fault.
 
@@ -466,15 +523,21 @@ def pft_scenario(n_threads, pages_per_thread=64, touch_gap_ns=50, costs=None,
     pft's one region.  Each VMA has its ``anon_vma`` from the start (docs/model.md 15.8): the
     cited runs' rates are a steady state over a region of about 100 GB, whose first faults
     (which make it, under ``mmap_lock``) are a transient that a slice of ``pages_per_thread``
-    pages would inflate.
+    pages would inflate.  For the same reason the threads start out of step, spread over
+    ``phase_ns`` (default: one uncontended fault, :func:`pft_fault_ns`): identical threads
+    started together would stay in step through the whole replay, each taking the word
+    right after the one before, which no long run does (it matters for the re-reads of
+    docs/model.md 15.1: the last of a lockstep group finds its word untouched).
 
     Returns
     -------
     Scenario
     """
-    tr = synth.pft_threads(n_threads=n_threads, pages_per_thread=pages_per_thread,
-                           touch_gap_ns=touch_gap_ns)
     costs = costs or Costs()
+    if phase_ns is None:
+        phase_ns = pft_fault_ns(costs, touch_gap_ns)
+    tr = synth.pft_threads(n_threads=n_threads, pages_per_thread=pages_per_thread,
+                           touch_gap_ns=touch_gap_ns, phase_ns=phase_ns)
     if not vma_per_thread:
         vmas = Scenario(tr, backing="anon").resolved_vmas()
         return Scenario(tr, vmas=tuple(replace(v, anon_vma=True) for v in vmas), costs=costs)
@@ -864,14 +927,22 @@ def pft_table(results):
     return df
 
 
-def pft_costs(layout=PFT_LAYOUT, costs=None):
+def pft_costs(layout=PFT_LAYOUT, costs=None, shared=True):
     """The costs of :func:`pft_sweep`: ``costs`` (default ``Costs()``) with the lines of
     ``layout`` (a name of :data:`LOCK_LINES`; default the cited run's, ``"one_each"`` for the
-    model before lines were counted), the line cost of :func:`pft_line_ns` for ``mmap_lock``'s lines (the cited
-    baseline's plateau over its 1-thread rate, 7.06x) and :data:`VMA_LOOKUP_NS`."""
+    model before lines were counted), :data:`VMA_LOOKUP_NS` and, with ``shared`` (docs/model.md
+    15.11), the work faults share (:func:`pft_shared_ns`, from the cited VMA-per-thread run)
+    and a re-read's transfer (:func:`pft_miss_ns`, from the cited series-v2 run's 7-30 thread
+    points); the line cost is :func:`pft_line_ns` for ``mmap_lock``'s lines and that shared
+    work (the cited baseline's plateau over its 1-thread rate, 7.06x).  ``shared=False``:
+    neither, the model before they existed."""
     c = costs or Costs()
-    line = pft_line_ns(pft_fault_ns(c), lines=fault_lines(layout))
-    return lock_costs(line, costs=c, layout=layout)
+    fault = pft_fault_ns(c)
+    shared_ns = pft_shared_ns(fault + VMA_LOOKUP_NS) if shared else 0
+    miss_ns = pft_miss_ns(fault + VMA_LOOKUP_NS) if shared else 0
+    line = pft_line_ns(fault, lines=fault_lines(layout), shared_ns=shared_ns)
+    return lock_costs(line, costs=c, layout=layout).replace(fault_shared_ns=shared_ns,
+                                                            line_miss_ns=miss_ns)
 
 
 def pft_sweep(threads=PFT_THREADS, policies=("fault_retry_v57", "per_vma_lock"),

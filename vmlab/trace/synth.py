@@ -1089,7 +1089,7 @@ def _by_clock(threads, page_size, source):
 
 
 def pft_threads(n_threads=4, pages_per_thread=4096, touch_gap_ns=50, base_addr=DEFAULT_BASE,
-                page_size=4096):
+                page_size=4096, phase_ns=0):
     """mmtests ``pft-threads``: threads first-touching their own slices of one anonymous region.
 
     Thread ``t`` stores to each page of pages ``[t * pages_per_thread, (t + 1) *
@@ -1112,6 +1112,11 @@ def pft_threads(n_threads=4, pages_per_thread=4096, touch_gap_ns=50, base_addr=D
         Start of the region (default 0x7f0000000000).
     page_size : int
         Bytes per page (default 4096).
+    phase_ns : int
+        Thread ``t``'s first touch comes ``t * phase_ns // n_threads`` ns later than thread 0's
+        (default 0: all start together).  Identical threads started at one instant stay in
+        step forever in a replay; a long run's threads are out of step, and ``phase_ns`` of
+        about one fault's time spreads them evenly over it.
 
     Returns
     -------
@@ -1120,16 +1125,19 @@ def pft_threads(n_threads=4, pages_per_thread=4096, touch_gap_ns=50, base_addr=D
     T = _check_pos("n_threads", n_threads)
     n = _check_pos("pages_per_thread", pages_per_thread)
     g = _check_pos("touch_gap_ns", touch_gap_ns, allow_zero=True)
+    phase = _check_pos("phase_ns", phase_ns, allow_zero=True)
     page_size = _check_page_size(page_size)
     base_addr = _check_region(base_addr, T * n, page_size)
     src = _source("pft_threads", n_threads=T, pages_per_thread=n, touch_gap_ns=g,
-                  base_addr=base_addr, page_size=page_size)
+                  base_addr=base_addr, page_size=page_size,
+                  **({"phase_ns": phase} if phase else {}))
     threads = []
     for t in range(T):
         pages = np.arange(t * n, (t + 1) * n, dtype=np.uint64)
+        gaps = np.full(n, g, np.uint64)
+        gaps[0] += np.uint64(t * phase // T)
         threads.append((np.uint64(base_addr) + pages * np.uint64(page_size),
-                        np.full(n, Op.STORE, np.uint8), np.full(n, 8, np.uint64),
-                        np.full(n, g, np.uint64)))
+                        np.full(n, Op.STORE, np.uint8), np.full(n, 8, np.uint64), gaps))
     return _by_clock(threads, page_size, src)
 
 
