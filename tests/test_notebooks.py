@@ -295,20 +295,23 @@ def test_09_twenty_years_later(executed):
     assert r["lespinasse_n_mmap_lock_read_per_vma_no_retry"] == 0
     assert r["lespinasse_n_retries_per_vma_no_retry"] == 0
     assert r["lespinasse_writer_ops_per_s_fault_retry"] == pytest.approx(15_000, rel=0.05)
-    # pft-threads: the mean field within 6% (per-VMA 8%: its lookup, outside the word, lets
-    # the holds line up at a few threads), the cited baseline shape within 25%
+    # pft-threads: the mean field within 6% (16 pages a thread: the threads' staggered start
+    # weighs more than at full size, 1.5%), the per-VMA change within 1 point of its closed
+    # form, the cited baseline shape within 25%
     assert r["pft_mean_field_max_error"] < 0.06
-    assert r["pft_vma_mean_field_max_error"] < 0.08
+    assert r["pft_vma_mean_field_max_error"] < 0.06
+    assert r["pft_vma_mean_field_change_max_error"] < 0.01
     assert r["pft_12_over_1"] == pytest.approx(4.97 / 0.90, rel=0.25)
     assert 1.0 < r["pft_128_over_30"] < 1.25
-    assert r["pft_vma_split_max_threads"] > 4
-    # per-VMA locks on pft's one region (docs/model.md 15.11): one line per operation, no
-    # gain; the counted lines (4 per fault on mmap_lock, 3 on the series-v2 VMA word) a gain
-    # toward 4/3 at 128 threads, more with 6.4's 2; the 4-thread slowdown does not follow
+    # the constants come from the cited runs (docs/model.md 15.11)
+    assert (r["pft_shared_ns"], r["pft_miss_ns"], r["pft_line_ns"]) == (62, 202, 43)
+    # per-VMA locks on pft's one region (docs/model.md 15.11): one line per operation and
+    # nothing shared, no gain; the cited run's layout slower at 4 threads (the re-read) and
+    # 22-27% faster at 128; 6.4's layout (nothing re-read) faster at 4 threads too
     assert abs(r["pft_vma_max_threads_one_line"]) < 0.01
-    assert 0.20 < r["pft_vma_max_threads"] < 1 / 3
-    assert r["pft_vma_max_threads_6_4"] > 2 * r["pft_vma_max_threads"]
-    assert r["pft_vma_4"] > 0 and r["pft_vma_1"] == pytest.approx(1351 / 1358 - 1)
+    assert -0.20 <= r["pft_vma_4"] <= 0 and 0.22 <= r["pft_vma_max_threads"] <= 0.27
+    assert r["pft_vma_4_6_4"] > 0 and r["pft_vma_max_threads_6_4"] > r["pft_vma_max_threads"]
+    assert r["pft_vma_1"] == pytest.approx(1351 / 1358 - 1)
     # the cited runs' time per fault, split (docs/model.md 15.11): the numbers the prose uses
     dec, wfit = ladder.pft_cited_decomposition(), ladder.pft_cited_word_fit()
     assert r["pft_cited_shared_over_1_30"] == pytest.approx(dec.loc[30, "shared_over_1"])
@@ -316,8 +319,8 @@ def test_09_twenty_years_later(executed):
     assert r["pft_cited_mmap_word_4_ns"] == pytest.approx(dec.loc[4, "mmap_lock_word_ns"])
     assert r["pft_cited_word_ratio_128"] == pytest.approx(dec.loc[128, "word_ratio"])
     assert r["pft_cited_word_fit"]["vma_lock"] == pytest.approx(list(wfit["vma_lock"]))
-    # vmlab's VMA-per-thread sweep scales far past the cited run's (no shared work modelled)
-    assert r["pft_vma_split_max_threads"] > 5 * r["pft_cited_split_128"]
+    # a VMA per thread: the shared work bounds per-VMA locks near the cited +157%
+    assert r["pft_vma_split_max_threads"] == pytest.approx(r["pft_cited_split_128"], abs=0.4)
     # ebizzy: speculative and per-VMA faults leave the lock word and the munmap queue
     assert r["spf_ratio_16"] > 1.4 and r["per_vma_ratio_16"] > 1.4
     assert r["spf_n_mmap_lock_read_16"] == r["spf_n_vma_lock_fallbacks_16"]
