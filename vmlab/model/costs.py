@@ -297,12 +297,11 @@ class Costs:
     vma_lookup_ns: int = 0
     mmap_lock_line_ns: int = 0
     vma_lock_line_ns: int = 0
-    #: Cache lines a lock operation transfers that the word's other users also write (docs/model.md
-    #: 15.1, 15.11): an acquisition or a release costs ``line_ns * n`` per line.  Default 1:
-    #: one line per operation, the model before lines were counted.  The kernel's counts
-    #: (``mmap_lock``: 3 per acquisition, the count and the owner on two lines and the page-table
-    #: walk's read of ``mm->pgd`` beside the count, 1 per release; a VMA lock: 1 and 1 in
-    #: 6.4-6.14, 2 and 1 when its rwsem shared ``vm_area_struct``'s first line) are
+    #: Cache lines a lock operation writes, each of which waits for the word's other users
+    #: (docs/model.md 15.1, 15.11): an acquisition or a release costs ``line_ns * n`` per
+    #: line.  Default 1: one line per operation, the model before lines were counted.  The
+    #: kernel's counts (``mmap_lock``: 2 per acquisition, the count and the owner on two
+    #: lines, 1 per release; a VMA lock: 1 and 1) are
     #: :data:`vmlab.studies.ladder.LOCK_LINES`.
     mmap_lock_acquire_lines: int = 1
     mmap_lock_release_lines: int = 1

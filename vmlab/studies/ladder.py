@@ -41,12 +41,15 @@ besides lock words (the VMA-per-thread run) and the lock word's part, and
 :func:`pft_cited_word_fit` fits the latter against the number of other threads.
 
 Parameters come from the cited setups (thread counts, which calls are writers and what they
-cover) or from this host's measured costs (``Costs()``, docs/model.md section 14).  Two
-constants no setup states directly are taken from the cited curves and said so: the lock word's cache-line cost, taken from
-the baseline ``pft-threads`` curve itself (:func:`pft_line_ns`: its plateau over its
-one-thread rate), and the VMA path's extra work :data:`VMA_LOOKUP_NS`, from the
-cited run's 1-thread point.  How many cache lines each lock
-operation transfers is counted from the kernel's source, not chosen (:data:`LOCK_LINES`).
+cover) or from this host's measured costs (``Costs()``, docs/model.md section 14).  Four
+constants no setup states directly are taken from the cited ``pft-threads`` runs, each from a
+different part of them and none from the figures :data:`PUBLISHED` judges, and said so
+(docs/model.md 15.11): the work faults share (:func:`pft_shared_ns`, the VMA-per-thread run),
+the lock word's cache-line cost (:func:`pft_line_ns`, the baseline's plateau over its
+one-thread rate), a re-read's transfer (:func:`pft_miss_ns`, the series-v2 run at 7 to 30
+threads) and the VMA path's extra work :data:`VMA_LOOKUP_NS` (the 1-thread point).  How many
+cache lines each lock operation writes or re-reads is counted from the kernel's source, not
+chosen (:data:`LOCK_LINES`).
 """
 from __future__ import annotations
 
