@@ -1726,7 +1726,7 @@ class NaiveSimulator:
         n = self.files[f][1]
         o0 = self._file_page((vma.asid, first), self.adv_vma)
         o1 = min(n, o0 + last - first)
-        for th in list(self.batches):      # lru_add_drain_all (12.1)
+        for th in sorted(self.batches):    # lru_add_drain_all, in thread order (12.1)
             self._drain(th)
         for key in [k for k in self.shadows if k[0] == f and o0 <= k[1]
                     and min(k[1] + self._span(*k)[1], n) <= o1]:

@@ -247,6 +247,5 @@ def _oom(W, G, th, t):
 def _fault_done(K, W, G, th, t, outcome):
     """Thread ``th``'s open fault ends at ``t`` with ``outcome``: its record and counts."""
     _close_fault(th, t, outcome, W.TS, W.faults, K.keep_records, W.cnt)
-    G[g.G_N_IN_FAULT] -= 1
     W.TS[th, C.TS_IN_FAULT] = 0
     W.TS[th, C.TS_FAULT_ROW] = -1

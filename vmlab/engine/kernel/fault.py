@@ -710,6 +710,7 @@ def _ph_install(K, W, G, th, t):
     else:
         TS[th, C.TS_REL_PAID] = 0
     w = _release_hold(K, W, G, th, t)
+    G[g.G_N_IN_FAULT] -= 1  # the fault is done once its release takes effect (15.1)
     TT = W.TT
     TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
     TT[th, C.CAT_IO_WAIT] += TS[th, C.TS_ATT_WAIT]
@@ -739,6 +740,7 @@ def _ph_sigbus(K, W, G, th, t):
     W.TT[th, C.CAT_FAULT_CPU] += TS[th, C.TS_ATT_CPU]
     TS[th, C.TS_ATT_CPU] = 0
     # iomem never waits, so the fault is minor with no I/O wait
+    G[g.G_N_IN_FAULT] -= 1
     _fault_done(K, W, G, th, t, C.OUT_SIGBUS)
     W.cnt[C.CNT_SIGBUS] += 1
     _thread_ends(K, W, G, th, t, C.ST_SIGBUS)

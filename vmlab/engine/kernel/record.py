@@ -127,6 +127,7 @@ def _ph_access(K, W, G, th, t):
             kernel_model and _allows(p, K.rec_write[pos] == 1, FL, W.PT)):
         if TS[th, C.TS_FAULT_ROW] != -1 or TS[th, C.TS_IN_FAULT] == 1:
             # re-executed after a return to user space: someone mapped it
+            G[g.G_N_IN_FAULT] -= 1
             TS[th, C.TS_PHASE] = C.PH_FAULT_END
             return t, g.STEP_DONE
         # (a hit through a private copy is no reference to the file page)

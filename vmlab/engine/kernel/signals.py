@@ -82,6 +82,7 @@ def _ph_deliver(K, W, G, th, t):
         # a fatal signal: the thread ends now; later ones are dropped
         pend_n[th] = 0
         if TS[th, C.TS_IN_FAULT] == 1 and TS[th, C.TS_AFTER] == C.PH_ACCESS:
+            G[g.G_N_IN_FAULT] -= 1
             _fault_done(K, W, G, th, t, C.OUT_KILLED)
         # the current record (a fault aborted) is abandoned; the rest never run
         _thread_ends(K, W, G, th, t, C.ST_KILLED)
