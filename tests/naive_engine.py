@@ -1957,6 +1957,7 @@ class NaiveSimulator:
 
     def _vma_read_release(self, th, vi, row):
         self.vma_readers[vi] -= 1
+        self.vma_ops[vi] += 1
         row["release_ns"] = self.now
         if self.vma_readers[vi] == 0:
             for w in self.drain_waiters.pop(vi, []):
@@ -1994,7 +1995,6 @@ class NaiveSimulator:
             yield from self._pay(c.vma_lock_line_ns * c.vma_lock_release_lines * others
                                  + reread)
             self._vma_read_release(th, vi, lock)
-            self.vma_ops[vi] += 1
         else:
             yield from self._pay(c.mmap_lock_line_ns * c.mmap_lock_release_lines
                                  * (self._sem(rec.asid).readers - 1))

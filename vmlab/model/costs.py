@@ -310,7 +310,7 @@ class Costs:
     #: Work every fault's handler does on machine-wide state (docs/model.md 15.1): the page
     #: allocator's free lists, the LRU lists, the memcg counters.  Each attempt's handler
     #: costs this times the number of *other* threads inside a fault (any address space, from
-    #: the fault's first attempt to its end) at its grant.  Default 0.
+    #: the access that misses to the fault's end) at its grant.  Default 0.
     fault_shared_ns: int = 0
     #: Lines of fields that share a VMA lock word's line which a VMA-locked handler reads
     #: after its acquisition (docs/model.md 15.1, 15.11: ``vm_page_prot`` and ``vm_flags``

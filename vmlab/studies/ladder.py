@@ -204,7 +204,7 @@ def pft_cited_decomposition(rates=None):
     shared = extra("split_v2")
     mm, vm = extra("one_baseline") - shared, extra("one_v2") - shared
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(T > 1, mm / np.where(vm == 0, np.nan, vm), np.nan)
+        ratio = np.where(T > 1, mm / vm, np.nan)
     return pd.DataFrame({
         "fault_ns_baseline": ns["one_baseline"], "fault_ns_v2": ns["one_v2"],
         "fault_ns_split": ns["split_v2"], "fault_ns_split_baseline": ns["split_baseline"],

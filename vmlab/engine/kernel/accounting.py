@@ -244,7 +244,7 @@ def _oom(W, G, th, t):
 
 
 @njit_verb
-def _fault_done(K, W, G, th, t, outcome):
+def _fault_done(K, W, th, t, outcome):
     """Thread ``th``'s open fault ends at ``t`` with ``outcome``: its record and counts."""
     _close_fault(th, t, outcome, W.TS, W.faults, K.keep_records, W.cnt)
     W.TS[th, C.TS_IN_FAULT] = 0

@@ -741,7 +741,7 @@ def _ph_sigbus(K, W, G, th, t):
     TS[th, C.TS_ATT_CPU] = 0
     # iomem never waits, so the fault is minor with no I/O wait
     G[g.G_N_IN_FAULT] -= 1
-    _fault_done(K, W, G, th, t, C.OUT_SIGBUS)
+    _fault_done(K, W, th, t, C.OUT_SIGBUS)
     W.cnt[C.CNT_SIGBUS] += 1
     _thread_ends(K, W, G, th, t, C.ST_SIGBUS)
     W.pend_n[th] = 0  # pending signals die with the thread
@@ -765,7 +765,7 @@ def _ph_fault_end(K, W, G, th, t):
             _touch(s, K.replacement, FL.shape[0], W.LL, FL, W.cnt, K.workingset, G,
                    K.slot_frames)
     W.hist_fault[_hist_bucket(t - W.fstart[th])] += 1
-    _fault_done(K, W, G, th, t, C.OUT_DONE)
+    _fault_done(K, W, th, t, C.OUT_DONE)
     TS[th, C.TS_SEG] = C.CAT_HIT
     TS[th, C.TS_ACCESS_DONE] = 1
     TS[th, C.TS_PHASE] = C.PH_REC_END

@@ -62,12 +62,11 @@ def _ph_lock_req(K, W, G, th, t):
         no_anon_vma = _needs_anon_vma(K, W, pos, v)
         took, G[g.G_NVL] = _vma_try_read(th, t, t - lookup_ns, v, K.vma_pol[v],
                                          K.vma_backing[v], K.pol, W.vl_readers, W.vl_wlocked,
-                                         W.vlocks, G[g.G_NVL], keep_records, TS, no_anon_vma)
+                                         W.vl_ops, W.vlocks, G[g.G_NVL], keep_records, TS,
+                                         no_anon_vma)
         if took:
             cnt[C.CNT_VMA_READ] += 1
             TS[th, C.TS_LINE_N] = W.vl_readers[v] - 1
-            W.vl_ops[v] += 1
-            TS[th, C.TS_VL_OPS0] = W.vl_ops[v]
             _attempt_holds(K, W, th, t, v)
             return -1, C.PH_GRANTED
         cnt[C.CNT_VMA_FALLBACK] += 1

@@ -96,7 +96,7 @@ def _anon_vma_fallback(K, pos, v, no_anon_vma):
 
 
 @njit_borrow
-def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, nvl,
+def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vl_ops, vlocks, nvl,
                   keep_records, TS, no_anon_vma):
     """A fault's attempt, begun at ``t_req``, asks for VMA ``v``'s read lock at ``t`` (its
     policy row ``pr``, the VMA's backing ``bk``): taken unless the backing is not handled
@@ -107,6 +107,8 @@ def _vma_try_read(th, t, t_req, v, pr, bk, pol, vl_readers, vl_wlocked, vlocks, 
         no_anon_vma and pol[pr, C.K_ANON_VMA] == 1)
     if took:
         vl_readers[v] += 1
+        vl_ops[v] += 1
+        TS[th, C.TS_VL_OPS0] = vl_ops[v]   # (a re-read compares, docs/model.md 15.1)
     TS[th, C.TS_VL_ROW] = -1
     if keep_records:
         nvl = _attempt_row(vlocks, nvl, th, v, C.VLK_VMA, t_req, t if took else -1,
@@ -129,11 +131,13 @@ def _attempt_row(vlocks, nvl, th, v, lock, t_req, t_acq, outcome):
 
 
 @njit_borrow
-def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, drain_th, vlocks, keep_records, TS):
+def _vma_read_release(th, t, v, a, vl_readers, vl_wlocked, vl_ops, drain_th, vlocks,
+                      keep_records, TS):
     """Thread ``th`` releases VMA ``v``'s read lock at ``t``.  A writer of address space ``a``
     waiting for the readers of its VMAs goes on once the last of them has left: returns
     that writer, or -1."""
     vl_readers[v] -= 1
+    vl_ops[v] += 1
     if keep_records:
         vlocks[TS[th, C.TS_VL_ROW], C.VL_RELEASE] = t
     w = drain_th[a]
@@ -216,8 +220,7 @@ def _release_hold(K, W, G, th, t):
             # a VMA read lock (docs/model.md 15.3)
             v = K.page_vma[K.rec_page[TS[th, C.TS_POS]]]
             w = _vma_read_release(th, t, v, K.vma_asid[v], W.vl_readers, W.vl_wlocked,
-                                  W.drain_th, W.vlocks, K.keep_records, TS)
-            W.vl_ops[v] += 1
+                                  W.vl_ops, W.drain_th, W.vlocks, K.keep_records, TS)
             if w >= 0:
                 W.tn[w] = _woken_at(K, G, t)
             TS[th, C.TS_HOW] = C.FLK_NONE

@@ -83,7 +83,7 @@ def _ph_deliver(K, W, G, th, t):
         pend_n[th] = 0
         if TS[th, C.TS_IN_FAULT] == 1 and TS[th, C.TS_AFTER] == C.PH_ACCESS:
             G[g.G_N_IN_FAULT] -= 1
-            _fault_done(K, W, G, th, t, C.OUT_KILLED)
+            _fault_done(K, W, th, t, C.OUT_KILLED)
         # the current record (a fault aborted) is abandoned; the rest never run
         _thread_ends(K, W, G, th, t, C.ST_KILLED)
         return -1, g.HALT
